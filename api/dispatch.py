@@ -1,0 +1,29 @@
+"""Fleet dispatcher: a Celery *client* that sends tasks by name to ``host.<name>`` queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from common.errors import Unavailable
+from common.jobs.names import queue_for
+
+
+class CeleryDispatcher:
+    def __init__(self, broker_url: str) -> None:
+        self.app = Celery("volkeeper-api", broker=broker_url)
+        self.app.conf.update(
+            task_serializer="json", broker_connection_retry_on_startup=True,
+            broker_connection_timeout=5, task_send_sent_event=True,
+            broker_transport_options={"visibility_timeout": 12 * 3600},
+        )
+
+    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+        try:
+            self.app.send_task(task, kwargs=kwargs, queue=queue_for(host),
+                               retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                         "interval_step": 0.5})
+        except Exception as e:
+            raise Unavailable(f"the broker is unreachable ({type(e).__name__})",
+                              "check VOLKEEPER_REDIS_URL and that Redis runs") from e

@@ -1,0 +1,37 @@
+"""Backups: start one (a job), list and show the catalog."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentUser, DbSession, State
+from api.routes.jobs import job_out
+from api.schemas import BackupIn, BackupOut, JobOut
+from common.db import Backup, catalog
+
+router = APIRouter(prefix="/backups", tags=["backups"])
+
+
+def backup_out(b: Backup) -> BackupOut:
+    return BackupOut.model_validate(b, from_attributes=True)
+
+
+@router.post("", response_model=JobOut, status_code=202)
+def start_backup(body: BackupIn, state: State, user: CurrentUser) -> JobOut:
+    """Queue a backup of a volume; returns the job. 409 if the volume has an active job."""
+    job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
+                                      fmt=body.format, requested_by=user)
+    return job_out(job, state)
+
+
+@router.get("", response_model=list[BackupOut])
+def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None,
+                 volume: str | None = None, target: str | None = None,
+                 limit: int = 200) -> list[BackupOut]:
+    return [backup_out(b) for b in catalog.list_backups(
+        session, host=host, volume=volume, target=target, limit=min(limit, 1000))]
+
+
+@router.get("/{backup_id}", response_model=BackupOut)
+def get_backup(backup_id: str, session: DbSession, _user: CurrentUser) -> BackupOut:
+    return backup_out(catalog.get_backup(session, backup_id))

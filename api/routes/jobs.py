@@ -1,0 +1,71 @@
+"""Jobs: history, one job with live progress, and a Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api.deps import AppState, CurrentUser, DbSession, State
+from api.schemas import JobOut
+from common.db import Job, JobState, jobs
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def job_out(job: Job, state: AppState) -> JobOut:
+    out = JobOut.model_validate(job, from_attributes=True)
+    out.state = str(job.state)
+    if job.state == JobState.running:
+        live = state.bus.latest(job.id)
+        if live:
+            out.progress = live
+    return out
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | None = None,
+              volume: str | None = None, job_state: JobState | None = None,
+              kind: str | None = None, limit: int = 100) -> list[JobOut]:
+    return [job_out(j, state) for j in jobs.list_jobs(
+        session, host=host, volume=volume, state=job_state, kind=kind, limit=min(limit, 1000))]
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: DbSession, state: State, _user: CurrentUser) -> JobOut:
+    return job_out(jobs.get_job(session, job_id), state)
+
+
+def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:
+    with state.db.session() as s:
+        job = jobs.get_job(s, job_id)
+        return job, job_out(job, state)
+
+
+@router.get("/{job_id}/events")
+def job_events(job_id: str, state: State, _user: CurrentUser,
+               interval: float = 0.25) -> StreamingResponse:
+    """``text/event-stream``: a ``progress`` event whenever the progress changes, then one
+    ``end`` event with the final job when it has finished."""
+    with state.db.session() as s:
+        jobs.get_job(s, job_id)  # 404 before the stream starts
+    interval = min(max(interval, 0.05), 5.0)
+
+    async def stream() -> AsyncIterator[str]:
+        last = None
+        while True:
+            job, out = await asyncio.to_thread(_load, job_id, state)
+            snap = json.dumps(out.progress, sort_keys=True, default=str)
+            if snap != last:
+                last = snap
+                yield f"event: progress\ndata: {snap}\n\n"
+            if job.state.finished:
+                yield f"event: end\ndata: {out.model_dump_json()}\n\n"
+                return
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,20 @@
+"""Restores: start one (a job)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentUser, State
+from api.routes.jobs import job_out
+from api.schemas import JobOut, RestoreIn
+
+router = APIRouter(prefix="/restores", tags=["restores"])
+
+
+@router.post("", response_model=JobOut, status_code=202)
+def start_restore(body: RestoreIn, state: State, user: CurrentUser) -> JobOut:
+    """Queue a restore of a backup into a new or empty volume (default: the original name
+    on the backup's host). A non-empty target volume fails the job with a clear error."""
+    job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
+                                       host=body.host, requested_by=user)
+    return job_out(job, state)

@@ -1,0 +1,111 @@
+"""Request and response schemas of the REST API (separate from the database tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Format = Literal["tar", "tar.gz", "tar.zst"]
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class ContainerOut(BaseModel):
+    id: str
+    name: str
+    state: str
+
+
+class HostOut(BaseModel):
+    name: str
+    online: bool
+    docker_version: str | None
+    worker_version: str | None
+    last_seen_at: datetime
+    inventory_at: datetime | None
+    volume_count: int
+
+
+class VolumeOut(BaseModel):
+    host: str
+    name: str
+    driver: str
+    mountpoint: str | None
+    size_bytes: int | None
+    labels: dict[str, Any]
+    containers: list[ContainerOut]
+    last_backup_at: datetime | None = None
+    seen_at: datetime
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME, max_length=100)
+    url: str = Field(min_length=3, examples=["s3://bucket/prefix", "file:///srv/backups"])
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="endpoint_url, region, path_style, part_size")
+    credentials: dict[str, str] = Field(
+        default_factory=dict,
+        description="access_key_id, secret_access_key — stored, never returned")
+    replace: bool = False
+
+
+class TargetOut(BaseModel):
+    name: str
+    url: str
+    options: dict[str, Any]
+    has_credentials: bool
+    created_at: datetime
+
+
+class BackupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    volume: str = Field(pattern=NAME, max_length=255)
+    host: str | None = Field(default=None, max_length=200)
+    target: str | None = Field(default=None, max_length=100)
+    format: Format | None = None
+
+
+class RestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: str = Field(min_length=1, max_length=32)
+    into: str | None = Field(default=None, pattern=NAME, max_length=255,
+                             description="volume to restore into (default: the original name)")
+    host: str | None = Field(default=None, max_length=200,
+                             description="host to restore on (default: the backup's host)")
+
+
+class BackupOut(BaseModel):
+    id: str
+    job_id: str | None
+    host: str
+    volume: str
+    target: str
+    format: str
+    key: str
+    manifest_key: str
+    stored_bytes: int
+    logical_bytes: int
+    file_count: int
+    checksum: str
+    created_at: datetime
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    host: str
+    volume: str
+    target: str | None
+    backup_id: str | None
+    params: dict[str, Any]
+    progress: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    requested_by: str | None
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -1,0 +1,102 @@
+"""The one Settings object, read from ``VOLKEEPER_*`` environment variables.
+
+Two modes follow from it: *fleet* when ``VOLKEEPER_DATABASE_URL`` and ``VOLKEEPER_REDIS_URL``
+are set (PostgreSQL history, Redis broker and progress), *embedded* otherwise (SQLite under
+``VOLKEEPER_HOME``, in-process worker, in-memory progress).
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ArchiveFormat = Literal["tar", "tar.gz", "tar.zst"]
+
+
+class Settings(BaseSettings):
+    """Every configuration knob of volkeeper. Field docs are the README's reference."""
+
+    model_config = SettingsConfigDict(env_prefix="VOLKEEPER_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".volkeeper",
+        description="State directory in embedded mode: SQLite database and default target.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the job-history database (fleet)."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL: Celery broker and live progress (fleet)."
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token the API requires (mandatory in fleet mode)."
+    )
+    bind: str = Field(default="127.0.0.1", description="Address `volkeeper serve` listens on.")
+    port: int = Field(default=8470, description="Port `volkeeper serve` listens on.")
+    server: str | None = Field(
+        default=None, description="API URL the CLI talks to; unset = embedded, in-process."
+    )
+    host_name: str = Field(
+        default_factory=socket.gethostname,
+        description="Name of this Docker host as the fleet knows it (worker queue host.NAME).",
+    )
+    docker_host: str | None = Field(
+        default=None, description="Docker engine URL for this worker (default: DOCKER_HOST)."
+    )
+    default_format: ArchiveFormat = "tar.zst"
+    default_target: str = Field(default="local", description="Target used when none is named.")
+    heartbeat_seconds: float = Field(default=10.0, description="Worker heartbeat period.")
+    host_offline_after_seconds: float = Field(
+        default=45.0, description="A host without heartbeat for this long is offline."
+    )
+    stale_job_seconds: float = Field(
+        default=120.0,
+        description="A running job whose worker has not reported for this long is failed.",
+    )
+    queued_job_timeout_seconds: float = Field(
+        default=6 * 3600.0,
+        description="A queued job no worker has started after this long is failed.",
+    )
+    progress_interval_seconds: float = Field(
+        default=0.5, description="How often a running job publishes progress."
+    )
+    bandwidth_limit: int | None = Field(
+        default=None, description="Upper bound on backup/restore throughput, bytes per second."
+    )
+    storage_retries: int = Field(
+        default=5, description="Attempts for a transient storage error before failing."
+    )
+    s3_part_size: int = Field(default=16 * 1024 * 1024, description="S3 multipart part size.")
+    s3_upload_concurrency: int = Field(default=4, description="Parts uploaded in parallel.")
+    volume_access: Literal["auto", "direct", "docker-api"] = Field(
+        default="auto",
+        description="How workers read/write volumes: the mountpoint directly (fast, full "
+        "fidelity) or through Docker's archive API (any driver); auto prefers direct.",
+    )
+    zstd_level: int = 3
+    log_level: str = "INFO"
+
+    @property
+    def mode(self) -> Literal["fleet", "embedded"]:
+        return "fleet" if self.database_url else "embedded"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'volkeeper.db'}"
+
+    @property
+    def default_target_url(self) -> str:
+        return (self.home / "backups").resolve().as_uri()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return Settings()

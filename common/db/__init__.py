@@ -1,0 +1,12 @@
+"""Job history and catalog: SQLAlchemy tables, the session factory and query functions.
+
+Tables: ``hosts`` (Docker hosts with a worker, heartbeat), ``volumes`` (last inventory of
+each host), ``targets`` (named storage locations), ``jobs`` (every backup/restore with its
+state machine queued → running → succeeded|failed) and ``backups`` (the catalog of stored
+archives). PostgreSQL in the fleet, SQLite embedded; Alembic migrations in ``migrations/``.
+"""
+
+from common.db.models import Backup, Base, Host, Job, JobState, Target, Volume
+from common.db.session import Database
+
+__all__ = ["Backup", "Base", "Database", "Host", "Job", "JobState", "Target", "Volume"]

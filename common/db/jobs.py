@@ -1,0 +1,181 @@
+"""Job queries and the job state machine: queued → running → succeeded | failed.
+
+A job holds ``active_lock = "host/volume"`` while queued or running; the unique index on it
+makes a second job on the same volume fail atomically, which ``create_job`` turns into a
+Conflict (HTTP 409). Finishing a job clears the lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from common.db.models import Job, JobState, utcnow
+from common.errors import Conflict, NotFound
+
+
+def lock_key(host: str, volume: str) -> str:
+    return f"{host}/{volume}"
+
+
+def create_job(
+    session: Session,
+    *,
+    kind: str,
+    host: str,
+    volume: str,
+    target: str | None = None,
+    backup_id: str | None = None,
+    params: dict[str, Any] | None = None,
+    requested_by: str | None = None,
+) -> Job:
+    """Insert a queued job holding the volume's lock; Conflict if another job holds it."""
+    job = Job(
+        kind=kind,
+        host=host,
+        volume=volume,
+        target=target,
+        backup_id=backup_id,
+        params=params or {},
+        requested_by=requested_by,
+        active_lock=lock_key(host, volume),
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except sa_exc.IntegrityError:
+        other = session.scalar(select(Job).where(Job.active_lock == lock_key(host, volume)))
+        detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
+        raise Conflict(
+            f"volume {volume!r} on host {host!r} already has an active job{detail}",
+            "wait for that job to finish (volkeeper job ID) and submit again",
+        ) from None
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound("job", job_id, "list jobs with `volkeeper jobs` or GET /api/v1/jobs")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    host: str | None = None,
+    volume: str | None = None,
+    state: JobState | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+) -> list[Job]:
+    q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if host:
+        q = q.where(Job.host == host)
+    if volume:
+        q = q.where(Job.volume == volume)
+    if state:
+        q = q.where(Job.state == state)
+    if kind:
+        q = q.where(Job.kind == kind)
+    return list(session.scalars(q))
+
+
+def start_job(session: Session, job_id: str, worker: str) -> Job | None:
+    """Mark a queued job running. Returns None when it must not run (already finished, or
+    already running elsewhere — a redelivered message after a worker died is failed here)."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.state.finished:
+        return None
+    now = utcnow()
+    if job.state == JobState.running:
+        _finish(job, JobState.failed, error=(
+            f"worker {job.worker} stopped while running this job; it was not retried "
+            "automatically — submit it again"))
+        return None
+    job.state = JobState.running
+    job.worker = worker
+    job.started_at = now
+    job.heartbeat_at = now
+    return job
+
+
+def heartbeat(session: Session, job_id: str, progress: dict[str, Any]) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.running)
+        .values(progress=progress, heartbeat_at=utcnow())
+    )
+
+
+def finish_job(
+    session: Session,
+    job_id: str,
+    state: JobState,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    backup_id: str | None = None,
+    progress: dict[str, Any] | None = None,
+) -> Job:
+    job = get_job(session, job_id)
+    _finish(job, state, result=result, error=error, progress=progress)
+    if backup_id:
+        job.backup_id = backup_id
+    return job
+
+
+def _finish(
+    job: Job,
+    state: JobState,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    progress: dict[str, Any] | None = None,
+) -> None:
+    job.state = state
+    job.finished_at = utcnow()
+    job.active_lock = None
+    if result is not None:
+        job.result = result
+    if error is not None:
+        job.error = error
+    if progress is not None:
+        job.progress = progress
+
+
+def sweep_stale(
+    session: Session, *, running_after: timedelta, queued_after: timedelta
+) -> list[str]:
+    """Fail running jobs whose worker stopped reporting and queued jobs nobody picked up.
+    Returns the ids of the jobs it failed."""
+    now = utcnow()
+    failed: list[str] = []
+    running = select(Job).where(
+        Job.state == JobState.running, Job.heartbeat_at < now - running_after
+    )
+    for job in session.scalars(running.with_for_update(skip_locked=True)):
+        _finish(job, JobState.failed, error=(
+            f"worker {job.worker} stopped reporting (last heartbeat "
+            f"{_ago(now, job.heartbeat_at)} ago); the job was abandoned — check the worker "
+            f"on host {job.host} and submit the job again"))
+        failed.append(job.id)
+    queued = select(Job).where(Job.state == JobState.queued, Job.created_at < now - queued_after)
+    for job in session.scalars(queued.with_for_update(skip_locked=True)):
+        _finish(job, JobState.failed, error=(
+            f"no worker for host {job.host} picked this job up within "
+            f"{int(queued_after.total_seconds())}s; start `volkeeper worker --host {job.host}`"
+            " and submit the job again"))
+        failed.append(job.id)
+    return failed
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    return f"{int((now - then).total_seconds())}s"

@@ -1,0 +1,142 @@
+"""Table definitions. API request/response schemas live in ``api.schemas``, not here."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Enum, ForeignKey, Index, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.succeeded, JobState.failed)
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    docker_version: Mapped[str | None] = mapped_column(String(100))
+    worker_version: Mapped[str | None] = mapped_column(String(100))
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    inventory_at: Mapped[datetime | None] = mapped_column()
+
+
+class Volume(Base):
+    __tablename__ = "volumes"
+
+    host: Mapped[str] = mapped_column(
+        String(200), ForeignKey("hosts.name", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    driver: Mapped[str] = mapped_column(String(100))
+    mountpoint: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    containers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[str | None] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Target(Base):
+    __tablename__ = "targets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Non-secret options (endpoint_url, region, path_style …) and secrets kept apart so the
+    # API can return ``options`` as they are and never touch ``secrets``.
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, native_enum=False, length=16), default=JobState.queued
+    )
+    host: Mapped[str] = mapped_column(String(200))
+    volume: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str | None] = mapped_column(String(100))
+    backup_id: Mapped[str | None] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    # Set to "host/volume" while the job is queued or running, NULL afterwards: the unique
+    # index makes "one active job per volume" atomic in SQLite and PostgreSQL alike.
+    active_lock: Mapped[str | None] = mapped_column(String(500), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
+
+
+class Backup(Base):
+    __tablename__ = "backups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(200))
+    volume: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str] = mapped_column(String(100))
+    format: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(Text)
+    manifest_key: Mapped[str] = mapped_column(Text)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    logical_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    checksum: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),)

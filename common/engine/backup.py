@@ -1,0 +1,120 @@
+"""Back up one volume into a portable archive object plus its manifest.
+
+Write ordering: the archive streams into an upload that becomes visible only at commit, and
+commit happens only after GNU tar (or dockerd) reported success and the volume still exists;
+the manifest is uploaded after the archive; if that fails the archive is deleted again. So a
+listing never shows a half backup, and a failed backup leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from common.archive import ManifestWriter, write_archive
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.access import direct_path, tar_source
+from common.progress import ProgressTracker
+from common.storage.base import Backend
+
+EXTENSIONS = {"tar": ".tar", "tar.gz": ".tar.gz", "tar.zst": ".tar.zst"}
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    key: str
+    manifest_key: str
+    format: str
+    stored_bytes: int
+    logical_bytes: int
+    file_count: int
+    checksum: str
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def archive_key(host: str, volume: str, created: datetime, job_id: str, fmt: str) -> str:
+    stamp = created.strftime("%Y%m%dT%H%M%SZ")
+    return f"volkeeper/archives/{host}/{volume}/{stamp}-{job_id}{EXTENSIONS[fmt]}"
+
+
+def manifest_key_for(key: str) -> str:
+    return key + ".manifest.jsonl"
+
+
+def backup_volume(
+    docker: DockerHost,
+    backend: Backend,
+    *,
+    host: str,
+    volume: str,
+    fmt: str,
+    job_id: str,
+    tracker: ProgressTracker,
+    settings: Settings,
+) -> BackupOutcome:
+    """Stream ``volume`` of ``host`` into ``backend``. Raises NotFound for a missing volume,
+    StorageError for storage failures, DockerError/IntegrityError for read failures."""
+    info = docker.volume(volume)
+    created = datetime.now(UTC)
+    key = archive_key(host, volume, created, job_id, fmt)
+    mkey = manifest_key_for(key)
+    tracker.set_phase("scanning")
+    path = direct_path(docker, volume, settings)
+    total = estimate_size(path) if path is not None else info.size_bytes
+    header = {"volume": volume, "host": host, "created_at": created.isoformat(),
+              "format": fmt, "archive_key": key, "driver": info.driver, "job_id": job_id}
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        manifest = ManifestWriter(spool, header)
+        tracker.set_phase("backing up", bytes_total=total)
+        writer = backend.open_writer(key)
+        try:
+            with tar_source(docker, volume, settings) as stream:
+                stats = write_archive(stream, writer, fmt, tracker, manifest=manifest,
+                                      zstd_level=settings.zstd_level)
+            docker.volume(volume)  # vanished while we read it → NotFound, nothing committed
+            stored = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        tracker.set_phase("writing manifest")
+        try:
+            spool.seek(0)
+            with backend.open_writer(mkey) as mw:
+                while chunk := spool.read(1 << 20):
+                    mw.write(chunk.encode("utf-8"))
+                mw.commit()
+        except BaseException:
+            backend.delete(key)
+            raise
+    return BackupOutcome(
+        key=key, manifest_key=mkey, format=fmt, stored_bytes=stored.size,
+        logical_bytes=stats.logical_bytes, file_count=stats.file_count,
+        checksum=stats.archive_sha256)
+
+
+def estimate_size(path: Path, budget_seconds: float = 2.0) -> int | None:
+    """Sum of file sizes under ``path`` for progress/ETA; None if it takes too long."""
+    deadline = time.monotonic() + budget_seconds
+    total = 0
+    stack = [str(path)]
+    while stack:
+        if time.monotonic() > deadline:
+            return None
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        total += e.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total

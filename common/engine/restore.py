@@ -1,0 +1,98 @@
+"""Restore an archive backup into a new volume or an existing empty one.
+
+Non-destructive by design: a volume with any content is refused (replacing content with a
+safety snapshot and rollback is a separate mode). If anything fails — storage, checksum,
+extraction — a volume we created is removed again and an empty one is emptied again, so a
+failed restore never leaves a half-written volume that looks complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from common.archive import extract_archive
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.access import clear_volume, tar_sink
+from common.errors import Conflict, NotFound
+from common.progress import ProgressTracker
+from common.storage.base import Backend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    id: str
+    key: str
+    manifest_key: str
+    format: str
+    checksum: str
+    logical_bytes: int
+    file_count: int
+    volume: str
+    host: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> StoredBackup:
+        return cls(id=row.id, key=row.key, manifest_key=row.manifest_key, format=row.format,
+                   checksum=row.checksum, logical_bytes=row.logical_bytes,
+                   file_count=row.file_count, volume=row.volume, host=row.host)
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    volume: str
+    created_volume: bool
+    bytes_restored: int
+    files_restored: int
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def restore_backup(
+    docker: DockerHost,
+    backend: Backend,
+    backup: StoredBackup,
+    *,
+    volume: str,
+    tracker: ProgressTracker,
+    settings: Settings,
+) -> RestoreOutcome:
+    tracker.set_phase("preparing")
+    backend.stat(backup.key)  # missing archive → NotFound before we touch any volume
+    created = False
+    try:
+        docker.volume(volume)
+        if not docker.is_empty(volume):
+            raise Conflict(
+                f"volume {volume!r} is not empty; restoring would mix or overwrite its content",
+                "restore into a new volume (--into NEW_NAME) or empty this one first")
+    except NotFound:
+        docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
+        created = True
+    tracker.set_phase("restoring", bytes_total=backup.logical_bytes,
+                      files_total=backup.file_count)
+    try:
+        with backend.open_reader(backup.key) as reader, \
+                tar_sink(docker, volume, settings) as sink:
+            stats = extract_archive(reader, backup.format, sink, tracker,
+                                    expected_sha256=backup.checksum)
+    except BaseException:
+        _undo(docker, volume, created, settings)
+        raise
+    return RestoreOutcome(volume=volume, created_volume=created,
+                          bytes_restored=stats.logical_bytes, files_restored=stats.file_count)
+
+
+def _undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> None:
+    try:
+        if created:
+            docker.remove_volume(volume)
+        else:
+            clear_volume(docker, volume, settings)
+    except Exception:
+        log.exception("could not undo the failed restore into volume %s", volume)

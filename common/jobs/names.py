@@ -1,0 +1,12 @@
+"""Task names and queue names: the only thing the API and the workers must agree on."""
+
+TASK_BACKUP = "volkeeper.backup"
+TASK_RESTORE = "volkeeper.restore"
+TASK_INVENTORY = "volkeeper.inventory"
+
+ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
+
+
+def queue_for(host: str) -> str:
+    """The Celery queue consumed only by the workers of ``host``."""
+    return f"host.{host}"

@@ -1,0 +1,117 @@
+"""Submitting jobs: validate, record (queued), dispatch. Used by the API routes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from common.config import Settings
+from common.db import Database, Job, JobState, catalog, hosts, jobs
+from common.errors import InvalidInput, Unavailable
+from common.jobs.dispatch import Dispatcher
+from common.jobs.names import ARCHIVE_FORMATS, TASK_BACKUP, TASK_RESTORE
+
+log = logging.getLogger(__name__)
+
+
+class JobService:
+    """What the API does with a backup or restore request."""
+
+    def __init__(self, db: Database, dispatcher: Dispatcher, settings: Settings) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.settings = settings
+
+    def _check_host_online(self, name: str) -> None:
+        with self.db.session() as s:
+            host = hosts.get_host(s, name)
+            offline_after = timedelta(seconds=self.settings.host_offline_after_seconds)
+            if not hosts.is_online(host, offline_after):
+                raise Unavailable(
+                    f"host {name!r} is offline (no worker heartbeat since "
+                    f"{host.last_seen_at.isoformat(timespec='seconds')})",
+                    f"start its worker: volkeeper worker --host {name}")
+
+    def submit_backup(
+        self,
+        *,
+        volume: str,
+        host: str | None = None,
+        target: str | None = None,
+        fmt: str | None = None,
+        requested_by: str | None = None,
+    ) -> Job:
+        host = host or self.settings.host_name
+        target = target or self.settings.default_target
+        fmt = fmt or self.settings.default_format
+        if fmt not in ARCHIVE_FORMATS:
+            raise InvalidInput(f"unknown format {fmt!r}",
+                               f"use one of {', '.join(ARCHIVE_FORMATS)}")
+        self._check_host_online(host)
+        with self.db.session() as s:
+            hosts.get_volume(s, host, volume)
+            catalog.get_target(s, target)
+            job = jobs.create_job(
+                s, kind="backup", host=host, volume=volume, target=target,
+                params={"format": fmt}, requested_by=requested_by)
+        return self._dispatch(job, TASK_BACKUP)
+
+    def submit_restore(
+        self,
+        *,
+        backup_id: str,
+        into: str | None = None,
+        host: str | None = None,
+        requested_by: str | None = None,
+    ) -> Job:
+        with self.db.session() as s:
+            backup = catalog.get_backup(s, backup_id)
+            catalog.get_target(s, backup.target)
+        host = host or backup.host
+        into = into or backup.volume
+        _check_volume_name(into)
+        self._check_host_online(host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="restore", host=host, volume=into, target=backup.target,
+                backup_id=backup.id, params={"source_volume": backup.volume,
+                                             "source_host": backup.host},
+                requested_by=requested_by)
+        return self._dispatch(job, TASK_RESTORE)
+
+    def _dispatch(self, job: Job, task: str) -> Job:
+        try:
+            self.dispatcher.send(task, job.host, {"job_id": job.id})
+        except Exception as e:
+            log.warning("could not queue job %s: %s", job.id, e)
+            with self.db.session() as s:
+                jobs.finish_job(s, job.id, JobState.failed,
+                                error=f"could not queue the job: {e}")
+            if isinstance(e, Unavailable):
+                raise
+            raise Unavailable(f"could not queue the job for host {job.host!r}: {e}",
+                              "check that Redis (VOLKEEPER_REDIS_URL) is reachable") from e
+        return job
+
+
+def _check_volume_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or len(name) > 255:
+        raise InvalidInput(
+            f"invalid volume name {name!r}",
+            "Docker volume names use letters, digits, '_', '.', '-' and start with a "
+            "letter or digit")
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """Plain-dict view of a job for the API and CLI."""
+    return {
+        "id": job.id, "kind": job.kind, "state": str(job.state), "host": job.host,
+        "volume": job.volume, "target": job.target, "backup_id": job.backup_id,
+        "params": job.params, "progress": job.progress, "result": job.result,
+        "error": job.error, "requested_by": job.requested_by, "worker": job.worker,
+        "created_at": job.created_at, "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }

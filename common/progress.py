@@ -1,0 +1,182 @@
+"""Live progress of running jobs.
+
+A ``ProgressTracker`` is what the engine talks to: it counts bytes and files, knows the
+phase, computes rate and ETA, and publishes a snapshot at a fixed interval (default 0.5 s,
+from its own timer thread, so a stalled upload still reports). A ``ProgressBus`` carries
+snapshots from workers to readers: ``RedisProgressBus`` in the fleet (last value under a key
+plus pub/sub), ``MemoryProgressBus`` embedded (same process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Snapshot = dict[str, Any]
+
+
+class ProgressBus(Protocol):
+    def publish(self, job_id: str, snapshot: Snapshot) -> None: ...
+
+    def latest(self, job_id: str) -> Snapshot | None: ...
+
+
+class MemoryProgressBus:
+    """In-process bus for embedded mode and tests."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Snapshot] = {}
+        self._lock = threading.Lock()
+
+    def publish(self, job_id: str, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._data[job_id] = snapshot
+
+    def latest(self, job_id: str) -> Snapshot | None:
+        with self._lock:
+            return self._data.get(job_id)
+
+
+class RedisProgressBus:
+    """Last snapshot under ``volkeeper:progress:<job>`` (expires after a day), and each
+    snapshot also published on the channel of the same name."""
+
+    ttl_seconds = 86400
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"volkeeper:progress:{job_id}"
+
+    def publish(self, job_id: str, snapshot: Snapshot) -> None:
+        payload = json.dumps(snapshot)
+        pipe = self._redis.pipeline()
+        pipe.set(self.key(job_id), payload, ex=self.ttl_seconds)
+        pipe.publish(self.key(job_id), payload)
+        pipe.execute()
+
+    def latest(self, job_id: str) -> Snapshot | None:
+        raw = self._redis.get(self.key(job_id))
+        return json.loads(raw) if raw else None
+
+
+class ProgressTracker:
+    """Counts work done and publishes snapshots every ``interval`` seconds.
+
+    Use as a context manager: the timer thread runs inside the block and a final snapshot
+    is published on exit. ``listeners`` are called with every published snapshot (the
+    worker uses one to refresh the job's heartbeat). Publishing errors never break the job.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        bus: ProgressBus | None,
+        interval: float = 0.5,
+        listeners: list[Callable[[Snapshot], None]] | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.bus = bus
+        self.interval = interval
+        self.listeners = listeners or []
+        self.phase = "starting"
+        self.bytes_done = 0
+        self.bytes_total: int | None = None
+        self.files_done = 0
+        self.files_total: int | None = None
+        self.message: str | None = None
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._phase_started = self._started
+        self._phase_bytes0 = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.published = 0
+
+    # --- what the engine calls -------------------------------------------------------
+    def set_phase(
+        self, phase: str, bytes_total: int | None = None, files_total: int | None = None
+    ) -> None:
+        with self._lock:
+            self.phase = phase
+            self.bytes_total = bytes_total
+            self.files_total = files_total
+            self.bytes_done = 0
+            self.files_done = 0
+            self._phase_started = time.monotonic()
+            self._phase_bytes0 = 0
+
+    def add(self, nbytes: int = 0, files: int = 0) -> None:
+        with self._lock:
+            self.bytes_done += nbytes
+            self.files_done += files
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.message = message
+
+    # --- snapshots ---------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            now = time.monotonic()
+            elapsed = max(now - self._phase_started, 1e-6)
+            rate = (self.bytes_done - self._phase_bytes0) / elapsed
+            eta = None
+            if self.bytes_total and rate > 0:
+                eta = max(self.bytes_total - self.bytes_done, 0) / rate
+            return {
+                "phase": self.phase,
+                "bytes_done": self.bytes_done,
+                "bytes_total": self.bytes_total,
+                "files_done": self.files_done,
+                "files_total": self.files_total,
+                "rate_bytes_per_s": round(rate, 1),
+                "eta_seconds": None if eta is None else round(eta, 1),
+                "elapsed_seconds": round(now - self._started, 3),
+                "message": self.message,
+                "updated_at": time.time(),
+            }
+
+    def publish(self) -> Snapshot:
+        snap = self.snapshot()
+        # Progress must never fail a job: publishing errors are swallowed.
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                self.bus.publish(self.job_id, snap)
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                listener(snap)
+        self.published += 1
+        return snap
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.publish()
+
+    def __enter__(self) -> ProgressTracker:
+        self.publish()
+        self._thread = threading.Thread(target=self._run, name=f"progress-{self.job_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.publish()
+
+
+class NullTracker(ProgressTracker):
+    """A tracker that publishes nowhere (for tests and library use)."""
+
+    def __init__(self) -> None:
+        super().__init__("-", None, interval=3600)

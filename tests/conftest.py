@@ -1,0 +1,7 @@
+"""Test configuration: server fixtures are plugins under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.s3",
+    "tests.fixtures.dockerd",
+    "tests.fixtures.servers",
+]

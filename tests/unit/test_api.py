@@ -1,0 +1,223 @@
+"""The REST API against SQLite with a recording dispatcher: validation, errors, locking,
+secrets, auth and the job state machine — no servers needed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api.main import create_app
+from common.config import Settings
+from common.db import Database, JobState, hosts, jobs
+from common.db.models import utcnow
+from common.errors import Unavailable
+from common.progress import MemoryProgressBus
+
+
+class RecordingDispatcher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.fail = False
+
+    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+        if self.fail:
+            raise Unavailable("the broker is unreachable (ConnectionError)")
+        self.sent.append((task, host, kwargs))
+
+
+class Env:
+    def __init__(self, client: TestClient, db: Database, dispatcher: RecordingDispatcher,
+                 bus: MemoryProgressBus) -> None:
+        self.client, self.db, self.dispatcher, self.bus = client, db, dispatcher, bus
+
+
+def _make(tmp_path: Path, **overrides: Any) -> Iterator[Env]:
+    settings = Settings(home=tmp_path, host_name="h1", **overrides)
+    db = Database(settings.effective_database_url)
+    dispatcher, bus = RecordingDispatcher(), MemoryProgressBus()
+    app = create_app(settings, dispatcher=dispatcher, bus=bus, db=db, sweep_every=3600)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        with db.session() as s:
+            hosts.register_host(s, "h1", docker_version="28.2", worker_version="t")
+            hosts.replace_inventory(s, "h1", [
+                {"name": "data", "driver": "local", "mountpoint": "/x", "size_bytes": 10,
+                 "labels": {}, "containers": {"items": [
+                     {"id": "c1", "name": "db", "state": "running"}]}, "created_at": None}])
+        yield Env(client, db, dispatcher, bus)
+    db.dispose()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    yield from _make(tmp_path)
+
+
+def error(resp: Any) -> dict[str, Any]:
+    body: dict[str, Any] = resp.json()["error"]
+    return body
+
+
+def test_backup_of_an_unknown_host_is_404_naming_the_host(env: Env) -> None:
+    r = env.client.post("/api/v1/backups", json={"volume": "data", "host": "nope"})
+    assert r.status_code == 404
+    assert "'nope'" in error(r)["message"] and "host" in error(r)["message"]
+
+
+def test_backup_of_an_unknown_volume_is_404_naming_the_volume(env: Env) -> None:
+    r = env.client.post("/api/v1/backups", json={"volume": "ghost"})
+    assert r.status_code == 404
+    assert "volume 'ghost'" in error(r)["message"]
+
+
+def test_backup_to_an_unknown_target_is_404_naming_the_target(env: Env) -> None:
+    r = env.client.post("/api/v1/backups", json={"volume": "data", "target": "nas"})
+    assert r.status_code == 404
+    assert "target 'nas'" in error(r)["message"]
+
+
+def test_malformed_backup_request_is_422_naming_the_field(env: Env) -> None:
+    r = env.client.post("/api/v1/backups", json={"volume": "data", "format": "zip"})
+    assert r.status_code == 422
+    assert [f["field"] for f in error(r)["fields"]] == ["format"]
+    r = env.client.post("/api/v1/backups", json={"volume": "../etc"})
+    assert r.status_code == 422 and error(r)["fields"][0]["field"] == "volume"
+
+
+def test_backup_is_queued_on_the_volume_hosts_queue(env: Env) -> None:
+    r = env.client.post("/api/v1/backups", json={"volume": "data", "format": "tar.gz"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["state"] == "queued" and job["params"] == {"format": "tar.gz"}
+    assert env.dispatcher.sent == [("volkeeper.backup", "h1", {"job_id": job["id"]})]
+    assert env.client.get(f"/api/v1/jobs/{job['id']}").json()["state"] == "queued"
+
+
+def test_a_second_job_on_the_same_volume_is_409_until_the_first_finishes(env: Env) -> None:
+    first = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    r = env.client.post("/api/v1/backups", json={"volume": "data"})
+    assert r.status_code == 409
+    assert first["id"] in error(r)["message"]
+    with env.db.session() as s:
+        jobs.start_job(s, first["id"], "w")
+    with env.db.session() as s:
+        jobs.finish_job(s, first["id"], JobState.succeeded)
+    assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202
+
+
+def test_a_broker_failure_fails_the_job_and_releases_the_volume(env: Env) -> None:
+    env.dispatcher.fail = True
+    r = env.client.post("/api/v1/backups", json={"volume": "data"})
+    assert r.status_code == 503
+    assert "broker" in error(r)["message"]
+    failed = env.client.get("/api/v1/jobs").json()[0]
+    assert failed["state"] == "failed" and "could not queue" in failed["error"]
+    env.dispatcher.fail = False
+    assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202
+
+
+def test_a_job_for_an_offline_host_is_refused_with_503(env: Env) -> None:
+    with env.db.session() as s:
+        hosts.get_host(s, "h1").last_seen_at = utcnow() - timedelta(hours=1)
+    r = env.client.post("/api/v1/backups", json={"volume": "data"})
+    assert r.status_code == 503
+    assert "offline" in error(r)["message"] and "volkeeper worker" in error(r)["hint"]
+
+
+def test_target_credentials_are_stored_but_never_returned(env: Env) -> None:
+    secret = "wJalrXUtnFEMI-very-secret"
+    r = env.client.post("/api/v1/targets", json={
+        "name": "s3main", "url": "s3://bucket/prefix",
+        "options": {"endpoint_url": "http://127.0.0.1:9000", "path_style": True},
+        "credentials": {"access_key_id": "AKIA1", "secret_access_key": secret}})
+    assert r.status_code == 201, r.text
+    assert r.json()["has_credentials"] is True
+    for path in ("/api/v1/targets", "/api/v1/targets/s3main"):
+        body = env.client.get(path).text
+        assert secret not in body and "AKIA1" not in body
+    assert secret not in env.client.get("/api/v1/openapi.json").text
+
+
+def test_invalid_target_urls_are_rejected_with_a_hint(env: Env) -> None:
+    for url in ("ftp://x/y", "file://relative/path", "s3:///nobucket"):
+        r = env.client.post("/api/v1/targets", json={"name": "bad", "url": url})
+        assert r.status_code == 422, (url, r.text)
+        assert error(r)["message"]
+    r = env.client.post("/api/v1/targets", json={
+        "name": "bad", "url": "s3://bucket/p", "credentials": {"password": "x"}})
+    assert r.status_code == 422 and "password" in error(r)["message"]
+
+
+def test_restore_of_an_unknown_backup_is_404(env: Env) -> None:
+    r = env.client.post("/api/v1/restores", json={"backup_id": "deadbeef"})
+    assert r.status_code == 404 and "backup 'deadbeef'" in error(r)["message"]
+
+
+def test_the_embedded_default_target_exists(env: Env) -> None:
+    names = [t["name"] for t in env.client.get("/api/v1/targets").json()]
+    assert names == ["local"]
+
+
+def test_volumes_list_shows_driver_size_and_containers(env: Env) -> None:
+    [v] = env.client.get("/api/v1/volumes").json()
+    assert (v["name"], v["driver"], v["size_bytes"]) == ("data", "local", 10)
+    assert v["containers"] == [{"id": "c1", "name": "db", "state": "running"}]
+    assert env.client.get("/api/v1/hosts").json()[0]["online"] is True
+
+
+def test_running_job_shows_live_progress_from_the_bus(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w")
+    env.bus.publish(job["id"], {"phase": "backing up", "bytes_done": 42})
+    assert env.client.get(f"/api/v1/jobs/{job['id']}").json()["progress"]["bytes_done"] == 42
+
+
+def test_event_stream_sends_progress_then_the_final_job(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w")
+        jobs.finish_job(s, job["id"], JobState.failed, error="boom",
+                        progress={"phase": "failed"})
+    r = env.client.get(f"/api/v1/jobs/{job['id']}/events")
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert "event: progress" in r.text and "event: end" in r.text and "boom" in r.text
+
+
+def test_stale_running_jobs_are_failed_by_the_sweep(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w1")
+        jobs.get_job(s, job["id"]).heartbeat_at = utcnow() - timedelta(minutes=10)
+    with env.db.session() as s:
+        failed = jobs.sweep_stale(s, running_after=timedelta(minutes=2),
+                                  queued_after=timedelta(hours=6))
+    assert failed == [job["id"]]
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "stopped reporting" in got["error"]
+
+
+def test_a_redelivered_message_for_a_running_job_fails_it_instead_of_rerunning(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        assert jobs.start_job(s, job["id"], "w1") is not None
+    with env.db.session() as s:
+        assert jobs.start_job(s, job["id"], "w2") is None
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "w1" in got["error"]
+
+
+def test_the_api_requires_the_bearer_token_when_one_is_set(tmp_path: Path) -> None:
+    for e in _make(tmp_path, api_token=SecretStr("t0ken")):
+        r = e.client.get("/api/v1/jobs")
+        assert r.status_code == 401 and "token" in error(r)["message"]
+        assert e.client.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"}
+                            ).status_code == 401
+        assert e.client.get("/api/v1/jobs", headers={"Authorization": "Bearer t0ken"}
+                            ).status_code == 200
+        assert e.client.get("/api/v1/health").status_code == 200

@@ -1,0 +1,135 @@
+"""The host agent: registers this Docker host, heartbeats, keeps the volume inventory fresh
+(periodically and on Docker volume/container events) and sweeps stale jobs.
+
+It runs as a daemon thread beside the Celery worker (fleet) or inside the embedded server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+from common.db import hosts, jobs
+from common.docker import DockerHost, VolumeInfo
+from common.errors import VolkeeperError
+from workers.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def register(ctx: WorkerContext) -> None:
+    """Record this host (Docker version, worker version) and take a first inventory."""
+    docker_version: str | None
+    try:
+        docker_version = ctx.docker.version()
+    except VolkeeperError as e:
+        log.warning("host %s: %s", ctx.host, e)
+        docker_version = None
+    with ctx.db.session() as s:
+        hosts.register_host(s, ctx.host, docker_version=docker_version,
+                            worker_version=VERSION, info={"docker_host": ctx.settings.docker_host})
+    if docker_version is not None:
+        refresh_inventory(ctx)
+
+
+def volume_row(v: VolumeInfo, old_size: int | None = None) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "driver": v.driver,
+        "mountpoint": v.mountpoint,
+        "size_bytes": v.size_bytes if v.size_bytes is not None else old_size,
+        "labels": dict(v.labels or {}),
+        "containers": {"items": [{"id": c.id, "name": c.name, "state": c.state}
+                                 for c in v.containers]},
+        "created_at": v.created_at,
+    }
+
+
+def refresh_inventory(ctx: WorkerContext, with_sizes: bool = True) -> int:
+    """Replace this host's inventory with what Docker reports now. Returns the count."""
+    docker: DockerHost = ctx.docker
+    volumes = docker.list_volumes(with_sizes=with_sizes)
+    with ctx.db.session() as s:
+        old = {v.name: v.size_bytes for v in hosts.list_volumes(s, ctx.host)}
+        hosts.replace_inventory(s, ctx.host, [volume_row(v, old.get(v.name)) for v in volumes])
+    return len(volumes)
+
+
+class HostAgent:
+    """Background loops of one host. ``start()`` returns at once; ``stop()`` joins."""
+
+    def __init__(self, ctx: WorkerContext, inventory_every: float = 60.0,
+                 sweep_every: float = 15.0) -> None:
+        self.ctx = ctx
+        self.inventory_every = inventory_every
+        self.sweep_every = sweep_every
+        self._stop = threading.Event()
+        self._dirty = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        try:
+            register(self.ctx)
+        except Exception:
+            log.exception("host %s: registration failed; will retry", self.ctx.host)
+        for target, name in ((self._loop, "agent"), (self._events, "agent-events")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        for t in self._threads:
+            t.join(timeout=2)
+
+    def _loop(self) -> None:
+        s = self.ctx.settings
+        last_inventory = last_sweep = 0.0
+        import time
+
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if self._dirty.is_set():
+                    self._dirty.clear()
+                    refresh_inventory(self.ctx, with_sizes=False)
+                if now - last_inventory >= self.inventory_every:
+                    last_inventory = now
+                    register(self.ctx)
+                else:
+                    with self.ctx.db.session() as sess:
+                        hosts.touch_host(sess, self.ctx.host)
+                if now - last_sweep >= self.sweep_every:
+                    last_sweep = now
+                    sweep(self.ctx)
+            except Exception:
+                log.exception("host agent iteration failed; retrying")
+            self._dirty.wait(timeout=min(s.heartbeat_seconds, self.sweep_every))
+
+    def _events(self) -> None:
+        """Mark the inventory dirty on volume and container life-cycle events."""
+        while not self._stop.is_set():
+            try:
+                for _event in self.ctx.docker.events(["volume", "container"]):
+                    if self._stop.is_set():
+                        return
+                    self._dirty.set()
+            except Exception as e:  # noqa: BLE001 - reconnect after a pause
+                log.debug("docker events stream ended: %s", e)
+            self._stop.wait(5)
+
+
+def sweep(ctx: WorkerContext) -> list[str]:
+    s = ctx.settings
+    with ctx.db.session() as sess:
+        failed = jobs.sweep_stale(
+            sess, running_after=timedelta(seconds=s.stale_job_seconds),
+            queued_after=timedelta(seconds=s.queued_job_timeout_seconds))
+    for job_id in failed:
+        log.warning("job %s failed by the stale-job sweep", job_id)
+    return failed

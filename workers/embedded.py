@@ -1,0 +1,80 @@
+"""Embedded mode: the API app, the same Celery task functions and the host agent in one
+process, with SQLite and an in-memory progress bus. Tasks run through ``Task.apply`` in a
+small thread pool — the same code a fleet worker runs, no second code path."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import Celery
+from fastapi import FastAPI
+
+from common.config import Settings
+from common.errors import Unavailable
+from common.progress import MemoryProgressBus
+from workers import agent, context
+from workers.celery_app import create_celery
+
+log = logging.getLogger(__name__)
+
+
+class ThreadDispatcher:
+    """Runs tasks for the local host in background threads of this process."""
+
+    def __init__(self, app: Celery, host: str, max_workers: int = 2) -> None:
+        self.app = app
+        self.host = host
+        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
+
+    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+        if host != self.host:
+            raise Unavailable(f"embedded mode has one host, {self.host!r}; {host!r} is not it",
+                              "use the fleet (volkeeper serve with VOLKEEPER_DATABASE_URL and "
+                              "VOLKEEPER_REDIS_URL) for several hosts")
+        self.pool.submit(self._run, task, kwargs)
+
+    def _run(self, task: str, kwargs: dict[str, Any]) -> None:
+        try:
+            result = self.app.tasks[task].apply(kwargs=kwargs)
+            if result.failed():
+                log.error("task %s failed: %s", task, result.result)
+        except Exception:
+            log.exception("task %s crashed", task)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def build_embedded_app(settings: Settings, *, background: bool) -> FastAPI:
+    """The API app wired to an in-process worker for the local host.
+
+    ``background`` starts the host agent loops (heartbeat, inventory on Docker events,
+    stale-job sweep) as ``volkeeper serve`` needs; one-shot CLI commands only register the
+    host and take an inventory on start.
+    """
+    from api.main import create_app  # the composition root may host the API in-process
+
+    bus = MemoryProgressBus()
+    ctx = context.WorkerContext(settings, bus=bus)
+    context.install(ctx)
+    celery_app = create_celery(settings)
+    dispatcher = ThreadDispatcher(celery_app, settings.host_name)
+    host_agent = agent.HostAgent(ctx)
+
+    def start() -> None:
+        if background:
+            host_agent.start()
+        else:
+            try:
+                agent.register(ctx)
+            except Exception as e:  # noqa: BLE001 - the CLI reports Docker problems per command
+                log.warning("could not register host %s: %s", settings.host_name, e)
+
+    def stop() -> None:
+        dispatcher.shutdown()
+        host_agent.stop()
+
+    return create_app(settings, dispatcher=dispatcher, bus=bus, db=ctx.db,
+                      on_startup=[start], on_shutdown=[stop])

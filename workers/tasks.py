@@ -1,0 +1,79 @@
+"""Celery tasks. Thin on purpose: each loads its context and hands over to the runner and
+the engine. Task names are in ``common.jobs.names``; the API sends tasks by name only."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from celery import shared_task
+
+from common.db import catalog
+from common.db.models import Job
+from common.engine import backup as backup_engine
+from common.engine import restore as restore_engine
+from common.errors import StorageError
+from common.jobs.names import TASK_BACKUP, TASK_INVENTORY, TASK_RESTORE
+from common.progress import ProgressTracker
+from common.storage.base import Backend
+from workers import agent, context
+from workers.runner import Outcome, run_job
+
+
+@shared_task(name=TASK_BACKUP)
+def backup(job_id: str) -> None:
+    run_job(context.current(), job_id, _backup)
+
+
+@shared_task(name=TASK_RESTORE)
+def restore(job_id: str) -> None:
+    run_job(context.current(), job_id, _restore)
+
+
+@shared_task(name=TASK_INVENTORY)
+def inventory() -> dict[str, Any]:
+    ctx = context.current()
+    count = agent.refresh_inventory(ctx)
+    return {"host": ctx.host, "volumes": count}
+
+
+@contextlib.contextmanager
+def _target(ctx: context.WorkerContext, name: str) -> Iterator[Backend]:
+    """The target's backend; storage errors are prefixed with the target's name."""
+    try:
+        backend = ctx.backend(name)
+        try:
+            yield backend
+        finally:
+            backend.close()
+    except StorageError as e:
+        raise type(e)(f"target {name!r}: {e.message}", e.hint) from e
+
+
+def _backup(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.target is not None
+    with _target(ctx, job.target) as backend:
+        out = backup_engine.backup_volume(
+            ctx.docker, backend, host=job.host, volume=job.volume,
+            fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
+            tracker=tracker, settings=ctx.settings)
+    with ctx.db.session() as s:
+        b = catalog.add_backup(
+            s, job_id=job.id, host=job.host, volume=job.volume, target=job.target,
+            format=out.format, key=out.key, manifest_key=out.manifest_key,
+            stored_bytes=out.stored_bytes, logical_bytes=out.logical_bytes,
+            file_count=out.file_count, checksum=out.checksum)
+        backup_id = b.id
+    return out.as_result() | {"backup_id": backup_id}, backup_id
+
+
+def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.backup_id is not None
+    with ctx.db.session() as s:
+        b = catalog.get_backup(s, job.backup_id)
+    with _target(ctx, b.target) as backend:
+        out = restore_engine.restore_backup(
+            ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
+            tracker=tracker, settings=ctx.settings)
+    return out.as_result(), None
