@@ -37,7 +37,7 @@ def create_app(
     db: Database | None = None,
     on_startup: list[Hook] | None = None,
     on_shutdown: list[Hook] | None = None,
-    sweep_every: float = 15.0,
+    sweep_every: float | None = None,
 ) -> FastAPI:
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
@@ -63,7 +63,8 @@ def create_app(
                 catalog.ensure_target(s, settings.default_target, settings.default_target_url)
         for hook in on_startup or []:
             hook()
-        sweeper = asyncio.create_task(_sweep_loop(state, sweep_every))
+        sweeper = asyncio.create_task(
+            _sweep_loop(state, sweep_every or settings.sweep_seconds))
         try:
             yield
         finally:

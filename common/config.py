@@ -58,6 +58,8 @@ class Settings(BaseSettings):
         default=120.0,
         description="A running job whose worker has not reported for this long is failed.",
     )
+    sweep_seconds: float = Field(
+        default=15.0, description="How often the API and the agents sweep stale jobs.")
     queued_job_timeout_seconds: float = Field(
         default=6 * 3600.0,
         description="A queued job no worker has started after this long is failed.",

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.dockerd",
     "tests.fixtures.servers",
+    "tests.fixtures.fleet",
 ]

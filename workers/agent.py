@@ -62,11 +62,10 @@ def refresh_inventory(ctx: WorkerContext, with_sizes: bool = True) -> int:
 class HostAgent:
     """Background loops of one host. ``start()`` returns at once; ``stop()`` joins."""
 
-    def __init__(self, ctx: WorkerContext, inventory_every: float = 60.0,
-                 sweep_every: float = 15.0) -> None:
+    def __init__(self, ctx: WorkerContext, inventory_every: float = 60.0) -> None:
         self.ctx = ctx
         self.inventory_every = inventory_every
-        self.sweep_every = sweep_every
+        self.sweep_every = ctx.settings.sweep_seconds
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -12,6 +12,7 @@ from celery import Celery
 from fastapi import FastAPI
 
 from common.config import Settings
+from common.db import JobState, jobs
 from common.errors import Unavailable
 from common.progress import MemoryProgressBus
 from workers import agent, context
@@ -21,11 +22,15 @@ log = logging.getLogger(__name__)
 
 
 class ThreadDispatcher:
-    """Runs tasks for the local host in background threads of this process."""
+    """Runs tasks for the local host in background threads of this process. A task that
+    crashes before it could record an outcome has its job failed here, never left queued."""
 
-    def __init__(self, app: Celery, host: str, max_workers: int = 2) -> None:
+    def __init__(self, app: Celery, ctx: context.WorkerContext, max_workers: int = 2) -> None:
+        import workers.tasks  # noqa: F401 - registers the task functions with the app
+
         self.app = app
-        self.host = host
+        self.ctx = ctx
+        self.host = ctx.host
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
 
     def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
@@ -36,12 +41,23 @@ class ThreadDispatcher:
         self.pool.submit(self._run, task, kwargs)
 
     def _run(self, task: str, kwargs: dict[str, Any]) -> None:
+        error: BaseException | None = None
         try:
             result = self.app.tasks[task].apply(kwargs=kwargs)
             if result.failed():
-                log.error("task %s failed: %s", task, result.result)
-        except Exception:
-            log.exception("task %s crashed", task)
+                error = result.result
+        except Exception as e:  # noqa: BLE001 - recorded on the job below
+            error = e
+        if error is None:
+            return
+        log.error("task %s crashed: %r", task, error)
+        job_id = kwargs.get("job_id")
+        if job_id:
+            with self.ctx.db.session() as s:
+                job = jobs.get_job(s, job_id)
+                if not job.state.finished:
+                    jobs.finish_job(s, job_id, JobState.failed,
+                                    error=f"internal error ({type(error).__name__}: {error})")
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True)
@@ -60,7 +76,7 @@ def build_embedded_app(settings: Settings, *, background: bool) -> FastAPI:
     ctx = context.WorkerContext(settings, bus=bus)
     context.install(ctx)
     celery_app = create_celery(settings)
-    dispatcher = ThreadDispatcher(celery_app, settings.host_name)
+    dispatcher = ThreadDispatcher(celery_app, ctx)
     host_agent = agent.HostAgent(ctx)
 
     def start() -> None:

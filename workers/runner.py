@@ -24,8 +24,9 @@ Outcome = tuple[dict[str, Any], str | None]
 JobBody = Callable[[WorkerContext, Job, ProgressTracker], Outcome]
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(host: str) -> str:
+    """``HOST@machine:pid`` — which worker of which Docker host ran a job."""
+    return f"{host}@{socket.gethostname()}:{os.getpid()}"
 
 
 class _Heartbeat:
@@ -46,7 +47,7 @@ class _Heartbeat:
 
 def run_job(ctx: WorkerContext, job_id: str, body: JobBody) -> None:
     with ctx.db.session() as s:
-        job = jobs.start_job(s, job_id, worker_name())
+        job = jobs.start_job(s, job_id, worker_name(ctx.host))
     if job is None:
         log.info("job %s is not runnable any more; message dropped", job_id)
         return

@@ -6,6 +6,7 @@ once); SQLite serialises through its own file lock.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from alembic import command
@@ -14,13 +15,18 @@ from sqlalchemy import text
 
 from common.db.session import Database
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def _migrations_dir() -> Path:
+    spec = importlib.util.find_spec("migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the volkeeper 'migrations' package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
 _LOCK_ID = 0x766B6565  # "vkee"
 
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(_migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

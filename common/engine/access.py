@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from common.archive import gnutar
+import common.archive.gnutar as gnutar
 from common.config import Settings
 from common.docker import DockerHost
 from common.errors import DockerError
@@ -71,7 +71,7 @@ def tar_sink(docker: DockerHost, volume: str, settings: Settings) -> Iterator[Bi
     t.start()
     w = os.fdopen(wfd, "wb")
     try:
-        yield w  # type: ignore[misc]
+        yield w
     finally:
         w.close()
         t.join()

@@ -16,14 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.archive import ManifestWriter, write_archive
+from common.archive import EXTENSIONS, ManifestWriter, check_format, manifest_key, write_archive
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path, tar_source
 from common.progress import ProgressTracker
 from common.storage.base import Backend
-
-EXTENSIONS = {"tar": ".tar", "tar.gz": ".tar.gz", "tar.zst": ".tar.zst"}
 
 
 @dataclass(frozen=True)
@@ -42,11 +40,7 @@ class BackupOutcome:
 
 def archive_key(host: str, volume: str, created: datetime, job_id: str, fmt: str) -> str:
     stamp = created.strftime("%Y%m%dT%H%M%SZ")
-    return f"volkeeper/archives/{host}/{volume}/{stamp}-{job_id}{EXTENSIONS[fmt]}"
-
-
-def manifest_key_for(key: str) -> str:
-    return key + ".manifest.jsonl"
+    return f"volkeeper/archives/{host}/{volume}/{stamp}-{job_id}{EXTENSIONS[check_format(fmt)]}"
 
 
 def backup_volume(
@@ -65,7 +59,7 @@ def backup_volume(
     info = docker.volume(volume)
     created = datetime.now(UTC)
     key = archive_key(host, volume, created, job_id, fmt)
-    mkey = manifest_key_for(key)
+    mkey = manifest_key(key)
     tracker.set_phase("scanning")
     path = direct_path(docker, volume, settings)
     total = estimate_size(path) if path is not None else info.size_bytes
@@ -77,8 +71,8 @@ def backup_volume(
         writer = backend.open_writer(key)
         try:
             with tar_source(docker, volume, settings) as stream:
-                stats = write_archive(stream, writer, fmt, tracker, manifest=manifest,
-                                      zstd_level=settings.zstd_level)
+                stats = write_archive(stream, writer, check_format(fmt), tracker,
+                                      manifest=manifest, level=settings.zstd_level, name=key)
             docker.volume(volume)  # vanished while we read it → NotFound, nothing committed
             stored = writer.commit()
         except BaseException:
@@ -96,7 +90,7 @@ def backup_volume(
             raise
     return BackupOutcome(
         key=key, manifest_key=mkey, format=fmt, stored_bytes=stored.size,
-        logical_bytes=stats.logical_bytes, file_count=stats.file_count,
+        logical_bytes=stats.file_bytes, file_count=stats.files,
         checksum=stats.archive_sha256)
 
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from common.archive import extract_archive
+from common.archive import check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import clear_volume, tar_sink
@@ -48,6 +48,8 @@ class RestoreOutcome:
     created_volume: bool
     bytes_restored: int
     files_restored: int
+    entries: int
+    seconds: float
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,18 +76,18 @@ def restore_backup(
     except NotFound:
         docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
         created = True
-    tracker.set_phase("restoring", bytes_total=backup.logical_bytes,
-                      files_total=backup.file_count)
+    tracker.set_phase("restoring", bytes_total=backup.logical_bytes)
     try:
         with backend.open_reader(backup.key) as reader, \
                 tar_sink(docker, volume, settings) as sink:
-            stats = extract_archive(reader, backup.format, sink, tracker,
-                                    expected_sha256=backup.checksum)
+            stats = extract_archive(reader, check_format(backup.format), sink, tracker,
+                                    expected_sha256=backup.checksum, name=backup.key)
     except BaseException:
         _undo(docker, volume, created, settings)
         raise
     return RestoreOutcome(volume=volume, created_volume=created,
-                          bytes_restored=stats.logical_bytes, files_restored=stats.file_count)
+                          bytes_restored=backup.logical_bytes, files_restored=backup.file_count,
+                          entries=stats.entries, seconds=round(stats.seconds, 3))
 
 
 def _undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> None:

@@ -32,8 +32,13 @@ class RecordingDispatcher:
 
 
 class Env:
-    def __init__(self, client: TestClient, db: Database, dispatcher: RecordingDispatcher,
-                 bus: MemoryProgressBus) -> None:
+    def __init__(
+        self,
+        client: TestClient,
+        db: Database,
+        dispatcher: RecordingDispatcher,
+        bus: MemoryProgressBus,
+    ) -> None:
         self.client, self.db, self.dispatcher, self.bus = client, db, dispatcher, bus
 
 
@@ -45,10 +50,21 @@ def _make(tmp_path: Path, **overrides: Any) -> Iterator[Env]:
     with TestClient(app, raise_server_exceptions=False) as client:
         with db.session() as s:
             hosts.register_host(s, "h1", docker_version="28.2", worker_version="t")
-            hosts.replace_inventory(s, "h1", [
-                {"name": "data", "driver": "local", "mountpoint": "/x", "size_bytes": 10,
-                 "labels": {}, "containers": {"items": [
-                     {"id": "c1", "name": "db", "state": "running"}]}, "created_at": None}])
+            hosts.replace_inventory(
+                s,
+                "h1",
+                [
+                    {
+                        "name": "data",
+                        "driver": "local",
+                        "mountpoint": "/x",
+                        "size_bytes": 10,
+                        "labels": {},
+                        "containers": {"items": [{"id": "c1", "name": "db", "state": "running"}]},
+                        "created_at": None,
+                    }
+                ],
+            )
         yield Env(client, db, dispatcher, bus)
     db.dispose()
 
@@ -131,10 +147,15 @@ def test_a_job_for_an_offline_host_is_refused_with_503(env: Env) -> None:
 
 def test_target_credentials_are_stored_but_never_returned(env: Env) -> None:
     secret = "wJalrXUtnFEMI-very-secret"
-    r = env.client.post("/api/v1/targets", json={
-        "name": "s3main", "url": "s3://bucket/prefix",
-        "options": {"endpoint_url": "http://127.0.0.1:9000", "path_style": True},
-        "credentials": {"access_key_id": "AKIA1", "secret_access_key": secret}})
+    r = env.client.post(
+        "/api/v1/targets",
+        json={
+            "name": "s3main",
+            "url": "s3://bucket/prefix",
+            "options": {"endpoint_url": "http://127.0.0.1:9000", "path_style": True},
+            "credentials": {"access_key_id": "AKIA1", "secret_access_key": secret},
+        },
+    )
     assert r.status_code == 201, r.text
     assert r.json()["has_credentials"] is True
     for path in ("/api/v1/targets", "/api/v1/targets/s3main"):
@@ -148,8 +169,10 @@ def test_invalid_target_urls_are_rejected_with_a_hint(env: Env) -> None:
         r = env.client.post("/api/v1/targets", json={"name": "bad", "url": url})
         assert r.status_code == 422, (url, r.text)
         assert error(r)["message"]
-    r = env.client.post("/api/v1/targets", json={
-        "name": "bad", "url": "s3://bucket/p", "credentials": {"password": "x"}})
+    r = env.client.post(
+        "/api/v1/targets",
+        json={"name": "bad", "url": "s3://bucket/p", "credentials": {"password": "x"}},
+    )
     assert r.status_code == 422 and "password" in error(r)["message"]
 
 
@@ -182,8 +205,7 @@ def test_event_stream_sends_progress_then_the_final_job(env: Env) -> None:
     job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
     with env.db.session() as s:
         jobs.start_job(s, job["id"], "w")
-        jobs.finish_job(s, job["id"], JobState.failed, error="boom",
-                        progress={"phase": "failed"})
+        jobs.finish_job(s, job["id"], JobState.failed, error="boom", progress={"phase": "failed"})
     r = env.client.get(f"/api/v1/jobs/{job['id']}/events")
     assert r.headers["content-type"].startswith("text/event-stream")
     assert "event: progress" in r.text and "event: end" in r.text and "boom" in r.text
@@ -195,8 +217,9 @@ def test_stale_running_jobs_are_failed_by_the_sweep(env: Env) -> None:
         jobs.start_job(s, job["id"], "w1")
         jobs.get_job(s, job["id"]).heartbeat_at = utcnow() - timedelta(minutes=10)
     with env.db.session() as s:
-        failed = jobs.sweep_stale(s, running_after=timedelta(minutes=2),
-                                  queued_after=timedelta(hours=6))
+        failed = jobs.sweep_stale(
+            s, running_after=timedelta(minutes=2), queued_after=timedelta(hours=6)
+        )
     assert failed == [job["id"]]
     got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
     assert got["state"] == "failed" and "stopped reporting" in got["error"]
@@ -216,8 +239,12 @@ def test_the_api_requires_the_bearer_token_when_one_is_set(tmp_path: Path) -> No
     for e in _make(tmp_path, api_token=SecretStr("t0ken")):
         r = e.client.get("/api/v1/jobs")
         assert r.status_code == 401 and "token" in error(r)["message"]
-        assert e.client.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"}
-                            ).status_code == 401
-        assert e.client.get("/api/v1/jobs", headers={"Authorization": "Bearer t0ken"}
-                            ).status_code == 200
+        assert (
+            e.client.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"}).status_code
+            == 401
+        )
+        assert (
+            e.client.get("/api/v1/jobs", headers={"Authorization": "Bearer t0ken"}).status_code
+            == 200
+        )
         assert e.client.get("/api/v1/health").status_code == 200

@@ -64,6 +64,9 @@ def open_client(settings: Settings, server: str | None, token: str | None) -> It
     if settings.mode == "fleet":
         raise CliError("VOLKEEPER_DATABASE_URL is set but no --server was given",
                        "pass --server URL (or VOLKEEPER_SERVER) to talk to the fleet API")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
     from fastapi.testclient import TestClient
 
     from workers.embedded import build_embedded_app

@@ -41,8 +41,8 @@ def size(n: int | None) -> str:
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c)
+    for i, c in enumerate(columns):
+        t.add_column(c, no_wrap=i == 0, overflow="fold")
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r])
     console.print(t)

@@ -1,0 +1,192 @@
+"""Archive manifests: a JSON Lines description of every member of an archive.
+
+Line 1 is the header ``{"kind": "volkeeper-manifest", "version": 1, ...meta}`` (the caller
+adds volume, host, created_at, format, archive_key). Then one line per tar member::
+
+    {"path": "./a/b", "type": "file", "size": 3, "mode": 420, "uid": 0, "gid": 0,
+     "mtime": 1700000000.5, "sha256": "…", "link": null, "sparse": false,
+     "xattrs": {"user.k": "<base64>"}}          # xattrs only when there are some
+
+and the last line is the summary ``{"kind": "summary", "entries": n, "files": n,
+"bytes": logical bytes of regular files, "archive_sha256": hex, "archive_size": n}``.
+Manifests are written and read as streams: no list of all entries is ever built.
+The manifest object is stored beside the archive under ``manifest_key(archive_key)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from common.archive.tarscan import TarEntry
+from common.errors import IntegrityError
+
+MANIFEST_KIND = "volkeeper-manifest"
+MANIFEST_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.jsonl"
+
+
+def manifest_key(archive_key: str) -> str:
+    """The storage key of the manifest that describes ``archive_key``."""
+    return archive_key + MANIFEST_SUFFIX
+
+
+def entry_to_dict(entry: TarEntry) -> dict[str, Any]:
+    """The manifest line (as a dict) of one member."""
+    out: dict[str, Any] = {
+        "path": entry.path,
+        "type": entry.type,
+        "size": entry.size,
+        "mode": entry.mode,
+        "uid": entry.uid,
+        "gid": entry.gid,
+        "mtime": entry.mtime,
+        "sha256": entry.sha256,
+        "link": entry.link,
+        "sparse": entry.sparse,
+    }
+    if entry.xattrs:
+        out["xattrs"] = {k: base64.b64encode(v).decode() for k, v in sorted(entry.xattrs.items())}
+    if entry.type in ("char", "block"):
+        out["dev"] = [entry.devmajor, entry.devminor]
+    return out
+
+
+def entry_from_dict(d: dict[str, Any]) -> TarEntry:
+    """The member described by one manifest line."""
+    dev = d.get("dev") or [0, 0]
+    return TarEntry(
+        path=d["path"],
+        type=d["type"],
+        size=int(d["size"]),
+        mode=int(d["mode"]),
+        uid=int(d["uid"]),
+        gid=int(d["gid"]),
+        mtime=float(d["mtime"]),
+        link=d.get("link"),
+        sha256=d.get("sha256"),
+        xattrs={k: base64.b64decode(v) for k, v in (d.get("xattrs") or {}).items()},
+        sparse=bool(d.get("sparse", False)),
+        devmajor=int(dev[0]),
+        devminor=int(dev[1]),
+    )
+
+
+@dataclass
+class ManifestSummary:
+    """Totals of an archive, the manifest's last line."""
+
+    entries: int
+    files: int
+    bytes: int
+    archive_sha256: str
+    archive_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "summary", "entries": self.entries, "files": self.files,
+                "bytes": self.bytes, "archive_sha256": self.archive_sha256,
+                "archive_size": self.archive_size}
+
+
+class ManifestWriter:
+    """Write a manifest line by line to a text sink (the header at construction)."""
+
+    def __init__(self, sink: TextIO, meta: dict[str, Any] | None = None) -> None:
+        self.sink = sink
+        self.entries = 0
+        self.files = 0
+        self.bytes = 0
+        header = {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, **(meta or {})}
+        self._line(header)
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        self.sink.write(json.dumps(obj, separators=(",", ":")) + "\n")
+
+    def entry(self, entry: TarEntry) -> None:
+        """Record one member."""
+        self.entries += 1
+        if entry.type == "file":
+            self.files += 1
+            self.bytes += entry.size
+        self._line(entry_to_dict(entry))
+
+    def summary(self, archive_sha256: str, archive_size: int) -> ManifestSummary:
+        """Write the closing summary line and return it."""
+        summ = ManifestSummary(self.entries, self.files, self.bytes, archive_sha256,
+                               archive_size)
+        self._line(summ.to_dict())
+        self.sink.flush()
+        return summ
+
+
+class Manifest:
+    """A streaming reader: ``header`` at once, ``entries()`` lazily, then ``summary``.
+
+    ``summary`` is known once ``entries()`` has been read to the end (asking for it first
+    reads through the entries). Raises IntegrityError on a malformed or truncated manifest.
+    """
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._summary: ManifestSummary | None = None
+        first = self._next_obj()
+        if first is None or first.get("kind") != MANIFEST_KIND:
+            raise IntegrityError("not a volkeeper manifest (bad first line)",
+                                 "the manifest object is damaged or belongs to something else")
+        if int(first.get("version", 0)) > MANIFEST_VERSION:
+            raise IntegrityError(f"manifest version {first.get('version')} is too new",
+                                 "upgrade volkeeper to read this backup's manifest")
+        self.header: dict[str, Any] = first
+        self._consumed = False
+
+    def _next_obj(self) -> dict[str, Any] | None:
+        for line in self._lines:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise IntegrityError(f"manifest line is not valid JSON: {e}",
+                                     "the manifest object is damaged") from None
+            if not isinstance(obj, dict):
+                raise IntegrityError("manifest line is not an object",
+                                     "the manifest object is damaged")
+            return obj
+        return None
+
+    def entries(self) -> Iterator[TarEntry]:
+        """Every member, in archive order; sets ``summary`` when the end is reached."""
+        if self._consumed:
+            raise RuntimeError("manifest entries can only be read once")
+        self._consumed = True
+        while (obj := self._next_obj()) is not None:
+            if obj.get("kind") == "summary":
+                self._summary = ManifestSummary(
+                    int(obj["entries"]), int(obj["files"]), int(obj["bytes"]),
+                    str(obj["archive_sha256"]), int(obj["archive_size"]))
+                return
+            try:
+                yield entry_from_dict(obj)
+            except (KeyError, TypeError, ValueError) as e:
+                raise IntegrityError(f"manifest entry is malformed ({e!r})",
+                                     "the manifest object is damaged") from None
+        raise IntegrityError("manifest has no summary line (truncated)",
+                             "the manifest object is incomplete; the backup may be unfinished")
+
+    @property
+    def summary(self) -> ManifestSummary:
+        """The totals line; read ``entries()`` to the end first."""
+        if self._summary is None and not self._consumed:
+            for _ in self.entries():
+                pass
+        if self._summary is None:
+            raise RuntimeError("read manifest entries to the end before asking for the summary")
+        return self._summary
+
+
+def read_manifest(lines: Iterable[str]) -> Manifest:
+    """Open a manifest from its lines (a text file, ``io.TextIOWrapper`` over a reader …)."""
+    return Manifest(lines)

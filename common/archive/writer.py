@@ -1,0 +1,192 @@
+"""Writing an archive: a tar stream in, one compressed object and a manifest out.
+
+``write_archive`` reads the tar stream in 1 MiB chunks and tees each chunk to two places
+that run at the same time: a scanner thread that parses the tar headers and hashes every
+member (for the manifest), and the compressor whose output is hashed (the archive
+checksum) and written to the storage backend. zstd compresses on its own worker threads
+and hashlib releases the GIL, so both cores stay busy. Memory is a few chunks in flight,
+whatever the size of the volume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from common.archive.codec import Format, check_format, open_compressor
+from common.archive.manifest import ManifestSummary, ManifestWriter
+from common.archive.tarscan import TarEntry, TarScanner
+from common.errors import IntegrityError
+from common.progress import ProgressTracker
+from common.storage.base import ObjectWriter
+
+CHUNK = 1 << 20
+_QUEUE_DEPTH = 8
+
+
+@dataclass
+class ArchiveStats:
+    """What one archive write produced."""
+
+    format: Format
+    tar_bytes: int
+    stored_bytes: int
+    archive_sha256: str
+    entries: int
+    files: int
+    file_bytes: int
+    seconds: float
+    summary: ManifestSummary | None = None
+
+
+def read_full(stream: BinaryIO, size: int = CHUNK, buf: bytearray | None = None) -> memoryview:
+    """Read up to ``size`` bytes into ``buf`` (or a fresh buffer), looping over short reads
+    (pipes); an empty view only at EOF."""
+    if buf is None:
+        buf = bytearray(size)
+    view = memoryview(buf)
+    filled = 0
+    readinto = getattr(stream, "readinto", None)
+    while filled < size:
+        if readinto is not None:
+            n = readinto(view[filled:])
+        else:
+            data = stream.read(size - filled)
+            n = len(data)
+            view[filled : filled + n] = data
+        if not n:
+            break
+        filled += n
+    return view[:filled]
+
+
+class _HashingSink:
+    """Hashes, counts and stores the compressed bytes."""
+
+    def __init__(self, writer: ObjectWriter) -> None:
+        self.writer = writer
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.writer.write(data)
+        self.size += len(data)
+        return len(data)
+
+
+class _ScanThread:
+    """Runs a TarScanner on chunks handed over through a bounded queue.
+
+    The chunks live in a fixed pool of buffers (``take_buffer``) that the thread hands
+    back once parsed, so no memory is allocated per chunk."""
+
+    def __init__(self, scanner: TarScanner) -> None:
+        self.scanner = scanner
+        self.error: BaseException | None = None
+        self._q: queue.Queue[tuple[bytearray, memoryview] | None] = queue.Queue(_QUEUE_DEPTH)
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(_QUEUE_DEPTH + 2):
+            self._free.put(bytearray(CHUNK))
+        self._thread = threading.Thread(target=self._run, name="tar-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._q.get()) is not None:
+            buf, chunk = item
+            if self.error is None:
+                try:
+                    self.scanner.feed(chunk)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                    self.error = e
+            self._free.put(buf)
+
+    def take_buffer(self) -> bytearray:
+        """A CHUNK-sized buffer that the scanner is done with."""
+        return self._free.get()
+
+    def put(self, buf: bytearray, chunk: memoryview) -> None:
+        """Parse ``chunk`` (a view of ``buf``); ``buf`` returns to the pool afterwards."""
+        if self.error is not None:
+            raise self.error
+        self._q.put((buf, chunk))
+
+    def abandon(self) -> None:
+        """Stop the thread after a failure elsewhere; its own errors are dropped."""
+        self.error = self.error or RuntimeError("abandoned")
+        self._q.put(None)
+        self._thread.join()
+
+    def finish(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        self.scanner.close()
+
+
+def write_archive(
+    tar_stream: BinaryIO,
+    writer: ObjectWriter,
+    fmt: Format,
+    tracker: ProgressTracker,
+    *,
+    manifest: ManifestWriter | None = None,
+    level: int | None = None,
+    name: str | None = None,
+) -> ArchiveStats:
+    """Compress ``tar_stream`` into ``writer`` and describe every member in ``manifest``.
+
+    The writer is neither committed nor aborted: the caller commits it when this returns
+    (and then uploads the manifest) or aborts it when this raises. ``tracker`` counts tar
+    stream bytes and members. ``level`` is the zstd (default 3) or gzip (default 6) level.
+    Raises TarFormatError (an IntegrityError) if the stream is not a complete tar archive.
+    """
+    fmt = check_format(fmt)
+    started = time.monotonic()
+    label = name or writer.key
+
+    def on_entry(entry: TarEntry) -> None:
+        if manifest is not None:
+            manifest.entry(entry)
+        tracker.add(0, 1)
+
+    scanner = TarScanner(on_entry, hash_content=manifest is not None)
+    scan = _ScanThread(scanner)
+    out = _HashingSink(writer)
+    compressor = open_compressor(fmt, out, level)
+    tar_bytes = 0
+    try:
+        while True:
+            buf = scan.take_buffer()
+            chunk = read_full(tar_stream, CHUNK, buf)
+            if not chunk:
+                break
+            compressor.write(chunk)  # copies what it keeps (zstd, gzip) or writes it out
+            scan.put(buf, chunk)
+            tar_bytes += len(chunk)
+            tracker.add(len(chunk), 0)
+        compressor.finish()
+    except BaseException:
+        scan.abandon()
+        compressor.close()
+        raise
+    try:
+        scan.finish()
+    except IntegrityError as e:
+        raise IntegrityError(f"the tar stream for {label} is unusable: {e.message}",
+                             e.hint) from e
+    stored = out.size
+    archive_sha256 = out.digest.hexdigest()
+    summary = manifest.summary(archive_sha256, stored) if manifest is not None else None
+    return ArchiveStats(
+        format=fmt, tar_bytes=tar_bytes, stored_bytes=stored, archive_sha256=archive_sha256,
+        entries=scanner.members,
+        files=manifest.files if manifest is not None else 0,
+        file_bytes=manifest.bytes if manifest is not None else 0,
+        seconds=time.monotonic() - started, summary=summary,
+    )

@@ -1,0 +1,281 @@
+"""``DockerHost``: the one object the engine uses to see and reach volumes on one engine.
+
+Two ways to reach a volume's content, picked by the engine (``VOLKEEPER_VOLUME_ACCESS``):
+
+* **direct** — ``local_path(name)`` returns the volume's mountpoint when this process can
+  read and write it (worker on the host as root, or in a container with the Docker volumes
+  directory bind-mounted at the same path). The engine runs GNU tar on it. Only plain
+  ``local`` volumes qualify: a ``local`` volume with mount options (NFS, tmpfs, a device)
+  and plugin volumes are mounted only while a container uses them, so their directory
+  would look empty; they get None.
+* **docker-api** — ``archive_source`` / ``archive_sink`` stream tar through dockerd with a
+  never-started helper container (``archive_api``). Works for every driver and needs only
+  the Docker socket; it loses sub-second mtimes, most xattrs and sparseness (details in
+  ``archive_api``).
+
+Measured throughput (166 random files of 1-5 MiB, 502 MiB, page cache warm, 2 cores,
+dockerd 20.10 on the same machine, best of 3; script in the docker-adapter report):
+
+=================================================  ===========
+reading: ``tar -c -C MOUNTPOINT .`` (direct)        ~900 MB/s
+reading: ``archive_source`` (identity encoding)     210-275 MB/s
+reading: curl on the socket, same endpoint          ~230 MB/s
+reading: docker-py ``get_archive`` (gzip, default)  ~240 MB/s
+writing: ``tar -c | tar -x`` (direct)               ~600 MB/s
+writing: ``tar -c`` piped into ``archive_sink``     ~155 MB/s
+=================================================  ===========
+
+dockerd itself is the limit of the archive API (curl is no faster than Python), so the
+direct path is 3-4x faster and is the default whenever ``local_path`` gives a path. The
+gzip the SDK asks for by default is skipped (random data hides its cost; on compressible
+data it is CPU-bound inside dockerd).
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import docker
+import docker.errors
+import requests
+
+from common.docker import archive_api
+from common.docker.failures import translated, unreachable
+from common.docker.helper_image import HELPER_LABEL, ensure_helper_image
+from common.docker.models import (
+    ContainerRef,
+    VolumeInfo,
+    container_ref,
+    mounted_volumes,
+    volume_info,
+)
+from common.errors import Conflict, DockerError
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+class DockerHost:
+    """One Docker engine, reached through its API socket (or TCP URL).
+
+    The SDK client is created on first use, so constructing a ``DockerHost`` for a host that
+    is down succeeds and the first call raises ``DockerError`` with a hint.
+    """
+
+    def __init__(self, base_url: str | None = None, timeout: int = 120) -> None:
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        self._explicit_url = base_url
+        self.timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._helper_ready = False
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker SDK client (created lazily)."""
+        if self._client is None:
+            try:
+                if self._explicit_url is None:
+                    self._client = docker.from_env(timeout=self.timeout)
+                else:
+                    self._client = docker.DockerClient(
+                        base_url=self._explicit_url, timeout=self.timeout
+                    )
+            except docker.errors.DockerException as e:
+                raise unreachable(self.base_url, e) from e
+        return self._client
+
+    @property
+    def _api(self) -> Any:
+        return self.client.api
+
+    def _errors(self, volume: str | None = None) -> Any:
+        return translated(self.base_url, volume)
+
+    def close(self) -> None:
+        """Close the connection pool; the object may be used again afterwards."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> DockerHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- engine ---------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise ``DockerError`` with a hint unless the engine answers."""
+        with self._errors():
+            if not self._api.ping():
+                raise unreachable(self.base_url, "no OK answer to /_ping")
+
+    def version(self) -> str:
+        """The engine's server version string, e.g. ``20.10.24+dfsg1``."""
+        with self._errors():
+            return str(self._api.version()["Version"])
+
+    # -- volumes --------------------------------------------------------------------------
+
+    def list_volumes(self, with_sizes: bool = False) -> list[VolumeInfo]:
+        """Every volume, with the containers using it; sizes (slow: ``df``) only if asked."""
+        with self._errors():
+            raw = self._api.volumes().get("Volumes") or []
+            users: dict[str, list[ContainerRef]] = {}
+            for summary in self._api.containers(all=True):
+                if _is_helper(summary):
+                    continue
+                for name in mounted_volumes(summary):
+                    users.setdefault(name, []).append(container_ref(summary))
+            sizes: dict[str, int] = {}
+            if with_sizes:
+                for v in self._api.df().get("Volumes") or []:
+                    size = (v.get("UsageData") or {}).get("Size", -1)
+                    if isinstance(size, int) and size >= 0:
+                        sizes[v["Name"]] = size
+        out = [volume_info(v, tuple(users.get(v["Name"], ())), sizes.get(v["Name"])) for v in raw]
+        return sorted(out, key=lambda v: v.name)
+
+    def volume(self, name: str) -> VolumeInfo:
+        """One volume by name; ``NotFound("volume", name)`` when the host has none such."""
+        with self._errors(name):
+            raw = self._api.inspect_volume(name)
+            summaries = self._api.containers(all=True, filters={"volume": name})
+        users = tuple(container_ref(s) for s in summaries if not _is_helper(s))
+        return volume_info(raw, users, None)
+
+    def create_volume(
+        self,
+        name: str,
+        driver: str = "local",
+        labels: dict[str, str] | None = None,
+        driver_opts: dict[str, str] | None = None,
+    ) -> VolumeInfo:
+        """Create a volume; ``Conflict`` when one of that name exists already."""
+        with self._errors():
+            try:
+                self._api.inspect_volume(name)
+            except docker.errors.NotFound:
+                pass
+            else:
+                raise Conflict(
+                    f"volume {name!r} already exists on host {self.base_url}",
+                    hint="choose another name, or restore into the existing volume",
+                )
+            self._api.create_volume(name, driver=driver, driver_opts=driver_opts, labels=labels)
+        return self.volume(name)
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; ``NotFound`` if missing, ``Conflict`` while a container uses it."""
+        with self._errors(name):
+            self._api.remove_volume(name)
+
+    # -- content --------------------------------------------------------------------------
+
+    def local_path(self, name: str) -> Path | None:
+        """The mountpoint if this process can read and write it directly, else None."""
+        info = self.volume(name)
+        if info.driver != "local" or info.options or not info.mountpoint:
+            return None
+        path = Path(info.mountpoint)
+        try:
+            if path.is_dir() and os.access(path, os.R_OK | os.W_OK | os.X_OK):
+                return path
+        except OSError:
+            return None
+        return None
+
+    def is_empty(self, name: str) -> bool:
+        """True when the volume holds no file, directory or link at all."""
+        path = self.local_path(name)
+        if path is not None:
+            with os.scandir(path) as entries:
+                return next(entries, None) is None
+        with self.archive_source(name) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.name not in (".", "./", ""):
+                    return False
+        return True
+
+    def _ensure_helper(self) -> None:
+        if not self._helper_ready:
+            with self._errors():
+                ensure_helper_image(self._api)
+            self._helper_ready = True
+
+    @contextmanager
+    def archive_source(self, name: str) -> Iterator[BinaryIO]:
+        """A tar stream of the volume's content through the Docker archive API.
+
+        Members are ``.``, ``./a.txt``, ``./dir/b`` … (relative to the volume root). The
+        stream must be consumed inside the block; the helper container is removed after it.
+        """
+        self.volume(name)  # NotFound early, and never let dockerd auto-create the volume
+        self._ensure_helper()
+        with self._errors(name), archive_api.helper_container(self._api, name, True) as cid:
+            response = archive_api.open_archive(self._api, cid)
+            try:
+                yield archive_api.response_stream(response)
+            finally:
+                response.close()
+
+    def archive_sink(self, name: str, tar_stream: BinaryIO) -> None:
+        """Extract ``tar_stream`` (same layout as ``archive_source``) into the volume.
+
+        Existing files of the same name are replaced; nothing else is deleted. The root
+        member's mode, owner and mtime are applied to the volume root afterwards.
+        """
+        self.volume(name)
+        self._ensure_helper()
+        head, root = archive_api.read_root_entry(tar_stream)
+        chunks = archive_api.chunks_of(head, tar_stream)
+        with self._errors(name), archive_api.helper_container(self._api, name, False) as cid:
+            archive_api.put_stream(self._api, cid, archive_api.MOUNT_POINT, chunks)
+            if root is not None:
+                fix = archive_api.root_entry_archive(root)
+                archive_api.put_stream(self._api, cid, "/", iter([fix]))
+
+    def events(
+        self,
+        types: list[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Docker events (decoded JSON) of the given types, e.g. ``["volume", "container"]``.
+
+        Blocks waiting for events; without ``until`` it ends quietly when the engine stays
+        silent for ``timeout`` seconds, so callers simply loop. Events of volkeeper's own
+        helper containers are left out.
+        """
+        filters = {"type": types} if types else None
+        with self._errors():
+            stream = self._api.events(since=since, until=until, filters=filters, decode=True)
+            try:
+                for event in stream:
+                    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                    if attributes.get(HELPER_LABEL) == "1":
+                        continue
+                    yield event
+            except requests.exceptions.ReadTimeout:
+                return
+            finally:
+                stream.close()
+
+    def sweep_helpers(self, older_than_seconds: float = 24 * 3600) -> list[str]:
+        """Remove helper containers that killed workers left behind; return their IDs."""
+        with self._errors():
+            return archive_api.sweep_helpers(self._api, older_than_seconds)
+
+
+def _is_helper(summary: dict[str, Any]) -> bool:
+    return (summary.get("Labels") or {}).get(HELPER_LABEL) == "1"
+
+
+__all__ = ["ContainerRef", "DockerError", "DockerHost", "VolumeInfo"]

@@ -1,0 +1,149 @@
+"""Embedded mode end to end, as a user on one machine with only Docker: the CLI and the
+REST API of `volkeeper serve`, SQLite under VOLKEEPER_HOME, backups in its default target,
+and the stored archive restored with plain `tar` when volkeeper is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.util import free_port, wait_for
+from tests.treecmp import build_fidelity_tree, compare_trees
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path, docker_host_a: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
+    return env | {"VOLKEEPER_HOME": str(tmp_path / "home"),
+                  "VOLKEEPER_DOCKER_HOST": docker_host_a.url,
+                  "VOLKEEPER_HOST_NAME": "laptop"}
+
+
+def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([sys.executable, "-m", "workers.cli.main", *args], env=env, cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    if ok:
+        assert p.returncode == 0, f"volkeeper {' '.join(args)}:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def volume(docker_host: Any, name: str) -> Path:
+    docker_host.client().volumes.create(name)
+    return Path(docker_host.client().volumes.get(name).attrs["Mountpoint"])
+
+
+def test_cli_backs_up_lists_and_restores_into_a_new_volume(
+        embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
+    src = volume(docker_host_a, "emb-app")
+    build_fidelity_tree(src)
+    listed = json.loads(cli(embedded_env, "volumes", "--json").stdout)
+    assert "emb-app" in {v["name"] for v in listed}
+
+    job = json.loads(cli(embedded_env, "backup", "emb-app", "--json").stdout)
+    assert job["state"] == "succeeded" and job["host"] == "laptop"
+    backup_id = job["backup_id"]
+    backups = json.loads(cli(embedded_env, "backups", "--json").stdout)
+    assert [b["id"] for b in backups] == [backup_id]
+    assert backups[0]["format"] == "tar.zst"
+    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / backups[0]["key"]
+    assert archive.is_file() and Path(str(archive) + ".manifest.jsonl").is_file()
+
+    restored = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-copy",
+                              "--json").stdout)
+    assert restored["state"] == "succeeded"
+    dst = Path(docker_host_a.client().volumes.get("emb-copy").attrs["Mountpoint"])
+    assert compare_trees(src, dst) == []
+
+    # human output and history
+    assert backup_id in cli(embedded_env, "backups").stdout
+    history = json.loads(cli(embedded_env, "jobs", "--json").stdout)
+    assert [j["kind"] for j in history] == ["restore", "backup"]
+
+
+def test_cli_refuses_a_non_empty_volume_with_a_clear_error(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-busy")
+    (src / "data.txt").write_text("precious")
+    job = json.loads(cli(embedded_env, "backup", "emb-busy", "--format", "tar", "--json").stdout)
+    p = cli(embedded_env, "restore", job["backup_id"], ok=False)
+    assert p.returncode == 1
+    assert "not empty" in p.stderr and "--into" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert (src / "data.txt").read_text() == "precious"
+    p = cli(embedded_env, "backup", "no-such-volume", ok=False)
+    assert p.returncode == 1 and "no-such-volume" in p.stderr
+
+
+@pytest.mark.parametrize("fmt,decompress", [("tar.zst", "zstd -dc"), ("tar.gz", "gzip -dc"),
+                                            ("tar", "cat")])
+def test_an_archive_restores_with_plain_tar(
+        embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path, fmt: str,
+        decompress: str) -> None:
+    src = volume(docker_host_a, f"emb-plain-{fmt.replace('.', '-')}")
+    build_fidelity_tree(src)
+    job = json.loads(cli(embedded_env, "backup", src.parent.name, "--format", fmt,
+                         "--json").stdout)
+    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    out = tmp_path / "plain"
+    out.mkdir()
+    # the one-liner documented in README.md
+    subprocess.run(f"{decompress} '{archive}' | tar -xpf - --xattrs --xattrs-include='*' "
+                   f"--numeric-owner -C '{out}'", shell=True, check=True)
+    assert compare_trees(src, out) == []
+
+
+@pytest.fixture
+def server(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    p = subprocess.Popen([sys.executable, "-m", "workers.cli.main", "serve", "--port",
+                          str(port)], env=embedded_env, cwd=REPO, stdout=log,
+                         stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(url + "/api/v1/health").status_code == 200, 60, "serve")
+        yield url
+    finally:
+        p.terminate()
+        p.wait(30)
+        log.close()
+
+
+def test_rest_api_of_the_embedded_server_backs_up_and_restores(
+        server: str, docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-rest")
+    build_fidelity_tree(src)
+    with httpx.Client(base_url=server + "/api/v1", timeout=30) as c:
+        wait_for(lambda: any(v["name"] == "emb-rest" for v in c.get("/volumes").json()), 30,
+                 "inventory")
+        job = c.post("/backups", json={"volume": "emb-rest"}).json()
+        job = _wait(c, job["id"])
+        assert job["state"] == "succeeded", job["error"]
+        restore = c.post("/restores", json={"backup_id": job["backup_id"],
+                                            "into": "emb-rest-copy"}).json()
+        restore = _wait(c, restore["id"])
+        assert restore["state"] == "succeeded", restore["error"]
+        assert httpx.get(server + "/").status_code == 200  # the console page
+    dst = Path(docker_host_a.client().volumes.get("emb-rest-copy").attrs["Mountpoint"])
+    assert compare_trees(src, dst) == []
+
+
+def _wait(c: httpx.Client, job_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        job: dict[str, Any] = c.get(f"/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError("job did not finish")

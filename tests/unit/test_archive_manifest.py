@@ -1,0 +1,72 @@
+"""Manifests are written and read back as streams, and damage to them is reported."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from common.archive import ManifestWriter, TarEntry, manifest_key, read_manifest
+from common.errors import IntegrityError
+
+
+def _entries() -> list[TarEntry]:
+    return [
+        TarEntry(".", "dir", 0, 0o755, 0, 0, 1.5),
+        TarEntry("./f\nx ü", "file", 3, 0o4755, 10, 20, 1_600_000_000.123456,
+                 sha256="ab" * 32, xattrs={"user.k": b"\x00\xff"}),
+        TarEntry("./bad-\udcff-utf8", "file", 0, 0o644, 0, 0, 0.0, sha256="cd" * 32,
+                 sparse=True),
+        TarEntry("./l", "symlink", 0, 0o777, 0, 0, 2.0, link="f\nx ü"),
+        TarEntry("./null", "char", 0, 0o600, 0, 0, 2.0, devmajor=1, devminor=3),
+    ]
+
+
+def _write() -> str:
+    sink = io.StringIO()
+    writer = ManifestWriter(sink, {"volume": "v", "format": "tar.zst"})
+    for e in _entries():
+        writer.entry(e)
+    writer.summary("ee" * 32, 1234)
+    return sink.getvalue()
+
+
+def test_a_manifest_reads_back_exactly_what_was_written() -> None:
+    manifest = read_manifest(io.StringIO(_write()))
+    assert manifest.header == {"kind": "volkeeper-manifest", "version": 1, "volume": "v",
+                               "format": "tar.zst"}
+    assert list(manifest.entries()) == _entries()
+    summary = manifest.summary
+    assert (summary.entries, summary.files, summary.bytes) == (5, 2, 3)
+    assert (summary.archive_sha256, summary.archive_size) == ("ee" * 32, 1234)
+
+
+def test_every_manifest_line_is_plain_json_with_the_documented_keys() -> None:
+    import json
+
+    lines = [json.loads(line) for line in _write().splitlines()]
+    assert set(lines[2]) == {"path", "type", "size", "mode", "uid", "gid", "mtime", "sha256",
+                             "link", "sparse", "xattrs"}
+    assert lines[2]["xattrs"] == {"user.k": "AP8="}
+    assert lines[-1]["kind"] == "summary"
+
+
+def test_the_summary_is_available_without_iterating_first() -> None:
+    assert read_manifest(io.StringIO(_write())).summary.archive_size == 1234
+
+
+def test_a_truncated_manifest_is_an_integrity_error() -> None:
+    text = "\n".join(_write().splitlines()[:-1])
+    with pytest.raises(IntegrityError, match="no summary"):
+        list(read_manifest(io.StringIO(text)).entries())
+
+
+@pytest.mark.parametrize("text", ["", "{}\n", "not json\n", '{"kind":"volkeeper-manifest",'
+                                  '"version":99}\n'])
+def test_something_that_is_not_a_usable_manifest_is_refused(text: str) -> None:
+    with pytest.raises(IntegrityError):
+        read_manifest(io.StringIO(text))
+
+
+def test_the_manifest_key_sits_beside_the_archive() -> None:
+    assert manifest_key("a/b/x.tar.zst") == "a/b/x.tar.zst.manifest.jsonl"

@@ -1,0 +1,320 @@
+"""Storage failures: unreachable endpoints, missing buckets, failing part uploads, a broken
+download, an unusable local root, and the retry and bandwidth wrappers (with an injected
+clock, never wall time)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from common.errors import NotFound, PermanentStorageError, TransientStorageError
+from common.storage.base import Backend, ObjectInfo, ObjectWriter
+from common.storage.local import LocalBackend
+from common.storage.memory import MemoryBackend
+from common.storage.s3 import S3Backend
+from common.storage.wrappers import RateLimitedBackend, RetryingBackend, TokenBucket
+from tests.fixtures.s3 import S3Server
+from tests.fixtures.util import free_port
+
+MiB = 1024 * 1024
+SECRET = "wJalrXUtnFEMI-very-secret-value"
+
+
+def s3_backend(server: S3Server, bucket: str, **kwargs: Any) -> S3Backend:
+    args = server.backend_kwargs(bucket) | {"secret_access_key": SECRET, "part_size": 5 * MiB}
+    args.update(kwargs)
+    return S3Backend(**args)
+
+
+def fail_part(backend: S3Backend, part: int, code: str, status: int, times: int) -> list[int]:
+    """Make UploadPart number ``part`` answer ``code``/``status`` ``times`` times."""
+    calls: list[int] = []
+
+    def handler(params: dict[str, Any], **_: Any) -> Any:
+        number = params["query_string"]["partNumber"]
+        calls.append(int(number))
+        if int(number) == part and calls.count(part) <= times:
+            http = AWSResponse("http://fake", status, HTTPHeaders(), None)
+            return http, {
+                "Error": {"Code": code, "Message": "injected"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+        return None
+
+    backend.client.meta.events.register("before-call.s3.UploadPart", handler)
+    return calls
+
+
+# -- S3 -------------------------------------------------------------------------------------
+
+
+def test_an_unreachable_endpoint_fails_transiently_after_bounded_retries() -> None:
+    sleeps: list[float] = []
+    s3 = S3Backend(
+        "backups",
+        "site-a",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region="us-east-1",
+        access_key_id="AKIAEXAMPLE",
+        secret_access_key=SECRET,
+        path_style=True,
+        client_attempts=1,
+        connect_timeout=2,
+    )
+    backend = RetryingBackend(s3, attempts=3, base_delay=0.001, max_delay=0.01, sleep=sleeps.append)
+    for op in (lambda: backend.stat("k"), backend.check, lambda: list(backend.list("x/"))):
+        sleeps.clear()
+        with pytest.raises(TransientStorageError) as e:
+            op()
+        text = str(e.value)
+        assert "gave up after 3 attempts" in text
+        assert "s3://backups/site-a" in text
+        assert SECRET not in text and SECRET not in repr(e.value.__cause__)
+        assert len(sleeps) == 2 and all(0 < s <= 0.01 for s in sleeps)
+
+
+def test_an_unreachable_endpoint_fails_a_writer_after_its_own_retries() -> None:
+    s3 = S3Backend(
+        "backups",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        access_key_id="AKIAEXAMPLE",
+        secret_access_key=SECRET,
+        region="us-east-1",
+        client_attempts=1,
+        retry_attempts=2,
+        retry_base_delay=0.001,
+    )
+    with pytest.raises(TransientStorageError) as e:
+        s3.put_bytes("small", b"data")
+    assert "gave up after 2 attempts" in str(e.value)
+    assert "s3://backups" in str(e.value)
+    assert SECRET not in str(e.value)
+
+
+def test_a_missing_bucket_is_a_permanent_error_naming_the_bucket(s3_server: S3Server) -> None:
+    sleeps: list[float] = []
+    s3 = s3_backend(s3_server, "no-such-bucket-here")
+    backend = RetryingBackend(s3, attempts=3, base_delay=0.001, sleep=sleeps.append)
+    for op in (
+        backend.check,
+        lambda: backend.stat("some/key"),
+        lambda: backend.open_reader("some/key"),
+        lambda: backend.put_bytes("some/key", b"x"),
+        lambda: backend.delete("some/key"),
+    ):
+        with pytest.raises(PermanentStorageError) as e:
+            op()
+        assert "no-such-bucket-here" in e.value.message
+        assert "does not exist" in e.value.message
+        assert e.value.hint and "bucket name" in e.value.hint
+        assert SECRET not in str(e.value)
+    assert sleeps == []  # permanent errors are not retried
+
+
+def test_a_permanently_failing_part_aborts_the_multipart_upload(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    s3 = s3_backend(s3_server, s3_bucket, concurrency=2, retry_base_delay=0.001)
+    calls = fail_part(s3, part=2, code="AccessDenied", status=403, times=99)
+    with pytest.raises(PermanentStorageError) as e, s3.open_writer("obj") as w:
+        for _ in range(4):  # the failure surfaces in a later write or at commit
+            w.write(bytes(5 * MiB))
+        w.commit()
+    assert "access denied" in e.value.message
+    assert "uploading part 2 of 'obj'" in e.value.message
+    assert calls.count(2) == 1  # permanent: not retried
+    client = s3_server.client()
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert client.list_objects_v2(Bucket=s3_bucket).get("Contents", []) == []
+
+
+def test_a_transiently_failing_part_is_retried_and_the_object_completes(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    s3 = s3_backend(s3_server, s3_bucket, concurrency=2, retry_base_delay=0.001)
+    calls = fail_part(s3, part=2, code="SlowDown", status=503, times=2)
+    data = bytes(range(256)) * (11 * MiB // 256)
+    info = s3.put_bytes("obj", data)
+    assert info.size == len(data)
+    assert calls.count(2) == 3
+    assert s3.get_bytes("obj") == data
+    head = s3_server.client().head_object(Bucket=s3_bucket, Key="obj")
+    assert head["ETag"].strip('"').endswith("-3")  # really multipart: 5 + 5 + 1 MiB
+
+
+def test_a_broken_download_resumes_where_it_stopped(s3_server: S3Server, s3_bucket: str) -> None:
+    s3 = s3_backend(s3_server, s3_bucket, retry_base_delay=0.001)
+    data = bytes(range(256)) * 4096
+    s3.put_bytes("obj", data)
+    with s3.open_reader("obj") as r:
+        head = r.read(100_000)
+        r._body.close()  # type: ignore[attr-defined] # the connection drops mid-object
+        rest = r.read(len(data))
+    assert head + rest == data
+
+
+def test_a_read_of_an_object_replaced_mid_download_fails_permanently(
+    s3_server: S3Server, s3_bucket: str
+) -> None:
+    s3 = s3_backend(s3_server, s3_bucket, retry_base_delay=0.001)
+    s3.put_bytes("obj", b"a" * 200_000)
+    with s3.open_reader("obj") as r:
+        r.read(10)
+        s3.put_bytes("obj", b"b" * 200_000)
+        r._body.close()  # type: ignore[attr-defined]
+        with pytest.raises(PermanentStorageError) as e:
+            r.read(100)
+    assert "changed while it was being read" in e.value.message
+
+
+# -- local ----------------------------------------------------------------------------------
+
+
+def test_a_local_root_that_is_a_file_is_a_permanent_error_naming_the_path(tmp_path: Path) -> None:
+    root = tmp_path / "backups"
+    root.write_text("not a directory")
+    backend = LocalBackend(root)
+    with pytest.raises(PermanentStorageError) as e:
+        backend.put_bytes("volkeeper/x", b"data")
+    assert str(root) in e.value.message
+    assert e.value.hint and "directory" in e.value.hint
+    with pytest.raises(PermanentStorageError) as e2:
+        backend.check()
+    assert str(root) in str(e2.value)
+
+
+# -- retry wrapper --------------------------------------------------------------------------
+
+
+class Flaky(MemoryBackend):
+    """Fails the first ``failures`` calls of stat and list with a transient error."""
+
+    def __init__(self, failures: int, error: type[Exception] = TransientStorageError) -> None:
+        super().__init__("flaky")
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error(f"call {self.calls} to {self.display} timed out")
+
+    def stat(self, key: str) -> ObjectInfo:
+        self._maybe_fail()
+        return super().stat(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        items = list(super().list(prefix))
+        for n, item in enumerate(items):
+            if n == 2:
+                self._maybe_fail()  # fails mid-listing, after two items were yielded
+            yield item
+
+
+def test_retrying_recovers_from_transient_errors() -> None:
+    inner = Flaky(failures=2)
+    inner.put_bytes("k", b"v")
+    sleeps: list[float] = []
+    backend = RetryingBackend(inner, attempts=3, base_delay=1.0, max_delay=1.5, sleep=sleeps.append)
+    assert backend.stat("k").size == 1
+    assert inner.calls == 3
+    assert 0.5 <= sleeps[0] <= 1.0 and 0.75 <= sleeps[1] <= 1.5  # exponential, capped
+
+
+def test_retrying_gives_up_after_the_last_attempt_and_names_the_cause() -> None:
+    backend = RetryingBackend(Flaky(failures=10), attempts=4, base_delay=0, sleep=lambda s: None)
+    with pytest.raises(TransientStorageError) as e:
+        backend.stat("k")
+    assert e.value.message == "gave up after 4 attempts: call 4 to memory://flaky timed out"
+
+
+def test_retrying_does_not_retry_permanent_errors_or_not_found() -> None:
+    inner = Flaky(failures=1, error=PermanentStorageError)
+    backend = RetryingBackend(inner, attempts=5, base_delay=0, sleep=lambda s: None)
+    with pytest.raises(PermanentStorageError):
+        backend.stat("k")
+    with pytest.raises(NotFound):
+        backend.stat("k")
+    assert inner.calls == 2
+
+
+def test_a_retried_listing_yields_every_key_exactly_once_in_order() -> None:
+    inner = Flaky(failures=2)
+    for k in ("a", "b", "c", "d"):
+        inner.put_bytes(k, b"")
+    backend = RetryingBackend(inner, attempts=3, base_delay=0, sleep=lambda s: None)
+    assert [i.key for i in backend.list()] == ["a", "b", "c", "d"]
+
+
+def test_retrying_passes_writers_through() -> None:
+    inner = MemoryBackend()
+    backend = RetryingBackend(inner, attempts=2)
+    with backend.open_writer("w") as w:
+        w.write(b"abc")
+        w.commit()
+    assert inner.get_bytes("w") == b"abc"
+
+
+# -- bandwidth limit ------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now += seconds
+
+
+def test_the_token_bucket_lets_a_burst_through_then_paces_to_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(1000, clock=clock, sleep=clock.sleep)
+    bucket.consume(1000)  # the initial one-second burst
+    assert clock.slept == 0
+    bucket.consume(500)
+    assert math.isclose(clock.slept, 0.5)
+    clock.now += 10  # idle time refills only up to capacity
+    bucket.consume(1000)
+    assert math.isclose(clock.slept, 0.5)
+    bucket.consume(2500)  # larger than capacity: sleeps off the debt
+    assert math.isclose(clock.slept, 3.0)
+
+
+def test_rate_limited_writes_and_reads_take_bytes_over_rate_seconds() -> None:
+    clock = FakeClock()
+    inner = MemoryBackend()
+    backend = RateLimitedBackend(inner, 10_000, clock=clock, sleep=clock.sleep)
+    data = bytes(100_000)
+    with backend.open_writer("obj") as w:
+        for i in range(0, len(data), 4096):
+            w.write(memoryview(data)[i : i + 4096])
+        assert w.bytes_written == len(data)
+        w.commit()
+    assert inner.get_bytes("obj") == data
+    # 10 KB burst, then 90 KB at 10 KB/s.
+    assert math.isclose(clock.slept, 9.0)
+    with backend.open_reader("obj") as r:
+        while r.read(7000):
+            pass
+    assert math.isclose(clock.slept, 19.0)
+
+
+def test_a_rate_limited_writer_without_commit_aborts() -> None:
+    inner = MemoryBackend()
+    backend: Backend = RateLimitedBackend(inner, 10**9)
+    w: ObjectWriter
+    with backend.open_writer("x") as w:
+        w.write(b"abc")
+    with pytest.raises(NotFound):
+        inner.stat("x")
