@@ -79,11 +79,12 @@ def tar_sink(docker: DockerHost, volume: str, settings: Settings) -> Iterator[Bi
         raise errors[0]
 
 
-def clear_volume(docker: DockerHost, volume: str, settings: Settings) -> None:
-    """Remove every entry in the volume (used to undo a failed restore into an empty one)."""
+def clear_volume(docker: DockerHost, volume: str, settings: Settings) -> bool:
+    """Remove every entry in the volume (used to undo a failed restore into an empty one).
+    Returns False when that is impossible (Docker's archive API cannot delete files)."""
     path = direct_path(docker, volume, settings)
     if path is None:
-        return
+        return False
     import shutil
 
     for entry in os.scandir(path):
@@ -92,3 +93,4 @@ def clear_volume(docker: DockerHost, volume: str, settings: Settings) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
+    return True

@@ -16,7 +16,7 @@ from common.archive import check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import clear_volume, tar_sink
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound, VolkeeperError
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -82,6 +82,12 @@ def restore_backup(
                 tar_sink(docker, volume, settings) as sink:
             stats = extract_archive(reader, check_format(backup.format), sink, tracker,
                                     expected_sha256=backup.checksum, name=backup.key)
+    except VolkeeperError as e:
+        if not _undo(docker, volume, created, settings):
+            raise type(e)(f"{e.message}; volume {volume!r} may hold part of the restored data",
+                          f"empty it before restoring into it again. {e.hint or ''}".strip()
+                          ) from e
+        raise
     except BaseException:
         _undo(docker, volume, created, settings)
         raise
@@ -90,11 +96,13 @@ def restore_backup(
                           entries=stats.entries, seconds=round(stats.seconds, 3))
 
 
-def _undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> None:
+def _undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> bool:
+    """Put the target back as it was before the restore; False if that failed."""
     try:
         if created:
             docker.remove_volume(volume)
-        else:
-            clear_volume(docker, volume, settings)
+            return True
+        return clear_volume(docker, volume, settings)
     except Exception:
         log.exception("could not undo the failed restore into volume %s", volume)
+        return False

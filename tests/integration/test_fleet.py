@@ -116,7 +116,8 @@ def test_restore_into_a_non_empty_volume_is_refused_and_leaves_it_untouched(
     assert "not empty" in failed["error"] and "--into" in failed["error"]
     assert (mountpoint(fleet, "host-b", "keepme") / "new-after-backup.txt").read_text() == "mine"
     (mountpoint(fleet, "host-b", "keepme") / "new-after-backup.txt").unlink()
-    assert compare_trees(ref, mountpoint(fleet, "host-b", "keepme")) == []
+    # our own write and unlink above changed the root's mtime; everything below is as it was
+    assert compare_trees(ref, mountpoint(fleet, "host-b", "keepme"), check_root=False) == []
 
 
 def test_unknown_names_get_404s_that_name_them(fleet: Fleet) -> None:
