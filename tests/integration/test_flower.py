@@ -1,0 +1,47 @@
+"""Flower, pointed at the fleet's Redis, sees one worker per Docker host."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fixtures.fleet import Fleet
+from tests.fixtures.util import free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def flower(fleet: Fleet) -> Iterator[str]:
+    port = free_port()
+    log = open(fleet.root / "flower.log", "wb")  # noqa: SIM115
+    env = fleet.env | {"FLOWER_UNAUTHENTICATED_API": "true"}
+    p = subprocess.Popen([sys.executable, "-m", "celery", "--broker", fleet.env[
+        "VOLKEEPER_REDIS_URL"], "flower", f"--port={port}", "--address=127.0.0.1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(url + "/healthcheck").status_code == 200, 60, "flower")
+        yield url
+    finally:
+        p.terminate()
+        p.wait(20)
+        log.close()
+
+
+def test_flower_lists_the_worker_of_every_host(flower: str) -> None:
+    seen: set[str] = set()
+
+    def both() -> bool:
+        r = httpx.get(flower + "/api/workers", params={"refresh": "1"}, timeout=20)
+        seen.update(name.split("@")[0] for name in r.json())
+        return {"host-a", "host-b"} <= seen
+
+    wait_for(both, 60, "flower seeing host-a and host-b workers", interval=1)
+    queues = httpx.get(flower + "/api/workers", params={"refresh": "1"}, timeout=20).json()
+    active = {q["name"] for info in queues.values() for q in info.get("active_queues", [])}
+    assert {"host.host-a", "host.host-b"} <= active

@@ -1,0 +1,27 @@
+"""The Redis progress bus against a real redis-server: last value and pub/sub."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis
+
+from common.progress import RedisProgressBus
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_last_snapshot_is_kept_and_every_snapshot_is_published(redis_server: Any) -> None:
+    bus = RedisProgressBus(redis_server.url)
+    sub = redis.Redis.from_url(redis_server.url).pubsub()
+    sub.subscribe(RedisProgressBus.key("job1"))
+    assert sub.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+    bus.publish("job1", {"phase": "backing up", "bytes_done": 1})
+    bus.publish("job1", {"phase": "backing up", "bytes_done": 2})
+    got = [json.loads(sub.get_message(timeout=2)["data"]) for _ in range(2)]  # type: ignore[index]
+    assert [g["bytes_done"] for g in got] == [1, 2]
+    assert bus.latest("job1") == {"phase": "backing up", "bytes_done": 2}
+    assert bus.latest("other") is None
+    assert redis.Redis.from_url(redis_server.url).ttl(RedisProgressBus.key("job1")) > 0
