@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.util import free_port, wait_for
+from tests.fixtures.util import free_port, running_process, wait_for
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
@@ -107,18 +107,11 @@ def test_an_archive_restores_with_plain_tar(
 @pytest.fixture
 def server(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    p = subprocess.Popen([sys.executable, "-m", "workers.cli.main", "serve", "--port",
-                          str(port)], env=embedded_env, cwd=REPO, stdout=log,
-                         stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(url + "/api/v1/health").status_code == 200, 60, "serve")
+    cmd = [sys.executable, "-m", "workers.cli.main", "serve", "--port", str(port)]
+    with running_process(cmd, embedded_env, tmp_path / "serve.log", url + "/api/v1/health",
+                         "volkeeper serve", cwd=REPO):
         yield url
-    finally:
-        p.terminate()
-        p.wait(30)
-        log.close()
 
 
 def test_rest_api_of_the_embedded_server_backs_up_and_restores(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from tests.fixtures.fleet import Fleet
-from tests.fixtures.util import free_port, wait_for
+from tests.fixtures.util import free_port, running_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -18,19 +17,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def flower(fleet: Fleet) -> Iterator[str]:
     port = free_port()
-    log = open(fleet.root / "flower.log", "wb")  # noqa: SIM115
-    env = fleet.env | {"FLOWER_UNAUTHENTICATED_API": "true"}
-    p = subprocess.Popen([sys.executable, "-m", "celery", "--broker", fleet.env[
-        "VOLKEEPER_REDIS_URL"], "flower", f"--port={port}", "--address=127.0.0.1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "celery", "--broker", fleet.env["VOLKEEPER_REDIS_URL"],
+           "flower", f"--port={port}", "--address=127.0.0.1"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(url + "/healthcheck").status_code == 200, 60, "flower")
+    with running_process(cmd, fleet.env | {"FLOWER_UNAUTHENTICATED_API": "true"},
+                         fleet.root / "flower.log", url + "/healthcheck", "flower"):
         yield url
-    finally:
-        p.terminate()
-        p.wait(20)
-        log.close()
 
 
 def test_flower_lists_the_worker_of_every_host(flower: str) -> None:
