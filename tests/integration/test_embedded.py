@@ -140,3 +140,26 @@ def _wait(c: httpx.Client, job_id: str) -> dict[str, Any]:
             return job
         time.sleep(0.2)
     raise AssertionError("job did not finish")
+
+
+def test_cli_registers_an_s3_target_and_backs_up_to_it(
+        embedded_env: dict[str, str], docker_host_a: Any, s3_server: Any, s3_bucket: str,
+        tmp_path: Path) -> None:
+    env = embedded_env | {"VOLKEEPER_S3_ACCESS_KEY_ID": s3_server.access_key_id,
+                          "VOLKEEPER_S3_SECRET_ACCESS_KEY": s3_server.secret_access_key}
+    cli(env, "targets", "add", "bucket", f"s3://{s3_bucket}/vk", "--endpoint-url",
+        s3_server.endpoint_url, "--path-style", "--region", s3_server.region)
+    shown = cli(env, "targets", "list", "--json").stdout
+    assert s3_server.secret_access_key not in shown
+    src = volume(docker_host_a, "emb-s3")
+    build_fidelity_tree(src)
+    job = json.loads(cli(env, "backup", "emb-s3", "--target", "bucket", "--json").stdout)
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(
+        Bucket=s3_bucket)["Contents"]]
+    assert keys == sorted([f"vk/{job['result']['key']}",
+                           f"vk/{job['result']['key']}.manifest.jsonl"])
+    restored = json.loads(cli(env, "restore", job["backup_id"], "--into", "emb-s3-copy",
+                              "--json").stdout)
+    assert restored["state"] == "succeeded"
+    dst = Path(docker_host_a.client().volumes.get("emb-s3-copy").attrs["Mountpoint"])
+    assert compare_trees(src, dst) == []

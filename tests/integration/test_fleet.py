@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,30 @@ def test_unknown_names_get_404s_that_name_them(fleet: Fleet) -> None:
         r = c.post("/backups", json={"volume": "x", "host": "host-a", "format": "rar"})
         assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "format"
         assert httpx.get(fleet.api_url + "/api/v1/jobs").status_code == 401
+
+
+def test_the_cli_drives_the_fleet_through_the_api(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.docker["host-a"].client().volumes.create("cli-vol")
+    (mountpoint(fleet, "host-a", "cli-vol") / "hello.txt").write_text("from the cli")
+    fleet.wait_volume("host-a", "cli-vol")
+    env = {k: v for k, v in fleet.env.items() if k not in (
+        "VOLKEEPER_DATABASE_URL", "VOLKEEPER_REDIS_URL", "VOLKEEPER_API_TOKEN")}
+    base = [sys.executable, "-m", "workers.cli.main", "--server", fleet.api_url]
+
+    def cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+        extra = ["--token", token] if token else []
+        return subprocess.run([*base, *extra, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    p = cli("backup", "cli-vol", "--host", "host-a", "--target", "s3", "--wait", "--json")
+    assert p.returncode == 0, p.stderr
+    job = json.loads(p.stdout)
+    assert job["state"] == "succeeded" and job["worker"].startswith("host-a@")
+    hosts = json.loads(cli("hosts", "--json").stdout)
+    assert {h["name"]: h["online"] for h in hosts} == {"host-a": True, "host-b": True}
+    assert all(h["docker_version"] for h in hosts)
+    p = cli("restore", job["backup_id"], "--into", "cli-copy", "--wait", "--json")
+    assert p.returncode == 0, p.stderr
+    assert (mountpoint(fleet, "host-a", "cli-copy") / "hello.txt").read_text() == "from the cli"
+    denied = cli("jobs", token=None)
+    assert denied.returncode == 1 and "token" in denied.stderr
