@@ -90,6 +90,9 @@ class BackupOut(BaseModel):
     file_count: int
     checksum: str
     created_at: datetime
+    verified_at: datetime | None = None
+    verify_status: str | None = Field(default=None, description="ok | damaged | null")
+    verify_job_id: str | None = None
 
 
 class JobOut(BaseModel):

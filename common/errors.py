@@ -78,6 +78,14 @@ class IntegrityError(VolkeeperError):
     code = "integrity_error"
 
 
+class Damaged(IntegrityError):
+    """Verification found damage; ``result`` holds the full report for the job record."""
+
+    def __init__(self, message: str, result: dict[str, object], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
 class DockerError(VolkeeperError):
     code = "docker_error"
 

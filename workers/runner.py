@@ -63,7 +63,8 @@ def run_job(ctx: WorkerContext, job_id: str, body: JobBody) -> None:
             tracker.set_phase("done")
     except VolkeeperError as e:
         log.warning("job %s failed: %s", job_id, e)
-        _fail(ctx, job_id, str(e), tracker.snapshot() | {"phase": "failed"})
+        _fail(ctx, job_id, str(e), tracker.snapshot() | {"phase": "failed"},
+              result=getattr(e, "result", None))
         return
     except Exception as e:
         log.exception("job %s failed with an internal error", job_id)
@@ -78,10 +79,12 @@ def run_job(ctx: WorkerContext, job_id: str, body: JobBody) -> None:
     log.info("job %s succeeded", job_id)
 
 
-def _fail(ctx: WorkerContext, job_id: str, error: str, progress: dict[str, Any]) -> None:
+def _fail(ctx: WorkerContext, job_id: str, error: str, progress: dict[str, Any],
+          result: dict[str, Any] | None = None) -> None:
     try:
         with ctx.db.session() as s:
-            jobs.finish_job(s, job_id, JobState.failed, error=error, progress=progress)
+            jobs.finish_job(s, job_id, JobState.failed, error=error, progress=progress,
+                            result=result)
     except Exception:
         log.exception("could not record the failure of job %s", job_id)
     with contextlib.suppress(Exception):

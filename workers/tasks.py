@@ -10,11 +10,12 @@ from typing import Any
 from celery import shared_task
 
 from common.db import catalog
-from common.db.models import Job
+from common.db.models import Job, utcnow
 from common.engine import backup as backup_engine
 from common.engine import restore as restore_engine
-from common.errors import StorageError
-from common.jobs.names import TASK_BACKUP, TASK_INVENTORY, TASK_RESTORE
+from common.engine import verify as verify_engine
+from common.errors import Damaged, StorageError
+from common.jobs.names import TASK_BACKUP, TASK_INVENTORY, TASK_RESTORE, TASK_VERIFY
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 from workers import agent, context
@@ -29,6 +30,11 @@ def backup(job_id: str) -> None:
 @shared_task(name=TASK_RESTORE)
 def restore(job_id: str) -> None:
     run_job(context.current(), job_id, _restore)
+
+
+@shared_task(name=TASK_VERIFY)
+def verify(job_id: str) -> None:
+    run_job(context.current(), job_id, _verify)
 
 
 @shared_task(name=TASK_INVENTORY)
@@ -76,4 +82,22 @@ def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> 
         out = restore_engine.restore_backup(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
             tracker=tracker, settings=ctx.settings)
+    return out.as_result(), None
+
+
+def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.backup_id is not None
+    with ctx.db.session() as s:
+        b = catalog.get_backup(s, job.backup_id)
+    with _target(ctx, b.target) as backend:
+        out = verify_engine.verify_backup(
+            backend, restore_engine.StoredBackup.from_row(b), tracker)
+    with ctx.db.session() as s:
+        row = catalog.get_backup(s, job.backup_id)
+        row.verified_at = utcnow()
+        row.verify_status = "ok" if out.ok else "damaged"
+        row.verify_job_id = job.id
+    if not out.ok:
+        raise Damaged(out.summary(), out.as_result(),
+                      "restore an older backup of this volume, and back it up again now")
     return out.as_result(), None

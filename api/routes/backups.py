@@ -32,6 +32,16 @@ def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None
         session, host=host, volume=volume, target=target, limit=min(limit, 1000))]
 
 
+@router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)
+def verify_backup(backup_id: str, state: State, user: CurrentUser,
+                  host: str | None = None) -> JobOut:
+    """Queue a verification: archive checksum, full decompression, every member compared
+    with the manifest. The job fails (naming each damaged object and file) on damage; the
+    outcome is also kept on the backup (``verify_status``, ``verified_at``)."""
+    job = state.service.submit_verify(backup_id=backup_id, host=host, requested_by=user)
+    return job_out(job, state)
+
+
 @router.get("/{backup_id}", response_model=BackupOut)
 def get_backup(backup_id: str, session: DbSession, _user: CurrentUser) -> BackupOut:
     return backup_out(catalog.get_backup(session, backup_id))

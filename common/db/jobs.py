@@ -32,8 +32,11 @@ def create_job(
     backup_id: str | None = None,
     params: dict[str, Any] | None = None,
     requested_by: str | None = None,
+    lock: str | None = None,
 ) -> Job:
-    """Insert a queued job holding the volume's lock; Conflict if another job holds it."""
+    """Insert a queued job holding a lock — by default the volume's ("host/volume");
+    Conflict if another active job holds it."""
+    lock = lock or lock_key(host, volume)
     job = Job(
         kind=kind,
         host=host,
@@ -42,17 +45,19 @@ def create_job(
         backup_id=backup_id,
         params=params or {},
         requested_by=requested_by,
-        active_lock=lock_key(host, volume),
+        active_lock=lock,
     )
     try:
         with session.begin_nested():
             session.add(job)
             session.flush()
     except sa_exc.IntegrityError:
-        other = session.scalar(select(Job).where(Job.active_lock == lock_key(host, volume)))
+        other = session.scalar(select(Job).where(Job.active_lock == lock))
         detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
+        what = (f"volume {volume!r} on host {host!r}" if lock == lock_key(host, volume)
+                else f"{kind} of {backup_id or volume!r}")
         raise Conflict(
-            f"volume {volume!r} on host {host!r} already has an active job{detail}",
+            f"{what} already has an active job{detail}",
             "wait for that job to finish (volkeeper job ID) and submit again",
         ) from None
     return job

@@ -138,5 +138,9 @@ class Backup(Base):
     file_count: Mapped[int] = mapped_column(BigInteger, default=0)
     checksum: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # outcome of the newest verification: "ok" | "damaged" (NULL: never verified)
+    verified_at: Mapped[datetime | None] = mapped_column()
+    verify_status: Mapped[str | None] = mapped_column(String(16))
+    verify_job_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),)

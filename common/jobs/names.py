@@ -3,6 +3,7 @@
 TASK_BACKUP = "volkeeper.backup"
 TASK_RESTORE = "volkeeper.restore"
 TASK_INVENTORY = "volkeeper.inventory"
+TASK_VERIFY = "volkeeper.verify"
 
 ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
 

@@ -10,7 +10,7 @@ from common.config import Settings
 from common.db import Database, Job, JobState, catalog, hosts, jobs
 from common.errors import InvalidInput, Unavailable
 from common.jobs.dispatch import Dispatcher
-from common.jobs.names import ARCHIVE_FORMATS, TASK_BACKUP, TASK_RESTORE
+from common.jobs.names import ARCHIVE_FORMATS, TASK_BACKUP, TASK_RESTORE, TASK_VERIFY
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,22 @@ class JobService:
                                              "source_host": backup.host},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
+
+    def submit_verify(
+        self, *, backup_id: str, host: str | None = None, requested_by: str | None = None
+    ) -> Job:
+        """Verify a backup on ``host`` (default: the host that made it, which can surely
+        reach its target). One verification of a backup runs at a time."""
+        with self.db.session() as s:
+            backup = catalog.get_backup(s, backup_id)
+            catalog.get_target(s, backup.target)
+        host = host or backup.host
+        self._check_host_online(host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="verify", host=host, volume=backup.volume, target=backup.target,
+                backup_id=backup.id, requested_by=requested_by, lock=f"verify/{backup.id}")
+        return self._dispatch(job, TASK_VERIFY)
 
     def _dispatch(self, job: Job, task: str) -> Job:
         try:

@@ -163,3 +163,53 @@ def test_cli_registers_an_s3_target_and_backs_up_to_it(
     assert restored["state"] == "succeeded"
     dst = Path(docker_host_a.client().volumes.get("emb-s3-copy").attrs["Mountpoint"])
     assert compare_trees(src, dst) == []
+
+
+def test_verify_passes_an_intact_backup_and_names_the_damage_in_a_corrupted_one(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-verify")
+    build_fidelity_tree(src)
+    job = json.loads(cli(embedded_env, "backup", "emb-verify", "--json").stdout)
+    backup_id = job["backup_id"]
+    ok = json.loads(cli(embedded_env, "verify", backup_id, "--json").stdout)
+    assert ok["state"] == "succeeded" and ok["result"]["ok"] is True
+    assert ok["result"]["entries_checked"] > 5
+    [listed] = json.loads(cli(embedded_env, "backups", "--volume", "emb-verify",
+                              "--json").stdout)
+    assert listed["verify_status"] == "ok" and listed["verified_at"]
+
+    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    raw = bytearray(archive.read_bytes())
+    raw[len(raw) // 3] ^= 0x40
+    archive.write_bytes(bytes(raw))
+    p = cli(embedded_env, "verify", backup_id, ok=False)
+    assert p.returncode == 1
+    assert "damaged" in p.stderr and job["result"]["key"] in p.stderr
+    assert "Traceback" not in p.stderr
+    [listed] = json.loads(cli(embedded_env, "backups", "--volume", "emb-verify",
+                              "--json").stdout)
+    assert listed["verify_status"] == "damaged"
+
+    manifest = Path(str(archive) + ".manifest.jsonl")
+    manifest.unlink()
+    bad = json.loads(cli(embedded_env, "verify", backup_id, "--json", ok=False).stdout)
+    assert bad["state"] == "failed"
+    assert any(o.endswith(".manifest.jsonl") for o in bad["result"]["damaged_objects"])
+
+
+def test_verify_names_the_file_whose_bytes_were_damaged(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-verify-file")
+    (src / "fine.txt").write_bytes(b"all good\n" * 1000)
+    (src / "victim.db").write_bytes(b"PAGE-MARKER-" + os.urandom(64 * 1024))
+    job = json.loads(cli(embedded_env, "backup", "emb-verify-file", "--format", "tar",
+                         "--json").stdout)
+    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    raw = bytearray(archive.read_bytes())
+    at = raw.index(b"PAGE-MARKER-") + 5
+    raw[at] ^= 0x01
+    archive.write_bytes(bytes(raw))
+    bad = json.loads(cli(embedded_env, "verify", job["backup_id"], "--json", ok=False).stdout)
+    assert bad["state"] == "failed"
+    problems = " ".join(bad["result"]["problems"])
+    assert "victim.db" in problems and "fine.txt" not in problems

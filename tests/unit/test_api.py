@@ -248,3 +248,21 @@ def test_the_api_requires_the_bearer_token_when_one_is_set(tmp_path: Path) -> No
             == 200
         )
         assert e.client.get("/api/v1/health").status_code == 200
+
+
+def test_verify_of_an_unknown_backup_is_404_and_a_known_one_is_queued(env: Env) -> None:
+    r = env.client.post("/api/v1/backups/nope/verify")
+    assert r.status_code == 404 and "backup 'nope'" in error(r)["message"]
+    with env.db.session() as s:
+        from common.db import catalog
+
+        b = catalog.add_backup(s, host="h1", volume="data", target="local", format="tar",
+                               key="k", manifest_key="k.m", checksum="0" * 64)
+        backup_id = b.id
+    r = env.client.post(f"/api/v1/backups/{backup_id}/verify")
+    assert r.status_code == 202 and r.json()["kind"] == "verify"
+    assert env.dispatcher.sent[-1] == ("volkeeper.verify", "h1", {"job_id": r.json()["id"]})
+    again = env.client.post(f"/api/v1/backups/{backup_id}/verify")
+    assert again.status_code == 409 and "verify" in error(again)["message"]
+    # verifying does not hold the volume: a backup of it can still start
+    assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202

@@ -180,6 +180,32 @@ def _after_submit(c: ApiClient, job: dict[str, Any], wait: bool, as_json: bool) 
 
 
 @app.command()
+def verify(
+    backup_id: Annotated[str, typer.Argument(metavar="BACKUP")],
+    host: Annotated[str | None, typer.Option(help="Host to verify on.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Verify BACKUP: checksum, full read-back, every file against the manifest.
+    Exits 1 when anything is damaged, naming the damaged objects and files."""
+    path = f"/backups/{backup_id}/verify" + (f"?host={host}" if host else "")
+    with _client() as c:
+        job = c.post(path, {})
+        done = wait_for_job(c, job["id"], quiet=as_json)
+    if as_json:
+        emit_json(done)
+        if done["state"] == "failed":
+            raise typer.Exit(1)
+        return
+    r = done.get("result") or {}
+    if done["state"] == "failed":
+        for problem in r.get("problems", [])[:20]:
+            err_console.print(f"  [red]damaged:[/] {problem}")
+        raise CliError(done.get("error") or "verification failed")
+    err_console.print(f"[green]backup {backup_id} is intact[/]: {r.get('entries_checked')} "
+                      f"entries match the manifest, sha256 {r.get('archive_sha256')}")
+
+
+@app.command()
 def backups(
     volume: Annotated[str | None, typer.Option(help="Only this volume.")] = None,
     host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
@@ -191,9 +217,11 @@ def backups(
     if as_json:
         return emit_json(rows)
     table("Backups", ["id", "host", "volume", "target", "format", "files", "size", "stored",
-                      "created"],
+                      "created", "verified"],
           [[b["id"], b["host"], b["volume"], b["target"], b["format"], b["file_count"],
-            size(b["logical_bytes"]), size(b["stored_bytes"]), b["created_at"]] for b in rows])
+            size(b["logical_bytes"]), size(b["stored_bytes"]), b["created_at"],
+            f"{b['verify_status']} {b['verified_at']}" if b.get("verify_status") else "never"]
+           for b in rows])
 
 
 @app.command()
