@@ -76,6 +76,26 @@ class RestoreIn(BaseModel):
                              description="host to restore on (default: the backup's host)")
 
 
+class CheckOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class ValidationOut(BaseModel):
+    job_id: str
+    ok: bool
+    plan: str
+    backup_id: str
+    host: str
+    volume: str
+    volume_state: str = Field(description="missing | empty | not-empty")
+    restore_bytes: int
+    free_bytes: int | None
+    containers: list[ContainerOut]
+    checks: list[CheckOut]
+
+
 class BackupOut(BaseModel):
     id: str
     job_id: str | None

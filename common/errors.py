@@ -86,6 +86,17 @@ class Damaged(IntegrityError):
         self.result = result
 
 
+class RestoreRefused(VolkeeperError):
+    """A restore's validation failed; ``result`` holds every check for the job record."""
+
+    status_code = 409
+    code = "restore_refused"
+
+    def __init__(self, message: str, result: dict[str, object], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
 class DockerError(VolkeeperError):
     code = "docker_error"
 

@@ -13,9 +13,10 @@ from common.db import catalog
 from common.db.models import Job, utcnow
 from common.engine import backup as backup_engine
 from common.engine import restore as restore_engine
+from common.engine import validate as validate_engine
 from common.engine import verify as verify_engine
 from common.errors import Damaged, StorageError
-from common.jobs.names import TASK_BACKUP, TASK_INVENTORY, TASK_RESTORE, TASK_VERIFY
+from common.jobs.names import TASK_BACKUP, TASK_INVENTORY, TASK_RESTORE, TASK_VALIDATE, TASK_VERIFY
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 from workers import agent, context
@@ -35,6 +36,11 @@ def restore(job_id: str) -> None:
 @shared_task(name=TASK_VERIFY)
 def verify(job_id: str) -> None:
     run_job(context.current(), job_id, _verify)
+
+
+@shared_task(name=TASK_VALIDATE)
+def validate(job_id: str) -> None:
+    run_job(context.current(), job_id, _validate)
 
 
 @shared_task(name=TASK_INVENTORY)
@@ -81,8 +87,19 @@ def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> 
     with _target(ctx, b.target) as backend:
         out = restore_engine.restore_backup(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
-            tracker=tracker, settings=ctx.settings)
+            tracker=tracker, settings=ctx.settings, host=job.host)
     return out.as_result(), None
+
+
+def _validate(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.backup_id is not None
+    with ctx.db.session() as s:
+        b = catalog.get_backup(s, job.backup_id)
+    with _target(ctx, b.target) as backend:
+        v = validate_engine.validate_restore(
+            ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
+            volume=job.volume, settings=ctx.settings)
+    return v.as_result(), None
 
 
 def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:

@@ -6,7 +6,9 @@ from fastapi import APIRouter
 
 from api.deps import CurrentUser, State
 from api.routes.jobs import job_out
-from api.schemas import JobOut, RestoreIn
+from api.schemas import JobOut, RestoreIn, ValidationOut
+from common.db import JobState
+from common.errors import VolkeeperError
 
 router = APIRouter(prefix="/restores", tags=["restores"])
 
@@ -18,3 +20,16 @@ def start_restore(body: RestoreIn, state: State, user: CurrentUser) -> JobOut:
     job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
                                        host=body.host, requested_by=user)
     return job_out(job, state)
+
+
+@router.post("/validate", response_model=ValidationOut)
+def validate_restore(body: RestoreIn, state: State, user: CurrentUser) -> ValidationOut:
+    """Dry run: check the backup's objects, the target volume (missing / empty / not empty,
+    containers using it), host online and free space — on the target host, without changing
+    anything. The same checks run again at the start of the real restore."""
+    job = state.service.validate_restore(backup_id=body.backup_id, into=body.into,
+                                         host=body.host, requested_by=user)
+    if job.state != JobState.succeeded:
+        raise VolkeeperError(f"the validation could not run: {job.error}",
+                             f"see volkeeper job {job.id}")
+    return ValidationOut(job_id=job.id, **job.result)

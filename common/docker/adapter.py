@@ -122,6 +122,14 @@ class DockerHost:
         with self._errors():
             return str(self._api.version()["Version"])
 
+    def root_dir(self) -> Path | None:
+        """The engine's data root (``DockerRootDir``) if this process can see it."""
+        with self._errors():
+            root = self._api.info().get("DockerRootDir")
+        if root and Path(root).is_dir():
+            return Path(root)
+        return None
+
     # -- volumes --------------------------------------------------------------------------
 
     def list_volumes(self, with_sizes: bool = False) -> list[VolumeInfo]:

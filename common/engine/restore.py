@@ -1,7 +1,8 @@
 """Restore an archive backup into a new volume or an existing empty one.
 
-Non-destructive by design: a volume with any content is refused (replacing content with a
-safety snapshot and rollback is a separate mode). If anything fails — storage, checksum,
+Non-destructive by design: ``validate.validate_restore`` runs first (the same checks as a
+dry run) and a volume with any content is refused (replacing content with a safety
+snapshot and rollback is a separate mode). If anything fails — storage, checksum,
 extraction — a volume we created is removed again and an empty one is emptied again, so a
 failed restore never leaves a half-written volume that looks complete.
 """
@@ -16,7 +17,7 @@ from common.archive import check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import clear_volume, tar_sink
-from common.errors import Conflict, NotFound, VolkeeperError
+from common.errors import RestoreRefused, VolkeeperError
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -63,17 +64,18 @@ def restore_backup(
     volume: str,
     tracker: ProgressTracker,
     settings: Settings,
+    host: str = "",
 ) -> RestoreOutcome:
-    tracker.set_phase("preparing")
-    backend.stat(backup.key)  # missing archive → NotFound before we touch any volume
+    from common.engine.validate import validate_restore
+
+    tracker.set_phase("validating")
+    check = validate_restore(docker, backend, backup, host=host, volume=volume,
+                             settings=settings)
+    problem = check.first_problem()
+    if problem is not None:
+        raise RestoreRefused(f"restore refused: {problem.detail}", check.as_result())
     created = False
-    try:
-        docker.volume(volume)
-        if not docker.is_empty(volume):
-            raise Conflict(
-                f"volume {volume!r} is not empty; restoring would mix or overwrite its content",
-                "restore into a new volume (--into NEW_NAME) or empty this one first")
-    except NotFound:
+    if check.volume_state == "missing":
         docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
         created = True
     tracker.set_phase("restoring", bytes_total=backup.logical_bytes)

@@ -4,6 +4,7 @@ TASK_BACKUP = "volkeeper.backup"
 TASK_RESTORE = "volkeeper.restore"
 TASK_INVENTORY = "volkeeper.inventory"
 TASK_VERIFY = "volkeeper.verify"
+TASK_VALIDATE = "volkeeper.validate"
 
 ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
 

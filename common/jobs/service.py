@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +12,7 @@ from common.config import Settings
 from common.db import Database, Job, JobState, catalog, hosts, jobs
 from common.errors import InvalidInput, Unavailable
 from common.jobs.dispatch import Dispatcher
-from common.jobs.names import ARCHIVE_FORMATS, TASK_BACKUP, TASK_RESTORE, TASK_VERIFY
+from common.jobs.names import ARCHIVE_FORMATS, TASK_BACKUP, TASK_RESTORE, TASK_VALIDATE, TASK_VERIFY
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,41 @@ class JobService:
                                              "source_host": backup.host},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
+
+    def validate_restore(
+        self,
+        *,
+        backup_id: str,
+        into: str | None = None,
+        host: str | None = None,
+        requested_by: str | None = None,
+        timeout: float = 10.0,
+    ) -> Job:
+        """Run the restore's checks on the target host now (a dry run) and wait for them.
+        Returns the finished ``validate`` job, whose result lists every check."""
+        with self.db.session() as s:
+            backup = catalog.get_backup(s, backup_id)
+            catalog.get_target(s, backup.target)
+        host = host or backup.host
+        into = into or backup.volume
+        _check_volume_name(into)
+        self._check_host_online(host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="validate", host=host, volume=into, target=backup.target,
+                backup_id=backup.id, requested_by=requested_by,
+                lock=f"validate/{uuid.uuid4().hex}")
+        self._dispatch(job, TASK_VALIDATE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.db.session() as s:
+                job = jobs.get_job(s, job.id)
+            if job.state.finished:
+                return job
+            time.sleep(0.05)
+        raise Unavailable(f"the worker of host {host!r} did not answer the validation "
+                          f"within {timeout:.0f}s (job {job.id})",
+                          f"check the worker: volkeeper job {job.id}")
 
     def submit_verify(
         self, *, backup_id: str, host: str | None = None, requested_by: str | None = None

@@ -213,3 +213,42 @@ def test_verify_names_the_file_whose_bytes_were_damaged(
     assert bad["state"] == "failed"
     problems = " ".join(bad["result"]["problems"])
     assert "victim.db" in problems and "fine.txt" not in problems
+
+
+def test_dry_run_reports_every_check_and_changes_nothing(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-dry")
+    (src / "a.txt").write_text("content")
+    job = json.loads(cli(embedded_env, "backup", "emb-dry", "--json").stdout)
+    backup_id = job["backup_id"]
+
+    new = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new",
+                         "--dry-run", "--json").stdout)
+    assert new["ok"] and new["volume_state"] == "missing" and "create volume" in new["plan"]
+    assert {c["name"] for c in new["checks"]} == {
+        "archive present", "manifest present", "target volume", "free space"}
+    assert new["free_bytes"] and new["free_bytes"] > new["restore_bytes"] > 0
+    names = {v.name for v in docker_host_a.client().volumes.list()}
+    assert "emb-dry-new" not in names  # a dry run creates nothing
+
+    busy = cli(embedded_env, "restore", backup_id, "--dry-run", "--json", ok=False)
+    assert busy.returncode == 1
+    report = json.loads(busy.stdout)
+    assert report["volume_state"] == "not-empty" and report["plan"].startswith("refused")
+    human = cli(embedded_env, "restore", backup_id, "--dry-run", ok=False)
+    assert "not empty" in human.stdout + human.stderr
+
+    docker_host_a.client().volumes.create("emb-dry-empty")
+    empty = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-empty",
+                           "--dry-run", "--json").stdout)
+    assert empty["ok"] and empty["volume_state"] == "empty"
+
+    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    Path(str(archive) + ".manifest.jsonl").unlink()
+    gone = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new",
+                          "--dry-run", "--json", ok=False).stdout)
+    assert not gone["ok"]
+    assert [c["name"] for c in gone["checks"] if not c["ok"]] == ["manifest present"]
+    real = cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new", ok=False)
+    assert real.returncode == 1 and "manifest" in real.stderr
+    assert "emb-dry-new" not in {v.name for v in docker_host_a.client().volumes.list()}

@@ -161,13 +161,30 @@ def restore(
     into: Annotated[str | None, typer.Option(help="Volume to restore into.")] = None,
     host: Annotated[str | None, typer.Option(help="Host to restore on.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the job (always, embedded).")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only validate: objects, target volume, free space.")] = False,
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name)."""
-    body = {"backup_id": backup_id, "into": into, "host": host}
+    body = {k: v for k, v in {"backup_id": backup_id, "into": into, "host": host}.items()
+            if v is not None}
     with _client() as c:
-        job = c.post("/restores", {k: v for k, v in body.items() if v is not None})
+        if dry_run:
+            return _show_validation(c.post("/restores/validate", body), as_json)
+        job = c.post("/restores", body)
         _after_submit(c, job, wait, as_json)
+
+
+def _show_validation(v: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(v)
+    else:
+        table(f"Restore of {v['backup_id']} into {v['volume']} on {v['host']}",
+              ["check", "ok", "detail"],
+              [[c["name"], "yes" if c["ok"] else "NO", c["detail"]] for c in v["checks"]])
+        err_console.print(("[green]" if v["ok"] else "[red]") + v["plan"] + "[/]")
+    if not v["ok"]:
+        raise typer.Exit(1)
 
 
 def _after_submit(c: ApiClient, job: dict[str, Any], wait: bool, as_json: bool) -> None:

@@ -1,0 +1,136 @@
+"""Validate a restore before touching anything — the dry run, and the first step of every
+real restore.
+
+Checks: the backup's objects are present in the target with the recorded size (a quick
+check; ``verify`` reads everything), the target volume's state (missing → will be created,
+empty → restored into, non-empty → refused), containers using it (running ones are named),
+and free space on the host against the restore size.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.access import direct_path
+from common.engine.restore import StoredBackup
+from common.errors import NotFound, StorageError
+from common.storage.base import Backend
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Validation:
+    backup_id: str
+    host: str
+    volume: str
+    plan: str = ""
+    volume_state: str = "unknown"  # missing | empty | not-empty
+    restore_bytes: int = 0
+    free_bytes: int | None = None
+    containers: list[dict[str, str]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def first_problem(self) -> Check | None:
+        return next((c for c in self.checks if not c.ok), None)
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+
+def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
+                     host: str, volume: str, settings: Settings) -> Validation:
+    v = Validation(backup_id=backup.id, host=host, volume=volume,
+                   restore_bytes=backup.logical_bytes)
+    _check_objects(v, backend, backup)
+    _check_volume(v, docker, volume, settings)
+    _check_space(v, docker, volume, settings)
+    if v.ok:
+        v.plan = (f"create volume {volume!r} on {host} and restore {backup.file_count} files "
+                  f"into it" if v.volume_state == "missing" else
+                  f"restore {backup.file_count} files into the empty volume {volume!r} on {host}")
+    else:
+        problem = v.first_problem()
+        v.plan = f"refused: {problem.detail}" if problem else "refused"
+    return v
+
+
+def _check_objects(v: Validation, backend: Backend, backup: StoredBackup) -> None:
+    for key, what in ((backup.key, "archive"), (backup.manifest_key, "manifest")):
+        try:
+            info = backend.stat(key)
+        except NotFound:
+            v.add(f"{what} present", False, f"the {what} {key} is missing from the target")
+            continue
+        except StorageError as e:
+            v.add(f"{what} present", False, f"the target cannot be read: {e}")
+            continue
+        v.add(f"{what} present", True, f"{key} ({info.size} bytes)")
+
+
+def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Settings) -> None:
+    try:
+        info = docker.volume(volume)
+    except NotFound:
+        v.volume_state = "missing"
+        v.add("target volume", True, f"volume {volume!r} does not exist; it will be created")
+        return
+    v.containers = [{"id": c.id, "name": c.name, "state": c.state} for c in info.containers]
+    if docker.is_empty(volume):
+        v.volume_state = "empty"
+        running = [c.name for c in info.containers if c.state == "running"]
+        note = f"; in use by running container(s) {', '.join(running)}" if running else ""
+        v.add("target volume", True, f"volume {volume!r} exists and is empty{note}")
+    else:
+        v.volume_state = "not-empty"
+        v.add("target volume", False,
+              f"volume {volume!r} is not empty; restoring would mix or overwrite its content "
+              "— restore into a new volume (--into NEW_NAME) or empty this one first")
+
+
+def _check_space(v: Validation, docker: DockerHost, volume: str, settings: Settings) -> None:
+    where = _space_probe(docker, volume, settings)
+    if where is None:
+        v.add("free space", True, "not checked: the host's volume directory is not visible "
+              "to this worker")
+        return
+    v.free_bytes = shutil.disk_usage(where).free
+    if v.free_bytes < v.restore_bytes:
+        v.add("free space", False, f"{v.free_bytes} bytes free at {where}, the restore needs "
+              f"{v.restore_bytes} — free space on the host or restore elsewhere (--host)")
+    else:
+        v.add("free space", True, f"{v.free_bytes} bytes free, {v.restore_bytes} needed")
+
+
+def _space_probe(docker: DockerHost, volume: str, settings: Settings) -> Path | None:
+    if v_path := (direct_path(docker, volume, settings) if _exists(docker, volume) else None):
+        return v_path
+    root = docker.root_dir()
+    if root is not None and (root / "volumes").is_dir():
+        return root / "volumes"
+    return None
+
+
+def _exists(docker: DockerHost, volume: str) -> bool:
+    try:
+        docker.volume(volume)
+        return True
+    except NotFound:
+        return False
