@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI
 from api.console import router as console_router
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import backups, health, hosts, jobs, restores, targets
+from api.routes import backups, drills, health, hosts, jobs, restores, targets
 from common.config import Settings
 from common.db import Database, catalog
 from common.db import jobs as job_queries
@@ -79,7 +79,7 @@ def create_app(
     install_error_handlers(app)
     v1 = APIRouter(prefix="/api/v1")
     for r in (health.router, hosts.router, targets.router, backups.router, restores.router,
-              jobs.router):
+              drills.router, jobs.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(console_router)

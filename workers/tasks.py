@@ -12,11 +12,19 @@ from celery import shared_task
 from common.db import catalog
 from common.db.models import Job, utcnow
 from common.engine import backup as backup_engine
+from common.engine import drill as drill_engine
 from common.engine import restore as restore_engine
 from common.engine import validate as validate_engine
 from common.engine import verify as verify_engine
 from common.errors import Damaged, StorageError
-from common.jobs.names import TASK_BACKUP, TASK_INVENTORY, TASK_RESTORE, TASK_VALIDATE, TASK_VERIFY
+from common.jobs.names import (
+    TASK_BACKUP,
+    TASK_DRILL,
+    TASK_INVENTORY,
+    TASK_RESTORE,
+    TASK_VALIDATE,
+    TASK_VERIFY,
+)
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 from workers import agent, context
@@ -41,6 +49,11 @@ def verify(job_id: str) -> None:
 @shared_task(name=TASK_VALIDATE)
 def validate(job_id: str) -> None:
     run_job(context.current(), job_id, _validate)
+
+
+@shared_task(name=TASK_DRILL)
+def drill(job_id: str) -> None:
+    run_job(context.current(), job_id, _drill)
 
 
 @shared_task(name=TASK_INVENTORY)
@@ -117,4 +130,18 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
     if not out.ok:
         raise Damaged(out.summary(), out.as_result(),
                       "restore an older backup of this volume, and back it up again now")
+    return out.as_result(), None
+
+
+def _drill(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.backup_id is not None
+    with ctx.db.session() as s:
+        b = catalog.get_backup(s, job.backup_id)
+    with _target(ctx, b.target) as backend:
+        out = drill_engine.run_drill(
+            ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
+            scratch=job.params["scratch_volume"], tracker=tracker, settings=ctx.settings)
+    if not out.passed:
+        raise Damaged(out.summary(), out.as_result(),
+                      "verify the backup (volkeeper verify) and back the volume up again")
     return out.as_result(), None

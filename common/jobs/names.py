@@ -5,6 +5,7 @@ TASK_RESTORE = "volkeeper.restore"
 TASK_INVENTORY = "volkeeper.inventory"
 TASK_VERIFY = "volkeeper.verify"
 TASK_VALIDATE = "volkeeper.validate"
+TASK_DRILL = "volkeeper.drill"
 
 ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
 

@@ -12,7 +12,14 @@ from common.config import Settings
 from common.db import Database, Job, JobState, catalog, hosts, jobs
 from common.errors import InvalidInput, Unavailable
 from common.jobs.dispatch import Dispatcher
-from common.jobs.names import ARCHIVE_FORMATS, TASK_BACKUP, TASK_RESTORE, TASK_VALIDATE, TASK_VERIFY
+from common.jobs.names import (
+    ARCHIVE_FORMATS,
+    TASK_BACKUP,
+    TASK_DRILL,
+    TASK_RESTORE,
+    TASK_VALIDATE,
+    TASK_VERIFY,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +123,23 @@ class JobService:
         raise Unavailable(f"the worker of host {host!r} did not answer the validation "
                           f"within {timeout:.0f}s (job {job.id})",
                           f"check the worker: volkeeper job {job.id}")
+
+    def submit_drill(
+        self, *, backup_id: str, host: str | None = None, requested_by: str | None = None
+    ) -> Job:
+        """Restore a backup into a scratch volume on ``host``, compare, measure, clean up."""
+        with self.db.session() as s:
+            backup = catalog.get_backup(s, backup_id)
+            catalog.get_target(s, backup.target)
+        host = host or backup.host
+        self._check_host_online(host)
+        scratch = f"volkeeper-drill-{uuid.uuid4().hex[:12]}"
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="drill", host=host, volume=backup.volume, target=backup.target,
+                backup_id=backup.id, requested_by=requested_by, lock=f"drill/{backup.id}",
+                params={"scratch_volume": scratch})
+        return self._dispatch(job, TASK_DRILL)
 
     def submit_verify(
         self, *, backup_id: str, host: str | None = None, requested_by: str | None = None

@@ -252,3 +252,51 @@ def test_dry_run_reports_every_check_and_changes_nothing(
     real = cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new", ok=False)
     assert real.returncode == 1 and "manifest" in real.stderr
     assert "emb-dry-new" not in {v.name for v in docker_host_a.client().volumes.list()}
+
+
+def test_a_drill_restores_compares_measures_and_cleans_up(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-drill")
+    build_fidelity_tree(src)
+    job = json.loads(cli(embedded_env, "backup", "emb-drill", "--json").stdout)
+    before = {v.name for v in docker_host_a.client().volumes.list()}
+
+    done = json.loads(cli(embedded_env, "drill", job["backup_id"], "--json").stdout)
+    r = done["result"]
+    assert done["state"] == "succeeded" and r["passed"] is True
+    assert r["restore_seconds"] > 0 and r["throughput_bytes_per_s"] > 0
+    assert r["entries_checked"] > 10 and r["problems"] == []
+    assert {v.name for v in docker_host_a.client().volumes.list()} == before
+
+    # a manifest that disagrees with the data: the drill's comparison must catch it
+    manifest = (Path(embedded_env["VOLKEEPER_HOME"]) / "backups"
+                / (job["result"]["key"] + ".manifest.jsonl"))
+    lines = manifest.read_text().splitlines()
+    i = next(n for n, line in enumerate(lines) if '"./plain.txt"' in line)
+    entry = json.loads(lines[i])
+    entry["sha256"] = "0" * 64
+    lines[i] = json.dumps(entry)
+    manifest.write_text("\n".join(lines) + "\n")
+    failed = json.loads(cli(embedded_env, "drill", job["backup_id"], "--json",
+                            ok=False).stdout)
+    assert failed["state"] == "failed" and failed["result"]["passed"] is False
+    assert any("plain.txt" in p for p in failed["result"]["problems"])
+    assert {v.name for v in docker_host_a.client().volumes.list()} == before
+
+    history = json.loads(cli(embedded_env, "jobs", "--json").stdout)
+    assert [j["state"] for j in history if j["kind"] == "drill"] == ["failed", "succeeded"]
+
+
+def test_a_drill_of_a_corrupted_archive_fails_and_leaves_no_scratch_volume(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "emb-drill-bad")
+    (src / "data.bin").write_bytes(os.urandom(1 << 20))
+    job = json.loads(cli(embedded_env, "backup", "emb-drill-bad", "--json").stdout)
+    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    raw = bytearray(archive.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    archive.write_bytes(bytes(raw))
+    before = {v.name for v in docker_host_a.client().volumes.list()}
+    p = cli(embedded_env, "drill", job["backup_id"], ok=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert {v.name for v in docker_host_a.client().volumes.list()} == before

@@ -266,3 +266,22 @@ def test_verify_of_an_unknown_backup_is_404_and_a_known_one_is_queued(env: Env) 
     assert again.status_code == 409 and "verify" in error(again)["message"]
     # verifying does not hold the volume: a backup of it can still start
     assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202
+
+
+def test_drills_are_queued_with_a_scratch_volume_and_listed_as_history(env: Env) -> None:
+    r = env.client.post("/api/v1/drills", json={"backup_id": "nope"})
+    assert r.status_code == 404
+    with env.db.session() as s:
+        from common.db import catalog
+
+        backup_id = catalog.add_backup(s, host="h1", volume="data", target="local",
+                                       format="tar", key="k", manifest_key="k.m",
+                                       checksum="0" * 64).id
+    r = env.client.post("/api/v1/drills", json={"backup_id": backup_id})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["kind"] == "drill" and job["params"]["scratch_volume"].startswith(
+        "volkeeper-drill-")
+    assert job["params"]["scratch_volume"] != "data"
+    assert [j["id"] for j in env.client.get("/api/v1/drills?volume=data").json()] == [job["id"]]
+    assert env.client.get("/api/v1/drills?volume=other").json() == []

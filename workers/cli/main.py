@@ -223,6 +223,36 @@ def verify(
 
 
 @app.command()
+def drill(
+    backup_id: Annotated[str, typer.Argument(metavar="BACKUP")],
+    host: Annotated[str | None, typer.Option(help="Host to drill on.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Restore drill: restore BACKUP into a scratch volume, compare every file with the
+    backup, measure the restore time, delete the scratch volume. Exits 1 on failure."""
+    body = {k: v for k, v in {"backup_id": backup_id, "host": host}.items() if v is not None}
+    with _client() as c:
+        job = c.post("/drills", body)
+        done = wait_for_job(c, job["id"], quiet=as_json)
+    r = done.get("result") or {}
+    if as_json:
+        emit_json(done)
+    elif done["state"] == "succeeded":
+        err_console.print(
+            f"[green]drill passed[/]: {r.get('files_restored')} files, "
+            f"{size(r.get('bytes_restored'))} restored on {r.get('host')} in "
+            f"{r.get('restore_seconds')} s ({size(int(r.get('throughput_bytes_per_s') or 0))}/s)"
+            f"; {r.get('entries_checked')} entries match the backup")
+    else:
+        for problem in r.get("problems", [])[:20]:
+            err_console.print(f"  [red]differs:[/] {problem}")
+    if done["state"] == "failed":
+        if as_json:
+            raise typer.Exit(1)
+        raise CliError(done.get("error") or "drill failed")
+
+
+@app.command()
 def backups(
     volume: Annotated[str | None, typer.Option(help="Only this volume.")] = None,
     host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
