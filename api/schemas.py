@@ -74,6 +74,12 @@ class RestoreIn(BaseModel):
                              description="volume to restore into (default: the original name)")
     host: str | None = Field(default=None, max_length=200,
                              description="host to restore on (default: the backup's host)")
+    mode: Literal["new", "replace"] = Field(
+        default="new", description="new: into a missing/empty volume; replace: snapshot the "
+        "current content, replace it, verify, roll back on failure")
+    stop_containers: bool = Field(
+        default=False, description="replace: stop running containers using the volume "
+        "(always restarted afterwards)")
 
 
 class CheckOut(BaseModel):
@@ -90,6 +96,8 @@ class ValidationOut(BaseModel):
     host: str
     volume: str
     volume_state: str = Field(description="missing | empty | not-empty")
+    mode: str = "new"
+    stopping: list[str] = []
     restore_bytes: int
     free_bytes: int | None
     containers: list[ContainerOut]
@@ -113,6 +121,8 @@ class BackupOut(BaseModel):
     verified_at: datetime | None = None
     verify_status: str | None = Field(default=None, description="ok | damaged | null")
     verify_job_id: str | None = None
+    kind: str = Field(default="backup", description="backup | safety")
+    expires_at: datetime | None = None
 
 
 class JobOut(BaseModel):

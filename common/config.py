@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         description="How workers read/write volumes: the mountpoint directly (fast, full "
         "fidelity) or through Docker's archive API (any driver); auto prefers direct.",
     )
+    safety_snapshot_hours: float = Field(
+        default=72.0, description="How long the safety snapshot of a replace-restore is kept "
+        "(the window in which `volkeeper rollback` works).")
     zstd_level: int = 3
     log_level: str = "INFO"
 

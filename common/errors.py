@@ -97,6 +97,16 @@ class RestoreRefused(VolkeeperError):
         self.result = result
 
 
+class RolledBack(VolkeeperError):
+    """A replace-restore failed and the volume was put back to its safety snapshot."""
+
+    code = "rolled_back"
+
+    def __init__(self, message: str, result: dict[str, object], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
 class DockerError(VolkeeperError):
     code = "docker_error"
 

@@ -106,6 +106,7 @@ class HostAgent:
                 if now - last_sweep >= self.sweep_every:
                     last_sweep = now
                     sweep(self.ctx)
+                    prune_safety_snapshots(self.ctx)
             except Exception:
                 log.exception("host agent iteration failed; retrying")
             self._dirty.wait(timeout=min(s.heartbeat_seconds, self.sweep_every))
@@ -121,6 +122,32 @@ class HostAgent:
             except Exception as e:  # noqa: BLE001 - reconnect after a pause
                 log.debug("docker events stream ended: %s", e)
             self._stop.wait(5)
+
+
+def prune_safety_snapshots(ctx: WorkerContext) -> list[str]:
+    """Delete this host's safety snapshots whose keeping time is over."""
+    from common.db import catalog
+    from common.db.models import utcnow
+
+    with ctx.db.session() as sess:
+        expired = [(b.id, b.target, b.key, b.manifest_key)
+                   for b in catalog.expired_safety_snapshots(sess, ctx.host, utcnow())]
+    pruned = []
+    for backup_id, target, key, manifest_key in expired:
+        try:
+            backend = ctx.backend(target)
+            try:
+                backend.delete(manifest_key)
+                backend.delete(key)
+            finally:
+                backend.close()
+        except VolkeeperError as e:
+            log.warning("could not prune safety snapshot %s: %s", backup_id, e)
+            continue
+        with ctx.db.session() as sess:
+            sess.delete(catalog.get_backup(sess, backup_id))
+        pruned.append(backup_id)
+    return pruned
 
 
 def sweep(ctx: WorkerContext) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
@@ -13,10 +14,11 @@ from common.db import catalog
 from common.db.models import Job, utcnow
 from common.engine import backup as backup_engine
 from common.engine import drill as drill_engine
+from common.engine import replace as replace_engine
 from common.engine import restore as restore_engine
 from common.engine import validate as validate_engine
 from common.engine import verify as verify_engine
-from common.errors import Damaged, StorageError
+from common.errors import Damaged, RolledBack, StorageError
 from common.jobs.names import (
     TASK_BACKUP,
     TASK_DRILL,
@@ -97,6 +99,8 @@ def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> 
     assert job.backup_id is not None
     with ctx.db.session() as s:
         b = catalog.get_backup(s, job.backup_id)
+    if job.params.get("mode") == "replace":
+        return _replace(ctx, job, b, tracker)
     with _target(ctx, b.target) as backend:
         out = restore_engine.restore_backup(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
@@ -111,7 +115,8 @@ def _validate(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) ->
     with _target(ctx, b.target) as backend:
         v = validate_engine.validate_restore(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
-            volume=job.volume, settings=ctx.settings)
+            volume=job.volume, settings=ctx.settings, mode=job.params.get("mode", "new"),
+            stop_containers=bool(job.params.get("stop_containers")))
     return v.as_result(), None
 
 
@@ -145,3 +150,34 @@ def _drill(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Ou
         raise Damaged(out.summary(), out.as_result(),
                       "verify the backup (volkeeper verify) and back the volume up again")
     return out.as_result(), None
+
+
+def _replace(ctx: context.WorkerContext, job: Job, b: Any, tracker: ProgressTracker) -> Outcome:
+    try:
+        with _target(ctx, b.target) as backend:
+            out = replace_engine.replace_volume(
+                ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
+                host=job.host, job_id=job.id,
+                stop_containers=bool(job.params.get("stop_containers")), tracker=tracker,
+                settings=ctx.settings)
+    except RolledBack as e:
+        _record_safety(ctx, job, b.target, e.result.get("safety"))
+        raise
+    result = out.as_result()
+    result["safety_backup_id"] = _record_safety(ctx, job, b.target, result["safety"])
+    return result, None
+
+
+def _record_safety(ctx: context.WorkerContext, job: Job, target: str,
+                   safety: Any) -> str | None:
+    """Catalog the safety snapshot (kind "safety", with its expiry)."""
+    if not safety:
+        return None
+    with ctx.db.session() as s:
+        row = catalog.add_backup(
+            s, job_id=job.id, host=job.host, volume=job.volume, target=target,
+            format=safety["format"], key=safety["key"], manifest_key=safety["manifest_key"],
+            stored_bytes=safety["stored_bytes"], logical_bytes=safety["logical_bytes"],
+            file_count=safety["file_count"], checksum=safety["checksum"], kind="safety",
+            expires_at=utcnow() + timedelta(hours=ctx.settings.safety_snapshot_hours))
+        return row.id

@@ -27,9 +27,12 @@ def start_backup(body: BackupIn, state: State, user: CurrentUser) -> JobOut:
 @router.get("", response_model=list[BackupOut])
 def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
-                 limit: int = 200) -> list[BackupOut]:
+                 kind: str = "backup", limit: int = 200) -> list[BackupOut]:
+    """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
+    instead; ``kind=all`` both."""
     return [backup_out(b) for b in catalog.list_backups(
-        session, host=host, volume=volume, target=target, limit=min(limit, 1000))]
+        session, host=host, volume=volume, target=target, limit=min(limit, 1000),
+        kind=None if kind == "all" else kind)]
 
 
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)

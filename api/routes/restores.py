@@ -18,8 +18,16 @@ def start_restore(body: RestoreIn, state: State, user: CurrentUser) -> JobOut:
     """Queue a restore of a backup into a new or empty volume (default: the original name
     on the backup's host). A non-empty target volume fails the job with a clear error."""
     job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
-                                       host=body.host, requested_by=user)
+                                       host=body.host, requested_by=user, mode=body.mode,
+                                       stop_containers=body.stop_containers)
     return job_out(job, state)
+
+
+@router.post("/{job_id}/rollback", response_model=JobOut, status_code=202)
+def rollback(job_id: str, state: State, user: CurrentUser) -> JobOut:
+    """Undo a completed ``replace`` restore within the safety window: its safety snapshot
+    is restored over the volume (itself as a safe replace)."""
+    return job_out(state.service.rollback(restore_job_id=job_id, requested_by=user), state)
 
 
 @router.post("/validate", response_model=ValidationOut)
@@ -28,7 +36,8 @@ def validate_restore(body: RestoreIn, state: State, user: CurrentUser) -> Valida
     containers using it), host online and free space — on the target host, without changing
     anything. The same checks run again at the start of the real restore."""
     job = state.service.validate_restore(backup_id=body.backup_id, into=body.into,
-                                         host=body.host, requested_by=user)
+                                         host=body.host, requested_by=user, mode=body.mode,
+                                         stop_containers=body.stop_containers)
     if job.state != JobState.succeeded:
         raise VolkeeperError(f"the validation could not run: {job.error}",
                              f"see volkeeper job {job.id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -71,6 +72,11 @@ def add_backup(session: Session, **fields: Any) -> Backup:
     return backup
 
 
+def expired_safety_snapshots(session: Session, host: str, now: datetime) -> list[Backup]:
+    return list(session.scalars(select(Backup).where(
+        Backup.kind == "safety", Backup.host == host, Backup.expires_at < now)))
+
+
 def get_backup(session: Session, backup_id: str) -> Backup:
     backup = session.get(Backup, backup_id)
     if backup is None:
@@ -85,8 +91,11 @@ def list_backups(
     volume: str | None = None,
     target: str | None = None,
     limit: int = 200,
+    kind: str | None = "backup",
 ) -> list[Backup]:
     q = select(Backup).order_by(Backup.created_at.desc()).limit(limit)
+    if kind:
+        q = q.where(Backup.kind == kind)
     if host:
         q = q.where(Backup.host == host)
     if volume:

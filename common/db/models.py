@@ -142,5 +142,8 @@ class Backup(Base):
     verified_at: Mapped[datetime | None] = mapped_column()
     verify_status: Mapped[str | None] = mapped_column(String(16))
     verify_job_id: Mapped[str | None] = mapped_column(String(32))
+    # "backup", or "safety": the content a replace-restore overwrote, kept until expires_at
+    kind: Mapped[str] = mapped_column(String(16), default="backup", server_default="backup")
+    expires_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),)

@@ -130,6 +130,17 @@ class DockerHost:
             return Path(root)
         return None
 
+    # -- containers -----------------------------------------------------------------------
+
+    def stop_container(self, container_id: str, timeout: int = 30) -> None:
+        """Stop a running container (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        with self._errors():
+            self.client.containers.get(container_id).stop(timeout=timeout)
+
+    def start_container(self, container_id: str) -> None:
+        with self._errors():
+            self.client.containers.get(container_id).start()
+
     # -- volumes --------------------------------------------------------------------------
 
     def list_volumes(self, with_sizes: bool = False) -> list[VolumeInfo]:

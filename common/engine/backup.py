@@ -38,9 +38,13 @@ class BackupOutcome:
         return asdict(self)
 
 
-def archive_key(host: str, volume: str, created: datetime, job_id: str, fmt: str) -> str:
+def archive_key(host: str, volume: str, created: datetime, job_id: str, fmt: str,
+                area: str = "archives") -> str:
+    """``volkeeper/<area>/<host>/<volume>/<UTC time>-<job><ext>``; area ``archives`` for
+    backups, ``safety`` for the snapshots a replace-restore takes first."""
     stamp = created.strftime("%Y%m%dT%H%M%SZ")
-    return f"volkeeper/archives/{host}/{volume}/{stamp}-{job_id}{EXTENSIONS[check_format(fmt)]}"
+    ext = EXTENSIONS[check_format(fmt)]
+    return f"volkeeper/{area}/{host}/{volume}/{stamp}-{job_id}{ext}"
 
 
 def backup_volume(
@@ -53,12 +57,13 @@ def backup_volume(
     job_id: str,
     tracker: ProgressTracker,
     settings: Settings,
+    area: str = "archives",
 ) -> BackupOutcome:
     """Stream ``volume`` of ``host`` into ``backend``. Raises NotFound for a missing volume,
     StorageError for storage failures, DockerError/IntegrityError for read failures."""
     info = docker.volume(volume)
     created = datetime.now(UTC)
-    key = archive_key(host, volume, created, job_id, fmt)
+    key = archive_key(host, volume, created, job_id, fmt, area)
     mkey = manifest_key(key)
     tracker.set_phase("scanning")
     path = direct_path(docker, volume, settings)

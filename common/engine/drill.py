@@ -10,15 +10,13 @@ removed. The measured restore time is the volume's real recovery time on that ho
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common.archive import read_manifest, verify_archive
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine.access import tar_source
+from common.engine.compare import compare_volume
 from common.engine.restore import StoredBackup, restore_backup
 from common.errors import NotFound
 from common.progress import ProgressTracker
@@ -57,15 +55,8 @@ def run_drill(docker: DockerHost, backend: Backend, backup: StoredBackup, *, hos
         restored = restore_backup(docker, backend, backup, volume=scratch, tracker=tracker,
                                   settings=settings, host=host)
         restore_seconds = time.monotonic() - started
-        tracker.set_phase("comparing", bytes_total=backup.logical_bytes)
         compare_started = time.monotonic()
-        with backend.open_reader(backup.manifest_key) as raw, \
-                io.TextIOWrapper(raw, encoding="utf-8") as text, \
-                tar_source(docker, scratch, settings) as stream:
-            # entries only: the archive-level checksum belongs to the stored object, not
-            # to this fresh tar of the restored volume
-            report = verify_archive(stream, "tar", read_manifest(text).entries(), tracker,
-                                    name=f"restored volume {scratch}")
+        report = compare_volume(docker, backend, backup, scratch, settings, tracker)
         compare_seconds = time.monotonic() - compare_started
     finally:
         with contextlib.suppress(NotFound):

@@ -36,6 +36,8 @@ class Validation:
     volume: str
     plan: str = ""
     volume_state: str = "unknown"  # missing | empty | not-empty
+    mode: str = "new"
+    stopping: list[str] = field(default_factory=list)
     restore_bytes: int = 0
     free_bytes: int | None = None
     containers: list[dict[str, str]] = field(default_factory=list)
@@ -56,13 +58,24 @@ class Validation:
 
 
 def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
-                     host: str, volume: str, settings: Settings) -> Validation:
+                     host: str, volume: str, settings: Settings, mode: str = "new",
+                     stop_containers: bool = False) -> Validation:
+    """``mode`` "new": into a missing or empty volume; "replace": over a volume's content
+    (a safety snapshot is taken first; running users must be stopped)."""
     v = Validation(backup_id=backup.id, host=host, volume=volume,
-                   restore_bytes=backup.logical_bytes)
+                   restore_bytes=backup.logical_bytes, mode=mode)
     _check_objects(v, backend, backup)
-    _check_volume(v, docker, volume, settings)
+    if mode == "replace":
+        _check_replace(v, docker, volume, settings, stop_containers)
+    else:
+        _check_volume(v, docker, volume, settings)
     _check_space(v, docker, volume, settings)
-    if v.ok:
+    if v.ok and mode == "replace":
+        stop = " after stopping " + ", ".join(v.stopping) if v.stopping else ""
+        v.plan = (f"snapshot the current content of {volume!r} on {host}{stop}, then replace "
+                  f"it with {backup.file_count} files from backup {backup.id}; roll back "
+                  "automatically on failure")
+    elif v.ok:
         v.plan = (f"create volume {volume!r} on {host} and restore {backup.file_count} files "
                   f"into it" if v.volume_state == "missing" else
                   f"restore {backup.file_count} files into the empty volume {volume!r} on {host}")
@@ -103,6 +116,35 @@ def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Sett
         v.add("target volume", False,
               f"volume {volume!r} is not empty; restoring would mix or overwrite its content "
               "— restore into a new volume (--into NEW_NAME) or empty this one first")
+
+
+def _check_replace(v: Validation, docker: DockerHost, volume: str, settings: Settings,
+                   stop_containers: bool) -> None:
+    try:
+        info = docker.volume(volume)
+    except NotFound:
+        v.volume_state = "missing"
+        v.add("target volume", False, f"volume {volume!r} does not exist: there is nothing to "
+              "replace — restore without --mode replace to create it")
+        return
+    v.volume_state = "empty" if docker.is_empty(volume) else "not-empty"
+    v.containers = [{"id": c.id, "name": c.name, "state": c.state} for c in info.containers]
+    if direct_path(docker, volume, settings) is None:
+        v.add("target volume", False, f"volume {volume!r} (driver {info.driver}) is only "
+              "reachable through the Docker API, which cannot empty it; replace needs direct "
+              "access — restore into a new volume instead")
+        return
+    v.add("target volume", True, f"volume {volume!r} exists ({v.volume_state}); its content "
+          "is snapshotted before it is replaced")
+    running = [c.name for c in info.containers if c.state == "running"]
+    if running and not stop_containers:
+        v.add("containers", False, f"volume {volume!r} is in use by running container(s) "
+              f"{', '.join(running)}; pass --stop-containers to stop them during the restore "
+              "(they are started again afterwards)")
+    else:
+        v.stopping = running
+        v.add("containers", True, f"will stop and restart {', '.join(running)}" if running
+              else "no running container uses the volume")
 
 
 def _check_space(v: Validation, docker: DockerHost, volume: str, settings: Settings) -> None:

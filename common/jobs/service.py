@@ -10,7 +10,8 @@ from typing import Any
 
 from common.config import Settings
 from common.db import Database, Job, JobState, catalog, hosts, jobs
-from common.errors import InvalidInput, Unavailable
+from common.db.models import utcnow
+from common.errors import Conflict, InvalidInput, NotFound, Unavailable
 from common.jobs.dispatch import Dispatcher
 from common.jobs.names import (
     ARCHIVE_FORMATS,
@@ -73,7 +74,13 @@ class JobService:
         into: str | None = None,
         host: str | None = None,
         requested_by: str | None = None,
+        mode: str = "new",
+        stop_containers: bool = False,
     ) -> Job:
+        """``mode`` "new" (into a missing or empty volume) or "replace" (snapshot, replace,
+        verify, roll back on failure)."""
+        if mode not in ("new", "replace"):
+            raise InvalidInput(f"unknown restore mode {mode!r}", "use 'new' or 'replace'")
         with self.db.session() as s:
             backup = catalog.get_backup(s, backup_id)
             catalog.get_target(s, backup.target)
@@ -85,9 +92,35 @@ class JobService:
             job = jobs.create_job(
                 s, kind="restore", host=host, volume=into, target=backup.target,
                 backup_id=backup.id, params={"source_volume": backup.volume,
-                                             "source_host": backup.host},
+                                             "source_host": backup.host, "mode": mode,
+                                             "stop_containers": stop_containers},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
+
+    def rollback(self, *, restore_job_id: str, requested_by: str | None = None) -> Job:
+        """Undo a completed replace-restore: put its safety snapshot back (as a replace)."""
+        with self.db.session() as s:
+            job = jobs.get_job(s, restore_job_id)
+            safety_id = (job.result or {}).get("safety_backup_id")
+            if job.kind != "restore" or job.params.get("mode") != "replace" or not safety_id:
+                raise InvalidInput(f"job {restore_job_id} is not a completed replace-restore",
+                                   "only `restore --mode replace` jobs can be rolled back")
+            if job.state != JobState.succeeded:
+                raise Conflict(f"job {restore_job_id} did not succeed ({job.state}); a failed "
+                               "replace-restore is rolled back automatically already")
+            try:
+                safety = catalog.get_backup(s, safety_id)
+            except NotFound:
+                raise Conflict(f"the safety snapshot of job {restore_job_id} is gone",
+                               "it expired (VOLKEEPER_SAFETY_SNAPSHOT_HOURS)") from None
+            if safety.expires_at is not None and safety.expires_at < utcnow():
+                raise Conflict(f"the safety snapshot of job {restore_job_id} expired at "
+                               f"{safety.expires_at.isoformat(timespec='seconds')}")
+            host, volume = job.host, job.volume
+            stop = bool(job.params.get("stop_containers"))
+        return self.submit_restore(backup_id=safety_id, into=volume, host=host,
+                                   requested_by=requested_by, mode="replace",
+                                   stop_containers=stop)
 
     def validate_restore(
         self,
@@ -97,6 +130,8 @@ class JobService:
         host: str | None = None,
         requested_by: str | None = None,
         timeout: float = 10.0,
+        mode: str = "new",
+        stop_containers: bool = False,
     ) -> Job:
         """Run the restore's checks on the target host now (a dry run) and wait for them.
         Returns the finished ``validate`` job, whose result lists every check."""
@@ -111,7 +146,8 @@ class JobService:
             job = jobs.create_job(
                 s, kind="validate", host=host, volume=into, target=backup.target,
                 backup_id=backup.id, requested_by=requested_by,
-                lock=f"validate/{uuid.uuid4().hex}")
+                lock=f"validate/{uuid.uuid4().hex}",
+                params={"mode": mode, "stop_containers": stop_containers})
         self._dispatch(job, TASK_VALIDATE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

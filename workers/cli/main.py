@@ -163,11 +163,18 @@ def restore(
     wait: Annotated[bool, typer.Option(help="Wait for the job (always, embedded).")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Only validate: objects, target volume, free space.")] = False,
+    mode: Annotated[str, typer.Option(
+        help="new: into a missing/empty volume; replace: snapshot, replace, verify, roll "
+        "back on failure.")] = "new",
+    stop_containers: Annotated[bool, typer.Option(
+        help="replace: stop containers using the volume (always restarted).")] = False,
     as_json: Json = False,
 ) -> None:
-    """Restore BACKUP into a new or empty volume (default: its original name)."""
-    body = {k: v for k, v in {"backup_id": backup_id, "into": into, "host": host}.items()
-            if v is not None}
+    """Restore BACKUP into a new or empty volume (default: its original name), or with
+    --mode replace over a volume's content (safety snapshot first, automatic rollback)."""
+    body: dict[str, Any] = {k: v for k, v in {"backup_id": backup_id, "into": into,
+                                              "host": host}.items() if v is not None}
+    body |= {"mode": mode, "stop_containers": stop_containers}
     with _client() as c:
         if dry_run:
             return _show_validation(c.post("/restores/validate", body), as_json)
@@ -250,6 +257,18 @@ def drill(
         if as_json:
             raise typer.Exit(1)
         raise CliError(done.get("error") or "drill failed")
+
+
+@app.command()
+def rollback(
+    job_id: Annotated[str, typer.Argument(metavar="RESTORE_JOB")],
+    wait: Annotated[bool, typer.Option(help="Wait for the job (always, embedded).")] = False,
+    as_json: Json = False,
+) -> None:
+    """Undo a completed `restore --mode replace`: put back its safety snapshot."""
+    with _client() as c:
+        job = c.post(f"/restores/{job_id}/rollback", {})
+        _after_submit(c, job, wait, as_json)
 
 
 @app.command()

@@ -83,6 +83,10 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
             console.print(f"[green]backup {r.get('backup_id')} of {job['volume']} done[/]: "
                           f"{r.get('file_count')} files, {size(r.get('logical_bytes'))} → "
                           f"{size(r.get('stored_bytes'))} stored at {r.get('key')}")
-        else:
+        elif job["kind"] == "restore":
             console.print(f"[green]restored into volume {job['volume']} on {job['host']}[/]: "
                           f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}")
+            if r.get("safety_backup_id"):
+                console.print(f"previous content kept as safety snapshot "
+                              f"{r['safety_backup_id']}; undo with: volkeeper rollback "
+                              f"{job['id']}")

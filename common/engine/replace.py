@@ -1,0 +1,121 @@
+"""Replace a volume's content with a backup — safely.
+
+Order: validate → stop the containers using the volume (if asked; they are *always*
+started again afterwards, even on failure) → take a safety snapshot of the current content
+(an ordinary tar.zst in the target under ``volkeeper/safety/``, kept for
+``VOLKEEPER_SAFETY_SNAPSHOT_HOURS``) → empty the volume → extract the backup → compare the
+volume with the backup's manifest. If anything after the snapshot fails, the volume is
+emptied and the safety snapshot is extracted back into it, and the job says so. A later
+``volkeeper rollback`` restores the safety snapshot the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from common.archive import check_format, extract_archive
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.access import clear_volume, tar_sink
+from common.engine.backup import BackupOutcome, backup_volume
+from common.engine.compare import compare_volume
+from common.engine.restore import StoredBackup
+from common.engine.validate import validate_restore
+from common.errors import DockerError, IntegrityError, RestoreRefused, RolledBack
+from common.progress import ProgressTracker
+from common.storage.base import Backend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplaceOutcome:
+    volume: str
+    safety: BackupOutcome | None = None
+    stopped_containers: list[str] = field(default_factory=list)
+    restarted_containers: list[str] = field(default_factory=list)
+    entries_checked: int = 0
+    bytes_restored: int = 0
+    files_restored: int = 0
+
+    def as_result(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["safety"] = self.safety.as_result() if self.safety else None
+        out["mode"] = "replace"
+        return out
+
+
+def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
+                   host: str, job_id: str, stop_containers: bool, tracker: ProgressTracker,
+                   settings: Settings) -> ReplaceOutcome:
+    tracker.set_phase("validating")
+    check = validate_restore(docker, backend, backup, host=host, volume=volume,
+                             settings=settings, mode="replace",
+                             stop_containers=stop_containers)
+    problem = check.first_problem()
+    if problem is not None:
+        raise RestoreRefused(f"restore refused: {problem.detail}", check.as_result())
+    out = ReplaceOutcome(volume=volume)
+    running = [c for c in docker.volume(volume).containers if c.state == "running"]
+    try:
+        for c in running:
+            tracker.note(f"stopping container {c.name}")
+            docker.stop_container(c.id)
+            out.stopped_containers.append(c.name)
+        tracker.set_phase("safety snapshot")
+        out.safety = backup_volume(docker, backend, host=host, volume=volume, fmt="tar.zst",
+                                   job_id=job_id, tracker=tracker, settings=settings,
+                                   area="safety")
+        try:
+            _put(docker, backend, volume, settings, tracker, key=backup.key,
+                 fmt=backup.format, checksum=backup.checksum)
+            report = compare_volume(docker, backend, backup, volume, settings, tracker)
+            if not report.ok:
+                raise IntegrityError("the restored content differs from the backup: "
+                                     + "; ".join(report.problems[:3]))
+            out.entries_checked = report.entries_checked
+            out.bytes_restored, out.files_restored = backup.logical_bytes, backup.file_count
+        except BaseException as e:
+            _roll_back(docker, backend, volume, settings, tracker, out.safety, e)
+            raise RolledBack(
+                f"restoring backup {backup.id} into volume {volume!r} failed ({e}); the "
+                "volume was put back to its content from before the restore",
+                out.as_result()) from e
+    finally:
+        for c in running:
+            if c.name not in out.stopped_containers:
+                continue
+            try:
+                docker.start_container(c.id)
+                out.restarted_containers.append(c.name)
+            except DockerError:
+                log.exception("could not restart container %s", c.name)
+    return out
+
+
+def _put(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
+         tracker: ProgressTracker, *, key: str, fmt: str, checksum: str) -> None:
+    """Empty the volume and extract the archive ``key`` into it."""
+    tracker.set_phase("replacing")
+    if not clear_volume(docker, volume, settings):
+        raise DockerError(f"cannot empty volume {volume!r} through the Docker API",
+                          "replace needs direct access to the volume's mountpoint")
+    with backend.open_reader(key) as reader, tar_sink(docker, volume, settings) as sink:
+        extract_archive(reader, check_format(fmt), sink, tracker, expected_sha256=checksum,
+                        name=key)
+
+
+def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
+               tracker: ProgressTracker, safety: BackupOutcome, cause: BaseException) -> None:
+    tracker.set_phase("rolling back")
+    log.warning("replace-restore into %s failed (%s); rolling back", volume, cause)
+    try:
+        _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
+             checksum=safety.checksum)
+    except BaseException as e:
+        raise IntegrityError(
+            f"ROLLBACK FAILED for volume {volume!r}: {e} (after the restore failed: {cause})",
+            f"its previous content is in the safety snapshot {safety.key}; restore it by hand "
+            "with plain tar (see README)") from e
