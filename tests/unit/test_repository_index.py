@@ -1,0 +1,121 @@
+"""Index files and the in-memory index: round trips, lookups, merges, damage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.errors import IntegrityError
+from common.repository.crypto import AesGcmCipher, Key, NullCipher
+from common.repository.ids import BlobType
+from common.repository.index import Index, IndexEntry, IndexFile, decode_index, encode_index
+
+CIPHER = AesGcmCipher(Key.new().enc_key)
+
+entries_st = st.lists(
+    st.builds(
+        IndexEntry,
+        blob_id=st.binary(min_size=32, max_size=32),
+        blob_type=st.sampled_from(BlobType),
+        pack_id=st.sampled_from([b"\x01" * 32, b"\x02" * 32, os.urandom(32)]),
+        offset=st.integers(0, 2**32 - 1),
+        length=st.integers(0, 2**32 - 1),
+        raw_length=st.integers(0, 2**32 - 1),
+        compression=st.integers(0, 1),
+    ),
+    max_size=60,
+    unique_by=lambda e: e.blob_id,
+)
+
+
+def _sorted(entries: Iterable[IndexEntry]) -> list[IndexEntry]:
+    return sorted(entries, key=lambda e: e.blob_id)
+
+
+@settings(max_examples=60, deadline=None)
+@given(entries=entries_st, supersedes=st.lists(st.binary(min_size=32, max_size=32), max_size=3))
+def test_index_files_round_trip(entries, supersedes) -> None:
+    for cipher in (CIPHER, NullCipher()):
+        data = encode_index(cipher, b"i" * 32, IndexFile(entries, supersedes))
+        decoded = decode_index(cipher, b"i" * 32, data)
+        assert _sorted(decoded.entries) == _sorted(entries)
+        assert decoded.supersedes == supersedes
+
+
+def test_an_index_file_under_another_id_or_damaged_names_the_file() -> None:
+    entry = IndexEntry(os.urandom(32), BlobType.DATA, os.urandom(32), 0, 10, 10)
+    data = encode_index(CIPHER, b"a" * 32, IndexFile([entry]))
+    with pytest.raises(IntegrityError, match=("62" * 32)):
+        decode_index(CIPHER, b"b" * 32, data)
+    damaged = bytearray(data)
+    damaged[-3] ^= 1
+    with pytest.raises(IntegrityError, match="index file"):
+        decode_index(CIPHER, b"a" * 32, bytes(damaged))
+
+
+@settings(max_examples=40, deadline=None)
+@given(entries=entries_st, flush_every=st.integers(1, 8))
+def test_the_in_memory_index_finds_every_entry_and_nothing_else(entries, flush_every) -> None:
+    index = Index(flush_every=flush_every)
+    assert index.add_all(entries) == len(entries)
+    assert len(index) == len(entries)
+    for e in entries:
+        assert e.blob_id in index
+        assert index.lookup(e.blob_id) == e
+    assert index.lookup(b"\xff" * 31 + b"\xfe") is None or any(
+        e.blob_id == b"\xff" * 31 + b"\xfe" for e in entries
+    )
+    assert _sorted(index) == _sorted(entries)
+
+
+def test_ids_sharing_their_first_eight_bytes_are_told_apart() -> None:
+    head = b"\x00" * 8
+    a = IndexEntry(head + b"a" * 24, BlobType.DATA, b"p" * 32, 1, 2, 3)
+    b = IndexEntry(head + b"b" * 24, BlobType.TREE, b"q" * 32, 4, 5, 6, 1)
+    index = Index(flush_every=1)
+    index.add_all([b, a])
+    assert index.lookup(a.blob_id) == a and index.lookup(b.blob_id) == b
+    assert head + b"c" * 24 not in index
+
+
+def test_a_blob_already_indexed_keeps_its_first_location() -> None:
+    first = IndexEntry(b"x" * 32, BlobType.DATA, b"p" * 32, 0, 5, 5)
+    again = IndexEntry(b"x" * 32, BlobType.DATA, b"q" * 32, 9, 5, 5)
+    index = Index()
+    assert index.add(first) is True
+    assert index.add(again) is False
+    index.flush()
+    assert index.add(again) is False
+    assert index.lookup(b"x" * 32) == first
+
+
+def test_merging_index_files_gives_one_index_over_all_packs() -> None:
+    files = [
+        IndexFile(
+            [
+                IndexEntry(os.urandom(32), BlobType.DATA, bytes([p]) * 32, i, 1, 1)
+                for i in range(500)
+            ]
+        )
+        for p in range(1, 4)
+    ]
+    index = Index.merge(files)
+    assert len(index) == 1500
+    assert index.packs() == {bytes([p]) * 32 for p in range(1, 4)}
+    for f in files:
+        for e in f.entries[::50]:
+            assert index.lookup(e.blob_id) == e
+
+
+def test_incremental_merges_into_a_large_index_keep_it_sorted() -> None:
+    index = Index(flush_every=100)
+    entries = [IndexEntry(os.urandom(32), BlobType.DATA, b"p" * 32, i, 1, 1) for i in range(5000)]
+    index.add_all(entries)
+    index.flush()
+    ids = [e.blob_id for e in index]
+    assert ids == sorted(ids) and len(ids) == 5000
+    assert all(index.lookup(e.blob_id) == e for e in entries)

@@ -1,0 +1,124 @@
+"""Key files and opening repositories: passphrases, several keys, config protection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from common.repository import ids, keys
+from common.repository.config import init_repository, open_repository
+from common.repository.crypto import Key
+from common.repository.keys import KdfParams, WrongPassphrase
+from common.storage.memory import MemoryBackend
+
+FAST = KdfParams(n=2**10, r=8, p=1)  # production uses 2**17; tests stay fast
+
+
+def _snapshot(backend: MemoryBackend) -> dict[str, int]:
+    return {o.key: o.size for o in backend.list()}
+
+
+def test_a_wrapped_key_opens_with_its_passphrase_only() -> None:
+    master = Key.new()
+    data = keys.wrap_key(master, "correct horse", b"k" * 32, FAST)
+    assert keys.unwrap_key(data, "correct horse", b"k" * 32, "memory://x") == master
+    with pytest.raises(WrongPassphrase) as exc:
+        keys.unwrap_key(data, "wrong", b"k" * 32, "memory://x")
+    assert exc.value.message == "wrong passphrase for repository memory://x"
+    assert "VOLKEEPER_REPOSITORY_PASSWORD" in (exc.value.hint or "")
+    doc = json.loads(data)
+    assert (doc["kdf"], doc["n"], doc["r"], doc["p"]) == ("scrypt", 2**10, 8, 1)
+    assert master.enc_key.hex() not in data.decode()
+
+
+def test_wrong_passphrase_is_a_clear_error_and_nothing_is_written() -> None:
+    backend = MemoryBackend()
+    init_repository(backend, "right", kdf=FAST)
+    before = _snapshot(backend)
+    with pytest.raises(WrongPassphrase, match="wrong passphrase for repository memory://"):
+        open_repository(backend, "wrong")
+    with pytest.raises(WrongPassphrase):
+        keys.open_repository_key(backend, "wrong")
+    assert _snapshot(backend) == before
+
+
+def test_several_passphrases_open_the_same_master_key_and_can_be_removed() -> None:
+    backend = MemoryBackend()
+    repo = init_repository(backend, "first", kdf=FAST)
+    second = keys.add_key(backend, repo.key, "second", FAST)
+    assert keys.open_repository_key(backend, "second") == repo.key
+    assert open_repository(backend, "first").key == repo.key
+    first_id, _ = keys.find_key(backend, "first")
+    keys.remove_key(backend, first_id)
+    with pytest.raises(WrongPassphrase):
+        keys.open_repository_key(backend, "first")
+    assert keys.list_key_files(backend) == [second]
+    assert open_repository(backend, "second").key == repo.key
+
+
+def test_the_last_key_cannot_be_removed() -> None:
+    backend = MemoryBackend()
+    init_repository(backend, "only", kdf=FAST)
+    (only,) = keys.list_key_files(backend)
+    with pytest.raises(Conflict, match="last key"):
+        keys.remove_key(backend, only)
+    assert keys.list_key_files(backend) == [only]
+    with pytest.raises(NotFound):
+        keys.remove_key(backend, b"\x00" * 32)
+
+
+def test_hostile_scrypt_parameters_in_a_key_file_are_refused() -> None:
+    backend = MemoryBackend()
+    init_repository(backend, "pw", kdf=FAST)
+    (kid,) = keys.list_key_files(backend)
+    doc = json.loads(backend.get_bytes(ids.key_file_key(kid)))
+    doc["n"] = 2**30
+    backend.put_bytes(ids.key_file_key(kid), json.dumps(doc).encode())
+    with pytest.raises(IntegrityError, match="malformed"):
+        keys.open_repository_key(backend, "pw")
+
+
+def test_an_encrypted_repository_round_trips_its_config() -> None:
+    backend = MemoryBackend()
+    repo = init_repository(backend, "pw", kdf=FAST, pack_size=8 << 20, zstd_level=5)
+    again = open_repository(backend, "pw")
+    assert again.config == repo.config and again.config.encrypted
+    assert again.chunker().params == repo.config.chunker
+    with pytest.raises(Conflict, match="already exists"):
+        init_repository(backend, "pw", kdf=FAST)
+
+
+def test_a_repository_is_unencrypted_only_on_explicit_request() -> None:
+    backend = MemoryBackend()
+    with pytest.raises(InvalidInput, match="needs a passphrase"):
+        init_repository(backend, None)
+    assert _snapshot(backend) == {}
+    repo = init_repository(backend, None, unencrypted=True)
+    assert not repo.config.encrypted and keys.list_key_files(backend) == []
+    assert open_repository(backend, None).key == repo.key
+    with pytest.raises(Conflict, match="unencrypted but a passphrase was given"):
+        open_repository(backend, "pw")
+
+
+def test_a_config_switched_to_no_encryption_is_refused() -> None:
+    backend = MemoryBackend()
+    repo = init_repository(backend, "pw", kdf=FAST)
+    doc = json.loads(backend.get_bytes(ids.CONFIG_KEY))
+    doc["encryption"] = "none"
+    doc["master_key"] = Key.new().to_bytes().hex()
+    backend.put_bytes(ids.CONFIG_KEY, json.dumps(doc).encode())
+    with pytest.raises(IntegrityError, match="failed to authenticate"):
+        open_repository(backend, None)
+    doc["encryption"] = "aes-256-gcm"
+    doc["pack_size"] = 1
+    backend.put_bytes(ids.CONFIG_KEY, json.dumps(doc).encode())
+    with pytest.raises(IntegrityError, match="failed to authenticate"):
+        open_repository(backend, "pw")
+    assert repo.config.pack_size != 1
+
+
+def test_opening_a_missing_repository_says_how_to_create_it() -> None:
+    with pytest.raises(NotFound, match="repository"):
+        open_repository(MemoryBackend(), "pw")
