@@ -106,6 +106,7 @@ class HostAgent:
                 if now - last_sweep >= self.sweep_every:
                     last_sweep = now
                     sweep(self.ctx)
+                    recover_replaces(self.ctx)
                     prune_safety_snapshots(self.ctx)
             except Exception:
                 log.exception("host agent iteration failed; retrying")
@@ -122,6 +123,42 @@ class HostAgent:
             except Exception as e:  # noqa: BLE001 - reconnect after a pause
                 log.debug("docker events stream ended: %s", e)
             self._stop.wait(5)
+
+
+def recover_replaces(ctx: WorkerContext) -> list[str]:
+    """Put back the volumes of replace-restores that were interrupted on this host (the
+    worker died after the safety snapshot was taken), then release their lock."""
+    from common.db import catalog
+    from common.engine.replace import put_back
+    from common.engine.restore import StoredBackup
+    from common.progress import NullTracker
+
+    with ctx.db.session() as sess:
+        pending = [(j.id, j.volume, str(j.result.get("safety_backup_id")))
+                   for j in jobs.interrupted_replaces(sess, ctx.host)]
+    recovered = []
+    for job_id, volume, safety_id in pending:
+        try:
+            with ctx.db.session() as sess:
+                safety = catalog.get_backup(sess, safety_id)
+                stored, target = StoredBackup.from_row(safety), safety.target
+            backend = ctx.backend(target)
+            try:
+                put_back(ctx.docker, backend, stored, volume, ctx.settings, NullTracker())
+            finally:
+                backend.close()
+        except VolkeeperError as e:
+            log.error("could not put volume %s back after job %s: %s", volume, job_id, e)
+            continue
+        with ctx.db.session() as sess:
+            job = jobs.get_job(sess, job_id)
+            job.result = {**job.result, "replace_state": "recovered"}
+            job.error = (f"{job.error} — done: volume {volume!r} was put back to its content "
+                         "from before the restore")
+            job.active_lock = None
+        log.warning("volume %s put back to its safety snapshot after job %s", volume, job_id)
+        recovered.append(job_id)
+    return recovered
 
 
 def prune_safety_snapshots(ctx: WorkerContext) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import shared_task
 
-from common.db import catalog
+from common.db import catalog, jobs
 from common.db.models import Job, utcnow
 from common.engine import backup as backup_engine
 from common.engine import drill as drill_engine
@@ -18,7 +18,7 @@ from common.engine import replace as replace_engine
 from common.engine import restore as restore_engine
 from common.engine import validate as validate_engine
 from common.engine import verify as verify_engine
-from common.errors import Damaged, RolledBack, StorageError
+from common.errors import Damaged, RolledBack, StorageError, VolkeeperError
 from common.jobs.names import (
     TASK_BACKUP,
     TASK_DRILL,
@@ -153,18 +153,30 @@ def _drill(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Ou
 
 
 def _replace(ctx: context.WorkerContext, job: Job, b: Any, tracker: ProgressTracker) -> Outcome:
+    safety_id: list[str | None] = [None]
+
+    def on_safety(safety: Any) -> None:
+        safety_id[0] = _record_safety(ctx, job, b.target, safety.as_result())
+        with ctx.db.session() as s:
+            jobs.update_result(s, job.id, {"safety_backup_id": safety_id[0],
+                                           "replace_state": "replacing"})
+
     try:
         with _target(ctx, b.target) as backend:
             out = replace_engine.replace_volume(
                 ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
                 host=job.host, job_id=job.id,
                 stop_containers=bool(job.params.get("stop_containers")), tracker=tracker,
-                settings=ctx.settings)
+                settings=ctx.settings, on_safety=on_safety)
     except RolledBack as e:
-        _record_safety(ctx, job, b.target, e.result.get("safety"))
+        e.result |= {"safety_backup_id": safety_id[0], "replace_state": "rolled_back"}
         raise
-    result = out.as_result()
-    result["safety_backup_id"] = _record_safety(ctx, job, b.target, result["safety"])
+    except VolkeeperError as e:
+        if safety_id[0] is not None:  # failed while rolling back: keep the marker
+            e.result = {"safety_backup_id": safety_id[0],  # type: ignore[attr-defined]
+                        "replace_state": "rollback_failed"}
+        raise
+    result = out.as_result() | {"safety_backup_id": safety_id[0], "replace_state": "done"}
     return result, None
 
 

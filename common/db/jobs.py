@@ -118,6 +118,12 @@ def heartbeat(session: Session, job_id: str, progress: dict[str, Any]) -> None:
     )
 
 
+def update_result(session: Session, job_id: str, patch: dict[str, Any]) -> None:
+    """Merge ``patch`` into the job's result (progress markers a crash must not lose)."""
+    job = get_job(session, job_id)
+    job.result = {**(job.result or {}), **patch}
+
+
 def finish_job(
     session: Session,
     job_id: str,
@@ -165,10 +171,20 @@ def sweep_stale(
         Job.state == JobState.running, Job.heartbeat_at < now - running_after
     )
     for job in session.scalars(running.with_for_update(skip_locked=True)):
-        _finish(job, JobState.failed, error=(
-            f"worker {job.worker} stopped reporting (last heartbeat "
-            f"{_ago(now, job.heartbeat_at)} ago); the job was abandoned — check the worker "
-            f"on host {job.host} and submit the job again"))
+        lost = (f"worker {job.worker} stopped reporting (last heartbeat "
+                f"{_ago(now, job.heartbeat_at)} ago)")
+        if (job.result or {}).get("replace_state") == "replacing":
+            # the volume is half replaced: keep it locked until the host's worker has put
+            # it back to the safety snapshot (workers.agent.recover_replaces)
+            lock = job.active_lock
+            _finish(job, JobState.failed, error=(
+                f"{lost} while replacing the volume's content; the worker of host "
+                f"{job.host} puts the volume back to its safety snapshot when it runs again"))
+            job.active_lock = lock
+        else:
+            _finish(job, JobState.failed, error=(
+                f"{lost}; the job was abandoned — check the worker on host {job.host} and "
+                "submit the job again"))
         failed.append(job.id)
     queued = select(Job).where(Job.state == JobState.queued, Job.created_at < now - queued_after)
     for job in session.scalars(queued.with_for_update(skip_locked=True)):
@@ -178,6 +194,14 @@ def sweep_stale(
             " and submit the job again"))
         failed.append(job.id)
     return failed
+
+
+def interrupted_replaces(session: Session, host: str) -> list[Job]:
+    """Failed replace-restores of ``host`` whose volume still awaits its rollback."""
+    q = select(Job).where(Job.host == host, Job.kind == "restore",
+                          Job.state == JobState.failed, Job.active_lock.is_not(None))
+    return [j for j in session.scalars(q)
+            if (j.result or {}).get("replace_state") == "replacing"]
 
 
 def _ago(now: datetime, then: datetime | None) -> str:

@@ -12,6 +12,7 @@ emptied and the safety snapshot is extracted back into it, and the job says so. 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,7 +50,10 @@ class ReplaceOutcome:
 
 def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
                    host: str, job_id: str, stop_containers: bool, tracker: ProgressTracker,
-                   settings: Settings) -> ReplaceOutcome:
+                   settings: Settings,
+                   on_safety: Callable[[BackupOutcome], None] | None = None) -> ReplaceOutcome:
+    """``on_safety`` is called as soon as the safety snapshot is stored, before the volume
+    is touched: the caller records it, so a crash from then on can be rolled back."""
     tracker.set_phase("validating")
     check = validate_restore(docker, backend, backup, host=host, volume=volume,
                              settings=settings, mode="replace",
@@ -68,6 +72,8 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
         out.safety = backup_volume(docker, backend, host=host, volume=volume, fmt="tar.zst",
                                    job_id=job_id, tracker=tracker, settings=settings,
                                    area="safety")
+        if on_safety is not None:
+            on_safety(out.safety)
         try:
             _put(docker, backend, volume, settings, tracker, key=backup.key,
                  fmt=backup.format, checksum=backup.checksum)
@@ -93,6 +99,13 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
             except DockerError:
                 log.exception("could not restart container %s", c.name)
     return out
+
+
+def put_back(docker: DockerHost, backend: Backend, safety: StoredBackup, volume: str,
+             settings: Settings, tracker: ProgressTracker) -> None:
+    """Put a volume back to a safety snapshot (recovery after a worker died mid-replace)."""
+    _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
+         checksum=safety.checksum)
 
 
 def _put(docker: DockerHost, backend: Backend, volume: str, settings: Settings,

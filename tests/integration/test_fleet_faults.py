@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests.fixtures.fleet import Fleet
-from tests.fixtures.util import free_port
+from tests.fixtures.util import free_port, wait_for
 from tests.integration.test_fleet import mountpoint, submit
+from tests.treecmp import compare_trees
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +116,41 @@ def test_a_killed_worker_does_not_leave_its_job_running_forever(
     again = fleet.wait_job(submit(fleet, "/backups", {"volume": "victim", "host": "host-b",
                                                       "target": "s3"})["id"])
     assert again["state"] == "succeeded", again["error"]
+
+
+def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
+        fleet: Fleet, slow_host_b: None, tmp_path: Path) -> None:
+    path = big_volume(fleet, "replaced")
+    done = fleet.wait_job(submit(fleet, "/backups", {"volume": "replaced", "host": "host-b",
+                                                     "target": "s3"})["id"])
+    assert done["state"] == "succeeded", done["error"]
+    for i in range(4):  # new content the restore is about to overwrite
+        (path / f"blob{i}.bin").write_bytes(os.urandom(10 * 1024 * 1024))
+    (path / "only-now.txt").write_text("must survive")
+    before = tmp_path / "before"
+    subprocess.run(["cp", "-a", f"{path}/.", str(before)], check=True)
+
+    job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "mode": "replace"})
+    deadline = time.monotonic() + 120
+    with fleet.http as c:
+        while time.monotonic() < deadline:
+            j = c.get(f"/jobs/{job['id']}").json()
+            if (j["progress"] or {}).get("phase") == "replacing" and \
+                    j["progress"].get("bytes_done", 0) > 0:
+                break
+            assert j["state"] in ("queued", "running"), j
+            time.sleep(0.1)
+    fleet.stop_worker("host-b", signal.SIGKILL)
+    failed = fleet.wait_job(job["id"], timeout=60)
+    assert failed["state"] == "failed" and "safety snapshot" in failed["error"]
+    with fleet.http as c:  # the volume stays locked until it has been put back
+        assert c.post("/backups", json={"volume": "replaced", "host": "host-b",
+                                        "target": "s3"}).status_code == 409
+    fleet.start_worker("host-b")
+
+    def recovered() -> bool:
+        with fleet.http as c:
+            return c.get(f"/jobs/{job['id']}").json()["result"].get(
+                "replace_state") == "recovered"
+    wait_for(recovered, 90, "the interrupted replace to be rolled back", interval=0.5)
+    assert compare_trees(before, path) == []
