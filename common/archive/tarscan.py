@@ -63,14 +63,18 @@ def _num(field_: bytes, what: str) -> int:
         if field_[0] & 0x40:  # negative base-256
             value -= 1 << (8 * (len(field_) - 1))
         return value
-    text = field_.split(b"\0", 1)[0].strip(b" \0")
-    if not text:
-        return 0
+    text = field_.split(b"\0", 1)[0]
     try:
-        return int(text, 8)
+        return int(text, 8)  # int() itself ignores surrounding spaces
     except ValueError:
-        raise TarFormatError(f"tar header has an invalid {what} field {text!r}",
-                             "the archive is corrupt or not a tar archive") from None
+        text = text.strip(b" \0")
+        if not text:
+            return 0
+        try:
+            return int(text, 8)
+        except ValueError:
+            raise TarFormatError(f"tar header has an invalid {what} field {text!r}",
+                                 "the archive is corrupt or not a tar archive") from None
 
 
 def _str(raw: bytes) -> str:
@@ -103,7 +107,7 @@ def _parse_pax(data: bytes) -> list[tuple[bytes, bytes]]:
 
 def _check_header(hdr: bytes) -> None:
     stored = _num(hdr[148:156], "checksum")
-    computed = sum(hdr[:148]) + 8 * 32 + sum(hdr[156:])
+    computed = sum(hdr) - sum(hdr[148:156]) + 8 * 32
     if stored != computed:
         signed = sum(b - 256 if b > 127 else b for b in hdr[:148] + hdr[156:]) + 256
         if stored != signed:
@@ -147,6 +151,25 @@ class TarScanner:
             raise TarFormatError("tar stream ended before the end-of-archive marker",
                                  "the archive is truncated; the source stopped early")
 
+    def _take(self, n: int) -> bytes | None:
+        """``n`` bytes if the current chunk holds them all (the common case), else None."""
+        pos = self._pos
+        if len(self._cur) - pos < n:
+            return None
+        self._pos = pos + n
+        return bytes(self._cur[pos : pos + n])
+
+    def _consume(self, n: int, sink: Callable[[memoryview], object] | None) -> int:
+        """Pass on (or skip) up to ``n`` bytes of the current chunk; how many are left."""
+        pos = self._pos
+        take = min(n, len(self._cur) - pos)
+        if take > 0:
+            if sink is not None:
+                sink(self._cur[pos : pos + take])
+            self._pos = pos + take
+            return n - take
+        return n
+
     def _read(self, n: int) -> Generator[None, None, bytes]:
         avail = len(self._cur) - self._pos
         if avail >= n:
@@ -180,7 +203,9 @@ class TarScanner:
         longname: bytes | None = None
         longlink: bytes | None = None
         while True:
-            hdr = yield from self._read(BLOCK)
+            hdr = self._take(BLOCK)
+            if hdr is None:
+                hdr = yield from self._read(BLOCK)
             if hdr == _ZERO_BLOCK:
                 return  # end-of-archive marker (the second zero block is optional)
             _check_header(hdr)
@@ -188,8 +213,12 @@ class TarScanner:
             size = _num(hdr[124:136], "size")
             padded = -size % BLOCK
             if typeflag in (b"x", b"g", b"L", b"K"):
-                data = yield from self._read(size)
-                yield from self._stream(padded, None)
+                data = self._take(size + padded)
+                if data is not None:
+                    data = data[:size]
+                else:
+                    data = yield from self._read(size)
+                    yield from self._stream(padded, None)
                 if typeflag == b"x":
                     pax = _parse_pax(data)
                 elif typeflag == b"g":
@@ -199,8 +228,11 @@ class TarScanner:
                 else:
                     longlink = _cstr(data)
                 continue
-            records = dict(self._global)
-            records.update(pax)
+            if self._global:
+                records = dict(self._global)
+                records.update(pax)
+            else:
+                records = dict(pax)
             if b"size" in records:
                 size = int(records[b"size"])
                 padded = -size % BLOCK
@@ -229,11 +261,13 @@ class TarScanner:
                     pos = offset + length
                 self._zeros(realsize - pos, sink)
                 yield from self._stream(stored, None)
-            elif entry.type in ("file", "dir"):
-                yield from self._stream(size, sink)
-            else:
-                yield from self._stream(size, None)
-            yield from self._stream(padded, None)
+            else:  # sink is None unless the member is a file being hashed
+                rest = self._consume(size, sink)
+                if rest:
+                    yield from self._stream(rest, sink)
+            rest = self._consume(padded, None)
+            if rest:
+                yield from self._stream(rest, None)
             if hasher is not None:
                 entry.sha256 = hasher.hexdigest()
             self.members += 1
@@ -259,7 +293,6 @@ class TarScanner:
         if longname is not None:
             name = longname
         name = records.get(b"path", name)
-        link = records.get(b"linkpath", longlink if longlink is not None else _cstr(hdr[157:257]))
         kind = TYPES.get(typeflag, "file")
         if kind == "file" and name.endswith(b"/") and typeflag == b"\0":
             kind = "dir"
@@ -275,9 +308,8 @@ class TarScanner:
         sparse_map: list[tuple[int, int]] | None = None
         realsize = size
         is_sparse = False
-        if b"GNU.sparse.major" in records or b"GNU.sparse.map" in records or (
-            b"GNU.sparse.offset" in records
-        ):
+        if records and (b"GNU.sparse.major" in records or b"GNU.sparse.map" in records
+                        or b"GNU.sparse.offset" in records):
             is_sparse = True
             name = records.get(b"GNU.sparse.name", name)
             realsize = int(records.get(b"GNU.sparse.realsize",
@@ -299,10 +331,12 @@ class TarScanner:
             type=kind,
             size=realsize if kind == "file" else 0,
             mode=_num(hdr[100:108], "mode") & 0o7777,
-            uid=int(records.get(b"uid", _num(hdr[108:116], "uid"))),
-            gid=int(records.get(b"gid", _num(hdr[116:124], "gid"))),
+            uid=int(records[b"uid"]) if b"uid" in records else _num(hdr[108:116], "uid"),
+            gid=int(records[b"gid"]) if b"gid" in records else _num(hdr[116:124], "gid"),
             mtime=mtime,
-            link=_str(link) if kind in ("symlink", "hardlink") else None,
+            link=_str(records.get(b"linkpath", longlink if longlink is not None
+                                  else _cstr(hdr[157:257])))
+            if kind in ("symlink", "hardlink") else None,
             xattrs=xattrs,
             sparse=is_sparse,
         )
