@@ -111,7 +111,11 @@ class ManifestWriter:
         if entry.type == "file":
             self.files += 1
             self.bytes += entry.size
-        self._line(entry_to_dict(entry))
+        if entry.xattrs or entry.type in ("char", "block"):
+            self._line(entry_to_dict(entry))
+        else:
+            self.sink.write(entry_line(entry))
+
 
     def summary(self, archive_sha256: str, archive_size: int) -> ManifestSummary:
         """Write the closing summary line and return it."""
@@ -120,6 +124,19 @@ class ManifestWriter:
         self._line(summ.to_dict())
         self.sink.flush()
         return summ
+
+
+def entry_line(entry: TarEntry) -> str:
+    """The manifest line of a member without xattrs or device numbers, formatted directly:
+    byte for byte what ``json.dumps(entry_to_dict(entry), separators=(",", ":"))`` gives,
+    at a fraction of the cost (it runs once per file of every backup)."""
+    dumps = json.dumps
+    sha = "null" if entry.sha256 is None else f'"{entry.sha256}"'
+    link = "null" if entry.link is None else dumps(entry.link)
+    return (f'{{"path":{dumps(entry.path)},"type":"{entry.type}","size":{entry.size},'
+            f'"mode":{entry.mode},"uid":{entry.uid},"gid":{entry.gid},'
+            f'"mtime":{float(entry.mtime)!r},"sha256":{sha},"link":{link},'
+            f'"sparse":{"true" if entry.sparse else "false"}}}\n')
 
 
 class Manifest:

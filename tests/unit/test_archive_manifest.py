@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.archive import ManifestWriter, TarEntry, manifest_key, read_manifest
 from common.errors import IntegrityError
@@ -70,3 +72,21 @@ def test_something_that_is_not_a_usable_manifest_is_refused(text: str) -> None:
 
 def test_the_manifest_key_sits_beside_the_archive() -> None:
     assert manifest_key("a/b/x.tar.zst") == "a/b/x.tar.zst.manifest.jsonl"
+
+
+@given(path=st.text(min_size=1), link=st.none() | st.text(), size=st.integers(0, 2**63),
+       mode=st.integers(0, 0o7777), uid=st.integers(0, 2**32), mtime=st.floats(0, 2**33),
+       sha=st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+       kind=st.sampled_from(["file", "dir", "symlink", "hardlink", "fifo"]),
+       sparse=st.booleans())
+def test_the_fast_manifest_line_is_exactly_the_json_line(
+        path: str, link: str | None, size: int, mode: int, uid: int, mtime: float,
+        sha: str | None, kind: str, sparse: bool) -> None:
+    import json
+
+    from common.archive.manifest import entry_line, entry_to_dict
+    from common.archive.tarscan import TarEntry
+
+    e = TarEntry(path=path, type=kind, size=size, mode=mode, uid=uid, gid=uid // 2,
+                 mtime=mtime, link=link, sha256=sha, sparse=sparse)
+    assert entry_line(e) == json.dumps(entry_to_dict(e), separators=(",", ":")) + "\n"
