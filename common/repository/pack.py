@@ -158,11 +158,9 @@ def parse_header(
 
 
 def read_range(backend: Backend, key: str, offset: int, length: int) -> bytes:
-    """``length`` bytes of an object from ``offset``. Seeks when the reader can, else reads
-    and discards (the Backend contract has no ranged read yet); short → IntegrityError."""
-    with backend.open_reader(key) as reader:
-        _skip(reader, offset)
-        data = _read_exact(reader, length)
+    """``length`` bytes of an object from ``offset`` (one ``Backend.read_range``, so on S3
+    only those bytes are transferred); fewer than ``length`` → IntegrityError."""
+    data = backend.read_range(key, offset, length)
     if len(data) != length:
         raise IntegrityError(
             f"object {key} is truncated (wanted {length} bytes at {offset})", _HINT

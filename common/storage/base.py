@@ -9,11 +9,16 @@ may succeed when simply tried again (timeouts, throttling, 5xx, connection reset
 ``TransientStorageError``; everything else (bad credentials, missing bucket, permission
 denied, invalid key) raises ``PermanentStorageError``. Messages name the target and the
 cause and never contain credentials.
+
+Ranged reads: ``read_range(key, offset, length)`` fetches part of an object (a pack's
+header, one blob) without transferring the rest; a negative offset is a suffix, like HTTP
+``Range: bytes=-N``. Every backend answers it; the base class has a slow generic version.
 """
 
 from __future__ import annotations
 
 import abc
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,8 +107,66 @@ class Backend(abc.ABC):
         with self.open_reader(key) as r:
             return r.read()
 
+    def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
+        """Bytes ``[offset, offset + length)`` of the object, in one request where possible.
+
+        ``length`` None reads to the end. A negative ``offset`` counts from the end, like an
+        HTTP suffix range ``bytes=-N``: ``read_range(key, -N)`` is the last N bytes (the
+        whole object when it is shorter), found without a ``stat``; ``length`` then limits
+        how many of them are returned. A range reaching past the end returns the bytes that
+        exist, and an offset at or past the end returns ``b""``; a short result is never an
+        error here (callers that need exactly ``length`` bytes check the length). Raises
+        NotFound when the key does not exist (also for ``length == 0``) and InvalidInput for
+        a negative ``length``.
+
+        This default reads through ``open_reader`` and discards the bytes before ``offset``
+        (correct for any backend, but slow); backends override it with a real ranged read.
+        """
+        check_range(offset, length)
+        if offset < 0:
+            offset = max(0, self.stat(key).size + offset)
+        with self.open_reader(key) as reader:
+            if offset:
+                _skip(reader, offset)
+            if length is None:
+                return reader.read()
+            parts: list[bytes] = []
+            while length > 0 and (got := reader.read(length)):
+                parts.append(got)
+                length -= len(got)
+            return b"".join(parts)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and thread pools."""
+
+
+def check_range(offset: int, length: int | None) -> None:
+    """Validate the arguments of ``Backend.read_range``; raises InvalidInput."""
+    if length is not None and length < 0:
+        raise InvalidInput(
+            f"invalid read range: length {length} at offset {offset}",
+            "pass a length of 0 or more, or None to read to the end",
+        )
+
+
+def range_bounds(offset: int, length: int | None, size: int) -> tuple[int, int]:
+    """The ``[start, end)`` slice of an object of ``size`` bytes that ``read_range`` returns."""
+    start = max(0, size + offset) if offset < 0 else min(offset, size)
+    end = size if length is None else min(size, start + length)
+    return start, end
+
+
+def _skip(reader: BinaryIO, n: int) -> None:
+    """Advance a reader by ``n`` bytes: seek when it can, else read and discard."""
+    seekable = getattr(reader, "seekable", None)
+    if seekable is not None and seekable():
+        reader.seek(n, io.SEEK_CUR)
+        return
+    while n > 0:
+        got = reader.read(min(n, 1 << 20))
+        if not got:
+            return
+        n -= len(got)
 
 
 def check_key(key: str) -> str:

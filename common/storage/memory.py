@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from common.errors import NotFound
-from common.storage.base import Backend, ObjectInfo, ObjectWriter, check_key
+from common.storage.base import (
+    Backend,
+    ObjectInfo,
+    ObjectWriter,
+    check_key,
+    check_range,
+    range_bounds,
+)
 
 
 class MemoryBackend(Backend):
@@ -30,6 +37,13 @@ class MemoryBackend(Backend):
     def open_reader(self, key: str) -> BinaryIO:
         data, _ = self._get(key)
         return io.BytesIO(data)  # shares the immutable bytes, no copy
+
+    def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
+        """A slice of the stored bytes (see ``Backend.read_range``)."""
+        check_range(offset, length)
+        data, _ = self._get(key)
+        start, end = range_bounds(offset, length, len(data))
+        return data[start:end]
 
     def stat(self, key: str) -> ObjectInfo:
         data, modified = self._get(key)

@@ -46,7 +46,14 @@ from common.errors import (
     StorageError,
     TransientStorageError,
 )
-from common.storage.base import Backend, ObjectInfo, ObjectWriter, check_key
+from common.storage.base import (
+    Backend,
+    ObjectInfo,
+    ObjectWriter,
+    check_key,
+    check_range,
+    range_bounds,
+)
 from common.storage.wrappers import retry_call
 
 T = TypeVar("T")
@@ -166,6 +173,47 @@ class S3Backend(Backend):
             "reading", key, lambda: self.client.get_object(Bucket=self.bucket, Key=full)
         )
         return cast(BinaryIO, S3Reader(self, key, full, resp))
+
+    def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
+        """One ranged GetObject (``Range: bytes=a-b``, ``bytes=a-`` or ``bytes=-N``).
+
+        Errors map like ``open_reader``'s; 416 (empty object, offset past the end) is
+        ``b""``. A suffix read with a ``length`` transfers the whole suffix and cuts it.
+        Not retried here: ``RetryingBackend`` replays the whole call on transient errors.
+        """
+        check_range(offset, length)
+        full = self.full_key(key)
+        if length == 0:
+            self.stat(key)  # NotFound for a missing key, like every other range
+            return b""
+        if offset < 0:
+            spec = f"bytes={offset}"
+        elif length is None:
+            spec = f"bytes={offset}-"
+        else:
+            spec = f"bytes={offset}-{offset + length - 1}"
+
+        def fetch() -> bytes:
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=full, Range=spec)
+            except ClientError as e:
+                if is_unsatisfiable_range(e):
+                    return b""
+                raise
+            body = resp["Body"]
+            try:
+                data: bytes = body.read()
+            except OSError as e:
+                raise self.error(e, "reading", key) from e
+            finally:
+                with contextlib.suppress(Exception):
+                    body.close()
+            if "ContentRange" not in resp:  # the server ignored Range and sent everything
+                start, end = range_bounds(offset, length, len(data))
+                return data[start:end]
+            return data if length is None or offset >= 0 else data[:length]
+
+        return self.call("reading", key, fetch)
 
     def stat(self, key: str) -> ObjectInfo:
         full = self.full_key(key)
@@ -508,6 +556,12 @@ def error_code(e: ClientError) -> str:
 def is_not_found(e: Exception) -> bool:
     """Whether a botocore error means the object (key) does not exist."""
     return isinstance(e, ClientError) and error_code(e) in ("NoSuchKey", "404", "NotFound")
+
+
+def is_unsatisfiable_range(e: ClientError) -> bool:
+    """Whether a ranged GET failed only because no byte of the object is in the range."""
+    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(e) == "InvalidRange" or status == 416
 
 
 def map_s3_error(

@@ -4,7 +4,7 @@
 exponential backoff with jitter (``retry_call`` is the shared helper; the S3 writer uses it
 for individual part uploads, since a streaming writer cannot be replayed as a whole).
 ``RateLimitedBackend`` bounds throughput with a token bucket applied to writer ``write``
-and reader ``read``.
+and reader ``read``, and to the bytes ``read_range`` returns.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def retry_call(
 
 
 class RetryingBackend(Backend):
-    """Retries transient failures of stat/list/delete/open_reader/put_bytes/get_bytes.
+    """Retries transient failures of stat/list/delete/open_reader/read_range/put_bytes/get_bytes.
 
     Writers pass through untouched: a stream cannot be replayed, so backends retry their
     own pieces (the S3 writer retries each part). ``list`` resumes after the last key it
@@ -110,6 +110,10 @@ class RetryingBackend(Backend):
 
     def get_bytes(self, key: str) -> bytes:
         return self._retry(lambda: self.inner.get_bytes(key))
+
+    def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
+        """The inner ranged read, replayed whole on transient errors (it is idempotent)."""
+        return self._retry(lambda: self.inner.read_range(key, offset, length))
 
     def check(self) -> None:
         self._retry(self.inner.check)
@@ -249,6 +253,12 @@ class RateLimitedBackend(Backend):
 
     def open_reader(self, key: str) -> BinaryIO:
         return cast(BinaryIO, _LimitedReader(self.inner.open_reader(key), self.bucket))
+
+    def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
+        """The inner ranged read; the bytes it returned are charged to the bucket."""
+        data = self.inner.read_range(key, offset, length)
+        self.bucket.consume(len(data))
+        return data
 
     def stat(self, key: str) -> ObjectInfo:
         return self.inner.stat(key)

@@ -1,5 +1,6 @@
 """The one contract suite every storage backend passes: memory, local directory, and S3
-(moto over real HTTP, multipart included)."""
+(moto over real HTTP, multipart included). Ranged reads have their own file,
+``test_storage_ranges.py``, over the same backends plus the base class and the wrappers."""
 
 from __future__ import annotations
 
@@ -181,6 +182,8 @@ def test_missing_keys_raise_not_found(case: Case) -> None:
         case.backend.open_reader("absent/key")
     with pytest.raises(NotFound):
         case.backend.get_bytes("absent")
+    with pytest.raises(NotFound):
+        case.backend.read_range("absent/key", -10)  # ranges: tests/unit/test_storage_ranges.py
 
 
 def test_deleting_removes_an_object_and_a_missing_key_is_fine(case: Case) -> None:
@@ -212,6 +215,7 @@ def test_invalid_keys_are_rejected(case: Case, key: str) -> None:
         case.backend.open_reader,
         case.backend.stat,
         case.backend.delete,
+        lambda k: case.backend.read_range(k, 0, 1),
     ):
         with pytest.raises(InvalidInput):
             op(key)

@@ -1,0 +1,291 @@
+"""``Backend.read_range`` on every backend (memory, local, S3 via moto, the base class's
+generic version, the retry and bandwidth wrappers), and proof that S3 transfers only the
+requested bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from common.errors import InvalidInput, NotFound, PermanentStorageError, TransientStorageError
+from common.storage.base import Backend, ObjectInfo, ObjectWriter
+from common.storage.local import LocalBackend
+from common.storage.memory import MemoryBackend
+from common.storage.s3 import S3Backend
+from common.storage.wrappers import RateLimitedBackend, RetryingBackend
+from tests.fixtures.s3 import S3Server
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+DATA = bytes((i * 7 + 3) % 251 for i in range(1000))
+
+
+class GenericBackend(Backend):
+    """A backend that does not override ``read_range``, with a reader that cannot seek: it
+    exercises the base class's read-and-discard version."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryBackend("generic")
+        self.display = "generic://"
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        return self.inner.open_writer(key)
+
+    def open_reader(self, key: str) -> BinaryIO:
+        return cast(BinaryIO, _Unseekable(self.inner.get_bytes(key)))
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self.inner.stat(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+
+class _Unseekable(io.RawIOBase):
+    """Hands out at most 100 bytes per read, like a network stream."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")[:100]
+        return self._data.readinto(view)
+
+
+@pytest.fixture(params=["memory", "local", "s3", "generic", "wrapped"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield MemoryBackend("ranges")
+    elif request.param == "local":
+        yield LocalBackend(tmp_path / "root")
+    elif request.param == "generic":
+        yield GenericBackend()
+    elif request.param == "wrapped":
+        yield RetryingBackend(RateLimitedBackend(MemoryBackend("wrapped"), 10**12), attempts=2)
+    else:
+        server = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket")
+        s3 = S3Backend(**server.backend_kwargs(bucket), prefix="pre/fix", part_size=PART)
+        yield s3
+        s3.close()
+
+
+# (offset, length) → the same slice Python would give; the names read as sentences.
+RANGES = {
+    "a_middle_range": (100, 50, DATA[100:150]),
+    "the_first_byte": (0, 1, DATA[:1]),
+    "the_last_byte": (999, 1, DATA[999:]),
+    "everything_from_an_offset_to_the_end": (900, None, DATA[900:]),
+    "the_whole_object": (0, None, DATA),
+    "a_range_reaching_past_the_end_cut_at_the_end": (990, 50, DATA[990:]),
+    "a_suffix": (-64, None, DATA[-64:]),
+    "a_suffix_longer_than_the_object_as_the_whole_object": (-5000, None, DATA),
+    "the_start_of_a_suffix_when_a_length_is_given": (-64, 10, DATA[-64:-54]),
+    "nothing_for_a_zero_length": (100, 0, b""),
+    "nothing_for_an_offset_at_the_end": (1000, None, b""),
+    "nothing_for_a_range_starting_at_the_end": (1000, 10, b""),
+    "nothing_for_an_offset_past_the_end": (5000, 10, b""),
+}
+
+
+@pytest.mark.parametrize(("offset", "length", "expected"), RANGES.values(), ids=RANGES.keys())
+def test_read_range_returns(
+    backend: Backend, offset: int, length: int | None, expected: bytes
+) -> None:
+    backend.put_bytes("v/obj", DATA)
+    assert backend.read_range("v/obj", offset, length) == expected
+
+
+def test_read_range_of_an_empty_object_is_always_empty(backend: Backend) -> None:
+    backend.put_bytes("empty", b"")
+    for offset, length in ((0, None), (0, 10), (0, 0), (3, None), (-10, None), (-1, 1)):
+        assert backend.read_range("empty", offset, length) == b"", (offset, length)
+
+
+@pytest.mark.parametrize(("offset", "length"), [(0, None), (5, 10), (-10, None), (0, 0)])
+def test_read_range_of_a_missing_key_raises_not_found(
+    backend: Backend, offset: int, length: int | None
+) -> None:
+    backend.put_bytes("present", DATA)
+    with pytest.raises(NotFound) as e:
+        backend.read_range("absent/key", offset, length)
+    assert (e.value.kind, e.value.name) == ("object", "absent/key")
+
+
+def test_read_range_refuses_a_negative_length_and_an_invalid_key(backend: Backend) -> None:
+    backend.put_bytes("k", DATA)
+    with pytest.raises(InvalidInput) as e:
+        backend.read_range("k", 10, -1)
+    assert e.value.hint and "length" in e.value.hint
+    with pytest.raises(InvalidInput):
+        backend.read_range("a/../k", 0, 10)
+
+
+def test_read_range_sees_the_bytes_of_a_streamed_multipart_object(backend: Backend) -> None:
+    data = bytes(range(256)) * (PART // 256) + DATA  # one byte past a part on S3
+    with backend.open_writer("big") as w:
+        w.write(data)
+        w.commit()
+    assert backend.read_range("big", PART - 500, 1000) == data[PART - 500 : PART + 500]
+    assert backend.read_range("big", -1500) == data[-1500:]
+
+
+# -- S3 transfers only what was asked for --------------------------------------------------
+
+
+class Wire:
+    """Records, per S3 operation, the Range header sent and the bytes the server sent back."""
+
+    def __init__(self, s3: S3Backend) -> None:
+        self.operations: list[str] = []
+        self.ranges: list[str | None] = []
+        self.received: list[int] = []
+        events = s3.client.meta.events
+        events.register("before-call.s3", self._call)
+        events.register("before-send.s3.GetObject", self._send)
+        events.register("after-call.s3.GetObject", self._answer)
+
+    def _call(self, model: Any, **_: Any) -> None:
+        self.operations.append(model.name)
+
+    def _send(self, request: Any, **_: Any) -> None:
+        value = request.headers.get("Range")
+        self.ranges.append(value.decode() if isinstance(value, bytes) else value)
+
+    def _answer(self, http_response: Any, **_: Any) -> None:
+        self.received.append(int(http_response.headers.get("content-length", -1)))
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, s3_bucket: str) -> Iterator[S3Backend]:
+    backend = S3Backend(**s3_server.backend_kwargs(s3_bucket), retry_base_delay=0.001)
+    yield backend
+    backend.close()
+
+
+def test_an_s3_range_read_asks_for_and_receives_only_the_requested_bytes(s3: S3Backend) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    s3.put_bytes("pack", data)
+    wire = Wire(s3)
+    assert s3.read_range("pack", 300_000, 1000) == data[300_000:301_000]
+    assert s3.read_range("pack", 1_000_000) == data[1_000_000:]
+    assert wire.ranges == ["bytes=300000-300999", "bytes=1000000-"]
+    assert wire.received == [1000, len(data) - 1_000_000]
+
+
+def test_an_s3_suffix_read_is_one_get_without_a_stat(s3: S3Backend) -> None:
+    data = bytes(range(256)) * 4096
+    s3.put_bytes("pack", data)
+    wire = Wire(s3)
+    assert s3.read_range("pack", -4096) == data[-4096:]
+    assert wire.operations == ["GetObject"]
+    assert wire.ranges == ["bytes=-4096"]
+    assert wire.received == [4096]
+
+
+def test_an_s3_range_past_the_end_is_empty_not_an_error(s3: S3Backend) -> None:
+    s3.put_bytes("small", b"0123456789")
+    wire = Wire(s3)
+    assert s3.read_range("small", 10, 5) == b""
+    assert s3.read_range("small", 50) == b""
+    assert wire.ranges == ["bytes=10-14", "bytes=50-"]  # answered 416 by the server
+
+
+def test_an_s3_range_read_of_a_missing_bucket_is_a_permanent_error(
+    s3_server: S3Server,
+) -> None:
+    s3 = S3Backend(**s3_server.backend_kwargs("no-such-bucket-for-ranges"))
+    with pytest.raises(PermanentStorageError) as e:
+        s3.read_range("k", 0, 10)
+    assert "no-such-bucket-for-ranges" in e.value.message
+    assert s3_server.secret_access_key not in str(e.value)
+
+
+def test_an_s3_range_read_failing_with_503_is_transient_and_retried(s3: S3Backend) -> None:
+    s3.put_bytes("obj", DATA)
+    failures: list[int] = []
+
+    def unavailable(**_: Any) -> Any:
+        if len(failures) < 2:
+            failures.append(503)
+            http = AWSResponse("http://fake", 503, HTTPHeaders(), None)
+            return http, {
+                "Error": {"Code": "ServiceUnavailable", "Message": "injected"},
+                "ResponseMetadata": {"HTTPStatusCode": 503},
+            }
+        return None
+
+    s3.client.meta.events.register("before-call.s3.GetObject", unavailable)
+    with pytest.raises(TransientStorageError):
+        s3.read_range("obj", 0, 10)
+    sleeps: list[float] = []
+    retrying = RetryingBackend(s3, attempts=3, base_delay=0.001, sleep=sleeps.append)
+    assert retrying.read_range("obj", 10, 20) == DATA[10:30]
+    assert failures == [503, 503] and len(sleeps) == 1
+
+
+# -- wrappers ------------------------------------------------------------------------------
+
+
+class FlakyRanges(MemoryBackend):
+    """Fails the first ``failures`` ranged reads with a transient error."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__("flaky")
+        self.failures = failures
+        self.calls = 0
+
+    def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise TransientStorageError(f"ranged read {self.calls} timed out")
+        return super().read_range(key, offset, length)
+
+
+def test_retrying_replays_a_ranged_read_that_failed_transiently() -> None:
+    inner = FlakyRanges(failures=2)
+    inner.put_bytes("k", DATA)
+    backend = RetryingBackend(inner, attempts=3, base_delay=0, sleep=lambda s: None)
+    assert backend.read_range("k", -10) == DATA[-10:]
+    assert inner.calls == 3
+    with pytest.raises(NotFound):
+        backend.read_range("missing", 0)
+    assert inner.calls == 4  # NotFound is not retried
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now += seconds
+
+
+def test_rate_limiting_charges_the_bytes_a_ranged_read_returned() -> None:
+    clock = FakeClock()
+    inner = MemoryBackend()
+    inner.put_bytes("obj", bytes(100_000))
+    backend = RateLimitedBackend(inner, 10_000, clock=clock, sleep=clock.sleep)
+    assert len(backend.read_range("obj", 0, 10_000)) == 10_000  # the one-second burst
+    assert clock.slept == 0
+    assert len(backend.read_range("obj", -30_000, None)) == 30_000
+    assert math.isclose(clock.slept, 3.0)
+    assert backend.read_range("obj", 200_000, 10) == b""  # nothing returned, nothing charged
+    assert math.isclose(clock.slept, 3.0)
