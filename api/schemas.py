@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["tar", "tar.gz", "tar.zst"]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -80,6 +80,27 @@ class RestoreIn(BaseModel):
     stop_containers: bool = Field(
         default=False, description="replace: stop running containers using the volume "
         "(always restarted afterwards)")
+    paths: list[str] | None = Field(
+        default=None, max_length=1000,
+        description="restore only these paths (relative to the volume root; a directory "
+        "brings everything below it)")
+
+    @field_validator("paths")
+    @classmethod
+    def _clean_paths(cls, paths: list[str] | None) -> list[str] | None:
+        if paths is None:
+            return None
+        out = []
+        for p in paths:
+            clean = p.strip().lstrip("/")
+            clean = clean[2:] if clean.startswith("./") else clean
+            clean = clean.rstrip("/")
+            parts = clean.split("/")
+            if not clean or "\x00" in clean or any(x in ("", ".", "..") for x in parts):
+                raise ValueError(f"invalid path {p!r}: use a path inside the volume such as "
+                                 "'db/base' (no '..', no empty segments)")
+            out.append(clean)
+        return out
 
 
 class CheckOut(BaseModel):

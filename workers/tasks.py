@@ -104,7 +104,8 @@ def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> 
     with _target(ctx, b.target) as backend:
         out = restore_engine.restore_backup(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
-            tracker=tracker, settings=ctx.settings, host=job.host)
+            tracker=tracker, settings=ctx.settings, host=job.host,
+            paths=job.params.get("paths"))
     return out.as_result(), None
 
 
@@ -116,7 +117,8 @@ def _validate(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) ->
         v = validate_engine.validate_restore(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
             volume=job.volume, settings=ctx.settings, mode=job.params.get("mode", "new"),
-            stop_containers=bool(job.params.get("stop_containers")))
+            stop_containers=bool(job.params.get("stop_containers")),
+            paths=job.params.get("paths"))
     return v.as_result(), None
 
 

@@ -19,7 +19,7 @@ def start_restore(body: RestoreIn, state: State, user: CurrentUser) -> JobOut:
     on the backup's host). A non-empty target volume fails the job with a clear error."""
     job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
                                        host=body.host, requested_by=user, mode=body.mode,
-                                       stop_containers=body.stop_containers)
+                                       stop_containers=body.stop_containers, paths=body.paths)
     return job_out(job, state)
 
 
@@ -37,7 +37,8 @@ def validate_restore(body: RestoreIn, state: State, user: CurrentUser) -> Valida
     anything. The same checks run again at the start of the real restore."""
     job = state.service.validate_restore(backup_id=body.backup_id, into=body.into,
                                          host=body.host, requested_by=user, mode=body.mode,
-                                         stop_containers=body.stop_containers)
+                                         stop_containers=body.stop_containers,
+                                         paths=body.paths)
     if job.state != JobState.succeeded:
         raise VolkeeperError(f"the validation could not run: {job.error}",
                              f"see volkeeper job {job.id}")

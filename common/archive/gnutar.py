@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, BinaryIO
 
 from common.errors import InvalidInput, NotFound, VolkeeperError
@@ -143,8 +143,12 @@ class _TarInput:
 
 
 @contextlib.contextmanager
-def extract_stream(dest_dir: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def extract_stream(dest_dir: str | os.PathLike[str],
+                   members: Sequence[str] | None = None) -> Iterator[BinaryIO]:
     """Yield a writable pipe into ``tar --extract`` running in ``dest_dir``.
+
+    ``members`` restricts extraction to those member names (``./a/b``; a directory brings
+    everything below it), matched literally (no wildcards).
 
     After the block, waits for tar and raises TarError with tar's message if it failed.
     On an exception in the block tar is killed (what it extracted so far stays).
@@ -155,7 +159,8 @@ def extract_stream(dest_dir: str | os.PathLike[str]) -> Iterator[BinaryIO]:
                            "create it (or the volume) first")
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            [tar_binary(), *EXTRACT_ARGS, f"--directory={dest}"],
+            [tar_binary(), *EXTRACT_ARGS, f"--directory={dest}",
+             *(["--no-wildcards", "--", *members] if members else [])],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, bufsize=0,
         )
         _grow_pipe(proc.stdin)

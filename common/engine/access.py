@@ -48,14 +48,20 @@ def tar_source(docker: DockerHost, volume: str, settings: Settings) -> Iterator[
 
 
 @contextlib.contextmanager
-def tar_sink(docker: DockerHost, volume: str, settings: Settings) -> Iterator[BinaryIO]:
-    """A writable stream; the tar written to it is extracted into the volume. Leaving the
-    block waits for extraction to finish and raises if it failed."""
+def tar_sink(docker: DockerHost, volume: str, settings: Settings,
+             members: list[str] | None = None) -> Iterator[BinaryIO]:
+    """A writable stream; the tar written to it is extracted into the volume (only
+    ``members`` — ``./path`` names — when given). Leaving the block waits for extraction to
+    finish and raises if it failed."""
     path = direct_path(docker, volume, settings)
     if path is not None:
-        with gnutar.extract_stream(path) as sink:
+        with gnutar.extract_stream(path, members) as sink:
             yield sink
         return
+    if members:
+        raise DockerError(
+            f"volume {volume!r} is only reachable through the Docker API, which cannot "
+            "restore selected paths", "restore the whole backup into a new volume instead")
     rfd, wfd = os.pipe()
     errors: list[BaseException] = []
 

@@ -65,12 +65,14 @@ def restore_backup(
     tracker: ProgressTracker,
     settings: Settings,
     host: str = "",
+    paths: list[str] | None = None,
 ) -> RestoreOutcome:
+    """Restore ``backup`` (only ``paths``, relative to the volume root, when given)."""
     from common.engine.validate import validate_restore
 
     tracker.set_phase("validating")
     check = validate_restore(docker, backend, backup, host=host, volume=volume,
-                             settings=settings)
+                             settings=settings, paths=paths)
     problem = check.first_problem()
     if problem is not None:
         raise RestoreRefused(f"restore refused: {problem.detail}", check.as_result())
@@ -81,7 +83,7 @@ def restore_backup(
     tracker.set_phase("restoring", bytes_total=backup.logical_bytes)
     try:
         with backend.open_reader(backup.key) as reader, \
-                tar_sink(docker, volume, settings) as sink:
+                tar_sink(docker, volume, settings, member_names(paths)) as sink:
             stats = extract_archive(reader, check_format(backup.format), sink, tracker,
                                     expected_sha256=backup.checksum, name=backup.key)
     except VolkeeperError as e:
@@ -96,6 +98,11 @@ def restore_backup(
     return RestoreOutcome(volume=volume, created_volume=created,
                           bytes_restored=backup.logical_bytes, files_restored=backup.file_count,
                           entries=stats.entries, seconds=round(stats.seconds, 3))
+
+
+def member_names(paths: list[str] | None) -> list[str] | None:
+    """Archive member names (``./a/b``) of volume-relative paths."""
+    return ["./" + p.strip("/") for p in paths] if paths else None
 
 
 def _undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> bool:

@@ -18,7 +18,7 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path
 from common.engine.restore import StoredBackup
-from common.errors import NotFound, StorageError
+from common.errors import IntegrityError, NotFound, StorageError
 from common.storage.base import Backend
 
 
@@ -59,12 +59,15 @@ class Validation:
 
 def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                      host: str, volume: str, settings: Settings, mode: str = "new",
-                     stop_containers: bool = False) -> Validation:
+                     stop_containers: bool = False,
+                     paths: list[str] | None = None) -> Validation:
     """``mode`` "new": into a missing or empty volume; "replace": over a volume's content
     (a safety snapshot is taken first; running users must be stopped)."""
     v = Validation(backup_id=backup.id, host=host, volume=volume,
                    restore_bytes=backup.logical_bytes, mode=mode)
     _check_objects(v, backend, backup)
+    if paths:
+        _check_paths(v, backend, backup, paths)
     if mode == "replace":
         _check_replace(v, docker, volume, settings, stop_containers)
     else:
@@ -96,6 +99,32 @@ def _check_objects(v: Validation, backend: Backend, backup: StoredBackup) -> Non
             v.add(f"{what} present", False, f"the target cannot be read: {e}")
             continue
         v.add(f"{what} present", True, f"{key} ({info.size} bytes)")
+
+
+def _check_paths(v: Validation, backend: Backend, backup: StoredBackup,
+                 paths: list[str]) -> None:
+    """Every selected path must be in the backup (read from the manifest, streamed)."""
+    import io
+
+    from common.archive import read_manifest
+
+    wanted = {"./" + p.strip("/"): False for p in paths}
+    try:
+        with backend.open_reader(backup.manifest_key) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8") as text:
+            for entry in read_manifest(text).entries():
+                name = entry.path if entry.path.startswith("./") else "./" + entry.path
+                for p in wanted:
+                    if name == p or name.startswith(p + "/"):
+                        wanted[p] = True
+    except (NotFound, StorageError, IntegrityError) as e:
+        v.add("selected paths", False, f"cannot read the manifest to check the paths: {e}")
+        return
+    missing = [p[2:] for p, found in wanted.items() if not found]
+    if missing:
+        v.add("selected paths", False, f"not in the backup: {', '.join(missing[:10])}")
+    else:
+        v.add("selected paths", True, f"{len(wanted)} path(s) found in the backup")
 
 
 def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Settings) -> None:

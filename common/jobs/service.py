@@ -76,9 +76,13 @@ class JobService:
         requested_by: str | None = None,
         mode: str = "new",
         stop_containers: bool = False,
+        paths: list[str] | None = None,
     ) -> Job:
         """``mode`` "new" (into a missing or empty volume) or "replace" (snapshot, replace,
-        verify, roll back on failure)."""
+        verify, roll back on failure); ``paths`` restores only those (new mode)."""
+        if paths and mode == "replace":
+            raise InvalidInput("selected paths cannot be restored with --mode replace",
+                               "restore the paths into a new volume and copy them over")
         if mode not in ("new", "replace"):
             raise InvalidInput(f"unknown restore mode {mode!r}", "use 'new' or 'replace'")
         with self.db.session() as s:
@@ -93,7 +97,8 @@ class JobService:
                 s, kind="restore", host=host, volume=into, target=backup.target,
                 backup_id=backup.id, params={"source_volume": backup.volume,
                                              "source_host": backup.host, "mode": mode,
-                                             "stop_containers": stop_containers},
+                                             "stop_containers": stop_containers,
+                                             "paths": paths},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
 
@@ -132,6 +137,7 @@ class JobService:
         timeout: float = 10.0,
         mode: str = "new",
         stop_containers: bool = False,
+        paths: list[str] | None = None,
     ) -> Job:
         """Run the restore's checks on the target host now (a dry run) and wait for them.
         Returns the finished ``validate`` job, whose result lists every check."""
@@ -147,7 +153,7 @@ class JobService:
                 s, kind="validate", host=host, volume=into, target=backup.target,
                 backup_id=backup.id, requested_by=requested_by,
                 lock=f"validate/{uuid.uuid4().hex}",
-                params={"mode": mode, "stop_containers": stop_containers})
+                params={"mode": mode, "stop_containers": stop_containers, "paths": paths})
         self._dispatch(job, TASK_VALIDATE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -300,3 +300,25 @@ def test_a_drill_of_a_corrupted_archive_fails_and_leaves_no_scratch_volume(
     p = cli(embedded_env, "drill", job["backup_id"], ok=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert {v.name for v in docker_host_a.client().volumes.list()} == before
+
+
+def test_selected_paths_restore_only_those_paths(
+        embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
+    src = volume(docker_host_a, "emb-paths")
+    build_fidelity_tree(src)
+    job = json.loads(cli(embedded_env, "backup", "emb-paths", "--json").stdout)
+    done = json.loads(cli(embedded_env, "restore", job["backup_id"], "--into", "emb-paths-sel",
+                          "--path", "sticky", "--path", "/plain.txt", "--json").stdout)
+    assert done["state"] == "succeeded", done["error"]
+    dst = Path(docker_host_a.client().volumes.get("emb-paths-sel").attrs["Mountpoint"])
+    assert sorted(p.name for p in dst.iterdir()) == ["plain.txt", "sticky"]
+    assert (dst / "plain.txt").read_bytes() == (src / "plain.txt").read_bytes()
+    assert sorted(p.name for p in (dst / "sticky").iterdir()) == \
+        sorted(p.name for p in (src / "sticky").iterdir())
+
+    missing = cli(embedded_env, "restore", job["backup_id"], "--into", "emb-paths-x",
+                  "--path", "no/such/dir", ok=False)
+    assert missing.returncode == 1 and "no/such/dir" in missing.stderr
+    bad = cli(embedded_env, "restore", job["backup_id"], "--into", "emb-paths-x",
+              "--path", "../etc", ok=False)
+    assert bad.returncode == 1 and "invalid path" in bad.stderr

@@ -168,6 +168,8 @@ def restore(
         "back on failure.")] = "new",
     stop_containers: Annotated[bool, typer.Option(
         help="replace: stop containers using the volume (always restarted).")] = False,
+    path: Annotated[list[str] | None, typer.Option(
+        "--path", help="Restore only this path of the volume (repeatable).")] = None,
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name), or with
@@ -175,6 +177,8 @@ def restore(
     body: dict[str, Any] = {k: v for k, v in {"backup_id": backup_id, "into": into,
                                               "host": host}.items() if v is not None}
     body |= {"mode": mode, "stop_containers": stop_containers}
+    if path:
+        body["paths"] = path
     with _client() as c:
         if dry_run:
             return _show_validation(c.post("/restores/validate", body), as_json)
