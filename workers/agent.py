@@ -106,7 +106,7 @@ class HostAgent:
                 if now - last_sweep >= self.sweep_every:
                     last_sweep = now
                     sweep(self.ctx)
-                    recover_replaces(self.ctx)
+                    recover_interrupted(self.ctx)
                     prune_safety_snapshots(self.ctx)
             except Exception:
                 log.exception("host agent iteration failed; retrying")
@@ -125,40 +125,52 @@ class HostAgent:
             self._stop.wait(5)
 
 
-def recover_replaces(ctx: WorkerContext) -> list[str]:
-    """Put back the volumes of replace-restores that were interrupted on this host (the
-    worker died after the safety snapshot was taken), then release their lock."""
-    from common.db import catalog
-    from common.engine.replace import put_back
-    from common.engine.restore import StoredBackup
-    from common.progress import NullTracker
-
+def recover_interrupted(ctx: WorkerContext) -> list[str]:
+    """Clean up after restores that were interrupted on this host (the worker died while
+    writing): a replace is put back to its safety snapshot, a volume the restore created is
+    removed, one it wrote into is emptied. Then the volume's lock is released."""
     with ctx.db.session() as sess:
-        pending = [(j.id, j.volume, str(j.result.get("safety_backup_id")))
-                   for j in jobs.interrupted_replaces(sess, ctx.host)]
+        pending = [(j.id, j.volume, dict(j.result))
+                   for j in jobs.interrupted_restores(sess, ctx.host)]
     recovered = []
-    for job_id, volume, safety_id in pending:
+    for job_id, volume, result in pending:
         try:
-            with ctx.db.session() as sess:
-                safety = catalog.get_backup(sess, safety_id)
-                stored, target = StoredBackup.from_row(safety), safety.target
-            backend = ctx.backend(target)
-            try:
-                put_back(ctx.docker, backend, stored, volume, ctx.settings, NullTracker())
-            finally:
-                backend.close()
+            outcome = _recover_one(ctx, volume, result)
         except VolkeeperError as e:
-            log.error("could not put volume %s back after job %s: %s", volume, job_id, e)
+            log.error("could not recover volume %s after job %s: %s", volume, job_id, e)
             continue
         with ctx.db.session() as sess:
             job = jobs.get_job(sess, job_id)
-            job.result = {**job.result, "replace_state": "recovered"}
-            job.error = (f"{job.error} — done: volume {volume!r} was put back to its content "
-                         "from before the restore")
+            state_key = "replace_state" if "replace_state" in result else "restore_state"
+            job.result = {**job.result, state_key: "recovered"}
+            job.error = f"{job.error} — done: {outcome}"
             job.active_lock = None
-        log.warning("volume %s put back to its safety snapshot after job %s", volume, job_id)
+        log.warning("job %s: %s", job_id, outcome)
         recovered.append(job_id)
     return recovered
+
+
+def _recover_one(ctx: WorkerContext, volume: str, result: dict[str, Any]) -> str:
+    from common.db import catalog
+    from common.engine.replace import put_back
+    from common.engine.restore import StoredBackup, undo
+    from common.progress import NullTracker
+
+    if result.get("replace_state") == "replacing":
+        with ctx.db.session() as sess:
+            safety = catalog.get_backup(sess, str(result["safety_backup_id"]))
+            stored, target = StoredBackup.from_row(safety), safety.target
+        backend = ctx.backend(target)
+        try:
+            put_back(ctx.docker, backend, stored, volume, ctx.settings, NullTracker())
+        finally:
+            backend.close()
+        return f"volume {volume!r} was put back to its content from before the restore"
+    created = bool(result.get("created_volume"))
+    if not undo(ctx.docker, volume, created, ctx.settings):
+        raise VolkeeperError(f"could not undo the interrupted restore into {volume!r}")
+    return (f"the half-restored volume {volume!r} was removed" if created
+            else f"the half-restored volume {volume!r} was emptied again")
 
 
 def prune_safety_snapshots(ctx: WorkerContext) -> list[str]:

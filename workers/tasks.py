@@ -105,7 +105,8 @@ def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> 
         out = restore_engine.restore_backup(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
             tracker=tracker, settings=ctx.settings, host=job.host,
-            paths=job.params.get("paths"))
+            paths=job.params.get("paths"), on_writing=lambda created: _mark_writing(
+                ctx, job.id, created))
     return out.as_result(), None
 
 
@@ -195,3 +196,9 @@ def _record_safety(ctx: context.WorkerContext, job: Job, target: str,
             file_count=safety["file_count"], checksum=safety["checksum"], kind="safety",
             expires_at=utcnow() + timedelta(hours=ctx.settings.safety_snapshot_hours))
         return row.id
+
+
+def _mark_writing(ctx: context.WorkerContext, job_id: str, created: bool) -> None:
+    """Before data lands in the volume: what a crash from here on leaves to undo."""
+    with ctx.db.session() as s:
+        jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created})

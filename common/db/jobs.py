@@ -175,11 +175,19 @@ def sweep_stale(
                 f"{_ago(now, job.heartbeat_at)} ago)")
         if (job.result or {}).get("replace_state") == "replacing":
             # the volume is half replaced: keep it locked until the host's worker has put
-            # it back to the safety snapshot (workers.agent.recover_replaces)
+            # it back to the safety snapshot (workers.agent.recover_interrupted)
             lock = job.active_lock
             _finish(job, JobState.failed, error=(
                 f"{lost} while replacing the volume's content; the worker of host "
                 f"{job.host} puts the volume back to its safety snapshot when it runs again"))
+            job.active_lock = lock
+        elif (job.result or {}).get("restore_state") == "writing":
+            lock = job.active_lock
+            undo = ("removes the half-restored volume" if job.result.get("created_volume")
+                    else "empties the half-restored volume again")
+            _finish(job, JobState.failed, error=(
+                f"{lost} while restoring into the volume; the worker of host {job.host} "
+                f"{undo} when it runs again"))
             job.active_lock = lock
         else:
             _finish(job, JobState.failed, error=(
@@ -196,12 +204,14 @@ def sweep_stale(
     return failed
 
 
-def interrupted_replaces(session: Session, host: str) -> list[Job]:
-    """Failed replace-restores of ``host`` whose volume still awaits its rollback."""
+def interrupted_restores(session: Session, host: str) -> list[Job]:
+    """Restores of ``host`` whose worker died while writing: their volume is still locked
+    and awaits recovery (put back to the safety snapshot, or removed/emptied)."""
     q = select(Job).where(Job.host == host, Job.kind == "restore",
                           Job.state == JobState.failed, Job.active_lock.is_not(None))
     return [j for j in session.scalars(q)
-            if (j.result or {}).get("replace_state") == "replacing"]
+            if (j.result or {}).get("replace_state") == "replacing"
+            or (j.result or {}).get("restore_state") == "writing"]
 
 
 def _ago(now: datetime, then: datetime | None) -> str:

@@ -10,6 +10,7 @@ failed restore never leaves a half-written volume that looks complete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,8 +67,11 @@ def restore_backup(
     settings: Settings,
     host: str = "",
     paths: list[str] | None = None,
+    on_writing: Callable[[bool], None] | None = None,
 ) -> RestoreOutcome:
-    """Restore ``backup`` (only ``paths``, relative to the volume root, when given)."""
+    """Restore ``backup`` (only ``paths``, relative to the volume root, when given).
+    ``on_writing(created)`` is called right before data is written into the volume, so the
+    caller can record what to undo should this process die mid-way."""
     from common.engine.validate import validate_restore
 
     tracker.set_phase("validating")
@@ -80,6 +84,8 @@ def restore_backup(
     if check.volume_state == "missing":
         docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
         created = True
+    if on_writing is not None:
+        on_writing(created)
     tracker.set_phase("restoring", bytes_total=backup.logical_bytes)
     try:
         with backend.open_reader(backup.key) as reader, \
@@ -103,6 +109,11 @@ def restore_backup(
 def member_names(paths: list[str] | None) -> list[str] | None:
     """Archive member names (``./a/b``) of volume-relative paths."""
     return ["./" + p.strip("/") for p in paths] if paths else None
+
+
+def undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> bool:
+    """Remove a volume the restore created, or empty one it wrote into (crash recovery)."""
+    return _undo(docker, volume, created, settings)
 
 
 def _undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> bool:

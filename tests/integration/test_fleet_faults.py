@@ -154,3 +154,36 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
                 "replace_state") == "recovered"
     wait_for(recovered, 90, "the interrupted replace to be rolled back", interval=0.5)
     assert compare_trees(before, path) == []
+
+
+def test_a_worker_killed_mid_restore_leaves_no_half_restored_volume(
+        fleet: Fleet, slow_host_b: None) -> None:
+    big_volume(fleet, "source-big")
+    done = fleet.wait_job(submit(fleet, "/backups", {"volume": "source-big", "host": "host-b",
+                                                     "target": "s3"})["id"])
+    assert done["state"] == "succeeded", done["error"]
+    job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "into": "halfway"})
+    deadline = time.monotonic() + 120
+    with fleet.http as c:
+        while time.monotonic() < deadline:
+            j = c.get(f"/jobs/{job['id']}").json()
+            if (j["result"] or {}).get("restore_state") == "writing" and \
+                    (j["progress"] or {}).get("bytes_done", 0) > 0:
+                break
+            assert j["state"] in ("queued", "running"), j
+            time.sleep(0.1)
+    fleet.stop_worker("host-b", signal.SIGKILL)
+    failed = fleet.wait_job(job["id"], timeout=60)
+    assert failed["state"] == "failed" and "half-restored" in failed["error"]
+    assert "halfway" in {v.name for v in fleet.docker["host-b"].client().volumes.list()}
+    with fleet.http as c:  # still locked: nobody can use the half-written volume meanwhile
+        r = c.post("/restores", json={"backup_id": done["backup_id"], "into": "halfway"})
+        assert r.status_code == 409
+    fleet.start_worker("host-b")
+
+    def recovered() -> bool:
+        with fleet.http as c:
+            return c.get(f"/jobs/{job['id']}").json()["result"].get(
+                "restore_state") == "recovered"
+    wait_for(recovered, 90, "the interrupted restore to be cleaned up", interval=0.5)
+    assert "halfway" not in {v.name for v in fleet.docker["host-b"].client().volumes.list()}
