@@ -1,0 +1,427 @@
+"""Backup of a directory into a repository: walk, chunk, dedup, encode, pack, snapshot.
+
+Pipeline (both cores busy, memory bounded):
+
+- the calling thread walks the directory (``os.scandir``, never following symlinks),
+  reads and chunks files and hashes each chunk (keyed BLAKE3); a chunk already in the
+  index or already queued in this run is not stored again;
+- a pool of encoder threads compresses and seals new blobs (zstd, AES-GCM release the
+  GIL);
+- one packer thread appends sealed blobs to a data pack and a tree pack, commits a pack
+  when the next blob would overflow it, and writes an index file every
+  ``index_every`` packs;
+- a semaphore caps the blobs in flight, so memory is ~``in_flight`` chunks.
+
+Write ordering: packs, then the index files naming them, then (after the walk, whose
+post-order produced every tree blob) the final packs and index, then the snapshot. A
+backup killed at any point leaves no snapshot; committed and indexed packs are reused by
+the next backup. On an exception the packer still indexes the packs it committed.
+
+Incremental: a regular file whose size, mtime_ns, ctime_ns and inode equal the parent
+snapshot's node at the same path (and whose chunks are all indexed) reuses that chunk
+list without being read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import stat
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from common.errors import InvalidInput
+from common.progress import NullTracker, ProgressTracker
+from common.repository import pack as packmod
+from common.repository.config import Repository
+from common.repository.ids import BlobType
+from common.repository.index import Index, IndexEntry
+from common.repository.repo import load_index, read_tree, write_index_file
+from common.repository.snapshot import Snapshot, SnapshotStats, save_snapshot
+from common.repository.tree import Node, Tree
+
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    """Tuning knobs (defaults suit a 2-core worker)."""
+
+    encoders: int = 2
+    in_flight: int = 12
+    index_every: int = 8
+
+
+class _Packer:
+    """Owns the open packs; runs in its own thread, fed sealed blobs through a queue."""
+
+    def __init__(self, repo: Repository, stats: SnapshotStats, index_every: int,
+                 slots: threading.Semaphore) -> None:
+        self.repo = repo
+        self.stats = stats
+        self.index_every = index_every
+        self.slots = slots
+        self.queue: queue.SimpleQueue[packmod.EncodedBlob | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self._open: dict[BlobType, packmod.PackWriter] = {}
+        self._unindexed: list[IndexEntry] = []
+        self._since_index = 0
+        self._thread = threading.Thread(target=self._run, name="repo-packer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (blob := self.queue.get()) is not None:
+                try:
+                    if self.error is None:
+                        self._add(blob)
+                finally:
+                    self.slots.release()
+            if self.error is None:
+                for t in list(self._open):
+                    self._finish(t)
+                self._write_index()
+        except BaseException as exc:  # noqa: BLE001 - handed to the walking thread
+            self.error = exc
+        finally:
+            for writer in self._open.values():
+                writer.abort()
+            if self.error is not None:
+                # best effort: index what was committed so the next backup reuses it
+                with contextlib.suppress(BaseException):
+                    self._write_index()
+
+    def _add(self, blob: packmod.EncodedBlob) -> None:
+        writer = self._open.get(blob.blob_type)
+        if writer is not None and not writer.fits(len(blob.data)):
+            self._finish(blob.blob_type)
+            writer = None
+        if writer is None:
+            writer = self._open[blob.blob_type] = packmod.PackWriter(
+                self.repo.backend, self.repo.cipher, target_size=self.repo.config.pack_size
+            )
+        writer.add(blob)
+        self.stats.new_blobs += 1
+        self.stats.new_bytes += len(blob.data)
+
+    def _finish(self, blob_type: BlobType) -> None:
+        writer = self._open.pop(blob_type)
+        self._unindexed.extend(writer.finish())
+        self.stats.packs += 1
+        self._since_index += 1
+        if self._since_index >= self.index_every:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        if write_index_file(self.repo, self._unindexed) is not None:
+            self.stats.index_files += 1
+        self._unindexed = []
+        self._since_index = 0
+
+    def close(self) -> None:
+        """Finish the open packs and the last index file; re-raise a packer failure."""
+        self.queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class _Pipeline:
+    """Hands new blobs to the encoders and on to the packer, bounding what is in flight."""
+
+    def __init__(self, repo: Repository, index: Index, stats: SnapshotStats,
+                 options: BackupOptions) -> None:
+        self.repo = repo
+        self.index = index
+        self.seen: set[bytes] = set()
+        self.slots = threading.Semaphore(options.in_flight)
+        self.packer = _Packer(repo, stats, options.index_every, self.slots)
+        self.pool = ThreadPoolExecutor(options.encoders, thread_name_prefix="repo-encode")
+
+    def known(self, blob_id: bytes) -> bool:
+        """Whether the blob is indexed or already queued in this run."""
+        return blob_id in self.seen or blob_id in self.index
+
+    def submit(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
+        """Store a blob unless known."""
+        if self.known(blob_id):
+            return
+        self.seen.add(blob_id)
+        while not self.slots.acquire(timeout=0.2):
+            self.raise_if_failed()
+        self.raise_if_failed()
+        fut = self.pool.submit(self.repo.codec.encode, blob_type, data, blob_id)
+        fut.add_done_callback(self._encoded)
+
+    def _encoded(self, fut: Future[packmod.EncodedBlob]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            self.packer.error = self.packer.error or exc
+            self.slots.release()
+            return
+        self.packer.queue.put(fut.result())
+
+    def raise_if_failed(self) -> None:
+        """Re-raise an encoder or packer failure in the walking thread."""
+        if self.packer.error is not None:
+            raise self.packer.error
+
+    def close(self) -> None:
+        """Wait for every blob to be packed and indexed."""
+        self.pool.shutdown(wait=True)
+        self.packer.close()
+
+    def abort(self) -> None:
+        """Stop after a failure, keeping what was committed (it is indexed best-effort)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.packer.error is None:
+            self.packer.error = RuntimeError("backup aborted")
+        with contextlib.suppress(BaseException):
+            self.packer.close()
+
+
+class _DataReader:
+    """Reads only the data ranges of a sparse file, concatenated."""
+
+    def __init__(self, fd: int, ranges: list[tuple[int, int]]) -> None:
+        self._fd = fd
+        self._ranges = ranges
+        self._i = 0
+        self._pos = ranges[0][0] if ranges else 0
+
+    def read(self, n: int = -1) -> bytes:
+        while self._i < len(self._ranges):
+            end = self._ranges[self._i][1]
+            if self._pos >= end:
+                self._i += 1
+                if self._i < len(self._ranges):
+                    self._pos = self._ranges[self._i][0]
+                continue
+            want = end - self._pos if n < 0 else min(n, end - self._pos)
+            data = os.pread(self._fd, want, self._pos)
+            if not data:  # file shrank
+                self._i = len(self._ranges)
+                return b""
+            self._pos += len(data)
+            return data
+        return b""
+
+
+def find_holes(fd: int, size: int) -> list[tuple[int, int]]:
+    """The hole ranges ``[(offset, length)]`` of a file (SEEK_HOLE/SEEK_DATA)."""
+    holes: list[tuple[int, int]] = []
+    pos = 0
+    try:
+        while pos < size:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole remains
+                data = size
+            if data > pos:
+                holes.append((pos, min(data, size) - pos))
+            if data >= size:
+                break
+            pos = os.lseek(fd, data, os.SEEK_HOLE)
+    except OSError:
+        return []
+    return holes
+
+
+def _data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    ranges, pos = [], 0
+    for off, length in holes:
+        if off > pos:
+            ranges.append((pos, off))
+        pos = off + length
+    if pos < size:
+        ranges.append((pos, size))
+    return ranges
+
+
+def _xattrs(path: str) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in sorted(names):
+        with contextlib.suppress(OSError):
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
+    return out
+
+
+_TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
+          stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
+          stat.S_IFREG: "file"}
+
+
+class _Walker:
+    """Walks one directory tree in post-order, producing tree blobs."""
+
+    def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
+                 progress: ProgressTracker) -> None:
+        self.repo = repo
+        self.pipe = pipe
+        self.stats = stats
+        self.progress = progress
+        self.chunker = repo.chunker()
+        self.links: dict[tuple[int, int], tuple[str, Node]] = {}
+
+    def node(self, name: str, path: str, st: os.stat_result) -> Node:
+        """A node with the metadata common to every type."""
+        return Node(name=name, type=_TYPES.get(stat.S_IFMT(st.st_mode), "file"),
+                    mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
+                    mtime_ns=st.st_mtime_ns, xattrs=_xattrs(path))
+
+    def directory(self, path: str, rel: str, parent_tree: bytes | None) -> bytes:
+        """Back up the directory at ``path``; returns its tree id."""
+        old = read_tree(self.repo, self.pipe.index, parent_tree).by_name() \
+            if parent_tree is not None else {}
+        nodes = []
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: os.fsencode(e.name))
+        for entry in entries:
+            child = entry.path
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+                node = self.node(entry.name, child, st)
+                self._fill(node, child, child_rel, st, old.get(entry.name))
+            except FileNotFoundError:  # vanished while we walked
+                self.stats.skipped += 1
+                continue
+            nodes.append(node)
+        self.stats.dirs += 1
+        data = Tree(nodes).encode()
+        tree_id = self.repo.codec.blob_id(data)
+        self.pipe.submit(BlobType.TREE, data, tree_id)
+        return tree_id
+
+    def _fill(self, node: Node, path: str, rel: str, st: os.stat_result,
+              old: Node | None) -> None:
+        if node.type == "dir":
+            sub = old.subtree if old is not None and old.type == "dir" else None
+            node.subtree = self.directory(path, rel, sub)
+        elif node.type == "symlink":
+            node.target = os.readlink(path)
+        elif node.type in ("char", "block"):
+            node.rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
+        elif node.type == "file":
+            self._file(node, path, rel, st, old)
+
+    def _file(self, node: Node, path: str, rel: str, st: os.stat_result,
+              old: Node | None) -> None:
+        self.stats.files += 1
+        node.ctime_ns, node.inode = st.st_ctime_ns, st.st_ino
+        first = self.links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+        if first is not None:
+            node.type, node.link = "hardlink", first[0]
+            node.content, node.holes, node.size = first[1].content, first[1].holes, first[1].size
+            return
+        if (old is not None and old.type in ("file", "hardlink")
+                and (old.size, old.mtime_ns, old.ctime_ns, old.inode)
+                == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                and all(self.pipe.known(c) for c in old.content)):
+            node.content, node.holes, node.size = old.content, old.holes, old.size
+        else:
+            self._read(node, path, st)
+        self.stats.bytes += node.size
+        self.progress.add(node.size, 1)
+        if st.st_nlink > 1:
+            self.links[(st.st_dev, st.st_ino)] = (rel, node)
+
+    def _read(self, node: Node, path: str, st: os.stat_result) -> None:
+        fd = _open_nofollow(path)
+        try:
+            holes = find_holes(fd, st.st_size) if st.st_blocks * 512 < st.st_size else []
+            ranges = _data_ranges(holes, st.st_size)
+            stream: _DataReader | _FdReader = _DataReader(fd, ranges) if holes else _FdReader(fd)
+            read = 0
+            for chunk in self.chunker.chunk_stream(stream):  # type: ignore[arg-type]
+                blob_id = self.repo.codec.blob_id(chunk)
+                node.content.append(blob_id)
+                self.pipe.submit(BlobType.DATA, chunk, blob_id)
+                read += len(chunk)
+            node.holes = holes
+            node.size = st.st_size if holes else read
+            self.stats.files_read += 1
+            self.stats.bytes_read += read
+        finally:
+            os.close(fd)
+
+
+class _FdReader:
+    """A minimal unbuffered reader over a file descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def read(self, n: int = -1) -> bytes:
+        return os.read(self._fd, n if n >= 0 else 1 << 24)
+
+    def readinto(self, buf: memoryview) -> int:
+        return os.readv(self._fd, [buf])
+
+
+def _open_nofollow(path: str) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags | _O_NOATIME)
+    except PermissionError:
+        if not _O_NOATIME:
+            raise
+        return os.open(path, flags)
+
+
+def _root_node(path: str) -> Node:
+    st = os.lstat(path)
+    return Node(name="root", type="dir", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                gid=st.st_gid, mtime_ns=st.st_mtime_ns, xattrs=_xattrs(path))
+
+
+def backup_directory(
+    repo: Repository,
+    path: str | os.PathLike[str],
+    *,
+    host: str,
+    volume: str,
+    tags: Sequence[str] = (),
+    parent: Snapshot | None = None,
+    progress: ProgressTracker | None = None,
+    options: BackupOptions = BackupOptions(),
+) -> Snapshot:
+    """Back up the directory ``path`` into ``repo``; returns the snapshot written last."""
+    root = os.fspath(path)
+    if not os.path.isdir(root) or os.path.islink(root):
+        raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
+    progress = progress or NullTracker()
+    progress.set_phase("indexing")
+    index = load_index(repo).index
+    stats = SnapshotStats()
+    progress.set_phase("backup")
+    pipe = _Pipeline(repo, index, stats, options)
+    try:
+        root_node = _root_node(root)
+        walker = _Walker(repo, pipe, stats, progress)
+        tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
+        root_node.subtree = tree_id
+    except BaseException:
+        pipe.abort()
+        raise
+    pipe.close()
+    snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
+                    parent=parent.id if parent is not None else None, stats=stats)
+    return save_snapshot(repo, snap)
+
+
+def iter_nodes(repo: Repository, index: Index, tree_id: bytes, prefix: str = ""
+               ) -> Iterator[tuple[str, Node]]:
+    """Every (path, node) below a tree, depth first (helper for tests and tools)."""
+    for node in read_tree(repo, index, tree_id).nodes:
+        path = f"{prefix}/{node.name}" if prefix else node.name
+        yield path, node
+        if node.type == "dir" and node.subtree is not None:
+            yield from iter_nodes(repo, index, node.subtree, path)

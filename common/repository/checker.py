@@ -1,0 +1,219 @@
+"""Repository check: structure, and optionally the data itself (``read_data``).
+
+Structure: every index file opens; every indexed pack exists and its sealed header lists
+the blobs the index says it holds; every snapshot opens and all its trees load; every
+blob a snapshot references is indexed in an existing pack. ``read_data`` (all packs, or
+a random ``read_data_subset`` fraction) downloads packs, opens their headers and decodes
+and re-hashes every blob. The report names every damaged object (pack, blob, index file,
+snapshot, tree) together with the snapshot paths that depend on it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from common.errors import IntegrityError, NotFound, StorageError
+from common.progress import NullTracker, ProgressTracker
+from common.repository import ids
+from common.repository.config import Repository
+from common.repository.index import Index, IndexEntry
+from common.repository.pack import read_pack, read_pack_header
+from common.repository.repo import load_index, read_tree
+from common.repository.snapshot import load_snapshot, snapshot_ids
+
+_MAX_PATHS = 1000
+
+
+@dataclass
+class Problem:
+    """One damaged or missing object and what depends on it."""
+
+    kind: str  # pack, blob, index, snapshot, tree
+    object_id: str
+    message: str
+    paths: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form for job records."""
+        return {"kind": self.kind, "id": self.object_id, "message": self.message,
+                "paths": self.paths}
+
+
+@dataclass
+class CheckReport:
+    """What a check looked at and everything it found."""
+
+    snapshots: int = 0
+    index_files: int = 0
+    packs: int = 0
+    blobs: int = 0
+    packs_read: int = 0
+    blobs_read: int = 0
+    bytes_read: int = 0
+    unreferenced_packs: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is damaged or missing."""
+        return not self.problems
+
+    def damaged_objects(self) -> set[str]:
+        """Ids of every object named in a problem."""
+        return {p.object_id for p in self.problems}
+
+
+class _Checker:
+    def __init__(self, repo: Repository, report: CheckReport) -> None:
+        self.repo = repo
+        self.report = report
+        self.bad_packs: dict[bytes, Problem] = {}
+        self.bad_blobs: dict[bytes, Problem] = {}
+
+    def problem(self, kind: str, object_id: bytes, message: str) -> Problem:
+        p = Problem(kind, object_id.hex(), message)
+        self.report.problems.append(p)
+        return p
+
+    def by_pack(self, index: Index) -> dict[bytes, list[IndexEntry]]:
+        out: dict[bytes, list[IndexEntry]] = defaultdict(list)
+        for e in index:
+            out[e.pack_id].append(e)
+        return out
+
+    def headers(self, packs: dict[bytes, list[IndexEntry]], present: set[bytes]) -> None:
+        for pack_id, entries in sorted(packs.items()):
+            if pack_id not in present:
+                self.bad_packs[pack_id] = self.problem(
+                    "pack", pack_id, f"pack {pack_id.hex()} is missing (indexed, not stored)")
+                continue
+            try:
+                listed = {e.blob_id: e for e in read_pack_header(
+                    self.repo.backend, ids.pack_key(pack_id), self.repo.cipher)}
+            except (IntegrityError, NotFound, StorageError) as exc:
+                self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
+                continue
+            for e in entries:
+                if listed.get(e.blob_id) != e:
+                    self.bad_blobs[e.blob_id] = self.problem(
+                        "blob", e.blob_id,
+                        f"blob {e.blob_id.hex()} is indexed in pack {pack_id.hex()} whose "
+                        "header does not list it there")
+
+    def read_data(self, packs: list[bytes], progress: ProgressTracker) -> None:
+        progress.set_phase("read-data", files_total=len(packs))
+        for pack_id in packs:
+            if pack_id in self.bad_packs:
+                continue
+            key = ids.pack_key(pack_id)
+            try:
+                entries, data = read_pack(self.repo.backend, key, self.repo.cipher)
+            except (IntegrityError, NotFound, StorageError) as exc:
+                self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
+                continue
+            self.report.packs_read += 1
+            self.report.bytes_read += len(data)
+            damaged = []
+            for e in entries:
+                try:
+                    self.repo.codec.decode(e.blob_type, e.blob_id,
+                                           memoryview(data)[e.offset : e.offset + e.length],
+                                           e.raw_length)
+                except IntegrityError as exc:
+                    damaged.append(e.blob_id)
+                    self.bad_blobs[e.blob_id] = self.problem("blob", e.blob_id, str(exc))
+                self.report.blobs_read += 1
+            if damaged:
+                self.bad_packs[pack_id] = self.problem(
+                    "pack", pack_id, f"pack {pack_id.hex()} holds {len(damaged)} damaged blob(s)")
+            progress.add(len(data), 1)
+
+    def snapshots(self, index: Index) -> None:
+        for sid in snapshot_ids(self.repo):
+            self.report.snapshots += 1
+            try:
+                snap = load_snapshot(self.repo, sid)
+            except (IntegrityError, NotFound) as exc:
+                self.problem("snapshot", sid, str(exc))
+                continue
+            self.tree(index, snap.tree, f"{sid.hex()[:8]}:", sid)
+
+    def _blob_problem(self, index: Index, blob_id: bytes) -> Problem | None:
+        if blob_id in self.bad_blobs:
+            return self.bad_blobs[blob_id]
+        entry = index.lookup(blob_id)
+        if entry is None:
+            self.bad_blobs[blob_id] = self.problem(
+                "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
+            return self.bad_blobs[blob_id]
+        return self.bad_packs.get(entry.pack_id)
+
+    def tree(self, index: Index, tree_id: bytes, path: str, sid: bytes) -> None:
+        bad = self._blob_problem(index, tree_id)
+        if bad is not None:
+            _note(bad, path + "/ (whole directory)")
+            return
+        try:
+            tree = read_tree(self.repo, index, tree_id)
+        except (IntegrityError, NotFound, StorageError) as exc:
+            p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
+            _note(p, path + "/ (whole directory)")
+            return
+        for node in tree.nodes:
+            child = f"{path}/{node.name}"
+            if node.type == "dir" and node.subtree is not None:
+                self.tree(index, node.subtree, child, sid)
+                continue
+            for chunk in node.content:
+                bad = self._blob_problem(index, chunk)
+                if bad is not None:
+                    _note(bad, child)
+                    entry = index.lookup(chunk)
+                    if entry is not None and chunk in self.bad_blobs \
+                            and entry.pack_id in self.bad_packs:
+                        _note(self.bad_packs[entry.pack_id], child)
+
+
+def _note(problem: Problem, path: str) -> None:
+    if len(problem.paths) < _MAX_PATHS and path not in problem.paths:
+        problem.paths.append(path)
+
+
+def check_repository(
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    read_data_subset: float | None = None,
+    progress: ProgressTracker | None = None,
+) -> CheckReport:
+    """Check the repository; ``read_data`` reads every pack, ``read_data_subset`` (0-1]
+    a random fraction of them. Paths in problems are ``<snapshot id prefix>:/a/b``."""
+    progress = progress or NullTracker()
+    report = CheckReport()
+    checker = _Checker(repo, report)
+    progress.set_phase("index")
+    loaded = load_index(repo)
+    report.index_files = len(loaded.files)
+    for index_id, why in loaded.damaged.items():
+        checker.problem("index", index_id, why)
+    index = loaded.index
+    report.blobs = len(index)
+    present = {ids.id_from_key(o.key) for o in repo.backend.list(ids.PACKS_PREFIX)}
+    packs = checker.by_pack(index)
+    report.packs = len(present)
+    report.unreferenced_packs = len(present - packs.keys())
+    progress.set_phase("structure", files_total=len(packs))
+    checker.headers(packs, present)
+    if read_data or read_data_subset:
+        chosen = sorted(packs.keys() & present)
+        if not read_data and read_data_subset is not None:
+            n = max(1, math.ceil(len(chosen) * min(max(read_data_subset, 0.0), 1.0)))
+            chosen = sorted(random.sample(chosen, min(n, len(chosen))))
+        checker.read_data(chosen, progress)
+    progress.set_phase("snapshots")
+    checker.snapshots(index)
+    return report
+

@@ -1,0 +1,192 @@
+"""Trees: one blob (``BlobType.TREE``) per directory, listing its entries.
+
+A tree's plaintext is compact, deterministic JSON (``{"v":1,"nodes":[…]}``, keys sorted,
+nodes sorted by the raw bytes of their names), so an unchanged directory encodes to the
+same bytes and hence the same blob id on every backup — unchanged subtrees deduplicate.
+Names, symlink targets, hardlink paths and xattr names are ``os.fsdecode``'d strings
+(surrogateescape): JSON escapes the lone surrogates of non-UTF-8 bytes as ``\\udcXX``,
+so every name round-trips byte for byte. xattr values are base64; chunk and subtree ids
+are hex.
+
+A node's fields (absent when empty/not applicable): ``name``, ``type`` (file, dir,
+symlink, hardlink, fifo, char, block, socket), ``mode`` (permission bits incl.
+setuid/setgid/sticky), ``uid``, ``gid``, ``mtime_ns``, ``ctime_ns`` and ``inode`` (for
+the incremental check only), ``size`` (logical size), ``xattrs``, ``target`` (symlink),
+``rdev`` ([major, minor]), ``content`` (chunk ids of the file's *data*), ``holes``
+([[offset, length], …] ranges of a sparse file not stored at all), ``subtree`` (dir)
+and ``link`` (hardlink: the snapshot path of the first occurrence, which holds the
+inode's metadata; the hardlink node repeats the content so a partial restore that
+misses the first path can still write it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import IntegrityError
+
+TREE_VERSION = 1
+NODE_TYPES = frozenset({"file", "dir", "symlink", "hardlink", "fifo", "char", "block", "socket"})
+_HINT = "the snapshot's tree is damaged or hostile; run a repository check"
+
+
+@dataclass
+class Node:
+    """One directory entry of a tree."""
+
+    name: str
+    type: str
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
+    size: int = 0
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    target: str | None = None
+    rdev: tuple[int, int] | None = None
+    content: list[bytes] = field(default_factory=list)
+    holes: list[tuple[int, int]] = field(default_factory=list)
+    subtree: bytes | None = None
+    link: str | None = None
+
+    @property
+    def raw_name(self) -> bytes:
+        """The name as the bytes the filesystem had."""
+        return os.fsencode(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (empty fields left out)."""
+        d: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+            "mtime_ns": self.mtime_ns,
+        }
+        if self.ctime_ns:
+            d["ctime_ns"] = self.ctime_ns
+        if self.inode:
+            d["inode"] = self.inode
+        if self.size:
+            d["size"] = self.size
+        if self.xattrs:
+            d["xattrs"] = {k: base64.b64encode(v).decode() for k, v in self.xattrs.items()}
+        if self.target is not None:
+            d["target"] = self.target
+        if self.rdev is not None:
+            d["rdev"] = list(self.rdev)
+        if self.content:
+            d["content"] = [c.hex() for c in self.content]
+        if self.holes:
+            d["holes"] = [list(h) for h in self.holes]
+        if self.subtree is not None:
+            d["subtree"] = self.subtree.hex()
+        if self.link is not None:
+            d["link"] = self.link
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Node:
+        """Parse and validate one node; IntegrityError on anything malformed or hostile."""
+        try:
+            node = cls(
+                name=_str(d["name"]),
+                type=_str(d["type"]),
+                mode=int(d.get("mode", 0)),
+                uid=int(d.get("uid", 0)),
+                gid=int(d.get("gid", 0)),
+                mtime_ns=int(d.get("mtime_ns", 0)),
+                ctime_ns=int(d.get("ctime_ns", 0)),
+                inode=int(d.get("inode", 0)),
+                size=int(d.get("size", 0)),
+                xattrs={_str(k): base64.b64decode(v, validate=True)
+                        for k, v in d.get("xattrs", {}).items()},
+                target=None if d.get("target") is None else _str(d["target"]),
+                rdev=None if d.get("rdev") is None else (int(d["rdev"][0]), int(d["rdev"][1])),
+                content=[_id(c) for c in d.get("content", [])],
+                holes=[(int(a), int(b)) for a, b in d.get("holes", [])],
+                subtree=None if d.get("subtree") is None else _id(d["subtree"]),
+                link=None if d.get("link") is None else _str(d["link"]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise IntegrityError(f"a tree node is malformed: {exc!r}", _HINT) from None
+        check_name(node.name)
+        if node.type not in NODE_TYPES:
+            raise IntegrityError(f"tree node {node.name!r} has unknown type {node.type!r}", _HINT)
+        if node.type == "dir" and node.subtree is None:
+            raise IntegrityError(f"directory node {node.name!r} has no subtree", _HINT)
+        if node.type == "hardlink" and node.link is None:
+            raise IntegrityError(f"hardlink node {node.name!r} names no link target", _HINT)
+        if node.size < 0 or any(a < 0 or b <= 0 for a, b in node.holes):
+            raise IntegrityError(f"tree node {node.name!r} has negative sizes", _HINT)
+        return node
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _id(v: object) -> bytes:
+    raw = bytes.fromhex(_str(v))
+    if len(raw) != 32:
+        raise ValueError("a blob id is 32 bytes")
+    return raw
+
+
+def check_name(name: str) -> str:
+    """Refuse names that would escape the restore target or are not single components."""
+    if name in ("", ".", "..") or "/" in name or "\x00" in name:
+        raise IntegrityError(f"tree holds a hostile or invalid name {name!r}", _HINT)
+    return name
+
+
+def check_link_path(path: str) -> str:
+    """A hardlink's snapshot-relative path: components checked like names."""
+    for part in path.split("/"):
+        check_name(part)
+    return path
+
+
+@dataclass
+class Tree:
+    """The entries of one directory, kept sorted by raw name bytes."""
+
+    nodes: list[Node] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """The deterministic plaintext of the tree blob."""
+        nodes = sorted(self.nodes, key=lambda n: n.raw_name)
+        doc = {"v": TREE_VERSION, "nodes": [n.to_dict() for n in nodes]}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def decode(cls, data: bytes, what: str = "tree") -> Tree:
+        """Parse a tree blob's plaintext; IntegrityError on damage, hostile or duplicate
+        names."""
+        try:
+            doc = json.loads(data)
+            if doc["v"] != TREE_VERSION:
+                raise ValueError(f"tree format version {doc['v']} is not supported")
+            raw_nodes = doc["nodes"]
+            if not isinstance(raw_nodes, list):
+                raise TypeError("nodes is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{what} is malformed: {exc}", _HINT) from None
+        nodes = [Node.from_dict(d) for d in raw_nodes]
+        names = [n.name for n in nodes]
+        if len(set(names)) != len(names):
+            raise IntegrityError(f"{what} lists a name twice", _HINT)
+        return cls(nodes)
+
+    def by_name(self) -> dict[str, Node]:
+        """Nodes keyed by name."""
+        return {n.name: n for n in self.nodes}

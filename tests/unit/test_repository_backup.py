@@ -1,0 +1,222 @@
+"""Repository backups: trees, snapshots, incremental re-backups, dedup and crash safety."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from common.errors import IntegrityError, InvalidInput
+from common.repository import archiver, ids
+from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
+from common.repository.checker import check_repository
+from common.repository.chunker import ChunkerParams
+from common.repository.config import Repository, init_repository
+from common.repository.index import IndexEntry
+from common.repository.keys import KdfParams
+from common.repository.pack import PackWriter
+from common.repository.repo import load_index
+from common.repository.restorer import restore_snapshot
+from common.repository.snapshot import (
+    find_snapshot,
+    list_snapshots,
+    load_snapshot,
+    pin_snapshot,
+    snapshot_ids,
+    tag_snapshot,
+)
+from common.repository.tree import Node, Tree
+from common.storage.memory import MemoryBackend
+from tests.treecmp import compare_trees
+
+FAST = KdfParams(n=2**10, r=8, p=1)
+SMALL = ChunkerParams(16 * 1024, 64 * 1024, 256 * 1024)
+
+
+def new_repo() -> Repository:
+    """An encrypted repository with small chunks and packs, so tests make many of each."""
+    return init_repository(MemoryBackend(), "pw", kdf=FAST, chunker=SMALL, pack_size=256 * 1024)
+
+
+def make_volume(root: Path, seed: int = 0) -> Path:
+    """A few MiB of random, text and small files in nested directories."""
+    root.mkdir(parents=True)
+    rnd = __import__("random").Random(seed)
+    (root / "random.bin").write_bytes(rnd.randbytes(2 << 20))
+    (root / "text.log").write_bytes(b"".join(b"line %d of the log\n" % i for i in range(60000)))
+    for d in range(3):
+        sub = root / f"dir{d}" / "nested"
+        sub.mkdir(parents=True)
+        for i in range(20):
+            (sub / f"small{i}.txt").write_bytes(rnd.randbytes(rnd.randint(0, 3000)))
+    (root / "empty").write_bytes(b"")
+    return root
+
+
+def test_a_backup_writes_one_snapshot_naming_trees_that_list_every_file(tmp_path: Path) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    snap = backup_directory(repo, src, host="h1", volume="db", tags=["nightly"])
+    assert snapshot_ids(repo) == [snap.id]
+    loaded = load_snapshot(repo, snap.id)
+    assert (loaded.host, loaded.volume, loaded.tags, loaded.tree) == ("h1", "db", ["nightly"],
+                                                                       snap.tree)
+    assert loaded.stats.files == 3 * 20 + 3 and loaded.stats.dirs == 7
+    index = load_index(repo).index
+    paths = {p: n for p, n in iter_nodes(repo, index, snap.tree)}
+    assert paths["dir1/nested/small7.txt"].size == (src / "dir1/nested/small7.txt").stat().st_size
+    assert paths["empty"].content == [] and paths["dir2"].type == "dir"
+    assert len(paths["random.bin"].content) > 4  # several content-defined chunks
+    assert all(c in index for n in paths.values() for c in n.content)
+
+
+def test_an_unchanged_re_backup_reads_no_file_and_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    read: list[str] = []
+    real = archiver._Walker._read
+
+    def counting(self: archiver._Walker, node: Node, path: str, st: os.stat_result) -> None:
+        read.append(os.path.relpath(path, src))
+        real(self, node, path, st)
+
+    monkeypatch.setattr(archiver._Walker, "_read", counting)
+    objects = {o.key for o in repo.backend.list(ids.PACKS_PREFIX)}
+    second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    assert read == [] and second.stats.files_read == 0
+    assert second.stats.new_blobs == 0 and second.tree == first.tree
+    assert {o.key for o in repo.backend.list(ids.PACKS_PREFIX)} == objects
+    assert second.parent == first.id
+
+    (src / "dir0" / "nested" / "small3.txt").write_bytes(b"changed")
+    third = backup_directory(repo, src, host="h", volume="v", parent=second)
+    assert read == ["dir0/nested/small3.txt"]
+    assert third.tree != second.tree
+    dest = tmp_path / "restored"
+    restore_snapshot(repo, third, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+
+
+def test_a_copy_of_a_volume_backed_up_under_another_name_stores_only_new_trees(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "a")
+    first = backup_directory(repo, src, host="h1", volume="a")
+    copy = tmp_path / "b"
+    shutil.copytree(src, copy)
+    second = backup_directory(repo, copy, host="h2", volume="b")
+    assert second.stats.files_read == first.stats.files  # no parent: everything is read
+    assert second.stats.new_bytes < first.stats.new_bytes / 50
+    data_blobs = {c for _, n in iter_nodes(repo, load_index(repo).index, first.tree)
+                  for c in n.content}
+    assert second.stats.new_blobs <= second.stats.dirs < len(data_blobs)
+
+
+def test_a_backup_that_crashes_midway_leaves_no_snapshot_and_the_next_one_reuses_its_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    real_finish = PackWriter.finish
+    calls = {"n": 0}
+
+    def failing_finish(self: PackWriter) -> list[IndexEntry]:
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise OSError("disk on fire")
+        return real_finish(self)
+
+    monkeypatch.setattr(PackWriter, "finish", failing_finish)
+    with pytest.raises(OSError, match="disk on fire"):
+        backup_directory(repo, src, host="h", volume="v", options=BackupOptions(index_every=2))
+    monkeypatch.undo()
+    assert snapshot_ids(repo) == []
+    report = check_repository(repo, read_data=True)
+    assert report.ok, report.problems
+    assert report.packs == 6 and report.blobs > 0
+    reused = report.blobs
+
+    snap = backup_directory(repo, src, host="h", volume="v")
+    total_blobs = len(load_index(repo).index)
+    assert snap.stats.new_blobs == total_blobs - reused  # nothing indexed was stored again
+    dest = tmp_path / "restored"
+    restore_snapshot(repo, snap, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+    assert check_repository(repo).ok
+
+
+def test_a_crash_before_any_index_was_written_leaves_only_unreferenced_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+
+    def killed(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt  # like a kill: not even the best-effort index gets written
+
+    monkeypatch.setattr(archiver, "write_index_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        backup_directory(repo, src, host="h", volume="v", options=BackupOptions(index_every=1))
+    monkeypatch.undo()
+    report = check_repository(repo)
+    assert report.ok and snapshot_ids(repo) == []
+    assert report.unreferenced_packs >= 1 and report.blobs == 0
+    snap = backup_directory(repo, src, host="h", volume="v")
+    restore_snapshot(repo, snap, tmp_path / "r")
+    assert compare_trees(src, tmp_path / "r", check_root=False) == []
+
+
+def test_snapshots_can_be_listed_filtered_tagged_and_pinned(tmp_path: Path) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    a = backup_directory(repo, src, host="h1", volume="db")
+    b = backup_directory(repo, src, host="h2", volume="db", tags=["x"], parent=a)
+    c = backup_directory(repo, src, host="h1", volume="web")
+    assert [s.id for s in list_snapshots(repo)] == [a.id, b.id, c.id]
+    assert [s.id for s in list_snapshots(repo, host="h1")] == [a.id, c.id]
+    assert [s.id for s in list_snapshots(repo, volume="db", tag="x")] == [b.id]
+    tag_snapshot(repo, a, add=["keep", "y"], remove=["y"])
+    pin_snapshot(repo, c)
+    assert load_snapshot(repo, a.id).tags == ["keep"]
+    assert load_snapshot(repo, c.id).pinned is True
+    assert find_snapshot(repo, b.id.hex()[:8]).id == b.id
+
+
+def test_a_tampered_snapshot_fails_to_authenticate(tmp_path: Path) -> None:
+    repo = new_repo()
+    snap = backup_directory(repo, make_volume(tmp_path / "v"), host="h", volume="v")
+    key = ids.snapshot_key(snap.id)
+    data = bytearray(repo.backend.get_bytes(key))
+    data[-5] ^= 1
+    repo.backend.put_bytes(key, bytes(data))
+    with pytest.raises(IntegrityError, match=f"snapshot {snap.id.hex()}"):
+        load_snapshot(repo, snap.id)
+
+
+def test_backing_up_something_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InvalidInput, match="is not a directory"):
+        backup_directory(new_repo(), tmp_path / "f", host="h", volume="v")
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "../../etc", "nul\x00"])
+def test_trees_with_hostile_names_are_refused(name: str) -> None:
+    tree = Tree([Node(name=name, type="file")])
+    with pytest.raises(IntegrityError, match="hostile or invalid name"):
+        Tree.decode(tree.encode())
+
+
+def test_non_utf8_names_and_xattr_values_round_trip_through_a_tree() -> None:
+    odd = os.fsdecode(b"caf\xe9-\xff")
+    node = Node(name=odd, type="symlink", target=os.fsdecode(b"\xfe/x"),
+                xattrs={"user.k": b"\x00\xff"}, mtime_ns=123)
+    again = Tree.decode(Tree([node]).encode()).nodes[0]
+    assert again == node and again.raw_name == b"caf\xe9-\xff"
+    assert Tree([node, Node(name="a", type="fifo")]).encode() == \
+        Tree([Node(name="a", type="fifo"), node]).encode()  # deterministic order
