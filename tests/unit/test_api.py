@@ -285,3 +285,29 @@ def test_drills_are_queued_with_a_scratch_volume_and_listed_as_history(env: Env)
     assert job["params"]["scratch_volume"] != "data"
     assert [j["id"] for j in env.client.get("/api/v1/drills?volume=data").json()] == [job["id"]]
     assert env.client.get("/api/v1/drills?volume=other").json() == []
+
+
+def test_rollback_is_refused_for_anything_but_a_completed_replace(env: Env) -> None:
+    from common.db import catalog
+
+    with env.db.session() as s:
+        plain = jobs.create_job(s, kind="restore", host="h1", volume="data",
+                                params={"mode": "new"})
+        jobs.finish_job(s, plain.id, JobState.succeeded, result={"volume": "data"})
+        safety = catalog.add_backup(s, host="h1", volume="data", target="local",
+                                    format="tar.zst", key="k", manifest_key="k.m",
+                                    checksum="0" * 64, kind="safety",
+                                    expires_at=utcnow() - timedelta(hours=1))
+        replaced = jobs.create_job(s, kind="restore", host="h1", volume="other",
+                                   params={"mode": "replace"})
+        jobs.finish_job(s, replaced.id, JobState.succeeded,
+                        result={"safety_backup_id": safety.id, "replace_state": "done"})
+    r = env.client.post(f"/api/v1/restores/{plain.id}/rollback")
+    assert r.status_code == 422 and "not a completed replace" in error(r)["message"]
+    r = env.client.post(f"/api/v1/restores/{replaced.id}/rollback")
+    assert r.status_code == 409 and "expired" in error(r)["message"]
+    assert env.client.post("/api/v1/restores/nope/rollback").status_code == 404
+    # safety snapshots are not listed as backups unless asked for
+    assert env.client.get("/api/v1/backups").json() == []
+    assert [b["kind"] for b in env.client.get("/api/v1/backups?kind=safety").json()] == [
+        "safety"]
