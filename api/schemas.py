@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Format = Literal["tar", "tar.gz", "tar.zst"]
+Format = Literal["tar", "tar.gz", "tar.zst", "repo"]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 

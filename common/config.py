@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ArchiveFormat = Literal["tar", "tar.gz", "tar.zst"]
+#: Every backup format: the portable archives, and ``repo`` (the native repository).
+BackupFormat = Literal["tar", "tar.gz", "tar.zst", "repo"]
 
 
 class Settings(BaseSettings):
@@ -48,7 +50,9 @@ class Settings(BaseSettings):
     docker_host: str | None = Field(
         default=None, description="Docker engine URL for this worker (default: DOCKER_HOST)."
     )
-    default_format: ArchiveFormat = "tar.zst"
+    default_format: BackupFormat = Field(
+        default="tar.zst", description="Format of a backup when none is asked for: tar, "
+        "tar.gz, tar.zst (portable archives) or repo (the native repository).")
     default_target: str = Field(default="local", description="Target used when none is named.")
     heartbeat_seconds: float = Field(default=10.0, description="Worker heartbeat period.")
     host_offline_after_seconds: float = Field(
@@ -84,6 +88,15 @@ class Settings(BaseSettings):
         default=72.0, description="How long the safety snapshot of a replace-restore is kept "
         "(the window in which `volkeeper rollback` works).")
     zstd_level: int = 3
+    repository_password: SecretStr | None = Field(
+        default=None, description="Passphrase of the native repository in each target "
+        "(`--format repo`); set on the workers. Never logged or returned.")
+    repository_unencrypted: bool = Field(
+        default=False, description="Create the native repository unencrypted when no "
+        "passphrase is set (never done silently without this).")
+    repository_kdf_n: int = Field(
+        default=2**17, description="scrypt cost N for new repository key files (a power of "
+        "two; lower it only for tests).")
     log_level: str = "INFO"
 
     @property

@@ -129,7 +129,7 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
         b = catalog.get_backup(s, job.backup_id)
     with _target(ctx, b.target) as backend:
         out = verify_engine.verify_backup(
-            backend, restore_engine.StoredBackup.from_row(b), tracker)
+            backend, restore_engine.StoredBackup.from_row(b), tracker, ctx.settings)
     with ctx.db.session() as s:
         row = catalog.get_backup(s, job.backup_id)
         row.verified_at = utcnow()

@@ -60,7 +60,13 @@ def backup_volume(
     area: str = "archives",
 ) -> BackupOutcome:
     """Stream ``volume`` of ``host`` into ``backend``. Raises NotFound for a missing volume,
-    StorageError for storage failures, DockerError/IntegrityError for read failures."""
+    StorageError for storage failures, DockerError/IntegrityError for read failures.
+    Format ``repo`` writes a snapshot into the target's repository instead."""
+    if fmt == "repo":
+        from common.engine import repo
+
+        return repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
+                                  tracker=tracker, settings=settings)
     info = docker.volume(volume)
     created = datetime.now(UTC)
     key = archive_key(host, volume, created, job_id, fmt, area)

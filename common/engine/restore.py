@@ -88,6 +88,9 @@ def restore_backup(
         on_writing(created)
     tracker.set_phase("restoring", bytes_total=backup.logical_bytes)
     try:
+        if backup.format == "repo":
+            return _restore_repo(docker, backend, backup, volume=volume, tracker=tracker,
+                                 settings=settings, paths=paths, created=created)
         with backend.open_reader(backup.key) as reader, \
                 tar_sink(docker, volume, settings, member_names(paths)) as sink:
             stats = extract_archive(reader, check_format(backup.format), sink, tracker,
@@ -104,6 +107,22 @@ def restore_backup(
     return RestoreOutcome(volume=volume, created_volume=created,
                           bytes_restored=backup.logical_bytes, files_restored=backup.file_count,
                           entries=stats.entries, seconds=round(stats.seconds, 3))
+
+
+def _restore_repo(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
+                  tracker: ProgressTracker, settings: Settings, paths: list[str] | None,
+                  created: bool) -> RestoreOutcome:
+    """Restore a snapshot of the native repository into the validated, empty volume."""
+    import time
+
+    from common.engine import repo
+
+    started = time.monotonic()
+    stats = repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
+                              settings=settings, paths=paths)
+    return RestoreOutcome(volume=volume, created_volume=created, bytes_restored=stats.bytes,
+                          files_restored=stats.files, entries=stats.files + stats.dirs,
+                          seconds=round(time.monotonic() - started, 3))
 
 
 def member_names(paths: list[str] | None) -> list[str] | None:

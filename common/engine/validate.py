@@ -65,10 +65,16 @@ def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup,
     (a safety snapshot is taken first; running users must be stopped)."""
     v = Validation(backup_id=backup.id, host=host, volume=volume,
                    restore_bytes=backup.logical_bytes, mode=mode)
-    _check_objects(v, backend, backup)
-    if paths:
-        _check_paths(v, backend, backup, paths)
-    if mode == "replace":
+    if backup.format == "repo":
+        _check_snapshot(v, backend, backup, settings, paths)
+    else:
+        _check_objects(v, backend, backup)
+        if paths:
+            _check_paths(v, backend, backup, paths)
+    if mode == "replace" and backup.format == "repo":
+        v.add("restore mode", False, "replace-restore of repo snapshots is not supported yet "
+              "— restore into a new volume (--into NEW_NAME)")
+    elif mode == "replace":
         _check_replace(v, docker, volume, settings, stop_containers)
     else:
         _check_volume(v, docker, volume, settings)
@@ -99,6 +105,31 @@ def _check_objects(v: Validation, backend: Backend, backup: StoredBackup) -> Non
             v.add(f"{what} present", False, f"the target cannot be read: {e}")
             continue
         v.add(f"{what} present", True, f"{key} ({info.size} bytes)")
+
+
+def _check_snapshot(v: Validation, backend: Backend, backup: StoredBackup, settings: Settings,
+                    paths: list[str] | None) -> None:
+    """For the native repository, "objects present" means the snapshot opens and
+    authenticates (and every selected path is in it)."""
+    from common.engine import repo
+
+    try:
+        repository, snap = repo.load_backup(backend, backup, settings)
+    except (NotFound, StorageError, IntegrityError) as e:
+        v.add("snapshot present", False, f"snapshot {backup.checksum[:8]} cannot be loaded: {e}")
+        return
+    v.add("snapshot present", True, f"{backup.key} (snapshot of {snap.volume} on {snap.host})")
+    if not paths:
+        return
+    try:
+        missing = repo.missing_paths(repository, snap, paths)
+    except (NotFound, StorageError, IntegrityError) as e:
+        v.add("selected paths", False, f"cannot read the snapshot to check the paths: {e}")
+        return
+    if missing:
+        v.add("selected paths", False, f"not in the backup: {', '.join(missing[:10])}")
+    else:
+        v.add("selected paths", True, f"{len(paths)} path(s) found in the backup")
 
 
 def _check_paths(v: Validation, backend: Backend, backup: StoredBackup,

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.archive import check_format, read_manifest, verify_archive
+from common.config import Settings
 from common.engine.restore import StoredBackup
 from common.errors import IntegrityError, NotFound
 from common.progress import ProgressTracker
@@ -38,8 +39,14 @@ class VerifyOutcome:
         return f"backup {self.backup_id} is damaged ({what}): {first}{more}"
 
 
-def verify_backup(backend: Backend, backup: StoredBackup,
-                  tracker: ProgressTracker) -> VerifyOutcome:
+def verify_backup(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
+                  settings: Settings | None = None) -> VerifyOutcome:
+    """Verify one backup; damage is reported in the outcome, not raised."""
+    if backup.format == "repo":
+        from common.config import get_settings
+        from common.engine import repo
+
+        return repo.verify(backend, backup, tracker, settings or get_settings())
     out = VerifyOutcome(ok=True, backup_id=backup.id)
 
     def damaged(obj: str, problem: str) -> None:

@@ -8,6 +8,9 @@ TASK_VALIDATE = "volkeeper.validate"
 TASK_DRILL = "volkeeper.drill"
 
 ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
+#: Every backup format: the portable archives and ``repo``, the native repository.
+REPO_FORMAT = "repo"
+FORMATS = (*ARCHIVE_FORMATS, REPO_FORMAT)
 
 
 def queue_for(host: str) -> str:

@@ -14,7 +14,8 @@ from common.db.models import utcnow
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
 from common.jobs.dispatch import Dispatcher
 from common.jobs.names import (
-    ARCHIVE_FORMATS,
+    FORMATS,
+    REPO_FORMAT,
     TASK_BACKUP,
     TASK_DRILL,
     TASK_RESTORE,
@@ -55,9 +56,9 @@ class JobService:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
         fmt = fmt or self.settings.default_format
-        if fmt not in ARCHIVE_FORMATS:
+        if fmt not in FORMATS:
             raise InvalidInput(f"unknown format {fmt!r}",
-                               f"use one of {', '.join(ARCHIVE_FORMATS)}")
+                               f"use one of {', '.join(FORMATS)}")
         self._check_host_online(host)
         with self.db.session() as s:
             hosts.get_volume(s, host, volume)
@@ -173,6 +174,10 @@ class JobService:
         with self.db.session() as s:
             backup = catalog.get_backup(s, backup_id)
             catalog.get_target(s, backup.target)
+        if backup.format == REPO_FORMAT:
+            raise InvalidInput("restore drills of repo snapshots are not supported yet",
+                               "verify the backup (volkeeper verify BACKUP), or restore it "
+                               "into a new volume (--into NEW_NAME)")
         host = host or backup.host
         self._check_host_online(host)
         scratch = f"volkeeper-drill-{uuid.uuid4().hex[:12]}"

@@ -144,7 +144,9 @@ def backup(
     volume: str,
     host: Annotated[str | None, typer.Option(help="Host of the volume.")] = None,
     target: Annotated[str | None, typer.Option(help="Target name.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="tar, tar.gz or tar.zst.")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="tar, tar.gz, tar.zst (portable archives) or repo (the native "
+        "repository: deduplicated, encrypted, incremental).")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the job (always, embedded).")] = False,
     as_json: Json = False,
 ) -> None:

@@ -1,0 +1,189 @@
+"""The engine's use of the native repository (``--format repo``): backup, restore, verify.
+
+A target holds at most one repository, under ``volkeeper/repo/`` next to the archives. The
+first ``repo`` backup to a target creates it: encrypted with ``VOLKEEPER_REPOSITORY_PASSWORD``,
+or unencrypted only when ``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no password is.
+A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
+storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
+are its manifest). Each backup's parent is the newest snapshot of the same (host, volume),
+so unchanged files are not read again. Volumes are read and written through their
+mountpoint (direct access); the Docker-API path is not supported for this format yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.access import direct_path
+from common.engine.backup import BackupOutcome
+from common.engine.restore import StoredBackup
+from common.engine.verify import VerifyOutcome
+from common.errors import Conflict, DockerError, IntegrityError, InvalidInput, NotFound
+from common.progress import ProgressTracker
+from common.repository import Repository, ids, init_repository, open_repository
+from common.repository.archiver import backup_directory
+from common.repository.checker import check_repository
+from common.repository.keys import KdfParams
+from common.repository.repo import load_index, read_tree
+from common.repository.restorer import RestoreStats, restore_snapshot
+from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.storage.base import Backend
+
+FORMAT = "repo"
+_NO_PASSWORD = (
+    "set VOLKEEPER_REPOSITORY_PASSWORD (or VOLKEEPER_REPOSITORY_UNENCRYPTED=true) on the "
+    "workers")
+_init_lock = threading.Lock()
+
+
+def passphrase(settings: Settings) -> str | None:
+    """The repository passphrase from the settings (None when unset or empty)."""
+    secret = settings.repository_password
+    return (secret.get_secret_value() or None) if secret is not None else None
+
+
+def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> Repository:
+    """Open the target's repository; with ``create``, initialise it when there is none.
+    Raises InvalidInput when neither a passphrase nor unencrypted mode is configured,
+    WrongPassphrase when the passphrase opens no key file of the repository."""
+    secret = passphrase(settings)
+    if secret is None and not settings.repository_unencrypted:
+        raise InvalidInput(f"no passphrase for the repository in {backend.display}",
+                           _NO_PASSWORD)
+    try:
+        return open_repository(backend, secret)
+    except NotFound:
+        if not create:
+            raise
+    with _init_lock:  # concurrent first backups in this process: one creates, others open
+        try:
+            return open_repository(backend, secret)
+        except NotFound:
+            pass
+        with contextlib.suppress(Conflict):  # another worker created it meanwhile
+            init_repository(backend, secret, unencrypted=secret is None,
+                            kdf=KdfParams(n=settings.repository_kdf_n).validate())
+        # re-open: if another host initialised at the same instant, its config won and we
+        # must use the key that config authenticates with, not the one we generated
+        return open_repository(backend, secret)
+
+
+def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path:
+    path = direct_path(docker, volume, settings)
+    if path is None:
+        raise DockerError(
+            f"the repo format needs direct access for now, and the mountpoint of volume "
+            f"{volume!r} is not accessible to this worker",
+            "run the worker on the host as root (or bind-mount /var/lib/docker/volumes), or "
+            "use an archive format (--format tar.zst)")
+    return path
+
+
+def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
+                  job_id: str, tracker: ProgressTracker, settings: Settings) -> BackupOutcome:
+    """Back up ``volume`` of ``host`` as a new snapshot in the target's repository."""
+    docker.volume(volume)  # NotFound for a missing volume, before touching the target
+    path = _volume_dir(docker, volume, settings)
+    tracker.set_phase("opening repository")
+    repo = open_repo(backend, settings, create=True)
+    parent = latest_snapshot(repo, host, volume)
+    snap = backup_directory(repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
+                            parent=parent, progress=tracker)
+    return BackupOutcome(
+        key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
+        stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
+        file_count=snap.stats.files, checksum=snap.id.hex())
+
+
+def snapshot_id(backup: StoredBackup) -> bytes:
+    """The snapshot id a catalog row of format ``repo`` names."""
+    try:
+        return ids.parse_id(backup.checksum)
+    except InvalidInput:
+        raise IntegrityError(f"backup {backup.id} does not name a valid snapshot id",
+                             "back the volume up again") from None
+
+
+def load_backup(backend: Backend, backup: StoredBackup,
+                settings: Settings) -> tuple[Repository, Snapshot]:
+    """Open the repository and load (authenticate) the backup's snapshot."""
+    repo = open_repo(backend, settings)
+    return repo, load_snapshot(repo, snapshot_id(backup))
+
+
+def missing_paths(repo: Repository, snap: Snapshot, paths: list[str]) -> list[str]:
+    """The volume-relative ``paths`` that are not in the snapshot."""
+    index = load_index(repo).index
+    missing = []
+    for p in paths:
+        tree_id: bytes | None = snap.tree
+        parts = [x for x in p.strip("/").split("/") if x]
+        for i, part in enumerate(parts):
+            node = read_tree(repo, index, tree_id).by_name().get(part) if tree_id else None
+            if node is None:
+                missing.append(p)
+                break
+            tree_id = node.subtree if i < len(parts) - 1 else None
+    return missing
+
+
+def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
+                 tracker: ProgressTracker, settings: Settings,
+                 paths: list[str] | None = None) -> RestoreStats:
+    """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
+    ``volume``. Raises IntegrityError naming the files it could not restore."""
+    path = _volume_dir(docker, volume, settings)
+    repo, snap = load_backup(backend, backup, settings)
+    return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
+
+
+def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
+           settings: Settings) -> VerifyOutcome:
+    """Check the repository reading all data, and report the problems that affect this
+    backup's snapshot (damaged objects by storage key, and the files depending on them)."""
+    out = VerifyOutcome(ok=True, backup_id=backup.id)
+    repo = open_repo(backend, settings)
+    sid = snapshot_id(backup)
+    prefix = f"{sid.hex()[:8]}:"
+    try:
+        load_snapshot(repo, sid)
+    except (NotFound, IntegrityError) as e:
+        out.ok = False
+        out.damaged_objects.append(ids.snapshot_key(sid))
+        out.problems.append(str(e))
+        out.problem_count = 1
+        return out
+    report = check_repository(repo, read_data=True, progress=tracker)
+    out.entries_checked = report.blobs_read
+    for p in report.problems:
+        ours = [x[len(prefix):] for x in p.paths if x.startswith(prefix)]
+        if not ours and not (p.kind == "snapshot" and p.object_id == sid.hex()):
+            continue
+        out.ok = False
+        name = _object_name(p.kind, p.object_id)
+        if name not in out.damaged_objects:
+            out.damaged_objects.append(name)
+        files = f" (affects {', '.join(ours[:10])}{' …' if len(ours) > 10 else ''})" \
+            if ours else ""
+        out.problems.append(f"{p.message}{files}")
+        out.problem_count += 1
+    return out
+
+
+def _object_name(kind: str, object_id: str) -> str:
+    """A storage key for packs, index files and snapshots; ``kind:id`` for blobs."""
+    try:
+        raw = ids.parse_id(object_id)
+    except InvalidInput:
+        return f"{kind}:{object_id}"
+    if kind == "pack":
+        return ids.pack_key(raw)
+    if kind == "index":
+        return ids.index_key(raw)
+    if kind == "snapshot":
+        return ids.snapshot_key(raw)
+    return f"{kind}:{object_id}"

@@ -1,0 +1,200 @@
+"""The native repository through the product (`--format repo`), as a user on one machine:
+embedded CLI against a private dockerd, the repository created in the default target under
+VOLKEEPER_HOME on the first repo backup, then restore, incremental re-backup, verify, and
+the passphrase errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_embedded import cli, embedded_env, volume
+from tests.treecmp import build_fidelity_tree, compare_trees
+
+pytestmark = pytest.mark.integration
+__all__ = ["embedded_env"]  # the fixture, re-used from the archive tests
+
+
+@pytest.fixture
+def repo_env(embedded_env: dict[str, str]) -> dict[str, str]:
+    # a cheap scrypt cost keeps every open fast; production uses N=2**17
+    return embedded_env | {"VOLKEEPER_REPOSITORY_PASSWORD": "correct horse battery staple",
+                           "VOLKEEPER_REPOSITORY_KDF_N": "1024"}
+
+
+def _repo_dir(env: dict[str, str]) -> Path:
+    return Path(env["VOLKEEPER_HOME"]) / "backups" / "volkeeper" / "repo"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _mountpoint(docker_host: Any, name: str) -> Path:
+    return Path(docker_host.client().volumes.get(name).attrs["Mountpoint"])
+
+
+def test_a_repo_backup_restores_and_an_unchanged_volume_stores_almost_nothing_new(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-app")
+    build_fidelity_tree(src)
+    first = json.loads(cli(repo_env, "backup", "repo-app", "--format", "repo",
+                           "--json").stdout)
+    assert first["state"] == "succeeded"
+    assert first["result"]["format"] == "repo"
+    assert first["result"]["stored_bytes"] > 3 << 20  # big.bin is random: stored once
+    assert (_repo_dir(repo_env) / "config").is_file()
+    [listed] = json.loads(cli(repo_env, "backups", "--json").stdout)
+    assert listed["id"] == first["backup_id"] and listed["format"] == "repo"
+    assert listed["key"].startswith("volkeeper/repo/snapshots/")
+
+    cli(repo_env, "restore", first["backup_id"], "--into", "repo-copy", "--json")
+    assert compare_trees(src, _mountpoint(docker_host_a, "repo-copy")) == []
+
+    second = json.loads(cli(repo_env, "backup", "repo-app", "--format", "repo",
+                            "--json").stdout)
+    assert second["state"] == "succeeded"
+    assert second["result"]["key"] != first["result"]["key"]
+    assert second["result"]["stored_bytes"] < 64 * 1024  # at most new tree blobs
+    assert second["result"]["file_count"] == first["result"]["file_count"]
+    cli(repo_env, "restore", second["backup_id"], "--into", "repo-copy2", "--json")
+    assert compare_trees(src, _mountpoint(docker_host_a, "repo-copy2")) == []
+
+
+def test_a_repo_restore_refuses_a_non_empty_volume_and_a_replace(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-busy")
+    (src / "data.txt").write_text("precious")
+    job = json.loads(cli(repo_env, "backup", "repo-busy", "--format", "repo",
+                         "--json").stdout)
+    p = cli(repo_env, "restore", job["backup_id"], ok=False)
+    assert p.returncode == 1 and "not empty" in p.stderr and "Traceback" not in p.stderr
+    p = cli(repo_env, "restore", job["backup_id"], "--mode", "replace", ok=False)
+    assert p.returncode == 1 and "not supported yet" in p.stderr
+    assert (src / "data.txt").read_text() == "precious"
+
+
+def test_selected_paths_of_a_repo_backup_restore_only_those_paths(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-paths")
+    build_fidelity_tree(src)
+    job = json.loads(cli(repo_env, "backup", "repo-paths", "--format", "repo",
+                         "--json").stdout)
+    done = json.loads(cli(repo_env, "restore", job["backup_id"], "--into", "repo-paths-sel",
+                          "--path", "sticky", "--path", "/plain.txt", "--json").stdout)
+    assert done["state"] == "succeeded", done["error"]
+    dst = _mountpoint(docker_host_a, "repo-paths-sel")
+    assert sorted(p.name for p in dst.iterdir()) == ["plain.txt", "sticky"]
+    assert (dst / "plain.txt").read_bytes() == (src / "plain.txt").read_bytes()
+    missing = cli(repo_env, "restore", job["backup_id"], "--into", "repo-paths-x",
+                  "--path", "no/such/dir", ok=False)
+    assert missing.returncode == 1 and "no/such/dir" in missing.stderr
+    assert "repo-paths-x" not in {v.name for v in docker_host_a.client().volumes.list()}
+
+
+def test_verify_passes_then_names_the_pack_holding_a_flipped_byte(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-verify")
+    (src / "data.bin").write_bytes(os.urandom(2 << 20))
+    job = json.loads(cli(repo_env, "backup", "repo-verify", "--format", "repo",
+                         "--json").stdout)
+    ok = json.loads(cli(repo_env, "verify", job["backup_id"], "--json").stdout)
+    assert ok["state"] == "succeeded" and ok["result"]["ok"] is True
+    assert ok["result"]["entries_checked"] > 0
+
+    packs = sorted((_repo_dir(repo_env) / "packs").rglob("*"), key=lambda p: p.stat().st_size)
+    victim = [p for p in packs if p.is_file()][-1]  # the data pack
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    p = cli(repo_env, "verify", job["backup_id"], ok=False)
+    assert p.returncode == 1 and "damaged" in p.stderr and "Traceback" not in p.stderr
+    bad = json.loads(cli(repo_env, "verify", job["backup_id"], "--json", ok=False).stdout)
+    assert bad["state"] == "failed"
+    pack_key = f"volkeeper/repo/packs/{victim.parent.name}/{victim.name}"
+    assert pack_key in bad["result"]["damaged_objects"]
+    assert "data.bin" in " ".join(bad["result"]["problems"])
+    [listed] = json.loads(cli(repo_env, "backups", "--json").stdout)
+    assert listed["verify_status"] == "damaged"
+
+    # restore names the file it cannot restore and leaves no half-written volume behind
+    p = cli(repo_env, "restore", job["backup_id"], "--into", "repo-verify-copy", ok=False)
+    assert p.returncode == 1 and "data.bin" in p.stderr and "Traceback" not in p.stderr
+    assert "repo-verify-copy" not in {v.name for v in docker_host_a.client().volumes.list()}
+
+
+def test_a_wrong_passphrase_fails_the_backup_clearly_and_writes_nothing(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-pass")
+    (src / "a.txt").write_text("secret data")
+    cli(repo_env, "backup", "repo-pass", "--format", "repo", "--json")
+    before = _files(_repo_dir(repo_env))
+    (src / "b.txt").write_text("more data")
+    wrong = repo_env | {"VOLKEEPER_REPOSITORY_PASSWORD": "not the passphrase"}
+    p = cli(wrong, "backup", "repo-pass", "--format", "repo", ok=False)
+    assert p.returncode == 1 and "wrong passphrase" in p.stderr
+    assert "not the passphrase" not in p.stderr + p.stdout
+    assert "Traceback" not in p.stderr
+    assert _files(_repo_dir(repo_env)) == before
+    assert len(json.loads(cli(repo_env, "backups", "--json").stdout)) == 1
+
+
+def test_a_repo_backup_without_any_passphrase_is_refused_with_what_to_set(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-nopass")
+    (src / "a.txt").write_text("data")
+    p = cli(embedded_env, "backup", "repo-nopass", "--format", "repo", ok=False)
+    assert p.returncode == 1
+    assert "VOLKEEPER_REPOSITORY_PASSWORD" in p.stderr
+    assert "VOLKEEPER_REPOSITORY_UNENCRYPTED" in p.stderr
+    assert not _repo_dir(embedded_env).exists()
+
+
+def test_an_unencrypted_repository_is_created_only_when_asked_for(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-clear")
+    build_fidelity_tree(src)
+    env = embedded_env | {"VOLKEEPER_REPOSITORY_UNENCRYPTED": "true"}
+    job = json.loads(cli(env, "backup", "repo-clear", "--format", "repo", "--json").stdout)
+    config = json.loads((_repo_dir(env) / "config").read_text())
+    assert config["encryption"] == "none"
+    cli(env, "restore", job["backup_id"], "--into", "repo-clear-copy", "--json")
+    assert compare_trees(src, _mountpoint(docker_host_a, "repo-clear-copy")) == []
+
+
+def test_concurrent_first_opens_of_a_target_share_one_repository(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pydantic import SecretStr
+
+    from common.config import Settings
+    from common.engine.repo import open_repo
+    from common.storage.local import LocalBackend
+
+    settings = Settings(home=tmp_path, repository_password=SecretStr("pw"),
+                        repository_kdf_n=1024)
+    with ThreadPoolExecutor(4) as pool:
+        repos = list(pool.map(lambda _: open_repo(LocalBackend(tmp_path / "t"), settings,
+                                                  create=True), range(4)))
+    assert len({r.config.repository_id for r in repos}) == 1
+    assert len({r.key.enc_key for r in repos}) == 1
+    assert len(list((tmp_path / "t" / "volkeeper" / "repo" / "keys").iterdir())) == 1
+
+
+def test_opening_without_create_does_not_make_a_repository(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from common.config import Settings
+    from common.engine.repo import open_repo
+    from common.errors import NotFound
+    from common.storage.local import LocalBackend
+
+    settings = Settings(home=tmp_path, repository_password=SecretStr("pw"),
+                        repository_kdf_n=1024)
+    with pytest.raises(NotFound, match="repository"):
+        open_repo(LocalBackend(tmp_path / "t"), settings)
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").rglob("*"))
