@@ -4,7 +4,7 @@ the engine. Task names are in ``common.jobs.names``; the API sends tasks by name
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -33,29 +33,14 @@ from workers import agent, context
 from workers.runner import Outcome, run_job
 
 
-@shared_task(name=TASK_BACKUP)
-def backup(job_id: str) -> None:
-    run_job(context.current(), job_id, _backup)
+def _job_task(name: str, body: Callable[..., Outcome]) -> Any:
+    """A Celery task ``name(job_id)`` that runs ``body`` through the job runner."""
 
+    @shared_task(name=name)
+    def task(job_id: str) -> None:
+        run_job(context.current(), job_id, body)
 
-@shared_task(name=TASK_RESTORE)
-def restore(job_id: str) -> None:
-    run_job(context.current(), job_id, _restore)
-
-
-@shared_task(name=TASK_VERIFY)
-def verify(job_id: str) -> None:
-    run_job(context.current(), job_id, _verify)
-
-
-@shared_task(name=TASK_VALIDATE)
-def validate(job_id: str) -> None:
-    run_job(context.current(), job_id, _validate)
-
-
-@shared_task(name=TASK_DRILL)
-def drill(job_id: str) -> None:
-    run_job(context.current(), job_id, _drill)
+    return task
 
 
 @shared_task(name=TASK_INVENTORY)
@@ -202,3 +187,10 @@ def _mark_writing(ctx: context.WorkerContext, job_id: str, created: bool) -> Non
     """Before data lands in the volume: what a crash from here on leaves to undo."""
     with ctx.db.session() as s:
         jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created})
+
+
+backup = _job_task(TASK_BACKUP, _backup)
+restore = _job_task(TASK_RESTORE, _restore)
+verify = _job_task(TASK_VERIFY, _verify)
+validate = _job_task(TASK_VALIDATE, _validate)
+drill = _job_task(TASK_DRILL, _drill)

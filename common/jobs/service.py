@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from common.config import Settings
-from common.db import Database, Job, JobState, catalog, hosts, jobs
+from common.db import Backup, Database, Job, JobState, catalog, hosts, jobs
 from common.db.models import utcnow
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
 from common.jobs.dispatch import Dispatcher
@@ -33,6 +33,22 @@ class JobService:
         self.db = db
         self.dispatcher = dispatcher
         self.settings = settings
+
+    def _backup(self, backup_id: str) -> Backup:
+        """The backup, checking that its target is still registered."""
+        with self.db.session() as s:
+            backup = catalog.get_backup(s, backup_id)
+            catalog.get_target(s, backup.target)
+        return backup
+
+    def _placement(self, backup: Backup, host: str | None, into: str | None
+                   ) -> tuple[str, str]:
+        """Host and volume a restore of ``backup`` goes to (default: where it came from)."""
+        host = host or backup.host
+        into = into or backup.volume
+        _check_volume_name(into)
+        self._check_host_online(host)
+        return host, into
 
     def _check_host_online(self, name: str) -> None:
         with self.db.session() as s:
@@ -86,13 +102,8 @@ class JobService:
                                "restore the paths into a new volume and copy them over")
         if mode not in ("new", "replace"):
             raise InvalidInput(f"unknown restore mode {mode!r}", "use 'new' or 'replace'")
-        with self.db.session() as s:
-            backup = catalog.get_backup(s, backup_id)
-            catalog.get_target(s, backup.target)
-        host = host or backup.host
-        into = into or backup.volume
-        _check_volume_name(into)
-        self._check_host_online(host)
+        backup = self._backup(backup_id)
+        host, into = self._placement(backup, host, into)
         with self.db.session() as s:
             job = jobs.create_job(
                 s, kind="restore", host=host, volume=into, target=backup.target,
@@ -142,13 +153,8 @@ class JobService:
     ) -> Job:
         """Run the restore's checks on the target host now (a dry run) and wait for them.
         Returns the finished ``validate`` job, whose result lists every check."""
-        with self.db.session() as s:
-            backup = catalog.get_backup(s, backup_id)
-            catalog.get_target(s, backup.target)
-        host = host or backup.host
-        into = into or backup.volume
-        _check_volume_name(into)
-        self._check_host_online(host)
+        backup = self._backup(backup_id)
+        host, into = self._placement(backup, host, into)
         with self.db.session() as s:
             job = jobs.create_job(
                 s, kind="validate", host=host, volume=into, target=backup.target,
@@ -171,9 +177,7 @@ class JobService:
         self, *, backup_id: str, host: str | None = None, requested_by: str | None = None
     ) -> Job:
         """Restore a backup into a scratch volume on ``host``, compare, measure, clean up."""
-        with self.db.session() as s:
-            backup = catalog.get_backup(s, backup_id)
-            catalog.get_target(s, backup.target)
+        backup = self._backup(backup_id)
         if backup.format == REPO_FORMAT:
             raise InvalidInput("restore drills of repo snapshots are not supported yet",
                                "verify the backup (volkeeper verify BACKUP), or restore it "
@@ -193,9 +197,7 @@ class JobService:
     ) -> Job:
         """Verify a backup on ``host`` (default: the host that made it, which can surely
         reach its target). One verification of a backup runs at a time."""
-        with self.db.session() as s:
-            backup = catalog.get_backup(s, backup_id)
-            catalog.get_target(s, backup.target)
+        backup = self._backup(backup_id)
         host = host or backup.host
         self._check_host_online(host)
         with self.db.session() as s:
