@@ -50,6 +50,13 @@ def inventory() -> dict[str, Any]:
     return {"host": ctx.host, "volumes": count}
 
 
+def _job_backup(ctx: context.WorkerContext, job: Job) -> Any:
+    """The catalog row of the backup a restore/verify/validate/drill job works on."""
+    assert job.backup_id is not None
+    with ctx.db.session() as s:
+        return catalog.get_backup(s, job.backup_id)
+
+
 @contextlib.contextmanager
 def _target(ctx: context.WorkerContext, name: str) -> Iterator[Backend]:
     """The target's backend; storage errors are prefixed with the target's name."""
@@ -81,9 +88,7 @@ def _backup(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
 
 
 def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    assert job.backup_id is not None
-    with ctx.db.session() as s:
-        b = catalog.get_backup(s, job.backup_id)
+    b = _job_backup(ctx, job)
     if job.params.get("mode") == "replace":
         return _replace(ctx, job, b, tracker)
     with _target(ctx, b.target) as backend:
@@ -96,9 +101,7 @@ def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> 
 
 
 def _validate(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    assert job.backup_id is not None
-    with ctx.db.session() as s:
-        b = catalog.get_backup(s, job.backup_id)
+    b = _job_backup(ctx, job)
     with _target(ctx, b.target) as backend:
         v = validate_engine.validate_restore(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
@@ -109,9 +112,7 @@ def _validate(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) ->
 
 
 def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    assert job.backup_id is not None
-    with ctx.db.session() as s:
-        b = catalog.get_backup(s, job.backup_id)
+    b = _job_backup(ctx, job)
     with _target(ctx, b.target) as backend:
         out = verify_engine.verify_backup(
             backend, restore_engine.StoredBackup.from_row(b), tracker, ctx.settings)
@@ -127,9 +128,7 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
 
 
 def _drill(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    assert job.backup_id is not None
-    with ctx.db.session() as s:
-        b = catalog.get_backup(s, job.backup_id)
+    b = _job_backup(ctx, job)
     with _target(ctx, b.target) as backend:
         out = drill_engine.run_drill(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
