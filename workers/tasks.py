@@ -117,7 +117,7 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
         out = verify_engine.verify_backup(
             backend, restore_engine.StoredBackup.from_row(b), tracker, ctx.settings)
     with ctx.db.session() as s:
-        row = catalog.get_backup(s, job.backup_id)
+        row = catalog.get_backup(s, b.id)
         row.verified_at = utcnow()
         row.verify_status = "ok" if out.ok else "damaged"
         row.verify_job_id = job.id
