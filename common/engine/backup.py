@@ -11,31 +11,17 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from common.archive import EXTENSIONS, ManifestWriter, check_format, manifest_key, write_archive
 from common.config import Settings
 from common.docker import DockerHost
+from common.engine import repo
 from common.engine.access import direct_path, tar_source
+from common.engine.records import BackupOutcome
 from common.progress import ProgressTracker
 from common.storage.base import Backend
-
-
-@dataclass(frozen=True)
-class BackupOutcome:
-    key: str
-    manifest_key: str
-    format: str
-    stored_bytes: int
-    logical_bytes: int
-    file_count: int
-    checksum: str
-
-    def as_result(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def archive_key(host: str, volume: str, created: datetime, job_id: str, fmt: str,
@@ -63,8 +49,6 @@ def backup_volume(
     StorageError for storage failures, DockerError/IntegrityError for read failures.
     Format ``repo`` writes a snapshot into the target's repository instead."""
     if fmt == "repo":
-        from common.engine import repo
-
         return repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
                                   tracker=tracker, settings=settings)
     info = docker.volume(volume)

@@ -9,7 +9,7 @@ from common.archive import VerifyReport, read_manifest, verify_archive
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import tar_source
-from common.engine.restore import StoredBackup
+from common.engine.records import StoredBackup
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 

@@ -17,7 +17,8 @@ from typing import Any
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.compare import compare_volume
-from common.engine.restore import StoredBackup, restore_backup
+from common.engine.records import StoredBackup
+from common.engine.restore import restore_backup
 from common.errors import NotFound
 from common.progress import ProgressTracker
 from common.storage.base import Backend

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common.archive import check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine.access import clear_volume, tar_sink
-from common.engine.backup import BackupOutcome, backup_volume
+from common.engine.access import clear_volume
+from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
-from common.engine.restore import StoredBackup
+from common.engine.records import BackupOutcome, StoredBackup
+from common.engine.restore import extract_into
 from common.engine.validate import validate_restore
 from common.errors import DockerError, IntegrityError, RestoreRefused, RolledBack
 from common.progress import ProgressTracker
@@ -115,9 +115,8 @@ def _put(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
     if not clear_volume(docker, volume, settings):
         raise DockerError(f"cannot empty volume {volume!r} through the Docker API",
                           "replace needs direct access to the volume's mountpoint")
-    with backend.open_reader(key) as reader, tar_sink(docker, volume, settings) as sink:
-        extract_archive(reader, check_format(fmt), sink, tracker, expected_sha256=checksum,
-                        name=key)
+    extract_into(docker, backend, volume, settings, tracker, key=key, fmt=fmt,
+                 checksum=checksum)
 
 
 def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Settings,

@@ -19,9 +19,7 @@ from pathlib import Path
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path
-from common.engine.backup import BackupOutcome
-from common.engine.restore import StoredBackup
-from common.engine.verify import VerifyOutcome
+from common.engine.records import BackupOutcome, StoredBackup, VerifyOutcome
 from common.errors import Conflict, DockerError, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository

@@ -10,38 +10,23 @@ failed restore never leaves a half-written volume that looks complete.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from common.archive import check_format, extract_archive
+from common.archive import ExtractStats, check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
+from common.engine import repo
 from common.engine.access import clear_volume, tar_sink
+from common.engine.records import StoredBackup
+from common.engine.validate import validate_restore
 from common.errors import RestoreRefused, VolkeeperError
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StoredBackup:
-    id: str
-    key: str
-    manifest_key: str
-    format: str
-    checksum: str
-    logical_bytes: int
-    file_count: int
-    volume: str
-    host: str
-
-    @classmethod
-    def from_row(cls, row: Any) -> StoredBackup:
-        return cls(id=row.id, key=row.key, manifest_key=row.manifest_key, format=row.format,
-                   checksum=row.checksum, logical_bytes=row.logical_bytes,
-                   file_count=row.file_count, volume=row.volume, host=row.host)
 
 
 @dataclass(frozen=True)
@@ -72,8 +57,6 @@ def restore_backup(
     """Restore ``backup`` (only ``paths``, relative to the volume root, when given).
     ``on_writing(created)`` is called right before data is written into the volume, so the
     caller can record what to undo should this process die mid-way."""
-    from common.engine.validate import validate_restore
-
     tracker.set_phase("validating")
     check = validate_restore(docker, backend, backup, host=host, volume=volume,
                              settings=settings, paths=paths)
@@ -91,10 +74,8 @@ def restore_backup(
         if backup.format == "repo":
             return _restore_repo(docker, backend, backup, volume=volume, tracker=tracker,
                                  settings=settings, paths=paths, created=created)
-        with backend.open_reader(backup.key) as reader, \
-                tar_sink(docker, volume, settings, member_names(paths)) as sink:
-            stats = extract_archive(reader, check_format(backup.format), sink, tracker,
-                                    expected_sha256=backup.checksum, name=backup.key)
+        stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
+                             fmt=backup.format, checksum=backup.checksum, paths=paths)
     except VolkeeperError as e:
         if not _undo(docker, volume, created, settings):
             raise type(e)(f"{e.message}; volume {volume!r} may hold part of the restored data",
@@ -113,16 +94,23 @@ def _restore_repo(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                   tracker: ProgressTracker, settings: Settings, paths: list[str] | None,
                   created: bool) -> RestoreOutcome:
     """Restore a snapshot of the native repository into the validated, empty volume."""
-    import time
-
-    from common.engine import repo
-
     started = time.monotonic()
     stats = repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
                               settings=settings, paths=paths)
     return RestoreOutcome(volume=volume, created_volume=created, bytes_restored=stats.bytes,
                           files_restored=stats.files, entries=stats.files + stats.dirs,
                           seconds=round(time.monotonic() - started, 3))
+
+
+def extract_into(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
+                 tracker: ProgressTracker, *, key: str, fmt: str, checksum: str,
+                 paths: list[str] | None = None) -> ExtractStats:
+    """Stream the archive ``key`` into the volume (only ``paths`` when given), checking its
+    sha256; raises IntegrityError when it does not match or the archive is damaged."""
+    with backend.open_reader(key) as reader, \
+            tar_sink(docker, volume, settings, member_names(paths)) as sink:
+        return extract_archive(reader, check_format(fmt), sink, tracker,
+                               expected_sha256=checksum, name=key)
 
 
 def member_names(paths: list[str] | None) -> list[str] | None:

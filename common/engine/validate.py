@@ -16,8 +16,9 @@ from typing import Any
 
 from common.config import Settings
 from common.docker import DockerHost
+from common.engine import repo
 from common.engine.access import direct_path
-from common.engine.restore import StoredBackup
+from common.engine.records import StoredBackup
 from common.errors import IntegrityError, NotFound, StorageError
 from common.storage.base import Backend
 
@@ -111,8 +112,6 @@ def _check_snapshot(v: Validation, backend: Backend, backup: StoredBackup, setti
                     paths: list[str] | None) -> None:
     """For the native repository, "objects present" means the snapshot opens and
     authenticates (and every selected path is in it)."""
-    from common.engine import repo
-
     try:
         repository, snap = repo.load_backup(backend, backup, settings)
     except (NotFound, StorageError, IntegrityError) as e:

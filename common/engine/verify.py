@@ -8,45 +8,22 @@ are affected. Only failures to *reach* the storage raise (they say nothing about
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.archive import check_format, read_manifest, verify_archive
 from common.config import Settings
-from common.engine.restore import StoredBackup
+from common.engine import repo
+from common.engine.records import StoredBackup, VerifyOutcome
 from common.errors import IntegrityError, NotFound
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
 
-@dataclass
-class VerifyOutcome:
-    ok: bool
-    backup_id: str
-    entries_checked: int = 0
-    archive_sha256: str | None = None
-    damaged_objects: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    problem_count: int = 0
-
-    def as_result(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        what = ", ".join(self.damaged_objects) or "archive"
-        first = "; ".join(self.problems[:3])
-        more = f" (+{self.problem_count - 3} more)" if self.problem_count > 3 else ""
-        return f"backup {self.backup_id} is damaged ({what}): {first}{more}"
-
-
 def verify_backup(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
-                  settings: Settings | None = None) -> VerifyOutcome:
+                  settings: Settings) -> VerifyOutcome:
     """Verify one backup; damage is reported in the outcome, not raised."""
     if backup.format == "repo":
-        from common.config import get_settings
-        from common.engine import repo
-
-        return repo.verify(backend, backup, tracker, settings or get_settings())
+        return repo.verify(backend, backup, tracker, settings)
     out = VerifyOutcome(ok=True, backup_id=backup.id)
 
     def damaged(obj: str, problem: str) -> None:

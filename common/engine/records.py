@@ -1,0 +1,61 @@
+"""Plain records the engine's use-cases pass around: a stored backup as the catalog knows
+it, and what a backup or a verification produced. Kept apart from the use-cases so that
+every engine module (archives and the native repository alike) can import them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    id: str
+    key: str
+    manifest_key: str
+    format: str
+    checksum: str
+    logical_bytes: int
+    file_count: int
+    volume: str
+    host: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> StoredBackup:
+        return cls(id=row.id, key=row.key, manifest_key=row.manifest_key, format=row.format,
+                   checksum=row.checksum, logical_bytes=row.logical_bytes,
+                   file_count=row.file_count, volume=row.volume, host=row.host)
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    key: str
+    manifest_key: str
+    format: str
+    stored_bytes: int
+    logical_bytes: int
+    file_count: int
+    checksum: str
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyOutcome:
+    ok: bool
+    backup_id: str
+    entries_checked: int = 0
+    archive_sha256: str | None = None
+    damaged_objects: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        what = ", ".join(self.damaged_objects) or "archive"
+        first = "; ".join(self.problems[:3])
+        more = f" (+{self.problem_count - 3} more)" if self.problem_count > 3 else ""
+        return f"backup {self.backup_id} is damaged ({what}): {first}{more}"
