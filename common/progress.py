@@ -96,7 +96,6 @@ class ProgressTracker:
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._phase_started = self._started
-        self._phase_bytes0 = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
@@ -112,7 +111,6 @@ class ProgressTracker:
             self.bytes_done = 0
             self.files_done = 0
             self._phase_started = time.monotonic()
-            self._phase_bytes0 = 0
 
     def add(self, nbytes: int = 0, files: int = 0) -> None:
         with self._lock:
@@ -128,7 +126,7 @@ class ProgressTracker:
         with self._lock:
             now = time.monotonic()
             elapsed = max(now - self._phase_started, 1e-6)
-            rate = (self.bytes_done - self._phase_bytes0) / elapsed
+            rate = self.bytes_done / elapsed
             eta = None
             if self.bytes_total and rate > 0:
                 eta = max(self.bytes_total - self.bytes_done, 0) / rate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -221,10 +222,11 @@ class JobService:
         return job
 
 
-def _check_volume_name(name: str) -> None:
-    import re
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or len(name) > 255:
+
+def _check_volume_name(name: str) -> None:
+    if not _VOLUME_NAME.fullmatch(name) or len(name) > 255:
         raise InvalidInput(
             f"invalid volume name {name!r}",
             "Docker volume names use letters, digits, '_', '.', '-' and start with a "
