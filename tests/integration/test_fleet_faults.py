@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.fleet import Fleet
-from tests.fixtures.util import free_port, wait_for
+from tests.fixtures.util import free_port
 from tests.integration.test_fleet import mountpoint, submit
 from tests.treecmp import compare_trees
 
@@ -57,16 +56,12 @@ def big_volume(fleet: Fleet, name: str) -> Path:
     return path
 
 
+def progressed(job: dict[str, Any]) -> bool:
+    return job["state"] == "running" and (job["progress"] or {}).get("bytes_done", 0) > 0
+
+
 def wait_running(fleet: Fleet, job_id: str) -> None:
-    deadline = time.monotonic() + 60
-    with fleet.http as c:
-        while time.monotonic() < deadline:
-            job = c.get(f"/jobs/{job_id}").json()
-            if job["state"] == "running" and (job["progress"] or {}).get("bytes_done", 0) > 0:
-                return
-            assert job["state"] in ("queued", "running"), job
-            time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never got going")
+    fleet.wait_job_until(job_id, progressed, "getting going", timeout=60, active=True)
 
 
 def test_an_unreachable_target_fails_the_job_naming_target_and_cause(fleet: Fleet) -> None:
@@ -131,15 +126,8 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
     subprocess.run(["cp", "-a", f"{path}/.", str(before)], check=True)
 
     job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "mode": "replace"})
-    deadline = time.monotonic() + 120
-    with fleet.http as c:
-        while time.monotonic() < deadline:
-            j = c.get(f"/jobs/{job['id']}").json()
-            if (j["progress"] or {}).get("phase") == "replacing" and \
-                    j["progress"].get("bytes_done", 0) > 0:
-                break
-            assert j["state"] in ("queued", "running"), j
-            time.sleep(0.1)
+    fleet.wait_job_until(job["id"], lambda j: progressed(j) and j["progress"].get(
+        "phase") == "replacing", "replacing the content", active=True)
     fleet.stop_worker("host-b", signal.SIGKILL)
     failed = fleet.wait_job(job["id"], timeout=60)
     assert failed["state"] == "failed" and "safety snapshot" in failed["error"]
@@ -148,11 +136,8 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
                                         "target": "s3"}).status_code == 409
     fleet.start_worker("host-b")
 
-    def recovered() -> bool:
-        with fleet.http as c:
-            return c.get(f"/jobs/{job['id']}").json()["result"].get(
-                "replace_state") == "recovered"
-    wait_for(recovered, 90, "the interrupted replace to be rolled back", interval=0.5)
+    fleet.wait_job_until(job["id"], lambda j: j["result"].get("replace_state") == "recovered",
+                         "the rollback of the interrupted replace", timeout=90)
     assert compare_trees(before, path) == []
 
 
@@ -163,15 +148,8 @@ def test_a_worker_killed_mid_restore_leaves_no_half_restored_volume(
                                                      "target": "s3"})["id"])
     assert done["state"] == "succeeded", done["error"]
     job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "into": "halfway"})
-    deadline = time.monotonic() + 120
-    with fleet.http as c:
-        while time.monotonic() < deadline:
-            j = c.get(f"/jobs/{job['id']}").json()
-            if (j["result"] or {}).get("restore_state") == "writing" and \
-                    (j["progress"] or {}).get("bytes_done", 0) > 0:
-                break
-            assert j["state"] in ("queued", "running"), j
-            time.sleep(0.1)
+    fleet.wait_job_until(job["id"], lambda j: progressed(j) and (j["result"] or {}).get(
+        "restore_state") == "writing", "writing into the volume", active=True)
     fleet.stop_worker("host-b", signal.SIGKILL)
     failed = fleet.wait_job(job["id"], timeout=60)
     assert failed["state"] == "failed" and "half-restored" in failed["error"]
@@ -181,9 +159,6 @@ def test_a_worker_killed_mid_restore_leaves_no_half_restored_volume(
         assert r.status_code == 409
     fleet.start_worker("host-b")
 
-    def recovered() -> bool:
-        with fleet.http as c:
-            return c.get(f"/jobs/{job['id']}").json()["result"].get(
-                "restore_state") == "recovered"
-    wait_for(recovered, 90, "the interrupted restore to be cleaned up", interval=0.5)
+    fleet.wait_job_until(job["id"], lambda j: j["result"].get("restore_state") == "recovered",
+                         "the clean-up of the interrupted restore", timeout=90)
     assert "halfway" not in {v.name for v in fleet.docker["host-b"].client().volumes.list()}
