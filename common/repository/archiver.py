@@ -10,7 +10,10 @@ Pipeline (both cores busy, memory bounded):
 - one packer thread appends sealed blobs to a data pack and a tree pack, commits a pack
   when the next blob would overflow it, and writes an index file every
   ``index_every`` packs;
-- a semaphore caps the blobs in flight, so memory is ~``in_flight`` chunks.
+- blobs travel in batches (up to 64 blobs or 1 MiB; a large chunk alone), so the cost of a
+  thread hand-off is paid per batch, not per small file;
+- a semaphore caps the batches in flight, so memory is ~``in_flight`` x (1 MiB or one
+  chunk).
 
 Write ordering: packs, then the index files naming them, then (after the walk, whose
 post-order produced every tree blob) the final packs and index, then the snapshot. A
@@ -51,8 +54,10 @@ class BackupOptions:
     """Tuning knobs (defaults suit a 2-core worker)."""
 
     encoders: int = 2
-    in_flight: int = 12
+    in_flight: int = 12  # batches
     index_every: int = 8
+    batch_bytes: int = 1 << 20
+    batch_blobs: int = 64
 
 
 class _Packer:
@@ -64,7 +69,7 @@ class _Packer:
         self.stats = stats
         self.index_every = index_every
         self.slots = slots
-        self.queue: queue.SimpleQueue[packmod.EncodedBlob | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[list[packmod.EncodedBlob] | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self._open: dict[BlobType, packmod.PackWriter] = {}
         self._unindexed: list[IndexEntry] = []
@@ -74,10 +79,11 @@ class _Packer:
 
     def _run(self) -> None:
         try:
-            while (blob := self.queue.get()) is not None:
+            while (batch := self.queue.get()) is not None:
                 try:
                     if self.error is None:
-                        self._add(blob)
+                        for blob in batch:
+                            self._add(blob)
                 finally:
                     self.slots.release()
             if self.error is None:
@@ -130,7 +136,10 @@ class _Packer:
 
 
 class _Pipeline:
-    """Hands new blobs to the encoders and on to the packer, bounding what is in flight."""
+    """Hands new blobs to the encoders in batches and on to the packer, bounding what is in
+    flight. Small blobs (a small file is one) are grouped into batches of up to
+    ``batch_bytes`` / ``batch_blobs`` so the per-blob cost of a thread hand-off is paid once
+    per batch; a large chunk is a batch on its own."""
 
     def __init__(self, repo: Repository, index: Index, stats: SnapshotStats,
                  options: BackupOptions) -> None:
@@ -140,6 +149,10 @@ class _Pipeline:
         self.slots = threading.Semaphore(options.in_flight)
         self.packer = _Packer(repo, stats, options.index_every, self.slots)
         self.pool = ThreadPoolExecutor(options.encoders, thread_name_prefix="repo-encode")
+        self.batch_bytes = options.batch_bytes
+        self.batch_blobs = options.batch_blobs
+        self._batch: list[tuple[BlobType, bytes, bytes]] = []
+        self._batch_size = 0
 
     def known(self, blob_id: bytes) -> bool:
         """Whether the blob is indexed or already queued in this run."""
@@ -147,16 +160,30 @@ class _Pipeline:
 
     def submit(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
         """Store a blob unless known."""
-        if self.known(blob_id):
+        if blob_id in self.seen or blob_id in self.index:
             return
         self.seen.add(blob_id)
+        self._batch.append((blob_type, data, blob_id))
+        self._batch_size += len(data)
+        if self._batch_size >= self.batch_bytes or len(self._batch) >= self.batch_blobs:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the current batch to an encoder (waits while too much is in flight)."""
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_size = self._batch, [], 0
         while not self.slots.acquire(timeout=0.2):
             self.raise_if_failed()
         self.raise_if_failed()
-        fut = self.pool.submit(self.repo.codec.encode, blob_type, data, blob_id)
+        fut = self.pool.submit(self._encode, batch)
         fut.add_done_callback(self._encoded)
 
-    def _encoded(self, fut: Future[packmod.EncodedBlob]) -> None:
+    def _encode(self, batch: list[tuple[BlobType, bytes, bytes]]) -> list[packmod.EncodedBlob]:
+        encode = self.repo.codec.encode
+        return [encode(t, data, blob_id) for t, data, blob_id in batch]
+
+    def _encoded(self, fut: Future[list[packmod.EncodedBlob]]) -> None:
         exc = fut.exception()
         if exc is not None:
             self.packer.error = self.packer.error or exc
@@ -171,11 +198,13 @@ class _Pipeline:
 
     def close(self) -> None:
         """Wait for every blob to be packed and indexed."""
+        self.flush()
         self.pool.shutdown(wait=True)
         self.packer.close()
 
     def abort(self) -> None:
         """Stop after a failure, keeping what was committed (it is indexed best-effort)."""
+        self._batch = []
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.packer.error is None:
             self.packer.error = RuntimeError("backup aborted")
@@ -268,6 +297,9 @@ class _Walker:
         self.stats = stats
         self.progress = progress
         self.chunker = repo.chunker()
+        # a file up to the chunker's minimum size is a single chunk, whatever its content
+        self.small = self.chunker.params.min_size
+        self.blob_id = repo.codec.blob_id
         self.links: dict[tuple[int, int], tuple[str, Node]] = {}
 
     def node(self, name: str, path: str, st: os.stat_result) -> Node:
@@ -295,6 +327,8 @@ class _Walker:
                 continue
             nodes.append(node)
         self.stats.dirs += 1
+        if parent_tree is not None and nodes == list(old.values()):
+            return parent_tree  # nothing changed: the same bytes, hence the same tree id
         data = Tree(nodes).encode()
         tree_id = self.repo.codec.blob_id(data)
         self.pipe.submit(BlobType.TREE, data, tree_id)
@@ -336,6 +370,13 @@ class _Walker:
     def _read(self, node: Node, path: str, st: os.stat_result) -> None:
         fd = _open_nofollow(path)
         try:
+            if st.st_size < self.small and st.st_blocks * 512 >= st.st_size:
+                # the common small file: one read; a short read means end of file
+                data = os.read(fd, st.st_size + 1)
+                if len(data) <= st.st_size:
+                    self._small(node, data)
+                    return
+                os.lseek(fd, 0, os.SEEK_SET)  # it grew: chunk it like any other file
             holes = find_holes(fd, st.st_size) if st.st_blocks * 512 < st.st_size else []
             ranges = _data_ranges(holes, st.st_size)
             stream: _DataReader | _FdReader = _DataReader(fd, ranges) if holes else _FdReader(fd)
@@ -351,6 +392,15 @@ class _Walker:
             self.stats.bytes_read += read
         finally:
             os.close(fd)
+
+    def _small(self, node: Node, data: bytes) -> None:
+        if data:
+            blob_id = self.blob_id(data)
+            node.content.append(blob_id)
+            self.pipe.submit(BlobType.DATA, data, blob_id)
+        node.size = len(data)
+        self.stats.files_read += 1
+        self.stats.bytes_read += len(data)
 
 
 class _FdReader:
