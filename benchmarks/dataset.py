@@ -249,6 +249,7 @@ def ensure(root: str | Path, total_bytes: int = GiB, seed: int = 42) -> DatasetI
     marker = Path(root) / MARKER
     if marker.exists():
         info = DatasetInfo(**json.loads(marker.read_text()))
+        info.root = str(root)  # the tree may have been moved since
         if info.requested_bytes == total_bytes and info.seed == seed:
             return info
     return generate(root, total_bytes, seed)
@@ -285,6 +286,7 @@ def ensure_small(root: str | Path, files: int = 200_000, seed: int = 42) -> Data
     marker = Path(root) / MARKER
     if marker.exists():
         info = DatasetInfo(**json.loads(marker.read_text()))
+        info.root = str(root)
         if info.requested_bytes == files and info.seed == seed and info.kinds.keys() == {
                 "small"}:
             return info
