@@ -314,7 +314,7 @@ def restore_snapshot(
     *,
     paths: list[str] | None = None,
     progress: ProgressTracker | None = None,
-    workers: int = 2,
+    workers: int = 4,
     index: Index | None = None,
 ) -> RestoreStats:
     """Restore ``snapshot`` (or only ``paths`` inside it) into the empty ``dest_dir``."""
