@@ -42,10 +42,12 @@ from common.repository.restorer import restore_snapshot
 from common.repository.snapshot import Snapshot, load_snapshot, snapshot_ids
 from common.storage.base import Backend
 from tests.integration.repo_backup_child import KILL_POINTS, backend_for
+from tests.integration.test_embedded import cli, embedded_env, volume
 from tests.treecmp import build_fidelity_tree, compare_trees
 from tests.unit.test_archive_helpers import xattr_capable_dir
 
 pytestmark = pytest.mark.integration
+__all__ = ["embedded_env"]  # the fixture, re-used from the embedded tests
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "kill -9 horse battery"
@@ -291,3 +293,49 @@ def test_a_backup_to_s3_killed_at_random_instants_leaves_no_damage(
                       fidelity=False)
     kill_repeatedly(bench, attempts=4)
     final_backup_reuses_a_killed_backups_upload(bench)
+
+
+def test_the_volkeeper_backup_command_killed_mid_repo_backup_leaves_a_usable_repository(
+        tmp_path: Path, docker_host_a: Any, embedded_env: dict[str, str]) -> None:
+    """The real product path: ``volkeeper backup --format repo`` (embedded: CLI, SQLite
+    catalog and the worker in one process) SIGKILLed while it writes packs. The repository
+    stays intact, the killed job is failed (its process is gone) rather than holding the
+    volume's lock, and the next backup succeeds and restores identically."""
+    env = embedded_env | {"VOLKEEPER_REPOSITORY_PASSWORD": PASSPHRASE,
+                          "VOLKEEPER_REPOSITORY_KDF_N": "1024"}
+    src = volume(docker_host_a, "killed-repo")
+    rnd = random.Random(kill_seed())
+    target = Path(env["VOLKEEPER_HOME"]) / "backups"
+    packs = target / "volkeeper" / "repo" / "packs"
+    cmd = [sys.executable, "-m", "workers.cli.main", "backup", "killed-repo", "--format", "repo"]
+    for i in range(3):
+        (src / f"data{i}.bin").write_bytes(rnd.randbytes(24 << 20))
+        before = set(packs.glob("*/*"))
+        p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60  # kill once it has committed a new pack
+        while p.poll() is None and time.monotonic() < deadline \
+                and not set(packs.glob("*/*")) - before:
+            time.sleep(0.01)
+        delay = rnd.uniform(0, 0.6)
+        time.sleep(delay)
+        p.kill()
+        err = p.communicate(timeout=30)[1].decode(errors="replace")
+        print(f"attempt {i}: SIGKILL {delay:.2f}s after its first new pack: exit {p.returncode}")
+        assert p.returncode in (0, -signal.SIGKILL), err
+        repo = open_repository(backend_for({"local": str(target)}), PASSPHRASE)
+        for sid in snapshot_ids(repo):
+            load_snapshot(repo, sid)
+        report = check_repository(repo, read_data=True)
+        assert report.ok, [x.to_dict() for x in report.problems]
+
+    done = cli(env, "backup", "killed-repo", "--format", "repo", "--json")
+    job = json.loads(done.stdout)
+    assert job["state"] == "succeeded", job
+    history = json.loads(cli(env, "jobs", "--json").stdout)
+    killed = [j for j in history if j["id"] != job["id"]]
+    assert all(j["state"] in ("failed", "succeeded") for j in killed), killed
+    assert any("no longer exists" in (j["error"] or "") for j in killed), killed
+    cli(env, "restore", job["backup_id"], "--into", "killed-repo-copy", "--json")
+    dst = Path(docker_host_a.client().volumes.get("killed-repo-copy").attrs["Mountpoint"])
+    assert compare_trees(src, dst) == []
