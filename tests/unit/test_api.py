@@ -162,6 +162,24 @@ def test_target_credentials_are_stored_but_never_returned(env: Env) -> None:
         body = env.client.get(path).text
         assert secret not in body and "AKIA1" not in body
     assert secret not in env.client.get("/api/v1/openapi.json").text
+    raw = Path(env.db.url.split("sqlite:///", 1)[1]).read_bytes()
+    assert secret.encode() not in raw and b"AKIA1" not in raw  # sealed at rest
+
+
+def test_fleet_mode_without_a_secret_key_refuses_credentials_and_says_which_setting(
+    tmp_path: Path,
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    auth = {"Authorization": "Bearer t0ken"}
+    for e in _make(tmp_path, database_url=db_url, api_token=SecretStr("t0ken")):
+        r = e.client.post("/api/v1/targets", headers=auth, json={
+            "name": "s3", "url": "s3://bucket/p",
+            "credentials": {"access_key_id": "AKIA1", "secret_access_key": "x"}})
+        assert r.status_code == 422
+        assert "VOLKEEPER_SECRET_KEY" in error(r)["hint"]
+        r = e.client.post("/api/v1/targets", headers=auth,
+                          json={"name": "s3", "url": "s3://bucket/p"})
+        assert r.status_code == 201, r.text  # no credentials (instance role): nothing to seal
 
 
 def test_invalid_target_urls_are_rejected_with_a_hint(env: Env) -> None:
