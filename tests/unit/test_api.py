@@ -3,6 +3,9 @@ secrets, auth and the job state machine — no servers needed."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -227,6 +230,34 @@ def test_event_stream_sends_progress_then_the_final_job(env: Env) -> None:
     r = env.client.get(f"/api/v1/jobs/{job['id']}/events")
     assert r.headers["content-type"].startswith("text/event-stream")
     assert "event: progress" in r.text and "event: end" in r.text and "boom" in r.text
+
+
+def test_event_stream_pushes_every_snapshot_as_it_is_published(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w")
+
+    def publish_then_finish() -> None:
+        for n in range(1, 6):  # faster than the stream reads the database (every 5 s)
+            env.bus.publish(job["id"], {"phase": "backing up", "bytes_done": n})
+            time.sleep(0.02)
+        with env.db.session() as s:
+            jobs.finish_job(s, job["id"], JobState.succeeded, progress={"phase": "done"})
+        env.bus.publish(job["id"], {"phase": "done", "bytes_done": 5})
+
+    events: list[str] = []
+    publisher = threading.Thread(target=publish_then_finish)
+    with env.client.stream("GET", f"/api/v1/jobs/{job['id']}/events?interval=5") as r:
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                events.append(line[7:])
+                if not publisher.is_alive() and len(events) == 1:
+                    publisher.start()  # subscribed: the first event came after subscribe
+            elif line.startswith("data: ") and events[-1] == "progress":
+                events[-1] = f"progress {json.loads(line[6:]).get('bytes_done')}"
+    publisher.join()
+    assert events[1:6] == [f"progress {n}" for n in range(1, 6)]
+    assert events[-1] == "end"
 
 
 def test_stale_running_jobs_are_failed_by_the_sweep(env: Env) -> None:
