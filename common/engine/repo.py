@@ -5,22 +5,22 @@ first ``repo`` backup to a target creates it: encrypted with ``VOLKEEPER_REPOSIT
 or unencrypted only when ``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no password is.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
 storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
-are its manifest). Each backup's parent is the newest snapshot of the same (host, volume),
-so unchanged files are not read again. Volumes are read and written through their
-mountpoint (direct access); the Docker-API path is not supported for this format yet.
+are its manifest). Each backup's parent is the newest snapshot of the same (host, volume).
+Volumes are read and written through their mountpoint when the worker sees it (direct
+access: unchanged files are not read again), else as a tar stream through Docker's archive
+API (``tar_ingest`` / ``tar_export``: every file is read, dedup still stores nothing twice).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from pathlib import Path
 
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine.access import direct_path
+from common.engine.access import direct_path, tar_sink
 from common.engine.records import BackupOutcome, StoredBackup, VerifyOutcome
-from common.errors import Conflict, DockerError, IntegrityError, InvalidInput, NotFound
+from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
 from common.repository.archiver import backup_directory
@@ -29,6 +29,8 @@ from common.repository.keys import KdfParams
 from common.repository.repo import load_index, read_tree
 from common.repository.restorer import RestoreStats, restore_snapshot
 from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.repository.tar_export import write_snapshot_tar
+from common.repository.tar_ingest import backup_tar_stream
 from common.storage.base import Backend
 
 FORMAT = "repo"
@@ -70,27 +72,22 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
         return open_repository(backend, secret)
 
 
-def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path:
-    path = direct_path(docker, volume, settings)
-    if path is None:
-        raise DockerError(
-            f"the repo format needs direct access for now, and the mountpoint of volume "
-            f"{volume!r} is not accessible to this worker",
-            "run the worker on the host as root (or bind-mount /var/lib/docker/volumes), or "
-            "use an archive format (--format tar.zst)")
-    return path
-
-
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
                   job_id: str, tracker: ProgressTracker, settings: Settings) -> BackupOutcome:
     """Back up ``volume`` of ``host`` as a new snapshot in the target's repository."""
     docker.volume(volume)  # NotFound for a missing volume, before touching the target
-    path = _volume_dir(docker, volume, settings)
+    path = direct_path(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=True)
     parent = latest_snapshot(repo, host, volume)
-    snap = backup_directory(repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
-                            parent=parent, progress=tracker)
+    tags = [f"job:{job_id}"]
+    if path is not None:
+        snap = backup_directory(repo, path, host=host, volume=volume, tags=tags,
+                                parent=parent, progress=tracker)
+    else:  # only reachable through the Docker API: its archive stream
+        with docker.archive_source(volume) as stream:
+            snap = backup_tar_stream(repo, stream, host=host, volume=volume, tags=tags,
+                                     parent=parent, progress=tracker)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
@@ -134,9 +131,12 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
                  paths: list[str] | None = None) -> RestoreStats:
     """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
     ``volume``. Raises IntegrityError naming the files it could not restore."""
-    path = _volume_dir(docker, volume, settings)
+    path = direct_path(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
+    if path is not None:
+        return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
+    with tar_sink(docker, volume, settings) as sink:  # through the Docker API
+        return write_snapshot_tar(repo, snap, sink, paths=paths, progress=tracker)
 
 
 def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
