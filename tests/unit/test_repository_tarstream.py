@@ -227,14 +227,47 @@ def test_a_hardlink_whose_first_path_is_not_selected_is_streamed_with_content(
     tmp_path: Path,
 ) -> None:
     raw = crafted(d("a"), f("a/first", b"shared" * 500), d("b"),
-                  ("b/second", {"type": tarfile.LNKTYPE, "linkname": "a/first"}, b""))
+                  ("b/second", {"type": tarfile.LNKTYPE, "linkname": "a/first"}, b""),
+                  ("b/third", {"type": tarfile.LNKTYPE, "linkname": "a/first"}, b""))
     repo = new_repo()
     snap = ingest(repo, raw)
     only_b = scan(export(repo, snap, paths=["b"]))
-    assert [(e.path, e.type, e.size) for e in only_b] == [
-        ("./b", "dir", 0), ("./b/second", "file", 3000)]
+    assert [(e.path, e.type, e.size, e.link) for e in only_b] == [
+        ("./b", "dir", 0, None), ("./b/second", "file", 3000, None),
+        ("./b/third", "hardlink", 0, "./b/second")]  # still one inode
     full = scan(export(repo, snap))
-    assert [(e.path, e.type, e.link) for e in full][-1] == ("./b/second", "hardlink", "./a/first")
+    assert [(e.path, e.type, e.link) for e in full][-2:] == [
+        ("./b/second", "hardlink", "./a/first"), ("./b/third", "hardlink", "./a/first")]
+    dest = tmp_path / "r"
+    extract(export(repo, snap, paths=["b"]), dest)
+    assert (dest / "b/second").read_bytes() == b"shared" * 500
+    assert (dest / "b/second").stat().st_ino == (dest / "b/third").stat().st_ino
+
+
+def test_a_tree_whose_hardlink_escapes_is_refused_before_anything_is_written() -> None:
+    repo = new_repo()
+    snap = ingest(repo, crafted(f("a", b"data"), ("b", {"type": tarfile.LNKTYPE,
+                                                        "linkname": "a"}, b"")))
+    # rewrite the tree by hand, as a hostile repository writer could
+    from common.repository.pack import PackWriter
+    from common.repository.repo import write_index_file
+    from common.repository.snapshot import save_snapshot
+    from common.repository.tree import Tree
+
+    index = load_index(repo).index
+    nodes = [n for _, n in iter_nodes(repo, index, snap.tree)]
+    nodes[1].link = "../../etc/passwd"
+    data = Tree(nodes).encode()
+    blob = repo.codec.encode(BlobType.TREE, data)
+    with PackWriter(repo.backend, repo.cipher) as pack:
+        pack.add(blob)
+        write_index_file(repo, pack.finish())
+    bad = save_snapshot(repo, Snapshot(tree=blob.blob_id, root=snap.root, host="h",
+                                       volume="v"))
+    out = io.BytesIO()
+    with pytest.raises(IntegrityError, match="hostile or invalid name"):
+        write_snapshot_tar(repo, bad, out)
+    assert b"passwd" not in out.getvalue()
 
 
 # --- damage --------------------------------------------------------------------------------
@@ -330,3 +363,19 @@ def test_a_truncated_stream_writes_no_snapshot(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="ended before the end-of-archive"):
         ingest(repo, raw[: len(raw) // 2])
     assert snapshot_ids(repo) == []
+
+
+def test_a_socket_cannot_go_into_a_tar_stream_and_is_reported(tmp_path: Path) -> None:
+    import socket
+
+    src = tmp_path / "v"
+    src.mkdir()
+    (src / "file").write_bytes(b"kept")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(src / "app.sock"))
+        repo = new_repo()
+        snap = backup_directory(repo, src, host="h", volume="v")
+    out = io.BytesIO()
+    stats = write_snapshot_tar(repo, snap, out)
+    assert [e.path for e in scan(out.getvalue())] == [".", "./file"]
+    assert stats.warnings == ["app.sock: a socket cannot be restored through a tar stream"]
