@@ -18,8 +18,8 @@ with their holes as data (zero chunks deduplicate to one blob).
 
 Memory is bounded by the directory stack: a directory's tree blob is written as soon as
 the stream leaves it, only the entries of the open directories are held. Hardlinks name
-an earlier member; what they need of it is kept in a temporary on-disk SQLite table, not
-in memory.
+an earlier member: the last 50,000 non-directory nodes are kept in memory for them, older
+ones in a temporary on-disk SQLite table.
 
 Hostile streams get the policy of the archive path (GNU tar's): leading ``/`` is
 stripped, a name or hardlink target with a ``..`` component is refused, as is a member
@@ -49,6 +49,7 @@ from common.repository.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.tree import Node, Tree, check_name
 
 READ_SIZE = 1 << 20
+KEEP_IN_MEMORY = 50_000  # non-directory nodes kept for hardlinks before spilling to disk
 _HINT = ("the tar stream is hostile or damaged; back the volume up through direct access "
          "(run the worker on the host) or check the Docker host")
 
@@ -72,31 +73,41 @@ class _Dir:
 
 
 class _Members:
-    """Non-directory members seen so far (path → node without name), for hardlinks. On
-    disk (a private temporary SQLite database), so memory does not grow with the volume."""
+    """Non-directory members seen so far (path → node), for hardlinks: the newest
+    ``keep`` in memory, older ones spilled to a private temporary SQLite database on disk,
+    so memory does not grow with the volume."""
 
-    def __init__(self) -> None:
-        self._db = sqlite3.connect("")
-        self._db.execute("CREATE TABLE m (path BLOB PRIMARY KEY, node TEXT NOT NULL)")
+    def __init__(self, keep: int | None = None) -> None:
+        self._keep = keep or KEEP_IN_MEMORY
+        self._recent: dict[str, Node] = {}
+        self._db: sqlite3.Connection | None = None
 
     def add(self, rel: str, node: Node) -> None:
-        doc = node.to_dict()
-        for k in ("name", "mode", "uid", "gid", "mtime_ns"):
-            doc.pop(k, None)
-        self._db.execute("INSERT OR REPLACE INTO m VALUES (?, ?)",
-                         (os.fsencode(rel), json.dumps(doc)))
+        self._recent[rel] = node
+        if len(self._recent) >= self._keep:
+            self._spill()
 
     def get(self, rel: str) -> Node | None:
+        node = self._recent.get(rel)
+        if node is not None or self._db is None:
+            return node
         row = self._db.execute("SELECT node FROM m WHERE path = ?",
                                (os.fsencode(rel),)).fetchone()
-        if row is None:
-            return None
-        doc = json.loads(row[0])
-        doc["name"] = "x"
-        return Node.from_dict(doc)
+        return None if row is None else Node.from_dict(json.loads(row[0]))
+
+    def _spill(self) -> None:
+        if self._db is None:
+            self._db = sqlite3.connect("")
+            self._db.execute("CREATE TABLE m (path BLOB PRIMARY KEY, node TEXT NOT NULL)")
+        self._db.executemany("INSERT OR REPLACE INTO m VALUES (?, ?)",
+                             ((os.fsencode(k), json.dumps(n.to_dict()))
+                              for k, n in self._recent.items()))
+        self._recent = {}
 
     def close(self) -> None:
-        self._db.close()
+        self._recent = {}
+        if self._db is not None:
+            self._db.close()
 
 
 class _Ingest:

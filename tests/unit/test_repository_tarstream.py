@@ -379,3 +379,21 @@ def test_a_socket_cannot_go_into_a_tar_stream_and_is_reported(tmp_path: Path) ->
     stats = write_snapshot_tar(repo, snap, out)
     assert [e.path for e in scan(out.getvalue())] == [".", "./file"]
     assert stats.warnings == ["app.sock: a socket cannot be restored through a tar stream"]
+
+
+def test_hardlinks_to_members_spilled_to_disk_are_resolved(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.repository import tar_ingest
+
+    monkeypatch.setattr(tar_ingest, "KEEP_IN_MEMORY", 3)
+    files = [f(f"f{i}", b"content %d" % i) for i in range(10)]
+    links = [(f"l{i}", {"type": tarfile.LNKTYPE, "linkname": f"f{i}"}, b"") for i in range(10)]
+    sym = ("s", {"type": tarfile.SYMTYPE, "linkname": "somewhere"}, b"")
+    repo = new_repo()
+    snap = ingest(repo, crafted(*files, sym, *links,
+                                ("s2", {"type": tarfile.LNKTYPE, "linkname": "s"}, b"")))
+    nodes = dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+    for i in range(10):
+        assert (nodes[f"l{i}"].type, nodes[f"l{i}"].link) == ("hardlink", f"f{i}")
+        assert nodes[f"l{i}"].content == nodes[f"f{i}"].content != []
+    assert (nodes["s2"].type, nodes["s2"].target) == ("symlink", "somewhere")
