@@ -223,7 +223,10 @@ def open_repository(backend: Backend, passphrase: str | None) -> Repository:
         )
     opened = False
     for key_file_id in keys.list_key_files(backend):
-        blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        try:
+            blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed (e.g. by an initialisation that lost)
         try:
             key = keys.unwrap_key(blob, passphrase, key_file_id, where)
         except (keys.WrongPassphrase, IntegrityError):

@@ -137,7 +137,10 @@ def find_key(backend: Backend, passphrase: str) -> tuple[bytes, Key]:
         )
     malformed: IntegrityError | None = None
     for key_file_id in key_file_ids:
-        data = backend.get_bytes(ids.key_file_key(key_file_id))
+        try:
+            data = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed
         try:
             return key_file_id, unwrap_key(data, passphrase, key_file_id, where)
         except WrongPassphrase:

@@ -154,7 +154,7 @@ def test_hosts_initialising_one_empty_target_at_once_share_exactly_one_repositor
         t.start()
     for t in threads:
         t.join()
-    assert errors == [] and len(opened) == 6
+    assert errors == [] and len(opened) == 6, errors
     assert [o.key for o in backend.list(ids.CONFIG_KEY)] == [ids.CONFIG_KEY]
     final = open_repository(backend, "pw")
     # every host uses the winner's key and config; the losers' key files are gone
