@@ -8,29 +8,28 @@ storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapsh
 are its manifest). Each backup's parent is the newest snapshot of the same (host, volume).
 Volumes are read and written through their mountpoint when the worker sees it (direct
 access: unchanged files are not read again), else as a tar stream through Docker's archive
-API (``tar_ingest`` / ``tar_export``: every file is read, dedup still stores nothing twice).
+API (every file is read; dedup still stores nothing twice) — see ``repo_access``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine.access import direct_path, tar_sink
+from common.engine.access import direct_path
 from common.engine.records import BackupOutcome, StoredBackup, VerifyOutcome
+from common.engine.repo_access import backup_content, restore_content
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.archiver import backup_directory
 from common.repository.checker import check_repository
 from common.repository.keys import KdfParams
 from common.repository.repo import load_index, read_tree
-from common.repository.restorer import RestoreStats, restore_snapshot
+from common.repository.restorer import RestoreStats
 from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
-from common.repository.tar_export import write_snapshot_tar
-from common.repository.tar_ingest import backup_tar_stream
 from common.storage.base import Backend
 
 FORMAT = "repo"
@@ -72,22 +71,21 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
         return open_repository(backend, secret)
 
 
+def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | None:
+    """The volume's mountpoint, or None: go through the Docker API (``repo_access``)."""
+    return direct_path(docker, volume, settings)
+
+
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
                   job_id: str, tracker: ProgressTracker, settings: Settings) -> BackupOutcome:
     """Back up ``volume`` of ``host`` as a new snapshot in the target's repository."""
     docker.volume(volume)  # NotFound for a missing volume, before touching the target
-    path = direct_path(docker, volume, settings)
+    path = _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=True)
     parent = latest_snapshot(repo, host, volume)
-    tags = [f"job:{job_id}"]
-    if path is not None:
-        snap = backup_directory(repo, path, host=host, volume=volume, tags=tags,
-                                parent=parent, progress=tracker)
-    else:  # only reachable through the Docker API: its archive stream
-        with docker.archive_source(volume) as stream:
-            snap = backup_tar_stream(repo, stream, host=host, volume=volume, tags=tags,
-                                     parent=parent, progress=tracker)
+    snap = backup_content(docker, repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
+                          parent=parent, progress=tracker)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
@@ -131,12 +129,10 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
                  paths: list[str] | None = None) -> RestoreStats:
     """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
     ``volume``. Raises IntegrityError naming the files it could not restore."""
-    path = direct_path(docker, volume, settings)
+    path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    if path is not None:
-        return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
-    with tar_sink(docker, volume, settings) as sink:  # through the Docker API
-        return write_snapshot_tar(repo, snap, sink, paths=paths, progress=tracker)
+    return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
+                           paths=paths, progress=tracker)
 
 
 def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
