@@ -293,3 +293,8 @@ def test_a_damaged_blob_fails_a_docker_api_restore_naming_the_file(
     p = cli(env, "restore", job["backup_id"], "--into", "repo-api-bad-copy", ok=False)
     assert p.returncode == 1 and "data.bin" in p.stderr and "Traceback" not in p.stderr
     assert "repo-api-bad-copy" not in {v.name for v in docker_host_a.client().volumes.list()}
+    # an existing empty volume cannot be emptied again through the API: the error says so
+    docker_host_a.client().volumes.create("repo-api-bad-empty")
+    p = cli(env, "restore", job["backup_id"], "--into", "repo-api-bad-empty", ok=False)
+    assert p.returncode == 1 and "data.bin" in p.stderr
+    assert "may hold part of the restored data" in p.stderr

@@ -397,3 +397,27 @@ def test_hardlinks_to_members_spilled_to_disk_are_resolved(
         assert (nodes[f"l{i}"].type, nodes[f"l{i}"].link) == ("hardlink", f"f{i}")
         assert nodes[f"l{i}"].content == nodes[f"f{i}"].content != []
     assert (nodes["s2"].type, nodes["s2"].target) == ("symlink", "somewhere")
+
+
+def test_odd_names_big_owners_and_old_mtimes_round_trip_byte_for_byte() -> None:
+    raw_name = os.fsdecode(b"latin1-\xe9t\xe9")  # not UTF-8: carried as raw bytes
+    long_dir = "d" * 120
+    long_name = f"{long_dir}/{'n' * 200}"
+    raw = crafted(
+        f(raw_name, b"bytes", mtime=-5),  # before 1970
+        d(long_dir, uid=3_000_000, gid=4_000_000),
+        f(long_name, b"deep", mtime=1_700_000_000),
+        f("new\nline", b"nl", uid=70_000),
+        ("sym", {"type": tarfile.SYMTYPE, "linkname": "t" * 300}, b""),
+    )
+    repo = new_repo()
+    back = export(repo, ingest(repo, raw))
+
+    def view(data: bytes) -> list[tuple[Any, ...]]:
+        return sorted((e.path.removeprefix("./"), e.type, e.uid, e.gid, e.mtime_ns, e.sha256,
+                       e.link) for e in scan(data) if e.path not in (".", "./"))
+
+    assert view(back) == view(raw)
+    names = {e.path for e in scan(back)}
+    assert "./" + raw_name in names and f"./{long_name}" in names
+    assert os.fsencode(raw_name) in back  # the raw bytes, not a re-encoding
