@@ -10,13 +10,12 @@ carries the content and the group's later members (the first path too) link to i
 Sparse files are written whole (holes as zeros: dockerd writes them as allocated blocks
 anyway). Sockets cannot be represented in tar; they are skipped with a warning.
 
-Blobs are read through the index, in stream order, a window at a time: the blobs of the
-next ~``window`` bytes are grouped by pack and read with one ranged read per run of nearby
-blobs, and the next window is fetched in the background while this one is written. Every
-blob is authenticated and re-hashed (``BlobCodec.decode``) before any of its bytes go out.
-A file whose data fits in a window is checked whole before its header is written; a
-damaged blob fails the restore with an IntegrityError naming the file (the stream is
-abandoned, so the extraction fails too, and the engine undoes the restore).
+Blobs come from a ``BlobFetcher`` (``blob_fetch``) in stream order, a window ahead,
+grouped into ranged pack reads; every blob is authenticated and re-hashed before any of
+its bytes go out. A file whose data fits in a window is checked whole before its header
+is written; a damaged blob fails the restore with an IntegrityError naming the file (the
+stream is abandoned without its end-of-archive marker, and the engine undoes the
+restore).
 """
 
 from __future__ import annotations
@@ -24,25 +23,22 @@ from __future__ import annotations
 import itertools
 import os
 import tarfile
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from common.errors import IntegrityError, NotFound, StorageError
+from common.errors import IntegrityError, NotFound
 from common.progress import NullTracker, ProgressTracker
-from common.repository import ids
+from common.repository.blob_fetch import BlobFetcher
 from common.repository.config import Repository
-from common.repository.index import Index, IndexEntry
-from common.repository.pack import read_range
+from common.repository.index import Index
 from common.repository.repo import load_index, read_tree
 from common.repository.restorer import RestoreStats, _data_ranges
 from common.repository.snapshot import Snapshot
 from common.repository.tree import Node, check_link_path, check_name
 
 WINDOW = 16 << 20  # plaintext bytes fetched ahead (twice: the one written, the next)
-GAP = 1 << 20  # blobs closer than this in a pack are read with one request
 _BLOCK = 512
 _ZEROS = bytes(1 << 20)
 _HINT = "run a repository check --read-data to see every damaged object"
@@ -127,113 +123,6 @@ class _Walk:
         if first is None:
             self.stand_in[link] = rel
         return first
-
-
-class _Fetcher:
-    """Decoded blobs in the order they are asked for, fetched a window ahead."""
-
-    def __init__(self, repo: Repository, index: Index, plan: Iterator[bytes],
-                 window: int, pool: ThreadPoolExecutor, stats: RestoreStats) -> None:
-        self.repo = repo
-        self.index = index
-        self.plan = plan
-        self.window = window
-        self.pool = pool
-        self.stats = stats
-        self.ready: deque[tuple[bytes, bytes | Exception]] = deque()
-        self.next: Future[list[tuple[bytes, bytes | Exception]]] | None = None
-
-    def get(self, blob_id: bytes) -> bytes:
-        """The plaintext of the next blob of the plan (which must be ``blob_id``)."""
-        if not self.ready:
-            self._fill()
-        got, data = self.ready.popleft()
-        assert got == blob_id, "blob fetch order out of step"
-        if isinstance(data, Exception):
-            raise data
-        return data
-
-    def buffered(self) -> int:
-        return len(self.ready)
-
-    def ensure(self, n: int) -> None:
-        """Have at least ``n`` blobs ready (fewer only when the plan ends)."""
-        while len(self.ready) < n:
-            before = len(self.ready)
-            self._fill()
-            if len(self.ready) == before:
-                return
-
-    def _fill(self) -> None:
-        if self.next is None:
-            self.next = self.pool.submit(self._fetch, self._batch())
-        current, self.next = self.next, None
-        self.ready.extend(current.result())
-        batch = self._batch()
-        if batch:
-            self.next = self.pool.submit(self._fetch, batch)
-
-    def _batch(self) -> list[tuple[bytes, IndexEntry | None]]:
-        out: list[tuple[bytes, IndexEntry | None]] = []
-        total = 0
-        for blob_id in self.plan:
-            entry = self.index.lookup(blob_id)
-            out.append((blob_id, entry))
-            total += entry.raw_length if entry is not None else 0
-            if total >= self.window or len(out) >= 4096:
-                break
-        return out
-
-    def _fetch(self, batch: list[tuple[bytes, IndexEntry | None]]
-               ) -> list[tuple[bytes, bytes | Exception]]:
-        done: dict[bytes, bytes | Exception] = {}
-        by_pack: dict[bytes, dict[bytes, IndexEntry]] = {}
-        for blob_id, entry in batch:
-            if entry is None:
-                done[blob_id] = IntegrityError(f"chunk {blob_id.hex()} is not in the index",
-                                               _HINT)
-            else:
-                by_pack.setdefault(entry.pack_id, {})[blob_id] = entry
-        for pack_id, entries in by_pack.items():
-            for span in _spans(sorted(entries.values(), key=lambda e: e.offset), self.window):
-                done.update(self._read_span(pack_id, span))
-        return [(blob_id, done[blob_id]) for blob_id, _ in batch]
-
-    def _read_span(self, pack_id: bytes, span: list[IndexEntry]
-                   ) -> dict[bytes, bytes | Exception]:
-        start = span[0].offset
-        end = max(e.offset + e.length for e in span)
-        try:
-            raw = memoryview(read_range(self.repo.backend, ids.pack_key(pack_id), start,
-                                        end - start))
-        except (IntegrityError, NotFound, StorageError) as exc:
-            err = IntegrityError(f"pack {pack_id.hex()} could not be read: {exc}", _HINT)
-            return {e.blob_id: err for e in span}
-        self.stats.packs_read += 1
-        self.stats.bytes_read += end - start
-        out: dict[bytes, bytes | Exception] = {}
-        for e in span:
-            try:
-                out[e.blob_id] = self.repo.codec.decode(
-                    e.blob_type, e.blob_id, raw[e.offset - start : e.offset - start + e.length],
-                    e.raw_length)
-                self.stats.blobs += 1
-            except IntegrityError as exc:
-                out[e.blob_id] = exc
-        return out
-
-
-def _spans(entries: list[IndexEntry], limit: int) -> Iterator[list[IndexEntry]]:
-    """Runs of blobs (sorted by offset) close enough to read with one request."""
-    span: list[IndexEntry] = []
-    for e in entries:
-        if span and (e.offset - (span[-1].offset + span[-1].length) > GAP
-                     or e.offset + e.length - span[0].offset > limit):
-            yield span
-            span = []
-        span.append(e)
-    if span:
-        yield span
 
 
 class _Writer:
@@ -326,7 +215,7 @@ def write_snapshot_tar(
     plan = (c for m in planned for c in m.chunks)
     w = _Writer(out)
     with ThreadPoolExecutor(1, thread_name_prefix="repo-tar-fetch") as pool:
-        fetcher = _Fetcher(repo, index, plan, window, pool, stats)
+        fetcher = BlobFetcher(repo, index, plan, window, pool, stats)
         try:
             for m in members:
                 _emit(m, w, fetcher, index, window, stats, progress)
@@ -356,7 +245,7 @@ def _check_paths(repo: Repository, index: Index, snapshot: Snapshot, paths: list
                        f"list snapshot {snapshot.id.hex()[:8]} to see its paths")
 
 
-def _emit(m: _Member, w: _Writer, fetcher: _Fetcher, index: Index, window: int,
+def _emit(m: _Member, w: _Writer, fetcher: BlobFetcher, index: Index, window: int,
           stats: RestoreStats, progress: ProgressTracker) -> None:
     node = m.node
     if node.type == "socket":
@@ -404,7 +293,7 @@ def _emit(m: _Member, w: _Writer, fetcher: _Fetcher, index: Index, window: int,
     progress.add(0, 1)
 
 
-def _get(fetcher: _Fetcher, blob_id: bytes, rel: str) -> bytes:
+def _get(fetcher: BlobFetcher, blob_id: bytes, rel: str) -> bytes:
     try:
         return fetcher.get(blob_id)
     except IntegrityError as exc:
