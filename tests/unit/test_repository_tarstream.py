@@ -421,3 +421,14 @@ def test_odd_names_big_owners_and_old_mtimes_round_trip_byte_for_byte() -> None:
     names = {e.path for e in scan(back)}
     assert "./" + raw_name in names and f"./{long_name}" in names
     assert os.fsencode(raw_name) in back  # the raw bytes, not a re-encoding
+
+
+def test_blobs_are_read_with_one_ranged_read_per_run_not_one_per_blob(tmp_path: Path) -> None:
+    repo = new_repo()
+    snap = ingest(repo, gnu_stream(make_volume(tmp_path / "v")))
+    packs = len(list(repo.backend.list("volkeeper/repo/packs/")))
+    blobs = len({c for _, n in iter_nodes(repo, load_index(repo).index, snap.tree)
+                 for c in n.content})
+    stats = write_snapshot_tar(repo, snap, io.BytesIO())
+    assert stats.blobs >= blobs > 3 * packs  # many more blobs than packs …
+    assert stats.packs_read <= packs  # … yet each pack is read at most once
