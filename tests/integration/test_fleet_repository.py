@@ -4,10 +4,9 @@ snapshots into one S3 repository concurrently; both restore byte for byte and me
 metadata, on their own host and across hosts, the repository check passes, and content
 both volumes share is stored once.
 
-The first initialisation of an empty target is raced here in embedded mode (two backups
-in one process, serialised by the engine's in-process lock). Two *processes* initialising
-the same empty target at once still need a put-if-absent in the storage contract (issue 3,
-"First initialisation race"), so the fleet test starts from an initialised repository.
+The first initialisation of an empty target is raced too: by the two hosts' workers (two
+processes; one config wins the storage's put-if-absent, the other host opens it) and in
+embedded mode (two backups in one process, serialised by the engine's lock).
 """
 
 from __future__ import annotations
@@ -144,11 +143,36 @@ def test_two_hosts_back_up_into_one_repository_at_once_and_both_restore_everywhe
     restore_and_compare(fleet, b["backup_id"], "host-a", "app-data-from-b", refs["host-b"])
 
 
-def test_two_first_backups_into_an_empty_target_create_one_repository(
+def test_the_first_backups_of_two_hosts_into_an_empty_target_create_one_repository(
+        fleet: Fleet, repo_workers: None, repo_target: tuple[str, S3Backend],
+        tmp_path: Path) -> None:
+    target, backend = repo_target
+    refs = {}
+    for host in ("host-a", "host-b"):
+        fleet.docker[host].client().volumes.create("first")
+        path = mountpoint(fleet, host, "first")
+        (path / "data.bin").write_bytes(os.urandom(4 << 20))
+        (path / f"only-on-{host}.txt").write_text(host)
+        fleet.wait_volume(host, "first")
+        refs[host] = reference_copy(path, tmp_path / host)
+    jobs = {host: backup(fleet, host, "first", target) for host in ("host-a", "host-b")}
+    done = {host: fleet.wait_job(job["id"]) for host, job in jobs.items()}
+    for job in done.values():
+        assert job["state"] == "succeeded", job["error"]
+    repo = open_repository(backend, PASSPHRASE)
+    assert len(snapshot_ids(repo)) == 2  # both in the one repository whose config won
+    report = check_repository(repo, read_data=True)
+    assert report.ok, [p.to_dict() for p in report.problems]
+    restore_and_compare(fleet, done["host-a"]["backup_id"], "host-b", "first-from-a",
+                        refs["host-a"])
+    restore_and_compare(fleet, done["host-b"]["backup_id"], "host-a", "first-from-b",
+                        refs["host-b"])
+
+
+def test_two_first_backups_in_one_process_into_an_empty_target_create_one_repository(
         tmp_path: Path, docker_host_a: Any) -> None:
     """Embedded mode: two volumes backed up at once to a target without a repository. One
-    backup creates the repository, the other opens it (the engine's in-process lock); both
-    snapshots restore. Across processes this needs put-if-absent (see module docstring)."""
+    backup creates the repository, the other opens it; both snapshots restore."""
     from fastapi.testclient import TestClient
     from pydantic import SecretStr
 

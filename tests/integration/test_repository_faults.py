@@ -42,12 +42,11 @@ from common.repository.restorer import restore_snapshot
 from common.repository.snapshot import Snapshot, load_snapshot, snapshot_ids
 from common.storage.base import Backend
 from tests.integration.repo_backup_child import KILL_POINTS, backend_for
-from tests.integration.test_embedded import cli, embedded_env, volume
+from tests.integration.test_embedded import cli, volume
 from tests.treecmp import build_fidelity_tree, compare_trees
 from tests.unit.test_archive_helpers import xattr_capable_dir
 
 pytestmark = pytest.mark.integration
-__all__ = ["embedded_env"]  # the fixture, re-used from the embedded tests
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "kill -9 horse battery"
