@@ -151,7 +151,7 @@ def test_the_first_backups_of_two_hosts_into_an_empty_target_create_one_reposito
     for host in ("host-a", "host-b"):
         fleet.docker[host].client().volumes.create("first")
         path = mountpoint(fleet, host, "first")
-        (path / "data.bin").write_bytes(os.urandom(4 << 20))
+        (path / "data.bin").write_bytes(os.urandom(8 << 20))  # > 1 s at the bandwidth limit
         (path / f"only-on-{host}.txt").write_text(host)
         fleet.wait_volume(host, "first")
         refs[host] = reference_copy(path, tmp_path / host)
@@ -159,6 +159,9 @@ def test_the_first_backups_of_two_hosts_into_an_empty_target_create_one_reposito
     done = {host: fleet.wait_job(job["id"]) for host, job in jobs.items()}
     for job in done.values():
         assert job["state"] == "succeeded", job["error"]
+    a, b = done["host-a"], done["host-b"]
+    assert a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"], \
+        "the two backups did not run at the same time"
     repo = open_repository(backend, PASSPHRASE)
     assert len(snapshot_ids(repo)) == 2  # both in the one repository whose config won
     report = check_repository(repo, read_data=True)
