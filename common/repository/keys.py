@@ -10,9 +10,12 @@ removed without re-encrypting data. The last key file can never be removed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -54,9 +57,29 @@ class KdfParams:
 DEFAULT_KDF = KdfParams()
 
 
+_DERIVED: OrderedDict[bytes, bytes] = OrderedDict()
+_DERIVED_MAX = 64
+_derived_lock = threading.Lock()
+
+
 def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+    """scrypt(passphrase, salt). Results are kept in this process (a few dozen, keyed by a
+    hash of all inputs): a worker opens the same repository for every job, and scrypt is
+    deliberately slow (~0.3-1 s). The process holds the passphrase anyway."""
+    cache_key = hashlib.sha256(b"\0".join((
+        passphrase.encode("utf-8"), salt, f"{kdf.n}/{kdf.r}/{kdf.p}".encode()))).digest()
+    with _derived_lock:
+        hit = _DERIVED.get(cache_key)
+        if hit is not None:
+            _DERIVED.move_to_end(cache_key)
+            return hit
     scrypt = Scrypt(salt=salt, length=32, n=kdf.n, r=kdf.r, p=kdf.p)
-    return scrypt.derive(passphrase.encode("utf-8"))
+    derived = scrypt.derive(passphrase.encode("utf-8"))
+    with _derived_lock:
+        _DERIVED[cache_key] = derived
+        while len(_DERIVED) > _DERIVED_MAX:
+            _DERIVED.popitem(last=False)
+    return derived
 
 
 def wrap_key(
@@ -137,7 +160,10 @@ def find_key(backend: Backend, passphrase: str) -> tuple[bytes, Key]:
         )
     malformed: IntegrityError | None = None
     for key_file_id in key_file_ids:
-        data = backend.get_bytes(ids.key_file_key(key_file_id))
+        try:
+            data = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed
         try:
             return key_file_id, unwrap_key(data, passphrase, key_file_id, where)
         except WrongPassphrase:
@@ -154,8 +180,9 @@ def open_repository_key(backend: Backend, passphrase: str) -> Key:
     return find_key(backend, passphrase)[1]
 
 
-def remove_key(backend: Backend, key_file_id: bytes) -> None:
-    """Delete one key file; refuses to delete the last one (Conflict) or a missing one."""
+def remove_key(backend: Backend, key_file_id: bytes, *, in_use: bytes | None = None) -> None:
+    """Delete one key file; refuses to delete the last one (Conflict), the one the caller
+    opened the repository with (``in_use``; Conflict) or a missing one (NotFound)."""
     present = list_key_files(backend)
     if key_file_id not in present:
         raise NotFound("key file", key_file_id.hex(), "list the repository's keys")
@@ -163,5 +190,11 @@ def remove_key(backend: Backend, key_file_id: bytes) -> None:
         raise Conflict(
             f"refusing to remove the last key of repository {backend.display}",
             "add another passphrase first; without a key the data cannot be decrypted",
+        )
+    if key_file_id == in_use:
+        raise Conflict(
+            f"refusing to remove key {ids.short(key_file_id)} of repository "
+            f"{backend.display}: it is the passphrase in use",
+            "open the repository with another of its passphrases to remove this one",
         )
     backend.delete(ids.key_file_key(key_file_id))
