@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/repo_bench.py [--dataset mixed|small|both] [--size 1G] \
-        [--files 200000] [--repeat 3] [--steps first,unchanged,changed,restore,check] \
+        [--files 200000] [--repeat 2] [--steps first,unchanged,changed,restore,check] \
         [--workdir /var/tmp/vkbench] [--no-results]
     python benchmarks/repo_bench.py --dataset small --files 1000000 --repeat 1 \
         --steps first,restore          # the RSS-at-scale run
@@ -367,7 +367,7 @@ def med(runs: list[dict[str, Any]], key: str) -> float:
 
 
 def summarize(name: str, info: DatasetInfo, m: dict[str, Any]) -> list[str]:
-    lines = [f"### {name}: {info.describe()}", "",
+    lines = [f"#### {name}: {info.describe()}", "",
              "| step | restic | volkeeper (with interpreter start) | ratio | ratio with start "
              "| target | CPU s restic / volkeeper | peak RSS restic / volkeeper |",
              "|---|---|---|---|---|---|---|---|"]
@@ -432,7 +432,7 @@ def main() -> None:
     p.add_argument("--dataset", choices=("mixed", "small", "both"), default="both")
     p.add_argument("--size", default="1G", help="size of the mixed dataset")
     p.add_argument("--files", type=int, default=200_000, help="files of the small dataset")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--steps", default=",".join(STEPS))
     p.add_argument("--workdir", default="/var/tmp/vkbench")
     p.add_argument("--index-memory", type=int, default=1_000_000, metavar="N",
@@ -451,11 +451,12 @@ def main() -> None:
     mach = machine()
     print("machine:", mach, flush=True)
     started = time.monotonic()
-    lines = [f"## Repository run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}", "",
+    lines = [f"### Repository run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in mach.items()), "",
-             f"Median of {args.repeat} interleaved runs; wall times of whole processes "
-             "(volkeeper: with interpreter start-up; in-process time in brackets), key "
-             "derivation included for both; CPU = user+sys of the process.", ""]
+             f"Median of {args.repeat} interleaved runs; restic: wall time of the process; "
+             "volkeeper: in-process time (interpreter start-up included in brackets); key "
+             "derivation included for both, at the same scrypt cost; CPU = user+sys of the "
+             "process.", ""]
     sets: list[tuple[str, DatasetInfo]] = []
     if args.dataset in ("mixed", "both"):
         sets.append((f"mixed {args.size}", ensure(work / f"data-{args.size}",
