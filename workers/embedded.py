@@ -26,19 +26,21 @@ class ThreadDispatcher:
     crashes before it could record an outcome has its job failed here, never left queued."""
 
     def __init__(self, app: Celery, ctx: context.WorkerContext, max_workers: int = 2) -> None:
-        import workers.tasks  # noqa: F401 - registers the task functions with the app
+        import workers.ops_tasks
+        import workers.tasks  # noqa: F401
 
         self.app = app
         self.ctx = ctx
         self.host = ctx.host
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
 
-    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+    def send(self, task: str, host: str, kwargs: dict[str, Any], *,
+             secrets: dict[str, Any] | None = None) -> None:
         if host != self.host:
             raise Unavailable(f"embedded mode has one host, {self.host!r}; {host!r} is not it",
                               "use the fleet (volkeeper serve with VOLKEEPER_DATABASE_URL and "
                               "VOLKEEPER_REDIS_URL) for several hosts")
-        self.pool.submit(self._run, task, kwargs)
+        self.pool.submit(self._run, task, kwargs | (secrets or {}))
 
     def _run(self, task: str, kwargs: dict[str, Any]) -> None:
         error: BaseException | None = None

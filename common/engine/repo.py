@@ -25,7 +25,7 @@ from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
 from common.repository.archiver import backup_directory
 from common.repository.checker import check_repository
-from common.repository.keys import KdfParams
+from common.repository.keys import KdfParams, WrongPassphrase
 from common.repository.repo import load_index, read_tree
 from common.repository.restorer import RestoreStats, restore_snapshot
 from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
@@ -39,9 +39,35 @@ _init_lock = threading.Lock()
 
 
 def passphrase(settings: Settings) -> str | None:
-    """The repository passphrase from the settings (None when unset or empty)."""
+    """The repository passphrase: the first line of ``repository_password_file`` when set
+    (a target's ``password_file`` option), else ``repository_password`` (None when unset or
+    empty). Raises InvalidInput naming the file when it cannot be read or is empty."""
+    path = settings.repository_password_file
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInput(
+                f"cannot read the repository key file {str(path)!r}: "
+                f"{getattr(e, 'strerror', None) or type(e).__name__}",
+                "create it on this worker's host (readable by the worker, first line = "
+                "the passphrase), or fix the target's password_file option") from None
+        first = text.splitlines()[0] if text else ""
+        if not first:
+            raise InvalidInput(f"the repository key file {str(path)!r} is empty",
+                               "write the passphrase on its first line")
+        return first
     secret = settings.repository_password
     return (secret.get_secret_value() or None) if secret is not None else None
+
+
+def target_settings(settings: Settings, options: dict[str, object]) -> Settings:
+    """The settings a worker uses for one target: its ``password_file`` option (a path on
+    the worker hosts) replaces the process-wide passphrase for that target."""
+    path = options.get("password_file")
+    if not path:
+        return settings
+    return settings.model_copy(update={"repository_password_file": Path(str(path))})
 
 
 def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> Repository:
@@ -53,7 +79,7 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
         raise InvalidInput(f"no passphrase for the repository in {backend.display}",
                            _NO_PASSWORD)
     try:
-        return open_repository(backend, secret)
+        return _open(backend, secret, settings)
     except NotFound:
         if not create:
             raise
@@ -67,7 +93,20 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
                             kdf=KdfParams(n=settings.repository_kdf_n).validate())
         # re-open: if another host initialised at the same instant, its config won and we
         # must use the key that config authenticates with, not the one we generated
+        return _open(backend, secret, settings)
+
+
+def _open(backend: Backend, secret: str | None, settings: Settings) -> Repository:
+    """Open; a wrong passphrase from a key file says which file."""
+    try:
         return open_repository(backend, secret)
+    except WrongPassphrase as e:
+        path = settings.repository_password_file
+        if path is None:
+            raise
+        raise WrongPassphrase(f"{e.message} (passphrase read from the key file {str(path)!r})",
+                              "put a passphrase of this repository into that file, or add "
+                              "one: volkeeper key add TARGET") from None
 
 
 def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path:
