@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from common.errors import NotFound, PermanentStorageError, TransientStorageError
+from common.errors import Conflict, NotFound, PermanentStorageError, TransientStorageError
 from common.storage.base import Backend, ObjectInfo, ObjectWriter
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
@@ -250,6 +250,64 @@ def test_a_retried_listing_yields_every_key_exactly_once_in_order() -> None:
         inner.put_bytes(k, b"")
     backend = RetryingBackend(inner, attempts=3, base_delay=0, sleep=lambda s: None)
     assert [i.key for i in backend.list()] == ["a", "b", "c", "d"]
+
+
+class FlakyCreate(MemoryBackend):
+    """put_bytes_if_absent stores the object, then fails ``failures`` times as if the
+    answer was lost (the worst case for a retried conditional write)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__("flaky-create")
+        self.failures = failures
+        self.calls = 0
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        self.calls += 1
+        info = super().put_bytes_if_absent(key, data)
+        if self.calls <= self.failures:
+            raise TransientStorageError(f"answer {self.calls} for {key} lost")
+        return info
+
+
+def test_retrying_put_if_absent_survives_a_lost_answer_but_never_retries_a_conflict() -> None:
+    inner = FlakyCreate(failures=1)
+    backend = RetryingBackend(inner, attempts=3, base_delay=0, sleep=lambda s: None)
+    assert backend.put_bytes_if_absent("cfg", b"mine").size == 4  # our own earlier write
+    assert inner.calls == 2
+    with pytest.raises(Conflict):
+        backend.put_bytes_if_absent("cfg", b"theirs")
+    assert inner.calls == 3  # one call: a Conflict is an answer, not a failure
+    assert inner.get_bytes("cfg") == b"mine"
+
+
+def test_rate_limited_put_if_absent_passes_through_and_is_charged() -> None:
+    clock = FakeClock()
+    inner = MemoryBackend()
+    backend = RateLimitedBackend(inner, 10_000, clock=clock, sleep=clock.sleep)
+    backend.put_bytes_if_absent("cfg", bytes(30_000))
+    assert math.isclose(clock.slept, 2.0)  # 10 KB burst, 20 KB at 10 KB/s
+    with pytest.raises(Conflict):
+        backend.put_bytes_if_absent("cfg", b"other")
+    assert inner.get_bytes("cfg") == bytes(30_000)
+
+
+def test_the_generic_put_if_absent_checks_reads_back_and_refuses_other_bytes() -> None:
+    inner = MemoryBackend()
+
+    class Plain(Backend):  # no override: the base class's best-effort version
+        display = "plain://"
+        open_writer = inner.open_writer
+        open_reader = inner.open_reader
+        stat = inner.stat
+        list = inner.list
+        delete = inner.delete
+
+    backend = Plain()
+    backend.put_bytes_if_absent("k", b"one")
+    assert backend.put_bytes_if_absent("k", b"one").size == 3
+    with pytest.raises(Conflict):
+        backend.put_bytes_if_absent("k", b"two")
+    assert inner.get_bytes("k") == b"one"
 
 
 def test_retrying_passes_writers_through() -> None:
