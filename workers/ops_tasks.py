@@ -5,6 +5,7 @@ after the storage side succeeded."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from celery import shared_task
@@ -14,7 +15,7 @@ from common.db import Backup, catalog
 from common.db.models import Job
 from common.engine import repo_admin, stored
 from common.engine.records import StoredBackup
-from common.errors import InvalidInput
+from common.errors import InvalidInput, StorageError
 from common.jobs.names import (
     REPO_FORMAT,
     TASK_COPY,
@@ -29,7 +30,7 @@ from common.jobs.names import (
 from common.progress import ProgressTracker
 from workers import context
 from workers.runner import Outcome, run_job
-from workers.tasks import job_backup, job_task, open_target
+from workers.tasks import job_backup, job_task, open_target, open_target_errors
 
 #: How often a label job re-applies the catalog's state when it changed meanwhile.
 _LABEL_ROUNDS = 5
@@ -67,10 +68,20 @@ def _forget(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
 def _copy(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
     b = job_backup(ctx, job)
     dst_name = job.params["destination"]
-    with open_target(ctx, b.target) as src, open_target(ctx, dst_name) as dst:
-        out = stored.copy_backup(
-            src, dst, StoredBackup.from_row(b), src_settings=ctx.settings_for(b.target),
-            dst_settings=ctx.settings_for(dst_name), tracker=tracker)
+    tracker.set_phase("connecting")
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_target(ctx, b.target))
+        dst = stack.enter_context(open_target(ctx, dst_name))
+        for name, backend in ((b.target, src), (dst_name, dst)):
+            with open_target_errors(name):
+                backend.check()  # an unreachable target is named before anything is copied
+        try:
+            out = stored.copy_backup(
+                src, dst, StoredBackup.from_row(b), src_settings=ctx.settings_for(b.target),
+                dst_settings=ctx.settings_for(dst_name), tracker=tracker)
+        except StorageError as e:
+            raise type(e)(f"copy from target {b.target!r} to {dst_name!r}: {e.message}",
+                          e.hint) from e
     with ctx.db.session() as s:
         row = catalog.add_backup(
             s, job_id=job.id, host=b.host, volume=b.volume, target=dst_name,

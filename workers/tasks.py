@@ -60,13 +60,22 @@ def job_backup(ctx: context.WorkerContext, job: Job) -> Any:
 @contextlib.contextmanager
 def open_target(ctx: context.WorkerContext, name: str) -> Iterator[Backend]:
     """The target's backend; storage errors are prefixed with the target's name."""
-    try:
+    with open_target_errors(name):
         backend = ctx.backend(name)
         try:
             yield backend
         finally:
             backend.close()
+
+
+@contextlib.contextmanager
+def open_target_errors(name: str) -> Iterator[None]:
+    """Prefix storage errors raised inside with the target's name (once)."""
+    try:
+        yield
     except StorageError as e:
+        if e.message.startswith(("target ", "copy from target ")):
+            raise
         raise type(e)(f"target {name!r}: {e.message}", e.hint) from e
 
 

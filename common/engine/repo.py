@@ -26,6 +26,7 @@ from common.repository import Repository, ids, init_repository, open_repository
 from common.repository.archiver import backup_directory
 from common.repository.checker import check_repository
 from common.repository.keys import KdfParams, WrongPassphrase
+from common.repository.locks import backup_lock
 from common.repository.repo import load_index, read_tree
 from common.repository.restorer import RestoreStats, restore_snapshot
 from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
@@ -36,6 +37,8 @@ _NO_PASSWORD = (
     "set VOLKEEPER_REPOSITORY_PASSWORD (or VOLKEEPER_REPOSITORY_UNENCRYPTED=true) on the "
     "workers")
 _init_lock = threading.Lock()
+#: How long a backup, restore or verify waits for a prune's exclusive lock to go away.
+LOCK_RETRY_SECONDS = 10.0
 
 
 def passphrase(settings: Settings) -> str | None:
@@ -127,9 +130,13 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     path = _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=True)
-    parent = latest_snapshot(repo, host, volume)
-    snap = backup_directory(repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
-                            parent=parent, progress=tracker)
+    # the shared lock keeps prune/forget away while we write (many backups share it)
+    with backup_lock(repo, f"backup job {job_id} of {host}/{volume}",
+                     retry_for=LOCK_RETRY_SECONDS) as lock:
+        parent = latest_snapshot(repo, host, volume)
+        snap = backup_directory(repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
+                                parent=parent, progress=tracker)
+        lock.check()
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
@@ -175,7 +182,8 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
     ``volume``. Raises IntegrityError naming the files it could not restore."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
+    with backup_lock(repo, f"restore of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
+        return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
 
 
 def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
@@ -194,7 +202,8 @@ def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
         out.problems.append(str(e))
         out.problem_count = 1
         return out
-    report = check_repository(repo, read_data=True, progress=tracker)
+    with backup_lock(repo, f"verify of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
+        report = check_repository(repo, read_data=True, progress=tracker)
     out.entries_checked = report.blobs_read
     for p in report.problems:
         ours = [x[len(prefix):] for x in p.paths if x.startswith(prefix)]

@@ -106,7 +106,7 @@ class OperationsService(JobService):
         backup = self._backup(backup_id)
         if backup.pinned:
             raise Conflict(f"backup {backup_id} is pinned",
-                           f"unpin it first if you really mean to delete it: volkeeper "
+                           f"unpin it first if you mean to delete it: volkeeper "
                            f"unpin {backup_id}")
         host = host or backup.host
         self._check_host_online(host)

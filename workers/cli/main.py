@@ -364,11 +364,13 @@ def targets_add(
     secret_access_key: Annotated[str | None, typer.Option(
         envvar="VOLKEEPER_S3_SECRET_ACCESS_KEY", help="Prefer the environment variable.")
     ] = None,
+    password_file: Annotated[str | None, typer.Option(
+        help="Repository passphrase file on the worker hosts (absolute path).")] = None,
     replace: Annotated[bool, typer.Option(help="Replace an existing target.")] = False,
     as_json: Json = False,
 ) -> None:
     """Register a target: file:///path or s3://bucket/prefix."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"password_file": password_file} if password_file else {}
     if endpoint_url:
         options["endpoint_url"] = endpoint_url
     if region:
