@@ -1,8 +1,11 @@
 """The engine's use of the native repository (``--format repo``): backup, restore, verify.
 
 A target holds at most one repository, under ``volkeeper/repo/`` next to the archives. The
-first ``repo`` backup to a target creates it: encrypted with ``VOLKEEPER_REPOSITORY_PASSWORD``,
-or unencrypted only when ``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no password is.
+first ``repo`` backup to a target creates it: encrypted with the passphrase (the target's
+``password_file`` option, else ``VOLKEEPER_REPOSITORY_PASSWORD_FILE``, else
+``VOLKEEPER_REPOSITORY_PASSWORD``), or unencrypted only when
+``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no passphrase is. Backups, restores and
+verifies hold the repository's shared lock, so a prune never runs beside them.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
 storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
 are its manifest). Each backup's parent is the newest snapshot of the same (host, volume),
