@@ -15,6 +15,7 @@ from common.db import Database, catalog
 from common.docker import DockerHost
 from common.engine.repo import target_settings
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
+from common.secretbox import unseal
 from common.storage.base import Backend
 from common.storage.registry import open_backend
 
@@ -49,7 +50,8 @@ class WorkerContext:
         with self.db.session() as s:
             t = catalog.get_target(s, target_name)
             url, options, secrets = t.url, dict(t.options), dict(t.secrets)
-        return open_backend(url, options, secrets, self.settings)
+        return open_backend(url, options, unseal(secrets, self.settings, target_name),
+                            self.settings)
 
     def settings_for(self, target_name: str) -> Settings:
         """The settings for work on one target (its ``password_file`` option applied)."""

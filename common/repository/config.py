@@ -125,9 +125,14 @@ def init_repository(
     chunker: ChunkerParams = DEFAULT_CHUNKER,
     pack_size: int = DEFAULT_PACK_SIZE,
     zstd_level: int = DEFAULT_ZSTD_LEVEL,
+    chunking_from: Repository | None = None,
 ) -> Repository:
     """Create a repository on ``backend``; Conflict if one exists. Encrypted unless
-    ``unencrypted`` is passed explicitly (and then no passphrase may be given)."""
+    ``unencrypted`` is passed explicitly (and then no passphrase may be given).
+
+    ``chunking_from`` shares another repository's chunker sizes, chunker seed and id key
+    (never its encryption key): the same file then yields the same blob ids in both, so
+    snapshots copied between them need no re-hashing and dedup against native backups."""
     if unencrypted and passphrase:
         raise InvalidInput(
             "a passphrase was given for an unencrypted repository",
@@ -141,10 +146,13 @@ def init_repository(
         pass
     else:
         raise _exists(backend)
+    key = Key.new()
+    if chunking_from is not None:
+        chunker = chunking_from.config.chunker
+        key = Key(key.enc_key, chunking_from.key.id_key, chunking_from.key.chunker_seed)
     config = RepositoryConfig(
         ids.random_id(), not unencrypted, chunker.validate(), pack_size, zstd_level
     )
-    key = Key.new()
     key_file_id = keys.add_key(backend, key, passphrase, kdf) if passphrase else None
     data = encode_config(config, key)
     try:
@@ -215,7 +223,10 @@ def open_repository(backend: Backend, passphrase: str | None) -> Repository:
         )
     opened = False
     for key_file_id in keys.list_key_files(backend):
-        blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        try:
+            blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed (e.g. by an initialisation that lost)
         try:
             key = keys.unwrap_key(blob, passphrase, key_file_id, where)
         except (keys.WrongPassphrase, IntegrityError):

@@ -178,6 +178,19 @@ class S3Backend(Backend):
     def open_writer(self, key: str) -> ObjectWriter:
         return S3Writer(self, key)
 
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        """One PutObject up to the part size (larger objects go through the writer).
+
+        Not retried here: ``RetryingBackend`` replays the whole call on transient errors, so
+        attempts do not multiply (the writer's own retries would stack under it).
+        """
+        if len(data) > self.part_size:
+            return super().put_bytes(key, data)
+        full = self.full_key(key)
+        self.call("writing", key,
+                  lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=data))
+        return ObjectInfo(key, len(data), datetime.now(UTC))
+
     def open_reader(self, key: str) -> BinaryIO:
         full = self.full_key(key)
         resp = self.call(

@@ -65,9 +65,14 @@ def test_an_unreachable_endpoint_fails_transiently_after_bounded_retries() -> No
         path_style=True,
         client_attempts=1,
         connect_timeout=2,
+        retry_attempts=4,  # the writer's own retries must not stack under RetryingBackend's
     )
     backend = RetryingBackend(s3, attempts=3, base_delay=0.001, max_delay=0.01, sleep=sleeps.append)
-    for op in (lambda: backend.stat("k"), backend.check, lambda: list(backend.list("x/"))):
+    puts: list[str] = []
+    s3.client.meta.events.register("before-call.s3.PutObject", lambda **_: puts.append("put"))
+    ops = (lambda: backend.stat("k"), backend.check, lambda: list(backend.list("x/")),
+           lambda: backend.put_bytes("k", b"small objects are one PutObject"))
+    for op in ops:
         sleeps.clear()
         with pytest.raises(TransientStorageError) as e:
             op()
@@ -76,6 +81,7 @@ def test_an_unreachable_endpoint_fails_transiently_after_bounded_retries() -> No
         assert "s3://backups/site-a" in text
         assert SECRET not in text and SECRET not in repr(e.value.__cause__)
         assert len(sleeps) == 2 and all(0 < s <= 0.01 for s in sleeps)
+    assert len(puts) == 3  # exactly the outer attempts: the writer's retries do not stack
 
 
 def test_an_unreachable_endpoint_fails_a_writer_after_its_own_retries() -> None:
@@ -89,8 +95,10 @@ def test_an_unreachable_endpoint_fails_a_writer_after_its_own_retries() -> None:
         retry_attempts=2,
         retry_base_delay=0.001,
     )
+    writer = s3.open_writer("small")
+    writer.write(b"data")
     with pytest.raises(TransientStorageError) as e:
-        s3.put_bytes("small", b"data")
+        writer.commit()
     assert "gave up after 2 attempts" in str(e.value)
     assert "s3://backups" in str(e.value)
     assert SECRET not in str(e.value)
