@@ -83,6 +83,10 @@ def _copy(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Out
             raise type(e)(f"copy from target {b.target!r} to {dst_name!r}: {e.message}",
                           e.hint) from e
     with ctx.db.session() as s:
+        known = catalog.find_backup_by_checksum(s, dst_name, out.checksum)
+        if known is not None:  # copied there before: the same snapshot/archive
+            return out.as_result() | {"copy_backup_id": known.id, "source_backup_id": b.id,
+                                      "destination": dst_name, "already_there": True}, None
         row = catalog.add_backup(
             s, job_id=job.id, host=b.host, volume=b.volume, target=dst_name,
             format=b.format, key=out.key, manifest_key=out.manifest_key,
@@ -99,7 +103,7 @@ def _prune(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Ou
     with open_target(ctx, job.target) as backend:
         return repo_admin.prune_target(backend, ctx.settings_for(job.target),
                                        dry_run=bool(job.params.get("dry_run")),
-                                       tracker=tracker), None
+                                       tracker=tracker, owner=f"prune job {job.id}"), None
 
 
 def _stats(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -126,14 +130,15 @@ def _keys(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker,
     with open_target(ctx, job.target) as backend:
         settings = ctx.settings_for(job.target)
         if action == "list":
-            return repo_admin.list_keys(backend, settings), None
+            return repo_admin.keys(backend, settings), None
         if action == "add":
             if not new_password:
                 raise InvalidInput("no new passphrase reached the worker",
                                    "give it with --new-password-file or at the prompt")
             return repo_admin.new_key(backend, settings, new_password), None
         if action == "remove":
-            return repo_admin.drop_key(backend, settings, str(job.params.get("key_id"))), None
+            return repo_admin.drop_key(backend, settings, str(job.params.get("key_id")),
+                                       owner=f"key removal job {job.id}"), None
     raise InvalidInput(f"unknown key action {action!r}", "use list, add or remove")
 
 

@@ -76,8 +76,10 @@ def target_settings(settings: Settings, options: dict[str, object]) -> Settings:
     return settings.model_copy(update={"repository_password_file": Path(str(path))})
 
 
-def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> Repository:
-    """Open the target's repository; with ``create``, initialise it when there is none.
+def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
+              chunking_from: Repository | None = None) -> Repository:
+    """Open the target's repository; with ``create``, initialise it when there is none
+    (sharing ``chunking_from``'s chunking, for the destination of a copy).
     Raises InvalidInput when neither a passphrase nor unencrypted mode is configured,
     WrongPassphrase when the passphrase opens no key file of the repository."""
     secret = passphrase(settings)
@@ -96,7 +98,8 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
             pass
         with contextlib.suppress(Conflict):  # another worker created it meanwhile
             init_repository(backend, secret, unencrypted=secret is None,
-                            kdf=KdfParams(n=settings.repository_kdf_n).validate())
+                            kdf=KdfParams(n=settings.repository_kdf_n).validate(),
+                            chunking_from=chunking_from)
         # re-open: if another host initialised at the same instant, its config won and we
         # must use the key that config authenticates with, not the one we generated
         return _open(backend, secret, settings)

@@ -16,11 +16,11 @@ from typing import Any
 from common.config import Settings
 from common.engine import repo as repo_engine
 from common.engine.records import StoredBackup
-from common.errors import Conflict, IntegrityError, NotFound
+from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.jobs.names import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import ids
-from common.repository.copy import copy_snapshot
+from common.repository.copy import CopyStats, copy_snapshot
 from common.repository.prune import forget_snapshots
 from common.repository.snapshot import save_snapshot
 from common.storage.base import Backend
@@ -40,6 +40,8 @@ class CopyOutcome:
     stored_bytes: int
     tags: list[str] = field(default_factory=list)
     pinned: bool = False
+    blobs_stored: int = 0
+    blobs_skipped: int = 0
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,10 +78,10 @@ def forget(backend: Backend, backup: StoredBackup, settings: Settings) -> dict[s
     repo = repo_engine.open_repo(backend, settings)
     sid = repo_engine.snapshot_id(backup)
     try:
-        gone = forget_snapshots(repo, [sid])
+        gone = forget_snapshots(repo, [sid], owner=f"forget of backup {backup.id}")
     except NotFound:
-        gone = []
-    except Conflict as e:
+        gone = []  # already deleted (an earlier forget stopped before the catalog)
+    except InvalidInput as e:  # pinned in the repository
         raise Conflict(f"backup {backup.id}: {e.message}",
                        f"unpin it first: volkeeper unpin {backup.id}") from None
     return {"deleted_objects": [ids.snapshot_key(s) for s in gone],
@@ -95,12 +97,15 @@ def copy_backup(src: Backend, dst: Backend, backup: StoredBackup, *, src_setting
     if backup.format == REPO_FORMAT:
         tracker.set_phase("opening repositories")
         src_repo, snap = repo_engine.load_backup(src, backup, src_settings)
-        dst_repo = repo_engine.open_repo(dst, dst_settings, create=True)
-        tracker.set_phase("copying snapshot", bytes_total=snap.stats.bytes or None)
-        copied = copy_snapshot(src_repo, dst_repo, snap, progress=tracker)
+        dst_repo = repo_engine.open_repo(dst, dst_settings, create=True,
+                                         chunking_from=src_repo)
+        stats = CopyStats()
+        copied = copy_snapshot(src_repo, dst_repo, snap, progress=tracker, stats=stats,
+                               owner=f"copy of backup {backup.id}")
         return CopyOutcome(key=ids.snapshot_key(copied.id), manifest_key="",
-                           checksum=copied.id.hex(), stored_bytes=_copied_bytes(copied),
-                           tags=user_tags(copied.tags), pinned=copied.pinned)
+                           checksum=copied.id.hex(), stored_bytes=stats.bytes_stored,
+                           tags=user_tags(copied.tags), pinned=copied.pinned,
+                           blobs_stored=stats.blobs_stored, blobs_skipped=stats.blobs_skipped)
     for k in (backup.key, backup.manifest_key):
         try:
             dst.stat(k)
@@ -136,12 +141,3 @@ def _copy_object(src: Backend, dst: Backend, key: str, tracker: ProgressTracker 
                 tracker.add(len(chunk))
         writer.commit()
     return digest.hexdigest()
-
-
-def _copied_bytes(snap: Any) -> int:
-    """Bytes the copy added to the destination, when the library reports them."""
-    for name in ("copied_bytes", "new_bytes"):
-        value = getattr(getattr(snap, "stats", None), name, None)
-        if isinstance(value, int):
-            return value
-    return 0

@@ -252,8 +252,8 @@ def test_keys_are_added_listed_and_removed_but_never_the_one_in_use(
     assert added["state"] == "succeeded", added["error"]
     assert "second passphrase" not in json.dumps(added)
     keys = _json(repo_env, "key", "list", "local")["result"]["keys"]
-    assert len(keys) == 2 and sum(k["current"] for k in keys) == 1
-    current = next(k["id"] for k in keys if k["current"])
+    assert len(keys) == 2 and sum(k["in_use"] for k in keys) == 1
+    current = next(k["id"] for k in keys if k["in_use"])
     p = cli(repo_env, "key", "remove", "local", current[:8], ok=False)
     assert p.returncode == 1 and "configure another passphrase" in _flat(p.stderr)
 

@@ -377,8 +377,10 @@ def targets_add(
         options["region"] = region
     if path_style:
         options["path_style"] = True
+    # S3 credentials (often from the environment) only go with S3 targets
     creds = {k: v for k, v in (("access_key_id", access_key_id),
-                                ("secret_access_key", secret_access_key)) if v}
+                                ("secret_access_key", secret_access_key))
+             if v and url.lower().startswith("s3://")}
     with _client() as c:
         t = c.post("/targets", {"name": name, "url": url, "options": options,
                                 "credentials": creds, "replace": replace})

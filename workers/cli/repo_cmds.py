@@ -195,7 +195,7 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
             done = _run(c, c.post(f"/targets/{target}/keys/list", _host(host)), True, as_json)
         if done and not as_json:
             table(f"Keys of {target}", ["id", "created", "on", "used by this worker"],
-                  [[k["id"][:16], k["created"], k["hostname"], "yes" if k["current"] else ""]
+                  [[k["id"][:16], k["created"], k["hostname"], "yes" if k["in_use"] else ""]
                    for k in done["result"]["keys"]])
 
     @key_app.command("add")
