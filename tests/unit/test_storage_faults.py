@@ -19,7 +19,7 @@ from common.storage.memory import MemoryBackend
 from common.storage.s3 import S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend, TokenBucket
 from tests.fixtures.s3 import S3Server
-from tests.fixtures.util import free_port
+from tests.fixtures.util import FakeClock, free_port
 
 MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-very-secret-value"
@@ -328,19 +328,6 @@ def test_retrying_passes_writers_through() -> None:
 
 
 # -- bandwidth limit ------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        self.now += seconds
 
 
 def test_the_token_bucket_lets_a_burst_through_then_paces_to_the_rate() -> None:
