@@ -181,6 +181,11 @@ class PruneIn(TargetJobIn):
     dry_run: bool = False
 
 
+class SnapshotsIn(TargetJobIn):
+    adopt: bool = Field(default=False, description="add the snapshots the catalog does not "
+                        "know to it as backups (after losing or replacing the database)")
+
+
 class KeyAddIn(TargetJobIn):
     new_password: str = Field(min_length=1, max_length=1024,
                               description="passphrase of the new key; sent to the worker in "

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from datetime import datetime
+from typing import Any
 
 from celery import shared_task
 from sqlalchemy import select
@@ -28,6 +30,7 @@ from common.jobs.names import (
     TASK_UNLOCK,
 )
 from common.progress import ProgressTracker
+from common.repository import ids
 from workers import context
 from workers.runner import Outcome, run_job
 from workers.tasks import job_backup, job_task, open_target, open_target_errors
@@ -120,7 +123,30 @@ def _snapshots(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -
             Backup.target == job.target, Backup.format == REPO_FORMAT)).tuples().all())
     tracker.set_phase("listing snapshots")
     with open_target(ctx, job.target) as backend:
-        return repo_admin.snapshots(backend, ctx.settings_for(job.target), known.get), None
+        out = repo_admin.snapshots(backend, ctx.settings_for(job.target), known.get)
+    if job.params.get("adopt"):
+        out["adopted"] = _adopt(ctx, job, out["snapshots"])
+    return out, None
+
+
+def _adopt(ctx: context.WorkerContext, job: Job, snaps: list[dict[str, Any]]) -> int:
+    """Catalog the snapshots the catalog does not know (as backups of their host/volume)."""
+    adopted = 0
+    with ctx.db.session() as s:
+        for snap in snaps:
+            if snap["backup_id"]:
+                continue
+            row = catalog.add_backup(
+                s, job_id=job.id, host=snap["host"], volume=snap["volume"],
+                target=job.target, format=REPO_FORMAT, key=ids.snapshot_key(
+                    bytes.fromhex(snap["id"])), manifest_key="",
+                stored_bytes=snap["stored_bytes"], logical_bytes=snap["bytes"],
+                file_count=snap["files"], checksum=snap["id"],
+                created_at=datetime.fromisoformat(snap["time"]), tags=snap["tags"],
+                pinned=snap["pinned"])
+            snap["backup_id"] = row.id
+            adopted += 1
+    return adopted
 
 
 def _keys(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker,

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from api.deps import CurrentUser, State
 from api.routes.jobs import job_out
-from api.schemas import JobOut, KeyAddIn, PruneIn, TargetJobIn
+from api.schemas import JobOut, KeyAddIn, PruneIn, SnapshotsIn, TargetJobIn
 
 router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 
@@ -29,11 +29,14 @@ def stats(name: str, body: TargetJobIn, state: State, user: CurrentUser) -> JobO
 
 
 @router.post("/snapshots", response_model=JobOut, status_code=202)
-def snapshots(name: str, body: TargetJobIn, state: State, user: CurrentUser) -> JobOut:
+def snapshots(name: str, body: SnapshotsIn, state: State, user: CurrentUser) -> JobOut:
     """Every snapshot the repository holds (host, volume, time, tags, pin) and the backup
-    id the catalog knows it by (null: unknown to this database)."""
-    return job_out(state.service.target_job("snapshots", target=name, host=body.host,
-                                            requested_by=user), state)
+    id the catalog knows it by (null: unknown to this database). With ``adopt`` the
+    unknown ones become backups in the catalog (restorable again after losing the
+    database)."""
+    return job_out(state.service.target_job(
+        "snapshots", target=name, host=body.host, params={"adopt": body.adopt},
+        requested_by=user, exclusive=body.adopt), state)
 
 
 @router.post("/unlock", response_model=JobOut, status_code=202)

@@ -56,7 +56,7 @@ def snapshots(backend: Backend, settings: Settings, lookup: CatalogLookup) -> di
                     "tags": user_tags(s.tags), "pinned": s.pinned,
                     "parent": s.parent.hex() if s.parent else None,
                     "files": s.stats.files, "bytes": s.stats.bytes,
-                    "backup_id": lookup(sid)})
+                    "stored_bytes": s.stats.new_bytes, "backup_id": lookup(sid)})
     return {"snapshots": out, "unknown_to_catalog": sum(1 for x in out if not x["backup_id"])}
 
 

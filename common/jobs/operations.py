@@ -141,10 +141,13 @@ class OperationsService(JobService):
 
     def target_job(self, kind: str, *, target: str, host: str | None = None,
                    params: dict[str, Any] | None = None, requested_by: str | None = None,
-                   secrets: dict[str, Any] | None = None) -> Job:
+                   secrets: dict[str, Any] | None = None, exclusive: bool | None = None
+                   ) -> Job:
         """Queue a repository job on ``target``: prune, unlock and keys take the target's
-        maintenance slot (one at a time); stats and snapshots only read."""
-        task, exclusive = TARGET_JOBS[kind]
+        maintenance slot (one at a time); stats and snapshots only read (unless
+        ``exclusive`` says otherwise: a snapshot listing that adopts writes the catalog)."""
+        task, default_exclusive = TARGET_JOBS[kind]
+        exclusive = default_exclusive if exclusive is None else exclusive
         with self.db.session() as s:
             catalog.get_target(s, target)
         host = self._host_for_target(target, host)

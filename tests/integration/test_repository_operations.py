@@ -23,12 +23,12 @@ from common.repository.locks import acquire_lock, backup_lock
 from common.repository.snapshot import load_snapshot, snapshot_ids
 from common.storage.local import LocalBackend
 from tests.fixtures.util import free_port
-from tests.integration.test_embedded import cli, embedded_env, volume
+from tests.integration.test_embedded import cli, volume
 from tests.integration.test_repository_product import _files, _mountpoint, _repo_dir, repo_env
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
-__all__ = ["embedded_env", "repo_env"]  # fixtures re-used from the other product tests
+__all__ = ["repo_env"]  # the fixture, re-used from the repository product tests
 PASSWORD = "correct horse battery staple"
 
 
@@ -282,3 +282,30 @@ def test_unlock_removes_a_dead_workers_stale_lock_but_not_a_live_one(
         assert done["result"]["removed"] == 1
         assert [lk["owner"] for lk in done["result"]["remaining"]] == ["a live backup"]
     assert list((_repo_dir(repo_env) / "locks").iterdir()) == []
+
+
+def test_after_losing_the_database_the_repository_lists_and_adopts_its_snapshots(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "ops-dr")
+    build_fidelity_tree(src)
+    bid = _backup(repo_env, "ops-dr")
+    _json(repo_env, "tag", bid, "--add", "monthly")
+    _json(repo_env, "pin", bid)
+    for f in Path(repo_env["VOLKEEPER_HOME"]).glob("volkeeper.db*"):
+        f.unlink()  # the catalog is gone; the repository is all that is left
+    assert _json(repo_env, "backups") == []
+    listed = _json(repo_env, "snapshots", "local")["result"]
+    assert listed["unknown_to_catalog"] == 1
+    [snap] = listed["snapshots"]
+    assert snap["volume"] == "ops-dr" and snap["host"] == "laptop" and snap["backup_id"] is None
+    assert snap["tags"] == ["monthly"] and snap["pinned"] is True
+
+    adopted = _json(repo_env, "snapshots", "local", "--adopt")["result"]
+    assert adopted["adopted"] == 1
+    [row] = _json(repo_env, "backups")
+    assert row["snapshot_id"] == snap["id"] and row["tags"] == ["monthly"] and row["pinned"]
+    assert row["file_count"] == snap["files"] > 0
+    assert _json(repo_env, "snapshots", "local", "--adopt")["result"]["adopted"] == 0
+    done = _json(repo_env, "restore", row["id"], "--into", "ops-dr-back")
+    assert done["state"] == "succeeded", done["error"]
+    assert compare_trees(src, _mountpoint(docker_host_a, "ops-dr-back")) == []

@@ -150,6 +150,9 @@ def test_prune_takes_the_targets_maintenance_slot_and_stats_do_not(env: Env) -> 
         assert r.status_code == 202 and r.json()["kind"] == kind
     assert [t for t, _, _ in env.dispatcher.sent] == [
         "volkeeper.prune", "volkeeper.stats", "volkeeper.snapshots", "volkeeper.stats"]
+    # adopting snapshots writes the catalog: it takes the maintenance slot too
+    adopt = env.client.post("/api/v1/targets/local/snapshots", json={"adopt": True})
+    assert adopt.status_code == 409
 
 
 def test_a_new_key_passphrase_travels_only_in_the_task_message(env: Env) -> None:

@@ -165,11 +165,17 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
                    for k, v in st.items() if not isinstance(v, list | dict)])
 
     @app.command()
-    def snapshots(target: TargetArg, host: Host = None, as_json: Json = False) -> None:
+    def snapshots(target: TargetArg,
+                  adopt: Annotated[bool, typer.Option(
+                      "--adopt", help="Add the snapshots the catalog does not know to it.")
+                  ] = False,
+                  host: Host = None, as_json: Json = False) -> None:
         """Every snapshot in TARGET's repository, read from the repository itself (also
-        those the catalog does not know, e.g. after losing the database)."""
+        those the catalog does not know, e.g. after losing the database; --adopt catalogs
+        them so they can be restored again)."""
         with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/snapshots", _host(host)), True, as_json)
+            done = _run(c, c.post(f"/targets/{target}/snapshots",
+                                  {"adopt": adopt} | _host(host)), True, as_json)
         if done and not as_json:
             rows = done["result"]["snapshots"]
             table(f"Snapshots in {target}", ["snapshot", "host", "volume", "time", "tags",
