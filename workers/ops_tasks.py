@@ -17,7 +17,7 @@ from common.db import Backup, catalog
 from common.db.models import Job
 from common.engine import repo_admin, stored
 from common.engine.records import StoredBackup
-from common.errors import InvalidInput, StorageError
+from common.errors import Conflict, InvalidInput, StorageError
 from common.jobs.names import (
     REPO_FORMAT,
     TASK_COPY,
@@ -60,6 +60,9 @@ def _label(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Ou
 
 def _forget(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
     b = job_backup(ctx, job)
+    if b.pinned:  # pinned after the forget was queued
+        raise Conflict(f"backup {b.id} is pinned; nothing was deleted",
+                       f"unpin it first if you mean to delete it: volkeeper unpin {b.id}")
     tracker.set_phase("deleting")
     with open_target(ctx, b.target) as backend:
         out = stored.forget(backend, StoredBackup.from_row(b), ctx.settings_for(b.target))

@@ -73,6 +73,12 @@ class OperationsService(JobService):
             host = host or backup.host
             self._check_host_online(host)
         with self.db.session() as s:
+            forgetting = [j for j in jobs.active_jobs_on_backup(s, backup_id, exclude="")
+                          if j.kind == "forget"]
+            if forgetting:
+                raise Conflict(f"backup {backup_id} is being forgotten (job "
+                               f"{forgetting[0].id}, {forgetting[0].state})",
+                               "labels cannot change while it is deleted")
             row = catalog.label_backup(s, backup_id, add=add, remove=remove, pinned=pinned)
             if len(row.tags) > MAX_TAGS:
                 raise InvalidInput(f"backup {backup_id} would have {len(row.tags)} tags",

@@ -120,6 +120,9 @@ def test_forget_and_jobs_using_the_backup_exclude_each_other(env: Env) -> None:
     assert forget.status_code == 202
     r = env.client.post("/api/v1/restores", json={"backup_id": bid, "into": "elsewhere"})
     assert r.status_code == 409 and forget.json()["id"] in error(r)["message"]
+    r = env.client.patch(f"/api/v1/backups/{bid}", json={"pinned": True})
+    assert r.status_code == 409 and "being forgotten" in error(r)["message"]
+    assert env.client.get(f"/api/v1/backups/{bid}").json()["pinned"] is False
     r = env.client.post(f"/api/v1/backups/{bid}/copy", json={"target": "local"})
     assert r.status_code == 422  # same target, refused before anything else
 
