@@ -1,4 +1,5 @@
-"""Fleet dispatcher: a Celery *client* that sends tasks by name to ``host.<name>`` queues."""
+"""Fleet dispatcher: a Celery *client* that sends tasks by name to the queues of a host
+(``host.<name>``, and ``host.<name>.quick`` for the quick tasks)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ class CeleryDispatcher:
              secrets: dict[str, Any] | None = None) -> None:
         shown = kwargs | dict.fromkeys(secrets or {}, "***")
         try:
-            self.app.send_task(task, kwargs=kwargs | (secrets or {}), queue=queue_for(host),
-                               kwargsrepr=repr(shown),
+            self.app.send_task(task, kwargs=kwargs | (secrets or {}),
+                               queue=queue_for(host, task), kwargsrepr=repr(shown),
                                retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                          "interval_step": 0.5})
         except Exception as e:
