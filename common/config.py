@@ -51,8 +51,9 @@ class Settings(BaseSettings):
         default=None, description="Docker engine URL for this worker (default: DOCKER_HOST)."
     )
     default_format: BackupFormat = Field(
-        default="tar.zst", description="Format of a backup when none is asked for: tar, "
-        "tar.gz, tar.zst (portable archives) or repo (the native repository).")
+        default="repo", description="Format of a backup when none is asked for: repo (the "
+        "native repository: deduplicated, incremental, encrypted) or tar, tar.gz, tar.zst "
+        "(portable archives that restore with plain tar).")
     default_target: str = Field(default="local", description="Target used when none is named.")
     heartbeat_seconds: float = Field(default=10.0, description="Worker heartbeat period.")
     host_offline_after_seconds: float = Field(

@@ -75,7 +75,7 @@ def build_embedded_app(settings: Settings, *, background: bool) -> FastAPI:
 
     ``background`` starts the host agent loops (heartbeat, inventory on Docker events,
     stale-job sweep) as ``volkeeper serve`` needs; one-shot CLI commands only register the
-    host and take an inventory on start.
+    host, take an inventory and recover restores that a killed command left half done.
     """
     from api.main import create_app  # the composition root may host the API in-process
 
@@ -91,7 +91,8 @@ def build_embedded_app(settings: Settings, *, background: bool) -> FastAPI:
             host_agent.start()
         else:
             try:
-                agent.register(ctx)
+                agent.register(ctx)  # also fails jobs of volkeeper processes that were killed
+                agent.recover_interrupted(ctx)  # and cleans up after their restores
             except Exception as e:  # noqa: BLE001 - the CLI reports Docker problems per command
                 log.warning("could not register host %s: %s", settings.host_name, e)
 

@@ -4,8 +4,10 @@ A target holds at most one repository, under ``volkeeper/repo/`` next to the arc
 first ``repo`` backup to a target creates it: encrypted with the passphrase (the target's
 ``password_file`` option, else ``VOLKEEPER_REPOSITORY_PASSWORD_FILE``, else
 ``VOLKEEPER_REPOSITORY_PASSWORD``), or unencrypted only when
-``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no passphrase is. Backups, restores and
-verifies hold the repository's shared lock, so a prune never runs beside them.
+``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no passphrase is. Embedded mode without
+any of these generates a passphrase into ``<home>/repository.password`` (0600) when it first
+creates a repository, and logs where it is (keep a copy: it is the only way in). Backups,
+restores and verifies hold the repository's shared lock, so a prune never runs beside them.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
 storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
 are its manifest). Each backup's parent is the newest snapshot of the same (host, volume).
@@ -17,6 +19,9 @@ API (every file is read; dedup still stores nothing twice) — see ``repo_access
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -37,6 +42,8 @@ from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
 from common.storage.base import Backend
 
 FORMAT = "repo"
+AUTO_KEY_FILE = "repository.password"
+log = logging.getLogger(__name__)
 _NO_PASSWORD = (
     "set VOLKEEPER_REPOSITORY_PASSWORD (or VOLKEEPER_REPOSITORY_UNENCRYPTED=true) on the "
     "workers")
@@ -65,7 +72,35 @@ def passphrase(settings: Settings) -> str | None:
                                "write the passphrase on its first line")
         return first
     secret = settings.repository_password
-    return (secret.get_secret_value() or None) if secret is not None else None
+    if secret is not None and secret.get_secret_value():
+        return secret.get_secret_value()
+    auto = auto_key_path(settings)
+    if auto is not None and auto.exists():
+        return passphrase(settings.model_copy(update={"repository_password_file": auto}))
+    return None
+
+
+def auto_key_path(settings: Settings) -> Path | None:
+    """Embedded mode's generated passphrase file (``<home>/repository.password``); None in
+    the fleet, where a passphrase must be configured."""
+    return settings.home / AUTO_KEY_FILE if settings.mode == "embedded" else None
+
+
+def _generate_auto_key(path: Path, where: str) -> str:
+    """Create the embedded passphrase file (random, mode 0600) unless it exists; return the
+    passphrase. Says loudly where it is: without it the repository cannot be read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").splitlines()[0]
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    log.warning("creating the repository in %s, encrypted with a generated passphrase kept in "
+                "%s — keep a copy of it somewhere else: without it these backups cannot be "
+                "restored (or set your own: VOLKEEPER_REPOSITORY_PASSWORD)", where, path)
+    return secret
 
 
 def target_settings(settings: Settings, options: dict[str, object]) -> Settings:
@@ -84,9 +119,15 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
     Raises InvalidInput when neither a passphrase nor unencrypted mode is configured,
     WrongPassphrase when the passphrase opens no key file of the repository."""
     secret = passphrase(settings)
+    auto = auto_key_path(settings)
     if secret is None and not settings.repository_unencrypted:
-        raise InvalidInput(f"no passphrase for the repository in {backend.display}",
-                           _NO_PASSWORD)
+        if not create or auto is None:
+            raise InvalidInput(f"no passphrase for the repository in {backend.display}",
+                               _NO_PASSWORD)
+        secret = _generate_auto_key(auto, backend.display)
+    if (auto is not None and settings.repository_password_file is None
+            and settings.repository_password is None and auto.exists()):
+        settings = settings.model_copy(update={"repository_password_file": auto})
     try:
         return _open(backend, secret, settings)
     except NotFound:

@@ -47,9 +47,11 @@ def test_cli_backs_up_lists_and_restores_into_a_new_volume(
     backup_id = job["backup_id"]
     backups = json.loads(cli(embedded_env, "backups", "--json").stdout)
     assert [b["id"] for b in backups] == [backup_id]
-    assert backups[0]["format"] == "tar.zst"
-    archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / backups[0]["key"]
-    assert archive.is_file() and Path(str(archive) + ".manifest.jsonl").is_file()
+    assert backups[0]["format"] == "repo"  # the default: the native repository
+    home = Path(embedded_env["VOLKEEPER_HOME"])
+    assert (home / "backups" / backups[0]["key"]).is_file()  # the snapshot object
+    assert (home / "backups" / "volkeeper" / "repo" / "config").is_file()
+    assert (home / "repository.password").is_file()  # embedded: a generated passphrase
 
     restored = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-copy",
                               "--json").stdout)
@@ -134,7 +136,8 @@ def test_cli_registers_an_s3_target_and_backs_up_to_it(
     assert s3_server.secret_access_key not in shown
     src = volume(docker_host_a, "emb-s3")
     build_fidelity_tree(src)
-    job = json.loads(cli(env, "backup", "emb-s3", "--target", "bucket", "--json").stdout)
+    job = json.loads(cli(env, "backup", "emb-s3", "--target", "bucket", "--format", "tar.zst",
+                         "--json").stdout)
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(
         Bucket=s3_bucket)["Contents"]]
     assert keys == sorted([f"vk/{job['result']['key']}",
@@ -150,7 +153,8 @@ def test_verify_passes_an_intact_backup_and_names_the_damage_in_a_corrupted_one(
         embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "emb-verify")
     build_fidelity_tree(src)
-    job = json.loads(cli(embedded_env, "backup", "emb-verify", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "emb-verify", "--format", "tar.zst",
+                         "--json").stdout)
     backup_id = job["backup_id"]
     ok = json.loads(cli(embedded_env, "verify", backup_id, "--json").stdout)
     assert ok["state"] == "succeeded" and ok["result"]["ok"] is True
@@ -200,7 +204,8 @@ def test_dry_run_reports_every_check_and_changes_nothing(
         embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "emb-dry")
     (src / "a.txt").write_text("content")
-    job = json.loads(cli(embedded_env, "backup", "emb-dry", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "emb-dry", "--format", "tar.zst",
+                         "--json").stdout)
     backup_id = job["backup_id"]
 
     new = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new",
@@ -239,7 +244,8 @@ def test_a_drill_restores_compares_measures_and_cleans_up(
         embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "emb-drill")
     build_fidelity_tree(src)
-    job = json.loads(cli(embedded_env, "backup", "emb-drill", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "emb-drill", "--format", "tar.zst",
+                         "--json").stdout)
     before = {v.name for v in docker_host_a.client().volumes.list()}
 
     done = json.loads(cli(embedded_env, "drill", job["backup_id"], "--json").stdout)
@@ -272,7 +278,8 @@ def test_a_drill_of_a_corrupted_archive_fails_and_leaves_no_scratch_volume(
         embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "emb-drill-bad")
     (src / "data.bin").write_bytes(os.urandom(1 << 20))
-    job = json.loads(cli(embedded_env, "backup", "emb-drill-bad", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "emb-drill-bad", "--format", "tar.zst",
+                         "--json").stdout)
     archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
     raw = bytearray(archive.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -287,7 +294,8 @@ def test_selected_paths_restore_only_those_paths(
         embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
     src = volume(docker_host_a, "emb-paths")
     build_fidelity_tree(src)
-    job = json.loads(cli(embedded_env, "backup", "emb-paths", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "emb-paths", "--format", "tar.zst",
+                         "--json").stdout)
     done = json.loads(cli(embedded_env, "restore", job["backup_id"], "--into", "emb-paths-sel",
                           "--path", "sticky", "--path", "/plain.txt", "--json").stdout)
     assert done["state"] == "succeeded", done["error"]

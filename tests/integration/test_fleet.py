@@ -73,7 +73,8 @@ def test_backups_run_on_their_own_host_and_restore_byte_for_byte(
     assert done_a["worker"].startswith("host-a@") and done_b["worker"].startswith("host-b@")
     assert events[-1][0] == "end" and events[-1][1]["state"] == "succeeded"
     assert any(e == "progress" for e, _ in events)
-    assert done_a["result"]["key"].endswith(".tar.zst")
+    assert done_a["result"]["format"] == "repo"  # the default: the native repository
+    assert "/repo/snapshots/" in done_a["result"]["key"]
     assert done_b["result"]["key"].endswith(".tar.gz")
 
     with fleet.http as c:

@@ -86,7 +86,8 @@ def test_an_unreachable_target_fails_the_job_naming_target_and_cause(fleet: Flee
 def test_a_volume_deleted_mid_backup_fails_the_job_and_leaves_no_backup(
         fleet: Fleet, s3_server: Any, slow_host_b: None) -> None:
     big_volume(fleet, "doomed")
-    job = submit(fleet, "/backups", {"volume": "doomed", "host": "host-b", "target": "s3"})
+    job = submit(fleet, "/backups", {"volume": "doomed", "host": "host-b", "target": "s3",
+        "format": "tar.zst"})
     wait_running(fleet, job["id"])
     fleet.docker["host-b"].client().volumes.get("doomed").remove(force=True)
     done = fleet.wait_job(job["id"])
@@ -101,7 +102,8 @@ def test_a_volume_deleted_mid_backup_fails_the_job_and_leaves_no_backup(
 def test_a_killed_worker_does_not_leave_its_job_running_forever(
         fleet: Fleet, s3_server: Any, slow_host_b: None) -> None:
     big_volume(fleet, "victim")
-    job = submit(fleet, "/backups", {"volume": "victim", "host": "host-b", "target": "s3"})
+    job = submit(fleet, "/backups", {"volume": "victim", "host": "host-b", "target": "s3",
+        "format": "tar.zst"})
     wait_running(fleet, job["id"])
     fleet.stop_worker("host-b", signal.SIGKILL)
     done = fleet.wait_job(job["id"], timeout=60)
@@ -109,7 +111,8 @@ def test_a_killed_worker_does_not_leave_its_job_running_forever(
     assert not [k for k in objects(fleet, s3_server) if "/victim/" in k]
     fleet.start_worker("host-b")
     again = fleet.wait_job(submit(fleet, "/backups", {"volume": "victim", "host": "host-b",
-                                                      "target": "s3"})["id"])
+                                                      "target": "s3",
+        "format": "tar.zst"})["id"])
     assert again["state"] == "succeeded", again["error"]
 
 
@@ -117,7 +120,8 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
         fleet: Fleet, slow_host_b: None, tmp_path: Path) -> None:
     path = big_volume(fleet, "replaced")
     done = fleet.wait_job(submit(fleet, "/backups", {"volume": "replaced", "host": "host-b",
-                                                     "target": "s3"})["id"])
+                                                     "target": "s3",
+        "format": "tar.zst"})["id"])
     assert done["state"] == "succeeded", done["error"]
     for i in range(4):  # new content the restore is about to overwrite
         (path / f"blob{i}.bin").write_bytes(os.urandom(10 * 1024 * 1024))
@@ -133,7 +137,8 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
     assert failed["state"] == "failed" and "safety snapshot" in failed["error"]
     with fleet.http as c:  # the volume stays locked until it has been put back
         assert c.post("/backups", json={"volume": "replaced", "host": "host-b",
-                                        "target": "s3"}).status_code == 409
+                                        "target": "s3",
+        "format": "tar.zst"}).status_code == 409
     fleet.start_worker("host-b")
 
     fleet.wait_job_until(job["id"], lambda j: j["result"].get("replace_state") == "recovered",
@@ -145,7 +150,8 @@ def test_a_worker_killed_mid_restore_leaves_no_half_restored_volume(
         fleet: Fleet, slow_host_b: None) -> None:
     big_volume(fleet, "source-big")
     done = fleet.wait_job(submit(fleet, "/backups", {"volume": "source-big", "host": "host-b",
-                                                     "target": "s3"})["id"])
+                                                     "target": "s3",
+        "format": "tar.zst"})["id"])
     assert done["state"] == "succeeded", done["error"]
     job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "into": "halfway"})
     fleet.wait_job_until(job["id"], lambda j: progressed(j) and (j["result"] or {}).get(

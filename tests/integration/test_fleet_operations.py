@@ -57,11 +57,20 @@ def test_labels_keys_prune_and_copy_run_on_the_workers_with_the_targets_key_file
     pruned = fleet.wait_job(submit(fleet, "/targets/vault/prune", {"host": "host-b"})["id"])
     assert pruned["state"] == "succeeded" and pruned["host"] == "host-b", pruned["error"]
 
-    # the fleet's "s3" target has no passphrase on the workers: a clear failure, no row
-    copy = fleet.wait_job(submit(fleet, f"/backups/{bid}/copy", {"target": "s3"})["id"])
-    assert copy["state"] == "failed"
-    assert "no passphrase" in copy["error"] and "VOLKEEPER_REPOSITORY_PASSWORD" in copy["error"]
+    # a target whose key file is missing on the workers: a clear failure naming it, no row
+    missing = tmp_path / "not-on-the-workers.key"
     with fleet.http as c:
-        assert c.get("/backups", params={"target": "s3", "tag": "fleet"}).json() == []
+        r = c.post("/targets", json={
+            "name": "vault-nokey", "url": f"s3://{bucket}/other",
+            "options": {"endpoint_url": s3_server.endpoint_url, "path_style": True,
+                        "region": s3_server.region, "password_file": str(missing)},
+            "credentials": {"access_key_id": s3_server.access_key_id,
+                            "secret_access_key": s3_server.secret_access_key}})
+        assert r.status_code == 201, r.text
+    copy = fleet.wait_job(submit(fleet, f"/backups/{bid}/copy", {"target": "vault-nokey"})["id"])
+    assert copy["state"] == "failed"
+    assert str(missing) in copy["error"] and "key file" in copy["error"]
+    with fleet.http as c:
+        assert c.get("/backups", params={"target": "vault-nokey"}).json() == []
         r = c.delete(f"/backups/{bid}")
     assert r.status_code == 409 and "pinned" in r.json()["error"]["message"]

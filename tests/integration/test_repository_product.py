@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -142,15 +143,22 @@ def test_a_wrong_passphrase_fails_the_backup_clearly_and_writes_nothing(
     assert len(json.loads(cli(repo_env, "backups", "--json").stdout)) == 1
 
 
-def test_a_repo_backup_without_any_passphrase_is_refused_with_what_to_set(
+def test_embedded_without_a_passphrase_generates_one_and_says_where_it_is(
         embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "repo-nopass")
     (src / "a.txt").write_text("data")
-    p = cli(embedded_env, "backup", "repo-nopass", "--format", "repo", ok=False)
-    assert p.returncode == 1
-    assert "VOLKEEPER_REPOSITORY_PASSWORD" in p.stderr
-    assert "VOLKEEPER_REPOSITORY_UNENCRYPTED" in p.stderr
-    assert not _repo_dir(embedded_env).exists()
+    p = cli(embedded_env, "backup", "repo-nopass", "--format", "repo", "--json")
+    key_file = Path(embedded_env["VOLKEEPER_HOME"]) / "repository.password"
+    assert str(key_file) in p.stderr and "keep a copy" in p.stderr
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    config = json.loads((_repo_dir(embedded_env) / "config").read_text())
+    assert config["encryption"] != "none"
+    job = json.loads(p.stdout)
+    cli(embedded_env, "restore", job["backup_id"], "--into", "repo-nopass-copy", "--json")
+    assert (_mountpoint(docker_host_a, "repo-nopass-copy") / "a.txt").read_text() == "data"
+    key_file.rename(key_file.with_suffix(".lost"))  # without it, nothing opens (and says why)
+    p = cli(embedded_env, "restore", job["backup_id"], "--into", "repo-nopass-2", ok=False)
+    assert p.returncode == 1 and "VOLKEEPER_REPOSITORY_PASSWORD" in p.stderr
 
 
 def test_an_unencrypted_repository_is_created_only_when_asked_for(

@@ -102,7 +102,7 @@ def test_an_archive_copy_checks_its_checksum_and_never_overwrites(tmp_path: Path
 def test_a_repo_copy_needs_a_passphrase_for_the_destination(tmp_path: Path) -> None:
     src, dst = LocalBackend(tmp_path / "src"), LocalBackend(tmp_path / "dst")
     b = _repo_backup(tmp_path, src)
-    nopass = Settings(home=tmp_path)
+    nopass = Settings(home=tmp_path, database_url="postgresql://x/y")  # fleet: no generated key
     with pytest.raises(InvalidInput, match="no passphrase"):
         stored.copy_backup(src, dst, b, src_settings=_settings(tmp_path),
                            dst_settings=nopass, tracker=NullTracker())
