@@ -115,7 +115,9 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
     b = _job_backup(ctx, job)
     with _target(ctx, b.target) as backend:
         out = verify_engine.verify_backup(
-            backend, restore_engine.StoredBackup.from_row(b), tracker, ctx.settings)
+            backend, restore_engine.StoredBackup.from_row(b), tracker, ctx.settings,
+            read_data=bool(job.params.get("read_data")),
+            subset_percent=job.params.get("subset_percent"), seed=job.params.get("seed"))
     with ctx.db.session() as s:
         row = catalog.get_backup(s, b.id)
         row.verified_at = utcnow()

@@ -118,12 +118,17 @@ def _check_header(hdr: bytes) -> None:
 class TarScanner:
     """Parse a tar stream pushed in with ``feed``; call ``on_entry`` for each member.
 
-    ``hash_content=False`` skips hashing (sha256 stays None). ``close()`` raises
-    TarFormatError when the stream stopped before the end-of-archive marker.
+    ``hash_content=False`` skips hashing (sha256 stays None). ``on_header(entry, stored)``,
+    when given, is called as soon as a member's header is parsed, before any of its data
+    has gone by (``stored``: the bytes of data that follow in the stream); an exception
+    it raises stops the parse inside the ``feed`` call that holds the header. ``close()``
+    raises TarFormatError when the stream stopped before the end-of-archive marker.
     """
 
-    def __init__(self, on_entry: Callable[[TarEntry], None], hash_content: bool = True) -> None:
+    def __init__(self, on_entry: Callable[[TarEntry], None], hash_content: bool = True,
+                 on_header: Callable[[TarEntry, int], None] | None = None) -> None:
         self.on_entry = on_entry
+        self.on_header = on_header
         self.hash_content = hash_content
         self.finished = False
         self.members = 0
@@ -243,6 +248,8 @@ class TarScanner:
                 entry.sparse = True
                 entry.size = realsize
             pax, longname, longlink = [], None, None
+            if self.on_header is not None:
+                self.on_header(entry, size)
             hasher = hashlib.sha256() if self.hash_content and entry.type == "file" else None
             sink = hasher.update if hasher is not None else None
             if entry.sparse:
