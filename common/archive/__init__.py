@@ -24,7 +24,6 @@ from common.archive.manifest import (
 from common.archive.reader import (
     ExtractPolicy,
     ExtractStats,
-    Refused,
     VerifyReport,
     extract_archive,
     verify_archive,
@@ -42,7 +41,6 @@ __all__ = [
     "Manifest",
     "ManifestSummary",
     "ManifestWriter",
-    "Refused",
     "TarEntry",
     "TarFormatError",
     "TarScanner",

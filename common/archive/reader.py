@@ -24,7 +24,7 @@ import zstandard
 from common.archive.codec import Format, check_format, open_decompressed
 from common.archive.manifest import Manifest
 from common.archive.tarscan import TarEntry, TarScanner
-from common.errors import IntegrityError
+from common.errors import IntegrityError, Refused
 from common.progress import ProgressTracker
 
 CHUNK = 1 << 20
@@ -103,17 +103,13 @@ class _HashingPrefetcher:
         self._thread.join()
 
 
-class Refused(IntegrityError):
-    """An archive member (or the archive's size) that a restore refuses by policy."""
-
-    code = "refused"
-
-
 #: Tar stream bytes allowed beyond the catalogued file content: headers, names, pax
 #: records and padding (about 1.5 KiB per member), per catalogued regular file …
 META_PER_FILE = 16 * 1024
 #: … plus this much for directories, symlinks and hardlinks beyond that
 META_SLACK = 256 * 1024 * 1024
+DEVICE_HINT = ("nothing was kept; if the device nodes are genuine, set "
+               "VOLKEEPER_RESTORE_DEVICE_NODES=true on the workers and restore again")
 _BUDGET_HINT = ("the archive holds more than its catalog entry says: it was tampered with "
                 "or replaced; restore another backup (a genuine archive of a volume of "
                 "mostly directories or hardlinks can be restored with plain tar, see README)")
@@ -147,8 +143,7 @@ class _PolicyCheck:
             raise Refused(
                 f"refused member {entry.path!r} of archive {self.name}: a {entry.type} device "
                 f"node ({entry.devmajor}:{entry.devminor}); restores do not create device "
-                "nodes", "nothing was kept; device nodes in a volume are unusual — recreate "
-                "them by hand if they are genuine, or restore with plain tar (see README)")
+                "nodes", DEVICE_HINT)
         if entry.type == "file" and self.policy.content_bytes is not None:
             self.content += entry.size
             if self.content > self.policy.content_bytes:

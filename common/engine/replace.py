@@ -107,7 +107,7 @@ def put_back(docker: DockerHost, backend: Backend, safety: StoredBackup, volume:
              settings: Settings, tracker: ProgressTracker) -> None:
     """Put a volume back to a safety snapshot (recovery after a worker died mid-replace)."""
     _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
-         checksum=safety.checksum, policy=restore_policy(safety))
+         checksum=safety.checksum, policy=restore_policy(safety, settings))
 
 
 def _put_backup(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
@@ -115,7 +115,7 @@ def _put_backup(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
     """Empty the volume and restore the backup (an archive or a repo snapshot) into it."""
     if backup.format != "repo":
         _put(docker, backend, volume, settings, tracker, key=backup.key, fmt=backup.format,
-             checksum=backup.checksum, policy=restore_policy(backup))
+             checksum=backup.checksum, policy=restore_policy(backup, settings))
         return
     _clear(docker, volume, settings, tracker)
     repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,

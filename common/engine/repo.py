@@ -133,7 +133,9 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
                  tracker: ProgressTracker, settings: Settings,
                  paths: list[str] | None = None) -> RestoreStats:
     """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
-    ``volume``. Raises IntegrityError naming the files it could not restore."""
+    ``volume``. Raises IntegrityError naming the files it could not restore, and Refused
+    for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    return restore_snapshot(repo, snap, path, paths=paths, progress=tracker)
+    return restore_snapshot(repo, snap, path, paths=paths, progress=tracker,
+                            devices=settings.restore_device_nodes)

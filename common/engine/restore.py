@@ -80,7 +80,7 @@ def restore_backup(
                                  settings=settings, paths=paths, created=created)
         stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
                              fmt=backup.format, checksum=backup.checksum, paths=paths,
-                             policy=restore_policy(backup))
+                             policy=restore_policy(backup, settings))
     except VolkeeperError as e:
         if not _undo(docker, volume, created, settings):
             raise type(e)(f"{e.message}; volume {volume!r} may hold part of the restored data",
@@ -110,12 +110,13 @@ def _restore_repo(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
 SAFETY_AREA = "volkeeper/safety/"
 
 
-def restore_policy(backup: StoredBackup) -> ExtractPolicy:
-    """What a restore of ``backup`` accepts: no device nodes (except from the safety
-    snapshots of replace-restores, which hold a volume's own previous content), and no more
-    content than the catalog records for it (a tampered archive fails before it fills the
-    disk)."""
-    return ExtractPolicy(allow_devices=backup.key.startswith(SAFETY_AREA),
+def restore_policy(backup: StoredBackup, settings: Settings) -> ExtractPolicy:
+    """What a restore of ``backup`` accepts: no device nodes (unless
+    ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set, or from the safety snapshots of
+    replace-restores, which hold a volume's own previous content), and no more content than
+    the catalog records for it (a tampered archive fails before it fills the disk)."""
+    return ExtractPolicy(allow_devices=settings.restore_device_nodes
+                         or backup.key.startswith(SAFETY_AREA),
                          content_bytes=backup.logical_bytes, files=backup.file_count)
 
 

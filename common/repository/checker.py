@@ -238,6 +238,7 @@ class _SnapshotChecker(_Checker):
         self.index = index
         self.refs: dict[bytes, dict[bytes, IndexEntry]] = defaultdict(dict)
         self.bad_trees: set[bytes] = set()
+        self.partly_bad: set[bytes] = set()  # packs whose header is fine, some blobs not
 
     def ref(self, blob_id: bytes, path: str) -> IndexEntry | None:
         entry = self.index.lookup(blob_id)
@@ -320,6 +321,7 @@ class _SnapshotChecker(_Checker):
                     self.bad_blobs[e.blob_id] = self.problem("blob", e.blob_id, str(exc))
                 self.report.blobs_read += 1
             if damaged:
+                self.partly_bad.add(pack_id)
                 self.bad_packs[pack_id] = self.problem(
                     "pack", pack_id, f"pack {pack_id.hex()} holds {damaged} damaged blob(s)")
             progress.add(end - start, 1)
@@ -343,10 +345,12 @@ class _SnapshotChecker(_Checker):
                 self._note_blob(chunk, child)
 
     def _note_blob(self, blob_id: bytes, path: str) -> None:
-        if blob_id in self.bad_blobs:
+        bad_blob = blob_id in self.bad_blobs
+        if bad_blob:
             _note(self.bad_blobs[blob_id], path)
         entry = self.index.lookup(blob_id)
-        if entry is not None and entry.pack_id in self.bad_packs:
+        if entry is not None and entry.pack_id in self.bad_packs \
+                and (bad_blob or entry.pack_id not in self.partly_bad):
             _note(self.bad_packs[entry.pack_id], path)
 
 

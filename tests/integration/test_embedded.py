@@ -28,7 +28,9 @@ def embedded_env(tmp_path: Path, docker_host_a: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
     return env | {"VOLKEEPER_HOME": str(tmp_path / "home"),
                   "VOLKEEPER_DOCKER_HOST": docker_host_a.url,
-                  "VOLKEEPER_HOST_NAME": "laptop"}
+                  "VOLKEEPER_HOST_NAME": "laptop",
+                  # the fidelity trees hold a device node, refused by default
+                  "VOLKEEPER_RESTORE_DEVICE_NODES": "true"}
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
