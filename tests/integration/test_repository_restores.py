@@ -158,3 +158,28 @@ def test_replace_with_a_repo_snapshot_restores_and_a_damaged_pack_rolls_back(
     assert "put back" in failed["error"] and "big.bin" in failed["error"]
     assert compare_trees(changed, src) == []
     assert (src / "plain.txt").read_text() == "changed again"
+
+
+def test_a_dry_run_of_a_repo_backup_loads_its_snapshot(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "rdry-app")
+    (src / "a.txt").write_text("a")
+    backup = _backup(repo_env, "rdry-app")
+    ok = json.loads(cli(repo_env, "restore", backup, "--into", "rdry-copy", "--dry-run",
+                        "--json").stdout)
+    assert ok["ok"] is True
+    [check] = [c for c in ok["checks"] if c["name"] == "snapshot present"]
+    assert check["ok"] and "rdry-app" in check["detail"]
+
+    snapshots = Path(repo_env["VOLKEEPER_HOME"]) / "backups" / "volkeeper" / "repo" / "snapshots"
+    [snap] = [p for p in snapshots.rglob("*") if p.is_file()]
+    raw = bytearray(snap.read_bytes())
+    raw[-5] ^= 0x01
+    snap.write_bytes(bytes(raw))
+    p = cli(repo_env, "restore", backup, "--into", "rdry-copy", "--dry-run", "--json",
+            ok=False)
+    bad = json.loads(p.stdout)
+    assert p.returncode == 1 and bad["ok"] is False
+    [check] = [c for c in bad["checks"] if c["name"] == "snapshot present"]
+    assert not check["ok"] and "cannot be loaded" in check["detail"]
+    assert "rdry-copy" not in {v.name for v in docker_host_a.client().volumes.list()}
