@@ -121,7 +121,9 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
     with ctx.db.session() as s:
         row = catalog.get_backup(s, b.id)
         row.verified_at = utcnow()
-        row.verify_status = "ok" if out.ok else "damaged"
+        # a partial check must not read as a full one in listings
+        row.verify_status = "damaged" if not out.ok else \
+            "ok" if out.scope in ("full", "read-data") else f"ok ({out.scope})"
         row.verify_job_id = job.id
     if not out.ok:
         raise Damaged(out.summary(), out.as_result(),

@@ -239,10 +239,12 @@ class _SnapshotChecker(_Checker):
         self.refs: dict[bytes, dict[bytes, IndexEntry]] = defaultdict(dict)
         self.bad_trees: set[bytes] = set()
         self.partly_bad: set[bytes] = set()  # packs whose header is fine, some blobs not
+        self.unindexed = False
 
     def ref(self, blob_id: bytes, path: str) -> IndexEntry | None:
         entry = self.index.lookup(blob_id)
         if entry is None:
+            self.unindexed = True
             p = self.bad_blobs.get(blob_id) or self.problem(
                 "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
             self.bad_blobs[blob_id] = p
@@ -392,6 +394,6 @@ def check_snapshot(
         progress.set_phase("naming damaged files")
         checker.attribute(snapshot.tree, "")
     for index_id, why in loaded.damaged.items():
-        if checker.bad_blobs:  # an unreadable index file may be why a blob is not indexed
+        if checker.unindexed:  # an unreadable index file may be why a blob is not indexed
             checker.problem("index", index_id, why)
     return report

@@ -73,6 +73,9 @@ def test_verify_checks_only_the_snapshot_and_names_a_missing_pack_and_its_files(
     assert r["seed"] == 3 and r["packs_referenced"] == 2 and r["packs_read"] == 1
     text = " ".join(cli(repo_env, "verify", first, "--subset", "50").stderr.split())
     assert "1 of 2 packs read back (50.0% asked, seed" in text
+    [listed] = [x for x in json.loads(cli(repo_env, "backups", "--json").stdout)
+                if x["id"] == first]
+    assert listed["verify_status"] == "ok (subset)"  # not shown as a full verification
 
     # a missing pack is found by the structure check alone, naming the pack and file
     data_a = _biggest(packs_a)

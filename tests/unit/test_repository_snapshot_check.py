@@ -129,3 +129,20 @@ def test_compare_tree_passes_a_restore_and_names_every_kind_of_difference(
     assert "random.bin: content: differs" in text
     assert "dir0/nested/small0.txt: in the backup but not in the volume" in text
     assert "/stray: in the volume but not in the backup" in text
+
+
+def test_a_damaged_index_file_is_named_when_referenced_blobs_lose_their_index(
+        tmp_path: Path) -> None:
+    repo, a, _ = _two_snapshots(tmp_path)
+    keys = [o.key for o in repo.backend.list(ids.INDEX_PREFIX)]
+    for key in keys:  # every index file unreadable: nothing the snapshot needs is indexed
+        raw = bytearray(repo.backend.get_bytes(key))
+        raw[len(raw) // 2] ^= 1
+        repo.backend.put_bytes(key, bytes(raw))
+    report = check_snapshot(repo, a)
+    kinds = {p.kind for p in report.problems}
+    assert kinds == {"blob", "index"}
+    assert {p.object_id for p in report.problems if p.kind == "index"} == \
+        {ids.id_from_key(k).hex() for k in keys}
+    [root] = [p for p in report.problems if p.object_id == a.tree.hex()]
+    assert root.paths == ["/ (whole directory)"]
