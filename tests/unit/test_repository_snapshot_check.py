@@ -4,9 +4,13 @@ with a snapshot's tree (what drills and replace-restores of repo snapshots use).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
+import pytest
+
 from common.engine.repo_verify import compare_tree
+from common.errors import Refused
 from common.progress import NullTracker
 from common.repository import ids
 from common.repository.archiver import backup_directory, iter_nodes
@@ -146,3 +150,21 @@ def test_a_damaged_index_file_is_named_when_referenced_blobs_lose_their_index(
         {ids.id_from_key(k).hex() for k in keys}
     [root] = [p for p in report.problems if p.object_id == a.tree.hex()]
     assert root.paths == ["/ (whole directory)"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making device nodes needs root")
+def test_a_snapshot_with_a_device_node_is_refused_unless_devices_are_allowed(
+        tmp_path: Path) -> None:
+    repo = new_repo()
+    src = tmp_path / "src"
+    (src / "dev").mkdir(parents=True)
+    (src / "data.txt").write_text("data")
+    os.mkfifo(src / "pipe")
+    os.mknod(src / "dev" / "zero", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    snap = backup_directory(repo, src, host="h", volume="v")
+    with pytest.raises(Refused, match=r"'dev/zero': a char device node \(1:5\)"):
+        restore_snapshot(repo, snap, tmp_path / "refused", devices=False)
+    restore_snapshot(repo, snap, tmp_path / "allowed", devices=True)
+    st = os.lstat(tmp_path / "allowed" / "dev" / "zero")
+    assert stat.S_ISCHR(st.st_mode) and os.minor(st.st_rdev) == 5
+    assert compare_tree(repo, snap, tmp_path / "allowed", NullTracker()).ok
