@@ -4,13 +4,15 @@ A ``ProgressTracker`` is what the engine talks to: it counts bytes and files, kn
 phase, computes rate and ETA, and publishes a snapshot at a fixed interval (default 0.5 s,
 from its own timer thread, so a stalled upload still reports). A ``ProgressBus`` carries
 snapshots from workers to readers: ``RedisProgressBus`` in the fleet (last value under a key
-plus pub/sub), ``MemoryProgressBus`` embedded (same process).
+plus pub/sub), ``MemoryProgressBus`` embedded (same process). Readers that follow a job
+(the API's event stream) ``subscribe`` and are woken by each new snapshot instead of polling.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -19,10 +21,38 @@ from typing import Any, Protocol
 Snapshot = dict[str, Any]
 
 
+class Subscription(Protocol):
+    def next(self, timeout: float) -> Snapshot | None:
+        """The next published snapshot, or None when none came within ``timeout`` s."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ProgressBus(Protocol):
     def publish(self, job_id: str, snapshot: Snapshot) -> None: ...
 
     def latest(self, job_id: str) -> Snapshot | None: ...
+
+    def subscribe(self, job_id: str) -> Subscription: ...
+
+
+class _MemorySubscription:
+    def __init__(self, bus: MemoryProgressBus, job_id: str) -> None:
+        self.bus, self.job_id = bus, job_id
+        self.queue: queue.Queue[Snapshot] = queue.Queue(maxsize=64)
+
+    def next(self, timeout: float) -> Snapshot | None:
+        try:
+            return self.queue.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        with self.bus._lock:
+            subs = self.bus._subs.get(self.job_id, [])
+            if self in subs:
+                subs.remove(self)
 
 
 class MemoryProgressBus:
@@ -30,15 +60,42 @@ class MemoryProgressBus:
 
     def __init__(self) -> None:
         self._data: dict[str, Snapshot] = {}
+        self._subs: dict[str, list[_MemorySubscription]] = {}
         self._lock = threading.Lock()
 
     def publish(self, job_id: str, snapshot: Snapshot) -> None:
         with self._lock:
             self._data[job_id] = snapshot
+            for sub in self._subs.get(job_id, []):
+                with contextlib.suppress(queue.Full):  # a stalled reader misses snapshots
+                    sub.queue.put_nowait(snapshot)
 
     def latest(self, job_id: str) -> Snapshot | None:
         with self._lock:
             return self._data.get(job_id)
+
+    def subscribe(self, job_id: str) -> Subscription:
+        sub = _MemorySubscription(self, job_id)
+        with self._lock:
+            self._subs.setdefault(job_id, []).append(sub)
+        return sub
+
+
+class _RedisSubscription:
+    def __init__(self, client: Any, channel: str) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+
+    def next(self, timeout: float) -> Snapshot | None:
+        msg = self._pubsub.get_message(timeout=max(timeout, 0.0))
+        if not msg or msg.get("type") != "message":
+            return None
+        data: Snapshot = json.loads(msg["data"])
+        return data
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._pubsub.close()
 
 
 class RedisProgressBus:
@@ -66,6 +123,9 @@ class RedisProgressBus:
     def latest(self, job_id: str) -> Snapshot | None:
         raw = self._redis.get(self.key(job_id))
         return json.loads(raw) if raw else None
+
+    def subscribe(self, job_id: str) -> Subscription:
+        return _RedisSubscription(self._redis, self.key(job_id))
 
 
 class ProgressTracker:

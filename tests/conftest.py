@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.dockerd",
     "tests.fixtures.servers",
     "tests.fixtures.fleet",
+    "tests.fixtures.embedded",
 ]

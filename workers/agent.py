@@ -1,5 +1,6 @@
 """The host agent: registers this Docker host, heartbeats, keeps the volume inventory fresh
-(periodically and on Docker volume/container events) and sweeps stale jobs.
+(periodically and on Docker volume/container events), sweeps stale jobs and removes helper
+containers that dead workers left behind.
 
 It runs as a daemon thread beside the Celery worker (fleet) or inside the embedded server.
 """
@@ -108,6 +109,7 @@ class HostAgent:
                     sweep(self.ctx)
                     recover_interrupted(self.ctx)
                     prune_safety_snapshots(self.ctx)
+                    sweep_helper_containers(self.ctx)
             except Exception:
                 log.exception("host agent iteration failed; retrying")
             self._dirty.wait(timeout=min(s.heartbeat_seconds, self.sweep_every))
@@ -197,6 +199,14 @@ def prune_safety_snapshots(ctx: WorkerContext) -> list[str]:
             sess.delete(catalog.get_backup(sess, backup_id))
         pruned.append(backup_id)
     return pruned
+
+
+def sweep_helper_containers(ctx: WorkerContext) -> list[str]:
+    """Remove helper containers of dead workers on this host (and any older than a day)."""
+    removed = ctx.docker.sweep_helpers()
+    for container_id in removed:
+        log.warning("removed leftover helper container %s", container_id[:12])
+    return removed
 
 
 def sweep(ctx: WorkerContext) -> list[str]:

@@ -14,6 +14,7 @@ from common.config import Settings, get_settings
 from common.db import Database, catalog
 from common.docker import DockerHost
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
+from common.secretbox import unseal
 from common.storage.base import Backend
 from common.storage.registry import open_backend
 
@@ -48,7 +49,8 @@ class WorkerContext:
         with self.db.session() as s:
             t = catalog.get_target(s, target_name)
             url, options, secrets = t.url, dict(t.options), dict(t.secrets)
-        return open_backend(url, options, secrets, self.settings)
+        return open_backend(url, options, unseal(secrets, self.settings, target_name),
+                            self.settings)
 
 
 _lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
@@ -47,25 +48,39 @@ def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:
 
 @router.get("/{job_id}/events")
 def job_events(job_id: str, state: State, _user: CurrentUser,
-               interval: float = 0.25) -> StreamingResponse:
-    """``text/event-stream``: a ``progress`` event whenever the progress changes, then one
-    ``end`` event with the final job when it has finished."""
+               interval: float = 1.0) -> StreamingResponse:
+    """``text/event-stream``: a ``progress`` event for every published progress snapshot
+    (pushed through the progress bus as the worker publishes it), then one ``end`` event
+    with the final job when it has finished. The job's state itself is read from the
+    database every ``interval`` seconds (0.05 to 5)."""
     with state.db.session() as s:
         jobs.get_job(s, job_id)  # 404 before the stream starts
     interval = min(max(interval, 0.05), 5.0)
 
     async def stream() -> AsyncIterator[str]:
+        sub = await asyncio.to_thread(state.bus.subscribe, job_id)
         last = None
-        while True:
-            job, out = await asyncio.to_thread(_load, job_id, state)
-            snap = json.dumps(out.progress, sort_keys=True, default=str)
-            if snap != last:
-                last = snap
-                yield f"event: progress\ndata: {snap}\n\n"
-            if job.state.finished:
-                yield f"event: end\ndata: {out.model_dump_json()}\n\n"
-                return
-            await asyncio.sleep(interval)
+        try:
+            while True:
+                job, out = await asyncio.to_thread(_load, job_id, state)
+                snap = json.dumps(out.progress, sort_keys=True, default=str)
+                if snap != last:
+                    last = snap
+                    yield f"event: progress\ndata: {snap}\n\n"
+                if job.state.finished:
+                    yield f"event: end\ndata: {out.model_dump_json()}\n\n"
+                    return
+                deadline = time.monotonic() + interval
+                while (left := deadline - time.monotonic()) > 0:
+                    pushed = await asyncio.to_thread(sub.next, left)
+                    if pushed is None:
+                        continue
+                    snap = json.dumps(pushed, sort_keys=True, default=str)
+                    if snap != last:
+                        last = snap
+                        yield f"event: progress\ndata: {snap}\n\n"
+        finally:
+            sub.close()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -8,6 +8,7 @@ from api.deps import CurrentUser, DbSession, State
 from api.schemas import TargetIn, TargetOut
 from common.db import Target, catalog
 from common.errors import InvalidInput
+from common.secretbox import seal
 from common.storage.registry import validate_target_url
 
 router = APIRouter(prefix="/targets", tags=["targets"])
@@ -32,7 +33,8 @@ def add_target(body: TargetIn, session: DbSession, state: State, _user: CurrentU
     if unknown:
         raise InvalidInput(f"unknown credential(s): {', '.join(unknown)}",
                            f"allowed: {', '.join(sorted(CREDENTIAL_KEYS))}")
-    t = catalog.add_target(session, body.name, body.url, body.options, body.credentials,
+    secrets = seal(body.credentials, state.settings)
+    t = catalog.add_target(session, body.name, body.url, body.options, secrets,
                            replace=body.replace)
     return target_out(t)
 

@@ -4,7 +4,10 @@ How: a *helper container* from the local helper image (``helper_image``) mounts 
 ``/volume`` (read-only when reading) and is **created, never started**; dockerd mounts the
 volume for the duration of each archive call, for any volume driver. The container carries
 the label ``volkeeper.helper=1`` and is removed when the transfer ends, also on error;
-``sweep_helpers`` removes leftovers of killed workers.
+``sweep_helpers`` removes leftovers of killed workers. Each helper also names its owner
+(``volkeeper.owner=<hostname>/<pid>`` of the worker process that made it), so the host
+agent's periodic sweep removes a helper at once when its owner process on this machine is
+gone, and any helper by age otherwise.
 
 Stream layout (both directions): member names are relative to the volume root and start
 with ``./`` — the first member is ``.`` (the root directory itself), then ``./a.txt``,
@@ -48,6 +51,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import socket
 import tarfile
 import time
 import uuid
@@ -62,6 +67,7 @@ from common.docker.helper_image import HELPER_IMAGE, HELPER_LABEL
 log = logging.getLogger(__name__)
 
 VOLUME_LABEL = "volkeeper.volume"
+OWNER_LABEL = "volkeeper.owner"
 MOUNT_POINT = "/volume"
 CHUNK = 1024 * 1024
 _META_TYPES = (
@@ -84,7 +90,7 @@ def helper_container(api: Any, volume: str, read_only: bool) -> Iterator[str]:
     created = api.create_container(
         HELPER_IMAGE,
         name=f"volkeeper-helper-{uuid.uuid4().hex[:12]}",
-        labels={HELPER_LABEL: "1", VOLUME_LABEL: volume},
+        labels={HELPER_LABEL: "1", VOLUME_LABEL: volume, OWNER_LABEL: owner_tag()},
         network_disabled=True,
         host_config=host_config,
     )
@@ -102,16 +108,40 @@ def _remove_quietly(api: Any, container_id: str) -> None:
         log.warning("could not remove helper container %s: %s", container_id[:12], e)
 
 
+def owner_tag(pid: int | None = None) -> str:
+    """``<hostname>/<pid>`` of this (or the given) process: who owns a helper container."""
+    return f"{socket.gethostname()}/{os.getpid() if pid is None else pid}"
+
+
+def _owner_gone(owner: str | None) -> bool:
+    """True when ``owner`` names a process of this machine that no longer runs."""
+    name, _, pid_text = (owner or "").rpartition("/")
+    if name != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine (or container) made it: only age tells
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def sweep_helpers(api: Any, older_than_seconds: float = 24 * 3600) -> list[str]:
     """Remove helper containers left by killed workers; return the removed IDs.
 
-    Only containers older than ``older_than_seconds`` go, so that transfers running right
-    now (their helper is young) are left alone.
+    A helper whose owner process (same machine) has exited goes at once. Any other helper
+    goes only when older than ``older_than_seconds``, so that transfers running right now
+    (their helper is young, or their owner alive) are left alone.
     """
     removed = []
     now = time.time()
     for c in api.containers(all=True, filters={"label": f"{HELPER_LABEL}=1"}):
-        if now - float(c.get("Created", now)) >= older_than_seconds:
+        old = now - float(c.get("Created", now)) >= older_than_seconds
+        if old or _owner_gone((c.get("Labels") or {}).get(OWNER_LABEL)):
             _remove_quietly(api, c["Id"])
             removed.append(str(c["Id"]))
     return removed

@@ -12,8 +12,12 @@ Concepts (the full specification is docs/repository-format.md):
   in-memory ``Index`` (``index``).
 - *snapshot*: a small object naming the root tree of one backup; written last, so a
   killed backup leaves no snapshot, only unreferenced packs.
-- *key file*: the master key wrapped by a passphrase with scrypt (``keys``); the
-  ``config`` object holds the parameters every writer shares (``config``).
+- *key file*: the master key wrapped by a passphrase with scrypt (``keys``, managed
+  through an opened repository by ``keyring``); the ``config`` object holds the
+  parameters every writer shares (``config``).
+- *lock*: per-operation shared (backup, copy) or exclusive (forget, prune) lock objects
+  (``locks``). Maintenance: ``prune`` (forget and prune), ``copy`` (snapshots between
+  repositories), ``stats`` (sizes and ratios).
 """
 
 from common.repository.blob import BlobCodec, EncodedBlob

@@ -5,12 +5,15 @@
 of it keyed from the master key, so a tampered config (say, one switched to
 ``encryption: none`` to make writers store plaintext) is refused. Unencrypted
 repositories exist only when asked for at creation; they keep their id key and chunker
-seed in the config in clear. Creating writes the key file first and the config last: a
-repository exists once its config does.
+seed in the config in clear. Creating writes the key file first and the config last, with
+``put_bytes_if_absent``: a repository exists once its config does, and of two hosts
+initialising the same empty target at once exactly one config lands; the loser removes
+its key file and gets Conflict (``open_or_init_repository`` then opens the winner's).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +66,8 @@ class Repository:
     backend: Backend
     config: RepositoryConfig
     key: Key
+    #: The key file the passphrase opened (None for unencrypted repositories).
+    key_file_id: bytes | None = None
     cipher: Cipher = field(init=False)
     codec: BlobCodec = field(init=False)
 
@@ -120,9 +125,14 @@ def init_repository(
     chunker: ChunkerParams = DEFAULT_CHUNKER,
     pack_size: int = DEFAULT_PACK_SIZE,
     zstd_level: int = DEFAULT_ZSTD_LEVEL,
+    chunking_from: Repository | None = None,
 ) -> Repository:
     """Create a repository on ``backend``; Conflict if one exists. Encrypted unless
-    ``unencrypted`` is passed explicitly (and then no passphrase may be given)."""
+    ``unencrypted`` is passed explicitly (and then no passphrase may be given).
+
+    ``chunking_from`` shares another repository's chunker sizes, chunker seed and id key
+    (never its encryption key): the same file then yields the same blob ids in both, so
+    snapshots copied between them need no re-hashing and dedup against native backups."""
     if unencrypted and passphrase:
         raise InvalidInput(
             "a passphrase was given for an unencrypted repository",
@@ -135,15 +145,56 @@ def init_repository(
     except NotFound:
         pass
     else:
-        raise Conflict(f"a repository already exists at {backend.display}", "open it instead")
+        raise _exists(backend)
+    key = Key.new()
+    if chunking_from is not None:
+        chunker = chunking_from.config.chunker
+        key = Key(key.enc_key, chunking_from.key.id_key, chunking_from.key.chunker_seed)
     config = RepositoryConfig(
         ids.random_id(), not unencrypted, chunker.validate(), pack_size, zstd_level
     )
-    key = Key.new()
-    if passphrase:
-        keys.add_key(backend, key, passphrase, kdf)
-    backend.put_bytes(ids.CONFIG_KEY, encode_config(config, key))
-    return Repository(backend, config, key)
+    key_file_id = keys.add_key(backend, key, passphrase, kdf) if passphrase else None
+    data = encode_config(config, key)
+    try:
+        backend.put_bytes_if_absent(ids.CONFIG_KEY, data)
+        # A server that ignores If-None-Match overwrites instead of refusing: read back.
+        won = backend.get_bytes(ids.CONFIG_KEY) == data
+    except Conflict:
+        won = False
+    except BaseException:
+        _drop_key_file(backend, key_file_id)
+        raise
+    if not won:  # another host initialised the target at the same instant
+        _drop_key_file(backend, key_file_id)
+        raise _exists(backend)
+    return Repository(backend, config, key, key_file_id)
+
+
+def open_or_init_repository(
+    backend: Backend, passphrase: str | None, **init_options: Any
+) -> Repository:
+    """Open the repository on ``backend``, creating it first when there is none. Safe
+    when several hosts do this at once: one initialises, the others open its repository
+    (so they use the key its config authenticates, not one they generated)."""
+    try:
+        return open_repository(backend, passphrase)
+    except NotFound:
+        pass
+    try:
+        return init_repository(backend, passphrase, **init_options)
+    except Conflict:
+        return open_repository(backend, passphrase)
+
+
+def _exists(backend: Backend) -> Conflict:
+    return Conflict(f"a repository already exists at {backend.display}", "open it instead")
+
+
+def _drop_key_file(backend: Backend, key_file_id: bytes | None) -> None:
+    """Remove the key file of an initialisation that lost (it opens no config)."""
+    if key_file_id is not None:
+        with contextlib.suppress(Exception):
+            backend.delete(ids.key_file_key(key_file_id))
 
 
 def open_repository(backend: Backend, passphrase: str | None) -> Repository:
@@ -165,21 +216,24 @@ def open_repository(backend: Backend, passphrase: str | None) -> Repository:
             )
         key = Key.from_bytes(bytes.fromhex(doc.get("master_key", "")))
         _check_mac(config, doc, key, where)
-        return Repository(backend, config, key)
+        return Repository(backend, config, key, None)
     if not passphrase:
         raise InvalidInput(
             f"repository {where} is encrypted and no passphrase was given", _PASS_HINT
         )
     opened = False
     for key_file_id in keys.list_key_files(backend):
-        blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        try:
+            blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed (e.g. by an initialisation that lost)
         try:
             key = keys.unwrap_key(blob, passphrase, key_file_id, where)
         except (keys.WrongPassphrase, IntegrityError):
             continue
         opened = True
         if doc.get("mac") == _mac(key, config.body()):
-            return Repository(backend, config, key)
+            return Repository(backend, config, key, key_file_id)
     if opened:
         _check_mac(config, doc, None, where)
     raise keys.WrongPassphrase(f"wrong passphrase for repository {where}", _PASS_HINT)

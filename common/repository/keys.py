@@ -137,7 +137,10 @@ def find_key(backend: Backend, passphrase: str) -> tuple[bytes, Key]:
         )
     malformed: IntegrityError | None = None
     for key_file_id in key_file_ids:
-        data = backend.get_bytes(ids.key_file_key(key_file_id))
+        try:
+            data = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed
         try:
             return key_file_id, unwrap_key(data, passphrase, key_file_id, where)
         except WrongPassphrase:
@@ -154,8 +157,9 @@ def open_repository_key(backend: Backend, passphrase: str) -> Key:
     return find_key(backend, passphrase)[1]
 
 
-def remove_key(backend: Backend, key_file_id: bytes) -> None:
-    """Delete one key file; refuses to delete the last one (Conflict) or a missing one."""
+def remove_key(backend: Backend, key_file_id: bytes, *, in_use: bytes | None = None) -> None:
+    """Delete one key file; refuses to delete the last one (Conflict), the one the caller
+    opened the repository with (``in_use``; Conflict) or a missing one (NotFound)."""
     present = list_key_files(backend)
     if key_file_id not in present:
         raise NotFound("key file", key_file_id.hex(), "list the repository's keys")
@@ -163,5 +167,11 @@ def remove_key(backend: Backend, key_file_id: bytes) -> None:
         raise Conflict(
             f"refusing to remove the last key of repository {backend.display}",
             "add another passphrase first; without a key the data cannot be decrypted",
+        )
+    if key_file_id == in_use:
+        raise Conflict(
+            f"refusing to remove key {ids.short(key_file_id)} of repository "
+            f"{backend.display}: it is the passphrase in use",
+            "open the repository with another of its passphrases to remove this one",
         )
     backend.delete(ids.key_file_key(key_file_id))

@@ -10,6 +10,13 @@ may succeed when simply tried again (timeouts, throttling, 5xx, connection reset
 denied, invalid key) raises ``PermanentStorageError``. Messages name the target and the
 cause and never contain credentials.
 
+Put-if-absent: ``put_bytes_if_absent(key, data)`` creates a small object only when the key
+does not exist yet, atomically where the backend can (local: ``link`` of a finished temp
+file; S3: ``PutObject`` with ``If-None-Match: *``; memory: under its lock), and raises
+``common.errors.Conflict`` when another object is already there. If the key already holds
+exactly ``data`` the call succeeds (a retry whose first answer was lost). Repository
+initialisation and locks rely on it.
+
 Ranged reads: ``read_range(key, offset, length)`` fetches part of an object (a pack's
 header, one blob) without transferring the rest; a negative offset is a suffix, like HTTP
 ``Range: bytes=-N``. Every backend answers it; the base class has a slow generic version.
@@ -24,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from common.errors import InvalidInput
+from common.errors import Conflict, InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,31 @@ class Backend(abc.ABC):
         with self.open_reader(key) as r:
             return r.read()
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        """Create ``key`` holding ``data`` unless it exists; Conflict when it holds other bytes.
+
+        Backends override this with an atomic version. This generic fallback is *best
+        effort*: it checks with ``stat``, writes, then reads the object back and raises
+        Conflict when a racing writer's bytes are there instead of ours — two writers can
+        still both succeed if their writes and read-backs interleave exactly.
+        """
+        try:
+            existing = self.get_bytes(key)
+        except NotFound:
+            pass
+        else:
+            return self._existing(key, existing, data)
+        info = self.put_bytes(key, data)
+        return self._existing(key, self.get_bytes(key), data, info)
+
+    def _existing(
+        self, key: str, existing: bytes, data: bytes, info: ObjectInfo | None = None
+    ) -> ObjectInfo:
+        """The outcome of a put-if-absent that found ``existing`` under ``key``."""
+        if existing != data:
+            raise object_exists(key, self.display)
+        return info if info is not None else self.stat(key)
+
     def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
         """Bytes ``[offset, offset + length)`` of the object, in one request where possible.
 
@@ -138,6 +170,14 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and thread pools."""
+
+
+def object_exists(key: str, display: str) -> Conflict:
+    """The Conflict raised by ``put_bytes_if_absent`` when the key is taken."""
+    return Conflict(
+        f"object {key!r} already exists on {display}",
+        "another writer created it first; read it instead of writing it",
+    )
 
 
 def check_range(offset: int, length: int | None) -> None:

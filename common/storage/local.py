@@ -37,6 +37,7 @@ from common.storage.base import (
 )
 
 _PARTIAL = re.compile(r"^\..+\.partial-[0-9a-f]{32}$")
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 _TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY}
 
 
@@ -111,6 +112,16 @@ class LocalBackend(Backend):
         except OSError as e:
             raise self._error("creating directory for", final, e) from e
         return _LocalWriter(self, key, final, partial, f)
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        """Write a private temp file, fsync it, and ``link`` it to the final name: atomic,
+        and it fails when the name exists (then Conflict, unless it holds ``data``). On a
+        filesystem without hard links the file is created with ``O_EXCL`` instead (still
+        exclusive, but a reader may briefly see it before its bytes are complete)."""
+        with self.open_writer(key) as w:
+            assert isinstance(w, _LocalWriter)
+            w.write(data)
+            return w.commit_if_absent()
 
     def open_reader(self, key: str) -> BinaryIO:
         path = self._path(key)
@@ -287,6 +298,50 @@ class _LocalWriter(ObjectWriter):
             raise self._backend._error("committing", self._final, e) from e
         self._committed = True
         return ObjectInfo(self.key, self._n, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def commit_if_absent(self) -> ObjectInfo:
+        """Like ``commit``, but never replaces an existing object (see put_bytes_if_absent)."""
+        if self._f is None:
+            raise ValueError(f"writer for {self.key!r} is already finished")
+        f, self._f = self._f, None
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            try:
+                os.link(self._partial, self._final)
+            except FileExistsError:
+                return self._backend._existing(
+                    self.key, self._backend.get_bytes(self.key), self._partial.read_bytes()
+                )
+            except OSError as e:
+                if e.errno not in _NO_LINKS:
+                    raise
+                self._create_exclusive()
+            _fsync_dir(self._final.parent)
+            st = self._final.stat()
+        except OSError as e:
+            raise self._backend._error("committing", self._final, e) from e
+        finally:
+            f.close()
+            self._partial.unlink(missing_ok=True)
+        self._committed = True
+        return ObjectInfo(self.key, self._n, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def _create_exclusive(self) -> None:
+        data = self._partial.read_bytes()
+        try:
+            fd = os.open(self._final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            self._backend._existing(self.key, self._backend.get_bytes(self.key), data)
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def abort(self) -> None:
         if self._committed:

@@ -19,6 +19,7 @@ from common.storage.base import (
     ObjectWriter,
     check_key,
     check_range,
+    object_exists,
     range_bounds,
 )
 
@@ -44,6 +45,20 @@ class MemoryBackend(Backend):
         data, _ = self._get(key)
         start, end = range_bounds(offset, length, len(data))
         return data[start:end]
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        """Create ``key`` atomically under the lock; Conflict when it holds other bytes."""
+        check_key(key)
+        data = bytes(data)
+        with self._lock:
+            found = self._objects.get(key)
+            if found is None:
+                modified = datetime.now(UTC)
+                self._objects[key] = (data, modified)
+                return ObjectInfo(key, len(data), modified)
+        if found[0] != data:
+            raise object_exists(key, self.display)
+        return ObjectInfo(key, len(data), found[1])
 
     def stat(self, key: str) -> ObjectInfo:
         data, modified = self._get(key)

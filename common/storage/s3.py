@@ -178,6 +178,19 @@ class S3Backend(Backend):
     def open_writer(self, key: str) -> ObjectWriter:
         return S3Writer(self, key)
 
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        """One PutObject up to the part size (larger objects go through the writer).
+
+        Not retried here: ``RetryingBackend`` replays the whole call on transient errors, so
+        attempts do not multiply (the writer's own retries would stack under it).
+        """
+        if len(data) > self.part_size:
+            return super().put_bytes(key, data)
+        full = self.full_key(key)
+        self.call("writing", key,
+                  lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=data))
+        return ObjectInfo(key, len(data), datetime.now(UTC))
+
     def open_reader(self, key: str) -> BinaryIO:
         full = self.full_key(key)
         resp = self.call(
@@ -226,6 +239,34 @@ class S3Backend(Backend):
 
         return self.call("reading", key, fetch)
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        """One ``PutObject`` with ``If-None-Match: *``: S3 (since 2024), MinIO, Ceph RGW
+        and moto refuse it with 412 when the key exists, which becomes Conflict (unless
+        the object holds exactly ``data``: an earlier attempt of ours whose answer was
+        lost). 409 ConditionalRequestConflict (a racing conditional write in flight) is
+        retried. A server that ignores the header overwrites instead; the repository's
+        read-back after initialising catches that in all but the narrowest race."""
+        full = self.full_key(key)
+        body = bytes(data)
+
+        def put() -> bool:
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=body, IfNoneMatch="*")
+            except ClientError as e:
+                code = error_code(e)
+                if code == "PreconditionFailed" or _status(e) == 412:
+                    return False
+                if code == "ConditionalRequestConflict":
+                    raise TransientStorageError(
+                        f"creating {key!r} on {self.display} raced another conditional write"
+                    ) from e
+                raise
+            return True
+
+        if self.retried("creating", key, put):
+            return ObjectInfo(key, len(body), datetime.now(UTC))
+        return self._existing(key, self.get_bytes(key), body)
+
     def stat(self, key: str) -> ObjectInfo:
         full = self.full_key(key)
         resp = self.call("stat", key, lambda: self.client.head_object(Bucket=self.bucket, Key=full))
@@ -251,6 +292,10 @@ class S3Backend(Backend):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _status(e: ClientError) -> int:
+    return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 class S3Writer(ObjectWriter):

@@ -111,6 +111,11 @@ class RetryingBackend(Backend):
     def get_bytes(self, key: str) -> bytes:
         return self._retry(lambda: self.inner.get_bytes(key))
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        """Retried on transient errors only; a Conflict is an answer, never retried. (A
+        retry finding our own earlier write is not a Conflict: the bytes are equal.)"""
+        return self._retry(lambda: self.inner.put_bytes_if_absent(key, data))
+
     def read_range(self, key: str, offset: int, length: int | None = None) -> bytes:
         """The inner ranged read, replayed whole on transient errors (it is idempotent)."""
         return self._retry(lambda: self.inner.read_range(key, offset, length))
@@ -262,6 +267,11 @@ class RateLimitedBackend(Backend):
 
     def stat(self, key: str) -> ObjectInfo:
         return self.inner.stat(key)
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        """The inner put-if-absent; its bytes are charged to the bucket first."""
+        self.bucket.consume(len(data))
+        return self.inner.put_bytes_if_absent(key, data)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self.inner.list(prefix)

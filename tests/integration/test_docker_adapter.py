@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from docker.types import Mount
 
 from common.docker import HELPER_IMAGE, HELPER_LABEL, DockerHost
-from common.docker.archive_api import VOLUME_LABEL
+from common.docker.archive_api import OWNER_LABEL, VOLUME_LABEL, owner_tag
 from common.docker.helper_image import IMAGE_LABEL, ensure_helper_image, image_archive
 from common.errors import Conflict, DockerError, NotFound
 from tests.fixtures.dockerd import PrivateDockerd
@@ -342,6 +343,27 @@ def test_leftover_helpers_are_swept_but_young_ones_stay(
         assert host_a.sweep_helpers(older_than_seconds=3600) == []
         assert host_a.sweep_helpers(older_than_seconds=0) == [helper]
     assert helpers_left(host_a) == []
+
+
+def test_a_helper_whose_worker_process_died_is_swept_at_once(
+    host_a: DockerHost, fresh_volume_name: str
+) -> None:
+    host_a.create_volume(fresh_volume_name)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    mount = Mount("/volume", fresh_volume_name, type="volume", no_copy=True)
+    api = host_a.client.api
+    orphan = api.create_container(
+        HELPER_IMAGE, labels={HELPER_LABEL: "1", OWNER_LABEL: owner_tag(dead.pid)},
+        host_config=api.create_host_config(mounts=[mount], network_mode="none"))["Id"]
+    elsewhere = api.create_container(  # made by a worker on another machine: age decides
+        HELPER_IMAGE, labels={HELPER_LABEL: "1", OWNER_LABEL: f"other-machine/{dead.pid}"},
+        host_config=api.create_host_config(mounts=[mount], network_mode="none"))["Id"]
+    with host_a.archive_source(fresh_volume_name):  # ours, alive: stays
+        assert host_a.sweep_helpers(older_than_seconds=3600) == [orphan]
+        assert len(helpers_left(host_a)) == 2
+    assert helpers_left(host_a) == [elsewhere]
+    assert host_a.sweep_helpers(older_than_seconds=0) == [elsewhere]
 
 
 def test_the_helper_image_is_generated_locally_with_a_stable_id(host_a: DockerHost) -> None:

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_embedded import cli, embedded_env, volume
+from tests.integration.test_embedded import cli, volume
 
 pytestmark = pytest.mark.integration
-__all__ = ["embedded_env"]
 
 
 def test_a_drill_compares_mtimes(embedded_env: dict[str, str], docker_host_a: Any) -> None:

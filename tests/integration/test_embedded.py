@@ -9,28 +9,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.util import free_port, running_process, wait_for
+from tests.fixtures.util import wait_for
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def embedded_env(tmp_path: Path, docker_host_a: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
-    return env | {"VOLKEEPER_HOME": str(tmp_path / "home"),
-                  "VOLKEEPER_DOCKER_HOST": docker_host_a.url,
-                  "VOLKEEPER_HOST_NAME": "laptop",
-                  # the fidelity trees hold a device node, refused by default
-                  "VOLKEEPER_RESTORE_DEVICE_NODES": "true"}
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -106,21 +95,11 @@ def test_an_archive_restores_with_plain_tar(
     assert compare_trees(src, out) == []
 
 
-@pytest.fixture
-def server(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "workers.cli.main", "serve", "--port", str(port)]
-    with running_process(cmd, embedded_env, tmp_path / "serve.log", url + "/api/v1/health",
-                         "volkeeper serve", cwd=REPO):
-        yield url
-
-
 def test_rest_api_of_the_embedded_server_backs_up_and_restores(
-        server: str, docker_host_a: Any) -> None:
+        embedded_server: str, docker_host_a: Any) -> None:
     src = volume(docker_host_a, "emb-rest")
     build_fidelity_tree(src)
-    with httpx.Client(base_url=server + "/api/v1", timeout=30) as c:
+    with httpx.Client(base_url=embedded_server + "/api/v1", timeout=30) as c:
         wait_for(lambda: any(v["name"] == "emb-rest" for v in c.get("/volumes").json()), 30,
                  "inventory")
         job = c.post("/backups", json={"volume": "emb-rest"}).json()
@@ -130,7 +109,7 @@ def test_rest_api_of_the_embedded_server_backs_up_and_restores(
                                             "into": "emb-rest-copy"}).json()
         restore = _wait(c, restore["id"])
         assert restore["state"] == "succeeded", restore["error"]
-        assert httpx.get(server + "/").status_code == 200  # the console page
+        assert httpx.get(embedded_server + "/").status_code == 200  # the console page
     dst = Path(docker_host_a.client().volumes.get("emb-rest-copy").attrs["Mountpoint"])
     assert compare_trees(src, dst) == []
 

@@ -25,3 +25,19 @@ def test_the_last_snapshot_is_kept_and_every_snapshot_is_published(redis_server:
     assert bus.latest("job1") == {"phase": "backing up", "bytes_done": 2}
     assert bus.latest("other") is None
     assert redis.Redis.from_url(redis_server.url).ttl(RedisProgressBus.key("job1")) > 0
+
+
+def test_a_subscription_is_woken_by_each_snapshot_and_times_out_when_quiet(
+    redis_server: Any,
+) -> None:
+    bus = RedisProgressBus(redis_server.url)
+    sub = bus.subscribe("job2")
+    try:
+        while sub.next(0.05) is not None:  # drain the subscribe confirmation
+            pass
+        bus.publish("job2", {"bytes_done": 7})
+        bus.publish("other", {"bytes_done": 8})
+        assert sub.next(2) == {"bytes_done": 7}
+        assert sub.next(0.2) is None
+    finally:
+        sub.close()

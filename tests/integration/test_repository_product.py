@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_embedded import cli, embedded_env, volume
+from tests.integration.test_embedded import cli, volume
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
-__all__ = ["embedded_env"]  # the fixture, re-used from the archive tests
 
 
 @pytest.fixture

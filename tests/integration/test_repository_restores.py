@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_embedded import cli, embedded_env, volume
+from tests.integration.test_embedded import cli, volume
 from tests.integration.test_repository_product import repo_env
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
-__all__ = ["embedded_env", "repo_env"]  # fixtures, re-used
+__all__ = ["repo_env"]  # the fixture, re-used
 
 
 def _packs(env: dict[str, str]) -> set[Path]:

@@ -3,6 +3,9 @@ secrets, auth and the job state machine — no servers needed."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -162,6 +165,24 @@ def test_target_credentials_are_stored_but_never_returned(env: Env) -> None:
         body = env.client.get(path).text
         assert secret not in body and "AKIA1" not in body
     assert secret not in env.client.get("/api/v1/openapi.json").text
+    raw = Path(env.db.url.split("sqlite:///", 1)[1]).read_bytes()
+    assert secret.encode() not in raw and b"AKIA1" not in raw  # sealed at rest
+
+
+def test_fleet_mode_without_a_secret_key_refuses_credentials_and_says_which_setting(
+    tmp_path: Path,
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    auth = {"Authorization": "Bearer t0ken"}
+    for e in _make(tmp_path, database_url=db_url, api_token=SecretStr("t0ken")):
+        r = e.client.post("/api/v1/targets", headers=auth, json={
+            "name": "s3", "url": "s3://bucket/p",
+            "credentials": {"access_key_id": "AKIA1", "secret_access_key": "x"}})
+        assert r.status_code == 422
+        assert "VOLKEEPER_SECRET_KEY" in error(r)["hint"]
+        r = e.client.post("/api/v1/targets", headers=auth,
+                          json={"name": "s3", "url": "s3://bucket/p"})
+        assert r.status_code == 201, r.text  # no credentials (instance role): nothing to seal
 
 
 def test_invalid_target_urls_are_rejected_with_a_hint(env: Env) -> None:
@@ -209,6 +230,34 @@ def test_event_stream_sends_progress_then_the_final_job(env: Env) -> None:
     r = env.client.get(f"/api/v1/jobs/{job['id']}/events")
     assert r.headers["content-type"].startswith("text/event-stream")
     assert "event: progress" in r.text and "event: end" in r.text and "boom" in r.text
+
+
+def test_event_stream_pushes_every_snapshot_as_it_is_published(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w")
+
+    def publish_then_finish() -> None:
+        for n in range(1, 6):  # faster than the stream reads the database (every 5 s)
+            env.bus.publish(job["id"], {"phase": "backing up", "bytes_done": n})
+            time.sleep(0.02)
+        with env.db.session() as s:
+            jobs.finish_job(s, job["id"], JobState.succeeded, progress={"phase": "done"})
+        env.bus.publish(job["id"], {"phase": "done", "bytes_done": 5})
+
+    events: list[str] = []
+    publisher = threading.Thread(target=publish_then_finish)
+    with env.client.stream("GET", f"/api/v1/jobs/{job['id']}/events?interval=5") as r:
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                events.append(line[7:])
+                if not publisher.is_alive() and len(events) == 1:
+                    publisher.start()  # subscribed: the first event came after subscribe
+            elif line.startswith("data: ") and events[-1] == "progress":
+                events[-1] = f"progress {json.loads(line[6:]).get('bytes_done')}"
+    publisher.join()
+    assert events[1:6] == [f"progress {n}" for n in range(1, 6)]
+    assert events[-1] == "end"
 
 
 def test_stale_running_jobs_are_failed_by_the_sweep(env: Env) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput, NotFound
 from common.storage.base import Backend
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
@@ -256,6 +256,55 @@ def test_concurrent_writers_to_different_keys_all_land(case: Case) -> None:
     assert [i.key for i in case.backend.list("par/")] == [f"par/{i:02d}" for i in range(8)]
     for i in range(8):
         assert case.backend.get_bytes(f"par/{i:02d}") == pattern(10_000 + i, seed=i)
+
+
+def test_put_if_absent_creates_a_missing_object_and_refuses_an_existing_one(case: Case) -> None:
+    info = case.backend.put_bytes_if_absent("once/config", b"first")
+    assert (info.key, info.size) == ("once/config", 5)
+    assert case.backend.get_bytes("once/config") == b"first"
+    with pytest.raises(Conflict) as e:
+        case.backend.put_bytes_if_absent("once/config", b"second")
+    assert "once/config" in e.value.message and e.value.hint
+    assert case.backend.get_bytes("once/config") == b"first"  # never overwritten
+    # the same bytes again is a retry of our own write, not a conflict
+    assert case.backend.put_bytes_if_absent("once/config", b"first").size == 5
+    case.backend.put_bytes("once/other", b"x")
+    with pytest.raises(Conflict):
+        case.backend.put_bytes_if_absent("once/other", b"")
+    assert case.backend.get_bytes("once/other") == b"x"
+    assert [i.key for i in case.backend.list("once/")] == ["once/config", "once/other"]
+    assert case.leftovers() == []
+
+
+def test_put_if_absent_validates_keys(case: Case) -> None:
+    with pytest.raises(InvalidInput):
+        case.backend.put_bytes_if_absent("../escape", b"x")
+
+
+# Not run against moto: it checks If-None-Match and then stores without a lock (real S3 is
+# atomic); the S3 request itself is covered by the single-writer tests above.
+@pytest.mark.parametrize("case", ["memory", "local"], indirect=True)
+def test_racing_put_if_absent_has_exactly_one_winner(case: Case) -> None:
+    results: dict[int, str] = {}
+    start = threading.Barrier(8)
+
+    def put(i: int) -> None:
+        start.wait()
+        try:
+            case.backend.put_bytes_if_absent("race/config", pattern(3000, seed=i))
+            results[i] = "won"
+        except Conflict:
+            results[i] = "lost"
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, r in results.items() if r == "won"]
+    assert len(results) == 8 and len(winners) == 1
+    assert case.backend.get_bytes("race/config") == pattern(3000, seed=winners[0])
+    assert case.leftovers() == []
 
 
 def test_check_passes_on_a_usable_backend(case: Case) -> None:

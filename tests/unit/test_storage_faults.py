@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from common.errors import NotFound, PermanentStorageError, TransientStorageError
+from common.errors import Conflict, NotFound, PermanentStorageError, TransientStorageError
 from common.storage.base import Backend, ObjectInfo, ObjectWriter
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
 from common.storage.s3 import S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend, TokenBucket
 from tests.fixtures.s3 import S3Server
-from tests.fixtures.util import free_port
+from tests.fixtures.util import FakeClock, free_port
 
 MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-very-secret-value"
@@ -65,9 +65,14 @@ def test_an_unreachable_endpoint_fails_transiently_after_bounded_retries() -> No
         path_style=True,
         client_attempts=1,
         connect_timeout=2,
+        retry_attempts=4,  # the writer's own retries must not stack under RetryingBackend's
     )
     backend = RetryingBackend(s3, attempts=3, base_delay=0.001, max_delay=0.01, sleep=sleeps.append)
-    for op in (lambda: backend.stat("k"), backend.check, lambda: list(backend.list("x/"))):
+    puts: list[str] = []
+    s3.client.meta.events.register("before-call.s3.PutObject", lambda **_: puts.append("put"))
+    ops = (lambda: backend.stat("k"), backend.check, lambda: list(backend.list("x/")),
+           lambda: backend.put_bytes("k", b"small objects are one PutObject"))
+    for op in ops:
         sleeps.clear()
         with pytest.raises(TransientStorageError) as e:
             op()
@@ -76,6 +81,7 @@ def test_an_unreachable_endpoint_fails_transiently_after_bounded_retries() -> No
         assert "s3://backups/site-a" in text
         assert SECRET not in text and SECRET not in repr(e.value.__cause__)
         assert len(sleeps) == 2 and all(0 < s <= 0.01 for s in sleeps)
+    assert len(puts) == 3  # exactly the outer attempts: the writer's retries do not stack
 
 
 def test_an_unreachable_endpoint_fails_a_writer_after_its_own_retries() -> None:
@@ -89,8 +95,10 @@ def test_an_unreachable_endpoint_fails_a_writer_after_its_own_retries() -> None:
         retry_attempts=2,
         retry_base_delay=0.001,
     )
+    writer = s3.open_writer("small")
+    writer.write(b"data")
     with pytest.raises(TransientStorageError) as e:
-        s3.put_bytes("small", b"data")
+        writer.commit()
     assert "gave up after 2 attempts" in str(e.value)
     assert "s3://backups" in str(e.value)
     assert SECRET not in str(e.value)
@@ -252,6 +260,64 @@ def test_a_retried_listing_yields_every_key_exactly_once_in_order() -> None:
     assert [i.key for i in backend.list()] == ["a", "b", "c", "d"]
 
 
+class FlakyCreate(MemoryBackend):
+    """put_bytes_if_absent stores the object, then fails ``failures`` times as if the
+    answer was lost (the worst case for a retried conditional write)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__("flaky-create")
+        self.failures = failures
+        self.calls = 0
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> ObjectInfo:
+        self.calls += 1
+        info = super().put_bytes_if_absent(key, data)
+        if self.calls <= self.failures:
+            raise TransientStorageError(f"answer {self.calls} for {key} lost")
+        return info
+
+
+def test_retrying_put_if_absent_survives_a_lost_answer_but_never_retries_a_conflict() -> None:
+    inner = FlakyCreate(failures=1)
+    backend = RetryingBackend(inner, attempts=3, base_delay=0, sleep=lambda s: None)
+    assert backend.put_bytes_if_absent("cfg", b"mine").size == 4  # our own earlier write
+    assert inner.calls == 2
+    with pytest.raises(Conflict):
+        backend.put_bytes_if_absent("cfg", b"theirs")
+    assert inner.calls == 3  # one call: a Conflict is an answer, not a failure
+    assert inner.get_bytes("cfg") == b"mine"
+
+
+def test_rate_limited_put_if_absent_passes_through_and_is_charged() -> None:
+    clock = FakeClock()
+    inner = MemoryBackend()
+    backend = RateLimitedBackend(inner, 10_000, clock=clock, sleep=clock.sleep)
+    backend.put_bytes_if_absent("cfg", bytes(30_000))
+    assert math.isclose(clock.slept, 2.0)  # 10 KB burst, 20 KB at 10 KB/s
+    with pytest.raises(Conflict):
+        backend.put_bytes_if_absent("cfg", b"other")
+    assert inner.get_bytes("cfg") == bytes(30_000)
+
+
+def test_the_generic_put_if_absent_checks_reads_back_and_refuses_other_bytes() -> None:
+    inner = MemoryBackend()
+
+    class Plain(Backend):  # no override: the base class's best-effort version
+        display = "plain://"
+        open_writer = inner.open_writer
+        open_reader = inner.open_reader
+        stat = inner.stat
+        list = inner.list
+        delete = inner.delete
+
+    backend = Plain()
+    backend.put_bytes_if_absent("k", b"one")
+    assert backend.put_bytes_if_absent("k", b"one").size == 3
+    with pytest.raises(Conflict):
+        backend.put_bytes_if_absent("k", b"two")
+    assert inner.get_bytes("k") == b"one"
+
+
 def test_retrying_passes_writers_through() -> None:
     inner = MemoryBackend()
     backend = RetryingBackend(inner, attempts=2)
@@ -262,19 +328,6 @@ def test_retrying_passes_writers_through() -> None:
 
 
 # -- bandwidth limit ------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        self.now += seconds
 
 
 def test_the_token_bucket_lets_a_burst_through_then_paces_to_the_rate() -> None:

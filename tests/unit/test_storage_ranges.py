@@ -20,6 +20,7 @@ from common.storage.memory import MemoryBackend
 from common.storage.s3 import S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend
 from tests.fixtures.s3 import S3Server
+from tests.fixtures.util import FakeClock
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -263,19 +264,6 @@ def test_retrying_replays_a_ranged_read_that_failed_transiently() -> None:
     with pytest.raises(NotFound):
         backend.read_range("missing", 0)
     assert inner.calls == 4  # NotFound is not retried
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        self.now += seconds
 
 
 def test_rate_limiting_charges_the_bytes_a_ranged_read_returned() -> None:

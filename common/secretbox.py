@@ -1,0 +1,91 @@
+"""Target credentials sealed at rest: what the database holds is never the secret itself.
+
+A target's secrets (S3 keys …) are stored as ``{"$sealed": "v1", "token": …}``: a Fernet
+token (AES-128-CBC + HMAC-SHA256, from ``cryptography``) over their JSON, keyed by
+``VOLKEEPER_SECRET_KEY``. The API seals what it receives; workers unseal when they open a
+target. Embedded mode without a configured key creates one in ``<home>/secret.key`` (mode
+0600) on first use. Rows written before sealing existed (plain JSON) are still read, and
+sealed the next time the target is saved.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from common.config import Settings
+from common.errors import InvalidInput
+
+SEALED = "$sealed"
+VERSION = "v1"
+KEY_FILE = "secret.key"
+_NO_KEY = ("set VOLKEEPER_SECRET_KEY (a long random string, e.g. `openssl rand -hex 32`) "
+           "to the same value on the API and every worker")
+
+
+def _fernet(secret: str) -> Fernet:
+    digest = hashlib.sha256(b"volkeeper-target-secrets-v1\0" + secret.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def _embedded_key(home: Path) -> str:
+    """The embedded key file's content, created (0600, race-safe) when missing."""
+    path = home / KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+    return path.read_text().strip()
+
+
+def _key(settings: Settings) -> Fernet | None:
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        return _fernet(settings.secret_key.get_secret_value())
+    if settings.mode == "embedded":
+        return _fernet(_embedded_key(settings.home))
+    return None
+
+
+def seal(secrets: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The form of ``secrets`` to store. Raises InvalidInput when no key is configured."""
+    if not secrets:
+        return {}
+    fernet = _key(settings)
+    if fernet is None:
+        raise InvalidInput("credentials cannot be stored: no secret key is configured",
+                           _NO_KEY)
+    token = fernet.encrypt(json.dumps(secrets, sort_keys=True).encode())
+    return {SEALED: VERSION, "token": token.decode()}
+
+
+def unseal(stored: dict[str, Any], settings: Settings, target: str = "") -> dict[str, Any]:
+    """The secrets from their stored form (plain JSON of older rows is returned as is)."""
+    if SEALED not in stored:
+        return dict(stored)
+    where = f"the credentials of target {target!r}" if target else "the credentials"
+    fernet = _key(settings)
+    if fernet is None:
+        raise InvalidInput(f"{where} are sealed and this process has no secret key", _NO_KEY)
+    if stored.get(SEALED) != VERSION:
+        raise InvalidInput(f"{where} are sealed in an unknown format {stored.get(SEALED)!r}",
+                           "upgrade volkeeper on this host")
+    try:
+        plain = fernet.decrypt(str(stored.get("token", "")).encode())
+    except InvalidToken:
+        raise InvalidInput(
+            f"{where} were sealed with a different VOLKEEPER_SECRET_KEY",
+            "use the same VOLKEEPER_SECRET_KEY on the API and every worker, or add the "
+            "target again with its credentials") from None
+    secrets: dict[str, Any] = json.loads(plain)
+    return secrets
