@@ -138,7 +138,8 @@ class _PolicyCheck:
         self.limit = None if policy.content_bytes is None else \
             policy.content_bytes + META_SLACK + META_PER_FILE * max(policy.files, 0)
 
-    def header(self, entry: TarEntry, _stored: int) -> None:
+    def header(self, entry: TarEntry) -> None:
+        """Check one member as its header goes by (a ``TarScanner`` ``on_start`` hook)."""
         if entry.type in ("char", "block") and not self.policy.allow_devices:
             raise Refused(
                 f"refused member {entry.path!r} of archive {self.name}: a {entry.type} device "
@@ -158,6 +159,26 @@ class _PolicyCheck:
                           f"{self.limit} bytes, far more than the "
                           f"{self.policy.content_bytes} bytes of content its catalog entry "
                           "records", _BUDGET_HINT)
+
+
+class CheckedSink:
+    """Passes a tar stream on to ``sink`` after checking it against ``policy`` (for tar
+    streams volkeeper writes itself, e.g. a repo snapshot restored through Docker's
+    archive API): a refused member raises before the bytes holding it are passed on."""
+
+    def __init__(self, sink: BinaryIO, policy: ExtractPolicy, name: str) -> None:
+        self.sink = sink
+        self.check = policy.start(name)
+        self.scanner = TarScanner(lambda _e: None, hash_content=False,
+                                  on_start=self.check.header)
+        self.total = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.total += len(data)
+        self.check.stream(self.total)
+        self.scanner.feed(data)
+        self.sink.write(data)
+        return len(data)
 
 
 @dataclass
@@ -244,7 +265,7 @@ def extract_archive(
     fmt = check_format(fmt)
     check = policy.start(name) if policy is not None else None
     scanner = TarScanner(lambda _e: tracker.add(0, 1), hash_content=False,
-                         on_header=check.header if check is not None else None)
+                         on_start=check.header if check is not None else None)
     return _stream_tar(reader, fmt, name, scanner, sink, tracker, expected_sha256,
                        budget=check)
 

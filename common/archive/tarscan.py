@@ -33,6 +33,24 @@ TYPES = {
 }
 
 
+DataSink = Callable[[memoryview], object]
+
+
+def _both(a: DataSink, b: DataSink) -> DataSink:
+    def sink(data: memoryview) -> None:
+        a(data)
+        b(data)
+    return sink
+
+
+def _mtime_ns(text: bytes) -> int:
+    """Nanoseconds of a pax ``mtime`` record (decimal seconds, maybe negative) exactly."""
+    whole, _, frac = text.strip().partition(b".")
+    negative = whole.startswith(b"-")
+    ns = abs(int(whole or b"0")) * 1_000_000_000 + int((frac[:9] or b"0").ljust(9, b"0"))
+    return -ns if negative else ns
+
+
 class TarFormatError(IntegrityError):
     """The byte stream is not a well-formed tar archive (corrupt, truncated or not tar)."""
 
@@ -54,6 +72,7 @@ class TarEntry:
     sparse: bool = False
     devmajor: int = 0
     devminor: int = 0
+    mtime_ns: int = 0  # exact, from the pax record's decimal text (``mtime`` is a float)
 
 
 def _num(field_: bytes, what: str) -> int:
@@ -118,18 +137,18 @@ def _check_header(hdr: bytes) -> None:
 class TarScanner:
     """Parse a tar stream pushed in with ``feed``; call ``on_entry`` for each member.
 
-    ``hash_content=False`` skips hashing (sha256 stays None). ``on_header(entry, stored)``,
-    when given, is called as soon as a member's header is parsed, before any of its data
-    has gone by (``stored``: the bytes of data that follow in the stream); an exception
-    it raises stops the parse inside the ``feed`` call that holds the header. ``close()``
-    raises TarFormatError when the stream stopped before the end-of-archive marker.
+    ``hash_content=False`` skips hashing (sha256 stays None). ``close()`` raises
+    TarFormatError when the stream stopped before the end-of-archive marker.
+    ``on_start``, when given, is called with each member before its data goes by; for a
+    regular file it may return a sink that receives the member's logical content (holes of
+    sparse members as zeros) in pieces, as memoryviews valid only during the call.
     """
 
     def __init__(self, on_entry: Callable[[TarEntry], None], hash_content: bool = True,
-                 on_header: Callable[[TarEntry, int], None] | None = None) -> None:
+                 on_start: Callable[[TarEntry], DataSink | None] | None = None) -> None:
         self.on_entry = on_entry
-        self.on_header = on_header
         self.hash_content = hash_content
+        self.on_start = on_start
         self.finished = False
         self.members = 0
         self._cur: memoryview = memoryview(b"")
@@ -248,10 +267,12 @@ class TarScanner:
                 entry.sparse = True
                 entry.size = realsize
             pax, longname, longlink = [], None, None
-            if self.on_header is not None:
-                self.on_header(entry, size)
             hasher = hashlib.sha256() if self.hash_content and entry.type == "file" else None
-            sink = hasher.update if hasher is not None else None
+            sink: DataSink | None = hasher.update if hasher is not None else None
+            if self.on_start is not None:
+                extra = self.on_start(entry)
+                if extra is not None and entry.type == "file":
+                    sink = extra if sink is None else _both(sink, extra)
             if entry.sparse:
                 stored = size
                 if sparse_map is None:  # format 1.0: the map leads the data section
@@ -304,6 +325,12 @@ class TarScanner:
         if kind == "file" and name.endswith(b"/") and typeflag == b"\0":
             kind = "dir"
         mtime_raw = records.get(b"mtime")
+        try:
+            mtime_ns = _mtime_ns(mtime_raw) if mtime_raw else \
+                _num(hdr[136:148], "mtime") * 1_000_000_000
+        except ValueError:
+            raise TarFormatError(f"pax mtime {mtime_raw!r} is malformed",
+                                 "the archive is corrupt") from None
         mtime = float(mtime_raw) if mtime_raw else float(_num(hdr[136:148], "mtime"))
         xattrs: dict[str, bytes] = {}
         for key, value in records.items():
@@ -346,6 +373,7 @@ class TarScanner:
             if kind in ("symlink", "hardlink") else None,
             xattrs=xattrs,
             sparse=is_sparse,
+            mtime_ns=mtime_ns,
         )
         if kind in ("char", "block"):
             entry.devmajor = _num(hdr[329:337], "devmajor")

@@ -6,9 +6,10 @@ first ``repo`` backup to a target creates it: encrypted with ``VOLKEEPER_REPOSIT
 or unencrypted only when ``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no password is.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
 storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
-are its manifest). Each backup's parent is the newest snapshot of the same (host, volume),
-so unchanged files are not read again. Volumes are read and written through their
-mountpoint (direct access); the Docker-API path is not supported for this format yet.
+are its manifest). Each backup's parent is the newest snapshot of the same (host, volume).
+Volumes are read and written through their mountpoint when the worker sees it (direct
+access: unchanged files are not read again), else as a tar stream through Docker's archive
+API (every file is read; dedup still stores nothing twice) — see ``repo_access``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path
 from common.engine.records import BackupOutcome, StoredBackup
-from common.errors import Conflict, DockerError, IntegrityError, InvalidInput, NotFound
+from common.engine.repo_access import backup_content, restore_content
+from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.archiver import backup_directory
 from common.repository.keys import KdfParams
 from common.repository.repo import load_index, read_tree
-from common.repository.restorer import RestoreStats, restore_snapshot
+from common.repository.restorer import RestoreStats
 from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
 from common.storage.base import Backend
 
@@ -70,15 +71,9 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
         return open_repository(backend, secret)
 
 
-def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path:
-    path = direct_path(docker, volume, settings)
-    if path is None:
-        raise DockerError(
-            f"the repo format needs direct access for now, and the mountpoint of volume "
-            f"{volume!r} is not accessible to this worker",
-            "run the worker on the host as root (or bind-mount /var/lib/docker/volumes), or "
-            "use an archive format (--format tar.zst)")
-    return path
+def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | None:
+    """The volume's mountpoint, or None: go through the Docker API (``repo_access``)."""
+    return direct_path(docker, volume, settings)
 
 
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
@@ -89,8 +84,8 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=True)
     parent = latest_snapshot(repo, host, volume)
-    snap = backup_directory(repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
-                            parent=parent, progress=tracker)
+    snap = backup_content(docker, repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
+                          parent=parent, progress=tracker)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
@@ -137,5 +132,5 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
     for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    return restore_snapshot(repo, snap, path, paths=paths, progress=tracker,
-                            devices=settings.restore_device_nodes)
+    return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
+                           paths=paths, progress=tracker)

@@ -11,7 +11,7 @@ about two ``max_size`` buffers whatever the input size.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -116,3 +116,44 @@ class Chunker:
             return
         for chunk in self._cdc.cut_buf(data):
             yield bytes(chunk.data)
+
+
+class ChunkFeeder:
+    """Push-style chunking: ``feed`` pieces of one stream, ``finish`` at its end; every
+    complete chunk goes to ``emit``. Cuts exactly where ``Chunker.chunk_stream`` cuts on
+    the same bytes: FastCDC decides a cut only from the bytes between the chunk start and
+    ``max_size`` after it, so a chunk is cut only once that much data (or the end of the
+    stream) is buffered. Memory: the buffer stays below ``window + max_size``.
+    """
+
+    def __init__(self, chunker: Chunker, emit: Callable[[bytes], object],
+                 window: int = 32 * MiB) -> None:
+        self._cdc = chunker._cdc
+        self._max = chunker.params.max_size
+        self._emit = emit
+        self._window = max(window, 2 * self._max)
+        self._buf = bytearray()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data
+        if len(self._buf) >= self._window:
+            self._cut(final=False)
+
+    def finish(self) -> None:
+        """Cut and emit what is left (the stream ended); the feeder can be reused."""
+        self._cut(final=True)
+        self._buf = bytearray()
+
+    def _cut(self, final: bool) -> None:
+        done = self._emit_chunks(final)  # its views of the buffer are gone once it returns
+        del self._buf[:done]
+
+    def _emit_chunks(self, final: bool) -> int:
+        limit = len(self._buf) if final else len(self._buf) - self._max
+        done = 0
+        for chunk in self._cdc.cut_buf(self._buf):
+            if not final and chunk.offset > limit:
+                break
+            self._emit(bytes(chunk.data))
+            done = chunk.offset + chunk.length
+        return done

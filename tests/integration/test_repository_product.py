@@ -202,3 +202,104 @@ def test_opening_without_create_does_not_make_a_repository(tmp_path: Path) -> No
     with pytest.raises(NotFound, match="repository"):
         open_repo(LocalBackend(tmp_path / "t"), settings)
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").rglob("*"))
+
+
+# --- volumes reachable only through the Docker API (VOLKEEPER_VOLUME_ACCESS=docker-api) ---
+
+def _api(env: dict[str, str]) -> dict[str, str]:
+    return env | {"VOLKEEPER_VOLUME_ACCESS": "docker-api"}
+
+
+def _snapshot_nodes(env: dict[str, str], job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The snapshot a backup job wrote, and its nodes by path."""
+    from common.repository import open_repository
+    from common.repository.archiver import iter_nodes
+    from common.repository.repo import load_index
+    from common.repository.snapshot import load_snapshot
+    from common.storage.local import LocalBackend
+
+    repo = open_repository(LocalBackend(Path(env["VOLKEEPER_HOME"]) / "backups"),
+                           env["VOLKEEPER_REPOSITORY_PASSWORD"])
+    snap = load_snapshot(repo, bytes.fromhex(job["result"]["checksum"]))
+    return snap, dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+
+
+def test_a_repo_backup_through_the_docker_api_restores_what_that_path_promises(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-api")
+    build_fidelity_tree(src)
+    env = _api(repo_env)
+    job = json.loads(cli(env, "backup", "repo-api", "--format", "repo", "--json").stdout)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["format"] == "repo"
+    _, nodes = _snapshot_nodes(env, job)  # written from the stream: no inode, whole seconds
+    assert nodes["plain.txt"].inode == 0 and nodes["plain.txt"].mtime_ns % 10**9 == 0
+    assert (nodes["sticky/hardlink"].type, nodes["sticky/hardlink"].link) == \
+        ("hardlink", "plain.txt")
+    done = json.loads(cli(env, "restore", job["backup_id"], "--into", "repo-api-copy",
+                          "--json").stdout)
+    assert done["state"] == "succeeded", done["error"]
+    # the archive API's limits: whole-second mtimes, no user.* xattrs, holes come back
+    # allocated — everything else (bytes, modes, owners, links, devices, names) is kept
+    diffs = compare_trees(src, _mountpoint(docker_host_a, "repo-api-copy"),
+                          mtime_tolerance_ns=999_999_999, xattr_prefixes=())
+    assert [d for d in diffs if "sparse.img': sparse file was restored dense" not in d] == []
+
+    # selected paths work through the API too (the stream holds only them)
+    sel = json.loads(cli(env, "restore", job["backup_id"], "--into", "repo-api-sel",
+                         "--path", "sticky", "--path", "/plain.txt", "--json").stdout)
+    assert sel["state"] == "succeeded", sel["error"]
+    dst = _mountpoint(docker_host_a, "repo-api-sel")
+    assert sorted(p.name for p in dst.iterdir()) == ["plain.txt", "sticky"]
+    assert (dst / "sticky" / "hardlink").stat().st_ino == (dst / "plain.txt").stat().st_ino
+    assert compare_trees(src / "sticky", dst / "sticky", mtime_tolerance_ns=999_999_999,
+                         xattr_prefixes=()) == []
+
+
+def test_direct_and_docker_api_backups_of_the_same_content_share_their_data(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-dedup")
+    (src / "big.bin").write_bytes(os.urandom(6 << 20))
+    (src / "docs").mkdir()
+    for i in range(30):
+        (src / "docs" / f"note{i}.txt").write_bytes(os.urandom(1000 + 97 * i))
+    direct = json.loads(cli(repo_env, "backup", "repo-dedup", "--format", "repo",
+                            "--json").stdout)
+    api = json.loads(cli(_api(repo_env), "backup", "repo-dedup", "--format", "repo",
+                         "--json").stdout)
+    assert direct["state"] == api["state"] == "succeeded"
+    assert direct["result"]["stored_bytes"] > 6 << 20
+    assert api["result"]["stored_bytes"] < 16 * 1024  # only its two tree blobs are new
+    assert api["result"]["logical_bytes"] == direct["result"]["logical_bytes"]
+    assert api["result"]["file_count"] == direct["result"]["file_count"] == 31
+    snap, nodes = _snapshot_nodes(repo_env, api)
+    assert snap.stats.files_read == 31 and nodes["big.bin"].inode == 0  # read from the stream
+    _, direct_nodes = _snapshot_nodes(repo_env, direct)
+    assert {p: n.content for p, n in nodes.items()} == \
+        {p: n.content for p, n in direct_nodes.items()}
+    # and the other way round: a direct re-backup after the API one stores no data either
+    again = json.loads(cli(repo_env, "backup", "repo-dedup", "--format", "repo",
+                           "--json").stdout)
+    assert again["result"]["stored_bytes"] < 16 * 1024
+
+
+def test_a_damaged_blob_fails_a_docker_api_restore_naming_the_file(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    src = volume(docker_host_a, "repo-api-bad")
+    (src / "data.bin").write_bytes(os.urandom(2 << 20))
+    (src / "fine.txt").write_text("fine")
+    env = _api(repo_env)
+    job = json.loads(cli(env, "backup", "repo-api-bad", "--format", "repo", "--json").stdout)
+    packs = sorted((_repo_dir(env) / "packs").rglob("*"), key=lambda p: p.stat().st_size)
+    victim = [p for p in packs if p.is_file()][-1]  # the data pack
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    p = cli(env, "restore", job["backup_id"], "--into", "repo-api-bad-copy", ok=False)
+    assert p.returncode == 1 and "data.bin" in p.stderr and "Traceback" not in p.stderr
+    assert "repo-api-bad-copy" not in {v.name for v in docker_host_a.client().volumes.list()}
+    # an existing empty volume cannot be emptied again through the API: the error says so
+    docker_host_a.client().volumes.create("repo-api-bad-empty")
+    p = cli(env, "restore", job["backup_id"], "--into", "repo-api-bad-empty", ok=False)
+    assert p.returncode == 1 and "data.bin" in p.stderr
+    assert "may hold part of the restored data" in p.stderr

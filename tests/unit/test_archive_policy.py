@@ -76,3 +76,18 @@ def test_a_genuine_archive_fits_its_catalog_size_exactly(tmp_path: Path) -> None
         extract_archive(io.BytesIO(stored.data), "tar.zst", CountingSink(), NullTracker(),
                         policy=ExtractPolicy(content_bytes=stored.stats.file_bytes,
                                              files=stored.stats.files))
+
+
+def test_a_checked_sink_refuses_a_device_node_before_passing_it_on() -> None:
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(
+        _tar([("ok.txt", b"fine", tarfile.REGTYPE), ("pipe", None, tarfile.FIFOTYPE),
+              ("zero", None, tarfile.CHRTYPE)]))
+    out = io.BytesIO()
+    sink = reader.CheckedSink(out, ExtractPolicy(), "snapshot x")
+    with pytest.raises(Refused, match="'zero'.*char device node"):
+        for i in range(0, len(raw), 512):
+            sink.write(raw[i : i + 512])
+    assert b"zero" not in out.getvalue() and b"pipe" in out.getvalue()
+    allowed = io.BytesIO()
+    reader.CheckedSink(allowed, ExtractPolicy(allow_devices=True), "x").write(raw)
+    assert allowed.getvalue() == raw

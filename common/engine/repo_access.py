@@ -1,0 +1,54 @@
+"""How the native repository reads and writes a volume: through its mountpoint when the
+worker sees it, else as a tar stream through Docker's archive API (docs/volume-access.md).
+
+``path`` is what ``access.direct_path`` returned: the mountpoint, or None for the
+docker-api path. Direct: ``archiver.backup_directory`` (incremental against ``parent``)
+and ``restorer.restore_snapshot``. Docker API: ``tar_ingest.backup_tar_stream`` on
+``archive_source`` (every file is read: the stream has no inode/ctime; dedup still stores
+nothing twice) and ``tar_export.write_snapshot_tar`` piped into ``archive_sink``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from common.archive.reader import CheckedSink, ExtractPolicy
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.access import tar_sink
+from common.progress import ProgressTracker
+from common.repository import Repository
+from common.repository.archiver import backup_directory
+from common.repository.restorer import RestoreStats, restore_snapshot
+from common.repository.snapshot import Snapshot
+from common.repository.tar_export import write_snapshot_tar
+from common.repository.tar_ingest import backup_tar_stream
+
+
+def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, host: str,
+                   volume: str, tags: Sequence[str], parent: Snapshot | None,
+                   progress: ProgressTracker) -> Snapshot:
+    """Back up the volume's content as a new snapshot of ``repo``."""
+    if path is not None:
+        return backup_directory(repo, path, host=host, volume=volume, tags=tags,
+                                parent=parent, progress=progress)
+    with docker.archive_source(volume) as stream:
+        return backup_tar_stream(repo, stream, host=host, volume=volume, tags=tags,
+                                 parent=parent, progress=progress)
+
+
+def restore_content(docker: DockerHost, repo: Repository, snap: Snapshot, path: Path | None,
+                    *, volume: str, settings: Settings, paths: list[str] | None,
+                    progress: ProgressTracker) -> RestoreStats:
+    """Restore ``snap`` (only ``paths`` when given) into the existing, empty volume.
+    Device nodes are refused (``Refused``) unless ``VOLKEEPER_RESTORE_DEVICE_NODES``."""
+    devices = settings.restore_device_nodes
+    if path is not None:
+        return restore_snapshot(repo, snap, path, paths=paths, progress=progress,
+                                devices=devices)
+    with tar_sink(docker, volume, settings) as sink:
+        out = sink if devices else CheckedSink(sink, ExtractPolicy(allow_devices=False),
+                                               f"snapshot {snap.id.hex()[:8]}")
+        return write_snapshot_tar(repo, snap, out,  # type: ignore[arg-type]
+                                  paths=paths, progress=progress)
