@@ -84,7 +84,7 @@ def test_a_checked_sink_refuses_a_device_node_before_passing_it_on() -> None:
               ("zero", None, tarfile.CHRTYPE)]))
     out = io.BytesIO()
     sink = reader.CheckedSink(out, ExtractPolicy(), "snapshot x")
-    with pytest.raises(Refused, match="'zero'.*char device node"):
+    with pytest.raises(Refused, match=r"'zero'.*char device node"):
         for i in range(0, len(raw), 512):
             sink.write(raw[i : i + 512])
     assert b"zero" not in out.getvalue() and b"pipe" in out.getvalue()
