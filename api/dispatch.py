@@ -1,4 +1,5 @@
-"""Fleet dispatcher: a Celery *client* that sends tasks by name to ``host.<name>`` queues."""
+"""Fleet dispatcher: a Celery *client* that sends tasks by name to the queues of a host
+(``host.<name>``, and ``host.<name>.quick`` for the quick tasks)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class CeleryDispatcher:
 
     def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
         try:
-            self.app.send_task(task, kwargs=kwargs, queue=queue_for(host),
+            self.app.send_task(task, kwargs=kwargs, queue=queue_for(host, task),
                                retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                          "interval_step": 0.5})
         except Exception as e:

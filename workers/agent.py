@@ -8,6 +8,8 @@ It runs as a daemon thread beside the Celery worker (fleet) or inside the embedd
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from datetime import timedelta
 from typing import Any
@@ -35,6 +37,30 @@ def register(ctx: WorkerContext) -> None:
                             worker_version=VERSION, info={"docker_host": ctx.settings.docker_host})
     if docker_version is not None:
         refresh_inventory(ctx)
+    sweep_orphaned(ctx)
+
+
+def sweep_orphaned(ctx: WorkerContext) -> list[str]:
+    """Fail this host's running jobs whose worker process on this machine is gone (say a
+    ``volkeeper backup`` that was killed): otherwise their volume lock would refuse the
+    next job until the heartbeat sweep, which a one-shot CLI never runs."""
+    with ctx.db.session() as sess:
+        failed = jobs.sweep_orphaned(sess, ctx.host, socket.gethostname(), _pid_alive)
+    for job_id in failed:
+        log.warning("job %s failed: its worker process is gone", job_id)
+    return failed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process may be running it (or reuses a dead worker's pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def volume_row(v: VolumeInfo, old_size: int | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from common.config import Settings
 from common.db import JobState, jobs
 from common.errors import Unavailable
+from common.jobs.names import QUICK_TASKS
 from common.progress import MemoryProgressBus
 from workers import agent, context
 from workers.celery_app import create_celery
@@ -32,13 +33,16 @@ class ThreadDispatcher:
         self.ctx = ctx
         self.host = ctx.host
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
+        # quick tasks (dry runs, inventory) never wait behind long jobs
+        self.quick_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quick")
 
     def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
         if host != self.host:
             raise Unavailable(f"embedded mode has one host, {self.host!r}; {host!r} is not it",
                               "use the fleet (volkeeper serve with VOLKEEPER_DATABASE_URL and "
                               "VOLKEEPER_REDIS_URL) for several hosts")
-        self.pool.submit(self._run, task, kwargs)
+        pool = self.quick_pool if task in QUICK_TASKS else self.pool
+        pool.submit(self._run, task, kwargs)
 
     def _run(self, task: str, kwargs: dict[str, Any]) -> None:
         error: BaseException | None = None
@@ -60,6 +64,7 @@ class ThreadDispatcher:
                                     error=f"internal error ({type(error).__name__}: {error})")
 
     def shutdown(self) -> None:
+        self.quick_pool.shutdown(wait=True)
         self.pool.shutdown(wait=True)
 
 

@@ -7,6 +7,7 @@ Conflict (HTTP 409). Finishing a job clears the lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -171,28 +172,8 @@ def sweep_stale(
         Job.state == JobState.running, Job.heartbeat_at < now - running_after
     )
     for job in session.scalars(running.with_for_update(skip_locked=True)):
-        lost = (f"worker {job.worker} stopped reporting (last heartbeat "
-                f"{_ago(now, job.heartbeat_at)} ago)")
-        if (job.result or {}).get("replace_state") == "replacing":
-            # the volume is half replaced: keep it locked until the host's worker has put
-            # it back to the safety snapshot (workers.agent.recover_interrupted)
-            lock = job.active_lock
-            _finish(job, JobState.failed, error=(
-                f"{lost} while replacing the volume's content; the worker of host "
-                f"{job.host} puts the volume back to its safety snapshot when it runs again"))
-            job.active_lock = lock
-        elif (job.result or {}).get("restore_state") == "writing":
-            lock = job.active_lock
-            undo = ("removes the half-restored volume" if job.result.get("created_volume")
-                    else "empties the half-restored volume again")
-            _finish(job, JobState.failed, error=(
-                f"{lost} while restoring into the volume; the worker of host {job.host} "
-                f"{undo} when it runs again"))
-            job.active_lock = lock
-        else:
-            _finish(job, JobState.failed, error=(
-                f"{lost}; the job was abandoned — check the worker on host {job.host} and "
-                "submit the job again"))
+        _fail_lost(job, f"worker {job.worker} stopped reporting (last heartbeat "
+                        f"{_ago(now, job.heartbeat_at)} ago)")
         failed.append(job.id)
     queued = select(Job).where(Job.state == JobState.queued, Job.created_at < now - queued_after)
     for job in session.scalars(queued.with_for_update(skip_locked=True)):
@@ -202,6 +183,50 @@ def sweep_stale(
             " and submit the job again"))
         failed.append(job.id)
     return failed
+
+
+def sweep_orphaned(session: Session, host: str, machine: str,
+                   alive: Callable[[int], bool]) -> list[str]:
+    """Fail running jobs of ``host`` whose worker process ran on ``machine`` (this machine)
+    and no longer exists — a killed CLI or worker cannot be running anything, so its jobs
+    need not wait for their heartbeat to go stale. ``alive(pid)`` says whether a process
+    exists. Returns the ids of the jobs it failed."""
+    prefix = f"{host}@{machine}:"
+    failed: list[str] = []
+    running = select(Job).where(Job.host == host, Job.state == JobState.running)
+    for job in session.scalars(running.with_for_update(skip_locked=True)):
+        worker = job.worker or ""
+        pid = worker[len(prefix):] if worker.startswith(prefix) else ""
+        if not pid.isdigit() or alive(int(pid)):
+            continue
+        _fail_lost(job, f"worker {job.worker} is gone (its process no longer exists)")
+        failed.append(job.id)
+    return failed
+
+
+def _fail_lost(job: Job, lost: str) -> None:
+    """Fail a running job whose worker is lost; an interrupted restore keeps its volume
+    locked until the host's worker has cleaned up (``workers.agent.recover_interrupted``)."""
+    if (job.result or {}).get("replace_state") == "replacing":
+        # the volume is half replaced: keep it locked until the host's worker has put
+        # it back to the safety snapshot
+        lock = job.active_lock
+        _finish(job, JobState.failed, error=(
+            f"{lost} while replacing the volume's content; the worker of host "
+            f"{job.host} puts the volume back to its safety snapshot when it runs again"))
+        job.active_lock = lock
+    elif (job.result or {}).get("restore_state") == "writing":
+        lock = job.active_lock
+        undo = ("removes the half-restored volume" if job.result.get("created_volume")
+                else "empties the half-restored volume again")
+        _finish(job, JobState.failed, error=(
+            f"{lost} while restoring into the volume; the worker of host {job.host} "
+            f"{undo} when it runs again"))
+        job.active_lock = lock
+    else:
+        _finish(job, JobState.failed, error=(
+            f"{lost}; the job was abandoned — check the worker on host {job.host} and "
+            "submit the job again"))
 
 
 def interrupted_restores(session: Session, host: str) -> list[Job]:

@@ -13,6 +13,13 @@ REPO_FORMAT = "repo"
 FORMATS = (*ARCHIVE_FORMATS, REPO_FORMAT)
 
 
-def queue_for(host: str) -> str:
-    """The Celery queue consumed only by the workers of ``host``."""
-    return f"host.{host}"
+#: Interactive tasks that finish within seconds. They have their own queue and their own
+#: job slots on every host, so a host busy with long backups still answers a restore dry
+#: run or an inventory refresh at once.
+QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY})
+
+
+def queue_for(host: str, task: str | None = None) -> str:
+    """The Celery queue of ``host`` that carries ``task``: ``host.<name>.quick`` for the
+    quick tasks, ``host.<name>`` for everything else. Only that host's workers consume them."""
+    return f"host.{host}.quick" if task in QUICK_TASKS else f"host.{host}"

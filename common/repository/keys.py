@@ -10,9 +10,12 @@ removed without re-encrypting data. The last key file can never be removed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -54,9 +57,29 @@ class KdfParams:
 DEFAULT_KDF = KdfParams()
 
 
+_DERIVED: OrderedDict[bytes, bytes] = OrderedDict()
+_DERIVED_MAX = 64
+_derived_lock = threading.Lock()
+
+
 def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+    """scrypt(passphrase, salt). Results are kept in this process (a few dozen, keyed by a
+    hash of all inputs): a worker opens the same repository for every job, and scrypt is
+    deliberately slow (~0.3-1 s). The process holds the passphrase anyway."""
+    cache_key = hashlib.sha256(b"\0".join((
+        passphrase.encode("utf-8"), salt, f"{kdf.n}/{kdf.r}/{kdf.p}".encode()))).digest()
+    with _derived_lock:
+        hit = _DERIVED.get(cache_key)
+        if hit is not None:
+            _DERIVED.move_to_end(cache_key)
+            return hit
     scrypt = Scrypt(salt=salt, length=32, n=kdf.n, r=kdf.r, p=kdf.p)
-    return scrypt.derive(passphrase.encode("utf-8"))
+    derived = scrypt.derive(passphrase.encode("utf-8"))
+    with _derived_lock:
+        _DERIVED[cache_key] = derived
+        while len(_DERIVED) > _DERIVED_MAX:
+            _DERIVED.popitem(last=False)
+    return derived
 
 
 def wrap_key(

@@ -31,9 +31,9 @@ def test_flower_lists_the_worker_of_every_host(flower: str) -> None:
     def both() -> bool:
         r = httpx.get(flower + "/api/workers", params={"refresh": "1"}, timeout=20)
         seen.update(name.split("@")[0] for name in r.json())
-        return {"host-a", "host-b"} <= seen
+        return {"host-a", "host-b", "host-a.quick", "host-b.quick"} <= seen
 
-    wait_for(both, 60, "flower seeing host-a and host-b workers", interval=1)
+    wait_for(both, 60, "flower seeing the workers and quick lanes of both hosts", interval=1)
     queues = httpx.get(flower + "/api/workers", params={"refresh": "1"}, timeout=20).json()
     active = {q["name"] for info in queues.values() for q in info.get("active_queues", [])}
-    assert {"host.host-a", "host.host-b"} <= active
+    assert {"host.host-a", "host.host-b", "host.host-a.quick", "host.host-b.quick"} <= active

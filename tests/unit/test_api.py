@@ -274,6 +274,22 @@ def test_stale_running_jobs_are_failed_by_the_sweep(env: Env) -> None:
     assert got["state"] == "failed" and "stopped reporting" in got["error"]
 
 
+def test_running_jobs_whose_worker_process_on_this_machine_is_gone_are_failed(
+        env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "h1@box:4242")
+    with env.db.session() as s:  # alive, or run on another machine: untouched
+        assert jobs.sweep_orphaned(s, "h1", "box", lambda pid: True) == []
+        assert jobs.sweep_orphaned(s, "h1", "other-box", lambda pid: False) == []
+    with env.db.session() as s:
+        assert jobs.sweep_orphaned(s, "h1", "box", lambda pid: pid != 4242) == [job["id"]]
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "no longer exists" in got["error"]
+    again = env.client.post("/api/v1/backups", json={"volume": "data"})
+    assert again.status_code == 202  # the volume's lock was released
+
+
 def test_a_redelivered_message_for_a_running_job_fails_it_instead_of_rerunning(env: Env) -> None:
     job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
     with env.db.session() as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,3 +251,34 @@ def test_removing_a_key_waits_for_no_backup_and_unencrypted_repositories_have_no
     plain = init_repository(MemoryBackend(), None, unencrypted=True)
     with pytest.raises(InvalidInput, match="unencrypted"):
         keyring.add_passphrase(plain, "x", kdf=FAST)
+
+
+def test_a_passphrase_is_stretched_once_per_process_and_a_wrong_one_still_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keymod = keys
+    calls: list[bytes] = []
+    real = keymod.Scrypt
+
+    def counting_scrypt(**kwargs: Any) -> Any:
+        inner = real(**kwargs)
+
+        class Counting:
+            def derive(self, key_material: bytes) -> bytes:
+                calls.append(key_material)
+                return inner.derive(key_material)
+
+        return Counting()
+
+    monkeypatch.setattr(keymod, "Scrypt", counting_scrypt)
+    backend = MemoryBackend()
+    master = Key.new()
+    keymod.add_key(backend, master, "cached-pass", keymod.KdfParams(n=2**10))
+    for _ in range(3):
+        assert keymod.open_repository_key(backend, "cached-pass").to_bytes() == master.to_bytes()
+    assert calls == [b"cached-pass"]  # wrap_key derived it; every open reused it
+    with pytest.raises(keymod.WrongPassphrase):
+        keymod.open_repository_key(backend, "other-pass")
+    with pytest.raises(keymod.WrongPassphrase):
+        keymod.open_repository_key(backend, "other-pass")
+    assert calls == [b"cached-pass", b"other-pass"]

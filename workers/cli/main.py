@@ -82,9 +82,12 @@ def serve(
 @app.command()
 def worker(
     host: Annotated[str, typer.Option(help="Name of this Docker host (queue host.NAME).")],
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once.")] = 2,
+    concurrency: Annotated[int, typer.Option(help="Long jobs run at once.")] = 2,
+    quick_only: Annotated[bool, typer.Option(
+        "--quick-only", hidden=True, help="Internal: the quick-task consumer.")] = False,
 ) -> None:
-    """Run the Celery worker of one Docker host (fleet)."""
+    """Run the Celery worker of one Docker host (fleet). It also starts the host's quick
+    lane: a child consumer for dry runs and inventory, so they never wait behind backups."""
     os.environ["VOLKEEPER_HOST_NAME"] = host
     get_settings.cache_clear()
     settings = _settings()
@@ -93,21 +96,32 @@ def worker(
         raise CliError("a worker needs VOLKEEPER_REDIS_URL and VOLKEEPER_DATABASE_URL",
                        "set both to the control plane's Redis and PostgreSQL")
     from common.db.migrate import upgrade
-    from common.jobs.names import queue_for
+    from common.jobs.names import TASK_VALIDATE, queue_for
     from workers import agent, context
     from workers.celery_app import create_celery
+    from workers.quick import PARENT_ENV, QuickLane, die_with_parent
 
+    celery_args = ["--pool", "threads", "--loglevel", settings.log_level, "-E",
+                   "--without-gossip", "--without-mingle"]
+    if quick_only:
+        if not die_with_parent(int(os.environ.get(PARENT_ENV, "0"))):
+            return
+        create_celery(settings).worker_main([
+            "worker", "-Q", queue_for(host, TASK_VALIDATE), "-n", f"{host}.quick@%h",
+            "--concurrency", "2", *celery_args])
+        return
     ctx = context.current()
     upgrade(ctx.db)
     host_agent = agent.HostAgent(ctx)
     host_agent.start()
-    celery_app = create_celery(settings)
+    lane = QuickLane(host)
+    lane.start()
     try:
-        celery_app.worker_main([
-            "worker", "-Q", queue_for(host), "-n", f"{host}@%h", "--pool", "threads",
-            "--concurrency", str(concurrency), "--loglevel", settings.log_level, "-E",
-            "--without-gossip", "--without-mingle"])
+        create_celery(settings).worker_main([
+            "worker", "-Q", queue_for(host), "-n", f"{host}@%h",
+            "--concurrency", str(concurrency), *celery_args])
     finally:
+        lane.stop()
         host_agent.stop()
 
 
