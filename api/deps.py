@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from common.config import Settings
 from common.db import Database
 from common.errors import Unauthorized
-from common.jobs.service import JobService
+from common.jobs.operations import OperationsService
 from common.progress import ProgressBus
 
 
@@ -22,7 +22,7 @@ class AppState:
     settings: Settings
     db: Database
     bus: ProgressBus
-    service: JobService
+    service: OperationsService
 
 
 def _state(request: Request) -> AppState:

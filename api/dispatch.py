@@ -20,9 +20,12 @@ class CeleryDispatcher:
             broker_transport_options={"visibility_timeout": 12 * 3600},
         )
 
-    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+    def send(self, task: str, host: str, kwargs: dict[str, Any], *,
+             secrets: dict[str, Any] | None = None) -> None:
+        shown = kwargs | dict.fromkeys(secrets or {}, "***")
         try:
-            self.app.send_task(task, kwargs=kwargs, queue=queue_for(host, task),
+            self.app.send_task(task, kwargs=kwargs | (secrets or {}),
+                               queue=queue_for(host, task), kwargsrepr=repr(shown),
                                retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                          "interval_step": 0.5})
         except Exception as e:

@@ -15,14 +15,24 @@ from fastapi import APIRouter, FastAPI
 from api.console import router as console_router
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import backups, drills, health, hosts, jobs, restores, targets
+from api.routes import (
+    backup_ops,
+    backups,
+    drills,
+    health,
+    hosts,
+    jobs,
+    repository,
+    restores,
+    targets,
+)
 from common.config import Settings
 from common.db import Database, catalog
 from common.db import jobs as job_queries
 from common.db.migrate import upgrade
 from common.errors import VolkeeperError
 from common.jobs.dispatch import Dispatcher
-from common.jobs.service import JobService
+from common.jobs.operations import OperationsService
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
 
 log = logging.getLogger(__name__)
@@ -53,7 +63,7 @@ def create_app(
 
         dispatcher = CeleryDispatcher(settings.redis_url)
     state = AppState(settings=settings, db=db, bus=bus,
-                     service=JobService(db, dispatcher, settings))
+                     service=OperationsService(db, dispatcher, settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,8 +88,8 @@ def create_app(
     app.state.volkeeper = state
     install_error_handlers(app)
     v1 = APIRouter(prefix="/api/v1")
-    for r in (health.router, hosts.router, targets.router, backups.router, restores.router,
-              drills.router, jobs.router):
+    for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
+              backup_ops.router, restores.router, drills.router, jobs.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(console_router)

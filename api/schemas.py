@@ -57,6 +57,9 @@ class TargetOut(BaseModel):
     options: dict[str, Any]
     has_credentials: bool
     created_at: datetime
+    backup_count: int = Field(default=0, description="backups the catalog knows there")
+    stored_bytes: int = Field(default=0, description="their stored bytes (catalog sum; "
+                              "repository backups count what each added)")
 
 
 class BackupIn(BaseModel):
@@ -147,6 +150,49 @@ class BackupOut(BaseModel):
     verify_job_id: str | None = None
     kind: str = Field(default="backup", description="backup | safety")
     expires_at: datetime | None = None
+    tags: list[str] = []
+    pinned: bool = Field(default=False, description="a pinned backup is never forgotten")
+    snapshot_id: str | None = Field(default=None, description="repo backups: the id of "
+                                    "their snapshot in the target's repository")
+
+
+class BackupPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    add_tags: list[str] = Field(default_factory=list, max_length=50)
+    remove_tags: list[str] = Field(default_factory=list, max_length=50)
+    pinned: bool | None = None
+    host: str | None = Field(default=None, max_length=200, description="repo backups: host "
+                             "whose worker writes the change into the snapshot (default: the "
+                             "backup's host)")
+
+
+class CopyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(pattern=NAME, max_length=100, description="destination target")
+    host: str | None = Field(default=None, max_length=200,
+                             description="host whose worker copies (default: the backup's)")
+
+
+class TargetJobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str | None = Field(default=None, max_length=200, description="host whose worker "
+                             "runs the job (default: embedded, this host; fleet, the online "
+                             "host that most recently backed up to the target)")
+
+
+class PruneIn(TargetJobIn):
+    dry_run: bool = False
+
+
+class SnapshotsIn(TargetJobIn):
+    adopt: bool = Field(default=False, description="add the snapshots the catalog does not "
+                        "know to it as backups (after losing or replacing the database)")
+
+
+class KeyAddIn(TargetJobIn):
+    new_password: str = Field(min_length=1, max_length=1024,
+                              description="passphrase of the new key; sent to the worker in "
+                              "the task message only, never stored or returned")
 
 
 class JobOut(BaseModel):

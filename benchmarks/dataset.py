@@ -11,6 +11,15 @@ five kinds, chosen to look like what Docker volumes hold:
 - ``sparse/``  a few large files that are mostly holes, 5 % of data (their apparent size
   is 4x that).
 
+``generate_small(root, files, seed)`` writes ``files`` small files instead (the "many
+small files" volume of the repository benchmark): sizes log-uniform between 1 and 16 KiB
+(mean ~5.4 KiB), 100 files per leaf directory, 100 leaf directories per top directory;
+about half of the files are row text (compressible ~3:1), the other half random bytes.
+
+``mutate(root, fraction, seed)`` changes ``fraction`` of a tree's data bytes in place
+(whole small files rewritten, 1 MiB regions of large files overwritten) and returns what it
+changed so ``revert`` can put the original bytes back.
+
 The same seed and size give byte-identical trees. A ``.vkbench-done`` marker file holds the
 parameters, so ``ensure`` reuses an existing tree instead of writing it again.
 """
@@ -18,6 +27,7 @@ parameters, so ``ensure`` reuses an existing tree instead of writing it again.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -239,9 +249,120 @@ def ensure(root: str | Path, total_bytes: int = GiB, seed: int = 42) -> DatasetI
     marker = Path(root) / MARKER
     if marker.exists():
         info = DatasetInfo(**json.loads(marker.read_text()))
+        info.root = str(root)  # the tree may have been moved since
         if info.requested_bytes == total_bytes and info.seed == seed:
             return info
     return generate(root, total_bytes, seed)
+
+
+def generate_small(root: str | Path, files: int = 200_000, seed: int = 42) -> DatasetInfo:
+    """Write ``files`` small files (1-16 KiB, log-uniform) into ``root`` (emptied first)."""
+    root = Path(root)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    g = _Gen(root, seed)
+    rng = g.rng
+    lo, hi = math.log(1024), math.log(16 * 1024)
+    for n in range(files):
+        d = root / f"t{n // 10000:03d}" / f"l{(n // 100) % 100:02d}"
+        if n % 100 == 0:
+            g.mkdir(d)
+        size = int(math.exp(rng.uniform(lo, hi)))
+        if n % 2:
+            off = rng.randrange(0, len(g.corpus) - size)
+            content = g.corpus[off : off + size]
+        else:
+            content = rng.randbytes(size)
+        g.write(d / f"f{n:07d}", content)
+    info = DatasetInfo(str(root), seed, files, g.files, g.dirs, g.data, g.apparent,
+                       {"small": g.data})
+    (root / MARKER).write_text(json.dumps(asdict(info)))
+    return info
+
+
+def ensure_small(root: str | Path, files: int = 200_000, seed: int = 42) -> DatasetInfo:
+    """Reuse the small-files tree at ``root`` if it has these parameters, else generate."""
+    marker = Path(root) / MARKER
+    if marker.exists():
+        info = DatasetInfo(**json.loads(marker.read_text()))
+        info.root = str(root)
+        if info.requested_bytes == files and info.seed == seed and info.kinds.keys() == {
+                "small"}:
+            return info
+    return generate_small(root, files, seed)
+
+
+REGION = MiB
+
+
+def mutate(root: str | Path, save_dir: str | Path, fraction: float = 0.05,
+           seed: int = 7) -> int:
+    """Change ``fraction`` of the data bytes of the tree at ``root`` in place; the original
+    bytes go to ``save_dir`` (with a ``plan.json``) for ``revert``. Returns bytes changed.
+    Files under 1 MiB are rewritten whole (same size, new random content), larger ones get
+    1 MiB regions overwritten; sparse files and symlinks are left alone."""
+    root, save = Path(root), Path(save_dir)
+    if save.exists():
+        raise RuntimeError(f"{save} exists: revert the earlier mutation first")
+    files = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in sorted(names):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if name == MARKER or not stat_isreg(st.st_mode) or st.st_blocks * 512 < st.st_size:
+                continue
+            files.append((os.path.relpath(p, root), st.st_size))
+    files.sort()
+    total = sum(s for _, s in files)
+    rng = random.Random(seed)
+    rng.shuffle(files)
+    budget = int(total * fraction)
+    plan: list[tuple[str, int, int]] = []  # (relative path, offset, length)
+    for rel, size in files:
+        if budget <= 0:
+            break
+        if size < MiB:
+            plan.append((rel, 0, size))
+            budget -= size
+        else:
+            n = min(max(1, budget // REGION), 4, size // REGION)
+            for off in sorted(rng.sample(range(size // REGION), n)):
+                plan.append((rel, off * REGION, REGION))
+                budget -= REGION
+    save.mkdir(parents=True)
+    changed = 0
+    with open(save / "originals", "wb") as orig:
+        for rel, off, length in plan:
+            with open(root / rel, "r+b") as f:
+                f.seek(off)
+                orig.write(f.read(length))
+                f.seek(off)
+                f.write(rng.randbytes(length))
+            changed += length
+    (save / "plan.json").write_text(json.dumps(plan))
+    return changed
+
+
+def revert(root: str | Path, save_dir: str | Path) -> None:
+    """Undo ``mutate``: write the saved original bytes back and remove ``save_dir``."""
+    root, save = Path(root), Path(save_dir)
+    if not (save / "plan.json").exists():
+        if save.exists():
+            shutil.rmtree(save)
+        return
+    plan = json.loads((save / "plan.json").read_text())
+    with open(save / "originals", "rb") as orig:
+        for rel, off, length in plan:
+            with open(root / rel, "r+b") as f:
+                f.seek(off)
+                f.write(orig.read(length))
+    shutil.rmtree(save)
+
+
+def stat_isreg(mode: int) -> bool:
+    """Whether ``mode`` is a regular file's."""
+    return (mode & 0o170000) == 0o100000
 
 
 def parse_size(text: str) -> int:
@@ -255,5 +376,8 @@ def parse_size(text: str) -> int:
 
 if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else "/var/tmp/vkbench/data-1G"
-    size = parse_size(sys.argv[2]) if len(sys.argv) > 2 else GiB
-    print(generate(target, size).describe())
+    if len(sys.argv) > 2 and sys.argv[2].startswith("files="):
+        print(ensure_small(target, int(sys.argv[2].split("=", 1)[1])).describe())
+    else:
+        size = parse_size(sys.argv[2]) if len(sys.argv) > 2 else GiB
+        print(generate(target, size).describe())

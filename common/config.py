@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     repository_password: SecretStr | None = Field(
         default=None, description="Passphrase of the native repository in each target "
         "(`--format repo`); set on the workers. Never logged or returned.")
+    repository_password_file: Path | None = Field(
+        default=None, description="A file on the worker host holding the repository "
+        "passphrase (first line); wins over VOLKEEPER_REPOSITORY_PASSWORD. A target's "
+        "`password_file` option sets it for that target only.")
     repository_unencrypted: bool = Field(
         default=False, description="Create the native repository unencrypted when no "
         "passphrase is set (never done silently without this).")

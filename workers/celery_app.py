@@ -14,7 +14,8 @@ from common.config import Settings
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("volkeeper", broker=settings.redis_url or "memory://", include=["workers.tasks"])
+    app = Celery("volkeeper", broker=settings.redis_url or "memory://",
+                 include=["workers.tasks", "workers.ops_tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=False,

@@ -13,6 +13,7 @@ from functools import cached_property
 from common.config import Settings, get_settings
 from common.db import Database, catalog
 from common.docker import DockerHost
+from common.engine.repo import target_settings
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
 from common.secretbox import unseal
 from common.storage.base import Backend
@@ -51,6 +52,12 @@ class WorkerContext:
             url, options, secrets = t.url, dict(t.options), dict(t.secrets)
         return open_backend(url, options, unseal(secrets, self.settings, target_name),
                             self.settings)
+
+    def settings_for(self, target_name: str) -> Settings:
+        """The settings for work on one target (its ``password_file`` option applied)."""
+        with self.db.session() as s:
+            options = dict(catalog.get_target(s, target_name).options)
+        return target_settings(self.settings, options)
 
 
 _lock = threading.Lock()

@@ -27,7 +27,8 @@ class ThreadDispatcher:
     crashes before it could record an outcome has its job failed here, never left queued."""
 
     def __init__(self, app: Celery, ctx: context.WorkerContext, max_workers: int = 2) -> None:
-        import workers.tasks  # noqa: F401 - registers the task functions with the app
+        import workers.ops_tasks
+        import workers.tasks  # noqa: F401
 
         self.app = app
         self.ctx = ctx
@@ -36,13 +37,14 @@ class ThreadDispatcher:
         # quick tasks (dry runs, inventory) never wait behind long jobs
         self.quick_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quick")
 
-    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+    def send(self, task: str, host: str, kwargs: dict[str, Any], *,
+             secrets: dict[str, Any] | None = None) -> None:
         if host != self.host:
             raise Unavailable(f"embedded mode has one host, {self.host!r}; {host!r} is not it",
                               "use the fleet (volkeeper serve with VOLKEEPER_DATABASE_URL and "
                               "VOLKEEPER_REDIS_URL) for several hosts")
         pool = self.quick_pool if task in QUICK_TASKS else self.pool
-        pool.submit(self._run, task, kwargs)
+        pool.submit(self._run, task, kwargs | (secrets or {}))
 
     def _run(self, task: str, kwargs: dict[str, Any]) -> None:
         error: BaseException | None = None

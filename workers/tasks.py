@@ -33,7 +33,7 @@ from workers import agent, context
 from workers.runner import Outcome, run_job
 
 
-def _job_task(name: str, body: Callable[..., Outcome]) -> Any:
+def job_task(name: str, body: Callable[..., Outcome]) -> Any:
     """A Celery task ``name(job_id)`` that runs ``body`` through the job runner."""
 
     @shared_task(name=name)
@@ -50,7 +50,7 @@ def inventory() -> dict[str, Any]:
     return {"host": ctx.host, "volumes": count}
 
 
-def _job_backup(ctx: context.WorkerContext, job: Job) -> Any:
+def job_backup(ctx: context.WorkerContext, job: Job) -> Any:
     """The catalog row of the backup a restore/verify/validate/drill job works on."""
     assert job.backup_id is not None
     with ctx.db.session() as s:
@@ -58,25 +58,34 @@ def _job_backup(ctx: context.WorkerContext, job: Job) -> Any:
 
 
 @contextlib.contextmanager
-def _target(ctx: context.WorkerContext, name: str) -> Iterator[Backend]:
+def open_target(ctx: context.WorkerContext, name: str) -> Iterator[Backend]:
     """The target's backend; storage errors are prefixed with the target's name."""
-    try:
+    with open_target_errors(name):
         backend = ctx.backend(name)
         try:
             yield backend
         finally:
             backend.close()
+
+
+@contextlib.contextmanager
+def open_target_errors(name: str) -> Iterator[None]:
+    """Prefix storage errors raised inside with the target's name (once)."""
+    try:
+        yield
     except StorageError as e:
+        if e.message.startswith(("target ", "copy from target ")):
+            raise
         raise type(e)(f"target {name!r}: {e.message}", e.hint) from e
 
 
 def _backup(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
     assert job.target is not None
-    with _target(ctx, job.target) as backend:
+    with open_target(ctx, job.target) as backend:
         out = backup_engine.backup_volume(
             ctx.docker, backend, host=job.host, volume=job.volume,
             fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
-            tracker=tracker, settings=ctx.settings)
+            tracker=tracker, settings=ctx.settings_for(job.target))
     with ctx.db.session() as s:
         b = catalog.add_backup(
             s, job_id=job.id, host=job.host, volume=job.volume, target=job.target,
@@ -88,35 +97,36 @@ def _backup(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
 
 
 def _restore(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    b = _job_backup(ctx, job)
+    b = job_backup(ctx, job)
     if job.params.get("mode") == "replace":
         return _replace(ctx, job, b, tracker)
-    with _target(ctx, b.target) as backend:
+    with open_target(ctx, b.target) as backend:
         out = restore_engine.restore_backup(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
-            tracker=tracker, settings=ctx.settings, host=job.host,
+            tracker=tracker, settings=ctx.settings_for(b.target), host=job.host,
             paths=job.params.get("paths"), on_writing=lambda created: _mark_writing(
                 ctx, job.id, created))
     return out.as_result(), None
 
 
 def _validate(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    b = _job_backup(ctx, job)
-    with _target(ctx, b.target) as backend:
+    b = job_backup(ctx, job)
+    with open_target(ctx, b.target) as backend:
         v = validate_engine.validate_restore(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
-            volume=job.volume, settings=ctx.settings, mode=job.params.get("mode", "new"),
+            volume=job.volume, settings=ctx.settings_for(b.target),
+            mode=job.params.get("mode", "new"),
             stop_containers=bool(job.params.get("stop_containers")),
             paths=job.params.get("paths"))
     return v.as_result(), None
 
 
 def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    b = _job_backup(ctx, job)
-    with _target(ctx, b.target) as backend:
+    b = job_backup(ctx, job)
+    with open_target(ctx, b.target) as backend:
         out = verify_engine.verify_backup(
-            backend, restore_engine.StoredBackup.from_row(b), tracker, ctx.settings,
-            read_data=bool(job.params.get("read_data")),
+            backend, restore_engine.StoredBackup.from_row(b), tracker,
+            ctx.settings_for(b.target), read_data=bool(job.params.get("read_data")),
             subset_percent=job.params.get("subset_percent"), seed=job.params.get("seed"))
     with ctx.db.session() as s:
         row = catalog.get_backup(s, b.id)
@@ -132,11 +142,12 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
 
 
 def _drill(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    b = _job_backup(ctx, job)
-    with _target(ctx, b.target) as backend:
+    b = job_backup(ctx, job)
+    with open_target(ctx, b.target) as backend:
         out = drill_engine.run_drill(
             ctx.docker, backend, restore_engine.StoredBackup.from_row(b), host=job.host,
-            scratch=job.params["scratch_volume"], tracker=tracker, settings=ctx.settings)
+            scratch=job.params["scratch_volume"], tracker=tracker,
+            settings=ctx.settings_for(b.target))
     if not out.passed:
         raise Damaged(out.summary(), out.as_result(),
                       "verify the backup (volkeeper verify) and back the volume up again")
@@ -153,12 +164,12 @@ def _replace(ctx: context.WorkerContext, job: Job, b: Any, tracker: ProgressTrac
                                            "replace_state": "replacing"})
 
     try:
-        with _target(ctx, b.target) as backend:
+        with open_target(ctx, b.target) as backend:
             out = replace_engine.replace_volume(
                 ctx.docker, backend, restore_engine.StoredBackup.from_row(b), volume=job.volume,
                 host=job.host, job_id=job.id,
                 stop_containers=bool(job.params.get("stop_containers")), tracker=tracker,
-                settings=ctx.settings, on_safety=on_safety)
+                settings=ctx.settings_for(b.target), on_safety=on_safety)
     except RolledBack as e:
         e.result |= {"safety_backup_id": safety_id[0], "replace_state": "rolled_back"}
         raise
@@ -192,8 +203,8 @@ def _mark_writing(ctx: context.WorkerContext, job_id: str, created: bool) -> Non
         jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created})
 
 
-backup = _job_task(TASK_BACKUP, _backup)
-restore = _job_task(TASK_RESTORE, _restore)
-verify = _job_task(TASK_VERIFY, _verify)
-validate = _job_task(TASK_VALIDATE, _validate)
-drill = _job_task(TASK_DRILL, _drill)
+backup = job_task(TASK_BACKUP, _backup)
+restore = job_task(TASK_RESTORE, _restore)
+verify = job_task(TASK_VERIFY, _verify)
+validate = job_task(TASK_VALIDATE, _validate)
+drill = job_task(TASK_DRILL, _drill)

@@ -9,12 +9,16 @@ from api.deps import CurrentUser, DbSession, State
 from api.routes.jobs import job_out
 from api.schemas import BackupIn, BackupOut, JobOut
 from common.db import Backup, catalog
+from common.jobs.names import REPO_FORMAT
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 
 
 def backup_out(b: Backup) -> BackupOut:
-    return BackupOut.model_validate(b, from_attributes=True)
+    out = BackupOut.model_validate(b, from_attributes=True)
+    out.tags = list(b.tags or [])
+    out.snapshot_id = b.checksum if b.format == REPO_FORMAT else None
+    return out
 
 
 @router.post("", response_model=JobOut, status_code=202)
@@ -28,12 +32,13 @@ def start_backup(body: BackupIn, state: State, user: CurrentUser) -> JobOut:
 @router.get("", response_model=list[BackupOut])
 def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
-                 kind: str = "backup", limit: int = 200) -> list[BackupOut]:
+                 kind: str = "backup", tag: str | None = None, pinned: bool | None = None,
+                 limit: int = 200) -> list[BackupOut]:
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
-    instead; ``kind=all`` both."""
+    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label."""
     return [backup_out(b) for b in catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=min(limit, 1000),
-        kind=None if kind == "all" else kind)]
+        kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
 
 
 class VerifyIn(BaseModel):

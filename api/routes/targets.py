@@ -15,14 +15,17 @@ router = APIRouter(prefix="/targets", tags=["targets"])
 CREDENTIAL_KEYS = {"access_key_id", "secret_access_key", "session_token"}
 
 
-def target_out(t: Target) -> TargetOut:
+def target_out(t: Target, usage: tuple[int, int] = (0, 0)) -> TargetOut:
     return TargetOut(name=t.name, url=t.url, options=t.options or {},
-                     has_credentials=bool(t.secrets), created_at=t.created_at)
+                     has_credentials=bool(t.secrets), created_at=t.created_at,
+                     backup_count=usage[0], stored_bytes=usage[1])
 
 
 @router.get("", response_model=list[TargetOut])
 def list_targets(session: DbSession, _user: CurrentUser) -> list[TargetOut]:
-    return [target_out(t) for t in catalog.list_targets(session)]
+    """Targets, with how many backups the catalog knows on each and their stored bytes."""
+    usage = catalog.target_usage(session)
+    return [target_out(t, usage.get(t.name, (0, 0))) for t in catalog.list_targets(session)]
 
 
 @router.post("", response_model=TargetOut, status_code=201)
@@ -41,7 +44,8 @@ def add_target(body: TargetIn, session: DbSession, state: State, _user: CurrentU
 
 @router.get("/{name}", response_model=TargetOut)
 def get_target(name: str, session: DbSession, _user: CurrentUser) -> TargetOut:
-    return target_out(catalog.get_target(session, name))
+    return target_out(catalog.get_target(session, name),
+                      catalog.target_usage(session).get(name, (0, 0)))
 
 
 @router.delete("/{name}", status_code=204)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.db.models import Backup, Target
@@ -92,8 +93,10 @@ def list_backups(
     target: str | None = None,
     limit: int = 200,
     kind: str | None = "backup",
+    tag: str | None = None,
+    pinned: bool | None = None,
 ) -> list[Backup]:
-    q = select(Backup).order_by(Backup.created_at.desc()).limit(limit)
+    q = select(Backup).order_by(Backup.created_at.desc())
     if kind:
         q = q.where(Backup.kind == kind)
     if host:
@@ -102,4 +105,44 @@ def list_backups(
         q = q.where(Backup.volume == volume)
     if target:
         q = q.where(Backup.target == target)
-    return list(session.scalars(q))
+    if pinned is not None:
+        q = q.where(Backup.pinned == pinned)
+    if tag is None:
+        return list(session.scalars(q.limit(limit)))
+    # tags are a JSON list: filtered here, portable across SQLite and PostgreSQL
+    out: list[Backup] = []
+    for b in session.scalars(q.execution_options(yield_per=500)):
+        if tag in (b.tags or []):
+            out.append(b)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def label_backup(session: Session, backup_id: str, *, add: Sequence[str] = (),
+                 remove: Sequence[str] = (), pinned: bool | None = None) -> Backup:
+    """Add and remove tags and set the pin of a catalog row."""
+    backup = get_backup(session, backup_id)
+    backup.tags = sorted((set(backup.tags or []) | set(add)) - set(remove))
+    if pinned is not None:
+        backup.pinned = pinned
+    session.flush()
+    return backup
+
+
+def delete_backup(session: Session, backup_id: str) -> None:
+    """Remove a catalog row (after its stored objects are gone)."""
+    session.delete(get_backup(session, backup_id))
+
+
+def find_backup_by_checksum(session: Session, target: str, checksum: str) -> Backup | None:
+    """The catalog row of ``target`` naming this checksum (a repo backup's snapshot id)."""
+    return session.scalar(select(Backup).where(Backup.target == target,
+                                               Backup.checksum == checksum).limit(1))
+
+
+def target_usage(session: Session) -> dict[str, tuple[int, int]]:
+    """Per target: how many backups the catalog knows and their stored bytes."""
+    q = select(Backup.target, func.count(Backup.id), func.coalesce(func.sum(
+        Backup.stored_bytes), 0)).group_by(Backup.target)
+    return {t: (int(n), int(b)) for t, n, b in session.execute(q)}

@@ -7,6 +7,7 @@ Conflict (HTTP 409). Finishing a job clears the lock.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,11 @@ from common.errors import Conflict, NotFound
 
 def lock_key(host: str, volume: str) -> str:
     return f"{host}/{volume}"
+
+
+def new_lock_suffix() -> str:
+    """A unique lock suffix for jobs that exclude nothing (read-only jobs)."""
+    return uuid.uuid4().hex
 
 
 def create_job(
@@ -56,6 +62,7 @@ def create_job(
         other = session.scalar(select(Job).where(Job.active_lock == lock))
         detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
         what = (f"volume {volume!r} on host {host!r}" if lock == lock_key(host, volume)
+                else f"target {target!r}" if lock == f"target/{target}"
                 else f"{kind} of {backup_id or volume!r}")
         raise Conflict(
             f"{what} already has an active job{detail}",
@@ -89,6 +96,13 @@ def list_jobs(
         q = q.where(Job.state == state)
     if kind:
         q = q.where(Job.kind == kind)
+    return list(session.scalars(q))
+
+
+def active_jobs_on_backup(session: Session, backup_id: str, *, exclude: str) -> list[Job]:
+    """Queued or running jobs (other than ``exclude``) that use the backup."""
+    q = select(Job).where(Job.backup_id == backup_id, Job.id != exclude,
+                          Job.state.in_((JobState.queued, JobState.running)))
     return list(session.scalars(q))
 
 

@@ -7,7 +7,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -145,5 +156,9 @@ class Backup(Base):
     # "backup", or "safety": the content a replace-restore overwrote, kept until expires_at
     kind: Mapped[str] = mapped_column(String(16), default="backup", server_default="backup")
     expires_at: Mapped[datetime | None] = mapped_column()
+    # labels a user gives a backup; for ``repo`` backups also written into the snapshot
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # a pinned backup is never forgotten (unpin it first)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),)

@@ -2,8 +2,11 @@
 (verification and tree comparison: ``repo_verify``).
 
 A target holds at most one repository, under ``volkeeper/repo/`` next to the archives. The
-first ``repo`` backup to a target creates it: encrypted with ``VOLKEEPER_REPOSITORY_PASSWORD``,
-or unencrypted only when ``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no password is.
+first ``repo`` backup to a target creates it: encrypted with the passphrase (the target's
+``password_file`` option, else ``VOLKEEPER_REPOSITORY_PASSWORD_FILE``, else
+``VOLKEEPER_REPOSITORY_PASSWORD``), or unencrypted only when
+``VOLKEEPER_REPOSITORY_UNENCRYPTED=true`` is set and no passphrase is. Backups, restores and
+verifies hold the repository's shared lock, so a prune never runs beside them.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
 storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
 are its manifest). Each backup's parent is the newest snapshot of the same (host, volume).
@@ -26,7 +29,8 @@ from common.engine.repo_access import backup_content, restore_content
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.keys import KdfParams
+from common.repository.keys import KdfParams, WrongPassphrase
+from common.repository.locks import backup_lock
 from common.repository.repo import load_index, read_tree
 from common.repository.restorer import RestoreStats
 from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
@@ -37,16 +41,46 @@ _NO_PASSWORD = (
     "set VOLKEEPER_REPOSITORY_PASSWORD (or VOLKEEPER_REPOSITORY_UNENCRYPTED=true) on the "
     "workers")
 _init_lock = threading.Lock()
+#: How long a backup, restore or verify waits for a prune's exclusive lock to go away.
+LOCK_RETRY_SECONDS = 10.0
 
 
 def passphrase(settings: Settings) -> str | None:
-    """The repository passphrase from the settings (None when unset or empty)."""
+    """The repository passphrase: the first line of ``repository_password_file`` when set
+    (a target's ``password_file`` option), else ``repository_password`` (None when unset or
+    empty). Raises InvalidInput naming the file when it cannot be read or is empty."""
+    path = settings.repository_password_file
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInput(
+                f"cannot read the repository key file {str(path)!r}: "
+                f"{getattr(e, 'strerror', None) or type(e).__name__}",
+                "create it on this worker's host (readable by the worker, first line = "
+                "the passphrase), or fix the target's password_file option") from None
+        first = text.splitlines()[0] if text else ""
+        if not first:
+            raise InvalidInput(f"the repository key file {str(path)!r} is empty",
+                               "write the passphrase on its first line")
+        return first
     secret = settings.repository_password
     return (secret.get_secret_value() or None) if secret is not None else None
 
 
-def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> Repository:
-    """Open the target's repository; with ``create``, initialise it when there is none.
+def target_settings(settings: Settings, options: dict[str, object]) -> Settings:
+    """The settings a worker uses for one target: its ``password_file`` option (a path on
+    the worker hosts) replaces the process-wide passphrase for that target."""
+    path = options.get("password_file")
+    if not path:
+        return settings
+    return settings.model_copy(update={"repository_password_file": Path(str(path))})
+
+
+def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
+              chunking_from: Repository | None = None) -> Repository:
+    """Open the target's repository; with ``create``, initialise it when there is none
+    (sharing ``chunking_from``'s chunking, for the destination of a copy).
     Raises InvalidInput when neither a passphrase nor unencrypted mode is configured,
     WrongPassphrase when the passphrase opens no key file of the repository."""
     secret = passphrase(settings)
@@ -54,7 +88,7 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
         raise InvalidInput(f"no passphrase for the repository in {backend.display}",
                            _NO_PASSWORD)
     try:
-        return open_repository(backend, secret)
+        return _open(backend, secret, settings)
     except NotFound:
         if not create:
             raise
@@ -65,10 +99,24 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False) -> 
             pass
         with contextlib.suppress(Conflict):  # another worker created it meanwhile
             init_repository(backend, secret, unencrypted=secret is None,
-                            kdf=KdfParams(n=settings.repository_kdf_n).validate())
+                            kdf=KdfParams(n=settings.repository_kdf_n).validate(),
+                            chunking_from=chunking_from)
         # re-open: if another host initialised at the same instant, its config won and we
         # must use the key that config authenticates with, not the one we generated
+        return _open(backend, secret, settings)
+
+
+def _open(backend: Backend, secret: str | None, settings: Settings) -> Repository:
+    """Open; a wrong passphrase from a key file says which file."""
+    try:
         return open_repository(backend, secret)
+    except WrongPassphrase as e:
+        path = settings.repository_password_file
+        if path is None:
+            raise
+        raise WrongPassphrase(f"{e.message} (passphrase read from the key file {str(path)!r})",
+                              "put a passphrase of this repository into that file, or add "
+                              "one: volkeeper key add TARGET") from None
 
 
 def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | None:
@@ -83,9 +131,13 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     path = _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=True)
-    parent = latest_snapshot(repo, host, volume)
-    snap = backup_content(docker, repo, path, host=host, volume=volume, tags=[f"job:{job_id}"],
-                          parent=parent, progress=tracker)
+    # the shared lock keeps prune/forget away while we write (many backups share it)
+    with backup_lock(repo, f"backup job {job_id} of {host}/{volume}",
+                     retry_for=LOCK_RETRY_SECONDS) as lock:
+        parent = latest_snapshot(repo, host, volume)
+        snap = backup_content(docker, repo, path, host=host, volume=volume,
+                              tags=[f"job:{job_id}"], parent=parent, progress=tracker)
+        lock.check()
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
@@ -132,5 +184,7 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
     for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
-                           paths=paths, progress=tracker)
+    with backup_lock(repo, f"restore of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
+        return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
+                               paths=paths, progress=tracker)
+

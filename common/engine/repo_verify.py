@@ -1,8 +1,9 @@
 """Verifying repository snapshots, and comparing a restored volume with a snapshot's tree.
 
 ``verify`` checks one backup's snapshot and only the objects it references (see
-``checker.check_snapshot``): a structure check by default, every referenced blob read back
-with ``read_data``, or a seeded random share of the snapshot's packs with ``subset``.
+``checker.check_snapshot``), holding the repository's shared lock (no prune beside it):
+a structure check by default, every referenced blob read back with ``read_data``, or a
+seeded random share of the snapshot's packs with ``subset``.
 
 ``compare_tree`` is what drills and replace-restores of repo snapshots use after the
 restore: it walks the snapshot's trees and the restored directory side by side and
@@ -22,12 +23,13 @@ from common.archive import VerifyReport
 from common.archive.reader import MAX_PROBLEMS
 from common.config import Settings
 from common.engine.records import StoredBackup, VerifyOutcome
-from common.engine.repo import open_repo, snapshot_id
+from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
 from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository import Repository, ids
 from common.repository.checker import check_snapshot
 from common.repository.index import Index
+from common.repository.locks import backup_lock
 from common.repository.repo import load_index, read_tree
 from common.repository.snapshot import Snapshot, load_snapshot
 from common.repository.tree import Node
@@ -61,10 +63,11 @@ def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
         out.problems.append(str(e))
         out.problem_count = 1
         return out
-    report = check_snapshot(repo, snap, read_data=read_data,
-                            subset=out.subset_percent / 100
-                            if out.subset_percent is not None else None,
-                            seed=seed, progress=tracker)
+    with backup_lock(repo, f"verify of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
+        report = check_snapshot(repo, snap, read_data=read_data,
+                                subset=out.subset_percent / 100
+                                if out.subset_percent is not None else None,
+                                seed=seed, progress=tracker)
     out.entries_checked = report.blobs_read if scope != "structure" else report.blobs
     out.packs_referenced, out.packs_read = report.packs, report.packs_read
     out.bytes_read, out.seed = report.bytes_read, report.seed
@@ -101,7 +104,9 @@ def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings:
     """Compare the directory ``root`` (a restored volume) with the backup's snapshot."""
     repo = open_repo(backend, settings)
     snap = load_snapshot(repo, snapshot_id(backup))
-    return compare_tree(repo, snap, root, tracker)
+    with backup_lock(repo, f"comparison with backup {backup.id}",
+                     retry_for=LOCK_RETRY_SECONDS):
+        return compare_tree(repo, snap, root, tracker)
 
 
 def compare_tree(repo: Repository, snap: Snapshot, root: Path,

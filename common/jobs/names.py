@@ -6,6 +6,15 @@ TASK_INVENTORY = "volkeeper.inventory"
 TASK_VERIFY = "volkeeper.verify"
 TASK_VALIDATE = "volkeeper.validate"
 TASK_DRILL = "volkeeper.drill"
+# operations on stored backups and on a target's repository (common.jobs.operations)
+TASK_LABEL = "volkeeper.label"
+TASK_FORGET = "volkeeper.forget"
+TASK_COPY = "volkeeper.copy"
+TASK_PRUNE = "volkeeper.prune"
+TASK_STATS = "volkeeper.stats"
+TASK_SNAPSHOTS = "volkeeper.snapshots"
+TASK_KEYS = "volkeeper.keys"
+TASK_UNLOCK = "volkeeper.unlock"
 
 ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
 #: Every backup format: the portable archives and ``repo``, the native repository.
@@ -15,8 +24,8 @@ FORMATS = (*ARCHIVE_FORMATS, REPO_FORMAT)
 
 #: Interactive tasks that finish within seconds. They have their own queue and their own
 #: job slots on every host, so a host busy with long backups still answers a restore dry
-#: run or an inventory refresh at once.
-QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY})
+#: run, an inventory refresh or a tag/pin (one small snapshot rewrite) at once.
+QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL})
 
 
 def queue_for(host: str, task: str | None = None) -> str:

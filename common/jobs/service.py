@@ -215,9 +215,31 @@ class JobService:
                         "seed": seed})
         return self._dispatch(job, TASK_VERIFY)
 
-    def _dispatch(self, job: Job, task: str) -> Job:
+    def _guard_backup(self, job: Job) -> None:
+        """A forget excludes every other job on the same backup, and the other way round:
+        both sides check after their job row is committed, so of two racing requests at
+        least one sees the other. The refused job row is removed again."""
+        if job.backup_id is None:
+            return
+        with self.db.session() as s:
+            others = jobs.active_jobs_on_backup(s, job.backup_id, exclude=job.id)
+            blocking = others if job.kind == "forget" else [
+                o for o in others if o.kind == "forget"]
+            if not blocking:
+                return
+            s.delete(jobs.get_job(s, job.id))
+        o = blocking[0]
+        raise Conflict(
+            f"backup {job.backup_id} is in use by job {o.id} ({o.kind}, {o.state})",
+            f"wait for it to finish (volkeeper job {o.id} --follow) and try again")
+
+    def _dispatch(self, job: Job, task: str, secrets: dict[str, Any] | None = None) -> Job:
+        self._guard_backup(job)
         try:
-            self.dispatcher.send(task, job.host, {"job_id": job.id})
+            if secrets:
+                self.dispatcher.send(task, job.host, {"job_id": job.id}, secrets=secrets)
+            else:
+                self.dispatcher.send(task, job.host, {"job_id": job.id})
         except Exception as e:
             log.warning("could not queue job %s: %s", job.id, e)
             with self.db.session() as s:

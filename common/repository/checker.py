@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from common.errors import IntegrityError, NotFound, StorageError
@@ -83,6 +84,7 @@ class _Checker:
         self.report = report
         self.bad_packs: dict[bytes, Problem] = {}
         self.bad_blobs: dict[bytes, Problem] = {}
+        self.clean_trees: set[bytes] = set()  # subtrees already checked and found whole
 
     def problem(self, kind: str, object_id: bytes, message: str) -> Problem:
         p = Problem(kind, object_id.hex(), message)
@@ -116,31 +118,43 @@ class _Checker:
 
     def read_data(self, packs: list[bytes], progress: ProgressTracker) -> None:
         progress.set_phase("read-data", files_total=len(packs))
-        for pack_id in packs:
-            if pack_id in self.bad_packs:
-                continue
-            key = ids.pack_key(pack_id)
+        todo = [p for p in packs if p not in self.bad_packs]
+        # two packs at a time (decryption, decompression and hashing run beside the reads);
+        # results are recorded here, in pack order
+        with ThreadPoolExecutor(2, thread_name_prefix="repo-check") as pool:
+            for pack_id, result in zip(todo, pool.map(self._read_pack, todo), strict=True):
+                if isinstance(result, Exception):
+                    self.bad_packs[pack_id] = self.problem("pack", pack_id, str(result))
+                    continue
+                size, blobs, damaged = result
+                self.report.packs_read += 1
+                self.report.bytes_read += size
+                self.report.blobs_read += blobs
+                for blob_id, why in damaged:
+                    self.bad_blobs[blob_id] = self.problem("blob", blob_id, why)
+                if damaged:
+                    self.bad_packs[pack_id] = self.problem(
+                        "pack", pack_id,
+                        f"pack {pack_id.hex()} holds {len(damaged)} damaged blob(s)")
+                progress.add(size, 1)
+
+    def _read_pack(self, pack_id: bytes
+                   ) -> tuple[int, int, list[tuple[bytes, str]]] | Exception:
+        """Read and verify one pack: (size, blobs, damaged blobs) or the read error."""
+        try:
+            entries, data = read_pack(self.repo.backend, ids.pack_key(pack_id),
+                                      self.repo.cipher)
+        except (IntegrityError, NotFound, StorageError) as exc:
+            return exc
+        damaged = []
+        view = memoryview(data)
+        for e in entries:
             try:
-                entries, data = read_pack(self.repo.backend, key, self.repo.cipher)
-            except (IntegrityError, NotFound, StorageError) as exc:
-                self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
-                continue
-            self.report.packs_read += 1
-            self.report.bytes_read += len(data)
-            damaged = []
-            for e in entries:
-                try:
-                    self.repo.codec.decode(e.blob_type, e.blob_id,
-                                           memoryview(data)[e.offset : e.offset + e.length],
-                                           e.raw_length)
-                except IntegrityError as exc:
-                    damaged.append(e.blob_id)
-                    self.bad_blobs[e.blob_id] = self.problem("blob", e.blob_id, str(exc))
-                self.report.blobs_read += 1
-            if damaged:
-                self.bad_packs[pack_id] = self.problem(
-                    "pack", pack_id, f"pack {pack_id.hex()} holds {len(damaged)} damaged blob(s)")
-            progress.add(len(data), 1)
+                self.repo.codec.decode(e.blob_type, e.blob_id,
+                                       view[e.offset : e.offset + e.length], e.raw_length)
+            except IntegrityError as exc:
+                damaged.append((e.blob_id, str(exc)))
+        return len(data), len(entries), damaged
 
     def snapshots(self, index: Index) -> None:
         for sid in snapshot_ids(self.repo):
@@ -162,30 +176,39 @@ class _Checker:
             return self.bad_blobs[blob_id]
         return self.bad_packs.get(entry.pack_id)
 
-    def tree(self, index: Index, tree_id: bytes, path: str, sid: bytes) -> None:
+    def tree(self, index: Index, tree_id: bytes, path: str, sid: bytes) -> bool:
+        """Check a tree and everything below it; True when all of it is whole (such a
+        subtree, shared by several snapshots, is not walked again)."""
+        if tree_id in self.clean_trees:
+            return True
         bad = self._blob_problem(index, tree_id)
         if bad is not None:
             _note(bad, path + "/ (whole directory)")
-            return
+            return False
         try:
             tree = read_tree(self.repo, index, tree_id)
         except (IntegrityError, NotFound, StorageError) as exc:
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
             _note(p, path + "/ (whole directory)")
-            return
+            return False
+        whole = True
         for node in tree.nodes:
             child = f"{path}/{node.name}"
             if node.type == "dir" and node.subtree is not None:
-                self.tree(index, node.subtree, child, sid)
+                whole = self.tree(index, node.subtree, child, sid) and whole
                 continue
             for chunk in node.content:
                 bad = self._blob_problem(index, chunk)
                 if bad is not None:
+                    whole = False
                     _note(bad, child)
                     entry = index.lookup(chunk)
                     if entry is not None and chunk in self.bad_blobs \
                             and entry.pack_id in self.bad_packs:
                         _note(self.bad_packs[entry.pack_id], child)
+        if whole:
+            self.clean_trees.add(tree_id)
+        return whole
 
 
 def _note(problem: Problem, path: str) -> None:

@@ -86,20 +86,61 @@ def encode_index(cipher: Cipher, index_id: bytes, index: IndexFile) -> bytes:
     return cipher.seal(body, ids.aad(_AAD_KIND, index_id))
 
 
+def _open_index(cipher: Cipher, index_id: bytes, data: bytes | memoryview) -> memoryview:
+    """The plaintext of an index file (authenticated, decompressed)."""
+    body = cipher.open_(data, ids.aad(_AAD_KIND, index_id), f"index file {index_id.hex()}")
+    if body[:1] == b"\x01":
+        return memoryview(zstandard.ZstdDecompressor().decompress(body[1:]))
+    if body[:1] == b"\x00":
+        return memoryview(body)[1:]
+    raise ValueError("unknown compression")
+
+
 def decode_index(cipher: Cipher, index_id: bytes, data: bytes | memoryview) -> IndexFile:
     """Open and parse an index file; IntegrityError naming it on any damage."""
-    what = f"index file {index_id.hex()}"
-    body = cipher.open_(data, ids.aad(_AAD_KIND, index_id), what)
     try:
-        if body[:1] == b"\x01":
-            plain = zstandard.ZstdDecompressor().decompress(body[1:])
-        elif body[:1] == b"\x00":
-            plain = body[1:]
-        else:
-            raise ValueError("unknown compression")
-        return _parse_index(memoryview(plain))
+        return _parse_index(_open_index(cipher, index_id, data))
     except (ValueError, struct.error, zstandard.ZstdError) as exc:
-        raise IntegrityError(f"{what} is malformed: {exc}", _HINT) from None
+        raise IntegrityError(f"index file {index_id.hex()} is malformed: {exc}", _HINT) from None
+
+
+def load_index_file(cipher: Cipher, index_id: bytes, data: bytes | memoryview,
+                    index: Index) -> int:
+    """Open an index file and add its entries to ``index`` in bulk (no ``IndexEntry``
+    objects: what ``load_index`` uses). Returns the number of entries read. On damage
+    (IntegrityError naming the file) nothing of the file is added."""
+    try:
+        view = _open_index(cipher, index_id, data)
+        groups = _split_packs(view)
+    except (ValueError, struct.error, zstandard.ZstdError) as exc:
+        raise IntegrityError(f"index file {index_id.hex()} is malformed: {exc}", _HINT) from None
+    for pack_id, records in groups:
+        index.add_records(pack_id, records)
+    return sum(len(r) // ENTRY.size for _, r in groups)
+
+
+def _split_packs(view: memoryview) -> list[tuple[bytes, memoryview]]:
+    """(pack id, its entry records) of an index file's plaintext, structure validated."""
+    magic, version, n_sup, n_packs, n_entries = _FILE_HEAD.unpack_from(view, 0)
+    if magic != _MAGIC or version != 1:
+        raise ValueError(f"bad magic/version {bytes(magic)!r}/{version}")
+    pos = _FILE_HEAD.size + 32 * n_sup
+    out = []
+    total = 0
+    for _ in range(n_packs):
+        pack_id, count = _PACK_HEAD.unpack_from(view, pos)
+        pos += _PACK_HEAD.size
+        records = view[pos : pos + count * ENTRY.size]
+        if len(records) != count * ENTRY.size:
+            raise ValueError("truncated")
+        for t in records[:: ENTRY.size]:  # first byte of every record: the blob type
+            BlobType(t)
+        out.append((bytes(pack_id), records))
+        pos += count * ENTRY.size
+        total += count
+    if pos != len(view) or total != n_entries:
+        raise ValueError("length does not match the entry count")
+    return out
 
 
 def _parse_index(view: memoryview) -> IndexFile:
@@ -136,6 +177,7 @@ class Index:
         self._flush_every = flush_every
 
     def __len__(self) -> int:
+        """Entries indexed (a duplicate added in bulk counts until the next flush)."""
         return len(self._prefix) + len(self._pending)
 
     def __contains__(self, blob_id: bytes) -> bool:
@@ -155,6 +197,21 @@ class Index:
         if len(self._pending) >= self._flush_every:
             self.flush()
         return True
+
+    def add_records(self, pack_id: bytes, records: bytes | memoryview) -> None:
+        """Bulk add of one pack's 46-byte entry records (as in index files). A blob already
+        indexed keeps its first location (duplicates are dropped when merging)."""
+        no = self._pack_no.get(pack_id)
+        if no is None:
+            no = self._pack_no[pack_id] = len(self._packs)
+            self._packs.append(pack_id)
+        pending = self._pending
+        rec = _REC.pack
+        for t, comp, blob_id, offset, length, raw in ENTRY.iter_unpack(records):
+            if blob_id not in pending:
+                pending[blob_id] = rec(no, offset, length, raw, t | comp << 4)
+        if len(pending) >= self._flush_every:
+            self.flush()
 
     def add_all(self, entries: Iterable[IndexEntry]) -> int:
         """Add many entries; returns how many were new."""
@@ -218,9 +275,19 @@ class Index:
         rec_parts: list[bytes | memoryview] = []
         rs, cs = 24, _REC.size
         prev = 0
+        n_old = len(old_p)
         for blob_id, rec in items:
             head = int.from_bytes(blob_id[:8], "big")
             pos = bisect.bisect_left(old_p, head, prev)
+            j = pos
+            while j < n_old and old_p[j] == head:  # already indexed: the first one wins
+                if old_r[j * rs : j * rs + rs] == blob_id[8:]:
+                    break
+                j += 1
+            else:
+                j = -1
+            if j >= 0:
+                continue
             new_p.extend(old_p[prev:pos])
             rest_parts.append(old_r[prev * rs : pos * rs])
             rec_parts.append(old_c[prev * cs : pos * cs])
@@ -246,7 +313,9 @@ class Index:
         ]
         records.extend(k + v for k, v in self._pending.items())
         self._pending = {}
-        records.sort()
+        records.sort(key=lambda x: x[:32])  # stable: an already indexed blob comes first
+        records = [x for i, x in enumerate(records)
+                   if i == 0 or x[:32] != records[i - 1][:32]]
         self._prefix = array("Q", [int.from_bytes(x[:8], "big") for x in records])
         self._rest = b"".join([x[8:32] for x in records])
         self._recs = b"".join([x[32:] for x in records])

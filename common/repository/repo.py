@@ -14,7 +14,7 @@ from common.errors import IntegrityError, NotFound
 from common.repository import ids
 from common.repository.config import Repository
 from common.repository.ids import BlobType
-from common.repository.index import Index, IndexEntry, IndexFile, decode_index, encode_index
+from common.repository.index import Index, IndexEntry, IndexFile, encode_index, load_index_file
 from common.repository.pack import read_blob
 from common.repository.tree import Tree
 
@@ -42,7 +42,7 @@ def load_index(repo: Repository) -> LoadedIndex:
         out.files.append(index_id)
         try:
             data = repo.backend.get_bytes(info.key)
-            out.index.add_all(decode_index(repo.cipher, index_id, data).entries)
+            load_index_file(repo.cipher, index_id, data, out.index)
         except (IntegrityError, NotFound) as exc:
             out.damaged[index_id] = str(exc)
     out.index.flush()

@@ -55,6 +55,8 @@ class RestoreStats:
 class _Target:
     path: str
     writes: list[tuple[int, int, int]]  # (file offset, start in blob, length)
+    #: a file that is this one blob: created, written and given its metadata in one go
+    whole: Node | None = None
 
 
 @dataclass
@@ -65,6 +67,7 @@ class _Plan:
     blobs: dict[bytes, tuple[IndexEntry, list[_Target]]] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # path → why incomplete
     restored_files: set[str] = field(default_factory=set)
+    sizes: list[tuple[str, int]] = field(default_factory=list)  # every regular file
 
 
 def _split(path: str) -> list[str]:
@@ -125,7 +128,8 @@ class _Restorer:
             return
         if t in ("file", "hardlink"):
             self._create_file(rel, node)
-        elif t == "symlink":
+            return
+        if t == "symlink":
             os.symlink(node.target or "", path)
         elif t == "fifo":
             os.mkfifo(path, 0o600)
@@ -145,6 +149,16 @@ class _Restorer:
         self.plan.files.append((rel, node))
 
     def _create_file(self, rel: str, node: Node) -> None:
+        self.plan.sizes.append((rel, node.size))
+        if len(node.content) == 1 and not node.holes:
+            entry = self.index.lookup(node.content[0])
+            if entry is not None and entry.raw_length == node.size:
+                # the common small file: nothing to do until its blob is read
+                self.plan.restored_files.add(rel)
+                self.stats.files += 1
+                known = self.plan.blobs.setdefault(entry.blob_id, (entry, []))
+                known[1].append(_Target(rel, [(0, 0, node.size)], node))
+                return
         fd = os.open(self.full(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             if node.holes:  # data writes extend the file; only holes need the final size
@@ -152,6 +166,7 @@ class _Restorer:
         finally:
             os.close(fd)
         self.plan.restored_files.add(rel)
+        self.plan.files.append((rel, node))
         self.stats.files += 1
         ranges = _data_ranges(node.holes, node.size)
         ri, pos = 0, ranges[0][0] if ranges else 0
@@ -213,7 +228,11 @@ class _Restorer:
         return bad
 
     def _write(self, target: _Target, plain: bytes) -> None:
-        fd = os.open(self.full(target.path), os.O_WRONLY | os.O_NOFOLLOW)
+        path = self.full(target.path)
+        if target.whole is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
         try:
             view = memoryview(plain)
             for off, begin, n in target.writes:
@@ -221,8 +240,20 @@ class _Restorer:
                 while done < n:
                     done += os.pwrite(fd, view[begin + done : begin + n], off + done)
                 self.progress.add(n)
+            if target.whole is not None:
+                self.apply(fd, target.whole, path)
         finally:
             os.close(fd)
+
+    def create_unwritten(self, targets: list[_Target]) -> None:
+        """Create the single-blob files whose blob was damaged (empty, with metadata), so
+        they are there like every other incomplete file."""
+        for target in targets:
+            if target.whole is not None:
+                fd = os.open(self.full(target.path),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                os.close(fd)
+                self.plan.files.append((target.path, target.whole))
 
     # --- phase 3 -------------------------------------------------------------------
     def finish(self, root: Node | None, workers: int) -> None:
@@ -242,21 +273,33 @@ class _Restorer:
         for rel, node in items:
             self.apply(self.full(rel), node)
 
-    def apply(self, path: str, node: Node) -> None:
-        """Owner, mode, xattrs and times of one restored entry."""
+    def apply(self, where: str | int, node: Node, path: str = "") -> None:
+        """Owner, mode, xattrs and times of one restored entry (``where``: its path, or an
+        open file descriptor of a regular file at ``path``)."""
+        path = path or str(where)
         try:
-            os.lchown(path, node.uid, node.gid)
+            if isinstance(where, int):
+                os.chown(where, node.uid, node.gid)
+            else:
+                os.lchown(where, node.uid, node.gid)
         except OSError as exc:
             self.stats.warnings.append(f"{path}: cannot set owner: {exc.strerror}")
         for name, value in node.xattrs.items():
             try:
-                os.setxattr(path, name, value, follow_symlinks=False)
+                if isinstance(where, int):
+                    os.setxattr(where, name, value)
+                else:
+                    os.setxattr(where, name, value, follow_symlinks=False)
             except OSError as exc:
                 self.stats.warnings.append(f"{path}: cannot set xattr {name}: {exc.strerror}")
+        if isinstance(where, int):
+            os.chmod(where, node.mode)
+            os.utime(where, ns=(node.mtime_ns, node.mtime_ns))
+            return
         if node.type != "symlink":
-            os.chmod(path, node.mode)
+            os.chmod(where, node.mode)
         with contextlib.suppress(NotImplementedError):
-            os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+            os.utime(where, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
 
 
 def _data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
@@ -277,7 +320,7 @@ def restore_snapshot(
     *,
     paths: list[str] | None = None,
     progress: ProgressTracker | None = None,
-    workers: int = 2,
+    workers: int = 4,
     index: Index | None = None,
     devices: bool = True,
 ) -> RestoreStats:
@@ -305,12 +348,13 @@ def restore_snapshot(
         if missing:
             raise NotFound("path in snapshot", ", ".join(missing),
                            f"list snapshot {snapshot.id.hex()[:8]} to see its paths")
-    progress.set_phase("restore", sum(n.size for _, n in r.plan.files), stats.files)
+    progress.set_phase("restore", sum(size for _, size in r.plan.sizes), stats.files)
     damaged = r.read_packs(workers)
     for blob_id in damaged:
         for target in r.plan.blobs[blob_id][1]:
             r.plan.broken.setdefault(target.path, f"blob {blob_id.hex()} is damaged")
-    stats.bytes = sum(n.size for rel, n in r.plan.files if rel not in r.plan.broken)
+        r.create_unwritten(r.plan.blobs[blob_id][1])
+    stats.bytes = sum(size for rel, size in r.plan.sizes if rel not in r.plan.broken)
     r.finish(snapshot.root if paths is None else None, workers)
     if damaged or r.plan.broken:
         blobs = "; ".join(damaged.values()) or "blobs missing from the index"

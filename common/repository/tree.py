@@ -96,26 +96,34 @@ class Node:
     def from_dict(cls, d: dict[str, Any]) -> Node:
         """Parse and validate one node; IntegrityError on anything malformed or hostile."""
         try:
-            node = cls(
-                name=_str(d["name"]),
-                type=_str(d["type"]),
-                mode=int(d.get("mode", 0)),
-                uid=int(d.get("uid", 0)),
-                gid=int(d.get("gid", 0)),
-                mtime_ns=int(d.get("mtime_ns", 0)),
-                ctime_ns=int(d.get("ctime_ns", 0)),
-                inode=int(d.get("inode", 0)),
-                size=int(d.get("size", 0)),
-                xattrs={_str(k): base64.b64decode(v, validate=True)
-                        for k, v in d.get("xattrs", {}).items()},
-                target=None if d.get("target") is None else _str(d["target"]),
-                rdev=None if d.get("rdev") is None else (int(d["rdev"][0]), int(d["rdev"][1])),
-                content=[_id(c) for c in d.get("content", [])],
-                holes=[(int(a), int(b)) for a, b in d.get("holes", [])],
-                subtree=None if d.get("subtree") is None else _id(d["subtree"]),
-                link=None if d.get("link") is None else _str(d["link"]),
+            get = d.get
+            xattrs = get("xattrs")
+            rdev = get("rdev")
+            content = get("content")
+            holes = get("holes")
+            subtree = get("subtree")
+            target = get("target")
+            link = get("link")
+            node = cls(  # positional: noticeably cheaper than keywords, per node
+                _str(d["name"]),
+                _str(d["type"]),
+                int(get("mode", 0)),
+                int(get("uid", 0)),
+                int(get("gid", 0)),
+                int(get("mtime_ns", 0)),
+                int(get("ctime_ns", 0)),
+                int(get("inode", 0)),
+                int(get("size", 0)),
+                {_str(k): base64.b64decode(v, validate=True)
+                 for k, v in xattrs.items()} if xattrs else {},
+                None if target is None else _str(target),
+                None if rdev is None else (int(rdev[0]), int(rdev[1])),
+                list(map(_id, content)) if content else [],
+                [(int(a), int(b)) for a, b in holes] if holes else [],
+                None if subtree is None else _id(subtree),
+                None if link is None else _str(link),
             )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise IntegrityError(f"a tree node is malformed: {exc!r}", _HINT) from None
         check_name(node.name)
         if node.type not in NODE_TYPES:
@@ -124,7 +132,7 @@ class Node:
             raise IntegrityError(f"directory node {node.name!r} has no subtree", _HINT)
         if node.type == "hardlink" and node.link is None:
             raise IntegrityError(f"hardlink node {node.name!r} names no link target", _HINT)
-        if node.size < 0 or any(a < 0 or b <= 0 for a, b in node.holes):
+        if node.size < 0 or (node.holes and any(a < 0 or b <= 0 for a, b in node.holes)):
             raise IntegrityError(f"tree node {node.name!r} has negative sizes", _HINT)
         return node
 

@@ -24,10 +24,13 @@ from common.storage.s3 import MIN_PART_SIZE, S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend
 
 SCHEMES = ("file", "s3", "memory")
+#: Options every target may have: ``password_file`` is a path on the worker hosts holding
+#: the passphrase of the target's native repository (read by the workers, never stored).
+COMMON_OPTIONS = frozenset({"password_file"})
 OPTIONS: dict[str, frozenset[str]] = {
-    "file": frozenset(),
-    "memory": frozenset(),
-    "s3": frozenset({"endpoint_url", "region", "path_style", "part_size"}),
+    "file": COMMON_OPTIONS,
+    "memory": COMMON_OPTIONS,
+    "s3": COMMON_OPTIONS | {"endpoint_url", "region", "path_style", "part_size"},
 }
 SECRETS: dict[str, frozenset[str]] = {
     "file": frozenset(),
@@ -115,6 +118,12 @@ def validate_target_url(url: str, options: dict[str, Any] | None = None) -> None
             f"unknown option(s) {', '.join(unknown)} for a {scheme}:// target",
             f"allowed options: {allowed}",
         )
+    if "password_file" in options:
+        pf = options["password_file"]
+        if not isinstance(pf, str) or not pf.startswith("/") or "\x00" in pf:
+            raise InvalidInput(
+                f"option 'password_file' must be an absolute path, not {pf!r}",
+                "name a file on the worker hosts, e.g. /etc/volkeeper/repo.key")
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise InvalidInput(

@@ -26,12 +26,15 @@ from common.progress import MemoryProgressBus
 class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.secrets: list[dict[str, Any]] = []
         self.fail = False
 
-    def send(self, task: str, host: str, kwargs: dict[str, Any]) -> None:
+    def send(self, task: str, host: str, kwargs: dict[str, Any], *,
+             secrets: dict[str, Any] | None = None) -> None:
         if self.fail:
             raise Unavailable("the broker is unreachable (ConnectionError)")
         self.sent.append((task, host, kwargs))
+        self.secrets.append(secrets or {})
 
 
 class Env:

@@ -220,3 +220,108 @@ def test_non_utf8_names_and_xattr_values_round_trip_through_a_tree() -> None:
     assert again == node and again.raw_name == b"caf\xe9-\xff"
     assert Tree([node, Node(name="a", type="fifo")]).encode() == \
         Tree([Node(name="a", type="fifo"), node]).encode()  # deterministic order
+
+
+@pytest.mark.parametrize("batch_blobs, batch_bytes", [(1, 1), (3, 10_000), (64, 1 << 20)])
+def test_blobs_sent_to_the_encoders_in_batches_of_any_size_restore_exactly(
+    tmp_path: Path, batch_blobs: int, batch_bytes: int
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    options = BackupOptions(batch_blobs=batch_blobs, batch_bytes=batch_bytes, in_flight=2)
+    snap = backup_directory(repo, src, host="h", volume="v", options=options)
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+    assert check_repository(repo, read_data=True).ok
+
+
+def test_an_encoder_failure_in_a_batch_stops_the_backup_without_a_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    real = repo.codec.encode
+    calls = {"n": 0}
+
+    def failing(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise ValueError("compressor exploded")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo.codec, "encode", failing)
+    with pytest.raises(ValueError, match="compressor exploded"):
+        backup_directory(repo, src, host="h", volume="v",
+                         options=BackupOptions(batch_blobs=4, in_flight=2))
+    monkeypatch.undo()
+    assert snapshot_ids(repo) == []
+    assert check_repository(repo, read_data=True).ok  # what was committed is whole
+
+
+def test_a_small_file_that_grows_while_it_is_backed_up_is_stored_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    grows = src / "grows.txt"
+    grows.write_bytes(b"x" * 100)
+    real = archiver._Walker._file
+
+    def growing(self: archiver._Walker, node: Node, path: str, rel: str, st: os.stat_result,
+                old: Node | None) -> None:
+        if rel == "grows.txt":  # after the stat, before the read
+            with open(path, "ab") as f:
+                f.write(os.urandom(100_000))  # past the chunker's minimum size
+        real(self, node, path, rel, st, old)
+
+    monkeypatch.setattr(archiver._Walker, "_file", growing)
+    snap = backup_directory(repo, src, host="h", volume="v")
+    node = dict(iter_nodes(repo, load_index(repo).index, snap.tree))["grows.txt"]
+    assert node.size == 100_100
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
+    assert (dest / "grows.txt").read_bytes() == grows.read_bytes()
+
+
+def test_a_mode_change_alone_gives_its_directory_a_new_tree_and_keeps_the_others(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    (src / "dir1" / "nested" / "small4.txt").chmod(0o600)
+    second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    assert second.stats.files_read == 1  # its ctime changed; its content is stored already
+    index = load_index(repo).index
+    before = {p: n.subtree for p, n in iter_nodes(repo, index, first.tree) if n.type == "dir"}
+    after = {p: n.subtree for p, n in iter_nodes(repo, index, second.tree) if n.type == "dir"}
+    changed = {p for p in before if before[p] != after[p]}
+    assert changed == {"dir1", "dir1/nested"}
+    assert second.stats.new_blobs == 3  # those two trees and the root's
+    dest = tmp_path / "r"
+    restore_snapshot(repo, second, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+    assert (dest / "dir1" / "nested" / "small4.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unchanged_file_is_reused_but_an_xattr_or_owner_change_is_seen(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_archive_helpers import xattr_capable_dir
+
+    repo = new_repo()
+    src = make_volume(xattr_capable_dir(tmp_path) / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    target = src / "dir0" / "nested" / "small1.txt"
+    os.setxattr(target, "user.note", b"added later")  # changes only the inode's ctime
+    os.chown(src / "dir2" / "nested" / "small2.txt", 1234, 5678)
+    second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    nodes = dict(iter_nodes(repo, load_index(repo).index, second.tree))
+    assert nodes["dir0/nested/small1.txt"].xattrs == {"user.note": b"added later"}
+    assert (nodes["dir2/nested/small2.txt"].uid, nodes["dir2/nested/small2.txt"].gid) == \
+        (1234, 5678)
+    assert second.stats.files == first.stats.files and second.stats.bytes == first.stats.bytes
+    dest = tmp_path / "r"
+    restore_snapshot(repo, second, dest)
+    assert compare_trees(src, dest, check_root=False) == []

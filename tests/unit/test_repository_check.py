@@ -114,3 +114,26 @@ def test_a_read_data_subset_reads_about_that_fraction_of_the_packs(tmp_path: Pat
     report = check_repository(repo, read_data_subset=0.25)
     assert report.ok
     assert report.packs_read == -(-report.packs // 4)
+
+
+def test_damage_in_a_subtree_shared_by_two_snapshots_names_the_files_of_both(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    (src / "dir2" / "new.txt").write_bytes(b"only in the second snapshot")
+    second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    pack_id, blob_id = _pack_of(repo, first, "dir0/nested/small2.txt")
+    key = ids.pack_key(pack_id)
+    entry = load_index(repo).index.lookup(blob_id)
+    assert entry is not None
+    data = bytearray(repo.backend.get_bytes(key))
+    data[entry.offset + entry.length // 2] ^= 1
+    repo.backend.put_bytes(key, bytes(data))
+
+    report = check_repository(repo, read_data=True)
+    paths = {p.object_id: p.paths for p in report.problems}[blob_id.hex()]
+    assert sorted(paths) == sorted(f"{s.id.hex()[:8]}:/dir0/nested/small2.txt"
+                                   for s in (first, second))
+    assert report.snapshots == 2 and report.blobs_read == report.blobs

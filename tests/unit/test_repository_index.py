@@ -6,13 +6,23 @@ import os
 from collections.abc import Iterable
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import IntegrityError
+from common.repository import ids
 from common.repository.crypto import AesGcmCipher, Key, NullCipher
 from common.repository.ids import BlobType
-from common.repository.index import Index, IndexEntry, IndexFile, decode_index, encode_index
+from common.repository.index import (
+    ENTRY,
+    Index,
+    IndexEntry,
+    IndexFile,
+    decode_index,
+    encode_index,
+    load_index_file,
+)
 
 CIPHER = AesGcmCipher(Key.new().enc_key)
 
@@ -119,3 +129,49 @@ def test_incremental_merges_into_a_large_index_keep_it_sorted() -> None:
     ids = [e.blob_id for e in index]
     assert ids == sorted(ids) and len(ids) == 5000
     assert all(index.lookup(e.blob_id) == e for e in entries)
+
+
+@settings(max_examples=40, deadline=None)
+@given(files=st.lists(entries_st, min_size=1, max_size=4), flush_every=st.integers(1, 8))
+def test_bulk_loading_index_files_finds_every_entry_with_its_first_location(
+    files: list[list[IndexEntry]], flush_every: int
+) -> None:
+    index = Index(flush_every=flush_every)
+    first: dict[bytes, IndexEntry] = {}
+    for n, entries in enumerate(files):
+        index_id = bytes([n]) * 32
+        data = encode_index(CIPHER, index_id, IndexFile(entries))
+        assert load_index_file(CIPHER, index_id, data, index) == len(entries)
+        for e in entries:
+            first.setdefault(e.blob_id, e)
+    index.flush()
+    assert len(index) == len(first)
+    for blob_id, e in first.items():
+        assert index.lookup(blob_id) == e
+    assert _sorted(index) == _sorted(first.values())
+
+
+def test_bulk_loading_keeps_the_location_already_in_a_large_index() -> None:
+    index = Index(flush_every=4)
+    olds = [IndexEntry(os.urandom(32), BlobType.DATA, b"o" * 32, i, 5, 5) for i in range(40)]
+    index.add_all(olds)
+    index.flush()
+    again = [IndexEntry(e.blob_id, e.blob_type, b"n" * 32, 99, 5, 5) for e in olds[:3]]
+    data = encode_index(CIPHER, b"i" * 32, IndexFile(again))
+    load_index_file(CIPHER, b"i" * 32, data, index)  # 3 pending vs 40 sorted: merge path
+    index.flush()
+    assert len(index) == 40
+    assert [index.lookup(e.blob_id) for e in olds[:3]] == olds[:3]
+
+
+def test_a_bulk_loaded_index_file_with_an_unknown_blob_type_adds_nothing() -> None:
+    entries = [IndexEntry(os.urandom(32), BlobType.DATA, b"p" * 32, i, 5, 5) for i in range(3)]
+    aad = ids.aad(b"VKI", b"i" * 32)
+    body = NullCipher().open_(encode_index(NullCipher(), b"i" * 32, IndexFile(entries)), aad)
+    plain = zstandard.ZstdDecompressor().decompress(body[1:]) if body[0] == 1 else body[1:]
+    last = len(plain) - ENTRY.size  # the type byte of the last record
+    sealed = NullCipher().seal(b"\x00" + plain[:last] + b"\x07" + plain[last + 1 :], aad)
+    index = Index()
+    with pytest.raises(IntegrityError, match="malformed"):
+        load_index_file(NullCipher(), b"i" * 32, sealed, index)
+    assert len(index) == 0

@@ -163,3 +163,28 @@ def test_a_hardlink_whose_first_path_is_not_selected_is_restored_with_its_conten
     assert (tmp_path / "only-b/b/second").read_bytes() == b"shared content" * 1000
     restore_snapshot(repo, snap, tmp_path / "all")
     assert os.stat(tmp_path / "all/a/first").st_ino == os.stat(tmp_path / "all/b/second").st_ino
+
+
+def test_a_damaged_single_blob_file_is_still_created_with_its_metadata_and_named(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    one = src / "one.txt"
+    one.write_bytes(os.urandom(5000))  # one blob: restored in a single open
+    one.chmod(0o640)
+    os.utime(one, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    snap = backup_directory(repo, src, host="h", volume="v")
+    blob = _flip_in_blob_of(repo, snap, "one.txt")
+    dest = tmp_path / "r"
+    with pytest.raises(IntegrityError) as exc:
+        restore_snapshot(repo, snap, dest)
+    assert f"blob {blob.hex()}" in exc.value.message
+    assert "files not restored correctly: one.txt" in exc.value.message
+    st = (dest / "one.txt").stat()  # there, incomplete (empty), with its own metadata
+    assert st.st_size == 0 and st.st_mode & 0o777 == 0o640
+    assert st.st_mtime_ns == 1_600_000_000_123_456_789
+    # the other single-blob files got their data and metadata in the same pass
+    for rel in ("dir0/nested/small7.txt", "dir2/nested/small19.txt"):
+        assert (dest / rel).read_bytes() == (src / rel).read_bytes()
+        assert (dest / rel).stat().st_mtime_ns == (src / rel).stat().st_mtime_ns

@@ -49,8 +49,12 @@ class ApiClient:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("POST", path, json=body)
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
+    def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.request("DELETE", path, params={k: v for k, v in params.items()
+                                                   if v is not None})
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import typer
 
 from common.config import Settings, get_settings
 from common.errors import VolkeeperError
+from workers.cli import repo_cmds
 from workers.cli.client import ApiClient, CliError, open_client
 from workers.cli.render import emit_json, err_console, finish, size, table, wait_for_job
 
@@ -319,18 +320,25 @@ def rollback(
 def backups(
     volume: Annotated[str | None, typer.Option(help="Only this volume.")] = None,
     host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
+    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only backups with this tag.")] = None,
+    pinned: Annotated[bool | None, typer.Option(
+        "--pinned/--unpinned", help="Only pinned (or unpinned) backups.",
+        show_default=False)] = None,
     as_json: Json = False,
 ) -> None:
     """List backups."""
     with _client() as c:
-        rows = c.get("/backups", volume=volume, host=host)
+        rows = c.get("/backups", volume=volume, host=host, target=target, tag=tag,
+                     pinned=None if pinned is None else str(pinned).lower())
     if as_json:
         return emit_json(rows)
     table("Backups", ["id", "host", "volume", "target", "format", "files", "size", "stored",
-                      "created", "verified"],
+                      "created", "verified", "tags"],
           [[b["id"], b["host"], b["volume"], b["target"], b["format"], b["file_count"],
             size(b["logical_bytes"]), size(b["stored_bytes"]), b["created_at"],
-            f"{b['verify_status']} {b['verified_at']}" if b.get("verify_status") else "never"]
+            f"{b['verify_status']} {b['verified_at']}" if b.get("verify_status") else "never",
+            ("pinned: " if b.get("pinned") else "") + ", ".join(b.get("tags") or [])]
            for b in rows])
 
 
@@ -394,19 +402,23 @@ def targets_add(
     secret_access_key: Annotated[str | None, typer.Option(
         envvar="VOLKEEPER_S3_SECRET_ACCESS_KEY", help="Prefer the environment variable.")
     ] = None,
+    password_file: Annotated[str | None, typer.Option(
+        help="Repository passphrase file on the worker hosts (absolute path).")] = None,
     replace: Annotated[bool, typer.Option(help="Replace an existing target.")] = False,
     as_json: Json = False,
 ) -> None:
     """Register a target: file:///path or s3://bucket/prefix."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"password_file": password_file} if password_file else {}
     if endpoint_url:
         options["endpoint_url"] = endpoint_url
     if region:
         options["region"] = region
     if path_style:
         options["path_style"] = True
+    # S3 credentials (often from the environment) only go with S3 targets
     creds = {k: v for k, v in (("access_key_id", access_key_id),
-                                ("secret_access_key", secret_access_key)) if v}
+                                ("secret_access_key", secret_access_key))
+             if v and url.lower().startswith("s3://")}
     with _client() as c:
         t = c.post("/targets", {"name": name, "url": url, "options": options,
                                 "credentials": creds, "replace": replace})
@@ -432,6 +444,9 @@ def db_upgrade() -> None:
     db = Database(_settings().effective_database_url)
     upgrade(db)
     err_console.print(f"database at revision {current_revision(db)}")
+
+
+repo_cmds.register(app, _client)
 
 
 def _logging(settings: Settings) -> None:

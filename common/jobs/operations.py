@@ -1,0 +1,188 @@
+"""Operations on stored backups and on a target's repository: tag/pin, forget, copy, and
+the repository jobs (prune, stats, snapshots, keys, unlock). The API process only checks
+the request against the catalog and records a job; anything that touches storage runs as
+that job on a worker (``workers.ops_tasks``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from common.db import Backup, Job, catalog, hosts, jobs
+from common.errors import Conflict, InvalidInput, NotFound, Unavailable
+from common.jobs.names import (
+    REPO_FORMAT,
+    TASK_COPY,
+    TASK_FORGET,
+    TASK_KEYS,
+    TASK_LABEL,
+    TASK_PRUNE,
+    TASK_SNAPSHOTS,
+    TASK_STATS,
+    TASK_UNLOCK,
+)
+from common.jobs.service import JobService
+
+#: Target jobs, their task, and whether they change the repository (one at a time).
+TARGET_JOBS: dict[str, tuple[str, bool]] = {
+    "prune": (TASK_PRUNE, True),
+    "unlock": (TASK_UNLOCK, True),
+    "keys": (TASK_KEYS, True),
+    "stats": (TASK_STATS, False),
+    "snapshots": (TASK_SNAPSHOTS, False),
+}
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """Tags are short printable words without commas or whitespace."""
+    out = []
+    for t in tags:
+        if (not t or len(t) > MAX_TAG_LENGTH or not t.isprintable() or "," in t
+                or any(c.isspace() for c in t)):
+            raise InvalidInput(f"invalid tag {t!r}",
+                               f"a tag is 1-{MAX_TAG_LENGTH} printable characters without "
+                               "spaces or commas")
+        out.append(t)
+    return out
+
+
+class OperationsService(JobService):
+    """JobService plus the operations on stored backups and repositories."""
+
+    # --- one backup ------------------------------------------------------------------
+
+    def label_backup(self, *, backup_id: str, add: Sequence[str] = (),
+                     remove: Sequence[str] = (), pinned: bool | None = None,
+                     host: str | None = None, requested_by: str | None = None
+                     ) -> tuple[Backup, Job | None]:
+        """Change a backup's tags and pin in the catalog now; for a ``repo`` backup also
+        queue a job writing them into its snapshot (so the repository alone knows them).
+        Returns the updated row and that job (None for archives)."""
+        add, remove = check_tags(add), check_tags(remove)
+        both = sorted(set(add) & set(remove))
+        if both:
+            raise InvalidInput(f"tag(s) {', '.join(both)} both added and removed",
+                               "name each tag once")
+        backup = self._backup(backup_id)
+        if backup.format == REPO_FORMAT:
+            host = host or backup.host
+            self._check_host_online(host)
+        with self.db.session() as s:
+            forgetting = [j for j in jobs.active_jobs_on_backup(s, backup_id, exclude="")
+                          if j.kind == "forget"]
+            if forgetting:
+                raise Conflict(f"backup {backup_id} is being forgotten (job "
+                               f"{forgetting[0].id}, {forgetting[0].state})",
+                               "labels cannot change while it is deleted")
+            row = catalog.label_backup(s, backup_id, add=add, remove=remove, pinned=pinned)
+            if len(row.tags) > MAX_TAGS:
+                raise InvalidInput(f"backup {backup_id} would have {len(row.tags)} tags",
+                                   f"keep at most {MAX_TAGS}")
+        if backup.format != REPO_FORMAT or host is None:
+            return row, None
+        return row, self._label_job(row, host, requested_by)
+
+    def _label_job(self, backup: Backup, host: str, requested_by: str | None) -> Job:
+        """One label job per backup at a time; it writes the catalog's state as it is when
+        it runs (and again if it changed meanwhile), so an active one is simply re-used."""
+        try:
+            with self.db.session() as s:
+                job = jobs.create_job(
+                    s, kind="label", host=host, volume=backup.volume, target=backup.target,
+                    backup_id=backup.id, requested_by=requested_by,
+                    lock=f"label/{backup.id}")
+        except Conflict:
+            with self.db.session() as s:
+                active = s.scalar(select(Job).where(Job.active_lock == f"label/{backup.id}"))
+            if active is not None:
+                return active
+            raise
+        return self._dispatch(job, TASK_LABEL)
+
+    def forget_backup(self, *, backup_id: str, host: str | None = None,
+                      requested_by: str | None = None) -> Job:
+        """Delete a backup's stored objects (archive + manifest, or the repository
+        snapshot), then its catalog row. A pinned backup is refused; so is a backup that
+        another job (restore, verify, drill, copy …) uses right now."""
+        backup = self._backup(backup_id)
+        if backup.pinned:
+            raise Conflict(f"backup {backup_id} is pinned",
+                           f"unpin it first if you mean to delete it: volkeeper "
+                           f"unpin {backup_id}")
+        host = host or backup.host
+        self._check_host_online(host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="forget", host=host, volume=backup.volume, target=backup.target,
+                backup_id=backup.id, requested_by=requested_by, lock=f"forget/{backup.id}",
+                params={"format": backup.format, "key": backup.key})
+        return self._dispatch(job, TASK_FORGET)
+
+    def copy_backup(self, *, backup_id: str, target: str, host: str | None = None,
+                    requested_by: str | None = None) -> Job:
+        """Copy a backup to another target (a repository snapshot without re-chunking, an
+        archive object by object), through a worker; the copy gets its own catalog row."""
+        backup = self._backup(backup_id)
+        if target == backup.target:
+            raise InvalidInput(f"backup {backup_id} is already on target {target!r}",
+                               "name another target with --to")
+        with self.db.session() as s:
+            catalog.get_target(s, target)
+        host = host or backup.host
+        self._check_host_online(host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="copy", host=host, volume=backup.volume, target=backup.target,
+                backup_id=backup.id, requested_by=requested_by,
+                lock=f"copy/{backup.id}/{target}",
+                params={"destination": target, "format": backup.format})
+        return self._dispatch(job, TASK_COPY)
+
+    # --- one target --------------------------------------------------------------------
+
+    def target_job(self, kind: str, *, target: str, host: str | None = None,
+                   params: dict[str, Any] | None = None, requested_by: str | None = None,
+                   secrets: dict[str, Any] | None = None, exclusive: bool | None = None
+                   ) -> Job:
+        """Queue a repository job on ``target``: prune, unlock and keys take the target's
+        maintenance slot (one at a time); stats and snapshots only read (unless
+        ``exclusive`` says otherwise: a snapshot listing that adopts writes the catalog)."""
+        task, default_exclusive = TARGET_JOBS[kind]
+        exclusive = default_exclusive if exclusive is None else exclusive
+        with self.db.session() as s:
+            catalog.get_target(s, target)
+        host = self._host_for_target(target, host)
+        lock = f"target/{target}" if exclusive else None
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind=kind, host=host, volume="", target=target, params=params or {},
+                requested_by=requested_by,
+                lock=lock or f"{kind}/{target}/{jobs.new_lock_suffix()}")
+        return self._dispatch(job, task, secrets)
+
+    def _host_for_target(self, target: str, host: str | None) -> str:
+        """The host to run a target job on: the one named, else (embedded) this host, else
+        the online host that most recently backed up to the target."""
+        if host:
+            self._check_host_online(host)
+            return host
+        if self.settings.mode == "embedded":
+            self._check_host_online(self.settings.host_name)
+            return self.settings.host_name
+        offline_after = timedelta(seconds=self.settings.host_offline_after_seconds)
+        with self.db.session() as s:
+            q = (select(Backup.host).where(Backup.target == target).group_by(Backup.host)
+                 .order_by(func.max(Backup.created_at).desc()))
+            for name in s.scalars(q):
+                try:
+                    if hosts.is_online(hosts.get_host(s, name), offline_after):
+                        return str(name)
+                except NotFound:
+                    continue
+        raise Unavailable(f"no online host is known to reach target {target!r}",
+                          "name a host whose worker can reach it: --host NAME")
