@@ -143,7 +143,10 @@ class BackupOut(BaseModel):
     checksum: str
     created_at: datetime
     verified_at: datetime | None = None
-    verify_status: str | None = Field(default=None, description="ok | damaged | null")
+    verify_status: str | None = Field(default=None, description="ok | ok (structure) | "
+                                         "ok (subset) | damaged | null: the last "
+                                         "verification's outcome; 'ok' means all data "
+                                         "was read back")
     verify_job_id: str | None = None
     kind: str = Field(default="backup", description="backup | safety")
     expires_at: datetime | None = None

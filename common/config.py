@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     safety_snapshot_hours: float = Field(
         default=72.0, description="How long the safety snapshot of a replace-restore is kept "
         "(the window in which `volkeeper rollback` works).")
+    restore_device_nodes: bool = Field(
+        default=False, description="Let restores create character and block device nodes "
+        "found in a backup (refused by default: a restored device node gives whoever uses "
+        "the volume access to the host's device). Fifos are always restored.")
     zstd_level: int = 3
     repository_password: SecretStr | None = Field(
         default=None, description="Passphrase of the native repository in each target "

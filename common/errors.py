@@ -78,6 +78,13 @@ class IntegrityError(VolkeeperError):
     code = "integrity_error"
 
 
+class Refused(IntegrityError):
+    """A backup holds something a restore refuses by policy (a device node, more data than
+    its catalog entry records); nothing of it is kept."""
+
+    code = "refused"
+
+
 class Damaged(IntegrityError):
     """Verification found damage; ``result`` holds the full report for the job record."""
 

@@ -126,11 +126,14 @@ def _verify(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
     with open_target(ctx, b.target) as backend:
         out = verify_engine.verify_backup(
             backend, restore_engine.StoredBackup.from_row(b), tracker,
-            ctx.settings_for(b.target))
+            ctx.settings_for(b.target), read_data=bool(job.params.get("read_data")),
+            subset_percent=job.params.get("subset_percent"), seed=job.params.get("seed"))
     with ctx.db.session() as s:
         row = catalog.get_backup(s, b.id)
         row.verified_at = utcnow()
-        row.verify_status = "ok" if out.ok else "damaged"
+        # a partial check must not read as a full one in listings
+        row.verify_status = "damaged" if not out.ok else \
+            "ok" if out.scope in ("full", "read-data") else f"ok ({out.scope})"
         row.verify_job_id = job.id
     if not out.ok:
         raise Damaged(out.summary(), out.as_result(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, DbSession, State
 from api.routes.jobs import job_out
@@ -40,13 +41,33 @@ def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
 
 
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    read_data: bool = Field(
+        default=False, description="repo snapshots: read back, decrypt and re-hash every "
+        "blob the snapshot references (default: a structure check). Archives are always "
+        "read whole.")
+    subset: str | float | None = Field(
+        default=None, description="repo snapshots: read back a random share of the "
+        "snapshot's packs, in percent (\"5%\" or 5). Refused for archives.")
+    seed: int | None = Field(default=None, ge=0, lt=2**32,
+                             description="seed of the subset's random choice (reported "
+                             "in the result; random when not given)")
+
+
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)
 def verify_backup(backup_id: str, state: State, user: CurrentUser,
-                  host: str | None = None) -> JobOut:
-    """Queue a verification: archive checksum, full decompression, every member compared
-    with the manifest. The job fails (naming each damaged object and file) on damage; the
-    outcome is also kept on the backup (``verify_status``, ``verified_at``)."""
-    job = state.service.submit_verify(backup_id=backup_id, host=host, requested_by=user)
+                  host: str | None = None, body: VerifyIn | None = None) -> JobOut:
+    """Queue a verification. Archives: checksum, full decompression, every member compared
+    with the manifest. Repo snapshots: a structure check of the snapshot (trees, every
+    referenced blob indexed, its packs present and intact), with ``read_data`` all of its
+    data read back, with ``subset`` a random share of its packs. The job fails (naming
+    each damaged object and file) on damage; the outcome is also kept on the backup
+    (``verify_status``, ``verified_at``)."""
+    body = body or VerifyIn()
+    job = state.service.submit_verify(backup_id=backup_id, host=host, requested_by=user,
+                                      read_data=body.read_data, subset=body.subset,
+                                      seed=body.seed)
     return job_out(job, state)
 
 

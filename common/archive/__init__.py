@@ -21,7 +21,13 @@ from common.archive.manifest import (
     manifest_key,
     read_manifest,
 )
-from common.archive.reader import ExtractStats, VerifyReport, extract_archive, verify_archive
+from common.archive.reader import (
+    ExtractPolicy,
+    ExtractStats,
+    VerifyReport,
+    extract_archive,
+    verify_archive,
+)
 from common.archive.tarscan import TarEntry, TarFormatError, TarScanner
 from common.archive.writer import ArchiveStats, write_archive
 
@@ -29,6 +35,7 @@ __all__ = [
     "EXTENSIONS",
     "FORMATS",
     "ArchiveStats",
+    "ExtractPolicy",
     "ExtractStats",
     "Format",
     "Manifest",

@@ -24,7 +24,7 @@ import zstandard
 from common.archive.codec import Format, check_format, open_decompressed
 from common.archive.manifest import Manifest
 from common.archive.tarscan import TarEntry, TarScanner
-from common.errors import IntegrityError
+from common.errors import IntegrityError, Refused
 from common.progress import ProgressTracker
 
 CHUNK = 1 << 20
@@ -103,6 +103,84 @@ class _HashingPrefetcher:
         self._thread.join()
 
 
+#: Tar stream bytes allowed beyond the catalogued file content: headers, names, pax
+#: records and padding (about 1.5 KiB per member), per catalogued regular file …
+META_PER_FILE = 16 * 1024
+#: … plus this much for directories, symlinks and hardlinks beyond that
+META_SLACK = 256 * 1024 * 1024
+DEVICE_HINT = ("nothing was kept; if the device nodes are genuine, set "
+               "VOLKEEPER_RESTORE_DEVICE_NODES=true on the workers and restore again")
+_BUDGET_HINT = ("the archive holds more than its catalog entry says: it was tampered with "
+                "or replaced; restore another backup (a genuine archive of a volume of "
+                "mostly directories or hardlinks can be restored with plain tar, see README)")
+
+
+@dataclass(frozen=True)
+class ExtractPolicy:
+    """What a restore accepts: device nodes (char/block) or not, and a size budget from
+    the catalog — regular-file content may not exceed ``content_bytes`` (the backup's
+    logical size) and the whole tar stream not ``content_bytes + META_SLACK +
+    META_PER_FILE * files``. None disables a bound."""
+
+    allow_devices: bool = False
+    content_bytes: int | None = None
+    files: int = 0
+
+    def start(self, name: str) -> _PolicyCheck:
+        return _PolicyCheck(self, name)
+
+
+class _PolicyCheck:
+    def __init__(self, policy: ExtractPolicy, name: str) -> None:
+        self.policy = policy
+        self.name = name
+        self.content = 0
+        self.limit = None if policy.content_bytes is None else \
+            policy.content_bytes + META_SLACK + META_PER_FILE * max(policy.files, 0)
+
+    def header(self, entry: TarEntry) -> None:
+        """Check one member as its header goes by (a ``TarScanner`` ``on_start`` hook)."""
+        if entry.type in ("char", "block") and not self.policy.allow_devices:
+            raise Refused(
+                f"refused member {entry.path!r} of archive {self.name}: a {entry.type} device "
+                f"node ({entry.devmajor}:{entry.devminor}); restores do not create device "
+                "nodes", DEVICE_HINT)
+        if entry.type == "file" and self.policy.content_bytes is not None:
+            self.content += entry.size
+            if self.content > self.policy.content_bytes:
+                raise Refused(
+                    f"refused member {entry.path!r} of archive {self.name}: the archive's "
+                    f"files hold more than the {self.policy.content_bytes} bytes its "
+                    "catalog entry records", _BUDGET_HINT)
+
+    def stream(self, total: int) -> None:
+        if self.limit is not None and total > self.limit:
+            raise Refused(f"refused archive {self.name}: its tar stream exceeds "
+                          f"{self.limit} bytes, far more than the "
+                          f"{self.policy.content_bytes} bytes of content its catalog entry "
+                          "records", _BUDGET_HINT)
+
+
+class CheckedSink:
+    """Passes a tar stream on to ``sink`` after checking it against ``policy`` (for tar
+    streams volkeeper writes itself, e.g. a repo snapshot restored through Docker's
+    archive API): a refused member raises before the bytes holding it are passed on."""
+
+    def __init__(self, sink: BinaryIO, policy: ExtractPolicy, name: str) -> None:
+        self.sink = sink
+        self.check = policy.start(name)
+        self.scanner = TarScanner(lambda _e: None, hash_content=False,
+                                  on_start=self.check.header)
+        self.total = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.total += len(data)
+        self.check.stream(self.total)
+        self.scanner.feed(data)
+        self.sink.write(data)
+        return len(data)
+
+
 @dataclass
 class ExtractStats:
     """What one archive read produced."""
@@ -117,7 +195,7 @@ class ExtractStats:
 def _stream_tar(
     reader: BinaryIO, fmt: Format, name: str, scanner: TarScanner,
     sink: Writable | None, tracker: ProgressTracker, expected_sha256: str | None,
-    force_hash: bool = False,
+    force_hash: bool = False, budget: _PolicyCheck | None = None,
 ) -> ExtractStats:
     """Decompress ``reader`` through ``scanner`` (and into ``sink``); check the checksum."""
     started = time.monotonic()
@@ -133,8 +211,12 @@ def _stream_tar(
                                      "the stored object is damaged; use another backup") from e
             if not data:
                 break
+            if budget is not None:
+                budget.stream(tar_bytes + len(data))
             try:
                 scanner.feed(data)
+            except Refused:
+                raise
             except IntegrityError as e:
                 raise IntegrityError(f"archive {name} is corrupt: {e.message}",
                                      "the stored object is damaged; use another backup") from e
@@ -167,6 +249,7 @@ def extract_archive(
     *,
     expected_sha256: str | None = None,
     name: str = "archive",
+    policy: ExtractPolicy | None = None,
 ) -> ExtractStats:
     """Stream the tar inside a stored archive into ``sink`` (``gnutar.extract_stream``'s
     pipe, Docker's put_archive …).
@@ -175,11 +258,16 @@ def extract_archive(
     ``expected_sha256``, cannot be decompressed, or hold an incomplete tar archive.
     Without ``expected_sha256`` no sha256 is computed (about 15% faster; zstd and gzip
     still check their own frame checksums) and ``archive_sha256`` is None.
-    ``tracker`` counts tar stream bytes and members.
+    ``tracker`` counts tar stream bytes and members. ``policy`` refuses device nodes and
+    bounds what may be written (raising ``Refused`` before the offending member's bytes
+    reach ``sink``).
     """
     fmt = check_format(fmt)
-    scanner = TarScanner(lambda _e: tracker.add(0, 1), hash_content=False)
-    return _stream_tar(reader, fmt, name, scanner, sink, tracker, expected_sha256)
+    check = policy.start(name) if policy is not None else None
+    scanner = TarScanner(lambda _e: tracker.add(0, 1), hash_content=False,
+                         on_start=check.header if check is not None else None)
+    return _stream_tar(reader, fmt, name, scanner, sink, tracker, expected_sha256,
+                       budget=check)
 
 
 @dataclass

@@ -47,6 +47,16 @@ class VerifyOutcome:
     backup_id: str
     entries_checked: int = 0
     archive_sha256: str | None = None
+    #: what was checked: "full" (archives: checksum, decompression, every member against
+    #: the manifest), "structure", "read-data" or "subset" (repository snapshots)
+    scope: str = "full"
+    #: repository snapshots: packs the snapshot references, packs whose data was read,
+    #: bytes read, and for ``subset`` the share asked for (percent) and the random seed
+    packs_referenced: int = 0
+    packs_read: int = 0
+    bytes_read: int = 0
+    subset_percent: float | None = None
+    seed: int | None = None
     damaged_objects: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0

@@ -4,9 +4,10 @@ Order: validate → stop the containers using the volume (if asked; they are *al
 started again afterwards, even on failure) → take a safety snapshot of the current content
 (an ordinary tar.zst in the target under ``volkeeper/safety/``, kept for
 ``VOLKEEPER_SAFETY_SNAPSHOT_HOURS``) → empty the volume → extract the backup → compare the
-volume with the backup's manifest. If anything after the snapshot fails, the volume is
-emptied and the safety snapshot is extracted back into it, and the job says so. A later
-``volkeeper rollback`` restores the safety snapshot the same way.
+volume with the backup's manifest (repo snapshots: the snapshot is restored into the
+emptied volume, which is then compared with the snapshot's tree). If anything after the
+snapshot fails, the volume is emptied and the safety snapshot is extracted back into it,
+and the job says so. A later ``volkeeper rollback`` restores the safety snapshot the same way.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common.archive import ExtractPolicy
 from common.config import Settings
 from common.docker import DockerHost
+from common.engine import repo
 from common.engine.access import clear_volume
 from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
 from common.engine.records import BackupOutcome, StoredBackup
-from common.engine.restore import extract_into
+from common.engine.restore import extract_into, restore_policy
 from common.engine.validate import validate_restore
 from common.errors import DockerError, IntegrityError, RestoreRefused, RolledBack
 from common.progress import ProgressTracker
@@ -75,8 +78,7 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
         if on_safety is not None:
             on_safety(out.safety)
         try:
-            _put(docker, backend, volume, settings, tracker, key=backup.key,
-                 fmt=backup.format, checksum=backup.checksum)
+            _put_backup(docker, backend, backup, volume, settings, tracker)
             report = compare_volume(docker, backend, backup, volume, settings, tracker)
             if not report.ok:
                 raise IntegrityError("the restored content differs from the backup: "
@@ -105,18 +107,36 @@ def put_back(docker: DockerHost, backend: Backend, safety: StoredBackup, volume:
              settings: Settings, tracker: ProgressTracker) -> None:
     """Put a volume back to a safety snapshot (recovery after a worker died mid-replace)."""
     _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
-         checksum=safety.checksum)
+         checksum=safety.checksum, policy=restore_policy(safety, settings))
 
 
-def _put(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
-         tracker: ProgressTracker, *, key: str, fmt: str, checksum: str) -> None:
-    """Empty the volume and extract the archive ``key`` into it."""
+def _put_backup(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
+                settings: Settings, tracker: ProgressTracker) -> None:
+    """Empty the volume and restore the backup (an archive or a repo snapshot) into it."""
+    if backup.format != "repo":
+        _put(docker, backend, volume, settings, tracker, key=backup.key, fmt=backup.format,
+             checksum=backup.checksum, policy=restore_policy(backup, settings))
+        return
+    _clear(docker, volume, settings, tracker)
+    repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
+                      settings=settings)
+
+
+def _clear(docker: DockerHost, volume: str, settings: Settings,
+           tracker: ProgressTracker) -> None:
     tracker.set_phase("replacing")
     if not clear_volume(docker, volume, settings):
         raise DockerError(f"cannot empty volume {volume!r} through the Docker API",
                           "replace needs direct access to the volume's mountpoint")
+
+
+def _put(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
+         tracker: ProgressTracker, *, key: str, fmt: str, checksum: str,
+         policy: ExtractPolicy) -> None:
+    """Empty the volume and extract the archive ``key`` into it."""
+    _clear(docker, volume, settings, tracker)
     extract_into(docker, backend, volume, settings, tracker, key=key, fmt=fmt,
-                 checksum=checksum)
+                 checksum=checksum, policy=policy)
 
 
 def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
@@ -125,7 +145,9 @@ def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Sett
     log.warning("replace-restore into %s failed (%s); rolling back", volume, cause)
     try:
         _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
-             checksum=safety.checksum)
+             checksum=safety.checksum,
+             policy=ExtractPolicy(allow_devices=True, content_bytes=safety.logical_bytes,
+                                  files=safety.file_count))  # a BackupOutcome: no id
     except BaseException as e:
         raise IntegrityError(
             f"ROLLBACK FAILED for volume {volume!r}: {e} (after the restore failed: {cause})",

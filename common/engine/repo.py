@@ -1,4 +1,5 @@
-"""The engine's use of the native repository (``--format repo``): backup, restore, verify.
+"""The engine's use of the native repository (``--format repo``): backup and restore
+(verification and tree comparison: ``repo_verify``).
 
 A target holds at most one repository, under ``volkeeper/repo/`` next to the archives. The
 first ``repo`` backup to a target creates it: encrypted with the passphrase (the target's
@@ -28,12 +29,11 @@ from pathlib import Path
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path
-from common.engine.records import BackupOutcome, StoredBackup, VerifyOutcome
+from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.repo_access import backup_content, restore_content
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.checker import check_repository
 from common.repository.keys import KdfParams, WrongPassphrase
 from common.repository.locks import backup_lock
 from common.repository.repo import load_index, read_tree
@@ -221,58 +221,11 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
                  tracker: ProgressTracker, settings: Settings,
                  paths: list[str] | None = None) -> RestoreStats:
     """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
-    ``volume``. Raises IntegrityError naming the files it could not restore."""
+    ``volume``. Raises IntegrityError naming the files it could not restore, and Refused
+    for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
     with backup_lock(repo, f"restore of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
         return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
                                paths=paths, progress=tracker)
 
-
-def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
-           settings: Settings) -> VerifyOutcome:
-    """Check the repository reading all data, and report the problems that affect this
-    backup's snapshot (damaged objects by storage key, and the files depending on them)."""
-    out = VerifyOutcome(ok=True, backup_id=backup.id)
-    repo = open_repo(backend, settings)
-    sid = snapshot_id(backup)
-    prefix = f"{sid.hex()[:8]}:"
-    try:
-        load_snapshot(repo, sid)
-    except (NotFound, IntegrityError) as e:
-        out.ok = False
-        out.damaged_objects.append(ids.snapshot_key(sid))
-        out.problems.append(str(e))
-        out.problem_count = 1
-        return out
-    with backup_lock(repo, f"verify of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
-        report = check_repository(repo, read_data=True, progress=tracker)
-    out.entries_checked = report.blobs_read
-    for p in report.problems:
-        ours = [x[len(prefix):] for x in p.paths if x.startswith(prefix)]
-        if not ours and not (p.kind == "snapshot" and p.object_id == sid.hex()):
-            continue
-        out.ok = False
-        name = _object_name(p.kind, p.object_id)
-        if name not in out.damaged_objects:
-            out.damaged_objects.append(name)
-        files = f" (affects {', '.join(ours[:10])}{' …' if len(ours) > 10 else ''})" \
-            if ours else ""
-        out.problems.append(f"{p.message}{files}")
-        out.problem_count += 1
-    return out
-
-
-def _object_name(kind: str, object_id: str) -> str:
-    """A storage key for packs, index files and snapshots; ``kind:id`` for blobs."""
-    try:
-        raw = ids.parse_id(object_id)
-    except InvalidInput:
-        return f"{kind}:{object_id}"
-    if kind == "pack":
-        return ids.pack_key(raw)
-    if kind == "index":
-        return ids.index_key(raw)
-    if kind == "snapshot":
-        return ids.snapshot_key(raw)
-    return f"{kind}:{object_id}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.archive.reader import CheckedSink, ExtractPolicy
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import tar_sink
@@ -40,8 +41,14 @@ def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, h
 def restore_content(docker: DockerHost, repo: Repository, snap: Snapshot, path: Path | None,
                     *, volume: str, settings: Settings, paths: list[str] | None,
                     progress: ProgressTracker) -> RestoreStats:
-    """Restore ``snap`` (only ``paths`` when given) into the existing, empty volume."""
+    """Restore ``snap`` (only ``paths`` when given) into the existing, empty volume.
+    Device nodes are refused (``Refused``) unless ``VOLKEEPER_RESTORE_DEVICE_NODES``."""
+    devices = settings.restore_device_nodes
     if path is not None:
-        return restore_snapshot(repo, snap, path, paths=paths, progress=progress)
+        return restore_snapshot(repo, snap, path, paths=paths, progress=progress,
+                                devices=devices)
     with tar_sink(docker, volume, settings) as sink:
-        return write_snapshot_tar(repo, snap, sink, paths=paths, progress=progress)
+        out = sink if devices else CheckedSink(sink, ExtractPolicy(allow_devices=False),
+                                               f"snapshot {snap.id.hex()[:8]}")
+        return write_snapshot_tar(repo, snap, out,  # type: ignore[arg-type]
+                                  paths=paths, progress=progress)

@@ -1,5 +1,9 @@
 """Restore an archive backup into a new volume or an existing empty one.
 
+Archives are read under a policy (``restore_policy``): device nodes are refused, and the
+tar stream may not hold more file content than the catalog records (plus a slack for
+headers), so a tampered archive fails early instead of filling the disk.
+
 Non-destructive by design: ``validate.validate_restore`` runs first (the same checks as a
 dry run) and a volume with any content is refused (replacing content with a safety
 snapshot and rollback is a separate mode). If anything fails — storage, checksum,
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from common.archive import ExtractStats, check_format, extract_archive
+from common.archive import ExtractPolicy, ExtractStats, check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine import repo
@@ -75,7 +79,8 @@ def restore_backup(
             return _restore_repo(docker, backend, backup, volume=volume, tracker=tracker,
                                  settings=settings, paths=paths, created=created)
         stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
-                             fmt=backup.format, checksum=backup.checksum, paths=paths)
+                             fmt=backup.format, checksum=backup.checksum, paths=paths,
+                             policy=restore_policy(backup, settings))
     except VolkeeperError as e:
         if not _undo(docker, volume, created, settings):
             raise type(e)(f"{e.message}; volume {volume!r} may hold part of the restored data",
@@ -102,15 +107,29 @@ def _restore_repo(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                           seconds=round(time.monotonic() - started, 3))
 
 
+SAFETY_AREA = "volkeeper/safety/"
+
+
+def restore_policy(backup: StoredBackup, settings: Settings) -> ExtractPolicy:
+    """What a restore of ``backup`` accepts: no device nodes (unless
+    ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set, or from the safety snapshots of
+    replace-restores, which hold a volume's own previous content), and no more content than
+    the catalog records for it (a tampered archive fails before it fills the disk)."""
+    return ExtractPolicy(allow_devices=settings.restore_device_nodes
+                         or backup.key.startswith(SAFETY_AREA),
+                         content_bytes=backup.logical_bytes, files=backup.file_count)
+
+
 def extract_into(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
                  tracker: ProgressTracker, *, key: str, fmt: str, checksum: str,
-                 paths: list[str] | None = None) -> ExtractStats:
+                 policy: ExtractPolicy, paths: list[str] | None = None) -> ExtractStats:
     """Stream the archive ``key`` into the volume (only ``paths`` when given), checking its
-    sha256; raises IntegrityError when it does not match or the archive is damaged."""
+    sha256; raises IntegrityError when it does not match or the archive is damaged, and
+    ``Refused`` (an IntegrityError) for what ``policy`` does not accept."""
     with backend.open_reader(key) as reader, \
             tar_sink(docker, volume, settings, member_names(paths)) as sink:
         return extract_archive(reader, check_format(fmt), sink, tracker,
-                               expected_sha256=checksum, name=key)
+                               expected_sha256=checksum, name=key, policy=policy)
 
 
 def member_names(paths: list[str] | None) -> list[str] | None:

@@ -72,10 +72,7 @@ def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup,
         _check_objects(v, backend, backup)
         if paths:
             _check_paths(v, backend, backup, paths)
-    if mode == "replace" and backup.format == "repo":
-        v.add("restore mode", False, "replace-restore of repo snapshots is not supported yet "
-              "— restore into a new volume (--into NEW_NAME)")
-    elif mode == "replace":
+    if mode == "replace":
         _check_replace(v, docker, volume, settings, stop_containers)
     else:
         _check_volume(v, docker, volume, settings)

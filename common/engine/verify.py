@@ -1,5 +1,11 @@
-"""Verify an archive backup: the stored object's checksum, full decompression, and a walk
-of the tar compared member by member with the manifest (type, size, mode, owner, sha256 …).
+"""Verify a backup.
+
+Archives: the stored object's checksum, full decompression, and a walk of the tar compared
+member by member with the manifest (type, size, mode, owner, mtime, sha256 …) — always the
+whole archive: ``read_data`` changes nothing (the data is always read), and a ``subset``
+is refused (an archive is one compressed stream; a sample of it proves nothing about the
+rest). Repository snapshots: see ``repo_verify.verify`` (structure by default, all data
+with ``read_data``, a random share of the snapshot's packs with ``subset_percent``).
 
 Damage is reported, never raised: the outcome lists exactly which objects and which files
 are affected. Only failures to *reach* the storage raise (they say nothing about the data).
@@ -12,18 +18,27 @@ from typing import Any
 
 from common.archive import check_format, read_manifest, verify_archive
 from common.config import Settings
-from common.engine import repo
+from common.engine import repo_verify
 from common.engine.records import StoredBackup, VerifyOutcome
-from common.errors import IntegrityError, NotFound
+from common.errors import IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
+SUBSET_ARCHIVE = ("--subset applies to repository backups only: an archive is one "
+                  "compressed stream and is always verified whole")
+SUBSET_HINT = "verify without --subset (the whole archive is read)"
+
 
 def verify_backup(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
-                  settings: Settings) -> VerifyOutcome:
+                  settings: Settings, *, read_data: bool = False,
+                  subset_percent: float | None = None,
+                  seed: int | None = None) -> VerifyOutcome:
     """Verify one backup; damage is reported in the outcome, not raised."""
     if backup.format == "repo":
-        return repo.verify(backend, backup, tracker, settings)
+        return repo_verify.verify(backend, backup, tracker, settings, read_data=read_data,
+                                  subset_percent=subset_percent, seed=seed)
+    if subset_percent is not None:
+        raise InvalidInput(SUBSET_ARCHIVE, SUBSET_HINT)
     out = VerifyOutcome(ok=True, backup_id=backup.id)
 
     def damaged(obj: str, problem: str) -> None:

@@ -179,10 +179,6 @@ class JobService:
     ) -> Job:
         """Restore a backup into a scratch volume on ``host``, compare, measure, clean up."""
         backup = self._backup(backup_id)
-        if backup.format == REPO_FORMAT:
-            raise InvalidInput("restore drills of repo snapshots are not supported yet",
-                               "verify the backup (volkeeper verify BACKUP), or restore it "
-                               "into a new volume (--into NEW_NAME)")
         host = host or backup.host
         self._check_host_online(host)
         scratch = f"volkeeper-drill-{uuid.uuid4().hex[:12]}"
@@ -194,17 +190,29 @@ class JobService:
         return self._dispatch(job, TASK_DRILL)
 
     def submit_verify(
-        self, *, backup_id: str, host: str | None = None, requested_by: str | None = None
+        self, *, backup_id: str, host: str | None = None, requested_by: str | None = None,
+        read_data: bool = False, subset: str | float | None = None, seed: int | None = None,
     ) -> Job:
         """Verify a backup on ``host`` (default: the host that made it, which can surely
-        reach its target). One verification of a backup runs at a time."""
+        reach its target). One verification of a backup runs at a time. Repo snapshots:
+        a structure check, plus all their data with ``read_data`` or a random ``subset``
+        ("5%", or a number of percent) of their packs; archives are always read whole and
+        refuse a subset."""
         backup = self._backup(backup_id)
+        subset_percent = _subset_percent(subset)
+        if subset_percent is not None and backup.format != REPO_FORMAT:
+            raise InvalidInput(f"backup {backup_id} is a {backup.format} archive: --subset "
+                               "applies to repository backups only (an archive is one "
+                               "compressed stream and is always verified whole)",
+                               "verify without --subset")
         host = host or backup.host
         self._check_host_online(host)
         with self.db.session() as s:
             job = jobs.create_job(
                 s, kind="verify", host=host, volume=backup.volume, target=backup.target,
-                backup_id=backup.id, requested_by=requested_by, lock=f"verify/{backup.id}")
+                backup_id=backup.id, requested_by=requested_by, lock=f"verify/{backup.id}",
+                params={"read_data": read_data, "subset_percent": subset_percent,
+                        "seed": seed})
         return self._dispatch(job, TASK_VERIFY)
 
     def _guard_backup(self, job: Job) -> None:
@@ -245,6 +253,22 @@ class JobService:
 
 
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _subset_percent(value: str | float | None) -> float | None:
+    """A subset share in percent, (0, 100]: "5%", "5" and 5 all mean 5%."""
+    if value is None:
+        return None
+    text = str(value).strip().removesuffix("%").strip()
+    try:
+        pct = float(text)
+    except ValueError:
+        pct = float("nan")
+    if not 0 < pct <= 100:
+        raise InvalidInput(f"invalid subset {value!r}",
+                           "give the share of the data to read in percent, above 0 and at "
+                           "most 100, e.g. 5% or 12.5")
+    return pct
 
 
 def _check_volume_name(name: str) -> None:

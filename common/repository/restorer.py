@@ -25,7 +25,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from common.errors import Conflict, IntegrityError, NotFound, StorageError
+from common.errors import Conflict, IntegrityError, NotFound, Refused, StorageError
 from common.progress import NullTracker, ProgressTracker
 from common.repository import ids
 from common.repository.config import Repository
@@ -79,7 +79,8 @@ def _split(path: str) -> list[str]:
 
 class _Restorer:
     def __init__(self, repo: Repository, index: Index, dest: str, progress: ProgressTracker,
-                 stats: RestoreStats) -> None:
+                 stats: RestoreStats, devices: bool = True) -> None:
+        self.devices = devices
         self.repo = repo
         self.index = index
         self.dest = dest
@@ -132,6 +133,11 @@ class _Restorer:
             os.symlink(node.target or "", path)
         elif t == "fifo":
             os.mkfifo(path, 0o600)
+        elif t in ("char", "block") and not self.devices:
+            raise Refused(f"refused {rel!r}: a {t} device node "
+                          f"({':'.join(map(str, node.rdev or (0, 0)))}); restores do not "
+                          "create device nodes", "nothing was kept; if the device nodes are "
+                          "genuine, set VOLKEEPER_RESTORE_DEVICE_NODES=true on the workers")
         elif t in ("char", "block", "socket"):
             kind = {"char": stat.S_IFCHR, "block": stat.S_IFBLK, "socket": stat.S_IFSOCK}[t]
             dev = os.makedev(*node.rdev) if node.rdev else 0
@@ -316,8 +322,11 @@ def restore_snapshot(
     progress: ProgressTracker | None = None,
     workers: int = 4,
     index: Index | None = None,
+    devices: bool = True,
 ) -> RestoreStats:
-    """Restore ``snapshot`` (or only ``paths`` inside it) into the empty ``dest_dir``."""
+    """Restore ``snapshot`` (or only ``paths`` inside it) into the empty ``dest_dir``.
+    ``devices=False`` refuses (raises ``Refused``, before any file data is written) a
+    snapshot holding character or block device nodes."""
     dest = os.fspath(dest_dir)
     if os.path.lexists(dest):
         if not os.path.isdir(dest) or os.path.islink(dest) or os.listdir(dest):
@@ -330,7 +339,7 @@ def restore_snapshot(
     if index is None:
         index = load_index(repo).index
     stats = RestoreStats()
-    r = _Restorer(repo, index, dest, progress, stats)
+    r = _Restorer(repo, index, dest, progress, stats, devices)
     selectors = [[]] if paths is None else [_split(p) for p in paths]
     matched: set[int] = set()
     r.walk(snapshot.tree, "", selectors, matched, list(range(len(selectors))))

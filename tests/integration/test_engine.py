@@ -91,7 +91,7 @@ def test_the_docker_api_path_round_trips_content_owners_and_links(
     """The fallback for volumes whose mountpoint the worker cannot see: through a
     never-started helper container. It keeps bytes, modes, owners, links and whole-second
     mtimes (not xattrs or sparseness — see docs/volume-access.md)."""
-    settings = Settings(home=tmp_path, volume_access="docker-api")
+    settings = Settings(home=tmp_path, volume_access="docker-api", restore_device_nodes=True)
     docker.create_volume(fresh_volume_name)
     src = _mount(docker, fresh_volume_name)
     build_fidelity_tree(src)

@@ -191,7 +191,8 @@ def test_two_first_backups_in_one_process_into_an_empty_target_create_one_reposi
         (sources[name] / "own.bin").write_bytes(os.urandom(4 << 20))
     settings = Settings(home=tmp_path / "home", docker_host=docker_host_a.url,
                         host_name="racer", repository_password=SecretStr(PASSPHRASE),
-                        repository_kdf_n=1024)
+                        repository_kdf_n=1024,
+                        restore_device_nodes=True)  # the fidelity tree holds one
     app = build_embedded_app(settings, background=False)
     with TestClient(app, base_url="http://embedded") as http:
         ids = [http.post("/api/v1/backups", json={"volume": name, "format": "repo"}).json()["id"]

@@ -9,8 +9,11 @@ which then removes the volume it created.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import os
+import stat
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,9 @@ import pytest
 
 from common.config import Settings
 from common.docker import DockerHost
+from common.engine.replace import replace_volume
 from common.engine.restore import StoredBackup, restore_backup
-from common.errors import NotFound, VolkeeperError
+from common.errors import NotFound, Refused, RolledBack, VolkeeperError
 from common.progress import NullTracker
 from common.storage.local import LocalBackend
 
@@ -128,3 +132,70 @@ def test_a_member_claiming_more_data_than_the_archive_holds_fails_cleanly(setup:
                        settings=settings)
     with pytest.raises(NotFound):
         docker.volume(name)
+
+
+def test_device_nodes_are_refused_by_name_and_fifos_are_restored(setup: Any) -> None:
+    docker, backend, _outside, name, settings = setup
+    backup = plant(backend, [member("ok.txt", b"fine"),
+                             member("pipe", type=tarfile.FIFOTYPE),
+                             member("disk", type=tarfile.BLKTYPE, devmajor=8, devminor=0),
+                             member("zero", type=tarfile.CHRTYPE, devmajor=1, devminor=5)])
+    with pytest.raises(Refused) as err:
+        restore_backup(docker, backend, backup, volume=name, tracker=NullTracker(),
+                       settings=settings)
+    assert "'disk'" in err.value.message and "block device node (8:0)" in err.value.message
+    assert "VOLKEEPER_RESTORE_DEVICE_NODES" in str(err.value.hint)
+    with pytest.raises(NotFound):
+        docker.volume(name)  # nothing kept
+
+    fifo_only = plant(backend, [member("ok.txt", b"fine"),
+                                member("pipe", type=tarfile.FIFOTYPE)])
+    restore_backup(docker, backend, fifo_only, volume=name, tracker=NullTracker(),
+                   settings=settings)
+    assert stat.S_ISFIFO(os.lstat(volume_dir(docker, name) / "pipe").st_mode)
+
+
+def test_device_nodes_are_restored_when_the_setting_allows_them(setup: Any) -> None:
+    docker, backend, _outside, name, settings = setup
+    backup = plant(backend, [member("zero", type=tarfile.CHRTYPE, devmajor=1, devminor=5)])
+    restore_backup(docker, backend, backup, volume=name, tracker=NullTracker(),
+                   settings=settings.model_copy(update={"restore_device_nodes": True}))
+    st = os.lstat(volume_dir(docker, name) / "zero")
+    assert stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 5
+
+
+def _oversized(backend: LocalBackend) -> StoredBackup:
+    """An archive whose files hold 12 MiB while its catalog entry records 1 MiB."""
+    planted = plant(backend, [member("small", os.urandom(1 << 20)),
+                              member("large", os.urandom(11 << 20))])
+    return dataclasses.replace(planted, logical_bytes=1 << 20, file_count=1)
+
+
+def test_an_archive_holding_more_than_its_catalog_size_fails_early_and_leaves_nothing(
+        setup: Any) -> None:
+    docker, backend, _outside, name, settings = setup
+    with pytest.raises(Refused) as err:
+        restore_backup(docker, backend, _oversized(backend), volume=name,
+                       tracker=NullTracker(), settings=settings)
+    assert "'./large'" in err.value.message or "'large'" in err.value.message
+    assert str(1 << 20) in err.value.message
+    with pytest.raises(NotFound):
+        docker.volume(name)
+
+
+def test_a_replace_with_an_oversized_archive_is_rolled_back_byte_for_byte(
+        setup: Any, tmp_path: Path) -> None:
+    docker, backend, _outside, name, settings = setup
+    docker.create_volume(name)
+    data = volume_dir(docker, name)
+    (data / "keep.bin").write_bytes(os.urandom(300_000))
+    (data / "sub").mkdir()
+    (data / "sub" / "note.txt").write_text("precious")
+    before = {str(p.relative_to(data)): p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    with pytest.raises(RolledBack) as err:
+        replace_volume(docker, backend, _oversized(backend), volume=name, host="h",
+                       job_id="jr", stop_containers=False, tracker=NullTracker(),
+                       settings=settings)
+    assert "put back" in err.value.message and "catalog" in err.value.message
+    after = {str(p.relative_to(data)): p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    assert after == before

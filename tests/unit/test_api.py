@@ -336,6 +336,29 @@ def test_verify_of_an_unknown_backup_is_404_and_a_known_one_is_queued(env: Env) 
     assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202
 
 
+def test_verify_takes_read_data_and_a_subset_for_repo_backups_only(env: Env) -> None:
+    from common.db import catalog
+
+    with env.db.session() as s:
+        repo_id = catalog.add_backup(s, host="h1", volume="data", target="local",
+                                     format="repo", key="volkeeper/repo/snapshots/x",
+                                     manifest_key="", checksum="0" * 64).id
+        tar_id = catalog.add_backup(s, host="h1", volume="data", target="local",
+                                    format="tar", key="k", manifest_key="k.m",
+                                    checksum="0" * 64).id
+    r = env.client.post(f"/api/v1/backups/{repo_id}/verify",
+                        json={"subset": "5%", "seed": 9})
+    assert r.status_code == 202
+    assert r.json()["params"] == {"read_data": False, "subset_percent": 5.0, "seed": 9}
+    for bad in ("0", "101%", "lots", -3):
+        r = env.client.post(f"/api/v1/backups/{tar_id}/verify", json={"subset": bad})
+        assert r.status_code == 422 and "invalid subset" in error(r)["message"]
+    r = env.client.post(f"/api/v1/backups/{tar_id}/verify", json={"subset": 5})
+    assert r.status_code == 422 and "repository backups only" in error(r)["message"]
+    r = env.client.post(f"/api/v1/backups/{tar_id}/verify", json={"read_data": True})
+    assert r.status_code == 202 and r.json()["params"]["read_data"] is True
+
+
 def test_drills_are_queued_with_a_scratch_volume_and_listed_as_history(env: Env) -> None:
     r = env.client.post("/api/v1/drills", json={"backup_id": "nope"})
     assert r.status_code == 404

@@ -1,0 +1,289 @@
+"""Verifying repository snapshots, and comparing a restored volume with a snapshot's tree.
+
+``verify`` checks one backup's snapshot and only the objects it references (see
+``checker.check_snapshot``), holding the repository's shared lock (no prune beside it):
+a structure check by default, every referenced blob read back with ``read_data``, or a
+seeded random share of the snapshot's packs with ``subset``.
+
+``compare_tree`` is what drills and replace-restores of repo snapshots use after the
+restore: it walks the snapshot's trees and the restored directory side by side and
+compares every entry — type, size, mode, owner, mtime (to the nanosecond), symlink
+target, device numbers, xattrs, hardlinks, sparseness and content. Content is compared
+by cutting the restored file with the repository's chunker and keyed hash, exactly as a
+backup would, so no data is downloaded again: equal chunk ids mean equal bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from common.archive import VerifyReport
+from common.archive.reader import MAX_PROBLEMS
+from common.config import Settings
+from common.engine.records import StoredBackup, VerifyOutcome
+from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
+from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
+from common.progress import ProgressTracker
+from common.repository import Repository, ids
+from common.repository.checker import check_snapshot
+from common.repository.index import Index
+from common.repository.locks import backup_lock
+from common.repository.repo import load_index, read_tree
+from common.repository.snapshot import Snapshot, load_snapshot
+from common.repository.tree import Node
+from common.storage.base import Backend
+
+_READ = 1 << 20
+_ZEROS = bytes(_READ)
+_TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
+          stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
+          stat.S_IFREG: "file"}
+
+
+def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
+           settings: Settings, *, read_data: bool = False, subset_percent: float | None = None,
+           seed: int | None = None) -> VerifyOutcome:
+    """Check the backup's snapshot: structure, plus all (``read_data``) or a random
+    ``subset_percent`` of its data. Damage is reported in the outcome (storage keys of
+    damaged packs and the snapshot, ``blob:``/``tree:`` ids, and the files affected)."""
+    scope = "subset" if subset_percent is not None and not read_data else \
+        "read-data" if read_data else "structure"
+    out = VerifyOutcome(ok=True, backup_id=backup.id, scope=scope,
+                        subset_percent=subset_percent if scope == "subset" else None)
+    repo = open_repo(backend, settings)
+    sid = snapshot_id(backup)
+    tracker.set_phase("opening snapshot")
+    try:
+        snap = load_snapshot(repo, sid)
+    except (NotFound, IntegrityError) as e:
+        out.ok = False
+        out.damaged_objects.append(ids.snapshot_key(sid))
+        out.problems.append(str(e))
+        out.problem_count = 1
+        return out
+    with backup_lock(repo, f"verify of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
+        report = check_snapshot(repo, snap, read_data=read_data,
+                                subset=out.subset_percent / 100
+                                if out.subset_percent is not None else None,
+                                seed=seed, progress=tracker)
+    out.entries_checked = report.blobs_read if scope != "structure" else report.blobs
+    out.packs_referenced, out.packs_read = report.packs, report.packs_read
+    out.bytes_read, out.seed = report.bytes_read, report.seed
+    for p in report.problems:
+        out.ok = False
+        name = _object_name(p.kind, p.object_id)
+        if name not in out.damaged_objects:
+            out.damaged_objects.append(name)
+        shown = [x.lstrip("/") or "/" for x in p.paths[:10]]
+        files = f" (affects {', '.join(shown)}{' …' if len(p.paths) > 10 else ''})" \
+            if shown else ""
+        out.problems.append(f"{p.message}{files}")
+        out.problem_count += 1
+    return out
+
+
+def _object_name(kind: str, object_id: str) -> str:
+    """A storage key for packs, index files and snapshots; ``kind:id`` for blobs."""
+    try:
+        raw = ids.parse_id(object_id)
+    except InvalidInput:
+        return f"{kind}:{object_id}"
+    if kind == "pack":
+        return ids.pack_key(raw)
+    if kind == "index":
+        return ids.index_key(raw)
+    if kind == "snapshot":
+        return ids.snapshot_key(raw)
+    return f"{kind}:{object_id}"
+
+
+def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings: Settings,
+                   tracker: ProgressTracker) -> VerifyReport:
+    """Compare the directory ``root`` (a restored volume) with the backup's snapshot."""
+    repo = open_repo(backend, settings)
+    snap = load_snapshot(repo, snapshot_id(backup))
+    with backup_lock(repo, f"comparison with backup {backup.id}",
+                     retry_for=LOCK_RETRY_SECONDS):
+        return compare_tree(repo, snap, root, tracker)
+
+
+def compare_tree(repo: Repository, snap: Snapshot, root: Path,
+                 tracker: ProgressTracker) -> VerifyReport:
+    """Compare every entry below ``root`` with the snapshot (never raises for differences:
+    they are listed in the report, the first ``MAX_PROBLEMS`` of them)."""
+    tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
+    cmp = _Comparer(repo, load_index(repo).index, os.fspath(root), tracker)
+    cmp.entry("/", os.fspath(root), snap.root)
+    cmp.tree(snap.tree, "")
+    return cmp.report
+
+
+class _Comparer:
+    def __init__(self, repo: Repository, index: Index, root: str,
+                 tracker: ProgressTracker) -> None:
+        self.repo = repo
+        self.index = index
+        self.root = root
+        self.tracker = tracker
+        self.chunker = repo.chunker()
+        self.report = VerifyReport(ok=True, entries_checked=0, archive_sha256=None)
+
+    def problem(self, text: str) -> None:
+        self.report.ok = False
+        self.report.problem_count += 1
+        if len(self.report.problems) < MAX_PROBLEMS:
+            self.report.problems.append(text)
+
+    def tree(self, tree_id: bytes, rel: str) -> None:
+        try:
+            tree = read_tree(self.repo, self.index, tree_id)
+        except (IntegrityError, NotFound, StorageError) as e:
+            self.problem(f"{rel or '/'}: cannot read the backup's tree: {e}")
+            return
+        here = os.path.join(self.root, rel)
+        try:
+            present = {os.fsdecode(n) for n in os.listdir(os.fsencode(here))}
+        except OSError as e:
+            self.problem(f"{rel or '/'}: cannot list the restored directory: {e.strerror}")
+            return
+        for extra in sorted(present - {n.name for n in tree.nodes}):
+            self.problem(f"{rel}/{extra}: in the volume but not in the backup")
+        for node in tree.nodes:
+            child = f"{rel}/{node.name}" if rel else node.name
+            if node.name not in present:
+                self.problem(f"{child}: in the backup but not in the volume")
+                continue
+            self.entry(child, os.path.join(self.root, child), node)
+            if node.type == "dir" and node.subtree is not None:
+                self.tree(node.subtree, child)
+
+    def entry(self, rel: str, path: str, node: Node) -> None:
+        self.report.entries_checked += 1
+        self.tracker.add(node.size if node.type == "file" else 0, 1)
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            self.problem(f"{rel}: cannot be read: {e.strerror}")
+            return
+        want = "file" if node.type == "hardlink" else node.type
+        have = _TYPES.get(stat.S_IFMT(st.st_mode), "unknown")
+        if have != want:
+            self.problem(f"{rel}: type: volume has {have}, backup says {want}")
+            return
+        diffs = []
+        for what, actual, expected in (
+                ("mode", stat.S_IMODE(st.st_mode), node.mode), ("uid", st.st_uid, node.uid),
+                ("gid", st.st_gid, node.gid), ("mtime_ns", st.st_mtime_ns, node.mtime_ns)):
+            if actual != expected:
+                diffs.append(f"{what}: volume has {actual!r}, backup says {expected!r}")
+        if node.type == "symlink" and os.readlink(path) != node.target:
+            diffs.append(f"link: volume has {os.readlink(path)!r}, backup says {node.target!r}")
+        if node.type in ("char", "block") and node.rdev is not None \
+                and (os.major(st.st_rdev), os.minor(st.st_rdev)) != tuple(node.rdev):
+            diffs.append(f"device: volume has {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, "
+                         f"backup says {node.rdev[0]}:{node.rdev[1]}")
+        xattrs = _xattrs(path)
+        if xattrs != node.xattrs:
+            diffs.append(f"xattrs: volume has {sorted(xattrs)}, backup says {sorted(node.xattrs)}")
+        if node.type == "hardlink" and node.link is not None:
+            try:
+                first = os.lstat(os.path.join(self.root, node.link))
+                if (first.st_dev, first.st_ino) != (st.st_dev, st.st_ino):
+                    diffs.append(f"link: not a hardlink of {node.link}")
+            except OSError:
+                diffs.append(f"link: its first path {node.link} is missing")
+        if node.type in ("file", "hardlink"):
+            diffs.extend(self.content(path, st, node))
+        for d in diffs:
+            self.problem(f"{rel}: {d}")
+
+    def content(self, path: str, st: os.stat_result, node: Node) -> list[str]:
+        if st.st_size != node.size:
+            return [f"size: volume has {st.st_size}, backup says {node.size}"]
+        out = []
+        if node.holes and st.st_blocks * 512 >= st.st_size:
+            out.append("sparse: the volume's file is not sparse, the backup's is")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            return [*out, f"content cannot be read: {e.strerror}"]
+        try:
+            if any(not _zeros(fd, off, n) for off, n in node.holes):
+                out.append("content: a region the backup has as a hole is not zeros")
+            chunks = [self.repo.codec.blob_id(c) for c in
+                      self.chunker.chunk_stream(_RangeReader(  # type: ignore[arg-type]
+                          fd, _data_ranges(node.holes, node.size)))]
+        finally:
+            os.close(fd)
+        if chunks != node.content:
+            same = next((i for i, (a, b) in enumerate(zip(chunks, node.content, strict=False))
+                         if a != b), min(len(chunks), len(node.content)))
+            out.append(f"content: differs from the backup (from chunk {same} of "
+                       f"{len(node.content)})")
+        return out
+
+
+def _zeros(fd: int, offset: int, length: int) -> bool:
+    end = offset + length
+    while offset < end:
+        data = os.pread(fd, min(_READ, end - offset), offset)
+        if not data:
+            return True  # past the end: size is compared separately
+        if data != _ZEROS[: len(data)]:
+            return False
+        offset += len(data)
+    return True
+
+
+def _data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    ranges, pos = [], 0
+    for off, length in sorted(holes):
+        if off > pos:
+            ranges.append((pos, min(off, size)))
+        pos = max(pos, off + length)
+    if pos < size:
+        ranges.append((pos, size))
+    return ranges
+
+
+class _RangeReader:
+    """Reads the given byte ranges of a file, concatenated (the data of a sparse file)."""
+
+    def __init__(self, fd: int, ranges: list[tuple[int, int]]) -> None:
+        self._fd = fd
+        self._ranges = ranges
+        self._i = 0
+        self._pos = ranges[0][0] if ranges else 0
+
+    def read(self, n: int = -1) -> bytes:
+        while self._i < len(self._ranges):
+            end = self._ranges[self._i][1]
+            if self._pos >= end:
+                self._i += 1
+                if self._i < len(self._ranges):
+                    self._pos = self._ranges[self._i][0]
+                continue
+            want = end - self._pos if n < 0 else min(n, end - self._pos)
+            data = os.pread(self._fd, min(want, 1 << 24), self._pos)
+            if not data:
+                self._i = len(self._ranges)
+                return b""
+            self._pos += len(data)
+            return data
+        return b""
+
+
+def _xattrs(path: str) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in sorted(names):
+        try:
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out
