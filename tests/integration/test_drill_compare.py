@@ -19,7 +19,8 @@ def test_a_drill_compares_mtimes(embedded_env: dict[str, str], docker_host_a: An
     src = volume(docker_host_a, "drill-mtime")
     (src / "a.txt").write_text("alpha")
     (src / "b.txt").write_text("beta")
-    job = json.loads(cli(embedded_env, "backup", "drill-mtime", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "drill-mtime", "--format", "tar.zst",
+                         "--json").stdout)
     ok = json.loads(cli(embedded_env, "drill", job["backup_id"], "--json").stdout)
     assert ok["result"]["passed"] is True
 

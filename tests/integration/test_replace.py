@@ -81,7 +81,8 @@ def test_replace_snapshots_stops_and_restarts_and_rollback_undoes_it(
 def test_a_failed_replace_puts_the_previous_content_back(
         embedded_env: dict[str, str], app_volume: tuple[Path, Any], tmp_path: Path) -> None:
     path, ctr = app_volume
-    job = json.loads(cli(embedded_env, "backup", path.parent.name, "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", path.parent.name, "--format", "tar.zst",
+                         "--json").stdout)
     (path / "plain.txt").write_text("the content we must not lose")
     before = snapshot(path, tmp_path / "before")
     archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]

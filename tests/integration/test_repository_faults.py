@@ -308,7 +308,7 @@ def test_the_volkeeper_backup_command_killed_mid_repo_backup_leaves_a_usable_rep
     packs = target / "volkeeper" / "repo" / "packs"
     cmd = [sys.executable, "-m", "workers.cli.main", "backup", "killed-repo", "--format", "repo"]
     for i in range(3):
-        (src / f"data{i}.bin").write_bytes(rnd.randbytes(24 << 20))
+        (src / f"data{i}.bin").write_bytes(rnd.randbytes(64 << 20))  # several packs to go
         before = set(packs.glob("*/*"))
         p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
@@ -316,7 +316,7 @@ def test_the_volkeeper_backup_command_killed_mid_repo_backup_leaves_a_usable_rep
         while p.poll() is None and time.monotonic() < deadline \
                 and not set(packs.glob("*/*")) - before:
             time.sleep(0.01)
-        delay = rnd.uniform(0, 0.6)
+        delay = rnd.uniform(0, 0.2)
         time.sleep(delay)
         p.kill()
         err = p.communicate(timeout=30)[1].decode(errors="replace")

@@ -94,7 +94,8 @@ def test_subset_is_refused_for_an_archive_with_a_clear_message(
         embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "rv-tar")
     (src / "x.txt").write_text("x")
-    job = json.loads(cli(embedded_env, "backup", "rv-tar", "--json").stdout)
+    job = json.loads(cli(embedded_env, "backup", "rv-tar", "--format", "tar.zst",
+                         "--json").stdout)
     p = cli(embedded_env, "verify", job["backup_id"], "--subset", "5%", ok=False)
     assert p.returncode == 1 and "repository backups only" in p.stderr
     assert "Traceback" not in p.stderr
