@@ -32,6 +32,7 @@ from common.repository.index import Index
 from common.repository.locks import backup_lock
 from common.repository.repo import load_index, read_tree
 from common.repository.snapshot import Snapshot, load_snapshot
+from common.repository.sparse import DataReader, data_ranges
 from common.repository.tree import Node
 from common.storage.base import Backend
 
@@ -213,8 +214,8 @@ class _Comparer:
             if any(not _zeros(fd, off, n) for off, n in node.holes):
                 out.append("content: a region the backup has as a hole is not zeros")
             chunks = [self.repo.codec.blob_id(c) for c in
-                      self.chunker.chunk_stream(_RangeReader(  # type: ignore[arg-type]
-                          fd, _data_ranges(node.holes, node.size)))]
+                      self.chunker.chunk_stream(DataReader(  # type: ignore[arg-type]
+                          fd, data_ranges(node.holes, node.size)))]
         finally:
             os.close(fd)
         if chunks != node.content:
@@ -235,44 +236,6 @@ def _zeros(fd: int, offset: int, length: int) -> bool:
             return False
         offset += len(data)
     return True
-
-
-def _data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    ranges, pos = [], 0
-    for off, length in sorted(holes):
-        if off > pos:
-            ranges.append((pos, min(off, size)))
-        pos = max(pos, off + length)
-    if pos < size:
-        ranges.append((pos, size))
-    return ranges
-
-
-class _RangeReader:
-    """Reads the given byte ranges of a file, concatenated (the data of a sparse file)."""
-
-    def __init__(self, fd: int, ranges: list[tuple[int, int]]) -> None:
-        self._fd = fd
-        self._ranges = ranges
-        self._i = 0
-        self._pos = ranges[0][0] if ranges else 0
-
-    def read(self, n: int = -1) -> bytes:
-        while self._i < len(self._ranges):
-            end = self._ranges[self._i][1]
-            if self._pos >= end:
-                self._i += 1
-                if self._i < len(self._ranges):
-                    self._pos = self._ranges[self._i][0]
-                continue
-            want = end - self._pos if n < 0 else min(n, end - self._pos)
-            data = os.pread(self._fd, min(want, 1 << 24), self._pos)
-            if not data:
-                self._i = len(self._ranges)
-                return b""
-            self._pos += len(data)
-            return data
-        return b""
 
 
 def _xattrs(path: str) -> dict[str, bytes]:

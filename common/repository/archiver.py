@@ -44,6 +44,7 @@ from common.repository.ids import BlobType
 from common.repository.index import Index, IndexEntry
 from common.repository.repo import load_index, read_tree, write_index_file
 from common.repository.snapshot import Snapshot, SnapshotStats, save_snapshot
+from common.repository.sparse import DataReader, data_ranges, find_holes
 from common.repository.tree import Node, Tree
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
@@ -229,64 +230,6 @@ class _Pipeline:
             self.packer.close()
 
 
-class _DataReader:
-    """Reads only the data ranges of a sparse file, concatenated."""
-
-    def __init__(self, fd: int, ranges: list[tuple[int, int]]) -> None:
-        self._fd = fd
-        self._ranges = ranges
-        self._i = 0
-        self._pos = ranges[0][0] if ranges else 0
-
-    def read(self, n: int = -1) -> bytes:
-        while self._i < len(self._ranges):
-            end = self._ranges[self._i][1]
-            if self._pos >= end:
-                self._i += 1
-                if self._i < len(self._ranges):
-                    self._pos = self._ranges[self._i][0]
-                continue
-            want = end - self._pos if n < 0 else min(n, end - self._pos)
-            data = os.pread(self._fd, want, self._pos)
-            if not data:  # file shrank
-                self._i = len(self._ranges)
-                return b""
-            self._pos += len(data)
-            return data
-        return b""
-
-
-def find_holes(fd: int, size: int) -> list[tuple[int, int]]:
-    """The hole ranges ``[(offset, length)]`` of a file (SEEK_HOLE/SEEK_DATA)."""
-    holes: list[tuple[int, int]] = []
-    pos = 0
-    try:
-        while pos < size:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole remains
-                data = size
-            if data > pos:
-                holes.append((pos, min(data, size) - pos))
-            if data >= size:
-                break
-            pos = os.lseek(fd, data, os.SEEK_HOLE)
-    except OSError:
-        return []
-    return holes
-
-
-def _data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    ranges, pos = [], 0
-    for off, length in holes:
-        if off > pos:
-            ranges.append((pos, off))
-        pos = off + length
-    if pos < size:
-        ranges.append((pos, size))
-    return ranges
-
-
 def _xattrs(path: str) -> dict[str, bytes]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -417,8 +360,8 @@ class _Walker:
                     return
                 os.lseek(fd, 0, os.SEEK_SET)  # it grew: chunk it like any other file
             holes = find_holes(fd, st.st_size) if st.st_blocks * 512 < st.st_size else []
-            ranges = _data_ranges(holes, st.st_size)
-            stream: _DataReader | _FdReader = _DataReader(fd, ranges) if holes else _FdReader(fd)
+            ranges = data_ranges(holes, st.st_size)
+            stream: DataReader | _FdReader = DataReader(fd, ranges) if holes else _FdReader(fd)
             read = 0
             for chunk in self.chunker.chunk_stream(stream):  # type: ignore[arg-type]
                 blob_id = self.repo.codec.blob_id(chunk)

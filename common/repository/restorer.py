@@ -33,6 +33,7 @@ from common.repository.index import Index, IndexEntry
 from common.repository.pack import read_range
 from common.repository.repo import load_index, read_tree
 from common.repository.snapshot import Snapshot
+from common.repository.sparse import data_ranges
 from common.repository.tree import Node, check_name
 
 _HINT = "run a repository check --read-data to see every damaged object"
@@ -168,7 +169,7 @@ class _Restorer:
         self.plan.restored_files.add(rel)
         self.plan.files.append((rel, node))
         self.stats.files += 1
-        ranges = _data_ranges(node.holes, node.size)
+        ranges = data_ranges(node.holes, node.size)
         ri, pos = 0, ranges[0][0] if ranges else 0
         for chunk_id in node.content:
             entry = self.index.lookup(chunk_id)
@@ -300,17 +301,6 @@ class _Restorer:
             os.chmod(where, node.mode)
         with contextlib.suppress(NotImplementedError):
             os.utime(where, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
-
-
-def _data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    ranges, pos = [], 0
-    for off, length in sorted(holes):
-        if off > pos:
-            ranges.append((pos, min(off, size)))
-        pos = max(pos, off + length)
-    if pos < size:
-        ranges.append((pos, size))
-    return ranges
 
 
 def restore_snapshot(

@@ -34,8 +34,9 @@ from common.repository.blob_fetch import BlobFetcher
 from common.repository.config import Repository
 from common.repository.index import Index
 from common.repository.repo import load_index, read_tree
-from common.repository.restorer import RestoreStats, _data_ranges
+from common.repository.restorer import RestoreStats
 from common.repository.snapshot import Snapshot
+from common.repository.sparse import data_ranges
 from common.repository.tree import Node, check_link_path, check_name
 
 WINDOW = 16 << 20  # plaintext bytes fetched ahead (twice: the one written, the next)
@@ -261,7 +262,7 @@ def _emit(m: _Member, w: _Writer, fetcher: BlobFetcher, index: Index, window: in
             stats.files += 1
         w.write(header(m))
         return
-    ranges = _data_ranges(node.holes, node.size)
+    ranges = data_ranges(node.holes, node.size)
     entries = [index.lookup(c) for c in node.content]
     stored = sum(e.raw_length for e in entries if e is not None)
     if None not in entries and stored != sum(b - a for a, b in ranges):

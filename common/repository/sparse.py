@@ -1,0 +1,70 @@
+"""Sparse files: finding holes, and reading only a file's data ranges.
+
+A node's ``holes`` are ``[(offset, length)]``; its data ranges are the rest of
+``[0, size)``. The archiver chunks only the data ranges, the restorer writes only them, and
+the drill/replace comparison re-chunks them from the restored file the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def find_holes(fd: int, size: int) -> list[tuple[int, int]]:
+    """The hole ranges ``[(offset, length)]`` of a file (SEEK_HOLE/SEEK_DATA)."""
+    holes: list[tuple[int, int]] = []
+    pos = 0
+    try:
+        while pos < size:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole remains
+                data = size
+            if data > pos:
+                holes.append((pos, min(data, size) - pos))
+            if data >= size:
+                break
+            pos = os.lseek(fd, data, os.SEEK_HOLE)
+    except OSError:
+        return []
+    return holes
+
+
+def data_ranges(holes: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The ``[(start, end)]`` ranges of ``[0, size)`` not covered by ``holes``."""
+    ranges, pos = [], 0
+    for off, length in sorted(holes):
+        if off > pos:
+            ranges.append((pos, min(off, size)))
+        pos = max(pos, off + length)
+    if pos < size:
+        ranges.append((pos, size))
+    return ranges
+
+
+class DataReader:
+    """Reads the given byte ranges of a file, concatenated (the data of a sparse file).
+    Stops early when the file turns out shorter (it shrank)."""
+
+    def __init__(self, fd: int, ranges: list[tuple[int, int]]) -> None:
+        self._fd = fd
+        self._ranges = ranges
+        self._i = 0
+        self._pos = ranges[0][0] if ranges else 0
+
+    def read(self, n: int = -1) -> bytes:
+        while self._i < len(self._ranges):
+            end = self._ranges[self._i][1]
+            if self._pos >= end:
+                self._i += 1
+                if self._i < len(self._ranges):
+                    self._pos = self._ranges[self._i][0]
+                continue
+            want = end - self._pos if n < 0 else min(n, end - self._pos)
+            data = os.pread(self._fd, min(want, 1 << 24), self._pos)
+            if not data:  # file shrank
+                self._i = len(self._ranges)
+                return b""
+            self._pos += len(data)
+            return data
+        return b""
