@@ -466,7 +466,8 @@ def main() -> None:
                      ensure_small(work / f"small-{args.files}", args.files)))
     for name, info in sets:
         print(f"dataset {name}: {info.describe()}", flush=True)
-        m = measure(info, work / "repo-run", args.repeat, steps)
+        # one run directory per checkout: two checkouts can bench side by side
+        m = measure(info, work / f"repo-run-{HERE.parent.name}", args.repeat, steps)
         lines += summarize(name, info, m)
     if args.index_memory:
         r = vk("index", "-", str(args.index_memory))

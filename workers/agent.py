@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
-def register(ctx: WorkerContext) -> None:
-    """Record this host (Docker version, worker version) and take a first inventory."""
+def register(ctx: WorkerContext, with_sizes: bool = True) -> None:
+    """Record this host (Docker version, worker version) and take a first inventory
+    (``with_sizes=False``: without measuring volumes — Docker walks every volume's files for
+    that — keeping the sizes measured before)."""
     docker_version: str | None
     try:
         docker_version = ctx.docker.version()
@@ -36,7 +38,7 @@ def register(ctx: WorkerContext) -> None:
         hosts.register_host(s, ctx.host, docker_version=docker_version,
                             worker_version=VERSION, info={"docker_host": ctx.settings.docker_host})
     if docker_version is not None:
-        refresh_inventory(ctx)
+        refresh_inventory(ctx, with_sizes=with_sizes)
     sweep_orphaned(ctx)
 
 

@@ -70,12 +70,15 @@ class ThreadDispatcher:
         self.pool.shutdown(wait=True)
 
 
-def build_embedded_app(settings: Settings, *, background: bool) -> FastAPI:
+def build_embedded_app(settings: Settings, *, background: bool,
+                       volume_sizes: bool = False) -> FastAPI:
     """The API app wired to an in-process worker for the local host.
 
     ``background`` starts the host agent loops (heartbeat, inventory on Docker events,
     stale-job sweep) as ``volkeeper serve`` needs; one-shot CLI commands only register the
     host, take an inventory and recover restores that a killed command left half done.
+    Their inventory measures volume sizes only when ``volume_sizes`` is asked for (the
+    ``volumes`` command): Docker walks every file of every volume to measure them.
     """
     from api.main import create_app  # the composition root may host the API in-process
 
@@ -91,7 +94,8 @@ def build_embedded_app(settings: Settings, *, background: bool) -> FastAPI:
             host_agent.start()
         else:
             try:
-                agent.register(ctx)  # also fails jobs of volkeeper processes that were killed
+                # also fails jobs of volkeeper processes that were killed
+                agent.register(ctx, with_sizes=volume_sizes)
                 agent.recover_interrupted(ctx)  # and cleans up after their restores
             except Exception as e:  # noqa: BLE001 - the CLI reports Docker problems per command
                 log.warning("could not register host %s: %s", settings.host_name, e)

@@ -35,6 +35,34 @@ def volume(docker_host: Any, name: str) -> Path:
     return Path(docker_host.client().volumes.get(name).attrs["Mountpoint"])
 
 
+def test_only_the_volumes_command_measures_volume_sizes(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    """Docker walks every file of every volume to size them: other one-shot commands must
+    not pay for that, and keep the size measured last."""
+    src = volume(docker_host_a, "emb-sized")
+    (src / "blob").write_bytes(os.urandom(300_000))
+
+    def listed() -> dict[str, Any]:
+        rows = json.loads(cli(embedded_env, "volumes", "--json").stdout)
+        return {v["name"]: v for v in rows}
+
+    def inventory_size() -> Any:
+        from sqlalchemy import create_engine, text
+
+        db = Path(embedded_env["VOLKEEPER_HOME"]) / "volkeeper.db"
+        with create_engine(f"sqlite:///{db}").connect() as conn:
+            return conn.execute(text("SELECT size_bytes FROM volumes WHERE name = :n"),
+                                {"n": "emb-sized"}).scalar_one()
+
+    cli(embedded_env, "backups", "--json")
+    assert inventory_size() is None  # listed by the inventory, not measured
+    assert listed()["emb-sized"]["size_bytes"] >= 300_000
+    (src / "more").write_bytes(os.urandom(200_000))
+    cli(embedded_env, "backups", "--json")
+    assert 300_000 <= inventory_size() < 500_000  # the last measurement is kept
+    assert listed()["emb-sized"]["size_bytes"] >= 500_000
+
+
 def test_cli_backs_up_lists_and_restores_into_a_new_volume(
         embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
     src = volume(docker_host_a, "emb-app")

@@ -32,7 +32,10 @@ def app_volume(docker_host_a: Any, tmp_path: Path) -> Iterator[tuple[Path, Any]]
     path = volume(docker_host_a, name)
     build_fidelity_tree(path)
     client = docker_host_a.client()
-    ctr = client.containers.run(busybox_image(docker_host_a), ["sleep", "3600"], detach=True,
+    # like a real service it ends on SIGTERM (a bare `sleep` as PID 1 ignores it, and every
+    # stop would wait out the whole stop timeout before the SIGKILL)
+    serve = "trap 'exit 0' TERM; sleep 3600 & wait"
+    ctr = client.containers.run(busybox_image(docker_host_a), ["sh", "-c", serve], detach=True,
                                 network_mode="none", name=f"{name}-app",
                                 volumes={name: {"bind": "/data", "mode": "rw"}})
     yield path, ctr

@@ -58,8 +58,10 @@ class ApiClient:
 
 
 @contextlib.contextmanager
-def open_client(settings: Settings, server: str | None, token: str | None) -> Iterator[ApiClient]:
-    """A remote client when a server is named, else an embedded in-process one."""
+def open_client(settings: Settings, server: str | None, token: str | None,
+                volume_sizes: bool = False) -> Iterator[ApiClient]:
+    """A remote client when a server is named, else an embedded in-process one (whose
+    inventory measures volume sizes only with ``volume_sizes``)."""
     if server:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=30) as http:
@@ -76,6 +78,6 @@ def open_client(settings: Settings, server: str | None, token: str | None) -> It
     from workers.embedded import build_embedded_app
 
     logging.getLogger("workers").setLevel(logging.WARNING)
-    app = build_embedded_app(settings, background=False)
+    app = build_embedded_app(settings, background=False, volume_sizes=volume_sizes)
     with TestClient(app, base_url="http://embedded", raise_server_exceptions=False) as http:
         yield ApiClient(http, embedded=True)

@@ -48,8 +48,8 @@ def _settings() -> Settings:
         raise CliError(f"invalid configuration: {e}", "check the VOLKEEPER_* variables") from e
 
 
-def _client() -> Any:
-    return open_client(_settings(), Opts.server, Opts.token)
+def _client(volume_sizes: bool = False) -> Any:
+    return open_client(_settings(), Opts.server, Opts.token, volume_sizes)
 
 
 @app.command()
@@ -144,7 +144,7 @@ def volumes(
     as_json: Json = False,
 ) -> None:
     """List volumes on every host: driver, size, containers, last backup."""
-    with _client() as c:
+    with _client(volume_sizes=True) as c:
         rows = c.get("/volumes", host=host)
     if as_json:
         return emit_json(rows)
