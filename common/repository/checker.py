@@ -7,14 +7,14 @@ a random ``read_data_subset`` fraction) downloads packs, opens their headers and
 and re-hashes every blob. The report names every damaged object (pack, blob, index file,
 snapshot, tree) together with the snapshot paths that depend on it.
 
-``check_snapshot`` does the same for *one* snapshot, looking only at what it references:
-its trees (all read and authenticated), every referenced blob indexed, every pack holding
-one present with a header that lists it (a truncated pack fails to open); with
-``read_data`` every referenced blob is read (one ranged read per pack spanning the blobs
-the snapshot needs), authenticated, decompressed and re-hashed; with ``subset`` only a
-seeded random share of the referenced packs. Damage elsewhere in the repository (a pack
-only other snapshots use) is not looked at. Paths in its problems are ``/a/b`` inside the
-snapshot.
+How it runs: worker processes (``pack_verify``) start while the index loads; each pack
+read in full is read once (no separate header read) and verified by a worker — packs of
+small blobs in a process, others in a thread — while later packs are read. The trees
+those workers decode come back as (subtrees, referenced ids), so the tree walk only
+follows them; trees of packs not read in full are read by the walk, beside the header
+checks. Only when something is damaged does a second walk name the paths.
+
+``check_snapshot`` (in ``snapshot_check``, re-exported here) checks one snapshot.
 """
 
 from __future__ import annotations
@@ -24,77 +24,29 @@ import math
 import os
 import random
 import threading
-from collections import defaultdict, deque
+from collections import deque
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
 from common.repository import ids
+from common.repository.check_report import CheckReport, Findings, Problem, note
 from common.repository.config import Repository
-from common.repository.index import ENTRY, Index, IndexEntry
-from common.repository.pack import read_pack_header, read_range
+from common.repository.index import ENTRY, Index
 from common.repository.pack_verify import PackVerdict, PackVerifier, check_header, verify_pack
 from common.repository.repo import load_index, read_tree
-from common.repository.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.snapshot import load_snapshot, snapshot_ids
+from common.repository.snapshot_check import check_snapshot
 
-_MAX_PATHS = 1000
+__all__ = ["CheckReport", "Problem", "check_repository", "check_snapshot"]
+
 _PROCESS_MIN_BYTES = 128 << 20  # below this a full read decodes in threads
 
 
-@dataclass
-class Problem:
-    """One damaged or missing object and what depends on it."""
-
-    kind: str  # pack, blob, index, snapshot, tree
-    object_id: str
-    message: str
-    paths: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON form for job records."""
-        return {"kind": self.kind, "id": self.object_id, "message": self.message,
-                "paths": self.paths}
-
-
-@dataclass
-class CheckReport:
-    """What a check looked at and everything it found."""
-
-    snapshots: int = 0
-    index_files: int = 0
-    packs: int = 0
-    blobs: int = 0
-    packs_read: int = 0
-    blobs_read: int = 0
-    bytes_read: int = 0
-    unreferenced_packs: int = 0
-    packs_selected: int = 0
-    seed: int | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is damaged or missing."""
-        return not self.problems
-
-    def damaged_objects(self) -> set[str]:
-        """Ids of every object named in a problem."""
-        return {p.object_id for p in self.problems}
-
-
-class _Checker:
+class _Checker(Findings):
     def __init__(self, repo: Repository, report: CheckReport) -> None:
-        self.repo = repo
-        self.report = report
-        self.bad_packs: dict[bytes, Problem] = {}
-        self.bad_blobs: dict[bytes, Problem] = {}
+        super().__init__(repo, report)
         self.clean_trees: set[bytes] = set()  # subtrees already checked and found whole
-
-    def problem(self, kind: str, object_id: bytes, message: str) -> Problem:
-        p = Problem(kind, object_id.hex(), message)
-        self.report.problems.append(p)
-        return p
 
     def packs(self, stored: list[bytes], chosen: set[bytes], expected: dict[bytes, bytes],
               verifier: PackVerifier | None, walk: _Walk, progress: ProgressTracker) -> None:
@@ -196,13 +148,13 @@ class _Checker:
             return True
         bad = self._blob_problem(index, tree_id)
         if bad is not None:
-            _note(bad, path + "/ (whole directory)")
+            note(bad, path + "/ (whole directory)")
             return False
         try:
             tree = read_tree(self.repo, index, tree_id)
         except (IntegrityError, NotFound, StorageError) as exc:
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
-            _note(p, path + "/ (whole directory)")
+            note(p, path + "/ (whole directory)")
             return False
         whole = True
         for node in tree.nodes:
@@ -214,11 +166,11 @@ class _Checker:
                 bad = self._blob_problem(index, chunk)
                 if bad is not None:
                     whole = False
-                    _note(bad, child)
+                    note(bad, child)
                     pack_id = index.pack_of(chunk)
                     if pack_id is not None and chunk in self.bad_blobs \
                             and pack_id in self.bad_packs:
-                        _note(self.bad_packs[pack_id], child)
+                        note(self.bad_packs[pack_id], child)
         if whole:
             self.clean_trees.add(tree_id)
         return whole
@@ -321,11 +273,6 @@ def _done(result: Future[PackVerdict] | Exception | None) -> bool:
     return result is not None and (not isinstance(result, Future) or result.done())
 
 
-def _note(problem: Problem, path: str) -> None:
-    if len(problem.paths) < _MAX_PATHS and path not in problem.paths:
-        problem.paths.append(path)
-
-
 def _processes(processes: int | None, total_bytes: int) -> int:
     """Worker processes for a full read: given, or 2-4 when there is enough to read and
     more than one CPU (starting one costs ~0.3 s of CPU, overlapped with the index load)."""
@@ -395,173 +342,4 @@ def check_repository(
         progress.set_phase("naming damaged files")
         for sid, root in walk.roots:
             checker.tree(index, root, f"{sid.hex()[:8]}:", sid)
-    return report
-
-
-class _SnapshotChecker(_Checker):
-    """The checks of one snapshot, over only the objects it references."""
-
-    def __init__(self, repo: Repository, report: CheckReport, index: Index) -> None:
-        super().__init__(repo, report)
-        self.index = index
-        self.refs: dict[bytes, dict[bytes, IndexEntry]] = defaultdict(dict)
-        self.bad_trees: set[bytes] = set()
-        self.partly_bad: set[bytes] = set()  # packs whose header is fine, some blobs not
-        self.unindexed = False
-
-    def ref(self, blob_id: bytes, path: str) -> IndexEntry | None:
-        entry = self.index.lookup(blob_id)
-        if entry is None:
-            self.unindexed = True
-            p = self.bad_blobs.get(blob_id) or self.problem(
-                "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
-            self.bad_blobs[blob_id] = p
-            _note(p, path)
-            return None
-        self.refs[entry.pack_id][blob_id] = entry
-        return entry
-
-    def collect(self, tree_id: bytes, path: str) -> None:
-        """Walk the trees (reading each), recording every referenced blob by pack."""
-        where = (path or "") + "/ (whole directory)"
-        if self.ref(tree_id, where) is None:
-            return
-        try:
-            tree = read_tree(self.repo, self.index, tree_id)
-        except (IntegrityError, NotFound, StorageError) as exc:
-            self.bad_trees.add(tree_id)
-            p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
-            _note(p, where)
-            return
-        for node in tree.nodes:
-            child = f"{path}/{node.name}"
-            if node.type == "dir" and node.subtree is not None:
-                self.collect(node.subtree, child)
-                continue
-            if node.type == "hardlink":
-                continue  # the same chunks as its first path, counted there
-            for chunk in node.content:
-                self.ref(chunk, child)
-
-    def structure(self) -> None:
-        """Every referenced pack is stored, opens, and lists the blobs where indexed."""
-        for pack_id, entries in sorted(self.refs.items()):
-            try:
-                listed = {e.blob_id: e for e in read_pack_header(
-                    self.repo.backend, ids.pack_key(pack_id), self.repo.cipher)}
-            except NotFound:
-                self.bad_packs[pack_id] = self.problem(
-                    "pack", pack_id, f"pack {pack_id.hex()} is missing (indexed, not stored)")
-                continue
-            except (IntegrityError, StorageError) as exc:
-                self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
-                continue
-            for e in entries.values():
-                if listed.get(e.blob_id) != e:
-                    self.bad_blobs[e.blob_id] = self.problem(
-                        "blob", e.blob_id,
-                        f"blob {e.blob_id.hex()} is indexed in pack {pack_id.hex()} whose "
-                        "header does not list it there")
-
-    def read_blobs(self, packs: list[bytes], progress: ProgressTracker) -> None:
-        """Read, authenticate, decompress and re-hash every referenced blob of ``packs``."""
-        progress.set_phase("read-data", files_total=len(packs))
-        for pack_id in packs:
-            if pack_id in self.bad_packs:
-                continue
-            entries = sorted(self.refs[pack_id].values(), key=lambda e: e.offset)
-            start = entries[0].offset
-            end = max(e.offset + e.length for e in entries)
-            try:
-                span = memoryview(read_range(self.repo.backend, ids.pack_key(pack_id), start,
-                                             end - start))
-            except (IntegrityError, NotFound, StorageError) as exc:
-                self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
-                continue
-            self.report.packs_read += 1
-            self.report.bytes_read += end - start
-            damaged = 0
-            for e in entries:
-                try:
-                    self.repo.codec.decode(e.blob_type, e.blob_id,
-                                           span[e.offset - start : e.offset - start + e.length],
-                                           e.raw_length)
-                except IntegrityError as exc:
-                    damaged += 1
-                    self.bad_blobs[e.blob_id] = self.problem("blob", e.blob_id, str(exc))
-                self.report.blobs_read += 1
-            if damaged:
-                self.partly_bad.add(pack_id)
-                self.bad_packs[pack_id] = self.problem(
-                    "pack", pack_id, f"pack {pack_id.hex()} holds {damaged} damaged blob(s)")
-            progress.add(end - start, 1)
-
-    def attribute(self, tree_id: bytes, path: str) -> None:
-        """Name the files (and whole directories) that depend on a damaged object."""
-        where = (path or "") + "/ (whole directory)"
-        self._note_blob(tree_id, where)
-        if tree_id in self.bad_trees or self.index.lookup(tree_id) is None:
-            return
-        try:
-            tree = read_tree(self.repo, self.index, tree_id)
-        except (IntegrityError, NotFound, StorageError):
-            return  # noted as damaged in the first walk or by the pack checks
-        for node in tree.nodes:
-            child = f"{path}/{node.name}"
-            if node.type == "dir" and node.subtree is not None:
-                self.attribute(node.subtree, child)
-                continue
-            for chunk in node.content:
-                self._note_blob(chunk, child)
-
-    def _note_blob(self, blob_id: bytes, path: str) -> None:
-        bad_blob = blob_id in self.bad_blobs
-        if bad_blob:
-            _note(self.bad_blobs[blob_id], path)
-        entry = self.index.lookup(blob_id)
-        if entry is not None and entry.pack_id in self.bad_packs \
-                and (bad_blob or entry.pack_id not in self.partly_bad):
-            _note(self.bad_packs[entry.pack_id], path)
-
-
-def check_snapshot(
-    repo: Repository,
-    snapshot: Snapshot,
-    *,
-    read_data: bool = False,
-    subset: float | None = None,
-    seed: int | None = None,
-    progress: ProgressTracker | None = None,
-) -> CheckReport:
-    """Check one snapshot and only what it references. ``read_data`` reads every blob it
-    references; ``subset`` (0-1] reads the blobs of a random share of its packs, drawn with
-    ``seed`` (reported in the result; a random one when None). ``packs`` and ``blobs``
-    count what the snapshot references; ``packs_selected`` the packs chosen for reading."""
-    progress = progress or NullTracker()
-    report = CheckReport(snapshots=1)
-    progress.set_phase("index")
-    loaded = load_index(repo)
-    report.index_files = len(loaded.files)
-    checker = _SnapshotChecker(repo, report, loaded.index)
-    progress.set_phase("trees")
-    checker.collect(snapshot.tree, "")
-    report.packs = len(checker.refs)
-    report.blobs = sum(len(v) for v in checker.refs.values())
-    progress.set_phase("structure", files_total=report.packs)
-    checker.structure()
-    if read_data or subset is not None:
-        chosen = sorted(checker.refs)
-        if subset is not None and not read_data:
-            report.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
-            share = min(max(subset, 0.0), 1.0)
-            n = min(len(chosen), max(1, math.ceil(len(chosen) * share))) if chosen else 0
-            chosen = sorted(random.Random(report.seed).sample(chosen, n))
-        report.packs_selected = len(chosen)
-        checker.read_blobs(chosen, progress)
-    if report.problems:
-        progress.set_phase("naming damaged files")
-        checker.attribute(snapshot.tree, "")
-    for index_id, why in loaded.damaged.items():
-        if checker.unindexed:  # an unreadable index file may be why a blob is not indexed
-            checker.problem("index", index_id, why)
     return report

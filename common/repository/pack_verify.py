@@ -8,10 +8,12 @@ header's. A *header check* does the first two from the pack's last bytes only.
 
 ``PackVerifier`` runs full reads for a check: the caller reads each pack's bytes (the
 storage backend, which may not be picklable, stays in the calling process) and submits
-them; with ``processes`` > 0 the decoding runs in that many worker processes started
-with ``spawn`` (never ``fork``: the worker process may be multi-threaded), which get the
-key material once at start-up — the GIL then no longer limits decryption, decompression
-and hashing of many small blobs. Otherwise two threads of this process do it.
+them. Packs of small blobs (< ``SMALL_BLOBS`` on average) go to worker processes when
+``processes`` > 0 — started with ``spawn`` (never ``fork``: the worker process may be
+multi-threaded), given the key material once, handed the bytes through a spool file —
+so the GIL no longer limits the per-blob work; the others, and all of them without
+processes, go to two threads of this process. Tree blobs come back summarised
+(subtrees, referenced ids) so the caller's tree walk need not read them again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from common.errors import IntegrityError, NotFound, StorageError
@@ -174,9 +176,14 @@ class PackVerifier:
             path = os.path.join(self._spool, pack_id.hex())
             with open(path, "wb") as f:
                 f.write(data)
-            future = self._processes.submit(_verify_in_worker, pack_id, path, expected)
-            future.add_done_callback(lambda _: _unlink(path))
-            return future
+            try:
+                future = self._processes.submit(_verify_in_worker, pack_id, path, expected)
+            except BrokenExecutor:  # a worker died: the rest in threads
+                self._processes = None
+                _unlink(path)
+            else:
+                future.add_done_callback(lambda _: _unlink(path))
+                return future
         return self._threads.submit(verify_pack, self.codec, self.cipher, pack_id, data,
                                     expected)
 
