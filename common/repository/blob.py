@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import blake3
 import zstandard
 
 from common.errors import IntegrityError
@@ -40,6 +41,9 @@ class EncodedBlob:
 def blob_aad(blob_type: BlobType, blob_id: bytes) -> bytes:
     """The associated data sealed with a blob."""
     return ids.aad(_AAD_KIND, bytes((int(blob_type),)) + blob_id)
+
+
+_AAD_HEADS = tuple(blob_aad(t, b"") for t in BlobType)  # by type: the aad before the id
 
 
 class BlobCodec:
@@ -89,23 +93,49 @@ class BlobCodec:
         raw_length: int | None = None,
     ) -> bytes:
         """Authenticate, decompress and verify one blob; IntegrityError naming it if not."""
-        what = f"{blob_type.name.lower()} blob {blob_id.hex()}"
-        body = self.cipher.open_(data, blob_aad(blob_type, blob_id), what)
+        plain = self._open(blob_type, blob_id, data, raw_length)
+        return plain if isinstance(plain, bytes) else bytes(plain)
+
+    def verify(
+        self, blob_type: BlobType, blob_id: bytes, data: bytes | memoryview, raw_length: int
+    ) -> None:
+        """``decode`` without keeping the plaintext (check --read-data)."""
+        self._open(blob_type, blob_id, data, raw_length)
+
+    def _open(
+        self, blob_type: BlobType, blob_id: bytes, data: bytes | memoryview,
+        raw_length: int | None,
+    ) -> bytes | memoryview:
+        aad = _AAD_HEADS[blob_type] + blob_id
+        try:
+            body = self.cipher.open_(data, aad)
+        except IntegrityError:  # again, for the message naming the blob
+            body = self.cipher.open_(data, aad, _what(blob_type, blob_id))
+        plain: bytes | memoryview
         if not body:
-            raise IntegrityError(f"{what} has an empty body", _HINT)
+            raise IntegrityError(f"{_what(blob_type, blob_id)} has an empty body", _HINT)
         if body[0] == COMPRESSION_NONE:
-            plain = body[1:]
+            plain = memoryview(body)[1:]
         elif body[0] == COMPRESSION_ZSTD:
             try:
-                plain = self._decompressor().decompress(body[1:])
+                plain = self._decompressor().decompress(memoryview(body)[1:])
             except zstandard.ZstdError as exc:
-                raise IntegrityError(f"{what} does not decompress: {exc}", _HINT) from None
+                raise IntegrityError(
+                    f"{_what(blob_type, blob_id)} does not decompress: {exc}", _HINT) from None
         else:
-            raise IntegrityError(f"{what} has unknown compression {body[0]}", _HINT)
+            raise IntegrityError(
+                f"{_what(blob_type, blob_id)} has unknown compression {body[0]}", _HINT)
         if raw_length is not None and len(plain) != raw_length:
             raise IntegrityError(
-                f"{what} is {len(plain)} bytes, the index says {raw_length}", _HINT
+                f"{_what(blob_type, blob_id)} is {len(plain)} bytes, the index says "
+                f"{raw_length}", _HINT
             )
-        if self.blob_id(plain) != blob_id:
-            raise IntegrityError(f"{what} does not match its id (content hash differs)", _HINT)
+        if blake3.blake3(plain, key=self.key.id_key).digest() != blob_id:
+            raise IntegrityError(
+                f"{_what(blob_type, blob_id)} does not match its id (content hash differs)",
+                _HINT)
         return plain
+
+
+def _what(blob_type: BlobType, blob_id: bytes) -> str:
+    return f"{BlobType(blob_type).name.lower()} blob {blob_id.hex()}"

@@ -6,20 +6,24 @@ entries of some packs, grouped by pack, plus the ids of index files it supersede
 writes a replacement, then deletes those). Its plaintext is binary, zstd-compressed when
 that helps, and sealed with ``aad = "VKI" v1 || index id``.
 
-``Index`` holds every entry of a repository in about 49 bytes each: a sorted
-``array('Q')`` of the first 8 id bytes (binary-searched in C by ``bisect``), a bytes string of
-the other 24 id bytes and one of 17-byte records (pack number, offset, length,
-raw length, type|compression); pack ids sit once in a table. New entries wait in a small
-dict and are merged in sorted batches.
+``Index`` holds every entry of a repository in about 49 bytes each, in 256 buckets by
+the first id byte: per bucket a sorted ``array('Q')`` of the first 8 id bytes
+(binary-searched in C by ``bisect``), a bytes string of the other 24 id bytes and one of
+17-byte records (pack number, offset, length, raw length, type|compression); pack ids sit
+once in a table. New entries wait (a small dict for ``add``, compact 49-byte rows for bulk
+loads) and are merged bucket by bucket, so a merge's extra memory is one bucket.
 """
 
 from __future__ import annotations
 
 import bisect
 import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import eq, itemgetter
 
 import zstandard
 
@@ -31,6 +35,17 @@ from common.repository.ids import BlobType
 #: type u8, compression u8, blob id 32, offset u32, length u32, raw length u32
 ENTRY = struct.Struct("<BB32sIII")
 _REC = struct.Struct("<IIIIB")  # pack number, offset, length, raw length, type|comp<<4
+_RS = _REC.size
+_PACK_NO = struct.Struct("<I")
+_PACK_NO_ROW = struct.Struct("<I13x")  # the pack number of each 17-byte record
+_ROW = 32 + _RS  # a staged row: blob id || record
+_BUCKETS = 256
+_TYPES = frozenset(int(t) for t in BlobType)
+_SWAP = sys.byteorder == "little"  # prefixes compare as big-endian numbers
+_ID = itemgetter(slice(0, 32))
+_HEAD = itemgetter(slice(0, 8))
+_TAIL = itemgetter(slice(8, 32))
+_RECORD = itemgetter(slice(32, None))
 _FILE_HEAD = struct.Struct("<4sBIII")  # magic, version, n supersedes, n packs, n entries
 _PACK_HEAD = struct.Struct("<32sI")  # pack id, n entries
 _MAGIC = b"VKIX"
@@ -133,8 +148,9 @@ def _split_packs(view: memoryview) -> list[tuple[bytes, memoryview]]:
         records = view[pos : pos + count * ENTRY.size]
         if len(records) != count * ENTRY.size:
             raise ValueError("truncated")
-        for t in records[:: ENTRY.size]:  # first byte of every record: the blob type
-            BlobType(t)
+        unknown = set(records[:: ENTRY.size]) - _TYPES  # first byte of a record: its type
+        if unknown:
+            raise ValueError(f"unknown blob type {min(unknown)}")
         out.append((bytes(pack_id), records))
         pos += count * ENTRY.size
         total += count
@@ -165,34 +181,47 @@ def _parse_index(view: memoryview) -> IndexFile:
 
 
 class Index:
-    """Every blob's location, in ~49 bytes per entry. Not thread-safe: guard writers."""
+    """Every blob's location, in ~49 bytes per entry. Not thread-safe: guard writers.
+
+    Entries live in 256 buckets by the first id byte, each three sorted columns; merges
+    rebuild one bucket at a time, so merging never holds more than one bucket twice.
+    """
 
     def __init__(self, flush_every: int = 16384) -> None:
-        self._prefix = array("Q")
-        self._rest = b""
-        self._recs = b""
-        self._pending: dict[bytes, bytes] = {}
+        self._prefix = [array("Q") for _ in range(_BUCKETS)]
+        self._rest: list[bytes] = [b""] * _BUCKETS
+        self._recs: list[bytes] = [b""] * _BUCKETS
+        self._merged = 0
+        self._pending: dict[bytes, bytes] = {}  # add(): visible at once, checked for dups
+        self._staged = [bytearray() for _ in range(_BUCKETS)]  # add_records(): 49-byte rows
+        self._n_staged = 0
         self._packs: list[bytes] = []
         self._pack_no: dict[bytes, int] = {}
         self._flush_every = flush_every
 
     def __len__(self) -> int:
         """Entries indexed (a duplicate added in bulk counts until the next flush)."""
-        return len(self._prefix) + len(self._pending)
+        return self._merged + len(self._pending) + self._n_staged
 
     def __contains__(self, blob_id: bytes) -> bool:
+        if self._n_staged:
+            self.flush()
         return blob_id in self._pending or self._find(blob_id) >= 0
+
+    def _number(self, pack_id: bytes) -> int:
+        no = self._pack_no.get(pack_id)
+        if no is None:
+            no = self._pack_no[pack_id] = len(self._packs)
+            self._packs.append(pack_id)
+        return no
 
     def add(self, entry: IndexEntry) -> bool:
         """Record an entry; False (and no change) if the blob is already indexed."""
         if entry.blob_id in self:
             return False
-        no = self._pack_no.get(entry.pack_id)
-        if no is None:
-            no = self._pack_no[entry.pack_id] = len(self._packs)
-            self._packs.append(entry.pack_id)
         tc = int(entry.blob_type) | entry.compression << 4
-        rec = _REC.pack(no, entry.offset, entry.length, entry.raw_length, tc)
+        rec = _REC.pack(self._number(entry.pack_id), entry.offset, entry.length,
+                        entry.raw_length, tc)
         self._pending[entry.blob_id] = rec
         if len(self._pending) >= self._flush_every:
             self.flush()
@@ -200,43 +229,78 @@ class Index:
 
     def add_records(self, pack_id: bytes, records: bytes | memoryview) -> None:
         """Bulk add of one pack's 46-byte entry records (as in index files). A blob already
-        indexed keeps its first location (duplicates are dropped when merging)."""
-        no = self._pack_no.get(pack_id)
-        if no is None:
-            no = self._pack_no[pack_id] = len(self._packs)
-            self._packs.append(pack_id)
-        pending = self._pending
+        indexed keeps its first location (duplicates are dropped when merging). The rows
+        wait, 49 bytes each, until they are at least half as many as the merged entries
+        (so a bulk load merges O(log n) times and never holds more than ~1.5x)."""
+        no = self._number(pack_id)
+        staged = self._staged
         rec = _REC.pack
         for t, comp, blob_id, offset, length, raw in ENTRY.iter_unpack(records):
-            if blob_id not in pending:
-                pending[blob_id] = rec(no, offset, length, raw, t | comp << 4)
-        if len(pending) >= self._flush_every:
+            staged[blob_id[0]] += blob_id + rec(no, offset, length, raw, t | comp << 4)
+        self._n_staged += len(records) // ENTRY.size
+        if self._n_staged >= max(self._flush_every, self._merged // 2):
             self.flush()
 
     def add_all(self, entries: Iterable[IndexEntry]) -> int:
         """Add many entries; returns how many were new."""
         return sum(self.add(e) for e in entries)
 
-    def lookup(self, blob_id: bytes) -> IndexEntry | None:
-        """The entry of ``blob_id``, or None."""
+    def _rec(self, blob_id: bytes) -> bytes | None:
+        """The 17-byte record of ``blob_id``, or None."""
         rec = self._pending.get(blob_id)
         if rec is None:
+            if self._n_staged:
+                self.flush()
             i = self._find(blob_id)
             if i < 0:
                 return None
-            rec = self._recs[i * _REC.size : (i + 1) * _REC.size]
-        return self._entry(blob_id, rec)
+            rec = self._recs[blob_id[0]][i * _RS : i * _RS + _RS]
+        return rec
+
+    def lookup(self, blob_id: bytes) -> IndexEntry | None:
+        """The entry of ``blob_id``, or None."""
+        rec = self._rec(blob_id)
+        return None if rec is None else self._entry(blob_id, rec)
+
+    def pack_of(self, blob_id: bytes) -> bytes | None:
+        """The id of the pack holding ``blob_id`` (cheaper than ``lookup``), or None."""
+        rec = self._rec(blob_id)
+        return None if rec is None else self._packs[_PACK_NO.unpack_from(rec)[0]]
 
     def packs(self) -> set[bytes]:
         """Ids of every pack holding at least one indexed blob."""
         return set(self._packs)
 
     def __iter__(self) -> Iterator[IndexEntry]:
-        for i in range(len(self._prefix)):
-            blob_id = self._prefix[i].to_bytes(8, "big") + self._rest[i * 24 : i * 24 + 24]
-            yield self._entry(blob_id, self._recs[i * _REC.size : (i + 1) * _REC.size])
+        if self._n_staged:
+            self.flush()
+        for b in range(_BUCKETS):
+            heads, rest, recs = _heads(self._prefix[b]), self._rest[b], self._recs[b]
+            for i in range(len(self._prefix[b])):
+                blob_id = heads[i * 8 : i * 8 + 8] + rest[i * 24 : i * 24 + 24]
+                yield self._entry(blob_id, recs[i * _RS : (i + 1) * _RS])
         for blob_id, rec in list(self._pending.items()):
             yield self._entry(blob_id, rec)
+
+    def pack_records(self) -> dict[bytes, bytes]:
+        """Per pack, the 46-byte records (as in index files and pack headers) of every blob
+        this index places in it: what a check compares with the pack's header."""
+        self.flush()
+        counts: dict[int, int] = {}
+        for recs in self._recs:
+            for (no,) in _PACK_NO_ROW.iter_unpack(recs):
+                counts[no] = counts.get(no, 0) + 1
+        out = {no: bytearray(n * ENTRY.size) for no, n in counts.items()}
+        fill = dict.fromkeys(counts, 0)
+        pack_into = ENTRY.pack_into
+        for b in range(_BUCKETS):
+            heads, rest = _heads(self._prefix[b]), self._rest[b]
+            for i, (no, offset, length, raw, tc) in enumerate(_REC.iter_unpack(self._recs[b])):
+                pack_into(out[no], fill[no], tc & 15, tc >> 4,
+                          heads[i * 8 : i * 8 + 8] + rest[i * 24 : i * 24 + 24],
+                          offset, length, raw)
+                fill[no] += ENTRY.size
+        return {self._packs[no]: bytes(buf) for no, buf in out.items()}
 
     @classmethod
     def merge(cls, files: Iterable[IndexFile]) -> Index:
@@ -252,70 +316,99 @@ class Index:
         return IndexEntry(blob_id, BlobType(tc & 15), self._packs[no], offset, length, raw, tc >> 4)
 
     def _find(self, blob_id: bytes) -> int:
+        """Position of ``blob_id`` in its bucket's columns, or -1."""
+        prefix = self._prefix[blob_id[0]]
         head = int.from_bytes(blob_id[:8], "big")
-        tail = blob_id[8:]
-        i = bisect.bisect_left(self._prefix, head)
-        while i < len(self._prefix) and self._prefix[i] == head:
-            if self._rest[i * 24 : i * 24 + 24] == tail:
-                return i
-            i += 1
+        i = bisect.bisect_left(prefix, head)
+        n = len(prefix)
+        if i < n and prefix[i] == head:
+            rest, tail = self._rest[blob_id[0]], blob_id[8:]
+            while i < n and prefix[i] == head:
+                if rest.startswith(tail, i * 24):
+                    return i
+                i += 1
         return -1
 
     def flush(self) -> None:
-        """Merge pending entries into the sorted arrays (done automatically in batches)."""
-        if not self._pending:
+        """Merge pending and staged entries into the sorted columns, bucket by bucket (done
+        automatically in batches). Rows of one bucket: merged first, then pending, then
+        staged in the order added, so the first location of a blob wins."""
+        if not self._pending and not self._n_staged:
             return
-        if len(self._pending) * 4 >= len(self._prefix):
-            self._rebuild()
-            return
-        items = sorted(self._pending.items())
-        old_p, old_r, old_c = self._prefix, memoryview(self._rest), memoryview(self._recs)
-        new_p = array("Q")
-        rest_parts: list[bytes | memoryview] = []
-        rec_parts: list[bytes | memoryview] = []
-        rs, cs = 24, _REC.size
-        prev = 0
-        n_old = len(old_p)
-        for blob_id, rec in items:
-            head = int.from_bytes(blob_id[:8], "big")
-            pos = bisect.bisect_left(old_p, head, prev)
-            j = pos
-            while j < n_old and old_p[j] == head:  # already indexed: the first one wins
-                if old_r[j * rs : j * rs + rs] == blob_id[8:]:
-                    break
-                j += 1
-            else:
-                j = -1
-            if j >= 0:
-                continue
-            new_p.extend(old_p[prev:pos])
-            rest_parts.append(old_r[prev * rs : pos * rs])
-            rec_parts.append(old_c[prev * cs : pos * cs])
-            new_p.append(head)
-            rest_parts.append(blob_id[8:])
-            rec_parts.append(rec)
-            prev = pos
-        new_p.extend(old_p[prev:])
-        rest_parts.append(old_r[prev * rs :])
-        rec_parts.append(old_c[prev * cs :])
-        self._prefix = new_p
-        self._rest = b"".join(rest_parts)
-        self._recs = b"".join(rec_parts)
+        new: list[list[bytes]] = [[] for _ in range(_BUCKETS)]
+        for blob_id, rec in self._pending.items():
+            new[blob_id[0]].append(blob_id + rec)
         self._pending = {}
+        for b in range(_BUCKETS):
+            rows = new[b]
+            if self._staged[b]:
+                staged = bytes(self._staged[b])
+                self._staged[b] = bytearray()
+                rows.extend([staged[i : i + _ROW] for i in range(0, len(staged), _ROW)])
+            if rows:
+                new[b] = []
+                self._merge_bucket(b, rows)
+        self._n_staged = 0
 
-    def _rebuild(self) -> None:
-        """Sort everything afresh (C-level sort of 49-byte records); used for bulk loads."""
-        rs, cs = 24, _REC.size
-        p, r, c = self._prefix, self._rest, self._recs
-        records = [
-            p[i].to_bytes(8, "big") + r[i * rs : i * rs + rs] + c[i * cs : i * cs + cs]
-            for i in range(len(p))
-        ]
-        records.extend(k + v for k, v in self._pending.items())
-        self._pending = {}
-        records.sort(key=lambda x: x[:32])  # stable: an already indexed blob comes first
-        records = [x for i, x in enumerate(records)
-                   if i == 0 or x[:32] != records[i - 1][:32]]
-        self._prefix = array("Q", [int.from_bytes(x[:8], "big") for x in records])
-        self._rest = b"".join([x[8:32] for x in records])
-        self._recs = b"".join([x[32:] for x in records])
+    def _merge_bucket(self, b: int, rows: list[bytes]) -> None:
+        """Merge 49-byte rows (id || record, in the order added) into bucket ``b``."""
+        prefix, rest, recs = self._prefix[b], self._rest[b], self._recs[b]
+        n_old = len(prefix)
+        if len(rows) * 4 >= n_old:  # comparable sizes: sort everything in C
+            if n_old:
+                heads = _heads(prefix)
+                rows = [heads[i * 8 : i * 8 + 8] + rest[i * 24 : i * 24 + 24]
+                        + recs[i * _RS : i * _RS + _RS] for i in range(n_old)] + rows
+            rows.sort(key=_ID)  # stable: the first one added comes first
+            ids = list(map(_ID, rows))
+            if any(map(eq, ids, islice(ids, 1, None))):
+                rows = [rows[0]] + [r for i, r in enumerate(rows[1:]) if ids[i + 1] != ids[i]]
+            new_prefix = array("Q")
+            new_prefix.frombytes(b"".join(map(_HEAD, rows)))
+            if _SWAP:
+                new_prefix.byteswap()
+            self._prefix[b] = new_prefix
+            self._rest[b] = b"".join(map(_TAIL, rows))
+            self._recs[b] = b"".join(map(_RECORD, rows))
+        else:  # a few rows into many: copy the runs between the insertion points
+            rows.sort(key=_ID)
+            new_p = array("Q")
+            rest_parts: list[bytes | memoryview] = []
+            rec_parts: list[bytes | memoryview] = []
+            old_r, old_c = memoryview(rest), memoryview(recs)
+            prev = 0
+            last = b""
+            for row in rows:
+                blob_id = row[:32]
+                if blob_id == last:
+                    continue  # the same blob twice among the new rows: the first one wins
+                last = blob_id
+                head, tail = int.from_bytes(row[:8], "big"), row[8:32]
+                pos = bisect.bisect_left(prefix, head, prev)
+                while pos < n_old and prefix[pos] == head and rest[pos * 24 : pos * 24 + 24] < tail:
+                    pos += 1  # ids sharing their first 8 bytes stay sorted
+                if pos < n_old and prefix[pos] == head and rest.startswith(tail, pos * 24):
+                    continue  # already indexed: the first one wins
+                new_p.extend(prefix[prev:pos])
+                rest_parts.append(old_r[prev * 24 : pos * 24])
+                rec_parts.append(old_c[prev * _RS : pos * _RS])
+                new_p.append(head)
+                rest_parts.append(tail)
+                rec_parts.append(row[32:])
+                prev = pos
+            new_p.extend(prefix[prev:])
+            rest_parts.append(old_r[prev * 24 :])
+            rec_parts.append(old_c[prev * _RS :])
+            self._prefix[b] = new_p
+            self._rest[b] = b"".join(rest_parts)
+            self._recs[b] = b"".join(rec_parts)
+        self._merged += len(self._prefix[b]) - n_old
+
+
+def _heads(prefix: array[int]) -> bytes:
+    """The first 8 id bytes of every entry of a prefix column, concatenated."""
+    if not _SWAP:
+        return prefix.tobytes()
+    swapped = array("Q", prefix)
+    swapped.byteswap()
+    return swapped.tobytes()

@@ -18,6 +18,7 @@ from common.errors import IntegrityError
 from common.repository import ids
 from common.repository.blob import BlobCodec, EncodedBlob
 from common.repository.crypto import Cipher
+from common.repository.ids import BlobType
 from common.repository.index import ENTRY, IndexEntry, pack_entry, unpack_entry
 from common.storage.base import Backend, ObjectWriter
 
@@ -28,6 +29,7 @@ _MAGIC = b"VKPH\x01"
 _AAD_KIND = b"VKP"
 _TAIL = struct.Struct("<I")
 _HINT = "run a repository check; a damaged pack must be rebuilt from a good copy or pruned"
+_TYPES = frozenset(int(t) for t in BlobType)
 
 
 class PackWriter:
@@ -127,10 +129,12 @@ def seal_header(cipher: Cipher, pack_id: bytes, entries: list[IndexEntry]) -> by
     return cipher.seal(plain, ids.aad(_AAD_KIND, pack_id))
 
 
-def parse_header(
+def header_records(
     cipher: Cipher, pack_id: bytes, tail: bytes | memoryview, pack_size: int
-) -> list[IndexEntry]:
-    """Entries of a pack from its last bytes (``tail`` must hold header and length)."""
+) -> bytes:
+    """The 46-byte records of a pack's header, from its last bytes (``tail`` must hold
+    header and length); IntegrityError unless the header opens, every record has a known
+    blob type and every blob lies inside the pack's data."""
     what = f"pack {pack_id.hex()}"
     if len(tail) < _TAIL.size:
         raise IntegrityError(f"{what} is truncated ({pack_size} bytes)", _HINT)
@@ -139,22 +143,29 @@ def parse_header(
         raise IntegrityError(f"{what} is truncated or its header length is damaged", _HINT)
     sealed = tail[len(tail) - _TAIL.size - hlen : len(tail) - _TAIL.size]
     plain = cipher.open_(sealed, ids.aad(_AAD_KIND, pack_id), f"header of {what}")
-    body = memoryview(plain)[len(_MAGIC) :]
+    body = plain[len(_MAGIC) :]
     if plain[: len(_MAGIC)] != _MAGIC or len(body) % ENTRY.size:
         raise IntegrityError(f"header of {what} is malformed", _HINT)
+    unknown = set(body[:: ENTRY.size]) - _TYPES
+    if unknown:
+        raise IntegrityError(
+            f"header of {what} is malformed: {min(unknown)} is not a valid BlobType", _HINT)
     data_end = pack_size - _TAIL.size - hlen
-    try:
-        entries = [
-            unpack_entry(body[i : i + ENTRY.size], pack_id) for i in range(0, len(body), ENTRY.size)
-        ]
-    except ValueError as exc:
-        raise IntegrityError(f"header of {what} is malformed: {exc}", _HINT) from None
-    for e in entries:
-        if e.offset + e.length > data_end:
+    for _, _, blob_id, offset, length, _ in ENTRY.iter_unpack(body):
+        if offset + length > data_end:
             raise IntegrityError(
-                f"header of {what} points past its data (blob {e.blob_id.hex()})", _HINT
+                f"header of {what} points past its data (blob {blob_id.hex()})", _HINT
             )
-    return entries
+    return body
+
+
+def parse_header(
+    cipher: Cipher, pack_id: bytes, tail: bytes | memoryview, pack_size: int
+) -> list[IndexEntry]:
+    """Entries of a pack from its last bytes (``tail`` must hold header and length)."""
+    body = memoryview(header_records(cipher, pack_id, tail, pack_size))
+    return [unpack_entry(body[i : i + ENTRY.size], pack_id)
+            for i in range(0, len(body), ENTRY.size)]
 
 
 def read_range(backend: Backend, key: str, offset: int, length: int) -> bytes:
@@ -194,6 +205,15 @@ def _read_exact(reader: BinaryIO, n: int) -> bytes:
 def read_pack_header(backend: Backend, pack_key: str, cipher: Cipher) -> list[IndexEntry]:
     """The index entries stored in a pack's header (one ranged read in the common case)."""
     pack_id = ids.id_from_key(pack_key)
+    body = memoryview(read_header_records(backend, pack_key, cipher))
+    return [unpack_entry(body[i : i + ENTRY.size], pack_id)
+            for i in range(0, len(body), ENTRY.size)]
+
+
+def read_header_records(backend: Backend, pack_key: str, cipher: Cipher) -> bytes:
+    """The 46-byte records of a pack's header (see ``header_records``), read with one
+    ranged read in the common case."""
+    pack_id = ids.id_from_key(pack_key)
     size = backend.stat(pack_key).size
     guess = min(size, 64 * 1024)
     tail = read_range(backend, pack_key, size - guess, guess)
@@ -202,7 +222,7 @@ def read_pack_header(backend: Backend, pack_key: str, cipher: Cipher) -> list[In
         need = hlen + _TAIL.size
         if guess < need <= size:
             tail = read_range(backend, pack_key, size - need, need)
-    return parse_header(cipher, pack_id, tail, size)
+    return header_records(cipher, pack_id, tail, size)
 
 
 def read_blob(backend: Backend, pack_key: str, entry: IndexEntry, codec: BlobCodec) -> bytes:

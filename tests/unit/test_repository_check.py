@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from common.repository import ids
 from common.repository.archiver import backup_directory, iter_nodes
 from common.repository.checker import check_repository
 from common.repository.config import Repository
-from common.repository.repo import load_index
+from common.repository.repo import load_index, write_index_file
 from common.repository.snapshot import Snapshot
 from tests.unit.test_repository_backup import make_volume, new_repo
 
@@ -137,3 +138,47 @@ def test_damage_in_a_subtree_shared_by_two_snapshots_names_the_files_of_both(
     assert sorted(paths) == sorted(f"{s.id.hex()[:8]}:/dir0/nested/small2.txt"
                                    for s in (first, second))
     assert report.snapshots == 2 and report.blobs_read == report.blobs
+
+
+def test_worker_processes_find_a_flipped_byte_and_name_its_files_like_threads(
+    tmp_path: Path,
+) -> None:
+    """Packs of small blobs are decoded in worker processes (spawned; the bytes go through
+    a spool file): the same report as in threads, and no spool file is left behind."""
+    repo, snap = _backed_up(tmp_path)
+    pack_id, blob_id = _pack_of(repo, snap, "dir0/nested/small2.txt")
+    entry = load_index(repo).index.lookup(blob_id)
+    assert entry is not None
+    key = ids.pack_key(pack_id)
+    data = bytearray(repo.backend.get_bytes(key))
+    data[entry.offset + entry.length // 2] ^= 1
+    repo.backend.put_bytes(key, bytes(data))
+    spools = set(Path(tempfile.gettempdir()).glob("volkeeper-check-*"))
+
+    in_processes = check_repository(repo, read_data=True, processes=2)
+    in_threads = check_repository(repo, read_data=True, processes=0)
+    assert [p.to_dict() for p in in_processes.problems] == \
+        [p.to_dict() for p in in_threads.problems]
+    by_id = {p.object_id: p for p in in_processes.problems}
+    assert by_id[blob_id.hex()].paths == [f"{snap.id.hex()[:8]}:/dir0/nested/small2.txt"]
+    assert by_id[pack_id.hex()].kind == "pack"
+    assert in_processes.blobs_read == in_threads.blobs_read == in_processes.blobs
+    assert set(Path(tempfile.gettempdir()).glob("volkeeper-check-*")) == spools
+
+
+def test_a_tree_decoded_by_read_data_still_reports_blobs_missing_from_the_index(
+    tmp_path: Path,
+) -> None:
+    """The walk takes trees from the pack checks; a chunk whose index entry is gone is
+    still named, with its file."""
+    repo, snap = _backed_up(tmp_path)
+    index = load_index(repo).index
+    node = dict(iter_nodes(repo, index, snap.tree))["text.log"]
+    gone = node.content[0]
+    for info in list(repo.backend.list(ids.INDEX_PREFIX)):
+        repo.backend.delete(info.key)
+    write_index_file(repo, [e for e in index if e.blob_id != gone])
+    report = check_repository(repo, read_data=True)
+    [problem] = [p for p in report.problems if p.object_id == gone.hex()]
+    assert problem.kind == "blob" and "not indexed" in problem.message
+    assert problem.paths == [f"{snap.id.hex()[:8]}:/text.log"]

@@ -22,6 +22,7 @@ from common.repository.index import (
     decode_index,
     encode_index,
     load_index_file,
+    pack_entry,
 )
 
 CIPHER = AesGcmCipher(Key.new().enc_key)
@@ -175,3 +176,52 @@ def test_a_bulk_loaded_index_file_with_an_unknown_blob_type_adds_nothing() -> No
     with pytest.raises(IntegrityError, match="malformed"):
         load_index_file(NullCipher(), b"i" * 32, sealed, index)
     assert len(index) == 0
+
+
+_few_ids = st.builds(lambda first, head, tail: bytes([first]) + head + tail,
+                     st.sampled_from([0, 7, 255]), st.binary(min_size=7, max_size=7),
+                     st.sampled_from([b"a" * 24, b"b" * 24]))
+_ops = st.lists(st.tuples(st.sampled_from(["add", "records", "flush"]),
+                          st.lists(_few_ids, max_size=40),
+                          st.sampled_from([b"\x01" * 32, b"\x02" * 32, b"\x03" * 32])),
+                max_size=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops=_ops, flush_every=st.integers(1, 64), prefill=st.integers(0, 400))
+def test_merging_in_any_order_and_batch_size_keeps_the_first_location_of_every_blob(
+    ops: list[tuple[str, list[bytes], bytes]], flush_every: int, prefill: int
+) -> None:
+    """The bucketed merge (a C sort for comparable sizes, runs copied between insertion
+    points for a few rows into many) equals a dict where the first location wins."""
+    index = Index(flush_every=flush_every)
+    model: dict[bytes, IndexEntry] = {}
+    filler = [IndexEntry(bytes([7]) + os.urandom(31), BlobType.DATA, b"\x09" * 32, i, 1, 1)
+              for i in range(prefill)]  # one big bucket: the copying merge path
+    index.add_all(filler)
+    model.update((e.blob_id, e) for e in filler)
+    for n, (op, blob_ids, pack_id) in enumerate(ops):
+        entries = [IndexEntry(b, BlobType(i % 2), pack_id, n * 100 + i, i, i + 1, i % 2)
+                   for i, b in enumerate(blob_ids)]
+        if op == "add":
+            for e in entries:
+                assert index.add(e) is (e.blob_id not in model)
+                model.setdefault(e.blob_id, e)
+        elif op == "records":
+            index.add_records(pack_id, b"".join(pack_entry(e) for e in entries))
+            for e in entries:
+                model.setdefault(e.blob_id, e)
+        else:
+            index.flush()
+    index.flush()
+    assert len(index) == len(model)
+    for blob_id, e in model.items():
+        assert index.lookup(blob_id) == e and index.pack_of(blob_id) == e.pack_id
+    assert [e.blob_id for e in index] == sorted(model)
+    assert index.lookup(bytes([7]) + b"\x00" * 31) is None or bytes([7]) + b"\x00" * 31 in model
+    by_pack: dict[bytes, set[bytes]] = {}
+    for e in model.values():
+        by_pack.setdefault(e.pack_id, set()).add(pack_entry(e))
+    records = index.pack_records()
+    assert {p: {r[i : i + ENTRY.size] for i in range(0, len(r), ENTRY.size)}
+            for p, r in records.items()} == by_pack
