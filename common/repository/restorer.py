@@ -352,9 +352,10 @@ def restore_snapshot(
     ``devices=False`` refuses (raises ``Refused``, before anything is written) a snapshot
     holding character or block device nodes. ``workers``: threads writing batches when
     no worker processes are used; ``processes``: worker processes (0: none; None: as
-    many as CPUs, at most 4, for restores of at least ``PROCESS_MIN_FILES`` files or
-    ``PROCESS_MIN_BYTES``). Raises IntegrityError naming damaged blobs and incomplete
-    files after restoring everything else."""
+    many as CPUs, at most 4, for restores of at least ``PROCESS_MIN_FILES`` files of at
+    most ``PROCESS_MAX_AVERAGE`` bytes on average: ``restore_workers.make_runner``).
+    Raises IntegrityError naming damaged blobs and incomplete files after restoring
+    everything else."""
     dest = os.fspath(dest_dir)
     if os.path.lexists(dest):
         if not os.path.isdir(dest) or os.path.islink(dest) or os.listdir(dest):

@@ -135,6 +135,7 @@ def test_a_large_restore_chooses_worker_processes_and_a_small_one_threads(
     restore_snapshot(repo, snap, tmp_path / "small")
     assert made == []
     monkeypatch.setattr(restore_workers, "PROCESS_MIN_FILES", 10)
+    monkeypatch.setattr(restore_workers, "PROCESS_MAX_AVERAGE", 1 << 30)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     restore_snapshot(repo, snap, tmp_path / "large")
     assert made == ["processes"]
