@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from common.errors import Conflict, IntegrityError, NotFound
@@ -64,6 +64,7 @@ _HINT = "run a repository check --read-data to see every damaged object"
 BATCH_FILES = 2048
 BATCH_BYTES = 8 << 20
 TREE_CACHE_BYTES = 32 << 20
+READERS = 4  # concurrent ranged reads of one batch
 
 
 @dataclass
@@ -135,6 +136,8 @@ class _Restorer:
         self.devices = devices
         self.trees = Trees(repo, index, TREE_CACHE_BYTES)
         self.runner: ThreadRunner | ProcessRunner | None = None
+        #: reads the ranges of a batch concurrently (storage round trips overlap)
+        self.readers: Executor | None = None
         self.batch = _Batch()
         self.inflight: deque[tuple[Future[Result], _Batch]] = deque()
         self.dirs: list[tuple[str, Meta]] = []
@@ -271,7 +274,7 @@ class _Restorer:
         self.batch = _Batch()
         assert self.runner is not None
         spans, blobs = read_blobs(self.repo, b.entries, self.stats, self.damaged,
-                                  2 * BATCH_BYTES)
+                                  2 * BATCH_BYTES, self.readers)
         self.inflight.append((self.runner.submit((spans, blobs, b.files)), b))
         b.files, b.entries, b.blob_no = [], [], {}
         while len(self.inflight) >= self.runner.capacity:
@@ -384,8 +387,10 @@ def restore_snapshot(
     progress.set_phase("restore", nbytes, files)
     r.runner = make_runner(repo, dest, files, nbytes, workers, processes)
     try:
-        r.restore(snapshot.tree, selectors)
-        r.drain()
+        with ThreadPoolExecutor(READERS, thread_name_prefix="repo-restore-read") as readers:
+            r.readers = readers
+            r.restore(snapshot.tree, selectors)
+            r.drain()
     except BaseException:
         r.runner.close(abort=True)
         raise

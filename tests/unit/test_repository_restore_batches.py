@@ -140,3 +140,42 @@ def test_a_large_restore_chooses_worker_processes_and_a_small_one_threads(
     restore_snapshot(repo, snap, tmp_path / "large")
     assert made == ["processes"]
     assert compare_trees(src, tmp_path / "large") == []
+
+
+def test_the_ranges_of_a_batch_are_read_concurrently_with_the_same_result(
+        tmp_path: Path) -> None:
+    """On S3 every ranged read waits a round trip: a batch's reads overlap."""
+    import threading
+    import time
+    from typing import Any, cast
+
+    from common.storage.base import Backend
+
+    src = make_volume(tmp_path / "v")
+    repo = new_repo()  # 256 KiB packs: one batch spans many of them
+    snap = backup_directory(repo, src, host="h", volume="v")
+
+    class SlowReads:
+        def __init__(self, inner: Backend) -> None:
+            self.inner, self.now, self.most = inner, 0, 0
+            self.lock = threading.Lock()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def read_range(self, key: str, offset: int, length: int) -> bytes:
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.02)  # a round trip
+            try:
+                return self.inner.read_range(key, offset, length)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+    slow = SlowReads(repo.backend)
+    repo.backend = cast(Backend, slow)
+    restore_snapshot(repo, snap, tmp_path / "r", processes=0)
+    assert compare_trees(src, tmp_path / "r") == []
+    assert slow.most > 1
