@@ -39,6 +39,14 @@ from dataclasses import dataclass
 from common.errors import InvalidInput
 from common.progress import NullTracker, ProgressTracker
 from common.repository import pack as packmod
+from common.repository.backup_read import (
+    ReadAhead,
+    Readers,
+    SmallFile,
+    open_directory,
+    open_nofollow,
+    xattrs_of,
+)
 from common.repository.config import Repository
 from common.repository.ids import BlobType
 from common.repository.index import Index, IndexEntry
@@ -46,8 +54,6 @@ from common.repository.repo import load_index, read_tree, write_index_file
 from common.repository.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.sparse import DataReader, data_ranges, find_holes
 from common.repository.tree import Node, Tree
-
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class BackupOptions:
     index_every: int = 8
     batch_bytes: int = 1 << 20
     batch_blobs: int = 64
+    readers: int = 2  # threads reading small files ahead of the walk
 
 
 class _Packer:
@@ -230,18 +237,6 @@ class _Pipeline:
             self.packer.close()
 
 
-def _xattrs(path: str) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}
-    out = {}
-    for name in sorted(names):
-        with contextlib.suppress(OSError):
-            out[name] = os.getxattr(path, name, follow_symlinks=False)
-    return out
-
-
 _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
           stat.S_IFREG: "file"}
@@ -251,7 +246,7 @@ class _Walker:
     """Walks one directory tree in post-order, producing tree blobs."""
 
     def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
-                 progress: ProgressTracker) -> None:
+                 progress: ProgressTracker, readers: int = 2) -> None:
         self.repo = repo
         self.pipe = pipe
         self.stats = stats
@@ -261,12 +256,15 @@ class _Walker:
         self.small = self.chunker.params.min_size
         self.blob_id = repo.codec.blob_id
         self.links: dict[tuple[int, int], tuple[str, Node]] = {}
+        self.readers = Readers(readers)
 
-    def node(self, name: str, path: str, st: os.stat_result) -> Node:
+    def node(self, name: str, path: str, st: os.stat_result,
+             xattrs: dict[str, bytes] | None = None) -> Node:
         """A node with the metadata common to every type."""
         return Node(name=name, type=_TYPES.get(stat.S_IFMT(st.st_mode), "file"),
                     mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
-                    mtime_ns=st.st_mtime_ns, xattrs=_xattrs(path))
+                    mtime_ns=st.st_mtime_ns,
+                    xattrs=xattrs_of(path) if xattrs is None else xattrs)
 
     def directory(self, path: str, rel: str, parent_tree: bytes | None) -> bytes:
         """Back up the directory at ``path``; returns its tree id."""
@@ -274,24 +272,11 @@ class _Walker:
         if parent_tree is not None:
             with self.pipe.lock:  # the packer adds to the index meanwhile
                 old = read_tree(self.repo, self.pipe.index, parent_tree).by_name()
-        nodes = []
-        with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: os.fsencode(e.name))
-        for entry in entries:
-            child = entry.path
-            child_rel = f"{rel}/{entry.name}" if rel else entry.name
-            try:
-                st = entry.stat(follow_symlinks=False)
-                prev = old.get(entry.name)
-                if prev is not None and self._unchanged(prev, st):
-                    nodes.append(prev)
-                    continue
-                node = self.node(entry.name, child, st)
-                self._fill(node, child, child_rel, st, old.get(entry.name))
-            except FileNotFoundError:  # vanished while we walked
-                self.stats.skipped += 1
-                continue
-            nodes.append(node)
+        dir_fd = open_directory(path)
+        try:
+            nodes = self._directory_entries(dir_fd, path, rel, old)
+        finally:
+            os.close(dir_fd)
         self.stats.dirs += 1
         if parent_tree is not None and nodes == list(old.values()):
             return parent_tree  # nothing changed: the same bytes, hence the same tree id
@@ -299,6 +284,69 @@ class _Walker:
         tree_id = self.repo.codec.blob_id(data)
         self.pipe.submit(BlobType.TREE, data, tree_id)
         return tree_id
+
+    def _directory_entries(self, dir_fd: int, path: str, rel: str, old: dict[str, Node]
+                           ) -> list[Node]:
+        """The nodes of the entries of the directory open as ``dir_fd``."""
+        with os.scandir(dir_fd) as it:
+            entries = sorted(it, key=lambda e: os.fsencode(e.name))
+        # stat everything first (relative to the directory), so the small files to read go
+        # to the readers at once
+        plan: list[tuple[os.DirEntry[str], os.stat_result, Node | None, int]] = []
+        reads: list[tuple[str, int]] = []
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # vanished while we walked
+                self.stats.skipped += 1
+                continue
+            prev = old.get(entry.name)
+            slot = -1
+            if self._read_ahead(st, prev):
+                slot = len(reads)
+                reads.append((entry.name, st.st_size))
+            plan.append((entry, st, prev, slot))
+        ahead = ReadAhead(self.readers, dir_fd, reads, self.blob_id) if reads else None
+        try:
+            return self._entries(plan, path, rel, ahead)
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    def _entries(self, plan: list[tuple[os.DirEntry[str], os.stat_result, Node | None, int]],
+                 path: str, rel: str, ahead: ReadAhead | None) -> list[Node]:
+        """The nodes of a directory's entries, in order."""
+        nodes = []
+        for entry, st, prev, slot in plan:
+            child = f"{path}/{entry.name}"
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                if prev is not None and self._unchanged(prev, st):
+                    nodes.append(prev)
+                    continue
+                if ahead is not None and slot >= 0:
+                    small = ahead.get(slot)
+                    if small.error is not None:
+                        raise small.error
+                    node = self.node(entry.name, child, st, small.xattrs)
+                    self._file(node, child, child_rel, st, prev, small)
+                else:
+                    node = self.node(entry.name, child, st)
+                    self._fill(node, child, child_rel, st, prev)
+            except FileNotFoundError:  # vanished while we walked
+                self.stats.skipped += 1
+                continue
+            nodes.append(node)
+        return nodes
+
+    def _read_ahead(self, st: os.stat_result, prev: Node | None) -> bool:
+        """Whether a reader may read this entry ahead of the walk: a small, regular, not
+        hardlinked, not sparse file that is not its parent-snapshot node unchanged."""
+        if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size < self.small
+                and st.st_blocks * 512 >= st.st_size):
+            return False
+        return prev is None or (prev.size, prev.mtime_ns, prev.ctime_ns, prev.inode) != (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
     def _unchanged(self, old: Node, st: os.stat_result) -> bool:
         """Whether a regular file is exactly its node in the parent snapshot, which is then
@@ -329,7 +377,7 @@ class _Walker:
             self._file(node, path, rel, st, old)
 
     def _file(self, node: Node, path: str, rel: str, st: os.stat_result,
-              old: Node | None) -> None:
+              old: Node | None, small: SmallFile | None = None) -> None:
         self.stats.files += 1
         node.ctime_ns, node.inode = st.st_ctime_ns, st.st_ino
         first = self.links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
@@ -342,6 +390,8 @@ class _Walker:
                 == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                 and all(self.pipe.known(c) for c in old.content)):
             node.content, node.holes, node.size = old.content, old.holes, old.size
+        elif small is not None and small.data is not None:
+            self._small(node, small.data, small.blob_id)
         else:
             self._read(node, path, st)
         self.stats.bytes += node.size
@@ -350,7 +400,7 @@ class _Walker:
             self.links[(st.st_dev, st.st_ino)] = (rel, node)
 
     def _read(self, node: Node, path: str, st: os.stat_result) -> None:
-        fd = _open_nofollow(path)
+        fd = open_nofollow(path)
         try:
             if st.st_size < self.small and st.st_blocks * 512 >= st.st_size:
                 # the common small file: one read; a short read means end of file
@@ -375,9 +425,9 @@ class _Walker:
         finally:
             os.close(fd)
 
-    def _small(self, node: Node, data: bytes) -> None:
+    def _small(self, node: Node, data: bytes, blob_id: bytes | None = None) -> None:
         if data:
-            blob_id = self.blob_id(data)
+            blob_id = blob_id or self.blob_id(data)
             node.content.append(blob_id)
             self.pipe.submit(BlobType.DATA, data, blob_id)
         node.size = len(data)
@@ -398,20 +448,10 @@ class _FdReader:
         return os.readv(self._fd, [buf])
 
 
-def _open_nofollow(path: str) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        return os.open(path, flags | _O_NOATIME)
-    except PermissionError:
-        if not _O_NOATIME:
-            raise
-        return os.open(path, flags)
-
-
 def _root_node(path: str) -> Node:
     st = os.lstat(path)
     return Node(name="root", type="dir", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
-                gid=st.st_gid, mtime_ns=st.st_mtime_ns, xattrs=_xattrs(path))
+                gid=st.st_gid, mtime_ns=st.st_mtime_ns, xattrs=xattrs_of(path))
 
 
 def backup_directory(
@@ -437,8 +477,11 @@ def backup_directory(
     pipe = _Pipeline(repo, index, stats, options)
     try:
         root_node = _root_node(root)
-        walker = _Walker(repo, pipe, stats, progress)
-        tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
+        walker = _Walker(repo, pipe, stats, progress, options.readers)
+        try:
+            tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
+        finally:
+            walker.readers.close()
         root_node.subtree = tree_id
     except BaseException:
         pipe.abort()

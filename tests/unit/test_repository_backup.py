@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from common.errors import IntegrityError, InvalidInput
-from common.repository import archiver, ids
+from common.repository import archiver, backup_read, ids
 from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
 from common.repository.checker import check_repository
 from common.repository.chunker import ChunkerParams
@@ -79,13 +80,17 @@ def test_an_unchanged_re_backup_reads_no_file_and_stores_nothing(
     src = make_volume(tmp_path / "v")
     first = backup_directory(repo, src, host="h", volume="v")
     read: list[str] = []
-    real = archiver._Walker._read
+    real_open = os.open
 
-    def counting(self: archiver._Walker, node: Node, path: str, st: os.stat_result) -> None:
-        read.append(os.path.relpath(path, src))
-        real(self, node, path, st)
+    def counting(path: str, flags: int, *a: int, dir_fd: int | None = None, **k: int) -> int:
+        # every file the backup reads is opened (by the walk or by a reader thread),
+        # relative to its open directory
+        full = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd else "", path)
+        if full.startswith(str(src)) and not flags & os.O_DIRECTORY:
+            read.append(os.path.relpath(full, src))
+        return real_open(path, flags, *a, dir_fd=dir_fd, **k)
 
-    monkeypatch.setattr(archiver._Walker, "_read", counting)
+    monkeypatch.setattr(os, "open", counting)
     objects = {o.key for o in repo.backend.list(ids.PACKS_PREFIX)}
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
     assert read == [] and second.stats.files_read == 0
@@ -259,23 +264,39 @@ def test_an_encoder_failure_in_a_batch_stops_the_backup_without_a_snapshot(
     assert check_repository(repo, read_data=True).ok  # what was committed is whole
 
 
+@pytest.mark.parametrize("reader", ["read-ahead thread", "walk"])
 def test_a_small_file_that_grows_while_it_is_backed_up_is_stored_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
 ) -> None:
     repo = new_repo()
     src = make_volume(tmp_path / "v")
     grows = src / "grows.txt"
     grows.write_bytes(b"x" * 100)
-    real = archiver._Walker._file
 
-    def growing(self: archiver._Walker, node: Node, path: str, rel: str, st: os.stat_result,
-                old: Node | None) -> None:
-        if rel == "grows.txt":  # after the stat, before the read
-            with open(path, "ab") as f:
+    def grow(path: str) -> None:
+        if path.endswith("/grows.txt"):  # after the stat, before the read
+            with open(grows, "ab") as f:
                 f.write(os.urandom(100_000))  # past the chunker's minimum size
-        real(self, node, path, rel, st, old)
 
-    monkeypatch.setattr(archiver._Walker, "_file", growing)
+    if reader == "walk":
+        real = archiver._Walker._file
+        monkeypatch.setattr(archiver._Walker, "_read_ahead", lambda *a: False)
+
+        def growing(self: archiver._Walker, node: Node, path: str, rel: str,
+                    st: os.stat_result, old: Node | None) -> None:
+            grow(path)
+            real(self, node, path, rel, st, old)
+
+        monkeypatch.setattr(archiver._Walker, "_file", growing)
+    else:
+        real_read = backup_read.read_small
+
+        def growing_read(dir_fd: int, name: str, size: int,
+                         blob_id: Callable[[bytes], bytes]) -> backup_read.SmallFile:
+            grow(f"/{name}")
+            return real_read(dir_fd, name, size, blob_id)
+
+        monkeypatch.setattr(backup_read, "read_small", growing_read)
     snap = backup_directory(repo, src, host="h", volume="v")
     node = dict(iter_nodes(repo, load_index(repo).index, snap.tree))["grows.txt"]
     assert node.size == 100_100
@@ -324,4 +345,61 @@ def test_an_unchanged_file_is_reused_but_an_xattr_or_owner_change_is_seen(
     assert second.stats.files == first.stats.files and second.stats.bytes == first.stats.bytes
     dest = tmp_path / "r"
     restore_snapshot(repo, second, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+
+
+def test_a_small_file_removed_before_its_reader_gets_to_it_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    real_read = backup_read.read_small
+
+    def vanishing(dir_fd: int, name: str, size: int, blob_id: Callable[[bytes], bytes]
+                  ) -> backup_read.SmallFile:
+        if name == "small2.txt":  # listed and stat'ed, gone when read
+            os.unlink(name, dir_fd=dir_fd)
+        return real_read(dir_fd, name, size, blob_id)
+
+    monkeypatch.setattr(backup_read, "read_small", vanishing)
+    gone = sorted(str(p.relative_to(src)) for p in src.rglob("small2.txt"))
+    assert gone
+    snap = backup_directory(repo, src, host="h", volume="v")
+    paths = dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+    assert snap.stats.skipped == len(gone) and not set(gone) & set(paths)
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
+    # the unlink came after the directories were stat'ed: only their mtimes differ
+    diffs = compare_trees(src, dest, check_root=False)
+    parents = {f"'./{os.path.dirname(g)}': mtime" for g in gone}
+    assert diffs and all(d.split(" became")[0].rsplit(" ", 1)[0] in parents for d in diffs), diffs
+
+
+def test_reading_ahead_stays_within_its_window_however_deep_the_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backup_read, "GROUP_FILES", 2)
+    monkeypatch.setattr(backup_read, "WINDOW", 3)
+    src = tmp_path / "v"
+    level, depth = src, 6
+    for d in range(depth):  # at every level: small files before and after a subdirectory
+        level.mkdir()
+        for name in ("a", "b", "c", "d", "m", "x", "y", "z"):
+            (level / f"{name}{d}").write_bytes(os.urandom(100 + d))
+        level = level / "n"
+    most: list[int] = []
+    real_fill = backup_read.ReadAhead._fill
+
+    def fill(self: backup_read.ReadAhead, need: int) -> None:
+        real_fill(self, need)
+        most.append(self._readers.ahead)
+
+    monkeypatch.setattr(backup_read.ReadAhead, "_fill", fill)
+    repo = new_repo()
+    snap = backup_directory(repo, src, host="h", volume="v")
+    assert snap.stats.files == 8 * depth
+    # the shared window, plus at most the group each open directory is consuming
+    assert 3 < max(most) <= 3 + depth
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
     assert compare_trees(src, dest, check_root=False) == []
