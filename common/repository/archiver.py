@@ -28,6 +28,7 @@ list without being read.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import stat
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 from common.errors import InvalidInput
 from common.progress import NullTracker, ProgressTracker
+from common.repository import backup_workers
 from common.repository import pack as packmod
 from common.repository.backup_read import (
     ReadAhead,
@@ -66,6 +68,8 @@ class BackupOptions:
     batch_bytes: int = 1 << 20
     batch_blobs: int = 64
     readers: int = 2  # threads reading small files ahead of the walk
+    processes: int | None = None  # worker processes for many small files (None: per CPU)
+    process_after: int = backup_workers.PROCESS_AFTER  # small files read before they start
 
 
 class _Packer:
@@ -174,6 +178,21 @@ class _Pipeline:
         with self.lock:
             return blob_id in self.index
 
+    def want(self, blob_id: bytes) -> bool:
+        """(walking thread) Whether a blob read by a worker process must be stored; it
+        counts as queued from now on."""
+        if self.known(blob_id):
+            return False
+        self.seen.add(blob_id)
+        return True
+
+    def deliver(self, batch: list[packmod.EncodedBlob]) -> None:
+        """(a worker's receiver thread) Hand blobs sealed elsewhere to the packer, within
+        the bound on batches in flight."""
+        while not self.slots.acquire(timeout=0.2):
+            self.raise_if_failed()
+        self.packer.queue.put(batch)
+
     def _committed(self, entries: list[IndexEntry]) -> None:
         """(packer thread) Blobs of a committed pack move from ``seen`` into the compact
         index, so what this run stored costs ~50 bytes per blob, not a set entry. The index
@@ -242,11 +261,36 @@ _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFREG: "file"}
 
 
+_PlanEntry = tuple[os.DirEntry[str], os.stat_result, "Node | None", int]
+
+
+class _Listed:
+    """A directory opened, listed and stat'ed: its entries with their parent-snapshot
+    nodes and read-ahead slots, and the reads handed to the readers."""
+
+    def __init__(self, dir_fd: int, old: dict[str, Node]) -> None:
+        self.dir_fd: int | None = dir_fd
+        self.old = old
+        self.plan: list[_PlanEntry] = []
+        self.ahead: ReadAhead | None = None
+
+    def close(self) -> None:
+        """Give back the read window and the directory's descriptor (once)."""
+        try:
+            if self.ahead is not None:
+                self.ahead.close()
+                self.ahead = None
+        finally:
+            if self.dir_fd is not None:
+                os.close(self.dir_fd)
+                self.dir_fd = None
+
+
 class _Walker:
     """Walks one directory tree in post-order, producing tree blobs."""
 
     def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
-                 progress: ProgressTracker, readers: int = 2) -> None:
+                 progress: ProgressTracker, options: BackupOptions) -> None:
         self.repo = repo
         self.pipe = pipe
         self.stats = stats
@@ -256,7 +300,13 @@ class _Walker:
         self.small = self.chunker.params.min_size
         self.blob_id = repo.codec.blob_id
         self.links: dict[tuple[int, int], tuple[str, Node]] = {}
-        self.readers = Readers(readers)
+        processes = options.processes
+
+        def start() -> backup_workers.ProcessReaders | None:
+            return backup_workers.start(repo, pipe.want, pipe.deliver, processes)
+
+        self.readers = Readers(options.readers, self.blob_id,
+                               None if processes == 0 else start, options.process_after)
 
     def node(self, name: str, path: str, st: os.stat_result,
              xattrs: dict[str, bytes] | None = None) -> Node:
@@ -266,18 +316,17 @@ class _Walker:
                     mtime_ns=st.st_mtime_ns,
                     xattrs=xattrs_of(path) if xattrs is None else xattrs)
 
-    def directory(self, path: str, rel: str, parent_tree: bytes | None) -> bytes:
-        """Back up the directory at ``path``; returns its tree id."""
-        old: dict[str, Node] = {}
-        if parent_tree is not None:
-            with self.pipe.lock:  # the packer adds to the index meanwhile
-                old = read_tree(self.repo, self.pipe.index, parent_tree).by_name()
-        dir_fd = open_directory(path)
+    def directory(self, path: str, rel: str, parent_tree: bytes | None,
+                  prepared: _Listed | None = None) -> bytes:
+        """Back up the directory at ``path`` (``prepared``: listed already); returns its
+        tree id."""
+        listed = prepared if prepared is not None else self._list(path, parent_tree)
         try:
-            nodes = self._directory_entries(dir_fd, path, rel, old)
+            nodes = self._entries(listed, path, rel)
         finally:
-            os.close(dir_fd)
+            listed.close()
         self.stats.dirs += 1
+        old = listed.old
         if parent_tree is not None and nodes == list(old.values()):
             return parent_tree  # nothing changed: the same bytes, hence the same tree id
         data = Tree(nodes).encode()
@@ -285,59 +334,87 @@ class _Walker:
         self.pipe.submit(BlobType.TREE, data, tree_id)
         return tree_id
 
-    def _directory_entries(self, dir_fd: int, path: str, rel: str, old: dict[str, Node]
-                           ) -> list[Node]:
-        """The nodes of the entries of the directory open as ``dir_fd``."""
-        with os.scandir(dir_fd) as it:
-            entries = sorted(it, key=lambda e: os.fsencode(e.name))
-        # stat everything first (relative to the directory), so the small files to read go
-        # to the readers at once
-        plan: list[tuple[os.DirEntry[str], os.stat_result, Node | None, int]] = []
-        reads: list[tuple[str, int]] = []
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:  # vanished while we walked
-                self.stats.skipped += 1
-                continue
-            prev = old.get(entry.name)
-            slot = -1
-            if self._read_ahead(st, prev):
-                slot = len(reads)
-                reads.append((entry.name, st.st_size))
-            plan.append((entry, st, prev, slot))
-        ahead = ReadAhead(self.readers, dir_fd, reads, self.blob_id) if reads else None
+    def _list(self, path: str, parent_tree: bytes | None) -> _Listed:
+        """Open, list and stat a directory (relative to it), and hand its small files to
+        read to the readers at once."""
+        old: dict[str, Node] = {}
+        if parent_tree is not None:
+            with self.pipe.lock:  # the packer adds to the index meanwhile
+                old = read_tree(self.repo, self.pipe.index, parent_tree).by_name()
+        dir_fd = open_directory(path)
+        listed = _Listed(dir_fd, old)
         try:
-            return self._entries(plan, path, rel, ahead)
-        finally:
-            if ahead is not None:
-                ahead.close()
-
-    def _entries(self, plan: list[tuple[os.DirEntry[str], os.stat_result, Node | None, int]],
-                 path: str, rel: str, ahead: ReadAhead | None) -> list[Node]:
-        """The nodes of a directory's entries, in order."""
-        nodes = []
-        for entry, st, prev, slot in plan:
-            child = f"{path}/{entry.name}"
-            child_rel = f"{rel}/{entry.name}" if rel else entry.name
-            try:
-                if prev is not None and self._unchanged(prev, st):
-                    nodes.append(prev)
+            with os.scandir(dir_fd) as it:
+                entries = sorted(it, key=lambda e: os.fsencode(e.name))
+            reads: list[tuple[str, int]] = []
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # vanished while we walked
+                    self.stats.skipped += 1
                     continue
-                if ahead is not None and slot >= 0:
-                    small = ahead.get(slot)
-                    if small.error is not None:
-                        raise small.error
-                    node = self.node(entry.name, child, st, small.xattrs)
-                    self._file(node, child, child_rel, st, prev, small)
-                else:
-                    node = self.node(entry.name, child, st)
-                    self._fill(node, child, child_rel, st, prev)
-            except FileNotFoundError:  # vanished while we walked
-                self.stats.skipped += 1
-                continue
-            nodes.append(node)
+                prev = old.get(entry.name)
+                slot = -1
+                if self._read_ahead(st, prev):
+                    slot = len(reads)
+                    reads.append((entry.name, st.st_size))
+                listed.plan.append((entry, st, prev, slot))
+            if reads:
+                listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
+        except BaseException:
+            listed.close()
+            raise
+        return listed
+
+    def _entries(self, listed: _Listed, path: str, rel: str) -> list[Node]:
+        """The nodes of a directory's entries, in order. Before going into a subdirectory
+        the next one is listed, so the readers have its files while the walk is busy."""
+        nodes = []
+        ahead, plan = listed.ahead, listed.plan
+        dirs = [i for i, (_e, st, _p, _s) in enumerate(plan) if stat.S_ISDIR(st.st_mode)]
+        nexts = dict(itertools.pairwise(dirs))
+        pending: dict[int, _Listed | BaseException] = {}
+        try:
+            for i, (entry, st, prev, slot) in enumerate(plan):
+                child = f"{path}/{entry.name}"
+                child_rel = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    if prev is not None and self._unchanged(prev, st):
+                        nodes.append(prev)
+                        continue
+                    if ahead is not None and slot >= 0:
+                        small = ahead.get(slot)
+                        if small.error is not None:
+                            raise small.error
+                        node = self.node(entry.name, child, st, small.xattrs)
+                        self._file(node, child, child_rel, st, prev, small)
+                    else:
+                        node = self.node(entry.name, child, st)
+                        if i in nexts:
+                            self._list_next(plan, nexts[i], path, pending)
+                        listed_here = pending.pop(i, None)
+                        if isinstance(listed_here, BaseException):
+                            raise listed_here
+                        self._fill(node, child, child_rel, st, prev, listed_here)
+                except FileNotFoundError:  # vanished while we walked
+                    self.stats.skipped += 1
+                    continue
+                nodes.append(node)
+        finally:
+            for other in pending.values():
+                if isinstance(other, _Listed):
+                    other.close()
         return nodes
+
+    def _list_next(self, plan: list[_PlanEntry], j: int, path: str,
+                   pending: dict[int, _Listed | BaseException]) -> None:
+        """List subdirectory ``j`` of ``plan`` ahead of its turn (an error waits for it)."""
+        entry, _st, prev, _slot = plan[j]
+        sub = prev.subtree if prev is not None and prev.type == "dir" else None
+        try:
+            pending[j] = self._list(f"{path}/{entry.name}", sub)
+        except OSError as exc:
+            pending[j] = exc
 
     def _read_ahead(self, st: os.stat_result, prev: Node | None) -> bool:
         """Whether a reader may read this entry ahead of the walk: a small, regular, not
@@ -365,10 +442,10 @@ class _Walker:
         return True
 
     def _fill(self, node: Node, path: str, rel: str, st: os.stat_result,
-              old: Node | None) -> None:
+              old: Node | None, listed: _Listed | None = None) -> None:
         if node.type == "dir":
             sub = old.subtree if old is not None and old.type == "dir" else None
-            node.subtree = self.directory(path, rel, sub)
+            node.subtree = self.directory(path, rel, sub, listed)
         elif node.type == "symlink":
             node.target = os.readlink(path)
         elif node.type in ("char", "block"):
@@ -390,8 +467,8 @@ class _Walker:
                 == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                 and all(self.pipe.known(c) for c in old.content)):
             node.content, node.holes, node.size = old.content, old.holes, old.size
-        elif small is not None and small.data is not None:
-            self._small(node, small.data, small.blob_id)
+        elif small is not None and small.size >= 0:
+            self._small(node, small.size, small.blob_id, small.data)
         else:
             self._read(node, path, st)
         self.stats.bytes += node.size
@@ -406,7 +483,7 @@ class _Walker:
                 # the common small file: one read; a short read means end of file
                 data = os.read(fd, st.st_size + 1)
                 if len(data) <= st.st_size:
-                    self._small(node, data)
+                    self._small(node, len(data), self.blob_id(data) if data else None, data)
                     return
                 os.lseek(fd, 0, os.SEEK_SET)  # it grew: chunk it like any other file
             holes = find_holes(fd, st.st_size) if st.st_blocks * 512 < st.st_size else []
@@ -425,14 +502,17 @@ class _Walker:
         finally:
             os.close(fd)
 
-    def _small(self, node: Node, data: bytes, blob_id: bytes | None = None) -> None:
-        if data:
-            blob_id = blob_id or self.blob_id(data)
+    def _small(self, node: Node, size: int, blob_id: bytes | None, data: bytes | None
+               ) -> None:
+        """A small file read whole by a reader (``data``: by a thread; None: by a worker
+        process, which stores the blob itself when the walk wants it)."""
+        if blob_id is not None:
             node.content.append(blob_id)
-            self.pipe.submit(BlobType.DATA, data, blob_id)
-        node.size = len(data)
+            if data is not None:
+                self.pipe.submit(BlobType.DATA, data, blob_id)
+        node.size = size
         self.stats.files_read += 1
-        self.stats.bytes_read += len(data)
+        self.stats.bytes_read += size
 
 
 class _FdReader:
@@ -475,15 +555,16 @@ def backup_directory(
     stats = SnapshotStats()
     progress.set_phase("backup")
     pipe = _Pipeline(repo, index, stats, options)
+    walker: _Walker | None = None
     try:
         root_node = _root_node(root)
-        walker = _Walker(repo, pipe, stats, progress, options.readers)
-        try:
-            tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
-        finally:
-            walker.readers.close()
+        walker = _Walker(repo, pipe, stats, progress, options)
+        tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
         root_node.subtree = tree_id
+        walker.readers.close()  # every blob a worker process sealed is with the packer
     except BaseException:
+        if walker is not None:
+            walker.readers.close(abort=True)
         pipe.abort()
         raise
     pipe.close()

@@ -21,12 +21,13 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 GROUP_FILES = 32
 GROUP_BYTES = 512 * 1024
-WINDOW = 8  # groups read ahead of the walk, over all directories open in it (~4 MiB)
+WINDOW = 16  # groups read ahead of the walk, over all directories open in it (~8 MiB)
 
 
 def xattrs_of(path: str | int) -> dict[str, bytes]:
@@ -65,10 +66,13 @@ def open_directory(path: str) -> int:
 
 @dataclass(slots=True)
 class SmallFile:
-    """What a reader found: the content and its blob id, or ``data`` None when the file
-    grew past its stat size (the walk then chunks it), or the error opening/reading it."""
+    """What a reader found: ``size`` bytes (-1: the file grew past its stat size, the walk
+    then chunks it) with their blob id (None when empty) and, from a reader thread, the
+    ``data`` itself (a worker process keeps it until told whether to store it); or the
+    error opening or reading it."""
 
     xattrs: dict[str, bytes] = field(default_factory=dict)
+    size: int = -1
     data: bytes | None = None
     blob_id: bytes | None = None
     error: OSError | None = None
@@ -91,7 +95,7 @@ def read_small(dir_fd: int, name: str, size: int, blob_id: Callable[[bytes], byt
         out.error = exc
         return out
     if len(data) <= size:
-        out.data = data
+        out.data, out.size = data, len(data)
         out.blob_id = blob_id(data) if data else None
     return out
 
@@ -99,43 +103,96 @@ def read_small(dir_fd: int, name: str, size: int, blob_id: Callable[[bytes], byt
 _TAKEN = SmallFile()
 
 
+@dataclass(slots=True)
+class Group:
+    """The files of one group, as read; ``ticket`` lets worker processes find the group's
+    data again when the walk decides what of it to store."""
+
+    files: list[SmallFile]
+    ticket: Any = None
+
+
+class ProcessReading(Protocol):
+    """Reading in worker processes (``backup_workers.ProcessReaders``)."""
+
+    def read(self, dir_path: str, dir_id: tuple[int, int], jobs: list[tuple[str, int]]
+             ) -> Future[Group]: ...
+
+    def taken(self, group: Group) -> None: ...
+
+    def close(self, abort: bool = False) -> None: ...
+
+
 class Readers:
-    """The reader threads of one backup and the groups they hold for it: at most
-    ``WINDOW`` read ahead, over all the directories the walk has open (a directory's
-    reads wait while the walk is in its subdirectories), so memory stays bounded however
-    deep the tree is."""
+    """Where the small files of one backup are read: reader threads, or worker processes
+    once ``start_processes`` found the backup large enough. Groups read and not yet
+    taken by the walk stay within ``WINDOW`` over all the directories the walk has open (a
+    directory's reads wait while the walk is in its subdirectories), so memory stays
+    bounded however deep the tree is."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, blob_id: Callable[[bytes], bytes],
+                 start_processes: Callable[[], ProcessReading | None] | None = None,
+                 process_after: int = 0) -> None:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="repo-read")
+        self.blob_id = blob_id
         self.ahead = 0  # groups submitted and not yet consumed or dropped
+        self.processes: ProcessReading | None = None
+        self._start = start_processes
+        self._countdown = process_after  # files read in threads before processes start
+        self._closed = False
 
-    def close(self) -> None:
-        """Stop the threads (groups not started are dropped)."""
+    def read(self, dir_fd: int, dir_path: str, dir_id: tuple[int, int],
+             jobs: list[tuple[str, int]]) -> Future[Group]:
+        """Read ``jobs`` (name, size) of the directory open as ``dir_fd``."""
+        if self.processes is None and self._start is not None:
+            self._countdown -= len(jobs)
+            if self._countdown < 0:
+                self.processes, self._start = self._start(), None
+        if self.processes is not None:
+            return self.processes.read(dir_path, dir_id, jobs)
+        return self.pool.submit(self._read, dir_fd, jobs)
+
+    def _read(self, dir_fd: int, jobs: list[tuple[str, int]]) -> Group:
+        blob_id = self.blob_id
+        return Group([read_small(dir_fd, name, size, blob_id) for name, size in jobs])
+
+    def taken(self, group: Group) -> None:
+        """The walk is at this group: worker processes learn what of it to store."""
+        if group.ticket is not None and self.processes is not None:
+            self.processes.taken(group)
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the threads (groups not started are dropped) and the worker processes
+        (after they answered everything, unless ``abort``); only the first call counts."""
+        if self._closed:
+            return
+        self._closed = True
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.processes is not None:
+            self.processes.close(abort)
 
 
 class ReadAhead:
     """The small files of one directory, read in groups by the readers, ahead of the walk
-    within the readers' window. ``get(i)`` returns file ``i`` of ``jobs`` (path, size) and
-    must be called in increasing ``i``. ``jobs`` are (name, size) in the directory open
-    as ``dir_fd``, which must stay open until ``close`` returns."""
+    within the readers' window. ``get(i)`` returns file ``i`` of ``jobs`` (name, size) and
+    must be called in increasing ``i``. The directory is open as ``dir_fd`` (it must stay
+    open until ``close`` returns) and is ``dir_path`` with (st_dev, st_ino) ``dir_id``."""
 
-    def __init__(self, readers: Readers, dir_fd: int, jobs: list[tuple[str, int]],
-                 blob_id: Callable[[bytes], bytes]) -> None:
+    def __init__(self, readers: Readers, dir_fd: int, dir_path: str,
+                 jobs: list[tuple[str, int]]) -> None:
         self._readers = readers
-        self._dir_fd = dir_fd
+        self._dir = (dir_fd, dir_path, _dir_id(dir_fd))
         self._jobs = jobs
-        self._blob_id = blob_id
         self._groups: list[tuple[int, int]] = []  # [start, end) into jobs
         start = size = 0
-        for i, (_path, n) in enumerate(jobs):
+        for i, (_name, n) in enumerate(jobs):
             size += n
             if i + 1 - start >= GROUP_FILES or size >= GROUP_BYTES:
                 self._groups.append((start, i + 1))
                 start, size = i + 1, 0
         if start < len(jobs):
             self._groups.append((start, len(jobs)))
-        self._futures: dict[int, Future[list[SmallFile]]] = {}
+        self._futures: dict[int, Future[Group]] = {}
         self._next = 0  # the next group to submit
         self._group = -1  # the group being consumed
         self._current: list[SmallFile] = []
@@ -144,16 +201,14 @@ class ReadAhead:
     def _fill(self, need: int) -> None:
         """Submit groups up to ``need`` in any case, and more while the window has room."""
         readers = self._readers
+        dir_fd, dir_path, dir_id = self._dir
         while self._next < len(self._groups) and (
                 self._next <= need or readers.ahead < WINDOW):
             start, end = self._groups[self._next]
-            self._futures[self._next] = readers.pool.submit(self._read, start, end)
+            self._futures[self._next] = readers.read(
+                dir_fd, dir_path, dir_id, self._jobs[start:end])
             readers.ahead += 1
             self._next += 1
-
-    def _read(self, start: int, end: int) -> list[SmallFile]:
-        blob_id, dir_fd = self._blob_id, self._dir_fd
-        return [read_small(dir_fd, name, size, blob_id) for name, size in self._jobs[start:end]]
 
     def get(self, i: int) -> SmallFile:
         """File ``i``, waiting for its group if a reader is still on it."""
@@ -162,7 +217,9 @@ class ReadAhead:
                 self._readers.ahead -= 1
             self._group += 1
             self._fill(self._group)
-            self._current = self._futures[self._group].result()
+            group = self._futures[self._group].result()
+            self._readers.taken(group)
+            self._current = group.files
         k = i - self._groups[self._group][0]
         small, self._current[k] = self._current[k], _TAKEN  # the walk holds it now
         return small
@@ -170,8 +227,11 @@ class ReadAhead:
     def close(self) -> None:
         """Give the window back: drop the groups not started (after a failure in the walk)
         and wait for those a reader is in, which use the directory's descriptor."""
-        for fut in self._futures.values():
-            fut.cancel()
-        wait(self._futures.values())
+        wait([fut for fut in self._futures.values() if not fut.cancel()])
         self._readers.ahead -= len(self._futures)
         self._futures.clear()
+
+
+def _dir_id(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino

@@ -55,6 +55,7 @@ class WorkerProcess:
             [sys.executable, "-m", module],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self.pending: deque[Future[Any]] = deque()
+        self.failed: WorkerFailed | None = None  # set when the worker ended unexpectedly
         self._lock = threading.Lock()
         self._out: queue.Queue[list[bytes] | None] = queue.Queue()
         self._out.put([marshal.dumps(init)])
@@ -69,6 +70,9 @@ class WorkerProcess:
         in the head, so the span bytes are never copied into a marshal buffer)."""
         fut: Future[Any] = Future()
         with self._lock:
+            if self.failed is not None:  # nobody would ever answer it
+                fut.set_exception(self.failed)
+                return fut
             self.pending.append(fut)
         self._out.put(message)
         return fut
@@ -101,6 +105,8 @@ class WorkerProcess:
                 code = self.proc.wait()
                 err = WorkerFailed(f"a {self.what} worker process ended unexpectedly "
                                    f"(exit status {code})")
+                with self._lock:
+                    self.failed = err
                 for f in [fut, *self._drain()]:
                     if f is not None and not f.done():
                         f.set_exception(err)
@@ -130,8 +136,8 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in the kernel
             self.proc.kill()
             self.proc.wait()
-        for t in self._threads:
-            t.join(timeout=30)
+        for t in self._threads:  # the receiver may still hand answers on
+            t.join(timeout=30 if abort else None)
         with contextlib.suppress(OSError):
             if self.proc.stdout is not None:
                 self.proc.stdout.close()

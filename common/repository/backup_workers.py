@@ -1,0 +1,236 @@
+"""Reading, hashing, compressing and sealing small files in worker processes.
+
+A backup of many small files is Python work per file that the GIL serialises (system
+calls, hashing, compression and sealing are short; the calls around them are not). Once a
+backup has read enough small files to be large (``PROCESS_AFTER``), its reads go to worker
+processes (``python -m common.repository.backup_workers``; ``worker_pipe``):
+
+1. the walk sends a group ``("read", seq, dir_path, (dev, ino), names, sizes)``; the
+   worker opens the directory (refusing one that is not the directory the walk stat'ed),
+   reads each file whole and hashes it, keeps the data and answers with each file's
+   xattrs, size and blob id (or its error);
+2. when the walk reaches the group, it decides which blobs are new (not indexed, not
+   already stored by this run) and sends ``("store", seq, indices)``; the worker
+   compresses and seals those and answers with the sealed blobs, which go to the backup's
+   packer like any other.
+
+So data crosses the pipe once, sealed, deduplication stays in the walking process, and
+storage (packs, index, snapshot, their write order) is unchanged. A worker that dies
+fails the backup (its blobs may be referenced already): no snapshot is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from typing import Any
+
+from common.repository.backup_read import Group, SmallFile, open_directory, read_small
+from common.repository.ids import BlobType
+from common.repository.pack import EncodedBlob
+from common.repository.worker_pipe import (
+    WorkerProcess,
+    read_frame,
+    worker_env,
+    write_frame,
+)
+
+#: small files read in threads before a backup starts worker processes (start-up costs
+#: ~0.2 s per process: a backup of fewer small files gains nothing)
+PROCESS_AFTER = 4000
+MAX_PROCESSES = 4
+
+
+class ProcessReaders:
+    """Worker processes reading groups of small files for one backup."""
+
+    def __init__(self, processes: int, init: tuple[Any, ...],
+                 want: Callable[[bytes], bool],
+                 deliver: Callable[[list[EncodedBlob]], None]) -> None:
+        self._want = want
+        self._deliver = deliver
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._stores: set[Future[Any]] = set()  # answers not handed on yet
+        self.error: BaseException | None = None
+        env = worker_env()
+        self._workers: list[WorkerProcess] = []
+        try:
+            for n in range(processes):
+                self._workers.append(
+                    WorkerProcess("common.repository.backup_workers", "backup", init, env, n))
+        except BaseException:
+            self.close(abort=True)
+            raise
+
+    def read(self, dir_path: str, dir_id: tuple[int, int], jobs: list[tuple[str, int]]
+             ) -> Future[Group]:
+        """Send a group to the least busy worker."""
+        worker = min(self._workers, key=lambda w: len(w.pending))
+        self._seq += 1
+        seq = self._seq
+        names = [name for name, _size in jobs]
+        sizes = [size for _name, size in jobs]
+        answer = worker.submit([marshal.dumps(("read", seq, dir_path, dir_id, names, sizes))])
+        group: Future[Group] = Future()
+
+        def done(fut: Future[Any]) -> None:
+            if group.cancelled():  # the walk gave up on it
+                return
+            exc = fut.exception()
+            if exc is not None:
+                with contextlib.suppress(InvalidStateError):
+                    group.set_exception(exc)
+                return
+            files: list[SmallFile] = []
+            for xattrs, size, blob_id, errno, strerror in fut.result():
+                small = SmallFile(xattrs=xattrs, size=size, blob_id=blob_id)
+                if errno:
+                    small.error = _os_error(errno, strerror, f"{dir_path}/{names[len(files)]}")
+                files.append(small)
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                group.set_result(Group(files, (worker, seq)))
+
+        answer.add_done_callback(done)
+        return group
+
+    def taken(self, group: Group) -> None:
+        """Tell the group's worker which of its blobs to store (the rest it drops)."""
+        worker, seq = group.ticket
+        store = [i for i, f in enumerate(group.files)
+                 if f.blob_id is not None and f.error is None and self._want(f.blob_id)]
+        fut = worker.submit([marshal.dumps(("store", seq, store))])
+        if store:
+            with self._lock:
+                self._stores.add(fut)
+            fut.add_done_callback(self._stored)
+
+    def _stored(self, fut: Future[Any]) -> None:
+        """(a worker's receiver thread) Hand sealed blobs on to the packer."""
+        with self._lock:
+            self._stores.discard(fut)
+        if fut.cancelled():
+            self.error = self.error or RuntimeError("a backup worker left blobs unstored")
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self.error = self.error or exc
+            return
+        ids, sealed, raw, compression = fut.result()
+        try:
+            self._deliver([EncodedBlob(i, BlobType.DATA, s, n, c)
+                           for i, s, n, c in zip(ids, sealed, raw, compression, strict=True)])
+        except BaseException as e:  # noqa: BLE001 - re-raised by close
+            self.error = self.error or e
+
+    def close(self, abort: bool = False) -> None:
+        """Wait for every answer (and so every sealed blob to reach the packer), then end
+        the workers; with ``abort`` kill them at once. Raises what went wrong."""
+        for w in self._workers:
+            w.stop(abort)
+        if abort:
+            return
+        with self._lock:
+            if self._stores:
+                self.error = self.error or RuntimeError("a backup worker left blobs unstored")
+        if self.error is not None:
+            raise self.error
+
+
+def _os_error(errno: int, strerror: str | None, path: str) -> OSError:
+    if errno == 2:
+        return FileNotFoundError(errno, strerror, path)
+    return OSError(errno, strerror, path)
+
+
+def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[str],
+                sizes: list[int]) -> tuple[list[tuple[Any, ...]], list[bytes | None],
+                                           list[bytes | None]]:
+    """Read a group: (answers, data, blob ids)."""
+    try:
+        dir_fd = open_directory(dir_path)
+    except OSError as exc:
+        return [({}, -1, None, exc.errno or 5, exc.strerror)] * len(names), [], []
+    try:
+        st = os.fstat(dir_fd)
+        if (st.st_dev, st.st_ino) != tuple(dir_id):  # replaced since the walk opened it
+            return [({}, -1, None, 2, "directory replaced during the backup")] * len(names), \
+                [], []
+        answers: list[tuple[Any, ...]] = []
+        data: list[bytes | None] = []
+        ids: list[bytes | None] = []
+        for name, size in zip(names, sizes, strict=True):
+            small = read_small(dir_fd, name, size, codec.blob_id)
+            err = small.error
+            answers.append((small.xattrs, small.size, small.blob_id,
+                            (err.errno or 5) if err is not None else 0,
+                            err.strerror if err is not None else None))
+            data.append(small.data)
+            ids.append(small.blob_id)
+        return answers, data, ids
+    finally:
+        os.close(dir_fd)
+
+
+def main() -> None:
+    """The worker process: initialise from the first message, then answer messages."""
+    from common.repository.blob import BlobCodec
+    from common.repository.crypto import Key
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = os.dup(1)
+    os.dup2(2, 1)  # a stray print must not corrupt the answers
+    init = read_frame(0)
+    if init is None:
+        return
+    key, encrypted, level = init
+    codec = BlobCodec(Key.from_bytes(key), encrypted, level)
+    del key, init
+    held: dict[int, tuple[list[bytes | None], list[bytes | None]]] = {}
+    while (head := read_frame(0)) is not None:
+        try:
+            if head[0] == "read":
+                _, seq, dir_path, dir_id, names, sizes = head
+                answers, data, ids = _read_group(codec, dir_path, dir_id, names, sizes)
+                held[seq] = (data, ids)
+                answer: tuple[Any, ...] = ("ok", answers)
+            else:
+                _, seq, store = head
+                data, ids = held.pop(seq, ([], []))
+                blobs = [codec.encode(BlobType.DATA, data[i], ids[i]) for i in store]
+                answer = ("ok", ([b.blob_id for b in blobs], [b.data for b in blobs],
+                                 [b.raw_length for b in blobs], [b.compression for b in blobs]))
+                del data, ids, blobs
+        except Exception as exc:  # noqa: BLE001 - reported to the backing-up process
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            write_frame(out, marshal.dumps(answer))
+        except OSError:
+            return  # the backing-up process is gone
+        del answer
+
+
+def start(repo: Any, want: Callable[[bytes], bool],
+          deliver: Callable[[list[EncodedBlob]], None], processes: int | None
+          ) -> ProcessReaders | None:
+    """Worker processes for this backup (``processes`` None: one per CPU beyond the first,
+    which the walk keeps busy, at most ``MAX_PROCESSES``; none on one CPU), or None when
+    there should be none. Measured on 2 CPUs: one worker 7.9-8.1 s, two 8.1-8.6 s."""
+    if processes is None:
+        cpus = len(os.sched_getaffinity(0))
+        processes = min(cpus - 1, MAX_PROCESSES)
+    if processes <= 0:
+        return None
+    init = (repo.key.to_bytes(), repo.config.encrypted, repo.config.zstd_level)
+    with contextlib.suppress(OSError):
+        return ProcessReaders(processes, init, want, deliver)
+    return None  # could not start a process: the threads carry on
+
+
+if __name__ == "__main__":
+    main()
