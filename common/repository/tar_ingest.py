@@ -5,7 +5,7 @@ directory, this consumes the tar stream of a volume — what ``DockerHost.archiv
 yields (``.``, ``./a``, ``./dir/b``, parents before children, depth first) — and produces
 the same snapshot/tree/blob structure. Files are cut by the same chunker (a push-fed
 ``ChunkFeeder`` that cuts exactly where ``Chunker.chunk_stream`` does) and stored through
-the same ``_Pipeline`` (encoders, packer, index files), so a file backed up through the
+the same ``backup_pipeline.Pipeline`` (encoders, packer, index files), so a file backed up through the
 mountpoint and the same file backed up through the Docker API share every data blob.
 
 The stream is parsed by ``common.archive.tarscan`` (ustar, pax, GNU long names, sparse
@@ -40,7 +40,7 @@ from typing import BinaryIO
 from common.archive.tarscan import DataSink, TarEntry, TarScanner
 from common.errors import IntegrityError
 from common.progress import NullTracker, ProgressTracker
-from common.repository.archiver import BackupOptions, _Pipeline
+from common.repository.backup_pipeline import BackupOptions, Pipeline
 from common.repository.chunker import ChunkFeeder
 from common.repository.config import Repository
 from common.repository.ids import BlobType
@@ -113,7 +113,7 @@ class _Members:
 class _Ingest:
     """Turns tar members (``start`` before a member's data, ``end`` after it) into trees."""
 
-    def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
+    def __init__(self, repo: Repository, pipe: Pipeline, stats: SnapshotStats,
                  progress: ProgressTracker) -> None:
         self.repo = repo
         self.pipe = pipe
@@ -267,7 +267,7 @@ def backup_tar_stream(
     index = load_index(repo).index
     stats = SnapshotStats()
     progress.set_phase("backup")
-    pipe = _Pipeline(repo, index, stats, options)
+    pipe = Pipeline(repo, index, stats, options)
     ingest = _Ingest(repo, pipe, stats, progress)
     try:
         scanner = TarScanner(ingest.end, hash_content=False, on_start=ingest.start)
