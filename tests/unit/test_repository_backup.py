@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import IntegrityError, InvalidInput
-from common.repository import archiver, backup_read, ids
+from common.repository import archiver, backup_pipeline, backup_read, ids
 from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
 from common.repository.checker import check_repository
 from common.repository.chunker import ChunkerParams
@@ -165,7 +165,7 @@ def test_a_crash_before_any_index_was_written_leaves_only_unreferenced_packs(
     def killed(*_a: object, **_k: object) -> None:
         raise KeyboardInterrupt  # like a kill: not even the best-effort index gets written
 
-    monkeypatch.setattr(archiver, "write_index_file", killed)
+    monkeypatch.setattr(backup_pipeline, "write_index_file", killed)
     with pytest.raises(KeyboardInterrupt):
         backup_directory(repo, src, host="h", volume="v", options=BackupOptions(index_every=1))
     monkeypatch.undo()
