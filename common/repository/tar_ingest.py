@@ -6,7 +6,8 @@ yields (``.``, ``./a``, ``./dir/b``, parents before children, depth first) — a
 the same snapshot/tree/blob structure. Files are cut by the same chunker (a push-fed
 ``ChunkFeeder`` that cuts exactly where ``Chunker.chunk_stream`` does) and stored
 through the same ``backup_pipeline.Pipeline`` (encoders, packer, index files), so a file
-backed up through the mountpoint and the same file backed up through the Docker API share every data blob.
+backed up through the mountpoint and the same file backed up through the Docker API share
+every data blob.
 
 The stream is parsed by ``common.archive.tarscan`` (ustar, pax, GNU long names, sparse
 members, ``SCHILY.xattr.*``); a node gets what the stream carries: type, mode, numeric
