@@ -54,6 +54,10 @@ _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFREG: "file"}
 
 
+#: a directory with fewer small files to read reads them in the walk (a changed re-backup
+#: typically has a few per directory: a round trip to a reader for each costs more)
+READ_AHEAD_MIN = 8
+
 _PlanEntry = tuple[os.DirEntry[str], os.stat_result, "Node | None", int]
 
 
@@ -152,8 +156,10 @@ class _Walker:
                     slot = len(reads)
                     reads.append((entry.name, st.st_size))
                 listed.plan.append((entry, st, prev, slot))
-            if reads:
+            if len(reads) >= READ_AHEAD_MIN:
                 listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
+            elif reads:  # a hand-off per file would cost more than reading them here
+                listed.plan = [(e, st, prev, -1) for e, st, prev, _slot in listed.plan]
         except BaseException:
             listed.close()
             raise

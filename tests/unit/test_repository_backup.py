@@ -289,6 +289,7 @@ def test_a_small_file_that_grows_while_it_is_backed_up_is_stored_whole(
 
         monkeypatch.setattr(archiver._Walker, "_file", growing)
     else:
+        monkeypatch.setattr(archiver, "READ_AHEAD_MIN", 1)  # the root has only two
         real_read = backup_read.read_small
 
         def growing_read(dir_fd: int, name: str, size: int,
@@ -400,6 +401,34 @@ def test_reading_ahead_stays_within_its_window_however_deep_the_tree(
     assert snap.stats.files == 8 * depth
     # the shared window, plus at most the group each open directory is consuming
     assert 3 < max(most) <= 3 + depth
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+
+
+def test_a_directory_with_few_files_to_read_reads_them_in_the_walk_and_many_go_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "v"
+    (src / "few").mkdir(parents=True)
+    (src / "many").mkdir()
+    for i in range(archiver.READ_AHEAD_MIN - 1):
+        (src / "few" / f"f{i}").write_bytes(os.urandom(50))
+    for i in range(archiver.READ_AHEAD_MIN):
+        (src / "many" / f"m{i}").write_bytes(os.urandom(50))
+    ahead: list[str] = []
+    real = backup_read.read_small
+
+    def spy(dir_fd: int, name: str, size: int, blob_id: Callable[[bytes], bytes]
+            ) -> backup_read.SmallFile:
+        ahead.append(name)
+        return real(dir_fd, name, size, blob_id)
+
+    monkeypatch.setattr(backup_read, "read_small", spy)
+    repo = new_repo()
+    snap = backup_directory(repo, src, host="h", volume="v")
+    assert sorted(ahead) == sorted(f"m{i}" for i in range(archiver.READ_AHEAD_MIN))
+    assert snap.stats.files_read == 2 * archiver.READ_AHEAD_MIN - 1
     dest = tmp_path / "r"
     restore_snapshot(repo, snap, dest)
     assert compare_trees(src, dest, check_root=False) == []
