@@ -3,11 +3,12 @@
     python -m tests.integration.repo_backup_child '<json arguments>'
 
 Arguments: ``target`` (``{"local": "/path"}`` or ``{"s3": {S3Backend keyword arguments}}``),
-``passphrase``, ``source``, ``host``, ``volume``, optionally ``index_every`` and
-``kill_at``. Like the product's engine (``common.engine.repo.backup_volume``) it opens the
-repository, takes the newest snapshot of (host, volume) as the parent and backs the
-directory up; it prints ``started`` once the repository is open and, when done, one JSON
-line with the snapshot id and stats.
+``passphrase``, ``source``, ``host``, ``volume``, optionally ``index_every``,
+``processes`` / ``process_after`` (backup worker processes) and ``kill_at``. Like the
+product's engine (``common.engine.repo.backup_volume``) it opens the repository, takes the
+newest snapshot of (host, volume) as the parent and backs the directory up; it prints
+``started`` once the repository is open and, when done, one JSON line with the snapshot id
+and stats.
 
 ``kill_at`` makes the process SIGKILL itself at one exact point of the write ordering:
 ``walk-done`` (every blob queued, the last packs and index not yet written),
@@ -84,7 +85,11 @@ def main(argv: list[str]) -> None:
     print("started", flush=True)
     snap = backup_directory(repo, args["source"], host=args["host"], volume=args["volume"],
                             parent=parent,
-                            options=BackupOptions(index_every=args.get("index_every", 8)))
+                            options=BackupOptions(
+                                index_every=args.get("index_every", 8),
+                                processes=args.get("processes"),
+                                process_after=args.get("process_after",
+                                                       BackupOptions.process_after)))
     print(json.dumps({"snapshot": snap.id.hex(), "stats": asdict(snap.stats)}), flush=True)
 
 

@@ -89,6 +89,7 @@ class KillBench:
     verified: set[bytes] = field(default_factory=set)
     kills: int = 0
     completed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # more arguments for the child
 
     def __post_init__(self) -> None:
         self.src = xattr_capable_dir(self.tmp) / "volume"
@@ -123,7 +124,8 @@ class KillBench:
     def run(self, *, kill_after: float | None = None, kill_at: str | None = None) -> Attempt:
         """Run one backup process; SIGKILL it ``kill_after`` seconds after its start."""
         args = {"target": self.target, "passphrase": PASSPHRASE, "source": str(self.src),
-                "host": "host-k", "volume": "vol", "index_every": 2, "kill_at": kill_at}
+                "host": "host-k", "volume": "vol", "index_every": 2, "kill_at": kill_at,
+                **self.options}
         log = self.tmp / "child.log"
         began = time.monotonic()
         with open(log, "w") as out:
@@ -282,6 +284,34 @@ def test_a_backup_killed_at_random_instants_again_and_again_leaves_no_damage(
     bench = new_bench(tmp_path, {"local": str(tmp_path / "repo")}, kill_seed())
     kill_repeatedly(bench, attempts=16)
     final_backup_reuses_a_killed_backups_upload(bench)
+
+
+def _backup_workers_alive() -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"common.repository.backup_workers" in f.read():
+                    out.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def test_a_backup_in_worker_processes_killed_at_random_instants_leaves_no_damage(
+        tmp_path: Path) -> None:
+    """The small files of every attempt go to a backup worker process from the first one
+    on; SIGKILL of the backing-up process at random instants must leave the same intact
+    repository, and its worker must end on its own (its pipe closes)."""
+    assert _backup_workers_alive() == []
+    bench = new_bench(tmp_path, {"local": str(tmp_path / "repo")}, kill_seed())
+    bench.options = {"processes": 1, "process_after": 0}
+    kill_repeatedly(bench, attempts=6)
+    for _ in range(100):
+        if not _backup_workers_alive():
+            break
+        time.sleep(0.1)
+    assert _backup_workers_alive() == []
 
 
 def test_a_backup_to_s3_killed_at_random_instants_leaves_no_damage(
