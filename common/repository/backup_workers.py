@@ -15,8 +15,10 @@ processes (``python -m common.repository.backup_workers``; ``worker_pipe``):
    packer like any other.
 
 So data crosses the pipe once, sealed, deduplication stays in the walking process, and
-storage (packs, index, snapshot, their write order) is unchanged. A worker that dies
-fails the backup (its blobs may be referenced already): no snapshot is written.
+storage (packs, index, snapshot, their write order) is unchanged. Workers must answer a
+``("ping",)`` before they get work: one that cannot start (an interpreter without this
+package, say) leaves the backup to the reader threads. A worker that dies later fails the
+backup (its blobs may be referenced already): no snapshot is written.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ MAX_PROCESSES = 4
 class ProcessReaders:
     """Worker processes reading groups of small files for one backup."""
 
+    MODULE = "common.repository.backup_workers"
+
     def __init__(self, processes: int, init: tuple[Any, ...],
                  want: Callable[[bytes], bool],
                  deliver: Callable[[list[EncodedBlob]], None]) -> None:
@@ -63,10 +67,21 @@ class ProcessReaders:
         try:
             for n in range(processes):
                 self._workers.append(
-                    WorkerProcess("common.repository.backup_workers", "backup", init, env, n))
+                    WorkerProcess(self.MODULE, "backup", init, env, n))
         except BaseException:
             self.close(abort=True)
             raise
+
+    def ready(self, timeout: float = 60.0) -> bool:
+        """Whether every worker started and answers (a worker that cannot start, e.g. an
+        interpreter without this package, must not fail the backup: threads carry on)."""
+        pings = [w.submit([marshal.dumps(("ping",))]) for w in self._workers]
+        try:
+            for fut in pings:
+                fut.result(timeout)
+        except Exception:  # noqa: BLE001 - any failure to answer: do without processes
+            return False
+        return True
 
     def read(self, dir_path: str, dir_id: tuple[int, int], jobs: list[tuple[str, int]]
              ) -> Future[Group]:
@@ -194,11 +209,13 @@ def main() -> None:
     held: dict[int, tuple[list[bytes | None], list[bytes | None]]] = {}
     while (head := read_frame(0)) is not None:
         try:
-            if head[0] == "read":
+            if head[0] == "ping":
+                answer: tuple[Any, ...] = ("ok", None)
+            elif head[0] == "read":
                 _, seq, dir_path, dir_id, names, sizes = head
                 answers, data, ids = _read_group(codec, dir_path, dir_id, names, sizes)
                 held[seq] = (data, ids)
-                answer: tuple[Any, ...] = ("ok", answers)
+                answer = ("ok", answers)
             else:
                 _, seq, store = head
                 data, ids = held.pop(seq, ([], []))
@@ -227,9 +244,14 @@ def start(repo: Any, want: Callable[[bytes], bool],
     if processes <= 0:
         return None
     init = (repo.key.to_bytes(), repo.config.encrypted, repo.config.zstd_level)
-    with contextlib.suppress(OSError):
-        return ProcessReaders(processes, init, want, deliver)
-    return None  # could not start a process: the threads carry on
+    try:
+        readers = ProcessReaders(processes, init, want, deliver)
+    except OSError:
+        return None  # could not start a process: the threads carry on
+    if not readers.ready():
+        readers.close(abort=True)
+        return None
+    return readers
 
 
 if __name__ == "__main__":

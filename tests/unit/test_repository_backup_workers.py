@@ -138,3 +138,19 @@ def test_a_small_backup_never_starts_worker_processes(tmp_path: Path) -> None:
     finally:
         mp.undo()
     assert started == []
+
+
+def test_worker_processes_that_cannot_start_leave_the_backup_to_threads(
+        tmp_path: Path, left_behind: Callable[[], set[int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # an interpreter that cannot import the worker module (a broken installation)
+    monkeypatch.setattr(backup_workers.ProcessReaders, "MODULE",
+                        "common.repository.no_such_module")
+    src = _volume(tmp_path / "v")
+    repo = new_repo()
+    snap = backup_directory(repo, src, host="h", volume="v", options=WORKERS)
+    assert snap.stats.files_read == snap.stats.files
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+    assert left_behind() == set()
