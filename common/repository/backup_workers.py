@@ -24,9 +24,9 @@ backup (its blobs may be referenced already): no snapshot is written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import marshal
 import os
-import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -35,12 +35,7 @@ from typing import Any
 from common.repository.backup_read import Group, SmallFile, open_directory, read_small
 from common.repository.ids import BlobType
 from common.repository.pack import EncodedBlob
-from common.repository.worker_pipe import (
-    WorkerProcess,
-    read_frame,
-    worker_env,
-    write_frame,
-)
+from common.repository.worker_pipe import WorkerProcess, serve, worker_env
 
 #: small files read in threads before a backup starts worker processes (start-up costs
 #: ~0.2 s per process: a backup of fewer small files gains nothing)
@@ -103,10 +98,10 @@ class ProcessReaders:
                     group.set_exception(exc)
                 return
             files: list[SmallFile] = []
-            for xattrs, size, blob_id, errno, strerror in fut.result():
+            for xattrs, size, blob_id, code, strerror in fut.result():
                 small = SmallFile(xattrs=xattrs, size=size, blob_id=blob_id)
-                if errno:
-                    small.error = _os_error(errno, strerror, f"{dir_path}/{names[len(files)]}")
+                if code:
+                    small.error = _os_error(code, strerror, f"{dir_path}/{names[len(files)]}")
                 files.append(small)
             with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
                 group.set_result(Group(files, (worker, seq)))
@@ -157,10 +152,10 @@ class ProcessReaders:
             raise self.error
 
 
-def _os_error(errno: int, strerror: str | None, path: str) -> OSError:
-    if errno == 2:
-        return FileNotFoundError(errno, strerror, path)
-    return OSError(errno, strerror, path)
+def _os_error(code: int, strerror: str | None, path: str) -> OSError:
+    if code == errno.ENOENT:
+        return FileNotFoundError(code, strerror, path)
+    return OSError(code, strerror, path)
 
 
 def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[str],
@@ -170,12 +165,12 @@ def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[
     try:
         dir_fd = open_directory(dir_path)
     except OSError as exc:
-        return [({}, -1, None, exc.errno or 5, exc.strerror)] * len(names), [], []
+        return [({}, -1, None, exc.errno or errno.EIO, exc.strerror)] * len(names), [], []
     try:
         st = os.fstat(dir_fd)
         if (st.st_dev, st.st_ino) != tuple(dir_id):  # replaced since the walk opened it
-            return [({}, -1, None, 2, "directory replaced during the backup")] * len(names), \
-                [], []
+            return [({}, -1, None, errno.ENOENT, "directory replaced during the backup")] \
+                * len(names), [], []
         answers: list[tuple[Any, ...]] = []
         data: list[bytes | None] = []
         ids: list[bytes | None] = []
@@ -183,7 +178,7 @@ def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[
             small = read_small(dir_fd, name, size, codec.blob_id)
             err = small.error
             answers.append((small.xattrs, small.size, small.blob_id,
-                            (err.errno or 5) if err is not None else 0,
+                            (err.errno or errno.EIO) if err is not None else 0,
                             err.strerror if err is not None else None))
             data.append(small.data)
             ids.append(small.blob_id)
@@ -192,44 +187,36 @@ def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[
         os.close(dir_fd)
 
 
-def main() -> None:
-    """The worker process: initialise from the first message, then answer messages."""
+def _setup(init: tuple[Any, ...]) -> Callable[[Any], Any]:
+    """(worker process) The message handler for the key in ``init``: reads of groups
+    keep their data until the walk says which of it to store."""
     from common.repository.blob import BlobCodec
     from common.repository.crypto import Key
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = os.dup(1)
-    os.dup2(2, 1)  # a stray print must not corrupt the answers
-    init = read_frame(0)
-    if init is None:
-        return
     key, encrypted, level = init
     codec = BlobCodec(Key.from_bytes(key), encrypted, level)
-    del key, init
     held: dict[int, tuple[list[bytes | None], list[bytes | None]]] = {}
-    while (head := read_frame(0)) is not None:
-        try:
-            if head[0] == "ping":
-                answer: tuple[Any, ...] = ("ok", None)
-            elif head[0] == "read":
-                _, seq, dir_path, dir_id, names, sizes = head
-                answers, data, ids = _read_group(codec, dir_path, dir_id, names, sizes)
-                held[seq] = (data, ids)
-                answer = ("ok", answers)
-            else:
-                _, seq, store = head
-                data, ids = held.pop(seq, ([], []))
-                blobs = [codec.encode(BlobType.DATA, data[i], ids[i]) for i in store]
-                answer = ("ok", ([b.blob_id for b in blobs], [b.data for b in blobs],
-                                 [b.raw_length for b in blobs], [b.compression for b in blobs]))
-                del data, ids, blobs
-        except Exception as exc:  # noqa: BLE001 - reported to the backing-up process
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            write_frame(out, marshal.dumps(answer))
-        except OSError:
-            return  # the backing-up process is gone
-        del answer
+
+    def handle(head: tuple[Any, ...]) -> Any:
+        if head[0] == "ping":
+            return None
+        if head[0] == "read":
+            _, seq, dir_path, dir_id, names, sizes = head
+            answers, data, ids = _read_group(codec, dir_path, dir_id, names, sizes)
+            held[seq] = (data, ids)
+            return answers
+        _, seq, store = head
+        data, ids = held.pop(seq, ([], []))
+        blobs = [codec.encode(BlobType.DATA, data[i], ids[i]) for i in store]
+        return ([b.blob_id for b in blobs], [b.data for b in blobs],
+                [b.raw_length for b in blobs], [b.compression for b in blobs])
+
+    return handle
+
+
+def main() -> None:
+    """The worker process: initialise from the first message, then answer messages."""
+    serve(_setup)
 
 
 def start(repo: Any, want: Callable[[bytes], bool],

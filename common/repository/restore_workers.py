@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import marshal
 import os
-import signal
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from common.repository.config import Repository
 from common.repository.restore_batch import Batch, BatchWriter, Result, current_umask
-from common.repository.worker_pipe import (
-    WorkerProcess,
-    read_exact,
-    read_frame,
-    worker_env,
-    write_frame,
-)
+from common.repository.worker_pipe import WorkerProcess, read_exact, serve, worker_env
 
 #: restores of fewer files, or of larger files on average, run in threads: process start-up
 #: would dominate, and for large blobs decrypt, decompress, hash and write release the GIL
@@ -106,42 +100,33 @@ def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: i
     return ThreadRunner(writer, max(1, workers))
 
 
-def main() -> None:
-    """The worker process: initialise from the first message, then answer batches."""
+def _setup(init: tuple[Any, ...]) -> Callable[[Any], Result]:
+    """(worker process) The batch handler for the key and destination in ``init``."""
     from common.repository.blob import BlobCodec
     from common.repository.crypto import Key
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = os.dup(1)
-    os.dup2(2, 1)  # a stray print must not corrupt the answers
     os.umask(0)  # files are created with their final mode: no chmod needed (exact_modes)
-    init = read_frame(0)
-    if init is None:
-        return
     key, encrypted, level, dest, owner, exact_modes = init
     writer = BatchWriter(BlobCodec(Key.from_bytes(key), encrypted, level), dest,
                          tuple(owner) if owner is not None else None,
                          0 if exact_modes else None)
-    del key, init
-    while (head := read_frame(0)) is not None:
+
+    def handle(head: tuple[Any, ...]) -> Result:
         blobs, files, lengths = head
         spans: list[bytearray] = []
         for n in lengths:
             span = read_exact(0, n)
             if span is None:
-                return
+                raise EOFError
             spans.append(span)
-        try:
-            answer: tuple[Any, ...] = ("ok", writer.run((spans, blobs, files)))
-        except OSError as exc:
-            answer = ("oserror", exc.errno, exc.strerror, exc.filename)
-        except Exception as exc:  # noqa: BLE001 - reported to the restoring process
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        del head, spans, blobs, files
-        try:
-            write_frame(out, marshal.dumps(answer))
-        except OSError:
-            return  # the restoring process is gone
+        return writer.run((spans, blobs, files))
+
+    return handle
+
+
+def main() -> None:
+    """The worker process: initialise from the first message, then answer batches."""
+    serve(_setup)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,13 @@ import contextlib
 import marshal
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,35 @@ def read_exact(fd: int, n: int) -> bytearray | None:
             return None
         pos += got
     return buf
+
+
+def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
+    """The worker's side: ignore SIGINT, keep stdout for answers (a stray print goes to
+    stderr), build the message handler from the first message, then answer every message
+    with ``("ok", handle(message))`` (an OSError or other exception becomes the
+    ``oserror`` / ``error`` answer) until stdin ends or the parent is gone. ``handle`` may
+    read the raw spans that follow its head from fd 0 (``read_exact``) and raises EOFError
+    when they end early."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = os.dup(1)
+    os.dup2(2, 1)
+    init = read_frame(0)
+    if init is None:
+        return
+    handle = setup(init)
+    del init  # key material: kept only inside the handler
+    while (head := read_frame(0)) is not None:
+        try:
+            answer: tuple[Any, ...] = ("ok", handle(head))
+        except EOFError:
+            return
+        except OSError as exc:
+            answer = ("oserror", exc.errno, exc.strerror, exc.filename)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        del head
+        try:
+            write_frame(out, marshal.dumps(answer))
+        except OSError:
+            return  # the parent is gone
+        del answer
