@@ -27,6 +27,7 @@ from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
 from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository import Repository, ids
+from common.repository.backup_read import xattrs_of
 from common.repository.checker import check_snapshot
 from common.repository.index import Index
 from common.repository.locks import backup_lock
@@ -185,7 +186,7 @@ class _Comparer:
                 and (os.major(st.st_rdev), os.minor(st.st_rdev)) != tuple(node.rdev):
             diffs.append(f"device: volume has {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, "
                          f"backup says {node.rdev[0]}:{node.rdev[1]}")
-        xattrs = _xattrs(path)
+        xattrs = xattrs_of(path)
         if xattrs != node.xattrs:
             diffs.append(f"xattrs: volume has {sorted(xattrs)}, backup says {sorted(node.xattrs)}")
         if node.type == "hardlink" and node.link is not None:
@@ -236,17 +237,3 @@ def _zeros(fd: int, offset: int, length: int) -> bool:
             return False
         offset += len(data)
     return True
-
-
-def _xattrs(path: str) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}
-    out = {}
-    for name in sorted(names):
-        try:
-            out[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-    return out

@@ -39,6 +39,7 @@ from common.repository.backup_read import (
     SmallFile,
     open_directory,
     open_nofollow,
+    read_small,
     xattrs_of,
 )
 from common.repository.config import Repository
@@ -54,8 +55,9 @@ _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFREG: "file"}
 
 
-#: a directory with fewer small files to read reads them in the walk (a changed re-backup
-#: typically has a few per directory: a round trip to a reader for each costs more)
+#: a directory with fewer small files to read reads them in the walk, through the same
+#: ``read_small`` (a changed re-backup typically has a few per directory: a round trip to
+#: a reader for each costs more)
 READ_AHEAD_MIN = 8
 
 _PlanEntry = tuple[os.DirEntry[str], os.stat_result, "Node | None", int]
@@ -156,10 +158,8 @@ class _Walker:
                     slot = len(reads)
                     reads.append((entry.name, st.st_size))
                 listed.plan.append((entry, st, prev, slot))
-            if len(reads) >= READ_AHEAD_MIN:
+            if len(reads) >= READ_AHEAD_MIN:  # else the walk reads them (_entries)
                 listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
-            elif reads:  # a hand-off per file would cost more than reading them here
-                listed.plan = [(e, st, prev, -1) for e, st, prev, _slot in listed.plan]
         except BaseException:
             listed.close()
             raise
@@ -169,7 +169,8 @@ class _Walker:
         """The nodes of a directory's entries, in order. Before going into a subdirectory
         the next one is listed, so the readers have its files while the walk is busy."""
         nodes = []
-        ahead, plan = listed.ahead, listed.plan
+        ahead, plan, dir_fd = listed.ahead, listed.plan, listed.dir_fd
+        assert dir_fd is not None  # open until ``listed.close``
         dirs = [i for i, (_e, st, _p, _s) in enumerate(plan) if stat.S_ISDIR(st.st_mode)]
         nexts = dict(itertools.pairwise(dirs))
         pending: dict[int, _Listed | BaseException] = {}
@@ -181,8 +182,9 @@ class _Walker:
                     if prev is not None and self._unchanged(prev, st):
                         nodes.append(prev)
                         continue
-                    if ahead is not None and slot >= 0:
-                        small = ahead.get(slot)
+                    if slot >= 0:  # few files to read: a hand-off each costs more
+                        small = ahead.get(slot) if ahead is not None else read_small(
+                            dir_fd, entry.name, st.st_size, self.blob_id)
                         if small.error is not None:
                             raise small.error
                         node = self.node(entry.name, child, st, small.xattrs)
