@@ -27,8 +27,9 @@ import itertools
 import os
 import stat
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from common.errors import InvalidInput
+from common.errors import IntegrityError, InvalidInput
 from common.progress import NullTracker, ProgressTracker
 from common.repository import backup_workers
 from common.repository.backup_pipeline import BackupOptions
@@ -45,10 +46,10 @@ from common.repository.backup_read import (
 from common.repository.config import Repository
 from common.repository.ids import BlobType
 from common.repository.index import Index
-from common.repository.repo import load_index, read_tree
+from common.repository.repo import load_index, read_blob_by_id, read_tree
 from common.repository.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.sparse import DataReader, data_ranges, find_holes
-from common.repository.tree import Node, Tree
+from common.repository.tree import Node, encode_node, encode_nodes, split_tree
 
 _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
@@ -60,14 +61,23 @@ _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
 #: a reader for each costs more)
 READ_AHEAD_MIN = 8
 
-_PlanEntry = tuple[os.DirEntry[str], os.stat_result, "Node | None", int]
+#: a parent-snapshot node as the walk sees it: its JSON object and its exact text (copied
+#: into the new tree when the file is unchanged; ``Node.from_dict`` for anything else)
+_Old = tuple[dict[str, Any], str]
+#: a plan entry: the directory entry, its stat, its parent node, and its read-ahead slot,
+#: or -1 (the walk reads it) or ``_UNCHANGED`` (its parent node is reused as it is)
+_PlanEntry = tuple[os.DirEntry[str], os.stat_result, "_Old | None", int]
+_UNCHANGED = -2
+#: the fields a reusable file node may have
+_FILE_FIELDS = frozenset({"name", "type", "mode", "uid", "gid", "mtime_ns", "ctime_ns",
+                          "inode", "size", "xattrs", "content", "holes"})
 
 
 class _Listed:
     """A directory opened, listed and stat'ed: its entries with their parent-snapshot
     nodes and read-ahead slots, and the reads handed to the readers."""
 
-    def __init__(self, dir_fd: int, old: dict[str, Node]) -> None:
+    def __init__(self, dir_fd: int, old: dict[str, _Old]) -> None:
         self.dir_fd: int | None = dir_fd
         self.old = old
         self.plan: list[_PlanEntry] = []
@@ -121,14 +131,13 @@ class _Walker:
         tree id."""
         listed = prepared if prepared is not None else self._list(path, parent_tree)
         try:
-            nodes = self._entries(listed, path, rel)
+            texts = self._entries(listed, path, rel)
         finally:
             listed.close()
         self.stats.dirs += 1
-        old = listed.old
-        if parent_tree is not None and nodes == list(old.values()):
+        if parent_tree is not None and texts == [t for _d, t in listed.old.values()]:
             return parent_tree  # nothing changed: the same bytes, hence the same tree id
-        data = Tree(nodes).encode()
+        data = encode_nodes(texts)
         tree_id = self.repo.codec.blob_id(data)
         self.pipe.submit(BlobType.TREE, data, tree_id)
         return tree_id
@@ -136,16 +145,23 @@ class _Walker:
     def _list(self, path: str, parent_tree: bytes | None) -> _Listed:
         """Open, list and stat a directory (relative to it), and hand its small files to
         read to the readers at once."""
-        old: dict[str, Node] = {}
+        old: dict[str, _Old] = {}
         if parent_tree is not None:
             with self.pipe.lock:  # the packer adds to the index meanwhile
-                old = read_tree(self.repo, self.pipe.index, parent_tree).by_name()
+                data = read_blob_by_id(self.repo, self.pipe.index, parent_tree, BlobType.TREE)
+            old = {d["name"]: (d, t) for d, t in split_tree(data, f"tree {parent_tree.hex()}")}
         dir_fd = open_directory(path)
         listed = _Listed(dir_fd, old)
         try:
             with os.scandir(dir_fd) as it:
-                entries = sorted(it, key=lambda e: os.fsencode(e.name))
+                entries = list(it)
+            # the order of the names' bytes; for ASCII names that of the strings
+            if all(e.name.isascii() for e in entries):
+                entries.sort(key=lambda e: e.name)
+            else:
+                entries.sort(key=lambda e: os.fsencode(e.name))
             reads: list[tuple[str, int]] = []
+            same: list[tuple[int, list[bytes]]] = []  # plan positions, their chunks
             for entry in entries:
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -154,10 +170,14 @@ class _Walker:
                     continue
                 prev = old.get(entry.name)
                 slot = -1
-                if self._read_ahead(st, prev):
+                content = None if prev is None else self._same_file(prev[0], st)
+                if content is not None:
+                    same.append((len(listed.plan), content))
+                elif self._read_ahead(st, prev):
                     slot = len(reads)
                     reads.append((entry.name, st.st_size))
                 listed.plan.append((entry, st, prev, slot))
+            self._mark_unchanged(listed.plan, same)
             if len(reads) >= READ_AHEAD_MIN:  # else the walk reads them (_entries)
                 listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
         except BaseException:
@@ -165,10 +185,11 @@ class _Walker:
             raise
         return listed
 
-    def _entries(self, listed: _Listed, path: str, rel: str) -> list[Node]:
-        """The nodes of a directory's entries, in order. Before going into a subdirectory
-        the next one is listed, so the readers have its files while the walk is busy."""
-        nodes = []
+    def _entries(self, listed: _Listed, path: str, rel: str) -> list[str]:
+        """The nodes (texts) of a directory's entries, in order. Before going into a
+        subdirectory the next one is listed, so the readers have its files while the walk
+        is busy."""
+        texts = []
         ahead, plan, dir_fd = listed.ahead, listed.plan, listed.dir_fd
         assert dir_fd is not None  # open until ``listed.close``
         dirs = [i for i, (_e, st, _p, _s) in enumerate(plan) if stat.S_ISDIR(st.st_mode)]
@@ -179,8 +200,12 @@ class _Walker:
                 child = f"{path}/{entry.name}"
                 child_rel = f"{rel}/{entry.name}" if rel else entry.name
                 try:
-                    if prev is not None and self._unchanged(prev, st):
-                        nodes.append(prev)
+                    if slot == _UNCHANGED and prev is not None:
+                        size = prev[0].get("size", 0)
+                        self.stats.files += 1
+                        self.stats.bytes += size
+                        self.progress.add(size, 1)
+                        texts.append(prev[1])
                         continue
                     if slot >= 0:  # few files to read: a hand-off each costs more
                         small = ahead.get(slot) if ahead is not None else read_small(
@@ -188,7 +213,8 @@ class _Walker:
                         if small.error is not None:
                             raise small.error
                         node = self.node(entry.name, child, st, small.xattrs)
-                        self._file(node, child, child_rel, st, prev, small)
+                        # read ahead: it is not its parent node (``_read_ahead``)
+                        self._file(node, child, child_rel, st, None, small)
                     else:
                         node = self.node(entry.name, child, st)
                         if i in nexts:
@@ -196,51 +222,71 @@ class _Walker:
                         listed_here = pending.pop(i, None)
                         if isinstance(listed_here, BaseException):
                             raise listed_here
-                        self._fill(node, child, child_rel, st, prev, listed_here)
+                        self._fill(node, child, child_rel, st, _old_node(prev), listed_here)
                 except FileNotFoundError:  # vanished while we walked
                     self.stats.skipped += 1
                     continue
-                nodes.append(node)
+                texts.append(encode_node(node))
         finally:
             for other in pending.values():
                 if isinstance(other, _Listed):
                     other.close()
-        return nodes
+        return texts
 
     def _list_next(self, plan: list[_PlanEntry], j: int, path: str,
                    pending: dict[int, _Listed | BaseException]) -> None:
         """List subdirectory ``j`` of ``plan`` ahead of its turn (an error waits for it)."""
         entry, _st, prev, _slot = plan[j]
-        sub = prev.subtree if prev is not None and prev.type == "dir" else None
+        old = _old_node(prev)
+        sub = old.subtree if old is not None and old.type == "dir" else None
         try:
             pending[j] = self._list(f"{path}/{entry.name}", sub)
         except OSError as exc:
             pending[j] = exc
 
-    def _read_ahead(self, st: os.stat_result, prev: Node | None) -> bool:
+    def _read_ahead(self, st: os.stat_result, prev: _Old | None) -> bool:
         """Whether a reader may read this entry ahead of the walk: a small, regular, not
         hardlinked, not sparse file that is not its parent-snapshot node unchanged."""
         if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size < self.small
                 and st.st_blocks * 512 >= st.st_size):
             return False
-        return prev is None or (prev.size, prev.mtime_ns, prev.ctime_ns, prev.inode) != (
+        if prev is None:
+            return True
+        get = prev[0].get
+        return (get("size", 0), get("mtime_ns", 0), get("ctime_ns", 0), get("inode", 0)) != (
             st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
-    def _unchanged(self, old: Node, st: os.stat_result) -> bool:
-        """Whether a regular file is exactly its node in the parent snapshot, which is then
-        reused as it is: same inode, size, mtime and ctime (chmod, chown and xattr changes
-        all update ctime, so mode, owner and xattrs are the same too), not hardlinked, and
-        every chunk still indexed. Counts it as backed up."""
-        if not (old.type == "file" and st.st_nlink == 1 and stat.S_ISREG(st.st_mode)
-                and old.inode == st.st_ino and old.size == st.st_size
-                and old.mtime_ns == st.st_mtime_ns and old.ctime_ns == st.st_ctime_ns
-                and old.mode == stat.S_IMODE(st.st_mode) and old.uid == st.st_uid
-                and old.gid == st.st_gid and all(self.pipe.known(c) for c in old.content)):
-            return False
-        self.stats.files += 1
-        self.stats.bytes += old.size
-        self.progress.add(old.size, 1)
-        return True
+    def _same_file(self, old: dict[str, Any], st: os.stat_result) -> list[bytes] | None:
+        """The chunk ids of a regular file's parent node (JSON object) if the file is
+        exactly that node by its stat: same inode, size, mtime and ctime (chmod, chown and
+        xattr changes all update ctime, so mode, owner and xattrs are the same too), not
+        hardlinked, only a file's fields; None otherwise."""
+        get = old.get
+        if not (get("type") == "file" and st.st_nlink == 1 and stat.S_ISREG(st.st_mode)
+                and get("inode", 0) == st.st_ino and get("size", 0) == st.st_size
+                and get("mtime_ns", 0) == st.st_mtime_ns
+                and get("ctime_ns", 0) == st.st_ctime_ns
+                and get("mode", 0) == stat.S_IMODE(st.st_mode) and get("uid", 0) == st.st_uid
+                and get("gid", 0) == st.st_gid and old.keys() <= _FILE_FIELDS):
+            return None
+        content = get("content", [])
+        try:
+            ids = [bytes.fromhex(c) for c in content]
+        except (TypeError, ValueError):  # not hex strings: not chunk ids
+            return None
+        return ids if all(len(b) == 32 for b in ids) else None
+
+    def _mark_unchanged(self, plan: list[_PlanEntry], same: list[tuple[int, list[bytes]]]
+                        ) -> None:
+        """Mark the files that are their parent node by their stat and whose chunks are all
+        still indexed (one index query for the directory) to be reused as they are."""
+        if not same:
+            return
+        missing = self.pipe.unknown([b for _i, ids in same for b in ids])
+        for i, ids in same:
+            if not missing or missing.isdisjoint(ids):
+                entry, st, prev, _slot = plan[i]
+                plan[i] = (entry, st, prev, _UNCHANGED)
 
     def _fill(self, node: Node, path: str, rel: str, st: os.stat_result,
               old: Node | None, listed: _Listed | None = None) -> None:
@@ -314,6 +360,17 @@ class _Walker:
         node.size = size
         self.stats.files_read += 1
         self.stats.bytes_read += size
+
+
+def _old_node(prev: _Old | None) -> Node | None:
+    """A parent-snapshot node, validated; None if there is none or it is malformed (the
+    entry is then backed up as if new)."""
+    if prev is None:
+        return None
+    try:
+        return Node.from_dict(prev[0])
+    except IntegrityError:
+        return None
 
 
 class _FdReader:

@@ -148,6 +148,13 @@ class Pipeline:
         with self.lock:
             return blob_id in self.index
 
+    def unknown(self, blob_ids: list[bytes]) -> set[bytes]:
+        """Those of ``blob_ids`` neither indexed nor queued (one lock for them all)."""
+        seen = self.seen
+        rest = [b for b in blob_ids if b not in seen]
+        with self.lock:
+            return self.index.missing(rest)
+
     def want(self, blob_id: bytes) -> bool:
         """(walking thread) Whether a blob read by a worker process must be stored; it
         counts as queued from now on."""

@@ -208,6 +208,13 @@ class Index:
             self.flush()
         return blob_id in self._pending or self._find(blob_id) >= 0
 
+    def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
+        """Those of ``blob_ids`` not indexed (one call for many: cheaper than ``in``)."""
+        if self._n_staged:
+            self.flush()
+        pending, find = self._pending, self._find
+        return {b for b in blob_ids if b not in pending and find(b) < 0}
+
     def _number(self, pack_id: bytes) -> int:
         no = self._pack_no.get(pack_id)
         if no is None:

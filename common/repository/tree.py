@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,9 +173,7 @@ class Tree:
 
     def encode(self) -> bytes:
         """The deterministic plaintext of the tree blob."""
-        nodes = sorted(self.nodes, key=lambda n: n.raw_name)
-        doc = {"v": TREE_VERSION, "nodes": [n.to_dict() for n in nodes]}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+        return encode_nodes(map(encode_node, sorted(self.nodes, key=lambda n: n.raw_name)))
 
     @classmethod
     def decode(cls, data: bytes, what: str = "tree") -> Tree:
@@ -198,3 +197,50 @@ class Tree:
     def by_name(self) -> dict[str, Node]:
         """Nodes keyed by name."""
         return {n.name: n for n in self.nodes}
+
+
+# The canonical text of a tree: ``json.dumps({"v": 1, "nodes": [...]}, sort_keys=True,
+# separators=(",", ":"))``, which is this head, the nodes' texts joined by commas, this tail.
+_HEAD = '{"nodes":['
+_TAIL = f'],"v":{TREE_VERSION}}}'
+#: json's C scanner: (text, index) -> (the value there, the index after it)
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def encode_node(node: Node) -> str:
+    """One node's canonical JSON text."""
+    return json.dumps(node.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def encode_nodes(texts: Iterable[str]) -> bytes:
+    """A tree's plaintext from its nodes' texts (in raw-name order)."""
+    return (_HEAD + ",".join(texts) + _TAIL).encode("ascii")
+
+
+def split_tree(data: bytes, what: str = "tree") -> list[tuple[dict[str, Any], str]]:
+    """Each node of a tree blob as (its JSON object, its exact text), unvalidated beyond
+    a string name: for a backup that compares the nodes with the filesystem and copies the
+    unchanged ones into the new tree byte for byte (``Node.from_dict`` validates any node
+    it uses otherwise). A tree not in canonical form is decoded and re-encoded."""
+    try:
+        text = data.decode("ascii")
+        if not (text.startswith(_HEAD) and text.endswith(_TAIL)):
+            raise ValueError("not canonical")
+        out = []
+        i, end = len(_HEAD), len(text) - len(_TAIL)
+        while i < end:
+            obj, j = _scan(text, i)
+            if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+                raise ValueError("a node without a name")
+            if j > end:
+                raise ValueError("a node runs into the end")
+            out.append((obj, text[i:j]))
+            if j == end:
+                break
+            if text[j] != "," or j + 1 == end:
+                raise ValueError("nodes not separated by commas")
+            i = j + 1
+        return out
+    except (ValueError, StopIteration, IndexError):
+        texts = [encode_node(n) for n in Tree.decode(data, what).nodes]
+        return [(json.loads(t), t) for t in texts]

@@ -18,7 +18,7 @@ from common.repository.config import Repository, init_repository
 from common.repository.index import IndexEntry
 from common.repository.keys import KdfParams
 from common.repository.pack import PackWriter
-from common.repository.repo import load_index
+from common.repository.repo import load_index, read_blob_by_id
 from common.repository.restorer import restore_snapshot
 from common.repository.snapshot import (
     find_snapshot,
@@ -28,7 +28,7 @@ from common.repository.snapshot import (
     snapshot_ids,
     tag_snapshot,
 )
-from common.repository.tree import Node, Tree
+from common.repository.tree import Node, Tree, split_tree
 from common.storage.memory import MemoryBackend
 from tests.treecmp import compare_trees
 
@@ -431,4 +431,65 @@ def test_a_directory_with_few_files_to_read_reads_them_in_the_walk_and_many_go_a
     assert snap.stats.files_read == 2 * archiver.READ_AHEAD_MIN - 1
     dest = tmp_path / "r"
     restore_snapshot(repo, snap, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+
+
+def _tree_texts(repo: Repository, tree_id: bytes) -> dict[str, str]:
+    data = read_blob_by_id(repo, load_index(repo).index, tree_id, ids.BlobType.TREE)
+    return {d["name"]: text for d, text in split_tree(data)}
+
+
+def test_unchanged_files_keep_their_parent_nodes_byte_for_byte(tmp_path: Path) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    (src / "dir0" / "nested" / "small3.txt").write_bytes(b"changed")
+    second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    old = dict(iter_nodes(repo, load_index(repo).index, first.tree))
+    new = dict(iter_nodes(repo, load_index(repo).index, second.tree))
+    before = _tree_texts(repo, old["dir0/nested"].subtree or b"")
+    after = _tree_texts(repo, new["dir0/nested"].subtree or b"")
+    assert before.keys() == after.keys() and before["small3.txt"] != after["small3.txt"]
+    assert {k: v for k, v in before.items() if k != "small3.txt"} == \
+        {k: v for k, v in after.items() if k != "small3.txt"}
+    assert new["dir1/nested"].subtree == old["dir1/nested"].subtree
+    assert new["dir0/nested/small3.txt"].size == len(b"changed")
+
+
+def test_a_parent_node_with_odd_fields_or_unindexed_chunks_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    real_split = archiver.split_tree
+    odd = {"small1.txt": {"target": "elsewhere"},  # not a file's field
+           "small2.txt": {"content": ["not hex"]},
+           "small4.txt": {"content": ["ab" * 32]},  # a chunk the index does not have
+           "small5.txt": {"content": ["ab" * 8]}}  # not a chunk id
+
+    def altered(data: bytes, what: str = "tree") -> list[tuple[dict[str, object], str]]:
+        parts = real_split(data, what)
+        for d, _text in parts:
+            d.update(odd.get(str(d["name"]), {}))
+        return parts
+
+    monkeypatch.setattr(archiver, "split_tree", altered)
+    read: list[str] = []
+    real_open = os.open
+
+    def counting(path: str, flags: int, *a: int, dir_fd: int | None = None, **k: int) -> int:
+        if not flags & os.O_DIRECTORY:
+            read.append(os.path.basename(path))
+        return real_open(path, flags, *a, dir_fd=dir_fd, **k)
+
+    monkeypatch.setattr(os, "open", counting)
+    second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    # in each of the three directories; small1's node is valid: its chunks are reused
+    assert sorted(read) == sorted(["small2.txt", "small4.txt", "small5.txt"] * 3)
+    assert second.stats.files_read == 9
+    nodes = dict(iter_nodes(repo, load_index(repo).index, second.tree))
+    assert nodes["dir0/nested/small1.txt"].target is None
+    dest = tmp_path / "r"
+    restore_snapshot(repo, second, dest)
     assert compare_trees(src, dest, check_root=False) == []

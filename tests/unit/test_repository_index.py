@@ -81,6 +81,8 @@ def test_the_in_memory_index_finds_every_entry_and_nothing_else(entries, flush_e
         e.blob_id == b"\xff" * 31 + b"\xfe" for e in entries
     )
     assert _sorted(index) == _sorted(entries)
+    absent = {bytes([i]) * 32 for i in range(3)} - {e.blob_id for e in entries}
+    assert index.missing([e.blob_id for e in entries] + sorted(absent)) == absent
 
 
 def test_ids_sharing_their_first_eight_bytes_are_told_apart() -> None:
