@@ -39,7 +39,8 @@ class BackupOptions:
     batch_blobs: int = 64
     readers: int = 2  # threads reading small files ahead of the walk
     processes: int | None = None  # worker processes for many small files (None: per CPU)
-    process_after: int = backup_workers.PROCESS_AFTER  # small files read before they start
+    # small files read before they start (0: from the first file on, waiting for them)
+    process_after: int = backup_workers.PROCESS_AFTER
 
 
 class Packer:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -125,7 +126,11 @@ class ProcessReading(Protocol):
 
 class Readers:
     """Where the small files of one backup are read: reader threads, or worker processes
-    once ``start_processes`` found the backup large enough. Groups read and not yet
+    once the backup is found large enough (``process_after`` files) and
+    ``start_processes``, called on a thread of its own meanwhile, has them ready (they
+    take a few tenths of a second to start: the threads carry on until then; None: they
+    could not start, the threads do it all; ``process_after`` 0: the processes read
+    from the first file on, the walk waits for them to start). Groups read and not yet
     taken by the walk stay within ``WINDOW`` over all the directories the walk has open (a
     directory's reads wait while the walk is in its subdirectories), so memory stays
     bounded however deep the tree is."""
@@ -138,16 +143,23 @@ class Readers:
         self.ahead = 0  # groups submitted and not yet consumed or dropped
         self.processes: ProcessReading | None = None
         self._start = start_processes
+        self._starting: Future[ProcessReading | None] | None = None
         self._countdown = process_after  # files read in threads before processes start
+        self._wait_start = process_after <= 0  # processes from the first file on
         self._closed = False
 
     def read(self, dir_fd: int, dir_path: str, dir_id: tuple[int, int],
              jobs: list[tuple[str, int]]) -> Future[Group]:
         """Read ``jobs`` (name, size) of the directory open as ``dir_fd``."""
-        if self.processes is None and self._start is not None:
+        if self._start is not None:
             self._countdown -= len(jobs)
             if self._countdown < 0:
-                self.processes, self._start = self._start(), None
+                self._starting = _call_in_thread(self._start)
+                self._start = None
+                if self._wait_start:
+                    wait([self._starting])
+        if self._starting is not None and self._starting.done():
+            self.processes, self._starting = _result_or_none(self._starting), None
         if self.processes is not None:
             return self.processes.read(dir_path, dir_id, jobs)
         return self.pool.submit(self._read, dir_fd, jobs)
@@ -168,8 +180,32 @@ class Readers:
             return
         self._closed = True
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._starting is not None:  # started, never used
+            self.processes, self._starting = _result_or_none(self._starting), None
         if self.processes is not None:
             self.processes.close(abort)
+
+
+def _call_in_thread(fn: Callable[[], Any]) -> Future[Any]:
+    """``fn()`` on a new daemon thread; its result (or exception) in the future."""
+    fut: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name="repo-start-workers", daemon=True).start()
+    return fut
+
+
+def _result_or_none(fut: Future[Any]) -> Any:
+    """The result of a start of worker processes; None if it failed (threads carry on)."""
+    try:
+        return fut.result()
+    except Exception:  # noqa: BLE001 - no worker processes: the threads read
+        return None
 
 
 class ReadAhead:

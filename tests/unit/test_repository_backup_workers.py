@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
+from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
 
-from common.repository import backup_workers
+from common.repository import backup_read, backup_workers
 from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
 from common.repository.checker import check_repository
 from common.repository.repo import load_index
@@ -152,5 +154,62 @@ def test_worker_processes_that_cannot_start_leave_the_backup_to_threads(
     assert snap.stats.files_read == snap.stats.files
     dest = tmp_path / "r"
     restore_snapshot(repo, snap, dest)
+    assert compare_trees(src, dest, check_root=False) == []
+    assert left_behind() == set()
+
+
+def test_the_walk_reads_in_threads_while_worker_processes_start_and_then_uses_them(
+        tmp_path: Path, left_behind: Callable[[], set[int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _volume(tmp_path / "v")
+    used: list[int] = []
+    real_read = backup_workers.ProcessReaders.read
+
+    def counting(self: backup_workers.ProcessReaders, *a: object) -> object:
+        used.append(1)
+        return real_read(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backup_workers.ProcessReaders, "read", counting)
+    # a start that finishes only when the backup ends: threads read it all, and the
+    # worker started meanwhile is stopped with the backup
+    gate = threading.Event()
+    real_ready = backup_workers.ProcessReaders.ready
+    real_close = backup_read.Readers.close
+
+    def slow_ready(self: backup_workers.ProcessReaders, timeout: float = 60.0) -> bool:
+        gate.wait(30)
+        return real_ready(self, timeout)
+
+    def closing(self: backup_read.Readers, abort: bool = False) -> None:
+        gate.set()
+        real_close(self, abort)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(backup_workers.ProcessReaders, "ready", slow_ready)
+        mp.setattr(backup_read.Readers, "close", closing)
+        repo = new_repo()
+        opts = BackupOptions(processes=1, process_after=1)
+        snap = backup_directory(repo, src, host="h", volume="v", options=opts)
+    assert used == [] and snap.stats.files_read == snap.stats.files
+    assert left_behind() == set()
+    # a start that finishes while the walk goes on: later groups go to the worker
+    (src / "more").mkdir()
+    for d in range(30):
+        sub = src / "more" / f"d{d}"
+        sub.mkdir()
+        for i in range(40):
+            (sub / f"f{i}").write_bytes(os.urandom(100))
+    real_thread_read = backup_read.Readers._read
+
+    def after_the_start(self: backup_read.Readers, *a: object) -> backup_read.Group:
+        if self._starting is not None:
+            wait([self._starting], timeout=30)
+        return real_thread_read(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backup_read.Readers, "_read", after_the_start)
+    nxt = backup_directory(repo, src, host="h", volume="v", parent=snap, options=opts)
+    assert used != []
+    dest = tmp_path / "r"
+    restore_snapshot(repo, nxt, dest)
     assert compare_trees(src, dest, check_root=False) == []
     assert left_behind() == set()
