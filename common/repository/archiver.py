@@ -46,6 +46,7 @@ from common.repository.backup_read import (
 from common.repository.config import Repository
 from common.repository.ids import BlobType
 from common.repository.index import Index
+from common.repository.malloc import keep_freed_memory
 from common.repository.repo import load_index, read_blob_by_id, read_tree
 from common.repository.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.sparse import DataReader, data_ranges, find_holes
@@ -408,6 +409,7 @@ def backup_directory(
     if not os.path.isdir(root) or os.path.islink(root):
         raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
     progress = progress or NullTracker()
+    keep_freed_memory()
     progress.set_phase("indexing")
     index = load_index(repo).index
     stats = SnapshotStats()

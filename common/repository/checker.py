@@ -33,6 +33,7 @@ from common.repository import ids
 from common.repository.check_report import CheckReport, Findings, Problem, note
 from common.repository.config import Repository
 from common.repository.index import ENTRY, Index
+from common.repository.malloc import keep_freed_memory
 from common.repository.pack_verify import PackVerdict, PackVerifier, check_header, verify_pack
 from common.repository.repo import load_index, read_tree
 from common.repository.snapshot import load_snapshot, snapshot_ids
@@ -294,6 +295,7 @@ def check_repository(
     a random fraction of them. Paths in problems are ``<snapshot id prefix>:/a/b``.
     ``processes``: worker processes decoding the packs read (None: chosen by size)."""
     progress = progress or NullTracker()
+    keep_freed_memory()
     report = CheckReport()
     checker = _Checker(repo, report)
     progress.set_phase("index")

@@ -31,6 +31,9 @@ from common.repository.worker_pipe import WorkerProcess, read_exact, serve, work
 #: (measured: 1 GiB of mixed files, 43 KiB on average, restore faster in threads)
 PROCESS_MIN_FILES = 20_000
 PROCESS_MAX_AVERAGE = 16 * 1024
+#: in a restore of many files that are large on average, a batch of at least this many
+#: files (and small ones on average) goes to a worker process
+MIXED_MIN_FILES = 64
 MAX_PROCESSES = 4
 
 
@@ -77,27 +80,62 @@ class ProcessRunner:
             w.stop(abort)
 
 
+class MixedRunner:
+    """Batches of many small files to worker processes, the others (large files, whose
+    decrypt, decompress, hash and write release the GIL) to threads: their data then
+    does not cross a pipe."""
+
+    def __init__(self, processes: ProcessRunner, threads: ThreadRunner) -> None:
+        self.processes, self.threads = processes, threads
+        self.capacity = processes.capacity + threads.capacity
+
+    def submit(self, batch: Batch) -> Future[Result]:
+        spans, _blobs, files = batch
+        small = len(files) >= MIXED_MIN_FILES and sum(map(len, spans)) <= len(files) * (
+            PROCESS_MAX_AVERAGE)
+        return (self.processes if small else self.threads).submit(batch)
+
+    def close(self, abort: bool = False) -> None:
+        try:
+            self.processes.close(abort)
+        finally:
+            self.threads.close(abort)
+
+
 def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: int,
-            processes: int | None) -> ThreadRunner | ProcessRunner:
-    """Worker processes for large restores (``processes=None``: automatic), else threads.
-    Entries are created with their final mode (no ``chmod``) when the umask is known and
-    no default ACL of ``dest`` would change it, and without ``chown`` when they get the
-    wanted owner anyway (the restoring user and group; ``dest``'s group is theirs)."""
+                processes: int | None) -> ThreadRunner | ProcessRunner | MixedRunner:
+    """Worker processes for large restores of small files (``processes=None``:
+    automatic), processes and threads for large restores of small and large files (see
+    ``MixedRunner``), else threads. Entries are created with their final mode (no
+    ``chmod``) when the umask is known and no default ACL of ``dest`` would change it, and
+    without ``chown`` when they get the wanted owner anyway (the restoring user and group;
+    ``dest``'s group is theirs)."""
+    mixed = False
     if processes is None:
         cpus = len(os.sched_getaffinity(0))
-        big = files >= PROCESS_MIN_FILES and nbytes <= files * PROCESS_MAX_AVERAGE
-        processes = min(cpus, MAX_PROCESSES) if big and cpus > 1 else 0
+        many = files >= PROCESS_MIN_FILES and cpus > 1
+        mixed = many and nbytes > files * PROCESS_MAX_AVERAGE
+        processes = min(cpus, MAX_PROCESSES) if many else 0
     try:
         acl = "system.posix_acl_default" in os.listxattr(dest)
     except OSError:
         acl = True
     egid = os.getegid()
     owner = (os.geteuid(), egid) if os.stat(dest).st_gid == egid else None
-    if processes > 0:
-        return ProcessRunner(processes, repo.key.to_bytes(), repo.config.encrypted,
-                             repo.config.zstd_level, dest, owner, exact_modes=not acl)
-    writer = BatchWriter(repo.codec, dest, owner, None if acl else current_umask())
-    return ThreadRunner(writer, max(1, workers))
+    threads = None
+    if processes == 0 or mixed:
+        writer = BatchWriter(repo.codec, dest, owner, None if acl else current_umask())
+        threads = ThreadRunner(writer, max(1, workers))
+        if not mixed:
+            return threads
+    try:
+        procs = ProcessRunner(processes, repo.key.to_bytes(), repo.config.encrypted,
+                              repo.config.zstd_level, dest, owner, exact_modes=not acl)
+    except BaseException:
+        if threads is not None:
+            threads.close(abort=True)
+        raise
+    return procs if threads is None else MixedRunner(procs, threads)
 
 
 def _setup(init: tuple[Any, ...]) -> Callable[[Any], Result]:

@@ -42,6 +42,7 @@ from common.errors import Conflict, IntegrityError, NotFound
 from common.progress import NullTracker, ProgressTracker
 from common.repository.config import Repository
 from common.repository.index import Index, IndexEntry
+from common.repository.malloc import keep_freed_memory
 from common.repository.repo import load_index
 from common.repository.restore_batch import (
     NODE,
@@ -55,7 +56,7 @@ from common.repository.restore_batch import (
 )
 from common.repository.restore_read import read_blobs
 from common.repository.restore_trees import Trees, refused
-from common.repository.restore_workers import ProcessRunner, ThreadRunner, make_runner
+from common.repository.restore_workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
 from common.repository.snapshot import Snapshot
 from common.repository.sparse import data_ranges
 from common.repository.tree import Node, check_link_path, check_name
@@ -135,7 +136,7 @@ class _Restorer:
         self.stats = stats
         self.devices = devices
         self.trees = Trees(repo, index, TREE_CACHE_BYTES)
-        self.runner: ThreadRunner | ProcessRunner | None = None
+        self.runner: ThreadRunner | ProcessRunner | MixedRunner | None = None
         #: reads the ranges of a batch concurrently (storage round trips overlap)
         self.readers: Executor | None = None
         self.batch = _Batch()
@@ -367,6 +368,7 @@ def restore_snapshot(
     else:
         os.makedirs(dest)
     progress = progress or NullTracker()
+    keep_freed_memory()
     progress.set_phase("planning", snapshot.stats.bytes, snapshot.stats.files)
     if index is None:
         index = load_index(repo).index

@@ -28,6 +28,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from common.repository.malloc import keep_freed_memory
+
 _FRAME = struct.Struct("<Q")
 _CHUNK = 1 << 20
 
@@ -192,6 +194,7 @@ def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
     read the raw spans that follow its head from fd 0 (``read_exact``) and raises EOFError
     when they end early."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     out = os.dup(1)
     os.dup2(2, 1)
     init = read_frame(0)

@@ -191,3 +191,39 @@ def test_the_ranges_of_a_batch_are_read_concurrently_with_the_same_result(
     restore_snapshot(repo, snap, tmp_path / "r", processes=0)
     assert compare_trees(src, tmp_path / "r") == []
     assert slow.most > 1
+
+
+def test_a_large_restore_of_small_and_large_files_sends_small_file_batches_to_processes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_batches: None,
+        left_behind: Callable[[], set[int]]) -> None:
+    from common.repository import restore_workers
+
+    src = _volume(tmp_path / "v")
+    many = src / "many"
+    many.mkdir()
+    for i in range(40):
+        (many / f"s{i:02d}").write_bytes(os.urandom(100 + i))
+    repo = new_repo()
+    snap = backup_directory(repo, src, host="h", volume="v")
+    went: dict[str, int] = {"processes": 0, "threads": 0}
+    real_p, real_t = restore_workers.ProcessRunner.submit, restore_workers.ThreadRunner.submit
+
+    def to_processes(self: restore_workers.ProcessRunner, batch: object) -> object:
+        went["processes"] += 1
+        return real_p(self, batch)  # type: ignore[arg-type]
+
+    def to_threads(self: restore_workers.ThreadRunner, batch: object) -> object:
+        went["threads"] += 1
+        return real_t(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restore_workers.ProcessRunner, "submit", to_processes)
+    monkeypatch.setattr(restore_workers.ThreadRunner, "submit", to_threads)
+    # many files, large on average: small-file batches (8 files here) to processes
+    monkeypatch.setattr(restore_workers, "PROCESS_MIN_FILES", 10)
+    monkeypatch.setattr(restore_workers, "PROCESS_MAX_AVERAGE", 4096)
+    monkeypatch.setattr(restore_workers, "MIXED_MIN_FILES", 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    restore_snapshot(repo, snap, tmp_path / "r")
+    assert went["processes"] > 0 and went["threads"] > 0
+    assert compare_trees(src, tmp_path / "r") == []
+    assert left_behind() == set()
