@@ -6,7 +6,7 @@ fresh ``mmap`` and returns them with ``munmap``, and trims its heaps as soon as 
 are free at the top: every buffer then costs a page fault per 4 KiB page (and the
 kernel's zeroing of each page). Measured on a restore of the 1 GiB mixed set: 225k minor
 faults and 2.4 s of system time; with buffers up to 32 MiB served from the heap and up to
-256 MiB of freed memory kept, 65k faults and 7-10 % less wall time. The memory kept is
+64 MiB of freed memory kept, 65k faults and 7-10 % less wall time. The memory kept is
 bounded (``TRIM_THRESHOLD``), and only freed memory the process had used anyway.
 
 ``keep_freed_memory`` is idempotent and does nothing where ``mallopt`` is unavailable
@@ -21,7 +21,7 @@ import sys
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's maximum on 64-bit
-TRIM_THRESHOLD = 256 * 1024 * 1024
+TRIM_THRESHOLD = 64 * 1024 * 1024
 
 _done = False
 
