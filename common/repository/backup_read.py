@@ -26,9 +26,12 @@ from typing import Any, Protocol
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
-GROUP_FILES = 32
-GROUP_BYTES = 512 * 1024
-WINDOW = 16  # groups read ahead of the walk, over all directories open in it (~8 MiB)
+#: a group is read by one reader in one go and answered at once; larger groups cost the
+#: walking process fewer hand-offs (200,000 files of ~5 KiB, 100 per directory, one worker
+#: process: 32 files 8.35-8.46 s, 64 files 7.87-8.14 s, 128 files 7.57-7.87 s)
+GROUP_FILES = 128
+GROUP_BYTES = 2 * 1024 * 1024
+WINDOW = 8  # groups read ahead of the walk, over all directories open in it (~16 MiB)
 
 
 def xattrs_of(path: str | int) -> dict[str, bytes]:

@@ -98,9 +98,10 @@ def test_a_backup_worker_killed_mid_backup_fails_it_without_a_snapshot_or_damage
     src = _volume(tmp_path / "v")
     repo = new_repo()
     first = backup_directory(repo, src, host="h", volume="v", options=WORKERS)
-    (src / "more").mkdir()
-    for i in range(300):
-        (src / "more" / f"new{i}").write_bytes(os.urandom(2000))
+    for d in range(8):  # a group per directory
+        (src / "more" / f"d{d}").mkdir(parents=True)
+        for i in range(40):
+            (src / "more" / f"d{d}" / f"new{i}").write_bytes(os.urandom(2000))
     real_read = backup_workers.ProcessReaders.read
     sent = [0]
 
