@@ -38,8 +38,11 @@ from common.repository.pack import EncodedBlob
 from common.repository.worker_pipe import WorkerProcess, serve, worker_env
 
 #: small files read in threads before a backup starts worker processes (start-up costs
-#: ~0.2 s per process: a backup of fewer small files gains nothing)
-PROCESS_AFTER = 4000
+#: ~0.3 s of CPU per process, competing with the walk: a backup reading fewer small files
+#: gains nothing — measured: a 5 %-changed re-backup of the mixed set reads 4,400 files
+#: and took 0.91-0.98 s with a worker started, 0.87-0.91 s without; the first backup of
+#: 200,000 small files is as fast starting after 8,000 files as after 4,000)
+PROCESS_AFTER = 8000
 MAX_PROCESSES = 4
 
 
