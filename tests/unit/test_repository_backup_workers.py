@@ -203,8 +203,9 @@ def test_the_walk_reads_in_threads_while_worker_processes_start_and_then_uses_th
     real_thread_read = backup_read.Readers._read
 
     def after_the_start(self: backup_read.Readers, *a: object) -> backup_read.Group:
-        if self._starting is not None:
-            wait([self._starting], timeout=30)
+        starting = self._starting  # the walk may take it meanwhile
+        if starting is not None:
+            wait([starting], timeout=30)
         return real_thread_read(self, *a)  # type: ignore[arg-type]
 
     monkeypatch.setattr(backup_read.Readers, "_read", after_the_start)
