@@ -165,15 +165,18 @@ def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[
                 sizes: list[int]) -> tuple[list[tuple[Any, ...]], list[bytes | None],
                                            list[bytes | None]]:
     """Read a group: (answers, data, blob ids)."""
+    def failed(code: int, why: str | None) -> tuple[list[tuple[Any, ...]], list[bytes | None],
+                                                    list[bytes | None]]:
+        return [({}, -1, None, code, why)] * len(names), [], []
+
     try:
         dir_fd = open_directory(dir_path)
     except OSError as exc:
-        return [({}, -1, None, exc.errno or errno.EIO, exc.strerror)] * len(names), [], []
+        return failed(exc.errno or errno.EIO, exc.strerror)
     try:
         st = os.fstat(dir_fd)
         if (st.st_dev, st.st_ino) != tuple(dir_id):  # replaced since the walk opened it
-            return [({}, -1, None, errno.ENOENT, "directory replaced during the backup")] \
-                * len(names), [], []
+            return failed(errno.ENOENT, "directory replaced during the backup")
         answers: list[tuple[Any, ...]] = []
         data: list[bytes | None] = []
         ids: list[bytes | None] = []

@@ -125,20 +125,14 @@ def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: i
         acl = True
     egid = os.getegid()
     owner = (os.geteuid(), egid) if os.stat(dest).st_gid == egid else None
-    threads = None
-    if processes == 0 or mixed:
-        writer = BatchWriter(repo.codec, dest, owner, None if acl else current_umask())
-        threads = ThreadRunner(writer, max(1, min(workers, MIXED_THREADS) if mixed else workers))
-        if not mixed:
-            return threads
-    try:
-        procs = ProcessRunner(processes, repo.key.to_bytes(), repo.config.encrypted,
-                              repo.config.zstd_level, dest, owner, exact_modes=not acl)
-    except BaseException:
-        if threads is not None:
-            threads.close(abort=True)
-        raise
-    return procs if threads is None else MixedRunner(procs, threads)
+    writer = BatchWriter(repo.codec, dest, owner, None if acl else current_umask())
+    if processes == 0:
+        return ThreadRunner(writer, max(1, workers))
+    procs = ProcessRunner(processes, repo.key.to_bytes(), repo.config.encrypted,
+                          repo.config.zstd_level, dest, owner, exact_modes=not acl)
+    if not mixed:
+        return procs
+    return MixedRunner(procs, ThreadRunner(writer, max(1, min(workers, MIXED_THREADS))))
 
 
 def _setup(init: tuple[Any, ...]) -> Callable[[Any], Result]:

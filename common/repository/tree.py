@@ -256,5 +256,5 @@ def split_tree(data: bytes, what: str = "tree") -> list[tuple[dict[str, Any], st
             i = j + 1
         return out
     except (ValueError, StopIteration, IndexError):
-        texts = [encode_node(n) for n in Tree.decode(data, what).nodes]
-        return [(json.loads(t), t) for t in texts]
+        dicts = [n.to_dict() for n in Tree.decode(data, what).nodes]
+        return [(d, _encode_dict(d)) for d in dicts]

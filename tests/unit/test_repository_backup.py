@@ -73,24 +73,29 @@ def test_a_backup_writes_one_snapshot_naming_trees_that_list_every_file(tmp_path
     assert all(c in index for n in paths.values() for c in n.content)
 
 
-def test_an_unchanged_re_backup_reads_no_file_and_stores_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    repo = new_repo()
-    src = make_volume(tmp_path / "v")
-    first = backup_directory(repo, src, host="h", volume="v")
+def _files_opened(monkeypatch: pytest.MonkeyPatch, src: Path) -> list[str]:
+    """The files below ``src`` opened from now on (by the walk or a reader thread, by path
+    or relative to an open directory), as paths relative to ``src``."""
     read: list[str] = []
     real_open = os.open
 
     def counting(path: str, flags: int, *a: int, dir_fd: int | None = None, **k: int) -> int:
-        # every file the backup reads is opened (by the walk or by a reader thread),
-        # relative to its open directory
         full = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd else "", path)
         if full.startswith(str(src)) and not flags & os.O_DIRECTORY:
             read.append(os.path.relpath(full, src))
         return real_open(path, flags, *a, dir_fd=dir_fd, **k)
 
     monkeypatch.setattr(os, "open", counting)
+    return read
+
+
+def test_an_unchanged_re_backup_reads_no_file_and_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    first = backup_directory(repo, src, host="h", volume="v")
+    read = _files_opened(monkeypatch, src)
     objects = {o.key for o in repo.backend.list(ids.PACKS_PREFIX)}
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
     assert read == [] and second.stats.files_read == 0
@@ -475,18 +480,11 @@ def test_a_parent_node_with_odd_fields_or_unindexed_chunks_is_read_again(
         return parts
 
     monkeypatch.setattr(archiver, "split_tree", altered)
-    read: list[str] = []
-    real_open = os.open
-
-    def counting(path: str, flags: int, *a: int, dir_fd: int | None = None, **k: int) -> int:
-        if not flags & os.O_DIRECTORY:
-            read.append(os.path.basename(path))
-        return real_open(path, flags, *a, dir_fd=dir_fd, **k)
-
-    monkeypatch.setattr(os, "open", counting)
+    read = _files_opened(monkeypatch, src)
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
     # in each of the three directories; small1's node is valid: its chunks are reused
-    assert sorted(read) == sorted(["small2.txt", "small4.txt", "small5.txt"] * 3)
+    assert sorted(read) == sorted(f"dir{d}/nested/{name}" for d in range(3)
+                                  for name in ["small2.txt", "small4.txt", "small5.txt"])
     assert second.stats.files_read == 9
     nodes = dict(iter_nodes(repo, load_index(repo).index, second.tree))
     assert nodes["dir0/nested/small1.txt"].target is None
