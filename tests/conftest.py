@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.fleet",
     "tests.fixtures.embedded",
+    "tests.fixtures.hostnet",
 ]
