@@ -1,5 +1,6 @@
-"""The one contract suite every storage backend passes: memory, local directory, and S3
-(moto over real HTTP, multipart included). Ranged reads have their own file,
+"""The one contract suite every storage backend passes: memory and local directory here, S3
+(moto over real HTTP, multipart included) in ``tests/integration/storage/test_s3_contract.py``,
+which runs every test below that takes ``case``. Ranged reads have their own file,
 ``test_storage_ranges.py``, over the same backends plus the base class and the wrappers."""
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from common.errors import Conflict, InvalidInput, NotFound
 from common.storage.base import Backend
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
-from common.storage.s3 import S3Backend
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's minimum part size; moto enforces it
@@ -38,29 +38,13 @@ def _local_leftovers(root: Path) -> Callable[[], list[str]]:
     return leftovers
 
 
-def _s3_leftovers(backend: S3Backend) -> Callable[[], list[str]]:
-    def leftovers() -> list[str]:
-        uploads = backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", [])
-        return [u["Key"] for u in uploads]
-
-    return leftovers
-
-
-@pytest.fixture(params=["memory", "local", "s3"])
+@pytest.fixture(params=["memory", "local"])
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
     if request.param == "memory":
         yield Case(MemoryBackend("contract"))
-    elif request.param == "local":
+    else:
         root = tmp_path / "not-yet" / "root"  # created on first write
         yield Case(LocalBackend(root), _local_leftovers(root))
-    else:
-        server = request.getfixturevalue("s3_server")
-        bucket = request.getfixturevalue("s3_bucket")
-        s3 = S3Backend(
-            **server.backend_kwargs(bucket), prefix="pre/fix", part_size=PART, concurrency=2
-        )
-        yield Case(s3, _s3_leftovers(s3))
-        s3.close()
 
 
 def pattern(n: int, seed: int = 1) -> bytes:

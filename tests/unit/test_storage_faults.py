@@ -1,16 +1,15 @@
-"""Storage failures: unreachable endpoints, missing buckets, failing part uploads, a broken
-download, an unusable local root, and the retry and bandwidth wrappers (with an injected
-clock, never wall time)."""
+"""Storage failures: unreachable endpoints, an unusable local root, and the retry and
+bandwidth wrappers (with an injected clock, never wall time). Failures that need an S3
+server (missing buckets, failing part uploads, a broken download) are in
+``tests/integration/storage/test_s3_faults.py``."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from common.errors import Conflict, NotFound, PermanentStorageError, TransientStorageError
 from common.storage.base import Backend, ObjectInfo, ObjectWriter
@@ -18,36 +17,9 @@ from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
 from common.storage.s3 import S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend, TokenBucket
-from tests.fixtures.s3 import S3Server
 from tests.fixtures.util import FakeClock, free_port
 
-MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-very-secret-value"
-
-
-def s3_backend(server: S3Server, bucket: str, **kwargs: Any) -> S3Backend:
-    args = server.backend_kwargs(bucket) | {"secret_access_key": SECRET, "part_size": 5 * MiB}
-    args.update(kwargs)
-    return S3Backend(**args)
-
-
-def fail_part(backend: S3Backend, part: int, code: str, status: int, times: int) -> list[int]:
-    """Make UploadPart number ``part`` answer ``code``/``status`` ``times`` times."""
-    calls: list[int] = []
-
-    def handler(params: dict[str, Any], **_: Any) -> Any:
-        number = params["query_string"]["partNumber"]
-        calls.append(int(number))
-        if int(number) == part and calls.count(part) <= times:
-            http = AWSResponse("http://fake", status, HTTPHeaders(), None)
-            return http, {
-                "Error": {"Code": code, "Message": "injected"},
-                "ResponseMetadata": {"HTTPStatusCode": status},
-            }
-        return None
-
-    backend.client.meta.events.register("before-call.s3.UploadPart", handler)
-    return calls
 
 
 # -- S3 -------------------------------------------------------------------------------------
@@ -102,82 +74,6 @@ def test_an_unreachable_endpoint_fails_a_writer_after_its_own_retries() -> None:
     assert "gave up after 2 attempts" in str(e.value)
     assert "s3://backups" in str(e.value)
     assert SECRET not in str(e.value)
-
-
-def test_a_missing_bucket_is_a_permanent_error_naming_the_bucket(s3_server: S3Server) -> None:
-    sleeps: list[float] = []
-    s3 = s3_backend(s3_server, "no-such-bucket-here")
-    backend = RetryingBackend(s3, attempts=3, base_delay=0.001, sleep=sleeps.append)
-    for op in (
-        backend.check,
-        lambda: backend.stat("some/key"),
-        lambda: backend.open_reader("some/key"),
-        lambda: backend.put_bytes("some/key", b"x"),
-        lambda: backend.delete("some/key"),
-    ):
-        with pytest.raises(PermanentStorageError) as e:
-            op()
-        assert "no-such-bucket-here" in e.value.message
-        assert "does not exist" in e.value.message
-        assert e.value.hint and "bucket name" in e.value.hint
-        assert SECRET not in str(e.value)
-    assert sleeps == []  # permanent errors are not retried
-
-
-def test_a_permanently_failing_part_aborts_the_multipart_upload(
-    s3_server: S3Server, s3_bucket: str
-) -> None:
-    s3 = s3_backend(s3_server, s3_bucket, concurrency=2, retry_base_delay=0.001)
-    calls = fail_part(s3, part=2, code="AccessDenied", status=403, times=99)
-    with pytest.raises(PermanentStorageError) as e, s3.open_writer("obj") as w:
-        for _ in range(4):  # the failure surfaces in a later write or at commit
-            w.write(bytes(5 * MiB))
-        w.commit()
-    assert "access denied" in e.value.message
-    assert "uploading part 2 of 'obj'" in e.value.message
-    assert calls.count(2) == 1  # permanent: not retried
-    client = s3_server.client()
-    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
-    assert client.list_objects_v2(Bucket=s3_bucket).get("Contents", []) == []
-
-
-def test_a_transiently_failing_part_is_retried_and_the_object_completes(
-    s3_server: S3Server, s3_bucket: str
-) -> None:
-    s3 = s3_backend(s3_server, s3_bucket, concurrency=2, retry_base_delay=0.001)
-    calls = fail_part(s3, part=2, code="SlowDown", status=503, times=2)
-    data = bytes(range(256)) * (11 * MiB // 256)
-    info = s3.put_bytes("obj", data)
-    assert info.size == len(data)
-    assert calls.count(2) == 3
-    assert s3.get_bytes("obj") == data
-    head = s3_server.client().head_object(Bucket=s3_bucket, Key="obj")
-    assert head["ETag"].strip('"').endswith("-3")  # really multipart: 5 + 5 + 1 MiB
-
-
-def test_a_broken_download_resumes_where_it_stopped(s3_server: S3Server, s3_bucket: str) -> None:
-    s3 = s3_backend(s3_server, s3_bucket, retry_base_delay=0.001)
-    data = bytes(range(256)) * 4096
-    s3.put_bytes("obj", data)
-    with s3.open_reader("obj") as r:
-        head = r.read(100_000)
-        r._body.close()  # type: ignore[attr-defined] # the connection drops mid-object
-        rest = r.read(len(data))
-    assert head + rest == data
-
-
-def test_a_read_of_an_object_replaced_mid_download_fails_permanently(
-    s3_server: S3Server, s3_bucket: str
-) -> None:
-    s3 = s3_backend(s3_server, s3_bucket, retry_base_delay=0.001)
-    s3.put_bytes("obj", b"a" * 200_000)
-    with s3.open_reader("obj") as r:
-        r.read(10)
-        s3.put_bytes("obj", b"b" * 200_000)
-        r._body.close()  # type: ignore[attr-defined]
-        with pytest.raises(PermanentStorageError) as e:
-            r.read(100)
-    assert "changed while it was being read" in e.value.message
 
 
 # -- local ----------------------------------------------------------------------------------

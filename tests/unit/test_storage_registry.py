@@ -12,9 +12,7 @@ from common.errors import InvalidInput
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
 from common.storage.registry import open_backend, redact, validate_target_url
-from common.storage.s3 import S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend
-from tests.fixtures.s3 import S3Server
 
 
 def settings(**kw: Any) -> Settings:
@@ -101,23 +99,6 @@ def test_memory_urls_name_one_shared_backend_per_process() -> None:
     a.put_bytes("k", b"v")
     assert b.get_bytes("k") == b"v"
     assert a is b
-
-
-def test_an_s3_url_opens_a_configured_s3_backend(s3_server: S3Server, s3_bucket: str) -> None:
-    backend = open_backend(
-        f"s3://{s3_bucket}/team/a",
-        {"endpoint_url": s3_server.endpoint_url, "path_style": "true", "part_size": 8 << 20},
-        {"access_key_id": "k", "secret_access_key": "s"},
-        settings(s3_upload_concurrency=3),
-    )
-    assert isinstance(backend, RetryingBackend)
-    s3 = backend.inner
-    assert isinstance(s3, S3Backend)
-    assert (s3.bucket, s3.prefix, s3.part_size, s3.concurrency) == (s3_bucket, "team/a", 8 << 20, 3)
-    assert s3.display == f"s3://{s3_bucket}/team/a"
-    backend.put_bytes("x/y", b"hello")
-    obj = s3_server.client().get_object(Bucket=s3_bucket, Key="team/a/x/y")
-    assert obj["Body"].read() == b"hello"
 
 
 @pytest.mark.parametrize(
