@@ -1,5 +1,5 @@
 """Copying snapshots into a repository on S3 (moto over HTTP), forgetting and pruning there,
-and copying back; the other copy cases are unit tests (``tests/unit/…/test_repository_copy.py``)."""
+and copying back; the other copy cases are unit tests (``tests/unit/repository/test_copy.py``)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
 from common.storage.s3 import S3Backend
 from tests.fixtures.s3 import S3Server
-from tests.unit.test_repository_backup import FAST, SMALL, make_volume
-from tests.unit.test_repository_copy import make_repo, packs, restores
+from tests.unit.repository.test_backup import FAST, SMALL, make_volume
+from tests.unit.repository.test_copy import make_repo, packs, restores
 
 pytestmark = pytest.mark.integration
 

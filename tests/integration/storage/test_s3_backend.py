@@ -1,6 +1,6 @@
 """The S3 backend against an S3 HTTP endpoint (moto): the prefix, multipart streaming and its
 concurrency bound, and an ``s3://`` target URL opening a configured backend. How botocore
-failures map onto our error tree is unit-tested in ``tests/unit/…/test_storage_s3.py``."""
+failures map onto our error tree is unit-tested in ``tests/unit/storage/test_s3.py``."""
 
 from __future__ import annotations
 

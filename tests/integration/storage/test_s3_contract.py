@@ -1,5 +1,5 @@
 """The storage contract suite against S3 (moto over real HTTP, multipart included): every
-test of ``tests/unit/…/test_storage_contract.py`` that takes ``case`` runs here with an S3
+test of ``tests/unit/storage/test_contract.py`` that takes ``case`` runs here with an S3
 backend, and no multipart upload may be left behind."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from common.storage.s3 import S3Backend
 from tests.fixtures.s3 import S3Server
-from tests.unit import test_storage_contract as contract
-from tests.unit.test_storage_contract import PART, Case
+from tests.unit.storage import test_contract as contract
+from tests.unit.storage.test_contract import PART, Case
 
 pytestmark = pytest.mark.integration
 

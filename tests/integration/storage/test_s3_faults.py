@@ -1,6 +1,6 @@
 """S3 failures against an S3 HTTP endpoint (moto): a missing bucket, failing part uploads
 (injected), a broken download, an object replaced mid-download. Unreachable endpoints and
-the retry and bandwidth wrappers are unit-tested (``tests/unit/…/test_storage_faults.py``)."""
+the retry and bandwidth wrappers are unit-tested (``tests/unit/storage/test_faults.py``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``read_range`` on S3 against an S3 HTTP endpoint (moto): every backend-wide range test of
-``tests/unit/…/test_storage_ranges.py`` (those taking ``backend``) runs here against S3,
+``tests/unit/storage/test_ranges.py`` (those taking ``backend``) runs here against S3,
 and S3 transfers only the requested bytes."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from common.storage.base import Backend
 from common.storage.s3 import S3Backend
 from common.storage.wrappers import RetryingBackend
 from tests.fixtures.s3 import S3Server
-from tests.unit import test_storage_ranges as ranges
-from tests.unit.test_storage_ranges import DATA, PART
+from tests.unit.storage import test_ranges as ranges
+from tests.unit.storage.test_ranges import DATA, PART
 
 pytestmark = pytest.mark.integration
 
