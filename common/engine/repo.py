@@ -34,11 +34,11 @@ from common.engine.repo_access import backup_content, restore_content
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.keys import KdfParams, WrongPassphrase
-from common.repository.locks import backup_lock
-from common.repository.repo import load_index, read_tree
-from common.repository.restorer import RestoreStats
-from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.locks import backup_lock
+from common.repository.core.repository import load_index, read_tree
+from common.repository.core.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.repository.restore.restorer import RestoreStats
 from common.storage.base import Backend
 
 FORMAT = "repo"

@@ -27,14 +27,14 @@ from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
 from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository import Repository, ids
-from common.repository.backup_read import xattrs_of
-from common.repository.checker import check_snapshot
-from common.repository.index import Index
-from common.repository.locks import backup_lock
-from common.repository.repo import load_index, read_tree
-from common.repository.snapshot import Snapshot, load_snapshot
-from common.repository.sparse import DataReader, data_ranges
-from common.repository.tree import Node
+from common.repository.backup.read import xattrs_of
+from common.repository.check.checker import check_snapshot
+from common.repository.core.index import Index
+from common.repository.core.locks import backup_lock
+from common.repository.core.repository import load_index, read_tree
+from common.repository.core.snapshot import Snapshot, load_snapshot
+from common.repository.core.tree import Node
+from common.repository.system.sparse import DataReader, data_ranges
 from common.storage.base import Backend
 
 _READ = 1 << 20

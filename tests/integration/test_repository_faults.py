@@ -31,15 +31,15 @@ from typing import Any
 import pytest
 
 from common.repository import ids, open_repository
-from common.repository.archiver import iter_nodes
-from common.repository.checker import check_repository
-from common.repository.chunker import ChunkerParams
-from common.repository.config import Repository, init_repository
-from common.repository.index import decode_index
-from common.repository.keys import KdfParams
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.backup.archiver import iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.chunker import ChunkerParams
+from common.repository.core.config import Repository, init_repository
+from common.repository.core.index import decode_index
+from common.repository.core.keys import KdfParams
+from common.repository.core.repository import load_index
+from common.repository.core.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import Backend
 from tests.integration.repo_backup_child import KILL_POINTS, backend_for
 from tests.integration.test_embedded import cli, volume
@@ -291,7 +291,7 @@ def _backup_workers_alive() -> list[int]:
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"common.repository.backup_workers" in f.read():
+                if b"common.repository.backup.workers" in f.read():
                     out.append(int(pid))
         except (OSError, ValueError):
             continue

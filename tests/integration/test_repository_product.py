@@ -221,9 +221,9 @@ def _api(env: dict[str, str]) -> dict[str, str]:
 def _snapshot_nodes(env: dict[str, str], job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The snapshot a backup job wrote, and its nodes by path."""
     from common.repository import open_repository
-    from common.repository.archiver import iter_nodes
-    from common.repository.repo import load_index
-    from common.repository.snapshot import load_snapshot
+    from common.repository.backup.archiver import iter_nodes
+    from common.repository.core.repository import load_index
+    from common.repository.core.snapshot import load_snapshot
     from common.storage.local import LocalBackend
 
     repo = open_repository(LocalBackend(Path(env["VOLKEEPER_HOME"]) / "backups"),

@@ -10,17 +10,19 @@ from pathlib import Path
 import pytest
 
 from common.errors import IntegrityError, InvalidInput
-from common.repository import archiver, backup_pipeline, backup_read, ids
-from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
-from common.repository.checker import check_repository
-from common.repository.chunker import ChunkerParams
-from common.repository.config import Repository, init_repository
-from common.repository.index import IndexEntry
-from common.repository.keys import KdfParams
-from common.repository.pack import PackWriter
-from common.repository.repo import load_index, read_blob_by_id
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import (
+from common.repository import ids
+from common.repository.backup import archiver
+from common.repository.backup import pipeline as backup_pipeline
+from common.repository.backup import read as backup_read
+from common.repository.backup.archiver import BackupOptions, backup_directory, iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.chunker import ChunkerParams
+from common.repository.core.config import Repository, init_repository
+from common.repository.core.index import IndexEntry
+from common.repository.core.keys import KdfParams
+from common.repository.core.pack import PackWriter
+from common.repository.core.repository import load_index, read_blob_by_id
+from common.repository.core.snapshot import (
     find_snapshot,
     list_snapshots,
     load_snapshot,
@@ -28,7 +30,8 @@ from common.repository.snapshot import (
     snapshot_ids,
     tag_snapshot,
 )
-from common.repository.tree import Node, Tree, split_tree
+from common.repository.core.tree import Node, Tree, split_tree
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.memory import MemoryBackend
 from tests.treecmp import compare_trees
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from common.repository import backup_read, backup_workers
-from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
-from common.repository.checker import check_repository
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import snapshot_ids
+from common.repository.backup import read as backup_read
+from common.repository.backup import workers as backup_workers
+from common.repository.backup.archiver import BackupOptions, backup_directory, iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.repository import load_index
+from common.repository.core.snapshot import snapshot_ids
+from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import compare_trees
 from tests.unit.test_repository_backup import make_volume, new_repo
 from tests.unit.test_repository_restore_batches import _children

@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path
 
 from common.repository import ids
-from common.repository.archiver import backup_directory, iter_nodes
-from common.repository.checker import check_repository
-from common.repository.config import Repository
-from common.repository.repo import load_index, write_index_file
-from common.repository.snapshot import Snapshot
+from common.repository.backup.archiver import backup_directory, iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.config import Repository
+from common.repository.core.repository import load_index, write_index_file
+from common.repository.core.snapshot import Snapshot
 from tests.unit.test_repository_backup import make_volume, new_repo
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from common.errors import Conflict, NotFound
 from common.repository import ids
-from common.repository.config import Repository, init_repository, open_repository
-from common.repository.locks import (
+from common.repository.core.config import Repository, init_repository, open_repository
+from common.repository.core.locks import (
     acquire_lock,
     backup_lock,
     break_lock,

@@ -13,16 +13,16 @@ import pytest
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import NullTracker
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.checker import check_repository
-from common.repository.config import Repository
-from common.repository.locks import backup_lock, list_locks
-from common.repository.pack import PackWriter
-from common.repository.prune import forget_snapshots, prune
-from common.repository.prune_plan import referenced_blobs
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, load_snapshot, pin_snapshot, snapshot_ids
+from common.repository.backup.archiver import backup_directory
+from common.repository.check.checker import check_repository
+from common.repository.core.config import Repository
+from common.repository.core.locks import backup_lock, list_locks
+from common.repository.core.pack import PackWriter
+from common.repository.core.repository import load_index
+from common.repository.core.snapshot import Snapshot, load_snapshot, pin_snapshot, snapshot_ids
+from common.repository.maintenance.prune import forget_snapshots, prune
+from common.repository.maintenance.prune_plan import referenced_blobs
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import ObjectInfo
 from common.storage.memory import MemoryBackend
 from tests.treecmp import compare_trees

@@ -11,14 +11,14 @@ import pytest
 
 from common.errors import Conflict, IntegrityError, NotFound
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.config import Repository
-from common.repository.ids import BlobType
-from common.repository.pack import PackWriter
-from common.repository.repo import load_index, write_index_file
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, save_snapshot
-from common.repository.tree import Node, Tree
+from common.repository.backup.archiver import backup_directory
+from common.repository.core.config import Repository
+from common.repository.core.ids import BlobType
+from common.repository.core.pack import PackWriter
+from common.repository.core.repository import load_index, write_index_file
+from common.repository.core.snapshot import Snapshot, save_snapshot
+from common.repository.core.tree import Node, Tree
+from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import build_fidelity_tree, compare_trees
 from tests.unit.test_archive_helpers import xattr_capable_dir
 from tests.unit.test_repository_backup import make_volume, new_repo
@@ -98,7 +98,7 @@ def test_a_restore_refuses_a_non_empty_target(tmp_path: Path) -> None:
 
 def _flip_in_blob_of(repo: Repository, snap: Snapshot, rel: str) -> bytes:
     """Flip one byte inside the first chunk of ``rel``; returns that chunk's id."""
-    from common.repository.archiver import iter_nodes
+    from common.repository.backup.archiver import iter_nodes
 
     index = load_index(repo).index
     node = dict(iter_nodes(repo, index, snap.tree))[rel]

@@ -13,12 +13,12 @@ from common.engine.repo_verify import compare_tree
 from common.errors import Refused
 from common.progress import NullTracker
 from common.repository import ids
-from common.repository.archiver import backup_directory, iter_nodes
-from common.repository.checker import check_snapshot
-from common.repository.config import Repository
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot
+from common.repository.backup.archiver import backup_directory, iter_nodes
+from common.repository.check.checker import check_snapshot
+from common.repository.core.config import Repository
+from common.repository.core.repository import load_index
+from common.repository.core.snapshot import Snapshot
+from common.repository.restore.restorer import restore_snapshot
 from tests.unit.test_repository_backup import make_volume, new_repo
 
 

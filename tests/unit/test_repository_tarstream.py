@@ -17,15 +17,15 @@ import pytest
 from common.archive import gnutar
 from common.archive.tarscan import TarEntry, TarScanner
 from common.errors import IntegrityError, NotFound
-from common.repository.archiver import backup_directory, iter_nodes
-from common.repository.chunker import Chunker, ChunkerParams, ChunkFeeder
-from common.repository.config import Repository
-from common.repository.ids import BlobType
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, snapshot_ids
-from common.repository.tar_export import write_snapshot_tar
-from common.repository.tar_ingest import backup_tar_stream
+from common.repository.backup.archiver import backup_directory, iter_nodes
+from common.repository.backup.tar_ingest import backup_tar_stream
+from common.repository.core.chunker import Chunker, ChunkerParams, ChunkFeeder
+from common.repository.core.config import Repository
+from common.repository.core.ids import BlobType
+from common.repository.core.repository import load_index
+from common.repository.core.snapshot import Snapshot, snapshot_ids
+from common.repository.restore.restorer import restore_snapshot
+from common.repository.restore.tar_export import write_snapshot_tar
 from tests.treecmp import build_fidelity_tree, compare_trees
 from tests.unit.test_archive_helpers import xattr_capable_dir
 from tests.unit.test_repository_backup import make_volume, new_repo
@@ -249,10 +249,10 @@ def test_a_tree_whose_hardlink_escapes_is_refused_before_anything_is_written() -
     snap = ingest(repo, crafted(f("a", b"data"), ("b", {"type": tarfile.LNKTYPE,
                                                         "linkname": "a"}, b"")))
     # rewrite the tree by hand, as a hostile repository writer could
-    from common.repository.pack import PackWriter
-    from common.repository.repo import write_index_file
-    from common.repository.snapshot import save_snapshot
-    from common.repository.tree import Tree
+    from common.repository.core.pack import PackWriter
+    from common.repository.core.repository import write_index_file
+    from common.repository.core.snapshot import save_snapshot
+    from common.repository.core.tree import Tree
 
     index = load_index(repo).index
     nodes = [n for _, n in iter_nodes(repo, index, snap.tree)]
@@ -383,7 +383,7 @@ def test_a_socket_cannot_go_into_a_tar_stream_and_is_reported(tmp_path: Path) ->
 
 def test_hardlinks_to_members_spilled_to_disk_are_resolved(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.repository import tar_ingest
+    from common.repository.backup import tar_ingest
 
     monkeypatch.setattr(tar_ingest, "KEEP_IN_MEMORY", 3)
     files = [f(f"f{i}", b"content %d" % i) for i in range(10)]
