@@ -34,6 +34,6 @@ Here stand only the names every user of the format starts from: ``Repository``,
 """
 
 from common.repository.core import ids
-from common.repository.core.config import Repository, init_repository, open_repository
+from common.repository.core.repository import Repository, init_repository, open_repository
 
 __all__ = ["Repository", "ids", "init_repository", "open_repository"]

@@ -28,7 +28,7 @@ from typing import Any
 from common.repository import ids, open_repository
 from common.repository.backup import archiver
 from common.repository.backup.archiver import BackupOptions, backup_directory
-from common.repository.core.config import Repository
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, latest_snapshot, save_snapshot
 from common.storage.base import Backend
 from common.storage.local import LocalBackend

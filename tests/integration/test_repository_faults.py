@@ -34,10 +34,9 @@ from common.repository import ids, open_repository
 from common.repository.backup.archiver import iter_nodes
 from common.repository.check.checker import check_repository
 from common.repository.core.chunker import ChunkerParams
-from common.repository.core.config import Repository, init_repository
 from common.repository.core.index import decode_index
 from common.repository.core.keys import KdfParams
-from common.repository.core.repository import load_index
+from common.repository.core.repository import Repository, init_repository
 from common.repository.core.snapshot import Snapshot, load_snapshot, snapshot_ids
 from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import Backend
@@ -180,9 +179,9 @@ class KillBench:
     def needed_blobs(self, snap: Snapshot) -> set[bytes]:
         """Every data and tree blob the snapshot references."""
         repo = self.repo
-        index = load_index(repo).index
+        repo.load_index()
         out = {snap.tree}
-        for _, node in iter_nodes(repo, index, snap.tree):
+        for _, node in iter_nodes(repo, snap.tree):
             out.update(node.content)
             if node.subtree is not None:
                 out.add(node.subtree)

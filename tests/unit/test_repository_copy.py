@@ -14,13 +14,13 @@ from common.errors import StorageError
 from common.repository import ids
 from common.repository.backup.archiver import backup_directory
 from common.repository.check.checker import check_repository
-from common.repository.core.config import (
+from common.repository.core.locks import list_locks
+from common.repository.core.repository import (
     Repository,
     init_repository,
     open_or_init_repository,
     open_repository,
 )
-from common.repository.core.locks import list_locks
 from common.repository.core.snapshot import Snapshot, load_snapshot, snapshot_ids
 from common.repository.maintenance.copy import CopyStats, copy_snapshot
 from common.repository.maintenance.prune import forget_snapshots, prune

@@ -12,7 +12,6 @@ import pytest
 
 from common.errors import Conflict, NotFound
 from common.repository import ids
-from common.repository.core.config import Repository, init_repository, open_repository
 from common.repository.core.locks import (
     acquire_lock,
     backup_lock,
@@ -20,6 +19,7 @@ from common.repository.core.locks import (
     list_locks,
     remove_stale_locks,
 )
+from common.repository.core.repository import Repository, init_repository, open_repository
 from common.storage.base import Backend, ObjectInfo
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend

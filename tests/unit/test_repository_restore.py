@@ -12,10 +12,9 @@ import pytest
 from common.errors import Conflict, IntegrityError, NotFound
 from common.repository import ids
 from common.repository.backup.archiver import backup_directory
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
 from common.repository.core.pack import PackWriter
-from common.repository.core.repository import load_index, write_index_file
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, save_snapshot
 from common.repository.core.tree import Node, Tree
 from common.repository.restore.restorer import restore_snapshot
@@ -100,8 +99,8 @@ def _flip_in_blob_of(repo: Repository, snap: Snapshot, rel: str) -> bytes:
     """Flip one byte inside the first chunk of ``rel``; returns that chunk's id."""
     from common.repository.backup.archiver import iter_nodes
 
-    index = load_index(repo).index
-    node = dict(iter_nodes(repo, index, snap.tree))[rel]
+    index = repo.load_index().index
+    node = dict(iter_nodes(repo, snap.tree))[rel]
     entry = index.lookup(node.content[0])
     assert entry is not None
     key = ids.pack_key(entry.pack_id)
@@ -140,7 +139,7 @@ def test_a_tree_with_a_hostile_name_is_refused_and_nothing_is_written_outside(
     blob = repo.codec.encode(BlobType.TREE, hostile)
     with PackWriter(repo.backend, repo.cipher) as pack:
         pack.add(blob)
-        write_index_file(repo, pack.finish())
+        repo.write_index_file(pack.finish())
     root = Node(name="root", type="dir", mode=0o755, subtree=blob.blob_id)
     snap = save_snapshot(repo, Snapshot(tree=blob.blob_id, root=root, host="h", volume="v"))
     dest = tmp_path / "inner" / "r"

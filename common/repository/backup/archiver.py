@@ -43,10 +43,8 @@ from common.repository.backup.read import (
     read_small,
     xattrs_of,
 )
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
-from common.repository.core.index import Index
-from common.repository.core.repository import load_index, read_blob_by_id, read_tree
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.core.tree import Node, encode_node, encode_nodes, split_tree
 from common.repository.system.malloc import keep_freed_memory
@@ -149,7 +147,7 @@ class _Walker:
         old: dict[str, _Old] = {}
         if parent_tree is not None:
             with self.pipe.lock:  # the packer adds to the index meanwhile
-                data = read_blob_by_id(self.repo, self.pipe.index, parent_tree, BlobType.TREE)
+                data = self.repo.read_blob(parent_tree, BlobType.TREE)
             old = {d["name"]: (d, t) for d, t in split_tree(data, f"tree {parent_tree.hex()}")}
         dir_fd = open_directory(path)
         listed = _Listed(dir_fd, old)
@@ -411,10 +409,10 @@ def backup_directory(
     progress = progress or NullTracker()
     keep_freed_memory()
     progress.set_phase("indexing")
-    index = load_index(repo).index
+    repo.load_index()
     stats = SnapshotStats()
     progress.set_phase("backup")
-    pipe = _Pipeline(repo, index, stats, options)
+    pipe = _Pipeline(repo, stats, options)
     walker: _Walker | None = None
     try:
         root_node = _root_node(root)
@@ -433,11 +431,11 @@ def backup_directory(
     return save_snapshot(repo, snap)
 
 
-def iter_nodes(repo: Repository, index: Index, tree_id: bytes, prefix: str = ""
+def iter_nodes(repo: Repository, tree_id: bytes, prefix: str = ""
                ) -> Iterator[tuple[str, Node]]:
     """Every (path, node) below a tree, depth first (helper for tests and tools)."""
-    for node in read_tree(repo, index, tree_id).nodes:
+    for node in repo.read_tree(tree_id).nodes:
         path = f"{prefix}/{node.name}" if prefix else node.name
         yield path, node
         if node.type == "dir" and node.subtree is not None:
-            yield from iter_nodes(repo, index, node.subtree, path)
+            yield from iter_nodes(repo, node.subtree, path)

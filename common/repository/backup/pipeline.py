@@ -21,10 +21,9 @@ from dataclasses import dataclass
 
 from common.repository.backup import workers as backup_workers
 from common.repository.core import pack as packmod
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
-from common.repository.core.index import Index, IndexEntry
-from common.repository.core.repository import write_index_file
+from common.repository.core.index import IndexEntry
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import SnapshotStats
 
 
@@ -109,7 +108,7 @@ class Packer:
             self._write_index()
 
     def _write_index(self) -> None:
-        if write_index_file(self.repo, self._unindexed) is not None:
+        if self.repo.write_index_file(self._unindexed) is not None:
             self.stats.index_files += 1
         self._unindexed = []
         self._since_index = 0
@@ -128,10 +127,10 @@ class Pipeline:
     ``batch_bytes`` / ``batch_blobs`` so the per-blob cost of a thread hand-off is paid once
     per batch; a large chunk is a batch on its own."""
 
-    def __init__(self, repo: Repository, index: Index, stats: SnapshotStats,
+    def __init__(self, repo: Repository, stats: SnapshotStats,
                  options: BackupOptions) -> None:
         self.repo = repo
-        self.index = index
+        self.index = repo.index  # what this run stores is added to it
         self.seen: set[bytes] = set()
         self.slots = threading.Semaphore(options.in_flight)
         self.lock = threading.Lock()  # guards ``index``, which the packer adds to

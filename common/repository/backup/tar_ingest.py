@@ -43,9 +43,8 @@ from common.errors import IntegrityError
 from common.progress import NullTracker, ProgressTracker
 from common.repository.backup.pipeline import BackupOptions, Pipeline
 from common.repository.core.chunker import ChunkFeeder
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
-from common.repository.core.repository import load_index
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.core.tree import Node, Tree, check_name
 
@@ -265,10 +264,10 @@ def backup_tar_stream(
     ``parent`` is recorded as the snapshot's parent only: every file is read."""
     progress = progress or NullTracker()
     progress.set_phase("indexing")
-    index = load_index(repo).index
+    repo.load_index()
     stats = SnapshotStats()
     progress.set_phase("backup")
-    pipe = Pipeline(repo, index, stats, options)
+    pipe = Pipeline(repo, stats, options)
     ingest = _Ingest(repo, pipe, stats, progress)
     try:
         scanner = TarScanner(ingest.end, hash_content=False, on_start=ingest.start)

@@ -33,9 +33,8 @@ from common.repository.check.pack_verify import PackVerdict, PackVerifier, check
 from common.repository.check.report import CheckReport, Findings, Problem, note
 from common.repository.check.snapshot_check import check_snapshot
 from common.repository.core import ids
-from common.repository.core.config import Repository
-from common.repository.core.index import ENTRY, Index
-from common.repository.core.repository import load_index, read_tree
+from common.repository.core.index import ENTRY
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import load_snapshot, snapshot_ids
 from common.repository.system.malloc import keep_freed_memory
 
@@ -121,50 +120,51 @@ class _Checker(Findings):
         for tree_id, info in verdict.trees.items():
             walk.learn(tree_id, info)
 
-    def take_walk(self, walk: _Walk, index: Index) -> None:
+    def take_walk(self, walk: _Walk) -> None:
         """Add what the tree walk found, unless the pack checks named it already (as when
         the walk runs after them): a damaged blob, or a tree in a damaged pack."""
         for p in walk.snapshot_problems:
             self.report.problems.append(p)
+        index = self.repo.index
         for object_id, p in walk.found.items():
             if object_id in self.bad_blobs or index.pack_of(object_id) in self.bad_packs:
                 continue
             self.report.problems.append(p)
             self.bad_blobs[object_id] = p
 
-    def _blob_problem(self, index: Index, blob_id: bytes) -> Problem | None:
+    def _blob_problem(self, blob_id: bytes) -> Problem | None:
         if blob_id in self.bad_blobs:
             return self.bad_blobs[blob_id]
-        pack_id = index.pack_of(blob_id)
+        pack_id = self.repo.index.pack_of(blob_id)
         if pack_id is None:
             self.bad_blobs[blob_id] = self.problem(
                 "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
             return self.bad_blobs[blob_id]
         return self.bad_packs.get(pack_id)
 
-    def tree(self, index: Index, tree_id: bytes, path: str, sid: bytes) -> bool:
+    def tree(self, tree_id: bytes, path: str, sid: bytes) -> bool:
         """Name the paths below a tree that depend on a damaged object; True when all of
         it is whole (such a subtree, shared by several snapshots, is not walked again)."""
         if tree_id in self.clean_trees:
             return True
-        bad = self._blob_problem(index, tree_id)
+        bad = self._blob_problem(tree_id)
         if bad is not None:
             note(bad, path + "/ (whole directory)")
             return False
         try:
-            tree = read_tree(self.repo, index, tree_id)
+            tree = self.repo.read_tree(tree_id)
         except (IntegrityError, NotFound, StorageError) as exc:
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
             note(p, path + "/ (whole directory)")
             return False
-        whole = True
+        whole, index = True, self.repo.index
         for node in tree.nodes:
             child = f"{path}/{node.name}"
             if node.type == "dir" and node.subtree is not None:
-                whole = self.tree(index, node.subtree, child, sid) and whole
+                whole = self.tree(node.subtree, child, sid) and whole
                 continue
             for chunk in node.content:
-                bad = self._blob_problem(index, chunk)
+                bad = self._blob_problem(chunk)
                 if bad is not None:
                     whole = False
                     note(bad, child)
@@ -183,9 +183,9 @@ class _Walk(threading.Thread):
     anyway), beside or after the pack checks. Paths are named afterwards, and only when
     something is damaged (``_Checker.tree``)."""
 
-    def __init__(self, repo: Repository, index: Index) -> None:
+    def __init__(self, repo: Repository) -> None:
         super().__init__(name="repo-check-walk", daemon=True)
-        self.repo, self.index = repo, index
+        self.repo, self.index = repo, repo.index
         self.snapshots = 0
         self.roots: list[tuple[bytes, bytes]] = []  # (snapshot id, its tree)
         self.snapshot_problems: list[Problem] = []
@@ -241,7 +241,7 @@ class _Walk(threading.Thread):
                     self._unindexed(chunk)
                 continue
             try:
-                tree = read_tree(self.repo, index, tree_id)
+                tree = self.repo.read_tree(tree_id)
             except (IntegrityError, NotFound, StorageError) as exc:
                 found[tree_id] = Problem("tree", tree_id.hex(), str(exc))
                 continue
@@ -305,7 +305,7 @@ def check_repository(
         verifier = PackVerifier(repo.codec, repo.cipher, repo.key, repo.config.encrypted,
                                 _processes(processes, sum(present.values())))
     try:
-        loaded = load_index(repo)
+        loaded = repo.load_index()
         report.index_files = len(loaded.files)
         for index_id, why in loaded.damaged.items():
             checker.problem("index", index_id, why)
@@ -322,7 +322,7 @@ def check_repository(
         if not read_data and read_data_subset is not None:
             n = max(1, math.ceil(len(chosen) * min(max(read_data_subset, 0.0), 1.0)))
             chosen = sorted(random.sample(chosen, min(n, len(chosen))))
-        walk = _Walk(repo, index)
+        walk = _Walk(repo)
         if len(chosen) < len(stored):  # some trees must be read: walk beside the packs
             walk.start()
         progress.set_phase("read-data" if chosen else "structure", files_total=len(stored))
@@ -339,9 +339,9 @@ def check_repository(
     if walk.error is not None:
         raise walk.error
     report.snapshots = walk.snapshots
-    checker.take_walk(walk, index)
+    checker.take_walk(walk)
     if report.problems:
         progress.set_phase("naming damaged files")
         for sid, root in walk.roots:
-            checker.tree(index, root, f"{sid.hex()[:8]}:", sid)
+            checker.tree(root, f"{sid.hex()[:8]}:", sid)
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.repository.core.config import Repository
+from common.repository.core.repository import Repository
 
 MAX_PATHS = 1000
 

@@ -18,19 +18,18 @@ from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
 from common.repository.check.report import CheckReport, Findings, note
 from common.repository.core import ids
-from common.repository.core.config import Repository
-from common.repository.core.index import Index, IndexEntry
+from common.repository.core.index import IndexEntry
 from common.repository.core.pack import read_pack_header, read_range
-from common.repository.core.repository import load_index, read_tree
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
 
 
 class _SnapshotChecker(Findings):
     """The checks of one snapshot, over only the objects it references."""
 
-    def __init__(self, repo: Repository, report: CheckReport, index: Index) -> None:
+    def __init__(self, repo: Repository, report: CheckReport) -> None:
         super().__init__(repo, report)
-        self.index = index
+        self.index = repo.index
         self.refs: dict[bytes, dict[bytes, IndexEntry]] = defaultdict(dict)
         self.bad_trees: set[bytes] = set()
         self.partly_bad: set[bytes] = set()  # packs whose header is fine, some blobs not
@@ -54,7 +53,7 @@ class _SnapshotChecker(Findings):
         if self.ref(tree_id, where) is None:
             return
         try:
-            tree = read_tree(self.repo, self.index, tree_id)
+            tree = self.repo.read_tree(tree_id)
         except (IntegrityError, NotFound, StorageError) as exc:
             self.bad_trees.add(tree_id)
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
@@ -130,7 +129,7 @@ class _SnapshotChecker(Findings):
         if tree_id in self.bad_trees or self.index.lookup(tree_id) is None:
             return
         try:
-            tree = read_tree(self.repo, self.index, tree_id)
+            tree = self.repo.read_tree(tree_id)
         except (IntegrityError, NotFound, StorageError):
             return  # noted as damaged in the first walk or by the pack checks
         for node in tree.nodes:
@@ -167,9 +166,9 @@ def check_snapshot(
     progress = progress or NullTracker()
     report = CheckReport(snapshots=1)
     progress.set_phase("index")
-    loaded = load_index(repo)
+    loaded = repo.load_index()
     report.index_files = len(loaded.files)
-    checker = _SnapshotChecker(repo, report, loaded.index)
+    checker = _SnapshotChecker(repo, report)
     progress.set_phase("trees")
     checker.collect(snapshot.tree, "")
     report.packs = len(checker.refs)

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 
 from common.errors import Conflict, IntegrityError, NotFound, StorageError
 from common.repository.core import ids
-from common.repository.core.config import Repository
+from common.repository.core.repository import Repository
 
 LOCK_VERSION = 1
 DEFAULT_STALE_AFTER = 1800.0

@@ -17,7 +17,7 @@ from typing import Any
 
 from common.errors import IntegrityError, NotFound
 from common.repository.core import ids
-from common.repository.core.config import Repository
+from common.repository.core.repository import Repository
 from common.repository.core.tree import Node
 
 SNAPSHOT_VERSION = 1

@@ -26,11 +26,9 @@ from dataclasses import dataclass
 
 from common.progress import NullTracker, ProgressTracker
 from common.repository.core import ids
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
-from common.repository.core.index import Index
 from common.repository.core.locks import backup_lock
-from common.repository.core.repository import load_index, read_blob_by_id, read_tree
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, list_snapshots, save_snapshot
 from common.repository.maintenance.packer import PackSink
 
@@ -54,8 +52,8 @@ class _Copier:
         self.dst = dst
         self.progress = progress
         self.same_ids = src.key.id_key == dst.key.id_key
-        self.src_index: Index = load_index(src).index
-        self.dst_index: Index = load_index(dst).index
+        src.load_index()
+        dst.load_index()
         self.stored: set[bytes] = set()
         self.data_map: dict[bytes, bytes] = {}
         self.tree_map: dict[bytes, bytes] = {}
@@ -63,7 +61,7 @@ class _Copier:
         self.sink = PackSink(dst)
 
     def present(self, blob_id: bytes) -> bool:
-        return blob_id in self.stored or blob_id in self.dst_index
+        return blob_id in self.stored or blob_id in self.dst.index
 
     def store(self, blob_type: BlobType, plain: bytes, blob_id: bytes) -> None:
         if self.present(blob_id):
@@ -76,7 +74,7 @@ class _Copier:
         self.stats.bytes_stored += len(encoded.data)
 
     def read(self, blob_id: bytes, blob_type: BlobType) -> bytes:
-        plain = read_blob_by_id(self.src, self.src_index, blob_id, blob_type)
+        plain = self.src.read_blob(blob_id, blob_type)
         self.stats.blobs_read += 1
         self.stats.bytes_read += len(plain)
         return plain
@@ -105,7 +103,7 @@ class _Copier:
             self.stats.blobs_skipped += 1
             self.tree_map[tree_id] = tree_id
             return tree_id
-        tree = read_tree(self.src, self.src_index, tree_id)
+        tree = self.src.read_tree(tree_id)
         self.stats.blobs_read += 1
         for node in tree.nodes:
             node.content = [self.data(c) for c in node.content]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from common.errors import IntegrityError, InvalidInput, NotFound
 from common.repository.core import ids, keys
-from common.repository.core.config import Repository
 from common.repository.core.locks import DEFAULT_STALE_AFTER, acquire_lock
+from common.repository.core.repository import Repository
 
 
 @dataclass(frozen=True)

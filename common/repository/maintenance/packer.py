@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 
 from common.repository.core.blob import EncodedBlob
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
 from common.repository.core.index import IndexEntry
 from common.repository.core.pack import PackWriter
-from common.repository.core.repository import write_index_file
+from common.repository.core.repository import Repository
 
 
 class PackSink:
@@ -61,7 +60,7 @@ class PackSink:
             self._index()
 
     def _index(self) -> None:
-        if write_index_file(self.repo, self._unindexed) is not None:
+        if self.repo.write_index_file(self._unindexed) is not None:
             self.index_files += 1
         self._unindexed = []
         self._since_index = 0

@@ -34,9 +34,9 @@ from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
 from common.repository.core import ids
 from common.repository.core.blob import EncodedBlob
-from common.repository.core.config import Repository
 from common.repository.core.index import IndexEntry, IndexFile, decode_index, encode_index
 from common.repository.core.locks import DEFAULT_STALE_AFTER, RepositoryLock, acquire_lock
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import load_snapshot
 from common.repository.maintenance.packer import PackSink
 from common.repository.maintenance.prune_plan import Plan, plan_prune
@@ -147,10 +147,13 @@ def prune(
                       stale_after=stale_after) as lock:
         progress.set_phase("prune: reading index")
         files = _load_index_files(repo)
-        plan = plan_prune(repo, files, max_repack_ratio, unindexed_grace, progress)
-        report = _report(plan, dry_run)
-        if not dry_run:
-            _execute(repo, plan, files, report, lock, progress)
+        try:
+            plan = plan_prune(repo, files, max_repack_ratio, unindexed_grace, progress)
+            report = _report(plan, dry_run)
+            if not dry_run:
+                _execute(repo, plan, files, report, lock, progress)
+        finally:
+            repo.forget_index()  # prune's own, and no longer what is stored
     return report
 
 

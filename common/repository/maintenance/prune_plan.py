@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository.core import ids
-from common.repository.core.config import Repository
 from common.repository.core.index import Index, IndexEntry, IndexFile
-from common.repository.core.repository import read_tree
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import load_snapshot, snapshot_ids
 
 _REFUSED_HINT = ("forget the damaged snapshot or restore the missing object from a copy, "
@@ -51,10 +50,11 @@ def merged_index(files: dict[bytes, IndexFile], present: set[bytes]) -> Index:
     return index
 
 
-def referenced_blobs(repo: Repository, index: Index, progress: ProgressTracker
-                     ) -> tuple[int, set[bytes]]:
-    """(number of snapshots, ids of every blob they reference: trees and data). Raises
-    IntegrityError naming the first snapshot, tree or blob that cannot be read or found."""
+def referenced_blobs(repo: Repository, progress: ProgressTracker) -> tuple[int, set[bytes]]:
+    """(number of snapshots, ids of every blob they reference: trees and data), read
+    through the repository's index. Raises IntegrityError naming the first snapshot, tree
+    or blob that cannot be read or found."""
+    index = repo.index
     sids = snapshot_ids(repo)
     progress.set_phase("prune: reading snapshots", files_total=len(sids))
     used: set[bytes] = set()
@@ -78,7 +78,7 @@ def referenced_blobs(repo: Repository, index: Index, progress: ProgressTracker
             trees.add(tree_id)
             used.add(tree_id)
             try:
-                tree = read_tree(repo, index, tree_id)
+                tree = repo.read_tree(tree_id)
             except (IntegrityError, NotFound, StorageError) as exc:
                 raise IntegrityError(
                     f"prune refused: tree {tree_id.hex()} of snapshot {sid.hex()} cannot be "
@@ -100,7 +100,8 @@ def referenced_blobs(repo: Repository, index: Index, progress: ProgressTracker
 
 def plan_prune(repo: Repository, files: dict[bytes, IndexFile], max_repack_ratio: float,
                unindexed_grace: float, progress: ProgressTracker) -> Plan:
-    """Decide the fate of every pack (see ``prune``)."""
+    """Decide the fate of every pack (see ``prune``). The repository reads through the
+    index of ``files`` (only the entries whose pack is stored) from then on."""
     plan = Plan(index_files=sorted(files))
     stored = {}
     for obj in repo.backend.list(ids.PACKS_PREFIX):
@@ -119,9 +120,9 @@ def plan_prune(repo: Repository, files: dict[bytes, IndexFile], max_repack_ratio
                 missing.add(e.pack_id)
     plan.missing_packs = sorted(missing)
     plan.pack_entries = {p: list(d.values()) for p, d in by_pack.items()}
-    index = merged_index(files, set(stored))
+    repo.index = index = merged_index(files, set(stored))
     plan.blobs = len(index)
-    plan.snapshots, used = referenced_blobs(repo, index, progress)
+    plan.snapshots, used = referenced_blobs(repo, progress)
     progress.set_phase("prune: planning")
     where: dict[bytes, list[bytes]] = {}
     live_bytes: dict[bytes, int] = dict.fromkeys(by_pack, 0)

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 from common.errors import IntegrityError
 from common.repository.core import ids
-from common.repository.core.config import Repository
-from common.repository.core.index import Index
-from common.repository.core.repository import load_index, read_tree
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, list_snapshots
 
 
@@ -59,9 +57,8 @@ class RepoStats:
 
 
 class _Walker:
-    def __init__(self, repo: Repository, index: Index) -> None:
+    def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.index = index
         self.data: set[bytes] = set()
         self.trees: dict[bytes, tuple[int, int]] = {}  # tree id -> (files, bytes) below it
 
@@ -70,7 +67,7 @@ class _Walker:
         if done is not None:
             return done
         files = size = 0
-        for node in read_tree(self.repo, self.index, tree_id).nodes:
+        for node in self.repo.read_tree(tree_id).nodes:
             if node.type == "file":
                 files += 1
                 size += node.size
@@ -89,9 +86,9 @@ def repository_stats(repo: Repository, snapshots: list[Snapshot] | None = None) 
     """Statistics over ``snapshots`` (default: all of them); pack totals are always for
     the whole repository. IntegrityError when a referenced tree or blob is not indexed."""
     snaps = list_snapshots(repo) if snapshots is None else snapshots
-    index = load_index(repo).index
+    index = repo.load_index().index
     out = RepoStats(snapshots=len(snaps), indexed_blobs=len(index))
-    walker = _Walker(repo, index)
+    walker = _Walker(repo)
     for snap in snaps:
         files, size = walker.tree(snap.tree)
         out.files += files

@@ -17,9 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from common.errors import IntegrityError, NotFound, StorageError
 from common.repository.core import ids
-from common.repository.core.config import Repository
-from common.repository.core.index import Index, IndexEntry
+from common.repository.core.index import IndexEntry
 from common.repository.core.pack import read_range
+from common.repository.core.repository import Repository
 from common.repository.restore.restorer import RestoreStats
 
 GAP = 1 << 20  # blobs closer than this in a pack are read with one request
@@ -29,10 +29,10 @@ _HINT = "run a repository check --read-data to see every damaged object"
 class BlobFetcher:
     """Decoded blobs in the order they are asked for, fetched a window ahead."""
 
-    def __init__(self, repo: Repository, index: Index, plan: Iterator[bytes],
+    def __init__(self, repo: Repository, plan: Iterator[bytes],
                  window: int, pool: ThreadPoolExecutor, stats: RestoreStats) -> None:
         self.repo = repo
-        self.index = index
+        self.index = repo.index
         self.plan = plan
         self.window = window
         self.pool = pool

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from common.errors import IntegrityError, NotFound, StorageError
 from common.repository.core import ids
-from common.repository.core.config import Repository
 from common.repository.core.index import IndexEntry
 from common.repository.core.pack import read_range
+from common.repository.core.repository import Repository
 from common.repository.restore.batch import BlobRecord
 
 GAP = 1 << 20  # needed blobs closer than this in a pack are read with one request

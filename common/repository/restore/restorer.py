@@ -40,9 +40,8 @@ from dataclasses import dataclass, field
 
 from common.errors import Conflict, IntegrityError, NotFound
 from common.progress import NullTracker, ProgressTracker
-from common.repository.core.config import Repository
-from common.repository.core.index import Index, IndexEntry
-from common.repository.core.repository import load_index
+from common.repository.core.index import IndexEntry
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
 from common.repository.core.tree import Node, check_link_path, check_name
 from common.repository.restore.batch import (
@@ -127,15 +126,15 @@ class _Large:
 
 
 class _Restorer:
-    def __init__(self, repo: Repository, index: Index, dest: str, progress: ProgressTracker,
+    def __init__(self, repo: Repository, dest: str, progress: ProgressTracker,
                  stats: RestoreStats, devices: bool) -> None:
         self.repo = repo
-        self.index = index
+        self.index = repo.index
         self.dest = dest
         self.progress = progress
         self.stats = stats
         self.devices = devices
-        self.trees = Trees(repo, index, TREE_CACHE_BYTES)
+        self.trees = Trees(repo, TREE_CACHE_BYTES)
         self.runner: ThreadRunner | ProcessRunner | MixedRunner | None = None
         #: reads the ranges of a batch concurrently (storage round trips overlap)
         self.readers: Executor | None = None
@@ -347,7 +346,6 @@ def restore_snapshot(
     paths: list[str] | None = None,
     progress: ProgressTracker | None = None,
     workers: int = 4,
-    index: Index | None = None,
     devices: bool = True,
     processes: int | None = None,
 ) -> RestoreStats:
@@ -370,10 +368,9 @@ def restore_snapshot(
     progress = progress or NullTracker()
     keep_freed_memory()
     progress.set_phase("planning", snapshot.stats.bytes, snapshot.stats.files)
-    if index is None:
-        index = load_index(repo).index
+    repo.load_index()
     stats = RestoreStats()
-    r = _Restorer(repo, index, dest, progress, stats, devices)
+    r = _Restorer(repo, dest, progress, stats, devices)
     selectors = [[]] if paths is None else [_split(p) for p in paths]
     files, nbytes = snapshot.stats.files, snapshot.stats.bytes
     if paths is not None:

@@ -30,9 +30,7 @@ from typing import BinaryIO
 
 from common.errors import IntegrityError, NotFound
 from common.progress import NullTracker, ProgressTracker
-from common.repository.core.config import Repository
-from common.repository.core.index import Index
-from common.repository.core.repository import load_index, read_tree
+from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
 from common.repository.core.tree import Node, check_link_path, check_name
 from common.repository.restore.blob_fetch import BlobFetcher
@@ -71,9 +69,8 @@ def _key(rel: str) -> tuple[bytes, ...]:
 class _Walk:
     """The members of a snapshot (or of selected paths of it) in stream order."""
 
-    def __init__(self, repo: Repository, index: Index, paths: list[list[str]] | None) -> None:
+    def __init__(self, repo: Repository, paths: list[list[str]] | None) -> None:
         self.repo = repo
-        self.index = index
         self.selectors: list[list[str]] = [[]] if paths is None else paths
         self.stand_in: dict[str, str] = {}  # first path of a hardlink group → path emitted
 
@@ -85,7 +82,7 @@ class _Walk:
     def _walk(self, tree_id: bytes, rel: str, selectors: list[list[str]],
               sel_ids: list[int]) -> Iterator[_Member]:
         everything = any(not s for s in selectors)
-        for node in read_tree(self.repo, self.index, tree_id).nodes:
+        for node in self.repo.read_tree(tree_id).nodes:
             child = f"{rel}/{node.name}" if rel else node.name
             sub: list[list[str]]
             if everything:
@@ -196,30 +193,28 @@ def write_snapshot_tar(
     *,
     paths: list[str] | None = None,
     progress: ProgressTracker | None = None,
-    index: Index | None = None,
     window: int = WINDOW,
 ) -> RestoreStats:
     """Write ``snapshot`` (or only ``paths`` inside it) to ``out`` as a tar stream.
     Raises NotFound for a path not in the snapshot (before anything is written) and
     IntegrityError naming the file when a blob is damaged (the stream is then incomplete)."""
     progress = progress or NullTracker()
-    if index is None:
-        index = load_index(repo).index
+    repo.load_index()
     stats = RestoreStats()
     selectors = None if paths is None else [_split(p) for p in paths]
-    walk = _Walk(repo, index, selectors)
+    walk = _Walk(repo, selectors)
     if selectors is not None:
-        _check_paths(repo, index, snapshot, paths or [], selectors)
+        _check_paths(repo, snapshot, paths or [], selectors)
     total = snapshot.stats.bytes if paths is None else None
     progress.set_phase("restore", total, snapshot.stats.files if paths is None else None)
     members, planned = itertools.tee(walk.members(snapshot))
     plan = (c for m in planned for c in m.chunks)
     w = _Writer(out)
     with ThreadPoolExecutor(1, thread_name_prefix="repo-tar-fetch") as pool:
-        fetcher = BlobFetcher(repo, index, plan, window, pool, stats)
+        fetcher = BlobFetcher(repo, plan, window, pool, stats)
         try:
             for m in members:
-                _emit(m, w, fetcher, index, window, stats, progress)
+                _emit(m, w, fetcher, window, stats, progress)
         finally:
             if fetcher.next is not None:
                 fetcher.next.cancel()
@@ -229,14 +224,14 @@ def write_snapshot_tar(
     return stats
 
 
-def _check_paths(repo: Repository, index: Index, snapshot: Snapshot, paths: list[str],
+def _check_paths(repo: Repository, snapshot: Snapshot, paths: list[str],
                  selectors: list[list[str]]) -> None:
     """NotFound naming the selected paths that are not in the snapshot."""
     missing = []
     for path, parts in zip(paths, selectors, strict=True):
         tree_id: bytes | None = snapshot.tree
         for part in parts:
-            node = read_tree(repo, index, tree_id).by_name().get(part) if tree_id else None
+            node = repo.read_tree(tree_id).by_name().get(part) if tree_id else None
             if node is None:
                 missing.append(path)
                 break
@@ -246,8 +241,8 @@ def _check_paths(repo: Repository, index: Index, snapshot: Snapshot, paths: list
                        f"list snapshot {snapshot.id.hex()[:8]} to see its paths")
 
 
-def _emit(m: _Member, w: _Writer, fetcher: BlobFetcher, index: Index, window: int,
-          stats: RestoreStats, progress: ProgressTracker) -> None:
+def _emit(m: _Member, w: _Writer, fetcher: BlobFetcher, window: int, stats: RestoreStats,
+          progress: ProgressTracker) -> None:
     node = m.node
     if node.type == "socket":
         stats.warnings.append(f"{m.rel}: a socket cannot be restored through a tar stream")
@@ -263,7 +258,7 @@ def _emit(m: _Member, w: _Writer, fetcher: BlobFetcher, index: Index, window: in
         w.write(header(m))
         return
     ranges = data_ranges(node.holes, node.size)
-    entries = [index.lookup(c) for c in node.content]
+    entries = [fetcher.index.lookup(c) for c in node.content]
     stored = sum(e.raw_length for e in entries if e is not None)
     if None not in entries and stored != sum(b - a for a, b in ranges):
         raise IntegrityError(f"restore failed: the tree entry of {m.rel!r} is inconsistent "

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 
 from common.errors import IntegrityError, NotFound, Refused
 from common.repository.core import ids
-from common.repository.core.config import Repository
 from common.repository.core.ids import BlobType
-from common.repository.core.index import Index
 from common.repository.core.pack import read_range
+from common.repository.core.repository import Repository
 from common.repository.core.tree import Node, Tree
 
 _HINT = "run a repository check to see what is damaged"
@@ -30,9 +29,9 @@ _DEVICES = (b'"type":"char"', b'"type":"block"')
 class Trees:
     """Verified trees of one repository; ``keep`` caches up to ``budget`` stored bytes."""
 
-    def __init__(self, repo: Repository, index: Index, budget: int) -> None:
+    def __init__(self, repo: Repository, budget: int) -> None:
         self.repo = repo
-        self.index = index
+        self.index = repo.index
         self.budget = budget
         self._kept: dict[bytes, bytes] = {}
         self._kept_bytes = 0

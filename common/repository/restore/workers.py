@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from common.repository.core.config import Repository
+from common.repository.core.repository import Repository
 from common.repository.restore.batch import Batch, BatchWriter, Result, current_umask
 from common.repository.system.worker_pipe import WorkerProcess, read_exact, serve, worker_env
 
