@@ -94,14 +94,14 @@ def child(mode: str, store: str, arg: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if mode == "init":
         from common.repository import init_repository
-        from common.repository.keys import KdfParams
+        from common.repository.core.keys import KdfParams
         from common.storage.local import LocalBackend
 
         n, r, p = (int(x) for x in arg.split(","))
         init_repository(LocalBackend(store), PASSWORD, kdf=KdfParams(n, r, p))
     elif mode == "backup":
-        from common.repository.archiver import backup_directory
-        from common.repository.snapshot import latest_snapshot
+        from common.repository.backup.archiver import backup_directory
+        from common.repository.core.snapshot import latest_snapshot
 
         with ProgressTracker("bench", None) as tracker:
             tracker.set_phase("opening repository")
@@ -113,8 +113,8 @@ def child(mode: str, store: str, arg: str = "") -> dict[str, Any]:
         out = {"files": s.files, "bytes": s.bytes, "files_read": s.files_read,
                "new_blobs": s.new_blobs, "new_bytes": s.new_bytes, "packs": s.packs}
     elif mode == "restore":
-        from common.repository.restorer import restore_snapshot
-        from common.repository.snapshot import latest_snapshot
+        from common.repository.core.snapshot import latest_snapshot
+        from common.repository.restore.restorer import restore_snapshot
 
         with ProgressTracker("bench", None) as tracker:
             repo = _open(store)
@@ -123,7 +123,7 @@ def child(mode: str, store: str, arg: str = "") -> dict[str, Any]:
             st = restore_snapshot(repo, snap, arg, progress=tracker)
         out = {"files": st.files, "bytes": st.bytes, "warnings": len(st.warnings)}
     elif mode == "check":
-        from common.repository.checker import check_repository
+        from common.repository.check.checker import check_repository
 
         with ProgressTracker("bench", None) as tracker:
             report = check_repository(_open(store), read_data=True, progress=tracker)
@@ -142,8 +142,8 @@ def index_memory(n: int) -> dict[str, Any]:
     """Bytes per entry of the in-memory Index holding ``n`` entries (tracemalloc and RSS)."""
     import tracemalloc
 
-    from common.repository.ids import BlobType
-    from common.repository.index import Index, IndexEntry
+    from common.repository.core.ids import BlobType
+    from common.repository.core.index import Index, IndexEntry
 
     def rss_kib() -> int:
         with open("/proc/self/status") as f:

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from common.repository import open_repository
-from common.repository.checker import check_repository
-from common.repository.snapshot import snapshot_ids
+from common.repository.check.checker import check_repository
+from common.repository.core.snapshot import snapshot_ids
 from common.storage.local import LocalBackend
 from common.storage.s3 import S3Backend
 from tests.fixtures.fleet import Fleet

@@ -25,10 +25,11 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from common.repository import archiver, ids, open_repository
-from common.repository.archiver import BackupOptions, backup_directory
-from common.repository.config import Repository
-from common.repository.snapshot import Snapshot, latest_snapshot, save_snapshot
+from common.repository import ids, open_repository
+from common.repository.backup import archiver
+from common.repository.backup.archiver import BackupOptions, backup_directory
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot, latest_snapshot, save_snapshot
 from common.storage.base import Backend
 from common.storage.local import LocalBackend
 from common.storage.s3 import S3Backend

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from common.repository.archiver import backup_directory
-from common.repository.checker import check_repository
-from common.repository.config import open_or_init_repository
-from common.repository.copy import copy_snapshot
-from common.repository.locks import list_locks
-from common.repository.prune import forget_snapshots, prune
-from common.repository.snapshot import load_snapshot
+from common.repository.backup.archiver import backup_directory
+from common.repository.check.checker import check_repository
+from common.repository.core.locks import list_locks
+from common.repository.core.repository import open_or_init_repository
+from common.repository.core.snapshot import load_snapshot
+from common.repository.maintenance.copy import copy_snapshot
+from common.repository.maintenance.prune import forget_snapshots, prune
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
 from common.storage.s3 import S3Backend

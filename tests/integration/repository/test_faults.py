@@ -31,15 +31,14 @@ from typing import Any
 import pytest
 
 from common.repository import ids, open_repository
-from common.repository.archiver import iter_nodes
-from common.repository.checker import check_repository
-from common.repository.chunker import ChunkerParams
-from common.repository.config import Repository, init_repository
-from common.repository.index import decode_index
-from common.repository.keys import KdfParams
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.backup.archiver import iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.chunker import ChunkerParams
+from common.repository.core.index import decode_index
+from common.repository.core.keys import KdfParams
+from common.repository.core.repository import Repository, init_repository
+from common.repository.core.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import Backend
 from tests.integration.embedded.test_embedded import cli, volume
 from tests.integration.repository.repo_backup_child import KILL_POINTS, backend_for
@@ -181,9 +180,9 @@ class KillBench:
     def needed_blobs(self, snap: Snapshot) -> set[bytes]:
         """Every data and tree blob the snapshot references."""
         repo = self.repo
-        index = load_index(repo).index
+        repo.load_index()
         out = {snap.tree}
-        for _, node in iter_nodes(repo, index, snap.tree):
+        for _, node in iter_nodes(repo, snap.tree):
             out.update(node.content)
             if node.subtree is not None:
                 out.add(node.subtree)
@@ -292,7 +291,7 @@ def _backup_workers_alive() -> list[int]:
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"common.repository.backup_workers" in f.read():
+                if b"common.repository.backup.workers" in f.read():
                     out.append(int(pid))
         except (OSError, ValueError):
             continue

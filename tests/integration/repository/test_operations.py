@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from common.config import Settings
 from common.engine.repo import open_repo
 from common.repository import Repository
-from common.repository.locks import acquire_lock, backup_lock
-from common.repository.snapshot import load_snapshot, snapshot_ids
+from common.repository.core.locks import acquire_lock, backup_lock
+from common.repository.core.snapshot import load_snapshot, snapshot_ids
 from common.storage.local import LocalBackend
 from tests.fixtures.util import free_port
 from tests.integration.embedded.test_embedded import cli, volume

@@ -221,15 +221,14 @@ def _api(env: dict[str, str]) -> dict[str, str]:
 def _snapshot_nodes(env: dict[str, str], job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The snapshot a backup job wrote, and its nodes by path."""
     from common.repository import open_repository
-    from common.repository.archiver import iter_nodes
-    from common.repository.repo import load_index
-    from common.repository.snapshot import load_snapshot
+    from common.repository.backup.archiver import iter_nodes
+    from common.repository.core.snapshot import load_snapshot
     from common.storage.local import LocalBackend
 
     repo = open_repository(LocalBackend(Path(env["VOLKEEPER_HOME"]) / "backups"),
                            env["VOLKEEPER_REPOSITORY_PASSWORD"])
     snap = load_snapshot(repo, bytes.fromhex(job["result"]["checksum"]))
-    return snap, dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+    return snap, dict(iter_nodes(repo, snap.tree))
 
 
 def test_a_repo_backup_through_the_docker_api_restores_what_that_path_promises(

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from common.config import Settings
 from common.engine.repo import AUTO_KEY_FILE, open_repo
 from common.errors import InvalidInput, NotFound
-from common.repository.keys import WrongPassphrase
+from common.repository.core.keys import WrongPassphrase
 from common.storage.memory import MemoryBackend
 
 

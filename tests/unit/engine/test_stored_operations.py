@@ -17,8 +17,8 @@ from common.engine.repo import open_repo
 from common.errors import Conflict, IntegrityError, InvalidInput
 from common.progress import NullTracker
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.snapshot import load_snapshot, snapshot_ids
+from common.repository.backup.archiver import backup_directory
+from common.repository.core.snapshot import load_snapshot, snapshot_ids
 from common.storage.local import LocalBackend
 
 KEY = "volkeeper/archives/h/v/20260101T000000Z-j.tar"

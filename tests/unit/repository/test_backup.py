@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from common.errors import IntegrityError, InvalidInput
-from common.repository import archiver, backup_pipeline, backup_read, ids
-from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
-from common.repository.checker import check_repository
-from common.repository.chunker import ChunkerParams
-from common.repository.config import Repository, init_repository
-from common.repository.index import IndexEntry
-from common.repository.keys import KdfParams
-from common.repository.pack import PackWriter
-from common.repository.repo import load_index, read_blob_by_id
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import (
+from common.repository import ids
+from common.repository.backup import archiver
+from common.repository.backup import read as backup_read
+from common.repository.backup.archiver import BackupOptions, backup_directory, iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.chunker import ChunkerParams
+from common.repository.core.index import IndexEntry
+from common.repository.core.keys import KdfParams
+from common.repository.core.pack import PackWriter
+from common.repository.core.repository import Repository, init_repository
+from common.repository.core.snapshot import (
     find_snapshot,
     list_snapshots,
     load_snapshot,
@@ -28,7 +28,8 @@ from common.repository.snapshot import (
     snapshot_ids,
     tag_snapshot,
 )
-from common.repository.tree import Node, Tree, split_tree
+from common.repository.core.tree import Node, Tree, split_tree
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.memory import MemoryBackend
 from tests.treecmp import compare_trees
 
@@ -65,8 +66,8 @@ def test_a_backup_writes_one_snapshot_naming_trees_that_list_every_file(tmp_path
     assert (loaded.host, loaded.volume, loaded.tags, loaded.tree) == ("h1", "db", ["nightly"],
                                                                        snap.tree)
     assert loaded.stats.files == 3 * 20 + 3 and loaded.stats.dirs == 7
-    index = load_index(repo).index
-    paths = {p: n for p, n in iter_nodes(repo, index, snap.tree)}
+    index = repo.load_index().index
+    paths = {p: n for p, n in iter_nodes(repo, snap.tree)}
     assert paths["dir1/nested/small7.txt"].size == (src / "dir1/nested/small7.txt").stat().st_size
     assert paths["empty"].content == [] and paths["dir2"].type == "dir"
     assert len(paths["random.bin"].content) > 4  # several content-defined chunks
@@ -123,7 +124,7 @@ def test_a_copy_of_a_volume_backed_up_under_another_name_stores_only_new_trees(
     second = backup_directory(repo, copy, host="h2", volume="b")
     assert second.stats.files_read == first.stats.files  # no parent: everything is read
     assert second.stats.new_bytes < first.stats.new_bytes / 50
-    data_blobs = {c for _, n in iter_nodes(repo, load_index(repo).index, first.tree)
+    data_blobs = {c for _, n in iter_nodes(repo, first.tree)
                   for c in n.content}
     assert second.stats.new_blobs <= second.stats.dirs < len(data_blobs)
 
@@ -153,7 +154,7 @@ def test_a_backup_that_crashes_midway_leaves_no_snapshot_and_the_next_one_reuses
     reused = report.blobs
 
     snap = backup_directory(repo, src, host="h", volume="v")
-    total_blobs = len(load_index(repo).index)
+    total_blobs = len(repo.load_index().index)
     assert snap.stats.new_blobs == total_blobs - reused  # nothing indexed was stored again
     dest = tmp_path / "restored"
     restore_snapshot(repo, snap, dest)
@@ -170,7 +171,7 @@ def test_a_crash_before_any_index_was_written_leaves_only_unreferenced_packs(
     def killed(*_a: object, **_k: object) -> None:
         raise KeyboardInterrupt  # like a kill: not even the best-effort index gets written
 
-    monkeypatch.setattr(backup_pipeline, "write_index_file", killed)
+    monkeypatch.setattr(Repository, "write_index_file", killed)
     with pytest.raises(KeyboardInterrupt):
         backup_directory(repo, src, host="h", volume="v", options=BackupOptions(index_every=1))
     monkeypatch.undo()
@@ -304,7 +305,7 @@ def test_a_small_file_that_grows_while_it_is_backed_up_is_stored_whole(
 
         monkeypatch.setattr(backup_read, "read_small", growing_read)
     snap = backup_directory(repo, src, host="h", volume="v")
-    node = dict(iter_nodes(repo, load_index(repo).index, snap.tree))["grows.txt"]
+    node = dict(iter_nodes(repo, snap.tree))["grows.txt"]
     assert node.size == 100_100
     dest = tmp_path / "r"
     restore_snapshot(repo, snap, dest)
@@ -320,9 +321,9 @@ def test_a_mode_change_alone_gives_its_directory_a_new_tree_and_keeps_the_others
     (src / "dir1" / "nested" / "small4.txt").chmod(0o600)
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
     assert second.stats.files_read == 1  # its ctime changed; its content is stored already
-    index = load_index(repo).index
-    before = {p: n.subtree for p, n in iter_nodes(repo, index, first.tree) if n.type == "dir"}
-    after = {p: n.subtree for p, n in iter_nodes(repo, index, second.tree) if n.type == "dir"}
+    repo.load_index()
+    before = {p: n.subtree for p, n in iter_nodes(repo, first.tree) if n.type == "dir"}
+    after = {p: n.subtree for p, n in iter_nodes(repo, second.tree) if n.type == "dir"}
     changed = {p for p in before if before[p] != after[p]}
     assert changed == {"dir1", "dir1/nested"}
     assert second.stats.new_blobs == 3  # those two trees and the root's
@@ -344,7 +345,7 @@ def test_an_unchanged_file_is_reused_but_an_xattr_or_owner_change_is_seen(
     os.setxattr(target, "user.note", b"added later")  # changes only the inode's ctime
     os.chown(src / "dir2" / "nested" / "small2.txt", 1234, 5678)
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
-    nodes = dict(iter_nodes(repo, load_index(repo).index, second.tree))
+    nodes = dict(iter_nodes(repo, second.tree))
     assert nodes["dir0/nested/small1.txt"].xattrs == {"user.note": b"added later"}
     assert (nodes["dir2/nested/small2.txt"].uid, nodes["dir2/nested/small2.txt"].gid) == \
         (1234, 5678)
@@ -371,7 +372,7 @@ def test_a_small_file_removed_before_its_reader_gets_to_it_is_skipped(
     gone = sorted(str(p.relative_to(src)) for p in src.rglob("small2.txt"))
     assert gone
     snap = backup_directory(repo, src, host="h", volume="v")
-    paths = dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+    paths = dict(iter_nodes(repo, snap.tree))
     assert snap.stats.skipped == len(gone) and not set(gone) & set(paths)
     dest = tmp_path / "r"
     restore_snapshot(repo, snap, dest)
@@ -440,7 +441,7 @@ def test_a_directory_with_few_files_to_read_reads_them_in_the_walk_and_many_go_a
 
 
 def _tree_texts(repo: Repository, tree_id: bytes) -> dict[str, str]:
-    data = read_blob_by_id(repo, load_index(repo).index, tree_id, ids.BlobType.TREE)
+    data = repo.read_blob(tree_id, ids.BlobType.TREE)
     return {d["name"]: text for d, text in split_tree(data)}
 
 
@@ -450,8 +451,8 @@ def test_unchanged_files_keep_their_parent_nodes_byte_for_byte(tmp_path: Path) -
     first = backup_directory(repo, src, host="h", volume="v")
     (src / "dir0" / "nested" / "small3.txt").write_bytes(b"changed")
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
-    old = dict(iter_nodes(repo, load_index(repo).index, first.tree))
-    new = dict(iter_nodes(repo, load_index(repo).index, second.tree))
+    old = dict(iter_nodes(repo, first.tree))
+    new = dict(iter_nodes(repo, second.tree))
     before = _tree_texts(repo, old["dir0/nested"].subtree or b"")
     after = _tree_texts(repo, new["dir0/nested"].subtree or b"")
     assert before.keys() == after.keys() and before["small3.txt"] != after["small3.txt"]
@@ -486,7 +487,7 @@ def test_a_parent_node_with_odd_fields_or_unindexed_chunks_is_read_again(
     assert sorted(read) == sorted(f"dir{d}/nested/{name}" for d in range(3)
                                   for name in ["small2.txt", "small4.txt", "small5.txt"])
     assert second.stats.files_read == 9
-    nodes = dict(iter_nodes(repo, load_index(repo).index, second.tree))
+    nodes = dict(iter_nodes(repo, second.tree))
     assert nodes["dir0/nested/small1.txt"].target is None
     dest = tmp_path / "r"
     restore_snapshot(repo, second, dest)

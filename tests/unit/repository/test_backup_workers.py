@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from common.repository import backup_read, backup_workers
-from common.repository.archiver import BackupOptions, backup_directory, iter_nodes
-from common.repository.checker import check_repository
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import snapshot_ids
+from common.repository.backup import read as backup_read
+from common.repository.backup import workers as backup_workers
+from common.repository.backup.archiver import BackupOptions, backup_directory, iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.snapshot import snapshot_ids
+from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import compare_trees
 from tests.unit.repository.test_backup import make_volume, new_repo
 from tests.unit.repository.test_restore_batches import _children
@@ -64,10 +64,10 @@ def test_worker_processes_back_up_exactly_what_threads_do_and_store_duplicates_o
     threaded = backup_directory(threads_repo, src, host="h", volume="v",
                                 options=BackupOptions(processes=0))
     # the same listing (chunk boundaries are keyed per repository: compare sizes)
-    index, tindex = load_index(repo).index, load_index(threads_repo).index
-    nodes = list(iter_nodes(repo, index, snap.tree))
+    repo.load_index(), threads_repo.load_index()
+    nodes = list(iter_nodes(repo, snap.tree))
     assert [(p, n.type, n.size) for p, n in nodes] == [
-        (p, n.type, n.size) for p, n in iter_nodes(threads_repo, tindex, threaded.tree)]
+        (p, n.type, n.size) for p, n in iter_nodes(threads_repo, threaded.tree)]
     # every distinct blob stored once: the 160 copies are 40 blobs
     blobs = {c for _p, n in nodes for c in n.content}
     trees = {n.subtree for _p, n in nodes if n.subtree is not None} | {snap.tree}

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import IntegrityError
-from common.repository.blob import COMPRESSION_NONE, COMPRESSION_ZSTD, BlobCodec
-from common.repository.crypto import Key
-from common.repository.ids import BlobType
+from common.repository.core.blob import COMPRESSION_NONE, COMPRESSION_ZSTD, BlobCodec
+from common.repository.core.crypto import Key
+from common.repository.core.ids import BlobType
 
 KEY = Key.new()
 CODECS = [BlobCodec(KEY), BlobCodec(KEY, encrypted=False)]

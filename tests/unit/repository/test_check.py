@@ -6,11 +6,10 @@ import tempfile
 from pathlib import Path
 
 from common.repository import ids
-from common.repository.archiver import backup_directory, iter_nodes
-from common.repository.checker import check_repository
-from common.repository.config import Repository
-from common.repository.repo import load_index, write_index_file
-from common.repository.snapshot import Snapshot
+from common.repository.backup.archiver import backup_directory, iter_nodes
+from common.repository.check.checker import check_repository
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot
 from tests.unit.repository.test_backup import make_volume, new_repo
 
 
@@ -21,8 +20,8 @@ def _backed_up(tmp_path: Path) -> tuple[Repository, Snapshot]:
 
 def _pack_of(repo: Repository, snap: Snapshot, rel: str) -> tuple[bytes, bytes]:
     """(pack id, blob id) of the first chunk of ``rel``."""
-    index = load_index(repo).index
-    node = dict(iter_nodes(repo, index, snap.tree))[rel]
+    index = repo.load_index().index
+    node = dict(iter_nodes(repo, snap.tree))[rel]
     entry = index.lookup(node.content[0])
     assert entry is not None
     return entry.pack_id, entry.blob_id
@@ -43,7 +42,7 @@ def test_a_flipped_byte_is_found_by_read_data_naming_the_pack_blob_and_files(
     pack_id, blob_id = _pack_of(repo, snap, "random.bin")
     key = ids.pack_key(pack_id)
     data = bytearray(repo.backend.get_bytes(key))
-    entry = load_index(repo).index.lookup(blob_id)
+    entry = repo.load_index().index.lookup(blob_id)
     assert entry is not None
     data[entry.offset + 100] ^= 1
     repo.backend.put_bytes(key, bytes(data))
@@ -83,8 +82,8 @@ def test_a_truncated_pack_is_found_by_the_structure_check(tmp_path: Path) -> Non
 
 def test_a_damaged_tree_names_the_directory_whose_listing_is_lost(tmp_path: Path) -> None:
     repo, snap = _backed_up(tmp_path)
-    index = load_index(repo).index
-    sub = dict(iter_nodes(repo, index, snap.tree))["dir1"].subtree
+    index = repo.load_index().index
+    sub = dict(iter_nodes(repo, snap.tree))["dir1"].subtree
     assert sub is not None
     entry = index.lookup(sub)
     assert entry is not None
@@ -127,7 +126,7 @@ def test_damage_in_a_subtree_shared_by_two_snapshots_names_the_files_of_both(
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
     pack_id, blob_id = _pack_of(repo, first, "dir0/nested/small2.txt")
     key = ids.pack_key(pack_id)
-    entry = load_index(repo).index.lookup(blob_id)
+    entry = repo.load_index().index.lookup(blob_id)
     assert entry is not None
     data = bytearray(repo.backend.get_bytes(key))
     data[entry.offset + entry.length // 2] ^= 1
@@ -147,7 +146,7 @@ def test_worker_processes_find_a_flipped_byte_and_name_its_files_like_threads(
     a spool file): the same report as in threads, and no spool file is left behind."""
     repo, snap = _backed_up(tmp_path)
     pack_id, blob_id = _pack_of(repo, snap, "dir0/nested/small2.txt")
-    entry = load_index(repo).index.lookup(blob_id)
+    entry = repo.load_index().index.lookup(blob_id)
     assert entry is not None
     key = ids.pack_key(pack_id)
     data = bytearray(repo.backend.get_bytes(key))
@@ -172,12 +171,12 @@ def test_a_tree_decoded_by_read_data_still_reports_blobs_missing_from_the_index(
     """The walk takes trees from the pack checks; a chunk whose index entry is gone is
     still named, with its file."""
     repo, snap = _backed_up(tmp_path)
-    index = load_index(repo).index
-    node = dict(iter_nodes(repo, index, snap.tree))["text.log"]
+    index = repo.load_index().index
+    node = dict(iter_nodes(repo, snap.tree))["text.log"]
     gone = node.content[0]
     for info in list(repo.backend.list(ids.INDEX_PREFIX)):
         repo.backend.delete(info.key)
-    write_index_file(repo, [e for e in index if e.blob_id != gone])
+    repo.write_index_file([e for e in index if e.blob_id != gone])
     report = check_repository(repo, read_data=True)
     [problem] = [p for p in report.problems if p.object_id == gone.hex()]
     assert problem.kind == "blob" and "not indexed" in problem.message

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import InvalidInput
-from common.repository.chunker import DEFAULT_CHUNKER, Chunker, ChunkerParams
+from common.repository.core.chunker import DEFAULT_CHUNKER, Chunker, ChunkerParams
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
 

@@ -12,17 +12,17 @@ import pytest
 
 from common.errors import StorageError
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.checker import check_repository
-from common.repository.config import (
+from common.repository.backup.archiver import backup_directory
+from common.repository.check.checker import check_repository
+from common.repository.core.locks import list_locks
+from common.repository.core.repository import (
     Repository,
     init_repository,
     open_repository,
 )
-from common.repository.copy import CopyStats, copy_snapshot
-from common.repository.locks import list_locks
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.core.snapshot import Snapshot, load_snapshot, snapshot_ids
+from common.repository.maintenance.copy import CopyStats, copy_snapshot
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import Backend, ObjectInfo
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend

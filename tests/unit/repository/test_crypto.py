@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import IntegrityError
-from common.repository.crypto import AesGcmCipher, Key, NullCipher, cipher_for, open_, seal
+from common.repository.core.crypto import AesGcmCipher, Key, NullCipher, cipher_for, open_, seal
 
 KEY = Key.new()
 CIPHERS = [AesGcmCipher(KEY.enc_key), NullCipher()]

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from common.errors import IntegrityError
 from common.repository import ids
-from common.repository.crypto import AesGcmCipher, Key, NullCipher
-from common.repository.ids import BlobType
-from common.repository.index import (
+from common.repository.core.crypto import AesGcmCipher, Key, NullCipher
+from common.repository.core.ids import BlobType
+from common.repository.core.index import (
     ENTRY,
     Index,
     IndexEntry,

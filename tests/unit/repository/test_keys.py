@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from common.repository import ids, keyring, keys, locks
-from common.repository.config import (
+from common.repository import ids
+from common.repository.core import keys, locks
+from common.repository.core.crypto import Key
+from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.repository import (
     Repository,
     init_repository,
     open_or_init_repository,
     open_repository,
 )
-from common.repository.crypto import Key
-from common.repository.keys import KdfParams, WrongPassphrase
+from common.repository.maintenance import keyring
 from common.storage.base import Backend, ObjectInfo, ObjectWriter
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend

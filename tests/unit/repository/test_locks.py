@@ -12,14 +12,14 @@ import pytest
 
 from common.errors import Conflict, NotFound
 from common.repository import ids
-from common.repository.config import Repository, init_repository, open_repository
-from common.repository.locks import (
+from common.repository.core.locks import (
     acquire_lock,
     backup_lock,
     break_lock,
     list_locks,
     remove_stale_locks,
 )
+from common.repository.core.repository import Repository, init_repository, open_repository
 from common.storage.base import Backend, ObjectInfo
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend

@@ -10,7 +10,7 @@ import pytest
 
 _MEASURE = """
 import random, resource, sys, threading
-from common.repository.malloc import keep_freed_memory
+from common.repository.system.malloc import keep_freed_memory
 
 def work(seed):
     # what restore threads do: buffers of a few MiB (pack ranges, chunks) and smaller

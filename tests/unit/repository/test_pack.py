@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from common.errors import IntegrityError, NotFound
 from common.repository import ids
-from common.repository.blob import BlobCodec
-from common.repository.crypto import Key
-from common.repository.ids import BlobType
-from common.repository.index import IndexEntry
-from common.repository.pack import PackWriter, read_blob, read_pack, read_pack_header
+from common.repository.core.blob import BlobCodec
+from common.repository.core.crypto import Key
+from common.repository.core.ids import BlobType
+from common.repository.core.index import IndexEntry
+from common.repository.core.pack import PackWriter, read_blob, read_pack, read_pack_header
 from common.storage.memory import MemoryBackend
 
 KEY = Key.new()

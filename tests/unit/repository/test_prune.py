@@ -13,16 +13,15 @@ import pytest
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import NullTracker
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.checker import check_repository
-from common.repository.config import Repository
-from common.repository.locks import backup_lock, list_locks
-from common.repository.pack import PackWriter
-from common.repository.prune import forget_snapshots, prune
-from common.repository.prune_plan import referenced_blobs
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, load_snapshot, pin_snapshot, snapshot_ids
+from common.repository.backup.archiver import backup_directory
+from common.repository.check.checker import check_repository
+from common.repository.core.locks import backup_lock, list_locks
+from common.repository.core.pack import PackWriter
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot, load_snapshot, pin_snapshot, snapshot_ids
+from common.repository.maintenance.prune import forget_snapshots, prune
+from common.repository.maintenance.prune_plan import referenced_blobs
+from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import ObjectInfo
 from common.storage.memory import MemoryBackend
 from tests.treecmp import compare_trees
@@ -45,8 +44,8 @@ def restores(repo: Repository, snap: Snapshot, src: Path, dest: Path) -> None:
 
 def garbage(repo: Repository) -> set[bytes]:
     """Indexed blobs no snapshot references."""
-    index = load_index(repo).index
-    _, used = referenced_blobs(repo, index, NullTracker())
+    index = repo.load_index().index
+    _, used = referenced_blobs(repo, NullTracker())
     return {e.blob_id for e in index} - used
 
 
@@ -162,7 +161,7 @@ def test_prune_refuses_when_a_snapshot_cannot_be_read(tmp_path: Path) -> None:
 def test_prune_refuses_when_a_tree_or_blob_a_snapshot_needs_is_missing(tmp_path: Path) -> None:
     repo, snap_a, snap_b, _, _ = two_volumes(tmp_path)
     forget_snapshots(repo, [snap_a.id])
-    entry = load_index(repo).index.lookup(snap_b.tree)
+    entry = repo.load_index().index.lookup(snap_b.tree)
     assert entry is not None
     repo.backend.delete(ids.pack_key(entry.pack_id))
     before = listing(repo)

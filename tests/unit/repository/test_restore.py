@@ -11,14 +11,13 @@ import pytest
 
 from common.errors import Conflict, IntegrityError, NotFound
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.config import Repository
-from common.repository.ids import BlobType
-from common.repository.pack import PackWriter
-from common.repository.repo import load_index, write_index_file
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, save_snapshot
-from common.repository.tree import Node, Tree
+from common.repository.backup.archiver import backup_directory
+from common.repository.core.ids import BlobType
+from common.repository.core.pack import PackWriter
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot, save_snapshot
+from common.repository.core.tree import Node, Tree
+from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import build_fidelity_tree, compare_trees
 from tests.unit.archive.test_helpers import xattr_capable_dir
 from tests.unit.repository.test_backup import make_volume, new_repo
@@ -98,10 +97,10 @@ def test_a_restore_refuses_a_non_empty_target(tmp_path: Path) -> None:
 
 def _flip_in_blob_of(repo: Repository, snap: Snapshot, rel: str) -> bytes:
     """Flip one byte inside the first chunk of ``rel``; returns that chunk's id."""
-    from common.repository.archiver import iter_nodes
+    from common.repository.backup.archiver import iter_nodes
 
-    index = load_index(repo).index
-    node = dict(iter_nodes(repo, index, snap.tree))[rel]
+    index = repo.load_index().index
+    node = dict(iter_nodes(repo, snap.tree))[rel]
     entry = index.lookup(node.content[0])
     assert entry is not None
     key = ids.pack_key(entry.pack_id)
@@ -140,7 +139,7 @@ def test_a_tree_with_a_hostile_name_is_refused_and_nothing_is_written_outside(
     blob = repo.codec.encode(BlobType.TREE, hostile)
     with PackWriter(repo.backend, repo.cipher) as pack:
         pack.add(blob)
-        write_index_file(repo, pack.finish())
+        repo.write_index_file(pack.finish())
     root = Node(name="root", type="dir", mode=0o755, subtree=blob.blob_id)
     snap = save_snapshot(repo, Snapshot(tree=blob.blob_id, root=root, host="h", volume="v"))
     dest = tmp_path / "inner" / "r"

@@ -11,9 +11,9 @@ import pytest
 
 from common.errors import IntegrityError
 from common.progress import ProgressTracker
-from common.repository import restorer
-from common.repository.archiver import backup_directory
-from common.repository.restorer import restore_snapshot
+from common.repository.backup.archiver import backup_directory
+from common.repository.restore import restorer
+from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import compare_trees
 from tests.unit.repository.test_backup import make_volume, new_repo
 from tests.unit.repository.test_restore import _flip_in_blob_of
@@ -131,7 +131,7 @@ def test_worker_processes_end_with_a_restore_that_is_interrupted(
 
 def test_a_large_restore_chooses_worker_processes_and_a_small_one_threads(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from common.repository import restore_workers
+    from common.repository.restore import workers as restore_workers
 
     src = make_volume(tmp_path / "v")
     repo = new_repo()
@@ -196,7 +196,7 @@ def test_the_ranges_of_a_batch_are_read_concurrently_with_the_same_result(
 def test_a_large_restore_of_small_and_large_files_sends_small_file_batches_to_processes(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_batches: None,
         left_behind: Callable[[], set[int]]) -> None:
-    from common.repository import restore_workers
+    from common.repository.restore import workers as restore_workers
 
     src = _volume(tmp_path / "v")
     many = src / "many"

@@ -13,18 +13,17 @@ from common.engine.repo_verify import compare_tree
 from common.errors import Refused
 from common.progress import NullTracker
 from common.repository import ids
-from common.repository.archiver import backup_directory, iter_nodes
-from common.repository.checker import check_snapshot
-from common.repository.config import Repository
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot
+from common.repository.backup.archiver import backup_directory, iter_nodes
+from common.repository.check.checker import check_snapshot
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot
+from common.repository.restore.restorer import restore_snapshot
 from tests.unit.repository.test_backup import make_volume, new_repo
 
 
 def _pack_of(repo: Repository, snap: Snapshot, rel: str) -> tuple[bytes, bytes]:
-    index = load_index(repo).index
-    node = dict(iter_nodes(repo, index, snap.tree))[rel]
+    index = repo.load_index().index
+    node = dict(iter_nodes(repo, snap.tree))[rel]
     entry = index.lookup(node.content[0])
     assert entry is not None
     return entry.pack_id, entry.blob_id
@@ -33,7 +32,7 @@ def _pack_of(repo: Repository, snap: Snapshot, rel: str) -> tuple[bytes, bytes]:
 def _flip(repo: Repository, pack_id: bytes, blob_id: bytes) -> None:
     key = ids.pack_key(pack_id)
     data = bytearray(repo.backend.get_bytes(key))
-    entry = load_index(repo).index.lookup(blob_id)
+    entry = repo.load_index().index.lookup(blob_id)
     assert entry is not None
     data[entry.offset + 50] ^= 1
     repo.backend.put_bytes(key, bytes(data))
@@ -79,10 +78,10 @@ def test_damage_only_another_snapshot_references_does_not_fail_this_one(
         tmp_path: Path) -> None:
     repo, a, b = _two_snapshots(tmp_path)
     pack_b, blob_b = _pack_of(repo, b, "random.bin")
-    index = load_index(repo).index
+    index = repo.load_index().index
     def packs(snap: Snapshot) -> set[bytes]:
         return {index.lookup(c).pack_id  # type: ignore[union-attr]
-                for _, n in iter_nodes(repo, index, snap.tree) for c in n.content}
+                for _, n in iter_nodes(repo, snap.tree) for c in n.content}
 
     only_b = sorted(packs(b) - packs(a))
     assert pack_b in only_b and len(only_b) > 1

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from common.repository import ids
-from common.repository.archiver import backup_directory
-from common.repository.ids import BlobType
-from common.repository.pack import read_pack_header
-from common.repository.stats import repository_stats
+from common.repository.backup.archiver import backup_directory
+from common.repository.core.ids import BlobType
+from common.repository.core.pack import read_pack_header
+from common.repository.maintenance.stats import repository_stats
 from tests.unit.repository.test_backup import new_repo
 
 SEAL_OVERHEAD = 1 + 12 + 16 + 1  # format byte, nonce, tag, compression byte

@@ -17,15 +17,14 @@ import pytest
 from common.archive import gnutar
 from common.archive.tarscan import TarEntry, TarScanner
 from common.errors import IntegrityError, NotFound
-from common.repository.archiver import backup_directory, iter_nodes
-from common.repository.chunker import Chunker, ChunkerParams, ChunkFeeder
-from common.repository.config import Repository
-from common.repository.ids import BlobType
-from common.repository.repo import load_index
-from common.repository.restorer import restore_snapshot
-from common.repository.snapshot import Snapshot, snapshot_ids
-from common.repository.tar_export import write_snapshot_tar
-from common.repository.tar_ingest import backup_tar_stream
+from common.repository.backup.archiver import backup_directory, iter_nodes
+from common.repository.backup.tar_ingest import backup_tar_stream
+from common.repository.core.chunker import Chunker, ChunkerParams, ChunkFeeder
+from common.repository.core.ids import BlobType
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot, snapshot_ids
+from common.repository.restore.restorer import restore_snapshot
+from common.repository.restore.tar_export import write_snapshot_tar
 from tests.treecmp import build_fidelity_tree, compare_trees
 from tests.unit.archive.test_helpers import xattr_capable_dir
 from tests.unit.repository.test_backup import make_volume, new_repo
@@ -186,9 +185,9 @@ def test_a_stream_backup_shares_every_data_blob_with_a_directory_backup(tmp_path
     src = make_volume(tmp_path / "v")
     first = backup_directory(repo, src, host="h", volume="v")
     second = ingest(repo, gnu_stream(src), parent=first)
-    index = load_index(repo).index
-    a = {p: n.content for p, n in iter_nodes(repo, index, first.tree)}
-    b = {p: n.content for p, n in iter_nodes(repo, index, second.tree)}
+    index = repo.load_index().index
+    a = {p: n.content for p, n in iter_nodes(repo, first.tree)}
+    b = {p: n.content for p, n in iter_nodes(repo, second.tree)}
     assert a == b and sum(len(c) for c in a.values()) > 10
     # only trees are new (the stream carries no ctime/inode, so the trees differ)
     new_types = {e.blob_type for e in index if e.blob_id not in
@@ -200,9 +199,9 @@ def test_a_stream_backup_shares_every_data_blob_with_a_directory_backup(tmp_path
 
 def load_index_before(repo: Repository, snap: Snapshot) -> list[Any]:
     """Index entries of the blobs reachable from ``snap`` (trees and chunks)."""
-    index = load_index(repo).index
+    index = repo.load_index().index
     wanted = {snap.tree}
-    for _, n in iter_nodes(repo, index, snap.tree):
+    for _, n in iter_nodes(repo, snap.tree):
         wanted.update(n.content)
         if n.subtree:
             wanted.add(n.subtree)
@@ -249,19 +248,18 @@ def test_a_tree_whose_hardlink_escapes_is_refused_before_anything_is_written() -
     snap = ingest(repo, crafted(f("a", b"data"), ("b", {"type": tarfile.LNKTYPE,
                                                         "linkname": "a"}, b"")))
     # rewrite the tree by hand, as a hostile repository writer could
-    from common.repository.pack import PackWriter
-    from common.repository.repo import write_index_file
-    from common.repository.snapshot import save_snapshot
-    from common.repository.tree import Tree
+    from common.repository.core.pack import PackWriter
+    from common.repository.core.snapshot import save_snapshot
+    from common.repository.core.tree import Tree
 
-    index = load_index(repo).index
-    nodes = [n for _, n in iter_nodes(repo, index, snap.tree)]
+    repo.load_index()
+    nodes = [n for _, n in iter_nodes(repo, snap.tree)]
     nodes[1].link = "../../etc/passwd"
     data = Tree(nodes).encode()
     blob = repo.codec.encode(BlobType.TREE, data)
     with PackWriter(repo.backend, repo.cipher) as pack:
         pack.add(blob)
-        write_index_file(repo, pack.finish())
+        repo.write_index_file(pack.finish())
     bad = save_snapshot(repo, Snapshot(tree=blob.blob_id, root=snap.root, host="h",
                                        volume="v"))
     out = io.BytesIO()
@@ -328,8 +326,8 @@ def test_absolute_names_and_link_targets_land_inside_the_volume() -> None:
     snap = ingest(repo, crafted(f("/abs/file", b"inside"),
                                 ("/abs/hl", {"type": tarfile.LNKTYPE, "linkname": "/abs/file"},
                                  b"")))
-    index = load_index(repo).index
-    nodes = dict(iter_nodes(repo, index, snap.tree))
+    repo.load_index()
+    nodes = dict(iter_nodes(repo, snap.tree))
     assert sorted(nodes) == ["abs", "abs/file", "abs/hl"]
     assert nodes["abs"].mode == 0o755  # never stated in the stream: made like tar -x would
     assert (nodes["abs/hl"].type, nodes["abs/hl"].link) == ("hardlink", "abs/file")
@@ -345,7 +343,7 @@ def test_devices_fifos_and_symlinks_are_kept_like_the_directory_path_keeps_them(
         ("out", {"type": tarfile.SYMTYPE, "linkname": "../../anywhere"}, b""),
         ("pipe2", {"type": tarfile.LNKTYPE, "linkname": "pipe"}, b""),
     ))
-    nodes = dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+    nodes = dict(iter_nodes(repo, snap.tree))
     assert (nodes["null"].type, nodes["null"].rdev, nodes["null"].mode) == ("char", (1, 3), 0o666)
     assert (nodes["disk"].type, nodes["disk"].rdev) == ("block", (8, 1))
     assert (nodes["pipe"].type, nodes["pipe"].uid, nodes["pipe"].gid) == ("fifo", 7, 8)
@@ -383,7 +381,7 @@ def test_a_socket_cannot_go_into_a_tar_stream_and_is_reported(tmp_path: Path) ->
 
 def test_hardlinks_to_members_spilled_to_disk_are_resolved(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.repository import tar_ingest
+    from common.repository.backup import tar_ingest
 
     monkeypatch.setattr(tar_ingest, "KEEP_IN_MEMORY", 3)
     files = [f(f"f{i}", b"content %d" % i) for i in range(10)]
@@ -392,7 +390,7 @@ def test_hardlinks_to_members_spilled_to_disk_are_resolved(
     repo = new_repo()
     snap = ingest(repo, crafted(*files, sym, *links,
                                 ("s2", {"type": tarfile.LNKTYPE, "linkname": "s"}, b"")))
-    nodes = dict(iter_nodes(repo, load_index(repo).index, snap.tree))
+    nodes = dict(iter_nodes(repo, snap.tree))
     for i in range(10):
         assert (nodes[f"l{i}"].type, nodes[f"l{i}"].link) == ("hardlink", f"f{i}")
         assert nodes[f"l{i}"].content == nodes[f"f{i}"].content != []
@@ -427,7 +425,7 @@ def test_blobs_are_read_with_one_ranged_read_per_run_not_one_per_blob(tmp_path: 
     repo = new_repo()
     snap = ingest(repo, gnu_stream(make_volume(tmp_path / "v")))
     packs = len(list(repo.backend.list("volkeeper/repo/packs/")))
-    blobs = len({c for _, n in iter_nodes(repo, load_index(repo).index, snap.tree)
+    blobs = len({c for _, n in iter_nodes(repo, snap.tree)
                  for c in n.content})
     stats = write_snapshot_tar(repo, snap, io.BytesIO())
     assert stats.blobs >= blobs > 3 * packs  # many more blobs than packs …

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import IntegrityError
-from common.repository.tree import Node, Tree, encode_node, encode_nodes, split_tree
+from common.repository.core.tree import Node, Tree, encode_node, encode_nodes, split_tree
 
 names = st.binary(min_size=1, max_size=12).filter(
     lambda b: b not in (b".", b"..") and b"/" not in b and b"\x00" not in b
