@@ -63,9 +63,8 @@ def test_a_one_shot_runtime_without_docker_registers_the_host_and_warns(
 
 def test_a_one_shot_runtime_fails_jobs_nobody_picked_up(tmp_path: Path) -> None:
     settings = _settings(tmp_path).model_copy(update={"queued_job_timeout_seconds": 0})
-    with EmbeddedRuntime(settings, background=False) as rt:
-        with rt.db.session() as s:
-            job = jobs.create_job(s, kind="backup", host="h1", volume="v", target="local")
+    with EmbeddedRuntime(settings, background=False) as rt, rt.db.session() as s:
+        job = jobs.create_job(s, kind="backup", host="h1", volume="v", target="local")
     with EmbeddedRuntime(settings, background=False) as rt, rt.db.session() as s:
         lost = jobs.get_job(s, job.id)
         assert lost.state == JobState.failed and "picked this job up" in (lost.error or "")
