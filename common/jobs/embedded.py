@@ -40,12 +40,17 @@ class EmbeddedRuntime:
         self.dispatcher = self._dispatcher
         self.service = OperationsService(self.db, self.dispatcher, settings)
         self._loops = HostLoops(self.ctx, sweep=True) if background else None
+        self._started = False
 
     def start(self, *, volume_sizes: bool = False) -> None:
         """Upgrade the DB schema (quietly), ensure the default target, install ctx as
         current(); background=True: start HostLoops (serve). background=False (one-shot CLI
         command): register the host, take an inventory (sizes only if volume_sizes), recover
-        jobs of killed processes; Docker problems are logged as warnings, not raised."""
+        jobs of killed processes; Docker problems are logged as warnings, not raised.
+        A second call does nothing."""
+        if self._started:
+            return
+        self._started = True
         upgrade(self.db, quiet=True)
         with self.db.session() as s:
             catalog.ensure_target(s, self.settings.default_target,
