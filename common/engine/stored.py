@@ -17,7 +17,6 @@ from common.config import Settings
 from common.engine import repo as repo_engine
 from common.engine.records import StoredBackup
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from common.jobs.names import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import ids
 from common.repository.core.snapshot import save_snapshot
@@ -70,7 +69,7 @@ def forget(backend: Backend, backup: StoredBackup, settings: Settings) -> dict[s
     """Delete the backup's stored objects. Objects already gone are not an error (a
     forget interrupted after the storage side finished can simply be run again). A pinned
     snapshot is refused (Conflict) — the repository's own pin wins over the catalog."""
-    if backup.format != REPO_FORMAT:
+    if backup.format != repo_engine.FORMAT:
         keys = [k for k in (backup.key, backup.manifest_key) if k]
         for k in keys:
             backend.delete(k)
@@ -94,7 +93,7 @@ def copy_backup(src: Backend, dst: Backend, backup: StoredBackup, *, src_setting
     """Copy the backup from ``src`` to ``dst``: a repository snapshot with its blobs (not
     re-chunked; the destination repository is created on first use like a backup's), an
     archive and its manifest object by object (the archive's sha256 checked on the way)."""
-    if backup.format == REPO_FORMAT:
+    if backup.format == repo_engine.FORMAT:
         tracker.set_phase("opening repositories")
         src_repo, snap = repo_engine.load_backup(src, backup, src_settings)
         dst_repo = repo_engine.open_repo(dst, dst_settings, create=True,

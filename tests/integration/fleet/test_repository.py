@@ -176,11 +176,10 @@ def test_two_first_backups_in_one_process_into_an_empty_target_create_one_reposi
         tmp_path: Path, docker_host_a: Any) -> None:
     """Embedded mode: two volumes backed up at once to a target without a repository. One
     backup creates the repository, the other opens it; both snapshots restore."""
-    from fastapi.testclient import TestClient
     from pydantic import SecretStr
 
     from common.config import Settings
-    from workers.embedded import build_embedded_app
+    from tests.fixtures.embedded import embedded_http
 
     client = docker_host_a.client()
     sources = {}
@@ -193,8 +192,7 @@ def test_two_first_backups_in_one_process_into_an_empty_target_create_one_reposi
                         host_name="racer", repository_password=SecretStr(PASSPHRASE),
                         repository_kdf_n=1024,
                         restore_device_nodes=True)  # the fidelity tree holds one
-    app = build_embedded_app(settings, background=False)
-    with TestClient(app, base_url="http://embedded") as http:
+    with embedded_http(settings) as http:
         ids = [http.post("/api/v1/backups", json={"volume": name, "format": "repo"}).json()["id"]
                for name in sources]
         jobs = [wait_embedded(http, job_id) for job_id in ids]

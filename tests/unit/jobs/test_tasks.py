@@ -11,16 +11,16 @@ from common.config import Settings
 from common.db import catalog, jobs
 from common.db.migrate import upgrade
 from common.errors import Conflict
+from common.jobs import stored_jobs
+from common.jobs.context import JobContext
 from common.progress import NullTracker
-from workers import ops_tasks
-from workers.context import WorkerContext
 
 KEY = "volkeeper/archives/h1/data/20260101T000000Z-j.tar"
 
 
 def test_forget_rechecks_the_pin_on_the_worker_and_deletes_objects_before_the_row(
         tmp_path: Path) -> None:
-    ctx = WorkerContext(Settings(home=tmp_path, host_name="h1"))
+    ctx = JobContext(Settings(home=tmp_path, host_name="h1"))
     upgrade(ctx.db)
     root = tmp_path / "backups"
     with ctx.db.session() as s:
@@ -35,12 +35,12 @@ def test_forget_rechecks_the_pin_on_the_worker_and_deletes_objects_before_the_ro
     with ctx.db.session() as s:
         catalog.label_backup(s, bid, pinned=True)  # pinned while the forget was queued
     with pytest.raises(Conflict, match="pinned"):
-        ops_tasks._forget(ctx, job, NullTracker())
+        stored_jobs.forget(ctx, job, NullTracker())
     assert (root / KEY).is_file() and (root / (KEY + ".m")).is_file()
 
     with ctx.db.session() as s:
         catalog.label_backup(s, bid, pinned=False)
-    result, _ = ops_tasks._forget(ctx, job, NullTracker())
+    result, _ = stored_jobs.forget(ctx, job, NullTracker())
     assert result["deleted_objects"] == [KEY, KEY + ".m"]
     assert not (root / KEY).exists() and not (root / (KEY + ".m")).exists()
     with ctx.db.session() as s:

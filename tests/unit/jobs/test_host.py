@@ -1,4 +1,4 @@
-"""The host agent's housekeeping, against SQLite and a local target (no Docker needed)."""
+"""The host's housekeeping, against SQLite and a local target (no Docker needed)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ from common.config import Settings
 from common.db import catalog
 from common.db.migrate import upgrade
 from common.db.models import utcnow
+from common.jobs.context import JobContext
+from common.jobs.host import prune_safety_snapshots
 from common.storage.local import LocalBackend
-from workers.agent import prune_safety_snapshots
-from workers.context import WorkerContext
 
 
-def _ctx(tmp_path: Path) -> WorkerContext:
-    ctx = WorkerContext(Settings(home=tmp_path, host_name="h1"))
+def _ctx(tmp_path: Path) -> JobContext:
+    ctx = JobContext(Settings(home=tmp_path, host_name="h1"))
     upgrade(ctx.db)
     with ctx.db.session() as s:
         catalog.ensure_target(s, "local", (tmp_path / "store").as_uri())
     return ctx
 
 
-def _safety(ctx: WorkerContext, store: LocalBackend, name: str, expires_in: timedelta,
+def _safety(ctx: JobContext, store: LocalBackend, name: str, expires_in: timedelta,
             host: str = "h1") -> str:
     key = f"volkeeper/safety/{host}/vol/{name}.tar.zst"
     store.put_bytes(key, b"archive")
