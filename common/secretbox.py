@@ -89,3 +89,42 @@ def unseal(stored: dict[str, Any], settings: Settings, target: str = "") -> dict
             "target again with its credentials") from None
     secrets: dict[str, Any] = json.loads(plain)
     return secrets
+
+
+#: the keyword argument carrying a task's sealed secrets in a broker message
+TASK_SECRETS = "sealed_secrets"
+
+
+def seal_task_secrets(secrets: dict[str, Any], job_id: str | None, settings: Settings
+                      ) -> dict[str, Any]:
+    """The task keyword arguments that carry ``secrets`` through the broker: one sealed
+    token bound to the job (a token copied into another job's message is refused)."""
+    fernet = _key(settings)
+    if fernet is None:
+        raise InvalidInput("a secret (e.g. a new repository passphrase) cannot be sent to "
+                           "the worker: no secret key is configured", _NO_KEY)
+    body = json.dumps({"job_id": job_id, "secrets": secrets}, sort_keys=True).encode()
+    return {TASK_SECRETS: fernet.encrypt(body).decode()}
+
+
+def unseal_task_secrets(kwargs: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A task's keyword arguments with its sealed secrets opened (the worker side)."""
+    if TASK_SECRETS not in kwargs:
+        return kwargs
+    rest = {k: v for k, v in kwargs.items() if k != TASK_SECRETS}
+    fernet = _key(settings)
+    if fernet is None:
+        raise InvalidInput("this task carries sealed secrets and this worker has no secret "
+                           "key", _NO_KEY)
+    try:
+        opened = json.loads(fernet.decrypt(str(kwargs[TASK_SECRETS]).encode()))
+    except InvalidToken:
+        raise InvalidInput("the task's secrets were sealed with a different "
+                           "VOLKEEPER_SECRET_KEY",
+                           "use the same VOLKEEPER_SECRET_KEY on the API and every worker, "
+                           "then submit the job again") from None
+    if opened.get("job_id") != rest.get("job_id"):
+        raise InvalidInput("the task's sealed secrets belong to another job",
+                           "submit the job again")
+    secrets: dict[str, Any] = opened["secrets"]
+    return rest | secrets
