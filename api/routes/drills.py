@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentUser, DbSession, State
+from api.deps import DbSession, Operator, State, Viewer
 from api.routes.jobs import job_out
 from api.schemas import JobOut
 from common.db import jobs
@@ -21,16 +21,16 @@ class DrillIn(BaseModel):
 
 
 @router.post("", response_model=JobOut, status_code=202)
-def start_drill(body: DrillIn, state: State, user: CurrentUser) -> JobOut:
+def start_drill(body: DrillIn, state: State, user: Operator) -> JobOut:
     """Queue a drill. The job's result has ``passed``, ``restore_seconds`` (the measured
     recovery time), ``throughput_bytes_per_s`` and any differences found."""
     job = state.service.submit_drill(backup_id=body.backup_id, host=body.host,
-                                     requested_by=user)
+                                     requested_by=user.name)
     return job_out(job, state)
 
 
 @router.get("", response_model=list[JobOut])
-def list_drills(session: DbSession, state: State, _user: CurrentUser, volume: str | None = None,
+def list_drills(session: DbSession, state: State, _user: Viewer, volume: str | None = None,
                 limit: int = 100) -> list[JobOut]:
     """Drill history, newest first (optionally of one volume)."""
     return [job_out(j, state) for j in jobs.list_jobs(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
-from api.deps import CurrentUser, DbSession, State
+from api.deps import DbSession, Operator, State, Viewer
 from api.schemas import ContainerOut, HostOut, VolumeOut
 from common.db import Backup, hosts
 from common.db.models import Volume
@@ -17,7 +17,7 @@ router = APIRouter(tags=["hosts"])
 
 
 @router.get("/hosts", response_model=list[HostOut])
-def list_hosts(session: DbSession, state: State, _user: CurrentUser) -> list[HostOut]:
+def list_hosts(session: DbSession, state: State, _user: Viewer) -> list[HostOut]:
     after = timedelta(seconds=state.settings.host_offline_after_seconds)
     counts: dict[str, int] = {
         h: n for h, n in session.execute(select(Volume.host, func.count()).group_by(Volume.host))}
@@ -28,7 +28,7 @@ def list_hosts(session: DbSession, state: State, _user: CurrentUser) -> list[Hos
 
 
 @router.post("/hosts/{host}/refresh", status_code=202)
-def refresh_host(host: str, session: DbSession, state: State, _user: CurrentUser) -> dict[str, str]:
+def refresh_host(host: str, session: DbSession, state: State, _user: Operator) -> dict[str, str]:
     """Ask the host's worker to take a fresh volume inventory now."""
     hosts.get_host(session, host)
     state.service.dispatcher.send(TASK_INVENTORY, host, {})
@@ -36,7 +36,7 @@ def refresh_host(host: str, session: DbSession, state: State, _user: CurrentUser
 
 
 @router.get("/volumes", response_model=list[VolumeOut])
-def list_volumes(session: DbSession, _user: CurrentUser, host: str | None = None
+def list_volumes(session: DbSession, _user: Viewer, host: str | None = None
                  ) -> list[VolumeOut]:
     if host:
         hosts.get_host(session, host)
@@ -47,7 +47,7 @@ def list_volumes(session: DbSession, _user: CurrentUser, host: str | None = None
 
 
 @router.get("/hosts/{host}/volumes/{name}", response_model=VolumeOut)
-def get_volume(host: str, name: str, session: DbSession, _user: CurrentUser) -> VolumeOut:
+def get_volume(host: str, name: str, session: DbSession, _user: Viewer) -> VolumeOut:
     hosts.get_host(session, host)
     return volume_out(hosts.get_volume(session, host, name), None)
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import AppState, CurrentUser, DbSession, State
+from api.deps import AppState, DbSession, State, Viewer
 from api.schemas import JobOut
 from common.db import Job, JobState, jobs
 
@@ -28,7 +28,7 @@ def job_out(job: Job, state: AppState) -> JobOut:
 
 
 @router.get("", response_model=list[JobOut])
-def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | None = None,
+def list_jobs(session: DbSession, state: State, _user: Viewer, host: str | None = None,
               volume: str | None = None, job_state: JobState | None = None,
               kind: str | None = None, limit: int = 100) -> list[JobOut]:
     return [job_out(j, state) for j in jobs.list_jobs(
@@ -36,7 +36,7 @@ def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | 
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: DbSession, state: State, _user: CurrentUser) -> JobOut:
+def get_job(job_id: str, session: DbSession, state: State, _user: Viewer) -> JobOut:
     return job_out(jobs.get_job(session, job_id), state)
 
 
@@ -47,7 +47,7 @@ def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:
 
 
 @router.get("/{job_id}/events")
-def job_events(job_id: str, state: State, _user: CurrentUser,
+def job_events(job_id: str, state: State, _user: Viewer,
                interval: float = 1.0) -> StreamingResponse:
     """``text/event-stream``: a ``progress`` event for every published progress snapshot
     (pushed through the progress bus as the worker publishes it), then one ``end`` event
