@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from common.auth import hash_secret, read_token_file
 from common.config import Settings
-from common.db import ApiToken, AuditEntry
+from common.db import ApiToken, AuditEntry, jobs
 from tests.unit.api.test_api import Env, _make, error
 
 
@@ -140,10 +140,8 @@ def test_roles_viewer_reads_operator_backs_up_admin_changes_targets(env: Env) ->
         assert r.status_code == 403 and "replace-restore" in error(r)["message"]
     r = env.client.post("/api/v1/targets", json={"name": "nas", "url": "file:///srv/nas"})
     assert r.status_code == 201
-    [(task, host, kwargs)] = env.dispatcher.sent
+    [(_, _, kwargs)] = env.dispatcher.sent
     with env.db.session() as s:
-        from common.db import jobs
-
         assert jobs.get_job(s, kwargs["job_id"]).requested_by == "ci"
 
 
