@@ -131,6 +131,25 @@ def bootstrap_secrets(settings: Settings, *, token_file_too: bool) -> list[str]:
     return out
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def client_token(settings: Settings, server: str, given: str | None) -> str | None:
+    """The token the CLI sends to ``--server``: the one given (``--token`` /
+    ``VOLKEEPER_API_TOKEN``), else — for a loopback server — the embedded token file of
+    this VOLKEEPER_HOME (None when it is not there or not readable by this user)."""
+    if given:
+        return given
+    from urllib.parse import urlsplit
+
+    if (urlsplit(server).hostname or "").lower() not in LOOPBACK_HOSTS:
+        return None
+    try:
+        return read_token_file(settings)
+    except PermissionError:
+        return None
+
+
 def login_url(base_url: str, secret: str) -> str:
     """The console's login link: the secret rides in the fragment, which browsers never
     send to a server (so it stays out of access logs); the page trades it for a cookie."""

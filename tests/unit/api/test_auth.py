@@ -236,3 +236,17 @@ def test_an_in_process_app_acts_as_the_local_user(tmp_path: Path) -> None:
         r = e.client.post("/api/v1/backups", json={"volume": "data"})
         assert r.json()["requested_by"] == "cli:local-user"
     assert not (tmp_path / "api.token").exists()
+
+
+def test_the_cli_reads_the_token_file_for_a_loopback_server_only(tmp_path: Path) -> None:
+    from common.auth import client_token, ensure_token_file, login_url
+
+    settings = Settings(home=tmp_path)
+    assert client_token(settings, "http://127.0.0.1:8470", None) is None  # no file yet
+    secret = ensure_token_file(settings)
+    for server in ("http://127.0.0.1:8470", "http://localhost:1", "http://[::1]:8470"):
+        assert client_token(settings, server, None) == secret
+    assert client_token(settings, "https://volkeeper.example.com", None) is None
+    assert client_token(settings, "http://127.0.0.1:8470", "given") == "given"
+    assert login_url("http://127.0.0.1:8470/", secret) == (
+        f"http://127.0.0.1:8470/login#token={secret}")
