@@ -12,7 +12,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import select
@@ -101,8 +101,9 @@ def list_entries(db: Database, *, actor: str | None = None, action: str | None =
         q = q.where(AuditEntry.actor == actor)
     if action:
         q = q.where(AuditEntry.action.startswith(action, autoescape=True))
-    if since is not None:
-        q = q.where(AuditEntry.at >= since)
+    if since is not None:  # compared in UTC (SQLite compares the stored text)
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+        q = q.where(AuditEntry.at >= since.replace(tzinfo=None))
     with db.session() as s:
         return [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
                  "object": e.object, "details": e.details, "outcome": e.outcome}

@@ -57,8 +57,8 @@ class Principal:
     def require(self, role: str, what: str) -> None:
         """Raise Forbidden (naming the role needed) unless this principal has ``role``."""
         if not self.allows(role):
-            raise Forbidden(f"{what} needs the {role} role; token {self.name!r} is a "
-                            f"{self.role}",
+            raise Forbidden(f"{what} needs the {role} role; token {self.name!r} has the "
+                            f"{self.role} role",
                             f"ask an admin for a token with the {role} role "
                             f"(volkeeper tokens create NAME --role {role})")
 

@@ -250,3 +250,15 @@ def test_the_cli_reads_the_token_file_for_a_loopback_server_only(tmp_path: Path)
     assert client_token(settings, "http://127.0.0.1:8470", "given") == "given"
     assert login_url("http://127.0.0.1:8470/", secret) == (
         f"http://127.0.0.1:8470/login#token={secret}")
+
+
+def test_the_audit_log_filters_by_time_in_any_timezone(env: Env) -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    env.client.post("/api/v1/tokens", json={"name": "ci", "role": "viewer"})
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    after = datetime.now(UTC) + timedelta(minutes=1)
+    for since, n in ((before, 1), (before.astimezone(ZoneInfo("Asia/Tokyo")), 1), (after, 0)):
+        got = env.client.get("/api/v1/audit", params={"since": since.isoformat()}).json()
+        assert len(got) == n, (since, got)
