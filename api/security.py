@@ -3,8 +3,8 @@
 Embedded, the API answers only requests whose Host header names loopback (127.0.0.1,
 localhost, [::1], any port): a web page that re-points its own DNS name at 127.0.0.1 (DNS
 rebinding) sends its own name and is refused with 400. In the fleet the names come from
-``VOLKEEPER_ALLOWED_HOSTS`` (default: any). No CORS headers are ever sent, so browsers
-keep other sites' scripts from reading any answer."""
+``VOLKEEPER_ALLOWED_HOSTS`` (default: any; the loopback names always). No CORS headers
+are ever sent, so browsers keep other sites' scripts from reading any answer."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def allowed_names(settings: Settings) -> frozenset[str] | None:
     """The Host names this API answers; None: any."""
     if settings.mode == "embedded":
         return LOOPBACK_NAMES
-    names = settings.host_names
-    return None if names is None else frozenset(names)
+    names = settings.host_names  # loopback stays allowed (the container's health check)
+    return None if names is None else frozenset(names) | LOOPBACK_NAMES
 
 
 def install_host_check(app: FastAPI, settings: Settings) -> None:
@@ -45,8 +45,8 @@ def install_host_check(app: FastAPI, settings: Settings) -> None:
         hint = ("embedded mode answers on loopback only: open http://127.0.0.1:PORT (or "
                 "localhost, [::1]); to serve other machines run the fleet")
     else:
-        hint = ("use one of the names in VOLKEEPER_ALLOWED_HOSTS, or add this one to it: "
-                + ", ".join(sorted(allowed)))
+        hint = ("use one of the names this API answers, or add this one to "
+                "VOLKEEPER_ALLOWED_HOSTS: " + ", ".join(sorted(allowed)))
 
     @app.middleware("http")
     async def trusted_host(request: Request,

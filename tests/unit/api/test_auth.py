@@ -97,11 +97,12 @@ def test_the_fleet_answers_only_the_allowed_hosts_when_set(tmp_path: Path) -> No
     db_url = f"sqlite:///{tmp_path / 'fleet.db'}"
     for e in _make(tmp_path, database_url=db_url, api_token=SecretStr("t0ken"),
                    allowed_hosts="volkeeper.example.com"):
-        r = e.client.get("/api/v1/jobs", headers=bearer("t0ken"))
+        r = e.client.get("/api/v1/jobs", headers=bearer("t0ken") | {"Host": "evil.example"})
         assert r.status_code == 400 and "VOLKEEPER_ALLOWED_HOSTS" in error(r)["hint"]
-        r = e.client.get("/api/v1/jobs", headers=bearer("t0ken") | {
-            "Host": "volkeeper.example.com"})
-        assert r.status_code == 200
+        for host in ("volkeeper.example.com", "VOLKEEPER.example.com:443",
+                     "127.0.0.1:8470"):  # loopback: the container's health check
+            r = e.client.get("/api/v1/jobs", headers=bearer("t0ken") | {"Host": host})
+            assert r.status_code == 200
 
 
 def test_fleet_docs_and_openapi_need_the_token(tmp_path: Path) -> None:
