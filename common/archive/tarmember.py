@@ -136,6 +136,12 @@ def describe(hdr: bytes, typeflag: bytes, size: int, pax: list[tuple[bytes, byte
                                         f"{text(key)!r} (GNU incremental or multi-volume "
                                         "archives are not restored by volkeeper)")
             sparse_keys.append(key)
+    for key in (b"atime", b"ctime"):  # GNU tar fails on a malformed one
+        if key in records:
+            pax_time_ns(records[key], key)
+    for key in (b"uname", b"gname"):  # Go refuses a NUL in them
+        if b"\0" in records.get(key, b""):
+            raise TarAmbiguityError(f"pax record {key.decode()} of {label!r} holds a NUL")
     stored = pax_int(records[b"size"], b"size") if b"size" in records else size
     if kind == "file" and name.endswith(b"/"):
         if typeflag != b"\0":

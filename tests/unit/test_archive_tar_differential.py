@@ -44,7 +44,8 @@ LONG = st.text(st.sampled_from(list("ab/")), min_size=90, max_size=260)
 FLAGS = [b"0", b"0", b"5", b"2", b"1", b"6", b"3", b"4", b"\0", b"7", b"S", b"V", b"M",
          b"N", b"D", b"X", b"Q", b"x", b"g", b"L", b"K"]
 BENIGN_KEYS = ["comment", "uid", "gid", "mtime", "atime", "SCHILY.xattr.user.a", "hdrcharset"]
-PAX_KEYS = [*BENIGN_KEYS, "path", "linkpath", "size", "GNU.sparse.name", "GNU.sparse.major"]
+PAX_KEYS = [*BENIGN_KEYS, "path", "linkpath", "size", "GNU.sparse.name", "GNU.sparse.major",
+            "ctime", "uname"]
 
 
 def escape(name: str) -> str:

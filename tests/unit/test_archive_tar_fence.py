@@ -123,9 +123,12 @@ def test_a_huge_long_name_header_is_refused_before_its_data_is_buffered() -> Non
     pax(b"12 path=abc"),
     pax(record("GNU.sparse.name", "x")),
     pax(record("GNU.dumpdir", "x")),
+    pax(record("atime", "+5")),
+    pax(record("uname", "a\0b")),
 ], ids=["two-L", "two-K", "two-x", "L-and-path", "K-and-linkpath", "L-before-g", "empty-L",
         "empty-path", "nul-in-path", "global-path", "signed-size", "spaced-uid",
-        "signed-length", "two-spaces", "no-newline", "sparse-name-alone", "dumpdir"])
+        "signed-length", "two-spaces", "no-newline", "sparse-name-alone", "dumpdir",
+        "signed-atime", "nul-in-uname"])
 def test_metadata_the_extractors_read_differently_is_refused(prelude: bytes) -> None:
     data = prelude + header("f", b"2", link="t") + END
     with pytest.raises(TarAmbiguityError):
