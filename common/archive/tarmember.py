@@ -186,19 +186,25 @@ def _nonnegative(value: int, label: str) -> int:
 
 def _entry(hdr: bytes, kind: str, label: str, records: dict[bytes, bytes], link: bytes,
            magic: bytes) -> TarEntry:
+    # Header fields are read (and must be valid) even where a pax record overrides them:
+    # GNU tar and Go both decode them and fail on a bad one.
+    seconds = number(hdr[136:148], "mtime")
+    uid, gid = number(hdr[108:116], "uid"), number(hdr[116:124], "gid")
+    mode = number(hdr[100:108], "mode")
     mtime_raw = records.get(b"mtime")
     if mtime_raw is not None:
         mtime_ns = pax_time_ns(mtime_raw, b"mtime")
         mtime = float(mtime_raw)
     else:
-        seconds = number(hdr[136:148], "mtime")
         mtime_ns, mtime = seconds * 1_000_000_000, float(seconds)
-    uid = pax_int(records[b"uid"], b"uid") if b"uid" in records else number(hdr[108:116], "uid")
-    gid = pax_int(records[b"gid"], b"gid") if b"gid" in records else number(hdr[116:124], "gid")
+    if not (0 <= uid < _UID_LIMIT and 0 <= gid < _UID_LIMIT):
+        raise TarAmbiguityError(f"tar member {label!r} has owner {uid}:{gid}, out of range")
+    uid = pax_int(records[b"uid"], b"uid") if b"uid" in records else uid
+    gid = pax_int(records[b"gid"], b"gid") if b"gid" in records else gid
     if not (0 <= uid < _UID_LIMIT and 0 <= gid < _UID_LIMIT):
         raise TarAmbiguityError(f"tar member {label!r} has owner {uid}:{gid}, out of range")
     entry = TarEntry(path=_clean(label), type=kind, size=0,
-                     mode=number(hdr[100:108], "mode") & 0o7777, uid=uid, gid=gid,
+                     mode=mode & 0o7777, uid=uid, gid=gid,
                      mtime=mtime, link=text(link) if kind in ("symlink", "hardlink") else None,
                      xattrs=_xattrs(records, label), mtime_ns=mtime_ns)
     if kind in ("char", "block") and magic != V7:
