@@ -46,7 +46,7 @@ class QuickLane:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "workers.cli.main", "worker", "--host", self.host,
+        cmd = [sys.executable, "-m", "cli.main", "worker", "--host", self.host,
                "--quick-only"]
         env = os.environ | {PARENT_ENV: str(os.getpid())}
         return subprocess.Popen(cmd, env=env)

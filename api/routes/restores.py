@@ -9,6 +9,7 @@ from api.routes.jobs import job_out
 from api.schemas import JobOut, RestoreIn, ValidationOut
 from common.db import JobState
 from common.errors import VolkeeperError
+from common.jobs.views import validation_out
 
 router = APIRouter(prefix="/restores", tags=["restores"])
 
@@ -42,4 +43,4 @@ def validate_restore(body: RestoreIn, state: State, user: CurrentUser) -> Valida
     if job.state != JobState.succeeded:
         raise VolkeeperError(f"the validation could not run: {job.error}",
                              f"see volkeeper job {job.id}")
-    return ValidationOut(job_id=job.id, **job.result)
+    return validation_out(job)
