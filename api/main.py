@@ -96,6 +96,22 @@ def create_app(
     return app
 
 
+def app_from_env() -> FastAPI:
+    """The uvicorn factory (``uvicorn api.main:app_from_env --factory``): settings from the
+    environment; in embedded mode the app carries the embedded runtime (in-process worker
+    and host agent), started and closed with the app."""
+    from common.config import get_settings
+
+    settings = get_settings()
+    if settings.mode != "embedded":
+        return create_app(settings)
+    from common.jobs.embedded import EmbeddedRuntime
+
+    runtime = EmbeddedRuntime(settings, background=True)
+    return create_app(settings, dispatcher=runtime.dispatcher, bus=runtime.bus, db=runtime.db,
+                      on_startup=[runtime.start], on_shutdown=[runtime.close])
+
+
 async def _sweep_loop(state: AppState, every: float) -> None:
     s = state.settings
     while True:

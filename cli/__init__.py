@@ -1,3 +1,8 @@
-"""The ``volkeeper`` command (Typer + rich). Every command is a client of the REST API:
-with ``--server URL`` over HTTP, without it against the same API app hosted in-process
-(embedded mode), so there is one code path for both."""
+"""The ``volkeeper`` command (Typer + rich), a front of its own beside the API.
+
+Every command talks to one interface (``cli.front.Front``) with two implementations: with
+``--server URL`` the REST API over HTTP, without it the services of ``common.jobs`` called
+in this process (embedded mode: SQLite, jobs in threads). Both return the same views, so
+output is identical either way. Modules: ``main`` (the app), ``cmds_*`` and ``repo_cmds``
+(the verbs), ``front``/``remote``/``local`` (the interface), ``render`` (tables, progress).
+"""

@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from common.config import Settings, get_settings
 from common.db import Database, catalog
-from common.docker import DockerHost
-from common.engine.repo import target_settings
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
-from common.secretbox import unseal
-from common.storage.base import Backend
-from common.storage.registry import open_backend
+
+if TYPE_CHECKING:
+    from common.docker import DockerHost
+    from common.storage.base import Backend
+
+# Docker, storage and the engine load on first use: a one-shot embedded CLI command that
+# only reads the catalog never needs them.
 
 
 class WorkerContext:
@@ -39,6 +42,8 @@ class WorkerContext:
 
     @cached_property
     def docker(self) -> DockerHost:
+        from common.docker import DockerHost
+
         return DockerHost(self.settings.docker_host)
 
     @property
@@ -47,6 +52,9 @@ class WorkerContext:
 
     def backend(self, target_name: str) -> Backend:
         """Open the storage backend of a registered target (credentials from the DB)."""
+        from common.secretbox import unseal
+        from common.storage.registry import open_backend
+
         with self.db.session() as s:
             t = catalog.get_target(s, target_name)
             url, options, secrets = t.url, dict(t.options), dict(t.secrets)
@@ -55,6 +63,8 @@ class WorkerContext:
 
     def settings_for(self, target_name: str) -> Settings:
         """The settings for work on one target (its ``password_file`` option applied)."""
+        from common.engine.repo import target_settings
+
         with self.db.session() as s:
             options = dict(catalog.get_target(s, target_name).options)
         return target_settings(self.settings, options)

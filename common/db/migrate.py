@@ -7,13 +7,19 @@ once); SQLite serialises through its own file lock.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from common.db.session import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w]+|None)['\"]?", re.M)
 
 
 def _migrations_dir() -> Path:
@@ -25,6 +31,8 @@ _LOCK_ID = 0x766B6565  # "vkee"
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -32,7 +40,11 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (default: the newest)."""
+    """Bring the database schema to ``revision`` (default: the newest), without Alembic's
+    INFO lines (a migration that runs is reported by the caller if it wants)."""
+    from alembic import command
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = alembic_config(db.url)
     with db.engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
@@ -53,3 +65,29 @@ def current_revision(db: Database) -> str | None:
 
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revisions() -> set[str]:
+    """The newest revision(s) of the migration scripts, read from their files (cheap: no
+    Alembic import)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (_migrations_dir() / "versions").glob("*.py"):
+        for kind, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            if value != "None":
+                (revisions if kind == "revision" else parents).add(value)
+    return revisions - parents
+
+
+def upgrade_if_needed(db: Database) -> bool:
+    """Upgrade the schema unless it is at the head already (checked without importing
+    Alembic, so a one-shot command on a current database stays fast). True if it ran."""
+    with db.engine.connect() as conn:
+        current: set[str] = set()
+        if inspect(conn).has_table("alembic_version"):
+            current = {str(r) for r in conn.execute(
+                text("SELECT version_num FROM alembic_version")).scalars()}
+    if current and current == head_revisions():
+        return False
+    upgrade(db)
+    return True

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
+from common.errors import VolkeeperError
 from common.jobs.names import REPO_FORMAT
 from common.progress import ProgressBus
 
@@ -168,6 +169,11 @@ def target_out(t: Target, usage: tuple[int, int] = (0, 0)) -> TargetOut:
 
 
 def validation_out(job: Job) -> ValidationOut:
+    """The checks of a finished ``validate`` job (a dry run that could not run is an
+    error, not a failed check)."""
+    if job.state != JobState.succeeded:
+        raise VolkeeperError(f"the validation could not run: {job.error}",
+                             f"see volkeeper job {job.id}")
     return ValidationOut(job_id=job.id, **job.result)
 
 
