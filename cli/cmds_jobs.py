@@ -134,7 +134,8 @@ def verify(
             "subset": f"{r.get('entries_checked')} blobs of {r.get('packs_read')} of "
                       f"{r.get('packs_referenced')} packs read back ({r.get('subset_percent')}%"
                       f" asked, seed {r.get('seed')})"}.get(scope, scope)
-    out().print(f"[green]backup {backup_id} is intact[/]: {what}", highlight=False)
+    out().print(f"[green]backup {backup_id} is intact[/]: {what}", highlight=False,
+                soft_wrap=True)
 
 
 def drill(
@@ -156,7 +157,8 @@ def drill(
             f"[green]drill passed[/]: {r.get('files_restored')} files, "
             f"{size(r.get('bytes_restored'))} restored on {r.get('host')} in "
             f"{r.get('restore_seconds')} s ({size(int(r.get('throughput_bytes_per_s') or 0))}/s)"
-            f"; {r.get('entries_checked')} entries match the backup", highlight=False)
+            f"; {r.get('entries_checked')} entries match the backup", highlight=False,
+            soft_wrap=True)
     else:
         for problem in r.get("problems", [])[:20]:
             err().print(f"  [red]differs:[/] {problem}", highlight=False)

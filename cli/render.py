@@ -83,7 +83,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
     """A compact table on stdout. Columns in ``flexible`` wrap or shrink (with …) when the
     terminal is narrow; the others keep their width (ids stay whole)."""
     if not rows:
-        err().print(f"no {title.split(' ')[0].lower()} yet" if title[0].isupper() else "none")
+        err().print(f"no {title.split()[0].lower()} yet")
         return
     from rich import box
     from rich.table import Table
@@ -160,10 +160,12 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
     if job["kind"] == "backup":
         out().print(f"[green]backup {r.get('backup_id')}[/] of {job['volume']}: "
                     f"{r.get('file_count')} files, {size(r.get('logical_bytes'))} → "
-                    f"{size(r.get('stored_bytes'))} stored on {job['target']}")
+                    f"{size(r.get('stored_bytes'))} stored on {job['target']}",
+                    soft_wrap=True)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
-                    f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}")
+                    f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
+                    soft_wrap=True)
         if r.get("safety_backup_id"):
             err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
                         f"undo with: volkeeper rollback {job['id']}")
