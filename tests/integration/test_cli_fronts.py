@@ -28,15 +28,21 @@ VOLATILE = {"id", "job_id", "backup_id", "verify_job_id", "copy_backup_id", "cre
             "manifest_key", "checksum", "archive_sha256", "snapshot_id", "docker_version",
             "elapsed_seconds", "rate_bytes_per_s", "eta_seconds", "restore_seconds",
             "throughput_bytes_per_s", "seconds", "duration_seconds", "stored_bytes",
-            "logical_bytes", "bytes_done", "bytes_total", "bytes_restored", "size_bytes",
+            "logical_bytes", "bytes_done", "bytes_total", "bytes_restored",
             "free_bytes", "restore_bytes", "detail", "plan", "message", "volume_count",
-            "last_backup_at"}
+            "last_backup_at", "url"}
+
+
+#: Measured when someone asks: the embedded ``volumes`` measures now, a server's inventory
+#: on its own schedule (a volume created a moment ago may not be measured there yet).
+MEASURED = {"size_bytes"}
 
 
 def shape(value: Any) -> Any:
     """``value`` with every volatile field replaced by its type (None stays None)."""
     if isinstance(value, dict):
-        return {k: (type(v).__name__ if v is not None else None) if k in VOLATILE
+        return {k: "measured" if k in MEASURED
+                else (type(v).__name__ if v is not None else None) if k in VOLATILE
                 else shape(v) for k, v in value.items()}
     if isinstance(value, list):
         return [shape(v) for v in value]
@@ -119,8 +125,9 @@ def test_both_fronts_print_the_same_json_for_the_same_scenario(
     assert local["backup"]["state"] == "succeeded" and local["restore"]["state"] == "succeeded"
     assert local["tagged"][0]["tags"] == ["before-upgrade"]
     assert "register it first" not in local["error: missing volume"]
-    for key in local:
-        assert shape(local[key]) == shape(remote[key]), key
+    differ = {key: (shape(local[key]), shape(remote[key])) for key in local
+              if shape(local[key]) != shape(remote[key])}
+    assert not differ, json.dumps(differ, indent=1)
     # the full values are in --json: whole ids and ISO timestamps
     assert re.fullmatch(r"[0-9a-f]{16}", local["backups"][0]["id"])
     assert "T" in local["backups"][0]["created_at"]
