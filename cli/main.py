@@ -71,9 +71,9 @@ def main() -> None:
 def _error(message: str, hint: str | None) -> None:
     from cli.render import err
 
-    err().print(f"[red]error:[/] {message}", highlight=False)
+    err().print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     if hint:
-        err().print(f"[yellow]hint:[/] {hint}", highlight=False)
+        err().print(f"[yellow]hint:[/] {hint}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

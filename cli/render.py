@@ -89,7 +89,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-              collapse_padding=True)
+              collapse_padding=True, show_edge=False)
     for c in columns:
         t.add_column(c, no_wrap=c not in flexible, overflow="fold" if c in flexible
                      else "ellipsis")
@@ -161,11 +161,11 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
         out().print(f"[green]backup {r.get('backup_id')}[/] of {job['volume']}: "
                     f"{r.get('file_count')} files, {size(r.get('logical_bytes'))} → "
                     f"{size(r.get('stored_bytes'))} stored on {job['target']}",
-                    soft_wrap=True)
+                    soft_wrap=True, highlight=False)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
-                    soft_wrap=True)
+                    soft_wrap=True, highlight=False)
         if r.get("safety_backup_id"):
             err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
                         f"undo with: volkeeper rollback {job['id']}")

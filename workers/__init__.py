@@ -1,4 +1,4 @@
 """The worker side: the Celery app and its per-host queue routing, the thin tasks (load the
 job → call the engine → record the outcome), the host agent (registration, heartbeat,
-volume inventory) and the embedded in-process dispatcher. ``workers.cli`` is the
-composition root of the ``volkeeper`` command: it may host the API app in-process."""
+volume inventory) and the embedded in-process dispatcher. ``workers.main`` is what
+``volkeeper worker`` (in ``cli/``) runs."""

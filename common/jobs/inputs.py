@@ -138,7 +138,8 @@ def problems(errors: list[Any]) -> list[dict[str, str]]:
     fields = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        fields.append({"field": ".".join(loc) or "body", "problem": err.get("msg", "")})
+        problem = str(err.get("msg", "")).removeprefix("Value error, ")
+        fields.append({"field": ".".join(loc) or "body", "problem": problem})
     return fields
 
 
