@@ -8,7 +8,7 @@ import typer
 
 from cli.front import connect
 from cli.options import Json
-from cli.render import emit_json, err, local_time, optional, out, size, table, when
+from cli.render import clip, emit_json, err, local_time, optional, out, size, table, when
 
 
 def hosts(as_json: Json = False) -> None:
@@ -87,7 +87,7 @@ def jobs(
                                                         "error"],
           [[j["id"], j["kind"]] + [j["host"]] * by_host
            + [j["volume"] or j["target"] or "", _state(j["state"]), when(j["created_at"]),
-              (j["error"] or "")[:200]] for j in rows],
+              clip(j["error"] or "", 60)] for j in rows],
           flexible=("host", "volume", "error"))
 
 

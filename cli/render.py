@@ -87,15 +87,25 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
         return
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
               collapse_padding=True, show_edge=False)
-    for c in columns:
-        t.add_column(c, no_wrap=c not in flexible, overflow="fold" if c in flexible
-                     else "ellipsis")
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+    for i, c in enumerate(columns):
+        if c in flexible:
+            t.add_column(c, overflow="fold")
+        else:  # never squeezed: ids, sizes, ages stay whole
+            width = max([len(c)] + [Text.from_markup(r[i]).cell_len for r in cells])
+            t.add_column(c, no_wrap=True, min_width=width)
+    for r in cells:
+        t.add_row(*r)
     out().print(t)
+
+
+def clip(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters (with …): details are in ``job ID``."""
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def optional(rows: list[dict[str, Any]], key: str) -> bool:
