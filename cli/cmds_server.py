@@ -48,15 +48,13 @@ def serve(
                        "run the fleet (VOLKEEPER_DATABASE_URL, VOLKEEPER_REDIS_URL, "
                        "VOLKEEPER_API_TOKEN) to serve other machines")
     _logging(settings.log_level)
-    # uvicorn's own start-up lines stay quiet (warnings and errors still show); ours says
-    # where it listens. Requests are not logged unless VOLKEEPER_LOG_LEVEL=DEBUG.
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).setLevel(
-            logging.DEBUG if settings.log_level.upper() == "DEBUG" else logging.WARNING)
+    # uvicorn's own start-up and request lines stay quiet (its warnings and errors show);
+    # ours says where it listens. VOLKEEPER_LOG_LEVEL=DEBUG brings them back.
+    debug = settings.log_level.upper() == "DEBUG"
     err().print(f"volkeeper ({settings.mode}) listening on http://{bind}:{port}",
                 highlight=False)
     uvicorn.run("api.main:app_from_env", factory=True, host=bind, port=port,
-                log_level=settings.log_level.lower(), log_config=None)
+                log_level="debug" if debug else "warning", access_log=debug, log_config=None)
 
 
 def worker(
