@@ -78,6 +78,7 @@ def server_env(tmp_path: Path, docker_host_b: Any) -> Iterator[dict[str, str]]:
         yield env | {"VOLKEEPER_SERVER": url}
     log = (tmp_path / "serve.log").read_text(errors="replace")
     assert "alembic" not in log.lower(), log  # the server starts quietly
+    assert "Application startup complete" not in log and "GET /api" not in log, log
     assert log.splitlines()[0].startswith("volkeeper (embedded) listening on"), log
 
 
