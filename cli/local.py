@@ -6,10 +6,11 @@ same as from a server."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from cli.front import CliError, Json
 from common.config import Settings, get_settings
+from common.db import Job
 from common.jobs import views
 from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.inputs import (
@@ -26,12 +27,12 @@ from common.jobs.inputs import (
     VerifyIn,
     parse,
 )
+from common.jobs.operations import OperationsService
 
 USER = "local"  # what the API records for a request without a token
 #: The request model of each repository job (the others take a bare TargetJobIn).
 _TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
     "prune": PruneIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
-T = TypeVar("T")
 
 
 def settings() -> Settings:
@@ -60,14 +61,15 @@ class LocalFront:
         self.runtime.close()
 
     @property
-    def service(self) -> Any:
+    def service(self) -> OperationsService:
         return self.runtime.service
 
-    def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
+    def _read(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+        """``fn(session, *args, **kwargs)``'s view, dumped as the API would send it."""
         with self.runtime.db.session() as s:
             return views.dump(fn(s, *args, **kwargs))
 
-    def _job(self, job: Any) -> Json:
+    def _job(self, job: Job) -> Json:
         return views.dump(views.job_out(job, self.runtime.bus))
 
     # --- reads ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import typer
 
 from cli.front import CliError, Front, connect
 from cli.options import BackupArg, Json
-from cli.render import emit_json, err, out, size, table, wait_for_job
+from cli.render import emit_json, err, optional, out, size, table, wait_for_job, when
 
 Host = Annotated[str | None, typer.Option(
     help="Host whose worker does it (default: the backup's host; for a target, embedded "
@@ -28,7 +28,7 @@ def _run(c: Front, job: dict[str, Any], wait: bool, as_json: bool) -> dict[str, 
             emit_json(job)
         else:
             err().print(f"job {job['id']} queued; follow it with: volkeeper job "
-                              f"{job['id']} --follow")
+                        f"{job['id']} --follow")
         return None
     done: dict[str, Any] = wait_for_job(c, job["id"], quiet=True)
     if as_json:
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
             return
         pin = "pinned" if b["pinned"] else "not pinned"
         out().print(f"backup {b['id']}: tags {', '.join(b['tags']) or '(none)'}; {pin}"
-                      + (" (written into its repository snapshot)" if job else ""))
+                    + (" (written into its repository snapshot)" if job else ""), soft_wrap=True)
 
     @app.command()
     def tag(backup_id: BackupArg,
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
             assert done is not None
             if not as_json:
                 out().print(f"[green]backup {backup_id} forgotten[/]: deleted "
-                              f"{', '.join(done['result'].get('deleted_objects') or []) or '-'}")
+                            f"{', '.join(done['result'].get('deleted_objects') or []) or '-'}")
             if then_prune:
                 pj = c.target_job("prune", job["target"], _host(host))
                 pruned: dict[str, Any] = wait_for_job(c, pj["id"], quiet=True)
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         if done and not as_json:
             r = done["result"]
             out().print(f"[green]copied {backup_id} to {to}[/] as backup "
-                          f"{r['copy_backup_id']} ({size(r.get('stored_bytes'))} stored)")
+                        f"{r['copy_backup_id']} ({size(r.get('stored_bytes'))} stored)")
 
     @app.command()
     def prune(target: TargetArg,
@@ -175,11 +175,14 @@ def register(app: typer.Typer) -> None:
                                         {"adopt": adopt} | _host(host)), True, as_json)
         if done and not as_json:
             rows = done["result"]["snapshots"]
-            table(f"Snapshots in {target}", ["snapshot", "host", "volume", "time", "tags",
-                                             "pinned", "files", "size", "backup"],
-                  [[s["id"][:16], s["host"], s["volume"], s["time"], ", ".join(s["tags"]),
-                    "yes" if s["pinned"] else "", s["files"], size(s["bytes"]),
-                    s["backup_id"] or "[yellow]not in catalog[/]"] for s in rows])
+            by_host = optional(rows, "host")
+            table(f"Snapshots in {target}", ["snapshot"] + ["host"] * by_host
+                  + ["volume", "time", "tags", "files", "size", "backup"],
+                  [[s["id"][:16]] + [s["host"]] * by_host
+                   + [s["volume"], when(s["time"]),
+                      ("pinned " if s["pinned"] else "") + ",".join(s["tags"]), s["files"],
+                      size(s["bytes"]), s["backup_id"] or "[yellow]not in catalog[/]"]
+                   for s in rows], flexible=("host", "volume", "tags"))
 
     @app.command()
     def unlock(target: TargetArg, host: Host = None, as_json: Json = False) -> None:
@@ -189,7 +192,7 @@ def register(app: typer.Typer) -> None:
         if done and not as_json:
             r = done["result"]
             out().print(f"removed {r['removed']} stale lock(s); "
-                          f"{len(r.get('remaining') or [])} live lock(s) remain")
+                        f"{len(r.get('remaining') or [])} live lock(s) remain")
 
     @key_app.command("list")
     def key_list(target: TargetArg, host: Host = None, as_json: Json = False) -> None:
@@ -198,7 +201,7 @@ def register(app: typer.Typer) -> None:
             done = _run(c, c.target_job("keys/list", target, _host(host)), True, as_json)
         if done and not as_json:
             table(f"Keys of {target}", ["id", "created", "on", "used by this worker"],
-                  [[k["id"][:16], k["created"], k["hostname"], "yes" if k["in_use"] else ""]
+                  [[k["id"][:16], when(k["created"]), k["hostname"], "yes" if k["in_use"] else ""]
                    for k in done["result"]["keys"]])
 
     @key_app.command("add")
