@@ -21,7 +21,6 @@ from common.config import Settings
 from common.db import Database
 from common.errors import Forbidden, Unauthorized, VolkeeperError
 from common.jobs.operations import OperationsService
-from common.jobs.targets import TargetService
 from common.progress import ProgressBus
 
 SESSION_COOKIE = "volkeeper_session"
@@ -35,9 +34,8 @@ class AppState:
     bus: ProgressBus
     service: OperationsService
     tokens: TokenService
-    targets: TargetService
-    #: an in-process app (the embedded CLI's, no socket): requests without credentials
-    #: act as the local user, who holds VOLKEEPER_HOME's keys anyway
+    #: an in-process app (tests, benchmarks; never on a socket): requests without
+    #: credentials act as the local user, who holds VOLKEEPER_HOME's keys anyway
     in_process: bool = False
 
 

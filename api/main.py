@@ -37,7 +37,6 @@ from common.jobs.dispatch import Dispatcher
 from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.loops import sweep_loop
 from common.jobs.operations import OperationsService
-from common.jobs.targets import TargetService
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def create_app(
     on_startup: list[Hook] | None = None,
     on_shutdown: list[Hook] | None = None,
     sweep_every: float | None = None,
-    in_process: bool | None = None,
+    in_process: bool = False,
 ) -> FastAPI:
     """The API app. Without a ``dispatcher`` it runs jobs itself when embedded (an
     ``EmbeddedRuntime``, whose database and bus it uses) and sends them to the hosts' queues
@@ -62,10 +61,9 @@ def create_app(
     Every route but ``GET /api/v1/health`` and the login page needs a token: the bootstrap
     admin secret (``VOLKEEPER_API_TOKEN``; embedded, ``<home>/api.token``, created here
     on first start) or a named one. ``in_process`` marks an app that is never served on a
-    socket — the embedded CLI's in-process client (default: embedded with the caller's
-    dispatcher): requests without credentials act as the local user (``cli:local-user``),
-    who holds VOLKEEPER_HOME's keys anyway. TRANSITIONAL: only ``workers/cli`` (the
-    TestClient bridge) needs it; once the CLI calls ``common.jobs`` directly, drop it."""
+    socket (an in-process test client, ``tests.fixtures.embedded.embedded_http``):
+    requests without credentials act as the local user (``cli:local-user``), and the Host
+    check is off."""
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
@@ -83,13 +81,11 @@ def create_app(
         from api.dispatch import CeleryDispatcher
 
         dispatcher = CeleryDispatcher(settings.redis_url, settings)
-    if in_process is None:
-        in_process = settings.mode == "embedded" and runtime is None
     served_embedded = settings.mode == "embedded" and not in_process
     tokens = TokenService(db, bootstrap_secrets(settings, token_file_too=served_embedded))
     state = AppState(settings=settings, db=db, bus=bus,
                      service=OperationsService(db, dispatcher, settings), tokens=tokens,
-                     targets=TargetService(db, settings), in_process=in_process)
+                     in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
     sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
 

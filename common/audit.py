@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from common.db import AuditEntry, Database, Job
 from common.errors import VolkeeperError
@@ -27,19 +28,39 @@ R = TypeVar("R")
 SECRET_KEYS = frozenset({"secrets", "credentials", "new_password", "password", "token"})
 
 
-def record(db: Database, actor: str, action: str, obj: str, details: dict[str, Any],
-           outcome: str) -> None:
-    """Append one entry. A failure to write it is logged, never hides the request's own
-    outcome."""
+def _entry(actor: str, action: str, obj: str, details: dict[str, Any], outcome: str
+           ) -> AuditEntry:
     from common.storage.registry import redact
 
     clean = {k: redact(v) if k == "url" and isinstance(v, str) else _plain(v)
              for k, v in details.items() if k not in SECRET_KEYS}
+    return AuditEntry(actor=actor[:200], action=action[:100], object=obj[:500],
+                      details=clean, outcome=outcome[:500])
+
+
+def record(db: Database, actor: str, action: str, obj: str, details: dict[str, Any],
+           outcome: str) -> None:
+    """Append one entry. A failure to write it is logged, never hides the request's own
+    outcome."""
     try:
         with db.session() as s:
-            s.add(AuditEntry(actor=actor[:200], action=action[:100], object=obj[:500],
-                             details=clean, outcome=outcome[:500]))
+            s.add(_entry(actor, action, obj, details, outcome))
     except Exception as e:  # noqa: BLE001 - the audit must not turn a success into an error
+        log.error("could not write the audit log (%s %s by %s): %s", action, obj, actor, e)
+
+
+def record_beside(session: Session, actor: str, action: str, obj: str,
+                  details: dict[str, Any], outcome: str, *, same: bool = False) -> None:
+    """Append one entry for work done in ``session``: ``same`` — a success — in its own
+    transaction (committed with the change), else in a transaction of its own (the
+    session's is rolled back with the refused change)."""
+    if same:
+        session.add(_entry(actor, action, obj, details, outcome))
+        return
+    try:
+        with Session(session.get_bind()) as s, s.begin():
+            s.add(_entry(actor, action, obj, details, outcome))
+    except Exception as e:  # noqa: BLE001 - the audit must not hide the request's outcome
         log.error("could not write the audit log (%s %s by %s): %s", action, obj, actor, e)
 
 

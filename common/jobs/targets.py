@@ -1,50 +1,55 @@
-"""Adding and removing targets: validated, checked against the allowlists
-(``common.storage.allowlist``), credentials sealed, every change audited. The API routes
-and the embedded CLI both call this."""
+"""Registering and removing storage targets. Credentials are sealed on the way in and
+never come out (a target's view only says whether it has them); the location must be
+within the allowlists (``common.storage.allowlist``); every attempt is audited."""
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy.orm import Session
 
-from common.audit import audited
+from common.audit import record_beside
+from common.auth import LOCAL_ACTOR
 from common.config import Settings
-from common.db import Database, Target, catalog
-from common.errors import InvalidInput
-from common.secretbox import seal
-from common.storage.allowlist import check_target_allowed
-from common.storage.registry import validate_target_url
+from common.db import catalog
+from common.errors import InvalidInput, VolkeeperError
+from common.jobs.inputs import TargetIn
+from common.jobs.views import TargetOut, target_out
 
-CREDENTIAL_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
-
-
-def _shown(a: dict[str, Any]) -> str:
-    return str(a["name"])
+CREDENTIAL_KEYS = {"access_key_id", "secret_access_key", "session_token"}
 
 
-class TargetService:
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db = db
-        self.settings = settings
+def add_target(session: Session, settings: Settings, body: TargetIn, *,
+               actor: str = LOCAL_ACTOR) -> TargetOut:
+    """Check the URL, options and allowlists, seal the credentials, record the target."""
+    from common.secretbox import seal
+    from common.storage.allowlist import check_target_allowed
+    from common.storage.registry import validate_target_url
 
-    @audited("target.add", _shown)
-    def add_target(self, *, name: str, url: str, options: dict[str, Any] | None = None,
-                   credentials: dict[str, str] | None = None, replace: bool = False,
-                   requested_by: str | None = None) -> Target:
-        """Register (or with ``replace`` overwrite) a target. Raises InvalidInput for a bad
-        URL, an unknown option or credential, or a location outside the allowlists."""
-        options, credentials = dict(options or {}), dict(credentials or {})
-        validate_target_url(url, options)
-        check_target_allowed(url, options, self.settings)
-        unknown = sorted(set(credentials) - CREDENTIAL_KEYS)
+    details = {"url": body.url, "options": body.options, "replace": body.replace,
+               "has_credentials": bool(body.credentials)}
+    try:
+        validate_target_url(body.url, body.options)
+        check_target_allowed(body.url, body.options, settings)
+        unknown = sorted(set(body.credentials) - CREDENTIAL_KEYS)
         if unknown:
             raise InvalidInput(f"unknown credential(s): {', '.join(unknown)}",
                                f"allowed: {', '.join(sorted(CREDENTIAL_KEYS))}")
-        sealed = seal(credentials, self.settings)
-        with self.db.session() as s:
-            return catalog.add_target(s, name, url, options, sealed, replace=replace)
+        secrets = seal(body.credentials, settings)
+        t = catalog.add_target(session, body.name, body.url, body.options, secrets,
+                               replace=body.replace)
+    except VolkeeperError as e:
+        record_beside(session, actor, "target.add", body.name, details,
+                      f"error: {e.code}: {e.message}")
+        raise
+    record_beside(session, actor, "target.add", body.name, details, "ok", same=True)
+    return target_out(t)
 
-    @audited("target.remove", _shown)
-    def remove_target(self, *, name: str, requested_by: str | None = None) -> None:
-        with self.db.session() as s:
-            catalog.remove_target(s, name)
 
+def remove_target(session: Session, name: str, *, actor: str = LOCAL_ACTOR) -> None:
+    """Remove a target that holds no backups."""
+    try:
+        catalog.remove_target(session, name)
+    except VolkeeperError as e:
+        record_beside(session, actor, "target.remove", name, {},
+                      f"error: {e.code}: {e.message}")
+        raise
+    record_beside(session, actor, "target.remove", name, {}, "ok", same=True)
