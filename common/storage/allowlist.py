@@ -31,7 +31,9 @@ def _real(path: str, resolve: bool) -> Path:
 
 
 def _roots(roots: list[Path], resolve: bool) -> list[Path]:
-    return [Path(os.path.realpath(r)) for r in roots] if resolve else roots
+    """The roots as given and (a root that is a symlink here) where they lead."""
+    real = [Path(os.path.realpath(r)) for r in roots]
+    return real if resolve else roots + real
 
 
 def check_target_allowed(url: str, options: dict[str, Any], settings: Settings, *,
