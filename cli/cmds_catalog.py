@@ -51,7 +51,7 @@ def backups(
     as_json: Json = False,
 ) -> None:
     """List backups, newest first."""
-    with connect() as c:
+    with connect(docker=False) as c:
         rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned)
     if as_json:
         return emit_json(rows)
@@ -78,7 +78,7 @@ def jobs(
     as_json: Json = False,
 ) -> None:
     """Job history, newest first."""
-    with connect() as c:
+    with connect(docker=False) as c:
         rows = c.jobs(limit)
     if as_json:
         return emit_json(rows)
@@ -103,7 +103,7 @@ def job(
     """Show one job (with --follow: until it finishes)."""
     from cli.render import wait_for_job
 
-    with connect() as c:
+    with connect(docker=False) as c:
         data = wait_for_job(c, job_id, quiet=as_json) if follow else c.job(job_id)
     if as_json:
         emit_json(data)
@@ -128,7 +128,7 @@ targets_app = typer.Typer(help="Storage targets (local directories, S3 buckets).
 @targets_app.command("list")
 def targets_list(as_json: Json = False) -> None:
     """List targets (credentials are never shown)."""
-    with connect() as c:
+    with connect(docker=False) as c:
         rows = c.targets()
     if as_json:
         return emit_json(rows)
@@ -168,7 +168,7 @@ def targets_add(
     creds = {k: v for k, v in (("access_key_id", access_key_id),
                                 ("secret_access_key", secret_access_key))
              if v and url.lower().startswith("s3://")}
-    with connect() as c:
+    with connect(docker=False) as c:
         t = c.add_target({"name": name, "url": url, "options": options,
                           "credentials": creds, "replace": replace})
     if as_json:
@@ -179,6 +179,6 @@ def targets_add(
 @targets_app.command("remove")
 def targets_remove(name: str) -> None:
     """Remove a target that holds no backups."""
-    with connect() as c:
+    with connect(docker=False) as c:
         c.remove_target(name)
     err().print(f"target {name} removed", highlight=False)

@@ -45,16 +45,17 @@ def settings() -> Settings:
 class LocalFront:
     embedded = True
 
-    def __init__(self, *, volume_sizes: bool = False) -> None:
+    def __init__(self, *, volume_sizes: bool = False, docker: bool = True) -> None:
         s = settings()
         if s.mode == "fleet":
             raise CliError("VOLKEEPER_DATABASE_URL is set but no --server was given",
                            "pass --server URL (or VOLKEEPER_SERVER) to talk to the fleet API")
         self.runtime = EmbeddedRuntime(s, background=False)
         self.volume_sizes = volume_sizes
+        self.docker = docker
 
     def __enter__(self) -> LocalFront:
-        self.runtime.start(volume_sizes=self.volume_sizes)
+        self.runtime.start(volume_sizes=self.volume_sizes, docker=self.docker)
         return self
 
     def __exit__(self, *exc: object) -> None:

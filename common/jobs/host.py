@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.db import catalog, hosts, jobs
 from common.db.models import utcnow
-from common.docker import VolumeInfo
-from common.engine.records import StoredBackup
 from common.errors import VolkeeperError
-from common.jobs import record
 from common.jobs.context import JobContext
+
+if TYPE_CHECKING:  # the engine and the Docker SDK load only when a step needs them
+    from common.docker import VolumeInfo
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,8 @@ def recover_interrupted(ctx: JobContext) -> list[str]:
         except VolkeeperError as e:
             log.error("could not recover volume %s after job %s: %s", volume, job_id, e)
             continue
+        from common.jobs import record
+
         record.recovered(ctx, job_id, done)
         log.warning("job %s: %s", job_id, done)
         recovered.append(job_id)
@@ -133,6 +135,7 @@ def recover_interrupted(ctx: JobContext) -> list[str]:
 
 
 def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
+    from common.engine.records import StoredBackup
     from common.engine.replace import put_back
     from common.engine.restore import undo
     from common.progress import NullTracker
@@ -154,7 +157,9 @@ def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
 
 def prune_safety_snapshots(ctx: JobContext) -> list[str]:
     """Forget this host's safety snapshots whose keeping time is over."""
+    from common.engine.records import StoredBackup
     from common.engine.stored import forget
+    from common.jobs import record
 
     with ctx.db.session() as s:
         expired = [(b.id, b.target, StoredBackup.from_row(b))
