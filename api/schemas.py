@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Format = Literal["tar", "tar.gz", "tar.zst", "repo"]
+from common.formats import BackupFormat
+
+Format = BackupFormat
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -135,12 +137,15 @@ class BackupOut(BaseModel):
     volume: str
     target: str
     format: str
-    key: str
-    manifest_key: str
+    key: str = Field(description="the stored object naming the backup: the archive, or the "
+                     "repository snapshot's object")
+    manifest_key: str = Field(description="archives: their manifest object (empty for repo "
+                              "backups)")
     stored_bytes: int
     logical_bytes: int
     file_count: int
-    checksum: str
+    checksum: str = Field(description="archives: the sha256 of the archive object (empty "
+                          "for repo backups)")
     created_at: datetime
     verified_at: datetime | None = None
     verify_status: str | None = Field(default=None, description="ok | ok (structure) | "

@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from celery import shared_task
-from sqlalchemy import select
 
-from common.db import Backup, catalog
+from common.db import catalog
 from common.db.models import Job
 from common.engine import repo_admin, stored
 from common.engine.records import StoredBackup
@@ -55,7 +54,7 @@ def _label(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Ou
             if sorted(b.tags or []) == sorted(tags) and b.pinned == pinned:
                 break
     return {"tags": tags, "pinned": pinned, "rewritten": rewritten,
-            "snapshot_id": b.checksum}, None
+            "snapshot_id": b.snapshot_id}, None
 
 
 def _forget(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -89,7 +88,8 @@ def _copy(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Out
             raise type(e)(f"copy from target {b.target!r} to {dst_name!r}: {e.message}",
                           e.hint) from e
     with ctx.db.session() as s:
-        known = catalog.find_backup_by_checksum(s, dst_name, out.checksum)
+        known = catalog.find_stored_backup(s, dst_name, checksum=out.checksum,
+                                           snapshot_id=out.snapshot_id)
         if known is not None:  # copied there before: the same snapshot/archive
             return out.as_result() | {"copy_backup_id": known.id, "source_backup_id": b.id,
                                       "destination": dst_name, "already_there": True}, None
@@ -97,7 +97,8 @@ def _copy(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Out
             s, job_id=job.id, host=b.host, volume=b.volume, target=dst_name,
             format=b.format, key=out.key, manifest_key=out.manifest_key,
             stored_bytes=out.stored_bytes, logical_bytes=b.logical_bytes,
-            file_count=b.file_count, checksum=out.checksum, created_at=b.created_at,
+            file_count=b.file_count, checksum=out.checksum, snapshot_id=out.snapshot_id,
+            created_at=b.created_at,
             tags=sorted(set(b.tags or []) | set(out.tags)), pinned=bool(b.pinned))
         copy_id = row.id
     return out.as_result() | {"copy_backup_id": copy_id, "source_backup_id": b.id,
@@ -122,8 +123,7 @@ def _stats(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Ou
 def _snapshots(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> Outcome:
     assert job.target is not None
     with ctx.db.session() as s:
-        known = dict(s.execute(select(Backup.checksum, Backup.id).where(
-            Backup.target == job.target, Backup.format == REPO_FORMAT)).tuples().all())
+        known = catalog.snapshot_backup_ids(s, job.target)
     tracker.set_phase("listing snapshots")
     with open_target(ctx, job.target) as backend:
         out = repo_admin.snapshots(backend, ctx.settings_for(job.target), known.get)
@@ -144,7 +144,7 @@ def _adopt(ctx: context.WorkerContext, job: Job, snaps: list[dict[str, Any]]) ->
                 target=job.target, format=REPO_FORMAT, key=ids.snapshot_key(
                     bytes.fromhex(snap["id"])), manifest_key="",
                 stored_bytes=snap["stored_bytes"], logical_bytes=snap["bytes"],
-                file_count=snap["files"], checksum=snap["id"],
+                file_count=snap["files"], checksum="", snapshot_id=snap["id"],
                 created_at=datetime.fromisoformat(snap["time"]), tags=snap["tags"],
                 pinned=snap["pinned"])
             snap["backup_id"] = row.id

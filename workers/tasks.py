@@ -91,7 +91,7 @@ def _backup(ctx: context.WorkerContext, job: Job, tracker: ProgressTracker) -> O
             s, job_id=job.id, host=job.host, volume=job.volume, target=job.target,
             format=out.format, key=out.key, manifest_key=out.manifest_key,
             stored_bytes=out.stored_bytes, logical_bytes=out.logical_bytes,
-            file_count=out.file_count, checksum=out.checksum)
+            file_count=out.file_count, checksum=out.checksum, snapshot_id=out.snapshot_id)
         backup_id = b.id
     return out.as_result() | {"backup_id": backup_id}, backup_id
 

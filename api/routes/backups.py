@@ -9,7 +9,6 @@ from api.deps import CurrentUser, DbSession, State
 from api.routes.jobs import job_out
 from api.schemas import BackupIn, BackupOut, JobOut
 from common.db import Backup, catalog
-from common.jobs.names import REPO_FORMAT
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 
@@ -17,7 +16,7 @@ router = APIRouter(prefix="/backups", tags=["backups"])
 def backup_out(b: Backup) -> BackupOut:
     out = BackupOut.model_validate(b, from_attributes=True)
     out.tags = list(b.tags or [])
-    out.snapshot_id = b.checksum if b.format == REPO_FORMAT else None
+    out.snapshot_id = b.snapshot_id or None
     return out
 
 
