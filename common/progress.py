@@ -193,9 +193,15 @@ class ProgressTracker:
 
     def expect(self, phase: str, bytes_total: int | None = None,
                files_total: int | None = None) -> None:
-        """Estimated totals for ``phase`` when it starts (once) without totals of its own."""
+        """Estimated totals for ``phase``: at once when it is running without totals of
+        its own (or with estimated ones), else when it starts (once) without totals."""
         with self._lock:
-            self._expected[phase] = (bytes_total, files_total)
+            if self.phase == phase and (self.estimated or (
+                    self.bytes_total is None and self.files_total is None)):
+                self.bytes_total, self.files_total = bytes_total, files_total
+                self.estimated = True
+            else:
+                self._expected[phase] = (bytes_total, files_total)
 
     def finish(self, phase: str = "done") -> None:
         """End with ``phase``, keeping the work of the last phase that counted any: its

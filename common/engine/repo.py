@@ -13,7 +13,7 @@ A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot o
 storage key, ``snapshot_id`` the snapshot id, ``manifest_key`` and ``checksum`` are empty
 (the snapshot's trees are its manifest). Each backup's parent is the newest snapshot of
 the same (host, volume); its size is the backup's progress estimate (a first backup
-pre-scans the mountpoint instead, see ``sizing``).
+scans the mountpoint beside the backup instead, see ``sizing``).
 Volumes are read and written through their mountpoint when the worker sees it (direct
 access: unchanged files are not read again), else as a tar stream through Docker's archive
 API (every file is read; dedup still stores nothing twice) — see ``repo_access``.
@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from common.config import Settings
@@ -33,7 +34,7 @@ from common.docker import DockerHost
 from common.engine.access import direct_path
 from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.repo_access import backup_content, restore_content
-from common.engine.sizing import scan_tree
+from common.engine.sizing import scanning
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
@@ -182,9 +183,9 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     with backup_lock(repo, f"backup job {job_id} of {host}/{volume}",
                      retry_for=LOCK_RETRY_SECONDS) as lock:
         parent = latest_snapshot(repo, host, volume)
-        _expect_totals(tracker, parent, path, info.size_bytes)
-        snap = backup_content(docker, repo, path, host=host, volume=volume,
-                              tags=[f"job:{job_id}"], parent=parent, progress=tracker)
+        with _estimated_totals(tracker, parent, path, info.size_bytes):
+            snap = backup_content(docker, repo, path, host=host, volume=volume,
+                                  tags=[f"job:{job_id}"], parent=parent, progress=tracker)
         lock.check()
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
@@ -192,20 +193,21 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
         file_count=snap.stats.files, checksum="", snapshot_id=snap.id.hex())
 
 
-def _expect_totals(tracker: ProgressTracker, parent: Snapshot | None, path: Path | None,
-                   measured: int | None) -> None:
-    """The backup phase's estimated totals (content bytes and files): the parent
-    snapshot's, so an incremental backup scans nothing more; else a quick pre-scan of the
-    mountpoint; else Docker's measure of the volume, when it has one."""
+@contextlib.contextmanager
+def _estimated_totals(tracker: ProgressTracker, parent: Snapshot | None, path: Path | None,
+                      measured: int | None) -> Iterator[None]:
+    """Give the backup phase estimated totals (content bytes and files) while the block
+    runs: the parent snapshot's, so an incremental backup scans nothing more; else a scan
+    of the mountpoint beside the backup; else Docker's measure of the volume, if any."""
     if parent is not None:
         tracker.expect(BACKUP_PHASE, parent.stats.bytes, parent.stats.files)
-        return
-    tracker.set_phase("scanning")
-    size = scan_tree(path) if path is not None else None
-    if size is not None:
-        tracker.expect(BACKUP_PHASE, size.bytes, size.files)
-    elif measured is not None:
+    elif path is None and measured is not None:
         tracker.expect(BACKUP_PHASE, measured)
+    if parent is not None or path is None:
+        yield
+        return
+    with scanning(path, lambda size: tracker.expect(BACKUP_PHASE, size.bytes, size.files)):
+        yield
 
 
 def snapshot_id(backup: StoredBackup) -> bytes:

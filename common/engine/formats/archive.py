@@ -14,8 +14,8 @@ always of the whole archive (checksum, decompression, every member against the m
 an archive is one compressed stream, and a sample of it proves nothing about the rest.
 Checking the stored objects, forgetting and copying are in ``archive_objects``.
 
-Progress: a backup counts tar stream bytes and members against a quick pre-scan of the
-volume (``sizing``); restores and verifications count the stored bytes they read against
+Progress: a backup counts tar stream bytes and members against a scan of the volume run
+beside it (``sizing``); restores and verifications count the stored bytes they read against
 the stored object's size.
 """
 
@@ -53,13 +53,14 @@ from common.engine.records import (
     StoredBackup,
     VerifyOutcome,
 )
-from common.engine.sizing import scan_tree
+from common.engine.sizing import scanning
 from common.errors import IntegrityError, InvalidInput, NotFound
 from common.formats import SAFETY_FORMAT, Traits, traits
 from common.progress import FilesOnly, ProgressTracker
 from common.storage.base import Backend
 
 SAFETY_AREA = "volkeeper/safety/"
+BACKUP_PHASE = "backing up"
 SUBSET_ARCHIVE = ("--subset applies to repository backups only: an archive is one "
                   "compressed stream and is always verified whole")
 SUBSET_HINT = "verify without --subset (the whole archive is read)"
@@ -92,21 +93,19 @@ class ArchiveFormat:
         created = datetime.now(UTC)
         key = archive_key(host, volume, created, job_id, self.name, area)
         mkey = manifest_key(key)
-        tracker.set_phase("scanning")
         path = direct_path(docker, volume, settings)
-        size = scan_tree(path) if path is not None else None
         header = {"volume": volume, "host": host, "created_at": created.isoformat(),
                   "format": self.name, "archive_key": key, "driver": info.driver,
                   "job_id": job_id}
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
             manifest = ManifestWriter(spool, header)
-            # tar stream bytes and members, against the pre-scan (or Docker's measure)
-            tracker.set_phase("backing up",
-                              bytes_total=size.tar_bytes if size else info.size_bytes,
-                              files_total=size.entries if size else None, estimated=True)
+            # tar stream bytes and members, against a scan beside it (or Docker's measure)
+            tracker.set_phase(BACKUP_PHASE, bytes_total=info.size_bytes, estimated=True)
             writer = backend.open_writer(key)
             try:
-                with tar_source(docker, volume, settings) as stream:
+                with scanning(path, lambda size: tracker.expect(
+                        BACKUP_PHASE, size.tar_bytes, size.entries)), \
+                        tar_source(docker, volume, settings) as stream:
                     stats = write_archive(stream, writer, self.codec, tracker,
                                           manifest=manifest, level=settings.zstd_level,
                                           name=key)
