@@ -1,8 +1,8 @@
 """A quick scan of a volume's tree for progress totals: one ``lstat`` per entry, no data
 read. ``scanning`` runs it in a thread beside the backup, which reads every file anyway:
 the two warm the inode cache for each other, so the scan costs little of the backup's
-time (see docs/progress.md for the measurement on 100k small files). It stops after a
-time budget (and when the backup is done first): a huge tree simply has no total then.
+time (measured on 100k small files: docs/architecture.md, "Progress totals"). It stops
+after a time budget, or when the backup is done first: a huge tree has no total then.
 """
 
 from __future__ import annotations
