@@ -52,7 +52,7 @@ _TRAITS: dict[str, Traits] = {**{name: Traits(name, archive=True, subset_verify=
                                labels_in_storage=True)}
 
 
-def traits(name: str) -> Traits:
+def traits_of(name: str) -> Traits:
     """The traits of format ``name``; InvalidInput names the known ones."""
     try:
         return _TRAITS[name]

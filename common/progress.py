@@ -251,6 +251,8 @@ class ProgressTracker:
                 "bytes_total": bytes_total,
                 "files_done": self.files_done,
                 "files_total": files_total,
+                "percent": None if not bytes_total else
+                round(min(100 * self.bytes_done / bytes_total, 100.0), 1),
                 "estimated": self.estimated,
                 "rate_bytes_per_s": round(rate, 1),
                 "eta_seconds": None if eta is None else round(eta, 1),

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from common.db import Backup, Job, catalog, hosts, jobs
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
-from common.formats import traits
+from common.formats import traits_of
 from common.jobs.names import (
     TASK_COPY,
     TASK_FORGET,
@@ -69,7 +69,7 @@ class OperationsService(JobService):
             raise InvalidInput(f"tag(s) {', '.join(both)} both added and removed",
                                "name each tag once")
         backup = self._backup(backup_id)
-        in_storage = traits(backup.format).labels_in_storage
+        in_storage = traits_of(backup.format).labels_in_storage
         if in_storage:
             host = host or backup.host
             self._check_host_online(host)

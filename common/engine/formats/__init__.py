@@ -11,7 +11,7 @@ from common.engine.formats.archive import ArchiveFormat
 from common.engine.formats.base import Format
 from common.engine.formats.repository import RepositoryFormat
 from common.engine.records import StoredBackup
-from common.formats import ARCHIVE_FORMATS, REPO_FORMAT, traits
+from common.formats import ARCHIVE_FORMATS, REPO_FORMAT, traits_of
 
 _FORMATS: dict[str, Format] = {
     **{name: ArchiveFormat(name) for name in ARCHIVE_FORMATS},
@@ -21,7 +21,7 @@ _FORMATS: dict[str, Format] = {
 
 def format_for(name: str) -> Format:
     """The format called ``name``; InvalidInput names the known ones."""
-    traits(name)  # raises for an unknown name
+    traits_of(name)  # raises for an unknown name
     return _FORMATS[name]
 
 

@@ -55,7 +55,7 @@ from common.engine.records import (
 )
 from common.engine.sizing import scanning
 from common.errors import IntegrityError, InvalidInput, NotFound
-from common.formats import SAFETY_FORMAT, Traits, traits
+from common.formats import SAFETY_FORMAT, Traits, traits_of
 from common.progress import FilesOnly, ProgressTracker
 from common.storage.base import Backend
 
@@ -79,7 +79,7 @@ class ArchiveFormat:
     """One of the archive formats (the compression is the only difference)."""
 
     def __init__(self, name: str) -> None:
-        self.traits: Traits = traits(name)
+        self.traits: Traits = traits_of(name)
         self.codec = check_format(name)
 
     @property

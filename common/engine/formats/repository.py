@@ -32,7 +32,7 @@ from common.errors import (
     NotFound,
     StorageError,
 )
-from common.formats import REPO_FORMAT, Traits, traits
+from common.formats import REPO_FORMAT, Traits, traits_of
 from common.progress import ProgressTracker
 from common.repository import ids
 from common.repository.copy import CopyStats, copy_snapshot
@@ -50,7 +50,7 @@ def user_tags(tags: Sequence[str]) -> list[str]:
 
 
 class RepositoryFormat:
-    traits: Traits = traits(REPO_FORMAT)
+    traits: Traits = traits_of(REPO_FORMAT)
 
     @property
     def name(self) -> str:
