@@ -1,14 +1,14 @@
 """The application factory. Nothing is created at import time: ``create_app(settings, …)``
-builds the database, the progress bus and the dispatcher (or takes them from the caller —
-the embedded CLI passes its in-process dispatcher and shared progress bus)."""
+builds the database, the progress bus and the dispatcher (or takes them from the caller).
+Embedded, it runs an ``EmbeddedRuntime`` (in-process jobs, the host's loops, the stale-job
+sweep) for its lifetime; in the fleet it sends jobs to the hosts' Celery queues and owns the
+stale-job sweep (``common.jobs.sweep``). ``app_from_env`` is the factory for uvicorn."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
 
@@ -26,12 +26,13 @@ from api.routes import (
     restores,
     targets,
 )
-from common.config import Settings
+from common.config import Settings, get_settings
 from common.db import Database, catalog
-from common.db import jobs as job_queries
 from common.db.migrate import upgrade
 from common.errors import VolkeeperError
 from common.jobs.dispatch import Dispatcher
+from common.jobs.embedded import EmbeddedRuntime
+from common.jobs.loops import sweep_loop
 from common.jobs.operations import OperationsService
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
 
@@ -49,9 +50,16 @@ def create_app(
     on_shutdown: list[Hook] | None = None,
     sweep_every: float | None = None,
 ) -> FastAPI:
+    """The API app. Without a ``dispatcher`` it runs jobs itself when embedded (an
+    ``EmbeddedRuntime``, whose database and bus it uses) and sends them to the hosts' queues
+    in the fleet. ``sweep_every`` overrides the fleet's stale-job sweep period."""
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
+    runtime: EmbeddedRuntime | None = None
+    if dispatcher is None and settings.mode == "embedded":
+        runtime = EmbeddedRuntime(settings, background=True)
+        dispatcher, bus, db = runtime.dispatcher, runtime.bus, runtime.db
     db = db or Database(settings.effective_database_url)
     if bus is None:
         bus = RedisProgressBus(settings.redis_url) if settings.redis_url else MemoryProgressBus()
@@ -64,23 +72,32 @@ def create_app(
         dispatcher = CeleryDispatcher(settings.redis_url)
     state = AppState(settings=settings, db=db, bus=bus,
                      service=OperationsService(db, dispatcher, settings))
+    # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
+    sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        upgrade(db)
-        if settings.mode == "embedded":
-            with db.session() as s:
-                catalog.ensure_target(s, settings.default_target, settings.default_target_url)
+        if runtime is not None:
+            runtime.start()
+        else:
+            upgrade(db)
+            if settings.mode == "embedded":
+                with db.session() as s:
+                    catalog.ensure_target(s, settings.default_target,
+                                          settings.default_target_url)
         for hook in on_startup or []:
             hook()
-        sweeper = asyncio.create_task(
-            _sweep_loop(state, sweep_every or settings.sweep_seconds))
+        if sweeper is not None:
+            sweeper.start()
         try:
             yield
         finally:
-            sweeper.cancel()
+            if sweeper is not None:
+                sweeper.stop()
             for hook in on_shutdown or []:
                 hook()
+            if runtime is not None:
+                runtime.close()
 
     app = FastAPI(title="volkeeper", version="0.1.0", lifespan=lifespan,
                   docs_url="/api/docs", openapi_url="/api/v1/openapi.json",
@@ -96,19 +113,7 @@ def create_app(
     return app
 
 
-async def _sweep_loop(state: AppState, every: float) -> None:
-    s = state.settings
-    while True:
-        try:
-            await asyncio.to_thread(_sweep_once, state)
-        except Exception:
-            log.exception("stale-job sweep failed")
-        await asyncio.sleep(every if every > 0 else s.heartbeat_seconds)
-
-
-def _sweep_once(state: AppState) -> None:
-    s = state.settings
-    with state.db.session() as sess:
-        job_queries.sweep_stale(
-            sess, running_after=timedelta(seconds=s.stale_job_seconds),
-            queued_after=timedelta(seconds=s.queued_job_timeout_seconds))
+def app_from_env() -> FastAPI:
+    """The app for the settings in the environment (``VOLKEEPER_*``), embedded or fleet:
+    ``uvicorn --factory api.main:app_from_env``."""
+    return create_app(get_settings())

@@ -51,11 +51,9 @@ def main() -> None:
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
 
-    from fastapi.testclient import TestClient
-
     from common.config import Settings
     from tests.fixtures.dockerd import DockerdFactory
-    from workers.embedded import build_embedded_app
+    from tests.fixtures.embedded import embedded_http
 
     factory = DockerdFactory()
     try:
@@ -69,8 +67,7 @@ def main() -> None:
             (d / f"f{i}").write_bytes(os.urandom(32 * 1024))
         home = Path(tempfile.mkdtemp(prefix="vk-apibench-"))
         settings = Settings(home=home, docker_host=dockerd.url, host_name="bench")
-        app = build_embedded_app(settings, background=False)
-        with TestClient(app, base_url="http://bench") as http:
+        with embedded_http(settings, base_url="http://bench") as http:
             job = http.post("/api/v1/backups", json={"volume": "bench-data"}).json()
             while http.get(f"/api/v1/jobs/{job['id']}").json()["state"] not in (
                     "succeeded", "failed"):

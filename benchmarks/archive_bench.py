@@ -25,12 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +39,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from dataset import DatasetInfo, GiB, MiB, ensure, parse_size  # noqa: E402
+from procs import Deleter, fresh_dir, machine, run, sh, tree_stats  # noqa: E402
 
 TARGET = 1.2
-QUIET_AFTER_DELETE = 35  # seconds; see measure()
 KEY = "bench/vol.tar.zst"
 
 
@@ -103,99 +99,32 @@ def child_restore(store: str, sha256: str, dest: str) -> dict[str, Any]:
 
 def run_child(*args: str) -> dict[str, Any]:
     """Run one ``--child`` invocation; its JSON result plus the parent-side wall time."""
-    c0 = children_cpu()
-    t0 = time.monotonic()
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args],
-                         check=True, capture_output=True, text=True)
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["wall"] = time.monotonic() - t0
-    result["cpu"] = children_cpu() - c0
+    m = run([sys.executable, str(Path(__file__).resolve()), "--child", *args])
+    result: dict[str, Any] = json.loads(m.stdout.strip().splitlines()[-1])
+    result["wall"], result["cpu"] = m.wall, m.cpu
     return result
 
 
 # --- parent: baselines, measurements, report ---------------------------------------------
-def children_cpu() -> float:
-    """User + system CPU seconds of all waited-for child processes so far."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def sh(cmd: str) -> tuple[float, float]:
-    """Run a shell pipeline (with pipefail); its wall time and CPU seconds."""
-    c0 = children_cpu()
-    t0 = time.monotonic()
-    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
-    return time.monotonic() - t0, children_cpu() - c0
-
-
-def tree_stats(root: str) -> tuple[int, int]:
-    """(number of non-directory entries, total bytes of regular files) under ``root``."""
-    count = total = 0
-    for dirpath, dirs, files in os.walk(root):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
-            st = os.lstat(os.path.join(dirpath, name))
-            count += 1
-            if not os.path.islink(os.path.join(dirpath, name)):
-                total += st.st_size
-    return count, total
-
-
-def fresh_dir(path: Path) -> str:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return str(path)
-
-
-_last_delete = 0.0
-
-
 def remove_restores(work: Path) -> None:
     """Delete the restored trees of earlier runs."""
-    global _last_delete
-    for old in work.glob("restore-*"):
-        shutil.rmtree(old)
-        _last_delete = time.monotonic()
+    Deleter.remove(sorted(work.glob("restore-*")))
 
 
-def wait_quiet() -> None:
-    """Sleep until QUIET_AFTER_DELETE seconds have passed since our last mass delete."""
-    left = _last_delete + QUIET_AFTER_DELETE - time.monotonic()
-    if _last_delete and left > 0:
-        print(f"  (waiting {left:.0f}s for ext4 to settle after deleting restored trees)",
-              flush=True)
-        time.sleep(left)
-
-
-def tool_version(cmd: list[str]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
-def machine() -> dict[str, str]:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+def machine_info() -> dict[str, str]:
     import zstandard
 
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "kernel": platform.release(),
-            "python": platform.python_version(), "tar": tool_version(["tar", "--version"]),
-            "zstd": tool_version(["zstd", "--version"]),
-            "python-zstandard": f"{zstandard.__version__} (libzstd {zstandard.ZSTD_VERSION})",
-            "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    info = machine(tar=["tar", "--version"], zstd=["zstd", "--version"])
+    load = info.pop("load")
+    return info | {"python-zstandard": f"{zstandard.__version__} (libzstd "
+                                       f"{zstandard.ZSTD_VERSION})", "load": load}
 
 
 def measure(info: DatasetInfo, work: Path, repeat: int, baseline: bool) -> dict[str, Any]:
     """Backup and restore timings (median of ``repeat``) for one dataset."""
     src = info.root
     remove_restores(work)  # left over by an interrupted run
-    wait_quiet()
+    Deleter.wait_quiet()
     work.mkdir(parents=True, exist_ok=True)
     want = tree_stats(src)
     sh(f"tar -cf - -C {src} . | cat > /dev/null")  # warm the page cache, untimed
@@ -209,9 +138,9 @@ def measure(info: DatasetInfo, work: Path, repeat: int, baseline: bool) -> dict[
     vk: dict[str, Any] = {}
     for i in range(repeat):
         if baseline:
-            wall, cpu = sh(f"tar -c -C {src} . | zstd -q -T0 -3 > {out}")
-            res["base_backup"].append(wall)
-            res["base_backup_cpu"].append(cpu)
+            m = sh(f"tar -c -C {src} . | zstd -q -T0 -3 > {out}")
+            res["base_backup"].append(m.wall)
+            res["base_backup_cpu"].append(m.cpu)
         fresh_dir(store)
         vk = run_child("backup", src, str(store))
         res["vk_backup"].append(vk["seconds"])
@@ -231,13 +160,13 @@ def measure(info: DatasetInfo, work: Path, repeat: int, baseline: bool) -> dict[
         # file creation crawl for ~30 s after a mass delete (recently_deleted() in inode
         # allocation), which would penalise whichever run follows an ``rm -rf``.
         if baseline:
-            dest = fresh_dir(work / f"restore-base-{i}")
-            wall, cpu = sh(f"zstd -q -dc {out} | tar -x -C {dest}")
-            res["base_restore"].append(wall)
-            res["base_restore_cpu"].append(cpu)
+            dest = str(fresh_dir(work / f"restore-base-{i}"))
+            m = sh(f"zstd -q -dc {out} | tar -x -C {dest}")
+            res["base_restore"].append(m.wall)
+            res["base_restore_cpu"].append(m.cpu)
             if i == 0 and tree_stats(dest) != want:
                 raise SystemExit(f"baseline restore differs: {tree_stats(dest)} != {want}")
-        dest = fresh_dir(work / f"restore-vk-{i}")
+        dest = str(fresh_dir(work / f"restore-vk-{i}"))
         r = run_child("restore", str(store), vk["sha256"], dest)
         got = tree_stats(dest)
         if got != want:
@@ -349,7 +278,7 @@ def main() -> None:
         return
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    mach = machine()
+    mach = machine_info()
     print("machine:", mach, flush=True)
     small = ensure(work / f"data-{args.size}", parse_size(args.size))
     print(f"dataset {args.size}: {small.describe()}", flush=True)

@@ -46,8 +46,6 @@ import argparse
 import filecmp
 import json
 import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +59,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from dataset import (  # noqa: E402
+    MARKER,
     DatasetInfo,
     MiB,
     ensure,
@@ -69,11 +68,11 @@ from dataset import (  # noqa: E402
     parse_size,
     revert,
 )
+from procs import Deleter, fresh_dir, machine, run, tree_stats  # noqa: E402
 
 PASSWORD = "vkbench-password"
 HOST, VOLUME = "bench", "vol"
 RESTIC = "/usr/bin/restic"
-QUIET_AFTER_DELETE = 35
 STEPS = ("first", "unchanged", "changed", "restore", "check")
 TARGETS = {"first": 0.8, "unchanged": 0.8, "changed": 0.8, "restore": 0.8, "check": 1.0}
 
@@ -94,14 +93,14 @@ def child(mode: str, store: str, arg: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if mode == "init":
         from common.repository import init_repository
-        from common.repository.keys import KdfParams
+        from common.repository.core.keys import KdfParams
         from common.storage.local import LocalBackend
 
         n, r, p = (int(x) for x in arg.split(","))
         init_repository(LocalBackend(store), PASSWORD, kdf=KdfParams(n, r, p))
     elif mode == "backup":
-        from common.repository.archiver import backup_directory
-        from common.repository.snapshot import latest_snapshot
+        from common.repository.backup.archiver import backup_directory
+        from common.repository.core.snapshot import latest_snapshot
 
         with ProgressTracker("bench", None) as tracker:
             tracker.set_phase("opening repository")
@@ -113,17 +112,17 @@ def child(mode: str, store: str, arg: str = "") -> dict[str, Any]:
         out = {"files": s.files, "bytes": s.bytes, "files_read": s.files_read,
                "new_blobs": s.new_blobs, "new_bytes": s.new_bytes, "packs": s.packs}
     elif mode == "restore":
-        from common.repository.restorer import restore_snapshot
-        from common.repository.snapshot import latest_snapshot
+        from common.repository.core.snapshot import latest_snapshot
+        from common.repository.restore.restorer import restore_snapshot
 
         with ProgressTracker("bench", None) as tracker:
             repo = _open(store)
-            snap = latest_snapshot(repo, HOST, VOLUME)
-            assert snap is not None
-            st = restore_snapshot(repo, snap, arg, progress=tracker)
+            newest = latest_snapshot(repo, HOST, VOLUME)
+            assert newest is not None
+            st = restore_snapshot(repo, newest, arg, progress=tracker)
         out = {"files": st.files, "bytes": st.bytes, "warnings": len(st.warnings)}
     elif mode == "check":
-        from common.repository.checker import check_repository
+        from common.repository.check.checker import check_repository
 
         with ProgressTracker("bench", None) as tracker:
             report = check_repository(_open(store), read_data=True, progress=tracker)
@@ -142,8 +141,8 @@ def index_memory(n: int) -> dict[str, Any]:
     """Bytes per entry of the in-memory Index holding ``n`` entries (tracemalloc and RSS)."""
     import tracemalloc
 
-    from common.repository.ids import BlobType
-    from common.repository.index import Index, IndexEntry
+    from common.repository.core.ids import BlobType
+    from common.repository.core.index import Index, IndexEntry
 
     def rss_kib() -> int:
         with open("/proc/self/status") as f:
@@ -168,28 +167,9 @@ def index_memory(n: int) -> dict[str, Any]:
 
 
 # --- parent --------------------------------------------------------------------------------
-def run(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None
-        ) -> dict[str, Any]:
-    """Run a child; wall time, CPU seconds and peak RSS (KiB) from wait4."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            cwd=cwd)
-    # read pipes then reap with wait4 (communicate() would reap it first)
-    out_b = proc.stdout.read() if proc.stdout else b""
-    err_b = proc.stderr.read() if proc.stderr else b""
-    _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
-                         f"{err_b.decode(errors='replace')[-3000:]}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
-            "stdout": out_b.decode(errors="replace")}
-
-
 def vk(mode: str, store: str, arg: str = "") -> dict[str, Any]:
     r = run([sys.executable, str(Path(__file__).resolve()), "--child", mode, store, arg],
-            cwd=str(HERE.parent))
+            cwd=str(HERE.parent)).as_dict()
     r.update(json.loads(r.pop("stdout").strip().splitlines()[-1]))
     return r
 
@@ -201,25 +181,8 @@ def restic_env(work: Path) -> dict[str, str]:
 
 
 def restic(work: Path, store: str, *args: str, cwd: str | None = None) -> dict[str, Any]:
-    r = run([RESTIC, "-r", store, "-q", *args],
-            env=restic_env(work), cwd=cwd)
-    r.pop("stdout")
-    return r
-
-
-def tree_stats(root: str) -> tuple[int, int]:
-    """(number of non-directory entries, total bytes of regular files) under ``root``."""
-    count = total = 0
-    for dirpath, dirs, files in os.walk(root):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
-            if name == ".vkbench-done":
-                continue
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            count += 1
-            if not os.path.islink(p):
-                total += st.st_size
-    return count, total
+    return {k: v for k, v in run([RESTIC, "-r", store, "-q", *args], env=restic_env(work),
+                                 cwd=cwd).as_dict().items() if k not in ("stdout", "stderr")}
 
 
 def same_content(src: str, dest: str) -> bool:
@@ -228,7 +191,7 @@ def same_content(src: str, dest: str) -> bool:
         rel = os.path.relpath(dirpath, src)
         for name in files:
             a = os.path.join(dirpath, name)
-            if name == ".vkbench-done" or os.path.islink(a):
+            if name == MARKER or os.path.islink(a):
                 continue
             if not filecmp.cmp(a, os.path.join(dest, rel, name), shallow=False):
                 print(f"  DIFFERS: {os.path.join(rel, name)}")
@@ -238,32 +201,6 @@ def same_content(src: str, dest: str) -> bool:
 
 def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def fresh(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
-
-
-_last_delete = 0.0
-
-
-def remove(paths: list[Path]) -> None:
-    global _last_delete
-    for p in paths:
-        if p.exists():
-            shutil.rmtree(p)
-            _last_delete = time.monotonic()
-
-
-def wait_quiet() -> None:
-    """ext4 creates files slowly for ~30 s after a mass delete (recently_deleted())."""
-    left = _last_delete + QUIET_AFTER_DELETE - time.monotonic()
-    if _last_delete and left > 0:
-        print(f"  (waiting {left:.0f}s for ext4 to settle after a mass delete)", flush=True)
-        time.sleep(left)
 
 
 def settle() -> None:
@@ -280,9 +217,9 @@ class _Round:
                  res: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
         self.i, self.src, self.work, self.want, self.res = i, src, work, want, res
         self.tools = ["restic", "volkeeper"] if i % 2 == 0 else ["volkeeper", "restic"]
-        self.stores = {"restic": str(fresh(work / f"store-restic-{i}")),
-                       "volkeeper": str(fresh(work / f"store-vk-{i}"))}
-        fresh(work / "restic-cache")
+        self.stores = {"restic": str(fresh_dir(work / f"store-restic-{i}")),
+                       "volkeeper": str(fresh_dir(work / f"store-vk-{i}"))}
+        fresh_dir(work / "restic-cache")
         restic(work, self.stores["restic"], "init", "--repository-version", "2")
         # the same scrypt cost for both: restic calibrates its own at init, volkeeper's key
         # file gets those parameters (the engine's are settings.repository_kdf_n, r=8, p=1)
@@ -310,12 +247,12 @@ class _Round:
     first = unchanged = changed = backup
 
     def restore(self, tool: str) -> dict[str, Any]:
-        dest = str(fresh(self.work / f"restore-{tool}-{self.i}"))
+        dest = str(fresh_dir(self.work / f"restore-{tool}-{self.i}"))
         if tool == "restic":
             r = restic(self.work, self.stores["restic"], "restore", "latest", "--target", dest)
         else:
             r = vk("restore", self.stores["volkeeper"], dest)
-        got = tree_stats(dest)
+        got = tree_stats(dest, skip=(MARKER,))
         if got != self.want:
             raise SystemExit(f"{tool} restore is WRONG: {got} (files, bytes) != source "
                              f"{self.want}")
@@ -332,8 +269,8 @@ def measure(info: DatasetInfo, work: Path, repeat: int, steps: list[str]) -> dic
     src = info.root
     save = work / "mutation-originals"
     revert(src, save)  # left over by an interrupted run
-    remove(sorted(work.glob("restore-*")) + sorted(work.glob("store-*")))
-    want = tree_stats(src)
+    Deleter.remove(sorted(work.glob("restore-*")) + sorted(work.glob("store-*")))
+    want = tree_stats(src, skip=(MARKER,))
     # warm the page cache, untimed (not "tar -cf /dev/null": GNU tar then skips the reads)
     subprocess.run(f"tar -cf - -C {src} . | cat > /dev/null", shell=True, check=True)
     res: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -354,7 +291,7 @@ def measure(info: DatasetInfo, work: Path, repeat: int, steps: list[str]) -> dic
                 print(f"  changed {changed / MiB:.0f} MiB in place", flush=True)
                 rnd.step("changed")
             if "restore" in steps:
-                wait_quiet()
+                Deleter.wait_quiet()
                 rnd.step("restore")
                 if not compared:
                     if not same_content(src, str(work / f"restore-volkeeper-{i}")):
@@ -365,7 +302,7 @@ def measure(info: DatasetInfo, work: Path, repeat: int, steps: list[str]) -> dic
             revert(src, save)
         if "check" in steps:
             rnd.step("check")
-    remove(sorted(work.glob("restore-*")) + sorted(work.glob("store-*"))
+    Deleter.remove(sorted(work.glob("restore-*")) + sorted(work.glob("store-*"))
            + [work / "restic-cache"])
     return {"steps": res, "stored": stored, "files": want[0], "bytes": want[1]}
 
@@ -408,19 +345,6 @@ def summarize(name: str, info: DatasetInfo, m: dict[str, Any]) -> list[str]:
     return lines
 
 
-def machine() -> dict[str, str]:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ver = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "kernel": platform.release(),
-            "python": platform.python_version(), "restic": ver,
-            "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
-
-
 def write_results(section: str) -> None:
     """Put ``section`` between the repo-run markers of RESULTS.md, keeping the rest."""
     path = HERE / "RESULTS.md"
@@ -456,7 +380,7 @@ def main() -> None:
         raise SystemExit(f"unknown steps {unknown}")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    mach = machine()
+    mach = machine(restic=[RESTIC, "version"])
     print("machine:", mach, flush=True)
     started = time.monotonic()
     lines = [f"### Repository run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}", "",

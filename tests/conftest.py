@@ -1,9 +1,16 @@
-"""Test configuration: server fixtures are plugins under tests/fixtures/."""
+"""Test configuration: server fixtures are plugins under tests/fixtures/.
+
+``lanes`` marks everything under tests/integration/ ``integration`` and fails a test outside
+it that would start a server; ``hostnet`` fails the session if the host's network
+interfaces changed during it.
+"""
 
 pytest_plugins = [
+    "tests.fixtures.lanes",
     "tests.fixtures.s3",
     "tests.fixtures.dockerd",
     "tests.fixtures.servers",
     "tests.fixtures.fleet",
     "tests.fixtures.embedded",
+    "tests.fixtures.hostnet",
 ]

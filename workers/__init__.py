@@ -1,4 +1,5 @@
-"""The worker side: the Celery app and its per-host queue routing, the thin tasks (load the
-job → call the engine → record the outcome), the host agent (registration, heartbeat,
-volume inventory) and the embedded in-process dispatcher. ``workers.cli`` is the
-composition root of the ``volkeeper`` command: it may host the API app in-process."""
+"""The Celery side of the fleet, glue only: the Celery app and its per-host queue routing
+(``celery_app``), one Celery task per entry of ``common.jobs.tasks.TASKS`` (``tasks``), the
+quick lane (``quick``) and the ``worker`` entry that runs them beside the host loops of
+``common.jobs.loops``. ``workers.cli`` is the current ``volkeeper`` command: the composition
+root that may host the API app in-process."""

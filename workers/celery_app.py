@@ -3,7 +3,7 @@
 Each worker consumes only ``host.<name>`` (see ``common.jobs.names.queue_for``). Tasks are
 acknowledged late with a prefetch of one, so a message is only gone once its job has been
 recorded; the broker's visibility timeout is longer than any job, and a job whose worker dies
-is failed by the stale-job sweep (``common.db.jobs.sweep_stale``), not re-run blindly.
+is failed by the stale-job sweep (``common.jobs.sweep``), not re-run blindly.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from common.config import Settings
 
 def create_celery(settings: Settings) -> Celery:
     app = Celery("volkeeper", broker=settings.redis_url or "memory://",
-                 include=["workers.tasks", "workers.ops_tasks"])
+                 include=["workers.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=False,

@@ -32,7 +32,7 @@ def die_with_parent(parent_pid: int) -> bool:
 
 
 class QuickLane:
-    """Runs and supervises ``volkeeper worker --host NAME --quick-only``."""
+    """Runs and supervises ``python -m workers --host NAME --quick-only``."""
 
     def __init__(self, host: str, restart_after: float = 2.0) -> None:
         self.host = host
@@ -46,8 +46,7 @@ class QuickLane:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "workers.cli.main", "worker", "--host", self.host,
-               "--quick-only"]
+        cmd = [sys.executable, "-m", "workers", "--host", self.host, "--quick-only"]
         env = os.environ | {PARENT_ENV: str(os.getpid())}
         return subprocess.Popen(cmd, env=env)
 

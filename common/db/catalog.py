@@ -132,6 +132,16 @@ def label_backup(session: Session, backup_id: str, *, add: Sequence[str] = (),
     return backup
 
 
+def record_verification(session: Session, backup_id: str, *, status: str, job_id: str,
+                        at: datetime) -> None:
+    """Keep the outcome of a verification on the backup (``ok``, ``ok (scope)``,
+    ``damaged``) with the job that found it."""
+    backup = get_backup(session, backup_id)
+    backup.verified_at = at
+    backup.verify_status = status
+    backup.verify_job_id = job_id
+
+
 def delete_backup(session: Session, backup_id: str) -> None:
     """Remove a catalog row (after its stored objects are gone)."""
     session.delete(get_backup(session, backup_id))

@@ -220,7 +220,7 @@ def sweep_orphaned(session: Session, host: str, machine: str,
 
 def _fail_lost(job: Job, lost: str) -> None:
     """Fail a running job whose worker is lost; an interrupted restore keeps its volume
-    locked until the host's worker has cleaned up (``workers.agent.recover_interrupted``)."""
+    locked until the host's worker has cleaned up (``common.jobs.host.recover_interrupted``)."""
     if (job.result or {}).get("replace_state") == "replacing":
         # the volume is half replaced: keep it locked until the host's worker has put
         # it back to the safety snapshot
@@ -251,6 +251,16 @@ def interrupted_restores(session: Session, host: str) -> list[Job]:
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"
             or (j.result or {}).get("restore_state") == "writing"]
+
+
+def mark_recovered(session: Session, job_id: str, done: str) -> None:
+    """An interrupted restore was cleaned up on its host (``done`` says how): note it on
+    the failed job and release the volume's lock."""
+    job = get_job(session, job_id)
+    state_key = "replace_state" if "replace_state" in (job.result or {}) else "restore_state"
+    job.result = {**(job.result or {}), state_key: "recovered"}
+    job.error = f"{job.error} — done: {done}"
+    job.active_lock = None
 
 
 def _ago(now: datetime, then: datetime | None) -> str:

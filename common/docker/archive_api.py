@@ -16,7 +16,7 @@ with ``./`` — the first member is ``.`` (the root directory itself), then ``./
 member spelled ``./``.
 
 What the archive API preserves, measured on dockerd 20.10 (API 1.41) against GNU tar 1.34
-reading the mountpoint directly (``tests/integration/test_docker_adapter.py`` asserts the
+reading the mountpoint directly (``tests/integration/docker/test_adapter.py`` asserts the
 kept ones):
 
 ======================  =====================================  ==========================

@@ -39,11 +39,10 @@ from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.keys import KdfParams, WrongPassphrase
-from common.repository.locks import backup_lock
-from common.repository.repo import load_index, read_tree
-from common.repository.restorer import RestoreStats
-from common.repository.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.locks import backup_lock
+from common.repository.core.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.repository.restore.restorer import RestoreStats
 from common.storage.base import Backend
 
 FORMAT = REPO_FORMAT
@@ -228,13 +227,13 @@ def load_backup(backend: Backend, backup: StoredBackup,
 
 def missing_paths(repo: Repository, snap: Snapshot, paths: list[str]) -> list[str]:
     """The volume-relative ``paths`` that are not in the snapshot."""
-    index = load_index(repo).index
+    repo.load_index()
     missing = []
     for p in paths:
         tree_id: bytes | None = snap.tree
         parts = [x for x in p.strip("/").split("/") if x]
         for i, part in enumerate(parts):
-            node = read_tree(repo, index, tree_id).by_name().get(part) if tree_id else None
+            node = repo.read_tree(tree_id).by_name().get(part) if tree_id else None
             if node is None:
                 missing.append(p)
                 break

@@ -19,11 +19,11 @@ from common.docker import DockerHost
 from common.engine.access import tar_sink
 from common.progress import ProgressTracker
 from common.repository import Repository
-from common.repository.archiver import backup_directory
-from common.repository.restorer import RestoreStats, restore_snapshot
-from common.repository.snapshot import Snapshot
-from common.repository.tar_export import write_snapshot_tar
-from common.repository.tar_ingest import backup_tar_stream
+from common.repository.backup.archiver import backup_directory
+from common.repository.backup.tar_ingest import backup_tar_stream
+from common.repository.core.snapshot import Snapshot
+from common.repository.restore.restorer import RestoreStats, restore_snapshot
+from common.repository.restore.tar_export import write_snapshot_tar
 
 
 def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, host: str,

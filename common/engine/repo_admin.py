@@ -12,12 +12,12 @@ from common.engine import repo as repo_engine
 from common.engine.stored import user_tags
 from common.errors import Conflict, InvalidInput, NotFound
 from common.progress import ProgressTracker
-from common.repository.keyring import add_passphrase, list_keys, remove_passphrase
-from common.repository.keys import KdfParams, list_key_files
-from common.repository.locks import list_locks, remove_stale_locks
-from common.repository.prune import prune
-from common.repository.snapshot import list_snapshots
-from common.repository.stats import repository_stats
+from common.repository.core.keys import KdfParams, list_key_files
+from common.repository.core.locks import list_locks, remove_stale_locks
+from common.repository.core.snapshot import list_snapshots
+from common.repository.maintenance.keyring import add_passphrase, list_keys, remove_passphrase
+from common.repository.maintenance.prune import prune
+from common.repository.maintenance.stats import repository_stats
 from common.storage.base import Backend
 
 #: catalog lookup: snapshot id (hex) → backup id, or None when the catalog does not know it

@@ -27,14 +27,12 @@ from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
 from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository import Repository, ids
-from common.repository.backup_read import xattrs_of
-from common.repository.checker import check_snapshot
-from common.repository.index import Index
-from common.repository.locks import backup_lock
-from common.repository.repo import load_index, read_tree
-from common.repository.snapshot import Snapshot, load_snapshot
-from common.repository.sparse import DataReader, data_ranges
-from common.repository.tree import Node
+from common.repository.backup.read import xattrs_of
+from common.repository.check.checker import check_snapshot
+from common.repository.core.locks import backup_lock
+from common.repository.core.snapshot import Snapshot, load_snapshot
+from common.repository.core.tree import Node
+from common.repository.system.sparse import DataReader, data_ranges
 from common.storage.base import Backend
 
 _READ = 1 << 20
@@ -116,17 +114,16 @@ def compare_tree(repo: Repository, snap: Snapshot, root: Path,
     """Compare every entry below ``root`` with the snapshot (never raises for differences:
     they are listed in the report, the first ``MAX_PROBLEMS`` of them)."""
     tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
-    cmp = _Comparer(repo, load_index(repo).index, os.fspath(root), tracker)
+    repo.load_index()
+    cmp = _Comparer(repo, os.fspath(root), tracker)
     cmp.entry("/", os.fspath(root), snap.root)
     cmp.tree(snap.tree, "")
     return cmp.report
 
 
 class _Comparer:
-    def __init__(self, repo: Repository, index: Index, root: str,
-                 tracker: ProgressTracker) -> None:
+    def __init__(self, repo: Repository, root: str, tracker: ProgressTracker) -> None:
         self.repo = repo
-        self.index = index
         self.root = root
         self.tracker = tracker
         self.chunker = repo.chunker()
@@ -140,7 +137,7 @@ class _Comparer:
 
     def tree(self, tree_id: bytes, rel: str) -> None:
         try:
-            tree = read_tree(self.repo, self.index, tree_id)
+            tree = self.repo.read_tree(tree_id)
         except (IntegrityError, NotFound, StorageError) as e:
             self.problem(f"{rel or '/'}: cannot read the backup's tree: {e}")
             return

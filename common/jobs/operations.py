@@ -1,7 +1,7 @@
 """Operations on stored backups and on a target's repository: tag/pin, forget, copy, and
 the repository jobs (prune, stats, snapshots, keys, unlock). The API process only checks
 the request against the catalog and records a job; anything that touches storage runs as
-that job on a worker (``workers.ops_tasks``)."""
+that job on a worker (``stored_jobs``, ``repo_jobs``)."""
 
 from __future__ import annotations
 

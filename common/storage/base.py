@@ -1,5 +1,5 @@
 """The storage backend contract. Every backend (local directory, S3, memory) implements it,
-and every backend passes the one shared test suite in ``tests/unit/test_storage_contract.py``.
+and every backend passes the one shared test suite in ``tests/unit/storage/test_contract.py``.
 
 Keys are relative, '/'-separated paths (``volkeeper/archives/host/vol/x.tar.zst``); a key
 never starts with '/' and never contains '..' or empty segments (``check_key`` enforces it).

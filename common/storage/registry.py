@@ -20,7 +20,6 @@ from common.errors import InvalidInput
 from common.storage.base import Backend
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
-from common.storage.s3 import MIN_PART_SIZE, S3Backend
 from common.storage.wrappers import RateLimitedBackend, RetryingBackend
 
 SCHEMES = ("file", "s3", "memory")
@@ -76,6 +75,8 @@ def _parse_bool(name: str, value: Any) -> bool:
 
 
 def _parse_part_size(value: Any) -> int:
+    from common.storage.s3 import MIN_PART_SIZE  # boto3 only once an S3 target is named
+
     try:
         size = int(value)
     except (TypeError, ValueError):
@@ -192,6 +193,8 @@ def open_backend(
     elif scheme == "memory":
         backend = memory_backend(parts.netloc + parts.path.rstrip("/"))
     else:
+        from common.storage.s3 import S3Backend
+
         backend = S3Backend(
             bucket=parts.netloc,
             prefix=unquote(parts.path).strip("/"),

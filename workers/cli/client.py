@@ -75,9 +75,17 @@ def open_client(settings: Settings, server: str | None, token: str | None,
     warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
     from fastapi.testclient import TestClient
 
-    from workers.embedded import build_embedded_app
+    from api.main import create_app
+    from common.jobs.embedded import EmbeddedRuntime
 
-    logging.getLogger("workers").setLevel(logging.WARNING)
-    app = build_embedded_app(settings, background=False, volume_sizes=volume_sizes)
-    with TestClient(app, base_url="http://embedded", raise_server_exceptions=False) as http:
-        yield ApiClient(http, embedded=True)
+    logging.getLogger("common.jobs").setLevel(logging.WARNING)
+    runtime = EmbeddedRuntime(settings, background=False)
+    runtime.start(volume_sizes=volume_sizes)
+    try:
+        app = create_app(settings, dispatcher=runtime.dispatcher, bus=runtime.bus,
+                         db=runtime.db)
+        with TestClient(app, base_url="http://embedded",
+                        raise_server_exceptions=False) as http:
+            yield ApiClient(http, embedded=True)
+    finally:
+        runtime.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Annotated, Any
 
@@ -64,18 +63,13 @@ def serve(
     bind = bind or settings.bind
     port = port or settings.port
     _logging(settings)
-    if settings.mode == "embedded":
-        if bind not in ("127.0.0.1", "localhost", "::1"):
-            raise CliError(f"embedded mode listens on 127.0.0.1 only, not {bind}",
-                           "run the fleet (VOLKEEPER_DATABASE_URL, VOLKEEPER_REDIS_URL, "
-                           "VOLKEEPER_API_TOKEN) to serve other machines")
-        from workers.embedded import build_embedded_app
+    if settings.mode == "embedded" and bind not in ("127.0.0.1", "localhost", "::1"):
+        raise CliError(f"embedded mode listens on 127.0.0.1 only, not {bind}",
+                       "run the fleet (VOLKEEPER_DATABASE_URL, VOLKEEPER_REDIS_URL, "
+                       "VOLKEEPER_API_TOKEN) to serve other machines")
+    from api.main import create_app
 
-        api = build_embedded_app(settings, background=True)
-    else:
-        from api.main import create_app
-
-        api = create_app(settings)
+    api = create_app(settings)  # embedded: with the in-process runtime
     err_console.print(f"volkeeper ({settings.mode}) listening on http://{bind}:{port}")
     uvicorn.run(api, host=bind, port=port, log_level=settings.log_level.lower())
 
@@ -89,41 +83,10 @@ def worker(
 ) -> None:
     """Run the Celery worker of one Docker host (fleet). It also starts the host's quick
     lane: a child consumer for dry runs and inventory, so they never wait behind backups."""
-    os.environ["VOLKEEPER_HOST_NAME"] = host
-    get_settings.cache_clear()
-    settings = _settings()
-    _logging(settings)
-    if not settings.redis_url or not settings.database_url:
-        raise CliError("a worker needs VOLKEEPER_REDIS_URL and VOLKEEPER_DATABASE_URL",
-                       "set both to the control plane's Redis and PostgreSQL")
-    from common.db.migrate import upgrade
-    from common.jobs.names import TASK_VALIDATE, queue_for
-    from workers import agent, context
-    from workers.celery_app import create_celery
-    from workers.quick import PARENT_ENV, QuickLane, die_with_parent
+    from workers.worker import run_worker
 
-    celery_args = ["--pool", "threads", "--loglevel", settings.log_level, "-E",
-                   "--without-gossip", "--without-mingle"]
-    if quick_only:
-        if not die_with_parent(int(os.environ.get(PARENT_ENV, "0"))):
-            return
-        create_celery(settings).worker_main([
-            "worker", "-Q", queue_for(host, TASK_VALIDATE), "-n", f"{host}.quick@%h",
-            "--concurrency", "2", *celery_args])
-        return
-    ctx = context.current()
-    upgrade(ctx.db)
-    host_agent = agent.HostAgent(ctx)
-    host_agent.start()
-    lane = QuickLane(host)
-    lane.start()
-    try:
-        create_celery(settings).worker_main([
-            "worker", "-Q", queue_for(host), "-n", f"{host}@%h",
-            "--concurrency", str(concurrency), *celery_args])
-    finally:
-        lane.stop()
-        host_agent.stop()
+    _logging(_settings())
+    run_worker(host, concurrency=concurrency, quick_only=quick_only)
 
 
 @app.command()

@@ -35,9 +35,9 @@ from common.errors import (
 from common.formats import REPO_FORMAT, Traits, traits_of
 from common.progress import ProgressTracker
 from common.repository import ids
-from common.repository.copy import CopyStats, copy_snapshot
-from common.repository.prune import forget_snapshots
-from common.repository.snapshot import save_snapshot
+from common.repository.core.snapshot import save_snapshot
+from common.repository.maintenance.copy import CopyStats, copy_snapshot
+from common.repository.maintenance.prune import forget_snapshots
 from common.storage.base import Backend
 
 #: Tags volkeeper itself puts on snapshots (``job:<id>``); kept when user tags change.

@@ -1,0 +1,117 @@
+"""Recording what jobs did: the catalog rows of backups, safety snapshots, copies and
+adopted snapshots, a verification's status on its backup, and the restore markers a crash
+must not lose. Job bodies hand over the engine's typed outcomes; the catalog is written
+only after the storage side succeeded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from common.db import Backup, catalog, jobs
+from common.db.models import Job, utcnow
+from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
+from common.jobs.context import JobContext
+from common.jobs.names import REPO_FORMAT
+from common.repository import ids
+
+
+def backup(ctx: JobContext, job: Job, out: BackupOutcome) -> str:
+    """Catalog a backup of ``job``'s volume to its target; returns the backup's id."""
+    assert job.target is not None
+    with ctx.db.session() as s:
+        return catalog.add_backup(s, job_id=job.id, host=job.host, volume=job.volume,
+                                  target=job.target, **_stored(out)).id
+
+
+def safety_snapshot(ctx: JobContext, job: Job, target: str, out: BackupOutcome) -> str:
+    """Catalog the safety snapshot a replace took (kind "safety", with its expiry) and
+    mark the job as replacing, in one transaction: from here on a crash is rolled back to
+    that snapshot by the host (``host.recover_interrupted``). Returns its backup id."""
+    expires = utcnow() + timedelta(hours=ctx.settings.safety_snapshot_hours)
+    with ctx.db.session() as s:
+        row = catalog.add_backup(s, job_id=job.id, host=job.host, volume=job.volume,
+                                 target=target, kind="safety", expires_at=expires,
+                                 **_stored(out))
+        jobs.update_result(s, job.id, {"safety_backup_id": row.id,
+                                       "replace_state": "replacing"})
+        return row.id
+
+
+def restore_writing(ctx: JobContext, job_id: str, created: bool) -> None:
+    """Before data lands in the volume: what a crash from here on leaves to undo."""
+    with ctx.db.session() as s:
+        jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created})
+
+
+def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) -> None:
+    """Keep a verification's outcome on the backup; a partial check does not read as a
+    full one in listings."""
+    status = ("damaged" if not out.ok else
+              "ok" if out.scope in ("full", "read-data") else f"ok ({out.scope})")
+    with ctx.db.session() as s:
+        catalog.record_verification(s, backup_id, status=status, job_id=job.id, at=utcnow())
+
+
+def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
+         out: CopyOutcome) -> tuple[str, bool]:
+    """Catalog a copy of ``source`` on ``destination``. Returns its backup id and whether
+    the destination held it already (the same snapshot or archive: no second row)."""
+    with ctx.db.session() as s:
+        known = catalog.find_stored_backup(s, destination, checksum=out.checksum,
+                                           snapshot_id=out.snapshot_id)
+        if known is not None:
+            return known.id, True
+        row = catalog.add_backup(
+            s, job_id=job.id, host=source.host, volume=source.volume, target=destination,
+            format=source.format, key=out.key, manifest_key=out.manifest_key,
+            stored_bytes=out.stored_bytes, logical_bytes=source.logical_bytes,
+            file_count=source.file_count, checksum=out.checksum,
+            snapshot_id=out.snapshot_id, created_at=source.created_at,
+            tags=sorted(set(source.tags or []) | set(out.tags)), pinned=bool(source.pinned))
+        return row.id, False
+
+
+def forgotten(ctx: JobContext, backup_id: str) -> None:
+    """Remove a backup's catalog row once its stored objects are gone."""
+    with ctx.db.session() as s:
+        catalog.delete_backup(s, backup_id)
+
+
+def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, Any]]) -> int:
+    """Catalog the repository snapshots the catalog does not know yet (as backups of their
+    host and volume; each entry as ``repo_admin.snapshots`` lists it). Sets their
+    ``backup_id`` and returns how many were adopted."""
+    assert job.target is not None
+    adopted = 0
+    with ctx.db.session() as s:
+        for snap in snapshots:
+            if snap["backup_id"]:
+                continue
+            row = catalog.add_backup(
+                s, job_id=job.id, host=snap["host"], volume=snap["volume"],
+                target=job.target, format=REPO_FORMAT,
+                key=ids.snapshot_key(bytes.fromhex(snap["id"])), manifest_key="",
+                stored_bytes=snap["stored_bytes"], logical_bytes=snap["bytes"],
+                file_count=snap["files"], checksum="", snapshot_id=snap["id"],
+                created_at=datetime.fromisoformat(snap["time"]), tags=snap["tags"],
+                pinned=snap["pinned"])
+            snap["backup_id"] = row.id
+            adopted += 1
+    return adopted
+
+
+def recovered(ctx: JobContext, job_id: str, done: str) -> None:
+    """An interrupted restore was cleaned up (``done`` says how): the job says so and its
+    volume is free again."""
+    with ctx.db.session() as s:
+        jobs.mark_recovered(s, job_id, done)
+
+
+def _stored(out: BackupOutcome) -> dict[str, Any]:
+    """The catalog fields of a stored backup."""
+    return {"format": out.format, "key": out.key, "manifest_key": out.manifest_key,
+            "stored_bytes": out.stored_bytes, "logical_bytes": out.logical_bytes,
+            "file_count": out.file_count, "checksum": out.checksum,
+            "snapshot_id": out.snapshot_id}

@@ -1,0 +1,97 @@
+"""Job bodies that work on a volume of this host: backup, restore (into a new or empty
+volume, or replacing its content), a restore's dry run (validate) and a restore drill.
+
+A body takes the context, the job row and its progress tracker, calls the engine and
+hands the engine's outcome to ``record``; what it returns goes on the job row."""
+
+from __future__ import annotations
+
+from common.db import Backup
+from common.db.models import Job
+from common.engine import backup as backup_engine
+from common.engine import drill as drill_engine
+from common.engine import replace as replace_engine
+from common.engine import restore as restore_engine
+from common.engine import validate as validate_engine
+from common.engine.records import BackupOutcome, StoredBackup
+from common.errors import Damaged, RolledBack, VolkeeperError
+from common.jobs import record
+from common.jobs.context import JobContext
+from common.jobs.runner import Outcome
+from common.progress import ProgressTracker
+
+
+def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.target is not None
+    with ctx.open_target(job.target) as backend:
+        out = backup_engine.backup_volume(
+            ctx.docker, backend, host=job.host, volume=job.volume,
+            fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
+            tracker=tracker, settings=ctx.settings_for(job.target))
+    backup_id = record.backup(ctx, job, out)
+    return Outcome(out.as_result() | {"backup_id": backup_id}, backup_id)
+
+
+def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    b = ctx.job_backup(job)
+    if job.params.get("mode") == "replace":
+        return replace(ctx, job, b, tracker)
+    with ctx.open_target(b.target) as backend:
+        out = restore_engine.restore_backup(
+            ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
+            tracker=tracker, settings=ctx.settings_for(b.target), host=job.host,
+            paths=job.params.get("paths"),
+            on_writing=lambda created: record.restore_writing(ctx, job.id, created))
+    return Outcome(out.as_result())
+
+
+def replace(ctx: JobContext, job: Job, b: Backup, tracker: ProgressTracker) -> Outcome:
+    """Replace the volume's content with backup ``b``, after a safety snapshot that a
+    failure (or a crash: ``host.recover_interrupted``) puts back."""
+    safety_id: str | None = None
+
+    def on_safety(safety: BackupOutcome) -> None:
+        nonlocal safety_id
+        safety_id = record.safety_snapshot(ctx, job, b.target, safety)
+
+    try:
+        with ctx.open_target(b.target) as backend:
+            out = replace_engine.replace_volume(
+                ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
+                host=job.host, job_id=job.id,
+                stop_containers=bool(job.params.get("stop_containers")), tracker=tracker,
+                settings=ctx.settings_for(b.target), on_safety=on_safety)
+    except RolledBack as e:
+        e.result |= {"safety_backup_id": safety_id, "replace_state": "rolled_back"}
+        raise
+    except VolkeeperError as e:
+        if safety_id is not None:  # failed while rolling back: keep the marker
+            e.result = {"safety_backup_id": safety_id,  # type: ignore[attr-defined]
+                        "replace_state": "rollback_failed"}
+        raise
+    return Outcome(out.as_result() | {"safety_backup_id": safety_id, "replace_state": "done"})
+
+
+def validate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    b = ctx.job_backup(job)
+    with ctx.open_target(b.target) as backend:
+        v = validate_engine.validate_restore(
+            ctx.docker, backend, StoredBackup.from_row(b), host=job.host,
+            volume=job.volume, settings=ctx.settings_for(b.target),
+            mode=job.params.get("mode", "new"),
+            stop_containers=bool(job.params.get("stop_containers")),
+            paths=job.params.get("paths"))
+    return Outcome(v.as_result())
+
+
+def drill(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    b = ctx.job_backup(job)
+    with ctx.open_target(b.target) as backend:
+        out = drill_engine.run_drill(
+            ctx.docker, backend, StoredBackup.from_row(b), host=job.host,
+            scratch=job.params["scratch_volume"], tracker=tracker,
+            settings=ctx.settings_for(b.target))
+    if not out.passed:
+        raise Damaged(out.summary(), out.as_result(),
+                      "verify the backup (volkeeper verify) and back the volume up again")
+    return Outcome(out.as_result())

@@ -1,0 +1,441 @@
+"""Backup of a directory into a repository: walk, chunk, dedup, encode, pack, snapshot.
+
+Pipeline (both cores busy, memory bounded):
+
+- the calling thread walks the directory in post-order, one open directory at a time
+  (``scandir`` on its descriptor, entries stat'ed relative to it, never following
+  symlinks); it chunks large files itself and hashes each chunk (keyed BLAKE3); a chunk
+  already in the index or already queued in this run is not stored again;
+- small files are read ahead of it by a reader thread, or by worker processes in a large
+  backup (``read``, ``workers``);
+- new blobs go through the ``pipeline``: encoder threads, then the packer thread,
+  which writes packs and index files.
+
+Write ordering: packs, then the index files naming them, then (after the walk, whose
+post-order produced every tree blob) the final packs and index, then the snapshot. A
+backup killed at any point leaves no snapshot; committed and indexed packs are reused by
+the next backup. On an exception the packer still indexes the packs it committed.
+
+Incremental: a regular file whose size, mtime_ns, ctime_ns and inode equal the parent
+snapshot's node at the same path (and whose chunks are all indexed) reuses that chunk
+list without being read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from common.errors import IntegrityError, InvalidInput
+from common.progress import NullTracker, ProgressTracker
+from common.repository.backup import workers as backup_workers
+from common.repository.backup.pipeline import BackupOptions
+from common.repository.backup.pipeline import Pipeline as _Pipeline
+from common.repository.backup.read import (
+    ReadAhead,
+    Readers,
+    SmallFile,
+    open_directory,
+    open_nofollow,
+    read_small,
+    xattrs_of,
+)
+from common.repository.core.ids import BlobType
+from common.repository.core.repository import Repository
+from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
+from common.repository.core.tree import Node, encode_node, encode_nodes, split_tree
+from common.repository.system.malloc import keep_freed_memory
+from common.repository.system.sparse import DataReader, data_ranges, find_holes
+
+_TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
+          stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
+          stat.S_IFREG: "file"}
+
+
+#: a directory with fewer small files to read reads them in the walk, through the same
+#: ``read_small`` (a changed re-backup typically has a few per directory: a round trip to
+#: a reader for each costs more)
+READ_AHEAD_MIN = 8
+
+#: a parent-snapshot node as the walk sees it: its JSON object and its exact text (copied
+#: into the new tree when the file is unchanged; ``Node.from_dict`` for anything else)
+_Old = tuple[dict[str, Any], str]
+#: a plan entry: the directory entry, its stat, its parent node, and its read-ahead slot,
+#: or -1 (the walk reads it) or ``_UNCHANGED`` (its parent node is reused as it is)
+_PlanEntry = tuple[os.DirEntry[str], os.stat_result, "_Old | None", int]
+_UNCHANGED = -2
+#: the fields a reusable file node may have
+_FILE_FIELDS = frozenset({"name", "type", "mode", "uid", "gid", "mtime_ns", "ctime_ns",
+                          "inode", "size", "xattrs", "content", "holes"})
+
+
+class _Listed:
+    """A directory opened, listed and stat'ed: its entries with their parent-snapshot
+    nodes and read-ahead slots, and the reads handed to the readers."""
+
+    def __init__(self, dir_fd: int, old: dict[str, _Old]) -> None:
+        self.dir_fd: int | None = dir_fd
+        self.old = old
+        self.plan: list[_PlanEntry] = []
+        self.ahead: ReadAhead | None = None
+
+    def close(self) -> None:
+        """Give back the read window and the directory's descriptor (once)."""
+        try:
+            if self.ahead is not None:
+                self.ahead.close()
+                self.ahead = None
+        finally:
+            if self.dir_fd is not None:
+                os.close(self.dir_fd)
+                self.dir_fd = None
+
+
+class _Walker:
+    """Walks one directory tree in post-order, producing tree blobs."""
+
+    def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
+                 progress: ProgressTracker, options: BackupOptions) -> None:
+        self.repo = repo
+        self.pipe = pipe
+        self.stats = stats
+        self.progress = progress
+        self.chunker = repo.chunker()
+        # a file up to the chunker's minimum size is a single chunk, whatever its content
+        self.small = self.chunker.params.min_size
+        self.blob_id = repo.codec.blob_id
+        self.links: dict[tuple[int, int], tuple[str, Node]] = {}
+        processes = options.processes
+
+        def start() -> backup_workers.ProcessReaders | None:
+            return backup_workers.start(repo, pipe.want, pipe.deliver, processes)
+
+        self.readers = Readers(options.readers, self.blob_id,
+                               None if processes == 0 else start, options.process_after)
+
+    def node(self, name: str, path: str, st: os.stat_result,
+             xattrs: dict[str, bytes] | None = None) -> Node:
+        """A node with the metadata common to every type."""
+        return Node(name=name, type=_TYPES.get(stat.S_IFMT(st.st_mode), "file"),
+                    mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
+                    mtime_ns=st.st_mtime_ns,
+                    xattrs=xattrs_of(path) if xattrs is None else xattrs)
+
+    def directory(self, path: str, rel: str, parent_tree: bytes | None,
+                  prepared: _Listed | None = None) -> bytes:
+        """Back up the directory at ``path`` (``prepared``: listed already); returns its
+        tree id."""
+        listed = prepared if prepared is not None else self._list(path, parent_tree)
+        try:
+            texts = self._entries(listed, path, rel)
+        finally:
+            listed.close()
+        self.stats.dirs += 1
+        if parent_tree is not None and texts == [t for _d, t in listed.old.values()]:
+            return parent_tree  # nothing changed: the same bytes, hence the same tree id
+        data = encode_nodes(texts)
+        tree_id = self.repo.codec.blob_id(data)
+        self.pipe.submit(BlobType.TREE, data, tree_id)
+        return tree_id
+
+    def _list(self, path: str, parent_tree: bytes | None) -> _Listed:
+        """Open, list and stat a directory (relative to it), and hand its small files to
+        read to the readers at once."""
+        old: dict[str, _Old] = {}
+        if parent_tree is not None:
+            with self.pipe.lock:  # the packer adds to the index meanwhile
+                data = self.repo.read_blob(parent_tree, BlobType.TREE)
+            old = {d["name"]: (d, t) for d, t in split_tree(data, f"tree {parent_tree.hex()}")}
+        dir_fd = open_directory(path)
+        listed = _Listed(dir_fd, old)
+        try:
+            with os.scandir(dir_fd) as it:
+                entries = list(it)
+            # the order of the names' bytes; for ASCII names that of the strings
+            if all(e.name.isascii() for e in entries):
+                entries.sort(key=lambda e: e.name)
+            else:
+                entries.sort(key=lambda e: os.fsencode(e.name))
+            reads: list[tuple[str, int]] = []
+            same: list[tuple[int, list[bytes]]] = []  # plan positions, their chunks
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # vanished while we walked
+                    self.stats.skipped += 1
+                    continue
+                prev = old.get(entry.name)
+                slot = -1
+                content = None if prev is None else self._same_file(prev[0], st)
+                if content is not None:
+                    same.append((len(listed.plan), content))
+                elif self._read_ahead(st, prev):
+                    slot = len(reads)
+                    reads.append((entry.name, st.st_size))
+                listed.plan.append((entry, st, prev, slot))
+            self._mark_unchanged(listed.plan, same)
+            if len(reads) >= READ_AHEAD_MIN:  # else the walk reads them (_entries)
+                listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
+        except BaseException:
+            listed.close()
+            raise
+        return listed
+
+    def _entries(self, listed: _Listed, path: str, rel: str) -> list[str]:
+        """The nodes (texts) of a directory's entries, in order. Before going into a
+        subdirectory the next one is listed, so the readers have its files while the walk
+        is busy."""
+        texts = []
+        ahead, plan, dir_fd = listed.ahead, listed.plan, listed.dir_fd
+        assert dir_fd is not None  # open until ``listed.close``
+        dirs = [i for i, (_e, st, _p, _s) in enumerate(plan) if stat.S_ISDIR(st.st_mode)]
+        nexts = dict(itertools.pairwise(dirs))
+        pending: dict[int, _Listed | BaseException] = {}
+        try:
+            for i, (entry, st, prev, slot) in enumerate(plan):
+                child = f"{path}/{entry.name}"
+                child_rel = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    if slot == _UNCHANGED and prev is not None:
+                        size = prev[0].get("size", 0)
+                        self.stats.files += 1
+                        self.stats.bytes += size
+                        self.progress.add(size, 1)
+                        texts.append(prev[1])
+                        continue
+                    if slot >= 0:  # few files to read: a hand-off each costs more
+                        small = ahead.get(slot) if ahead is not None else read_small(
+                            dir_fd, entry.name, st.st_size, self.blob_id)
+                        if small.error is not None:
+                            raise small.error
+                        node = self.node(entry.name, child, st, small.xattrs)
+                        # read ahead: it is not its parent node (``_read_ahead``)
+                        self._file(node, child, child_rel, st, None, small)
+                    else:
+                        node = self.node(entry.name, child, st)
+                        if i in nexts:
+                            self._list_next(plan, nexts[i], path, pending)
+                        listed_here = pending.pop(i, None)
+                        if isinstance(listed_here, BaseException):
+                            raise listed_here
+                        self._fill(node, child, child_rel, st, _old_node(prev), listed_here)
+                except FileNotFoundError:  # vanished while we walked
+                    self.stats.skipped += 1
+                    continue
+                texts.append(encode_node(node))
+        finally:
+            for other in pending.values():
+                if isinstance(other, _Listed):
+                    other.close()
+        return texts
+
+    def _list_next(self, plan: list[_PlanEntry], j: int, path: str,
+                   pending: dict[int, _Listed | BaseException]) -> None:
+        """List subdirectory ``j`` of ``plan`` ahead of its turn (an error waits for it)."""
+        entry, _st, prev, _slot = plan[j]
+        old = _old_node(prev)
+        sub = old.subtree if old is not None and old.type == "dir" else None
+        try:
+            pending[j] = self._list(f"{path}/{entry.name}", sub)
+        except OSError as exc:
+            pending[j] = exc
+
+    def _read_ahead(self, st: os.stat_result, prev: _Old | None) -> bool:
+        """Whether a reader may read this entry ahead of the walk: a small, regular, not
+        hardlinked, not sparse file that is not its parent-snapshot node unchanged."""
+        if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size < self.small
+                and st.st_blocks * 512 >= st.st_size):
+            return False
+        if prev is None:
+            return True
+        get = prev[0].get
+        return (get("size", 0), get("mtime_ns", 0), get("ctime_ns", 0), get("inode", 0)) != (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def _same_file(self, old: dict[str, Any], st: os.stat_result) -> list[bytes] | None:
+        """The chunk ids of a regular file's parent node (JSON object) if the file is
+        exactly that node by its stat: same inode, size, mtime and ctime (chmod, chown and
+        xattr changes all update ctime, so mode, owner and xattrs are the same too), not
+        hardlinked, only a file's fields; None otherwise."""
+        get = old.get
+        if not (get("type") == "file" and st.st_nlink == 1 and stat.S_ISREG(st.st_mode)
+                and get("inode", 0) == st.st_ino and get("size", 0) == st.st_size
+                and get("mtime_ns", 0) == st.st_mtime_ns
+                and get("ctime_ns", 0) == st.st_ctime_ns
+                and get("mode", 0) == stat.S_IMODE(st.st_mode) and get("uid", 0) == st.st_uid
+                and get("gid", 0) == st.st_gid and old.keys() <= _FILE_FIELDS):
+            return None
+        content = get("content", [])
+        try:
+            ids = [bytes.fromhex(c) for c in content]
+        except (TypeError, ValueError):  # not hex strings: not chunk ids
+            return None
+        return ids if all(len(b) == 32 for b in ids) else None
+
+    def _mark_unchanged(self, plan: list[_PlanEntry], same: list[tuple[int, list[bytes]]]
+                        ) -> None:
+        """Mark the files that are their parent node by their stat and whose chunks are all
+        still indexed (one index query for the directory) to be reused as they are."""
+        if not same:
+            return
+        missing = self.pipe.unknown([b for _i, ids in same for b in ids])
+        for i, ids in same:
+            if not missing or missing.isdisjoint(ids):
+                entry, st, prev, _slot = plan[i]
+                plan[i] = (entry, st, prev, _UNCHANGED)
+
+    def _fill(self, node: Node, path: str, rel: str, st: os.stat_result,
+              old: Node | None, listed: _Listed | None = None) -> None:
+        if node.type == "dir":
+            sub = old.subtree if old is not None and old.type == "dir" else None
+            node.subtree = self.directory(path, rel, sub, listed)
+        elif node.type == "symlink":
+            node.target = os.readlink(path)
+        elif node.type in ("char", "block"):
+            node.rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
+        elif node.type == "file":
+            self._file(node, path, rel, st, old)
+
+    def _file(self, node: Node, path: str, rel: str, st: os.stat_result,
+              old: Node | None, small: SmallFile | None = None) -> None:
+        self.stats.files += 1
+        node.ctime_ns, node.inode = st.st_ctime_ns, st.st_ino
+        first = self.links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+        if first is not None:
+            node.type, node.link = "hardlink", first[0]
+            node.content, node.holes, node.size = first[1].content, first[1].holes, first[1].size
+            return
+        if (old is not None and old.type in ("file", "hardlink")
+                and (old.size, old.mtime_ns, old.ctime_ns, old.inode)
+                == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                and all(self.pipe.known(c) for c in old.content)):
+            node.content, node.holes, node.size = old.content, old.holes, old.size
+        elif small is not None and small.size >= 0:
+            self._small(node, small.size, small.blob_id, small.data)
+        else:
+            self._read(node, path, st)
+        self.stats.bytes += node.size
+        self.progress.add(node.size, 1)
+        if st.st_nlink > 1:
+            self.links[(st.st_dev, st.st_ino)] = (rel, node)
+
+    def _read(self, node: Node, path: str, st: os.stat_result) -> None:
+        fd = open_nofollow(path)
+        try:
+            if st.st_size < self.small and st.st_blocks * 512 >= st.st_size:
+                # the common small file: one read; a short read means end of file
+                data = os.read(fd, st.st_size + 1)
+                if len(data) <= st.st_size:
+                    self._small(node, len(data), self.blob_id(data) if data else None, data)
+                    return
+                os.lseek(fd, 0, os.SEEK_SET)  # it grew: chunk it like any other file
+            holes = find_holes(fd, st.st_size) if st.st_blocks * 512 < st.st_size else []
+            ranges = data_ranges(holes, st.st_size)
+            stream: DataReader | _FdReader = DataReader(fd, ranges) if holes else _FdReader(fd)
+            read = 0
+            for chunk in self.chunker.chunk_stream(stream):  # type: ignore[arg-type]
+                blob_id = self.repo.codec.blob_id(chunk)
+                node.content.append(blob_id)
+                self.pipe.submit(BlobType.DATA, chunk, blob_id)
+                read += len(chunk)
+            node.holes = holes
+            node.size = st.st_size if holes else read
+            self.stats.files_read += 1
+            self.stats.bytes_read += read
+        finally:
+            os.close(fd)
+
+    def _small(self, node: Node, size: int, blob_id: bytes | None, data: bytes | None
+               ) -> None:
+        """A small file read whole by a reader (``data``: by a thread; None: by a worker
+        process, which stores the blob itself when the walk wants it)."""
+        if blob_id is not None:
+            node.content.append(blob_id)
+            if data is not None:
+                self.pipe.submit(BlobType.DATA, data, blob_id)
+        node.size = size
+        self.stats.files_read += 1
+        self.stats.bytes_read += size
+
+
+def _old_node(prev: _Old | None) -> Node | None:
+    """A parent-snapshot node, validated; None if there is none or it is malformed (the
+    entry is then backed up as if new)."""
+    if prev is None:
+        return None
+    try:
+        return Node.from_dict(prev[0])
+    except IntegrityError:
+        return None
+
+
+class _FdReader:
+    """A minimal unbuffered reader over a file descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def read(self, n: int = -1) -> bytes:
+        return os.read(self._fd, n if n >= 0 else 1 << 24)
+
+    def readinto(self, buf: memoryview) -> int:
+        return os.readv(self._fd, [buf])
+
+
+def _root_node(path: str) -> Node:
+    st = os.lstat(path)
+    return Node(name="root", type="dir", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                gid=st.st_gid, mtime_ns=st.st_mtime_ns, xattrs=xattrs_of(path))
+
+
+def backup_directory(
+    repo: Repository,
+    path: str | os.PathLike[str],
+    *,
+    host: str,
+    volume: str,
+    tags: Sequence[str] = (),
+    parent: Snapshot | None = None,
+    progress: ProgressTracker | None = None,
+    options: BackupOptions = BackupOptions(),
+) -> Snapshot:
+    """Back up the directory ``path`` into ``repo``; returns the snapshot written last."""
+    root = os.fspath(path)
+    if not os.path.isdir(root) or os.path.islink(root):
+        raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
+    progress = progress or NullTracker()
+    keep_freed_memory()
+    progress.set_phase("indexing")
+    repo.load_index()
+    stats = SnapshotStats()
+    progress.set_phase("backup")
+    pipe = _Pipeline(repo, stats, options)
+    walker: _Walker | None = None
+    try:
+        root_node = _root_node(root)
+        walker = _Walker(repo, pipe, stats, progress, options)
+        tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
+        root_node.subtree = tree_id
+        walker.readers.close()  # every blob a worker process sealed is with the packer
+    except BaseException:
+        if walker is not None:
+            walker.readers.close(abort=True)
+        pipe.abort()
+        raise
+    pipe.close()
+    snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
+                    parent=parent.id if parent is not None else None, stats=stats)
+    return save_snapshot(repo, snap)
+
+
+def iter_nodes(repo: Repository, tree_id: bytes, prefix: str = ""
+               ) -> Iterator[tuple[str, Node]]:
+    """Every (path, node) below a tree, depth first (helper for tests and tools)."""
+    for node in repo.read_tree(tree_id).nodes:
+        path = f"{prefix}/{node.name}" if prefix else node.name
+        yield path, node
+        if node.type == "dir" and node.subtree is not None:
+            yield from iter_nodes(repo, node.subtree, path)

@@ -1,0 +1,72 @@
+"""What a repository check reports: problems (damaged or missing objects with the paths
+that depend on them) and counts of what it looked at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.repository.core.repository import Repository
+
+MAX_PATHS = 1000
+
+
+@dataclass
+class Problem:
+    """One damaged or missing object and what depends on it."""
+
+    kind: str  # pack, blob, index, snapshot, tree
+    object_id: str
+    message: str
+    paths: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form for job records."""
+        return {"kind": self.kind, "id": self.object_id, "message": self.message,
+                "paths": self.paths}
+
+
+@dataclass
+class CheckReport:
+    """What a check looked at and everything it found."""
+
+    snapshots: int = 0
+    index_files: int = 0
+    packs: int = 0
+    blobs: int = 0
+    packs_read: int = 0
+    blobs_read: int = 0
+    bytes_read: int = 0
+    unreferenced_packs: int = 0
+    packs_selected: int = 0
+    seed: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is damaged or missing."""
+        return not self.problems
+
+    def damaged_objects(self) -> set[str]:
+        """Ids of every object named in a problem."""
+        return {p.object_id for p in self.problems}
+
+
+class Findings:
+    """The problems of one check so far, by damaged pack and blob."""
+
+    def __init__(self, repo: Repository, report: CheckReport) -> None:
+        self.repo = repo
+        self.report = report
+        self.bad_packs: dict[bytes, Problem] = {}
+        self.bad_blobs: dict[bytes, Problem] = {}
+
+    def problem(self, kind: str, object_id: bytes, message: str) -> Problem:
+        p = Problem(kind, object_id.hex(), message)
+        self.report.problems.append(p)
+        return p
+
+
+def note(problem: Problem, path: str) -> None:
+    """Add ``path`` to what depends on ``problem`` (at most ``MAX_PATHS``)."""
+    if len(problem.paths) < MAX_PATHS and path not in problem.paths:
+        problem.paths.append(path)

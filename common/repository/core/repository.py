@@ -1,0 +1,274 @@
+"""An opened repository, which owns its index; creating and opening one.
+
+A ``Repository`` is what every operation is handed: the backend, the config, the master
+key and the codecs made from them, and the repository's index. ``load_index`` reads every
+index file into one in-memory ``Index`` (damaged index files are reported, not fatal, so
+check can name them and a backup can still proceed — it will just store again what those
+files described); each operation loads it afresh where it starts, and ``index`` loads it
+on first use. ``read_blob`` and ``read_tree`` find a blob through the index, read it from
+its pack and decode (and verify) it; ``write_index_file`` writes the entries of committed
+packs.
+
+Creating writes the key file first and the config last, with ``put_bytes_if_absent``: a
+repository exists once its config does, and of two hosts initialising the same empty
+target at once exactly one config lands; the loser removes its key file and gets Conflict
+(``open_or_init_repository`` then opens the winner's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from common.repository.core import ids, keys
+from common.repository.core.blob import DEFAULT_ZSTD_LEVEL, BlobCodec
+from common.repository.core.chunker import DEFAULT_CHUNKER, Chunker, ChunkerParams
+from common.repository.core.config import (
+    RepositoryConfig,
+    authentic,
+    check_authentic,
+    decode_config,
+    encode_config,
+)
+from common.repository.core.crypto import Cipher, Key, cipher_for
+from common.repository.core.ids import BlobType
+from common.repository.core.index import (
+    Index,
+    IndexEntry,
+    IndexFile,
+    encode_index,
+    load_index_file,
+)
+from common.repository.core.pack import DEFAULT_PACK_SIZE, read_blob
+from common.repository.core.tree import Tree
+from common.storage.base import Backend
+
+_PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
+_HINT = "run a repository check to see what is damaged"
+
+
+@dataclass
+class LoadedIndex:
+    """The merged index plus what could not be read."""
+
+    index: Index
+    files: list[bytes] = field(default_factory=list)
+    damaged: dict[bytes, str] = field(default_factory=dict)
+
+
+@dataclass
+class Repository:
+    """An opened repository: its backend, config, master key and codecs, and its index."""
+
+    backend: Backend
+    config: RepositoryConfig
+    key: Key
+    #: The key file the passphrase opened (None for unencrypted repositories).
+    key_file_id: bytes | None = None
+    cipher: Cipher = field(init=False)
+    codec: BlobCodec = field(init=False)
+    _index: Index | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.cipher = cipher_for(self.key, self.config.encrypted)
+        self.codec = BlobCodec(self.key, self.config.encrypted, self.config.zstd_level)
+
+    def chunker(self) -> Chunker:
+        """A new chunker with the repository's sizes and secret seed (one per thread)."""
+        return Chunker(self.config.chunker, self.key.chunker_seed)
+
+    @property
+    def index(self) -> Index:
+        """The index blobs are read through: the one last loaded (``load_index``) or set;
+        loaded from storage on first use."""
+        if self._index is None:
+            return self.load_index().index
+        return self._index
+
+    @index.setter
+    def index(self, index: Index) -> None:
+        self._index = index
+
+    def load_index(self) -> LoadedIndex:
+        """(Re)read every index file into one ``Index``, which the repository then reads
+        through; damaged files are listed, not fatal."""
+        self._index = None  # the old one goes before the new one is built (memory)
+        out = LoadedIndex(Index())
+        for info in self.backend.list(ids.INDEX_PREFIX):
+            try:
+                index_id = ids.id_from_key(info.key)
+            except Exception:  # noqa: BLE001 - a stray object: report it
+                out.damaged[b""] = f"unexpected object {info.key}"
+                continue
+            out.files.append(index_id)
+            try:
+                data = self.backend.get_bytes(info.key)
+                load_index_file(self.cipher, index_id, data, out.index)
+            except (IntegrityError, NotFound) as exc:
+                out.damaged[index_id] = str(exc)
+        out.index.flush()
+        self._index = out.index
+        return out
+
+    def forget_index(self) -> None:
+        """Drop the loaded index (it no longer says what is stored); the next use of
+        ``index`` reads it again."""
+        self._index = None
+
+    def write_index_file(self, entries: list[IndexEntry]) -> bytes | None:
+        """Write one new index file listing ``entries``; returns its id (None when empty).
+        The in-memory index is not changed: the caller adds what it wrote."""
+        if not entries:
+            return None
+        index_id = ids.random_id()
+        self.backend.put_bytes(
+            ids.index_key(index_id),
+            encode_index(self.cipher, index_id, IndexFile(list(entries))))
+        return index_id
+
+    def read_blob(self, blob_id: bytes, blob_type: BlobType) -> bytes:
+        """Find a blob in the index, read it from its pack and verify it."""
+        entry = self.index.lookup(blob_id)
+        if entry is None or entry.blob_type != blob_type:
+            raise IntegrityError(
+                f"{blob_type.name.lower()} blob {blob_id.hex()} is not in the repository "
+                "index", _HINT)
+        try:
+            return read_blob(self.backend, ids.pack_key(entry.pack_id), entry, self.codec)
+        except NotFound:
+            raise IntegrityError(
+                f"pack {entry.pack_id.hex()} holding {blob_type.name.lower()} blob "
+                f"{blob_id.hex()} is missing",
+                _HINT,
+            ) from None
+
+    def read_tree(self, tree_id: bytes) -> Tree:
+        """Load and verify one tree blob."""
+        data = self.read_blob(tree_id, BlobType.TREE)
+        return Tree.decode(data, f"tree {tree_id.hex()}")
+
+
+def init_repository(
+    backend: Backend,
+    passphrase: str | None,
+    *,
+    unencrypted: bool = False,
+    kdf: keys.KdfParams = keys.DEFAULT_KDF,
+    chunker: ChunkerParams = DEFAULT_CHUNKER,
+    pack_size: int = DEFAULT_PACK_SIZE,
+    zstd_level: int = DEFAULT_ZSTD_LEVEL,
+    chunking_from: Repository | None = None,
+) -> Repository:
+    """Create a repository on ``backend``; Conflict if one exists. Encrypted unless
+    ``unencrypted`` is passed explicitly (and then no passphrase may be given).
+
+    ``chunking_from`` shares another repository's chunker sizes, chunker seed and id key
+    (never its encryption key): the same file then yields the same blob ids in both, so
+    snapshots copied between them need no re-hashing and dedup against native backups."""
+    if unencrypted and passphrase:
+        raise InvalidInput(
+            "a passphrase was given for an unencrypted repository",
+            "drop the passphrase, or do not ask for an unencrypted repository",
+        )
+    if not unencrypted and not passphrase:
+        raise InvalidInput(f"creating repository {backend.display} needs a passphrase", _PASS_HINT)
+    try:
+        backend.stat(ids.CONFIG_KEY)
+    except NotFound:
+        pass
+    else:
+        raise _exists(backend)
+    key = Key.new()
+    if chunking_from is not None:
+        chunker = chunking_from.config.chunker
+        key = Key(key.enc_key, chunking_from.key.id_key, chunking_from.key.chunker_seed)
+    config = RepositoryConfig(
+        ids.random_id(), not unencrypted, chunker.validate(), pack_size, zstd_level
+    )
+    key_file_id = keys.add_key(backend, key, passphrase, kdf) if passphrase else None
+    data = encode_config(config, key)
+    try:
+        backend.put_bytes_if_absent(ids.CONFIG_KEY, data)
+        # A server that ignores If-None-Match overwrites instead of refusing: read back.
+        won = backend.get_bytes(ids.CONFIG_KEY) == data
+    except Conflict:
+        won = False
+    except BaseException:
+        _drop_key_file(backend, key_file_id)
+        raise
+    if not won:  # another host initialised the target at the same instant
+        _drop_key_file(backend, key_file_id)
+        raise _exists(backend)
+    return Repository(backend, config, key, key_file_id)
+
+
+def open_or_init_repository(
+    backend: Backend, passphrase: str | None, **init_options: Any
+) -> Repository:
+    """Open the repository on ``backend``, creating it first when there is none. Safe
+    when several hosts do this at once: one initialises, the others open its repository
+    (so they use the key its config authenticates, not one they generated)."""
+    try:
+        return open_repository(backend, passphrase)
+    except NotFound:
+        pass
+    try:
+        return init_repository(backend, passphrase, **init_options)
+    except Conflict:
+        return open_repository(backend, passphrase)
+
+
+def _exists(backend: Backend) -> Conflict:
+    return Conflict(f"a repository already exists at {backend.display}", "open it instead")
+
+
+def _drop_key_file(backend: Backend, key_file_id: bytes | None) -> None:
+    """Remove the key file of an initialisation that lost (it opens no config)."""
+    if key_file_id is not None:
+        with contextlib.suppress(Exception):
+            backend.delete(ids.key_file_key(key_file_id))
+
+
+def open_repository(backend: Backend, passphrase: str | None) -> Repository:
+    """Open an existing repository. Reads only. Refuses a passphrase for an unencrypted
+    repository (it would otherwise be written to in clear without anyone noticing)."""
+    where = backend.display
+    try:
+        data = backend.get_bytes(ids.CONFIG_KEY)
+    except NotFound:
+        raise NotFound(
+            "repository", where, "the first --format repo backup to this target creates it"
+        ) from None
+    config, doc = decode_config(data, where)
+    if not config.encrypted:
+        if passphrase:
+            raise Conflict(
+                f"repository {where} is unencrypted but a passphrase was given",
+                "refusing to store data in clear; unset the passphrase if that is intended",
+            )
+        key = Key.from_bytes(bytes.fromhex(doc.get("master_key", "")))
+        check_authentic(config, doc, key, where)
+        return Repository(backend, config, key, None)
+    if not passphrase:
+        raise InvalidInput(
+            f"repository {where} is encrypted and no passphrase was given", _PASS_HINT
+        )
+    opened = False
+    for key_file_id in keys.list_key_files(backend):
+        try:
+            blob = backend.get_bytes(ids.key_file_key(key_file_id))
+        except NotFound:
+            continue  # removed since we listed (e.g. by an initialisation that lost)
+        try:
+            key = keys.unwrap_key(blob, passphrase, key_file_id, where)
+        except (keys.WrongPassphrase, IntegrityError):
+            continue
+        opened = True
+        if authentic(config, doc, key):
+            return Repository(backend, config, key, key_file_id)
+    if opened:
+        check_authentic(config, doc, None, where)
+    raise keys.WrongPassphrase(f"wrong passphrase for repository {where}", _PASS_HINT)
+

@@ -1,0 +1,210 @@
+"""One batch of a restore: decode its blobs, write its files, give them their metadata.
+
+The restorer (``restorer``) walks the snapshot's trees and cuts the entries into
+*batches* of at most a few thousand files / a few MiB of data. For each batch it reads
+the needed pack ranges from storage (storage stays in the restoring process: backends
+such as S3 are not picklable) and hands a ``Batch`` to a ``BatchWriter`` — in a thread
+of the same process, or in a restore worker process (``workers``) — which:
+
+- authenticates, decompresses and re-hashes every blob of the batch once;
+- creates each entry: a regular file with one ``open`` (its data written with
+  ``pwrite`` at its offsets — holes are never written, a sparse file is ``ftruncate``'d
+  to its size first), or a symlink, fifo or device node;
+- applies owner (first: it clears setuid bits), xattrs, mode and times — through the
+  open file descriptor for regular files. ``chown`` is skipped when the new file already
+  has the wanted owner, ``chmod`` when the creation mode (umask known) already is the
+  wanted mode;
+- reports damaged blobs (the files using them are still created, with everything else
+  written and their metadata) and per-entry warnings.
+
+Batches are plain tuples, lists, ints, strings and bytes so they cross a pipe with
+``marshal`` (fast, and nothing executable). A file record is
+``(kind, rel, meta, size, sparse, writes)``; ``writes`` are ``(blob number, file
+offset, start in blob, length)``; ``meta`` is ``(mode, uid, gid, mtime_ns, xattrs,
+extra)`` with ``extra`` the symlink target or ``(major, minor)`` of a device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from typing import Any
+
+from common.errors import IntegrityError
+from common.repository.core.blob import BlobCodec
+from common.repository.core.ids import BlobType
+
+#: a regular file created and completed by this batch (metadata included)
+WHOLE = "f"
+#: some blobs of a large regular file that already exists; metadata comes later
+PART = "p"
+SYMLINK = "l"
+#: fifo, socket, char or block device (``extra`` says which)
+NODE = "n"
+
+Meta = tuple[int, int, int, int, tuple[tuple[str, bytes], ...], Any]
+#: (kind, rel, meta, size, sparse, writes)
+FileRecord = tuple[str, str, Meta, int, bool, list[tuple[int, int, int, int]]]
+#: (span number, start in span, length, blob type, blob id, raw length)
+BlobRecord = tuple[int, int, int, int, bytes, int]
+#: (spans, blobs, files)
+Batch = tuple[list[bytes] | list[bytearray], list[BlobRecord], list[FileRecord]]
+#: (damaged blobs [(id, why)], incomplete files [(rel, why, size)], warnings, blobs decoded)
+Result = tuple[list[tuple[bytes, str]], list[tuple[str, str, int]], list[str], int]
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_KINDS = {"fifo": stat.S_IFIFO, "char": stat.S_IFCHR, "block": stat.S_IFBLK,
+          "socket": stat.S_IFSOCK}
+
+
+def current_umask() -> int | None:
+    """This process's umask without changing it (``/proc``; None when unknown)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class BatchWriter:
+    """Writes batches into ``dest``. Thread-safe (one codec, per-thread decompressors).
+
+    ``owner``: the (uid, gid) a newly created entry gets anyway (``chown`` is skipped for
+    those), or None. ``umask``: the umask in force, or None (then ``chmod`` is always
+    called).
+    """
+
+    def __init__(self, codec: BlobCodec, dest: str, owner: tuple[int, int] | None,
+                 umask: int | None) -> None:
+        self.codec = codec
+        self.dest = dest
+        self.owner = owner
+        self.umask = umask
+
+    def run(self, batch: Batch) -> Result:
+        """Decode, write and finish every entry of ``batch``."""
+        spans, blob_recs, files = batch
+        plains: list[bytes | None] = []
+        damaged: list[tuple[bytes, str]] = []
+        decode = self.codec.decode
+        views = [memoryview(s) for s in spans]
+        for span_no, start, length, blob_type, blob_id, raw_length in blob_recs:
+            if span_no < 0:  # its pack could not be read: the caller knows why
+                plains.append(None)
+                continue
+            try:
+                plains.append(decode(BlobType(blob_type), blob_id,
+                                     views[span_no][start : start + length], raw_length))
+            except IntegrityError as exc:
+                plains.append(None)
+                damaged.append((blob_id, str(exc)))
+        del views, spans
+        broken: list[tuple[str, str, int]] = []
+        warnings: list[str] = []
+        dest = self.dest
+        for kind, rel, meta, size, sparse, writes in files:
+            path = f"{dest}/{rel}"
+            if kind in (WHOLE, PART):
+                missing = self._file(kind, path, rel, meta, size, sparse, writes, plains,
+                                     warnings)
+                if missing is not None:
+                    broken.append((rel, f"blob {blob_recs[missing][4].hex()} is damaged",
+                                   size))
+            else:
+                self._other(kind, path, rel, meta, warnings)
+        return damaged, broken, warnings, sum(p is not None for p in plains)
+
+    def _file(self, kind: str, path: str, rel: str, meta: Meta, size: int, sparse: bool,
+              writes: list[tuple[int, int, int, int]], plains: list[bytes | None],
+              warnings: list[str]) -> int | None:
+        """One regular file (or a part of one); returns the number of a damaged blob it
+        needed, else None."""
+        missing, exact = None, False
+        if kind == PART:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        else:
+            mode = meta[0]
+            exact = (self.umask is not None and not meta[4]
+                     and mode & 0o777 & ~self.umask == mode)
+            fd = os.open(path, _CREATE, mode if exact else 0o600)
+        try:
+            if sparse:
+                os.ftruncate(fd, size)
+            for blob_no, off, begin, n in writes:
+                plain = plains[blob_no]
+                if plain is None:
+                    missing = blob_no
+                    continue
+                if begin == 0 and n == len(plain):
+                    done = os.pwrite(fd, plain, off)
+                    if done == n:
+                        continue
+                else:
+                    done = 0
+                view = memoryview(plain)
+                while done < n:
+                    done += os.pwrite(fd, view[begin + done : begin + n], off + done)
+            if kind == WHOLE:
+                self.apply_fd(fd, path, rel, meta, warnings, exact)
+        finally:
+            os.close(fd)
+        return missing
+
+    def apply_fd(self, fd: int, path: str, rel: str, meta: Meta, warnings: list[str],
+                 exact: bool = False) -> None:
+        """Owner, xattrs, mode and times of a regular file through its descriptor."""
+        mode, uid, gid, mtime_ns, xattrs, _ = meta
+        if (uid, gid) != self.owner:
+            try:
+                os.chown(fd, uid, gid)
+            except OSError as exc:
+                warnings.append(f"{rel}: cannot set owner: {exc.strerror}")
+        for name, value in xattrs:
+            try:
+                os.setxattr(fd, name, value)
+            except OSError as exc:
+                warnings.append(f"{rel}: cannot set xattr {name}: {exc.strerror}")
+        if not exact or mode & 0o7000:
+            os.chmod(fd, mode)
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+    def _other(self, kind: str, path: str, rel: str, meta: Meta, warnings: list[str]) -> None:
+        extra = meta[5]
+        if kind == SYMLINK:
+            os.symlink(extra, path)
+        else:
+            node_type, rdev = extra
+            if node_type == "fifo":
+                os.mkfifo(path, 0o600)
+            else:
+                dev = os.makedev(*rdev) if rdev else 0
+                try:
+                    os.mknod(path, 0o600 | _KINDS[node_type], dev)
+                except OSError as exc:
+                    warnings.append(f"{rel}: cannot create {node_type} device: "
+                                    f"{exc.strerror}")
+                    return
+        apply_path(path, rel, meta, kind == SYMLINK, warnings)
+
+
+def apply_path(path: str, rel: str, meta: Meta, symlink: bool, warnings: list[str]) -> None:
+    """Owner (``lchown`` first: it clears setuid bits), xattrs, mode (not of a symlink) and
+    times of the entry at ``path``, never following a symlink."""
+    mode, uid, gid, mtime_ns, xattrs, _ = meta
+    try:
+        os.lchown(path, uid, gid)
+    except OSError as exc:
+        warnings.append(f"{rel}: cannot set owner: {exc.strerror}")
+    for name, value in xattrs:
+        try:
+            os.setxattr(path, name, value, follow_symlinks=False)
+        except OSError as exc:
+            warnings.append(f"{rel}: cannot set xattr {name}: {exc.strerror}")
+    if not symlink:
+        os.chmod(path, mode)
+    with contextlib.suppress(NotImplementedError):
+        os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)

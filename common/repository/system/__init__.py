@@ -1,0 +1,7 @@
+"""What the repository asks of the local machine; nothing here knows the format.
+
+``sparse`` finds the holes of sparse files (read only the data, write only the data);
+``malloc`` keeps freed buffers for reuse in the data-heavy operations; ``worker_pipe``
+starts worker processes (``python -m module``, never ``fork``) and talks to them over a
+pipe — backup reads small files in them, restore writes batches in them.
+"""

@@ -1,0 +1,219 @@
+"""Worker processes of this process: framing and the pipe to one worker.
+
+A worker is a fresh interpreter (``python -m module``: never ``fork`` — the Celery worker
+and embedded mode are multi-threaded). Its first message is its initialisation (key
+material goes over the pipe, never on the command line or in the environment); then
+every message gets exactly one answer, in order: ``("ok", result)``,
+``("oserror", errno, strerror, filename)`` or ``("error", text)``. Messages are framed
+as ``<u64 length><marshal>``, optionally followed by raw spans whose lengths the head
+names (so large bytes are never copied into a marshal buffer). A worker ignores SIGINT
+(the terminal's Ctrl-C goes to the whole process group; its parent decides) and exits when
+its stdin reaches EOF, also when its parent dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from common.repository.system.malloc import keep_freed_memory
+
+_FRAME = struct.Struct("<Q")
+_CHUNK = 1 << 20
+
+
+def worker_env() -> dict[str, str]:
+    """This environment, with ``common`` importable by the worker."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class WorkerFailed(OSError):
+    """A worker process ended without answering."""
+
+
+class WorkerProcess:
+    """One worker process (``python -m module``), with a sender and a receiver thread (a
+    message of several MiB must not block the caller while the worker is still busy with
+    the previous one). Every message gets exactly one answer, in order; ``submit``
+    returns its future."""
+
+    def __init__(self, module: str, what: str, init: tuple[Any, ...], env: dict[str, str],
+                 n: int) -> None:
+        self.what = what
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.pending: deque[Future[Any]] = deque()
+        self.failed: WorkerFailed | None = None  # set when the worker ended unexpectedly
+        self._lock = threading.Lock()
+        self._out: queue.Queue[list[bytes] | None] = queue.Queue()
+        self._out.put([marshal.dumps(init)])
+        self._threads = [
+            threading.Thread(target=self._send, name=f"repo-{what}-send-{n}", daemon=True),
+            threading.Thread(target=self._receive, name=f"repo-{what}-recv-{n}", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, message: list[bytes]) -> Future[Any]:
+        """Queue a message: a marshalled head (framed), then raw spans (their lengths are
+        in the head, so the span bytes are never copied into a marshal buffer)."""
+        fut: Future[Any] = Future()
+        with self._lock:
+            if self.failed is not None:  # nobody would ever answer it
+                fut.set_exception(self.failed)
+                return fut
+            self.pending.append(fut)
+        self._out.put(message)
+        return fut
+
+    def _send(self) -> None:
+        assert self.proc.stdin is not None
+        fd = self.proc.stdin.fileno()
+        try:
+            while (message := self._out.get()) is not None:
+                write_frame(fd, message[0])
+                for span in message[1:]:
+                    write_all(fd, memoryview(span))
+        except OSError:
+            pass  # the worker is gone: the receiver fails what is pending
+        finally:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def _receive(self) -> None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                msg = read_frame(fd)
+            except OSError:
+                msg = None
+            with self._lock:
+                fut = self.pending.popleft() if self.pending else None
+            if msg is None:
+                code = self.proc.wait()
+                err = WorkerFailed(f"a {self.what} worker process ended unexpectedly "
+                                   f"(exit status {code})")
+                with self._lock:
+                    self.failed = err
+                for f in [fut, *self._drain()]:
+                    if f is not None and not f.done():
+                        f.set_exception(err)
+                return
+            if fut is None:
+                continue
+            if msg[0] == "ok":
+                fut.set_result(msg[1])
+            elif msg[0] == "oserror":
+                fut.set_exception(OSError(msg[1], msg[2], msg[3]))
+            else:
+                fut.set_exception(RuntimeError(f"{self.what} worker: {msg[1]}"))
+
+    def _drain(self) -> list[Future[Any]]:
+        with self._lock:
+            out = list(self.pending)
+            self.pending.clear()
+        return out
+
+    def stop(self, abort: bool) -> None:
+        if abort:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        self._out.put(None)
+        try:
+            self.proc.wait(timeout=None if not abort else 30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in the kernel
+            self.proc.kill()
+            self.proc.wait()
+        for t in self._threads:  # the receiver may still hand answers on
+            t.join(timeout=30 if abort else None)
+        with contextlib.suppress(OSError):
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+        for f in self._drain():
+            f.cancel()
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    view = memoryview(_FRAME.pack(len(payload)) + payload) if len(payload) < _CHUNK \
+        else None
+    if view is None:
+        write_all(fd, memoryview(_FRAME.pack(len(payload))))
+        view = memoryview(payload)
+    write_all(fd, view)
+
+
+def write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view[:_CHUNK]) :]
+
+
+def read_frame(fd: int) -> Any:
+    """The next message on ``fd``; None at EOF."""
+    head = read_exact(fd, _FRAME.size)
+    if head is None:
+        return None
+    body = read_exact(fd, _FRAME.unpack(head)[0])
+    if body is None:
+        return None
+    return marshal.loads(body)
+
+
+def read_exact(fd: int, n: int) -> bytearray | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    pos = 0
+    while pos < n:
+        got = os.readv(fd, [view[pos : pos + _CHUNK]])
+        if not got:
+            return None
+        pos += got
+    return buf
+
+
+def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
+    """The worker's side: ignore SIGINT, keep stdout for answers (a stray print goes to
+    stderr), build the message handler from the first message, then answer every message
+    with ``("ok", handle(message))`` (an OSError or other exception becomes the
+    ``oserror`` / ``error`` answer) until stdin ends or the parent is gone. ``handle`` may
+    read the raw spans that follow its head from fd 0 (``read_exact``) and raises EOFError
+    when they end early."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
+    out = os.dup(1)
+    os.dup2(2, 1)
+    init = read_frame(0)
+    if init is None:
+        return
+    handle = setup(init)
+    del init  # key material: kept only inside the handler
+    while (head := read_frame(0)) is not None:
+        try:
+            answer: tuple[Any, ...] = ("ok", handle(head))
+        except EOFError:
+            return
+        except OSError as exc:
+            answer = ("oserror", exc.errno, exc.strerror, exc.filename)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        del head
+        try:
+            write_frame(out, marshal.dumps(answer))
+        except OSError:
+            return  # the parent is gone
+        del answer

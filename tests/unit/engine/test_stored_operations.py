@@ -1,0 +1,113 @@
+"""The engine's operations on one stored backup (common.engine.stored) against local
+directories: labels reach the snapshot, forget refuses a pinned snapshot and deletes what
+it should, an archive copy checks the archive's sha256 and never overwrites."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from common.config import Settings
+from common.engine import stored
+from common.engine.records import StoredBackup
+from common.engine.repo import open_repo
+from common.errors import Conflict, IntegrityError, InvalidInput
+from common.progress import NullTracker
+from common.repository import ids
+from common.repository.backup.archiver import backup_directory
+from common.repository.core.snapshot import load_snapshot, snapshot_ids
+from common.storage.local import LocalBackend
+
+KEY = "volkeeper/archives/h/v/20260101T000000Z-j.tar"
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, repository_password=SecretStr("pw"), repository_kdf_n=1024)
+
+
+def _archive(backend: LocalBackend, data: bytes = b"archive bytes" * 1000) -> StoredBackup:
+    backend.put_bytes(KEY, data)
+    backend.put_bytes(KEY + ".manifest.jsonl", b'{"manifest": 1}\n')
+    return StoredBackup(id="b1", key=KEY, manifest_key=KEY + ".manifest.jsonl", format="tar",
+                        checksum=hashlib.sha256(data).hexdigest(), logical_bytes=1,
+                        file_count=1, volume="v", host="h")
+
+
+def _repo_backup(tmp_path: Path, backend: LocalBackend) -> StoredBackup:
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "a.txt").write_text("hello")
+    repo = open_repo(backend, _settings(tmp_path), create=True)
+    snap = backup_directory(repo, vol, host="h", volume="v", tags=["job:j1"])
+    return StoredBackup(id="b2", key=ids.snapshot_key(snap.id), manifest_key="", format="repo",
+                        checksum="", logical_bytes=5, file_count=1, volume="v",
+                        host="h", snapshot_id=snap.id.hex())
+
+
+def test_labels_reach_the_snapshot_and_volkeepers_own_tags_stay(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "t")
+    b = _repo_backup(tmp_path, backend)
+    settings = _settings(tmp_path)
+    assert stored.apply_labels(backend, b, settings, tags=["keep"], pinned=True) is True
+    assert stored.apply_labels(backend, b, settings, tags=["keep"], pinned=True) is False
+    snap = load_snapshot(open_repo(backend, settings), bytes.fromhex(b.snapshot_id))
+    assert snap.tags == ["job:j1", "keep"] and snap.pinned is True
+    assert stored.user_tags(snap.tags) == ["keep"]
+
+
+def test_forget_refuses_a_snapshot_pinned_in_the_repository(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "t")
+    b = _repo_backup(tmp_path, backend)
+    settings = _settings(tmp_path)
+    stored.apply_labels(backend, b, settings, tags=[], pinned=True)
+    with pytest.raises(Conflict, match="pinned") as e:
+        stored.forget(backend, b, settings)
+    assert "volkeeper unpin b2" in str(e.value.hint)
+    repo = open_repo(backend, settings)
+    assert snapshot_ids(repo) == [bytes.fromhex(b.snapshot_id)]
+    stored.apply_labels(backend, b, settings, tags=[], pinned=False)
+    out = stored.forget(backend, b, settings)
+    assert out["deleted_objects"] == [b.key] and snapshot_ids(repo) == []
+    assert stored.forget(backend, b, settings)["deleted_objects"] == []  # gone: not an error
+
+
+def test_forget_of_an_archive_deletes_it_and_its_manifest(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "t")
+    b = _archive(backend)
+    stored.forget(backend, b, _settings(tmp_path))
+    assert list(backend.list("volkeeper/")) == []
+
+
+def test_an_archive_copy_checks_its_checksum_and_never_overwrites(tmp_path: Path) -> None:
+    src, dst = LocalBackend(tmp_path / "src"), LocalBackend(tmp_path / "dst")
+    b = _archive(src)
+    s = _settings(tmp_path)
+    out = stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s, tracker=NullTracker())
+    assert out.checksum == b.checksum and dst.get_bytes(KEY) == src.get_bytes(KEY)
+    assert dst.get_bytes(b.manifest_key) == src.get_bytes(b.manifest_key)
+    with pytest.raises(Conflict, match="already holds"):
+        stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s, tracker=NullTracker())
+
+    tampered = LocalBackend(tmp_path / "other")
+    _archive(tampered, b"archive bytes" * 999 + b"X")
+    with pytest.raises(IntegrityError, match="does not match its checksum"):
+        stored.copy_backup(tampered, LocalBackend(tmp_path / "dst2"), b, src_settings=s,
+                           dst_settings=s, tracker=NullTracker())
+    assert list(LocalBackend(tmp_path / "dst2").list("")) == []
+
+
+def test_a_repo_copy_needs_a_passphrase_for_the_destination(tmp_path: Path) -> None:
+    src, dst = LocalBackend(tmp_path / "src"), LocalBackend(tmp_path / "dst")
+    b = _repo_backup(tmp_path, src)
+    nopass = Settings(home=tmp_path, database_url="postgresql://x/y")  # fleet: no generated key
+    with pytest.raises(InvalidInput, match="no passphrase"):
+        stored.copy_backup(src, dst, b, src_settings=_settings(tmp_path),
+                           dst_settings=nopass, tracker=NullTracker())
+    assert list(dst.list("")) == []
+    out = stored.copy_backup(src, dst, b, src_settings=_settings(tmp_path),
+                             dst_settings=_settings(tmp_path), tracker=NullTracker())
+    copied = load_snapshot(open_repo(dst, _settings(tmp_path)), bytes.fromhex(out.snapshot_id))
+    assert copied.host == "h" and copied.volume == "v" and out.stored_bytes > 0
