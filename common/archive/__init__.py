@@ -7,7 +7,8 @@ The archives are ordinary POSIX (pax) tar files made by GNU tar, so they restore
 - a *tar stream* is the uncompressed archive as bytes; it comes from ``gnutar.create_stream``
   (a directory) or from Docker's archive API, and goes to ``gnutar.extract_stream`` or to
   Docker's put_archive;
-- ``tarscan`` parses a tar stream incrementally and hashes each member's logical content;
+- ``tarscan`` parses a tar stream incrementally and hashes each member's logical content,
+  refusing (``TarAmbiguityError``) whatever GNU tar or Docker could read differently;
 - ``writer.write_archive`` compresses a tar stream into a storage object while writing the
   manifest; ``reader.extract_archive`` and ``reader.verify_archive`` read it back;
 - ``manifest`` writes and reads manifests as streams.
@@ -28,7 +29,7 @@ from common.archive.reader import (
     extract_archive,
     verify_archive,
 )
-from common.archive.tarscan import TarEntry, TarFormatError, TarScanner
+from common.archive.tarscan import TarAmbiguityError, TarEntry, TarFormatError, TarScanner
 from common.archive.writer import ArchiveStats, write_archive
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Manifest",
     "ManifestSummary",
     "ManifestWriter",
+    "TarAmbiguityError",
     "TarEntry",
     "TarFormatError",
     "TarScanner",

@@ -23,7 +23,7 @@ import zstandard
 
 from common.archive.codec import Format, check_format, open_decompressed
 from common.archive.manifest import Manifest
-from common.archive.tarscan import TarEntry, TarScanner
+from common.archive.tarscan import TarAmbiguityError, TarEntry, TarScanner
 from common.errors import IntegrityError, Refused
 from common.progress import ProgressTracker
 
@@ -217,6 +217,8 @@ def _stream_tar(
                 scanner.feed(data)
             except Refused:
                 raise
+            except TarAmbiguityError as e:
+                raise Refused(f"refused archive {name}: {e.message}", e.hint) from e
             except IntegrityError as e:
                 raise IntegrityError(f"archive {name} is corrupt: {e.message}",
                                      "the stored object is damaged; use another backup") from e
@@ -234,6 +236,8 @@ def _stream_tar(
             f"{expected_sha256})", "the stored object was damaged or replaced; use another backup")
     try:
         scanner.close()
+    except TarAmbiguityError as e:
+        raise Refused(f"refused archive {name}: {e.message}", e.hint) from e
     except IntegrityError as e:
         raise IntegrityError(f"archive {name} is truncated: {e.message}",
                              "the stored object is incomplete; use another backup") from e

@@ -1,36 +1,63 @@
 """An incremental (push) tar parser that describes every member and hashes its content.
 
 ``TarScanner.feed(chunk)`` takes the tar stream in chunks of any size, as they pass by on
-their way to a compressor or to ``tar -x``; it never holds more than one header in memory
-and hashes member data straight from the chunks (no copies). For each member it emits a
-``TarEntry`` once the member's data has gone by, with the sha256 of the member's *logical*
-content: for a sparse file the holes count as zeros, so the digest equals ``sha256sum`` of
-the restored file.
+their way to a compressor or to ``tar -x``; it never holds more than one header (at most
+``MAX_META`` bytes of pax records or long names) in memory and hashes member data straight
+from the chunks (no copies). For each member it emits a ``TarEntry`` once the member's
+data has gone by, with the sha256 of the member's *logical* content: for a sparse file the
+holes count as zeros, so the digest equals ``sha256sum`` of the restored file.
 
-Understood: ustar / POSIX pax (``x`` and global ``g`` headers, ``SCHILY.xattr.*`` and
+Understood: ustar / POSIX pax (``x`` headers, ``SCHILY.xattr.*`` and
 ``LIBARCHIVE.xattr.*`` xattrs, sparse formats 0.0, 0.1 and 1.0) and the GNU extensions
 (``L``/``K`` long names, ``S`` old sparse files, base-256 numbers). That covers what GNU
 tar, bsdtar and Go's archive/tar (Docker's archive API) write.
+
+The scanner is also the restore policy's eyes, so it must see exactly the members the
+extractor (GNU tar, or Go's archive/tar behind dockerd) will create: whatever they could
+read differently is refused with ``TarAmbiguityError`` (rules in ``tarmember`` and
+``tarfields``). Here: no ``x``/``L``/``K`` header twice before one member, none dangling
+before a ``g`` header or the end, global headers only with harmless keywords (Go ignores
+them, GNU tar applies them), metadata headers capped at ``MAX_META``, and nothing but
+zeros after the end-of-archive block (``tar -x`` stops at the first zero block, so any
+member behind it would silently not be restored).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import urllib.parse
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 
-from common.errors import IntegrityError
+from common.archive.tarfields import (
+    BLOCK,
+    MAX_META,
+    TarAmbiguityError,
+    TarFormatError,
+    check_header,
+    cstr,
+    number,
+    pax_int,
+    pax_records,
+)
+from common.archive.tarmember import (
+    TYPES,
+    Member,
+    TarEntry,
+    check_sparse_map,
+    describe,
+    old_sparse_entries,
+    text,
+)
 
-BLOCK = 512
+__all__ = ["BLOCK", "MAX_META", "TYPES", "DataSink", "TarAmbiguityError", "TarEntry",
+           "TarFormatError", "TarScanner"]
+
 _ZEROS = bytes(1 << 20)
 _ZERO_BLOCK = bytes(BLOCK)
-
-TYPES = {
-    b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
-    b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo", b"D": "dir", b"S": "file",
-}
+_META = {b"x": "pax", b"g": "global pax", b"L": "GNU long-name", b"K": "GNU long-link"}
+#: Global pax keywords GNU tar ignores as much as Go does (Go ignores global headers).
+_GLOBAL_OK = frozenset({b"comment", b"charset", b"hdrcharset"})
+#: Old GNU sparse extension blocks accepted for one member (21 map entries each).
+_MAX_EXTENSIONS = MAX_META // BLOCK
 
 
 DataSink = Callable[[memoryview], object]
@@ -41,97 +68,6 @@ def _both(a: DataSink, b: DataSink) -> DataSink:
         a(data)
         b(data)
     return sink
-
-
-def _mtime_ns(text: bytes) -> int:
-    """Nanoseconds of a pax ``mtime`` record (decimal seconds, maybe negative) exactly."""
-    whole, _, frac = text.strip().partition(b".")
-    negative = whole.startswith(b"-")
-    ns = abs(int(whole or b"0")) * 1_000_000_000 + int((frac[:9] or b"0").ljust(9, b"0"))
-    return -ns if negative else ns
-
-
-class TarFormatError(IntegrityError):
-    """The byte stream is not a well-formed tar archive (corrupt, truncated or not tar)."""
-
-
-@dataclass
-class TarEntry:
-    """One member of a tar archive, as recorded in a manifest."""
-
-    path: str
-    type: str
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    mtime: float
-    link: str | None = None
-    sha256: str | None = None
-    xattrs: dict[str, bytes] = field(default_factory=dict)
-    sparse: bool = False
-    devmajor: int = 0
-    devminor: int = 0
-    mtime_ns: int = 0  # exact, from the pax record's decimal text (``mtime`` is a float)
-
-
-def _num(field_: bytes, what: str) -> int:
-    """Decode a numeric header field: octal text, or GNU base-256 binary."""
-    if field_ and field_[0] & 0x80:
-        value = int.from_bytes(field_[1:], "big")
-        if field_[0] & 0x40:  # negative base-256
-            value -= 1 << (8 * (len(field_) - 1))
-        return value
-    text = field_.split(b"\0", 1)[0]
-    try:
-        return int(text, 8)  # int() itself ignores surrounding spaces
-    except ValueError:
-        text = text.strip(b" \0")
-        if not text:
-            return 0
-        try:
-            return int(text, 8)
-        except ValueError:
-            raise TarFormatError(f"tar header has an invalid {what} field {text!r}",
-                                 "the archive is corrupt or not a tar archive") from None
-
-
-def _str(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _cstr(field_: bytes) -> bytes:
-    return field_.split(b"\0", 1)[0]
-
-
-def _parse_pax(data: bytes) -> list[tuple[bytes, bytes]]:
-    """Split pax extended header records (``"%d %s=%s\\n"``) into (key, value) pairs."""
-    out: list[tuple[bytes, bytes]] = []
-    pos = 0
-    while pos < len(data) and data[pos] != 0:
-        sp = data.find(b" ", pos)
-        try:
-            length = int(data[pos:sp])
-        except ValueError:
-            raise TarFormatError("pax header has a malformed record",
-                                 "the archive is corrupt") from None
-        if sp < 0 or length <= 0 or pos + length > len(data):
-            raise TarFormatError("pax header has a malformed record", "the archive is corrupt")
-        record = data[sp + 1 : pos + length - 1]
-        key, _, value = record.partition(b"=")
-        out.append((key, value))
-        pos += length
-    return out
-
-
-def _check_header(hdr: bytes) -> None:
-    stored = _num(hdr[148:156], "checksum")
-    computed = sum(hdr) - sum(hdr[148:156]) + 8 * 32
-    if stored != computed:
-        signed = sum(b - 256 if b > 127 else b for b in hdr[:148] + hdr[156:]) + 256
-        if stored != signed:
-            raise TarFormatError("tar header checksum mismatch",
-                                 "the archive is corrupt or not a tar archive")
 
 
 class TarScanner:
@@ -151,23 +87,40 @@ class TarScanner:
         self.on_start = on_start
         self.finished = False
         self.members = 0
+        self._refused = False
         self._cur: memoryview = memoryview(b"")
         self._pos = 0
-        self._global: dict[bytes, bytes] = {}
         self._gen = self._run()
         next(self._gen)
 
     # --- input plumbing ----------------------------------------------------------------
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Parse the next piece of the stream."""
-        if self.finished or not data:
+        if not data:
             return
+        if self.finished:
+            self._trailing(memoryview(data).cast("B"))
+            return
+        if self._refused:
+            raise TarFormatError("the tar stream was refused already", "see the first error")
         self._cur = memoryview(data).cast("B")
         self._pos = 0
         try:
             self._gen.send(None)
         except StopIteration:
             self.finished = True
+            self._trailing(self._cur[self._pos :])
+        except BaseException:
+            self._refused = True  # fail closed: never "finished" after a refusal
+            raise
+
+    @staticmethod
+    def _trailing(rest: memoryview) -> None:
+        """After the end-of-archive block only zeros (record padding) may follow."""
+        if rest.tobytes().count(0) != len(rest):
+            raise TarAmbiguityError(
+                "the tar stream goes on after its end-of-archive block (GNU tar stops "
+                "there and would silently not restore the rest)")
 
     def close(self) -> None:
         """Check that the whole archive went by."""
@@ -223,7 +176,7 @@ class TarScanner:
     # --- the parser ----------------------------------------------------------------------
     def _run(self) -> Generator[None]:
         yield
-        pax: list[tuple[bytes, bytes]] = []
+        pax: list[tuple[bytes, bytes]] | None = None
         longname: bytes | None = None
         longlink: bytes | None = None
         while True:
@@ -231,75 +184,101 @@ class TarScanner:
             if hdr is None:
                 hdr = yield from self._read(BLOCK)
             if hdr == _ZERO_BLOCK:
+                if pax is not None or longname is not None or longlink is not None:
+                    raise TarAmbiguityError("the tar stream ends right after a pax or GNU "
+                                            "long-name header")
                 return  # end-of-archive marker (the second zero block is optional)
-            _check_header(hdr)
+            check_header(hdr)
             typeflag = hdr[156:157]
-            size = _num(hdr[124:136], "size")
-            padded = -size % BLOCK
-            if typeflag in (b"x", b"g", b"L", b"K"):
-                data = self._take(size + padded)
-                if data is not None:
-                    data = data[:size]
+            size = number(hdr[124:136], "size")
+            if size < 0:
+                raise TarFormatError(f"tar header of {text(cstr(hdr[:100]))!r} has a "
+                                     "negative size", "the archive is corrupt")
+            if typeflag in _META:
+                data = yield from self._meta(typeflag, size)
+                if typeflag == b"g":
+                    if pax is not None or longname is not None or longlink is not None:
+                        raise TarAmbiguityError("a global pax header comes between a pax or "
+                                                "long-name header and its member")
+                    self._global(data)
+                elif typeflag == b"x" and pax is None:
+                    pax = pax_records(data)
+                elif typeflag == b"L" and longname is None:
+                    longname = self._long(data, typeflag)
+                elif typeflag == b"K" and longlink is None:
+                    longlink = self._long(data, typeflag)
                 else:
-                    data = yield from self._read(size)
-                    yield from self._stream(padded, None)
-                if typeflag == b"x":
-                    pax = _parse_pax(data)
-                elif typeflag == b"g":
-                    self._global.update(_parse_pax(data))
-                elif typeflag == b"L":
-                    longname = _cstr(data)
-                else:
-                    longlink = _cstr(data)
+                    raise TarAmbiguityError(f"two {_META[typeflag]} headers come before one "
+                                            "tar member")
                 continue
-            if self._global:
-                records = dict(self._global)
-                records.update(pax)
-            else:
-                records = dict(pax)
-            if b"size" in records:
-                size = int(records[b"size"])
-                padded = -size % BLOCK
-            entry, sparse_map, realsize = self._describe(hdr, typeflag, size, records, pax,
-                                                         longname, longlink)
-            if typeflag == b"S":
-                sparse_map, realsize = yield from self._old_gnu_sparse(hdr)
-                entry.sparse = True
-                entry.size = realsize
-            pax, longname, longlink = [], None, None
-            hasher = hashlib.sha256() if self.hash_content and entry.type == "file" else None
-            sink: DataSink | None = hasher.update if hasher is not None else None
-            if self.on_start is not None:
-                extra = self.on_start(entry)
-                if extra is not None and entry.type == "file":
-                    sink = extra if sink is None else _both(sink, extra)
-            if entry.sparse:
-                stored = size
-                if sparse_map is None:  # format 1.0: the map leads the data section
-                    sparse_map, maplen = yield from self._sparse_map_10()
-                    stored -= maplen
-                pos = 0
-                for offset, length in sparse_map:
-                    if offset < pos or length > stored:
-                        raise TarFormatError(f"sparse map of {entry.path!r} is inconsistent",
-                                             "the archive is corrupt")
-                    self._zeros(offset - pos, sink)
-                    yield from self._stream(length, sink)
-                    stored -= length
-                    pos = offset + length
-                self._zeros(realsize - pos, sink)
-                yield from self._stream(stored, None)
-            else:  # sink is None unless the member is a file being hashed
-                rest = self._consume(size, sink)
-                if rest:
-                    yield from self._stream(rest, sink)
-            rest = self._consume(padded, None)
+            member = describe(hdr, typeflag, size, pax or [], longname, longlink)
+            pax, longname, longlink = None, None, None
+            yield from self._member(member, hdr)
+
+    def _meta(self, typeflag: bytes, size: int) -> Generator[None, None, bytes]:
+        """The data of a pax/global/long-name header, at most ``MAX_META`` bytes."""
+        if size > MAX_META:
+            raise TarAmbiguityError(f"a {_META[typeflag]} header of {size} bytes (at most "
+                                    f"{MAX_META} are accepted)")
+        padded = -size % BLOCK
+        data = self._take(size + padded)
+        if data is not None:
+            return data[:size]
+        data = yield from self._read(size)
+        yield from self._stream(padded, None)
+        return data
+
+    @staticmethod
+    def _global(data: bytes) -> None:
+        for key, _value in pax_records(data, "global pax header"):
+            if key not in _GLOBAL_OK:
+                raise TarAmbiguityError(
+                    f"a global pax header sets {text(key)!r} for the members after it (GNU "
+                    "tar applies it, Docker ignores it)")
+
+    @staticmethod
+    def _long(data: bytes, typeflag: bytes) -> bytes:
+        name = cstr(data)
+        if not name:
+            raise TarAmbiguityError(f"a {_META[typeflag]} header is empty")
+        return name
+
+    def _member(self, member: Member, hdr: bytes) -> Generator[None]:
+        """Hand the member to the callbacks and pass its data (and padding) by."""
+        entry = member.entry
+        size = member.stored
+        padded = -size % BLOCK
+        sparse_map = member.sparse_map
+        if member.sparse == "old":
+            sparse_map = yield from self._old_gnu_sparse(hdr, entry.path)
+        hasher = hashlib.sha256() if self.hash_content and entry.type == "file" else None
+        sink: DataSink | None = hasher.update if hasher is not None else None
+        if self.on_start is not None:
+            extra = self.on_start(entry)
+            if extra is not None and entry.type == "file":
+                sink = extra if sink is None else _both(sink, extra)
+        if member.sparse is not None:
+            stored = size
+            if sparse_map is None:  # format 1.0: the map leads the data section
+                sparse_map, maplen = yield from self._sparse_map_10(entry.path, size)
+                stored -= maplen
+            check_sparse_map(entry.path, sparse_map, entry.size, stored)
+            pos = 0
+            for offset, length in sparse_map:
+                self._zeros(offset - pos, sink)
+                yield from self._stream(length, sink)
+                pos = offset + length
+        else:  # sink is None unless the member is a file being hashed
+            rest = self._consume(size, sink)
             if rest:
-                yield from self._stream(rest, None)
-            if hasher is not None:
-                entry.sha256 = hasher.hexdigest()
-            self.members += 1
-            self.on_entry(entry)
+                yield from self._stream(rest, sink)
+        rest = self._consume(padded, None)
+        if rest:
+            yield from self._stream(rest, None)
+        if hasher is not None:
+            entry.sha256 = hasher.hexdigest()
+        self.members += 1
+        self.on_entry(entry)
 
     @staticmethod
     def _zeros(n: int, sink: Callable[[memoryview], object] | None) -> None:
@@ -310,77 +289,8 @@ class TarScanner:
             sink(memoryview(_ZEROS)[:take])
             n -= take
 
-    def _describe(
-        self, hdr: bytes, typeflag: bytes, size: int, records: dict[bytes, bytes],
-        pax: list[tuple[bytes, bytes]], longname: bytes | None, longlink: bytes | None,
-    ) -> tuple[TarEntry, list[tuple[int, int]] | None, int]:
-        name = _cstr(hdr[0:100])
-        magic = hdr[257:263]
-        if magic == b"ustar\0" and hdr[345] != 0:
-            name = _cstr(hdr[345:500]) + b"/" + name
-        if longname is not None:
-            name = longname
-        name = records.get(b"path", name)
-        kind = TYPES.get(typeflag, "file")
-        if kind == "file" and name.endswith(b"/") and typeflag == b"\0":
-            kind = "dir"
-        mtime_raw = records.get(b"mtime")
-        try:
-            mtime_ns = _mtime_ns(mtime_raw) if mtime_raw else \
-                _num(hdr[136:148], "mtime") * 1_000_000_000
-        except ValueError:
-            raise TarFormatError(f"pax mtime {mtime_raw!r} is malformed",
-                                 "the archive is corrupt") from None
-        mtime = float(mtime_raw) if mtime_raw else float(_num(hdr[136:148], "mtime"))
-        xattrs: dict[str, bytes] = {}
-        for key, value in records.items():
-            if key.startswith(b"SCHILY.xattr."):
-                xattrs[_str(key[13:])] = value
-            elif key.startswith(b"LIBARCHIVE.xattr."):
-                xattr_name = urllib.parse.unquote_to_bytes(key[17:])
-                xattrs[_str(xattr_name)] = base64.b64decode(value + b"==")
-        sparse_map: list[tuple[int, int]] | None = None
-        realsize = size
-        is_sparse = False
-        if records and (b"GNU.sparse.major" in records or b"GNU.sparse.map" in records
-                        or b"GNU.sparse.offset" in records):
-            is_sparse = True
-            name = records.get(b"GNU.sparse.name", name)
-            realsize = int(records.get(b"GNU.sparse.realsize",
-                                       records.get(b"GNU.sparse.size", realsize)))
-            if b"GNU.sparse.map" in records:  # format 0.1
-                nums = [int(x) for x in records[b"GNU.sparse.map"].split(b",") if x]
-                sparse_map = list(zip(nums[0::2], nums[1::2], strict=True))
-            elif records.get(b"GNU.sparse.major") != b"1":  # format 0.0
-                offs = [int(v) for k, v in pax if k == b"GNU.sparse.offset"]
-                lens = [int(v) for k, v in pax if k == b"GNU.sparse.numbytes"]
-                sparse_map = list(zip(offs, lens, strict=True))
-        if kind != "file" and kind != "dir":
-            realsize = 0
-        text = _str(name)
-        if len(text) > 1 and text.endswith("/"):
-            text = text.rstrip("/") or "/"
-        entry = TarEntry(
-            path=text,
-            type=kind,
-            size=realsize if kind == "file" else 0,
-            mode=_num(hdr[100:108], "mode") & 0o7777,
-            uid=int(records[b"uid"]) if b"uid" in records else _num(hdr[108:116], "uid"),
-            gid=int(records[b"gid"]) if b"gid" in records else _num(hdr[116:124], "gid"),
-            mtime=mtime,
-            link=_str(records.get(b"linkpath", longlink if longlink is not None
-                                  else _cstr(hdr[157:257])))
-            if kind in ("symlink", "hardlink") else None,
-            xattrs=xattrs,
-            sparse=is_sparse,
-            mtime_ns=mtime_ns,
-        )
-        if kind in ("char", "block"):
-            entry.devmajor = _num(hdr[329:337], "devmajor")
-            entry.devminor = _num(hdr[337:345], "devminor")
-        return entry, sparse_map, realsize
-
-    def _sparse_map_10(self) -> Generator[None, None, tuple[list[tuple[int, int]], int]]:
+    def _sparse_map_10(self, label: str, size: int
+                       ) -> Generator[None, None, tuple[list[tuple[int, int]], int]]:
         """Read a format-1.0 sparse map (decimal lines padded to a block) from the data."""
         buf = b""
         consumed = 0
@@ -388,38 +298,34 @@ class TarScanner:
         count: int | None = None
         while count is None or len(numbers) < 2 * count:
             if b"\n" not in buf:
-                buf += yield from self._read(BLOCK)
                 consumed += BLOCK
+                if consumed > min(size, MAX_META):
+                    raise TarAmbiguityError(f"sparse map of {label!r} runs past its data or "
+                                            f"beyond {MAX_META} bytes")
+                buf += yield from self._read(BLOCK)
                 continue
             line, buf = buf.split(b"\n", 1)
-            try:
-                value = int(line)
-            except ValueError:
-                raise TarFormatError("sparse map is malformed", "the archive is corrupt") from None
+            value = pax_int(line, b"GNU sparse map")
             if count is None:
                 count = value
             else:
                 numbers.append(value)
         return list(zip(numbers[0::2], numbers[1::2], strict=True)), consumed
 
-    def _old_gnu_sparse(
-        self, hdr: bytes
-    ) -> Generator[None, None, tuple[list[tuple[int, int]], int]]:
-        """Read the sparse map of an old GNU ``S`` member (in the header + extension blocks)."""
-        out: list[tuple[int, int]] = []
-
-        def collect(block: bytes, start: int, count: int) -> None:
-            for i in range(count):
-                off = block[start + 24 * i : start + 24 * i + 12]
-                if off[0] == 0:
-                    return
-                out.append((_num(off, "sparse offset"),
-                            _num(block[start + 24 * i + 12 : start + 24 * i + 24], "sparse size")))
-
-        collect(hdr, 386, 4)
+    def _old_gnu_sparse(self, hdr: bytes, label: str
+                        ) -> Generator[None, None, list[tuple[int, int]]]:
+        """Read the sparse map of an old GNU ``S`` member (in the header + extension blocks).
+        GNU tar reads an extension block only after a full array, Go whenever the
+        ``isextended`` flag is set: a flag after a short array is refused."""
+        out, full = old_sparse_entries(hdr, 386, 4, label)
         extended = hdr[482]
+        blocks = 0
         while extended:
+            if not full or blocks >= _MAX_EXTENSIONS:
+                raise TarAmbiguityError(f"old GNU sparse map of {label!r} is malformed")
             ext = yield from self._read(BLOCK)
-            collect(ext, 0, 21)
+            blocks += 1
+            more, full = old_sparse_entries(ext, 0, 21, label)
+            out += more
             extended = ext[504]
-        return out, _num(hdr[483:495], "realsize")
+        return out

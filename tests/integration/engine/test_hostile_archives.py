@@ -24,9 +24,11 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine.replace import replace_volume
 from common.engine.restore import StoredBackup, restore_backup
-from common.errors import NotFound, Refused, RolledBack, VolkeeperError
+from common.errors import IntegrityError, NotFound, Refused, RolledBack, VolkeeperError
 from common.progress import NullTracker
 from common.storage.local import LocalBackend
+from tests.tarcraft import END, hiding
+from tests.tarcraft import member as raw_member
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +201,43 @@ def test_a_replace_with_an_oversized_archive_is_rolled_back_byte_for_byte(
     assert "put back" in err.value.message and "catalog" in err.value.message
     after = {str(p.relative_to(data)): p.read_bytes() for p in data.rglob("*") if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize("cover", [b"5", b"2"], ids=["directory", "symlink"])
+def test_a_device_hidden_in_a_members_ignored_data_is_refused_and_nothing_is_created(
+        setup: Any, cover: bytes) -> None:
+    """GNU tar ignores the size of a directory or symlink member and would extract the
+    device node "inside" it; the policy scanner refuses the member instead."""
+    docker, backend, _outside, name, settings = setup
+    device = raw_member("zero", b"3", devmajor=1, devminor=5)
+    raw = (raw_member("ok.txt", data=b"fine") + hiding(cover, device, name="innocent",
+                                                       link="ok.txt")
+           + raw_member("after.txt", data=b"more") + END)
+    backend.put_bytes("evil.tar", raw)
+    backend.put_bytes("evil.tar.manifest.jsonl", b"{}\n")
+    backup = StoredBackup(id="evil", key="evil.tar", manifest_key="evil.tar.manifest.jsonl",
+                          format="tar", checksum=hashlib.sha256(raw).hexdigest(),
+                          logical_bytes=len(raw), file_count=2, volume="v", host="h")
+    with pytest.raises(Refused) as err:
+        restore_backup(docker, backend, backup, volume=name, tracker=NullTracker(),
+                       settings=settings)
+    assert "'innocent'" in err.value.message and "512 bytes of data" in err.value.message
+    assert "tar -tvf" in str(err.value.hint)
+    with pytest.raises(NotFound):
+        docker.volume(name)  # nothing kept
+
+
+def test_an_archive_whose_file_data_was_altered_restores_nothing(setup: Any) -> None:
+    """The tar stream stays well-formed (only file data changed), so tar extracts it all;
+    the archive's sha256, checked at the end of the stream, fails the restore, and the
+    volume it created is removed: a tampered archive never ends as a good restore."""
+    docker, backend, _outside, name, settings = setup
+    planted = plant(backend, [member("a.txt", b"genuine content " * 100)])
+    raw = backend.get_bytes(planted.key)
+    at = raw.index(b"genuine")
+    backend.put_bytes(planted.key, raw[:at] + b"G" + raw[at + 1 :])
+    with pytest.raises(IntegrityError, match="does not match its checksum"):
+        restore_backup(docker, backend, planted, volume=name, tracker=NullTracker(),
+                       settings=settings)
+    with pytest.raises(NotFound):
+        docker.volume(name)
