@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import VolkeeperError
+from common.jobs.inputs import invalid_request
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = []
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-            fields.append({"field": ".".join(loc) or "body", "problem": err.get("msg", "")})
-        names = ", ".join(f["field"] for f in fields)
-        return JSONResponse({"error": {
-            "code": "invalid_input",
-            "message": f"invalid request: {names}",
-            "hint": "; ".join(f"{f['field']}: {f['problem']}" for f in fields),
-            "fields": fields}}, 422)
+        err = invalid_request(list(exc.errors()))
+        return JSONResponse({"error": err.to_dict() | {"fields": err.fields}}, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from api.deps import CurrentUser, State
-from api.routes.backups import backup_out
 from api.routes.jobs import job_out
-from api.schemas import BackupOut, BackupPatch, CopyIn, JobOut
+from api.schemas import BackupPatch, CopyIn, JobOut, LabelOut
+from common.jobs.views import backup_out
 
 router = APIRouter(prefix="/backups", tags=["backups"])
-
-
-class LabelOut(BaseModel):
-    backup: BackupOut
-    job: JobOut | None = None
 
 
 @router.patch("/{backup_id}", response_model=LabelOut)

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, DbSession, State
 from api.routes.jobs import job_out
-from api.schemas import BackupIn, BackupOut, JobOut
-from common.db import Backup, catalog
+from api.schemas import BackupIn, BackupOut, JobOut, VerifyIn
+from common.jobs import views
 
 router = APIRouter(prefix="/backups", tags=["backups"])
-
-
-def backup_out(b: Backup) -> BackupOut:
-    out = BackupOut.model_validate(b, from_attributes=True)
-    out.tags = list(b.tags or [])
-    out.snapshot_id = b.snapshot_id or None
-    return out
 
 
 @router.post("", response_model=JobOut, status_code=202)
@@ -35,23 +27,8 @@ def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None
                  limit: int = 200) -> list[BackupOut]:
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
     instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label."""
-    return [backup_out(b) for b in catalog.list_backups(
-        session, host=host, volume=volume, target=target, limit=min(limit, 1000),
-        kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
-
-
-class VerifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    read_data: bool = Field(
-        default=False, description="repo snapshots: read back, decrypt and re-hash every "
-        "blob the snapshot references (default: a structure check). Archives are always "
-        "read whole.")
-    subset: str | float | None = Field(
-        default=None, description="repo snapshots: read back a random share of the "
-        "snapshot's packs, in percent (\"5%\" or 5). Refused for archives.")
-    seed: int | None = Field(default=None, ge=0, lt=2**32,
-                             description="seed of the subset's random choice (reported "
-                             "in the result; random when not given)")
+    return views.list_backups(session, host=host, volume=volume, target=target, kind=kind,
+                              tag=tag, pinned=pinned, limit=limit)
 
 
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)
@@ -72,4 +49,4 @@ def verify_backup(backup_id: str, state: State, user: CurrentUser,
 
 @router.get("/{backup_id}", response_model=BackupOut)
 def get_backup(backup_id: str, session: DbSession, _user: CurrentUser) -> BackupOut:
-    return backup_out(catalog.get_backup(session, backup_id))
+    return views.get_backup(session, backup_id)

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, DbSession, State
 from api.routes.jobs import job_out
-from api.schemas import JobOut
-from common.db import jobs
+from api.schemas import DrillIn, JobOut
+from common.jobs import views
 
 router = APIRouter(prefix="/drills", tags=["drills"])
-
-
-class DrillIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    backup_id: str = Field(min_length=1, max_length=32)
-    host: str | None = Field(default=None, max_length=200,
-                             description="host to drill on (default: the backup's host)")
 
 
 @router.post("", response_model=JobOut, status_code=202)
@@ -33,5 +25,4 @@ def start_drill(body: DrillIn, state: State, user: CurrentUser) -> JobOut:
 def list_drills(session: DbSession, state: State, _user: CurrentUser, volume: str | None = None,
                 limit: int = 100) -> list[JobOut]:
     """Drill history, newest first (optionally of one volume)."""
-    return [job_out(j, state) for j in jobs.list_jobs(
-        session, volume=volume, kind="drill", limit=min(limit, 1000))]
+    return views.list_jobs(session, state.bus, volume=volume, kind="drill", limit=limit)

@@ -13,31 +13,26 @@ from fastapi.responses import StreamingResponse
 from api.deps import AppState, CurrentUser, DbSession, State
 from api.schemas import JobOut
 from common.db import Job, JobState, jobs
+from common.jobs import views
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 def job_out(job: Job, state: AppState) -> JobOut:
-    out = JobOut.model_validate(job, from_attributes=True)
-    out.state = str(job.state)
-    if job.state == JobState.running:
-        live = state.bus.latest(job.id)
-        if live:
-            out.progress = live
-    return out
+    return views.job_out(job, state.bus)
 
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | None = None,
               volume: str | None = None, job_state: JobState | None = None,
               kind: str | None = None, limit: int = 100) -> list[JobOut]:
-    return [job_out(j, state) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=job_state, kind=kind, limit=min(limit, 1000))]
+    return views.list_jobs(session, state.bus, host=host, volume=volume, state=job_state,
+                           kind=kind, limit=limit)
 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, session: DbSession, state: State, _user: CurrentUser) -> JobOut:
-    return job_out(jobs.get_job(session, job_id), state)
+    return views.get_job(session, state.bus, job_id)
 
 
 def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:

@@ -7,8 +7,7 @@ from fastapi import APIRouter
 from api.deps import CurrentUser, State
 from api.routes.jobs import job_out
 from api.schemas import JobOut, RestoreIn, ValidationOut
-from common.db import JobState
-from common.errors import VolkeeperError
+from common.jobs.views import validation_out
 
 router = APIRouter(prefix="/restores", tags=["restores"])
 
@@ -39,7 +38,4 @@ def validate_restore(body: RestoreIn, state: State, user: CurrentUser) -> Valida
                                          host=body.host, requested_by=user, mode=body.mode,
                                          stop_containers=body.stop_containers,
                                          paths=body.paths)
-    if job.state != JobState.succeeded:
-        raise VolkeeperError(f"the validation could not run: {job.error}",
-                             f"see volkeeper job {job.id}")
-    return ValidationOut(job_id=job.id, **job.result)
+    return validation_out(job)

@@ -89,8 +89,10 @@ class HostLoops:
         ]
         self._events = threading.Thread(target=self._watch_events, name="docker-events",
                                         daemon=True)
+        self._events_since = time.time()
 
     def start(self) -> None:
+        self._events_since = time.time() - 1  # events from here on are replayed, none lost
         try:
             host.arrive(self.ctx, with_sizes=True)
             self._next_full = time.monotonic() + self._full_every
@@ -124,13 +126,17 @@ class HostLoops:
         host.sweep_helper_containers(self.ctx)
 
     def _watch_events(self) -> None:
-        """Refresh the inventory on volume and container life-cycle events."""
+        """Refresh the inventory on volume and container life-cycle events. Each (re)connect
+        asks for the events since the last one seen (or since ``start()``), so an event that
+        happens while the stream is down or not yet open is never lost."""
         while not self._stop.is_set():
             try:
-                for _event in self.ctx.docker.events(["volume", "container"]):
+                for event in self.ctx.docker.events(["volume", "container"],
+                                                    since=self._events_since):
                     if self._stop.is_set():
                         return
+                    self._events_since = max(self._events_since, float(event.get("time", 0)))
                     self._inventory.wake()
             except Exception as e:  # noqa: BLE001 - reconnect after a pause
                 log.debug("docker events stream ended: %s", e)
-            self._stop.wait(5)
+            self._stop.wait(1)

@@ -79,7 +79,7 @@ class JobService:
         self._check_host_online(host)
         with self.db.session() as s:
             hosts.get_volume(s, host, volume)
-            catalog.get_target(s, target)
+            _require_target(s, target)
             job = jobs.create_job(
                 s, kind="backup", host=host, volume=volume, target=target,
                 params={"format": fmt}, requested_by=requested_by)
@@ -250,6 +250,18 @@ class JobService:
             raise Unavailable(f"could not queue the job for host {job.host!r}: {e}",
                               "check that Redis (VOLKEEPER_REDIS_URL) is reachable") from e
         return job
+
+
+def _require_target(session: Any, name: str) -> None:
+    """The target a backup writes to must be registered: say how to register it (in a
+    fleet set up by hand there is none yet, not even the default ``local``)."""
+    try:
+        catalog.get_target(session, name)
+    except NotFound:
+        raise NotFound("target", name,
+                       f"register it first: volkeeper targets add {name} URL (a "
+                       "file:///path every worker host mounts, or s3://bucket/prefix); "
+                       "`volkeeper targets list` shows the registered ones") from None
 
 
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", "workers.cli.main", *args], env=env, cwd=REPO,
+    p = subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     if ok:
         assert p.returncode == 0, f"volkeeper {' '.join(args)}:\n{p.stdout}\n{p.stderr}"

@@ -29,7 +29,7 @@ def test_the_next_command_removes_the_volume_a_killed_restore_left_half_written(
     assert job["state"] == "succeeded", job
 
     client = docker_host_a.client()
-    cmd = [sys.executable, "-m", "workers.cli.main", "restore", job["backup_id"],
+    cmd = [sys.executable, "-m", "cli.main", "restore", job["backup_id"],
            "--into", "rec-half"]
     p = subprocess.Popen(cmd, env=embedded_env, cwd=REPO, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)

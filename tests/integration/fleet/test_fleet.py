@@ -141,7 +141,7 @@ def test_the_cli_drives_the_fleet_through_the_api(fleet: Fleet, tmp_path: Path) 
     fleet.wait_volume("host-a", "cli-vol")
     env = {k: v for k, v in fleet.env.items() if k not in (
         "VOLKEEPER_DATABASE_URL", "VOLKEEPER_REDIS_URL", "VOLKEEPER_API_TOKEN")}
-    base = [sys.executable, "-m", "workers.cli.main", "--server", fleet.api_url]
+    base = [sys.executable, "-m", "cli.main", "--server", fleet.api_url]
 
     def cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
         extra = ["--token", token] if token else []

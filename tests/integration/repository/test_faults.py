@@ -336,7 +336,7 @@ def test_the_volkeeper_backup_command_killed_mid_repo_backup_leaves_a_usable_rep
     rnd = random.Random(kill_seed())
     target = Path(env["VOLKEEPER_HOME"]) / "backups"
     packs = target / "volkeeper" / "repo" / "packs"
-    cmd = [sys.executable, "-m", "workers.cli.main", "backup", "killed-repo", "--format", "repo"]
+    cmd = [sys.executable, "-m", "cli.main", "backup", "killed-repo", "--format", "repo"]
     for i in range(3):
         (src / f"data{i}.bin").write_bytes(rnd.randbytes(64 << 20))  # several packs to go
         before = set(packs.glob("*/*"))

@@ -1,37 +1,34 @@
 """CLI verbs for stored backups and repositories: tag, pin, unpin, forget, copy, prune,
 stats, snapshots, key list|add|remove, unlock. Registered on the main app by
-``register(app, client)``; each submits a job and (by default) waits for its result."""
+``register(app)``; each submits a job and (by default) waits for its result."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from workers.cli.client import ApiClient, CliError
-from workers.cli.render import console, emit_json, err_console, size, table, wait_for_job
+from cli.front import CliError, Front, connect
+from cli.options import BackupArg, Json
+from cli.render import emit_json, err, optional, out, size, table, wait_for_job, when
 
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Host = Annotated[str | None, typer.Option(
     help="Host whose worker does it (default: the backup's host; for a target, embedded "
     "this host, fleet the online host that last backed up to it).")]
 Wait = Annotated[bool, typer.Option(help="Wait for the job and show its result.")]
-BackupArg = Annotated[str, typer.Argument(metavar="BACKUP")]
 TargetArg = Annotated[str, typer.Argument(metavar="TARGET")]
-ClientFactory = Callable[[], Any]
 
 
-def _run(c: ApiClient, job: dict[str, Any], wait: bool, as_json: bool) -> dict[str, Any] | None:
+def _run(c: Front, job: dict[str, Any], wait: bool, as_json: bool) -> dict[str, Any] | None:
     """Wait for ``job`` (always embedded) and return it finished, or None when not waiting.
     With ``as_json`` the finished job is printed; a failed job exits 1 (with its error)."""
     if not (wait or c.embedded):
         if as_json:
             emit_json(job)
         else:
-            err_console.print(f"job {job['id']} queued; follow it with: volkeeper job "
-                              f"{job['id']} --follow")
+            err().print(f"job {job['id']} queued; follow it with: volkeeper job "
+                        f"{job['id']} --follow")
         return None
     done: dict[str, Any] = wait_for_job(c, job["id"], quiet=True)
     if as_json:
@@ -48,27 +45,27 @@ def _check(done: dict[str, Any], as_json: bool) -> None:
     raise CliError(f"job {done['id']} ({done['kind']}) failed: {done.get('error')}")
 
 
-def register(app: typer.Typer, client: ClientFactory) -> None:
+def register(app: typer.Typer) -> None:
     key_app = typer.Typer(help="Passphrases (key files) of a target's repository.",
                           no_args_is_help=True)
     app.add_typer(key_app, name="key")
 
     def _label(backup_id: str, body: dict[str, Any], as_json: bool) -> None:
-        with client() as c:
-            out = c.patch(f"/backups/{backup_id}", body)
-            job = out.get("job")
+        with connect() as c:
+            res = c.label(backup_id, body)
+            job = res.get("job")
             if job:
-                out["job"] = wait_for_job(c, job["id"], quiet=True)
-        b = out["backup"]
+                res["job"] = wait_for_job(c, job["id"], quiet=True)
+        b = res["backup"]
         if as_json:
-            emit_json(out)
+            emit_json(res)
         if job:
-            _check(out["job"], as_json)
+            _check(res["job"], as_json)
         if as_json:
             return
         pin = "pinned" if b["pinned"] else "not pinned"
-        console.print(f"backup {b['id']}: tags {', '.join(b['tags']) or '(none)'}; {pin}"
-                      + (" (written into its repository snapshot)" if job else ""))
+        out().print(f"backup {b['id']}: tags {', '.join(b['tags']) or '(none)'}; {pin}"
+                    + (" (written into its repository snapshot)" if job else ""), soft_wrap=True)
 
     @app.command()
     def tag(backup_id: BackupArg,
@@ -101,15 +98,15 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
         """Delete BACKUP: its stored objects, then its catalog entry. Pinned backups are
         refused. A repo backup's data shared with other snapshots stays; --prune reclaims
         what nothing references any more."""
-        with client() as c:
-            job = c.delete(f"/backups/{backup_id}", host=host)
+        with connect() as c:
+            job = c.forget(backup_id, host)
             done = _run(c, job, True, as_json and not then_prune)
             assert done is not None
             if not as_json:
-                console.print(f"[green]backup {backup_id} forgotten[/]: deleted "
-                              f"{', '.join(done['result'].get('deleted_objects') or []) or '-'}")
+                out().print(f"[green]backup {backup_id} forgotten[/]: deleted "
+                            f"{', '.join(done['result'].get('deleted_objects') or []) or '-'}")
             if then_prune:
-                pj = c.post(f"/targets/{job['target']}/prune", _host(host))
+                pj = c.target_job("prune", job["target"], _host(host))
                 pruned: dict[str, Any] = wait_for_job(c, pj["id"], quiet=True)
                 if as_json:
                     emit_json({"forget": done, "prune": pruned})
@@ -125,12 +122,12 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
         """Copy BACKUP to another target (repo: without re-chunking; archives: object by
         object). The copy is a new backup in the catalog."""
         body = {"target": to} | ({"host": host} if host else {})
-        with client() as c:
-            done = _run(c, c.post(f"/backups/{backup_id}/copy", body), wait, as_json)
+        with connect() as c:
+            done = _run(c, c.copy(backup_id, body), wait, as_json)
         if done and not as_json:
             r = done["result"]
-            console.print(f"[green]copied {backup_id} to {to}[/] as backup "
-                          f"{r['copy_backup_id']} ({size(r.get('stored_bytes'))} stored)")
+            out().print(f"[green]copied {backup_id} to {to}[/] as backup "
+                        f"{r['copy_backup_id']} ({size(r.get('stored_bytes'))} stored)")
 
     @app.command()
     def prune(target: TargetArg,
@@ -140,8 +137,8 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
         """Reclaim the space of data no snapshot of TARGET's repository references. Refused
         while a backup writes to it."""
         body: dict[str, Any] = {"dry_run": dry_run} | ({"host": host} if host else {})
-        with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/prune", body), wait, as_json)
+        with connect() as c:
+            done = _run(c, c.target_job("prune", target, body), wait, as_json)
         if not as_json:
             _show_prune(done)
 
@@ -156,8 +153,8 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
     @app.command()
     def stats(target: TargetArg, host: Host = None, as_json: Json = False) -> None:
         """Sizes of TARGET's repository: logical, stored, deduplication, compression."""
-        with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/stats", _host(host)), True, as_json)
+        with connect() as c:
+            done = _run(c, c.target_job("stats", target, _host(host)), True, as_json)
         if done and not as_json:
             st = done["result"].get("stats") or {}
             table(f"Repository of {target}", ["what", "value"],
@@ -173,35 +170,38 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
         """Every snapshot in TARGET's repository, read from the repository itself (also
         those the catalog does not know, e.g. after losing the database; --adopt catalogs
         them so they can be restored again)."""
-        with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/snapshots",
-                                  {"adopt": adopt} | _host(host)), True, as_json)
+        with connect() as c:
+            done = _run(c, c.target_job("snapshots", target,
+                                        {"adopt": adopt} | _host(host)), True, as_json)
         if done and not as_json:
             rows = done["result"]["snapshots"]
-            table(f"Snapshots in {target}", ["snapshot", "host", "volume", "time", "tags",
-                                             "pinned", "files", "size", "backup"],
-                  [[s["id"][:16], s["host"], s["volume"], s["time"], ", ".join(s["tags"]),
-                    "yes" if s["pinned"] else "", s["files"], size(s["bytes"]),
-                    s["backup_id"] or "[yellow]not in catalog[/]"] for s in rows])
+            by_host = optional(rows, "host")
+            table(f"Snapshots in {target}", ["snapshot"] + ["host"] * by_host
+                  + ["volume", "time", "tags", "files", "size", "backup"],
+                  [[s["id"][:16]] + [s["host"]] * by_host
+                   + [s["volume"], when(s["time"]),
+                      ("pinned " if s["pinned"] else "") + ",".join(s["tags"]), s["files"],
+                      size(s["bytes"]), s["backup_id"] or "[yellow]not in catalog[/]"]
+                   for s in rows], flexible=("host", "volume", "tags"))
 
     @app.command()
     def unlock(target: TargetArg, host: Host = None, as_json: Json = False) -> None:
         """Remove stale locks of TARGET's repository (left by workers that died)."""
-        with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/unlock", _host(host)), True, as_json)
+        with connect() as c:
+            done = _run(c, c.target_job("unlock", target, _host(host)), True, as_json)
         if done and not as_json:
             r = done["result"]
-            console.print(f"removed {r['removed']} stale lock(s); "
-                          f"{len(r.get('remaining') or [])} live lock(s) remain")
+            out().print(f"removed {r['removed']} stale lock(s); "
+                        f"{len(r.get('remaining') or [])} live lock(s) remain")
 
     @key_app.command("list")
     def key_list(target: TargetArg, host: Host = None, as_json: Json = False) -> None:
         """The key files of TARGET's repository."""
-        with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/keys/list", _host(host)), True, as_json)
+        with connect() as c:
+            done = _run(c, c.target_job("keys/list", target, _host(host)), True, as_json)
         if done and not as_json:
             table(f"Keys of {target}", ["id", "created", "on", "used by this worker"],
-                  [[k["id"][:16], k["created"], k["hostname"], "yes" if k["in_use"] else ""]
+                  [[k["id"][:16], when(k["created"]), k["hostname"], "yes" if k["in_use"] else ""]
                    for k in done["result"]["keys"]])
 
     @key_app.command("add")
@@ -212,21 +212,21 @@ def register(app: typer.Typer, client: ClientFactory) -> None:
                 host: Host = None, as_json: Json = False) -> None:
         """Add a passphrase to TARGET's repository."""
         secret = _read_new_password(new_password_file)
-        with client() as c:
-            done = _run(c, c.post(f"/targets/{target}/keys",
-                                  {"new_password": secret} | _host(host)), True, as_json)
+        with connect() as c:
+            done = _run(c, c.target_job("keys", target,
+                                        {"new_password": secret} | _host(host)), True, as_json)
         if done and not as_json:
-            console.print(f"[green]key {done['result']['added'][:16]} added[/] to {target}")
+            out().print(f"[green]key {done['result']['added'][:16]} added[/] to {target}")
 
     @key_app.command("remove")
     def key_remove(target: TargetArg, key_id: Annotated[str, typer.Argument(metavar="KEY")],
                    host: Host = None, as_json: Json = False) -> None:
         """Remove key KEY (an id prefix) from TARGET's repository."""
-        with client() as c:
-            done = _run(c, c.delete(f"/targets/{target}/keys/{key_id}", host=host), True,
+        with connect() as c:
+            done = _run(c, c.remove_key(target, key_id, host), True,
                         as_json)
         if done and not as_json:
-            console.print(f"key {done['result']['removed'][:16]} removed from {target}")
+            out().print(f"key {done['result']['removed'][:16]} removed from {target}")
 
 
 def _host(host: str | None) -> dict[str, Any]:

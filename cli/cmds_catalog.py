@@ -1,0 +1,184 @@
+"""Read and catalog commands: hosts, volumes, backups, jobs, job, targets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli.front import connect
+from cli.options import Json
+from cli.render import clip, emit_json, err, local_time, optional, out, size, table, when
+
+
+def hosts(as_json: Json = False) -> None:
+    """List Docker hosts and whether their worker is online."""
+    with connect() as c:
+        rows = c.hosts()
+    if as_json:
+        return emit_json(rows)
+    table("Hosts", ["host", "status", "docker", "volumes", "last seen"],
+          [[h["name"], "online" if h["online"] else "[red]OFFLINE[/]", h["docker_version"],
+            h["volume_count"], when(h["last_seen_at"])] for h in rows], flexible=("host",))
+
+
+def volumes(
+    host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
+    as_json: Json = False,
+) -> None:
+    """List volumes on every host: driver, size, containers, last backup."""
+    with connect(volume_sizes=True) as c:
+        rows = c.volumes(host)
+    if as_json:
+        return emit_json(rows)
+    by_host = optional(rows, "host")
+    table("Volumes", ["host"] * by_host + ["volume", "driver", "size", "containers",
+                                            "last backup"],
+          [[v["host"]] * by_host + [v["name"], v["driver"], size(v["size_bytes"]),
+                                    ", ".join(x["name"] for x in v["containers"]),
+                                    when(v["last_backup_at"])] for v in rows],
+          flexible=("host", "volume", "containers"))
+
+
+def backups(
+    volume: Annotated[str | None, typer.Option(help="Only this volume.")] = None,
+    host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
+    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only backups with this tag.")] = None,
+    pinned: Annotated[bool | None, typer.Option(
+        "--pinned/--unpinned", help="Only pinned (or unpinned) backups.",
+        show_default=False)] = None,
+    as_json: Json = False,
+) -> None:
+    """List backups, newest first."""
+    with connect() as c:
+        rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned)
+    if as_json:
+        return emit_json(rows)
+    by_host, by_target = optional(rows, "host"), optional(rows, "target")
+    table("Backups", ["id"] + ["host"] * by_host + ["volume"] + ["target"] * by_target
+          + ["format", "size", "stored", "created", "verified", "tags"],
+          [[b["id"]] + [b["host"]] * by_host + [b["volume"]] + [b["target"]] * by_target
+           + [b["format"], size(b["logical_bytes"]), size(b["stored_bytes"]),
+              when(b["created_at"]), _verified(b),
+              ("pinned " if b.get("pinned") else "") + ",".join(b.get("tags") or [])]
+           for b in rows], flexible=("host", "volume", "target", "verified", "tags"))
+
+
+def _verified(b: dict[str, Any]) -> str:
+    status = b.get("verify_status")
+    if not status:
+        return "never"
+    colour = "red" if status == "damaged" else "green"
+    return f"[{colour}]{status}[/] {when(b['verified_at'])}"
+
+
+def jobs(
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    as_json: Json = False,
+) -> None:
+    """Job history, newest first."""
+    with connect() as c:
+        rows = c.jobs(limit)
+    if as_json:
+        return emit_json(rows)
+    by_host = optional(rows, "host")
+    table("Jobs", ["id", "kind"] + ["host"] * by_host + ["volume", "state", "created",
+                                                        "error"],
+          [[j["id"], j["kind"]] + [j["host"]] * by_host
+           + [j["volume"] or j["target"] or "", _state(j["state"]), when(j["created_at"]),
+              clip(j["error"] or "", 60)] for j in rows],
+          flexible=("host", "volume", "error"))
+
+
+def _state(state: str) -> str:
+    return {"failed": "[red]failed[/]", "succeeded": "[green]ok[/]"}.get(state, state)
+
+
+def job(
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    follow: Annotated[bool, typer.Option(help="Wait and show progress.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Show one job (with --follow: until it finishes)."""
+    from cli.render import wait_for_job
+
+    with connect() as c:
+        data = wait_for_job(c, job_id, quiet=as_json) if follow else c.job(job_id)
+    if as_json:
+        emit_json(data)
+    else:
+        for k in ("id", "kind", "state", "host", "volume", "target", "backup_id", "error"):
+            if data.get(k) is not None:
+                out().print(f"[bold]{k:>10}[/]: {data[k]}", highlight=False)
+        for k in ("created_at", "started_at", "finished_at"):
+            if data.get(k):
+                out().print(f"[bold]{k.removesuffix('_at'):>10}[/]: {local_time(data[k])}",
+                            highlight=False)
+        if data.get("progress"):
+            out().print(f"[bold]{'progress':>10}[/]: {data['progress']}", highlight=False)
+    if data["state"] == "failed":
+        raise typer.Exit(1)
+
+
+targets_app = typer.Typer(help="Storage targets (local directories, S3 buckets).",
+                          no_args_is_help=True)
+
+
+@targets_app.command("list")
+def targets_list(as_json: Json = False) -> None:
+    """List targets (credentials are never shown)."""
+    with connect() as c:
+        rows = c.targets()
+    if as_json:
+        return emit_json(rows)
+    table("Targets", ["name", "url", "backups", "stored", "credentials"],
+          [[t["name"], t["url"], t["backup_count"], size(t["stored_bytes"]),
+            "yes" if t["has_credentials"] else "no"] for t in rows],
+          flexible=("name", "url"))
+
+
+@targets_app.command("add")
+def targets_add(
+    name: str,
+    url: str,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (MinIO, Ceph, R2…).")
+                            ] = None,
+    region: Annotated[str | None, typer.Option(help="S3 region.")] = None,
+    path_style: Annotated[bool, typer.Option(help="S3 path-style addressing.")] = False,
+    access_key_id: Annotated[str | None, typer.Option(envvar="VOLKEEPER_S3_ACCESS_KEY_ID")
+                             ] = None,
+    secret_access_key: Annotated[str | None, typer.Option(
+        envvar="VOLKEEPER_S3_SECRET_ACCESS_KEY", help="Prefer the environment variable.")
+    ] = None,
+    password_file: Annotated[str | None, typer.Option(
+        help="Repository passphrase file on the worker hosts (absolute path).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace an existing target.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Register a target: file:///path or s3://bucket/prefix."""
+    options: dict[str, Any] = {"password_file": password_file} if password_file else {}
+    if endpoint_url:
+        options["endpoint_url"] = endpoint_url
+    if region:
+        options["region"] = region
+    if path_style:
+        options["path_style"] = True
+    # S3 credentials (often from the environment) only go with S3 targets
+    creds = {k: v for k, v in (("access_key_id", access_key_id),
+                                ("secret_access_key", secret_access_key))
+             if v and url.lower().startswith("s3://")}
+    with connect() as c:
+        t = c.add_target({"name": name, "url": url, "options": options,
+                          "credentials": creds, "replace": replace})
+    if as_json:
+        return emit_json(t)
+    out().print(f"target {t['name']} → {t['url']} added", highlight=False)
+
+
+@targets_app.command("remove")
+def targets_remove(name: str) -> None:
+    """Remove a target that holds no backups."""
+    with connect() as c:
+        c.remove_target(name)
+    err().print(f"target {name} removed", highlight=False)

@@ -1,0 +1,168 @@
+"""Commands that run a job: backup, restore (and its dry run), rollback, verify, drill.
+Embedded they always wait for the job (it runs in this process)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli.front import CliError, Front, connect
+from cli.options import BackupArg, Json, Wait
+from cli.render import emit_json, err, finish, out, size, table, wait_for_job
+
+
+def backup(
+    volume: Annotated[str, typer.Argument(metavar="VOLUME")],
+    host: Annotated[str | None, typer.Option(help="Host of the volume.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target name.")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="tar, tar.gz, tar.zst (portable archives) or repo (the native "
+        "repository: deduplicated, encrypted, incremental).")] = None,
+    wait: Wait = False,
+    as_json: Json = False,
+) -> None:
+    """Back up VOLUME now."""
+    body = {"volume": volume, "host": host, "target": target, "format": fmt}
+    with connect() as c:
+        job = c.backup({k: v for k, v in body.items() if v is not None})
+        after_submit(c, job, wait, as_json)
+
+
+def restore(
+    backup_id: BackupArg,
+    into: Annotated[str | None, typer.Option(help="Volume to restore into.")] = None,
+    host: Annotated[str | None, typer.Option(help="Host to restore on.")] = None,
+    wait: Wait = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only validate: objects, target volume, free space.")] = False,
+    mode: Annotated[str, typer.Option(
+        help="new: into a missing/empty volume; replace: snapshot, replace, verify, roll "
+        "back on failure.")] = "new",
+    stop_containers: Annotated[bool, typer.Option(
+        help="replace: stop containers using the volume (always restarted).")] = False,
+    path: Annotated[list[str] | None, typer.Option(
+        "--path", help="Restore only this path of the volume (repeatable).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Restore BACKUP into a new or empty volume (default: its original name), or with
+    --mode replace over a volume's content (safety snapshot first, automatic rollback)."""
+    body: dict[str, Any] = {k: v for k, v in {"backup_id": backup_id, "into": into,
+                                              "host": host}.items() if v is not None}
+    body |= {"mode": mode, "stop_containers": stop_containers}
+    if path:
+        body["paths"] = path
+    with connect() as c:
+        if dry_run:
+            return _show_validation(c.validate_restore(body), as_json)
+        after_submit(c, c.restore(body), wait, as_json)
+
+
+def _show_validation(v: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(v)
+    else:
+        table(f"Restore of {v['backup_id']} into {v['volume']} on {v['host']}",
+              ["check", "ok", "detail"],
+              [[c["name"], "yes" if c["ok"] else "[red]NO[/]", c["detail"]]
+               for c in v["checks"]], flexible=("detail",))
+        out().print(("[green]" if v["ok"] else "[red]") + v["plan"] + "[/]")
+    if not v["ok"]:
+        raise typer.Exit(1)
+
+
+def after_submit(c: Front, job: dict[str, Any], wait: bool, as_json: bool) -> None:
+    if wait or c.embedded:
+        finish(wait_for_job(c, job["id"], quiet=as_json), as_json)
+    elif as_json:
+        emit_json(job)
+    else:
+        out().print(f"job {job['id']} queued", highlight=False)
+        err().print(f"follow it with: volkeeper job {job['id']} --follow", highlight=False)
+
+
+def rollback(
+    job_id: Annotated[str, typer.Argument(metavar="RESTORE_JOB")],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> None:
+    """Undo a completed `restore --mode replace`: put back its safety snapshot."""
+    with connect() as c:
+        after_submit(c, c.rollback(job_id), wait, as_json)
+
+
+def verify(
+    backup_id: BackupArg,
+    host: Annotated[str | None, typer.Option(help="Host to verify on.")] = None,
+    read_data: Annotated[bool, typer.Option(
+        "--read-data", help="Repo snapshots: read back and re-hash every blob the snapshot "
+        "references (default: structure only). Archives are always read whole.")] = False,
+    subset: Annotated[str | None, typer.Option(
+        metavar="PCT", help="Repo snapshots: read back a random share of the snapshot's "
+        "packs, e.g. 5%. Refused for archives.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of --subset's random choice.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Verify BACKUP. Archives: checksum, full read-back, every file against the manifest.
+    Repo snapshots: a structure check, --read-data for all data, --subset PCT for a share.
+    Exits 1 when anything is damaged, naming the damaged objects and files."""
+    body: dict[str, Any] = {"read_data": read_data}
+    if subset is not None:
+        body["subset"] = subset
+    if seed is not None:
+        body["seed"] = seed
+    with connect() as c:
+        job = c.verify(backup_id, host, body)
+        done = wait_for_job(c, job["id"], quiet=as_json)
+    if as_json:
+        emit_json(done)
+        if done["state"] == "failed":
+            raise typer.Exit(1)
+        return
+    r = done.get("result") or {}
+    if done["state"] == "failed":
+        for problem in r.get("problems", [])[:20]:
+            err().print(f"  [red]damaged:[/] {problem}", highlight=False)
+        raise CliError(done.get("error") or "verification failed")
+    scope = r.get("scope", "full")
+    what = {"full": f"{r.get('entries_checked')} entries match the manifest, sha256 "
+                    f"{r.get('archive_sha256')}",
+            "structure": f"structure of {r.get('entries_checked')} referenced blobs in "
+                         f"{r.get('packs_referenced')} packs (no data read; add --read-data)",
+            "read-data": f"{r.get('entries_checked')} blobs read back from "
+                         f"{r.get('packs_read')} packs ({size(r.get('bytes_read'))})",
+            "subset": f"{r.get('entries_checked')} blobs of {r.get('packs_read')} of "
+                      f"{r.get('packs_referenced')} packs read back ({r.get('subset_percent')}%"
+                      f" asked, seed {r.get('seed')})"}.get(scope, scope)
+    out().print(f"[green]backup {backup_id} is intact[/]: {what}", highlight=False,
+                soft_wrap=True)
+
+
+def drill(
+    backup_id: BackupArg,
+    host: Annotated[str | None, typer.Option(help="Host to drill on.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Restore drill: restore BACKUP into a scratch volume, compare every file with the
+    backup, measure the restore time, delete the scratch volume. Exits 1 on failure."""
+    body = {k: v for k, v in {"backup_id": backup_id, "host": host}.items() if v is not None}
+    with connect() as c:
+        job = c.drill(body)
+        done = wait_for_job(c, job["id"], quiet=as_json)
+    r = done.get("result") or {}
+    if as_json:
+        emit_json(done)
+    elif done["state"] == "succeeded":
+        out().print(
+            f"[green]drill passed[/]: {r.get('files_restored')} files, "
+            f"{size(r.get('bytes_restored'))} restored on {r.get('host')} in "
+            f"{r.get('restore_seconds')} s ({size(int(r.get('throughput_bytes_per_s') or 0))}/s)"
+            f"; {r.get('entries_checked')} entries match the backup", highlight=False,
+            soft_wrap=True)
+    else:
+        for problem in r.get("problems", [])[:20]:
+            err().print(f"  [red]differs:[/] {problem}", highlight=False)
+    if done["state"] == "failed":
+        if as_json:
+            raise typer.Exit(1)
+        raise CliError(done.get("error") or "drill failed")

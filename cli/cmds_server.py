@@ -1,0 +1,93 @@
+"""Long-running and admin commands: serve, worker, db upgrade. They are the composition
+root's business: ``serve`` hands uvicorn the API's factory by name, ``worker`` loads the
+worker side by name (the one place the CLI reaches ``workers``, lazily)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.front import CliError
+from cli.render import err
+
+if TYPE_CHECKING:
+    from common.config import Settings
+
+LOCAL = ("127.0.0.1", "localhost", "::1")
+
+
+def _settings() -> Settings:
+    from cli.local import settings
+
+    return settings()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("botocore", "urllib3", "docker", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(
+    bind: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the API and the web console (embedded: with the in-process worker)."""
+    import uvicorn
+
+    settings = _settings()
+    bind = bind or settings.bind
+    port = port or settings.port
+    if settings.mode == "embedded" and bind not in LOCAL:
+        raise CliError(f"embedded mode listens on 127.0.0.1 only, not {bind}",
+                       "run the fleet (VOLKEEPER_DATABASE_URL, VOLKEEPER_REDIS_URL, "
+                       "VOLKEEPER_API_TOKEN) to serve other machines")
+    _logging(settings.log_level)
+    # uvicorn's own start-up and request lines stay quiet (its warnings and errors show);
+    # ours says where it listens. VOLKEEPER_LOG_LEVEL=DEBUG brings them back.
+    debug = settings.log_level.upper() == "DEBUG"
+    err().print(f"volkeeper ({settings.mode}) listening on http://{bind}:{port}",
+                highlight=False)
+    uvicorn.run("api.main:app_from_env", factory=True, host=bind, port=port,
+                log_level="debug" if debug else "warning", access_log=debug, log_config=None)
+
+
+def worker(
+    host: Annotated[str, typer.Option(help="Name of this Docker host (queue host.NAME).")],
+    concurrency: Annotated[int, typer.Option(help="Long jobs run at once.")] = 2,
+    quick_only: Annotated[bool, typer.Option(
+        "--quick-only", hidden=True, help="Internal: the quick-task consumer.")] = False,
+) -> None:
+    """Run the Celery worker of one Docker host (fleet). It also starts the host's quick
+    lane: a child consumer for dry runs and inventory, so they never wait behind backups."""
+    from common.config import get_settings
+
+    os.environ["VOLKEEPER_HOST_NAME"] = host
+    get_settings.cache_clear()
+    settings = _settings()
+    if not settings.redis_url or not settings.database_url:
+        raise CliError("a worker needs VOLKEEPER_REDIS_URL and VOLKEEPER_DATABASE_URL",
+                       "set both to the control plane's Redis and PostgreSQL")
+    _logging(settings.log_level)
+    # the composition root's one reach into the worker side, by name
+    importlib.import_module("workers.worker").run_worker(
+        host, concurrency=concurrency, quick_only=quick_only)
+
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (API and workers also do this on start)."""
+    from common.db import Database
+    from common.db.migrate import stored_revision, upgrade
+
+    db = Database(_settings().effective_database_url)
+    upgrade(db)
+    err().print(f"database at revision {stored_revision(db)}", highlight=False)

@@ -1,0 +1,84 @@
+"""The one interface every command talks to, and how a command gets one.
+
+Two implementations return the same JSON-able data (the views of ``common.jobs.views``):
+``cli.remote.RemoteFront`` speaks HTTP to a volkeeper API (``--server``), and
+``cli.local.LocalFront`` calls the services of ``common.jobs`` in this process (embedded:
+no HTTP, no web framework). Commands never know which one they hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+Json = dict[str, Any]
+
+
+class CliError(Exception):
+    """An error to show the user: message, optional hint, exit code."""
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message, self.hint, self.exit_code = message, hint, exit_code
+
+
+class Front(Protocol):
+    """What the CLI can ask. Jobs come back as submitted (``state`` queued or running);
+    ``job(id)`` shows one with its live progress."""
+
+    #: True when jobs run in this process: the command must wait for them to finish.
+    embedded: bool
+
+    def hosts(self) -> list[Json]: ...
+    def volumes(self, host: str | None) -> list[Json]: ...
+    def backups(self, **filters: Any) -> list[Json]: ...
+    def jobs(self, limit: int) -> list[Json]: ...
+    def job(self, job_id: str) -> Json: ...
+    def targets(self) -> list[Json]: ...
+    def add_target(self, body: Json) -> Json: ...
+    def remove_target(self, name: str) -> None: ...
+
+    def backup(self, body: Json) -> Json: ...
+    def restore(self, body: Json) -> Json: ...
+    def validate_restore(self, body: Json) -> Json: ...
+    def rollback(self, job_id: str) -> Json: ...
+    def verify(self, backup_id: str, host: str | None, body: Json) -> Json: ...
+    def drill(self, body: Json) -> Json: ...
+
+    def label(self, backup_id: str, body: Json) -> Json: ...
+    def forget(self, backup_id: str, host: str | None) -> Json: ...
+    def copy(self, backup_id: str, body: Json) -> Json: ...
+    def target_job(self, action: str, target: str, body: Json) -> Json:
+        """``action``: prune, stats, snapshots, unlock, keys/list or keys (add)."""
+        ...
+    def remove_key(self, target: str, key_id: str, host: str | None) -> Json: ...
+
+
+@contextlib.contextmanager
+def open_front(server: str | None, token: str | None, *, volume_sizes: bool = False
+               ) -> Iterator[Front]:
+    """A remote front when a server is named, else the embedded one (whose inventory
+    measures volume sizes only with ``volume_sizes``: Docker walks every file for that)."""
+    if server:
+        from cli.remote import RemoteFront
+
+        with RemoteFront(server, token) as remote:
+            yield remote
+        return
+    from cli.local import LocalFront
+
+    with LocalFront(volume_sizes=volume_sizes) as local:
+        yield local
+
+
+class Options:
+    """The global options (``--server``, ``--token``) of this invocation."""
+
+    server: str | None = None
+    token: str | None = None
+
+
+def connect(*, volume_sizes: bool = False) -> contextlib.AbstractContextManager[Front]:
+    """The front the global options ask for."""
+    return open_front(Options.server, Options.token, volume_sizes=volume_sizes)

@@ -1,0 +1,178 @@
+"""The embedded front: the services of ``common.jobs`` called in this process, through the
+embedded runtime (SQLite, in-memory progress, jobs in threads). Input is validated with
+the API's own request models and output built by the API's own views, so ``--json`` is the
+same as from a server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cli.front import CliError, Json
+from common.config import Settings, get_settings
+from common.db import Job
+from common.jobs import views
+from common.jobs.embedded import EmbeddedRuntime
+from common.jobs.inputs import (
+    BackupIn,
+    BackupPatch,
+    CopyIn,
+    DrillIn,
+    KeyAddIn,
+    PruneIn,
+    RestoreIn,
+    SnapshotsIn,
+    TargetIn,
+    TargetJobIn,
+    VerifyIn,
+    parse,
+)
+from common.jobs.operations import OperationsService
+
+USER = "local"  # what the API records for a request without a token
+#: The request model of each repository job (the others take a bare TargetJobIn).
+_TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
+    "prune": PruneIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as e:  # noqa: BLE001 - pydantic's report of VOLKEEPER_* variables
+        raise CliError(f"invalid configuration: {e}", "check the VOLKEEPER_* variables") from None
+
+
+class LocalFront:
+    embedded = True
+
+    def __init__(self, *, volume_sizes: bool = False) -> None:
+        s = settings()
+        if s.mode == "fleet":
+            raise CliError("VOLKEEPER_DATABASE_URL is set but no --server was given",
+                           "pass --server URL (or VOLKEEPER_SERVER) to talk to the fleet API")
+        self.runtime = EmbeddedRuntime(s, background=False)
+        self.volume_sizes = volume_sizes
+
+    def __enter__(self) -> LocalFront:
+        self.runtime.start(volume_sizes=self.volume_sizes)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runtime.close()
+
+    @property
+    def service(self) -> OperationsService:
+        return self.runtime.service
+
+    def _read(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+        """``fn(session, *args, **kwargs)``'s view, dumped as the API would send it."""
+        with self.runtime.db.session() as s:
+            return views.dump(fn(s, *args, **kwargs))
+
+    def _job(self, job: Job) -> Json:
+        return views.dump(views.job_out(job, self.runtime.bus))
+
+    # --- reads ---------------------------------------------------------------------
+    def hosts(self) -> list[Json]:
+        return self._read(views.list_hosts, self.runtime.settings)
+
+    def volumes(self, host: str | None) -> list[Json]:
+        return self._read(views.list_volumes, host)
+
+    def backups(self, **filters: Any) -> list[Json]:
+        return self._read(views.list_backups,
+                          **{k: v for k, v in filters.items() if v is not None})
+
+    def jobs(self, limit: int) -> list[Json]:
+        return self._read(views.list_jobs, self.runtime.bus, limit=limit)
+
+    def job(self, job_id: str) -> Json:
+        return self._read(views.get_job, self.runtime.bus, job_id)
+
+    def targets(self) -> list[Json]:
+        return self._read(views.list_targets)
+
+    def add_target(self, body: Json) -> Json:
+        from common.jobs.targets import add_target
+
+        t = parse(TargetIn, body)
+        with self.runtime.db.session() as s:
+            return views.dump(add_target(s, self.runtime.settings, t))
+
+    def remove_target(self, name: str) -> None:
+        from common.jobs.targets import remove_target
+
+        with self.runtime.db.session() as s:
+            remove_target(s, name)
+
+    # --- jobs ----------------------------------------------------------------------
+    def backup(self, body: Json) -> Json:
+        b = parse(BackupIn, body)
+        return self._job(self.service.submit_backup(
+            volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER))
+
+    def restore(self, body: Json) -> Json:
+        r = parse(RestoreIn, body)
+        return self._job(self.service.submit_restore(
+            backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
+            stop_containers=r.stop_containers, paths=r.paths))
+
+    def validate_restore(self, body: Json) -> Json:
+        r = parse(RestoreIn, body)
+        job = self.service.validate_restore(
+            backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
+            stop_containers=r.stop_containers, paths=r.paths)
+        return views.dump(views.validation_out(job))
+
+    def rollback(self, job_id: str) -> Json:
+        return self._job(self.service.rollback(restore_job_id=job_id, requested_by=USER))
+
+    def verify(self, backup_id: str, host: str | None, body: Json) -> Json:
+        v = parse(VerifyIn, body)
+        return self._job(self.service.submit_verify(
+            backup_id=backup_id, host=host, requested_by=USER, read_data=v.read_data,
+            subset=v.subset, seed=v.seed))
+
+    def drill(self, body: Json) -> Json:
+        d = parse(DrillIn, body)
+        return self._job(self.service.submit_drill(backup_id=d.backup_id, host=d.host,
+                                                   requested_by=USER))
+
+    def label(self, backup_id: str, body: Json) -> Json:
+        p = parse(BackupPatch, body)
+        row, job = self.service.label_backup(
+            backup_id=backup_id, add=p.add_tags, remove=p.remove_tags, pinned=p.pinned,
+            host=p.host, requested_by=USER)
+        out = views.LabelOut(backup=views.backup_out(row),
+                             job=views.job_out(job, self.runtime.bus) if job else None)
+        return views.dump(out)
+
+    def forget(self, backup_id: str, host: str | None) -> Json:
+        return self._job(self.service.forget_backup(backup_id=backup_id, host=host,
+                                                    requested_by=USER))
+
+    def copy(self, backup_id: str, body: Json) -> Json:
+        c = parse(CopyIn, body)
+        return self._job(self.service.copy_backup(backup_id=backup_id, target=c.target,
+                                                  host=c.host, requested_by=USER))
+
+    def target_job(self, action: str, target: str, body: Json) -> Json:
+        """The same jobs as the API's ``/targets/{name}/…`` routes."""
+        kwargs: dict[str, Any] = {"target": target, "requested_by": USER}
+        base = parse(_TARGET_INPUTS.get(action, TargetJobIn), body)
+        kind = "keys" if action.startswith("keys") else action
+        if isinstance(base, PruneIn):
+            kwargs["params"] = {"dry_run": base.dry_run}
+        elif isinstance(base, SnapshotsIn):
+            kwargs["params"], kwargs["exclusive"] = {"adopt": base.adopt}, base.adopt
+        elif isinstance(base, KeyAddIn):
+            kwargs["params"] = {"action": "add"}
+            kwargs["secrets"] = {"new_password": base.new_password}
+        elif action == "keys/list":
+            kwargs["params"] = {"action": "list"}
+        return self._job(self.service.target_job(kind, host=base.host, **kwargs))
+
+    def remove_key(self, target: str, key_id: str, host: str | None) -> Json:
+        return self._job(self.service.target_job(
+            "keys", target=target, host=host, params={"action": "remove", "key_id": key_id},
+            requested_by=USER))

@@ -1,0 +1,80 @@
+"""``volkeeper`` — every verb of the product. Run ``volkeeper --help``.
+
+Start-up stays light: the command modules import only Typer and this package; each
+command imports what it needs (the embedded services, httpx, rich) when it runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from cli import cmds_catalog, cmds_jobs, cmds_server, repo_cmds
+from cli.front import CliError, Options
+
+app = typer.Typer(help="Backup, restore and verify Docker volumes across a fleet of hosts.",
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+
+
+@app.callback()
+def _global(
+    server: Annotated[str | None, typer.Option(
+        envvar="VOLKEEPER_SERVER", help="API URL; without it the CLI runs embedded.")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="VOLKEEPER_API_TOKEN", help="API bearer token.", show_default=False)] = None,
+) -> None:
+    Options.server, Options.token = server, token
+
+
+for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
+                cmds_catalog.volumes, cmds_jobs.backup, cmds_jobs.restore, cmds_jobs.verify,
+                cmds_jobs.drill, cmds_jobs.rollback, cmds_catalog.backups, cmds_catalog.jobs,
+                cmds_catalog.job):
+    app.command()(command)
+app.add_typer(cmds_catalog.targets_app, name="targets")
+app.add_typer(cmds_server.db_app, name="db")
+repo_cmds.register(app)
+
+
+class _Quiet(logging.Handler):
+    """One-shot commands: a library's warning is one plain line on stderr, no traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"volkeeper: {record.getMessage()}\n")
+
+
+def main() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = _Quiet(logging.WARNING)
+        root.addHandler(handler)
+    try:
+        app()
+    except CliError as e:
+        _error(e.message, e.hint)
+        sys.exit(e.exit_code)
+    except Exception as e:
+        from common.errors import VolkeeperError
+
+        if isinstance(e, VolkeeperError):
+            _error(e.message, e.hint)
+        else:
+            logging.getLogger("volkeeper").debug("internal error", exc_info=True)
+            _error(f"internal error ({type(e).__name__}: {e})",
+                   "please report it; run with VOLKEEPER_LOG_LEVEL=DEBUG for details")
+        sys.exit(1)
+
+
+def _error(message: str, hint: str | None) -> None:
+    from cli.render import err
+
+    err().print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if hint:
+        err().print(f"[yellow]hint:[/] {hint}", highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The remote front: the REST API of a volkeeper server over HTTP (httpx), bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from cli.front import CliError, Json
+
+
+class RemoteFront:
+    embedded = False
+
+    def __init__(self, server: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.server = server.rstrip("/")
+        self.http = httpx.Client(base_url=self.server, headers=headers, timeout=30)
+
+    def __enter__(self) -> RemoteFront:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, *, body: Json | None = None,
+              params: dict[str, Any] | None = None) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = self.http.request(method, "/api/v1" + path, json=body, params=query)
+        except httpx.HTTPError as e:
+            raise CliError(f"cannot reach the volkeeper API at {self.server}: {e}",
+                           "check --server / VOLKEEPER_SERVER and that `volkeeper serve` runs"
+                           ) from None
+        if resp.status_code >= 400:
+            try:
+                err = resp.json().get("error", {})
+            except ValueError:
+                err = {"message": resp.text[:500]}
+            raise CliError(err.get("message", f"HTTP {resp.status_code}"), err.get("hint"))
+        return None if resp.status_code == 204 else resp.json()
+
+    # --- reads ---------------------------------------------------------------------
+    def hosts(self) -> list[Json]:
+        return self._call("GET", "/hosts")
+
+    def volumes(self, host: str | None) -> list[Json]:
+        return self._call("GET", "/volumes", params={"host": host})
+
+    def backups(self, **filters: Any) -> list[Json]:
+        if filters.get("pinned") is not None:
+            filters["pinned"] = str(filters["pinned"]).lower()
+        return self._call("GET", "/backups", params=filters)
+
+    def jobs(self, limit: int) -> list[Json]:
+        return self._call("GET", "/jobs", params={"limit": limit})
+
+    def job(self, job_id: str) -> Json:
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def targets(self) -> list[Json]:
+        return self._call("GET", "/targets")
+
+    def add_target(self, body: Json) -> Json:
+        return self._call("POST", "/targets", body=body)
+
+    def remove_target(self, name: str) -> None:
+        self._call("DELETE", f"/targets/{name}")
+
+    # --- jobs ----------------------------------------------------------------------
+    def backup(self, body: Json) -> Json:
+        return self._call("POST", "/backups", body=body)
+
+    def restore(self, body: Json) -> Json:
+        return self._call("POST", "/restores", body=body)
+
+    def validate_restore(self, body: Json) -> Json:
+        return self._call("POST", "/restores/validate", body=body)
+
+    def rollback(self, job_id: str) -> Json:
+        return self._call("POST", f"/restores/{job_id}/rollback",
+                          body={})
+
+    def verify(self, backup_id: str, host: str | None, body: Json) -> Json:
+        return self._call("POST", f"/backups/{backup_id}/verify",
+                          body=body, params={"host": host})
+
+    def drill(self, body: Json) -> Json:
+        return self._call("POST", "/drills", body=body)
+
+    def label(self, backup_id: str, body: Json) -> Json:
+        return self._call("PATCH", f"/backups/{backup_id}",
+                          body=body)
+
+    def forget(self, backup_id: str, host: str | None) -> Json:
+        return self._call("DELETE", f"/backups/{backup_id}",
+                          params={"host": host})
+
+    def copy(self, backup_id: str, body: Json) -> Json:
+        return self._call("POST", f"/backups/{backup_id}/copy",
+                          body=body)
+
+    def target_job(self, action: str, target: str, body: Json) -> Json:
+        return self._call("POST", f"/targets/{target}/{action}",
+                          body=body)
+
+    def remove_key(self, target: str, key_id: str, host: str | None) -> Json:
+        return self._call("DELETE", f"/targets/{target}/keys/{key_id}",
+                          params={"host": host})

@@ -1,0 +1,183 @@
+"""Output for people and for scripts. Tables fit the terminal (80 columns included):
+ages instead of timestamps, human sizes, columns that only matter across several hosts or
+targets appear only then. ``--json`` prints the full values. Results go to stdout,
+progress and notes to stderr. rich is imported only when something is drawn."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from cli.front import CliError, Front
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@cache
+def out() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+@cache
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def size(n: int | float | None) -> str:
+    """``1.5 GiB``; ``-`` when unknown."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        t = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # the catalog stores UTC
+
+
+def when(ts: str | None, never: str = "never") -> str:
+    """``45s ago``, ``3m ago``, ``5h ago`` within a day, else the local ``2026-12-06 14:02``."""
+    t = _parse(ts)
+    if t is None:
+        return never
+    ago = (datetime.now(UTC) - t).total_seconds()
+    if -60 < ago < 60:
+        return f"{max(int(ago), 0)}s ago"
+    if 0 < ago < 3600:
+        return f"{int(ago // 60)}m ago"
+    if 0 < ago < 86400:
+        return f"{int(ago // 3600)}h ago"
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def local_time(ts: str | None) -> str:
+    t = _parse(ts)
+    return "-" if t is None else t.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]], *,
+          flexible: tuple[str, ...] = ()) -> None:
+    """A compact table on stdout. Columns in ``flexible`` wrap or shrink (with …) when the
+    terminal is narrow; the others keep their width (ids stay whole)."""
+    if not rows:
+        err().print(f"no {title.split()[0].lower()} yet")
+        return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+              collapse_padding=True, show_edge=False)
+    for i, c in enumerate(columns):
+        if c in flexible:
+            t.add_column(c, overflow="fold")
+        else:  # never squeezed: ids, sizes, ages stay whole
+            width = max([len(c)] + [Text.from_markup(r[i]).cell_len for r in cells])
+            t.add_column(c, no_wrap=True, min_width=width)
+    for r in cells:
+        t.add_row(*r)
+    out().print(t)
+
+
+def clip(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters (with …): details are in ``job ID``."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def optional(rows: list[dict[str, Any]], key: str) -> bool:
+    """Show column ``key`` only when the rows differ in it (several hosts or targets)."""
+    return len({r.get(key) for r in rows}) > 1
+
+
+# --- jobs ---------------------------------------------------------------------------
+
+
+def _progress_text(job: dict[str, Any]) -> str:
+    """What is known of a running job: bytes (of total), files, rate, ETA."""
+    p = job.get("progress") or {}
+    done, total = p.get("bytes_done") or 0, p.get("bytes_total")
+    parts = [f"{size(done)} of {size(total)}" if total else size(done)]
+    if p.get("percent") is not None:
+        parts[0] += f" ({p['percent']:.0f}%)"
+    files, files_total = p.get("files_done"), p.get("files_total")
+    if files:
+        parts.append(f"{files} of {files_total} files" if files_total else f"{files} files")
+    if p.get("rate_bytes_per_s"):
+        parts.append(f"{size(p['rate_bytes_per_s'])}/s")
+    if p.get("eta_seconds") is not None and total:
+        parts.append(f"ETA {int(p['eta_seconds'])}s")
+    return ", ".join(parts)
+
+
+def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
+    """Poll the job until it finishes, with a progress bar on stderr unless ``quiet``."""
+    if quiet or not err().is_terminal:
+        while True:
+            job = front.job(job_id)
+            if job["state"] in ("succeeded", "failed"):
+                return job
+            time.sleep(0.2)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err(), transient=True) as bar:
+        task = bar.add_task("queued", total=None, info="")
+        while True:
+            job = front.job(job_id)
+            p = job.get("progress") or {}
+            total = p.get("bytes_total")
+            bar.update(task, description=p.get("phase") or job["state"],
+                       completed=p.get("bytes_done") or 0,
+                       total=max(total, p.get("bytes_done") or 0) if total else None,
+                       info=_progress_text(job))
+            if job["state"] in ("succeeded", "failed"):
+                return job
+            time.sleep(0.2)
+
+
+def finish(job: dict[str, Any], as_json: bool) -> None:
+    """Print a finished backup or restore job: JSON, or one result line."""
+    if as_json:
+        emit_json(job)
+    if job["state"] == "failed":
+        raise CliError(f"job {job['id']} failed: {job.get('error')}")
+    if as_json:
+        return
+    r = job.get("result") or {}
+    if job["kind"] == "backup":
+        out().print(f"[green]backup {r.get('backup_id')}[/] of {job['volume']}: "
+                    f"{r.get('file_count')} files, {size(r.get('logical_bytes'))} → "
+                    f"{size(r.get('stored_bytes'))} stored on {job['target']}",
+                    soft_wrap=True, highlight=False)
+    elif job["kind"] == "restore":
+        out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
+                    f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
+                    soft_wrap=True, highlight=False)
+        if r.get("safety_backup_id"):
+            err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
+                        f"undo with: volkeeper rollback {job['id']}")

@@ -1,0 +1,166 @@
+"""What a front accepts: the request models of every job and catalog change.
+
+The API validates request bodies with these models; the embedded CLI validates the same
+dictionaries with ``parse`` before calling the services, so both fronts refuse the same
+input with the same message."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from common.errors import InvalidInput
+from common.formats import BackupFormat
+
+Format = BackupFormat
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+M = TypeVar("M", bound=BaseModel)
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME, max_length=100)
+    url: str = Field(min_length=3, examples=["s3://bucket/prefix", "file:///srv/backups"])
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="endpoint_url, region, path_style, part_size")
+    credentials: dict[str, str] = Field(
+        default_factory=dict,
+        description="access_key_id, secret_access_key — stored, never returned")
+    replace: bool = False
+
+
+class BackupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    volume: str = Field(pattern=NAME, max_length=255)
+    host: str | None = Field(default=None, max_length=200)
+    target: str | None = Field(default=None, max_length=100)
+    format: Format | None = None
+
+
+class RestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: str = Field(min_length=1, max_length=32)
+    into: str | None = Field(default=None, pattern=NAME, max_length=255,
+                             description="volume to restore into (default: the original name)")
+    host: str | None = Field(default=None, max_length=200,
+                             description="host to restore on (default: the backup's host)")
+    mode: Literal["new", "replace"] = Field(
+        default="new", description="new: into a missing/empty volume; replace: snapshot the "
+        "current content, replace it, verify, roll back on failure")
+    stop_containers: bool = Field(
+        default=False, description="replace: stop running containers using the volume "
+        "(always restarted afterwards)")
+    paths: list[str] | None = Field(
+        default=None, max_length=1000,
+        description="restore only these paths (relative to the volume root; a directory "
+        "brings everything below it)")
+
+    @field_validator("paths")
+    @classmethod
+    def _clean_paths(cls, paths: list[str] | None) -> list[str] | None:
+        if paths is None:
+            return None
+        out = []
+        for p in paths:
+            clean = p.strip().lstrip("/")
+            clean = clean[2:] if clean.startswith("./") else clean
+            clean = clean.rstrip("/")
+            parts = clean.split("/")
+            if not clean or "\x00" in clean or any(x in ("", ".", "..") for x in parts):
+                raise ValueError(f"invalid path {p!r}: use a path inside the volume such as "
+                                 "'db/base' (no '..', no empty segments)")
+            out.append(clean)
+        return out
+
+
+class BackupPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    add_tags: list[str] = Field(default_factory=list, max_length=50)
+    remove_tags: list[str] = Field(default_factory=list, max_length=50)
+    pinned: bool | None = None
+    host: str | None = Field(default=None, max_length=200, description="repo backups: host "
+                             "whose worker writes the change into the snapshot (default: the "
+                             "backup's host)")
+
+
+class CopyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(pattern=NAME, max_length=100, description="destination target")
+    host: str | None = Field(default=None, max_length=200,
+                             description="host whose worker copies (default: the backup's)")
+
+
+class TargetJobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str | None = Field(default=None, max_length=200, description="host whose worker "
+                             "runs the job (default: embedded, this host; fleet, the online "
+                             "host that most recently backed up to the target)")
+
+
+class PruneIn(TargetJobIn):
+    dry_run: bool = False
+
+
+class SnapshotsIn(TargetJobIn):
+    adopt: bool = Field(default=False, description="add the snapshots the catalog does not "
+                        "know to it as backups (after losing or replacing the database)")
+
+
+class KeyAddIn(TargetJobIn):
+    new_password: str = Field(min_length=1, max_length=1024,
+                              description="passphrase of the new key; sent to the worker in "
+                              "the task message only, never stored or returned")
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    read_data: bool = Field(
+        default=False, description="repo snapshots: read back, decrypt and re-hash every "
+        "blob the snapshot references (default: a structure check). Archives are always "
+        "read whole.")
+    subset: str | float | None = Field(
+        default=None, description="repo snapshots: read back a random share of the "
+        "snapshot's packs, in percent (\"5%\" or 5). Refused for archives.")
+    seed: int | None = Field(default=None, ge=0, lt=2**32,
+                             description="seed of the subset's random choice (reported "
+                             "in the result; random when not given)")
+
+
+class DrillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: str = Field(min_length=1, max_length=32)
+    host: str | None = Field(default=None, max_length=200,
+                             description="host to drill on (default: the backup's host)")
+
+
+def problems(errors: list[Any]) -> list[dict[str, str]]:
+    """``[{field, problem}]`` of pydantic's errors (the locations without body/query)."""
+    fields = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        problem = str(err.get("msg", "")).removeprefix("Value error, ")
+        fields.append({"field": ".".join(loc) or "body", "problem": problem})
+    return fields
+
+
+class InvalidRequest(InvalidInput):
+    """A request that fails its model; ``fields`` names each bad field and its problem."""
+
+    def __init__(self, fields: list[dict[str, str]]) -> None:
+        super().__init__(f"invalid request: {', '.join(f['field'] for f in fields)}",
+                         "; ".join(f"{f['field']}: {f['problem']}" for f in fields))
+        self.fields = fields
+
+
+def invalid_request(errors: list[Any]) -> InvalidRequest:
+    """The error both fronts report for a request that fails its model."""
+    return InvalidRequest(problems(errors))
+
+
+def parse(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` validated by ``model``; InvalidInput (naming each bad field) otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise invalid_request(list(e.errors())) from None

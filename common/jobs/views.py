@@ -1,0 +1,250 @@
+"""What every front shows: the output models of hosts, volumes, targets, backups and jobs,
+built from the catalog by the functions below. The API returns them as JSON; the embedded
+CLI calls the same functions and dumps the same models, so ``--json`` is identical with and
+without ``--server``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from common.config import Settings
+from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
+from common.db.models import Volume
+from common.errors import VolkeeperError
+from common.progress import ProgressBus
+
+
+class ContainerOut(BaseModel):
+    id: str
+    name: str
+    state: str
+
+
+class HostOut(BaseModel):
+    name: str
+    online: bool
+    docker_version: str | None
+    worker_version: str | None
+    last_seen_at: datetime
+    inventory_at: datetime | None
+    volume_count: int
+
+
+class VolumeOut(BaseModel):
+    host: str
+    name: str
+    driver: str
+    mountpoint: str | None
+    size_bytes: int | None
+    labels: dict[str, Any]
+    containers: list[ContainerOut]
+    last_backup_at: datetime | None = None
+    seen_at: datetime
+
+
+class TargetOut(BaseModel):
+    name: str
+    url: str
+    options: dict[str, Any]
+    has_credentials: bool
+    created_at: datetime
+    backup_count: int = Field(default=0, description="backups the catalog knows there")
+    stored_bytes: int = Field(default=0, description="their stored bytes (catalog sum; "
+                              "repository backups count what each added)")
+
+
+class CheckOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class ValidationOut(BaseModel):
+    job_id: str
+    ok: bool
+    plan: str
+    backup_id: str
+    host: str
+    volume: str
+    volume_state: str = Field(description="missing | empty | not-empty")
+    mode: str = "new"
+    stopping: list[str] = []
+    restore_bytes: int
+    free_bytes: int | None
+    containers: list[ContainerOut]
+    checks: list[CheckOut]
+
+
+class BackupOut(BaseModel):
+    id: str
+    job_id: str | None
+    host: str
+    volume: str
+    target: str
+    format: str
+    key: str = Field(description="the stored object naming the backup: the archive, or the "
+                     "repository snapshot's object")
+    manifest_key: str = Field(description="archives: their manifest object (empty for repo "
+                              "backups)")
+    stored_bytes: int
+    logical_bytes: int
+    file_count: int
+    checksum: str = Field(description="archives: the sha256 of the archive object (empty "
+                          "for repo backups)")
+    created_at: datetime
+    verified_at: datetime | None = None
+    verify_status: str | None = Field(default=None, description="ok | ok (structure) | "
+                                         "ok (subset) | damaged | null: the last "
+                                         "verification's outcome; 'ok' means all data "
+                                         "was read back")
+    verify_job_id: str | None = None
+    kind: str = Field(default="backup", description="backup | safety")
+    expires_at: datetime | None = None
+    tags: list[str] = []
+    pinned: bool = Field(default=False, description="a pinned backup is never forgotten")
+    snapshot_id: str | None = Field(default=None, description="repo backups: the id of "
+                                    "their snapshot in the target's repository")
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    host: str
+    volume: str
+    target: str | None
+    backup_id: str | None
+    params: dict[str, Any]
+    progress: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    requested_by: str | None
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class LabelOut(BaseModel):
+    backup: BackupOut
+    job: JobOut | None = None
+
+
+# --- builders: one row → its view ----------------------------------------------------
+
+
+def job_out(job: Job, bus: ProgressBus | None) -> JobOut:
+    """A job with its live progress merged in while it runs."""
+    out = JobOut.model_validate(job, from_attributes=True)
+    out.state = str(job.state)
+    if bus is not None and job.state == JobState.running:
+        live = bus.latest(job.id)
+        if live:
+            out.progress = live
+    return out
+
+
+def backup_out(b: Backup) -> BackupOut:
+    out = BackupOut.model_validate(b, from_attributes=True)
+    out.tags = list(b.tags or [])
+    out.snapshot_id = b.snapshot_id or None
+    return out
+
+
+def volume_out(v: Volume, last_backup_at: datetime | None) -> VolumeOut:
+    items = (v.containers or {}).get("items", [])
+    return VolumeOut(host=v.host, name=v.name, driver=v.driver, mountpoint=v.mountpoint,
+                     size_bytes=v.size_bytes, labels=v.labels or {},
+                     containers=[ContainerOut(**c) for c in items],
+                     last_backup_at=last_backup_at, seen_at=v.seen_at)
+
+
+def target_out(t: Target, usage: tuple[int, int] = (0, 0)) -> TargetOut:
+    return TargetOut(name=t.name, url=t.url, options=t.options or {},
+                     has_credentials=bool(t.secrets), created_at=t.created_at,
+                     backup_count=usage[0], stored_bytes=usage[1])
+
+
+def validation_out(job: Job) -> ValidationOut:
+    """The checks of a finished ``validate`` job (a dry run that could not run is an
+    error, not a failed check)."""
+    if job.state != JobState.succeeded:
+        raise VolkeeperError(f"the validation could not run: {job.error}",
+                             f"see volkeeper job {job.id}")
+    return ValidationOut(job_id=job.id, **job.result)
+
+
+# --- reads: what the list and show commands return -----------------------------------
+
+
+def list_hosts(session: Session, settings: Settings) -> list[HostOut]:
+    after = timedelta(seconds=settings.host_offline_after_seconds)
+    counts: dict[str, int] = {
+        h: n for h, n in session.execute(select(Volume.host, func.count()).group_by(Volume.host))}
+    return [HostOut(name=h.name, online=hosts.is_online(h, after), docker_version=h.docker_version,
+                    worker_version=h.worker_version, last_seen_at=h.last_seen_at,
+                    inventory_at=h.inventory_at, volume_count=counts.get(h.name, 0))
+            for h in hosts.list_hosts(session)]
+
+
+def list_volumes(session: Session, host: str | None = None) -> list[VolumeOut]:
+    if host:
+        hosts.get_host(session, host)
+    last = {(h, v): t for h, v, t in session.execute(
+        select(Backup.host, Backup.volume, func.max(Backup.created_at))
+        .group_by(Backup.host, Backup.volume))}
+    return [volume_out(v, last.get((v.host, v.name))) for v in hosts.list_volumes(session, host)]
+
+
+def get_volume(session: Session, host: str, name: str) -> VolumeOut:
+    hosts.get_host(session, host)
+    return volume_out(hosts.get_volume(session, host, name), None)
+
+
+def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,
+                 target: str | None = None, kind: str = "backup", tag: str | None = None,
+                 pinned: bool | None = None, limit: int = 200) -> list[BackupOut]:
+    """Newest first. ``kind``: backup, safety, or all."""
+    return [backup_out(b) for b in catalog.list_backups(
+        session, host=host, volume=volume, target=target, limit=min(limit, 1000),
+        kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
+
+
+def get_backup(session: Session, backup_id: str) -> BackupOut:
+    return backup_out(catalog.get_backup(session, backup_id))
+
+
+def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = None,
+              volume: str | None = None, state: JobState | None = None,
+              kind: str | None = None, limit: int = 100) -> list[JobOut]:
+    return [job_out(j, bus) for j in jobs.list_jobs(
+        session, host=host, volume=volume, state=state, kind=kind, limit=min(limit, 1000))]
+
+
+def get_job(session: Session, bus: ProgressBus | None, job_id: str) -> JobOut:
+    return job_out(jobs.get_job(session, job_id), bus)
+
+
+def list_targets(session: Session) -> list[TargetOut]:
+    """Targets, with how many backups the catalog knows on each and their stored bytes."""
+    usage = catalog.target_usage(session)
+    return [target_out(t, usage.get(t.name, (0, 0))) for t in catalog.list_targets(session)]
+
+
+def get_target(session: Session, name: str) -> TargetOut:
+    return target_out(catalog.get_target(session, name),
+                      catalog.target_usage(session).get(name, (0, 0)))
+
+
+def dump(data: Any) -> Any:
+    """JSON-able form of a view (or a list of them), as the API serialises it."""
+    if isinstance(data, list):
+        return [dump(x) for x in data]
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    return data
