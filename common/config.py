@@ -15,9 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ArchiveFormat = Literal["tar", "tar.gz", "tar.zst"]
-#: Every backup format: the portable archives, and ``repo`` (the native repository).
-BackupFormat = Literal["tar", "tar.gz", "tar.zst", "repo"]
+from common.formats import BackupFormat
 
 
 class Settings(BaseSettings):

@@ -11,8 +11,7 @@ from typing import Any
 
 from common.db import Backup, catalog, jobs
 from common.db.models import Job, utcnow
-from common.engine.records import BackupOutcome, VerifyOutcome
-from common.engine.stored import CopyOutcome
+from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
 from common.jobs.context import JobContext
 from common.jobs.names import REPO_FORMAT
 from common.repository import ids
@@ -60,7 +59,8 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
     """Catalog a copy of ``source`` on ``destination``. Returns its backup id and whether
     the destination held it already (the same snapshot or archive: no second row)."""
     with ctx.db.session() as s:
-        known = catalog.find_backup_by_checksum(s, destination, out.checksum)
+        known = catalog.find_stored_backup(s, destination, checksum=out.checksum,
+                                           snapshot_id=out.snapshot_id)
         if known is not None:
             return known.id, True
         row = catalog.add_backup(
@@ -68,8 +68,8 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
             format=source.format, key=out.key, manifest_key=out.manifest_key,
             stored_bytes=out.stored_bytes, logical_bytes=source.logical_bytes,
             file_count=source.file_count, checksum=out.checksum,
-            created_at=source.created_at, tags=sorted(set(source.tags or []) | set(out.tags)),
-            pinned=bool(source.pinned))
+            snapshot_id=out.snapshot_id, created_at=source.created_at,
+            tags=sorted(set(source.tags or []) | set(out.tags)), pinned=bool(source.pinned))
         return row.id, False
 
 
@@ -94,7 +94,7 @@ def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, A
                 target=job.target, format=REPO_FORMAT,
                 key=ids.snapshot_key(bytes.fromhex(snap["id"])), manifest_key="",
                 stored_bytes=snap["stored_bytes"], logical_bytes=snap["bytes"],
-                file_count=snap["files"], checksum=snap["id"],
+                file_count=snap["files"], checksum="", snapshot_id=snap["id"],
                 created_at=datetime.fromisoformat(snap["time"]), tags=snap["tags"],
                 pinned=snap["pinned"])
             snap["backup_id"] = row.id
@@ -113,4 +113,5 @@ def _stored(out: BackupOutcome) -> dict[str, Any]:
     """The catalog fields of a stored backup."""
     return {"format": out.format, "key": out.key, "manifest_key": out.manifest_key,
             "stored_bytes": out.stored_bytes, "logical_bytes": out.logical_bytes,
-            "file_count": out.file_count, "checksum": out.checksum}
+            "file_count": out.file_count, "checksum": out.checksum,
+            "snapshot_id": out.snapshot_id}

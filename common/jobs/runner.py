@@ -67,7 +67,7 @@ def run_job(ctx: JobContext, job_id: str, body: JobBody) -> None:
     try:
         with tracker:
             result, backup_id = body(ctx, job, tracker)
-            tracker.set_phase("done")
+            tracker.finish()
     except VolkeeperError as e:
         log.warning("job %s failed: %s", job_id, e)
         fail_job(ctx, job_id, str(e), tracker.snapshot() | {"phase": "failed"},

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 def _stored(out: Any, volume: str) -> StoredBackup:
     return StoredBackup(id="b1", key=out.key, manifest_key=out.manifest_key, format=out.format,
                         checksum=out.checksum, logical_bytes=out.logical_bytes,
-                        file_count=out.file_count, volume=volume, host="h")
+                        file_count=out.file_count, volume=volume, host="h",
+                        snapshot_id=out.snapshot_id)
 
 
 def _mount(docker: DockerHost, name: str) -> Path:

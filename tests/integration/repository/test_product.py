@@ -227,7 +227,7 @@ def _snapshot_nodes(env: dict[str, str], job: dict[str, Any]) -> tuple[Any, dict
 
     repo = open_repository(LocalBackend(Path(env["VOLKEEPER_HOME"]) / "backups"),
                            env["VOLKEEPER_REPOSITORY_PASSWORD"])
-    snap = load_snapshot(repo, bytes.fromhex(job["result"]["checksum"]))
+    snap = load_snapshot(repo, bytes.fromhex(job["result"]["snapshot_id"]))
     return snap, dict(iter_nodes(repo, snap.tree))
 
 
