@@ -62,8 +62,8 @@ def test_upgrading_a_catalog_with_both_formats_moves_snapshot_ids_and_keeps_rows
 
 def test_the_api_reads_snapshot_ids_from_their_column_after_the_upgrade(
         tmp_path: Path) -> None:
-    from common.jobs.views import backup_out
     from common.db import catalog
+    from common.jobs.views import backup_out
 
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     insert_rows_at_0004(db)
