@@ -295,14 +295,32 @@ def test_running_jobs_whose_worker_process_on_this_machine_is_gone_are_failed(
     assert again.status_code == 202  # the volume's lock was released
 
 
-def test_a_redelivered_message_for_a_running_job_fails_it_instead_of_rerunning(env: Env) -> None:
+def test_a_redelivered_message_for_a_job_running_on_a_live_worker_is_dropped(env: Env) -> None:
     job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    stale = timedelta(minutes=2)
     with env.db.session() as s:
         assert jobs.start_job(s, job["id"], "w1") is not None
-    with env.db.session() as s:
-        assert jobs.start_job(s, job["id"], "w2") is None
+    with env.db.session() as s:  # w1 heartbeats and is not known dead: leave it running
+        assert jobs.start_job(s, job["id"], "w2", stale_after=stale,
+                              owner_dead=lambda j: False) is None
     got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
-    assert got["state"] == "failed" and "w1" in got["error"]
+    assert got["state"] == "running" and got["worker"] == "w1"
+    with env.db.session() as s:  # a dead worker's job is failed, not re-run
+        assert jobs.start_job(s, job["id"], "w2", stale_after=stale,
+                              owner_dead=lambda j: j.worker == "w1") is None
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "w1" in got["error"] and "not retried" in got["error"]
+
+
+def test_a_redelivered_message_fails_a_job_whose_heartbeat_is_stale(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w1")
+        jobs.get_job(s, job["id"]).heartbeat_at = utcnow() - timedelta(minutes=10)
+    with env.db.session() as s:
+        assert jobs.start_job(s, job["id"], "w2", stale_after=timedelta(minutes=2)) is None
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "stopped reporting" in got["error"]
 
 
 def test_the_api_requires_the_bearer_token_when_one_is_set(tmp_path: Path) -> None:
