@@ -73,6 +73,10 @@ class FencedTracker(ProgressTracker):
         super().note(message)
 
 
+#: how often a running job writes its heartbeat (and progress) to its row
+HEARTBEAT_EVERY = 3.0
+
+
 class _Heartbeat:
     """Writes progress and a heartbeat (database time) to the job row every ``every``
     seconds — the stale-job sweep's signal. A heartbeat that updates no row (the job is no
@@ -80,9 +84,9 @@ class _Heartbeat:
     ``stale_after`` seconds (the sweep fails such a job anyway)."""
 
     def __init__(self, ctx: JobContext, job_id: str, worker: str, tracker: FencedTracker,
-                 every: float = 3.0, stale_after: float | None = None) -> None:
+                 every: float | None = None, stale_after: float | None = None) -> None:
         self.ctx, self.job_id, self.worker, self.tracker = ctx, job_id, worker, tracker
-        self.every = every
+        self.every = HEARTBEAT_EVERY if every is None else every
         self.stale_after = stale_after if stale_after is not None else \
             ctx.settings.stale_job_seconds
         self._last = 0.0
