@@ -422,3 +422,20 @@ def test_rollback_is_refused_for_anything_but_a_completed_replace(env: Env) -> N
     assert env.client.get("/api/v1/backups").json() == []
     assert [b["kind"] for b in env.client.get("/api/v1/backups?kind=safety").json()] == [
         "safety"]
+
+
+def test_an_operator_releases_a_stuck_lock_and_the_release_is_kept_on_the_job(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "h1@gone-machine:7")
+    r = env.client.post(f"/api/v1/jobs/{job['id']}/release", json={"reason": "machine lost"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["state"] == "failed" and "released by operator" in got["error"]
+    assert "machine lost" in got["error"] and "h1@gone-machine:7" in got["error"]
+    assert any("released job" in m and job["id"] in m for m in caplog.messages)
+    assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202
+    again = env.client.post(f"/api/v1/jobs/{job['id']}/release")
+    assert again.status_code == 409 and "holds no lock" in error(again)["message"]
+    assert env.client.post("/api/v1/jobs/nope/release").status_code == 404
