@@ -130,10 +130,20 @@ def run_job(ctx: JobContext, job_id: str, body: JobBody) -> None:
         if not first:
             log.info("job %s already runs in this process; duplicate message dropped", job_id)
             return
-        _run(ctx, job_id, body)
+        fenced = _run(ctx, job_id, body)
+    if fenced:
+        # this process no longer runs it, so it counts as dead: an interrupted restore it
+        # left is undone now (the volume stayed locked) rather than at the next housekeeping
+        from common.jobs import host
+
+        try:
+            host.recover_interrupted(ctx, only=job_id)
+        except Exception:
+            log.exception("job %s: recovery after it was stopped failed", job_id)
 
 
-def _run(ctx: JobContext, job_id: str, body: JobBody) -> None:
+def _run(ctx: JobContext, job_id: str, body: JobBody) -> bool:
+    """Run the job; True when it was fenced (stopped without an outcome)."""
     me = worker_name(ctx.host)
     with ctx.db.session() as s:
         job = jobs.start_job(
@@ -142,11 +152,11 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> None:
     if job is None:
         log.info("job %s is not runnable any more (finished, or running on a live worker); "
                  "message dropped", job_id)
-        return
+        return False
     if job.host != ctx.host:
         fail_job(ctx, job_id, f"job for host {job.host!r} reached the worker of {ctx.host!r}",
                  worker=me)
-        return
+        return False
     tracker = FencedTracker(job_id, ctx.bus, ctx.settings.progress_interval_seconds)
     tracker.listeners.append(_Heartbeat(ctx, job_id, me, tracker))
     log.info("job %s (%s of %s on %s) started", job_id, job.kind, job.volume, job.host)
@@ -156,8 +166,10 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> None:
             tracker.set_phase("done")
     except Exception as e:
         if tracker.fenced is not None or isinstance(e, Fenced):
-            _stopped(ctx, job_id, tracker.fenced or str(e))
-        elif isinstance(e, VolkeeperError):
+            log.warning("job %s stopped without recording an outcome: %s", job_id,
+                        tracker.fenced or e)
+            return True
+        if isinstance(e, VolkeeperError):
             log.warning("job %s failed: %s", job_id, e)
             fail_job(ctx, job_id, str(e), tracker.snapshot() | {"phase": "failed"},
                      result=getattr(e, "result", None), worker=me)
@@ -166,7 +178,7 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> None:
             fail_job(ctx, job_id, f"internal error ({type(e).__name__}: {e}); see the worker "
                      f"log on host {ctx.host}", tracker.snapshot() | {"phase": "failed"},
                      worker=me)
-        return
+        return False
     final = tracker.snapshot()
     with ctx.db.session() as s:
         done = jobs.finish_job(s, job_id, JobState.succeeded, worker=me, result=result,
@@ -175,23 +187,14 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> None:
     if done is None:
         log.warning("job %s ended here but is no longer this worker's (%s); its outcome "
                     "is not recorded", job_id, why)
-        return
+        return True
     ctx.bus.publish(job_id, final | {"state": "succeeded"})
     log.info("job %s succeeded", job_id)
+    return False
 
 
 def _stale(ctx: JobContext) -> timedelta:
     return timedelta(seconds=ctx.settings.stale_job_seconds)
-
-
-def _stopped(ctx: JobContext, job_id: str, reason: str) -> None:
-    """A fenced job's body has stopped: record nothing; an interrupted restore it leaves is
-    cleaned up by this host (this process no longer runs it, so it counts as dead)."""
-    log.warning("job %s stopped without recording an outcome: %s", job_id, reason)
-    from common.jobs import host
-
-    with contextlib.suppress(Exception):
-        host.recover_interrupted(ctx, only=job_id)
 
 
 def fail_job(ctx: JobContext, job_id: str, error: str, progress: dict[str, Any] | None = None,

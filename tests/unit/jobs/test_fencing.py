@@ -371,3 +371,27 @@ def test_an_operator_releases_a_stuck_lock_and_the_volume_is_not_touched(
     assert host.recover_interrupted(ctx) == [] and docker.removed == []
     with pytest.raises(Conflict, match="holds no lock"):
         release_job(ctx.db, stuck, by="alice")
+
+
+def test_a_restore_stopped_by_the_sweep_is_undone_by_its_own_process_once_it_ended(
+        ctx: JobContext) -> None:
+    docker: FakeDocker = ctx.__dict__["docker"]
+    job_id = _job(ctx, kind="restore", volume="into")
+    swept = threading.Event()
+    seen: list[list[str]] = []
+
+    def body(ctx: JobContext, job: Any, tracker: ProgressTracker) -> runner.Outcome:
+        record.restore_writing(ctx, job.id, True)
+        _sweep_now(ctx)  # the heartbeat was late: failed, the volume stays locked
+        swept.set()
+        seen.append(list(host.recover_interrupted(ctx)))  # still writing: left alone
+        while True:
+            tracker.add(1)
+            time.sleep(0.01)
+
+    runner.run_job(ctx, job_id, body)
+    assert swept.is_set() and seen == [[]]
+    assert docker.removed == ["into"]  # undone after the body stopped, then unlocked
+    job = _get(ctx, job_id)
+    assert job.state == JobState.failed and job.active_lock is None
+    assert job.result["restore_state"] == "recovered"
