@@ -290,6 +290,10 @@ def sweep_orphaned(session: Session, host: str, machine: str,
     return failed
 
 
+_RELEASE = (" (if it never comes back, release the volume's lock: "
+            "POST /api/v1/jobs/ID/release)")
+
+
 def _fail_lost(job: Job, lost: str, now: datetime) -> None:
     """Fail a running job whose worker is lost (or late); an interrupted restore keeps its
     volume locked until the host's worker knows that process is dead and has cleaned up
@@ -300,7 +304,8 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
         lock = job.active_lock
         _finish(job, JobState.failed, now, error=(
             f"{lost} while replacing the volume's content; the worker of host "
-            f"{job.host} puts the volume back to its safety snapshot when it runs again"))
+            f"{job.host} puts the volume back to its safety snapshot once that process is "
+            f"known to have stopped{_RELEASE}"))
         job.active_lock = lock
     elif (job.result or {}).get("restore_state") == "writing":
         lock = job.active_lock
@@ -308,7 +313,7 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
                 else "empties the half-restored volume again")
         _finish(job, JobState.failed, now, error=(
             f"{lost} while restoring into the volume; the worker of host {job.host} "
-            f"{undo} when it runs again"))
+            f"{undo} once that process is known to have stopped{_RELEASE}"))
         job.active_lock = lock
     else:
         _finish(job, JobState.failed, now, error=(
