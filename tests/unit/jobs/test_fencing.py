@@ -241,7 +241,7 @@ def test_a_job_failed_while_its_body_runs_is_stopped_and_records_nothing(
     assert not t.is_alive()
     assert isinstance(body.ended, jobs.Fenced)
     if progress_after_fail:  # stopped at a progress call, within a few heartbeats
-        assert body.calls_after_fail < 100
+        assert body.calls_after_fail < 500
     job = _get(ctx, job_id)
     assert job.state == JobState.failed and job.active_lock is None
     assert ("stopped reporting" if who == "sweep" else "released by operator alice") in job.error
