@@ -6,7 +6,8 @@ a one-shot embedded command runs ``arrive`` once.
 - ``heartbeat``: keeps it online between registrations;
 - ``refresh_inventory``: the host's volumes as Docker reports them now;
 - ``fail_orphaned``: running jobs of this host whose process on this machine is gone;
-- ``recover_interrupted``: undo restores whose process died while writing;
+- ``recover_interrupted``: undo restores whose process died while writing — only once
+  that process is known dead (``owners.is_dead``), never because its heartbeat is late;
 - ``prune_safety_snapshots`` and ``sweep_helper_containers``: housekeeping.
 """
 
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from common.db import catalog, hosts, jobs
 from common.db.models import utcnow
 from common.errors import VolkeeperError
+from common.jobs import owners
 from common.jobs.context import JobContext
 
 if TYPE_CHECKING:  # the engine and the Docker SDK load only when a step needs them
@@ -56,7 +58,8 @@ def register(ctx: JobContext) -> bool:
     with ctx.db.session() as s:
         hosts.register_host(s, ctx.host, docker_version=docker_version,
                             worker_version=VERSION,
-                            info={"docker_host": ctx.settings.docker_host})
+                            info={"docker_host": ctx.settings.docker_host},
+                            worker=owners.worker_name(ctx.host))
     return docker_version is not None
 
 
@@ -103,22 +106,26 @@ def fail_orphaned(ctx: JobContext) -> list[str]:
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True  # this process may be running it (or reuses a dead worker's pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return owners.pid_alive(pid)
 
 
-def recover_interrupted(ctx: JobContext) -> list[str]:
+def recover_interrupted(ctx: JobContext, only: str | None = None) -> list[str]:
     """Clean up after restores that were interrupted on this host (the worker died while
     writing): a replace is put back to its safety snapshot, a volume the restore created is
-    removed, one it wrote into is emptied. Then the volume's lock is released."""
+    removed, one it wrote into is emptied. Then the volume's lock is released. A restore
+    whose process is not known dead (``owners.is_dead``) may still be writing: it is left
+    alone (an operator who knows better releases it: ``volkeeper job ID --release``).
+    ``only``: just that job."""
     with ctx.db.session() as s:
-        pending = [(j.id, j.volume, dict(j.result))
-                   for j in jobs.interrupted_restores(s, ctx.host)]
+        found = [j for j in jobs.interrupted_restores(s, ctx.host)
+                 if only is None or j.id == only]
+        pending = []
+        for j in found:
+            if owners.is_dead(s, j):
+                pending.append((j.id, j.volume, dict(j.result)))
+            else:
+                log.info("job %s: its worker %s is not known to be dead; volume %s is left "
+                         "locked as it is", j.id, j.worker, j.volume)
     recovered = []
     for job_id, volume, result in pending:
         try:
