@@ -98,13 +98,22 @@ def _state(state: str) -> str:
 def job(
     job_id: Annotated[str, typer.Argument(metavar="ID")],
     follow: Annotated[bool, typer.Option(help="Wait and show progress.")] = False,
+    release: Annotated[bool, typer.Option(
+        "--release", help="Operator override for a stuck lock: fail the job and release "
+        "its volume's lock now (a worker still running it stops at its next heartbeat).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept on the job; --release).")
+                      ] = None,
     as_json: Json = False,
 ) -> None:
-    """Show one job (with --follow: until it finishes)."""
+    """Show one job (with --follow: until it finishes; --release: release its lock)."""
     from cli.render import wait_for_job
 
     with connect(docker=False) as c:
-        data = wait_for_job(c, job_id, quiet=as_json) if follow else c.job(job_id)
+        if release:
+            data = c.release_job(job_id, reason)
+        else:
+            data = wait_for_job(c, job_id, quiet=as_json) if follow else c.job(job_id)
     if as_json:
         emit_json(data)
     else:
@@ -117,7 +126,7 @@ def job(
                             highlight=False)
         if data.get("progress"):
             out().print(f"[bold]{'progress':>10}[/]: {data['progress']}", highlight=False)
-    if data["state"] == "failed":
+    if data["state"] == "failed" and not release:
         raise typer.Exit(1)
 
 

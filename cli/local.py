@@ -90,6 +90,12 @@ class LocalFront:
     def job(self, job_id: str) -> Json:
         return self._read(views.get_job, self.runtime.bus, job_id)
 
+    def release_job(self, job_id: str, reason: str | None) -> Json:
+        from common.jobs.release import release_job
+
+        job = release_job(self.runtime.db, job_id, by=USER, reason=reason)
+        return views.dump(views.job_out(job, self.runtime.bus))
+
     def targets(self) -> list[Json]:
         return self._read(views.list_targets)
 

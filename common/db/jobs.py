@@ -291,7 +291,7 @@ def sweep_orphaned(session: Session, host: str, machine: str,
 
 
 _RELEASE = (" (if it never comes back, release the volume's lock: "
-            "POST /api/v1/jobs/ID/release)")
+            "volkeeper job ID --release, or POST /api/v1/jobs/ID/release)")
 
 
 def _fail_lost(job: Job, lost: str, now: datetime) -> None:
