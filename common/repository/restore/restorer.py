@@ -52,11 +52,12 @@ from common.repository.restore.batch import (
     FileRecord,
     Meta,
     Result,
-    apply_path,
+    apply_fd,
 )
 from common.repository.restore.read import read_blobs
 from common.repository.restore.trees import Trees, refused
 from common.repository.restore.workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
+from common.repository.system.dirfd import SWAPPED, DirFds, open_root
 from common.repository.system.malloc import keep_freed_memory
 from common.repository.system.sparse import data_ranges
 
@@ -131,6 +132,8 @@ class _Restorer:
         self.repo = repo
         self.index = repo.index
         self.dest = dest
+        #: the restore's own directories, opened from ``dest`` down (never a symlink)
+        self.fds = DirFds(open_root(dest))
         self.progress = progress
         self.stats = stats
         self.devices = devices
@@ -148,15 +151,13 @@ class _Restorer:
         self.file_bytes = 0
         self.broken_bytes = 0
 
-    def full(self, rel: str) -> str:
-        return os.path.join(self.dest, rel)
-
     # --- step 2: walk, batch, write ----------------------------------------------------
     def restore(self, tree_id: bytes, selectors: list[list[str]]) -> None:
         for rel, node in self.trees.walk(tree_id, selectors, set()):
             t = node.type
             if t == "dir":
-                os.mkdir(self.full(rel), 0o700)
+                parent, name = self.fds.parent(rel)
+                os.mkdir(name, 0o700, dir_fd=parent)
                 self.dirs.append((rel, _meta(node)))
                 self.stats.dirs += 1
             elif t == "hardlink":
@@ -228,8 +229,9 @@ class _Restorer:
                planned: list[tuple[IndexEntry, list[tuple[int, int, int]]]]) -> None:
         """A file with more data than a batch: created now, written by several batches,
         given its metadata when the last part is written."""
-        fd = os.open(self.full(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                     0o600)
+        parent, name = self.fds.parent(rel)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
             if node.holes:
                 os.ftruncate(fd, node.size)
@@ -259,7 +261,14 @@ class _Restorer:
         self.add((PART, rel, state.meta, state.size, False, part), nbytes)
 
     def _finish_large(self, rel: str) -> None:
-        apply_path(self.full(rel), rel, self.large.pop(rel).meta, False, self.stats.warnings)
+        meta = self.large.pop(rel).meta
+        parent, name = self.fds.parent(rel)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=parent)
+        try:
+            apply_fd(fd, rel, meta, self.stats.warnings)
+        finally:
+            os.close(fd)
 
     def _broken(self, rel: str, why: str, size: int) -> None:
         if rel not in self.broken:
@@ -321,21 +330,26 @@ class _Restorer:
             will_exist.add(rel)
         self.drain()
         for rel, target in links:
-            os.link(self.full(target), self.full(rel))
+            src_dir, src = self.fds.parent(target)
+            dst_dir, dst = self.fds.parent(rel)
+            os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
 
     def _restored_file(self, target: str, dirs: set[str]) -> bool:
         try:
             check_link_path(target)
-            st = os.lstat(self.full(target))
+            if os.path.dirname(target) not in dirs:
+                return False
+            parent, name = self.fds.parent(target)
+            st = os.lstat(name, dir_fd=parent)
         except (IntegrityError, OSError):
             return False
         return os.path.dirname(target) in dirs and stat.S_ISREG(st.st_mode)
 
     def finish(self, root: Node | None) -> None:
         for rel, meta in reversed(self.dirs):
-            apply_path(self.full(rel), rel, meta, False, self.stats.warnings)
+            apply_fd(self.fds.dir(rel), rel, meta, self.stats.warnings)
         if root is not None:
-            apply_path(self.dest, ".", _meta(root), False, self.stats.warnings)
+            apply_fd(self.fds.root, ".", _meta(root), self.stats.warnings)
 
 
 def restore_snapshot(
@@ -371,6 +385,15 @@ def restore_snapshot(
     repo.load_index()
     stats = RestoreStats()
     r = _Restorer(repo, dest, progress, stats, devices)
+    try:
+        return _restore(r, snapshot, paths, devices, workers, processes)
+    finally:
+        r.fds.close()
+
+
+def _restore(r: _Restorer, snapshot: Snapshot, paths: list[str] | None, devices: bool,
+             workers: int, processes: int | None) -> RestoreStats:
+    stats, progress, dest = r.stats, r.progress, r.dest
     selectors = [[]] if paths is None else [_split(p) for p in paths]
     files, nbytes = snapshot.stats.files, snapshot.stats.bytes
     if paths is not None:
@@ -384,7 +407,29 @@ def restore_snapshot(
             if node.type in ("char", "block"):
                 raise refused(rel, node)
     progress.set_phase("restore", nbytes, files)
-    r.runner = make_runner(repo, dest, files, nbytes, workers, processes)
+    try:
+        _run(r, snapshot, selectors, files, nbytes, workers, processes, paths is None)
+    except OSError as exc:
+        if exc.errno not in SWAPPED or not exc.filename:
+            raise
+        raise Conflict(f"restore into {dest!r} stopped: {exc.filename!r} is no longer the "
+                       f"directory this restore created ({exc.strerror}); something else "
+                       "is writing into the target, nothing was written outside it",
+                       "stop the containers using the volume, then restore again into "
+                       "a new or empty volume") from None
+    stats.bytes = r.file_bytes - r.broken_bytes
+    if r.damaged or r.broken:
+        blobs = "; ".join(r.damaged.values()) or "blobs missing from the index"
+        names = ", ".join(sorted(r.broken))
+        raise IntegrityError(f"restore incomplete: {blobs}; files not restored correctly: "
+                             f"{names}", _HINT)
+    return stats
+
+
+def _run(r: _Restorer, snapshot: Snapshot, selectors: list[list[str]], files: int,
+         nbytes: int, workers: int, processes: int | None, full: bool) -> None:
+    """Steps 2 and 3: walk and write in batches, then hardlinks and directories."""
+    r.runner = make_runner(r.repo, r.dest, files, nbytes, workers, processes)
     try:
         with ThreadPoolExecutor(READERS, thread_name_prefix="repo-restore-read") as readers:
             r.readers = readers
@@ -394,11 +439,4 @@ def restore_snapshot(
         r.runner.close(abort=True)
         raise
     r.runner.close()
-    r.finish(snapshot.root if paths is None else None)
-    stats.bytes = r.file_bytes - r.broken_bytes
-    if r.damaged or r.broken:
-        blobs = "; ".join(r.damaged.values()) or "blobs missing from the index"
-        names = ", ".join(sorted(r.broken))
-        raise IntegrityError(f"restore incomplete: {blobs}; files not restored correctly: "
-                             f"{names}", _HINT)
-    return stats
+    r.finish(snapshot.root if full else None)
