@@ -25,7 +25,7 @@ from common.docker import DockerHost
 from common.engine import repo
 from common.engine.access import clear_volume, tar_sink
 from common.engine.records import StoredBackup
-from common.engine.validate import validate_restore
+from common.engine.validate import running_users, validate_restore
 from common.errors import RestoreRefused, VolkeeperError
 from common.progress import ProgressTracker
 from common.storage.base import Backend
@@ -71,6 +71,7 @@ def restore_backup(
     if check.volume_state == "missing":
         docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
         created = True
+    _refuse_running_users(docker, volume, created, settings, check.as_result())
     if on_writing is not None:
         on_writing(created)
     tracker.set_phase("restoring", bytes_total=backup.logical_bytes)
@@ -93,6 +94,17 @@ def restore_backup(
     return RestoreOutcome(volume=volume, created_volume=created,
                           bytes_restored=backup.logical_bytes, files_restored=backup.file_count,
                           entries=stats.entries, seconds=round(stats.seconds, 3))
+
+
+def _refuse_running_users(docker: DockerHost, volume: str, created: bool, settings: Settings,
+                          result: dict[str, Any]) -> None:
+    """Right before writing: a container started since the validation still refuses the
+    restore (the volume is removed again if this restore created it)."""
+    running = [c.name for c in docker.volume(volume).containers if c.state == "running"]
+    if running:
+        if created:  # else its content (if any) is the containers', not ours
+            _undo(docker, volume, created, settings)
+        raise RestoreRefused(f"restore refused: {running_users(volume, running)}", result)
 
 
 def _restore_repo(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
