@@ -175,9 +175,10 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     with backup_lock(repo, f"backup job {job_id} of {host}/{volume}",
                      retry_for=LOCK_RETRY_SECONDS) as lock:
         parent = latest_snapshot(repo, host, volume)
+        # refresh re-reads the lock: removed, or not refreshed in time, means lost
         snap = backup_content(docker, repo, path, host=host, volume=volume,
-                              tags=[f"job:{job_id}"], parent=parent, progress=tracker)
-        lock.check()
+                              tags=[f"job:{job_id}"], parent=parent, progress=tracker,
+                              before_commit=lock.refresh)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,

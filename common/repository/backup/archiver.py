@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from common.errors import IntegrityError, InvalidInput
@@ -408,8 +408,11 @@ def backup_directory(
     parent: Snapshot | None = None,
     progress: ProgressTracker | None = None,
     options: BackupOptions = BackupOptions(),
+    before_commit: Callable[[], None] | None = None,
 ) -> Snapshot:
-    """Back up the directory ``path`` into ``repo``; returns the snapshot written last."""
+    """Back up the directory ``path`` into ``repo``; returns the snapshot written last.
+    ``before_commit`` is called right before the snapshot is written; what it raises
+    leaves no snapshot (the packs stay for the next backup)."""
     root = os.fspath(path)
     if not os.path.isdir(root) or os.path.islink(root):
         raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
@@ -435,6 +438,8 @@ def backup_directory(
     pipe.close()
     snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats)
+    if before_commit is not None:  # e.g. the lock still holds: else no snapshot
+        before_commit()
     return save_snapshot(repo, snap)
 
 
