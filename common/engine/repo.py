@@ -34,7 +34,7 @@ from common.engine.repo_access import backup_content, restore_content
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.keys import WrongPassphrase, check_new_passphrase, new_kdf
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, latest_snapshot, load_snapshot
 from common.repository.restore.restorer import RestoreStats
@@ -137,9 +137,11 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
             return open_repository(backend, secret)
         except NotFound:
             pass
+        if secret is not None:
+            check_new_passphrase(secret)
         with contextlib.suppress(Conflict):  # another worker created it meanwhile
             init_repository(backend, secret, unencrypted=secret is None,
-                            kdf=KdfParams(n=settings.repository_kdf_n).validate(),
+                            kdf=new_kdf(settings.repository_kdf_n),
                             chunking_from=chunking_from)
         # re-open: if another host initialised at the same instant, its config won and we
         # must use the key that config authenticates with, not the one we generated

@@ -24,7 +24,7 @@ def test_a_backup_whose_lock_was_removed_midway_writes_no_snapshot(
     (volume / "d").mkdir(parents=True)
     (volume / "d" / "f").write_bytes(b"data")
     backend = MemoryBackend("t")
-    settings = Settings(home=tmp_path, repository_kdf_n=1024,  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path, repository_kdf_n=2**14,  # type: ignore[call-arg]
                         repository_password=SecretStr("a passphrase long enough"))
     monkeypatch.setattr(engine_repo, "_volume_dir", lambda *a: volume)
     real_list = archiver._Walker._list
