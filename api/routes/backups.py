@@ -37,7 +37,7 @@ def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
     instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label."""
     return [backup_out(b) for b in catalog.list_backups(
-        session, host=host, volume=volume, target=target, limit=min(limit, 1000),
+        session, host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
 
 

@@ -9,6 +9,7 @@ from api.deps import CurrentUser, DbSession, State
 from api.routes.jobs import job_out
 from api.schemas import JobOut
 from common.db import jobs
+from common.db.paging import page_limit
 
 router = APIRouter(prefix="/drills", tags=["drills"])
 
@@ -34,4 +35,4 @@ def list_drills(session: DbSession, state: State, _user: CurrentUser, volume: st
                 limit: int = 100) -> list[JobOut]:
     """Drill history, newest first (optionally of one volume)."""
     return [job_out(j, state) for j in jobs.list_jobs(
-        session, volume=volume, kind="drill", limit=min(limit, 1000))]
+        session, volume=volume, kind="drill", limit=page_limit(limit))]

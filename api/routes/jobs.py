@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import AppState, CurrentUser, DbSession, State
 from api.schemas import JobOut
 from common.db import Job, JobState, jobs
+from common.db.paging import page_limit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -32,7 +33,7 @@ def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | 
               volume: str | None = None, job_state: JobState | None = None,
               kind: str | None = None, limit: int = 100) -> list[JobOut]:
     return [job_out(j, state) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=job_state, kind=kind, limit=min(limit, 1000))]
+        session, host=host, volume=volume, state=job_state, kind=kind, limit=page_limit(limit))]
 
 
 @router.get("/{job_id}", response_model=JobOut)
