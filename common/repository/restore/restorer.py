@@ -331,8 +331,13 @@ class _Restorer:
         self.drain()
         for rel, target in links:
             src_dir, src = self.fds.parent(target)
-            dst_dir, dst = self.fds.parent(rel)
-            os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
+            src_dir = os.dup(src_dir)  # the next lookup may close the cached one
+            try:
+                dst_dir, dst = self.fds.parent(rel)
+                os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir,
+                        follow_symlinks=False)
+            finally:
+                os.close(src_dir)
 
     def _restored_file(self, target: str, dirs: set[str]) -> bool:
         try:

@@ -51,19 +51,36 @@ class DirFds:
         self._open: dict[str, int] = {}
 
     def dir(self, rel: str) -> int:
-        """The descriptor of the directory ``rel`` (components separated by '/')."""
+        """The descriptor of the directory ``rel`` (components separated by '/'), opened
+        from its nearest open ancestor down; valid until the next call (which may close
+        the cached ones: ``os.dup`` it to keep two)."""
         if not rel:
             return self.root
         fd = self._open.get(rel)
         if fd is not None:
             return fd
-        head, _, name = rel.rpartition("/")
-        parent = self.dir(head)
-        fd = open_dir_at(parent, name, rel)
         if len(self._open) >= _CACHE:
             self._drop()
-        self._open[rel] = fd
-        return fd
+        parts = rel.split("/")
+        base, start = self.root, 0
+        for j in range(len(parts) - 1, 0, -1):
+            got = self._open.get("/".join(parts[:j]))
+            if got is not None:
+                base, start = got, j
+                break
+        owned = False  # ``base`` is an uncached intermediate this call must close
+        for j in range(start, len(parts)):
+            sub = "/".join(parts[: j + 1])
+            try:
+                fd = open_dir_at(base, parts[j], sub)
+            finally:
+                if owned:
+                    os.close(base)
+            owned = len(self._open) >= _CACHE and j < len(parts) - 1
+            if not owned:
+                self._open[sub] = fd
+            base = fd
+        return base
 
     def parent(self, rel: str) -> tuple[int, str]:
         """The descriptor of ``rel``'s directory and ``rel``'s last component."""
