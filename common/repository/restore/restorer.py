@@ -54,6 +54,7 @@ from common.repository.restore.batch import (
     Result,
     apply_fd,
 )
+from common.repository.restore.plan import Large, Pending, meta_of
 from common.repository.restore.read import read_blobs
 from common.repository.restore.trees import Trees, refused
 from common.repository.restore.workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
@@ -88,44 +89,6 @@ def _split(path: str) -> list[str]:
     return parts
 
 
-def _meta(node: Node, extra: object = None) -> Meta:
-    return (node.mode, node.uid, node.gid, node.mtime_ns,
-            tuple(node.xattrs.items()) if node.xattrs else (), extra)
-
-
-class _Batch:
-    """Entries being collected for the next batch."""
-
-    def __init__(self) -> None:
-        self.files: list[FileRecord] = []
-        self.blob_no: dict[bytes, int] = {}
-        self.entries: list[IndexEntry] = []
-        self.nbytes = 0
-        self.done_bytes = 0  # progress when the batch is written
-        self.done_files = 0
-        self.parts: list[str] = []  # large files with a part in this batch
-
-    def blob(self, entry: IndexEntry) -> int:
-        no = self.blob_no.get(entry.blob_id)
-        if no is None:
-            no = self.blob_no[entry.blob_id] = len(self.entries)
-            self.entries.append(entry)
-            self.nbytes += entry.raw_length
-        return no
-
-
-class _Large:
-    """A large file being written in parts: parts not yet written (plus a guard while
-    they are being handed out) and its metadata."""
-
-    __slots__ = ("meta", "outstanding", "size")
-
-    def __init__(self, meta: Meta, size: int) -> None:
-        self.meta = meta
-        self.size = size
-        self.outstanding = 1
-
-
 class _Restorer:
     def __init__(self, repo: Repository, dest: str, progress: ProgressTracker,
                  stats: RestoreStats, devices: bool) -> None:
@@ -141,11 +104,11 @@ class _Restorer:
         self.runner: ThreadRunner | ProcessRunner | MixedRunner | None = None
         #: reads the ranges of a batch concurrently (storage round trips overlap)
         self.readers: Executor | None = None
-        self.batch = _Batch()
-        self.inflight: deque[tuple[Future[Result], _Batch]] = deque()
+        self.batch = Pending()
+        self.inflight: deque[tuple[Future[Result], Pending]] = deque()
         self.dirs: list[tuple[str, Meta]] = []
         self.links: list[tuple[str, Node]] = []
-        self.large: dict[str, _Large] = {}  # large files being written in parts
+        self.large: dict[str, Large] = {}  # large files being written in parts
         self.damaged: dict[bytes, str] = {}
         self.broken: dict[str, str] = {}  # path → why incomplete
         self.file_bytes = 0
@@ -158,7 +121,7 @@ class _Restorer:
             if t == "dir":
                 parent, name = self.fds.parent(rel)
                 os.mkdir(name, 0o700, dir_fd=parent)
-                self.dirs.append((rel, _meta(node)))
+                self.dirs.append((rel, meta_of(node)))
                 self.stats.dirs += 1
             elif t == "hardlink":
                 self.links.append((rel, node))
@@ -167,11 +130,11 @@ class _Restorer:
                 self.stats.files += 1
                 self.add_file(rel, node)
             elif t == "symlink":
-                self.add((SYMLINK, rel, _meta(node, node.target or ""), 0, False, []))
+                self.add((SYMLINK, rel, meta_of(node, node.target or ""), 0, False, []))
             else:
                 if t in ("char", "block") and not self.devices:
                     raise refused(rel, node)
-                self.add((NODE, rel, _meta(node, (t, node.rdev)), 0, False, []))
+                self.add((NODE, rel, meta_of(node, (t, node.rdev)), 0, False, []))
         self.hardlinks()
 
     def add(self, record: FileRecord, nbytes: int = 0) -> None:
@@ -193,7 +156,7 @@ class _Restorer:
                     self.flush()
                 self.batch.done_files += 1
                 no = self.batch.blob(entry)
-                self.add((WHOLE, rel, _meta(node), size, False, [(no, 0, 0, size)]), size)
+                self.add((WHOLE, rel, meta_of(node), size, False, [(no, 0, 0, size)]), size)
                 return
         ranges = data_ranges(node.holes, size)
         ri, pos = 0, ranges[0][0] if ranges else 0
@@ -221,7 +184,7 @@ class _Restorer:
             b = self.batch
             out = [(b.blob(e), off, begin, n) for e, ws in planned for off, begin, n in ws]
             b.done_files += 1
-            self.add((WHOLE, rel, _meta(node), size, bool(node.holes), out), size)
+            self.add((WHOLE, rel, meta_of(node), size, bool(node.holes), out), size)
             return
         self._large(rel, node, planned)
 
@@ -237,7 +200,7 @@ class _Restorer:
                 os.ftruncate(fd, node.size)
         finally:
             os.close(fd)
-        state = self.large[rel] = _Large(_meta(node), node.size)
+        state = self.large[rel] = Large(meta_of(node), node.size)
         part: list[tuple[int, int, int, int]] = []
         written = 0
         for entry, writes in planned:
@@ -254,7 +217,7 @@ class _Restorer:
         if state.outstanding == 0:
             self._finish_large(rel)
 
-    def _part(self, rel: str, state: _Large, part: list[tuple[int, int, int, int]],
+    def _part(self, rel: str, state: Large, part: list[tuple[int, int, int, int]],
               nbytes: int) -> None:
         state.outstanding += 1
         self.batch.parts.append(rel)
@@ -280,7 +243,7 @@ class _Restorer:
         b = self.batch
         if not b.files:
             return
-        self.batch = _Batch()
+        self.batch = Pending()
         assert self.runner is not None
         spans, blobs = read_blobs(self.repo, b.entries, self.stats, self.damaged,
                                   2 * BATCH_BYTES, self.readers)
@@ -354,7 +317,7 @@ class _Restorer:
         for rel, meta in reversed(self.dirs):
             apply_fd(self.fds.dir(rel), rel, meta, self.stats.warnings)
         if root is not None:
-            apply_fd(self.fds.root, ".", _meta(root), self.stats.warnings)
+            apply_fd(self.fds.root, ".", meta_of(root), self.stats.warnings)
 
 
 def restore_snapshot(
