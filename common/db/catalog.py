@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.db.models import Backup, Target
+from common.db.paging import page_limit
 from common.errors import Conflict, NotFound
 
 
@@ -98,6 +99,7 @@ def list_backups(
     tag: str | None = None,
     pinned: bool | None = None,
 ) -> list[Backup]:
+    limit = page_limit(limit)
     q = select(Backup).order_by(Backup.created_at.desc())
     if kind:
         q = q.where(Backup.kind == kind)

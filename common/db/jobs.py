@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from common.db.clock import db_now
 from common.db.clock import now as db_time
 from common.db.models import Job, JobState
+from common.db.paging import page_limit
 from common.errors import Conflict, NotFound, VolkeeperError
 
 
@@ -104,7 +105,7 @@ def list_jobs(
     kind: str | None = None,
     limit: int = 100,
 ) -> list[Job]:
-    q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    q = select(Job).order_by(Job.created_at.desc()).limit(page_limit(limit))
     if host:
         q = q.where(Job.host == host)
     if volume:

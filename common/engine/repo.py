@@ -39,7 +39,7 @@ from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.keys import WrongPassphrase, check_new_passphrase, new_kdf
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, latest_snapshot, load_snapshot
 from common.repository.restore.restorer import RestoreStats
@@ -144,9 +144,11 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
             return open_repository(backend, secret)
         except NotFound:
             pass
+        if secret is not None:
+            check_new_passphrase(secret)
         with contextlib.suppress(Conflict):  # another worker created it meanwhile
             init_repository(backend, secret, unencrypted=secret is None,
-                            kdf=KdfParams(n=settings.repository_kdf_n).validate(),
+                            kdf=new_kdf(settings.repository_kdf_n),
                             chunking_from=chunking_from)
         # re-open: if another host initialised at the same instant, its config won and we
         # must use the key that config authenticates with, not the one we generated
@@ -183,9 +185,10 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
                      retry_for=LOCK_RETRY_SECONDS) as lock:
         parent = latest_snapshot(repo, host, volume)
         with _estimated_totals(tracker, parent, path, info.size_bytes):
+            # refresh re-reads the lock: removed, or not refreshed in time, means lost
             snap = backup_content(docker, repo, path, host=host, volume=volume,
-                                  tags=[f"job:{job_id}"], parent=parent, progress=tracker)
-        lock.check()
+                                  tags=[f"job:{job_id}"], parent=parent, progress=tracker,
+                                  before_commit=lock.refresh)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,

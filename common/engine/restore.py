@@ -27,7 +27,7 @@ from common.engine.formats.archive import (
     restore_policy,
 )
 from common.engine.records import StoredBackup
-from common.engine.validate import validate_restore
+from common.engine.validate import running_users, validate_restore
 from common.errors import RestoreRefused, VolkeeperError
 from common.progress import ProgressTracker
 from common.storage.base import Backend
@@ -75,6 +75,7 @@ def restore_backup(
     if check.volume_state == "missing":
         docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
         created = True
+    _refuse_running_users(docker, volume, created, settings, check.as_result())
     if on_writing is not None:
         on_writing(created)
     started = time.monotonic()
@@ -94,6 +95,19 @@ def restore_backup(
                           bytes_restored=restored.bytes, files_restored=restored.files,
                           entries=restored.entries,
                           seconds=round(time.monotonic() - started, 3))
+
+
+def _refuse_running_users(docker: DockerHost, volume: str, created: bool, settings: Settings,
+                          result: dict[str, Any]) -> None:
+    """Right before writing: a container started since the validation still refuses the
+    restore (the volume is removed again if this restore created it)."""
+    running = [c.name for c in docker.volume(volume).containers if c.state == "running"]
+    if running:
+        if created:  # else its content (if any) is the containers', not ours
+            _undo(docker, volume, created, settings)
+        raise RestoreRefused(f"restore refused: {running_users(volume, running)}", result)
+
+
 
 
 def undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> bool:

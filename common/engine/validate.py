@@ -3,8 +3,9 @@ real restore.
 
 Checks: the backup's objects are present in the target with the recorded size (a quick
 check; ``verify`` reads everything), the target volume's state (missing → will be created,
-empty → restored into, non-empty → refused), containers using it (running ones are named),
-and free space on the host against the restore size.
+empty → restored into, non-empty → refused), containers using it (running ones refuse
+the restore: a container writing into the volume while a root worker restores into it
+could race it), and free space on the host against the restore size.
 """
 
 from __future__ import annotations
@@ -92,14 +93,25 @@ def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Sett
     v.containers = [{"id": c.id, "name": c.name, "state": c.state} for c in info.containers]
     if docker.is_empty(volume):
         v.volume_state = "empty"
+        v.add("target volume", True, f"volume {volume!r} exists and is empty")
         running = [c.name for c in info.containers if c.state == "running"]
-        note = f"; in use by running container(s) {', '.join(running)}" if running else ""
-        v.add("target volume", True, f"volume {volume!r} exists and is empty{note}")
+        v.add("containers", not running, running_users(volume, running) if running
+              else "no running container uses the volume")
     else:
         v.volume_state = "not-empty"
         v.add("target volume", False,
               f"volume {volume!r} is not empty; restoring would mix or overwrite its content "
               "— restore into a new volume (--into NEW_NAME) or empty this one first")
+
+
+def running_users(volume: str, running: list[str]) -> str:
+    """Why a restore into a volume that running containers use is refused, and the fix."""
+    names = ", ".join(running)
+    return (f"volume {volume!r} is in use by running container(s) {names}: they could write "
+            "into it while the restore does — stop them first (docker stop "
+            f"{' '.join(running)}), or restore into a new volume (--into NEW_NAME), or "
+            "replace the volume with --mode replace --stop-containers, which stops and "
+            "restarts them")
 
 
 def _check_replace(v: Validation, docker: DockerHost, volume: str, settings: Settings,

@@ -211,7 +211,7 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
                  pinned: bool | None = None, limit: int = 200) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all."""
     return [backup_out(b) for b in catalog.list_backups(
-        session, host=host, volume=volume, target=target, limit=min(limit, 1000),
+        session, host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
 
 
@@ -223,7 +223,7 @@ def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = N
               volume: str | None = None, state: JobState | None = None,
               kind: str | None = None, limit: int = 100) -> list[JobOut]:
     return [job_out(j, bus) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=state, kind=kind, limit=min(limit, 1000))]
+        session, host=host, volume=volume, state=state, kind=kind, limit=limit)]
 
 
 def get_job(session: Session, bus: ProgressBus | None, job_id: str) -> JobOut:

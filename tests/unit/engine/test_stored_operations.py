@@ -25,7 +25,8 @@ KEY = "volkeeper/archives/h/v/20260101T000000Z-j.tar"
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, repository_password=SecretStr("pw"), repository_kdf_n=1024)
+    return Settings(home=tmp_path, repository_password=SecretStr("pw long enough"),
+                    repository_kdf_n=2**14)
 
 
 def _archive(backend: LocalBackend, data: bytes = b"archive bytes" * 1000) -> StoredBackup:
