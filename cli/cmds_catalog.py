@@ -51,7 +51,7 @@ def backups(
     as_json: Json = False,
 ) -> None:
     """List backups, newest first."""
-    with connect() as c:
+    with connect(docker=False) as c:
         rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned)
     if as_json:
         return emit_json(rows)
@@ -78,7 +78,7 @@ def jobs(
     as_json: Json = False,
 ) -> None:
     """Job history, newest first."""
-    with connect() as c:
+    with connect(docker=False) as c:
         rows = c.jobs(limit)
     if as_json:
         return emit_json(rows)
@@ -98,13 +98,22 @@ def _state(state: str) -> str:
 def job(
     job_id: Annotated[str, typer.Argument(metavar="ID")],
     follow: Annotated[bool, typer.Option(help="Wait and show progress.")] = False,
+    release: Annotated[bool, typer.Option(
+        "--release", help="Operator override for a stuck lock: fail the job and release "
+        "its volume's lock now (a worker still running it stops at its next heartbeat).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept on the job; --release).")
+                      ] = None,
     as_json: Json = False,
 ) -> None:
-    """Show one job (with --follow: until it finishes)."""
+    """Show one job (with --follow: until it finishes; --release: release its lock)."""
     from cli.render import wait_for_job
 
-    with connect() as c:
-        data = wait_for_job(c, job_id, quiet=as_json) if follow else c.job(job_id)
+    with connect(docker=False) as c:
+        if release:
+            data = c.release_job(job_id, reason)
+        else:
+            data = wait_for_job(c, job_id, quiet=as_json) if follow else c.job(job_id)
     if as_json:
         emit_json(data)
     else:
@@ -117,7 +126,7 @@ def job(
                             highlight=False)
         if data.get("progress"):
             out().print(f"[bold]{'progress':>10}[/]: {data['progress']}", highlight=False)
-    if data["state"] == "failed":
+    if data["state"] == "failed" and not release:
         raise typer.Exit(1)
 
 
@@ -128,7 +137,7 @@ targets_app = typer.Typer(help="Storage targets (local directories, S3 buckets).
 @targets_app.command("list")
 def targets_list(as_json: Json = False) -> None:
     """List targets (credentials are never shown)."""
-    with connect() as c:
+    with connect(docker=False) as c:
         rows = c.targets()
     if as_json:
         return emit_json(rows)
@@ -168,7 +177,7 @@ def targets_add(
     creds = {k: v for k, v in (("access_key_id", access_key_id),
                                 ("secret_access_key", secret_access_key))
              if v and url.lower().startswith("s3://")}
-    with connect() as c:
+    with connect(docker=False) as c:
         t = c.add_target({"name": name, "url": url, "options": options,
                           "credentials": creds, "replace": replace})
     if as_json:
@@ -179,6 +188,6 @@ def targets_add(
 @targets_app.command("remove")
 def targets_remove(name: str) -> None:
     """Remove a target that holds no backups."""
-    with connect() as c:
+    with connect(docker=False) as c:
         c.remove_target(name)
     err().print(f"target {name} removed", highlight=False)

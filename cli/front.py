@@ -35,6 +35,7 @@ class Front(Protocol):
     def backups(self, **filters: Any) -> list[Json]: ...
     def jobs(self, limit: int) -> list[Json]: ...
     def job(self, job_id: str) -> Json: ...
+    def release_job(self, job_id: str, reason: str | None) -> Json: ...
     def targets(self) -> list[Json]: ...
     def add_target(self, body: Json) -> Json: ...
     def remove_target(self, name: str) -> None: ...
@@ -56,10 +57,11 @@ class Front(Protocol):
 
 
 @contextlib.contextmanager
-def open_front(server: str | None, token: str | None, *, volume_sizes: bool = False
-               ) -> Iterator[Front]:
+def open_front(server: str | None, token: str | None, *, volume_sizes: bool = False,
+               docker: bool = True) -> Iterator[Front]:
     """A remote front when a server is named, else the embedded one (whose inventory
-    measures volume sizes only with ``volume_sizes``: Docker walks every file for that)."""
+    measures volume sizes only with ``volume_sizes``: Docker walks every file for that;
+    ``docker=False``: a command that only reads the catalog, Docker is not asked)."""
     if server:
         from cli.local import settings
         from cli.remote import RemoteFront
@@ -71,7 +73,7 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
         return
     from cli.local import LocalFront
 
-    with LocalFront(volume_sizes=volume_sizes) as local:
+    with LocalFront(volume_sizes=volume_sizes, docker=docker) as local:
         yield local
 
 
@@ -82,6 +84,9 @@ class Options:
     token: str | None = None
 
 
-def connect(*, volume_sizes: bool = False) -> contextlib.AbstractContextManager[Front]:
-    """The front the global options ask for."""
-    return open_front(Options.server, Options.token, volume_sizes=volume_sizes)
+def connect(*, volume_sizes: bool = False, docker: bool = True
+            ) -> contextlib.AbstractContextManager[Front]:
+    """The front the global options ask for (``docker=False``: the command only reads the
+    catalog, so the embedded front does not register the host with Docker first)."""
+    return open_front(Options.server, Options.token, volume_sizes=volume_sizes,
+                      docker=docker)

@@ -46,16 +46,17 @@ def settings() -> Settings:
 class LocalFront:
     embedded = True
 
-    def __init__(self, *, volume_sizes: bool = False) -> None:
+    def __init__(self, *, volume_sizes: bool = False, docker: bool = True) -> None:
         s = settings()
         if s.mode == "fleet":
             raise CliError("VOLKEEPER_DATABASE_URL is set but no --server was given",
                            "pass --server URL (or VOLKEEPER_SERVER) to talk to the fleet API")
         self.runtime = EmbeddedRuntime(s, background=False)
         self.volume_sizes = volume_sizes
+        self.docker = docker
 
     def __enter__(self) -> LocalFront:
-        self.runtime.start(volume_sizes=self.volume_sizes)
+        self.runtime.start(volume_sizes=self.volume_sizes, docker=self.docker)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -89,6 +90,12 @@ class LocalFront:
 
     def job(self, job_id: str) -> Json:
         return self._read(views.get_job, self.runtime.bus, job_id)
+
+    def release_job(self, job_id: str, reason: str | None) -> Json:
+        from common.jobs.release import release_job
+
+        job = release_job(self.runtime.db, job_id, by=USER, reason=reason)
+        return views.dump(views.job_out(job, self.runtime.bus))
 
     def targets(self) -> list[Json]:
         return self._read(views.list_targets)

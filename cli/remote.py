@@ -58,6 +58,9 @@ class RemoteFront:
     def job(self, job_id: str) -> Json:
         return self._call("GET", f"/jobs/{job_id}")
 
+    def release_job(self, job_id: str, reason: str | None) -> Json:
+        return self._call("POST", f"/jobs/{job_id}/release", body={"reason": reason})
+
     def targets(self) -> list[Json]:
         return self._call("GET", "/targets")
 

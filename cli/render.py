@@ -121,6 +121,8 @@ def _progress_text(job: dict[str, Any]) -> str:
     p = job.get("progress") or {}
     done, total = p.get("bytes_done") or 0, p.get("bytes_total")
     parts = [f"{size(done)} of {size(total)}" if total else size(done)]
+    if p.get("percent") is not None:
+        parts[0] += f" ({p['percent']:.0f}%)"
     files, files_total = p.get("files_done"), p.get("files_total")
     if files:
         parts.append(f"{files} of {files_total} files" if files_total else f"{files} files")

@@ -17,9 +17,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ArchiveFormat = Literal["tar", "tar.gz", "tar.zst"]
-#: Every backup format: the portable archives, and ``repo`` (the native repository).
-BackupFormat = Literal["tar", "tar.gz", "tar.zst", "repo"]
+from common.formats import BackupFormat
 
 
 class Settings(BaseSettings):
@@ -122,12 +120,12 @@ class Settings(BaseSettings):
         "passphrase is set (never done silently without this).")
     repository_kdf_n: int = Field(
         default=2**17, description="scrypt cost N for new repository key files (a power of "
-        "two; lower it only for tests).")
+        "two of at least 2**14; lower values are refused).")
     secret_key: SecretStr | None = Field(
-        default=None, description="Key that seals target credentials in the database (any "
-        "long random string, e.g. `openssl rand -hex 32`); the same value on the API and "
-        "every worker. Required in fleet mode to store credentials; embedded mode creates "
-        "`<home>/secret.key` when unset.")
+        default=None, description="Key that seals target credentials in the database (a "
+        "random string of at least 32 characters, e.g. `openssl rand -hex 32`); the same "
+        "value on the API and every worker. Required in fleet mode to store credentials; "
+        "embedded mode creates `<home>/secret.key` when unset.")
     log_level: str = "INFO"
 
     @property

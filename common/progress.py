@@ -6,6 +6,13 @@ from its own timer thread, so a stalled upload still reports). A ``ProgressBus``
 snapshots from workers to readers: ``RedisProgressBus`` in the fleet (last value under a key
 plus pub/sub), ``MemoryProgressBus`` embedded (same process). Readers that follow a job
 (the API's event stream) ``subscribe`` and are woken by each new snapshot instead of polling.
+
+Totals: a phase's ``bytes_total``/``files_total`` are in the units its ``add`` calls count.
+Where only an estimate is known (a quick pre-scan, the parent snapshot's size) the phase is
+``estimated``: its totals grow with the work done when it passes them. A lower layer that
+names its own phases (the repository's "backup") gets its estimate through ``expect``.
+``finish`` ends the job's progress with the work of its last working phase: done equals
+total, whatever the estimate was.
 """
 
 from __future__ import annotations
@@ -152,7 +159,11 @@ class ProgressTracker:
         self.bytes_total: int | None = None
         self.files_done = 0
         self.files_total: int | None = None
+        self.estimated = False
         self.message: str | None = None
+        self._expected: dict[str, tuple[int | None, int | None]] = {}
+        #: the last phase that counted work: (bytes, files, seconds)
+        self._work: tuple[int, int, float] | None = None
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._phase_started = self._started
@@ -162,15 +173,53 @@ class ProgressTracker:
 
     # --- what the engine calls -------------------------------------------------------
     def set_phase(
-        self, phase: str, bytes_total: int | None = None, files_total: int | None = None
+        self, phase: str, bytes_total: int | None = None, files_total: int | None = None,
+        *, estimated: bool = False,
     ) -> None:
+        """Start ``phase`` with its totals (``estimated``: a guess that the work done may
+        pass). Without totals, those ``expect`` gave this phase are used."""
         with self._lock:
+            self._remember_work()
+            if bytes_total is None and files_total is None and phase in self._expected:
+                bytes_total, files_total = self._expected.pop(phase)
+                estimated = True
             self.phase = phase
             self.bytes_total = bytes_total
             self.files_total = files_total
+            self.estimated = estimated
             self.bytes_done = 0
             self.files_done = 0
             self._phase_started = time.monotonic()
+
+    def expect(self, phase: str, bytes_total: int | None = None,
+               files_total: int | None = None) -> None:
+        """Estimated totals for ``phase``: at once when it is running without totals of
+        its own (or with estimated ones), else when it starts (once) without totals."""
+        with self._lock:
+            if self.phase == phase and (self.estimated or (
+                    self.bytes_total is None and self.files_total is None)):
+                self.bytes_total, self.files_total = bytes_total, files_total
+                self.estimated = True
+            else:
+                self._expected[phase] = (bytes_total, files_total)
+
+    def finish(self, phase: str = "done") -> None:
+        """End with ``phase``, keeping the work of the last phase that counted any: its
+        bytes and files done, which are now also the totals (the job is complete)."""
+        with self._lock:
+            self._remember_work()
+            nbytes, files, seconds = self._work or (0, 0, 0.0)
+            self.phase = phase
+            self.bytes_done = self.bytes_total = nbytes
+            self.files_done = self.files_total = files
+            self.estimated = False
+            self._expected.clear()
+            self._phase_started = time.monotonic() - seconds
+
+    def _remember_work(self) -> None:
+        if self.bytes_done or self.files_done:
+            self._work = (self.bytes_done, self.files_done,
+                          time.monotonic() - self._phase_started)
 
     def add(self, nbytes: int = 0, files: int = 0) -> None:
         with self._lock:
@@ -187,15 +236,24 @@ class ProgressTracker:
             now = time.monotonic()
             elapsed = max(now - self._phase_started, 1e-6)
             rate = self.bytes_done / elapsed
+            bytes_total, files_total = self.bytes_total, self.files_total
+            if self.estimated:  # refined as the work proceeds: never below what is done
+                if bytes_total is not None:
+                    bytes_total = max(bytes_total, self.bytes_done)
+                if files_total is not None:
+                    files_total = max(files_total, self.files_done)
             eta = None
-            if self.bytes_total and rate > 0:
-                eta = max(self.bytes_total - self.bytes_done, 0) / rate
+            if bytes_total and rate > 0:
+                eta = max(bytes_total - self.bytes_done, 0) / rate
             return {
                 "phase": self.phase,
                 "bytes_done": self.bytes_done,
-                "bytes_total": self.bytes_total,
+                "bytes_total": bytes_total,
                 "files_done": self.files_done,
-                "files_total": self.files_total,
+                "files_total": files_total,
+                "percent": None if not bytes_total else
+                round(min(100 * self.bytes_done / bytes_total, 100.0), 1),
+                "estimated": self.estimated,
                 "rate_bytes_per_s": round(rate, 1),
                 "eta_seconds": None if eta is None else round(eta, 1),
                 "elapsed_seconds": round(now - self._started, 3),
@@ -238,3 +296,26 @@ class NullTracker(ProgressTracker):
 
     def __init__(self) -> None:
         super().__init__("-", None, interval=3600)
+
+
+class FilesOnly(ProgressTracker):
+    """A view of ``inner`` for a lower layer whose byte counts are in other units than the
+    phase's total (an archive reader counts decompressed tar bytes; the engine counts the
+    stored bytes it reads itself): phases, notes and files pass on, bytes do not."""
+
+    def __init__(self, inner: ProgressTracker) -> None:
+        super().__init__(inner.job_id, None, interval=3600)
+        self.inner = inner
+
+    def set_phase(
+        self, phase: str, bytes_total: int | None = None, files_total: int | None = None,
+        *, estimated: bool = False,
+    ) -> None:
+        self.inner.set_phase(phase, bytes_total, files_total, estimated=estimated)
+
+    def add(self, nbytes: int = 0, files: int = 0) -> None:
+        if files:
+            self.inner.add(0, files)
+
+    def note(self, message: str) -> None:
+        self.inner.note(message)

@@ -1,11 +1,15 @@
 """Target credentials sealed at rest: what the database holds is never the secret itself.
 
-A target's secrets (S3 keys …) are stored as ``{"$sealed": "v1", "token": …}``: a Fernet
+A target's secrets (S3 keys …) are stored as ``{"$sealed": "v2", "token": …}``: a Fernet
 token (AES-128-CBC + HMAC-SHA256, from ``cryptography``) over their JSON, keyed by
-``VOLKEEPER_SECRET_KEY``. The API seals what it receives; workers unseal when they open a
-target. Embedded mode without a configured key creates one in ``<home>/secret.key`` (mode
-0600) on first use. Rows written before sealing existed (plain JSON) are still read, and
-sealed the next time the target is saved.
+HKDF-SHA256 of ``VOLKEEPER_SECRET_KEY`` (fixed salt and info), which must be at least
+``MIN_SECRET_KEY`` characters to seal. The API seals what it receives; workers unseal when
+they open a target. Embedded mode without a configured key creates one in
+``<home>/secret.key`` (mode 0600, 64 hex digits) on first use.
+
+Older rows are still read, and sealed as v2 the next time the target is saved: plain JSON
+(from before sealing) and ``v1`` tokens, keyed by one SHA-256 of the secret key (read with
+any key length, so a deployment can read them before it moves to a longer key).
 """
 
 from __future__ import annotations
@@ -18,19 +22,30 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from common.config import Settings
 from common.errors import InvalidInput
 
 SEALED = "$sealed"
-VERSION = "v1"
+VERSION = "v2"
+LEGACY = "v1"
 KEY_FILE = "secret.key"
+MIN_SECRET_KEY = 32
 _NO_KEY = ("set VOLKEEPER_SECRET_KEY (a long random string, e.g. `openssl rand -hex 32`) "
            "to the same value on the API and every worker")
+_HKDF_SALT = b"volkeeper secretbox salt v2"
+_HKDF_INFO = b"volkeeper-target-secrets-v2"
 
 
-def _fernet(secret: str) -> Fernet:
-    digest = hashlib.sha256(b"volkeeper-target-secrets-v1\0" + secret.encode()).digest()
+def _fernet(secret: str, version: str = VERSION) -> Fernet:
+    """The Fernet key of ``version`` derived from the secret key."""
+    if version == LEGACY:
+        digest = hashlib.sha256(b"volkeeper-target-secrets-v1\0" + secret.encode()).digest()
+    else:
+        digest = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT,
+                      info=_HKDF_INFO).derive(secret.encode())
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
@@ -49,23 +64,29 @@ def _embedded_key(home: Path) -> str:
     return path.read_text().strip()
 
 
-def _key(settings: Settings) -> Fernet | None:
+def _secret(settings: Settings) -> str | None:
     if settings.secret_key is not None and settings.secret_key.get_secret_value():
-        return _fernet(settings.secret_key.get_secret_value())
+        return settings.secret_key.get_secret_value()
     if settings.mode == "embedded":
-        return _fernet(_embedded_key(settings.home))
+        return _embedded_key(settings.home)
     return None
 
 
 def seal(secrets: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The form of ``secrets`` to store. Raises InvalidInput when no key is configured."""
+    """The form of ``secrets`` to store. Raises InvalidInput when no key is configured or
+    it is shorter than ``MIN_SECRET_KEY`` characters."""
     if not secrets:
         return {}
-    fernet = _key(settings)
-    if fernet is None:
+    secret = _secret(settings)
+    if secret is None:
         raise InvalidInput("credentials cannot be stored: no secret key is configured",
                            _NO_KEY)
-    token = fernet.encrypt(json.dumps(secrets, sort_keys=True).encode())
+    if len(secret) < MIN_SECRET_KEY:
+        raise InvalidInput(f"credentials cannot be stored: VOLKEEPER_SECRET_KEY has "
+                           f"{len(secret)} characters, at least {MIN_SECRET_KEY} are required",
+                           "generate one with `openssl rand -hex 32` and set it on the API "
+                           "and every worker; then add the targets with credentials again")
+    token = _fernet(secret).encrypt(json.dumps(secrets, sort_keys=True).encode())
     return {SEALED: VERSION, "token": token.decode()}
 
 
@@ -74,14 +95,15 @@ def unseal(stored: dict[str, Any], settings: Settings, target: str = "") -> dict
     if SEALED not in stored:
         return dict(stored)
     where = f"the credentials of target {target!r}" if target else "the credentials"
-    fernet = _key(settings)
-    if fernet is None:
+    secret = _secret(settings)
+    if secret is None:
         raise InvalidInput(f"{where} are sealed and this process has no secret key", _NO_KEY)
-    if stored.get(SEALED) != VERSION:
-        raise InvalidInput(f"{where} are sealed in an unknown format {stored.get(SEALED)!r}",
+    version = stored.get(SEALED)
+    if version not in (VERSION, LEGACY):
+        raise InvalidInput(f"{where} are sealed in an unknown format {version!r}",
                            "upgrade volkeeper on this host")
     try:
-        plain = fernet.decrypt(str(stored.get("token", "")).encode())
+        plain = _fernet(secret, str(version)).decrypt(str(stored.get("token", "")).encode())
     except InvalidToken:
         raise InvalidInput(
             f"{where} were sealed with a different VOLKEEPER_SECRET_KEY",
@@ -93,6 +115,18 @@ def unseal(stored: dict[str, Any], settings: Settings, target: str = "") -> dict
 
 #: the keyword argument carrying a task's sealed secrets in a broker message
 TASK_SECRETS = "sealed_secrets"
+_TASK_INFO = b"volkeeper-task-secrets-v1"
+
+
+def _key(settings: Settings) -> Fernet | None:
+    """The task messages' key: derived from the secret key with its own HKDF info, so a
+    message token is never a valid stored-credentials token (or the other way round)."""
+    secret = _secret(settings)
+    if secret is None or len(secret) < MIN_SECRET_KEY:
+        return None
+    digest = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT,
+                  info=_TASK_INFO).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(digest))
 
 
 def seal_task_secrets(secrets: dict[str, Any], job_id: str | None, settings: Settings
@@ -102,7 +136,8 @@ def seal_task_secrets(secrets: dict[str, Any], job_id: str | None, settings: Set
     fernet = _key(settings)
     if fernet is None:
         raise InvalidInput("a secret (e.g. a new repository passphrase) cannot be sent to "
-                           "the worker: no secret key is configured", _NO_KEY)
+                           "the worker: no secret key (of at least "
+                           f"{MIN_SECRET_KEY} characters) is configured", _NO_KEY)
     body = json.dumps({"job_id": job_id, "secrets": secrets}, sort_keys=True).encode()
     return {TASK_SECRETS: fernet.encrypt(body).decode()}
 
@@ -115,7 +150,7 @@ def unseal_task_secrets(kwargs: dict[str, Any], settings: Settings) -> dict[str,
     fernet = _key(settings)
     if fernet is None:
         raise InvalidInput("this task carries sealed secrets and this worker has no secret "
-                           "key", _NO_KEY)
+                           f"key (of at least {MIN_SECRET_KEY} characters)", _NO_KEY)
     try:
         opened = json.loads(fernet.decrypt(str(kwargs[TASK_SECRETS]).encode()))
     except InvalidToken:

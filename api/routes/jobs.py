@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
-from api.deps import AppState, DbSession, State, Viewer
+from api.deps import Admin, AppState, DbSession, State, Viewer
 from api.schemas import JobOut
 from common.db import Job, JobState, jobs
 from common.jobs import views
+from common.jobs.release import release_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -33,6 +35,21 @@ def list_jobs(session: DbSession, state: State, _user: Viewer, host: str | None 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, session: DbSession, state: State, _user: Viewer) -> JobOut:
     return views.get_job(session, state.bus, job_id)
+
+
+class ReleaseIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=500,
+                               description="why the lock is released (kept on the job)")
+
+
+@router.post("/{job_id}/release", response_model=JobOut)
+def release(job_id: str, state: State, user: Admin,
+            body: ReleaseIn | None = None) -> JobOut:
+    """Operator override for a stuck lock: fail the job ("released by operator …") and
+    release its lock now, without waiting for its worker to be known dead. 409 when the
+    job holds no lock."""
+    job = release_job(state.db, job_id, by=user.name, reason=body.reason if body else None)
+    return job_out(job, state)
 
 
 def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:

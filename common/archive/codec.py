@@ -15,14 +15,15 @@ import os
 import struct
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Protocol
 
 import zstandard
 
 from common.errors import IntegrityError, InvalidInput
+from common.formats import ARCHIVE_FORMATS
+from common.formats import ArchiveFormat as Format
 
-Format = Literal["tar", "tar.gz", "tar.zst"]
-FORMATS: tuple[Format, ...] = ("tar", "tar.gz", "tar.zst")
+FORMATS: tuple[Format, ...] = ARCHIVE_FORMATS
 EXTENSIONS: dict[Format, str] = {"tar": ".tar", "tar.gz": ".tar.gz", "tar.zst": ".tar.zst"}
 
 

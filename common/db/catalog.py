@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.db.models import Backup, Target
+from common.db.paging import page_limit
 from common.errors import Conflict, NotFound
 
 
@@ -67,6 +68,8 @@ def ensure_target(session: Session, name: str, url: str) -> Target:
 
 
 def add_backup(session: Session, **fields: Any) -> Backup:
+    """Catalog a backup: the columns of ``Backup`` (``key``, ``manifest_key``,
+    ``checksum``, ``snapshot_id`` … with the meanings documented there)."""
     backup = Backup(**fields)
     session.add(backup)
     session.flush()
@@ -96,6 +99,7 @@ def list_backups(
     tag: str | None = None,
     pinned: bool | None = None,
 ) -> list[Backup]:
+    limit = page_limit(limit)
     q = select(Backup).order_by(Backup.created_at.desc())
     if kind:
         q = q.where(Backup.kind == kind)
@@ -145,10 +149,24 @@ def delete_backup(session: Session, backup_id: str) -> None:
     session.delete(get_backup(session, backup_id))
 
 
-def find_backup_by_checksum(session: Session, target: str, checksum: str) -> Backup | None:
-    """The catalog row of ``target`` naming this checksum (a repo backup's snapshot id)."""
-    return session.scalar(select(Backup).where(Backup.target == target,
-                                               Backup.checksum == checksum).limit(1))
+def find_stored_backup(session: Session, target: str, *, checksum: str = "",
+                       snapshot_id: str = "") -> Backup | None:
+    """The catalog row of ``target`` naming this repository snapshot, else (no
+    ``snapshot_id``) this archive sha256; None when there is none (or neither is given)."""
+    if snapshot_id:
+        where = Backup.snapshot_id == snapshot_id
+    elif checksum:
+        where = Backup.checksum == checksum
+    else:
+        return None
+    return session.scalar(select(Backup).where(Backup.target == target, where).limit(1))
+
+
+def snapshot_backup_ids(session: Session, target: str) -> dict[str, str]:
+    """Snapshot id → backup id of the repository backups ``target`` holds."""
+    q = select(Backup.snapshot_id, Backup.id).where(Backup.target == target,
+                                                   Backup.snapshot_id != "")
+    return {str(sid): str(bid) for sid, bid in session.execute(q)}
 
 
 def target_usage(session: Session) -> dict[str, tuple[int, int]]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, object_session
 
+from common.db.clock import db_now
+from common.db.clock import now as db_time
 from common.db.models import Host, Volume, utcnow
 from common.errors import NotFound
 
@@ -19,23 +21,35 @@ def register_host(
     docker_version: str | None,
     worker_version: str | None,
     info: dict[str, Any] | None = None,
+    worker: str | None = None,
 ) -> Host:
+    """Record the host as online (database time). ``worker`` names the registering
+    process (``host@machine:pid``); ``info["worker_since"]`` is when that process first
+    registered — a later registration by another process says the earlier one is gone
+    (``common.jobs.owners``)."""
+    now = db_time(session)
     host = session.get(Host, name)
     if host is None:
-        host = Host(name=name)
+        host = Host(name=name, registered_at=now)
         session.add(host)
+    old = dict(host.info or {})
     host.docker_version = docker_version
     host.worker_version = worker_version
-    host.info = info or {}
-    host.last_seen_at = utcnow()
+    host.info = dict(info or {})
+    if worker is not None:
+        same = old.get("worker") == worker
+        host.info |= {"worker": worker,
+                      "worker_since": old["worker_since"] if same and "worker_since" in old
+                      else now.isoformat()}
+    host.last_seen_at = now
     session.flush()
     return host
 
 
 def touch_host(session: Session, name: str) -> None:
-    host = session.get(Host, name)
-    if host is not None:
-        host.last_seen_at = utcnow()
+    """Keep the host online (``last_seen_at`` = database time)."""
+    session.execute(update(Host).where(Host.name == name).values(last_seen_at=db_now())
+                    .execution_options(synchronize_session=False))
 
 
 def get_host(session: Session, name: str) -> Host:
@@ -52,13 +66,18 @@ def list_hosts(session: Session) -> list[Host]:
 
 
 def is_online(host: Host, offline_after: timedelta, now: datetime | None = None) -> bool:
-    return (now or utcnow()) - host.last_seen_at < offline_after
+    """Whether the host was seen within ``offline_after`` — judged by the database's
+    clock (read through the host's session) unless ``now`` is given."""
+    if now is None:
+        session = object_session(host)
+        now = db_time(session) if session is not None else utcnow()
+    return now - host.last_seen_at < offline_after
 
 
 def replace_inventory(session: Session, host: str, volumes: list[dict[str, Any]]) -> None:
     """Replace the host's volume inventory with ``volumes`` (dicts of Volume columns)."""
     session.execute(delete(Volume).where(Volume.host == host))
-    now = utcnow()
+    now = db_time(session)
     for v in volumes:
         session.add(Volume(host=host, seen_at=now, **v))
     h = session.get(Host, host)

@@ -3,6 +3,13 @@
 A job holds ``active_lock = "host/volume"`` while queued or running; the unique index on it
 makes a second job on the same volume fail atomically, which ``create_job`` turns into a
 Conflict (HTTP 409). Finishing a job clears the lock.
+
+**Fencing.** A running job belongs to the worker process named in ``worker``: only that
+process refreshes its heartbeat, records its outcome and finishes it (``heartbeat``,
+``hold`` and ``finish_job(worker=…)`` touch the row only while it is running under that
+name). Once the sweep, a redelivery check or an operator has failed the job, its process
+is *fenced*: its heartbeat updates no row, which stops it (``common.jobs.runner``). All
+times are the database server's (``common.db.clock``), never a worker's clock.
 """
 
 from __future__ import annotations
@@ -16,8 +23,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from common.db.models import Job, JobState, utcnow
-from common.errors import Conflict, NotFound
+from common.db.clock import db_now
+from common.db.clock import now as db_time
+from common.db.models import Job, JobState
+from common.db.paging import page_limit
+from common.errors import Conflict, NotFound, VolkeeperError
+
+
+class Fenced(VolkeeperError):
+    """This process no longer owns the job (failed by the sweep or an operator, or taken
+    over): it must stop and record nothing."""
+
+    code = "fenced"
 
 
 def lock_key(host: str, volume: str) -> str:
@@ -53,6 +70,7 @@ def create_job(
         params=params or {},
         requested_by=requested_by,
         active_lock=lock,
+        created_at=db_time(session),
     )
     try:
         with session.begin_nested():
@@ -87,7 +105,7 @@ def list_jobs(
     kind: str | None = None,
     limit: int = 100,
 ) -> list[Job]:
-    q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    q = select(Job).order_by(Job.created_at.desc()).limit(page_limit(limit))
     if host:
         q = q.where(Job.host == host)
     if volume:
@@ -106,17 +124,28 @@ def active_jobs_on_backup(session: Session, backup_id: str, *, exclude: str) -> 
     return list(session.scalars(q))
 
 
-def start_job(session: Session, job_id: str, worker: str) -> Job | None:
-    """Mark a queued job running. Returns None when it must not run (already finished, or
-    already running elsewhere — a redelivered message after a worker died is failed here)."""
+def start_job(session: Session, job_id: str, worker: str, *,
+              stale_after: timedelta | None = None,
+              owner_dead: Callable[[Job], bool] | None = None) -> Job | None:
+    """Mark a queued job running under ``worker``. Returns None when it must not run: it
+    has finished, or it is running — a redelivered message. A running job is failed only
+    when its worker is known dead (``owner_dead(job)``) or its heartbeat is older than
+    ``stale_after`` by the database's clock; a live worker's job is left alone (the
+    duplicate message is dropped)."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.state.finished:
         return None
-    now = utcnow()
+    now = db_time(session)
     if job.state == JobState.running:
-        _finish(job, JobState.failed, error=(
-            f"worker {job.worker} stopped while running this job; it was not retried "
-            "automatically — submit it again"))
+        if job.worker == worker:
+            return None
+        stale = (stale_after is not None and job.heartbeat_at is not None
+                 and job.heartbeat_at < now - stale_after)
+        if stale or (owner_dead is not None and owner_dead(job)):
+            why = (f"stopped reporting (last heartbeat {_ago(now, job.heartbeat_at)} ago)"
+                   if stale else "is gone")
+            _fail_lost(job, f"worker {job.worker} {why}; the job was not retried "
+                            "automatically", now)
         return None
     job.state = JobState.running
     job.worker = worker
@@ -125,17 +154,45 @@ def start_job(session: Session, job_id: str, worker: str) -> Job | None:
     return job
 
 
-def heartbeat(session: Session, job_id: str, progress: dict[str, Any]) -> None:
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state == JobState.running)
-        .values(progress=progress, heartbeat_at=utcnow())
-    )
+def heartbeat(session: Session, job_id: str, progress: dict[str, Any],
+              worker: str | None = None) -> bool:
+    """Refresh a running job's heartbeat (database time) and progress. Returns False when
+    no row was updated: the job is no longer running (under ``worker``, when given)."""
+    q = update(Job).where(Job.id == job_id, Job.state == JobState.running)
+    if worker is not None:
+        q = q.where(Job.worker == worker)
+    res = session.execute(q.values(progress=progress, heartbeat_at=db_now())
+                          .execution_options(synchronize_session=False))
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
-def update_result(session: Session, job_id: str, patch: dict[str, Any]) -> None:
-    """Merge ``patch`` into the job's result (progress markers a crash must not lose)."""
-    job = get_job(session, job_id)
+def hold(session: Session, job_id: str, worker: str) -> Job:
+    """Lock the job's row for this transaction if it still runs under ``worker``; raise
+    ``Fenced`` otherwise. Outcomes (catalog rows) are written after it, in the same
+    transaction, so a fenced job adds nothing."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None or job.state != JobState.running or job.worker != worker:
+        raise Fenced(f"job {job_id} is no longer running under worker {worker}"
+                     + (f" ({job.state}: {job.error})" if job is not None and job.error else ""),
+                     "nothing of it was recorded; see the job (volkeeper job ID) and submit "
+                     "it again if needed")
+    return job
+
+
+def whose(session: Session, job_id: str) -> str:
+    """Why a job is not ours any more, for the log: its state, worker and error."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return "the job no longer exists"
+    return f"it is {job.state} under worker {job.worker}" + (
+        f": {job.error}" if job.error else "")
+
+
+def update_result(session: Session, job_id: str, patch: dict[str, Any],
+                  worker: str | None = None) -> None:
+    """Merge ``patch`` into the job's result (progress markers a crash must not lose).
+    With ``worker``: only while the job runs under it (else ``Fenced``)."""
+    job = hold(session, job_id, worker) if worker is not None else get_job(session, job_id)
     job.result = {**(job.result or {}), **patch}
 
 
@@ -144,28 +201,43 @@ def finish_job(
     job_id: str,
     state: JobState,
     *,
+    worker: str | None = None,
     result: dict[str, Any] | None = None,
     error: str | None = None,
     backup_id: str | None = None,
     progress: dict[str, Any] | None = None,
-) -> Job:
-    job = get_job(session, job_id)
-    _finish(job, state, result=result, error=error, progress=progress)
-    if backup_id:
-        job.backup_id = backup_id
-    return job
+) -> Job | None:
+    """Give an unfinished job its outcome and release its lock. With ``worker`` (a job's
+    own process): only ``running → state`` while the row still runs under ``worker``.
+    Returns None when nothing changed — the job had finished or is not this worker's."""
+    cond = [Job.id == job_id]
+    if worker is not None:
+        cond += [Job.state == JobState.running, Job.worker == worker]
+    else:
+        cond.append(Job.state.in_((JobState.queued, JobState.running)))
+    values: dict[str, Any] = {"state": state, "finished_at": db_now(), "active_lock": None}
+    for key, value in (("result", result), ("error", error), ("progress", progress),
+                       ("backup_id", backup_id)):
+        if value is not None:
+            values[key] = value
+    res = session.execute(update(Job).where(*cond).values(**values)
+                          .execution_options(synchronize_session=False))
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return None
+    return session.get(Job, job_id, populate_existing=True)
 
 
 def _finish(
     job: Job,
     state: JobState,
+    now: datetime,
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
     progress: dict[str, Any] | None = None,
 ) -> None:
     job.state = state
-    job.finished_at = utcnow()
+    job.finished_at = now
     job.active_lock = None
     if result is not None:
         job.result = result
@@ -179,19 +251,19 @@ def sweep_stale(
     session: Session, *, running_after: timedelta, queued_after: timedelta
 ) -> list[str]:
     """Fail running jobs whose worker stopped reporting and queued jobs nobody picked up.
-    Returns the ids of the jobs it failed."""
-    now = utcnow()
+    Returns the ids of the jobs it failed. Judged by the database's clock."""
+    now = db_time(session)
     failed: list[str] = []
     running = select(Job).where(
         Job.state == JobState.running, Job.heartbeat_at < now - running_after
     )
     for job in session.scalars(running.with_for_update(skip_locked=True)):
         _fail_lost(job, f"worker {job.worker} stopped reporting (last heartbeat "
-                        f"{_ago(now, job.heartbeat_at)} ago)")
+                        f"{_ago(now, job.heartbeat_at)} ago)", now)
         failed.append(job.id)
     queued = select(Job).where(Job.state == JobState.queued, Job.created_at < now - queued_after)
     for job in session.scalars(queued.with_for_update(skip_locked=True)):
-        _finish(job, JobState.failed, error=(
+        _finish(job, JobState.failed, now, error=(
             f"no worker for host {job.host} picked this job up within "
             f"{int(queued_after.total_seconds())}s; start `volkeeper worker --host {job.host}`"
             " and submit the job again"))
@@ -207,38 +279,45 @@ def sweep_orphaned(session: Session, host: str, machine: str,
     exists. Returns the ids of the jobs it failed."""
     prefix = f"{host}@{machine}:"
     failed: list[str] = []
+    now = db_time(session)
     running = select(Job).where(Job.host == host, Job.state == JobState.running)
     for job in session.scalars(running.with_for_update(skip_locked=True)):
         worker = job.worker or ""
         pid = worker[len(prefix):] if worker.startswith(prefix) else ""
         if not pid.isdigit() or alive(int(pid)):
             continue
-        _fail_lost(job, f"worker {job.worker} is gone (its process no longer exists)")
+        _fail_lost(job, f"worker {job.worker} is gone (its process no longer exists)", now)
         failed.append(job.id)
     return failed
 
 
-def _fail_lost(job: Job, lost: str) -> None:
-    """Fail a running job whose worker is lost; an interrupted restore keeps its volume
-    locked until the host's worker has cleaned up (``common.jobs.host.recover_interrupted``)."""
+_RELEASE = (" (if it never comes back, release the volume's lock: "
+            "volkeeper job ID --release, or POST /api/v1/jobs/ID/release)")
+
+
+def _fail_lost(job: Job, lost: str, now: datetime) -> None:
+    """Fail a running job whose worker is lost (or late); an interrupted restore keeps its
+    volume locked until the host's worker knows that process is dead and has cleaned up
+    (``common.jobs.host.recover_interrupted``)."""
     if (job.result or {}).get("replace_state") == "replacing":
         # the volume is half replaced: keep it locked until the host's worker has put
         # it back to the safety snapshot
         lock = job.active_lock
-        _finish(job, JobState.failed, error=(
+        _finish(job, JobState.failed, now, error=(
             f"{lost} while replacing the volume's content; the worker of host "
-            f"{job.host} puts the volume back to its safety snapshot when it runs again"))
+            f"{job.host} puts the volume back to its safety snapshot once that process is "
+            f"known to have stopped{_RELEASE}"))
         job.active_lock = lock
     elif (job.result or {}).get("restore_state") == "writing":
         lock = job.active_lock
         undo = ("removes the half-restored volume" if job.result.get("created_volume")
                 else "empties the half-restored volume again")
-        _finish(job, JobState.failed, error=(
+        _finish(job, JobState.failed, now, error=(
             f"{lost} while restoring into the volume; the worker of host {job.host} "
-            f"{undo} when it runs again"))
+            f"{undo} once that process is known to have stopped{_RELEASE}"))
         job.active_lock = lock
     else:
-        _finish(job, JobState.failed, error=(
+        _finish(job, JobState.failed, now, error=(
             f"{lost}; the job was abandoned — check the worker on host {job.host} and "
             "submit the job again"))
 
@@ -267,3 +346,35 @@ def _ago(now: datetime, then: datetime | None) -> str:
     if then is None:
         return "never"
     return f"{int((now - then).total_seconds())}s"
+
+
+def release(session: Session, job_id: str, *, by: str, reason: str | None = None) -> Job:
+    """An operator's override for a stuck lock: fail the job (if it has not finished) with
+    "released by operator …" and release its lock, without waiting for its worker. A
+    process still running it is fenced: its next heartbeat stops it."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound("job", job_id, "list jobs with `volkeeper jobs` or GET /api/v1/jobs")
+    if job.active_lock is None:
+        raise Conflict(f"job {job_id} ({job.kind}, {job.state}) holds no lock",
+                       "nothing to release; submit the next job")
+    now = db_time(session)
+    note = (f"released by operator {by} at {now:%Y-%m-%d %H:%M:%S} UTC"
+            + (f" ({reason})" if reason else ""))
+    result = dict(job.result or {})
+    partial = ""
+    for key in ("replace_state", "restore_state"):
+        if result.get(key) in ("replacing", "writing"):
+            result[key] = "released"
+            partial = (f"; volume {job.volume!r} on host {job.host} may hold a partial "
+                       "restore: check it, then restore into it again"
+                       + (f" (its safety snapshot is backup {result['safety_backup_id']})"
+                          if result.get("safety_backup_id") else ""))
+    if job.state.finished:
+        job.error = f"{job.error} — {note}{partial}"
+        job.active_lock = None
+    else:
+        _finish(job, JobState.failed, now, error=(
+            f"{note} while {job.state} under worker {job.worker or '(none)'}{partial}"))
+    job.result = result
+    return job

@@ -144,12 +144,17 @@ class Backup(Base):
     volume: Mapped[str] = mapped_column(String(255))
     target: Mapped[str] = mapped_column(String(100))
     format: Mapped[str] = mapped_column(String(16))
+    # one meaning per column whatever the format (common.formats): ``key`` the stored
+    # object naming the backup (archive, or snapshot object), ``manifest_key`` the
+    # archive's manifest ("" for snapshots), ``checksum`` the archive's sha256 ("" for
+    # snapshots), ``snapshot_id`` the repository snapshot's id ("" for archives)
     key: Mapped[str] = mapped_column(Text)
     manifest_key: Mapped[str] = mapped_column(Text)
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     logical_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     file_count: Mapped[int] = mapped_column(BigInteger, default=0)
     checksum: Mapped[str] = mapped_column(String(128))
+    snapshot_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # outcome of the newest verification: "ok" | "damaged" (NULL: never verified)
     verified_at: Mapped[datetime | None] = mapped_column()
@@ -163,7 +168,8 @@ class Backup(Base):
     # a pinned backup is never forgotten (unpin it first)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),)
+    __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),
+                      Index("ix_backups_snapshot", "target", "snapshot_id"))
 
 
 class ApiToken(Base):

@@ -10,6 +10,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class StoredBackup:
+    """A backup as the catalog knows it. The columns keep one meaning whatever the format
+    (see ``common.formats``): ``checksum`` is an archive object's sha256 ("" for
+    snapshots), ``snapshot_id`` a repository snapshot's id ("" for archives)."""
+
     id: str
     key: str
     manifest_key: str
@@ -19,16 +23,20 @@ class StoredBackup:
     file_count: int
     volume: str
     host: str
+    snapshot_id: str = ""
 
     @classmethod
     def from_row(cls, row: Any) -> StoredBackup:
         return cls(id=row.id, key=row.key, manifest_key=row.manifest_key, format=row.format,
                    checksum=row.checksum, logical_bytes=row.logical_bytes,
-                   file_count=row.file_count, volume=row.volume, host=row.host)
+                   file_count=row.file_count, volume=row.volume, host=row.host,
+                   snapshot_id=row.snapshot_id or "")
 
 
 @dataclass(frozen=True)
 class BackupOutcome:
+    """What a backup stored: the fields of its catalog row (same meanings as there)."""
+
     key: str
     manifest_key: str
     format: str
@@ -36,9 +44,46 @@ class BackupOutcome:
     logical_bytes: int
     file_count: int
     checksum: str
+    snapshot_id: str = ""
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class CopyOutcome:
+    """What a copy stored on the destination (the fields of its catalog row)."""
+
+    key: str
+    manifest_key: str
+    checksum: str
+    stored_bytes: int
+    snapshot_id: str = ""
+    tags: list[str] = field(default_factory=list)
+    pinned: bool = False
+    blobs_stored: int = 0
+    blobs_skipped: int = 0
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore wrote into a volume."""
+
+    bytes: int
+    files: int
+    entries: int
+
+
+@dataclass
+class Check:
+    """One check of a restore's validation."""
+
+    name: str
+    ok: bool
+    detail: str
 
 
 @dataclass

@@ -20,12 +20,11 @@ from typing import Any
 from common.archive import ExtractPolicy
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import repo
 from common.engine.access import clear_volume
-from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
+from common.engine.formats import format_of
+from common.engine.formats.archive import extract_into
 from common.engine.records import BackupOutcome, StoredBackup
-from common.engine.restore import extract_into, restore_policy
 from common.engine.validate import validate_restore
 from common.errors import DockerError, IntegrityError, RestoreRefused, RolledBack
 from common.progress import ProgressTracker
@@ -71,10 +70,9 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
             tracker.note(f"stopping container {c.name}")
             docker.stop_container(c.id)
             out.stopped_containers.append(c.name)
-        tracker.set_phase("safety snapshot")
-        out.safety = backup_volume(docker, backend, host=host, volume=volume, fmt="tar.zst",
-                                   job_id=job_id, tracker=tracker, settings=settings,
-                                   area="safety")
+        out.safety = format_of(backup).safety_snapshot(
+            docker, backend, host=host, volume=volume, job_id=job_id, tracker=tracker,
+            settings=settings)
         if on_safety is not None:
             on_safety(out.safety)
         try:
@@ -106,20 +104,15 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
 def put_back(docker: DockerHost, backend: Backend, safety: StoredBackup, volume: str,
              settings: Settings, tracker: ProgressTracker) -> None:
     """Put a volume back to a safety snapshot (recovery after a worker died mid-replace)."""
-    _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
-         checksum=safety.checksum, policy=restore_policy(safety, settings))
+    _put_backup(docker, backend, safety, volume, settings, tracker)
 
 
 def _put_backup(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker) -> None:
     """Empty the volume and restore the backup (an archive or a repo snapshot) into it."""
-    if backup.format != "repo":
-        _put(docker, backend, volume, settings, tracker, key=backup.key, fmt=backup.format,
-             checksum=backup.checksum, policy=restore_policy(backup, settings))
-        return
     _clear(docker, volume, settings, tracker)
-    repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
-                      settings=settings)
+    format_of(backup).restore(docker, backend, backup, volume=volume, tracker=tracker,
+                              settings=settings)
 
 
 def _clear(docker: DockerHost, volume: str, settings: Settings,
@@ -130,24 +123,17 @@ def _clear(docker: DockerHost, volume: str, settings: Settings,
                           "replace needs direct access to the volume's mountpoint")
 
 
-def _put(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
-         tracker: ProgressTracker, *, key: str, fmt: str, checksum: str,
-         policy: ExtractPolicy) -> None:
-    """Empty the volume and extract the archive ``key`` into it."""
-    _clear(docker, volume, settings, tracker)
-    extract_into(docker, backend, volume, settings, tracker, key=key, fmt=fmt,
-                 checksum=checksum, policy=policy)
-
-
 def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
                tracker: ProgressTracker, safety: BackupOutcome, cause: BaseException) -> None:
     tracker.set_phase("rolling back")
     log.warning("replace-restore into %s failed (%s); rolling back", volume, cause)
     try:
-        _put(docker, backend, volume, settings, tracker, key=safety.key, fmt=safety.format,
-             checksum=safety.checksum,
-             policy=ExtractPolicy(allow_devices=True, content_bytes=safety.logical_bytes,
-                                  files=safety.file_count))  # a BackupOutcome: no id
+        _clear(docker, volume, settings, tracker)
+        extract_into(docker, backend, volume, settings, tracker, key=safety.key,
+                     fmt=safety.format, checksum=safety.checksum,
+                     policy=ExtractPolicy(allow_devices=True,
+                                          content_bytes=safety.logical_bytes,
+                                          files=safety.file_count))  # a BackupOutcome: no id
     except BaseException as e:
         raise IntegrityError(
             f"ROLLBACK FAILED for volume {volume!r}: {e} (after the restore failed: {cause})",

@@ -10,8 +10,10 @@ any of these generates a passphrase into ``<home>/repository.password`` (0600) w
 creates a repository, and logs where it is (keep a copy: it is the only way in). Backups,
 restores and verifies hold the repository's shared lock, so a prune never runs beside them.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
-storage key, ``checksum`` the snapshot id, ``manifest_key`` is empty (the snapshot's trees
-are its manifest). Each backup's parent is the newest snapshot of the same (host, volume).
+storage key, ``snapshot_id`` the snapshot id, ``manifest_key`` and ``checksum`` are empty
+(the snapshot's trees are its manifest). Each backup's parent is the newest snapshot of
+the same (host, volume); its size is the backup's progress estimate (a first backup
+scans the mountpoint beside the backup instead, see ``sizing``).
 Volumes are read and written through their mountpoint when the worker sees it (direct
 access: unchanged files are not read again), else as a tar stream through Docker's archive
 API (every file is read; dedup still stores nothing twice) — see ``repo_access``.
@@ -24,6 +26,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from common.config import Settings
@@ -31,16 +34,20 @@ from common.docker import DockerHost
 from common.engine.access import direct_path
 from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.repo_access import backup_content, restore_content
+from common.engine.sizing import scanning
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
-from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.keys import WrongPassphrase, check_new_passphrase, new_kdf
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, latest_snapshot, load_snapshot
 from common.repository.restore.restorer import RestoreStats
 from common.storage.base import Backend
 
-FORMAT = "repo"
+FORMAT = REPO_FORMAT
+#: The phase the repository's backup (``archiver``, ``tar_ingest``) counts its work in.
+BACKUP_PHASE = "backup"
 AUTO_KEY_FILE = "repository.password"
 log = logging.getLogger(__name__)
 _NO_PASSWORD = (
@@ -137,9 +144,11 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
             return open_repository(backend, secret)
         except NotFound:
             pass
+        if secret is not None:
+            check_new_passphrase(secret)
         with contextlib.suppress(Conflict):  # another worker created it meanwhile
             init_repository(backend, secret, unencrypted=secret is None,
-                            kdf=KdfParams(n=settings.repository_kdf_n).validate(),
+                            kdf=new_kdf(settings.repository_kdf_n),
                             chunking_from=chunking_from)
         # re-open: if another host initialised at the same instant, its config won and we
         # must use the key that config authenticates with, not the one we generated
@@ -167,7 +176,7 @@ def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
                   job_id: str, tracker: ProgressTracker, settings: Settings) -> BackupOutcome:
     """Back up ``volume`` of ``host`` as a new snapshot in the target's repository."""
-    docker.volume(volume)  # NotFound for a missing volume, before touching the target
+    info = docker.volume(volume)  # NotFound for a missing volume, before touching the target
     path = _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=True)
@@ -175,19 +184,38 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     with backup_lock(repo, f"backup job {job_id} of {host}/{volume}",
                      retry_for=LOCK_RETRY_SECONDS) as lock:
         parent = latest_snapshot(repo, host, volume)
-        snap = backup_content(docker, repo, path, host=host, volume=volume,
-                              tags=[f"job:{job_id}"], parent=parent, progress=tracker)
-        lock.check()
+        with _estimated_totals(tracker, parent, path, info.size_bytes):
+            # refresh re-reads the lock: removed, or not refreshed in time, means lost
+            snap = backup_content(docker, repo, path, host=host, volume=volume,
+                                  tags=[f"job:{job_id}"], parent=parent, progress=tracker,
+                                  before_commit=lock.refresh)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
-        file_count=snap.stats.files, checksum=snap.id.hex())
+        file_count=snap.stats.files, checksum="", snapshot_id=snap.id.hex())
+
+
+@contextlib.contextmanager
+def _estimated_totals(tracker: ProgressTracker, parent: Snapshot | None, path: Path | None,
+                      measured: int | None) -> Iterator[None]:
+    """Give the backup phase estimated totals (content bytes and files) while the block
+    runs: the parent snapshot's, so an incremental backup scans nothing more; else a scan
+    of the mountpoint beside the backup; else Docker's measure of the volume, if any."""
+    if parent is not None:
+        tracker.expect(BACKUP_PHASE, parent.stats.bytes, parent.stats.files)
+    elif path is None and measured is not None:
+        tracker.expect(BACKUP_PHASE, measured)
+    if parent is not None or path is None:
+        yield
+        return
+    with scanning(path, lambda size: tracker.expect(BACKUP_PHASE, size.bytes, size.files)):
+        yield
 
 
 def snapshot_id(backup: StoredBackup) -> bytes:
     """The snapshot id a catalog row of format ``repo`` names."""
     try:
-        return ids.parse_id(backup.checksum)
+        return ids.parse_id(backup.snapshot_id)
     except InvalidInput:
         raise IntegrityError(f"backup {backup.id} does not name a valid snapshot id",
                              "back the volume up again") from None

@@ -10,7 +10,7 @@ nothing twice) and ``tar_export.write_snapshot_tar`` piped into ``archive_sink``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.archive.reader import CheckedSink, ExtractPolicy
@@ -28,14 +28,16 @@ from common.repository.restore.tar_export import write_snapshot_tar
 
 def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, host: str,
                    volume: str, tags: Sequence[str], parent: Snapshot | None,
-                   progress: ProgressTracker) -> Snapshot:
-    """Back up the volume's content as a new snapshot of ``repo``."""
+                   progress: ProgressTracker,
+                   before_commit: Callable[[], None] | None = None) -> Snapshot:
+    """Back up the volume's content as a new snapshot of ``repo`` (``before_commit``:
+    called right before the snapshot is written, e.g. to confirm the lock holds)."""
     if path is not None:
         return backup_directory(repo, path, host=host, volume=volume, tags=tags,
-                                parent=parent, progress=progress)
+                                parent=parent, progress=progress, before_commit=before_commit)
     with docker.archive_source(volume) as stream:
         return backup_tar_stream(repo, stream, host=host, volume=volume, tags=tags,
-                                 parent=parent, progress=progress)
+                                 parent=parent, progress=progress, before_commit=before_commit)
 
 
 def restore_content(docker: DockerHost, repo: Repository, snap: Snapshot, path: Path | None,

@@ -10,9 +10,9 @@ from typing import Any
 from common.config import Settings
 from common.engine import repo as repo_engine
 from common.engine.stored import user_tags
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, NotFound
 from common.progress import ProgressTracker
-from common.repository.core.keys import KdfParams, list_key_files
+from common.repository.core.keys import check_new_passphrase, list_key_files, new_kdf
 from common.repository.core.locks import list_locks, remove_stale_locks
 from common.repository.core.snapshot import list_snapshots
 from common.repository.maintenance.keyring import add_passphrase, list_keys, remove_passphrase
@@ -69,11 +69,10 @@ def keys(backend: Backend, settings: Settings) -> dict[str, Any]:
 
 def new_key(backend: Backend, settings: Settings, new_passphrase: str) -> dict[str, Any]:
     """Add a key file opening the repository with ``new_passphrase``."""
-    if not new_passphrase:
-        raise InvalidInput("the new passphrase is empty", "give a non-empty passphrase")
+    check_new_passphrase(new_passphrase)
+    kdf = new_kdf(settings.repository_kdf_n)
     repo = repo_engine.open_repo(backend, settings)
-    kid = add_passphrase(repo, new_passphrase,
-                         kdf=KdfParams(n=settings.repository_kdf_n).validate())
+    kid = add_passphrase(repo, new_passphrase, kdf=kdf)
     return {"added": kid.hex()}
 
 

@@ -1,8 +1,5 @@
-"""Restore an archive backup into a new volume or an existing empty one.
-
-Archives are read under a policy (``restore_policy``): device nodes are refused, and the
-tar stream may not hold more file content than the catalog records (plus a slack for
-headers), so a tampered archive fails early instead of filling the disk.
+"""Restore a backup (an archive or a repository snapshot: its ``Format`` writes it) into
+a new volume or an existing empty one.
 
 Non-destructive by design: ``validate.validate_restore`` runs first (the same checks as a
 dry run) and a volume with any content is refused (replacing content with a safety
@@ -19,18 +16,25 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from common.archive import ExtractPolicy, ExtractStats, check_format, extract_archive
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import repo
-from common.engine.access import clear_volume, tar_sink
+from common.engine.access import clear_volume
+from common.engine.formats import format_of
+from common.engine.formats.archive import (
+    SAFETY_AREA,
+    extract_into,
+    member_names,
+    restore_policy,
+)
 from common.engine.records import StoredBackup
-from common.engine.validate import validate_restore
+from common.engine.validate import running_users, validate_restore
 from common.errors import RestoreRefused, VolkeeperError
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
 log = logging.getLogger(__name__)
+__all__ = ["SAFETY_AREA", "RestoreOutcome", "StoredBackup", "extract_into", "member_names",
+           "restore_backup", "restore_policy", "undo"]
 
 
 @dataclass(frozen=True)
@@ -71,16 +75,13 @@ def restore_backup(
     if check.volume_state == "missing":
         docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
         created = True
+    _refuse_running_users(docker, volume, created, settings, check.as_result())
     if on_writing is not None:
         on_writing(created)
-    tracker.set_phase("restoring", bytes_total=backup.logical_bytes)
+    started = time.monotonic()
     try:
-        if backup.format == "repo":
-            return _restore_repo(docker, backend, backup, volume=volume, tracker=tracker,
-                                 settings=settings, paths=paths, created=created)
-        stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
-                             fmt=backup.format, checksum=backup.checksum, paths=paths,
-                             policy=restore_policy(backup, settings))
+        restored = format_of(backup).restore(docker, backend, backup, volume=volume,
+                                             tracker=tracker, settings=settings, paths=paths)
     except VolkeeperError as e:
         if not _undo(docker, volume, created, settings):
             raise type(e)(f"{e.message}; volume {volume!r} may hold part of the restored data",
@@ -91,50 +92,22 @@ def restore_backup(
         _undo(docker, volume, created, settings)
         raise
     return RestoreOutcome(volume=volume, created_volume=created,
-                          bytes_restored=backup.logical_bytes, files_restored=backup.file_count,
-                          entries=stats.entries, seconds=round(stats.seconds, 3))
-
-
-def _restore_repo(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
-                  tracker: ProgressTracker, settings: Settings, paths: list[str] | None,
-                  created: bool) -> RestoreOutcome:
-    """Restore a snapshot of the native repository into the validated, empty volume."""
-    started = time.monotonic()
-    stats = repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
-                              settings=settings, paths=paths)
-    return RestoreOutcome(volume=volume, created_volume=created, bytes_restored=stats.bytes,
-                          files_restored=stats.files, entries=stats.files + stats.dirs,
+                          bytes_restored=restored.bytes, files_restored=restored.files,
+                          entries=restored.entries,
                           seconds=round(time.monotonic() - started, 3))
 
 
-SAFETY_AREA = "volkeeper/safety/"
+def _refuse_running_users(docker: DockerHost, volume: str, created: bool, settings: Settings,
+                          result: dict[str, Any]) -> None:
+    """Right before writing: a container started since the validation still refuses the
+    restore (the volume is removed again if this restore created it)."""
+    running = [c.name for c in docker.volume(volume).containers if c.state == "running"]
+    if running:
+        if created:  # else its content (if any) is the containers', not ours
+            _undo(docker, volume, created, settings)
+        raise RestoreRefused(f"restore refused: {running_users(volume, running)}", result)
 
 
-def restore_policy(backup: StoredBackup, settings: Settings) -> ExtractPolicy:
-    """What a restore of ``backup`` accepts: no device nodes (unless
-    ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set, or from the safety snapshots of
-    replace-restores, which hold a volume's own previous content), and no more content than
-    the catalog records for it (a tampered archive fails before it fills the disk)."""
-    return ExtractPolicy(allow_devices=settings.restore_device_nodes
-                         or backup.key.startswith(SAFETY_AREA),
-                         content_bytes=backup.logical_bytes, files=backup.file_count)
-
-
-def extract_into(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
-                 tracker: ProgressTracker, *, key: str, fmt: str, checksum: str,
-                 policy: ExtractPolicy, paths: list[str] | None = None) -> ExtractStats:
-    """Stream the archive ``key`` into the volume (only ``paths`` when given), checking its
-    sha256; raises IntegrityError when it does not match or the archive is damaged, and
-    ``Refused`` (an IntegrityError) for what ``policy`` does not accept."""
-    with backend.open_reader(key) as reader, \
-            tar_sink(docker, volume, settings, member_names(paths)) as sink:
-        return extract_archive(reader, check_format(fmt), sink, tracker,
-                               expected_sha256=checksum, name=key, policy=policy)
-
-
-def member_names(paths: list[str] | None) -> list[str] | None:
-    """Archive member names (``./a/b``) of volume-relative paths."""
-    return ["./" + p.strip("/") for p in paths] if paths else None
 
 
 def undo(docker: DockerHost, volume: str, created: bool, settings: Settings) -> bool:

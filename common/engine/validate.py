@@ -3,8 +3,9 @@ real restore.
 
 Checks: the backup's objects are present in the target with the recorded size (a quick
 check; ``verify`` reads everything), the target volume's state (missing → will be created,
-empty → restored into, non-empty → refused), containers using it (running ones are named),
-and free space on the host against the restore size.
+empty → restored into, non-empty → refused), containers using it (running ones refuse
+the restore: a container writing into the volume while a root worker restores into it
+could race it), and free space on the host against the restore size.
 """
 
 from __future__ import annotations
@@ -16,18 +17,13 @@ from typing import Any
 
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import repo
 from common.engine.access import direct_path
-from common.engine.records import StoredBackup
-from common.errors import IntegrityError, NotFound, StorageError
+from common.engine.formats import format_of
+from common.engine.records import Check, StoredBackup
+from common.errors import NotFound
 from common.storage.base import Backend
 
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
+__all__ = ["Check", "Validation", "validate_restore"]
 
 
 @dataclass
@@ -66,12 +62,7 @@ def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup,
     (a safety snapshot is taken first; running users must be stopped)."""
     v = Validation(backup_id=backup.id, host=host, volume=volume,
                    restore_bytes=backup.logical_bytes, mode=mode)
-    if backup.format == "repo":
-        _check_snapshot(v, backend, backup, settings, paths)
-    else:
-        _check_objects(v, backend, backup)
-        if paths:
-            _check_paths(v, backend, backup, paths)
+    v.checks.extend(format_of(backup).check_stored(backend, backup, settings, paths))
     if mode == "replace":
         _check_replace(v, docker, volume, settings, stop_containers)
     else:
@@ -92,68 +83,6 @@ def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup,
     return v
 
 
-def _check_objects(v: Validation, backend: Backend, backup: StoredBackup) -> None:
-    for key, what in ((backup.key, "archive"), (backup.manifest_key, "manifest")):
-        try:
-            info = backend.stat(key)
-        except NotFound:
-            v.add(f"{what} present", False, f"the {what} {key} is missing from the target")
-            continue
-        except StorageError as e:
-            v.add(f"{what} present", False, f"the target cannot be read: {e}")
-            continue
-        v.add(f"{what} present", True, f"{key} ({info.size} bytes)")
-
-
-def _check_snapshot(v: Validation, backend: Backend, backup: StoredBackup, settings: Settings,
-                    paths: list[str] | None) -> None:
-    """For the native repository, "objects present" means the snapshot opens and
-    authenticates (and every selected path is in it)."""
-    try:
-        repository, snap = repo.load_backup(backend, backup, settings)
-    except (NotFound, StorageError, IntegrityError) as e:
-        v.add("snapshot present", False, f"snapshot {backup.checksum[:8]} cannot be loaded: {e}")
-        return
-    v.add("snapshot present", True, f"{backup.key} (snapshot of {snap.volume} on {snap.host})")
-    if not paths:
-        return
-    try:
-        missing = repo.missing_paths(repository, snap, paths)
-    except (NotFound, StorageError, IntegrityError) as e:
-        v.add("selected paths", False, f"cannot read the snapshot to check the paths: {e}")
-        return
-    if missing:
-        v.add("selected paths", False, f"not in the backup: {', '.join(missing[:10])}")
-    else:
-        v.add("selected paths", True, f"{len(paths)} path(s) found in the backup")
-
-
-def _check_paths(v: Validation, backend: Backend, backup: StoredBackup,
-                 paths: list[str]) -> None:
-    """Every selected path must be in the backup (read from the manifest, streamed)."""
-    import io
-
-    from common.archive import read_manifest
-
-    wanted = {"./" + p.strip("/"): False for p in paths}
-    try:
-        with backend.open_reader(backup.manifest_key) as raw, \
-                io.TextIOWrapper(raw, encoding="utf-8") as text:
-            for entry in read_manifest(text).entries():
-                name = entry.path if entry.path.startswith("./") else "./" + entry.path
-                for p in wanted:
-                    if name == p or name.startswith(p + "/"):
-                        wanted[p] = True
-    except (NotFound, StorageError, IntegrityError) as e:
-        v.add("selected paths", False, f"cannot read the manifest to check the paths: {e}")
-        return
-    missing = [p[2:] for p, found in wanted.items() if not found]
-    if missing:
-        v.add("selected paths", False, f"not in the backup: {', '.join(missing[:10])}")
-    else:
-        v.add("selected paths", True, f"{len(wanted)} path(s) found in the backup")
-
-
 def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Settings) -> None:
     try:
         info = docker.volume(volume)
@@ -164,14 +93,25 @@ def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Sett
     v.containers = [{"id": c.id, "name": c.name, "state": c.state} for c in info.containers]
     if docker.is_empty(volume):
         v.volume_state = "empty"
+        v.add("target volume", True, f"volume {volume!r} exists and is empty")
         running = [c.name for c in info.containers if c.state == "running"]
-        note = f"; in use by running container(s) {', '.join(running)}" if running else ""
-        v.add("target volume", True, f"volume {volume!r} exists and is empty{note}")
+        v.add("containers", not running, running_users(volume, running) if running
+              else "no running container uses the volume")
     else:
         v.volume_state = "not-empty"
         v.add("target volume", False,
               f"volume {volume!r} is not empty; restoring would mix or overwrite its content "
               "— restore into a new volume (--into NEW_NAME) or empty this one first")
+
+
+def running_users(volume: str, running: list[str]) -> str:
+    """Why a restore into a volume that running containers use is refused, and the fix."""
+    names = ", ".join(running)
+    return (f"volume {volume!r} is in use by running container(s) {names}: they could write "
+            "into it while the restore does — stop them first (docker stop "
+            f"{' '.join(running)}), or restore into a new volume (--into NEW_NAME), or "
+            "replace the volume with --mode replace --stop-containers, which stops and "
+            "restarts them")
 
 
 def _check_replace(v: Validation, docker: DockerHost, volume: str, settings: Settings,

@@ -5,6 +5,7 @@ one in the background; each one-shot CLI command runs one for its own duration."
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from common.config import Settings
 from common.db import Database, catalog
@@ -13,9 +14,11 @@ from common.jobs import context, host, sweep
 from common.jobs.context import JobContext
 from common.jobs.dispatch import Dispatcher
 from common.jobs.inprocess import InProcessDispatcher
-from common.jobs.loops import HostLoops
 from common.jobs.operations import OperationsService
 from common.progress import MemoryProgressBus, ProgressBus
+
+if TYPE_CHECKING:
+    from common.jobs.loops import HostLoops
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +42,20 @@ class EmbeddedRuntime:
         self._dispatcher = InProcessDispatcher(self.ctx)
         self.dispatcher = self._dispatcher
         self.service = OperationsService(self.db, self.dispatcher, settings)
-        self._loops = HostLoops(self.ctx, sweep=True) if background else None
+        self._loops: HostLoops | None = None
+        if background:
+            from common.jobs.loops import HostLoops
+
+            self._loops = HostLoops(self.ctx, sweep=True)
         self._started = False
 
-    def start(self, *, volume_sizes: bool = False) -> None:
+    def start(self, *, volume_sizes: bool = False, docker: bool = True) -> None:
         """Upgrade the DB schema (quietly), ensure the default target, install ctx as
         current(); background=True: start HostLoops (serve). background=False (one-shot CLI
         command): register the host, take an inventory (sizes only if volume_sizes), recover
         jobs of killed processes; Docker problems are logged as warnings, not raised.
+        ``docker=False`` (a command that only reads the catalog) leaves Docker alone: it
+        only fails the jobs of killed local processes, a database matter.
         A second call does nothing."""
         if self._started:
             return
@@ -61,7 +70,10 @@ class EmbeddedRuntime:
             return
         try:
             sweep.sweep_stale(self.db, self.settings)  # jobs nobody ran or reports on
-            host.arrive(self.ctx, with_sizes=volume_sizes)
+            if docker:
+                host.arrive(self.ctx, with_sizes=volume_sizes)
+            else:
+                host.fail_orphaned(self.ctx)
         except Exception as e:  # noqa: BLE001 - each command reports Docker problems itself
             log.warning("could not register host %s: %s", self.settings.host_name, e)
 

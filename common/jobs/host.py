@@ -6,7 +6,8 @@ a one-shot embedded command runs ``arrive`` once.
 - ``heartbeat``: keeps it online between registrations;
 - ``refresh_inventory``: the host's volumes as Docker reports them now;
 - ``fail_orphaned``: running jobs of this host whose process on this machine is gone;
-- ``recover_interrupted``: undo restores whose process died while writing;
+- ``recover_interrupted``: undo restores whose process died while writing — only once
+  that process is known dead (``owners.is_dead``), never because its heartbeat is late;
 - ``prune_safety_snapshots`` and ``sweep_helper_containers``: housekeeping.
 """
 
@@ -15,15 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.db import catalog, hosts, jobs
 from common.db.models import utcnow
-from common.docker import VolumeInfo
-from common.engine.records import StoredBackup
 from common.errors import VolkeeperError
-from common.jobs import record
+from common.jobs import owners
 from common.jobs.context import JobContext
+
+if TYPE_CHECKING:  # the engine and the Docker SDK load only when a step needs them
+    from common.docker import VolumeInfo
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,8 @@ def register(ctx: JobContext) -> bool:
     with ctx.db.session() as s:
         hosts.register_host(s, ctx.host, docker_version=docker_version,
                             worker_version=VERSION,
-                            info={"docker_host": ctx.settings.docker_host})
+                            info={"docker_host": ctx.settings.docker_host},
+                            worker=owners.worker_name(ctx.host))
     return docker_version is not None
 
 
@@ -103,22 +106,26 @@ def fail_orphaned(ctx: JobContext) -> list[str]:
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True  # this process may be running it (or reuses a dead worker's pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return owners.pid_alive(pid)
 
 
-def recover_interrupted(ctx: JobContext) -> list[str]:
+def recover_interrupted(ctx: JobContext, only: str | None = None) -> list[str]:
     """Clean up after restores that were interrupted on this host (the worker died while
     writing): a replace is put back to its safety snapshot, a volume the restore created is
-    removed, one it wrote into is emptied. Then the volume's lock is released."""
+    removed, one it wrote into is emptied. Then the volume's lock is released. A restore
+    whose process is not known dead (``owners.is_dead``) may still be writing: it is left
+    alone (an operator who knows better releases it: ``volkeeper job ID --release``).
+    ``only``: just that job."""
     with ctx.db.session() as s:
-        pending = [(j.id, j.volume, dict(j.result))
-                   for j in jobs.interrupted_restores(s, ctx.host)]
+        found = [j for j in jobs.interrupted_restores(s, ctx.host)
+                 if only is None or j.id == only]
+        pending = []
+        for j in found:
+            if owners.is_dead(s, j):
+                pending.append((j.id, j.volume, dict(j.result)))
+            else:
+                log.info("job %s: its worker %s is not known to be dead; volume %s is left "
+                         "locked as it is", j.id, j.worker, j.volume)
     recovered = []
     for job_id, volume, result in pending:
         try:
@@ -126,6 +133,8 @@ def recover_interrupted(ctx: JobContext) -> list[str]:
         except VolkeeperError as e:
             log.error("could not recover volume %s after job %s: %s", volume, job_id, e)
             continue
+        from common.jobs import record
+
         record.recovered(ctx, job_id, done)
         log.warning("job %s: %s", job_id, done)
         recovered.append(job_id)
@@ -133,6 +142,7 @@ def recover_interrupted(ctx: JobContext) -> list[str]:
 
 
 def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
+    from common.engine.records import StoredBackup
     from common.engine.replace import put_back
     from common.engine.restore import undo
     from common.progress import NullTracker
@@ -154,7 +164,9 @@ def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
 
 def prune_safety_snapshots(ctx: JobContext) -> list[str]:
     """Forget this host's safety snapshots whose keeping time is over."""
+    from common.engine.records import StoredBackup
     from common.engine.stored import forget
+    from common.jobs import record
 
     with ctx.db.session() as s:
         expired = [(b.id, b.target, StoredBackup.from_row(b))

@@ -11,8 +11,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common.errors import InvalidInput
+from common.formats import BackupFormat
 
-Format = Literal["tar", "tar.gz", "tar.zst", "repo"]
+Format = BackupFormat
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,4 +1,9 @@
-"""Task names and queue names: the only thing the API and the workers must agree on."""
+"""Task names and queue names: the only thing the API and the workers must agree on.
+(The format names live in ``common.formats``; re-exported here for existing importers.)"""
+
+from common.formats import ARCHIVE_FORMATS as ARCHIVE_FORMATS
+from common.formats import FORMATS as FORMATS
+from common.formats import REPO_FORMAT as REPO_FORMAT
 
 TASK_BACKUP = "volkeeper.backup"
 TASK_RESTORE = "volkeeper.restore"
@@ -16,10 +21,6 @@ TASK_SNAPSHOTS = "volkeeper.snapshots"
 TASK_KEYS = "volkeeper.keys"
 TASK_UNLOCK = "volkeeper.unlock"
 
-ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
-#: Every backup format: the portable archives and ``repo``, the native repository.
-REPO_FORMAT = "repo"
-FORMATS = (*ARCHIVE_FORMATS, REPO_FORMAT)
 
 
 #: Interactive tasks that finish within seconds. They have their own queue and their own

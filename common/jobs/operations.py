@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from common.audit import audited
 from common.db import Backup, Job, catalog, hosts, jobs
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
+from common.formats import traits_of
 from common.jobs.names import (
-    REPO_FORMAT,
     TASK_COPY,
     TASK_FORGET,
     TASK_KEYS,
@@ -80,7 +80,8 @@ class OperationsService(JobService):
             raise InvalidInput(f"tag(s) {', '.join(both)} both added and removed",
                                "name each tag once")
         backup = self._backup(backup_id)
-        if backup.format == REPO_FORMAT:
+        in_storage = traits_of(backup.format).labels_in_storage
+        if in_storage:
             host = host or backup.host
             self._check_host_online(host)
         with self.db.session() as s:
@@ -94,7 +95,7 @@ class OperationsService(JobService):
             if len(row.tags) > MAX_TAGS:
                 raise InvalidInput(f"backup {backup_id} would have {len(row.tags)} tags",
                                    f"keep at most {MAX_TAGS}")
-        if backup.format != REPO_FORMAT or host is None:
+        if not in_storage or host is None:
             return row, None
         return row, self._label_job(row, host, requested_by)
 

@@ -1,7 +1,8 @@
 """Recording what jobs did: the catalog rows of backups, safety snapshots, copies and
 adopted snapshots, a verification's status on its backup, and the restore markers a crash
 must not lose. Job bodies hand over the engine's typed outcomes; the catalog is written
-only after the storage side succeeded."""
+only after the storage side succeeded, and only while the job still runs under its worker
+(``_ours``: the job row is held in the same transaction, so a fenced job adds nothing)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,28 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from common.db import Backup, catalog, jobs
 from common.db.models import Job, utcnow
-from common.engine.records import BackupOutcome, VerifyOutcome
-from common.engine.stored import CopyOutcome
+from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
 from common.jobs.context import JobContext
 from common.jobs.names import REPO_FORMAT
+from common.jobs.owners import worker_name
 from common.repository import ids
+
+
+def _ours(s: Session, job: Job) -> None:
+    """Hold ``job``'s row for this transaction; ``jobs.Fenced`` when it is no longer
+    running under its worker (failed by the sweep or an operator meanwhile)."""
+    jobs.hold(s, job.id, job.worker or "")
 
 
 def backup(ctx: JobContext, job: Job, out: BackupOutcome) -> str:
     """Catalog a backup of ``job``'s volume to its target; returns the backup's id."""
     assert job.target is not None
     with ctx.db.session() as s:
+        _ours(s, job)
         return catalog.add_backup(s, job_id=job.id, host=job.host, volume=job.volume,
                                   target=job.target, **_stored(out)).id
 
@@ -32,6 +42,7 @@ def safety_snapshot(ctx: JobContext, job: Job, target: str, out: BackupOutcome) 
     that snapshot by the host (``host.recover_interrupted``). Returns its backup id."""
     expires = utcnow() + timedelta(hours=ctx.settings.safety_snapshot_hours)
     with ctx.db.session() as s:
+        _ours(s, job)
         row = catalog.add_backup(s, job_id=job.id, host=job.host, volume=job.volume,
                                  target=target, kind="safety", expires_at=expires,
                                  **_stored(out))
@@ -41,9 +52,11 @@ def safety_snapshot(ctx: JobContext, job: Job, target: str, out: BackupOutcome) 
 
 
 def restore_writing(ctx: JobContext, job_id: str, created: bool) -> None:
-    """Before data lands in the volume: what a crash from here on leaves to undo."""
+    """Before data lands in the volume: what a crash from here on leaves to undo. Raises
+    ``jobs.Fenced`` (nothing is written) when the job is no longer this process's."""
     with ctx.db.session() as s:
-        jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created})
+        jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created},
+                           worker=worker_name(ctx.host))
 
 
 def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) -> None:
@@ -52,6 +65,7 @@ def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) 
     status = ("damaged" if not out.ok else
               "ok" if out.scope in ("full", "read-data") else f"ok ({out.scope})")
     with ctx.db.session() as s:
+        _ours(s, job)
         catalog.record_verification(s, backup_id, status=status, job_id=job.id, at=utcnow())
 
 
@@ -60,7 +74,9 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
     """Catalog a copy of ``source`` on ``destination``. Returns its backup id and whether
     the destination held it already (the same snapshot or archive: no second row)."""
     with ctx.db.session() as s:
-        known = catalog.find_backup_by_checksum(s, destination, out.checksum)
+        _ours(s, job)
+        known = catalog.find_stored_backup(s, destination, checksum=out.checksum,
+                                           snapshot_id=out.snapshot_id)
         if known is not None:
             return known.id, True
         row = catalog.add_backup(
@@ -68,8 +84,8 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
             format=source.format, key=out.key, manifest_key=out.manifest_key,
             stored_bytes=out.stored_bytes, logical_bytes=source.logical_bytes,
             file_count=source.file_count, checksum=out.checksum,
-            created_at=source.created_at, tags=sorted(set(source.tags or []) | set(out.tags)),
-            pinned=bool(source.pinned))
+            snapshot_id=out.snapshot_id, created_at=source.created_at,
+            tags=sorted(set(source.tags or []) | set(out.tags)), pinned=bool(source.pinned))
         return row.id, False
 
 
@@ -86,6 +102,7 @@ def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, A
     assert job.target is not None
     adopted = 0
     with ctx.db.session() as s:
+        _ours(s, job)
         for snap in snapshots:
             if snap["backup_id"]:
                 continue
@@ -94,7 +111,7 @@ def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, A
                 target=job.target, format=REPO_FORMAT,
                 key=ids.snapshot_key(bytes.fromhex(snap["id"])), manifest_key="",
                 stored_bytes=snap["stored_bytes"], logical_bytes=snap["bytes"],
-                file_count=snap["files"], checksum=snap["id"],
+                file_count=snap["files"], checksum="", snapshot_id=snap["id"],
                 created_at=datetime.fromisoformat(snap["time"]), tags=snap["tags"],
                 pinned=snap["pinned"])
             snap["backup_id"] = row.id
@@ -113,4 +130,5 @@ def _stored(out: BackupOutcome) -> dict[str, Any]:
     """The catalog fields of a stored backup."""
     return {"format": out.format, "key": out.key, "manifest_key": out.manifest_key,
             "stored_bytes": out.stored_bytes, "logical_bytes": out.logical_bytes,
-            "file_count": out.file_count, "checksum": out.checksum}
+            "file_count": out.file_count, "checksum": out.checksum,
+            "snapshot_id": out.snapshot_id}

@@ -3,15 +3,12 @@ may adopt snapshots the catalog does not know), keys and unlock."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from common.db import Backup
+from common.db import catalog
 from common.db.models import Job
 from common.engine import repo_admin
 from common.errors import InvalidInput
 from common.jobs import record
 from common.jobs.context import JobContext
-from common.jobs.names import REPO_FORMAT
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
 
@@ -39,8 +36,7 @@ def stats(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 def snapshots(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     target = _target(job)
     with ctx.db.session() as s:
-        known = dict(s.execute(select(Backup.checksum, Backup.id).where(
-            Backup.target == target, Backup.format == REPO_FORMAT)).tuples().all())
+        known = catalog.snapshot_backup_ids(s, target)
     tracker.set_phase("listing snapshots")
     with ctx.open_target(target) as backend:
         out = repo_admin.snapshots(backend, ctx.settings_for(target), known.get)

@@ -14,10 +14,10 @@ from common.config import Settings
 from common.db import Backup, Database, Job, JobState, catalog, hosts, jobs
 from common.db.models import utcnow
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
+from common.formats import traits_of
 from common.jobs.dispatch import Dispatcher
 from common.jobs.names import (
     FORMATS,
-    REPO_FORMAT,
     TASK_BACKUP,
     TASK_DRILL,
     TASK_RESTORE,
@@ -207,7 +207,7 @@ class JobService:
         refuse a subset."""
         backup = self._backup(backup_id)
         subset_percent = _subset_percent(subset)
-        if subset_percent is not None and backup.format != REPO_FORMAT:
+        if subset_percent is not None and not traits_of(backup.format).subset_verify:
             raise InvalidInput(f"backup {backup_id} is a {backup.format} archive: --subset "
                                "applies to repository backups only (an archive is one "
                                "compressed stream and is always verified whole)",

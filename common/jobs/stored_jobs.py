@@ -50,7 +50,7 @@ def label(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             if sorted(b.tags or []) == sorted(tags) and b.pinned == pinned:
                 break
     return Outcome({"tags": tags, "pinned": pinned, "rewritten": rewritten,
-                    "snapshot_id": b.checksum})
+                    "snapshot_id": b.snapshot_id})
 
 
 def forget(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

@@ -1,6 +1,8 @@
 """The stale-job sweep: fail running jobs whose worker stopped reporting (no heartbeat for
 ``VOLKEEPER_STALE_JOB_SECONDS``) and queued jobs no worker picked up in time. A failed
-restore keeps its volume locked until its host cleans up (``host.recover_interrupted``).
+restore keeps its volume locked until its host cleans up (``host.recover_interrupted``,
+once the restore's process is known dead). Heartbeats are judged by the database's clock,
+never this process's; a process whose job was failed here is fenced by its next heartbeat.
 
 Who runs it — one owner per installation:
 

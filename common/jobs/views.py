@@ -16,7 +16,6 @@ from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
 from common.errors import VolkeeperError
-from common.jobs.names import REPO_FORMAT
 from common.progress import ProgressBus
 
 
@@ -88,12 +87,15 @@ class BackupOut(BaseModel):
     volume: str
     target: str
     format: str
-    key: str
-    manifest_key: str
+    key: str = Field(description="the stored object naming the backup: the archive, or the "
+                     "repository snapshot's object")
+    manifest_key: str = Field(description="archives: their manifest object (empty for repo "
+                              "backups)")
     stored_bytes: int
     logical_bytes: int
     file_count: int
-    checksum: str
+    checksum: str = Field(description="archives: the sha256 of the archive object (empty "
+                          "for repo backups)")
     created_at: datetime
     verified_at: datetime | None = None
     verify_status: str | None = Field(default=None, description="ok | ok (structure) | "
@@ -150,7 +152,7 @@ def job_out(job: Job, bus: ProgressBus | None) -> JobOut:
 def backup_out(b: Backup) -> BackupOut:
     out = BackupOut.model_validate(b, from_attributes=True)
     out.tags = list(b.tags or [])
-    out.snapshot_id = b.checksum if b.format == REPO_FORMAT else None
+    out.snapshot_id = b.snapshot_id or None
     return out
 
 
@@ -209,7 +211,7 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
                  pinned: bool | None = None, limit: int = 200) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all."""
     return [backup_out(b) for b in catalog.list_backups(
-        session, host=host, volume=volume, target=target, limit=min(limit, 1000),
+        session, host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
 
 
@@ -221,7 +223,7 @@ def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = N
               volume: str | None = None, state: JobState | None = None,
               kind: str | None = None, limit: int = 100) -> list[JobOut]:
     return [job_out(j, bus) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=state, kind=kind, limit=min(limit, 1000))]
+        session, host=host, volume=volume, state=state, kind=kind, limit=limit)]
 
 
 def get_job(session: Session, bus: ProgressBus | None, job_id: str) -> JobOut:

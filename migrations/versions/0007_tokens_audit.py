@@ -1,7 +1,7 @@
 """API tokens with roles, and the audit log
 
 Revision ID: 0007_tokens_audit
-Revises: 0004 (at merge: 0006_job_fencing)
+Revises: 0005
 Create Date: 2026-12-06 15:00:00.000000
 """
 
@@ -11,9 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007_tokens_audit'
-# MERGE NOTE: on main this follows 0006_job_fencing; on branch api-auth (without 0005/0006)
-# it follows 0004 so the chain resolves.
-down_revision: str | None = '0004'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

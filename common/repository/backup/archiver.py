@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from common.errors import IntegrityError, InvalidInput
@@ -41,12 +41,14 @@ from common.repository.backup.read import (
     open_directory,
     open_nofollow,
     read_small,
+    xattrs_at,
     xattrs_of,
 )
 from common.repository.core.ids import BlobType
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.core.tree import Node, encode_node, encode_nodes, split_tree
+from common.repository.system.dirfd import open_dir_at
 from common.repository.system.malloc import keep_freed_memory
 from common.repository.system.sparse import DataReader, data_ranges, find_holes
 
@@ -116,19 +118,20 @@ class _Walker:
         self.readers = Readers(options.readers, self.blob_id,
                                None if processes == 0 else start, options.process_after)
 
-    def node(self, name: str, path: str, st: os.stat_result,
+    def node(self, name: str, dir_fd: int, st: os.stat_result,
              xattrs: dict[str, bytes] | None = None) -> Node:
-        """A node with the metadata common to every type."""
+        """A node with the metadata common to every type (of ``name`` in ``dir_fd``)."""
         return Node(name=name, type=_TYPES.get(stat.S_IFMT(st.st_mode), "file"),
                     mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
                     mtime_ns=st.st_mtime_ns,
-                    xattrs=xattrs_of(path) if xattrs is None else xattrs)
+                    xattrs=xattrs_at(dir_fd, name) if xattrs is None else xattrs)
 
     def directory(self, path: str, rel: str, parent_tree: bytes | None,
-                  prepared: _Listed | None = None) -> bytes:
-        """Back up the directory at ``path`` (``prepared``: listed already); returns its
-        tree id."""
-        listed = prepared if prepared is not None else self._list(path, parent_tree)
+                  prepared: _Listed | None = None, at: tuple[int, str] | None = None
+                  ) -> bytes:
+        """Back up the directory at ``path`` (``prepared``: listed already; ``at``: the
+        descriptor of its parent and its name, None for the root); returns its tree id."""
+        listed = prepared if prepared is not None else self._list(path, parent_tree, at)
         try:
             texts = self._entries(listed, path, rel)
         finally:
@@ -141,15 +144,17 @@ class _Walker:
         self.pipe.submit(BlobType.TREE, data, tree_id)
         return tree_id
 
-    def _list(self, path: str, parent_tree: bytes | None) -> _Listed:
-        """Open, list and stat a directory (relative to it), and hand its small files to
-        read to the readers at once."""
+    def _list(self, path: str, parent_tree: bytes | None, at: tuple[int, str] | None
+              ) -> _Listed:
+        """Open (relative to its parent's descriptor ``at``: never through a symlink),
+        list and stat a directory (relative to it), and hand its small files to read to
+        the readers at once."""
         old: dict[str, _Old] = {}
         if parent_tree is not None:
             with self.pipe.lock:  # the packer adds to the index meanwhile
                 data = self.repo.read_blob(parent_tree, BlobType.TREE)
             old = {d["name"]: (d, t) for d, t in split_tree(data, f"tree {parent_tree.hex()}")}
-        dir_fd = open_directory(path)
+        dir_fd = open_directory(path) if at is None else open_dir_at(*at, path)
         listed = _Listed(dir_fd, old)
         try:
             with os.scandir(dir_fd) as it:
@@ -211,17 +216,18 @@ class _Walker:
                             dir_fd, entry.name, st.st_size, self.blob_id)
                         if small.error is not None:
                             raise small.error
-                        node = self.node(entry.name, child, st, small.xattrs)
+                        node = self.node(entry.name, dir_fd, st, small.xattrs)
                         # read ahead: it is not its parent node (``_read_ahead``)
-                        self._file(node, child, child_rel, st, None, small)
+                        self._file(node, dir_fd, child_rel, st, None, small)
                     else:
-                        node = self.node(entry.name, child, st)
+                        node = self.node(entry.name, dir_fd, st)
                         if i in nexts:
-                            self._list_next(plan, nexts[i], path, pending)
+                            self._list_next(plan, nexts[i], path, dir_fd, pending)
                         listed_here = pending.pop(i, None)
                         if isinstance(listed_here, BaseException):
                             raise listed_here
-                        self._fill(node, child, child_rel, st, _old_node(prev), listed_here)
+                        self._fill(node, child, dir_fd, child_rel, st, _old_node(prev),
+                                   listed_here)
                 except FileNotFoundError:  # vanished while we walked
                     self.stats.skipped += 1
                     continue
@@ -232,14 +238,14 @@ class _Walker:
                     other.close()
         return texts
 
-    def _list_next(self, plan: list[_PlanEntry], j: int, path: str,
+    def _list_next(self, plan: list[_PlanEntry], j: int, path: str, dir_fd: int,
                    pending: dict[int, _Listed | BaseException]) -> None:
         """List subdirectory ``j`` of ``plan`` ahead of its turn (an error waits for it)."""
         entry, _st, prev, _slot = plan[j]
         old = _old_node(prev)
         sub = old.subtree if old is not None and old.type == "dir" else None
         try:
-            pending[j] = self._list(f"{path}/{entry.name}", sub)
+            pending[j] = self._list(f"{path}/{entry.name}", sub, (dir_fd, entry.name))
         except OSError as exc:
             pending[j] = exc
 
@@ -287,19 +293,20 @@ class _Walker:
                 entry, st, prev, _slot = plan[i]
                 plan[i] = (entry, st, prev, _UNCHANGED)
 
-    def _fill(self, node: Node, path: str, rel: str, st: os.stat_result,
+    def _fill(self, node: Node, path: str, dir_fd: int, rel: str, st: os.stat_result,
               old: Node | None, listed: _Listed | None = None) -> None:
+        """The type-specific part of ``node`` (at ``path``, ``node.name`` in ``dir_fd``)."""
         if node.type == "dir":
             sub = old.subtree if old is not None and old.type == "dir" else None
-            node.subtree = self.directory(path, rel, sub, listed)
+            node.subtree = self.directory(path, rel, sub, listed, (dir_fd, node.name))
         elif node.type == "symlink":
-            node.target = os.readlink(path)
+            node.target = os.readlink(node.name, dir_fd=dir_fd)
         elif node.type in ("char", "block"):
             node.rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
         elif node.type == "file":
-            self._file(node, path, rel, st, old)
+            self._file(node, dir_fd, rel, st, old)
 
-    def _file(self, node: Node, path: str, rel: str, st: os.stat_result,
+    def _file(self, node: Node, dir_fd: int, rel: str, st: os.stat_result,
               old: Node | None, small: SmallFile | None = None) -> None:
         self.stats.files += 1
         node.ctime_ns, node.inode = st.st_ctime_ns, st.st_ino
@@ -316,14 +323,14 @@ class _Walker:
         elif small is not None and small.size >= 0:
             self._small(node, small.size, small.blob_id, small.data)
         else:
-            self._read(node, path, st)
+            self._read(node, dir_fd, st)
         self.stats.bytes += node.size
         self.progress.add(node.size, 1)
         if st.st_nlink > 1:
             self.links[(st.st_dev, st.st_ino)] = (rel, node)
 
-    def _read(self, node: Node, path: str, st: os.stat_result) -> None:
-        fd = open_nofollow(path)
+    def _read(self, node: Node, dir_fd: int, st: os.stat_result) -> None:
+        fd = open_nofollow(node.name, dir_fd)
         try:
             if st.st_size < self.small and st.st_blocks * 512 >= st.st_size:
                 # the common small file: one read; a short read means end of file
@@ -401,8 +408,11 @@ def backup_directory(
     parent: Snapshot | None = None,
     progress: ProgressTracker | None = None,
     options: BackupOptions = BackupOptions(),
+    before_commit: Callable[[], None] | None = None,
 ) -> Snapshot:
-    """Back up the directory ``path`` into ``repo``; returns the snapshot written last."""
+    """Back up the directory ``path`` into ``repo``; returns the snapshot written last.
+    ``before_commit`` is called right before the snapshot is written; what it raises
+    leaves no snapshot (the packs stay for the next backup)."""
     root = os.fspath(path)
     if not os.path.isdir(root) or os.path.islink(root):
         raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
@@ -428,6 +438,8 @@ def backup_directory(
     pipe.close()
     snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats)
+    if before_commit is not None:  # e.g. the lock still holds: else no snapshot
+        before_commit()
     return save_snapshot(repo, snap)
 
 

@@ -24,6 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.repository.system.dirfd import opath, proc_path
+
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 #: a group is read by one reader in one go and answered at once; larger groups cost the
@@ -34,10 +36,11 @@ GROUP_BYTES = 2 * 1024 * 1024
 WINDOW = 8  # groups read ahead of the walk, over all directories open in it (~16 MiB)
 
 
-def xattrs_of(path: str | int) -> dict[str, bytes]:
-    """The extended attributes of ``path`` itself (not of a symlink's target), or of an
-    open file descriptor, by name."""
-    follow = isinstance(path, int)  # an fd: the flag must be left at its default
+def xattrs_of(path: str | int, follow: bool | None = None) -> dict[str, bytes]:
+    """The extended attributes of ``path`` itself (not of a symlink's target unless
+    ``follow``), or of an open file descriptor, by name."""
+    if follow is None:
+        follow = isinstance(path, int)  # an fd: the flag must be left at its default
     try:
         names = os.listxattr(path, follow_symlinks=follow)
     except OSError:
@@ -47,6 +50,19 @@ def xattrs_of(path: str | int) -> dict[str, bytes]:
         with contextlib.suppress(OSError):
             out[name] = os.getxattr(path, name, follow_symlinks=follow)
     return out
+
+
+def xattrs_at(dir_fd: int, name: str) -> dict[str, bytes]:
+    """The extended attributes of the entry ``name`` in the open directory ``dir_fd``
+    itself (a symlink is not followed, no path above it is resolved again)."""
+    try:
+        fd = opath(dir_fd, name)
+    except OSError:
+        return {}
+    try:
+        return xattrs_of(proc_path(fd), follow=True)  # /proc names exactly that entry
+    finally:
+        os.close(fd)
 
 
 def open_nofollow(path: str, dir_fd: int | None = None) -> int:

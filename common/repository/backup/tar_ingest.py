@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -259,9 +259,12 @@ def backup_tar_stream(
     parent: Snapshot | None = None,
     progress: ProgressTracker | None = None,
     options: BackupOptions = BackupOptions(),
+    before_commit: Callable[[], None] | None = None,
 ) -> Snapshot:
     """Back up the tar ``stream`` (a volume's content) into ``repo``; returns the snapshot.
-    ``parent`` is recorded as the snapshot's parent only: every file is read."""
+    ``parent`` is recorded as the snapshot's parent only: every file is read.
+    ``before_commit`` is called right before the snapshot is written (see
+    ``backup_directory``)."""
     progress = progress or NullTracker()
     progress.set_phase("indexing")
     repo.load_index()
@@ -283,4 +286,6 @@ def backup_tar_stream(
     pipe.close()
     snap = Snapshot(tree=tree_id, root=ingest.root, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats)
+    if before_commit is not None:  # e.g. the lock still holds: else no snapshot
+        before_commit()
     return save_snapshot(repo, snap)

@@ -55,6 +55,32 @@ class KdfParams:
 
 #: Production default: 0.53 s and 128 MiB on the reference machine (see the format doc).
 DEFAULT_KDF = KdfParams()
+#: The weakest scrypt N a configured new key file may get (16 MiB, ~50 ms); key files
+#: already written with less still open (``validate`` bounds only what is readable).
+MIN_NEW_KDF_N = 2**14
+#: The shortest new passphrase accepted (existing ones keep working).
+MIN_PASSPHRASE = 12
+
+
+def new_kdf(n: int) -> KdfParams:
+    """The scrypt parameters for a new key file with the configured cost ``n``; refuses
+    one below ``MIN_NEW_KDF_N``."""
+    if n < MIN_NEW_KDF_N:
+        raise InvalidInput(f"scrypt N={n} (VOLKEEPER_REPOSITORY_KDF_N) is too weak for a new "
+                           f"key file: the minimum is {MIN_NEW_KDF_N} (2**14)",
+                           "unset VOLKEEPER_REPOSITORY_KDF_N (default 2**17) or set a power "
+                           "of two of at least 16384")
+    return KdfParams(n=n).validate()
+
+
+def check_new_passphrase(passphrase: str) -> None:
+    """Refuse a new passphrase shorter than ``MIN_PASSPHRASE`` characters."""
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise InvalidInput(f"the new repository passphrase is too short ({len(passphrase)} "
+                           f"characters; at least {MIN_PASSPHRASE} are required)",
+                           "choose a longer one, e.g. several words or the output of "
+                           "`openssl rand -base64 24`; repositories created with a shorter "
+                           "passphrase still open with it")
 
 
 _DERIVED: OrderedDict[bytes, bytes] = OrderedDict()

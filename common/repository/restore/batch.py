@@ -7,13 +7,15 @@ such as S3 are not picklable) and hands a ``Batch`` to a ``BatchWriter`` — in 
 of the same process, or in a restore worker process (``workers``) — which:
 
 - authenticates, decompresses and re-hashes every blob of the batch once;
-- creates each entry: a regular file with one ``open`` (its data written with
+- creates each entry relative to its parent directory's descriptor (``dirfd``: opened
+  from ``dest`` down, never through a symlink a container may have put there): a
+  regular file with one ``open`` (its data written with
   ``pwrite`` at its offsets — holes are never written, a sparse file is ``ftruncate``'d
   to its size first), or a symlink, fifo or device node;
 - applies owner (first: it clears setuid bits), xattrs, mode and times — through the
-  open file descriptor for regular files. ``chown`` is skipped when the new file already
-  has the wanted owner, ``chmod`` when the creation mode (umask known) already is the
-  wanted mode;
+  open file descriptor for regular files, else with ``*at`` calls that do not follow.
+  ``chown`` is skipped when the new file already has the wanted owner, ``chmod`` when
+  the creation mode (umask known) already is the wanted mode;
 - reports damaged blobs (the files using them are still created, with everything else
   written and their metadata) and per-entry warnings.
 
@@ -34,6 +36,7 @@ from typing import Any
 from common.errors import IntegrityError
 from common.repository.core.blob import BlobCodec
 from common.repository.core.ids import BlobType
+from common.repository.system.dirfd import DirFds, opath, open_root, proc_path
 
 #: a regular file created and completed by this batch (metadata included)
 WHOLE = "f"
@@ -54,6 +57,7 @@ Batch = tuple[list[bytes] | list[bytearray], list[BlobRecord], list[FileRecord]]
 Result = tuple[list[tuple[bytes, str]], list[tuple[str, str, int]], list[str], int]
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_PART = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _KINDS = {"fifo": stat.S_IFIFO, "char": stat.S_IFCHR, "block": stat.S_IFBLK,
           "socket": stat.S_IFSOCK}
 
@@ -105,32 +109,32 @@ class BatchWriter:
         del views, spans
         broken: list[tuple[str, str, int]] = []
         warnings: list[str] = []
-        dest = self.dest
-        for kind, rel, meta, size, sparse, writes in files:
-            path = f"{dest}/{rel}"
-            if kind in (WHOLE, PART):
-                missing = self._file(kind, path, rel, meta, size, sparse, writes, plains,
-                                     warnings)
-                if missing is not None:
-                    broken.append((rel, f"blob {blob_recs[missing][4].hex()} is damaged",
-                                   size))
-            else:
-                self._other(kind, path, rel, meta, warnings)
+        with DirFds(open_root(self.dest)) as dirs:
+            for kind, rel, meta, size, sparse, writes in files:
+                dir_fd, name = dirs.parent(rel)
+                if kind in (WHOLE, PART):
+                    missing = self._file(kind, dir_fd, name, rel, meta, size, sparse, writes,
+                                         plains, warnings)
+                    if missing is not None:
+                        broken.append((rel, f"blob {blob_recs[missing][4].hex()} is damaged",
+                                       size))
+                else:
+                    self._other(kind, dir_fd, name, rel, meta, warnings)
         return damaged, broken, warnings, sum(p is not None for p in plains)
 
-    def _file(self, kind: str, path: str, rel: str, meta: Meta, size: int, sparse: bool,
-              writes: list[tuple[int, int, int, int]], plains: list[bytes | None],
-              warnings: list[str]) -> int | None:
-        """One regular file (or a part of one); returns the number of a damaged blob it
-        needed, else None."""
+    def _file(self, kind: str, dir_fd: int, name: str, rel: str, meta: Meta, size: int,
+              sparse: bool, writes: list[tuple[int, int, int, int]],
+              plains: list[bytes | None], warnings: list[str]) -> int | None:
+        """One regular file (or a part of one) ``name`` in the directory ``dir_fd``;
+        returns the number of a damaged blob it needed, else None."""
         missing, exact = None, False
         if kind == PART:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(name, _PART, dir_fd=dir_fd)
         else:
             mode = meta[0]
             exact = (self.umask is not None and not meta[4]
                      and mode & 0o777 & ~self.umask == mode)
-            fd = os.open(path, _CREATE, mode if exact else 0o600)
+            fd = os.open(name, _CREATE, mode if exact else 0o600, dir_fd=dir_fd)
         try:
             if sparse:
                 os.ftruncate(fd, size)
@@ -149,62 +153,72 @@ class BatchWriter:
                 while done < n:
                     done += os.pwrite(fd, view[begin + done : begin + n], off + done)
             if kind == WHOLE:
-                self.apply_fd(fd, path, rel, meta, warnings, exact)
+                apply_fd(fd, rel, meta, warnings, self.owner, exact)
         finally:
             os.close(fd)
         return missing
 
-    def apply_fd(self, fd: int, path: str, rel: str, meta: Meta, warnings: list[str],
-                 exact: bool = False) -> None:
-        """Owner, xattrs, mode and times of a regular file through its descriptor."""
-        mode, uid, gid, mtime_ns, xattrs, _ = meta
-        if (uid, gid) != self.owner:
-            try:
-                os.chown(fd, uid, gid)
-            except OSError as exc:
-                warnings.append(f"{rel}: cannot set owner: {exc.strerror}")
-        for name, value in xattrs:
-            try:
-                os.setxattr(fd, name, value)
-            except OSError as exc:
-                warnings.append(f"{rel}: cannot set xattr {name}: {exc.strerror}")
-        if not exact or mode & 0o7000:
-            os.chmod(fd, mode)
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
-
-    def _other(self, kind: str, path: str, rel: str, meta: Meta, warnings: list[str]) -> None:
+    def _other(self, kind: str, dir_fd: int, name: str, rel: str, meta: Meta,
+               warnings: list[str]) -> None:
         extra = meta[5]
         if kind == SYMLINK:
-            os.symlink(extra, path)
+            os.symlink(extra, name, dir_fd=dir_fd)
         else:
             node_type, rdev = extra
             if node_type == "fifo":
-                os.mkfifo(path, 0o600)
+                os.mkfifo(name, 0o600, dir_fd=dir_fd)
             else:
                 dev = os.makedev(*rdev) if rdev else 0
                 try:
-                    os.mknod(path, 0o600 | _KINDS[node_type], dev)
+                    os.mknod(name, 0o600 | _KINDS[node_type], dev, dir_fd=dir_fd)
                 except OSError as exc:
                     warnings.append(f"{rel}: cannot create {node_type} device: "
                                     f"{exc.strerror}")
                     return
-        apply_path(path, rel, meta, kind == SYMLINK, warnings)
+        apply_at(dir_fd, name, rel, meta, kind == SYMLINK, warnings)
 
 
-def apply_path(path: str, rel: str, meta: Meta, symlink: bool, warnings: list[str]) -> None:
-    """Owner (``lchown`` first: it clears setuid bits), xattrs, mode (not of a symlink) and
-    times of the entry at ``path``, never following a symlink."""
+def apply_fd(fd: int, rel: str, meta: Meta, warnings: list[str],
+             owner: tuple[int, int] | None = None, exact: bool = False) -> None:
+    """Owner (first: it clears setuid bits; skipped when it is ``owner`` already),
+    xattrs, mode (skipped when ``exact``: created with it) and times of a regular file or
+    directory through its descriptor."""
     mode, uid, gid, mtime_ns, xattrs, _ = meta
-    try:
-        os.lchown(path, uid, gid)
-    except OSError as exc:
-        warnings.append(f"{rel}: cannot set owner: {exc.strerror}")
+    if (uid, gid) != owner:
+        try:
+            os.chown(fd, uid, gid)
+        except OSError as exc:
+            warnings.append(f"{rel}: cannot set owner: {exc.strerror}")
     for name, value in xattrs:
         try:
-            os.setxattr(path, name, value, follow_symlinks=False)
+            os.setxattr(fd, name, value)
         except OSError as exc:
             warnings.append(f"{rel}: cannot set xattr {name}: {exc.strerror}")
+    if not exact or mode & 0o7000:
+        os.chmod(fd, mode)
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+
+def apply_at(dir_fd: int, name: str, rel: str, meta: Meta, symlink: bool,
+             warnings: list[str]) -> None:
+    """Owner (first: it clears setuid bits), xattrs, mode (not of a symlink) and times of
+    the entry ``name`` in the directory ``dir_fd``, never following a symlink."""
+    mode, uid, gid, mtime_ns, xattrs, _ = meta
+    try:
+        os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        warnings.append(f"{rel}: cannot set owner: {exc.strerror}")
+    if xattrs:  # no *at form: through an O_PATH descriptor on the entry itself
+        fd = opath(dir_fd, name)
+        try:
+            for key, value in xattrs:
+                try:
+                    os.setxattr(proc_path(fd), key, value)
+                except OSError as exc:
+                    warnings.append(f"{rel}: cannot set xattr {key}: {exc.strerror}")
+        finally:
+            os.close(fd)
     if not symlink:
-        os.chmod(path, mode)
+        os.chmod(name, mode, dir_fd=dir_fd, follow_symlinks=False)
     with contextlib.suppress(NotImplementedError):
-        os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd, follow_symlinks=False)

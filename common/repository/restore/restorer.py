@@ -52,11 +52,13 @@ from common.repository.restore.batch import (
     FileRecord,
     Meta,
     Result,
-    apply_path,
+    apply_fd,
 )
+from common.repository.restore.plan import Large, Pending, meta_of
 from common.repository.restore.read import read_blobs
 from common.repository.restore.trees import Trees, refused
 from common.repository.restore.workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
+from common.repository.system.dirfd import SWAPPED, DirFds, open_root
 from common.repository.system.malloc import keep_freed_memory
 from common.repository.system.sparse import data_ranges
 
@@ -87,50 +89,14 @@ def _split(path: str) -> list[str]:
     return parts
 
 
-def _meta(node: Node, extra: object = None) -> Meta:
-    return (node.mode, node.uid, node.gid, node.mtime_ns,
-            tuple(node.xattrs.items()) if node.xattrs else (), extra)
-
-
-class _Batch:
-    """Entries being collected for the next batch."""
-
-    def __init__(self) -> None:
-        self.files: list[FileRecord] = []
-        self.blob_no: dict[bytes, int] = {}
-        self.entries: list[IndexEntry] = []
-        self.nbytes = 0
-        self.done_bytes = 0  # progress when the batch is written
-        self.done_files = 0
-        self.parts: list[str] = []  # large files with a part in this batch
-
-    def blob(self, entry: IndexEntry) -> int:
-        no = self.blob_no.get(entry.blob_id)
-        if no is None:
-            no = self.blob_no[entry.blob_id] = len(self.entries)
-            self.entries.append(entry)
-            self.nbytes += entry.raw_length
-        return no
-
-
-class _Large:
-    """A large file being written in parts: parts not yet written (plus a guard while
-    they are being handed out) and its metadata."""
-
-    __slots__ = ("meta", "outstanding", "size")
-
-    def __init__(self, meta: Meta, size: int) -> None:
-        self.meta = meta
-        self.size = size
-        self.outstanding = 1
-
-
 class _Restorer:
     def __init__(self, repo: Repository, dest: str, progress: ProgressTracker,
                  stats: RestoreStats, devices: bool) -> None:
         self.repo = repo
         self.index = repo.index
         self.dest = dest
+        #: the restore's own directories, opened from ``dest`` down (never a symlink)
+        self.fds = DirFds(open_root(dest))
         self.progress = progress
         self.stats = stats
         self.devices = devices
@@ -138,26 +104,24 @@ class _Restorer:
         self.runner: ThreadRunner | ProcessRunner | MixedRunner | None = None
         #: reads the ranges of a batch concurrently (storage round trips overlap)
         self.readers: Executor | None = None
-        self.batch = _Batch()
-        self.inflight: deque[tuple[Future[Result], _Batch]] = deque()
+        self.batch = Pending()
+        self.inflight: deque[tuple[Future[Result], Pending]] = deque()
         self.dirs: list[tuple[str, Meta]] = []
         self.links: list[tuple[str, Node]] = []
-        self.large: dict[str, _Large] = {}  # large files being written in parts
+        self.large: dict[str, Large] = {}  # large files being written in parts
         self.damaged: dict[bytes, str] = {}
         self.broken: dict[str, str] = {}  # path → why incomplete
         self.file_bytes = 0
         self.broken_bytes = 0
-
-    def full(self, rel: str) -> str:
-        return os.path.join(self.dest, rel)
 
     # --- step 2: walk, batch, write ----------------------------------------------------
     def restore(self, tree_id: bytes, selectors: list[list[str]]) -> None:
         for rel, node in self.trees.walk(tree_id, selectors, set()):
             t = node.type
             if t == "dir":
-                os.mkdir(self.full(rel), 0o700)
-                self.dirs.append((rel, _meta(node)))
+                parent, name = self.fds.parent(rel)
+                os.mkdir(name, 0o700, dir_fd=parent)
+                self.dirs.append((rel, meta_of(node)))
                 self.stats.dirs += 1
             elif t == "hardlink":
                 self.links.append((rel, node))
@@ -166,11 +130,11 @@ class _Restorer:
                 self.stats.files += 1
                 self.add_file(rel, node)
             elif t == "symlink":
-                self.add((SYMLINK, rel, _meta(node, node.target or ""), 0, False, []))
+                self.add((SYMLINK, rel, meta_of(node, node.target or ""), 0, False, []))
             else:
                 if t in ("char", "block") and not self.devices:
                     raise refused(rel, node)
-                self.add((NODE, rel, _meta(node, (t, node.rdev)), 0, False, []))
+                self.add((NODE, rel, meta_of(node, (t, node.rdev)), 0, False, []))
         self.hardlinks()
 
     def add(self, record: FileRecord, nbytes: int = 0) -> None:
@@ -192,7 +156,7 @@ class _Restorer:
                     self.flush()
                 self.batch.done_files += 1
                 no = self.batch.blob(entry)
-                self.add((WHOLE, rel, _meta(node), size, False, [(no, 0, 0, size)]), size)
+                self.add((WHOLE, rel, meta_of(node), size, False, [(no, 0, 0, size)]), size)
                 return
         ranges = data_ranges(node.holes, size)
         ri, pos = 0, ranges[0][0] if ranges else 0
@@ -220,7 +184,7 @@ class _Restorer:
             b = self.batch
             out = [(b.blob(e), off, begin, n) for e, ws in planned for off, begin, n in ws]
             b.done_files += 1
-            self.add((WHOLE, rel, _meta(node), size, bool(node.holes), out), size)
+            self.add((WHOLE, rel, meta_of(node), size, bool(node.holes), out), size)
             return
         self._large(rel, node, planned)
 
@@ -228,14 +192,15 @@ class _Restorer:
                planned: list[tuple[IndexEntry, list[tuple[int, int, int]]]]) -> None:
         """A file with more data than a batch: created now, written by several batches,
         given its metadata when the last part is written."""
-        fd = os.open(self.full(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                     0o600)
+        parent, name = self.fds.parent(rel)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
             if node.holes:
                 os.ftruncate(fd, node.size)
         finally:
             os.close(fd)
-        state = self.large[rel] = _Large(_meta(node), node.size)
+        state = self.large[rel] = Large(meta_of(node), node.size)
         part: list[tuple[int, int, int, int]] = []
         written = 0
         for entry, writes in planned:
@@ -252,14 +217,21 @@ class _Restorer:
         if state.outstanding == 0:
             self._finish_large(rel)
 
-    def _part(self, rel: str, state: _Large, part: list[tuple[int, int, int, int]],
+    def _part(self, rel: str, state: Large, part: list[tuple[int, int, int, int]],
               nbytes: int) -> None:
         state.outstanding += 1
         self.batch.parts.append(rel)
         self.add((PART, rel, state.meta, state.size, False, part), nbytes)
 
     def _finish_large(self, rel: str) -> None:
-        apply_path(self.full(rel), rel, self.large.pop(rel).meta, False, self.stats.warnings)
+        meta = self.large.pop(rel).meta
+        parent, name = self.fds.parent(rel)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=parent)
+        try:
+            apply_fd(fd, rel, meta, self.stats.warnings)
+        finally:
+            os.close(fd)
 
     def _broken(self, rel: str, why: str, size: int) -> None:
         if rel not in self.broken:
@@ -271,7 +243,7 @@ class _Restorer:
         b = self.batch
         if not b.files:
             return
-        self.batch = _Batch()
+        self.batch = Pending()
         assert self.runner is not None
         spans, blobs = read_blobs(self.repo, b.entries, self.stats, self.damaged,
                                   2 * BATCH_BYTES, self.readers)
@@ -321,21 +293,31 @@ class _Restorer:
             will_exist.add(rel)
         self.drain()
         for rel, target in links:
-            os.link(self.full(target), self.full(rel))
+            src_dir, src = self.fds.parent(target)
+            src_dir = os.dup(src_dir)  # the next lookup may close the cached one
+            try:
+                dst_dir, dst = self.fds.parent(rel)
+                os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir,
+                        follow_symlinks=False)
+            finally:
+                os.close(src_dir)
 
     def _restored_file(self, target: str, dirs: set[str]) -> bool:
         try:
             check_link_path(target)
-            st = os.lstat(self.full(target))
+            if os.path.dirname(target) not in dirs:
+                return False
+            parent, name = self.fds.parent(target)
+            st = os.lstat(name, dir_fd=parent)
         except (IntegrityError, OSError):
             return False
         return os.path.dirname(target) in dirs and stat.S_ISREG(st.st_mode)
 
     def finish(self, root: Node | None) -> None:
         for rel, meta in reversed(self.dirs):
-            apply_path(self.full(rel), rel, meta, False, self.stats.warnings)
+            apply_fd(self.fds.dir(rel), rel, meta, self.stats.warnings)
         if root is not None:
-            apply_path(self.dest, ".", _meta(root), False, self.stats.warnings)
+            apply_fd(self.fds.root, ".", meta_of(root), self.stats.warnings)
 
 
 def restore_snapshot(
@@ -371,6 +353,15 @@ def restore_snapshot(
     repo.load_index()
     stats = RestoreStats()
     r = _Restorer(repo, dest, progress, stats, devices)
+    try:
+        return _restore(r, snapshot, paths, devices, workers, processes)
+    finally:
+        r.fds.close()
+
+
+def _restore(r: _Restorer, snapshot: Snapshot, paths: list[str] | None, devices: bool,
+             workers: int, processes: int | None) -> RestoreStats:
+    stats, progress, dest = r.stats, r.progress, r.dest
     selectors = [[]] if paths is None else [_split(p) for p in paths]
     files, nbytes = snapshot.stats.files, snapshot.stats.bytes
     if paths is not None:
@@ -384,7 +375,29 @@ def restore_snapshot(
             if node.type in ("char", "block"):
                 raise refused(rel, node)
     progress.set_phase("restore", nbytes, files)
-    r.runner = make_runner(repo, dest, files, nbytes, workers, processes)
+    try:
+        _run(r, snapshot, selectors, files, nbytes, workers, processes, paths is None)
+    except OSError as exc:
+        if exc.errno not in SWAPPED or not exc.filename:
+            raise
+        raise Conflict(f"restore into {dest!r} stopped: {exc.filename!r} is no longer the "
+                       f"directory this restore created ({exc.strerror}); something else "
+                       "is writing into the target, nothing was written outside it",
+                       "stop the containers using the volume, then restore again into "
+                       "a new or empty volume") from None
+    stats.bytes = r.file_bytes - r.broken_bytes
+    if r.damaged or r.broken:
+        blobs = "; ".join(r.damaged.values()) or "blobs missing from the index"
+        names = ", ".join(sorted(r.broken))
+        raise IntegrityError(f"restore incomplete: {blobs}; files not restored correctly: "
+                             f"{names}", _HINT)
+    return stats
+
+
+def _run(r: _Restorer, snapshot: Snapshot, selectors: list[list[str]], files: int,
+         nbytes: int, workers: int, processes: int | None, full: bool) -> None:
+    """Steps 2 and 3: walk and write in batches, then hardlinks and directories."""
+    r.runner = make_runner(r.repo, r.dest, files, nbytes, workers, processes)
     try:
         with ThreadPoolExecutor(READERS, thread_name_prefix="repo-restore-read") as readers:
             r.readers = readers
@@ -394,11 +407,4 @@ def restore_snapshot(
         r.runner.close(abort=True)
         raise
     r.runner.close()
-    r.finish(snapshot.root if paths is None else None)
-    stats.bytes = r.file_bytes - r.broken_bytes
-    if r.damaged or r.broken:
-        blobs = "; ".join(r.damaged.values()) or "blobs missing from the index"
-        names = ", ".join(sorted(r.broken))
-        raise IntegrityError(f"restore incomplete: {blobs}; files not restored correctly: "
-                             f"{names}", _HINT)
-    return stats
+    r.finish(snapshot.root if full else None)

@@ -13,9 +13,11 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine.backup import backup_volume
 from common.engine.restore import StoredBackup, restore_backup
-from common.errors import IntegrityError, NotFound
+from common.engine.validate import validate_restore
+from common.errors import IntegrityError, NotFound, RestoreRefused
 from common.progress import NullTracker
 from common.storage.local import LocalBackend
+from tests.fixtures.dockerd import busybox_image
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
@@ -24,7 +26,8 @@ pytestmark = pytest.mark.integration
 def _stored(out: Any, volume: str) -> StoredBackup:
     return StoredBackup(id="b1", key=out.key, manifest_key=out.manifest_key, format=out.format,
                         checksum=out.checksum, logical_bytes=out.logical_bytes,
-                        file_count=out.file_count, volume=volume, host="h")
+                        file_count=out.file_count, volume=volume, host="h",
+                        snapshot_id=out.snapshot_id)
 
 
 def _mount(docker: DockerHost, name: str) -> Path:
@@ -105,3 +108,34 @@ def test_the_docker_api_path_round_trips_content_owners_and_links(
     diffs = compare_trees(src, _mount(docker, target), mtime_tolerance_ns=1_000_000_000,
                           xattr_prefixes=())
     assert [d for d in diffs if "sparse" not in d] == []
+
+
+def test_a_restore_into_an_empty_volume_a_running_container_uses_is_refused(
+        docker: DockerHost, docker_host_a: Any, fresh_volume_name: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    docker.create_volume(fresh_volume_name)
+    (_mount(docker, fresh_volume_name) / "a").write_bytes(b"content")
+    backend = LocalBackend(tmp_path / "store")
+    out = backup_volume(docker, backend, host="h", volume=fresh_volume_name, fmt="tar",
+                        job_id="j5", tracker=NullTracker(), settings=settings)
+    empty = fresh_volume_name + "-used"
+    docker.create_volume(empty)
+    client = docker_host_a.client()
+    ctr = client.containers.run(busybox_image(docker_host_a),
+                                ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+                                detach=True, network_mode="none", name=f"{empty}-app",
+                                volumes={empty: {"bind": "/data", "mode": "rw"}})
+    try:
+        check = validate_restore(docker, backend, _stored(out, fresh_volume_name), host="h",
+                                 volume=empty, settings=settings)
+        assert not check.ok and f"{empty}-app" in check.plan and "--into" in check.plan
+        with pytest.raises(RestoreRefused) as err:
+            restore_backup(docker, backend, _stored(out, fresh_volume_name), volume=empty,
+                           tracker=NullTracker(), settings=settings)
+        assert f"{empty}-app" in err.value.message and "stop them" in err.value.message
+        assert docker.is_empty(empty)
+    finally:
+        ctr.remove(force=True)
+    restore_backup(docker, backend, _stored(out, fresh_volume_name), volume=empty,
+                   tracker=NullTracker(), settings=settings)  # once stopped, it restores
+    assert (_mount(docker, empty) / "a").read_bytes() == b"content"

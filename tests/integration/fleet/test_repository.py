@@ -34,7 +34,7 @@ from tests.treecmp import build_fidelity_tree, compare_trees
 pytestmark = pytest.mark.integration
 
 PASSPHRASE = "two hosts one repository"
-REPO_ENV = {"VOLKEEPER_REPOSITORY_PASSWORD": PASSPHRASE, "VOLKEEPER_REPOSITORY_KDF_N": "1024",
+REPO_ENV = {"VOLKEEPER_REPOSITORY_PASSWORD": PASSPHRASE, "VOLKEEPER_REPOSITORY_KDF_N": "16384",
             # slow enough that both backups are certainly running at the same time
             "VOLKEEPER_BANDWIDTH_LIMIT": str(6 << 20)}
 SHARED = 8 << 20  # bytes of content that both volumes hold
@@ -190,7 +190,7 @@ def test_two_first_backups_in_one_process_into_an_empty_target_create_one_reposi
         (sources[name] / "own.bin").write_bytes(os.urandom(4 << 20))
     settings = Settings(home=tmp_path / "home", docker_host=docker_host_a.url,
                         host_name="racer", repository_password=SecretStr(PASSPHRASE),
-                        repository_kdf_n=1024,
+                        repository_kdf_n=2**14,
                         restore_device_nodes=True)  # the fidelity tree holds one
     with embedded_http(settings) as http:
         ids = [http.post("/api/v1/backups", json={"volume": name, "format": "repo"}).json()["id"]

@@ -331,7 +331,7 @@ def test_the_volkeeper_backup_command_killed_mid_repo_backup_leaves_a_usable_rep
     stays intact, the killed job is failed (its process is gone) rather than holding the
     volume's lock, and the next backup succeeds and restores identically."""
     env = embedded_env | {"VOLKEEPER_REPOSITORY_PASSWORD": PASSPHRASE,
-                          "VOLKEEPER_REPOSITORY_KDF_N": "1024"}
+                          "VOLKEEPER_REPOSITORY_KDF_N": "16384"}
     src = volume(docker_host_a, "killed-repo")
     rnd = random.Random(kill_seed())
     target = Path(env["VOLKEEPER_HOME"]) / "backups"

@@ -35,7 +35,7 @@ PASSWORD = "correct horse battery staple"
 def _open(env: dict[str, str], root: Path | None = None, password: str = PASSWORD
           ) -> Repository:
     root = root or Path(env["VOLKEEPER_HOME"]) / "backups"
-    settings = Settings(home=Path(env["VOLKEEPER_HOME"]), repository_kdf_n=1024,
+    settings = Settings(home=Path(env["VOLKEEPER_HOME"]), repository_kdf_n=2**14,
                         repository_password=SecretStr(password))
     return open_repo(LocalBackend(root), settings)
 
@@ -217,7 +217,7 @@ def test_a_copy_to_an_unreachable_target_fails_naming_it_and_adds_nothing(
 
 def test_a_targets_key_file_opens_its_repository_and_a_wrong_one_fails_clearly(
         embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
-    env = embedded_env | {"VOLKEEPER_REPOSITORY_KDF_N": "1024"}  # no password variable
+    env = embedded_env | {"VOLKEEPER_REPOSITORY_KDF_N": "16384"}  # no password variable
     keyfile = tmp_path / "vault.key"
     keyfile.write_text("from the key file\n")
     vault = tmp_path / "vault"

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def repo_env(embedded_env: dict[str, str]) -> dict[str, str]:
     # a cheap scrypt cost keeps every open fast; production uses N=2**17
     return embedded_env | {"VOLKEEPER_REPOSITORY_PASSWORD": "correct horse battery staple",
-                           "VOLKEEPER_REPOSITORY_KDF_N": "1024"}
+                           "VOLKEEPER_REPOSITORY_KDF_N": "16384"}
 
 
 def _repo_dir(env: dict[str, str]) -> Path:
@@ -187,8 +187,8 @@ def test_concurrent_first_opens_of_a_target_share_one_repository(tmp_path: Path)
     from common.engine.repo import open_repo
     from common.storage.local import LocalBackend
 
-    settings = Settings(home=tmp_path, repository_password=SecretStr("pw"),
-                        repository_kdf_n=1024)
+    settings = Settings(home=tmp_path, repository_password=SecretStr("pw long enough"),
+                        repository_kdf_n=2**14)
     with ThreadPoolExecutor(4) as pool:
         repos = list(pool.map(lambda _: open_repo(LocalBackend(tmp_path / "t"), settings,
                                                   create=True), range(4)))
@@ -205,8 +205,8 @@ def test_opening_without_create_does_not_make_a_repository(tmp_path: Path) -> No
     from common.errors import NotFound
     from common.storage.local import LocalBackend
 
-    settings = Settings(home=tmp_path, repository_password=SecretStr("pw"),
-                        repository_kdf_n=1024)
+    settings = Settings(home=tmp_path, repository_password=SecretStr("pw long enough"),
+                        repository_kdf_n=2**14)
     with pytest.raises(NotFound, match="repository"):
         open_repo(LocalBackend(tmp_path / "t"), settings)
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").rglob("*"))
@@ -227,7 +227,7 @@ def _snapshot_nodes(env: dict[str, str], job: dict[str, Any]) -> tuple[Any, dict
 
     repo = open_repository(LocalBackend(Path(env["VOLKEEPER_HOME"]) / "backups"),
                            env["VOLKEEPER_REPOSITORY_PASSWORD"])
-    snap = load_snapshot(repo, bytes.fromhex(job["result"]["checksum"]))
+    snap = load_snapshot(repo, bytes.fromhex(job["result"]["snapshot_id"]))
     return snap, dict(iter_nodes(repo, snap.tree))
 
 

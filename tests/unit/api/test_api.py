@@ -304,14 +304,32 @@ def test_running_jobs_whose_worker_process_on_this_machine_is_gone_are_failed(
     assert again.status_code == 202  # the volume's lock was released
 
 
-def test_a_redelivered_message_for_a_running_job_fails_it_instead_of_rerunning(env: Env) -> None:
+def test_a_redelivered_message_for_a_job_running_on_a_live_worker_is_dropped(env: Env) -> None:
     job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    stale = timedelta(minutes=2)
     with env.db.session() as s:
         assert jobs.start_job(s, job["id"], "w1") is not None
-    with env.db.session() as s:
-        assert jobs.start_job(s, job["id"], "w2") is None
+    with env.db.session() as s:  # w1 heartbeats and is not known dead: leave it running
+        assert jobs.start_job(s, job["id"], "w2", stale_after=stale,
+                              owner_dead=lambda j: False) is None
     got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
-    assert got["state"] == "failed" and "w1" in got["error"]
+    assert got["state"] == "running" and got["worker"] == "w1"
+    with env.db.session() as s:  # a dead worker's job is failed, not re-run
+        assert jobs.start_job(s, job["id"], "w2", stale_after=stale,
+                              owner_dead=lambda j: j.worker == "w1") is None
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "w1" in got["error"] and "not retried" in got["error"]
+
+
+def test_a_redelivered_message_fails_a_job_whose_heartbeat_is_stale(env: Env) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w1")
+        jobs.get_job(s, job["id"]).heartbeat_at = utcnow() - timedelta(minutes=10)
+    with env.db.session() as s:
+        assert jobs.start_job(s, job["id"], "w2", stale_after=timedelta(minutes=2)) is None
+    got = env.client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert got["state"] == "failed" and "stopped reporting" in got["error"]
 
 
 def test_verify_of_an_unknown_backup_is_404_and_a_known_one_is_queued(env: Env) -> None:
@@ -398,3 +416,20 @@ def test_rollback_is_refused_for_anything_but_a_completed_replace(env: Env) -> N
     assert env.client.get("/api/v1/backups").json() == []
     assert [b["kind"] for b in env.client.get("/api/v1/backups?kind=safety").json()] == [
         "safety"]
+
+
+def test_an_operator_releases_a_stuck_lock_and_the_release_is_kept_on_the_job(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "h1@gone-machine:7")
+    r = env.client.post(f"/api/v1/jobs/{job['id']}/release", json={"reason": "machine lost"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["state"] == "failed" and "released by operator" in got["error"]
+    assert "machine lost" in got["error"] and "h1@gone-machine:7" in got["error"]
+    assert any("released job" in m and job["id"] in m for m in caplog.messages)
+    assert env.client.post("/api/v1/backups", json={"volume": "data"}).status_code == 202
+    again = env.client.post(f"/api/v1/jobs/{job['id']}/release")
+    assert again.status_code == 409 and "holds no lock" in error(again)["message"]
+    assert env.client.post("/api/v1/jobs/nope/release").status_code == 404

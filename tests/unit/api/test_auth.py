@@ -263,3 +263,20 @@ def test_the_audit_log_filters_by_time_in_any_timezone(env: Env) -> None:
     for since, n in ((before, 1), (before.astimezone(ZoneInfo("Asia/Tokyo")), 1), (after, 0)):
         got = env.client.get("/api/v1/audit", params={"since": since.isoformat()}).json()
         assert len(got) == n, (since, got)
+
+
+def test_releasing_a_stuck_lock_is_for_admins_and_is_audited(env: Env) -> None:
+    operator = new_token(env, "ci", "operator")
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "h1@gone-machine:7")
+    with bare(env) as c:
+        r = c.post(f"/api/v1/jobs/{job['id']}/release", headers=bearer(operator))
+        assert r.status_code == 403 and "admin role" in error(r)["message"]
+    r = env.client.post(f"/api/v1/jobs/{job['id']}/release", json={"reason": "machine lost"})
+    assert r.status_code == 200 and "released by operator admin" in r.json()["error"]
+    env.client.post(f"/api/v1/jobs/{job['id']}/release")  # 409: holds no lock any more
+    got = [(e["actor"], e["action"], e["object"], e["outcome"].split(":")[0])
+           for e in env.client.get("/api/v1/audit", params={"action": "job."}).json()]
+    assert got == [("admin", "job.release", job["id"], "error"),
+                   ("admin", "job.release", job["id"], "ok")]

@@ -164,3 +164,16 @@ def test_verify_reports_a_corrupt_archive_instead_of_raising(
                             expected_sha256=s.stats.archive_sha256, name=s.key)
     assert not report.ok
     assert any(s.key in p for p in report.problems)
+
+
+def test_tar_archives_symlinks_as_links_and_never_reads_through_them(tmp_path: Path) -> None:
+    assert not {"-h", "--dereference", "--hard-dereference"} & set(gnutar.CREATE_ARGS)
+    src, outside = tmp_path / "vol", tmp_path / "outside"
+    src.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"outside the volume")
+    os.symlink(outside, src / "dir-link")
+    os.symlink(outside / "secret", src / "file-link")
+    with gnutar.create_stream(src) as stream:
+        data = stream.read()
+    assert b"outside the volume" not in data

@@ -64,3 +64,59 @@ def test_a_failing_bus_or_listener_never_breaks_the_job() -> None:
         t.add(1)
         time.sleep(0.05)
     assert t.published >= 2
+
+
+def test_finish_keeps_the_last_working_phase_as_done_and_total() -> None:
+    tracker = ProgressTracker("j", None)
+    tracker.set_phase("backing up", bytes_total=1000, files_total=10)
+    tracker.add(900, files=9)
+    tracker.set_phase("writing manifest")  # no work counted here
+    tracker.finish()
+    snap = tracker.snapshot()
+    assert snap["phase"] == "done"
+    assert snap["bytes_done"] == snap["bytes_total"] == 900
+    assert snap["files_done"] == snap["files_total"] == 9
+    assert snap["estimated"] is False and snap["rate_bytes_per_s"] > 0
+
+
+def test_an_expected_phase_gets_estimated_totals_that_grow_with_the_work() -> None:
+    tracker = ProgressTracker("j", None)
+    tracker.expect("backup", 100, 2)
+    tracker.set_phase("indexing")
+    assert tracker.snapshot()["bytes_total"] is None  # another phase: no estimate
+    tracker.set_phase("backup")
+    tracker.add(60, 1)
+    snap = tracker.snapshot()
+    assert (snap["bytes_total"], snap["files_total"], snap["estimated"]) == (100, 2, True)
+    tracker.add(90, 2)  # more than estimated: the total follows
+    snap = tracker.snapshot()
+    assert (snap["bytes_total"], snap["files_total"]) == (150, 3)
+    assert snap["eta_seconds"] == 0
+    tracker.set_phase("backup")  # an estimate is used once
+    assert tracker.snapshot()["bytes_total"] is None
+
+
+def test_files_only_passes_phases_and_files_but_not_bytes() -> None:
+    from common.progress import FilesOnly
+
+    tracker = ProgressTracker("j", None)
+    view = FilesOnly(tracker)
+    view.set_phase("restoring", bytes_total=10)
+    view.add(4096, 1)
+    tracker.add(7)
+    view.note("hello")
+    snap = tracker.snapshot()
+    assert (snap["phase"], snap["bytes_done"], snap["files_done"]) == ("restoring", 7, 1)
+    assert snap["message"] == "hello"
+
+
+def test_an_estimate_arriving_while_its_phase_runs_applies_at_once() -> None:
+    tracker = ProgressTracker("j", None)
+    tracker.set_phase("backing up", estimated=True)
+    tracker.add(10, 1)
+    tracker.expect("backing up", 1000, 20)
+    snap = tracker.snapshot()
+    assert (snap["bytes_total"], snap["files_total"], snap["bytes_done"]) == (1000, 20, 10)
+    tracker.set_phase("copying", bytes_total=5)
+    tracker.expect("copying", 99)  # a phase with real totals keeps them
+    assert tracker.snapshot()["bytes_total"] == 5

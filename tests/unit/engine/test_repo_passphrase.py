@@ -12,13 +12,15 @@ from pydantic import SecretStr
 
 from common.config import Settings
 from common.engine.repo import AUTO_KEY_FILE, open_repo
+from common.engine.repo_admin import new_key
 from common.errors import InvalidInput, NotFound
-from common.repository.core.keys import WrongPassphrase
+from common.repository.core.keys import KdfParams, WrongPassphrase
+from common.repository.core.repository import init_repository
 from common.storage.memory import MemoryBackend
 
 
 def embedded(home: Path, **kw: object) -> Settings:
-    return Settings(home=home, repository_kdf_n=1024, **kw)  # type: ignore[arg-type]
+    return Settings(home=home, repository_kdf_n=2**14, **kw)  # type: ignore[arg-type]
 
 
 def test_embedded_mode_generates_a_private_key_file_once_and_says_where(
@@ -40,7 +42,8 @@ def test_embedded_mode_generates_a_private_key_file_once_and_says_where(
 
 def test_a_configured_passphrase_wins_over_the_generated_file(tmp_path: Path) -> None:
     backend = MemoryBackend("t")
-    open_repo(backend, embedded(tmp_path, repository_password=SecretStr("mine")), create=True)
+    mine = SecretStr("mine, long enough")
+    open_repo(backend, embedded(tmp_path, repository_password=mine), create=True)
     assert not (tmp_path / AUTO_KEY_FILE).exists()
     with pytest.raises(WrongPassphrase):
         open_repo(backend, embedded(tmp_path / "other", repository_password=SecretStr("no")))
@@ -58,8 +61,35 @@ def test_a_lost_generated_key_file_is_named_when_the_repository_does_not_open(
 
 
 def test_the_fleet_never_generates_a_passphrase(tmp_path: Path) -> None:
-    fleet = Settings(home=tmp_path, database_url="postgresql://x/y", repository_kdf_n=1024)
+    fleet = Settings(home=tmp_path, database_url="postgresql://x/y", repository_kdf_n=2**14)
     with pytest.raises(InvalidInput) as e:
         open_repo(MemoryBackend("t"), fleet, create=True)
     assert "VOLKEEPER_REPOSITORY_PASSWORD" in e.value.hint
     assert not (tmp_path / AUTO_KEY_FILE).exists()
+
+
+def test_a_new_repository_refuses_a_short_passphrase_but_an_existing_one_still_opens(
+        tmp_path: Path) -> None:
+    backend = MemoryBackend("t")
+    short = embedded(tmp_path, repository_password=SecretStr("short pw"))
+    with pytest.raises(InvalidInput, match=r"too short \(8 characters; at least 12") as err:
+        open_repo(backend, short, create=True)
+    assert "longer" in (err.value.hint or "")
+    assert list(backend.list("")) == []  # nothing was created
+    init_repository(backend, "short pw", kdf=KdfParams(n=2**10))  # made before the rule
+    assert open_repo(backend, short, create=True).config.encrypted
+
+
+def test_adding_a_short_passphrase_or_configuring_a_weak_scrypt_cost_is_refused(
+        tmp_path: Path) -> None:
+    backend = MemoryBackend("t")
+    settings = embedded(tmp_path, repository_password=SecretStr("first passphrase"))
+    open_repo(backend, settings, create=True)
+    with pytest.raises(InvalidInput, match="too short"):
+        new_key(backend, settings, "tiny")
+    weak = settings.model_copy(update={"repository_kdf_n": 2**10})
+    with pytest.raises(InvalidInput, match=r"scrypt N=1024 .* the minimum is 16384"):
+        new_key(backend, weak, "another long passphrase")
+    with pytest.raises(InvalidInput, match="too weak"):
+        open_repo(MemoryBackend("u"), weak, create=True)
+    assert new_key(backend, settings, "another long passphrase")["added"]

@@ -25,7 +25,8 @@ KEY = "volkeeper/archives/h/v/20260101T000000Z-j.tar"
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, repository_password=SecretStr("pw"), repository_kdf_n=1024)
+    return Settings(home=tmp_path, repository_password=SecretStr("pw long enough"),
+                    repository_kdf_n=2**14)
 
 
 def _archive(backend: LocalBackend, data: bytes = b"archive bytes" * 1000) -> StoredBackup:
@@ -43,8 +44,8 @@ def _repo_backup(tmp_path: Path, backend: LocalBackend) -> StoredBackup:
     repo = open_repo(backend, _settings(tmp_path), create=True)
     snap = backup_directory(repo, vol, host="h", volume="v", tags=["job:j1"])
     return StoredBackup(id="b2", key=ids.snapshot_key(snap.id), manifest_key="", format="repo",
-                        checksum=snap.id.hex(), logical_bytes=5, file_count=1, volume="v",
-                        host="h")
+                        checksum="", logical_bytes=5, file_count=1, volume="v",
+                        host="h", snapshot_id=snap.id.hex())
 
 
 def test_labels_reach_the_snapshot_and_volkeepers_own_tags_stay(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_labels_reach_the_snapshot_and_volkeepers_own_tags_stay(tmp_path: Path) 
     settings = _settings(tmp_path)
     assert stored.apply_labels(backend, b, settings, tags=["keep"], pinned=True) is True
     assert stored.apply_labels(backend, b, settings, tags=["keep"], pinned=True) is False
-    snap = load_snapshot(open_repo(backend, settings), bytes.fromhex(b.checksum))
+    snap = load_snapshot(open_repo(backend, settings), bytes.fromhex(b.snapshot_id))
     assert snap.tags == ["job:j1", "keep"] and snap.pinned is True
     assert stored.user_tags(snap.tags) == ["keep"]
 
@@ -67,7 +68,7 @@ def test_forget_refuses_a_snapshot_pinned_in_the_repository(tmp_path: Path) -> N
         stored.forget(backend, b, settings)
     assert "volkeeper unpin b2" in str(e.value.hint)
     repo = open_repo(backend, settings)
-    assert snapshot_ids(repo) == [bytes.fromhex(b.checksum)]
+    assert snapshot_ids(repo) == [bytes.fromhex(b.snapshot_id)]
     stored.apply_labels(backend, b, settings, tags=[], pinned=False)
     out = stored.forget(backend, b, settings)
     assert out["deleted_objects"] == [b.key] and snapshot_ids(repo) == []
@@ -109,5 +110,5 @@ def test_a_repo_copy_needs_a_passphrase_for_the_destination(tmp_path: Path) -> N
     assert list(dst.list("")) == []
     out = stored.copy_backup(src, dst, b, src_settings=_settings(tmp_path),
                              dst_settings=_settings(tmp_path), tracker=NullTracker())
-    copied = load_snapshot(open_repo(dst, _settings(tmp_path)), bytes.fromhex(out.checksum))
+    copied = load_snapshot(open_repo(dst, _settings(tmp_path)), bytes.fromhex(out.snapshot_id))
     assert copied.host == "h" and copied.volume == "v" and out.stored_bytes > 0

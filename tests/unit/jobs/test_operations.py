@@ -29,11 +29,12 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 def _backup(env: Env, fmt: str = "tar.zst", target: str = "local", **extra: Any) -> str:
     with env.db.session() as s:
-        checksum = SNAP if fmt == "repo" else "0" * 64
-        key = f"volkeeper/repo/snapshots/{SNAP}" if fmt == "repo" else "volkeeper/archives/x"
+        repo = fmt == "repo"
+        key = f"volkeeper/repo/snapshots/{SNAP}" if repo else "volkeeper/archives/x"
         b = catalog.add_backup(s, host="h1", volume="data", target=target, format=fmt,
-                               key=key, manifest_key="" if fmt == "repo" else key + ".m",
-                               checksum=checksum, stored_bytes=100, **extra)
+                               key=key, manifest_key="" if repo else key + ".m",
+                               checksum="" if repo else "0" * 64,
+                               snapshot_id=SNAP if repo else "", stored_bytes=100, **extra)
         return b.id
 
 
@@ -200,7 +201,7 @@ def test_fleet_target_jobs_run_on_the_online_host_that_last_backed_up_there(
         service.target_job("stats", target="s3")
     with db.session() as s:
         catalog.add_backup(s, host="b", volume="v", target="s3", format="repo", key="k",
-                           manifest_key="", checksum=SNAP)
+                           manifest_key="", checksum="", snapshot_id=SNAP)
     assert service.target_job("stats", target="s3").host == "b"
     assert service.target_job("stats", target="s3", host="a").host == "a"
     db.dispose()

@@ -76,13 +76,14 @@ def test_a_backup_writes_one_snapshot_naming_trees_that_list_every_file(tmp_path
 
 def _files_opened(monkeypatch: pytest.MonkeyPatch, src: Path) -> list[str]:
     """The files below ``src`` opened from now on (by the walk or a reader thread, by path
-    or relative to an open directory), as paths relative to ``src``."""
+    or relative to an open directory; not ``O_PATH`` handles, which read nothing), as
+    paths relative to ``src``."""
     read: list[str] = []
     real_open = os.open
 
     def counting(path: str, flags: int, *a: int, dir_fd: int | None = None, **k: int) -> int:
         full = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd else "", path)
-        if full.startswith(str(src)) and not flags & os.O_DIRECTORY:
+        if full.startswith(str(src)) and not flags & (os.O_DIRECTORY | os.O_PATH):
             read.append(os.path.relpath(full, src))
         return real_open(path, flags, *a, dir_fd=dir_fd, **k)
 
@@ -288,10 +289,10 @@ def test_a_small_file_that_grows_while_it_is_backed_up_is_stored_whole(
         real = archiver._Walker._file
         monkeypatch.setattr(archiver._Walker, "_read_ahead", lambda *a: False)
 
-        def growing(self: archiver._Walker, node: Node, path: str, rel: str,
+        def growing(self: archiver._Walker, node: Node, dir_fd: int, rel: str,
                     st: os.stat_result, old: Node | None) -> None:
-            grow(path)
-            real(self, node, path, rel, st, old)
+            grow(f"/{rel}")
+            real(self, node, dir_fd, rel, st, old)
 
         monkeypatch.setattr(archiver._Walker, "_file", growing)
     else:
@@ -492,3 +493,34 @@ def test_a_parent_node_with_odd_fields_or_unindexed_chunks_is_read_again(
     dest = tmp_path / "r"
     restore_snapshot(repo, second, dest)
     assert compare_trees(src, dest, check_root=False) == []
+
+
+def test_an_intermediate_directory_swapped_for_a_symlink_does_not_make_the_walk_read_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo()
+    src = tmp_path / "vol"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "a" / "b" / "g").write_bytes(b"deeper" * 10_000)  # read by the walk itself
+    (src / "a" / "b" / "h").write_bytes(b"small")
+    outside = tmp_path / "outside"
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "g").write_bytes(b"secret" * 10_000)
+    (outside / "b" / "leak").write_bytes(b"secret")
+    real_list = archiver._Walker._list
+
+    def racing_list(self: archiver._Walker, path: str, *args: object) -> object:
+        if path.endswith("/a/b") and not (src / "a").is_symlink():  # 'a' is open already
+            os.rename(src / "a", src / "a-moved")  # what a container can do in its volume
+            os.symlink(outside, src / "a")
+        return real_list(self, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archiver._Walker, "_list", racing_list)
+    snap = backup_directory(repo, src, host="h", volume="v")
+    nodes = dict(iter_nodes(repo, snap.tree))
+    assert "a/b/leak" not in nodes
+    assert nodes["a/b/g"].size == 60_000
+    dest = tmp_path / "r"
+    restore_snapshot(repo, snap, dest)
+    assert (dest / "a" / "b" / "g").read_bytes() == b"deeper" * 10_000
+    assert (dest / "a" / "b" / "h").read_bytes() == b"small"

@@ -1,0 +1,20 @@
+"""How many rows a list returns: every front (API, CLI, scheduler) goes through here.
+
+A ``limit`` below 1 is refused: SQLite reads ``LIMIT -1`` as "no limit" and PostgreSQL
+fails on it, so the same request behaved differently per database. Above ``MAX_ROWS`` a
+list is cut to ``MAX_ROWS``.
+"""
+
+from __future__ import annotations
+
+from common.errors import InvalidInput
+
+MAX_ROWS = 1000
+
+
+def page_limit(limit: int, field: str = "limit") -> int:
+    """``limit`` cut to ``MAX_ROWS``; InvalidInput (422) naming ``field`` below 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"{field} must be a whole number of at least 1 (got {limit!r})",
+                           f"ask for 1 to {MAX_ROWS} rows, e.g. {field}=50")
+    return min(limit, MAX_ROWS)

@@ -1,0 +1,106 @@
+"""An archive backup's two stored objects (the archive and its manifest): checking they
+are there before a restore, deleting them, copying them to another target."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from common.archive import read_manifest
+from common.engine.records import Check, CopyOutcome, StoredBackup
+from common.errors import Conflict, IntegrityError, NotFound, StorageError
+from common.progress import ProgressTracker
+from common.storage.base import Backend
+
+_CHUNK = 1 << 20
+
+
+def check_stored(backend: Backend, backup: StoredBackup,
+                 paths: Sequence[str] | None) -> list[Check]:
+    """Both objects are present (with their size), and every selected path is in the
+    manifest (read as a stream)."""
+    checks = []
+    for key, what in ((backup.key, "archive"), (backup.manifest_key, "manifest")):
+        try:
+            info = backend.stat(key)
+        except NotFound:
+            checks.append(Check(f"{what} present", False,
+                                f"the {what} {key} is missing from the target"))
+            continue
+        except StorageError as e:
+            checks.append(Check(f"{what} present", False, f"the target cannot be read: {e}"))
+            continue
+        checks.append(Check(f"{what} present", True, f"{key} ({info.size} bytes)"))
+    if paths:
+        checks.append(_check_paths(backend, backup, paths))
+    return checks
+
+
+def _check_paths(backend: Backend, backup: StoredBackup, paths: Sequence[str]) -> Check:
+    wanted = {"./" + p.strip("/"): False for p in paths}
+    try:
+        with backend.open_reader(backup.manifest_key) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8") as text:
+            for entry in read_manifest(text).entries():
+                name = entry.path if entry.path.startswith("./") else "./" + entry.path
+                for p in wanted:
+                    if name == p or name.startswith(p + "/"):
+                        wanted[p] = True
+    except (NotFound, StorageError, IntegrityError) as e:
+        return Check("selected paths", False,
+                     f"cannot read the manifest to check the paths: {e}")
+    missing = [p[2:] for p, found in wanted.items() if not found]
+    if missing:
+        return Check("selected paths", False, f"not in the backup: {', '.join(missing[:10])}")
+    return Check("selected paths", True, f"{len(wanted)} path(s) found in the backup")
+
+
+def forget(backend: Backend, backup: StoredBackup) -> dict[str, Any]:
+    """Delete the archive and its manifest (already gone is fine)."""
+    keys = [k for k in (backup.key, backup.manifest_key) if k]
+    for k in keys:
+        backend.delete(k)
+    return {"deleted_objects": keys, "reclaimed_bytes_hint": None}
+
+
+def copy(src: Backend, dst: Backend, backup: StoredBackup,
+         tracker: ProgressTracker) -> CopyOutcome:
+    """Copy the archive (its sha256 checked on the way) and then its manifest; refuses
+    to overwrite either at ``dst``."""
+    for k in (backup.key, backup.manifest_key):
+        try:
+            dst.stat(k)
+        except NotFound:
+            continue
+        raise Conflict(f"{dst.display} already holds {k}",
+                       "that backup was copied there before; list the destination's backups")
+    tracker.set_phase("copying archive", bytes_total=src.stat(backup.key).size)
+    sha = _copy_object(src, dst, backup.key, tracker)
+    if sha != backup.checksum:
+        dst.delete(backup.key)
+        raise IntegrityError(
+            f"archive {backup.key} read from {src.display} does not match its checksum "
+            f"(sha256 {sha}, catalog {backup.checksum}); nothing was copied",
+            f"verify the backup: volkeeper verify {backup.id}")
+    try:
+        _copy_object(src, dst, backup.manifest_key, None)
+    except BaseException:
+        dst.delete(backup.key)
+        raise
+    return CopyOutcome(key=backup.key, manifest_key=backup.manifest_key, checksum=sha,
+                       stored_bytes=dst.stat(backup.key).size)
+
+
+def _copy_object(src: Backend, dst: Backend, key: str, tracker: ProgressTracker | None) -> str:
+    """Stream one object; returns its sha256. Nothing is visible at ``dst`` on failure."""
+    digest = hashlib.sha256()
+    with src.open_reader(key) as reader, dst.open_writer(key) as writer:
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+            writer.write(chunk)
+            if tracker is not None:
+                tracker.add(len(chunk))
+        writer.commit()
+    return digest.hexdigest()

@@ -1,0 +1,164 @@
+"""The native repository (``repo``) behind the ``Format`` seam: a backup is one snapshot
+of the target's repository (``common.engine.repo`` opens it, backs up and restores;
+``repo_verify`` verifies and compares). Tags and pin are written into the snapshot too,
+so the repository alone knows them; a forget removes the snapshot (a prune reclaims its
+data); a copy moves the snapshot with its blobs, without re-chunking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from common.archive import VerifyReport
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine import repo, repo_verify
+from common.engine.access import direct_path
+from common.engine.formats.archive import safety_snapshot
+from common.engine.records import (
+    BackupOutcome,
+    Check,
+    CopyOutcome,
+    Restored,
+    StoredBackup,
+    VerifyOutcome,
+)
+from common.errors import (
+    Conflict,
+    DockerError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StorageError,
+)
+from common.formats import REPO_FORMAT, Traits, traits_of
+from common.progress import ProgressTracker
+from common.repository import ids
+from common.repository.core.snapshot import save_snapshot
+from common.repository.maintenance.copy import CopyStats, copy_snapshot
+from common.repository.maintenance.prune import forget_snapshots
+from common.storage.base import Backend
+
+#: Tags volkeeper itself puts on snapshots (``job:<id>``); kept when user tags change.
+SYSTEM_TAG_PREFIXES = ("job:",)
+
+
+def user_tags(tags: Sequence[str]) -> list[str]:
+    """The tags of a snapshot a user gave (without volkeeper's ``job:`` tags)."""
+    return sorted(t for t in set(tags) if not t.startswith(SYSTEM_TAG_PREFIXES))
+
+
+class RepositoryFormat:
+    traits: Traits = traits_of(REPO_FORMAT)
+
+    @property
+    def name(self) -> str:
+        return self.traits.name
+
+    def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
+               job_id: str, tracker: ProgressTracker, settings: Settings,
+               area: str = "archives") -> BackupOutcome:
+        # ``area`` names where archives go; a snapshot is always in the repository
+        return repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
+                                  tracker=tracker, settings=settings)
+
+    def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
+                        volume: str, job_id: str, tracker: ProgressTracker,
+                        settings: Settings) -> BackupOutcome:
+        # an archive, not a snapshot: see ``archive.safety_snapshot``
+        return safety_snapshot(docker, backend, host=host, volume=volume, job_id=job_id,
+                               tracker=tracker, settings=settings)
+
+    def check_stored(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                     paths: Sequence[str] | None) -> list[Check]:
+        """"Objects present" means the snapshot opens and authenticates (and every
+        selected path is in it)."""
+        try:
+            repository, snap = repo.load_backup(backend, backup, settings)
+        except (NotFound, StorageError, IntegrityError) as e:
+            return [Check("snapshot present", False,
+                          f"snapshot {backup.snapshot_id[:8]} cannot be loaded: {e}")]
+        checks = [Check("snapshot present", True,
+                        f"{backup.key} (snapshot of {snap.volume} on {snap.host})")]
+        if not paths:
+            return checks
+        try:
+            missing = repo.missing_paths(repository, snap, list(paths))
+        except (NotFound, StorageError, IntegrityError) as e:
+            checks.append(Check("selected paths", False,
+                                f"cannot read the snapshot to check the paths: {e}"))
+            return checks
+        checks.append(Check("selected paths", False,
+                            f"not in the backup: {', '.join(missing[:10])}") if missing else
+                      Check("selected paths", True, f"{len(paths)} path(s) found in the "
+                            "backup"))
+        return checks
+
+    def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
+                volume: str, tracker: ProgressTracker, settings: Settings,
+                paths: list[str] | None = None) -> Restored:
+        stats = repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
+                                  settings=settings, paths=paths)
+        return Restored(bytes=stats.bytes, files=stats.files,
+                        entries=stats.files + stats.dirs)
+
+    def verify(self, backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
+               settings: Settings, *, read_data: bool = False,
+               subset_percent: float | None = None, seed: int | None = None) -> VerifyOutcome:
+        return repo_verify.verify(backend, backup, tracker, settings, read_data=read_data,
+                                  subset_percent=subset_percent, seed=seed)
+
+    def compare(self, docker: DockerHost, backend: Backend, backup: StoredBackup,
+                volume: str, settings: Settings, tracker: ProgressTracker) -> VerifyReport:
+        path = direct_path(docker, volume, settings)
+        if path is None:
+            raise DockerError(f"volume {volume!r} is not directly accessible, so it cannot "
+                              "be compared with a repo snapshot",
+                              "run the worker on the host as root (or bind-mount "
+                              "/var/lib/docker/volumes)")
+        return repo_verify.compare_backup(backend, backup, path, settings, tracker)
+
+    def forget(self, backend: Backend, backup: StoredBackup,
+               settings: Settings) -> dict[str, Any]:
+        """A pinned snapshot is refused (Conflict): the repository's own pin wins."""
+        repository = repo.open_repo(backend, settings)
+        sid = repo.snapshot_id(backup)
+        try:
+            gone = forget_snapshots(repository, [sid], owner=f"forget of backup {backup.id}")
+        except NotFound:
+            gone = []  # already deleted (an earlier forget stopped before the catalog)
+        except InvalidInput as e:  # pinned in the repository
+            raise Conflict(f"backup {backup.id}: {e.message}",
+                           f"unpin it first: volkeeper unpin {backup.id}") from None
+        return {"deleted_objects": [ids.snapshot_key(s) for s in gone],
+                "reclaimed_bytes_hint": "run a prune of the target to reclaim the data only "
+                                        "this snapshot referenced (volkeeper prune TARGET)"}
+
+    def copy(self, src: Backend, dst: Backend, backup: StoredBackup, *,
+             src_settings: Settings, dst_settings: Settings,
+             tracker: ProgressTracker) -> CopyOutcome:
+        """The destination repository is created on first use, like a backup's."""
+        tracker.set_phase("opening repositories")
+        src_repo, snap = repo.load_backup(src, backup, src_settings)
+        dst_repo = repo.open_repo(dst, dst_settings, create=True, chunking_from=src_repo)
+        stats = CopyStats()
+        copied = copy_snapshot(src_repo, dst_repo, snap, progress=tracker, stats=stats,
+                               owner=f"copy of backup {backup.id}")
+        return CopyOutcome(key=ids.snapshot_key(copied.id), manifest_key="", checksum="",
+                           snapshot_id=copied.id.hex(), stored_bytes=stats.bytes_stored,
+                           tags=user_tags(copied.tags), pinned=copied.pinned,
+                           blobs_stored=stats.blobs_stored, blobs_skipped=stats.blobs_skipped)
+
+    def apply_labels(self, backend: Backend, backup: StoredBackup, settings: Settings, *,
+                     tags: Sequence[str], pinned: bool) -> bool:
+        """Make the snapshot carry ``tags`` (plus volkeeper's own ``job:`` tags) and
+        ``pinned``; returns whether it had to be rewritten."""
+        repository, snap = repo.load_backup(backend, backup, settings)
+        system = {t for t in snap.tags if t.startswith(SYSTEM_TAG_PREFIXES)}
+        wanted = sorted(system | set(tags))
+        if sorted(set(snap.tags)) == wanted and snap.pinned == pinned:
+            return False
+        snap.tags, snap.pinned = wanted, pinned
+        save_snapshot(repository, snap)
+        return True

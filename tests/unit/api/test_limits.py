@@ -1,0 +1,49 @@
+"""Every list refuses a ``limit`` below 1 with a 422 naming it, the same on SQLite and
+PostgreSQL (where ``LIMIT -1`` used to mean "everything" and a 500 respectively)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from common.db import catalog
+from common.db.paging import MAX_ROWS, page_limit
+from common.errors import InvalidInput
+from tests.unit.api.test_api import Env, _make, error
+
+LISTS = ("/api/v1/jobs", "/api/v1/backups", "/api/v1/drills")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    yield from _make(tmp_path)
+
+
+def assert_limits_checked(client: TestClient, headers: dict[str, str] | None = None) -> None:
+    """What every database must answer (shared with the PostgreSQL integration test)."""
+    for path in LISTS:
+        for bad in (0, -1):
+            r = client.get(path, params={"limit": bad}, headers=headers)
+            assert r.status_code == 422, (path, bad, r.text)
+            assert error(r)["message"].startswith("limit must be"), path
+            assert "limit=" in error(r)["hint"]
+        assert client.get(path, params={"limit": 1}, headers=headers).status_code == 200
+
+
+def test_lists_refuse_a_limit_below_one_on_sqlite(env: Env) -> None:
+    env.client.post("/api/v1/backups", json={"volume": "data"})
+    env.client.post("/api/v1/backups", json={"volume": "data"})  # a second queued job
+    assert_limits_checked(env.client)
+    assert len(env.client.get("/api/v1/jobs", params={"limit": 1}).json()) == 1
+
+
+def test_the_catalog_refuses_it_whatever_front_asks(env: Env) -> None:
+    with env.db.session() as s, pytest.raises(InvalidInput, match="limit must be"):
+        catalog.list_backups(s, limit=-1)
+    assert page_limit(5) == 5 and page_limit(10**9) == MAX_ROWS
+    for bad in (0, -5, True):
+        with pytest.raises(InvalidInput):
+            page_limit(bad)
