@@ -54,8 +54,9 @@ class EmbeddedRuntime:
         current(); background=True: start HostLoops (serve). background=False (one-shot CLI
         command): register the host, take an inventory (sizes only if volume_sizes), recover
         jobs of killed processes; Docker problems are logged as warnings, not raised.
-        ``docker=False`` (a command that only reads the catalog) leaves Docker alone: it
-        only fails the jobs of killed local processes, a database matter.
+        ``docker=False`` (a command that only reads the catalog) does not register the host
+        or take an inventory: it fails the jobs of killed local processes and asks Docker
+        only to clean up after a restore one of them left half written.
         A second call does nothing."""
         if self._started:
             return
@@ -72,8 +73,9 @@ class EmbeddedRuntime:
             sweep.sweep_stale(self.db, self.settings)  # jobs nobody ran or reports on
             if docker:
                 host.arrive(self.ctx, with_sizes=volume_sizes)
-            else:
+            else:  # Docker only if a killed restore left a volume to clean up
                 host.fail_orphaned(self.ctx)
+                host.recover_interrupted(self.ctx)
         except Exception as e:  # noqa: BLE001 - each command reports Docker problems itself
             log.warning("could not register host %s: %s", self.settings.host_name, e)
 

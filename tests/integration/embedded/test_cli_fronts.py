@@ -63,7 +63,7 @@ def run(env: dict[str, str], *args: str, ok: bool = True, python: tuple[str, ...
 def env_for(tmp: Path, docker: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
     return env | {"VOLKEEPER_HOME": str(tmp), "VOLKEEPER_DOCKER_HOST": docker.url,
-                  "VOLKEEPER_HOST_NAME": "laptop", "VOLKEEPER_REPOSITORY_KDF_N": "1024",
+                  "VOLKEEPER_HOST_NAME": "laptop", "VOLKEEPER_REPOSITORY_KDF_N": "16384",
                   "COLUMNS": "80", "PYTHONWARNINGS": "default"}
 
 

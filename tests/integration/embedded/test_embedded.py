@@ -55,11 +55,11 @@ def test_only_the_volumes_command_measures_volume_sizes(
             return conn.execute(text("SELECT size_bytes FROM volumes WHERE name = :n"),
                                 {"n": "emb-sized"}).scalar_one()
 
-    cli(embedded_env, "backups", "--json")
+    cli(embedded_env, "hosts", "--json")  # registers the host: an inventory without sizes
     assert inventory_size() is None  # listed by the inventory, not measured
     assert listed()["emb-sized"]["size_bytes"] >= 300_000
     (src / "more").write_bytes(os.urandom(200_000))
-    cli(embedded_env, "backups", "--json")
+    cli(embedded_env, "hosts", "--json")
     assert 300_000 <= inventory_size() < 500_000  # the last measurement is kept
     assert listed()["emb-sized"]["size_bytes"] >= 500_000
 

@@ -131,7 +131,8 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
 
     job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "mode": "replace"})
     fleet.wait_job_until(job["id"], lambda j: progressed(j) and j["progress"].get(
-        "phase") == "replacing", "replacing the content", active=True)
+        "phase") == "restoring" and (j["result"] or {}).get("replace_state") == "replacing",
+        "replacing the content", active=True)
     fleet.stop_worker("host-b", signal.SIGKILL)
     failed = fleet.wait_job(job["id"], timeout=60)
     assert failed["state"] == "failed" and "safety snapshot" in failed["error"]
