@@ -63,9 +63,12 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
     measures volume sizes only with ``volume_sizes``: Docker walks every file for that;
     ``docker=False``: a command that only reads the catalog, Docker is not asked)."""
     if server:
+        from cli.local import settings
         from cli.remote import RemoteFront
+        from common.auth import client_token
 
-        with RemoteFront(server, token) as remote:
+        # no --token: a loopback server of this VOLKEEPER_HOME is reached with its token file
+        with RemoteFront(server, client_token(settings(), server, token)) as remote:
             yield remote
         return
     from cli.local import LocalFront

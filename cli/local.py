@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.front import CliError, Json
+from common.auth import LOCAL_ACTOR
 from common.config import Settings, get_settings
 from common.db import Job
 from common.jobs import views
@@ -29,7 +30,7 @@ from common.jobs.inputs import (
 )
 from common.jobs.operations import OperationsService
 
-USER = "local"  # what the API records for a request without a token
+USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
 #: The request model of each repository job (the others take a bare TargetJobIn).
 _TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
     "prune": PruneIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
