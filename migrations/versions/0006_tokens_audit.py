@@ -1,6 +1,6 @@
 """API tokens with roles, and the audit log
 
-Revision ID: 0007_tokens_audit
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-06 15:00:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0007_tokens_audit'
+revision: str = '0006'
 down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
