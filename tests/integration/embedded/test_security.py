@@ -92,3 +92,37 @@ def test_named_tokens_have_roles_and_the_audit_log_names_who_changed_what(
                             ("admin", "target.add", "etc", "error"),
                             ("admin", "target.add", "t", "ok")]
         assert viewer["secret"] not in str(log)
+
+
+def test_cli_tokens_give_named_roles_that_the_server_enforces_and_audits(
+        embedded_server: str, embedded_env: dict[str, str]) -> None:
+    """`volkeeper tokens create` (embedded, as root on the machine) makes a viewer token;
+    `volkeeper --server … --token` with it may read but not change, and the audit log names
+    who tried what."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.fixtures.embedded import REPO
+
+    def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(embedded_env)
+        if token:
+            env["VOLKEEPER_API_TOKEN"] = token
+        return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+
+    made = cli("tokens", "create", "watcher", "--role", "viewer", "--json")
+    assert made.returncode == 0, made.stderr
+    secret = json.loads(made.stdout)["secret"]
+    listed = cli("--server", embedded_server, "backups", "--json", token=secret)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    refused = cli("--server", embedded_server, "targets", "add", "evil", "file:///etc",
+                  token=secret)
+    assert refused.returncode == 1
+    assert "admin" in refused.stderr  # the role it would need
+    log = json.loads(cli("audit", "--actor", "watcher", "--json").stdout)
+    assert [(e["action"], e["object"]) for e in log] == [("denied", "POST /api/v1/targets")]
+    assert cli("tokens", "revoke", "watcher").returncode == 0
+    gone = cli("--server", embedded_server, "backups", "--json", token=secret)
+    assert gone.returncode == 1 and "token" in gone.stderr
