@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
-from common.repository.check.report import CheckReport, Findings, note
+from common.repository.check.report import CheckReport, Findings, note, unindexed_message
 from common.repository.core import ids
 from common.repository.core.index import IndexEntry
 from common.repository.core.pack import read_pack_header, read_range
@@ -40,7 +40,7 @@ class _SnapshotChecker(Findings):
         if entry is None:
             self.unindexed = True
             p = self.bad_blobs.get(blob_id) or self.problem(
-                "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
+                "blob", blob_id, unindexed_message(self.repo, blob_id))
             self.bad_blobs[blob_id] = p
             note(p, path)
             return None
@@ -58,6 +58,9 @@ class _SnapshotChecker(Findings):
             self.bad_trees.add(tree_id)
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
             note(p, where)
+            entry = self.index.lookup(tree_id)
+            if entry is not None and not isinstance(exc, StorageError):
+                self.damage.add_blob(tree_id, entry.pack_id)
             return
         for node in tree.nodes:
             child = f"{path}/{node.name}"
@@ -78,12 +81,16 @@ class _SnapshotChecker(Findings):
             except NotFound:
                 self.bad_packs[pack_id] = self.problem(
                     "pack", pack_id, f"pack {pack_id.hex()} is missing (indexed, not stored)")
+                self.damage.packs.add(pack_id)
                 continue
             except (IntegrityError, StorageError) as exc:
                 self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
+                if isinstance(exc, IntegrityError):
+                    self.damage.packs.add(pack_id)
                 continue
             for e in entries.values():
                 if listed.get(e.blob_id) != e:
+                    self.damage.add_blob(e.blob_id, pack_id)
                     self.bad_blobs[e.blob_id] = self.problem(
                         "blob", e.blob_id,
                         f"blob {e.blob_id.hex()} is indexed in pack {pack_id.hex()} whose "
@@ -103,6 +110,8 @@ class _SnapshotChecker(Findings):
                                              end - start))
             except (IntegrityError, NotFound, StorageError) as exc:
                 self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
+                if not isinstance(exc, StorageError):
+                    self.damage.packs.add(pack_id)
                 continue
             self.report.packs_read += 1
             self.report.bytes_read += end - start
@@ -115,6 +124,7 @@ class _SnapshotChecker(Findings):
                 except IntegrityError as exc:
                     damaged += 1
                     self.bad_blobs[e.blob_id] = self.problem("blob", e.blob_id, str(exc))
+                    self.damage.add_blob(e.blob_id, pack_id)
                 self.report.blobs_read += 1
             if damaged:
                 self.partly_bad.add(pack_id)
@@ -158,11 +168,13 @@ def check_snapshot(
     subset: float | None = None,
     seed: int | None = None,
     progress: ProgressTracker | None = None,
+    record_damage: bool = True,
 ) -> CheckReport:
     """Check one snapshot and only what it references. ``read_data`` reads every blob it
     references; ``subset`` (0-1] reads the blobs of a random share of its packs, drawn with
     ``seed`` (reported in the result; a random one when None). ``packs`` and ``blobs``
-    count what the snapshot references; ``packs_selected`` the packs chosen for reading."""
+    count what the snapshot references; ``packs_selected`` the packs chosen for reading.
+    ``record_damage``: write what was found damaged as a damage mark (``core/damage.py``)."""
     progress = progress or NullTracker()
     report = CheckReport(snapshots=1)
     progress.set_phase("index")
@@ -190,4 +202,6 @@ def check_snapshot(
     for index_id, why in loaded.damaged.items():
         if checker.unindexed:  # an unreadable index file may be why a blob is not indexed
             checker.problem("index", index_id, why)
+    if record_damage:
+        checker.record(f"verify of snapshot {snapshot.id.hex()}")
     return report
