@@ -34,9 +34,25 @@ class _SnapshotChecker(Findings):
         self.bad_trees: set[bytes] = set()
         self.partly_bad: set[bytes] = set()  # packs whose header is fine, some blobs not
         self.unindexed = False
+        self.marked: set[bytes] = set()  # referenced blobs whose only copy is marked
+
+    def lookup(self, blob_id: bytes) -> IndexEntry | None:
+        """The blob's indexed copy, else the damaged copy a damage mark left out."""
+        entry = self.index.lookup(blob_id)
+        if entry is None and blob_id in self.repo.quarantined:
+            entry = self.repo.quarantined[blob_id]
+            self.marked.add(blob_id)
+        return entry
+
+    def marked_problems(self) -> None:
+        """A blob whose only copy a damage mark names is damaged even when this check did
+        not read it (again): the index leaves it out, so nothing can restore it."""
+        for blob_id in sorted(self.marked - self.bad_blobs.keys()):
+            self.bad_blobs[blob_id] = self.problem(
+                "blob", blob_id, unindexed_message(self.repo, blob_id))
 
     def ref(self, blob_id: bytes, path: str) -> IndexEntry | None:
-        entry = self.index.lookup(blob_id)
+        entry = self.lookup(blob_id)
         if entry is None:
             self.unindexed = True
             p = self.bad_blobs.get(blob_id) or self.problem(
@@ -136,7 +152,7 @@ class _SnapshotChecker(Findings):
         """Name the files (and whole directories) that depend on a damaged object."""
         where = (path or "") + "/ (whole directory)"
         self._note_blob(tree_id, where)
-        if tree_id in self.bad_trees or self.index.lookup(tree_id) is None:
+        if tree_id in self.bad_trees or self.lookup(tree_id) is None:
             return
         try:
             tree = self.repo.read_tree(tree_id)
@@ -154,7 +170,7 @@ class _SnapshotChecker(Findings):
         bad_blob = blob_id in self.bad_blobs
         if bad_blob:
             note(self.bad_blobs[blob_id], path)
-        entry = self.index.lookup(blob_id)
+        entry = self.lookup(blob_id)
         if entry is not None and entry.pack_id in self.bad_packs \
                 and (bad_blob or entry.pack_id not in self.partly_bad):
             note(self.bad_packs[entry.pack_id], path)
@@ -196,6 +212,7 @@ def check_snapshot(
             chosen = sorted(random.Random(report.seed).sample(chosen, n))
         report.packs_selected = len(chosen)
         checker.read_blobs(chosen, progress)
+    checker.marked_problems()
     if report.problems:
         progress.set_phase("naming damaged files")
         checker.attribute(snapshot.tree, "")

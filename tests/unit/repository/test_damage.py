@@ -86,8 +86,12 @@ def test_verify_records_damage_and_the_next_backup_stores_the_chunks_again(
     # random.bin now reads its healthy copy; the file the volume lost stays damaged.
     assert flipped["random.bin"].hex() not in bad
     assert bad[flipped[small].hex()].paths == [f"/{small}"]
-    assert "found damaged" in bad[flipped[small].hex()].message
     assert again.damage_mark is None  # nothing new: no second mark
+    # Even a structure check (which reads no blob) reports the blob a mark names.
+    structure = check_snapshot(other, old)
+    [problem] = structure.problems
+    assert problem.object_id == flipped[small].hex() and "found damaged" in problem.message
+    assert problem.paths == [f"/{small}"]
     assert len(list(other.backend.list(DAMAGED_PREFIX))) == 1
 
 
