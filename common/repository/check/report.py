@@ -3,12 +3,15 @@ that depend on them) and counts of what it looked at."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
+from common.errors import StorageError
 from common.repository.core.damage import Damage, write_damage
 from common.repository.core.repository import Repository
 
 MAX_PATHS = 1000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,7 +71,13 @@ class Findings:
     def record(self, source: str) -> None:
         """Write the damage found as a mark in the repository (nothing when none)."""
         new = self.damage.without(self.repo.damage)
-        mark = write_damage(self.repo.backend, self.repo.cipher, new, source)
+        try:
+            mark = write_damage(self.repo.backend, self.repo.cipher, new, source)
+        except StorageError as exc:  # a read-only target: the check's report still stands
+            log.warning("could not record the damage found in %s (%s); backups keep "
+                        "reusing it until a check can write there", self.repo.backend.display,
+                        exc)
+            return
         if mark is not None:
             self.report.damage_mark = mark.hex()
 

@@ -132,3 +132,18 @@ def test_prune_keeps_the_healthy_copy_of_a_blob_stored_twice(tmp_path: Path) -> 
     restore_snapshot(repo, new, restored)
     assert compare_trees(str(src), str(restored)) == []
     assert check_snapshot(repo, new, read_data=True).ok
+
+
+def test_a_target_that_refuses_the_mark_still_gets_the_checks_report(tmp_path: Path) -> None:
+    repo, _, old, flipped = damaged_volume(tmp_path)
+    real = repo.backend.put_bytes
+
+    def refuse(key: str, data: bytes):  # type: ignore[no-untyped-def]
+        if key.startswith(DAMAGED_PREFIX):
+            raise StorageError("access denied", "grant write access")
+        return real(key, data)
+
+    repo.backend.put_bytes = refuse  # type: ignore[method-assign]
+    report = check_snapshot(repo, old, read_data=True)
+    assert {p.object_id for p in report.problems} >= {b.hex() for b in flipped.values()}
+    assert report.damage_mark is None
