@@ -147,3 +147,19 @@ def test_a_target_that_refuses_the_mark_still_gets_the_checks_report(tmp_path: P
     report = check_snapshot(repo, old, read_data=True)
     assert {p.object_id for p in report.problems} >= {b.hex() for b in flipped.values()}
     assert report.damage_mark is None
+
+
+def test_a_damaged_parent_tree_is_backed_up_again_in_full(tmp_path: Path) -> None:
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    old = backup_directory(repo, src, host="h", volume="v")
+    entry = repo.load_index().index.lookup(old.tree)
+    assert entry is not None
+    flip(repo, entry.pack_id, old.tree)
+    assert not check_snapshot(repo, old).ok  # the tree walk finds it and marks it
+    new = backup_directory(repo, src, host="h", volume="v", parent=old)
+    assert new.tree == old.tree  # the same content, stored again
+    assert check_snapshot(repo, new, read_data=True).ok
+    restored = tmp_path / "restored"
+    restore_snapshot(repo, new, restored)
+    assert compare_trees(str(src), str(restored)) == []
