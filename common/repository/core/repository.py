@@ -145,6 +145,15 @@ class Repository:
             encode_index(self.cipher, index_id, IndexFile(list(entries))))
         return index_id
 
+    def unindexed(self, blob_id: bytes, what: str = "chunk") -> str:
+        """Why ``blob_id`` has no usable copy: a check found it damaged, or no index
+        names it."""
+        damaged = self.quarantined.get(blob_id)
+        if damaged is not None:
+            return (f"{what} {blob_id.hex()} was found damaged by a check (pack "
+                    f"{damaged.pack_id.hex()}) and no healthy copy is stored")
+        return f"{what} {blob_id.hex()} is not in the index"
+
     def read_blob(self, blob_id: bytes, blob_type: BlobType) -> bytes:
         """Find a blob in the index, read it from its pack and verify it."""
         entry = self.index.lookup(blob_id)

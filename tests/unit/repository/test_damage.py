@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.errors import StorageError
+import pytest
+
+from common.errors import IntegrityError, StorageError
 from common.repository import ids
 from common.repository.backup.archiver import backup_directory, iter_nodes
 from common.repository.check.checker import check_repository, check_snapshot
@@ -92,6 +94,11 @@ def test_verify_records_damage_and_the_next_backup_stores_the_chunks_again(
     [problem] = structure.problems
     assert problem.object_id == flipped[small].hex() and "found damaged" in problem.message
     assert problem.paths == [f"/{small}"]
+    # A restore of the old snapshot writes everything else and says why the file is not.
+    with pytest.raises(IntegrityError) as caught:
+        restore_snapshot(other, old, tmp_path / "old")
+    assert "found damaged" in str(caught.value) and small in str(caught.value)
+    assert (tmp_path / "old" / "random.bin").read_bytes() == (src / "random.bin").read_bytes()
     assert len(list(other.backend.list(DAMAGED_PREFIX))) == 1
 
 
