@@ -104,7 +104,7 @@ def repair(
     with acquire_lock(repo, exclusive=not dry_run, owner=owner, stale_after=stale_after) as lock:
         try:
             progress.set_phase("repair: reading index")
-            files = _load_index_files(repo)
+            files = _load_index_files(repo, "repair")
             by_pack: dict[bytes, dict[bytes, IndexEntry]] = {}
             for f in files.values():
                 for e in f.entries:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import Conflict
 from common.repository import ids
 from common.repository.backup.archiver import backup_directory
 from common.repository.check.checker import check_repository, check_snapshot
 from common.repository.core.damage import DAMAGED_PREFIX
+from common.repository.core.locks import backup_lock
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import list_snapshots
 from common.repository.maintenance.repair import repair
@@ -140,3 +142,20 @@ def test_a_repair_killed_at_any_step_leaves_the_repository_no_worse(
         assert not list(repo.backend.list(DAMAGED_PREFIX))
         nth += 1
     assert nth >= 1, f"repair never reached {step}"
+
+
+def _listing(repo: Repository) -> dict[str, bytes]:
+    return {o.key: repo.backend.get_bytes(o.key) for o in repo.backend.list(ids.PREFIX)
+            if not o.key.startswith(ids.LOCKS_PREFIX)}
+
+
+def test_repair_is_refused_beside_a_backups_lock_and_a_dry_run_changes_nothing(
+        tmp_path: Path) -> None:
+    repo, _, _, _, _ = damaged(tmp_path)
+    before = _listing(repo)
+    with backup_lock(repo, "backup job 7", refresh_every=0), \
+            pytest.raises(Conflict, match="backup job 7"):
+        repair(repo)
+    assert _listing(repo) == before
+    repair(repo, dry_run=True)
+    assert _listing(repo) == before
