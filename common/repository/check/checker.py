@@ -330,6 +330,9 @@ def check_repository(
         report.index_files = len(loaded.files)
         for index_id, why in loaded.damaged.items():
             checker.problem("index", index_id, why)
+        for mark_id, why in loaded.damaged_marks.items():  # backups may reuse what it named
+            checker.problem("index", mark_id, f"{why}; the damage it recorded is no longer "
+                            "applied (delete it and run check --read-data again)")
         index = loaded.index
         report.blobs = len(index)
         expected = index.pack_records()

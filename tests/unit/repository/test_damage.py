@@ -114,6 +114,18 @@ def test_a_repository_check_records_damage_and_keeps_reporting_it(tmp_path: Path
     assert check_snapshot(repo, new, read_data=True).ok
 
 
+def test_an_unreadable_damage_mark_is_reported_by_the_repository_check(
+        tmp_path: Path) -> None:
+    repo, _, old, _ = damaged_volume(tmp_path)
+    mark = check_snapshot(repo, old, read_data=True).damage_mark
+    assert mark is not None
+    key = DAMAGED_PREFIX + mark
+    repo.backend.put_bytes(key, repo.backend.get_bytes(key)[:-1] + b"\0")
+    report = check_repository(repo)
+    [problem] = [p for p in report.problems if p.object_id == mark]
+    assert "damage mark" in problem.message and "check --read-data" in problem.message
+
+
 def test_a_storage_error_is_not_recorded_as_damage(tmp_path: Path) -> None:
     repo, _, old, _ = damaged_volume(tmp_path)
 
