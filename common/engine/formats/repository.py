@@ -151,7 +151,8 @@ class RepositoryFormat:
         repository = repo.open_repo(backend, settings)
         sid = repo.snapshot_id(backup)
         try:
-            gone = forget_snapshots(repository, [sid], owner=f"forget of backup {backup.id}")
+            gone = forget_snapshots(repository, [sid],
+                                    owner=f"forget of backup {backup.id or backup.key}")
         except NotFound:
             gone = []  # already deleted (an earlier forget stopped before the catalog)
         except InvalidInput as e:  # pinned in the repository
