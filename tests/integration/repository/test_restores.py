@@ -71,7 +71,7 @@ def test_verify_checks_only_the_snapshot_and_names_a_missing_pack_and_its_files(
     r = sub["result"]
     assert r["ok"] is True and r["scope"] == "subset" and r["subset_percent"] == 50
     assert r["seed"] == 3 and r["packs_referenced"] == 2 and r["packs_read"] == 1
-    text = " ".join(cli(repo_env, "verify", first, "--subset", "50").stderr.split())
+    text = " ".join(cli(repo_env, "verify", first, "--subset", "50").stdout.split())  # result
     assert "1 of 2 packs read back (50.0% asked, seed" in text
     [listed] = [x for x in json.loads(cli(repo_env, "backups", "--json").stdout)
                 if x["id"] == first]
