@@ -24,8 +24,11 @@ from api.routes import (
     jobs,
     repository,
     restores,
+    security,
     targets,
 )
+from api.security import install_host_check, install_openapi
+from common.auth import TokenService, bootstrap_secrets
 from common.config import Settings, get_settings
 from common.db import Database, catalog
 from common.db.migrate import upgrade
@@ -49,10 +52,18 @@ def create_app(
     on_startup: list[Hook] | None = None,
     on_shutdown: list[Hook] | None = None,
     sweep_every: float | None = None,
+    in_process: bool = False,
 ) -> FastAPI:
     """The API app. Without a ``dispatcher`` it runs jobs itself when embedded (an
     ``EmbeddedRuntime``, whose database and bus it uses) and sends them to the hosts' queues
-    in the fleet. ``sweep_every`` overrides the fleet's stale-job sweep period."""
+    in the fleet. ``sweep_every`` overrides the fleet's stale-job sweep period.
+
+    Every route but ``GET /api/v1/health`` and the login page needs a token: the bootstrap
+    admin secret (``VOLKEEPER_API_TOKEN``; embedded, ``<home>/api.token``, created here
+    on first start) or a named one. ``in_process`` marks an app that is never served on a
+    socket (an in-process test client, ``tests.fixtures.embedded.embedded_http``):
+    requests without credentials act as the local user (``cli:local-user``), and the Host
+    check is off."""
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
@@ -69,9 +80,12 @@ def create_app(
                                  "set VOLKEEPER_REDIS_URL (fleet) or use the embedded CLI")
         from api.dispatch import CeleryDispatcher
 
-        dispatcher = CeleryDispatcher(settings.redis_url)
+        dispatcher = CeleryDispatcher(settings.redis_url, settings)
+    served_embedded = settings.mode == "embedded" and not in_process
+    tokens = TokenService(db, bootstrap_secrets(settings, token_file_too=served_embedded))
     state = AppState(settings=settings, db=db, bus=bus,
-                     service=OperationsService(db, dispatcher, settings))
+                     service=OperationsService(db, dispatcher, settings), tokens=tokens,
+                     in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
     sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
 
@@ -100,13 +114,17 @@ def create_app(
                 runtime.close()
 
     app = FastAPI(title="volkeeper", version="0.1.0", lifespan=lifespan,
-                  docs_url="/api/docs", openapi_url="/api/v1/openapi.json",
+                  docs_url=None, redoc_url=None, openapi_url=None,
                   description="Backup, restore and verification of Docker volumes.")
     app.state.volkeeper = state
     install_error_handlers(app)
+    if not in_process:
+        install_host_check(app, settings)
     v1 = APIRouter(prefix="/api/v1")
+    install_openapi(app, v1)
     for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
-              backup_ops.router, restores.router, drills.router, jobs.router):
+              backup_ops.router, restores.router, drills.router, jobs.router,
+              security.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(console_router)

@@ -53,8 +53,25 @@ def serve(
     debug = settings.log_level.upper() == "DEBUG"
     err().print(f"volkeeper ({settings.mode}) listening on http://{bind}:{port}",
                 highlight=False)
+    if settings.mode == "embedded":
+        _print_login(settings, f"http://{'[::1]' if bind == '::1' else bind}:{port}")
     uvicorn.run("api.main:app_from_env", factory=True, host=bind, port=port,
                 log_level="debug" if debug else "warning", access_log=debug, log_config=None)
+
+
+def _print_login(settings: Settings, base_url: str) -> None:
+    """One line: the console login link on a terminal (the token rides in the fragment);
+    where the output is kept (a service's log) only where the token file is."""
+    import sys
+
+    from common.auth import ensure_token_file, login_url, token_file
+
+    secret = ensure_token_file(settings)
+    if sys.stderr.isatty():
+        err().print(f"console: {login_url(base_url, secret)}", highlight=False, soft_wrap=True)
+    else:
+        err().print(f"console: {base_url}/login (token: the content of "
+                    f"{token_file(settings)})", highlight=False, soft_wrap=True)
 
 
 def worker(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.front import CliError, Json
+from common.auth import LOCAL_ACTOR
 from common.config import Settings, get_settings
 from common.db import Job
 from common.jobs import views
@@ -30,7 +31,7 @@ from common.jobs.inputs import (
 )
 from common.jobs.operations import OperationsService
 
-USER = "local"  # what the API records for a request without a token
+USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
 #: The request model of each repository job (the others take a bare TargetJobIn).
 _TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
     "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
@@ -90,6 +91,38 @@ class LocalFront:
 
     def job(self, job_id: str) -> Json:
         return self._read(views.get_job, self.runtime.bus, job_id)
+
+    def create_token(self, name: str, role: str) -> Json:
+        from common.auth import TokenService
+
+        view, secret = TokenService(self.runtime.db).create(name, role, actor=USER)
+        return _json(view | {"secret": secret})
+
+    def tokens(self) -> list[Json]:
+        from common.auth import TokenService
+
+        return [_json(t) for t in TokenService(self.runtime.db).list()]
+
+    def revoke_token(self, name: str) -> Json:
+        from common.auth import TokenService
+
+        return _json(TokenService(self.runtime.db).revoke(name, actor=USER))
+
+    def audit(self, query: Json) -> list[Json]:
+        from datetime import datetime
+
+        from common.audit import list_entries
+
+        since = query.get("since")
+        try:
+            when = datetime.fromisoformat(since) if since else None
+        except ValueError:
+            raise CliError(f"invalid --since {since!r}",
+                           "give an ISO time, e.g. 2026-12-06 or 2026-12-06T14:00") from None
+        rows = list_entries(self.runtime.db, actor=query.get("actor"),
+                            action=query.get("action"), since=when,
+                            limit=query.get("limit") or 200)
+        return [_json(r) for r in rows]
 
     def release_job(self, job_id: str, reason: str | None) -> Json:
         from common.jobs.release import release_job
@@ -187,3 +220,10 @@ class LocalFront:
         return self._job(self.service.target_job(
             "keys", target=target, host=host, params={"action": "remove", "key_id": key_id},
             requested_by=USER))
+
+
+def _json(row: dict[str, Any]) -> Json:
+    """A service's row as the API sends it (times as ISO 8601 text)."""
+    from datetime import datetime
+
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}

@@ -61,6 +61,18 @@ class RemoteFront:
     def release_job(self, job_id: str, reason: str | None) -> Json:
         return self._call("POST", f"/jobs/{job_id}/release", body={"reason": reason})
 
+    def create_token(self, name: str, role: str) -> Json:
+        return self._call("POST", "/tokens", body={"name": name, "role": role})
+
+    def tokens(self) -> list[Json]:
+        return self._call("GET", "/tokens")
+
+    def revoke_token(self, name: str) -> Json:
+        return self._call("DELETE", f"/tokens/{name}")
+
+    def audit(self, query: Json) -> list[Json]:
+        return self._call("GET", "/audit", params=query)
+
     def targets(self) -> list[Json]:
         return self._call("GET", "/targets")
 

@@ -7,6 +7,8 @@ are set (PostgreSQL history, Redis broker and progress), *embedded* otherwise (S
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -34,8 +36,23 @@ class Settings(BaseSettings):
         default=None, description="Redis URL: Celery broker and live progress (fleet)."
     )
     api_token: SecretStr | None = Field(
-        default=None, description="Bearer token the API requires (mandatory in fleet mode)."
+        default=None, description="Bootstrap admin token of the API (named \"admin\"; "
+        "mandatory in fleet mode). Embedded mode creates `<home>/api.token` when unset."
     )
+    allowed_hosts: str = Field(
+        default="*", description="Fleet: Host header names the API answers (comma-separated; "
+        "`*` any). Embedded mode answers 127.0.0.1, localhost and [::1] only (DNS rebinding).")
+    allowed_target_roots: str | None = Field(
+        default=None, description="Directories `file://` targets may live in (colon- or "
+        "comma-separated absolute paths). Default: embedded, VOLKEEPER_HOME and below; fleet, "
+        "none (file:// targets are refused until this is set).")
+    allowed_s3_endpoints: str | None = Field(
+        default=None, description="S3 endpoints targets may name in `endpoint_url` "
+        "(comma-separated host[:port]; a host without port allows any port). Default: none, "
+        "i.e. AWS only (endpoint_url unset).")
+    password_file_dir: str | None = Field(
+        default=None, description="Directories a target's `password_file` must be inside "
+        "(colon- or comma-separated). Default: /etc/volkeeper and VOLKEEPER_HOME.")
     bind: str = Field(default="127.0.0.1", description="Address `volkeeper serve` listens on.")
     port: int = Field(default=8470, description="Port `volkeeper serve` listens on.")
     server: str | None = Field(
@@ -122,8 +139,43 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.home / 'volkeeper.db'}"
 
     @property
+    def target_roots(self) -> list[Path]:
+        """Where ``file://`` targets may live (absolute, normalised)."""
+        if self.allowed_target_roots is not None:
+            return _paths(self.allowed_target_roots)
+        return [_norm(self.home)] if self.mode == "embedded" else []
+
+    @property
+    def password_dirs(self) -> list[Path]:
+        """Where a target's ``password_file`` may live (absolute, normalised)."""
+        if self.password_file_dir is not None:
+            return _paths(self.password_file_dir)
+        return [Path("/etc/volkeeper"), _norm(self.home)]
+
+    @property
+    def s3_endpoints(self) -> list[str]:
+        """The allowed ``endpoint_url`` hosts, ``host`` or ``host:port``, lower case."""
+        return [e.strip().lower() for e in re.split(r"[,\s]+", self.allowed_s3_endpoints or "")
+                if e.strip()]
+
+    @property
+    def host_names(self) -> list[str] | None:
+        """Fleet: the Host header names the API answers (None: any)."""
+        names = [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+        return None if not names or "*" in names else names
+
+    @property
     def default_target_url(self) -> str:
         return (self.home / "backups").resolve().as_uri()
+
+
+def _norm(path: Path | str) -> Path:
+    return Path(os.path.normpath(os.path.abspath(os.path.expanduser(str(path)))))
+
+
+def _paths(value: str) -> list[Path]:
+    """Absolute directories from a colon- or comma-separated list (relative ones dropped)."""
+    return [_norm(p) for p in re.split(r"[:,]", value) if p.strip().startswith(("/", "~"))]
 
 
 @lru_cache(maxsize=1)

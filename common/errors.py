@@ -50,6 +50,13 @@ class Unauthorized(VolkeeperError):
     code = "unauthorized"
 
 
+class Forbidden(VolkeeperError):
+    """Authenticated, but the token's role does not allow the request."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class Unavailable(VolkeeperError):
     """A server volkeeper depends on (host, broker) cannot be reached right now."""
 

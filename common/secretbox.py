@@ -111,3 +111,55 @@ def unseal(stored: dict[str, Any], settings: Settings, target: str = "") -> dict
             "target again with its credentials") from None
     secrets: dict[str, Any] = json.loads(plain)
     return secrets
+
+
+#: the keyword argument carrying a task's sealed secrets in a broker message
+TASK_SECRETS = "sealed_secrets"
+_TASK_INFO = b"volkeeper-task-secrets-v1"
+
+
+def _key(settings: Settings) -> Fernet | None:
+    """The task messages' key: derived from the secret key with its own HKDF info, so a
+    message token is never a valid stored-credentials token (or the other way round)."""
+    secret = _secret(settings)
+    if secret is None or len(secret) < MIN_SECRET_KEY:
+        return None
+    digest = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT,
+                  info=_TASK_INFO).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def seal_task_secrets(secrets: dict[str, Any], job_id: str | None, settings: Settings
+                      ) -> dict[str, Any]:
+    """The task keyword arguments that carry ``secrets`` through the broker: one sealed
+    token bound to the job (a token copied into another job's message is refused)."""
+    fernet = _key(settings)
+    if fernet is None:
+        raise InvalidInput("a secret (e.g. a new repository passphrase) cannot be sent to "
+                           "the worker: no secret key (of at least "
+                           f"{MIN_SECRET_KEY} characters) is configured", _NO_KEY)
+    body = json.dumps({"job_id": job_id, "secrets": secrets}, sort_keys=True).encode()
+    return {TASK_SECRETS: fernet.encrypt(body).decode()}
+
+
+def unseal_task_secrets(kwargs: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A task's keyword arguments with its sealed secrets opened (the worker side)."""
+    if TASK_SECRETS not in kwargs:
+        return kwargs
+    rest = {k: v for k, v in kwargs.items() if k != TASK_SECRETS}
+    fernet = _key(settings)
+    if fernet is None:
+        raise InvalidInput("this task carries sealed secrets and this worker has no secret "
+                           f"key (of at least {MIN_SECRET_KEY} characters)", _NO_KEY)
+    try:
+        opened = json.loads(fernet.decrypt(str(kwargs[TASK_SECRETS]).encode()))
+    except InvalidToken:
+        raise InvalidInput("the task's secrets were sealed with a different "
+                           "VOLKEEPER_SECRET_KEY",
+                           "use the same VOLKEEPER_SECRET_KEY on the API and every worker, "
+                           "then submit the job again") from None
+    if opened.get("job_id") != rest.get("job_id"):
+        raise InvalidInput("the task's sealed secrets belong to another job",
+                           "submit the job again")
+    secrets: dict[str, Any] = opened["secrets"]
+    return rest | secrets

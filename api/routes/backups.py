@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, DbSession, State
+from api.deps import DbSession, Operator, State, Viewer
 from api.routes.jobs import job_out
 from api.schemas import BackupIn, BackupOut, JobOut, VerifyIn
 from common.jobs import views
@@ -13,15 +13,15 @@ router = APIRouter(prefix="/backups", tags=["backups"])
 
 
 @router.post("", response_model=JobOut, status_code=202)
-def start_backup(body: BackupIn, state: State, user: CurrentUser) -> JobOut:
+def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
     """Queue a backup of a volume; returns the job. 409 if the volume has an active job."""
     job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
-                                      fmt=body.format, requested_by=user)
+                                      fmt=body.format, requested_by=user.name)
     return job_out(job, state)
 
 
 @router.get("", response_model=list[BackupOut])
-def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None,
+def list_backups(session: DbSession, _user: Viewer, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
                  kind: str = "backup", tag: str | None = None, pinned: bool | None = None,
                  limit: int = 200) -> list[BackupOut]:
@@ -32,7 +32,7 @@ def list_backups(session: DbSession, _user: CurrentUser, host: str | None = None
 
 
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)
-def verify_backup(backup_id: str, state: State, user: CurrentUser,
+def verify_backup(backup_id: str, state: State, user: Operator,
                   host: str | None = None, body: VerifyIn | None = None) -> JobOut:
     """Queue a verification. Archives: checksum, full decompression, every member compared
     with the manifest. Repo snapshots: a structure check of the snapshot (trees, every
@@ -41,12 +41,12 @@ def verify_backup(backup_id: str, state: State, user: CurrentUser,
     each damaged object and file) on damage; the outcome is also kept on the backup
     (``verify_status``, ``verified_at``)."""
     body = body or VerifyIn()
-    job = state.service.submit_verify(backup_id=backup_id, host=host, requested_by=user,
+    job = state.service.submit_verify(backup_id=backup_id, host=host, requested_by=user.name,
                                       read_data=body.read_data, subset=body.subset,
                                       seed=body.seed)
     return job_out(job, state)
 
 
 @router.get("/{backup_id}", response_model=BackupOut)
-def get_backup(backup_id: str, session: DbSession, _user: CurrentUser) -> BackupOut:
+def get_backup(backup_id: str, session: DbSession, _user: Viewer) -> BackupOut:
     return views.get_backup(session, backup_id)

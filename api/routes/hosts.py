@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, DbSession, State
+from api.deps import DbSession, Operator, State, Viewer
 from api.schemas import HostOut, VolumeOut
 from common.db import hosts
 from common.jobs import views
@@ -14,12 +14,12 @@ router = APIRouter(tags=["hosts"])
 
 
 @router.get("/hosts", response_model=list[HostOut])
-def list_hosts(session: DbSession, state: State, _user: CurrentUser) -> list[HostOut]:
+def list_hosts(session: DbSession, state: State, _user: Viewer) -> list[HostOut]:
     return views.list_hosts(session, state.settings)
 
 
 @router.post("/hosts/{host}/refresh", status_code=202)
-def refresh_host(host: str, session: DbSession, state: State, _user: CurrentUser) -> dict[str, str]:
+def refresh_host(host: str, session: DbSession, state: State, _user: Operator) -> dict[str, str]:
     """Ask the host's worker to take a fresh volume inventory now."""
     hosts.get_host(session, host)
     state.service.dispatcher.send(TASK_INVENTORY, host, {})
@@ -27,11 +27,11 @@ def refresh_host(host: str, session: DbSession, state: State, _user: CurrentUser
 
 
 @router.get("/volumes", response_model=list[VolumeOut])
-def list_volumes(session: DbSession, _user: CurrentUser, host: str | None = None
+def list_volumes(session: DbSession, _user: Viewer, host: str | None = None
                  ) -> list[VolumeOut]:
     return views.list_volumes(session, host)
 
 
 @router.get("/hosts/{host}/volumes/{name}", response_model=VolumeOut)
-def get_volume(host: str, name: str, session: DbSession, _user: CurrentUser) -> VolumeOut:
+def get_volume(host: str, name: str, session: DbSession, _user: Viewer) -> VolumeOut:
     return views.get_volume(session, host, name)

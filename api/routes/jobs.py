@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import AppState, CurrentUser, DbSession, State
+from api.deps import Admin, AppState, DbSession, State, Viewer
 from api.schemas import JobOut
 from common.db import Job, JobState, jobs
 from common.jobs import views
@@ -25,7 +25,7 @@ def job_out(job: Job, state: AppState) -> JobOut:
 
 
 @router.get("", response_model=list[JobOut])
-def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | None = None,
+def list_jobs(session: DbSession, state: State, _user: Viewer, host: str | None = None,
               volume: str | None = None, job_state: JobState | None = None,
               kind: str | None = None, limit: int = 100) -> list[JobOut]:
     return views.list_jobs(session, state.bus, host=host, volume=volume, state=job_state,
@@ -33,7 +33,7 @@ def list_jobs(session: DbSession, state: State, _user: CurrentUser, host: str | 
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: DbSession, state: State, _user: CurrentUser) -> JobOut:
+def get_job(job_id: str, session: DbSession, state: State, _user: Viewer) -> JobOut:
     return views.get_job(session, state.bus, job_id)
 
 
@@ -43,12 +43,12 @@ class ReleaseIn(BaseModel):
 
 
 @router.post("/{job_id}/release", response_model=JobOut)
-def release(job_id: str, state: State, user: CurrentUser,
+def release(job_id: str, state: State, user: Admin,
             body: ReleaseIn | None = None) -> JobOut:
     """Operator override for a stuck lock: fail the job ("released by operator …") and
     release its lock now, without waiting for its worker to be known dead. 409 when the
     job holds no lock."""
-    job = release_job(state.db, job_id, by=user, reason=body.reason if body else None)
+    job = release_job(state.db, job_id, by=user.name, reason=body.reason if body else None)
     return job_out(job, state)
 
 
@@ -59,7 +59,7 @@ def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:
 
 
 @router.get("/{job_id}/events")
-def job_events(job_id: str, state: State, _user: CurrentUser,
+def job_events(job_id: str, state: State, _user: Viewer,
                interval: float = 1.0) -> StreamingResponse:
     """``text/event-stream``: a ``progress`` event for every published progress snapshot
     (pushed through the progress bus as the worker publishes it), then one ``end`` event

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentUser, State
+from api.deps import Admin, Operator, State, require_role
 from api.routes.jobs import job_out
 from api.schemas import JobOut, KeyAddIn, PruneIn, RepairIn, SnapshotsIn, TargetJobIn
 
@@ -13,72 +13,74 @@ router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 
 
 @router.post("/prune", response_model=JobOut, status_code=202)
-def prune(name: str, body: PruneIn, state: State, user: CurrentUser) -> JobOut:
+def prune(name: str, body: PruneIn, state: State, user: Admin) -> JobOut:
     """Reclaim the space of data no snapshot references any more. Takes the repository's
     exclusive lock: refused (the job fails, naming the lock) while a backup writes."""
     job = state.service.target_job("prune", target=name, host=body.host,
-                                   params={"dry_run": body.dry_run}, requested_by=user)
+                                   params={"dry_run": body.dry_run}, requested_by=user.name)
     return job_out(job, state)
 
 
 @router.post("/repair", response_model=JobOut, status_code=202)
-def repair(name: str, body: RepairIn, state: State, user: CurrentUser) -> JobOut:
+def repair(name: str, body: RepairIn, state: State, user: Admin) -> JobOut:
     """Rewrite the readable blobs of the packs checks found damaged (``read_data``: every
     pack is read first), then delete those packs; ``result.report`` names lost blobs and
     the snapshots and files needing them (``forget_broken``: rewritten without them).
     Takes the repository's exclusive lock."""
     job = state.service.target_job(
-        "repair", target=name, host=body.host, requested_by=user,
+        "repair", target=name, host=body.host, requested_by=user.name,
         params={"dry_run": body.dry_run, "read_data": body.read_data,
                 "forget_broken": body.forget_broken})
     return job_out(job, state)
 
 
 @router.post("/stats", response_model=JobOut, status_code=202)
-def stats(name: str, body: TargetJobIn, state: State, user: CurrentUser) -> JobOut:
+def stats(name: str, body: TargetJobIn, state: State, user: Operator) -> JobOut:
     """Logical and stored size, deduplication and compression ratios (``result.stats``)."""
     return job_out(state.service.target_job("stats", target=name, host=body.host,
-                                            requested_by=user), state)
+                                            requested_by=user.name), state)
 
 
 @router.post("/snapshots", response_model=JobOut, status_code=202)
-def snapshots(name: str, body: SnapshotsIn, state: State, user: CurrentUser) -> JobOut:
+def snapshots(name: str, body: SnapshotsIn, state: State, user: Operator) -> JobOut:
     """Every snapshot the repository holds (host, volume, time, tags, pin) and the backup
     id the catalog knows it by (null: unknown to this database). With ``adopt`` the
     unknown ones become backups in the catalog (restorable again after losing the
-    database)."""
+    database); adopting needs the admin role."""
+    if body.adopt:
+        require_role(user, "admin", "adopting snapshots into the catalog", state)
     return job_out(state.service.target_job(
         "snapshots", target=name, host=body.host, params={"adopt": body.adopt},
-        requested_by=user, exclusive=body.adopt), state)
+        requested_by=user.name, exclusive=body.adopt), state)
 
 
 @router.post("/unlock", response_model=JobOut, status_code=202)
-def unlock(name: str, body: TargetJobIn, state: State, user: CurrentUser) -> JobOut:
+def unlock(name: str, body: TargetJobIn, state: State, user: Admin) -> JobOut:
     """Remove stale repository locks (left by workers that died)."""
     return job_out(state.service.target_job("unlock", target=name, host=body.host,
-                                            requested_by=user), state)
+                                            requested_by=user.name), state)
 
 
 @router.post("/keys/list", response_model=JobOut, status_code=202)
-def list_keys(name: str, body: TargetJobIn, state: State, user: CurrentUser) -> JobOut:
+def list_keys(name: str, body: TargetJobIn, state: State, user: Operator) -> JobOut:
     """The repository's key files (``result.keys``)."""
     return job_out(state.service.target_job("keys", target=name, host=body.host,
-                                            params={"action": "list"}, requested_by=user),
+                                            params={"action": "list"}, requested_by=user.name),
                    state)
 
 
 @router.post("/keys", response_model=JobOut, status_code=202)
-def add_key(name: str, body: KeyAddIn, state: State, user: CurrentUser) -> JobOut:
+def add_key(name: str, body: KeyAddIn, state: State, user: Admin) -> JobOut:
     """Add a passphrase (a new key file for the same master key)."""
     return job_out(state.service.target_job(
-        "keys", target=name, host=body.host, params={"action": "add"}, requested_by=user,
+        "keys", target=name, host=body.host, params={"action": "add"}, requested_by=user.name,
         secrets={"new_password": body.new_password}), state)
 
 
 @router.delete("/keys/{key_id}", response_model=JobOut, status_code=202)
-def remove_key(name: str, key_id: str, state: State, user: CurrentUser,
+def remove_key(name: str, key_id: str, state: State, user: Admin,
                host: str | None = None) -> JobOut:
     """Remove a key file (never the last one, nor the one the workers use)."""
     return job_out(state.service.target_job(
         "keys", target=name, host=host, params={"action": "remove", "key_id": key_id},
-        requested_by=user), state)
+        requested_by=user.name), state)

@@ -3,10 +3,23 @@
 Tables: ``hosts`` (Docker hosts with a worker, heartbeat), ``volumes`` (last inventory of
 each host), ``targets`` (named storage locations), ``jobs`` (every backup/restore with its
 state machine queued → running → succeeded|failed) and ``backups`` (the catalog of stored
-archives). PostgreSQL in the fleet, SQLite embedded; Alembic migrations in ``migrations/``.
+archives), ``api_tokens`` (named tokens with a role, hashed) and ``audit_log``
+(every state-changing request). PostgreSQL in the fleet, SQLite embedded; Alembic
+migrations in ``migrations/``.
 """
 
-from common.db.models import Backup, Base, Host, Job, JobState, Target, Volume
+from common.db.models import (
+    ApiToken,
+    AuditEntry,
+    Backup,
+    Base,
+    Host,
+    Job,
+    JobState,
+    Target,
+    Volume,
+)
 from common.db.session import Database
 
-__all__ = ["Backup", "Base", "Database", "Host", "Job", "JobState", "Target", "Volume"]
+__all__ = ["ApiToken", "AuditEntry", "Backup", "Base", "Database", "Host", "Job", "JobState",
+           "Target", "Volume"]

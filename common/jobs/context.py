@@ -63,11 +63,13 @@ class JobContext:
     def backend(self, target_name: str) -> Backend:
         """Open the storage backend of a registered target (credentials from the DB)."""
         from common.secretbox import unseal
+        from common.storage.allowlist import check_target_allowed
         from common.storage.registry import open_backend
 
         with self.db.session() as s:
             t = catalog.get_target(s, target_name)
             url, options, secrets = t.url, dict(t.options), dict(t.secrets)
+        check_target_allowed(url, options, self.settings, resolve=True)
         return open_backend(url, options, unseal(secrets, self.settings, target_name),
                             self.settings)
 
@@ -92,9 +94,12 @@ class JobContext:
     def settings_for(self, target_name: str) -> Settings:
         """The settings for work on one target (its ``password_file`` option applied)."""
         from common.engine.repo import target_settings
+        from common.storage.allowlist import check_target_allowed
 
         with self.db.session() as s:
-            options = dict(catalog.get_target(s, target_name).options)
+            t = catalog.get_target(s, target_name)
+            url, options = t.url, dict(t.options)
+        check_target_allowed(url, options, self.settings, resolve=True)
         return target_settings(self.settings, options)
 
 

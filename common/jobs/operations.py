@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from common.audit import audited
 from common.db import Backup, Job, catalog, hosts, jobs
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
 from common.formats import traits_of
@@ -37,6 +38,15 @@ TARGET_JOBS: dict[str, tuple[str, bool]] = {
     "snapshots": (TASK_SNAPSHOTS, False),
 }
 MAX_TAGS = 50
+
+
+def _target_action(a: dict[str, Any]) -> str:
+    """``target.prune``, ``target.keys.add`` …"""
+    action = (a.get("params") or {}).get("action")
+    return f"target.{a['kind']}" + (f".{action}" if action else "")
+
+
+
 MAX_TAG_LENGTH = 100
 
 
@@ -58,6 +68,7 @@ class OperationsService(JobService):
 
     # --- one backup ------------------------------------------------------------------
 
+    @audited("backup.label", lambda a: str(a["backup_id"]))
     def label_backup(self, *, backup_id: str, add: Sequence[str] = (),
                      remove: Sequence[str] = (), pinned: bool | None = None,
                      host: str | None = None, requested_by: str | None = None
@@ -107,6 +118,7 @@ class OperationsService(JobService):
             raise
         return self._dispatch(job, TASK_LABEL)
 
+    @audited("backup.forget", lambda a: str(a["backup_id"]))
     def forget_backup(self, *, backup_id: str, host: str | None = None,
                       requested_by: str | None = None) -> Job:
         """Delete a backup's stored objects (archive + manifest, or the repository
@@ -126,6 +138,7 @@ class OperationsService(JobService):
                 params={"format": backup.format, "key": backup.key})
         return self._dispatch(job, TASK_FORGET)
 
+    @audited("backup.copy", lambda a: str(a["backup_id"]))
     def copy_backup(self, *, backup_id: str, target: str, host: str | None = None,
                     requested_by: str | None = None) -> Job:
         """Copy a backup to another target (a repository snapshot without re-chunking, an
@@ -148,6 +161,7 @@ class OperationsService(JobService):
 
     # --- one target --------------------------------------------------------------------
 
+    @audited(_target_action, lambda a: str(a["target"]))
     def target_job(self, kind: str, *, target: str, host: str | None = None,
                    params: dict[str, Any] | None = None, requested_by: str | None = None,
                    secrets: dict[str, Any] | None = None, exclusive: bool | None = None

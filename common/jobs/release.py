@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from common.audit import record
 from common.db import Database, jobs
 from common.db.models import Job
+from common.errors import VolkeeperError
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("volkeeper.audit")
@@ -18,11 +20,16 @@ audit = logging.getLogger("volkeeper.audit")
 def release_job(db: Database, job_id: str, *, by: str, reason: str | None = None) -> Job:
     """Release job ``job_id``'s lock on behalf of operator ``by``; returns the job.
     ``NotFound`` for an unknown job, ``Conflict`` when it holds no lock."""
-    with db.session() as s:
-        job = jobs.release(s, job_id, by=by, reason=reason)
-        worker, state, volume = job.worker, job.state, job.volume
-    # TODO(audit): record this in the audit log table the API-roles work adds (api/deps.py,
-    # audit table) instead of only a WARNING log line.
+    details = {"reason": reason}
+    try:
+        with db.session() as s:
+            job = jobs.release(s, job_id, by=by, reason=reason)
+            worker, state, volume = job.worker, job.state, job.volume
+    except VolkeeperError as e:
+        record(db, by, "job.release", job_id, details, f"error: {e.code}: {e.message}")
+        raise
+    record(db, by, "job.release", job_id,
+           details | {"state": str(state), "worker": worker, "volume": volume}, "ok")
     audit.warning("operator %s released job %s (%s, worker %s, volume %s)%s", by, job_id,
                   state, worker or "(none)", volume, f": {reason}" if reason else "")
     return job

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from common.audit import audited
 from common.config import Settings
 from common.db import Backup, Database, Job, JobState, catalog, hosts, jobs
 from common.db.models import utcnow
@@ -61,6 +62,7 @@ class JobService:
                     f"{host.last_seen_at.isoformat(timespec='seconds')})",
                     f"start its worker: volkeeper worker --host {name}")
 
+    @audited("backup", lambda a: f"{a.get('host') or ''}/{a['volume']}".lstrip("/"))
     def submit_backup(
         self,
         *,
@@ -85,6 +87,8 @@ class JobService:
                 params={"format": fmt}, requested_by=requested_by)
         return self._dispatch(job, TASK_BACKUP)
 
+    @audited(lambda a: "restore.replace" if a.get("mode") == "replace" else "restore",
+             lambda a: str(a["backup_id"]))
     def submit_restore(
         self,
         *,
@@ -115,6 +119,7 @@ class JobService:
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
 
+    @audited("restore.rollback", lambda a: str(a["restore_job_id"]))
     def rollback(self, *, restore_job_id: str, requested_by: str | None = None) -> Job:
         """Undo a completed replace-restore: put its safety snapshot back (as a replace)."""
         with self.db.session() as s:
@@ -174,6 +179,7 @@ class JobService:
                           f"within {timeout:.0f}s (job {job.id})",
                           f"check the worker: volkeeper job {job.id}")
 
+    @audited("drill", lambda a: str(a["backup_id"]))
     def submit_drill(
         self, *, backup_id: str, host: str | None = None, requested_by: str | None = None
     ) -> Job:
@@ -189,6 +195,7 @@ class JobService:
                 params={"scratch_volume": scratch})
         return self._dispatch(job, TASK_DRILL)
 
+    @audited("verify", lambda a: str(a["backup_id"]))
     def submit_verify(
         self, *, backup_id: str, host: str | None = None, requested_by: str | None = None,
         read_data: bool = False, subset: str | float | None = None, seed: int | None = None,

@@ -5,6 +5,9 @@ the target and never contain credentials."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 from botocore.exceptions import (
     ClientError,
     HTTPClientError,
@@ -64,6 +67,10 @@ _TRANSIENT_CODES = {
 _BARE_STATUS: dict[str, str] = {"403": "AccessDenied", "301": "PermanentRedirect"}
 
 
+_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+log = logging.getLogger(__name__)
+
+
 def error_code(e: ClientError) -> str:
     """The S3 error code of a ClientError (``"404"`` for a bare HEAD response)."""
     return str(e.response.get("Error", {}).get("Code", ""))
@@ -94,11 +101,16 @@ def map_s3_error(
         if code in _PERMANENT:
             what, hint = _PERMANENT[code]
             return PermanentStorageError(f"{where} failed: {what.format(bucket=bucket)}", hint)
-        detail = e.response.get("Error", {}).get("Message") or "no message"
+        # The server's message (the response body) is not repeated: the endpoint may be
+        # any host, and job messages must not carry what it answered; the code is kept
+        # only when it looks like an S3 error code.
+        log.debug("%s: S3 error %s (%s): %s", where, code, status,
+                  e.response.get("Error", {}).get("Message"))
+        shown = code if _CODE.fullmatch(code) else "unrecognised error"
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
-            return TransientStorageError(f"{where} failed: {code} ({status}): {detail}")
+            return TransientStorageError(f"{where} failed: {shown} ({status})")
         return PermanentStorageError(
-            f"{where} failed: {code} ({status}): {detail}",
+            f"{where} failed: {shown} ({status})",
             "check the target's bucket, options and credentials",
         )
     server = endpoint or "the AWS S3 endpoint"

@@ -30,7 +30,9 @@ VOLATILE = {"id", "job_id", "backup_id", "verify_job_id", "copy_backup_id", "cre
             "throughput_bytes_per_s", "seconds", "duration_seconds", "stored_bytes",
             "logical_bytes", "bytes_done", "bytes_total", "bytes_restored",
             "free_bytes", "restore_bytes", "detail", "plan", "message", "volume_count",
-            "last_backup_at", "url"}
+            "last_backup_at", "url",
+            # who asked: the local front is cli:local-user, a server's client its token
+            "requested_by"}
 
 
 #: Measured when someone asks: the embedded ``volumes`` measures now, a server's inventory
@@ -126,6 +128,8 @@ def test_both_fronts_print_the_same_json_for_the_same_scenario(
     assert local["backup"]["state"] == "succeeded" and local["restore"]["state"] == "succeeded"
     assert local["tagged"][0]["tags"] == ["before-upgrade"]
     assert "register it first" not in local["error: missing volume"]
+    assert local["backup"]["requested_by"] == "cli:local-user"
+    assert remote["backup"]["requested_by"] == "admin"  # the server's token file, read
     differ = {key: (shape(local[key]), shape(remote[key])) for key in local
               if shape(local[key]) != shape(remote[key])}
     assert not differ, json.dumps(differ, indent=1)

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.embedded import api_client
 from tests.fixtures.util import wait_for
 from tests.treecmp import build_fidelity_tree, compare_trees
 
@@ -126,10 +127,10 @@ def test_an_archive_restores_with_plain_tar(
 
 
 def test_rest_api_of_the_embedded_server_backs_up_and_restores(
-        embedded_server: str, docker_host_a: Any) -> None:
+        embedded_server: str, embedded_env: dict[str, str], docker_host_a: Any) -> None:
     src = volume(docker_host_a, "emb-rest")
     build_fidelity_tree(src)
-    with httpx.Client(base_url=embedded_server + "/api/v1", timeout=30) as c:
+    with api_client(embedded_server, embedded_env) as c:
         wait_for(lambda: any(v["name"] == "emb-rest" for v in c.get("/volumes").json()), 30,
                  "inventory")
         job = c.post("/backups", json={"volume": "emb-rest"}).json()
@@ -139,7 +140,8 @@ def test_rest_api_of_the_embedded_server_backs_up_and_restores(
                                             "into": "emb-rest-copy"}).json()
         restore = _wait(c, restore["id"])
         assert restore["state"] == "succeeded", restore["error"]
-        assert httpx.get(embedded_server + "/").status_code == 200  # the console page
+        console = httpx.get(embedded_server + "/", follow_redirects=True)
+        assert console.status_code == 200 and "Log in" in console.text  # its login page
     dst = Path(docker_host_a.client().volumes.get("emb-rest-copy").attrs["Mountpoint"])
     assert compare_trees(src, dst) == []
 

@@ -42,7 +42,7 @@ def test_release_fails_the_stuck_job_and_frees_its_volume(tmp_path: Path) -> Non
     assert p.returncode == 0, p.stderr
     job = json.loads(p.stdout)
     assert job["state"] == "failed"
-    assert "released by operator local" in job["error"]
+    assert "released by operator cli:local-user" in job["error"]
     assert "host burned down" in job["error"]
     assert "Docker" not in p.stderr  # a catalog command leaves Docker alone
     db = Database(Settings(home=tmp_path).effective_database_url)

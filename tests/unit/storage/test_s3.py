@@ -93,3 +93,13 @@ def test_missing_credentials_are_permanent() -> None:
     err = mapped(NoCredentialsError())
     assert isinstance(err, PermanentStorageError)
     assert "no S3 credentials" in err.message
+
+
+def test_an_endpoints_error_message_is_not_echoed_into_the_error() -> None:
+    body = "<html>internal admin panel: root password is hunter2</html>"
+    for status in (403, 502):
+        err = mapped(client_error("AccessDenied<script>", status, body))
+        assert "hunter2" not in str(err) and "<script>" not in str(err)
+        assert "unrecognised error" in err.message and f"({status})" in err.message
+    err = mapped(client_error("SlowDown", 503, body))
+    assert "SlowDown (503)" in err.message and "hunter2" not in str(err)

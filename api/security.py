@@ -1,0 +1,73 @@
+"""Transport-level guards: the trusted-Host check and the OpenAPI docs behind a token.
+
+Embedded, the API answers only requests whose Host header names loopback (127.0.0.1,
+localhost, [::1], any port): a web page that re-points its own DNS name at 127.0.0.1 (DNS
+rebinding) sends its own name and is refused with 400. In the fleet the names come from
+``VOLKEEPER_ALLOWED_HOSTS`` (default: any; the loopback names always). No CORS headers
+are ever sent, so browsers keep other sites' scripts from reading any answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api.deps import Viewer
+from common.config import Settings
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def host_name(header: str) -> str:
+    """The name of a Host header without its port (``[::1]:8470`` → ``[::1]``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def allowed_names(settings: Settings) -> frozenset[str] | None:
+    """The Host names this API answers; None: any."""
+    if settings.mode == "embedded":
+        return LOOPBACK_NAMES
+    names = settings.host_names  # loopback stays allowed (the container's health check)
+    return None if names is None else frozenset(names) | LOOPBACK_NAMES
+
+
+def install_host_check(app: FastAPI, settings: Settings) -> None:
+    allowed = allowed_names(settings)
+    if allowed is None:
+        return
+    if settings.mode == "embedded":
+        hint = ("embedded mode answers on loopback only: open http://127.0.0.1:PORT (or "
+                "localhost, [::1]); to serve other machines run the fleet")
+    else:
+        hint = ("use one of the names this API answers, or add this one to "
+                "VOLKEEPER_ALLOWED_HOSTS: " + ", ".join(sorted(allowed)))
+
+    @app.middleware("http")
+    async def trusted_host(request: Request,
+                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        given = request.headers.get("host", "")
+        if host_name(given) not in allowed:
+            return JSONResponse({"error": {
+                "code": "untrusted_host",
+                "message": f"this API does not answer requests for host {given[:200]!r}",
+                "hint": hint}}, 400)
+        return await call_next(request)
+
+
+def install_openapi(app: FastAPI, v1: APIRouter) -> None:
+    """``/api/v1/openapi.json`` and ``/api/docs``, each behind a token (any role; the
+    console's session cookie works, so the docs open after the console login)."""
+
+    @v1.get("/openapi.json", include_in_schema=False)
+    def openapi(_user: Viewer) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs(_user: Viewer) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="volkeeper API")
