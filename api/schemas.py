@@ -11,6 +11,7 @@ from common.jobs.inputs import (
     Format,
     KeyAddIn,
     PruneIn,
+    RepairIn,
     RestoreIn,
     SnapshotsIn,
     TargetIn,
@@ -30,6 +31,6 @@ from common.jobs.views import (
 )
 
 __all__ = ["NAME", "BackupIn", "BackupOut", "BackupPatch", "CheckOut", "ContainerOut", "CopyIn",
-           "DrillIn", "Format", "HostOut", "JobOut", "KeyAddIn", "LabelOut", "PruneIn",
+           "DrillIn", "Format", "HostOut", "JobOut", "KeyAddIn", "LabelOut", "PruneIn", "RepairIn",
            "RestoreIn", "SnapshotsIn", "TargetIn", "TargetJobIn", "TargetOut",
            "ValidationOut", "VerifyIn", "VolumeOut"]

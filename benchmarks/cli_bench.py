@@ -160,7 +160,8 @@ class Bench:
         self.kdf = (key["N"], key["r"], key["p"])
         # scrypt's work is N*r*p; volkeeper has r=8, p=1 and a power-of-two N: the nearest
         work = key["N"] * key["r"] * key["p"] / 8
-        self.vk_n = 1 << round(math.log2(work))
+        # volkeeper refuses N below 2**14 for new key files: never go under it
+        self.vk_n = max(1 << round(math.log2(work)), 1 << 14)
         if self.vk_n != work:
             print(f"  WARNING: restic's scrypt N={key['N']} r={key['r']} p={key['p']} has no "
                   f"equal-cost N at r=8, p=1; volkeeper gets N={self.vk_n}", flush=True)
@@ -223,6 +224,9 @@ class Bench:
                         raise SystemExit("volkeeper serve did not answer:\n" + (
                             self.run_dir / "serve.log").read_text(errors="replace")[-2000:])
                     time.sleep(0.1)
+                # the embedded API is locked by default: the admin token serve created
+                token = (self.home / "api.token").read_text().strip()
+                http.headers["Authorization"] = f"Bearer {token}"
 
                 def post() -> Measured:
                     cpu0, t0 = proc_cpu(serve.pid), time.monotonic()

@@ -21,6 +21,7 @@ from common.jobs.inputs import (
     DrillIn,
     KeyAddIn,
     PruneIn,
+    RepairIn,
     RestoreIn,
     SnapshotsIn,
     TargetIn,
@@ -33,7 +34,7 @@ from common.jobs.operations import OperationsService
 USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
 #: The request model of each repository job (the others take a bare TargetJobIn).
 _TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
-    "prune": PruneIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
+    "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
 
 
 def settings() -> Settings:
@@ -203,6 +204,9 @@ class LocalFront:
         kind = "keys" if action.startswith("keys") else action
         if isinstance(base, PruneIn):
             kwargs["params"] = {"dry_run": base.dry_run}
+        elif isinstance(base, RepairIn):
+            kwargs["params"] = {"dry_run": base.dry_run, "read_data": base.read_data,
+                                "forget_broken": base.forget_broken}
         elif isinstance(base, SnapshotsIn):
             kwargs["params"], kwargs["exclusive"] = {"adopt": base.adopt}, base.adopt
         elif isinstance(base, KeyAddIn):

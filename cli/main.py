@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli import cmds_catalog, cmds_jobs, cmds_security, cmds_server, repo_cmds
+from cli import cmds_catalog, cmds_jobs, cmds_security, cmds_server, repair_cmd, repo_cmds
 from cli.front import CliError, Options
 
 app = typer.Typer(help="Backup, restore and verify Docker volumes across a fleet of hosts.",
@@ -32,7 +32,7 @@ def _global(
 for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
                 cmds_catalog.volumes, cmds_jobs.backup, cmds_jobs.restore, cmds_jobs.verify,
                 cmds_jobs.drill, cmds_jobs.rollback, cmds_catalog.backups, cmds_catalog.jobs,
-                cmds_catalog.job, cmds_security.audit):
+                cmds_catalog.job, cmds_security.audit, repair_cmd.repair):
     app.command()(command)
 app.add_typer(cmds_security.tokens_app, name="tokens")
 app.add_typer(cmds_catalog.targets_app, name="targets")

@@ -116,6 +116,7 @@ class RemoteFront:
                           body=body)
 
     def target_job(self, action: str, target: str, body: Json) -> Json:
+        """POST /targets/{target}/{action} (prune, repair, stats, snapshots, unlock, keys)."""
         return self._call("POST", f"/targets/{target}/{action}",
                           body=body)
 

@@ -29,7 +29,8 @@ BackupFormat = Literal["tar", "tar.gz", "tar.zst", "repo"]
 ARCHIVE_FORMATS: tuple[ArchiveFormat, ...] = get_args(ArchiveFormat)
 REPO_FORMAT: Literal["repo"] = "repo"
 FORMATS: tuple[BackupFormat, ...] = get_args(BackupFormat)
-#: The format of the safety snapshots replace-restores take (restorable with plain tar).
+#: The format of the safety snapshots replace-restores of archive backups take (restorable
+#: with plain tar; a repo backup's safety snapshot is a snapshot in its repository).
 SAFETY_FORMAT: ArchiveFormat = "tar.zst"
 
 

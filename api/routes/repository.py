@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from api.deps import Admin, Operator, State, require_role
 from api.routes.jobs import job_out
-from api.schemas import JobOut, KeyAddIn, PruneIn, SnapshotsIn, TargetJobIn
+from api.schemas import JobOut, KeyAddIn, PruneIn, RepairIn, SnapshotsIn, TargetJobIn
 
 router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 
@@ -18,6 +18,19 @@ def prune(name: str, body: PruneIn, state: State, user: Admin) -> JobOut:
     exclusive lock: refused (the job fails, naming the lock) while a backup writes."""
     job = state.service.target_job("prune", target=name, host=body.host,
                                    params={"dry_run": body.dry_run}, requested_by=user.name)
+    return job_out(job, state)
+
+
+@router.post("/repair", response_model=JobOut, status_code=202)
+def repair(name: str, body: RepairIn, state: State, user: Admin) -> JobOut:
+    """Rewrite the readable blobs of the packs checks found damaged (``read_data``: every
+    pack is read first), then delete those packs; ``result.report`` names lost blobs and
+    the snapshots and files needing them (``forget_broken``: rewritten without them).
+    Takes the repository's exclusive lock."""
+    job = state.service.target_job(
+        "repair", target=name, host=body.host, requested_by=user.name,
+        params={"dry_run": body.dry_run, "read_data": body.read_data,
+                "forget_broken": body.forget_broken})
     return job_out(job, state)
 
 

@@ -24,13 +24,24 @@ class StoredBackup:
     volume: str
     host: str
     snapshot_id: str = ""
+    #: "backup", or "safety": a replace-restore's safety snapshot (the volume's own
+    #: previous content, so its restore accepts device nodes)
+    kind: str = "backup"
 
     @classmethod
     def from_row(cls, row: Any) -> StoredBackup:
         return cls(id=row.id, key=row.key, manifest_key=row.manifest_key, format=row.format,
                    checksum=row.checksum, logical_bytes=row.logical_bytes,
                    file_count=row.file_count, volume=row.volume, host=row.host,
-                   snapshot_id=row.snapshot_id or "")
+                   snapshot_id=row.snapshot_id or "", kind=row.kind or "backup")
+
+    @classmethod
+    def safety(cls, out: BackupOutcome, *, host: str, volume: str) -> StoredBackup:
+        """The safety snapshot a replace-restore just stored (not catalogued yet: no id)."""
+        return cls(id="", key=out.key, manifest_key=out.manifest_key, format=out.format,
+                   checksum=out.checksum, logical_bytes=out.logical_bytes,
+                   file_count=out.file_count, volume=volume, host=host,
+                   snapshot_id=out.snapshot_id, kind="safety")
 
 
 @dataclass(frozen=True)

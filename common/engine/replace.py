@@ -2,12 +2,13 @@
 
 Order: validate → stop the containers using the volume (if asked; they are *always*
 started again afterwards, even on failure) → take a safety snapshot of the current content
-(an ordinary tar.zst in the target under ``volkeeper/safety/``, kept for
-``VOLKEEPER_SAFETY_SNAPSHOT_HOURS``) → empty the volume → extract the backup → compare the
-volume with the backup's manifest (repo snapshots: the snapshot is restored into the
-emptied volume, which is then compared with the snapshot's tree). If anything after the
-snapshot fails, the volume is emptied and the safety snapshot is extracted back into it,
-and the job says so. A later ``volkeeper rollback`` restores the safety snapshot the same way.
+in the backup's own format family (``Format.safety_snapshot``: a tar.zst under
+``volkeeper/safety/`` for an archive backup, a snapshot tagged ``safety`` in the same
+encrypted repository for a repo backup; kept for ``VOLKEEPER_SAFETY_SNAPSHOT_HOURS``) →
+empty the volume → restore the backup → compare the volume with the backup (manifest, or
+the snapshot's tree). If anything after the snapshot fails, the volume is emptied and the
+safety snapshot is restored back into it through its ``Format``, and the job says so. A
+later ``volkeeper rollback`` restores the safety snapshot the same way.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common.archive import ExtractPolicy
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import clear_volume
 from common.engine.compare import compare_volume
 from common.engine.formats import format_of
-from common.engine.formats.archive import extract_into
 from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.validate import validate_restore
 from common.errors import DockerError, IntegrityError, RestoreRefused, RolledBack
@@ -84,7 +83,8 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
             out.entries_checked = report.entries_checked
             out.bytes_restored, out.files_restored = backup.logical_bytes, backup.file_count
         except BaseException as e:
-            _roll_back(docker, backend, volume, settings, tracker, out.safety, e)
+            _roll_back(docker, backend, volume, settings, tracker,
+                       StoredBackup.safety(out.safety, host=host, volume=volume), e)
             raise RolledBack(
                 f"restoring backup {backup.id} into volume {volume!r} failed ({e}); the "
                 "volume was put back to its content from before the restore",
@@ -124,18 +124,14 @@ def _clear(docker: DockerHost, volume: str, settings: Settings,
 
 
 def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
-               tracker: ProgressTracker, safety: BackupOutcome, cause: BaseException) -> None:
+               tracker: ProgressTracker, safety: StoredBackup, cause: BaseException) -> None:
     tracker.set_phase("rolling back")
     log.warning("replace-restore into %s failed (%s); rolling back", volume, cause)
     try:
-        _clear(docker, volume, settings, tracker)
-        extract_into(docker, backend, volume, settings, tracker, key=safety.key,
-                     fmt=safety.format, checksum=safety.checksum,
-                     policy=ExtractPolicy(allow_devices=True,
-                                          content_bytes=safety.logical_bytes,
-                                          files=safety.file_count))  # a BackupOutcome: no id
+        _put_backup(docker, backend, safety, volume, settings, tracker)
     except BaseException as e:
         raise IntegrityError(
             f"ROLLBACK FAILED for volume {volume!r}: {e} (after the restore failed: {cause})",
-            f"its previous content is in the safety snapshot {safety.key}; restore it by hand "
-            "with plain tar (see README)") from e
+            f"its previous content is in the safety snapshot {safety.key} (the job's "
+            "safety_backup_id): restore it into a new volume (volkeeper restore ID --into "
+            "NEW) and copy it over (see README, 'Replacing content')") from e

@@ -11,9 +11,13 @@ creates a repository, and logs where it is (keep a copy: it is the only way in).
 restores and verifies hold the repository's shared lock, so a prune never runs beside them.
 A catalog row of a ``repo`` backup names one snapshot: ``key`` is the snapshot object's
 storage key, ``snapshot_id`` the snapshot id, ``manifest_key`` and ``checksum`` are empty
-(the snapshot's trees are its manifest). Each backup's parent is the newest snapshot of
-the same (host, volume); its size is the backup's progress estimate (a first backup
-scans the mountpoint beside the backup instead, see ``sizing``).
+(the snapshot's trees are its manifest). Each backup's parent is the newest regular
+snapshot of the same (host, volume); its size is the backup's progress estimate (a first
+backup scans the mountpoint beside the backup instead, see ``sizing``). A replace-restore
+of a snapshot keeps the volume's previous content as a *safety snapshot* in the same
+repository (tagged ``safety`` and ``job:<id>``, incremental against the volume's latest
+regular snapshot, encrypted like every snapshot); safety snapshots are never a backup's
+parent (their blobs still deduplicate), and their expiry forgets them.
 Volumes are read and written through their mountpoint when the worker sees it (direct
 access: unchanged files are not read again), else as a tar stream through Docker's archive
 API (every file is read; dedup still stores nothing twice) — see ``repo_access``.
@@ -41,7 +45,7 @@ from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
 from common.repository.core.keys import WrongPassphrase, check_new_passphrase, new_kdf
 from common.repository.core.locks import backup_lock
-from common.repository.core.snapshot import Snapshot, latest_snapshot, load_snapshot
+from common.repository.core.snapshot import Snapshot, list_snapshots, load_snapshot
 from common.repository.restore.restorer import RestoreStats
 from common.storage.base import Backend
 
@@ -54,6 +58,8 @@ _NO_PASSWORD = (
     "set VOLKEEPER_REPOSITORY_PASSWORD (or VOLKEEPER_REPOSITORY_UNENCRYPTED=true) on the "
     "workers")
 _init_lock = threading.Lock()
+#: The tag of the safety snapshots replace-restores take (never a backup's parent).
+SAFETY_TAG = "safety"
 #: How long a backup, restore or verify waits for a prune's exclusive lock to go away.
 LOCK_RETRY_SECONDS = 10.0
 
@@ -174,25 +180,38 @@ def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
-                  job_id: str, tracker: ProgressTracker, settings: Settings) -> BackupOutcome:
-    """Back up ``volume`` of ``host`` as a new snapshot in the target's repository."""
+                  job_id: str, tracker: ProgressTracker, settings: Settings,
+                  safety: bool = False) -> BackupOutcome:
+    """Back up ``volume`` of ``host`` as a new snapshot in the target's repository.
+    ``safety``: the safety snapshot of a replace-restore (tagged ``safety``; the repository
+    must exist already — the backup being restored is in it)."""
     info = docker.volume(volume)  # NotFound for a missing volume, before touching the target
     path = _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
-    repo = open_repo(backend, settings, create=True)
+    repo = open_repo(backend, settings, create=not safety)
+    what = "safety snapshot" if safety else "backup"
+    tags = [f"job:{job_id}"] + ([SAFETY_TAG] if safety else [])
     # the shared lock keeps prune/forget away while we write (many backups share it)
-    with backup_lock(repo, f"backup job {job_id} of {host}/{volume}",
+    with backup_lock(repo, f"{what} job {job_id} of {host}/{volume}",
                      retry_for=LOCK_RETRY_SECONDS) as lock:
-        parent = latest_snapshot(repo, host, volume)
+        parent = regular_parent(repo, host, volume)
         with _estimated_totals(tracker, parent, path, info.size_bytes):
             # refresh re-reads the lock: removed, or not refreshed in time, means lost
             snap = backup_content(docker, repo, path, host=host, volume=volume,
-                                  tags=[f"job:{job_id}"], parent=parent, progress=tracker,
+                                  tags=tags, parent=parent, progress=tracker,
                                   before_commit=lock.refresh)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
         file_count=snap.stats.files, checksum="", snapshot_id=snap.id.hex())
+
+
+def regular_parent(repo: Repository, host: str, volume: str) -> Snapshot | None:
+    """The newest snapshot of ``volume`` on ``host`` that is not a safety snapshot: the
+    parent of its next backup (or safety snapshot)."""
+    snaps = [s for s in list_snapshots(repo, host=host, volume=volume)
+             if SAFETY_TAG not in s.tags]
+    return snaps[-1] if snaps else None
 
 
 @contextlib.contextmanager
@@ -249,10 +268,14 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
                  paths: list[str] | None = None) -> RestoreStats:
     """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
     ``volume``. Raises IntegrityError naming the files it could not restore, and Refused
-    for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set."""
+    for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set or the backup is a
+    safety snapshot (the volume's own previous content)."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
-    with backup_lock(repo, f"restore of backup {backup.id}", retry_for=LOCK_RETRY_SECONDS):
+    what = f"backup {backup.id}" if backup.id else f"safety snapshot {backup.snapshot_id[:8]}"
+    with backup_lock(repo, f"restore of {what}", retry_for=LOCK_RETRY_SECONDS):
         return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
-                               paths=paths, progress=tracker)
+                               paths=paths, progress=tracker,
+                               devices=settings.restore_device_nodes
+                               or backup.kind == "safety")
 

@@ -42,10 +42,9 @@ def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, h
 
 def restore_content(docker: DockerHost, repo: Repository, snap: Snapshot, path: Path | None,
                     *, volume: str, settings: Settings, paths: list[str] | None,
-                    progress: ProgressTracker) -> RestoreStats:
+                    progress: ProgressTracker, devices: bool = False) -> RestoreStats:
     """Restore ``snap`` (only ``paths`` when given) into the existing, empty volume.
-    Device nodes are refused (``Refused``) unless ``VOLKEEPER_RESTORE_DEVICE_NODES``."""
-    devices = settings.restore_device_nodes
+    Device nodes are refused (``Refused``) unless ``devices``."""
     if path is not None:
         return restore_snapshot(repo, snap, path, paths=paths, progress=progress,
                                 devices=devices)

@@ -17,6 +17,7 @@ from common.repository.core.locks import list_locks, remove_stale_locks
 from common.repository.core.snapshot import list_snapshots
 from common.repository.maintenance.keyring import add_passphrase, list_keys, remove_passphrase
 from common.repository.maintenance.prune import prune
+from common.repository.maintenance.repair import repair
 from common.repository.maintenance.stats import repository_stats
 from common.storage.base import Backend
 
@@ -35,6 +36,25 @@ def prune_target(backend: Backend, settings: Settings, *, dry_run: bool,
     except Conflict as e:
         raise Conflict(f"prune of {backend.display} refused: {e.message}",
                        e.hint or "wait for the running backups to finish and prune again; "
+                       "locks of dead workers expire, or remove them: volkeeper unlock TARGET"
+                       ) from None
+    return {"dry_run": dry_run, "report": report.to_dict()}
+
+
+def repair_target(backend: Backend, settings: Settings, *, dry_run: bool, read_data: bool,
+                  forget_broken: bool, tracker: ProgressTracker, owner: str = "repair"
+                  ) -> dict[str, Any]:
+    """Rewrite the readable blobs of the packs checks found damaged (every pack with
+    ``read_data``), then delete those packs; name what is lost and the snapshots needing
+    it (``forget_broken``: rewrite them without it). Takes the exclusive lock."""
+    repo = repo_engine.open_repo(backend, settings)
+    tracker.set_phase("repairing (dry run)" if dry_run else "repairing")
+    try:
+        report = repair(repo, dry_run=dry_run, read_data=read_data,
+                        forget_broken_snapshots=forget_broken, progress=tracker, owner=owner)
+    except Conflict as e:
+        raise Conflict(f"repair of {backend.display} refused: {e.message}",
+                       e.hint or "wait for the running backups to finish and repair again; "
                        "locks of dead workers expire, or remove them: volkeeper unlock TARGET"
                        ) from None
     return {"dry_run": dry_run, "report": report.to_dict()}

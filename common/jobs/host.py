@@ -152,7 +152,7 @@ def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
             safety = catalog.get_backup(s, str(result["safety_backup_id"]))
         with ctx.open_target(safety.target) as backend:
             put_back(ctx.docker, backend, StoredBackup.from_row(safety), volume,
-                     ctx.settings, NullTracker())
+                     ctx.settings_for(safety.target), NullTracker())
         return f"volume {volume!r} was put back to its content from before the restore"
     created = bool(result.get("created_volume"))
     if not undo(ctx.docker, volume, created, ctx.settings):

@@ -102,6 +102,15 @@ class PruneIn(TargetJobIn):
     dry_run: bool = False
 
 
+class RepairIn(TargetJobIn):
+    dry_run: bool = Field(default=False, description="only report what would be done")
+    read_data: bool = Field(default=False, description="read every pack first and repair "
+                            "what is damaged (otherwise: what checks recorded as damaged)")
+    forget_broken: bool = Field(default=False, description="rewrite the snapshots that need "
+                                "lost data without the broken files (tagged repaired) and "
+                                "forget the originals")
+
+
 class SnapshotsIn(TargetJobIn):
     adopt: bool = Field(default=False, description="add the snapshots the catalog does not "
                         "know to it as backups (after losing or replacing the database)")

@@ -20,6 +20,7 @@ TASK_STATS = "volkeeper.stats"
 TASK_SNAPSHOTS = "volkeeper.snapshots"
 TASK_KEYS = "volkeeper.keys"
 TASK_UNLOCK = "volkeeper.unlock"
+TASK_REPAIR = "volkeeper.repair"
 
 
 

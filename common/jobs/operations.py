@@ -21,6 +21,7 @@ from common.jobs.names import (
     TASK_KEYS,
     TASK_LABEL,
     TASK_PRUNE,
+    TASK_REPAIR,
     TASK_SNAPSHOTS,
     TASK_STATS,
     TASK_UNLOCK,
@@ -30,6 +31,7 @@ from common.jobs.service import JobService
 #: Target jobs, their task, and whether they change the repository (one at a time).
 TARGET_JOBS: dict[str, tuple[str, bool]] = {
     "prune": (TASK_PRUNE, True),
+    "repair": (TASK_REPAIR, True),
     "unlock": (TASK_UNLOCK, True),
     "keys": (TASK_KEYS, True),
     "stats": (TASK_STATS, False),

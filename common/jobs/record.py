@@ -119,6 +119,22 @@ def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, A
     return adopted
 
 
+def repaired_snapshots(ctx: JobContext, job: Job, rewritten: dict[str, str]) -> int:
+    """Point the catalog's backups of snapshots a repair rewrote (old id -> new id, hex)
+    at the new snapshots; returns how many rows changed."""
+    assert job.target is not None
+    changed = 0
+    with ctx.db.session() as s:
+        _ours(s, job)
+        for old, new in rewritten.items():
+            for row in s.query(Backup).filter(Backup.target == job.target,
+                                              Backup.snapshot_id == old):
+                row.snapshot_id = new
+                row.key = ids.snapshot_key(bytes.fromhex(new))
+                changed += 1
+    return changed
+
+
 def recovered(ctx: JobContext, job_id: str, done: str) -> None:
     """An interrupted restore was cleaned up (``done`` says how): the job says so and its
     volume is free again."""

@@ -26,6 +26,20 @@ def prune(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             tracker=tracker, owner=f"prune job {job.id}"))
 
 
+def repair(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    target = _target(job)
+    with ctx.open_target(target) as backend:
+        out = repo_admin.repair_target(
+            backend, ctx.settings_for(target), dry_run=bool(job.params.get("dry_run")),
+            read_data=bool(job.params.get("read_data")),
+            forget_broken=bool(job.params.get("forget_broken")),
+            tracker=tracker, owner=f"repair job {job.id}")
+    rewritten = out["report"].get("snapshots_rewritten") or {}
+    if rewritten:
+        out["catalog_updated"] = record.repaired_snapshots(ctx, job, rewritten)
+    return Outcome(out)
+
+
 def stats(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     target = _target(job)
     tracker.set_phase("reading the repository")

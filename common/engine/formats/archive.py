@@ -185,9 +185,10 @@ class ArchiveFormat:
 def safety_snapshot(docker: DockerHost, backend: Backend, *, host: str, volume: str,
                     job_id: str, tracker: ProgressTracker, settings: Settings
                     ) -> BackupOutcome:
-    """A ``tar.zst`` of the volume under ``volkeeper/safety/`` — whatever the format of
-    the backup being restored: it must restore with plain tar even when the repository
-    cannot be opened, and it must not add a snapshot to the volume's history."""
+    """A ``tar.zst`` of the volume under ``volkeeper/safety/``, whatever archive format the
+    backup being restored has: the user chose a portable format, so the previous content
+    stays restorable with plain tar (a repository backup's safety snapshot is a snapshot
+    in its repository instead: ``repository.RepositoryFormat.safety_snapshot``)."""
     tracker.set_phase("safety snapshot")
     return ArchiveFormat(SAFETY_FORMAT).backup(docker, backend, host=host, volume=volume,
                                                job_id=job_id, tracker=tracker,
@@ -200,7 +201,7 @@ def restore_policy(backup: StoredBackup, settings: Settings) -> ExtractPolicy:
     replace-restores, which hold a volume's own previous content), and no more content than
     the catalog records for it (a tampered archive fails before it fills the disk)."""
     return ExtractPolicy(allow_devices=settings.restore_device_nodes
-                         or backup.key.startswith(SAFETY_AREA),
+                         or backup.kind == "safety" or backup.key.startswith(SAFETY_AREA),
                          content_bytes=backup.logical_bytes, files=backup.file_count)
 
 

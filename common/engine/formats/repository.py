@@ -7,6 +7,7 @@ data); a copy moves the snapshot with its blobs, without re-chunking.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,6 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine import repo, repo_verify
 from common.engine.access import direct_path
-from common.engine.formats.archive import safety_snapshot
 from common.engine.records import (
     BackupOutcome,
     Check,
@@ -31,6 +31,7 @@ from common.errors import (
     InvalidInput,
     NotFound,
     StorageError,
+    VolkeeperError,
 )
 from common.formats import REPO_FORMAT, Traits, traits_of
 from common.progress import ProgressTracker
@@ -40,13 +41,19 @@ from common.repository.maintenance.copy import CopyStats, copy_snapshot
 from common.repository.maintenance.prune import forget_snapshots
 from common.storage.base import Backend
 
-#: Tags volkeeper itself puts on snapshots (``job:<id>``); kept when user tags change.
+#: Tags volkeeper itself puts on snapshots (``job:<id>``, and ``safety`` on the safety
+#: snapshots of replace-restores); kept when user tags change.
 SYSTEM_TAG_PREFIXES = ("job:",)
+SYSTEM_TAGS = frozenset({repo.SAFETY_TAG})
+
+
+def is_system_tag(tag: str) -> bool:
+    return tag.startswith(SYSTEM_TAG_PREFIXES) or tag in SYSTEM_TAGS
 
 
 def user_tags(tags: Sequence[str]) -> list[str]:
-    """The tags of a snapshot a user gave (without volkeeper's ``job:`` tags)."""
-    return sorted(t for t in set(tags) if not t.startswith(SYSTEM_TAG_PREFIXES))
+    """The tags of a snapshot a user gave (without volkeeper's own tags)."""
+    return sorted(t for t in set(tags) if not is_system_tag(t))
 
 
 class RepositoryFormat:
@@ -66,9 +73,28 @@ class RepositoryFormat:
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
                         volume: str, job_id: str, tracker: ProgressTracker,
                         settings: Settings) -> BackupOutcome:
-        # an archive, not a snapshot: see ``archive.safety_snapshot``
-        return safety_snapshot(docker, backend, host=host, volume=volume, job_id=job_id,
-                               tracker=tracker, settings=settings)
+        """A snapshot in the same (encrypted) repository, tagged ``safety``: incremental
+        against the volume's latest regular snapshot, never the parent of a backup.
+
+        Its data is read back before the volume is touched: deduplication shares blobs
+        with the backup being restored, so damage that fails the restore would fail the
+        roll-back too. A damaged safety snapshot is forgotten again and the replace
+        refused (IntegrityError naming the damage) with the volume unchanged."""
+        tracker.set_phase("safety snapshot")
+        out = repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
+                                 tracker=tracker, settings=settings, safety=True)
+        stored = StoredBackup.safety(out, host=host, volume=volume)
+        check = repo_verify.verify(backend, stored, tracker, settings, read_data=True)
+        if check.ok:
+            return out
+        with contextlib.suppress(VolkeeperError):  # else a prune-time leftover, tagged safety
+            self.forget(backend, stored, settings)
+        raise IntegrityError(
+            f"the safety snapshot of volume {volume!r} cannot be read back, so the replace "
+            f"was not started and the volume is unchanged: {'; '.join(check.problems[:3])}",
+            "the repository holds damaged data this volume's content shares; verify the "
+            "backups of this target (volkeeper verify ID --read-data), forget the damaged "
+            "ones, back the volume up again, then retry")
 
     def check_stored(self, backend: Backend, backup: StoredBackup, settings: Settings,
                      paths: Sequence[str] | None) -> list[Check]:
@@ -125,7 +151,8 @@ class RepositoryFormat:
         repository = repo.open_repo(backend, settings)
         sid = repo.snapshot_id(backup)
         try:
-            gone = forget_snapshots(repository, [sid], owner=f"forget of backup {backup.id}")
+            gone = forget_snapshots(repository, [sid],
+                                    owner=f"forget of backup {backup.id or backup.key}")
         except NotFound:
             gone = []  # already deleted (an earlier forget stopped before the catalog)
         except InvalidInput as e:  # pinned in the repository
@@ -155,7 +182,7 @@ class RepositoryFormat:
         """Make the snapshot carry ``tags`` (plus volkeeper's own ``job:`` tags) and
         ``pinned``; returns whether it had to be rewritten."""
         repository, snap = repo.load_backup(backend, backup, settings)
-        system = {t for t in snap.tags if t.startswith(SYSTEM_TAG_PREFIXES)}
+        system = {t for t in snap.tags if is_system_tag(t)}
         wanted = sorted(system | set(tags))
         if sorted(set(snap.tags)) == wanted and snap.pinned == pinned:
             return False

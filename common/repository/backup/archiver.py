@@ -24,6 +24,7 @@ list without being read.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +57,8 @@ _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
           stat.S_IFREG: "file"}
 
+log = logging.getLogger(__name__)
+
 
 #: a directory with fewer small files to read reads them in the walk, through the same
 #: ``read_small`` (a changed re-backup typically has a few per directory: a round trip to
@@ -78,9 +81,11 @@ class _Listed:
     """A directory opened, listed and stat'ed: its entries with their parent-snapshot
     nodes and read-ahead slots, and the reads handed to the readers."""
 
-    def __init__(self, dir_fd: int, old: dict[str, _Old]) -> None:
+    def __init__(self, dir_fd: int, old: dict[str, _Old], parent_ok: bool = True) -> None:
         self.dir_fd: int | None = dir_fd
         self.old = old
+        #: False when the parent's tree could not be read (its id must not be reused)
+        self.parent_ok = parent_ok
         self.plan: list[_PlanEntry] = []
         self.ahead: ReadAhead | None = None
 
@@ -137,7 +142,8 @@ class _Walker:
         finally:
             listed.close()
         self.stats.dirs += 1
-        if parent_tree is not None and texts == [t for _d, t in listed.old.values()]:
+        if parent_tree is not None and listed.parent_ok \
+                and texts == [t for _d, t in listed.old.values()]:
             return parent_tree  # nothing changed: the same bytes, hence the same tree id
         data = encode_nodes(texts)
         tree_id = self.repo.codec.blob_id(data)
@@ -150,12 +156,18 @@ class _Walker:
         list and stat a directory (relative to it), and hand its small files to read to
         the readers at once."""
         old: dict[str, _Old] = {}
+        parent_ok = True
         if parent_tree is not None:
-            with self.pipe.lock:  # the packer adds to the index meanwhile
-                data = self.repo.read_blob(parent_tree, BlobType.TREE)
-            old = {d["name"]: (d, t) for d, t in split_tree(data, f"tree {parent_tree.hex()}")}
+            try:
+                with self.pipe.lock:  # the packer adds to the index meanwhile
+                    data = self.repo.read_blob(parent_tree, BlobType.TREE)
+                old = {d["name"]: (d, t)
+                       for d, t in split_tree(data, f"tree {parent_tree.hex()}")}
+            except IntegrityError as exc:  # damaged: back this directory up in full
+                log.warning("parent tree of %s unreadable (%s); reading it in full", path, exc)
+                old, parent_ok = {}, False
         dir_fd = open_directory(path) if at is None else open_dir_at(*at, path)
-        listed = _Listed(dir_fd, old)
+        listed = _Listed(dir_fd, old, parent_ok)
         try:
             with os.scandir(dir_fd) as it:
                 entries = list(it)

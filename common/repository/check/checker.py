@@ -30,10 +30,16 @@ from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor, wait
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
 from common.repository.check.pack_verify import PackVerdict, PackVerifier, check_header, verify_pack
-from common.repository.check.report import CheckReport, Findings, Problem, note
+from common.repository.check.report import (
+    CheckReport,
+    Findings,
+    Problem,
+    note,
+    unindexed_message,
+)
 from common.repository.check.snapshot_check import check_snapshot
 from common.repository.core import ids
-from common.repository.core.index import ENTRY
+from common.repository.core.index import ENTRY, pack_entry
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import load_snapshot, snapshot_ids
 from common.repository.system.malloc import keep_freed_memory
@@ -97,11 +103,14 @@ class _Checker(Findings):
             except BrokenExecutor:  # a worker process died: verify this one here
                 verdict = _verify_here(self.repo, pack_id, expected)
         else:
-            verdict = PackVerdict(error=str(result))
+            verdict = PackVerdict(error=str(result), transient=isinstance(result, StorageError))
         if verdict.error is not None:
             self.bad_packs[pack_id] = self.problem("pack", pack_id, verdict.error)
+            if not verdict.transient:
+                self.damage.packs.add(pack_id)
             return
         for blob_id in verdict.unlisted:
+            self.damage.add_blob(blob_id, pack_id)
             self.bad_blobs[blob_id] = self.problem(
                 "blob", blob_id,
                 f"blob {blob_id.hex()} is indexed in pack {pack_id.hex()} whose "
@@ -113,6 +122,7 @@ class _Checker(Findings):
         self.report.blobs_read += verdict.blobs
         for blob_id, why in verdict.damaged:
             self.bad_blobs[blob_id] = self.problem("blob", blob_id, why)
+            self.damage.add_blob(blob_id, pack_id)
         if verdict.damaged:
             self.bad_packs[pack_id] = self.problem(
                 "pack", pack_id,
@@ -125,20 +135,26 @@ class _Checker(Findings):
         the walk runs after them): a damaged blob, or a tree in a damaged pack."""
         for p in walk.snapshot_problems:
             self.report.problems.append(p)
-        index = self.repo.index
         for object_id, p in walk.found.items():
-            if object_id in self.bad_blobs or index.pack_of(object_id) in self.bad_packs:
+            if object_id in self.bad_blobs or self._pack_of(object_id) in self.bad_packs:
                 continue
             self.report.problems.append(p)
             self.bad_blobs[object_id] = p
 
+    def _pack_of(self, blob_id: bytes) -> bytes | None:
+        """The pack of a blob's indexed copy, else of its copy damage marks left out."""
+        pack_id = self.repo.index.pack_of(blob_id)
+        if pack_id is None and blob_id in self.repo.quarantined:
+            return self.repo.quarantined[blob_id].pack_id
+        return pack_id
+
     def _blob_problem(self, blob_id: bytes) -> Problem | None:
         if blob_id in self.bad_blobs:
             return self.bad_blobs[blob_id]
-        pack_id = self.repo.index.pack_of(blob_id)
+        pack_id = self._pack_of(blob_id)
         if pack_id is None:
             self.bad_blobs[blob_id] = self.problem(
-                "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
+                "blob", blob_id, unindexed_message(self.repo, blob_id))
             return self.bad_blobs[blob_id]
         return self.bad_packs.get(pack_id)
 
@@ -157,7 +173,7 @@ class _Checker(Findings):
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
             note(p, path + "/ (whole directory)")
             return False
-        whole, index = True, self.repo.index
+        whole = True
         for node in tree.nodes:
             child = f"{path}/{node.name}"
             if node.type == "dir" and node.subtree is not None:
@@ -168,7 +184,7 @@ class _Checker(Findings):
                 if bad is not None:
                     whole = False
                     note(bad, child)
-                    pack_id = index.pack_of(chunk)
+                    pack_id = self._pack_of(chunk)
                     if pack_id is not None and chunk in self.bad_blobs \
                             and pack_id in self.bad_packs:
                         note(self.bad_packs[pack_id], child)
@@ -255,14 +271,16 @@ class _Walk(threading.Thread):
 
     def _unindexed(self, blob_id: bytes) -> None:
         self.found.setdefault(blob_id, Problem(
-            "blob", blob_id.hex(), f"blob {blob_id.hex()} is referenced but not indexed"))
+            "blob", blob_id.hex(), unindexed_message(self.repo, blob_id)))
 
 
 def _verify_here(repo: Repository, pack_id: bytes, expected: bytes) -> PackVerdict:
     try:
         data = repo.backend.get_bytes(ids.pack_key(pack_id))
-    except (IntegrityError, NotFound, StorageError) as exc:
+    except (IntegrityError, NotFound) as exc:
         return PackVerdict(error=str(exc))
+    except StorageError as exc:
+        return PackVerdict(error=str(exc), transient=True)
     return verify_pack(repo.codec, repo.cipher, pack_id, data, expected)
 
 
@@ -290,9 +308,12 @@ def check_repository(
     read_data_subset: float | None = None,
     progress: ProgressTracker | None = None,
     processes: int | None = None,
+    record_damage: bool = True,
 ) -> CheckReport:
     """Check the repository; ``read_data`` reads every pack, ``read_data_subset`` (0-1]
     a random fraction of them. Paths in problems are ``<snapshot id prefix>:/a/b``.
+    ``record_damage``: write what was found damaged as a damage mark (``core/damage.py``),
+    so later backups store those blobs again and ``repair`` knows what to rewrite.
     ``processes``: worker processes decoding the packs read (None: chosen by size)."""
     progress = progress or NullTracker()
     keep_freed_memory()
@@ -309,14 +330,20 @@ def check_repository(
         report.index_files = len(loaded.files)
         for index_id, why in loaded.damaged.items():
             checker.problem("index", index_id, why)
+        for mark_id, why in loaded.damaged_marks.items():  # backups may reuse what it named
+            checker.problem("index", mark_id, f"{why}; the damage it recorded is no longer "
+                            "applied (delete it and run check --read-data again)")
         index = loaded.index
         report.blobs = len(index)
         expected = index.pack_records()
+        for e in loaded.quarantined:  # damaged copies are read again: still damaged?
+            expected[e.pack_id] = expected.get(e.pack_id, b"") + pack_entry(e)
         report.packs = len(present)
         report.unreferenced_packs = len(present.keys() - expected.keys())
         for pack_id in sorted(expected.keys() - present.keys()):
             checker.bad_packs[pack_id] = checker.problem(
                 "pack", pack_id, f"pack {pack_id.hex()} is missing (indexed, not stored)")
+            checker.damage.packs.add(pack_id)
         stored = sorted(expected.keys() & present.keys())
         chosen = stored if read_data or read_data_subset else []
         if not read_data and read_data_subset is not None:
@@ -344,4 +371,6 @@ def check_repository(
         progress.set_phase("naming damaged files")
         for sid, root in walk.roots:
             checker.tree(root, f"{sid.hex()[:8]}:", sid)
+    if record_damage:
+        checker.record("repository check")
     return report

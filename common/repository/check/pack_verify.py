@@ -58,6 +58,8 @@ class PackVerdict:
     #: every tree blob that decoded: (its subtrees, the blob ids its other nodes
     #: reference, concatenated), or why its listing does not parse
     trees: dict[bytes, tuple[list[bytes], bytes] | str] = field(default_factory=dict)
+    #: the error was the storage's (unreachable, refused), not the pack's: not damage
+    transient: bool = False
 
 
 def _unlisted(records: bytes, expected: bytes) -> list[bytes]:
@@ -110,8 +112,10 @@ def check_header(backend: Backend, cipher: Cipher, pack_id: bytes, expected: byt
     """Open a pack's header (its last bytes only) and compare it with ``expected``."""
     try:
         records = read_header_records(backend, ids.pack_key(pack_id), cipher)
-    except (IntegrityError, NotFound, StorageError) as exc:
+    except (IntegrityError, NotFound) as exc:
         return PackVerdict(error=str(exc))
+    except StorageError as exc:
+        return PackVerdict(error=str(exc), transient=True)
     return PackVerdict(0, len(records) // ENTRY.size, None, _unlisted(records, expected))
 
 

@@ -3,11 +3,15 @@ that depend on them) and counts of what it looked at."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
+from common.errors import StorageError
+from common.repository.core.damage import Damage, write_damage
 from common.repository.core.repository import Repository
 
 MAX_PATHS = 1000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +44,8 @@ class CheckReport:
     packs_selected: int = 0
     seed: int | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: The damage mark this check wrote (hex id), if it found damage.
+    damage_mark: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -59,6 +65,21 @@ class Findings:
         self.report = report
         self.bad_packs: dict[bytes, Problem] = {}
         self.bad_blobs: dict[bytes, Problem] = {}
+        #: What is damaged for certain (not storage errors): recorded by ``record``.
+        self.damage = Damage()
+
+    def record(self, source: str) -> None:
+        """Write the damage found as a mark in the repository (nothing when none)."""
+        new = self.damage.without(self.repo.damage)
+        try:
+            mark = write_damage(self.repo.backend, self.repo.cipher, new, source)
+        except StorageError as exc:  # a read-only target: the check's report still stands
+            log.warning("could not record the damage found in %s (%s); backups keep "
+                        "reusing it until a check can write there", self.repo.backend.display,
+                        exc)
+            return
+        if mark is not None:
+            self.report.damage_mark = mark.hex()
 
     def problem(self, kind: str, object_id: bytes, message: str) -> Problem:
         p = Problem(kind, object_id.hex(), message)
@@ -70,3 +91,13 @@ def note(problem: Problem, path: str) -> None:
     """Add ``path`` to what depends on ``problem`` (at most ``MAX_PATHS``)."""
     if len(problem.paths) < MAX_PATHS and path not in problem.paths:
         problem.paths.append(path)
+
+
+def unindexed_message(repo: Repository, blob_id: bytes) -> str:
+    """Why a referenced blob has no usable index entry (a damage mark, or none at all)."""
+    damaged = repo.quarantined.get(blob_id)
+    if damaged is not None:
+        return (f"blob {blob_id.hex()} was found damaged in pack {damaged.pack_id.hex()} and "
+                "no healthy copy is stored (run `volkeeper repair`; a new backup of the "
+                "same data stores it again)")
+    return f"blob {blob_id.hex()} is referenced but not indexed"

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
-from common.repository.check.report import CheckReport, Findings, note
+from common.repository.check.report import CheckReport, Findings, note, unindexed_message
 from common.repository.core import ids
 from common.repository.core.index import IndexEntry
 from common.repository.core.pack import read_pack_header, read_range
@@ -34,13 +34,29 @@ class _SnapshotChecker(Findings):
         self.bad_trees: set[bytes] = set()
         self.partly_bad: set[bytes] = set()  # packs whose header is fine, some blobs not
         self.unindexed = False
+        self.marked: set[bytes] = set()  # referenced blobs whose only copy is marked
+
+    def lookup(self, blob_id: bytes) -> IndexEntry | None:
+        """The blob's indexed copy, else the damaged copy a damage mark left out."""
+        entry = self.index.lookup(blob_id)
+        if entry is None and blob_id in self.repo.quarantined:
+            entry = self.repo.quarantined[blob_id]
+            self.marked.add(blob_id)
+        return entry
+
+    def marked_problems(self) -> None:
+        """A blob whose only copy a damage mark names is damaged even when this check did
+        not read it (again): the index leaves it out, so nothing can restore it."""
+        for blob_id in sorted(self.marked - self.bad_blobs.keys()):
+            self.bad_blobs[blob_id] = self.problem(
+                "blob", blob_id, unindexed_message(self.repo, blob_id))
 
     def ref(self, blob_id: bytes, path: str) -> IndexEntry | None:
-        entry = self.index.lookup(blob_id)
+        entry = self.lookup(blob_id)
         if entry is None:
             self.unindexed = True
             p = self.bad_blobs.get(blob_id) or self.problem(
-                "blob", blob_id, f"blob {blob_id.hex()} is referenced but not indexed")
+                "blob", blob_id, unindexed_message(self.repo, blob_id))
             self.bad_blobs[blob_id] = p
             note(p, path)
             return None
@@ -58,6 +74,9 @@ class _SnapshotChecker(Findings):
             self.bad_trees.add(tree_id)
             p = self.bad_blobs[tree_id] = self.problem("tree", tree_id, str(exc))
             note(p, where)
+            entry = self.index.lookup(tree_id)
+            if entry is not None and not isinstance(exc, StorageError):
+                self.damage.add_blob(tree_id, entry.pack_id)
             return
         for node in tree.nodes:
             child = f"{path}/{node.name}"
@@ -78,12 +97,16 @@ class _SnapshotChecker(Findings):
             except NotFound:
                 self.bad_packs[pack_id] = self.problem(
                     "pack", pack_id, f"pack {pack_id.hex()} is missing (indexed, not stored)")
+                self.damage.packs.add(pack_id)
                 continue
             except (IntegrityError, StorageError) as exc:
                 self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
+                if isinstance(exc, IntegrityError):
+                    self.damage.packs.add(pack_id)
                 continue
             for e in entries.values():
                 if listed.get(e.blob_id) != e:
+                    self.damage.add_blob(e.blob_id, pack_id)
                     self.bad_blobs[e.blob_id] = self.problem(
                         "blob", e.blob_id,
                         f"blob {e.blob_id.hex()} is indexed in pack {pack_id.hex()} whose "
@@ -103,6 +126,8 @@ class _SnapshotChecker(Findings):
                                              end - start))
             except (IntegrityError, NotFound, StorageError) as exc:
                 self.bad_packs[pack_id] = self.problem("pack", pack_id, str(exc))
+                if not isinstance(exc, StorageError):
+                    self.damage.packs.add(pack_id)
                 continue
             self.report.packs_read += 1
             self.report.bytes_read += end - start
@@ -115,6 +140,7 @@ class _SnapshotChecker(Findings):
                 except IntegrityError as exc:
                     damaged += 1
                     self.bad_blobs[e.blob_id] = self.problem("blob", e.blob_id, str(exc))
+                    self.damage.add_blob(e.blob_id, pack_id)
                 self.report.blobs_read += 1
             if damaged:
                 self.partly_bad.add(pack_id)
@@ -126,7 +152,7 @@ class _SnapshotChecker(Findings):
         """Name the files (and whole directories) that depend on a damaged object."""
         where = (path or "") + "/ (whole directory)"
         self._note_blob(tree_id, where)
-        if tree_id in self.bad_trees or self.index.lookup(tree_id) is None:
+        if tree_id in self.bad_trees or self.lookup(tree_id) is None:
             return
         try:
             tree = self.repo.read_tree(tree_id)
@@ -144,7 +170,7 @@ class _SnapshotChecker(Findings):
         bad_blob = blob_id in self.bad_blobs
         if bad_blob:
             note(self.bad_blobs[blob_id], path)
-        entry = self.index.lookup(blob_id)
+        entry = self.lookup(blob_id)
         if entry is not None and entry.pack_id in self.bad_packs \
                 and (bad_blob or entry.pack_id not in self.partly_bad):
             note(self.bad_packs[entry.pack_id], path)
@@ -158,11 +184,13 @@ def check_snapshot(
     subset: float | None = None,
     seed: int | None = None,
     progress: ProgressTracker | None = None,
+    record_damage: bool = True,
 ) -> CheckReport:
     """Check one snapshot and only what it references. ``read_data`` reads every blob it
     references; ``subset`` (0-1] reads the blobs of a random share of its packs, drawn with
     ``seed`` (reported in the result; a random one when None). ``packs`` and ``blobs``
-    count what the snapshot references; ``packs_selected`` the packs chosen for reading."""
+    count what the snapshot references; ``packs_selected`` the packs chosen for reading.
+    ``record_damage``: write what was found damaged as a damage mark (``core/damage.py``)."""
     progress = progress or NullTracker()
     report = CheckReport(snapshots=1)
     progress.set_phase("index")
@@ -184,10 +212,13 @@ def check_snapshot(
             chosen = sorted(random.Random(report.seed).sample(chosen, n))
         report.packs_selected = len(chosen)
         checker.read_blobs(chosen, progress)
+    checker.marked_problems()
     if report.problems:
         progress.set_phase("naming damaged files")
         checker.attribute(snapshot.tree, "")
     for index_id, why in loaded.damaged.items():
         if checker.unindexed:  # an unreadable index file may be why a blob is not indexed
             checker.problem("index", index_id, why)
+    if record_damage:
+        checker.record(f"verify of snapshot {snapshot.id.hex()}")
     return report

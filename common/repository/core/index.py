@@ -120,18 +120,43 @@ def decode_index(cipher: Cipher, index_id: bytes, data: bytes | memoryview) -> I
 
 
 def load_index_file(cipher: Cipher, index_id: bytes, data: bytes | memoryview,
-                    index: Index) -> int:
+                    index: Index, bad: dict[bytes, set[bytes] | None] | None = None,
+                    quarantine: list[IndexEntry] | None = None) -> int:
     """Open an index file and add its entries to ``index`` in bulk (no ``IndexEntry``
     objects: what ``load_index`` uses). Returns the number of entries read. On damage
-    (IntegrityError naming the file) nothing of the file is added."""
+    (IntegrityError naming the file) nothing of the file is added.
+
+    ``bad`` (pack id -> damaged blob ids, or None for the whole pack: damage marks) leaves
+    those copies out of ``index``; they are appended to ``quarantine`` instead."""
     try:
         view = _open_index(cipher, index_id, data)
         groups = _split_packs(view)
     except (ValueError, struct.error, zstandard.ZstdError) as exc:
         raise IntegrityError(f"index file {index_id.hex()} is malformed: {exc}", _HINT) from None
     for pack_id, records in groups:
+        if bad and pack_id in bad:
+            kept = _quarantine(pack_id, records, bad[pack_id], quarantine)
+            if kept:
+                index.add_records(pack_id, kept)
+            continue
         index.add_records(pack_id, records)
     return sum(len(r) // ENTRY.size for _, r in groups)
+
+
+def _quarantine(pack_id: bytes, records: memoryview, damaged: set[bytes] | None,
+                quarantine: list[IndexEntry] | None) -> bytes:
+    """The records of ``pack_id`` whose copy is not damaged; the others go to
+    ``quarantine`` (``damaged`` None: every record of the pack is damaged)."""
+    keep = bytearray()
+    for i in range(0, len(records), ENTRY.size):
+        record = records[i : i + ENTRY.size]
+        blob_id = bytes(record[2:34])
+        if damaged is None or blob_id in damaged:
+            if quarantine is not None:
+                quarantine.append(unpack_entry(record, pack_id))
+        else:
+            keep += record
+    return bytes(keep)
 
 
 def _split_packs(view: memoryview) -> list[tuple[bytes, memoryview]]:

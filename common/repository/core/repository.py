@@ -33,6 +33,7 @@ from common.repository.core.config import (
     encode_config,
 )
 from common.repository.core.crypto import Cipher, Key, cipher_for
+from common.repository.core.damage import Damage, read_damage
 from common.repository.core.ids import BlobType
 from common.repository.core.index import (
     Index,
@@ -56,6 +57,11 @@ class LoadedIndex:
     index: Index
     files: list[bytes] = field(default_factory=list)
     damaged: dict[bytes, str] = field(default_factory=dict)
+    #: What damage marks say (``core/damage.py``), and the indexed copies they left out.
+    marks: Damage = field(default_factory=Damage)
+    quarantined: list[IndexEntry] = field(default_factory=list)
+    #: Damage marks that could not be read (id -> why).
+    damaged_marks: dict[bytes, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +76,11 @@ class Repository:
     cipher: Cipher = field(init=False)
     codec: BlobCodec = field(init=False)
     _index: Index | None = field(default=None, init=False, repr=False, compare=False)
+    #: Copies of blobs that damage marks left out of the index (blob id -> entry).
+    quarantined: dict[bytes, IndexEntry] = field(default_factory=dict, init=False,
+                                                 repr=False, compare=False)
+    #: The damage marks the index was last loaded with.
+    damage: Damage = field(default_factory=Damage, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.cipher = cipher_for(self.key, self.config.encrypted)
@@ -96,6 +107,9 @@ class Repository:
         through; damaged files are listed, not fatal."""
         self._index = None  # the old one goes before the new one is built (memory)
         out = LoadedIndex(Index())
+        out.marks, out.damaged_marks = read_damage(self.backend, self.cipher)
+        bad: dict[bytes, set[bytes] | None] = dict(out.marks.by_pack())
+        bad.update(dict.fromkeys(out.marks.packs))
         for info in self.backend.list(ids.INDEX_PREFIX):
             try:
                 index_id = ids.id_from_key(info.key)
@@ -105,11 +119,14 @@ class Repository:
             out.files.append(index_id)
             try:
                 data = self.backend.get_bytes(info.key)
-                load_index_file(self.cipher, index_id, data, out.index)
+                load_index_file(self.cipher, index_id, data, out.index, bad,
+                                out.quarantined)
             except (IntegrityError, NotFound) as exc:
                 out.damaged[index_id] = str(exc)
         out.index.flush()
         self._index = out.index
+        self.quarantined = {e.blob_id: e for e in out.quarantined}
+        self.damage = out.marks
         return out
 
     def forget_index(self) -> None:
@@ -128,9 +145,24 @@ class Repository:
             encode_index(self.cipher, index_id, IndexFile(list(entries))))
         return index_id
 
+    def unindexed(self, blob_id: bytes, what: str = "chunk") -> str:
+        """Why ``blob_id`` has no usable copy: a check found it damaged, or no index
+        names it."""
+        damaged = self.quarantined.get(blob_id)
+        if damaged is not None:
+            return (f"{what} {blob_id.hex()} was found damaged by a check (pack "
+                    f"{damaged.pack_id.hex()}) and no healthy copy is stored")
+        return f"{what} {blob_id.hex()} is not in the index"
+
     def read_blob(self, blob_id: bytes, blob_type: BlobType) -> bytes:
         """Find a blob in the index, read it from its pack and verify it."""
         entry = self.index.lookup(blob_id)
+        if entry is None and blob_id in self.quarantined:
+            raise IntegrityError(
+                f"{blob_type.name.lower()} blob {blob_id.hex()} was found damaged by a check "
+                f"(pack {self.quarantined[blob_id].pack_id.hex()}) and no healthy copy is "
+                "stored", "run `volkeeper repair` on the target; a new backup of the same "
+                "data stores it again")
         if entry is None or entry.blob_type != blob_type:
             raise IntegrityError(
                 f"{blob_type.name.lower()} blob {blob_id.hex()} is not in the repository "

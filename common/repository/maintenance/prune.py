@@ -157,7 +157,7 @@ def prune(
     return report
 
 
-def _load_index_files(repo: Repository) -> dict[bytes, IndexFile]:
+def _load_index_files(repo: Repository, what: str = "prune") -> dict[bytes, IndexFile]:
     files: dict[bytes, IndexFile] = {}
     for obj in repo.backend.list(ids.INDEX_PREFIX):
         try:
@@ -166,9 +166,9 @@ def _load_index_files(repo: Repository) -> dict[bytes, IndexFile]:
                                            repo.backend.get_bytes(obj.key))
         except (IntegrityError, NotFound, InvalidInput) as exc:
             raise IntegrityError(
-                f"prune refused: index file {obj.key} cannot be read ({exc}); the packs it "
+                f"{what} refused: index file {obj.key} cannot be read ({exc}); the packs it "
                 "lists could hold data that snapshots need",
-                "run a repository check and rebuild the index before pruning",
+                f"run a repository check and rebuild the index before the {what}",
             ) from None
     return files
 

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository.core import ids
+from common.repository.core.damage import Damage, read_damage
 from common.repository.core.index import Index, IndexEntry, IndexFile
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import load_snapshot, snapshot_ids
 
-_REFUSED_HINT = ("forget the damaged snapshot or restore the missing object from a copy, "
+_REFUSED_HINT = ("run `volkeeper repair` (it rewrites what is still readable and lists the "
+                 "snapshots that need lost data), or forget the damaged snapshot, "
                  "then run a repository check before pruning")
 
 
@@ -41,11 +43,15 @@ class Plan:
         return 1.0 - live / total if total else 1.0
 
 
-def merged_index(files: dict[bytes, IndexFile], present: set[bytes]) -> Index:
-    """One Index over the entries whose pack is stored."""
+def merged_index(files: dict[bytes, IndexFile], present: set[bytes],
+                 damage: Damage | None = None) -> Index:
+    """One Index over the entries whose pack is stored and whose copy no damage mark
+    names."""
+    damage = damage or Damage()
     index = Index()
     for f in files.values():
-        index.add_all(e for e in f.entries if e.pack_id in present)
+        index.add_all(e for e in f.entries if e.pack_id in present
+                      and not damage.is_damaged(e.blob_id, e.pack_id))
     index.flush()
     return index
 
@@ -120,7 +126,8 @@ def plan_prune(repo: Repository, files: dict[bytes, IndexFile], max_repack_ratio
                 missing.add(e.pack_id)
     plan.missing_packs = sorted(missing)
     plan.pack_entries = {p: list(d.values()) for p, d in by_pack.items()}
-    repo.index = index = merged_index(files, set(stored))
+    damage, _ = read_damage(repo.backend, repo.cipher)
+    repo.index = index = merged_index(files, set(stored), damage)
     plan.blobs = len(index)
     plan.snapshots, used = referenced_blobs(repo, progress)
     progress.set_phase("prune: planning")
@@ -128,7 +135,7 @@ def plan_prune(repo: Repository, files: dict[bytes, IndexFile], max_repack_ratio
     live_bytes: dict[bytes, int] = dict.fromkeys(by_pack, 0)
     for pack_id, entries in by_pack.items():
         for blob_id, e in entries.items():
-            if blob_id in used:
+            if blob_id in used and not damage.is_damaged(blob_id, pack_id):
                 where.setdefault(blob_id, []).append(pack_id)
                 live_bytes[pack_id] += e.length
     for blob_id in used:

@@ -87,8 +87,7 @@ class BlobFetcher:
         by_pack: dict[bytes, dict[bytes, IndexEntry]] = {}
         for blob_id, entry in batch:
             if entry is None:
-                done[blob_id] = IntegrityError(f"chunk {blob_id.hex()} is not in the index",
-                                               _HINT)
+                done[blob_id] = IntegrityError(self.repo.unindexed(blob_id), _HINT)
             else:
                 by_pack.setdefault(entry.pack_id, {})[blob_id] = entry
         for pack_id, entries in by_pack.items():

@@ -164,7 +164,7 @@ class _Restorer:
         for chunk_id in content:
             entry = self.index.lookup(chunk_id)
             if entry is None:
-                self._broken(rel, f"chunk {chunk_id.hex()} is not in the index", size)
+                self._broken(rel, self.repo.unindexed(chunk_id), size)
                 break
             writes, start = [], 0
             while start < entry.raw_length and ri < len(ranges):
@@ -387,7 +387,8 @@ def _restore(r: _Restorer, snapshot: Snapshot, paths: list[str] | None, devices:
                        "a new or empty volume") from None
     stats.bytes = r.file_bytes - r.broken_bytes
     if r.damaged or r.broken:
-        blobs = "; ".join(r.damaged.values()) or "blobs missing from the index"
+        blobs = ("; ".join(r.damaged.values()) or "; ".join(sorted(set(r.broken.values()))[:5])
+                 or "blobs missing from the index")
         names = ", ".join(sorted(r.broken))
         raise IntegrityError(f"restore incomplete: {blobs}; files not restored correctly: "
                              f"{names}", _HINT)

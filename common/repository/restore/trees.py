@@ -40,8 +40,7 @@ class Trees:
         """The verified plaintext of a tree; a cached copy is used (and dropped)."""
         entry = self.index.lookup(tree_id)
         if entry is None or entry.blob_type != BlobType.TREE:
-            raise IntegrityError(f"tree blob {tree_id.hex()} is not in the repository index",
-                                 _HINT)
+            raise IntegrityError(self.repo.unindexed(tree_id, "tree blob"), _HINT)
         stored = self._kept.pop(tree_id, None)
         if stored is not None:
             self._kept_bytes -= len(stored)

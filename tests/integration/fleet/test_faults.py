@@ -116,12 +116,15 @@ def test_a_killed_worker_does_not_leave_its_job_running_forever(
     assert again["state"] == "succeeded", again["error"]
 
 
+@pytest.mark.parametrize("fmt", ["tar.zst", "repo"])
 def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
-        fleet: Fleet, slow_host_b: None, tmp_path: Path) -> None:
-    path = big_volume(fleet, "replaced")
-    done = fleet.wait_job(submit(fleet, "/backups", {"volume": "replaced", "host": "host-b",
-                                                     "target": "s3",
-        "format": "tar.zst"})["id"])
+        fleet: Fleet, slow_host_b: None, tmp_path: Path, fmt: str) -> None:
+    """The safety snapshot is a tar.zst for an archive backup, a snapshot in the same
+    repository for a repo backup; the host puts either back through the Format seam."""
+    name = f"replaced-{fmt.replace('.', '')}"
+    path = big_volume(fleet, name)
+    done = fleet.wait_job(submit(fleet, "/backups", {"volume": name, "host": "host-b",
+                                                     "target": "s3", "format": fmt})["id"])
     assert done["state"] == "succeeded", done["error"]
     for i in range(4):  # new content the restore is about to overwrite
         (path / f"blob{i}.bin").write_bytes(os.urandom(10 * 1024 * 1024))
@@ -131,20 +134,23 @@ def test_a_worker_killed_mid_replace_puts_the_volume_back_when_it_returns(
 
     job = submit(fleet, "/restores", {"backup_id": done["backup_id"], "mode": "replace"})
     fleet.wait_job_until(job["id"], lambda j: progressed(j) and j["progress"].get(
-        "phase") == "restoring" and (j["result"] or {}).get("replace_state") == "replacing",
+        "phase") in ("restoring", "restore")  # an archive's phase, a snapshot's
+        and (j["result"] or {}).get("replace_state") == "replacing",
         "replacing the content", active=True)
     fleet.stop_worker("host-b", signal.SIGKILL)
     failed = fleet.wait_job(job["id"], timeout=60)
     assert failed["state"] == "failed" and "safety snapshot" in failed["error"]
     with fleet.http as c:  # the volume stays locked until it has been put back
-        assert c.post("/backups", json={"volume": "replaced", "host": "host-b",
-                                        "target": "s3",
-        "format": "tar.zst"}).status_code == 409
+        assert c.post("/backups", json={"volume": name, "host": "host-b", "target": "s3",
+                                        "format": fmt}).status_code == 409
     fleet.start_worker("host-b")
 
     fleet.wait_job_until(job["id"], lambda j: j["result"].get("replace_state") == "recovered",
                          "the rollback of the interrupted replace", timeout=90)
     assert compare_trees(before, path) == []
+    with fleet.http as c:
+        [safety] = c.get("/backups", params={"kind": "safety", "volume": name}).json()
+    assert safety["format"] == fmt  # a repo backup's safety snapshot stays in the repo
 
 
 def test_a_worker_killed_mid_restore_leaves_no_half_restored_volume(

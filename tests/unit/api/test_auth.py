@@ -280,3 +280,12 @@ def test_releasing_a_stuck_lock_is_for_admins_and_is_audited(env: Env) -> None:
            for e in env.client.get("/api/v1/audit", params={"action": "job."}).json()]
     assert got == [("admin", "job.release", job["id"], "error"),
                    ("admin", "job.release", job["id"], "ok")]
+
+
+def test_repairing_a_repository_is_for_admins(env: Env) -> None:
+    operator = new_token(env, "ci", "operator")
+    with bare(env) as c:
+        r = c.post("/api/v1/targets/local/repair", headers=bearer(operator), json={})
+        assert r.status_code == 403 and "admin role" in error(r)["message"]
+    r = env.client.post("/api/v1/targets/local/repair", json={"dry_run": True})
+    assert r.status_code == 202 and r.json()["requested_by"] == "admin"

@@ -218,3 +218,17 @@ def test_the_migrations_build_exactly_the_models_tables(tmp_path: Path) -> None:
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     db.dispose()
+
+
+def test_repair_is_queued_with_its_options_in_the_targets_maintenance_slot(env: Env) -> None:
+    assert env.client.post("/api/v1/targets/nope/repair", json={}).status_code == 404
+    r = env.client.post("/api/v1/targets/local/repair",
+                        json={"dry_run": True, "forget_broken": True})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["kind"] == "repair" and job["target"] == "local"
+    assert job["params"] == {"dry_run": True, "read_data": False, "forget_broken": True}
+    assert [t for t, _, _ in env.dispatcher.sent] == ["volkeeper.repair"]
+    assert env.client.post("/api/v1/targets/local/prune", json={}).status_code == 409
+    assert env.client.post("/api/v1/targets/local/repair",
+                           json={"bogus": 1}).status_code == 422
