@@ -8,7 +8,10 @@ adds volume, host, created_at, format, archive_key). Then one line per tar membe
      "xattrs": {"user.k": "<base64>"}}          # xattrs only when there are some
 
 and the last line is the summary ``{"kind": "summary", "entries": n, "files": n,
-"bytes": logical bytes of regular files, "archive_sha256": hex, "archive_size": n}``.
+"bytes": logical bytes of regular files, "archive_sha256": hex, "archive_size": n,
+"lines_sha256": hex}``; ``lines_sha256`` (absent from older manifests) is the sha256 of
+every line before the summary, so a damaged header or entry is found even where it would
+still parse. Readers refuse entry and summary lines with missing or unknown keys.
 Manifests are written and read as streams: no list of all entries is ever built.
 The manifest object is stored beside the archive under ``manifest_key(archive_key)``.
 """
@@ -16,6 +19,7 @@ The manifest object is stored beside the archive under ``manifest_key(archive_ke
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -55,8 +59,19 @@ def entry_to_dict(entry: TarEntry) -> dict[str, Any]:
     return out
 
 
+_KEYS = frozenset(("path", "type", "size", "mode", "uid", "gid", "mtime", "sha256", "link",
+                   "sparse"))
+_OPTIONAL_KEYS = frozenset(("xattrs", "dev"))
+
+
 def entry_from_dict(d: dict[str, Any]) -> TarEntry:
-    """The member described by one manifest line."""
+    """The member described by one manifest line. Raises ValueError for a line that
+    lacks a key or has one no manifest writer writes (a damaged key name would otherwise
+    read as a default)."""
+    keys = d.keys()
+    if not keys >= _KEYS or not keys <= _KEYS | _OPTIONAL_KEYS:
+        raise ValueError(f"keys {sorted(keys ^ _KEYS - _OPTIONAL_KEYS)} are unexpected or "
+                         "missing")
     dev = d.get("dev") or [0, 0]
     return TarEntry(
         path=d["path"],
@@ -84,11 +99,30 @@ class ManifestSummary:
     bytes: int
     archive_sha256: str
     archive_size: int
+    lines_sha256: str | None = None  # sha256 of every line before this one (None: older)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "summary", "entries": self.entries, "files": self.files,
-                "bytes": self.bytes, "archive_sha256": self.archive_sha256,
-                "archive_size": self.archive_size}
+        out: dict[str, Any] = {
+            "kind": "summary", "entries": self.entries, "files": self.files,
+            "bytes": self.bytes, "archive_sha256": self.archive_sha256,
+            "archive_size": self.archive_size}
+        if self.lines_sha256 is not None:
+            out["lines_sha256"] = self.lines_sha256
+        return out
+
+
+_SUMMARY_KEYS = frozenset(("kind", "entries", "files", "bytes", "archive_sha256",
+                           "archive_size"))
+
+
+def _summary_from_dict(obj: dict[str, Any]) -> ManifestSummary:
+    keys = obj.keys()
+    if not keys >= _SUMMARY_KEYS or not keys <= _SUMMARY_KEYS | {"lines_sha256"}:
+        raise ValueError(f"summary keys {sorted(keys)} are not a summary's")
+    lines = obj.get("lines_sha256")
+    return ManifestSummary(int(obj["entries"]), int(obj["files"]), int(obj["bytes"]),
+                           str(obj["archive_sha256"]), int(obj["archive_size"]),
+                           None if lines is None else str(lines))
 
 
 class ManifestWriter:
@@ -99,11 +133,16 @@ class ManifestWriter:
         self.entries = 0
         self.files = 0
         self.bytes = 0
+        self._hash = hashlib.sha256()
         header = {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, **(meta or {})}
         self._line(header)
 
+    def _write(self, line: str) -> None:
+        self._hash.update(line.encode())
+        self.sink.write(line)
+
     def _line(self, obj: dict[str, Any]) -> None:
-        self.sink.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self._write(json.dumps(obj, separators=(",", ":")) + "\n")
 
     def entry(self, entry: TarEntry) -> None:
         """Record one member."""
@@ -114,14 +153,14 @@ class ManifestWriter:
         if entry.xattrs or entry.type in ("char", "block"):
             self._line(entry_to_dict(entry))
         else:
-            self.sink.write(entry_line(entry))
+            self._write(entry_line(entry))
 
 
     def summary(self, archive_sha256: str, archive_size: int) -> ManifestSummary:
         """Write the closing summary line and return it."""
         summ = ManifestSummary(self.entries, self.files, self.bytes, archive_sha256,
-                               archive_size)
-        self._line(summ.to_dict())
+                               archive_size, self._hash.hexdigest())
+        self.sink.write(json.dumps(summ.to_dict(), separators=(",", ":")) + "\n")
         self.sink.flush()
         return summ
 
@@ -148,6 +187,8 @@ class Manifest:
 
     def __init__(self, lines: Iterable[str]) -> None:
         self._lines = iter(lines)
+        self._hash = hashlib.sha256()
+        self._last = ""  # the line read last, hashed once the next one is read
         self._summary: ManifestSummary | None = None
         first = self._next_obj()
         if first is None or first.get("kind") != MANIFEST_KIND:
@@ -161,6 +202,8 @@ class Manifest:
 
     def _next_obj(self) -> dict[str, Any] | None:
         for line in self._lines:
+            self._hash.update(self._last.encode())
+            self._last = line
             if not line.strip():
                 continue
             try:
@@ -181,9 +224,15 @@ class Manifest:
         self._consumed = True
         while (obj := self._next_obj()) is not None:
             if obj.get("kind") == "summary":
-                self._summary = ManifestSummary(
-                    int(obj["entries"]), int(obj["files"]), int(obj["bytes"]),
-                    str(obj["archive_sha256"]), int(obj["archive_size"]))
+                try:
+                    summary = _summary_from_dict(obj)
+                except (KeyError, TypeError, ValueError) as e:
+                    raise IntegrityError(f"manifest summary is malformed ({e})",
+                                         "the manifest object is damaged") from None
+                if summary.lines_sha256 not in (None, self._hash.hexdigest()):
+                    raise IntegrityError("manifest lines do not match the sha256 in its "
+                                         "summary", "the manifest object is damaged")
+                self._summary = summary
                 return
             try:
                 yield entry_from_dict(obj)
@@ -192,6 +241,11 @@ class Manifest:
                                      "the manifest object is damaged") from None
         raise IntegrityError("manifest has no summary line (truncated)",
                              "the manifest object is incomplete; the backup may be unfinished")
+
+    @property
+    def read_to_end(self) -> bool:
+        """True once ``entries()`` reached a valid summary line."""
+        return self._summary is not None
 
     @property
     def summary(self) -> ManifestSummary:

@@ -299,13 +299,15 @@ def _differences(actual: TarEntry, expected: TarEntry) -> list[str]:
 def verify_archive(
     reader: BinaryIO,
     fmt: Format,
-    manifest: Manifest | Iterable[TarEntry],
+    manifest: Manifest | Iterable[TarEntry] | None,
     tracker: ProgressTracker,
     *,
     expected_sha256: str | None = None,
     name: str = "archive",
 ) -> VerifyReport:
-    """Decompress and parse an archive and compare every member with the manifest.
+    """Decompress and parse an archive and compare every member with the manifest
+    (``None``: no manifest to compare with — a damaged one —, the archive is only
+    decompressed, parsed and checked against ``expected_sha256``).
 
     Never raises for damage: corruption, checksum mismatches, missing, extra or
     different members are listed in the report (the first ``MAX_PROBLEMS`` of them).
@@ -313,8 +315,14 @@ def verify_archive(
     """
     fmt = check_format(fmt)
     report = VerifyReport(ok=True, entries_checked=0, archive_sha256=None)
-    expected_iter: Iterator[TarEntry] = (
-        manifest.entries() if isinstance(manifest, Manifest) else iter(manifest))
+    def expected_entries() -> Iterator[TarEntry]:
+        try:
+            yield from (manifest.entries() if isinstance(manifest, Manifest)
+                        else iter(manifest or ()))
+        except IntegrityError as e:  # the manifest's damage, not the archive's
+            problem(f"manifest: {e.message}")
+
+    expected_iter = expected_entries()
 
     def problem(text: str) -> None:
         report.ok = False
@@ -336,9 +344,16 @@ def verify_archive(
             pending[candidate.path] = candidate
         return None
 
+    files = [0, 0]  # regular files, their bytes: what the manifest's summary counts
+
     def on_entry(entry: TarEntry) -> None:
         tracker.add(0, 1)
         report.entries_checked += 1
+        if entry.type == "file":
+            files[0] += 1
+            files[1] += entry.size
+        if manifest is None:
+            return
         expected = lookup(entry.path)
         if expected is None:
             problem(f"{entry.path}: in the archive but not in the manifest")
@@ -356,9 +371,14 @@ def verify_archive(
         return report
     for missing in [*pending.values(), *expected_iter]:
         problem(f"{missing.path}: in the manifest but not in the archive")
-    if isinstance(manifest, Manifest):
+    if isinstance(manifest, Manifest) and manifest.read_to_end:
         summary = manifest.summary
         if summary.archive_sha256 != report.archive_sha256:
             problem(f"archive sha256 {report.archive_sha256} differs from the manifest's "
                     f"{summary.archive_sha256}")
+        actual = (report.entries_checked, files[0], files[1], stats.stored_bytes)
+        told = (summary.entries, summary.files, summary.bytes, summary.archive_size)
+        if actual != told:
+            problem(f"the manifest's summary (entries, files, bytes, archive size) {told} "
+                    f"differs from the archive's {actual}")
     return report

@@ -271,12 +271,19 @@ def _verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
     if size is None:
         return out
     tracker.set_phase("verifying", bytes_total=size, files_total=_entries(manifest_text))
-    entries: Any = []
+    entries: Any = None  # a damaged manifest: the archive is checked against its sha256
     if manifest_text is not None:
-        try:
+        try:  # read through once (it is in memory), so its damage is blamed on it
+            whole = read_manifest(io.StringIO(manifest_text))
+            for _ in whole.entries():
+                pass
+            for field, value in (("archive_key", backup.key), ("format", backup.format)):
+                if whole.header.get(field, value) != value:
+                    raise ValueError(f"its header's {field} {whole.header[field]!r} is not "
+                                     f"the catalog's {value!r}")
             entries = read_manifest(io.StringIO(manifest_text))
-        except (IntegrityError, ValueError) as e:
-            damaged(backup.manifest_key, f"manifest unreadable: {e}")
+        except (IntegrityError, ValueError, KeyError, TypeError) as e:
+            damaged(backup.manifest_key, f"manifest {backup.manifest_key} unreadable: {e}")
     with backend.open_reader(backup.key) as reader:
         report = verify_archive(counted(reader, tracker), codec, entries,
                                 FilesOnly(tracker), expected_sha256=backup.checksum,
@@ -284,8 +291,11 @@ def _verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
     out.entries_checked = report.entries_checked
     out.archive_sha256 = report.archive_sha256
     if not report.ok:
+        # an archive whose sha256 is the catalog's is intact: what differs is the manifest
+        intact = bool(backup.checksum) and report.archive_sha256 == backup.checksum
+        blamed = backup.manifest_key if intact else backup.key
         for p in report.problems:
-            damaged(backup.key, p)
+            damaged(blamed, p)
         out.problem_count += report.problem_count - len(report.problems)
     return out
 
