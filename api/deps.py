@@ -121,7 +121,8 @@ def require_role(principal: Principal, role: str, what: str, state: AppState) ->
 
 
 State = Annotated[AppState, Depends(_state)]
-DbSession = Annotated[Session, Depends(_session)]
+# committed before the response is sent: a client that got 201 sees the change at once
+DbSession = Annotated[Session, Depends(_session, scope="function")]
 Viewer = Annotated[Principal, Depends(_need("viewer"))]
 Operator = Annotated[Principal, Depends(_need("operator"))]
 Admin = Annotated[Principal, Depends(_need("admin"))]
