@@ -30,6 +30,7 @@ from common.jobs.inputs import (
     parse,
 )
 from common.jobs.operations import OperationsService
+from common.progress import Subscription
 
 USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
 #: The request model of each repository job (the others take a bare TargetJobIn).
@@ -55,13 +56,26 @@ class LocalFront:
         self.runtime = EmbeddedRuntime(s, background=False)
         self.volume_sizes = volume_sizes
         self.docker = docker
+        self._subscriptions: dict[str, Subscription] = {}
 
     def __enter__(self) -> LocalFront:
         self.runtime.start(volume_sizes=self.volume_sizes, docker=self.docker)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for sub in self._subscriptions.values():
+            sub.close()
         self.runtime.close()
+
+    def pause(self, job_id: str, seconds: float) -> None:
+        """The job runs in this process: wake as soon as it publishes progress or its end
+        (no polling delay). The first call only subscribes, so news published between
+        the caller's last read and the subscription is not waited for."""
+        sub = self._subscriptions.get(job_id)
+        if sub is None:
+            self._subscriptions[job_id] = self.runtime.bus.subscribe(job_id)
+            return
+        sub.next(seconds)
 
     @property
     def service(self) -> OperationsService:

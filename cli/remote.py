@@ -58,6 +58,11 @@ class RemoteFront:
     def job(self, job_id: str) -> Json:
         return self._call("GET", f"/jobs/{job_id}")
 
+    def pause(self, job_id: str, seconds: float) -> None:
+        import time
+
+        time.sleep(seconds)
+
     def release_job(self, job_id: str, reason: str | None) -> Json:
         return self._call("POST", f"/jobs/{job_id}/release", body={"reason": reason})
 

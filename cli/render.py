@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -140,7 +139,7 @@ def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
             job = front.job(job_id)
             if job["state"] in ("succeeded", "failed"):
                 return job
-            time.sleep(0.2)
+            front.pause(job_id, 0.2)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
@@ -157,7 +156,7 @@ def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
                        info=_progress_text(job))
             if job["state"] in ("succeeded", "failed"):
                 return job
-            time.sleep(0.2)
+            front.pause(job_id, 0.2)
 
 
 def finish(job: dict[str, Any], as_json: bool) -> None:
