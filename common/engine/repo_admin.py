@@ -74,6 +74,8 @@ def snapshots(backend: Backend, settings: Settings, lookup: CatalogLookup) -> di
         sid = s.id.hex()
         out.append({"id": sid, "host": s.host, "volume": s.volume, "time": s.time,
                     "tags": user_tags(s.tags), "pinned": s.pinned,
+                    # a replace-restore's safety snapshot, never a regular backup
+                    "kind": "safety" if repo_engine.SAFETY_TAG in s.tags else "backup",
                     "parent": s.parent.hex() if s.parent else None,
                     "files": s.stats.files, "bytes": s.stats.bytes,
                     "stored_bytes": s.stats.new_bytes, "backup_id": lookup(sid)})

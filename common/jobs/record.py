@@ -97,7 +97,8 @@ def forgotten(ctx: JobContext, backup_id: str) -> None:
 
 def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, Any]]) -> int:
     """Catalog the repository snapshots the catalog does not know yet (as backups of their
-    host and volume; each entry as ``repo_admin.snapshots`` lists it). Sets their
+    host and volume — a replace's safety snapshot as kind "safety" with the expiry it had;
+    each entry as ``repo_admin.snapshots`` lists it). Sets their
     ``backup_id`` and returns how many were adopted."""
     assert job.target is not None
     adopted = 0
@@ -106,14 +107,18 @@ def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, A
         for snap in snapshots:
             if snap["backup_id"]:
                 continue
+            taken = datetime.fromisoformat(snap["time"])
+            safety = snap.get("kind") == "safety"  # kept for its window only, as when taken
             row = catalog.add_backup(
                 s, job_id=job.id, host=snap["host"], volume=snap["volume"],
                 target=job.target, format=REPO_FORMAT,
                 key=ids.snapshot_key(bytes.fromhex(snap["id"])), manifest_key="",
                 stored_bytes=snap["stored_bytes"], logical_bytes=snap["bytes"],
                 file_count=snap["files"], checksum="", snapshot_id=snap["id"],
-                created_at=datetime.fromisoformat(snap["time"]), tags=snap["tags"],
-                pinned=snap["pinned"])
+                created_at=taken, tags=snap["tags"], pinned=snap["pinned"],
+                kind="safety" if safety else "backup",
+                expires_at=taken + timedelta(hours=ctx.settings.safety_snapshot_hours)
+                if safety else None)
             snap["backup_id"] = row.id
             adopted += 1
     return adopted

@@ -291,18 +291,22 @@ def test_after_losing_the_database_the_repository_lists_and_adopts_its_snapshots
     bid = _backup(repo_env, "ops-dr")
     _json(repo_env, "tag", bid, "--add", "monthly")
     _json(repo_env, "pin", bid)
+    # a replace keeps the volume's previous content as a safety snapshot in the repository
+    replaced = _json(repo_env, "restore", bid, "--mode", "replace")
+    assert replaced["state"] == "succeeded", replaced["error"]
     for f in Path(repo_env["VOLKEEPER_HOME"]).glob("volkeeper.db*"):
         f.unlink()  # the catalog is gone; the repository is all that is left
     assert _json(repo_env, "backups") == []
     listed = _json(repo_env, "snapshots", "local")["result"]
-    assert listed["unknown_to_catalog"] == 1
-    [snap] = listed["snapshots"]
+    assert listed["unknown_to_catalog"] == 2
+    [snap] = [x for x in listed["snapshots"] if x["kind"] == "backup"]
     assert snap["volume"] == "ops-dr" and snap["host"] == "laptop" and snap["backup_id"] is None
     assert snap["tags"] == ["monthly"] and snap["pinned"] is True
+    assert [x["kind"] for x in listed["snapshots"]].count("safety") == 1
 
     adopted = _json(repo_env, "snapshots", "local", "--adopt")["result"]
-    assert adopted["adopted"] == 1
-    [row] = _json(repo_env, "backups")
+    assert adopted["adopted"] == 2
+    [row] = _json(repo_env, "backups")  # the safety snapshot is not a regular backup
     assert row["snapshot_id"] == snap["id"] and row["tags"] == ["monthly"] and row["pinned"]
     assert row["file_count"] == snap["files"] > 0
     assert _json(repo_env, "snapshots", "local", "--adopt")["result"]["adopted"] == 0
