@@ -12,15 +12,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-Json = dict[str, Any]
+from cli.errors import CliError, Json
 
-
-class CliError(Exception):
-    """An error to show the user: message, optional hint, exit code."""
-
-    def __init__(self, message: str, hint: str | None = None, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message, self.hint, self.exit_code = message, hint, exit_code
+__all__ = ["CliError", "Front", "Json", "Options", "connect", "open_front"]
 
 
 class Front(Protocol):

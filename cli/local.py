@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cli.front import CliError, Json
+from cli.errors import CliError, Json
 from common.auth import LOCAL_ACTOR
 from common.config import Settings, get_settings
 from common.db import Job

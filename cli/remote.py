@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from cli.front import CliError, Json
+from cli.errors import CliError, Json
 
 
 class RemoteFront:

@@ -22,6 +22,8 @@ from common.db import AuditEntry, Database, Job
 from common.errors import VolkeeperError
 
 log = logging.getLogger(__name__)
+#: who the audit log and the jobs name for the embedded CLI (it holds no token)
+LOCAL_ACTOR = "cli:local-user"
 P = ParamSpec("P")
 R = TypeVar("R")
 #: keyword arguments never written to the log
@@ -88,7 +90,6 @@ def audited(action: str | Callable[[dict[str, Any]], str],
     """Record every call of a service method (keyword arguments only, ``self.db`` the
     database): ``requested_by`` (default ``cli:local-user``) is the actor, and it is passed
     on, so the job records it too. Refusals are recorded with their error."""
-    from common.auth import LOCAL_ACTOR
 
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(fn)

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from common.audit import LOCAL_ACTOR
 from common.config import Settings
 from common.db import ApiToken, Database
 from common.db.models import utcnow
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 ROLES = ("viewer", "operator", "admin")
 TOKEN_FILE = "api.token"
 BOOTSTRAP_NAME = "admin"
-LOCAL_ACTOR = "cli:local-user"
 TOKEN_PREFIX = "vk_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _TOUCH_EVERY = timedelta(seconds=60)
