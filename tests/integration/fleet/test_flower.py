@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.fixtures.fleet import Fleet
-from tests.fixtures.util import free_port, running_process, wait_for
+from tests.fixtures.util import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def flower(fleet: Fleet) -> Iterator[str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "celery", "--broker", fleet.env["VOLKEEPER_REDIS_URL"],
-           "flower", f"--port={port}", "--address=127.0.0.1"]
-    url = f"http://127.0.0.1:{port}"
-    with running_process(cmd, fleet.env | {"FLOWER_UNAUTHENTICATED_API": "true"},
-                         fleet.root / "flower.log", url + "/healthcheck", "flower"):
-        yield url
 
 
 def test_flower_lists_the_worker_of_every_host(flower: str) -> None:

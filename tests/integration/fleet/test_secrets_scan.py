@@ -12,10 +12,8 @@ import base64
 import binascii
 import json
 import re
-import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +23,12 @@ import redis
 import sqlalchemy as sa
 
 from tests.fixtures.fleet import Fleet
-from tests.fixtures.util import free_port, running_process, wait_for
+from tests.fixtures.util import wait_for
 from tests.integration.fleet.test_fleet import mountpoint
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def flower(fleet: Fleet) -> Iterator[str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "celery", "--broker", fleet.env["VOLKEEPER_REDIS_URL"],
-           "flower", f"--port={port}", "--address=127.0.0.1"]
-    url = f"http://127.0.0.1:{port}"
-    with running_process(cmd, fleet.env | {"FLOWER_UNAUTHENTICATED_API": "true"},
-                         fleet.root / "flower-scan.log", url + "/healthcheck", "flower"):
-        yield url
 
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]{24,}={0,2}")
