@@ -8,11 +8,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ContainerRef:
-    """A container that mounts a volume; ``state`` is running, exited, created, paused …"""
+    """A container that mounts a volume; ``state`` is running, exited, created, paused …;
+    ``labels`` its labels (policies select volumes by a label on a container using them)."""
 
     id: str
     name: str
     state: str
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ def container_ref(summary: dict[str, Any]) -> ContainerRef:
     """A ``ContainerRef`` from one entry of ``GET /containers/json``."""
     names = summary.get("Names") or []
     name = names[0].lstrip("/") if names else str(summary["Id"])[:12]
-    return ContainerRef(id=str(summary["Id"]), name=name, state=str(summary.get("State", "")))
+    return ContainerRef(id=str(summary["Id"]), name=name, state=str(summary.get("State", "")),
+                        labels={str(k): str(v) for k, v in (summary.get("Labels") or {}).items()})
 
 
 def volume_info(
