@@ -22,6 +22,7 @@ from api.routes import (
     health,
     hosts,
     jobs,
+    policies,
     repository,
     restores,
     security,
@@ -124,7 +125,7 @@ def create_app(
     install_openapi(app, v1)
     for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
               backup_ops.router, restores.router, drills.router, jobs.router,
-              security.router):
+              security.router, policies.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(console_router)

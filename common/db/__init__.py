@@ -4,8 +4,8 @@ Tables: ``hosts`` (Docker hosts with a worker, heartbeat), ``volumes`` (last inv
 each host), ``targets`` (named storage locations), ``jobs`` (every backup/restore with its
 state machine queued → running → succeeded|failed) and ``backups`` (the catalog of stored
 archives), ``api_tokens`` (named tokens with a role, hashed) and ``audit_log``
-(every state-changing request), ``policies`` (schedules, retention, RPO). PostgreSQL in the fleet, SQLite embedded; Alembic
-migrations in ``migrations/``.
+(every state-changing request), ``policies`` (schedules, retention, RPO). PostgreSQL in
+the fleet, SQLite embedded; Alembic migrations in ``migrations/``.
 """
 
 from common.db.models import (
@@ -22,5 +22,5 @@ from common.db.models import (
 )
 from common.db.session import Database
 
-__all__ = ["ApiToken", "AuditEntry", "Backup", "Base", "Database", "Host", "Job", "JobState", "Policy",
-           "Target", "Volume"]
+__all__ = ["ApiToken", "AuditEntry", "Backup", "Base", "Database", "Host", "Job", "JobState",
+           "Policy", "Target", "Volume"]
