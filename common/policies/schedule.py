@@ -23,9 +23,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+if TYPE_CHECKING:
+    from croniter import croniter
 
 PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
            "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
@@ -36,6 +38,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: how far a wall-clock time can be from UTC-offset-naive arithmetic (largest DST shift)
 _SHIFT = timedelta(hours=3)
 _REFERENCE = datetime(2026, 1, 5)  # a Monday: where a cron schedule's interval is measured
+
+
+def _croniter() -> type[croniter]:
+    """croniter, imported when a cron schedule is first used (~10 ms a CLI command that
+    shows no schedule does not pay)."""
+    from croniter import croniter
+
+    return croniter
 
 
 def parse_duration(text: str) -> timedelta:
@@ -116,7 +126,7 @@ class Schedule:
         if self.every is not None:
             return self.every
         assert self.cron is not None
-        it = croniter(self.cron, _REFERENCE)
+        it = _croniter()(self.cron, _REFERENCE)
         prev: datetime = it.get_next(datetime)
         longest = timedelta(0)
         for _ in range(400):
@@ -139,12 +149,12 @@ class Schedule:
 
     # --- cron: wall-clock slots mapped to instants -----------------------------------
     def _forward(self, start: datetime) -> Iterator[datetime]:
-        it = croniter(self.cron or "", _wall(start, self.tz))
+        it = _croniter()(self.cron or "", _wall(start, self.tz))
         while True:
             yield _instant(it.get_next(datetime), self.tz)
 
     def _backward(self, start: datetime) -> Iterator[datetime]:
-        it = croniter(self.cron or "", _wall(start, self.tz))
+        it = _croniter()(self.cron or "", _wall(start, self.tz))
         while True:
             yield _instant(it.get_prev(datetime), self.tz)
 
@@ -158,7 +168,7 @@ def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
         every = parse_duration(text[len("@every"):])
         return Schedule(expr=text, tz=zone, every=every)
     cron = PRESETS.get(text.lower(), text)
-    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+    if len(cron.split()) != 5 or not _croniter().is_valid(cron):
         raise ValueError(f"invalid schedule {expr!r}: use a cron expression of five fields "
                          "(minute hour day month weekday, e.g. '0 2 * * *'), a preset "
                          f"({', '.join(p for p in PRESETS if p not in ('@midnight', '@annually'))}"
