@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,15 @@ def test_issue_example_runs_embedded_and_volumes_show_policy_and_rpo(
     assert local[vl]["keep"] == 1 and local[vl]["forget"] == 0
     assert "newest good backup" in local[vl]["backups"][0]["reasons"][0]
 
+    # a volume never backed up turns overdue once its policy is older than the RPO
+    cli(env, "policy", "create", "stale", "--volume", other, "--schedule", "@daily",
+        "--rpo", "1s")
+    time.sleep(1.5)
+    vols = {v["name"]: v for v in js(env, "volumes")}
+    assert vols[other]["overdue"] is True and vols[vl]["overdue"] is False
+    table = " ".join(cli(env | {"COLUMNS": "200"}, "volumes").stdout.split())
+    assert "stale OVERDUE" in table and "nightly" in table
+
     bad = cli(env, "policy", "create", "bad", "--volume", vl, "--schedule", "@daily",
               "--tz", "Mars/Olympus", ok=False)
     assert bad.returncode == 1 and "tz" in bad.stderr and "unknown time zone" in bad.stderr
@@ -143,8 +153,6 @@ def test_the_server_front_gives_the_same_answers_and_enforces_roles(
     assert created["rpo"] == "12h" and created["rpo_default"] is True
     assert js(env, "policy", "update", "web", "--keep-daily", "7")["retention"] == {
         "keep_last": 3, "keep_daily": 7}
-    import time
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the server's inventory sees the new volumes
         matches = js(env, "policy", "show", "web")["matches"]
