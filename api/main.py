@@ -54,6 +54,7 @@ def create_app(
     on_shutdown: list[Hook] | None = None,
     sweep_every: float | None = None,
     in_process: bool = False,
+    scheduler: bool = False,
 ) -> FastAPI:
     """The API app. Without a ``dispatcher`` it runs jobs itself when embedded (an
     ``EmbeddedRuntime``, whose database and bus it uses) and sends them to the hosts' queues
@@ -64,7 +65,8 @@ def create_app(
     on first start) or a named one. ``in_process`` marks an app that is never served on a
     socket (an in-process test client, ``tests.fixtures.embedded.embedded_http``):
     requests without credentials act as the local user (``cli:local-user``), and the Host
-    check is off."""
+    check is off. ``scheduler``: run the policy scheduler (one active across every
+    process that runs it; ``common.jobs.policy_scheduler``) — the served app does."""
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
@@ -89,6 +91,11 @@ def create_app(
                      in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
     sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
+    policy_loop = None
+    if scheduler:
+        from common.jobs.policy_scheduler import policy_scheduler
+
+        policy_loop = policy_scheduler(state.service)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -104,9 +111,13 @@ def create_app(
             hook()
         if sweeper is not None:
             sweeper.start()
+        if policy_loop is not None:
+            policy_loop.start()
         try:
             yield
         finally:
+            if policy_loop is not None:
+                policy_loop.stop()
             if sweeper is not None:
                 sweeper.stop()
             for hook in on_shutdown or []:
@@ -135,4 +146,4 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app for the settings in the environment (``VOLKEEPER_*``), embedded or fleet:
     ``uvicorn --factory api.main:app_from_env``."""
-    return create_app(get_settings())
+    return create_app(get_settings(), scheduler=True)

@@ -1,4 +1,5 @@
-"""Policies: what is backed up, when, where, how long it is kept, how fresh it must be
+"""Policies: what is backed up, when, where, how long it is kept, how fresh it must be;
+leases (one active scheduler)
 
 Revision ID: 0007
 Revises: 0006
@@ -39,7 +40,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('name'),
     )
+    op.create_table(
+        'leases',
+        sa.Column('name', sa.String(length=100), nullable=False),
+        sa.Column('holder', sa.String(length=200), nullable=True),
+        sa.Column('token', sa.BigInteger(), nullable=False),
+        sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('name'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('leases')
     op.drop_table('policies')

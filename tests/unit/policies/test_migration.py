@@ -29,7 +29,7 @@ def check_0007(db: Database) -> None:
     from common.db import Policy
 
     upgrade(db)
-    assert "policies" in inspect(db.engine).get_table_names()
+    assert {"policies", "leases"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM backups")).scalar() == 1
     with db.session() as s:
@@ -59,7 +59,8 @@ def check_downgrade(db: Database) -> None:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0006")
     names = inspect(db.engine).get_table_names()
-    assert "policies" not in names and "backups" in names and "audit_log" in names
+    assert "policies" not in names and "leases" not in names
+    assert "backups" in names and "audit_log" in names
 
 
 def test_0007_adds_policies_beside_existing_rows_on_sqlite(tmp_path: Path) -> None:

@@ -1,0 +1,37 @@
+"""The scheduler wired to the services: a due run of a policy is ``PolicyService.run``
+(the same validation, 409 and history as ``volkeeper policy run``; jobs requested by
+``policy:NAME``, the audit entry by ``scheduler``). A run that finds a volume's previous
+backup still going skips that volume, and the skip is recorded in the audit log.
+
+Where it runs: inside every served API process (``api.main.app_from_env``: ``volkeeper
+serve`` embedded, and each API replica of a fleet). The lease makes exactly one of them
+act; the others stand by. A separate process would need its own dispatcher and health
+check for no gain: the API already has both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from common.errors import Conflict, VolkeeperError
+from common.jobs.operations import OperationsService
+from common.jobs.policies import PolicyService
+from common.policies.scheduler import Scheduler
+
+ACTOR = "scheduler"
+
+
+def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
+                     ttl: float = 15.0) -> Scheduler:
+    service = PolicyService(ops)
+
+    def run(name: str, slot: datetime) -> str:
+        try:
+            result = service.run(name, actor=ACTOR)
+        except Conflict as e:  # every volume still busy with the previous run
+            return f"skipped: {e.message}"
+        except VolkeeperError as e:
+            return f"error: {e.message}"
+        return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
+
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl)
