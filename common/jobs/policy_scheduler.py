@@ -1,7 +1,9 @@
 """The scheduler wired to the services: a due run of a policy is ``PolicyService.run``
 (the same validation, 409 and history as ``volkeeper policy run``; jobs requested by
 ``policy:NAME``, the audit entry by ``scheduler``). A run that finds a volume's previous
-backup still going skips that volume, and the skip is recorded in the audit log.
+backup still going skips that volume, and the skip is recorded in the audit log. After a
+run's backup succeeds, ``policy_followups`` copies it to the policy's other targets and
+applies its retention.
 
 Where it runs: inside every served API process (``api.main.app_from_env``: ``volkeeper
 serve`` embedded, and each API replica of a fleet). The lease makes exactly one of them
@@ -16,6 +18,7 @@ from datetime import datetime
 from common.errors import Conflict, VolkeeperError
 from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
+from common.jobs.policy_followups import FollowUps
 from common.policies.scheduler import Scheduler
 
 ACTOR = "scheduler"
@@ -34,4 +37,4 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
             return f"error: {e.message}"
         return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
 
-    return Scheduler(ops.db, run, holder=holder, ttl=ttl)
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl, after=FollowUps(service))

@@ -79,8 +79,11 @@ class Scheduler:
 
     def __init__(self, db: Database, run: Callable[[str, datetime], str], *,
                  holder: str | None = None, ttl: float = 15.0, max_sleep: float = 1.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self.db, self.run, self.clock = db, run, clock
+                 clock: Callable[[], datetime] = utcnow,
+                 after: Callable[[str, int, datetime], None] | None = None) -> None:
+        """``after(holder, token, now)``: more work of the active scheduler, done at the
+        end of each of its ticks (the follow-ups of finished runs)."""
+        self.db, self.run, self.clock, self.after = db, run, clock, after
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.ttl, self.max_sleep = timedelta(seconds=ttl), max_sleep
         self.token: int | None = None
@@ -129,6 +132,11 @@ class Scheduler:
                 log.exception("policy %s: the run for %s failed", e.name, slot.isoformat())
                 outcome = f"error: {exc}"
             started.append(Started(e.name, slot, outcome))
+        if self.after is not None:
+            try:
+                self.after(self.holder, token, now)
+            except Exception:
+                log.exception("the scheduler's follow-ups failed; retrying next tick")
         return started
 
     def sleep_for(self, now: datetime | None = None) -> float:

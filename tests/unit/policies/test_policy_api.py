@@ -240,3 +240,38 @@ def test_viewers_read_operators_run_admins_change(env: Env) -> None:
     assert call(operator, "POST", "", json=NIGHTLY | {"name": "x"}) == 403
     with env.db.session() as s:
         assert {j.requested_by for j in s.scalars(select(Job))} == {"policy:nightly"}
+
+
+def test_after_a_policy_backup_the_scheduler_copies_it_and_applies_retention_once(
+        env: Env) -> None:
+    from common.db import JobState, jobs, leases
+    from common.jobs.policies import PolicyService
+    from common.jobs.policy_followups import FollowUps
+    from common.policies.scheduler import LEASE
+
+    assert create(env, retention={"keep_last": 1}).status_code == 201
+    old = [_backup(env, "pg", timedelta(days=d)) for d in (2, 3)]
+    new = _backup(env, "pg", timedelta(minutes=1))
+    with env.db.session() as s:
+        job = jobs.create_job(s, kind="backup", host="h1", volume="pg", target="local",
+                              requested_by="policy:nightly")
+        jobs.finish_job(s, job.id, JobState.succeeded, result={"backup_id": new},
+                        backup_id=new)
+    follow = FollowUps(PolicyService(env.client.app.state.volkeeper.service))  # type: ignore[attr-defined]
+    now = utcnow()
+    follow("a", 99, now)  # not the lease holder: nothing
+    assert env.dispatcher.sent == []
+    token = leases.acquire(env.db, LEASE, "a", timedelta(seconds=15), now)
+    assert token is not None
+    follow("a", token, now)
+    with env.db.session() as s:
+        queued = {(j.kind, j.backup_id, (j.params or {}).get("destination"))
+                  for j in s.scalars(select(Job).where(Job.state == JobState.queued))}
+        marked = s.get(Job, job.id)
+        assert marked is not None and "policy_followup" in marked.result
+    assert queued == {("copy", new, "s3main"), ("forget", old[0], None),
+                      ("forget", old[1], None)}
+    sent = len(env.dispatcher.sent)
+    FollowUps(PolicyService(env.client.app.state.volkeeper.service))(  # type: ignore[attr-defined]
+        "a", token, now)  # a restarted scheduler: the job is followed up already
+    assert len(env.dispatcher.sent) == sent == 3

@@ -1,0 +1,86 @@
+"""What follows a policy's successful backup, done by the active scheduler: a copy to each
+of the policy's other targets (3-2-1; each copy a job with its own history), then the
+policy's retention on the first target; after a successful copy, the retention on the
+copy's target. Each finished job is followed up once: a marker in its ``result``
+(``policy_followup``) is written first, fenced by the scheduler's lease (only its holder
+writes it), so neither two schedulers nor a restart repeat a follow-up (a scheduler
+killed right after the marker skips that one follow-up: the next backup's catches up on
+retention).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from common.db import Database, Job, JobState, Policy, leases
+from common.errors import VolkeeperError
+from common.jobs.policies import PolicyService, requested_by
+from common.policies.scheduler import LEASE
+
+log = logging.getLogger(__name__)
+LOOKBACK = timedelta(days=1)
+#: jobs are re-read this far behind the newest one handled: a job whose end committed after
+#: a later-finishing one's is still seen (the marker keeps it from being done twice)
+OVERLAP = timedelta(seconds=60)
+
+
+class FollowUps:
+    def __init__(self, service: PolicyService) -> None:
+        self.service = service
+        self.db: Database = service.db
+        self._since: datetime | None = None
+
+    def __call__(self, holder: str, token: int, now: datetime) -> None:
+        since = self._since - OVERLAP if self._since else now - LOOKBACK
+        with self.db.session() as s:
+            rows = list(s.scalars(select(Job).where(
+                Job.state == JobState.succeeded, Job.kind.in_(("backup", "copy")),
+                Job.requested_by.startswith("policy:"), Job.finished_at > since)
+                .order_by(Job.finished_at)))
+            policies = {p.name: p for p in s.scalars(select(Policy))}
+        for job in rows:
+            name = (job.requested_by or "").removeprefix("policy:")
+            p = policies.get(name)
+            if (job.result or {}).get("policy_followup") or p is None:
+                self._since = max(self._since or since, job.finished_at or since)
+                continue
+            if not self._mark(job, holder, token, now):
+                return  # the lease is lost: the next holder takes it from here
+            self._since = max(self._since or since, job.finished_at or since)
+            try:
+                self._follow(job, name, list(p.targets))
+            except VolkeeperError as e:
+                log.warning("policy %s: follow-up of job %s: %s", name, job.id, e)
+
+    def _follow(self, job: Job, name: str, targets: list[str]) -> None:
+        ops = self.service.ops
+        if job.kind == "backup":
+            backup_id = (job.result or {}).get("backup_id") or job.backup_id
+            for target in targets[1:]:
+                if backup_id:
+                    try:
+                        ops.copy_backup(backup_id=backup_id, target=target,
+                                        requested_by=requested_by(name))
+                    except VolkeeperError as e:
+                        log.warning("policy %s: copy of %s to %s: %s", name, backup_id,
+                                    target, e)
+            target = job.target or targets[0]
+        else:
+            target = str((job.result or {}).get("destination") or "")
+        if target:
+            self.service.apply_retention(name, job.host, job.volume, target)
+
+    def _mark(self, job: Job, holder: str, token: int, now: datetime) -> bool:
+        marked: dict[str, Any] = {**(job.result or {}),
+                                  "policy_followup": now.isoformat(timespec="seconds")}
+        with self.db.session() as s:
+            r = s.execute(update(Job).where(Job.id == job.id,
+                                            leases.held(LEASE, holder, token, now))
+                          .values(result=marked))
+            # only the lease holder can write it, and a new holder comes after the old
+            # one's lease expired, so it reads the marker: one follow-up per job
+            return bool(r.rowcount == 1)  # type: ignore[attr-defined]
