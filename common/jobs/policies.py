@@ -36,8 +36,8 @@ from common.jobs.policy_views import (
     matches_of,
     policy_out,
     schedule_of,
+    selected,
     selection_of,
-    volume_claims,
 )
 from common.policies.retention import decide, items_from_rows
 from common.policies.selection import select as select_volumes
@@ -164,9 +164,7 @@ class PolicyService:
     def _run(self, name: str) -> RunResult:
         with self.db.session() as s:
             p = _get(s, name)
-            refs = inventory(s)
-            claimed = volume_claims(s, refs, also=p)
-            mine = select_volumes(selection_of(p), refs)
+            mine, claimed = selected(s, p)
             target, fmt = p.targets[0], p.format
         result = RunResult(policy=name)
         busy = []

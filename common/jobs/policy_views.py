@@ -17,7 +17,14 @@ from common.db.models import utcnow
 from common.jobs.views import JobOut
 from common.policies.rpo import default_rpo, freshness
 from common.policies.schedule import Schedule, format_duration, jitter_for, parse_schedule
-from common.policies.selection import Selection, VolumeRef, check_selection, claims, volume_ref
+from common.policies.selection import (
+    Inventory,
+    Selection,
+    VolumeRef,
+    check_selection,
+    claims,
+    volume_ref,
+)
 
 
 class MatchOut(BaseModel):
@@ -102,7 +109,11 @@ class ApplyOut(BaseModel):
 
 
 def selection_of(p: Policy) -> Selection:
-    s = p.selection or {}
+    return _selection(p.selection)
+
+
+def _selection(s: dict[str, Any] | None) -> Selection:
+    s = s or {}
     return check_selection(s.get("volumes") or (), s.get("hosts") or (), s.get("selector"),
                            s.get("project"))
 
@@ -151,24 +162,36 @@ def enabled_policies(session: Session) -> dict[str, Policy]:
     return {p.name: p for p in session.scalars(select(Policy).where(Policy.enabled))}
 
 
-def volume_claims(session: Session, refs: list[VolumeRef], *, also: Policy | None = None
-                  ) -> dict[tuple[str, str], list[str]]:
+def enabled_selections(session: Session) -> dict[str, Selection]:
+    """Name → selection of every enabled policy (two columns read, not whole rows)."""
+    rows = session.execute(select(Policy.name, Policy.selection).where(Policy.enabled))
+    return {name: _selection(sel) for name, sel in rows}
+
+
+def volume_claims(session: Session, refs: list[VolumeRef] | Inventory, *,
+                  also: Policy | None = None) -> dict[tuple[str, str], list[str]]:
     """(host, volume) → the enabled policies matching it (``also``: one more, say a
     disabled policy being shown), first by name first."""
-    policies = enabled_policies(session)
+    selections = enabled_selections(session)
     if also is not None:
-        policies[also.name] = also
-    return claims({n: selection_of(p) for n, p in policies.items()}, refs)
+        selections[also.name] = selection_of(also)
+    return claims(selections, refs)
+
+
+def selected(session: Session, p: Policy) -> tuple[list[VolumeRef],
+                                                   dict[tuple[str, str], list[str]]]:
+    """The volumes ``p`` selects now, and which policies claim each of them."""
+    mine = Inventory(inventory(session)).select(selection_of(p))
+    return mine, volume_claims(session, mine, also=p)
 
 
 def matches_of(session: Session, p: Policy) -> list[MatchOut]:
-    refs = inventory(session)
-    claimed = volume_claims(session, refs, also=p)
+    mine, claimed = selected(session, p)
     out = []
-    for (host, volume), names in sorted(claimed.items()):
-        if p.name in names:
-            out.append(MatchOut(host=host, volume=volume, owner=names[0],
-                                conflict=names if len(names) > 1 else []))
+    for v in mine:
+        names = claimed.get(v.key, [p.name])
+        out.append(MatchOut(host=v.host, volume=v.name, owner=names[0],
+                            conflict=names if len(names) > 1 else []))
     return out
 
 
@@ -188,7 +211,7 @@ def volume_status(session: Session, refs: list[VolumeRef], now: datetime | None 
     ``last_good_backup_at``, ``overdue`` (None where no policy applies)."""
     now = now or utcnow()
     policies = enabled_policies(session)
-    claimed = claims({n: selection_of(p) for n, p in policies.items()}, refs)
+    claimed = claims({n: selection_of(p) for n, p in policies.items()}, Inventory(refs))
     good = newest_good_backups(session)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for ref in refs:

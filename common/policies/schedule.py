@@ -18,8 +18,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -125,17 +127,7 @@ class Schedule:
         interval of ``@every``, else the longest gap among a year of a cron's slots."""
         if self.every is not None:
             return self.every
-        assert self.cron is not None
-        it = _croniter()(self.cron, _REFERENCE)
-        prev: datetime = it.get_next(datetime)
-        longest = timedelta(0)
-        for _ in range(400):
-            nxt: datetime = it.get_next(datetime)
-            longest = max(longest, nxt - prev)
-            if nxt - _REFERENCE > timedelta(days=400):
-                break
-            prev = nxt
-        return longest
+        return _cron_interval(self.cron or "")
 
     def due_runs(self, last_run: datetime | None, now: datetime) -> list[datetime]:
         """The runs to start at ``now`` when the last one started at ``last_run``: the
@@ -149,16 +141,36 @@ class Schedule:
 
     # --- cron: wall-clock slots mapped to instants -----------------------------------
     def _forward(self, start: datetime) -> Iterator[datetime]:
-        it = _croniter()(self.cron or "", _wall(start, self.tz))
+        it = _iterator(self.cron or "", _wall(start, self.tz))
         while True:
             yield _instant(it.get_next(datetime), self.tz)
 
     def _backward(self, start: datetime) -> Iterator[datetime]:
-        it = _croniter()(self.cron or "", _wall(start, self.tz))
+        it = _iterator(self.cron or "", _wall(start, self.tz))
         while True:
             yield _instant(it.get_prev(datetime), self.tz)
 
 
+_ITERATORS = threading.local()
+
+
+def _iterator(cron: str, start: datetime) -> croniter:
+    """A croniter over ``cron`` from naive ``start``: one per expression and thread, moved
+    with ``set_current`` (building one parses the expression: ~0.3 ms). The caller is
+    done with it before it asks for the next (``next_after`` and ``last_at_or_before``
+    consume their iteration at once)."""
+    cache: dict[str, croniter] = _ITERATORS.__dict__.setdefault("by_cron", {})
+    it = cache.get(cron)
+    if it is None:
+        if len(cache) > 4096:
+            cache.clear()
+        it = cache[cron] = _croniter()(cron, start)
+    else:
+        it.set_current(start, force=True)
+    return it
+
+
+@functools.lru_cache(maxsize=8192)
 def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
     """A ``Schedule`` from a cron expression, a preset or ``@every DURATION``.
     ValueError says what is accepted (the time zone's own error for a bad ``tz``)."""
@@ -174,6 +186,22 @@ def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
                          f"({', '.join(p for p in PRESETS if p not in ('@midnight', '@annually'))}"
                          ") or '@every 6h'")
     return Schedule(expr=text, tz=zone, cron=cron)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_interval(cron: str) -> timedelta:
+    """The longest gap between a cron expression's wall-clock times over about a year
+    (the same in every time zone; cached: ~10 ms of croniter per expression)."""
+    it = _croniter()(cron, _REFERENCE)
+    prev: datetime = it.get_next(datetime)
+    longest = timedelta(0)
+    for _ in range(400):
+        nxt: datetime = it.get_next(datetime)
+        longest = max(longest, nxt - prev)
+        if nxt - _REFERENCE > timedelta(days=400):
+            break
+        prev = nxt
+    return longest
 
 
 def jitter_for(policy: str, slot: datetime, jitter_seconds: int) -> timedelta:

@@ -112,7 +112,7 @@ class Scheduler:
             self._seen = None  # another scheduler may have run policies meanwhile
         self.token = token
         self._load()
-        started = []
+        due: dict[datetime, list[_Entry]] = {}
         for e in list(self._entries.values()):
             if e.due_at > now:
                 continue
@@ -121,17 +121,23 @@ class Scheduler:
                 e.due_at = max(next_due(e.schedule, e.name, e.jitter, e.base),
                                now + timedelta(seconds=self.max_sleep))
                 continue
-            if not self._claim(e, slot, token, now):
-                self._seen = None  # someone else moved it: re-read
-                continue
-            e.base = slot
-            e.due_at = next_due(e.schedule, e.name, e.jitter, slot)
-            try:
-                outcome = self.run(e.name, slot)
-            except Exception as exc:
-                log.exception("policy %s: the run for %s failed", e.name, slot.isoformat())
-                outcome = f"error: {exc}"
-            started.append(Started(e.name, slot, outcome))
+            due.setdefault(slot, []).append(e)
+        started = []
+        for slot, entries in sorted(due.items(), key=lambda kv: kv[0]):
+            claimed = self._claim(entries, slot, token, now)
+            if len(claimed) < len(entries):
+                self._seen = None  # someone else moved some: re-read
+            for e in entries:
+                if e.id not in claimed:
+                    continue
+                e.base = slot
+                e.due_at = next_due(e.schedule, e.name, e.jitter, slot)
+                try:
+                    outcome = self.run(e.name, slot)
+                except Exception as exc:
+                    log.exception("policy %s: the run for %s failed", e.name, slot.isoformat())
+                    outcome = f"error: {exc}"
+                started.append(Started(e.name, slot, outcome))
         if self.after is not None:
             try:
                 self.after(self.holder, token, now)
@@ -166,13 +172,21 @@ class Scheduler:
                                    next_due(schedule, p.name, p.jitter_seconds, base))
         self._entries, self._seen = entries, seen
 
-    def _claim(self, e: _Entry, slot: datetime, token: int, now: datetime) -> bool:
+    def _claim(self, entries: list[_Entry], slot: datetime, token: int, now: datetime
+               ) -> set[str]:
+        """The ids of ``entries`` whose run for ``slot`` this scheduler claimed: one
+        conditional UPDATE per 500 (a burst of due policies is one commit, not one each)."""
+        claimed: set[str] = set()
         with self.db.session() as s:
-            r = s.execute(update(Policy).where(
-                Policy.id == e.id, Policy.enabled,
-                or_(Policy.last_run_at.is_(None), Policy.last_run_at < slot),
-                leases.held(LEASE, self.holder, token, now)).values(last_run_at=slot))
-            return bool(r.rowcount == 1)  # type: ignore[attr-defined]
+            for k in range(0, len(entries), 500):
+                ids = [e.id for e in entries[k:k + 500]]
+                rows = s.execute(update(Policy).where(
+                    Policy.id.in_(ids), Policy.enabled,
+                    or_(Policy.last_run_at.is_(None), Policy.last_run_at < slot),
+                    leases.held(LEASE, self.holder, token, now))
+                    .values(last_run_at=slot).returning(Policy.id))
+                claimed.update(str(r[0]) for r in rows)
+        return claimed
 
     # --- the thread ----------------------------------------------------------------------
     def start(self) -> None:

@@ -120,7 +120,7 @@ def test_a_holder_that_lost_the_lease_cannot_claim_a_slot(db: Database) -> None:
     entry = next(iter(a._entries.values()))
     slot = clock(11)
     # a acts on its stale belief: the fenced claim refuses it
-    assert not a._claim(entry, slot, old_token, clock(11, 0, 1))
+    assert a._claim([entry], slot, old_token, clock(11, 0, 1)) == set()
     assert b.tick(clock(11, 0, 1))[0].slot == slot
 
 

@@ -79,3 +79,28 @@ def test_default_rpo_is_twice_the_interval_and_overdue_follows_the_newest_good_b
     # never backed up: overdue once the policy is older than its RPO
     assert freshness(None, rpo, now, created).overdue
     assert not freshness(None, rpo, now, now - timedelta(hours=1)).overdue
+
+
+def test_the_index_selects_exactly_what_matching_each_volume_would() -> None:
+    import random
+
+    from common.policies.selection import Inventory, Selection, matches
+
+    rnd = random.Random(7)
+    keys, values = ["volkeeper.policy", "com.docker.compose.project", "x"], ["a", "b", "c"]
+
+    def labels() -> dict[str, str]:
+        return {rnd.choice(keys): rnd.choice(values) for _ in range(rnd.randint(0, 2))}
+
+    refs = [VolumeRef(rnd.choice(["h1", "h2", "h3"]), f"v{k}", labels(),
+                      tuple(labels() for _ in range(rnd.randint(0, 2)))) for k in range(300)]
+    inv = Inventory(refs)
+    for _ in range(300):
+        sel = Selection(
+            volumes=tuple(rnd.sample([f"v{k}" for k in range(320)], rnd.randint(0, 3))),
+            hosts=tuple(rnd.sample(["h1", "h2", "h3", "h4"], rnd.randint(0, 2))),
+            selector=rnd.choice([None, f"{rnd.choice(keys)}={rnd.choice(values)}"]),
+            project=rnd.choice([None, rnd.choice(values)]))
+        expected = [v for v in sorted(refs, key=lambda v: v.key) if matches(sel, v)] if (
+            sel.volumes or sel.hosts or sel.selector or sel.project) else []
+        assert inv.select(sel) == expected
