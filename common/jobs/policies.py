@@ -29,6 +29,7 @@ from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
     DecisionOut,
+    InventoryView,
     PolicyOut,
     PreviewOut,
     SkippedOut,
@@ -146,12 +147,15 @@ class PolicyService:
         return ApplyOut(dry_run=body.dry_run, changes=plan)
 
     # --- running -------------------------------------------------------------------------
-    def run(self, name: str, *, actor: str = LOCAL_ACTOR) -> RunResult:
+    def run(self, name: str, *, actor: str = LOCAL_ACTOR,
+            view: InventoryView | None = None) -> RunResult:
         """Back up every volume the policy owns now, to its first target. A volume another
         policy owns, whose host is offline, or that is busy is skipped and named; when
-        every selected volume is busy the run is refused (409) like a single backup."""
+        every selected volume is busy the run is refused (409) like a single backup.
+        ``view``: the inventory and claims to use (the scheduler reads them once for all
+        the runs of a tick)."""
         try:
-            result = self._run(name)
+            result = self._run(name, view)
         except VolkeeperError as e:
             record(self.db, actor, "policy.run", name, {}, f"error: {e.code}: {e.message}")
             raise
@@ -161,10 +165,14 @@ class PolicyService:
                "queued" if result.jobs else "ok")
         return result
 
-    def _run(self, name: str) -> RunResult:
+    def _run(self, name: str, view: InventoryView | None) -> RunResult:
         with self.db.session() as s:
             p = _get(s, name)
-            mine, claimed = selected(s, p)
+            if view is not None and p.enabled:
+                mine = view.inventory.select(selection_of(p))
+                claimed = view.claims
+            else:
+                mine, claimed = selected(s, p)
             target, fmt = p.targets[0], p.format
         result = RunResult(policy=name)
         busy = []

@@ -13,12 +13,14 @@ check for no gain: the API already has both.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from common.errors import Conflict, VolkeeperError
 from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
 from common.jobs.policy_followups import FollowUps
+from common.jobs.policy_views import InventoryView, inventory_view
 from common.policies.scheduler import Scheduler
 
 ACTOR = "scheduler"
@@ -27,10 +29,19 @@ ACTOR = "scheduler"
 def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
                      ttl: float = 15.0) -> Scheduler:
     service = PolicyService(ops)
+    cached: list[tuple[float, InventoryView]] = []
+
+    def view() -> InventoryView:
+        """Read once for the runs of a burst of due policies, again after 5 s (the
+        inventory itself is refreshed every minute and on Docker events)."""
+        if not cached or time.monotonic() - cached[0][0] > 5.0:
+            with ops.db.session() as s:
+                cached[:] = [(time.monotonic(), inventory_view(s))]
+        return cached[0][1]
 
     def run(name: str, slot: datetime) -> str:
         try:
-            result = service.run(name, actor=ACTOR)
+            result = service.run(name, actor=ACTOR, view=view())
         except Conflict as e:  # every volume still busy with the previous run
             return f"skipped: {e.message}"
         except VolkeeperError as e:

@@ -5,6 +5,7 @@ preview, an ``apply`` plan; and the policy, RPO and overdue flag of each volume 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -176,6 +177,19 @@ def volume_claims(session: Session, refs: list[VolumeRef] | Inventory, *,
     if also is not None:
         selections[also.name] = selection_of(also)
     return claims(selections, refs)
+
+
+@dataclass(frozen=True)
+class InventoryView:
+    """The inventory and which enabled policies claim each volume, read once."""
+
+    inventory: Inventory
+    claims: dict[tuple[str, str], list[str]]
+
+
+def inventory_view(session: Session) -> InventoryView:
+    inv = Inventory(inventory(session))
+    return InventoryView(inv, volume_claims(session, inv))
 
 
 def selected(session: Session, p: Policy) -> tuple[list[VolumeRef],

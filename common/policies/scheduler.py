@@ -155,8 +155,9 @@ class Scheduler:
 
     def _load(self) -> None:
         with self.db.session() as s:
-            seen = tuple(s.execute(select(func.count(), func.max(Policy.updated_at),
-                                          func.max(Policy.last_run_at))).one())
+            # our own claims move last_run_at in the plan already; another scheduler's
+            # show as a new lease token (then everything is re-read)
+            seen = tuple(s.execute(select(func.count(), func.max(Policy.updated_at))).one())
             if seen == self._seen:
                 return
             rows = list(s.scalars(select(Policy).where(Policy.enabled)))
