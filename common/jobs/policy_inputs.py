@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from common.jobs.inputs import NAME, Format
 from common.policies.retention import RetentionError, check_retention
@@ -106,10 +114,18 @@ class PolicyBody(BaseModel):
     def _rpo(cls, v: str | None) -> str | None:
         return None if v in (None, "") else format_duration(parse_duration(str(v)))
 
-    @model_validator(mode="after")
-    def _selects_something(self) -> PolicyBody:
-        check_selection(self.volumes, self.hosts, self.selector, self.project)
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _selects_something(cls, data: Any, handler: Any) -> Any:
+        """A selection of nothing is refused naming ``selection`` (the four fields)."""
+        body = handler(data)
+        try:
+            check_selection(body.volumes, body.hosts, body.selector, body.project)
+        except ValueError as e:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("selection", str(e)), loc=("selection",),
+                input=data)]) from None
+        return body
 
     def stored(self) -> dict[str, Any]:
         """The columns of a ``policies`` row."""

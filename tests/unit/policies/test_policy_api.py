@@ -79,6 +79,7 @@ def test_the_issue_example_is_created_and_shown_with_the_volumes_it_selects(env:
     ({"retention": {"keep_within": "x"}}, "retention", "keep_within"),
     ({"selector": "no-equals"}, "selector", "invalid selector"),
     ({"targets": []}, "targets", ""),
+    ({"selector": None}, "selection", "selects no volume"),
 ])
 def test_bad_input_is_422_naming_the_field(env: Env, change: dict[str, Any], field: str,
                                            words: str) -> None:
