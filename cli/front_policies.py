@@ -25,6 +25,10 @@ class PolicyFront(Protocol):
         """``{policy, jobs, skipped}``: the backups queued now."""
         ...
     def retention_preview(self, name: str) -> list[Json]: ...
+    def policy_followups(self, job_ids: list[str]) -> list[Json] | None:
+        """Embedded: copy and apply retention after these finished policy jobs now (the
+        jobs it queued; None when a running server's scheduler does it). Remote: None."""
+        ...
     def apply_policies(self, body: Json) -> Json:
         """``{policies, prune, dry_run}`` → ``{dry_run, changes}``."""
         ...
@@ -72,6 +76,16 @@ class LocalPolicies:
     def retention_preview(self, name: str) -> list[Json]:
         return _dump(self._policies().retention_preview(name))
 
+    def policy_followups(self, job_ids: list[str]) -> list[Json] | None:
+        from common.db.models import utcnow
+        from common.jobs.policy_followups import follow_up_now
+        from common.jobs.views import job_out
+
+        queued = follow_up_now(self._policies(), job_ids, utcnow())
+        if queued is None:
+            return None
+        return [_dump(job_out(j, self.runtime.bus)) for j in queued]
+
     def apply_policies(self, body: Json) -> Json:
         from common.jobs.inputs import parse
         from common.jobs.policy_inputs import ApplyIn
@@ -106,6 +120,9 @@ class RemotePolicies:
 
     def retention_preview(self, name: str) -> list[Json]:
         return self._call("GET", f"/policies/{name}/retention-preview")
+
+    def policy_followups(self, job_ids: list[str]) -> list[Json] | None:
+        return None  # the server's scheduler does them
 
     def apply_policies(self, body: Json) -> Json:
         return self._call("POST", "/policies/apply", body=body)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.front import CliError, connect
+from cli.front import CliError, Front, connect
 from cli.options import Json
 from cli.render import emit_json, err, out, table, when
 
@@ -189,8 +189,11 @@ def run(name: str, as_json: Json = False) -> None:
 
     with connect() as c:
         res = c.run_policy(name)
-        if c.embedded:
+        if c.embedded:  # the jobs run in this process: wait for them, and what follows
             res["jobs"] = [wait_for_job(c, j["id"], quiet=True) for j in res["jobs"]]
+            res["followups"] = _follow_up(c, [j for j in res["jobs"]
+                                              if j["state"] == "succeeded"])
+        res.setdefault("followups", [])  # with --server: the server's scheduler does them
     if as_json:
         emit_json(res)
     else:
@@ -201,10 +204,34 @@ def run(name: str, as_json: Json = False) -> None:
         for s in res["skipped"]:
             out().print(f"{s['host']}/{s['volume']}: skipped: {s['reason']}",
                         highlight=False, soft_wrap=True)
+        for j in res.get("followups") or []:
+            what = (f"copy to {j['params'].get('destination')}" if j["kind"] == "copy"
+                    else f"{j['kind']} {j['backup_id']} (retention)")
+            out().print(f"{j['host']}/{j['volume']}: {what}: job {j['id']} {j['state']}"
+                        + (f" ({j['error']})" if j.get("error") else ""), highlight=False,
+                        soft_wrap=True)
         if not res["jobs"] and not res["skipped"]:
             err().print(f"policy {name} selects no volume now", highlight=False)
     if any(j["state"] == "failed" for j in res["jobs"]):
         raise typer.Exit(1)
+
+
+def _follow_up(c: Front, done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Embedded: the copies to the policy's other targets and its retention, after the
+    run's backups (and then retention on the copies' targets), each waited for. A running
+    ``volkeeper serve`` holds the scheduler's lease and does them instead."""
+    from cli.render import wait_for_job
+
+    out: list[dict[str, Any]] = []
+    ids = [j["id"] for j in done]
+    for _ in range(3):  # backups → copies and forgets → forgets on the copies' targets
+        queued = c.policy_followups(ids) if ids else None
+        if not queued:
+            break
+        finished = [wait_for_job(c, j["id"], quiet=True) for j in queued]
+        out += finished
+        ids = [j["id"] for j in finished if j["kind"] == "copy" and j["state"] == "succeeded"]
+    return out
 
 
 @retention_app.command("preview")

@@ -11,6 +11,8 @@ retention).
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,19 +31,29 @@ OVERLAP = timedelta(seconds=60)
 
 
 class FollowUps:
+    """Called by the active scheduler at the end of each tick (``Scheduler.after``), and
+    by the embedded ``volkeeper policy run`` for its own jobs when no server holds the
+    lease (``follow_up_now``)."""
+
     def __init__(self, service: PolicyService) -> None:
         self.service = service
         self.db: Database = service.db
         self._since: datetime | None = None
 
-    def __call__(self, holder: str, token: int, now: datetime) -> None:
+    def __call__(self, holder: str, token: int, now: datetime,
+                 only: Collection[str] | None = None) -> list[Job]:
+        """Follow up the policy jobs finished since the last call (``only``: these job
+        ids, whenever they finished). Returns the jobs it queued."""
         since = self._since - OVERLAP if self._since else now - LOOKBACK
+        q = select(Job).where(Job.state == JobState.succeeded,
+                              Job.kind.in_(("backup", "copy")),
+                              Job.requested_by.startswith("policy:"))
+        q = q.where(Job.id.in_(list(only))) if only is not None else q.where(
+            Job.finished_at > since)
         with self.db.session() as s:
-            rows = list(s.scalars(select(Job).where(
-                Job.state == JobState.succeeded, Job.kind.in_(("backup", "copy")),
-                Job.requested_by.startswith("policy:"), Job.finished_at > since)
-                .order_by(Job.finished_at)))
+            rows = list(s.scalars(q.order_by(Job.finished_at)))
             policies = {p.name: p for p in s.scalars(select(Policy))}
+        queued: list[Job] = []
         for job in rows:
             name = (job.requested_by or "").removeprefix("policy:")
             p = policies.get(name)
@@ -49,22 +61,24 @@ class FollowUps:
                 self._since = max(self._since or since, job.finished_at or since)
                 continue
             if not self._mark(job, holder, token, now):
-                return  # the lease is lost: the next holder takes it from here
+                return queued  # the lease is lost: the next holder takes it from here
             self._since = max(self._since or since, job.finished_at or since)
             try:
-                self._follow(job, name, list(p.targets))
+                queued += self._follow(job, name, list(p.targets))
             except VolkeeperError as e:
                 log.warning("policy %s: follow-up of job %s: %s", name, job.id, e)
+        return queued
 
-    def _follow(self, job: Job, name: str, targets: list[str]) -> None:
+    def _follow(self, job: Job, name: str, targets: list[str]) -> list[Job]:
         ops = self.service.ops
+        queued = []
         if job.kind == "backup":
             backup_id = (job.result or {}).get("backup_id") or job.backup_id
             for target in targets[1:]:
                 if backup_id:
                     try:
-                        ops.copy_backup(backup_id=backup_id, target=target,
-                                        requested_by=requested_by(name))
+                        queued.append(ops.copy_backup(backup_id=backup_id, target=target,
+                                                      requested_by=requested_by(name)))
                     except VolkeeperError as e:
                         log.warning("policy %s: copy of %s to %s: %s", name, backup_id,
                                     target, e)
@@ -72,7 +86,8 @@ class FollowUps:
         else:
             target = str((job.result or {}).get("destination") or "")
         if target:
-            self.service.apply_retention(name, job.host, job.volume, target)
+            queued += self.service.apply_retention(name, job.host, job.volume, target)
+        return queued
 
     def _mark(self, job: Job, holder: str, token: int, now: datetime) -> bool:
         marked: dict[str, Any] = {**(job.result or {}),
@@ -84,3 +99,18 @@ class FollowUps:
             # only the lease holder can write it, and a new holder comes after the old
             # one's lease expired, so it reads the marker: one follow-up per job
             return bool(r.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def follow_up_now(service: PolicyService, job_ids: Collection[str], now: datetime
+                  ) -> list[Job] | None:
+    """Follow up ``job_ids`` here and now (the embedded CLI, which runs no scheduler),
+    holding the scheduler's lease for it; None when a scheduler holds it (a running
+    ``volkeeper serve`` does them)."""
+    holder = f"cli:{os.getpid()}"
+    token = leases.acquire(service.db, LEASE, holder, timedelta(seconds=60), now)
+    if token is None:
+        return None
+    try:
+        return FollowUps(service)(holder, token, now, only=job_ids)
+    finally:
+        leases.release(service.db, LEASE, holder)

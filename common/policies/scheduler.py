@@ -80,7 +80,7 @@ class Scheduler:
     def __init__(self, db: Database, run: Callable[[str, datetime], str], *,
                  holder: str | None = None, ttl: float = 15.0, max_sleep: float = 1.0,
                  clock: Callable[[], datetime] = utcnow,
-                 after: Callable[[str, int, datetime], None] | None = None) -> None:
+                 after: Callable[[str, int, datetime], object] | None = None) -> None:
         """``after(holder, token, now)``: more work of the active scheduler, done at the
         end of each of its ticks (the follow-ups of finished runs)."""
         self.db, self.run, self.clock, self.after = db, run, clock, after

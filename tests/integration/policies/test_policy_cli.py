@@ -72,13 +72,19 @@ def test_issue_example_runs_embedded_and_volumes_show_policy_and_rpo(
     assert {j["state"] for j in run["jobs"]} == {"succeeded"}
     assert {j["requested_by"] for j in run["jobs"]} == {"policy:nightly"}
     backups = js(env, "backups")
-    assert sorted(b["volume"] for b in backups) == sorted([vl, ct])
+    assert sorted(b["volume"] for b in backups if b["target"] == "local") == sorted([vl, ct])
+    # without a server the command itself copies to the --copy-to target (3-2-1)
+    copies = [j for j in run["followups"] if j["kind"] == "copy"]
+    assert len(copies) == 2 and {j["state"] for j in copies} == {"succeeded"}
+    assert sorted(b["volume"] for b in js(env, "backups", "--target", "s3main")) == sorted(
+        [vl, ct])
     vols = {v["name"]: v for v in js(env, "volumes")}
     assert vols[vl]["last_good_backup_at"] is not None and vols[vl]["overdue"] is False
 
     preview = js(env, "retention", "preview", "nightly")
     local = {g["volume"]: g for g in preview if g["target"] == "local"}
     assert local[vl]["keep"] == 1 and local[vl]["forget"] == 0
+    assert {g["target"] for g in preview} == {"local", "s3main"}
     assert "newest good backup" in local[vl]["backups"][0]["reasons"][0]
 
     # a volume never backed up turns overdue once its policy is older than the RPO
@@ -93,6 +99,22 @@ def test_issue_example_runs_embedded_and_volumes_show_policy_and_rpo(
     bad = cli(env, "policy", "create", "bad", "--volume", vl, "--schedule", "@daily",
               "--tz", "Mars/Olympus", ok=False)
     assert bad.returncode == 1 and "tz" in bad.stderr and "unknown time zone" in bad.stderr
+    # keep-daily 7 keeps the oldest too while there are fewer than 7 days (as restic
+    # does): switch to keep-last 1 (0 removes a rule), then a second run forgets the
+    # first backups on both targets (by the command, embedded)
+    changed = js(env, "policy", "update", "nightly", "--keep-last", "1", "--keep-daily", "0",
+                 "--keep-weekly", "0", "--keep-monthly", "0")
+    assert changed["retention"] == {"keep_last": 1}
+    first = {b["id"] for b in js(env, "backups", "--volume", vl)} | {
+        b["id"] for b in js(env, "backups", "--volume", vl, "--target", "s3main")}
+    again = js(env, "policy", "run", "nightly")
+    forgets = [j for j in again["followups"] if j["kind"] == "forget"]
+    assert {j["backup_id"] for j in forgets} >= first, again["followups"]
+    assert {j["state"] for j in forgets} == {"succeeded"}
+    for target in ("local", "s3main"):
+        left = js(env, "backups", "--volume", vl, "--target", target)
+        assert len(left) == 1 and left[0]["id"] not in first
+
     bad = cli(env, "policy", "create", "bad", "--volume", vl, "--schedule", "@daily",
               "--keep-last", "0", ok=False)
     assert bad.returncode == 1 and "keep_last" in bad.stderr
