@@ -148,24 +148,26 @@ class PolicyService:
 
     # --- running -------------------------------------------------------------------------
     def run(self, name: str, *, actor: str = LOCAL_ACTOR,
-            view: InventoryView | None = None) -> RunResult:
+            view: InventoryView | None = None, refuse_busy: bool = True) -> RunResult:
         """Back up every volume the policy owns now, to its first target. A volume another
         policy owns, whose host is offline, or that is busy is skipped and named; when
-        every selected volume is busy the run is refused (409) like a single backup.
+        every selected volume is busy the run is refused (409) like a single backup —
+        unless not ``refuse_busy`` (the scheduler): then it is recorded as skipped.
         ``view``: the inventory and claims to use (the scheduler reads them once for all
         the runs of a tick)."""
         try:
-            result = self._run(name, view)
+            result = self._run(name, view, refuse_busy)
         except VolkeeperError as e:
             record(self.db, actor, "policy.run", name, {}, f"error: {e.code}: {e.message}")
             raise
+        outcome = "queued" if result.jobs else "skipped" if result.skipped else "ok"
         record(self.db, actor, "policy.run", name,
                {"job_ids": [j.id for j in result.jobs],
                 "skipped": [f"{x.host}/{x.volume}: {x.reason}" for x in result.skipped]},
-               "queued" if result.jobs else "ok")
+               outcome)
         return result
 
-    def _run(self, name: str, view: InventoryView | None) -> RunResult:
+    def _run(self, name: str, view: InventoryView | None, refuse_busy: bool) -> RunResult:
         with self.db.session() as s:
             p = _get(s, name)
             if view is not None and p.enabled:
@@ -193,7 +195,7 @@ class PolicyService:
                 result.skipped.append(SkippedOut(host=v.host, volume=v.name, reason=e.message))
             except (Unavailable, NotFound) as e:
                 result.skipped.append(SkippedOut(host=v.host, volume=v.name, reason=e.message))
-        if busy and not result.jobs and len(busy) == len(result.skipped):
+        if refuse_busy and busy and not result.jobs and len(busy) == len(result.skipped):
             raise Conflict(f"policy {name!r}: every selected volume is busy ("
                            + "; ".join(e.message for e in busy) + ")",
                            busy[0].hint or "wait for the running jobs and run it again")

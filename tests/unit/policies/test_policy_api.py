@@ -123,6 +123,15 @@ def test_a_run_queues_backups_through_the_job_services_as_the_policy(env: Env) -
     assert again.status_code == 409 and "busy" in error(again)["message"]
     assert env.client.post("/api/v1/policies/ghost/run").status_code == 404
     assert ("policy.run", "nightly", "queued") in audit(env)
+    # the scheduler finding the previous run still going: recorded as skipped
+    from common.jobs.policies import PolicyService
+
+    service = PolicyService(env.client.app.state.volkeeper.service)  # type: ignore[attr-defined]
+    res = service.run("nightly", actor="scheduler", refuse_busy=False)
+    assert res.jobs == [] and len(res.skipped) == 2
+    assert "already has an active job" in res.skipped[0].reason
+    assert audit(env)[-1] == ("policy.run", "nightly", "skipped")
+    assert len(env.dispatcher.sent) == 2
 
 
 def test_a_volume_two_policies_match_is_backed_up_once_and_reported(env: Env) -> None:
