@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         "random string of at least 32 characters, e.g. `openssl rand -hex 32`); the same "
         "value on the API and every worker. Required in fleet mode to store credentials; "
         "embedded mode creates `<home>/secret.key` when unset.")
+    key_cache_ttl: int = Field(
+        default=86400, ge=0, description="Embedded mode: seconds a repository key file's "
+        "derived key stays cached in `<home>/keys.cache` (0600, sealed with the "
+        "installation's secret key) so the next command skips the deliberately slow scrypt; "
+        "0 turns the cache off. Every command still needs the passphrase: an entry is found "
+        "only with it.")
     log_level: str = "INFO"
 
     @property
