@@ -22,7 +22,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 Snapshot = dict[str, Any]
@@ -229,6 +229,13 @@ class ProgressTracker:
     def note(self, message: str) -> None:
         with self._lock:
             self.message = message
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Clean-up work (a rollback) that a cancellation must not interrupt: inside the
+        block the progress calls do not raise for a cancelled job (see
+        ``common.jobs.runner``); a plain tracker never raises anyway."""
+        yield
 
     # --- snapshots ---------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
