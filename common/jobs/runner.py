@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from common.db import JobState, jobs
 from common.db.jobs import Fenced
 from common.db.models import Job
-from common.errors import JobCancelled, VolkeeperError
+from common.errors import JobCancelled, RolledBack, VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
 from common.progress import ProgressBus, ProgressTracker, Snapshot
@@ -255,9 +255,7 @@ def _cancelled(ctx: JobContext, job_id: str, tracker: FencedTracker, e: Exceptio
     """Record a job that stopped because it was cancelled (its body cleaned up as after a
     failure): state ``cancelled``, with what the clean-up said when there is more to say
     than the cancellation itself."""
-    why = f"cancelled by {tracker.cancelled}"
-    if not isinstance(e, JobCancelled):
-        why += f": {e}"
+    why = f"cancelled by {tracker.cancelled}" + _aftermath(e)
     log.warning("job %s %s", job_id, why)
     progress = tracker.snapshot() | {"phase": "cancelled"}
     try:
@@ -270,6 +268,23 @@ def _cancelled(ctx: JobContext, job_id: str, tracker: FencedTracker, e: Exceptio
     if done is not None:
         with contextlib.suppress(Exception):
             ctx.bus.publish(job_id, progress | {"state": "cancelled", "error": why})
+
+
+def _aftermath(e: BaseException) -> str:
+    """What the error a cancelled body ended with adds to "cancelled by …": a clean-up
+    report (rolled back; a volume that could not be emptied again), not the errors the
+    interruption itself caused downstream (a reader killed mid-stream)."""
+    if isinstance(e, JobCancelled):
+        _, sep, rest = e.message.partition("; ")
+        return f"; {rest}" if sep else ""
+    if isinstance(e, RolledBack):
+        return f": {e.message}"
+    chain: BaseException | None = e
+    while chain is not None:
+        if isinstance(chain, JobCancelled):
+            return ""
+        chain = chain.__cause__ or chain.__context__
+    return f": {e}"
 
 
 def _stale(ctx: JobContext) -> timedelta:
