@@ -182,6 +182,10 @@ def run_job(ctx: JobContext, job_id: str, body: JobBody) -> None:
             log.info("job %s already runs in this process; duplicate message dropped", job_id)
             return
         fenced = _run(ctx, job_id, body)
+    if not fenced:  # its outcome is recorded: tell people if that changes a state
+        from common import notify
+
+        notify.job_finished(ctx.db, ctx.settings, job_id)
     if fenced:
         # this process no longer runs it, so it counts as dead: an interrupted restore it
         # left is undone now (the volume stayed locked) rather than at the next housekeeping
