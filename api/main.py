@@ -22,6 +22,7 @@ from api.routes import (
     health,
     hosts,
     jobs,
+    metrics,
     repository,
     restores,
     security,
@@ -127,6 +128,7 @@ def create_app(
               security.router):
         v1.include_router(r)
     app.include_router(v1)
+    app.include_router(metrics.router)
     app.include_router(console_router)
     return app
 
