@@ -5,8 +5,12 @@ to the volume's old content and the container runs again. Each job ends ``cancel
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -24,6 +28,7 @@ from tests.integration.fleet.test_faults import (
 from tests.integration.fleet.test_fleet import mountpoint, submit
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[3]
 
 __all__ = ["slow_host_b"]
 
@@ -138,3 +143,26 @@ def test_a_cancelled_replace_is_rolled_back_and_its_container_runs_again(
         assert (path / "original.txt").read_text() == "the app's data"
     finally:
         ctr.remove(force=True)
+
+
+def _volkeeper(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli.main", "--server", fleet.api_url,
+                           *args], env=fleet.env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_volkeeper_cancel_with_server_stops_a_running_backup(
+        fleet: Fleet, slow_host_b: None) -> None:
+    big_volume(fleet, "cx-cli")
+    job = submit(fleet, "/backups", {"volume": "cx-cli", "host": "host-b", "target": "s3"})
+    wait_running(fleet, job["id"])
+    p = _volkeeper(fleet, "cancel", job["id"], "--wait", "--json")
+    assert p.returncode == 0, p.stderr
+    done = json.loads(p.stdout)
+    assert done["state"] == "cancelled" and done["error"] == "cancelled by admin"
+    assert backups_of(fleet, "cx-cli") == []
+    again = _volkeeper(fleet, "cancel", job["id"])
+    assert again.returncode == 1
+    assert f"job {job['id']} (backup) has already finished: cancelled" in again.stderr
+    shown = _volkeeper(fleet, "jobs")
+    assert "cancelled" in shown.stdout
