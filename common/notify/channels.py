@@ -107,6 +107,15 @@ class Apprise:
             raise RuntimeError("Apprise could not deliver to at least one URL")
 
 
+_warned: list[bool] = []  # the missing-apprise warning, once per process
+
+
+def configured(settings: Settings) -> bool:
+    """Whether any channel is configured (else nothing is observed or sent)."""
+    return bool(settings.notify_url_list) or bool(
+        settings.notify_smtp_host and settings.smtp_recipients)
+
+
 def from_settings(settings: Settings) -> list[Channel]:
     """The channels the settings configure (none: notifications are off)."""
     out: list[Channel] = []
@@ -122,8 +131,11 @@ def from_settings(settings: Settings) -> list[Channel]:
         try:
             out.append(Apprise(other))
         except ImportError:
-            log.warning("notifications: %d URL(s) in VOLKEEPER_NOTIFY_URLS need the optional "
-                        "apprise package (pip install apprise); they are skipped", len(other))
+            if not _warned:
+                _warned.append(True)
+                log.warning("notifications: %d URL(s) in VOLKEEPER_NOTIFY_URLS need the "
+                            "optional apprise package (pip install apprise); they are "
+                            "skipped", len(other))
     if settings.notify_smtp_host and settings.smtp_recipients:
         out.append(Smtp(settings))
     return out

@@ -54,7 +54,10 @@ class Message:
 
 def job_finished(db: Database, settings: Settings, job_id: str) -> list[Message]:
     """Observe a finished job's outcome and send what changed. Returns the messages sent
-    (for tests and logs); never raises."""
+    (for tests and logs); never raises. Without a configured channel nothing is
+    observed: turning notifications on later starts from the states seen from then on."""
+    if not channels_mod.configured(settings):
+        return []
     try:
         with db.session() as s:
             job = jobs.get_job(s, job_id)
@@ -85,6 +88,8 @@ def report_freshness(db: Database, settings: Settings, *, host: str, volume: str
              "newest_good_backup_at": newest_good_at.isoformat() if newest_good_at else None,
              "rpo_seconds": rpo_seconds}
     subject = f"{host}/{volume}"
+    if not channels_mod.configured(settings):
+        return []
     try:
         with db.session() as s:
             st.observe(s, subject, RPO, st.BAD if overdue else st.GOOD, event)

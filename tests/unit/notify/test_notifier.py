@@ -49,7 +49,8 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 def settings(**kw: Any) -> Settings:
-    return Settings(notify_min_interval_seconds=kw.pop("interval", 0), **kw)
+    return Settings(notify_min_interval_seconds=kw.pop("interval", 0),
+                    notify_urls="https://hooks.example/volkeeper", **kw)
 
 
 def finish(db: Database, state: JobState, kind: str = "backup", volume: str = "data",
@@ -151,3 +152,14 @@ def test_channels_follow_the_settings() -> None:
         notify_smtp_host="mail.example", notify_smtp_to="ops@example.com"))
     assert [type(c).__name__ for c in chans] == ["Webhook", "Webhook", "Smtp"]
     assert "a" not in chans[0].name.split("/")[-1]  # path redacted in the name
+
+
+def test_without_a_channel_nothing_is_observed(db: Database, rec: Recorder) -> None:
+    off = Settings(notify_min_interval_seconds=0)
+    notifier.job_finished(db, off, finish(db, JobState.failed, error="x"))
+    notifier.report_freshness(db, off, host="h1", volume="data", overdue=True)
+    # turned on later: old failures are not sent in a burst; a fresh failure is
+    notifier.job_finished(db, settings(), finish(db, JobState.succeeded))
+    assert rec.sent == []
+    notifier.job_finished(db, settings(), finish(db, JobState.failed, error="y"))
+    assert [m.event for m in rec.sent] == ["failed"]
