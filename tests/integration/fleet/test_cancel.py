@@ -22,6 +22,7 @@ from tests.fixtures.fleet import Fleet
 from tests.integration.fleet.test_faults import (
     big_volume,
     incomplete_uploads,
+    objects,
     slow_host_b,
     wait_running,
 )
@@ -65,6 +66,7 @@ def test_a_running_backup_is_cancelled_and_leaves_no_backup(
     assert done["error"] == "cancelled by admin"
     assert backups_of(fleet, "cx-backup") == []
     assert [k for k in incomplete_uploads(fleet, s3_server) if "cx-backup" in k] == []
+    assert [k for k in objects(fleet, s3_server) if "cx-backup" in k] == []
     with fleet.http as c:
         again = c.post(f"/jobs/{job['id']}/cancel")
     assert again.status_code == 409
