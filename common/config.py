@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False, description="Serve `GET /metrics` without a token (only on a network "
         "where volume and host names are not sensitive).")
+    key_cache_ttl: int = Field(
+        default=86400, ge=0, description="Embedded mode: seconds a repository key file's "
+        "derived key stays cached in `<home>/keys.cache` (0600, sealed with the "
+        "installation's secret key) so the next command skips the deliberately slow scrypt; "
+        "0 turns the cache off. Every command still needs the passphrase: an entry is found "
+        "only with it.")
     log_level: str = "INFO"
 
     @property
