@@ -86,6 +86,9 @@ class FencedTracker(ProgressTracker):
                                "nothing of it was recorded as a good result; submit it "
                                "again when needed")
 
+    def checkpoint(self) -> None:
+        self._check()
+
     def set_phase(self, phase: str, bytes_total: int | None = None,
                   files_total: int | None = None, *, estimated: bool = False) -> None:
         self._check()
