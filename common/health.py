@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,13 @@ from common.db.clock import now as db_time
 
 #: what the health report says about the scheduler until one exists (policies)
 SCHEDULER_STATE = "not running"
+_scheduler_probe: list[Callable[[Database], str]] = []
+
+
+def set_scheduler_probe(probe: Callable[[Database], str]) -> None:
+    """How the scheduler reports itself: ``probe(db)`` returns "ok" when a scheduler holds
+    its lease (or another word for what is wrong). Until one is set: "not running"."""
+    _scheduler_probe[:] = [probe]
 
 
 def check(db: Database, settings: Settings) -> dict[str, Any]:
@@ -36,7 +44,7 @@ def check(db: Database, settings: Settings) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - reported, not raised
         checks["database"] = f"error: {type(e).__name__}"
     checks["redis"] = _redis(settings.redis_url) if settings.redis_url else "not used"
-    checks["scheduler"] = SCHEDULER_STATE
+    checks["scheduler"] = _scheduler(db)
     if any(checks[k] not in ("ok", "not used") for k in ("database", "redis")):
         status = "down"
     elif any(v != "up" for v in workers.values()):
@@ -44,6 +52,15 @@ def check(db: Database, settings: Settings) -> dict[str, Any]:
     else:
         status = "ok"
     return {"status": status, "checks": checks, "workers": workers}
+
+
+def _scheduler(db: Database) -> str:
+    if not _scheduler_probe:
+        return SCHEDULER_STATE
+    try:
+        return _scheduler_probe[0](db)
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        return f"error: {type(e).__name__}"
 
 
 def _redis(url: str) -> str:
