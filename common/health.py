@@ -1,7 +1,8 @@
 """What is up: the database, Redis (fleet), the scheduler and each host's worker.
 
 ``check`` returns the overall status and each part's: ``ok`` when everything is up;
-``degraded`` when a host's worker is down (the API works, jobs for that host wait);
+``degraded`` when a host's worker is down (the API works, jobs for that host wait) or a
+scheduler that registered its probe does not answer "ok";
 ``down`` when the database or Redis cannot be reached (nothing works)."""
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def check(db: Database, settings: Settings) -> dict[str, Any]:
     checks["scheduler"] = _scheduler(db)
     if any(checks[k] not in ("ok", "not used") for k in ("database", "redis")):
         status = "down"
-    elif any(v != "up" for v in workers.values()):
+    elif any(v != "up" for v in workers.values()) or (
+            _scheduler_probe and checks["scheduler"] != "ok"):
         status = "degraded"
     else:
         status = "ok"

@@ -117,3 +117,16 @@ def test_health_is_down_with_503_when_redis_is_unreachable(tmp_path: Path) -> No
         body = r.json()
         assert body["status"] == "down" and body["checks"]["redis"].startswith("error: ")
         assert body["checks"]["database"] == "ok"
+
+
+def test_a_registered_scheduler_probe_is_reported_and_degrades_when_not_ok(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from common import health
+
+    monkeypatch.setattr(health, "_scheduler_probe", [])
+    health.set_scheduler_probe(lambda db: "ok")
+    body = env.client.get("/api/v1/health").json()
+    assert body["checks"]["scheduler"] == "ok" and body["status"] == "ok"
+    health.set_scheduler_probe(lambda db: "lease lost")
+    body = env.client.get("/api/v1/health").json()
+    assert body["checks"]["scheduler"] == "lease lost" and body["status"] == "degraded"
