@@ -317,6 +317,9 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
             f"{lost} while restoring into the volume; the worker of host {job.host} "
             f"{undo} once that process is known to have stopped{_RELEASE}"))
         job.active_lock = lock
+    elif job.cancel_requested_by:  # it was to stop anyway: cancelled, not failed
+        _finish(job, JobState.cancelled, now, error=(
+            f"cancelled by {job.cancel_requested_by}; {lost} before it stopped"))
     else:
         _finish(job, JobState.failed, now, error=(
             f"{lost}; the job was abandoned — check the worker on host {job.host} and "

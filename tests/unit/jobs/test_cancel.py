@@ -128,3 +128,20 @@ def test_a_cancel_that_comes_after_the_work_is_done_leaves_the_job_succeeded(
 
     runner.run_job(ctx, job_id, body)
     assert _get(ctx, job_id).state == JobState.succeeded
+
+
+def test_a_cancelled_job_whose_worker_died_before_it_stopped_ends_cancelled(
+        ctx: JobContext) -> None:
+    from datetime import timedelta
+
+    job_id = _job(ctx)
+    with ctx.db.session() as s:
+        jobs.start_job(s, job_id, "h1@gone:1")
+    cancel_job(ctx.db, job_id, by="alice")
+    time.sleep(0.01)
+    with ctx.db.session() as s:
+        assert jobs.sweep_stale(s, running_after=timedelta(0),
+                                queued_after=timedelta(hours=6)) == [job_id]
+    job = _get(ctx, job_id)
+    assert job.state == JobState.cancelled and job.active_lock is None
+    assert job.error.startswith("cancelled by alice; worker h1@gone:1 stopped reporting")
