@@ -146,3 +146,22 @@ def test_a_receiver_that_is_down_fails_no_job(embedded_env: dict[str, str],
     ok = cli(env, "backup", "nt-ok", "--json")  # so is the recovery: the job still succeeds
     assert json.loads(ok.stdout)["state"] == "succeeded"
     assert "could not deliver" in ok.stderr and "ConnectError" in ok.stderr
+
+
+def test_a_failed_verification_and_a_failed_drill_are_told(
+        embedded_env: dict[str, str], docker_host_a: Any, receiver: Receiver) -> None:
+    env = embedded_env | {"VOLKEEPER_NOTIFY_URLS": f"http://127.0.0.1:{receiver.port}/hook",
+                          "VOLKEEPER_NOTIFY_MIN_INTERVAL_SECONDS": "0"}
+    (volume(docker_host_a, "nt-verify") / "f.bin").write_bytes(b"0123456789" * 50_000)
+    job = json.loads(cli(env, "backup", "nt-verify", "--format", "tar", "--json").stdout)
+    archive = Path(env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    raw = bytearray(archive.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    archive.write_bytes(bytes(raw))
+    assert cli(env, "verify", job["backup_id"], ok=False).returncode == 1
+    assert cli(env, "drill", job["backup_id"], ok=False).returncode == 1
+    events = [json.loads(b) for _, b in receiver.at("/hook")]
+    assert [(e["event"], e["kind"], e["subject"]) for e in events] == [
+        ("failed", "verify", "laptop/nt-verify"), ("failed", "drill", "laptop/nt-verify")]
+    assert events[0]["summary"].startswith("verification of laptop/nt-verify failed")
+    assert events[1]["details"]["backup_id"] == job["backup_id"]
