@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -34,11 +35,17 @@ def observe(session: Session, subject: str, kind: str, state: str,
     row = session.get(NotifyState, (subject, kind), with_for_update=True)
     now = db_time(session)
     if row is None:
-        session.add(NotifyState(subject=subject, kind=kind, state=state, changed_at=now,
-                                notified_state=GOOD if state == GOOD else None,
-                                event=event))
-        session.flush()
-        return
+        try:
+            with session.begin_nested():
+                session.add(NotifyState(subject=subject, kind=kind, state=state,
+                                        changed_at=now, event=event,
+                                        notified_state=GOOD if state == GOOD else None))
+                session.flush()
+            return
+        except sa_exc.IntegrityError:  # another process saw it first: update its row
+            row = session.get(NotifyState, (subject, kind), with_for_update=True,
+                              populate_existing=True)
+            assert row is not None
     if row.state != state:
         row.state, row.changed_at = state, now
     row.event = event
