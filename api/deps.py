@@ -22,6 +22,7 @@ from common.db import Database
 from common.errors import Forbidden, Unauthorized, VolkeeperError
 from common.jobs.operations import OperationsService
 from common.progress import ProgressBus
+from common.sessions import ConsoleSessions
 
 SESSION_COOKIE = "volkeeper_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -34,6 +35,7 @@ class AppState:
     bus: ProgressBus
     service: OperationsService
     tokens: TokenService
+    sessions: ConsoleSessions
     #: an in-process app (tests, benchmarks; never on a socket): requests without
     #: credentials act as the local user, who holds VOLKEEPER_HOME's keys anyway
     in_process: bool = False
@@ -85,10 +87,10 @@ def authenticate(request: Request, state: AppState) -> Principal:
             raise Unauthorized("unknown or revoked API token", hint)
         return principal
     if cookie:
-        principal = state.tokens.check(cookie)
+        principal = state.sessions.check(cookie)
         if principal is None:
-            raise Unauthorized("the console session ended (its token was revoked or "
-                               "replaced)", "log in again at /login")
+            raise Unauthorized("the console session ended (it expired, or its token was "
+                               "revoked or replaced)", "log in again at /login")
         if request.method not in SAFE_METHODS and not same_origin(request):
             raise Forbidden("a cross-site request with the console's session cookie was "
                             "refused", "send changes from the console itself, or use "

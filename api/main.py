@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, FastAPI
@@ -22,6 +23,7 @@ from api.routes import (
     health,
     hosts,
     jobs,
+    metrics,
     policies,
     repository,
     restores,
@@ -39,6 +41,7 @@ from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.loops import sweep_loop
 from common.jobs.operations import OperationsService
 from common.progress import MemoryProgressBus, ProgressBus, RedisProgressBus
+from common.sessions import ConsoleSessions, session_key
 
 log = logging.getLogger(__name__)
 Hook = Callable[[], None]
@@ -88,6 +91,7 @@ def create_app(
     tokens = TokenService(db, bootstrap_secrets(settings, token_file_too=served_embedded))
     state = AppState(settings=settings, db=db, bus=bus,
                      service=OperationsService(db, dispatcher, settings), tokens=tokens,
+                     sessions=ConsoleSessions(_session_key(settings, tokens), tokens),
                      in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
     sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
@@ -139,6 +143,7 @@ def create_app(
               security.router, policies.router):
         v1.include_router(r)
     app.include_router(v1)
+    app.include_router(metrics.router)
     app.include_router(console_router)
     return app
 
@@ -147,3 +152,13 @@ def app_from_env() -> FastAPI:
     """The app for the settings in the environment (``VOLKEEPER_*``), embedded or fleet:
     ``uvicorn --factory api.main:app_from_env``."""
     return create_app(get_settings(), scheduler=True)
+
+
+def _session_key(settings: Settings, tokens: TokenService) -> bytes:
+    """The console cookies' signing key, the same on every API replica: from the
+    installation secret, else the fleet's bootstrap token (a process-own random key if
+    neither is set: its sessions then end with it)."""
+    from common.secretbox import installation_secret
+
+    secret = installation_secret(settings) or "\0".join(tokens.bootstrap)
+    return session_key(secret) if secret else os.urandom(32)

@@ -5,7 +5,9 @@ command imports what it needs (the embedded services, httpx, rich) when it runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -40,7 +42,7 @@ def _global(
 for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
                 cmds_catalog.volumes, cmds_jobs.backup, cmds_jobs.restore, cmds_jobs.verify,
                 cmds_jobs.drill, cmds_jobs.rollback, cmds_catalog.backups, cmds_catalog.jobs,
-                cmds_catalog.job, cmds_security.audit, repair_cmd.repair):
+                cmds_catalog.job, cmds_catalog.cancel, cmds_security.audit, repair_cmd.repair):
     app.command()(command)
 app.command()(policy_cmds.apply)
 app.add_typer(policy_cmds.policy_app, name="policy")
@@ -59,6 +61,20 @@ class _Quiet(logging.Handler):
 
 
 def main() -> None:
+    """The console script: run the command, then end the process at once (see _exit)."""
+    try:
+        _run()
+    except SystemExit as e:
+        code = e.code
+    else:
+        code = 0
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        code = 1
+    _exit(code or 0)
+
+
+def _run() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = _Quiet(logging.WARNING)
@@ -78,6 +94,18 @@ def main() -> None:
             _error(f"internal error ({type(e).__name__}: {e})",
                    "please report it; run with VOLKEEPER_LOG_LEVEL=DEBUG for details")
         sys.exit(1)
+
+
+def _exit(code: int) -> None:
+    """End without the interpreter's teardown. Every command has finished its work here
+    (jobs waited for, the database closed, worker processes told to stop); what is left is
+    freeing the heap object by object and unloading ~800 modules, 0.05-0.15 s of a short
+    command's time. Output and logs are flushed first; the kernel closes the files."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def _error(message: str, hint: str | None) -> None:

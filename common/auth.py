@@ -218,6 +218,16 @@ class TokenService:
         record(self.db, actor, "token.revoke", name, {}, "ok")
         return view
 
+    def by_binding(self, name: str, binding: str) -> Principal | None:
+        """The live (unrevoked) token ``name`` if its stored hash starts with ``binding``
+        (a console session's check, ``common.sessions``); else None."""
+        with self.db.session() as s:
+            row = s.scalar(select(ApiToken).where(ApiToken.name == name))
+            if row is None or row.revoked_at is not None or not binding or \
+                    not hmac.compare_digest(row.secret_sha256[:len(binding)], binding):
+                return None
+            return Principal(row.name, row.role)
+
     def check(self, secret: str) -> Principal | None:
         """The principal a secret authenticates, or None (unknown or revoked)."""
         if not secret:

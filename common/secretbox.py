@@ -53,7 +53,7 @@ def _embedded_key(home: Path) -> str:
     """The embedded key file's content, created (0600, race-safe) when missing."""
     path = home / KEY_FILE
     if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -62,6 +62,12 @@ def _embedded_key(home: Path) -> str:
             with os.fdopen(fd, "w") as f:
                 f.write(os.urandom(32).hex() + "\n")
     return path.read_text().strip()
+
+
+def installation_secret(settings: Settings) -> str | None:
+    """The secret key of this installation: ``VOLKEEPER_SECRET_KEY``, or embedded mode's
+    ``<home>/secret.key`` (created when missing); None in a fleet without one."""
+    return _secret(settings)
 
 
 def _secret(settings: Settings) -> str | None:

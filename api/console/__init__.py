@@ -1,7 +1,8 @@
 """The web console: one server-rendered page that reads the REST API (no build step),
 behind a login. ``/login#token=…`` (the link ``volkeeper serve`` prints; the fragment never
 reaches a server) or a pasted token is traded for an HttpOnly, SameSite=Strict session
-cookie; unsafe requests carried by that cookie must come from the console's own origin
+cookie — signed and expiring, naming the token without holding it (``common.sessions``);
+unsafe requests carried by that cookie must come from the console's own origin
 (``api.deps.authenticate``)."""
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pydantic import BaseModel, Field
 from api.deps import SESSION_COOKIE, State, authenticate, same_origin
 from common.audit import record
 from common.errors import Forbidden, Unauthorized, VolkeeperError
+from common.sessions import SESSION_SECONDS
 
 router = APIRouter(include_in_schema=False)
-SESSION_SECONDS = 12 * 3600
 
 
 def _page(name: str) -> str:
@@ -47,14 +48,15 @@ def login(body: LoginIn, request: Request, state: State) -> Response:
     """Trade a token for the session cookie (same-origin requests only)."""
     if not same_origin(request):
         raise Forbidden("a cross-site login was refused", "log in from the console's own page")
-    principal = state.tokens.check(body.token.strip())
-    if principal is None:
+    issued = state.sessions.issue(body.token.strip())
+    if issued is None:
         raise Unauthorized("unknown or revoked API token",
                            "use the login link `volkeeper serve` printed, or a token an admin "
                            "created (volkeeper tokens create)")
+    principal, cookie = issued
     record(state.db, principal.name, "console.login", "", {}, "ok")
     resp = JSONResponse({"name": principal.name, "role": principal.role})
-    resp.set_cookie(SESSION_COOKIE, body.token.strip(), max_age=SESSION_SECONDS,
+    resp.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_SECONDS,
                     httponly=True, samesite="strict", path="/",
                     secure=request.url.scheme == "https")
     return resp

@@ -61,9 +61,23 @@ def _grow_pipe(stream: IO[bytes] | None) -> None:
 
 
 def _stderr_text(err: IO[bytes]) -> str:
+    """tar's message: its first lines and its last, a line repeated in a row said once."""
     err.seek(0)
-    text = err.read()[-4000:].decode("utf-8", "replace").strip()
-    return text or "(tar printed nothing)"
+    lines: list[str] = []
+    counts: list[int] = []
+    for line in err.read().decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if lines and line == lines[-1]:
+            counts[-1] += 1
+        elif line:
+            lines.append(line)
+            counts.append(1)
+    said = [f"{line} (x{n})" if n > 1 else line for line, n in zip(lines, counts, strict=True)]
+    if len(said) > 12:
+        said = [*said[:6], f"... {len(said) - 10} more lines ...", *said[-4:]]
+    text = "\n".join(said)
+    return (text[:1500] + " ... " + text[-1500:] if len(text) > 3000 else text) or \
+        "(tar printed nothing)"
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -131,8 +145,14 @@ class _TarInput:
                         "and xattrs")
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Write all of ``data``. The pipe is unbuffered: a write interrupted by a signal
+        (a profiler, a timer, SIGCHLD) after some bytes went through returns that count,
+        and the rest must be written again, or tar would see a gap in its stream."""
+        view = memoryview(data).cast("B")
         try:
-            self.stdin.write(data)
+            while view:
+                written = self.stdin.write(view)
+                view = view[written or 0:]
         except BrokenPipeError:
             _stop(self.proc)
             raise self.failure(self.proc.returncode) from None

@@ -1,17 +1,22 @@
 """Apply Alembic migrations programmatically (API and worker start, `volkeeper db upgrade`).
 
 On PostgreSQL an advisory lock serialises concurrent upgrades (several workers starting at
-once); SQLite serialises through its own file lock. Alembic is imported only when there is
-something to do: a database already at the newest revision is recognised by reading its
-``alembic_version`` row and the revision files' headers (a few ms, where importing Alembic
-costs ~80 ms of every embedded CLI command).
+once); on SQLite an exclusive lock on ``<database>.migrate.lock`` does (two embedded
+commands started at once on a new home would otherwise both create the schema). Alembic
+is imported only when there is something to do: a database already at the newest revision
+is recognised by reading its ``alembic_version`` row and the revision files' headers (a
+few ms, where importing Alembic costs ~80 ms of every embedded CLI command).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import logging
+import os
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +91,28 @@ def upgrade(db: Database, revision: str = "head", *, quiet: bool = False) -> Non
     when it is there already. ``quiet`` keeps Alembic's INFO lines out of the log."""
     if revision == "head" and at_head(db):
         return
+    with _sqlite_lock(db):
+        if revision == "head" and at_head(db):  # another process did it meanwhile
+            return
+        _upgrade(db, revision, quiet)
+
+
+@contextlib.contextmanager
+def _sqlite_lock(db: Database) -> Iterator[None]:
+    """An exclusive lock beside a SQLite database file (nothing for other databases)."""
+    path = db.url.split("///", 1)[-1] if db.url.startswith("sqlite") else ""
+    if not path or path == ":memory:":
+        yield
+        return
+    fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _upgrade(db: Database, revision: str, quiet: bool) -> None:
     from alembic import command
 
     cfg = alembic_config(db.url)

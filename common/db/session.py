@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ class Database:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(path))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
@@ -34,6 +35,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by its owner only: it holds the
+    job history, audit log and sealed credentials. An existing file keeps its mode."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from common.config import Settings
 from common.db import Database, catalog
 from common.db.migrate import upgrade
-from common.jobs import context, host, sweep
+from common.jobs import context, host, keycache, sweep
 from common.jobs.context import JobContext
 from common.jobs.dispatch import Dispatcher
 from common.jobs.inprocess import InProcessDispatcher
@@ -66,6 +66,7 @@ class EmbeddedRuntime:
             catalog.ensure_target(s, self.settings.default_target,
                                   self.settings.default_target_url)
         context.install(self.ctx)
+        keycache.install(self.settings)
         if self._loops is not None:
             self._loops.start()
             return

@@ -2,7 +2,7 @@
 leases (one active scheduler)
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0008 (cancel and notify state; 0007 was reserved for policies and merged after it)
 Create Date: 2026-12-06 17:15:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007'
-down_revision: str | None = '0006'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

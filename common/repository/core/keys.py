@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from common.derived_keys import current_store
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound, Unauthorized
 from common.repository.core import ids
 from common.repository.core.crypto import AesGcmCipher, Key
@@ -88,23 +89,45 @@ _DERIVED_MAX = 64
 _derived_lock = threading.Lock()
 
 
-def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
-    """scrypt(passphrase, salt). Results are kept in this process (a few dozen, keyed by a
-    hash of all inputs): a worker opens the same repository for every job, and scrypt is
-    deliberately slow (~0.3-1 s). The process holds the passphrase anyway."""
-    cache_key = hashlib.sha256(b"\0".join((
+def _cache_key(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+    return hashlib.sha256(b"\0".join((
         passphrase.encode("utf-8"), salt, f"{kdf.n}/{kdf.r}/{kdf.p}".encode()))).digest()
+
+
+def _cached(cache_key: bytes) -> bytes | None:
     with _derived_lock:
         hit = _DERIVED.get(cache_key)
         if hit is not None:
             _DERIVED.move_to_end(cache_key)
             return hit
-    scrypt = Scrypt(salt=salt, length=32, n=kdf.n, r=kdf.r, p=kdf.p)
-    derived = scrypt.derive(passphrase.encode("utf-8"))
+    store = current_store()
+    hit = store.get(cache_key) if store is not None else None
+    if hit is not None:
+        _remember(cache_key, hit)
+    return hit
+
+
+def _remember(cache_key: bytes, derived: bytes) -> None:
     with _derived_lock:
         _DERIVED[cache_key] = derived
         while len(_DERIVED) > _DERIVED_MAX:
             _DERIVED.popitem(last=False)
+
+
+def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+    """scrypt(passphrase, salt). Results are kept in this process (a few dozen, keyed by a
+    hash of all inputs) and in the derived-key store if one is set: a worker opens the same
+    repository for every job, and scrypt is deliberately slow (~0.3-1 s)."""
+    cache_key = _cache_key(passphrase, salt, kdf)
+    hit = _cached(cache_key)
+    if hit is not None:
+        return hit
+    scrypt = Scrypt(salt=salt, length=32, n=kdf.n, r=kdf.r, p=kdf.p)
+    derived = scrypt.derive(passphrase.encode("utf-8"))
+    _remember(cache_key, derived)
+    store = current_store()
+    if store is not None:
+        store.put(cache_key, derived)
     return derived
 
 
@@ -133,9 +156,8 @@ def wrap_key(
     return json.dumps(doc, indent=1).encode()
 
 
-def unwrap_key(data: bytes, passphrase: str, key_file_id: bytes, where: str) -> Key:
-    """Open a key file; WrongPassphrase if the passphrase does not fit, IntegrityError if
-    the file is malformed."""
+def _parse(data: bytes, key_file_id: bytes, where: str) -> tuple[KdfParams, bytes, bytes]:
+    """(cost, salt, sealed master key) of a key file; IntegrityError if malformed."""
     try:
         doc = json.loads(data)
         if doc.get("version") != KEY_FILE_VERSION or doc.get("kdf") != "scrypt":
@@ -148,12 +170,23 @@ def unwrap_key(data: bytes, passphrase: str, key_file_id: bytes, where: str) -> 
             f"key file {ids.short(key_file_id)} of repository {where} is malformed: {exc}",
             "remove it and add the passphrase again from a working key",
         ) from None
-    cipher = AesGcmCipher(_derive(passphrase, salt, kdf))
+    return kdf, salt, sealed
+
+
+def _open_with(wrapping: bytes, sealed: bytes, key_file_id: bytes, where: str) -> Key:
     try:
-        plain = cipher.open_(sealed, ids.aad(_AAD_KIND, key_file_id), "key file")
+        plain = AesGcmCipher(wrapping).open_(sealed, ids.aad(_AAD_KIND, key_file_id),
+                                             "key file")
     except IntegrityError:
         raise _wrong(where) from None
     return Key.from_bytes(plain)
+
+
+def unwrap_key(data: bytes, passphrase: str, key_file_id: bytes, where: str) -> Key:
+    """Open a key file; WrongPassphrase if the passphrase does not fit, IntegrityError if
+    the file is malformed."""
+    kdf, salt, sealed = _parse(data, key_file_id, where)
+    return _open_with(_derive(passphrase, salt, kdf), sealed, key_file_id, where)
 
 
 def _wrong(where: str) -> WrongPassphrase:
@@ -184,12 +217,26 @@ def find_key(backend: Backend, passphrase: str) -> tuple[bytes, Key]:
         raise NotFound(
             "repository key", where, "initialise the repository or restore its keys/ folder"
         )
-    malformed: IntegrityError | None = None
+    files: list[tuple[bytes, bytes]] = []
     for key_file_id in key_file_ids:
         try:
-            data = backend.get_bytes(ids.key_file_key(key_file_id))
+            files.append((key_file_id, backend.get_bytes(ids.key_file_key(key_file_id))))
         except NotFound:
             continue  # removed since we listed
+    # first every key file whose derived key is cached (no scrypt), then the others
+    for key_file_id, data in files:
+        try:
+            kdf, salt, sealed = _parse(data, key_file_id, where)
+        except IntegrityError:
+            continue
+        wrapping = _cached(_cache_key(passphrase, salt, kdf))
+        if wrapping is not None:
+            try:
+                return key_file_id, _open_with(wrapping, sealed, key_file_id, where)
+            except WrongPassphrase:
+                continue
+    malformed: IntegrityError | None = None
+    for key_file_id, data in files:
         try:
             return key_file_id, unwrap_key(data, passphrase, key_file_id, where)
         except WrongPassphrase:

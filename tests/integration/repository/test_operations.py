@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +314,29 @@ def test_after_losing_the_database_the_repository_lists_and_adopts_its_snapshots
     done = _json(repo_env, "restore", row["id"], "--into", "ops-dr-back")
     assert done["state"] == "succeeded", done["error"]
     assert compare_trees(src, _mountpoint(docker_host_a, "ops-dr-back")) == []
+
+
+def test_one_shot_commands_share_a_private_key_cache_that_needs_the_passphrase(
+        repo_env: dict[str, str], docker_host_a: Any) -> None:
+    """The embedded CLI keeps the derived key of the repository's key file between
+    commands (``<home>/keys.cache``, 0600): it holds neither passphrase nor key in the clear,
+    a wrong passphrase still fails, and ``VOLKEEPER_KEY_CACHE_TTL=0`` writes none."""
+    src = volume(docker_host_a, "ops-cache")
+    (src / "a.txt").write_text("cached")
+    bid = _backup(repo_env, "ops-cache")
+    cache = Path(repo_env["VOLKEEPER_HOME"]) / "keys.cache"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    raw = cache.read_text()
+    assert repo_env["VOLKEEPER_REPOSITORY_PASSWORD"] not in raw
+    assert len(json.loads(raw)) == 1
+
+    wrong = repo_env | {"VOLKEEPER_REPOSITORY_PASSWORD": "not the passphrase at all"}
+    p = cli(wrong, "restore", bid, "--into", "ops-cache-r", ok=False)
+    assert p.returncode == 1 and "wrong passphrase" in p.stderr
+    done = _json(repo_env, "restore", bid, "--into", "ops-cache-r")
+    assert done["state"] == "succeeded"
+    assert (_mountpoint(docker_host_a, "ops-cache-r") / "a.txt").read_text() == "cached"
+
+    cache.unlink()
+    _backup(repo_env | {"VOLKEEPER_KEY_CACHE_TTL": "0"}, "ops-cache")
+    assert not cache.exists()

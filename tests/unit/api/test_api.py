@@ -47,6 +47,7 @@ class Env:
         bus: MemoryProgressBus,
     ) -> None:
         self.client, self.db, self.dispatcher, self.bus = client, db, dispatcher, bus
+        self.state: Any = None  # the app's AppState
 
 
 def _make(tmp_path: Path, *, in_process: bool = False, **overrides: Any) -> Iterator[Env]:
@@ -80,7 +81,9 @@ def _make(tmp_path: Path, *, in_process: bool = False, **overrides: Any) -> Iter
                     }
                 ],
             )
-        yield Env(client, db, dispatcher, bus)
+        env = Env(client, db, dispatcher, bus)
+        env.state = app.state.volkeeper
+        yield env
     db.dispose()
 
 

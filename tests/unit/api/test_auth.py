@@ -76,7 +76,8 @@ def test_health_answers_without_a_token_but_shows_details_only_with_one(env: Env
     with bare(env) as c:
         assert c.get("/api/v1/health").json() == {"status": "ok"}
     full = env.client.get("/api/v1/health").json()
-    assert full["mode"] == "embedded" and full["checks"] == {"database": "ok"}
+    assert full["mode"] == "embedded"
+    assert full["checks"] == {"database": "ok", "redis": "not used", "scheduler": "not running"}
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8470", "127.0.0.1.nip.io",
@@ -228,6 +229,48 @@ def test_the_console_needs_a_login_and_its_cookie_is_httponly_samesite_strict(
         assert r.status_code == 202
         c.post("/logout")
         assert c.get("/api/v1/volumes").status_code == 401
+
+
+def test_the_session_cookie_is_not_the_token_and_ends_with_it(env: Env) -> None:
+    """The cookie names the token without holding it: it does not work as a Bearer token,
+    a forged or altered one is refused, and revoking the token ends the session."""
+    origin = {"Origin": "http://127.0.0.1:8470"}
+    _, secret = env.state.tokens.create("ops", "operator")
+    with bare(env) as c:
+        r = c.post("/login", json={"token": secret}, headers=origin)
+        assert r.status_code == 200
+        cookie = c.cookies["volkeeper_session"]
+        assert secret not in cookie and hash_secret(secret) not in cookie
+        assert c.get("/api/v1/whoami").json() == {"name": "ops", "role": "operator"}
+    with bare(env) as other:
+        assert other.get("/api/v1/whoami", headers=bearer(cookie)).status_code == 401
+        value, _, mac = cookie.partition(".")
+        for forged in (value + "." + "0" * len(mac), value[:-2] + "." + mac, "x", ""):
+            other.cookies.set("volkeeper_session", forged)
+            assert other.get("/api/v1/whoami").status_code == 401, forged
+    env.state.tokens.revoke("ops")
+    with bare(env) as c:
+        c.cookies.set("volkeeper_session", cookie)
+        r = c.get("/api/v1/whoami")
+        assert r.status_code == 401 and "log in again" in (error(r)["hint"] or "")
+
+
+def test_a_session_expires_and_a_recreated_token_does_not_revive_it(env: Env) -> None:
+    sessions = env.state.sessions
+    _, secret = env.state.tokens.create("ops", "operator")
+    issued = sessions.issue(secret, now=1_000_000.0)
+    assert issued is not None
+    principal, cookie = issued
+    assert sessions.check(cookie, now=1_000_000.0 + 60) == principal
+    assert sessions.check(cookie, now=1_000_000.0 + sessions.ttl + 1) is None
+    assert sessions.issue("vk_not-a-token") is None
+    fresh = sessions.issue(secret)
+    assert fresh is not None
+    env.state.tokens.revoke("ops")
+    with env.db.session() as s:
+        s.delete(s.scalar(select(ApiToken).where(ApiToken.name == "ops")))
+    env.state.tokens.create("ops", "admin")
+    assert sessions.check(fresh[1]) is None
 
 
 def test_an_in_process_app_acts_as_the_local_user(tmp_path: Path) -> None:

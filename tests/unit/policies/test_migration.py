@@ -1,6 +1,7 @@
-"""Migration 0007 adds the ``policies`` table to a catalog that already holds backups and
-tokens: rows written at 0006 stay, a policy with every field round-trips, names are
-unique, and the downgrade removes only the new table."""
+"""Migration 0007 adds the ``policies`` and ``leases`` tables to a catalog that already
+holds backups, tokens and notification state (it comes after 0008, merged first): rows
+written before stay, a policy with every field round-trips, names are unique, and the
+downgrade removes only the new tables."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from common.db import Database
 from common.db.migrate import upgrade
 
 
-def at_0006_with_rows(db: Database) -> None:
-    upgrade(db, "0006")
+def before_0007_with_rows(db: Database) -> None:
+    upgrade(db, "0008")  # 0007 (policies) comes after 0008 (cancel, notify state)
     with db.engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO backups (id, host, volume, target, format, key, manifest_key, "
@@ -57,15 +58,15 @@ def check_downgrade(db: Database) -> None:
     cfg = alembic_config(db.url)
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006")
+        command.downgrade(cfg, "0008")
     names = inspect(db.engine).get_table_names()
     assert "policies" not in names and "leases" not in names
-    assert "backups" in names and "audit_log" in names
+    assert {"backups", "audit_log", "notify_state"} <= set(names)
 
 
 def test_0007_adds_policies_beside_existing_rows_on_sqlite(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
-    at_0006_with_rows(db)
+    before_0007_with_rows(db)
     check_0007(db)
     check_downgrade(db)
     db.dispose()
