@@ -95,6 +95,10 @@ def create_app(
                      in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
     sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
+    from common.jobs.policy_watch import metric_families
+    from common.metrics import add_source
+
+    add_source(metric_families)  # volume_overdue, volume_rpo_seconds, scheduler_lag
     policy_loop = None
     if scheduler:
         from common.jobs.policy_scheduler import policy_scheduler

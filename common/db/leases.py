@@ -56,3 +56,9 @@ def held(name: str, holder: str, token: int, now: datetime) -> ColumnElement[boo
     WHERE of the fenced UPDATE)."""
     return exists().where(and_(Lease.name == name, Lease.holder == holder,
                                Lease.token == token, Lease.expires_at > now))
+
+
+def is_held(lease: Lease | None, now: datetime) -> bool:
+    """Whether someone holds ``lease`` at ``now``."""
+    return bool(lease is not None and lease.holder and lease.expires_at is not None
+                and lease.expires_at > now)

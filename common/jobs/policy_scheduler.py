@@ -3,7 +3,8 @@
 ``policy:NAME``, the audit entry by ``scheduler``). A run that finds a volume's previous
 backup still going skips that volume, and the skip is recorded in the audit log. After a
 run's backup succeeds, ``policy_followups`` copies it to the policy's other targets and
-applies its retention.
+applies its retention; every minute ``policy_watch.RpoCheck`` reports each volume's
+freshness to the notifications (overdue / recovered), and ``/health`` asks the lease.
 
 Where it runs: inside every served API process (``api.main.app_from_env``: ``volkeeper
 serve`` embedded, and each API replica of a fleet). The lease makes exactly one of them
@@ -21,6 +22,7 @@ from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
 from common.jobs.policy_followups import FollowUps
 from common.jobs.policy_views import InventoryView, inventory_view
+from common.jobs.policy_watch import Both, RpoCheck, health_probe
 from common.policies.scheduler import Scheduler
 
 ACTOR = "scheduler"
@@ -46,4 +48,8 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
             return f"error: {e.message}"
         return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
 
-    return Scheduler(ops.db, run, holder=holder, ttl=ttl, after=FollowUps(service))
+    from common.health import set_scheduler_probe
+
+    set_scheduler_probe(health_probe)
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl,
+                     after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))

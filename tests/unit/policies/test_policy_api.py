@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from common.db import AuditEntry, Job, catalog, hosts
+from common.db import AuditEntry, Job, Policy, catalog, hosts
 from common.db.models import utcnow
 from tests.unit.api.test_api import Env, _make, error
 
@@ -162,8 +162,6 @@ def _backup(env: Env, volume: str, age: timedelta, **extra: Any) -> str:
 def test_volumes_show_rpo_and_overdue_from_the_newest_good_backup(env: Env) -> None:
     assert create(env).status_code == 201
     with env.db.session() as s:  # the policy has existed for a week
-        from common.db import Policy
-
         s.scalar(select(Policy)).created_at = utcnow() - timedelta(days=7)
     _backup(env, "pg", timedelta(hours=2), kind="safety")  # a replace-restore's snapshot
     _backup(env, "pg", timedelta(hours=3), verify_status="damaged")
@@ -285,3 +283,49 @@ def test_after_a_policy_backup_the_scheduler_copies_it_and_applies_retention_onc
     FollowUps(PolicyService(env.client.app.state.volkeeper.service))(  # type: ignore[attr-defined]
         "a", token, now)  # a restarted scheduler: the job is followed up already
     assert len(env.dispatcher.sent) == sent == 3
+
+
+def test_metrics_health_and_the_rpo_check_see_policies(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from common import health
+    from common.db import leases
+    from common.jobs import policy_watch
+    from common.policies.scheduler import LEASE
+
+    assert create(env).status_code == 201
+    _backup(env, "redis", timedelta(hours=1))
+
+    def samples() -> dict[tuple[str, str], float]:
+        out = {}
+        for line in env.client.get("/metrics").text.splitlines():
+            if line.startswith(("volkeeper_volume_overdue", "volkeeper_scheduler")):
+                name, value = line.rsplit(" ", 1)
+                out[(name.split("{")[0], name)] = float(value)
+        return out
+
+    m = samples()
+    assert m[("volkeeper_scheduler_up", "volkeeper_scheduler_up")] == 0
+    overdue = {k[1]: v for k, v in m.items() if k[0] == "volkeeper_volume_overdue"}
+    assert overdue == {
+        'volkeeper_volume_overdue{host="h1",policy="nightly",volume="pg"}': 0.0,
+        'volkeeper_volume_overdue{host="h1",policy="nightly",volume="redis"}': 0.0}
+    assert leases.acquire(env.db, LEASE, "s1", timedelta(seconds=15), utcnow()) is not None
+    assert samples()[("volkeeper_scheduler_up", "volkeeper_scheduler_up")] == 1
+    assert policy_watch.health_probe(env.db) == "ok"
+    monkeypatch.setattr(health, "_scheduler_probe", [policy_watch.health_probe])
+    assert env.client.get("/api/v1/health").json()["checks"]["scheduler"] == "ok"
+    leases.release(env.db, LEASE, "s1")
+    assert policy_watch.health_probe(env.db) == "not running"
+    # the RPO check reports every policy volume to the notifications (which send on change)
+    told: list[tuple[str, bool]] = []
+    import common.notify
+
+    monkeypatch.setattr(common.notify, "report_freshness",
+                        lambda db, settings, **kw: told.append((kw["volume"], kw["overdue"])))
+    with env.db.session() as s:
+        s.scalar(select(Policy)).created_at = utcnow() - timedelta(days=3)
+    check = policy_watch.RpoCheck(env.db, env.client.app.state.volkeeper.settings)  # type: ignore[attr-defined]
+    check("s1", 1, utcnow())
+    assert sorted(told) == [("pg", True), ("redis", False)]
+    check("s1", 1, utcnow())  # at most once a minute
+    assert len(told) == 2
