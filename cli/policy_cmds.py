@@ -217,21 +217,13 @@ def run(name: str, as_json: Json = False) -> None:
 
 
 def _follow_up(c: Front, done: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Embedded: the copies to the policy's other targets and its retention, after the
-    run's backups (and then retention on the copies' targets), each waited for. A running
+    """Embedded: the copies to the policy's other targets, then its retention on every
+    target, one job after the other (the jobs come back finished). A running
     ``volkeeper serve`` holds the scheduler's lease and does them instead."""
     from cli.render import wait_for_job
 
-    out: list[dict[str, Any]] = []
-    ids = [j["id"] for j in done]
-    for _ in range(3):  # backups → copies and forgets → forgets on the copies' targets
-        queued = c.policy_followups(ids) if ids else None
-        if not queued:
-            break
-        finished = [wait_for_job(c, j["id"], quiet=True) for j in queued]
-        out += finished
-        ids = [j["id"] for j in finished if j["kind"] == "copy" and j["state"] == "succeeded"]
-    return out
+    queued = c.policy_followups([j["id"] for j in done]) if done else None
+    return [wait_for_job(c, j["id"], quiet=True) for j in queued or []]
 
 
 @retention_app.command("preview")

@@ -10,7 +10,7 @@ up by its owner only (the first by name) and reported by the others.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,25 +230,30 @@ class PolicyService:
         return out
 
     def apply_retention(self, name: str, host: str, volume: str, target: str, *,
-                        actor: str | None = None) -> list[Job]:
+                        actor: str | None = None, limit: int | None = None,
+                        wait: Callable[[Job], Job] | None = None) -> list[Job]:
         """Forget what the policy's retention does not keep of ``volume`` on ``target``,
         through the forget service (a pinned backup is refused there too; one in use by
-        another job is left for next time). Returns the forget jobs."""
+        another job is left for next time), oldest first. ``limit``: at most that many
+        forgets now (a repository forget takes the target's exclusive lock: the
+        scheduler queues one and the next when it succeeded); ``wait``: wait for each
+        before the next. Returns the forget jobs."""
         with self.db.session() as s:
             p = _get(s, name)
             if not p.retention:
                 return []
             decisions = decide(items_from_rows(_backups(s, host, volume, target)),
                                p.retention, schedule_of(p).tz)
-        jobs = []
-        for d in decisions:
-            if d.keep:
+        jobs: list[Job] = []
+        for d in reversed(decisions):
+            if d.keep or (limit is not None and len(jobs) >= limit):
                 continue
             try:
-                jobs.append(self.ops.forget_backup(backup_id=d.id,
-                                                   requested_by=actor or requested_by(name)))
+                job = self.ops.forget_backup(backup_id=d.id,
+                                             requested_by=actor or requested_by(name))
             except (Conflict, NotFound):
                 continue
+            jobs.append(wait(job) if wait else job)
         return jobs
 
     # --- helpers -------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """What follows a policy's successful backup, done by the active scheduler: a copy to each
 of the policy's other targets (3-2-1; each copy a job with its own history), then the
-policy's retention on the first target; after a successful copy, the retention on the
-copy's target. Each finished job is followed up once: a marker in its ``result``
+policy's retention — after the copies (a repository forget takes the target's exclusive
+lock, a copy reads it under a shared one): a copy's end applies it on its source and
+destination, and each forget's end queues the next forget there. Each finished job is
+followed up once: a marker in its ``result``
 (``policy_followup``) is written first, fenced by the scheduler's lease (only its holder
 writes it), so neither two schedulers nor a restart repeat a follow-up (a scheduler
 killed right after the marker skips that one follow-up: the next backup's catches up on
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,8 +38,12 @@ class FollowUps:
     by the embedded ``volkeeper policy run`` for its own jobs when no server holds the
     lease (``follow_up_now``)."""
 
-    def __init__(self, service: PolicyService) -> None:
+    def __init__(self, service: PolicyService,
+                 wait: Callable[[Job], Job] | None = None) -> None:
+        """``wait``: run each follow-up job to its end before the next (the embedded
+        CLI); without it jobs are queued and their own ends are followed up in turn."""
         self.service = service
+        self.wait = wait
         self.db: Database = service.db
         self._since: datetime | None = None
 
@@ -46,7 +53,7 @@ class FollowUps:
         ids, whenever they finished). Returns the jobs it queued."""
         since = self._since - OVERLAP if self._since else now - LOOKBACK
         q = select(Job).where(Job.state == JobState.succeeded,
-                              Job.kind.in_(("backup", "copy")),
+                              Job.kind.in_(("backup", "copy", "forget")),
                               Job.requested_by.startswith("policy:"))
         q = q.where(Job.id.in_(list(only))) if only is not None else q.where(
             Job.finished_at > since)
@@ -70,23 +77,44 @@ class FollowUps:
         return queued
 
     def _follow(self, job: Job, name: str, targets: list[str]) -> list[Job]:
-        ops = self.service.ops
-        queued = []
-        if job.kind == "backup":
-            backup_id = (job.result or {}).get("backup_id") or job.backup_id
-            for target in targets[1:]:
-                if backup_id:
-                    try:
-                        queued.append(ops.copy_backup(backup_id=backup_id, target=target,
-                                                      requested_by=requested_by(name)))
-                    except VolkeeperError as e:
-                        log.warning("policy %s: copy of %s to %s: %s", name, backup_id,
-                                    target, e)
-            target = job.target or targets[0]
-        else:
-            target = str((job.result or {}).get("destination") or "")
-        if target:
-            queued += self.service.apply_retention(name, job.host, job.volume, target)
+        """backup → copies, then (after them) retention on every target; copy →
+        retention on its source and destination; forget → the next forget there. Apart,
+        so a repository's exclusive lock (forget) does not meet its shared one (copy)."""
+        queued: list[Job] = []
+
+        def retention(target: str) -> None:
+            queued.extend(self.service.apply_retention(
+                name, job.host, job.volume, target, wait=self.wait,
+                limit=None if self.wait else 1))
+
+        if job.kind == "forget":
+            if job.target:
+                retention(job.target)
+            return queued
+        if job.kind == "copy":
+            for target in dict.fromkeys([job.target or "", str(
+                    (job.result or {}).get("destination") or "")]):
+                if target:
+                    retention(target)
+            return queued
+        backup_id = (job.result or {}).get("backup_id") or job.backup_id
+        copies = []
+        for target in targets[1:]:
+            if not backup_id:
+                break
+            try:
+                copy = self.service.ops.copy_backup(backup_id=backup_id, target=target,
+                                                    requested_by=requested_by(name))
+            except VolkeeperError as e:
+                log.warning("policy %s: copy of %s to %s: %s", name, backup_id, target, e)
+                continue
+            copies.append(self.wait(copy) if self.wait else copy)
+        queued += copies
+        if self.wait:  # copies done: retention on every target now
+            for target in dict.fromkeys([job.target or targets[0], *targets[1:]]):
+                retention(target)
+        elif not copies:  # otherwise each copy's follow-up applies it, after the copy
+            retention(job.target or targets[0])
         return queued
 
     def _mark(self, job: Job, holder: str, token: int, now: datetime) -> bool:
@@ -103,14 +131,23 @@ class FollowUps:
 
 def follow_up_now(service: PolicyService, job_ids: Collection[str], now: datetime
                   ) -> list[Job] | None:
-    """Follow up ``job_ids`` here and now (the embedded CLI, which runs no scheduler),
-    holding the scheduler's lease for it; None when a scheduler holds it (a running
-    ``volkeeper serve`` does them)."""
+    """Follow up ``job_ids`` here and now, one job after the other, each waited for (the
+    embedded CLI, which runs no scheduler), holding the scheduler's lease for it; None
+    when a scheduler holds it (a running ``volkeeper serve`` does them)."""
     holder = f"cli:{os.getpid()}"
-    token = leases.acquire(service.db, LEASE, holder, timedelta(seconds=60), now)
+    token = leases.acquire(service.db, LEASE, holder, timedelta(minutes=30), now)
     if token is None:
         return None
+
+    def wait(job: Job) -> Job:
+        while True:
+            with service.db.session() as s:
+                current = s.get(Job, job.id)
+            if current is None or current.state.finished:
+                return current or job
+            time.sleep(0.05)
+
     try:
-        return FollowUps(service)(holder, token, now, only=job_ids)
+        return FollowUps(service, wait=wait)(holder, token, now, only=job_ids)
     finally:
         leases.release(service.db, LEASE, holder)

@@ -271,17 +271,40 @@ def test_after_a_policy_backup_the_scheduler_copies_it_and_applies_retention_onc
     assert env.dispatcher.sent == []
     token = leases.acquire(env.db, LEASE, "a", timedelta(seconds=15), now)
     assert token is not None
+
+    def queued() -> set[tuple[str, str | None, str | None]]:
+        with env.db.session() as s:
+            return {(j.kind, j.backup_id, j.target)
+                    for j in s.scalars(select(Job).where(Job.state == JobState.queued))}
+
+    def finish(kind: str, result: dict[str, Any]) -> None:
+        with env.db.session() as s:
+            j = s.scalars(select(Job).where(Job.state == JobState.queued,
+                                            Job.kind == kind)).one()
+            if kind == "forget":  # as the worker records it
+                catalog.delete_backup(s, j.backup_id or "")
+            jobs.finish_job(s, j.id, JobState.succeeded, result=result)
+
+    # the backup's end: its copy first (retention waits: forget and copy take the
+    # repository's exclusive and shared locks)
     follow("a", token, now)
+    assert queued() == {("copy", new, "local")}
     with env.db.session() as s:
-        queued = {(j.kind, j.backup_id, (j.params or {}).get("destination"))
-                  for j in s.scalars(select(Job).where(Job.state == JobState.queued))}
         marked = s.get(Job, job.id)
         assert marked is not None and "policy_followup" in marked.result
-    assert queued == {("copy", new, "s3main"), ("forget", old[0], None),
-                      ("forget", old[1], None)}
+    finish("copy", {"destination": "s3main", "copy_backup_id": "c1"})
+    # the copy's end: retention on its source (and destination), one forget at a time
+    follow("a", token, now)
+    assert queued() == {("forget", old[1], "local")}  # the oldest first
+    finish("forget", {})
+    follow("a", token, now)
+    assert queued() == {("forget", old[0], "local")}
+    finish("forget", {})
+    follow("a", token, now)
+    assert queued() == set()
     sent = len(env.dispatcher.sent)
     FollowUps(PolicyService(env.client.app.state.volkeeper.service))(  # type: ignore[attr-defined]
-        "a", token, now)  # a restarted scheduler: the job is followed up already
+        "a", token, now)  # a restarted scheduler: every job is followed up already
     assert len(env.dispatcher.sent) == sent == 3
 
 
