@@ -1,0 +1,87 @@
+// The shell: who is logged in (their role decides what is offered), the hash router and
+// the navigation. A page is a function (main, params, ctx) that fills `main` and may
+// return a cleanup function (closing its event streams and timers) run on leaving it.
+
+import { api, hasFeature } from "./api.js";
+import { errorBox, h } from "./ui.js";
+import * as pages from "./pages.js";
+import { restoreWizard } from "./wizard.js";
+
+const RANK = { viewer: 0, operator: 1, admin: 2 };
+
+const routes = [
+  [/^\/?$/, pages.overview],
+  [/^\/volumes$/, pages.volumes],
+  [/^\/volumes\/([^/]+)\/([^/]+)$/, pages.volume],
+  [/^\/restore$/, restoreWizard],
+  [/^\/backups$/, pages.backups],
+  [/^\/jobs$/, pages.jobs],
+  [/^\/jobs\/([^/]+)$/, pages.job],
+  [/^\/policies$/, pages.policies],
+  [/^\/targets$/, pages.targets],
+  [/^\/hosts$/, pages.hosts],
+  [/^\/audit$/, pages.audit],
+];
+
+let cleanup = null;
+let ctx = null;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = raw.split("?");
+  return { path, query: new URLSearchParams(query || "") };
+}
+
+async function render() {
+  if (cleanup) { try { cleanup(); } catch (_) { /* ignore */ } cleanup = null; }
+  const main = document.getElementById("main");
+  const { path, query } = parseHash();
+  for (const a of document.querySelectorAll("#nav a")) {
+    const target = a.getAttribute("href").slice(1);
+    const current = target === "/" ? path === "/" || path === "" : path.startsWith(target);
+    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  for (const [re, page] of routes) {
+    const m = path.match(re);
+    if (!m) continue;
+    const params = m.slice(1).map(decodeURIComponent);
+    try {
+      const out = await page(main, params, ctx, query);
+      if (typeof out === "function") cleanup = out;
+    } catch (e) {
+      main.replaceChildren(errorBox(e, { title: "Could not load this page" }));
+    }
+    const heading = main.querySelector("h1");
+    if (heading && document.activeElement === document.body) heading.focus?.();
+    document.title = (heading ? heading.textContent + " · " : "") + "volkeeper";
+    return;
+  }
+  main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "No such page. "),
+    h("a", { href: "#/" }, "Back to the overview"));
+}
+
+async function start() {
+  try {
+    const me = await api("/whoami");
+    ctx = {
+      name: me.name,
+      role: me.role,
+      can: role => RANK[me.role] >= RANK[role],
+    };
+  } catch (e) {
+    document.getElementById("main").replaceChildren(errorBox(e));
+    return;
+  }
+  document.getElementById("who").textContent = `${ctx.name} (${ctx.role})`;
+  for (const a of document.querySelectorAll("#nav [data-role]")) {
+    if (!ctx.can(a.dataset.role)) a.parentElement.remove();
+  }
+  for (const a of document.querySelectorAll("#nav [data-feature]")) {
+    if (!(await hasFeature(a.dataset.feature))) a.parentElement.remove();
+  }
+  window.addEventListener("hashchange", render);
+  await render();
+}
+
+start();
