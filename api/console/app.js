@@ -3,7 +3,7 @@
 // return a cleanup function (closing its event streams and timers) run on leaving it.
 
 import { api, hasFeature } from "./api.js";
-import { errorBox, h } from "./ui.js";
+import { errorBox, fill, h } from "./ui.js";
 import * as pages from "./pages.js";
 import { restoreWizard } from "./wizard.js";
 
@@ -41,7 +41,7 @@ async function render() {
     const current = target === "/" ? path === "/" || path === "" : path.startsWith(target);
     if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  fill(main, h("p", { class: "muted" }, "Loading…"));
   for (const [re, page] of routes) {
     const m = path.match(re);
     if (!m) continue;
@@ -50,14 +50,14 @@ async function render() {
       const out = await page(main, params, ctx, query);
       if (typeof out === "function") cleanup = out;
     } catch (e) {
-      main.replaceChildren(errorBox(e, { title: "Could not load this page" }));
+      fill(main, errorBox(e, { title: "Could not load this page" }));
     }
     const heading = main.querySelector("h1");
     if (heading && document.activeElement === document.body) heading.focus?.();
     document.title = (heading ? heading.textContent + " · " : "") + "volkeeper";
     return;
   }
-  main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "No such page. "),
+  fill(main, h("h1", {}, "Not found"), h("p", {}, "No such page. "),
     h("a", { href: "#/" }, "Back to the overview"));
 }
 

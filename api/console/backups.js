@@ -2,7 +2,7 @@
 // verify, forget) as the role allows; the volume page reuses the timeline table.
 
 import { api } from "./api.js";
-import { badge, bytes, dialog, errorBox, field, h, link, select, table, timeEl, toast, when }
+import { badge, bytes, dialog, errorBox, field, fill, h, link, select, table, timeEl, toast, when }
   from "./ui.js";
 
 export const volumeHref = b => `#/volumes/${encodeURIComponent(b.host)}/${encodeURIComponent(b.volume)}`;
@@ -88,11 +88,11 @@ export function timeline(rows, ctx, refresh, { withVolume = false } = {}) {
   const cols = [
     ["taken", b => h("span", {}, when(b.created_at), " ", h("small", { class: "muted" }, "(", timeEl(b.created_at), ")"))],
     ...(withVolume ? [["volume", b => link(volumeHref(b), `${b.host}/${b.volume}`)]] : []),
-    ["id", b => h("code", {}, b.id)],
+    ["id", b => h("code", {}, b.id), { class: "wide" }],
     ["format", b => b.format],
-    ["target", b => b.target],
+    ["target", b => b.target, { class: "wide" }],
     ["size", b => h("span", { title: `${bytes(b.logical_bytes)} of volume data` }, bytes(b.stored_bytes))],
-    ["files", b => b.file_count],
+    ["files", b => b.file_count, { class: "wide" }],
     ["tags", tags],
     ["verified", verifyState],
   ];
@@ -114,9 +114,9 @@ export async function backupsPage(main, _params, ctx, query) {
     const q = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value]));
     try {
       const rows = await api("/backups", { query: { ...q, limit: 500 } });
-      out.replaceChildren(h("p", { class: "muted" }, `${rows.length} backups`),
+      fill(out, h("p", { class: "muted" }, `${rows.length} backups`),
         timeline(rows, ctx, load, { withVolume: true }));
-    } catch (e) { out.replaceChildren(errorBox(e)); }
+    } catch (e) { fill(out, errorBox(e)); }
   };
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter backups",
     onsubmit: ev => { ev.preventDefault(); load(); } },
@@ -124,6 +124,6 @@ export async function backupsPage(main, _params, ctx, query) {
   field("Tag", f.tag), field("Pinned", f.pinned), field("Kind", f.kind),
   h("button", { type: "submit" }, "Filter"));
   for (const el of [f.pinned, f.kind]) el.addEventListener("change", load);
-  main.replaceChildren(h("h1", { tabindex: -1 }, "Backups"), form, out);
+  fill(main, h("h1", { tabindex: -1 }, "Backups"), form, out);
   await load();
 }

@@ -4,13 +4,14 @@
 
 import { api, FINISHED, followJob, hasFeature } from "./api.js";
 import { backupsPage, timeline } from "./backups.js";
-import { age, badge, bytes, errorBox, field, h, link, parseTime, progressView, select,
+import { age, badge, bytes, errorBox, field, fill, h, link, parseTime, progressView, select,
   splitError, table, timeEl, toast, when } from "./ui.js";
 
 export { backupsPage as backups };
 
 const jobHref = j => `#/jobs/${encodeURIComponent(j.id)}`;
 const volHref = (host, name) => `#/volumes/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
+const WIDE = { class: "wide" };  // hidden on narrow screens
 const heading = (text, ...rest) => h("h1", { tabindex: -1 }, text, ...rest);
 
 function jobLine(j) {
@@ -55,7 +56,7 @@ export async function overview(main) {
   const cards = h("div", { class: "cards" });
   const failedBox = h("div", {});
   const storage = h("div", {});
-  main.replaceChildren(heading("Overview"), cards,
+  fill(main, heading("Overview"), cards,
     h("section", { "aria-labelledby": "running-h" }, h("h2", { id: "running-h" }, "Running jobs"), live),
     h("section", { "aria-labelledby": "failed-h" }, h("h2", { id: "failed-h" }, "Failed in the last 24 h"), failedBox),
     h("section", { "aria-labelledby": "storage-h" }, h("h2", { id: "storage-h" }, "Storage per target"), storage));
@@ -69,17 +70,17 @@ export async function overview(main) {
     const online = hosts.filter(x => x.online).length;
     const card = (label, value, href, bad) => h("a", { class: "card" + (bad ? " bad" : ""), href },
       h("span", { class: "value" }, String(value)), h("span", { class: "label" }, label));
-    cards.replaceChildren(
+    fill(cards,
       card("hosts online", `${online} / ${hosts.length}`, "#/hosts", online < hosts.length),
       card("volumes", volumes.length, "#/volumes"),
       card("failed jobs, 24 h", recent.length, "#/jobs?state=failed", recent.length > 0),
       card("running jobs", running.length + queued.length, "#/jobs?state=running"));
     jobsLive.update([...running, ...queued]);
-    failedBox.replaceChildren(table([
+    fill(failedBox, table([
       ["job", j => link(jobHref(j), j.id)], ["kind", j => j.kind],
       ["volume", j => `${j.host}/${j.volume}`], ["when", j => timeEl(j.finished_at || j.created_at)],
       ["error", jobLine]], recent, { empty: "no failures" }));
-    storage.replaceChildren(table([
+    fill(storage, table([
       ["target", t => t.name], ["url", t => h("code", {}, t.url)],
       ["backups", t => t.backup_count], ["stored", t => bytes(t.stored_bytes)]], targets));
   };
@@ -92,7 +93,7 @@ export async function volumes(main, _params, ctx) {
   const search = h("input", { type: "search", name: "q", placeholder: "name, host, driver, container" });
   const hostSel = select([["", "all hosts"]], "", { name: "host" });
   const out = h("div", {});
-  main.replaceChildren(heading("Volumes"),
+  fill(main, heading("Volumes"),
     h("form", { class: "filters", role: "search", "aria-label": "Filter volumes",
       onsubmit: ev => ev.preventDefault() },
     field("Search", search), field("Host", hostSel)), out);
@@ -105,7 +106,7 @@ export async function volumes(main, _params, ctx) {
       [v.name, v.host, v.driver, ...v.containers.map(c => c.name)].some(s => s.toLowerCase().includes(q))));
     const cols = [
       ["volume", v => link(volHref(v.host, v.name), v.name)], ["host", v => v.host],
-      ["driver", v => v.driver], ["size", v => bytes(v.size_bytes)],
+      ["driver", v => v.driver, WIDE], ["size", v => bytes(v.size_bytes), WIDE],
       ["used by", v => v.containers.length ? v.containers.map(c => `${c.name} (${c.state})`).join(", ")
         : h("span", { class: "muted" }, "no container")],
       ["last backup", v => v.last_backup_at
@@ -115,7 +116,7 @@ export async function volumes(main, _params, ctx) {
     if (ctx.can("operator")) {
       cols.push(["", v => link(volHref(v.host, v.name) + "?backup=now", "Back up…", { class: "button small", "aria-label": `Back up ${v.name}` })]);
     }
-    out.replaceChildren(h("p", { class: "muted" }, `${shown.length} of ${rows.length} volumes`),
+    fill(out, h("p", { class: "muted" }, `${shown.length} of ${rows.length} volumes`),
       table(cols, shown, { empty: "no volume matches" }));
   };
   search.addEventListener("input", draw);
@@ -135,26 +136,26 @@ function backupNow(host, name, targets, ctx, onDone) {
   const form = h("form", { class: "panel", "aria-labelledby": "backup-now-h", onsubmit: async ev => {
     ev.preventDefault();
     button.disabled = true;
-    status.replaceChildren();
+    fill(status);
     try {
       const job = await api("/backups", { method: "POST", body: {
         volume: name, host, format: fmt.value || null, target: target.value || null } });
       view.el.hidden = false;
       view.set(job.progress, job.state);
-      status.replaceChildren(h("span", {}, "Job "), link(jobHref(job), job.id));
+      fill(status, h("span", {}, "Job "), link(jobHref(job), job.id));
       stop = followJob(job.id, {
         onProgress: p => view.set(p, "running"),
         onEnd: done => {
           view.set(done.progress, done.state);
           button.disabled = false;
-          status.replaceChildren(h("span", {}, "Job "), link(jobHref(done), done.id), " ", badge(done.state),
+          fill(status, h("span", {}, "Job "), link(jobHref(done), done.id), " ", badge(done.state),
             done.error ? errorBox(done.error, { title: "The backup failed" }) : "");
           onDone();
         },
       });
     } catch (e) {
       button.disabled = false;
-      status.replaceChildren(errorBox(e));
+      fill(status, errorBox(e));
     }
   } }, h("h2", { id: "backup-now-h" }, "Back up now"),
   h("div", { class: "row" }, field("Format", fmt), field("Target", target), button), view.el, status);
@@ -174,18 +175,18 @@ export async function volume(main, [host, name], ctx, query) {
     const [bs, js] = await Promise.all([
       api("/backups", { query: { host, volume: name, limit: 500 } }),
       api("/jobs", { query: { host, volume: name, limit: 50 } })]);
-    backupsBox.replaceChildren(timeline(bs, ctx, load));
-    jobsBox.replaceChildren(jobsTable(js));
+    fill(backupsBox, timeline(bs, ctx, load));
+    fill(jobsBox, jobsTable(js));
   };
   const info = vol ? h("dl", { class: "facts" },
     h("dt", {}, "host"), h("dd", {}, host), h("dt", {}, "driver"), h("dd", {}, vol.driver),
-    h("dt", {}, "size"), h("dd", {}, bytes(vol.size_bytes)),
+    h("dt", {}, "size"), h("dd", {}, vol.size_bytes == null ? "not measured yet" : bytes(vol.size_bytes)),
     h("dt", {}, "used by"), h("dd", {}, vol.containers.length
       ? vol.containers.map(c => `${c.name} (${c.state})`).join(", ") : "no container"),
     h("dt", {}, "mountpoint"), h("dd", {}, h("code", {}, vol.mountpoint || "?")))
     : h("p", { class: "warn" }, `The volume is not in ${host}'s inventory (removed?). Its backups can still be restored.`);
   const now = vol && ctx.can("operator") ? backupNow(host, name, targets, ctx, () => load()) : null;
-  main.replaceChildren(heading(name, h("small", { class: "muted" }, ` on ${host}`)),
+  fill(main, heading(name, h("small", { class: "muted" }, ` on ${host}`)),
     h("div", { class: "page-actions" }, ctx.can("operator")
       ? link(`#/restore?host=${encodeURIComponent(host)}&volume=${encodeURIComponent(name)}`, "Restore…", { class: "button" }) : null),
     info, now ? now.form : null,
@@ -203,7 +204,7 @@ function jobsTable(rows) {
     ["state", j => badge(j.state)],
     ["progress", j => j.state === "running"
       ? `${j.progress.phase || ""} ${j.progress.percent != null ? Math.floor(j.progress.percent) + " %" : ""}` : ""],
-    ["by", j => j.requested_by || ""], ["created", j => timeEl(j.created_at)],
+    ["by", j => j.requested_by || "", WIDE], ["created", j => timeEl(j.created_at)],
     ["error", j => h("span", { class: "bad" }, jobLine(j))],
   ], rows, { empty: "no jobs", rowAttrs: j => ({ "data-job": j.id }) });
 }
@@ -218,9 +219,9 @@ export async function jobs(main, _params, _ctx, query) {
   const out = h("div", {});
   const load = async () => {
     const q = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value]));
-    out.replaceChildren(jobsTable(await api("/jobs", { query: { ...q, limit: 200 } })));
+    fill(out, jobsTable(await api("/jobs", { query: { ...q, limit: 200 } })));
   };
-  main.replaceChildren(heading("Jobs"),
+  fill(main, heading("Jobs"),
     h("form", { class: "filters", role: "search", "aria-label": "Filter jobs",
       onsubmit: ev => { ev.preventDefault(); load(); } },
     field("State", f.job_state), field("Kind", f.kind), field("Host", f.host),
@@ -259,9 +260,9 @@ export async function job(main, [id], ctx) {
         } catch (e) { toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true); }
       } }, "Roll back this replace") : null;
     view.set(j.progress, j.state);
-    main.replaceChildren(heading(`${j.kind} job `, h("code", {}, j.id)),
+    fill(main, heading(`${j.kind} job `, h("code", {}, j.id)),
       h("p", {}, badge(j.state), " ", link(volHref(j.host, j.volume), `${j.host}/${j.volume}`)),
-      j.state === "running" || j.state === "queued" || j.progress.phase ? view.el : null,
+      !FINISHED.has(j.state) || (j.state === "succeeded" && j.progress.bytes_total) ? view.el : null,
       j.error ? errorBox(j.error, { title: "The job failed" }) : null,
       h("div", { class: "page-actions" }, cancel, rollback),
       h("dl", { class: "facts" },
@@ -285,7 +286,7 @@ export async function job(main, [id], ctx) {
 
 export async function targets(main) {
   const rows = await api("/targets");
-  main.replaceChildren(heading("Targets"), table([
+  fill(main, heading("Targets"), table([
     ["name", t => t.name], ["url", t => h("code", {}, t.url)],
     ["credentials", t => (t.has_credentials ? "stored" : "none")],
     ["backups", t => t.backup_count], ["stored", t => bytes(t.stored_bytes)],
@@ -294,7 +295,7 @@ export async function targets(main) {
 
 export async function hosts(main) {
   const rows = await api("/hosts");
-  main.replaceChildren(heading("Hosts"), table([
+  fill(main, heading("Hosts"), table([
     ["host", x => x.name], ["state", x => badge(x.online ? "online" : "offline")],
     ["docker", x => x.docker_version || "?"], ["worker", x => x.worker_version || "?"],
     ["volumes", x => link(`#/volumes`, String(x.volume_count))],
@@ -304,7 +305,7 @@ export async function hosts(main) {
 
 export async function audit(main, _params, ctx) {
   if (!ctx.can("admin")) {
-    main.replaceChildren(heading("Audit log"), h("p", {}, "The audit log is for admins."));
+    fill(main, heading("Audit log"), h("p", {}, "The audit log is for admins."));
     return;
   }
   const f = { actor: h("input", { type: "text", name: "actor" }),
@@ -314,14 +315,14 @@ export async function audit(main, _params, ctx) {
   const load = async () => {
     const since = f.since.value ? new Date(f.since.value).toISOString() : "";
     const rows = await api("/audit", { query: { actor: f.actor.value, action: f.action.value, since, limit: 500 } });
-    out.replaceChildren(table([
+    fill(out, table([
       ["when", e => when(e.at)], ["actor", e => e.actor], ["action", e => e.action],
       ["object", e => e.object], ["outcome", e => badge(e.outcome)],
       ["details", e => h("code", {}, JSON.stringify(e.details))]], rows, { empty: "nothing recorded" }));
   };
-  main.replaceChildren(heading("Audit log"),
+  fill(main, heading("Audit log"),
     h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log",
-      onsubmit: ev => { ev.preventDefault(); load().catch(e => out.replaceChildren(errorBox(e))); } },
+      onsubmit: ev => { ev.preventDefault(); load().catch(e => fill(out, errorBox(e))); } },
     field("Actor", f.actor), field("Action", f.action), field("Since", f.since),
     h("button", { type: "submit" }, "Filter")), out);
   await load();
@@ -333,11 +334,11 @@ export async function audit(main, _params, ctx) {
 // the retention preview come with it.
 export async function policies(main) {
   if (!(await hasFeature("policies"))) {
-    main.replaceChildren(heading("Policies"),
+    fill(main, heading("Policies"),
       h("p", {}, "This server has no policies API yet."));
     return;
   }
   const rows = await api("/policies");
-  main.replaceChildren(heading("Policies"),
+  fill(main, heading("Policies"),
     h("pre", {}, JSON.stringify(rows, null, 2)));
 }

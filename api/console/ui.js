@@ -23,10 +23,17 @@ function append(el, children) {
   }
 }
 
+// Replace an element's children (null, false and undefined are left out, arrays flattened).
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
 
 export function bytes(n) {
-  if (n === null || n === undefined) return "?";
+  if (n === null || n === undefined) return "—";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let v = Number(n);
   let i = 0;
@@ -92,7 +99,8 @@ export function badge(state) {
 
 // cols: [[header, row => cell, {class}?], …]
 export function table(cols, rows, { caption, empty = "none", rowAttrs } = {}) {
-  const head = h("tr", {}, cols.map(([name]) => h("th", { scope: "col" }, name)));
+  const head = h("tr", {}, cols.map(([name, , opts]) =>
+    h("th", { scope: "col", class: opts && opts.class }, name)));
   const body = rows.length
     ? rows.map(r => h("tr", rowAttrs ? rowAttrs(r) : {},
         cols.map(([, cell, opts]) => h("td", opts || {}, cell(r)))))
@@ -115,7 +123,8 @@ export function progressView(label) {
     let percent = p.percent;
     if (state === "succeeded") percent = 100;
     if (percent === null || percent === undefined) {
-      bar.removeAttribute("value");
+      if (state && state !== "running" && state !== "queued") bar.value = 0;
+      else bar.removeAttribute("value");  // indeterminate while it works
       pct.textContent = "";
     } else {
       bar.value = percent;

@@ -6,7 +6,7 @@
 import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
 import { resultView } from "./pages.js";
-import { badge, bytes, errorBox, field, h, link, progressView, select, when } from "./ui.js";
+import { badge, bytes, errorBox, field, fill, h, link, progressView, select, when } from "./ui.js";
 
 const STEPS = ["Volume", "Version", "Where", "Check", "Confirm", "Restore"];
 
@@ -18,7 +18,7 @@ function stamp() {
 
 export async function restoreWizard(main, _params, ctx, query) {
   if (!ctx.can("operator")) {
-    main.replaceChildren(h("h1", { tabindex: -1 }, "Restore"),
+    fill(main, h("h1", { tabindex: -1 }, "Restore"),
       h("p", {}, "Restoring needs the operator role; this token is a viewer."));
     return;
   }
@@ -45,7 +45,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     const form = h("form", { class: "wizard", "aria-labelledby": "wizard-h",
       onsubmit: ev => { ev.preventDefault(); onsubmit && onsubmit(); } },
     h("h2", { id: "wizard-h", tabindex: -1 }, title), body);
-    main.replaceChildren(h("h1", {}, "Restore"), stepper(), form);
+    fill(main, h("h1", {}, "Restore"), stepper(), form);
     form.querySelector("h2").focus();
   };
   const go = async step => { st.step = step; await VIEWS[step](); };
@@ -206,23 +206,23 @@ export async function restoreWizard(main, _params, ctx, query) {
           const rb = await api(`/restores/${j.id}/rollback`, { method: "POST" });
           const view = progressView("rollback progress");
           const out = h("div", {});
-          rollbackBox.replaceChildren(h("h3", {}, "Rolling back"), view.el,
+          fill(rollbackBox, h("h3", {}, "Rolling back"), view.el,
             h("p", {}, "Job ", link(`#/jobs/${rb.id}`, rb.id)), out);
           stop = followJob(rb.id, {
             onProgress: p => view.set(p, "running"),
             onEnd: done => {
               view.set(done.progress, done.state);
-              out.replaceChildren(done.state === "succeeded"
+              fill(out, done.state === "succeeded"
                 ? h("p", { class: "ok" }, "Rolled back: the volume holds its content from before the replace again.")
                 : errorBox(done.error, { title: "The rollback failed" }));
             },
           });
         } catch (e) {
           ev.target.disabled = false;
-          rollbackBox.replaceChildren(errorBox(e));
+          fill(rollbackBox, errorBox(e));
         }
       } }, "Roll back") : null;
-    box.replaceChildren(
+    fill(box, 
       ok ? h("p", { class: "ok" }, badge("succeeded"), ` ${j.host}/${j.volume} restored from ${j.backup_id}.`)
         : errorBox(j.error, { title: "The restore failed" }),
       resultView(j),
