@@ -108,9 +108,10 @@ def browser() -> Iterator[Any]:
 
 
 def open_console(browser: Any, console: Console, token: str | None = None,
-                 viewport: dict[str, int] = DESKTOP) -> tuple[Any, list[str]]:
+                 viewport: dict[str, int] = DESKTOP, scheme: str = "light"
+                 ) -> tuple[Any, list[str]]:
     """A logged-in page (the admin's token unless ``token``) and its list of errors."""
-    page = browser.new_context(viewport=viewport).new_page()
+    page = browser.new_context(viewport=viewport, color_scheme=scheme).new_page()
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -300,8 +301,9 @@ def test_every_page_draws_on_a_desktop_and_a_phone(browser: Any, console: Consol
     pages = [("overview", "/"), ("volumes", "/volumes"), ("backups", "/backups"),
              ("jobs", "/jobs"), ("targets", "/targets"), ("hosts", "/hosts"),
              ("audit", "/audit")]
-    for viewport, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
-        page, errors = open_console(browser, console, viewport=viewport)
+    for viewport, scheme, suffix in ((DESKTOP, "light", ""), (PHONE, "light", "-phone"),
+                                     (DESKTOP, "dark", "-dark")):
+        page, errors = open_console(browser, console, viewport=viewport, scheme=scheme)
         for shot_name, route in pages:
             page.goto(f"{console.url}/#{route}")
             page.wait_for_selector("main h1")
