@@ -21,6 +21,8 @@ const routes = [
   [/^\/targets$/, pages.targets],
   [/^\/hosts$/, pages.hosts],
   [/^\/audit$/, pages.audit],
+  // PLACE FOR THE MIGRATION WIZARD (issue 15): a route here when /api/v1/migrations lands
+  // (hasFeature("migrations")), with a "Migrate…" link on the volume page.
 ];
 
 let cleanup = null;
@@ -52,8 +54,13 @@ async function render() {
     } catch (e) {
       fill(main, errorBox(e, { title: "Could not load this page" }));
     }
+    // a new page: focus its heading (screen readers announce it), unless the page put
+    // the focus on a control of its own (the volumes search)
     const heading = main.querySelector("h1");
-    if (heading && document.activeElement === document.body) heading.focus?.();
+    if (heading && !main.contains(document.activeElement)) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus({ preventScroll: true });
+    }
     document.title = (heading ? heading.textContent + " · " : "") + "volkeeper";
     return;
   }

@@ -2,8 +2,8 @@
 // verify, forget) as the role allows; the volume page reuses the timeline table.
 
 import { api } from "./api.js";
-import { badge, bytes, dialog, errorBox, field, fill, h, link, select, table, timeEl, toast, when }
-  from "./ui.js";
+import { badge, bytes, dialog, errorBox, field, fill, h, link, plural, select, table, timeEl, toast,
+  when } from "./ui.js";
 
 export const volumeHref = b => `#/volumes/${encodeURIComponent(b.host)}/${encodeURIComponent(b.volume)}`;
 export const restoreHref = b =>
@@ -54,10 +54,10 @@ async function editTags(b, refresh) {
 async function forget(b, refresh) {
   const lost = b.format === "repo"
     ? [`the snapshot ${b.snapshot_id || ""} of ${b.host}/${b.volume} taken ${when(b.created_at)}`,
-       `${b.file_count} files, ${bytes(b.logical_bytes)} of volume data restorable from it`,
+       `${plural(b.file_count, "file")}, ${bytes(b.logical_bytes)} of volume data restorable from it`,
        `data only this snapshot references (${bytes(b.stored_bytes)} it added) is reclaimed by the next prune`]
     : [`the archive of ${b.host}/${b.volume} taken ${when(b.created_at)} (${b.format})`,
-       `${b.file_count} files, ${bytes(b.stored_bytes)} stored on target ${b.target}`];
+       `${plural(b.file_count, "file")}, ${bytes(b.stored_bytes)} stored on target ${b.target}`];
   const answer = await dialog(`Forget backup ${b.id}?`,
     h("div", {}, h("p", {}, "This cannot be undone. What will be lost:"),
       h("ul", { class: "lost" }, lost.map(t => h("li", {}, t)))),
@@ -114,7 +114,7 @@ export async function backupsPage(main, _params, ctx, query) {
     const q = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value]));
     try {
       const rows = await api("/backups", { query: { ...q, limit: 500 } });
-      fill(out, h("p", { class: "muted" }, `${rows.length} backups`),
+      fill(out, h("p", { class: "muted" }, plural(rows.length, "backup")),
         timeline(rows, ctx, load, { withVolume: true }));
     } catch (e) { fill(out, errorBox(e)); }
   };

@@ -41,6 +41,8 @@ export function bytes(n) {
   return (i === 0 ? String(v) : v.toFixed(v < 10 ? 1 : 0)) + " " + units[i];
 }
 
+export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 export function duration(seconds) {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) return "?";
   const s = Math.max(0, Math.round(seconds));

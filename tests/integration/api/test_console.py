@@ -78,7 +78,9 @@ class Console:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, docker_host_a: Any) -> Iterator[Console]:
     root = tmp_path_factory.mktemp("console")
-    env = embedded_environment(root, docker_host_a.url)
+    # storage at 8 MiB/s and progress every 0.2 s: a 16 MiB backup shows its bar moving
+    env = embedded_environment(root, docker_host_a.url) | {
+        "VOLKEEPER_BANDWIDTH_LIMIT": str(8 << 20), "VOLKEEPER_PROGRESS_INTERVAL_SECONDS": "0.2"}
     with serving(env, root / "serve.log") as url:
         c = Console(url=url, env=env, docker=docker_host_a, root=root)
         try:
@@ -241,8 +243,62 @@ def test_back_up_now_shows_a_live_bar_reaching_100_percent(browser: Any, console
     assert page.eval_on_selector(".panel progress", "p => p.value") == 100
     seen = page.evaluate("window.seen")
     assert seen and seen[-1] == "100 %", seen
+    assert any(p and p != "100 %" for p in seen), seen  # it moved on the way
     shot(page, "volume")
     page.wait_for_selector("[data-backup] td:text-is('tar.gz')")  # in the timeline
+    close(page, errors)
+
+
+def test_the_overview_follows_a_running_job_to_its_end(browser: Any, console: Console
+                                                       ) -> None:
+    name, path = console.volume("vkc-big")
+    for i in range(12):
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    page.wait_for_selector(".card .value")
+    with console.api() as api:
+        job = api.post("/backups", json={"volume": name, "format": "tar"}).json()
+    page.goto(f"{console.url}/#/volumes")
+    page.goto(f"{console.url}/#/")  # drawn again at once: the job is queued or running
+    row = f".live-jobs li[data-job='{job['id']}']"
+    page.wait_for_selector(row)
+    shot(page, "overview-running")
+    page.wait_for_selector(f"{row} .phase:has-text('succeeded')")
+    assert page.eval_on_selector(f"{row} progress", "p => p.value") == 100
+    close(page, errors)
+
+
+def test_backups_are_tagged_pinned_and_forgotten_with_the_loss_named(
+        browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-keep")
+    (path / "notes.txt").write_text("keep me")
+    job = console.job("/backups", {"volume": name, "format": "tar"})
+    backup = job["backup_id"]
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups")
+    page.fill("input[name=volume]", name)
+    page.click("role=button[name='Filter']")
+    row = f"[data-backup='{backup}']"
+    page.click(f"{row} >> role=button[name='Tags of backup {backup}']")
+    page.fill("dialog input[name=add]", "before-upgrade, keep")
+    page.click("dialog >> role=button[name='Save tags']")
+    page.wait_for_selector(f"{row} .tag:text-is('before-upgrade')")
+    page.click(f"{row} >> role=button[name='Pin backup {backup}']")
+    page.wait_for_selector(f"{row} .tag:text-is('pinned')")
+    assert page.is_disabled(f"{row} >> role=button[name='Forget backup {backup}']")
+    page.click(f"{row} >> role=button[name='Unpin backup {backup}']")
+    page.wait_for_selector(f"{row} >> role=button[name='Forget backup {backup}'] >> "
+                           "xpath=self::*[not(@disabled)]")
+    page.click(f"{row} >> role=button[name='Forget backup {backup}']")
+    lost = page.inner_text("dialog .lost")
+    assert f"laptop/{name}" in lost and "1 file," in lost
+    shot(page, "backup-forget")
+    page.click("dialog >> role=button[name='Forget backup']")
+    with console.api() as api:
+        wait_for(lambda: api.get(f"/backups/{backup}").status_code == 404, 30,
+                 "the backup forgotten")
+    page.click("role=button[name='Filter']")
+    page.wait_for_selector("td:text-is('no backups yet')")
     close(page, errors)
 
 
