@@ -1,7 +1,7 @@
 // Backups: the catalog list with filters, and the actions on one backup (tag, pin/unpin,
 // verify, forget) as the role allows; the volume page reuses the timeline table.
 
-import { api } from "./api.js";
+import { api, followJob } from "./api.js";
 import { badge, bytes, dialog, errorBox, field, fill, h, link, plural, select, table, timeEl, toast,
   when } from "./ui.js";
 
@@ -22,12 +22,20 @@ export function tags(b) {
     (b.tags || []).map(t => h("span", { class: "tag" }, t)));
 }
 
+// Run a change; when it queued a job, follow it and refresh once more when it ends (a
+// verification's outcome, a forgotten backup gone).
 async function run(what, fn, refresh) {
   try {
     const out = await fn();
     const job = out && (out.job !== undefined ? out.job : (out.kind ? out : null));
     toast(job ? `${what}: job ${job.id} queued` : `${what}: done`);
     if (refresh) await refresh();
+    if (job) {
+      followJob(job.id, { onEnd: async done => {
+        toast(`${what}: ${done.state}${done.error ? " — " + done.error : ""}`, done.state !== "succeeded");
+        if (refresh) await refresh();
+      } });
+    }
     return out;
   } catch (e) {
     toast(`${what} failed: ${e.message}${e.hint ? " — " + e.hint : ""}`, true);

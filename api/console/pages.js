@@ -19,26 +19,38 @@ function jobLine(j) {
   return message;
 }
 
-// Running jobs with live bars; `box` is refilled, streams are kept per job id.
+// Running jobs with live bars; `box` is refilled on every poll. The first few follow
+// their event stream (a browser holds only ~6 connections to one server over HTTP/1.1,
+// and the page still needs some for its reads); the others take the progress each poll
+// brings.
+const MAX_STREAMS = 3;
+
 function liveJobs(box) {
   const followed = new Map();
+  const streams = () => [...followed.values()].filter(f => f.stream && !f.done).length;
   const update = jobs => {
     const ids = new Set(jobs.map(j => j.id));
     for (const [id, f] of followed) {
-      if (!ids.has(id) && f.done) { f.stop(); f.row.remove(); followed.delete(id); }
+      if (!ids.has(id) && (f.done || !f.stream)) { f.stop(); f.row.remove(); followed.delete(id); }
     }
     for (const j of jobs) {
-      if (followed.has(j.id)) continue;
+      const known = followed.get(j.id);
+      if (known) {
+        if (!known.stream) known.view.set(j.progress, j.state);
+        continue;
+      }
       const view = progressView(`progress of ${j.kind} job ${j.id}`);
       view.set(j.progress, j.state);
       const row = h("li", { class: "live", "data-job": j.id },
         h("div", {}, link(jobHref(j), `${j.kind} ${j.host}/${j.volume}`), " ", badge(j.state)),
         view.el);
-      const entry = { row, done: false, stop: () => {} };
-      entry.stop = followJob(j.id, {
-        onProgress: p => view.set(p, "running"),
-        onEnd: job => { view.set(job.progress, job.state); entry.done = true; },
-      });
+      const entry = { row, view, done: false, stream: streams() < MAX_STREAMS, stop: () => {} };
+      if (entry.stream) {
+        entry.stop = followJob(j.id, {
+          onProgress: p => view.set(p, "running"),
+          onEnd: job => { view.set(job.progress, job.state); entry.done = true; },
+        });
+      }
       followed.set(j.id, entry);
       box.append(row);
     }

@@ -327,7 +327,8 @@ def test_a_failed_job_shows_its_error_and_hint(browser: Any, console: Console) -
     close(page, errors)
 
 
-def test_a_viewer_is_not_offered_changes(browser: Any, console: Console) -> None:
+def test_a_viewer_is_offered_no_changes_and_an_operator_no_admin_ones(
+        browser: Any, console: Console) -> None:
     name, path = console.volume("vkc-view")
     (path / "f").write_text("x")
     job = console.job("/backups", {"volume": name, "format": "tar"})
@@ -350,6 +351,23 @@ def test_a_viewer_is_not_offered_changes(browser: Any, console: Console) -> None
     page.goto(f"{console.url}/#/volumes")
     page.wait_for_selector(f"td a:text-is('{name}')")
     assert page.locator("text=Back up…").count() == 0
+    close(page, errors)
+
+    # an operator backs up and restores into new volumes, but neither replaces nor forgets
+    with console.api() as api:
+        secret = api.post("/tokens", json={"name": "ops", "role": "operator"}).json()["secret"]
+    page, errors = open_console(browser, console, token=secret)
+    nav = page.inner_text("#nav")
+    assert "Restore" in nav and "Audit log" not in nav
+    page.goto(f"{console.url}/#/backups")
+    page.wait_for_selector(f"[data-backup='{job['backup_id']}'] .row-actions")
+    assert page.locator(f"role=button[name='Verify backup {job['backup_id']}']").count() == 1
+    assert page.locator("text=Forget…").count() == 0
+    page.goto(f"{console.url}/#/restore?host=laptop&volume={name}")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "Where to?")
+    assert page.locator("input[name=where][value=new]").count() == 1
+    assert page.locator("input[name=where][value=replace]").count() == 0
     close(page, errors)
 
 
