@@ -6,7 +6,8 @@
 import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
 import { resultView } from "./pages.js";
-import { badge, bytes, errorBox, field, fill, h, link, progressView, select, when } from "./ui.js";
+import { badge, bytes, errorBox, field, fill, h, link, plural, progressView, select, when }
+  from "./ui.js";
 
 const STEPS = ["Volume", "Version", "Where", "Check", "Confirm", "Restore"];
 
@@ -28,12 +29,21 @@ export async function restoreWizard(main, _params, ctx, query) {
     otherHost: "", otherInto: "", stop: false, paths: "", validation: null, job: null,
   };
   let stop = () => {};
-  const [all, hosts] = await Promise.all([api("/backups", { query: { limit: 2000 } }), api("/hosts")]);
+  // what can be restored: the volumes of the newest backups (also those removed from
+  // their host since), and every volume of the inventory that has a backup
+  const [all, hosts, inventory] = await Promise.all([
+    api("/backups", { query: { limit: 2000 } }), api("/hosts"), api("/volumes")]);
   const groups = new Map();
   for (const b of all) {
     const k = `${b.host}/${b.volume}`;
     if (!groups.has(k)) groups.set(k, { host: b.host, volume: b.volume, count: 0, newest: b.created_at });
     groups.get(k).count += 1;
+  }
+  for (const v of inventory) {
+    const k = `${v.host}/${v.name}`;
+    if (v.last_backup_at && !groups.has(k)) {
+      groups.set(k, { host: v.host, volume: v.name, count: null, newest: v.last_backup_at });
+    }
   }
 
   const stepper = () => h("ol", { class: "stepper", "aria-label": "Restore steps" },
@@ -75,7 +85,8 @@ export async function restoreWizard(main, _params, ctx, query) {
     // 0: volume
     async () => {
       const keys = [...groups.keys()].sort();
-      const sel = select(keys.map(k => [k, `${k} — ${groups.get(k).count} backups, newest ${when(groups.get(k).newest)}`]),
+      const label = g => `${g.host}/${g.volume} — ${g.count === null ? "" : plural(g.count, "backup") + ", "}newest ${when(g.newest)}`;
+      const sel = select(keys.map(k => [k, label(groups.get(k))]),
         st.host ? `${st.host}/${st.volume}` : keys[0], { name: "volume", size: Math.min(Math.max(keys.length, 2), 10) });
       show("Which volume?", keys.length
         ? h("div", {}, field("Volume (host/name)", sel), nav(null, true))
