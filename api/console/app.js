@@ -84,11 +84,13 @@ async function start() {
   for (const a of document.querySelectorAll("#nav [data-role]")) {
     if (!ctx.can(a.dataset.role)) a.parentElement.remove();
   }
-  for (const a of document.querySelectorAll("#nav [data-feature]")) {
-    if (!(await hasFeature(a.dataset.feature))) a.parentElement.remove();
-  }
   window.addEventListener("hashchange", render);
-  await render();
+  const first = render();
+  // optional APIs (landing on other branches): their links stay hidden unless present
+  for (const a of document.querySelectorAll("#nav [data-feature]")) {
+    if (await hasFeature(a.dataset.feature)) a.parentElement.hidden = false;
+  }
+  await first;
 }
 
 start();

@@ -12,6 +12,7 @@ export { backupsPage as backups };
 const jobHref = j => `#/jobs/${encodeURIComponent(j.id)}`;
 const volHref = (host, name) => `#/volumes/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
 const WIDE = { class: "wide" };  // hidden on narrow screens
+const subject = j => (j.volume ? `${j.host}/${j.volume}` : `target ${j.target || "?"} on ${j.host}`);
 const heading = (text, ...rest) => h("h1", { tabindex: -1 }, text, ...rest);
 
 function jobLine(j) {
@@ -42,7 +43,7 @@ function liveJobs(box) {
       const view = progressView(`progress of ${j.kind} job ${j.id}`);
       view.set(j.progress, j.state);
       const row = h("li", { class: "live", "data-job": j.id },
-        h("div", {}, link(jobHref(j), `${j.kind} ${j.host}/${j.volume}`), " ", badge(j.state)),
+        h("div", {}, link(jobHref(j), `${j.kind} ${subject(j)}`), " ", badge(j.state)),
         view.el);
       const entry = { row, view, done: false, stream: streams() < MAX_STREAMS, stop: () => {} };
       if (entry.stream) {
@@ -90,7 +91,7 @@ export async function overview(main) {
     jobsLive.update([...running, ...queued]);
     fill(failedBox, table([
       ["job", j => link(jobHref(j), j.id)], ["kind", j => j.kind],
-      ["volume", j => `${j.host}/${j.volume}`], ["when", j => timeEl(j.finished_at || j.created_at)],
+      ["volume", subject], ["when", j => timeEl(j.finished_at || j.created_at)],
       ["error", jobLine]], recent, { empty: "no failures" }));
     fill(storage, table([
       ["target", t => t.name], ["url", t => h("code", {}, t.url)],
@@ -212,7 +213,7 @@ export async function volume(main, [host, name], ctx, query) {
 function jobsTable(rows) {
   return table([
     ["job", j => link(jobHref(j), j.id)], ["kind", j => j.kind],
-    ["volume", j => link(volHref(j.host, j.volume), `${j.host}/${j.volume}`)],
+    ["volume", j => (j.volume ? link(volHref(j.host, j.volume), subject(j)) : subject(j))],
     ["state", j => badge(j.state)],
     ["progress", j => j.state === "running"
       ? `${j.progress.phase || ""} ${j.progress.percent != null ? Math.floor(j.progress.percent) + " %" : ""}` : ""],
@@ -224,7 +225,8 @@ function jobsTable(rows) {
 export async function jobs(main, _params, _ctx, query) {
   const f = {
     job_state: select([["", "any"], "queued", "running", "succeeded", "failed"], query.get("state") || "", { name: "state" }),
-    kind: select([["", "any"], "backup", "restore", "verify", "validate", "drill", "forget", "copy", "label", "prune", "stats"], "", { name: "kind" }),
+    kind: select([["", "any"], "backup", "restore", "verify", "validate", "drill", "forget",
+      "copy", "label", "prune", "repair", "stats", "snapshots", "keys", "unlock"], "", { name: "kind" }),
     host: h("input", { type: "text", name: "host" }),
     volume: h("input", { type: "text", name: "volume" }),
   };
@@ -273,7 +275,7 @@ export async function job(main, [id], ctx) {
       } }, "Roll back this replace") : null;
     view.set(j.progress, j.state);
     fill(main, heading(`${j.kind} job `, h("code", {}, j.id)),
-      h("p", {}, badge(j.state), " ", link(volHref(j.host, j.volume), `${j.host}/${j.volume}`)),
+      h("p", {}, badge(j.state), " ", j.volume ? link(volHref(j.host, j.volume), subject(j)) : subject(j)),
       !FINISHED.has(j.state) || (j.state === "succeeded" && j.progress.bytes_total) ? view.el : null,
       j.error ? errorBox(j.error, { title: "The job failed" }) : null,
       h("div", { class: "page-actions" }, cancel, rollback),
