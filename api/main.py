@@ -23,6 +23,7 @@ from api.routes import (
     health,
     hosts,
     jobs,
+    metrics,
     repository,
     restores,
     security,
@@ -130,6 +131,7 @@ def create_app(
               security.router):
         v1.include_router(r)
     app.include_router(v1)
+    app.include_router(metrics.router)
     app.include_router(console_router)
     return app
 

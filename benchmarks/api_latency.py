@@ -70,7 +70,7 @@ def main() -> None:
         with embedded_http(settings, base_url="http://bench") as http:
             job = http.post("/api/v1/backups", json={"volume": "bench-data"}).json()
             while http.get(f"/api/v1/jobs/{job['id']}").json()["state"] not in (
-                    "succeeded", "failed"):
+                    "succeeded", "failed", "cancelled"):
                 time.sleep(0.1)
             backup_id = http.get(f"/api/v1/jobs/{job['id']}").json()["backup_id"]
             results = {

@@ -235,10 +235,10 @@ class Bench:
                     resp = http.post("/backups", json={"volume": VOL, "format": "repo"})
                     resp.raise_for_status()
                     job = resp.json()
-                    while job["state"] not in ("succeeded", "failed"):
+                    while job["state"] not in ("succeeded", "failed", "cancelled"):
                         time.sleep(0.02)
                         job = http.get(f"/jobs/{job['id']}").json()
-                    if job["state"] == "failed":
+                    if job["state"] != "succeeded":
                         raise SystemExit(f"the API backup failed: {job.get('error')}")
                     return Measured(time.monotonic() - t0, proc_cpu(serve.pid) - cpu0, 0, 0,
                                     "", "", 0)

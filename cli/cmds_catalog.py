@@ -92,7 +92,8 @@ def jobs(
 
 
 def _state(state: str) -> str:
-    return {"failed": "[red]failed[/]", "succeeded": "[green]ok[/]"}.get(state, state)
+    return {"failed": "[red]failed[/]", "succeeded": "[green]ok[/]",
+            "cancelled": "[yellow]cancelled[/]"}.get(state, state)
 
 
 def job(
@@ -126,8 +127,36 @@ def job(
                             highlight=False)
         if data.get("progress"):
             out().print(f"[bold]{'progress':>10}[/]: {data['progress']}", highlight=False)
-    if data["state"] == "failed" and not release:
+    if data["state"] in ("failed", "cancelled") and not release:
         raise typer.Exit(1)
+
+
+def cancel(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID")],
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Wait until a running job has stopped.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Cancel a queued or running job. A queued job is cancelled at once; a running one
+    stops at its next safe point (within seconds): nothing half-written is recorded as
+    good, a half restore is undone, stopped containers start again. Exits 1 when the job
+    has already finished."""
+    from cli.render import wait_for_job
+
+    with connect(docker=False) as c:
+        data = c.cancel_job(job_id)
+        if wait and data["state"] == "running":
+            data = wait_for_job(c, job_id, quiet=True)
+    if as_json:
+        emit_json(data)
+    elif data["state"] == "cancelled":
+        out().print(f"job {job_id} ({data['kind']}) cancelled", highlight=False)
+    elif data["state"] == "running":
+        out().print(f"job {job_id} ({data['kind']}) is asked to stop; follow it with: "
+                    f"volkeeper job {job_id} --follow", highlight=False)
+    else:
+        out().print(f"job {job_id} ({data['kind']}) ended {data['state']} before it "
+                    "stopped", highlight=False)
 
 
 targets_app = typer.Typer(help="Storage targets (local directories, S3 buckets).",

@@ -116,7 +116,7 @@ def verify(
         done = wait_for_job(c, job["id"], quiet=as_json)
     if as_json:
         emit_json(done)
-        if done["state"] == "failed":
+        if done["state"] != "succeeded":
             raise typer.Exit(1)
         return
     r = done.get("result") or {}
@@ -124,6 +124,8 @@ def verify(
         for problem in r.get("problems", [])[:20]:
             err().print(f"  [red]damaged:[/] {problem}", highlight=False)
         raise CliError(done.get("error") or "verification failed")
+    if done["state"] == "cancelled":
+        raise CliError(f"job {done['id']} cancelled: {done.get('error')}")
     scope = r.get("scope", "full")
     what = {"full": f"{r.get('entries_checked')} entries match the manifest, sha256 "
                     f"{r.get('archive_sha256')}",
@@ -162,7 +164,7 @@ def drill(
     else:
         for problem in r.get("problems", [])[:20]:
             err().print(f"  [red]differs:[/] {problem}", highlight=False)
-    if done["state"] == "failed":
+    if done["state"] != "succeeded":
         if as_json:
             raise typer.Exit(1)
-        raise CliError(done.get("error") or "drill failed")
+        raise CliError(done.get("error") or f"drill {done['state']}")

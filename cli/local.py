@@ -144,6 +144,12 @@ class LocalFront:
         job = release_job(self.runtime.db, job_id, by=USER, reason=reason)
         return views.dump(views.job_out(job, self.runtime.bus))
 
+    def cancel_job(self, job_id: str) -> Json:
+        from common.jobs.release import cancel_job
+
+        job = cancel_job(self.runtime.db, job_id, by=USER)
+        return views.dump(views.job_out(job, self.runtime.bus))
+
     def targets(self) -> list[Json]:
         return self._read(views.list_targets)
 

@@ -34,7 +34,7 @@ def _global(
 for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
                 cmds_catalog.volumes, cmds_jobs.backup, cmds_jobs.restore, cmds_jobs.verify,
                 cmds_jobs.drill, cmds_jobs.rollback, cmds_catalog.backups, cmds_catalog.jobs,
-                cmds_catalog.job, cmds_security.audit, repair_cmd.repair):
+                cmds_catalog.job, cmds_catalog.cancel, cmds_security.audit, repair_cmd.repair):
     app.command()(command)
 app.add_typer(cmds_security.tokens_app, name="tokens")
 app.add_typer(cmds_catalog.targets_app, name="targets")

@@ -66,6 +66,9 @@ class RemoteFront:
     def release_job(self, job_id: str, reason: str | None) -> Json:
         return self._call("POST", f"/jobs/{job_id}/release", body={"reason": reason})
 
+    def cancel_job(self, job_id: str) -> Json:
+        return self._call("POST", f"/jobs/{job_id}/cancel")
+
     def create_token(self, name: str, role: str) -> Json:
         return self._call("POST", "/tokens", body={"name": name, "role": role})
 

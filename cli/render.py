@@ -132,12 +132,16 @@ def _progress_text(job: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+#: the states a job ends in
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
 def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
     """Poll the job until it finishes, with a progress bar on stderr unless ``quiet``."""
     if quiet or not err().is_terminal:
         while True:
             job = front.job(job_id)
-            if job["state"] in ("succeeded", "failed"):
+            if job["state"] in FINISHED:
                 return job
             front.pause(job_id, 0.2)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -154,7 +158,7 @@ def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
                        completed=p.get("bytes_done") or 0,
                        total=max(total, p.get("bytes_done") or 0) if total else None,
                        info=_progress_text(job))
-            if job["state"] in ("succeeded", "failed"):
+            if job["state"] in FINISHED:
                 return job
             front.pause(job_id, 0.2)
 
@@ -163,8 +167,8 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
     """Print a finished backup or restore job: JSON, or one result line."""
     if as_json:
         emit_json(job)
-    if job["state"] == "failed":
-        raise CliError(f"job {job['id']} failed: {job.get('error')}")
+    if job["state"] in ("failed", "cancelled"):
+        raise CliError(f"job {job['id']} {job['state']}: {job.get('error')}")
     if as_json:
         return
     r = job.get("result") or {}

@@ -38,11 +38,11 @@ def _run(c: Front, job: dict[str, Any], wait: bool, as_json: bool) -> dict[str, 
 
 
 def _check(done: dict[str, Any], as_json: bool) -> None:
-    if done["state"] != "failed":
+    if done["state"] not in ("failed", "cancelled"):
         return
     if as_json:
         raise typer.Exit(1)
-    raise CliError(f"job {done['id']} ({done['kind']}) failed: {done.get('error')}")
+    raise CliError(f"job {done['id']} ({done['kind']}) {done['state']}: {done.get('error')}")
 
 
 def register(app: typer.Typer) -> None:

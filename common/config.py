@@ -126,6 +126,38 @@ class Settings(BaseSettings):
         "random string of at least 32 characters, e.g. `openssl rand -hex 32`); the same "
         "value on the API and every worker. Required in fleet mode to store credentials; "
         "embedded mode creates `<home>/secret.key` when unset.")
+    notify_urls: str = Field(
+        default="", description="Where notifications go (comma- or space-separated): "
+        "`https://…`/`http://…` URLs get volkeeper's JSON webhook (signed with "
+        "VOLKEEPER_NOTIFY_WEBHOOK_SECRET); any other scheme (`slack://`, `discord://`, "
+        "`ntfy://`, `mailto://` …) is an Apprise URL, used when the optional `apprise` "
+        "package is installed (`pip install 'volkeeper[notify]'`).")
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None, description="Key of the webhooks' `X-Volkeeper-Signature: "
+        "sha256=HMAC` header (HMAC-SHA256 over the request body). Unset: unsigned.")
+    notify_smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications (unset: no e-mail).")
+    notify_smtp_port: int = Field(default=587, description="SMTP port.")
+    notify_smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="SMTP transport security: starttls (default), ssl "
+        "(implicit TLS, usually port 465) or none (a relay on localhost only).")
+    notify_smtp_user: str | None = Field(default=None, description="SMTP login (optional).")
+    notify_smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password (never logged).")
+    notify_smtp_from: str = Field(default="volkeeper@localhost",
+                                  description="Sender of notification e-mails.")
+    notify_smtp_to: str = Field(default="", description="Recipients of notification "
+                                "e-mails (comma-separated).")
+    notify_min_interval_seconds: float = Field(
+        default=300.0, description="Rate limit: at most one message per watched subject "
+        "(a volume's backups, verifications, drills, freshness) in this window; a change "
+        "within it is sent when the window ends, if it still holds then.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="A scrape-only bearer token for `GET /metrics` (any API "
+        "token works too). See VOLKEEPER_METRICS_PUBLIC.")
+    metrics_public: bool = Field(
+        default=False, description="Serve `GET /metrics` without a token (only on a network "
+        "where volume and host names are not sensitive).")
     key_cache_ttl: int = Field(
         default=86400, ge=0, description="Embedded mode: seconds a repository key file's "
         "derived key stays cached in `<home>/keys.cache` (0600, sealed with the "
@@ -169,6 +201,14 @@ class Settings(BaseSettings):
         """Fleet: the Host header names the API answers (None: any)."""
         names = [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
         return None if not names or "*" in names else names
+
+    @property
+    def notify_url_list(self) -> list[str]:
+        return [u for u in re.split(r"[,\s]+", self.notify_urls) if u]
+
+    @property
+    def smtp_recipients(self) -> list[str]:
+        return [a.strip() for a in self.notify_smtp_to.split(",") if a.strip()]
 
     @property
     def default_target_url(self) -> str:

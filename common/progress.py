@@ -22,7 +22,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 Snapshot = dict[str, Any]
@@ -230,6 +230,18 @@ class ProgressTracker:
         with self._lock:
             self.message = message
 
+    def checkpoint(self) -> None:
+        """A safe point without progress to report (right before a backup commits): a
+        job that was asked to stop stops here (see ``common.jobs.runner``); a plain
+        tracker does nothing."""
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Clean-up work (a rollback) that a cancellation must not interrupt: inside the
+        block the progress calls do not raise for a cancelled job (see
+        ``common.jobs.runner``); a plain tracker never raises anyway."""
+        yield
+
     # --- snapshots ---------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -319,3 +331,11 @@ class FilesOnly(ProgressTracker):
 
     def note(self, message: str) -> None:
         self.inner.note(message)
+
+    def checkpoint(self) -> None:
+        self.inner.checkpoint()
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        with self.inner.shielded():
+            yield

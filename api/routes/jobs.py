@@ -11,11 +11,11 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.deps import Admin, AppState, DbSession, State, Viewer
+from api.deps import Admin, AppState, DbSession, Operator, State, Viewer
 from api.schemas import JobOut
 from common.db import Job, JobState, jobs
 from common.jobs import views
-from common.jobs.release import release_job
+from common.jobs.release import cancel_job, release_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -50,6 +50,14 @@ def release(job_id: str, state: State, user: Admin,
     job holds no lock."""
     job = release_job(state.db, job_id, by=user.name, reason=body.reason if body else None)
     return job_out(job, state)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel(job_id: str, state: State, user: Operator) -> JobOut:
+    """Cancel a queued or running job. A queued job ends ``cancelled`` at once; a running
+    one is asked to stop and ends ``cancelled`` at its next safe point (within a few
+    seconds; follow it with GET /jobs/{id}). 409 when the job has already finished."""
+    return job_out(cancel_job(state.db, job_id, by=user.name), state)
 
 
 def _load(job_id: str, state: AppState) -> tuple[Job, JobOut]:

@@ -2,7 +2,7 @@
 
 Tables: ``hosts`` (Docker hosts with a worker, heartbeat), ``volumes`` (last inventory of
 each host), ``targets`` (named storage locations), ``jobs`` (every backup/restore with its
-state machine queued → running → succeeded|failed) and ``backups`` (the catalog of stored
+state machine queued → running → succeeded|failed|cancelled) and ``backups`` (the catalog of stored
 archives), ``api_tokens`` (named tokens with a role, hashed) and ``audit_log``
 (every state-changing request). PostgreSQL in the fleet, SQLite embedded; Alembic
 migrations in ``migrations/``.

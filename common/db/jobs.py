@@ -1,4 +1,5 @@
-"""Job queries and the job state machine: queued → running → succeeded | failed.
+"""Job queries and the job state machine: queued → running → succeeded | failed |
+cancelled.
 
 A job holds ``active_lock = "host/volume"`` while queued or running; the unique index on it
 makes a second job on the same volume fail atomically, which ``create_job`` turns into a
@@ -316,6 +317,9 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
             f"{lost} while restoring into the volume; the worker of host {job.host} "
             f"{undo} once that process is known to have stopped{_RELEASE}"))
         job.active_lock = lock
+    elif job.cancel_requested_by:  # it was to stop anyway: cancelled, not failed
+        _finish(job, JobState.cancelled, now, error=(
+            f"cancelled by {job.cancel_requested_by}; {lost} before it stopped"))
     else:
         _finish(job, JobState.failed, now, error=(
             f"{lost}; the job was abandoned — check the worker on host {job.host} and "
@@ -346,6 +350,31 @@ def _ago(now: datetime, then: datetime | None) -> str:
     if then is None:
         return "never"
     return f"{int((now - then).total_seconds())}s"
+
+
+def request_cancel(session: Session, job_id: str, *, by: str) -> Job:
+    """Cancel a job on behalf of ``by``. A queued job ends ``cancelled`` at once (its
+    message, when it arrives, is dropped: it is no longer runnable); a running one is
+    asked to stop: ``cancel_requested_by`` is set, its worker sees it with its next
+    heartbeat and stops at the next safe point. ``Conflict`` for a finished job."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound("job", job_id, "list jobs with `volkeeper jobs` or GET /api/v1/jobs")
+    if job.state.finished:
+        raise Conflict(f"job {job_id} ({job.kind}) has already finished: {job.state}",
+                       "only a queued or running job can be cancelled")
+    now = db_time(session)
+    if job.state == JobState.queued:
+        _finish(job, JobState.cancelled, now,
+                error=f"cancelled by {by} at {now:%Y-%m-%d %H:%M:%S} UTC before it started")
+    job.cancel_requested_by = job.cancel_requested_by or by
+    return job
+
+
+def cancel_requested(session: Session, job_id: str) -> str | None:
+    """Who asked running job ``job_id`` to stop (None: nobody)."""
+    by: str | None = session.scalar(select(Job.cancel_requested_by).where(Job.id == job_id))
+    return by
 
 
 def release(session: Session, job_id: str, *, by: str, reason: str | None = None) -> Job:

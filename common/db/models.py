@@ -60,10 +60,16 @@ class JobState(enum.StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    #: stopped on request (``volkeeper cancel``): nothing of it is recorded as good
+    cancelled = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.succeeded, JobState.failed)
+        return self in FINISHED_STATES
+
+
+#: the terminal states of a job (every list of them names this tuple)
+FINISHED_STATES = (JobState.succeeded, JobState.failed, JobState.cancelled)
 
 
 class Host(Base):
@@ -131,6 +137,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # who asked a running job to stop (``volkeeper cancel``); its worker polls this with
+    # its heartbeat and stops at the next safe point (the job then ends ``cancelled``)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
 
@@ -170,6 +179,25 @@ class Backup(Base):
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),
                       Index("ix_backups_snapshot", "target", "snapshot_id"))
+
+
+class NotifyState(Base):
+    """The last known state of one watched subject (a volume's backups, verifications,
+    drills, freshness …) and the state last told to people: a notification goes out only
+    when they differ, so a restart or a repeated failure sends nothing new."""
+
+    __tablename__ = "notify_state"
+
+    #: "host/volume" (or "target/NAME" for target jobs)
+    subject: Mapped[str] = mapped_column(String(500), primary_key=True)
+    #: what is watched: a job kind ("backup", "verify", "drill" …) or "rpo" (overdue)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # "good" | "bad"
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notified_state: Mapped[str | None] = mapped_column(String(16))
+    notified_at: Mapped[datetime | None] = mapped_column()
+    #: the event of the last change (what a deferred message says)
+    event: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class ApiToken(Base):

@@ -125,10 +125,11 @@ def _clear(docker: DockerHost, volume: str, settings: Settings,
 
 def _roll_back(docker: DockerHost, backend: Backend, volume: str, settings: Settings,
                tracker: ProgressTracker, safety: StoredBackup, cause: BaseException) -> None:
-    tracker.set_phase("rolling back")
     log.warning("replace-restore into %s failed (%s); rolling back", volume, cause)
     try:
-        _put_backup(docker, backend, safety, volume, settings, tracker)
+        with tracker.shielded():  # a cancelled replace is rolled back all the same
+            tracker.set_phase("rolling back")
+            _put_backup(docker, backend, safety, volume, settings, tracker)
     except BaseException as e:
         raise IntegrityError(
             f"ROLLBACK FAILED for volume {volume!r}: {e} (after the restore failed: {cause})",

@@ -2,7 +2,8 @@
 the API, the CLI, the Celery workers and the embedded mode.
 
 - A *job* is one unit of work on one host (backup, restore, verify …): a ``jobs`` row with
-  its state machine queued → running → succeeded | failed and a lock (one job per volume).
+  its state machine queued → running → succeeded | failed | cancelled and a lock (one job
+  per volume).
 - *Submitting* (``service``, ``operations``): validate a request against the catalog, write
   the row (queued) and hand a *task* to a ``dispatch.Dispatcher`` by *name* (``names``).
   Fleet: a Celery message to queue ``host.<name>`` (``api.dispatch``); embedded: a thread of

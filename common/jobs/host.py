@@ -100,6 +100,10 @@ def fail_orphaned(ctx: JobContext) -> list[str]:
         failed = jobs.sweep_orphaned(s, ctx.host, socket.gethostname(), _pid_alive)
     for job_id in failed:
         log.warning("job %s failed: its worker process is gone", job_id)
+    if failed:
+        from common import notify
+
+        notify.jobs_failed(ctx.db, ctx.settings, failed)
     return failed
 
 

@@ -5,8 +5,9 @@ loops of one Docker host that the fleet worker and ``volkeeper serve`` (embedded
 - inventory every minute (re-registering the host, volume sizes measured) and at once,
   without sizes, when Docker reports a volume or container event;
 - housekeeping every ``VOLKEEPER_SWEEP_SECONDS``: jobs of dead local processes, interrupted
-  restores, expired safety snapshots, leftover helper containers — and the stale-job sweep
-  where this process owns it (``sweep`` says who does).
+  restores, expired safety snapshots, leftover helper containers, notifications the rate
+  limit held back — and the stale-job sweep where this process owns it (``sweep`` says
+  who does).
 
 Each loop has its own thread, so a slow inventory (sizes) never delays the heartbeat.
 """
@@ -124,6 +125,9 @@ class HostLoops:
         host.recover_interrupted(self.ctx)
         host.prune_safety_snapshots(self.ctx)
         host.sweep_helper_containers(self.ctx)
+        from common import notify
+
+        notify.flush_pending(self.ctx.db, self.ctx.settings)
 
     def _watch_events(self) -> None:
         """Refresh the inventory on volume and container life-cycle events. Each (re)connect

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import Backup, catalog, jobs
@@ -98,14 +99,24 @@ def forgotten(ctx: JobContext, backup_id: str) -> None:
 def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, Any]]) -> int:
     """Catalog the repository snapshots the catalog does not know yet (as backups of their
     host and volume — a replace's safety snapshot as kind "safety" with the expiry it had;
-    each entry as ``repo_admin.snapshots`` lists it). Sets their
-    ``backup_id`` and returns how many were adopted."""
+    each entry as ``repo_admin.snapshots`` lists it). A snapshot a repair rewrote while its
+    catalog row still names the one it replaced (the repair was interrupted before it
+    updated the catalog) re-points that row instead. Sets their ``backup_id`` and returns
+    how many were adopted or re-pointed."""
     assert job.target is not None
     adopted = 0
     with ctx.db.session() as s:
         _ours(s, job)
         for snap in snapshots:
             if snap["backup_id"]:
+                continue
+            replaced = snap.get("original") and s.scalar(select(Backup).where(
+                Backup.target == job.target, Backup.snapshot_id == snap["original"]))
+            if replaced:
+                replaced.snapshot_id = snap["id"]
+                replaced.key = ids.snapshot_key(bytes.fromhex(snap["id"]))
+                snap["backup_id"] = replaced.id
+                adopted += 1
                 continue
             taken = datetime.fromisoformat(snap["time"])
             safety = snap.get("kind") == "safety"  # kept for its window only, as when taken

@@ -4,21 +4,28 @@ outcome on the job row. Every path ends in a finished job row; no traceback reac
 A job is *fenced* when this process no longer owns it — the sweep or an operator failed
 it, or its heartbeat could not be written for the stale-job window: its tracker then
 raises ``Fenced`` at the body's next progress call, and nothing of it is recorded (see
-``common.db.jobs`` and ``owners``)."""
+``common.db.jobs`` and ``owners``).
+
+A job is *cancelled* when someone asked it to stop (``volkeeper cancel``,
+``POST /jobs/{id}/cancel``): the heartbeat path polls ``jobs.cancel_requested`` and the
+tracker raises ``JobCancelled`` at the body's next progress call — the same safe points
+where a failure can happen, so the engine cleans up as after a failure (a half restore is
+undone, a repository backup writes no snapshot, stopped containers start again). The job
+then ends ``cancelled``. A body that finished its work before it noticed ends as usual."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 from common.db import JobState, jobs
 from common.db.jobs import Fenced
 from common.db.models import Job
-from common.errors import VolkeeperError
+from common.errors import JobCancelled, RolledBack, VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
 from common.progress import ProgressBus, ProgressTracker, Snapshot
@@ -43,21 +50,44 @@ JobBody = Callable[[JobContext, Job, ProgressTracker], Outcome]
 
 class FencedTracker(ProgressTracker):
     """A tracker that can be fenced: once ``fence(reason)`` was called, every progress
-    call of the body (``set_phase``, ``add``, ``note``) raises ``Fenced``."""
+    call of the body (``set_phase``, ``add``, ``note``) raises ``Fenced``. Once
+    ``cancel(by)`` was called, they raise ``JobCancelled`` — except inside ``shielded()``
+    (a rollback that must finish)."""
 
     def __init__(self, job_id: str, bus: ProgressBus | None, interval: float,
                  listeners: list[Callable[[Snapshot], None]] | None = None) -> None:
         super().__init__(job_id, bus, interval, listeners=listeners)
         self.fenced: str | None = None
+        self.cancelled: str | None = None
+        self._shields = 0
 
     def fence(self, reason: str) -> None:
         if self.fenced is None:
             self.fenced = reason
 
+    def cancel(self, by: str) -> None:
+        if self.cancelled is None:
+            self.cancelled = by
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        self._shields += 1
+        try:
+            yield
+        finally:
+            self._shields -= 1
+
     def _check(self) -> None:
         if self.fenced is not None:
             raise Fenced(f"job {self.job_id} was stopped: {self.fenced}",
                          "nothing of it was recorded; see the job (volkeeper job ID)")
+        if self.cancelled is not None and not self._shields:
+            raise JobCancelled(f"job {self.job_id} was cancelled by {self.cancelled}",
+                               "nothing of it was recorded as a good result; submit it "
+                               "again when needed")
+
+    def checkpoint(self) -> None:
+        self._check()
 
     def set_phase(self, phase: str, bytes_total: int | None = None,
                   files_total: int | None = None, *, estimated: bool = False) -> None:
@@ -80,6 +110,8 @@ class FencedTracker(ProgressTracker):
 
 #: how often a running job writes its heartbeat (and progress) to its row
 HEARTBEAT_EVERY = 3.0
+#: how often a running job looks whether someone asked it to stop
+CANCEL_POLL_EVERY = 1.0
 
 
 class _Heartbeat:
@@ -95,12 +127,18 @@ class _Heartbeat:
         self.stale_after = stale_after if stale_after is not None else \
             ctx.settings.stale_job_seconds
         self._last = 0.0
+        self._last_poll = 0.0
         self._last_ok = time.monotonic()
         self._failing = False
 
     def __call__(self, snap: Snapshot) -> None:
         now = time.monotonic()
-        if now - self._last < self.every or self.tracker.fenced is not None:
+        if self.tracker.fenced is not None:
+            return
+        if now - self._last_poll >= CANCEL_POLL_EVERY and self.tracker.cancelled is None:
+            self._last_poll = now
+            self._poll_cancel()
+        if now - self._last < self.every:
             return
         self._last = now
         try:
@@ -122,6 +160,17 @@ class _Heartbeat:
             log.info("job %s: heartbeats are recorded again", self.job_id)
         self._failing, self._last_ok = False, now
 
+    def _poll_cancel(self) -> None:
+        try:
+            with self.ctx.db.session() as s:
+                by = jobs.cancel_requested(s, self.job_id)
+        except Exception:  # noqa: BLE001 - the heartbeat judges an unreachable database
+            return
+        if by is not None:
+            log.warning("job %s: cancelled by %s; stopping at the next safe point",
+                        self.job_id, by)
+            self.tracker.cancel(by)
+
     def _fence(self, reason: str) -> None:
         log.warning("job %s is fenced and stops at its next progress call: %s",
                     self.job_id, reason)
@@ -136,6 +185,10 @@ def run_job(ctx: JobContext, job_id: str, body: JobBody) -> None:
             log.info("job %s already runs in this process; duplicate message dropped", job_id)
             return
         fenced = _run(ctx, job_id, body)
+    if not fenced:  # its outcome is recorded: tell people if that changes a state
+        from common import notify
+
+        notify.job_finished(ctx.db, ctx.settings, job_id)
     if fenced:
         # this process no longer runs it, so it counts as dead: an interrupted restore it
         # left is undone now (the volume stayed locked) rather than at the next housekeeping
@@ -174,6 +227,9 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> bool:
             log.warning("job %s stopped without recording an outcome: %s", job_id,
                         tracker.fenced or e)
             return True
+        if tracker.cancelled is not None:
+            _cancelled(ctx, job_id, tracker, e, me)
+            return False
         if isinstance(e, VolkeeperError):
             log.warning("job %s failed: %s", job_id, e)
             fail_job(ctx, job_id, str(e), tracker.snapshot() | {"phase": "failed"},
@@ -185,6 +241,9 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> bool:
                      worker=me)
         return False
     final = tracker.snapshot()
+    if tracker.cancelled is not None:  # asked too late: the work was done and recorded
+        result = result | {"cancel_requested_by": tracker.cancelled,
+                           "cancel": "too late: the job had finished its work"}
     with ctx.db.session() as s:
         done = jobs.finish_job(s, job_id, JobState.succeeded, worker=me, result=result,
                                backup_id=backup_id, progress=final)
@@ -196,6 +255,43 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> bool:
     ctx.bus.publish(job_id, final | {"state": "succeeded"})
     log.info("job %s succeeded", job_id)
     return False
+
+
+def _cancelled(ctx: JobContext, job_id: str, tracker: FencedTracker, e: Exception,
+               worker: str) -> None:
+    """Record a job that stopped because it was cancelled (its body cleaned up as after a
+    failure): state ``cancelled``, with what the clean-up said when there is more to say
+    than the cancellation itself."""
+    why = f"cancelled by {tracker.cancelled}" + _aftermath(e)
+    log.warning("job %s %s", job_id, why)
+    progress = tracker.snapshot() | {"phase": "cancelled"}
+    try:
+        with ctx.db.session() as s:
+            done = jobs.finish_job(s, job_id, JobState.cancelled, worker=worker, error=why,
+                                   progress=progress, result=getattr(e, "result", None))
+    except Exception:
+        log.exception("could not record the cancellation of job %s", job_id)
+        return
+    if done is not None:
+        with contextlib.suppress(Exception):
+            ctx.bus.publish(job_id, progress | {"state": "cancelled", "error": why})
+
+
+def _aftermath(e: BaseException) -> str:
+    """What the error a cancelled body ended with adds to "cancelled by …": a clean-up
+    report (rolled back; a volume that could not be emptied again), not the errors the
+    interruption itself caused downstream (a reader killed mid-stream)."""
+    if isinstance(e, JobCancelled):
+        _, sep, rest = e.message.partition("; ")
+        return f"; {rest}" if sep else ""
+    if isinstance(e, RolledBack):
+        return f": {e.message}"
+    chain: BaseException | None = e
+    while chain is not None:
+        if isinstance(chain, JobCancelled):
+            return ""
+        chain = chain.__cause__ or chain.__context__
+    return f": {e}"
 
 
 def _stale(ctx: JobContext) -> timedelta:

@@ -36,4 +36,8 @@ def sweep_stale(db: Database, settings: Settings) -> list[str]:
             queued_after=timedelta(seconds=settings.queued_job_timeout_seconds))
     for job_id in failed:
         log.warning("job %s failed by the stale-job sweep", job_id)
+    if failed:
+        from common import notify
+
+        notify.jobs_failed(db, settings, failed)
     return failed

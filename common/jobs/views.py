@@ -125,6 +125,8 @@ class JobOut(BaseModel):
     error: str | None
     requested_by: str | None
     worker: str | None
+    cancel_requested_by: str | None = Field(
+        default=None, description="who asked this job to stop (it ends `cancelled`)")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -114,8 +114,8 @@ class ArchiveFormat:
             except BaseException:
                 writer.abort()
                 raise
-            tracker.set_phase("writing manifest")
-            try:
+            try:  # a job stopped here (cancelled) leaves no archive without manifest
+                tracker.set_phase("writing manifest")
                 spool.seek(0)
                 with backend.open_writer(mkey) as mw:
                     while chunk := spool.read(1 << 20):

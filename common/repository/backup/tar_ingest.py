@@ -286,6 +286,7 @@ def backup_tar_stream(
     pipe.close()
     snap = Snapshot(tree=tree_id, root=ingest.root, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats)
+    progress.checkpoint()  # a cancelled job stops here: packs stay, no snapshot
     if before_commit is not None:  # e.g. the lock still holds: else no snapshot
         before_commit()
     return save_snapshot(repo, snap)

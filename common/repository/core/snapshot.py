@@ -65,11 +65,15 @@ class Snapshot:
     parent: bytes | None = None
     stats: SnapshotStats = field(default_factory=SnapshotStats)
     program_version: str = field(default_factory=program_version)
+    #: the snapshot this one replaced (a repair's rewrite): lets a catalog that still
+    #: names the old id find the new one
+    original: bytes | None = None
     id: bytes = b""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (without the id, which is the object's name)."""
-        return {
+        extra = {} if self.original is None else {"original": self.original.hex()}
+        return extra | {
             "v": SNAPSHOT_VERSION,
             "tree": self.tree.hex(),
             "root": self.root.to_dict(),
@@ -100,6 +104,7 @@ class Snapshot:
                 parent=None if d.get("parent") is None else ids.parse_id(d["parent"]),
                 stats=SnapshotStats(**d.get("stats", {})),
                 program_version=str(d.get("program_version", "unknown")),
+                original=None if d.get("original") is None else ids.parse_id(d["original"]),
                 id=snapshot_id,
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -123,7 +123,7 @@ def forget_broken(repo: Repository, broken: list[BrokenSnapshot], lost: set[byte
         fault("write tree packs")
         sink.flush()
         for snap, root in plans:
-            new = replace(snap, tree=root, id=b"",
+            new = replace(snap, tree=root, id=b"", original=snap.original or snap.id,
                           tags=sorted({*snap.tags, REPAIRED_TAG}))
             fault("write snapshot")
             save_snapshot(repo, new)

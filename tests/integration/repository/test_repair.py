@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +92,17 @@ def test_verify_marks_damage_the_next_backup_stores_it_again_and_repair_removes_
     assert listed["snapshot_id"] != first["result"]["snapshot_id"]
     whole = _json(repo_env, "verify", first["backup_id"], "--read-data")
     assert whole["result"]["ok"] is True
+
+    # a repair killed between rewriting the snapshot and updating the catalog leaves the
+    # row naming the snapshot it replaced: adopting re-points that row, adds none
+    db = sqlite3.connect(Path(repo_env["VOLKEEPER_HOME"]) / "volkeeper.db")
+    with db:
+        db.execute("UPDATE backups SET snapshot_id = ? WHERE id = ?",
+                   (first["result"]["snapshot_id"], first["backup_id"]))
+    db.close()
+    rows = len(_json(repo_env, "backups"))
+    healed = _json(repo_env, "snapshots", "local", "--adopt")["result"]
+    assert healed["adopted"] == 1 and len(_json(repo_env, "backups")) == rows
+    [again] = [b for b in _json(repo_env, "backups") if b["id"] == first["backup_id"]]
+    assert again["snapshot_id"] == listed["snapshot_id"]
+    assert _json(repo_env, "verify", first["backup_id"], "--read-data")["result"]["ok"]
