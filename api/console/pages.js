@@ -26,7 +26,21 @@ function jobLine(j) {
 // brings.
 const MAX_STREAMS = 3;
 
-function liveJobs(box) {
+function cancelButton(j) {
+  return h("button", { type: "button", class: "small danger", "aria-label": `Cancel job ${j.id}`,
+    onclick: async ev => {
+      ev.target.disabled = true;
+      try {
+        await api(`/jobs/${j.id}/cancel`, { method: "POST" });
+        toast(`Cancel of job ${j.id} requested`);
+      } catch (e) {
+        ev.target.disabled = false;
+        toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true);
+      }
+    } }, "Cancel");
+}
+
+function liveJobs(box, canCancel) {
   const followed = new Map();
   const streams = () => [...followed.values()].filter(f => f.stream && !f.done).length;
   const update = jobs => {
@@ -43,13 +57,18 @@ function liveJobs(box) {
       const view = progressView(`progress of ${j.kind} job ${j.id}`);
       view.set(j.progress, j.state);
       const row = h("li", { class: "live", "data-job": j.id },
-        h("div", {}, link(jobHref(j), `${j.kind} ${subject(j)}`), " ", badge(j.state)),
+        h("div", {}, link(jobHref(j), `${j.kind} ${subject(j)}`), " ", badge(j.state), " ",
+          canCancel ? cancelButton(j) : null),
         view.el);
       const entry = { row, view, done: false, stream: streams() < MAX_STREAMS, stop: () => {} };
       if (entry.stream) {
         entry.stop = followJob(j.id, {
           onProgress: p => view.set(p, "running"),
-          onEnd: job => { view.set(job.progress, job.state); entry.done = true; },
+          onEnd: job => {
+            view.set(job.progress, job.state);
+            entry.done = true;
+            for (const b of row.querySelectorAll("button")) b.remove();
+          },
         });
       }
       followed.set(j.id, entry);
@@ -63,9 +82,9 @@ function liveJobs(box) {
   return { update, stop };
 }
 
-export async function overview(main) {
+export async function overview(main, _params, ctx) {
   const live = h("ul", { class: "live-jobs", "aria-label": "Running jobs" });
-  const jobsLive = liveJobs(live);
+  const jobsLive = liveJobs(live, ctx.can("operator") && await hasFeature("cancel"));
   const cards = h("div", { class: "cards" });
   const failedBox = h("div", {});
   const storage = h("div", {});
@@ -262,9 +281,7 @@ export async function job(main, [id], ctx) {
   const view = progressView(`progress of job ${id}`);
   const draw = async j => {
     const cancel = !FINISHED.has(j.state) && ctx.can("operator") && await hasFeature("cancel")
-      ? h("button", { type: "button", class: "danger", onclick: async () => {
-        try { await api(`/jobs/${j.id}/cancel`, { method: "POST" }); toast("cancel requested"); } catch (e) { toast(e.message, true); }
-      } }, "Cancel job") : null;
+      ? cancelButton(j) : null;
     const rollback = j.kind === "restore" && j.params.mode === "replace" && j.state === "succeeded"
       && j.result && j.result.safety_backup_id && ctx.can("admin")
       ? h("button", { type: "button", class: "danger", onclick: async () => {

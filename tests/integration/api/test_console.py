@@ -268,6 +268,24 @@ def test_the_overview_follows_a_running_job_to_its_end(browser: Any, console: Co
     close(page, errors)
 
 
+def test_a_running_job_is_cancelled_from_its_page(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-stop")
+    for i in range(16):
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    with console.api() as api:
+        job = api.post("/backups", json={"volume": name, "format": "tar"}).json()
+    page.goto(f"{console.url}/#/jobs/{job['id']}")
+    cancel = f"role=button[name='Cancel job {job['id']}']"
+    page.click(cancel)
+    page.wait_for_selector("main .badge:text-is('cancelled')")
+    assert page.locator(cancel).count() == 0
+    with console.api() as api:
+        assert api.get(f"/jobs/{job['id']}").json()["state"] == "cancelled"
+        assert not api.get("/backups", params={"volume": name}).json()
+    close(page, errors)
+
+
 def test_backups_are_tagged_pinned_and_forgotten_with_the_loss_named(
         browser: Any, console: Console) -> None:
     name, path = console.volume("vkc-keep")
