@@ -57,7 +57,7 @@ export async function hasFeature(name) {
   return [...paths].some(p => wanted.test(p));
 }
 
-export const FINISHED = new Set(["succeeded", "failed", "cancelled", "canceled"]);
+export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
 // Follow a job's progress: onProgress(snapshot) for each pushed snapshot, onEnd(job) once
 // with the finished job. Returns a function that stops following. If the stream breaks,

@@ -243,7 +243,7 @@ function jobsTable(rows) {
 
 export async function jobs(main, _params, _ctx, query) {
   const f = {
-    job_state: select([["", "any"], "queued", "running", "succeeded", "failed"], query.get("state") || "", { name: "state" }),
+    job_state: select([["", "any"], "queued", "running", "succeeded", "failed", "cancelled"], query.get("state") || "", { name: "state" }),
     kind: select([["", "any"], "backup", "restore", "verify", "validate", "drill", "forget",
       "copy", "label", "prune", "repair", "stats", "snapshots", "keys", "unlock"], "", { name: "kind" }),
     host: h("input", { type: "text", name: "host" }),

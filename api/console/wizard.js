@@ -58,7 +58,15 @@ export async function restoreWizard(main, _params, ctx, query) {
     fill(main, h("h1", {}, "Restore"), stepper(), form);
     form.querySelector("h2").focus();
   };
-  const go = async step => { st.step = step; await VIEWS[step](); };
+  const go = async step => {
+    st.step = step;
+    try {
+      await VIEWS[step]();
+    } catch (e) {  // a read that failed (the server went away, the session ended…)
+      show("This step could not load", h("div", {}, errorBox(e),
+        nav(step ? () => go(step - 1) : null, null)));
+    }
+  };
   const backup = () => st.backups.find(b => b.id === st.backupId);
   const body = () => {
     const b = backup();
