@@ -34,38 +34,49 @@ function parseHash() {
   return { path, query: new URLSearchParams(query || "") };
 }
 
+// Each render draws into a view of its own, put in <main> at once: a page still loading
+// when the next one starts writes into its own view, which is no longer shown (and its
+// cleanup runs as soon as it returns).
+let current = 0;
+
 async function render() {
   if (cleanup) { try { cleanup(); } catch (_) { /* ignore */ } cleanup = null; }
+  const mine = ++current;
   const main = document.getElementById("main");
+  const view = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
+  fill(main, view);
   const { path, query } = parseHash();
   for (const a of document.querySelectorAll("#nav a")) {
     const target = a.getAttribute("href").slice(1);
-    const current = target === "/" ? path === "/" || path === "" : path.startsWith(target);
-    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    const here = target === "/" ? path === "/" || path === "" : path.startsWith(target);
+    if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
-  fill(main, h("p", { class: "muted" }, "Loading…"));
-  for (const [re, page] of routes) {
-    const m = path.match(re);
-    if (!m) continue;
-    const params = m.slice(1).map(decodeURIComponent);
-    try {
-      const out = await page(main, params, ctx, query);
-      if (typeof out === "function") cleanup = out;
-    } catch (e) {
-      fill(main, errorBox(e, { title: "Could not load this page" }));
-    }
-    // a new page: focus its heading (screen readers announce it), unless the page put
-    // the focus on a control of its own (the volumes search)
-    const heading = main.querySelector("h1");
-    if (heading && !main.contains(document.activeElement)) {
-      heading.setAttribute("tabindex", "-1");
-      heading.focus({ preventScroll: true });
-    }
-    document.title = (heading ? heading.textContent + " · " : "") + "volkeeper";
+  const route = routes.find(([re]) => re.test(path));
+  if (!route) {
+    fill(view, h("h1", {}, "Not found"), h("p", {}, "No such page. "),
+      h("a", { href: "#/" }, "Back to the overview"));
     return;
   }
-  fill(main, h("h1", {}, "Not found"), h("p", {}, "No such page. "),
-    h("a", { href: "#/" }, "Back to the overview"));
+  const params = path.match(route[0]).slice(1).map(decodeURIComponent);
+  let out = null;
+  try {
+    out = await route[1](view, params, ctx, query);
+  } catch (e) {
+    fill(view, errorBox(e, { title: "Could not load this page" }));
+  }
+  if (mine !== current) {  // left while it loaded
+    if (typeof out === "function") out();
+    return;
+  }
+  if (typeof out === "function") cleanup = out;
+  // a new page: focus its heading (screen readers announce it), unless the page put
+  // the focus on a control of its own (the volumes search)
+  const heading = view.querySelector("h1");
+  if (heading && !view.contains(document.activeElement)) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
+  document.title = (heading ? heading.textContent + " · " : "") + "volkeeper";
 }
 
 async function start() {

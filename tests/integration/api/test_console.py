@@ -401,6 +401,11 @@ def test_every_page_draws_on_a_desktop_and_a_phone(browser: Any, console: Consol
             page.wait_for_selector("main h1")
             page.wait_for_selector("main table, main .cards")
             assert not page.locator("main .error").count(), page.inner_text("main")
+            unlabelled = page.evaluate("""() => [...document.querySelectorAll(
+                'main input, main select, main textarea, main button, main progress')]
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                             && !e.textContent.trim()).map(e => e.outerHTML)""")
+            assert unlabelled == [], (route, unlabelled)  # every control has a name
             if not suffix or shot_name in ("overview", "volumes"):
                 shot(page, shot_name + suffix)
         # nothing wider than the phone's screen but the tables' own scroll boxes
