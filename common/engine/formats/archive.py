@@ -41,6 +41,7 @@ from common.archive import (
     verify_archive,
     write_archive,
 )
+from common.archive.excludes import NO_EXCLUDES, Excludes, excluded_paths
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path, tar_sink, tar_source
@@ -88,15 +89,24 @@ class ArchiveFormat:
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives") -> BackupOutcome:
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
         info = docker.volume(volume)
         created = datetime.now(UTC)
         key = archive_key(host, volume, created, job_id, self.name, area)
         mkey = manifest_key(key)
         path = direct_path(docker, volume, settings)
-        header = {"volume": volume, "host": host, "created_at": created.isoformat(),
-                  "format": self.name, "archive_key": key, "driver": info.driver,
-                  "job_id": job_id}
+        if excludes and path is None:
+            raise InvalidInput(
+                f"volume {volume!r} is only reachable through the Docker API, where an "
+                "archive backup cannot leave paths out",
+                "back it up with --format repo (which applies excludes on every path), "
+                "without excludes, or from a worker that sees the volume's mountpoint")
+        left_out = sorted(excluded_paths(path, excludes)) if path is not None else []
+        header: dict[str, Any] = {
+            "volume": volume, "host": host, "created_at": created.isoformat(),
+            "format": self.name, "archive_key": key, "driver": info.driver, "job_id": job_id}
+        if excludes:
+            header["excludes"] = list(excludes.patterns)
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
             manifest = ManifestWriter(spool, header)
             # tar stream bytes and members, against a scan beside it (or Docker's measure)
@@ -105,7 +115,7 @@ class ArchiveFormat:
             try:
                 with scanning(path, lambda size: tracker.expect(
                         BACKUP_PHASE, size.tar_bytes, size.entries)), \
-                        tar_source(docker, volume, settings) as stream:
+                        tar_source(docker, volume, settings, left_out) as stream:
                     stats = write_archive(stream, writer, self.codec, tracker,
                                           manifest=manifest, level=settings.zstd_level,
                                           name=key)
@@ -127,7 +137,8 @@ class ArchiveFormat:
         return BackupOutcome(
             key=key, manifest_key=mkey, format=self.name, stored_bytes=stored.size,
             logical_bytes=stats.file_bytes, file_count=stats.files,
-            checksum=stats.archive_sha256)
+            checksum=stats.archive_sha256, excludes=excludes.patterns,
+            excluded_entries=len(left_out))
 
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
                         volume: str, job_id: str, tracker: ProgressTracker,
