@@ -44,7 +44,7 @@ import docker
 import docker.errors
 import requests
 
-from common.docker import archive_api
+from common.docker import archive_api, execs
 from common.docker.failures import translated, unreachable
 from common.docker.helper_image import HELPER_LABEL, ensure_helper_image
 from common.docker.models import (
@@ -140,6 +140,21 @@ class DockerHost:
     def start_container(self, container_id: str) -> None:
         with self._errors():
             self.client.containers.get(container_id).start()
+
+    def container_state(self, container_id: str) -> str | None:
+        """``running``, ``exited`` … of a container; None when it no longer exists."""
+        with self._errors():
+            try:
+                return str(self._api.inspect_container(container_id)["State"]["Status"])
+            except docker.errors.NotFound:
+                return None
+
+    def exec_in(self, container_id: str, cmd: list[str], *, user: str | None = None,
+                timeout: float = 300.0) -> execs.ExecResult:
+        """Run ``cmd`` inside the running container, killed after ``timeout`` seconds;
+        its exit code and the end of its output (``execs``)."""
+        with self._errors():
+            return execs.run(self._api, container_id, cmd, user=user, timeout=timeout)
 
     # -- volumes --------------------------------------------------------------------------
 
