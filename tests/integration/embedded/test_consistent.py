@@ -1,0 +1,289 @@
+"""Consistent backups of live applications, as a user runs them (embedded `volkeeper
+backup`): containers stopped for the backup and always running again — after a success,
+a failure, and a killed CLI —, exec hooks (a failing one, a hanging one, post hooks after
+a failure) and excludes restored exactly on both formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.dockerd import busybox_image
+from tests.integration.embedded.test_embedded import REPO, cli
+from tests.treecmp import compare_trees
+
+pytestmark = pytest.mark.integration
+
+#: like a real service it ends on SIGTERM (a bare `sleep` as PID 1 ignores it)
+SERVE = "trap 'exit 0' TERM; sleep 3600 & wait"
+STOP = {"volkeeper.stop-during-backup": "true"}
+
+
+@pytest.fixture
+def app(docker_host_a: Any) -> Iterator[Callable[..., Any]]:
+    """``app(volume, name, **labels)``: a running busybox container using the volume at
+    /data (removed after the test)."""
+    client = docker_host_a.client()
+    made: list[Any] = []
+
+    def start(volume: str, name: str, labels: dict[str, str] | None = None) -> Any:
+        ctr = client.containers.run(busybox_image(docker_host_a), ["sh", "-c", SERVE],
+                                    detach=True, network_mode="none", name=name,
+                                    labels=labels or {},
+                                    volumes={volume: {"bind": "/data", "mode": "rw"}})
+        made.append(ctr)
+        return ctr
+
+    yield start
+    for ctr in made:
+        ctr.remove(force=True)
+
+
+def new_volume(docker_host: Any, labels: dict[str, str] | None = None) -> tuple[str, Path]:
+    name = f"cb-{uuid.uuid4().hex[:8]}"
+    v = docker_host.client().volumes.create(name, labels=labels or {})
+    path = Path(v.attrs["Mountpoint"])
+    (path / "data.bin").write_bytes(b"x" * 300_000)
+    return name, path
+
+
+def state(ctr: Any) -> dict[str, Any]:
+    ctr.reload()
+    return dict(ctr.attrs["State"])
+
+
+def when(stamp: str) -> datetime:
+    """Docker's RFC 3339 time with nanoseconds (Python takes microseconds)."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+
+
+def backup(env: dict[str, str], *args: str, ok: bool = True) -> dict[str, Any]:
+    p = cli(env, "backup", *args, "--json", ok=ok)
+    return dict(json.loads(p.stdout))
+
+
+def backups_of(env: dict[str, str], volume: str) -> list[dict[str, Any]]:
+    rows = json.loads(cli(env, "backups", "--volume", volume, "--json").stdout)
+    return list(rows)
+
+
+def test_labelled_containers_are_stopped_dependents_first_and_running_again(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, _path = new_volume(docker_host_a)
+    compose = {"com.docker.compose.project": "shop"}
+    db = app(name, f"{name}-db", compose | STOP | {"com.docker.compose.service": "db"})
+    web = app(name, f"{name}-web", compose | {
+        "com.docker.compose.service": "web",
+        "com.docker.compose.depends_on": "db:service_started:false"})
+    before = {c.name: state(c)["StartedAt"] for c in (db, web)}
+
+    job = backup(embedded_env, name)
+    assert job["state"] == "succeeded", job["error"]
+    r = job["result"]
+    assert r["stopped_containers"] == [web.name, db.name]  # dependents first
+    assert sorted(r["restarted_containers"]) == sorted([web.name, db.name])
+    windows = {w["name"]: w for w in r["stop_windows"]}
+    assert all(w["restarted"] and w["seconds_down"] > 0 for w in windows.values())
+
+    s_db, s_web = state(db), state(web)
+    assert s_db["Running"] and s_web["Running"]
+    assert s_db["StartedAt"] != before[db.name] and s_web["StartedAt"] != before[web.name]
+    # web went down before db and came back after it
+    assert when(s_web["FinishedAt"]) < when(s_db["FinishedAt"])
+    assert when(s_db["StartedAt"]) < when(s_web["StartedAt"])
+    assert len(backups_of(embedded_env, name)) == 1
+
+    # without a label nothing stops; --stop-containers asks for it
+    plain, _ = new_volume(docker_host_a)
+    ctr = app(plain, f"{plain}-app")
+    started = state(ctr)["StartedAt"]
+    quiet = backup(embedded_env, plain)
+    assert quiet["result"]["stopped_containers"] == [] and state(ctr)["StartedAt"] == started
+    asked = backup(embedded_env, plain, "--stop-containers", "--format", "tar")
+    assert asked["result"]["stopped_containers"] == [ctr.name]
+    assert state(ctr)["Running"] and state(ctr)["StartedAt"] != started
+
+
+def test_a_failed_backup_starts_its_containers_again_and_runs_the_post_hook(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any, tmp_path: Path) -> None:
+    name, path = new_volume(docker_host_a)
+    ctr = app(name, f"{name}-app", {"volkeeper.post-backup": "echo post ran > /data/post"})
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "volkeeper").write_text("a file where the target needs a directory")
+    cli(embedded_env, "targets", "add", "broken", f"file://{broken}")
+
+    job = backup(embedded_env, name, "--target", "broken", "--format", "tar",
+                 "--stop-containers", ok=False)
+    assert job["state"] == "failed"
+    r = job["result"]
+    assert "target 'broken'" in job["error"], job["error"]
+    assert r["stopped_containers"] == [ctr.name] == r["restarted_containers"], job
+    assert state(ctr)["Running"]
+    assert (path / "post").read_text() == "post ran\n"
+    assert [h["hook"] for h in r["hooks"]] == ["post-backup"] and r["hooks"][0]["ok"]
+    assert backups_of(embedded_env, name) == []
+
+
+def test_a_failing_pre_hook_fails_the_backup_and_stores_nothing(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, path = new_volume(docker_host_a)
+    ctr = app(name, f"{name}-db", STOP | {
+        "volkeeper.pre-backup": "echo flushing; echo cannot flush >&2; exit 3",
+        "volkeeper.post-backup": "echo unlocked > /data/post"})
+
+    p = cli(embedded_env, "backup", name, "--json", ok=False)
+    assert p.returncode == 1
+    job = json.loads(p.stdout)
+    assert job["state"] == "failed"
+    for part in (ctr.name, "pre-backup", "code 3", "cannot flush", "not taken"):
+        assert part in job["error"], job["error"]
+    assert "pre-backup" in p.stderr and ctr.name in p.stderr
+    r = job["result"]
+    pre = r["hooks"][0]
+    assert (pre["hook"], pre["exit_code"], pre["ok"]) == ("pre-backup", 3, False)
+    assert "flushing" in pre["output"] and "cannot flush" in pre["output"]
+    assert r["stopped_containers"] == []  # it failed before the stop
+    assert (path / "post").read_text() == "unlocked\n"  # post hooks still run
+    assert state(ctr)["Running"]
+    assert backups_of(embedded_env, name) == []
+
+    # with on-error=warn the same hook only warns
+    warn, _ = new_volume(docker_host_a)
+    app(warn, f"{warn}-db", {"volkeeper.pre-backup": "exit 4",
+                             "volkeeper.hook-on-error": "warn"})
+    ok = backup(embedded_env, warn)
+    assert ok["state"] == "succeeded"
+    assert "code 4" in ok["result"]["hook_warnings"][0]
+    assert len(backups_of(embedded_env, warn)) == 1
+
+
+def test_a_hook_past_its_timeout_is_killed_and_fails_the_backup(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, _path = new_volume(docker_host_a)
+    ctr = app(name, f"{name}-db", {"volkeeper.pre-backup": "echo waiting; sleep 600",
+                                   "volkeeper.hook-timeout": "2"})
+    started = time.monotonic()
+    job = backup(embedded_env, name, ok=False)
+    assert time.monotonic() - started < 60
+    assert job["state"] == "failed"
+    assert "timeout" in job["error"] and "killed" in job["error"] and ctr.name in job["error"]
+    pre = job["result"]["hooks"][0]
+    assert pre["timed_out"] and pre["exit_code"] is None and "waiting" in pre["output"]
+    assert 2 <= pre["seconds"] < 30
+    # the hook's processes are gone from the container
+    procs = [p[-1] for p in ctr.top()["Processes"] or []]
+    assert "sleep 3600" in procs and not any("sleep 600" in p for p in procs), procs
+    assert state(ctr)["Running"]
+    assert backups_of(embedded_env, name) == []
+
+
+def test_the_next_command_starts_the_containers_a_killed_backup_had_stopped(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, path = new_volume(docker_host_a)
+    for i in range(8):
+        (path / f"blob{i}.bin").write_bytes(bytes([i]) * (24 << 20))
+    ctr = app(name, f"{name}-db", STOP)
+    cmd = [sys.executable, "-m", "cli.main", "backup", name, "--format", "tar.gz"]
+    p = subprocess.Popen(cmd, env=embedded_env, cwd=REPO, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while p.poll() is None and state(ctr)["Running"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert p.poll() is None, "the backup ended before it could be killed"
+    assert not state(ctr)["Running"]
+    p.kill()
+    p.wait(30)
+    time.sleep(0.5)
+    assert not state(ctr)["Running"]  # nobody else starts it
+
+    history = json.loads(cli(embedded_env, "jobs", "--json").stdout)
+    job = next(j for j in history if j["kind"] == "backup")
+    assert job["state"] == "failed"
+    assert "started again" in job["error"] and ctr.name in job["error"], job["error"]
+    assert state(ctr)["Running"]
+    assert backups_of(embedded_env, name) == []
+    again = backup(embedded_env, name, "--format", "tar")  # the volume is not locked
+    assert again["state"] == "succeeded" and again["result"]["restarted_containers"]
+    assert state(ctr)["Running"]
+
+
+def make_tree(root: Path) -> None:
+    files = ["keep/a.txt", "keep/deep/b.txt", "x.tmp", "keep/deep/y.tmp", "cache/c1",
+             "cache/sub/c2", "logs/app.log", "keep/logs/inner.log", "keep/cache/not-root"]
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"content of {rel}\n")
+    (root / ".volkeeperignore").write_text("# no logs directories\nlogs/\n")
+
+
+def expected(src: Path, dst: Path) -> Path:
+    """A copy of the tree at ``src`` without what the test's excludes leave out."""
+    subprocess.run(["cp", "-a", f"{src}/.", str(dst)], check=True)
+    for rel in ("x.tmp", "keep/deep/y.tmp", "cache/c1", "cache/sub", "logs",
+                "keep/logs"):
+        target = dst / rel
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    for d in [dst, *(p for p in dst.rglob("*") if p.is_dir())]:  # removing touched them
+        st = (src / d.relative_to(dst)).stat()
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return dst
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "repo"])
+def test_excludes_from_label_request_and_ignore_file_leave_paths_out_of_both_formats(
+        embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path, fmt: str) -> None:
+    name, path = new_volume(docker_host_a, {"volkeeper.exclude": "cache/**"})
+    (path / "data.bin").unlink()
+    make_tree(path)
+    want = expected(path, tmp_path / "want")
+
+    job = backup(embedded_env, name, "--format", fmt, "--exclude", "*.tmp")
+    assert job["state"] == "succeeded", job["error"]
+    r = job["result"]
+    assert r["excludes"] == ["cache/**", "*.tmp", "logs/"]
+    # cache/c1, cache/sub, x.tmp, keep/deep/y.tmp, logs, keep/logs
+    assert r["excluded_entries"] == 6
+
+    restored = f"{name}-back"
+    done = json.loads(cli(embedded_env, "restore", r["backup_id"], "--into", restored,
+                          "--json").stdout)
+    assert done["state"] == "succeeded", done["error"]
+    back = Path(docker_host_a.client().volumes.get(restored).attrs["Mountpoint"])
+    assert compare_trees(want, back) == []
+    assert (back / "cache").is_dir() and not any((back / "cache").iterdir())
+
+
+def test_a_repo_backup_through_the_docker_api_applies_the_same_excludes(
+        embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
+    env = embedded_env | {"VOLKEEPER_VOLUME_ACCESS": "docker-api"}
+    name, path = new_volume(docker_host_a, {"volkeeper.exclude": "cache/**,logs/"})
+    (path / "data.bin").unlink()
+    make_tree(path)
+    want = expected(path, tmp_path / "want")
+    job = backup(env, name, "--format", "repo", "--exclude", "*.tmp")
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["excluded_entries"] == 6
+    archive = backup(env, name, "--format", "tar", "--exclude", "*.tmp", ok=False)
+    assert archive["state"] == "failed" and "--format repo" in archive["error"]
+
+    restored = f"{name}-back"
+    done = json.loads(cli(embedded_env, "restore", job["result"]["backup_id"], "--into",
+                          restored, "--json").stdout)
+    assert done["state"] == "succeeded", done["error"]
+    back = Path(docker_host_a.client().volumes.get(restored).attrs["Mountpoint"])
+    # through the API mtimes are whole seconds: compare content and names
+    assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*")) == \
+        sorted(p.relative_to(want).as_posix() for p in want.rglob("*"))
