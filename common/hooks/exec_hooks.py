@@ -92,7 +92,12 @@ def run_hooks(docker: DockerHost, containers: Sequence[ContainerRef], when: str,
         if c.state != "running" or hook_of(c.labels, when, what) is None:
             continue
         if tracker is not None:
-            tracker.note(f"running {when}-{what} hook in {c.name}")
+            try:
+                tracker.note(f"running {when}-{what} hook in {c.name}")
+            except VolkeeperError:
+                if when == "pre":
+                    raise
+                tracker = None  # a stopped (fenced) job still runs its post hooks
         run = run_hook(docker, c, when, what)
         if run is None:
             continue

@@ -287,3 +287,59 @@ def test_a_repo_backup_through_the_docker_api_applies_the_same_excludes(
     # through the API mtimes are whole seconds: compare content and names
     assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*")) == \
         sorted(p.relative_to(want).as_posix() for p in want.rglob("*"))
+
+
+def test_a_post_hook_that_must_not_fail_fails_the_job_and_forgets_the_stored_backup(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, _path = new_volume(docker_host_a)
+    ctr = app(name, f"{name}-db", {
+        "volkeeper.pre-backup": "echo uid=$(busybox id -u)",
+        "volkeeper.post-backup": "echo cannot resume; exit 5",
+        "volkeeper.hook-user": "1234", "volkeeper.hook-on-error": "fail"})
+    job = backup(embedded_env, name, "--format", "tar.zst", ok=False)
+    assert job["state"] == "failed"
+    assert "post-backup" in job["error"] and "code 5" in job["error"], job["error"]
+    pre, post = job["result"]["hooks"]
+    assert pre["ok"] and pre["output"] == "uid=1234\n"  # volkeeper.hook-user
+    assert not post["ok"] and post["exit_code"] == 5
+    assert backups_of(embedded_env, name) == []
+    stored = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / "volkeeper" / "archives"
+
+    def objects(volume: str) -> list[Path]:
+        return [p for p in stored.rglob("*") if p.is_file() and f"/{volume}/" in str(p)]
+
+    assert objects(name) == []
+    assert state(ctr)["Running"]
+    kept, _ = new_volume(docker_host_a)  # where a kept archive is: its archive and manifest
+    assert backup(embedded_env, kept, "--format", "tar.zst")["state"] == "succeeded"
+    assert len(objects(kept)) == 2
+
+
+def test_a_replace_restore_runs_the_restore_hooks_around_its_stop_window(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, path = new_volume(docker_host_a)
+    job = backup(embedded_env, name)
+    (path / "data.bin").write_text("changed")
+    ctr = app(name, f"{name}-db", {
+        "volkeeper.pre-restore": "echo pre > /data/pre-restore",
+        "volkeeper.post-restore": "echo post > /data/post-restore"})
+    done = json.loads(cli(embedded_env, "restore", job["result"]["backup_id"], "--mode",
+                          "replace", "--stop-containers", "--json").stdout)
+    assert done["state"] == "succeeded", done["error"]
+    r = done["result"]
+    assert [h["hook"] for h in r["hooks"]] == ["pre-restore", "post-restore"]
+    assert r["stopped_containers"] == [ctr.name] == r["restarted_containers"]
+    # the pre hook's file was replaced with the backup's content; the post hook ran after
+    assert not (path / "pre-restore").exists()
+    assert (path / "post-restore").read_text() == "post\n"
+    assert (path / "data.bin").read_bytes() == b"x" * 300_000
+    assert state(ctr)["Running"]
+
+    refused, _ = new_volume(docker_host_a)
+    first = backup(embedded_env, refused)
+    app(refused, f"{refused}-db", {"volkeeper.pre-restore": "exit 9"})
+    p = cli(embedded_env, "restore", first["result"]["backup_id"], "--mode", "replace",
+            "--stop-containers", "--json", ok=False)
+    failed = json.loads(p.stdout)
+    assert failed["state"] == "failed" and "pre-restore" in failed["error"]
+    assert "code 9" in failed["error"] and "restore did not start" in failed["error"]
