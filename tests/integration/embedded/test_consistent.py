@@ -168,6 +168,10 @@ def test_a_failing_pre_hook_fails_the_backup_and_stores_nothing(
     assert ok["state"] == "succeeded"
     assert "code 4" in ok["result"]["hook_warnings"][0]
     assert len(backups_of(embedded_env, warn)) == 1
+    plain = cli(embedded_env, "backup", warn, "--stop-containers", "--exclude", "*.tmp")
+    assert "warning:" in plain.stderr and "code 4" in plain.stderr
+    assert f"containers stopped: {warn}-db" in plain.stderr
+    assert "excluded 0 paths (*.tmp)" in plain.stderr
 
 
 def test_a_hook_past_its_timeout_is_killed_and_fails_the_backup(
