@@ -61,3 +61,21 @@ def test_a_label_on_the_volume_or_any_container_using_it_stops_them() -> None:
     labelled = ref("db", **{"volkeeper.stop-during-backup": "TRUE"})
     assert should_stop(vol({}, plain, labelled), False)
     assert not should_stop(vol({"volkeeper.stop-during-backup": "no"}, plain), False)
+
+
+def test_a_dependency_cycle_still_stops_every_container_once() -> None:
+    a = ref("a", "a", "b:service_started:false")
+    b = ref("b", "b", "a:service_started:false")
+    assert sorted(c.name for c in stop_order([a, b])) == ["a", "b"]
+
+
+def test_a_hook_keeps_only_the_end_of_its_output() -> None:
+    from common.docker.execs import _Tail
+
+    tail = _Tail(8)
+    for chunk in (b"first line\n", b"the end\n"):
+        tail.add(chunk)
+    assert tail.text() == "[…] the end\n"
+    short = _Tail(8)
+    short.add(b"ok\n")
+    assert short.text() == "ok\n"
