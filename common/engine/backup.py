@@ -22,7 +22,13 @@ from common.engine.formats import format_for
 from common.engine.formats.archive import archive_key
 from common.engine.records import BackupOutcome, StoredBackup
 from common.errors import VolkeeperError
-from common.hooks import HooksReport, consistent, excludes_for, should_stop
+from common.hooks import (
+    HooksReport,
+    consistent,
+    excludes_for,
+    read_ignore_file,
+    should_stop,
+)
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -84,7 +90,8 @@ def consistent_backup(
     ``on_started`` is called once they all run again. A failure's exception carries
     what happened in its ``result`` (hook outputs, stop windows)."""
     info = docker.volume(volume)
-    rules = excludes_for(info, excludes, direct_path(docker, volume, settings))
+    ignore = read_ignore_file(docker, volume, direct_path(docker, volume, settings))
+    rules = excludes_for(info, excludes, ignore)
     report = HooksReport()
     stored: BackupOutcome | None = None
     try:

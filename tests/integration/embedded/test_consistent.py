@@ -273,12 +273,14 @@ def test_excludes_from_label_request_and_ignore_file_leave_paths_out_of_both_for
 def test_a_repo_backup_through_the_docker_api_applies_the_same_excludes(
         embedded_env: dict[str, str], docker_host_a: Any, tmp_path: Path) -> None:
     env = embedded_env | {"VOLKEEPER_VOLUME_ACCESS": "docker-api"}
-    name, path = new_volume(docker_host_a, {"volkeeper.exclude": "cache/**,logs/"})
+    name, path = new_volume(docker_host_a, {"volkeeper.exclude": "cache/**"})
     (path / "data.bin").unlink()
     make_tree(path)
     want = expected(path, tmp_path / "want")
     job = backup(env, name, "--format", "repo", "--exclude", "*.tmp")
     assert job["state"] == "succeeded", job["error"]
+    # the .volkeeperignore (logs/) is read through the Docker API too
+    assert job["result"]["excludes"] == ["cache/**", "*.tmp", "logs/"]
     assert job["result"]["excluded_entries"] == 6
     archive = backup(env, name, "--format", "tar", "--exclude", "*.tmp", ok=False)
     assert archive["state"] == "failed" and "--format repo" in archive["error"]
