@@ -5,7 +5,9 @@ time limit and bounded output.
 caller waits up to the timeout. A command past its time is killed: ``exec_inspect`` gives
 its PID on the host (the worker runs there as root, so ``os.kill`` reaches it), and its
 descendants (``/proc/PID/task/*/children``) are killed first, so a ``sh -c`` that started
-``sleep`` does not leave it holding the output pipe open.
+``sleep`` does not leave it holding the output pipe open. A PID is only killed when
+``/proc/PID/cgroup`` names the container: a worker in its own PID namespace sees other
+processes under those numbers; there the command is abandoned (``killed`` False).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class ExecResult:
     output: str
     seconds: float
     timed_out: bool = False
+    #: a timed-out command's processes were killed (False: their PID was not visibly the
+    #: container's from here, so they may still run in it)
+    killed: bool = False
 
 
 class _Tail:
@@ -70,11 +75,27 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and everything below it (what is gone already is skipped)."""
+def in_container(pid: int, container_id: str) -> bool:
+    """Whether process ``pid`` (as this process sees it) is in the container's cgroup —
+    that the PID Docker reported is the one we see, not another process in another PID
+    namespace (a worker running in a container)."""
+    try:
+        return len(container_id) == 64 and container_id in Path(
+            f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+
+
+def kill_tree(pid: int, container_id: str) -> bool:
+    """SIGKILL ``pid`` and everything below it that is in the container (what is gone
+    already is skipped). False when ``pid`` is not visibly the container's."""
+    if not in_container(pid, container_id):
+        return False
     for p in [*reversed(descendants(pid)), pid]:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(p, signal.SIGKILL)
+        if in_container(p, container_id):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGKILL)
+    return True
 
 
 def run(api: Any, container_id: str, cmd: list[str], *, user: str | None,
@@ -99,15 +120,17 @@ def run(api: Any, container_id: str, cmd: list[str], *, user: str | None,
     reader.start()
     reader.join(timeout)
     timed_out = reader.is_alive()
+    killed = False
     if timed_out:
-        pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
-        if pid > 0:
-            kill_tree(pid)
-        reader.join(_AFTER_KILL)
+        info = api.exec_inspect(exec_id)
+        pid = int(info.get("Pid") or 0)
+        killed = pid > 0 and kill_tree(pid, str(info.get("ContainerID") or ""))
+        reader.join(_AFTER_KILL if killed else 0)
         if reader.is_alive():  # something still holds the output open: stop reading
             with contextlib.suppress(Exception):
                 stream.close()
     info = api.exec_inspect(exec_id)
     code = None if timed_out or info.get("Running") else info.get("ExitCode")
     return ExecResult(exit_code=None if code is None else int(code), output=tail.text(),
-                      seconds=round(time.monotonic() - started, 3), timed_out=timed_out)
+                      seconds=round(time.monotonic() - started, 3), timed_out=timed_out,
+                      killed=killed)

@@ -45,14 +45,19 @@ class HookRun:
     seconds: float
     output: str
     timed_out: bool = False
+    killed: bool = False
     on_error: str = "fail"
     ok: bool = True
     error: str | None = None
 
     def describe(self) -> str:
         """What went wrong, for an error message or a warning."""
-        if self.timed_out:
+        if self.timed_out and self.killed:
             why = f"did not finish within its timeout and was killed after {self.seconds:.0f}s"
+        elif self.timed_out:
+            why = (f"did not finish within its timeout ({self.seconds:.0f}s) and was "
+                   "abandoned (this worker cannot see the container's processes to kill "
+                   "them: it may still run)")
         elif self.exit_code is None:
             why = f"could not run ({self.error})"
         else:
@@ -78,7 +83,7 @@ def run_hook(docker: DockerHost, c: ContainerRef, when: str, what: str) -> HookR
         return HookRun(c.name, hook, spec.command, None, 0.0, "", on_error=spec.on_error,
                        ok=False, error=e.message)
     return HookRun(c.name, hook, spec.command, r.exit_code, r.seconds, r.output,
-                   timed_out=r.timed_out, on_error=spec.on_error,
+                   timed_out=r.timed_out, killed=r.killed, on_error=spec.on_error,
                    ok=r.exit_code == 0 and not r.timed_out)
 
 

@@ -79,3 +79,19 @@ def test_a_hook_keeps_only_the_end_of_its_output() -> None:
     short = _Tail(8)
     short.add(b"ok\n")
     assert short.text() == "ok\n"
+
+
+def test_a_pid_that_is_not_visibly_the_container_s_is_never_killed() -> None:
+    import os
+    import subprocess
+
+    from common.docker.execs import in_container, kill_tree
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not in_container(child.pid, "0" * 64)
+        assert kill_tree(child.pid, "0" * 64) is False
+        assert child.poll() is None and not in_container(os.getpid(), "short")
+    finally:
+        child.kill()
+        child.wait()
