@@ -1,8 +1,9 @@
 """Exclude patterns: which paths of a volume a backup leaves out.
 
-One matcher for every way a backup reads a volume (GNU tar over the mountpoint, the
-repository's directory walk, a tar stream from Docker's archive API), so every format
-stores the same set of paths. Patterns are globs over volume-relative paths, like a
+One matcher for every way a backup reads a volume (GNU tar over the mountpoint, given
+the paths ``excluded_paths`` finds; ``tarfilter`` over a tar stream from Docker's archive
+API; the repository's directory walk and tar ingest), so every format stores the same set
+of paths. Patterns are globs over volume-relative paths, like a
 small ``.gitignore``:
 
 - a pattern without ``/`` (``*.tmp``, ``cache``) matches a name at any depth;

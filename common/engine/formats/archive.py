@@ -42,6 +42,7 @@ from common.archive import (
     write_archive,
 )
 from common.archive.excludes import NO_EXCLUDES, Excludes, excluded_paths
+from common.archive.tarfilter import FilteredTar, filter_tar
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path, tar_sink, tar_source
@@ -95,12 +96,7 @@ class ArchiveFormat:
         key = archive_key(host, volume, created, job_id, self.name, area)
         mkey = manifest_key(key)
         path = direct_path(docker, volume, settings)
-        if excludes and path is None:
-            raise InvalidInput(
-                f"volume {volume!r} is only reachable through the Docker API, where an "
-                "archive backup cannot leave paths out",
-                "back it up with --format repo (which applies excludes on every path), "
-                "without excludes, or from a worker that sees the volume's mountpoint")
+        # direct: GNU tar leaves out what a walk found; docker-api: its stream is filtered
         left_out = sorted(excluded_paths(path, excludes)) if path is not None else []
         header: dict[str, Any] = {
             "volume": volume, "host": host, "created_at": created.isoformat(),
@@ -112,13 +108,19 @@ class ArchiveFormat:
             # tar stream bytes and members, against a scan beside it (or Docker's measure)
             tracker.set_phase(BACKUP_PHASE, bytes_total=info.size_bytes, estimated=True)
             writer = backend.open_writer(key)
+            filtered: FilteredTar | None = None
             try:
                 with scanning(path, lambda size: tracker.expect(
                         BACKUP_PHASE, size.tar_bytes, size.entries)), \
-                        tar_source(docker, volume, settings, left_out) as stream:
-                    stats = write_archive(stream, writer, self.codec, tracker,
+                        tar_source(docker, volume, settings, left_out) as raw:
+                    if excludes and path is None:
+                        filtered = filter_tar(raw, excludes)
+                    stats = write_archive(raw if filtered is None else cast(BinaryIO, filtered),
+                                          writer, self.codec, tracker,
                                           manifest=manifest, level=settings.zstd_level,
                                           name=key)
+                if filtered is not None:
+                    left_out = filtered.left_out
                 docker.volume(volume)  # vanished while we read it → NotFound, no commit
                 stored = writer.commit()
             except BaseException:
