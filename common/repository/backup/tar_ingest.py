@@ -311,7 +311,8 @@ def backup_tar_stream(
         ingest.members.close()
     pipe.close()
     snap = Snapshot(tree=tree_id, root=ingest.root, host=host, volume=volume, tags=list(tags),
-                    parent=parent.id if parent is not None else None, stats=stats)
+                    parent=parent.id if parent is not None else None, stats=stats,
+                    excludes=list(excludes.patterns))
     progress.checkpoint()  # a cancelled job stops here: packs stay, no snapshot
     if before_commit is not None:  # e.g. the lock still holds: else no snapshot
         before_commit()

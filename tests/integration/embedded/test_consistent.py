@@ -269,6 +269,10 @@ def test_excludes_from_label_request_and_ignore_file_leave_paths_out_of_both_for
     back = Path(docker_host_a.client().volumes.get(restored).attrs["Mountpoint"])
     assert compare_trees(want, back) == []
     assert (back / "cache").is_dir() and not any((back / "cache").iterdir())
+    if fmt == "repo":  # the snapshot itself records its excludes
+        listed = json.loads(cli(embedded_env, "snapshots", "local", "--json").stdout)
+        [snap] = [x for x in listed["result"]["snapshots"] if x["volume"] == name]
+        assert snap["excludes"] == ["cache/**", "*.tmp", "logs/"]
 
 
 def test_backups_through_the_docker_api_apply_the_same_excludes(

@@ -95,3 +95,18 @@ def test_a_pid_that_is_not_visibly_the_container_s_is_never_killed() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_snapshot_keeps_its_excludes_and_one_without_is_written_as_before() -> None:
+    from common.repository.core.snapshot import Snapshot
+    from common.repository.core.tree import Node
+
+    root = Node(name="root", type="dir", subtree=b"\x01" * 32)
+    plain = Snapshot(tree=b"\x01" * 32, root=root, host="h", volume="v")
+    assert "excludes" not in plain.to_dict()
+    with_excludes = Snapshot(tree=b"\x01" * 32, root=root, host="h", volume="v",
+                             excludes=["cache/**", "*.tmp"])
+    d = with_excludes.to_dict()
+    assert d["excludes"] == ["cache/**", "*.tmp"]
+    assert Snapshot.from_dict(d, b"\x02" * 32).excludes == ["cache/**", "*.tmp"]
+    assert Snapshot.from_dict(plain.to_dict(), b"\x02" * 32).excludes == []
