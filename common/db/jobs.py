@@ -353,7 +353,9 @@ def interrupted_restores(session: Session, host: str) -> list[Job]:
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"
             or (j.result or {}).get("restore_state") == "writing"
-            or (j.result or {}).get(STOPPED_KEY)]
+            # a lost job kept its lock for its stopped containers (even if its process,
+            # late rather than dead, started them again since: the lock is still to free)
+            or STOPPED_KEY in (j.result or {})]
 
 
 def mark_recovered(session: Session, job_id: str, done: str) -> None:

@@ -160,7 +160,7 @@ def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
         started = start_again(ctx.docker, stopped)
         done.append(f"containers {', '.join(started)} were started again" if started
                     else "the containers it had stopped were running (or gone) already")
-    return "; ".join(done)
+    return "; ".join(done) or "the containers it had stopped were running again"
 
 
 def _undo_restore(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:

@@ -61,6 +61,25 @@ def test_a_backup_whose_containers_run_again_is_failed_like_any_lost_job(
         assert jobs.interrupted_restores(s, "h1") == []
 
 
+def test_a_late_job_that_started_its_containers_after_the_sweep_still_frees_its_lock(
+        tmp_path: Path) -> None:
+    ctx, job_id = _running_backup(tmp_path)
+    with ctx.db.session() as s:  # the sweep fails it while its containers are down
+        jobs.sweep_orphaned(s, "h1", "box", lambda pid: False)
+    with ctx.db.session() as s:  # then its (late, not dead) process starts them again
+        jobs.update_result(s, job_id, {jobs.STOPPED_KEY: []})
+    from common.jobs import host
+
+    with ctx.db.session() as s:
+        assert [j.id for j in jobs.interrupted_restores(s, "h1")] == [job_id]
+    assert host._recover_one(ctx, "vol", {jobs.STOPPED_KEY: []}) == \
+        "the containers it had stopped were running again"
+    with ctx.db.session() as s:
+        jobs.mark_recovered(s, job_id, "nothing left to start")
+    with ctx.db.session() as s:
+        assert jobs.get_job(s, job_id).active_lock is None
+
+
 def test_an_operator_release_names_the_containers_to_start_by_hand(tmp_path: Path) -> None:
     ctx, job_id = _running_backup(tmp_path)
     with ctx.db.session() as s:
