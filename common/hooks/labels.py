@@ -10,6 +10,7 @@ EXCLUDE = "volkeeper.exclude"
 HOOK_TIMEOUT = "volkeeper.hook-timeout"
 HOOK_USER = "volkeeper.hook-user"
 HOOK_ON_ERROR = "volkeeper.hook-on-error"
+STOP_TIMEOUT = "volkeeper.stop-timeout"
 #: the hook labels: ``volkeeper.<when>-<what>``
 HOOK_WHEN = ("pre", "post")
 HOOK_WHAT = ("backup", "restore")
@@ -70,3 +71,13 @@ def depends_on(labels: Mapping[str, str]) -> set[str]:
     """The Compose services a container depends on (``db:service_started:false,…``)."""
     raw = labels.get(COMPOSE_DEPENDS_ON) or ""
     return {item.split(":", 1)[0].strip() for item in raw.split(",") if item.strip()}
+
+
+def stop_timeout(labels: Mapping[str, str], default: int) -> int:
+    """Seconds a container gets to stop on SIGTERM before Docker kills it (its
+    ``volkeeper.stop-timeout`` label, else ``default``)."""
+    try:
+        value = int(labels.get(STOP_TIMEOUT, default))
+    except ValueError:
+        return default
+    return value if 0 <= value <= 3600 else default

@@ -23,7 +23,8 @@ from common.progress import ProgressTracker
 
 log = logging.getLogger(__name__)
 
-#: seconds a container gets to stop on SIGTERM before Docker kills it
+#: seconds a container gets to stop on SIGTERM before Docker kills it (unless its label
+#: ``volkeeper.stop-timeout`` says otherwise)
 STOP_TIMEOUT = 30
 
 
@@ -105,7 +106,8 @@ class StopWindow:
                     self.tracker.note(f"stopping container {c.name}")
                 w = Window(c.id, c.name, stopped_at=time.monotonic())
                 self.windows.append(w)  # before the call: a half-stopped one is started
-                self.docker.stop_container(c.id, timeout=self.timeout)
+                self.docker.stop_container(
+                    c.id, timeout=labels.stop_timeout(c.labels, self.timeout))
         except BaseException:
             self.start()
             raise

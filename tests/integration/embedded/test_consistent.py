@@ -359,3 +359,22 @@ def test_a_replace_restore_runs_the_restore_hooks_around_its_stop_window(
     failed = json.loads(p.stdout)
     assert failed["state"] == "failed" and "pre-restore" in failed["error"]
     assert "code 9" in failed["error"] and "restore did not start" in failed["error"]
+
+
+def test_a_container_that_ignores_sigterm_is_killed_after_its_stop_timeout_and_restarted(
+        embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    name, _path = new_volume(docker_host_a)
+    client = docker_host_a.client()
+    stubborn = client.containers.run(
+        busybox_image(docker_host_a), ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+        detach=True, network_mode="none", name=f"{name}-stubborn",
+        labels=STOP | {"volkeeper.stop-timeout": "2"},
+        volumes={name: {"bind": "/data", "mode": "rw"}})
+    try:
+        job = backup(embedded_env, name, "--format", "tar")
+        assert job["state"] == "succeeded", job["error"]
+        [window] = job["result"]["stop_windows"]
+        assert 2 <= window["seconds_down"] < 25  # killed after 2 s, not the default 30
+        assert state(stubborn)["Running"]
+    finally:
+        stubborn.remove(force=True)
