@@ -378,3 +378,36 @@ def test_a_container_that_ignores_sigterm_is_killed_after_its_stop_timeout_and_r
         assert state(stubborn)["Running"]
     finally:
         stubborn.remove(force=True)
+
+
+def test_a_cancelled_backup_starts_its_containers_again_and_runs_its_post_hook(
+        embedded_env: dict[str, str], docker_host_a: Any, app: Any) -> None:
+    name, path = new_volume(docker_host_a)
+    for i in range(6):
+        (path / f"blob{i}.bin").write_bytes(os.urandom(8 << 20))
+    ctr = app(name, f"{name}-db", STOP | {"volkeeper.post-backup": "echo post > /data/post"})
+    cli(embedded_env, "jobs")  # the database exists before two processes use it
+    slow = embedded_env | {"VOLKEEPER_BANDWIDTH_LIMIT": str(4 << 20)}  # ~12 s in all
+    p = subprocess.Popen([sys.executable, "-m", "cli.main", "backup", name, "--json"],
+                         env=slow, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while state(ctr)["Running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not state(ctr)["Running"], "the container was not stopped for the backup"
+        job = next(j for j in json.loads(cli(embedded_env, "jobs", "--json").stdout)
+                   if j["kind"] == "backup" and j["state"] == "running")
+        time.sleep(1.0)
+        cli(embedded_env, "cancel", job["id"])
+        stdout, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    done = json.loads(stdout)
+    assert done["state"] == "cancelled", done
+    r = done["result"]
+    assert r["stopped_containers"] == [ctr.name] == r["restarted_containers"]
+    assert state(ctr)["Running"]
+    assert (path / "post").read_text() == "post\n"
+    assert backups_of(embedded_env, name) == []
