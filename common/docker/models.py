@@ -13,6 +13,7 @@ class ContainerRef:
     id: str
     name: str
     state: str
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def container_ref(summary: dict[str, Any]) -> ContainerRef:
     """A ``ContainerRef`` from one entry of ``GET /containers/json``."""
     names = summary.get("Names") or []
     name = names[0].lstrip("/") if names else str(summary["Id"])[:12]
-    return ContainerRef(id=str(summary["Id"]), name=name, state=str(summary.get("State", "")))
+    return ContainerRef(id=str(summary["Id"]), name=name, state=str(summary.get("State", "")),
+                        labels=dict(summary.get("Labels") or {}))
 
 
 def volume_info(
