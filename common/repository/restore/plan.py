@@ -30,6 +30,8 @@ class Pending:
         self.done_bytes = 0  # progress when the batch is written
         self.done_files = 0
         self.parts: list[str] = []  # large files with a part in this batch
+        #: (temporary name, final name) of entries a sync restore renames once written
+        self.renames: list[tuple[str, str]] = []
 
     def blob(self, entry: IndexEntry) -> int:
         no = self.blob_no.get(entry.blob_id)
