@@ -35,6 +35,7 @@ from common.repository.restore.trees import refused
 from common.repository.system.sparse import data_ranges
 
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_PATCH = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _IFMT = {"fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK, "char": stat.S_IFCHR,
          "block": stat.S_IFBLK}
@@ -59,9 +60,12 @@ class Syncer(_Restorer):
     stats: SyncStats
 
     def __init__(self, repo: Repository, dest: str, progress: ProgressTracker,
-                 stats: SyncStats, devices: bool, delete: bool, verify_content: bool) -> None:
+                 stats: SyncStats, devices: bool, delete: bool, verify_content: bool,
+                 in_place: bool) -> None:
         super().__init__(repo, dest, progress, stats, devices)
         self.delete = delete
+        self.in_place = in_place
+        self.patched: set[str] = set()  # files being rewritten in place
         self.verify_content = verify_content
         self.token = secrets.token_hex(4)
         self.n = 0
@@ -185,7 +189,7 @@ class Syncer(_Restorer):
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
                 return
-            self.rewrite(rel, node, fd, planned, matches)
+            self.rewrite(rel, node, fd, planned, matches, st.st_nlink == 1)
         finally:
             os.close(fd)
 
@@ -224,22 +228,36 @@ class Syncer(_Restorer):
         return planned
 
     def rewrite(self, rel: str, node: Node, old: int, planned: list[tuple[IndexEntry, Writes]],
-                matches: list[bool]) -> None:
-        """Rebuild ``rel`` under a temporary name: the chunks the old file (``old``) holds
-        are copied from it, the others are fetched in batches; renamed when complete."""
-        temp = self.temp(rel)
-        parent, name = self.fds.parent(temp)
-        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+                matches: list[bool], single: bool) -> None:
+        """Rebuild ``rel``: under a temporary name (the chunks the old file ``old`` holds
+        are copied from it, the others fetched in batches; renamed when complete), or with
+        ``in_place``, when ``rel`` is no hardlink (``single``) and has no data where the
+        snapshot has holes, by writing only the changed chunks into it."""
         reused = 0
-        try:
-            os.ftruncate(fd, node.size)  # what is never written stays a hole
-            for (_entry, writes), ok in zip(planned, matches, strict=True):
-                if ok:
-                    for pos, _start, n in writes:
-                        copy_range(old, fd, pos, n)
-                        reused += n
-        finally:
-            os.close(fd)
+        if self.in_place and single and holes_intact(old, node.holes):
+            temp = rel
+            self.patched.add(rel)
+            parent, name = self.fds.parent(rel)
+            fd = os.open(name, _PATCH, dir_fd=parent)
+            try:
+                os.ftruncate(fd, node.size)
+            finally:
+                os.close(fd)
+            reused = sum(n for (_e, ws), ok in zip(planned, matches, strict=True) if ok
+                         for _p, _s, n in ws)
+        else:
+            temp = self.temp(rel)
+            parent, name = self.fds.parent(temp)
+            fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+            try:
+                os.ftruncate(fd, node.size)  # what is never written stays a hole
+                for (_entry, writes), ok in zip(planned, matches, strict=True):
+                    if ok:
+                        for pos, _start, n in writes:
+                            copy_range(old, fd, pos, n)
+                            reused += n
+            finally:
+                os.close(fd)
         self.stats.files_written += 1
         self.stats.bytes_reused += reused
         self.progress.add(reused, 0)
@@ -276,7 +294,16 @@ class Syncer(_Restorer):
             self.rename(temp, final)
 
     def _finish_large(self, rel: str) -> None:
-        if rel in self.broken:
+        if rel in self.patched:  # an existing inode: extra xattrs removed too
+            self.patched.discard(rel)
+            meta = self.large.pop(rel).meta
+            parent, name = self.fds.parent(rel)
+            fd = os.open(name, _READ, dir_fd=parent)
+            try:
+                fix_fd(fd, rel, meta, self.stats.warnings)
+            finally:
+                os.close(fd)
+        elif rel in self.broken:
             self.large.pop(rel)
         else:
             super()._finish_large(rel)

@@ -38,6 +38,7 @@ def _extras(root: Path) -> None:
     os.mkfifo(root / "fifo-to-file")
     os.setxattr(root / "xattr-changed", "user.v", b"one")
     os.setxattr(root / "xattr-removed", "user.v", b"one")
+    (root / "random.bin").write_bytes(os.urandom(1 << 20))
     (root / "pair-a").write_text("pair")
     os.link(root / "pair-a", root / "pair-b")
 
@@ -108,14 +109,17 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory
 
 
 @needs_root
+@pytest.mark.parametrize("in_place", [False, True], ids=["atomic", "in-place"])
 def test_a_sync_of_s2_over_a_restore_of_s1_equals_a_fresh_restore_of_s2(
-        snapshots: tuple[Repository, Snapshot, Snapshot, Path], tmp_path: Path) -> None:
+        snapshots: tuple[Repository, Snapshot, Snapshot, Path], tmp_path: Path,
+        in_place: bool) -> None:
     repo, s1, s2, src = snapshots
     base = xattr_capable_dir(tmp_path)
     dest = base / "dest"
     restore_snapshot(repo, s1, dest)
     assert compare_trees(src, dest) != []
-    stats = sync_snapshot(repo, s2.id, dest)
+    big = os.lstat(dest / "big.bin").st_ino
+    stats = sync_snapshot(repo, s2.id, dest, in_place=in_place)
     fresh = base / "fresh"
     restore_snapshot(repo, s2, fresh)
     assert compare_trees(fresh, dest) == []
@@ -128,6 +132,8 @@ def test_a_sync_of_s2_over_a_restore_of_s1_equals_a_fresh_restore_of_s2(
     assert stats.bytes_reused > 2 << 20
     assert stats.bytes_fetched < (1 << 20)
     assert not [p for p in dest.rglob(".vksync-*")]
+    # rebuilt under a temporary name and renamed over, or patched in place
+    assert (os.lstat(dest / "big.bin").st_ino == big) == in_place
 
 
 @needs_root
@@ -144,15 +150,17 @@ def test_a_second_sync_finds_everything_unchanged(
 
 
 @needs_root
+@pytest.mark.parametrize("in_place", [False, True], ids=["atomic", "in-place"])
 def test_an_edit_keeping_size_and_mtime_is_trusted_unless_content_is_verified(
-        snapshots: tuple[Repository, Snapshot, Snapshot, Path], tmp_path: Path) -> None:
+        snapshots: tuple[Repository, Snapshot, Snapshot, Path], tmp_path: Path,
+        in_place: bool) -> None:
     repo, _s1, s2, src = snapshots
     dest = xattr_capable_dir(tmp_path) / "dest"
     restore_snapshot(repo, s2, dest)
-    victim = dest / "big.bin"
+    victim = dest / "random.bin"
     before = os.lstat(victim)
     with open(victim, "r+b") as f:
-        f.seek(2 << 20)
+        f.seek(500_000)
         f.write(b"X" * 100)
     os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
     sparse = dest / "sparse.img"  # same content, but dense: the holes must come back
@@ -169,10 +177,12 @@ def test_an_edit_keeping_size_and_mtime_is_trusted_unless_content_is_verified(
     diffs = compare_trees(src, dest)
     assert any("content differs" in d for d in diffs)
     assert any("restored dense" in d for d in diffs)
-    checked = sync_snapshot(repo, s2, dest, verify_content=True)
+    os.setxattr(victim, "user.stray", b"x")  # only on the old file: must go
+    checked = sync_snapshot(repo, s2, dest, verify_content=True, in_place=in_place)
     assert checked.files_written == 2
-    assert checked.bytes_fetched < 1 << 20 and checked.bytes_reused > 2 << 20
+    assert checked.bytes_fetched <= 256 << 10 and checked.bytes_reused > 700 << 10
     assert compare_trees(src, dest) == []
+    assert (os.lstat(victim).st_ino == before.st_ino) == in_place
     assert os.lstat(dest / "pair-b").st_ino == os.lstat(dest / "big.bin").st_ino
 
 
