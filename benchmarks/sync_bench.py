@@ -13,9 +13,12 @@ new directory (the destination of the pre-copy). Timed, in alternating order:
 
 - ``full``: a restore of S2 into a new, empty directory (``restore_snapshot``: what a
   migration without a pre-copy would do during its downtime);
-- ``sync``: ``sync_snapshot`` of S2 over the restore of S1 (the cut-over's apply step).
+- ``sync``: ``sync_snapshot`` of S2 over a restore of S1 (the cut-over's apply step),
+  changed files rebuilt under a temporary name and renamed over (the default);
+- ``sync-in-place``: the same with ``in_place=True`` (only changed chunks written, into
+  the files themselves), over its own restore of S1.
 
-The first repeat checks that the synced tree equals the full restore (``tests/treecmp``:
+The first repeat checks that each synced tree equals the full restore (``tests/treecmp``:
 types, bytes, modes, owners, mtimes, links, sparseness, xattrs). Timing is in-process (the
 library call, as a long-lived worker runs it: the repository is opened and its index
 loaded before the clock starts, for both). The verdict is ``sync / full``; the issue's
@@ -65,65 +68,70 @@ def measure(data: Path, work: Path, fraction: float, repeat: int,
     finally:
         revert(data, save)
     repo.load_index()
-    runs: dict[str, list[float]] = {"full": [], "sync": []}
+    steps = ("full", "sync", "sync-in-place")
+    runs: dict[str, list[float]] = {k: [] for k in steps}
     facts: dict[str, Any] = {"changed_bytes": changed, "files": s2.stats.files,
                              "bytes": s2.stats.bytes}
     made: list[Path] = []
     for i in range(repeat):
-        pre, full = work / f"pre-{i}", work / f"full-{i}"
-        Deleter.remove([pre, full])
-        made += [pre, full]
+        dirs = {k: work / f"{k}-{i}" for k in steps}
+        Deleter.remove(list(dirs.values()))
+        made += dirs.values()
         Deleter.wait_quiet()
-        restore_snapshot(repo, s1, pre)
-        order = ("full", "sync") if i % 2 == 0 else ("sync", "full")
+        restore_snapshot(repo, s1, dirs["sync"])
+        restore_snapshot(repo, s1, dirs["sync-in-place"])
+        order = steps if i % 2 == 0 else steps[::-1]
         for step in order:
             started = time.monotonic()
             if step == "full":
-                restore_snapshot(repo, s2, full)
+                restore_snapshot(repo, s2, dirs[step])
             else:
-                stats = sync_snapshot(repo, s2, pre, verify_content=verify_content)
+                stats = sync_snapshot(repo, s2, dirs[step], verify_content=verify_content,
+                                      in_place=step == "sync-in-place")
+                facts[step] = {k: getattr(stats, k) for k in (
+                    "files_written", "bytes_fetched", "bytes_reused", "entries_written",
+                    "metadata_fixed", "deleted", "unchanged")}
             runs[step].append(time.monotonic() - started)
             print(f"  repeat {i + 1} {step}: {runs[step][-1]:.2f} s", flush=True)
-        facts["sync"] = {k: getattr(stats, k) for k in (
-            "files_written", "bytes_fetched", "bytes_reused", "entries_written",
-            "metadata_fixed", "deleted", "unchanged")}
         if i == 0:
-            diffs = compare_trees(full, pre)
-            if diffs:
-                raise SystemExit(f"the synced tree differs from a full restore: {diffs[:5]}")
+            for step in ("sync", "sync-in-place"):
+                diffs = compare_trees(dirs["full"], dirs[step])
+                if diffs:
+                    raise SystemExit(f"{step}: the synced tree differs from a full restore: "
+                                     f"{diffs[:5]}")
             facts["identical"] = True
     Deleter.remove(made)
     return {"runs": runs, "facts": facts}
 
 
 def report(size: int, fraction: float, verify: bool, m: dict[str, Any]) -> str:
-    full, sync = (statistics.median(m["runs"][k]) for k in ("full", "sync"))
-    ratio = sync / full
-    f, s = m["facts"], m["facts"]["sync"]
+    med = {k: statistics.median(v) for k, v in m["runs"].items()}
+    f = m["facts"]
     info = machine()
-    verdict = "PASS" if ratio <= TARGET else "FAIL"
-    return "\n".join([
+    lines = [
         f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: mixed dataset "
         f"{size // MiB} MiB ({f['files']} files, {f['bytes'] // MiB} MiB), "
         f"{fraction:.0%} of the data bytes changed ({f['changed_bytes'] // MiB} MiB), "
         f"{len(m['runs']['full'])} repeat(s), verify_content={verify}; "
         f"{info['nproc']} CPUs, load {info['load']}.",
         "",
-        "| step | median s | runs |",
-        "|---|---|---|",
-        *(f"| {k} | {statistics.median(v):.2f} | {', '.join(f'{x:.2f}' for x in v)} |"
-          for k, v in m["runs"].items()),
+        "| step | median s | / full | runs |",
+        "|---|---|---|---|",
+        *(f"| {k} | {med[k]:.2f} | {med[k] / med['full']:.2f} | "
+          f"{', '.join(f'{x:.2f}' for x in v)} |" for k, v in m["runs"].items()),
         "",
-        f"**sync / full restore = {ratio:.2f}** (target ≤ {TARGET:.2f}: {verdict}); the "
-        "synced tree equals the full restore (tests/treecmp: full fidelity).",
-        "",
-        f"The sync wrote {s['files_written']} files: {s['bytes_fetched'] / MiB:.1f} MiB "
-        f"fetched from the repository, {s['bytes_reused'] / MiB:.1f} MiB copied from the "
-        f"old versions of those files; {s['entries_written']} other entries created, "
-        f"{s['metadata_fixed']} metadata fixed, {s['deleted']} deleted, "
-        f"{s['unchanged']} unchanged.",
-        "",
-    ])
+    ]
+    for step in ("sync", "sync-in-place"):
+        ratio, s = med[step] / med["full"], f[step]
+        lines += [
+            f"- **{step} / full restore = {ratio:.2f}** (target ≤ {TARGET:.2f}: "
+            f"{'PASS' if ratio <= TARGET else 'FAIL'}): {s['files_written']} files written "
+            f"({s['bytes_fetched'] / MiB:.1f} MiB fetched from the repository, "
+            f"{s['bytes_reused'] / MiB:.1f} MiB kept from the old versions of those files), "
+            f"{s['entries_written']} other entries created, {s['metadata_fixed']} metadata "
+            f"fixed, {s['deleted']} deleted, {s['unchanged']} unchanged."]
+    lines += ["- Both synced trees equal the full restore (tests/treecmp: full fidelity).", ""]
+    return "\n".join(lines)
 
 
 def write_results(section: str) -> None:
