@@ -106,8 +106,10 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     stats.bytes = stats.bytes_fetched + stats.bytes_reused
     if s.damaged or s.broken:
         blobs = ("; ".join(s.damaged.values()) or "; ".join(sorted(set(s.broken.values()))[:5]))
-        raise IntegrityError(f"sync incomplete: {blobs}; files not synced (their previous "
-                             f"version was kept): {', '.join(sorted(s.broken))}", _HINT)
+        kept = ("their previous version was kept, unless rewritten in place: then they "
+                "are incomplete" if in_place else "their previous version was kept")
+        raise IntegrityError(f"sync incomplete: {blobs}; files not synced ({kept}): "
+                             f"{', '.join(sorted(s.broken))}", _HINT)
     return stats
 
 

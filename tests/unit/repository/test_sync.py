@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import Conflict
+from common.errors import Conflict, IntegrityError
 from common.repository.backup.archiver import backup_directory
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
@@ -243,3 +243,26 @@ def test_a_sync_target_that_is_not_a_directory_is_refused(tmp_path: Path) -> Non
     os.symlink(src, tmp_path / "link")
     with pytest.raises(Conflict):
         sync_snapshot(repo, snap, tmp_path / "link")
+
+
+def test_a_damaged_blob_keeps_the_old_version_of_its_file_and_names_it(
+        tmp_path: Path) -> None:
+    from tests.unit.repository.test_restore import _flip_in_blob_of
+
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    s1 = backup_directory(repo, src, host="h", volume="v")
+    old_log = (src / "text.log").read_bytes()
+    (src / "text.log").write_bytes(b"a new first line\n" + old_log)
+    (src / "dir1" / "nested" / "small3.txt").write_bytes(b"changed too")
+    s2 = backup_directory(repo, src, host="h", volume="v", parent=s1)
+    dest = tmp_path / "d"
+    restore_snapshot(repo, s1, dest)
+    blob = _flip_in_blob_of(repo, s2, "text.log")
+    with pytest.raises(IntegrityError) as exc:
+        sync_snapshot(repo, s2, dest)
+    assert f"blob {blob.hex()}" in exc.value.message
+    assert "previous version was kept): text.log" in exc.value.message
+    assert (dest / "text.log").read_bytes() == old_log
+    assert (dest / "dir1" / "nested" / "small3.txt").read_bytes() == b"changed too"
+    assert not list(dest.rglob(".vksync-*"))
