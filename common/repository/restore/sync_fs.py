@@ -22,7 +22,7 @@ import os
 import stat
 from collections.abc import Callable
 
-from common.repository.backup.read import xattrs_at, xattrs_of
+from common.repository.backup.read import xattrs_of
 from common.repository.restore.batch import Meta
 from common.repository.system.dirfd import opath, open_dir_at, proc_path
 
@@ -37,6 +37,13 @@ def same_meta(st: os.stat_result, meta: Meta, xattrs: dict[str, bytes],
     mode, uid, gid, mtime_ns, want, _ = meta
     return ((symlink or stat.S_IMODE(st.st_mode) == mode) and st.st_uid == uid
             and st.st_gid == gid and st.st_mtime_ns == mtime_ns and xattrs == dict(want))
+
+
+def xattrs_in(dir_fd: int, name: str) -> dict[str, bytes]:
+    """The xattrs of the entry ``name`` of the open directory ``dir_fd`` itself (not
+    followed), with one ``llistxattr``: ``/proc/self/fd/<dir_fd>`` is that directory,
+    not a path resolved again."""
+    return xattrs_of(f"{proc_path(dir_fd)}/{name}", follow=False)
 
 
 def _fix_xattrs(target: str | int, rel: str, have: dict[str, bytes],
@@ -82,7 +89,7 @@ def fix_at(dir_fd: int, name: str, rel: str, st: os.stat_result, meta: Meta,
     """``fix_fd`` for a symlink, fifo, socket or device node ``name`` in ``dir_fd``
     (never followed); returns whether anything changed."""
     symlink = stat.S_ISLNK(st.st_mode)
-    have = xattrs_at(dir_fd, name)
+    have = xattrs_in(dir_fd, name)
     if same_meta(st, meta, have, symlink):
         return False
     mode, uid, gid, mtime_ns, xattrs, _ = meta

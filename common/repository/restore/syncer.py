@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from common.errors import IntegrityError
 from common.progress import ProgressTracker
-from common.repository.backup.read import xattrs_at
 from common.repository.core.index import IndexEntry
 from common.repository.core.repository import Repository
 from common.repository.core.tree import Node, check_link_path
@@ -30,6 +29,7 @@ from common.repository.restore.sync_fs import (
     match_chunks,
     remove_at,
     same_meta,
+    xattrs_in,
 )
 from common.repository.restore.trees import refused
 from common.repository.system.sparse import data_ranges
@@ -128,7 +128,7 @@ class Syncer(_Restorer):
             self.stats.entries_written += 1
             state = "created"
         else:
-            same = same_meta(st, meta_of(node), xattrs_at(parent, name))
+            same = same_meta(st, meta_of(node), xattrs_in(parent, name))
             state = "same" if same else "fixed"
         self.stats.dirs += 1
         self.sync_dirs.append((rel, node, state))
@@ -174,10 +174,15 @@ class Syncer(_Restorer):
         if st.st_nlink > 1:
             self.claimed.add(inode)
         parent, name = self.fds.parent(rel)
+        same_size = not shared and st.st_size == node.size
+        quick = same_size and st.st_mtime_ns == node.mtime_ns and not self.verify_content
+        if quick and same_meta(st, meta_of(node), xattrs_in(parent, name)):
+            self.stats.unchanged += 1  # the common case: no open, one listxattr
+            self.progress.add(node.size, 1)
+            return
         fd = os.open(name, _READ, dir_fd=parent)
         try:
-            same_size = not shared and st.st_size == node.size
-            if same_size and st.st_mtime_ns == node.mtime_ns and not self.verify_content:
+            if quick:
                 self.meta_only(fd, rel, node)
                 return
             planned = self.plan(rel, node)
