@@ -24,10 +24,9 @@ from collections.abc import Callable
 
 from common.repository.backup.read import xattrs_of
 from common.repository.restore.batch import Meta
+from common.repository.restore.plan import Writes
 from common.repository.system.dirfd import opath, open_dir_at, proc_path
 
-#: a file's planned writes: per chunk, [(file offset, start in chunk, length)]
-Writes = list[tuple[int, int, int]]
 _SEEK_DATA = getattr(os, "SEEK_DATA", 3)
 
 

@@ -14,6 +14,7 @@ from common.errors import Conflict, IntegrityError
 from common.repository.backup.archiver import backup_directory
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
+from common.repository.restore import restorer, sync_files
 from common.repository.restore.restorer import restore_snapshot
 from common.repository.restore.sync import sync_snapshot
 from tests.treecmp import build_fidelity_tree, compare_trees
@@ -109,11 +110,17 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory
 
 
 @needs_root
-@pytest.mark.parametrize("in_place", [False, True], ids=["atomic", "in-place"])
+@pytest.mark.parametrize(("in_place", "batch_bytes"), [
+    (False, 0), (True, 0), (False, 64 << 10), (True, 64 << 10)],
+    ids=["atomic", "in-place", "atomic-in-parts", "in-place-in-parts"])
 def test_a_sync_of_s2_over_a_restore_of_s1_equals_a_fresh_restore_of_s2(
         snapshots: tuple[Repository, Snapshot, Snapshot, Path], tmp_path: Path,
-        in_place: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, in_place: bool, batch_bytes: int) -> None:
+    """(in parts: batches so small that changed files are written by several of them)"""
     repo, s1, s2, src = snapshots
+    if batch_bytes:
+        monkeypatch.setattr(restorer, "BATCH_BYTES", batch_bytes)
+        monkeypatch.setattr(sync_files, "BATCH_BYTES", batch_bytes)
     base = xattr_capable_dir(tmp_path)
     dest = base / "dest"
     restore_snapshot(repo, s1, dest)
