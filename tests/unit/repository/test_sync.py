@@ -273,3 +273,30 @@ def test_a_damaged_blob_keeps_the_old_version_of_its_file_and_names_it(
     assert (dest / "text.log").read_bytes() == old_log
     assert (dest / "dir1" / "nested" / "small3.txt").read_bytes() == b"changed too"
     assert not list(dest.rglob(".vksync-*"))
+
+
+@pytest.mark.parametrize("name", ["..", "../escape", "a/../../b"])
+def test_a_tree_with_a_hostile_name_is_refused_before_anything_is_changed(
+        tmp_path: Path, name: str) -> None:
+    from common.repository.core.ids import BlobType
+    from common.repository.core.pack import PackWriter
+    from common.repository.core.snapshot import save_snapshot
+    from common.repository.core.tree import Node, Tree
+
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    snap = backup_directory(repo, src, host="h", volume="v")
+    hostile = Tree([Node(name="PLACEHOLDER", type="file")]).encode().replace(
+        b"PLACEHOLDER", name.encode())
+    blob = repo.codec.encode(BlobType.TREE, hostile)
+    with PackWriter(repo.backend, repo.cipher) as pack:
+        pack.add(blob)
+        repo.write_index_file(pack.finish())
+    root = Node(name="root", type="dir", mode=0o755, subtree=blob.blob_id)
+    bad = save_snapshot(repo, Snapshot(tree=blob.blob_id, root=root, host="h", volume="v"))
+    dest = tmp_path / "inner" / "d"
+    restore_snapshot(repo, snap, dest)
+    with pytest.raises(IntegrityError, match="hostile or invalid name"):
+        sync_snapshot(repo, bad, dest)
+    assert compare_trees(src, dest) == []  # nothing deleted, nothing written
+    assert sorted(p.name for p in (tmp_path / "inner").iterdir()) == ["d"]
