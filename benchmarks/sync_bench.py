@@ -127,9 +127,12 @@ def report(size: int, fraction: float, verify: bool, m: dict[str, Any]) -> str:
         "",
     ]
     for step in ("sync", "sync-in-place"):
-        ratio, s = med[step] / med["full"], f[step]
+        s = f[step]
+        paired = sorted(x / y for x, y in zip(m["runs"][step], m["runs"]["full"], strict=True))
+        ratio = statistics.median(paired)
         lines += [
-            f"- **{step} / full restore = {ratio:.2f}** (target ≤ {TARGET:.2f}: "
+            f"- **{step} / full restore = {ratio:.2f}** (median of the per-repeat ratios "
+            f"{', '.join(f'{x:.2f}' for x in paired)}; target ≤ {TARGET:.2f}: "
             f"{'PASS' if ratio <= TARGET else 'FAIL'}): {s['files_written']} files written "
             f"({s['bytes_fetched'] / MiB:.1f} MiB fetched from the repository, "
             f"{s['bytes_reused'] / MiB:.1f} MiB kept from the old versions of those files), "
