@@ -150,8 +150,7 @@ def write_results(section: str) -> None:
         head, rest = text.split(START, 1)
         text = head + block + rest.split(END, 1)[1]
     else:
-        text = (text.rstrip("\n") + "\n\n## Sync restore (issue 14; `python "
-                "benchmarks/sync_bench.py`)\n\n" + block + "\n")
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
 
 
