@@ -300,3 +300,31 @@ def test_a_tree_with_a_hostile_name_is_refused_before_anything_is_changed(
         sync_snapshot(repo, bad, dest)
     assert compare_trees(src, dest) == []  # nothing deleted, nothing written
     assert sorted(p.name for p in (tmp_path / "inner").iterdir()) == ["d"]
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_sync_stops_it_with_nothing_written_outside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.repository.restore.syncer import Syncer
+
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    s1 = backup_directory(repo, src, host="h", volume="v")
+    for f in (src / "dir2" / "nested").iterdir():
+        f.write_bytes(b"changed " + f.read_bytes())
+    s2 = backup_directory(repo, src, host="h", volume="v", parent=s1)
+    dest, outside = tmp_path / "d", tmp_path / "outside"
+    restore_snapshot(repo, s1, dest)
+    shutil.copytree(dest / "dir2" / "nested", outside)
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    original = Syncer.sync_tree
+
+    def swapping(self: Syncer, tree_id: bytes, rel: str) -> None:
+        if rel == "dir2/nested":  # a container swaps the directory as the sync enters it
+            shutil.rmtree(dest / rel)
+            os.symlink(outside, dest / rel)
+        original(self, tree_id, rel)
+
+    monkeypatch.setattr(Syncer, "sync_tree", swapping)
+    with pytest.raises(Conflict, match="dir2/nested"):
+        sync_snapshot(repo, s2, dest)
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before
