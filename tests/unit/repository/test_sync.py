@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import Conflict, IntegrityError
+from common.progress import NullTracker
 from common.repository.backup.archiver import backup_directory
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
@@ -328,3 +329,43 @@ def test_a_directory_swapped_for_a_symlink_during_the_sync_stops_it_with_nothing
     with pytest.raises(Conflict, match="dir2/nested"):
         sync_snapshot(repo, s2, dest)
     assert {p.name: p.read_bytes() for p in outside.iterdir()} == before
+
+
+class _Counting(NullTracker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.totals: tuple[int | None, int | None] = (None, None)
+        self.done = [0, 0]
+
+    def set_phase(self, phase: str, bytes_total: int | None = None,
+                  files_total: int | None = None, *, estimated: bool = False) -> None:
+        self.totals = (bytes_total, files_total)
+
+    def add(self, nbytes: int = 0, files: int = 0) -> None:
+        self.done[0] += nbytes
+        self.done[1] += files
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["atomic", "in-place"])
+def test_progress_counts_every_file_and_byte_of_the_snapshot_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool) -> None:
+    monkeypatch.setattr(restorer, "BATCH_BYTES", 256 << 10)  # random.bin in parts
+    monkeypatch.setattr(sync_files, "BATCH_BYTES", 256 << 10)
+    repo = new_repo()
+    src = make_volume(tmp_path / "v")
+    s1 = backup_directory(repo, src, host="h", volume="v")
+    with open(src / "random.bin", "r+b") as f:
+        f.seek(1 << 20)
+        f.write(os.urandom(300_000))
+    (src / "text.log").write_bytes(b"shorter")
+    (src / "dir0" / "nested" / "small1.txt").unlink()
+    (src / "dir0" / "nested" / "new.txt").write_bytes(b"new" * 999)
+    s2 = backup_directory(repo, src, host="h", volume="v", parent=s1)
+    dest = tmp_path / "d"
+    restore_snapshot(repo, s1, dest)
+    tracker = _Counting()
+    stats = sync_snapshot(repo, s2, dest, tracker=tracker, in_place=in_place)
+    assert compare_trees(src, dest) == []
+    assert tracker.totals == (s2.stats.bytes, s2.stats.files)
+    assert tracker.done == [s2.stats.bytes, s2.stats.files]
+    assert stats.files_written == 3 and stats.bytes_reused > 1 << 20
