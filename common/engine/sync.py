@@ -26,7 +26,11 @@ Semantics the migration job relies on:
   migration's verify phase (the drill's comparison) is the independent check;
 - device nodes are written only with ``VOLKEEPER_RESTORE_DEVICE_NODES`` (or for a safety
   snapshot), as for restores; ``Refused`` before anything changes otherwise;
-- damaged data: everything else is synced, then ``IntegrityError`` names the files.
+- damaged data: everything else is synced, then ``IntegrityError`` names the files;
+- stopped part-way (an error, a cancelled job: the tracker's progress calls raise), the
+  volume is a mix of what it held and the backup: run the sync again (its leftovers, the
+  ``.vksync-*`` temporary files of atomic mode, are deleted as entries the backup does
+  not have), or remove the destination as a rollback does.
 """
 
 from __future__ import annotations
