@@ -37,7 +37,9 @@ Directory metadata is applied last, deepest first (writing into a directory chan
 mtime), then the root's. The destination must not be written by anyone else meanwhile
 (the containers using it are stopped); a directory swapped for a symlink is never
 followed (``Conflict``). Damaged blobs: every other entry is synced, the old version of
-an affected file is kept, and ``IntegrityError`` names them.
+an affected file is kept (rewritten in place, it is incomplete), and ``IntegrityError``
+names them. The modules: ``syncer`` (the walk, hardlinks, directories), ``sync_files``
+(regular files and the renames), ``sync_fs`` (comparing and changing entries in place).
 """
 
 from __future__ import annotations
