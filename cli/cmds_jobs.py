@@ -19,11 +19,23 @@ def backup(
     fmt: Annotated[str | None, typer.Option(
         "--format", help="tar, tar.gz, tar.zst (portable archives) or repo (the native "
         "repository: deduplicated, encrypted, incremental).")] = None,
+    stop_containers: Annotated[bool, typer.Option(
+        help="Stop the running containers using the volume for the backup (always "
+        "started again).")] = False,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", metavar="PATTERN",
+        help="Leave out paths matching this glob, e.g. 'cache/**' or '*.tmp' "
+        "(repeatable).")] = None,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
-    """Back up VOLUME now."""
-    body = {"volume": volume, "host": host, "target": target, "format": fmt}
+    """Back up VOLUME now (see README, "Consistent backups", for hooks and excludes)."""
+    body: dict[str, Any] = {"volume": volume, "host": host, "target": target,
+                            "format": fmt}
+    if stop_containers:
+        body["stop_containers"] = True
+    if exclude:
+        body["excludes"] = exclude
     with connect() as c:
         job = c.backup({k: v for k, v in body.items() if v is not None})
         after_submit(c, job, wait, as_json)

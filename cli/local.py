@@ -171,7 +171,8 @@ class LocalFront(LocalPolicies):
     def backup(self, body: Json) -> Json:
         b = parse(BackupIn, body)
         return self._job(self.service.submit_backup(
-            volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER))
+            volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
+            stop_containers=b.stop_containers, excludes=b.excludes))
 
     def restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)

@@ -177,6 +177,7 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
                     f"{r.get('file_count')} files, {size(r.get('logical_bytes'))} → "
                     f"{size(r.get('stored_bytes'))} stored on {job['target']}",
                     soft_wrap=True, highlight=False)
+        _around(r)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
@@ -184,3 +185,16 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
         if r.get("safety_backup_id"):
             err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
                         f"undo with: volkeeper rollback {job['id']}")
+
+
+def _around(r: dict[str, Any]) -> None:
+    """What happened around a backup (stderr): stop windows, excludes, hook warnings."""
+    windows = r.get("stop_windows") or []
+    if windows:
+        err().print("containers stopped: " + ", ".join(
+            f"{w['name']} {w['seconds_down'] or 0:.1f}s" for w in windows), highlight=False)
+    if r.get("excludes"):
+        err().print(f"excluded {r.get('excluded_entries', 0)} paths "
+                    f"({', '.join(r['excludes'])})", highlight=False)
+    for warning in r.get("hook_warnings") or []:
+        err().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

@@ -1,5 +1,18 @@
-"""The web console: one server-rendered page that reads the REST API (no build step),
-behind a login. ``/login#token=…`` (the link ``volkeeper serve`` prints; the fragment never
+"""The web console: a static shell (``index.html``), one stylesheet and a few small ES
+modules served from this package under ``/console/``; the modules read and change
+everything through the REST API (``/api/v1``) with the session cookie. No build step, no
+CDN, nothing fetched from elsewhere at run time: the files work as installed by pip.
+
+Why ES modules rather than server-rendered templates: the pages are views of the same JSON
+the API serves (and the CLI prints), the live parts (progress bars over the job event
+stream, the restore wizard's steps) are client-side state anyway, and the API's role
+checks stay the only ones — a module never decides what is allowed, it only hides what the
+role (``GET /api/v1/whoami``) cannot do. Modules: ``app.js`` (shell, hash router, role),
+``api.js`` (fetch/SSE), ``ui.js`` (elements, formats, tables, bars, dialogs),
+``pages.js`` (overview, volumes, backups, jobs, targets, hosts, audit), ``wizard.js`` (the
+restore wizard).
+
+Login: ``/login#token=…`` (the link ``volkeeper serve`` prints; the fragment never
 reaches a server) or a pasted token is traded for an HttpOnly, SameSite=Strict session
 cookie — signed and expiring, naming the token without holding it (``common.sessions``);
 unsafe requests carried by that cookie must come from the console's own origin
@@ -7,6 +20,7 @@ unsafe requests carried by that cookie must come from the console's own origin
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 from fastapi import APIRouter, Request, Response
@@ -19,6 +33,12 @@ from common.errors import Forbidden, Unauthorized, VolkeeperError
 from common.sessions import SESSION_SECONDS
 
 router = APIRouter(include_in_schema=False)
+ASSET = re.compile(r"^[a-z][a-z0-9-]*\.(js|css)$")
+MEDIA_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
+# the shell runs only this site's own scripts and styles and talks only to this site
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
 
 
 def _page(name: str) -> str:
@@ -31,7 +51,21 @@ def index(request: Request, state: State) -> Response:
         authenticate(request, state)
     except VolkeeperError:
         return RedirectResponse("/login", status_code=303)
-    return HTMLResponse(_page("index.html"))
+    return HTMLResponse(_page("index.html"), headers={
+        "Content-Security-Policy": CSP, "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+
+
+@router.get("/console/{name}")
+def asset(name: str) -> Response:
+    """The console's modules and stylesheet (no data in them: served without a login)."""
+    match = ASSET.match(name)
+    file = resources.files("api.console").joinpath(name)
+    if match is None or not file.is_file():
+        return JSONResponse({"error": {"code": "not_found",
+                                       "message": f"no console file {name[:100]!r}"}}, 404)
+    return Response(file.read_bytes(), media_type=MEDIA_TYPES[match.group(1)],
+                    headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -16,7 +16,9 @@ router = APIRouter(prefix="/backups", tags=["backups"])
 def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
     """Queue a backup of a volume; returns the job. 409 if the volume has an active job."""
     job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
-                                      fmt=body.format, requested_by=user.name)
+                                      fmt=body.format, requested_by=user.name,
+                                      stop_containers=body.stop_containers,
+                                      excludes=body.excludes)
     return job_out(job, state)
 
 

@@ -11,7 +11,9 @@ The archives are ordinary POSIX (pax) tar files made by GNU tar, so they restore
   refusing (``TarAmbiguityError``) whatever GNU tar or Docker could read differently;
 - ``writer.write_archive`` compresses a tar stream into a storage object while writing the
   manifest; ``reader.extract_archive`` and ``reader.verify_archive`` read it back;
-- ``manifest`` writes and reads manifests as streams.
+- ``manifest`` writes and reads manifests as streams;
+- ``excludes`` decides which paths a backup leaves out (globs over volume-relative paths);
+  ``tarfilter`` drops them from a tar stream GNU tar did not make.
 """
 
 from common.archive.codec import EXTENSIONS, FORMATS, Format, check_format

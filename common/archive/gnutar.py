@@ -93,8 +93,11 @@ def _create_failure(src: str, rc: int, err: IO[bytes]) -> TarError:
 
 
 @contextlib.contextmanager
-def create_stream(src_dir: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def create_stream(src_dir: str | os.PathLike[str],
+                  exclude: Sequence[str] = ()) -> Iterator[BinaryIO]:
     """Yield the tar stream of ``src_dir`` (members named ``./…``); read it to the end.
+    ``exclude``: paths relative to ``src_dir`` left out, matched literally (an excluded
+    directory with everything below it; ``common.archive.excludes`` finds them).
 
     Raises NotFound if the directory is missing and TarError, after the block, if tar
     exited non-zero (unreadable, changed or vanished files).
@@ -102,9 +105,15 @@ def create_stream(src_dir: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     src = os.fspath(src_dir)
     if not os.path.isdir(src):
         raise NotFound("directory", src, "check the volume's mountpoint")
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", errors="surrogateescape", suffix=".exclude") as listed:
+        names = [p for p in exclude if "\n" not in p]  # tar reads one name a line
+        listed.write("".join(f"./{p}\n" for p in names))
+        listed.flush()
+        skip = (["--anchored", "--no-wildcards", f"--exclude-from={listed.name}"]
+                if names else [])
         proc = subprocess.Popen(
-            [tar_binary(), *CREATE_ARGS, f"--directory={src}", "."],
+            [tar_binary(), *CREATE_ARGS, *skip, f"--directory={src}", "."],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, bufsize=0,
         )
         _grow_pipe(proc.stdout)

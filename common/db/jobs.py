@@ -296,6 +296,19 @@ _RELEASE = (" (if it never comes back, release the volume's lock: "
             "volkeeper job ID --release, or POST /api/v1/jobs/ID/release)")
 
 
+#: a job's result key: the containers it stopped and has not started again (``[{id,
+#: name}]`` in stop order); a lost job keeps its lock until its host started them
+STOPPED_KEY = "containers_to_start"
+
+
+def _stopped_note(job: Job) -> str:
+    names = [c.get("name", "?") for c in (job.result or {}).get(STOPPED_KEY) or []]
+    if not names:
+        return ""
+    return (f"; containers {', '.join(names)} were stopped for it: the worker of host "
+            f"{job.host} starts them again once that process is known to have stopped")
+
+
 def _fail_lost(job: Job, lost: str, now: datetime) -> None:
     """Fail a running job whose worker is lost (or late); an interrupted restore keeps its
     volume locked until the host's worker knows that process is dead and has cleaned up
@@ -307,7 +320,7 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
         _finish(job, JobState.failed, now, error=(
             f"{lost} while replacing the volume's content; the worker of host "
             f"{job.host} puts the volume back to its safety snapshot once that process is "
-            f"known to have stopped{_RELEASE}"))
+            f"known to have stopped{_stopped_note(job)}{_RELEASE}"))
         job.active_lock = lock
     elif (job.result or {}).get("restore_state") == "writing":
         lock = job.active_lock
@@ -315,7 +328,12 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
                 else "empties the half-restored volume again")
         _finish(job, JobState.failed, now, error=(
             f"{lost} while restoring into the volume; the worker of host {job.host} "
-            f"{undo} once that process is known to have stopped{_RELEASE}"))
+            f"{undo} once that process is known to have stopped{_stopped_note(job)}"
+            f"{_RELEASE}"))
+        job.active_lock = lock
+    elif (job.result or {}).get(STOPPED_KEY):
+        lock = job.active_lock  # the containers are down: no other job on the volume
+        _finish(job, JobState.failed, now, error=f"{lost}{_stopped_note(job)}{_RELEASE}")
         job.active_lock = lock
     elif job.cancel_requested_by:  # it was to stop anyway: cancelled, not failed
         _finish(job, JobState.cancelled, now, error=(
@@ -327,21 +345,30 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
 
 
 def interrupted_restores(session: Session, host: str) -> list[Job]:
-    """Restores of ``host`` whose worker died while writing: their volume is still locked
-    and awaits recovery (put back to the safety snapshot, or removed/emptied)."""
-    q = select(Job).where(Job.host == host, Job.kind == "restore",
+    """Jobs of ``host`` whose worker died while writing or with containers stopped: their
+    volume is still locked and awaits recovery (put back to the safety snapshot, or
+    removed/emptied; the stopped containers started again)."""
+    q = select(Job).where(Job.host == host, Job.kind.in_(("restore", "backup")),
                           Job.state == JobState.failed, Job.active_lock.is_not(None))
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"
-            or (j.result or {}).get("restore_state") == "writing"]
+            or (j.result or {}).get("restore_state") == "writing"
+            # a lost job kept its lock for its stopped containers (even if its process,
+            # late rather than dead, started them again since: the lock is still to free)
+            or STOPPED_KEY in (j.result or {})]
 
 
 def mark_recovered(session: Session, job_id: str, done: str) -> None:
     """An interrupted restore was cleaned up on its host (``done`` says how): note it on
     the failed job and release the volume's lock."""
     job = get_job(session, job_id)
-    state_key = "replace_state" if "replace_state" in (job.result or {}) else "restore_state"
-    job.result = {**(job.result or {}), state_key: "recovered"}
+    result = dict(job.result or {})
+    if STOPPED_KEY in result:
+        result[STOPPED_KEY] = []
+    if "replace_state" in result or "restore_state" in result:
+        state_key = "replace_state" if "replace_state" in result else "restore_state"
+        result[state_key] = "recovered"
+    job.result = result
     job.error = f"{job.error} — done: {done}"
     job.active_lock = None
 
@@ -399,6 +426,11 @@ def release(session: Session, job_id: str, *, by: str, reason: str | None = None
                        "restore: check it, then restore into it again"
                        + (f" (its safety snapshot is backup {result['safety_backup_id']})"
                           if result.get("safety_backup_id") else ""))
+    names = [c.get("name", "?") for c in result.get(STOPPED_KEY) or []]
+    if names:
+        partial += (f"; containers {', '.join(names)} were stopped for it and may still be: "
+                    "start them (docker start NAME)")
+        result[STOPPED_KEY] = []
     if job.state.finished:
         job.error = f"{job.error} — {note}{partial}"
         job.active_lock = None

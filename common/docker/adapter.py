@@ -33,6 +33,7 @@ data it is CPU-bound inside dockerd).
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ import docker
 import docker.errors
 import requests
 
-from common.docker import archive_api
+from common.docker import archive_api, execs
 from common.docker.failures import translated, unreachable
 from common.docker.helper_image import HELPER_LABEL, ensure_helper_image
 from common.docker.models import (
@@ -140,6 +141,21 @@ class DockerHost:
     def start_container(self, container_id: str) -> None:
         with self._errors():
             self.client.containers.get(container_id).start()
+
+    def container_state(self, container_id: str) -> str | None:
+        """``running``, ``exited`` … of a container; None when it no longer exists."""
+        with self._errors():
+            try:
+                return str(self._api.inspect_container(container_id)["State"]["Status"])
+            except docker.errors.NotFound:
+                return None
+
+    def exec_in(self, container_id: str, cmd: list[str], *, user: str | None = None,
+                timeout: float = 300.0) -> execs.ExecResult:
+        """Run ``cmd`` inside the running container, killed after ``timeout`` seconds;
+        its exit code and the end of its output (``execs``)."""
+        with self._errors():
+            return execs.run(self._api, container_id, cmd, user=user, timeout=timeout)
 
     # -- volumes --------------------------------------------------------------------------
 
@@ -244,6 +260,25 @@ class DockerHost:
                 yield archive_api.response_stream(response)
             finally:
                 response.close()
+
+    def read_file(self, name: str, rel: str, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of the regular file ``rel`` (relative to the volume
+        root) through the Docker archive API; None when there is no such regular file."""
+        self.volume(name)
+        self._ensure_helper()
+        with self._errors(name), archive_api.helper_container(self._api, name, True) as cid:
+            try:
+                chunks, _stat = self._api.get_archive(
+                    cid, f"{archive_api.MOUNT_POINT}/{rel.lstrip('/')}")
+            except docker.errors.NotFound:
+                return None
+            data = b"".join(chunks)  # one small member (``limit`` is the caller's guard)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            member = tar.next()
+            if member is None or not member.isreg():
+                return None
+            f = tar.extractfile(member)
+            return f.read(limit) if f is not None else None
 
     def archive_sink(self, name: str, tar_stream: BinaryIO) -> None:
         """Extract ``tar_stream`` (same layout as ``archive_source``) into the volume.

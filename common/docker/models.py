@@ -9,7 +9,8 @@ from typing import Any
 @dataclass(frozen=True)
 class ContainerRef:
     """A container that mounts a volume; ``state`` is running, exited, created, paused …;
-    ``labels`` its labels (policies select volumes by a label on a container using them)."""
+    ``labels`` its labels (the hooks read their ``volkeeper.*`` ones; policies select
+    volumes by a label on a container using them)."""
 
     id: str
     name: str
@@ -41,7 +42,7 @@ def container_ref(summary: dict[str, Any]) -> ContainerRef:
     names = summary.get("Names") or []
     name = names[0].lstrip("/") if names else str(summary["Id"])[:12]
     return ContainerRef(id=str(summary["Id"]), name=name, state=str(summary.get("State", "")),
-                        labels={str(k): str(v) for k, v in (summary.get("Labels") or {}).items()})
+                        labels=dict(summary.get("Labels") or {}))
 
 
 def volume_info(

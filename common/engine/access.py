@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,11 +36,14 @@ def direct_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 
 @contextlib.contextmanager
-def tar_source(docker: DockerHost, volume: str, settings: Settings) -> Iterator[BinaryIO]:
-    """A readable tar stream of the volume's content (members relative to its root)."""
+def tar_source(docker: DockerHost, volume: str, settings: Settings,
+               exclude: Sequence[str] = ()) -> Iterator[BinaryIO]:
+    """A readable tar stream of the volume's content (members relative to its root),
+    without the volume-relative paths ``exclude`` (direct access only: the Docker API
+    path ignores them, its callers refuse excludes there)."""
     path = direct_path(docker, volume, settings)
     if path is not None:
-        with gnutar.create_stream(path) as stream:
+        with gnutar.create_stream(path, exclude) as stream:
             yield stream
     else:
         with docker.archive_source(volume) as stream:

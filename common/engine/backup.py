@@ -1,17 +1,40 @@
 """Back up one volume: into a portable archive object plus its manifest, or as a snapshot
-of the target's repository — the format's business (``formats``)."""
+of the target's repository — the format's business (``formats``).
+
+``consistent_backup`` is the backup jobs run: the format's backup inside the hooks
+(``common.hooks``: exec hooks, the stop window) with the excludes of the volume, the
+request and its ``.volkeeperignore``. When anything fails after the backup was stored (a
+post hook with ``on_error=fail``), the stored backup is forgotten again: nothing is left
+that looks like a good backup."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
-from common.docker import DockerHost
+from common.docker import ContainerRef, DockerHost
+from common.engine.access import direct_path
 from common.engine.formats import format_for
 from common.engine.formats.archive import archive_key
-from common.engine.records import BackupOutcome
+from common.engine.records import BackupOutcome, StoredBackup
+from common.errors import VolkeeperError
+from common.hooks import (
+    HooksReport,
+    consistent,
+    excludes_for,
+    read_ignore_file,
+    should_stop,
+)
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
-__all__ = ["archive_key", "backup_volume"]
+__all__ = ["ConsistentBackup", "archive_key", "backup_volume", "consistent_backup"]
+
+log = logging.getLogger(__name__)
 
 
 def backup_volume(
@@ -25,9 +48,74 @@ def backup_volume(
     tracker: ProgressTracker,
     settings: Settings,
     area: str = "archives",
+    excludes: Excludes = NO_EXCLUDES,
 ) -> BackupOutcome:
     """Stream ``volume`` of ``host`` into ``backend`` in format ``fmt``. Raises NotFound
     for a missing volume, StorageError for storage failures, DockerError/IntegrityError for
     read failures, InvalidInput for an unknown format."""
     return format_for(fmt).backup(docker, backend, host=host, volume=volume, job_id=job_id,
-                                  tracker=tracker, settings=settings, area=area)
+                                  tracker=tracker, settings=settings, area=area,
+                                  excludes=excludes)
+
+
+@dataclass
+class ConsistentBackup:
+    """A stored backup and what happened around it."""
+
+    outcome: BackupOutcome
+    report: HooksReport
+
+    def as_result(self) -> dict[str, Any]:
+        return self.outcome.as_result() | self.report.as_result()
+
+
+def consistent_backup(
+    docker: DockerHost,
+    backend: Backend,
+    *,
+    host: str,
+    volume: str,
+    fmt: str,
+    job_id: str,
+    tracker: ProgressTracker,
+    settings: Settings,
+    stop_containers: bool = False,
+    excludes: Sequence[str] = (),
+    on_stopping: Callable[[list[ContainerRef]], None] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> ConsistentBackup:
+    """Back up ``volume`` between its containers' hooks, stopped when asked (or labelled),
+    without the excluded paths (see the module doc). ``on_stopping`` gets the containers
+    about to be stopped, before the first is (record them: a crash must not lose them);
+    ``on_started`` is called once they all run again. A failure's exception carries
+    what happened in its ``result`` (hook outputs, stop windows)."""
+    info = docker.volume(volume)
+    ignore = read_ignore_file(docker, volume, direct_path(docker, volume, settings))
+    rules = excludes_for(info, excludes, ignore)
+    report = HooksReport()
+    stored: BackupOutcome | None = None
+    try:
+        with consistent(docker, list(info.containers), "backup", report,
+                        stop=should_stop(info, stop_containers), tracker=tracker,
+                        on_stopping=on_stopping, on_started=on_started):
+            stored = backup_volume(docker, backend, host=host, volume=volume, fmt=fmt,
+                                   job_id=job_id, tracker=tracker, settings=settings,
+                                   excludes=rules)
+    except VolkeeperError as e:
+        if stored is not None:  # a post hook failed the job after the backup was stored
+            _forget(backend, stored, host, volume, settings)
+        e.result = {**(getattr(e, "result", None) or {}),  # type: ignore[attr-defined]
+                    **report.as_result()}
+        raise
+    assert stored is not None
+    return ConsistentBackup(stored, report)
+
+
+def _forget(backend: Backend, out: BackupOutcome, host: str, volume: str,
+            settings: Settings) -> None:
+    from common.engine.stored import forget
+
+    try:
+        forget(backend, StoredBackup.safety(out, host=host, volume=volume), settings)
+    except VolkeeperError as e:
+        log.error("could not forget the backup %s of a failed job: %s", out.key, e)

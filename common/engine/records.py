@@ -56,9 +56,15 @@ class BackupOutcome:
     file_count: int
     checksum: str
     snapshot_id: str = ""
+    #: the exclude patterns the backup applied, and how many paths they left out (an
+    #: excluded directory counts once)
+    excludes: tuple[str, ...] = ()
+    excluded_entries: int = 0
 
     def as_result(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["excludes"] = list(self.excludes)
+        return out
 
 
 @dataclass

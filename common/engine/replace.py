@@ -1,7 +1,8 @@
 """Replace a volume's content with a backup — safely.
 
-Order: validate → stop the containers using the volume (if asked; they are *always*
-started again afterwards, even on failure) → take a safety snapshot of the current content
+Order: validate → the containers' pre-restore hooks → stop the containers using the
+volume (if asked; they are *always* started again afterwards, even on failure, and their
+post-restore hooks run: ``common.hooks``) → take a safety snapshot of the current content
 in the backup's own format family (``Format.safety_snapshot``: a tar.zst under
 ``volkeeper/safety/`` for an archive backup, a snapshot tagged ``safety`` in the same
 encrypted repository for a repo backup; kept for ``VOLKEEPER_SAFETY_SNAPSHOT_HOURS``) →
@@ -19,13 +20,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.config import Settings
-from common.docker import DockerHost
+from common.docker import ContainerRef, DockerHost
 from common.engine.access import clear_volume
 from common.engine.compare import compare_volume
 from common.engine.formats import format_of
 from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.validate import validate_restore
 from common.errors import DockerError, IntegrityError, RestoreRefused, RolledBack
+from common.hooks import HooksReport, consistent
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -38,6 +40,7 @@ class ReplaceOutcome:
     safety: BackupOutcome | None = None
     stopped_containers: list[str] = field(default_factory=list)
     restarted_containers: list[str] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
     entries_checked: int = 0
     bytes_restored: int = 0
     files_restored: int = 0
@@ -52,9 +55,13 @@ class ReplaceOutcome:
 def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
                    host: str, job_id: str, stop_containers: bool, tracker: ProgressTracker,
                    settings: Settings,
-                   on_safety: Callable[[BackupOutcome], None] | None = None) -> ReplaceOutcome:
+                   on_safety: Callable[[BackupOutcome], None] | None = None,
+                   on_stopping: Callable[[list[ContainerRef]], None] | None = None,
+                   on_started: Callable[[], None] | None = None) -> ReplaceOutcome:
     """``on_safety`` is called as soon as the safety snapshot is stored, before the volume
-    is touched: the caller records it, so a crash from then on can be rolled back."""
+    is touched: the caller records it, so a crash from then on can be rolled back.
+    ``on_stopping``/``on_started``: as for ``common.hooks.StopWindow`` (the running
+    containers using the volume are stopped; the restore hooks of its containers run)."""
     tracker.set_phase("validating")
     check = validate_restore(docker, backend, backup, host=host, volume=volume,
                              settings=settings, mode="replace",
@@ -63,42 +70,47 @@ def replace_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, *
     if problem is not None:
         raise RestoreRefused(f"restore refused: {problem.detail}", check.as_result())
     out = ReplaceOutcome(volume=volume)
-    running = [c for c in docker.volume(volume).containers if c.state == "running"]
+    report = HooksReport()
     try:
-        for c in running:
-            tracker.note(f"stopping container {c.name}")
-            docker.stop_container(c.id)
-            out.stopped_containers.append(c.name)
-        out.safety = format_of(backup).safety_snapshot(
-            docker, backend, host=host, volume=volume, job_id=job_id, tracker=tracker,
-            settings=settings)
-        if on_safety is not None:
-            on_safety(out.safety)
-        try:
-            _put_backup(docker, backend, backup, volume, settings, tracker)
-            report = compare_volume(docker, backend, backup, volume, settings, tracker)
-            if not report.ok:
-                raise IntegrityError("the restored content differs from the backup: "
-                                     + "; ".join(report.problems[:3]))
-            out.entries_checked = report.entries_checked
-            out.bytes_restored, out.files_restored = backup.logical_bytes, backup.file_count
-        except BaseException as e:
-            _roll_back(docker, backend, volume, settings, tracker,
-                       StoredBackup.safety(out.safety, host=host, volume=volume), e)
-            raise RolledBack(
-                f"restoring backup {backup.id} into volume {volume!r} failed ({e}); the "
-                "volume was put back to its content from before the restore",
-                out.as_result()) from e
+        with consistent(docker, list(docker.volume(volume).containers), "restore", report,
+                        stop=True, tracker=tracker, on_stopping=on_stopping,
+                        on_started=on_started, post_can_fail=False):
+            _replace(docker, backend, backup, out, report, volume=volume, host=host,
+                     job_id=job_id, tracker=tracker, settings=settings, on_safety=on_safety)
     finally:
-        for c in running:
-            if c.name not in out.stopped_containers:
-                continue
-            try:
-                docker.start_container(c.id)
-                out.restarted_containers.append(c.name)
-            except DockerError:
-                log.exception("could not restart container %s", c.name)
+        out.stopped_containers = report.window.stopped if report.window else []
+        out.restarted_containers = report.window.restarted if report.window else []
+        out.hooks = report.as_result()["hooks"]
     return out
+
+
+def _replace(docker: DockerHost, backend: Backend, backup: StoredBackup, out: ReplaceOutcome,
+             hooks: HooksReport, *, volume: str, host: str, job_id: str,
+             tracker: ProgressTracker, settings: Settings,
+             on_safety: Callable[[BackupOutcome], None] | None) -> None:
+    """Safety snapshot, replace, compare; roll back on failure (containers stopped)."""
+    if hooks.window is not None:
+        out.stopped_containers = hooks.window.stopped
+    out.safety = format_of(backup).safety_snapshot(
+        docker, backend, host=host, volume=volume, job_id=job_id, tracker=tracker,
+        settings=settings)
+    if on_safety is not None:
+        on_safety(out.safety)
+    try:
+        _put_backup(docker, backend, backup, volume, settings, tracker)
+        report = compare_volume(docker, backend, backup, volume, settings, tracker)
+        if not report.ok:
+            raise IntegrityError("the restored content differs from the backup: "
+                                 + "; ".join(report.problems[:3]))
+        out.entries_checked = report.entries_checked
+        out.bytes_restored, out.files_restored = backup.logical_bytes, backup.file_count
+    except BaseException as e:
+        _roll_back(docker, backend, volume, settings, tracker,
+                   StoredBackup.safety(out.safety, host=host, volume=volume), e)
+        raise RolledBack(
+            f"restoring backup {backup.id} into volume {volume!r} failed ({e}); the "
+            "volume was put back to its content from before the restore",
+            out.as_result()) from e
 
 
 def put_back(docker: DockerHost, backend: Backend, safety: StoredBackup, volume: str,

@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path
@@ -181,16 +182,18 @@ def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
                   job_id: str, tracker: ProgressTracker, settings: Settings,
-                  safety: bool = False) -> BackupOutcome:
+                  safety: bool = False, excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
     """Back up ``volume`` of ``host`` as a new snapshot in the target's repository.
     ``safety``: the safety snapshot of a replace-restore (tagged ``safety``; the repository
-    must exist already — the backup being restored is in it)."""
+    must exist already — the backup being restored is in it). ``excludes``: paths left
+    out."""
     info = docker.volume(volume)  # NotFound for a missing volume, before touching the target
     path = _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=not safety)
     what = "safety snapshot" if safety else "backup"
     tags = [f"job:{job_id}"] + ([SAFETY_TAG] if safety else [])
+    left_out: list[str] = []
     # the shared lock keeps prune/forget away while we write (many backups share it)
     with backup_lock(repo, f"{what} job {job_id} of {host}/{volume}",
                      retry_for=LOCK_RETRY_SECONDS) as lock:
@@ -199,11 +202,13 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
             # refresh re-reads the lock: removed, or not refreshed in time, means lost
             snap = backup_content(docker, repo, path, host=host, volume=volume,
                                   tags=tags, parent=parent, progress=tracker,
-                                  before_commit=lock.refresh)
+                                  before_commit=lock.refresh, excludes=excludes,
+                                  left_out=left_out)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,
-        file_count=snap.stats.files, checksum="", snapshot_id=snap.id.hex())
+        file_count=snap.stats.files, checksum="", snapshot_id=snap.id.hex(),
+        excludes=excludes.patterns, excluded_entries=len(left_out))
 
 
 def regular_parent(repo: Repository, host: str, volume: str) -> Snapshot | None:

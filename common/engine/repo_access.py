@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.archive.reader import CheckedSink, ExtractPolicy
 from common.config import Settings
 from common.docker import DockerHost
@@ -29,15 +30,20 @@ from common.repository.restore.tar_export import write_snapshot_tar
 def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, host: str,
                    volume: str, tags: Sequence[str], parent: Snapshot | None,
                    progress: ProgressTracker,
-                   before_commit: Callable[[], None] | None = None) -> Snapshot:
+                   before_commit: Callable[[], None] | None = None,
+                   excludes: Excludes = NO_EXCLUDES,
+                   left_out: list[str] | None = None) -> Snapshot:
     """Back up the volume's content as a new snapshot of ``repo`` (``before_commit``:
-    called right before the snapshot is written, e.g. to confirm the lock holds)."""
+    called right before the snapshot is written, e.g. to confirm the lock holds), without
+    what ``excludes`` matches (those paths are appended to ``left_out``)."""
     if path is not None:
         return backup_directory(repo, path, host=host, volume=volume, tags=tags,
-                                parent=parent, progress=progress, before_commit=before_commit)
+                                parent=parent, progress=progress, before_commit=before_commit,
+                                excludes=excludes, left_out=left_out)
     with docker.archive_source(volume) as stream:
         return backup_tar_stream(repo, stream, host=host, volume=volume, tags=tags,
-                                 parent=parent, progress=progress, before_commit=before_commit)
+                                 parent=parent, progress=progress, before_commit=before_commit,
+                                 excludes=excludes, left_out=left_out)
 
 
 def restore_content(docker: DockerHost, repo: Repository, snap: Snapshot, path: Path | None,

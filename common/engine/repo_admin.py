@@ -78,7 +78,8 @@ def snapshots(backend: Backend, settings: Settings, lookup: CatalogLookup) -> di
                     "kind": "safety" if repo_engine.SAFETY_TAG in s.tags else "backup",
                     "parent": s.parent.hex() if s.parent else None,
                     "files": s.stats.files, "bytes": s.stats.bytes,
-                    "stored_bytes": s.stats.new_bytes, "backup_id": lookup(sid),
+                    "stored_bytes": s.stats.new_bytes, "excludes": list(s.excludes),
+                    "backup_id": lookup(sid),
                     # a repair's rewrite: the catalog may still name the snapshot it replaced
                     "original": s.original.hex() if s.original else None})
     return {"snapshots": out, "unknown_to_catalog": sum(1 for x in out if not x["backup_id"])}

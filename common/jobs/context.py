@@ -111,7 +111,10 @@ def target_errors(target_name: str) -> Iterator[None]:
     except StorageError as e:
         if e.message.startswith(("target ", "copy from target ")):
             raise
-        raise type(e)(f"target {target_name!r}: {e.message}", e.hint) from e
+        named = type(e)(f"target {target_name!r}: {e.message}", e.hint)
+        if hasattr(e, "result"):  # what the job did before (hooks, stopped containers)
+            named.result = e.result  # type: ignore[attr-defined]
+        raise named from e
 
 
 _lock = threading.Lock()

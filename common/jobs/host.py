@@ -6,8 +6,9 @@ a one-shot embedded command runs ``arrive`` once.
 - ``heartbeat``: keeps it online between registrations;
 - ``refresh_inventory``: the host's volumes as Docker reports them now;
 - ``fail_orphaned``: running jobs of this host whose process on this machine is gone;
-- ``recover_interrupted``: undo restores whose process died while writing — only once
-  that process is known dead (``owners.is_dead``), never because its heartbeat is late;
+- ``recover_interrupted``: undo restores whose process died while writing, and start the
+  containers a dead job had stopped (``common.hooks``) — only once that process is known
+  dead (``owners.is_dead``), never because its heartbeat is late;
 - ``prune_safety_snapshots`` and ``sweep_helper_containers``: housekeeping.
 """
 
@@ -116,7 +117,8 @@ def _pid_alive(pid: int) -> bool:
 def recover_interrupted(ctx: JobContext, only: str | None = None) -> list[str]:
     """Clean up after restores that were interrupted on this host (the worker died while
     writing): a replace is put back to its safety snapshot, a volume the restore created is
-    removed, one it wrote into is emptied. Then the volume's lock is released. A restore
+    removed, one it wrote into is emptied; containers a dead backup or replace had stopped
+    are started again. Then the volume's lock is released. A restore
     whose process is not known dead (``owners.is_dead``) may still be writing: it is left
     alone (an operator who knows better releases it: ``volkeeper job ID --release``).
     ``only``: just that job."""
@@ -146,6 +148,22 @@ def recover_interrupted(ctx: JobContext, only: str | None = None) -> list[str]:
 
 
 def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
+    """Undo a half-done restore (if any), then start the containers the job stopped."""
+    done = []
+    if result.get("replace_state") == "replacing" or \
+            result.get("restore_state") == "writing":
+        done.append(_undo_restore(ctx, volume, result))
+    stopped = result.get(jobs.STOPPED_KEY) or []
+    if stopped:
+        from common.hooks import start_again
+
+        started = start_again(ctx.docker, stopped)
+        done.append(f"containers {', '.join(started)} were started again" if started
+                    else "the containers it had stopped were running (or gone) already")
+    return "; ".join(done) or "the containers it had stopped were running again"
+
+
+def _undo_restore(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
     from common.engine.records import StoredBackup
     from common.engine.replace import put_back
     from common.engine.restore import undo

@@ -36,6 +36,24 @@ class BackupIn(BaseModel):
     host: str | None = Field(default=None, max_length=200)
     target: str | None = Field(default=None, max_length=100)
     format: Format | None = None
+    stop_containers: bool = Field(
+        default=False, description="stop the running containers using the volume for the "
+        "backup (always started again); also asked by the label "
+        "volkeeper.stop-during-backup=true on the volume or a container")
+    excludes: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="glob patterns of paths to leave out (with the volume's "
+        "volkeeper.exclude label and its .volkeeperignore), e.g. 'cache/**', '*.tmp'")
+
+    @field_validator("excludes")
+    @classmethod
+    def _check_excludes(cls, patterns: list[str]) -> list[str]:
+        from common.archive.excludes import Excludes
+
+        try:
+            return list(Excludes.of(patterns).patterns)
+        except InvalidInput as e:
+            raise ValueError(f"{e.message} ({e.hint})") from None
 
 
 class RestoreIn(BaseModel):

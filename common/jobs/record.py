@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import Backup, catalog, jobs
+from common.db.jobs import STOPPED_KEY
 from common.db.models import Job, utcnow
 from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
 from common.jobs.context import JobContext
@@ -58,6 +59,22 @@ def restore_writing(ctx: JobContext, job_id: str, created: bool) -> None:
     with ctx.db.session() as s:
         jobs.update_result(s, job_id, {"restore_state": "writing", "created_volume": created},
                            worker=worker_name(ctx.host))
+
+
+def containers_stopping(ctx: JobContext, job_id: str, containers: Sequence[Any]) -> None:
+    """Before containers are stopped for a job: which ones (``ContainerRef``s, in stop
+    order), so the host's recovery starts them again if the job's process dies. Raises
+    ``jobs.Fenced`` (nothing is stopped) when the job is no longer this process's."""
+    with ctx.db.session() as s:
+        jobs.update_result(s, job_id, {STOPPED_KEY: [{"id": c.id, "name": c.name}
+                                                     for c in containers]},
+                           worker=worker_name(ctx.host))
+
+
+def containers_started(ctx: JobContext, job_id: str) -> None:
+    """The containers a job stopped all run again: nothing left for a recovery."""
+    with ctx.db.session() as s:
+        jobs.update_result(s, job_id, {STOPPED_KEY: []})
 
 
 def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) -> None:

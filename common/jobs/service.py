@@ -71,6 +71,8 @@ class JobService:
         target: str | None = None,
         fmt: str | None = None,
         requested_by: str | None = None,
+        stop_containers: bool = False,
+        excludes: list[str] | None = None,
     ) -> Job:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
@@ -84,7 +86,10 @@ class JobService:
             _require_target(s, target)
             job = jobs.create_job(
                 s, kind="backup", host=host, volume=volume, target=target,
-                params={"format": fmt}, requested_by=requested_by)
+                params={"format": fmt, **({"stop_containers": True} if stop_containers
+                                           else {}),
+                        **({"excludes": excludes} if excludes else {})},
+                requested_by=requested_by)
         return self._dispatch(job, TASK_BACKUP)
 
     @audited(lambda a: "restore.replace" if a.get("mode") == "replace" else "restore",

@@ -22,14 +22,21 @@ from common.progress import ProgressTracker
 
 
 def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Back up the volume between its hooks, its containers stopped when asked or
+    labelled: what is about to be stopped is recorded on the job first (``host``'s
+    recovery starts it again after a crash)."""
     assert job.target is not None
     with ctx.open_target(job.target) as backend:
-        out = backup_engine.backup_volume(
+        done = backup_engine.consistent_backup(
             ctx.docker, backend, host=job.host, volume=job.volume,
             fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
-            tracker=tracker, settings=ctx.settings_for(job.target))
-    backup_id = record.backup(ctx, job, out)
-    return Outcome(out.as_result() | {"backup_id": backup_id}, backup_id)
+            tracker=tracker, settings=ctx.settings_for(job.target),
+            stop_containers=bool(job.params.get("stop_containers")),
+            excludes=job.params.get("excludes") or (),
+            on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
+            on_started=lambda: record.containers_started(ctx, job.id))
+    backup_id = record.backup(ctx, job, done.outcome)
+    return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
 
 
 def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -60,7 +67,9 @@ def replace(ctx: JobContext, job: Job, b: Backup, tracker: ProgressTracker) -> O
                 ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
                 host=job.host, job_id=job.id,
                 stop_containers=bool(job.params.get("stop_containers")), tracker=tracker,
-                settings=ctx.settings_for(b.target), on_safety=on_safety)
+                settings=ctx.settings_for(b.target), on_safety=on_safety,
+                on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
+                on_started=lambda: record.containers_started(ctx, job.id))
     except RolledBack as e:
         e.result |= {"safety_backup_id": safety_id, "replace_state": "rolled_back"}
         raise

@@ -41,6 +41,8 @@ from common.archive import (
     verify_archive,
     write_archive,
 )
+from common.archive.excludes import NO_EXCLUDES, Excludes, excluded_paths
+from common.archive.tarfilter import FilteredTar, filter_tar
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import direct_path, tar_sink, tar_source
@@ -88,27 +90,37 @@ class ArchiveFormat:
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives") -> BackupOutcome:
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
         info = docker.volume(volume)
         created = datetime.now(UTC)
         key = archive_key(host, volume, created, job_id, self.name, area)
         mkey = manifest_key(key)
         path = direct_path(docker, volume, settings)
-        header = {"volume": volume, "host": host, "created_at": created.isoformat(),
-                  "format": self.name, "archive_key": key, "driver": info.driver,
-                  "job_id": job_id}
+        # direct: GNU tar leaves out what a walk found; docker-api: its stream is filtered
+        left_out = sorted(excluded_paths(path, excludes)) if path is not None else []
+        header: dict[str, Any] = {
+            "volume": volume, "host": host, "created_at": created.isoformat(),
+            "format": self.name, "archive_key": key, "driver": info.driver, "job_id": job_id}
+        if excludes:
+            header["excludes"] = list(excludes.patterns)
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
             manifest = ManifestWriter(spool, header)
             # tar stream bytes and members, against a scan beside it (or Docker's measure)
             tracker.set_phase(BACKUP_PHASE, bytes_total=info.size_bytes, estimated=True)
             writer = backend.open_writer(key)
+            filtered: FilteredTar | None = None
             try:
                 with scanning(path, lambda size: tracker.expect(
                         BACKUP_PHASE, size.tar_bytes, size.entries)), \
-                        tar_source(docker, volume, settings) as stream:
-                    stats = write_archive(stream, writer, self.codec, tracker,
+                        tar_source(docker, volume, settings, left_out) as raw:
+                    if excludes and path is None:
+                        filtered = filter_tar(raw, excludes)
+                    stats = write_archive(raw if filtered is None else cast(BinaryIO, filtered),
+                                          writer, self.codec, tracker,
                                           manifest=manifest, level=settings.zstd_level,
                                           name=key)
+                if filtered is not None:
+                    left_out = filtered.left_out
                 docker.volume(volume)  # vanished while we read it → NotFound, no commit
                 stored = writer.commit()
             except BaseException:
@@ -127,7 +139,8 @@ class ArchiveFormat:
         return BackupOutcome(
             key=key, manifest_key=mkey, format=self.name, stored_bytes=stored.size,
             logical_bytes=stats.file_bytes, file_count=stats.files,
-            checksum=stats.archive_sha256)
+            checksum=stats.archive_sha256, excludes=excludes.patterns,
+            excluded_entries=len(left_out))
 
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
                         volume: str, job_id: str, tracker: ProgressTracker,

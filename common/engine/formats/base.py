@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from common.archive import VerifyReport
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.records import (
@@ -38,9 +39,10 @@ class Format(Protocol):
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives") -> BackupOutcome:
-        """Back up ``volume`` of ``host`` into ``backend``. Raises NotFound for a missing
-        volume; nothing is left in storage when it fails."""
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
+        """Back up ``volume`` of ``host`` into ``backend``, without the paths ``excludes``
+        matches. Raises NotFound for a missing volume; nothing is left in storage when it
+        fails."""
         ...
 
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,

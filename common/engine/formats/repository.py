@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.archive import VerifyReport
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine import repo, repo_verify
@@ -65,10 +66,10 @@ class RepositoryFormat:
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives") -> BackupOutcome:
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
         # ``area`` names where archives go; a snapshot is always in the repository
         return repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
-                                  tracker=tracker, settings=settings)
+                                  tracker=tracker, settings=settings, excludes=excludes)
 
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
                         volume: str, job_id: str, tracker: ProgressTracker,

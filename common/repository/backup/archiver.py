@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.errors import IntegrityError, InvalidInput
 from common.progress import NullTracker, ProgressTracker
 from common.repository.backup import workers as backup_workers
@@ -105,7 +106,13 @@ class _Walker:
     """Walks one directory tree in post-order, producing tree blobs."""
 
     def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
-                 progress: ProgressTracker, options: BackupOptions) -> None:
+                 progress: ProgressTracker, options: BackupOptions, root: str = "",
+                 excludes: Excludes = NO_EXCLUDES, left_out: list[str] | None = None
+                 ) -> None:
+        self.root = root
+        self.excludes = excludes
+        #: the volume-relative paths ``excludes`` left out (a directory once)
+        self.left_out = left_out if left_out is not None else []
         self.repo = repo
         self.pipe = pipe
         self.stats = stats
@@ -178,12 +185,18 @@ class _Walker:
                 entries.sort(key=lambda e: os.fsencode(e.name))
             reads: list[tuple[str, int]] = []
             same: list[tuple[int, list[bytes]]] = []  # plan positions, their chunks
+            rel_dir = path[len(self.root) + 1:] if self.excludes else ""
             for entry in entries:
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # vanished while we walked
                     self.stats.skipped += 1
                     continue
+                if self.excludes:
+                    rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                    if self.excludes.matches(rel, stat.S_ISDIR(st.st_mode)):
+                        self.left_out.append(rel)
+                        continue
                 prev = old.get(entry.name)
                 slot = -1
                 content = None if prev is None else self._same_file(prev[0], st)
@@ -421,10 +434,13 @@ def backup_directory(
     progress: ProgressTracker | None = None,
     options: BackupOptions = BackupOptions(),
     before_commit: Callable[[], None] | None = None,
+    excludes: Excludes = NO_EXCLUDES,
+    left_out: list[str] | None = None,
 ) -> Snapshot:
     """Back up the directory ``path`` into ``repo``; returns the snapshot written last.
     ``before_commit`` is called right before the snapshot is written; what it raises
-    leaves no snapshot (the packs stay for the next backup)."""
+    leaves no snapshot (the packs stay for the next backup). Paths ``excludes`` matches
+    are left out (and appended to ``left_out``)."""
     root = os.fspath(path)
     if not os.path.isdir(root) or os.path.islink(root):
         raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
@@ -438,7 +454,7 @@ def backup_directory(
     walker: _Walker | None = None
     try:
         root_node = _root_node(root)
-        walker = _Walker(repo, pipe, stats, progress, options)
+        walker = _Walker(repo, pipe, stats, progress, options, root, excludes, left_out)
         tree_id = walker.directory(root, "", parent.tree if parent is not None else None)
         root_node.subtree = tree_id
         walker.readers.close()  # every blob a worker process sealed is with the packer
@@ -449,7 +465,8 @@ def backup_directory(
         raise
     pipe.close()
     snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
-                    parent=parent.id if parent is not None else None, stats=stats)
+                    parent=parent.id if parent is not None else None, stats=stats,
+                    excludes=list(excludes.patterns))
     progress.checkpoint()  # a cancelled job stops here: packs stay, no snapshot
     if before_commit is not None:  # e.g. the lock still holds: else no snapshot
         before_commit()

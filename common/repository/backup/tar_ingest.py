@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.archive.tarscan import DataSink, TarEntry, TarScanner
 from common.errors import IntegrityError
 from common.progress import NullTracker, ProgressTracker
@@ -114,7 +115,11 @@ class _Ingest:
     """Turns tar members (``start`` before a member's data, ``end`` after it) into trees."""
 
     def __init__(self, repo: Repository, pipe: Pipeline, stats: SnapshotStats,
-                 progress: ProgressTracker) -> None:
+                 progress: ProgressTracker, excludes: Excludes = NO_EXCLUDES,
+                 left_out: list[str] | None = None) -> None:
+        self.excludes = excludes
+        self.left_out = left_out if left_out is not None else []
+        self._skip_below: tuple[str, ...] | None = None  # an excluded directory
         self.repo = repo
         self.pipe = pipe
         self.stats = stats
@@ -136,6 +141,8 @@ class _Ingest:
                                      f"is a {entry.type}, not a directory", _HINT)
             _apply_meta(self.root, entry)
             return None
+        if self.excludes and self._excluded(parts, entry.type == "dir"):
+            return _discard if entry.type == "file" else None
         depth = len(parts)
         if entry.type == "dir" and len(self.stack) > depth and \
                 self.stack[depth].parts == parts:  # a directory still open, stated again
@@ -165,6 +172,19 @@ class _Ingest:
             node.rdev = (entry.devmajor, entry.devminor)
         self.members.add(rel, node)
         return None
+
+    def _excluded(self, parts: tuple[str, ...], is_dir: bool) -> bool:
+        """Whether the member is left out: below an excluded directory, or matched."""
+        skip = self._skip_below
+        if skip is not None and parts[:len(skip)] == skip:
+            return True
+        rel = "/".join(parts)
+        if not self.excludes.matches(rel, is_dir):
+            return False
+        self.left_out.append(rel)
+        if is_dir:
+            self._skip_below = parts
+        return True
 
     def end(self, entry: TarEntry) -> None:
         node = self._file
@@ -244,6 +264,10 @@ class _Ingest:
         return self._close()
 
 
+def _discard(data: memoryview) -> None:
+    """The data sink of an excluded file."""
+
+
 def _apply_meta(node: Node, entry: TarEntry) -> None:
     node.mode, node.uid, node.gid = entry.mode, entry.uid, entry.gid
     node.mtime_ns, node.xattrs = entry.mtime_ns, dict(sorted(entry.xattrs.items()))
@@ -260,18 +284,20 @@ def backup_tar_stream(
     progress: ProgressTracker | None = None,
     options: BackupOptions = BackupOptions(),
     before_commit: Callable[[], None] | None = None,
+    excludes: Excludes = NO_EXCLUDES,
+    left_out: list[str] | None = None,
 ) -> Snapshot:
     """Back up the tar ``stream`` (a volume's content) into ``repo``; returns the snapshot.
     ``parent`` is recorded as the snapshot's parent only: every file is read.
     ``before_commit`` is called right before the snapshot is written (see
-    ``backup_directory``)."""
+    ``backup_directory``); ``excludes``, ``left_out``: as there."""
     progress = progress or NullTracker()
     progress.set_phase("indexing")
     repo.load_index()
     stats = SnapshotStats()
     progress.set_phase("backup")
     pipe = Pipeline(repo, stats, options)
-    ingest = _Ingest(repo, pipe, stats, progress)
+    ingest = _Ingest(repo, pipe, stats, progress, excludes, left_out)
     try:
         scanner = TarScanner(ingest.end, hash_content=False, on_start=ingest.start)
         while not scanner.finished and (data := stream.read(READ_SIZE)):
@@ -285,7 +311,8 @@ def backup_tar_stream(
         ingest.members.close()
     pipe.close()
     snap = Snapshot(tree=tree_id, root=ingest.root, host=host, volume=volume, tags=list(tags),
-                    parent=parent.id if parent is not None else None, stats=stats)
+                    parent=parent.id if parent is not None else None, stats=stats,
+                    excludes=list(excludes.patterns))
     progress.checkpoint()  # a cancelled job stops here: packs stay, no snapshot
     if before_commit is not None:  # e.g. the lock still holds: else no snapshot
         before_commit()

@@ -69,6 +69,8 @@ class Snapshot:
     #: names the old id find the new one
     original: bytes | None = None
     id: bytes = b""
+    #: the exclude patterns the backup applied (written only when there are any)
+    excludes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (without the id, which is the object's name)."""
@@ -85,7 +87,7 @@ class Snapshot:
             "parent": None if self.parent is None else self.parent.hex(),
             "stats": vars(self.stats),
             "program_version": self.program_version,
-        }
+        } | ({"excludes": list(self.excludes)} if self.excludes else {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], snapshot_id: bytes) -> Snapshot:
@@ -106,6 +108,7 @@ class Snapshot:
                 program_version=str(d.get("program_version", "unknown")),
                 original=None if d.get("original") is None else ids.parse_id(d["original"]),
                 id=snapshot_id,
+                excludes=[str(p) for p in d.get("excludes", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(

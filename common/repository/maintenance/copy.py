@@ -146,6 +146,7 @@ def copy_snapshot(
         copied = Snapshot(tree=root_tree, root=root, host=snap.host, volume=snap.volume,
                           time=snap.time, tags=list(snap.tags), pinned=snap.pinned,
                           parent=None, stats=dataclasses.replace(snap.stats),
-                          program_version=snap.program_version)
+                          program_version=snap.program_version,
+                          excludes=list(snap.excludes))
         lock.check()
         return save_snapshot(dst, copied)

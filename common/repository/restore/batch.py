@@ -21,7 +21,8 @@ of the same process, or in a restore worker process (``workers``) — which:
 
 Batches are plain tuples, lists, ints, strings and bytes so they cross a pipe with
 ``marshal`` (fast, and nothing executable). A file record is
-``(kind, rel, meta, size, sparse, writes)``; ``writes`` are ``(blob number, file
+``(kind, rel, meta, size, sparse, writes)`` (kinds: ``WHOLE``, ``PART``, ``PATCH``,
+``SYMLINK``, ``NODE``); ``writes`` are ``(blob number, file
 offset, start in blob, length)``; ``meta`` is ``(mode, uid, gid, mtime_ns, xattrs,
 extra)`` with ``extra`` the symlink target or ``(major, minor)`` of a device.
 """
@@ -42,6 +43,9 @@ from common.repository.system.dirfd import DirFds, opath, open_root, proc_path
 WHOLE = "f"
 #: some blobs of a large regular file that already exists; metadata comes later
 PART = "p"
+#: an existing regular file rewritten in place by a sync (``sync``): truncated to its
+#: size, given the changed data, then its metadata (xattrs it should not have removed)
+PATCH = "u"
 SYMLINK = "l"
 #: fifo, socket, char or block device (``extra`` says which)
 NODE = "n"
@@ -112,7 +116,7 @@ class BatchWriter:
         with DirFds(open_root(self.dest)) as dirs:
             for kind, rel, meta, size, sparse, writes in files:
                 dir_fd, name = dirs.parent(rel)
-                if kind in (WHOLE, PART):
+                if kind in (WHOLE, PART, PATCH):
                     missing = self._file(kind, dir_fd, name, rel, meta, size, sparse, writes,
                                          plains, warnings)
                     if missing is not None:
@@ -128,7 +132,7 @@ class BatchWriter:
         """One regular file (or a part of one) ``name`` in the directory ``dir_fd``;
         returns the number of a damaged blob it needed, else None."""
         missing, exact = None, False
-        if kind == PART:
+        if kind != WHOLE:
             fd = os.open(name, _PART, dir_fd=dir_fd)
         else:
             mode = meta[0]
@@ -136,7 +140,7 @@ class BatchWriter:
                      and mode & 0o777 & ~self.umask == mode)
             fd = os.open(name, _CREATE, mode if exact else 0o600, dir_fd=dir_fd)
         try:
-            if sparse:
+            if sparse or kind == PATCH:
                 os.ftruncate(fd, size)
             for blob_no, off, begin, n in writes:
                 plain = plains[blob_no]
@@ -154,6 +158,8 @@ class BatchWriter:
                     done += os.pwrite(fd, view[begin + done : begin + n], off + done)
             if kind == WHOLE:
                 apply_fd(fd, rel, meta, warnings, self.owner, exact)
+            elif kind == PATCH:
+                apply_fd(fd, rel, meta, warnings, strip=True)
         finally:
             os.close(fd)
         return missing
@@ -179,11 +185,22 @@ class BatchWriter:
 
 
 def apply_fd(fd: int, rel: str, meta: Meta, warnings: list[str],
-             owner: tuple[int, int] | None = None, exact: bool = False) -> None:
+             owner: tuple[int, int] | None = None, exact: bool = False,
+             strip: bool = False) -> None:
     """Owner (first: it clears setuid bits; skipped when it is ``owner`` already),
     xattrs, mode (skipped when ``exact``: created with it) and times of a regular file or
-    directory through its descriptor."""
+    directory through its descriptor. ``strip``: remove the xattrs ``meta`` does not
+    list (an existing file)."""
     mode, uid, gid, mtime_ns, xattrs, _ = meta
+    if strip:
+        wanted = {name for name, _value in xattrs}
+        for name in os.listxattr(fd):
+            if name not in wanted:
+                try:
+                    os.removexattr(fd, name)
+                except OSError as exc:
+                    if not name.startswith("security."):
+                        warnings.append(f"{rel}: cannot remove xattr {name}: {exc.strerror}")
     if (uid, gid) != owner:
         try:
             os.chown(fd, uid, gid)

@@ -1,22 +1,95 @@
-"""The web console in a real browser (Debian's chromium driven by Playwright) against the
-embedded server: it lists hosts, volumes, backups and jobs from the live API."""
+"""The web console in a real browser (Debian's chromium driven by Playwright) against one
+embedded ``volkeeper serve`` with real volumes, shared by the module's tests: the login,
+the restore wizard (into a new volume, compared; a replace and its rollback), Back up now
+with its bar reaching 100 %, a failed job showing its hint, and a viewer who is not
+offered changes.
+
+With ``VOLKEEPER_CONSOLE_SCREENSHOTS=DIR`` the tests also save screenshots of the main
+pages there (``docs/console/`` holds the ones the README shows)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common.auth import login_url
-from tests.fixtures.embedded import api_client, api_token
+from tests.fixtures.embedded import api_client, api_token, embedded_environment, serving
 from tests.fixtures.util import unavailable, wait_for
+from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SHOTS = os.environ.get("VOLKEEPER_CONSOLE_SCREENSHOTS")
+WAIT_MS = 60_000
+
+
+@dataclass
+class Console:
+    """The shared server, its Docker engine and the volumes the tests made on it."""
+
+    url: str
+    env: dict[str, str]
+    docker: Any
+    root: Path
+    volumes: list[str] = field(default_factory=list)
+
+    def api(self) -> Any:
+        return api_client(self.url, self.env)
+
+    def volume(self, stem: str) -> tuple[str, Path]:
+        """A new volume (unique name starting with ``stem``) and its mountpoint, once the
+        server's inventory lists it."""
+        name = f"{stem}-{uuid.uuid4().hex[:6]}"
+        self.docker.client().volumes.create(name)
+        self.volumes.append(name)
+        with self.api() as api:
+            wait_for(lambda: any(v["name"] == name for v in api.get("/volumes").json()), 30,
+                     f"volume {name} in the inventory")
+        return name, self.mountpoint(name)
+
+    def mountpoint(self, name: str) -> Path:
+        return Path(self.docker.client().volumes.get(name).attrs["Mountpoint"])
+
+    def job(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a job and wait for its end."""
+        with self.api() as api:
+            resp = api.post(path, json=body)
+            assert resp.status_code == 202, resp.text
+            job: dict[str, Any] = resp.json()
+            deadline = time.monotonic() + 60
+            while job["state"] not in ("succeeded", "failed"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.2)
+                job = api.get(f"/jobs/{job['id']}").json()
+        return job
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, docker_host_a: Any) -> Iterator[Console]:
+    root = tmp_path_factory.mktemp("console")
+    # storage at 8 MiB/s and progress every 0.2 s: a 16 MiB backup shows its bar moving
+    env = embedded_environment(root, docker_host_a.url) | {
+        "VOLKEEPER_BANDWIDTH_LIMIT": str(8 << 20), "VOLKEEPER_PROGRESS_INTERVAL_SECONDS": "0.2"}
+    with serving(env, root / "serve.log") as url:
+        c = Console(url=url, env=env, docker=docker_host_a, root=root)
+        try:
+            yield c
+        finally:
+            client = docker_host_a.client()
+            for name in c.volumes:
+                with contextlib.suppress(Exception):  # a restore may not have made it
+                    client.volumes.get(name).remove(force=True)
 
 
 @pytest.fixture(scope="module")
@@ -36,43 +109,307 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def test_the_console_shows_volumes_then_a_new_backup_and_its_job(
-        browser: Any, embedded_server: str, embedded_env: dict[str, str],
-        docker_host_a: Any) -> None:
-    docker_host_a.client().volumes.create("console-vol")
-    mountpoint = Path(docker_host_a.client().volumes.get("console-vol").attrs["Mountpoint"])
-    (mountpoint / "hello.txt").write_text("hello")
-    api = api_client(embedded_server, embedded_env)
-    wait_for(lambda: any(v["name"] == "console-vol" for v in api.get("/volumes").json()), 30,
-             "the volume in the inventory")
-
-    page = browser.new_page()
+def open_console(browser: Any, console: Console, token: str | None = None,
+                 viewport: dict[str, int] = DESKTOP, scheme: str = "light"
+                 ) -> tuple[Any, list[str]]:
+    """A logged-in page (the admin's token unless ``token``) and its list of errors."""
+    page = browser.new_context(viewport=viewport, color_scheme=scheme).new_page()
+    page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(embedded_server + "/")  # not logged in: the login page
-    page.wait_for_selector("text=Log in", timeout=15_000)
-    page.goto(login_url(embedded_server, api_token(embedded_env)))  # the link serve prints
-    page.wait_for_url(embedded_server + "/", timeout=15_000)
-    assert "token=" not in page.url
-    page.wait_for_selector("#volumes td:text-is('console-vol')", timeout=15_000)
-    assert "online" in page.inner_text("#hosts") and "laptop" in page.inner_text("#hosts")
-    assert "none" in page.inner_text("#backups")
+    page.goto(login_url(console.url, token or api_token(console.env)))
+    page.wait_for_url(console.url + "/")
+    page.wait_for_selector("#who:not(:empty)")
+    return page, errors
 
-    job = api.post("/backups", json={"volume": "console-vol"}).json()
-    deadline = time.monotonic() + 60
-    while (job := api.get(f"/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
-    assert job["state"] == "succeeded", job["error"]
 
-    page.click("text=Load")
-    page.wait_for_selector(f"#backups td:text-is('{job['backup_id']}')", timeout=15_000)
-    jobs_text = page.inner_text("#jobs")
-    assert job["id"] in jobs_text and "succeeded" in jobs_text and "backup" in jobs_text
-    assert "laptop/console-vol" in page.inner_text("#backups")
-    assert "admin (admin)" in page.inner_text("#who")
-    cookies = {c["name"]: c for c in page.context.cookies()}
-    session = cookies["volkeeper_session"]
-    assert session["httpOnly"] and session["sameSite"] == "Strict"
+def close(page: Any, errors: list[str]) -> None:
+    context = page.context
+    context.close()
     assert errors == []
+
+
+def shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(300)  # let the bars and toasts settle
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
+
+
+def wizard_heading(page: Any, text: str) -> None:
+    page.wait_for_selector(f"#wizard-h:text-is('{text}')")
+
+
+def test_login_trades_the_link_for_a_session_cookie(browser: Any, console: Console) -> None:
+    page = browser.new_page()
+    page.goto(console.url + "/")  # not logged in: the login page
+    page.wait_for_selector("text=Log in", timeout=15_000)
     page.close()
+    page, errors = open_console(browser, console)
+    assert "token=" not in page.url
+    assert page.inner_text("#who") == "admin (admin)"
+    session = {c["name"]: c for c in page.context.cookies()}["volkeeper_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    page.wait_for_selector(".card .value")  # the overview drew
+    close(page, errors)
+
+
+def test_the_wizard_restores_a_version_into_a_new_volume(browser: Any, console: Console
+                                                         ) -> None:
+    name, src = console.volume("vkc-app")
+    build_fidelity_tree(src)
+    job = console.job("/backups", {"volume": name})
+    assert job["state"] == "succeeded", job["error"]
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/volumes/laptop/{name}")
+    page.click("role=link[name='Restore…']")
+    wizard_heading(page, f"Which version of laptop/{name}?")
+    assert page.is_checked(f"input[name=version][value='{job['backup_id']}']")
+    shot(page, "restore-version")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "Where to?")
+    into = f"{name}-copy"
+    console.volumes.append(into)
+    page.fill("input[name=into]", into)
+    assert page.is_checked("input[name=where][value=new]")  # the default
+    page.click("role=button[name='Check']")
+    wizard_heading(page, "All checks passed")
+    checks = page.inner_text(".checks")
+    assert "target volume" in checks and "does not exist; it will be created" in checks
+    shot(page, "restore-checks")
+    page.click("role=button[name='Continue']")
+    wizard_heading(page, "Confirm")
+    assert f"into a new volume {into} on laptop" in page.inner_text(".facts")
+    page.click("role=button[name='Start restore']")
+    wizard_heading(page, "Restored")
+    assert page.eval_on_selector(".wizard progress", "p => p.value") == 100
+    shot(page, "restore-done")
+    assert compare_trees(src, console.mountpoint(into)) == []
+    close(page, errors)
+
+
+def test_a_replace_is_confirmed_then_rolled_back(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-db")
+    (path / "data.txt").write_text("version one")
+    job = console.job("/backups", {"volume": name, "format": "tar.gz"})
+    assert job["state"] == "succeeded", job["error"]
+    (path / "data.txt").write_text("version two")
+    (path / "new.txt").write_text("only after the backup")
+
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/restore")
+    wizard_heading(page, "Which volume?")
+    page.select_option("select[name=volume]", f"laptop/{name}")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, f"Which version of laptop/{name}?")
+    page.click("role=button[name='Next']")
+    page.check("input[name=where][value=replace]")
+    page.click("role=button[name='Check']")
+    wizard_heading(page, "All checks passed")
+    page.click("role=button[name='Continue']")
+    wizard_heading(page, "Confirm")
+    page.check("input[name=ack]")
+    page.click("role=button[name='Replace now']")
+    wizard_heading(page, "Restored")
+    assert (path / "data.txt").read_text() == "version one"
+    assert not (path / "new.txt").exists()
+
+    page.click("role=button[name='Roll back']")
+    page.wait_for_selector("text=Rolled back: the volume holds its content")
+    assert (path / "data.txt").read_text() == "version two"
+    assert (path / "new.txt").read_text() == "only after the backup"
+    close(page, errors)
+
+
+def test_back_up_now_shows_a_live_bar_reaching_100_percent(browser: Any, console: Console
+                                                          ) -> None:
+    name, path = console.volume("vkc-media")
+    for i in range(8):
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/volumes")
+    page.fill("input[name=q]", name)
+    page.click(f"role=link[name='Back up {name}']")
+    page.wait_for_selector("#backup-now-h")
+    page.select_option("select[name=format]", "tar.gz")
+    page.evaluate("""() => {  // every percentage the bar shows
+        window.seen = [];
+        const pct = document.querySelector('.panel .pct');
+        new MutationObserver(() => window.seen.push(pct.textContent))
+            .observe(pct, {childList: true, characterData: true, subtree: true});
+    }""")
+    page.click("role=button[name='Back up now']")
+    page.wait_for_selector(".panel .badge:text-is('succeeded')")
+    assert page.eval_on_selector(".panel progress", "p => p.value") == 100
+    seen = page.evaluate("window.seen")
+    assert seen and seen[-1] == "100 %", seen
+    assert any(p and p != "100 %" for p in seen), seen  # it moved on the way
+    shot(page, "volume")
+    page.wait_for_selector("[data-backup] td:text-is('tar.gz')")  # in the timeline
+    close(page, errors)
+
+
+def test_the_overview_follows_a_running_job_to_its_end(browser: Any, console: Console
+                                                       ) -> None:
+    name, path = console.volume("vkc-big")
+    for i in range(12):
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    page.wait_for_selector(".card .value")
+    with console.api() as api:
+        job = api.post("/backups", json={"volume": name, "format": "tar"}).json()
+    page.goto(f"{console.url}/#/volumes")
+    page.goto(f"{console.url}/#/")  # drawn again at once: the job is queued or running
+    row = f".live-jobs li[data-job='{job['id']}']"
+    page.wait_for_selector(row)
+    shot(page, "overview-running")
+    page.wait_for_selector(f"{row} .phase:has-text('succeeded')")
+    assert page.eval_on_selector(f"{row} progress", "p => p.value") == 100
+    close(page, errors)
+
+
+def test_a_running_job_is_cancelled_from_its_page(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-stop")
+    for i in range(16):
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    with console.api() as api:
+        job = api.post("/backups", json={"volume": name, "format": "tar"}).json()
+    page.goto(f"{console.url}/#/jobs/{job['id']}")
+    cancel = f"role=button[name='Cancel job {job['id']}']"
+    page.click(cancel)
+    page.wait_for_selector("main .badge:text-is('cancelled')")
+    assert page.locator(cancel).count() == 0
+    with console.api() as api:
+        assert api.get(f"/jobs/{job['id']}").json()["state"] == "cancelled"
+        assert not api.get("/backups", params={"volume": name}).json()
+    close(page, errors)
+
+
+def test_backups_are_tagged_pinned_and_forgotten_with_the_loss_named(
+        browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-keep")
+    (path / "notes.txt").write_text("keep me")
+    job = console.job("/backups", {"volume": name, "format": "tar"})
+    backup = job["backup_id"]
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups")
+    page.fill("input[name=volume]", name)
+    page.click("role=button[name='Filter']")
+    row = f"[data-backup='{backup}']"
+    page.click(f"{row} >> role=button[name='Tags of backup {backup}']")
+    page.fill("dialog input[name=add]", "before-upgrade, keep")
+    page.click("dialog >> role=button[name='Save tags']")
+    page.wait_for_selector(f"{row} .tag:text-is('before-upgrade')")
+    page.click(f"{row} >> role=button[name='Pin backup {backup}']")
+    page.wait_for_selector(f"{row} .tag:text-is('pinned')")
+    assert page.is_disabled(f"{row} >> role=button[name='Forget backup {backup}']")
+    page.click(f"{row} >> role=button[name='Unpin backup {backup}']")
+    page.wait_for_selector(f"{row} >> role=button[name='Forget backup {backup}'] >> "
+                           "xpath=self::*[not(@disabled)]")
+    page.click(f"{row} >> role=button[name='Forget backup {backup}']")
+    lost = page.inner_text("dialog .lost")
+    assert f"laptop/{name}" in lost and "1 file," in lost
+    shot(page, "backup-forget")
+    page.click("dialog >> role=button[name='Forget backup']")
+    with console.api() as api:
+        wait_for(lambda: api.get(f"/backups/{backup}").status_code == 404, 30,
+                 "the backup forgotten")
+    page.click("role=button[name='Filter']")
+    page.wait_for_selector("td:text-is('no backups yet')")
+    close(page, errors)
+
+
+def test_a_failed_job_shows_its_error_and_hint(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-logs")
+    (path / "app.log").write_text("hello")
+    broken = console.root / "broken-target"
+    with console.api() as api:
+        resp = api.post("/targets", json={"name": "broken", "url": f"file://{broken}"})
+        assert resp.status_code == 201, resp.text
+    shutil.rmtree(broken, ignore_errors=True)
+    broken.write_text("a file where the target's directory should be")
+    job = console.job("/backups", {"volume": name, "target": "broken", "format": "tar"})
+    assert job["state"] == "failed"
+
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/jobs")
+    page.select_option("select[name=state]", "failed")
+    page.click(f"[data-job='{job['id']}'] a:text-is('{job['id']}')")
+    page.wait_for_selector(".error .hint")
+    assert "not a directory" in page.inner_text(".error .error-message")
+    assert "point the target at a directory" in page.inner_text(".error .hint")
+    shot(page, "job-failed")
+    page.goto(f"{console.url}/#/")
+    page.wait_for_selector(f"section td a:text-is('{job['id']}')")  # failed, last 24 h
+    close(page, errors)
+
+
+def test_a_viewer_is_offered_no_changes_and_an_operator_no_admin_ones(
+        browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-view")
+    (path / "f").write_text("x")
+    job = console.job("/backups", {"volume": name, "format": "tar"})
+    with console.api() as api:
+        resp = api.post("/tokens", json={"name": "watcher", "role": "viewer"})
+        assert resp.status_code == 201, resp.text
+        secret = resp.json()["secret"]
+    page, errors = open_console(browser, console, token=secret)
+    assert page.inner_text("#who") == "watcher (viewer)"
+    nav = page.inner_text("#nav")
+    assert "Volumes" in nav and "Restore" not in nav and "Audit log" not in nav
+    page.goto(f"{console.url}/#/volumes/laptop/{name}")
+    page.wait_for_selector(f"[data-backup='{job['backup_id']}']")
+    assert page.locator("#backup-now-h").count() == 0
+    assert page.locator("text=Restore…").count() == 0
+    page.goto(f"{console.url}/#/backups")
+    page.wait_for_selector(f"[data-backup='{job['backup_id']}']")
+    assert page.locator("main button").count() == 1  # only the filter's
+    assert page.locator(".row-actions").count() == 0
+    page.goto(f"{console.url}/#/volumes")
+    page.wait_for_selector(f"td a:text-is('{name}')")
+    assert page.locator("text=Back up…").count() == 0
+    close(page, errors)
+
+    # an operator backs up and restores into new volumes, but neither replaces nor forgets
+    with console.api() as api:
+        secret = api.post("/tokens", json={"name": "ops", "role": "operator"}).json()["secret"]
+    page, errors = open_console(browser, console, token=secret)
+    nav = page.inner_text("#nav")
+    assert "Restore" in nav and "Audit log" not in nav
+    page.goto(f"{console.url}/#/backups")
+    page.wait_for_selector(f"[data-backup='{job['backup_id']}'] .row-actions")
+    assert page.locator(f"role=button[name='Verify backup {job['backup_id']}']").count() == 1
+    assert page.locator("text=Forget…").count() == 0
+    page.goto(f"{console.url}/#/restore?host=laptop&volume={name}")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "Where to?")
+    assert page.locator("input[name=where][value=new]").count() == 1
+    assert page.locator("input[name=where][value=replace]").count() == 0
+    close(page, errors)
+
+
+def test_every_page_draws_on_a_desktop_and_a_phone(browser: Any, console: Console) -> None:
+    pages = [("overview", "/"), ("volumes", "/volumes"), ("backups", "/backups"),
+             ("jobs", "/jobs"), ("targets", "/targets"), ("hosts", "/hosts"),
+             ("audit", "/audit")]
+    for viewport, scheme, suffix in ((DESKTOP, "light", ""), (PHONE, "light", "-phone"),
+                                     (DESKTOP, "dark", "-dark")):
+        page, errors = open_console(browser, console, viewport=viewport, scheme=scheme)
+        for shot_name, route in pages:
+            page.goto(f"{console.url}/#{route}")
+            page.wait_for_selector("main h1")
+            page.wait_for_selector("main table, main .cards")
+            assert not page.locator("main .error").count(), page.inner_text("main")
+            unlabelled = page.evaluate("""() => [...document.querySelectorAll(
+                'main input, main select, main textarea, main button, main progress')]
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                             && !e.textContent.trim()).map(e => e.outerHTML)""")
+            assert unlabelled == [], (route, unlabelled)  # every control has a name
+            if not suffix or shot_name in ("overview", "volumes"):
+                shot(page, shot_name + suffix)
+        # nothing wider than the phone's screen but the tables' own scroll boxes
+        if suffix:
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport["width"], width
+        close(page, errors)

@@ -1,0 +1,69 @@
+"""The order around a backup or a replace-restore: pre hooks → stop → the work → start
+→ post hooks (``consistent``), and what happened (``HooksReport``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.docker import ContainerRef, DockerHost, VolumeInfo
+from common.hooks import labels
+from common.hooks.exec_hooks import HookRun, run_hooks
+from common.hooks.stopping import StopWindow
+from common.progress import ProgressTracker
+
+
+def should_stop(volume: VolumeInfo, requested: bool) -> bool:
+    """Whether a backup stops the containers using ``volume``: asked for, or the label
+    ``volkeeper.stop-during-backup`` on the volume or on one of those containers."""
+    return requested or labels.truthy(volume.labels.get(labels.STOP)) or any(
+        labels.truthy(c.labels.get(labels.STOP)) for c in volume.containers)
+
+
+@dataclass
+class HooksReport:
+    """What happened around the work: hooks that ran, containers stopped and how long."""
+
+    hooks: list[HookRun] = field(default_factory=list)
+    window: StopWindow | None = None
+
+    def warnings(self) -> list[str]:
+        return [h.describe() for h in self.hooks if not h.ok]
+
+    def as_result(self) -> dict[str, Any]:
+        w = self.window
+        return {
+            "stopped_containers": w.stopped if w else [],
+            "restarted_containers": w.restarted if w else [],
+            "stop_windows": w.as_result() if w else [],
+            "hooks": [h.as_result() for h in self.hooks],
+            "hook_warnings": self.warnings(),
+        }
+
+
+@contextlib.contextmanager
+def consistent(docker: DockerHost, containers: list[ContainerRef], what: str,
+               report: HooksReport, *, stop: bool, tracker: ProgressTracker | None = None,
+               on_stopping: Callable[[list[ContainerRef]], None] | None = None,
+               on_started: Callable[[], None] | None = None,
+               post_can_fail: bool = True) -> Iterator[HooksReport]:
+    """Run the block (``what``: backup or restore) between the hooks of ``containers``,
+    with the running ones stopped when ``stop``. Post hooks run whatever happened; a
+    failing post hook with ``on_error=fail`` raises ``HookFailed`` only when the block
+    succeeded and ``post_can_fail`` (else the block's error stands and the failure is in
+    ``report``)."""
+    failed = False
+    try:
+        run_hooks(docker, containers, "pre", what, report.hooks, tracker)
+        report.window = StopWindow(docker, containers if stop else [], tracker=tracker,
+                                   on_stopping=on_stopping, on_started=on_started)
+        with report.window:
+            yield report
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        run_hooks(docker, containers, "post", what, report.hooks, tracker,
+                  raise_on_fail=post_can_fail and not failed)

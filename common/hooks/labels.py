@@ -1,0 +1,83 @@
+"""The labels volkeeper reads on volumes and containers, and how their values parse."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+STOP = "volkeeper.stop-during-backup"
+EXCLUDE = "volkeeper.exclude"
+HOOK_TIMEOUT = "volkeeper.hook-timeout"
+HOOK_USER = "volkeeper.hook-user"
+HOOK_ON_ERROR = "volkeeper.hook-on-error"
+STOP_TIMEOUT = "volkeeper.stop-timeout"
+#: the hook labels: ``volkeeper.<when>-<what>``
+HOOK_WHEN = ("pre", "post")
+HOOK_WHAT = ("backup", "restore")
+DEFAULT_TIMEOUT = 300.0
+#: where a ``.volkeeperignore`` lives: the volume root
+IGNORE_FILE = ".volkeeperignore"
+
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_DEPENDS_ON = "com.docker.compose.depends_on"
+
+
+def truthy(value: str | None) -> bool:
+    """``true``, ``1``, ``yes``, ``on`` (any case) are true; anything else is not."""
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def patterns(value: str | None) -> list[str]:
+    """The comma-separated patterns of a ``volkeeper.exclude`` label."""
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """One hook a container's labels ask for."""
+
+    label: str
+    command: str
+    timeout: float
+    user: str | None
+    #: fail: the backup fails; warn: a warning in the result
+    on_error: str
+
+
+def hook_of(labels: Mapping[str, str], when: str, what: str) -> HookSpec | None:
+    """The ``volkeeper.<when>-<what>`` hook of a container's labels, None without one.
+    A bad timeout or on-error value falls back to the default (and says so in the
+    label's name, not silently: ``hook-timeout=abc`` runs with 300 s)."""
+    label = f"volkeeper.{when}-{what}"
+    command = (labels.get(label) or "").strip()
+    if not command:
+        return None
+    try:
+        timeout = float(labels.get(HOOK_TIMEOUT, DEFAULT_TIMEOUT))
+    except ValueError:
+        timeout = DEFAULT_TIMEOUT
+    if timeout <= 0:
+        timeout = DEFAULT_TIMEOUT
+    on_error = (labels.get(HOOK_ON_ERROR) or "").strip().lower()
+    if on_error not in ("fail", "warn"):
+        on_error = "fail" if when == "pre" else "warn"
+    user = (labels.get(HOOK_USER) or "").strip() or None
+    return HookSpec(label=label, command=command, timeout=timeout, user=user,
+                    on_error=on_error)
+
+
+def depends_on(labels: Mapping[str, str]) -> set[str]:
+    """The Compose services a container depends on (``db:service_started:false,…``)."""
+    raw = labels.get(COMPOSE_DEPENDS_ON) or ""
+    return {item.split(":", 1)[0].strip() for item in raw.split(",") if item.strip()}
+
+
+def stop_timeout(labels: Mapping[str, str], default: int) -> int:
+    """Seconds a container gets to stop on SIGTERM before Docker kills it (its
+    ``volkeeper.stop-timeout`` label, else ``default``)."""
+    try:
+        value = int(labels.get(STOP_TIMEOUT, default))
+    except ValueError:
+        return default
+    return value if 0 <= value <= 3600 else default

@@ -1,0 +1,222 @@
+"""The walk of a sync restore (``sync``): the snapshot's trees and the destination side by
+side, one directory at a time; what to do with each entry (keep, fix its metadata,
+rebuild, replace, delete), the renames of rebuilt entries once their batch is written,
+hardlinks, and directory metadata last. The restorer's batches write the data
+(``restorer._Restorer`` is the base: its batching, large files in parts, runners).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from typing import Any
+
+from common.errors import IntegrityError
+from common.repository.core.tree import TREE_VERSION, Node, check_link_path, check_name
+from common.repository.restore.batch import NODE, SYMLINK, FileRecord
+from common.repository.restore.plan import meta_of
+from common.repository.restore.sync_files import FileSyncer, SyncStats, join
+from common.repository.restore.sync_fs import fix_at, fix_fd, remove_at, same_meta, xattrs_in
+from common.repository.restore.trees import refused
+
+__all__ = ["SyncStats", "Syncer"]
+_IFMT = {"fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK, "char": stat.S_IFCHR,
+         "block": stat.S_IFBLK}
+
+
+def raw_nodes(plain: bytes, tree_id: bytes) -> list[dict[str, Any]]:
+    """A tree's nodes as JSON objects, each name checked (``check_name``) and unique; the
+    other fields are validated when a ``Node`` is made of them."""
+    try:
+        doc = json.loads(plain)
+        if doc["v"] != TREE_VERSION or not isinstance(doc["nodes"], list):
+            raise ValueError("not a version 1 tree")
+        nodes: list[dict[str, Any]] = doc["nodes"]
+        names = [d["name"] for d in nodes]
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError("a name is not a string")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"tree {tree_id.hex()} is malformed: {exc}",
+                             "run a repository check") from None
+    for n in names:
+        check_name(n)
+    if len(set(names)) != len(names):
+        raise IntegrityError(f"tree {tree_id.hex()} lists a name twice",
+                             "run a repository check")
+    return nodes
+
+
+class Syncer(FileSyncer):
+    """Syncs one snapshot into ``dest`` (see ``sync``): the walk, hardlinks, directories."""
+
+    # --- the walk --------------------------------------------------------------------
+    def sync_tree(self, tree_id: bytes, rel: str) -> None:
+        nodes = raw_nodes(self.trees.plain(tree_id), tree_id)
+        fd = self.fds.dir(rel)
+        have = {name: os.stat(name, dir_fd=fd, follow_symlinks=False)
+                for name in os.listdir(fd)}
+        if self.delete:
+            wanted = {d["name"] for d in nodes}
+            for name in sorted(have.keys() - wanted):
+                self.stats.deleted += remove_at(self.fds.dir(rel), name, join(rel, name))
+        for d in nodes:
+            name = d["name"]
+            st = have.get(name)
+            if st is not None and d.get("type") == "file" and self.same_file(d, st, rel, name):
+                continue
+            self.entry(join(rel, name), Node.from_dict(d), st)
+
+    def same_file(self, d: dict[str, Any], st: os.stat_result, rel: str, name: str) -> bool:
+        """Whether the regular file ``name`` is what the (not yet decoded) node ``d`` says,
+        by size, mtime, mode, owner and xattrs: most files of a sync, so no ``Node`` is
+        made for them (a malformed field just fails the comparison: ``Node.from_dict``
+        then validates it)."""
+        if (self.verify_content or not stat.S_ISREG(st.st_mode) or st.st_nlink > 1
+                or st.st_size != d.get("size", 0) or st.st_mtime_ns != d.get("mtime_ns", 0)
+                or stat.S_IMODE(st.st_mode) != d.get("mode", 0)
+                or st.st_uid != d.get("uid", 0) or st.st_gid != d.get("gid", 0)):
+            return False
+        want = d.get("xattrs") or {}
+        have = xattrs_in(self.fds.dir(rel), name)
+        try:
+            if (have or want) and have != {k: base64.b64decode(v, validate=True)
+                                           for k, v in want.items()}:
+                return False
+        except (AttributeError, TypeError, ValueError):
+            return False
+        self.stats.files += 1
+        self.stats.unchanged += 1
+        self.progress.add(st.st_size, 1)
+        return True
+
+    def entry(self, rel: str, node: Node, st: os.stat_result | None) -> None:
+        t = node.type
+        if t == "dir":
+            self.sync_dir(rel, node, st)
+        elif t == "hardlink":
+            self.links.append((rel, node))
+            self.stats.files += 1
+        elif t == "file":
+            self.stats.files += 1
+            self.sync_file(rel, node, st)
+        elif t == "symlink":
+            target = node.target or ""
+            parent, name = self.fds.parent(rel)
+            if st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(
+                    name, dir_fd=parent) == target:
+                self.kept(fix_at(parent, name, rel, st, meta_of(node), self.stats.warnings))
+            else:
+                self.replace(rel, st, (SYMLINK, rel, meta_of(node, target), 0, False, []))
+        else:
+            if t in ("char", "block") and not self.devices:
+                raise refused(rel, node)
+            if st is not None and stat.S_IFMT(st.st_mode) == _IFMT.get(t) and (
+                    t not in ("char", "block")
+                    or (os.major(st.st_rdev), os.minor(st.st_rdev)) == (node.rdev or (0, 0))):
+                parent, name = self.fds.parent(rel)
+                self.kept(fix_at(parent, name, rel, st, meta_of(node), self.stats.warnings))
+            else:
+                self.replace(rel, st, (NODE, rel, meta_of(node, (t, node.rdev)), 0, False, []))
+
+    def sync_dir(self, rel: str, node: Node, st: os.stat_result | None) -> None:
+        parent, name = self.fds.parent(rel)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            self.stats.deleted += remove_at(parent, name, rel)
+            st = None
+        if st is None:
+            os.mkdir(name, 0o700, dir_fd=parent)
+            self.stats.entries_written += 1
+            state = "created"
+        else:
+            same = same_meta(st, meta_of(node), xattrs_in(parent, name))
+            state = "same" if same else "fixed"
+        self.stats.dirs += 1
+        self.sync_dirs.append((rel, node, state))
+        self.dir_set.add(rel)
+        if node.subtree is not None:
+            self.sync_tree(node.subtree, rel)
+
+    def replace(self, rel: str, st: os.stat_result | None, record: FileRecord) -> None:
+        """Create a symlink or special file; an existing entry is replaced."""
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            parent, name = self.fds.parent(rel)
+            self.stats.deleted += remove_at(parent, name, rel)
+            st = None
+        if st is not None:
+            record = (record[0], self.temp(rel), *record[2:])
+        self.stats.entries_written += 1
+        self.add(record)
+
+    # --- hardlinks and directories -----------------------------------------------------
+    def sync_links(self) -> None:
+        """Each hardlink made a link of its first path (when that is a regular file of
+        the snapshot's directories), else synced as a file with its own content."""
+        self.drain()
+        own: set[str] = set()
+        for rel, node in self.links:
+            if node.link not in own and self.regular(node.link or "") is None:
+                own.add(rel)
+                self.sync_file(rel, node, self.lstat(rel))
+        self.drain()
+        for rel, node in self.links:
+            if rel in own:
+                continue
+            target = node.link or ""
+            have, first = self.lstat(rel), self.regular(target)
+            if first is None:  # its first path is a link written with its own content
+                self.stats.warnings.append(f"{rel}: not linked: {target} is not a file")
+                continue
+            if have is not None and (have.st_dev, have.st_ino) == (first.st_dev, first.st_ino):
+                self.stats.unchanged += 1
+                self.progress.add(0, 1)
+                continue
+            self.link(rel, target, have)
+            self.stats.entries_written += 1
+            self.progress.add(0, 1)
+
+    def link(self, rel: str, target: str, have: os.stat_result | None) -> None:
+        """Make ``rel`` a hardlink of ``target`` (an existing ``rel`` is replaced)."""
+        parent, name = self.fds.parent(rel)
+        if have is not None and stat.S_ISDIR(have.st_mode):
+            self.stats.deleted += remove_at(parent, name, rel)
+            have = None
+        tmp = name
+        if have is not None:
+            tmp = self.temp(rel).rpartition("/")[2]
+            del self.temp_final[join(rel.rpartition("/")[0], tmp)]
+        src_dir, src = self.fds.parent(target)
+        src_dir = os.dup(src_dir)  # the next lookup may close the cached one
+        try:
+            dst_dir, dst = self.fds.parent(rel)
+            os.link(src, tmp, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
+            if tmp != dst:
+                os.rename(tmp, dst, src_dir_fd=dst_dir, dst_dir_fd=dst_dir)
+        finally:
+            os.close(src_dir)
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        parent, name = self.fds.parent(rel)
+        try:
+            return os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def regular(self, target: str) -> os.stat_result | None:
+        """The destination's ``target`` when it is a regular file in a snapshot directory."""
+        try:
+            check_link_path(target)
+        except IntegrityError:
+            return None
+        if os.path.dirname(target) not in self.dir_set:
+            return None
+        st = self.lstat(target)
+        return st if st is not None and stat.S_ISREG(st.st_mode) else None
+
+    def finish_dirs(self, root: Node) -> None:
+        for rel, node, state in reversed(self.sync_dirs):
+            fix_fd(self.fds.dir(rel), rel, meta_of(node), self.stats.warnings)
+            if state != "created":
+                self.kept(state == "fixed")
+        self.kept(fix_fd(self.fds.root, ".", meta_of(root), self.stats.warnings))
