@@ -24,6 +24,7 @@ from api.routes import (
     hosts,
     jobs,
     metrics,
+    policies,
     repository,
     restores,
     security,
@@ -56,6 +57,7 @@ def create_app(
     on_shutdown: list[Hook] | None = None,
     sweep_every: float | None = None,
     in_process: bool = False,
+    scheduler: bool = False,
 ) -> FastAPI:
     """The API app. Without a ``dispatcher`` it runs jobs itself when embedded (an
     ``EmbeddedRuntime``, whose database and bus it uses) and sends them to the hosts' queues
@@ -66,7 +68,8 @@ def create_app(
     on first start) or a named one. ``in_process`` marks an app that is never served on a
     socket (an in-process test client, ``tests.fixtures.embedded.embedded_http``):
     requests without credentials act as the local user (``cli:local-user``), and the Host
-    check is off."""
+    check is off. ``scheduler``: run the policy scheduler (one active across every
+    process that runs it; ``common.jobs.policy_scheduler``) — the served app does."""
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
@@ -92,6 +95,15 @@ def create_app(
                      in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
     sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
+    from common.jobs.policy_watch import metric_families
+    from common.metrics import add_source
+
+    add_source(metric_families)  # volume_overdue, volume_rpo_seconds, scheduler_lag
+    policy_loop = None
+    if scheduler:
+        from common.jobs.policy_scheduler import policy_scheduler
+
+        policy_loop = policy_scheduler(state.service)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -107,9 +119,13 @@ def create_app(
             hook()
         if sweeper is not None:
             sweeper.start()
+        if policy_loop is not None:
+            policy_loop.start()
         try:
             yield
         finally:
+            if policy_loop is not None:
+                policy_loop.stop()
             if sweeper is not None:
                 sweeper.stop()
             for hook in on_shutdown or []:
@@ -128,7 +144,7 @@ def create_app(
     install_openapi(app, v1)
     for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
               backup_ops.router, restores.router, drills.router, jobs.router,
-              security.router):
+              security.router, policies.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(metrics.router)
@@ -139,7 +155,7 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app for the settings in the environment (``VOLKEEPER_*``), embedded or fleet:
     ``uvicorn --factory api.main:app_from_env``."""
-    return create_app(get_settings())
+    return create_app(get_settings(), scheduler=True)
 
 
 def _session_key(settings: Settings, tokens: TokenService) -> bytes:

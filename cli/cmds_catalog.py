@@ -26,18 +26,32 @@ def volumes(
     host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
     as_json: Json = False,
 ) -> None:
-    """List volumes on every host: driver, size, containers, last backup."""
+    """List volumes on every host: driver, size, containers, last backup, and the policy
+    backing each up (overdue: its newest good backup is older than the policy's RPO)."""
     with connect(volume_sizes=True) as c:
         rows = c.volumes(host)
     if as_json:
         return emit_json(rows)
     by_host = optional(rows, "host")
+    policies = any(v.get("policy") for v in rows)
     table("Volumes", ["host"] * by_host + ["volume", "driver", "size", "containers",
-                                            "last backup"],
+                                            "last backup"] + ["policy"] * policies,
           [[v["host"]] * by_host + [v["name"], v["driver"], size(v["size_bytes"]),
                                     ", ".join(x["name"] for x in v["containers"]),
-                                    when(v["last_backup_at"])] for v in rows],
-          flexible=("host", "volume", "containers"))
+                                    when(v["last_backup_at"])] + [_policy(v)] * policies
+           for v in rows],
+          flexible=("host", "volume", "containers", "policy"))
+
+
+def _policy(v: dict[str, Any]) -> str:
+    """``nightly``, ``nightly OVERDUE``, ``a (also b)`` for a volume's policy."""
+    if not v.get("policy"):
+        return ""
+    text = v["policy"]
+    others = [p for p in v.get("policy_conflict") or [] if p != v["policy"]]
+    if others:
+        text += f" [yellow](also {', '.join(others)})[/]"
+    return text + (" [red]OVERDUE[/]" if v.get("overdue") else "")
 
 
 def backups(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.errors import CliError, Json
+from cli.front_policies import LocalPolicies
 from common.auth import LOCAL_ACTOR
 from common.config import Settings, get_settings
 from common.db import Job
@@ -45,7 +46,7 @@ def settings() -> Settings:
         raise CliError(f"invalid configuration: {e}", "check the VOLKEEPER_* variables") from None
 
 
-class LocalFront:
+class LocalFront(LocalPolicies):
     embedded = True
 
     def __init__(self, *, volume_sizes: bool = False, docker: bool = True) -> None:

@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from cli import cmds_catalog, cmds_jobs, cmds_security, cmds_server, repair_cmd, repo_cmds
+from cli import (
+    cmds_catalog,
+    cmds_jobs,
+    cmds_security,
+    cmds_server,
+    policy_cmds,
+    repair_cmd,
+    repo_cmds,
+)
 from cli.front import CliError, Options
 
 app = typer.Typer(help="Backup, restore and verify Docker volumes across a fleet of hosts.",
@@ -36,6 +44,9 @@ for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
                 cmds_jobs.drill, cmds_jobs.rollback, cmds_catalog.backups, cmds_catalog.jobs,
                 cmds_catalog.job, cmds_catalog.cancel, cmds_security.audit, repair_cmd.repair):
     app.command()(command)
+app.command()(policy_cmds.apply)
+app.add_typer(policy_cmds.policy_app, name="policy")
+app.add_typer(policy_cmds.retention_app, name="retention")
 app.add_typer(cmds_security.tokens_app, name="tokens")
 app.add_typer(cmds_catalog.targets_app, name="targets")
 app.add_typer(cmds_server.db_app, name="db")

@@ -7,9 +7,10 @@ from typing import Any
 import httpx
 
 from cli.errors import CliError, Json
+from cli.front_policies import RemotePolicies
 
 
-class RemoteFront:
+class RemoteFront(RemotePolicies):
     embedded = False
 
     def __init__(self, server: str, token: str | None) -> None:

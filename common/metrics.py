@@ -17,9 +17,9 @@ reports exactly what it has. Families (all names start ``volkeeper_``):
   target (repository backups count what each added).
 - ``host_up{host}``: the host's worker sent a heartbeat within
   ``VOLKEEPER_HOST_OFFLINE_AFTER_SECONDS``.
-- ``scheduler_up``: 0 until a scheduler exists; ``scheduler_lag_seconds`` is left absent
-  until then. More families (the policies' ``volume_overdue``) plug in as ``extra``
-  sources.
+- ``scheduler_up``: 1 while a policy scheduler holds its lease. The policies add
+  ``volume_overdue``, ``volume_rpo_seconds`` and ``scheduler_lag_seconds`` as an ``extra``
+  source (``common.jobs.policy_watch``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sqlalchemy import Float, and_, cast, func, select
 from sqlalchemy.orm import Session
 
 from common.config import Settings
-from common.db import Backup, Database, Job, JobState, catalog, hosts
+from common.db import Backup, Database, Job, JobState, Lease, catalog, hosts, leases
 from common.db.clock import now as db_time
 from common.db.models import FINISHED_STATES
 
@@ -67,8 +67,9 @@ class CatalogCollector(Collector):
             yield from _targets(s)
             yield from _hosts(s, self.settings)
             up = GaugeMetricFamily("volkeeper_scheduler_up",
-                                   "1 while a scheduler holds the lease (none exists yet)")
-            up.add_metric([], 0)
+                                   "1 while a policy scheduler holds its lease")
+            up.add_metric([], 1 if leases.is_held(s.get(Lease, "scheduler"), db_time(s))
+                          else 0)
             yield up
             for source in list(_extra):
                 yield from source(s)

@@ -4,8 +4,9 @@ Tables: ``hosts`` (Docker hosts with a worker, heartbeat), ``volumes`` (last inv
 each host), ``targets`` (named storage locations), ``jobs`` (every backup/restore with its
 state machine queued → running → succeeded|failed|cancelled) and ``backups`` (the catalog of stored
 archives), ``api_tokens`` (named tokens with a role, hashed) and ``audit_log``
-(every state-changing request). PostgreSQL in the fleet, SQLite embedded; Alembic
-migrations in ``migrations/``.
+(every state-changing request), ``policies`` (schedules, retention, RPO) and ``leases``
+(one scheduler at a time). PostgreSQL in the fleet, SQLite embedded; Alembic migrations in
+``migrations/``.
 """
 
 from common.db.models import (
@@ -16,10 +17,12 @@ from common.db.models import (
     Host,
     Job,
     JobState,
+    Lease,
+    Policy,
     Target,
     Volume,
 )
 from common.db.session import Database
 
 __all__ = ["ApiToken", "AuditEntry", "Backup", "Base", "Database", "Host", "Job", "JobState",
-           "Target", "Volume"]
+           "Lease", "Policy", "Target", "Volume"]

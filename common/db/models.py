@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -231,3 +232,45 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(500))
 
     __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_actor", "actor", "at"))
+
+
+class Policy(Base):
+    """What is backed up (``selection``), when (``schedule`` in ``tz``), where (``targets``:
+    the first gets the backup, the others a copy), how long it is kept (``retention``) and
+    how fresh it must be (``rpo_seconds``; NULL: twice the schedule's interval). The rules
+    themselves live in ``common.policies``."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # {"volumes": [...], "hosts": [...], "selector": "KEY=VALUE" | null, "project": ... }
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule: Mapped[str] = mapped_column(String(200))
+    tz: Mapped[str] = mapped_column(String(64), default="UTC")
+    jitter_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    targets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    format: Mapped[str | None] = mapped_column(String(16))
+    # {"keep_last": 7, "keep_daily": 7, "keep_within": "2d", "keep_tag": [...], ...}
+    retention: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rpo_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    verify_subset_percent: Mapped[float | None] = mapped_column(Float)
+    verify_schedule: Mapped[str | None] = mapped_column(String(200))
+    drill_schedule: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A named lease (``scheduler``): one holder at a time until ``expires_at``; ``token``
+    grows with every new holder, so work done under an old token can be refused
+    (fencing)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column()

@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ContainerRef:
-    """A container that mounts a volume; ``state`` is running, exited, created, paused …"""
+    """A container that mounts a volume; ``state`` is running, exited, created, paused …;
+    ``labels`` its labels (the hooks read their ``volkeeper.*`` ones; policies select
+    volumes by a label on a container using them)."""
 
     id: str
     name: str

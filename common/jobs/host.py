@@ -78,8 +78,8 @@ def volume_row(v: VolumeInfo, old_size: int | None = None) -> dict[str, Any]:
         "mountpoint": v.mountpoint,
         "size_bytes": v.size_bytes if v.size_bytes is not None else old_size,
         "labels": dict(v.labels or {}),
-        "containers": {"items": [{"id": c.id, "name": c.name, "state": c.state}
-                                 for c in v.containers]},
+        "containers": {"items": [{"id": c.id, "name": c.name, "state": c.state,
+                                  "labels": dict(c.labels)} for c in v.containers]},
         "created_at": v.created_at,
     }
 

@@ -43,8 +43,17 @@ class VolumeOut(BaseModel):
     size_bytes: int | None
     labels: dict[str, Any]
     containers: list[ContainerOut]
-    last_backup_at: datetime | None = None
+    last_backup_at: datetime | None = Field(default=None, description="newest regular "
+                                            "backup (safety snapshots do not count)")
     seen_at: datetime
+    policy: str | None = Field(default=None, description="the policy backing it up")
+    policy_conflict: list[str] = Field(default_factory=list, description="every policy "
+                                       "matching it, when more than one (the first owns it)")
+    rpo_seconds: int | None = Field(default=None, description="its policy's RPO")
+    last_good_backup_at: datetime | None = Field(default=None, description="newest backup "
+                                                 "that is not a safety snapshot nor damaged")
+    overdue: bool | None = Field(default=None, description="newest good backup older than "
+                                 "the RPO (null: no policy)")
 
 
 class TargetOut(BaseModel):
@@ -195,17 +204,24 @@ def list_hosts(session: Session, settings: Settings) -> list[HostOut]:
 
 
 def list_volumes(session: Session, host: str | None = None) -> list[VolumeOut]:
+    """Volumes with their newest backup, policy, RPO and overdue flag."""
+    from common.jobs.policy_views import inventory, volume_status
+
     if host:
         hosts.get_host(session, host)
     last = {(h, v): t for h, v, t in session.execute(
         select(Backup.host, Backup.volume, func.max(Backup.created_at))
-        .group_by(Backup.host, Backup.volume))}
-    return [volume_out(v, last.get((v.host, v.name))) for v in hosts.list_volumes(session, host)]
+        .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume))}
+    status = volume_status(session, inventory(session, host))
+    return [volume_out(v, last.get((v.host, v.name))).model_copy(
+                update=status.get((v.host, v.name), {}))
+            for v in hosts.list_volumes(session, host)]
 
 
 def get_volume(session: Session, host: str, name: str) -> VolumeOut:
     hosts.get_host(session, host)
-    return volume_out(hosts.get_volume(session, host, name), None)
+    return next((v for v in list_volumes(session, host) if v.name == name),
+                None) or volume_out(hosts.get_volume(session, host, name), None)
 
 
 def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,

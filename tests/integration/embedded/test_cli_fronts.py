@@ -30,7 +30,7 @@ VOLATILE = {"id", "job_id", "backup_id", "verify_job_id", "copy_backup_id", "cre
             "throughput_bytes_per_s", "seconds", "duration_seconds", "stored_bytes",
             "logical_bytes", "bytes_done", "bytes_total", "bytes_restored",
             "free_bytes", "restore_bytes", "detail", "plan", "message", "volume_count",
-            "last_backup_at", "url",
+            "last_backup_at", "last_good_backup_at", "next_run_at", "url",
             # who asked: the local front is cli:local-user, a server's client its token
             "requested_by"}
 
@@ -109,11 +109,18 @@ def scenario(env: dict[str, str], docker: Any, volume: str) -> dict[str, Any]:
     out["tagged"] = js("backups", "--tag", "before-upgrade")
     out["jobs"] = js("jobs")
     out["targets_after"] = js("targets", "list")
+    out["policy"] = js("policy", "create", "cmp", "--volume", volume, "--schedule", "@daily",
+                       "--keep-last", "2")
+    out["policy_show"] = js("policy", "show", "cmp")
+    out["retention_preview"] = js("retention", "preview", "cmp")
+    out["volume_with_policy"] = [v for v in js("volumes") if v["name"] == volume]
     # errors: the same message from either front, never a traceback
     errors = {"missing volume": run(env, "backup", "no-such-volume", ok=False),
               "bad path": run(env, "restore", bid, "--into", "x", "--path", "../etc",
                               ok=False),
-              "bad subset": run(env, "verify", bid, "--subset", "5%", ok=False)}
+              "bad subset": run(env, "verify", bid, "--subset", "5%", ok=False),
+              "bad schedule": run(env, "policy", "create", "x", "--volume", volume,
+                                  "--schedule", "61 * * * *", ok=False)}
     for name, p in errors.items():
         assert p.returncode == 1 and "Traceback" not in p.stderr, (name, p.stderr)
         out[f"error: {name}"] = re.sub(r"[0-9a-f]{16}", "ID", " ".join(p.stderr.split()))
@@ -127,6 +134,8 @@ def test_both_fronts_print_the_same_json_for_the_same_scenario(
     remote = scenario(server_env, docker_host_b, "front-cmp")
     assert local["backup"]["state"] == "succeeded" and local["restore"]["state"] == "succeeded"
     assert local["tagged"][0]["tags"] == ["before-upgrade"]
+    assert local["volume_with_policy"][0]["policy"] == "cmp"
+    assert local["retention_preview"][0]["keep"] == 1
     assert "register it first" not in local["error: missing volume"]
     assert local["backup"]["requested_by"] == "cli:local-user"
     assert remote["backup"]["requested_by"] == "admin"  # the server's token file, read

@@ -1,0 +1,304 @@
+"""Policy commands: ``volkeeper policy create|update|delete|list|show|run``,
+``volkeeper apply -f FILE [--dry-run] [--prune]`` and ``volkeeper retention preview NAME``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.front import CliError, Front, connect
+from cli.options import Json
+from cli.render import emit_json, err, out, table, when
+
+policy_app = typer.Typer(help="Policies: what is backed up, when, where, how long it is "
+                         "kept and how fresh it must be.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention of a policy's backups.", no_args_is_help=True)
+
+Opt = typer.Option
+Volumes = Annotated[list[str] | None, Opt("--volume", help="Volume name (repeatable).")]
+Hosts = Annotated[list[str] | None, Opt("--host", help="Only volumes on this host "
+                                         "(repeatable; alone: all of its volumes).")]
+Selector = Annotated[str | None, Opt(help="LABEL=VALUE on the volume or a container using "
+                                     "it, e.g. volkeeper.policy=nightly.")]
+Project = Annotated[str | None, Opt(help="A Docker Compose project's volumes.")]
+Schedule = Annotated[str | None, Opt(help="Cron expression ('0 2 * * *'), @hourly, @daily, "
+                                     "@weekly, @monthly, or '@every 6h'.")]
+Tz = Annotated[str | None, Opt("--tz", help="IANA time zone of the schedule (default UTC).")]
+Jitter = Annotated[str | None, Opt(help="Delay each run by up to this long (e.g. 5m).")]
+Target = Annotated[str | None, Opt(help="Target of the backups (default: local).")]
+CopyTo = Annotated[list[str] | None, Opt("--copy-to", help="Also copy each backup to this "
+                                         "target (repeatable).")]
+Fmt = Annotated[str | None, Opt("--format", help="tar, tar.gz, tar.zst or repo.")]
+Count = Annotated[int | None, Opt(show_default=False, help="Count (-1: unlimited).")]
+Within = Annotated[str | None, Opt(help="Keep every backup this young (e.g. 30d).")]
+KeepTag = Annotated[list[str] | None, Opt("--keep-tag", help="Keep backups with this tag "
+                                          "(repeatable).")]
+Rpo = Annotated[str | None, Opt(help="How old the newest good backup may be (e.g. 26h; "
+                                "default: twice the schedule's interval).")]
+Subset = Annotated[float | None, Opt(help="Percent read back by a scheduled verify.")]
+Cadence = Annotated[str | None, Opt(help="Schedule (stored; run by the scheduler).")]
+Enabled = Annotated[bool | None, Opt("--enabled/--disabled", show_default=False)]
+
+
+def _jitter(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    from common.policies.schedule import parse_duration
+
+    try:
+        return int(parse_duration(text).total_seconds())
+    except ValueError as e:
+        raise CliError(f"--jitter: {e}") from None
+
+
+def _body(*, volume: list[str] | None, host: list[str] | None, selector: str | None,
+          project: str | None, schedule: str | None, tz: str | None, jitter: str | None,
+          fmt: str | None, rpo: str | None, verify_subset: float | None,
+          verify_schedule: str | None, drill_schedule: str | None,
+          enabled: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "volumes": volume, "hosts": host, "selector": selector, "project": project,
+        "schedule": schedule, "tz": tz, "jitter_seconds": _jitter(jitter), "format": fmt,
+        "rpo": rpo, "verify_subset": verify_subset, "verify_schedule": verify_schedule,
+        "drill_schedule": drill_schedule, "enabled": enabled}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _retention(keep: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in keep.items() if v not in (None, [])}
+
+
+@policy_app.command("create")
+def create(name: str, volume: Volumes = None, host: Hosts = None, selector: Selector = None,
+           project: Project = None, schedule: Schedule = None, tz: Tz = None,
+           jitter: Jitter = None, target: Target = None, copy_to: CopyTo = None,
+           fmt: Fmt = None, keep_last: Count = None, keep_hourly: Count = None,
+           keep_daily: Count = None, keep_weekly: Count = None, keep_monthly: Count = None,
+           keep_yearly: Count = None, keep_within: Within = None, keep_tag: KeepTag = None,
+           rpo: Rpo = None, verify_subset: Subset = None, verify_schedule: Cadence = None,
+           drill_schedule: Cadence = None, enabled: Enabled = None,
+           as_json: Json = False) -> None:
+    """Create policy NAME (errors name the bad field)."""
+    if not schedule:
+        raise CliError("--schedule is required", "e.g. --schedule '0 2 * * *' or @daily")
+    body = _body(volume=volume, host=host, selector=selector, project=project,
+                 schedule=schedule, tz=tz, jitter=jitter, fmt=fmt, rpo=rpo,
+                 verify_subset=verify_subset, verify_schedule=verify_schedule,
+                 drill_schedule=drill_schedule, enabled=enabled)
+    body |= {"name": name, "targets": [target or "local", *(copy_to or [])],
+             "retention": _retention({
+                 "keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
+                 "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
+                 "keep_yearly": keep_yearly, "keep_within": keep_within,
+                 "keep_tag": keep_tag})}
+    with connect(docker=False) as c:
+        p = c.create_policy(body)
+    _done(p, "created", as_json)
+
+
+@policy_app.command("update")
+def update(name: str, volume: Volumes = None, host: Hosts = None, selector: Selector = None,
+           project: Project = None, schedule: Schedule = None, tz: Tz = None,
+           jitter: Jitter = None, target: Target = None, copy_to: CopyTo = None,
+           fmt: Fmt = None, keep_last: Count = None, keep_hourly: Count = None,
+           keep_daily: Count = None, keep_weekly: Count = None, keep_monthly: Count = None,
+           keep_yearly: Count = None, keep_within: Within = None, keep_tag: KeepTag = None,
+           rpo: Rpo = None, verify_subset: Subset = None, verify_schedule: Cadence = None,
+           drill_schedule: Cadence = None, enabled: Enabled = None,
+           as_json: Json = False) -> None:
+    """Change the options given of policy NAME (a --keep-* option changes that rule only;
+    0 removes it)."""
+    changes = _body(volume=volume, host=host, selector=selector, project=project,
+                    schedule=schedule, tz=tz, jitter=jitter, fmt=fmt, rpo=rpo,
+                    verify_subset=verify_subset, verify_schedule=verify_schedule,
+                    drill_schedule=drill_schedule, enabled=enabled)
+    keep = _retention({"keep_last": keep_last, "keep_hourly": keep_hourly,
+                       "keep_daily": keep_daily, "keep_weekly": keep_weekly,
+                       "keep_monthly": keep_monthly, "keep_yearly": keep_yearly,
+                       "keep_within": keep_within, "keep_tag": keep_tag})
+    with connect(docker=False) as c:
+        if keep or target or copy_to is not None:
+            current = c.policy(name)
+            if keep:
+                changes["retention"] = current["retention"] | keep
+            if target or copy_to is not None:
+                changes["targets"] = [target or current["targets"][0],
+                                      *(copy_to if copy_to is not None
+                                        else current["targets"][1:])]
+        if not changes:
+            raise CliError("nothing to change", "give the options to change, e.g. --schedule")
+        p = c.update_policy(name, changes)
+    _done(p, "updated", as_json)
+
+
+@policy_app.command("delete")
+def delete(name: str) -> None:
+    """Delete policy NAME (its backups stay)."""
+    with connect(docker=False) as c:
+        c.delete_policy(name)
+    err().print(f"policy {name} deleted", highlight=False)
+
+
+@policy_app.command("list")
+def list_(as_json: Json = False) -> None:
+    """List policies."""
+    with connect(docker=False) as c:
+        rows = c.policies()
+    if as_json:
+        return emit_json(rows)
+    table("Policies", ["name", "selects", "schedule", "targets", "rpo", "next run"],
+          [[p["name"], _selects(p), _schedule(p), ", ".join(p["targets"]), p["rpo"],
+            "disabled" if not p["enabled"] else when(p["next_run_at"])] for p in rows],
+          flexible=("name", "selects", "schedule", "targets"))
+
+
+@policy_app.command("show")
+def show(name: str, as_json: Json = False) -> None:
+    """Show policy NAME and the volumes it selects now."""
+    with connect() as c:
+        p = c.policy(name)
+    if as_json:
+        return emit_json(p)
+    lines = [("selects", _selects(p)), ("schedule", _schedule(p)),
+             ("targets", " → copies: ".join([p["targets"][0], ", ".join(p["targets"][1:])])
+              if len(p["targets"]) > 1 else p["targets"][0]),
+             ("format", p["format"] or "default"),
+             ("retention", ", ".join(f"{k.removeprefix('keep_')} {v}"
+                                     for k, v in p["retention"].items()) or "keep all"),
+             ("rpo", p["rpo"] + (" (2x the interval)" if p["rpo_default"] else "")),
+             ("enabled", "yes" if p["enabled"] else "no"),
+             ("next run", when(p["next_run_at"]) if p["next_run_at"] else "-")]
+    for k, v in lines:
+        out().print(f"[bold]{k:>10}[/]: {v}", highlight=False, soft_wrap=True)
+    for m in p.get("matches") or []:
+        note = (f"  [yellow]conflict: {', '.join(m['conflict'])} (owner {m['owner']})[/]"
+                if m["conflict"] else "")
+        out().print(f"{'':>12}{m['host']}/{m['volume']}{note}", highlight=False)
+    if not p.get("matches"):
+        out().print(f"{'':>12}(no volume matches now)", highlight=False)
+
+
+@policy_app.command("run")
+def run(name: str, as_json: Json = False) -> None:
+    """Back up the volumes policy NAME selects, now (embedded: waits for the backups)."""
+    from cli.render import wait_for_job
+
+    with connect() as c:
+        res = c.run_policy(name)
+        if c.embedded:  # the jobs run in this process: wait for them, and what follows
+            res["jobs"] = [wait_for_job(c, j["id"], quiet=True) for j in res["jobs"]]
+            res["followups"] = _follow_up(c, [j for j in res["jobs"]
+                                              if j["state"] == "succeeded"])
+        res.setdefault("followups", [])  # with --server: the server's scheduler does them
+    if as_json:
+        emit_json(res)
+    else:
+        for j in res["jobs"]:
+            out().print(f"{j['host']}/{j['volume']}: job {j['id']} {j['state']}"
+                        + (f" ({j['error']})" if j.get("error") else ""), highlight=False,
+                        soft_wrap=True)
+        for s in res["skipped"]:
+            out().print(f"{s['host']}/{s['volume']}: skipped: {s['reason']}",
+                        highlight=False, soft_wrap=True)
+        for j in res.get("followups") or []:
+            what = (f"copy to {j['params'].get('destination')}" if j["kind"] == "copy"
+                    else f"{j['kind']} {j['backup_id']} (retention)")
+            out().print(f"{j['host']}/{j['volume']}: {what}: job {j['id']} {j['state']}"
+                        + (f" ({j['error']})" if j.get("error") else ""), highlight=False,
+                        soft_wrap=True)
+        if not res["jobs"] and not res["skipped"]:
+            err().print(f"policy {name} selects no volume now", highlight=False)
+    if any(j["state"] == "failed" for j in res["jobs"]):
+        raise typer.Exit(1)
+
+
+def _follow_up(c: Front, done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Embedded: the copies to the policy's other targets, then its retention on every
+    target, one job after the other (the jobs come back finished). A running
+    ``volkeeper serve`` holds the scheduler's lease and does them instead."""
+    from cli.render import wait_for_job
+
+    queued = c.policy_followups([j["id"] for j in done]) if done else None
+    return [wait_for_job(c, j["id"], quiet=True) for j in queued or []]
+
+
+@retention_app.command("preview")
+def preview(name: str, as_json: Json = False) -> None:
+    """What policy NAME's retention keeps and forgets of each volume and target, and why."""
+    with connect() as c:
+        groups = c.retention_preview(name)
+    if as_json:
+        return emit_json(groups)
+    for g in groups:
+        table(f"{g['host']}/{g['volume']} on {g['target']}: keep {g['keep']}, "
+              f"forget {g['forget']}", ["backup", "created", "decision", "why"],
+              [[b["id"], when(b["created_at"]), "keep" if b["keep"] else "[red]forget[/]",
+                "; ".join(b["reasons"])] for b in g["backups"]], flexible=("why",))
+    if not groups:
+        err().print(f"policy {name} selects no volume now", highlight=False)
+
+
+def apply(
+    file: Annotated[Path, Opt("-f", "--file", help="YAML file with a `policies:` list.")],
+    dry_run: Annotated[bool, Opt("--dry-run", help="Only show the plan.")] = False,
+    prune: Annotated[bool, Opt(help="Delete the policies the file does not list.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Make the policies what FILE declares: shows the plan, then creates, updates (and
+    with --prune deletes); nothing changes when any policy in it is invalid."""
+    policies = load_policies(file)
+    with connect(docker=False) as c:
+        res = c.apply_policies({"policies": policies, "dry_run": dry_run, "prune": prune})
+    if as_json:
+        return emit_json(res)
+    marks = {"create": "[green]+[/]", "update": "[yellow]~[/]", "delete": "[red]-[/]",
+             "unchanged": "="}
+    for ch in res["changes"]:
+        out().print(f"{marks.get(ch['action'], ' ')} {ch['name']}: {ch['action']}",
+                    highlight=False, soft_wrap=True)
+        for k, (old, new) in ch["changes"].items():
+            out().print(f"      {k}: {old!r} → {new!r}", highlight=False, soft_wrap=True)
+    if dry_run:
+        err().print("dry run: nothing changed", highlight=False)
+
+
+def load_policies(file: Path) -> list[dict[str, Any]]:
+    """The ``policies:`` list of a YAML file (or a bare list)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CliError(f"cannot read {file}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise CliError(f"{file} is not valid YAML: {e}") from None
+    items = data.get("policies") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not all(isinstance(p, dict) for p in items):
+        raise CliError(f"{file} holds no list of policies",
+                       "write `policies:` followed by one mapping per policy (name, "
+                       "schedule, targets, …)")
+    return items
+
+
+def _selects(p: dict[str, Any]) -> str:
+    parts = [*(f"volume {v}" for v in p["volumes"]), *(f"host {h}" for h in p["hosts"])]
+    if p["selector"]:
+        parts.append(p["selector"])
+    if p["project"]:
+        parts.append(f"project {p['project']}")
+    return ", ".join(parts)
+
+
+def _schedule(p: dict[str, Any]) -> str:
+    return p["schedule"] + ("" if p["tz"] == "UTC" else f" {p['tz']}")
+
+
+def _done(p: dict[str, Any], what: str, as_json: bool) -> None:
+    if as_json:
+        return emit_json(p)
+    out().print(f"policy {p['name']} {what}: {_selects(p)}, {_schedule(p)} → "
+                f"{', '.join(p['targets'])}, rpo {p['rpo']}", highlight=False, soft_wrap=True)

@@ -1,0 +1,55 @@
+"""The scheduler wired to the services: a due run of a policy is ``PolicyService.run``
+(the same validation, 409 and history as ``volkeeper policy run``; jobs requested by
+``policy:NAME``, the audit entry by ``scheduler``). A run that finds a volume's previous
+backup still going skips that volume, and the skip is recorded in the audit log. After a
+run's backup succeeds, ``policy_followups`` copies it to the policy's other targets and
+applies its retention; every minute ``policy_watch.RpoCheck`` reports each volume's
+freshness to the notifications (overdue / recovered), and ``/health`` asks the lease.
+
+Where it runs: inside every served API process (``api.main.app_from_env``: ``volkeeper
+serve`` embedded, and each API replica of a fleet). The lease makes exactly one of them
+act; the others stand by. A separate process would need its own dispatcher and health
+check for no gain: the API already has both.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from common.errors import VolkeeperError
+from common.jobs.operations import OperationsService
+from common.jobs.policies import PolicyService
+from common.jobs.policy_followups import FollowUps
+from common.jobs.policy_views import InventoryView, inventory_view
+from common.jobs.policy_watch import Both, RpoCheck, health_probe
+from common.policies.scheduler import Scheduler
+
+ACTOR = "scheduler"
+
+
+def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
+                     ttl: float = 15.0) -> Scheduler:
+    service = PolicyService(ops)
+    cached: list[tuple[float, InventoryView]] = []
+
+    def view() -> InventoryView:
+        """Read once for the runs of a burst of due policies, again after 5 s (the
+        inventory itself is refreshed every minute and on Docker events)."""
+        if not cached or time.monotonic() - cached[0][0] > 5.0:
+            with ops.db.session() as s:
+                cached[:] = [(time.monotonic(), inventory_view(s))]
+        return cached[0][1]
+
+    def run(name: str, slot: datetime) -> str:
+        try:
+            result = service.run(name, actor=ACTOR, view=view(), refuse_busy=False)
+        except VolkeeperError as e:
+            return f"error: {e.message}"
+        return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
+
+    from common.health import set_scheduler_probe
+
+    set_scheduler_probe(health_probe)
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl,
+                     after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))
