@@ -1,4 +1,4 @@
-"""Migration 0007 adds the ``policies`` and ``leases`` tables to a catalog that already
+"""Migration 0009 adds the ``policies`` and ``leases`` tables to a catalog that already
 holds backups, tokens and notification state (it comes after 0008, merged first): rows
 written before stay, a policy with every field round-trips, names are unique, and the
 downgrade removes only the new tables."""
@@ -15,8 +15,8 @@ from common.db import Database
 from common.db.migrate import upgrade
 
 
-def before_0007_with_rows(db: Database) -> None:
-    upgrade(db, "0008")  # 0007 (policies) comes after 0008 (cancel, notify state)
+def before_0009_with_rows(db: Database) -> None:
+    upgrade(db, "0008")
     with db.engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO backups (id, host, volume, target, format, key, manifest_key, "
@@ -25,7 +25,7 @@ def before_0007_with_rows(db: Database) -> None:
             "'', CURRENT_TIMESTAMP, 'backup', '[]', false, 'ab')"))
 
 
-def check_0007(db: Database) -> None:
+def check_0009(db: Database) -> None:
     """Upgrade, write a policy, read it back; a second policy of that name is refused."""
     from common.db import Policy
 
@@ -64,9 +64,9 @@ def check_downgrade(db: Database) -> None:
     assert {"backups", "audit_log", "notify_state"} <= set(names)
 
 
-def test_0007_adds_policies_beside_existing_rows_on_sqlite(tmp_path: Path) -> None:
+def test_0009_adds_policies_beside_existing_rows_on_sqlite(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
-    before_0007_with_rows(db)
-    check_0007(db)
+    before_0009_with_rows(db)
+    check_0009(db)
     check_downgrade(db)
     db.dispose()

@@ -1,8 +1,8 @@
 """Policies: what is backed up, when, where, how long it is kept, how fresh it must be;
 leases (one active scheduler)
 
-Revision ID: 0007
-Revises: 0008 (cancel and notify state; 0007 was reserved for policies and merged after it)
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06 17:15:00.000000
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0007'
+revision: str = '0009'
 down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
