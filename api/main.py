@@ -27,7 +27,7 @@ from api.routes import (
     security,
     targets,
 )
-from api.security import install_host_check, install_openapi
+from api.security import install_host_check, install_openapi, install_text_check
 from common.auth import TokenService, bootstrap_secrets
 from common.config import Settings, get_settings
 from common.db import Database, catalog
@@ -118,6 +118,7 @@ def create_app(
                   description="Backup, restore and verification of Docker volumes.")
     app.state.volkeeper = state
     install_error_handlers(app)
+    install_text_check(app)
     if not in_process:
         install_host_check(app, settings)
     v1 = APIRouter(prefix="/api/v1")
