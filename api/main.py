@@ -87,7 +87,8 @@ def create_app(
                      service=OperationsService(db, dispatcher, settings), tokens=tokens,
                      in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
-    sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
+    sweeper = (sweep_loop(db, settings, sweep_every, dispatcher)
+               if settings.mode == "fleet" else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
