@@ -104,6 +104,7 @@ class KillDrill:
         self.bucket = f"kill-{uuid.uuid4().hex[:10]}"
         self.sources: dict[tuple[str, str], tuple[str, Path]] = {}  # backup id, its tree
         self.counter = 0
+        self.reported: set[str] = set()  # stray objects already counted
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -236,6 +237,9 @@ class KillDrill:
             mid_job = self.api("GET", f"/jobs/{job_id}")["state"] in ("queued", "running")
             self.restart_worker()
         job = self.finish(job_id)
+        if kill_after is not None and job["state"] == "failed" and cell.fmt != "repo" \
+                and cell.op in ("backup", "replace"):
+            self.settle_leftovers(job_id)
         if kill_after is None:
             cell.typical = time.monotonic() - began
         problems = self.check(cell, job, ctx)
@@ -256,6 +260,18 @@ class KillDrill:
               f"{' — ' + '; '.join(problems) if problems else ''}", flush=True)
         if ctx.get("volume", "").startswith("kd-r"):
             self.remove_volume(ctx["volume"])
+
+    def settle_leftovers(self, job_id: str) -> None:
+        """Wait (up to ``settle``) until the host's housekeeping looked for the archive
+        objects the failed job may have stored but never cataloged
+        (``common.jobs.leftovers``, which notes ``leftovers`` on the job)."""
+        deadline = time.monotonic() + self.settle
+        while time.monotonic() < deadline:
+            with self.db.session() as s:
+                row = s.get(Job, job_id)
+                if row is None or "leftovers" in (row.result or {}):
+                    return
+            time.sleep(0.3)
 
     # --- checks -------------------------------------------------------------------------
 
@@ -290,7 +306,8 @@ class KillDrill:
                 for b in self.api("GET", f"/backups?target={target}&kind={kind}&limit=1000"):
                     known |= {b["key"], b["manifest_key"]}
             stray = [o.key for o in backend.list("") if not o.key.startswith(REPO_PREFIX)
-                     and o.key not in known]
+                     and o.key not in known and o.key not in self.reported]
+            self.reported |= set(stray)  # counted once, in the run that left them
             return [f"damaged target {target}: objects without a catalog row: {stray[:3]}"
                     ] if stray else []
         finally:

@@ -129,6 +129,7 @@ class HostLoops:
             sweep.sweep_stale(self.ctx.db, self.ctx.settings)
         host.fail_orphaned(self.ctx)
         host.recover_interrupted(self.ctx)
+        host.remove_leftovers(self.ctx)
         host.prune_safety_snapshots(self.ctx)
         host.sweep_helper_containers(self.ctx)
 

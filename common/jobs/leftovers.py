@@ -1,0 +1,94 @@
+"""Archive objects a killed job left in storage without a catalog row.
+
+An archive backup — and the ``tar.zst`` safety snapshot a replace-restore takes first — is
+stored before it is cataloged. A worker killed between the two leaves the archive and its
+manifest behind with no catalog row: nothing lists, expires or forgets them (a safety
+snapshot is a whole copy of the volume's previous content), found by the kill drill
+(``benchmarks/kill_drill.py``). Their keys end in ``-<job id><ext>``
+(``formats.archive.archive_key``), so once such a job has failed and the process that ran
+it is known dead (``owners.is_dead``: it can no longer upload or catalog anything), the
+host's worker removes what of that job's keys the catalog does not know, and notes the
+keys on the job (``result["leftovers"]``, which also marks it as done). Repository
+backups need nothing of this: a killed backup's packs are indexed and re-used, and a
+snapshot without a catalog row is adopted with ``volkeeper snapshots --adopt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+
+from common.db import Backup, Job, JobState
+from common.db.clock import now as db_time
+from common.errors import VolkeeperError
+from common.formats import ARCHIVE_FORMATS
+from common.jobs import owners
+from common.jobs.context import JobContext
+
+log = logging.getLogger(__name__)
+#: failed jobs this recent are looked at (older ones were, by the worker of their time)
+WITHIN = timedelta(days=2)
+
+
+def _area(job: Job, backup_format: str | None) -> str | None:
+    """Where the job wrote an archive: ``archives`` (a backup), ``safety`` (a replace of
+    an archive backup), or None (nothing to look for)."""
+    if job.kind == "backup" and job.params.get("format") in ARCHIVE_FORMATS:
+        return "archives"
+    if job.kind == "restore" and job.params.get("mode") == "replace" \
+            and backup_format in ARCHIVE_FORMATS:
+        return "safety"
+    return None
+
+
+def remove_leftovers(ctx: JobContext) -> list[str]:
+    """Remove the uncataloged archive objects of this host's failed jobs whose process is
+    known dead; returns the keys removed."""
+    with ctx.db.session() as s:
+        since = db_time(s) - WITHIN
+        q = select(Job).where(Job.host == ctx.host, Job.state == JobState.failed,
+                              Job.kind.in_(("backup", "restore")), Job.finished_at > since)
+        todo = []
+        for job in s.scalars(q):
+            if "leftovers" in (job.result or {}) or not job.target:
+                continue
+            source = s.get(Backup, job.backup_id) if job.backup_id else None
+            area = _area(job, source.format if source is not None else None)
+            if area is not None and owners.is_dead(s, job):
+                todo.append((job.id, job.target, f"volkeeper/{area}/{job.host}/{job.volume}/"))
+    removed: list[str] = []
+    for job_id, target, prefix in todo:
+        try:
+            keys = _remove(ctx, job_id, target, prefix)
+        except VolkeeperError as e:
+            log.warning("job %s: could not look for objects it left in %s: %s",
+                        job_id, target, e)
+            continue
+        with ctx.db.session() as s:
+            row = s.get(Job, job_id)
+            if row is not None:
+                row.result = {**(row.result or {}), "leftovers": keys}
+        for key in keys:
+            log.warning("job %s: removed %s from target %s (stored, never cataloged: its "
+                        "worker died in between)", job_id, key, target)
+        removed += keys
+    return removed
+
+
+def _remove(ctx: JobContext, job_id: str, target: str, prefix: str) -> list[str]:
+    with ctx.open_target(target) as backend:
+        mine = [o.key for o in backend.list(prefix)
+                if f"-{job_id}." in o.key.rsplit("/", 1)[-1]]
+        if not mine:
+            return []
+        with ctx.db.session() as s:
+            rows = s.execute(select(Backup.key, Backup.manifest_key).where(
+                Backup.target == target,
+                or_(Backup.key.in_(mine), Backup.manifest_key.in_(mine)))).all()
+        known = {k for row in rows for k in row}
+        gone = [k for k in mine if k not in known]
+        for key in gone:
+            backend.delete(key)
+        return gone
