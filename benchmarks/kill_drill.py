@@ -238,7 +238,7 @@ class KillDrill:
             self.restart_worker()
         job = self.finish(job_id)
         if kill_after is not None and job["state"] == "failed" and cell.fmt != "repo" \
-                and cell.op in ("backup", "replace"):
+                and cell.op in ("backup", "replace", "copy"):
             self.settle_leftovers(job_id)
         if kill_after is None:
             cell.typical = time.monotonic() - began

@@ -45,7 +45,8 @@ def test_uncataloged_archives_of_dead_failed_jobs_are_removed_and_nothing_else(
     upgrade(ctx.db)
     with ctx.db.session() as s:
         catalog.ensure_target(s, "local", (tmp_path / "store").as_uri())
-    store = LocalBackend(tmp_path / "store")
+        catalog.ensure_target(s, "other", (tmp_path / "other").as_uri())
+    store, other = LocalBackend(tmp_path / "store"), LocalBackend(tmp_path / "other")
     killed_backup = _failed_job(ctx, "backup", DEAD, params={"format": "tar.zst"})
     stray_backup = _archive(store, "archives", killed_backup)
     with ctx.db.session() as s:
@@ -60,14 +61,23 @@ def test_uncataloged_archives_of_dead_failed_jobs_are_removed_and_nothing_else(
     with ctx.db.session() as s:
         catalog.add_backup(s, host="h1", volume="vol", target="local", format="tar.zst",
                            key=cataloged[0], manifest_key=cataloged[1], checksum="0" * 64)
+    # a copy of the cataloged archive to "other", killed before its catalog row: the
+    # destination holds the source's keys, which would refuse the next copy
+    killed_copy = _failed_job(ctx, "copy", DEAD, backup_id=source,
+                              params={"destination": "other", "format": "tar.gz"})
+    other.put_bytes("k", b"archive")
+    other.put_bytes("k.m", b"manifest")
+    other.put_bytes("unrelated", b"x")
     live_job = _failed_job(ctx, "backup", ALIVE, params={"format": "tar.zst"})
     live = _archive(store, "archives", live_job)  # its process may still be uploading
 
-    assert sorted(remove_leftovers(ctx)) == sorted(stray_backup + stray_safety)
+    assert sorted(remove_leftovers(ctx)) == sorted([*stray_backup, *stray_safety, "k", "k.m"])
     keys = {o.key for o in store.list("volkeeper/")}
     assert keys == set(cataloged + live)
+    assert {o.key for o in other.list("")} == {"unrelated"}
     with ctx.db.session() as s:
         assert jobs.get_job(s, killed_replace).result["leftovers"] == stray_safety
         assert jobs.get_job(s, cataloged_job).result["leftovers"] == []
+        assert jobs.get_job(s, killed_copy).result["leftovers"] == ["k", "k.m"]
         assert "leftovers" not in jobs.get_job(s, live_job).result
     assert remove_leftovers(ctx) == []  # each job is looked at once
