@@ -23,7 +23,10 @@ volume lock released: an interrupted restore is cleaned up first). Then it count
   volume is neither its content from before (failed: put back from the safety snapshot)
   nor the backed-up tree (succeeded). Backups and copies write no volume.
 - *not terminal*: the job is not succeeded/failed with its lock released within
-  ``--settle`` seconds of the worker's return.
+  120 s of the worker's return.
+- *stored, never cataloged*: runs whose archive (backup, safety snapshot, copy) was stored
+  but not cataloged when the kill came — removed by the host's housekeeping
+  (``common.jobs.leftovers``; the drill waits for it before it checks the target).
 
 A run whose kill came after the job had finished still counts (it is checked the same);
 the *killed mid-job* column says how many kills landed while the job ran. The script
@@ -82,6 +85,7 @@ class Cell:
     damaged: int = 0
     half_written: int = 0
     not_terminal: int = 0
+    leftovers: int = 0  # runs whose stored, never-cataloged archive the host removed
     typical: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -239,7 +243,7 @@ class KillDrill:
         job = self.finish(job_id)
         if kill_after is not None and job["state"] == "failed" and cell.fmt != "repo" \
                 and cell.op in ("backup", "replace", "copy"):
-            self.settle_leftovers(job_id)
+            cell.leftovers += bool(self.settle_leftovers(job_id))
         if kill_after is None:
             cell.typical = time.monotonic() - began
         problems = self.check(cell, job, ctx)
@@ -261,17 +265,20 @@ class KillDrill:
         if ctx.get("volume", "").startswith("kd-r"):
             self.remove_volume(ctx["volume"])
 
-    def settle_leftovers(self, job_id: str) -> None:
+    def settle_leftovers(self, job_id: str) -> list[str]:
         """Wait (up to ``settle``) until the host's housekeeping looked for the archive
         objects the failed job may have stored but never cataloged
-        (``common.jobs.leftovers``, which notes ``leftovers`` on the job)."""
+        (``common.jobs.leftovers``, which notes the keys it removed on the job)."""
         deadline = time.monotonic() + self.settle
         while time.monotonic() < deadline:
             with self.db.session() as s:
                 row = s.get(Job, job_id)
-                if row is None or "leftovers" in (row.result or {}):
-                    return
+                if row is None:
+                    return []
+                if "leftovers" in (row.result or {}):
+                    return list(row.result["leftovers"])
             time.sleep(0.3)
+        return []
 
     # --- checks -------------------------------------------------------------------------
 
@@ -352,18 +359,19 @@ def all_cells() -> list[Cell]:
 
 def table(cells: list[Cell]) -> str:
     rows = ["| operation | format | target | runs | killed mid-job | damaged repositories / "
-            "targets | half-written volumes looking complete | jobs not terminal |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "targets | half-written volumes looking complete | jobs not terminal | "
+            "stored, never cataloged (removed by the host) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cells:
         half = str(c.half_written) if c.op in ("restore", "replace") else "n/a"
         rows.append(f"| {c.op} | {c.fmt} | {c.target} | {c.runs} | {c.killed} | {c.damaged} "
-                    f"| {half} | {c.not_terminal} |")
+                    f"| {half} | {c.not_terminal} | {c.leftovers} |")
     total = Cell("all", "", "")
     for c in cells:
-        for k in ("runs", "killed", "damaged", "half_written", "not_terminal"):
+        for k in ("runs", "killed", "damaged", "half_written", "not_terminal", "leftovers"):
             setattr(total, k, getattr(total, k) + getattr(c, k))
     rows.append(f"| **all** | | | {total.runs} | {total.killed} | {total.damaged} | "
-                f"{total.half_written} | {total.not_terminal} |")
+                f"{total.half_written} | {total.not_terminal} | {total.leftovers} |")
     return "\n".join(rows)
 
 
