@@ -30,7 +30,7 @@ from api.routes import (
     security,
     targets,
 )
-from api.security import install_host_check, install_openapi
+from api.security import install_host_check, install_openapi, install_text_check
 from common.auth import TokenService, bootstrap_secrets
 from common.config import Settings, get_settings
 from common.db import Database, catalog
@@ -94,7 +94,8 @@ def create_app(
                      sessions=ConsoleSessions(_session_key(settings, tokens), tokens),
                      in_process=in_process)
     # the fleet's control plane owns the stale-job sweep; embedded, the runtime does
-    sweeper = sweep_loop(db, settings, sweep_every) if settings.mode == "fleet" else None
+    sweeper = (sweep_loop(db, settings, sweep_every, dispatcher)
+               if settings.mode == "fleet" else None)
     from common.jobs.policy_watch import metric_families
     from common.metrics import add_source
 
@@ -138,6 +139,7 @@ def create_app(
                   description="Backup, restore and verification of Docker volumes.")
     app.state.volkeeper = state
     install_error_handlers(app)
+    install_text_check(app)
     if not in_process:
         install_host_check(app, settings)
     v1 = APIRouter(prefix="/api/v1")

@@ -9,6 +9,7 @@ from common.jobs.inputs import (
     CopyIn,
     DrillIn,
     Format,
+    Input,
     KeyAddIn,
     PruneIn,
     RepairIn,
@@ -31,6 +32,6 @@ from common.jobs.views import (
 )
 
 __all__ = ["NAME", "BackupIn", "BackupOut", "BackupPatch", "CheckOut", "ContainerOut", "CopyIn",
-           "DrillIn", "Format", "HostOut", "JobOut", "KeyAddIn", "LabelOut", "PruneIn", "RepairIn",
-           "RestoreIn", "SnapshotsIn", "TargetIn", "TargetJobIn", "TargetOut",
+           "DrillIn", "Format", "HostOut", "Input", "JobOut", "KeyAddIn", "LabelOut", "PruneIn",
+           "RepairIn", "RestoreIn", "SnapshotsIn", "TargetIn", "TargetJobIn", "TargetOut",
            "ValidationOut", "VerifyIn", "VolumeOut"]

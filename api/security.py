@@ -4,7 +4,10 @@ Embedded, the API answers only requests whose Host header names loopback (127.0.
 localhost, [::1], any port): a web page that re-points its own DNS name at 127.0.0.1 (DNS
 rebinding) sends its own name and is refused with 400. In the fleet the names come from
 ``VOLKEEPER_ALLOWED_HOSTS`` (default: any; the loopback names always). No CORS headers
-are ever sent, so browsers keep other sites' scripts from reading any answer."""
+are ever sent, so browsers keep other sites' scripts from reading any answer.
+
+A path or query parameter holding a NUL character is refused with 422 before any route
+runs (the request bodies' models refuse it too: ``common.jobs.inputs.Input``)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.deps import Viewer
 from common.config import Settings
+from common.jobs.inputs import text_problem
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
@@ -71,3 +75,19 @@ def install_openapi(app: FastAPI, v1: APIRouter) -> None:
     @app.get("/api/docs", include_in_schema=False)
     def docs(_user: Viewer) -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="volkeeper API")
+
+
+def install_text_check(app: FastAPI) -> None:
+    """422 for a NUL character in the path or a query parameter (found by fuzzing: on
+    PostgreSQL ``GET /volumes?host=%00`` reached the database, which refuses it: a 500)."""
+
+    @app.middleware("http")
+    async def storable_text(request: Request,
+                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        problem = text_problem(request.url.path, "the path") or text_problem(
+            dict(request.query_params.multi_items()), "the query")
+        if problem:
+            return JSONResponse({"error": {
+                "code": "invalid_input", "message": f"invalid request: {problem}",
+                "hint": "send text without NUL characters"}}, 422)
+        return await call_next(request)

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         default=6 * 3600.0,
         description="A queued job no worker has started after this long is failed.",
     )
+    requeue_seconds: float = Field(
+        default=120.0,
+        description="A queued job no worker has started after this long has its task "
+        "message sent again, and again every so long (fleet: a Redis restart loses the "
+        "messages waiting in it); a worker drops the duplicate of a job that already runs.",
+    )
     progress_interval_seconds: float = Field(
         default=0.5, description="How often a running job publishes progress."
     )

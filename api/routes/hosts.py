@@ -6,9 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import DbSession, Operator, State, Viewer
 from api.schemas import HostOut, VolumeOut
-from common.db import hosts
 from common.jobs import views
-from common.jobs.names import TASK_INVENTORY
 
 router = APIRouter(tags=["hosts"])
 
@@ -19,10 +17,9 @@ def list_hosts(session: DbSession, state: State, _user: Viewer) -> list[HostOut]
 
 
 @router.post("/hosts/{host}/refresh", status_code=202)
-def refresh_host(host: str, session: DbSession, state: State, _user: Operator) -> dict[str, str]:
+def refresh_host(host: str, state: State, user: Operator) -> dict[str, str]:
     """Ask the host's worker to take a fresh volume inventory now."""
-    hosts.get_host(session, host)
-    state.service.dispatcher.send(TASK_INVENTORY, host, {})
+    state.service.refresh_host(host=host, requested_by=user.name)
     return {"status": "queued", "host": host}
 
 

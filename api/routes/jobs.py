@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import Admin, AppState, DbSession, Operator, State, Viewer
-from api.schemas import JobOut
+from api.schemas import Input, JobOut
 from common.db import Job, JobState, jobs
 from common.jobs import views
 from common.jobs.release import cancel_job, release_job
@@ -37,7 +37,7 @@ def get_job(job_id: str, session: DbSession, state: State, _user: Viewer) -> Job
     return views.get_job(session, state.bus, job_id)
 
 
-class ReleaseIn(BaseModel):
+class ReleaseIn(Input):
     reason: str | None = Field(default=None, max_length=500,
                                description="why the lock is released (kept on the job)")
 

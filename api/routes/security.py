@@ -7,17 +7,17 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from api.deps import Admin, State, Viewer
+from api.schemas import Input
 from common.audit import list_entries
 
 router = APIRouter(tags=["security"])
 Role = Literal["viewer", "operator", "admin"]
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenIn(Input):
     name: str = Field(min_length=1, max_length=100, examples=["ci-backups"])
     role: Role = Field(description="viewer: read only; operator: also backups, new/empty "
                        "restores, verify, drills, tags, copies; admin: everything")

@@ -272,6 +272,13 @@ def sweep_stale(
     return failed
 
 
+def waiting_jobs(session: Session, *, older_than: timedelta) -> list[Job]:
+    """Queued jobs created more than ``older_than`` ago (by the database's clock)."""
+    now = db_time(session)
+    q = select(Job).where(Job.state == JobState.queued, Job.created_at < now - older_than)
+    return list(session.scalars(q))
+
+
 def sweep_orphaned(session: Session, host: str, machine: str,
                    alive: Callable[[int], bool]) -> list[str]:
     """Fail running jobs of ``host`` whose worker process ran on ``machine`` (this machine)

@@ -9,6 +9,7 @@ a one-shot embedded command runs ``arrive`` once.
 - ``recover_interrupted``: undo restores whose process died while writing, and start the
   containers a dead job had stopped (``common.hooks``) — only once that process is known
   dead (``owners.is_dead``), never because its heartbeat is late;
+- ``leftovers.remove_leftovers``: archive objects a killed job stored but never cataloged;
 - ``prune_safety_snapshots`` and ``sweep_helper_containers``: housekeeping.
 """
 
@@ -24,6 +25,7 @@ from common.db.models import utcnow
 from common.errors import VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
+from common.jobs.leftovers import remove_leftovers
 
 if TYPE_CHECKING:  # the engine and the Docker SDK load only when a step needs them
     from common.docker import VolumeInfo
@@ -45,6 +47,7 @@ def arrive(ctx: JobContext, *, with_sizes: bool) -> None:
             log.warning("host %s: no volume inventory: %s", ctx.host, e)
     fail_orphaned(ctx)
     recover_interrupted(ctx)
+    remove_leftovers(ctx)
 
 
 def register(ctx: JobContext) -> bool:

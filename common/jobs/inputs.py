@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from common.errors import InvalidInput
 from common.formats import BackupFormat
@@ -18,8 +25,49 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 M = TypeVar("M", bound=BaseModel)
 
 
-class TargetIn(BaseModel):
+def text_problem(value: Any, where: str = "") -> str | None:
+    """Why ``value`` (a string, or any string key or value nested in it) cannot be stored:
+    a NUL character (PostgreSQL text cannot hold one) or invalid Unicode (a lone surrogate,
+    which no UTF-8 database takes); None when every string is fine."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where or 'a value'} holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'a value'} is not valid Unicode (a lone surrogate)"
+        return None
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            name = f"{where}.{k}" if where else str(k)
+            items += [(f"a key of {where or 'the body'}", k), (name, v)]
+    elif isinstance(value, list | tuple):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    for name, v in items:
+        problem = text_problem(v, name)
+        if problem:
+            return problem
+    return None
+
+
+class Input(BaseModel):
+    """Base of every request model: unknown fields are refused, and no string in the
+    request may hold a NUL character or invalid Unicode — found by fuzzing the API: on
+    PostgreSQL such a ``host`` was a 500 (the database refuses the query)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        problem = text_problem(data)
+        if problem:
+            raise ValueError(f"{problem}: send text without it")
+        return data
+
+
+class TargetIn(Input):
     name: str = Field(pattern=NAME, max_length=100)
     url: str = Field(min_length=3, examples=["s3://bucket/prefix", "file:///srv/backups"])
     options: dict[str, Any] = Field(
@@ -30,8 +78,7 @@ class TargetIn(BaseModel):
     replace: bool = False
 
 
-class BackupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BackupIn(Input):
     volume: str = Field(pattern=NAME, max_length=255)
     host: str | None = Field(default=None, max_length=200)
     target: str | None = Field(default=None, max_length=100)
@@ -56,8 +103,7 @@ class BackupIn(BaseModel):
             raise ValueError(f"{e.message} ({e.hint})") from None
 
 
-class RestoreIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RestoreIn(Input):
     backup_id: str = Field(min_length=1, max_length=32)
     into: str | None = Field(default=None, pattern=NAME, max_length=255,
                              description="volume to restore into (default: the original name)")
@@ -92,8 +138,7 @@ class RestoreIn(BaseModel):
         return out
 
 
-class BackupPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BackupPatch(Input):
     add_tags: list[str] = Field(default_factory=list, max_length=50)
     remove_tags: list[str] = Field(default_factory=list, max_length=50)
     pinned: bool | None = None
@@ -102,15 +147,13 @@ class BackupPatch(BaseModel):
                              "backup's host)")
 
 
-class CopyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CopyIn(Input):
     target: str = Field(pattern=NAME, max_length=100, description="destination target")
     host: str | None = Field(default=None, max_length=200,
                              description="host whose worker copies (default: the backup's)")
 
 
-class TargetJobIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TargetJobIn(Input):
     host: str | None = Field(default=None, max_length=200, description="host whose worker "
                              "runs the job (default: embedded, this host; fleet, the online "
                              "host that most recently backed up to the target)")
@@ -140,8 +183,7 @@ class KeyAddIn(TargetJobIn):
                               "the task message only, never stored or returned")
 
 
-class VerifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VerifyIn(Input):
     read_data: bool = Field(
         default=False, description="repo snapshots: read back, decrypt and re-hash every "
         "blob the snapshot references (default: a structure check). Archives are always "
@@ -154,8 +196,7 @@ class VerifyIn(BaseModel):
                              "in the result; random when not given)")
 
 
-class DrillIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DrillIn(Input):
     backup_id: str = Field(min_length=1, max_length=32)
     host: str | None = Field(default=None, max_length=200,
                              description="host to drill on (default: the backup's host)")

@@ -23,6 +23,7 @@ from common.config import Settings
 from common.db import Database
 from common.jobs import host, sweep
 from common.jobs.context import JobContext
+from common.jobs.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,16 @@ class Loop:
             self._wake.clear()
 
 
-def sweep_loop(db: Database, settings: Settings, every: float | None = None) -> Loop:
-    """The stale-job sweep every ``VOLKEEPER_SWEEP_SECONDS`` (``every`` overrides it)."""
+def sweep_loop(db: Database, settings: Settings, every: float | None = None,
+               dispatcher: Dispatcher | None = None) -> Loop:
+    """The stale-job sweep every ``VOLKEEPER_SWEEP_SECONDS`` (``every`` overrides it);
+    with a ``dispatcher`` it also sends the tasks of long-waiting queued jobs again."""
+    requeue = sweep.Requeue(db, dispatcher, settings) if dispatcher is not None else None
+
     def step() -> None:
         sweep.sweep_stale(db, settings)
+        if requeue is not None:
+            requeue()
 
     return Loop("stale-job sweep", every or settings.sweep_seconds, step)
 
@@ -123,6 +130,7 @@ class HostLoops:
             sweep.sweep_stale(self.ctx.db, self.ctx.settings)
         host.fail_orphaned(self.ctx)
         host.recover_interrupted(self.ctx)
+        host.remove_leftovers(self.ctx)
         host.prune_safety_snapshots(self.ctx)
         host.sweep_helper_containers(self.ctx)
         from common import notify

@@ -20,6 +20,7 @@ from common.jobs.names import (
     FORMATS,
     TASK_BACKUP,
     TASK_DRILL,
+    TASK_INVENTORY,
     TASK_RESTORE,
     TASK_VALIDATE,
     TASK_VERIFY,
@@ -51,6 +52,13 @@ class JobService:
         _check_volume_name(into)
         self._check_host_online(host)
         return host, into
+
+    @audited("host.refresh", lambda a: str(a["host"]))
+    def refresh_host(self, *, host: str, requested_by: str | None = None) -> None:
+        """Ask the host's worker to take a fresh volume inventory now."""
+        with self.db.session() as s:
+            hosts.get_host(s, host)
+        self.dispatcher.send(TASK_INVENTORY, host, {})
 
     def _check_host_online(self, name: str) -> None:
         with self.db.session() as s:
@@ -107,6 +115,14 @@ class JobService:
     ) -> Job:
         """``mode`` "new" (into a missing or empty volume) or "replace" (snapshot, replace,
         verify, roll back on failure); ``paths`` restores only those (new mode)."""
+        return self._queue_restore(backup_id=backup_id, into=into, host=host,
+                                   requested_by=requested_by, mode=mode,
+                                   stop_containers=stop_containers, paths=paths)
+
+    def _queue_restore(self, *, backup_id: str, into: str | None, host: str | None,
+                       requested_by: str | None, mode: str, stop_containers: bool,
+                       paths: list[str] | None = None) -> Job:
+        """``submit_restore`` without its audit entry (a rollback writes its own)."""
         if paths and mode == "replace":
             raise InvalidInput("selected paths cannot be restored with --mode replace",
                                "restore the paths into a new volume and copy them over")
@@ -146,10 +162,11 @@ class JobService:
                                f"{safety.expires_at.isoformat(timespec='seconds')}")
             host, volume = job.host, job.volume
             stop = bool(job.params.get("stop_containers"))
-        return self.submit_restore(backup_id=safety_id, into=volume, host=host,
+        return self._queue_restore(backup_id=safety_id, into=volume, host=host,
                                    requested_by=requested_by, mode="replace",
                                    stop_containers=stop)
 
+    @audited("restore.validate", lambda a: str(a["backup_id"]))
     def validate_restore(
         self,
         *,

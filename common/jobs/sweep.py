@@ -13,6 +13,12 @@ Who runs it — one owner per installation:
 - **embedded**: ``volkeeper serve`` (its ``loops.HostLoops``); a one-shot command sweeps
   once as it starts (``embedded.EmbeddedRuntime.start``).
 
+The fleet's sweep also sends the task message of a job that waits queued for longer than
+``VOLKEEPER_REQUEUE_SECONDS`` again (``requeue_waiting``): Redis keeps its queues in
+memory, so a broker restart loses the messages still waiting in it, and their jobs would
+otherwise stay queued until the queued-job timeout fails them. A message that was not lost
+only makes a duplicate, which the worker drops (``jobs.start_job``).
+
 Several sweepers at once are harmless (rows are taken ``FOR UPDATE SKIP LOCKED``), so two
 API replicas need no coordination.
 """
@@ -20,10 +26,12 @@ API replicas need no coordination.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from common.config import Settings
 from common.db import Database, jobs
+from common.jobs.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +49,34 @@ def sweep_stale(db: Database, settings: Settings) -> list[str]:
 
         notify.jobs_failed(db, settings, failed)
     return failed
+
+
+class Requeue:
+    """Sends the task of each job waiting queued longer than ``requeue_seconds`` again, at
+    most once per ``requeue_seconds`` per job (see the module docstring)."""
+
+    def __init__(self, db: Database, dispatcher: Dispatcher, settings: Settings) -> None:
+        self.db, self.dispatcher, self.settings = db, dispatcher, settings
+        self._sent: dict[str, float] = {}  # job id → when this process last sent it
+
+    def __call__(self) -> list[str]:
+        every = self.settings.requeue_seconds
+        with self.db.session() as s:
+            waiting = [(j.id, j.kind, j.host)
+                       for j in jobs.waiting_jobs(s, older_than=timedelta(seconds=every))]
+        now = time.monotonic()
+        self._sent = {k: v for k, v in self._sent.items() if k in {w[0] for w in waiting}}
+        sent: list[str] = []
+        for job_id, kind, host in waiting:
+            if now - self._sent.get(job_id, -every) < every:
+                continue
+            try:
+                self.dispatcher.send(f"volkeeper.{kind}", host, {"job_id": job_id})
+            except Exception as e:  # noqa: BLE001 - the broker is down: next sweep
+                log.warning("could not send job %s again: %s", job_id, e)
+                return sent
+            self._sent[job_id] = now
+            sent.append(job_id)
+            log.warning("job %s has waited queued for over %ds: its task was sent again "
+                        "(a broker restart loses waiting messages)", job_id, int(every))
+        return sent

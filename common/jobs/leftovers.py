@@ -1,0 +1,114 @@
+"""Archive objects a killed job left in storage without a catalog row.
+
+An archive backup — and the ``tar.zst`` safety snapshot a replace-restore takes first, and
+an archive copied to another target — is stored before it is cataloged. A worker killed
+between the two leaves the archive and its manifest behind with no catalog row: nothing
+lists, expires or forgets them (a safety snapshot is a whole copy of the volume's previous
+content), found by the kill drill (``benchmarks/kill_drill.py``); a copy's would even
+refuse the next copy ("already holds"). A backup's or a safety snapshot's keys end in
+``-<job id><ext>`` (``formats.archive.archive_key``), a copy's are its source's; so once
+such a job has failed and the process that ran it is known dead (``owners.is_dead``: it
+can no longer upload or catalog anything), the host's worker removes those of its keys the
+catalog does not know on that target, and notes them on the job (``result["leftovers"]``,
+which also marks it as done). Repository
+backups need nothing of this: a killed backup's packs are indexed and re-used, and a
+snapshot without a catalog row is adopted with ``volkeeper snapshots --adopt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+
+from common.db import Backup, Job, JobState
+from common.db.clock import now as db_time
+from common.errors import NotFound, VolkeeperError
+from common.formats import ARCHIVE_FORMATS
+from common.jobs import owners
+from common.jobs.context import JobContext
+from common.storage.base import Backend
+
+log = logging.getLogger(__name__)
+#: failed jobs this recent are looked at (older ones were, by the worker of their time)
+WITHIN = timedelta(days=2)
+
+
+def _plan(job: Job, source: Backup | None) -> tuple[str, str, list[str]] | None:
+    """Where a failed job may have left archive objects: (target, a prefix whose keys
+    naming the job are its, exact keys), or None (nothing to look for)."""
+    where = f"{job.host}/{job.volume}/"
+    if job.kind == "backup" and job.params.get("format") in ARCHIVE_FORMATS and job.target:
+        return job.target, f"volkeeper/archives/{where}", []
+    if source is None or source.format not in ARCHIVE_FORMATS:
+        return None
+    if job.kind == "restore" and job.params.get("mode") == "replace" and job.target:
+        return job.target, f"volkeeper/safety/{where}", []
+    if job.kind == "copy" and job.params.get("destination"):
+        return str(job.params["destination"]), "", [source.key, source.manifest_key]
+    return None
+
+
+def remove_leftovers(ctx: JobContext) -> list[str]:
+    """Remove the uncataloged archive objects of this host's failed jobs whose process is
+    known dead; returns the keys removed."""
+    with ctx.db.session() as s:
+        since = db_time(s) - WITHIN
+        q = select(Job).where(Job.host == ctx.host, Job.state == JobState.failed,
+                              Job.kind.in_(("backup", "restore", "copy")),
+                              Job.finished_at > since)
+        todo = []
+        for job in s.scalars(q):
+            if "leftovers" in (job.result or {}):
+                continue
+            source = s.get(Backup, job.backup_id) if job.backup_id else None
+            plan = _plan(job, source)
+            if plan is not None and owners.is_dead(s, job):
+                todo.append((job.id, *plan))
+    removed: list[str] = []
+    for job_id, target, prefix, exact in todo:
+        try:
+            keys = _remove(ctx, job_id, target, prefix, exact)
+        except VolkeeperError as e:
+            log.warning("job %s: could not look for objects it left in %s: %s",
+                        job_id, target, e)
+            continue
+        with ctx.db.session() as s:
+            row = s.get(Job, job_id)
+            if row is not None:
+                row.result = {**(row.result or {}), "leftovers": keys}
+        for key in keys:
+            log.warning("job %s: removed %s from target %s (stored, never cataloged: its "
+                        "worker died in between)", job_id, key, target)
+        removed += keys
+    return removed
+
+
+def _remove(ctx: JobContext, job_id: str, target: str, prefix: str, exact: list[str]
+            ) -> list[str]:
+    with ctx.open_target(target) as backend:
+        if exact:
+            mine = [k for k in exact if k and _exists(backend, k)]
+        else:
+            mine = [o.key for o in backend.list(prefix)
+                    if f"-{job_id}." in o.key.rsplit("/", 1)[-1]]
+        if not mine:
+            return []
+        with ctx.db.session() as s:
+            rows = s.execute(select(Backup.key, Backup.manifest_key).where(
+                Backup.target == target,
+                or_(Backup.key.in_(mine), Backup.manifest_key.in_(mine)))).all()
+        known = {k for row in rows for k in row}
+        gone = [k for k in mine if k not in known]
+        for key in gone:
+            backend.delete(key)
+        return gone
+
+
+def _exists(backend: Backend, key: str) -> bool:
+    try:
+        backend.stat(key)
+    except NotFound:
+        return False
+    return True
