@@ -65,3 +65,25 @@ def test_serve_verifies_and_drills_a_policys_backups_on_their_cadence(
         assert {j["backup_id"] for j in by_kind["verify"] + by_kind["drill"]} <= backups
         audit = http.get("/audit", params={"action": "policy.verify"}).json()
         assert audit and {a["actor"] for a in audit} == {"scheduler"}
+
+
+def test_policy_show_names_the_next_verify_and_drill_and_a_bad_cadence_is_refused(
+        embedded_env: dict[str, str], fresh_volume_name: str) -> None:
+    from tests.integration.policies.test_policy_cli import cli
+
+    env = embedded_env
+    bad = cli(env, "policy", "create", "cad", "--volume", fresh_volume_name, "--schedule",
+              "@daily", "--verify-schedule", "every sunday", ok=False)
+    assert bad.returncode != 0 and "verify_schedule" in bad.stderr + bad.stdout
+    bad = cli(env, "policy", "create", "cad", "--volume", fresh_volume_name, "--schedule",
+              "@daily", "--verify-subset", "0", ok=False)
+    assert bad.returncode != 0 and "verify_subset" in bad.stderr + bad.stdout
+    cli(env, "policy", "create", "cad", "--volume", fresh_volume_name, "--schedule", "@daily",
+        "--verify-schedule", "@weekly", "--verify-subset", "5", "--drill-schedule",
+        "@monthly")
+    shown = cli(env, "policy", "show", "cad").stdout
+    verify = next(line for line in shown.splitlines() if line.strip().startswith("verify:"))
+    drill = next(line for line in shown.splitlines() if line.strip().startswith("drill:"))
+    assert "@weekly" in verify and "5% read back" in verify and "next" in verify, shown
+    assert "@monthly" in drill and "next" in drill, shown
+    cli(env, "policy", "delete", "cad")
