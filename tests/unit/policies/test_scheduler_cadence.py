@@ -131,3 +131,15 @@ def test_without_a_cadence_or_a_check_only_backups_run(db: Database) -> None:
     plain = sched(db, "a", Runs(), None)  # a scheduler given no check: backups only
     assert [x.kind for x in plain.tick(day(8, 1))] == ["backup"]
     assert last_runs(db)[1] is None
+
+
+def test_the_lag_metric_counts_a_late_verify_or_drill(db: Database) -> None:
+    from common.jobs.policy_watch import scheduler_lag
+
+    add(db, "p")
+    with db.session() as s:
+        s.query(Policy).update({"last_run_at": day(7, 3600 * 12)})  # backups on time
+        assert scheduler_lag(s, day(7, 3600 * 12 + 10)) == 12 * 3600 + 10  # verify: 00:00
+    sched(db, "a", Runs(), Checks()).tick(day(7, 3600 * 12 + 10))
+    with db.session() as s:
+        assert scheduler_lag(s, day(7, 3600 * 12 + 20)) == 0.0
