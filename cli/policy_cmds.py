@@ -37,8 +37,10 @@ KeepTag = Annotated[list[str] | None, Opt("--keep-tag", help="Keep backups with 
                                           "(repeatable).")]
 Rpo = Annotated[str | None, Opt(help="How old the newest good backup may be (e.g. 26h; "
                                 "default: twice the schedule's interval).")]
-Subset = Annotated[float | None, Opt(help="Percent read back by a scheduled verify.")]
-Cadence = Annotated[str | None, Opt(help="Schedule (stored; run by the scheduler).")]
+Subset = Annotated[float | None, Opt(help="Percent (0-100] of a repository backup's data "
+                                     "a scheduled verify reads back (e.g. 5).")]
+Cadence = Annotated[str | None, Opt(help="When to verify / drill the newest good backup of "
+                                    "each volume (same forms as --schedule, e.g. @weekly).")]
 Enabled = Annotated[bool | None, Opt("--enabled/--disabled", show_default=False)]
 
 
@@ -171,7 +173,8 @@ def show(name: str, as_json: Json = False) -> None:
                                      for k, v in p["retention"].items()) or "keep all"),
              ("rpo", p["rpo"] + (" (2x the interval)" if p["rpo_default"] else "")),
              ("enabled", "yes" if p["enabled"] else "no"),
-             ("next run", when(p["next_run_at"]) if p["next_run_at"] else "-")]
+             ("next run", when(p["next_run_at"]) if p["next_run_at"] else "-"),
+             ("verify", _cadence(p, "verify")), ("drill", _cadence(p, "drill"))]
     for k, v in lines:
         out().print(f"[bold]{k:>10}[/]: {v}", highlight=False, soft_wrap=True)
     for m in p.get("matches") or []:
@@ -180,6 +183,19 @@ def show(name: str, as_json: Json = False) -> None:
         out().print(f"{'':>12}{m['host']}/{m['volume']}{note}", highlight=False)
     if not p.get("matches"):
         out().print(f"{'':>12}(no volume matches now)", highlight=False)
+
+
+def _cadence(p: dict[str, Any], kind: str) -> str:
+    """``@weekly, 5% read back — next <when>``; ``-`` when the policy has no such cadence."""
+    expr = p.get(f"{kind}_schedule")
+    if not expr:
+        return "-"
+    what = expr
+    if kind == "verify":
+        what += (f", {p['verify_subset']:g}% read back (repository backups)"
+                 if p.get("verify_subset") else ", structure check")
+    nxt = p.get(f"next_{kind}_at")
+    return f"{what} — next {when(nxt)}" if nxt else f"{what} (disabled)"
 
 
 @policy_app.command("run")

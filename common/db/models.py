@@ -259,6 +259,9 @@ class Policy(Base):
     drill_schedule: Mapped[str | None] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     last_run_at: Mapped[datetime | None] = mapped_column()
+    # the slots of the last scheduled verify and drill (claimed like ``last_run_at``)
+    verify_last_run_at: Mapped[datetime | None] = mapped_column()
+    drill_last_run_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

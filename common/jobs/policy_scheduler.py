@@ -5,6 +5,8 @@ backup still going skips that volume, and the skip is recorded in the audit log.
 run's backup succeeds, ``policy_followups`` copies it to the policy's other targets and
 applies its retention; every minute ``policy_watch.RpoCheck`` reports each volume's
 freshness to the notifications (overdue / recovered), and ``/health`` asks the lease.
+A due verify or drill cadence is ``policy_checks.run_check`` (jobs requested by
+``policy:NAME`` too).
 
 Where it runs: inside every served API process (``api.main.app_from_env``: ``volkeeper
 serve`` embedded, and each API replica of a fleet). The lease makes exactly one of them
@@ -20,6 +22,7 @@ from datetime import datetime
 from common.errors import VolkeeperError
 from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
+from common.jobs.policy_checks import run_check
 from common.jobs.policy_followups import FollowUps
 from common.jobs.policy_views import InventoryView, inventory_view
 from common.jobs.policy_watch import Both, RpoCheck, health_probe
@@ -48,8 +51,15 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
             return f"error: {e.message}"
         return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
 
+    def check(kind: str, name: str, slot: datetime) -> str:
+        try:
+            result = run_check(service, name, kind, actor=ACTOR, view=view())
+        except VolkeeperError as e:
+            return f"error: {e.message}"
+        return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
+
     from common.health import set_scheduler_probe
 
     set_scheduler_probe(health_probe)
-    return Scheduler(ops.db, run, holder=holder, ttl=ttl,
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check,
                      after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))

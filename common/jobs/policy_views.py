@@ -18,6 +18,7 @@ from common.db.models import utcnow
 from common.jobs.views import JobOut
 from common.policies.rpo import default_rpo, freshness
 from common.policies.schedule import Schedule, format_duration, jitter_for, parse_schedule
+from common.policies.scheduler import KINDS, jitter_key
 from common.policies.selection import (
     Inventory,
     Selection,
@@ -56,6 +57,12 @@ class PolicyOut(BaseModel):
     enabled: bool
     next_run_at: datetime | None
     last_run_at: datetime | None
+    next_verify_at: datetime | None = Field(default=None, description="the next scheduled "
+                                            "verify (none without a verify_schedule)")
+    last_verify_at: datetime | None = None
+    next_drill_at: datetime | None = Field(default=None, description="the next scheduled "
+                                           "restore drill (none without a drill_schedule)")
+    last_drill_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
     matches: list[MatchOut] | None = Field(default=None, description="the volumes it "
@@ -129,11 +136,14 @@ def rpo_of(p: Policy) -> timedelta:
     return default_rpo(schedule_of(p))
 
 
-def next_run(p: Policy, now: datetime) -> datetime | None:
-    if not p.enabled:
+def next_run(p: Policy, now: datetime, kind: str = "backup") -> datetime | None:
+    """When the policy's next ``kind`` run (backup, verify, drill) starts, as the
+    scheduler computes it (slot plus jitter); None when disabled or not scheduled."""
+    expr = getattr(p, KINDS[kind][0].key)
+    if not p.enabled or not expr:
         return None
-    slot = schedule_of(p).next_after(now)
-    return slot + jitter_for(p.name, slot, p.jitter_seconds)
+    slot = parse_schedule(expr, p.tz).next_after(now)
+    return slot + jitter_for(jitter_key(p.name, kind), slot, p.jitter_seconds)
 
 
 def policy_out(p: Policy, now: datetime | None = None,
@@ -147,7 +157,9 @@ def policy_out(p: Policy, now: datetime | None = None,
         rpo_default=not p.rpo_seconds, verify_subset=p.verify_subset_percent,
         verify_schedule=p.verify_schedule, drill_schedule=p.drill_schedule,
         enabled=p.enabled, next_run_at=next_run(p, now or utcnow()),
-        last_run_at=p.last_run_at, created_at=p.created_at, updated_at=p.updated_at,
+        last_run_at=p.last_run_at, next_verify_at=next_run(p, now or utcnow(), "verify"),
+        last_verify_at=p.verify_last_run_at, next_drill_at=next_run(p, now or utcnow(), "drill"),
+        last_drill_at=p.drill_last_run_at, created_at=p.created_at, updated_at=p.updated_at,
         matches=matches)
 
 

@@ -20,7 +20,7 @@ from common.db import Database, Lease, Policy, leases
 from common.db.models import utcnow
 from common.jobs.policy_views import inventory, volume_status
 from common.policies.schedule import parse_schedule
-from common.policies.scheduler import LEASE, next_due
+from common.policies.scheduler import KINDS, LEASE, jitter_key, next_due
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,23 @@ def health_probe(db: Database) -> str:
 
 
 def scheduler_lag(session: Session, now: datetime) -> float:
-    """Seconds the oldest due, unstarted run of an enabled policy is late (0: none)."""
+    """Seconds the oldest due, unstarted run of an enabled policy is late (0: none):
+    a backup, or a verify or drill of its cadences."""
     lag = 0.0
-    rows = session.execute(select(Policy.name, Policy.schedule, Policy.tz,
-                                  Policy.jitter_seconds, Policy.last_run_at,
-                                  Policy.created_at).where(Policy.enabled))
-    for name, schedule, tz, jitter, last, created in rows:
-        try:
-            due = next_due(parse_schedule(schedule, tz), name, jitter, last or created)
-        except ValueError:
-            continue
-        lag = max(lag, (now - due).total_seconds())
+    cols = [c for schedule, last in KINDS.values() for c in (schedule, last)]
+    rows = session.execute(select(Policy.name, Policy.tz, Policy.jitter_seconds,
+                                  Policy.created_at, *cols).where(Policy.enabled))
+    for name, tz, jitter, created, *per_kind in rows:
+        for k, kind in enumerate(KINDS):
+            schedule, last = per_kind[2 * k], per_kind[2 * k + 1]
+            if not schedule:
+                continue
+            try:
+                due = next_due(parse_schedule(schedule, tz), jitter_key(name, kind), jitter,
+                               last or created)
+            except ValueError:
+                continue
+            lag = max(lag, (now - due).total_seconds())
     return lag
 
 

@@ -9,7 +9,9 @@
 - ``selection``: which volumes a policy applies to (names, hosts, a label selector on
   the volume or a container using it, a Compose project) and conflicts between policies.
 - ``rpo``: the recovery point objective and whether a volume is overdue.
+- ``scheduler``: the leased loop that starts due runs — backups, and the verify and
+  drill *cadences* (``verify_schedule``, ``drill_schedule``), each claimed once per slot.
 
 The database glue and the services (create, update, run, preview) live in
-``common.jobs.policies``.
+``common.jobs.policies``; what a due verify or drill queues, in ``common.jobs.policy_checks``.
 """

@@ -14,6 +14,10 @@
   starts within about a second of its time (plus its jitter); the cost of an idle tick is
   one lease UPDATE and one small query (the policies are re-read only when they changed).
 
+- **Cadences**: a policy's ``verify_schedule`` and ``drill_schedule`` are scheduled the
+  same way (same rules, own jitter), claimed on ``verify_last_run_at`` /
+  ``drill_last_run_at``; they run ``check(kind, policy, slot)``.
+
 What a run does is the caller's (``run(policy, slot)``: ``common.jobs.policy_scheduler``
 queues the backups through the job services); this module knows only time and the lease.
 """
@@ -36,6 +40,16 @@ from common.policies.schedule import Schedule, jitter_for, parse_schedule
 
 log = logging.getLogger(__name__)
 LEASE = "scheduler"
+#: what a policy schedules: kind → (its schedule column, the column its claims move)
+KINDS = {"backup": (Policy.schedule, Policy.last_run_at),
+         "verify": (Policy.verify_schedule, Policy.verify_last_run_at),
+         "drill": (Policy.drill_schedule, Policy.drill_last_run_at)}
+
+
+def jitter_key(name: str, kind: str) -> str:
+    """What a run's jitter is fixed by: the policy's name (backups), name:kind (the
+    verify and drill cadences, so they do not all start with the backups)."""
+    return name if kind == "backup" else f"{name}:{kind}"
 
 
 @dataclass(frozen=True)
@@ -43,12 +57,14 @@ class Started:
     policy: str
     slot: datetime
     outcome: str
+    kind: str = "backup"
 
 
 @dataclass
 class _Entry:
     id: str
     name: str
+    kind: str
     schedule: Schedule
     jitter: int
     base: datetime  # last run's slot, or the policy's creation
@@ -80,10 +96,13 @@ class Scheduler:
     def __init__(self, db: Database, run: Callable[[str, datetime], str], *,
                  holder: str | None = None, ttl: float = 15.0, max_sleep: float = 1.0,
                  clock: Callable[[], datetime] = utcnow,
-                 after: Callable[[str, int, datetime], object] | None = None) -> None:
+                 after: Callable[[str, int, datetime], object] | None = None,
+                 check: Callable[[str, str, datetime], str] | None = None) -> None:
         """``after(holder, token, now)``: more work of the active scheduler, done at the
-        end of each of its ticks (the follow-ups of finished runs)."""
+        end of each of its ticks (the follow-ups of finished runs). ``check(kind, policy,
+        slot)``: a due verify or drill run (without it those cadences are not scheduled)."""
         self.db, self.run, self.clock, self.after = db, run, clock, after
+        self.check = check
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.ttl, self.max_sleep = timedelta(seconds=ttl), max_sleep
         self.token: int | None = None
@@ -112,18 +131,21 @@ class Scheduler:
             self._seen = None  # another scheduler may have run policies meanwhile
         self.token = token
         self._load()
-        due: dict[datetime, list[_Entry]] = {}
+        due: dict[tuple[datetime, int], list[_Entry]] = {}
+        order = list(KINDS)
         for e in list(self._entries.values()):
             if e.due_at > now:
                 continue
-            slot = due_slot(e.schedule, e.name, e.jitter, e.base, now)
+            key = jitter_key(e.name, e.kind)
+            slot = due_slot(e.schedule, key, e.jitter, e.base, now)
             if slot is None:  # its jitter has not passed yet (longer than the interval)
-                e.due_at = max(next_due(e.schedule, e.name, e.jitter, e.base),
+                e.due_at = max(next_due(e.schedule, key, e.jitter, e.base),
                                now + timedelta(seconds=self.max_sleep))
                 continue
-            due.setdefault(slot, []).append(e)
+            due.setdefault((slot, order.index(e.kind)), []).append(e)
         started = []
-        for slot, entries in sorted(due.items(), key=lambda kv: kv[0]):
+        for (slot, _), entries in sorted(due.items(), key=lambda kv: kv[0]):
+            kind = entries[0].kind
             claimed = self._claim(entries, slot, token, now)
             if len(claimed) < len(entries):
                 self._seen = None  # someone else moved some: re-read
@@ -131,13 +153,15 @@ class Scheduler:
                 if e.id not in claimed:
                     continue
                 e.base = slot
-                e.due_at = next_due(e.schedule, e.name, e.jitter, slot)
+                e.due_at = next_due(e.schedule, jitter_key(e.name, kind), e.jitter, slot)
                 try:
-                    outcome = self.run(e.name, slot)
+                    outcome = (self.run(e.name, slot) if kind == "backup" or
+                               self.check is None else self.check(kind, e.name, slot))
                 except Exception as exc:
-                    log.exception("policy %s: the run for %s failed", e.name, slot.isoformat())
+                    log.exception("policy %s: the %s run for %s failed", e.name, kind,
+                                  slot.isoformat())
                     outcome = f"error: {exc}"
-                started.append(Started(e.name, slot, outcome))
+                started.append(Started(e.name, slot, outcome, kind))
         if self.after is not None:
             try:
                 self.after(self.holder, token, now)
@@ -162,30 +186,40 @@ class Scheduler:
                 return
             rows = list(s.scalars(select(Policy).where(Policy.enabled)))
         entries = {}
+        kinds = list(KINDS) if self.check is not None else ["backup"]
         for p in rows:
-            try:
-                schedule = parse_schedule(p.schedule, p.tz)
-            except ValueError as e:
-                log.error("policy %s has an unusable schedule (%s); not scheduled", p.name, e)
-                continue
-            base = p.last_run_at or p.created_at
-            entries[p.id] = _Entry(p.id, p.name, schedule, p.jitter_seconds, base,
-                                   next_due(schedule, p.name, p.jitter_seconds, base))
+            for kind in kinds:
+                schedule_col, last_col = KINDS[kind]
+                expr = getattr(p, schedule_col.key)
+                if not expr:
+                    continue
+                try:
+                    schedule = parse_schedule(expr, p.tz)
+                except ValueError as e:
+                    log.error("policy %s has an unusable %s schedule (%s); not scheduled",
+                              p.name, kind, e)
+                    continue
+                base = getattr(p, last_col.key) or p.created_at
+                entries[f"{p.id}:{kind}"] = _Entry(
+                    p.id, p.name, kind, schedule, p.jitter_seconds, base,
+                    next_due(schedule, jitter_key(p.name, kind), p.jitter_seconds, base))
         self._entries, self._seen = entries, seen
 
     def _claim(self, entries: list[_Entry], slot: datetime, token: int, now: datetime
                ) -> set[str]:
-        """The ids of ``entries`` whose run for ``slot`` this scheduler claimed: one
-        conditional UPDATE per 500 (a burst of due policies is one commit, not one each)."""
+        """The ids of ``entries`` (all of one kind) whose run for ``slot`` this scheduler
+        claimed: one conditional UPDATE per 500 (a burst of due policies is one commit,
+        not one each) on the kind's last-run column."""
         claimed: set[str] = set()
+        last = KINDS[entries[0].kind][1]
         with self.db.session() as s:
             for k in range(0, len(entries), 500):
                 ids = [e.id for e in entries[k:k + 500]]
                 rows = s.execute(update(Policy).where(
                     Policy.id.in_(ids), Policy.enabled,
-                    or_(Policy.last_run_at.is_(None), Policy.last_run_at < slot),
+                    or_(last.is_(None), last < slot),
                     leases.held(LEASE, self.holder, token, now))
-                    .values(last_run_at=slot).returning(Policy.id))
+                    .values({last.key: slot}).returning(Policy.id))
                 claimed.update(str(r[0]) for r in rows)
         return claimed
 
