@@ -25,20 +25,16 @@ from common.errors import Conflict, NotFound, Unavailable, VolkeeperError
 from common.jobs.inputs import InvalidRequest, parse
 from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
+from common.jobs.policy_state import InventoryView, inventory, schedule_of, selected, selection_of
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
     DecisionOut,
-    InventoryView,
     PolicyOut,
     PreviewOut,
     SkippedOut,
-    inventory,
     matches_of,
     policy_out,
-    schedule_of,
-    selected,
-    selection_of,
 )
 from common.policies.retention import decide, items_from_rows
 from common.policies.selection import select as select_volumes

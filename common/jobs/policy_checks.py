@@ -20,7 +20,8 @@ from common.db import Backup, Job, Policy
 from common.errors import NotFound, VolkeeperError
 from common.formats import traits_of
 from common.jobs.policies import PolicyService, RunResult, requested_by
-from common.jobs.policy_views import InventoryView, SkippedOut, selected, selection_of
+from common.jobs.policy_state import InventoryView, selected, selection_of
+from common.jobs.policy_views import SkippedOut
 
 CHECKS = ("verify", "drill")
 

@@ -24,7 +24,7 @@ from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
 from common.jobs.policy_checks import run_check
 from common.jobs.policy_followups import FollowUps
-from common.jobs.policy_views import InventoryView, inventory_view
+from common.jobs.policy_state import InventoryView, inventory_view
 from common.jobs.policy_watch import Both, RpoCheck, health_probe
 from common.policies.scheduler import Scheduler
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from common.config import Settings
 from common.db import Database, Lease, Policy, leases
 from common.db.models import utcnow
-from common.jobs.policy_views import inventory, volume_status
+from common.jobs.policy_state import inventory, volume_status
 from common.policies.schedule import parse_schedule
 from common.policies.scheduler import KINDS, LEASE, jitter_key, next_due
 

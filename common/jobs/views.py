@@ -205,7 +205,7 @@ def list_hosts(session: Session, settings: Settings) -> list[HostOut]:
 
 def list_volumes(session: Session, host: str | None = None) -> list[VolumeOut]:
     """Volumes with their newest backup, policy, RPO and overdue flag."""
-    from common.jobs.policy_views import inventory, volume_status
+    from common.jobs.policy_state import inventory, volume_status
 
     if host:
         hosts.get_host(session, host)

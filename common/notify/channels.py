@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from common.config import Settings
 
 if TYPE_CHECKING:
-    from common.notify.notifier import Message
+    from common.notify.message import Message
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10.0

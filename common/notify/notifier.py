@@ -5,14 +5,14 @@ limit held back). None of them raises: notification trouble is logged, never a j
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from common.config import Settings
 from common.db import Database, Job, JobState, jobs
 from common.notify import channels as channels_mod
 from common.notify import state as st
+from common.notify.message import Message
 
 log = logging.getLogger(__name__)
 
@@ -21,35 +21,6 @@ WATCHED_KINDS = frozenset({"backup", "restore", "verify", "drill", "copy", "forg
                            "prune", "repair"})
 #: the kind under which a volume's freshness (RPO) is watched
 RPO = "rpo"
-
-
-@dataclass
-class Message:
-    """One change of state, as every channel tells it."""
-
-    event: str  # "failed" | "overdue" | "recovered"
-    kind: str
-    subject: str
-    state: str
-    previous: str | None
-    summary: str
-    details: dict[str, Any] = field(default_factory=dict)
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-    @property
-    def title(self) -> str:
-        return f"[volkeeper] {self.summary}"
-
-    def as_json(self) -> dict[str, Any]:
-        return {"source": "volkeeper", "event": self.event, "kind": self.kind,
-                "subject": self.subject, "state": self.state, "previous": self.previous,
-                "summary": self.summary, "details": self.details, "at": self.at}
-
-    def text(self) -> str:
-        lines = [self.summary, ""]
-        lines += [f"{k}: {v}" for k, v in self.details.items() if v not in (None, "")]
-        lines += ["", f"at {self.at}"]
-        return "\n".join(lines)
 
 
 def job_finished(db: Database, settings: Settings, job_id: str) -> list[Message]:
