@@ -14,8 +14,8 @@ raised while fuzzing: the report counts requests, statuses, server errors and le
 one run gives the whole figure. The seed fixes what hypothesis generates; ``budget``
 (seconds) bounds the run, split evenly over the operations still to go.
 
-Used by tests/integration/api/test_fuzz.py (bounded) and benchmarks/api_fuzz.py (the
-longer run behind docs/reliability.md).
+Used by tests/integration/api/test_fuzz.py: bounded in CI, and the longer run behind
+docs/reliability.md with VOLKEEPER_TEST_FUZZ_SECONDS / VOLKEEPER_TEST_FUZZ_EXAMPLES.
 """
 
 from __future__ import annotations
