@@ -54,13 +54,12 @@ from common.repository.restore.batch import (
     Result,
     apply_fd,
 )
-from common.repository.restore.plan import Large, Pending, meta_of
+from common.repository.restore.plan import Large, Pending, chunk_writes, meta_of
 from common.repository.restore.read import read_blobs
 from common.repository.restore.trees import Trees, refused
 from common.repository.restore.workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
 from common.repository.system.dirfd import SWAPPED, DirFds, open_root
 from common.repository.system.malloc import keep_freed_memory
-from common.repository.system.sparse import data_ranges
 
 _HINT = "run a repository check --read-data to see every damaged object"
 BATCH_FILES = 2048
@@ -158,25 +157,9 @@ class _Restorer:
                 no = self.batch.blob(entry)
                 self.add((WHOLE, rel, meta_of(node), size, False, [(no, 0, 0, size)]), size)
                 return
-        ranges = data_ranges(node.holes, size)
-        ri, pos = 0, ranges[0][0] if ranges else 0
-        planned: list[tuple[IndexEntry, list[tuple[int, int, int]]]] = []
-        for chunk_id in content:
-            entry = self.index.lookup(chunk_id)
-            if entry is None:
-                self._broken(rel, self.repo.unindexed(chunk_id), size)
-                break
-            writes, start = [], 0
-            while start < entry.raw_length and ri < len(ranges):
-                end = ranges[ri][1]
-                n = min(entry.raw_length - start, end - pos)
-                writes.append((pos, start, n))
-                start += n
-                pos += n
-                if pos >= end:
-                    ri += 1
-                    pos = ranges[ri][0] if ri < len(ranges) else pos
-            planned.append((entry, writes))
+        planned, missing = chunk_writes(self.index, node)
+        if missing is not None:  # restore what is there; the file is named as broken
+            self._broken(rel, self.repo.unindexed(missing), size)
         data = sum(e.raw_length for e, _ in planned)
         if self.batch.files and self.batch.nbytes + data > BATCH_BYTES:
             self.flush()
