@@ -34,6 +34,7 @@ from common.jobs.policy_views import (
     PreviewOut,
     SkippedOut,
     matches_of,
+    owned,
     policy_out,
 )
 from common.policies.retention import decide, items_from_rows
@@ -174,14 +175,7 @@ class PolicyService:
             target, fmt = p.targets[0], p.format
         result = RunResult(policy=name)
         busy = []
-        for v in mine:
-            owners = claimed.get(v.key, [name])
-            if owners[0] != name:
-                result.skipped.append(SkippedOut(
-                    host=v.host, volume=v.name,
-                    reason=f"conflict: also matched by {', '.join(owners)}; policy "
-                    f"{owners[0]!r} backs it up"))
-                continue
+        for v in owned(name, mine, claimed, result.skipped):
             try:
                 result.jobs.append(self.ops.submit_backup(
                     volume=v.name, host=v.host, target=target, fmt=fmt,

@@ -21,7 +21,7 @@ from common.errors import NotFound, VolkeeperError
 from common.formats import traits_of
 from common.jobs.policies import PolicyService, RunResult, requested_by
 from common.jobs.policy_state import InventoryView, selected, selection_of
-from common.jobs.policy_views import SkippedOut
+from common.jobs.policy_views import SkippedOut, owned
 
 CHECKS = ("verify", "drill")
 
@@ -60,14 +60,7 @@ def _run(service: PolicyService, name: str, kind: str, view: InventoryView | Non
             mine, claimed = selected(s, p)
         target, subset = p.targets[0], p.verify_subset_percent
         todo: list[tuple[str, str, Backup | None]] = []
-        for v in mine:
-            owners = claimed.get(v.key, [name])
-            if owners[0] != name:
-                result.skipped.append(SkippedOut(
-                    host=v.host, volume=v.name,
-                    reason=f"conflict: also matched by {', '.join(owners)}; policy "
-                    f"{owners[0]!r} backs it up"))
-                continue
+        for v in owned(name, mine, claimed, result.skipped):
             todo.append((v.host, v.name, newest_good_backup(s, v.host, v.name, target)))
     for host, volume, backup in todo:
         if backup is None:

@@ -16,6 +16,7 @@ from common.db.models import utcnow
 from common.jobs.policy_state import next_run, rpo_of, selected
 from common.jobs.views import JobOut
 from common.policies.schedule import format_duration
+from common.policies.selection import VolumeRef
 
 
 class MatchOut(BaseModel):
@@ -62,6 +63,23 @@ class SkippedOut(BaseModel):
     host: str
     volume: str
     reason: str
+
+
+def owned(name: str, volumes: list[VolumeRef], claimed: dict[tuple[str, str], list[str]],
+          skipped: list[SkippedOut]) -> list[VolumeRef]:
+    """The volumes of ``volumes`` policy ``name`` acts on: a volume another policy claims
+    first goes to ``skipped`` with the conflict named."""
+    mine = []
+    for v in volumes:
+        owners = claimed.get(v.key, [name])
+        if owners[0] != name:
+            skipped.append(SkippedOut(
+                host=v.host, volume=v.name,
+                reason=f"conflict: also matched by {', '.join(owners)}; policy "
+                f"{owners[0]!r} backs it up"))
+        else:
+            mine.append(v)
+    return mine
 
 
 class RunOut(BaseModel):
