@@ -3,7 +3,6 @@ the newest good backup kept, safety snapshots not counted), and refusals naming 
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -119,12 +118,11 @@ def test_retention_that_keeps_nothing_or_is_malformed_names_the_field(
     assert e.value.field == field and str(e.value).startswith(field)
 
 
-def test_ten_thousand_backups_are_decided_in_well_under_a_second() -> None:
+def test_ten_thousand_backups_are_decided_with_a_bounded_set_kept() -> None:
+    """(Its speed is measured by benchmarks/retention_bench.py, not asserted here.)"""
     items = [Item(f"b{k}", T0 - timedelta(minutes=37 * k), tags=("x",) if k % 97 else ())
              for k in range(10_000)]
     rules = {"keep_last": 10, "keep_hourly": 48, "keep_daily": 14, "keep_weekly": 8,
              "keep_monthly": 12, "keep_yearly": 3, "keep_within": "2d", "keep_tag": ["y"]}
-    start = time.perf_counter()
     got = decide(items, rules, ZoneInfo("Europe/Berlin"))
-    assert time.perf_counter() - start < 1.0
     assert len(got) == 10_000 and 0 < sum(d.keep for d in got) < 200
