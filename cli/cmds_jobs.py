@@ -26,6 +26,11 @@ def backup(
         "--exclude", metavar="PATTERN",
         help="Leave out paths matching this glob, e.g. 'cache/**' or '*.tmp' "
         "(repeatable).")] = None,
+    dump: Annotated[str | None, typer.Option(
+        "--dump", metavar="KIND",
+        help="Back up a database dump instead of the files: postgres, mysql, mariadb, redis, "
+        "sqlite or mongodb, run inside the volume's running database container (or the "
+        "containers labelled volkeeper.dump=KIND).")] = None,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
@@ -36,6 +41,8 @@ def backup(
         body["stop_containers"] = True
     if exclude:
         body["excludes"] = exclude
+    if dump:
+        body["dump"] = dump
     with connect() as c:
         job = c.backup({k: v for k, v in body.items() if v is not None})
         after_submit(c, job, wait, as_json)
@@ -55,6 +62,10 @@ def restore(
         help="replace: stop containers using the volume (always restarted).")] = False,
     path: Annotated[list[str] | None, typer.Option(
         "--path", help="Restore only this path of the volume (repeatable).")] = None,
+    dump_into: Annotated[str | None, typer.Option(
+        "--dump-into", metavar="CONTAINER",
+        help="Load the backup's database dump into this running container (psql, mysql, "
+        "mongorestore …; Redis is restarted) instead of restoring files.")] = None,
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name), or with
@@ -64,6 +75,8 @@ def restore(
     body |= {"mode": mode, "stop_containers": stop_containers}
     if path:
         body["paths"] = path
+    if dump_into:
+        body["dump_into"] = dump_into
     with connect() as c:
         if dry_run:
             return _show_validation(c.validate_restore(body), as_json)

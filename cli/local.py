@@ -172,13 +172,13 @@ class LocalFront(LocalPolicies):
         b = parse(BackupIn, body)
         return self._job(self.service.submit_backup(
             volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
-            stop_containers=b.stop_containers, excludes=b.excludes))
+            stop_containers=b.stop_containers, excludes=b.excludes, dump=b.dump))
 
     def restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)
         return self._job(self.service.submit_restore(
             backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
-            stop_containers=r.stop_containers, paths=r.paths))
+            stop_containers=r.stop_containers, paths=r.paths, dump_into=r.dump_into))
 
     def validate_restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)

@@ -12,5 +12,6 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.fleet",
     "tests.fixtures.embedded",
+    "tests.fixtures.dbimages",
     "tests.fixtures.hostnet",
 ]

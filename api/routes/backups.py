@@ -18,7 +18,7 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
     job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
                                       fmt=body.format, requested_by=user.name,
                                       stop_containers=body.stop_containers,
-                                      excludes=body.excludes)
+                                      excludes=body.excludes, dump=body.dump)
     return job_out(job, state)
 
 

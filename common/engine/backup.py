@@ -21,7 +21,7 @@ from common.engine.access import direct_path
 from common.engine.formats import format_for
 from common.engine.formats.archive import archive_key
 from common.engine.records import BackupOutcome, StoredBackup
-from common.errors import VolkeeperError
+from common.errors import InvalidInput, VolkeeperError
 from common.hooks import (
     HooksReport,
     consistent,
@@ -29,6 +29,7 @@ from common.hooks import (
     read_ignore_file,
     should_stop,
 )
+from common.hooks.dumps import DumpSet, dumps_for
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -49,13 +50,15 @@ def backup_volume(
     settings: Settings,
     area: str = "archives",
     excludes: Excludes = NO_EXCLUDES,
+    dumps: DumpSet | None = None,
 ) -> BackupOutcome:
-    """Stream ``volume`` of ``host`` into ``backend`` in format ``fmt``. Raises NotFound
-    for a missing volume, StorageError for storage failures, DockerError/IntegrityError for
-    read failures, InvalidInput for an unknown format."""
+    """Stream ``volume`` of ``host`` (or its ``dumps``) into ``backend`` in format ``fmt``.
+    Raises NotFound for a missing volume, StorageError for storage failures,
+    DockerError/IntegrityError for read failures, InvalidInput for an unknown format,
+    DumpFailed for a dump that failed."""
     return format_for(fmt).backup(docker, backend, host=host, volume=volume, job_id=job_id,
                                   tracker=tracker, settings=settings, area=area,
-                                  excludes=excludes)
+                                  excludes=excludes, dumps=dumps)
 
 
 @dataclass
@@ -64,9 +67,11 @@ class ConsistentBackup:
 
     outcome: BackupOutcome
     report: HooksReport
+    dumps: DumpSet | None = None
 
     def as_result(self) -> dict[str, Any]:
-        return self.outcome.as_result() | self.report.as_result()
+        return (self.outcome.as_result() | self.report.as_result()
+                | ({"dumps": self.dumps.as_result()} if self.dumps else {}))
 
 
 def consistent_backup(
@@ -83,32 +88,45 @@ def consistent_backup(
     excludes: Sequence[str] = (),
     on_stopping: Callable[[list[ContainerRef]], None] | None = None,
     on_started: Callable[[], None] | None = None,
+    dump: str | None = None,
 ) -> ConsistentBackup:
     """Back up ``volume`` between its containers' hooks, stopped when asked (or labelled),
     without the excluded paths (see the module doc). ``on_stopping`` gets the containers
     about to be stopped, before the first is (record them: a crash must not lose them);
     ``on_started`` is called once they all run again. A failure's exception carries
-    what happened in its ``result`` (hook outputs, stop windows)."""
+    what happened in its ``result`` (hook outputs, stop windows). ``dump`` (or a
+    container's ``volkeeper.dump`` label) backs up database dumps instead of the files
+    (``common.hooks.dumps``): their containers keep running."""
     info = docker.volume(volume)
-    ignore = read_ignore_file(docker, volume, direct_path(docker, volume, settings))
-    rules = excludes_for(info, excludes, ignore)
+    dumps = DumpSet(docker, dumps_for(info, dump))
+    if dumps and stop_containers:
+        raise InvalidInput("a dump backup cannot stop the containers: the dump runs inside "
+                           "the running database",
+                           "back up without --stop-containers (or without --dump)")
+    if dumps:
+        rules = NO_EXCLUDES
+    else:
+        ignore = read_ignore_file(docker, volume, direct_path(docker, volume, settings))
+        rules = excludes_for(info, excludes, ignore)
+    dumping = {s.container.id for s in dumps.sources}
     report = HooksReport()
     stored: BackupOutcome | None = None
     try:
-        with consistent(docker, list(info.containers), "backup", report,
-                        stop=should_stop(info, stop_containers), tracker=tracker,
-                        on_stopping=on_stopping, on_started=on_started):
+        with consistent(docker, [c for c in info.containers if c.id not in dumping],
+                        "backup", report, stop=should_stop(info, stop_containers),
+                        tracker=tracker, on_stopping=on_stopping, on_started=on_started):
             stored = backup_volume(docker, backend, host=host, volume=volume, fmt=fmt,
                                    job_id=job_id, tracker=tracker, settings=settings,
-                                   excludes=rules)
+                                   excludes=rules, dumps=dumps or None)
     except VolkeeperError as e:
         if stored is not None:  # a post hook failed the job after the backup was stored
             _forget(backend, stored, host, volume, settings)
         e.result = {**(getattr(e, "result", None) or {}),  # type: ignore[attr-defined]
-                    **report.as_result()}
+                    **report.as_result(),
+                    **({"dumps": dumps.as_result()} if dumps else {})}
         raise
     assert stored is not None
-    return ConsistentBackup(stored, report)
+    return ConsistentBackup(stored, report, dumps or None)
 
 
 def _forget(backend: Backend, out: BackupOutcome, host: str, volume: str,

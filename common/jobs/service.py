@@ -81,6 +81,7 @@ class JobService:
         requested_by: str | None = None,
         stop_containers: bool = False,
         excludes: list[str] | None = None,
+        dump: str | None = None,
     ) -> Job:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
@@ -96,7 +97,8 @@ class JobService:
                 s, kind="backup", host=host, volume=volume, target=target,
                 params={"format": fmt, **({"stop_containers": True} if stop_containers
                                            else {}),
-                        **({"excludes": excludes} if excludes else {})},
+                        **({"excludes": excludes} if excludes else {}),
+                        **({"dump": dump} if dump else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_BACKUP)
 
@@ -112,16 +114,23 @@ class JobService:
         mode: str = "new",
         stop_containers: bool = False,
         paths: list[str] | None = None,
+        dump_into: str | None = None,
     ) -> Job:
         """``mode`` "new" (into a missing or empty volume) or "replace" (snapshot, replace,
-        verify, roll back on failure); ``paths`` restores only those (new mode)."""
+        verify, roll back on failure); ``paths`` restores only those (new mode);
+        ``dump_into`` loads a dump backup into that running container instead."""
+        if dump_into and (paths or mode == "replace" or into):
+            raise InvalidInput("--dump-into loads the dump into a container: it takes no "
+                               "--into, --path or --mode replace",
+                               "leave those out, or restore the files without --dump-into")
         return self._queue_restore(backup_id=backup_id, into=into, host=host,
                                    requested_by=requested_by, mode=mode,
-                                   stop_containers=stop_containers, paths=paths)
+                                   stop_containers=stop_containers, paths=paths,
+                                   dump_into=dump_into)
 
     def _queue_restore(self, *, backup_id: str, into: str | None, host: str | None,
                        requested_by: str | None, mode: str, stop_containers: bool,
-                       paths: list[str] | None = None) -> Job:
+                       paths: list[str] | None = None, dump_into: str | None = None) -> Job:
         """``submit_restore`` without its audit entry (a rollback writes its own)."""
         if paths and mode == "replace":
             raise InvalidInput("selected paths cannot be restored with --mode replace",
@@ -136,7 +145,9 @@ class JobService:
                 backup_id=backup.id, params={"source_volume": backup.volume,
                                              "source_host": backup.host, "mode": mode,
                                              "stop_containers": stop_containers,
-                                             "paths": paths},
+                                             "paths": paths,
+                                             **({"dump_into": dump_into} if dump_into
+                                                else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
 
