@@ -12,6 +12,7 @@ exists already) are kept, bounded, in the result.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine.formats import format_of
 from common.engine.records import StoredBackup
-from common.errors import InvalidInput, NotFound
+from common.errors import InvalidInput, NotFound, VolkeeperError
 from common.hooks.dump_kinds import DIRECTORY, parse_file_name
 from common.hooks.dumps import DumpFailed
 from common.progress import ProgressTracker
@@ -91,10 +92,10 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
             raise DumpFailed(
                 f"loading the {kind.name} dump {name} into container {container} failed "
                 f"(exit code {r.exit_code})" + (f": {tail}" if tail else ""),
-                "check that the container runs the same database engine and is ready; "
-                "its output above says what it refused")
-        if kind.restarts:
-            _start_again(docker, container)
+                "check that the container runs the same database engine and is ready "
+                "(the end of the loader's output, if any, is in this message)")
+        if kind.restart_with is not None:
+            _restart(docker, container, kind.restart_with)
         loaded.append(Loaded(container, kind.name, f"{DIRECTORY}/{name}", counted.bytes,
                              r.seconds, r.output[-2000:]))
     if not loaded:
@@ -104,8 +105,11 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
     return loaded
 
 
-def _start_again(docker: DockerHost, container: str) -> None:
-    """Wait for the container to stop (its server shut down), then start it."""
+def _restart(docker: DockerHost, container: str, command: str) -> None:
+    """Stop the server with ``command`` (the exec ends with the container: its exit code
+    says nothing), wait for the container to stop, then start it."""
+    with contextlib.suppress(VolkeeperError):
+        docker.exec_in(container, ["sh", "-c", command], timeout=RESTART_SECONDS)
     deadline = time.monotonic() + RESTART_SECONDS
     while docker.container_state(container) == "running" and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -14,8 +14,9 @@ database (each database is dumped in one repeatable-read snapshot, as ``pg_dump`
 in plain SQL — text that deduplicates from one day's dump to the next, where the
 compressed custom format (``pg_dump -Fc``) would change throughout; ``psql`` loads it.
 Redis streams an RDB with ``redis-cli --rdb -``; its load replaces the RDB file and
-restarts the server (``REDIS_REPLACE``). MySQL/MariaDB (``--single-transaction``), SQLite
-(``.dump``) and MongoDB (``mongodump --archive``) are defined the same way.
+restarts the server (``REDIS_REPLACE``, ``restart_with``). MySQL/MariaDB
+(``--single-transaction``), SQLite (``.dump``) and MongoDB (``mongodump --archive``) are
+defined the same way (not yet exercised end to end by the tests).
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ class DumpKind:
     user: str | None = None
     #: the kind needs ``volkeeper.dump-path`` (the database file)
     needs_path: bool = False
-    #: the loader stops the server (the container is started again after it)
-    restarts: bool = False
+    #: after the load: a command that stops the server (it exits with the container),
+    #: which is then started again
+    restart_with: str | None = None
 
 
-#: the loader of an RDB (on stdin): written beside the server's file, renamed over it,
-#: and the server shut down without saving — the container's start loads it
+#: the loader of an RDB (on stdin): written beside the server's file and renamed over
+#: it; then the server is shut down without saving (``restart_with``) and the container
+#: started again, which loads it
 REDIS_REPLACE = (_REDIS_AUTH +
                  'dir=$(redis-cli CONFIG GET dir | sed -n 2p); '
                  'file=$(redis-cli CONFIG GET dbfilename | sed -n 2p); '
@@ -63,8 +66,7 @@ REDIS_REPLACE = (_REDIS_AUTH +
                  'if [ "$aof" = yes ]; then echo "the server runs with appendonly yes: an '
                  'RDB would not be loaded; turn AOF off to restore a dump" >&2; exit 3; fi; '
                  'cat > "$dir/$file.volkeeper-restore" && '
-                 'mv "$dir/$file.volkeeper-restore" "$dir/$file" && '
-                 'redis-cli SHUTDOWN NOSAVE >/dev/null 2>&1; exit 0')
+                 'mv "$dir/$file.volkeeper-restore" "$dir/$file"')
 
 
 KINDS: dict[str, DumpKind] = {k.name: k for k in (
@@ -80,7 +82,7 @@ KINDS: dict[str, DumpKind] = {k.name: k for k in (
              "--routines --events --triggers",
              _MY_PW + "exec mariadb -uroot"),
     DumpKind("redis", "rdb", _REDIS_AUTH + "exec redis-cli --rdb -", REDIS_REPLACE,
-             restarts=True),
+             restart_with=_REDIS_AUTH + "exec redis-cli SHUTDOWN NOSAVE"),
     DumpKind("sqlite", "sql", 'exec sqlite3 "$VK_DUMP_PATH" .dump',
              'exec sqlite3 "$VK_DUMP_PATH"', needs_path=True),
     DumpKind("mongodb", "archive", _MONGO_AUTH + 'exec mongodump --archive "$@"',
