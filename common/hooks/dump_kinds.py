@@ -90,9 +90,14 @@ KINDS: dict[str, DumpKind] = {k.name: k for k in (
 )}
 
 
+#: other names users write for a kind
+ALIASES = {"postgresql": "postgres", "pg": "postgres", "mongo": "mongodb"}
+
+
 def kind_of(name: str, field: str = "dump") -> DumpKind:
     """The dump kind called ``name``; InvalidInput names the known ones."""
-    kind = KINDS.get((name or "").strip().lower())
+    key = (name or "").strip().lower()
+    kind = KINDS.get(ALIASES.get(key, key))
     if kind is None:
         raise InvalidInput(f"unknown {field} kind {name!r}",
                            f"use one of {', '.join(sorted(KINDS))}")
