@@ -67,7 +67,7 @@ def test_dump_names_carry_the_kind_and_the_container() -> None:
         name = file_name(kind, "/shop-db-1")
         assert parse_file_name(name) == (kind, "shop-db-1")
     assert parse_file_name("notes.txt") is None and parse_file_name("oracle-x.sql") is None
-    with pytest.raises(InvalidInput, match="unknown dump kind 'oracle'.*mariadb, mongodb"):
+    with pytest.raises(InvalidInput, match=r"unknown dump kind 'oracle'.*mariadb, mongodb"):
         kind_of("oracle")
     assert kind_of(" Postgres ").name == "postgres" and kind_of("postgresql").name == "postgres"
     assert kind_of("mongo").name == "mongodb"
@@ -79,11 +79,11 @@ def test_labelled_containers_dump_and_a_requested_kind_needs_one_running_contain
     assert [s.container.name for s in dumps_for(vol(db, web))] == ["db"]
     assert dumps_for(vol(web)) == []  # a file backup
     assert [s.container.name for s in dumps_for(vol(web), "redis")] == ["web"]
-    with pytest.raises(InvalidInput, match="2 running containers use it.*volkeeper.dump=redis"):
+    with pytest.raises(InvalidInput, match=r"2 running containers use it.*volkeeper.dump=redis"):
         dumps_for(vol(web, ctr("worker")), "redis")
-    with pytest.raises(InvalidInput, match="container db should dump.*but it is exited"):
+    with pytest.raises(InvalidInput, match=r"container db should dump.*but it is exited"):
         dumps_for(vol(ctr("db", "exited", **{"volkeeper_dump": "postgres"})))
-    with pytest.raises(InvalidInput, match="volkeeper.dump-path"):
+    with pytest.raises(InvalidInput, match=r"volkeeper.dump-path"):
         source_of(ctr("app"), "sqlite")
     lite = source_of(ctr("app", **{"volkeeper_dump-path": "/data/app.db",
                                    "volkeeper_dump-user": "app"}), "sqlite")
@@ -127,7 +127,7 @@ def test_a_dump_streams_into_a_snapshot_and_a_failing_one_stores_none(tmp_path: 
     bad = DumpSet(FakeDocker({db.id: FakeReader(data[:1000], 1, "pg_dumpall: error: "
                                                 "connection to server failed\n")}),
                   dumps_for(vol(db)))  # type: ignore[arg-type]
-    with pytest.raises(DumpFailed, match="postgres dump in container db .*exited with code 1 "
-                       "after 1000 bytes: pg_dumpall: error: connection to server failed"):
+    with pytest.raises(DumpFailed, match=r"postgres dump in container db .*exited with code 1 "
+                       r"after 1000 bytes: pg_dumpall: error: connection to server failed"):
         backup_streams(repo, bad.streams(), directory=DIRECTORY, host="h", volume="data")
     assert len(list_snapshots(repo)) == 2
