@@ -20,6 +20,10 @@ Concepts:
 * **Excludes** (``excludes``) — glob patterns (``common.archive.excludes``) from the
   volume's ``volkeeper.exclude`` label, the request and a ``.volkeeperignore`` file at the
   volume root; both formats apply them, and the backup's result lists them.
+* **Dumps** (``dumps``, ``dump_kinds``) — ``volkeeper.dump=KIND`` on a container (or the
+  request's ``dump``) makes the backup's content the database's own dump, run inside
+  that container and streamed into the backup (``.volkeeper-dumps/<kind>-<name>.<ext>``),
+  never onto the volume; its loader restores it into a running container.
 * **The order** (``around.consistent``): pre hooks → stop → the backup (or restore) →
   start → post hooks; ``HooksReport`` is what happened. ``common.engine.backup`` wraps
   the format's backup in it.
