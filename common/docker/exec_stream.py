@@ -136,7 +136,7 @@ def feed_stdin(api: Any, container_id: str, cmd: list[str], source: BinaryIO, *,
     try:
         while data := source.read(READ_SIZE):
             raw.sendall(data)
-    except BrokenPipeError:
+    except (BrokenPipeError, ConnectionResetError):
         pass  # the command ended early: its exit code says why
     finally:
         with contextlib.suppress(OSError):

@@ -137,10 +137,16 @@ class DumpStream(io.RawIOBase):
         return True
 
     def readinto(self, buf: Any) -> int:
-        n = self.reader.readinto(buf)
+        r = self.run
+        try:
+            n = self.reader.readinto(buf)
+        except OSError as e:
+            raise DumpFailed(f"the {r.kind} dump in container {r.container} broke off after "
+                             f"{self.reader.bytes} bytes ({e}); nothing was stored",
+                             "check that the container and its Docker engine still run, "
+                             "then back up again") from e
         if n:
             return n
-        r = self.run
         r.bytes, r.seconds = self.reader.bytes, self.reader.seconds
         r.exit_code, r.stderr = self.reader.exit_code, self.reader.stderr[-2000:]
         if r.exit_code != 0:

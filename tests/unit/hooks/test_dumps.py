@@ -131,3 +131,16 @@ def test_a_dump_streams_into_a_snapshot_and_a_failing_one_stores_none(tmp_path: 
                        r"after 1000 bytes: pg_dumpall: error: connection to server failed"):
         backup_streams(repo, bad.streams(), directory=DIRECTORY, host="h", volume="data")
     assert len(list_snapshots(repo)) == 2
+
+
+def test_requests_name_a_known_dump_kind_and_a_container_to_load_into() -> None:
+    from pydantic import ValidationError
+
+    from common.jobs.inputs import BackupIn, RestoreIn
+
+    assert BackupIn(volume="pgdata", dump="PostgreSQL").dump == "postgres"
+    with pytest.raises(ValidationError, match=r"unknown dump kind 'oracle' \(use one of"):
+        BackupIn(volume="pgdata", dump="oracle")
+    assert RestoreIn(backup_id="b1", dump_into="shop-db").dump_into == "shop-db"
+    with pytest.raises(ValidationError, match="dump_into"):
+        RestoreIn(backup_id="b1", dump_into="shop db; rm -rf /")
