@@ -26,12 +26,16 @@ def backup(
         "--exclude", metavar="PATTERN",
         help="Leave out paths matching this glob, e.g. 'cache/**' or '*.tmp' "
         "(repeatable).")] = None,
+    snapshot: Annotated[str | None, typer.Option(
+        help="Back up from a filesystem snapshot instead of stopping containers: auto "
+        "(where the volume's filesystem can take one, else as configured), btrfs, zfs, "
+        "lvm (an error if it cannot), off. Default: the volkeeper.snapshot label.")] = None,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
     """Back up VOLUME now (see README, "Consistent backups", for hooks and excludes)."""
     body: dict[str, Any] = {"volume": volume, "host": host, "target": target,
-                            "format": fmt}
+                            "format": fmt, "snapshot": snapshot}
     if stop_containers:
         body["stop_containers"] = True
     if exclude:

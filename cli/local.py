@@ -172,7 +172,7 @@ class LocalFront(LocalPolicies):
         b = parse(BackupIn, body)
         return self._job(self.service.submit_backup(
             volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
-            stop_containers=b.stop_containers, excludes=b.excludes))
+            stop_containers=b.stop_containers, excludes=b.excludes, snapshot=b.snapshot))
 
     def restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)

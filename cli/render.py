@@ -193,6 +193,13 @@ def _around(r: dict[str, Any]) -> None:
     if windows:
         err().print("containers stopped: " + ", ".join(
             f"{w['name']} {w['seconds_down'] or 0:.1f}s" for w in windows), highlight=False)
+    snap = r.get("snapshot")
+    if snap:
+        err().print(f"read from a {snap['kind']} snapshot (taken in "
+                    f"{snap.get('seconds_to_take') or 0:.2f}s, "
+                    f"{'dropped' if snap.get('dropped') else 'NOT dropped'})", highlight=False)
+    if r.get("snapshot_note"):
+        err().print(r["snapshot_note"], highlight=False, soft_wrap=True)
     if r.get("excludes"):
         err().print(f"excluded {r.get('excluded_entries', 0)} paths "
                     f"({', '.join(r['excludes'])})", highlight=False)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import Backup, catalog, jobs
-from common.db.jobs import STOPPED_KEY
+from common.db.jobs import SNAPSHOTS_KEY, STOPPED_KEY
 from common.db.models import Job, utcnow
 from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
 from common.jobs.context import JobContext
@@ -75,6 +75,17 @@ def containers_started(ctx: JobContext, job_id: str) -> None:
     """The containers a job stopped all run again: nothing left for a recovery."""
     with ctx.db.session() as s:
         jobs.update_result(s, job_id, {STOPPED_KEY: []})
+
+
+def snapshots_taking(ctx: JobContext, job_id: str, records: Sequence[dict[str, Any]]
+                     ) -> None:
+    """Before a filesystem snapshot is taken for a job (and once it is dropped: an empty
+    list): the ones not dropped yet, so the host's recovery drops them if the job's
+    process dies. Raises ``jobs.Fenced`` (nothing is taken) when the job is no longer
+    this process's."""
+    with ctx.db.session() as s:
+        jobs.update_result(s, job_id, {SNAPSHOTS_KEY: list(records)},
+                           worker=worker_name(ctx.host) if records else None)
 
 
 def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) -> None:
