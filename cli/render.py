@@ -178,6 +178,13 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
                     f"{size(r.get('stored_bytes'))} stored on {job['target']}",
                     soft_wrap=True, highlight=False)
         _around(r)
+    elif job["kind"] == "group-backup":
+        out().print(f"[green]group {r.get('group_id')}[/] ({job['volume']}): " + ", ".join(
+            f"{m['volume']} → backup {m.get('backup_id')}" for m in r.get("members") or []),
+            soft_wrap=True, highlight=False)
+        err().print(f"restore it together with: volkeeper restore --group {r.get('group_id')}",
+                    highlight=False)
+        _around(r)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",

@@ -73,6 +73,12 @@ def create_job(
         active_lock=lock,
         created_at=db_time(session),
     )
+    if lock == lock_key(host, volume):
+        group = group_holding(session, host, [volume])
+        if group is not None:
+            raise Conflict(f"volume {volume!r} on host {host!r} is part of an active group "
+                           f"backup (job {group.id}, {group.state})",
+                           "wait for that job to finish (volkeeper job ID) and submit again")
     try:
         with session.begin_nested():
             session.add(job)
@@ -88,6 +94,20 @@ def create_job(
             "wait for that job to finish (volkeeper job ID) and submit again",
         ) from None
     return job
+
+
+#: the kind of a job on several volumes of a host (``common.jobs.groups``): its lock is
+#: its own, its volumes are ``params["volumes"]``
+GROUP_KIND = "group-backup"
+
+
+def group_holding(session: Session, host: str, volumes: list[str]) -> Job | None:
+    """The active group job of ``host`` that holds one of ``volumes``, if any."""
+    q = select(Job).where(Job.host == host, Job.kind == GROUP_KIND,
+                          Job.active_lock.is_not(None))
+    wanted = set(volumes)
+    return next((j for j in session.scalars(q)
+                 if wanted & set((j.params or {}).get("volumes") or [])), None)
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -366,7 +386,7 @@ def interrupted_restores(session: Session, host: str) -> list[Job]:
     volume is still locked and awaits recovery (put back to the safety snapshot, or
     removed/emptied; the stopped containers started again)."""
     q = select(Job).where(Job.host == host,
-                          Job.kind.in_(("restore", "backup", "group-backup")),
+                          Job.kind.in_(("restore", "backup", GROUP_KIND)),
                           Job.state == JobState.failed, Job.active_lock.is_not(None))
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"

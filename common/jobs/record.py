@@ -38,6 +38,18 @@ def backup(ctx: JobContext, job: Job, out: BackupOutcome) -> str:
                                   target=job.target, **_stored(out)).id
 
 
+def group_members(ctx: JobContext, job: Job, stored: Sequence[tuple[str, BackupOutcome]]
+                  ) -> list[str]:
+    """Catalog the backups of a group job (``(volume, outcome)`` each) in one
+    transaction, tied together by ``group_id`` = the job's id; returns their ids."""
+    assert job.target is not None
+    with ctx.db.session() as s:
+        _ours(s, job)
+        return [catalog.add_backup(s, job_id=job.id, host=job.host, volume=volume,
+                                   target=job.target, group_id=job.id, **_stored(out)).id
+                for volume, out in stored]
+
+
 def safety_snapshot(ctx: JobContext, job: Job, target: str, out: BackupOutcome) -> str:
     """Catalog the safety snapshot a replace took (kind "safety", with its expiry) and
     mark the job as replacing, in one transaction: from here on a crash is rolled back to
