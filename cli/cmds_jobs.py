@@ -59,7 +59,7 @@ def backup(
             body |= {"project": project, "name": group, "volumes": member or []}
             job = c.group_backup({k: v for k, v in body.items() if v is not None})
         else:
-            job = c.backup({k: v for k, v in body.items() | {("volume", volume)}
+            job = c.backup({k: v for k, v in (body | {"volume": volume}).items()
                             if v is not None})
         after_submit(c, job, wait, as_json)
 
