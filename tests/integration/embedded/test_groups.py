@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.embedded import api_client
+from tests.fixtures.util import wait_for
 from tests.integration.embedded.test_consistent import (
     STOP,
     app,  # noqa: F401 - a fixture
@@ -119,3 +121,27 @@ def test_a_named_group_that_fails_stores_nothing_and_starts_its_containers(
     assert ok["volume"] == "group:pair" and len(ok["result"]["backup_ids"]) == 2
     p = cli(embedded_env, "backup", vols[0], "--group", "x", ok=False)
     assert p.returncode != 0 and "one VOLUME, or a group" in p.stderr
+
+
+def test_the_remote_front_backs_up_and_restores_a_group_through_the_api(
+        embedded_server: str, embedded_env: dict[str, str], docker_host_a: Any) -> None:
+    project = f"api{uuid.uuid4().hex[:6]}"
+    vols = project_volumes(docker_host_a, project)
+    with api_client(embedded_server, embedded_env) as c:
+        c.post("/hosts/laptop/refresh").raise_for_status()
+        wait_for(lambda: set(vols) <= {v["name"] for v in c.get("/volumes").json()}, 30,
+                 "the server's inventory lists the project's volumes")
+    remote = ("--server", embedded_server)
+    job = json.loads(cli(embedded_env, *remote, "backup", "--project", project, "--format",
+                         "tar", "--wait", "--json").stdout)
+    assert job["state"] == "succeeded" and job["kind"] == "group-backup", job
+    group = job["result"]["group_id"]
+    with api_client(embedded_server, embedded_env) as c:
+        members = c.get(f"/groups/{group}").json()
+    assert sorted(b["volume"] for b in members) == sorted(vols)
+    done = json.loads(cli(embedded_env, *remote, "restore", "--group", group, "--suffix",
+                          "-r", "--wait", "--json").stdout)
+    assert [j["state"] for j in done] == ["succeeded", "succeeded"], done
+    for name, path in vols.items():
+        back = Path(docker_host_a.client().volumes.get(f"{name}-r").attrs["Mountpoint"])
+        assert compare_trees(path, back) == []
