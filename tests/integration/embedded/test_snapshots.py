@@ -2,8 +2,8 @@
 backup --snapshot`): a `local` bind volume on a subvolume of a loop-mounted btrfs, a
 container appending records to two files all the while. The backup is one instant of the
 volume (every record complete, the two files at most one record apart), the container
-never stopped, and the snapshot is gone afterwards — after a success, a failure and a
-killed CLI."""
+never stopped, and the snapshot is gone afterwards — after a success, a failure, a cancel
+and a killed CLI."""
 
 from __future__ import annotations
 
@@ -178,21 +178,47 @@ def test_the_snapshot_is_dropped_after_a_failed_backup_and_explicit_btrfs_needs_
     assert "not btrfs" in json.loads(p.stdout)["error"]
 
 
-def test_the_next_command_drops_the_snapshot_of_a_killed_backup(
-        embedded_env: dict[str, str], docker_host_a: Any, btrfs: Path) -> None:
-    name, sub = subvolume_volume(docker_host_a, btrfs)
+def start_slow_snapshot_backup(env: dict[str, str], btrfs: Path, name: str,
+                               sub: Path) -> subprocess.Popen[str]:
+    """A ~16 s snapshot backup of a 32 MiB volume, once its snapshot exists."""
     for i in range(4):
         (sub / f"blob{i}.bin").write_bytes(bytes([i]) * (8 << 20))
-    cli(embedded_env, "jobs")  # the database exists before two processes use it
-    slow = embedded_env | {"VOLKEEPER_BANDWIDTH_LIMIT": str(2 << 20)}  # ~16 s in all
+    cli(env, "jobs")  # the database exists before two processes use it
+    slow = env | {"VOLKEEPER_BANDWIDTH_LIMIT": str(2 << 20)}
     p = subprocess.Popen([sys.executable, "-m", "cli.main", "backup", name, "--snapshot",
-                          "btrfs", "--format", "tar"], env=slow, cwd=REPO,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "btrfs", "--format", "tar", "--json"], env=slow, cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 60
     while p.poll() is None and not snapshots_left(btrfs) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
-    assert p.poll() is None, "the backup ended before it could be killed"
+    assert p.poll() is None, "the backup ended before it could be stopped"
+    return p
+
+
+def test_a_cancelled_snapshot_backup_drops_its_snapshot(
+        embedded_env: dict[str, str], docker_host_a: Any, btrfs: Path) -> None:
+    name, sub = subvolume_volume(docker_host_a, btrfs)
+    p = start_slow_snapshot_backup(embedded_env, btrfs, name, sub)
+    try:
+        job = next(j for j in json.loads(cli(embedded_env, "jobs", "--json").stdout)
+                   if j["volume"] == name and j["state"] == "running")
+        cli(embedded_env, "cancel", job["id"])
+        stdout, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    done = json.loads(stdout)
+    assert done["state"] == "cancelled", done
+    assert done["result"]["snapshot"]["dropped"], done["result"]
+    assert snapshots_left(btrfs) == [] and not (sub / ".volkeeper-snapshots").exists()
+    assert backups_of(embedded_env, name) == []
+
+
+def test_the_next_command_drops_the_snapshot_of_a_killed_backup(
+        embedded_env: dict[str, str], docker_host_a: Any, btrfs: Path) -> None:
+    name, sub = subvolume_volume(docker_host_a, btrfs)
+    p = start_slow_snapshot_backup(embedded_env, btrfs, name, sub)
     p.kill()
     p.wait(30)
     assert len(snapshots_left(btrfs)) == 1  # nobody else drops it
