@@ -95,6 +95,12 @@ class RemoteFront(RemotePolicies):
     def backup(self, body: Json) -> Json:
         return self._call("POST", "/backups", body=body)
 
+    def group_backup(self, body: Json) -> Json:
+        return self._call("POST", "/groups", body=body)
+
+    def group_restore(self, group_id: str, body: Json) -> list[Json]:
+        return list(self._call("POST", f"/groups/{group_id}/restore", body=body))
+
     def restore(self, body: Json) -> Json:
         return self._call("POST", "/restores", body=body)
 

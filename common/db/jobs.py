@@ -73,6 +73,12 @@ def create_job(
         active_lock=lock,
         created_at=db_time(session),
     )
+    if lock == lock_key(host, volume):
+        group = group_holding(session, host, [volume])
+        if group is not None:
+            raise Conflict(f"volume {volume!r} on host {host!r} is part of an active group "
+                           f"backup (job {group.id}, {group.state})",
+                           "wait for that job to finish (volkeeper job ID) and submit again")
     try:
         with session.begin_nested():
             session.add(job)
@@ -88,6 +94,20 @@ def create_job(
             "wait for that job to finish (volkeeper job ID) and submit again",
         ) from None
     return job
+
+
+#: the kind of a job on several volumes of a host (``common.jobs.groups``): its lock is
+#: its own, its volumes are ``params["volumes"]``
+GROUP_KIND = "group-backup"
+
+
+def group_holding(session: Session, host: str, volumes: list[str]) -> Job | None:
+    """The active group job of ``host`` that holds one of ``volumes``, if any."""
+    q = select(Job).where(Job.host == host, Job.kind == GROUP_KIND,
+                          Job.active_lock.is_not(None))
+    wanted = set(volumes)
+    return next((j for j in session.scalars(q)
+                 if wanted & set((j.params or {}).get("volumes") or [])), None)
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -306,6 +326,16 @@ _RELEASE = (" (if it never comes back, release the volume's lock: "
 #: a job's result key: the containers it stopped and has not started again (``[{id,
 #: name}]`` in stop order); a lost job keeps its lock until its host started them
 STOPPED_KEY = "containers_to_start"
+#: a job's result key: the filesystem snapshots it took and has not dropped yet (their
+#: ``common.hooks.snapshots.Plan.record``); a lost job keeps its lock until its host
+#: dropped them
+SNAPSHOTS_KEY = "snapshots_to_drop"
+
+
+def _left_behind(job: Job) -> bool:
+    """Whether a lost job left containers stopped or snapshots to drop on its host."""
+    result = job.result or {}
+    return bool(result.get(STOPPED_KEY) or result.get(SNAPSHOTS_KEY))
 
 
 def _stopped_note(job: Job) -> str:
@@ -338,7 +368,7 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
             f"{undo} once that process is known to have stopped{_stopped_note(job)}"
             f"{_RELEASE}"))
         job.active_lock = lock
-    elif (job.result or {}).get(STOPPED_KEY):
+    elif _left_behind(job):
         lock = job.active_lock  # the containers are down: no other job on the volume
         _finish(job, JobState.failed, now, error=f"{lost}{_stopped_note(job)}{_RELEASE}")
         job.active_lock = lock
@@ -355,14 +385,15 @@ def interrupted_restores(session: Session, host: str) -> list[Job]:
     """Jobs of ``host`` whose worker died while writing or with containers stopped: their
     volume is still locked and awaits recovery (put back to the safety snapshot, or
     removed/emptied; the stopped containers started again)."""
-    q = select(Job).where(Job.host == host, Job.kind.in_(("restore", "backup")),
+    q = select(Job).where(Job.host == host,
+                          Job.kind.in_(("restore", "backup", GROUP_KIND)),
                           Job.state == JobState.failed, Job.active_lock.is_not(None))
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"
             or (j.result or {}).get("restore_state") == "writing"
             # a lost job kept its lock for its stopped containers (even if its process,
             # late rather than dead, started them again since: the lock is still to free)
-            or STOPPED_KEY in (j.result or {})]
+            or STOPPED_KEY in (j.result or {}) or SNAPSHOTS_KEY in (j.result or {})]
 
 
 def mark_recovered(session: Session, job_id: str, done: str) -> None:
@@ -370,8 +401,9 @@ def mark_recovered(session: Session, job_id: str, done: str) -> None:
     the failed job and release the volume's lock."""
     job = get_job(session, job_id)
     result = dict(job.result or {})
-    if STOPPED_KEY in result:
-        result[STOPPED_KEY] = []
+    for key in (STOPPED_KEY, SNAPSHOTS_KEY):
+        if key in result:
+            result[key] = []
     if "replace_state" in result or "restore_state" in result:
         state_key = "replace_state" if "replace_state" in result else "restore_state"
         result[state_key] = "recovered"

@@ -163,6 +163,13 @@ def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
         started = start_again(ctx.docker, stopped)
         done.append(f"containers {', '.join(started)} were started again" if started
                     else "the containers it had stopped were running (or gone) already")
+    snapshots = result.get(jobs.SNAPSHOTS_KEY) or []
+    if snapshots:
+        from common.hooks.snapshots import drop_recorded
+
+        dropped = [str(s.get("handle")) for s in snapshots if drop_recorded(s)]
+        done.append(f"its snapshots {', '.join(dropped)} were dropped" if dropped
+                    else "the snapshots it had taken were gone already")
     return "; ".join(done) or "the containers it had stopped were running again"
 
 

@@ -6,6 +6,8 @@ from common.formats import FORMATS as FORMATS
 from common.formats import REPO_FORMAT as REPO_FORMAT
 
 TASK_BACKUP = "volkeeper.backup"
+#: the volumes of a group (a Compose project, a named set) in one stop window
+TASK_GROUP_BACKUP = "volkeeper.group-backup"
 TASK_RESTORE = "volkeeper.restore"
 TASK_INVENTORY = "volkeeper.inventory"
 TASK_VERIFY = "volkeeper.verify"

@@ -81,6 +81,7 @@ class JobService:
         requested_by: str | None = None,
         stop_containers: bool = False,
         excludes: list[str] | None = None,
+        snapshot: str | None = None,
     ) -> Job:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
@@ -96,7 +97,8 @@ class JobService:
                 s, kind="backup", host=host, volume=volume, target=target,
                 params={"format": fmt, **({"stop_containers": True} if stop_containers
                                            else {}),
-                        **({"excludes": excludes} if excludes else {})},
+                        **({"excludes": excludes} if excludes else {}),
+                        **({"snapshot": snapshot} if snapshot else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_BACKUP)
 

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from common.db.models import Job
-from common.jobs import host, repo_jobs, stored_jobs, volume_jobs
+from common.jobs import group_jobs, host, repo_jobs, stored_jobs, volume_jobs
 from common.jobs.context import JobContext, current
 from common.jobs.names import (
     TASK_BACKUP,
     TASK_COPY,
     TASK_DRILL,
     TASK_FORGET,
+    TASK_GROUP_BACKUP,
     TASK_INVENTORY,
     TASK_KEYS,
     TASK_LABEL,
@@ -61,6 +62,7 @@ def inventory() -> dict[str, Any]:
 
 TASKS: dict[str, Callable[..., Any]] = {
     TASK_BACKUP: job_task(volume_jobs.backup),
+    TASK_GROUP_BACKUP: job_task(group_jobs.group_backup),
     TASK_RESTORE: job_task(volume_jobs.restore),
     TASK_VALIDATE: job_task(volume_jobs.validate),
     TASK_DRILL: job_task(volume_jobs.drill),
