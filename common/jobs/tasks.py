@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.db.models import Job
-from common.jobs import host, repo_jobs, stored_jobs, volume_jobs
+from common.jobs import host, migration_steps, repo_jobs, stored_jobs, volume_jobs
 from common.jobs.context import JobContext, current
 from common.jobs.names import (
     TASK_BACKUP,
@@ -20,6 +20,8 @@ from common.jobs.names import (
     TASK_INVENTORY,
     TASK_KEYS,
     TASK_LABEL,
+    TASK_MIGRATION_CHECK,
+    TASK_MIGRATION_STEP,
     TASK_PRUNE,
     TASK_REPAIR,
     TASK_RESTORE,
@@ -73,6 +75,8 @@ TASKS: dict[str, Callable[..., Any]] = {
     TASK_STATS: job_task(repo_jobs.stats),
     TASK_SNAPSHOTS: job_task(repo_jobs.snapshots),
     TASK_UNLOCK: job_task(repo_jobs.unlock),
+    TASK_MIGRATION_STEP: job_task(migration_steps.run),
+    TASK_MIGRATION_CHECK: job_task(migration_steps.check),
     TASK_KEYS: keys,
     TASK_INVENTORY: inventory,
 }
