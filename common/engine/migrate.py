@@ -44,8 +44,6 @@ from common.storage.base import Backend
 
 #: the options the ``local`` driver understands (``docker volume create -o``)
 LOCAL_OPTIONS = frozenset({"type", "o", "device"})
-#: the label a migration puts on the volume it creates (a rollback removes only those)
-MIGRATION_LABEL = "volkeeper.migration"
 
 
 def _checks(*items: Check) -> list[dict[str, Any]]:

@@ -34,9 +34,9 @@ from common.db import Job, JobState, jobs, leases
 from common.db.clock import now as db_time
 from common.db.migration_rows import FINAL_STATES, Migration
 from common.db.models import utcnow
-from common.engine.migrate import MIGRATION_LABEL
 from common.errors import Conflict, Unavailable, VolkeeperError
-from common.jobs.names import TASK_MIGRATION_STEP
+from common.jobs.loops import Loop
+from common.jobs.names import MIGRATION_LABEL, TASK_MIGRATION_STEP
 from common.jobs.operations import OperationsService
 
 log = logging.getLogger(__name__)
@@ -312,3 +312,21 @@ class Coordinator:
             row = s.get(Migration, m.id, with_for_update=True)
             assert row is not None
             row.report = dict(row.report or {}) | patch
+
+
+_loops: list[Loop] = []
+
+
+def coordinator_loop(ops: OperationsService, every: float = 0.5) -> Loop:
+    """The loop that drives every active migration (the served API runs one; each
+    process's coordinator takes a migration's lease before it acts on it)."""
+    coordinator = Coordinator(ops)
+    loop = Loop("migration coordinator", every, coordinator.tick)
+    _loops.append(loop)
+    return loop
+
+
+def wake() -> None:
+    """Nudge this process's coordinator loops (a migration was submitted or changed)."""
+    for loop in _loops:
+        loop.wake()

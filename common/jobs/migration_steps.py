@@ -22,6 +22,7 @@ from common.errors import Conflict, Damaged, NotFound
 from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
+from common.jobs.names import MIGRATION_LABEL
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
 
@@ -114,7 +115,7 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
         info = ctx.docker.volume(job.volume)
     except NotFound:
         return Outcome({"removed": False, "detail": "the destination did not exist"})
-    if info.labels.get(engine.MIGRATION_LABEL) != job.params.get("migration"):
+    if info.labels.get(MIGRATION_LABEL) != job.params.get("migration"):
         raise Conflict(f"volume {job.volume!r} was not created by migration "
                        f"{job.params.get('migration')}; it is left alone",
                        "remove it by hand if it is not needed")

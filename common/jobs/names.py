@@ -24,6 +24,8 @@ TASK_REPAIR = "volkeeper.repair"
 # a migration's own steps (common.jobs.migration_steps; the coordinator queues them)
 TASK_MIGRATION_STEP = "volkeeper.migration_step"
 TASK_MIGRATION_CHECK = "volkeeper.migration_check"
+#: the label a migration puts on the volume it creates (a rollback removes only those)
+MIGRATION_LABEL = "volkeeper.migration"
 
 
 
