@@ -145,3 +145,30 @@ def test_the_dry_run_names_each_bad_input(runtime: EmbeddedRuntime,
                if not p["ok"] for p in [p["detail"]])
     names = [v.name for v in docker_host_a.client().volumes.list()]
     assert "mig-free" not in names and not any(n.startswith("volkeeper-probe") for n in names)
+
+
+def test_a_cancel_during_the_cut_over_rolls_back_and_starts_the_container_again(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    _volume(docker_host_a, "mig-cx", files=5)
+    writer = _writer(docker_host_a, "mig-cx-writer", "mig-cx")
+    service = MigrationService(runtime.service)
+
+    def cancel(step: str, m: Any) -> None:
+        if step == "cutover.apply":  # the containers are down, the final backup is made
+            service.cancel(migration_id=m.id, requested_by="tester")
+
+    try:
+        done = _migrate(runtime, observer=cancel, volume="mig-cx", to_host="laptop",
+                        to_volume="mig-cx-copy")
+        assert done["state"] == "cancelled", done
+        assert done["reason"] == "cancelled by tester"
+        assert [p["name"] for p in done["phases"]][-1] == "rollback"
+        assert done["report"]["containers_started"] == ["mig-cx-writer"]
+        names = [v.name for v in docker_host_a.client().volumes.list()]
+        assert "mig-cx-copy" not in names
+        writer.reload()
+        assert writer.status == "running"
+        with pytest.raises(Exception, match="already finished"):
+            service.cancel(migration_id=done["id"])
+    finally:
+        writer.remove(force=True)
