@@ -87,7 +87,22 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
     if checks[-1].ok and opts:
         checks.append(_probe(docker, driver, opts))
     checks.append(_check_space(docker, driver, opts, need_bytes))
+    checks.append(_check_reach(docker, driver, opts))
     return {"checks": _checks(*checks)}
+
+
+def _check_reach(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:
+    """The cut-over's sync and the verify read the destination's files: they must be
+    visible to this worker (``volume_path``)."""
+    root = docker.root_dir()
+    if driver == "local" and not opts and root is not None:
+        return Check("file access", True, "the worker reaches the volume's files")
+    device = Path(opts.get("device", "/nonexistent"))
+    if driver == "local" and "bind" in opts.get("o", "").split(",") and device.is_dir():
+        return Check("file access", True, f"the worker reaches the files at {device}")
+    return Check("file access", False, "the worker cannot reach the destination's files, "
+                 "so the cut-over cannot sync them nor the verify compare them — use the "
+                 "local driver (plain, or o=bind with a device directory this worker sees)")
 
 
 def _check_driver(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:

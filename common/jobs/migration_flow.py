@@ -200,6 +200,7 @@ class Coordinator:
         back = rolling_back(m)
         if not back and m.cancel_requested_by:
             self._fail(m, None, f"cancelled by {m.cancel_requested_by}")
+            self._step(self._load(m.id))  # on to the rollback steps at once
             return
         for step in ROLLBACK if back else FORWARD:
             if not step.applies(m):
@@ -217,12 +218,14 @@ class Coordinator:
                     self._rollback_failed(m, step, job)
                 else:
                     self._fail(m, step.name, job.error or str(job.state), job)
+                    self._step(self._load(m.id))
                 return
             if step.name not in (m.report or {}).get("absorbed", []):
                 self._absorb(m, step, job)
                 m = self._load(m.id)
                 if not back and m.cancel_requested_by:
                     self._fail(m, None, f"cancelled by {m.cancel_requested_by}")
+                    self._step(self._load(m.id))
                     return
         self._finish(m, back)
 
