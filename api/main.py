@@ -20,6 +20,7 @@ from api.routes import (
     backup_ops,
     backups,
     drills,
+    evacuations,
     health,
     hosts,
     jobs,
@@ -157,7 +158,8 @@ def create_app(
     install_openapi(app, v1)
     for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
               backup_ops.router, restores.router, drills.router, jobs.router,
-              security.router, policies.router, migrations.router):
+              security.router, policies.router, migrations.router,
+              evacuations.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(metrics.router)

@@ -29,6 +29,10 @@ class MigrationFront(Protocol):
         """Embedded: advance the migration one step here (None remotely: the server's
         coordinator does); the migration as it is now."""
         ...
+    def evacuate(self, body: Json) -> Json: ...
+    def evacuation(self, evacuation_id: str) -> Json:
+        """The evacuation (embedded: its migrations advanced here first)."""
+        ...
 
 
 class LocalMigrations:
@@ -75,6 +79,18 @@ class LocalMigrations:
         coordinator.advance(migration_id)
         return self.migration(migration_id)
 
+    def evacuate(self, body: Json) -> Json:
+        from common.jobs.evacuations import EvacuationService
+
+        return EvacuationService(self._migrations()).evacuate(**body, requested_by=_user())
+
+    def evacuation(self, evacuation_id: str) -> Json:
+        from common.jobs.evacuations import EvacuationService
+        from common.jobs.migration_flow import Coordinator
+
+        Coordinator(self.runtime.service, holder="cli-evacuate").tick()
+        return EvacuationService(self._migrations()).get(evacuation_id)
+
 
 class RemoteMigrations:
     """Mixed into ``cli.remote.RemoteFront`` (which has ``_call`` and ``http``)."""
@@ -105,6 +121,12 @@ class RemoteMigrations:
 
     def drive_migration(self, migration_id: str) -> Json | None:
         return None
+
+    def evacuate(self, body: Json) -> Json:
+        return self._call("POST", "/evacuations", body=body)
+
+    def evacuation(self, evacuation_id: str) -> Json:
+        return self._call("GET", f"/evacuations/{evacuation_id}")
 
 
 def _user() -> str:

@@ -47,9 +47,12 @@ class Migration(Base):
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
     cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
     rollback_requested_by: Mapped[str | None] = mapped_column(String(200))
+    #: the evacuation (``volkeeper evacuate``) this migration is part of
+    batch: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_migrations_state", "state"),
-                      Index("ix_migrations_created_at", "created_at"))
+                      Index("ix_migrations_created_at", "created_at"),
+                      Index("ix_migrations_batch", "batch"))

@@ -186,6 +186,8 @@ class Coordinator:
         if m.state in FINAL_STATES:
             leases.release(self.db, name, self.holder)
             return m
+        if m.state == "queued" and not self._may_start(m):
+            return m  # its evacuation already moves as many volumes as it may
         if m.state == "queued":
             self._update(mid, state="running", started_at=utcnow())
             m = self._load(mid)
@@ -194,6 +196,15 @@ class Coordinator:
         if m.state in FINAL_STATES:
             leases.release(self.db, name, self.holder)
         return m
+
+    def _may_start(self, m: Migration) -> bool:
+        if m.batch is None:
+            return True
+        limit = int((m.report or {}).get("concurrency") or 2)
+        with self.db.session() as s:
+            running = len(list(s.scalars(select(Migration.id).where(
+                Migration.batch == m.batch, Migration.state == "running"))))
+        return running < limit
 
     # --- the state machine ------------------------------------------------------------
     def _step(self, m: Migration) -> None:

@@ -8,6 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -40,6 +41,23 @@ def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
 
 
+@dataclass
+class Checked:
+    """A validated migration request and what its checks found."""
+
+    body: MigrationIn
+    host: str
+    to_volume: str
+    via: str
+    checks: list[dict[str, Any]]
+    source: dict[str, Any]
+    plan: str
+
+    @property
+    def ok(self) -> bool:
+        return all(c["ok"] for c in self.checks)
+
+
 class MigrationService:
     """What the fronts do with migrations. ``wake`` nudges the coordinator (if any)."""
 
@@ -56,35 +74,46 @@ class MigrationService:
                ) -> dict[str, Any]:
         """Validate; a dry run returns ``{dry_run, ok, checks, plan}``; otherwise the new
         migration's view (InvalidInput naming the failed checks when one fails)."""
+        c = self.check(request)
+        if c.body.dry_run:
+            return {"dry_run": True, "ok": c.ok, "checks": c.checks, "plan": c.plan}
+        if not c.ok:
+            bad = [x for x in c.checks if not x["ok"]]
+            raise InvalidInput("migration refused: " + "; ".join(x["detail"] for x in bad),
+                               "fix what the checks name (see them all with --dry-run)")
+        view = self.record(c, requested_by)
+        if self.wake is not None:
+            self.wake()
+        return view
+
+    def check(self, request: dict[str, Any]) -> Checked:
+        """The validation of a request: every check, on both hosts."""
         body = MigrationIn.model_validate(request)
         host = body.host or self.settings.host_name
         to_volume = body.to_volume or body.volume
         via = body.via or self._default_via()
         checks, source = self._validate(body, host, to_volume, via)
-        ok = all(c["ok"] for c in checks)
-        plan = migration_views.plan(body, host, to_volume, via)
-        if body.dry_run:
-            return {"dry_run": True, "ok": ok, "checks": checks, "plan": plan}
-        if not ok:
-            bad = [c for c in checks if not c["ok"]]
-            raise InvalidInput("migration refused: " + "; ".join(c["detail"] for c in bad),
-                               "fix what the checks name (see them all with --dry-run)")
+        return Checked(body, host, to_volume, via, checks, source,
+                       migration_views.plan(body, host, to_volume, via))
+
+    def record(self, c: Checked, requested_by: str | None, batch: str | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the ``migrations`` row of a validated request (queued); its view."""
+        body = c.body
         with self.db.session() as s:
             m = Migration(
                 id=uuid.uuid4().hex[:16], state="queued", requested_by=requested_by,
-                source_host=host, source_volume=body.volume, dest_host=body.to_host,
-                dest_volume=to_volume, driver=body.driver, driver_opts=body.driver_opts,
-                via=via, cutover=body.cutover, remove_source=body.remove_source, steps={},
-                phases=[], report={"checks": checks, "plan": plan,
-                                   "source_bytes": source.get("bytes"),
-                                   "source_containers": source.get("containers") or [],
-                                   "validated_at": utcnow().isoformat()})
+                source_host=c.host, source_volume=body.volume, dest_host=body.to_host,
+                dest_volume=c.to_volume, driver=body.driver, driver_opts=body.driver_opts,
+                via=c.via, cutover=body.cutover, remove_source=body.remove_source,
+                steps={}, phases=[], batch=batch,
+                report={"checks": c.checks, "plan": c.plan,
+                        "source_bytes": c.source.get("bytes"),
+                        "source_containers": c.source.get("containers") or [],
+                        "validated_at": utcnow().isoformat(), **(extra or {})})
             s.add(m)
             s.flush()
-            view = migration_views.view(s, m)
-        if self.wake is not None:
-            self.wake()
-        return view
+            return migration_views.view(s, m)
 
     def _default_via(self) -> str:
         with self.db.session() as s:

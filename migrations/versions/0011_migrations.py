@@ -1,5 +1,5 @@
 """Migrations: one row per volume migration (source, destination, via target, phases,
-downtime, verify outcome, state, report)
+downtime, verify outcome, state, report; the evacuation it belongs to)
 
 Revision ID: 0011
 Revises: 0010
@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column('report', sa.JSON(), nullable=False),
         sa.Column('cancel_requested_by', sa.String(length=200), nullable=True),
         sa.Column('rollback_requested_by', sa.String(length=200), nullable=True),
+        sa.Column('batch', sa.String(length=32), nullable=True),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
@@ -47,9 +48,11 @@ def upgrade() -> None:
     )
     op.create_index('ix_migrations_state', 'migrations', ['state'])
     op.create_index('ix_migrations_created_at', 'migrations', ['created_at'])
+    op.create_index('ix_migrations_batch', 'migrations', ['batch'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_migrations_batch', table_name='migrations')
     op.drop_index('ix_migrations_created_at', table_name='migrations')
     op.drop_index('ix_migrations_state', table_name='migrations')
     op.drop_table('migrations')

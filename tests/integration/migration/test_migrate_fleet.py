@@ -125,3 +125,20 @@ def test_the_destination_worker_killed_mid_pre_copy_ends_rolled_back(
         if throttled:
             fleet.stop_worker("host-b")
             fleet.start_worker("host-b")
+
+
+def test_an_evacuation_dry_run_checks_every_volume_of_the_host(fleet: Fleet) -> None:
+    name = f"ev-{uuid.uuid4().hex[:6]}"
+    fleet.docker["host-a"].client().volumes.create(name)
+    fleet.wait_volume("host-a", name)
+    with fleet.http as c:
+        r = c.post("/evacuations", json={"host": "host-a", "to_host": "host-b",
+                                         "via": "s3", "dry_run": True})
+        assert r.status_code == 202, r.text
+        mine = [v for v in r.json()["volumes"] if v["volume"] == name]
+        assert len(mine) == 1 and mine[0]["ok"], mine
+        assert {x["name"] for x in mine[0]["checks"]} >= {
+            "source volume", "destination volume", "driver", "free space", "target s3"}
+        bad = c.post("/evacuations", json={"host": "host-a", "to_host": "host-b",
+                                           "concurrency": 0})
+        assert bad.status_code == 422 and "concurrency" in bad.text

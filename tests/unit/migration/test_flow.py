@@ -183,3 +183,18 @@ def test_a_request_with_bad_fields_names_them() -> None:
                             "driver_opts": {"a=b": "c"}})
     fields = {f["field"] for f in e.value.fields}  # type: ignore[attr-defined]
     assert fields == {"volume", "to_host", "cutover", "driver_opts"}
+
+
+def test_an_evacuation_moves_at_most_its_concurrency_at_once(
+        env: tuple[Database, Coordinator]) -> None:
+    db, c = env
+    with db.session() as s:
+        for name in ("v1", "v2", "v3"):
+            s.add(Migration(id=name, source_host="a", source_volume=name, dest_host="b",
+                            dest_volume=name, driver="local", driver_opts={}, via="s3",
+                            cutover="none", remove_source=False, steps={}, phases=[],
+                            batch="e1", report={"concurrency": 2}))
+    c.tick()
+    with db.session() as s:
+        states = {m.id: m.state for m in s.query(Migration)}
+    assert sorted(states.values()) == ["queued", "running", "running"]
