@@ -159,7 +159,9 @@ def _check_space(docker: DockerHost, driver: str, opts: dict[str, str],
 
 @dataclass
 class Cutover:
-    """The final backup and the containers stopped for it (still stopped)."""
+    """The final backup and the containers stopped for it (still stopped); ``stopped_at``
+    (epoch seconds) starts the downtime window of a ``--cutover stop`` (also when no
+    container was running), None without a stop."""
 
     backup: BackupOutcome
     stopped: list[dict[str, str]] = field(default_factory=list)
@@ -190,7 +192,7 @@ def cutover_backup(docker: DockerHost, backend: Backend, *, host: str, volume: s
             window.start()
         raise
     stopped = [{"id": w.id, "name": w.name} for w in window.windows] if window else []
-    return Cutover(out, stopped, stopped_at if stopped else None)
+    return Cutover(out, stopped, stopped_at)
 
 
 def apply_final(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
