@@ -24,7 +24,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -36,7 +35,15 @@ from common.db.migration_rows import FINAL_STATES, Migration
 from common.db.models import utcnow
 from common.errors import Conflict, Unavailable, VolkeeperError
 from common.jobs.loops import Loop
-from common.jobs.names import MIGRATION_LABEL, TASK_MIGRATION_STEP
+from common.jobs.migration_plan import (
+    FORWARD,
+    ROLLBACK,
+    Step,
+    absorb,
+    actor,
+    report_of,
+    rolling_back,
+)
 from common.jobs.operations import OperationsService
 
 log = logging.getLogger(__name__)
@@ -44,102 +51,6 @@ log = logging.getLogger(__name__)
 #: how long a forward step waits for a busy volume or an offline host before it fails
 WAIT_SECONDS = 120.0
 LEASE_TTL = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    phase: str
-    applies: Callable[[Migration], bool]
-    submit: Callable[[OperationsService, Migration], Job]
-
-
-def actor(m: Migration) -> str:
-    return f"migration:{m.id}"
-
-
-def create_options(m: Migration) -> dict[str, Any]:
-    return {"driver": m.driver, "driver_opts": dict(m.driver_opts or {}),
-            "labels": {MIGRATION_LABEL: m.id}}
-
-
-def queue_step(ops: OperationsService, m: Migration, kind: str, *, host: str, volume: str,
-               target: str | None = None, backup_id: str | None = None,
-               params: dict[str, Any] | None = None, lock: str | None = None) -> Job:
-    """Queue one of the migration's own steps (``migration_steps``) as a job."""
-    with ops.db.session() as s:
-        job = jobs.create_job(s, kind=kind, host=host, volume=volume, target=target,
-                              backup_id=backup_id, requested_by=actor(m), lock=lock,
-                              params={"migration": m.id, **(params or {})})
-    return ops._dispatch(job, TASK_MIGRATION_STEP)
-
-
-def _report(m: Migration, key: str) -> Any:
-    return (m.report or {}).get(key)
-
-
-FORWARD = (
-    Step("precopy.backup", "pre-copy", lambda m: True, lambda ops, m: ops.submit_backup(
-        volume=m.source_volume, host=m.source_host, target=m.via, fmt="repo",
-        requested_by=actor(m))),
-    Step("precopy.restore", "pre-copy", lambda m: True, lambda ops, m: ops._queue_restore(
-        backup_id=_report(m, "precopy_backup_id"), into=m.dest_volume, host=m.dest_host,
-        requested_by=actor(m), mode="new", stop_containers=False,
-        create=create_options(m))),
-    Step("cutover.backup", "cut-over", lambda m: True, lambda ops, m: queue_step(
-        ops, m, "cutover", host=m.source_host, volume=m.source_volume, target=m.via,
-        params={"stop": m.cutover == "stop"})),
-    Step("cutover.apply", "cut-over", lambda m: True, lambda ops, m: queue_step(
-        ops, m, "migration-sync", host=m.dest_host, volume=m.dest_volume,
-        backup_id=_report(m, "final_backup_id"), params={"create": create_options(m)})),
-    Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
-        ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
-        backup_id=_report(m, "final_backup_id"))),
-    Step("finish.retire", "finish", lambda m: m.remove_source, lambda ops, m: queue_step(
-        ops, m, "migration-retire", host=m.source_host, volume=m.source_volume,
-        target=m.via)),
-)
-
-ROLLBACK = (
-    Step("rollback.restore_source", "rollback",
-         lambda m: bool(_report(m, "source_removed")),
-         lambda ops, m: ops._queue_restore(
-             backup_id=_report(m, "safety_backup_id"), into=m.source_volume,
-             host=m.source_host, requested_by=actor(m), mode="new", stop_containers=False)),
-    Step("rollback.remove_destination", "rollback",
-         lambda m: "precopy.restore" in (m.steps or {}),
-         lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
-                                   volume=m.dest_volume)),
-    Step("rollback.start_containers", "rollback",
-         lambda m: bool(_report(m, "containers_stopped")),
-         lambda ops, m: queue_step(ops, m, "migration-start", host=m.source_host,
-                                   volume=m.source_volume, lock=f"start/{uuid.uuid4().hex}",
-                                   params={"containers": _report(m, "containers_stopped")})),
-)
-
-
-def rolling_back(m: Migration) -> bool:
-    return bool(_report(m, "failure") or m.rollback_requested_by)
-
-
-def _absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
-    """What a finished child job adds to the migration's report."""
-    r = job.result or {}
-    if step == "precopy.backup":
-        return {"precopy_backup_id": job.backup_id}
-    if step == "cutover.backup":
-        return {"final_backup_id": job.backup_id,
-                "containers_stopped": r.get("containers_stopped") or [],
-                "stopped_at": r.get("stopped_at")}
-    if step == "cutover.apply":
-        return {"apply_method": r.get("method")}
-    if step == "finish.retire":
-        return {"safety_backup_id": r.get("safety_backup_id"), "source_removed": True}
-    if step == "rollback.restore_source":
-        return {"source_removed": False, "source_restored": True}
-    if step == "rollback.start_containers":
-        return {"containers_started": r.get("started") or []}
-    return {}
 
 
 class Coordinator:
@@ -246,7 +157,11 @@ class Coordinator:
         try:
             job = step.submit(self.ops, m)
         except (Conflict, Unavailable) as e:
-            waits = dict(_report(m, "waiting") or {})
+            orphan = self._orphan(m)
+            if orphan is not None:  # queued by a process that died before recording it
+                self._update(m.id, steps=dict(m.steps or {}) | {step.name: orphan})
+                return
+            waits = dict(report_of(m, "waiting") or {})
             since = waits.setdefault(step.name, time.time())
             if back or time.time() - since < WAIT_SECONDS:
                 self._patch_report(m, {"waiting": waits})
@@ -266,11 +181,21 @@ class Coordinator:
         self._update(m.id, steps=steps)
         log.info("migration %s: %s is job %s", m.id, step.name, job.id)
 
+    def _orphan(self, m: Migration) -> str | None:
+        """An active child job of ``m`` that its steps do not name (a migration has one
+        active child at a time, so it is the one this step queued before a crash)."""
+        known = set((m.steps or {}).values())
+        with self.db.session() as s:
+            ids = s.scalars(select(Job.id).where(
+                Job.requested_by == actor(m),
+                Job.state.in_((JobState.queued, JobState.running))))
+            return next((i for i in ids if i not in known), None)
+
     def _absorb(self, m: Migration, step: Step, job: Job) -> None:
-        patch = _absorb(m, step.name, job)
+        patch = absorb(m, step.name, job)
         patch["absorbed"] = [*((m.report or {}).get("absorbed") or []), step.name]
         if step.name == "verify":
-            stopped_at = _report(m, "stopped_at")
+            stopped_at = report_of(m, "stopped_at")
             fin = job.finished_at.timestamp() if job.finished_at else time.time()
             self._update(m.id, verify_outcome="passed",
                          downtime_seconds=round(fin - stopped_at, 3) if stopped_at else None)
@@ -299,7 +224,7 @@ class Coordinator:
         if not back:
             self._update(m.id, state="succeeded", finished_at=utcnow())
             return
-        failure = _report(m, "failure") or {}
+        failure = report_of(m, "failure") or {}
         state = "cancelled" if failure.get("cancelled") else "rolled_back"
         reason = (f"rolled back by {m.rollback_requested_by}"
                   if m.rollback_requested_by and not failure else m.reason)
