@@ -32,7 +32,7 @@ from common.engine.access import direct_path
 from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
 from common.engine.records import BackupOutcome, Check, StoredBackup
-from common.engine.repo_verify import compare_backup
+from common.engine.repo_verify import Seen, compare_backup
 from common.engine.restore import restore_backup
 from common.engine.sizing import scan_tree
 from common.engine.sync import sync_volume
@@ -232,9 +232,12 @@ def volume_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 
 def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
-            settings: Settings, tracker: ProgressTracker) -> VerifyReport:
-    """The drill's comparison of ``volume`` with ``backup``, also for a bind volume."""
+            settings: Settings, tracker: ProgressTracker, *, trusted: Seen | None = None,
+            seen: Seen | None = None) -> VerifyReport:
+    """The drill's comparison of ``volume`` with ``backup``, also for a bind volume;
+    ``trusted``/``seen`` as for ``repo_verify.compare_tree`` (a repo backup's files)."""
     path = volume_path(docker, volume, settings)
     if path is not None and backup.format == REPO_FORMAT:
-        return compare_backup(backend, backup, path, settings, tracker)
+        return compare_backup(backend, backup, path, settings, tracker, trusted=trusted,
+                              seen=seen)
     return compare_volume(docker, backend, backup, volume, settings, tracker)

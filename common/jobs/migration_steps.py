@@ -11,6 +11,8 @@ the destination it created), ``migration-start`` (start the stopped containers a
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from common.db import catalog
@@ -18,6 +20,7 @@ from common.db.models import Job
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
 from common.engine.records import StoredBackup
+from common.engine.repo_verify import Seen
 from common.errors import Conflict, Damaged, NotFound
 from common.hooks import start_again
 from common.jobs import record
@@ -78,19 +81,47 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 
 def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Compare the destination with the job's backup. ``params.record`` (the pre-copy's
+    content baseline: not a gate, the cut-over's sync fixes what differs) keeps each file
+    whose content matched in this host's migration state; ``baseline`` (the verify after
+    the cut-over, which fails the migration on any difference) then reads only the files
+    changed since, or not matched then (``compare_tree``)."""
     b = ctx.job_backup(job)
+    state = _state_file(ctx, str(job.params.get("migration")))
+    trusted = _load(state) if job.params.get("baseline") else None
+    seen: Seen = {}
     tracker.set_phase("comparing")
     with ctx.open_target(b.target) as backend:
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
-                                ctx.settings_for(b.target), tracker)
+                                ctx.settings_for(b.target), tracker, trusted=trusted,
+                                seen=seen)
     result = {"ok": report.ok, "entries_checked": report.entries_checked,
+              "files_trusted": sum(1 for k, v in seen.items()
+                                   if trusted and tuple(trusted.get(k) or ()) == v),
               "problems": report.problems[:50], "problem_count": report.problem_count}
-    if not report.ok:
-        raise Damaged(f"the destination volume {job.volume!r} differs from the final "
+    if not report.ok and not job.params.get("record"):
+        raise Damaged(f"the destination volume {job.volume!r} differs from the "
                       f"snapshot: {'; '.join(report.problems[:3])}", result,
                       "the migration is rolled back; look for what writes into the "
                       "destination, then migrate again")
+    if job.params.get("record"):
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps(seen))
+    elif trusted is not None:
+        state.unlink(missing_ok=True)
     return Outcome(result)
+
+
+def _state_file(ctx: JobContext, migration: str) -> Path:
+    return Path(ctx.settings.home) / "migrations" / f"{migration}.verified.json"
+
+
+def _load(path: Path) -> Seen:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # nothing recorded here: every file is read
+    return {k: tuple(v) for k, v in raw.items()}
 
 
 def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

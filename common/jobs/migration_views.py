@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 PHASES = ("pre-copy", "cut-over", "verify", "finish", "rollback")
 #: the step names of each phase (``migration_flow``)
 STEP_PHASE = {"precopy.backup": "pre-copy", "precopy.restore": "pre-copy",
+              "precopy.verify": "pre-copy",
               "cutover.backup": "cut-over", "cutover.apply": "cut-over",
               "verify": "verify", "finish.retire": "finish"}
 #: the result field that says how many bytes a child job moved
