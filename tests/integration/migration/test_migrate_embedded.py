@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from common.config import Settings
+from common.db import jobs
 from common.jobs import host
 from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.migration_flow import Coordinator
@@ -87,6 +88,10 @@ def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
         assert vol.attrs["Driver"] == "local" and vol.attrs["Options"]["o"] == "bind"
         assert compare_trees(src, device, check_root=False, mtime_tolerance_ns=10**9) == []
         assert (device / "log.txt").read_text() == (src / "log.txt").read_text()
+        verify = next(j for p in done["phases"] for j in p["jobs"] if j["step"] == "verify")
+        with runtime.db.session() as s:
+            result = jobs.get_job(s, verify["job_id"]).result
+        assert result["ok"] and result["files_trusted"] >= 20  # read in the pre-copy
     finally:
         writer.remove(force=True)
 
@@ -172,3 +177,24 @@ def test_a_cancel_during_the_cut_over_rolls_back_and_starts_the_container_again(
             service.cancel(migration_id=done["id"])
     finally:
         writer.remove(force=True)
+
+
+def test_a_destination_file_changed_behind_the_sync_s_back_is_found_by_the_verify(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    """Same size and mtime: the sync trusts it and leaves it; the verify does not (its
+    ctime moved since the pre-copy's content baseline) and the migration rolls back."""
+    _volume(docker_host_a, "mig-sly", files=5)
+
+    def tamper(step: str, m: Any) -> None:
+        if step == "cutover.backup":
+            dst = Path(docker_host_a.client().volumes.get("mig-sly-copy").attrs["Mountpoint"])
+            f = dst / "sub" / "f3.bin"
+            st = f.stat()
+            f.write_bytes(b"x" * st.st_size)
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    done = _migrate(runtime, observer=tamper, volume="mig-sly", to_host="laptop",
+                    to_volume="mig-sly-copy")
+    assert done["state"] == "rolled_back", done
+    assert "sub/f3.bin: content: differs" in done["reason"]
+    assert "mig-sly-copy" not in [v.name for v in docker_host_a.client().volumes.list()]
