@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from cli.errors import CliError, Json
+from cli.front_migrations import MigrationFront
 from cli.front_policies import PolicyFront
 
 __all__ = ["CliError", "Front", "Json", "Options", "connect", "open_front"]
 
 
-class Front(PolicyFront, Protocol):
+class Front(PolicyFront, MigrationFront, Protocol):
     """What the CLI can ask. Jobs come back as submitted (``state`` queued or running);
     ``job(id)`` shows one with its live progress."""
 

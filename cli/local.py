@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.errors import CliError, Json
+from cli.front_migrations import LocalMigrations
 from cli.front_policies import LocalPolicies
 from common.auth import LOCAL_ACTOR
 from common.config import Settings, get_settings
@@ -46,7 +47,7 @@ def settings() -> Settings:
         raise CliError(f"invalid configuration: {e}", "check the VOLKEEPER_* variables") from None
 
 
-class LocalFront(LocalPolicies):
+class LocalFront(LocalPolicies, LocalMigrations):
     embedded = True
 
     def __init__(self, *, volume_sizes: bool = False, docker: bool = True) -> None:

@@ -7,10 +7,11 @@ from typing import Any
 import httpx
 
 from cli.errors import CliError, Json
+from cli.front_migrations import RemoteMigrations
 from cli.front_policies import RemotePolicies
 
 
-class RemoteFront(RemotePolicies):
+class RemoteFront(RemotePolicies, RemoteMigrations):
     embedded = False
 
     def __init__(self, server: str, token: str | None) -> None:

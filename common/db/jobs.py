@@ -386,7 +386,7 @@ def interrupted_restores(session: Session, host: str) -> list[Job]:
     volume is still locked and awaits recovery (put back to the safety snapshot, or
     removed/emptied; the stopped containers started again)."""
     q = select(Job).where(Job.host == host,
-                          Job.kind.in_(("restore", "backup", GROUP_KIND)),
+                          Job.kind.in_(("restore", "backup", "cutover", GROUP_KIND)),
                           Job.state == JobState.failed, Job.active_lock.is_not(None))
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"

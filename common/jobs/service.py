@@ -123,8 +123,11 @@ class JobService:
 
     def _queue_restore(self, *, backup_id: str, into: str | None, host: str | None,
                        requested_by: str | None, mode: str, stop_containers: bool,
-                       paths: list[str] | None = None) -> Job:
-        """``submit_restore`` without its audit entry (a rollback writes its own)."""
+                       paths: list[str] | None = None,
+                       create: dict[str, Any] | None = None) -> Job:
+        """``submit_restore`` without its audit entry (a rollback writes its own; a
+        migration's restores are its own record). ``create``: the driver, driver_opts and
+        labels a missing volume is created with (a migration's destination)."""
         if paths and mode == "replace":
             raise InvalidInput("selected paths cannot be restored with --mode replace",
                                "restore the paths into a new volume and copy them over")
@@ -138,7 +141,8 @@ class JobService:
                 backup_id=backup.id, params={"source_volume": backup.volume,
                                              "source_host": backup.host, "mode": mode,
                                              "stop_containers": stop_containers,
-                                             "paths": paths},
+                                             "paths": paths,
+                                             **({"create": create} if create else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
 

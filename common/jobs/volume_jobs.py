@@ -50,7 +50,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
             tracker=tracker, settings=ctx.settings_for(b.target), host=job.host,
             paths=job.params.get("paths"),
-            on_writing=lambda created: record.restore_writing(ctx, job.id, created))
+            on_writing=lambda created: record.restore_writing(ctx, job.id, created),
+            **(job.params.get("create") or {}))
     return Outcome(out.as_result())
 
 
