@@ -2,7 +2,7 @@
 set, within one stop window) share a ``group_id`` (NULL for a backup of its own)
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06 20:30:00.000000
 """
 
