@@ -19,7 +19,8 @@ from common.audit import LOCAL_ACTOR, record
 from common.db import Backup, Job, Policy
 from common.errors import NotFound, VolkeeperError
 from common.formats import traits_of
-from common.jobs.policies import PolicyService, RunResult, requested_by
+from common.jobs.policies import PolicyService
+from common.jobs.policy_runs import RunResult, requested_by
 from common.jobs.policy_state import InventoryView, selected, selection_of
 from common.jobs.policy_views import SkippedOut, owned
 

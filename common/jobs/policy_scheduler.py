@@ -1,7 +1,9 @@
-"""The scheduler wired to the services: a due run of a policy is ``PolicyService.run``
-(the same validation, 409 and history as ``volkeeper policy run``; jobs requested by
-``policy:NAME``, the audit entry by ``scheduler``). A run that finds a volume's previous
-backup still going skips that volume, and the skip is recorded in the audit log. After a
+"""The scheduler wired to the services: the due runs of a tick are
+``policy_runs.run_policies`` (the same validation, 409 and history as ``volkeeper policy
+run``; jobs requested by ``policy:NAME``, the audit entry by ``scheduler``), all the runs
+due for one slot in one transaction, their tasks sent after it committed. A run that
+finds a volume's previous backup still going skips that volume, and the skip is recorded
+in the audit log. After a
 run's backup succeeds, ``policy_followups`` copies it to the policy's other targets and
 applies its retention; every minute ``policy_watch.RpoCheck`` reports each volume's
 freshness to the notifications (overdue / recovered), and ``/health`` asks the lease.
@@ -24,6 +26,7 @@ from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
 from common.jobs.policy_checks import run_check
 from common.jobs.policy_followups import FollowUps
+from common.jobs.policy_runs import run_policies
 from common.jobs.policy_state import InventoryView, inventory_view
 from common.jobs.policy_watch import Both, RpoCheck, health_probe
 from common.policies.scheduler import Scheduler
@@ -51,6 +54,11 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
             return f"error: {e.message}"
         return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
 
+    def run_many(names: list[str], slot: datetime) -> dict[str, str]:
+        results = run_policies(ops, names, actor=ACTOR, view=view(), refuse_busy=False)
+        return {n: f"error: {r.message}" if isinstance(r, VolkeeperError) else
+                f"queued {len(r.jobs)}, skipped {len(r.skipped)}" for n, r in results.items()}
+
     def check(kind: str, name: str, slot: datetime) -> str:
         try:
             result = run_check(service, name, kind, actor=ACTOR, view=view())
@@ -61,5 +69,5 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
     from common.health import set_scheduler_probe
 
     set_scheduler_probe(health_probe)
-    return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check,
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check, run_many=run_many,
                      after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))
