@@ -18,7 +18,6 @@ check for no gain: the API already has both.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from common.errors import VolkeeperError
@@ -27,7 +26,7 @@ from common.jobs.policies import PolicyService
 from common.jobs.policy_checks import run_check
 from common.jobs.policy_followups import FollowUps
 from common.jobs.policy_runs import run_policies
-from common.jobs.policy_state import InventoryView, inventory_view
+from common.jobs.policy_state import InventoryView, inventory_stamp, inventory_view
 from common.jobs.policy_watch import Both, RpoCheck, health_probe
 from common.policies.scheduler import Scheduler
 
@@ -37,14 +36,15 @@ ACTOR = "scheduler"
 def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
                      ttl: float = 15.0) -> Scheduler:
     service = PolicyService(ops)
-    cached: list[tuple[float, InventoryView]] = []
+    cached: list[tuple[tuple[object, ...], InventoryView]] = []
 
     def view() -> InventoryView:
-        """Read once for the runs of a burst of due policies, again after 5 s (the
-        inventory itself is refreshed every minute and on Docker events)."""
-        if not cached or time.monotonic() - cached[0][0] > 5.0:
-            with ops.db.session() as s:
-                cached[:] = [(time.monotonic(), inventory_view(s))]
+        """The inventory and claims, read again only when a host's inventory or a policy
+        changed since (a burst of due runs pays one small query for them)."""
+        with ops.db.session() as s:
+            stamp = inventory_stamp(s)
+            if not cached or cached[0][0] != stamp:
+                cached[:] = [(stamp, inventory_view(s))]
         return cached[0][1]
 
     def run(name: str, slot: datetime) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.db import Backup, Policy, Volume
+from common.db import Backup, Host, Policy, Volume
 from common.db.models import utcnow
 from common.policies.rpo import default_rpo, freshness
 from common.policies.schedule import Schedule, jitter_for, parse_schedule
@@ -99,6 +99,14 @@ class InventoryView:
 
     inventory: Inventory
     claims: dict[tuple[str, str], list[str]]
+
+
+def inventory_stamp(session: Session) -> tuple[object, ...]:
+    """What changes when the inventory or the policies do (every host's inventory time,
+    the policies' count and newest change): a view read under the same stamp is current."""
+    hosts_part = session.execute(select(func.count(Host.name), func.max(Host.inventory_at)))
+    policies_part = session.execute(select(func.count(Policy.id), func.max(Policy.updated_at)))
+    return (*hosts_part.one(), *policies_part.one())
 
 
 def inventory_view(session: Session) -> InventoryView:
