@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from common.db.clock import db_now
 from common.db.clock import now as db_time
-from common.db.models import Job, JobState
+from common.db.models import Job, JobState, new_id
 from common.db.paging import page_limit
 from common.errors import Conflict, NotFound, VolkeeperError
 
@@ -76,23 +76,14 @@ def create_job(
     if lock == lock_key(host, volume):
         group = group_holding(session, host, [volume])
         if group is not None:
-            raise Conflict(f"volume {volume!r} on host {host!r} is part of an active group "
-                           f"backup (job {group.id}, {group.state})",
-                           "wait for that job to finish (volkeeper job ID) and submit again")
+            raise _in_group(host, volume, group)
     try:
         with session.begin_nested():
             session.add(job)
             session.flush()
     except sa_exc.IntegrityError:
         other = session.scalar(select(Job).where(Job.active_lock == lock))
-        detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
-        what = (f"volume {volume!r} on host {host!r}" if lock == lock_key(host, volume)
-                else f"target {target!r}" if lock == f"target/{target}"
-                else f"{kind} of {backup_id or volume!r}")
-        raise Conflict(
-            f"{what} already has an active job{detail}",
-            "wait for that job to finish (volkeeper job ID) and submit again",
-        ) from None
+        raise _busy(job, other) from None
     return job
 
 
@@ -108,6 +99,79 @@ def group_holding(session: Session, host: str, volumes: list[str]) -> Job | None
     wanted = set(volumes)
     return next((j for j in session.scalars(q)
                  if wanted & set((j.params or {}).get("volumes") or [])), None)
+
+
+def _grouped_volumes(session: Session) -> dict[tuple[str, str], Job]:
+    """(host, volume) of every volume an active group job holds, with that job."""
+    q = select(Job).where(Job.kind == GROUP_KIND, Job.active_lock.is_not(None))
+    return {(j.host, v): j for j in session.scalars(q)
+            for v in (j.params or {}).get("volumes") or []}
+
+
+def _in_group(host: str, volume: str, group: Job) -> Conflict:
+    return Conflict(f"volume {volume!r} on host {host!r} is part of an active group "
+                    f"backup (job {group.id}, {group.state})",
+                    "wait for that job to finish (volkeeper job ID) and submit again")
+
+
+def create_jobs(session: Session, specs: list[dict[str, Any]]) -> list[Job | Conflict]:
+    """Many ``create_job``s (each spec its keyword arguments) in one flush: the locks are
+    looked up first, and a held one (or one an earlier spec takes) gives the Conflict
+    ``create_job`` would raise, in its place in the returned list. Should another
+    transaction take a lock meanwhile, falls back to ``create_job`` one at a time."""
+    now = db_time(session)
+    todo = [Job(id=new_id(), state=JobState.queued, kind=sp["kind"], host=sp["host"],
+                volume=sp["volume"], target=sp.get("target"), backup_id=sp.get("backup_id"),
+                params=sp.get("params") or {}, requested_by=sp.get("requested_by"),
+                active_lock=sp.get("lock") or lock_key(sp["host"], sp["volume"]),
+                created_at=now) for sp in specs]
+    keys = [j.active_lock for j in todo]
+    held: dict[str | None, Job] = {}
+    for k in range(0, len(keys), 500):
+        held.update((j.active_lock, j) for j in session.scalars(
+            select(Job).where(Job.active_lock.in_(keys[k:k + 500]))))
+    grouped = _grouped_volumes(session)
+    out: list[Job | Conflict] = []
+    fresh = []
+    for job in todo:
+        other = held.get(job.active_lock)
+        if other is not None:
+            out.append(_busy(job, other))
+            continue
+        group = grouped.get((job.host, job.volume))
+        if group is not None and job.active_lock == lock_key(job.host, job.volume):
+            out.append(_in_group(job.host, job.volume, group))
+            continue
+        held[job.active_lock] = job
+        fresh.append(job)
+        out.append(job)
+    try:
+        with session.begin_nested():
+            session.add_all(fresh)
+            session.flush()
+    except sa_exc.IntegrityError:  # a lock taken since the look-up: one by one
+        again: list[Job | Conflict] = []
+        for sp in specs:
+            try:
+                again.append(create_job(session, **sp))
+            except Conflict as e:
+                again.append(e)
+        return again
+    return out
+
+
+def _busy(job: Job, other: Job | None) -> Conflict:
+    """The Conflict of ``job`` whose lock ``other`` holds."""
+    detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
+    lock = job.active_lock
+    what = (f"volume {job.volume!r} on host {job.host!r}"
+            if lock == lock_key(job.host, job.volume)
+            else f"target {job.target!r}" if lock == f"target/{job.target}"
+            else f"{job.kind} of {job.backup_id or job.volume!r}")
+    return Conflict(
+        f"{what} already has an active job{detail}",
+        "wait for that job to finish (volkeeper job ID) and submit again",
+    )
 
 
 def get_job(session: Session, job_id: str) -> Job:

@@ -16,6 +16,7 @@ from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
 from common.errors import VolkeeperError
+from common.label_secrets import redact_labels
 from common.progress import ProgressBus
 
 
@@ -173,8 +174,9 @@ def backup_out(b: Backup) -> BackupOut:
 
 def volume_out(v: Volume, last_backup_at: datetime | None) -> VolumeOut:
     items = (v.containers or {}).get("items", [])
+    # redacted when stored; again here for rows an older version stored
     return VolumeOut(host=v.host, name=v.name, driver=v.driver, mountpoint=v.mountpoint,
-                     size_bytes=v.size_bytes, labels=v.labels or {},
+                     size_bytes=v.size_bytes, labels=redact_labels(v.labels),
                      containers=[ContainerOut(**c) for c in items],
                      last_backup_at=last_backup_at, seen_at=v.seen_at)
 
