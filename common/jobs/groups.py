@@ -26,9 +26,10 @@ from sqlalchemy import select
 from common.audit import audited
 from common.db import Job, catalog, hosts, jobs
 from common.errors import Conflict, InvalidInput, NotFound
+from common.jobs.backup_checks import require_target
 from common.jobs.inputs import NAME, Format, Input, SnapshotMode
 from common.jobs.names import FORMATS, TASK_GROUP_BACKUP
-from common.jobs.service import JobService, _check_volume_name, _require_target
+from common.jobs.service import JobService, _check_volume_name
 from common.policies.selection import Selection, volume_ref
 from common.policies.selection import select as select_volumes
 
@@ -133,7 +134,7 @@ class GroupJobs:
         volumes = self.members(host, g)
         label = f"project:{g.project}" if g.project else f"group:{g.name}"
         with self.db.session() as s:
-            _require_target(s, target)
+            require_target(s, target)
             busy_members(s, host, volumes)
             job = jobs.create_job(
                 s, kind=KIND, host=host, volume=label, target=target,
