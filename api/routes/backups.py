@@ -18,7 +18,8 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
     job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
                                       fmt=body.format, requested_by=user.name,
                                       stop_containers=body.stop_containers,
-                                      excludes=body.excludes, dump=body.dump)
+                                      excludes=body.excludes, snapshot=body.snapshot,
+                                      dump=body.dump)
     return job_out(job, state)
 
 
@@ -26,11 +27,12 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
 def list_backups(session: DbSession, _user: Viewer, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
                  kind: str = "backup", tag: str | None = None, pinned: bool | None = None,
-                 limit: int = 200) -> list[BackupOut]:
+                 limit: int = 200, group: str | None = None) -> list[BackupOut]:
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
-    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label."""
+    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label, ``group`` by the
+    group job that made them (``group_id``)."""
     return views.list_backups(session, host=host, volume=volume, target=target, kind=kind,
-                              tag=tag, pinned=pinned, limit=limit)
+                              tag=tag, pinned=pinned, limit=limit, group=group)
 
 
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)

@@ -98,9 +98,12 @@ def list_backups(
     kind: str | None = "backup",
     tag: str | None = None,
     pinned: bool | None = None,
+    group: str | None = None,
 ) -> list[Backup]:
     limit = page_limit(limit)
     q = select(Backup).order_by(Backup.created_at.desc())
+    if group:
+        q = q.where(Backup.group_id == group)
     if kind:
         q = q.where(Backup.kind == kind)
     if host:

@@ -3,9 +3,10 @@ of the target's repository — the format's business (``formats``).
 
 ``consistent_backup`` is the backup jobs run: the format's backup inside the hooks
 (``common.hooks``: exec hooks, the stop window) with the excludes of the volume, the
-request and its ``.volkeeperignore``. When anything fails after the backup was stored (a
-post hook with ``on_error=fail``), the stored backup is forgotten again: nothing is left
-that looks like a good backup."""
+request and its ``.volkeeperignore``; read from a filesystem snapshot instead of stopping
+the containers when asked (``common.hooks.snapshot_source``). When anything fails after
+the backup was stored (a post hook with ``on_error=fail``), the stored backup is forgotten
+again: nothing is left that looks like a good backup."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from common.hooks import (
     should_stop,
 )
 from common.hooks.dumps import DumpSet, dumps_for
+from common.hooks.snapshot_source import SnapshotReport, plan_backup, snapshot_source
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -67,10 +69,12 @@ class ConsistentBackup:
 
     outcome: BackupOutcome
     report: HooksReport
+    snapshot: SnapshotReport | None = None
     dumps: DumpSet | None = None
 
     def as_result(self) -> dict[str, Any]:
-        return (self.outcome.as_result() | self.report.as_result()
+        snap = self.snapshot.as_result() if self.snapshot else {}
+        return (self.outcome.as_result() | self.report.as_result() | snap
                 | ({"dumps": self.dumps.as_result()} if self.dumps else {}))
 
 
@@ -88,45 +92,58 @@ def consistent_backup(
     excludes: Sequence[str] = (),
     on_stopping: Callable[[list[ContainerRef]], None] | None = None,
     on_started: Callable[[], None] | None = None,
+    snapshot: str | None = None,
+    on_snapshot: Callable[[dict[str, Any] | None], None] | None = None,
     dump: str | None = None,
 ) -> ConsistentBackup:
     """Back up ``volume`` between its containers' hooks, stopped when asked (or labelled),
     without the excluded paths (see the module doc). ``on_stopping`` gets the containers
     about to be stopped, before the first is (record them: a crash must not lose them);
-    ``on_started`` is called once they all run again. A failure's exception carries
-    what happened in its ``result`` (hook outputs, stop windows). ``dump`` (or a
-    container's ``volkeeper.dump`` label) backs up database dumps instead of the files
-    (``common.hooks.dumps``): their containers keep running."""
+    ``on_started`` is called once they all run again. ``snapshot`` (auto, btrfs, zfs,
+    lvm, off; None: the volume's ``volkeeper.snapshot`` label) reads a filesystem snapshot
+    instead of stopping; ``on_snapshot`` gets its record before it is taken and None once
+    it is dropped. ``dump`` (or a container's ``volkeeper.dump`` label) backs up database
+    dumps instead of the files (``common.hooks.dumps``): their containers keep running,
+    nothing is stopped or snapshotted for them. A failure's exception carries what
+    happened in its ``result`` (hook outputs, stop windows, the snapshot, the dumps)."""
     info = docker.volume(volume)
     dumps = DumpSet(docker, dumps_for(info, dump))
-    if dumps and stop_containers:
-        raise InvalidInput("a dump backup cannot stop the containers: the dump runs inside "
-                           "the running database",
-                           "back up without --stop-containers (or without --dump)")
+    if dumps and (stop_containers or snapshot not in (None, "off")):
+        raise InvalidInput("a dump backup neither stops the containers nor reads a "
+                           "snapshot: the dump runs inside the running database",
+                           "back up without --stop-containers and --snapshot (or without "
+                           "--dump)")
+    path = direct_path(docker, volume, settings)
+    snap = plan_backup(info, "off" if dumps else snapshot, f"{volume}-{job_id}",
+                       direct=settings.volume_access != "docker-api")
     if dumps:
         rules = NO_EXCLUDES
     else:
-        ignore = read_ignore_file(docker, volume, direct_path(docker, volume, settings))
-        rules = excludes_for(info, excludes, ignore)
+        ignore = read_ignore_file(docker, volume, path)
+        rules = excludes_for(info, [*excludes, *(snap.plan.excludes if snap.plan else [])],
+                             ignore)
     dumping = {s.container.id for s in dumps.sources}
     report = HooksReport()
     stored: BackupOutcome | None = None
     try:
         with consistent(docker, [c for c in info.containers if c.id not in dumping],
-                        "backup", report, stop=should_stop(info, stop_containers),
-                        tracker=tracker, on_stopping=on_stopping, on_started=on_started):
-            stored = backup_volume(docker, backend, host=host, volume=volume, fmt=fmt,
+                        "backup", report,
+                        stop=snap.plan is None and should_stop(info, stop_containers),
+                        tracker=tracker, on_stopping=on_stopping, on_started=on_started), \
+                snapshot_source(docker, volume, snap, tracker=tracker,
+                                on_recorded=on_snapshot) as source:
+            stored = backup_volume(source, backend, host=host, volume=volume, fmt=fmt,
                                    job_id=job_id, tracker=tracker, settings=settings,
                                    excludes=rules, dumps=dumps or None)
     except VolkeeperError as e:
         if stored is not None:  # a post hook failed the job after the backup was stored
             _forget(backend, stored, host, volume, settings)
         e.result = {**(getattr(e, "result", None) or {}),  # type: ignore[attr-defined]
-                    **report.as_result(),
+                    **report.as_result(), **snap.as_result(),
                     **({"dumps": dumps.as_result()} if dumps else {})}
         raise
     assert stored is not None
-    return ConsistentBackup(stored, report, dumps or None)
+    return ConsistentBackup(stored, report, snap, dumps or None)
 
 
 def _forget(backend: Backend, out: BackupOutcome, host: str, volume: str,
