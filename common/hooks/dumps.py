@@ -151,12 +151,14 @@ class DumpStream(io.RawIOBase):
         r.exit_code, r.stderr = self.reader.exit_code, self.reader.stderr[-2000:]
         if r.exit_code != 0:
             tail = " | ".join(r.stderr.strip().splitlines()[-3:])[-600:]
+            program = self.source.kind.dump.rpartition("exec ")[2]
+            user = f"-u {self.source.user} " if self.source.user else ""
             raise DumpFailed(
-                f"the {r.kind} dump in container {r.container} ({self.source.kind.dump!r}) "
-                f"exited with code {r.exit_code} after {r.bytes} bytes"
+                f"the {r.kind} dump in container {r.container} ({program}) exited with "
+                f"code {r.exit_code} after {r.bytes} bytes"
                 + (f": {tail}" if tail else "") + "; nothing was stored",
-                f"run it by hand to see why: docker exec {r.container} sh -c "
-                f"'{self.source.kind.dump}'")
+                f"run it by hand to see why: docker exec {user}{r.container} {program} "
+                "(with the container's credentials), or check the volkeeper.dump label")
         return 0
 
     def close(self) -> None:
