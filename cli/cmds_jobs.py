@@ -116,6 +116,9 @@ def restore(
     if path:
         body["paths"] = path
     if dump_into:
+        if dry_run:
+            raise CliError("--dry-run checks a restore into a volume; --dump-into loads into "
+                           "a running container (its loader's error says what it refused)")
         body["dump_into"] = dump_into
     with connect() as c:
         if dry_run:
