@@ -119,9 +119,9 @@ class JobService:
         verify, roll back on failure); ``paths`` restores only those (new mode);
         ``dump_into`` loads a dump backup into that running container instead."""
         if dump_into and (paths or mode == "replace" or into):
-            raise InvalidInput("--dump-into loads the dump into a container: it takes no "
-                               "--into, --path or --mode replace",
-                               "leave those out, or restore the files without --dump-into")
+            raise InvalidInput("dump_into (--dump-into) loads the dump into a container: it "
+                               "takes no into, paths or mode replace",
+                               "leave those out, or restore the files without dump_into")
         return self._queue_restore(backup_id=backup_id, into=into, host=host,
                                    requested_by=requested_by, mode=mode,
                                    stop_containers=stop_containers, paths=paths,
