@@ -97,6 +97,10 @@ def restore(
         "--dump-into", metavar="CONTAINER",
         help="Load the backup's database dump into this running container (psql, mysql, "
         "mongorestore …; Redis is restarted) instead of restoring files.")] = None,
+    dump_from: Annotated[str | None, typer.Option(
+        "--dump-from", metavar="NAME",
+        help="--dump-into, for a backup of several dumps: the dump of this container (its "
+        "name when dumped) or this file name.")] = None,
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name), or with
@@ -120,6 +124,8 @@ def restore(
             raise CliError("--dry-run checks a restore into a volume; --dump-into loads into "
                            "a running container (its loader's error says what it refused)")
         body["dump_into"] = dump_into
+    if dump_from:
+        body["dump_from"] = dump_from
     with connect() as c:
         if dry_run:
             return _show_validation(c.validate_restore(body), as_json)

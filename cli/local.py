@@ -193,7 +193,8 @@ class LocalFront(LocalPolicies, LocalMigrations):
         r = parse(RestoreIn, body)
         return self._job(self.service.submit_restore(
             backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
-            stop_containers=r.stop_containers, paths=r.paths, dump_into=r.dump_into))
+            stop_containers=r.stop_containers, paths=r.paths, dump_into=r.dump_into,
+            dump_from=r.dump_from))
 
     def validate_restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)

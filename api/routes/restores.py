@@ -22,7 +22,7 @@ def start_restore(body: RestoreIn, state: State, user: Operator) -> JobOut:
     job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
                                        host=body.host, requested_by=user.name, mode=body.mode,
                                        stop_containers=body.stop_containers, paths=body.paths,
-                                       dump_into=body.dump_into)
+                                       dump_into=body.dump_into, dump_from=body.dump_from)
     return job_out(job, state)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine.formats import format_of
+from common.engine.formats import Format, format_of
 from common.engine.records import StoredBackup
 from common.errors import InvalidInput, NotFound, VolkeeperError
 from common.hooks.dump_kinds import DIRECTORY, parse_file_name
@@ -58,9 +58,11 @@ class _Counting:
 
 
 def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
-              container: str, tracker: ProgressTracker, settings: Settings) -> list[Loaded]:
-    """Load the dump of ``backup`` into the running ``container``. Raises InvalidInput
-    for a backup without exactly one dump, NotFound/InvalidInput for a missing or stopped
+              container: str, tracker: ProgressTracker, settings: Settings,
+              source: str | None = None) -> list[Loaded]:
+    """Load the dump of ``backup`` (``source``: the one of that container, or that file
+    name, when it holds several) into the running ``container``. Raises InvalidInput
+    when not exactly one dump is chosen, NotFound/InvalidInput for a missing or stopped
     container, DumpFailed when the loader fails."""
     state = docker.container_state(container)
     if state is None:
@@ -71,6 +73,7 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                            "database", f"start it first (docker start {container})")
     tracker.set_phase("loading dump", bytes_total=backup.logical_bytes or None)
     fmt = format_of(backup)
+    wanted = _choose(fmt, backend, backup, settings, source)
     loaded: list[Loaded] = []
     found: list[str] = []
     for name, stream in fmt.read_files(backend, backup, settings, DIRECTORY):
@@ -78,12 +81,10 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
         if parsed is None:
             continue
         found.append(name)
-        if len(found) > 1:
-            raise InvalidInput(
-                f"backup {backup.id} holds more than one dump ({', '.join(found)} …); "
-                "--dump-into loads a backup of one database",
-                "restore the backup into a new volume and load each file by hand")
-        kind, _source = parsed
+        kind, dumped = parsed
+        if (wanted is not None and name != wanted) or \
+                (source is not None and source not in (name, dumped)):
+            continue
         counted = _Counting(stream, tracker)
         r = docker.exec_feed(container, ["sh", "-c", kind.load], counted,  # type: ignore[arg-type]
                              user=kind.user)
@@ -98,11 +99,39 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
             _restart(docker, container, kind.restart_with)
         loaded.append(Loaded(container, kind.name, f"{DIRECTORY}/{name}", counted.bytes,
                              r.seconds, r.output[-2000:]))
+        break
+    if not loaded and found:
+        raise InvalidInput(f"backup {backup.id} holds no dump of {source!r}: it holds "
+                           f"{', '.join(found)}", "name one of those with --dump-from")
     if not loaded:
         raise InvalidInput(f"backup {backup.id} holds no database dump",
                            "--dump-into needs a backup taken with --dump KIND (or the "
                            "volkeeper.dump label); restore this one into a volume instead")
     return loaded
+
+
+def _choose(fmt: Format, backend: Backend, backup: StoredBackup, settings: Settings,
+            source: str | None) -> str | None:
+    """The one dump file to load, decided before anything is loaded; None: the backup
+    holds one file (its catalog says so), no need to look. A backup of several dumps is
+    listed first (an archive is read once more for that) and must name exactly one."""
+    if backup.file_count == 1:
+        return None
+    names = [n for n, _ in fmt.read_files(backend, backup, settings, DIRECTORY)
+             if parse_file_name(n) is not None]
+    match = [n for n in names if source is None
+             or source in (n, parse_file_name(n)[1])]  # type: ignore[index]
+    if len(match) > 1:
+        raise InvalidInput(f"backup {backup.id} holds {len(match)} dumps: {', '.join(match)}",
+                           "choose one with --dump-from CONTAINER (dump_from)")
+    if not match:
+        raise InvalidInput(
+            f"backup {backup.id} holds no dump" + (f" of {source!r}" if source else "")
+            + (f": it holds {', '.join(names)}" if names else ""),
+            "name one of those with --dump-from" if names else
+            "--dump-into needs a backup taken with --dump KIND (or the volkeeper.dump "
+            "label); restore this one into a volume instead")
+    return match[0]
 
 
 def _restart(docker: DockerHost, container: str, command: str) -> None:

@@ -148,6 +148,10 @@ class RestoreIn(Input):
         description="load the backup's database dump into this running container (its "
         "loader: psql, mysql, mongorestore …; Redis is restarted) instead of restoring "
         "files into a volume")
+    dump_from: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255,
+        description="with dump_into, for a backup holding several dumps: the one of this "
+        "container (the name it had when dumped) or this file name")
 
     @field_validator("paths")
     @classmethod

@@ -50,7 +50,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
         with ctx.open_target(b.target) as backend:
             loaded = dump_restore.load_dump(
                 ctx.docker, backend, StoredBackup.from_row(b),
-                container=job.params["dump_into"], tracker=tracker,
+                container=job.params["dump_into"], source=job.params.get("dump_from"),
+                tracker=tracker,
                 settings=ctx.settings_for(b.target))
         return Outcome({"loaded": [x.as_result() for x in loaded]})
     with ctx.open_target(b.target) as backend:

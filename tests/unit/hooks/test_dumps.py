@@ -144,3 +144,27 @@ def test_requests_name_a_known_dump_kind_and_a_container_to_load_into() -> None:
     assert RestoreIn(backup_id="b1", dump_into="shop-db").dump_into == "shop-db"
     with pytest.raises(ValidationError, match="dump_into"):
         RestoreIn(backup_id="b1", dump_into="shop db; rm -rf /")
+
+
+def test_a_restore_of_several_dumps_must_choose_one_before_loading_any() -> None:
+    from types import SimpleNamespace
+
+    from common.engine.dump_restore import _choose
+
+    class Fmt:
+        def __init__(self, names: list[str]) -> None:
+            self.names = names
+
+        def read_files(self, *args: Any) -> Any:
+            return ((n, io.BytesIO(b"")) for n in self.names)
+
+    both = Fmt(["postgres-a.sql", "redis-b.rdb"])
+    two = SimpleNamespace(id="b1", file_count=2)
+    assert _choose(both, None, two, None, "b") == "redis-b.rdb"  # type: ignore[arg-type]
+    assert _choose(both, None, two, None, "postgres-a.sql") == "postgres-a.sql"  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"holds 2 dumps: postgres-a.sql, redis-b.rdb"):
+        _choose(both, None, two, None, None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"no dump of 'c': it holds postgres-a.sql"):
+        _choose(both, None, two, None, "c")  # type: ignore[arg-type]
+    one = SimpleNamespace(id="b2", file_count=1)
+    assert _choose(Fmt([]), None, one, None, None) is None  # type: ignore[arg-type]
