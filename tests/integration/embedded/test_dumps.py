@@ -150,10 +150,13 @@ def test_a_dump_backup_of_a_live_database_restores_into_a_fresh_server(
         assert orders_digest(pg, fresh, upto) == orders_digest(pg, pg.container, upto)
         a, b = pg_dump(pg.container, "crm"), pg_dump(fresh, "crm")
         assert a == b and "customer 5000" in a
-        # the dump is a backup like any other: it verifies
+        # the dump is a backup like any other: it verifies, and a drill restores it
         v = run(embedded_env, "verify", job["backup_id"],
                 *(["--read-data"] if fmt == "repo" else []))
         assert v["state"] == "succeeded", v["error"]
+        if fmt == "repo":
+            d = run(embedded_env, "drill", job["backup_id"])
+            assert d["state"] == "succeeded", d["error"]
 
 
 def test_a_failing_dump_fails_the_backup_stores_nothing_and_the_database_runs_on(
