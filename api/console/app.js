@@ -5,6 +5,7 @@
 import { api, hasFeature } from "./api.js";
 import { errorBox, fill, h } from "./ui.js";
 import * as pages from "./pages.js";
+import { policies, policyForm } from "./policies.js";
 import { restoreWizard } from "./wizard.js";
 
 const RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -17,7 +18,8 @@ const routes = [
   [/^\/backups$/, pages.backups],
   [/^\/jobs$/, pages.jobs],
   [/^\/jobs\/([^/]+)$/, pages.job],
-  [/^\/policies$/, pages.policies],
+  [/^\/policies$/, policies],
+  [/^\/policies\/([^/]+)$/, policyForm],
   [/^\/targets$/, pages.targets],
   [/^\/hosts$/, pages.hosts],
   [/^\/audit$/, pages.audit],

@@ -358,18 +358,3 @@ export async function audit(main, _params, ctx) {
     h("button", { type: "submit" }, "Filter")), out);
   await load();
 }
-
-// PLACE FOR THE POLICIES PAGE (issue 15): the policies API (/api/v1/policies) lands on
-// another branch. Until then the navigation hides this page (hasFeature("policies")); when
-// the API is there, this shows its list read-only — create/edit with the cron helper and
-// the retention preview come with it.
-export async function policies(main) {
-  if (!(await hasFeature("policies"))) {
-    fill(main, heading("Policies"),
-      h("p", {}, "This server has no policies API yet."));
-    return;
-  }
-  const rows = await api("/policies");
-  fill(main, heading("Policies"),
-    h("pre", {}, JSON.stringify(rows, null, 2)));
-}

@@ -9,135 +9,25 @@ pages there (``docs/console/`` holds the ones the README shows)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from common.auth import login_url
-from tests.fixtures.embedded import api_client, api_token, embedded_environment, serving
-from tests.fixtures.util import unavailable, wait_for
+from tests.fixtures.console import (
+    DESKTOP,
+    PHONE,
+    Console,
+    close,
+    open_console,
+    shot,
+    wizard_heading,
+)
+from tests.fixtures.util import wait_for
 from tests.treecmp import build_fidelity_tree, compare_trees
 
 pytestmark = pytest.mark.integration
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-SHOTS = os.environ.get("VOLKEEPER_CONSOLE_SCREENSHOTS")
-WAIT_MS = 60_000
-
-
-@dataclass
-class Console:
-    """The shared server, its Docker engine and the volumes the tests made on it."""
-
-    url: str
-    env: dict[str, str]
-    docker: Any
-    root: Path
-    volumes: list[str] = field(default_factory=list)
-
-    def api(self) -> Any:
-        return api_client(self.url, self.env)
-
-    def volume(self, stem: str) -> tuple[str, Path]:
-        """A new volume (unique name starting with ``stem``) and its mountpoint, once the
-        server's inventory lists it."""
-        name = f"{stem}-{uuid.uuid4().hex[:6]}"
-        self.docker.client().volumes.create(name)
-        self.volumes.append(name)
-        with self.api() as api:
-            wait_for(lambda: any(v["name"] == name for v in api.get("/volumes").json()), 30,
-                     f"volume {name} in the inventory")
-        return name, self.mountpoint(name)
-
-    def mountpoint(self, name: str) -> Path:
-        return Path(self.docker.client().volumes.get(name).attrs["Mountpoint"])
-
-    def job(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a job and wait for its end."""
-        with self.api() as api:
-            resp = api.post(path, json=body)
-            assert resp.status_code == 202, resp.text
-            job: dict[str, Any] = resp.json()
-            deadline = time.monotonic() + 60
-            while job["state"] not in ("succeeded", "failed"):
-                assert time.monotonic() < deadline, job
-                time.sleep(0.2)
-                job = api.get(f"/jobs/{job['id']}").json()
-        return job
-
-
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, docker_host_a: Any) -> Iterator[Console]:
-    root = tmp_path_factory.mktemp("console")
-    # storage at 8 MiB/s and progress every 0.2 s: a 16 MiB backup shows its bar moving
-    env = embedded_environment(root, docker_host_a.url) | {
-        "VOLKEEPER_BANDWIDTH_LIMIT": str(8 << 20), "VOLKEEPER_PROGRESS_INTERVAL_SECONDS": "0.2"}
-    with serving(env, root / "serve.log") as url:
-        c = Console(url=url, env=env, docker=docker_host_a, root=root)
-        try:
-            yield c
-        finally:
-            client = docker_host_a.client()
-            for name in c.volumes:
-                with contextlib.suppress(Exception):  # a restore may not have made it
-                    client.volumes.get(name).remove(force=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[test]')")
-    executable = next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
-    if executable is None:
-        unavailable("no chromium binary (apt-get install chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def open_console(browser: Any, console: Console, token: str | None = None,
-                 viewport: dict[str, int] = DESKTOP, scheme: str = "light"
-                 ) -> tuple[Any, list[str]]:
-    """A logged-in page (the admin's token unless ``token``) and its list of errors."""
-    page = browser.new_context(viewport=viewport, color_scheme=scheme).new_page()
-    page.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(login_url(console.url, token or api_token(console.env)))
-    page.wait_for_url(console.url + "/")
-    page.wait_for_selector("#who:not(:empty)")
-    return page, errors
-
-
-def close(page: Any, errors: list[str]) -> None:
-    context = page.context
-    context.close()
-    assert errors == []
-
-
-def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.wait_for_timeout(300)  # let the bars and toasts settle
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
-
-
-def wizard_heading(page: Any, text: str) -> None:
-    page.wait_for_selector(f"#wizard-h:text-is('{text}')")
 
 
 def test_login_trades_the_link_for_a_session_cookie(browser: Any, console: Console) -> None:
