@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { retentionPreview } from "./policy-preview.js";
-import { badge, dialog, errorBox, field, fill, h, link, select, table, timeEl, toast, when }
+import { badge, dialog, errorBox, field, fill, h, link, mark, select, table, timeEl, toast, when }
   from "./ui.js";
 
 const heading = text => h("h1", { tabindex: -1 }, text);
@@ -61,6 +61,7 @@ export async function policies(main, _params, ctx) {
     ctx.can("admin") ? h("div", { class: "page-actions" }, link("#/policies/new", "New policy", { class: "button primary" })) : null,
     out);
   await load();
+  mark("policies");
 }
 
 async function runNow(p) {

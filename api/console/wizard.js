@@ -5,7 +5,7 @@
 
 import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
-import { resultView } from "./pages.js";
+import { resultView } from "./jobs.js";
 import { badge, bytes, errorBox, field, fill, h, link, plural, progressView, select, when }
   from "./ui.js";
 

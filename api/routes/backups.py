@@ -26,11 +26,12 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
 def list_backups(session: DbSession, _user: Viewer, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
                  kind: str = "backup", tag: str | None = None, pinned: bool | None = None,
-                 limit: int = 200) -> list[BackupOut]:
+                 limit: int = 200, offset: int = 0) -> list[BackupOut]:
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
-    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label."""
+    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label. ``limit`` rows
+    (at most 1000) after skipping ``offset``."""
     return views.list_backups(session, host=host, volume=volume, target=target, kind=kind,
-                              tag=tag, pinned=pinned, limit=limit)
+                              tag=tag, pinned=pinned, limit=limit, offset=offset)
 
 
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.db.models import Backup, Target
-from common.db.paging import page_limit
+from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound
 
 
@@ -98,8 +98,11 @@ def list_backups(
     kind: str | None = "backup",
     tag: str | None = None,
     pinned: bool | None = None,
+    offset: int = 0,
 ) -> list[Backup]:
+    """Newest first; ``offset`` rows skipped (the pages after the first)."""
     limit = page_limit(limit)
+    offset = page_offset(offset)
     q = select(Backup).order_by(Backup.created_at.desc())
     if kind:
         q = q.where(Backup.kind == kind)
@@ -112,11 +115,14 @@ def list_backups(
     if pinned is not None:
         q = q.where(Backup.pinned == pinned)
     if tag is None:
-        return list(session.scalars(q.limit(limit)))
+        return list(session.scalars(q.offset(offset).limit(limit)))
     # tags are a JSON list: filtered here, portable across SQLite and PostgreSQL
     out: list[Backup] = []
     for b in session.scalars(q.execution_options(yield_per=500)):
         if tag in (b.tags or []):
+            if offset:
+                offset -= 1
+                continue
             out.append(b)
             if len(out) >= limit:
                 break

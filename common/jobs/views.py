@@ -226,11 +226,12 @@ def get_volume(session: Session, host: str, name: str) -> VolumeOut:
 
 def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,
                  target: str | None = None, kind: str = "backup", tag: str | None = None,
-                 pinned: bool | None = None, limit: int = 200) -> list[BackupOut]:
+                 pinned: bool | None = None, limit: int = 200, offset: int = 0
+                 ) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all."""
     return [backup_out(b) for b in catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=limit,
-        kind=None if kind == "all" else kind, tag=tag, pinned=pinned)]
+        kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset)]
 
 
 def get_backup(session: Session, backup_id: str) -> BackupOut:
@@ -239,9 +240,10 @@ def get_backup(session: Session, backup_id: str) -> BackupOut:
 
 def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = None,
               volume: str | None = None, state: JobState | None = None,
-              kind: str | None = None, limit: int = 100) -> list[JobOut]:
+              kind: str | None = None, limit: int = 100, offset: int = 0) -> list[JobOut]:
     return [job_out(j, bus) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=state, kind=kind, limit=limit)]
+        session, host=host, volume=volume, state=state, kind=kind, limit=limit,
+        offset=offset)]
 
 
 def get_job(session: Session, bus: ProgressBus | None, job_id: str) -> JobOut:
