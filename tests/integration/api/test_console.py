@@ -225,6 +225,8 @@ def test_a_failed_job_shows_its_error_and_hint(browser: Any, console: Console) -
     page, errors = open_console(browser, console)
     page.goto(f"{console.url}/#/jobs")
     page.select_option("select[name=state]", "failed")
+    hint = page.inner_text(f"[data-job='{job['id']}'] .job-error .hint")  # in the list too
+    assert "point the target at a directory" in hint
     page.click(f"[data-job='{job['id']}'] a:text-is('{job['id']}')")
     page.wait_for_selector(".error .hint")
     assert "not a directory" in page.inner_text(".error .error-message")

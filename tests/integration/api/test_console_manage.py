@@ -1,14 +1,17 @@
 """The console's management pages in a real browser, on the server and chromium the
 console tests share (``conftest.py``): a policy created with its next runs shown and its
-retention previewed, then listed and served by the API."""
+retention previewed, then listed and served by the API; the jobs list offering Cancel for
+running jobs only; a backup copied and drilled from the backups page."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from tests.fixtures.console import Console, close, open_console, shot
+from tests.fixtures.util import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,4 +53,57 @@ def test_a_policy_is_created_with_its_next_runs_shown(browser: Any, console: Con
     assert (p["schedule"], p["tz"], p["targets"]) == ("30 2 * * *", "Europe/Berlin", ["local"])
     assert p["retention"] == {"keep_last": 3} and p["next_run_at"]
     assert [m["volume"] for m in p["matches"]] == [name]
+    close(page, errors)
+
+
+def test_the_jobs_list_offers_cancel_only_for_queued_and_running_jobs(
+        browser: Any, console: Console) -> None:
+    small, path = console.volume("vkc-done")
+    (path / "f").write_text("x")
+    done = console.job("/backups", {"volume": small, "format": "tar"})
+    name, path = console.volume("vkc-long")
+    for i in range(24):  # 48 MiB at 8 MiB/s: running for seconds
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    with console.api() as api:
+        job = api.post("/backups", json={"volume": name, "format": "tar"}).json()
+    page.goto(f"{console.url}/#/jobs")
+    row = f"[data-job='{job['id']}']"
+    cancel = f"{row} >> role=button[name='Cancel job {job['id']}']"
+    page.wait_for_selector(cancel)
+    assert page.locator(f"[data-job='{done['id']}'] button").count() == 0
+    shot(page, "jobs-running")
+    page.click(cancel)
+    page.wait_for_selector(f"{row}[data-state='cancelled']")
+    assert page.locator(f"{row} button").count() == 0
+    with console.api() as api:
+        assert api.get(f"/jobs/{job['id']}").json()["state"] == "cancelled"
+    close(page, errors)
+
+
+def test_a_backup_is_copied_and_drilled_from_the_backups_page(browser: Any, console: Console
+                                                              ) -> None:
+    name, path = console.volume("vkc-copy")
+    (path / "doc.txt").write_text("copied and drilled")
+    backup = console.job("/backups", {"volume": name, "format": "tar.gz"})["backup_id"]
+    with console.api() as api:
+        r = api.post("/targets", json={"name": "spare", "url": f"file://{console.root / 'spare'}"})
+        assert r.status_code == 201, r.text
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups?volume={name}")
+    row = f"[data-backup='{backup}']"
+    page.click(f"{row} >> role=button[name='Copy backup {backup}']")
+    page.select_option("dialog select[name=copy-target]", "spare")
+    page.click("dialog >> role=button[name='Copy']")
+    page.click(f"{row} >> role=button[name='Drill backup {backup}']")
+    with console.api() as api:
+        wait_for(lambda: api.get("/backups", params={"volume": name, "target": "spare"}).json(),
+                 60, "the copy on target spare")
+        wait_for(lambda: any(j["state"] == "succeeded"
+                             for j in api.get("/drills", params={"volume": name}).json()),
+                 60, "the drill")
+        drill = api.get("/drills", params={"volume": name}).json()[0]
+    assert drill["result"]["passed"], drill
+    page.goto(f"{console.url}/#/")
+    page.wait_for_selector(f"section td a:text-is('{drill['id']}')")  # drills of the last 24 h
     close(page, errors)
