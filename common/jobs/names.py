@@ -21,13 +21,14 @@ TASK_SNAPSHOTS = "volkeeper.snapshots"
 TASK_KEYS = "volkeeper.keys"
 TASK_UNLOCK = "volkeeper.unlock"
 TASK_REPAIR = "volkeeper.repair"
+TASK_BROWSE = "volkeeper.browse"
 
 
 
 #: Interactive tasks that finish within seconds. They have their own queue and their own
 #: job slots on every host, so a host busy with long backups still answers a restore dry
 #: run, an inventory refresh or a tag/pin (one small snapshot rewrite) at once.
-QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL})
+QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL, TASK_BROWSE})
 
 
 def queue_for(host: str, task: str | None = None) -> str:

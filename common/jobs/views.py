@@ -56,6 +56,20 @@ class VolumeOut(BaseModel):
                                  "the RPO (null: no policy)")
 
 
+class TreeEntryOut(BaseModel):
+    name: str
+    type: str = Field(description="dir, file, symlink, hardlink, fifo, char, block, socket")
+    size: int
+    mtime: float | None = Field(description="seconds since the epoch")
+
+
+class TreeOut(BaseModel):
+    backup_id: str
+    path: str = Field(description="the directory listed, inside the volume (\"\": its root)")
+    entries: list[TreeEntryOut]
+    more: int = Field(description="entries not listed (past the first 2,000)")
+
+
 class TargetOut(BaseModel):
     name: str
     url: str

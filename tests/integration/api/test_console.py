@@ -62,6 +62,9 @@ def test_the_wizard_restores_a_version_into_a_new_volume(browser: Any, console: 
     console.volumes.append(into)
     page.fill("input[name=into]", into)
     assert page.is_checked("input[name=where][value=new]")  # the default
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "What to restore?")
+    assert page.is_checked("input[name=what][value=whole]")  # the default
     page.click("role=button[name='Check']")
     wizard_heading(page, "All checks passed")
     checks = page.inner_text(".checks")
@@ -94,7 +97,7 @@ def test_a_replace_is_confirmed_then_rolled_back(browser: Any, console: Console)
     wizard_heading(page, f"Which version of laptop/{name}?")
     page.click("role=button[name='Next']")
     page.check("input[name=where][value=replace]")
-    page.click("role=button[name='Check']")
+    page.click("role=button[name='Next']")  # a replace restores the whole volume
     wizard_heading(page, "All checks passed")
     page.click("role=button[name='Continue']")
     wizard_heading(page, "Confirm")

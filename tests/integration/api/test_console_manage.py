@@ -107,3 +107,51 @@ def test_a_backup_is_copied_and_drilled_from_the_backups_page(browser: Any, cons
     page.goto(f"{console.url}/#/")
     page.wait_for_selector(f"section td a:text-is('{drill['id']}')")  # drills of the last 24 h
     close(page, errors)
+
+
+def test_chosen_paths_from_the_backups_tree_are_restored_into_a_new_volume(
+        browser: Any, console: Console) -> None:
+    name, src = console.volume("vkc-part")
+    (src / "keep" / "sub").mkdir(parents=True)
+    (src / "skip").mkdir()
+    (src / "keep" / "a.txt").write_text("not chosen")
+    (src / "keep" / "sub" / "b.bin").write_bytes(os.urandom(300_000))
+    (src / "skip" / "c.txt").write_text("not chosen either")
+    (src / "top.txt").write_text("chosen")
+    job = console.job("/backups", {"volume": name})
+    assert job["state"] == "succeeded", job["error"]
+    into = f"{name}-part"
+    console.volumes.append(into)
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/restore?host=laptop&volume={name}")
+    page.click("role=button[name='Next']")
+    page.wait_for_selector("#wizard-h:text-is('Where to?')")
+    page.fill("input[name=into]", into)
+    page.click("role=button[name='Next']")
+    page.wait_for_selector("#wizard-h:text-is('What to restore?')")
+    page.check("input[name=what][value=paths]")
+    page.click("role=button[name='Open keep']")
+    page.check("input[name=path][value='keep/sub']")
+    page.check("input[name=path][value='top.txt']")
+    assert page.locator("[data-path='skip']").count() == 1  # listed, not chosen
+    shot(page, "restore-paths")
+    page.click("role=button[name='Check']")
+    page.wait_for_selector("#wizard-h:text-is('All checks passed')")
+    assert "selected paths" in page.inner_text(".checks")
+    page.click("role=button[name='Continue']")
+    assert "keep/sub, top.txt" in page.inner_text(".facts")
+    page.click("role=button[name='Start restore']")
+    page.wait_for_selector("#wizard-h:text-is('Restored')")
+    dst = console.mountpoint(into)
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == [
+        "keep", "keep/sub", "keep/sub/b.bin", "top.txt"]
+    assert (dst / "keep" / "sub" / "b.bin").read_bytes() == (src / "keep" / "sub" / "b.bin"
+                                                             ).read_bytes()
+    assert (dst / "top.txt").read_text() == "chosen"
+    with console.api() as api:  # the tree API itself: one level, directories first
+        tree = api.get(f"/backups/{job['backup_id']}/tree", params={"path": "keep"}).json()
+        assert [(e["name"], e["type"]) for e in tree["entries"]] == [("sub", "dir"),
+                                                                      ("a.txt", "file")]
+        missing = api.get(f"/backups/{job['backup_id']}/tree", params={"path": "nope"})
+        assert missing.status_code == 404 and "'nope'" in missing.json()["error"]["message"]
+    close(page, errors)
