@@ -89,6 +89,7 @@ async function render() {
 }
 
 async function start() {
+  hasFeature("cancel");  // read the server's API list while the role is asked for
   try {
     const me = await api("/whoami");
     ctx = {

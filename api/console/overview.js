@@ -34,8 +34,8 @@ export async function overview(main, _params, ctx) {
     section("overdue-h", "Volumes overdue", overdueBox),
     section("storage-h", "Storage per target", storage));
   const load = async () => {
-    const [health, hosts, volumes, running, queued, failed, drills, targets] = await Promise.all([
-      api("/health"), api("/hosts"), api("/volumes"),
+    const [health, hosts, overdue, running, queued, failed, drills, targets] = await Promise.all([
+      api("/health"), api("/hosts"), api("/volumes", { query: { overdue: true } }),
       api("/jobs", { query: { job_state: "running", limit: 100 } }),
       api("/jobs", { query: { job_state: "queued", limit: 100 } }),
       api("/jobs", { query: { job_state: "failed", limit: 200 } }),
@@ -48,13 +48,13 @@ export async function overview(main, _params, ctx) {
     const workers = Object.values(health.workers || {});
     const up = workers.filter(w => w === "up").length;
     const scheduler = (health.checks || {}).scheduler || "unknown";
-    const overdue = volumes.filter(v => v.overdue);
+    const total = hosts.reduce((n, x) => n + x.volume_count, 0);
     fill(cards,
       card("hosts online", `${online} / ${hosts.length}`, "#/hosts", online < hosts.length),
       card("workers up", `${up} / ${workers.length}`, "#/hosts", up < workers.length),
       card(`scheduler${health.status && health.status !== "ok" ? " · " + health.status : ""}`,
         scheduler, "#/policies", !["ok", "not running"].includes(scheduler)),
-      card("volumes overdue", `${overdue.length} / ${volumes.length}`, "#/volumes?overdue=1", overdue.length > 0),
+      card("volumes overdue", `${overdue.length} / ${total}`, "#/volumes?overdue=1", overdue.length > 0),
       card("failed jobs, 24 h", failedDay.length, "#/jobs?state=failed", failedDay.length > 0),
       card("failed drills, 24 h", `${drillsDay.filter(drillFailed).length} / ${drillsDay.length}`,
         "#/jobs?kind=drill", drillsDay.some(drillFailed)),

@@ -215,4 +215,5 @@ export async function policyForm(main, params, ctx) {
       h("div", { class: "actions" }, link("#/policies", "Cancel", { class: "button" }),
         h("button", { type: "submit", class: "primary" }, editing ? "Save policy" : "Create policy"))));
   (editing ? f.schedule : f.name).focus();
+  mark("policy");
 }

@@ -8,7 +8,7 @@ import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
 import { resultView } from "./jobs.js";
 import { pathTree } from "./tree.js";
-import { badge, bytes, errorBox, field, fill, h, link, plural, progressView, select, when }
+import { badge, bytes, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
   from "./ui.js";
 
 const STEPS = ["Volume", "Version", "Where", "What", "Check", "Confirm", "Restore"];
@@ -32,22 +32,11 @@ export async function restoreWizard(main, _params, ctx, query) {
     validation: null, job: null,
   };
   let stop = () => {};
-  // what can be restored: the volumes of the newest backups (also those removed from
-  // their host since), and every volume of the inventory that has a backup
-  const [all, hosts, inventory] = await Promise.all([
-    api("/backups", { query: { limit: 2000 } }), api("/hosts"), api("/volumes")]);
-  const groups = new Map();
-  for (const b of all) {
-    const k = `${b.host}/${b.volume}`;
-    if (!groups.has(k)) groups.set(k, { host: b.host, volume: b.volume, count: 0, newest: b.created_at });
-    groups.get(k).count += 1;
-  }
-  for (const v of inventory) {
-    const k = `${v.host}/${v.name}`;
-    if (v.last_backup_at && !groups.has(k)) {
-      groups.set(k, { host: v.host, volume: v.name, count: null, newest: v.last_backup_at });
-    }
-  }
+  // what can be restored: every volume with backups (also those removed from their
+  // host since), in one grouped read
+  const [backedUp, hosts] = await Promise.all([api("/backups/volumes"), api("/hosts")]);
+  const groups = new Map(backedUp.map(g => [`${g.host}/${g.volume}`,
+    { host: g.host, volume: g.volume, count: g.backups, newest: g.newest_at }]));
 
   const stepper = () => h("ol", { class: "stepper", "aria-label": "Restore steps" },
     STEPS.map((s, i) => h("li", { class: i < st.step ? "done" : "", "aria-current": i === st.step ? "step" : null }, s)));
@@ -96,7 +85,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     // 0: volume
     async () => {
       const keys = [...groups.keys()].sort();
-      const label = g => `${g.host}/${g.volume} — ${g.count === null ? "" : plural(g.count, "backup") + ", "}newest ${when(g.newest)}`;
+      const label = g => `${g.host}/${g.volume} — ${plural(g.count, "backup")}, newest ${when(g.newest)}`;
       const sel = select(keys.map(k => [k, label(groups.get(k))]),
         st.host ? `${st.host}/${st.volume}` : keys[0], { name: "volume", size: Math.min(Math.max(keys.length, 2), 10) });
       show("Which volume?", keys.length
@@ -288,5 +277,6 @@ export async function restoreWizard(main, _params, ctx, query) {
 
   if (st.host && st.volume && groups.has(`${st.host}/${st.volume}`)) await go(1);
   else await go(0);
+  mark("restore");
   return () => stop();
 }

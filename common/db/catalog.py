@@ -175,6 +175,15 @@ def snapshot_backup_ids(session: Session, target: str) -> dict[str, str]:
     return {str(sid): str(bid) for sid, bid in session.execute(q)}
 
 
+def backed_up_volumes(session: Session) -> list[tuple[str, str, int, datetime]]:
+    """(host, volume, backups, newest) of every volume with a regular backup, in one
+    grouped query (volumes removed from their host since included)."""
+    q = (select(Backup.host, Backup.volume, func.count(Backup.id), func.max(Backup.created_at))
+         .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume)
+         .order_by(Backup.host, Backup.volume))
+    return [(h, v, int(n), t) for h, v, n, t in session.execute(q)]
+
+
 def target_usage(session: Session) -> dict[str, tuple[int, int]]:
     """Per target: how many backups the catalog knows and their stored bytes."""
     q = select(Backup.target, func.count(Backup.id), func.coalesce(func.sum(

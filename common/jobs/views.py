@@ -56,6 +56,13 @@ class VolumeOut(BaseModel):
                                  "the RPO (null: no policy)")
 
 
+class BackedUpVolumeOut(BaseModel):
+    host: str
+    volume: str
+    backups: int = Field(description="regular backups (safety snapshots not counted)")
+    newest_at: datetime
+
+
 class TreeEntryOut(BaseModel):
     name: str
     type: str = Field(description="dir, file, symlink, hardlink, fifo, char, block, socket")
@@ -181,12 +188,14 @@ def backup_out(b: Backup) -> BackupOut:
     return out
 
 
-def volume_out(v: Volume, last_backup_at: datetime | None) -> VolumeOut:
+def volume_out(v: Volume, last_backup_at: datetime | None,
+               status: dict[str, Any] | None = None) -> VolumeOut:
+    """``status``: its policy, RPO and overdue flag (``policy_state.volume_status``)."""
     items = (v.containers or {}).get("items", [])
     return VolumeOut(host=v.host, name=v.name, driver=v.driver, mountpoint=v.mountpoint,
                      size_bytes=v.size_bytes, labels=v.labels or {},
                      containers=[ContainerOut(**c) for c in items],
-                     last_backup_at=last_backup_at, seen_at=v.seen_at)
+                     last_backup_at=last_backup_at, seen_at=v.seen_at, **(status or {}))
 
 
 def target_out(t: Target, usage: tuple[int, int] = (0, 0)) -> TargetOut:
@@ -217,25 +226,37 @@ def list_hosts(session: Session, settings: Settings) -> list[HostOut]:
             for h in hosts.list_hosts(session)]
 
 
-def list_volumes(session: Session, host: str | None = None) -> list[VolumeOut]:
-    """Volumes with their newest backup, policy, RPO and overdue flag."""
-    from common.jobs.policy_state import inventory, volume_status
-
+def list_volumes(session: Session, host: str | None = None,
+                 overdue: bool | None = None) -> list[VolumeOut]:
+    """Volumes with their newest backup, policy, RPO and overdue flag (``overdue``: only
+    those whose flag is that; a volume without a policy is never overdue)."""
     if host:
         hosts.get_host(session, host)
-    last = {(h, v): t for h, v, t in session.execute(
-        select(Backup.host, Backup.volume, func.max(Backup.created_at))
-        .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume))}
-    status = volume_status(session, inventory(session, host))
-    return [volume_out(v, last.get((v.host, v.name))).model_copy(
-                update=status.get((v.host, v.name), {}))
-            for v in hosts.list_volumes(session, host)]
+    out = _volumes_out(session, hosts.list_volumes(session, host), host)
+    return out if overdue is None else [v for v in out if bool(v.overdue) == overdue]
 
 
 def get_volume(session: Session, host: str, name: str) -> VolumeOut:
     hosts.get_host(session, host)
-    return next((v for v in list_volumes(session, host) if v.name == name),
-                None) or volume_out(hosts.get_volume(session, host, name), None)
+    return _volumes_out(session, [hosts.get_volume(session, host, name)], host, name)[0]
+
+
+def _volumes_out(session: Session, rows: list[Volume], host: str | None = None,
+                 name: str | None = None) -> list[VolumeOut]:
+    """The views of inventory ``rows`` (all of ``host``'s, or the one ``name``): the
+    rows are read once, the newest backups in one grouped query."""
+    from common.jobs.policy_state import refs_of, volume_status
+
+    q = (select(Backup.host, Backup.volume, func.max(Backup.created_at))
+         .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume))
+    if host:
+        q = q.where(Backup.host == host)
+    if name:
+        q = q.where(Backup.volume == name)
+    last = {(h, v): t for h, v, t in session.execute(q)}
+    status = volume_status(session, refs_of(rows))
+    return [volume_out(v, last.get((v.host, v.name)), status.get((v.host, v.name)))
+            for v in rows]
 
 
 def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,
@@ -246,6 +267,12 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
     return [backup_out(b) for b in catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset)]
+
+
+def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:
+    """Every volume with a backup (also those removed from their host since)."""
+    return [BackedUpVolumeOut(host=h, volume=v, backups=n, newest_at=t)
+            for h, v, n, t in catalog.backed_up_volumes(session)]
 
 
 def get_backup(session: Session, backup_id: str) -> BackupOut:
