@@ -143,6 +143,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         home = tmp / "home"
         home.mkdir(mode=0o700)
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         volume, job_id = seed(home)
         print(f"seeded in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -168,7 +169,9 @@ def main() -> None:
         verdict = "PASS" if max(xs) < TARGET_MS else "FAIL"
         lines.append(f"| {name} | {statistics.median(xs):.0f} | {max(xs):.0f} | {verdict} |")
     table = "\n".join(lines)
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores)"
     print(table)
+    print(load)
     if args.record:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         with open(HERE / "RESULTS.md", "a") as f:
@@ -178,7 +181,7 @@ def main() -> None:
                     f"against `volkeeper serve` (embedded, SQLite) with {len(HOSTS)} hosts x "
                     f"{VOLUMES} volumes, {BACKUPS:,} backups, {JOBS:,} jobs, {POLICIES} "
                     f"policies; ms from navigation start to the page's `volkeeper:<page>` "
-                    f"mark (its data drawn):\n\n{table}\n")
+                    f"mark (its data drawn); {load}:\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ the API serves (and the CLI prints), the live parts (progress bars over the job 
 stream, the restore wizard's steps) are client-side state anyway, and the API's role
 checks stay the only ones — a module never decides what is allowed, it only hides what the
 role (``GET /api/v1/whoami``) cannot do. Modules: ``app.js`` (shell, hash router, role),
-``api.js`` (fetch/SSE), ``ui.js`` (elements, formats, tables, bars, dialogs),
-``pages.js`` (overview, volumes, backups, jobs, targets, hosts, audit), ``wizard.js`` (the
-restore wizard).
+``api.js`` (fetch/SSE), ``ui.js`` (elements, formats, tables, pages of rows, bars,
+dialogs, the ``volkeeper:<page>`` performance marks), ``live.js`` (what pages share about
+jobs: errors with hints, Cancel, live bars), ``overview.js``, ``volumes.js`` (list and one
+volume with Back up now), ``backups.js``, ``jobs.js`` (list and one job), ``policies.js``
+and ``policy-preview.js`` (list, form with the cron helper, retention preview),
+``keys.js`` (API tokens, repository keys), ``pages.js`` (targets, hosts, audit),
+``wizard.js`` and ``tree.js`` (the restore wizard and its browsable tree of a backup).
 
 Login: ``/login#token=…`` (the link ``volkeeper serve`` prints; the fragment never
 reaches a server) or a pasted token is traded for an HttpOnly, SameSite=Strict session
