@@ -24,8 +24,12 @@ unsafe requests carried by that cookie must come from the console's own origin
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import re
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -60,16 +64,34 @@ def index(request: Request, state: State) -> Response:
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
 
 
+@functools.lru_cache(maxsize=64)
+def _asset(name: str, _mtime: float) -> tuple[bytes, str]:
+    """A console file's bytes and ETag (read again when the file changes)."""
+    data = resources.files("api.console").joinpath(name).read_bytes()
+    return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
 @router.get("/console/{name}")
-def asset(name: str) -> Response:
-    """The console's modules and stylesheet (no data in them: served without a login)."""
+def asset(name: str, request: Request) -> Response:
+    """The console's modules and stylesheet (no data in them: served without a login).
+    Revalidated on every load (``no-cache``) with an ETag: an unchanged file is a 304."""
     match = ASSET.match(name)
     file = resources.files("api.console").joinpath(name)
     if match is None or not file.is_file():
         return JSONResponse({"error": {"code": "not_found",
                                        "message": f"no console file {name[:100]!r}"}}, 404)
-    return Response(file.read_bytes(), media_type=MEDIA_TYPES[match.group(1)],
-                    headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+    data, etag = _asset(name, _mtime(file))
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=MEDIA_TYPES[match.group(1)], headers=headers)
+
+
+def _mtime(file: Any) -> float:
+    try:
+        return os.stat(str(file)).st_mtime
+    except (OSError, TypeError):
+        return 0.0
 
 
 @router.get("/login", response_class=HTMLResponse)
