@@ -11,7 +11,7 @@ import { badge, errorBox, field, fill, h, link, mark, pager, progressView, selec
 
 const PAGE = 100;
 const KINDS = ["backup", "restore", "verify", "validate", "drill", "forget", "copy", "label",
-  "prune", "repair", "stats", "snapshots", "keys", "unlock"];
+  "browse", "prune", "repair", "stats", "snapshots", "keys", "unlock"];
 
 function progressCell(j) {
   if (j.state !== "running") return "";

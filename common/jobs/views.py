@@ -232,8 +232,7 @@ def list_volumes(session: Session, host: str | None = None,
     those whose flag is that; a volume without a policy is never overdue)."""
     if host:
         hosts.get_host(session, host)
-    out = _volumes_out(session, hosts.list_volumes(session, host), host)
-    return out if overdue is None else [v for v in out if bool(v.overdue) == overdue]
+    return _volumes_out(session, hosts.list_volumes(session, host), host, overdue=overdue)
 
 
 def get_volume(session: Session, host: str, name: str) -> VolumeOut:
@@ -242,9 +241,10 @@ def get_volume(session: Session, host: str, name: str) -> VolumeOut:
 
 
 def _volumes_out(session: Session, rows: list[Volume], host: str | None = None,
-                 name: str | None = None) -> list[VolumeOut]:
-    """The views of inventory ``rows`` (all of ``host``'s, or the one ``name``): the
-    rows are read once, the newest backups in one grouped query."""
+                 name: str | None = None, overdue: bool | None = None) -> list[VolumeOut]:
+    """The views of inventory ``rows`` (all of ``host``'s, or the one ``name``; with
+    ``overdue`` only those whose flag is that): the rows are read once, the newest
+    backups in one grouped query."""
     from common.jobs.policy_state import refs_of, volume_status
 
     q = (select(Backup.host, Backup.volume, func.max(Backup.created_at))
@@ -255,6 +255,8 @@ def _volumes_out(session: Session, rows: list[Volume], host: str | None = None,
         q = q.where(Backup.volume == name)
     last = {(h, v): t for h, v, t in session.execute(q)}
     status = volume_status(session, refs_of(rows))
+    if overdue is not None:
+        rows = [v for v in rows if bool(status[(v.host, v.name)]["overdue"]) == overdue]
     return [volume_out(v, last.get((v.host, v.name)), status.get((v.host, v.name)))
             for v in rows]
 
