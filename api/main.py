@@ -20,10 +20,13 @@ from api.routes import (
     backup_ops,
     backups,
     drills,
+    evacuations,
+    groups,
     health,
     hosts,
     jobs,
     metrics,
+    migrations,
     policies,
     repository,
     restores,
@@ -69,7 +72,8 @@ def create_app(
     socket (an in-process test client, ``tests.fixtures.embedded.embedded_http``):
     requests without credentials act as the local user (``cli:local-user``), and the Host
     check is off. ``scheduler``: run the policy scheduler (one active across every
-    process that runs it; ``common.jobs.policy_scheduler``) — the served app does."""
+    process that runs it; ``common.jobs.policy_scheduler``) and the migration coordinator
+    (``common.jobs.migration_flow``) — the served app does."""
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
@@ -105,6 +109,11 @@ def create_app(
         from common.jobs.policy_scheduler import policy_scheduler
 
         policy_loop = policy_scheduler(state.service)
+    migration_loop = None
+    if scheduler:
+        from common.jobs.migration_flow import coordinator_loop
+
+        migration_loop = coordinator_loop(state.service)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -122,9 +131,13 @@ def create_app(
             sweeper.start()
         if policy_loop is not None:
             policy_loop.start()
+        if migration_loop is not None:
+            migration_loop.start()
         try:
             yield
         finally:
+            if migration_loop is not None:
+                migration_loop.stop()
             if policy_loop is not None:
                 policy_loop.stop()
             if sweeper is not None:
@@ -146,7 +159,8 @@ def create_app(
     install_openapi(app, v1)
     for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
               backup_ops.router, restores.router, drills.router, jobs.router,
-              security.router, policies.router):
+              security.router, policies.router, groups.router, migrations.router,
+              evacuations.router):
         v1.include_router(r)
     app.include_router(v1)
     app.include_router(metrics.router)

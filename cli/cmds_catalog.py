@@ -62,20 +62,25 @@ def backups(
     pinned: Annotated[bool | None, typer.Option(
         "--pinned/--unpinned", help="Only pinned (or unpinned) backups.",
         show_default=False)] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Only the backups of this group (GROUP_ID of a group backup).")] = None,
     as_json: Json = False,
 ) -> None:
     """List backups, newest first."""
     with connect(docker=False) as c:
-        rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned)
+        rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned,
+                         group=group)
     if as_json:
         return emit_json(rows)
     by_host, by_target = optional(rows, "host"), optional(rows, "target")
+    by_group = any(b.get("group_id") for b in rows)
     table("Backups", ["id"] + ["host"] * by_host + ["volume"] + ["target"] * by_target
-          + ["format", "size", "stored", "created", "verified", "tags"],
+          + ["format", "size", "stored", "created", "verified", "tags"] + ["group"] * by_group,
           [[b["id"]] + [b["host"]] * by_host + [b["volume"]] + [b["target"]] * by_target
            + [b["format"], size(b["logical_bytes"]), size(b["stored_bytes"]),
               when(b["created_at"]), _verified(b),
               ("pinned " if b.get("pinned") else "") + ",".join(b.get("tags") or [])]
+           + [b.get("group_id") or ""] * by_group
            for b in rows], flexible=("host", "volume", "target", "verified", "tags"))
 
 

@@ -13,7 +13,8 @@ from cli.render import emit_json, err, finish, out, size, table, wait_for_job
 
 
 def backup(
-    volume: Annotated[str, typer.Argument(metavar="VOLUME")],
+    volume: Annotated[str | None, typer.Argument(
+        metavar="VOLUME", help="The volume (none with --project or --group).")] = None,
     host: Annotated[str | None, typer.Option(help="Host of the volume.")] = None,
     target: Annotated[str | None, typer.Option(help="Target name.")] = None,
     fmt: Annotated[str | None, typer.Option(
@@ -26,23 +27,46 @@ def backup(
         "--exclude", metavar="PATTERN",
         help="Leave out paths matching this glob, e.g. 'cache/**' or '*.tmp' "
         "(repeatable).")] = None,
+    snapshot: Annotated[str | None, typer.Option(
+        help="Back up from a filesystem snapshot instead of stopping containers: auto "
+        "(where the volume's filesystem can take one, else as configured), btrfs, zfs, "
+        "lvm (an error if it cannot), off. Default: the volkeeper.snapshot label.")] = None,
+    project: Annotated[str | None, typer.Option(
+        help="Back up all volumes of this Compose project as one job, in one stop "
+        "window (one backup per volume, tied by a group id).")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Back up the --volume's as one group of this name (one job, one stop "
+        "window).")] = None,
+    member: Annotated[list[str] | None, typer.Option(
+        "--volume", metavar="VOLUME", help="A volume of the --group (repeatable).")] = None,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
-    """Back up VOLUME now (see README, "Consistent backups", for hooks and excludes)."""
-    body: dict[str, Any] = {"volume": volume, "host": host, "target": target,
-                            "format": fmt}
+    """Back up VOLUME now, or a group of volumes (--project, or --group with --volume)
+    in one stop window (see README, "Consistent backups", for hooks and excludes)."""
+    body: dict[str, Any] = {"host": host, "target": target, "format": fmt,
+                            "snapshot": snapshot}
     if stop_containers:
         body["stop_containers"] = True
     if exclude:
         body["excludes"] = exclude
+    grouped = bool(project or group or member)
+    if grouped == bool(volume):
+        raise CliError("name one VOLUME, or a group: --project NAME, or --group NAME "
+                       "with --volume A --volume B")
     with connect() as c:
-        job = c.backup({k: v for k, v in body.items() if v is not None})
+        if grouped:
+            body |= {"project": project, "name": group, "volumes": member or []}
+            job = c.group_backup({k: v for k, v in body.items() if v is not None})
+        else:
+            job = c.backup({k: v for k, v in (body | {"volume": volume}).items()
+                            if v is not None})
         after_submit(c, job, wait, as_json)
 
 
 def restore(
-    backup_id: BackupArg,
+    backup_id: Annotated[str | None, typer.Argument(
+        metavar="BACKUP", help="The backup (none with --group).")] = None,
     into: Annotated[str | None, typer.Option(help="Volume to restore into.")] = None,
     host: Annotated[str | None, typer.Option(help="Host to restore on.")] = None,
     wait: Wait = False,
@@ -55,10 +79,24 @@ def restore(
         help="replace: stop containers using the volume (always restarted).")] = False,
     path: Annotated[list[str] | None, typer.Option(
         "--path", help="Restore only this path of the volume (repeatable).")] = None,
+    group: Annotated[str | None, typer.Option(
+        metavar="GROUP_ID", help="Restore every backup of this group (a group backup's "
+        "id), each into its own volume (or VOLUME+--suffix).")] = None,
+    suffix: Annotated[str, typer.Option(
+        help="--group: restore each member into <volume><suffix>.")] = "",
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name), or with
-    --mode replace over a volume's content (safety snapshot first, automatic rollback)."""
+    --mode replace over a volume's content (safety snapshot first, automatic rollback);
+    --group restores every volume of a group backup together."""
+    if bool(group) == bool(backup_id):
+        raise CliError("name one BACKUP, or a group backup with --group GROUP_ID")
+    if group:
+        if into or path or dry_run:
+            raise CliError("--into, --path and --dry-run apply to one backup; a group "
+                           "restores into its volumes' names (or with --suffix)")
+        return _restore_group(group, {"host": host, "mode": mode, "suffix": suffix,
+                                      "stop_containers": stop_containers}, wait, as_json)
     body: dict[str, Any] = {k: v for k, v in {"backup_id": backup_id, "into": into,
                                               "host": host}.items() if v is not None}
     body |= {"mode": mode, "stop_containers": stop_containers}
@@ -68,6 +106,30 @@ def restore(
         if dry_run:
             return _show_validation(c.validate_restore(body), as_json)
         after_submit(c, c.restore(body), wait, as_json)
+
+
+def _restore_group(group_id: str, body: dict[str, Any], wait: bool, as_json: bool) -> None:
+    """One restore per member: wait for all (embedded, or --wait), then report each."""
+    with connect() as c:
+        made = c.group_restore(group_id, {k: v for k, v in body.items() if v is not None})
+        if not (wait or c.embedded):
+            if as_json:
+                return emit_json(made)
+            for job in made:
+                out().print(f"job {job['id']} queued: restore into {job['volume']}",
+                            highlight=False)
+            return None
+        done = [wait_for_job(c, job["id"], quiet=as_json) for job in made]
+    if as_json:
+        emit_json(done)
+    failed = [j for j in done if j["state"] != "succeeded"]
+    for job in done if not as_json else []:
+        if job["state"] == "succeeded":
+            finish(job, False)
+    if failed:
+        raise CliError("; ".join(f"job {j['id']} (into {j['volume']}) {j['state']}: "
+                                 f"{j.get('error')}" for j in failed))
+    return None
 
 
 def _show_validation(v: dict[str, Any], as_json: bool) -> None:

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from cli.errors import CliError, Json
+from cli.front_migrations import MigrationFront
 from cli.front_policies import PolicyFront
 
 __all__ = ["CliError", "Front", "Json", "Options", "connect", "open_front"]
 
 
-class Front(PolicyFront, Protocol):
+class Front(PolicyFront, MigrationFront, Protocol):
     """What the CLI can ask. Jobs come back as submitted (``state`` queued or running);
     ``job(id)`` shows one with its live progress."""
 
@@ -46,6 +47,12 @@ class Front(PolicyFront, Protocol):
     def remove_target(self, name: str) -> None: ...
 
     def backup(self, body: Json) -> Json: ...
+    def group_backup(self, body: Json) -> Json:
+        """One job backing up a Compose project's volumes or a named set."""
+        ...
+    def group_restore(self, group_id: str, body: Json) -> list[Json]:
+        """One restore job per member of the group."""
+        ...
     def restore(self, body: Json) -> Json: ...
     def validate_restore(self, body: Json) -> Json: ...
     def rollback(self, job_id: str) -> Json: ...

@@ -11,6 +11,7 @@ from cli.errors import Json
 if TYPE_CHECKING:
     from common.jobs.embedded import EmbeddedRuntime
     from common.jobs.policies import PolicyService
+    from common.jobs.policy_runs import RunResult
 
 
 class PolicyFront(Protocol):
@@ -23,6 +24,9 @@ class PolicyFront(Protocol):
     def delete_policy(self, name: str) -> None: ...
     def run_policy(self, name: str) -> Json:
         """``{policy, jobs, skipped}``: the backups queued now."""
+        ...
+    def check_policy(self, name: str, kind: str) -> Json:
+        """``{policy, jobs, skipped}``: the policy's ``kind`` (verify, drill) queued now."""
         ...
     def retention_preview(self, name: str) -> list[Json]: ...
     def policy_followups(self, job_ids: list[str]) -> list[Json] | None:
@@ -66,10 +70,18 @@ class LocalPolicies:
         self._policies().delete(name, actor=_user())
 
     def run_policy(self, name: str) -> Json:
+        return self._run_out(self._policies().run(name, actor=_user()))
+
+    def check_policy(self, name: str, kind: str) -> Json:
+        from common.jobs.policy_checks import run_check
+
+        result = run_check(self._policies(), name, kind, actor=_user(), refuse_busy=True)
+        return self._run_out(result)
+
+    def _run_out(self, result: RunResult) -> Json:
         from common.jobs.policy_views import RunOut
         from common.jobs.views import job_out
 
-        result = self._policies().run(name, actor=_user())
         return _dump(RunOut(policy=result.policy, skipped=result.skipped,
                             jobs=[job_out(j, self.runtime.bus) for j in result.jobs]))
 
@@ -117,6 +129,9 @@ class RemotePolicies:
 
     def run_policy(self, name: str) -> Json:
         return self._call("POST", f"/policies/{name}/run")
+
+    def check_policy(self, name: str, kind: str) -> Json:
+        return self._call("POST", f"/policies/{name}/{kind}")
 
     def retention_preview(self, name: str) -> list[Json]:
         return self._call("GET", f"/policies/{name}/retention-preview")

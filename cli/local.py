@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.errors import CliError, Json
+from cli.front_migrations import LocalMigrations
 from cli.front_policies import LocalPolicies
 from common.auth import LOCAL_ACTOR
 from common.config import Settings, get_settings
@@ -46,7 +47,7 @@ def settings() -> Settings:
         raise CliError(f"invalid configuration: {e}", "check the VOLKEEPER_* variables") from None
 
 
-class LocalFront(LocalPolicies):
+class LocalFront(LocalPolicies, LocalMigrations):
     embedded = True
 
     def __init__(self, *, volume_sizes: bool = False, docker: bool = True) -> None:
@@ -172,7 +173,20 @@ class LocalFront(LocalPolicies):
         b = parse(BackupIn, body)
         return self._job(self.service.submit_backup(
             volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
-            stop_containers=b.stop_containers, excludes=b.excludes))
+            stop_containers=b.stop_containers, excludes=b.excludes, snapshot=b.snapshot))
+
+    def group_backup(self, body: Json) -> Json:
+        from common.jobs.groups import GroupBackupIn, GroupJobs
+
+        return self._job(GroupJobs(self.service).submit_backup(
+            g=parse(GroupBackupIn, body), requested_by=USER))
+
+    def group_restore(self, group_id: str, body: Json) -> list[Json]:
+        from common.jobs.groups import GroupJobs, GroupRestoreIn
+
+        made = GroupJobs(self.service).submit_restore(
+            group_id=group_id, r=parse(GroupRestoreIn, body), requested_by=USER)
+        return [self._job(j) for j in made]
 
     def restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)

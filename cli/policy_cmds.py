@@ -1,4 +1,4 @@
-"""Policy commands: ``volkeeper policy create|update|delete|list|show|run``,
+"""Policy commands: ``volkeeper policy create|update|delete|list|show|run|verify|drill``,
 ``volkeeper apply -f FILE [--dry-run] [--prune]`` and ``volkeeper retention preview NAME``."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 
 from cli.front import CliError, Front, connect
 from cli.options import Json
+from cli.policy_options import body, policy_options, retention
 from cli.render import emit_json, err, out, table, when
 
 policy_app = typer.Typer(help="Policies: what is backed up, when, where, how long it is "
@@ -17,111 +18,30 @@ policy_app = typer.Typer(help="Policies: what is backed up, when, where, how lon
 retention_app = typer.Typer(help="Retention of a policy's backups.", no_args_is_help=True)
 
 Opt = typer.Option
-Volumes = Annotated[list[str] | None, Opt("--volume", help="Volume name (repeatable).")]
-Hosts = Annotated[list[str] | None, Opt("--host", help="Only volumes on this host "
-                                         "(repeatable; alone: all of its volumes).")]
-Selector = Annotated[str | None, Opt(help="LABEL=VALUE on the volume or a container using "
-                                     "it, e.g. volkeeper.policy=nightly.")]
-Project = Annotated[str | None, Opt(help="A Docker Compose project's volumes.")]
-Schedule = Annotated[str | None, Opt(help="Cron expression ('0 2 * * *'), @hourly, @daily, "
-                                     "@weekly, @monthly, or '@every 6h'.")]
-Tz = Annotated[str | None, Opt("--tz", help="IANA time zone of the schedule (default UTC).")]
-Jitter = Annotated[str | None, Opt(help="Delay each run by up to this long (e.g. 5m).")]
-Target = Annotated[str | None, Opt(help="Target of the backups (default: local).")]
-CopyTo = Annotated[list[str] | None, Opt("--copy-to", help="Also copy each backup to this "
-                                         "target (repeatable).")]
-Fmt = Annotated[str | None, Opt("--format", help="tar, tar.gz, tar.zst or repo.")]
-Count = Annotated[int | None, Opt(show_default=False, help="Count (-1: unlimited).")]
-Within = Annotated[str | None, Opt(help="Keep every backup this young (e.g. 30d).")]
-KeepTag = Annotated[list[str] | None, Opt("--keep-tag", help="Keep backups with this tag "
-                                          "(repeatable).")]
-Rpo = Annotated[str | None, Opt(help="How old the newest good backup may be (e.g. 26h; "
-                                "default: twice the schedule's interval).")]
-Subset = Annotated[float | None, Opt(help="Percent (0-100] of a repository backup's data "
-                                     "a scheduled verify reads back (e.g. 5).")]
-Cadence = Annotated[str | None, Opt(help="When to verify / drill the newest good backup of "
-                                    "each volume (same forms as --schedule, e.g. @weekly).")]
-Enabled = Annotated[bool | None, Opt("--enabled/--disabled", show_default=False)]
-
-
-def _jitter(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    from common.policies.schedule import parse_duration
-
-    try:
-        return int(parse_duration(text).total_seconds())
-    except ValueError as e:
-        raise CliError(f"--jitter: {e}") from None
-
-
-def _body(*, volume: list[str] | None, host: list[str] | None, selector: str | None,
-          project: str | None, schedule: str | None, tz: str | None, jitter: str | None,
-          fmt: str | None, rpo: str | None, verify_subset: float | None,
-          verify_schedule: str | None, drill_schedule: str | None,
-          enabled: bool | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "volumes": volume, "hosts": host, "selector": selector, "project": project,
-        "schedule": schedule, "tz": tz, "jitter_seconds": _jitter(jitter), "format": fmt,
-        "rpo": rpo, "verify_subset": verify_subset, "verify_schedule": verify_schedule,
-        "drill_schedule": drill_schedule, "enabled": enabled}
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def _retention(keep: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in keep.items() if v not in (None, [])}
 
 
 @policy_app.command("create")
-def create(name: str, volume: Volumes = None, host: Hosts = None, selector: Selector = None,
-           project: Project = None, schedule: Schedule = None, tz: Tz = None,
-           jitter: Jitter = None, target: Target = None, copy_to: CopyTo = None,
-           fmt: Fmt = None, keep_last: Count = None, keep_hourly: Count = None,
-           keep_daily: Count = None, keep_weekly: Count = None, keep_monthly: Count = None,
-           keep_yearly: Count = None, keep_within: Within = None, keep_tag: KeepTag = None,
-           rpo: Rpo = None, verify_subset: Subset = None, verify_schedule: Cadence = None,
-           drill_schedule: Cadence = None, enabled: Enabled = None,
-           as_json: Json = False) -> None:
+@policy_options
+def create(name: str, given: dict[str, Any], as_json: bool) -> None:
     """Create policy NAME (errors name the bad field)."""
-    if not schedule:
+    if not given["schedule"]:
         raise CliError("--schedule is required", "e.g. --schedule '0 2 * * *' or @daily")
-    body = _body(volume=volume, host=host, selector=selector, project=project,
-                 schedule=schedule, tz=tz, jitter=jitter, fmt=fmt, rpo=rpo,
-                 verify_subset=verify_subset, verify_schedule=verify_schedule,
-                 drill_schedule=drill_schedule, enabled=enabled)
-    body |= {"name": name, "targets": [target or "local", *(copy_to or [])],
-             "retention": _retention({
-                 "keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
-                 "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
-                 "keep_yearly": keep_yearly, "keep_within": keep_within,
-                 "keep_tag": keep_tag})}
+    changes = body(given) | {
+        "name": name, "targets": [given["target"] or "local", *(given["copy_to"] or [])],
+        "retention": retention(given)}
     with connect(docker=False) as c:
-        p = c.create_policy(body)
+        p = c.create_policy(changes)
     _done(p, "created", as_json)
 
 
 @policy_app.command("update")
-def update(name: str, volume: Volumes = None, host: Hosts = None, selector: Selector = None,
-           project: Project = None, schedule: Schedule = None, tz: Tz = None,
-           jitter: Jitter = None, target: Target = None, copy_to: CopyTo = None,
-           fmt: Fmt = None, keep_last: Count = None, keep_hourly: Count = None,
-           keep_daily: Count = None, keep_weekly: Count = None, keep_monthly: Count = None,
-           keep_yearly: Count = None, keep_within: Within = None, keep_tag: KeepTag = None,
-           rpo: Rpo = None, verify_subset: Subset = None, verify_schedule: Cadence = None,
-           drill_schedule: Cadence = None, enabled: Enabled = None,
-           as_json: Json = False) -> None:
+@policy_options
+def update(name: str, given: dict[str, Any], as_json: bool) -> None:
     """Change the options given of policy NAME (a --keep-* option changes that rule only;
     0 removes it)."""
-    changes = _body(volume=volume, host=host, selector=selector, project=project,
-                    schedule=schedule, tz=tz, jitter=jitter, fmt=fmt, rpo=rpo,
-                    verify_subset=verify_subset, verify_schedule=verify_schedule,
-                    drill_schedule=drill_schedule, enabled=enabled)
-    keep = _retention({"keep_last": keep_last, "keep_hourly": keep_hourly,
-                       "keep_daily": keep_daily, "keep_weekly": keep_weekly,
-                       "keep_monthly": keep_monthly, "keep_yearly": keep_yearly,
-                       "keep_within": keep_within, "keep_tag": keep_tag})
+    changes = body(given)
+    keep = retention(given)
+    target, copy_to = given["target"], given["copy_to"]
     with connect(docker=False) as c:
         if keep or target or copy_to is not None:
             current = c.policy(name)
@@ -210,11 +130,41 @@ def run(name: str, as_json: Json = False) -> None:
             res["followups"] = _follow_up(c, [j for j in res["jobs"]
                                               if j["state"] == "succeeded"])
         res.setdefault("followups", [])  # with --server: the server's scheduler does them
+    _show_run(name, res, as_json)
+
+
+@policy_app.command("verify")
+def verify(name: str, as_json: Json = False) -> None:
+    """Verify the newest good backup of each volume policy NAME backs up, now, as its
+    --verify-schedule would (embedded: waits for the verifications)."""
+    _check(name, "verify", as_json)
+
+
+@policy_app.command("drill")
+def drill(name: str, as_json: Json = False) -> None:
+    """Restore-drill the newest good backup of each volume policy NAME backs up, now, as
+    its --drill-schedule would (embedded: waits for the drills)."""
+    _check(name, "drill", as_json)
+
+
+def _check(name: str, kind: str, as_json: bool) -> None:
+    from cli.render import wait_for_job
+
+    with connect() as c:
+        res = c.check_policy(name, kind)
+        if c.embedded:
+            res["jobs"] = [wait_for_job(c, j["id"], quiet=True) for j in res["jobs"]]
+    _show_run(name, res, as_json)
+
+
+def _show_run(name: str, res: dict[str, Any], as_json: bool) -> None:
+    """A policy run's (or check's) jobs, skips and follow-ups; exit 1 when a job failed
+    (a verify or drill that found damage fails)."""
     if as_json:
         emit_json(res)
     else:
         for j in res["jobs"]:
-            out().print(f"{j['host']}/{j['volume']}: job {j['id']} {j['state']}"
+            out().print(f"{j['host']}/{j['volume']}: {j['kind']} job {j['id']} {j['state']}"
                         + (f" ({j['error']})" if j.get("error") else ""), highlight=False,
                         soft_wrap=True)
         for s in res["skipped"]:

@@ -7,10 +7,11 @@ from typing import Any
 import httpx
 
 from cli.errors import CliError, Json
+from cli.front_migrations import RemoteMigrations
 from cli.front_policies import RemotePolicies
 
 
-class RemoteFront(RemotePolicies):
+class RemoteFront(RemotePolicies, RemoteMigrations):
     embedded = False
 
     def __init__(self, server: str, token: str | None) -> None:
@@ -94,6 +95,12 @@ class RemoteFront(RemotePolicies):
     # --- jobs ----------------------------------------------------------------------
     def backup(self, body: Json) -> Json:
         return self._call("POST", "/backups", body=body)
+
+    def group_backup(self, body: Json) -> Json:
+        return self._call("POST", "/groups", body=body)
+
+    def group_restore(self, group_id: str, body: Json) -> list[Json]:
+        return list(self._call("POST", f"/groups/{group_id}/restore", body=body))
 
     def restore(self, body: Json) -> Json:
         return self._call("POST", "/restores", body=body)

@@ -178,6 +178,13 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
                     f"{size(r.get('stored_bytes'))} stored on {job['target']}",
                     soft_wrap=True, highlight=False)
         _around(r)
+    elif job["kind"] == "group-backup":
+        out().print(f"[green]group {r.get('group_id')}[/] ({job['volume']}): " + ", ".join(
+            f"{m['volume']} → backup {m.get('backup_id')}" for m in r.get("members") or []),
+            soft_wrap=True, highlight=False)
+        err().print(f"restore it together with: volkeeper restore --group {r.get('group_id')}",
+                    highlight=False)
+        _around(r)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
@@ -193,6 +200,13 @@ def _around(r: dict[str, Any]) -> None:
     if windows:
         err().print("containers stopped: " + ", ".join(
             f"{w['name']} {w['seconds_down'] or 0:.1f}s" for w in windows), highlight=False)
+    snap = r.get("snapshot")
+    if snap:
+        err().print(f"read from a {snap['kind']} snapshot (taken in "
+                    f"{snap.get('seconds_to_take') or 0:.2f}s, "
+                    f"{'dropped' if snap.get('dropped') else 'NOT dropped'})", highlight=False)
+    if r.get("snapshot_note"):
+        err().print(r["snapshot_note"], highlight=False, soft_wrap=True)
     if r.get("excludes"):
         err().print(f"excluded {r.get('excluded_entries', 0)} paths "
                     f"({', '.join(r['excludes'])})", highlight=False)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from common.db import AuditEntry, Database, Job
@@ -30,14 +30,19 @@ R = TypeVar("R")
 SECRET_KEYS = frozenset({"secrets", "credentials", "new_password", "password", "token"})
 
 
-def _entry(actor: str, action: str, obj: str, details: dict[str, Any], outcome: str
-           ) -> AuditEntry:
+def _values(actor: str, action: str, obj: str, details: dict[str, Any], outcome: str
+            ) -> dict[str, Any]:
     from common.storage.registry import redact
 
     clean = {k: redact(v) if k == "url" and isinstance(v, str) else _plain(v)
              for k, v in details.items() if k not in SECRET_KEYS}
-    return AuditEntry(actor=actor[:200], action=action[:100], object=obj[:500],
-                      details=clean, outcome=outcome[:500])
+    return {"actor": actor[:200], "action": action[:100], "object": obj[:500],
+            "details": clean, "outcome": outcome[:500]}
+
+
+def _entry(actor: str, action: str, obj: str, details: dict[str, Any], outcome: str
+           ) -> AuditEntry:
+    return AuditEntry(**_values(actor, action, obj, details, outcome))
 
 
 def record(db: Database, actor: str, action: str, obj: str, details: dict[str, Any],
@@ -64,6 +69,15 @@ def record_beside(session: Session, actor: str, action: str, obj: str,
             s.add(_entry(actor, action, obj, details, outcome))
     except Exception as e:  # noqa: BLE001 - the audit must not hide the request's outcome
         log.error("could not write the audit log (%s %s by %s): %s", action, obj, actor, e)
+
+
+def record_all(session: Session,
+               entries: Iterable[tuple[str, str, str, dict[str, Any], str]]) -> None:
+    """Append many entries (each ``actor, action, object, details, outcome``) for work
+    done in ``session``, committed with it, in one INSERT: a burst's entries."""
+    rows = [_values(*e) for e in entries]
+    if rows:
+        session.connection().execute(insert(AuditEntry), rows)
 
 
 def _plain(value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 ``lanes`` marks everything under tests/integration/ ``integration`` and fails a test outside
 it that would start a server; ``hostnet`` fails the session if the host's network
-interfaces changed during it.
+interfaces changed during it; ``parallel`` groups the tests for ``pytest -n 2``.
 """
 
 pytest_plugins = [
@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.fleet",
     "tests.fixtures.embedded",
     "tests.fixtures.hostnet",
+    "tests.fixtures.parallel",
 ]

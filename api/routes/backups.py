@@ -19,7 +19,7 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
     job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
                                       fmt=body.format, requested_by=user.name,
                                       stop_containers=body.stop_containers,
-                                      excludes=body.excludes)
+                                      excludes=body.excludes, snapshot=body.snapshot)
     return job_out(job, state)
 
 
@@ -27,12 +27,15 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
 def list_backups(session: DbSession, _user: Viewer, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
                  kind: str = "backup", tag: str | None = None, pinned: bool | None = None,
-                 limit: int = 200, offset: int = 0) -> list[BackupOut]:
+                 limit: int = 200, offset: int = 0, group: str | None = None
+                 ) -> list[BackupOut]:
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
-    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label. ``limit`` rows
-    (at most 1000) after skipping ``offset``."""
+    instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label, ``group`` by the
+    group job that made them (``group_id``). ``limit`` rows (at most 1000) after skipping
+    ``offset``."""
     return views.list_backups(session, host=host, volume=volume, target=target, kind=kind,
-                              tag=tag, pinned=pinned, limit=limit, offset=offset)
+                              tag=tag, pinned=pinned, limit=limit, offset=offset,
+                              group=group)
 
 
 @router.get("/volumes", response_model=list[BackedUpVolumeOut])

@@ -1,5 +1,6 @@
 """Policies: what is backed up, when, where, how long it is kept, how fresh it must be.
-Viewers read them and preview retention; operators run one now; admins change them."""
+Viewers read them and preview retention; operators run one (or its verify or drill) now;
+admins change them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import Admin, Operator, State, Viewer
 from common.jobs.policies import PolicyService
+from common.jobs.policy_checks import run_check
 from common.jobs.policy_inputs import ApplyIn, PolicyBody, PolicyIn, PolicyPatch
 from common.jobs.policy_previews import SchedulePreviewOut, schedule_preview
 from common.jobs.policy_views import ApplyOut, PolicyOut, PreviewOut, RunOut
@@ -82,6 +84,27 @@ def delete_policy(name: str, state: State, user: Admin) -> Response:
 def run_policy(name: str, state: State, user: Operator) -> RunOut:
     """Back up the volumes the policy owns now (409 when every one is busy)."""
     result = _service(state).run(name, actor=user.name)
+    return RunOut(policy=result.policy, jobs=[job_out(j, state.bus) for j in result.jobs],
+                  skipped=result.skipped)
+
+
+@router.post("/{name}/verify", response_model=RunOut, status_code=202)
+def verify_policy(name: str, state: State, user: Operator) -> RunOut:
+    """Verify the newest good backup of each volume the policy owns now, as its
+    ``verify_schedule`` would (a ``verify_subset`` read-back of repository backups);
+    409 when every one is busy."""
+    return _check(state, name, "verify", user.name)
+
+
+@router.post("/{name}/drill", response_model=RunOut, status_code=202)
+def drill_policy(name: str, state: State, user: Operator) -> RunOut:
+    """Restore drill of the newest good backup of each volume the policy owns, now;
+    409 when every one is busy."""
+    return _check(state, name, "drill", user.name)
+
+
+def _check(state: State, name: str, kind: str, actor: str) -> RunOut:
+    result = run_check(_service(state), name, kind, actor=actor, refuse_busy=True)
     return RunOut(policy=result.policy, jobs=[job_out(j, state.bus) for j in result.jobs],
                   skipped=result.skipped)
 

@@ -99,11 +99,14 @@ def list_backups(
     tag: str | None = None,
     pinned: bool | None = None,
     offset: int = 0,
+    group: str | None = None,
 ) -> list[Backup]:
     """Newest first; ``offset`` rows skipped (the pages after the first)."""
     limit = page_limit(limit)
     offset = page_offset(offset)
     q = select(Backup).order_by(Backup.created_at.desc())
+    if group:
+        q = q.where(Backup.group_id == group)
     if kind:
         q = q.where(Backup.kind == kind)
     if host:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from common.db.clock import db_now
 from common.db.clock import now as db_time
-from common.db.models import Job, JobState
+from common.db.models import Job, JobState, new_id
 from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound, VolkeeperError
 
@@ -73,21 +73,105 @@ def create_job(
         active_lock=lock,
         created_at=db_time(session),
     )
+    if lock == lock_key(host, volume):
+        group = group_holding(session, host, [volume])
+        if group is not None:
+            raise _in_group(host, volume, group)
     try:
         with session.begin_nested():
             session.add(job)
             session.flush()
     except sa_exc.IntegrityError:
         other = session.scalar(select(Job).where(Job.active_lock == lock))
-        detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
-        what = (f"volume {volume!r} on host {host!r}" if lock == lock_key(host, volume)
-                else f"target {target!r}" if lock == f"target/{target}"
-                else f"{kind} of {backup_id or volume!r}")
-        raise Conflict(
-            f"{what} already has an active job{detail}",
-            "wait for that job to finish (volkeeper job ID) and submit again",
-        ) from None
+        raise _busy(job, other) from None
     return job
+
+
+#: the kind of a job on several volumes of a host (``common.jobs.groups``): its lock is
+#: its own, its volumes are ``params["volumes"]``
+GROUP_KIND = "group-backup"
+
+
+def group_holding(session: Session, host: str, volumes: list[str]) -> Job | None:
+    """The active group job of ``host`` that holds one of ``volumes``, if any."""
+    q = select(Job).where(Job.host == host, Job.kind == GROUP_KIND,
+                          Job.active_lock.is_not(None))
+    wanted = set(volumes)
+    return next((j for j in session.scalars(q)
+                 if wanted & set((j.params or {}).get("volumes") or [])), None)
+
+
+def _grouped_volumes(session: Session) -> dict[tuple[str, str], Job]:
+    """(host, volume) of every volume an active group job holds, with that job."""
+    q = select(Job).where(Job.kind == GROUP_KIND, Job.active_lock.is_not(None))
+    return {(j.host, v): j for j in session.scalars(q)
+            for v in (j.params or {}).get("volumes") or []}
+
+
+def _in_group(host: str, volume: str, group: Job) -> Conflict:
+    return Conflict(f"volume {volume!r} on host {host!r} is part of an active group "
+                    f"backup (job {group.id}, {group.state})",
+                    "wait for that job to finish (volkeeper job ID) and submit again")
+
+
+def create_jobs(session: Session, specs: list[dict[str, Any]]) -> list[Job | Conflict]:
+    """Many ``create_job``s (each spec its keyword arguments) in one flush: the locks are
+    looked up first, and a held one (or one an earlier spec takes) gives the Conflict
+    ``create_job`` would raise, in its place in the returned list. Should another
+    transaction take a lock meanwhile, falls back to ``create_job`` one at a time."""
+    now = db_time(session)
+    todo = [Job(id=new_id(), state=JobState.queued, kind=sp["kind"], host=sp["host"],
+                volume=sp["volume"], target=sp.get("target"), backup_id=sp.get("backup_id"),
+                params=sp.get("params") or {}, requested_by=sp.get("requested_by"),
+                active_lock=sp.get("lock") or lock_key(sp["host"], sp["volume"]),
+                created_at=now) for sp in specs]
+    keys = [j.active_lock for j in todo]
+    held: dict[str | None, Job] = {}
+    for k in range(0, len(keys), 500):
+        held.update((j.active_lock, j) for j in session.scalars(
+            select(Job).where(Job.active_lock.in_(keys[k:k + 500]))))
+    grouped = _grouped_volumes(session)
+    out: list[Job | Conflict] = []
+    fresh = []
+    for job in todo:
+        other = held.get(job.active_lock)
+        if other is not None:
+            out.append(_busy(job, other))
+            continue
+        group = grouped.get((job.host, job.volume))
+        if group is not None and job.active_lock == lock_key(job.host, job.volume):
+            out.append(_in_group(job.host, job.volume, group))
+            continue
+        held[job.active_lock] = job
+        fresh.append(job)
+        out.append(job)
+    try:
+        with session.begin_nested():
+            session.add_all(fresh)
+            session.flush()
+    except sa_exc.IntegrityError:  # a lock taken since the look-up: one by one
+        again: list[Job | Conflict] = []
+        for sp in specs:
+            try:
+                again.append(create_job(session, **sp))
+            except Conflict as e:
+                again.append(e)
+        return again
+    return out
+
+
+def _busy(job: Job, other: Job | None) -> Conflict:
+    """The Conflict of ``job`` whose lock ``other`` holds."""
+    detail = f" (job {other.id}, {other.kind}, {other.state})" if other else ""
+    lock = job.active_lock
+    what = (f"volume {job.volume!r} on host {job.host!r}"
+            if lock == lock_key(job.host, job.volume)
+            else f"target {job.target!r}" if lock == f"target/{job.target}"
+            else f"{job.kind} of {job.backup_id or job.volume!r}")
+    return Conflict(
+        f"{what} already has an active job{detail}",
+        "wait for that job to finish (volkeeper job ID) and submit again",
+    )
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -308,6 +392,16 @@ _RELEASE = (" (if it never comes back, release the volume's lock: "
 #: a job's result key: the containers it stopped and has not started again (``[{id,
 #: name}]`` in stop order); a lost job keeps its lock until its host started them
 STOPPED_KEY = "containers_to_start"
+#: a job's result key: the filesystem snapshots it took and has not dropped yet (their
+#: ``common.hooks.snapshots.Plan.record``); a lost job keeps its lock until its host
+#: dropped them
+SNAPSHOTS_KEY = "snapshots_to_drop"
+
+
+def _left_behind(job: Job) -> bool:
+    """Whether a lost job left containers stopped or snapshots to drop on its host."""
+    result = job.result or {}
+    return bool(result.get(STOPPED_KEY) or result.get(SNAPSHOTS_KEY))
 
 
 def _stopped_note(job: Job) -> str:
@@ -340,7 +434,7 @@ def _fail_lost(job: Job, lost: str, now: datetime) -> None:
             f"{undo} once that process is known to have stopped{_stopped_note(job)}"
             f"{_RELEASE}"))
         job.active_lock = lock
-    elif (job.result or {}).get(STOPPED_KEY):
+    elif _left_behind(job):
         lock = job.active_lock  # the containers are down: no other job on the volume
         _finish(job, JobState.failed, now, error=f"{lost}{_stopped_note(job)}{_RELEASE}")
         job.active_lock = lock
@@ -357,14 +451,15 @@ def interrupted_restores(session: Session, host: str) -> list[Job]:
     """Jobs of ``host`` whose worker died while writing or with containers stopped: their
     volume is still locked and awaits recovery (put back to the safety snapshot, or
     removed/emptied; the stopped containers started again)."""
-    q = select(Job).where(Job.host == host, Job.kind.in_(("restore", "backup")),
+    q = select(Job).where(Job.host == host,
+                          Job.kind.in_(("restore", "backup", "cutover", GROUP_KIND)),
                           Job.state == JobState.failed, Job.active_lock.is_not(None))
     return [j for j in session.scalars(q)
             if (j.result or {}).get("replace_state") == "replacing"
             or (j.result or {}).get("restore_state") == "writing"
             # a lost job kept its lock for its stopped containers (even if its process,
             # late rather than dead, started them again since: the lock is still to free)
-            or STOPPED_KEY in (j.result or {})]
+            or STOPPED_KEY in (j.result or {}) or SNAPSHOTS_KEY in (j.result or {})]
 
 
 def mark_recovered(session: Session, job_id: str, done: str) -> None:
@@ -372,8 +467,9 @@ def mark_recovered(session: Session, job_id: str, done: str) -> None:
     the failed job and release the volume's lock."""
     job = get_job(session, job_id)
     result = dict(job.result or {})
-    if STOPPED_KEY in result:
-        result[STOPPED_KEY] = []
+    for key in (STOPPED_KEY, SNAPSHOTS_KEY):
+        if key in result:
+            result[key] = []
     if "replace_state" in result or "restore_state" in result:
         state_key = "replace_state" if "replace_state" in result else "restore_state"
         result[state_key] = "recovered"

@@ -177,9 +177,13 @@ class Backup(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # a pinned backup is never forgotten (unpin it first)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the backups one group job made (a Compose project's volumes, or a named set, in one
+    # stop window) share it; NULL for a backup of its own (common.jobs.groups)
+    group_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),
-                      Index("ix_backups_snapshot", "target", "snapshot_id"))
+                      Index("ix_backups_snapshot", "target", "snapshot_id"),
+                      Index("ix_backups_group", "group_id"))
 
 
 class NotifyState(Base):

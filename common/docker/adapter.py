@@ -131,6 +131,12 @@ class DockerHost:
             return Path(root)
         return None
 
+    def volume_drivers(self) -> list[str]:
+        """The volume drivers this engine offers (``local`` and the plugins'), by name."""
+        with self._errors():
+            plugins = self._api.info().get("Plugins") or {}
+        return [str(d) for d in plugins.get("Volume") or []]
+
     # -- containers -----------------------------------------------------------------------
 
     def stop_container(self, container_id: str, timeout: int = 30) -> None:

@@ -15,6 +15,7 @@ backup would, so no data is downloaded again: equal chunk ids mean equal bytes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -99,30 +100,44 @@ def _object_name(kind: str, object_id: str) -> str:
     return f"{kind}:{object_id}"
 
 
+#: what a comparison saw of a file whose content matched: (inode, size, mtime_ns,
+#: ctime_ns, digest of the backup's chunk ids), by path below the root
+Seen = dict[str, tuple[int, int, int, int, str]]
+
+
 def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings: Settings,
-                   tracker: ProgressTracker) -> VerifyReport:
-    """Compare the directory ``root`` (a restored volume) with the backup's snapshot."""
+                   tracker: ProgressTracker, *, trusted: Seen | None = None,
+                   seen: Seen | None = None) -> VerifyReport:
+    """Compare the directory ``root`` (a restored volume) with the backup's snapshot
+    (``trusted``/``seen``: see ``compare_tree``)."""
     repo = open_repo(backend, settings)
     snap = load_snapshot(repo, snapshot_id(backup))
     with backup_lock(repo, f"comparison with backup {backup.id}",
                      retry_for=LOCK_RETRY_SECONDS):
-        return compare_tree(repo, snap, root, tracker)
+        return compare_tree(repo, snap, root, tracker, trusted=trusted, seen=seen)
 
 
 def compare_tree(repo: Repository, snap: Snapshot, root: Path,
-                 tracker: ProgressTracker) -> VerifyReport:
+                 tracker: ProgressTracker, *, trusted: Seen | None = None,
+                 seen: Seen | None = None) -> VerifyReport:
     """Compare every entry below ``root`` with the snapshot (never raises for differences:
-    they are listed in the report, the first ``MAX_PROBLEMS`` of them)."""
+    they are listed in the report, the first ``MAX_PROBLEMS`` of them). ``seen`` collects
+    each file whose content matched; a file whose entry in ``trusted`` (what an earlier
+    comparison of this tree saw) still holds — same inode, size, mtime and ctime (which
+    nobody can set back), and the same chunk ids in this snapshot — is not read again:
+    its content is what was compared then (a migration's verify after its pre-copy's)."""
     tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
     repo.load_index()
-    cmp = _Comparer(repo, os.fspath(root), tracker)
+    cmp = _Comparer(repo, os.fspath(root), tracker, trusted or {}, seen)
     cmp.entry("/", os.fspath(root), snap.root)
     cmp.tree(snap.tree, "")
     return cmp.report
 
 
 class _Comparer:
-    def __init__(self, repo: Repository, root: str, tracker: ProgressTracker) -> None:
+    def __init__(self, repo: Repository, root: str, tracker: ProgressTracker,
+                 trusted: Seen, seen: Seen | None) -> None:
+        self.trusted, self.seen = trusted, seen
         self.repo = repo
         self.root = root
         self.tracker = tracker
@@ -194,9 +209,22 @@ class _Comparer:
             except OSError:
                 diffs.append(f"link: its first path {node.link} is missing")
         if node.type in ("file", "hardlink"):
-            diffs.extend(self.content(path, st, node))
+            diffs.extend(self.checked_content(rel, path, st, node))
         for d in diffs:
             self.problem(f"{rel}: {d}")
+
+    def checked_content(self, rel: str, path: str, st: os.stat_result, node: Node
+                        ) -> list[str]:
+        """``content``, unless ``trusted`` vouches for it (see ``compare_tree``)."""
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+               hashlib.sha256(b"".join(node.content)).hexdigest())
+        if tuple(self.trusted.get(rel) or ()) == key:
+            out: list[str] = []
+        else:
+            out = self.content(path, st, node)
+        if not out and self.seen is not None:
+            self.seen[rel] = key
+        return out
 
     def content(self, path: str, st: os.stat_result, node: Node) -> list[str]:
         if st.st_size != node.size:

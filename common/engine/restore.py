@@ -61,8 +61,12 @@ def restore_backup(
     host: str = "",
     paths: list[str] | None = None,
     on_writing: Callable[[bool], None] | None = None,
+    driver: str = "local",
+    driver_opts: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> RestoreOutcome:
-    """Restore ``backup`` (only ``paths``, relative to the volume root, when given).
+    """Restore ``backup`` (only ``paths``, relative to the volume root, when given). A
+    missing volume is created with ``driver``, ``driver_opts`` and ``labels``.
     ``on_writing(created)`` is called right before data is written into the volume, so the
     caller can record what to undo should this process die mid-way."""
     tracker.set_phase("validating")
@@ -73,7 +77,8 @@ def restore_backup(
         raise RestoreRefused(f"restore refused: {problem.detail}", check.as_result())
     created = False
     if check.volume_state == "missing":
-        docker.create_volume(volume, labels={"volkeeper.restored-from": backup.id})
+        docker.create_volume(volume, driver=driver, driver_opts=driver_opts or None,
+                             labels={"volkeeper.restored-from": backup.id, **(labels or {})})
         created = True
     _refuse_running_users(docker, volume, created, settings, check.as_result())
     if on_writing is not None:

@@ -36,6 +36,7 @@ Semantics the migration job relies on:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from common.config import Settings
@@ -79,16 +80,19 @@ class SyncOutcome:
 
 def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker, *, in_place: bool = True,
-                verify_content: bool = False, delete: bool = True) -> SyncOutcome:
+                verify_content: bool = False, delete: bool = True,
+                path: Path | None = None) -> SyncOutcome:
     """Make ``volume`` (on this worker's host) equal to the repo ``backup``, writing only
-    what differs (see the module's docstring). Raises InvalidInput for an archive backup,
-    DockerError when the volume's mountpoint is not reachable, NotFound for a missing
-    volume, Conflict, Refused and IntegrityError as ``sync_snapshot`` does."""
+    what differs (see the module's docstring); ``path``: where its files are when that is
+    not its mountpoint (the device directory of a ``local`` bind volume). Raises
+    InvalidInput for an archive backup, DockerError when the volume's mountpoint is not
+    reachable, NotFound for a missing volume, Conflict, Refused and IntegrityError as
+    ``sync_snapshot`` does."""
     if backup.format != REPO_FORMAT:
         raise InvalidInput(f"backup {backup.id} is a {backup.format} archive: only repository "
                            "snapshots can be synced into a volume",
                            "back the volume up with --format repo, or restore in full")
-    path = direct_path(docker, volume, settings)
+    path = path or direct_path(docker, volume, settings)
     if path is None:
         raise DockerError(f"volume {volume!r} is not directly accessible, so a snapshot "
                           "cannot be synced into it",

@@ -20,6 +20,11 @@ Concepts:
 * **Excludes** (``excludes``) — glob patterns (``common.archive.excludes``) from the
   volume's ``volkeeper.exclude`` label, the request and a ``.volkeeperignore`` file at the
   volume root; both formats apply them, and the backup's result lists them.
+* **Filesystem snapshots** (``snapshots``, ``snapshot_source``) — instead of a stop, the
+  backup reads a read-only btrfs/ZFS/LVM snapshot of the filesystem holding the volume's
+  data (``--snapshot``, label ``volkeeper.snapshot``), recorded by the caller
+  (``on_recorded``) before it is taken and always dropped again; the host's recovery drops
+  one a killed worker left.
 * **The order** (``around.consistent``): pre hooks → stop → the backup (or restore) →
   start → post hooks; ``HooksReport`` is what happened. ``common.engine.backup`` wraps
   the format's backup in it.

@@ -18,6 +18,7 @@ from typing import Any
 from common.docker import ContainerRef, DockerHost
 from common.errors import VolkeeperError
 from common.hooks.labels import hook_of
+from common.label_secrets import redact_command
 from common.progress import ProgressTracker
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,14 @@ def run_hook(docker: DockerHost, c: ContainerRef, when: str, what: str) -> HookR
     if spec is None:
         return None
     hook = spec.label.removeprefix("volkeeper.")
+    shown = redact_command(spec.command)  # what the result and the logs say it ran
     try:
         r = docker.exec_in(c.id, ["sh", "-c", spec.command], user=spec.user,
                            timeout=spec.timeout)
     except VolkeeperError as e:
-        return HookRun(c.name, hook, spec.command, None, 0.0, "", on_error=spec.on_error,
+        return HookRun(c.name, hook, shown, None, 0.0, "", on_error=spec.on_error,
                        ok=False, error=e.message)
-    return HookRun(c.name, hook, spec.command, r.exit_code, r.seconds, r.output,
+    return HookRun(c.name, hook, shown, r.exit_code, r.seconds, r.output,
                    timed_out=r.timed_out, killed=r.killed, on_error=spec.on_error,
                    ok=r.exit_code == 0 and not r.timed_out)
 

@@ -11,6 +11,8 @@ HOOK_TIMEOUT = "volkeeper.hook-timeout"
 HOOK_USER = "volkeeper.hook-user"
 HOOK_ON_ERROR = "volkeeper.hook-on-error"
 STOP_TIMEOUT = "volkeeper.stop-timeout"
+#: back up from a filesystem snapshot: auto, btrfs, zfs, lvm or off (``snapshots``)
+SNAPSHOT = "volkeeper.snapshot"
 #: the hook labels: ``volkeeper.<when>-<what>``
 HOOK_WHEN = ("pre", "post")
 HOOK_WHAT = ("backup", "restore")

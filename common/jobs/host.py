@@ -26,6 +26,7 @@ from common.errors import VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
 from common.jobs.leftovers import remove_leftovers
+from common.label_secrets import redact_labels
 
 if TYPE_CHECKING:  # the engine and the Docker SDK load only when a step needs them
     from common.docker import VolumeInfo
@@ -74,15 +75,17 @@ def heartbeat(ctx: JobContext) -> None:
 
 
 def volume_row(v: VolumeInfo, old_size: int | None = None) -> dict[str, Any]:
-    """An inventory row of a volume (its size as measured before, when not measured now)."""
+    """An inventory row of a volume (its size as measured before, when not measured now),
+    its labels' secrets redacted (``common.label_secrets``)."""
     return {
         "name": v.name,
         "driver": v.driver,
         "mountpoint": v.mountpoint,
         "size_bytes": v.size_bytes if v.size_bytes is not None else old_size,
-        "labels": dict(v.labels or {}),
+        "labels": redact_labels(v.labels),  # no password of a label is stored
         "containers": {"items": [{"id": c.id, "name": c.name, "state": c.state,
-                                  "labels": dict(c.labels)} for c in v.containers]},
+                                  "labels": redact_labels(c.labels)}
+                                 for c in v.containers]},
         "created_at": v.created_at,
     }
 
@@ -163,6 +166,13 @@ def _recover_one(ctx: JobContext, volume: str, result: dict[str, Any]) -> str:
         started = start_again(ctx.docker, stopped)
         done.append(f"containers {', '.join(started)} were started again" if started
                     else "the containers it had stopped were running (or gone) already")
+    snapshots = result.get(jobs.SNAPSHOTS_KEY) or []
+    if snapshots:
+        from common.hooks.snapshots import drop_recorded
+
+        dropped = [str(s.get("handle")) for s in snapshots if drop_recorded(s)]
+        done.append(f"its snapshots {', '.join(dropped)} were dropped" if dropped
+                    else "the snapshots it had taken were gone already")
     return "; ".join(done) or "the containers it had stopped were running again"
 
 

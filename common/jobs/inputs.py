@@ -21,6 +21,8 @@ from common.errors import InvalidInput
 from common.formats import BackupFormat
 
 Format = BackupFormat
+#: how a backup uses a filesystem snapshot (``common.hooks.snapshots``)
+SnapshotMode = Literal["auto", "btrfs", "zfs", "lvm", "off"]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 M = TypeVar("M", bound=BaseModel)
 
@@ -91,6 +93,11 @@ class BackupIn(Input):
         default_factory=list, max_length=100,
         description="glob patterns of paths to leave out (with the volume's "
         "volkeeper.exclude label and its .volkeeperignore), e.g. 'cache/**', '*.tmp'")
+    snapshot: SnapshotMode | None = Field(
+        default=None, description="back up from a filesystem snapshot instead of stopping "
+        "the containers: btrfs/zfs/lvm (an error when the volume is not on one), auto (a "
+        "snapshot where possible, else as configured), off; default: the "
+        "volkeeper.snapshot label, else off")
 
     @field_validator("excludes")
     @classmethod

@@ -6,6 +6,8 @@ from common.formats import FORMATS as FORMATS
 from common.formats import REPO_FORMAT as REPO_FORMAT
 
 TASK_BACKUP = "volkeeper.backup"
+#: the volumes of a group (a Compose project, a named set) in one stop window
+TASK_GROUP_BACKUP = "volkeeper.group-backup"
 TASK_RESTORE = "volkeeper.restore"
 TASK_INVENTORY = "volkeeper.inventory"
 TASK_VERIFY = "volkeeper.verify"
@@ -22,13 +24,19 @@ TASK_KEYS = "volkeeper.keys"
 TASK_UNLOCK = "volkeeper.unlock"
 TASK_REPAIR = "volkeeper.repair"
 TASK_BROWSE = "volkeeper.browse"
+# a migration's own steps (common.jobs.migration_steps; the coordinator queues them)
+TASK_MIGRATION_STEP = "volkeeper.migration_step"
+TASK_MIGRATION_CHECK = "volkeeper.migration_check"
+#: the label a migration puts on the volume it creates (a rollback removes only those)
+MIGRATION_LABEL = "volkeeper.migration"
 
 
 
 #: Interactive tasks that finish within seconds. They have their own queue and their own
 #: job slots on every host, so a host busy with long backups still answers a restore dry
 #: run, an inventory refresh or a tag/pin (one small snapshot rewrite) at once.
-QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL, TASK_BROWSE})
+QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL, TASK_MIGRATION_CHECK,
+                         TASK_BROWSE})
 
 
 def queue_for(host: str, task: str | None = None) -> str:

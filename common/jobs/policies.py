@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -21,38 +20,24 @@ from sqlalchemy.orm import Session
 from common.audit import LOCAL_ACTOR, record, record_beside
 from common.db import Job, Policy, catalog
 from common.db.models import utcnow
-from common.errors import Conflict, NotFound, Unavailable, VolkeeperError
+from common.errors import Conflict, NotFound, VolkeeperError
 from common.jobs.inputs import InvalidRequest, parse
 from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
 from common.jobs.policy_previews import backups_on, retention_groups
-from common.jobs.policy_state import InventoryView, schedule_of, selected, selection_of
+from common.jobs.policy_runs import RunResult, not_found, requested_by, run_policies
+from common.jobs.policy_state import InventoryView, schedule_of, selection_of
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
     PolicyOut,
     PreviewOut,
-    SkippedOut,
     matches_of,
-    owned,
     policy_out,
 )
 from common.policies.retention import decide, items_from_rows
 from common.policies.schedule import parse_tz
 from common.policies.selection import Selection, check_selection
-
-
-@dataclass
-class RunResult:
-    """What ``run`` started (jobs) and what it did not, with why."""
-
-    policy: str
-    jobs: list[Job] = field(default_factory=list)
-    skipped: list[SkippedOut] = field(default_factory=list)
-
-
-def requested_by(policy: str) -> str:
-    return f"policy:{policy}"
 
 
 class PolicyService:
@@ -147,49 +132,12 @@ class PolicyService:
     # --- running -------------------------------------------------------------------------
     def run(self, name: str, *, actor: str = LOCAL_ACTOR,
             view: InventoryView | None = None, refuse_busy: bool = True) -> RunResult:
-        """Back up every volume the policy owns now, to its first target. A volume another
-        policy owns, whose host is offline, or that is busy is skipped and named; when
-        every selected volume is busy the run is refused (409) like a single backup —
-        unless not ``refuse_busy`` (the scheduler): then it is recorded as skipped.
-        ``view``: the inventory and claims to use (the scheduler reads them once for all
-        the runs of a tick)."""
-        try:
-            result = self._run(name, view, refuse_busy)
-        except VolkeeperError as e:
-            record(self.db, actor, "policy.run", name, {}, f"error: {e.code}: {e.message}")
-            raise
-        outcome = "queued" if result.jobs else "skipped" if result.skipped else "ok"
-        record(self.db, actor, "policy.run", name,
-               {"job_ids": [j.id for j in result.jobs],
-                "skipped": [f"{x.host}/{x.volume}: {x.reason}" for x in result.skipped]},
-               outcome)
-        return result
-
-    def _run(self, name: str, view: InventoryView | None, refuse_busy: bool) -> RunResult:
-        with self.db.session() as s:
-            p = _get(s, name)
-            if view is not None and p.enabled:
-                mine = view.inventory.select(selection_of(p))
-                claimed = view.claims
-            else:
-                mine, claimed = selected(s, p)
-            target, fmt = p.targets[0], p.format
-        result = RunResult(policy=name)
-        busy = []
-        for v in owned(name, mine, claimed, result.skipped):
-            try:
-                result.jobs.append(self.ops.submit_backup(
-                    volume=v.name, host=v.host, target=target, fmt=fmt,
-                    requested_by=requested_by(name)))
-            except Conflict as e:
-                busy.append(e)
-                result.skipped.append(SkippedOut(host=v.host, volume=v.name, reason=e.message))
-            except (Unavailable, NotFound) as e:
-                result.skipped.append(SkippedOut(host=v.host, volume=v.name, reason=e.message))
-        if refuse_busy and busy and not result.jobs and len(busy) == len(result.skipped):
-            raise Conflict(f"policy {name!r}: every selected volume is busy ("
-                           + "; ".join(e.message for e in busy) + ")",
-                           busy[0].hint or "wait for the running jobs and run it again")
+        """Back up every volume the policy owns now, to its first target
+        (``policy_runs.run_policies`` for one policy); raises its refusal."""
+        result = run_policies(self.ops, [name], actor=actor, view=view,
+                              refuse_busy=refuse_busy)[name]
+        if isinstance(result, VolkeeperError):
+            raise result
         return result
 
     def retention_preview(self, name: str) -> list[PreviewOut]:
@@ -291,5 +239,5 @@ def selection_of_body(body: PolicyBody) -> Selection:
 def _get(s: Session, name: str) -> Policy:
     p = s.scalar(select(Policy).where(Policy.name == name))
     if p is None:
-        raise NotFound("policy", name, "list policies with `volkeeper policy list`")
+        raise not_found(name)
     return p

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from common.audit import LOCAL_ACTOR, record
 from common.db import Backup, Job, Policy
-from common.errors import NotFound, VolkeeperError
+from common.errors import Conflict, VolkeeperError
 from common.formats import traits_of
-from common.jobs.policies import PolicyService, RunResult, requested_by
+from common.jobs.policies import PolicyService
+from common.jobs.policy_runs import RunResult, not_found, requested_by
 from common.jobs.policy_state import InventoryView, selected, selection_of
 from common.jobs.policy_views import SkippedOut, owned
 
@@ -27,14 +28,16 @@ CHECKS = ("verify", "drill")
 
 
 def run_check(service: PolicyService, name: str, kind: str, *, actor: str = LOCAL_ACTOR,
-              view: InventoryView | None = None) -> RunResult:
+              view: InventoryView | None = None, refuse_busy: bool = False) -> RunResult:
     """Queue the policy's ``kind`` (``verify`` or ``drill``) of the newest good backup of
-    every volume it selects and backs up. ``view``: the inventory and claims read once
-    for a tick. Raises NotFound for an unknown policy."""
+    every volume it selects and backs up — on its cadence (the scheduler) or now
+    (``volkeeper policy verify|drill NAME``: ``refuse_busy``, refused with 409 like a
+    single verify when every volume's check is busy). ``view``: the inventory and claims
+    read once for a tick. Raises NotFound for an unknown policy."""
     if kind not in CHECKS:
         raise ValueError(f"unknown check {kind!r}")
     try:
-        result = _run(service, name, kind, view)
+        result = _run(service, name, kind, view, refuse_busy)
     except VolkeeperError as e:
         record(service.db, actor, f"policy.{kind}", name, {}, f"error: {e.code}: {e.message}")
         raise
@@ -46,13 +49,13 @@ def run_check(service: PolicyService, name: str, kind: str, *, actor: str = LOCA
     return result
 
 
-def _run(service: PolicyService, name: str, kind: str, view: InventoryView | None
-         ) -> RunResult:
+def _run(service: PolicyService, name: str, kind: str, view: InventoryView | None,
+         refuse_busy: bool) -> RunResult:
     result = RunResult(policy=name)
     with service.db.session() as s:
         p = s.scalar(select(Policy).where(Policy.name == name))
         if p is None:
-            raise NotFound("policy", name, "list policies with `volkeeper policy list`")
+            raise not_found(name)
         if view is not None and p.enabled:
             mine = view.inventory.select(selection_of(p))
             claimed = view.claims
@@ -62,6 +65,7 @@ def _run(service: PolicyService, name: str, kind: str, view: InventoryView | Non
         todo: list[tuple[str, str, Backup | None]] = []
         for v in owned(name, mine, claimed, result.skipped):
             todo.append((v.host, v.name, newest_good_backup(s, v.host, v.name, target)))
+    busy = 0
     for host, volume, backup in todo:
         if backup is None:
             result.skipped.append(SkippedOut(
@@ -71,7 +75,13 @@ def _run(service: PolicyService, name: str, kind: str, view: InventoryView | Non
         try:
             result.jobs.append(_submit(service, name, kind, backup, subset))
         except VolkeeperError as e:  # busy (409), host offline, backup forgotten meanwhile
+            busy += isinstance(e, Conflict)
             result.skipped.append(SkippedOut(host=host, volume=volume, reason=e.message))
+    if refuse_busy and busy and not result.jobs and busy == len(result.skipped):
+        raise Conflict(f"policy {name!r}: the {kind} of every selected volume is busy ("
+                       + "; ".join(x.reason for x in result.skipped) + ")",
+                       f"wait for the running jobs and run `volkeeper policy {kind} "
+                       f"{name}` again")
     return result
 
 

@@ -23,7 +23,8 @@ from sqlalchemy import select, update
 
 from common.db import Database, Job, JobState, Policy, leases
 from common.errors import VolkeeperError
-from common.jobs.policies import PolicyService, requested_by
+from common.jobs.policies import PolicyService
+from common.jobs.policy_runs import requested_by
 from common.policies.scheduler import LEASE
 
 log = logging.getLogger(__name__)

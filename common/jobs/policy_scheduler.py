@@ -1,7 +1,9 @@
-"""The scheduler wired to the services: a due run of a policy is ``PolicyService.run``
-(the same validation, 409 and history as ``volkeeper policy run``; jobs requested by
-``policy:NAME``, the audit entry by ``scheduler``). A run that finds a volume's previous
-backup still going skips that volume, and the skip is recorded in the audit log. After a
+"""The scheduler wired to the services: the due runs of a tick are
+``policy_runs.run_policies`` (the same validation, 409 and history as ``volkeeper policy
+run``; jobs requested by ``policy:NAME``, the audit entry by ``scheduler``), all the runs
+due for one slot in one transaction, their tasks sent after it committed. A run that
+finds a volume's previous backup still going skips that volume, and the skip is recorded
+in the audit log. After a
 run's backup succeeds, ``policy_followups`` copies it to the policy's other targets and
 applies its retention; every minute ``policy_watch.RpoCheck`` reports each volume's
 freshness to the notifications (overdue / recovered), and ``/health`` asks the lease.
@@ -16,7 +18,6 @@ check for no gain: the API already has both.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from common.errors import VolkeeperError
@@ -24,7 +25,8 @@ from common.jobs.operations import OperationsService
 from common.jobs.policies import PolicyService
 from common.jobs.policy_checks import run_check
 from common.jobs.policy_followups import FollowUps
-from common.jobs.policy_state import InventoryView, inventory_view
+from common.jobs.policy_runs import run_policies
+from common.jobs.policy_state import InventoryView, inventory_stamp, inventory_view
 from common.jobs.policy_watch import Both, RpoCheck, health_probe
 from common.policies.scheduler import Scheduler
 
@@ -34,14 +36,15 @@ ACTOR = "scheduler"
 def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
                      ttl: float = 15.0) -> Scheduler:
     service = PolicyService(ops)
-    cached: list[tuple[float, InventoryView]] = []
+    cached: list[tuple[tuple[object, ...], InventoryView]] = []
 
     def view() -> InventoryView:
-        """Read once for the runs of a burst of due policies, again after 5 s (the
-        inventory itself is refreshed every minute and on Docker events)."""
-        if not cached or time.monotonic() - cached[0][0] > 5.0:
-            with ops.db.session() as s:
-                cached[:] = [(time.monotonic(), inventory_view(s))]
+        """The inventory and claims, read again only when a host's inventory or a policy
+        changed since (a burst of due runs pays one small query for them)."""
+        with ops.db.session() as s:
+            stamp = inventory_stamp(s)
+            if not cached or cached[0][0] != stamp:
+                cached[:] = [(stamp, inventory_view(s))]
         return cached[0][1]
 
     def run(name: str, slot: datetime) -> str:
@@ -50,6 +53,11 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
         except VolkeeperError as e:
             return f"error: {e.message}"
         return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
+
+    def run_many(names: list[str], slot: datetime) -> dict[str, str]:
+        results = run_policies(ops, names, actor=ACTOR, view=view(), refuse_busy=False)
+        return {n: f"error: {r.message}" if isinstance(r, VolkeeperError) else
+                f"queued {len(r.jobs)}, skipped {len(r.skipped)}" for n, r in results.items()}
 
     def check(kind: str, name: str, slot: datetime) -> str:
         try:
@@ -61,5 +69,5 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
     from common.health import set_scheduler_probe
 
     set_scheduler_probe(health_probe)
-    return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check,
+    return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check, run_many=run_many,
                      after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))

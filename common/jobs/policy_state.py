@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.db import Backup, Policy, hosts
+from common.db import Backup, Host, Policy, Volume
 from common.db.models import utcnow
 from common.policies.rpo import default_rpo, freshness
 from common.policies.schedule import Schedule, jitter_for, parse_schedule
@@ -30,10 +30,11 @@ from common.policies.selection import (
 
 
 def selection_of(p: Policy) -> Selection:
-    return _selection(p.selection)
+    return parse_selection(p.selection)
 
 
-def _selection(s: dict[str, Any] | None) -> Selection:
+def parse_selection(s: dict[str, Any] | None) -> Selection:
+    """A policy's stored ``selection`` column as a ``Selection``."""
     s = s or {}
     return check_selection(s.get("volumes") or (), s.get("hosts") or (), s.get("selector"),
                            s.get("project"))
@@ -63,11 +64,18 @@ def next_run(p: Policy, now: datetime, kind: str = "backup") -> datetime | None:
 
 
 def inventory(session: Session, host: str | None = None) -> list[VolumeRef]:
-    return refs_of(hosts.list_volumes(session, host))
+    """The volumes of the last inventory (of ``host``), as the selection rules see them
+    (four columns read, not whole rows: the scheduler reads all of them each burst)."""
+    q = select(Volume.host, Volume.name, Volume.labels, Volume.containers).order_by(
+        Volume.host, Volume.name)
+    if host:
+        q = q.where(Volume.host == host)
+    return [volume_ref(h, n, labels, containers)
+            for h, n, labels, containers in session.execute(q)]
 
 
 def refs_of(rows: Iterable[Any]) -> list[VolumeRef]:
-    """The policies' view of inventory rows (``common.db.Volume``)."""
+    """The policies' view of inventory rows already read (``common.db.Volume``)."""
     return [volume_ref(v.host, v.name, v.labels, v.containers) for v in rows]
 
 
@@ -78,7 +86,7 @@ def enabled_policies(session: Session) -> dict[str, Policy]:
 def enabled_selections(session: Session) -> dict[str, Selection]:
     """Name → selection of every enabled policy (two columns read, not whole rows)."""
     rows = session.execute(select(Policy.name, Policy.selection).where(Policy.enabled))
-    return {name: _selection(sel) for name, sel in rows}
+    return {name: parse_selection(sel) for name, sel in rows}
 
 
 def volume_claims(session: Session, refs: list[VolumeRef] | Inventory, *,
@@ -97,6 +105,14 @@ class InventoryView:
 
     inventory: Inventory
     claims: dict[tuple[str, str], list[str]]
+
+
+def inventory_stamp(session: Session) -> tuple[object, ...]:
+    """What changes when the inventory or the policies do (every host's inventory time,
+    the policies' count and newest change): a view read under the same stamp is current."""
+    hosts_part = session.execute(select(func.count(Host.name), func.max(Host.inventory_at)))
+    policies_part = session.execute(select(func.count(Policy.id), func.max(Policy.updated_at)))
+    return (*hosts_part.one(), *policies_part.one())
 
 
 def inventory_view(session: Session) -> InventoryView:

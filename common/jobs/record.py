@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import Backup, catalog, jobs
-from common.db.jobs import STOPPED_KEY
+from common.db.jobs import SNAPSHOTS_KEY, STOPPED_KEY
 from common.db.models import Job, utcnow
 from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
 from common.jobs.context import JobContext
@@ -36,6 +36,18 @@ def backup(ctx: JobContext, job: Job, out: BackupOutcome) -> str:
         _ours(s, job)
         return catalog.add_backup(s, job_id=job.id, host=job.host, volume=job.volume,
                                   target=job.target, **_stored(out)).id
+
+
+def group_members(ctx: JobContext, job: Job, stored: Sequence[tuple[str, BackupOutcome]]
+                  ) -> list[str]:
+    """Catalog the backups of a group job (``(volume, outcome)`` each) in one
+    transaction, tied together by ``group_id`` = the job's id; returns their ids."""
+    assert job.target is not None
+    with ctx.db.session() as s:
+        _ours(s, job)
+        return [catalog.add_backup(s, job_id=job.id, host=job.host, volume=volume,
+                                   target=job.target, group_id=job.id, **_stored(out)).id
+                for volume, out in stored]
 
 
 def safety_snapshot(ctx: JobContext, job: Job, target: str, out: BackupOutcome) -> str:
@@ -75,6 +87,17 @@ def containers_started(ctx: JobContext, job_id: str) -> None:
     """The containers a job stopped all run again: nothing left for a recovery."""
     with ctx.db.session() as s:
         jobs.update_result(s, job_id, {STOPPED_KEY: []})
+
+
+def snapshots_taking(ctx: JobContext, job_id: str, records: Sequence[dict[str, Any]]
+                     ) -> None:
+    """Before a filesystem snapshot is taken for a job (and once it is dropped: an empty
+    list): the ones not dropped yet, so the host's recovery drops them if the job's
+    process dies. Raises ``jobs.Fenced`` (nothing is taken) when the job is no longer
+    this process's."""
+    with ctx.db.session() as s:
+        jobs.update_result(s, job_id, {SNAPSHOTS_KEY: list(records)},
+                           worker=worker_name(ctx.host) if records else None)
 
 
 def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) -> None:

@@ -6,18 +6,17 @@ import logging
 import re
 import time
 import uuid
-from datetime import timedelta
 from typing import Any
 
-from common.audit import audited
+from common.audit import LOCAL_ACTOR, audited, record
 from common.config import Settings
 from common.db import Backup, Database, Job, JobState, catalog, hosts, jobs
 from common.db.models import utcnow
-from common.errors import Conflict, InvalidInput, NotFound, Unavailable
+from common.errors import Conflict, InvalidInput, NotFound, Unavailable, VolkeeperError
 from common.formats import traits_of
+from common.jobs.backup_checks import backup_spec, check_host_online
 from common.jobs.dispatch import Dispatcher
 from common.jobs.names import (
-    FORMATS,
     TASK_BACKUP,
     TASK_DRILL,
     TASK_INVENTORY,
@@ -62,13 +61,7 @@ class JobService:
 
     def _check_host_online(self, name: str) -> None:
         with self.db.session() as s:
-            host = hosts.get_host(s, name)
-            offline_after = timedelta(seconds=self.settings.host_offline_after_seconds)
-            if not hosts.is_online(host, offline_after):
-                raise Unavailable(
-                    f"host {name!r} is offline (no worker heartbeat since "
-                    f"{host.last_seen_at.isoformat(timespec='seconds')})",
-                    f"start its worker: volkeeper worker --host {name}")
+            check_host_online(s, name, self.settings)
 
     @audited("backup", lambda a: f"{a.get('host') or ''}/{a['volume']}".lstrip("/"))
     def submit_backup(
@@ -81,24 +74,31 @@ class JobService:
         requested_by: str | None = None,
         stop_containers: bool = False,
         excludes: list[str] | None = None,
+        snapshot: str | None = None,
     ) -> Job:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
-        fmt = fmt or self.settings.default_format
-        if fmt not in FORMATS:
-            raise InvalidInput(f"unknown format {fmt!r}",
-                               f"use one of {', '.join(FORMATS)}")
-        self._check_host_online(host)
         with self.db.session() as s:
-            hosts.get_volume(s, host, volume)
-            _require_target(s, target)
-            job = jobs.create_job(
-                s, kind="backup", host=host, volume=volume, target=target,
-                params={"format": fmt, **({"stop_containers": True} if stop_containers
-                                           else {}),
-                        **({"excludes": excludes} if excludes else {})},
-                requested_by=requested_by)
+            job = jobs.create_job(s, **backup_spec(
+                s, self.settings, volume=volume, host=host, target=target,
+                fmt=fmt or self.settings.default_format, requested_by=requested_by,
+                stop_containers=stop_containers, excludes=excludes,
+                snapshot=snapshot))
         return self._dispatch(job, TASK_BACKUP)
+
+    def dispatch_queued(self, queued: list[Job], task: str) -> list[Job]:
+        """Send the task messages of jobs recorded (and committed) together, such as a
+        burst's backups (``backup_checks.queue_backups``). A job that could not be sent
+        is failed, its refusal audited; returns the jobs sent."""
+        sent = []
+        for job in queued:
+            try:
+                sent.append(self._dispatch(job, task))
+            except VolkeeperError as e:
+                record(self.db, job.requested_by or LOCAL_ACTOR, job.kind,
+                       f"{job.host}/{job.volume}", {"job_id": job.id},
+                       f"error: {e.code}: {e.message}")
+        return sent
 
     @audited(lambda a: "restore.replace" if a.get("mode") == "replace" else "restore",
              lambda a: str(a["backup_id"]))
@@ -121,8 +121,11 @@ class JobService:
 
     def _queue_restore(self, *, backup_id: str, into: str | None, host: str | None,
                        requested_by: str | None, mode: str, stop_containers: bool,
-                       paths: list[str] | None = None) -> Job:
-        """``submit_restore`` without its audit entry (a rollback writes its own)."""
+                       paths: list[str] | None = None,
+                       create: dict[str, Any] | None = None) -> Job:
+        """``submit_restore`` without its audit entry (a rollback writes its own; a
+        migration's restores are its own record). ``create``: the driver, driver_opts and
+        labels a missing volume is created with (a migration's destination)."""
         if paths and mode == "replace":
             raise InvalidInput("selected paths cannot be restored with --mode replace",
                                "restore the paths into a new volume and copy them over")
@@ -136,7 +139,8 @@ class JobService:
                 backup_id=backup.id, params={"source_volume": backup.volume,
                                              "source_host": backup.host, "mode": mode,
                                              "stop_containers": stop_containers,
-                                             "paths": paths},
+                                             "paths": paths,
+                                             **({"create": create} if create else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
 
@@ -282,18 +286,6 @@ class JobService:
             raise Unavailable(f"could not queue the job for host {job.host!r}: {e}",
                               "check that Redis (VOLKEEPER_REDIS_URL) is reachable") from e
         return job
-
-
-def _require_target(session: Any, name: str) -> None:
-    """The target a backup writes to must be registered: say how to register it (in a
-    fleet set up by hand there is none yet, not even the default ``local``)."""
-    try:
-        catalog.get_target(session, name)
-    except NotFound:
-        raise NotFound("target", name,
-                       f"register it first: volkeeper targets add {name} URL (a "
-                       "file:///path every worker host mounts, or s3://bucket/prefix); "
-                       "`volkeeper targets list` shows the registered ones") from None
 
 
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

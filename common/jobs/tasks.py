@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.db.models import Job
-from common.jobs import host, repo_jobs, stored_jobs, volume_jobs
+from common.jobs import group_jobs, host, migration_steps, repo_jobs, stored_jobs, volume_jobs
 from common.jobs.context import JobContext, current
 from common.jobs.names import (
     TASK_BACKUP,
@@ -18,9 +18,12 @@ from common.jobs.names import (
     TASK_COPY,
     TASK_DRILL,
     TASK_FORGET,
+    TASK_GROUP_BACKUP,
     TASK_INVENTORY,
     TASK_KEYS,
     TASK_LABEL,
+    TASK_MIGRATION_CHECK,
+    TASK_MIGRATION_STEP,
     TASK_PRUNE,
     TASK_REPAIR,
     TASK_RESTORE,
@@ -62,6 +65,7 @@ def inventory() -> dict[str, Any]:
 
 TASKS: dict[str, Callable[..., Any]] = {
     TASK_BACKUP: job_task(volume_jobs.backup),
+    TASK_GROUP_BACKUP: job_task(group_jobs.group_backup),
     TASK_RESTORE: job_task(volume_jobs.restore),
     TASK_VALIDATE: job_task(volume_jobs.validate),
     TASK_DRILL: job_task(volume_jobs.drill),
@@ -75,6 +79,8 @@ TASKS: dict[str, Callable[..., Any]] = {
     TASK_STATS: job_task(repo_jobs.stats),
     TASK_SNAPSHOTS: job_task(repo_jobs.snapshots),
     TASK_UNLOCK: job_task(repo_jobs.unlock),
+    TASK_MIGRATION_STEP: job_task(migration_steps.run),
+    TASK_MIGRATION_CHECK: job_task(migration_steps.check),
     TASK_KEYS: keys,
     TASK_INVENTORY: inventory,
 }

@@ -16,6 +16,7 @@ from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
 from common.errors import VolkeeperError
+from common.label_secrets import redact_labels
 from common.progress import ProgressBus
 
 
@@ -139,6 +140,10 @@ class BackupOut(BaseModel):
     pinned: bool = Field(default=False, description="a pinned backup is never forgotten")
     snapshot_id: str | None = Field(default=None, description="repo backups: the id of "
                                     "their snapshot in the target's repository")
+    group_id: str | None = Field(default=None, description="the group job's backups (a "
+                                 "Compose project's volumes or a named set, one stop "
+                                 "window) share it; restore them together with "
+                                 "POST /api/v1/groups/{group_id}/restore")
 
 
 class JobOut(BaseModel):
@@ -192,8 +197,9 @@ def volume_out(v: Volume, last_backup_at: datetime | None,
                status: dict[str, Any] | None = None) -> VolumeOut:
     """``status``: its policy, RPO and overdue flag (``policy_state.volume_status``)."""
     items = (v.containers or {}).get("items", [])
+    # redacted when stored; again here for rows an older version stored
     return VolumeOut(host=v.host, name=v.name, driver=v.driver, mountpoint=v.mountpoint,
-                     size_bytes=v.size_bytes, labels=v.labels or {},
+                     size_bytes=v.size_bytes, labels=redact_labels(v.labels),
                      containers=[ContainerOut(**c) for c in items],
                      last_backup_at=last_backup_at, seen_at=v.seen_at, **(status or {}))
 
@@ -263,12 +269,13 @@ def _volumes_out(session: Session, rows: list[Volume], host: str | None = None,
 
 def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,
                  target: str | None = None, kind: str = "backup", tag: str | None = None,
-                 pinned: bool | None = None, limit: int = 200, offset: int = 0
-                 ) -> list[BackupOut]:
-    """Newest first. ``kind``: backup, safety, or all."""
+                 pinned: bool | None = None, limit: int = 200, offset: int = 0,
+                 group: str | None = None) -> list[BackupOut]:
+    """Newest first. ``kind``: backup, safety, or all; ``group``: one group's backups."""
     return [backup_out(b) for b in catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=limit,
-        kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset)]
+        kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset,
+        group=group)]
 
 
 def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:

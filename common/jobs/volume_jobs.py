@@ -34,7 +34,9 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             stop_containers=bool(job.params.get("stop_containers")),
             excludes=job.params.get("excludes") or (),
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
-            on_started=lambda: record.containers_started(ctx, job.id))
+            on_started=lambda: record.containers_started(ctx, job.id),
+            snapshot=job.params.get("snapshot"),
+            on_snapshot=lambda r: record.snapshots_taking(ctx, job.id, [r] if r else []))
     backup_id = record.backup(ctx, job, done.outcome)
     return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
 
@@ -48,7 +50,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
             tracker=tracker, settings=ctx.settings_for(b.target), host=job.host,
             paths=job.params.get("paths"),
-            on_writing=lambda created: record.restore_writing(ctx, job.id, created))
+            on_writing=lambda created: record.restore_writing(ctx, job.id, created),
+            **(job.params.get("create") or {}))
     return Outcome(out.as_result())
 
 

@@ -97,12 +97,17 @@ class Scheduler:
                  holder: str | None = None, ttl: float = 15.0, max_sleep: float = 1.0,
                  clock: Callable[[], datetime] = utcnow,
                  after: Callable[[str, int, datetime], object] | None = None,
-                 check: Callable[[str, str, datetime], str] | None = None) -> None:
+                 check: Callable[[str, str, datetime], str] | None = None,
+                 run_many: Callable[[list[str], datetime], dict[str, str]] | None = None
+                 ) -> None:
         """``after(holder, token, now)``: more work of the active scheduler, done at the
         end of each of its ticks (the follow-ups of finished runs). ``check(kind, policy,
-        slot)``: a due verify or drill run (without it those cadences are not scheduled)."""
+        slot)``: a due verify or drill run (without it those cadences are not scheduled).
+        ``run_many(policies, slot)``: the backup runs of every policy due for one slot
+        together (a burst: one transaction instead of one per run), policy → outcome;
+        without it ``run`` is called for each."""
         self.db, self.run, self.clock, self.after = db, run, clock, after
-        self.check = check
+        self.check, self.run_many = check, run_many
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.ttl, self.max_sleep = timedelta(seconds=ttl), max_sleep
         self.token: int | None = None
@@ -149,18 +154,11 @@ class Scheduler:
             claimed = self._claim(entries, slot, token, now)
             if len(claimed) < len(entries):
                 self._seen = None  # someone else moved some: re-read
-            for e in entries:
-                if e.id not in claimed:
-                    continue
+            mine = [e for e in entries if e.id in claimed]
+            for e in mine:
                 e.base = slot
                 e.due_at = next_due(e.schedule, jitter_key(e.name, kind), e.jitter, slot)
-                try:
-                    outcome = (self.run(e.name, slot) if kind == "backup" or
-                               self.check is None else self.check(kind, e.name, slot))
-                except Exception as exc:
-                    log.exception("policy %s: the %s run for %s failed", e.name, kind,
-                                  slot.isoformat())
-                    outcome = f"error: {exc}"
+            for e, outcome in zip(mine, self._start(kind, mine, slot), strict=True):
                 started.append(Started(e.name, slot, outcome, kind))
         if self.after is not None:
             try:
@@ -168,6 +166,27 @@ class Scheduler:
             except Exception:
                 log.exception("the scheduler's follow-ups failed; retrying next tick")
         return started
+
+    def _start(self, kind: str, entries: list[_Entry], slot: datetime) -> list[str]:
+        """Start the claimed ``kind`` runs of ``entries`` for ``slot``; their outcomes."""
+        if kind == "backup" and self.run_many is not None and entries:
+            try:
+                outcomes = self.run_many([e.name for e in entries], slot)
+            except Exception as exc:
+                log.exception("the backup runs of %d policies for %s failed", len(entries),
+                              slot.isoformat())
+                return [f"error: {exc}"] * len(entries)
+            return [outcomes.get(e.name, "error: not started") for e in entries]
+        out = []
+        for e in entries:
+            try:
+                out.append(self.run(e.name, slot) if kind == "backup" or self.check is None
+                           else self.check(kind, e.name, slot))
+            except Exception as exc:
+                log.exception("policy %s: the %s run for %s failed", e.name, kind,
+                              slot.isoformat())
+                out.append(f"error: {exc}")
+        return out
 
     def sleep_for(self, now: datetime | None = None) -> float:
         """Seconds until the next run is due, at most ``max_sleep``."""

@@ -3,8 +3,9 @@ repo backup with a repository passphrase (the target's key file on the workers),
 add`` with a new passphrase, a read-data verify and a restore — then every log file, every
 row of every PostgreSQL table, every API response of the scenario and every list endpoint,
 every Redis key (queued messages included) and Flower's pages are searched for the
-passphrases, the S3 access key id and secret key and the fleet's secret key: none holds
-any of them."""
+passphrases, the S3 access key id and secret key, the fleet's secret key, and the
+passwords in a volume's label and in a container's pre-backup hook label (which the hook
+still runs with): none holds any of them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from tests.fixtures.dockerd import busybox_image
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.util import wait_for
 from tests.integration.fleet.test_fleet import mountpoint
@@ -101,6 +103,8 @@ def test_no_passphrase_or_credential_appears_anywhere_after_a_full_scenario(
         "S3 secret key": f"scan-secret-access-key-{tag}",
         "fleet repository passphrase": fleet.env["VOLKEEPER_REPOSITORY_PASSWORD"],
         "fleet secret key": fleet.env["VOLKEEPER_SECRET_KEY"],
+        "hook label password": f"hookpw{tag[:16]}",
+        "volume label password": f"volpw{tag[:16]}",
     }
     responses: list[tuple[str, bytes]] = []
     monitor = Monitor(fleet.env["VOLKEEPER_REDIS_URL"])
@@ -130,9 +134,22 @@ def test_no_passphrase_or_credential_appears_anywhere_after_a_full_scenario(
                         "secret_access_key": needles["S3 secret key"]}})
     assert r.status_code == 201, r.text
 
-    fleet.docker["host-a"].client().volumes.create("scan-vol")
+    docker_a = fleet.docker["host-a"].client()
+    docker_a.volumes.create("scan-vol", labels={
+        "backup.db-password": needles["volume label password"]})
     (mountpoint(fleet, "host-a", "scan-vol") / "data.txt").write_text("scan data\n" * 1000)
+    # a container using it whose pre-backup hook spells out a password (the hook runs
+    # with it; the inventory, the job's result and the logs keep it redacted)
+    app = f"scan-app-{tag[:8]}"
+    docker_a.containers.run(
+        busybox_image(fleet.docker["host-a"]), ["sleep", "600"], name=app, detach=True,
+        volumes={"scan-vol": {"bind": "/data", "mode": "rw"}}, labels={
+            "volkeeper.pre-backup": f"MYSQL_PWD={needles['hook label password']} sh -c "
+                                    "'echo hook-ran > /data/hook.txt'"})
     fleet.wait_volume("host-a", "scan-vol")
+    call("POST", "/hosts/host-a/refresh")
+    wait_for(lambda: app in call("GET", "/volumes").text, 30,
+             "the labelled container in the inventory", interval=0.3)
     r = call("POST", "/backups", json={"volume": "scan-vol", "host": "host-a",
                                        "target": "scan", "format": "repo"})
     assert r.status_code == 202, r.text
@@ -156,6 +173,10 @@ def test_no_passphrase_or_credential_appears_anywhere_after_a_full_scenario(
     assert restored["state"] == "succeeded", restored["error"]
     assert (mountpoint(fleet, "host-a", "scan-restored") / "data.txt").read_text() \
         == "scan data\n" * 1000
+    # the hook ran with its real command before the backup
+    assert (mountpoint(fleet, "host-a", "scan-restored") / "hook.txt").read_text() \
+        == "hook-ran\n"
+    docker_a.containers.get(app).remove(force=True)
 
     for path in ("/hosts", "/volumes", "/targets", "/targets/scan", "/backups",
                  f"/backups/{bid}", "/jobs", "/drills", "/whoami", "/tokens", "/audit"):
@@ -163,7 +184,7 @@ def test_no_passphrase_or_credential_appears_anywhere_after_a_full_scenario(
     # controls: names the scenario used, not secrets — the scan must find them where they
     # belong, so it is known to look at the right bytes
     jobs = [backup["id"], added["id"], verified["id"], restored["id"]]
-    scan = Scan(needles, [bucket, bid, "scan-vol", "sealed_secrets", *jobs])
+    scan = Scan(needles, [bucket, bid, "scan-vol", "sealed_secrets", app, *jobs])
     for what, body in responses:
         scan.look("API responses", what, body)
 
@@ -222,5 +243,7 @@ def test_no_passphrase_or_credential_appears_anywhere_after_a_full_scenario(
         assert set(jobs) <= seen, (source, seen)
     # the key job's message was seen, its body decoded: the passphrase travelled sealed
     assert "sealed_secrets" in scan.seen["Redis commands"]
+    # the labelled container's inventory row and its backup's hook result were searched
+    assert app in scan.seen["PostgreSQL rows"] and app in scan.seen["API responses"]
     assert scan.items["Flower pages"] >= 6 and scan.items["log files"] >= 3
     assert scan.items["PostgreSQL rows"] > 5 and scan.items["Redis keys"] > 0

@@ -49,6 +49,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 CHILD = "tests.integration.repository.repo_backup_child"  # run with python -m
+MARK = "VOLKEEPER_TEST_KILL_BENCH"  # in the environment of a bench's processes: ours to count
 PASSPHRASE = "kill -9 horse battery"
 # small chunks and 1 MiB packs: a step of new data makes dozens of packs and index files,
 # so a kill lands between many commits
@@ -130,8 +131,8 @@ class KillBench:
         began = time.monotonic()
         with open(log, "w") as out:
             p = subprocess.Popen(
-                [sys.executable, "-m", CHILD, json.dumps(args)],
-                cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", CHILD, json.dumps(args)], cwd=REPO,
+                env=os.environ | {MARK: str(self.tmp)}, stdout=out, stderr=subprocess.STDOUT)
             try:
                 p.wait(kill_after)
             except subprocess.TimeoutExpired:
@@ -286,12 +287,18 @@ def test_a_backup_killed_at_random_instants_again_and_again_leaves_no_damage(
     final_backup_reuses_a_killed_backups_upload(bench)
 
 
-def _backup_workers_alive() -> list[int]:
+def _backup_workers_alive(bench: KillBench) -> list[int]:
+    """Backup worker processes of this bench's backups (their environment carries its mark:
+    another test session on this machine may be running backup workers of its own)."""
+    mark = f"{MARK}={bench.tmp}".encode() + b"\0"
     out = []
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"common.repository.backup.workers" in f.read():
+                if b"common.repository.backup.workers" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark in f.read() + b"\0":
                     out.append(int(pid))
         except (OSError, ValueError):
             continue
@@ -303,15 +310,14 @@ def test_a_backup_in_worker_processes_killed_at_random_instants_leaves_no_damage
     """The small files of every attempt go to a backup worker process from the first one
     on; SIGKILL of the backing-up process at random instants must leave the same intact
     repository, and its worker must end on its own (its pipe closes)."""
-    assert _backup_workers_alive() == []
     bench = new_bench(tmp_path, {"local": str(tmp_path / "repo")}, kill_seed())
     bench.options = {"processes": 1, "process_after": 0}
     kill_repeatedly(bench, attempts=6)
     for _ in range(100):
-        if not _backup_workers_alive():
+        if not _backup_workers_alive(bench):
             break
         time.sleep(0.1)
-    assert _backup_workers_alive() == []
+    assert _backup_workers_alive(bench) == []
 
 
 def test_a_backup_to_s3_killed_at_random_instants_leaves_no_damage(

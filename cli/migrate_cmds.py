@@ -1,0 +1,207 @@
+"""Migration commands: ``migrate`` (start or dry-run one), ``migrations`` (the list),
+``migration ID [--follow]`` / ``migration rollback ID`` / ``migration cancel ID`` and
+``evacuate HOST`` (every volume of a host, one report). Embedded, ``migrate``,
+``--follow``, ``rollback`` and ``evacuate`` drive the migrations in this process until
+they end (there is no server to do it)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from cli.front import CliError, Front, connect
+from cli.options import Json
+from cli.render import emit_json, err, out, table
+
+FINAL = ("succeeded", "rolled_back", "failed", "cancelled")
+
+
+def migrate(
+    volume: Annotated[str, typer.Argument(metavar="VOLUME")],
+    to_host: Annotated[str, typer.Option("--to-host", help="Destination host.")],
+    host: Annotated[str | None, typer.Option(help="Host of the volume.")] = None,
+    to_volume: Annotated[str | None, typer.Option(
+        "--to-volume", help="Destination volume name (default: the same).")] = None,
+    driver: Annotated[str, typer.Option(help="Destination volume driver.")] = "local",
+    driver_opt: Annotated[list[str] | None, typer.Option(
+        "--driver-opt", metavar="KEY=VALUE",
+        help="A driver option, e.g. type=none, o=bind, device=/srv/data (repeatable).")
+        ] = None,
+    via: Annotated[str | None, typer.Option(
+        help="Target the data travels through (default: the default target).")] = None,
+    cutover: Annotated[str, typer.Option(
+        help="stop: stop the containers using the source for the final copy (they stay "
+        "stopped after a success); none: no stop.")] = "stop",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only run the checks.")] = False,
+    remove_source: Annotated[bool, typer.Option(
+        "--remove-source", help="After a verified copy: a pinned backup of the source, "
+        "then remove it.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Migrate VOLUME to another host, name or driver: checks, a pre-copy while it runs,
+    a short cut-over, a verify; rolled back on any failure (see docs/migration.md)."""
+    opts: dict[str, str] = {}
+    for item in driver_opt or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"invalid --driver-opt {item!r}", "write it as KEY=VALUE")
+        opts[key] = value
+    body: dict[str, Any] = {"volume": volume, "host": host, "to_host": to_host,
+                            "to_volume": to_volume, "driver": driver, "driver_opts": opts,
+                            "via": via, "cutover": cutover, "dry_run": dry_run,
+                            "remove_source": remove_source}
+    with connect() as c:
+        result = c.migrate({k: v for k, v in body.items() if v is not None})
+        if dry_run:
+            _dry_run(result, as_json)
+            return
+        if c.embedded:
+            result = _follow(c, result["id"], as_json)
+        _show(result, as_json)
+
+
+def _dry_run(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+    else:
+        for c in result["checks"]:
+            mark = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
+            out().print(f"{mark} {c['name']}: {c['detail']}", highlight=False)
+        out().print(f"plan: {result['plan']}", highlight=False)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+def migrations(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: Json = False,
+) -> None:
+    """List migrations, newest first."""
+    with connect(docker=False) as c:
+        rows = c.migrations(limit)
+    if as_json:
+        emit_json(rows)
+        return
+    table("Migrations", ["ID", "STATE", "SOURCE", "DESTINATION", "DOWNTIME", "VERIFY",
+                         "CREATED"],
+          [[m["id"], m["state"], f"{m['source']['host']}/{m['source']['volume']}",
+            f"{m['destination']['host']}/{m['destination']['volume']}",
+            _secs(m["downtime_seconds"]), m["verify_outcome"] or "-",
+            m["created_at"][:19]] for m in rows])
+
+
+def migration(
+    what: Annotated[str, typer.Argument(metavar="ID | rollback ID | cancel ID")],
+    migration_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Follow it to its end (embedded: drive it here).")] = False,
+    md: Annotated[bool, typer.Option("--md", help="The report as Markdown.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Show migration ID (with --follow until it ends), or `rollback ID` (undo a
+    succeeded one) or `cancel ID` (stop a running one; it rolls back)."""
+    action = what if what in ("rollback", "cancel") and migration_id else "show"
+    mid = migration_id if action != "show" else what
+    if mid is None:
+        raise CliError("no migration id given", "volkeeper migrations lists them")
+    with connect(docker=action != "show" or follow) as c:
+        if action == "rollback":
+            m = c.rollback_migration(mid)
+            follow = follow or c.embedded
+        elif action == "cancel":
+            m = c.cancel_migration(mid)
+        else:
+            m = c.migration(mid)
+        if follow and m["state"] not in FINAL:
+            m = _follow(c, mid, as_json)
+        if md:
+            out().print(c.migration_report(mid), markup=False, highlight=False)
+            return
+    _show(m, as_json)
+
+
+def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
+    """Wait for the migration to end, printing each phase as it changes (embedded: this
+    process drives it)."""
+    seen: dict[str, str] = {}
+    while True:
+        m = c.drive_migration(mid) or c.migration(mid)
+        if not as_json:
+            for p in m["phases"]:
+                if seen.get(p["name"]) != p["state"]:
+                    seen[p["name"]] = p["state"]
+                    err().print(f"{p['name']}: {p['state']}", highlight=False)
+        if m["state"] in FINAL:
+            return m
+        time.sleep(0.2 if c.embedded else 1.0)
+
+
+def _show(m: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(m)
+    else:
+        src, dst = m["source"], m["destination"]
+        out().print(f"migration {m['id']}: {m['state']} — {src['host']}/{src['volume']} → "
+                    f"{dst['host']}/{dst['volume']} ({dst['driver']})", highlight=False)
+        for p in m["phases"]:
+            out().print(f"  {p['name']:<9} {p['state']:<10} {p['bytes']:>12} B "
+                        + ", ".join(f"{j['step']}={j['job_id']}" for j in p["jobs"]),
+                        highlight=False)
+        out().print(f"  downtime {_secs(m['downtime_seconds'])}, verify "
+                    f"{m['verify_outcome'] or '-'}", highlight=False)
+        if m["reason"]:
+            out().print(f"  reason: {m['reason']}", highlight=False)
+        for step in m.get("next_steps") or []:
+            out().print(f"  next: {step}", highlight=False)
+    if m["state"] in ("rolled_back", "failed", "cancelled"):
+        raise typer.Exit(1)
+
+
+def _secs(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}s"
+
+
+def evacuate(
+    host: Annotated[str, typer.Argument(metavar="HOST")],
+    to_host: Annotated[str, typer.Option("--to-host", help="Destination host.")],
+    concurrency: Annotated[int, typer.Option(help="Volumes moved at once.")] = 2,
+    via: Annotated[str | None, typer.Option(help="Target the data travels through.")
+                   ] = None,
+    cutover: Annotated[str, typer.Option(help="stop or none (as for migrate).")] = "stop",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only run the checks.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Migrate every volume of HOST to --to-host (same names), a few at a time, with one
+    report for the whole move (embedded: driven here until it ends)."""
+    body = {"host": host, "to_host": to_host, "concurrency": concurrency, "via": via,
+            "cutover": cutover, "dry_run": dry_run}
+    with connect() as c:
+        e = c.evacuate({k: v for k, v in body.items() if v is not None})
+        if dry_run:
+            if as_json:
+                emit_json(e)
+            for v in e["volumes"] if not as_json else []:
+                for x in v["checks"]:
+                    if not x["ok"]:
+                        out().print(f"[red]FAILED[/] {v['volume']}: {x['name']}: "
+                                    f"{x['detail']}", highlight=False)
+                if v["ok"]:
+                    out().print(f"[green]ok[/] {v['volume']}: {v['plan']}", highlight=False)
+            if not e["ok"]:
+                raise typer.Exit(1)
+            return
+        if not as_json:
+            err().print(f"evacuation {e['id']}: {len(e['migrations'])} volumes")
+        while e["state"] == "running":
+            time.sleep(0.2 if c.embedded else 1.0)
+            e = c.evacuation(e["id"])
+    if as_json:
+        emit_json(e)
+    else:
+        from common.jobs.evacuations import markdown
+
+        out().print(markdown(e), markup=False, highlight=False)
+    if e["state"] != "succeeded":
+        raise typer.Exit(1)

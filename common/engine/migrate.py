@@ -1,0 +1,243 @@
+"""The engine steps of a volume migration (``common.jobs.migrations`` drives them).
+
+- ``check_source`` / ``check_destination``: the validation (and dry run), on the host
+  that owns each side: the source volume and the containers using it, the destination
+  driver with its options (a probe volume is created and mounted, then removed), the
+  destination name free, free space, the via target reachable.
+- ``cutover_backup``: the cut-over's final backup. With ``stop`` the running containers
+  using the source are stopped first (``common.hooks.StopWindow``; recorded before) and
+  *stay stopped* when it succeeds — the application moves to the destination; they are
+  started again at once when the backup fails.
+- ``apply_final``: make the destination equal to the final snapshot: an in-place sync
+  (``sync.sync_volume``, only what differs) where the worker reaches its mountpoint,
+  otherwise (another driver, a ``local`` volume with mount options) the pre-copied
+  volume is created again and the snapshot restored into it in full.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.archive import VerifyReport
+from common.config import Settings
+from common.docker import ContainerRef, DockerHost
+from common.engine.access import direct_path
+from common.engine.backup import backup_volume
+from common.engine.compare import compare_volume
+from common.engine.records import BackupOutcome, Check, StoredBackup
+from common.engine.repo_verify import Seen, compare_backup
+from common.engine.restore import restore_backup
+from common.engine.sizing import scan_tree
+from common.engine.sync import sync_volume
+from common.errors import NotFound, VolkeeperError
+from common.formats import REPO_FORMAT
+from common.hooks import StopWindow
+from common.progress import ProgressTracker
+from common.storage.base import Backend
+
+#: the options the ``local`` driver understands (``docker volume create -o``)
+LOCAL_OPTIONS = frozenset({"type", "o", "device"})
+
+
+def _checks(*items: Check) -> list[dict[str, Any]]:
+    return [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in items]
+
+
+def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[str, Any]:
+    """The source side: the volume, its size, the containers using it."""
+    try:
+        info = docker.volume(volume)
+    except NotFound:
+        return {"checks": _checks(Check("source volume", False,
+                                        f"volume {volume!r} does not exist on this host — "
+                                        "name an existing volume (volkeeper volumes)"))}
+    path = direct_path(docker, volume, settings)
+    size = scan_tree(path) if path is not None else None
+    nbytes = size.bytes if size is not None else info.size_bytes
+    running = [c.name for c in info.containers if c.state == "running"]
+    checks = [Check("source volume", True, f"volume {volume!r} ({info.driver}"
+                    + (f", {nbytes} bytes" if nbytes is not None else "") + ")"),
+              Check("containers", True,
+                    f"running containers using it: {', '.join(running)}" if running
+                    else "no running container uses it")]
+    return {"checks": _checks(*checks), "bytes": nbytes, "running": running,
+            "containers": [{"id": c.id, "name": c.name, "state": c.state}
+                           for c in info.containers]}
+
+
+def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[str, str],
+                      need_bytes: int | None, settings: Settings) -> dict[str, Any]:
+    """The destination side: the name free, the driver and its options, free space."""
+    checks: list[Check] = []
+    try:
+        docker.volume(volume)
+        checks.append(Check("destination volume", False,
+                            f"volume {volume!r} already exists on this host — choose "
+                            "another name (--to-volume) or remove it first"))
+    except NotFound:
+        checks.append(Check("destination volume", True, f"volume {volume!r} is free"))
+    checks.append(_check_driver(docker, driver, opts))
+    if checks[-1].ok and opts:
+        checks.append(_probe(docker, driver, opts))
+    checks.append(_check_space(docker, driver, opts, need_bytes))
+    checks.append(_check_reach(docker, driver, opts))
+    return {"checks": _checks(*checks)}
+
+
+def _check_reach(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:
+    """The cut-over's sync and the verify read the destination's files: they must be
+    visible to this worker (``volume_path``)."""
+    root = docker.root_dir()
+    if driver == "local" and not opts and root is not None:
+        return Check("file access", True, "the worker reaches the volume's files")
+    device = Path(opts.get("device", "/nonexistent"))
+    if driver == "local" and "bind" in opts.get("o", "").split(",") and device.is_dir():
+        return Check("file access", True, f"the worker reaches the files at {device}")
+    return Check("file access", False, "the worker cannot reach the destination's files, "
+                 "so the cut-over cannot sync them nor the verify compare them — use the "
+                 "local driver (plain, or o=bind with a device directory this worker sees)")
+
+
+def _check_driver(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:
+    drivers = docker.volume_drivers()
+    if driver not in drivers:
+        return Check("driver", False, f"volume driver {driver!r} is not available on this "
+                     f"host (it has: {', '.join(drivers) or 'none'}) — install its plugin "
+                     "or choose one of those (--driver)")
+    unknown = sorted(set(opts) - LOCAL_OPTIONS) if driver == "local" else []
+    if unknown:
+        return Check("driver", False, f"the local driver has no option {', '.join(unknown)} "
+                     "— it takes type, o and device (--driver-opt type=none "
+                     "--driver-opt o=bind --driver-opt device=/path)")
+    return Check("driver", True, f"driver {driver!r} is available"
+                 + (f" (options {', '.join(sorted(opts))})" if opts else ""))
+
+
+def _probe(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:
+    """Create a volume with the driver and options and mount it once, then remove it."""
+    name = f"volkeeper-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        docker.create_volume(name, driver=driver, driver_opts=opts,
+                             labels={"volkeeper.probe": "migration"})
+        try:
+            docker.is_empty(name)  # mounts it (a helper container through the archive API)
+        finally:
+            with contextlib.suppress(VolkeeperError):
+                docker.remove_volume(name)
+    except VolkeeperError as e:
+        return Check("driver options", False, f"a volume with driver {driver!r} and these "
+                     f"options cannot be mounted here: {e.message} — fix the options")
+    return Check("driver options", True, "a probe volume with these options mounted")
+
+
+def _check_space(docker: DockerHost, driver: str, opts: dict[str, str],
+                 need: int | None) -> Check:
+    where: Path | None = None
+    if driver == "local" and not opts:
+        root = docker.root_dir()
+        where = root / "volumes" if root is not None and (root / "volumes").is_dir() else None
+    elif driver == "local" and opts.get("device") and "bind" in opts.get("o", ""):
+        device = Path(opts["device"])
+        where = device if device.is_dir() else None
+    if where is None:
+        return Check("free space", True, "not checked: the destination's storage is not "
+                     "visible to this worker")
+    free = shutil.disk_usage(where).free
+    if need is not None and free < need:
+        return Check("free space", False, f"{free} bytes free at {where}, the volume needs "
+                     f"{need} — free space there or migrate elsewhere")
+    return Check("free space", True, f"{free} bytes free at {where}"
+                 + (f", {need} needed" if need is not None else ""))
+
+
+@dataclass
+class Cutover:
+    """The final backup and the containers stopped for it (still stopped); ``stopped_at``
+    (epoch seconds) starts the downtime window of a ``--cutover stop`` (also when no
+    container was running), None without a stop."""
+
+    backup: BackupOutcome
+    stopped: list[dict[str, str]] = field(default_factory=list)
+    stopped_at: float | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        return self.backup.as_result() | {"containers_stopped": self.stopped,
+                                          "stopped_at": self.stopped_at}
+
+
+def cutover_backup(docker: DockerHost, backend: Backend, *, host: str, volume: str,
+                   job_id: str, tracker: ProgressTracker, settings: Settings, stop: bool,
+                   on_stopping: Any = None) -> Cutover:
+    """Stop the source's running containers (with ``stop``), back the source up into the
+    repository; see the module doc for what stays stopped."""
+    window = None
+    stopped_at = None
+    if stop:
+        containers: list[ContainerRef] = list(docker.volume(volume).containers)
+        window = StopWindow(docker, containers, tracker=tracker, on_stopping=on_stopping)
+        stopped_at = time.time()
+        window.__enter__()
+    try:
+        out = backup_volume(docker, backend, host=host, volume=volume, fmt=REPO_FORMAT,
+                            job_id=job_id, tracker=tracker, settings=settings)
+    except BaseException:
+        if window is not None:
+            window.start()
+        raise
+    stopped = [{"id": w.id, "name": w.name} for w in window.windows] if window else []
+    return Cutover(out, stopped, stopped_at)
+
+
+def apply_final(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
+                settings: Settings, tracker: ProgressTracker, *, driver: str,
+                driver_opts: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+    """Make ``volume`` equal to ``backup`` (see the module doc); what was done."""
+    started = time.monotonic()
+    path = volume_path(docker, volume, settings)
+    if path is not None:
+        out = sync_volume(docker, backend, backup, volume, settings, tracker, path=path)
+        return out.as_result() | {"method": "sync",
+                                  "seconds": round(time.monotonic() - started, 3)}
+    tracker.set_phase("recreating the destination")
+    docker.remove_volume(volume)
+    restored = restore_backup(docker, backend, backup, volume=volume, tracker=tracker,
+                              settings=settings, driver=driver, driver_opts=driver_opts,
+                              labels=labels)
+    return restored.as_result() | {"method": "full restore",
+                                   "seconds": round(time.monotonic() - started, 3)}
+
+
+def volume_path(docker: DockerHost, volume: str, settings: Settings) -> Path | None:
+    """Where this worker reaches the volume's files: its mountpoint (``direct_path``) or,
+    for a ``local`` volume bound to a directory (``o=bind``, ``device=DIR``), that
+    directory when it is visible here; None otherwise."""
+    path = direct_path(docker, volume, settings)
+    if path is not None:
+        return path
+    info = docker.volume(volume)
+    opts = info.options or {}
+    device = opts.get("device")
+    if info.driver == "local" and device and "bind" in opts.get("o", "").split(","):
+        where = Path(device)
+        if where.is_dir() and os.access(where, os.R_OK | os.W_OK | os.X_OK):
+            return where
+    return None
+
+
+def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
+            settings: Settings, tracker: ProgressTracker, *, trusted: Seen | None = None,
+            seen: Seen | None = None) -> VerifyReport:
+    """The drill's comparison of ``volume`` with ``backup``, also for a bind volume;
+    ``trusted``/``seen`` as for ``repo_verify.compare_tree`` (a repo backup's files)."""
+    path = volume_path(docker, volume, settings)
+    if path is not None and backup.format == REPO_FORMAT:
+        return compare_backup(backend, backup, path, settings, tracker, trusted=trusted,
+                              seen=seen)
+    return compare_volume(docker, backend, backup, volume, settings, tracker)

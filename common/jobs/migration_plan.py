@@ -1,0 +1,115 @@
+"""The steps of a migration, in order: what each one queues (a child job through the job
+services, on the host it touches) and what its finished job adds to the migration's
+report. ``migration_flow.Coordinator`` walks these tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common.db import Job, jobs
+from common.db.migration_rows import Migration
+from common.jobs.names import MIGRATION_LABEL, TASK_MIGRATION_STEP
+from common.jobs.operations import OperationsService
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    phase: str
+    applies: Callable[[Migration], bool]
+    submit: Callable[[OperationsService, Migration], Job]
+
+
+def actor(m: Migration) -> str:
+    return f"migration:{m.id}"
+
+
+def create_options(m: Migration) -> dict[str, Any]:
+    return {"driver": m.driver, "driver_opts": dict(m.driver_opts or {}),
+            "labels": {MIGRATION_LABEL: m.id}}
+
+
+def queue_step(ops: OperationsService, m: Migration, kind: str, *, host: str, volume: str,
+               target: str | None = None, backup_id: str | None = None,
+               params: dict[str, Any] | None = None, lock: str | None = None) -> Job:
+    """Queue one of the migration's own steps (``migration_steps``) as a job."""
+    with ops.db.session() as s:
+        job = jobs.create_job(s, kind=kind, host=host, volume=volume, target=target,
+                              backup_id=backup_id, requested_by=actor(m), lock=lock,
+                              params={"migration": m.id, **(params or {})})
+    return ops._dispatch(job, TASK_MIGRATION_STEP)
+
+
+def report_of(m: Migration, key: str) -> Any:
+    """One field of the migration's report (None when it is not there yet)."""
+    return (m.report or {}).get(key)
+
+
+FORWARD = (
+    Step("precopy.backup", "pre-copy", lambda m: True, lambda ops, m: ops.submit_backup(
+        volume=m.source_volume, host=m.source_host, target=m.via, fmt="repo",
+        requested_by=actor(m))),
+    Step("precopy.restore", "pre-copy", lambda m: True, lambda ops, m: ops._queue_restore(
+        backup_id=report_of(m, "precopy_backup_id"), into=m.dest_volume, host=m.dest_host,
+        requested_by=actor(m), mode="new", stop_containers=False,
+        create=create_options(m))),
+    Step("precopy.verify", "pre-copy", lambda m: True, lambda ops, m: queue_step(
+        ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
+        backup_id=report_of(m, "precopy_backup_id"), params={"record": True})),
+    Step("cutover.backup", "cut-over", lambda m: True, lambda ops, m: queue_step(
+        ops, m, "cutover", host=m.source_host, volume=m.source_volume, target=m.via,
+        params={"stop": m.cutover == "stop"})),
+    Step("cutover.apply", "cut-over", lambda m: True, lambda ops, m: queue_step(
+        ops, m, "migration-sync", host=m.dest_host, volume=m.dest_volume,
+        backup_id=report_of(m, "final_backup_id"), params={"create": create_options(m)})),
+    Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
+        ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
+        backup_id=report_of(m, "final_backup_id"), params={"baseline": True})),
+    Step("finish.retire", "finish", lambda m: m.remove_source, lambda ops, m: queue_step(
+        ops, m, "migration-retire", host=m.source_host, volume=m.source_volume,
+        target=m.via)),
+)
+
+ROLLBACK = (
+    Step("rollback.restore_source", "rollback",
+         lambda m: bool(report_of(m, "source_removed")),
+         lambda ops, m: ops._queue_restore(
+             backup_id=report_of(m, "safety_backup_id"), into=m.source_volume,
+             host=m.source_host, requested_by=actor(m), mode="new", stop_containers=False)),
+    Step("rollback.remove_destination", "rollback",
+         lambda m: "precopy.restore" in (m.steps or {}),
+         lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
+                                   volume=m.dest_volume)),
+    Step("rollback.start_containers", "rollback",
+         lambda m: bool(report_of(m, "containers_stopped")),
+         lambda ops, m: queue_step(ops, m, "migration-start", host=m.source_host,
+                                   volume=m.source_volume, lock=f"start/{uuid.uuid4().hex}",
+                                   params={"containers": report_of(m, "containers_stopped")})),
+)
+
+
+def rolling_back(m: Migration) -> bool:
+    return bool(report_of(m, "failure") or m.rollback_requested_by)
+
+
+def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
+    """What a finished child job adds to the migration's report."""
+    r = job.result or {}
+    if step == "precopy.backup":
+        return {"precopy_backup_id": job.backup_id}
+    if step == "cutover.backup":
+        return {"final_backup_id": job.backup_id,
+                "containers_stopped": r.get("containers_stopped") or [],
+                "stopped_at": r.get("stopped_at")}
+    if step == "cutover.apply":
+        return {"apply_method": r.get("method")}
+    if step == "finish.retire":
+        return {"safety_backup_id": r.get("safety_backup_id"), "source_removed": True}
+    if step == "rollback.restore_source":
+        return {"source_removed": False, "source_restored": True}
+    if step == "rollback.start_containers":
+        return {"containers_started": r.get("started") or []}
+    return {}

@@ -1,0 +1,170 @@
+"""The job bodies of a migration's own steps; each runs on the worker of the host it
+works on, as an ordinary job (progress, heartbeat, cancel, recovery). The migration's
+coordinator (``migration_flow``) queues them beside ordinary backup and restore jobs.
+
+Kinds: ``migration-check`` (a quick task: one side's validation), ``cutover`` (stop the
+source's containers, the final backup; they stay stopped), ``migration-sync`` (apply the
+final snapshot to the destination), ``migration-verify`` (the drill's comparison of the
+destination with the final snapshot), ``migration-retire`` (``--remove-source``: a pinned
+backup of the source, then the source removed), ``migration-remove`` (a rollback removes
+the destination it created), ``migration-start`` (start the stopped containers again)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common.db import catalog
+from common.db.models import Job
+from common.engine import migrate as engine
+from common.engine.backup import backup_volume
+from common.engine.records import StoredBackup
+from common.engine.repo_verify import Seen
+from common.errors import Conflict, Damaged, NotFound
+from common.hooks import start_again
+from common.jobs import record
+from common.jobs.context import JobContext
+from common.jobs.names import MIGRATION_LABEL
+from common.jobs.runner import Outcome
+from common.progress import ProgressTracker
+
+
+def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """One side's validation: ``params.side`` is "source" or "destination"; both check
+    that the via target (``job.target``) is reachable from this host."""
+    p = job.params
+    if p.get("side") == "source":
+        out = engine.check_source(ctx.docker, job.volume, ctx.settings)
+    else:
+        out = engine.check_destination(ctx.docker, job.volume, p.get("driver") or "local",
+                                       p.get("driver_opts") or {}, p.get("need_bytes"),
+                                       ctx.settings)
+    out["checks"].append(_target_check(ctx, job.target))
+    return Outcome(out)
+
+
+def _target_check(ctx: JobContext, target: str | None) -> dict[str, Any]:
+    name = f"target {target}"
+    try:
+        assert target is not None
+        with ctx.open_target(target) as backend:
+            backend.check()
+    except Exception as e:  # noqa: BLE001 - reported as the check's outcome
+        return {"name": name, "ok": False, "detail": f"target {target!r} is not reachable "
+                f"from host {ctx.host}: {e}"}
+    return {"name": name, "ok": True, "detail": f"reachable from host {ctx.host}"}
+
+
+def cutover(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    assert job.target is not None
+    with ctx.open_target(job.target) as backend:
+        done = engine.cutover_backup(
+            ctx.docker, backend, host=job.host, volume=job.volume, job_id=job.id,
+            tracker=tracker, settings=ctx.settings_for(job.target),
+            stop=bool(job.params.get("stop")),
+            on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs))
+    backup_id = record.backup(ctx, job, done.backup)
+    record.containers_started(ctx, job.id)  # the migration owns them now (its record)
+    return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
+
+
+def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    b = ctx.job_backup(job)
+    create = job.params.get("create") or {}
+    with ctx.open_target(b.target) as backend:
+        out = engine.apply_final(
+            ctx.docker, backend, StoredBackup.from_row(b), job.volume,
+            ctx.settings_for(b.target), tracker, driver=create.get("driver") or "local",
+            driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {})
+    return Outcome(out)
+
+
+def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Compare the destination with the job's backup. ``params.record`` (the pre-copy's
+    content baseline: not a gate, the cut-over's sync fixes what differs) keeps each file
+    whose content matched in this host's migration state; ``baseline`` (the verify after
+    the cut-over, which fails the migration on any difference) then reads only the files
+    changed since, or not matched then (``compare_tree``)."""
+    b = ctx.job_backup(job)
+    state = _state_file(ctx, str(job.params.get("migration")))
+    trusted = _load(state) if job.params.get("baseline") else None
+    seen: Seen = {}
+    tracker.set_phase("comparing")
+    with ctx.open_target(b.target) as backend:
+        report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
+                                ctx.settings_for(b.target), tracker, trusted=trusted,
+                                seen=seen)
+    result = {"ok": report.ok, "entries_checked": report.entries_checked,
+              "files_trusted": sum(1 for k, v in seen.items()
+                                   if trusted and tuple(trusted.get(k) or ()) == v),
+              "problems": report.problems[:50], "problem_count": report.problem_count}
+    if not report.ok and not job.params.get("record"):
+        raise Damaged(f"the destination volume {job.volume!r} differs from the "
+                      f"snapshot: {'; '.join(report.problems[:3])}", result,
+                      "the migration is rolled back; look for what writes into the "
+                      "destination, then migrate again")
+    if job.params.get("record"):
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps(seen))
+    elif trusted is not None:
+        state.unlink(missing_ok=True)
+    return Outcome(result)
+
+
+def _state_file(ctx: JobContext, migration: str) -> Path:
+    return Path(ctx.settings.home) / "migrations" / f"{migration}.verified.json"
+
+
+def _load(path: Path) -> Seen:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # nothing recorded here: every file is read
+    return {k: tuple(v) for k, v in raw.items()}
+
+
+def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """A last backup of the source, pinned (retention keeps it), then the source removed."""
+    assert job.target is not None
+    with ctx.open_target(job.target) as backend:
+        out = backup_volume(ctx.docker, backend, host=job.host, volume=job.volume,
+                            fmt="repo", job_id=job.id, tracker=tracker,
+                            settings=ctx.settings_for(job.target))
+    backup_id = record.backup(ctx, job, out)
+    with ctx.db.session() as s:
+        catalog.label_backup(s, backup_id, add=["migration-safety"], pinned=True)
+    tracker.set_phase("removing the source")
+    ctx.docker.remove_volume(job.volume)
+    return Outcome({"safety_backup_id": backup_id, "removed": job.volume}, backup_id)
+
+
+def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Remove the destination volume — only one this migration created (its label)."""
+    tracker.set_phase("removing the destination")
+    try:
+        info = ctx.docker.volume(job.volume)
+    except NotFound:
+        return Outcome({"removed": False, "detail": "the destination did not exist"})
+    if info.labels.get(MIGRATION_LABEL) != job.params.get("migration"):
+        raise Conflict(f"volume {job.volume!r} was not created by migration "
+                       f"{job.params.get('migration')}; it is left alone",
+                       "remove it by hand if it is not needed")
+    ctx.docker.remove_volume(job.volume)
+    return Outcome({"removed": True})
+
+
+def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    tracker.set_phase("starting containers")
+    started = start_again(ctx.docker, job.params.get("containers") or [])
+    return Outcome({"started": started})
+
+
+BODIES = {"migration-check": check, "cutover": cutover, "migration-sync": sync,
+          "migration-verify": verify, "migration-retire": retire,
+          "migration-remove": remove, "migration-start": start}
+
+
+def run(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """The migration step task's body: the step of ``job.kind``."""
+    return BODIES[job.kind](ctx, job, tracker)

@@ -1,0 +1,144 @@
+"""What a migration looks like to users: its view (phases computed from its child jobs),
+the plan a dry run shows, and the report as Markdown."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from common.db import Job
+from common.db.migration_rows import Migration
+
+if TYPE_CHECKING:
+    from common.jobs.migration_inputs import MigrationIn
+
+PHASES = ("pre-copy", "cut-over", "verify", "finish", "rollback")
+#: the step names of each phase (``migration_flow``)
+STEP_PHASE = {"precopy.backup": "pre-copy", "precopy.restore": "pre-copy",
+              "precopy.verify": "pre-copy",
+              "cutover.backup": "cut-over", "cutover.apply": "cut-over",
+              "verify": "verify", "finish.retire": "finish"}
+#: the result field that says how many bytes a child job moved
+_BYTES = ("bytes_fetched", "bytes_restored", "stored_bytes")
+
+
+def plan(body: MigrationIn, host: str, to_volume: str, via: str) -> str:
+    dest = f"{body.to_host}/{to_volume} (driver {body.driver}" + (
+        ", " + ", ".join(f"{k}={v}" for k, v in sorted(body.driver_opts.items()))
+        if body.driver_opts else "") + ")"
+    stop = ("stop the containers using it, " if body.cutover == "stop" else "")
+    return (f"copy {host}/{body.volume} to {dest} through target {via} while it runs; "
+            f"then {stop}copy what changed, verify the destination against the final "
+            "snapshot" + (", and remove the source (after a pinned backup)"
+                          if body.remove_source else "; the source is kept"))
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _job_bytes(job: Job) -> int:
+    r = job.result or {}
+    return next((int(r[k]) for k in _BYTES if isinstance(r.get(k), int)), 0)
+
+
+def phases(s: Session, m: Migration) -> list[dict[str, Any]]:
+    rep = m.report or {}
+    out: list[dict[str, Any]] = [{
+        "name": "validate", "state": "succeeded", "started_at": _iso(m.created_at),
+        "finished_at": rep.get("validated_at"), "bytes": 0, "jobs": []}]
+    for phase in PHASES:
+        rows = [(step, s.get(Job, jid)) for step, jid in (m.steps or {}).items()
+                if STEP_PHASE.get(step, "rollback") == phase]
+        found = [(step, j) for step, j in rows if j is not None]
+        if not found:
+            continue
+        states = [str(j.state) for _, j in found]
+        state = ("running" if any(x in ("queued", "running") for x in states) else
+                 "failed" if any(x == "failed" for x in states) else
+                 "cancelled" if any(x == "cancelled" for x in states) else "succeeded")
+        starts = [j.started_at or j.created_at for _, j in found]
+        ends = [j.finished_at for _, j in found if j.finished_at is not None]
+        out.append({
+            "name": phase, "state": state, "started_at": _iso(min(starts)),
+            "finished_at": _iso(max(ends)) if state != "running" and ends else None,
+            "bytes": sum(_job_bytes(j) for _, j in found),
+            "jobs": [{"step": step, "job_id": j.id, "kind": j.kind, "host": j.host,
+                      "state": str(j.state), "error": j.error} for step, j in found]})
+    return out
+
+
+def view(s: Session, m: Migration) -> dict[str, Any]:
+    rep = dict(m.report or {})
+    rep.pop("absorbed", None)
+    rep.pop("waiting", None)
+    return {
+        "id": m.id, "state": m.state, "requested_by": m.requested_by,
+        "source": {"host": m.source_host, "volume": m.source_volume},
+        "destination": {"host": m.dest_host, "volume": m.dest_volume, "driver": m.driver,
+                        "driver_opts": dict(m.driver_opts or {})},
+        "via": m.via, "cutover": m.cutover, "remove_source": m.remove_source,
+        "phases": phases(s, m), "downtime_seconds": m.downtime_seconds,
+        "verify_outcome": m.verify_outcome, "reason": m.reason,
+        "cancel_requested_by": m.cancel_requested_by,
+        "rollback_requested_by": m.rollback_requested_by,
+        "created_at": _iso(m.created_at), "started_at": _iso(m.started_at),
+        "finished_at": _iso(m.finished_at), "report": rep,
+        "next_steps": next_steps(m)}
+
+
+def next_steps(m: Migration) -> list[str]:
+    """What the user changes so the application uses the new volume."""
+    if m.state != "succeeded":
+        return []
+    out = []
+    stopped = [c.get("name", "?") for c in (m.report or {}).get("containers_stopped") or []]
+    if m.dest_host != m.source_host:
+        out.append(f"run the application on host {m.dest_host} with volume "
+                   f"{m.dest_volume!r} (in a Compose file: deploy it there; declare the "
+                   "volume `external: true` or with the same driver options)")
+    else:
+        out.append(f"point the application at volume {m.dest_volume!r} (in a Compose "
+                   f"file: `volumes: {{{m.source_volume}: {{name: {m.dest_volume}, "
+                   "external: true}}}`)")
+    if stopped:
+        out.append(f"containers {', '.join(stopped)} were stopped for the cut-over and are "
+                   "still stopped on the source; recreate them on the new volume (or "
+                   "`volkeeper migration rollback ID` to go back)")
+    return out
+
+
+def markdown(v: dict[str, Any]) -> str:
+    """The report as a readable page."""
+    src, dst = v["source"], v["destination"]
+    lines = [f"# Migration {v['id']}: {v['state']}", "",
+             f"- source: `{src['host']}/{src['volume']}`",
+             f"- destination: `{dst['host']}/{dst['volume']}` (driver `{dst['driver']}`"
+             + "".join(f", `{k}={val}`" for k, val in sorted(dst["driver_opts"].items()))
+             + ")",
+             f"- via target: `{v['via']}`, cut-over: `{v['cutover']}`, remove source: "
+             f"{'yes' if v['remove_source'] else 'no'}",
+             f"- requested by: {v['requested_by'] or '-'}, created {v['created_at']}, "
+             f"finished {v['finished_at'] or '-'}",
+             f"- downtime: {_secs(v['downtime_seconds'])}, verify: "
+             f"{v['verify_outcome'] or '-'}"]
+    if v["reason"]:
+        lines.append(f"- reason: {v['reason']}")
+    lines += ["", "## Phases", "", "| phase | state | started | finished | bytes | jobs |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for p in v["phases"]:
+        jobs = ", ".join(f"{j['step']} `{j['job_id']}` ({j['state']})" for j in p["jobs"])
+        lines.append(f"| {p['name']} | {p['state']} | {p['started_at'] or '-'} | "
+                     f"{p['finished_at'] or '-'} | {p['bytes']} | {jobs or '-'} |")
+    lines += ["", "## Checks", ""]
+    for c in v["report"].get("checks") or []:
+        lines.append(f"- {'ok' if c['ok'] else 'FAILED'} {c['name']}: {c['detail']}")
+    if v["next_steps"]:
+        lines += ["", "## Next steps", ""] + [f"- {s}" for s in v["next_steps"]]
+    return "\n".join(lines) + "\n"
+
+
+def _secs(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f} s"

@@ -1,0 +1,200 @@
+"""Embedded migrations on one host (a private dockerd), driven in this process as
+``volkeeper migrate`` drives them: a plain volume to a ``local`` volume with bind
+options while a container writes into it, content and metadata compared; a verify
+difference injected rolls back with the source intact and its container running; the
+dry run names bad inputs."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from common.config import Settings
+from common.db import jobs
+from common.jobs import host
+from common.jobs.embedded import EmbeddedRuntime
+from common.jobs.migration_flow import Coordinator
+from common.jobs.migrations import MigrationService
+from tests.fixtures.dockerd import busybox_image
+from tests.treecmp import compare_trees
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, docker_host_a: Any) -> Iterator[EmbeddedRuntime]:
+    settings = Settings(home=tmp_path / "home", docker_host=docker_host_a.url,
+                        host_name="laptop",
+                        repository_password=SecretStr("migrate me safely please"),
+                        repository_kdf_n=2**14)
+    with EmbeddedRuntime(settings, background=False) as rt:
+        yield rt
+
+
+def _volume(docker_host: Any, name: str, files: int = 20) -> Path:
+    docker_host.client().volumes.create(name)
+    root = Path(docker_host.client().volumes.get(name).attrs["Mountpoint"])
+    (root / "sub" / "deep").mkdir(parents=True)
+    for i in range(files):
+        (root / "sub" / f"f{i}.bin").write_bytes(os.urandom(1000 + 997 * i))
+    (root / "sub" / "deep" / "link").symlink_to("../f1.bin")
+    os.link(root / "sub" / "f2.bin", root / "hard.bin")
+    os.chmod(root / "sub" / "f3.bin", 0o600)
+    os.chown(root / "sub" / "f4.bin", 1234, 4321)
+    return root
+
+
+def _writer(docker_host: Any, name: str, volume: str) -> Any:
+    image = busybox_image(docker_host)
+    return docker_host.client().containers.run(
+        image, ["sh", "-c", "trap 'exit 0' TERM; i=0; while true; do "
+                "echo $i >> /data/log.txt; i=$((i+1)); sleep 0.05; done"], name=name, detach=True,
+        volumes={volume: {"bind": "/data", "mode": "rw"}})
+
+
+def _migrate(rt: EmbeddedRuntime, observer: Any = None, **request: Any) -> dict[str, Any]:
+    host.refresh_inventory(rt.ctx)  # as a command's start-up or the inventory loop does
+    service = MigrationService(rt.service)
+    m = service.submit(request=request, requested_by="tester")
+    Coordinator(rt.service, observer=observer).run(m["id"], timeout=120)
+    return service.get(m["id"])
+
+
+def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
+        runtime: EmbeddedRuntime, docker_host_a: Any, tmp_path: Path) -> None:
+    src = _volume(docker_host_a, "mig-src")
+    writer = _writer(docker_host_a, "mig-writer", "mig-src")
+    device = tmp_path / "bind-dest"
+    device.mkdir()
+    try:
+        time.sleep(0.3)
+        done = _migrate(runtime, volume="mig-src", to_host="laptop", to_volume="mig-dst",
+                        driver="local", driver_opts={"type": "none", "o": "bind",
+                                                     "device": str(device)})
+        assert done["state"] == "succeeded", done
+        assert done["verify_outcome"] == "passed"
+        assert done["downtime_seconds"] is not None and done["downtime_seconds"] >= 0
+        assert [p["name"] for p in done["phases"]] == [
+            "validate", "pre-copy", "cut-over", "verify"]
+        writer.reload()
+        assert writer.status == "exited"  # stopped for the cut-over, left stopped
+        vol = docker_host_a.client().volumes.get("mig-dst")
+        assert vol.attrs["Driver"] == "local" and vol.attrs["Options"]["o"] == "bind"
+        assert compare_trees(src, device, check_root=False, mtime_tolerance_ns=10**9) == []
+        assert (device / "log.txt").read_text() == (src / "log.txt").read_text()
+        verify = next(j for p in done["phases"] for j in p["jobs"] if j["step"] == "verify")
+        with runtime.db.session() as s:
+            result = jobs.get_job(s, verify["job_id"]).result
+        assert result["ok"] and result["files_trusted"] >= 20  # read in the pre-copy
+    finally:
+        writer.remove(force=True)
+
+
+def test_a_verify_difference_rolls_back_and_the_source_keeps_running(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    src = _volume(docker_host_a, "mig-bad", files=5)
+    writer = _writer(docker_host_a, "mig-bad-writer", "mig-bad")
+    before = sorted(p.name for p in (src / "sub").iterdir())
+
+    def inject(step: str, m: Any) -> None:
+        if step == "verify":  # someone writes into the destination before the verify
+            dst = docker_host_a.client().volumes.get("mig-bad-copy").attrs["Mountpoint"]
+            Path(dst, "intruder.txt").write_text("not from the source")
+
+    try:
+        done = _migrate(runtime, observer=inject, volume="mig-bad", to_host="laptop",
+                        to_volume="mig-bad-copy")
+        assert done["state"] == "rolled_back", done
+        assert done["verify_outcome"] == "failed"
+        assert "verify failed" in done["reason"] and "intruder.txt" in done["reason"]
+        names = [v.name for v in docker_host_a.client().volumes.list()]
+        assert "mig-bad-copy" not in names and "mig-bad" in names
+        assert sorted(p.name for p in (src / "sub").iterdir()) == before
+        writer.reload()
+        assert writer.status == "running"
+    finally:
+        writer.remove(force=True)
+
+
+def test_the_dry_run_names_each_bad_input(runtime: EmbeddedRuntime,
+                                         docker_host_a: Any) -> None:
+    _volume(docker_host_a, "mig-dry", files=5)
+    docker_host_a.client().volumes.create("mig-taken")
+    service = MigrationService(runtime.service)
+
+    def problems(**request: Any) -> list[str]:
+        out = service.submit(request={"volume": "mig-dry", "dry_run": True} | request)
+        assert out["dry_run"] is True
+        return [c["detail"] for c in out["checks"] if not c["ok"]]
+
+    ok = service.submit(request={"volume": "mig-dry", "to_host": "laptop",
+                                 "to_volume": "mig-free", "dry_run": True})
+    assert ok["ok"] is True, ok["checks"]
+    assert "mig-free" in ok["plan"]
+    assert any("unknown" in p or "not" in p for p in problems(to_host="elsewhere"))
+    assert any("already exists" in p for p in problems(to_host="laptop",
+                                                        to_volume="mig-taken"))
+    bad_driver = problems(to_host="laptop", to_volume="mig-x", driver="nosuchdriver")
+    assert any("'nosuchdriver' is not available" in p for p in bad_driver)
+    bad_opt = problems(to_host="laptop", to_volume="mig-x", driver_opts={"colour": "red"})
+    assert any("no option colour" in p for p in bad_opt)
+    assert any("does not exist" in p
+               for p in service.submit(request={"volume": "mig-none", "to_host": "laptop",
+                                                "to_volume": "x", "dry_run": True})["checks"]
+               if not p["ok"] for p in [p["detail"]])
+    names = [v.name for v in docker_host_a.client().volumes.list()]
+    assert "mig-free" not in names and not any(n.startswith("volkeeper-probe") for n in names)
+
+
+def test_a_cancel_during_the_cut_over_rolls_back_and_starts_the_container_again(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    _volume(docker_host_a, "mig-cx", files=5)
+    writer = _writer(docker_host_a, "mig-cx-writer", "mig-cx")
+    service = MigrationService(runtime.service)
+
+    def cancel(step: str, m: Any) -> None:
+        if step == "cutover.apply":  # the containers are down, the final backup is made
+            service.cancel(migration_id=m.id, requested_by="tester")
+
+    try:
+        done = _migrate(runtime, observer=cancel, volume="mig-cx", to_host="laptop",
+                        to_volume="mig-cx-copy")
+        assert done["state"] == "cancelled", done
+        assert done["reason"] == "cancelled by tester"
+        assert [p["name"] for p in done["phases"]][-1] == "rollback"
+        assert done["report"]["containers_started"] == ["mig-cx-writer"]
+        names = [v.name for v in docker_host_a.client().volumes.list()]
+        assert "mig-cx-copy" not in names
+        writer.reload()
+        assert writer.status == "running"
+        with pytest.raises(Exception, match="already finished"):
+            service.cancel(migration_id=done["id"])
+    finally:
+        writer.remove(force=True)
+
+
+def test_a_destination_file_changed_behind_the_sync_s_back_is_found_by_the_verify(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    """Same size and mtime: the sync trusts it and leaves it; the verify does not (its
+    ctime moved since the pre-copy's content baseline) and the migration rolls back."""
+    _volume(docker_host_a, "mig-sly", files=5)
+
+    def tamper(step: str, m: Any) -> None:
+        if step == "cutover.backup":
+            dst = Path(docker_host_a.client().volumes.get("mig-sly-copy").attrs["Mountpoint"])
+            f = dst / "sub" / "f3.bin"
+            st = f.stat()
+            f.write_bytes(b"x" * st.st_size)
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    done = _migrate(runtime, observer=tamper, volume="mig-sly", to_host="laptop",
+                    to_volume="mig-sly-copy")
+    assert done["state"] == "rolled_back", done
+    assert "sub/f3.bin: content: differs" in done["reason"]
+    assert "mig-sly-copy" not in [v.name for v in docker_host_a.client().volumes.list()]
