@@ -58,3 +58,11 @@ def test_a_drafts_retention_is_previewed_without_saving_it(env: Env) -> None:  #
     r = env.client.post("/api/v1/policies/preview-retention",
                         json=draft | {"targets": ["nas"]})
     assert r.status_code == 422 and "targets" in error(r)["message"]
+
+
+def test_a_policy_cannot_take_a_name_the_preview_routes_use(env: Env) -> None:  # noqa: F811
+    r = env.client.post("/api/v1/policies", json=NIGHTLY | {"name": "preview-schedule"})
+    assert r.status_code == 422, r.text
+    assert "preview-" in error(r)["message"] + error(r).get("hint", "")
+    assert env.client.get("/api/v1/policies/preview-schedule",
+                          params={"schedule": "@daily"}).status_code == 200
