@@ -8,9 +8,13 @@ the API serves (and the CLI prints), the live parts (progress bars over the job 
 stream, the restore wizard's steps) are client-side state anyway, and the API's role
 checks stay the only ones — a module never decides what is allowed, it only hides what the
 role (``GET /api/v1/whoami``) cannot do. Modules: ``app.js`` (shell, hash router, role),
-``api.js`` (fetch/SSE), ``ui.js`` (elements, formats, tables, bars, dialogs),
-``pages.js`` (overview, volumes, backups, jobs, targets, hosts, audit), ``wizard.js`` (the
-restore wizard).
+``api.js`` (fetch/SSE), ``ui.js`` (elements, formats, tables, pages of rows, bars,
+dialogs, the ``volkeeper:<page>`` performance marks), ``live.js`` (what pages share about
+jobs: errors with hints, Cancel, live bars), ``overview.js``, ``volumes.js`` (list and one
+volume with Back up now), ``backups.js``, ``jobs.js`` (list and one job), ``policies.js``
+and ``policy-preview.js`` (list, form with the cron helper, retention preview),
+``keys.js`` (API tokens, repository keys), ``pages.js`` (targets, hosts, audit),
+``wizard.js`` and ``tree.js`` (the restore wizard and its browsable tree of a backup).
 
 Login: ``/login#token=…`` (the link ``volkeeper serve`` prints; the fragment never
 reaches a server) or a pasted token is traded for an HttpOnly, SameSite=Strict session
@@ -20,8 +24,12 @@ unsafe requests carried by that cookie must come from the console's own origin
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import re
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -56,16 +64,34 @@ def index(request: Request, state: State) -> Response:
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
 
 
+@functools.lru_cache(maxsize=64)
+def _asset(name: str, _mtime: float) -> tuple[bytes, str]:
+    """A console file's bytes and ETag (read again when the file changes)."""
+    data = resources.files("api.console").joinpath(name).read_bytes()
+    return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
 @router.get("/console/{name}")
-def asset(name: str) -> Response:
-    """The console's modules and stylesheet (no data in them: served without a login)."""
+def asset(name: str, request: Request) -> Response:
+    """The console's modules and stylesheet (no data in them: served without a login).
+    Revalidated on every load (``no-cache``) with an ETag: an unchanged file is a 304."""
     match = ASSET.match(name)
     file = resources.files("api.console").joinpath(name)
     if match is None or not file.is_file():
         return JSONResponse({"error": {"code": "not_found",
                                        "message": f"no console file {name[:100]!r}"}}, 404)
-    return Response(file.read_bytes(), media_type=MEDIA_TYPES[match.group(1)],
-                    headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+    data, etag = _asset(name, _mtime(file))
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=MEDIA_TYPES[match.group(1)], headers=headers)
+
+
+def _mtime(file: Any) -> float:
+    try:
+        return os.stat(str(file)).st_mtime
+    except (OSError, TypeError):
+        return 0.0
 
 
 @router.get("/login", response_class=HTMLResponse)

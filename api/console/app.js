@@ -4,23 +4,31 @@
 
 import { api, hasFeature } from "./api.js";
 import { errorBox, fill, h } from "./ui.js";
-import * as pages from "./pages.js";
+import { backupsPage } from "./backups.js";
+import { job, jobs } from "./jobs.js";
+import { keys } from "./keys.js";
+import { overview } from "./overview.js";
+import { audit, hosts, targets } from "./pages.js";
+import { policies, policyForm } from "./policies.js";
+import { volume, volumes } from "./volumes.js";
 import { restoreWizard } from "./wizard.js";
 
 const RANK = { viewer: 0, operator: 1, admin: 2 };
 
 const routes = [
-  [/^\/?$/, pages.overview],
-  [/^\/volumes$/, pages.volumes],
-  [/^\/volumes\/([^/]+)\/([^/]+)$/, pages.volume],
+  [/^\/?$/, overview],
+  [/^\/volumes$/, volumes],
+  [/^\/volumes\/([^/]+)\/([^/]+)$/, volume],
   [/^\/restore$/, restoreWizard],
-  [/^\/backups$/, pages.backups],
-  [/^\/jobs$/, pages.jobs],
-  [/^\/jobs\/([^/]+)$/, pages.job],
-  [/^\/policies$/, pages.policies],
-  [/^\/targets$/, pages.targets],
-  [/^\/hosts$/, pages.hosts],
-  [/^\/audit$/, pages.audit],
+  [/^\/backups$/, backupsPage],
+  [/^\/jobs$/, jobs],
+  [/^\/jobs\/([^/]+)$/, job],
+  [/^\/policies$/, policies],
+  [/^\/policies\/([^/]+)$/, policyForm],
+  [/^\/targets$/, targets],
+  [/^\/keys$/, keys],
+  [/^\/hosts$/, hosts],
+  [/^\/audit$/, audit],
   // PLACE FOR THE MIGRATION WIZARD (issue 15): a route here when /api/v1/migrations lands
   // (hasFeature("migrations")), with a "Migrate…" link on the volume page.
 ];
@@ -43,6 +51,7 @@ async function render() {
   if (cleanup) { try { cleanup(); } catch (_) { /* ignore */ } cleanup = null; }
   const mine = ++current;
   const main = document.getElementById("main");
+  delete main.dataset.ready;  // set again by the page when its data is drawn (ui.mark)
   const view = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
   fill(main, view);
   const { path, query } = parseHash();
@@ -80,6 +89,7 @@ async function render() {
 }
 
 async function start() {
+  hasFeature("cancel");  // read the server's API list while the role is asked for
   try {
     const me = await api("/whoami");
     ctx = {

@@ -1,9 +1,12 @@
 // Backups: the catalog list with filters, and the actions on one backup (tag, pin/unpin,
-// verify, forget) as the role allows; the volume page reuses the timeline table.
+// verify, drill, copy, forget) as the role allows — a pinned backup is not offered to be
+// forgotten; the volume page reuses the timeline table.
 
 import { api, followJob } from "./api.js";
-import { badge, bytes, dialog, errorBox, field, fill, h, link, plural, select, table, timeEl, toast,
-  when } from "./ui.js";
+import { badge, bytes, dialog, errorBox, field, fill, h, link, mark, pager, plural, select, table, timeEl,
+  toast, when } from "./ui.js";
+
+const PAGE = 100;
 
 export const volumeHref = b => `#/volumes/${encodeURIComponent(b.host)}/${encodeURIComponent(b.volume)}`;
 export const restoreHref = b =>
@@ -74,6 +77,21 @@ async function forget(b, refresh) {
   await run("Forget", () => api(`/backups/${b.id}`, { method: "DELETE" }), refresh);
 }
 
+async function copy(b, refresh) {
+  const targets = (await api("/targets")).filter(t => t.name !== b.target);
+  if (!targets.length) {
+    toast("Copy: there is no other target; an admin adds one on the targets page", true);
+    return;
+  }
+  const to = select(targets.map(t => [t.name, `${t.name} (${t.url})`]), targets[0].name, { name: "copy-target" });
+  const answer = await dialog(`Copy backup ${b.id}`,
+    h("div", {}, h("p", {}, `${b.host}/${b.volume}, ${when(b.created_at)}, from ${b.target}, ${bytes(b.stored_bytes)} stored.`),
+      field("To target", to)),
+    [["Cancel", ""], ["Copy", "copy"]]);
+  if (answer !== "copy") return;
+  await run("Copy", () => api(`/backups/${b.id}/copy`, { method: "POST", body: { target: to.value } }), refresh);
+}
+
 export function actions(b, ctx, refresh) {
   if (!ctx.can("operator")) return "";
   const btn = (text, onclick, attrs = {}) =>
@@ -86,10 +104,13 @@ export function actions(b, ctx, refresh) {
     { "aria-label": `${b.pinned ? "Unpin" : "Pin"} backup ${b.id}` }),
     btn("Verify", () => run("Verify", () => api(`/backups/${b.id}/verify`, { method: "POST" }),
       refresh), { "aria-label": `Verify backup ${b.id}` }),
-    ctx.can("admin") ? btn("Forget…", () => forget(b, refresh), {
-      class: "small danger", disabled: b.pinned,
-      title: b.pinned ? "a pinned backup cannot be forgotten: unpin it first" : null,
-      "aria-label": `Forget backup ${b.id}` }) : null);
+    b.kind !== "safety" ? btn("Drill", () => run("Drill", () => api("/drills", { method: "POST",
+      body: { backup_id: b.id } }), refresh), {
+      "aria-label": `Drill backup ${b.id}`, title: "restore into a scratch volume, compare, measure" }) : null,
+    btn("Copy…", () => copy(b, refresh), { "aria-label": `Copy backup ${b.id}` }),
+    // a pinned backup cannot be forgotten (the API refuses it): not offered
+    ctx.can("admin") && !b.pinned ? btn("Forget…", () => forget(b, refresh), {
+      class: "small danger", "aria-label": `Forget backup ${b.id}` }) : null);
 }
 
 export function timeline(rows, ctx, refresh, { withVolume = false } = {}) {
@@ -118,20 +139,18 @@ export async function backupsPage(main, _params, ctx, query) {
     kind: select([["backup", "backups"], ["safety", "safety snapshots"], ["all", "all"]], query.get("kind") || "backup", { name: "kind" }),
   };
   const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
-  const load = async () => {
+  const pages = pager(PAGE, (offset, limit) => {
     const q = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value]));
-    try {
-      const rows = await api("/backups", { query: { ...q, limit: 500 } });
-      fill(out, h("p", { class: "muted" }, plural(rows.length, "backup")),
-        timeline(rows, ctx, load, { withVolume: true }));
-    } catch (e) { fill(out, errorBox(e)); }
-  };
+    return api("/backups", { query: { ...q, limit, offset } });
+  }, rows => fill(out, timeline(rows, ctx, () => pages.reload(), { withVolume: true })), "backups");
+  const load = () => pages.first().catch(e => fill(out, errorBox(e)));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter backups",
     onsubmit: ev => { ev.preventDefault(); load(); } },
   field("Host", f.host), field("Volume", f.volume), field("Target", f.target),
   field("Tag", f.tag), field("Pinned", f.pinned), field("Kind", f.kind),
   h("button", { type: "submit" }, "Filter"));
   for (const el of [f.pinned, f.kind]) el.addEventListener("change", load);
-  fill(main, h("h1", { tabindex: -1 }, "Backups"), form, out);
+  fill(main, h("h1", { tabindex: -1 }, "Backups"), form, pages.el, out);
   await load();
+  mark("backups");
 }

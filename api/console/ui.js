@@ -185,3 +185,31 @@ export function select(options, value, attrs = {}) {
     return h("option", { value: v, selected: v === value }, text);
   }));
 }
+
+// Pages of a list the API serves newest first (limit/offset): `draw(rows)` shows a page,
+// the Newer/Older buttons move by `size` rows. `load(offset, size)` fetches one page.
+export function pager(size, load, draw, noun = "rows") {
+  let offset = 0;
+  const info = h("span", { class: "muted" });
+  const newer = h("button", { type: "button", class: "small", onclick: () => go(offset - size) }, "Newer");
+  const older = h("button", { type: "button", class: "small", onclick: () => go(offset + size) }, "Older");
+  const el = h("div", { class: "pager", role: "navigation", "aria-label": `Pages of ${noun}` }, newer, info, older);
+  const go = async at => {
+    offset = Math.max(0, at);
+    const rows = await load(offset, size);
+    newer.disabled = offset === 0;
+    older.disabled = rows.length < size;
+    info.textContent = rows.length ? `${noun} ${offset + 1}–${offset + rows.length}` : `no ${noun}`;
+    draw(rows);
+  };
+  return { el, go, reload: () => go(offset), first: () => go(0) };
+}
+
+// "This page shows its data": a performance mark (the speed benchmark reads
+// `volkeeper:<page>` marks) and data-ready on <main>, once per page view.
+export function mark(page) {
+  const main = document.getElementById("main");
+  if (main.dataset.ready === page) return;
+  main.dataset.ready = page;
+  performance.mark(`volkeeper:${page}`);
+}

@@ -1,15 +1,17 @@
-// The restore wizard: volume → version → where → dry-run validation (check by check) →
-// confirm → live progress → result (with a rollback after a replace). Every step is one
+// The restore wizard: volume → version → where → what (the whole volume or paths chosen
+// from a browsable tree of the backup) → dry-run validation (check by check) → confirm →
+// live progress → result (with a rollback after a replace). Every step is one
 // view of a plain state object; the API's validate/restore/rollback do the work and
 // their role checks stay the only ones (replace is offered to admins only).
 
 import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
-import { resultView } from "./pages.js";
-import { badge, bytes, errorBox, field, fill, h, link, plural, progressView, select, when }
+import { resultView } from "./jobs.js";
+import { pathTree } from "./tree.js";
+import { badge, bytes, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
   from "./ui.js";
 
-const STEPS = ["Volume", "Version", "Where", "Check", "Confirm", "Restore"];
+const STEPS = ["Volume", "Version", "Where", "What", "Check", "Confirm", "Restore"];
 
 function stamp() {
   const d = new Date();
@@ -26,25 +28,15 @@ export async function restoreWizard(main, _params, ctx, query) {
   const st = {
     step: 0, host: query.get("host") || "", volume: query.get("volume") || "",
     backupId: query.get("backup") || "", backups: [], where: "new", into: "",
-    otherHost: "", otherInto: "", stop: false, paths: "", validation: null, job: null,
+    otherHost: "", otherInto: "", stop: false, whole: true, chosen: new Set(), treeOf: "",
+    validation: null, job: null,
   };
   let stop = () => {};
-  // what can be restored: the volumes of the newest backups (also those removed from
-  // their host since), and every volume of the inventory that has a backup
-  const [all, hosts, inventory] = await Promise.all([
-    api("/backups", { query: { limit: 2000 } }), api("/hosts"), api("/volumes")]);
-  const groups = new Map();
-  for (const b of all) {
-    const k = `${b.host}/${b.volume}`;
-    if (!groups.has(k)) groups.set(k, { host: b.host, volume: b.volume, count: 0, newest: b.created_at });
-    groups.get(k).count += 1;
-  }
-  for (const v of inventory) {
-    const k = `${v.host}/${v.name}`;
-    if (v.last_backup_at && !groups.has(k)) {
-      groups.set(k, { host: v.host, volume: v.name, count: null, newest: v.last_backup_at });
-    }
-  }
+  // what can be restored: every volume with backups (also those removed from their
+  // host since), in one grouped read
+  const [backedUp, hosts] = await Promise.all([api("/backups/volumes"), api("/hosts")]);
+  const groups = new Map(backedUp.map(g => [`${g.host}/${g.volume}`,
+    { host: g.host, volume: g.volume, count: g.backups, newest: g.newest_at }]));
 
   const stepper = () => h("ol", { class: "stepper", "aria-label": "Restore steps" },
     STEPS.map((s, i) => h("li", { class: i < st.step ? "done" : "", "aria-current": i === st.step ? "step" : null }, s)));
@@ -68,6 +60,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     }
   };
   const backup = () => st.backups.find(b => b.id === st.backupId);
+  const back = () => (st.where === "replace" ? 2 : 3);  // the step before the check
   const body = () => {
     const b = backup();
     const out = { backup_id: b.id };
@@ -75,8 +68,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     else if (st.where === "same") { out.into = b.volume; out.host = b.host; }
     else if (st.where === "other") { out.into = st.otherInto; out.host = st.otherHost; }
     else { out.into = b.volume; out.host = b.host; out.mode = "replace"; out.stop_containers = st.stop; }
-    const paths = st.paths.split("\n").map(s => s.trim()).filter(Boolean);
-    if (paths.length && st.where !== "replace") out.paths = paths;
+    if (!st.whole && st.chosen.size && st.where !== "replace") out.paths = [...st.chosen].sort();
     return out;
   };
   const whereText = () => {
@@ -93,7 +85,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     // 0: volume
     async () => {
       const keys = [...groups.keys()].sort();
-      const label = g => `${g.host}/${g.volume} — ${g.count === null ? "" : plural(g.count, "backup") + ", "}newest ${when(g.newest)}`;
+      const label = g => `${g.host}/${g.volume} — ${plural(g.count, "backup")}, newest ${when(g.newest)}`;
       const sel = select(keys.map(k => [k, label(groups.get(k))]),
         st.host ? `${st.host}/${st.volume}` : keys[0], { name: "volume", size: Math.min(Math.max(keys.length, 2), 10) });
       show("Which volume?", keys.length
@@ -132,7 +124,6 @@ export async function restoreWizard(main, _params, ctx, query) {
       const otherInto = h("input", { type: "text", name: "other-into", value: st.otherInto || st.volume });
       const otherHost = select(others.map(x => x.name), st.otherHost || (others[0] && others[0].name), { name: "other-host" });
       const stopBox = h("input", { type: "checkbox", name: "stop", checked: st.stop });
-      const paths = h("textarea", { name: "paths", rows: 3, placeholder: "db/base\nconfig.yml" }, st.paths);
       const option = (value, title, text, extra, disabled) => h("div", { class: "option" + (disabled ? " disabled" : "") },
         h("label", {}, h("input", { type: "radio", name: "where", value, checked: st.where === value, disabled }),
           " ", h("strong", {}, title)), h("p", { class: "muted" }, text), extra);
@@ -145,26 +136,57 @@ export async function restoreWizard(main, _params, ctx, query) {
           ctx.can("admin") ? option("replace", `Replace ${b.volume}'s content`,
             "a safety snapshot of the current content is taken first; the replace is verified, rolled back automatically on failure, and can be rolled back afterwards",
             h("label", { class: "check" }, stopBox, " stop the containers using it (restarted afterwards)")) : null),
-        h("details", {}, h("summary", {}, "Only some paths (optional)"),
-          field("Paths inside the volume, one per line", paths, "a directory brings everything below it; not with replace")),
-        nav(() => go(1), true, "Check")), async () => {
+        nav(() => go(1), true)), async () => {
         st.where = (main.querySelector("input[name=where]:checked") || { value: "new" }).value;
         st.into = into.value.trim();
         st.otherInto = otherInto.value.trim();
         st.otherHost = otherHost.value;
         st.stop = stopBox.checked;
-        st.paths = paths.value;
-        await go(3);
+        await go(st.where === "replace" ? 4 : 3);  // a replace restores the whole volume
       });
     },
-    // 3: dry run
+    // 3: what
+    async () => {
+      const b = backup();
+      if (st.treeOf !== b.id) { st.treeOf = b.id; st.chosen = new Set(); }
+      const count = h("p", { class: "muted", "aria-live": "polite" });
+      const typed = h("input", { type: "text", name: "typed-path", placeholder: "e.g. db/base" });
+      const tree = pathTree(b.id, st.chosen, () => { draw(); });
+      const chooser = h("div", { class: "chooser" }, tree,
+        h("div", { class: "row" }, field("Or type a path", typed),
+          h("button", { type: "button", onclick: () => {
+            const p = typed.value.trim().replace(/^\/+|\/+$/g, "");
+            if (p) { st.chosen.add(p); typed.value = ""; draw(); }
+          } }, "Add path")), count);
+      const draw = () => {
+        count.textContent = st.chosen.size ? `chosen: ${[...st.chosen].sort().join(", ")}` : "nothing chosen yet";
+        chooser.hidden = st.whole;
+      };
+      const radio = (value, text) => h("label", { class: "check" },
+        h("input", { type: "radio", name: "what", value, checked: st.whole === (value === "whole"),
+          onchange: () => { st.whole = value === "whole"; draw(); } }), " ", text);
+      show("What to restore?", h("div", {},
+        h("fieldset", {}, h("legend", {}, `From ${b.id} (${when(b.created_at)})`),
+          radio("whole", `The whole volume (${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")})`),
+          radio("paths", "Chosen files and directories (a directory brings everything below it)"),
+          chooser),
+        nav(() => go(2), true, "Check")), async () => {
+        if (!st.whole && !st.chosen.size) {
+          count.textContent = "choose at least one path, or the whole volume";
+          return;
+        }
+        await go(4);
+      });
+      draw();
+    },
+    // 4: dry run
     async () => {
       show("Checking (dry run on the target host)…", h("p", { class: "muted", "aria-live": "polite" }, "Running the restore's checks without changing anything…"));
       let v;
       try {
         v = await api("/restores/validate", { method: "POST", body: body() });
       } catch (e) {
-        show("The check could not run", h("div", {}, errorBox(e), nav(() => go(2), null)));
+        show("The check could not run", h("div", {}, errorBox(e), nav(() => go(back()), null)));
         return;
       }
       st.validation = v;
@@ -175,9 +197,9 @@ export async function restoreWizard(main, _params, ctx, query) {
           h("span", { class: "sr-only" }, c.ok ? " (passed)" : " (failed)")))),
         h("p", { class: "muted" }, `${bytes(v.restore_bytes)} to write; ${v.free_bytes == null ? "free space unknown" : bytes(v.free_bytes) + " free"}; target volume ${v.volume_state}`),
         v.ok ? null : h("p", { class: "bad" }, "Go back and choose another place, or fix what failed and check again."),
-        nav(() => go(2), v.ok, "Continue")), () => go(4));
+        nav(() => go(back()), v.ok, "Continue")), () => go(5));
     },
-    // 4: confirm
+    // 5: confirm
     async () => {
       const b = backup();
       const replace = st.where === "replace";
@@ -186,20 +208,21 @@ export async function restoreWizard(main, _params, ctx, query) {
         h("dl", { class: "facts" },
           h("dt", {}, "backup"), h("dd", {}, `${b.id}, ${b.host}/${b.volume}, ${when(b.created_at)}`),
           h("dt", {}, "restore"), h("dd", {}, whereText()),
+          h("dt", {}, "what"), h("dd", {}, body().paths ? body().paths.join(", ") : "the whole volume"),
           h("dt", {}, "size"), h("dd", {}, `${bytes(b.logical_bytes)}, ${b.file_count} files`),
           st.validation.stopping.length ? [h("dt", {}, "stops"), h("dd", {}, st.validation.stopping.join(", "))] : null),
         replace ? h("label", { class: "check warn" }, ack, ` I understand that ${b.volume}'s current content is replaced (a safety snapshot keeps it for rollback)`) : null,
-        nav(() => go(3), true, replace ? "Replace now" : "Start restore", { class: replace ? "danger" : "primary" })), async () => {
+        nav(() => go(4), true, replace ? "Replace now" : "Start restore", { class: replace ? "danger" : "primary" })), async () => {
         try {
           st.job = await api("/restores", { method: "POST", body: body() });
         } catch (e) {
           main.querySelector("form").append(errorBox(e));
           return;
         }
-        await go(5);
+        await go(6);
       });
     },
-    // 5: progress, then the result
+    // 6: progress, then the result
     async () => {
       const view = progressView("restore progress");
       const result = h("div", { "aria-live": "polite" });
@@ -254,5 +277,6 @@ export async function restoreWizard(main, _params, ctx, query) {
 
   if (st.host && st.volume && groups.has(`${st.host}/${st.volume}`)) await go(1);
   else await go(0);
+  mark("restore");
   return () => stop();
 }

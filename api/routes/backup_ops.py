@@ -1,4 +1,5 @@
-"""Operations on one stored backup: tag and pin (PATCH), forget (DELETE), copy."""
+"""Operations on one stored backup: tag and pin (PATCH), forget (DELETE), copy, and the
+listing of one of its directories (the restore wizard's tree)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi import APIRouter
 from api.deps import Admin, Operator, State
 from api.routes.jobs import job_out
 from api.schemas import BackupPatch, CopyIn, JobOut, LabelOut
-from common.jobs.views import backup_out
+from common.jobs.views import TreeOut, backup_out
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 
@@ -40,3 +41,15 @@ def copy_backup(backup_id: str, body: CopyIn, state: State, user: Operator) -> J
     backup (``copy_backup_id``)."""
     return job_out(state.service.copy_backup(backup_id=backup_id, target=body.target,
                                              host=body.host, requested_by=user.name), state)
+
+
+@router.get("/{backup_id}/tree", response_model=TreeOut)
+def backup_tree(backup_id: str, state: State, user: Operator, path: str = "",
+                host: str | None = None) -> TreeOut:
+    """One directory level of a backup (``path`` inside the volume; empty: its root), read
+    from its manifest or snapshot by a worker that reaches the target: each entry's name,
+    type (dir, file, symlink …), size and mtime, directories first; ``more`` counts the
+    entries past the first 2,000. 404 for a path not in the backup, 422 for a file."""
+    listing = state.service.browse_backup(backup_id=backup_id, path=path, host=host,
+                                          requested_by=user.name)
+    return TreeOut(backup_id=backup_id, **listing)

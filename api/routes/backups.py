@@ -8,6 +8,7 @@ from api.deps import DbSession, Operator, State, Viewer
 from api.routes.jobs import job_out
 from api.schemas import BackupIn, BackupOut, JobOut, VerifyIn
 from common.jobs import views
+from common.jobs.views import BackedUpVolumeOut
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 
@@ -27,12 +28,22 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
 def list_backups(session: DbSession, _user: Viewer, host: str | None = None,
                  volume: str | None = None, target: str | None = None,
                  kind: str = "backup", tag: str | None = None, pinned: bool | None = None,
-                 limit: int = 200, group: str | None = None) -> list[BackupOut]:
+                 limit: int = 200, offset: int = 0, group: str | None = None
+                 ) -> list[BackupOut]:
     """Backups, newest first. ``kind=safety`` lists the safety snapshots of replace-restores
     instead; ``kind=all`` both. ``tag`` and ``pinned`` filter by label, ``group`` by the
-    group job that made them (``group_id``)."""
+    group job that made them (``group_id``). ``limit`` rows (at most 1000) after skipping
+    ``offset``."""
     return views.list_backups(session, host=host, volume=volume, target=target, kind=kind,
-                              tag=tag, pinned=pinned, limit=limit, group=group)
+                              tag=tag, pinned=pinned, limit=limit, offset=offset,
+                              group=group)
+
+
+@router.get("/volumes", response_model=list[BackedUpVolumeOut])
+def backed_up_volumes(session: DbSession, _user: Viewer) -> list[BackedUpVolumeOut]:
+    """Every volume that has backups — also one removed from its host since — with how
+    many and when the newest was taken (what the restore wizard offers first)."""
+    return views.backed_up_volumes(session)
 
 
 @router.post("/{backup_id}/verify", response_model=JobOut, status_code=202)

@@ -24,9 +24,11 @@ def refresh_host(host: str, state: State, user: Operator) -> dict[str, str]:
 
 
 @router.get("/volumes", response_model=list[VolumeOut])
-def list_volumes(session: DbSession, _user: Viewer, host: str | None = None
-                 ) -> list[VolumeOut]:
-    return views.list_volumes(session, host)
+def list_volumes(session: DbSession, _user: Viewer, host: str | None = None,
+                 overdue: bool | None = None) -> list[VolumeOut]:
+    """Every volume of the inventory (of ``host``) with its newest backup, policy, RPO
+    and overdue flag; ``overdue=true`` only the overdue ones."""
+    return views.list_volumes(session, host, overdue)
 
 
 @router.get("/hosts/{host}/volumes/{name}", response_model=VolumeOut)

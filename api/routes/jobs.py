@@ -27,9 +27,10 @@ def job_out(job: Job, state: AppState) -> JobOut:
 @router.get("", response_model=list[JobOut])
 def list_jobs(session: DbSession, state: State, _user: Viewer, host: str | None = None,
               volume: str | None = None, job_state: JobState | None = None,
-              kind: str | None = None, limit: int = 100) -> list[JobOut]:
+              kind: str | None = None, limit: int = 100, offset: int = 0) -> list[JobOut]:
+    """Jobs, newest first: ``limit`` rows (at most 1000) after skipping ``offset``."""
     return views.list_jobs(session, state.bus, host=host, volume=volume, state=job_state,
-                           kind=kind, limit=limit)
+                           kind=kind, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", response_model=JobOut)

@@ -10,6 +10,7 @@ from api.deps import Admin, Operator, State, Viewer
 from common.jobs.policies import PolicyService
 from common.jobs.policy_checks import run_check
 from common.jobs.policy_inputs import ApplyIn, PolicyBody, PolicyIn, PolicyPatch
+from common.jobs.policy_previews import SchedulePreviewOut, schedule_preview
 from common.jobs.policy_views import ApplyOut, PolicyOut, PreviewOut, RunOut
 from common.jobs.views import job_out
 
@@ -36,6 +37,23 @@ def apply_policies(body: ApplyIn, state: State, user: Admin) -> ApplyOut:
     """Make the policies exactly these (``prune``: delete the ones not listed) in one
     transaction; ``dry_run``: only the plan (``volkeeper apply -f``)."""
     return _service(state).apply(body, actor=user.name)
+
+
+@router.get("/preview-schedule", response_model=SchedulePreviewOut)
+def preview_schedule(_user: Viewer, schedule: str, tz: str = "UTC", count: int = 5,
+                     jitter_seconds: int = 0, policy: str = "") -> SchedulePreviewOut:
+    """The next ``count`` (1 to 50) runs of a schedule in a time zone, as the scheduler
+    would start them (with ``policy`` and ``jitter_seconds``: that policy's jitter). 422
+    names ``schedule``, ``tz`` or ``count``."""
+    return schedule_preview(schedule, tz, count, jitter_seconds=max(0, jitter_seconds),
+                            policy=policy)
+
+
+@router.post("/preview-retention", response_model=list[PreviewOut])
+def preview_retention(body: PolicyBody, state: State, _user: Viewer) -> list[PreviewOut]:
+    """What a policy not saved yet would keep and forget (its selection, targets and
+    retention against the catalog now); nothing is changed."""
+    return _service(state).draft_retention_preview(body)
 
 
 @router.get("/{name}", response_model=PolicyOut)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.db.models import Backup, Target
-from common.db.paging import page_limit
+from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound
 
 
@@ -98,9 +98,12 @@ def list_backups(
     kind: str | None = "backup",
     tag: str | None = None,
     pinned: bool | None = None,
+    offset: int = 0,
     group: str | None = None,
 ) -> list[Backup]:
+    """Newest first; ``offset`` rows skipped (the pages after the first)."""
     limit = page_limit(limit)
+    offset = page_offset(offset)
     q = select(Backup).order_by(Backup.created_at.desc())
     if group:
         q = q.where(Backup.group_id == group)
@@ -115,11 +118,14 @@ def list_backups(
     if pinned is not None:
         q = q.where(Backup.pinned == pinned)
     if tag is None:
-        return list(session.scalars(q.limit(limit)))
+        return list(session.scalars(q.offset(offset).limit(limit)))
     # tags are a JSON list: filtered here, portable across SQLite and PostgreSQL
     out: list[Backup] = []
     for b in session.scalars(q.execution_options(yield_per=500)):
         if tag in (b.tags or []):
+            if offset:
+                offset -= 1
+                continue
             out.append(b)
             if len(out) >= limit:
                 break
@@ -170,6 +176,15 @@ def snapshot_backup_ids(session: Session, target: str) -> dict[str, str]:
     q = select(Backup.snapshot_id, Backup.id).where(Backup.target == target,
                                                    Backup.snapshot_id != "")
     return {str(sid): str(bid) for sid, bid in session.execute(q)}
+
+
+def backed_up_volumes(session: Session) -> list[tuple[str, str, int, datetime]]:
+    """(host, volume, backups, newest) of every volume with a regular backup, in one
+    grouped query (volumes removed from their host since included)."""
+    q = (select(Backup.host, Backup.volume, func.count(Backup.id), func.max(Backup.created_at))
+         .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume)
+         .order_by(Backup.host, Backup.volume))
+    return [(h, v, int(n), t) for h, v, n, t in session.execute(q)]
 
 
 def target_usage(session: Session) -> dict[str, tuple[int, int]]:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from common.db.clock import db_now
 from common.db.clock import now as db_time
 from common.db.models import Job, JobState, new_id
-from common.db.paging import page_limit
+from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound, VolkeeperError
 
 
@@ -189,8 +189,10 @@ def list_jobs(
     state: JobState | None = None,
     kind: str | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[Job]:
-    q = select(Job).order_by(Job.created_at.desc()).limit(page_limit(limit))
+    q = (select(Job).order_by(Job.created_at.desc()).offset(page_offset(offset))
+         .limit(page_limit(limit)))
     if host:
         q = q.where(Job.host == host)
     if volume:

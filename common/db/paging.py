@@ -18,3 +18,11 @@ def page_limit(limit: int, field: str = "limit") -> int:
         raise InvalidInput(f"{field} must be a whole number of at least 1 (got {limit!r})",
                            f"ask for 1 to {MAX_ROWS} rows, e.g. {field}=50")
     return min(limit, MAX_ROWS)
+
+
+def page_offset(offset: int, field: str = "offset") -> int:
+    """``offset`` (rows to skip); InvalidInput (422) naming ``field`` below 0."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInput(f"{field} must be a whole number of at least 0 (got {offset!r})",
+                           f"skip 0 or more rows, e.g. {field}=100")
+    return offset

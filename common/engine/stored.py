@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.config import Settings
+from common.engine import browse
 from common.engine.formats import format_of
 from common.engine.formats.repository import SYSTEM_TAG_PREFIXES, user_tags
 from common.engine.records import CopyOutcome, StoredBackup
@@ -19,7 +20,7 @@ from common.progress import ProgressTracker
 from common.storage.base import Backend
 
 __all__ = ["SYSTEM_TAG_PREFIXES", "CopyOutcome", "apply_labels", "copy_backup", "forget",
-           "user_tags"]
+           "list_dir", "user_tags"]
 
 
 def apply_labels(backend: Backend, backup: StoredBackup, settings: Settings, *,
@@ -45,3 +46,9 @@ def copy_backup(src: Backend, dst: Backend, backup: StoredBackup, *, src_setting
     archive and its manifest object by object (the archive's sha256 checked on the way)."""
     return format_of(backup).copy(src, dst, backup, src_settings=src_settings,
                                   dst_settings=dst_settings, tracker=tracker)
+
+
+def list_dir(backend: Backend, backup: StoredBackup, settings: Settings,
+             path: str) -> dict[str, Any]:
+    """One directory level of the backup (``common.engine.browse``)."""
+    return format_of(backup).list_dir(backend, backup, settings, browse.clean_path(path))

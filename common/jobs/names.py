@@ -23,6 +23,7 @@ TASK_SNAPSHOTS = "volkeeper.snapshots"
 TASK_KEYS = "volkeeper.keys"
 TASK_UNLOCK = "volkeeper.unlock"
 TASK_REPAIR = "volkeeper.repair"
+TASK_BROWSE = "volkeeper.browse"
 # a migration's own steps (common.jobs.migration_steps; the coordinator queues them)
 TASK_MIGRATION_STEP = "volkeeper.migration_step"
 TASK_MIGRATION_CHECK = "volkeeper.migration_check"
@@ -34,7 +35,8 @@ MIGRATION_LABEL = "volkeeper.migration"
 #: Interactive tasks that finish within seconds. They have their own queue and their own
 #: job slots on every host, so a host busy with long backups still answers a restore dry
 #: run, an inventory refresh or a tag/pin (one small snapshot rewrite) at once.
-QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL, TASK_MIGRATION_CHECK})
+QUICK_TASKS = frozenset({TASK_VALIDATE, TASK_INVENTORY, TASK_LABEL, TASK_MIGRATION_CHECK,
+                         TASK_BROWSE})
 
 
 def queue_for(host: str, task: str | None = None) -> str:

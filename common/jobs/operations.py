@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from common.audit import audited
-from common.db import Backup, Job, catalog, hosts, jobs
-from common.errors import Conflict, InvalidInput, NotFound, Unavailable
+from common.db import Backup, Job, JobState, catalog, hosts, jobs
+from common.errors import Conflict, InvalidInput, NotFound, Unavailable, VolkeeperError
 from common.formats import traits_of
 from common.jobs.names import (
+    TASK_BROWSE,
     TASK_COPY,
     TASK_FORGET,
     TASK_KEYS,
@@ -158,6 +159,35 @@ class OperationsService(JobService):
                 lock=f"copy/{backup.id}/{target}",
                 params={"destination": target, "format": backup.format})
         return self._dispatch(job, TASK_COPY)
+
+    def browse_backup(self, *, backup_id: str, path: str = "", host: str | None = None,
+                      requested_by: str | None = None, timeout: float = 15.0
+                      ) -> dict[str, Any]:
+        """List one directory of a backup (``path`` relative to the volume; "" its root)
+        through a worker that reaches its target, and wait for it: ``{path, entries,
+        more}``. NotFound for a path not in the backup, InvalidInput for a file."""
+        path = str(path).strip().strip("/")
+        if ".." in path.split("/") or len(path) > 4096:
+            raise InvalidInput(f"invalid path {path[:100]!r}: '..' is not allowed",
+                               "give a directory inside the volume, e.g. db/base")
+        backup = self._backup(backup_id)
+        host = host or backup.host
+        self._check_host_online(host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="browse", host=host, volume=backup.volume, target=backup.target,
+                backup_id=backup.id, requested_by=requested_by,
+                lock=f"browse/{jobs.new_lock_suffix()}", params={"path": path})
+        job = self._wait(self._dispatch(job, TASK_BROWSE), timeout, "the listing")
+        if job.state != JobState.succeeded:
+            raise VolkeeperError(f"backup {backup_id} could not be listed: {job.error}",
+                                 f"see volkeeper job {job.id}")
+        refused = job.result.get("refused")
+        if refused:
+            if refused["code"] == NotFound.code:
+                raise NotFound("path", path, refused.get("hint"))
+            raise InvalidInput(refused["message"], refused.get("hint"))
+        return dict(job.result)
 
     # --- one target --------------------------------------------------------------------
 

@@ -18,25 +18,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.audit import LOCAL_ACTOR, record, record_beside
-from common.db import Backup, Job, Policy, catalog
+from common.db import Job, Policy, catalog
 from common.db.models import utcnow
 from common.errors import Conflict, NotFound, VolkeeperError
 from common.jobs.inputs import InvalidRequest, parse
 from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
+from common.jobs.policy_previews import backups_on, retention_groups
 from common.jobs.policy_runs import RunResult, not_found, requested_by, run_policies
-from common.jobs.policy_state import InventoryView, inventory, schedule_of, selection_of
+from common.jobs.policy_state import InventoryView, schedule_of, selection_of
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
-    DecisionOut,
     PolicyOut,
     PreviewOut,
     matches_of,
     policy_out,
 )
 from common.policies.retention import decide, items_from_rows
-from common.policies.selection import select as select_volumes
+from common.policies.schedule import parse_tz
+from common.policies.selection import Selection, check_selection
 
 
 class PolicyService:
@@ -143,29 +144,17 @@ class PolicyService:
         """For each volume the policy selects and each of its targets: every backup there,
         kept or forgotten by its retention, and why. A policy without retention keeps
         everything."""
-        out = []
         with self.db.session() as s:
             p = _get(s, name)
-            tz = schedule_of(p).tz
-            for v in select_volumes(selection_of(p), inventory(s)):
-                for target in p.targets:
-                    rows = _backups(s, v.host, v.name, target)
-                    items = items_from_rows(rows)
-                    if p.retention:
-                        decisions = decide(items, p.retention, tz)
-                    else:
-                        decisions = decide(items, {"keep_last": -1}, tz)
-                    by_id = {b.id: b for b in rows}
-                    backups = [DecisionOut(id=d.id, created_at=by_id[d.id].created_at,
-                                           kind=by_id[d.id].kind,
-                                           tags=list(by_id[d.id].tags or []),
-                                           pinned=by_id[d.id].pinned, keep=d.keep,
-                                           reasons=d.reasons) for d in decisions]
-                    kept = sum(d.keep for d in decisions)
-                    out.append(PreviewOut(host=v.host, volume=v.name, target=target,
-                                          keep=kept, forget=len(decisions) - kept,
-                                          backups=backups))
-        return out
+            return retention_groups(s, selection_of(p), p.targets, p.retention,
+                                    schedule_of(p).tz)
+
+    def draft_retention_preview(self, body: PolicyBody) -> list[PreviewOut]:
+        """``retention_preview`` of a policy not saved yet (the console's form)."""
+        with self.db.session() as s:
+            self._check_targets(s, body.targets, "targets")
+            return retention_groups(s, selection_of_body(body), body.targets,
+                                    body.retention, parse_tz(body.tz))
 
     def apply_retention(self, name: str, host: str, volume: str, target: str, *,
                         actor: str | None = None, limit: int | None = None,
@@ -180,7 +169,7 @@ class PolicyService:
             p = _get(s, name)
             if not p.retention:
                 return []
-            decisions = decide(items_from_rows(_backups(s, host, volume, target)),
+            decisions = decide(items_from_rows(backups_on(s, host, volume, target)),
                                p.retention, schedule_of(p).tz)
         jobs: list[Job] = []
         for d in reversed(decisions):
@@ -243,14 +232,12 @@ def body_of(p: Policy) -> dict[str, Any]:
     return {k: out[k] for k in POLICY_FIELDS}
 
 
+def selection_of_body(body: PolicyBody) -> Selection:
+    return check_selection(body.volumes, body.hosts, body.selector, body.project)
+
+
 def _get(s: Session, name: str) -> Policy:
     p = s.scalar(select(Policy).where(Policy.name == name))
     if p is None:
         raise not_found(name)
     return p
-
-
-def _backups(s: Session, host: str, volume: str, target: str) -> list[Backup]:
-    q = (select(Backup).where(Backup.host == host, Backup.volume == volume,
-                              Backup.target == target).order_by(Backup.created_at.desc()))
-    return list(s.scalars(q))

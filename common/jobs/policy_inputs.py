@@ -148,6 +148,18 @@ class PolicyIn(PolicyBody):
 
     name: str = Field(pattern=NAME, max_length=100, examples=["nightly"])
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.startswith(RESERVED_PREFIX):
+            raise ValueError(f"names starting with {RESERVED_PREFIX!r} are the API's own "
+                             "(/policies/preview-schedule …): choose another name")
+        return name
+
+
+#: policy names the API's routes use (``GET /policies/preview-schedule``)
+RESERVED_PREFIX = "preview-"
+
 
 class PolicyPatch(BaseModel):
     """The fields to change (``PATCH /policies/{name}``); the result is checked whole."""

@@ -4,6 +4,7 @@ the inventory each enabled policy claims, and each volume's policy, RPO and over
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +74,11 @@ def inventory(session: Session, host: str | None = None) -> list[VolumeRef]:
             for h, n, labels, containers in session.execute(q)]
 
 
+def refs_of(rows: Iterable[Any]) -> list[VolumeRef]:
+    """The policies' view of inventory rows already read (``common.db.Volume``)."""
+    return [volume_ref(v.host, v.name, v.labels, v.containers) for v in rows]
+
+
 def enabled_policies(session: Session) -> dict[str, Policy]:
     return {p.name: p for p in session.scalars(select(Policy).where(Policy.enabled))}
 
@@ -121,13 +127,16 @@ def selected(session: Session, p: Policy) -> tuple[list[VolumeRef],
     return mine, volume_claims(session, mine, also=p)
 
 
-def newest_good_backups(session: Session) -> dict[tuple[str, str], datetime]:
+def newest_good_backups(session: Session, only: tuple[str, str] | None = None
+                        ) -> dict[tuple[str, str], datetime]:
     """(host, volume) → the time of its newest good backup: a regular backup (not a
-    safety snapshot) that no verification found damaged."""
+    safety snapshot) that no verification found damaged (``only``: of that volume)."""
     q = (select(Backup.host, Backup.volume, func.max(Backup.created_at))
          .where(Backup.kind == "backup")
          .where((Backup.verify_status.is_(None)) | (Backup.verify_status != "damaged"))
          .group_by(Backup.host, Backup.volume))
+    if only is not None:
+        q = q.where(Backup.host == only[0], Backup.volume == only[1])
     return {(h, v): _aware(t) for h, v, t in session.execute(q)}
 
 
@@ -138,7 +147,7 @@ def volume_status(session: Session, refs: list[VolumeRef], now: datetime | None 
     now = now or utcnow()
     policies = enabled_policies(session)
     claimed = claims({n: selection_of(p) for n, p in policies.items()}, Inventory(refs))
-    good = newest_good_backups(session)
+    good = newest_good_backups(session, refs[0].key if len(refs) == 1 else None)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for ref in refs:
         names = claimed.get(ref.key, [])

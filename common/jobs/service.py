@@ -210,7 +210,10 @@ class JobService:
                 backup_id=backup.id, requested_by=requested_by,
                 lock=f"validate/{uuid.uuid4().hex}",
                 params={"mode": mode, "stop_containers": stop_containers, "paths": paths})
-        self._dispatch(job, TASK_VALIDATE)
+        return self._wait(self._dispatch(job, TASK_VALIDATE), timeout, "the validation")
+
+    def _wait(self, job: Job, timeout: float, what: str) -> Job:
+        """Wait for a quick job to finish (its worker answers within seconds)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.db.session() as s:
@@ -218,7 +221,7 @@ class JobService:
             if job.state.finished:
                 return job
             time.sleep(0.05)
-        raise Unavailable(f"the worker of host {host!r} did not answer the validation "
+        raise Unavailable(f"the worker of host {job.host!r} did not answer {what} "
                           f"within {timeout:.0f}s (job {job.id})",
                           f"check the worker: volkeeper job {job.id}")
 

@@ -1,5 +1,6 @@
 """Job bodies on one stored backup, any format: verify it, write its tags and pin into its
-repository snapshot (label), forget (delete) it, copy it to another target. The storage
+repository snapshot (label), forget (delete) it, copy it to another target, list one of
+its directories (browse). The storage
 side runs first; the catalog changes only after it succeeded (``record``)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from common.db.models import Job
 from common.engine import stored
 from common.engine import verify as verify_engine
 from common.engine.records import StoredBackup
-from common.errors import Conflict, Damaged, StorageError
+from common.errors import Conflict, Damaged, InvalidInput, NotFound, StorageError
 from common.jobs import record
 from common.jobs.context import JobContext, target_errors
 from common.jobs.runner import Outcome
@@ -86,3 +87,17 @@ def copy(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     result = out.as_result() | {"copy_backup_id": copy_id, "source_backup_id": b.id,
                                 "destination": dst_name}
     return Outcome(result | {"already_there": True} if already_there else result)
+
+
+def browse(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """One directory level of the backup (the restore wizard's tree); nothing changes."""
+    b = ctx.job_backup(job)
+    tracker.set_phase("listing")
+    path = job.params.get("path", "")
+    with ctx.open_target(b.target) as backend:
+        try:
+            return Outcome(stored.list_dir(backend, StoredBackup.from_row(b),
+                                           ctx.settings_for(b.target), path))
+        except (NotFound, InvalidInput) as e:  # the request's fault, not the job's
+            return Outcome({"path": path, "entries": [], "more": 0, "refused": {
+                "code": e.code, "message": e.message, "hint": e.hint}})

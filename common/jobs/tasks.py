@@ -14,6 +14,7 @@ from common.jobs import group_jobs, host, migration_steps, repo_jobs, stored_job
 from common.jobs.context import JobContext, current
 from common.jobs.names import (
     TASK_BACKUP,
+    TASK_BROWSE,
     TASK_COPY,
     TASK_DRILL,
     TASK_FORGET,
@@ -72,6 +73,7 @@ TASKS: dict[str, Callable[..., Any]] = {
     TASK_LABEL: job_task(stored_jobs.label),
     TASK_FORGET: job_task(stored_jobs.forget),
     TASK_COPY: job_task(stored_jobs.copy),
+    TASK_BROWSE: job_task(stored_jobs.browse),
     TASK_PRUNE: job_task(repo_jobs.prune),
     TASK_REPAIR: job_task(repo_jobs.repair),
     TASK_STATS: job_task(repo_jobs.stats),

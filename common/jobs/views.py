@@ -57,6 +57,27 @@ class VolumeOut(BaseModel):
                                  "the RPO (null: no policy)")
 
 
+class BackedUpVolumeOut(BaseModel):
+    host: str
+    volume: str
+    backups: int = Field(description="regular backups (safety snapshots not counted)")
+    newest_at: datetime
+
+
+class TreeEntryOut(BaseModel):
+    name: str
+    type: str = Field(description="dir, file, symlink, hardlink, fifo, char, block, socket")
+    size: int
+    mtime: float | None = Field(description="seconds since the epoch")
+
+
+class TreeOut(BaseModel):
+    backup_id: str
+    path: str = Field(description="the directory listed, inside the volume (\"\": its root)")
+    entries: list[TreeEntryOut]
+    more: int = Field(description="entries not listed (past the first 2,000)")
+
+
 class TargetOut(BaseModel):
     name: str
     url: str
@@ -172,13 +193,15 @@ def backup_out(b: Backup) -> BackupOut:
     return out
 
 
-def volume_out(v: Volume, last_backup_at: datetime | None) -> VolumeOut:
+def volume_out(v: Volume, last_backup_at: datetime | None,
+               status: dict[str, Any] | None = None) -> VolumeOut:
+    """``status``: its policy, RPO and overdue flag (``policy_state.volume_status``)."""
     items = (v.containers or {}).get("items", [])
     # redacted when stored; again here for rows an older version stored
     return VolumeOut(host=v.host, name=v.name, driver=v.driver, mountpoint=v.mountpoint,
                      size_bytes=v.size_bytes, labels=redact_labels(v.labels),
                      containers=[ContainerOut(**c) for c in items],
-                     last_backup_at=last_backup_at, seen_at=v.seen_at)
+                     last_backup_at=last_backup_at, seen_at=v.seen_at, **(status or {}))
 
 
 def target_out(t: Target, usage: tuple[int, int] = (0, 0)) -> TargetOut:
@@ -209,35 +232,56 @@ def list_hosts(session: Session, settings: Settings) -> list[HostOut]:
             for h in hosts.list_hosts(session)]
 
 
-def list_volumes(session: Session, host: str | None = None) -> list[VolumeOut]:
-    """Volumes with their newest backup, policy, RPO and overdue flag."""
-    from common.jobs.policy_state import inventory, volume_status
-
+def list_volumes(session: Session, host: str | None = None,
+                 overdue: bool | None = None) -> list[VolumeOut]:
+    """Volumes with their newest backup, policy, RPO and overdue flag (``overdue``: only
+    those whose flag is that; a volume without a policy is never overdue)."""
     if host:
         hosts.get_host(session, host)
-    last = {(h, v): t for h, v, t in session.execute(
-        select(Backup.host, Backup.volume, func.max(Backup.created_at))
-        .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume))}
-    status = volume_status(session, inventory(session, host))
-    return [volume_out(v, last.get((v.host, v.name))).model_copy(
-                update=status.get((v.host, v.name), {}))
-            for v in hosts.list_volumes(session, host)]
+    return _volumes_out(session, hosts.list_volumes(session, host), host, overdue=overdue)
 
 
 def get_volume(session: Session, host: str, name: str) -> VolumeOut:
     hosts.get_host(session, host)
-    return next((v for v in list_volumes(session, host) if v.name == name),
-                None) or volume_out(hosts.get_volume(session, host, name), None)
+    return _volumes_out(session, [hosts.get_volume(session, host, name)], host, name)[0]
+
+
+def _volumes_out(session: Session, rows: list[Volume], host: str | None = None,
+                 name: str | None = None, overdue: bool | None = None) -> list[VolumeOut]:
+    """The views of inventory ``rows`` (all of ``host``'s, or the one ``name``; with
+    ``overdue`` only those whose flag is that): the rows are read once, the newest
+    backups in one grouped query."""
+    from common.jobs.policy_state import refs_of, volume_status
+
+    q = (select(Backup.host, Backup.volume, func.max(Backup.created_at))
+         .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume))
+    if host:
+        q = q.where(Backup.host == host)
+    if name:
+        q = q.where(Backup.volume == name)
+    last = {(h, v): t for h, v, t in session.execute(q)}
+    status = volume_status(session, refs_of(rows))
+    if overdue is not None:
+        rows = [v for v in rows if bool(status[(v.host, v.name)]["overdue"]) == overdue]
+    return [volume_out(v, last.get((v.host, v.name)), status.get((v.host, v.name)))
+            for v in rows]
 
 
 def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,
                  target: str | None = None, kind: str = "backup", tag: str | None = None,
-                 pinned: bool | None = None, limit: int = 200,
+                 pinned: bool | None = None, limit: int = 200, offset: int = 0,
                  group: str | None = None) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all; ``group``: one group's backups."""
     return [backup_out(b) for b in catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=limit,
-        kind=None if kind == "all" else kind, tag=tag, pinned=pinned, group=group)]
+        kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset,
+        group=group)]
+
+
+def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:
+    """Every volume with a backup (also those removed from their host since)."""
+    return [BackedUpVolumeOut(host=h, volume=v, backups=n, newest_at=t)
+            for h, v, n, t in catalog.backed_up_volumes(session)]
 
 
 def get_backup(session: Session, backup_id: str) -> BackupOut:
@@ -246,9 +290,10 @@ def get_backup(session: Session, backup_id: str) -> BackupOut:
 
 def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = None,
               volume: str | None = None, state: JobState | None = None,
-              kind: str | None = None, limit: int = 100) -> list[JobOut]:
+              kind: str | None = None, limit: int = 100, offset: int = 0) -> list[JobOut]:
     return [job_out(j, bus) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=state, kind=kind, limit=limit)]
+        session, host=host, volume=volume, state=state, kind=kind, limit=limit,
+        offset=offset)]
 
 
 def get_job(session: Session, bus: ProgressBus | None, job_id: str) -> JobOut:

@@ -122,6 +122,15 @@ class Schedule:
             yield slot
             slot = self.next_after(slot)
 
+    def upcoming(self, after: datetime, count: int) -> list[datetime]:
+        """The next ``count`` slots strictly after ``after``, in UTC, oldest first."""
+        out: list[datetime] = []
+        slot = after
+        for _ in range(count):
+            slot = self.next_after(slot)
+            out.append(slot)
+        return out
+
     def interval(self) -> timedelta:
         """How far apart runs are at most (wall-clock; a DST day does not count): the
         interval of ``@every``, else the longest gap among a year of a cron's slots."""

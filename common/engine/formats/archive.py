@@ -45,6 +45,7 @@ from common.archive.excludes import NO_EXCLUDES, Excludes, excluded_paths
 from common.archive.tarfilter import FilteredTar, filter_tar
 from common.config import Settings
 from common.docker import DockerHost
+from common.engine import browse
 from common.engine.access import direct_path, tar_sink, tar_source
 from common.engine.formats import archive_objects, members
 from common.engine.records import (
@@ -200,6 +201,10 @@ class ArchiveFormat:
     def apply_labels(self, backend: Backend, backup: StoredBackup, settings: Settings, *,
                      tags: Sequence[str], pinned: bool) -> bool:
         return False  # an archive's labels live in the catalog only
+
+    def list_dir(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                 path: str) -> dict[str, Any]:
+        return browse.archive_listing(backend, backup, path)
 
 
 def safety_snapshot(docker: DockerHost, backend: Backend, *, host: str, volume: str,

@@ -103,3 +103,9 @@ class Format(Protocol):
         """Write tags and pin into the stored backup where the format keeps them
         (``traits.labels_in_storage``); returns whether anything was rewritten."""
         ...
+
+    def list_dir(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                 path: str) -> dict[str, Any]:
+        """One directory level of the backup (``common.engine.browse``): ``{path,
+        entries: [{name, type, size, mtime}], more}``; NotFound for a missing path."""
+        ...

@@ -15,7 +15,7 @@ from common.archive import VerifyReport
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import repo, repo_verify
+from common.engine import browse, repo, repo_verify
 from common.engine.access import direct_path
 from common.engine.formats import members
 from common.engine.records import (
@@ -198,3 +198,7 @@ class RepositoryFormat:
         snap.tags, snap.pinned = wanted, pinned
         save_snapshot(repository, snap)
         return True
+
+    def list_dir(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                 path: str) -> dict[str, Any]:
+        return browse.repo_listing(backend, backup, settings, path)

@@ -76,3 +76,14 @@ def test_pip_installs_the_console_files() -> None:
             assert any(fnmatch(f.name, p) for p in patterns), f.name
     assert not [d for d in CONSOLE.iterdir() if d.is_dir() and d.name != "__pycache__"], \
         "package-data globs match files directly in api/console only"
+
+
+def test_an_unchanged_file_is_revalidated_with_a_304(env: Env) -> None:
+    with bare(env) as c:
+        first = c.get("/console/app.js")
+        etag = first.headers["etag"]
+        again = c.get("/console/app.js", headers={"If-None-Match": etag})
+        other = c.get("/console/ui.js", headers={"If-None-Match": etag})
+    assert first.headers["cache-control"] == "no-cache"
+    assert again.status_code == 304 and again.content == b""
+    assert other.status_code == 200 and other.headers["etag"] != etag

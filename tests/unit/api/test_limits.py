@@ -4,12 +4,14 @@ PostgreSQL (where ``LIMIT -1`` used to mean "everything" and a 500 respectively)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from common.db import catalog
+from common.db.models import utcnow
 from common.db.paging import MAX_ROWS, page_limit
 from common.errors import InvalidInput
 from tests.unit.api.test_api import Env, _make, error
@@ -47,3 +49,18 @@ def test_the_catalog_refuses_it_whatever_front_asks(env: Env) -> None:
     for bad in (0, -5, True):
         with pytest.raises(InvalidInput):
             page_limit(bad)
+
+
+def test_pages_after_the_first_come_with_offset_and_a_negative_one_is_422(env: Env) -> None:
+    with env.db.session() as s:
+        for i in range(5):
+            catalog.add_backup(s, host="laptop", volume="data", target="local", format="tar",
+                               key=f"k{i}", manifest_key="m", checksum="0" * 64,
+                               created_at=utcnow() - timedelta(hours=i))
+    ids = [b["id"] for b in env.client.get("/api/v1/backups").json()]
+    pages = [env.client.get("/api/v1/backups", params={"limit": 2, "offset": o}).json()
+             for o in (0, 2, 4)]
+    assert [b["id"] for p in pages for b in p] == ids and len(ids) == 5
+    for path in ("/api/v1/backups", "/api/v1/jobs"):
+        r = env.client.get(path, params={"offset": -1})
+        assert r.status_code == 422 and error(r)["message"].startswith("offset must be")

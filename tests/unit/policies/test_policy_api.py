@@ -175,7 +175,9 @@ def test_volumes_show_rpo_and_overdue_from_the_newest_good_backup(env: Env) -> N
     assert redis["overdue"] is False
     assert vols["data"]["policy"] is None and vols["data"]["overdue"] is None
     one = env.client.get("/api/v1/hosts/h1/volumes/pg").json()
-    assert one["overdue"] is True
+    assert one["overdue"] is True and one["policy"] == "nightly" and one == pg
+    late = env.client.get("/api/v1/volumes", params={"overdue": True}).json()
+    assert [v["name"] for v in late] == ["pg"]
 
 
 def test_retention_preview_and_apply_keep_pinned_and_say_why(env: Env) -> None:

@@ -1,0 +1,90 @@
+// What several pages share about jobs: links, the subject of a job, its error with the
+// hint, the cancel button (offered for queued and running jobs only) and the list of
+// running jobs with live bars.
+
+import { api, followJob } from "./api.js";
+import { badge, h, link, progressView, splitError, toast } from "./ui.js";
+
+export const jobHref = j => `#/jobs/${encodeURIComponent(j.id)}`;
+export const volHref = (host, name) => `#/volumes/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
+export const WIDE = { class: "wide" };  // hidden on narrow screens
+export const subject = j => (j.volume ? `${j.host}/${j.volume}` : `target ${j.target || "?"} on ${j.host}`);
+export const heading = (text, ...rest) => h("h1", { tabindex: -1 }, text, ...rest);
+
+export function jobLine(j) {
+  const { message } = splitError(j.error || "");
+  return message;
+}
+
+// A job's error as a table cell: the message, and the hint as "What to do".
+export function errorCell(j) {
+  if (!j.error) return "";
+  const { message, hint } = splitError(j.error);
+  return h("span", { class: "job-error" }, h("span", { class: "bad" }, message),
+    hint ? h("small", { class: "hint" }, h("strong", {}, " What to do: "), hint) : null);
+}
+
+export const CANCELLABLE = new Set(["queued", "running"]);
+
+// Running jobs with live bars; `box` is refilled on every poll. The first few follow
+// their event stream (a browser holds only ~6 connections to one server over HTTP/1.1,
+// and the page still needs some for its reads); the others take the progress each poll
+// brings.
+const MAX_STREAMS = 3;
+
+export function cancelButton(j, onDone) {
+  return h("button", { type: "button", class: "small danger", "aria-label": `Cancel job ${j.id}`,
+    onclick: async ev => {
+      ev.target.disabled = true;
+      try {
+        await api(`/jobs/${j.id}/cancel`, { method: "POST" });
+        toast(`Cancel of job ${j.id} requested`);
+        if (onDone) onDone();
+      } catch (e) {
+        ev.target.disabled = false;
+        toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true);
+      }
+    } }, "Cancel");
+}
+
+export function liveJobs(box, canCancel) {
+  const followed = new Map();
+  const streams = () => [...followed.values()].filter(f => f.stream && !f.done).length;
+  const update = jobs => {
+    const ids = new Set(jobs.map(j => j.id));
+    for (const [id, f] of followed) {
+      if (!ids.has(id) && (f.done || !f.stream)) { f.stop(); f.row.remove(); followed.delete(id); }
+    }
+    for (const j of jobs) {
+      const known = followed.get(j.id);
+      if (known) {
+        if (!known.stream) known.view.set(j.progress, j.state);
+        continue;
+      }
+      const view = progressView(`progress of ${j.kind} job ${j.id}`);
+      view.set(j.progress, j.state);
+      const row = h("li", { class: "live", "data-job": j.id },
+        h("div", {}, link(jobHref(j), `${j.kind} ${subject(j)}`), " ", badge(j.state), " ",
+          canCancel ? cancelButton(j) : null),
+        view.el);
+      const entry = { row, view, done: false, stream: streams() < MAX_STREAMS, stop: () => {} };
+      if (entry.stream) {
+        entry.stop = followJob(j.id, {
+          onProgress: p => view.set(p, "running"),
+          onEnd: job => {
+            view.set(job.progress, job.state);
+            entry.done = true;
+            for (const b of row.querySelectorAll("button")) b.remove();
+          },
+        });
+      }
+      followed.set(j.id, entry);
+      box.append(row);
+    }
+    const empty = box.querySelector(".empty");
+    if (followed.size && empty) empty.remove();
+    if (!followed.size && !empty) box.append(h("li", { class: "empty muted" }, "no job is running"));
+  };
+  const stop = () => { for (const f of followed.values()) f.stop(); };
+  return { update, stop };
+}

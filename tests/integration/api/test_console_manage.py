@@ -1,0 +1,157 @@
+"""The console's management pages in a real browser, on the server and chromium the
+console tests share (``conftest.py``): a policy created with its next runs shown and its
+retention previewed, then listed and served by the API; the jobs list offering Cancel for
+running jobs only; a backup copied and drilled from the backups page."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from tests.fixtures.console import Console, close, open_console, shot
+from tests.fixtures.util import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_policy_is_created_with_its_next_runs_shown(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-pol")
+    (path / "a.txt").write_text("policy data")
+    job = console.job("/backups", {"volume": name, "format": "tar"})
+    assert job["state"] == "succeeded", job["error"]
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/policies")
+    page.click("role=link[name='New policy']")
+    page.wait_for_selector("h1:text-is('New policy')")
+    page.fill("input[name=name]", "console-nightly")
+    page.fill("input[name=volumes]", name)
+    page.fill("input[name=tz]", "Europe/Berlin")
+    page.fill("input[name=schedule]", "61 2 * * *")  # a bad minute: the helper says so
+    page.wait_for_selector(".next-runs .error:has-text('invalid schedule')")
+    page.fill("input[name=schedule]", "30 2 * * *")
+    page.wait_for_selector(".next-runs li >> nth=4")
+    runs = page.locator(".next-runs time").all_inner_texts()
+    assert len(runs) == 5 and all(r.endswith(("02:30", "03:00")) for r in runs), runs
+    for box in page.locator("input[name=targets]").all():
+        box.set_checked(box.get_attribute("value") == "local")
+    page.fill("input[name=keep_daily]", "")
+    page.fill("input[name=keep_weekly]", "")
+    page.fill("input[name=keep_last]", "3")
+    page.click("role=button[name='Preview retention']")
+    row = f"[data-preview='laptop/{name}/local']"
+    page.wait_for_selector(row)
+    assert page.inner_text(f"{row} td:nth-child(3)") == "1"  # kept: the one backup
+    shot(page, "policy-new")
+    page.click("role=button[name='Create policy']")
+    page.wait_for_selector("[data-policy='console-nightly']")
+    assert name in page.inner_text("[data-policy='console-nightly']")
+    shot(page, "policies")
+    with console.api() as api:
+        p = api.get("/policies/console-nightly").json()
+    assert (p["schedule"], p["tz"], p["targets"]) == ("30 2 * * *", "Europe/Berlin", ["local"])
+    assert p["retention"] == {"keep_last": 3} and p["next_run_at"]
+    assert [m["volume"] for m in p["matches"]] == [name]
+    close(page, errors)
+
+
+def test_the_jobs_list_offers_cancel_only_for_queued_and_running_jobs(
+        browser: Any, console: Console) -> None:
+    small, path = console.volume("vkc-done")
+    (path / "f").write_text("x")
+    done = console.job("/backups", {"volume": small, "format": "tar"})
+    name, path = console.volume("vkc-long")
+    for i in range(24):  # 48 MiB at 8 MiB/s: running for seconds
+        (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
+    page, errors = open_console(browser, console)
+    with console.api() as api:
+        job = api.post("/backups", json={"volume": name, "format": "tar"}).json()
+    page.goto(f"{console.url}/#/jobs")
+    row = f"[data-job='{job['id']}']"
+    cancel = f"{row} >> role=button[name='Cancel job {job['id']}']"
+    page.wait_for_selector(cancel)
+    assert page.locator(f"[data-job='{done['id']}'] button").count() == 0
+    shot(page, "jobs-running")
+    page.click(cancel)
+    page.wait_for_selector(f"{row}[data-state='cancelled']")
+    assert page.locator(f"{row} button").count() == 0
+    with console.api() as api:
+        assert api.get(f"/jobs/{job['id']}").json()["state"] == "cancelled"
+    close(page, errors)
+
+
+def test_a_backup_is_copied_and_drilled_from_the_backups_page(browser: Any, console: Console
+                                                              ) -> None:
+    name, path = console.volume("vkc-copy")
+    (path / "doc.txt").write_text("copied and drilled")
+    backup = console.job("/backups", {"volume": name, "format": "tar.gz"})["backup_id"]
+    with console.api() as api:
+        r = api.post("/targets", json={"name": "spare", "url": f"file://{console.root / 'spare'}"})
+        assert r.status_code == 201, r.text
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups?volume={name}")
+    row = f"[data-backup='{backup}']"
+    page.click(f"{row} >> role=button[name='Copy backup {backup}']")
+    page.select_option("dialog select[name=copy-target]", "spare")
+    page.click("dialog >> role=button[name='Copy']")
+    page.click(f"{row} >> role=button[name='Drill backup {backup}']")
+    with console.api() as api:
+        wait_for(lambda: api.get("/backups", params={"volume": name, "target": "spare"}).json(),
+                 60, "the copy on target spare")
+        wait_for(lambda: any(j["state"] == "succeeded"
+                             for j in api.get("/drills", params={"volume": name}).json()),
+                 60, "the drill")
+        drill = api.get("/drills", params={"volume": name}).json()[0]
+    assert drill["result"]["passed"], drill
+    page.goto(f"{console.url}/#/")
+    page.wait_for_selector(f"section td a:text-is('{drill['id']}')")  # drills of the last 24 h
+    close(page, errors)
+
+
+def test_chosen_paths_from_the_backups_tree_are_restored_into_a_new_volume(
+        browser: Any, console: Console) -> None:
+    name, src = console.volume("vkc-part")
+    (src / "keep" / "sub").mkdir(parents=True)
+    (src / "skip").mkdir()
+    (src / "keep" / "a.txt").write_text("not chosen")
+    (src / "keep" / "sub" / "b.bin").write_bytes(os.urandom(300_000))
+    (src / "skip" / "c.txt").write_text("not chosen either")
+    (src / "top.txt").write_text("chosen")
+    job = console.job("/backups", {"volume": name})
+    assert job["state"] == "succeeded", job["error"]
+    into = f"{name}-part"
+    console.volumes.append(into)
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/restore?host=laptop&volume={name}")
+    page.click("role=button[name='Next']")
+    page.wait_for_selector("#wizard-h:text-is('Where to?')")
+    page.fill("input[name=into]", into)
+    page.click("role=button[name='Next']")
+    page.wait_for_selector("#wizard-h:text-is('What to restore?')")
+    page.check("input[name=what][value=paths]")
+    page.click("role=button[name='Open keep']")
+    page.check("input[name=path][value='keep/sub']")
+    page.check("input[name=path][value='top.txt']")
+    assert page.locator("[data-path='skip']").count() == 1  # listed, not chosen
+    shot(page, "restore-paths")
+    page.click("role=button[name='Check']")
+    page.wait_for_selector("#wizard-h:text-is('All checks passed')")
+    assert "selected paths" in page.inner_text(".checks")
+    page.click("role=button[name='Continue']")
+    assert "keep/sub, top.txt" in page.inner_text(".facts")
+    page.click("role=button[name='Start restore']")
+    page.wait_for_selector("#wizard-h:text-is('Restored')")
+    dst = console.mountpoint(into)
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == [
+        "keep", "keep/sub", "keep/sub/b.bin", "top.txt"]
+    assert (dst / "keep" / "sub" / "b.bin").read_bytes() == (src / "keep" / "sub" / "b.bin"
+                                                             ).read_bytes()
+    assert (dst / "top.txt").read_text() == "chosen"
+    with console.api() as api:  # the tree API itself: one level, directories first
+        tree = api.get(f"/backups/{job['backup_id']}/tree", params={"path": "keep"}).json()
+        assert [(e["name"], e["type"]) for e in tree["entries"]] == [("sub", "dir"),
+                                                                      ("a.txt", "file")]
+        missing = api.get(f"/backups/{job['backup_id']}/tree", params={"path": "nope"})
+        assert missing.status_code == 404 and "'nope'" in missing.json()["error"]["message"]
+    close(page, errors)
