@@ -39,6 +39,11 @@ def backup(
         "window).")] = None,
     member: Annotated[list[str] | None, typer.Option(
         "--volume", metavar="VOLUME", help="A volume of the --group (repeatable).")] = None,
+    dump: Annotated[str | None, typer.Option(
+        "--dump", metavar="KIND",
+        help="Back up a database dump instead of the files: postgres, mysql, mariadb, redis, "
+        "sqlite or mongodb, run inside the volume's running database container (or the "
+        "containers labelled volkeeper.dump=KIND).")] = None,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
@@ -54,6 +59,10 @@ def backup(
     if grouped == bool(volume):
         raise CliError("name one VOLUME, or a group: --project NAME, or --group NAME "
                        "with --volume A --volume B")
+    if dump:
+        if grouped:
+            raise CliError("--dump backs up one volume's database: name one VOLUME")
+        body["dump"] = dump
     with connect() as c:
         if grouped:
             body |= {"project": project, "name": group, "volumes": member or []}
@@ -84,6 +93,14 @@ def restore(
         "id), each into its own volume (or VOLUME+--suffix).")] = None,
     suffix: Annotated[str, typer.Option(
         help="--group: restore each member into <volume><suffix>.")] = "",
+    dump_into: Annotated[str | None, typer.Option(
+        "--dump-into", metavar="CONTAINER",
+        help="Load the backup's database dump into this running container (psql, mysql, "
+        "mongorestore …; Redis is restarted) instead of restoring files.")] = None,
+    dump_from: Annotated[str | None, typer.Option(
+        "--dump-from", metavar="NAME",
+        help="--dump-into, for a backup of several dumps: the dump of this container (its "
+        "name when dumped) or this file name.")] = None,
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name), or with
@@ -92,8 +109,8 @@ def restore(
     if bool(group) == bool(backup_id):
         raise CliError("name one BACKUP, or a group backup with --group GROUP_ID")
     if group:
-        if into or path or dry_run:
-            raise CliError("--into, --path and --dry-run apply to one backup; a group "
+        if into or path or dry_run or dump_into:
+            raise CliError("--into, --path, --dry-run and --dump-into apply to one backup; a group "
                            "restores into its volumes' names (or with --suffix)")
         return _restore_group(group, {"host": host, "mode": mode, "suffix": suffix,
                                       "stop_containers": stop_containers}, wait, as_json)
@@ -102,6 +119,13 @@ def restore(
     body |= {"mode": mode, "stop_containers": stop_containers}
     if path:
         body["paths"] = path
+    if dump_into:
+        if dry_run:
+            raise CliError("--dry-run checks a restore into a volume; --dump-into loads into "
+                           "a running container (its loader's error says what it refused)")
+        body["dump_into"] = dump_into
+    if dump_from:
+        body["dump_from"] = dump_from
     with connect() as c:
         if dry_run:
             return _show_validation(c.validate_restore(body), as_json)

@@ -173,7 +173,8 @@ class LocalFront(LocalPolicies, LocalMigrations):
         b = parse(BackupIn, body)
         return self._job(self.service.submit_backup(
             volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
-            stop_containers=b.stop_containers, excludes=b.excludes, snapshot=b.snapshot))
+            stop_containers=b.stop_containers, excludes=b.excludes, snapshot=b.snapshot,
+            dump=b.dump))
 
     def group_backup(self, body: Json) -> Json:
         from common.jobs.groups import GroupBackupIn, GroupJobs
@@ -192,7 +193,8 @@ class LocalFront(LocalPolicies, LocalMigrations):
         r = parse(RestoreIn, body)
         return self._job(self.service.submit_restore(
             backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
-            stop_containers=r.stop_containers, paths=r.paths))
+            stop_containers=r.stop_containers, paths=r.paths, dump_into=r.dump_into,
+            dump_from=r.dump_from))
 
     def validate_restore(self, body: Json) -> Json:
         r = parse(RestoreIn, body)

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.fleet",
     "tests.fixtures.embedded",
+    "tests.fixtures.dbimages",
     "tests.fixtures.hostnet",
     "tests.fixtures.parallel",
 ]

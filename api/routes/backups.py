@@ -19,7 +19,8 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
     job = state.service.submit_backup(volume=body.volume, host=body.host, target=body.target,
                                       fmt=body.format, requested_by=user.name,
                                       stop_containers=body.stop_containers,
-                                      excludes=body.excludes, snapshot=body.snapshot)
+                                      excludes=body.excludes, snapshot=body.snapshot,
+                                      dump=body.dump)
     return job_out(job, state)
 
 

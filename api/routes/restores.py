@@ -21,7 +21,8 @@ def start_restore(body: RestoreIn, state: State, user: Operator) -> JobOut:
         require_role(user, "admin", "a replace-restore", state)
     job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
                                        host=body.host, requested_by=user.name, mode=body.mode,
-                                       stop_containers=body.stop_containers, paths=body.paths)
+                                       stop_containers=body.stop_containers, paths=body.paths,
+                                       dump_into=body.dump_into, dump_from=body.dump_from)
     return job_out(job, state)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,7 +45,7 @@ import docker
 import docker.errors
 import requests
 
-from common.docker import archive_api, execs
+from common.docker import archive_api, exec_stream, execs
 from common.docker.failures import translated, unreachable
 from common.docker.helper_image import HELPER_LABEL, ensure_helper_image
 from common.docker.models import (
@@ -162,6 +162,21 @@ class DockerHost:
         its exit code and the end of its output (``execs``)."""
         with self._errors():
             return execs.run(self._api, container_id, cmd, user=user, timeout=timeout)
+
+    def exec_reader(self, container_id: str, cmd: list[str], *, user: str | None = None,
+                    env: Mapping[str, str] | None = None) -> exec_stream.ExecReader:
+        """Start ``cmd`` inside the running container; its stdout as a readable stream
+        (exit code and the end of stderr after the last byte: ``exec_stream``)."""
+        with self._errors():
+            return exec_stream.ExecReader(self._api, container_id, cmd, user=user, env=env)
+
+    def exec_feed(self, container_id: str, cmd: list[str], source: BinaryIO, *,
+                  user: str | None = None,
+                  env: Mapping[str, str] | None = None) -> execs.ExecResult:
+        """Run ``cmd`` inside the running container with ``source`` as its stdin."""
+        with self._errors():
+            return exec_stream.feed_stdin(self._api, container_id, cmd, source, user=user,
+                                          env=env)
 
     # -- volumes --------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from common.engine.access import direct_path
 from common.engine.formats import format_for
 from common.engine.formats.archive import archive_key
 from common.engine.records import BackupOutcome, StoredBackup
-from common.errors import VolkeeperError
+from common.errors import InvalidInput, VolkeeperError
 from common.hooks import (
     HooksReport,
     consistent,
@@ -30,6 +30,7 @@ from common.hooks import (
     read_ignore_file,
     should_stop,
 )
+from common.hooks.dumps import DumpSet, dumps_for
 from common.hooks.snapshot_source import SnapshotReport, plan_backup, snapshot_source
 from common.progress import ProgressTracker
 from common.storage.base import Backend
@@ -51,13 +52,15 @@ def backup_volume(
     settings: Settings,
     area: str = "archives",
     excludes: Excludes = NO_EXCLUDES,
+    dumps: DumpSet | None = None,
 ) -> BackupOutcome:
-    """Stream ``volume`` of ``host`` into ``backend`` in format ``fmt``. Raises NotFound
-    for a missing volume, StorageError for storage failures, DockerError/IntegrityError for
-    read failures, InvalidInput for an unknown format."""
+    """Stream ``volume`` of ``host`` (or its ``dumps``) into ``backend`` in format ``fmt``.
+    Raises NotFound for a missing volume, StorageError for storage failures,
+    DockerError/IntegrityError for read failures, InvalidInput for an unknown format,
+    DumpFailed for a dump that failed."""
     return format_for(fmt).backup(docker, backend, host=host, volume=volume, job_id=job_id,
                                   tracker=tracker, settings=settings, area=area,
-                                  excludes=excludes)
+                                  excludes=excludes, dumps=dumps)
 
 
 @dataclass
@@ -67,10 +70,12 @@ class ConsistentBackup:
     outcome: BackupOutcome
     report: HooksReport
     snapshot: SnapshotReport | None = None
+    dumps: DumpSet | None = None
 
     def as_result(self) -> dict[str, Any]:
         snap = self.snapshot.as_result() if self.snapshot else {}
-        return self.outcome.as_result() | self.report.as_result() | snap
+        return (self.outcome.as_result() | self.report.as_result() | snap
+                | ({"dumps": self.dumps.as_result()} if self.dumps else {}))
 
 
 def consistent_backup(
@@ -89,6 +94,7 @@ def consistent_backup(
     on_started: Callable[[], None] | None = None,
     snapshot: str | None = None,
     on_snapshot: Callable[[dict[str, Any] | None], None] | None = None,
+    dump: str | None = None,
 ) -> ConsistentBackup:
     """Back up ``volume`` between its containers' hooks, stopped when asked (or labelled),
     without the excluded paths (see the module doc). ``on_stopping`` gets the containers
@@ -96,34 +102,48 @@ def consistent_backup(
     ``on_started`` is called once they all run again. ``snapshot`` (auto, btrfs, zfs,
     lvm, off; None: the volume's ``volkeeper.snapshot`` label) reads a filesystem snapshot
     instead of stopping; ``on_snapshot`` gets its record before it is taken and None once
-    it is dropped. A failure's exception carries what happened in its ``result`` (hook
-    outputs, stop windows, the snapshot)."""
+    it is dropped. ``dump`` (or a container's ``volkeeper.dump`` label) backs up database
+    dumps instead of the files (``common.hooks.dumps``): their containers keep running,
+    nothing is stopped or snapshotted for them. A failure's exception carries what
+    happened in its ``result`` (hook outputs, stop windows, the snapshot, the dumps)."""
     info = docker.volume(volume)
+    dumps = DumpSet(docker, dumps_for(info, dump))
+    if dumps and (stop_containers or snapshot not in (None, "off")):
+        raise InvalidInput("a dump backup neither stops the containers nor reads a "
+                           "snapshot: the dump runs inside the running database",
+                           "back up without --stop-containers and --snapshot (or without "
+                           "--dump)")
     path = direct_path(docker, volume, settings)
-    ignore = read_ignore_file(docker, volume, path)
-    snap = plan_backup(info, snapshot, f"{volume}-{job_id}",
+    snap = plan_backup(info, "off" if dumps else snapshot, f"{volume}-{job_id}",
                        direct=settings.volume_access != "docker-api")
-    rules = excludes_for(info, [*excludes, *(snap.plan.excludes if snap.plan else [])],
-                         ignore)
+    if dumps:
+        rules = NO_EXCLUDES
+    else:
+        ignore = read_ignore_file(docker, volume, path)
+        rules = excludes_for(info, [*excludes, *(snap.plan.excludes if snap.plan else [])],
+                             ignore)
+    dumping = {s.container.id for s in dumps.sources}
     report = HooksReport()
     stored: BackupOutcome | None = None
     try:
-        with consistent(docker, list(info.containers), "backup", report,
+        with consistent(docker, [c for c in info.containers if c.id not in dumping],
+                        "backup", report,
                         stop=snap.plan is None and should_stop(info, stop_containers),
                         tracker=tracker, on_stopping=on_stopping, on_started=on_started), \
                 snapshot_source(docker, volume, snap, tracker=tracker,
                                 on_recorded=on_snapshot) as source:
             stored = backup_volume(source, backend, host=host, volume=volume, fmt=fmt,
                                    job_id=job_id, tracker=tracker, settings=settings,
-                                   excludes=rules)
+                                   excludes=rules, dumps=dumps or None)
     except VolkeeperError as e:
         if stored is not None:  # a post hook failed the job after the backup was stored
             _forget(backend, stored, host, volume, settings)
         e.result = {**(getattr(e, "result", None) or {}),  # type: ignore[attr-defined]
-                    **report.as_result(), **snap.as_result()}
+                    **report.as_result(), **snap.as_result(),
+                    **({"dumps": dumps.as_result()} if dumps else {})}
         raise
     assert stored is not None
-    return ConsistentBackup(stored, report, snap)
+    return ConsistentBackup(stored, report, snap, dumps or None)
 
 
 def _forget(backend: Backend, out: BackupOutcome, host: str, volume: str,

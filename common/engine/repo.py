@@ -42,8 +42,11 @@ from common.engine.repo_access import backup_content, restore_content
 from common.engine.sizing import scanning
 from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from common.formats import REPO_FORMAT
+from common.hooks.dump_kinds import DIRECTORY as DUMPS_DIRECTORY
+from common.hooks.dumps import DumpSet
 from common.progress import ProgressTracker
 from common.repository import Repository, ids, init_repository, open_repository
+from common.repository.backup.stream_ingest import backup_streams
 from common.repository.core.keys import WrongPassphrase, check_new_passphrase, new_kdf
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, list_snapshots, load_snapshot
@@ -182,13 +185,14 @@ def _volume_dir(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: str,
                   job_id: str, tracker: ProgressTracker, settings: Settings,
-                  safety: bool = False, excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
+                  safety: bool = False, excludes: Excludes = NO_EXCLUDES,
+                  dumps: DumpSet | None = None) -> BackupOutcome:
     """Back up ``volume`` of ``host`` as a new snapshot in the target's repository.
     ``safety``: the safety snapshot of a replace-restore (tagged ``safety``; the repository
     must exist already — the backup being restored is in it). ``excludes``: paths left
     out."""
     info = docker.volume(volume)  # NotFound for a missing volume, before touching the target
-    path = _volume_dir(docker, volume, settings)
+    path = None if dumps else _volume_dir(docker, volume, settings)
     tracker.set_phase("opening repository")
     repo = open_repo(backend, settings, create=not safety)
     what = "safety snapshot" if safety else "backup"
@@ -198,12 +202,17 @@ def backup_volume(docker: DockerHost, backend: Backend, *, host: str, volume: st
     with backup_lock(repo, f"{what} job {job_id} of {host}/{volume}",
                      retry_for=LOCK_RETRY_SECONDS) as lock:
         parent = regular_parent(repo, host, volume)
-        with _estimated_totals(tracker, parent, path, info.size_bytes):
-            # refresh re-reads the lock: removed, or not refreshed in time, means lost
-            snap = backup_content(docker, repo, path, host=host, volume=volume,
-                                  tags=tags, parent=parent, progress=tracker,
-                                  before_commit=lock.refresh, excludes=excludes,
-                                  left_out=left_out)
+        if dumps:
+            snap = backup_streams(repo, dumps.streams(), directory=DUMPS_DIRECTORY,
+                                  host=host, volume=volume, tags=tags, parent=parent,
+                                  progress=tracker, before_commit=lock.refresh)
+        else:
+            with _estimated_totals(tracker, parent, path, info.size_bytes):
+                # refresh re-reads the lock: removed, or not refreshed in time, means lost
+                snap = backup_content(docker, repo, path, host=host, volume=volume,
+                                      tags=tags, parent=parent, progress=tracker,
+                                      before_commit=lock.refresh, excludes=excludes,
+                                      left_out=left_out)
     return BackupOutcome(
         key=ids.snapshot_key(snap.id), manifest_key="", format=FORMAT,
         stored_bytes=snap.stats.new_bytes, logical_bytes=snap.stats.bytes,

@@ -25,6 +25,10 @@ Concepts:
   data (``--snapshot``, label ``volkeeper.snapshot``), recorded by the caller
   (``on_recorded``) before it is taken and always dropped again; the host's recovery drops
   one a killed worker left.
+* **Dumps** (``dumps``, ``dump_kinds``) — ``volkeeper.dump=KIND`` on a container (or the
+  request's ``dump``) makes the backup's content the database's own dump, run inside
+  that container and streamed into the backup (``.volkeeper-dumps/<kind>-<name>.<ext>``),
+  never onto the volume; its loader restores it into a running container.
 * **The order** (``around.consistent``): pre hooks → stop → the backup (or restore) →
   start → post hooks; ``HooksReport`` is what happened. ``common.engine.backup`` wraps
   the format's backup in it.

@@ -59,7 +59,7 @@ def require_target(session: Session, name: str) -> None:
 def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, target: str,
                 fmt: str, requested_by: str | None, stop_containers: bool = False,
                 excludes: list[str] | None = None, snapshot: str | None = None,
-                now: datetime | None = None,
+                dump: str | None = None, now: datetime | None = None,
                 memo: dict[str, VolkeeperError | None] | None = None) -> dict[str, Any]:
     """The ``jobs.create_job`` arguments of a backup that passed every check (raises
     the first refusal). ``memo``: the outcomes of host and target checks already made
@@ -72,7 +72,8 @@ def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, targe
             "params": {"format": fmt, **({"stop_containers": True} if stop_containers
                                          else {}),
                        **({"excludes": excludes} if excludes else {}),
-                       **({"snapshot": snapshot} if snapshot else {})},
+                       **({"snapshot": snapshot} if snapshot else {}),
+                       **({"dump": dump} if dump else {})},
             "requested_by": requested_by}
 
 

@@ -98,6 +98,23 @@ class BackupIn(Input):
         "the containers: btrfs/zfs/lvm (an error when the volume is not on one), auto (a "
         "snapshot where possible, else as configured), off; default: the "
         "volkeeper.snapshot label, else off")
+    dump: str | None = Field(
+        default=None, max_length=20,
+        description="back up a database dump instead of the files: postgres, mysql, "
+        "mariadb, redis, sqlite or mongodb (run inside the volume's database container; "
+        "also asked by the label volkeeper.dump=KIND on that container)")
+
+    @field_validator("dump")
+    @classmethod
+    def _check_dump(cls, kind: str | None) -> str | None:
+        from common.hooks.dump_kinds import kind_of
+
+        if kind is None:
+            return None
+        try:
+            return kind_of(kind).name
+        except InvalidInput as e:
+            raise ValueError(f"{e.message} ({e.hint})") from None
 
     @field_validator("excludes")
     @classmethod
@@ -126,6 +143,15 @@ class RestoreIn(Input):
         default=None, max_length=1000,
         description="restore only these paths (relative to the volume root; a directory "
         "brings everything below it)")
+    dump_into: str | None = Field(
+        default=None, pattern=r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255,
+        description="load the backup's database dump into this running container (its "
+        "loader: psql, mysql, mongorestore …; Redis is restarted) instead of restoring "
+        "files into a volume")
+    dump_from: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255,
+        description="with dump_into, for a backup holding several dumps: the one of this "
+        "container (the name it had when dumped) or this file name")
 
     @field_validator("paths")
     @classmethod

@@ -75,6 +75,7 @@ class JobService:
         stop_containers: bool = False,
         excludes: list[str] | None = None,
         snapshot: str | None = None,
+        dump: str | None = None,
     ) -> Job:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
@@ -83,7 +84,7 @@ class JobService:
                 s, self.settings, volume=volume, host=host, target=target,
                 fmt=fmt or self.settings.default_format, requested_by=requested_by,
                 stop_containers=stop_containers, excludes=excludes,
-                snapshot=snapshot))
+                snapshot=snapshot, dump=dump))
         return self._dispatch(job, TASK_BACKUP)
 
     def dispatch_queued(self, queued: list[Job], task: str) -> list[Job]:
@@ -112,17 +113,29 @@ class JobService:
         mode: str = "new",
         stop_containers: bool = False,
         paths: list[str] | None = None,
+        dump_into: str | None = None,
+        dump_from: str | None = None,
     ) -> Job:
         """``mode`` "new" (into a missing or empty volume) or "replace" (snapshot, replace,
-        verify, roll back on failure); ``paths`` restores only those (new mode)."""
+        verify, roll back on failure); ``paths`` restores only those (new mode);
+        ``dump_into`` loads a dump backup into that running container instead."""
+        if dump_from and not dump_into:
+            raise InvalidInput("dump_from (--dump-from) chooses the dump that dump_into "
+                               "(--dump-into) loads", "name the container to load it into")
+        if dump_into and (paths or mode == "replace" or into):
+            raise InvalidInput("dump_into (--dump-into) loads the dump into a container: it "
+                               "takes no into, paths or mode replace",
+                               "leave those out, or restore the files without dump_into")
         return self._queue_restore(backup_id=backup_id, into=into, host=host,
                                    requested_by=requested_by, mode=mode,
-                                   stop_containers=stop_containers, paths=paths)
+                                   stop_containers=stop_containers, paths=paths,
+                                   dump_into=dump_into, dump_from=dump_from)
 
     def _queue_restore(self, *, backup_id: str, into: str | None, host: str | None,
                        requested_by: str | None, mode: str, stop_containers: bool,
                        paths: list[str] | None = None,
-                       create: dict[str, Any] | None = None) -> Job:
+                       create: dict[str, Any] | None = None,
+                       dump_into: str | None = None, dump_from: str | None = None) -> Job:
         """``submit_restore`` without its audit entry (a rollback writes its own; a
         migration's restores are its own record). ``create``: the driver, driver_opts and
         labels a missing volume is created with (a migration's destination)."""
@@ -140,7 +153,11 @@ class JobService:
                                              "source_host": backup.host, "mode": mode,
                                              "stop_containers": stop_containers,
                                              "paths": paths,
-                                             **({"create": create} if create else {})},
+                                             **({"create": create} if create else {}),
+                                             **({"dump_into": dump_into} if dump_into
+                                                else {}),
+                                             **({"dump_from": dump_from} if dump_from
+                                                else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)
 

@@ -10,6 +10,7 @@ from common.db import Backup
 from common.db.models import Job
 from common.engine import backup as backup_engine
 from common.engine import drill as drill_engine
+from common.engine import dump_restore
 from common.engine import replace as replace_engine
 from common.engine import restore as restore_engine
 from common.engine import validate as validate_engine
@@ -32,7 +33,7 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
             tracker=tracker, settings=ctx.settings_for(job.target),
             stop_containers=bool(job.params.get("stop_containers")),
-            excludes=job.params.get("excludes") or (),
+            excludes=job.params.get("excludes") or (), dump=job.params.get("dump"),
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
             on_started=lambda: record.containers_started(ctx, job.id),
             snapshot=job.params.get("snapshot"),
@@ -45,6 +46,14 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     b = ctx.job_backup(job)
     if job.params.get("mode") == "replace":
         return replace(ctx, job, b, tracker)
+    if job.params.get("dump_into"):
+        with ctx.open_target(b.target) as backend:
+            loaded = dump_restore.load_dump(
+                ctx.docker, backend, StoredBackup.from_row(b),
+                container=job.params["dump_into"], source=job.params.get("dump_from"),
+                tracker=tracker,
+                settings=ctx.settings_for(b.target))
+        return Outcome({"loaded": [x.as_result() for x in loaded]})
     with ctx.open_target(b.target) as backend:
         out = restore_engine.restore_backup(
             ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
@@ -47,7 +47,7 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine import browse
 from common.engine.access import direct_path, tar_sink, tar_source
-from common.engine.formats import archive_objects
+from common.engine.formats import archive_objects, members
 from common.engine.records import (
     BackupOutcome,
     Check,
@@ -59,6 +59,7 @@ from common.engine.records import (
 from common.engine.sizing import scanning
 from common.errors import IntegrityError, InvalidInput, NotFound
 from common.formats import SAFETY_FORMAT, Traits, traits_of
+from common.hooks.dumps import DumpSet
 from common.progress import FilesOnly, ProgressTracker
 from common.storage.base import Backend
 
@@ -91,12 +92,13 @@ class ArchiveFormat:
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES,
+               dumps: DumpSet | None = None) -> BackupOutcome:
         info = docker.volume(volume)
         created = datetime.now(UTC)
         key = archive_key(host, volume, created, job_id, self.name, area)
         mkey = manifest_key(key)
-        path = direct_path(docker, volume, settings)
+        path = None if dumps else direct_path(docker, volume, settings)
         # direct: GNU tar leaves out what a walk found; docker-api: its stream is filtered
         left_out = sorted(excluded_paths(path, excludes)) if path is not None else []
         header: dict[str, Any] = {
@@ -113,7 +115,8 @@ class ArchiveFormat:
             try:
                 with scanning(path, lambda size: tracker.expect(
                         BACKUP_PHASE, size.tar_bytes, size.entries)), \
-                        tar_source(docker, volume, settings, left_out) as raw:
+                        (dumps.tar_stream() if dumps else
+                         tar_source(docker, volume, settings, left_out)) as raw:
                     if excludes and path is None:
                         filtered = filter_tar(raw, excludes)
                     stats = write_archive(raw if filtered is None else cast(BinaryIO, filtered),
@@ -152,6 +155,10 @@ class ArchiveFormat:
     def check_stored(self, backend: Backend, backup: StoredBackup, settings: Settings,
                      paths: Sequence[str] | None) -> list[Check]:
         return archive_objects.check_stored(backend, backup, paths)
+
+    def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                   directory: str) -> Iterator[tuple[str, BinaryIO]]:
+        return members.archive_files(backend, backup, directory)
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                 volume: str, tracker: ProgressTracker, settings: Settings,

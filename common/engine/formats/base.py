@@ -7,8 +7,8 @@ depends on its kind. ``archive.ArchiveFormat`` (tar, tar.gz, tar.zst) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO, Protocol
 
 from common.archive import VerifyReport
 from common.archive.excludes import NO_EXCLUDES, Excludes
@@ -23,6 +23,7 @@ from common.engine.records import (
     VerifyOutcome,
 )
 from common.formats import Traits
+from common.hooks.dumps import DumpSet
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -39,10 +40,12 @@ class Format(Protocol):
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES,
+               dumps: DumpSet | None = None) -> BackupOutcome:
         """Back up ``volume`` of ``host`` into ``backend``, without the paths ``excludes``
-        matches. Raises NotFound for a missing volume; nothing is left in storage when it
-        fails."""
+        matches — or, with ``dumps``, the database dumps they stream instead of the
+        volume's files (``common.hooks.dumps``). Raises NotFound for a missing volume;
+        nothing is left in storage when it fails."""
         ...
 
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
@@ -56,6 +59,13 @@ class Format(Protocol):
                      paths: Sequence[str] | None) -> list[Check]:
         """A restore's quick checks of the stored side: the backup's objects are there
         (and every selected path is in it). Failures are checks, not exceptions."""
+        ...
+
+    def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                   directory: str) -> Iterator[tuple[str, BinaryIO]]:
+        """(name, readable) of each regular file directly in ``directory`` of the backup,
+        in order, without restoring it (``members``); each stream is readable until the
+        next is asked for. None when the directory is absent."""
         ...
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,

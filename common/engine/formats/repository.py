@@ -8,8 +8,8 @@ data); a copy moves the snapshot with its blobs, without re-chunking.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO
 
 from common.archive import VerifyReport
 from common.archive.excludes import NO_EXCLUDES, Excludes
@@ -17,6 +17,7 @@ from common.config import Settings
 from common.docker import DockerHost
 from common.engine import browse, repo, repo_verify
 from common.engine.access import direct_path
+from common.engine.formats import members
 from common.engine.records import (
     BackupOutcome,
     Check,
@@ -35,6 +36,7 @@ from common.errors import (
     VolkeeperError,
 )
 from common.formats import REPO_FORMAT, Traits, traits_of
+from common.hooks.dumps import DumpSet
 from common.progress import ProgressTracker
 from common.repository import ids
 from common.repository.core.snapshot import save_snapshot
@@ -66,10 +68,12 @@ class RepositoryFormat:
 
     def backup(self, docker: DockerHost, backend: Backend, *, host: str, volume: str,
                job_id: str, tracker: ProgressTracker, settings: Settings,
-               area: str = "archives", excludes: Excludes = NO_EXCLUDES) -> BackupOutcome:
+               area: str = "archives", excludes: Excludes = NO_EXCLUDES,
+               dumps: DumpSet | None = None) -> BackupOutcome:
         # ``area`` names where archives go; a snapshot is always in the repository
         return repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
-                                  tracker=tracker, settings=settings, excludes=excludes)
+                                  tracker=tracker, settings=settings, excludes=excludes,
+                                  dumps=dumps)
 
     def safety_snapshot(self, docker: DockerHost, backend: Backend, *, host: str,
                         volume: str, job_id: str, tracker: ProgressTracker,
@@ -121,6 +125,10 @@ class RepositoryFormat:
                       Check("selected paths", True, f"{len(paths)} path(s) found in the "
                             "backup"))
         return checks
+
+    def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                   directory: str) -> Iterator[tuple[str, BinaryIO]]:
+        return members.repo_files(backend, backup, settings, directory)
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                 volume: str, tracker: ProgressTracker, settings: Settings,
