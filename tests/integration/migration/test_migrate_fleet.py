@@ -135,7 +135,7 @@ def test_an_evacuation_dry_run_checks_every_volume_of_the_host(fleet: Fleet) -> 
     with fleet.http as c:
         r = c.post("/evacuations", json={"host": "host-a", "to_host": "host-b",
                                          "via": "s3", "dry_run": True})
-        assert r.status_code == 202, r.text
+        assert r.status_code == 200, r.text
         mine = [v for v in r.json()["volumes"] if v["volume"] == name]
         assert len(mine) == 1 and mine[0]["ok"], mine
         assert {x["name"] for x in mine[0]["checks"]} >= {
