@@ -34,9 +34,12 @@ def _service(state: State) -> EvacuationService:
 
 
 @router.post("", status_code=202)
-def start_evacuation(body: EvacuationIn, state: State, user: Operator) -> dict[str, Any]:
-    """Validate a migration of every volume of ``host`` and queue them (or, with
-    ``dry_run``, only return each one's checks)."""
+def start_evacuation(body: EvacuationIn, state: State, user: Operator,
+                     response: Response) -> dict[str, Any]:
+    """Validate a migration of every volume of ``host`` and queue them (202; or, with
+    ``dry_run``, only return each one's checks: 200)."""
+    if body.dry_run:
+        response.status_code = 200
     return _service(state).evacuate(**body.model_dump(), requested_by=user.name)
 
 

@@ -21,12 +21,15 @@ def _service(state: State) -> MigrationService:
 
 
 @router.post("", status_code=202)
-def start_migration(body: MigrationIn, state: State, user: Operator) -> dict[str, Any]:
+def start_migration(body: MigrationIn, state: State, user: Operator,
+                    response: Response) -> dict[str, Any]:
     """Validate and start a migration (202 with the migration); with ``dry_run`` only the
-    checks (200-like body ``{dry_run, ok, checks, plan}``). ``remove_source`` needs the
-    admin role. A failed check refuses the migration (422 naming each)."""
+    checks (200, ``{dry_run, ok, checks, plan}``). ``remove_source`` needs the admin
+    role. A failed check refuses the migration (422 naming each)."""
     if body.remove_source:
         require_role(user, "admin", "a migration that removes its source", state)
+    if body.dry_run:
+        response.status_code = 200
     return _service(state).submit(request=body.model_dump(), requested_by=user.name)
 
 

@@ -17,4 +17,8 @@ the API, the CLI, the Celery workers and the embedded mode.
 - *The host side* (``host``, ``loops.HostLoops``): register the host, heartbeat, inventory,
   clean up after killed jobs; the stale-job sweep (``sweep``) has one owner per mode.
 - *Embedded* (``embedded.EmbeddedRuntime``): all of it in one process with SQLite.
+- *Migrations* (``migrations``, ``migration_flow``, ``migration_plan``,
+  ``migration_steps``, ``evacuations``): a ``migrations`` row driven by a coordinator that
+  queues ordinary child jobs (backup, restore, and the steps of ``migration_steps``) on
+  the hosts they touch and advances as they finish; see docs/migration.md.
 """

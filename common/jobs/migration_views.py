@@ -66,7 +66,10 @@ def phases(s: Session, m: Migration) -> list[dict[str, Any]]:
             "finished_at": _iso(max(ends)) if state != "running" and ends else None,
             "bytes": sum(_job_bytes(j) for _, j in found),
             "jobs": [{"step": step, "job_id": j.id, "kind": j.kind, "host": j.host,
-                      "state": str(j.state), "error": j.error} for step, j in found]})
+                      "state": str(j.state), "error": j.error,
+                      # the running one's last progress (live: GET /jobs/{id}/events)
+                      **({"progress": j.progress} if not j.state.finished else {})}
+                     for step, j in found]})
     return out
 
 

@@ -135,7 +135,7 @@ def test_an_evacuation_dry_run_checks_every_volume_of_the_host(fleet: Fleet) -> 
     with fleet.http as c:
         r = c.post("/evacuations", json={"host": "host-a", "to_host": "host-b",
                                          "via": "s3", "dry_run": True})
-        assert r.status_code == 202, r.text
+        assert r.status_code == 200, r.text
         mine = [v for v in r.json()["volumes"] if v["volume"] == name]
         assert len(mine) == 1 and mine[0]["ok"], mine
         assert {x["name"] for x in mine[0]["checks"]} >= {
@@ -143,3 +143,25 @@ def test_an_evacuation_dry_run_checks_every_volume_of_the_host(fleet: Fleet) -> 
         bad = c.post("/evacuations", json={"host": "host-a", "to_host": "host-b",
                                            "concurrency": 0})
         assert bad.status_code == 422 and "concurrency" in bad.text
+
+
+def test_the_cli_speaks_to_the_fleet_s_migrations(fleet: Fleet) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.fixtures.fleet import TOKEN
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli.main", "--server", fleet.api_url,
+                               "--token", TOKEN, *args], env=fleet.env, text=True,
+                              capture_output=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[3])
+
+    dry = cli("migrate", "no-such-volume", "--host", "host-a", "--to-host", "host-b",
+              "--via", "s3", "--dry-run")
+    assert dry.returncode == 1 and "does not exist" in dry.stdout, dry
+    listed = cli("migrations", "--json")
+    assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), list)
+    missing = cli("migration", "0123456789abcdef")
+    assert missing.returncode == 1 and "not found" in missing.stderr.lower(), missing
