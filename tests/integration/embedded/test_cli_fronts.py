@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,12 @@ def scenario(env: dict[str, str], docker: Any, volume: str) -> dict[str, Any]:
 def test_both_fronts_print_the_same_json_for_the_same_scenario(
         tmp_path: Path, docker_host_a: Any, docker_host_b: Any,
         server_env: dict[str, str]) -> None:
-    local = scenario(env_for(tmp_path / "local", docker_host_a), docker_host_a, "front-cmp")
-    remote = scenario(server_env, docker_host_b, "front-cmp")
+    # side by side (two daemons, two homes): each is ~22 CLI processes one after another
+    with ThreadPoolExecutor(2) as pool:
+        embedded = pool.submit(scenario, env_for(tmp_path / "local", docker_host_a),
+                               docker_host_a, "front-cmp")
+        served = pool.submit(scenario, server_env, docker_host_b, "front-cmp")
+        local, remote = embedded.result(), served.result()
     assert local["backup"]["state"] == "succeeded" and local["restore"]["state"] == "succeeded"
     assert local["tagged"][0]["tags"] == ["before-upgrade"]
     assert local["volume_with_policy"][0]["policy"] == "cmp"
