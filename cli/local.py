@@ -6,7 +6,7 @@ same as from a server."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.errors import CliError, Json
 from cli.front_migrations import LocalMigrations
@@ -16,28 +16,15 @@ from common.config import Settings, get_settings
 from common.db import Job
 from common.jobs import views
 from common.jobs.embedded import EmbeddedRuntime
-from common.jobs.inputs import (
-    BackupIn,
-    BackupPatch,
-    CopyIn,
-    DrillIn,
-    KeyAddIn,
-    PruneIn,
-    RepairIn,
-    RestoreIn,
-    SnapshotsIn,
-    TargetIn,
-    TargetJobIn,
-    VerifyIn,
-    parse,
-)
-from common.jobs.operations import OperationsService
 from common.progress import Subscription
 
+if TYPE_CHECKING:
+    from common.jobs.inputs import TargetJobIn
+    from common.jobs.operations import OperationsService
+
 USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
-#: The request model of each repository job (the others take a bare TargetJobIn).
-_TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
-    "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
+# The request models (common.jobs.inputs) load only in the commands that send a request:
+# a read command does without them.
 
 
 def settings() -> Settings:
@@ -156,6 +143,7 @@ class LocalFront(LocalPolicies, LocalMigrations):
         return self._read(views.list_targets)
 
     def add_target(self, body: Json) -> Json:
+        from common.jobs.inputs import TargetIn, parse
         from common.jobs.targets import add_target
 
         t = parse(TargetIn, body)
@@ -170,6 +158,8 @@ class LocalFront(LocalPolicies, LocalMigrations):
 
     # --- jobs ----------------------------------------------------------------------
     def backup(self, body: Json) -> Json:
+        from common.jobs.inputs import BackupIn, parse
+
         b = parse(BackupIn, body)
         return self._job(self.service.submit_backup(
             volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
@@ -178,18 +168,22 @@ class LocalFront(LocalPolicies, LocalMigrations):
 
     def group_backup(self, body: Json) -> Json:
         from common.jobs.groups import GroupBackupIn, GroupJobs
+        from common.jobs.inputs import parse
 
         return self._job(GroupJobs(self.service).submit_backup(
             g=parse(GroupBackupIn, body), requested_by=USER))
 
     def group_restore(self, group_id: str, body: Json) -> list[Json]:
         from common.jobs.groups import GroupJobs, GroupRestoreIn
+        from common.jobs.inputs import parse
 
         made = GroupJobs(self.service).submit_restore(
             group_id=group_id, r=parse(GroupRestoreIn, body), requested_by=USER)
         return [self._job(j) for j in made]
 
     def restore(self, body: Json) -> Json:
+        from common.jobs.inputs import RestoreIn, parse
+
         r = parse(RestoreIn, body)
         return self._job(self.service.submit_restore(
             backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
@@ -197,6 +191,8 @@ class LocalFront(LocalPolicies, LocalMigrations):
             dump_from=r.dump_from))
 
     def validate_restore(self, body: Json) -> Json:
+        from common.jobs.inputs import RestoreIn, parse
+
         r = parse(RestoreIn, body)
         job = self.service.validate_restore(
             backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
@@ -207,17 +203,23 @@ class LocalFront(LocalPolicies, LocalMigrations):
         return self._job(self.service.rollback(restore_job_id=job_id, requested_by=USER))
 
     def verify(self, backup_id: str, host: str | None, body: Json) -> Json:
+        from common.jobs.inputs import VerifyIn, parse
+
         v = parse(VerifyIn, body)
         return self._job(self.service.submit_verify(
             backup_id=backup_id, host=host, requested_by=USER, read_data=v.read_data,
             subset=v.subset, seed=v.seed))
 
     def drill(self, body: Json) -> Json:
+        from common.jobs.inputs import DrillIn, parse
+
         d = parse(DrillIn, body)
         return self._job(self.service.submit_drill(backup_id=d.backup_id, host=d.host,
                                                    requested_by=USER))
 
     def label(self, backup_id: str, body: Json) -> Json:
+        from common.jobs.inputs import BackupPatch, parse
+
         p = parse(BackupPatch, body)
         row, job = self.service.label_backup(
             backup_id=backup_id, add=p.add_tags, remove=p.remove_tags, pinned=p.pinned,
@@ -231,14 +233,28 @@ class LocalFront(LocalPolicies, LocalMigrations):
                                                     requested_by=USER))
 
     def copy(self, backup_id: str, body: Json) -> Json:
+        from common.jobs.inputs import CopyIn, parse
+
         c = parse(CopyIn, body)
         return self._job(self.service.copy_backup(backup_id=backup_id, target=c.target,
                                                   host=c.host, requested_by=USER))
 
     def target_job(self, action: str, target: str, body: Json) -> Json:
         """The same jobs as the API's ``/targets/{name}/…`` routes."""
+        from common.jobs.inputs import (
+            KeyAddIn,
+            PruneIn,
+            RepairIn,
+            SnapshotsIn,
+            TargetJobIn,
+            parse,
+        )
+
+        # the request model of each repository job (the others take a bare TargetJobIn)
+        models: dict[str, type[TargetJobIn]] = {
+            "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
         kwargs: dict[str, Any] = {"target": target, "requested_by": USER}
-        base = parse(_TARGET_INPUTS.get(action, TargetJobIn), body)
+        base = parse(models.get(action, TargetJobIn), body)
         kind = "keys" if action.startswith("keys") else action
         if isinstance(base, PruneIn):
             kwargs["params"] = {"dry_run": base.dry_run}

@@ -39,13 +39,9 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import docker
-import docker.errors
-import requests
-
-from common.docker import archive_api, exec_stream, execs
+from common.docker import archive_api, engine_http, exec_stream, execs
 from common.docker.failures import translated, unreachable
 from common.docker.helper_image import HELPER_LABEL, ensure_helper_image
 from common.docker.models import (
@@ -56,6 +52,9 @@ from common.docker.models import (
     volume_info,
 )
 from common.errors import Conflict, DockerError
+
+if TYPE_CHECKING:  # the SDK loads when a call needs it: reads on a socket do without
+    import docker
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -80,6 +79,9 @@ class DockerHost:
     def client(self) -> docker.DockerClient:
         """The docker SDK client (created lazily)."""
         if self._client is None:
+            import docker
+            import docker.errors
+
             try:
                 if self._explicit_url is None:
                     self._client = docker.from_env(timeout=self.timeout)
@@ -120,8 +122,24 @@ class DockerHost:
 
     def version(self) -> str:
         """The engine's server version string, e.g. ``20.10.24+dfsg1``."""
-        with self._errors():
-            return str(self._api.version()["Version"])
+        return str(self._get("/version")["Version"])
+
+    def _get(self, endpoint: str, **params: Any) -> Any:
+        """``GET endpoint`` decoded: on a unix socket with the standard library
+        (``engine_http``), on any other engine through the SDK."""
+        path = engine_http.socket_path(self.base_url)
+        if path is None:
+            with self._errors():
+                api = self._api
+                return api._result(api._get(api._url(endpoint), params=params), json=True)
+        try:
+            return engine_http.get_json(path, endpoint, self.timeout, **params)
+        except engine_http.EngineError as e:
+            raise DockerError(f"the Docker engine on host {self.base_url} failed: {e}",
+                              hint="see the message above and the dockerd log on that host"
+                              ) from e
+        except OSError as e:
+            raise unreachable(self.base_url, e) from e
 
     def root_dir(self) -> Path | None:
         """The engine's data root (``DockerRootDir``) if this process can see it."""
@@ -150,6 +168,8 @@ class DockerHost:
 
     def container_state(self, container_id: str) -> str | None:
         """``running``, ``exited`` … of a container; None when it no longer exists."""
+        import docker.errors
+
         with self._errors():
             try:
                 return str(self._api.inspect_container(container_id)["State"]["Status"])
@@ -182,20 +202,19 @@ class DockerHost:
 
     def list_volumes(self, with_sizes: bool = False) -> list[VolumeInfo]:
         """Every volume, with the containers using it; sizes (slow: ``df``) only if asked."""
-        with self._errors():
-            raw = self._api.volumes().get("Volumes") or []
-            users: dict[str, list[ContainerRef]] = {}
-            for summary in self._api.containers(all=True):
-                if _is_helper(summary):
-                    continue
-                for name in mounted_volumes(summary):
-                    users.setdefault(name, []).append(container_ref(summary))
-            sizes: dict[str, int] = {}
-            if with_sizes:
-                for v in self._api.df().get("Volumes") or []:
-                    size = (v.get("UsageData") or {}).get("Size", -1)
-                    if isinstance(size, int) and size >= 0:
-                        sizes[v["Name"]] = size
+        raw = self._get("/volumes").get("Volumes") or []
+        users: dict[str, list[ContainerRef]] = {}
+        for summary in self._get("/containers/json", all=1):
+            if _is_helper(summary):
+                continue
+            for name in mounted_volumes(summary):
+                users.setdefault(name, []).append(container_ref(summary))
+        sizes: dict[str, int] = {}
+        if with_sizes:
+            for v in self._get("/system/df").get("Volumes") or []:
+                size = (v.get("UsageData") or {}).get("Size", -1)
+                if isinstance(size, int) and size >= 0:
+                    sizes[v["Name"]] = size
         out = [volume_info(v, tuple(users.get(v["Name"], ())), sizes.get(v["Name"])) for v in raw]
         return sorted(out, key=lambda v: v.name)
 
@@ -215,6 +234,8 @@ class DockerHost:
         driver_opts: dict[str, str] | None = None,
     ) -> VolumeInfo:
         """Create a volume; ``Conflict`` when one of that name exists already."""
+        import docker.errors
+
         with self._errors():
             try:
                 self._api.inspect_volume(name)
@@ -285,6 +306,8 @@ class DockerHost:
     def read_file(self, name: str, rel: str, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the regular file ``rel`` (relative to the volume
         root) through the Docker archive API; None when there is no such regular file."""
+        import docker.errors
+
         self.volume(name)
         self._ensure_helper()
         with self._errors(name), archive_api.helper_container(self._api, name, True) as cid:
@@ -329,6 +352,8 @@ class DockerHost:
         silent for ``timeout`` seconds, so callers simply loop. Events of volkeeper's own
         helper containers are left out.
         """
+        import requests
+
         filters = {"type": types} if types else None
         with self._errors():
             stream = self._api.events(since=since, until=until, filters=filters, decode=True)

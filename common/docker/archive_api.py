@@ -60,8 +60,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, BinaryIO, cast
 
-from docker.types import Mount
-
 from common.docker.helper_image import HELPER_IMAGE, HELPER_LABEL
 
 log = logging.getLogger(__name__)
@@ -85,6 +83,8 @@ def helper_container(api: Any, volume: str, read_only: bool) -> Iterator[str]:
 
     The container is removed when the block ends, whatever happened inside it.
     """
+    from docker.types import Mount
+
     mount = Mount(MOUNT_POINT, volume, type="volume", read_only=read_only, no_copy=True)
     host_config = api.create_host_config(mounts=[mount], network_mode="none")
     created = api.create_container(

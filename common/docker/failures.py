@@ -1,14 +1,19 @@
-"""Translation of Docker SDK and transport exceptions into volkeeper's error tree."""
+"""Translation of Docker SDK and transport exceptions into volkeeper's error tree.
+
+The SDK is not imported here: an exception can only be one of its errors when the SDK is
+loaded already (a read over ``engine_http`` needs none of it)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import docker.errors
-import requests
+from common.errors import Conflict, DockerError, NotFound, VolkeeperError
 
-from common.errors import Conflict, DockerError, NotFound
+if TYPE_CHECKING:
+    import docker.errors
 
 
 def unreachable(url: str, cause: object) -> DockerError:
@@ -29,30 +34,45 @@ def translated(url: str, volume: str | None = None) -> Iterator[None]:
     """
     try:
         yield
-    except docker.errors.NotFound as e:
+    except Exception as e:
+        error = _translation(e, url, volume)
+        if error is None:
+            raise
+        raise error from e
+
+
+def _translation(e: Exception, url: str, volume: str | None) -> VolkeeperError | None:
+    """The volkeeper error for an SDK or transport exception (None: not one of those)."""
+    if isinstance(e, VolkeeperError):
+        return None
+    errors = sys.modules.get("docker.errors")
+    requests = sys.modules.get("requests.exceptions")
+    if errors is not None and isinstance(e, errors.NotFound):
         if volume is None:
-            raise DockerError(f"Docker object not found on host {url}: {_explain(e)}") from e
-        raise NotFound(
+            return DockerError(f"Docker object not found on host {url}: {_explain(e)}")
+        return NotFound(
             "volume",
             volume,
             hint=f"on host {url}; list the volumes with `volkeeper volumes` or `docker volume ls`",
-        ) from e
-    except docker.errors.APIError as e:
+        )
+    if errors is not None and isinstance(e, errors.APIError):
         if e.status_code == 409:
-            raise Conflict(
+            return Conflict(
                 f"the Docker engine on host {url} refused: {_explain(e)}",
                 hint="the object exists or is in use; pick another name or free it first",
-            ) from e
-        raise DockerError(
+            )
+        return DockerError(
             f"the Docker engine on host {url} failed: {_explain(e)}",
             hint="see the message above and the dockerd log on that host",
-        ) from e
-    except (requests.ConnectionError, ConnectionError) as e:
-        raise unreachable(url, _short(e)) from e
-    except docker.errors.DockerException as e:
+        )
+    if isinstance(e, ConnectionError) or (
+            requests is not None and isinstance(e, requests.ConnectionError)):
+        return unreachable(url, _short(e))
+    if errors is not None and isinstance(e, errors.DockerException):
         if "Connection" in str(e) or "connect" in str(e):
-            raise unreachable(url, _short(e)) from e
-        raise DockerError(f"Docker client error for host {url}: {_short(e)}") from e
+            return unreachable(url, _short(e))
+        return DockerError(f"Docker client error for host {url}: {_short(e)}")
+    return None
 
 
 def _explain(e: docker.errors.APIError) -> str:

@@ -6,6 +6,7 @@ import io
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -380,6 +381,26 @@ def test_ping_on_a_dead_socket_is_a_docker_error_with_a_hint(tmp_path: Path) -> 
         host.ping()
     assert "cannot reach the Docker engine" in caught.value.message
     assert caught.value.hint and "dockerd" in caught.value.hint
+
+
+def test_reads_on_a_dead_socket_are_docker_errors_with_a_hint_and_load_no_sdk(
+        tmp_path: Path) -> None:
+    """version and list_volumes read the socket with the standard library (engine_http):
+    the same error as through the SDK, and the SDK stays unloaded (a fresh interpreter)."""
+    host = DockerHost(f"unix://{tmp_path}/nothing.sock", timeout=5)
+    for read in (host.version, host.list_volumes):
+        with pytest.raises(DockerError) as caught:
+            read()
+        assert "cannot reach the Docker engine" in caught.value.message
+        assert caught.value.hint and "dockerd" in caught.value.hint
+    code = ("import sys\nfrom common.docker import DockerHost\n"
+            "from common.errors import DockerError\n"
+            f"try:\n    DockerHost({host.base_url!r}, timeout=5).list_volumes()\n"
+            "except DockerError:\n    pass\n"
+            "print(sorted(m for m in ('docker', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.strip() == "[]"
 
 
 def test_volume_events_are_reported_and_helper_events_are_not(

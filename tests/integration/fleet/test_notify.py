@@ -3,6 +3,7 @@ on host-a sends one signed webhook from that worker, the next good backup "recov
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.fleet import Fleet
-from tests.fixtures.util import free_port
+from tests.fixtures.util import free_port, wait_for
 from tests.integration.fleet.test_fleet import mountpoint, submit
 from tests.integration.notify.test_channels import Receiver
 
@@ -57,6 +58,9 @@ def test_a_failed_backup_on_a_worker_sends_one_signed_webhook_and_then_recovered
     ok = fleet.wait_job(submit(fleet, "/backups", {"volume": "nf-data", "host": "host-a",
                                                    "target": "s3", "format": "tar"})["id"])
     assert ok["state"] == "succeeded", ok["error"]
+    # the worker notifies after it recorded the outcome: the job may read succeeded first
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: len(notifying_host_a.at("/hook")) >= 2, 30, "the recovered webhook")
     posts: list[tuple[dict[str, str], bytes]] = notifying_host_a.at("/hook")
     events: list[dict[str, Any]] = [json.loads(b) for _, b in posts]
     assert [(e["event"], e["subject"]) for e in events] == [
