@@ -27,6 +27,7 @@ from common.jobs.inputs import (
     SnapshotsIn,
     TargetIn,
     TargetJobIn,
+    TargetMigrateIn,
     VerifyIn,
     parse,
 )
@@ -36,7 +37,8 @@ from common.progress import Subscription
 USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
 #: The request model of each repository job (the others take a bare TargetJobIn).
 _TARGET_INPUTS: dict[str, type[TargetJobIn]] = {
-    "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
+    "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn,
+    "migrate": TargetMigrateIn}
 
 
 def settings() -> Settings:
@@ -224,6 +226,10 @@ class LocalFront(LocalPolicies):
         kwargs: dict[str, Any] = {"target": target, "requested_by": USER}
         base = parse(_TARGET_INPUTS.get(action, TargetJobIn), body)
         kind = "keys" if action.startswith("keys") else action
+        if isinstance(base, TargetMigrateIn):
+            return self._job(self.service.migrate_target(
+                source=target, destination=base.destination, volumes=base.volumes,
+                delete_source=base.delete_source, host=base.host, requested_by=USER))
         if isinstance(base, PruneIn):
             kwargs["params"] = {"dry_run": base.dry_run}
         elif isinstance(base, RepairIn):

@@ -18,6 +18,7 @@ from cli import (
     cmds_jobs,
     cmds_security,
     cmds_server,
+    migrate_target_cmd,
     policy_cmds,
     repair_cmd,
     repo_cmds,
@@ -45,6 +46,7 @@ for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
                 cmds_catalog.job, cmds_catalog.cancel, cmds_security.audit, repair_cmd.repair):
     app.command()(command)
 app.command()(policy_cmds.apply)
+app.command("migrate-target")(migrate_target_cmd.migrate_target)
 app.add_typer(policy_cmds.policy_app, name="policy")
 app.add_typer(policy_cmds.retention_app, name="retention")
 app.add_typer(cmds_security.tokens_app, name="tokens")

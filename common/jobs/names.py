@@ -21,6 +21,7 @@ TASK_SNAPSHOTS = "volkeeper.snapshots"
 TASK_KEYS = "volkeeper.keys"
 TASK_UNLOCK = "volkeeper.unlock"
 TASK_REPAIR = "volkeeper.repair"
+TASK_MIGRATE_TARGET = "volkeeper.migrate_target"
 
 
 
