@@ -87,5 +87,6 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
     from common.health import set_scheduler_probe
 
     set_scheduler_probe(health_probe)
+    rpo = RpoCheck(ops.db, ops.settings, every=ops.settings.rpo_check_seconds)
     return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check, run_many=run_many,
-                     after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))
+                     after=Both(FollowUps(service), rpo))
