@@ -15,7 +15,8 @@ NEW = {"backups": "ix_backups_created_at", "jobs": "ix_jobs_created_at"}
 
 
 def _indexes(db: Database, table: str) -> dict[str, list[str]]:
-    return {ix["name"]: list(ix["column_names"]) for ix in inspect(db.engine).get_indexes(table)}
+    return {str(ix["name"]): [str(c) for c in ix["column_names"]]
+            for ix in inspect(db.engine).get_indexes(table)}
 
 
 def before_0012_with_rows(db: Database) -> None:
