@@ -3,7 +3,8 @@ share (``conftest.py``): started from a volume's page, a taken destination name 
 check with the hint, then a small volume moves to a new name on the same host through
 validation, plan and the live phases to its report; the destination holds the source's
 content, the Markdown report is served, the migrations list shows it, and its rollback
-removes the destination again."""
+removes the destination again; an operator is not offered the rollback (admins), a viewer
+not the wizard."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def test_the_wizard_migrates_a_volume_to_a_new_name_and_reports_it(
     assert f"laptop/{name} → laptop/{dest}" in page.inner_text(row)
     shot(page, "migrations")
 
+    _roles_see_what_they_may_do(browser, console, mid, name)
+
     page.click(f"{row} >> role=link[name='{mid}']")
     page.click("role=button[name='Roll back migration']")
     page.wait_for_selector(".migration-live[data-state='rolled_back']")
@@ -81,3 +84,21 @@ def test_the_wizard_migrates_a_volume_to_a_new_name_and_reports_it(
              "the destination removed by the rollback")
     assert (src / "conf" / "app.ini").read_text() == "[app]\nport = 8080\n"
     close(page, errors)
+
+
+def _roles_see_what_they_may_do(browser: Any, console: Console, mid: str, name: str) -> None:
+    """An operator may migrate but not roll back (admins); a viewer may do neither."""
+    with console.api() as api:
+        tokens = {role: api.post("/tokens", json={"name": f"mig-{role}", "role": role})
+                  for role in ("operator", "viewer")}
+    for role, resp in tokens.items():
+        assert resp.status_code == 201, resp.text
+        page, errors = open_console(browser, console, token=resp.json()["secret"])
+        page.goto(f"{console.url}/#/migrations/{mid}")
+        page.wait_for_selector(f"[data-report='{mid}']")
+        assert page.locator("role=button[name='Roll back migration']").count() == 0
+        page.goto(f"{console.url}/#/volumes/laptop/{name}")
+        page.wait_for_selector("#vjobs-h")
+        page.wait_for_selector("main[data-ready='volume']")
+        assert page.locator("text=Migrate…").count() == (1 if role == "operator" else 0)
+        close(page, errors)
