@@ -207,6 +207,11 @@ class Coordinator:
         reason = error if step is None else f"{step} failed: {error}"
         if step == "verify":
             self._update(m.id, verify_outcome="failed")
+        left = (job.result or {}).get(jobs.STOPPED_KEY) if job is not None else None
+        if step == "cutover.backup" and left:
+            # its worker died with the containers down: the rollback starts them (the
+            # host's recovery may too; starting a running container changes nothing)
+            self._patch_report(m, {"containers_stopped": list(left)})
         self._patch_report(m, {"failure": {"step": step, "error": error,
                                            "job": job.id if job else None,
                                            "cancelled": bool(m.cancel_requested_by) or (
