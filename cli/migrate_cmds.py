@@ -6,7 +6,6 @@ they end (there is no server to do it)."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
@@ -135,7 +134,7 @@ def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
                     err().print(f"{p['name']}: {p['state']}", highlight=False)
         if m["state"] in FINAL:
             return m
-        time.sleep(0.2 if c.embedded else 1.0)
+        c.wait_migration()
 
 
 def _show(m: dict[str, Any], as_json: bool) -> None:
@@ -195,7 +194,7 @@ def evacuate(
         if not as_json:
             err().print(f"evacuation {e['id']}: {len(e['migrations'])} volumes")
         while e["state"] == "running":
-            time.sleep(0.2 if c.embedded else 1.0)
+            c.wait_migration()
             e = c.evacuation(e["id"])
     if as_json:
         emit_json(e)

@@ -88,7 +88,9 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     changed since, or not matched then (``compare_tree``)."""
     b = ctx.job_backup(job)
     state = _state_file(ctx, str(job.params.get("migration")))
-    trusted = _load(state) if job.params.get("baseline") else None
+    # the pre-copy's check trusts what its restore recorded (``record_restored``)
+    trusted = _load(state) if job.params.get("baseline") or job.params.get("record") \
+        else None
     seen: Seen = {}
     tracker.set_phase("comparing")
     with ctx.open_target(b.target) as backend:
@@ -110,6 +112,25 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     elif trusted is not None:
         state.unlink(missing_ok=True)
     return Outcome(result)
+
+
+def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict[str, Any]:
+    """Right after the pre-copy's restore (the same job, on the destination host): what it
+    wrote, with the stat it left — the baseline of the checks after it, which read only
+    the files whose stat changed since. The restore verified every blob as it wrote it,
+    so the content is the snapshot's without reading it again; the metadata and sizes
+    are compared here. What this cannot see: a write into the new volume while the
+    restore itself runs (the volume is new, locked, and no container uses it)."""
+    b = ctx.job_backup(job)
+    seen: Seen = {}
+    with ctx.open_target(b.target) as backend:
+        report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
+                                ctx.settings_for(b.target), tracker, seen=seen,
+                                written=True)
+    state = _state_file(ctx, str(job.params.get("record_for")))
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps(seen))
+    return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
 
 def _state_file(ctx: JobContext, migration: str) -> Path:
