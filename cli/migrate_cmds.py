@@ -37,6 +37,10 @@ def migrate(
     remove_source: Annotated[bool, typer.Option(
         "--remove-source", help="After a verified copy: a pinned backup of the source, "
         "then remove it.")] = False,
+    recreate_containers: Annotated[bool, typer.Option(
+        "--recreate-containers", help="Same host: after a verified copy, recreate the "
+        "containers stopped for the cut-over on the new volume (same configuration; the "
+        "old ones kept, stopped and renamed).")] = False,
     as_json: Json = False,
 ) -> None:
     """Migrate VOLUME to another host, name or driver: checks, a pre-copy while it runs,
@@ -50,7 +54,8 @@ def migrate(
     body: dict[str, Any] = {"volume": volume, "host": host, "to_host": to_host,
                             "to_volume": to_volume, "driver": driver, "driver_opts": opts,
                             "via": via, "cutover": cutover, "dry_run": dry_run,
-                            "remove_source": remove_source}
+                            "remove_source": remove_source,
+                            "recreate_containers": recreate_containers}
     with connect() as c:
         result = c.migrate({k: v for k, v in body.items() if v is not None})
         if dry_run:

@@ -17,6 +17,7 @@ from typing import Any
 
 from common.db import catalog
 from common.db.models import Job
+from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
 from common.engine.records import StoredBackup
@@ -175,6 +176,30 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     return Outcome({"removed": True})
 
 
+def recreate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """``--recreate-containers``: the containers stopped for the cut-over recreated on
+    the destination (``job.volume``) and started; with ``params.undo`` (a rollback) the
+    recreated ones removed and the old ones given their names back."""
+    p = job.params
+    if p.get("undo"):
+        tracker.set_phase("putting the old containers back")
+        for done in reversed(p["undo"]):
+            containers.undo(ctx.docker, done)
+        return Outcome({"undone": [d["name"] for d in p["undo"]]})
+    tracker.set_phase("recreating containers")
+    made: list[dict[str, str]] = []
+    try:
+        for c in reversed(p.get("containers") or []):  # started in reverse stop order
+            made.append(containers.recreate(
+                ctx.docker, c["id"], p["source"], job.volume,
+                f"{c['name']}-pre-migration-{p['migration']}", start=True))
+    except Exception:
+        for done in reversed(made):
+            containers.undo(ctx.docker, done)
+        raise
+    return Outcome({"recreated": made})
+
+
 def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     tracker.set_phase("starting containers")
     started = start_again(ctx.docker, job.params.get("containers") or [])
@@ -183,7 +208,8 @@ def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 BODIES = {"migration-check": check, "cutover": cutover, "migration-sync": sync,
           "migration-verify": verify, "migration-retire": retire,
-          "migration-remove": remove, "migration-start": start}
+          "migration-remove": remove, "migration-start": start,
+          "migration-recreate": recreate}
 
 
 def run(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
