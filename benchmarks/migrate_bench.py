@@ -149,7 +149,7 @@ def report(size: int, fraction: float, r: dict[str, Any]) -> str:
         f"| cold copy: `volkeeper backup` + `volkeeper restore` | {r['cold']:.2f} "
         f"({r['backup']:.2f} + {r['restore']:.2f}) |",
         f"| `volkeeper migrate` (whole process, nothing changing) | {r['migrate']:.2f} |",
-        f"| … of which pre-copy (backup, restore, content baseline) / cut-over / verify | "
+        f"| … of which pre-copy (backup, restore + its record, check) / cut-over / verify | "
         f"{_phase(r['migration'], 'pre-copy'):.2f} / {_phase(r['migration'], 'cut-over'):.2f}"
         f" / {_phase(r['migration'], 'verify'):.2f} |",
         f"| downtime with {fraction:.0%} changed ({d['changed'] / MiB:.1f} MiB) before the "
@@ -160,10 +160,10 @@ def report(size: int, fraction: float, r: dict[str, Any]) -> str:
         f"{'PASS' if total <= 1.3 else 'FAIL'})",
         f"- **downtime / cold copy = {down:.2f}** (target ≤ 0.25: "
         f"{'PASS' if down <= 0.25 else 'FAIL'})",
-        "- The pre-copy ends with a content baseline (every file of the destination read "
-        "and compared with the pre-copy snapshot while the application runs): it is what "
-        "lets the verify after the cut-over read only the changed files, so it moves "
-        "time from the downtime into the total.", ""]
+        "- The pre-copy's restore records what it wrote (a stat walk: each file's inode, "
+        "size, mtime, ctime and the snapshot's chunk ids; the restore verified every blob "
+        "as it wrote it); the checks after it read only the files whose stat changed "
+        "since (the cut-over's sync, or anyone else: a write moves the ctime).", ""]
     return "\n".join(lines)
 
 

@@ -5,12 +5,14 @@ the migration: there is no server to do it) and remote (``RemoteMigrations``:
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cli.errors import Json
 
 if TYPE_CHECKING:
     from common.jobs.embedded import EmbeddedRuntime
+    from common.jobs.migration_flow import Coordinator
     from common.jobs.migrations import MigrationService
 
 
@@ -28,6 +30,10 @@ class MigrationFront(Protocol):
     def drive_migration(self, migration_id: str) -> Json | None:
         """Embedded: advance the migration one step here (None remotely: the server's
         coordinator does); the migration as it is now."""
+        ...
+    def wait_migration(self) -> None:
+        """Between two looks at a followed migration: embedded, until one of this
+        process's jobs ends (at most a second); remotely a second."""
         ...
     def evacuate(self, body: Json) -> Json: ...
     def evacuation(self, evacuation_id: str) -> Json:
@@ -69,15 +75,21 @@ class LocalMigrations:
     def rollback_migration(self, migration_id: str) -> Json:
         return self._migrations().rollback(migration_id=migration_id, requested_by=_user())
 
-    def drive_migration(self, migration_id: str) -> Json | None:
+    def _driver(self) -> Coordinator:
         from common.jobs.migration_flow import Coordinator
 
-        coordinator = getattr(self, "_coordinator", None)
+        coordinator: Coordinator | None = getattr(self, "_coordinator", None)
         if coordinator is None:
             coordinator = Coordinator(self.runtime.service)
             self._coordinator = coordinator
-        coordinator.advance(migration_id)
+        return coordinator
+
+    def drive_migration(self, migration_id: str) -> Json | None:
+        self._driver().advance(migration_id)
         return self.migration(migration_id)
+
+    def wait_migration(self) -> None:
+        self._mark: int = self._driver().pause(getattr(self, "_mark", 0), 0.2)
 
     def evacuate(self, body: Json) -> Json:
         from common.jobs.evacuations import EvacuationService
@@ -101,6 +113,9 @@ class RemoteMigrations:
 
     def migrate(self, body: Json) -> Json:
         return self._call("POST", "/migrations", body=body)
+
+    def wait_migration(self) -> None:
+        time.sleep(1.0)  # the server's coordinator drives it
 
     def migrations(self, limit: int) -> list[Json]:
         return self._call("GET", "/migrations", params={"limit": limit})

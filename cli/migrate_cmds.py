@@ -6,7 +6,6 @@ they end (there is no server to do it)."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +37,10 @@ def migrate(
     remove_source: Annotated[bool, typer.Option(
         "--remove-source", help="After a verified copy: a pinned backup of the source, "
         "then remove it.")] = False,
+    recreate_containers: Annotated[bool, typer.Option(
+        "--recreate-containers", help="Same host: after a verified copy, recreate the "
+        "containers stopped for the cut-over on the new volume (same configuration; the "
+        "old ones kept, stopped and renamed).")] = False,
     as_json: Json = False,
 ) -> None:
     """Migrate VOLUME to another host, name or driver: checks, a pre-copy while it runs,
@@ -51,7 +54,8 @@ def migrate(
     body: dict[str, Any] = {"volume": volume, "host": host, "to_host": to_host,
                             "to_volume": to_volume, "driver": driver, "driver_opts": opts,
                             "via": via, "cutover": cutover, "dry_run": dry_run,
-                            "remove_source": remove_source}
+                            "remove_source": remove_source,
+                            "recreate_containers": recreate_containers}
     with connect() as c:
         result = c.migrate({k: v for k, v in body.items() if v is not None})
         if dry_run:
@@ -135,7 +139,7 @@ def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
                     err().print(f"{p['name']}: {p['state']}", highlight=False)
         if m["state"] in FINAL:
             return m
-        time.sleep(0.2 if c.embedded else 1.0)
+        c.wait_migration()
 
 
 def _show(m: dict[str, Any], as_json: bool) -> None:
@@ -195,7 +199,7 @@ def evacuate(
         if not as_json:
             err().print(f"evacuation {e['id']}: {len(e['migrations'])} volumes")
         while e["state"] == "running":
-            time.sleep(0.2 if c.embedded else 1.0)
+            c.wait_migration()
             e = c.evacuation(e["id"])
     if as_json:
         emit_json(e)

@@ -233,11 +233,12 @@ def volume_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
             settings: Settings, tracker: ProgressTracker, *, trusted: Seen | None = None,
-            seen: Seen | None = None) -> VerifyReport:
+            seen: Seen | None = None, written: bool = False) -> VerifyReport:
     """The drill's comparison of ``volume`` with ``backup``, also for a bind volume;
-    ``trusted``/``seen`` as for ``repo_verify.compare_tree`` (a repo backup's files)."""
+    ``trusted``/``seen``/``written`` as for ``repo_verify.compare_tree`` (a repo backup's
+    files)."""
     path = volume_path(docker, volume, settings)
     if path is not None and backup.format == REPO_FORMAT:
         return compare_backup(backend, backup, path, settings, tracker, trusted=trusted,
-                              seen=seen)
+                              seen=seen, written=written)
     return compare_volume(docker, backend, backup, volume, settings, tracker)

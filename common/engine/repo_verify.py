@@ -107,28 +107,33 @@ Seen = dict[str, tuple[int, int, int, int, str]]
 
 def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings: Settings,
                    tracker: ProgressTracker, *, trusted: Seen | None = None,
-                   seen: Seen | None = None) -> VerifyReport:
+                   seen: Seen | None = None, written: bool = False) -> VerifyReport:
     """Compare the directory ``root`` (a restored volume) with the backup's snapshot
-    (``trusted``/``seen``: see ``compare_tree``)."""
+    (``trusted``/``seen``/``written``: see ``compare_tree``)."""
     repo = open_repo(backend, settings)
     snap = load_snapshot(repo, snapshot_id(backup))
     with backup_lock(repo, f"comparison with backup {backup.id}",
                      retry_for=LOCK_RETRY_SECONDS):
-        return compare_tree(repo, snap, root, tracker, trusted=trusted, seen=seen)
+        return compare_tree(repo, snap, root, tracker, trusted=trusted, seen=seen,
+                            written=written)
 
 
 def compare_tree(repo: Repository, snap: Snapshot, root: Path,
                  tracker: ProgressTracker, *, trusted: Seen | None = None,
-                 seen: Seen | None = None) -> VerifyReport:
+                 seen: Seen | None = None, written: bool = False) -> VerifyReport:
     """Compare every entry below ``root`` with the snapshot (never raises for differences:
     they are listed in the report, the first ``MAX_PROBLEMS`` of them). ``seen`` collects
     each file whose content matched; a file whose entry in ``trusted`` (what an earlier
     comparison of this tree saw) still holds — same inode, size, mtime and ctime (which
     nobody can set back), and the same chunk ids in this snapshot — is not read again:
-    its content is what was compared then (a migration's verify after its pre-copy's)."""
+    its content is what was compared then (a migration's verify after its pre-copy's).
+    ``written``: ``root`` was just restored from this snapshot by this process's caller
+    (every blob verified as it was written): the metadata and sizes are compared, the
+    content is not read but taken as the snapshot's and recorded in ``seen`` (with the
+    ctime it left, so a later write is noticed)."""
     tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
     repo.load_index()
-    cmp = _Comparer(repo, os.fspath(root), tracker, trusted or {}, seen)
+    cmp = _Comparer(repo, os.fspath(root), tracker, trusted or {}, seen, written)
     cmp.entry("/", os.fspath(root), snap.root)
     cmp.tree(snap.tree, "")
     return cmp.report
@@ -136,8 +141,8 @@ def compare_tree(repo: Repository, snap: Snapshot, root: Path,
 
 class _Comparer:
     def __init__(self, repo: Repository, root: str, tracker: ProgressTracker,
-                 trusted: Seen, seen: Seen | None) -> None:
-        self.trusted, self.seen = trusted, seen
+                 trusted: Seen, seen: Seen | None, written: bool = False) -> None:
+        self.trusted, self.seen, self.written = trusted, seen, written
         self.repo = repo
         self.root = root
         self.tracker = tracker
@@ -220,6 +225,9 @@ class _Comparer:
                hashlib.sha256(b"".join(node.content)).hexdigest())
         if tuple(self.trusted.get(rel) or ()) == key:
             out: list[str] = []
+        elif self.written:
+            out = [] if st.st_size == node.size else [
+                f"size: volume has {st.st_size}, backup says {node.size}"]
         else:
             out = self.content(path, st, node)
         if not out and self.seen is not None:

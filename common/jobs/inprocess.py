@@ -5,6 +5,7 @@ broker (and without Celery)."""
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +29,8 @@ class InProcessDispatcher:
         self.host = ctx.host
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="job")
         self.quick_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quick")
+        self._ended = threading.Condition()
+        self._ended_count = 0  # tasks ended so far (``wait_ended``)
 
     def send(self, task: str, host: str, kwargs: dict[str, Any], *,
              secrets: dict[str, Any] | None = None) -> None:
@@ -55,6 +58,18 @@ class InProcessDispatcher:
             if job_id:
                 fail_job(self.ctx, job_id, f"internal error ({type(e).__name__}: {e}); "
                          f"see the log of this volkeeper process", unless_finished=True)
+        finally:
+            with self._ended:
+                self._ended_count += 1
+                self._ended.notify_all()
+
+    def wait_ended(self, since: int, timeout: float) -> int:
+        """Wait until more than ``since`` tasks have ended (at most ``timeout`` seconds);
+        the count now. A loop that follows jobs (a migration driven here) wakes when one
+        ends instead of polling the database meanwhile."""
+        with self._ended:
+            self._ended.wait_for(lambda: self._ended_count > since, timeout)
+            return self._ended_count
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking tasks; with ``wait``, return once the running ones have ended."""

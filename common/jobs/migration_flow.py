@@ -34,6 +34,7 @@ from common.db.clock import now as db_time
 from common.db.migration_rows import FINAL_STATES, Migration
 from common.db.models import utcnow
 from common.errors import Conflict, Unavailable, VolkeeperError
+from common.jobs.inprocess import InProcessDispatcher
 from common.jobs.loops import Loop
 from common.jobs.migration_plan import (
     FORWARD,
@@ -78,13 +79,23 @@ class Coordinator:
     def run(self, mid: str, poll: float = 0.2, timeout: float | None = None) -> Migration:
         """Drive one migration to its end here (the embedded command)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        mark = 0
         while True:
             m = self.advance(mid)
             if m.state in FINAL_STATES:
                 return m
             if deadline is not None and time.monotonic() > deadline:
                 return m
-            time.sleep(poll)
+            mark = self.pause(mark, poll)
+
+    def pause(self, mark: int, poll: float) -> int:
+        """Until a job of this process ends (embedded: no polling meanwhile, which slows
+        the running step), at most a second; else ``poll`` seconds. ``mark``: what the
+        last call returned (0 at first)."""
+        if isinstance(self.ops.dispatcher, InProcessDispatcher):
+            return self.ops.dispatcher.wait_ended(mark, max(poll, 1.0))
+        time.sleep(poll)
+        return mark
 
     def advance(self, mid: str) -> Migration:
         """One step of the state machine (if this process holds the lease)."""
@@ -207,6 +218,11 @@ class Coordinator:
         reason = error if step is None else f"{step} failed: {error}"
         if step == "verify":
             self._update(m.id, verify_outcome="failed")
+        left = (job.result or {}).get(jobs.STOPPED_KEY) if job is not None else None
+        if step == "cutover.backup" and left:
+            # its worker died with the containers down: the rollback starts them (the
+            # host's recovery may too; starting a running container changes nothing)
+            self._patch_report(m, {"containers_stopped": list(left)})
         self._patch_report(m, {"failure": {"step": step, "error": error,
                                            "job": job.id if job else None,
                                            "cancelled": bool(m.cancel_requested_by) or (

@@ -35,6 +35,10 @@ class MigrationIn(Input):
     dry_run: bool = Field(default=False, description="only run the checks")
     remove_source: bool = Field(default=False, description="after a verified copy: a "
                                 "pinned backup of the source, then the source removed")
+    recreate_containers: bool = Field(
+        default=False, description="same host only: after a verified copy, recreate the "
+        "containers stopped for the cut-over with the same configuration on the new volume "
+        "(the old ones are kept, stopped and renamed)")
 
     @field_validator("driver_opts")
     @classmethod

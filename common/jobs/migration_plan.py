@@ -55,7 +55,7 @@ FORWARD = (
     Step("precopy.restore", "pre-copy", lambda m: True, lambda ops, m: ops._queue_restore(
         backup_id=report_of(m, "precopy_backup_id"), into=m.dest_volume, host=m.dest_host,
         requested_by=actor(m), mode="new", stop_containers=False,
-        create=create_options(m))),
+        create=create_options(m), record_for=m.id)),
     Step("precopy.verify", "pre-copy", lambda m: True, lambda ops, m: queue_step(
         ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
         backup_id=report_of(m, "precopy_backup_id"), params={"record": True})),
@@ -68,12 +68,24 @@ FORWARD = (
     Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
         ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
         backup_id=report_of(m, "final_backup_id"), params={"baseline": True})),
+    Step("finish.recreate", "finish",
+         lambda m: bool(report_of(m, "recreate_containers")
+                        and report_of(m, "containers_stopped")),
+         lambda ops, m: queue_step(
+             ops, m, "migration-recreate", host=m.source_host, volume=m.dest_volume,
+             params={"containers": report_of(m, "containers_stopped"),
+                     "source": m.source_volume})),
     Step("finish.retire", "finish", lambda m: m.remove_source, lambda ops, m: queue_step(
         ops, m, "migration-retire", host=m.source_host, volume=m.source_volume,
         target=m.via)),
 )
 
 ROLLBACK = (
+    Step("rollback.recreated", "rollback",
+         lambda m: bool(report_of(m, "containers_recreated")),
+         lambda ops, m: queue_step(ops, m, "migration-recreate", host=m.source_host,
+                                   volume=m.dest_volume,
+                                   params={"undo": report_of(m, "containers_recreated")})),
     Step("rollback.restore_source", "rollback",
          lambda m: bool(report_of(m, "source_removed")),
          lambda ops, m: ops._queue_restore(
@@ -106,6 +118,10 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
                 "stopped_at": r.get("stopped_at")}
     if step == "cutover.apply":
         return {"apply_method": r.get("method")}
+    if step == "finish.recreate":
+        return {"containers_recreated": r.get("recreated") or []}
+    if step == "rollback.recreated":
+        return {"containers_recreated": []}
     if step == "finish.retire":
         return {"safety_backup_id": r.get("safety_backup_id"), "source_removed": True}
     if step == "rollback.restore_source":

@@ -17,6 +17,7 @@ from typing import Any
 
 from common.db import catalog
 from common.db.models import Job
+from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
 from common.engine.records import StoredBackup
@@ -88,7 +89,9 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     changed since, or not matched then (``compare_tree``)."""
     b = ctx.job_backup(job)
     state = _state_file(ctx, str(job.params.get("migration")))
-    trusted = _load(state) if job.params.get("baseline") else None
+    # the pre-copy's check trusts what its restore recorded (``record_restored``)
+    trusted = _load(state) if job.params.get("baseline") or job.params.get("record") \
+        else None
     seen: Seen = {}
     tracker.set_phase("comparing")
     with ctx.open_target(b.target) as backend:
@@ -110,6 +113,25 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     elif trusted is not None:
         state.unlink(missing_ok=True)
     return Outcome(result)
+
+
+def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict[str, Any]:
+    """Right after the pre-copy's restore (the same job, on the destination host): what it
+    wrote, with the stat it left — the baseline of the checks after it, which read only
+    the files whose stat changed since. The restore verified every blob as it wrote it,
+    so the content is the snapshot's without reading it again; the metadata and sizes
+    are compared here. What this cannot see: a write into the new volume while the
+    restore itself runs (the volume is new, locked, and no container uses it)."""
+    b = ctx.job_backup(job)
+    seen: Seen = {}
+    with ctx.open_target(b.target) as backend:
+        report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
+                                ctx.settings_for(b.target), tracker, seen=seen,
+                                written=True)
+    state = _state_file(ctx, str(job.params.get("record_for")))
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps(seen))
+    return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
 
 def _state_file(ctx: JobContext, migration: str) -> Path:
@@ -154,6 +176,30 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     return Outcome({"removed": True})
 
 
+def recreate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """``--recreate-containers``: the containers stopped for the cut-over recreated on
+    the destination (``job.volume``) and started; with ``params.undo`` (a rollback) the
+    recreated ones removed and the old ones given their names back."""
+    p = job.params
+    if p.get("undo"):
+        tracker.set_phase("putting the old containers back")
+        for done in reversed(p["undo"]):
+            containers.undo(ctx.docker, done)
+        return Outcome({"undone": [d["name"] for d in p["undo"]]})
+    tracker.set_phase("recreating containers")
+    made: list[dict[str, str]] = []
+    try:
+        for c in reversed(p.get("containers") or []):  # started in reverse stop order
+            made.append(containers.recreate(
+                ctx.docker, c["id"], p["source"], job.volume,
+                f"{c['name']}-pre-migration-{p['migration']}", start=True))
+    except Exception:
+        for done in reversed(made):
+            containers.undo(ctx.docker, done)
+        raise
+    return Outcome({"recreated": made})
+
+
 def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     tracker.set_phase("starting containers")
     started = start_again(ctx.docker, job.params.get("containers") or [])
@@ -162,7 +208,8 @@ def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 BODIES = {"migration-check": check, "cutover": cutover, "migration-sync": sync,
           "migration-verify": verify, "migration-retire": retire,
-          "migration-remove": remove, "migration-start": start}
+          "migration-remove": remove, "migration-start": start,
+          "migration-recreate": recreate}
 
 
 def run(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

@@ -106,7 +106,13 @@ def next_steps(m: Migration) -> list[str]:
         out.append(f"point the application at volume {m.dest_volume!r} (in a Compose "
                    f"file: `volumes: {{{m.source_volume}: {{name: {m.dest_volume}, "
                    "external: true}}}`)")
-    if stopped:
+    recreated = [c.get("name", "?") for c in (m.report or {}).get("containers_recreated")
+                 or []]
+    if recreated:
+        out.append(f"containers {', '.join(recreated)} were recreated on volume "
+                   f"{m.dest_volume!r} and started (the old ones are kept, stopped, as "
+                   f"NAME-pre-migration-{m.id}: remove them once all is well)")
+    elif stopped:
         out.append(f"containers {', '.join(stopped)} were stopped for the cut-over and are "
                    "still stopped on the source; recreate them on the new volume (or "
                    "`volkeeper migration rollback ID` to go back)")

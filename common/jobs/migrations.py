@@ -81,7 +81,8 @@ class MigrationService:
             bad = [x for x in c.checks if not x["ok"]]
             raise InvalidInput("migration refused: " + "; ".join(x["detail"] for x in bad),
                                "fix what the checks name (see them all with --dry-run)")
-        view = self.record(c, requested_by)
+        view = self.record(c, requested_by, extra={
+            "recreate_containers": c.body.recreate_containers})
         if self.wake is not None:
             self.wake()
         return view
@@ -149,6 +150,7 @@ class MigrationService:
             checks.append(_check("remove source", False, f"containers {names} use the "
                                  "source, so it cannot be removed — remove them first, or "
                                  "migrate without --remove-source"))
+        checks += _recreate_checks(body, host)
         dest = self._run_check(body.to_host, to_volume, via, {
             "side": "destination", "driver": body.driver, "driver_opts": body.driver_opts,
             "need_bytes": source.get("bytes")})
@@ -253,3 +255,18 @@ class MigrationService:
         if self.wake is not None:
             self.wake()
         return self.get(migration_id)
+
+
+def _recreate_checks(body: MigrationIn, host: str) -> list[dict[str, Any]]:
+    if not body.recreate_containers:
+        return []
+    if body.to_host != host:
+        return [_check("recreate containers", False, "--recreate-containers works on one "
+                       "host: the containers are recreated where they are — deploy them on "
+                       f"host {body.to_host} yourself, or migrate on host {host}")]
+    if body.cutover != "stop" or body.remove_source:
+        return [_check("recreate containers", False, "--recreate-containers needs "
+                       "--cutover stop and no --remove-source (the old containers are "
+                       "kept, stopped, on the source)")]
+    return [_check("recreate containers", True, "the containers stopped for the cut-over "
+                   "are recreated on the new volume")]

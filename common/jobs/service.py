@@ -135,10 +135,12 @@ class JobService:
                        requested_by: str | None, mode: str, stop_containers: bool,
                        paths: list[str] | None = None,
                        create: dict[str, Any] | None = None,
-                       dump_into: str | None = None, dump_from: str | None = None) -> Job:
+                       dump_into: str | None = None, dump_from: str | None = None,
+                       record_for: str | None = None) -> Job:
         """``submit_restore`` without its audit entry (a rollback writes its own; a
         migration's restores are its own record). ``create``: the driver, driver_opts and
-        labels a missing volume is created with (a migration's destination)."""
+        labels a missing volume is created with (a migration's destination);
+        ``record_for``: the migration whose verify baseline the restore records."""
         if paths and mode == "replace":
             raise InvalidInput("selected paths cannot be restored with --mode replace",
                                "restore the paths into a new volume and copy them over")
@@ -157,6 +159,8 @@ class JobService:
                                              **({"dump_into": dump_into} if dump_into
                                                 else {}),
                                              **({"dump_from": dump_from} if dump_from
+                                                else {}),
+                                             **({"record_for": record_for} if record_for
                                                 else {})},
                 requested_by=requested_by)
         return self._dispatch(job, TASK_RESTORE)

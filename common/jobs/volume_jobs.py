@@ -18,6 +18,7 @@ from common.engine.records import BackupOutcome, StoredBackup
 from common.errors import Damaged, RolledBack, VolkeeperError
 from common.jobs import record
 from common.jobs.context import JobContext
+from common.jobs.migration_steps import record_restored
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
 
@@ -61,6 +62,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             paths=job.params.get("paths"),
             on_writing=lambda created: record.restore_writing(ctx, job.id, created),
             **(job.params.get("create") or {}))
+    if job.params.get("record_for"):  # a migration's pre-copy: its verify baseline
+        return Outcome(out.as_result() | record_restored(ctx, job, tracker))
     return Outcome(out.as_result())
 
 

@@ -1,7 +1,8 @@
 """Migrations in the fleet (two dockerds, a worker each, the API's coordinator): a
 volume moves from host-a to host-b while a container writes into it, with full fidelity;
-the destination's worker SIGKILLed mid pre-copy ends the migration rolled back (never
-half done) once the worker is back, the source untouched and its container running."""
+the destination's worker SIGKILLed mid pre-copy, or the source's in the cut-over (its
+container stopped), ends the migration rolled back (never half done) once the worker is
+back, the source untouched and its container running."""
 
 from __future__ import annotations
 
@@ -126,6 +127,66 @@ def test_the_destination_worker_killed_mid_pre_copy_ends_rolled_back(
         if throttled:
             fleet.stop_worker("host-b")
             fleet.start_worker("host-b")
+
+
+def _running(step: str) -> Any:
+    def check(m: dict[str, Any]) -> bool:
+        return any(j["step"] == step and j["state"] == "running"
+                   for p in m["phases"] for j in p["jobs"]) or m["state"] in FINAL
+    return check
+
+
+def test_the_source_worker_killed_in_the_cut_over_ends_rolled_back_and_running(
+        fleet: Fleet) -> None:
+    """SIGKILL while the containers are stopped for the final backup: the migration
+    rolls back (destination removed), the container runs again, the source is intact."""
+    name = f"mc-{uuid.uuid4().hex[:6]}"
+    fleet.docker["host-a"].client().volumes.create(name)
+    src = mountpoint(fleet, "host-a", name)
+    (src / "blob.bin").write_bytes(os.urandom(1 << 20))
+    app = _writer(fleet, "host-a", name)
+    fleet.stop_worker("host-a")
+    fleet.start_worker("host-a", VOLKEEPER_BANDWIDTH_LIMIT=str(2 << 20))  # slow backups
+    throttled = True
+    try:
+        fleet.wait_volume("host-a", name)
+        m = _start(fleet, {"volume": name, "host": "host-a", "to_host": "host-b",
+                           "via": "s3"})
+        _wait(fleet, m["id"], _running("precopy.restore"), timeout=90)
+        for i in range(8):  # new data: the final backup takes seconds at 2 MiB/s
+            (src / f"new{i}.bin").write_bytes(os.urandom(2 << 20))
+        contents = {p.name: p.read_bytes() for p in src.iterdir() if p.suffix == ".bin"}
+        cut = _wait(fleet, m["id"], _running("cutover.backup"), timeout=90)
+        assert cut["state"] == "running", cut
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            app.reload()
+            if app.status == "exited":
+                break
+            time.sleep(0.1)
+        assert app.status == "exited"  # stopped for the cut-over
+        time.sleep(1.0)
+        fleet.stop_worker("host-a", signal.SIGKILL)
+        fleet.start_worker("host-a")
+        throttled = False
+        done = _wait(fleet, m["id"], timeout=120)
+        assert done["state"] == "rolled_back", done
+        assert "cutover.backup failed" in done["reason"]
+        assert name not in [v.name for v in fleet.docker["host-b"].client().volumes.list()]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            app.reload()
+            if app.status == "running":
+                break
+            time.sleep(0.2)
+        assert app.status == "running"
+        assert {p.name: p.read_bytes() for p in src.iterdir()
+                if p.suffix == ".bin"} == contents
+    finally:
+        app.remove(force=True)
+        if throttled:
+            fleet.stop_worker("host-a")
+            fleet.start_worker("host-a")
 
 
 def test_an_evacuation_dry_run_checks_every_volume_of_the_host(fleet: Fleet) -> None:

@@ -42,9 +42,11 @@ class Ops:
                          params={"format": fmt}, requested_by=requested_by)
 
     def _queue_restore(self, *, backup_id: str, into: str, host: str, requested_by: str,
-                       mode: str, stop_containers: bool, create: Any = None) -> Job:
+                       mode: str, stop_containers: bool, create: Any = None,
+                       record_for: str | None = None) -> Job:
         return self._job(kind="restore", host=host, volume=into, backup_id=backup_id,
-                         params={"create": create}, requested_by=requested_by)
+                         params={"create": create, "record_for": record_for},
+                         requested_by=requested_by)
 
     def _dispatch(self, job: Job, task: str) -> Job:
         return job
