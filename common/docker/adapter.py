@@ -168,13 +168,22 @@ class DockerHost:
 
     def container_state(self, container_id: str) -> str | None:
         """``running``, ``exited`` … of a container; None when it no longer exists."""
+        ref = self.container(container_id)
+        return None if ref is None else ref.state
+
+    def container(self, container_id: str) -> ContainerRef | None:
+        """A container (by id or name) with its state and labels; None when there is no
+        such container."""
         import docker.errors
 
         with self._errors():
             try:
-                return str(self._api.inspect_container(container_id)["State"]["Status"])
+                attrs = self._api.inspect_container(container_id)
             except docker.errors.NotFound:
                 return None
+        return ContainerRef(id=str(attrs["Id"]), name=str(attrs["Name"]).lstrip("/"),
+                            state=str(attrs["State"]["Status"]),
+                            labels=dict(attrs["Config"].get("Labels") or {}))
 
     def exec_in(self, container_id: str, cmd: list[str], *, user: str | None = None,
                 timeout: float = 300.0) -> execs.ExecResult:

@@ -23,7 +23,7 @@ from common.engine.formats import Format, format_of
 from common.engine.records import StoredBackup
 from common.errors import InvalidInput, NotFound, VolkeeperError
 from common.hooks.dump_kinds import DIRECTORY, parse_file_name
-from common.hooks.dumps import DumpFailed
+from common.hooks.dumps import DumpFailed, source_of
 from common.progress import ProgressTracker
 from common.storage.base import Backend
 
@@ -64,13 +64,13 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
     name, when it holds several) into the running ``container``. Raises InvalidInput
     when not exactly one dump is chosen, NotFound/InvalidInput for a missing or stopped
     container, DumpFailed when the loader fails."""
-    state = docker.container_state(container)
-    if state is None:
+    target = docker.container(container)
+    if target is None:
         raise NotFound("container", container, "name a running container of the database "
                        "to load the dump into (docker ps)")
-    if state != "running":
-        raise InvalidInput(f"container {container} is {state}: a dump loads into a running "
-                           "database", f"start it first (docker start {container})")
+    if target.state != "running":
+        raise InvalidInput(f"container {container} is {target.state}: a dump loads into a "
+                           "running database", f"start it first (docker start {container})")
     tracker.set_phase("loading dump", bytes_total=backup.logical_bytes or None)
     fmt = format_of(backup)
     wanted = _choose(fmt, backend, backup, settings, source)
@@ -85,9 +85,11 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
         if (wanted is not None and name != wanted) or \
                 (source is not None and source not in (name, dumped)):
             continue
+        # the loader runs as the target's volkeeper.dump-user, on its volkeeper.dump-path
+        into = source_of(target, kind.name)
         counted = _Counting(stream, tracker)
         r = docker.exec_feed(container, ["sh", "-c", kind.load], counted,  # type: ignore[arg-type]
-                             user=kind.user)
+                             user=into.user, env=into.env)
         if r.exit_code != 0:
             tail = " | ".join(r.output.strip().splitlines()[-3:])[-600:]
             raise DumpFailed(

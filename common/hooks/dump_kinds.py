@@ -14,9 +14,11 @@ database (each database is dumped in one repeatable-read snapshot, as ``pg_dump`
 in plain SQL — text that deduplicates from one day's dump to the next, where the
 compressed custom format (``pg_dump -Fc``) would change throughout; ``psql`` loads it.
 Redis streams an RDB with ``redis-cli --rdb -``; its load replaces the RDB file and
-restarts the server (``REDIS_REPLACE``, ``restart_with``). MySQL/MariaDB
-(``--single-transaction``), SQLite (``.dump``) and MongoDB (``mongodump --archive``) are
-defined the same way (not yet exercised end to end by the tests).
+restarts the server (``REDIS_REPLACE``, ``restart_with``). MySQL/MariaDB dump with
+``--single-transaction`` (one consistent InnoDB snapshot) and load with the client; SQLite
+dumps ``.dump`` (one read transaction) and its load replaces the file's content
+(``SQLITE_REPLACE``). MongoDB (``mongodump --archive``) is defined the same way but not
+exercised by the tests (no MongoDB package in Debian to build a test image from).
 """
 
 from __future__ import annotations
@@ -68,6 +70,18 @@ REDIS_REPLACE = (_REDIS_AUTH +
                  'cat > "$dir/$file.volkeeper-restore" && '
                  'mv "$dir/$file.volkeeper-restore" "$dir/$file"')
 
+#: ``.dump`` reads in one transaction (a snapshot); it waits for a writer's lock, and a
+#: missing file is an error (sqlite3 would dump a new, empty database)
+_SQLITE_FILE = ('if [ ! -f "$VK_DUMP_PATH" ]; then echo "no SQLite database file '
+                '$VK_DUMP_PATH in this container" >&2; exit 2; fi; ')
+SQLITE_DUMP = _SQLITE_FILE + 'exec sqlite3 -bail -cmd ".timeout 30000" "$VK_DUMP_PATH" .dump'
+#: the loader builds a new database from the SQL beside the file, then copies it over the
+#: file with SQLite's backup API (``.restore``: under the database's lock, so a process
+#: that has the file open sees the new content whole); a missing file is created
+SQLITE_REPLACE = ('tmp="$VK_DUMP_PATH.volkeeper-restore"; rm -f "$tmp" && '
+                  'sqlite3 -bail "$tmp" && '
+                  'sqlite3 -bail -cmd ".timeout 30000" "$VK_DUMP_PATH" ".restore \'$tmp\'"; '
+                  'rc=$?; rm -f "$tmp"; exit $rc')
 
 KINDS: dict[str, DumpKind] = {k.name: k for k in (
     DumpKind("postgres", "sql",
@@ -83,8 +97,7 @@ KINDS: dict[str, DumpKind] = {k.name: k for k in (
              _MY_PW + "exec mariadb -uroot"),
     DumpKind("redis", "rdb", _REDIS_AUTH + "exec redis-cli --rdb -", REDIS_REPLACE,
              restart_with=_REDIS_AUTH + "exec redis-cli SHUTDOWN NOSAVE"),
-    DumpKind("sqlite", "sql", 'exec sqlite3 "$VK_DUMP_PATH" .dump',
-             'exec sqlite3 "$VK_DUMP_PATH"', needs_path=True),
+    DumpKind("sqlite", "sql", SQLITE_DUMP, SQLITE_REPLACE, needs_path=True),
     DumpKind("mongodb", "archive", _MONGO_AUTH + 'exec mongodump --archive "$@"',
              _MONGO_AUTH + 'exec mongorestore --archive --drop "$@"'),
 )}

@@ -84,8 +84,8 @@ def source_of(c: ContainerRef, kind_name: str) -> DumpSource:
     if kind.needs_path:
         path = (c.labels.get(DUMP_PATH) or "").strip()
         if not path:
-            raise InvalidInput(f"container {c.name} asks for a {kind.name} dump but has no "
-                               f"{DUMP_PATH} label",
+            raise InvalidInput(f"container {c.name} dumps or loads a {kind.name} database but "
+                               f"has no {DUMP_PATH} label naming its file",
                                f"label it with {DUMP_PATH}=/path/to/the/database/file")
         env["VK_DUMP_PATH"] = path
     user = (c.labels.get(DUMP_USER) or "").strip() or kind.user

@@ -168,3 +168,39 @@ def test_a_restore_of_several_dumps_must_choose_one_before_loading_any() -> None
         _choose(both, None, two, None, "c")  # type: ignore[arg-type]
     one = SimpleNamespace(id="b2", file_count=1)
     assert _choose(Fmt([]), None, one, None, None) is None  # type: ignore[arg-type]
+
+
+def test_the_sqlite_dump_and_load_scripts_on_the_real_sqlite3(tmp_path: Path) -> None:
+    """The scripts of the ``sqlite`` kind as the container runs them (``sh -c``, the file
+    in ``VK_DUMP_PATH``): the dump is the database as SQL, a missing file is an error (not
+    an empty dump), and the load replaces what the target file held."""
+    import shutil
+    import subprocess
+
+    if shutil.which("sqlite3") is None:
+        pytest.skip("sqlite3 is not installed")
+    kind = KINDS["sqlite"]
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    subprocess.run(["sqlite3", str(src), "PRAGMA journal_mode=WAL; CREATE TABLE t (a, b); "
+                    "INSERT INTO t VALUES (1, 'x'), (2, 'y')"], check=True, capture_output=True)
+    subprocess.run(["sqlite3", str(dst), "CREATE TABLE junk (x); INSERT INTO junk VALUES (1)"],
+                   check=True)
+
+    def sh(script: str, path: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["sh", "-c", script], input=stdin, capture_output=True,
+                              env={"PATH": "/usr/bin:/bin", "VK_DUMP_PATH": str(path)})
+
+    dumped = sh(kind.dump, src)
+    assert dumped.returncode == 0 and b"INSERT INTO t VALUES(2,'y');" in dumped.stdout
+    missing = sh(kind.dump, tmp_path / "nope.db")
+    assert missing.returncode == 2 and b"no SQLite database file" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()
+    assert sh(kind.load, dst, dumped.stdout).returncode == 0
+    tables = subprocess.run(["sqlite3", str(dst), "SELECT name FROM sqlite_master; "
+                             "SELECT * FROM t"], capture_output=True, text=True).stdout
+    assert tables.split() == ["t", "1|x", "2|y"]
+    assert sorted(p.name for p in tmp_path.iterdir() if "volkeeper" in p.name) == []
+    bad = sh(kind.load, dst, b"CREATE TABLE broken (;\n")
+    assert bad.returncode != 0
+    assert subprocess.run(["sqlite3", str(dst), "SELECT count(*) FROM t"], capture_output=True,
+                          text=True).stdout.strip() == "2"  # a failed load changes nothing
