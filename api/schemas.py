@@ -17,6 +17,7 @@ from common.jobs.inputs import (
     SnapshotsIn,
     TargetIn,
     TargetJobIn,
+    TargetMigrateIn,
     VerifyIn,
 )
 from common.jobs.views import (
@@ -33,5 +34,5 @@ from common.jobs.views import (
 
 __all__ = ["NAME", "BackupIn", "BackupOut", "BackupPatch", "CheckOut", "ContainerOut", "CopyIn",
            "DrillIn", "Format", "HostOut", "Input", "JobOut", "KeyAddIn", "LabelOut", "PruneIn",
-           "RepairIn", "RestoreIn", "SnapshotsIn", "TargetIn", "TargetJobIn", "TargetOut",
-           "ValidationOut", "VerifyIn", "VolumeOut"]
+           "RepairIn", "RestoreIn", "SnapshotsIn", "TargetIn", "TargetJobIn", "TargetMigrateIn",
+           "TargetOut", "ValidationOut", "VerifyIn", "VolumeOut"]

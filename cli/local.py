@@ -247,15 +247,21 @@ class LocalFront(LocalPolicies, LocalMigrations):
             RepairIn,
             SnapshotsIn,
             TargetJobIn,
+            TargetMigrateIn,
             parse,
         )
 
         # the request model of each repository job (the others take a bare TargetJobIn)
         models: dict[str, type[TargetJobIn]] = {
-            "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn}
+            "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn,
+            "migrate": TargetMigrateIn}
         kwargs: dict[str, Any] = {"target": target, "requested_by": USER}
         base = parse(models.get(action, TargetJobIn), body)
         kind = "keys" if action.startswith("keys") else action
+        if isinstance(base, TargetMigrateIn):
+            return self._job(self.service.migrate_target(
+                source=target, destination=base.destination, volumes=base.volumes,
+                delete_source=base.delete_source, host=base.host, requested_by=USER))
         if isinstance(base, PruneIn):
             kwargs["params"] = {"dry_run": base.dry_run}
         elif isinstance(base, RepairIn):

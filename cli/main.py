@@ -19,6 +19,7 @@ from cli import (
     cmds_security,
     cmds_server,
     migrate_cmds,
+    migrate_target_cmd,
     policy_cmds,
     repair_cmd,
     repo_cmds,
@@ -50,6 +51,7 @@ app.command()(migrate_cmds.migrate)
 app.command()(migrate_cmds.migrations)
 app.command()(migrate_cmds.migration)
 app.command()(migrate_cmds.evacuate)
+app.command("migrate-target")(migrate_target_cmd.migrate_target)
 app.add_typer(policy_cmds.policy_app, name="policy")
 app.add_typer(policy_cmds.retention_app, name="retention")
 app.add_typer(cmds_security.tokens_app, name="tokens")

@@ -20,9 +20,11 @@ Wait = Annotated[bool, typer.Option(help="Wait for the job and show its result."
 TargetArg = Annotated[str, typer.Argument(metavar="TARGET")]
 
 
-def _run(c: Front, job: dict[str, Any], wait: bool, as_json: bool) -> dict[str, Any] | None:
+def _run(c: Front, job: dict[str, Any], wait: bool, as_json: bool, *,
+         progress: bool = False) -> dict[str, Any] | None:
     """Wait for ``job`` (always embedded) and return it finished, or None when not waiting.
-    With ``as_json`` the finished job is printed; a failed job exits 1 (with its error)."""
+    With ``as_json`` the finished job is printed; a failed job exits 1 (with its error).
+    ``progress``: a progress bar while waiting (not with ``as_json``)."""
     if not (wait or c.embedded):
         if as_json:
             emit_json(job)
@@ -30,7 +32,7 @@ def _run(c: Front, job: dict[str, Any], wait: bool, as_json: bool) -> dict[str, 
             err().print(f"job {job['id']} queued; follow it with: volkeeper job "
                         f"{job['id']} --follow")
         return None
-    done: dict[str, Any] = wait_for_job(c, job["id"], quiet=True)
+    done: dict[str, Any] = wait_for_job(c, job["id"], quiet=as_json or not progress)
     if as_json:
         emit_json(done)
     _check(done, as_json)

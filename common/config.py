@@ -167,6 +167,10 @@ class Settings(BaseModel):
         default=300.0, description="Rate limit: at most one message per watched subject "
         "(a volume's backups, verifications, drills, freshness) in this window; a change "
         "within it is sent when the window ends, if it still holds then.")
+    rpo_check_seconds: float = Field(
+        default=60.0, gt=0, description="How often the active scheduler checks each "
+        "policy volume's newest good backup against its RPO (overdue and recovered "
+        "notifications).")
     metrics_token: SecretStr | None = Field(
         default=None, description="A scrape-only bearer token for `GET /metrics` (any API "
         "token works too). See VOLKEEPER_METRICS_PUBLIC.")

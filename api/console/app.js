@@ -7,6 +7,8 @@ import { errorBox, fill, h } from "./ui.js";
 import { backupsPage } from "./backups.js";
 import { job, jobs } from "./jobs.js";
 import { keys } from "./keys.js";
+import { migrateWizard } from "./migrate.js";
+import { migration, migrations } from "./migrations.js";
 import { overview } from "./overview.js";
 import { audit, hosts, targets } from "./pages.js";
 import { policies, policyForm } from "./policies.js";
@@ -29,8 +31,9 @@ const routes = [
   [/^\/keys$/, keys],
   [/^\/hosts$/, hosts],
   [/^\/audit$/, audit],
-  // PLACE FOR THE MIGRATION WIZARD (issue 15): a route here when /api/v1/migrations lands
-  // (hasFeature("migrations")), with a "Migrate…" link on the volume page.
+  [/^\/migrate$/, migrateWizard],
+  [/^\/migrations$/, migrations],
+  [/^\/migrations\/([^/]+)$/, migration],
 ];
 
 let cleanup = null;

@@ -2,7 +2,7 @@
 // search, drawn a few hundred rows at a time), and one volume's page with its backups
 // (timeline), jobs and Back up now with a live bar.
 
-import { api, followJob } from "./api.js";
+import { api, followJob, hasFeature } from "./api.js";
 import { timeline } from "./backups.js";
 import { jobsTable } from "./jobs.js";
 import { WIDE, heading, jobHref, volHref } from "./live.js";
@@ -132,9 +132,12 @@ export async function volume(main, [host, name], ctx, query) {
     h("dt", {}, "mountpoint"), h("dd", {}, h("code", {}, vol.mountpoint || "?")))
     : h("p", { class: "warn" }, `The volume is not in ${host}'s inventory (removed?). Its backups can still be restored.`);
   const now = vol && ctx.can("operator") ? backupNow(host, name, targets, ctx, () => load()) : null;
+  const migrate = vol && ctx.can("operator") && await hasFeature("migrations")
+    ? link(`#/migrate?host=${encodeURIComponent(host)}&volume=${encodeURIComponent(name)}`, "Migrate…", { class: "button" }) : null;
   fill(main, heading(name, h("small", { class: "muted" }, ` on ${host}`)),
     h("div", { class: "page-actions" }, ctx.can("operator")
-      ? link(`#/restore?host=${encodeURIComponent(host)}&volume=${encodeURIComponent(name)}`, "Restore…", { class: "button" }) : null),
+      ? link(`#/restore?host=${encodeURIComponent(host)}&volume=${encodeURIComponent(name)}`, "Restore…", { class: "button" }) : null,
+    migrate),
     info, now ? now.form : null,
     h("section", { "aria-labelledby": "versions-h" }, h("h2", { id: "versions-h" }, "Backups"), backupsBox),
     h("section", { "aria-labelledby": "vjobs-h" }, h("h2", { id: "vjobs-h" }, "Jobs"), jobsBox));

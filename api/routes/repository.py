@@ -1,5 +1,6 @@
-"""Jobs on a target's native repository: prune, stats, snapshots, keys, unlock. Each
-returns the queued job; its result holds the report."""
+"""Jobs on a target's native repository: prune, stats, snapshots, keys, unlock; and the
+move of a target's backups (any format) to another target. Each returns the queued job;
+its result holds the report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from fastapi import APIRouter
 
 from api.deps import Admin, Operator, State, require_role
 from api.routes.jobs import job_out
-from api.schemas import JobOut, KeyAddIn, PruneIn, RepairIn, SnapshotsIn, TargetJobIn
+from api.schemas import (
+    JobOut,
+    KeyAddIn,
+    PruneIn,
+    RepairIn,
+    SnapshotsIn,
+    TargetJobIn,
+    TargetMigrateIn,
+)
 
 router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 
@@ -18,6 +27,19 @@ def prune(name: str, body: PruneIn, state: State, user: Admin) -> JobOut:
     exclusive lock: refused (the job fails, naming the lock) while a backup writes."""
     job = state.service.target_job("prune", target=name, host=body.host,
                                    params={"dry_run": body.dry_run}, requested_by=user.name)
+    return job_out(job, state)
+
+
+@router.post("/migrate", response_model=JobOut, status_code=202)
+def migrate(name: str, body: TargetMigrateIn, state: State, user: Admin) -> JobOut:
+    """Move the backups of this target (``volumes``: only theirs) to ``destination``:
+    each copied (repository snapshots without re-chunking, archives object by object),
+    catalogued as a new backup, read back whole, and with ``delete_source`` forgotten here
+    afterwards. Resumable: copies the destination holds already are not made again. The
+    job's result is the summary (one item per backup)."""
+    job = state.service.migrate_target(
+        source=name, destination=body.destination, volumes=body.volumes,
+        delete_source=body.delete_source, host=body.host, requested_by=user.name)
     return job_out(job, state)
 
 

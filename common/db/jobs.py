@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from common.db.clock import db_now
 from common.db.clock import now as db_time
@@ -115,40 +115,45 @@ def _in_group(host: str, volume: str, group: Job) -> Conflict:
 
 
 def create_jobs(session: Session, specs: list[dict[str, Any]]) -> list[Job | Conflict]:
-    """Many ``create_job``s (each spec its keyword arguments) in one flush: the locks are
+    """Many ``create_job``s (each spec its keyword arguments) in one INSERT: the locks are
     looked up first, and a held one (or one an earlier spec takes) gives the Conflict
     ``create_job`` would raise, in its place in the returned list. Should another
-    transaction take a lock meanwhile, falls back to ``create_job`` one at a time."""
+    transaction take a lock meanwhile, falls back to ``create_job`` one at a time. The
+    jobs come back detached (not in ``session``), every column set."""
     now = db_time(session)
-    todo = [Job(id=new_id(), state=JobState.queued, kind=sp["kind"], host=sp["host"],
-                volume=sp["volume"], target=sp.get("target"), backup_id=sp.get("backup_id"),
-                params=sp.get("params") or {}, requested_by=sp.get("requested_by"),
-                active_lock=sp.get("lock") or lock_key(sp["host"], sp["volume"]),
-                created_at=now) for sp in specs]
-    keys = [j.active_lock for j in todo]
-    held: dict[str | None, Job] = {}
+    rows = [{"id": new_id(), "state": JobState.queued, "kind": sp["kind"], "host": sp["host"],
+             "volume": sp["volume"], "target": sp.get("target"),
+             "backup_id": sp.get("backup_id"), "params": sp.get("params") or {},
+             "progress": {}, "result": {}, "error": None,
+             "requested_by": sp.get("requested_by"), "worker": None,
+             "active_lock": sp.get("lock") or lock_key(sp["host"], sp["volume"]),
+             "created_at": now, "started_at": None, "finished_at": None,
+             "heartbeat_at": None, "cancel_requested_by": None} for sp in specs]
+    keys = [r["active_lock"] for r in rows]
+    held: dict[str, Job] = {}
     for k in range(0, len(keys), 500):
-        held.update((j.active_lock, j) for j in session.scalars(
+        held.update((str(j.active_lock), j) for j in session.scalars(
             select(Job).where(Job.active_lock.in_(keys[k:k + 500]))))
     grouped = _grouped_volumes(session)
     out: list[Job | Conflict] = []
     fresh = []
-    for job in todo:
-        other = held.get(job.active_lock)
+    for row in rows:
+        job = Job(**row)
+        other = held.get(row["active_lock"])
         if other is not None:
             out.append(_busy(job, other))
             continue
         group = grouped.get((job.host, job.volume))
-        if group is not None and job.active_lock == lock_key(job.host, job.volume):
+        if group is not None and row["active_lock"] == lock_key(job.host, job.volume):
             out.append(_in_group(job.host, job.volume, group))
             continue
-        held[job.active_lock] = job
-        fresh.append(job)
+        held[row["active_lock"]] = job
+        fresh.append(row)
         out.append(job)
     try:
         with session.begin_nested():
-            session.add_all(fresh)
-            session.flush()
+            if fresh:
+                session.connection().execute(insert(Job), fresh)
     except sa_exc.IntegrityError:  # a lock taken since the look-up: one by one
         again: list[Job | Conflict] = []
         for sp in specs:
@@ -157,6 +162,9 @@ def create_jobs(session: Session, specs: list[dict[str, Any]]) -> list[Job | Con
             except Conflict as e:
                 again.append(e)
         return again
+    for made in out:
+        if isinstance(made, Job):
+            make_transient_to_detached(made)
     return out
 
 

@@ -142,7 +142,8 @@ class Job(Base):
     # its heartbeat and stops at the next safe point (the job then ends ``cancelled``)
     cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
 
-    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
+    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),
+                      Index("ix_jobs_created_at", "created_at"))
 
 
 class Backup(Base):
@@ -183,7 +184,8 @@ class Backup(Base):
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),
                       Index("ix_backups_snapshot", "target", "snapshot_id"),
-                      Index("ix_backups_group", "group_id"))
+                      Index("ix_backups_group", "group_id"),
+                      Index("ix_backups_created_at", "created_at"))
 
 
 class NotifyState(Base):

@@ -106,13 +106,21 @@ def _generate_auto_key(path: Path, where: str) -> str:
     """Create the embedded passphrase file (random, mode 0600) unless it exists; return the
     passphrase. Says loudly where it is: without it the repository cannot be read."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").splitlines()[0]
     secret = secrets.token_urlsafe(32)
+    # written whole under a temporary name, then linked into place (fails when it exists):
+    # a backup starting beside the first one never reads a created but still empty file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(secret + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").splitlines()[0]
+    finally:
+        tmp.unlink()
     log.warning("creating the repository in %s, encrypted with a generated passphrase kept in "
                 "%s — keep a copy of it somewhere else: without it these backups cannot be "
                 "restored (or set your own: VOLKEEPER_REPOSITORY_PASSWORD)", where, path)

@@ -215,6 +215,15 @@ class RepairIn(TargetJobIn):
                                 "forget the originals")
 
 
+class TargetMigrateIn(TargetJobIn):
+    destination: str = Field(pattern=NAME, max_length=100, description="the target the "
+                             "backups move to")
+    volumes: list[str] = Field(default_factory=list, max_length=1000, description="only the "
+                               "backups of these volumes (default: all)")
+    delete_source: bool = Field(default=False, description="forget each backup at the "
+                                "source once its copy verified (a pinned one is kept)")
+
+
 class SnapshotsIn(TargetJobIn):
     adopt: bool = Field(default=False, description="add the snapshots the catalog does not "
                         "know to it as backups (after losing or replacing the database)")

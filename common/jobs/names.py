@@ -29,6 +29,7 @@ TASK_MIGRATION_STEP = "volkeeper.migration_step"
 TASK_MIGRATION_CHECK = "volkeeper.migration_check"
 #: the label a migration puts on the volume it creates (a rollback removes only those)
 MIGRATION_LABEL = "volkeeper.migration"
+TASK_MIGRATE_TARGET = "volkeeper.migrate_target"
 
 
 

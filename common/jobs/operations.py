@@ -21,6 +21,7 @@ from common.jobs.names import (
     TASK_FORGET,
     TASK_KEYS,
     TASK_LABEL,
+    TASK_MIGRATE_TARGET,
     TASK_PRUNE,
     TASK_REPAIR,
     TASK_SNAPSHOTS,
@@ -188,6 +189,36 @@ class OperationsService(JobService):
                 raise NotFound("path", path, refused.get("hint"))
             raise InvalidInput(refused["message"], refused.get("hint"))
         return dict(job.result)
+
+    @audited("target.migrate", lambda a: f"{a['source']}->{a['destination']}")
+    def migrate_target(self, *, source: str, destination: str,
+                       volumes: list[str] | None = None, delete_source: bool = False,
+                       host: str | None = None, requested_by: str | None = None) -> Job:
+        """One job moving the backups of ``source`` (of ``volumes``, when given) to
+        ``destination`` (``target_migration``); one at a time per pair of targets."""
+        if source == destination:
+            raise InvalidInput(f"source and destination are both {source!r}",
+                               "name two different targets: migrate-target FROM TO")
+        wanted = list(dict.fromkeys(volumes or []))
+        with self.db.session() as s:
+            catalog.get_target(s, source)
+            catalog.get_target(s, destination)
+            known = set(s.scalars(select(Backup.volume).where(
+                Backup.target == source, Backup.kind == "backup").distinct()))
+        missing = [v for v in wanted if v not in known]
+        if missing:
+            raise InvalidInput(
+                f"volume(s) {', '.join(map(repr, missing))} have no backup on target "
+                f"{source!r}", f"list them with `volkeeper backups --target {source}`; "
+                "--volume names a volume whose backups to move")
+        host = self._host_for_target(source, host)
+        with self.db.session() as s:
+            job = jobs.create_job(
+                s, kind="migrate-target", host=host, volume="", target=source,
+                params={"destination": destination, "volumes": wanted,
+                        "delete_source": delete_source},
+                requested_by=requested_by, lock=f"migrate-target/{source}/{destination}")
+        return self._dispatch(job, TASK_MIGRATE_TARGET)
 
     # --- one target --------------------------------------------------------------------
 

@@ -60,7 +60,10 @@ class FollowUps:
             Job.finished_at > since)
         with self.db.session() as s:
             rows = list(s.scalars(q.order_by(Job.finished_at)))
-            policies = {p.name: p for p in s.scalars(select(Policy))}
+            names = {(j.requested_by or "").removeprefix("policy:") for j in rows}
+            # only the policies of finished jobs (an idle tick reads none of them)
+            policies = {p.name: p for p in s.scalars(
+                select(Policy).where(Policy.name.in_(names)))} if names else {}
         queued: list[Job] = []
         for job in rows:
             name = (job.requested_by or "").removeprefix("policy:")

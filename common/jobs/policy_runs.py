@@ -11,12 +11,13 @@ due backups costs one instead of ~3,000.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
-from common.audit import record, record_all
+from common.audit import record_all
 from common.db import Job, Policy
 from common.errors import Conflict, NotFound, VolkeeperError
 from common.jobs.backup_checks import BackupRequest, check_format, queue_backups
@@ -25,6 +26,8 @@ from common.jobs.operations import OperationsService
 from common.jobs.policy_consistency import shown
 from common.jobs.policy_state import InventoryView, parse_selection, selected
 from common.jobs.policy_views import SkippedOut, owned
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,9 +105,8 @@ def run_policies(ops: OperationsService, names: list[str], *, actor: str,
                 if isinstance(res, RunResult) and refuse_busy:
                     out[name] = _refused(res, busy.get(name, []))
             record_all(s, (_entry(actor, name, r) for name, r in out.items()))
-    except Exception as e:  # nothing was recorded: say so for each, then raise
-        for name in names:
-            record(ops.db, actor, "policy.run", name, {}, f"error: {_error(e)}")
+    except Exception as e:  # nothing was recorded: say so for each (one commit), then raise
+        _refused_all(ops, actor, names, e)
         raise
     ops.dispatch_queued([j for r in out.values() if isinstance(r, RunResult)
                          for j in r.jobs], TASK_BACKUP)
@@ -128,6 +130,16 @@ def _entry(actor: str, name: str, res: RunResult | VolkeeperError
     return (actor, "policy.run", name,
             {"job_ids": [j.id for j in res.jobs],
              "skipped": [f"{x.host}/{x.volume}: {x.reason}" for x in res.skipped]}, outcome)
+
+
+def _refused_all(ops: OperationsService, actor: str, names: list[str], e: Exception) -> None:
+    try:
+        with ops.db.session() as s:
+            record_all(s, ((actor, "policy.run", n, {}, f"error: {_error(e)}")
+                           for n in names))
+    except Exception as again:  # noqa: BLE001 - the audit must not hide the first error
+        log.error("could not write the audit log (policy.run of %d policies by %s): %s",
+                  len(names), actor, again)
 
 
 def _error(e: Exception) -> str:

@@ -18,6 +18,9 @@ check for no gain: the API already has both.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from datetime import datetime
 
 from common.errors import VolkeeperError
@@ -31,6 +34,20 @@ from common.jobs.policy_watch import Both, RpoCheck, health_probe
 from common.policies.scheduler import Scheduler
 
 ACTOR = "scheduler"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for a burst of due runs: the many short-lived
+    objects of 1,000 jobs set off collections of the whole heap, a third of the burst's
+    CPU (and its lag); what they leave is collected after, as always."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
@@ -55,7 +72,8 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
         return f"queued {len(result.jobs)}, skipped {len(result.skipped)}"
 
     def run_many(names: list[str], slot: datetime) -> dict[str, str]:
-        results = run_policies(ops, names, actor=ACTOR, view=view(), refuse_busy=False)
+        with gc_paused():
+            results = run_policies(ops, names, actor=ACTOR, view=view(), refuse_busy=False)
         return {n: f"error: {r.message}" if isinstance(r, VolkeeperError) else
                 f"queued {len(r.jobs)}, skipped {len(r.skipped)}" for n, r in results.items()}
 
@@ -69,5 +87,6 @@ def policy_scheduler(ops: OperationsService, *, holder: str | None = None,
     from common.health import set_scheduler_probe
 
     set_scheduler_probe(health_probe)
+    rpo = RpoCheck(ops.db, ops.settings, every=ops.settings.rpo_check_seconds)
     return Scheduler(ops.db, run, holder=holder, ttl=ttl, check=check, run_many=run_many,
-                     after=Both(FollowUps(service), RpoCheck(ops.db, ops.settings)))
+                     after=Both(FollowUps(service), rpo))

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from common.db.models import Job
-from common.jobs import group_jobs, host, migration_steps, repo_jobs, stored_jobs, volume_jobs
+from common.jobs import (
+    group_jobs,
+    host,
+    migration_steps,
+    repo_jobs,
+    stored_jobs,
+    target_migration,
+    volume_jobs,
+)
 from common.jobs.context import JobContext, current
 from common.jobs.names import (
     TASK_BACKUP,
@@ -22,6 +30,7 @@ from common.jobs.names import (
     TASK_INVENTORY,
     TASK_KEYS,
     TASK_LABEL,
+    TASK_MIGRATE_TARGET,
     TASK_MIGRATION_CHECK,
     TASK_MIGRATION_STEP,
     TASK_PRUNE,
@@ -74,6 +83,7 @@ TASKS: dict[str, Callable[..., Any]] = {
     TASK_FORGET: job_task(stored_jobs.forget),
     TASK_COPY: job_task(stored_jobs.copy),
     TASK_BROWSE: job_task(stored_jobs.browse),
+    TASK_MIGRATE_TARGET: job_task(target_migration.migrate),
     TASK_PRUNE: job_task(repo_jobs.prune),
     TASK_REPAIR: job_task(repo_jobs.repair),
     TASK_STATS: job_task(repo_jobs.stats),

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 #: the job kinds whose outcome is watched (dry runs and listings are answers, not work)
 WATCHED_KINDS = frozenset({"backup", "restore", "verify", "drill", "copy", "forget",
-                           "prune", "repair"})
+                           "prune", "repair", "migrate-target"})
 #: the kind under which a volume's freshness (RPO) is watched
 RPO = "rpo"
 

@@ -55,7 +55,7 @@ class VolumeRef:
 def parse_selector(text: str) -> tuple[str, str]:
     """``KEY=VALUE`` → (key, value). ValueError says the form."""
     key, sep, value = str(text).partition("=")
-    if not sep or not key.strip() or key != key.strip() or any(c.isspace() for c in key):
+    if not sep or key.split() != [key]:  # empty, or whitespace in or around it
         raise ValueError(f"invalid selector {text!r}: use LABEL=VALUE, e.g. "
                          "volkeeper.policy=nightly")
     return key, value

@@ -93,3 +93,30 @@ def test_adding_a_short_passphrase_or_configuring_a_weak_scrypt_cost_is_refused(
     with pytest.raises(InvalidInput, match="too weak"):
         open_repo(MemoryBackend("u"), weak, create=True)
     assert new_key(backend, settings, "another long passphrase")["added"]
+
+
+def test_backups_starting_together_all_get_the_generated_passphrase(tmp_path: Path) -> None:
+    """Two first backups at once (a policy's burst): the key file appears whole, so the
+    one that finds it never reads it empty; all get the same passphrase."""
+    import threading
+
+    from common.engine.repo import _generate_auto_key, passphrase
+
+    path, got, errors = tmp_path / AUTO_KEY_FILE, [], []
+    start = threading.Barrier(8)
+
+    def one(k: int) -> None:
+        start.wait()
+        try:
+            got.append(_generate_auto_key(path, "t") if k % 2 else
+                       passphrase(embedded(tmp_path)) or _generate_auto_key(path, "t"))
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(got)) == 1 and len(got) == 8
+    assert path.read_text() == got[0] + "\n" and list(tmp_path.iterdir()) == [path]
