@@ -4,7 +4,7 @@ snapshot (``snapshot``) or back up a database dump (``dump``); the defaults are 
 plain backup (no stop, no excludes, no snapshot or dump of the policy's own)
 
 Revision ID: 0014
-Revises: 0013
+Revises: 0012
 Create Date: 2026-12-06 21:50:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0014'
-down_revision: str | None = '0013'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -15,7 +15,7 @@ NEW = {"stop_containers", "excludes", "snapshot", "dump"}
 
 
 def before_0014_with_a_policy(db: Database) -> None:
-    upgrade(db, "0013")
+    upgrade(db, "0012")
     with db.engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO policies (id, name, selection, schedule, tz, jitter_seconds, "
@@ -41,7 +41,7 @@ def check_0014(db: Database) -> None:
             True, ["cache/**", "*.tmp"], "auto")
 
 
-def check_downgrade_0013(db: Database) -> None:
+def check_downgrade_0012(db: Database) -> None:
     from alembic import command
 
     from common.db.migrate import alembic_config
@@ -49,7 +49,7 @@ def check_downgrade_0013(db: Database) -> None:
     cfg = alembic_config(db.url)
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0013")
+        command.downgrade(cfg, "0012")
     cols = {c["name"] for c in inspect(db.engine).get_columns("policies")}
     assert not NEW & cols
     assert {"verify_last_run_at", "retention", "last_run_at"} <= cols
@@ -62,5 +62,5 @@ def test_0014_adds_the_consistency_columns_beside_a_policy_on_sqlite(tmp_path: P
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     before_0014_with_a_policy(db)
     check_0014(db)
-    check_downgrade_0013(db)
+    check_downgrade_0012(db)
     db.dispose()
