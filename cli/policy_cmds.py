@@ -94,7 +94,8 @@ def show(name: str, as_json: Json = False) -> None:
              ("rpo", p["rpo"] + (" (2x the interval)" if p["rpo_default"] else "")),
              ("enabled", "yes" if p["enabled"] else "no"),
              ("next run", when(p["next_run_at"]) if p["next_run_at"] else "-"),
-             ("verify", _cadence(p, "verify")), ("drill", _cadence(p, "drill"))]
+             ("verify", _cadence(p, "verify")), ("drill", _cadence(p, "drill")),
+             ("consistent", _consistency(p))]
     for k, v in lines:
         out().print(f"[bold]{k:>10}[/]: {v}", highlight=False, soft_wrap=True)
     for m in p.get("matches") or []:
@@ -103,6 +104,15 @@ def show(name: str, as_json: Json = False) -> None:
         out().print(f"{'':>12}{m['host']}/{m['volume']}{note}", highlight=False)
     if not p.get("matches"):
         out().print(f"{'':>12}(no volume matches now)", highlight=False)
+
+
+def _consistency(p: dict[str, Any]) -> str:
+    """How its backups are made consistent (labels on the volume or a container win)."""
+    parts = [f"{p['dump']} dump" if p.get("dump") else "",
+             "stop containers" if p.get("stop_containers") else "",
+             f"snapshot {p['snapshot']}" if p.get("snapshot") else "",
+             f"excludes {', '.join(p['excludes'])}" if p.get("excludes") else ""]
+    return "; ".join(x for x in parts if x) or "as the labels say"
 
 
 def _cadence(p: dict[str, Any], kind: str) -> str:

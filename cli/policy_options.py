@@ -41,6 +41,18 @@ Subset = Annotated[float | None, Opt(help="Percent (0-100] of a repository backu
 Cadence = Annotated[str | None, Opt(help="When to verify / drill the newest good backup of "
                                     "each volume (same forms as --schedule, e.g. @weekly).")]
 Enabled = Annotated[bool | None, Opt("--enabled/--disabled", show_default=False)]
+Stop = Annotated[bool | None, Opt(
+    "--stop-containers/--no-stop-containers", show_default=False,
+    help="Stop the running containers using each volume for its backup (a "
+    "volkeeper.stop-during-backup label on a container or the volume wins).")]
+Exclude = Annotated[list[str] | None, Opt(
+    "--exclude", help="Glob pattern of paths to leave out, e.g. 'cache/**' (repeatable; "
+    "replaces the policy's list; --exclude '' empties it).")]
+Snapshot = Annotated[str | None, Opt(help="Read a filesystem snapshot instead of stopping: "
+                                     "auto, btrfs, zfs, lvm or off ('' unsets it).")]
+Dump = Annotated[str | None, Opt(help="Back up a database dump instead of the files: "
+                                 "postgres, mysql, mariadb, redis, sqlite or mongodb ('' "
+                                 "unsets it).")]
 
 KEEP = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
         "keep_yearly", "keep_within", "keep_tag")
@@ -54,7 +66,9 @@ def _options(name: str, volume: Volumes = None, host: Hosts = None,
              keep_monthly: Count = None, keep_yearly: Count = None, keep_within: Within = None,
              keep_tag: KeepTag = None, rpo: Rpo = None, verify_subset: Subset = None,
              verify_schedule: Cadence = None, drill_schedule: Cadence = None,
-             enabled: Enabled = None, as_json: Json = False) -> None:
+             enabled: Enabled = None, stop_containers: Stop = None,
+             exclude: Exclude = None, snapshot: Snapshot = None, dump: Dump = None,
+             as_json: Json = False) -> None:
     """The signature of ``policy create`` and ``policy update`` (never called)."""
 
 
@@ -81,8 +95,13 @@ def body(given: dict[str, Any]) -> dict[str, Any]:
         "jitter_seconds": _jitter(given["jitter"]), "format": given["fmt"],
         "rpo": given["rpo"], "verify_subset": given["verify_subset"],
         "verify_schedule": given["verify_schedule"],
-        "drill_schedule": given["drill_schedule"], "enabled": given["enabled"]}
-    return {k: v for k, v in out.items() if v is not None}
+        "drill_schedule": given["drill_schedule"], "enabled": given["enabled"],
+        "stop_containers": given["stop_containers"], "snapshot": given["snapshot"],
+        "dump": given["dump"],
+        "excludes": None if given["exclude"] is None else [p for p in given["exclude"] if p]}
+    # '' unsets snapshot and dump (None is "not given")
+    return {k: (v or None) if k in ("snapshot", "dump") else v for k, v in out.items()
+            if v is not None}
 
 
 def retention(given: dict[str, Any]) -> dict[str, Any]:

@@ -127,7 +127,8 @@ export async function policyForm(main, params, ctx) {
   const v = p || { volumes: [], hosts: [], selector: "", project: "", schedule: "0 2 * * *",
     tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC", jitter_seconds: 0,
     targets: targets.length ? [targets[0].name] : [], format: null, retention: { keep_daily: 7, keep_weekly: 4 },
-    rpo: "", rpo_default: true, verify_schedule: "", drill_schedule: "", enabled: true };
+    rpo: "", rpo_default: true, verify_schedule: "", drill_schedule: "", enabled: true,
+    stop_containers: false, excludes: [], snapshot: null, dump: null };
   const text = (name, value, attrs = {}) => h("input", { type: "text", name, value: value || "", ...attrs });
   const f = {
     name: text("name", editing || "", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.-]*", readonly: !!editing }),
@@ -145,6 +146,11 @@ export async function policyForm(main, params, ctx) {
     within: text("keep_within", v.retention.keep_within, { placeholder: "e.g. 30d" }),
     keepTag: text("keep_tag", (v.retention.keep_tag || []).join(", ")),
     enabled: h("input", { type: "checkbox", name: "enabled", checked: v.enabled }),
+    stop: h("input", { type: "checkbox", name: "stop_containers", checked: !!v.stop_containers }),
+    excludes: text("excludes", (v.excludes || []).join(", "), { placeholder: "cache/**, *.tmp" }),
+    snapshot: select([["", "label or off"], "auto", "btrfs", "zfs", "lvm", "off"], v.snapshot || "", { name: "snapshot" }),
+    dump: select([["", "files (or the label)"], "postgres", "mysql", "mariadb", "redis", "sqlite", "mongodb"],
+      v.dump || "", { name: "dump" }),
   };
   const keep = Object.fromEntries(RETENTION.map(([k]) => [k,
     h("input", { type: "number", name: k, min: -1, value: v.retention[k] ?? "" })]));
@@ -173,7 +179,8 @@ export async function policyForm(main, params, ctx) {
       targets: targetBoxes.map(l => l.querySelector("input")).filter(i => i.checked).map(i => i.value),
       format: f.format.value || null, retention, rpo: f.rpo.value.trim() || null,
       verify_schedule: f.verify.value.trim() || null, drill_schedule: f.drill.value.trim() || null,
-      enabled: f.enabled.checked,
+      enabled: f.enabled.checked, stop_containers: f.stop.checked, excludes: list(f.excludes.value),
+      snapshot: f.snapshot.value || null, dump: f.dump.value || null,
     };
   };
   const status = h("div", { "aria-live": "polite" });
@@ -210,6 +217,10 @@ export async function policyForm(main, params, ctx) {
         previewBox),
       fieldset("How fresh and how checked",
         h("div", { class: "row" }, field("RPO", f.rpo), field("Verify schedule", f.verify), field("Drill schedule", f.drill))),
+      fieldset("How consistent (a label on a container or the volume wins)",
+        h("div", { class: "row" }, h("label", { class: "check" }, f.stop, " stop the containers"),
+          field("Exclude (globs, comma separated)", f.excludes), field("Snapshot", f.snapshot),
+          field("Database dump", f.dump))),
       h("label", { class: "check" }, f.enabled, " enabled"),
       status,
       h("div", { class: "actions" }, link("#/policies", "Cancel", { class: "button" }),

@@ -264,6 +264,12 @@ class Policy(Base):
     verify_schedule: Mapped[str | None] = mapped_column(String(200))
     drill_schedule: Mapped[str | None] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # how its backups are made consistent (``common.jobs.policy_consistency``): stop the
+    # containers, leave out paths (glob patterns), read a snapshot, or dump a database
+    stop_containers: Mapped[bool] = mapped_column(Boolean, default=False)
+    excludes: Mapped[list[str] | None] = mapped_column(JSON, default=list)
+    snapshot: Mapped[str | None] = mapped_column(String(16))
+    dump: Mapped[str | None] = mapped_column(String(20))
     last_run_at: Mapped[datetime | None] = mapped_column()
     # the slots of the last scheduled verify and drill (claimed like ``last_run_at``)
     verify_last_run_at: Mapped[datetime | None] = mapped_column()

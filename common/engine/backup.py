@@ -31,6 +31,7 @@ from common.hooks import (
     should_stop,
 )
 from common.hooks.dumps import DumpSet, dumps_for
+from common.hooks.precedence import policy_options
 from common.hooks.snapshot_source import SnapshotReport, plan_backup, snapshot_source
 from common.progress import ProgressTracker
 from common.storage.base import Backend
@@ -95,6 +96,7 @@ def consistent_backup(
     snapshot: str | None = None,
     on_snapshot: Callable[[dict[str, Any] | None], None] | None = None,
     dump: str | None = None,
+    labels_first: bool = False,
 ) -> ConsistentBackup:
     """Back up ``volume`` between its containers' hooks, stopped when asked (or labelled),
     without the excluded paths (see the module doc). ``on_stopping`` gets the containers
@@ -105,8 +107,13 @@ def consistent_backup(
     it is dropped. ``dump`` (or a container's ``volkeeper.dump`` label) backs up database
     dumps instead of the files (``common.hooks.dumps``): their containers keep running,
     nothing is stopped or snapshotted for them. A failure's exception carries what
-    happened in its ``result`` (hook outputs, stop windows, the snapshot, the dumps)."""
+    happened in its ``result`` (hook outputs, stop windows, the snapshot, the dumps).
+    ``labels_first``: the options are a policy's, which the volume's and its containers'
+    labels override (``common.hooks.precedence``)."""
     info = docker.volume(volume)
+    if labels_first:
+        decided = policy_options(info, stop_containers, snapshot, dump)
+        stop_containers, snapshot, dump = decided.stop, decided.snapshot, decided.dump
     dumps = DumpSet(docker, dumps_for(info, dump))
     if dumps and (stop_containers or snapshot not in (None, "off")):
         raise InvalidInput("a dump backup neither stops the containers nor reads a "
@@ -128,7 +135,9 @@ def consistent_backup(
     try:
         with consistent(docker, [c for c in info.containers if c.id not in dumping],
                         "backup", report,
-                        stop=snap.plan is None and should_stop(info, stop_containers),
+                        stop=snap.plan is None and (
+                            stop_containers if labels_first
+                            else should_stop(info, stop_containers)),
                         tracker=tracker, on_stopping=on_stopping, on_started=on_started), \
                 snapshot_source(docker, volume, snap, tracker=tracker,
                                 on_recorded=on_snapshot) as source:

@@ -60,16 +60,19 @@ def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, targe
                 fmt: str, requested_by: str | None, stop_containers: bool = False,
                 excludes: list[str] | None = None, snapshot: str | None = None,
                 dump: str | None = None, now: datetime | None = None,
-                memo: dict[str, VolkeeperError | None] | None = None) -> dict[str, Any]:
+                memo: dict[str, VolkeeperError | None] | None = None,
+                policy: str | None = None) -> dict[str, Any]:
     """The ``jobs.create_job`` arguments of a backup that passed every check (raises
     the first refusal). ``memo``: the outcomes of host and target checks already made
-    (a burst checks each host and target once)."""
+    (a burst checks each host and target once). ``policy``: the policy whose options
+    these are (labels then come first, ``common.jobs.policy_consistency``)."""
     check_format(fmt)
     _once(memo, f"host/{host}", lambda: check_host_online(s, host, settings, now))
     hosts.get_volume(s, host, volume)
     _once(memo, f"target/{target}", lambda: require_target(s, target))
     return {"kind": "backup", "host": host, "volume": volume, "target": target,
-            "params": {"format": fmt, **({"stop_containers": True} if stop_containers
+            "params": {"format": fmt, **({"policy": policy} if policy else {}),
+                       **({"stop_containers": True} if stop_containers
                                          else {}),
                        **({"excludes": excludes} if excludes else {}),
                        **({"snapshot": snapshot} if snapshot else {}),
@@ -100,6 +103,12 @@ class BackupRequest:
     target: str
     fmt: str | None
     requested_by: str
+    #: how it is made consistent (a policy's options, ``policy_consistency``)
+    stop_containers: bool = False
+    excludes: tuple[str, ...] = ()
+    snapshot: str | None = None
+    dump: str | None = None
+    policy: str | None = None
 
 
 def queue_backups(s: Session, settings: Settings, requests: list[BackupRequest]
@@ -121,7 +130,10 @@ def queue_backups(s: Session, settings: Settings, requests: list[BackupRequest]
             specs.append((i, backup_spec(s, settings, volume=r.volume, host=r.host,
                                          target=r.target,
                                          fmt=r.fmt or settings.default_format,
-                                         requested_by=r.requested_by, now=now, memo=memo)))
+                                         requested_by=r.requested_by, now=now, memo=memo,
+                                         stop_containers=r.stop_containers,
+                                         excludes=list(r.excludes), snapshot=r.snapshot,
+                                         dump=r.dump, policy=r.policy)))
             out.append(None)
         except VolkeeperError as e:
             out.append(e)

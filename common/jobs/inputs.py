@@ -107,24 +107,34 @@ class BackupIn(Input):
     @field_validator("dump")
     @classmethod
     def _check_dump(cls, kind: str | None) -> str | None:
-        from common.hooks.dump_kinds import kind_of
-
-        if kind is None:
-            return None
-        try:
-            return kind_of(kind).name
-        except InvalidInput as e:
-            raise ValueError(f"{e.message} ({e.hint})") from None
+        return dump_kind(kind)
 
     @field_validator("excludes")
     @classmethod
     def _check_excludes(cls, patterns: list[str]) -> list[str]:
-        from common.archive.excludes import Excludes
+        return exclude_patterns(patterns)
 
-        try:
-            return list(Excludes.of(patterns).patterns)
-        except InvalidInput as e:
-            raise ValueError(f"{e.message} ({e.hint})") from None
+
+def dump_kind(kind: str | None) -> str | None:
+    """The canonical name of a dump kind (None: none); ValueError naming the kinds."""
+    from common.hooks.dump_kinds import kind_of
+
+    if kind is None:
+        return None
+    try:
+        return kind_of(kind).name
+    except InvalidInput as e:
+        raise ValueError(f"{e.message} ({e.hint})") from None
+
+
+def exclude_patterns(patterns: list[str]) -> list[str]:
+    """Exclude glob patterns as stored; ValueError saying which one is bad."""
+    from common.archive.excludes import Excludes
+
+    try:
+        return list(Excludes.of(patterns).patterns)
+    except InvalidInput as e:
+        raise ValueError(f"{e.message} ({e.hint})") from None
 
 
 class RestoreIn(Input):

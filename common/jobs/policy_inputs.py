@@ -16,7 +16,13 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from common.jobs.inputs import NAME, Format
+from common.jobs.inputs import NAME, Format, SnapshotMode
+from common.jobs.policy_consistency import (
+    CONSISTENCY_FIELDS,
+    ConsistencyFields,
+    consistency_problem,
+)
+from common.jobs.policy_consistency import stored as consistency_stored
 from common.policies.retention import RetentionError, check_retention
 from common.policies.schedule import format_duration, parse_duration, parse_schedule, parse_tz
 from common.policies.selection import check_selection, parse_selector
@@ -24,10 +30,10 @@ from common.policies.selection import check_selection, parse_selector
 #: the fields a policy has (and a patch may change), in the order they are shown
 POLICY_FIELDS = ("volumes", "hosts", "selector", "project", "schedule", "tz",
                  "jitter_seconds", "targets", "format", "retention", "rpo", "verify_subset",
-                 "verify_schedule", "drill_schedule", "enabled")
+                 "verify_schedule", "drill_schedule", "enabled", *CONSISTENCY_FIELDS)
 
 
-class PolicyBody(BaseModel):
+class PolicyBody(ConsistencyFields):
     """Everything of a policy but its name (the body of ``PUT /policies/{name}``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -117,13 +123,19 @@ class PolicyBody(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _selects_something(cls, data: Any, handler: Any) -> Any:
-        """A selection of nothing is refused naming ``selection`` (the four fields)."""
+        """A selection of nothing is refused naming ``selection`` (the four fields);
+        consistency fields that cannot go together name the field to change."""
         body = handler(data)
         try:
             check_selection(body.volumes, body.hosts, body.selector, body.project)
         except ValueError as e:
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
                 type=PydanticCustomError("selection", str(e)), loc=("selection",),
+                input=data)]) from None
+        problem = consistency_problem(body.stop_containers, body.snapshot, body.dump)
+        if problem:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("consistency", problem[1]), loc=(problem[0],),
                 input=data)]) from None
         return body
 
@@ -139,7 +151,7 @@ class PolicyBody(BaseModel):
                             if self.rpo else None),
             "verify_subset_percent": self.verify_subset,
             "verify_schedule": self.verify_schedule, "drill_schedule": self.drill_schedule,
-            "enabled": self.enabled,
+            "enabled": self.enabled, **consistency_stored(self),
         }
 
 
@@ -180,6 +192,10 @@ class PolicyPatch(BaseModel):
     verify_schedule: str | None = None
     drill_schedule: str | None = None
     enabled: bool | None = None
+    stop_containers: bool | None = None
+    excludes: list[str] | None = None
+    snapshot: SnapshotMode | None = None
+    dump: str | None = None
 
 
 class ApplyIn(BaseModel):

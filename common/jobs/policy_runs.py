@@ -23,6 +23,7 @@ from common.errors import Conflict, NotFound, VolkeeperError
 from common.jobs.backup_checks import BackupRequest, check_format, queue_backups
 from common.jobs.names import TASK_BACKUP
 from common.jobs.operations import OperationsService
+from common.jobs.policy_consistency import shown
 from common.jobs.policy_state import InventoryView, parse_selection, selected
 from common.jobs.policy_views import SkippedOut, owned
 
@@ -58,7 +59,8 @@ def run_policies(ops: OperationsService, names: list[str], *, actor: str,
     try:
         with ops.db.session() as s:
             columns = (Policy.name, Policy.enabled, Policy.selection, Policy.format,
-                       Policy.targets)  # columns, not rows: a burst reads 1,000 of them
+                       Policy.targets, Policy.stop_containers, Policy.excludes,
+                       Policy.snapshot, Policy.dump)  # columns, not rows: a burst reads 1,000
             policies = {p.name: p for k in range(0, len(names), 500) for p in s.execute(
                 select(*columns).where(Policy.name.in_(names[k:k + 500])))}
             requests: list[BackupRequest] = []
@@ -80,10 +82,14 @@ def run_policies(ops: OperationsService, names: list[str], *, actor: str,
                 except VolkeeperError as e:
                     out[name] = e
                     continue
+                how = shown(p)
                 for v in owned(name, mine, claimed, result.skipped):
-                    requests.append(BackupRequest(volume=v.name, host=v.host,
-                                                  target=p.targets[0], fmt=p.format,
-                                                  requested_by=requested_by(name)))
+                    requests.append(BackupRequest(
+                        volume=v.name, host=v.host, target=p.targets[0], fmt=p.format,
+                        requested_by=requested_by(name), policy=name,
+                        stop_containers=how["stop_containers"],
+                        excludes=tuple(how["excludes"]), snapshot=how["snapshot"],
+                        dump=how["dump"]))
                     owner.append(result)
             busy: dict[str, list[Conflict]] = {}
             for req, result, made in zip(requests, owner, queue_backups(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from common.db import Policy
 from common.db.models import utcnow
+from common.jobs.policy_consistency import shown
 from common.jobs.policy_state import next_run, rpo_of, selected
 from common.jobs.views import JobOut
 from common.policies.schedule import format_duration
@@ -45,6 +46,11 @@ class PolicyOut(BaseModel):
     verify_schedule: str | None
     drill_schedule: str | None
     enabled: bool
+    stop_containers: bool = Field(default=False, description="stop the containers for "
+                                  "each backup (a label on a container or the volume wins)")
+    excludes: list[str] = Field(default_factory=list, description="glob patterns left out")
+    snapshot: str | None = Field(default=None, description="auto, btrfs, zfs, lvm or off")
+    dump: str | None = Field(default=None, description="back up this database's dump")
     next_run_at: datetime | None
     last_run_at: datetime | None
     next_verify_at: datetime | None = Field(default=None, description="the next scheduled "
@@ -137,7 +143,7 @@ def policy_out(p: Policy, now: datetime | None = None,
         last_run_at=p.last_run_at, next_verify_at=next_run(p, now or utcnow(), "verify"),
         last_verify_at=p.verify_last_run_at, next_drill_at=next_run(p, now or utcnow(), "drill"),
         last_drill_at=p.drill_last_run_at, created_at=p.created_at, updated_at=p.updated_at,
-        matches=matches)
+        matches=matches, **shown(p))
 
 
 def matches_of(session: Session, p: Policy) -> list[MatchOut]:

@@ -37,7 +37,7 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             excludes=job.params.get("excludes") or (), dump=job.params.get("dump"),
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
             on_started=lambda: record.containers_started(ctx, job.id),
-            snapshot=job.params.get("snapshot"),
+            snapshot=job.params.get("snapshot"), labels_first=bool(job.params.get("policy")),
             on_snapshot=lambda r: record.snapshots_taking(ctx, job.id, [r] if r else []))
     backup_id = record.backup(ctx, job, done.outcome)
     return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)

@@ -43,6 +43,8 @@ def test_a_policy_is_created_with_its_next_runs_shown(browser: Any, console: Con
     row = f"[data-preview='laptop/{name}/local']"
     page.wait_for_selector(row)
     assert page.inner_text(f"{row} td:nth-child(3)") == "1"  # kept: the one backup
+    page.check("input[name=stop_containers]")
+    page.fill("input[name=excludes]", "cache/**, *.tmp")
     shot(page, "policy-new")
     page.click("role=button[name='Create policy']")
     page.wait_for_selector("[data-policy='console-nightly']")
@@ -52,6 +54,8 @@ def test_a_policy_is_created_with_its_next_runs_shown(browser: Any, console: Con
         p = api.get("/policies/console-nightly").json()
     assert (p["schedule"], p["tz"], p["targets"]) == ("30 2 * * *", "Europe/Berlin", ["local"])
     assert p["retention"] == {"keep_last": 3} and p["next_run_at"]
+    assert p["stop_containers"] and p["excludes"] == ["cache/**", "*.tmp"]
+    assert (p["snapshot"], p["dump"]) == (None, None)
     assert [m["volume"] for m in p["matches"]] == [name]
     close(page, errors)
 
