@@ -3,11 +3,16 @@ project of a live PostgreSQL (its volume dumped, the database never stopped, a c
 inserting all the while) and a files volume (its container stopped once) — the dump
 loads into a fresh server with every row committed before it, the files restore equal;
 and a group read from btrfs snapshots (`--snapshot btrfs`): no container stopped, each
-member one instant of a volume being written, every snapshot dropped."""
+member one instant of a volume being written, every snapshot dropped; and a group of
+snapshots and a live member whose process is killed: the next command drops every
+snapshot and starts the container the group had stopped."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +24,7 @@ from tests.integration.embedded.test_consistent import (
     STOP,
     app,  # noqa: F401 - a fixture
     backup,
+    backups_of,
     new_volume,
     state,
 )
@@ -30,7 +36,7 @@ from tests.integration.embedded.test_dumps import (
     start_inserter,
     start_pg,
 )
-from tests.integration.embedded.test_embedded import cli
+from tests.integration.embedded.test_embedded import REPO, cli
 from tests.integration.embedded.test_snapshots import (
     btrfs,  # noqa: F401 - a fixture
     records,
@@ -139,3 +145,45 @@ def test_a_group_read_from_btrfs_snapshots_stops_nothing_and_drops_them_all(
         assert len(b) <= len(a) <= len(b) + 1 and len(a) > 20
         assert (sub / "a").read_bytes().startswith((back / "a").read_bytes().rstrip(b"\0"))
         assert sorted(p.name for p in back.iterdir()) == ["a", "b"]
+
+
+def test_a_killed_mixed_group_has_its_snapshots_dropped_and_its_container_started(
+        embedded_env: dict[str, str], docker_host_a: Any, btrfs: Path,  # noqa: F811
+        app: Any) -> None:  # noqa: F811
+    snapped = [subvolume_volume(docker_host_a, btrfs)[0] for _ in range(2)]
+    plain, path = new_volume(docker_host_a)  # ext4: `auto` reads it live, in the window
+    for i in range(4):
+        (path / f"blob{i}.bin").write_bytes(os.urandom(8 << 20))
+    ctr = app(plain, f"{plain}-app", STOP)
+    cli(embedded_env, "jobs")  # the database exists before two processes use it
+    slow = embedded_env | {"VOLKEEPER_BANDWIDTH_LIMIT": str(2 << 20)}  # ~16 s for plain
+    members = [*snapped, plain]
+    p = subprocess.Popen([sys.executable, "-m", "cli.main", "backup", "--group", "mixed",
+                          *(a for v in members for a in ("--volume", v)), "--snapshot",
+                          "auto", "--format", "tar"], env=slow, cwd=REPO,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while p.poll() is None and time.monotonic() < deadline and (
+            len(snapshots_left(btrfs)) < 2 or state(ctr)["Running"]):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert p.poll() is None, "the group backup ended before it could be killed"
+    p.kill()
+    p.wait(30)
+    assert len(snapshots_left(btrfs)) == 2 and not state(ctr)["Running"]  # nobody else
+
+    history = json.loads(cli(embedded_env, "jobs", "--json").stdout)
+    job = next(j for j in history if j["kind"] == "group-backup")
+    assert job["state"] == "failed"
+    err = job["error"]
+    assert "started again" in err and ctr.name in err and "dropped" in err, err
+    assert snapshots_left(btrfs) == [] and state(ctr)["Running"]
+    assert all(backups_of(embedded_env, v) == [] for v in members)
+    again = backup(embedded_env, "--group", "mixed",
+                   *(a for v in members for a in ("--volume", v)), "--snapshot", "auto",
+                   "--format", "tar")  # the members are not locked
+    assert again["state"] == "succeeded", again["error"]
+    assert [m["read_as"] for m in again["result"]["members"]] == [
+        "snapshot", "snapshot", "files"]
+    assert again["result"]["stopped_containers"] == [ctr.name]
+    assert snapshots_left(btrfs) == []
