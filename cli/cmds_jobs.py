@@ -61,7 +61,8 @@ def backup(
                        "with --volume A --volume B")
     if dump:
         if grouped:
-            raise CliError("--dump backs up one volume's database: name one VOLUME")
+            raise CliError("--dump backs up one volume's database: name one VOLUME (in a "
+                           "group, label the database's container volkeeper.dump=KIND)")
         body["dump"] = dump
     with connect() as c:
         if grouped:

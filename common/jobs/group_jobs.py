@@ -1,7 +1,8 @@
 """The job body of a group backup (``groups``): the group's volumes in one stop window
-(``common.engine.group_backup``), the containers about to be stopped recorded on the job
-first (the host's recovery starts them after a crash), then one catalog row per volume,
-tied together by the group id (the job's id)."""
+(``common.engine.group_backup``: members dumped, read from snapshots or live), the
+containers about to be stopped and the snapshots about to be taken recorded on the job
+first (the host's recovery starts and drops them after a crash), then one catalog row per
+volume, tied together by the group id (the job's id)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def group_backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome
             fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
             tracker=tracker, settings=ctx.settings_for(job.target),
             stop_containers=bool(job.params.get("stop_containers")),
-            excludes=job.params.get("excludes") or (),
+            excludes=job.params.get("excludes") or (), snapshot=job.params.get("snapshot"),
+            on_snapshots=lambda rs: record.snapshots_taking(ctx, job.id, rs),
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
             on_started=lambda: record.containers_started(ctx, job.id))
     ids = record.group_members(ctx, job, done.stored)

@@ -53,8 +53,11 @@ class GroupBackupIn(Input):
     stop_containers: bool = Field(default=False, description="stop the running containers "
                                   "using any of the volumes once for the whole group")
     excludes: list[str] = Field(default_factory=list, max_length=100)
-    snapshot: SnapshotMode | None = Field(default=None, description="not supported for "
-                                          "groups yet: off (or omitted) only")
+    snapshot: SnapshotMode | None = Field(default=None, description="read each member "
+                                          "that dumps nothing from a filesystem snapshot "
+                                          "(all taken before the first is read) instead "
+                                          "of stopping: auto, btrfs, zfs, lvm, off; "
+                                          "default: each volume's volkeeper.snapshot label")
 
     @field_validator("volumes")
     @classmethod
@@ -73,9 +76,6 @@ class GroupBackupIn(Input):
         if self.project and self.volumes:
             raise ValueError("volumes are taken from the project: give project or "
                              "name+volumes, not both")
-        if self.snapshot not in (None, "off"):
-            raise ValueError("snapshot backups of a group are not supported yet: back the "
-                             "volumes up one by one with --snapshot, or stop the group")
         return self
 
 
@@ -140,7 +140,8 @@ class GroupJobs:
                 s, kind=KIND, host=host, volume=label, target=target,
                 params={"format": fmt, "volumes": volumes, "group": label,
                         **({"stop_containers": True} if g.stop_containers else {}),
-                        **({"excludes": g.excludes} if g.excludes else {})},
+                        **({"excludes": g.excludes} if g.excludes else {}),
+                        **({"snapshot": g.snapshot} if g.snapshot else {})},
                 requested_by=requested_by)
         return self.service._dispatch(job, TASK_GROUP_BACKUP)
 

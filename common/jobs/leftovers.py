@@ -10,8 +10,10 @@ refuse the next copy ("already holds"). A backup's or a safety snapshot's keys e
 such a job has failed and the process that ran it is known dead (``owners.is_dead``: it
 can no longer upload or catalog anything), the host's worker removes those of its keys the
 catalog does not know on that target, and notes them on the job (``result["leftovers"]``,
-which also marks it as done). Repository
-backups need nothing of this: a killed backup's packs are indexed and re-used, and a
+which also marks it as done). A group backup (``group-backup``) stores its members one
+after the other and catalogs them together at the end: a killed one leaves the archives of
+the members stored so far, under each member volume's prefix, removed the same way.
+Repository backups need nothing of this: a killed backup's packs are indexed and re-used, and a
 snapshot without a catalog row is adopted with ``volkeeper snapshots --adopt``.
 """
 
@@ -24,6 +26,7 @@ from sqlalchemy import or_, select
 
 from common.db import Backup, Job, JobState
 from common.db.clock import now as db_time
+from common.db.jobs import GROUP_KIND
 from common.errors import NotFound, VolkeeperError
 from common.formats import ARCHIVE_FORMATS
 from common.jobs import owners
@@ -35,18 +38,22 @@ log = logging.getLogger(__name__)
 WITHIN = timedelta(days=2)
 
 
-def _plan(job: Job, source: Backup | None) -> tuple[str, str, list[str]] | None:
-    """Where a failed job may have left archive objects: (target, a prefix whose keys
+def _plan(job: Job, source: Backup | None) -> tuple[str, list[str], list[str]] | None:
+    """Where a failed job may have left archive objects: (target, prefixes whose keys
     naming the job are its, exact keys), or None (nothing to look for)."""
     where = f"{job.host}/{job.volume}/"
-    if job.kind == "backup" and job.params.get("format") in ARCHIVE_FORMATS and job.target:
-        return job.target, f"volkeeper/archives/{where}", []
+    archived = job.params.get("format") in ARCHIVE_FORMATS
+    if job.kind == "backup" and archived and job.target:
+        return job.target, [f"volkeeper/archives/{where}"], []
+    if job.kind == GROUP_KIND and archived and job.target:
+        return job.target, [f"volkeeper/archives/{job.host}/{v}/"
+                            for v in job.params.get("volumes") or []], []
     if source is None or source.format not in ARCHIVE_FORMATS:
         return None
     if job.kind == "restore" and job.params.get("mode") == "replace" and job.target:
-        return job.target, f"volkeeper/safety/{where}", []
+        return job.target, [f"volkeeper/safety/{where}"], []
     if job.kind == "copy" and job.params.get("destination"):
-        return str(job.params["destination"]), "", [source.key, source.manifest_key]
+        return str(job.params["destination"]), [], [source.key, source.manifest_key]
     return None
 
 
@@ -56,7 +63,7 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
     with ctx.db.session() as s:
         since = db_time(s) - WITHIN
         q = select(Job).where(Job.host == ctx.host, Job.state == JobState.failed,
-                              Job.kind.in_(("backup", "restore", "copy")),
+                              Job.kind.in_(("backup", GROUP_KIND, "restore", "copy")),
                               Job.finished_at > since)
         todo = []
         for job in s.scalars(q):
@@ -67,9 +74,9 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
             if plan is not None and owners.is_dead(s, job):
                 todo.append((job.id, *plan))
     removed: list[str] = []
-    for job_id, target, prefix, exact in todo:
+    for job_id, target, prefixes, exact in todo:
         try:
-            keys = _remove(ctx, job_id, target, prefix, exact)
+            keys = _remove(ctx, job_id, target, prefixes, exact)
         except VolkeeperError as e:
             log.warning("job %s: could not look for objects it left in %s: %s",
                         job_id, target, e)
@@ -85,13 +92,13 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
     return removed
 
 
-def _remove(ctx: JobContext, job_id: str, target: str, prefix: str, exact: list[str]
-            ) -> list[str]:
+def _remove(ctx: JobContext, job_id: str, target: str, prefixes: list[str],
+            exact: list[str]) -> list[str]:
     with ctx.open_target(target) as backend:
         if exact:
             mine = [k for k in exact if k and _exists(backend, k)]
         else:
-            mine = [o.key for o in backend.list(prefix)
+            mine = [o.key for prefix in prefixes for o in backend.list(prefix)
                     if f"-{job_id}." in o.key.rsplit("/", 1)[-1]]
         if not mine:
             return []

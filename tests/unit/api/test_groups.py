@@ -60,7 +60,7 @@ def test_a_named_set_and_bad_groups(env: Env) -> None:  # noqa: F811
     for body, words in (({"name": "x"}, "has no volumes"),
                         ({"project": "shop", "name": "x", "volumes": ["data"]}, "either"),
                         ({}, "either"),
-                        ({"project": "shop", "snapshot": "btrfs"}, "not supported")):
+                        ({"project": "shop", "snapshot": "nfs"}, "snapshot")):
         bad = env.client.post("/api/v1/groups", json=body)
         assert bad.status_code == 422, (body, bad.text)
         assert words in bad.text, bad.text

@@ -81,3 +81,25 @@ def test_uncataloged_archives_of_dead_failed_jobs_are_removed_and_nothing_else(
         assert jobs.get_job(s, killed_copy).result["leftovers"] == ["k", "k.m"]
         assert "leftovers" not in jobs.get_job(s, live_job).result
     assert remove_leftovers(ctx) == []  # each job is looked at once
+
+
+def test_a_killed_group_backup_s_member_archives_are_removed_under_each_member(
+        tmp_path: Path) -> None:
+    ctx = JobContext(Settings(home=tmp_path, host_name="h1",
+                              allowed_target_roots=str(tmp_path)))
+    upgrade(ctx.db)
+    with ctx.db.session() as s:
+        catalog.ensure_target(s, "local", (tmp_path / "store").as_uri())
+    store = LocalBackend(tmp_path / "store")
+    group = _failed_job(ctx, jobs.GROUP_KIND, DEAD,
+                        params={"format": "tar.zst", "volumes": ["vol", "vol2"]})
+    first = _archive(store, "archives", group)
+    second = f"volkeeper/archives/h1/vol2/20260101T000001Z-{group}.tar.zst"
+    store.put_bytes(second, b"archive")  # its manifest never written: killed in between
+    outsider = f"volkeeper/archives/h1/vol3/20260101T000000Z-{group}.tar.zst"
+    store.put_bytes(outsider, b"not a member's")  # (cannot happen; shows the prefixes)
+
+    assert sorted(remove_leftovers(ctx)) == sorted([*first, second])
+    assert {o.key for o in store.list("volkeeper/")} == {outsider}
+    with ctx.db.session() as s:
+        assert sorted(jobs.get_job(s, group).result["leftovers"]) == sorted([*first, second])
