@@ -88,3 +88,61 @@ export function liveJobs(box, canCancel) {
   const stop = () => { for (const f of followed.values()) f.stop(); };
   return { update, stop };
 }
+
+// Progress bars of running jobs kept across a table's redraws (a list polled every few
+// seconds): `cell(job)` gives the job's bar, the same element each time; the first few
+// follow their event stream (so the bar is as fresh as the job page's), the others show
+// what each poll brings. `keep(rows)` drops the bars of jobs no longer listed.
+export function liveBars() {
+  const bars = new Map();
+  const drop = id => { const b = bars.get(id); if (b) { b.stop(); bars.delete(id); } };
+  const cell = j => {
+    if (!CANCELLABLE.has(j.state)) { drop(j.id); return ""; }
+    let b = bars.get(j.id);
+    if (!b) {
+      const view = progressView(`progress of job ${j.id}`);
+      b = { view, stream: false, stop: () => {} };
+      if ([...bars.values()].filter(x => x.stream).length < MAX_STREAMS) {
+        b.stream = true;
+        b.stop = followJob(j.id, {
+          onProgress: p => view.set(p, "running"),
+          onEnd: job => view.set(job.progress, job.state),
+        });
+      }
+      bars.set(j.id, b);
+    }
+    b.view.set(j.progress, j.state);  // skipped when the stream already showed newer
+    return b.view.el;
+  };
+  const keep = rows => {
+    const ids = new Set(rows.map(j => j.id));
+    for (const id of [...bars.keys()]) if (!ids.has(id)) drop(id);
+  };
+  const stop = () => { for (const id of [...bars.keys()]) drop(id); };
+  return { cell, keep, stop };
+}
+
+// Notice new and ended jobs soon: the queued and running jobs are read every `everyMs`
+// (two small reads) and `onChange(jobs)` is called when their set (ids and states)
+// changes, so a list page shows a job that started elsewhere within about a second
+// instead of on its next full refresh. Returns a function that stops watching.
+export function watchActive(onChange, everyMs = 1000) {
+  let seen = null;
+  let busy = false;
+  const tick = async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const [running, queued] = await Promise.all([
+        api("/jobs", { query: { job_state: "running", limit: 100 } }),
+        api("/jobs", { query: { job_state: "queued", limit: 100 } })]);
+      const jobs = [...running, ...queued];
+      const key = jobs.map(j => `${j.id}:${j.state}`).sort().join(",");
+      if (seen !== null && key !== seen) onChange(jobs);
+      seen = key;
+    } catch (_) { /* the next tick tries again */ } finally { busy = false; }
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return () => clearInterval(timer);
+}
