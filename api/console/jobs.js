@@ -39,7 +39,8 @@ export function jobsTable(rows, { cancel = false, refresh, bars } = {}) {
 export async function jobs(main, _params, ctx, query) {
   const f = {
     job_state: select([["", "any"], "queued", "running", "succeeded", "failed", "cancelled"], query.get("state") || "", { name: "state" }),
-    kind: select([["", "any"], ...KINDS], query.get("kind") || "", { name: "kind" }),
+    // browse jobs (the restore wizard's tree listing a backup) only when asked for
+    kind: select([["", "any but browse"], ...KINDS], query.get("kind") || "", { name: "kind" }),
     host: h("input", { type: "text", name: "host", value: query.get("host") || "" }),
     volume: h("input", { type: "text", name: "volume", value: query.get("volume") || "" }),
   };
