@@ -81,12 +81,10 @@ def test_an_evacuation_is_checked_listed_and_shown(
     page.wait_for_selector(row)
     text = page.inner_text(row)
     assert f"{SPARE} → laptop" in text and "1 failed, 1 succeeded" in text, text
-    shot(page, "evacuations")
     page.click(f"{row} >> role=link[name='{batch}']")
     page.wait_for_selector(f"tr[data-migration='{done}'][data-state='succeeded']")
     assert "bring it back" in page.inner_text(f"tr[data-migration='{failed}']")
     assert page.inner_text("[data-fact='volumes']").startswith("2: ")
-    shot(page, "evacuation")
     md = page.request.get(console.url + page.get_attribute(
         "role=link[name='Report as Markdown']", "href"))
     assert md.ok and md.text().startswith(f"# Evacuation {batch}: failed"), md.text()
