@@ -31,6 +31,9 @@ export const CANCELLABLE = new Set(["queued", "running"]);
 // and the page still needs some for its reads); the others take the progress each poll
 // brings.
 const MAX_STREAMS = 3;
+// A finished job's row stays this long (its bar at 100 %, its outcome) before a refresh
+// drops it.
+const LINGER_MS = 4000;
 
 export function cancelButton(j, onDone) {
   return h("button", { type: "button", class: "small danger", "aria-label": `Cancel job ${j.id}`,
@@ -53,7 +56,8 @@ export function liveJobs(box, canCancel) {
   const update = jobs => {
     const ids = new Set(jobs.map(j => j.id));
     for (const [id, f] of followed) {
-      if (!ids.has(id) && (f.done || !f.stream)) { f.stop(); f.row.remove(); followed.delete(id); }
+      const gone = f.done ? Date.now() - f.done > LINGER_MS : !f.stream;
+      if (!ids.has(id) && gone) { f.stop(); f.row.remove(); followed.delete(id); }
     }
     for (const j of jobs) {
       const known = followed.get(j.id);
@@ -67,13 +71,13 @@ export function liveJobs(box, canCancel) {
         h("div", {}, link(jobHref(j), `${j.kind} ${subject(j)}`), " ", badge(j.state), " ",
           canCancel ? cancelButton(j) : null),
         view.el);
-      const entry = { row, view, done: false, stream: streams() < MAX_STREAMS, stop: () => {} };
+      const entry = { row, view, done: 0, stream: streams() < MAX_STREAMS, stop: () => {} };
       if (entry.stream) {
         entry.stop = followJob(j.id, {
           onProgress: p => view.set(p, "running"),
           onEnd: job => {
             view.set(job.progress, job.state);
-            entry.done = true;
+            entry.done = Date.now();
             for (const b of row.querySelectorAll("button")) b.remove();
           },
         });
