@@ -94,11 +94,14 @@ def _verified(b: dict[str, Any]) -> str:
 
 def jobs(
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    kind: Annotated[str | None, typer.Option(
+        help="Only jobs of this kind (backup, restore, drill, …); quick helper jobs "
+        "(browse) are listed only this way.")] = None,
     as_json: Json = False,
 ) -> None:
     """Job history, newest first."""
     with connect(docker=False) as c:
-        rows = c.jobs(limit)
+        rows = c.jobs(limit, kind)
     if as_json:
         return emit_json(rows)
     by_host = optional(rows, "host")

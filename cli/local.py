@@ -89,8 +89,8 @@ class LocalFront(LocalPolicies, LocalMigrations):
         return self._read(views.list_backups,
                           **{k: v for k, v in filters.items() if v is not None})
 
-    def jobs(self, limit: int) -> list[Json]:
-        return self._read(views.list_jobs, self.runtime.bus, limit=limit)
+    def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
+        return self._read(views.list_jobs, self.runtime.bus, limit=limit, kind=kind)
 
     def job(self, job_id: str) -> Json:
         return self._read(views.get_job, self.runtime.bus, job_id)

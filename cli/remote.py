@@ -54,8 +54,8 @@ class RemoteFront(RemotePolicies, RemoteMigrations):
             filters["pinned"] = str(filters["pinned"]).lower()
         return self._call("GET", "/backups", params=filters)
 
-    def jobs(self, limit: int) -> list[Json]:
-        return self._call("GET", "/jobs", params={"limit": limit})
+    def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
+        return self._call("GET", "/jobs", params={"limit": limit, "kind": kind})
 
     def job(self, job_id: str) -> Json:
         return self._call("GET", f"/jobs/{job_id}")

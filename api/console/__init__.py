@@ -14,7 +14,8 @@ jobs: errors with hints, Cancel, live bars), ``overview.js``, ``volumes.js`` (li
 volume with Back up now), ``backups.js``, ``jobs.js`` (list and one job), ``policies.js``
 and ``policy-preview.js`` (list, form with the cron helper, retention preview),
 ``keys.js`` (API tokens, repository keys), ``pages.js`` (targets, hosts, audit),
-``wizard.js`` and ``tree.js`` (the restore wizard and its browsable tree of a backup).
+``wizard.js`` and ``tree.js`` (the restore wizard and its browsable tree of a backup),
+``evacuations.js`` (evacuations of a host: list, one with its migrations, the start form).
 
 Login: ``/login#token=…`` (the link ``volkeeper serve`` prints; the fragment never
 reaches a server) or a pasted token is traded for an HttpOnly, SameSite=Strict session

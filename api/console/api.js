@@ -53,6 +53,7 @@ export async function hasFeature(name) {
     policies: /^\/api\/v1\/policies$/,
     cancel: /^\/api\/v1\/jobs\/\{[^}]+\}\/cancel$/,  // whatever its parameter is called
     migrations: /^\/api\/v1\/migrations$/,
+    evacuations: /^\/api\/v1\/evacuations$/,
   }[name];
   return [...paths].some(p => wanted.test(p));
 }

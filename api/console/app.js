@@ -5,6 +5,7 @@
 import { api, hasFeature } from "./api.js";
 import { errorBox, fill, h } from "./ui.js";
 import { backupsPage } from "./backups.js";
+import { evacuate, evacuation, evacuations } from "./evacuations.js";
 import { job, jobs } from "./jobs.js";
 import { keys } from "./keys.js";
 import { migrateWizard } from "./migrate.js";
@@ -34,6 +35,9 @@ const routes = [
   [/^\/migrate$/, migrateWizard],
   [/^\/migrations$/, migrations],
   [/^\/migrations\/([^/]+)$/, migration],
+  [/^\/evacuate$/, evacuate],
+  [/^\/evacuations$/, evacuations],
+  [/^\/evacuations\/([^/]+)$/, evacuation],
 ];
 
 let cleanup = null;

@@ -4,8 +4,8 @@
 // stream.
 
 import { FINISHED, api, followJob, hasFeature } from "./api.js";
-import { CANCELLABLE, WIDE, cancelButton, errorCell, heading, jobHref, subject, volHref }
-  from "./live.js";
+import { CANCELLABLE, WIDE, cancelButton, errorCell, heading, jobHref, liveBars, subject,
+  volHref, watchActive } from "./live.js";
 import { badge, errorBox, field, fill, h, link, mark, pager, progressView, select, timeEl,
   toast, when, table } from "./ui.js";
 
@@ -20,13 +20,15 @@ function progressCell(j) {
   return view.el;
 }
 
-// opts.cancel: offer Cancel (the role may and the server can); opts.refresh after it.
-export function jobsTable(rows, { cancel = false, refresh } = {}) {
+// opts.cancel: offer Cancel (the role may and the server can); opts.refresh after it;
+// opts.bars: live bars kept across redraws (liveBars), else each draw shows the polled
+// progress.
+export function jobsTable(rows, { cancel = false, refresh, bars } = {}) {
   const cols = [
     ["job", j => link(jobHref(j), j.id)], ["kind", j => j.kind],
     ["volume", j => (j.volume ? link(volHref(j.host, j.volume), subject(j)) : subject(j))],
     ["state", j => badge(j.state)],
-    ["progress", progressCell],
+    ["progress", bars ? bars.cell : progressCell],
     ["by", j => j.requested_by || "", WIDE], ["created", j => timeEl(j.created_at)],
     ["error", errorCell],
   ];
@@ -37,19 +39,22 @@ export function jobsTable(rows, { cancel = false, refresh } = {}) {
 export async function jobs(main, _params, ctx, query) {
   const f = {
     job_state: select([["", "any"], "queued", "running", "succeeded", "failed", "cancelled"], query.get("state") || "", { name: "state" }),
-    kind: select([["", "any"], ...KINDS], query.get("kind") || "", { name: "kind" }),
+    // browse jobs (the restore wizard's tree listing a backup) only when asked for
+    kind: select([["", "any but browse"], ...KINDS], query.get("kind") || "", { name: "kind" }),
     host: h("input", { type: "text", name: "host", value: query.get("host") || "" }),
     volume: h("input", { type: "text", name: "volume", value: query.get("volume") || "" }),
   };
   const cancel = ctx.can("operator") && await hasFeature("cancel");
   const out = h("div", {});
   let active = false;
+  const bars = liveBars();
   const pages = pager(PAGE, async (offset, limit) => {
     const q = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value]));
     return api("/jobs", { query: { ...q, limit, offset } });
   }, rows => {
     active = rows.some(j => CANCELLABLE.has(j.state));
-    fill(out, jobsTable(rows, { cancel, refresh: () => pages.reload() }));
+    fill(out, jobsTable(rows, { cancel, refresh: () => pages.reload(), bars }));
+    bars.keep(rows);
   }, "jobs");
   const load = () => pages.first().catch(e => fill(out, errorBox(e)));
   fill(main, heading("Jobs"),
@@ -60,15 +65,18 @@ export async function jobs(main, _params, ctx, query) {
   for (const el of [f.job_state, f.kind]) el.addEventListener("change", load);
   await pages.first();
   mark("jobs");
-  // live while something runs (every 1.5 s), else a slow refresh; never while a
-  // control in the table has the focus (a keyboard user is about to press it)
+  // live while something runs (every 1.5 s), else a slow refresh, and at once when a job
+  // starts or ends; never while a control in the table has the focus (a keyboard user
+  // is about to press it)
   let ticks = 0;
+  const focused = () => out.contains(document.activeElement) && document.activeElement !== document.body;
   const timer = setInterval(() => {
     ticks += 1;
-    if (out.contains(document.activeElement) && document.activeElement !== document.body) return;
+    if (focused()) return;
     if (active || ticks % 7 === 0) pages.reload().catch(() => {});
   }, 1500);
-  return () => clearInterval(timer);
+  const unwatch = watchActive(() => { if (!focused()) pages.reload().catch(() => {}); });
+  return () => { clearInterval(timer); unwatch(); bars.stop(); };
 }
 
 export function resultView(j) {

@@ -31,6 +31,9 @@ export const CANCELLABLE = new Set(["queued", "running"]);
 // and the page still needs some for its reads); the others take the progress each poll
 // brings.
 const MAX_STREAMS = 3;
+// A finished job's row stays this long (its bar at 100 %, its outcome) before a refresh
+// drops it.
+const LINGER_MS = 4000;
 
 export function cancelButton(j, onDone) {
   return h("button", { type: "button", class: "small danger", "aria-label": `Cancel job ${j.id}`,
@@ -53,7 +56,8 @@ export function liveJobs(box, canCancel) {
   const update = jobs => {
     const ids = new Set(jobs.map(j => j.id));
     for (const [id, f] of followed) {
-      if (!ids.has(id) && (f.done || !f.stream)) { f.stop(); f.row.remove(); followed.delete(id); }
+      const gone = f.done ? Date.now() - f.done > LINGER_MS : !f.stream;
+      if (!ids.has(id) && gone) { f.stop(); f.row.remove(); followed.delete(id); }
     }
     for (const j of jobs) {
       const known = followed.get(j.id);
@@ -67,13 +71,13 @@ export function liveJobs(box, canCancel) {
         h("div", {}, link(jobHref(j), `${j.kind} ${subject(j)}`), " ", badge(j.state), " ",
           canCancel ? cancelButton(j) : null),
         view.el);
-      const entry = { row, view, done: false, stream: streams() < MAX_STREAMS, stop: () => {} };
+      const entry = { row, view, done: 0, stream: streams() < MAX_STREAMS, stop: () => {} };
       if (entry.stream) {
         entry.stop = followJob(j.id, {
           onProgress: p => view.set(p, "running"),
           onEnd: job => {
             view.set(job.progress, job.state);
-            entry.done = true;
+            entry.done = Date.now();
             for (const b of row.querySelectorAll("button")) b.remove();
           },
         });
@@ -87,4 +91,62 @@ export function liveJobs(box, canCancel) {
   };
   const stop = () => { for (const f of followed.values()) f.stop(); };
   return { update, stop };
+}
+
+// Progress bars of running jobs kept across a table's redraws (a list polled every few
+// seconds): `cell(job)` gives the job's bar, the same element each time; the first few
+// follow their event stream (so the bar is as fresh as the job page's), the others show
+// what each poll brings. `keep(rows)` drops the bars of jobs no longer listed.
+export function liveBars() {
+  const bars = new Map();
+  const drop = id => { const b = bars.get(id); if (b) { b.stop(); bars.delete(id); } };
+  const cell = j => {
+    if (!CANCELLABLE.has(j.state)) { drop(j.id); return ""; }
+    let b = bars.get(j.id);
+    if (!b) {
+      const view = progressView(`progress of job ${j.id}`);
+      b = { view, stream: false, stop: () => {} };
+      if ([...bars.values()].filter(x => x.stream).length < MAX_STREAMS) {
+        b.stream = true;
+        b.stop = followJob(j.id, {
+          onProgress: p => view.set(p, "running"),
+          onEnd: job => view.set(job.progress, job.state),
+        });
+      }
+      bars.set(j.id, b);
+    }
+    b.view.set(j.progress, j.state);  // skipped when the stream already showed newer
+    return b.view.el;
+  };
+  const keep = rows => {
+    const ids = new Set(rows.map(j => j.id));
+    for (const id of [...bars.keys()]) if (!ids.has(id)) drop(id);
+  };
+  const stop = () => { for (const id of [...bars.keys()]) drop(id); };
+  return { cell, keep, stop };
+}
+
+// Notice new and ended jobs soon: the queued and running jobs are read every `everyMs`
+// (two small reads) and `onChange(jobs)` is called when their set (ids and states)
+// changes, so a list page shows a job that started elsewhere within about a second
+// instead of on its next full refresh. Returns a function that stops watching.
+export function watchActive(onChange, everyMs = 1000) {
+  let seen = null;
+  let busy = false;
+  const tick = async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const [running, queued] = await Promise.all([
+        api("/jobs", { query: { job_state: "running", limit: 100 } }),
+        api("/jobs", { query: { job_state: "queued", limit: 100 } })]);
+      const jobs = [...running, ...queued];
+      const key = jobs.map(j => `${j.id}:${j.state}`).sort().join(",");
+      if (seen !== null && key !== seen) onChange(jobs);
+      seen = key;
+    } catch (_) { /* the next tick tries again */ } finally { busy = false; }
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return () => clearInterval(timer);
 }

@@ -3,7 +3,7 @@
 // target, and the running jobs with live bars (refreshed every few seconds).
 
 import { api, hasFeature } from "./api.js";
-import { errorCell, heading, jobHref, liveJobs, subject, volHref } from "./live.js";
+import { errorCell, heading, jobHref, liveJobs, subject, volHref, watchActive } from "./live.js";
 import { bytes, fill, h, link, mark, parseTime, table, timeEl } from "./ui.js";
 
 const DAY_MS = 86400e3;
@@ -82,5 +82,6 @@ export async function overview(main, _params, ctx) {
   };
   await load();
   const timer = setInterval(() => load().catch(() => {}), 4000);
-  return () => { clearInterval(timer); jobsLive.stop(); };
+  const unwatch = watchActive(active => jobsLive.update(active));  // a new job at once
+  return () => { clearInterval(timer); unwatch(); jobsLive.stop(); };
 }

@@ -3,7 +3,7 @@
 // (admins). Overview, volumes, jobs, backups, policies, keys and the restore wizard have
 // modules of their own.
 
-import { api } from "./api.js";
+import { api, hasFeature } from "./api.js";
 import { heading } from "./live.js";
 import { badge, bytes, dialog, errorBox, field, fill, h, link, mark, table, timeEl, toast, when }
   from "./ui.js";
@@ -72,11 +72,15 @@ export async function hosts(main, _params, ctx) {
     ["docker", x => x.docker_version || "?"], ["version", x => x.worker_version || "?"],
     ["volumes", x => link(`#/volumes`, String(x.volume_count))],
     ["last seen", x => timeEl(x.last_seen_at)], ["inventory", x => timeEl(x.inventory_at)]];
+  // evacuating needs somewhere to go: offered with a second host
+  const evacuate = ctx.can("operator") && rows.length > 1 && await hasFeature("evacuations");
   if (ctx.can("operator")) {
-    cols.push(["", x => h("button", { type: "button", class: "small", "aria-label": `Refresh the inventory of ${x.name}`,
+    cols.push(["", x => [h("button", { type: "button", class: "small", "aria-label": `Refresh the inventory of ${x.name}`,
       onclick: async () => {
         try { await api(`/hosts/${encodeURIComponent(x.name)}/refresh`, { method: "POST" }); toast(`Inventory of ${x.name} requested`); } catch (e) { complain(e); }
-      } }, "Refresh inventory")]);
+      } }, "Refresh inventory"),
+    evacuate ? [" ", link(`#/evacuate?host=${encodeURIComponent(x.name)}`, "Evacuate…",
+      { class: "button small", "aria-label": `Evacuate ${x.name}` })] : null]]);
   }
   const checks = health.checks || {};
   fill(main, heading("Hosts"),

@@ -112,7 +112,10 @@ export function table(cols, rows, { caption, empty = "none", rowAttrs } = {}) {
       h("thead", {}, head), h("tbody", {}, body)));
 }
 
-// A live progress view: a <progress> bar plus bytes, files, rate and ETA.
+// A live progress view: a <progress> bar plus bytes, files, rate and ETA. The element
+// carries the shown snapshot's `updated_at` (the worker's clock, s) as data-updated-at; a
+// snapshot older than the shown one (a poll racing the event stream) is skipped while
+// the job runs.
 export function progressView(label) {
   const bar = h("progress", { max: 100, "aria-label": label });
   const pct = h("span", { class: "pct" }, "");
@@ -120,8 +123,12 @@ export function progressView(label) {
   const detail = h("span", { class: "detail muted" }, "");
   const el = h("div", { class: "progress" }, h("div", { class: "bar-line" }, bar, pct),
     h("div", { class: "progress-text" }, phase, " ", detail));
+  let shown = 0;
   const set = (p, state) => {
     p = p || {};
+    const stamp = Number(p.updated_at) || 0;
+    if (stamp && stamp < shown && (!state || state === "running" || state === "queued")) return;
+    if (stamp) { shown = stamp; el.dataset.updatedAt = String(stamp); }
     let percent = p.percent;
     if (state === "succeeded") percent = 100;
     if (percent === null || percent === undefined) {

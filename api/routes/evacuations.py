@@ -43,6 +43,13 @@ def start_evacuation(body: EvacuationIn, state: State, user: Operator,
     return _service(state).evacuate(**body.model_dump(), requested_by=user.name)
 
 
+@router.get("")
+def list_evacuations(state: State, _user: Viewer, limit: int = 50) -> list[dict[str, Any]]:
+    """Evacuations, newest first: each one's hosts, state, counts per state, bytes,
+    longest downtime and number of volumes (GET /evacuations/{id} has its migrations)."""
+    return _service(state).list(limit=limit)
+
+
 @router.get("/{evacuation_id}", response_model=None)
 def get_evacuation(evacuation_id: str, state: State, _user: Viewer,
                    format: Literal["json", "md"] = "json") -> Response | dict[str, Any]:

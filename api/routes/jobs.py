@@ -28,7 +28,9 @@ def job_out(job: Job, state: AppState) -> JobOut:
 def list_jobs(session: DbSession, state: State, _user: Viewer, host: str | None = None,
               volume: str | None = None, job_state: JobState | None = None,
               kind: str | None = None, limit: int = 100, offset: int = 0) -> list[JobOut]:
-    """Jobs, newest first: ``limit`` rows (at most 1000) after skipping ``offset``."""
+    """Jobs, newest first: ``limit`` rows (at most 1000) after skipping ``offset``.
+    Quick helper jobs (``browse``: a backup's directory listed) are left out unless
+    ``kind`` asks for them."""
     return views.list_jobs(session, state.bus, host=host, volume=volume, state=job_state,
                            kind=kind, limit=limit, offset=offset)
 

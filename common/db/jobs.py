@@ -30,6 +30,10 @@ from common.db.models import Job, JobState, new_id
 from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound, VolkeeperError
 
+#: kinds of quick helper jobs (a backup's directory listed for the console's tree) that
+#: job lists leave out unless asked for by kind: they would bury the history
+QUIET_KINDS = frozenset({"browse"})
+
 
 class Fenced(VolkeeperError):
     """This process no longer owns the job (failed by the sweep or an operator, or taken
@@ -207,8 +211,8 @@ def list_jobs(
         q = q.where(Job.volume == volume)
     if state:
         q = q.where(Job.state == state)
-    if kind:
-        q = q.where(Job.kind == kind)
+    # a helper job is listed only when its kind is asked for
+    q = q.where(Job.kind == kind) if kind else q.where(Job.kind.not_in(QUIET_KINDS))
     return list(session.scalars(q))
 
 

@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from common.audit import audited
 from common.db import hosts
 from common.db.migration_rows import FINAL_STATES, Migration
+from common.db.paging import page_limit
 from common.errors import InvalidInput, NotFound
 from common.jobs import migration_views
 from common.jobs.migrations import MigrationService
@@ -68,6 +69,21 @@ class EvacuationService:
         if self.wake is not None:
             self.wake()
         return self.get(batch)
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Evacuations, newest first: each as ``get`` gives it, but with the number of its
+        migrations (``volumes``) instead of their views."""
+        with self.db.session() as s:
+            batches = list(s.execute(
+                select(Migration.batch, func.min(Migration.created_at).label("first"))
+                .where(Migration.batch.is_not(None)).group_by(Migration.batch)
+                .order_by(func.min(Migration.created_at).desc()).limit(page_limit(limit))))
+        out = []
+        for batch, _first in batches:
+            e = self.get(str(batch))
+            out.append({**{k: v for k, v in e.items() if k != "migrations"},
+                        "volumes": len(e["migrations"])})
+        return out
 
     def get(self, batch: str) -> dict[str, Any]:
         """The evacuation: its migrations and their totals."""

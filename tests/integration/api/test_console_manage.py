@@ -158,4 +158,10 @@ def test_chosen_paths_from_the_backups_tree_are_restored_into_a_new_volume(
                                                                       ("a.txt", "file")]
         missing = api.get(f"/backups/{job['backup_id']}/tree", params={"path": "nope"})
         assert missing.status_code == 404 and "'nope'" in missing.json()["error"]["message"]
+    # the listings the tree made are jobs, but the history shows them only when asked
+    page.goto(f"{console.url}/#/jobs?volume={name}")
+    page.wait_for_selector(f"[data-job='{job['id']}']")
+    assert page.locator("main td:text-is('browse')").count() == 0
+    page.select_option("select[name=kind]", "browse")
+    page.wait_for_selector("main td:text-is('browse')")
     close(page, errors)
