@@ -174,7 +174,7 @@ class RestoreIn(Input):
         "loader: psql, mysql, mongorestore …; Redis is restarted) instead of restoring "
         "files into a volume")
     dump_from: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255,
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$", max_length=255,
         description="with dump_into, for a backup holding several dumps: the one of this "
         "container (the name it had when dumped), this database, CONTAINER@DATABASE or "
         "this file name")
