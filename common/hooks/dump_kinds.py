@@ -119,7 +119,7 @@ PG_LOAD_ONE = (_PG_ENV + 'db="$VK_DATABASE"; tmp="volkeeper_restore_$$"; old=0; 
                'if psql -X -At -d postgres -c "SELECT datname FROM pg_database" '
                '| grep -qxF -- "$db"; then old=1; '
                'if [ "${VK_REPLACE:-}" != 1 ]; then ' + _EXISTS_CHECK + 'fi; fi; '
-               'createdb -- "$tmp" || exit 1; '
+               'createdb -T template0 -- "$tmp" || exit 1; '
                'if ! pg_restore --exit-on-error --single-transaction -d "$tmp"; then '
                'dropdb -- "$tmp"; exit 1; fi; '
                'if [ $old = 1 ] && ! dropdb --force -- "$db"; then dropdb -- "$tmp"; exit 1; fi; '
