@@ -216,3 +216,19 @@ def _wait_other(ctr: Any) -> None:
                        user="postgres").exit_code != 0:
         assert time.monotonic() < deadline, ctr.logs()[-2000:]
         time.sleep(0.2)
+
+
+def test_an_unchanged_database_dumped_again_is_stored_once(
+        pg: Pg, embedded_env: dict[str, str]) -> None:
+    """``pg_dump -Fc -Z0``: the custom format uncompressed, so the repository's chunking
+    finds yesterday's dump in today's (a compressed dump would differ throughout)."""
+    pg.sql("CREATE DATABASE ledger", "postgres")
+    pg.sql("CREATE TABLE entries (id int PRIMARY KEY, memo text); INSERT INTO entries "
+           "SELECT g, md5(g::text) || repeat('-', 200) FROM generate_series(1, 120000) g",
+           "ledger")
+    args = ("backup", pg.volume, "--dump-database", "ledger", "--format", "repo")
+    first, second = run(embedded_env, *args), run(embedded_env, *args)
+    assert first["state"] == second["state"] == "succeeded", (first["error"], second["error"])
+    size = second["result"]["logical_bytes"]
+    assert size > 20_000_000 and first["result"]["stored_bytes"] > 0
+    assert second["result"]["stored_bytes"] < size // 10, second["result"]
