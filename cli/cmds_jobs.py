@@ -44,6 +44,11 @@ def backup(
         help="Back up a database dump instead of the files: postgres, mysql, mariadb, redis, "
         "sqlite or mongodb, run inside the volume's running database container (or the "
         "containers labelled volkeeper.dump=KIND).")] = None,
+    dump_database: Annotated[list[str] | None, typer.Option(
+        "--dump-database", metavar="NAME",
+        help="postgres, mysql, mariadb: dump this database alone, loadable into a database "
+        "of another name (repeatable, or NAME,NAME). Default: the volkeeper.dump-database "
+        "label, else every database in one stream.")] = None,
     wait: Wait = False,
     as_json: Json = False,
 ) -> None:
@@ -64,6 +69,10 @@ def backup(
             raise CliError("--dump backs up one volume's database: name one VOLUME (in a "
                            "group, label the database's container volkeeper.dump=KIND)")
         body["dump"] = dump
+    if dump_database:
+        if grouped:
+            raise CliError("--dump-database dumps one volume's database: name one VOLUME")
+        body["dump_databases"] = dump_database
     with connect() as c:
         if grouped:
             body |= {"project": project, "name": group, "volumes": member or []}
@@ -101,7 +110,16 @@ def restore(
     dump_from: Annotated[str | None, typer.Option(
         "--dump-from", metavar="NAME",
         help="--dump-into, for a backup of several dumps: the dump of this container (its "
-        "name when dumped) or this file name.")] = None,
+        "name when dumped), this database, CONTAINER@DATABASE or this file name.")] = None,
+    database: Annotated[str | None, typer.Option(
+        "--database", metavar="NAME",
+        help="--dump-into, a one-database dump (--dump-database): load it into a new "
+        "database of this name (default: its own); SQLite: a new file's path in the "
+        "container. Refused if it exists, unless --replace-database.")] = None,
+    replace_database: Annotated[bool, typer.Option(
+        "--replace-database",
+        help="--dump-into: replace the database (--database, or the dump's own) if it "
+        "exists (PostgreSQL: swapped only after the dump loaded).")] = False,
     as_json: Json = False,
 ) -> None:
     """Restore BACKUP into a new or empty volume (default: its original name), or with
@@ -110,8 +128,9 @@ def restore(
     if bool(group) == bool(backup_id):
         raise CliError("name one BACKUP, or a group backup with --group GROUP_ID")
     if group:
-        if into or path or dry_run or dump_into:
-            raise CliError("--into, --path, --dry-run and --dump-into apply to one backup; a group "
+        if into or path or dry_run or dump_into or database or replace_database:
+            raise CliError("--into, --path, --dry-run, --dump-into, --database and "
+                           "--replace-database apply to one backup; a group "
                            "restores into its volumes' names (or with --suffix)")
         return _restore_group(group, {"host": host, "mode": mode, "suffix": suffix,
                                       "stop_containers": stop_containers}, wait, as_json)
@@ -127,6 +146,10 @@ def restore(
         body["dump_into"] = dump_into
     if dump_from:
         body["dump_from"] = dump_from
+    if database:
+        body["database"] = database
+    if replace_database:
+        body["replace_database"] = True
     with connect() as c:
         if dry_run:
             return _show_validation(c.validate_restore(body), as_json)

@@ -164,7 +164,7 @@ class LocalFront(LocalPolicies, LocalMigrations):
         return self._job(self.service.submit_backup(
             volume=b.volume, host=b.host, target=b.target, fmt=b.format, requested_by=USER,
             stop_containers=b.stop_containers, excludes=b.excludes, snapshot=b.snapshot,
-            dump=b.dump))
+            dump=b.dump, dump_databases=b.dump_databases))
 
     def group_backup(self, body: Json) -> Json:
         from common.jobs.groups import GroupBackupIn, GroupJobs
@@ -188,7 +188,7 @@ class LocalFront(LocalPolicies, LocalMigrations):
         return self._job(self.service.submit_restore(
             backup_id=r.backup_id, into=r.into, host=r.host, requested_by=USER, mode=r.mode,
             stop_containers=r.stop_containers, paths=r.paths, dump_into=r.dump_into,
-            dump_from=r.dump_from))
+            dump_from=r.dump_from, database=r.database, replace_database=r.replace_database))
 
     def validate_restore(self, body: Json) -> Json:
         from common.jobs.inputs import RestoreIn, parse

@@ -20,7 +20,7 @@ def start_backup(body: BackupIn, state: State, user: Operator) -> JobOut:
                                       fmt=body.format, requested_by=user.name,
                                       stop_containers=body.stop_containers,
                                       excludes=body.excludes, snapshot=body.snapshot,
-                                      dump=body.dump)
+                                      dump=body.dump, dump_databases=body.dump_databases)
     return job_out(job, state)
 
 

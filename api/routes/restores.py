@@ -19,10 +19,14 @@ def start_restore(body: RestoreIn, state: State, user: Operator) -> JobOut:
     ``mode=replace`` needs the admin role."""
     if body.mode == "replace":
         require_role(user, "admin", "a replace-restore", state)
+    if body.replace_database:
+        require_role(user, "admin", "replacing a database", state)
     job = state.service.submit_restore(backup_id=body.backup_id, into=body.into,
                                        host=body.host, requested_by=user.name, mode=body.mode,
                                        stop_containers=body.stop_containers, paths=body.paths,
-                                       dump_into=body.dump_into, dump_from=body.dump_from)
+                                       dump_into=body.dump_into, dump_from=body.dump_from,
+                                       database=body.database,
+                                       replace_database=body.replace_database)
     return job_out(job, state)
 
 

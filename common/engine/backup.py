@@ -97,6 +97,7 @@ def consistent_backup(
     on_snapshot: Callable[[dict[str, Any] | None], None] | None = None,
     dump: str | None = None,
     labels_first: bool = False,
+    dump_databases: list[str] | None = None,
 ) -> ConsistentBackup:
     """Back up ``volume`` between its containers' hooks, stopped when asked (or labelled),
     without the excluded paths (see the module doc). ``on_stopping`` gets the containers
@@ -105,7 +106,8 @@ def consistent_backup(
     lvm, off; None: the volume's ``volkeeper.snapshot`` label) reads a filesystem snapshot
     instead of stopping; ``on_snapshot`` gets its record before it is taken and None once
     it is dropped. ``dump`` (or a container's ``volkeeper.dump`` label) backs up database
-    dumps instead of the files (``common.hooks.dumps``): their containers keep running,
+    dumps instead of the files (``common.hooks.dumps``; ``dump_databases``: those alone,
+    each loadable under another name): their containers keep running,
     nothing is stopped or snapshotted for them. A failure's exception carries what
     happened in its ``result`` (hook outputs, stop windows, the snapshot, the dumps).
     ``labels_first``: the options are a policy's, which the volume's and its containers'
@@ -114,7 +116,7 @@ def consistent_backup(
     if labels_first:
         decided = policy_options(info, stop_containers, snapshot, dump)
         stop_containers, snapshot, dump = decided.stop, decided.snapshot, decided.dump
-    dumps = DumpSet(docker, dumps_for(info, dump))
+    dumps = DumpSet(docker, dumps_for(info, dump, dump_databases))
     if dumps and (stop_containers or snapshot not in (None, "off")):
         raise InvalidInput("a dump backup neither stops the containers nor reads a "
                            "snapshot: the dump runs inside the running database",

@@ -19,15 +19,38 @@ restarts the server (``REDIS_REPLACE``, ``restart_with``). MySQL/MariaDB dump wi
 dumps ``.dump`` (one read transaction) and its load replaces the file's content
 (``SQLITE_REPLACE``). MongoDB (``mongodump --archive``) is defined the same way but not
 exercised by the tests (no MongoDB package in Debian to build a test image from).
+
+**One database** (``volkeeper.dump-database=NAME[,NAME]`` or ``--dump-database``): the
+PostgreSQL and MySQL/MariaDB kinds also dump named databases, each alone (``dump_one``,
+the name in ``VK_DATABASE``) in a form that loads under any name: ``pg_dump -Fc -Z0``
+(the custom format, uncompressed — the backup compresses and deduplicates it — loaded by
+``pg_restore``) and ``mysqldump --single-transaction NAME`` (without ``--databases``: no
+``CREATE DATABASE``/``USE`` inside). Each is its own file, ``<kind>-<container>@<db>.<ext>``
+(a container's name has no ``@``), so the backup itself says which database it holds.
+``load_one`` loads such a dump into the database ``VK_DATABASE``: it refuses (exit code
+``EXISTS``) when that database exists, unless ``VK_REPLACE=1``. PostgreSQL loads into a
+scratch database first (``--single-transaction --exit-on-error``) and only then drops the
+old one and renames the new one into place, so a failed load leaves the old database as
+it was; MySQL/MariaDB, without a database rename, drop and re-create it before the load
+(a failed load drops what it made). SQLite's dump is one database already: its
+``load_one`` writes a new file ``VK_DUMP_PATH`` (refused when it exists, unless replacing).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from common.errors import InvalidInput
 
 DIRECTORY = ".volkeeper-dumps"
+#: the exit code of a ``load_one`` refusing a database that exists
+EXISTS = 17
+#: the database names volkeeper dumps and creates: PostgreSQL's and MySQL's usual names
+#: (no quoting needed in any shell or SQL they pass through)
+DATABASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 
 _PG_ENV = ('export PGUSER="${POSTGRES_USER:-postgres}"; '
            'if [ -n "${POSTGRES_PASSWORD:-}" ] && [ -z "${PGPASSWORD:-}" ]; then '
@@ -56,6 +79,12 @@ class DumpKind:
     #: after the load: a command that stops the server (it exits with the container),
     #: which is then started again
     restart_with: str | None = None
+    #: dumps the one database ``VK_DATABASE`` (None: the kind dumps only everything)
+    dump_one: str | None = None
+    #: the extension of a ``dump_one`` dump
+    one_extension: str = ""
+    #: loads a one-database dump into the new database ``VK_DATABASE`` (see the module doc)
+    load_one: str | None = None
 
 
 #: the loader of an RDB (on stdin): written beside the server's file and renamed over
@@ -83,21 +112,61 @@ SQLITE_REPLACE = ('tmp="$VK_DUMP_PATH.volkeeper-restore"; rm -f "$tmp" && '
                   'sqlite3 -bail -cmd ".timeout 30000" "$VK_DUMP_PATH" ".restore \'$tmp\'"; '
                   'rc=$?; rm -f "$tmp"; exit $rc')
 
+_EXISTS_CHECK = f'echo "volkeeper: database $db exists already" >&2; exit {EXISTS}; '
+#: pg_dump's custom format, uncompressed: pg_restore loads it under any name
+PG_DUMP_ONE = _PG_ENV + 'exec pg_dump -Fc -Z0 -d "$VK_DATABASE"'
+PG_LOAD_ONE = (_PG_ENV + 'db="$VK_DATABASE"; tmp="volkeeper_restore_$$"; old=0; '
+               'if psql -X -At -d postgres -c "SELECT datname FROM pg_database" '
+               '| grep -qxF -- "$db"; then old=1; '
+               'if [ "${VK_REPLACE:-}" != 1 ]; then ' + _EXISTS_CHECK + 'fi; fi; '
+               'createdb -T template0 -- "$tmp" || exit 1; '
+               'if ! pg_restore --exit-on-error --single-transaction -d "$tmp"; then '
+               'dropdb -- "$tmp"; exit 1; fi; '
+               'if [ $old = 1 ] && ! dropdb --force -- "$db"; then dropdb -- "$tmp"; exit 1; fi; '
+               """printf '%s\\n' 'ALTER DATABASE :"tmp" RENAME TO :"db";' | """
+               'psql -X -q -v ON_ERROR_STOP=1 -d postgres -v tmp="$tmp" -v db="$db"')
+
+
+def _my_load_one(client: str) -> str:
+    """MySQL/MariaDB: (drop and) create ``VK_DATABASE``, load into it; a failed load drops
+    it again."""
+    q = f'{client} -uroot -e '
+    return (_MY_PW + 'db="$VK_DATABASE"; '
+            f'if {client} -uroot -N -B -e "SHOW DATABASES" | grep -qxF -- "$db"; then '
+            'if [ "${VK_REPLACE:-}" != 1 ]; then ' + _EXISTS_CHECK + 'fi; '
+            f'{q}"DROP DATABASE \\`$db\\`" || exit 1; fi; '
+            f'{q}"CREATE DATABASE \\`$db\\`" || exit 1; '
+            f'{client} -uroot "$db" && exit 0; '
+            f'{q}"DROP DATABASE \\`$db\\`"; exit 1')
+
+
+#: a new SQLite file: refused when one is there, unless replacing
+SQLITE_NEW = ('if [ -e "$VK_DUMP_PATH" ] && [ "${VK_REPLACE:-}" != 1 ]; then '
+              'db="$VK_DUMP_PATH"; ' + _EXISTS_CHECK + 'fi; ' + SQLITE_REPLACE)
+
 KINDS: dict[str, DumpKind] = {k.name: k for k in (
     DumpKind("postgres", "sql",
              _PG_ENV + "exec pg_dumpall --clean --if-exists",
-             _PG_ENV + "exec psql -X -q -v ON_ERROR_STOP=0 -d postgres", user="postgres"),
+             _PG_ENV + "exec psql -X -q -v ON_ERROR_STOP=0 -d postgres", user="postgres",
+             dump_one=PG_DUMP_ONE, one_extension="pgdump", load_one=PG_LOAD_ONE),
     DumpKind("mysql", "sql",
              _MY_PW + "exec mysqldump -uroot --all-databases --single-transaction --routines "
              "--events --triggers",
-             _MY_PW + "exec mysql -uroot"),
+             _MY_PW + "exec mysql -uroot",
+             dump_one=_MY_PW + "exec mysqldump -uroot --single-transaction --routines "
+             '--events --triggers "$VK_DATABASE"',
+             one_extension="sql", load_one=_my_load_one("mysql")),
     DumpKind("mariadb", "sql",
              _MY_PW + "exec mariadb-dump -uroot --all-databases --single-transaction "
              "--routines --events --triggers",
-             _MY_PW + "exec mariadb -uroot"),
+             _MY_PW + "exec mariadb -uroot",
+             dump_one=_MY_PW + "exec mariadb-dump -uroot --single-transaction --routines "
+             '--events --triggers "$VK_DATABASE"',
+             one_extension="sql", load_one=_my_load_one("mariadb")),
     DumpKind("redis", "rdb", _REDIS_AUTH + "exec redis-cli --rdb -", REDIS_REPLACE,
              restart_with=_REDIS_AUTH + "exec redis-cli SHUTDOWN NOSAVE"),
-    DumpKind("sqlite", "sql", SQLITE_DUMP, SQLITE_REPLACE, needs_path=True),
+    DumpKind("sqlite", "sql", SQLITE_DUMP, SQLITE_REPLACE, needs_path=True,
+             load_one=SQLITE_NEW),
     DumpKind("mongodb", "archive", _MONGO_AUTH + 'exec mongodump --archive "$@"',
              _MONGO_AUTH + 'exec mongorestore --archive --drop "$@"'),
 )}
@@ -117,15 +186,49 @@ def kind_of(name: str, field: str = "dump") -> DumpKind:
     return kind
 
 
-def file_name(kind: DumpKind, container: str) -> str:
-    """The dump's name inside ``DIRECTORY``."""
-    return f"{kind.name}-{container.lstrip('/')}.{kind.extension}"
+def database_names(names: Iterable[str], field: str = "database") -> list[str]:
+    """Database names as given (a comma list each), checked; InvalidInput names a bad one."""
+    out: list[str] = []
+    for part in (p.strip() for n in names for p in n.split(",")):
+        if not part:
+            continue
+        if not DATABASE_NAME.match(part):
+            raise InvalidInput(f"{field}: {part!r} is not a database name volkeeper takes",
+                               "use 1-63 letters, digits, '_', '.' or '-' (not first)")
+        if part not in out:
+            out.append(part)
+    return out
 
 
-def parse_file_name(name: str) -> tuple[DumpKind, str] | None:
-    """(kind, container) of a dump's file name; None for another name."""
-    head, _, _ext = name.rpartition(".")
-    kind, sep, container = head.partition("-")
-    if not sep or kind not in KINDS or not container:
+class DumpFile(NamedTuple):
+    """What a dump's file name says: its kind, container and database (None: all)."""
+
+    kind: DumpKind
+    container: str
+    database: str | None = None
+
+
+def file_name(kind: DumpKind, container: str, database: str | None = None) -> str:
+    """The dump's name inside ``DIRECTORY``: ``<kind>-<container>[@<database>].<ext>``."""
+    if database is None:
+        return f"{kind.name}-{container.lstrip('/')}.{kind.extension}"
+    return f"{kind.name}-{container.lstrip('/')}@{database}.{kind.one_extension}"
+
+
+def parse_file_name(name: str) -> DumpFile | None:
+    """What the dump file ``name`` holds; None for another name."""
+    kind_name, sep, rest = name.partition("-")
+    kind = KINDS.get(kind_name)
+    if not sep or kind is None:
         return None
-    return KINDS[kind], container
+    container, at, database = rest.partition("@")
+    ext = kind.one_extension if at else kind.extension
+    if not ext or not name.endswith(f".{ext}"):
+        return None
+    if at:
+        database = database[: -len(ext) - 1]
+        if not DATABASE_NAME.match(database) or not container:
+            return None
+        return DumpFile(kind, container, database)
+    container = container[: -len(ext) - 1]
+    return DumpFile(kind, container) if container else None

@@ -9,6 +9,11 @@ a consistent backup; a stop-mode or snapshot backup of the volume is the other w
 So a dump backup restores, verifies, copies and drills like any other backup, and
 ``restore --dump-into CONTAINER`` feeds the file to the matching loader.
 
+``volkeeper.dump-database=NAME[,NAME]`` on the container (or the backup's
+``dump_databases``) dumps those databases, each alone into its own file
+``<kind>-<container>@<database>.<ext>`` (``dump_kinds``: loadable under another name);
+without it PostgreSQL and MySQL dump every database in one stream.
+
 The repository takes the stream as it comes (``DumpSet.streams``: chunked and
 deduplicated like a file, like ``restic backup --stdin``); a tar archive needs each
 member's size before its data, so ``DumpSet.tar_stream`` spools each dump to a temporary
@@ -29,9 +34,10 @@ from typing import Any, BinaryIO
 
 from common.docker import ContainerRef, DockerHost, VolumeInfo
 from common.errors import InvalidInput, VolkeeperError
-from common.hooks.dump_kinds import DIRECTORY, DumpKind, file_name, kind_of
+from common.hooks.dump_kinds import DIRECTORY, DumpKind, database_names, file_name, kind_of
 
 DUMP = "volkeeper.dump"
+DUMP_DATABASE = "volkeeper.dump-database"
 DUMP_USER = "volkeeper.dump-user"
 DUMP_PATH = "volkeeper.dump-path"
 SPOOL_MEMORY = 8 << 20
@@ -51,10 +57,16 @@ class DumpSource:
     kind: DumpKind
     user: str | None
     env: dict[str, str] = field(default_factory=dict)
+    #: the one database dumped (None: all of them)
+    database: str | None = None
 
     @property
     def name(self) -> str:
-        return file_name(self.kind, self.container.name)
+        return file_name(self.kind, self.container.name, self.database)
+
+    @property
+    def command(self) -> str:
+        return self.kind.dump if self.database is None else str(self.kind.dump_one)
 
     @property
     def path(self) -> str:
@@ -68,6 +80,8 @@ class DumpRun:
     container: str
     kind: str
     path: str
+    #: the one database it holds (None: every database of the server)
+    database: str | None = None
     bytes: int = 0
     seconds: float = 0.0
     exit_code: int | None = None
@@ -77,11 +91,23 @@ class DumpRun:
         return asdict(self)
 
 
-def source_of(c: ContainerRef, kind_name: str) -> DumpSource:
-    """The dump of container ``c`` as ``kind_name`` (its ``dump-user``/``dump-path``)."""
+def source_of(c: ContainerRef, kind_name: str, database: str | None = None,
+              path: str | None = None) -> DumpSource:
+    """The dump of container ``c`` as ``kind_name`` (its ``dump-user``/``dump-path``;
+    ``path``: that file instead), of the one ``database`` when given."""
     kind = kind_of(kind_name)
     env: dict[str, str] = {}
-    if kind.needs_path:
+    if database is not None:
+        if kind.dump_one is None:
+            raise InvalidInput(
+                f"container {c.name}: a {kind.name} dump holds the whole server, it cannot "
+                f"dump the database {database!r} alone",
+                f"leave out {DUMP_DATABASE} (--dump-database); only postgres, mysql and "
+                "mariadb dump named databases")
+        env["VK_DATABASE"] = database
+    if path is not None:
+        env["VK_DUMP_PATH"] = path
+    elif kind.needs_path:
         path = (c.labels.get(DUMP_PATH) or "").strip()
         if not path:
             raise InvalidInput(f"container {c.name} dumps or loads a {kind.name} database but "
@@ -89,14 +115,22 @@ def source_of(c: ContainerRef, kind_name: str) -> DumpSource:
                                f"label it with {DUMP_PATH}=/path/to/the/database/file")
         env["VK_DUMP_PATH"] = path
     user = (c.labels.get(DUMP_USER) or "").strip() or kind.user
-    return DumpSource(c, kind, user, env)
+    return DumpSource(c, kind, user, env, database)
 
 
-def dumps_for(info: VolumeInfo, requested: str | None = None) -> list[DumpSource]:
+def dumps_for(info: VolumeInfo, requested: str | None = None,
+              databases: list[str] | None = None) -> list[DumpSource]:
     """The dumps a backup of ``info`` takes: one per container labelled ``volkeeper.dump``
     — or, when the backup asks for ``requested``, the containers labelled with that kind,
-    else the one running container using the volume. Empty: a file backup. Raises
-    InvalidInput when a dumping container is not running or the choice is ambiguous."""
+    else the one running container using the volume. Each container dumps the
+    ``databases`` asked (else those of its ``volkeeper.dump-database`` label) one by one,
+    else all at once. Empty: a file backup. Raises InvalidInput when a dumping container
+    is not running, the choice is ambiguous or a kind cannot dump one database."""
+    if databases and not requested and not any(
+            (c.labels.get(DUMP) or "").strip() for c in info.containers):
+        raise InvalidInput(f"--dump-database (dump_databases) names databases to dump, but "
+                           f"no container of volume {info.name!r} is labelled {DUMP}=KIND",
+                           "say which database engine with --dump KIND (dump)")
     labelled = [c for c in info.containers if (c.labels.get(DUMP) or "").strip()]
     if requested:
         kind = kind_of(requested).name
@@ -119,7 +153,9 @@ def dumps_for(info: VolumeInfo, requested: str | None = None) -> list[DumpSource
                 f"container {c.name} should dump its database ({DUMP}={kind_name}) but it is "
                 f"{c.state}: a dump runs inside the running server",
                 f"start it (docker start {c.name}) and back up again")
-        out.append(source_of(c, kind_name))
+        names: list[str | None] = [*(databases or database_names(
+            [c.labels.get(DUMP_DATABASE) or ""], f"the label {DUMP_DATABASE} of {c.name}"))]
+        out += [source_of(c, kind_name, db) for db in names or [None]]
     return sorted(out, key=lambda s: s.name)
 
 
@@ -130,7 +166,7 @@ class DumpStream(io.RawIOBase):
         super().__init__()
         self.source = source
         self.run = run
-        self.reader = docker.exec_reader(source.container.id, ["sh", "-c", source.kind.dump],
+        self.reader = docker.exec_reader(source.container.id, ["sh", "-c", source.command],
                                          user=source.user, env=source.env)
 
     def readable(self) -> bool:
@@ -151,7 +187,7 @@ class DumpStream(io.RawIOBase):
         r.exit_code, r.stderr = self.reader.exit_code, self.reader.stderr[-2000:]
         if r.exit_code != 0:
             tail = " | ".join(r.stderr.strip().splitlines()[-3:])[-600:]
-            program = self.source.kind.dump.rpartition("exec ")[2]
+            program = self.source.command.rpartition("exec ")[2]
             user = f"-u {self.source.user} " if self.source.user else ""
             raise DumpFailed(
                 f"the {r.kind} dump in container {r.container} ({program}) exited with "
@@ -181,7 +217,7 @@ class DumpSet:
     def streams(self) -> Iterator[tuple[str, BinaryIO]]:
         """(file name in ``DIRECTORY``, stdout) of each dump, started when reached."""
         for s in self.sources:
-            run = DumpRun(s.container.name, s.kind.name, s.path)
+            run = DumpRun(s.container.name, s.kind.name, s.path, s.database)
             self.runs.append(run)
             with contextlib.closing(DumpStream(self.docker, s, run)) as stream:
                 yield s.name, stream  # type: ignore[misc]

@@ -59,7 +59,8 @@ def require_target(session: Session, name: str) -> None:
 def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, target: str,
                 fmt: str, requested_by: str | None, stop_containers: bool = False,
                 excludes: list[str] | None = None, snapshot: str | None = None,
-                dump: str | None = None, now: datetime | None = None,
+                dump: str | None = None, dump_databases: list[str] | None = None,
+                now: datetime | None = None,
                 memo: dict[str, VolkeeperError | None] | None = None,
                 policy: str | None = None) -> dict[str, Any]:
     """The ``jobs.create_job`` arguments of a backup that passed every check (raises
@@ -76,7 +77,8 @@ def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, targe
                                          else {}),
                        **({"excludes": excludes} if excludes else {}),
                        **({"snapshot": snapshot} if snapshot else {}),
-                       **({"dump": dump} if dump else {})},
+                       **({"dump": dump} if dump else {}),
+                       **({"dump_databases": dump_databases} if dump_databases else {})},
             "requested_by": requested_by}
 
 

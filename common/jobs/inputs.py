@@ -103,11 +103,26 @@ class BackupIn(Input):
         description="back up a database dump instead of the files: postgres, mysql, "
         "mariadb, redis, sqlite or mongodb (run inside the volume's database container; "
         "also asked by the label volkeeper.dump=KIND on that container)")
+    dump_databases: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="postgres, mysql, mariadb: dump these databases, each alone (loadable "
+        "into a database of another name), instead of every database in one stream; "
+        "default: the label volkeeper.dump-database=NAME[,NAME] of the database's container")
 
     @field_validator("dump")
     @classmethod
     def _check_dump(cls, kind: str | None) -> str | None:
         return dump_kind(kind)
+
+    @field_validator("dump_databases")
+    @classmethod
+    def _check_databases(cls, names: list[str]) -> list[str]:
+        from common.hooks.dump_kinds import database_names
+
+        try:
+            return database_names(names, "dump_databases")
+        except InvalidInput as e:
+            raise ValueError(f"{e.message} ({e.hint})") from None
 
     @field_validator("excludes")
     @classmethod
@@ -159,9 +174,33 @@ class RestoreIn(Input):
         "loader: psql, mysql, mongorestore …; Redis is restarted) instead of restoring "
         "files into a volume")
     dump_from: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=255,
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$", max_length=255,
         description="with dump_into, for a backup holding several dumps: the one of this "
-        "container (the name it had when dumped) or this file name")
+        "container (the name it had when dumped), this database, CONTAINER@DATABASE or "
+        "this file name")
+    database: str | None = Field(
+        default=None, max_length=4096,
+        description="with dump_into, a one-database dump (dump_databases): load it into a "
+        "new database of this name (default: its own name), refused if it exists unless "
+        "replace_database; SQLite: a new database file, an absolute path in the container")
+    replace_database: bool = Field(
+        default=False, description="with dump_into: drop and replace the database "
+        "(database, or the dump's own) when it exists (PostgreSQL: only after the dump "
+        "loaded into a new one)")
+
+    @field_validator("database")
+    @classmethod
+    def _check_database(cls, name: str | None) -> str | None:
+        import re
+
+        from common.hooks.dump_kinds import DATABASE_NAME
+
+        if name is None or DATABASE_NAME.match(name) or (
+                re.fullmatch(r"/[A-Za-z0-9_./-]+", name) and "/../" not in f"{name}/"):
+            return name
+        raise ValueError(f"{name!r} is not a database name volkeeper takes: use 1-63 "
+                         "letters, digits, '_', '.' or '-' (not first); for SQLite an "
+                         "absolute file path such as /data/copy.db")
 
     @field_validator("paths")
     @classmethod

@@ -76,6 +76,7 @@ class JobService:
         excludes: list[str] | None = None,
         snapshot: str | None = None,
         dump: str | None = None,
+        dump_databases: list[str] | None = None,
     ) -> Job:
         host = host or self.settings.host_name
         target = target or self.settings.default_target
@@ -84,7 +85,7 @@ class JobService:
                 s, self.settings, volume=volume, host=host, target=target,
                 fmt=fmt or self.settings.default_format, requested_by=requested_by,
                 stop_containers=stop_containers, excludes=excludes,
-                snapshot=snapshot, dump=dump))
+                snapshot=snapshot, dump=dump, dump_databases=dump_databases))
         return self._dispatch(job, TASK_BACKUP)
 
     def dispatch_queued(self, queued: list[Job], task: str) -> list[Job]:
@@ -115,28 +116,44 @@ class JobService:
         paths: list[str] | None = None,
         dump_into: str | None = None,
         dump_from: str | None = None,
+        database: str | None = None,
+        replace_database: bool = False,
     ) -> Job:
         """``mode`` "new" (into a missing or empty volume) or "replace" (snapshot, replace,
         verify, roll back on failure); ``paths`` restores only those (new mode);
-        ``dump_into`` loads a dump backup into that running container instead."""
-        if dump_from and not dump_into:
-            raise InvalidInput("dump_from (--dump-from) chooses the dump that dump_into "
-                               "(--dump-into) loads", "name the container to load it into")
+        ``dump_into`` loads a dump backup into that running container instead (into a
+        new ``database``, or replacing it: ``common.engine.dump_restore``)."""
+        for given, flag in ((dump_from, "dump_from (--dump-from) chooses the dump"),
+                            (database, "database (--database) names the database"),
+                            (replace_database, "replace_database (--replace-database) "
+                             "replaces the database")):
+            if given and not dump_into:
+                raise InvalidInput(f"{flag} that dump_into (--dump-into) loads into",
+                                   "name the container to load the dump into with "
+                                   "--dump-into CONTAINER")
         if dump_into and (paths or mode == "replace" or into):
             raise InvalidInput("dump_into (--dump-into) loads the dump into a container: it "
                                "takes no into, paths or mode replace",
                                "leave those out, or restore the files without dump_into")
+        if dump_into and database:
+            from common.jobs.dump_records import check_dump_restore
+
+            with self.db.session() as s:
+                check_dump_restore(s, catalog.get_backup(s, backup_id), dump_from, database)
         return self._queue_restore(backup_id=backup_id, into=into, host=host,
                                    requested_by=requested_by, mode=mode,
                                    stop_containers=stop_containers, paths=paths,
-                                   dump_into=dump_into, dump_from=dump_from)
+                                   dump_into=dump_into, dump_from=dump_from,
+                                   dump_options={"database": database,
+                                                 "replace_database": replace_database})
 
     def _queue_restore(self, *, backup_id: str, into: str | None, host: str | None,
                        requested_by: str | None, mode: str, stop_containers: bool,
                        paths: list[str] | None = None,
                        create: dict[str, Any] | None = None,
                        dump_into: str | None = None, dump_from: str | None = None,
-                       record_for: str | None = None) -> Job:
+                       record_for: str | None = None,
+                       dump_options: dict[str, Any] | None = None) -> Job:
         """``submit_restore`` without its audit entry (a rollback writes its own; a
         migration's restores are its own record). ``create``: the driver, driver_opts and
         labels a missing volume is created with (a migration's destination);
@@ -160,6 +177,8 @@ class JobService:
                                                 else {}),
                                              **({"dump_from": dump_from} if dump_from
                                                 else {}),
+                                             **{k: v for k, v in (dump_options or {}).items()
+                                                if v},
                                              **({"record_for": record_for} if record_for
                                                 else {})},
                 requested_by=requested_by)

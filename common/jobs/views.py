@@ -16,6 +16,7 @@ from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
 from common.errors import VolkeeperError
+from common.jobs.dump_records import recorded_dumps
 from common.label_secrets import redact_labels
 from common.progress import ProgressBus
 
@@ -111,6 +112,15 @@ class ValidationOut(BaseModel):
     checks: list[CheckOut]
 
 
+class DumpHeldOut(BaseModel):
+    kind: str
+    container: str
+    database: str | None = Field(default=None, description="the one database of the dump "
+                                 "(loads into another name with --database); null: every "
+                                 "database of the server in one dump")
+    path: str = Field(description="the dump's file in the backup")
+
+
 class BackupOut(BaseModel):
     id: str
     job_id: str | None
@@ -144,6 +154,8 @@ class BackupOut(BaseModel):
                                  "Compose project's volumes or a named set, one stop "
                                  "window) share it; restore them together with "
                                  "POST /api/v1/groups/{group_id}/restore")
+    dumps: list[DumpHeldOut] = Field(default=[], description="a dump backup: the database "
+                                     "dumps it holds, as its backup job recorded them")
 
 
 class JobOut(BaseModel):
@@ -186,10 +198,12 @@ def job_out(job: Job, bus: ProgressBus | None) -> JobOut:
     return out
 
 
-def backup_out(b: Backup) -> BackupOut:
+def backup_out(b: Backup, dumps: list[dict[str, Any]] | None = None) -> BackupOut:
+    """``dumps``: what its job recorded (``dump_records``)."""
     out = BackupOut.model_validate(b, from_attributes=True)
     out.tags = list(b.tags or [])
     out.snapshot_id = b.snapshot_id or None
+    out.dumps = [DumpHeldOut(**d) for d in dumps or []]
     return out
 
 
@@ -272,10 +286,12 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
                  pinned: bool | None = None, limit: int = 200, offset: int = 0,
                  group: str | None = None) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all; ``group``: one group's backups."""
-    return [backup_out(b) for b in catalog.list_backups(
+    rows = catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset,
-        group=group)]
+        group=group)
+    dumps = recorded_dumps(session, (b.job_id for b in rows))
+    return [backup_out(b, dumps.get(b.job_id or "")) for b in rows]
 
 
 def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:
@@ -285,7 +301,8 @@ def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:
 
 
 def get_backup(session: Session, backup_id: str) -> BackupOut:
-    return backup_out(catalog.get_backup(session, backup_id))
+    b = catalog.get_backup(session, backup_id)
+    return backup_out(b, recorded_dumps(session, [b.job_id]).get(b.job_id or ""))
 
 
 def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = None,

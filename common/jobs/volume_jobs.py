@@ -35,6 +35,7 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             tracker=tracker, settings=ctx.settings_for(job.target),
             stop_containers=bool(job.params.get("stop_containers")),
             excludes=job.params.get("excludes") or (), dump=job.params.get("dump"),
+            dump_databases=job.params.get("dump_databases"),
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
             on_started=lambda: record.containers_started(ctx, job.id),
             snapshot=job.params.get("snapshot"), labels_first=bool(job.params.get("policy")),
@@ -52,7 +53,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             loaded = dump_restore.load_dump(
                 ctx.docker, backend, StoredBackup.from_row(b),
                 container=job.params["dump_into"], source=job.params.get("dump_from"),
-                tracker=tracker,
+                database=job.params.get("database"),
+                replace_database=bool(job.params.get("replace_database")), tracker=tracker,
                 settings=ctx.settings_for(b.target))
         return Outcome({"loaded": [x.as_result() for x in loaded]})
     with ctx.open_target(b.target) as backend:

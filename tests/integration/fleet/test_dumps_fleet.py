@@ -1,6 +1,7 @@
 """A database dump through the fleet: the API queues a backup of a Redis volume whose
 container is labelled ``volkeeper.dump=redis``, host-a's worker streams the RDB into the
-S3 target's repository, and a restore with ``dump_into`` loads it into a fresh server."""
+S3 target's repository (the catalog shows the dump it holds), and a restore with
+``dump_into`` loads it into a fresh server."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def test_the_fleet_streams_a_labelled_redis_dump_and_loads_it_into_a_fresh_serve
         assert job["state"] == "succeeded", job["error"]
         assert [(d["kind"], d["exit_code"]) for d in job["result"]["dumps"]] == [("redis", 0)]
         assert "REDIS" not in str(job["params"])  # the job carries no credentials or data
+        with fleet.http as c:  # the catalog (PostgreSQL) shows what the backup holds
+            shown = c.get(f"/backups/{job['result']['backup_id']}").json()["dumps"]
+            assert shown == [{"kind": "redis", "container": src.name, "database": None,
+                              "path": f".volkeeper-dumps/redis-{src.name}.rdb"}]
+            listed = {b["id"]: b["dumps"] for b in c.get("/backups").json()}
+            assert listed[job["result"]["backup_id"]] == shown
 
         done = fleet.wait_job(submit(fleet, "/restores", {
             "backup_id": job["result"]["backup_id"], "dump_into": fresh.name})["id"])

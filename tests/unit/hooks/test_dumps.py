@@ -65,7 +65,7 @@ class FakeDocker:
 def test_dump_names_carry_the_kind_and_the_container() -> None:
     for kind in KINDS.values():
         name = file_name(kind, "/shop-db-1")
-        assert parse_file_name(name) == (kind, "shop-db-1")
+        assert parse_file_name(name) == (kind, "shop-db-1", None)
     assert parse_file_name("notes.txt") is None and parse_file_name("oracle-x.sql") is None
     with pytest.raises(InvalidInput, match=r"unknown dump kind 'oracle'.*mariadb, mongodb"):
         kind_of("oracle")
