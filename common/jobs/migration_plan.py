@@ -11,6 +11,7 @@ from typing import Any
 
 from common.db import Job, jobs
 from common.db.migration_rows import Migration
+from common.errors import VolkeeperError
 from common.jobs.names import MIGRATION_LABEL, TASK_MIGRATION_STEP
 from common.jobs.operations import OperationsService
 
@@ -80,27 +81,43 @@ FORWARD = (
         target=m.via)),
 )
 
-ROLLBACK = (
+ROLLBACK = (  # the source's side first: its containers run again while the
+    # destination's host may still be away (its removal waits for it)
     Step("rollback.recreated", "rollback",
          lambda m: bool(report_of(m, "containers_recreated")),
          lambda ops, m: queue_step(ops, m, "migration-recreate", host=m.source_host,
                                    volume=m.dest_volume,
                                    params={"undo": report_of(m, "containers_recreated")})),
+    Step("rollback.check_source", "rollback",
+         lambda m: bool(report_of(m, "source_removal_unknown")),
+         lambda ops, m: queue_step(ops, m, "migration-exists", host=m.source_host,
+                                   volume=m.source_volume,
+                                   lock=f"exists/{uuid.uuid4().hex}")),
     Step("rollback.restore_source", "rollback",
          lambda m: bool(report_of(m, "source_removed")),
          lambda ops, m: ops._queue_restore(
-             backup_id=report_of(m, "safety_backup_id"), into=m.source_volume,
+             backup_id=_safety_backup(m), into=m.source_volume,
              host=m.source_host, requested_by=actor(m), mode="new", stop_containers=False)),
-    Step("rollback.remove_destination", "rollback",
-         lambda m: "precopy.restore" in (m.steps or {}),
-         lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
-                                   volume=m.dest_volume)),
     Step("rollback.start_containers", "rollback",
          lambda m: bool(report_of(m, "containers_stopped")),
          lambda ops, m: queue_step(ops, m, "migration-start", host=m.source_host,
                                    volume=m.source_volume, lock=f"start/{uuid.uuid4().hex}",
                                    params={"containers": report_of(m, "containers_stopped")})),
+    Step("rollback.remove_destination", "rollback",
+         lambda m: "precopy.restore" in (m.steps or {}),
+         lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
+                                   volume=m.dest_volume)),
 )
+
+
+def _safety_backup(m: Migration) -> str:
+    backup_id = report_of(m, "safety_backup_id")
+    if not backup_id:
+        raise VolkeeperError(f"the source {m.source_host}/{m.source_volume} is gone and "
+                             "no safety backup of it was recorded",
+                             "restore it from its latest backup (volkeeper backups); the "
+                             "destination is kept")
+    return str(backup_id)
 
 
 def rolling_back(m: Migration) -> bool:
@@ -124,6 +141,8 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
         return {"containers_recreated": []}
     if step == "finish.retire":
         return {"safety_backup_id": r.get("safety_backup_id"), "source_removed": True}
+    if step == "rollback.check_source":
+        return {"source_removal_unknown": False, "source_removed": not r.get("exists")}
     if step == "rollback.restore_source":
         return {"source_removed": False, "source_restored": True}
     if step == "rollback.start_containers":

@@ -7,7 +7,9 @@ source's containers, the final backup; they stay stopped), ``migration-sync`` (a
 final snapshot to the destination), ``migration-verify`` (the drill's comparison of the
 destination with the final snapshot), ``migration-retire`` (``--remove-source``: a pinned
 backup of the source, then the source removed), ``migration-remove`` (a rollback removes
-the destination it created), ``migration-start`` (start the stopped containers again)."""
+the destination it created), ``migration-start`` (start the stopped containers again),
+``migration-exists`` (is the source still there, after a ``migration-retire`` that did
+not finish)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common.db import catalog
+from common.db import catalog, jobs
 from common.db.models import Job
 from common.docker import recreate as containers
 from common.engine import migrate as engine
@@ -27,6 +29,7 @@ from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
 from common.jobs.names import MIGRATION_LABEL
+from common.jobs.owners import worker_name
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
 
@@ -156,9 +159,23 @@ def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     backup_id = record.backup(ctx, job, out)
     with ctx.db.session() as s:
         catalog.label_backup(s, backup_id, add=["migration-safety"], pinned=True)
+        # before the removal: a kill from here on leaves the source maybe removed, and
+        # the rollback restores it from this backup if it is gone (``exists``)
+        jobs.update_result(s, job.id, {"safety_backup_id": backup_id},
+                           worker=worker_name(ctx.host))
     tracker.set_phase("removing the source")
     ctx.docker.remove_volume(job.volume)
     return Outcome({"safety_backup_id": backup_id, "removed": job.volume}, backup_id)
+
+
+def exists(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Whether ``job.volume`` exists on this host (a rollback after a ``finish.retire``
+    that did not finish: was the source removed?)."""
+    try:
+        ctx.docker.volume(job.volume)
+    except NotFound:
+        return Outcome({"exists": False})
+    return Outcome({"exists": True})
 
 
 def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -209,7 +226,7 @@ def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 BODIES = {"migration-check": check, "cutover": cutover, "migration-sync": sync,
           "migration-verify": verify, "migration-retire": retire,
           "migration-remove": remove, "migration-start": start,
-          "migration-recreate": recreate}
+          "migration-recreate": recreate, "migration-exists": exists}
 
 
 def run(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
