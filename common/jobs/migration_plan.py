@@ -49,6 +49,10 @@ def report_of(m: Migration, key: str) -> Any:
     return (m.report or {}).get(key)
 
 
+def _recreating(m: Migration) -> bool:
+    return bool(report_of(m, "recreate_containers") and report_of(m, "containers_stopped"))
+
+
 FORWARD = (
     Step("precopy.backup", "pre-copy", lambda m: True, lambda ops, m: ops.submit_backup(
         volume=m.source_volume, host=m.source_host, target=m.via, fmt="repo",
@@ -69,13 +73,18 @@ FORWARD = (
     Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
         ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
         backup_id=report_of(m, "final_backup_id"), params={"baseline": True})),
-    Step("finish.recreate", "finish",
-         lambda m: bool(report_of(m, "recreate_containers")
-                        and report_of(m, "containers_stopped")),
+    Step("finish.capture", "finish",
+         lambda m: _recreating(m) and m.dest_host != m.source_host,
          lambda ops, m: queue_step(
-             ops, m, "migration-recreate", host=m.source_host, volume=m.dest_volume,
+             ops, m, "migration-capture", host=m.source_host, volume=m.source_volume,
+             lock=f"capture/{uuid.uuid4().hex}",
              params={"containers": report_of(m, "containers_stopped"),
-                     "source": m.source_volume})),
+                     "dest": m.dest_volume, "to_host": m.dest_host})),
+    Step("finish.recreate", "finish", _recreating, lambda ops, m: queue_step(
+        ops, m, "migration-recreate", host=m.dest_host, volume=m.dest_volume,
+        params={"containers": report_of(m, "containers_stopped"),
+                "source": m.source_volume,
+                "capture": (m.steps or {}).get("finish.capture")})),
     Step("finish.retire", "finish", lambda m: m.remove_source, lambda ops, m: queue_step(
         ops, m, "migration-retire", host=m.source_host, volume=m.source_volume,
         target=m.via)),
@@ -85,7 +94,7 @@ ROLLBACK = (  # the source's side first: its containers run again while the
     # destination's host may still be away (its removal waits for it)
     Step("rollback.recreated", "rollback",
          lambda m: bool(report_of(m, "containers_recreated")),
-         lambda ops, m: queue_step(ops, m, "migration-recreate", host=m.source_host,
+         lambda ops, m: queue_step(ops, m, "migration-recreate", host=m.dest_host,
                                    volume=m.dest_volume,
                                    params={"undo": report_of(m, "containers_recreated")})),
     Step("rollback.check_source", "rollback",
@@ -135,6 +144,8 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
                 "stopped_at": r.get("stopped_at")}
     if step == "cutover.apply":
         return {"apply_method": r.get("method")}
+    if step == "finish.capture":
+        return {"containers_left": r.get("skipped") or []}
     if step == "finish.recreate":
         return {"containers_recreated": r.get("recreated") or []}
     if step == "rollback.recreated":

@@ -260,13 +260,11 @@ class MigrationService:
 def _recreate_checks(body: MigrationIn, host: str) -> list[dict[str, Any]]:
     if not body.recreate_containers:
         return []
-    if body.to_host != host:
-        return [_check("recreate containers", False, "--recreate-containers works on one "
-                       "host: the containers are recreated where they are — deploy them on "
-                       f"host {body.to_host} yourself, or migrate on host {host}")]
     if body.cutover != "stop" or body.remove_source:
         return [_check("recreate containers", False, "--recreate-containers needs "
                        "--cutover stop and no --remove-source (the old containers are "
                        "kept, stopped, on the source)")]
+    where = "" if body.to_host == host else f" on host {body.to_host} (their images must " \
+        "be there; one that also mounts another volume or a host path is left stopped)"
     return [_check("recreate containers", True, "the containers stopped for the cut-over "
-                   "are recreated on the new volume")]
+                   f"are recreated on the new volume{where}")]
