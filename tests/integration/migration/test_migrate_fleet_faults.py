@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.fleet import Fleet
+from tests.fixtures.util import wait_for
 from tests.integration.fleet.test_fleet import mountpoint
 from tests.integration.migration.test_migrate_fleet import (
     FINAL,
@@ -33,16 +34,30 @@ pytestmark = pytest.mark.integration
 SLOW = str(2 << 20)  # bytes per second: the storage transfers of a throttled worker
 
 
+def _arrived(fleet: Fleet, host: str) -> str | None:
+    with fleet.http as c:
+        return next((h["inventory_at"] for h in c.get("/hosts").json()
+                     if h["name"] == host), None)
+
+
+def restart(fleet: Fleet, host: str, sig: int = signal.SIGTERM, **env: str) -> None:
+    """Stop ``host``'s worker (with ``sig``) and start one with ``env``; return once the
+    new one has arrived (its start-up inventory), not on the old one's last heartbeat."""
+    before = _arrived(fleet, host)
+    fleet.stop_worker(host, sig)
+    fleet.start_worker(host, **env)
+    wait_for(lambda: _arrived(fleet, host) != before, 60, f"the new worker of {host}",
+             interval=0.3)
+
+
 @contextlib.contextmanager
 def throttled(fleet: Fleet, host: str) -> Iterator[None]:
     """``host``'s worker restarted with slow storage transfers; a normal one after."""
-    fleet.stop_worker(host)
-    fleet.start_worker(host, VOLKEEPER_BANDWIDTH_LIMIT=SLOW)
+    restart(fleet, host, VOLKEEPER_BANDWIDTH_LIMIT=SLOW)
     try:
         yield
     finally:
-        fleet.stop_worker(host)
-        fleet.start_worker(host)
+        restart(fleet, host)
 
 
 def _kill(fleet: Fleet, host: str) -> None:
@@ -126,8 +141,7 @@ def test_the_destination_host_lost_in_the_cut_over_restarts_the_source_at_once(
     app = _writer(fleet, "host-a", name)
     restarted = False
     try:
-        fleet.stop_worker("host-b")
-        fleet.start_worker("host-b", VOLKEEPER_BANDWIDTH_LIMIT=SLOW)
+        restart(fleet, "host-b", VOLKEEPER_BANDWIDTH_LIMIT=SLOW)
         fleet.wait_volume("host-a", name)
         m = _start(fleet, {"volume": name, "host": "host-a", "to_host": "host-b",
                            "via": "s3"})
@@ -153,7 +167,7 @@ def test_the_destination_host_lost_in_the_cut_over_restarts_the_source_at_once(
                                               "dry_run": True}).json()
         assert dry["ok"] is False
         assert any(x["name"] == "destination host" and not x["ok"] for x in dry["checks"])
-        fleet.start_worker("host-b")
+        restart(fleet, "host-b")
         restarted = True
         done = _wait(fleet, m["id"], timeout=120)
         assert done["state"] == "rolled_back", done
@@ -162,8 +176,7 @@ def test_the_destination_host_lost_in_the_cut_over_restarts_the_source_at_once(
     finally:
         app.remove(force=True)
         if not restarted:
-            fleet.stop_worker("host-b")
-            fleet.start_worker("host-b")
+            restart(fleet, "host-b")
 
 
 def test_the_source_worker_killed_in_the_finish_keeps_the_source(fleet: Fleet) -> None:
