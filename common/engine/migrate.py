@@ -75,13 +75,15 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
                     f"running containers using it: {', '.join(running)}" if running
                     else "no running container uses it")]
     return {"checks": _checks(*checks), "bytes": nbytes, "running": running,
-            "containers": [{"id": c.id, "name": c.name, "state": c.state}
-                           for c in info.containers]}
+            "containers": [{"id": c.id, "name": c.name, "state": c.state,
+                            "image": c.image} for c in info.containers]}
 
 
 def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[str, str],
-                      need_bytes: int | None, settings: Settings) -> dict[str, Any]:
-    """The destination side: the name free, the driver and its options, free space."""
+                      need_bytes: int | None, settings: Settings,
+                      images: list[str] | None = None) -> dict[str, Any]:
+    """The destination side: the name free, the driver and its options, free space; with
+    ``images`` (containers to recreate here) that this host has them."""
     checks: list[Check] = []
     try:
         docker.volume(volume)
@@ -96,7 +98,22 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
     if all(c.ok for c in usable) and opts:  # (a network mount could hang the probe)
         checks.append(_probe(docker, driver, opts))
     checks.append(_check_space(docker, driver, opts, need_bytes))
+    if images:
+        checks.append(_check_images(docker, images))
     return {"checks": _checks(*checks)}
+
+
+def _check_images(docker: DockerHost, images: list[str]) -> Check:
+    missing = []
+    for image in images:
+        try:
+            docker.client.images.get(image)
+        except Exception:  # noqa: BLE001 - docker's ImageNotFound, or an odd reference
+            missing.append(image)
+    if missing:
+        return Check("images", False, f"image(s) {', '.join(missing)} of the containers to "
+                     "recreate are not on this host — pull or load them here first")
+    return Check("images", True, f"the containers' images are here: {', '.join(images)}")
 
 
 def _check_reach(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:

@@ -44,7 +44,7 @@ def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     else:
         out = engine.check_destination(ctx.docker, job.volume, p.get("driver") or "local",
                                        p.get("driver_opts") or {}, p.get("need_bytes"),
-                                       ctx.settings)
+                                       ctx.settings, images=p.get("images"))
     out["checks"].append(_target_check(ctx, job.target))
     return Outcome(out)
 

@@ -151,9 +151,12 @@ class MigrationService:
                                  "source, so it cannot be removed — remove them first, or "
                                  "migrate without --remove-source"))
         checks += _recreate_checks(body, host)
+        images = sorted({str(c.get("image")) for c in source.get("containers") or []
+                         if c.get("image") and c.get("state") == "running"}) \
+            if body.recreate_containers and body.to_host != host else []
         dest = self._run_check(body.to_host, to_volume, via, {
             "side": "destination", "driver": body.driver, "driver_opts": body.driver_opts,
-            "need_bytes": source.get("bytes")})
+            "need_bytes": source.get("bytes"), "images": images})
         checks += dest.get("checks", [])
         return checks, source
 

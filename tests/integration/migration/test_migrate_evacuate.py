@@ -70,6 +70,8 @@ def test_an_evacuation_moves_every_volume_and_recreates_their_containers(
         assert r.status_code == 200 and r.json()["ok"], r.text
         assert all(any(x["name"] == "recreate containers" and "host-b" in x["detail"]
                        for x in v["checks"]) for v in r.json()["volumes"])
+        assert all(any(x["name"] == "images" and x["ok"] for x in v["checks"])
+                   for v in r.json()["volumes"])  # busybox is on host-b
         r = c.post("/evacuations", json={"host": host_c, "to_host": "host-b", "via": "s3",
                                          "recreate_containers": True})
         assert r.status_code == 202, r.text

@@ -1,7 +1,8 @@
 """A migration's validation refuses volumes whose data would not persist or whose files
 the worker cannot reach, with a message naming why and what to use instead: a ``local``
 source or destination of ``type=tmpfs`` (memory only), a destination of ``type=nfs`` (a
-network mount the cut-over cannot sync in place), a driver the host does not have."""
+network mount the cut-over cannot sync in place), a driver the host does not have, an
+image missing on the host that is to run the recreated containers."""
 
 from __future__ import annotations
 
@@ -43,6 +44,19 @@ class Host:
 
     def remove_volume(self, name: str) -> None:
         pass
+
+    @property
+    def client(self) -> Any:
+        return self
+
+    @property
+    def images(self) -> Any:
+        return self
+
+    def get(self, image: str) -> str:
+        if image != "app:1":
+            raise NotFound("image", image)
+        return image
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -107,3 +121,15 @@ def test_a_plain_or_bound_local_destination_passes(tmp_path: Path) -> None:
         out = check_destination(host, "new", "local", opts, 10,  # type: ignore[arg-type]
                                 _settings(tmp_path))
         assert _failed(out) == {}, out
+
+
+def test_containers_to_recreate_need_their_images_on_the_destination(tmp_path: Path
+                                                                     ) -> None:
+    host = _host(tmp_path)
+    ok = check_destination(host, "new", "local", {}, 10,  # type: ignore[arg-type]
+                           _settings(tmp_path), images=["app:1"])
+    assert _failed(ok) == {} and any(c["name"] == "images" for c in ok["checks"])
+    bad = _failed(check_destination(host, "new", "local", {}, 10,  # type: ignore[arg-type]
+                                    _settings(tmp_path), images=["app:1", "db:2"]))
+    assert list(bad) == ["images"] and "db:2" in bad["images"]
+    assert "app:1" not in bad["images"] and "pull or load" in bad["images"]
