@@ -38,9 +38,9 @@ def migrate(
         "--remove-source", help="After a verified copy: a pinned backup of the source, "
         "then remove it.")] = False,
     recreate_containers: Annotated[bool, typer.Option(
-        "--recreate-containers", help="Same host: after a verified copy, recreate the "
-        "containers stopped for the cut-over on the new volume (same configuration; the "
-        "old ones kept, stopped and renamed).")] = False,
+        "--recreate-containers", help="After a verified copy, recreate the containers "
+        "stopped for the cut-over on the new volume, on the destination host (same "
+        "configuration; the old ones kept, stopped).")] = False,
     as_json: Json = False,
 ) -> None:
     """Migrate VOLUME to another host, name or driver: checks, a pre-copy while it runs,
@@ -175,12 +175,16 @@ def evacuate(
                    ] = None,
     cutover: Annotated[str, typer.Option(help="stop or none (as for migrate).")] = "stop",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only run the checks.")] = False,
+    recreate_containers: Annotated[bool, typer.Option(
+        "--recreate-containers", help="Recreate the containers stopped for each volume's "
+        "cut-over on --to-host (as migrate --recreate-containers).")] = False,
     as_json: Json = False,
 ) -> None:
     """Migrate every volume of HOST to --to-host (same names), a few at a time, with one
     report for the whole move (embedded: driven here until it ends)."""
     body = {"host": host, "to_host": to_host, "concurrency": concurrency, "via": via,
-            "cutover": cutover, "dry_run": dry_run}
+            "cutover": cutover, "dry_run": dry_run,
+            "recreate_containers": recreate_containers}
     with connect() as c:
         e = c.evacuate({k: v for k, v in body.items() if v is not None})
         if dry_run:

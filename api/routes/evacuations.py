@@ -26,6 +26,10 @@ class EvacuationIn(Input):
     via: str | None = Field(default=None, max_length=100)
     cutover: Literal["stop", "none"] = "stop"
     dry_run: bool = False
+    recreate_containers: bool = Field(
+        default=False, description="recreate the containers stopped for each volume's "
+        "cut-over on to_host (their images must be there; one that also mounts another "
+        "volume or a host path is left stopped on host)")
 
 
 def _service(state: State) -> EvacuationService:

@@ -16,6 +16,8 @@ class ContainerRef:
     name: str
     state: str
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    #: the image as the container was created from it (a name, or an id)
+    image: str = field(default="", compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ def container_ref(summary: dict[str, Any]) -> ContainerRef:
     names = summary.get("Names") or []
     name = names[0].lstrip("/") if names else str(summary["Id"])[:12]
     return ContainerRef(id=str(summary["Id"]), name=name, state=str(summary.get("State", "")),
-                        labels=dict(summary.get("Labels") or {}))
+                        labels=dict(summary.get("Labels") or {}),
+                        image=str(summary.get("Image") or ""))
 
 
 def volume_info(

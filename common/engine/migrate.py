@@ -44,6 +44,10 @@ from common.storage.base import Backend
 
 #: the options the ``local`` driver understands (``docker volume create -o``)
 LOCAL_OPTIONS = frozenset({"type", "o", "device"})
+#: ``local`` mount types whose files live in memory (gone when no container mounts them)
+MEMORY_TYPES = frozenset({"tmpfs", "ramfs"})
+#: ``local`` mount types of network file systems (the worker does not see their files)
+NETWORK_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3"})
 
 
 def _checks(*items: Check) -> list[dict[str, Any]]:
@@ -58,6 +62,9 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
         return {"checks": _checks(Check("source volume", False,
                                         f"volume {volume!r} does not exist on this host — "
                                         "name an existing volume (volkeeper volumes)"))}
+    kept = _check_kept("source", info.driver, info.options or {})
+    if not kept.ok:
+        return {"checks": _checks(kept)}
     path = direct_path(docker, volume, settings)
     size = scan_tree(path) if path is not None else None
     nbytes = size.bytes if size is not None else info.size_bytes
@@ -68,13 +75,15 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
                     f"running containers using it: {', '.join(running)}" if running
                     else "no running container uses it")]
     return {"checks": _checks(*checks), "bytes": nbytes, "running": running,
-            "containers": [{"id": c.id, "name": c.name, "state": c.state}
-                           for c in info.containers]}
+            "containers": [{"id": c.id, "name": c.name, "state": c.state,
+                            "image": c.image} for c in info.containers]}
 
 
 def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[str, str],
-                      need_bytes: int | None, settings: Settings) -> dict[str, Any]:
-    """The destination side: the name free, the driver and its options, free space."""
+                      need_bytes: int | None, settings: Settings,
+                      images: list[str] | None = None) -> dict[str, Any]:
+    """The destination side: the name free, the driver and its options, free space; with
+    ``images`` (containers to recreate here) that this host has them."""
     checks: list[Check] = []
     try:
         docker.volume(volume)
@@ -83,12 +92,28 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
                             "another name (--to-volume) or remove it first"))
     except NotFound:
         checks.append(Check("destination volume", True, f"volume {volume!r} is free"))
-    checks.append(_check_driver(docker, driver, opts))
-    if checks[-1].ok and opts:
+    usable = [_check_driver(docker, driver, opts), _check_kept("destination", driver, opts),
+              _check_reach(docker, driver, opts)]
+    checks += usable
+    if all(c.ok for c in usable) and opts:  # (a network mount could hang the probe)
         checks.append(_probe(docker, driver, opts))
     checks.append(_check_space(docker, driver, opts, need_bytes))
-    checks.append(_check_reach(docker, driver, opts))
+    if images:
+        checks.append(_check_images(docker, images))
     return {"checks": _checks(*checks)}
+
+
+def _check_images(docker: DockerHost, images: list[str]) -> Check:
+    missing = []
+    for image in images:
+        try:
+            docker.client.images.get(image)
+        except Exception:  # noqa: BLE001 - docker's ImageNotFound, or an odd reference
+            missing.append(image)
+    if missing:
+        return Check("images", False, f"image(s) {', '.join(missing)} of the containers to "
+                     "recreate are not on this host — pull or load them here first")
+    return Check("images", True, f"the containers' images are here: {', '.join(images)}")
 
 
 def _check_reach(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:
@@ -100,9 +125,34 @@ def _check_reach(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check
     device = Path(opts.get("device", "/nonexistent"))
     if driver == "local" and "bind" in opts.get("o", "").split(",") and device.is_dir():
         return Check("file access", True, f"the worker reaches the files at {device}")
-    return Check("file access", False, "the worker cannot reach the destination's files, "
-                 "so the cut-over cannot sync them nor the verify compare them — use the "
-                 "local driver (plain, or o=bind with a device directory this worker sees)")
+    kind = opts.get("type", "") if driver == "local" else ""
+    what = (f"a {kind} mount (type={kind})" if kind in NETWORK_TYPES else
+            f"a bind volume whose device {device} this worker does not see"
+            if "bind" in opts.get("o", "").split(",") else
+            f"a {driver!r} volume" if driver != "local" else "this kind of local volume")
+    return Check("file access", False, f"the worker cannot reach the files of {what}, so "
+                 "the cut-over cannot sync them nor the verify compare them — use the "
+                 "local driver (plain, or o=bind with a device directory this worker sees"
+                 + ("; mount the export on the host and bind that directory)"
+                    if kind in NETWORK_TYPES else ")"))
+
+
+def _check_kept(side: str, driver: str, opts: dict[str, str]) -> Check:
+    """A ``local`` volume of a memory file system keeps its files only while a container
+    mounts it: the cut-over's stop (source) or the end of the restore (destination)
+    would drop them."""
+    kind = opts.get("type", "") if driver == "local" else ""
+    if kind not in MEMORY_TYPES:
+        return Check(f"{side} persists", True, "its files are kept on storage")
+    if side == "source":
+        return Check("source persists", False, f"the source is a local volume of "
+                     f"type={kind}: its files live in memory only while a container mounts "
+                     "it, so the cut-over's stop would lose them — copy them into a "
+                     "persistent volume first (or back it up while it runs)")
+    return Check("destination persists", False, f"driver option type={kind}: such a "
+                 "volume keeps its files in memory only while a container mounts it, so "
+                 "the migrated data would vanish — choose a persistent destination (a "
+                 "plain local volume, or type=none, o=bind, device=DIR)")
 
 
 def _check_driver(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:

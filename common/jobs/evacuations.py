@@ -35,9 +35,12 @@ class EvacuationService:
              lambda a: str(a["host"]))
     def evacuate(self, *, host: str, to_host: str, concurrency: int = 2,
                  via: str | None = None, cutover: str = "stop", dry_run: bool = False,
-                 requested_by: str | None = None) -> dict[str, Any]:
+                 recreate_containers: bool = False, requested_by: str | None = None
+                 ) -> dict[str, Any]:
         """Validate a migration of every volume of ``host`` to ``to_host`` (same names);
-        a dry run returns each one's checks; otherwise they are queued as one batch."""
+        a dry run returns each one's checks; otherwise they are queued as one batch. With
+        ``recreate_containers`` each migration recreates the containers it stopped on
+        ``to_host`` (``migration_plan``: ``finish.capture``, ``finish.recreate``)."""
         if not 1 <= concurrency <= 32:
             raise InvalidInput(f"invalid concurrency {concurrency}",
                                "give how many volumes move at once, 1 to 32")
@@ -49,7 +52,8 @@ class EvacuationService:
             raise InvalidInput(f"host {host!r} has no volumes to evacuate",
                                "volkeeper volumes --host HOST lists them")
         checked = [self.migrations.check({"volume": n, "host": host, "to_host": to_host,
-                                          "via": via, "cutover": cutover})
+                                          "via": via, "cutover": cutover,
+                                          "recreate_containers": recreate_containers})
                    for n in names]
         if dry_run:
             return {"dry_run": True, "ok": all(c.ok for c in checked),
@@ -64,8 +68,8 @@ class EvacuationService:
                 "fix what the checks name (see them all with --dry-run)")
         batch = uuid.uuid4().hex[:16]
         for c in checked:
-            self.migrations.record(c, requested_by, batch=batch,
-                                   extra={"concurrency": concurrency})
+            self.migrations.record(c, requested_by, batch=batch, extra={
+                "concurrency": concurrency, "recreate_containers": recreate_containers})
         if self.wake is not None:
             self.wake()
         return self.get(batch)
@@ -116,10 +120,15 @@ def markdown(e: dict[str, Any]) -> str:
              f"- bytes moved: {e['bytes']}, longest downtime: "
              + ("-" if e["downtime_max_seconds"] is None
                 else f"{e['downtime_max_seconds']:.2f} s"),
-             "", "| volume | migration | state | downtime | verify | reason |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "", "| volume | migration | state | downtime | verify | containers recreated "
+             "| reason |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for m in e["migrations"]:
         down = "-" if m["downtime_seconds"] is None else f"{m['downtime_seconds']:.2f} s"
+        made = ", ".join(c.get("name", "?") for c in
+                         (m.get("report") or {}).get("containers_recreated") or []) or "-"
         lines.append(f"| {m['source']['volume']} | `{m['id']}` | {m['state']} | {down} | "
-                     f"{m['verify_outcome'] or '-'} | {m['reason'] or ''} |")
+                     f"{m['verify_outcome'] or '-'} | {made} | {m['reason'] or ''} |")
+    left = [s for m in e["migrations"] for s in m.get("next_steps") or []
+            if " was not recreated: " in s]
+    lines += ["", *(f"- {s}" for s in left)] if left else []
     return "\n".join(lines) + "\n"

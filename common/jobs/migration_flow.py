@@ -14,7 +14,10 @@ containers with ``--cutover stop``, final incremental backup) → ``cutover.appl
 (destination: in-place sync) → ``verify`` (destination vs the final snapshot) →
 ``finish.retire`` (``--remove-source`` only). A step that fails (or a cancel) turns the
 migration to its rollback steps: ``rollback.restore_source`` (a manual rollback after
-``--remove-source``), ``rollback.remove_destination``, ``rollback.start_containers``."""
+``--remove-source``, or a ``finish.retire`` that did not finish: ``rollback.check_source``
+looks whether the source is still there first), ``rollback.start_containers``,
+``rollback.remove_destination`` (last: the source's side is whole again even while the
+destination's host is away)."""
 
 from __future__ import annotations
 
@@ -132,6 +135,8 @@ class Coordinator:
     def _step(self, m: Migration) -> None:
         back = rolling_back(m)
         if not back and m.cancel_requested_by:
+            if self._active_child(m):
+                return  # cancelled, not ended yet: roll back once it has stopped
             self._fail(m, None, f"cancelled by {m.cancel_requested_by}")
             self._step(self._load(m.id))  # on to the rollback steps at once
             return
@@ -192,6 +197,11 @@ class Coordinator:
         self._update(m.id, steps=steps)
         log.info("migration %s: %s is job %s", m.id, step.name, job.id)
 
+    def _active_child(self, m: Migration) -> bool:
+        with self.db.session() as s:
+            return any(not jobs.get_job(s, jid).state.finished
+                       for jid in (m.steps or {}).values())
+
     def _orphan(self, m: Migration) -> str | None:
         """An active child job of ``m`` that its steps do not name (a migration has one
         active child at a time, so it is the one this step queued before a crash)."""
@@ -223,6 +233,12 @@ class Coordinator:
             # its worker died with the containers down: the rollback starts them (the
             # host's recovery may too; starting a running container changes nothing)
             self._patch_report(m, {"containers_stopped": list(left)})
+        if "finish.retire" in (m.steps or {}):
+            # the source may be gone (killed after its safety backup): the rollback
+            # looks, and restores it from that backup if so, before anything else
+            noted = (job.result or {}).get("safety_backup_id") if job is not None else None
+            self._patch_report(m, {"source_removal_unknown": True}
+                               | ({"safety_backup_id": noted} if noted else {}))
         self._patch_report(m, {"failure": {"step": step, "error": error,
                                            "job": job.id if job else None,
                                            "cancelled": bool(m.cancel_requested_by) or (

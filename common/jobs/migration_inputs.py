@@ -36,9 +36,9 @@ class MigrationIn(Input):
     remove_source: bool = Field(default=False, description="after a verified copy: a "
                                 "pinned backup of the source, then the source removed")
     recreate_containers: bool = Field(
-        default=False, description="same host only: after a verified copy, recreate the "
-        "containers stopped for the cut-over with the same configuration on the new volume "
-        "(the old ones are kept, stopped and renamed)")
+        default=False, description="after a verified copy, recreate the containers "
+        "stopped for the cut-over with the same configuration on the new volume (on the "
+        "destination host; the old ones are kept, stopped — renamed on the same host)")
 
     @field_validator("driver_opts")
     @classmethod

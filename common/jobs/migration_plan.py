@@ -11,6 +11,7 @@ from typing import Any
 
 from common.db import Job, jobs
 from common.db.migration_rows import Migration
+from common.errors import VolkeeperError
 from common.jobs.names import MIGRATION_LABEL, TASK_MIGRATION_STEP
 from common.jobs.operations import OperationsService
 
@@ -48,6 +49,10 @@ def report_of(m: Migration, key: str) -> Any:
     return (m.report or {}).get(key)
 
 
+def _recreating(m: Migration) -> bool:
+    return bool(report_of(m, "recreate_containers") and report_of(m, "containers_stopped"))
+
+
 FORWARD = (
     Step("precopy.backup", "pre-copy", lambda m: True, lambda ops, m: ops.submit_backup(
         volume=m.source_volume, host=m.source_host, target=m.via, fmt="repo",
@@ -68,39 +73,60 @@ FORWARD = (
     Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
         ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
         backup_id=report_of(m, "final_backup_id"), params={"baseline": True})),
-    Step("finish.recreate", "finish",
-         lambda m: bool(report_of(m, "recreate_containers")
-                        and report_of(m, "containers_stopped")),
+    Step("finish.capture", "finish",
+         lambda m: _recreating(m) and m.dest_host != m.source_host,
          lambda ops, m: queue_step(
-             ops, m, "migration-recreate", host=m.source_host, volume=m.dest_volume,
+             ops, m, "migration-capture", host=m.source_host, volume=m.source_volume,
+             lock=f"capture/{uuid.uuid4().hex}",
              params={"containers": report_of(m, "containers_stopped"),
-                     "source": m.source_volume})),
+                     "dest": m.dest_volume, "to_host": m.dest_host})),
+    Step("finish.recreate", "finish", _recreating, lambda ops, m: queue_step(
+        ops, m, "migration-recreate", host=m.dest_host, volume=m.dest_volume,
+        params={"containers": report_of(m, "containers_stopped"),
+                "source": m.source_volume,
+                "capture": (m.steps or {}).get("finish.capture")})),
     Step("finish.retire", "finish", lambda m: m.remove_source, lambda ops, m: queue_step(
         ops, m, "migration-retire", host=m.source_host, volume=m.source_volume,
         target=m.via)),
 )
 
-ROLLBACK = (
+ROLLBACK = (  # the source's side first: its containers run again while the
+    # destination's host may still be away (its removal waits for it)
     Step("rollback.recreated", "rollback",
          lambda m: bool(report_of(m, "containers_recreated")),
-         lambda ops, m: queue_step(ops, m, "migration-recreate", host=m.source_host,
+         lambda ops, m: queue_step(ops, m, "migration-recreate", host=m.dest_host,
                                    volume=m.dest_volume,
                                    params={"undo": report_of(m, "containers_recreated")})),
+    Step("rollback.check_source", "rollback",
+         lambda m: bool(report_of(m, "source_removal_unknown")),
+         lambda ops, m: queue_step(ops, m, "migration-exists", host=m.source_host,
+                                   volume=m.source_volume,
+                                   lock=f"exists/{uuid.uuid4().hex}")),
     Step("rollback.restore_source", "rollback",
          lambda m: bool(report_of(m, "source_removed")),
          lambda ops, m: ops._queue_restore(
-             backup_id=report_of(m, "safety_backup_id"), into=m.source_volume,
+             backup_id=_safety_backup(m), into=m.source_volume,
              host=m.source_host, requested_by=actor(m), mode="new", stop_containers=False)),
-    Step("rollback.remove_destination", "rollback",
-         lambda m: "precopy.restore" in (m.steps or {}),
-         lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
-                                   volume=m.dest_volume)),
     Step("rollback.start_containers", "rollback",
          lambda m: bool(report_of(m, "containers_stopped")),
          lambda ops, m: queue_step(ops, m, "migration-start", host=m.source_host,
                                    volume=m.source_volume, lock=f"start/{uuid.uuid4().hex}",
                                    params={"containers": report_of(m, "containers_stopped")})),
+    Step("rollback.remove_destination", "rollback",
+         lambda m: "precopy.restore" in (m.steps or {}),
+         lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
+                                   volume=m.dest_volume)),
 )
+
+
+def _safety_backup(m: Migration) -> str:
+    backup_id = report_of(m, "safety_backup_id")
+    if not backup_id:
+        raise VolkeeperError(f"the source {m.source_host}/{m.source_volume} is gone and "
+                             "no safety backup of it was recorded",
+                             "restore it from its latest backup (volkeeper backups); the "
+                             "destination is kept")
+    return str(backup_id)
 
 
 def rolling_back(m: Migration) -> bool:
@@ -118,12 +144,16 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
                 "stopped_at": r.get("stopped_at")}
     if step == "cutover.apply":
         return {"apply_method": r.get("method")}
+    if step == "finish.capture":
+        return {"containers_left": r.get("skipped") or []}
     if step == "finish.recreate":
         return {"containers_recreated": r.get("recreated") or []}
     if step == "rollback.recreated":
         return {"containers_recreated": []}
     if step == "finish.retire":
         return {"safety_backup_id": r.get("safety_backup_id"), "source_removed": True}
+    if step == "rollback.check_source":
+        return {"source_removal_unknown": False, "source_removed": not r.get("exists")}
     if step == "rollback.restore_source":
         return {"source_removed": False, "source_restored": True}
     if step == "rollback.start_containers":

@@ -7,7 +7,9 @@ source's containers, the final backup; they stay stopped), ``migration-sync`` (a
 final snapshot to the destination), ``migration-verify`` (the drill's comparison of the
 destination with the final snapshot), ``migration-retire`` (``--remove-source``: a pinned
 backup of the source, then the source removed), ``migration-remove`` (a rollback removes
-the destination it created), ``migration-start`` (start the stopped containers again)."""
+the destination it created), ``migration-start`` (start the stopped containers again),
+``migration-exists`` (is the source still there, after a ``migration-retire`` that did
+not finish)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common.db import catalog
+from common.db import catalog, jobs
 from common.db.models import Job
 from common.docker import recreate as containers
 from common.engine import migrate as engine
@@ -27,8 +29,10 @@ from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
 from common.jobs.names import MIGRATION_LABEL
+from common.jobs.owners import worker_name
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
+from common.secretbox import seal, unseal
 
 
 def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -40,7 +44,7 @@ def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     else:
         out = engine.check_destination(ctx.docker, job.volume, p.get("driver") or "local",
                                        p.get("driver_opts") or {}, p.get("need_bytes"),
-                                       ctx.settings)
+                                       ctx.settings, images=p.get("images"))
     out["checks"].append(_target_check(ctx, job.target))
     return Outcome(out)
 
@@ -156,9 +160,23 @@ def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     backup_id = record.backup(ctx, job, out)
     with ctx.db.session() as s:
         catalog.label_backup(s, backup_id, add=["migration-safety"], pinned=True)
+        # before the removal: a kill from here on leaves the source maybe removed, and
+        # the rollback restores it from this backup if it is gone (``exists``)
+        jobs.update_result(s, job.id, {"safety_backup_id": backup_id},
+                           worker=worker_name(ctx.host))
     tracker.set_phase("removing the source")
     ctx.docker.remove_volume(job.volume)
     return Outcome({"safety_backup_id": backup_id, "removed": job.volume}, backup_id)
+
+
+def exists(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Whether ``job.volume`` exists on this host (a rollback after a ``finish.retire``
+    that did not finish: was the source removed?)."""
+    try:
+        ctx.docker.volume(job.volume)
+    except NotFound:
+        return Outcome({"exists": False})
+    return Outcome({"exists": True})
 
 
 def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -178,8 +196,10 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def recreate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """``--recreate-containers``: the containers stopped for the cut-over recreated on
-    the destination (``job.volume``) and started; with ``params.undo`` (a rollback) the
-    recreated ones removed and the old ones given their names back."""
+    the destination (``job.volume``) and started — on this host from their own
+    configuration, or, with ``params.capture`` (another host), from the creation bodies
+    that ``capture`` job took on the source host; with ``params.undo`` (a rollback) the
+    recreated ones removed (and, on one host, the old ones given their names back)."""
     p = job.params
     if p.get("undo"):
         tracker.set_phase("putting the old containers back")
@@ -189,15 +209,59 @@ def recreate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     tracker.set_phase("recreating containers")
     made: list[dict[str, str]] = []
     try:
-        for c in reversed(p.get("containers") or []):  # started in reverse stop order
-            made.append(containers.recreate(
-                ctx.docker, c["id"], p["source"], job.volume,
-                f"{c['name']}-pre-migration-{p['migration']}", start=True))
+        if p.get("capture"):
+            for c in _captured(ctx, str(p["capture"])):
+                _need_image(ctx, c["name"], str(c["body"].get("Image") or ""))
+                made.append({"name": c["name"], "old_id": c["old_id"], "other_host": "1",
+                             "new_id": containers.create(ctx.docker, c["name"], c["body"],
+                                                         start=True)})
+        else:
+            for c in reversed(p.get("containers") or []):  # started in reverse stop order
+                made.append(containers.recreate(
+                    ctx.docker, c["id"], p["source"], job.volume,
+                    f"{c['name']}-pre-migration-{p['migration']}", start=True))
     except Exception:
         for done in reversed(made):
             containers.undo(ctx.docker, done)
         raise
     return Outcome({"recreated": made})
+
+
+def capture(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Across hosts: each container stopped for the cut-over as a creation body for the
+    destination host, sealed (its environment may hold secrets). One that also mounts
+    another volume or a host path is left (stopped, here): on the destination that would
+    be created empty."""
+    p = job.params
+    bodies: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for c in reversed(p.get("containers") or []):
+        info = containers.inspect(ctx.docker, c["id"])
+        others = sorted({str(m.get("Name") or m.get("Source")) for m in info.get("Mounts")
+                         or [] if m.get("Type") in ("volume", "bind")
+                         and m.get("Name") != job.volume})
+        if others:
+            skipped.append({"name": c["name"], "reason": f"it also mounts {', '.join(others)}"
+                            f": recreate it on host {p['to_host']} by hand once that is there"})
+            continue
+        bodies.append({"name": c["name"], "old_id": str(info["Id"]),
+                       "body": containers.creation_body(info, job.volume, p["dest"])})
+    return Outcome({"sealed": seal({"containers": bodies}, ctx.settings),
+                    "containers": [b["name"] for b in bodies], "skipped": skipped})
+
+
+def _captured(ctx: JobContext, job_id: str) -> list[dict[str, Any]]:
+    with ctx.db.session() as s:
+        sealed = dict((jobs.get_job(s, job_id).result or {}).get("sealed") or {})
+    return list(unseal(sealed, ctx.settings).get("containers") or []) if sealed else []
+
+
+def _need_image(ctx: JobContext, name: str, image: str) -> None:
+    try:
+        ctx.docker.client.images.get(image)
+    except Exception:  # noqa: BLE001 - docker's NotFound (or an odd reference)
+        raise Conflict(f"image {image!r} of container {name!r} is not on host {ctx.host}",
+                       f"pull or load it on {ctx.host}, then migrate again") from None
 
 
 def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -209,7 +273,8 @@ def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 BODIES = {"migration-check": check, "cutover": cutover, "migration-sync": sync,
           "migration-verify": verify, "migration-retire": retire,
           "migration-remove": remove, "migration-start": start,
-          "migration-recreate": recreate}
+          "migration-recreate": recreate, "migration-exists": exists,
+          "migration-capture": capture}
 
 
 def run(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

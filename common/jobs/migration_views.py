@@ -10,16 +10,14 @@ from sqlalchemy.orm import Session
 
 from common.db import Job
 from common.db.migration_rows import Migration
+from common.jobs.migration_plan import FORWARD, ROLLBACK
 
 if TYPE_CHECKING:
     from common.jobs.migration_inputs import MigrationIn
 
 PHASES = ("pre-copy", "cut-over", "verify", "finish", "rollback")
 #: the step names of each phase (``migration_flow``)
-STEP_PHASE = {"precopy.backup": "pre-copy", "precopy.restore": "pre-copy",
-              "precopy.verify": "pre-copy",
-              "cutover.backup": "cut-over", "cutover.apply": "cut-over",
-              "verify": "verify", "finish.retire": "finish"}
+STEP_PHASE = {s.name: s.phase for s in (*FORWARD, *ROLLBACK)}
 #: the result field that says how many bytes a child job moved
 _BYTES = ("bytes_fetched", "bytes_restored", "stored_bytes")
 
@@ -108,11 +106,15 @@ def next_steps(m: Migration) -> list[str]:
                    "external: true}}}`)")
     recreated = [c.get("name", "?") for c in (m.report or {}).get("containers_recreated")
                  or []]
+    kept = (f"as NAME-pre-migration-{m.id}" if m.dest_host == m.source_host
+            else f"on host {m.source_host}")
     if recreated:
         out.append(f"containers {', '.join(recreated)} were recreated on volume "
-                   f"{m.dest_volume!r} and started (the old ones are kept, stopped, as "
-                   f"NAME-pre-migration-{m.id}: remove them once all is well)")
-    elif stopped:
+                   f"{m.dest_volume!r} on host {m.dest_host} and started (the old ones are "
+                   f"kept, stopped, {kept}: remove them once all is well)")
+    for left in (m.report or {}).get("containers_left") or []:
+        out.append(f"container {left.get('name')} was not recreated: {left.get('reason')}")
+    if not recreated and stopped:
         out.append(f"containers {', '.join(stopped)} were stopped for the cut-over and are "
                    "still stopped on the source; recreate them on the new volume (or "
                    "`volkeeper migration rollback ID` to go back)")

@@ -151,9 +151,12 @@ class MigrationService:
                                  "source, so it cannot be removed — remove them first, or "
                                  "migrate without --remove-source"))
         checks += _recreate_checks(body, host)
+        images = sorted({str(c.get("image")) for c in source.get("containers") or []
+                         if c.get("image") and c.get("state") == "running"}) \
+            if body.recreate_containers and body.to_host != host else []
         dest = self._run_check(body.to_host, to_volume, via, {
             "side": "destination", "driver": body.driver, "driver_opts": body.driver_opts,
-            "need_bytes": source.get("bytes")})
+            "need_bytes": source.get("bytes"), "images": images})
         checks += dest.get("checks", [])
         return checks, source
 
@@ -260,13 +263,11 @@ class MigrationService:
 def _recreate_checks(body: MigrationIn, host: str) -> list[dict[str, Any]]:
     if not body.recreate_containers:
         return []
-    if body.to_host != host:
-        return [_check("recreate containers", False, "--recreate-containers works on one "
-                       "host: the containers are recreated where they are — deploy them on "
-                       f"host {body.to_host} yourself, or migrate on host {host}")]
     if body.cutover != "stop" or body.remove_source:
         return [_check("recreate containers", False, "--recreate-containers needs "
                        "--cutover stop and no --remove-source (the old containers are "
                        "kept, stopped, on the source)")]
+    where = "" if body.to_host == host else f" on host {body.to_host} (their images must " \
+        "be there; one that also mounts another volume or a host path is left stopped)"
     return [_check("recreate containers", True, "the containers stopped for the cut-over "
-                   "are recreated on the new volume")]
+                   f"are recreated on the new volume{where}")]

@@ -30,6 +30,17 @@ TASK_MIGRATION_CHECK = "volkeeper.migration_check"
 #: the label a migration puts on the volume it creates (a rollback removes only those)
 MIGRATION_LABEL = "volkeeper.migration"
 TASK_MIGRATE_TARGET = "volkeeper.migrate_target"
+#: job kinds run by a task not named ``volkeeper.<kind>``: every migration step
+#: (``migration_steps.BODIES``) is one task, the checks and the target migration another
+_KIND_TASKS = {"migration-check": TASK_MIGRATION_CHECK, "migrate-target": TASK_MIGRATE_TARGET,
+               "cutover": TASK_MIGRATION_STEP}
+
+
+def task_for_kind(kind: str) -> str:
+    """The task that runs a job of ``kind`` (the sweep sends a waiting job's task again)."""
+    if kind in _KIND_TASKS:
+        return _KIND_TASKS[kind]
+    return TASK_MIGRATION_STEP if kind.startswith("migration-") else f"volkeeper.{kind}"
 
 
 

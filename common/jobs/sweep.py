@@ -32,6 +32,7 @@ from datetime import timedelta
 from common.config import Settings
 from common.db import Database, jobs
 from common.jobs.dispatch import Dispatcher
+from common.jobs.names import task_for_kind
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Requeue:
             if now - self._sent.get(job_id, -every) < every:
                 continue
             try:
-                self.dispatcher.send(f"volkeeper.{kind}", host, {"job_id": job_id})
+                self.dispatcher.send(task_for_kind(kind), host, {"job_id": job_id})
             except Exception as e:  # noqa: BLE001 - the broker is down: next sweep
                 log.warning("could not send job %s again: %s", job_id, e)
                 return sent

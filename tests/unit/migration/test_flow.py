@@ -63,8 +63,9 @@ def _migration(db: Database, **kw: Any) -> str:
     with db.session() as s:
         s.add(Migration(id="m1", source_host="a", source_volume="pg", dest_host="b",
                         dest_volume="pg", driver="local", driver_opts={}, via="s3",
-                        cutover="stop", remove_source=False, steps={}, phases=[],
-                        report={"checks": [], "validated_at": "now"}, **kw))
+                        cutover="stop", steps={}, phases=[],
+                        report={"checks": [], "validated_at": "now"},
+                        **({"remove_source": False} | kw)))
     return "m1"
 
 
@@ -133,9 +134,9 @@ def test_the_forward_steps_run_in_order_on_their_hosts(env: tuple[Database, Coor
         assert m2 is not None
         m2.state, m2.rollback_requested_by = "running", "alice"
     c.advance("m1")
-    _finish(db, "rollback.remove_destination", removed=True)
-    c.advance("m1")
     _finish(db, "rollback.start_containers", started=["app"])
+    c.advance("m1")
+    _finish(db, "rollback.remove_destination", removed=True)
     m = c.advance("m1")
     assert m.state == "rolled_back" and m.reason == "rolled back by alice"
     assert "rollback.restore_source" not in m.steps  # the source was kept
@@ -157,9 +158,9 @@ def test_a_failed_verify_rolls_back(env: tuple[Database, Coordinator]) -> None:
     m = _get(db)
     assert m.state == "running" and m.verify_outcome == "failed"
     assert m.reason == "verify failed: the destination differs: ./a"
-    _finish(db, "rollback.remove_destination")
-    c.advance("m1")
     _finish(db, "rollback.start_containers", started=["x"])
+    c.advance("m1")
+    _finish(db, "rollback.remove_destination")
     m = c.advance("m1")
     assert m.state == "rolled_back" and m.report["containers_started"] == ["x"]
 
