@@ -181,6 +181,9 @@ class Backup(Base):
     # the backups one group job made (a Compose project's volumes, or a named set, in one
     # stop window) share it; NULL for a backup of its own (common.jobs.groups)
     group_id: Mapped[str | None] = mapped_column(String(32))
+    # a dump backup: the database dumps it holds (kind, container, database or null, path;
+    # ``common.jobs.dump_records``), kept by its copies on other targets; NULL: none
+    dumps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),
                       Index("ix_backups_snapshot", "target", "snapshot_id"),
