@@ -273,6 +273,8 @@ class Policy(Base):
     excludes: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     snapshot: Mapped[str | None] = mapped_column(String(16))
     dump: Mapped[str | None] = mapped_column(String(20))
+    # with a dump of one database at a time: those databases (migration 0015)
+    dump_databases: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     last_run_at: Mapped[datetime | None] = mapped_column()
     # the slots of the last scheduled verify and drill (claimed like ``last_run_at``)
     verify_last_run_at: Mapped[datetime | None] = mapped_column()

@@ -1,4 +1,5 @@
-"""A backup's ``dumps`` (the database dumps
+"""Dumps of one database on policies and backups: a policy's ``dump_databases`` (the
+databases its dump backups dump one by one), and a backup's ``dumps`` (the database dumps
 it holds: kind, container, the one database or none, the file) kept on its catalog row, so
 a copy on another target shows them too. Existing backups get theirs from the job that
 made them (a backup's or a group's), a copy (``backup copy``, ``migrate-target``) from its
@@ -25,6 +26,7 @@ KINDS = ('backup', 'group-backup', 'copy', 'migrate-target')
 
 
 def upgrade() -> None:
+    op.add_column('policies', sa.Column('dump_databases', sa.JSON(), nullable=True))
     op.add_column('backups', sa.Column('dumps', sa.JSON(), nullable=True))
     backfill(op.get_bind())
 
@@ -72,3 +74,5 @@ def _held(run: dict[str, Any]) -> dict[str, Any]:
 def downgrade() -> None:
     with op.batch_alter_table('backups') as batch:
         batch.drop_column('dumps')
+    with op.batch_alter_table('policies') as batch:
+        batch.drop_column('dump_databases')
