@@ -108,7 +108,8 @@ def show(name: str, as_json: Json = False) -> None:
 
 def _consistency(p: dict[str, Any]) -> str:
     """How its backups are made consistent (labels on the volume or a container win)."""
-    parts = [f"{p['dump']} dump" if p.get("dump") else "",
+    dbs = ", ".join(p.get("dump_databases") or [])
+    parts = [f"{p['dump']} dump" + (f" of {dbs}" if dbs else "") if p.get("dump") else "",
              "stop containers" if p.get("stop_containers") else "",
              f"snapshot {p['snapshot']}" if p.get("snapshot") else "",
              f"excludes {', '.join(p['excludes'])}" if p.get("excludes") else ""]

@@ -53,6 +53,11 @@ Snapshot = Annotated[str | None, Opt(help="Read a filesystem snapshot instead of
 Dump = Annotated[str | None, Opt(help="Back up a database dump instead of the files: "
                                  "postgres, mysql, mariadb, redis, sqlite or mongodb ('' "
                                  "unsets it).")]
+DumpDatabase = Annotated[list[str] | None, Opt(
+    "--dump-database", metavar="NAME",
+    help="With a postgres, mysql or mariadb --dump: dump this database alone, loadable into "
+    "a database of another name (repeatable, or NAME,NAME; replaces the policy's list; "
+    "--dump-database '' empties it). A container's volkeeper.dump-database label wins.")]
 
 KEEP = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
         "keep_yearly", "keep_within", "keep_tag")
@@ -68,7 +73,7 @@ def _options(name: str, volume: Volumes = None, host: Hosts = None,
              verify_schedule: Cadence = None, drill_schedule: Cadence = None,
              enabled: Enabled = None, stop_containers: Stop = None,
              exclude: Exclude = None, snapshot: Snapshot = None, dump: Dump = None,
-             as_json: Json = False) -> None:
+             dump_database: DumpDatabase = None, as_json: Json = False) -> None:
     """The signature of ``policy create`` and ``policy update`` (never called)."""
 
 
@@ -98,7 +103,9 @@ def body(given: dict[str, Any]) -> dict[str, Any]:
         "drill_schedule": given["drill_schedule"], "enabled": given["enabled"],
         "stop_containers": given["stop_containers"], "snapshot": given["snapshot"],
         "dump": given["dump"],
-        "excludes": None if given["exclude"] is None else [p for p in given["exclude"] if p]}
+        "excludes": None if given["exclude"] is None else [p for p in given["exclude"] if p],
+        "dump_databases": (None if given["dump_database"] is None
+                           else [d for d in given["dump_database"] if d])}
     # '' unsets snapshot and dump (None is "not given")
     return {k: (v or None) if k in ("snapshot", "dump") else v for k, v in out.items()
             if v is not None}

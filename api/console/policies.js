@@ -151,6 +151,7 @@ export async function policyForm(main, params, ctx) {
     snapshot: select([["", "label or off"], "auto", "btrfs", "zfs", "lvm", "off"], v.snapshot || "", { name: "snapshot" }),
     dump: select([["", "files (or the label)"], "postgres", "mysql", "mariadb", "redis", "sqlite", "mongodb"],
       v.dump || "", { name: "dump" }),
+    databases: text("dump_databases", (v.dump_databases || []).join(", "), { placeholder: "e.g. shop, crm (default: all)" }),
   };
   const keep = Object.fromEntries(RETENTION.map(([k]) => [k,
     h("input", { type: "number", name: k, min: -1, value: v.retention[k] ?? "" })]));
@@ -181,6 +182,7 @@ export async function policyForm(main, params, ctx) {
       verify_schedule: f.verify.value.trim() || null, drill_schedule: f.drill.value.trim() || null,
       enabled: f.enabled.checked, stop_containers: f.stop.checked, excludes: list(f.excludes.value),
       snapshot: f.snapshot.value || null, dump: f.dump.value || null,
+      dump_databases: list(f.databases.value),
     };
   };
   const status = h("div", { "aria-live": "polite" });
@@ -220,7 +222,7 @@ export async function policyForm(main, params, ctx) {
       fieldset("How consistent (a label on a container or the volume wins)",
         h("div", { class: "row" }, h("label", { class: "check" }, f.stop, " stop the containers"),
           field("Exclude (globs, comma separated)", f.excludes), field("Snapshot", f.snapshot),
-          field("Database dump", f.dump))),
+          field("Database dump", f.dump), field("Databases (comma-separated)", f.databases))),
       h("label", { class: "check" }, f.enabled, " enabled"),
       status,
       h("div", { class: "actions" }, link("#/policies", "Cancel", { class: "button" }),

@@ -181,6 +181,9 @@ class Backup(Base):
     # the backups one group job made (a Compose project's volumes, or a named set, in one
     # stop window) share it; NULL for a backup of its own (common.jobs.groups)
     group_id: Mapped[str | None] = mapped_column(String(32))
+    # a dump backup: the database dumps it holds (kind, container, database or null, path;
+    # ``common.jobs.dump_records``), kept by its copies on other targets; NULL: none
+    dumps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_backups_volume", "host", "volume", "created_at"),
                       Index("ix_backups_snapshot", "target", "snapshot_id"),
@@ -270,6 +273,8 @@ class Policy(Base):
     excludes: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     snapshot: Mapped[str | None] = mapped_column(String(16))
     dump: Mapped[str | None] = mapped_column(String(20))
+    # with a dump of one database at a time: those databases (migration 0015)
+    dump_databases: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     last_run_at: Mapped[datetime | None] = mapped_column()
     # the slots of the last scheduled verify and drill (claimed like ``last_run_at``)
     verify_last_run_at: Mapped[datetime | None] = mapped_column()

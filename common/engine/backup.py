@@ -113,10 +113,11 @@ def consistent_backup(
     ``labels_first``: the options are a policy's, which the volume's and its containers'
     labels override (``common.hooks.precedence``)."""
     info = docker.volume(volume)
+    policy_dump = dump if labels_first else None
     if labels_first:
         decided = policy_options(info, stop_containers, snapshot, dump)
         stop_containers, snapshot, dump = decided.stop, decided.snapshot, decided.dump
-    dumps = DumpSet(docker, dumps_for(info, dump, dump_databases))
+    dumps = DumpSet(docker, dumps_for(info, dump, dump_databases, policy_dump))
     if dumps and (stop_containers or snapshot not in (None, "off")):
         raise InvalidInput("a dump backup neither stops the containers nor reads a "
                            "snapshot: the dump runs inside the running database",

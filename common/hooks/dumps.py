@@ -119,13 +119,17 @@ def source_of(c: ContainerRef, kind_name: str, database: str | None = None,
 
 
 def dumps_for(info: VolumeInfo, requested: str | None = None,
-              databases: list[str] | None = None) -> list[DumpSource]:
+              databases: list[str] | None = None, policy: str | None = None
+              ) -> list[DumpSource]:
     """The dumps a backup of ``info`` takes: one per container labelled ``volkeeper.dump``
     — or, when the backup asks for ``requested``, the containers labelled with that kind,
     else the one running container using the volume. Each container dumps the
     ``databases`` asked (else those of its ``volkeeper.dump-database`` label) one by one,
-    else all at once. Empty: a file backup. Raises InvalidInput when a dumping container
-    is not running, the choice is ambiguous or a kind cannot dump one database."""
+    else all at once. ``policy``: the ``databases`` are a policy's, going with its dump of
+    that kind — a container's own label wins, and a container dumped as another kind (its
+    ``volkeeper.dump`` label) does not get them. Empty: a file backup. Raises InvalidInput
+    when a dumping container is not running, the choice is ambiguous or a kind cannot
+    dump one database."""
     if databases and not requested and not any(
             (c.labels.get(DUMP) or "").strip() for c in info.containers):
         raise InvalidInput(f"--dump-database (dump_databases) names databases to dump, but "
@@ -153,8 +157,13 @@ def dumps_for(info: VolumeInfo, requested: str | None = None,
                 f"container {c.name} should dump its database ({DUMP}={kind_name}) but it is "
                 f"{c.state}: a dump runs inside the running server",
                 f"start it (docker start {c.name}) and back up again")
-        names: list[str | None] = [*(databases or database_names(
-            [c.labels.get(DUMP_DATABASE) or ""], f"the label {DUMP_DATABASE} of {c.name}"))]
+        own = database_names([c.labels.get(DUMP_DATABASE) or ""],
+                             f"the label {DUMP_DATABASE} of {c.name}")
+        if policy is None:
+            names: list[str | None] = [*(databases or own)]
+        else:
+            mine = kind_of(kind_name, DUMP).name == policy
+            names = [*(own or (databases if databases and mine else []))]
         out += [source_of(c, kind_name, db) for db in names or [None]]
     return sorted(out, key=lambda s: s.name)
 

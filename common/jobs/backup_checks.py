@@ -110,6 +110,7 @@ class BackupRequest:
     excludes: tuple[str, ...] = ()
     snapshot: str | None = None
     dump: str | None = None
+    dump_databases: tuple[str, ...] = ()
     policy: str | None = None
 
 
@@ -135,7 +136,8 @@ def queue_backups(s: Session, settings: Settings, requests: list[BackupRequest]
                                          requested_by=r.requested_by, now=now, memo=memo,
                                          stop_containers=r.stop_containers,
                                          excludes=list(r.excludes), snapshot=r.snapshot,
-                                         dump=r.dump, policy=r.policy)))
+                                         dump=r.dump, dump_databases=list(r.dump_databases),
+                                         policy=r.policy)))
             out.append(None)
         except VolkeeperError as e:
             out.append(e)

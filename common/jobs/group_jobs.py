@@ -31,7 +31,8 @@ def group_backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome
             on_snapshots=lambda rs: record.snapshots_taking(ctx, job.id, rs),
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs),
             on_started=lambda: record.containers_started(ctx, job.id))
-    ids = record.group_members(ctx, job, done.stored)
+    ids = record.group_members(ctx, job, done.stored, {
+        m.info.name: m.dumps.as_result() for m in done.members if m.dumps})
     result = done.as_result()
     for member, backup_id in zip(result["members"], ids, strict=True):
         member["backup_id"] = backup_id

@@ -117,12 +117,7 @@ class BackupIn(Input):
     @field_validator("dump_databases")
     @classmethod
     def _check_databases(cls, names: list[str]) -> list[str]:
-        from common.hooks.dump_kinds import database_names
-
-        try:
-            return database_names(names, "dump_databases")
-        except InvalidInput as e:
-            raise ValueError(f"{e.message} ({e.hint})") from None
+        return dump_database_names(names)
 
     @field_validator("excludes")
     @classmethod
@@ -138,6 +133,17 @@ def dump_kind(kind: str | None) -> str | None:
         return None
     try:
         return kind_of(kind).name
+    except InvalidInput as e:
+        raise ValueError(f"{e.message} ({e.hint})") from None
+
+
+def dump_database_names(names: list[str]) -> list[str]:
+    """The databases of ``dump_databases`` (a comma list each, checked, once each);
+    ValueError naming the bad one."""
+    from common.hooks.dump_kinds import database_names
+
+    try:
+        return database_names(names, "dump_databases")
     except InvalidInput as e:
         raise ValueError(f"{e.message} ({e.hint})") from None
 

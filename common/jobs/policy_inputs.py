@@ -132,7 +132,8 @@ class PolicyBody(ConsistencyFields):
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
                 type=PydanticCustomError("selection", str(e)), loc=("selection",),
                 input=data)]) from None
-        problem = consistency_problem(body.stop_containers, body.snapshot, body.dump)
+        problem = consistency_problem(body.stop_containers, body.snapshot, body.dump,
+                                      body.dump_databases)
         if problem:
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
                 type=PydanticCustomError("consistency", problem[1]), loc=(problem[0],),
@@ -196,6 +197,7 @@ class PolicyPatch(BaseModel):
     excludes: list[str] | None = None
     snapshot: SnapshotMode | None = None
     dump: str | None = None
+    dump_databases: list[str] | None = None
 
 
 class ApplyIn(BaseModel):

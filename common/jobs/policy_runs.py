@@ -60,7 +60,8 @@ def run_policies(ops: OperationsService, names: list[str], *, actor: str,
         with ops.db.session() as s:
             columns = (Policy.name, Policy.enabled, Policy.selection, Policy.format,
                        Policy.targets, Policy.stop_containers, Policy.excludes,
-                       Policy.snapshot, Policy.dump)  # columns, not rows: a burst reads 1,000
+                       Policy.snapshot, Policy.dump,
+                       Policy.dump_databases)  # columns, not rows: a burst reads 1,000
             policies = {p.name: p for k in range(0, len(names), 500) for p in s.execute(
                 select(*columns).where(Policy.name.in_(names[k:k + 500])))}
             requests: list[BackupRequest] = []
@@ -89,7 +90,7 @@ def run_policies(ops: OperationsService, names: list[str], *, actor: str,
                         requested_by=requested_by(name), policy=name,
                         stop_containers=how["stop_containers"],
                         excludes=tuple(how["excludes"]), snapshot=how["snapshot"],
-                        dump=how["dump"]))
+                        dump=how["dump"], dump_databases=tuple(how["dump_databases"])))
                     owner.append(result)
             busy: dict[str, list[Conflict]] = {}
             for req, result, made in zip(requests, owner, queue_backups(

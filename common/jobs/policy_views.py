@@ -51,6 +51,9 @@ class PolicyOut(BaseModel):
     excludes: list[str] = Field(default_factory=list, description="glob patterns left out")
     snapshot: str | None = Field(default=None, description="auto, btrfs, zfs, lvm or off")
     dump: str | None = Field(default=None, description="back up this database's dump")
+    dump_databases: list[str] = Field(default_factory=list, description="with dump: these "
+                                      "databases, each alone (a container's "
+                                      "volkeeper.dump-database label wins)")
     next_run_at: datetime | None
     last_run_at: datetime | None
     next_verify_at: datetime | None = Field(default=None, description="the next scheduled "

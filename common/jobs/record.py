@@ -18,6 +18,7 @@ from common.db.jobs import SNAPSHOTS_KEY, STOPPED_KEY
 from common.db.models import Job, utcnow
 from common.engine.records import BackupOutcome, CopyOutcome, VerifyOutcome
 from common.jobs.context import JobContext
+from common.jobs.dump_records import held_dumps
 from common.jobs.names import REPO_FORMAT
 from common.jobs.owners import worker_name
 from common.repository import ids
@@ -29,24 +30,30 @@ def _ours(s: Session, job: Job) -> None:
     jobs.hold(s, job.id, job.worker or "")
 
 
-def backup(ctx: JobContext, job: Job, out: BackupOutcome) -> str:
-    """Catalog a backup of ``job``'s volume to its target; returns the backup's id."""
+def backup(ctx: JobContext, job: Job, out: BackupOutcome,
+           dumps: Sequence[dict[str, Any]] | None = None) -> str:
+    """Catalog a backup of ``job``'s volume to its target (``dumps``: the runs of the
+    database dumps it holds); returns the backup's id."""
     assert job.target is not None
     with ctx.db.session() as s:
         _ours(s, job)
         return catalog.add_backup(s, job_id=job.id, host=job.host, volume=job.volume,
-                                  target=job.target, **_stored(out)).id
+                                  target=job.target, dumps=held_dumps(dumps),
+                                  **_stored(out)).id
 
 
-def group_members(ctx: JobContext, job: Job, stored: Sequence[tuple[str, BackupOutcome]]
-                  ) -> list[str]:
+def group_members(ctx: JobContext, job: Job, stored: Sequence[tuple[str, BackupOutcome]],
+                  dumps: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
     """Catalog the backups of a group job (``(volume, outcome)`` each) in one
-    transaction, tied together by ``group_id`` = the job's id; returns their ids."""
+    transaction, tied together by ``group_id`` = the job's id (``dumps``: the dump runs
+    of each volume read as dumps); returns their ids."""
     assert job.target is not None
     with ctx.db.session() as s:
         _ours(s, job)
         return [catalog.add_backup(s, job_id=job.id, host=job.host, volume=volume,
-                                   target=job.target, group_id=job.id, **_stored(out)).id
+                                   target=job.target, group_id=job.id,
+                                   dumps=held_dumps((dumps or {}).get(volume)),
+                                   **_stored(out)).id
                 for volume, out in stored]
 
 
@@ -126,7 +133,8 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
             stored_bytes=out.stored_bytes, logical_bytes=source.logical_bytes,
             file_count=source.file_count, checksum=out.checksum,
             snapshot_id=out.snapshot_id, created_at=source.created_at,
-            tags=sorted(set(source.tags or []) | set(out.tags)), pinned=bool(source.pinned))
+            tags=sorted(set(source.tags or []) | set(out.tags)), pinned=bool(source.pinned),
+            dumps=source.dumps)
         return row.id, False
 
 

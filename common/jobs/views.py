@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,6 @@ from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
 from common.errors import VolkeeperError
-from common.jobs.dump_records import recorded_dumps
 from common.label_secrets import redact_labels
 from common.progress import ProgressBus
 
@@ -155,7 +154,13 @@ class BackupOut(BaseModel):
                                  "window) share it; restore them together with "
                                  "POST /api/v1/groups/{group_id}/restore")
     dumps: list[DumpHeldOut] = Field(default=[], description="a dump backup: the database "
-                                     "dumps it holds, as its backup job recorded them")
+                                     "dumps it holds, as its backup job recorded them "
+                                     "(a copy on another target holds the same)")
+
+    @field_validator("dumps", mode="before")
+    @classmethod
+    def _none_held(cls, dumps: Any) -> Any:
+        return dumps or []  # a catalog row without dumps holds NULL
 
 
 class JobOut(BaseModel):
@@ -198,12 +203,10 @@ def job_out(job: Job, bus: ProgressBus | None) -> JobOut:
     return out
 
 
-def backup_out(b: Backup, dumps: list[dict[str, Any]] | None = None) -> BackupOut:
-    """``dumps``: what its job recorded (``dump_records``)."""
+def backup_out(b: Backup) -> BackupOut:
     out = BackupOut.model_validate(b, from_attributes=True)
     out.tags = list(b.tags or [])
     out.snapshot_id = b.snapshot_id or None
-    out.dumps = [DumpHeldOut(**d) for d in dumps or []]
     return out
 
 
@@ -286,12 +289,10 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
                  pinned: bool | None = None, limit: int = 200, offset: int = 0,
                  group: str | None = None) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all; ``group``: one group's backups."""
-    rows = catalog.list_backups(
+    return [backup_out(b) for b in catalog.list_backups(
         session, host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset,
-        group=group)
-    dumps = recorded_dumps(session, (b.job_id for b in rows))
-    return [backup_out(b, dumps.get(b.job_id or "")) for b in rows]
+        group=group)]
 
 
 def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:
@@ -301,8 +302,7 @@ def backed_up_volumes(session: Session) -> list[BackedUpVolumeOut]:
 
 
 def get_backup(session: Session, backup_id: str) -> BackupOut:
-    b = catalog.get_backup(session, backup_id)
-    return backup_out(b, recorded_dumps(session, [b.job_id]).get(b.job_id or ""))
+    return backup_out(catalog.get_backup(session, backup_id))
 
 
 def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = None,

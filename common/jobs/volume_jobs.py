@@ -40,7 +40,8 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             on_started=lambda: record.containers_started(ctx, job.id),
             snapshot=job.params.get("snapshot"), labels_first=bool(job.params.get("policy")),
             on_snapshot=lambda r: record.snapshots_taking(ctx, job.id, [r] if r else []))
-    backup_id = record.backup(ctx, job, done.outcome)
+    backup_id = record.backup(ctx, job, done.outcome,
+                              done.dumps.as_result() if done.dumps else None)
     return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
 
 

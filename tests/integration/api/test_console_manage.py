@@ -1,6 +1,7 @@
 """The console's management pages in a real browser, on the server and chromium the
 console tests share (``conftest.py``): a policy created with its next runs shown and its
-retention previewed, then listed and served by the API; the jobs list offering Cancel for
+retention previewed, then listed and served by the API, then edited into a dump of named
+databases; the jobs list offering Cancel for
 running jobs only; a backup copied and drilled from the backups page."""
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ def test_a_policy_is_created_with_its_next_runs_shown(browser: Any, console: Con
     assert p["stop_containers"] and p["excludes"] == ["cache/**", "*.tmp"]
     assert (p["snapshot"], p["dump"]) == (None, None)
     assert [m["volume"] for m in p["matches"]] == [name]
+    # edited into a dump of two databases: the form's field beside the dump select
+    page.goto(f"{console.url}/#/policies/console-nightly")
+    page.wait_for_selector("h1:text-is('Policy console-nightly')")
+    assert page.input_value("input[name=dump_databases]") == ""
+    page.uncheck("input[name=stop_containers]")
+    page.select_option("select[name=dump]", "postgres")
+    page.fill("input[name=dump_databases]", "shop, crm")
+    page.click("role=button[name='Save policy']")
+    page.wait_for_selector("[data-policy='console-nightly']")
+    with console.api() as api:
+        p = api.get("/policies/console-nightly").json()
+    assert (p["dump"], p["dump_databases"]) == ("postgres", ["shop", "crm"])
+    page.goto(f"{console.url}/#/policies/console-nightly")
+    page.wait_for_selector("h1:text-is('Policy console-nightly')")
+    assert page.input_value("input[name=dump_databases]") == "shop, crm"
     close(page, errors)
 
 

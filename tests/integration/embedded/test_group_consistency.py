@@ -83,6 +83,12 @@ def test_a_project_with_a_database_dumps_it_and_stops_only_the_file_side(
         assert r["stopped_containers"] == [web.name] == r["restarted_containers"]
         assert state(db)["Running"] and state(db)["StartedAt"] == started  # never stopped
         assert state(web)["Running"]
+        listed = {b["volume"]: b["dumps"] for b in json.loads(cli(
+            embedded_env, "backups", "--group", r["group_id"], "--json").stdout)}
+        assert listed == {db_vol: [{"kind": "postgres", "container": db.name,
+                                    "database": None,
+                                    "path": f".volkeeper-dumps/postgres-{db.name}.sql"}],
+                          files_vol: []}  # the member's own dumps, on its catalog row
 
         # the db member loads into a fresh server: every row committed before the dump
         fresh_vol = f"{project}-fresh"

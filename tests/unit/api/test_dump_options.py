@@ -31,7 +31,7 @@ def test_dump_into_takes_a_container_name_and_no_volume_options(env: Env) -> Non
 
 
 def _dump_backup(env: Env, path: str) -> str:  # noqa: F811
-    """A catalogued backup whose job recorded one dump file ``path``."""
+    """A catalogued backup holding one dump file ``path`` (as its job recorded it)."""
     from common.db import JobState, catalog, jobs
 
     with env.db.session() as s:
@@ -42,7 +42,9 @@ def _dump_backup(env: Env, path: str) -> str:  # noqa: F811
              "database": "shop" if "@" in path else None}]})
         return catalog.add_backup(s, job_id=job.id, host="h1", volume="data",
                                   target="local", format="repo", key="k", manifest_key="",
-                                  checksum="", file_count=1).id
+                                  checksum="", file_count=1, dumps=[
+                                      {"container": "db", "kind": "postgres", "path": path,
+                                       "database": "shop" if "@" in path else None}]).id
 
 
 def test_a_backup_shows_the_databases_its_dumps_hold(env: Env) -> None:  # noqa: F811

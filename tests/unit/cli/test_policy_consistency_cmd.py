@@ -32,3 +32,19 @@ def test_the_options_set_change_and_unset_the_fields(tmp_path: Path) -> None:
         False, [], None, "postgres")
     p = policy(tmp_path, "update", "app", "--dump", "")
     assert p["dump"] is None
+
+
+def test_dump_database_is_set_shown_and_emptied(tmp_path: Path) -> None:
+    p = policy(tmp_path, "create", "db", "--volume", "pgdata", "--schedule", "@daily",
+               "--dump", "postgres", "--dump-database", "shop", "--dump-database", "crm,shop")
+    assert (p["dump"], p["dump_databases"]) == ("postgres", ["shop", "crm"])
+    shown = _cli(tmp_path, "policy", "show", "db")
+    assert shown.returncode == 0, shown.stderr
+    assert "postgres dump of shop, crm" in shown.stdout
+    listed = policy(tmp_path, "list")
+    assert listed[0]["dump_databases"] == ["shop", "crm"]
+    bad = _cli(tmp_path, "policy", "update", "db", "--dump", "redis")
+    assert bad.returncode != 0 and "dump_databases" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    p = policy(tmp_path, "update", "db", "--dump-database", "")
+    assert (p["dump"], p["dump_databases"]) == ("postgres", [])
