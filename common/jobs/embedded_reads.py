@@ -12,9 +12,9 @@ does; otherwise ``open_reader`` returns None and the command starts the full run
   running, none keeps a lock or may have left objects);
 - ``volumes`` only: the host's inventory is current. Docker is asked as the full start
   asks it (version, volumes, their containers and sizes: the engine's unix socket); when
-  the engine's version and every volume but for sizes are as recorded, the sizes measured
-  now and the times seen are written (what ``replace_inventory`` would change), else the
-  full start registers the host and replaces the inventory.
+  the engine's version and every volume but for its size (and the time Docker reports for
+  it) are as recorded, those and the times seen are written (what ``replace_inventory``
+  would change), else the full start registers the host and replaces the inventory.
 """
 
 from __future__ import annotations
@@ -121,10 +121,11 @@ def _refresh(rows: SqliteRows, settings: Settings, with_sizes: bool) -> str | No
     rows.run("PRAGMA synchronous=NORMAL")
     with rows.transaction():
         for v in now_rows:
-            if v["size_bytes"] != stored[v["name"]]["size_bytes"]:
-                rows.run("UPDATE volumes SET size_bytes = :size WHERE host = :host "
-                         "AND name = :name", size=v["size_bytes"], host=settings.host_name,
-                         name=v["name"])
+            old = stored[v["name"]]
+            if (v["size_bytes"], v["created_at"]) != (old["size_bytes"], old["created_at"]):
+                rows.run("UPDATE volumes SET size_bytes = :size, created_at = :created "
+                         "WHERE host = :host AND name = :name", size=v["size_bytes"],
+                         created=v["created_at"], host=settings.host_name, name=v["name"])
         rows.run("UPDATE volumes SET seen_at = :now WHERE host = :host", now=now,
                  host=settings.host_name)
         rows.run("UPDATE hosts SET inventory_at = :now, last_seen_at = :now "
@@ -133,9 +134,11 @@ def _refresh(rows: SqliteRows, settings: Settings, with_sizes: bool) -> str | No
 
 
 def _changed(now: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """Whether a volume differs from its stored row in anything but its size."""
+    """Whether a volume differs from its stored row in anything but what writing into it
+    changes: its size, and the ``created_at`` Docker's local driver reports (the time of
+    its directory, which moves when a file is added at its top)."""
     return any(now[k] != (doc(stored[k]) if k in ("labels", "containers") else stored[k])
-               for k in ("driver", "mountpoint", "labels", "containers", "created_at"))
+               for k in ("driver", "mountpoint", "labels", "containers"))
 
 
 def _db_now(rows: SqliteRows) -> datetime:
