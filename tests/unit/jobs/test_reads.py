@@ -19,6 +19,7 @@ from common.db import Backup, Host, Job, JobState, Policy, Target, Volume
 from common.db.migrate import upgrade
 from common.db.rows import SessionRows, SqliteRows
 from common.db.session import Database
+from common.errors import NotFound
 from common.jobs import embedded_reads, reads, views
 from common.jobs.host_rows import VERSION
 
@@ -34,7 +35,7 @@ def db(tmp_path: Path) -> Any:
     database.dispose()
 
 
-def _fill(db: Database) -> None:
+def fill(db: Database) -> None:
     """A host with three volumes (labels holding a secret, a container), backups of every
     kind and state, jobs, and a policy claiming one volume."""
     containers = {"items": [{"id": "c1", "name": "db", "state": "running",
@@ -76,7 +77,7 @@ def _fill(db: Database) -> None:
 
 def test_both_drivers_read_the_same_views_the_api_prints(db: Database,
                                                          tmp_path: Path) -> None:
-    _fill(db)
+    fill(db)
     lite = SqliteRows(str(tmp_path / "volkeeper.db"))
     calls: list[tuple[str, dict[str, Any]]] = [
         ("volumes", {}), ("volumes", {"host": "h1"}), ("backups", {}),
@@ -110,26 +111,34 @@ def _api(s: Any, what: str, kwargs: dict[str, Any]) -> Any:
 
 
 def test_the_views_keep_their_meaning(db: Database, tmp_path: Path) -> None:
-    _fill(db)
+    fill(db)
     lite = SqliteRows(str(tmp_path / "volkeeper.db"))
-    app, cache, _logs = reads.jsonable(reads.list_volumes(lite))
+    assert_meaning(lite)
+    lite.close()
+
+
+def assert_meaning(rows: Any) -> None:
+    """The views of ``fill``'s rows (also run on PostgreSQL by the integration lane)."""
+    app, cache, _logs = reads.jsonable(reads.list_volumes(rows))
     assert app["labels"] == {"db-password": "<redacted>", "tier": "gold"}
     assert app["containers"] == [{"id": "c1", "name": "db", "state": "running"}]
     assert app["policy"] == "gold" and app["rpo_seconds"] == 2 * 86400
     assert app["last_backup_at"] == "2026-12-06T14:55:00.123456Z"  # b5, damaged
     assert app["last_good_backup_at"] == "2026-12-06T14:53:00.123456Z"  # b3
     assert cache["size_bytes"] is None and cache["policy"] is None and cache["overdue"] is None
-    newest = reads.jsonable(reads.list_backups(lite))
+    newest = reads.jsonable(reads.list_backups(rows))
     assert [b["id"] for b in newest] == ["b5", "b3", "b2", "b1", "b0"]  # b4: a safety
     b2 = newest[2]
     assert b2["pinned"] is True and b2["tags"] == ["nightly"] and b2["snapshot_id"] == "s2"
     assert newest[-1]["snapshot_id"] is None and newest[-1]["manifest_key"] == "m0"
-    jobs = reads.jsonable(reads.list_jobs(lite, None, limit=2))
+    assert [b["id"] for b in reads.list_backups(rows, tag="nightly", offset=1)] == ["b1", "b0"]
+    assert [b["id"] for b in reads.list_backups(rows, pinned=False, kind=None)][:2] == [
+        "b5", "b4"]
+    jobs = reads.jsonable(reads.list_jobs(rows, None, limit=2))
     assert [j["state"] for j in jobs] == ["cancelled", "failed"]
     assert jobs[0]["params"] == {"format": "repo"} and jobs[0]["started_at"].endswith("Z")
-    with pytest.raises(Exception, match="host"):
-        reads.list_volumes(lite, "nope")
-    lite.close()
+    with pytest.raises(NotFound, match="host"):
+        reads.list_volumes(rows, "nope")
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -142,7 +151,7 @@ def test_the_short_start_needs_a_ready_catalog_with_nothing_to_clean_up(
     settings = _settings(tmp_path)
     assert embedded_reads.open_reader(_settings(tmp_path / "new")) is None  # no database
     assert embedded_reads.open_reader(settings) is None  # no default target yet
-    _fill(db)
+    fill(db)
     assert embedded_reads.open_reader(settings) is None  # a job is queued, one running
     with db.session() as s:
         for job in s.query(Job).filter(Job.state.in_((JobState.queued, JobState.running))):
@@ -176,7 +185,7 @@ def test_the_short_start_needs_a_ready_catalog_with_nothing_to_clean_up(
 
 def test_the_short_start_loads_no_sqlalchemy_and_no_view_models(db: Database,
                                                               tmp_path: Path) -> None:
-    _fill(db)
+    fill(db)
     with db.session() as s:
         for job in s.query(Job).filter(Job.state.in_((JobState.queued, JobState.running))):
             job.state = JobState.succeeded
