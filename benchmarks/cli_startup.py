@@ -3,10 +3,15 @@
 Measures ``volkeeper --help`` and embedded read commands (``volumes --json`` with N volumes,
 ``backups --json``, ``jobs --json``) beside two baselines measured in the same run: the bare
 interpreter (``python -c pass``, the floor of any Python CLI) and ``docker volume ls`` (what
-a user would type instead of ``volkeeper volumes``). Wall time (min and median of R runs)
-and peak RSS of each process.
+a user would type instead of ``volkeeper volumes``). Wall time (min and median of R runs
+after one untimed warm-up: the first ``volumes`` registers the new volumes), CPU time (user +
+system, min) and peak RSS of each process.
 
-    python3 benchmarks/cli_startup.py --docker-host unix:///path/docker.sock [--volumes 100]
+    python3 benchmarks/cli_startup.py --docker-host unix:///path/docker.sock [--volumes 100] \
+        [--runs 7] [--checkout DIR ...]
+
+``--checkout`` (repeatable; default this tree) names the volkeeper trees to run; with two
+(say a copy of main and a branch) each command runs for both in turn, interleaved.
 
 The volumes are created on that daemon (``bench-cli-N``) and left there; state goes to a
 temporary ``VOLKEEPER_HOME``. Targets (issue 10): ``--help`` <= 0.2 s, ``volumes --json``
@@ -27,23 +32,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float]:
-    """(min s, median s, max RSS MiB) of ``runs`` runs of ``cmd``."""
-    times, rss = [], []
-    for _ in range(runs):
-        began = time.perf_counter()
-        p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(p.pid, 0)
-        times.append(time.perf_counter() - began)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        if p.returncode != 0:
-            err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err}")
-        if p.stderr:
-            p.stderr.close()
-        rss.append(usage.ru_maxrss / 1024)
-    return min(times), statistics.median(times), max(rss)
+def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """(wall s, CPU s, max RSS MiB) of one run of ``cmd``."""
+    began = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - began
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err}")
+    if p.stderr:
+        p.stderr.close()
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -51,30 +53,41 @@ def main() -> None:
     ap.add_argument("--docker-host", required=True)
     ap.add_argument("--volumes", type=int, default=100)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--checkout", action="append", type=Path,
+                    help="a volkeeper tree to run (repeatable; default: this one)")
     args = ap.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
-    home = tempfile.mkdtemp(prefix="vk-cli-bench-")
-    env |= {"VOLKEEPER_HOME": home, "VOLKEEPER_DOCKER_HOST": args.docker_host,
-            "VOLKEEPER_HOST_NAME": "bench", "DOCKER_HOST": args.docker_host,
-            "PYTHONPATH": str(REPO)}
+    trees = [c.resolve() for c in args.checkout or [REPO]]
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("VOLKEEPER_") and k != "PYTHONDONTWRITEBYTECODE"}
+    base |= {"VOLKEEPER_DOCKER_HOST": args.docker_host, "VOLKEEPER_HOST_NAME": "bench",
+             "DOCKER_HOST": args.docker_host}
+    envs = {t: base | {"VOLKEEPER_HOME": tempfile.mkdtemp(prefix="vk-cli-bench-"),
+                       "PYTHONPATH": str(t)} for t in trees}
     for i in range(args.volumes):
-        subprocess.run(["docker", "volume", "create", f"bench-cli-{i}"], env=env,
+        subprocess.run(["docker", "volume", "create", f"bench-cli-{i}"], env=base,
                        stdout=subprocess.DEVNULL, check=True)
     vk = [sys.executable, "-m", "cli.main"]
-    subprocess.run([*vk, "backups"], env=env, stdout=subprocess.DEVNULL, check=True)  # schema
     rows = [("python -c pass (floor)", [sys.executable, "-c", "pass"]),
             ("docker volume ls (peer)", ["docker", "volume", "ls"]),
             ("volkeeper --help", [*vk, "--help"]),
             (f"volkeeper volumes --json ({args.volumes} volumes)", [*vk, "volumes", "--json"]),
             ("volkeeper backups --json", [*vk, "backups", "--json"]),
             ("volkeeper jobs --json", [*vk, "jobs", "--json"])]
-    load = os.getloadavg()[0]
-    print(f"{'command':<44} {'min s':>6} {'median s':>9} {'RSS MiB':>8}   (load {load:.1f})")
-    floor = None
+    print(f"{'command':<44} {'tree':<20} {'min s':>6} {'median s':>9} {'CPU s':>6} "
+          f"{'RSS MiB':>8}   (load {os.getloadavg()[0]:.1f})")
     for label, cmd in rows:
-        lo, med, rss = measure(cmd, env, args.runs)
-        floor = floor or lo
-        print(f"{label:<44} {lo:6.3f} {med:9.3f} {rss:8.1f}   {lo / floor:4.1f}x floor")
+        got: dict[Path, list[tuple[float, float, float]]] = {t: [] for t in trees}
+        for _ in range(1 + args.runs):  # the first, untimed: a warm-up
+            for t in trees if cmd[0] == sys.executable else trees[:1]:
+                got[t].append(measure(cmd, envs[t], t))
+        for t, runs in got.items():
+            if not runs:
+                continue
+            walls = [r[0] for r in runs[1:]]
+            print(f"{label:<44} {t.name[:20]:<20} {min(walls):6.3f} "
+                  f"{statistics.median(walls):9.3f} {min(r[1] for r in runs[1:]):6.3f} "
+                  f"{max(r[2] for r in runs[1:]):8.1f}")
+    print(f"(load at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.front import connect
+from cli.front import connect, connect_reads
 from cli.options import Json
 from cli.render import clip, emit_json, err, local_time, optional, out, size, table, when
 
@@ -28,7 +28,7 @@ def volumes(
 ) -> None:
     """List volumes on every host: driver, size, containers, last backup, and the policy
     backing each up (overdue: its newest good backup is older than the policy's RPO)."""
-    with connect(volume_sizes=True) as c:
+    with connect_reads(inventory=True, volume_sizes=True) as c:
         rows = c.volumes(host)
     if as_json:
         return emit_json(rows)
@@ -67,7 +67,7 @@ def backups(
     as_json: Json = False,
 ) -> None:
     """List backups, newest first."""
-    with connect(docker=False) as c:
+    with connect_reads() as c:
         rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned,
                          group=group)
     if as_json:
@@ -100,7 +100,7 @@ def jobs(
     as_json: Json = False,
 ) -> None:
     """Job history, newest first."""
-    with connect(docker=False) as c:
+    with connect_reads() as c:
         rows = c.jobs(limit, kind)
     if as_json:
         return emit_json(rows)

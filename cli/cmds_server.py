@@ -21,7 +21,7 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
 def _settings() -> Settings:
-    from cli.local import settings
+    from cli.settings import settings
 
     return settings()
 

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cli.errors import CliError, Json
 from cli.front_migrations import MigrationFront
 from cli.front_policies import PolicyFront
+from cli.settings import settings
 
-__all__ = ["CliError", "Front", "Json", "Options", "connect", "open_front"]
+if TYPE_CHECKING:
+    from common.jobs.embedded_reads import CatalogReader
+
+__all__ = ["CliError", "Front", "Json", "Options", "Reads", "connect", "connect_reads",
+           "open_front", "open_reads"]
 
 
-class Front(PolicyFront, MigrationFront, Protocol):
+class Reads(Protocol):
+    """The catalog's lists: what the read commands ask."""
+
+    def volumes(self, host: str | None) -> list[Json]: ...
+    def backups(self, **filters: Any) -> list[Json]: ...
+    def jobs(self, limit: int, kind: str | None = None) -> list[Json]: ...
+
+
+class Front(Reads, PolicyFront, MigrationFront, Protocol):
     """What the CLI can ask. Jobs come back as submitted (``state`` queued or running);
     ``job(id)`` shows one with its live progress."""
 
@@ -27,9 +40,6 @@ class Front(PolicyFront, MigrationFront, Protocol):
     embedded: bool
 
     def hosts(self) -> list[Json]: ...
-    def volumes(self, host: str | None) -> list[Json]: ...
-    def backups(self, **filters: Any) -> list[Json]: ...
-    def jobs(self, limit: int, kind: str | None = None) -> list[Json]: ...
     def job(self, job_id: str) -> Json: ...
     def release_job(self, job_id: str, reason: str | None) -> Json: ...
     def cancel_job(self, job_id: str) -> Json:
@@ -75,7 +85,6 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
     measures volume sizes only with ``volume_sizes``: Docker walks every file for that;
     ``docker=False``: a command that only reads the catalog, Docker is not asked)."""
     if server:
-        from cli.local import settings
         from cli.remote import RemoteFront
         from common.auth import client_token
 
@@ -89,11 +98,62 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
         yield local
 
 
+@contextlib.contextmanager
+def open_reads(server: str | None, token: str | None, *, inventory: bool = False,
+               volume_sizes: bool = False) -> Iterator[Reads]:
+    """The catalog's lists. Embedded, a read command starts short when it can
+    (``common.jobs.embedded_reads``: the SQLite catalog read with the standard library,
+    the inventory brought up to date first with ``inventory``), else as ``open_front``
+    (``docker=inventory``); the answers are the same."""
+    if not server:
+        from common.jobs.embedded_reads import open_reader
+
+        reader = open_reader(settings(), inventory=inventory, volume_sizes=volume_sizes)
+        if reader is not None:
+            try:
+                yield _JsonReads(reader)
+            finally:
+                reader.close()
+            return
+    with open_front(server, token, volume_sizes=volume_sizes, docker=inventory) as front:
+        yield front
+
+
+class _JsonReads:
+    """A ``CatalogReader``'s views as JSON, as every front returns them."""
+
+    def __init__(self, reader: CatalogReader) -> None:
+        self.reader = reader
+
+    def volumes(self, host: str | None) -> list[Json]:
+        from common.jobs.reads import jsonable
+
+        return jsonable(self.reader.volumes(host))
+
+    def backups(self, **filters: Any) -> list[Json]:
+        from common.jobs.reads import jsonable
+
+        return jsonable(self.reader.backups(
+            **{k: v for k, v in filters.items() if v is not None}))
+
+    def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
+        from common.jobs.reads import jsonable
+
+        return jsonable(self.reader.jobs(limit, kind))
+
+
 class Options:
     """The global options (``--server``, ``--token``) of this invocation."""
 
     server: str | None = None
     token: str | None = None
+
+
+def connect_reads(*, inventory: bool = False, volume_sizes: bool = False
+                  ) -> contextlib.AbstractContextManager[Reads]:
+    """The catalog's lists as the global options ask (``open_reads``)."""
+    return open_reads(Options.server, Options.token, inventory=inventory,
+                      volume_sizes=volume_sizes)
 
 
 def connect(*, volume_sizes: bool = False, docker: bool = True

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 from cli.errors import CliError, Json
 from cli.front_migrations import LocalMigrations
 from cli.front_policies import LocalPolicies
+from cli.settings import settings
 from common.auth import LOCAL_ACTOR
-from common.config import Settings, get_settings
 from common.db import Job
-from common.jobs import views
+from common.db.rows import SessionRows
+from common.jobs import reads, views
 from common.jobs.embedded import EmbeddedRuntime
 from common.progress import Subscription
 
@@ -25,13 +26,6 @@ if TYPE_CHECKING:
 USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
 # The request models (common.jobs.inputs) load only in the commands that send a request:
 # a read command does without them.
-
-
-def settings() -> Settings:
-    try:
-        return get_settings()
-    except Exception as e:  # noqa: BLE001 - pydantic's report of VOLKEEPER_* variables
-        raise CliError(f"invalid configuration: {e}", "check the VOLKEEPER_* variables") from None
 
 
 class LocalFront(LocalPolicies, LocalMigrations):
@@ -83,14 +77,18 @@ class LocalFront(LocalPolicies, LocalMigrations):
         return self._read(views.list_hosts, self.runtime.settings)
 
     def volumes(self, host: str | None) -> list[Json]:
-        return self._read(views.list_volumes, host)
+        with self.runtime.db.session() as s:
+            return reads.jsonable(reads.list_volumes(SessionRows(s), host))
 
     def backups(self, **filters: Any) -> list[Json]:
-        return self._read(views.list_backups,
-                          **{k: v for k, v in filters.items() if v is not None})
+        with self.runtime.db.session() as s:
+            return reads.jsonable(reads.list_backups(
+                SessionRows(s), **{k: v for k, v in filters.items() if v is not None}))
 
     def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
-        return self._read(views.list_jobs, self.runtime.bus, limit=limit, kind=kind)
+        with self.runtime.db.session() as s:
+            return reads.jsonable(reads.list_jobs(
+                SessionRows(s), self.runtime.bus, limit=limit, kind=kind))
 
     def job(self, job_id: str) -> Json:
         return self._read(views.get_job, self.runtime.bus, job_id)

@@ -26,13 +26,10 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from common.db.clock import db_now
 from common.db.clock import now as db_time
+from common.db.kinds import GROUP_KIND, QUIET_KINDS
 from common.db.models import Job, JobState, new_id
 from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound, VolkeeperError
-
-#: kinds of quick helper jobs (a backup's directory listed for the console's tree) that
-#: job lists leave out unless asked for by kind: they would bury the history
-QUIET_KINDS = frozenset({"browse"})
 
 
 class Fenced(VolkeeperError):
@@ -91,9 +88,6 @@ def create_job(
     return job
 
 
-#: the kind of a job on several volumes of a host (``common.jobs.groups``): its lock is
-#: its own, its volumes are ``params["volumes"]``
-GROUP_KIND = "group-backup"
 
 
 def group_holding(session: Session, host: str, volumes: list[str]) -> Job | None:

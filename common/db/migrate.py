@@ -12,62 +12,30 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import logging
 import os
-import re
 from collections.abc import Iterator
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.db.revision import head_revision, migrations_dir
 from common.db.session import Database
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 _LOCK_ID = 0x766B6565  # "vkee"
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(.+)$", re.MULTILINE)
-
-
-def _migrations_dir() -> Path:
-    spec = importlib.util.find_spec("migrations")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the volkeeper 'migrations' package is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(_migrations_dir()))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
-
-
-@cache
-def head_revision() -> str | None:
-    """The newest revision of ``migrations/versions`` (the one no other revision revises),
-    read from the files' ``revision``/``down_revision`` lines; None when that is not one
-    plain answer (then ``upgrade`` asks Alembic)."""
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in (_migrations_dir() / "versions").glob("*.py"):
-        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
-        rev, down = found.get("revision", "").strip(), found.get("down_revision", "").strip()
-        if not re.fullmatch(r"'[^']+'|\"[^\"]+\"", rev):
-            return None
-        revisions.add(rev[1:-1])
-        if down != "None":
-            if not re.fullmatch(r"'[^']+'|\"[^\"]+\"", down):
-                return None  # a merge revision (a tuple): let Alembic decide
-            revised.add(down[1:-1])
-    heads = revisions - revised
-    return heads.pop() if len(heads) == 1 else None
 
 
 def stored_revision(db: Database) -> str | None:

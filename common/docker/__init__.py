@@ -14,7 +14,6 @@ Concepts:
 """
 
 from common.docker.adapter import DockerHost
-from common.docker.helper_image import HELPER_IMAGE, HELPER_LABEL
-from common.docker.models import ContainerRef, VolumeInfo
+from common.docker.models import HELPER_IMAGE, HELPER_LABEL, ContainerRef, VolumeInfo
 
 __all__ = ["HELPER_IMAGE", "HELPER_LABEL", "ContainerRef", "DockerHost", "VolumeInfo"]

@@ -33,18 +33,16 @@ data it is CPU-bound inside dockerd).
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from common.docker import archive_api, engine_http, exec_stream, execs
+from common.docker import engine_http
 from common.docker.failures import translated, unreachable
-from common.docker.helper_image import HELPER_LABEL, ensure_helper_image
 from common.docker.models import (
+    HELPER_LABEL,
     ContainerRef,
     VolumeInfo,
     container_ref,
@@ -55,6 +53,10 @@ from common.errors import Conflict, DockerError
 
 if TYPE_CHECKING:  # the SDK loads when a call needs it: reads on a socket do without
     import docker
+
+    from common.docker import exec_stream, execs
+# so do the archive API, exec and the helper image (tar, threads, hashes): a command that
+# only looks at volumes (``volkeeper volumes``) imports none of them
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -189,6 +191,8 @@ class DockerHost:
                 timeout: float = 300.0) -> execs.ExecResult:
         """Run ``cmd`` inside the running container, killed after ``timeout`` seconds;
         its exit code and the end of its output (``execs``)."""
+        from common.docker import execs
+
         with self._errors():
             return execs.run(self._api, container_id, cmd, user=user, timeout=timeout)
 
@@ -196,6 +200,8 @@ class DockerHost:
                     env: Mapping[str, str] | None = None) -> exec_stream.ExecReader:
         """Start ``cmd`` inside the running container; its stdout as a readable stream
         (exit code and the end of stderr after the last byte: ``exec_stream``)."""
+        from common.docker import exec_stream
+
         with self._errors():
             return exec_stream.ExecReader(self._api, container_id, cmd, user=user, env=env)
 
@@ -203,6 +209,8 @@ class DockerHost:
                   user: str | None = None,
                   env: Mapping[str, str] | None = None) -> execs.ExecResult:
         """Run ``cmd`` inside the running container with ``source`` as its stdin."""
+        from common.docker import exec_stream
+
         with self._errors():
             return exec_stream.feed_stdin(self._api, container_id, cmd, source, user=user,
                                           env=env)
@@ -284,6 +292,8 @@ class DockerHost:
         if path is not None:
             with os.scandir(path) as entries:
                 return next(entries, None) is None
+        import tarfile
+
         with self.archive_source(name) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 if member.name not in (".", "./", ""):
@@ -292,6 +302,8 @@ class DockerHost:
 
     def _ensure_helper(self) -> None:
         if not self._helper_ready:
+            from common.docker.helper_image import ensure_helper_image
+
             with self._errors():
                 ensure_helper_image(self._api)
             self._helper_ready = True
@@ -303,6 +315,8 @@ class DockerHost:
         Members are ``.``, ``./a.txt``, ``./dir/b`` … (relative to the volume root). The
         stream must be consumed inside the block; the helper container is removed after it.
         """
+        from common.docker import archive_api
+
         self.volume(name)  # NotFound early, and never let dockerd auto-create the volume
         self._ensure_helper()
         with self._errors(name), archive_api.helper_container(self._api, name, True) as cid:
@@ -315,7 +329,12 @@ class DockerHost:
     def read_file(self, name: str, rel: str, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the regular file ``rel`` (relative to the volume
         root) through the Docker archive API; None when there is no such regular file."""
+        import io
+        import tarfile
+
         import docker.errors
+
+        from common.docker import archive_api
 
         self.volume(name)
         self._ensure_helper()
@@ -339,6 +358,8 @@ class DockerHost:
         Existing files of the same name are replaced; nothing else is deleted. The root
         member's mode, owner and mtime are applied to the volume root afterwards.
         """
+        from common.docker import archive_api
+
         self.volume(name)
         self._ensure_helper()
         head, root = archive_api.read_root_entry(tar_stream)
@@ -379,6 +400,8 @@ class DockerHost:
 
     def sweep_helpers(self, older_than_seconds: float = 24 * 3600) -> list[str]:
         """Remove helper containers that killed workers left behind; return their IDs."""
+        from common.docker import archive_api
+
         with self._errors():
             return archive_api.sweep_helpers(self._api, older_than_seconds)
 

@@ -20,15 +20,13 @@ import logging
 import tarfile
 from typing import Any
 
+from common.docker.models import HELPER_IMAGE as HELPER_IMAGE
+from common.docker.models import HELPER_LABEL as HELPER_LABEL
 from common.errors import DockerError
 
 log = logging.getLogger(__name__)
 
-HELPER_IMAGE = "volkeeper/helper:1"
-# Helper *containers* carry ``volkeeper.helper=1`` (set by archive_api); the image carries
-# ``volkeeper.image=helper`` instead, because containers inherit their image's labels and
-# every container made from it would otherwise look like a helper (and be swept).
-HELPER_LABEL = "volkeeper.helper"
+# HELPER_IMAGE, HELPER_LABEL: in ``models`` (read by every listing, without this module)
 IMAGE_LABEL = "volkeeper.image"
 PLACEHOLDER = b"volkeeper helper image: containers from it are created, never run.\n"
 _EPOCH = "1970-01-01T00:00:00Z"

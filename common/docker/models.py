@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+HELPER_IMAGE = "volkeeper/helper:1"
+# Helper *containers* carry ``volkeeper.helper=1`` (set by archive_api); the image carries
+# ``volkeeper.image=helper`` instead, because containers inherit their image's labels and
+# every container made from it would otherwise look like a helper (and be swept).
+HELPER_LABEL = "volkeeper.helper"
+
 
 @dataclass(frozen=True)
 class ContainerRef:

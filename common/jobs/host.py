@@ -18,22 +18,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from common.db import catalog, hosts, jobs
 from common.db.models import utcnow
 from common.errors import VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
+from common.jobs.host_rows import VERSION as VERSION
+from common.jobs.host_rows import volume_row as volume_row
 from common.jobs.leftovers import remove_leftovers
-from common.label_secrets import redact_labels
-
-if TYPE_CHECKING:  # the engine and the Docker SDK load only when a step needs them
-    from common.docker import VolumeInfo
 
 log = logging.getLogger(__name__)
-
-VERSION = "0.1.0"
 
 
 def arrive(ctx: JobContext, *, with_sizes: bool) -> None:
@@ -72,22 +68,6 @@ def heartbeat(ctx: JobContext) -> None:
     """Keep this host online (``last_seen_at``)."""
     with ctx.db.session() as s:
         hosts.touch_host(s, ctx.host)
-
-
-def volume_row(v: VolumeInfo, old_size: int | None = None) -> dict[str, Any]:
-    """An inventory row of a volume (its size as measured before, when not measured now),
-    its labels' secrets redacted (``common.label_secrets``)."""
-    return {
-        "name": v.name,
-        "driver": v.driver,
-        "mountpoint": v.mountpoint,
-        "size_bytes": v.size_bytes if v.size_bytes is not None else old_size,
-        "labels": redact_labels(v.labels),  # no password of a label is stored
-        "containers": {"items": [{"id": c.id, "name": c.name, "state": c.state,
-                                  "labels": redact_labels(c.labels)}
-                                 for c in v.containers]},
-        "created_at": v.created_at,
-    }
 
 
 def refresh_inventory(ctx: JobContext, with_sizes: bool = True) -> int:

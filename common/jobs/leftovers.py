@@ -20,7 +20,6 @@ snapshot without a catalog row is adopted with ``volkeeper snapshots --adopt``.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import or_, select
 
@@ -28,33 +27,14 @@ from common.db import Backup, Job, JobState
 from common.db.clock import now as db_time
 from common.db.jobs import GROUP_KIND
 from common.errors import NotFound, VolkeeperError
-from common.formats import ARCHIVE_FORMATS
 from common.jobs import owners
 from common.jobs.context import JobContext
+from common.jobs.host_rows import LEFTOVERS_WITHIN, leftover_plan
 from common.storage.base import Backend
 
 log = logging.getLogger(__name__)
 #: failed jobs this recent are looked at (older ones were, by the worker of their time)
-WITHIN = timedelta(days=2)
-
-
-def _plan(job: Job, source: Backup | None) -> tuple[str, list[str], list[str]] | None:
-    """Where a failed job may have left archive objects: (target, prefixes whose keys
-    naming the job are its, exact keys), or None (nothing to look for)."""
-    where = f"{job.host}/{job.volume}/"
-    archived = job.params.get("format") in ARCHIVE_FORMATS
-    if job.kind == "backup" and archived and job.target:
-        return job.target, [f"volkeeper/archives/{where}"], []
-    if job.kind == GROUP_KIND and archived and job.target:
-        return job.target, [f"volkeeper/archives/{job.host}/{v}/"
-                            for v in job.params.get("volumes") or []], []
-    if source is None or source.format not in ARCHIVE_FORMATS:
-        return None
-    if job.kind == "restore" and job.params.get("mode") == "replace" and job.target:
-        return job.target, [f"volkeeper/safety/{where}"], []
-    if job.kind == "copy" and job.params.get("destination"):
-        return str(job.params["destination"]), [], [source.key, source.manifest_key]
-    return None
+WITHIN = LEFTOVERS_WITHIN
 
 
 def remove_leftovers(ctx: JobContext) -> list[str]:
@@ -70,7 +50,7 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
             if "leftovers" in (job.result or {}):
                 continue
             source = s.get(Backup, job.backup_id) if job.backup_id else None
-            plan = _plan(job, source)
+            plan = leftover_plan(job, source)
             if plan is not None and owners.is_dead(s, job):
                 todo.append((job.id, *plan))
     removed: list[str] = []

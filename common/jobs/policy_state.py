@@ -6,48 +6,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.db import Backup, Host, Policy, Volume
-from common.db.models import utcnow
-from common.policies.rpo import default_rpo, freshness
-from common.policies.schedule import Schedule, jitter_for, parse_schedule
+from common.db import Host, Policy, Volume
+from common.db.rows import SessionRows
+from common.jobs import reads
+from common.policies.rules import parse_selection as parse_selection
+from common.policies.rules import rpo_of as rpo_of
+from common.policies.rules import schedule_of as schedule_of
+from common.policies.rules import selection_of as selection_of
+from common.policies.schedule import jitter_for, parse_schedule
 from common.policies.scheduler import KINDS, jitter_key
 from common.policies.selection import (
     Inventory,
     Selection,
     VolumeRef,
-    check_selection,
     claims,
     volume_ref,
 )
 
-# --- a policy's rules from its row -------------------------------------------------------
-
-
-def selection_of(p: Policy) -> Selection:
-    return parse_selection(p.selection)
-
-
-def parse_selection(s: dict[str, Any] | None) -> Selection:
-    """A policy's stored ``selection`` column as a ``Selection``."""
-    s = s or {}
-    return check_selection(s.get("volumes") or (), s.get("hosts") or (), s.get("selector"),
-                           s.get("project"))
-
-
-def schedule_of(p: Policy) -> Schedule:
-    return parse_schedule(p.schedule, p.tz)
-
-
-def rpo_of(p: Policy) -> timedelta:
-    if p.rpo_seconds:
-        return timedelta(seconds=p.rpo_seconds)
-    return default_rpo(schedule_of(p))
+# --- a policy's rules from its row (``common.policies.rules``) --------------------------
 
 
 def next_run(p: Policy, now: datetime, kind: str = "backup") -> datetime | None:
@@ -129,42 +111,12 @@ def selected(session: Session, p: Policy) -> tuple[list[VolumeRef],
 
 def newest_good_backups(session: Session, only: tuple[str, str] | None = None
                         ) -> dict[tuple[str, str], datetime]:
-    """(host, volume) → the time of its newest good backup: a regular backup (not a
-    safety snapshot) that no verification found damaged (``only``: of that volume)."""
-    q = (select(Backup.host, Backup.volume, func.max(Backup.created_at))
-         .where(Backup.kind == "backup")
-         .where((Backup.verify_status.is_(None)) | (Backup.verify_status != "damaged"))
-         .group_by(Backup.host, Backup.volume))
-    if only is not None:
-        q = q.where(Backup.host == only[0], Backup.volume == only[1])
-    return {(h, v): _aware(t) for h, v, t in session.execute(q)}
+    """(host, volume) → the time of its newest good backup (``reads.newest_good_backups``)."""
+    return reads.newest_good_backups(SessionRows(session), only)
 
 
 def volume_status(session: Session, refs: list[VolumeRef], now: datetime | None = None
                   ) -> dict[tuple[str, str], dict[str, Any]]:
     """(host, volume) → ``policy``, ``policy_conflict``, ``rpo_seconds``,
-    ``last_good_backup_at``, ``overdue`` (None where no policy applies)."""
-    now = now or utcnow()
-    policies = enabled_policies(session)
-    claimed = claims({n: selection_of(p) for n, p in policies.items()}, Inventory(refs))
-    good = newest_good_backups(session, refs[0].key if len(refs) == 1 else None)
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for ref in refs:
-        names = claimed.get(ref.key, [])
-        newest = good.get(ref.key)
-        row: dict[str, Any] = {"policy": None, "policy_conflict": [], "rpo_seconds": None,
-                               "last_good_backup_at": newest, "overdue": None}
-        if names:
-            p = policies[names[0]]
-            rpo = rpo_of(p)
-            row.update(policy=p.name, policy_conflict=names if len(names) > 1 else [],
-                       rpo_seconds=int(rpo.total_seconds()),
-                       overdue=freshness(newest, rpo, now, _aware(p.created_at)).overdue)
-        out[ref.key] = row
-    return out
-
-
-def _aware(t: datetime) -> datetime:
-    from datetime import UTC
-
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    ``last_good_backup_at``, ``overdue`` (``reads.volume_status``)."""
+    return reads.volume_status(SessionRows(session), refs, now)

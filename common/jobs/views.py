@@ -1,6 +1,8 @@
 """What every front shows: the output models of hosts, volumes, targets, backups and jobs,
-built from the catalog by the functions below. The API returns them as JSON; the embedded
-CLI calls the same functions and dumps the same models, so ``--json`` is identical with and
+built from the catalog by the functions below. The API returns them as JSON. The views of
+hosts' volumes, backups and jobs are built as plain dicts by ``common.jobs.reads`` (one
+implementation, also what the embedded read commands print without loading SQLAlchemy or
+pydantic) and validated into these models here, so ``--json`` is identical with and
 without ``--server``."""
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from sqlalchemy.orm import Session
 from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
 from common.db.models import Volume
+from common.db.rows import SessionRows
 from common.errors import VolkeeperError
-from common.label_secrets import redact_labels
+from common.jobs import reads
 from common.progress import ProgressBus
 
 
@@ -194,31 +197,11 @@ class LabelOut(BaseModel):
 
 def job_out(job: Job, bus: ProgressBus | None) -> JobOut:
     """A job with its live progress merged in while it runs."""
-    out = JobOut.model_validate(job, from_attributes=True)
-    out.state = str(job.state)
-    if bus is not None and job.state == JobState.running:
-        live = bus.latest(job.id)
-        if live:
-            out.progress = live
-    return out
+    return JobOut.model_validate(reads.job_view(reads.columns(job), bus))
 
 
 def backup_out(b: Backup) -> BackupOut:
-    out = BackupOut.model_validate(b, from_attributes=True)
-    out.tags = list(b.tags or [])
-    out.snapshot_id = b.snapshot_id or None
-    return out
-
-
-def volume_out(v: Volume, last_backup_at: datetime | None,
-               status: dict[str, Any] | None = None) -> VolumeOut:
-    """``status``: its policy, RPO and overdue flag (``policy_state.volume_status``)."""
-    items = (v.containers or {}).get("items", [])
-    # redacted when stored; again here for rows an older version stored
-    return VolumeOut(host=v.host, name=v.name, driver=v.driver, mountpoint=v.mountpoint,
-                     size_bytes=v.size_bytes, labels=redact_labels(v.labels),
-                     containers=[ContainerOut(**c) for c in items],
-                     last_backup_at=last_backup_at, seen_at=v.seen_at, **(status or {}))
+    return BackupOut.model_validate(reads.backup_view(reads.columns(b)))
 
 
 def target_out(t: Target, usage: tuple[int, int] = (0, 0)) -> TargetOut:
@@ -253,35 +236,13 @@ def list_volumes(session: Session, host: str | None = None,
                  overdue: bool | None = None) -> list[VolumeOut]:
     """Volumes with their newest backup, policy, RPO and overdue flag (``overdue``: only
     those whose flag is that; a volume without a policy is never overdue)."""
-    if host:
-        hosts.get_host(session, host)
-    return _volumes_out(session, hosts.list_volumes(session, host), host, overdue=overdue)
+    return [VolumeOut.model_validate(v)
+            for v in reads.list_volumes(SessionRows(session), host, overdue)]
 
 
 def get_volume(session: Session, host: str, name: str) -> VolumeOut:
-    hosts.get_host(session, host)
-    return _volumes_out(session, [hosts.get_volume(session, host, name)], host, name)[0]
-
-
-def _volumes_out(session: Session, rows: list[Volume], host: str | None = None,
-                 name: str | None = None, overdue: bool | None = None) -> list[VolumeOut]:
-    """The views of inventory ``rows`` (all of ``host``'s, or the one ``name``; with
-    ``overdue`` only those whose flag is that): the rows are read once, the newest
-    backups in one grouped query."""
-    from common.jobs.policy_state import refs_of, volume_status
-
-    q = (select(Backup.host, Backup.volume, func.max(Backup.created_at))
-         .where(Backup.kind == "backup").group_by(Backup.host, Backup.volume))
-    if host:
-        q = q.where(Backup.host == host)
-    if name:
-        q = q.where(Backup.volume == name)
-    last = {(h, v): t for h, v, t in session.execute(q)}
-    status = volume_status(session, refs_of(rows))
-    if overdue is not None:
-        rows = [v for v in rows if bool(status[(v.host, v.name)]["overdue"]) == overdue]
-    return [volume_out(v, last.get((v.host, v.name)), status.get((v.host, v.name)))
-            for v in rows]
+    return VolumeOut.model_validate(reads.list_volumes(SessionRows(session), host,
+                                                       name=name)[0])
 
 
 def list_backups(session: Session, *, host: str | None = None, volume: str | None = None,
@@ -289,8 +250,8 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
                  pinned: bool | None = None, limit: int = 200, offset: int = 0,
                  group: str | None = None) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all; ``group``: one group's backups."""
-    return [backup_out(b) for b in catalog.list_backups(
-        session, host=host, volume=volume, target=target, limit=limit,
+    return [BackupOut.model_validate(b) for b in reads.list_backups(
+        SessionRows(session), host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset,
         group=group)]
 
@@ -308,9 +269,9 @@ def get_backup(session: Session, backup_id: str) -> BackupOut:
 def list_jobs(session: Session, bus: ProgressBus | None, *, host: str | None = None,
               volume: str | None = None, state: JobState | None = None,
               kind: str | None = None, limit: int = 100, offset: int = 0) -> list[JobOut]:
-    return [job_out(j, bus) for j in jobs.list_jobs(
-        session, host=host, volume=volume, state=state, kind=kind, limit=limit,
-        offset=offset)]
+    return [JobOut.model_validate(j) for j in reads.list_jobs(
+        SessionRows(session), bus, host=host, volume=volume, state=state, kind=kind,
+        limit=limit, offset=offset)]
 
 
 def get_job(session: Session, bus: ProgressBus | None, job_id: str) -> JobOut:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.dockerd import busybox_image
 from tests.fixtures.util import free_port, running_process
 
 pytestmark = pytest.mark.integration
@@ -159,14 +160,17 @@ def test_the_embedded_cli_loads_no_web_framework_and_prints_no_warnings(
     heavy = {"fastapi", "starlette", "uvicorn", "celery", "kombu", "boto3", "botocore",
              "alembic", "httpx", "redis", "pydantic_settings"}
     run(env, "backups")  # creates the database (this one may migrate)
+    run(env, "volumes")  # registers the host and its inventory
     for args in (("volumes", "--json"), ("backups", "--json"), ("jobs",), ("hosts",)):
         p = run(env, *args, python=("-X", "importtime"))
         loaded = {m.split("|")[-1].strip() for m in p.stderr.splitlines()
                   if m.startswith("import time:")}
         assert not heavy & loaded, (args, sorted(heavy & loaded))
-        if args[0] in ("volumes", "backups"):  # reads: no request models, and no Docker
-            # SDK (the engine's unix socket is read with the standard library)
-            assert not {"docker", "requests", "common.jobs.inputs"} & loaded, sorted(loaded)
+        if args[0] in ("volumes", "backups", "jobs"):  # reads: no request models, no
+            # Docker SDK (the engine's unix socket is read with the standard library), and
+            # the catalog read with the standard library's SQLite driver (a short start)
+            assert not {"docker", "requests", "common.jobs.inputs", "sqlalchemy",
+                        "common.db.models", "common.jobs.views"} & loaded, sorted(loaded)
         rest = [ln for ln in p.stderr.splitlines() if not ln.startswith("import time:")]
         assert not [ln for ln in rest if "warning" in ln.lower()], (args, rest)
     helped = run(env, "--help", python=("-X", "importtime"))
@@ -193,3 +197,98 @@ def test_tables_fit_80_columns_and_keep_ids_whole(tmp_path: Path, docker_host_a:
     human = run(env, "backup", name, "--format", "tar")
     assert human.stdout.count("\n") == 1 and "backup" in human.stdout  # one result line
     assert "?" not in human.stderr  # no progress bar ends at "0/? bytes ?"
+
+
+def _loaded(p: subprocess.CompletedProcess[str]) -> set[str]:
+    """The modules a ``python -X importtime`` process imported."""
+    return {ln.split("|")[-1].strip() for ln in p.stderr.splitlines()
+            if ln.startswith("import time:")}
+
+
+def _reads(env: dict[str, str]) -> dict[str, tuple[bool, str]]:
+    """Every read command's output (``--json`` and tables), times seen and ages aside."""
+    out = {}
+    for args in (("volumes", "--json"), ("backups", "--json"), ("jobs", "--json"),
+                 ("backups", "--tag", "keep", "--json"), ("backups", "--pinned", "--json"),
+                 ("jobs", "--limit", "2", "--json"), ("volumes",), ("backups",), ("jobs",)):
+        p = run(env, *args, python=("-X", "importtime"))
+        short = "sqlalchemy" not in _loaded(p)
+        assert not [ln for ln in p.stderr.splitlines() if not ln.startswith("import time:")]
+        text = re.sub(r'"seen_at": "[^"]*"', '"seen_at": "now"', p.stdout)
+        if "--json" not in args:  # a table: ages ("24s ago") move on between the runs
+            text = " ".join(re.sub(r"\b\d+[smhd]\b", "N", text).split())
+        out[" ".join(args)] = (short, text)
+    return out
+
+
+def test_the_short_read_start_prints_what_the_full_start_prints(
+        tmp_path: Path, docker_host_a: Any) -> None:
+    env = env_for(tmp_path, docker_host_a)
+    client = docker_host_a.client()
+    vol = client.volumes.create("short-read", labels={"app.db-password": "s3cret", "t": "1"})
+    Path(vol.attrs["Mountpoint"], "a.txt").write_text("a" * 5000)
+    ctr = client.containers.run(busybox_image(docker_host_a), ["sleep", "600"], detach=True,
+                                network_mode="none", name="short-read-app",
+                                volumes={"short-read": {"bind": "/data", "mode": "rw"}})
+    try:
+        first = json.loads(run(env, "backup", "short-read", "--format", "tar",
+                               "--json").stdout)
+        run(env, "backup", "short-read", "--json")  # repo
+        run(env, "tag", first["backup_id"], "--add", "keep")
+        run(env, "pin", first["backup_id"])
+        run(env, "verify", first["backup_id"])
+        run(env, "policy", "create", "p1", "--selector", "t=1", "--schedule", "@daily")
+        short = _reads(env)
+        full = _reads(env | {"VOLKEEPER_SHORT_READS": "false"})
+    finally:
+        ctr.remove(force=True)
+    assert all(s for s, _ in short.values()), {k: s for k, (s, _) in short.items()}
+    assert not any(s for s, _ in full.values())
+    assert {k: v for k, (_, v) in short.items()} == {k: v for k, (_, v) in full.items()}
+    volumes = json.loads(short["volumes --json"][1])
+    mine = next(v for v in volumes if v["name"] == "short-read")
+    assert mine["labels"]["app.db-password"] == "<redacted>" and mine["policy"] == "p1"
+    assert [c["name"] for c in mine["containers"]] == ["short-read-app"]
+    assert len(json.loads(short["backups --tag keep --json"][1])) == 1
+
+
+def test_a_read_command_takes_the_full_start_when_there_is_work_to_do(
+        tmp_path: Path, docker_host_a: Any) -> None:
+    """Volumes that changed are registered, sizes measured again, and a job left running by
+    a killed process is failed, as by any other command."""
+    env = env_for(tmp_path, docker_host_a)
+    client = docker_host_a.client()
+    client.volumes.create("full-a")
+
+    def volumes() -> tuple[bool, dict[str, Any]]:
+        p = run(env, "volumes", "--json", python=("-X", "importtime"))
+        return "sqlalchemy" not in _loaded(p), {v["name"]: v for v in json.loads(p.stdout)}
+
+    assert not volumes()[0]  # a new home: the full start makes the database
+    short, listed = volumes()
+    assert short and "full-a" in listed
+    vol = client.volumes.create("full-b")  # a new volume: registered by a full start
+    short, listed = volumes()
+    assert not short and "full-b" in listed
+    Path(vol.attrs["Mountpoint"], "data").write_bytes(b"x" * 200_000)  # only a size
+    short, listed = volumes()
+    assert short and (listed["full-b"]["size_bytes"] or 0) >= 200_000
+    # a job whose process was killed: the next read fails it (and releases its lock)
+    from common.db import Job, JobState
+    from common.db.session import Database
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import socket
+
+    db = Database(f"sqlite:///{tmp_path / 'volkeeper.db'}")
+    with db.session() as s:
+        s.add(Job(id="killedjob0000001", kind="backup", state=JobState.running,
+                  host="laptop", volume="full-a", target="local", params={},
+                  worker=f"laptop@{socket.gethostname()}:{dead}", active_lock="laptop/full-a"))
+    db.dispose()
+    p = run(env, "jobs", "--json", python=("-X", "importtime"))
+    assert "sqlalchemy" in _loaded(p)
+    job = next(j for j in json.loads(p.stdout) if j["id"] == "killedjob0000001")
+    assert job["state"] == "failed" and "gone" in job["error"]
+    assert volumes()[0]  # nothing left to do: short again

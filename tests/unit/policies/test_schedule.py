@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from common.policies.schedule import (
+    PRESET_INTERVALS,
+    PRESETS,
     format_duration,
     jitter_for,
+    measured_interval,
     parse_duration,
     parse_schedule,
     parse_tz,
@@ -123,3 +126,12 @@ def test_durations() -> None:
     for bad in ("", "h", "5", "-5h", "5 hours", "0s"):
         with pytest.raises(ValueError, match="invalid duration"):
             parse_duration(bad)
+
+
+def test_the_presets_intervals_are_what_croniter_measures() -> None:
+    for cron, interval in PRESET_INTERVALS.items():
+        assert measured_interval(cron) == interval, cron
+    assert set(PRESET_INTERVALS) == set(PRESETS.values())
+    assert parse_schedule("@daily").interval() == timedelta(days=1)
+    with pytest.raises(ValueError, match="invalid schedule"):
+        parse_schedule("@dayly")
