@@ -57,7 +57,7 @@ def backup_view(b: Mapping[str, Any]) -> View:
             "verify_job_id": b["verify_job_id"], "kind": b["kind"],
             "expires_at": when(b["expires_at"]), "tags": list(doc(b["tags"], list)),
             "pinned": flag(b["pinned"]), "snapshot_id": b["snapshot_id"] or None,
-            "group_id": b["group_id"], "dumps": list(doc(b["dumps"], list))}
+            "group_id": b["group_id"], "dumps": list(doc(b["dumps"], list) or [])}
 
 
 def job_view(j: Mapping[str, Any], bus: ProgressBus | None) -> View:
