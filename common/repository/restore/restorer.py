@@ -63,7 +63,7 @@ from common.repository.system.malloc import keep_freed_memory
 
 _HINT = "run a repository check --read-data to see every damaged object"
 BATCH_FILES = 2048
-BATCH_BYTES = 8 << 20
+BATCH_BYTES = 4 << 20  # 8 -> 4 MiB: ~7 batches in flight, each read, decoded and written
 TREE_CACHE_BYTES = 32 << 20
 READERS = 4  # concurrent ranged reads of one batch
 
