@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 from common.repository.core.chunker import Chunker, ChunkerParams
@@ -13,11 +14,12 @@ KiB = 1024
 
 def _sparse_file(path: Path) -> tuple[int, list[tuple[int, int]]]:
     size = 9 * 1024 * KiB
+    rng = random.Random(7)
     with open(path, "wb") as f:
         f.truncate(size)
         for off in (0, 3 * 1024 * KiB, 8 * 1024 * KiB + 100):
             f.seek(off)
-            f.write(os.urandom(300 * KiB) + b"row text " * 20_000)
+            f.write(rng.randbytes(300 * KiB) + b"row text " * 20_000)
     fd = os.open(path, os.O_RDONLY)
     try:
         return size, data_ranges(find_holes(fd, size), size)
@@ -60,4 +62,4 @@ def test_a_sparse_file_chunks_the_same_through_readinto_as_through_read(
         by_read = list(chunker.chunk_stream(ReadOnly(DataReader(fd, ranges))))  # type: ignore[arg-type]
     finally:
         os.close(fd)
-    assert direct == by_read and len(direct) > 3
+    assert direct == by_read and len(direct) >= 2  # 1.4 MiB of data, chunks <= 1 MiB
