@@ -1,7 +1,8 @@
 """Where restore batches run: threads of the restoring process, or worker processes.
 
 Writing many small files is Python work per file (decode, open, write, metadata) that
-the GIL serialises, so large restores hand their batches to worker processes:
+the GIL serialises, so large restores of small files hand their batches to worker
+processes (files large on average stay in threads: their decode and write release the GIL):
 ``ProcessRunner`` starts ``python -m common.repository.restore.workers`` a few times
 (``worker_pipe.WorkerProcess``: a fresh interpreter, key material over its stdin
 pipe), then sends it batches; each answers with the batch's result. Storage stays in
