@@ -33,14 +33,16 @@ data it is CPU-bound inside dockerd).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import quote
 
 from common.docker import engine_http
-from common.docker.failures import translated, unreachable
+from common.docker.failures import engine_error, translated, unreachable
 from common.docker.models import (
     HELPER_LABEL,
     ContainerRef,
@@ -49,7 +51,7 @@ from common.docker.models import (
     mounted_volumes,
     volume_info,
 )
-from common.errors import Conflict, DockerError
+from common.errors import Conflict, DockerError, NotFound
 
 if TYPE_CHECKING:  # the SDK loads when a call needs it: reads on a socket do without
     import docker
@@ -126,35 +128,44 @@ class DockerHost:
         """The engine's server version string, e.g. ``20.10.24+dfsg1``."""
         return str(self._get("/version")["Version"])
 
-    def _get(self, endpoint: str, **params: Any) -> Any:
-        """``GET endpoint`` decoded: on a unix socket with the standard library
-        (``engine_http``), on any other engine through the SDK."""
+    def _get(self, endpoint: str, volume: str | None = None, **params: Any) -> Any:
+        """``GET endpoint`` decoded (``_request``)."""
+        return self._request("GET", endpoint, volume=volume, **params)
+
+    def _request(self, method: str, endpoint: str, body: Any = None,
+                 volume: str | None = None, **params: Any) -> Any:
+        """A plain JSON request, decoded: on a unix socket with the standard library
+        (``engine_http``), on any other engine through the SDK. Errors as the SDK's are
+        translated (``failures``): a 404 about ``volume`` is ``NotFound``, a 409
+        ``Conflict``."""
         path = engine_http.socket_path(self.base_url)
         if path is None:
-            with self._errors():
+            with self._errors(volume):
                 api = self._api
-                return api._result(api._get(api._url(endpoint), params=params), json=True)
+                url = api._url(endpoint)
+                if method == "GET":
+                    answer = api._get(url, params=params)
+                else:
+                    answer = api._post_json(url, data=body, params=params)
+                return api._result(answer, json=True)
         try:
-            return engine_http.get_json(path, endpoint, self.timeout, **params)
+            return engine_http.request_json(path, method, endpoint, self.timeout, body,
+                                            **params)
         except engine_http.EngineError as e:
-            raise DockerError(f"the Docker engine on host {self.base_url} failed: {e}",
-                              hint="see the message above and the dockerd log on that host"
-                              ) from e
+            raise engine_error(self.base_url, e.status, e.message, volume) from e
         except OSError as e:
             raise unreachable(self.base_url, e) from e
 
     def root_dir(self) -> Path | None:
         """The engine's data root (``DockerRootDir``) if this process can see it."""
-        with self._errors():
-            root = self._api.info().get("DockerRootDir")
+        root = self._get("/info").get("DockerRootDir")
         if root and Path(root).is_dir():
             return Path(root)
         return None
 
     def volume_drivers(self) -> list[str]:
         """The volume drivers this engine offers (``local`` and the plugins'), by name."""
-        with self._errors():
-            plugins = self._api.info().get("Plugins") or {}
+        plugins = self._get("/info").get("Plugins") or {}
         return [str(d) for d in plugins.get("Volume") or []]
 
     # -- containers -----------------------------------------------------------------------
@@ -237,9 +248,9 @@ class DockerHost:
 
     def volume(self, name: str) -> VolumeInfo:
         """One volume by name; ``NotFound("volume", name)`` when the host has none such."""
-        with self._errors(name):
-            raw = self._api.inspect_volume(name)
-            summaries = self._api.containers(all=True, filters={"volume": name})
+        raw = self._get(f"/volumes/{quote(name, safe='')}", volume=name)
+        summaries = self._get("/containers/json", all=1,
+                              filters=json.dumps({"volume": [name]}))
         users = tuple(container_ref(s) for s in summaries if not _is_helper(s))
         return volume_info(raw, users, None)
 
@@ -251,19 +262,21 @@ class DockerHost:
         driver_opts: dict[str, str] | None = None,
     ) -> VolumeInfo:
         """Create a volume; ``Conflict`` when one of that name exists already."""
-        import docker.errors
-
-        with self._errors():
-            try:
-                self._api.inspect_volume(name)
-            except docker.errors.NotFound:
-                pass
-            else:
-                raise Conflict(
-                    f"volume {name!r} already exists on host {self.base_url}",
-                    hint="choose another name, or restore into the existing volume",
-                )
-            self._api.create_volume(name, driver=driver, driver_opts=driver_opts, labels=labels)
+        try:
+            self._get(f"/volumes/{quote(name, safe='')}", volume=name)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(
+                f"volume {name!r} already exists on host {self.base_url}",
+                hint="choose another name, or restore into the existing volume",
+            )
+        body: dict[str, Any] = {"Name": name, "Driver": driver}
+        if driver_opts:
+            body["DriverOpts"] = driver_opts
+        if labels:
+            body["Labels"] = labels
+        self._request("POST", "/volumes/create", body)
         return self.volume(name)
 
     def remove_volume(self, name: str) -> None:

@@ -41,6 +41,31 @@ def translated(url: str, volume: str | None = None) -> Iterator[None]:
         raise error from e
 
 
+def engine_error(url: str, status: int, message: str, volume: str | None = None
+                 ) -> VolkeeperError:
+    """The volkeeper error for an error status the engine answered (without the SDK):
+    the same as ``translated`` gives for the SDK's exception of that status."""
+    if status == 404:
+        if volume is None:
+            return DockerError(f"Docker object not found on host {url}: {message}")
+        return _volume_not_found(url, volume)
+    if status == 409:
+        return Conflict(
+            f"the Docker engine on host {url} refused: {status} {message}",
+            hint="the object exists or is in use; pick another name or free it first",
+        )
+    return DockerError(f"the Docker engine on host {url} failed: {status} {message}",
+                       hint="see the message above and the dockerd log on that host")
+
+
+def _volume_not_found(url: str, volume: str) -> NotFound:
+    return NotFound(
+        "volume",
+        volume,
+        hint=f"on host {url}; list the volumes with `volkeeper volumes` or `docker volume ls`",
+    )
+
+
 def _translation(e: Exception, url: str, volume: str | None) -> VolkeeperError | None:
     """The volkeeper error for an SDK or transport exception (None: not one of those)."""
     if isinstance(e, VolkeeperError):
@@ -50,11 +75,7 @@ def _translation(e: Exception, url: str, volume: str | None) -> VolkeeperError |
     if errors is not None and isinstance(e, errors.NotFound):
         if volume is None:
             return DockerError(f"Docker object not found on host {url}: {_explain(e)}")
-        return NotFound(
-            "volume",
-            volume,
-            hint=f"on host {url}; list the volumes with `volkeeper volumes` or `docker volume ls`",
-        )
+        return _volume_not_found(url, volume)
     if errors is not None and isinstance(e, errors.APIError):
         if e.status_code == 409:
             return Conflict(

@@ -68,3 +68,23 @@ class DataReader:
             self._pos += len(data)
             return data
         return b""
+
+    def readinto(self, buf: memoryview | bytearray) -> int:
+        """``read`` into ``buf`` (the chunker's stream buffer): no bytes object of up to
+        16 MiB allocated per read and copied over (a sparse file's backup peaked ~30 MiB
+        higher without it)."""
+        view = memoryview(buf)
+        while view and self._i < len(self._ranges):
+            end = self._ranges[self._i][1]
+            if self._pos >= end:
+                self._i += 1
+                if self._i < len(self._ranges):
+                    self._pos = self._ranges[self._i][0]
+                continue
+            got = os.preadv(self._fd, [view[: min(len(view), end - self._pos)]], self._pos)
+            if not got:  # file shrank
+                self._i = len(self._ranges)
+                return 0
+            self._pos += got
+            return got
+        return 0

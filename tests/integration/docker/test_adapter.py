@@ -403,6 +403,36 @@ def test_reads_on_a_dead_socket_are_docker_errors_with_a_hint_and_load_no_sdk(
     assert out.strip() == "[]"
 
 
+def test_a_volume_is_created_and_inspected_on_a_socket_without_loading_the_sdk(
+        host_a: DockerHost, fresh_volume_name: str) -> None:
+    """What a backup or restore asks of the engine (create, inspect, its directory, its
+    users) goes over the socket with the standard library: the SDK (~8-10 MiB, requests,
+    urllib3) stays unloaded; errors are the same as through the SDK (a fresh interpreter)."""
+    code = (
+        "import sys\nfrom common.docker import DockerHost\n"
+        "from common.errors import Conflict, NotFound\n"
+        f"host = DockerHost({host_a.base_url!r}, timeout=30)\n"
+        f"name = {fresh_volume_name!r}\n"
+        "info = host.create_volume(name, labels={'volkeeper.test': 'yes'})\n"
+        "assert info.name == name and info.driver == 'local', info\n"
+        "assert info.labels == {'volkeeper.test': 'yes'}, info.labels\n"
+        "assert host.local_path(name) is not None and host.is_empty(name)\n"
+        "assert host.volume(name).containers == ()\n"
+        "try:\n    host.create_volume(name)\nexcept Conflict:\n    pass\n"
+        "else:\n    raise SystemExit('no Conflict for an existing volume')\n"
+        "try:\n    host.volume(name + '-missing')\nexcept NotFound as e:\n"
+        "    assert 'volume' in e.message, e.message\n"
+        "else:\n    raise SystemExit('no NotFound for a missing volume')\n"
+        "host.root_dir()\n"
+        "assert 'local' in host.volume_drivers()\n"
+        "print(sorted(m for m in ('docker', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert host_a.volume(fresh_volume_name).labels == {"volkeeper.test": "yes"}
+
+
 def test_volume_events_are_reported_and_helper_events_are_not(
     host_a: DockerHost, fresh_volume_name: str
 ) -> None:

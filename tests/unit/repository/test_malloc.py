@@ -13,14 +13,14 @@ import random, resource, sys, threading
 from common.repository.system.malloc import keep_freed_memory
 
 def work(seed):
-    # what a restore thread does: buffers of a few MiB (pack ranges, chunks) and smaller
-    # ones (blobs of small files), allocated, filled and dropped. One thread: with
-    # several, how many buffers are alive at once (so the faults) depends on how a busy
+    # what a restore thread does: buffers of a few MiB (pack ranges, chunks: at most
+    # 8 MiB) and smaller ones (blobs of small files), allocated, filled and dropped. One
+    # thread: with several, how many buffers are alive at once (so the faults) depends on how a busy
     # machine schedules them, and the margin shrank to ~2x under load; alone it is
-    # the same every run (~5x: ~24k faults untuned, ~4.8k tuned)
+    # the same every run (~3.7x: ~10.8k faults untuned, ~2.9k tuned)
     rnd = random.Random(seed)
     for _ in range(60):
-        buf = bytearray(rnd.randrange(1 << 20, 16 << 20))
+        buf = bytearray(rnd.randrange(1 << 20, 8 << 20))
         buf[::4096] = b"x" * len(buf[::4096])
         small = [bytes(rnd.randrange(1000, 300000)) for _ in range(20)]
         del buf, small
