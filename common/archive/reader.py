@@ -23,7 +23,7 @@ import zstandard
 
 from common.archive.codec import Format, check_format, open_decompressed
 from common.archive.manifest import Manifest
-from common.archive.tarscan import TarAmbiguityError, TarEntry, TarScanner
+from common.archive.tarscan import Digest, TarAmbiguityError, TarEntry, TarScanner
 from common.errors import IntegrityError, Refused
 from common.progress import ProgressTracker
 
@@ -285,7 +285,8 @@ class VerifyReport:
     problem_count: int = 0
 
 
-_FIELDS = ("type", "size", "mode", "uid", "gid", "sha256", "link", "xattrs", "sparse")
+_FIELDS = ("type", "size", "mode", "uid", "gid", "sha256", "blake3", "link", "xattrs",
+           "sparse")
 
 
 def _differences(actual: TarEntry, expected: TarEntry) -> list[str]:
@@ -304,6 +305,7 @@ def verify_archive(
     *,
     expected_sha256: str | None = None,
     name: str = "archive",
+    digest: Digest | None = None,
 ) -> VerifyReport:
     """Decompress and parse an archive and compare every member with the manifest
     (``None``: no manifest to compare with — a damaged one —, the archive is only
@@ -311,7 +313,9 @@ def verify_archive(
 
     Never raises for damage: corruption, checksum mismatches, missing, extra or
     different members are listed in the report (the first ``MAX_PROBLEMS`` of them).
-    When ``manifest`` is a ``Manifest`` its summary checksum is checked too.
+    When ``manifest`` is a ``Manifest`` its summary checksum is checked too, and file
+    contents are hashed with its digest; otherwise with ``digest`` (default sha256, what
+    version 1 manifests carry).
     """
     fmt = check_format(fmt)
     report = VerifyReport(ok=True, entries_checked=0, archive_sha256=None)
@@ -361,7 +365,9 @@ def verify_archive(
             for diff in _differences(entry, expected):
                 problem(f"{entry.path}: {diff}")
 
-    scanner = TarScanner(on_entry, hash_content=True)
+    if digest is None:
+        digest = manifest.digest if isinstance(manifest, Manifest) else "sha256"
+    scanner = TarScanner(on_entry, hash_content=True, digest=digest)
     try:
         stats = _stream_tar(reader, fmt, name, scanner, None, tracker, expected_sha256,
                             force_hash=True)

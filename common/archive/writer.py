@@ -155,7 +155,8 @@ def write_archive(
             manifest.entry(entry)
         tracker.add(0, 1)
 
-    scanner = TarScanner(on_entry, hash_content=manifest is not None)
+    scanner = TarScanner(on_entry, hash_content=manifest is not None,
+                         digest=manifest.digest if manifest is not None else "blake3")
     scan = _ScanThread(scanner)
     out = _HashingSink(writer)
     compressor = open_compressor(fmt, out, level)
