@@ -34,7 +34,7 @@ LOOKAHEAD = 10000
 
 
 class Writable(Protocol):
-    def write(self, data: bytes) -> object: ...
+    def write(self, data: bytes | memoryview) -> object: ...
 
 
 class _HashingPrefetcher:
@@ -201,11 +201,17 @@ def _stream_tar(
     started = time.monotonic()
     pre = _HashingPrefetcher(reader, hashing=expected_sha256 is not None or force_hash)
     tar_bytes = 0
+    # one buffer for the whole stream where the decompressor fills it (zstd): scanner and
+    # sink are done with each piece before the next is read
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
     try:
         source = open_decompressed(pre, fmt, name, CHUNK)  # type: ignore[arg-type]
+        readinto = getattr(source, "readinto", None) if fmt == "tar.zst" else None
         while True:
             try:
-                data = source.read(CHUNK)
+                data: bytes | memoryview = view[:readinto(buf)] if readinto is not None \
+                    else source.read(CHUNK)
             except zstandard.ZstdError as e:
                 raise IntegrityError(f"archive {name} is corrupt: {e}",
                                      "the stored object is damaged; use another backup") from e
