@@ -173,6 +173,12 @@ def test_a_backup_with_a_version_1_sha256_manifest_still_verifies_and_finds_chan
     report = verify_archive(io.BytesIO(s.data), "tar.zst", read_manifest(changed),
                             NullTracker(), name=s.key)
     assert "./a.txt: sha256" in "\n".join(report.problems)
+    assert len(s.stats.archive_sha256) == 64  # a bare sha256 hex, as the catalog held it
+    assert restore(s, tmp_path / "dest").entries == 3
+    assert (tmp_path / "dest" / "a.txt").read_bytes() == (root / "a.txt").read_bytes()
+    with pytest.raises(IntegrityError, match="does not match its checksum"):
+        extract_archive(io.BytesIO(s.data), "tar.zst", io.BytesIO(), NullTracker(),
+                        expected_sha256="00" * 32, name=s.key)
 
 
 def test_verify_reports_a_corrupt_archive_instead_of_raising(

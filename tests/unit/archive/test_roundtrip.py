@@ -126,7 +126,7 @@ def test_the_manifest_lists_every_member_with_its_blake3_and_totals(
     assert summary.files == files
     assert summary.bytes == total
     assert summary.entries == len(entries)
-    assert summary.archive_sha256 == hashlib.sha256(s.data).hexdigest()
+    assert summary.archive_sha256 == "blake3:" + blake3.blake3(s.data).hexdigest()
     assert summary.archive_size == len(s.data)
 
 
