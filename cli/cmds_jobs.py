@@ -249,7 +249,7 @@ def verify(
     if done["state"] == "cancelled":
         raise CliError(f"job {done['id']} cancelled: {done.get('error')}")
     scope = r.get("scope", "full")
-    what = {"full": f"{r.get('entries_checked')} entries match the manifest, sha256 "
+    what = {"full": f"{r.get('entries_checked')} entries match the manifest, checksum "
                     f"{r.get('archive_sha256')}",
             "structure": f"structure of {r.get('entries_checked')} referenced blobs in "
                          f"{r.get('packs_referenced')} packs (no data read; add --read-data)",

@@ -123,7 +123,9 @@ class Settings(BaseModel):
         default=False, description="Let restores create character and block device nodes "
         "found in a backup (refused by default: a restored device node gives whoever uses "
         "the volume access to the host's device). Fifos are always restored.")
-    zstd_level: int = 3
+    #: zstd level of ``tar.zst`` archives: 1 costs ~60% of level 3's CPU for ~2% more bytes
+    #: on the benchmark's mixed volume (benchmarks/RESULTS.md)
+    zstd_level: int = 1
     repository_password: SecretStr | None = Field(
         default=None, description="Passphrase of the native repository in each target "
         "(`--format repo`); set on the workers. Never logged or returned.")

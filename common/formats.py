@@ -10,8 +10,9 @@ API process can reason about a format without importing the engine.
 
 Catalog columns keep one meaning whatever the format: ``key`` is the stored object that
 names the backup (the archive, or the snapshot object); ``manifest_key`` the archive's
-manifest object ("" for snapshots: their trees are the manifest); ``checksum`` the sha256
-of the archive object ("" for snapshots); ``snapshot_id`` the repository snapshot's id
+manifest object ("" for snapshots: their trees are the manifest); ``checksum`` the checksum
+of the archive object (``blake3:<hex>``, or a sha256 hex for older archives; "" for
+snapshots); ``snapshot_id`` the repository snapshot's id
 ("" for archives).
 """
 

@@ -1,11 +1,17 @@
 """Archive manifests: a JSON Lines description of every member of an archive.
 
-Line 1 is the header ``{"kind": "volkeeper-manifest", "version": 1, ...meta}`` (the caller
-adds volume, host, created_at, format, archive_key). Then one line per tar member::
+Line 1 is the header ``{"kind": "volkeeper-manifest", "version": 2, "digest": "blake3",
+...meta}`` (the caller adds volume, host, created_at, format, archive_key). Then one line
+per tar member::
 
     {"path": "./a/b", "type": "file", "size": 3, "mode": 420, "uid": 0, "gid": 0,
-     "mtime": 1700000000.5, "sha256": "…", "link": null, "sparse": false,
+     "mtime": 1700000000.5, "blake3": "…", "link": null, "sparse": false,
      "xattrs": {"user.k": "<base64>"}}          # xattrs only when there are some
+
+The content digest of a file is named by the header's ``digest`` and is the key of its
+field: ``blake3`` (version 2, what ``b3sum`` prints; several times cheaper than sha256) or
+``sha256`` (version 1 manifests, which have no ``digest``: they are still read and
+verified, and ``ManifestWriter(..., digest="sha256")`` still writes them).
 
 and the last line is the summary ``{"kind": "summary", "entries": n, "files": n,
 "bytes": logical bytes of regular files, "archive_sha256": hex, "archive_size": n,
@@ -25,11 +31,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from common.archive.tarscan import TarEntry
+from common.archive.tarscan import Digest, TarEntry, check_digest
 from common.errors import IntegrityError
 
 MANIFEST_KIND = "volkeeper-manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+#: The manifest version of each content digest (version 1 knew only sha256).
+_VERSIONS: dict[Digest, int] = {"sha256": 1, "blake3": 2}
 MANIFEST_SUFFIX = ".manifest.jsonl"
 
 
@@ -38,8 +46,8 @@ def manifest_key(archive_key: str) -> str:
     return archive_key + MANIFEST_SUFFIX
 
 
-def entry_to_dict(entry: TarEntry) -> dict[str, Any]:
-    """The manifest line (as a dict) of one member."""
+def entry_to_dict(entry: TarEntry, digest: Digest = "sha256") -> dict[str, Any]:
+    """The manifest line (as a dict) of one member, in a manifest of ``digest``."""
     out: dict[str, Any] = {
         "path": entry.path,
         "type": entry.type,
@@ -48,7 +56,7 @@ def entry_to_dict(entry: TarEntry) -> dict[str, Any]:
         "uid": entry.uid,
         "gid": entry.gid,
         "mtime": entry.mtime,
-        "sha256": entry.sha256,
+        digest: getattr(entry, digest),
         "link": entry.link,
         "sparse": entry.sparse,
     }
@@ -59,18 +67,19 @@ def entry_to_dict(entry: TarEntry) -> dict[str, Any]:
     return out
 
 
-_KEYS = frozenset(("path", "type", "size", "mode", "uid", "gid", "mtime", "sha256", "link",
-                   "sparse"))
+_BASE_KEYS = frozenset(("path", "type", "size", "mode", "uid", "gid", "mtime", "link",
+                        "sparse"))
+_KEYS: dict[Digest, frozenset[str]] = {d: _BASE_KEYS | {d} for d in _VERSIONS}
 _OPTIONAL_KEYS = frozenset(("xattrs", "dev"))
 
 
-def entry_from_dict(d: dict[str, Any]) -> TarEntry:
-    """The member described by one manifest line. Raises ValueError for a line that
-    lacks a key or has one no manifest writer writes (a damaged key name would otherwise
-    read as a default)."""
-    keys = d.keys()
-    if not keys >= _KEYS or not keys <= _KEYS | _OPTIONAL_KEYS:
-        raise ValueError(f"keys {sorted(keys ^ _KEYS - _OPTIONAL_KEYS)} are unexpected or "
+def entry_from_dict(d: dict[str, Any], digest: Digest = "sha256") -> TarEntry:
+    """The member described by one manifest line of a manifest whose files carry
+    ``digest``. Raises ValueError for a line that lacks a key or has one no manifest
+    writer writes (a damaged key name would otherwise read as a default)."""
+    keys, want = d.keys(), _KEYS[digest]
+    if not keys >= want or not keys <= want | _OPTIONAL_KEYS:
+        raise ValueError(f"keys {sorted(keys ^ want - _OPTIONAL_KEYS)} are unexpected or "
                          "missing")
     dev = d.get("dev") or [0, 0]
     return TarEntry(
@@ -83,6 +92,7 @@ def entry_from_dict(d: dict[str, Any]) -> TarEntry:
         mtime=float(d["mtime"]),
         link=d.get("link"),
         sha256=d.get("sha256"),
+        blake3=d.get("blake3"),
         xattrs={k: base64.b64decode(v) for k, v in (d.get("xattrs") or {}).items()},
         sparse=bool(d.get("sparse", False)),
         devmajor=int(dev[0]),
@@ -126,16 +136,22 @@ def _summary_from_dict(obj: dict[str, Any]) -> ManifestSummary:
 
 
 class ManifestWriter:
-    """Write a manifest line by line to a text sink (the header at construction)."""
+    """Write a manifest line by line to a text sink (the header at construction).
+    ``digest``: the content digest its files carry (``TarScanner(digest=...)`` computes
+    it); ``sha256`` writes a version 1 manifest."""
 
-    def __init__(self, sink: TextIO, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, sink: TextIO, meta: dict[str, Any] | None = None,
+                 digest: Digest = "blake3") -> None:
         self.sink = sink
+        self.digest = check_digest(digest)
         self.entries = 0
         self.files = 0
         self.bytes = 0
         self._hash = hashlib.sha256()
-        header = {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, **(meta or {})}
-        self._line(header)
+        header: dict[str, Any] = {"kind": MANIFEST_KIND, "version": _VERSIONS[digest]}
+        if digest != "sha256":
+            header["digest"] = digest
+        self._line(header | (meta or {}))
 
     def _write(self, line: str) -> None:
         self._hash.update(line.encode())
@@ -151,9 +167,9 @@ class ManifestWriter:
             self.files += 1
             self.bytes += entry.size
         if entry.xattrs or entry.type in ("char", "block"):
-            self._line(entry_to_dict(entry))
+            self._line(entry_to_dict(entry, self.digest))
         else:
-            self._write(entry_line(entry))
+            self._write(entry_line(entry, self.digest))
 
 
     def summary(self, archive_sha256: str, archive_size: int) -> ManifestSummary:
@@ -165,16 +181,17 @@ class ManifestWriter:
         return summ
 
 
-def entry_line(entry: TarEntry) -> str:
+def entry_line(entry: TarEntry, digest: Digest = "sha256") -> str:
     """The manifest line of a member without xattrs or device numbers, formatted directly:
     byte for byte what ``json.dumps(entry_to_dict(entry), separators=(",", ":"))`` gives,
     at a fraction of the cost (it runs once per file of every backup)."""
     dumps = json.dumps
-    sha = "null" if entry.sha256 is None else f'"{entry.sha256}"'
+    value = getattr(entry, digest)
+    sha = "null" if value is None else f'"{value}"'
     link = "null" if entry.link is None else dumps(entry.link)
     return (f'{{"path":{dumps(entry.path)},"type":"{entry.type}","size":{entry.size},'
             f'"mode":{entry.mode},"uid":{entry.uid},"gid":{entry.gid},'
-            f'"mtime":{float(entry.mtime)!r},"sha256":{sha},"link":{link},'
+            f'"mtime":{float(entry.mtime)!r},"{digest}":{sha},"link":{link},'
             f'"sparse":{"true" if entry.sparse else "false"}}}\n')
 
 
@@ -197,7 +214,13 @@ class Manifest:
         if int(first.get("version", 0)) > MANIFEST_VERSION:
             raise IntegrityError(f"manifest version {first.get('version')} is too new",
                                  "upgrade volkeeper to read this backup's manifest")
+        digest = first.get("digest", "sha256")
+        if digest not in _VERSIONS:
+            raise IntegrityError(f"manifest names an unknown content digest {digest!r}",
+                                 "upgrade volkeeper, or the manifest object is damaged")
         self.header: dict[str, Any] = first
+        #: the content digest its files carry (``TarEntry.sha256`` or ``.blake3``)
+        self.digest: Digest = digest
         self._consumed = False
 
     def _next_obj(self) -> dict[str, Any] | None:
@@ -235,7 +258,7 @@ class Manifest:
                 self._summary = summary
                 return
             try:
-                yield entry_from_dict(obj)
+                yield entry_from_dict(obj, self.digest)
             except (KeyError, TypeError, ValueError) as e:
                 raise IntegrityError(f"manifest entry is malformed ({e!r})",
                                      "the manifest object is damaged") from None

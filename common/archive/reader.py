@@ -11,7 +11,6 @@ already received data, so the caller extracts into a fresh place and discards it
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
@@ -21,9 +20,10 @@ from typing import BinaryIO, Protocol
 
 import zstandard
 
+from common.archive.checksum import Algorithm, ObjectHash, algorithm_of, same
 from common.archive.codec import Format, check_format, open_decompressed
 from common.archive.manifest import Manifest
-from common.archive.tarscan import TarAmbiguityError, TarEntry, TarScanner
+from common.archive.tarscan import Digest, TarAmbiguityError, TarEntry, TarScanner
 from common.errors import IntegrityError, Refused
 from common.progress import ProgressTracker
 
@@ -34,16 +34,16 @@ LOOKAHEAD = 10000
 
 
 class Writable(Protocol):
-    def write(self, data: bytes) -> object: ...
+    def write(self, data: bytes | memoryview) -> object: ...
 
 
 class _HashingPrefetcher:
     """Reads ``raw`` ahead on a thread, hashing every byte; ``read(n)`` serves the bytes."""
 
-    def __init__(self, raw: BinaryIO, hashing: bool) -> None:
+    def __init__(self, raw: BinaryIO, hashing: bool, algorithm: Algorithm) -> None:
         self.raw = raw
         self.hashing = hashing
-        self.digest = hashlib.sha256()
+        self.digest = ObjectHash(algorithm)
         self.size = 0
         self._q: queue.Queue[bytes | BaseException] = queue.Queue(_DEPTH)
         self._stop = threading.Event()
@@ -196,16 +196,26 @@ def _stream_tar(
     reader: BinaryIO, fmt: Format, name: str, scanner: TarScanner,
     sink: Writable | None, tracker: ProgressTracker, expected_sha256: str | None,
     force_hash: bool = False, budget: _PolicyCheck | None = None,
+    algorithm: Algorithm = "sha256",
 ) -> ExtractStats:
-    """Decompress ``reader`` through ``scanner`` (and into ``sink``); check the checksum."""
+    """Decompress ``reader`` through ``scanner`` (and into ``sink``); check the checksum
+    (hashed with ``expected_sha256``'s algorithm, else with ``algorithm``)."""
     started = time.monotonic()
-    pre = _HashingPrefetcher(reader, hashing=expected_sha256 is not None or force_hash)
+    pre = _HashingPrefetcher(reader, hashing=expected_sha256 is not None or force_hash,
+                             algorithm=algorithm_of(expected_sha256) if expected_sha256
+                             else algorithm)
     tar_bytes = 0
+    # one buffer for the whole stream where the decompressor fills it (zstd): scanner and
+    # sink are done with each piece before the next is read
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
     try:
         source = open_decompressed(pre, fmt, name, CHUNK)  # type: ignore[arg-type]
+        readinto = getattr(source, "readinto", None) if fmt == "tar.zst" else None
         while True:
             try:
-                data = source.read(CHUNK)
+                data: bytes | memoryview = view[:readinto(buf)] if readinto is not None \
+                    else source.read(CHUNK)
             except zstandard.ZstdError as e:
                 raise IntegrityError(f"archive {name} is corrupt: {e}",
                                      "the stored object is damaged; use another backup") from e
@@ -229,11 +239,12 @@ def _stream_tar(
         pre.drain()
     finally:
         pre.close()
-    actual = pre.digest.hexdigest() if pre.hashing else None
-    if expected_sha256 is not None and actual != expected_sha256.lower():
+    actual = pre.digest.checksum() if pre.hashing else None
+    if expected_sha256 is not None and not same(actual, expected_sha256):
         raise IntegrityError(
-            f"archive {name} does not match its checksum (sha256 {actual}, expected "
-            f"{expected_sha256})", "the stored object was damaged or replaced; use another backup")
+            f"archive {name} does not match its checksum ({pre.digest.algorithm} {actual}, "
+            f"expected {expected_sha256})",
+            "the stored object was damaged or replaced; use another backup")
     try:
         scanner.close()
     except TarAmbiguityError as e:
@@ -285,7 +296,8 @@ class VerifyReport:
     problem_count: int = 0
 
 
-_FIELDS = ("type", "size", "mode", "uid", "gid", "sha256", "link", "xattrs", "sparse")
+_FIELDS = ("type", "size", "mode", "uid", "gid", "sha256", "blake3", "link", "xattrs",
+           "sparse")
 
 
 def _differences(actual: TarEntry, expected: TarEntry) -> list[str]:
@@ -304,6 +316,7 @@ def verify_archive(
     *,
     expected_sha256: str | None = None,
     name: str = "archive",
+    digest: Digest | None = None,
 ) -> VerifyReport:
     """Decompress and parse an archive and compare every member with the manifest
     (``None``: no manifest to compare with — a damaged one —, the archive is only
@@ -311,7 +324,9 @@ def verify_archive(
 
     Never raises for damage: corruption, checksum mismatches, missing, extra or
     different members are listed in the report (the first ``MAX_PROBLEMS`` of them).
-    When ``manifest`` is a ``Manifest`` its summary checksum is checked too.
+    When ``manifest`` is a ``Manifest`` its summary checksum is checked too, and file
+    contents are hashed with its digest; otherwise with ``digest`` (default sha256, what
+    version 1 manifests carry).
     """
     fmt = check_format(fmt)
     report = VerifyReport(ok=True, entries_checked=0, archive_sha256=None)
@@ -361,10 +376,13 @@ def verify_archive(
             for diff in _differences(entry, expected):
                 problem(f"{entry.path}: {diff}")
 
-    scanner = TarScanner(on_entry, hash_content=True)
-    try:
+    if digest is None:
+        digest = manifest.digest if isinstance(manifest, Manifest) else "sha256"
+    scanner = TarScanner(on_entry, hash_content=True, digest=digest)
+    try:  # without an expected checksum: hashed as the manifest's era did (v1: sha256)
         stats = _stream_tar(reader, fmt, name, scanner, None, tracker, expected_sha256,
-                            force_hash=True)
+                            force_hash=True, algorithm="blake3" if digest == "blake3"
+                            else "sha256")
         report.archive_sha256 = stats.archive_sha256
     except IntegrityError as e:
         problem(str(e))
@@ -374,7 +392,7 @@ def verify_archive(
     if isinstance(manifest, Manifest) and manifest.read_to_end:
         summary = manifest.summary
         if summary.archive_sha256 != report.archive_sha256:
-            problem(f"archive sha256 {report.archive_sha256} differs from the manifest's "
+            problem(f"archive checksum {report.archive_sha256} differs from the manifest's "
                     f"{summary.archive_sha256}")
         actual = (report.entries_checked, files[0], files[1], stats.stored_bytes)
         told = (summary.entries, summary.files, summary.bytes, summary.archive_size)

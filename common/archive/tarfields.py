@@ -18,6 +18,7 @@ extractor creates another. So this module accepts only the forms both read the s
 from __future__ import annotations
 
 import re
+import zlib
 
 from common.errors import IntegrityError
 
@@ -57,6 +58,11 @@ def number(field: bytes, what: str, *, base256: bool = True) -> int:
             return int(field[:-1], 8)
         except ValueError:  # an 8 or a 9
             pass
+    elif field[-2:] == b"\0 " and field[:-2].isdigit():  # GNU tar's checksum field
+        try:
+            return int(field[:-2], 8)
+        except ValueError:
+            pass
     first = field[0]
     if base256 and first in (0x80, 0xFF):
         value = int.from_bytes(field, "big", signed=True) if first == 0xFF else \
@@ -86,7 +92,10 @@ def check_header(hdr: bytes) -> None:
     except TarAmbiguityError:
         raise TarFormatError("tar header has an unreadable checksum field",
                              "the archive is corrupt or not a tar archive") from None
-    computed = sum(hdr) - sum(hdr[148:156]) + 8 * 32
+    # the unsigned byte sum: adler32's low half is 1 + the sum of the bytes modulo 65521,
+    # exact for 256 bytes (at most 65281); several times faster than sum() on 512 bytes
+    computed = (zlib.adler32(hdr[:256]) & 0xFFFF) + (zlib.adler32(hdr[256:]) & 0xFFFF) \
+        - 2 - sum(hdr[148:156]) + 8 * 32
     if stored != computed:
         signed = sum(b - 256 if b > 127 else b for b in hdr[:148] + hdr[156:]) + 256
         if stored != signed:

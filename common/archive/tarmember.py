@@ -65,7 +65,10 @@ class TarEntry:
     gid: int
     mtime: float
     link: str | None = None
+    #: the content digest, under the algorithm its manifest names (``DIGESTS``): sha256
+    #: (version 1 manifests) or blake3 (version 2); the other one stays None
     sha256: str | None = None
+    blake3: str | None = None
     xattrs: dict[str, bytes] = field(default_factory=dict)
     sparse: bool = False
     devmajor: int = 0

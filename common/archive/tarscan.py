@@ -4,8 +4,9 @@
 their way to a compressor or to ``tar -x``; it never holds more than one header (at most
 ``MAX_META`` bytes of pax records or long names) in memory and hashes member data straight
 from the chunks (no copies). For each member it emits a ``TarEntry`` once the member's
-data has gone by, with the sha256 of the member's *logical* content: for a sparse file the
-holes count as zeros, so the digest equals ``sha256sum`` of the restored file.
+data has gone by, with the digest (``blake3`` or ``sha256``: ``DIGESTS``) of the member's
+*logical* content: for a sparse file the holes count as zeros, so the digest equals
+``b3sum`` (``sha256sum``) of the restored file.
 
 Understood: ustar / POSIX pax (``x`` headers, ``SCHILY.xattr.*`` and
 ``LIBARCHIVE.xattr.*`` xattrs, sparse formats 0.0, 0.1 and 1.0) and the GNU extensions
@@ -26,6 +27,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Generator
+from typing import Literal
+
+import blake3
 
 from common.archive.tarfields import (
     BLOCK,
@@ -48,8 +52,8 @@ from common.archive.tarmember import (
     text,
 )
 
-__all__ = ["BLOCK", "MAX_META", "TYPES", "DataSink", "TarAmbiguityError", "TarEntry",
-           "TarFormatError", "TarScanner"]
+__all__ = ["BLOCK", "DIGESTS", "MAX_META", "TYPES", "DataSink", "Digest", "TarAmbiguityError",
+           "TarEntry", "TarFormatError", "TarScanner", "check_digest"]
 
 _ZEROS = bytes(1 << 20)
 _ZERO_BLOCK = bytes(BLOCK)
@@ -61,6 +65,17 @@ _MAX_EXTENSIONS = MAX_META // BLOCK
 
 
 DataSink = Callable[[memoryview], object]
+#: Content digests a manifest may use, by the ``TarEntry`` field that holds them.
+Digest = Literal["blake3", "sha256"]
+DIGESTS: tuple[Digest, ...] = ("blake3", "sha256")
+
+
+def check_digest(name: object) -> Digest:
+    """``name`` if it is a known content digest, else TarFormatError."""
+    if name not in DIGESTS:
+        raise TarFormatError(f"unknown content digest {name!r}",
+                             f"volkeeper knows {', '.join(DIGESTS)}; upgrade it")
+    return name
 
 
 def _both(a: DataSink, b: DataSink) -> DataSink:
@@ -73,7 +88,8 @@ def _both(a: DataSink, b: DataSink) -> DataSink:
 class TarScanner:
     """Parse a tar stream pushed in with ``feed``; call ``on_entry`` for each member.
 
-    ``hash_content=False`` skips hashing (sha256 stays None). ``close()`` raises
+    ``hash_content=False`` skips hashing (the digests stay None); ``digest`` names the
+    algorithm (``TarEntry.sha256`` or ``TarEntry.blake3`` is set). ``close()`` raises
     TarFormatError when the stream stopped before the end-of-archive marker.
     ``on_start``, when given, is called with each member before its data goes by; for a
     regular file it may return a sink that receives the member's logical content (holes of
@@ -81,9 +97,11 @@ class TarScanner:
     """
 
     def __init__(self, on_entry: Callable[[TarEntry], None], hash_content: bool = True,
-                 on_start: Callable[[TarEntry], DataSink | None] | None = None) -> None:
+                 on_start: Callable[[TarEntry], DataSink | None] | None = None,
+                 digest: Digest = "sha256") -> None:
         self.on_entry = on_entry
         self.hash_content = hash_content
+        self.digest = check_digest(digest)
         self.on_start = on_start
         self.finished = False
         self.members = 0
@@ -251,7 +269,9 @@ class TarScanner:
         sparse_map = member.sparse_map
         if member.sparse == "old":
             sparse_map = yield from self._old_gnu_sparse(hdr, entry.path)
-        hasher = hashlib.sha256() if self.hash_content and entry.type == "file" else None
+        hasher: blake3.blake3 | hashlib._Hash | None = None
+        if self.hash_content and entry.type == "file":
+            hasher = blake3.blake3() if self.digest == "blake3" else hashlib.sha256()
         sink: DataSink | None = hasher.update if hasher is not None else None
         if self.on_start is not None:
             extra = self.on_start(entry)
@@ -276,7 +296,7 @@ class TarScanner:
         if rest:
             yield from self._stream(rest, None)
         if hasher is not None:
-            entry.sha256 = hasher.hexdigest()
+            setattr(entry, self.digest, hasher.hexdigest())
         self.members += 1
         self.on_entry(entry)
 

@@ -3,20 +3,20 @@
 ``write_archive`` reads the tar stream in 1 MiB chunks and tees each chunk to two places
 that run at the same time: a scanner thread that parses the tar headers and hashes every
 member (for the manifest), and the compressor whose output is hashed (the archive
-checksum) and written to the storage backend. zstd compresses on its own worker threads
-and hashlib releases the GIL, so both cores stay busy. Memory is a few chunks in flight,
-whatever the size of the volume.
+checksum, ``common.archive.checksum``) and written to the storage backend. zstd compresses
+on its own worker threads and blake3 releases the GIL, so both cores stay busy. Memory is
+a few chunks in flight, whatever the size of the volume.
 """
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from common.archive.checksum import Algorithm, ObjectHash
 from common.archive.codec import Format, check_format, open_compressor
 from common.archive.manifest import ManifestSummary, ManifestWriter
 from common.archive.tarscan import TarEntry, TarScanner
@@ -35,6 +35,8 @@ class ArchiveStats:
     format: Format
     tar_bytes: int
     stored_bytes: int
+    #: the archive object's checksum (``common.archive.checksum``: ``blake3:<hex>``, or a
+    #: sha256 hex beside a version 1 manifest)
     archive_sha256: str
     entries: int
     files: int
@@ -67,9 +69,9 @@ def read_full(stream: BinaryIO, size: int = CHUNK, buf: bytearray | None = None)
 class _HashingSink:
     """Hashes, counts and stores the compressed bytes."""
 
-    def __init__(self, writer: ObjectWriter) -> None:
+    def __init__(self, writer: ObjectWriter, algorithm: Algorithm) -> None:
         self.writer = writer
-        self.digest = hashlib.sha256()
+        self.digest = ObjectHash(algorithm)
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -155,9 +157,12 @@ def write_archive(
             manifest.entry(entry)
         tracker.add(0, 1)
 
-    scanner = TarScanner(on_entry, hash_content=manifest is not None)
+    scanner = TarScanner(on_entry, hash_content=manifest is not None,
+                         digest=manifest.digest if manifest is not None else "blake3")
     scan = _ScanThread(scanner)
-    out = _HashingSink(writer)
+    # a version 1 (sha256) manifest keeps a sha256 of the archive beside it
+    out = _HashingSink(writer, "sha256" if manifest is not None and manifest.digest == "sha256"
+                       else "blake3")
     compressor = open_compressor(fmt, out, level)
     tar_bytes = 0
     try:
@@ -181,7 +186,7 @@ def write_archive(
         raise IntegrityError(f"the tar stream for {label} is unusable: {e.message}",
                              e.hint) from e
     stored = out.size
-    archive_sha256 = out.digest.hexdigest()
+    archive_sha256 = out.digest.checksum()
     summary = manifest.summary(archive_sha256, stored) if manifest is not None else None
     return ArchiveStats(
         format=fmt, tar_bytes=tar_bytes, stored_bytes=stored, archive_sha256=archive_sha256,

@@ -157,8 +157,9 @@ class Backup(Base):
     format: Mapped[str] = mapped_column(String(16))
     # one meaning per column whatever the format (common.formats): ``key`` the stored
     # object naming the backup (archive, or snapshot object), ``manifest_key`` the
-    # archive's manifest ("" for snapshots), ``checksum`` the archive's sha256 ("" for
-    # snapshots), ``snapshot_id`` the repository snapshot's id ("" for archives)
+    # archive's manifest ("" for snapshots), ``checksum`` the archive's checksum
+    # (``blake3:<hex>``, a sha256 hex for older ones; "" for snapshots), ``snapshot_id``
+    # the repository snapshot's id ("" for archives)
     key: Mapped[str] = mapped_column(Text)
     manifest_key: Mapped[str] = mapped_column(Text)
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

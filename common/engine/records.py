@@ -11,7 +11,8 @@ from typing import Any
 @dataclass(frozen=True)
 class StoredBackup:
     """A backup as the catalog knows it. The columns keep one meaning whatever the format
-    (see ``common.formats``): ``checksum`` is an archive object's sha256 ("" for
+    (see ``common.formats``): ``checksum`` is an archive object's checksum
+    (``blake3:<hex>``, or a sha256 hex for older ones: ``common.archive.checksum``; "" for
     snapshots), ``snapshot_id`` a repository snapshot's id ("" for archives)."""
 
     id: str

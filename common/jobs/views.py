@@ -137,8 +137,9 @@ class BackupOut(BaseModel):
     stored_bytes: int
     logical_bytes: int
     file_count: int
-    checksum: str = Field(description="archives: the sha256 of the archive object (empty "
-                          "for repo backups)")
+    checksum: str = Field(description="archives: the checksum of the archive object, "
+                          "`blake3:<hex>` (b3sum), or a sha256 hex for older backups "
+                          "(empty for repo backups)")
     created_at: datetime
     verified_at: datetime | None = None
     verify_status: str | None = Field(default=None, description="ok | ok (structure) | "

@@ -186,8 +186,9 @@ class ArchiveFormat:
                 tar_source(docker, volume, settings) as stream:
             # entries only: the archive-level checksum belongs to the stored object, not
             # to this fresh tar of the volume
-            return verify_archive(stream, "tar", read_manifest(text).entries(), tracker,
-                                  name=f"volume {volume}")
+            manifest = read_manifest(text)
+            return verify_archive(stream, "tar", manifest.entries(), tracker,
+                                  name=f"volume {volume}", digest=manifest.digest)
 
     def forget(self, backend: Backend, backup: StoredBackup,
                settings: Settings) -> dict[str, Any]:

@@ -3,12 +3,12 @@ are there before a restore, deleting them, copying them to another target."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Sequence
 from typing import Any
 
 from common.archive import read_manifest
+from common.archive.checksum import ObjectHash, same
 from common.engine.records import Check, CopyOutcome, StoredBackup
 from common.errors import Conflict, IntegrityError, NotFound, StorageError
 from common.progress import ProgressTracker
@@ -77,15 +77,15 @@ def copy(src: Backend, dst: Backend, backup: StoredBackup,
         raise Conflict(f"{dst.display} already holds {k}",
                        "that backup was copied there before; list the destination's backups")
     tracker.set_phase("copying archive", bytes_total=src.stat(backup.key).size)
-    sha = _copy_object(src, dst, backup.key, tracker)
-    if sha != backup.checksum:
+    sha = _copy_object(src, dst, backup.key, tracker, ObjectHash.for_checksum(backup.checksum))
+    if not same(sha, backup.checksum):
         dst.delete(backup.key)
         raise IntegrityError(
             f"archive {backup.key} read from {src.display} does not match its checksum "
-            f"(sha256 {sha}, catalog {backup.checksum}); nothing was copied",
+            f"({sha}, catalog {backup.checksum}); nothing was copied",
             f"verify the backup: volkeeper verify {backup.id}")
     try:
-        _copy_object(src, dst, backup.manifest_key, None)
+        _copy_object(src, dst, backup.manifest_key, None, ObjectHash())
     except BaseException:
         dst.delete(backup.key)
         raise
@@ -93,9 +93,10 @@ def copy(src: Backend, dst: Backend, backup: StoredBackup,
                        stored_bytes=dst.stat(backup.key).size)
 
 
-def _copy_object(src: Backend, dst: Backend, key: str, tracker: ProgressTracker | None) -> str:
-    """Stream one object; returns its sha256. Nothing is visible at ``dst`` on failure."""
-    digest = hashlib.sha256()
+def _copy_object(src: Backend, dst: Backend, key: str, tracker: ProgressTracker | None,
+                 digest: ObjectHash) -> str:
+    """Stream one object; returns its checksum as ``digest`` makes it. Nothing is visible
+    at ``dst`` on failure."""
     with src.open_reader(key) as reader, dst.open_writer(key) as writer:
         while chunk := reader.read(_CHUNK):
             digest.update(chunk)
@@ -103,4 +104,4 @@ def _copy_object(src: Backend, dst: Backend, key: str, tracker: ProgressTracker 
             if tracker is not None:
                 tracker.add(len(chunk))
         writer.commit()
-    return digest.hexdigest()
+    return digest.checksum()

@@ -291,7 +291,7 @@ def test_a_drill_restores_compares_measures_and_cleans_up(
     lines = manifest.read_text().splitlines()
     i = next(n for n, line in enumerate(lines) if '"./plain.txt"' in line)
     entry = json.loads(lines[i])
-    entry["sha256"] = "0" * 64
+    entry["blake3"] = "0" * 64  # the content digest of a version 2 manifest
     lines[i] = json.dumps(entry)
     manifest.write_text("\n".join(lines) + "\n")
     failed = json.loads(cli(embedded_env, "drill", job["backup_id"], "--json",

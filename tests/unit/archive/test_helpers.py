@@ -21,6 +21,7 @@ from common.archive import (
     write_archive,
 )
 from common.archive.reader import ExtractStats
+from common.archive.tarscan import Digest
 from common.progress import NullTracker
 from common.storage.memory import MemoryBackend
 from tests.treecmp import ODD_NAMES, SPARSE_SIZE
@@ -60,12 +61,15 @@ class Stored:
         return self.backend.get_bytes(self.key)
 
 
-def backup(src: Path, fmt: Format, backend: MemoryBackend | None = None) -> Stored:
-    """Back ``src`` up through GNU tar and write_archive into a memory backend."""
+def backup(src: Path, fmt: Format, backend: MemoryBackend | None = None,
+           digest: Digest = "blake3") -> Stored:
+    """Back ``src`` up through GNU tar and write_archive into a memory backend
+    (``digest="sha256"``: with a version 1 manifest, as older volkeeper wrote them)."""
     backend = backend or MemoryBackend()
     key = "volkeeper/archives/host/vol/20240101T000000Z" + EXTENSIONS[fmt]
     sink = io.StringIO()
-    manifest = ManifestWriter(sink, {"volume": "vol", "format": fmt, "archive_key": key})
+    manifest = ManifestWriter(sink, {"volume": "vol", "format": fmt, "archive_key": key},
+                              digest=digest)
     with backend.open_writer(key) as writer, gnutar.create_stream(src) as stream:
         stats = write_archive(stream, writer, fmt, NullTracker(), manifest=manifest)
         writer.commit()

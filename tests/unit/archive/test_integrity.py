@@ -143,16 +143,42 @@ def test_verify_lists_members_that_differ_from_the_manifest(stored: dict[Format,
     s = stored["tar.zst"]
     lines = s.manifest_text.splitlines()
     changed = [
-        line.replace('"sha256":"', '"sha256":"00', 1) if '"./a.txt"' in line else line
+        line.replace('"blake3":"', '"blake3":"00', 1) if '"./a.txt"' in line else line
         for line in lines if '"./sub/b.txt"' not in line
     ]
     report = verify_archive(io.BytesIO(s.data), "tar.zst", read_manifest(changed),
                             NullTracker(), name=s.key)
     assert not report.ok
     text = "\n".join(report.problems)
-    assert "./a.txt: sha256" in text
+    assert "./a.txt: blake3" in text
     assert "./sub/b.txt: in the archive but not in the manifest" in text
     assert "./rand.bin" not in text
+
+
+def test_a_backup_with_a_version_1_sha256_manifest_still_verifies_and_finds_changes(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"old manifests hash with sha256\n" * 1000)
+    (root / "b.txt").write_text("b")
+    s = backup(root, "tar.zst", digest="sha256")
+    manifest = read_manifest(io.StringIO(s.manifest_text))
+    assert manifest.digest == "sha256" and manifest.header["version"] == 1
+    report = verify_archive(io.BytesIO(s.data), "tar.zst", manifest, NullTracker(),
+                            expected_sha256=s.stats.archive_sha256, name=s.key)
+    assert report.ok and report.problems == [] and report.entries_checked == 3
+    changed = [line.replace('"sha256":"', '"sha256":"00', 1) if '"./a.txt"' in line else line
+               for line in s.manifest_text.splitlines()]
+    report = verify_archive(io.BytesIO(s.data), "tar.zst", read_manifest(changed),
+                            NullTracker(), name=s.key)
+    assert "./a.txt: sha256" in "\n".join(report.problems)
+    assert len(s.stats.archive_sha256) == 64  # a bare sha256 hex, as the catalog held it
+    assert restore(s, tmp_path / "dest").entries == 3
+    assert (tmp_path / "dest" / "a.txt").read_bytes() == (root / "a.txt").read_bytes()
+    with pytest.raises(IntegrityError, match="does not match its checksum"):
+        extract_archive(io.BytesIO(s.data), "tar.zst", io.BytesIO(), NullTracker(),
+                        expected_sha256="00" * 32, name=s.key)
 
 
 def test_verify_reports_a_corrupt_archive_instead_of_raising(

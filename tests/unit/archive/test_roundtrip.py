@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -10,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import blake3
 import pytest
 
 from common.archive import FORMATS, Format, read_manifest
@@ -85,7 +85,7 @@ def test_a_stored_archive_restores_with_plain_gnu_tar(
     shutil.rmtree(dest, ignore_errors=True)
 
 
-def test_the_manifest_lists_every_member_with_its_sha256_and_totals(
+def test_the_manifest_lists_every_member_with_its_blake3_and_totals(
     source: tuple[Path, dict[str, bool]], stored: dict[Format, Stored],
 ) -> None:
     root, _ = source
@@ -107,7 +107,8 @@ def test_the_manifest_lists_every_member_with_its_sha256_and_totals(
         if entry.type == "file":
             files += 1
             total += st.st_size
-            assert entry.sha256 == hashlib.sha256(full.read_bytes()).hexdigest(), path
+            assert entry.blake3 == blake3.blake3(full.read_bytes()).hexdigest(), path
+            assert entry.sha256 is None
             assert entry.size == st.st_size
     assert entries["./sparse.img"].sparse and entries["./sparse.img"].size == SPARSE_SIZE
     assert entries["./link-to-plain"].type == "symlink"
@@ -124,7 +125,7 @@ def test_the_manifest_lists_every_member_with_its_sha256_and_totals(
     assert summary.files == files
     assert summary.bytes == total
     assert summary.entries == len(entries)
-    assert summary.archive_sha256 == hashlib.sha256(s.data).hexdigest()
+    assert summary.archive_sha256 == "blake3:" + blake3.blake3(s.data).hexdigest()
     assert summary.archive_size == len(s.data)
 
 

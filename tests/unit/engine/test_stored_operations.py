@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import blake3
 import pytest
 from pydantic import SecretStr
 
@@ -29,11 +30,15 @@ def _settings(tmp_path: Path) -> Settings:
                     repository_kdf_n=2**14)
 
 
-def _archive(backend: LocalBackend, data: bytes = b"archive bytes" * 1000) -> StoredBackup:
+def _archive(backend: LocalBackend, data: bytes = b"archive bytes" * 1000,
+             algorithm: str = "sha256") -> StoredBackup:
+    """An archive recorded with an older sha256 checksum, or a ``blake3:`` one."""
     backend.put_bytes(KEY, data)
     backend.put_bytes(KEY + ".manifest.jsonl", b'{"manifest": 1}\n')
+    checksum = hashlib.sha256(data).hexdigest() if algorithm == "sha256" else \
+        "blake3:" + blake3.blake3(data).hexdigest()
     return StoredBackup(id="b1", key=KEY, manifest_key=KEY + ".manifest.jsonl", format="tar",
-                        checksum=hashlib.sha256(data).hexdigest(), logical_bytes=1,
+                        checksum=checksum, logical_bytes=1,
                         file_count=1, volume="v", host="h")
 
 
@@ -82,9 +87,11 @@ def test_forget_of_an_archive_deletes_it_and_its_manifest(tmp_path: Path) -> Non
     assert list(backend.list("volkeeper/")) == []
 
 
-def test_an_archive_copy_checks_its_checksum_and_never_overwrites(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
+def test_an_archive_copy_checks_its_checksum_and_never_overwrites(
+        tmp_path: Path, algorithm: str) -> None:
     src, dst = LocalBackend(tmp_path / "src"), LocalBackend(tmp_path / "dst")
-    b = _archive(src)
+    b = _archive(src, algorithm=algorithm)
     s = _settings(tmp_path)
     out = stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s, tracker=NullTracker())
     assert out.checksum == b.checksum and dst.get_bytes(KEY) == src.get_bytes(KEY)
