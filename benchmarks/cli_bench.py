@@ -22,8 +22,10 @@ volume is read once before the first run). Medians of ``--repeats`` (start-up st
 - ``restore``: ``volkeeper restore ID --into NEW`` vs ``restic restore latest --target
   DIR`` (same file system) ≤ 0.7x; both restored trees are checked (files, bytes);
 - ``tar-backup``: ``volkeeper backup VOL --format tar.zst`` vs ``tar -c -C DIR . | zstd
-  -3 -T0 > file`` ≤ 1.2x; ``tar-restore``: its restore into a new volume vs ``zstd -dc
-  file | tar -x -C DIR`` ≤ 1.0x;
+  -L -T0 > file`` ≤ 1.2x, both at the same zstd level ``L`` (``--zstd-level``, default 1:
+  volkeeper's default ``VOLKEEPER_ZSTD_LEVEL``; ``--zstd-level 3`` for zstd's own
+  default); ``tar-restore``: its restore into a new volume vs ``zstd -dc file | tar -x -C
+  DIR`` ≤ 1.0x;
 - ``backups``: ``volkeeper backups --json`` (a read command) peak RSS ≤ 60 MB (peer:
   ``restic snapshots --json``).
 
@@ -115,6 +117,7 @@ class Bench:
                 "VOLKEEPER_REPOSITORY_PASSWORD_FILE": str(self.pwfile)}
         if self.vk_n:
             env["VOLKEEPER_REPOSITORY_KDF_N"] = str(self.vk_n)
+        env["VOLKEEPER_ZSTD_LEVEL"] = str(self.args.zstd_level)  # the peer's level too
         return env
 
     def vk(self, *args: str) -> Measured:
@@ -264,7 +267,7 @@ class Bench:
                 ids[fmt] = m.stdout
                 return m
 
-            tar = f"tar -c -C {mp} . | zstd -q -3 -T0 > {tar_file}"
+            tar = f"tar -c -C {mp} . | zstd -q -{self.args.zstd_level} -T0 > {tar_file}"
             peer = ((lambda: sh(tar, tree=True)) if fmt == "tar.zst" else
                     (lambda: self.restic("backup", "--host", "bench", ".", cwd=str(mp))))
             self.pair(step, i, vk, peer, record=step in steps)
@@ -340,6 +343,8 @@ def main() -> None:
     p.add_argument("--only", default=",".join(STEPS), help="comma list of " + ", ".join(STEPS))
     p.add_argument("--workdir", default="/var/tmp/vkbench")
     p.add_argument("--checkout", default=str(HERE.parent), help="the volkeeper tree to run")
+    p.add_argument("--zstd-level", type=int, default=1, help="zstd level of both the "
+                   "tar.zst backup (VOLKEEPER_ZSTD_LEVEL) and its peer (zstd -L)")
     p.add_argument("--keep", action="store_true", help="keep the run directory (volumes, "
                    "repositories, restored trees) for a look; dockerd is stopped anyway")
     p.add_argument("--verbose", action="store_true", help="print untimed runs too")

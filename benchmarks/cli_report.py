@@ -20,7 +20,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "tar-restore": ("x", 1.0), "backups": ("MB", 60), "api": ("-", 0)}
 PEERS = {"help": "restic version", "volumes": "docker volume ls", "first": "restic backup",
          "unchanged": "restic backup", "changed": "restic backup",
-         "restore": "restic restore", "tar-backup": "tar | zstd -3 -T0",
+         "restore": "restic restore", "tar-backup": "tar | zstd -L -T0 (same level)",
          "tar-restore": "zstd -dc | tar -x", "backups": "restic snapshots --json",
          "api": "restic backup (unchanged)"}
 STEP_NAMES = {"api": "api: POST /backups until done (unchanged)"}
