@@ -113,7 +113,7 @@ def create_app(
     if scheduler:
         from common.jobs.migration_flow import coordinator_loop
 
-        migration_loop = coordinator_loop(state.service)
+        migration_loop = coordinator_loop(state.service, bus=bus)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

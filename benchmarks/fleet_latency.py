@@ -34,28 +34,19 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.chdir(REPO)  # the fleet's processes run from the checkout
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from tests.fixtures.dockerd import DockerdFactory  # noqa: E402
-from tests.fixtures.fleet import Fleet, running_fleet  # noqa: E402
-from tests.fixtures.servers import PostgresServer, RedisServer  # noqa: E402
-from tests.fixtures.util import free_port, require_binary  # noqa: E402
+from fleetkit import mountpoint, private_fleet, run_job  # noqa: E402
 
-PRODUCTION = {  # the defaults of common/config.py, not the tests' quick ones
-    "VOLKEEPER_HEARTBEAT_SECONDS": "10", "VOLKEEPER_HOST_OFFLINE_AFTER_SECONDS": "60",
-    "VOLKEEPER_STALE_JOB_SECONDS": "120", "VOLKEEPER_SWEEP_SECONDS": "15",
-    "VOLKEEPER_LOG_LEVEL": "WARNING", "VOLKEEPER_REPOSITORY_PASSWORD": "bench passphrase",
-}
+from tests.fixtures.fleet import Fleet  # noqa: E402
+
 TARGETS = {"POST /restores/validate (tar.zst)": 2000.0, "POST /restores/validate (repo)": 2000.0}
 
 
@@ -80,26 +71,12 @@ def timed(n: int, call: Callable[[], httpx.Response], key: str) -> list[float]:
     return out
 
 
-def mountpoint(fleet: Fleet, host: str, volume: str) -> Path:
-    return Path(fleet.docker[host].client().volumes.get(volume).attrs["Mountpoint"])
-
-
 def fill(path: Path, mib: int, seed: int) -> None:
     """Half incompressible, half log-like text (compresses ~2:1), in files of 8 MiB."""
     rnd = random.Random(seed)
     for i in range(max(1, mib // 8)):
         data = rnd.randbytes(8 << 20) if i % 2 else rnd.randbytes(4 << 20).hex().encode()
         (path / f"f{i:03d}.bin").write_bytes(data)
-
-
-def run_job(fleet: Fleet, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    with fleet.http as c:
-        r = c.post(path, json=body)
-        r.raise_for_status()
-    job = fleet.wait_job(r.json()["id"], timeout=600)
-    if job["state"] != "succeeded":
-        raise RuntimeError(f"{path} {body}: {job['error']}")
-    return job
 
 
 @contextmanager
@@ -161,26 +138,12 @@ def main() -> None:
     ap.add_argument("--load-mib", type=int, default=256, help="size of each load volume")
     args = ap.parse_args()
 
-    require_binary("redis-server")
     work = Path(tempfile.mkdtemp(prefix="vk-fleetbench-"))
-    redis_root, pg_root = (Path(tempfile.mkdtemp(prefix=p)) for p in ("vk-bredis-", "vk-bpg-"))
-    pg_root.chmod(0o755)  # the postgres user enters it
-    redis = RedisServer(require_binary("redis-server"), redis_root, free_port())
-    postgres = PostgresServer(pg_root, free_port())
-    factory = DockerdFactory()
     try:
-        redis.start()
-        postgres.init()
-        docker = {"host-a": factory.start("host-a"), "host-b": factory.start("host-b")}
-        db_url = postgres.create_database(f"bench_{uuid.uuid4().hex[:8]}")
-        with running_fleet(work, db_url, redis.url, docker, PRODUCTION) as fleet:
+        with private_fleet(work) as fleet:
             results = run(fleet, args.n, args.load_mib, work)
     finally:
-        factory.stop_all()
-        redis.kill()
-        postgres.stop(mode="immediate")
-        for d in (work, redis_root, pg_root):
-            shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     report(results, args.n)
 
 
@@ -204,7 +167,7 @@ def run(fleet: Fleet, n: int, load_mib: int, work: Path) -> dict[str, dict[str, 
     fleet.wait_volume("host-a", "bench-data")
     fleet.wait_volume("host-b", f"bench-v{3 * n - 1}", timeout=60)
     backups = {fmt: run_job(fleet, "/backups", {"volume": "bench-data", "host": "host-a",
-                                                "target": "disk", "format": fmt})["backup_id"]
+                                                "target": "disk", "format": fmt})[1]["backup_id"]
                for fmt in ("tar.zst", "repo")}
     vols = [f"bench-v{i}" for i in range(3 * n)]
     results = {"idle": measure(fleet, n, backups, "idle", vols[:n])}

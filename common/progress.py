@@ -6,6 +6,8 @@ from its own timer thread, so a stalled upload still reports). A ``ProgressBus``
 snapshots from workers to readers: ``RedisProgressBus`` in the fleet (last value under a key
 plus pub/sub), ``MemoryProgressBus`` embedded (same process). Readers that follow a job
 (the API's event stream) ``subscribe`` and are woken by each new snapshot instead of polling.
+A job's last snapshot (the one with its ``state``) is also announced to ``subscribe_ended``
+readers as ``{"job_id": …, "state": …}``: the migration coordinator advances at once.
 
 Totals: a phase's ``bytes_total``/``files_total`` are in the units its ``add`` calls count.
 Where only an estimate is known (a quick pre-scan, the parent snapshot's size) the phase is
@@ -43,6 +45,19 @@ class ProgressBus(Protocol):
 
     def subscribe(self, job_id: str) -> Subscription: ...
 
+    def subscribe_ended(self) -> Subscription:
+        """Every job's end (its snapshot with ``state``) as ``{"job_id", "state"}``."""
+        ...
+
+
+#: the subscription key (Redis channel) of job ends
+ENDED = "volkeeper:jobs:ended"
+
+
+def _ended(job_id: str, snapshot: Snapshot) -> Snapshot | None:
+    state = snapshot.get("state")
+    return {"job_id": job_id, "state": state} if state is not None else None
+
 
 class _MemorySubscription:
     def __init__(self, bus: MemoryProgressBus, job_id: str) -> None:
@@ -71,11 +86,15 @@ class MemoryProgressBus:
         self._lock = threading.Lock()
 
     def publish(self, job_id: str, snapshot: Snapshot) -> None:
+        ended = _ended(job_id, snapshot)
         with self._lock:
             self._data[job_id] = snapshot
-            for sub in self._subs.get(job_id, []):
+            deliveries = [(s, snapshot) for s in self._subs.get(job_id, [])]
+            if ended is not None:
+                deliveries += [(s, ended) for s in self._subs.get(ENDED, [])]
+            for sub, snap in deliveries:
                 with contextlib.suppress(queue.Full):  # a stalled reader misses snapshots
-                    sub.queue.put_nowait(snapshot)
+                    sub.queue.put_nowait(snap)
 
     def latest(self, job_id: str) -> Snapshot | None:
         with self._lock:
@@ -86,6 +105,9 @@ class MemoryProgressBus:
         with self._lock:
             self._subs.setdefault(job_id, []).append(sub)
         return sub
+
+    def subscribe_ended(self) -> Subscription:
+        return self.subscribe(ENDED)
 
 
 class _RedisSubscription:
@@ -125,6 +147,9 @@ class RedisProgressBus:
         pipe = self._redis.pipeline()
         pipe.set(self.key(job_id), payload, ex=self.ttl_seconds)
         pipe.publish(self.key(job_id), payload)
+        ended = _ended(job_id, snapshot)
+        if ended is not None:
+            pipe.publish(ENDED, json.dumps(ended))
         pipe.execute()
 
     def latest(self, job_id: str) -> Snapshot | None:
@@ -133,6 +158,9 @@ class RedisProgressBus:
 
     def subscribe(self, job_id: str) -> Subscription:
         return _RedisSubscription(self._redis, self.key(job_id))
+
+    def subscribe_ended(self) -> Subscription:
+        return _RedisSubscription(self._redis, ENDED)
 
 
 class ProgressTracker:

@@ -24,6 +24,7 @@ from common.db import Database
 from common.jobs import host, sweep
 from common.jobs.context import JobContext
 from common.jobs.dispatch import Dispatcher
+from common.progress import ProgressBus
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,47 @@ class Loop:
                 log.exception("%s failed; retrying in %ss", self.name, self.every)
             self._wake.wait(self.every)
             self._wake.clear()
+
+
+class JobEndLoop(Loop):
+    """A ``Loop`` also woken by every job's end on the progress bus (``subscribe_ended``):
+    the migration coordinator queues a migration's next step at once rather than at its
+    next period (the gaps between steps add to the downtime). The period stays, for an
+    announcement missed while the bus was down."""
+
+    def __init__(self, name: str, every: float, step: Callable[[], None],
+                 bus: ProgressBus | None) -> None:
+        super().__init__(name, every, step)
+        self.bus = bus
+        self._done = threading.Event()
+        self._watch = threading.Thread(target=self._watch_ends, daemon=True,
+                                       name=f"{name}: job ends")
+
+    def start(self) -> None:
+        super().start()
+        if self.bus is not None:
+            self._watch.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._done.set()
+        super().stop(timeout)
+        if self._watch.is_alive():
+            self._watch.join(timeout)
+
+    def _watch_ends(self) -> None:
+        assert self.bus is not None
+        while not self._done.is_set():
+            try:
+                sub = self.bus.subscribe_ended()
+                try:
+                    while not self._done.is_set():
+                        if sub.next(1.0) is not None:
+                            self.wake()
+                finally:
+                    sub.close()
+            except Exception as e:  # noqa: BLE001 - the bus is down: the period still works
+                log.debug("%s: job ends not heard (%s); retrying", self.name, e)
+                self._done.wait(1.0)
 
 
 def sweep_loop(db: Database, settings: Settings, every: float | None = None,

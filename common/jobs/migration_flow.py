@@ -38,7 +38,7 @@ from common.db.migration_rows import FINAL_STATES, Migration
 from common.db.models import utcnow
 from common.errors import Conflict, Unavailable, VolkeeperError
 from common.jobs.inprocess import InProcessDispatcher
-from common.jobs.loops import Loop
+from common.jobs.loops import JobEndLoop, Loop
 from common.jobs.migration_plan import (
     FORWARD,
     ROLLBACK,
@@ -49,6 +49,7 @@ from common.jobs.migration_plan import (
     rolling_back,
 )
 from common.jobs.operations import OperationsService
+from common.progress import ProgressBus
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +289,12 @@ class Coordinator:
 _loops: list[Loop] = []
 
 
-def coordinator_loop(ops: OperationsService, every: float = 0.5) -> Loop:
+def coordinator_loop(ops: OperationsService, every: float = 0.5,
+                     bus: ProgressBus | None = None) -> Loop:
     """The loop that drives every active migration (the served API runs one; each
-    process's coordinator takes a migration's lease before it acts on it)."""
-    coordinator = Coordinator(ops)
-    loop = Loop("migration coordinator", every, coordinator.tick)
+    process's coordinator takes a migration's lease before it acts on it); with ``bus``,
+    woken as soon as any job ends."""
+    loop = JobEndLoop("migration coordinator", every, Coordinator(ops).tick, bus)
     _loops.append(loop)
     return loop
 

@@ -41,3 +41,17 @@ def test_a_subscription_is_woken_by_each_snapshot_and_times_out_when_quiet(
         assert sub.next(0.2) is None
     finally:
         sub.close()
+
+
+def test_a_job_s_end_is_announced_on_the_job_ends_channel(redis_server: Any) -> None:
+    bus = RedisProgressBus(redis_server.url)
+    ends = bus.subscribe_ended()
+    try:
+        while ends.next(0.05) is not None:  # drain the subscribe confirmation
+            pass
+        bus.publish("job3", {"bytes_done": 7})  # progress: not an end
+        bus.publish("job3", {"phase": "done", "state": "succeeded"})
+        assert ends.next(2) == {"job_id": "job3", "state": "succeeded"}
+        assert ends.next(0.2) is None
+    finally:
+        ends.close()

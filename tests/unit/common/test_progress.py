@@ -120,3 +120,17 @@ def test_an_estimate_arriving_while_its_phase_runs_applies_at_once() -> None:
     tracker.set_phase("copying", bytes_total=5)
     tracker.expect("copying", 99)  # a phase with real totals keeps them
     assert tracker.snapshot()["bytes_total"] == 5
+
+
+def test_a_job_s_last_snapshot_is_announced_to_the_readers_of_job_ends() -> None:
+    bus = MemoryProgressBus()
+    ends = bus.subscribe_ended()
+    try:
+        bus.publish("j1", {"phase": "reading", "bytes_done": 5})  # not an end
+        bus.publish("j1", {"phase": "done", "state": "succeeded"})
+        bus.publish("j2", {"phase": "failed", "state": "failed", "error": "disk full"})
+        assert ends.next(1.0) == {"job_id": "j1", "state": "succeeded"}
+        assert ends.next(1.0) == {"job_id": "j2", "state": "failed"}
+        assert ends.next(0.01) is None
+    finally:
+        ends.close()

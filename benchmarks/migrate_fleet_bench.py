@@ -1,0 +1,273 @@
+"""Benchmark of a migration host to host in the fleet (issue 14, "Speed"), as users run it.
+
+    python benchmarks/migrate_fleet_bench.py [--size 1G] [--rounds 3] [--fraction 0.05] \
+        [--workdir /var/tmp/vkmigfleet] [--no-results]
+
+Starts the real fleet (``fleetkit``: private PostgreSQL and Redis, two private dockerds
+as hosts ``host-a`` and ``host-b``, ``volkeeper serve`` with its migration coordinator and
+one ``volkeeper worker`` per host; production heartbeat/sweep periods and scrypt cost).
+The mixed dataset (``dataset.py``) goes into volume ``mf-src`` on host-a, used by an idle
+container (stopped by each cut-over, started again after). Every measured step writes
+through a fresh ``file://`` target both workers reach, so none profits from another's
+repository. Each round runs, in a rotating order:
+
+- ``cold``: ``POST /backups`` of the volume on host-a (repo format) until done, then
+  ``POST /restores`` of that backup into a new volume on host-b until done — the whole
+  time from the first request to the restore seen finished: moving the volume without a
+  migration, and the downtime of a move without pre-copy;
+- ``migrate``: ``POST /migrations`` host-a → host-b until it is seen ``succeeded``
+  (pre-copy, cut-over with the container stopped, verify), nothing changing meanwhile.
+  Target: at most 1.3 times ``cold`` (same round);
+- ``changed``: the same migration with ``fraction`` of the source's data bytes changed
+  (``dataset.mutate``) as soon as the pre-copy's backup is done, well before the
+  cut-over; its downtime is the one the migration measures and reports (container
+  stopped → verify done: final backup, in-place sync, verify). Target: at most 0.25 times
+  ``cold``. The change is reverted after it.
+
+The destination volumes and targets of a round are removed after it, and the next round
+waits for ext4 to settle (``procs.Deleter``). Prints a table with per-round ratios and the
+medians with PASS/FAIL, a profile of the migrations' child jobs (queueing, running and the
+coordinator's gaps), and writes it into RESULTS.md between the ``migrate-fleet-run``
+markers (``--no-results``: print only). Needs root, docker.io, redis-server, postgresql-15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from dataset import MiB, generate, mutate, parse_size, revert  # noqa: E402
+from fleetkit import add_target, cpu_seconds, mountpoint, private_fleet, run_job  # noqa: E402
+from procs import Deleter, fresh_dir  # noqa: E402
+
+from tests.fixtures.dockerd import busybox_image  # noqa: E402
+from tests.fixtures.fleet import Fleet  # noqa: E402
+
+SRC, APP = "mf-src", "mf-app"
+START, END = "<!-- migrate-fleet-run:start -->", "<!-- migrate-fleet-run:end -->"
+TOTAL_TARGET, DOWNTIME_TARGET = 1.3, 0.25
+STEPS = ("precopy.backup", "precopy.restore", "precopy.verify", "cutover.backup",
+         "cutover.apply", "verify")
+IDLE = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
+KINDS = ("cold", "migrate", "changed")
+
+
+def cold(fleet: Fleet, work: Path, i: int) -> dict[str, Any]:
+    target = add_target(fleet, f"cold-{i}", work / "targets" / f"cold-{i}")
+    cpu = cpu_seconds(fleet)
+    b_s, b = run_job(fleet, "/backups", {"volume": SRC, "host": "host-a", "target": target,
+                                         "format": "repo"})
+    r_s, r = run_job(fleet, "/restores", {"backup_id": b["backup_id"], "host": "host-b",
+                                          "into": f"mf-cold-{i}"})
+    return {"seconds": b_s + r_s, "backup": b_s, "restore": r_s,
+            "cpu": cpu_seconds(fleet) - cpu,
+            "jobs": {"backup": _times(b), "restore": _times(r)}}
+
+
+def migrate(fleet: Fleet, work: Path, i: int, kind: str, fraction: float,
+            src: Path) -> dict[str, Any]:
+    """One migration of the source to host-b; with ``kind == "changed"`` the source is
+    changed once the pre-copy's backup is done (and reverted after)."""
+    target = add_target(fleet, f"{kind}-{i}", work / "targets" / f"{kind}-{i}")
+    save = work / "mutation"
+    changed: dict[str, Any] = {}
+    cpu = cpu_seconds(fleet)
+    t0 = time.monotonic()
+    with fleet.http as c:
+        r = c.post("/migrations", json={"volume": SRC, "host": "host-a", "to_host": "host-b",
+                                        "to_volume": f"mf-{kind}-{i}", "via": target})
+        if r.status_code != 202:
+            raise RuntimeError(f"POST /migrations: {r.status_code} {r.text}")
+        mid = r.json()["id"]
+        submitted = time.monotonic() - t0
+        try:
+            while True:
+                m: dict[str, Any] = c.get(f"/migrations/{mid}").json()
+                if m["state"] in ("succeeded", "failed", "rolled_back", "cancelled"):
+                    break
+                steps = {j["step"] for p in m["phases"] for j in p["jobs"]}
+                if kind == "changed" and not changed and "precopy.restore" in steps:
+                    changed["bytes"] = mutate(src, save, fraction)
+                    os.sync()
+                    m = c.get(f"/migrations/{mid}").json()
+                    changed["in_time"] = not any(j["step"] == "cutover.backup"
+                                                 for p in m["phases"] for j in p["jobs"])
+                time.sleep(0.1)
+            seconds = time.monotonic() - t0
+            cpu = cpu_seconds(fleet) - cpu
+            jobs = {j["step"]: _times(c.get(f"/jobs/{j['job_id']}").json())
+                    for p in m["phases"] for j in p["jobs"]}
+        finally:
+            revert(src, save)
+            fleet.docker["host-a"].client().containers.get(APP).start()
+    if m["state"] != "succeeded":
+        raise RuntimeError(f"migration {mid} ended {m['state']}: {m['reason']}")
+    if kind == "changed" and not changed.get("in_time"):
+        raise RuntimeError("the change was not done before the cut-over began: the "
+                           "pre-copy was faster than changing the data; use a larger --size")
+    return {"seconds": seconds, "submit": submitted, "cpu": cpu,
+            "downtime": m["downtime_seconds"],
+            "changed": changed,
+            "jobs": jobs, "created": _ts(m["created_at"]), "finished": _ts(m["finished_at"]),
+            "apply_method": m["report"].get("apply_method")}
+
+
+def _ts(text: str) -> float:
+    t = datetime.fromisoformat(text)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def _times(job: dict[str, Any]) -> dict[str, float]:
+    return {"created": _ts(job["created_at"]), "started": _ts(job["started_at"]),
+            "finished": _ts(job["finished_at"])}
+
+
+def cleanup(fleet: Fleet, work: Path, i: int) -> None:
+    for kind in KINDS:
+        with contextlib.suppress(docker.errors.NotFound):
+            fleet.docker["host-b"].client().volumes.get(f"mf-{kind}-{i}").remove(force=True)
+        Deleter.remove([work / "targets" / f"{kind}-{i}"])
+    Deleter.last = time.monotonic()  # the volumes' trees were just deleted too
+
+
+def measure(fleet: Fleet, work: Path, size: int, rounds: int, fraction: float
+            ) -> dict[str, Any]:
+    a = fleet.docker["host-a"]
+    a.client().volumes.create(SRC)
+    src = mountpoint(fleet, "host-a", SRC)
+    info = generate(src, size)
+    a.client().containers.run(busybox_image(a), ["sh", "-c", IDLE], detach=True,
+                              name=APP, network_mode="none",
+                              volumes={SRC: {"bind": "/data", "mode": "rw"}})
+    fleet.wait_volume("host-a", SRC)
+    runs: list[dict[str, Any]] = []
+    for i in range(rounds):
+        Deleter.wait_quiet()
+        order = KINDS[i % 3:] + KINDS[:i % 3]
+        one: dict[str, Any] = {"order": order}
+        for kind in order:
+            print(f"round {i + 1}/{rounds}: {kind} …", flush=True)
+            one[kind] = (cold(fleet, work, i) if kind == "cold" else
+                         migrate(fleet, work, i, kind, fraction, src))
+            print(f"  {one[kind]['seconds']:.2f} s", flush=True)
+        runs.append(one)
+        cleanup(fleet, work, i)
+    return {"dataset": info.describe(), "runs": runs}
+
+
+def profile(runs: list[dict[str, Any]], kind: str) -> list[str]:
+    """Per step: the gap since the previous step ended (the coordinator noticing it and
+    queueing the next), the wait in the host's queue, the run; medians over the rounds."""
+    rows = ["| step (host) | gap before (coordinator) | queued | running |", "|---|---|---|---|",
+            f"| validation (`POST /migrations` answered) | | | "
+            f"{statistics.median(r[kind]['submit'] for r in runs):.2f} |"]
+    host = {"precopy.backup": "a", "cutover.backup": "a"}
+    for k, step in enumerate(STEPS):
+        gaps, queued, running = [], [], []
+        for r in runs:
+            jobs = r[kind]["jobs"]
+            j = jobs[step]
+            before = jobs[STEPS[k - 1]]["finished"] if k else r[kind]["created"]
+            gaps.append(j["created"] - before)
+            queued.append(j["started"] - j["created"])
+            running.append(j["finished"] - j["started"])
+        rows.append(f"| {step} ({host.get(step, 'b')}) | {statistics.median(gaps):.2f} | "
+                    f"{statistics.median(queued):.2f} | {statistics.median(running):.2f} |")
+    tail = [r[kind]["finished"] - r[kind]["jobs"]["verify"]["finished"] for r in runs]
+    rows.append(f"| succeeded after the verify | {statistics.median(tail):.2f} | | |")
+    return rows
+
+
+def report(size: int, fraction: float, r: dict[str, Any]) -> tuple[str, bool]:
+    runs = r["runs"]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [
+        f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"(`python benchmarks/migrate_fleet_bench.py --size {size // MiB}M --rounds "
+        f"{len(runs)}`): the fleet (API + coordinator, a Celery worker per host, "
+        "PostgreSQL, Redis), host-a → host-b, each step through a fresh `file://` "
+        f"target; mixed dataset {size // MiB} MiB ({r['dataset']}); {os.cpu_count()} CPUs, "
+        f"load after {load}.", "",
+        "| round (order) | cold: backup + restore | migrate | ratio | downtime "
+        f"({fraction:.0%} changed) | ratio | CPU s: cold / migrate / changed |",
+        "|---|---|---|---|---|---|---|"]
+    totals, downs, cpus = [], [], []
+    for i, one in enumerate(runs):
+        c, m, ch = one["cold"], one["migrate"], one["changed"]
+        totals.append(m["seconds"] / c["seconds"])
+        downs.append(ch["downtime"] / c["seconds"])
+        cpus.append(m["cpu"] / c["cpu"])
+        lines.append(
+            f"| {i + 1} ({', '.join(one['order'])}) | {c['seconds']:.2f} ({c['backup']:.2f}"
+            f" + {c['restore']:.2f}) | {m['seconds']:.2f} | {totals[-1]:.2f} | "
+            f"{ch['downtime']:.2f} ({ch['changed']['bytes'] / MiB:.0f} MiB) | "
+            f"{downs[-1]:.2f} | {c['cpu']:.1f} / {m['cpu']:.1f} / {ch['cpu']:.1f} |")
+    total, down = statistics.median(totals), statistics.median(downs)
+    ok = total <= TOTAL_TARGET and down <= DOWNTIME_TARGET
+    lines += [
+        "", f"- **migrate / cold copy = {total:.2f}** (median of the rounds' ratios; target "
+        f"≤ {TOTAL_TARGET}: {'PASS' if total <= TOTAL_TARGET else 'FAIL'})",
+        f"- **downtime / cold copy = {down:.2f}** (target ≤ {DOWNTIME_TARGET}: "
+        f"{'PASS' if down <= DOWNTIME_TARGET else 'FAIL'})",
+        f"- migrate / cold copy in CPU seconds of the fleet's processes (API, workers): "
+        f"{statistics.median(cpus):.2f} (steadier than wall time on a shared machine)", "",
+        "Where a migration's time goes (seconds, medians; from the child jobs' records):",
+        "", "*nothing changed* (`migrate`):", "", *profile(runs, "migrate"), "",
+        f"*{fraction:.0%} changed* (`changed`; downtime = cutover.backup's stop → verify "
+        "done):", "", *profile(runs, "changed"), ""]
+    return "\n".join(lines), ok
+
+
+def write_results(section: str) -> None:
+    path = HERE / "RESULTS.md"
+    text = path.read_text()
+    block = f"{START}\n{section}{END}"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    elif "<!-- migrate-run:end -->" in text:
+        head, rest = text.split("<!-- migrate-run:end -->", 1)
+        text = (head + "<!-- migrate-run:end -->\n\n### Host to host in the fleet\n\n"
+                + block + rest)
+    else:
+        text = text.rstrip("\n") + "\n\n## Migration in the fleet\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", default="1G", help="size of the mixed dataset")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--fraction", type=float, default=0.05)
+    p.add_argument("--workdir", default="/var/tmp/vkmigfleet")
+    p.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
+    args = p.parse_args()
+    size = parse_size(args.size)
+    work = fresh_dir(Path(args.workdir))
+    try:
+        with private_fleet(work, extra_env={"VOLKEEPER_REPOSITORY_KDF_N": str(2**17)}
+                           ) as fleet:
+            r = measure(fleet, work, size, args.rounds, args.fraction)
+    finally:
+        Deleter.remove([work])
+    section, ok = report(size, args.fraction, r)
+    print(section)
+    if not args.no_results:
+        write_results(section)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
