@@ -80,16 +80,19 @@ def _remove(ctx: JobContext, job_id: str, target: str, prefixes: list[str],
         else:
             mine = [o.key for prefix in prefixes for o in backend.list(prefix)
                     if f"-{job_id}." in o.key.rsplit("/", 1)[-1]]
-        if not mine:
-            return []
-        with ctx.db.session() as s:
-            rows = s.execute(select(Backup.key, Backup.manifest_key).where(
-                Backup.target == target,
-                or_(Backup.key.in_(mine), Backup.manifest_key.in_(mine)))).all()
-        known = {k for row in rows for k in row}
-        gone = [k for k in mine if k not in known]
-        for key in gone:
-            backend.delete(key)
+        gone: list[str] = []
+        if mine:
+            with ctx.db.session() as s:
+                rows = s.execute(select(Backup.key, Backup.manifest_key).where(
+                    Backup.target == target,
+                    or_(Backup.key.in_(mine), Backup.manifest_key.in_(mine)))).all()
+            known = {k for row in rows for k in row}
+            gone = [k for k in mine if k not in known]
+            for key in gone:
+                backend.delete(key)
+        # and the unfinished upload the kill cut short (a local target's partial file)
+        for prefix in prefixes:
+            gone += backend.discard_partials(prefix, f"-{job_id}.")
         return gone
 
 

@@ -168,6 +168,12 @@ class Backend(abc.ABC):
                 length -= len(got)
             return b"".join(parts)
 
+    def discard_partials(self, prefix: str, marker: str) -> tuple[str, ...]:
+        """Remove the unfinished uploads under ``prefix`` whose name holds ``marker`` (a
+        writer killed mid-upload leaves them; ``list`` never shows them); returns their
+        names. Backends whose unfinished uploads are invisible have none."""
+        return ()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and thread pools."""
 

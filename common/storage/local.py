@@ -187,6 +187,22 @@ class LocalBackend(Backend):
         found.sort(key=lambda i: i.key)
         yield from found
 
+    def discard_partials(self, prefix: str, marker: str) -> tuple[str, ...]:
+        head = prefix.rstrip("/")
+        try:
+            check_key(head)
+        except InvalidInput:
+            return ()  # never walk outside the root
+        start = self.root.joinpath(*head.split("/"))
+        removed = []
+        for dirpath, _dirs, files in os.walk(start):
+            for name in files:
+                if is_partial_name(name) and marker in name:
+                    path = Path(dirpath) / name
+                    path.unlink(missing_ok=True)
+                    removed.append(path.relative_to(self.root).as_posix())
+        return tuple(removed)
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:

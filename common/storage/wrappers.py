@@ -123,6 +123,9 @@ class RetryingBackend(Backend):
     def check(self) -> None:
         self._retry(self.inner.check)
 
+    def discard_partials(self, prefix: str, marker: str) -> tuple[str, ...]:
+        return self.inner.discard_partials(prefix, marker)
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         last: str | None = None
         for attempt in range(self.attempts):
@@ -281,6 +284,9 @@ class RateLimitedBackend(Backend):
 
     def check(self) -> None:
         self.inner.check()
+
+    def discard_partials(self, prefix: str, marker: str) -> tuple[str, ...]:
+        return self.inner.discard_partials(prefix, marker)
 
     def close(self) -> None:
         self.inner.close()

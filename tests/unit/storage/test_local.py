@@ -43,6 +43,22 @@ def test_stray_partial_files_from_a_crash_are_not_listed(tmp_path: Path) -> None
     assert [i.key for i in backend.list()] == ["d/real"]
 
 
+def test_a_dead_upload_s_partial_file_is_discarded_by_its_marker_only(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    backend.put_bytes("a/v/t-job1.tar", b"done")
+    mine = tmp_path / "a" / "v" / f".t2-job1.tar.partial-{'1' * 32}"
+    other = tmp_path / "a" / "v" / f".t3-job2.tar.partial-{'2' * 32}"
+    outside = tmp_path / "b" / f".t4-job1.tar.partial-{'3' * 32}"
+    for f in (mine, other, outside):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"half")
+    assert backend.discard_partials("a/", "-job1.") == (f"a/v/{mine.name}",)
+    assert not mine.exists() and other.exists() and outside.exists()
+    assert backend.get_bytes("a/v/t-job1.tar") == b"done"  # finished objects stay
+    assert backend.discard_partials("../", "-job1.") == ()  # never outside the root
+    assert outside.exists()
+
+
 def test_a_dotfile_key_that_is_not_a_partial_is_listed(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path)
     backend.put_bytes("d/.hidden", b"1")
