@@ -57,13 +57,13 @@ from common.repository.restore.batch import (
 from common.repository.restore.plan import Large, Pending, chunk_writes, meta_of
 from common.repository.restore.read import read_blobs
 from common.repository.restore.trees import Trees, refused
-from common.repository.restore.workers import ProcessRunner, ThreadRunner, make_runner
+from common.repository.restore.workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
 from common.repository.system.dirfd import SWAPPED, DirFds, open_root
 from common.repository.system.malloc import keep_freed_memory
 
 _HINT = "run a repository check --read-data to see every damaged object"
 BATCH_FILES = 2048
-BATCH_BYTES = 2 << 20  # was 8 MiB: each batch in flight holds its pack ranges and plaintext
+BATCH_BYTES = 8 << 20
 TREE_CACHE_BYTES = 32 << 20
 READERS = 4  # concurrent ranged reads of one batch
 
@@ -100,7 +100,7 @@ class _Restorer:
         self.stats = stats
         self.devices = devices
         self.trees = Trees(repo, TREE_CACHE_BYTES)
-        self.runner: ThreadRunner | ProcessRunner | None = None
+        self.runner: ThreadRunner | ProcessRunner | MixedRunner | None = None
         #: reads the ranges of a batch concurrently (storage round trips overlap)
         self.readers: Executor | None = None
         self.batch = Pending()

@@ -1,8 +1,7 @@
 """Where restore batches run: threads of the restoring process, or worker processes.
 
 Writing many small files is Python work per file (decode, open, write, metadata) that
-the GIL serialises, so large restores of small files hand their batches to worker
-processes (files large on average stay in threads: their decode and write release the GIL):
+the GIL serialises, so large restores hand their batches to worker processes:
 ``ProcessRunner`` starts ``python -m common.repository.restore.workers`` a few times
 (``worker_pipe.WorkerProcess``: a fresh interpreter, key material over its stdin
 pipe), then sends it batches; each answers with the batch's result. Storage stays in
@@ -32,11 +31,11 @@ from common.repository.system.worker_pipe import WorkerProcess, read_exact, serv
 #: (measured: 1 GiB of mixed files, 43 KiB on average, restore faster in threads)
 PROCESS_MIN_FILES = 20_000
 PROCESS_MAX_AVERAGE = 16 * 1024
-#: threads for a restore of many files that are large on average (the mixed 1 GiB set,
-#: 24,643 files of 43 KiB on average, CLI, busy 2-core VM, 3 interleaved runs each, peak
-#: RSS of the command with its workers / CPU s: 2 threads 128-132 MiB / 8.7-9.0 s; a worker
-#: process for the batches of small files beside 2 threads, as before: 175-191 MiB /
-#: 7.3-8.4 s, the same wall time within the noise; restic restore: 114-133 MiB)
+#: in a restore of many files that are large on average, a batch of at least this many
+#: files (and small ones on average) goes to a worker process
+MIXED_MIN_FILES = 64
+#: threads for the large-file batches beside the processes (the mixed set, 6 alternating
+#: pairs: as fast as 4 threads, peak RSS 151-170 MB instead of 193-209 MB)
 MIXED_THREADS = 2
 MAX_PROCESSES = 4
 
@@ -84,23 +83,42 @@ class ProcessRunner:
             w.stop(abort)
 
 
+class MixedRunner:
+    """Batches of many small files to worker processes, the others (large files, whose
+    decrypt, decompress, hash and write release the GIL) to threads: their data then
+    does not cross a pipe."""
+
+    def __init__(self, processes: ProcessRunner, threads: ThreadRunner) -> None:
+        self.processes, self.threads = processes, threads
+        self.capacity = processes.capacity + threads.capacity
+
+    def submit(self, batch: Batch) -> Future[Result]:
+        spans, _blobs, files = batch
+        small = len(files) >= MIXED_MIN_FILES and sum(map(len, spans)) <= len(files) * (
+            PROCESS_MAX_AVERAGE)
+        return (self.processes if small else self.threads).submit(batch)
+
+    def close(self, abort: bool = False) -> None:
+        try:
+            self.processes.close(abort)
+        finally:
+            self.threads.close(abort)
+
+
 def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: int,
-                processes: int | None) -> ThreadRunner | ProcessRunner:
+                processes: int | None) -> ThreadRunner | ProcessRunner | MixedRunner:
     """Worker processes for large restores of small files (``processes=None``:
-    automatic), else threads (at most ``MIXED_THREADS`` for a large restore of files large
-    on average: a worker process costs ~35 MiB, and decrypt, decompress, hash and write of
-    their blobs release the GIL). Entries are created with their final mode (no
+    automatic), processes and threads for large restores of small and large files (see
+    ``MixedRunner``), else threads. Entries are created with their final mode (no
     ``chmod``) when the umask is known and no default ACL of ``dest`` would change it, and
     without ``chown`` when they get the wanted owner anyway (the restoring user and group;
     ``dest``'s group is theirs)."""
-    threads = workers
+    mixed = False
     if processes is None:
         cpus = len(os.sched_getaffinity(0))
         many = files >= PROCESS_MIN_FILES and cpus > 1
-        small = nbytes <= files * PROCESS_MAX_AVERAGE
-        processes = min(cpus, MAX_PROCESSES) if many and small else 0
-        if many and not small:
-            threads = min(workers, MIXED_THREADS)
+        mixed = many and nbytes > files * PROCESS_MAX_AVERAGE
+        processes = min(cpus, MAX_PROCESSES) if many else 0
     try:
         acl = "system.posix_acl_default" in os.listxattr(dest)
     except OSError:
@@ -109,9 +127,12 @@ def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: i
     owner = (os.geteuid(), egid) if os.stat(dest).st_gid == egid else None
     writer = BatchWriter(repo.codec, dest, owner, None if acl else current_umask())
     if processes == 0:
-        return ThreadRunner(writer, max(1, threads))
-    return ProcessRunner(processes, repo.key.to_bytes(), repo.config.encrypted,
-                         repo.config.zstd_level, dest, owner, exact_modes=not acl)
+        return ThreadRunner(writer, max(1, workers))
+    procs = ProcessRunner(processes, repo.key.to_bytes(), repo.config.encrypted,
+                          repo.config.zstd_level, dest, owner, exact_modes=not acl)
+    if not mixed:
+        return procs
+    return MixedRunner(procs, ThreadRunner(writer, max(1, min(workers, MIXED_THREADS))))
 
 
 def _setup(init: tuple[Any, ...]) -> Callable[[Any], Result]:

@@ -193,7 +193,7 @@ def test_the_ranges_of_a_batch_are_read_concurrently_with_the_same_result(
     assert slow.most > 1
 
 
-def test_a_large_restore_of_files_large_on_average_runs_in_threads_without_processes(
+def test_a_large_restore_of_small_and_large_files_sends_small_file_batches_to_processes(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_batches: None,
         left_behind: Callable[[], set[int]]) -> None:
     from common.repository.restore import workers as restore_workers
@@ -218,17 +218,12 @@ def test_a_large_restore_of_files_large_on_average_runs_in_threads_without_proce
 
     monkeypatch.setattr(restore_workers.ProcessRunner, "submit", to_processes)
     monkeypatch.setattr(restore_workers.ThreadRunner, "submit", to_threads)
-    # many files, large on average: threads only (a worker process costs ~35 MiB; the
-    # blobs of large files decrypt, decompress, hash and write without the GIL) ...
+    # many files, large on average: small-file batches (8 files here) to processes
     monkeypatch.setattr(restore_workers, "PROCESS_MIN_FILES", 10)
     monkeypatch.setattr(restore_workers, "PROCESS_MAX_AVERAGE", 4096)
+    monkeypatch.setattr(restore_workers, "MIXED_MIN_FILES", 8)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     restore_snapshot(repo, snap, tmp_path / "r")
-    assert went["processes"] == 0 and went["threads"] > 0
+    assert went["processes"] > 0 and went["threads"] > 0
     assert compare_trees(src, tmp_path / "r") == []
-    # ... and many files, small on average, still go to worker processes
-    monkeypatch.setattr(restore_workers, "PROCESS_MAX_AVERAGE", 1 << 30)
-    restore_snapshot(repo, snap, tmp_path / "r2")
-    assert went["processes"] > 0
-    assert compare_trees(src, tmp_path / "r2") == []
     assert left_behind() == set()
