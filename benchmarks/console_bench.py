@@ -197,7 +197,9 @@ def main() -> None:
                      ("backups", "/backups"), ("jobs", "/jobs"), ("job", f"/jobs/{job_id}"),
                      ("policies", "/policies"), ("policy", "/policies/p001"),
                      ("restore", "/restore"), ("targets", "/targets"), ("keys", "/keys"),
-                     ("hosts", "/hosts"), ("audit", "/audit")]
+                     ("hosts", "/hosts"), ("audit", "/audit"), ("migrate", "/migrate"),
+                     ("migrations", "/migrations"), ("evacuate", "/evacuate"),
+                     ("evacuations", "/evacuations")]
             server = api_ms(f"http://127.0.0.1:{port}", token, api_calls(volume, job_id))
             results = measure(f"http://127.0.0.1:{port}", token, pages, args.n)
         finally:
