@@ -23,6 +23,8 @@ VERSION = "0.1.0"
 #: failed jobs this recent are looked at for leftovers (older ones were, by the worker of
 #: their time)
 LEFTOVERS_WITHIN = timedelta(days=2)
+#: the kinds of job that store objects before cataloging them (``leftover_plan``)
+LEFTOVER_KINDS = ("backup", GROUP_KIND, "restore", "copy")
 
 
 def volume_row(v: VolumeInfo, old_size: int | None = None) -> dict[str, Any]:
@@ -78,8 +80,7 @@ def pending_cleanup(db: Rows, host: str, now: datetime) -> str | None:
             return f"job {r['id']} is {r['state']}"
         if r["active_lock"] is not None:
             return f"failed job {r['id']} keeps its volume locked"
-        if (r["kind"] not in ("backup", GROUP_KIND, "restore", "copy")
-                or "leftovers" in doc(r["result"])):
+        if r["kind"] not in LEFTOVER_KINDS or "leftovers" in doc(r["result"]):
             continue
         job = SimpleNamespace(**(r | {"params": doc(r["params"])}))
         source = None

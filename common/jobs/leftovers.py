@@ -25,11 +25,10 @@ from sqlalchemy import or_, select
 
 from common.db import Backup, Job, JobState
 from common.db.clock import now as db_time
-from common.db.jobs import GROUP_KIND
 from common.errors import NotFound, VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
-from common.jobs.host_rows import LEFTOVERS_WITHIN, leftover_plan
+from common.jobs.host_rows import LEFTOVER_KINDS, LEFTOVERS_WITHIN, leftover_plan
 from common.storage.base import Backend
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
     with ctx.db.session() as s:
         since = db_time(s) - WITHIN
         q = select(Job).where(Job.host == ctx.host, Job.state == JobState.failed,
-                              Job.kind.in_(("backup", GROUP_KIND, "restore", "copy")),
+                              Job.kind.in_(LEFTOVER_KINDS),
                               Job.finished_at > since)
         todo = []
         for job in s.scalars(q):

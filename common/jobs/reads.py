@@ -141,10 +141,10 @@ def list_volumes(db: Rows, host: str | None = None, overdue: bool | None = None,
     if name and not rows:
         raise NotFound("volume", name, f"no volume of that name on host {host!r} in the last "
                        "inventory; list volumes with `volkeeper volumes`")
+    b_where, b_params = _filters(kind="backup", host=host, volume=name)
     last = {(r["host"], r["volume"]): when(r["newest"]) for r in db.all(
-        "SELECT host, volume, MAX(created_at) AS newest FROM backups"
-        + _filters(kind="backup", host=host, volume=name)[0] + " GROUP BY host, volume",
-        **_filters(kind="backup", host=host, volume=name)[1])}
+        f"SELECT host, volume, MAX(created_at) AS newest FROM backups{b_where}"
+        " GROUP BY host, volume", **b_params)}
     status = volume_status(db, [volume_ref(v["host"], v["name"], doc(v["labels"]),
                                            doc(v["containers"])) for v in rows])
     if overdue is not None:
