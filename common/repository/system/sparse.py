@@ -52,39 +52,37 @@ class DataReader:
         self._i = 0
         self._pos = ranges[0][0] if ranges else 0
 
-    def read(self, n: int = -1) -> bytes:
+    def _left(self) -> int:
+        """Bytes left in the current range (moving on past ended ones); 0 at the end."""
         while self._i < len(self._ranges):
             end = self._ranges[self._i][1]
-            if self._pos >= end:
-                self._i += 1
-                if self._i < len(self._ranges):
-                    self._pos = self._ranges[self._i][0]
-                continue
-            want = end - self._pos if n < 0 else min(n, end - self._pos)
-            data = os.pread(self._fd, min(want, 1 << 24), self._pos)
-            if not data:  # file shrank
-                self._i = len(self._ranges)
-                return b""
-            self._pos += len(data)
-            return data
-        return b""
+            if self._pos < end:
+                return end - self._pos
+            self._i += 1
+            if self._i < len(self._ranges):
+                self._pos = self._ranges[self._i][0]
+        return 0
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._left()
+        if not left:
+            return b""
+        data = os.pread(self._fd, min(left if n < 0 else min(n, left), 1 << 24), self._pos)
+        if not data:  # file shrank
+            self._i = len(self._ranges)
+        self._pos += len(data)
+        return data
 
     def readinto(self, buf: memoryview | bytearray) -> int:
         """``read`` into ``buf`` (the chunker's stream buffer): no bytes object of up to
         16 MiB allocated per read and copied over (a sparse file's backup peaked ~30 MiB
         higher without it)."""
         view = memoryview(buf)
-        while view and self._i < len(self._ranges):
-            end = self._ranges[self._i][1]
-            if self._pos >= end:
-                self._i += 1
-                if self._i < len(self._ranges):
-                    self._pos = self._ranges[self._i][0]
-                continue
-            got = os.preadv(self._fd, [view[: min(len(view), end - self._pos)]], self._pos)
-            if not got:  # file shrank
-                self._i = len(self._ranges)
-                return 0
-            self._pos += got
-            return got
-        return 0
+        left = self._left() if view else 0
+        if not left:
+            return 0
+        got = os.preadv(self._fd, [view[: min(len(view), left)]], self._pos)
+        if not got:  # file shrank
+            self._i = len(self._ranges)
+        self._pos += got
+        return got
