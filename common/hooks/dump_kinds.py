@@ -140,6 +140,15 @@ def _my_load_one(client: str) -> str:
             f'{q}"DROP DATABASE \\`$db\\`"; exit 1')
 
 
+def _my_kind(name: str, dump: str, client: str) -> DumpKind:
+    """MySQL and MariaDB: the same options, each with its own tools."""
+    opts = "--single-transaction --routines --events --triggers"
+    return DumpKind(name, "sql", f"{_MY_PW}exec {dump} -uroot --all-databases {opts}",
+                    f"{_MY_PW}exec {client} -uroot",
+                    dump_one=f'{_MY_PW}exec {dump} -uroot {opts} "$VK_DATABASE"',
+                    one_extension="sql", load_one=_my_load_one(client))
+
+
 #: a new SQLite file: refused when one is there, unless replacing
 SQLITE_NEW = ('if [ -e "$VK_DUMP_PATH" ] && [ "${VK_REPLACE:-}" != 1 ]; then '
               'db="$VK_DUMP_PATH"; ' + _EXISTS_CHECK + 'fi; ' + SQLITE_REPLACE)
@@ -149,20 +158,8 @@ KINDS: dict[str, DumpKind] = {k.name: k for k in (
              _PG_ENV + "exec pg_dumpall --clean --if-exists",
              _PG_ENV + "exec psql -X -q -v ON_ERROR_STOP=0 -d postgres", user="postgres",
              dump_one=PG_DUMP_ONE, one_extension="pgdump", load_one=PG_LOAD_ONE),
-    DumpKind("mysql", "sql",
-             _MY_PW + "exec mysqldump -uroot --all-databases --single-transaction --routines "
-             "--events --triggers",
-             _MY_PW + "exec mysql -uroot",
-             dump_one=_MY_PW + "exec mysqldump -uroot --single-transaction --routines "
-             '--events --triggers "$VK_DATABASE"',
-             one_extension="sql", load_one=_my_load_one("mysql")),
-    DumpKind("mariadb", "sql",
-             _MY_PW + "exec mariadb-dump -uroot --all-databases --single-transaction "
-             "--routines --events --triggers",
-             _MY_PW + "exec mariadb -uroot",
-             dump_one=_MY_PW + "exec mariadb-dump -uroot --single-transaction --routines "
-             '--events --triggers "$VK_DATABASE"',
-             one_extension="sql", load_one=_my_load_one("mariadb")),
+    _my_kind("mysql", "mysqldump", "mysql"),
+    _my_kind("mariadb", "mariadb-dump", "mariadb"),
     DumpKind("redis", "rdb", _REDIS_AUTH + "exec redis-cli --rdb -", REDIS_REPLACE,
              restart_with=_REDIS_AUTH + "exec redis-cli SHUTDOWN NOSAVE"),
     DumpKind("sqlite", "sql", SQLITE_DUMP, SQLITE_REPLACE, needs_path=True,
