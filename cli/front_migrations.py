@@ -36,6 +36,7 @@ class MigrationFront(Protocol):
         process's jobs ends (at most a second); remotely a second."""
         ...
     def evacuate(self, body: Json) -> Json: ...
+    def evacuations(self, limit: int) -> list[Json]: ...
     def evacuation(self, evacuation_id: str) -> Json:
         """The evacuation (embedded: its migrations advanced here first)."""
         ...
@@ -96,6 +97,11 @@ class LocalMigrations:
 
         return EvacuationService(self._migrations()).evacuate(**body, requested_by=_user())
 
+    def evacuations(self, limit: int) -> list[Json]:
+        from common.jobs.evacuations import EvacuationService
+
+        return EvacuationService(self._migrations()).list(limit=limit)
+
     def evacuation(self, evacuation_id: str) -> Json:
         from common.jobs.evacuations import EvacuationService
         from common.jobs.migration_flow import Coordinator
@@ -139,6 +145,9 @@ class RemoteMigrations:
 
     def evacuate(self, body: Json) -> Json:
         return self._call("POST", "/evacuations", body=body)
+
+    def evacuations(self, limit: int) -> list[Json]:
+        return self._call("GET", "/evacuations", params={"limit": limit})
 
     def evacuation(self, evacuation_id: str) -> Json:
         return self._call("GET", f"/evacuations/{evacuation_id}")

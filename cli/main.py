@@ -19,6 +19,7 @@ from cli import (
     cmds_jobs,
     cmds_security,
     cmds_server,
+    evacuate_cmds,
     migrate_cmds,
     migrate_target_cmd,
     policy_cmds,
@@ -51,7 +52,9 @@ app.command()(policy_cmds.apply)
 app.command()(migrate_cmds.migrate)
 app.command()(migrate_cmds.migrations)
 app.command()(migrate_cmds.migration)
-app.command()(migrate_cmds.evacuate)
+app.command()(evacuate_cmds.evacuate)
+app.command()(evacuate_cmds.evacuations)
+app.command()(evacuate_cmds.evacuation)
 app.command("migrate-target")(migrate_target_cmd.migrate_target)
 app.add_typer(policy_cmds.policy_app, name="policy")
 app.add_typer(policy_cmds.retention_app, name="retention")

@@ -1,8 +1,8 @@
 """Migration commands: ``migrate`` (start or dry-run one), ``migrations`` (the list),
 ``migration ID [--follow]`` / ``migration rollback ID`` / ``migration cancel ID`` and
-``evacuate HOST`` (every volume of a host, one report). Embedded, ``migrate``,
-``--follow``, ``rollback`` and ``evacuate`` drive the migrations in this process until
-they end (there is no server to do it)."""
+(``evacuate``: cli/evacuate_cmds.py). Embedded, ``migrate``, ``--follow`` and
+``rollback`` drive the migration in this process until it ends (there is no server to do
+it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 
 from cli.front import CliError, Front, connect
 from cli.options import Json
-from cli.render import emit_json, err, out, table
+from cli.render import emit_json, err, out, table, when
 
 FINAL = ("succeeded", "rolled_back", "failed", "cancelled")
 
@@ -92,8 +92,8 @@ def migrations(
                          "CREATED"],
           [[m["id"], m["state"], f"{m['source']['host']}/{m['source']['volume']}",
             f"{m['destination']['host']}/{m['destination']['volume']}",
-            _secs(m["downtime_seconds"]), m["verify_outcome"] or "-",
-            m["created_at"][:19]] for m in rows])
+            secs(m["downtime_seconds"]), m["verify_outcome"] or "-",
+            when(m["created_at"])] for m in rows])
 
 
 def migration(
@@ -153,7 +153,7 @@ def _show(m: dict[str, Any], as_json: bool) -> None:
             out().print(f"  {p['name']:<9} {p['state']:<10} {p['bytes']:>12} B "
                         + ", ".join(f"{j['step']}={j['job_id']}" for j in p["jobs"]),
                         highlight=False)
-        out().print(f"  downtime {_secs(m['downtime_seconds'])}, verify "
+        out().print(f"  downtime {secs(m['downtime_seconds'])}, verify "
                     f"{m['verify_outcome'] or '-'}", highlight=False)
         if m["reason"]:
             out().print(f"  reason: {m['reason']}", highlight=False)
@@ -163,53 +163,5 @@ def _show(m: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _secs(x: float | None) -> str:
+def secs(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}s"
-
-
-def evacuate(
-    host: Annotated[str, typer.Argument(metavar="HOST")],
-    to_host: Annotated[str, typer.Option("--to-host", help="Destination host.")],
-    concurrency: Annotated[int, typer.Option(help="Volumes moved at once.")] = 2,
-    via: Annotated[str | None, typer.Option(help="Target the data travels through.")
-                   ] = None,
-    cutover: Annotated[str, typer.Option(help="stop or none (as for migrate).")] = "stop",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only run the checks.")] = False,
-    recreate_containers: Annotated[bool, typer.Option(
-        "--recreate-containers", help="Recreate the containers stopped for each volume's "
-        "cut-over on --to-host (as migrate --recreate-containers).")] = False,
-    as_json: Json = False,
-) -> None:
-    """Migrate every volume of HOST to --to-host (same names), a few at a time, with one
-    report for the whole move (embedded: driven here until it ends)."""
-    body = {"host": host, "to_host": to_host, "concurrency": concurrency, "via": via,
-            "cutover": cutover, "dry_run": dry_run,
-            "recreate_containers": recreate_containers}
-    with connect() as c:
-        e = c.evacuate({k: v for k, v in body.items() if v is not None})
-        if dry_run:
-            if as_json:
-                emit_json(e)
-            for v in e["volumes"] if not as_json else []:
-                for x in v["checks"]:
-                    if not x["ok"]:
-                        out().print(f"[red]FAILED[/] {v['volume']}: {x['name']}: "
-                                    f"{x['detail']}", highlight=False)
-                if v["ok"]:
-                    out().print(f"[green]ok[/] {v['volume']}: {v['plan']}", highlight=False)
-            if not e["ok"]:
-                raise typer.Exit(1)
-            return
-        if not as_json:
-            err().print(f"evacuation {e['id']}: {len(e['migrations'])} volumes")
-        while e["state"] == "running":
-            c.wait_migration()
-            e = c.evacuation(e["id"])
-    if as_json:
-        emit_json(e)
-    else:
-        from common.jobs.evacuations import markdown
-
-        out().print(markdown(e), markup=False, highlight=False)
-    if e["state"] != "succeeded":
-        raise typer.Exit(1)

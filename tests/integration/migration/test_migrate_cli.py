@@ -42,6 +42,10 @@ def test_migrate_with_remove_source_then_rollback_puts_the_source_back(
 
     listed = json.loads(cli(embedded_env, "migrations", "--json").stdout)
     assert [m["id"] for m in listed] == [done["id"]]
+    assert json.loads(cli(embedded_env, "evacuations", "--json").stdout) == []
+    missing = cli(embedded_env, "evacuation", done["id"], ok=False)
+    assert missing.returncode != 0 and "evacuation" in missing.stderr and \
+        "not found" in missing.stderr, missing.stderr
     report = cli(embedded_env, "migration", done["id"], "--md").stdout
     assert f"# Migration {done['id']}: succeeded" in report and "| finish |" in report
 

@@ -6,6 +6,9 @@ container that mounts two volumes is left stopped on its host and the report say
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.dockerd import DockerdFactory, busybox_image
-from tests.fixtures.fleet import Fleet
+from tests.fixtures.fleet import TOKEN, Fleet
 from tests.integration.fleet.test_fleet import mountpoint
 from tests.integration.migration.test_migrate_fleet import _writer
 
@@ -34,6 +37,17 @@ def host_c(fleet: Fleet, dockerd_factory: DockerdFactory) -> Iterator[str]:
         del fleet.docker["host-c"]
         instance.stop()
         dockerd_factory.instances.remove(instance)
+
+
+def _cli(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
+    """``volkeeper --server URL ARGS`` as a user runs it; it must succeed."""
+    env = {k: v for k, v in fleet.env.items() if k not in (
+        "VOLKEEPER_DATABASE_URL", "VOLKEEPER_REDIS_URL", "VOLKEEPER_API_TOKEN")}
+    p = subprocess.run([sys.executable, "-m", "cli.main", "--server", fleet.api_url,
+                        "--token", TOKEN, *args], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p
 
 
 def _evacuation(fleet: Fleet, eid: str, timeout: float = 240) -> dict[str, Any]:
@@ -78,6 +92,12 @@ def test_an_evacuation_moves_every_volume_and_recreates_their_containers(
     done = _evacuation(fleet, r.json()["id"])
     assert done["state"] == "succeeded", done
     assert done["counts"] == {"succeeded": 2}
+    listed = json.loads(_cli(fleet, "evacuations", "--json").stdout)
+    assert [(e["id"], e["volumes"], e["state"]) for e in listed][:1] == [
+        (done["id"], 2, "succeeded")]
+    report = _cli(fleet, "evacuation", done["id"]).stdout
+    assert f"# Evacuation {done['id']}: succeeded" in report
+    assert all(f"| {n} |" in report for n in names), report
     b = fleet.docker["host-b"].client()
     try:
         for i, (n, app) in enumerate(zip(names, apps, strict=True)):

@@ -1,4 +1,5 @@
-"""Browse jobs (a backup's directory listed for the console's tree) stay out of the job
+"""Quick helper jobs — browse (a backup's directory listed for the console's tree) and a
+migration's probes (``migration-check``, ``migration-exists``) — stay out of the job
 history unless asked for by kind: the API's GET /jobs and the CLI's ``volkeeper jobs``
 leave them out by default and list them with ``kind=browse`` / ``--kind browse``."""
 
@@ -20,24 +21,25 @@ def env(tmp_path: Path) -> Iterator[Env]:
     yield from _make(tmp_path)
 
 
-def _seed(env: Env) -> tuple[str, str]:
+def _seed(env: Env, kind: str = "browse") -> tuple[str, str]:
     with env.db.session() as s:
         backup = jobs.create_job(s, kind="backup", host="h1", volume="data").id
-        browse = jobs.create_job(s, kind="browse", host="h1", volume="data",
-                                 lock="browse/x").id
+        browse = jobs.create_job(s, kind=kind, host="h1", volume="data",
+                                 lock=f"{kind}/x").id
     return backup, browse
 
 
-def test_the_job_list_leaves_browse_jobs_out_unless_asked_by_kind(env: Env) -> None:
-    backup, browse = _seed(env)
+@pytest.mark.parametrize("kind", ["browse", "migration-check", "migration-exists"])
+def test_the_job_list_leaves_quiet_jobs_out_unless_asked_by_kind(env: Env, kind: str) -> None:
+    backup, browse = _seed(env, kind)
     listed = [j["id"] for j in env.client.get("/api/v1/jobs").json()]
     assert backup in listed and browse not in listed
     queued = [j["id"] for j in env.client.get("/api/v1/jobs",
                                               params={"job_state": "queued"}).json()]
     assert backup in queued and browse not in queued
-    asked = [j["id"] for j in env.client.get("/api/v1/jobs", params={"kind": "browse"}).json()]
+    asked = [j["id"] for j in env.client.get("/api/v1/jobs", params={"kind": kind}).json()]
     assert asked == [browse]
-    assert env.client.get(f"/api/v1/jobs/{browse}").json()["kind"] == "browse"  # reachable
+    assert env.client.get(f"/api/v1/jobs/{browse}").json()["kind"] == kind  # reachable
 
 
 def test_the_cli_lists_browse_jobs_only_with_kind(env: Env, tmp_path: Path) -> None:
