@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE))
 
 from dataset import DatasetInfo, GiB, MiB, ensure, parse_size  # noqa: E402
 from procs import Deleter, fresh_dir, machine, run, sh, tree_stats  # noqa: E402
+from results import record  # noqa: E402
 
 TARGET = 1.2
 KEY = "bench/vol.tar.zst"
@@ -250,16 +251,7 @@ def report(args: argparse.Namespace, mach: dict[str, str], small: DatasetInfo,
 
 def write_results(section: str) -> None:
     """Put ``section`` under '# Latest run' in RESULTS.md, keeping the other sections."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Archive benchmark results\n\n"
-    start, end = "<!-- latest-run:start -->", "<!-- latest-run:end -->"
-    block = f"{start}\n{section}{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    record("latest-run", section, empty="# Archive benchmark results\n\n")
 
 
 def main() -> None:

@@ -38,10 +38,10 @@ sys.path.insert(0, str(HERE))
 from dataset import MiB, generate, mutate, parse_size, revert  # noqa: E402
 from privdockerd import PrivateDockerd  # noqa: E402
 from procs import fresh_dir, machine, run  # noqa: E402
+from results import record  # noqa: E402
 
 HOST = "bench"
 PASSWORD = "vkmig benchmark passphrase"
-START, END = "<!-- migrate-run:start -->", "<!-- migrate-run:end -->"
 
 
 def environment(work: Path, docker_url: str) -> dict[str, str]:
@@ -168,15 +168,7 @@ def report(size: int, fraction: float, r: dict[str, Any]) -> str:
 
 
 def write_results(section: str) -> None:
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    block = f"{START}\n{section}{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Migration\n\n" + block + "\n"
-    path.write_text(text)
+    record("migrate-run", section, new_heading="## Migration")
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ from dataset import (  # noqa: E402
     revert,
 )
 from procs import Deleter, fresh_dir, machine, run, tree_stats  # noqa: E402
+from results import record  # noqa: E402
 
 PASSWORD = "vkbench-password"
 HOST, VOLUME = "bench", "vol"
@@ -347,16 +348,7 @@ def summarize(name: str, info: DatasetInfo, m: dict[str, Any]) -> list[str]:
 
 def write_results(section: str) -> None:
     """Put ``section`` between the repo-run markers of RESULTS.md, keeping the rest."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    start, end = "<!-- repo-run:start -->", "<!-- repo-run:end -->"
-    block = f"{start}\n{section}{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    record("repo-run", section)
 
 
 def main() -> None:

@@ -43,10 +43,10 @@ sys.path.insert(0, str(HERE))
 
 from dataset import MiB, ensure, mutate, parse_size, revert  # noqa: E402
 from procs import Deleter, fresh_dir, machine  # noqa: E402
+from results import record  # noqa: E402
 
 PASSWORD = "vksync-bench"
 TARGET = 0.25
-START, END = "<!-- sync-run:start -->", "<!-- sync-run:end -->"
 
 
 def measure(data: Path, work: Path, fraction: float, repeat: int,
@@ -143,15 +143,7 @@ def report(size: int, fraction: float, verify: bool, m: dict[str, Any]) -> str:
 
 
 def write_results(section: str) -> None:
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    block = f"{START}\n{section}{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    record("sync-run", section)
 
 
 def main() -> None:
