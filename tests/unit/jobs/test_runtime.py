@@ -41,6 +41,21 @@ def test_the_embedded_path_imports_no_framework_broker_or_cloud_sdk() -> None:
     assert out.strip() == "[]"
 
 
+def test_a_one_shot_backup_loads_the_backup_engine_alone() -> None:
+    """``volkeeper backup`` (embedded) loads the backup side of the engine: not restore,
+    drills, migrations, checks or repository maintenance, nor a framework or cloud SDK."""
+    code = ("import sys; import cli.local; from common.jobs.tasks import TASKS; "
+            "TASKS['volkeeper.backup']; "
+            "print(sorted(m for m in sys.modules if m in ('celery', 'fastapi', 'uvicorn', "
+            "'alembic', 'boto3', 'httpx') or m.startswith(('common.repository.restore', "
+            "'common.repository.check', 'common.repository.maintenance', "
+            "'common.engine.restore', 'common.engine.drill', 'common.engine.migrate', "
+            "'common.engine.repo_verify', 'common.jobs.migration_steps'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_upgrade_recognises_a_schema_at_head_without_alembic(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'v.db'}")
     assert stored_revision(db) is None and not at_head(db)
