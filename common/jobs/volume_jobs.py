@@ -44,14 +44,14 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 
 def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    from common.engine import dump_restore
     from common.engine import restore as restore_engine
-    from common.jobs.migration_steps import record_restored
 
     b = ctx.job_backup(job)
     if job.params.get("mode") == "replace":
         return replace(ctx, job, b, tracker)
     if job.params.get("dump_into"):
+        from common.engine import dump_restore
+
         with ctx.open_target(b.target) as backend:
             loaded = dump_restore.load_dump(
                 ctx.docker, backend, StoredBackup.from_row(b),
@@ -68,6 +68,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             on_writing=lambda created: record.restore_writing(ctx, job.id, created),
             **(job.params.get("create") or {}))
     if job.params.get("record_for"):  # a migration's pre-copy: its verify baseline
+        from common.jobs.migration_steps import record_restored
+
         return Outcome(out.as_result() | record_restored(ctx, job, tracker))
     return Outcome(out.as_result())
 
