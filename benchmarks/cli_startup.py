@@ -1,7 +1,9 @@
 """Start-up time and memory of whole ``volkeeper`` processes, as users run them.
 
-Measures ``volkeeper --help`` and embedded read commands (``volumes --json`` with N volumes,
-``backups --json``, ``jobs --json``) beside two baselines measured in the same run: the bare
+Measures ``volkeeper --help``, embedded read commands (``volumes --json`` with N volumes,
+``backups --json``, ``jobs --json``) and a one-shot ``backup --format repo`` of a one-file
+volume (after the warm-up, an unchanged re-backup: what is left is the command's start,
+set-up and tear-down) beside two baselines measured in the same run: the bare
 interpreter (``python -c pass``, the floor of any Python CLI) and ``docker volume ls`` (what
 a user would type instead of ``volkeeper volumes``). Wall time (min and median of R runs
 after one untimed warm-up: the first ``volumes`` registers the new volumes), CPU time (user +
@@ -66,13 +68,21 @@ def main() -> None:
     for i in range(args.volumes):
         subprocess.run(["docker", "volume", "create", f"bench-cli-{i}"], env=base,
                        stdout=subprocess.DEVNULL, check=True)
+    tiny = subprocess.run(["docker", "volume", "create", "bench-cli-tiny"], env=base,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    mountpoint = subprocess.run(["docker", "volume", "inspect", "-f", "{{.Mountpoint}}", tiny],
+                                env=base, capture_output=True, text=True, check=True).stdout
+    if os.access(mountpoint.strip(), os.W_OK):  # else it stays empty
+        Path(mountpoint.strip(), "hello.txt").write_text("hello\n")
     vk = [sys.executable, "-m", "cli.main"]
     rows = [("python -c pass (floor)", [sys.executable, "-c", "pass"]),
             ("docker volume ls (peer)", ["docker", "volume", "ls"]),
             ("volkeeper --help", [*vk, "--help"]),
             (f"volkeeper volumes --json ({args.volumes} volumes)", [*vk, "volumes", "--json"]),
             ("volkeeper backups --json", [*vk, "backups", "--json"]),
-            ("volkeeper jobs --json", [*vk, "jobs", "--json"])]
+            ("volkeeper jobs --json", [*vk, "jobs", "--json"]),
+            ("volkeeper backup (repo, one file, unchanged)",
+             [*vk, "backup", tiny, "--format", "repo", "--json"])]
     print(f"{'command':<44} {'tree':<20} {'min s':>6} {'median s':>9} {'CPU s':>6} "
           f"{'RSS MiB':>8}   (load {os.getloadavg()[0]:.1f})")
     for label, cmd in rows:

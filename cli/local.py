@@ -5,6 +5,7 @@ same as from a server."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +51,21 @@ class LocalFront(LocalPolicies, LocalMigrations):
             sub.close()
         self.runtime.close()
 
-    def pause(self, job_id: str, seconds: float) -> None:
+    def pause(self, job_id: str, seconds: float, *, until_end: bool = False) -> None:
         """The job runs in this process: wake as soon as it publishes progress or its end
-        (no polling delay). The first call only subscribes, so news published between
-        the caller's last read and the subscription is not waited for."""
+        (no polling delay; ``until_end``: its end only, so a caller that shows no progress
+        does not read the job again at each progress report while the job works). The
+        first call only subscribes, so news published between the caller's last read and
+        the subscription is not waited for."""
         sub = self._subscriptions.get(job_id)
         if sub is None:
             self._subscriptions[job_id] = self.runtime.bus.subscribe(job_id)
             return
-        sub.next(seconds)
+        deadline = time.monotonic() + seconds
+        while True:
+            news = sub.next(deadline - time.monotonic())
+            if news is None or not until_end or "state" in news:
+                return
 
     @property
     def service(self) -> OperationsService:

@@ -60,7 +60,7 @@ class RemoteFront(RemotePolicies, RemoteMigrations):
     def job(self, job_id: str) -> Json:
         return self._call("GET", f"/jobs/{job_id}")
 
-    def pause(self, job_id: str, seconds: float) -> None:
+    def pause(self, job_id: str, seconds: float, *, until_end: bool = False) -> None:
         import time
 
         time.sleep(seconds)

@@ -143,7 +143,9 @@ def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
             job = front.job(job_id)
             if job["state"] in FINISHED:
                 return job
-            front.pause(job_id, 0.2)
+            # no bar to draw: woken by the job's end (embedded; a read a second at most
+            # meanwhile), else polled
+            front.pause(job_id, 1.0 if front.embedded else 0.2, until_end=True)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),

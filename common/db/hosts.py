@@ -74,12 +74,34 @@ def is_online(host: Host, offline_after: timedelta, now: datetime | None = None)
     return now - host.last_seen_at < offline_after
 
 
+#: the columns of an inventory row (``common.jobs.host_rows.volume_row``)
+_ROW_COLUMNS = frozenset({"name", "driver", "mountpoint", "size_bytes", "labels", "containers",
+                          "created_at"})
+
+
 def replace_inventory(session: Session, host: str, volumes: list[dict[str, Any]]) -> None:
-    """Replace the host's volume inventory with ``volumes`` (dicts of Volume columns)."""
-    session.execute(delete(Volume).where(Volume.host == host))
+    """Replace the host's volume inventory with ``volumes`` (dicts of Volume columns), all
+    seen now. Full rows (every column of ``volume_row``) update the stored rows in place,
+    writing only what changed (a host's inventory mostly does not: each one-shot command
+    takes one); other dicts replace the rows, unnamed columns getting their defaults."""
     now = db_time(session)
-    for v in volumes:
-        session.add(Volume(host=host, seen_at=now, **v))
+    if not all(v.keys() == _ROW_COLUMNS for v in volumes):
+        session.execute(delete(Volume).where(Volume.host == host))
+        for v in volumes:
+            session.add(Volume(host=host, seen_at=now, **v))
+    else:
+        stored = {r.name: r for r in session.scalars(select(Volume).where(Volume.host == host))}
+        for v in volumes:
+            row = stored.pop(v["name"], None)
+            if row is None:
+                session.add(Volume(host=host, seen_at=now, **v))
+                continue
+            for column, value in v.items():
+                if getattr(row, column) != value:
+                    setattr(row, column, value)
+        for gone in stored.values():
+            session.delete(gone)
+        session.execute(update(Volume).where(Volume.host == host).values(seen_at=now))
     h = session.get(Host, host)
     if h is not None:
         h.inventory_at = now

@@ -32,6 +32,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
@@ -50,8 +51,10 @@ from common.repository.backup.stream_ingest import backup_streams
 from common.repository.core.keys import WrongPassphrase, check_new_passphrase, new_kdf
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, list_snapshots, load_snapshot
-from common.repository.restore.restorer import RestoreStats
 from common.storage.base import Backend
+
+if TYPE_CHECKING:
+    from common.repository.restore.restorer import RestoreStats
 
 FORMAT = REPO_FORMAT
 #: The phase the repository's backup (``archiver``, ``tar_ingest``) counts its work in.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.archive.reader import CheckedSink, ExtractPolicy
@@ -21,10 +22,10 @@ from common.engine.access import tar_sink
 from common.progress import ProgressTracker
 from common.repository import Repository
 from common.repository.backup.archiver import backup_directory
-from common.repository.backup.tar_ingest import backup_tar_stream
 from common.repository.core.snapshot import Snapshot
-from common.repository.restore.restorer import RestoreStats, restore_snapshot
-from common.repository.restore.tar_export import write_snapshot_tar
+
+if TYPE_CHECKING:
+    from common.repository.restore.restorer import RestoreStats
 
 
 def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, host: str,
@@ -40,6 +41,8 @@ def backup_content(docker: DockerHost, repo: Repository, path: Path | None, *, h
         return backup_directory(repo, path, host=host, volume=volume, tags=tags,
                                 parent=parent, progress=progress, before_commit=before_commit,
                                 excludes=excludes, left_out=left_out)
+    from common.repository.backup.tar_ingest import backup_tar_stream
+
     with docker.archive_source(volume) as stream:
         return backup_tar_stream(repo, stream, host=host, volume=volume, tags=tags,
                                  parent=parent, progress=progress, before_commit=before_commit,
@@ -51,6 +54,10 @@ def restore_content(docker: DockerHost, repo: Repository, snap: Snapshot, path: 
                     progress: ProgressTracker, devices: bool = False) -> RestoreStats:
     """Restore ``snap`` (only ``paths`` when given) into the existing, empty volume.
     Device nodes are refused (``Refused``) unless ``devices``."""
+    # the restore side loads with the first restore (a backup does without it)
+    from common.repository.restore.restorer import restore_snapshot
+    from common.repository.restore.tar_export import write_snapshot_tar
+
     if path is not None:
         return restore_snapshot(repo, snap, path, paths=paths, progress=progress,
                                 devices=devices)

@@ -9,16 +9,10 @@ from __future__ import annotations
 from common.db import Backup
 from common.db.models import Job
 from common.engine import backup as backup_engine
-from common.engine import drill as drill_engine
-from common.engine import dump_restore
-from common.engine import replace as replace_engine
-from common.engine import restore as restore_engine
-from common.engine import validate as validate_engine
 from common.engine.records import BackupOutcome, StoredBackup
 from common.errors import Damaged, RolledBack, VolkeeperError
 from common.jobs import record
 from common.jobs.context import JobContext
-from common.jobs.migration_steps import record_restored
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
 
@@ -45,11 +39,19 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
 
 
+# The restore side (restore, replace, validate, drill) loads with its first job: a one-shot
+# backup does without it.
+
+
 def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    from common.engine import restore as restore_engine
+
     b = ctx.job_backup(job)
     if job.params.get("mode") == "replace":
         return replace(ctx, job, b, tracker)
     if job.params.get("dump_into"):
+        from common.engine import dump_restore
+
         with ctx.open_target(b.target) as backend:
             loaded = dump_restore.load_dump(
                 ctx.docker, backend, StoredBackup.from_row(b),
@@ -66,6 +68,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             on_writing=lambda created: record.restore_writing(ctx, job.id, created),
             **(job.params.get("create") or {}))
     if job.params.get("record_for"):  # a migration's pre-copy: its verify baseline
+        from common.jobs.migration_steps import record_restored
+
         return Outcome(out.as_result() | record_restored(ctx, job, tracker))
     return Outcome(out.as_result())
 
@@ -73,6 +77,8 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 def replace(ctx: JobContext, job: Job, b: Backup, tracker: ProgressTracker) -> Outcome:
     """Replace the volume's content with backup ``b``, after a safety snapshot that a
     failure (or a crash: ``host.recover_interrupted``) puts back."""
+    from common.engine import replace as replace_engine
+
     safety_id: str | None = None
 
     def on_safety(safety: BackupOutcome) -> None:
@@ -100,6 +106,8 @@ def replace(ctx: JobContext, job: Job, b: Backup, tracker: ProgressTracker) -> O
 
 
 def validate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    from common.engine import validate as validate_engine
+
     b = ctx.job_backup(job)
     with ctx.open_target(b.target) as backend:
         v = validate_engine.validate_restore(
@@ -112,6 +120,8 @@ def validate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 
 def drill(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    from common.engine import drill as drill_engine
+
     b = ctx.job_backup(job)
     with ctx.open_target(b.target) as backend:
         out = drill_engine.run_drill(

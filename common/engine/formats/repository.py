@@ -2,7 +2,9 @@
 of the target's repository (``common.engine.repo`` opens it, backs up and restores;
 ``repo_verify`` verifies and compares). Tags and pin are written into the snapshot too,
 so the repository alone knows them; a forget removes the snapshot (a prune reclaims its
-data); a copy moves the snapshot with its blobs, without re-chunking.
+data); a copy moves the snapshot with its blobs, without re-chunking. Verify, forget and
+copy load their parts of the repository (check, maintenance) when first called: a backup
+does without them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from common.archive import VerifyReport
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import browse, repo, repo_verify
+from common.engine import browse, repo
 from common.engine.access import direct_path
 from common.engine.formats import members
 from common.engine.records import (
@@ -40,8 +42,6 @@ from common.hooks.dumps import DumpSet
 from common.progress import ProgressTracker
 from common.repository import ids
 from common.repository.core.snapshot import save_snapshot
-from common.repository.maintenance.copy import CopyStats, copy_snapshot
-from common.repository.maintenance.prune import forget_snapshots
 from common.storage.base import Backend
 
 #: Tags volkeeper itself puts on snapshots (``job:<id>``, and ``safety`` on the safety
@@ -85,6 +85,8 @@ class RepositoryFormat:
         with the backup being restored, so damage that fails the restore would fail the
         roll-back too. A damaged safety snapshot is forgotten again and the replace
         refused (IntegrityError naming the damage) with the volume unchanged."""
+        from common.engine import repo_verify
+
         tracker.set_phase("safety snapshot")
         out = repo.backup_volume(docker, backend, host=host, volume=volume, job_id=job_id,
                                  tracker=tracker, settings=settings, safety=True)
@@ -141,6 +143,8 @@ class RepositoryFormat:
     def verify(self, backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
                settings: Settings, *, read_data: bool = False,
                subset_percent: float | None = None, seed: int | None = None) -> VerifyOutcome:
+        from common.engine import repo_verify
+
         return repo_verify.verify(backend, backup, tracker, settings, read_data=read_data,
                                   subset_percent=subset_percent, seed=seed)
 
@@ -152,11 +156,15 @@ class RepositoryFormat:
                               "be compared with a repo snapshot",
                               "run the worker on the host as root (or bind-mount "
                               "/var/lib/docker/volumes)")
+        from common.engine import repo_verify
+
         return repo_verify.compare_backup(backend, backup, path, settings, tracker)
 
     def forget(self, backend: Backend, backup: StoredBackup,
                settings: Settings) -> dict[str, Any]:
         """A pinned snapshot is refused (Conflict): the repository's own pin wins."""
+        from common.repository.maintenance.prune import forget_snapshots
+
         repository = repo.open_repo(backend, settings)
         sid = repo.snapshot_id(backup)
         try:
@@ -175,6 +183,8 @@ class RepositoryFormat:
              src_settings: Settings, dst_settings: Settings,
              tracker: ProgressTracker) -> CopyOutcome:
         """The destination repository is created on first use, like a backup's."""
+        from common.repository.maintenance.copy import CopyStats, copy_snapshot
+
         tracker.set_phase("opening repositories")
         src_repo, snap = repo.load_backup(src, backup, src_settings)
         dst_repo = repo.open_repo(dst, dst_settings, create=True, chunking_from=src_repo)

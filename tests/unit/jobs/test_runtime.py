@@ -41,6 +41,31 @@ def test_the_embedded_path_imports_no_framework_broker_or_cloud_sdk() -> None:
     assert out.strip() == "[]"
 
 
+_NEVER = ("celery", "fastapi", "uvicorn", "alembic", "boto3", "httpx")
+_ELSEWHERE = ("common.repository.check", "common.repository.maintenance",
+              "common.engine.drill", "common.engine.migrate", "common.engine.repo_verify",
+              "common.engine.sync", "common.jobs.migration_steps")
+
+
+@pytest.mark.parametrize(("task", "engine", "not_loaded"), [
+    (names.TASK_BACKUP, "common.engine.backup",
+     ("common.repository.restore", "common.engine.restore", *_ELSEWHERE)),
+    (names.TASK_RESTORE, "common.engine.restore", _ELSEWHERE),
+])
+def test_a_one_shot_job_loads_its_own_part_of_the_engine(
+        task: str, engine: str, not_loaded: tuple[str, ...]) -> None:
+    """A one-shot ``volkeeper backup`` or ``restore`` (embedded) loads its part of the
+    engine: not drills, migrations, checks or repository maintenance (a backup: nor the
+    restore side), nor a framework, broker or cloud SDK."""
+    code = (f"import sys, importlib; import cli.local; from common.jobs.tasks import TASKS; "
+            f"TASKS[{task!r}]; importlib.import_module({engine!r}); "
+            f"print(sorted(m for m in sys.modules if m in {_NEVER!r} "
+            f"or m.startswith({not_loaded!r})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_upgrade_recognises_a_schema_at_head_without_alembic(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'v.db'}")
     assert stored_revision(db) is None and not at_head(db)
