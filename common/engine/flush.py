@@ -6,15 +6,18 @@ written there recently by anyone: a restore's gigabyte of new files, the applica
 own writes. Measured on one host: an idle container stopped in 0.14-0.19 s, and in
 0.35-0.94 s with 1.2 GB of freshly written data not yet on disk. ``flush_filesystems``
 (``syncfs(2)`` per file system) does that writeback while the containers still run, so
-the stop that follows waits only for what was written since.
+the stop that follows waits only for what was written since. ``flushing`` does it in a
+thread beside other work (a walk that mostly reads cached metadata).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,3 +48,16 @@ def flush_filesystems(paths: Iterable[Path | None]) -> int:
         finally:
             os.close(fd)
     return len(done)
+
+
+@contextlib.contextmanager
+def flushing(paths: Iterable[Path | None]) -> Iterator[None]:
+    """Flush the file systems of ``paths`` in a thread while the block runs; the block's
+    end waits for the flush."""
+    thread = threading.Thread(target=flush_filesystems, args=(list(paths),),
+                              name="flush", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()

@@ -22,6 +22,7 @@ from common.db.models import Job
 from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
+from common.engine.flush import flushing
 from common.engine.records import StoredBackup
 from common.engine.repo_verify import Seen
 from common.errors import Conflict, Damaged, NotFound
@@ -126,7 +127,10 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
     and no container uses it)."""
     b = ctx.job_backup(job)
     seen: Seen = {}
-    with ctx.open_target(b.target) as backend:
+    # meanwhile what the restore wrote goes to disk: the pre-copy is durable when its job
+    # ends, and the cut-over's stop does not wait for that writeback (``engine.flush``)
+    with ctx.open_target(b.target) as backend, \
+            flushing([engine.volume_path(ctx.docker, job.volume, ctx.settings)]):
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, seen=seen,
                                 written=True)

@@ -18,3 +18,11 @@ def test_a_file_is_not_a_directory_to_flush(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x")
     assert flush_filesystems([tmp_path / "f"]) == 0
     assert flush_filesystems([]) == 0
+
+
+def test_flushing_runs_beside_the_block_and_waits_for_the_flush(tmp_path: Path) -> None:
+    from common.engine.flush import flushing
+
+    with flushing([tmp_path, None]):
+        (tmp_path / "g").write_bytes(b"y" * 4096)
+    assert (tmp_path / "g").read_bytes() == b"y" * 4096
