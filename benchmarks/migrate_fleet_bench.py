@@ -27,8 +27,9 @@ repository. Each round runs, in a rotating order:
 The destination volumes and targets of a round are removed after it, and the next round
 waits for ext4 to settle (``procs.Deleter``). Prints a table with per-round ratios and the
 medians with PASS/FAIL, a profile of the migrations' child jobs (queueing, running and the
-coordinator's gaps), and writes it into RESULTS.md between the ``migrate-fleet-run``
-markers (``--no-results``: print only). Needs root, docker.io, redis-server, postgresql-15.
+coordinator's gaps; the cut-over job's own flush / stop / backup split), and writes it
+into RESULTS.md between the ``migrate-fleet-run`` markers (``--no-results``: print only).
+Needs root, docker.io, redis-server, postgresql-15.
 """
 
 from __future__ import annotations
