@@ -5,42 +5,26 @@
 a structure check by default, every referenced blob read back with ``read_data``, or a
 seeded random share of the snapshot's packs with ``subset``.
 
-``compare_tree`` is what drills and replace-restores of repo snapshots use after the
-restore: it walks the snapshot's trees and the restored directory side by side and
-compares every entry — type, size, mode, owner, mtime (to the nanosecond), symlink
-target, device numbers, xattrs, hardlinks, sparseness and content. Content is compared
-by cutting the restored file with the repository's chunker and keyed hash, exactly as a
-backup would, so no data is downloaded again: equal chunk ids mean equal bytes.
+``compare_tree`` (``tree_compare``, re-exported here) is what drills and replace-restores
+of repo snapshots use after the restore: every entry of the restored directory compared
+with the snapshot's tree, content by chunk ids.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
-from pathlib import Path
-
-from common.archive import VerifyReport
-from common.archive.reader import MAX_PROBLEMS
 from common.config import Settings
 from common.engine.records import StoredBackup, VerifyOutcome
 from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
-from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
+from common.engine.tree_compare import Seen, compare_backup, compare_tree
+from common.errors import IntegrityError, InvalidInput, NotFound
 from common.progress import ProgressTracker
-from common.repository import Repository, ids
-from common.repository.backup.read import xattrs_of
+from common.repository import ids
 from common.repository.check.checker import check_snapshot
 from common.repository.core.locks import backup_lock
-from common.repository.core.snapshot import Snapshot, load_snapshot
-from common.repository.core.tree import Node
-from common.repository.system.sparse import DataReader, data_ranges
+from common.repository.core.snapshot import load_snapshot
 from common.storage.base import Backend
 
-_READ = 1 << 20
-_ZEROS = bytes(_READ)
-_TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
-          stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
-          stat.S_IFREG: "file"}
+__all__ = ["Seen", "compare_backup", "compare_tree", "verify"]
 
 
 def verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
@@ -98,175 +82,3 @@ def _object_name(kind: str, object_id: str) -> str:
     if kind == "snapshot":
         return ids.snapshot_key(raw)
     return f"{kind}:{object_id}"
-
-
-#: what a comparison saw of a file whose content matched: (inode, size, mtime_ns,
-#: ctime_ns, digest of the backup's chunk ids), by path below the root
-Seen = dict[str, tuple[int, int, int, int, str]]
-
-
-def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings: Settings,
-                   tracker: ProgressTracker, *, trusted: Seen | None = None,
-                   seen: Seen | None = None, written: bool = False) -> VerifyReport:
-    """Compare the directory ``root`` (a restored volume) with the backup's snapshot
-    (``trusted``/``seen``/``written``: see ``compare_tree``)."""
-    repo = open_repo(backend, settings)
-    snap = load_snapshot(repo, snapshot_id(backup))
-    with backup_lock(repo, f"comparison with backup {backup.id}",
-                     retry_for=LOCK_RETRY_SECONDS):
-        return compare_tree(repo, snap, root, tracker, trusted=trusted, seen=seen,
-                            written=written)
-
-
-def compare_tree(repo: Repository, snap: Snapshot, root: Path,
-                 tracker: ProgressTracker, *, trusted: Seen | None = None,
-                 seen: Seen | None = None, written: bool = False) -> VerifyReport:
-    """Compare every entry below ``root`` with the snapshot (never raises for differences:
-    they are listed in the report, the first ``MAX_PROBLEMS`` of them). ``seen`` collects
-    each file whose content matched; a file whose entry in ``trusted`` (what an earlier
-    comparison of this tree saw) still holds — same inode, size, mtime and ctime (which
-    nobody can set back), and the same chunk ids in this snapshot — is not read again:
-    its content is what was compared then (a migration's verify after its pre-copy's).
-    ``written``: ``root`` was just restored from this snapshot by this process's caller
-    (every blob verified as it was written): the metadata and sizes are compared, the
-    content is not read but taken as the snapshot's and recorded in ``seen`` (with the
-    ctime it left, so a later write is noticed)."""
-    tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
-    repo.load_index()
-    cmp = _Comparer(repo, os.fspath(root), tracker, trusted or {}, seen, written)
-    cmp.entry("/", os.fspath(root), snap.root)
-    cmp.tree(snap.tree, "")
-    return cmp.report
-
-
-class _Comparer:
-    def __init__(self, repo: Repository, root: str, tracker: ProgressTracker,
-                 trusted: Seen, seen: Seen | None, written: bool = False) -> None:
-        self.trusted, self.seen, self.written = trusted, seen, written
-        self.repo = repo
-        self.root = root
-        self.tracker = tracker
-        self.chunker = repo.chunker()
-        self.report = VerifyReport(ok=True, entries_checked=0, archive_sha256=None)
-
-    def problem(self, text: str) -> None:
-        self.report.ok = False
-        self.report.problem_count += 1
-        if len(self.report.problems) < MAX_PROBLEMS:
-            self.report.problems.append(text)
-
-    def tree(self, tree_id: bytes, rel: str) -> None:
-        try:
-            tree = self.repo.read_tree(tree_id)
-        except (IntegrityError, NotFound, StorageError) as e:
-            self.problem(f"{rel or '/'}: cannot read the backup's tree: {e}")
-            return
-        here = os.path.join(self.root, rel)
-        try:
-            present = {os.fsdecode(n) for n in os.listdir(os.fsencode(here))}
-        except OSError as e:
-            self.problem(f"{rel or '/'}: cannot list the restored directory: {e.strerror}")
-            return
-        for extra in sorted(present - {n.name for n in tree.nodes}):
-            self.problem(f"{rel}/{extra}: in the volume but not in the backup")
-        for node in tree.nodes:
-            child = f"{rel}/{node.name}" if rel else node.name
-            if node.name not in present:
-                self.problem(f"{child}: in the backup but not in the volume")
-                continue
-            self.entry(child, os.path.join(self.root, child), node)
-            if node.type == "dir" and node.subtree is not None:
-                self.tree(node.subtree, child)
-
-    def entry(self, rel: str, path: str, node: Node) -> None:
-        self.report.entries_checked += 1
-        self.tracker.add(node.size if node.type == "file" else 0, 1)
-        try:
-            st = os.lstat(path)
-        except OSError as e:
-            self.problem(f"{rel}: cannot be read: {e.strerror}")
-            return
-        want = "file" if node.type == "hardlink" else node.type
-        have = _TYPES.get(stat.S_IFMT(st.st_mode), "unknown")
-        if have != want:
-            self.problem(f"{rel}: type: volume has {have}, backup says {want}")
-            return
-        diffs = []
-        for what, actual, expected in (
-                ("mode", stat.S_IMODE(st.st_mode), node.mode), ("uid", st.st_uid, node.uid),
-                ("gid", st.st_gid, node.gid), ("mtime_ns", st.st_mtime_ns, node.mtime_ns)):
-            if actual != expected:
-                diffs.append(f"{what}: volume has {actual!r}, backup says {expected!r}")
-        if node.type == "symlink" and os.readlink(path) != node.target:
-            diffs.append(f"link: volume has {os.readlink(path)!r}, backup says {node.target!r}")
-        if node.type in ("char", "block") and node.rdev is not None \
-                and (os.major(st.st_rdev), os.minor(st.st_rdev)) != tuple(node.rdev):
-            diffs.append(f"device: volume has {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, "
-                         f"backup says {node.rdev[0]}:{node.rdev[1]}")
-        xattrs = xattrs_of(path)
-        if xattrs != node.xattrs:
-            diffs.append(f"xattrs: volume has {sorted(xattrs)}, backup says {sorted(node.xattrs)}")
-        if node.type == "hardlink" and node.link is not None:
-            try:
-                first = os.lstat(os.path.join(self.root, node.link))
-                if (first.st_dev, first.st_ino) != (st.st_dev, st.st_ino):
-                    diffs.append(f"link: not a hardlink of {node.link}")
-            except OSError:
-                diffs.append(f"link: its first path {node.link} is missing")
-        if node.type in ("file", "hardlink"):
-            diffs.extend(self.checked_content(rel, path, st, node))
-        for d in diffs:
-            self.problem(f"{rel}: {d}")
-
-    def checked_content(self, rel: str, path: str, st: os.stat_result, node: Node
-                        ) -> list[str]:
-        """``content``, unless ``trusted`` vouches for it (see ``compare_tree``)."""
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-               hashlib.sha256(b"".join(node.content)).hexdigest())
-        if tuple(self.trusted.get(rel) or ()) == key:
-            out: list[str] = []
-        elif self.written:
-            out = [] if st.st_size == node.size else [
-                f"size: volume has {st.st_size}, backup says {node.size}"]
-        else:
-            out = self.content(path, st, node)
-        if not out and self.seen is not None:
-            self.seen[rel] = key
-        return out
-
-    def content(self, path: str, st: os.stat_result, node: Node) -> list[str]:
-        if st.st_size != node.size:
-            return [f"size: volume has {st.st_size}, backup says {node.size}"]
-        out = []
-        if node.holes and st.st_blocks * 512 >= st.st_size:
-            out.append("sparse: the volume's file is not sparse, the backup's is")
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            return [*out, f"content cannot be read: {e.strerror}"]
-        try:
-            if any(not _zeros(fd, off, n) for off, n in node.holes):
-                out.append("content: a region the backup has as a hole is not zeros")
-            chunks = [self.repo.codec.blob_id(c) for c in
-                      self.chunker.chunk_stream(DataReader(  # type: ignore[arg-type]
-                          fd, data_ranges(node.holes, node.size)))]
-        finally:
-            os.close(fd)
-        if chunks != node.content:
-            same = next((i for i, (a, b) in enumerate(zip(chunks, node.content, strict=False))
-                         if a != b), min(len(chunks), len(node.content)))
-            out.append(f"content: differs from the backup (from chunk {same} of "
-                       f"{len(node.content)})")
-        return out
-
-
-def _zeros(fd: int, offset: int, length: int) -> bool:
-    end = offset + length
-    while offset < end:
-        data = os.pread(fd, min(_READ, end - offset), offset)
-        if not data:
-            return True  # past the end: size is compared separately
-        if data != _ZEROS[: len(data)]:
-            return False
-        offset += len(data)
-    return True

@@ -61,9 +61,6 @@ FORWARD = (
         backup_id=report_of(m, "precopy_backup_id"), into=m.dest_volume, host=m.dest_host,
         requested_by=actor(m), mode="new", stop_containers=False,
         create=create_options(m), record_for=m.id)),
-    Step("precopy.verify", "pre-copy", lambda m: True, lambda ops, m: queue_step(
-        ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
-        backup_id=report_of(m, "precopy_backup_id"), params={"record": True})),
     Step("cutover.backup", "cut-over", lambda m: True, lambda ops, m: queue_step(
         ops, m, "cutover", host=m.source_host, volume=m.source_volume, target=m.via,
         params={"stop": m.cutover == "stop"})),

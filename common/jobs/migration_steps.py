@@ -22,6 +22,7 @@ from common.db.models import Job
 from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
+from common.engine.flush import flushing
 from common.engine.records import StoredBackup
 from common.engine.repo_verify import Seen
 from common.errors import Conflict, Damaged, NotFound
@@ -86,16 +87,14 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 
 def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    """Compare the destination with the job's backup. ``params.record`` (the pre-copy's
-    content baseline: not a gate, the cut-over's sync fixes what differs) keeps each file
-    whose content matched in this host's migration state; ``baseline`` (the verify after
-    the cut-over, which fails the migration on any difference) then reads only the files
+    """Compare the destination with the job's backup; any difference fails the job (and
+    so the migration, which rolls back). With ``params.baseline`` it trusts what the
+    pre-copy's restore recorded in this host's migration state (``record_restored``):
+    every entry's metadata is compared, the content is read only of the files whose stat
     changed since, or not matched then (``compare_tree``)."""
     b = ctx.job_backup(job)
     state = _state_file(ctx, str(job.params.get("migration")))
-    # the pre-copy's check trusts what its restore recorded (``record_restored``)
-    trusted = _load(state) if job.params.get("baseline") or job.params.get("record") \
-        else None
+    trusted = _load(state) if job.params.get("baseline") else None
     seen: Seen = {}
     tracker.set_phase("comparing")
     with ctx.open_target(b.target) as backend:
@@ -106,29 +105,32 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
               "files_trusted": sum(1 for k, v in seen.items()
                                    if trusted and tuple(trusted.get(k) or ()) == v),
               "problems": report.problems[:50], "problem_count": report.problem_count}
-    if not report.ok and not job.params.get("record"):
+    if not report.ok:
         raise Damaged(f"the destination volume {job.volume!r} differs from the "
                       f"snapshot: {'; '.join(report.problems[:3])}", result,
                       "the migration is rolled back; look for what writes into the "
                       "destination, then migrate again")
-    if job.params.get("record"):
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps(seen))
-    elif trusted is not None:
+    if trusted is not None:
         state.unlink(missing_ok=True)
     return Outcome(result)
 
 
 def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict[str, Any]:
     """Right after the pre-copy's restore (the same job, on the destination host): what it
-    wrote, with the stat it left — the baseline of the checks after it, which read only
-    the files whose stat changed since. The restore verified every blob as it wrote it,
-    so the content is the snapshot's without reading it again; the metadata and sizes
-    are compared here. What this cannot see: a write into the new volume while the
-    restore itself runs (the volume is new, locked, and no container uses it)."""
+    wrote, with the stat it left — the baseline of the verify after the cut-over, which
+    reads only the files whose stat changed since (no separate check walks the volume
+    again before the cut-over: it would repeat this walk, and its differences would not
+    stop the migration either — the cut-over's sync makes the destination equal). The
+    restore verified every blob as it wrote it, so the content is the snapshot's without
+    reading it again; the metadata and sizes are compared here. What this cannot see: a
+    write into the new volume while the restore itself runs (the volume is new, locked,
+    and no container uses it)."""
     b = ctx.job_backup(job)
     seen: Seen = {}
-    with ctx.open_target(b.target) as backend:
+    # meanwhile what the restore wrote goes to disk: the pre-copy is durable when its job
+    # ends, and the cut-over's stop does not wait for that writeback (``engine.flush``)
+    with ctx.open_target(b.target) as backend, \
+            flushing([engine.volume_path(ctx.docker, job.volume, ctx.settings)]):
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, seen=seen,
                                 written=True)

@@ -99,8 +99,6 @@ def test_the_forward_steps_run_in_order_on_their_hosts(env: tuple[Database, Coor
     c.advance("m1")
     _finish(db, "precopy.restore", bytes_restored=100)
     c.advance("m1")
-    _finish(db, "precopy.verify", ok=True)
-    c.advance("m1")
     stopped_at = time.time()
     _finish(db, "cutover.backup", backup_id="b2", stored_bytes=5,
             containers_stopped=[{"id": "c1", "name": "app"}], stopped_at=stopped_at)
@@ -119,7 +117,6 @@ def test_the_forward_steps_run_in_order_on_their_hosts(env: tuple[Database, Coor
         assert restore.params["create"]["labels"] == {"volkeeper.migration": "m1"}
         view = migration_views.view(s, m)
     assert hosts == {"precopy.backup": ("a", "backup"), "precopy.restore": ("b", "restore"),
-                     "precopy.verify": ("b", "migration-verify"),
                      "cutover.backup": ("a", "cutover"),
                      "cutover.apply": ("b", "migration-sync"),
                      "verify": ("b", "migration-verify")}
@@ -146,7 +143,6 @@ def test_a_failed_verify_rolls_back(env: tuple[Database, Coordinator]) -> None:
     db, c = env
     _migration(db)
     for step, result in (("precopy.backup", {"backup_id": "b1"}), ("precopy.restore", {}),
-                         ("precopy.verify", {}),
                          ("cutover.backup", {"backup_id": "b2", "stopped_at": time.time(),
                                              "containers_stopped": [{"id": "c", "name": "x"}]}),
                          ("cutover.apply", {})):

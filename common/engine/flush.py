@@ -1,0 +1,63 @@
+"""Writing a file system's dirty pages out ahead of a stop window.
+
+Stopping a container unmounts its root file system (an overlay on Docker's data root),
+and that unmount writes out every dirty page of the file system below it — everything
+written there recently by anyone: a restore's gigabyte of new files, the application's
+own writes. Measured on one host: an idle container stopped in 0.14-0.19 s, and in
+0.35-0.94 s with 1.2 GB of freshly written data not yet on disk. ``flush_filesystems``
+(``syncfs(2)`` per file system) does that writeback while the containers still run, so
+the stop that follows waits only for what was written since. ``flushing`` does it in a
+thread beside other work (a walk that mostly reads cached metadata).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def flush_filesystems(paths: Iterable[Path | None]) -> int:
+    """``syncfs`` the file system of each existing path (each file system once; ``None``
+    and paths that cannot be opened are skipped). Never raises: a flush only saves time
+    later. Returns how many file systems were flushed."""
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux/glibc: nothing to gain here
+        return 0
+    done: set[int] = set()
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            dev = os.fstat(fd).st_dev
+            if dev not in done and syncfs(fd) == 0:
+                done.add(dev)
+        except OSError as e:
+            log.debug("could not flush the file system of %s: %s", path, e)
+        finally:
+            os.close(fd)
+    return len(done)
+
+
+@contextlib.contextmanager
+def flushing(paths: Iterable[Path | None]) -> Iterator[None]:
+    """Flush the file systems of ``paths`` in a thread while the block runs; the block's
+    end waits for the flush."""
+    thread = threading.Thread(target=flush_filesystems, args=(list(paths),),
+                              name="flush", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()

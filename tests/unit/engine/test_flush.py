@@ -1,0 +1,28 @@
+"""``flush_filesystems``: each file system flushed once; what cannot be opened skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.engine.flush import flush_filesystems
+
+
+def test_each_file_system_is_flushed_once_and_missing_paths_are_skipped(tmp_path: Path
+                                                                        ) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"x" * 4096)
+    assert flush_filesystems([tmp_path, tmp_path / "a", None, tmp_path / "missing"]) == 1
+
+
+def test_a_file_is_not_a_directory_to_flush(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    assert flush_filesystems([tmp_path / "f"]) == 0
+    assert flush_filesystems([]) == 0
+
+
+def test_flushing_runs_beside_the_block_and_waits_for_the_flush(tmp_path: Path) -> None:
+    from common.engine.flush import flushing
+
+    with flushing([tmp_path, None]):
+        (tmp_path / "g").write_bytes(b"y" * 4096)
+    assert (tmp_path / "g").read_bytes() == b"y" * 4096
