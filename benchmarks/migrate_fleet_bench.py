@@ -53,12 +53,12 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 from dataset import MiB, generate, mutate, parse_size, revert  # noqa: E402
 from fleetkit import add_target, cpu_seconds, mountpoint, private_fleet, run_job  # noqa: E402
 from procs import Deleter, fresh_dir  # noqa: E402
+from results import record  # noqa: E402
 
 from tests.fixtures.dockerd import busybox_image  # noqa: E402
 from tests.fixtures.fleet import Fleet  # noqa: E402
 
 SRC, APP = "mf-src", "mf-app"
-START, END = "<!-- migrate-fleet-run:start -->", "<!-- migrate-fleet-run:end -->"
 TOTAL_TARGET, DOWNTIME_TARGET = 1.3, 0.25
 STEPS = ("precopy.backup", "precopy.restore", "cutover.backup", "cutover.apply", "verify")
 IDLE = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
@@ -251,19 +251,8 @@ def report(size: int, fraction: float, r: dict[str, Any]) -> tuple[str, bool]:
 
 
 def write_results(section: str) -> None:
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    block = f"{START}\n{section}{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    elif "<!-- migrate-run:end -->" in text:
-        head, rest = text.split("<!-- migrate-run:end -->", 1)
-        text = (head + "<!-- migrate-run:end -->\n\n### Host to host in the fleet\n\n"
-                + block + rest)
-    else:
-        text = text.rstrip("\n") + "\n\n## Migration in the fleet\n\n" + block + "\n"
-    path.write_text(text)
+    record("migrate-fleet-run", section, new_heading="### Host to host in the fleet",
+           after="<!-- migrate-run:end -->")
 
 
 def main() -> None:
