@@ -91,13 +91,17 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     so the migration, which rolls back). With ``params.baseline`` it trusts what the
     pre-copy's restore recorded in this host's migration state (``record_restored``):
     every entry's metadata is compared, the content is read only of the files whose stat
-    changed since, or not matched then (``compare_tree``)."""
+    changed since, or not matched then (``compare_tree``). The destination's file system
+    is flushed beside the comparison."""
     b = ctx.job_backup(job)
     state = _state_file(ctx, str(job.params.get("migration")))
     trusted = _load(state) if job.params.get("baseline") else None
     seen: Seen = {}
     tracker.set_phase("comparing")
-    with ctx.open_target(b.target) as backend:
+    # meanwhile what the cut-over's sync wrote goes to disk: a verified destination is a
+    # durable one before the finish may remove the source (``engine.flush``)
+    with ctx.open_target(b.target) as backend, \
+            flushing([engine.volume_path(ctx.docker, job.volume, ctx.settings)]):
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, trusted=trusted,
                                 seen=seen)
