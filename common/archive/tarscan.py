@@ -105,6 +105,10 @@ class TarScanner:
         self.on_start = on_start
         self.finished = False
         self.members = 0
+        #: where the end-of-archive marker (its first zero block) starts in the stream,
+        #: once ``finished``
+        self.end_offset: int | None = None
+        self._fed = 0  # stream bytes in the chunks before the current one
         self._refused = False
         self._cur: memoryview = memoryview(b"")
         self._pos = 0
@@ -121,12 +125,14 @@ class TarScanner:
             return
         if self._refused:
             raise TarFormatError("the tar stream was refused already", "see the first error")
+        self._fed += len(self._cur)
         self._cur = memoryview(data).cast("B")
         self._pos = 0
         try:
             self._gen.send(None)
         except StopIteration:
             self.finished = True
+            self.end_offset = self._fed + self._pos - BLOCK
             self._trailing(self._cur[self._pos :])
         except BaseException:
             self._refused = True  # fail closed: never "finished" after a refusal

@@ -19,13 +19,15 @@ from typing import BinaryIO
 from common.archive.checksum import Algorithm, ObjectHash
 from common.archive.codec import Format, check_format, open_compressor
 from common.archive.manifest import ManifestSummary, ManifestWriter
-from common.archive.tarscan import TarEntry, TarScanner
+from common.archive.tarscan import BLOCK, TarEntry, TarScanner
 from common.errors import IntegrityError
 from common.progress import ProgressTracker
 from common.storage.base import ObjectWriter
 
 CHUNK = 1 << 20
 _QUEUE_DEPTH = 8
+#: GNU tar's default record (20 blocks): an archive's tar stream is padded to it
+_TAR_RECORD = 20 * BLOCK
 
 
 @dataclass
@@ -131,6 +133,17 @@ class _ScanThread:
         self.scanner.close()
 
 
+def _stored_end(scanner: TarScanner, length: int) -> int:
+    """How much of a tar stream of ``length`` bytes is stored: through the end-of-archive
+    marker's two zero blocks, padded to GNU tar's default 10 KiB record, the layout plain
+    ``tar -c`` writes. ``gnutar`` makes tar write 1 MiB records (fewer, larger pipe
+    writes), whose up to 1 MiB of extra zero padding after the marker is left out, so the
+    archive is the one a default ``tar -c`` would have made."""
+    if scanner.end_offset is None:
+        return length
+    return min(length, -(-(scanner.end_offset + 2 * BLOCK) // _TAR_RECORD) * _TAR_RECORD)
+
+
 def write_archive(
     tar_stream: BinaryIO,
     writer: ObjectWriter,
@@ -165,26 +178,39 @@ def write_archive(
                        else "blake3")
     compressor = open_compressor(fmt, out, level)
     tar_bytes = 0
+    # the last chunk is held back until the scanner has seen the whole stream: what
+    # follows tar's end-of-archive marker beyond tar's usual record is left out
+    # (``_stored_end``)
+    held: tuple[bytearray, memoryview] | None = None
     try:
         while True:
             buf = scan.take_buffer()
             chunk = read_full(tar_stream, CHUNK, buf)
+            if held is not None and chunk:
+                compressor.write(held[1])  # copies what it keeps (zstd, gzip) or writes it
+                scan.put(*held)
+                tar_bytes += len(held[1])
+                tracker.add(len(held[1]), 0)
             if not chunk:
                 break
-            compressor.write(chunk)  # copies what it keeps (zstd, gzip) or writes it out
-            scan.put(buf, chunk)
-            tar_bytes += len(chunk)
-            tracker.add(len(chunk), 0)
+            held = (buf, chunk)
+        if held is not None:
+            scan.put(*held)
+        try:
+            scan.finish()
+        except IntegrityError as e:
+            raise IntegrityError(f"the tar stream for {label} is unusable: {e.message}",
+                                 e.hint) from e
+        if held is not None:
+            last = held[1][: max(0, _stored_end(scanner, tar_bytes + len(held[1])) - tar_bytes)]
+            compressor.write(last)
+            tar_bytes += len(last)
+            tracker.add(len(held[1]), 0)
         compressor.finish()
     except BaseException:
         scan.abandon()
         compressor.close()
         raise
-    try:
-        scan.finish()
-    except IntegrityError as e:
-        raise IntegrityError(f"the tar stream for {label} is unusable: {e.message}",
-                             e.hint) from e
     stored = out.size
     archive_sha256 = out.digest.checksum()
     summary = manifest.summary(archive_sha256, stored) if manifest is not None else None

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.archive.gnutar import RECORD
+
 _BLOCK = 512
-_RECORD = 20 * _BLOCK  # GNU tar's default blocking factor
+_RECORD = RECORD  # the record size ``gnutar.create_stream`` pads its stream to
 #: ``--format=posix`` (``gnutar.CREATE_ARGS``): each member has its header and a pax
 #: extended header (a header and a data block: the sub-second mtime, a long name …)
 _MEMBER = 3 * _BLOCK
