@@ -86,9 +86,8 @@ class WorkerProcess:
         fd = self.proc.stdin.fileno()
         try:
             while (message := self._out.get()) is not None:
-                write_frame(fd, message[0])
-                for span in message[1:]:
-                    write_all(fd, memoryview(span))
+                _write_message(fd, message)
+                del message  # sent: its spans are not held while waiting for the next one
         except OSError:
             pass  # the worker is gone: the receiver fails what is pending
         finally:
@@ -147,6 +146,12 @@ class WorkerProcess:
                 self.proc.stdout.close()
         for f in self._drain():
             f.cancel()
+
+
+def _write_message(fd: int, message: list[bytes]) -> None:
+    write_frame(fd, message[0])
+    for span in message[1:]:
+        write_all(fd, memoryview(span))
 
 
 def write_frame(fd: int, payload: bytes) -> None:
