@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from common.repository.system.malloc import keep_freed_memory
+from common.repository.system.malloc import TRIM_THRESHOLD, keep_freed_memory
 
 _FRAME = struct.Struct("<Q")
 _CHUNK = 1 << 20
@@ -191,7 +191,7 @@ def read_exact(fd: int, n: int) -> bytearray | None:
     return buf
 
 
-def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
+def serve(setup: Callable[[Any], Callable[[Any], Any]], trim: int = TRIM_THRESHOLD) -> None:
     """The worker's side: ignore SIGINT, keep stdout for answers (a stray print goes to
     stderr), build the message handler from the first message, then answer every message
     with ``("ok", handle(message))`` (an OSError or other exception becomes the
@@ -199,7 +199,7 @@ def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
     read the raw spans that follow its head from fd 0 (``read_exact``) and raises EOFError
     when they end early."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory()
+    keep_freed_memory(trim)
     out = os.dup(1)
     os.dup2(2, 1)
     init = read_frame(0)
