@@ -9,14 +9,16 @@ faults and 2.4 s of system time; with buffers up to 32 MiB served from the heap 
 64 MiB of freed memory kept, 65k faults and 7-10 % less wall time. The memory kept is
 bounded (``TRIM_THRESHOLD`` per arena, and one arena per core rather than glibc's eight),
 and only freed memory the process had used anyway. The threshold was 64 MiB; 16 MiB, twice
-the largest buffer of a backup or restore (a chunk, a restore's pack range: 8 MiB), keeps
+the largest buffer of a backup (a chunk: 8 MiB), keeps
 as few faults (a 1 GiB backup in-process, busy machine: peak RSS 112 / 110 / 104 / 97 MiB,
 faults 20k / 20k / 44k / 170k at 64 / 32 / 16 / 4 MiB, the same system time; buffers of
 1 MiB and more mapped afresh instead: 94 MiB, 750k faults, +1.2 s of system time).
 
-A restore keeps less (``RESTORE_TRIM_THRESHOLD``): its buffers are smaller.
-``keep_freed_memory`` is idempotent and does nothing where ``mallopt`` is unavailable
-(not glibc, not Linux); under musl it is a harmless no-op.
+A restore keeps less (``RESTORE_TRIM_THRESHOLD``, 4 MiB): its pack ranges are at most 4
+MiB since its batches are 2 MiB. ``keep_freed_memory`` sets the threshold of its last
+call (a process that backs up and restores in turn gets each one's), is cheap to repeat
+and does nothing where ``mallopt`` is unavailable (not glibc, not Linux); under musl it is
+a harmless no-op.
 """
 
 from __future__ import annotations
