@@ -33,7 +33,28 @@ Here stand only the names every user of the format starts from: ``Repository``,
 ``open_repository``, ``init_repository`` and ``ids`` (the object ids and storage keys).
 """
 
-from common.repository.core import ids
-from common.repository.core.repository import Repository, init_repository, open_repository
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from common.repository.core import ids
+    from common.repository.core.repository import Repository, init_repository, open_repository
+
+#: imported on first use: a worker process (``python -m common.repository.….workers``)
+#: starts with this package and should not pay for storage, keys and locks it never uses
+_LAZY = {"ids": "common.repository.core.ids", "Repository": "common.repository.core.repository",
+         "init_repository": "common.repository.core.repository",
+         "open_repository": "common.repository.core.repository"}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(where)
+    return module if name == "ids" else getattr(module, name)
+
 
 __all__ = ["Repository", "ids", "init_repository", "open_repository"]

@@ -96,6 +96,14 @@ class BlobCodec:
         plain = self._open(blob_type, blob_id, data, raw_length)
         return plain if isinstance(plain, bytes) else bytes(plain)
 
+    def decode_view(
+        self, blob_type: BlobType, blob_id: bytes, data: bytes | memoryview,
+        raw_length: int | None = None,
+    ) -> bytes | memoryview:
+        """``decode``, but an uncompressed blob's plaintext is a view into its decrypted
+        body rather than a copy (for a caller that only writes it out)."""
+        return self._open(blob_type, blob_id, data, raw_length)
+
     def verify(
         self, blob_type: BlobType, blob_id: bytes, data: bytes | memoryview, raw_length: int
     ) -> None:

@@ -94,23 +94,11 @@ class BatchWriter:
         self.umask = umask
 
     def run(self, batch: Batch) -> Result:
-        """Decode, write and finish every entry of ``batch``."""
+        """Decode, write and finish every entry of ``batch``. A blob is decoded when the
+        first entry needing it is written and dropped after the last one: the batch's
+        plaintext is never all in memory at once (only its stored spans)."""
         spans, blob_recs, files = batch
-        plains: list[bytes | None] = []
-        damaged: list[tuple[bytes, str]] = []
-        decode = self.codec.decode
-        views = [memoryview(s) for s in spans]
-        for span_no, start, length, blob_type, blob_id, raw_length in blob_recs:
-            if span_no < 0:  # its pack could not be read: the caller knows why
-                plains.append(None)
-                continue
-            try:
-                plains.append(decode(BlobType(blob_type), blob_id,
-                                     views[span_no][start : start + length], raw_length))
-            except IntegrityError as exc:
-                plains.append(None)
-                damaged.append((blob_id, str(exc)))
-        del views, spans
+        plains = _Plains(self.codec, spans, blob_recs, files)
         broken: list[tuple[str, str, int]] = []
         warnings: list[str] = []
         with DirFds(open_root(self.dest)) as dirs:
@@ -124,11 +112,12 @@ class BatchWriter:
                                        size))
                 else:
                     self._other(kind, dir_fd, name, rel, meta, warnings)
-        return damaged, broken, warnings, sum(p is not None for p in plains)
+        plains.rest()
+        return plains.damaged, broken, warnings, plains.decoded
 
     def _file(self, kind: str, dir_fd: int, name: str, rel: str, meta: Meta, size: int,
               sparse: bool, writes: list[tuple[int, int, int, int]],
-              plains: list[bytes | None], warnings: list[str]) -> int | None:
+              plains: _Plains, warnings: list[str]) -> int | None:
         """One regular file (or a part of one) ``name`` in the directory ``dir_fd``;
         returns the number of a damaged blob it needed, else None."""
         missing, exact = None, False
@@ -143,11 +132,11 @@ class BatchWriter:
             if sparse or kind == PATCH:
                 os.ftruncate(fd, size)
             for blob_no, off, begin, n in writes:
-                plain = plains[blob_no]
+                plain = plains.get(blob_no)
                 if plain is None:
                     missing = blob_no
                     continue
-                if begin == 0 and n == len(plain):
+                if begin == 0 and n == len(plain):  # (a view, or bytes)
                     done = os.pwrite(fd, plain, off)
                     if done == n:
                         continue
@@ -182,6 +171,58 @@ class BatchWriter:
                                     f"{exc.strerror}")
                     return
         apply_at(dir_fd, name, rel, meta, kind == SYMLINK, warnings)
+
+
+class _Plains:
+    """The decoded blobs of one batch: each decoded when first needed and dropped when
+    its last write has taken it (so at most the blobs of one entry are held)."""
+
+    def __init__(self, codec: BlobCodec, spans: list[bytes] | list[bytearray],
+                 recs: list[BlobRecord], files: list[FileRecord]) -> None:
+        self.decode = codec.decode_view
+        self.views = [memoryview(s) for s in spans]
+        self.recs = recs
+        self.damaged: list[tuple[bytes, str]] = []
+        self.decoded = 0
+        self._live: dict[int, bytes | memoryview | None] = {}
+        self._uses = [0] * len(recs)
+        for record in files:
+            for write in record[5]:
+                self._uses[write[0]] += 1
+
+    def get(self, blob_no: int) -> bytes | memoryview | None:
+        """The verified plaintext of a blob for one of its writes (None: unreadable or
+        damaged); after its last write it is no longer held here."""
+        if blob_no in self._live:
+            plain = self._live[blob_no]
+        else:
+            plain = self._decode(blob_no)
+            self._live[blob_no] = plain
+        self._uses[blob_no] -= 1
+        if self._uses[blob_no] <= 0:  # its last write: -1 from now on (not unused)
+            del self._live[blob_no]
+            self._uses[blob_no] = -1
+        return plain
+
+    def _decode(self, blob_no: int) -> bytes | memoryview | None:
+        span_no, start, length, blob_type, blob_id, raw_length = self.recs[blob_no]
+        if span_no < 0:  # its pack could not be read: the caller knows why
+            return None
+        try:
+            plain = self.decode(BlobType(blob_type), blob_id,
+                                self.views[span_no][start : start + length], raw_length)
+        except IntegrityError as exc:
+            self.damaged.append((blob_id, str(exc)))
+            return None
+        self.decoded += 1
+        return plain
+
+    def rest(self) -> None:
+        """Verify the blobs no write used (none, normally), then release the spans."""
+        for blob_no, uses in enumerate(self._uses):
+            if uses == 0:
+                self._decode(blob_no)
+        self.views = []
 
 
 def apply_fd(fd: int, rel: str, meta: Meta, warnings: list[str],

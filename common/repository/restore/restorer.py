@@ -59,11 +59,15 @@ from common.repository.restore.read import read_blobs
 from common.repository.restore.trees import Trees, refused
 from common.repository.restore.workers import MixedRunner, ProcessRunner, ThreadRunner, make_runner
 from common.repository.system.dirfd import SWAPPED, DirFds, open_root
-from common.repository.system.malloc import keep_freed_memory
+from common.repository.system.malloc import RESTORE_TRIM_THRESHOLD, keep_freed_memory
 
 _HINT = "run a repository check --read-data to see every damaged object"
 BATCH_FILES = 2048
-BATCH_BYTES = 8 << 20
+#: 2 MiB, was 8: every batch in flight holds its pack ranges (7 in flight with two worker
+#: processes and two threads); CLI restore of the mixed set, interleaved A/B on the busy
+#: VM: peak RSS of the process tree 158-162 MiB vs 217 (and 271 before blobs were decoded
+#: one at a time), CPU 6.5-6.8 s vs 7.2-7.7
+BATCH_BYTES = 2 << 20
 TREE_CACHE_BYTES = 32 << 20
 READERS = 4  # concurrent ranged reads of one batch
 
@@ -331,7 +335,7 @@ def restore_snapshot(
     else:
         os.makedirs(dest)
     progress = progress or NullTracker()
-    keep_freed_memory()
+    keep_freed_memory(RESTORE_TRIM_THRESHOLD)
     progress.set_phase("planning", snapshot.stats.bytes, snapshot.stats.files)
     repo.load_index()
     stats = RestoreStats()

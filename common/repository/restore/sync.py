@@ -56,7 +56,7 @@ from common.repository.restore.syncer import Syncer, SyncStats
 from common.repository.restore.trees import refused
 from common.repository.restore.workers import make_runner
 from common.repository.system.dirfd import SWAPPED
-from common.repository.system.malloc import keep_freed_memory
+from common.repository.system.malloc import RESTORE_TRIM_THRESHOLD, keep_freed_memory
 
 __all__ = ["SyncStats", "sync_snapshot"]
 
@@ -84,7 +84,7 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
         raise Conflict(f"sync target {dest!r} is not a directory",
                        "sync into the directory (volume) an earlier restore wrote")
     progress = tracker or NullTracker()
-    keep_freed_memory()
+    keep_freed_memory(RESTORE_TRIM_THRESHOLD)
     repo.load_index()
     snap = snapshot if isinstance(snapshot, Snapshot) else load_snapshot(repo, snapshot)
     progress.set_phase("sync", snap.stats.bytes, snap.stats.files)

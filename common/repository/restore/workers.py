@@ -20,11 +20,14 @@ import marshal
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.repository.core.repository import Repository
 from common.repository.restore.batch import Batch, BatchWriter, Result, current_umask
+from common.repository.system.malloc import RESTORE_TRIM_THRESHOLD
 from common.repository.system.worker_pipe import WorkerProcess, read_exact, serve, worker_env
+
+if TYPE_CHECKING:
+    from common.repository.core.repository import Repository
 
 #: restores of fewer files, or of larger files on average, run in threads: process start-up
 #: would dominate, and for large blobs decrypt, decompress, hash and write release the GIL
@@ -161,7 +164,7 @@ def _setup(init: tuple[Any, ...]) -> Callable[[Any], Result]:
 
 def main() -> None:
     """The worker process: initialise from the first message, then answer batches."""
-    serve(_setup)
+    serve(_setup, RESTORE_TRIM_THRESHOLD)
 
 
 if __name__ == "__main__":

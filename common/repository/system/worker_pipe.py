@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from common.repository.system.malloc import keep_freed_memory
+from common.repository.system.malloc import TRIM_THRESHOLD, keep_freed_memory
 
 _FRAME = struct.Struct("<Q")
 _CHUNK = 1 << 20
@@ -86,9 +86,8 @@ class WorkerProcess:
         fd = self.proc.stdin.fileno()
         try:
             while (message := self._out.get()) is not None:
-                write_frame(fd, message[0])
-                for span in message[1:]:
-                    write_all(fd, memoryview(span))
+                _write_message(fd, message)
+                del message  # sent: its spans are not held while waiting for the next one
         except OSError:
             pass  # the worker is gone: the receiver fails what is pending
         finally:
@@ -149,6 +148,12 @@ class WorkerProcess:
             f.cancel()
 
 
+def _write_message(fd: int, message: list[bytes]) -> None:
+    write_frame(fd, message[0])
+    for span in message[1:]:
+        write_all(fd, memoryview(span))
+
+
 def write_frame(fd: int, payload: bytes) -> None:
     view = memoryview(_FRAME.pack(len(payload)) + payload) if len(payload) < _CHUNK \
         else None
@@ -186,7 +191,7 @@ def read_exact(fd: int, n: int) -> bytearray | None:
     return buf
 
 
-def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
+def serve(setup: Callable[[Any], Callable[[Any], Any]], trim: int = TRIM_THRESHOLD) -> None:
     """The worker's side: ignore SIGINT, keep stdout for answers (a stray print goes to
     stderr), build the message handler from the first message, then answer every message
     with ``("ok", handle(message))`` (an OSError or other exception becomes the
@@ -194,7 +199,7 @@ def serve(setup: Callable[[Any], Callable[[Any], Any]]) -> None:
     read the raw spans that follow its head from fd 0 (``read_exact``) and raises EOFError
     when they end early."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory()
+    keep_freed_memory(trim)
     out = os.dup(1)
     os.dup2(2, 1)
     init = read_frame(0)
