@@ -24,6 +24,9 @@ repository. Each round runs, in a rotating order:
   stopped → verify done: final backup, in-place sync, verify). Target: at most 0.25 times
   ``cold``. The change is reverted after it.
 
+Before each step an untimed ``sync`` (as ``cli_bench.py`` does), so no step pays for
+writing out the previous one's data; a migration's own flushes (``common.engine.flush``)
+stay in its time, the cold restore's writeback does not — a bias against the migration.
 The destination volumes and targets of a round are removed after it, and the next round
 waits for ext4 to settle (``procs.Deleter``). Prints a table with per-round ratios and the
 medians with PASS/FAIL, a profile of the migrations' child jobs (queueing, running and the
@@ -173,6 +176,10 @@ def measure(fleet: Fleet, work: Path, size: int, rounds: int, fraction: float
         one: dict[str, Any] = {"order": order}
         for kind in order:
             print(f"round {i + 1}/{rounds}: {kind} …", flush=True)
+            # untimed, as cli_bench does: each step starts with nothing of the previous
+            # step's gigabyte still to be written out (that writeback slowed whichever step
+            # came next 2-3x: cold restores of 3 s and of 10 s in one run)
+            os.sync()
             one[kind] = (cold(fleet, work, i) if kind == "cold" else
                          migrate(fleet, work, i, kind, fraction, src))
             print(f"  {one[kind]['seconds']:.2f} s", flush=True)
