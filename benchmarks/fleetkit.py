@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (str(REPO), str(REPO / "benchmarks")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from procs import proc_stats  # noqa: E402
 
 from tests.fixtures.dockerd import DockerdFactory  # noqa: E402
 from tests.fixtures.fleet import Fleet, running_fleet  # noqa: E402
@@ -75,15 +78,7 @@ def cpu_seconds(fleet: Fleet) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
     ticks: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
+    for name, fields in proc_stats():
         parent[int(name)] = int(fields[1])
         ticks[int(name)] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     roots = {p.pid for p in fleet.procs.values()}

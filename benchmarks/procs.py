@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,22 @@ class Measured:
         return asdict(self)
 
 
+def proc_stats(skip: Container[str] = ()) -> Iterator[tuple[str, list[bytes]]]:
+    """Each live process's pid (as in /proc) and the fields of its ``/proc/PID/stat``
+    after the command name (``fields[0]`` is the state, ``[1]`` the parent pid, ``[3]``
+    the session id, ``[11:15]`` utime stime cutime cstime, ``[21]`` the RSS in pages);
+    pids in ``skip`` and processes gone meanwhile are left out."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name in skip:
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        yield name, stat[stat.rindex(b")") + 2 :].split()
+
+
 class _TreeSampler(threading.Thread):
     """Peak of the summed RSS of every process whose session id is ``sid``."""
 
@@ -61,15 +78,7 @@ class _TreeSampler(threading.Thread):
 
     def _sample(self) -> int:
         total = 0
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or name in self._foreign:
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(b")") + 2 :].split()
+        for name, fields in proc_stats(skip=self._foreign):
             if int(fields[3]) != self.sid:
                 self._foreign.add(name)
                 continue
