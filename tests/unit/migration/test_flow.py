@@ -161,8 +161,8 @@ def test_a_failed_verify_rolls_back(env: tuple[Database, Coordinator]) -> None:
     assert m.state == "rolled_back" and m.report["containers_started"] == ["x"]
 
 
-def test_a_cancel_before_the_cut_over_ends_cancelled(env: tuple[Database, Coordinator]
-                                                     ) -> None:
+def test_a_cancel_before_the_cut_over_waits_for_the_running_step_and_ends_cancelled(
+        env: tuple[Database, Coordinator]) -> None:
     db, c = env
     _migration(db)
     c.advance("m1")
@@ -172,6 +172,8 @@ def test_a_cancel_before_the_cut_over_ends_cancelled(env: tuple[Database, Coordi
         m = s.get(Migration, "m1")
         assert m is not None
         m.cancel_requested_by = "bob"
+    m = c.advance("m1")  # the running step is asked to stop; nothing is undone meanwhile
+    assert m.reason is None and "rollback.remove_destination" not in m.steps
     _finish(db, "precopy.restore", JobState.cancelled, error="cancelled by bob")
     c.advance("m1")
     _finish(db, "rollback.remove_destination")

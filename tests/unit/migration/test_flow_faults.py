@@ -106,24 +106,3 @@ def test_the_source_s_containers_start_before_the_destination_is_removed(
     assert "rollback.start_containers" in m.steps
     assert "rollback.remove_destination" not in m.steps  # queued only after it
     assert _kinds(db)["rollback.start_containers"][1] == "a"
-
-
-def test_a_cancel_waits_for_the_running_step_to_stop(env: tuple[Database, Coordinator]
-                                                     ) -> None:
-    db, c = env
-    _migration(db)
-    c.advance("m1")
-    _finish(db, "precopy.backup", backup_id="b1")
-    c.advance("m1")
-    with db.session() as s:
-        from common.db.migration_rows import Migration
-
-        row = s.get(Migration, "m1")
-        assert row is not None
-        row.cancel_requested_by = "bob"
-    m = c.advance("m1")
-    assert m.reason is None and "rollback.remove_destination" not in m.steps
-    _finish(db, "precopy.restore", JobState.cancelled, error="cancelled by bob")
-    c.advance("m1")
-    _finish(db, "rollback.remove_destination")
-    assert c.advance("m1").state == "cancelled"
