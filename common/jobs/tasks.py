@@ -4,14 +4,14 @@ Each runs in the context ``context.current()`` gives; a job task runs its body t
 ``runner.run_job``. The Celery worker registers one Celery task per entry; the in-process
 dispatcher calls them in its threads.
 
-A job body's module is imported when its task is first looked up: a one-shot ``volkeeper
-backup`` loads the backup engine, not restore, drills, migrations or repository
-maintenance (iterating ``TASKS.items()``, as the Celery worker does, loads them all)."""
+A job body's module is imported when its task first runs (``body_of``): a one-shot
+``volkeeper backup`` loads the backup engine, not restore, drills, migrations or
+repository maintenance."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 from common.db.models import Job
@@ -41,17 +41,6 @@ from common.jobs.names import (
 )
 from common.jobs.runner import JobBody, Outcome, run_job
 from common.progress import ProgressTracker
-
-
-def job_task(body: JobBody) -> Callable[[str], None]:
-    """The task ``(job_id)`` that runs ``body`` as that job."""
-
-    def task(job_id: str) -> None:
-        run_job(current(), job_id, body)
-
-    task.__name__ = task.__qualname__ = body.__name__
-    task.__doc__ = body.__doc__
-    return task
 
 
 def keys(job_id: str, new_password: str | None = None) -> None:
@@ -93,43 +82,22 @@ _BODIES: dict[str, str] = {
 }
 
 
-class TaskRegistry(MutableMapping[str, Callable[..., Any]]):
-    """Task name -> function; a job task is built (its body's module imported) on first
-    lookup. Assigning replaces an entry (tests do, with ``monkeypatch.setitem``)."""
-
-    def __init__(self, bodies: dict[str, str], plain: dict[str, Callable[..., Any]]) -> None:
-        self._bodies = dict(bodies)
-        self._made: dict[str, Callable[..., Any]] = dict(plain)
-        self._names = [*bodies, *(n for n in plain if n not in bodies)]
-
-    def __getitem__(self, name: str) -> Callable[..., Any]:
-        fn = self._made.get(name)
-        if fn is None:
-            module, attr = self._bodies[name].rsplit(".", 1)  # KeyError: no such task
-            body = getattr(importlib.import_module(f"common.jobs.{module}"), attr)
-            fn = self._made[name] = job_task(body)
-        return fn
-
-    def __setitem__(self, name: str, fn: Callable[..., Any]) -> None:
-        if name not in self._names:
-            self._names.append(name)
-        self._made[name] = fn
-
-    def __delitem__(self, name: str) -> None:
-        if name not in self._names:
-            raise KeyError(name)
-        self._names.remove(name)
-        self._bodies.pop(name, None)
-        self._made.pop(name, None)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._names))
-
-    def __len__(self) -> int:
-        return len(self._names)
+def body_of(name: str) -> JobBody:
+    """The body of the job task ``name``, its module imported now (once)."""
+    module, attr = _BODIES[name].rsplit(".", 1)
+    body: JobBody = getattr(importlib.import_module(f"common.jobs.{module}"), attr)
+    return body
 
 
-TASKS = TaskRegistry(_BODIES, {TASK_KEYS: keys, TASK_INVENTORY: inventory})
+def _job_task(name: str) -> Callable[[str], None]:
+    """The task ``(job_id)`` that runs the body of ``name`` as that job."""
+
+    def task(job_id: str) -> None:
+        run_job(current(), job_id, body_of(name))
+
+    task.__name__ = task.__qualname__ = _BODIES[name].rsplit(".", 1)[1]
+    return task
+
+
+TASKS: dict[str, Callable[..., Any]] = {**{name: _job_task(name) for name in _BODIES},
+                                        TASK_KEYS: keys, TASK_INVENTORY: inventory}

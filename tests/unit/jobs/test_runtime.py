@@ -57,8 +57,8 @@ def test_a_one_shot_job_loads_its_own_part_of_the_engine(
     """A one-shot ``volkeeper backup`` or ``restore`` (embedded) loads its part of the
     engine: not drills, migrations, checks or repository maintenance (a backup: nor the
     restore side), nor a framework, broker or cloud SDK."""
-    code = (f"import sys, importlib; import cli.local; from common.jobs.tasks import TASKS; "
-            f"TASKS[{task!r}]; importlib.import_module({engine!r}); "
+    code = (f"import sys, importlib; import cli.local; from common.jobs.tasks import body_of; "
+            f"body_of({task!r}); importlib.import_module({engine!r}); "
             f"print(sorted(m for m in sys.modules if m in {_NEVER!r} "
             f"or m.startswith({not_loaded!r})))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
