@@ -1,5 +1,5 @@
 """Evacuation commands: ``evacuate HOST --to-host B`` (every volume of a host, a few at a
-time, one report), ``evacuations`` (the list) and ``evacuation ID [--follow] [--md]``
+time, one report), ``evacuations`` (the list) and ``evacuation ID [--follow]``
 (one evacuation's report). Embedded, ``evacuate`` and ``--follow`` drive its migrations
 in this process until they end (there is no server to do it)."""
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.front import CliError, Front, connect
+from cli.front import Front, connect
 from cli.migrate_cmds import secs
 from cli.options import Json
 from cli.render import emit_json, err, out, size, table, when
@@ -41,7 +41,7 @@ def evacuate(
         if not as_json:
             err().print(f"evacuation {e['id']}: {len(e['migrations'])} volumes")
         e = _follow(c, e)
-    _show(e, as_json, md=False)
+    _show(e, as_json)
 
 
 def evacuations(
@@ -66,31 +66,28 @@ def evacuation(
     evacuation_id: Annotated[str, typer.Argument(metavar="ID")],
     follow: Annotated[bool, typer.Option(
         "--follow", help="Follow it to its end (embedded: drive it here).")] = False,
-    md: Annotated[bool, typer.Option("--md", help="The report as Markdown (the default "
-                                     "output without --json).")] = False,
     as_json: Json = False,
 ) -> None:
-    """Show evacuation ID: each volume's migration and the totals (exit 1 unless it
-    succeeded or is still running)."""
-    if md and as_json:
-        raise CliError("--md and --json both given", "choose one of them")
+    """Show evacuation ID's report (Markdown): each volume's migration and the totals
+    (exit 1 unless it succeeded or is still running)."""
     with connect(docker=follow) as c:
         e = c.evacuation(evacuation_id)
         if follow:
             e = _follow(c, e)
-    _show(e, as_json, md=md)
+    _show(e, as_json)
 
 
 def _dry_run(e: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(e)
-    for v in e["volumes"] if not as_json else []:
-        for x in v["checks"]:
-            if not x["ok"]:
-                out().print(f"[red]FAILED[/] {v['volume']}: {x['name']}: "
-                            f"{x['detail']}", highlight=False)
-        if v["ok"]:
-            out().print(f"[green]ok[/] {v['volume']}: {v['plan']}", highlight=False)
+    else:
+        for v in e["volumes"]:
+            for x in v["checks"]:
+                if not x["ok"]:
+                    out().print(f"[red]FAILED[/] {v['volume']}: {x['name']}: "
+                                f"{x['detail']}", highlight=False)
+            if v["ok"]:
+                out().print(f"[green]ok[/] {v['volume']}: {v['plan']}", highlight=False)
     if not e["ok"]:
         raise typer.Exit(1)
 
@@ -102,7 +99,7 @@ def _follow(c: Front, e: dict[str, Any]) -> dict[str, Any]:
     return e
 
 
-def _show(e: dict[str, Any], as_json: bool, *, md: bool) -> None:
+def _show(e: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(e)
     else:
