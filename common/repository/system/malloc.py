@@ -24,6 +24,7 @@ a harmless no-op.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -37,24 +38,22 @@ TRIM_THRESHOLD = 16 * 1024 * 1024
 #: the CLI restore of the mixed set peaked ~10 MiB lower than at 16 MiB, at the same CPU
 RESTORE_TRIM_THRESHOLD = 4 * 1024 * 1024
 
-_mallopt: Callable[[int, int], int] | None = None
-_looked_up = False
 _trim = 0
 
 
 def keep_freed_memory(trim: int = TRIM_THRESHOLD) -> bool:
     """Tune this process's allocator, keeping up to ``trim`` bytes of freed memory per
     arena (the last call's ``trim`` holds); whether it took effect."""
-    global _mallopt, _looked_up, _trim
-    if not _looked_up:
-        _mallopt, _looked_up = _setup(), True
-    if _mallopt is None:
+    global _trim
+    mallopt = _setup()
+    if mallopt is None:
         return False
     if trim != _trim:
-        _trim = trim if _mallopt(M_TRIM_THRESHOLD, trim) else 0
+        _trim = trim if mallopt(M_TRIM_THRESHOLD, trim) else 0
     return _trim == trim
 
 
+@functools.cache
 def _setup() -> Callable[[int, int], int] | None:
     """``mallopt`` with the mmap threshold and arena count set, or None."""
     if not sys.platform.startswith("linux"):
