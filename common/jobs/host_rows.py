@@ -19,7 +19,7 @@ from common.label_secrets import redact_labels
 if TYPE_CHECKING:
     from common.docker import VolumeInfo
 
-VERSION = "0.1.0"
+VERSION = "0.1.0"  # = pyproject.toml's version (tests/unit/jobs/test_worker_version.py)
 #: failed jobs this recent are looked at for leftovers (older ones were, by the worker of
 #: their time)
 LEFTOVERS_WITHIN = timedelta(days=2)
