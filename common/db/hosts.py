@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
 from common.db.clock import db_now
@@ -74,34 +74,31 @@ def is_online(host: Host, offline_after: timedelta, now: datetime | None = None)
     return now - host.last_seen_at < offline_after
 
 
-#: the columns of an inventory row (``common.jobs.host_rows.volume_row``)
-_ROW_COLUMNS = frozenset({"name", "driver", "mountpoint", "size_bytes", "labels", "containers",
-                          "created_at"})
+def _with_defaults(given: dict[str, Any]) -> dict[str, Any]:
+    """An inventory row (``common.jobs.host_rows.volume_row``): what the optional columns
+    hold when ``given`` leaves them out (fresh dicts: rows never share one)."""
+    return {"mountpoint": None, "size_bytes": None, "labels": {}, "containers": {},
+            "created_at": None, **given}
 
 
 def replace_inventory(session: Session, host: str, volumes: list[dict[str, Any]]) -> None:
-    """Replace the host's volume inventory with ``volumes`` (dicts of Volume columns), all
-    seen now. Full rows (every column of ``volume_row``) update the stored rows in place,
+    """Replace the host's volume inventory with ``volumes`` (dicts of Volume columns; a
+    column left out gets its default), all seen now. The stored rows are updated in place,
     writing only what changed (a host's inventory mostly does not: each one-shot command
-    takes one); other dicts replace the rows, unnamed columns getting their defaults."""
+    takes one)."""
     now = db_time(session)
-    if not all(v.keys() == _ROW_COLUMNS for v in volumes):
-        session.execute(delete(Volume).where(Volume.host == host))
-        for v in volumes:
+    stored = {r.name: r for r in session.scalars(select(Volume).where(Volume.host == host))}
+    for v in map(_with_defaults, volumes):
+        row = stored.pop(v["name"], None)
+        if row is None:
             session.add(Volume(host=host, seen_at=now, **v))
-    else:
-        stored = {r.name: r for r in session.scalars(select(Volume).where(Volume.host == host))}
-        for v in volumes:
-            row = stored.pop(v["name"], None)
-            if row is None:
-                session.add(Volume(host=host, seen_at=now, **v))
-                continue
-            for column, value in v.items():
-                if getattr(row, column) != value:
-                    setattr(row, column, value)
-        for gone in stored.values():
-            session.delete(gone)
-        session.execute(update(Volume).where(Volume.host == host).values(seen_at=now))
+            continue
+        for column, value in v.items():
+            if getattr(row, column) != value:
+                setattr(row, column, value)
+    for gone in stored.values():
+        session.delete(gone)
+    session.execute(update(Volume).where(Volume.host == host).values(seen_at=now))
     h = session.get(Host, host)
     if h is not None:
         h.inventory_at = now
