@@ -21,7 +21,6 @@ from common.jobs.embedded import EmbeddedRuntime
 from common.progress import Subscription
 
 if TYPE_CHECKING:
-    from common.jobs.inputs import TargetJobIn
     from common.jobs.operations import OperationsService
 
 USER = LOCAL_ACTOR  # who the jobs and the audit log name: "cli:local-user"
@@ -246,45 +245,17 @@ class LocalFront(LocalPolicies, LocalMigrations):
 
     def target_job(self, action: str, target: str, body: Json) -> Json:
         """The same jobs as the API's ``/targets/{name}/…`` routes."""
-        from common.jobs.inputs import (
-            KeyAddIn,
-            PruneIn,
-            RepairIn,
-            SnapshotsIn,
-            TargetJobIn,
-            TargetMigrateIn,
-            parse,
-        )
+        from common.jobs import target_requests
+        from common.jobs.inputs import parse
 
-        # the request model of each repository job (the others take a bare TargetJobIn)
-        models: dict[str, type[TargetJobIn]] = {
-            "prune": PruneIn, "repair": RepairIn, "snapshots": SnapshotsIn, "keys": KeyAddIn,
-            "migrate": TargetMigrateIn}
-        kwargs: dict[str, Any] = {"target": target, "requested_by": USER}
-        base = parse(models.get(action, TargetJobIn), body)
-        kind = "keys" if action.startswith("keys") else action
-        if isinstance(base, TargetMigrateIn):
-            return self._job(self.service.migrate_target(
-                source=target, destination=base.destination, volumes=base.volumes,
-                delete_source=base.delete_source, host=base.host, requested_by=USER))
-        if isinstance(base, PruneIn):
-            kwargs["params"] = {"dry_run": base.dry_run}
-        elif isinstance(base, RepairIn):
-            kwargs["params"] = {"dry_run": base.dry_run, "read_data": base.read_data,
-                                "forget_broken": base.forget_broken}
-        elif isinstance(base, SnapshotsIn):
-            kwargs["params"], kwargs["exclusive"] = {"adopt": base.adopt}, base.adopt
-        elif isinstance(base, KeyAddIn):
-            kwargs["params"] = {"action": "add"}
-            kwargs["secrets"] = {"new_password": base.new_password}
-        elif action == "keys/list":
-            kwargs["params"] = {"action": "list"}
-        return self._job(self.service.target_job(kind, host=base.host, **kwargs))
+        return self._job(target_requests.queue(
+            self.service, action, target, parse(target_requests.model_of(action), body),
+            USER))
 
     def remove_key(self, target: str, key_id: str, host: str | None) -> Json:
-        return self._job(self.service.target_job(
-            "keys", target=target, host=host, params={"action": "remove", "key_id": key_id},
-            requested_by=USER))
+        from common.jobs import target_requests
+
+        return self._job(target_requests.remove_key(self.service, target, key_id, host, USER))
 
 
 def _json(row: dict[str, Any]) -> Json:

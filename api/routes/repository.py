@@ -17,6 +17,7 @@ from api.schemas import (
     TargetJobIn,
     TargetMigrateIn,
 )
+from common.jobs import target_requests
 
 router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 
@@ -25,9 +26,7 @@ router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 def prune(name: str, body: PruneIn, state: State, user: Admin) -> JobOut:
     """Reclaim the space of data no snapshot references any more. Takes the repository's
     exclusive lock: refused (the job fails, naming the lock) while a backup writes."""
-    job = state.service.target_job("prune", target=name, host=body.host,
-                                   params={"dry_run": body.dry_run}, requested_by=user.name)
-    return job_out(job, state)
+    return job_out(target_requests.queue(state.service, "prune", name, body, user.name), state)
 
 
 @router.post("/migrate", response_model=JobOut, status_code=202)
@@ -37,10 +36,8 @@ def migrate(name: str, body: TargetMigrateIn, state: State, user: Admin) -> JobO
     catalogued as a new backup, read back whole, and with ``delete_source`` forgotten here
     afterwards. Resumable: copies the destination holds already are not made again. The
     job's result is the summary (one item per backup)."""
-    job = state.service.migrate_target(
-        source=name, destination=body.destination, volumes=body.volumes,
-        delete_source=body.delete_source, host=body.host, requested_by=user.name)
-    return job_out(job, state)
+    return job_out(target_requests.queue(state.service, "migrate", name, body, user.name),
+                   state)
 
 
 @router.post("/repair", response_model=JobOut, status_code=202)
@@ -49,18 +46,13 @@ def repair(name: str, body: RepairIn, state: State, user: Admin) -> JobOut:
     pack is read first), then delete those packs; ``result.report`` names lost blobs and
     the snapshots and files needing them (``forget_broken``: rewritten without them).
     Takes the repository's exclusive lock."""
-    job = state.service.target_job(
-        "repair", target=name, host=body.host, requested_by=user.name,
-        params={"dry_run": body.dry_run, "read_data": body.read_data,
-                "forget_broken": body.forget_broken})
-    return job_out(job, state)
+    return job_out(target_requests.queue(state.service, "repair", name, body, user.name), state)
 
 
 @router.post("/stats", response_model=JobOut, status_code=202)
 def stats(name: str, body: TargetJobIn, state: State, user: Operator) -> JobOut:
     """Logical and stored size, deduplication and compression ratios (``result.stats``)."""
-    return job_out(state.service.target_job("stats", target=name, host=body.host,
-                                            requested_by=user.name), state)
+    return job_out(target_requests.queue(state.service, "stats", name, body, user.name), state)
 
 
 @router.post("/snapshots", response_model=JobOut, status_code=202)
@@ -71,38 +63,32 @@ def snapshots(name: str, body: SnapshotsIn, state: State, user: Operator) -> Job
     database); adopting needs the admin role."""
     if body.adopt:
         require_role(user, "admin", "adopting snapshots into the catalog", state)
-    return job_out(state.service.target_job(
-        "snapshots", target=name, host=body.host, params={"adopt": body.adopt},
-        requested_by=user.name, exclusive=body.adopt), state)
+    return job_out(target_requests.queue(state.service, "snapshots", name, body, user.name),
+                   state)
 
 
 @router.post("/unlock", response_model=JobOut, status_code=202)
 def unlock(name: str, body: TargetJobIn, state: State, user: Admin) -> JobOut:
     """Remove stale repository locks (left by workers that died)."""
-    return job_out(state.service.target_job("unlock", target=name, host=body.host,
-                                            requested_by=user.name), state)
+    return job_out(target_requests.queue(state.service, "unlock", name, body, user.name), state)
 
 
 @router.post("/keys/list", response_model=JobOut, status_code=202)
 def list_keys(name: str, body: TargetJobIn, state: State, user: Operator) -> JobOut:
     """The repository's key files (``result.keys``)."""
-    return job_out(state.service.target_job("keys", target=name, host=body.host,
-                                            params={"action": "list"}, requested_by=user.name),
+    return job_out(target_requests.queue(state.service, "keys/list", name, body, user.name),
                    state)
 
 
 @router.post("/keys", response_model=JobOut, status_code=202)
 def add_key(name: str, body: KeyAddIn, state: State, user: Admin) -> JobOut:
     """Add a passphrase (a new key file for the same master key)."""
-    return job_out(state.service.target_job(
-        "keys", target=name, host=body.host, params={"action": "add"}, requested_by=user.name,
-        secrets={"new_password": body.new_password}), state)
+    return job_out(target_requests.queue(state.service, "keys", name, body, user.name), state)
 
 
 @router.delete("/keys/{key_id}", response_model=JobOut, status_code=202)
 def remove_key(name: str, key_id: str, state: State, user: Admin,
                host: str | None = None) -> JobOut:
     """Remove a key file (never the last one, nor the one the workers use)."""
-    return job_out(state.service.target_job(
-        "keys", target=name, host=host, params={"action": "remove", "key_id": key_id},
-        requested_by=user.name), state)
+    return job_out(target_requests.remove_key(state.service, name, key_id, host, user.name),
+                   state)
