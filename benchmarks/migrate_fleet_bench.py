@@ -25,11 +25,15 @@ repository. Each round runs, in a rotating order:
   reports (container stopped → verify done: final backup, in-place sync, verify);
 - ``late``: the worst case the catch-up cannot help — a small write (4 KiB) during the
   pre-copy (so the catch-up has something to apply), then ``fraction`` changed once the
-  catch-up's apply is queued, i.e. after the catch-up's backup and before the cut-over:
-  the cut-over carries all of it. This is the issue's "5 % changed between pre-copy and
-  cut-over", and its downtime is the headline verdict (target: at most 0.25 times
-  ``cold``). Each change is reverted after its migration; a change not complete before
-  the step it must precede (``catchup.backup.1`` / ``cutover.backup``) fails the run.
+  catch-up's backup is done, before the cut-over: the cut-over carries all of it. To
+  make that moment certain, host-b's worker is paused (SIGSTOP) from when the catch-up's
+  backup is seen until the change is written, so the catch-up's apply, and the cut-over
+  after it, cannot start before; the downtime (from the cut-over's stop) does not include
+  the pause, this kind's total time does (not reported). This is the issue's "5 % changed
+  between pre-copy and cut-over", and its downtime is the headline verdict (target: at
+  most 0.25 times ``cold``). Each change is reverted after its migration; a change not
+  complete before the step it must precede (``catchup.backup.1`` / ``cutover.backup``)
+  fails the run.
 
 Before each step an untimed ``sync`` (as ``cli_bench.py`` does), so no step pays for
 writing out the previous one's data; a migration's own flushes (``common.engine.flush``)
@@ -47,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import statistics
 import sys
 import time
@@ -75,10 +80,10 @@ STEPS = ("precopy.backup", "precopy.restore", *(f"catchup.{x}.{n}" for n in (1, 
          "cutover.backup", "cutover.apply", "verify")
 IDLE = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
 KINDS = ("cold", "migrate", "changed", "late")
-#: when each kind changes the source (``fraction``): once this step is queued, and done
-#: before that one is
+#: when each kind changes the source (``fraction``): once this step's job has ended
+#: (``changed``: started), and done before that one is queued
 WHEN = {"changed": ("precopy.restore", "catchup.backup.1"),
-        "late": ("catchup.apply.1", "cutover.backup")}
+        "late": ("catchup.backup.1", "cutover.backup")}
 NOTE = ".bench-app-note"  # the late kind's small write during the pre-copy
 
 
@@ -101,6 +106,7 @@ def migrate(fleet: Fleet, work: Path, i: int, kind: str, fraction: float,
     target = add_target(fleet, f"{kind}-{i}", work / "targets" / f"{kind}-{i}")
     save = work / "mutation"
     changed: dict[str, Any] = {}
+    paused = False
     cpu = cpu_seconds(fleet)
     t0 = time.monotonic()
     with fleet.http as c:
@@ -119,12 +125,16 @@ def migrate(fleet: Fleet, work: Path, i: int, kind: str, fraction: float,
                 if kind == "late" and "precopy.restore" in steps and \
                         not (src / NOTE).exists():
                     (src / NOTE).write_bytes(os.urandom(4096))
-                if kind in WHEN and not changed and WHEN[kind][0] in steps:
+                if kind == "late" and WHEN[kind][0] in steps and not changed:
+                    paused = paused or _pause(fleet, "host-b")
+                if kind in WHEN and not changed and WHEN[kind][0] in (
+                        steps if kind == "changed" else _ended(m)):
                     changed["bytes"] = mutate(src, save, fraction)
                     os.sync()
                     changed["in_time"] = WHEN[kind][1] not in _steps(
                         _get(c, f"/migrations/{mid}"))
-                time.sleep(0.1)
+                    paused = paused and _pause(fleet, "host-b", resume=True)
+                time.sleep(0.1 if not paused else 0.02)
             seconds = time.monotonic() - t0
             cpu = cpu_seconds(fleet) - cpu
             rows = {j["step"]: c.get(f"/jobs/{j['job_id']}").json()
@@ -133,6 +143,8 @@ def migrate(fleet: Fleet, work: Path, i: int, kind: str, fraction: float,
             # the cut-over job's own split: flush (before the stop), stop, final backup
             split = dict((rows["cutover.backup"].get("result") or {}).get("seconds") or {})
         finally:
+            if paused:
+                _pause(fleet, "host-b", resume=True)
             revert(src, save)
             (src / NOTE).unlink(missing_ok=True)
             fleet.docker["host-a"].client().containers.get(APP).start()
@@ -151,6 +163,18 @@ def migrate(fleet: Fleet, work: Path, i: int, kind: str, fraction: float,
 
 def _steps(m: dict[str, Any]) -> set[str]:
     return {j["step"] for p in m["phases"] for j in p["jobs"]}
+
+
+def _ended(m: dict[str, Any]) -> set[str]:
+    return {j["step"] for p in m["phases"] for j in p["jobs"]
+            if j["state"] in ("succeeded", "failed", "cancelled")}
+
+
+def _pause(fleet: Fleet, host: str, resume: bool = False) -> bool:
+    """Freeze (SIGSTOP) ``host``'s worker — its main consumer, where the migration's
+    steps run — or let it go on (SIGCONT); whether it is paused now."""
+    fleet.procs[f"worker-{host}"].send_signal(signal.SIGCONT if resume else signal.SIGSTOP)
+    return not resume
 
 
 def _get(c: httpx.Client, url: str) -> dict[str, Any]:
