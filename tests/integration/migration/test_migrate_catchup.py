@@ -3,7 +3,7 @@ migrate`` drives it: what the application writes during the pre-copy is carried 
 catch-up before the stop (the cut-over's sync then writes nothing) and the destination
 ends equal to the source; no catch-up without a running container; a catch-up whose
 snapshot the target lost fails and rolls back (destination removed, source untouched,
-its container running)."""
+its container running); a cancel during the catch-up rolls back the same way."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from common.db import catalog, jobs
 from common.jobs.embedded import EmbeddedRuntime
+from common.jobs.migrations import MigrationService
 from tests.fixtures.dockerd import busybox_image
 from tests.integration.migration.test_migrate_embedded import _migrate, _volume, runtime
 from tests.treecmp import compare_trees
@@ -108,6 +109,31 @@ def test_a_catch_up_that_fails_rolls_back_and_leaves_the_source_running(
         names = [v.name for v in docker_host_a.client().volumes.list()]
         assert "cu-lost-copy" not in names and "cu-lost" in names
         assert (src / "new.bin").stat().st_size == 300_000  # the source as the app left it
+        app.reload()
+        assert app.status == "running"
+    finally:
+        app.remove(force=True)
+
+
+def test_a_cancel_during_the_catch_up_rolls_back_without_stopping_anything(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    src = _volume(docker_host_a, "cu-cx", files=8)
+    app = _idle(docker_host_a, "cu-cx-app", "cu-cx")
+    service = MigrationService(runtime.service)
+    write = _write_during_the_pre_copy(src)
+
+    def cancel(step: str, m: Any) -> None:
+        write(step, m)
+        if step == "catchup.apply.1":
+            service.cancel(migration_id=m.id, requested_by="tester")
+
+    try:
+        done = _migrate(runtime, observer=cancel, volume="cu-cx", to_host="laptop",
+                        to_volume="cu-cx-copy")
+        assert done["state"] == "cancelled", done
+        steps = [j["step"] for p in done["phases"] for j in p["jobs"]]
+        assert "cutover.backup" not in steps and "rollback.start_containers" not in steps
+        assert "cu-cx-copy" not in [v.name for v in docker_host_a.client().volumes.list()]
         app.reload()
         assert app.status == "running"
     finally:
