@@ -141,7 +141,7 @@ def markdown(v: dict[str, Any]) -> str:
              f"finished {v['finished_at'] or '-'}",
              f"- downtime: {_secs(v['downtime_seconds'])}, verify: "
              f"{v['verify_outcome'] or '-'}",
-             f"- catch-up: {_catchup(v['report']['catchup'])}"]
+             f"- catch-up: {catchup_text(v['report']['catchup'])}"]
     if v["reason"]:
         lines.append(f"- reason: {v['reason']}")
     lines += ["", "## Phases", "", "| phase | state | started | finished | bytes | jobs |",
@@ -158,7 +158,8 @@ def markdown(v: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _catchup(c: dict[str, Any]) -> str:
+def catchup_text(c: dict[str, Any]) -> str:
+    """The catch-up rounds in one line (the Markdown report, the CLI)."""
     parts = []
     for r in c.get("rounds") or []:
         done = r.get("apply")
