@@ -11,7 +11,7 @@ import { badge, bytes, duration, errorBox, fill, h, link, mark, parseTime, progr
 export const ACTIVE = new Set(["queued", "running"]);
 export const migHref = id => `#/migrations/${encodeURIComponent(id)}`;
 export const mdHref = id => `/api/v1/migrations/${encodeURIComponent(id)}/report?format=md`;
-const PHASES = ["validate", "pre-copy", "cut-over", "verify", "finish"];
+const PHASES = ["validate", "pre-copy", "catch-up", "cut-over", "verify", "finish"];
 const POLL_MS = 1000;
 
 const endpoint = e => `${e.host}/${e.volume}`;
@@ -125,7 +125,10 @@ export function followMigration(box, id, ctx, { onEnd } = {}) {
 
 function phasesTable(m, live) {
   const seen = new Map(m.phases.map(p => [p.name, p]));
-  const names = [...PHASES.filter(p => p !== "finish" || m.remove_source || seen.has(p)),
+  // the catch-up (rounds of the running source copied again) only where it ran: the
+  // report's catchup.ended says why not otherwise
+  const names = [...PHASES.filter(p => (p !== "finish" || m.remove_source || seen.has(p))
+    && (p !== "catch-up" || seen.has(p))),
     ...(seen.has("rollback") ? ["rollback"] : [])];
   const rows = names.map(n => seen.get(n) || { name: n, state: ACTIVE.has(m.state) ? "waiting" : "skipped", jobs: [] });
   return table([
@@ -136,6 +139,11 @@ function phasesTable(m, live) {
     ["jobs", p => p.jobs.map((j, i) => [i ? ", " : "", link(jobHref({ id: j.job_id }), j.step), ` (${j.state})`])],
   ], rows, { caption: "Phases", rowAttrs: p => ({ "data-phase": p.name, "data-state": p.state }) });
 }
+
+// The catch-up rounds: what each carried (or that it found nothing), then why no more ran.
+const catchupText = c => [...(c.rounds || []).map(x => `round ${x.round}: ${bytes(x.bytes_read || 0)} changed, `
+  + (x.apply ? `applied (${x.apply.files_written} files)` : "apply skipped")), c.ended]
+  .filter(Boolean).join("; ") || "—";
 
 // The report: what moved where, how long the application was down, the verify, the
 // phases, the checks, the backups it made, what to do next; the Markdown page linked.
@@ -156,6 +164,7 @@ export function reportView(m, ctx, onRollback) {
     ["backups", [["pre-copy", r.precopy_backup_id], ["final", r.final_backup_id], ["safety", r.safety_backup_id]]
       .filter(([, b]) => b).map(([k, b]) => h("span", {}, `${k} `, h("code", {}, b), " ")) ],
     ["containers stopped", (r.containers_stopped || []).map(c => c.name || c).join(", ") || "none"],
+    ["catch-up", catchupText(r.catchup || {})],
   ];
   const rollbackBox = h("div", { "aria-live": "polite" });
   const rollback = ok && ctx.can("admin")

@@ -9,7 +9,9 @@ migration after a crash. One process drives a migration at a time (a lease named
 ``coordinator_loop``) and, embedded, in the ``volkeeper migrate`` command itself.
 
 Forward steps: ``precopy.backup`` (source host) → ``precopy.restore`` (destination host,
-the new volume with its driver and options) → ``cutover.backup`` (source: stop the
+the new volume with its driver and options) → catch-up rounds ``catchup.backup.N`` (source,
+still running) and ``catchup.apply.N`` (destination: in-place sync) where they shorten a
+downtime (``migration_catchup``) → ``cutover.backup`` (source: stop the
 containers with ``--cutover stop``, final incremental backup) → ``cutover.apply``
 (destination: in-place sync) → ``verify`` (destination vs the final snapshot) →
 ``finish.retire`` (``--remove-source`` only). A step that fails (or a cancel) turns the

@@ -12,6 +12,7 @@ from typing import Any
 from common.db import Job, jobs
 from common.db.migration_rows import Migration
 from common.errors import VolkeeperError
+from common.jobs import migration_catchup as catchup
 from common.jobs.names import MIGRATION_LABEL, TASK_MIGRATION_STEP
 from common.jobs.operations import OperationsService
 
@@ -53,6 +54,21 @@ def _recreating(m: Migration) -> bool:
     return bool(report_of(m, "recreate_containers") and report_of(m, "containers_stopped"))
 
 
+def _catchup_round(n: int) -> tuple[Step, Step]:
+    """Round N of the catch-up (``migration_catchup``): the running source backed up,
+    then, if it changed, that snapshot synced onto the destination."""
+    return (
+        Step(f"catchup.backup.{n}", "catch-up", lambda m: catchup.backup_due(m, n),
+             lambda ops, m: queue_step(
+                 ops, m, "migration-catchup", host=m.source_host, volume=m.source_volume,
+                 target=m.via, params={"since": catchup.since(m, n), "round": n})),
+        Step(f"catchup.apply.{n}", "catch-up", lambda m: catchup.apply_due(m, n),
+             lambda ops, m: queue_step(
+                 ops, m, "migration-sync", host=m.dest_host, volume=m.dest_volume,
+                 backup_id=catchup.backup_of(m, n),
+                 params={"create": create_options(m), "round": n})))
+
+
 FORWARD = (
     Step("precopy.backup", "pre-copy", lambda m: True, lambda ops, m: ops.submit_backup(
         volume=m.source_volume, host=m.source_host, target=m.via, fmt="repo",
@@ -61,6 +77,7 @@ FORWARD = (
         backup_id=report_of(m, "precopy_backup_id"), into=m.dest_volume, host=m.dest_host,
         requested_by=actor(m), mode="new", stop_containers=False,
         create=create_options(m), record_for=m.id)),
+    *(step for n in range(1, catchup.ROUNDS + 1) for step in _catchup_round(n)),
     Step("cutover.backup", "cut-over", lambda m: True, lambda ops, m: queue_step(
         ops, m, "cutover", host=m.source_host, volume=m.source_volume, target=m.via,
         params={"stop": m.cutover == "stop"})),
@@ -135,6 +152,8 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
     r = job.result or {}
     if step == "precopy.backup":
         return {"precopy_backup_id": job.backup_id}
+    if step.startswith("catchup."):
+        return catchup.absorb(m, step, job)
     if step == "cutover.backup":
         return {"final_backup_id": job.backup_id,
                 "containers_stopped": r.get("containers_stopped") or [],

@@ -3,13 +3,14 @@ works on, as an ordinary job (progress, heartbeat, cancel, recovery). The migrat
 coordinator (``migration_flow``) queues them beside ordinary backup and restore jobs.
 
 Kinds: ``migration-check`` (a quick task: one side's validation), ``cutover`` (stop the
-source's containers, the final backup; they stay stopped), ``migration-sync`` (apply the
-final snapshot to the destination), ``migration-verify`` (the drill's comparison of the
-destination with the final snapshot), ``migration-retire`` (``--remove-source``: a pinned
-backup of the source, then the source removed), ``migration-remove`` (a rollback removes
-the destination it created), ``migration-start`` (start the stopped containers again),
-``migration-exists`` (is the source still there, after a ``migration-retire`` that did
-not finish)."""
+source's containers, the final backup; they stay stopped), ``migration-catchup`` (a
+catch-up round's backup of the running source, compared with the snapshot before it),
+``migration-sync`` (apply a catch-up's or the final snapshot to the destination),
+``migration-verify`` (the drill's comparison of the destination with the final
+snapshot), ``migration-retire`` (``--remove-source``: a pinned backup of the source, then
+the source removed), ``migration-remove`` (a rollback removes the destination it
+created), ``migration-start`` (start the stopped containers again), ``migration-exists``
+(is the source still there, after a ``migration-retire`` that did not finish)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from common.db.models import Job
 from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
+from common.engine.catchup import catchup_backup
 from common.engine.flush import flushing
 from common.engine.records import StoredBackup
 from common.engine.repo_verify import Seen
@@ -72,6 +74,22 @@ def cutover(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             on_stopping=lambda cs: record.containers_stopping(ctx, job.id, cs))
     backup_id = record.backup(ctx, job, done.backup)
     record.containers_started(ctx, job.id)  # the migration owns them now (its record)
+    return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
+
+
+def catchup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """A catch-up round: back the source up while it runs (nothing stopped), compared
+    with ``params.since`` (the backup before it): the coordinator applies it only when
+    something changed (``migration_plan``)."""
+    assert job.target is not None
+    with ctx.db.session() as s:
+        since = StoredBackup.from_row(catalog.get_backup(s, str(job.params["since"])))
+    tracker.set_phase(f"catch-up round {job.params.get('round', 1)}")
+    with ctx.open_target(job.target) as backend:
+        done = catchup_backup(ctx.docker, backend, host=job.host, volume=job.volume,
+                              job_id=job.id, tracker=tracker,
+                              settings=ctx.settings_for(job.target), since=since)
+    backup_id = record.backup(ctx, job, done.backup)
     return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
 
 
@@ -276,7 +294,8 @@ def start(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     return Outcome({"started": started})
 
 
-BODIES = {"migration-check": check, "cutover": cutover, "migration-sync": sync,
+BODIES = {"migration-check": check, "cutover": cutover, "migration-catchup": catchup,
+          "migration-sync": sync,
           "migration-verify": verify, "migration-retire": retire,
           "migration-remove": remove, "migration-start": start,
           "migration-recreate": recreate, "migration-exists": exists,

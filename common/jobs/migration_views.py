@@ -10,25 +10,30 @@ from sqlalchemy.orm import Session
 
 from common.db import Job
 from common.db.migration_rows import Migration
+from common.jobs import migration_catchup
 from common.jobs.migration_plan import FORWARD, ROLLBACK
 
 if TYPE_CHECKING:
     from common.jobs.migration_inputs import MigrationIn
 
-PHASES = ("pre-copy", "cut-over", "verify", "finish", "rollback")
+PHASES = ("pre-copy", "catch-up", "cut-over", "verify", "finish", "rollback")
 #: the step names of each phase (``migration_flow``)
 STEP_PHASE = {s.name: s.phase for s in (*FORWARD, *ROLLBACK)}
 #: the result field that says how many bytes a child job moved
 _BYTES = ("bytes_fetched", "bytes_restored", "stored_bytes")
 
 
-def plan(body: MigrationIn, host: str, to_volume: str, via: str) -> str:
+def plan(body: MigrationIn, host: str, to_volume: str, via: str,
+         running: list[str] | None = None) -> str:
     dest = f"{body.to_host}/{to_volume} (driver {body.driver}" + (
         ", " + ", ".join(f"{k}={v}" for k, v in sorted(body.driver_opts.items()))
         if body.driver_opts else "") + ")"
     stop = ("stop the containers using it, " if body.cutover == "stop" else "")
+    # the catch-up rounds' rule (``migration_catchup.skipped``), from the validation
+    again = ("copy again what it wrote meanwhile (catch-up rounds, up to "
+             f"{migration_catchup.ROUNDS}); " if body.cutover == "stop" and running else "")
     return (f"copy {host}/{body.volume} to {dest} through target {via} while it runs; "
-            f"then {stop}copy what changed, verify the destination against the final "
+            f"{again}then {stop}copy what changed, verify the destination against the final "
             "snapshot" + (", and remove the source (after a pinned backup)"
                           if body.remove_source else "; the source is kept"))
 
@@ -75,6 +80,7 @@ def view(s: Session, m: Migration) -> dict[str, Any]:
     rep = dict(m.report or {})
     rep.pop("absorbed", None)
     rep.pop("waiting", None)
+    rep["catchup"] = migration_catchup.summary(m)
     return {
         "id": m.id, "state": m.state, "requested_by": m.requested_by,
         "source": {"host": m.source_host, "volume": m.source_volume},
@@ -134,7 +140,8 @@ def markdown(v: dict[str, Any]) -> str:
              f"- requested by: {v['requested_by'] or '-'}, created {v['created_at']}, "
              f"finished {v['finished_at'] or '-'}",
              f"- downtime: {_secs(v['downtime_seconds'])}, verify: "
-             f"{v['verify_outcome'] or '-'}"]
+             f"{v['verify_outcome'] or '-'}",
+             f"- catch-up: {catchup_text(v['report']['catchup'])}"]
     if v["reason"]:
         lines.append(f"- reason: {v['reason']}")
     lines += ["", "## Phases", "", "| phase | state | started | finished | bytes | jobs |",
@@ -149,6 +156,22 @@ def markdown(v: dict[str, Any]) -> str:
     if v["next_steps"]:
         lines += ["", "## Next steps", ""] + [f"- {s}" for s in v["next_steps"]]
     return "\n".join(lines) + "\n"
+
+
+def catchup_text(c: dict[str, Any]) -> str:
+    """The catch-up rounds in one line (the Markdown report, the CLI)."""
+    parts = []
+    for r in c.get("rounds") or []:
+        done = r.get("apply")
+        mib = int(r.get("bytes_read") or 0) / (1 << 20)
+        parts.append(f"round {r['round']}: {r['files_read']} files / {mib:.1f} MiB changed, "
+                     + (f"applied ({done.get('files_written')} files, "
+                        f"{int(done.get('bytes_fetched') or 0)} bytes fetched)" if done
+                        else f"apply skipped ({r['apply_skipped']})" if "apply_skipped" in r
+                        else "apply not done"))
+    if c.get("ended"):
+        parts.append(str(c["ended"]))
+    return "; ".join(parts) or "-"
 
 
 def _secs(x: float | None) -> str:

@@ -95,7 +95,8 @@ class MigrationService:
         via = body.via or self._default_via()
         checks, source = self._validate(body, host, to_volume, via)
         return Checked(body, host, to_volume, via, checks, source,
-                       migration_views.plan(body, host, to_volume, via))
+                       migration_views.plan(body, host, to_volume, via,
+                                            source.get("running")))
 
     def record(self, c: Checked, requested_by: str | None, batch: str | None = None,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
         assert done["verify_outcome"] == "passed"
         assert done["downtime_seconds"] is not None and done["downtime_seconds"] >= 0
         assert [p["name"] for p in done["phases"]] == [
-            "validate", "pre-copy", "cut-over", "verify"]
+            "validate", "pre-copy", "catch-up", "cut-over", "verify"]
         writer.reload()
         assert writer.status == "exited"  # stopped for the cut-over, left stopped
         vol = docker_host_a.client().volumes.get("mig-dst")

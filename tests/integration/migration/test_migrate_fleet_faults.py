@@ -26,6 +26,7 @@ from tests.integration.migration.test_migrate_fleet import (
     FINAL,
     _running,
     _start,
+    _start_unseen,
     _wait,
     _writer,
 )
@@ -163,8 +164,8 @@ def test_the_destination_host_lost_in_the_cut_over_restarts_the_source_at_once(
     try:
         restart(fleet, "host-b", VOLKEEPER_BANDWIDTH_LIMIT=SLOW)
         fleet.wait_volume("host-a", name)
-        m = _start(fleet, {"volume": name, "host": "host-a", "to_host": "host-b",
-                           "via": "s3"})
+        m = _start_unseen(fleet, app, {"volume": name, "host": "host-a",
+                                       "to_host": "host-b", "via": "s3"})
         _wait(fleet, m["id"], _running("precopy.restore"), timeout=90)
         _grow(src)
         contents = _contents(src)

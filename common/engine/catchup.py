@@ -1,0 +1,63 @@
+"""A migration's catch-up round (``common.jobs.migration_plan``): while the application
+still runs, an incremental backup of the source after the pre-copy (or the previous
+round), compared with that snapshot, so the coordinator knows whether there is anything
+to apply to the destination before the cut-over's stop and how much.
+
+``catchup_backup`` stores the snapshot as any backup does (the repository's incremental
+walk: only files whose stat changed since the parent are read) and then loads both
+snapshots: the same root tree id and root directory entry mean nothing changed (a tree
+id covers every entry's metadata and content below it, ``repository.core.tree``), so the
+round's apply can be skipped. ``bytes_read``/``files_read`` (the snapshot's counters of
+what the walk had to read) are the size of the round's delta: what the cut-over would
+otherwise have to read while the application is stopped."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from common.config import Settings
+from common.docker import DockerHost
+from common.engine.backup import backup_volume
+from common.engine.records import BackupOutcome, StoredBackup
+from common.engine.repo import load_backup
+from common.formats import REPO_FORMAT
+from common.progress import ProgressTracker
+from common.repository import ids
+from common.repository.core.snapshot import load_snapshot
+from common.storage.base import Backend
+
+
+@dataclass
+class Catchup:
+    """A catch-up round's backup and how it differs from the snapshot before it."""
+
+    backup: BackupOutcome
+    changed: bool
+    files_read: int
+    bytes_read: int
+    seconds: float
+
+    def as_result(self) -> dict[str, Any]:
+        return self.backup.as_result() | {"changed": self.changed,
+                                          "files_read": self.files_read,
+                                          "bytes_read": self.bytes_read,
+                                          "seconds": self.seconds}
+
+
+def catchup_backup(docker: DockerHost, backend: Backend, *, host: str, volume: str,
+                   job_id: str, tracker: ProgressTracker, settings: Settings,
+                   since: StoredBackup) -> Catchup:
+    """Back ``volume`` up (no stop) and compare the snapshot with ``since`` (the pre-copy's
+    or the previous round's)."""
+    began = time.monotonic()
+    out = backup_volume(docker, backend, host=host, volume=volume, fmt=REPO_FORMAT,
+                        job_id=job_id, tracker=tracker, settings=settings)
+    tracker.set_phase("comparing with the previous snapshot")
+    repo, before = load_backup(backend, since, settings)
+    now = load_snapshot(repo, ids.parse_id(out.snapshot_id))
+    return Catchup(out, changed=(now.tree, now.root) != (before.tree, before.root),
+                   files_read=now.stats.files_read, bytes_read=now.stats.bytes_read,
+                   seconds=round(time.monotonic() - began, 3))
+
