@@ -1,0 +1,169 @@
+"""A/B benchmark of a migration's destination-side steps (issue 14), in-process.
+
+    python benchmarks/writeback_bench.py [--size 1G] [--repeat 3] [--fraction 0.05] \
+        [--workdir /var/tmp/vkwriteback] [--only precopy|verify]
+
+On the mixed dataset (``dataset.py``) backed up into a local encrypted repository (S1;
+then ``fraction`` of its bytes changed and backed up again, S2; the change reverted).
+Interleaved, in a rotating order, each arm into a new directory (nothing deleted until
+the end: ext4 creates files slowly after a mass delete), an untimed ``os.sync()`` before
+each step:
+
+precopy (the ``precopy.restore`` job: a migration's restore plus ``record_restored``):
+
+- ``cold``: ``restore_snapshot`` of S1 alone (a plain restore: the baseline, unchanged);
+- ``record``: the restore, then the record (``compare_tree(written=True)``) beside a
+  flush of the file system (``flushing``), as before this change;
+- ``overlap``: the same with a writeback thread (``flush.writing_back``) beside the
+  restore.
+
+verify (the cut-over's apply and the verify, 5 % changed): S1 restored and recorded
+(untimed), S2 synced in place (``sync_snapshot``, timed), then the verify
+(``compare_tree(trusted=…)``, timed) trusting ``pre``: the pre-copy's record only, or
+``synced``: the record with the sync's own (``sync_record``) merged in.
+
+Timing is in-process, like a long-lived worker (the repository opened and its index
+loaded before the clock starts). Prints medians and per-repeat values; the process's CPU
+seconds (user + sys, threads and restore worker processes included) beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from dataset import ensure, mutate, parse_size, revert  # noqa: E402
+from procs import Deleter, fresh_dir, machine  # noqa: E402
+
+PASSWORD = "vkwriteback-bench"
+
+
+def cpu() -> float:
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    os.sync()
+    c, t = cpu(), time.monotonic()
+    out = fn()
+    return time.monotonic() - t, cpu() - c, out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", default="1G")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--fraction", type=float, default=0.05)
+    p.add_argument("--workdir", default="/var/tmp/vkwriteback")
+    p.add_argument("--only", choices=("precopy", "verify"))
+    p.add_argument("--interval", type=float, default=None,
+                   help="the writeback thread's interval (default: flush.WRITEBACK_INTERVAL)")
+    args = p.parse_args()
+
+    from common.engine.flush import flushing, writing_back
+    from common.engine.tree_compare import Seen, compare_tree, sync_record
+    from common.progress import NullTracker
+    from common.repository import init_repository, open_repository
+    from common.repository.backup.archiver import backup_directory
+    from common.repository.core.keys import KdfParams
+    from common.repository.restore.restorer import restore_snapshot
+    from common.repository.restore.sync import sync_snapshot
+    from common.storage.local import LocalBackend
+
+    work = Path(args.workdir)
+    info = ensure(work / f"data-{args.size}", parse_size(args.size))
+    print(f"dataset: {info.describe()}; {machine()}", flush=True)
+    data = Path(info.root)
+    store = fresh_dir(work / "repo")
+    init_repository(LocalBackend(str(store)), PASSWORD, kdf=KdfParams(2**14, 8, 1))
+    repo = open_repository(LocalBackend(str(store)), PASSWORD)
+    s1 = backup_directory(repo, data, host="bench", volume="vol")
+    save = work / "mutation"
+    Deleter.remove([save])
+    try:
+        mutate(data, save, args.fraction)
+        s2 = backup_directory(repo, data, host="bench", volume="vol", parent=s1)
+    finally:
+        revert(data, save)
+    repo.load_index()
+    repo.index.flush()
+    runs: dict[str, list[tuple[float, float]]] = {}
+    made: list[Path] = []
+    n = 0
+
+    def new_dir() -> Path:
+        nonlocal n
+        n += 1
+        d = work / f"out-{n}"
+        Deleter.remove([d])
+        d.mkdir(parents=True)
+        made.append(d)
+        return d
+
+    def record(d: Path, seen: Seen) -> None:
+        with flushing([d]):
+            compare_tree(repo, s1, d, NullTracker(), seen=seen, written=True)
+
+    def precopy(arm: str) -> None:
+        d = new_dir()
+
+        def go() -> None:
+            if arm == "overlap":
+                with writing_back(lambda: [d], *([args.interval] if args.interval else [])):
+                    restore_snapshot(repo, s1, d)
+            else:
+                restore_snapshot(repo, s1, d)
+            if arm != "cold":
+                record(d, {})
+        wall, c, _ = timed(go)
+        runs.setdefault(arm, []).append((wall, c))
+        print(f"  {arm}: {wall:.2f} s (cpu {c:.2f})", flush=True)
+
+    def verify() -> None:
+        d = new_dir()
+        seen: Seen = {}
+        restore_snapshot(repo, s1, d)
+        record(d, seen)
+        wall, c, stats = timed(lambda: sync_snapshot(repo, s2, d, in_place=True))
+        runs.setdefault("sync", []).append((wall, c))
+        merged = dict(seen)
+        sync_record(d, stats, merged)
+        for arm, trusted in (("pre", seen), ("synced", merged)):
+            wall, c, rep = timed(lambda t=trusted: compare_tree(  # type: ignore[misc]
+                repo, s2, d, NullTracker(), trusted=t))
+            assert rep.ok, rep.problems[:3]
+            runs.setdefault(f"verify-{arm}", []).append((wall, c))
+            print(f"  verify trusting {arm}: {wall:.2f} s (cpu {c:.2f}); "
+                  f"{stats.files_written} files written by the sync", flush=True)
+
+    arms = ["cold", "record", "overlap"]
+    try:
+        for i in range(args.repeat):
+            if args.only != "verify":
+                k = i % len(arms)
+                for arm in arms[k:] + arms[:k]:
+                    precopy(arm)
+            if args.only != "precopy":
+                verify()
+    finally:
+        Deleter.remove(made)
+    print(f"\nload {os.getloadavg()}")
+    for arm, v in runs.items():
+        print(f"{arm}: median {statistics.median(w for w, _ in v):.2f} s, cpu "
+              f"{statistics.median(c for _, c in v):.2f} s; runs "
+              + ", ".join(f"{w:.2f}" for w, _ in v))
+
+
+if __name__ == "__main__":
+    main()
