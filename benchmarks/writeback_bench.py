@@ -53,6 +53,14 @@ def cpu() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
+def dirty_mib() -> float:
+    """Dirty and under-writeback page cache (MiB), from /proc/meminfo."""
+    with open("/proc/meminfo") as f:
+        kib = sum(int(line.split()[1]) for line in f
+                  if line.startswith(("Dirty:", "Writeback:")))
+    return kib / 1024
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     os.sync()
     c, t = cpu(), time.monotonic()
@@ -67,6 +75,8 @@ def main() -> None:
     p.add_argument("--fraction", type=float, default=0.05)
     p.add_argument("--workdir", default="/var/tmp/vkwriteback")
     p.add_argument("--only", choices=("precopy", "verify"))
+    p.add_argument("--arms", default="cold,record,overlap",
+                   help="the precopy arms to run (comma-separated)")
     p.add_argument("--interval", type=float, default=None,
                    help="the writeback thread's interval (default: flush.WRITEBACK_INTERVAL)")
     args = p.parse_args()
@@ -117,18 +127,28 @@ def main() -> None:
 
     def precopy(arm: str) -> None:
         d = new_dir()
+        split: dict[str, float] = {}
 
         def go() -> None:
+            t = time.monotonic()
             if arm == "overlap":
                 with writing_back(lambda: [d], *([args.interval] if args.interval else [])):
                     restore_snapshot(repo, s1, d)
             else:
                 restore_snapshot(repo, s1, d)
+            split["restore"] = time.monotonic() - t
+            split["dirty_mib"] = dirty_mib()
             if arm != "cold":
+                t = time.monotonic()
                 record(d, {})
+                split["record"] = time.monotonic() - t
         wall, c, _ = timed(go)
         runs.setdefault(arm, []).append((wall, c))
-        print(f"  {arm}: {wall:.2f} s (cpu {c:.2f})", flush=True)
+        for k in ("restore", "record"):
+            if k in split:
+                runs.setdefault(f"{arm}.{k}", []).append((split[k], 0.0))
+        print(f"  {arm}: {wall:.2f} s (cpu {c:.2f}; "
+              + ", ".join(f"{k} {v:.2f}" for k, v in split.items()) + ")", flush=True)
 
     def verify() -> None:
         d = new_dir()
@@ -147,7 +167,7 @@ def main() -> None:
             print(f"  verify trusting {arm}: {wall:.2f} s (cpu {c:.2f}); "
                   f"{stats.files_written} files written by the sync", flush=True)
 
-    arms = ["cold", "record", "overlap"]
+    arms = args.arms.split(",")
     try:
         for i in range(args.repeat):
             if args.only != "verify":
