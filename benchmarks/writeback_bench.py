@@ -14,8 +14,9 @@ precopy (the ``precopy.restore`` job: a migration's restore plus ``record_restor
 - ``cold``: ``restore_snapshot`` of S1 alone (a plain restore: the baseline, unchanged);
 - ``record``: the restore, then the record (``compare_tree(written=True)``) beside a
   flush of the file system (``flushing``), as before this change;
-- ``overlap``: the same with a writeback thread (``flush.writing_back``) beside the
-  restore.
+- ``overlap`` (``overlap:SECONDS``): the same with a writeback thread beside the restore
+  (``writing_back`` below: ``syncfs`` every SECONDS, default 1) — an experiment, not in
+  the product: it did not pay off here (benchmarks/RESULTS.md, session 11).
 
 verify (the cut-over's apply and the verify, 5 % changed): S1 restored and recorded
 (untimed), S2 synced in place (``sync_snapshot``, timed), then the verify
@@ -30,12 +31,14 @@ seconds (user + sys, threads and restore worker processes included) beside them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,30 @@ PASSWORD = "vkwriteback-bench"
 def cpu() -> float:
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+@contextlib.contextmanager
+def writing_back(paths: Callable[[], Iterable[Path]], interval: float) -> Iterator[None]:
+    """The experiment: while the block runs, a thread flushes the file systems of
+    ``paths()`` (``flush.flush_filesystems``: ``syncfs``) every ``interval`` seconds, so
+    what the block writes goes to disk while it still writes."""
+    from common.engine.flush import flush_filesystems
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            flush_filesystems(paths())
+            stop.wait(max(0.0, interval - (time.monotonic() - began)))
+
+    thread = threading.Thread(target=loop, name="writeback", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def dirty_mib() -> float:
@@ -76,12 +103,13 @@ def main() -> None:
     p.add_argument("--workdir", default="/var/tmp/vkwriteback")
     p.add_argument("--only", choices=("precopy", "verify"))
     p.add_argument("--arms", default="cold,record,overlap",
-                   help="the precopy arms to run (comma-separated)")
+                   help="the precopy arms to run (comma-separated; overlap:SECONDS: "
+                   "the writeback thread's interval)")
     p.add_argument("--interval", type=float, default=None,
-                   help="the writeback thread's interval (default: flush.WRITEBACK_INTERVAL)")
+                   help="the overlap arm's writeback interval (default 1 s)")
     args = p.parse_args()
 
-    from common.engine.flush import flushing, writing_back
+    from common.engine.flush import flushing
     from common.engine.tree_compare import Seen, compare_tree, sync_record
     from common.progress import NullTracker
     from common.repository import init_repository, open_repository
@@ -131,8 +159,9 @@ def main() -> None:
 
         def go() -> None:
             t = time.monotonic()
-            if arm == "overlap":
-                with writing_back(lambda: [d], *([args.interval] if args.interval else [])):
+            if arm.startswith("overlap"):  # "overlap" or "overlap:SECONDS"
+                every = float(arm.partition(":")[2] or args.interval or 1.0)
+                with writing_back(lambda: [d], every):
                     restore_snapshot(repo, s1, d)
             else:
                 restore_snapshot(repo, s1, d)

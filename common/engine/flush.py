@@ -7,10 +7,7 @@ own writes. Measured on one host: an idle container stopped in 0.14-0.19 s, and 
 0.35-0.94 s with 1.2 GB of freshly written data not yet on disk. ``flush_filesystems``
 (``syncfs(2)`` per file system) does that writeback while the containers still run, so
 the stop that follows waits only for what was written since. ``flushing`` does it in a
-thread beside other work (a walk that mostly reads cached metadata). ``writing_back``
-repeats the flush in a thread while a block writes (a migration's pre-copy restore), so
-the writeback runs beside the restore instead of after it (the kernel itself starts only
-at ``vm.dirty_background_ratio`` of memory or after ``dirty_expire_centisecs``).
+thread beside other work (a walk that mostly reads cached metadata).
 """
 
 from __future__ import annotations
@@ -20,8 +17,7 @@ import ctypes
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -64,37 +60,4 @@ def flushing(paths: Iterable[Path | None]) -> Iterator[None]:
     try:
         yield
     finally:
-        thread.join()
-
-
-#: ``writing_back``: how long its thread waits between two flushes (a flush that found
-#: little to write returns at once)
-WRITEBACK_INTERVAL = 0.2
-
-
-@contextlib.contextmanager
-def writing_back(paths: Callable[[], Iterable[Path | None]],
-                 interval: float = WRITEBACK_INTERVAL) -> Iterator[None]:
-    """While the block runs, a thread flushes the file systems of ``paths()`` (asked again
-    each time: a volume the block creates appears part-way) every ``interval`` seconds,
-    so what the block writes goes to disk while it still writes. The block's end stops
-    the thread (waiting for a flush under way) without a last flush: follow it with
-    ``flushing``/``flush_filesystems`` where durability matters."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            began = time.monotonic()
-            try:
-                flush_filesystems(paths())
-            except Exception as e:  # noqa: BLE001 - a flush only saves time later
-                log.debug("writeback flush failed: %s", e)
-            stop.wait(max(0.0, interval - (time.monotonic() - began)))
-
-    thread = threading.Thread(target=loop, name="writeback", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
         thread.join()
