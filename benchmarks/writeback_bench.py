@@ -21,7 +21,8 @@ precopy (the ``precopy.restore`` job: a migration's restore plus ``record_restor
 verify (the cut-over's apply and the verify, 5 % changed): S1 restored and recorded
 (untimed), S2 synced in place (``sync_snapshot``, timed), then the verify
 (``compare_tree(trusted=…)``, timed) trusting ``pre``: the pre-copy's record only, or
-``synced``: the record with the sync's own (``sync_record``) merged in.
+``synced``: the record with the sync's own (``sync_record``) merged in (the two in
+alternating order).
 
 Timing is in-process, like a long-lived worker (the repository opened and its index
 loaded before the clock starts). Prints medians and per-repeat values; the process's CPU
@@ -187,8 +188,11 @@ def main() -> None:
         wall, c, stats = timed(lambda: sync_snapshot(repo, s2, d, in_place=True))
         runs.setdefault("sync", []).append((wall, c))
         merged = dict(seen)
+        t = time.monotonic()
         sync_record(d, stats, merged)
-        for arm, trusted in (("pre", seen), ("synced", merged)):
+        runs.setdefault("sync_record", []).append((time.monotonic() - t, 0.0))
+        both = [("pre", seen), ("synced", merged)]
+        for arm, trusted in both if len(runs["sync"]) % 2 else both[::-1]:
             wall, c, rep = timed(lambda t=trusted: compare_tree(  # type: ignore[misc]
                 repo, s2, d, NullTracker(), trusted=t))
             assert rep.ok, rep.problems[:3]
