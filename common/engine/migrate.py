@@ -33,7 +33,7 @@ from common.engine.access import direct_path
 from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
 from common.engine.flush import flush_filesystems
-from common.engine.records import BackupOutcome, Check, StoredBackup
+from common.engine.records import BackupOutcome, Check, StoredBackup, space_check
 from common.engine.repo_verify import Seen, compare_backup
 from common.engine.restore import restore_backup
 from common.engine.sizing import scan_tree
@@ -84,7 +84,9 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
 def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[str, str],
                       need_bytes: int | None, settings: Settings,
                       images: list[str] | None = None) -> dict[str, Any]:
-    """The destination side: the name free, the driver and its options, free space; with
+    """The destination side: the name free, the driver and its options, free space
+    (against ``need_bytes``, or only measured when that is None: ``free_bytes`` and
+    ``free_at`` say what was found, for a caller that learns the need later); with
     ``images`` (containers to recreate here) that this host has them."""
     checks: list[Check] = []
     try:
@@ -99,10 +101,11 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
     checks += usable
     if all(c.ok for c in usable) and opts:  # (a network mount could hang the probe)
         checks.append(_probe(docker, driver, opts))
-    checks.append(_check_space(docker, driver, opts, need_bytes))
+    space, free, where = _check_space(docker, driver, opts, need_bytes)
+    checks.append(space)
     if images:
         checks.append(_check_images(docker, images))
-    return {"checks": _checks(*checks)}
+    return {"checks": _checks(*checks), "free_bytes": free, "free_at": where}
 
 
 def _check_images(docker: DockerHost, images: list[str]) -> Check:
@@ -190,7 +193,9 @@ def _probe(docker: DockerHost, driver: str, opts: dict[str, str]) -> Check:
 
 
 def _check_space(docker: DockerHost, driver: str, opts: dict[str, str],
-                 need: int | None) -> Check:
+                 need: int | None) -> tuple[Check, int | None, str]:
+    """The free-space check, and the free bytes and where they were measured (None, ""
+    when the destination's storage is not visible here)."""
     where: Path | None = None
     if driver == "local" and not opts:
         root = docker.root_dir()
@@ -200,13 +205,9 @@ def _check_space(docker: DockerHost, driver: str, opts: dict[str, str],
         where = device if device.is_dir() else None
     if where is None:
         return Check("free space", True, "not checked: the destination's storage is not "
-                     "visible to this worker")
+                     "visible to this worker"), None, ""
     free = shutil.disk_usage(where).free
-    if need is not None and free < need:
-        return Check("free space", False, f"{free} bytes free at {where}, the volume needs "
-                     f"{need} — free space there or migrate elsewhere")
-    return Check("free space", True, f"{free} bytes free at {where}"
-                 + (f", {need} needed" if need is not None else ""))
+    return space_check(free, str(where), need), free, str(where)
 
 
 @dataclass
@@ -265,12 +266,16 @@ def cutover_backup(docker: DockerHost, backend: Backend, *, host: str, volume: s
 
 def apply_final(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker, *, driver: str,
-                driver_opts: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
-    """Make ``volume`` equal to ``backup`` (see the module doc); what was done."""
+                driver_opts: dict[str, str], labels: dict[str, str],
+                record: Seen | None = None) -> dict[str, Any]:
+    """Make ``volume`` equal to ``backup`` (see the module doc); what was done. ``record``
+    (the pre-copy's record of the destination): a sync adds the files it wrote
+    (``sync.sync_volume``); a full restore leaves it alone (its verify reads them)."""
     started = time.monotonic()
     path = volume_path(docker, volume, settings)
     if path is not None:
-        out = sync_volume(docker, backend, backup, volume, settings, tracker, path=path)
+        out = sync_volume(docker, backend, backup, volume, settings, tracker, path=path,
+                          record=record)
         return out.as_result() | {"method": "sync",
                                   "seconds": round(time.monotonic() - started, 3)}
     tracker.set_phase("recreating the destination")

@@ -104,6 +104,16 @@ class Check:
     detail: str
 
 
+def space_check(free: int, where: str, need: int | None) -> Check:
+    """A migration's free-space check: ``free`` bytes at ``where`` on the destination
+    against the ``need`` of the source (None: not known, so only reported)."""
+    if need is not None and free < need:
+        return Check("free space", False, f"{free} bytes free at {where}, the volume needs "
+                     f"{need} — free space there or migrate elsewhere")
+    return Check("free space", True, f"{free} bytes free at {where}"
+                 + (f", {need} needed" if need is not None else ""))
+
+
 @dataclass
 class VerifyOutcome:
     ok: bool

@@ -26,6 +26,12 @@ Semantics the migration job relies on:
   migration's verify phase (the drill's comparison) is the independent check;
 - device nodes are written only with ``VOLKEEPER_RESTORE_DEVICE_NODES`` (or for a safety
   snapshot), as for restores; ``Refused`` before anything changes otherwise;
+- ``record`` (a comparison's record of the destination, ``tree_compare.Seen``: a
+  migration's pre-copy record) is updated right after the sync with what it did
+  (``tree_compare.sync_record``): the files whose content it wrote — every blob verified
+  as written, every chunk it kept hashed — with the stat they have now, the paths it
+  removed dropped; a verify trusting the record then reads none of them again (not the
+  files it trusted by size and mtime: their content it never looked at);
 - damaged data: everything else is synced, then ``IntegrityError`` names the files;
 - stopped part-way (an error, a cancelled job: the tracker's progress calls raise), the
   volume is a mix of what it held and the backup: run the sync again (its leftovers, the
@@ -44,6 +50,7 @@ from common.docker import DockerHost
 from common.engine.access import direct_path
 from common.engine.records import StoredBackup
 from common.engine.repo import LOCK_RETRY_SECONDS, load_backup
+from common.engine.tree_compare import Seen, sync_record
 from common.errors import DockerError, InvalidInput
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
@@ -65,6 +72,8 @@ class SyncOutcome:
     deleted: int
     unchanged: int
     warnings: list[str]
+    #: files recorded in ``record`` (``sync_volume``), None without one
+    files_recorded: int | None = None
 
     @classmethod
     def of(cls, volume: str, stats: SyncStats) -> SyncOutcome:
@@ -81,10 +90,11 @@ class SyncOutcome:
 def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker, *, in_place: bool = True,
                 verify_content: bool = False, delete: bool = True,
-                path: Path | None = None) -> SyncOutcome:
+                path: Path | None = None, record: Seen | None = None) -> SyncOutcome:
     """Make ``volume`` (on this worker's host) equal to the repo ``backup``, writing only
     what differs (see the module's docstring); ``path``: where its files are when that is
-    not its mountpoint (the device directory of a ``local`` bind volume). Raises
+    not its mountpoint (the device directory of a ``local`` bind volume); ``record``:
+    updated with what the sync wrote (see the module's docstring). Raises
     InvalidInput for an archive backup, DockerError when the volume's mountpoint is not
     reachable, NotFound for a missing volume, Conflict, Refused and IntegrityError as
     ``sync_snapshot`` does."""
@@ -106,4 +116,7 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
         stats = sync_snapshot(repo, snap, path, delete=delete, verify_content=verify_content,
                               tracker=tracker, in_place=in_place,
                               devices=settings.restore_device_nodes or backup.kind == "safety")
-    return SyncOutcome.of(volume, stats)
+    out = SyncOutcome.of(volume, stats)
+    if record is not None:
+        out.files_recorded = sync_record(path, stats, record)
+    return out

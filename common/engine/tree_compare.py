@@ -10,13 +10,13 @@ backup would, so no data is downloaded again: equal chunk ids mean equal bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.archive import VerifyReport
 from common.archive.reader import MAX_PROBLEMS
@@ -30,9 +30,12 @@ from common.repository.backup.read import xattrs_of
 from common.repository.core.chunker import Chunker
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, load_snapshot
-from common.repository.core.tree import Node
+from common.repository.core.tree import Node, content_digest
 from common.repository.system.sparse import DataReader, data_ranges
 from common.storage.base import Backend
+
+if TYPE_CHECKING:
+    from common.repository.restore.sync import SyncStats
 
 _READ = 1 << 20
 _ZEROS = bytes(_READ)
@@ -44,6 +47,43 @@ _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
 #: what a comparison saw of a file whose content matched: (inode, size, mtime_ns,
 #: ctime_ns, digest of the backup's chunk ids), by path below the root
 Seen = dict[str, tuple[int, int, int, int, str]]
+
+
+def sync_record(root: Path, stats: SyncStats, seen: Seen) -> int:
+    """Update ``seen`` (a comparison's record of the tree ``root``) with what a sync
+    (``sync_snapshot``) just did to it: the entries of the paths it removed dropped, each
+    file whose content it wrote (every blob verified as written, every chunk it kept
+    hashed: ``SyncStats.wrote``) recorded with the stat it left, as a ``written``
+    comparison records a restore's — so a comparison trusting ``seen`` reads none of them
+    again, and a later write (a new ctime) is still noticed. Call it right after the sync,
+    before anything else may write into ``root``. Returns how many files were recorded."""
+    gone = set(stats.removed)
+    if gone:
+        for rel in [k for k in seen if _under(k, gone)]:
+            del seen[rel]
+    base = os.fspath(root)
+    done = 0
+    for rel, (size, digest) in stats.wrote.items():
+        try:
+            st = os.lstat(os.path.join(base, rel))
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            seen.pop(rel, None)  # not what it wrote (then the comparison reads it)
+            continue
+        seen[rel] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest)
+        done += 1
+    return done
+
+
+def _under(rel: str, gone: set[str]) -> bool:
+    """Whether ``rel`` or a directory above it is in ``gone``."""
+    while True:
+        if rel in gone:
+            return True
+        rel, _, name = rel.rpartition("/")
+        if not name or not rel:
+            return False
 
 
 def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings: Settings,
@@ -197,7 +237,7 @@ class _Comparer:
                         ) -> list[str]:
         """``content``, unless ``trusted`` vouches for it (see ``compare_tree``)."""
         key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-               hashlib.sha256(b"".join(node.content)).hexdigest())
+               content_digest(node.content))
         if tuple(self.trusted.get(rel) or ()) == key:
             out: list[str] = []
         elif self.written:

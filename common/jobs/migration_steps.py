@@ -94,13 +94,20 @@ def catchup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 
 def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """Apply the job's backup to the destination; what the sync writes goes into the
+    pre-copy's record here, if any (``sync_volume``'s ``record``): the verify trusts it."""
     b = ctx.job_backup(job)
     create = job.params.get("create") or {}
+    state = _state_file(ctx, str(job.params.get("migration")))
+    trusted = _load(state) if state.is_file() else None
     with ctx.open_target(b.target) as backend:
         out = engine.apply_final(
             ctx.docker, backend, StoredBackup.from_row(b), job.volume,
             ctx.settings_for(b.target), tracker, driver=create.get("driver") or "local",
-            driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {})
+            driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {},
+            record=trusted)
+    if trusted is not None and out.get("method") == "sync":
+        _save(state, trusted)
     return Outcome(out)
 
 
@@ -156,14 +163,19 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, seen=seen,
                                 written=True)
-    state = _state_file(ctx, str(job.params.get("record_for")))
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps(seen))
+    _save(_state_file(ctx, str(job.params.get("record_for"))), seen)
     return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
 
 def _state_file(ctx: JobContext, migration: str) -> Path:
     return Path(ctx.settings.home) / "migrations" / f"{migration}.verified.json"
+
+
+def _save(path: Path, seen: Seen) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(seen))
+    part.replace(path)
 
 
 def _load(path: Path) -> Seen:

@@ -19,6 +19,7 @@ from common.db import Job, catalog, jobs
 from common.db.migration_rows import FINAL_STATES, Migration
 from common.db.models import utcnow
 from common.db.paging import page_limit
+from common.engine.records import space_check
 from common.errors import Conflict, InvalidInput, NotFound, VolkeeperError
 from common.jobs import migration_views
 from common.jobs.migration_inputs import MigrationIn
@@ -27,6 +28,8 @@ from common.jobs.operations import OperationsService
 from common.jobs.release import cancel_job
 
 CHECK_TIMEOUT = 15.0
+#: how often the validation looks whether a side's check job is done
+CHECK_POLL = 0.02
 
 
 def get_migration(session: Session, mid: str) -> Migration:
@@ -39,6 +42,17 @@ def get_migration(session: Session, mid: str) -> Migration:
 
 def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
+
+
+def _with_need(dest: dict[str, Any], need: int | None) -> dict[str, Any]:
+    """The destination's checks with its free space (measured by its worker) compared
+    with ``need``, the source's size (``records.space_check``)."""
+    free = dest.get("free_bytes")
+    if free is None or need is None:
+        return dest
+    c = space_check(int(free), str(dest.get("free_at") or ""), need)
+    return dest | {"checks": [_check(c.name, c.ok, c.detail) if x["name"] == "free space"
+                              else x for x in dest.get("checks", [])]}
 
 
 @dataclass
@@ -144,7 +158,15 @@ class MigrationService:
             checks.append(self._busy_check(s, host, body.volume, body.to_host, to_volume))
         if not all(c["ok"] for c in checks):
             return checks, {}
-        source = self._run_check(host, body.volume, via, {"side": "source"})
+        # both sides at once; the destination measures its free space, compared here with
+        # the source's size — unless it must also find the source's images (sequential)
+        dest_params = {"side": "destination", "driver": body.driver,
+                       "driver_opts": body.driver_opts}
+        sequential = body.recreate_containers and body.to_host != host
+        started = self._start_check(host, body.volume, via, {"side": "source"})
+        dest_job = None if sequential else self._start_check(body.to_host, to_volume, via,
+                                                             dest_params)
+        source = self._wait_check(*started)
         checks += source.get("checks", [])
         if body.remove_source and source.get("containers"):
             names = ", ".join(c["name"] for c in source["containers"])
@@ -152,12 +174,13 @@ class MigrationService:
                                  "source, so it cannot be removed — remove them first, or "
                                  "migrate without --remove-source"))
         checks += _recreate_checks(body, host)
-        images = sorted({str(c.get("image")) for c in source.get("containers") or []
-                         if c.get("image") and c.get("state") == "running"}) \
-            if body.recreate_containers and body.to_host != host else []
-        dest = self._run_check(body.to_host, to_volume, via, {
-            "side": "destination", "driver": body.driver, "driver_opts": body.driver_opts,
-            "need_bytes": source.get("bytes"), "images": images})
+        if dest_job is None:
+            images = sorted({str(c.get("image")) for c in source.get("containers") or []
+                             if c.get("image") and c.get("state") == "running"})
+            dest = self._wait_check(*self._start_check(body.to_host, to_volume, via, {
+                **dest_params, "need_bytes": source.get("bytes"), "images": images}))
+        else:
+            dest = _with_need(self._wait_check(*dest_job), source.get("bytes"))
         checks += dest.get("checks", [])
         return checks, source
 
@@ -181,22 +204,25 @@ class MigrationService:
                           " — wait for it (volkeeper migration ID --follow)")
         return _check("no other migration", True, "no other migration uses these volumes")
 
-    def _run_check(self, host: str, volume: str, via: str, params: dict[str, Any]
-                   ) -> dict[str, Any]:
-        """Run one side's checks on ``host``'s worker now and wait for them."""
+    def _start_check(self, host: str, volume: str, via: str, params: dict[str, Any]
+                     ) -> tuple[Job, str, str, float]:
+        """Queue one side's checks on ``host``'s worker (``_wait_check`` waits for them)."""
         with self.db.session() as s:
             job = jobs.create_job(s, kind="migration-check", host=host, volume=volume,
                                   target=via, params=params, requested_by="migration",
                                   lock=f"migration-check/{uuid.uuid4().hex}")
         self.ops._dispatch(job, TASK_MIGRATION_CHECK)
-        deadline = time.monotonic() + CHECK_TIMEOUT
+        return job, host, str(params["side"]), time.monotonic() + CHECK_TIMEOUT
+
+    def _wait_check(self, job: Job, host: str, side: str, deadline: float
+                    ) -> dict[str, Any]:
+        """Wait for a check job of ``_start_check``; its result, or a failed check."""
         while time.monotonic() < deadline:
             with self.db.session() as s:
                 job = jobs.get_job(s, job.id)
             if job.state.finished:
                 break
-            time.sleep(0.05)
-        side = params["side"]
+            time.sleep(CHECK_POLL)
         if not job.state.finished:
             return {"checks": [_check(f"{side} checks", False, f"the worker of host {host!r} "
                                       f"did not answer within {CHECK_TIMEOUT:.0f}s (job "

@@ -22,6 +22,7 @@ misses the first path can still write it).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -136,6 +137,12 @@ class Node:
         if node.size < 0 or (node.holes and any(a < 0 or b <= 0 for a, b in node.holes)):
             raise IntegrityError(f"tree node {node.name!r} has negative sizes", _HINT)
         return node
+
+
+def content_digest(content: Iterable[bytes]) -> str:
+    """A file's chunk ids as one hex digest (what a record of a compared or synced file
+    keeps of its content: ``common.engine.tree_compare.Seen``)."""
+    return hashlib.sha256(b"".join(content)).hexdigest()
 
 
 def _str(v: object) -> str:

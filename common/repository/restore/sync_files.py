@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.progress import ProgressTracker
 from common.repository.core.index import IndexEntry
 from common.repository.core.repository import Repository
-from common.repository.core.tree import Node
+from common.repository.core.tree import Node, content_digest
 from common.repository.restore.batch import PART, PATCH, FileRecord
 from common.repository.restore.plan import Large, Writes, chunk_writes, meta_of
 from common.repository.restore.restorer import BATCH_BYTES, RestoreStats, _Restorer
@@ -46,6 +46,12 @@ class SyncStats(RestoreStats):
     metadata_fixed: int = 0
     deleted: int = 0
     unchanged: int = 0
+    #: the regular files whose content this sync wrote or compared (every blob it wrote
+    #: verified, every chunk it kept hashed), by final path: (size, ``content_digest``);
+    #: not the files it trusted by size and mtime (``verify_content=False``)
+    wrote: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    #: the paths it removed (a directory with everything below it)
+    removed: list[str] = field(default_factory=list, repr=False)
 
 
 class FileSyncer(_Restorer):
@@ -69,6 +75,16 @@ class FileSyncer(_Restorer):
         self.sync_dirs: list[tuple[str, Node, str]] = []
         self.dir_set: set[str] = {""}
 
+    def remove(self, parent: int, name: str, rel: str) -> None:
+        """Remove the entry ``name`` (at ``rel``) of the directory ``parent``."""
+        self.stats.deleted += remove_at(parent, name, rel)
+        self.stats.removed.append(rel)
+
+    def wrote(self, rel: str, node: Node) -> None:
+        """``rel`` (its final path) gets the content of ``node``, verified as written."""
+        self.stats.wrote[self.temp_final.get(rel, rel)] = (node.size,
+                                                           content_digest(node.content))
+
     def kept(self, changed: bool) -> None:
         if changed:
             self.stats.metadata_fixed += 1
@@ -86,7 +102,7 @@ class FileSyncer(_Restorer):
     def sync_file(self, rel: str, node: Node, st: os.stat_result | None) -> None:
         if st is not None and stat.S_ISDIR(st.st_mode):
             parent, name = self.fds.parent(rel)
-            self.stats.deleted += remove_at(parent, name, rel)
+            self.remove(parent, name, rel)
             st = None
         if st is None or not stat.S_ISREG(st.st_mode):
             self.write_new(self.temp(rel) if st is not None else rel, node)
@@ -115,6 +131,7 @@ class FileSyncer(_Restorer):
                                    self.repo.codec.blob_id)
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
+                self.wrote(rel, node)  # its chunks hashed: the snapshot's
                 return
             self.rewrite(rel, node, fd, planned, matches, st.st_nlink == 1)
         finally:
@@ -125,6 +142,7 @@ class FileSyncer(_Restorer):
         self.progress.add(node.size, 1)
 
     def write_new(self, rel: str, node: Node) -> None:
+        self.wrote(rel, node)
         self.stats.files_written += 1
         self.stats.bytes_fetched += node.size - sum(n for _o, n in node.holes)
         self.add_file(rel, node)
@@ -144,6 +162,8 @@ class FileSyncer(_Restorer):
         ``in_place``, when ``rel`` is no hardlink (``single``) and has no data where the
         snapshot has holes, by writing only the changed chunks into it."""
         reused = 0
+        self.wrote(rel, node)  # the chunks kept were hashed (``match_chunks``), the rest
+        # is written from verified blobs
         if self.in_place and single and holes_intact(old, node.holes):
             reused = sum(n for (_e, ws), ok in zip(planned, matches, strict=True) if ok
                          for _p, _s, n in ws)
@@ -199,6 +219,7 @@ class FileSyncer(_Restorer):
               reused: int) -> None:
         """Rewrite the chunks ``todo`` of ``rel`` in place, in one batch (``PATCH``)."""
         data = sum(e.raw_length for e, _ws in todo)
+        self.wrote(rel, node)
         if self.batch.files and self.batch.nbytes + data > BATCH_BYTES:
             self.flush()
         b = self.batch

@@ -18,7 +18,7 @@ from common.repository.core.tree import TREE_VERSION, Node, check_link_path, che
 from common.repository.restore.batch import NODE, SYMLINK, FileRecord
 from common.repository.restore.plan import meta_of
 from common.repository.restore.sync_files import FileSyncer, SyncStats, join
-from common.repository.restore.sync_fs import fix_at, fix_fd, remove_at, same_meta, xattrs_in
+from common.repository.restore.sync_fs import fix_at, fix_fd, same_meta, xattrs_in
 from common.repository.restore.trees import refused
 
 __all__ = ["SyncStats", "Syncer"]
@@ -60,7 +60,7 @@ class Syncer(FileSyncer):
         if self.delete:
             wanted = {d["name"] for d in nodes}
             for name in sorted(have.keys() - wanted):
-                self.stats.deleted += remove_at(self.fds.dir(rel), name, join(rel, name))
+                self.remove(self.fds.dir(rel), name, join(rel, name))
         for d in nodes:
             name = d["name"]
             st = have.get(name)
@@ -123,7 +123,7 @@ class Syncer(FileSyncer):
     def sync_dir(self, rel: str, node: Node, st: os.stat_result | None) -> None:
         parent, name = self.fds.parent(rel)
         if st is not None and not stat.S_ISDIR(st.st_mode):
-            self.stats.deleted += remove_at(parent, name, rel)
+            self.remove(parent, name, rel)
             st = None
         if st is None:
             os.mkdir(name, 0o700, dir_fd=parent)
@@ -142,7 +142,7 @@ class Syncer(FileSyncer):
         """Create a symlink or special file; an existing entry is replaced."""
         if st is not None and stat.S_ISDIR(st.st_mode):
             parent, name = self.fds.parent(rel)
-            self.stats.deleted += remove_at(parent, name, rel)
+            self.remove(parent, name, rel)
             st = None
         if st is not None:
             record = (record[0], self.temp(rel), *record[2:])
@@ -180,7 +180,7 @@ class Syncer(FileSyncer):
         """Make ``rel`` a hardlink of ``target`` (an existing ``rel`` is replaced)."""
         parent, name = self.fds.parent(rel)
         if have is not None and stat.S_ISDIR(have.st_mode):
-            self.stats.deleted += remove_at(parent, name, rel)
+            self.remove(parent, name, rel)
             have = None
         tmp = name
         if have is not None:

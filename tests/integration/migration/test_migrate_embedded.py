@@ -208,6 +208,53 @@ def test_a_destination_file_changed_behind_the_sync_s_back_is_found_by_the_verif
     assert f"{name}-copy" not in [v.name for v in docker_host_a.client().volumes.list()]
 
 
+@pytest.mark.parametrize("tamper", [False, True])
+def test_files_the_sync_wrote_are_trusted_by_the_verify_and_a_later_write_is_found(
+        runtime: EmbeddedRuntime, docker_host_a: Any, tamper: bool) -> None:
+    """The source changes between the pre-copy and the cut-over: the cut-over's sync
+    writes those files and records them, and the verify trusts them (reads none again);
+    a byte written into one of them after the sync (same size and mtime) is still found
+    (its ctime moved since the sync recorded it) and the migration rolls back."""
+    name = f"mig-rec-{int(tamper)}"
+    src = _volume(docker_host_a, name, files=6)
+
+    def observe(step: str, m: Any) -> None:
+        if step == "cutover.backup":  # after the pre-copy: the application writes
+            (src / "sub" / "f1.bin").write_bytes(os.urandom(1500))
+            with open(src / "sub" / "f5.bin", "r+b") as f:
+                f.seek(10)
+                f.write(b"changed")
+            (src / "new.txt").write_text("new before the cut-over")
+            (src / "sub" / "f0.bin").unlink()
+        elif step == "verify" and tamper:  # after the sync
+            dst = Path(docker_host_a.client().volumes.get(f"{name}-copy")
+                       .attrs["Mountpoint"])
+            f = dst / "sub" / "f5.bin"
+            st = f.stat()
+            with open(f, "r+b") as out:
+                out.seek(10)
+                out.write(b"CHANGED")
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    done = _migrate(runtime, observer=observe, volume=name, to_host="laptop",
+                    to_volume=f"{name}-copy")
+    if tamper:
+        assert done["state"] == "rolled_back", done
+        assert "sub/f5.bin: content: differs" in done["reason"]
+        return
+    assert done["state"] == "succeeded", done
+    dst = Path(docker_host_a.client().volumes.get(f"{name}-copy").attrs["Mountpoint"])
+    assert compare_trees(src, dst, check_root=False) == []
+    steps = {j["step"]: j["job_id"] for p in done["phases"] for j in p["jobs"]}
+    with runtime.db.session() as s:
+        synced = jobs.get_job(s, steps["cutover.apply"]).result
+        verified = jobs.get_job(s, steps["verify"]).result
+    assert synced["method"] == "sync" and synced["files_written"] == 3
+    assert synced["files_recorded"] == 3
+    files = sum(1 for p in dst.rglob("*") if p.is_file() and not p.is_symlink())
+    assert verified["ok"] and verified["files_trusted"] == files  # none read again
+
+
 def test_recreate_containers_moves_them_onto_the_new_volume_and_a_rollback_undoes_it(
         runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
     _volume(docker_host_a, "mig-rc", files=5)
