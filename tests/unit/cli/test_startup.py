@@ -1,0 +1,60 @@
+"""A one-shot command starts with the cyclic garbage collector paused (``cli.startup``);
+its work runs with the collector on, the start's objects frozen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+# the embedded ``targets list``, its front's read wrapped to report the collector's state
+_COMMAND = """
+import gc, json, sys
+import cli.local
+seen = {}
+read = cli.local.LocalFront.targets
+def targets(self):
+    seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+    return read(self)
+cli.local.LocalFront.targets = targets
+import atexit, os
+import cli.main
+exit_now = cli.main._exit
+def _exit(code):
+    sys.stderr.write("SEEN " + json.dumps(seen) + "\\n")
+    exit_now(code)
+cli.main._exit = _exit
+sys.argv = ["volkeeper", "targets", "list", "--json"]
+cli.main.main()
+"""
+
+
+def _run(code: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
+    env["VOLKEEPER_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def test_a_one_shot_command_works_with_the_collector_on_and_its_start_frozen(
+        tmp_path: Path) -> None:
+    done = _run(_COMMAND, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["name"] == "local"
+    seen = json.loads(done.stderr.split("SEEN ", 1)[1].splitlines()[0])
+    assert seen["enabled"] is True
+    assert seen["frozen"] > 10_000  # the modules, the CLI and the database layer
+
+
+def test_resume_leaves_a_collector_it_did_not_pause_as_it_was(tmp_path: Path) -> None:
+    code = ("import gc; from cli import startup; "
+            "gc.disable(); startup.resume(); a = gc.isenabled(); "
+            "gc.enable(); startup.pause(); b = gc.isenabled(); startup.resume(); "
+            "c = gc.isenabled(); startup.resume(); print(a, b, c, gc.isenabled())")
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "True", "True"]
