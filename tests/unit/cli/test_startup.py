@@ -58,3 +58,21 @@ def test_resume_leaves_a_collector_it_did_not_pause_as_it_was(tmp_path: Path) ->
     done = _run(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False", "True", "True"]
+
+
+def test_a_command_builds_only_the_request_and_output_models_it_uses(
+        tmp_path: Path) -> None:
+    """Building a pydantic model's validator costs ~1-3 ms: the request and output models
+    are built at their first use (``defer_build``), so a backup builds its request and the
+    job's view, not the thirty others."""
+    code = ("from pydantic import BaseModel; from common.jobs import inputs, views; "
+            "models = lambda m: [v for v in vars(m).values() if isinstance(v, type) and "
+            "issubclass(v, BaseModel) and v.__module__ == m.__name__]; "
+            "built = lambda: sorted(c.__name__ for m in (inputs, views) for c in models(m) "
+            "if c.__pydantic_complete__); before = built(); "
+            "inputs.parse(inputs.BackupIn, {'volume': 'data', 'format': 'repo'}); "
+            "print(before, built(), len(models(inputs)) + len(models(views)))")
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[] ['BackupIn'] "), done.stdout
+    assert int(done.stdout.split()[-1]) > 20
