@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli import startup
 from cli.front import CliError
 from cli.render import err
 
@@ -38,6 +39,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Run the API and the web console (embedded: with the in-process worker)."""
+    startup.resume()  # a server runs with the cyclic collector on
     import uvicorn
 
     settings = _settings()
@@ -82,6 +84,7 @@ def worker(
 ) -> None:
     """Run the Celery worker of one Docker host (fleet). It also starts the host's quick
     lane: a child consumer for dry runs and inventory, so they never wait behind backups."""
+    startup.resume()  # a worker runs with the cyclic collector on
     from common.config import get_settings
 
     os.environ["VOLKEEPER_HOST_NAME"] = host
@@ -102,6 +105,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (API and workers also do this on start)."""
+    startup.resume()
     from common.db import Database
     from common.db.migrate import stored_revision, upgrade
 

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cli import startup
 from cli.errors import CliError, Json
 from cli.front_migrations import MigrationFront
 from cli.front_policies import PolicyFront
@@ -91,11 +92,13 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
 
         # no --token: a loopback server of this VOLKEEPER_HOME is reached with its token file
         with RemoteFront(server, client_token(settings(), server, token)) as remote:
+            startup.resume()
             yield remote
         return
     from cli.local import LocalFront
 
     with LocalFront(volume_sizes=volume_sizes, docker=docker) as local:
+        startup.resume()
         yield local
 
 
@@ -111,6 +114,7 @@ def open_reads(server: str | None, token: str | None, *, inventory: bool = False
 
         reader = open_reader(settings(), inventory=inventory, volume_sizes=volume_sizes)
         if reader is not None:
+            startup.resume()
             try:
                 yield _JsonReads(reader)
             finally:

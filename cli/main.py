@@ -25,6 +25,7 @@ from cli import (
     policy_cmds,
     repair_cmd,
     repo_cmds,
+    startup,
 )
 from cli.front import CliError, Options
 
@@ -73,6 +74,7 @@ class _Quiet(logging.Handler):
 
 def main() -> None:
     """The console script: run the command, then end the process at once (see _exit)."""
+    startup.pause()  # until the command's front is open (cli.startup)
     try:
         _run()
     except SystemExit as e:

@@ -16,7 +16,9 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, object] = {"pool_pre_ping": True}
+        # a server's connections can go stale (restarted, timed out): each checkout pings
+        # first; a SQLite file's never do (no ping: a query less per session)
+        kwargs: dict[str, object] = {"pool_pre_ping": not url.startswith("sqlite")}
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":

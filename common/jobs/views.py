@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,13 +23,21 @@ from common.jobs import reads
 from common.progress import ProgressBus
 
 
-class ContainerOut(BaseModel):
+class OutModel(BaseModel):
+    """Base of the output models: each builds its validator at its first use
+    (``defer_build``), so a command that shows a job does not build every view (~1 ms
+    each at a command's start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ContainerOut(OutModel):
     id: str
     name: str
     state: str
 
 
-class HostOut(BaseModel):
+class HostOut(OutModel):
     name: str
     online: bool
     docker_version: str | None
@@ -39,7 +47,7 @@ class HostOut(BaseModel):
     volume_count: int
 
 
-class VolumeOut(BaseModel):
+class VolumeOut(OutModel):
     host: str
     name: str
     driver: str
@@ -60,28 +68,28 @@ class VolumeOut(BaseModel):
                                  "the RPO (null: no policy)")
 
 
-class BackedUpVolumeOut(BaseModel):
+class BackedUpVolumeOut(OutModel):
     host: str
     volume: str
     backups: int = Field(description="regular backups (safety snapshots not counted)")
     newest_at: datetime
 
 
-class TreeEntryOut(BaseModel):
+class TreeEntryOut(OutModel):
     name: str
     type: str = Field(description="dir, file, symlink, hardlink, fifo, char, block, socket")
     size: int
     mtime: float | None = Field(description="seconds since the epoch")
 
 
-class TreeOut(BaseModel):
+class TreeOut(OutModel):
     backup_id: str
     path: str = Field(description="the directory listed, inside the volume (\"\": its root)")
     entries: list[TreeEntryOut]
     more: int = Field(description="entries not listed (past the first 2,000)")
 
 
-class TargetOut(BaseModel):
+class TargetOut(OutModel):
     name: str
     url: str
     options: dict[str, Any]
@@ -92,13 +100,13 @@ class TargetOut(BaseModel):
                               "repository backups count what each added)")
 
 
-class CheckOut(BaseModel):
+class CheckOut(OutModel):
     name: str
     ok: bool
     detail: str
 
 
-class ValidationOut(BaseModel):
+class ValidationOut(OutModel):
     job_id: str
     ok: bool
     plan: str
@@ -114,7 +122,7 @@ class ValidationOut(BaseModel):
     checks: list[CheckOut]
 
 
-class DumpHeldOut(BaseModel):
+class DumpHeldOut(OutModel):
     kind: str
     container: str
     database: str | None = Field(default=None, description="the one database of the dump "
@@ -123,7 +131,7 @@ class DumpHeldOut(BaseModel):
     path: str = Field(description="the dump's file in the backup")
 
 
-class BackupOut(BaseModel):
+class BackupOut(OutModel):
     id: str
     job_id: str | None
     host: str
@@ -167,7 +175,7 @@ class BackupOut(BaseModel):
         return dumps or []  # a catalog row without dumps holds NULL
 
 
-class JobOut(BaseModel):
+class JobOut(OutModel):
     id: str
     kind: str
     state: str
@@ -188,7 +196,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
 
-class LabelOut(BaseModel):
+class LabelOut(OutModel):
     backup: BackupOut
     job: JobOut | None = None
 

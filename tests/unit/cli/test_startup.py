@@ -1,0 +1,78 @@
+"""A one-shot command starts with the cyclic garbage collector paused (``cli.startup``);
+its work runs with the collector on, the start's objects frozen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+# the embedded ``targets list``, its front's read wrapped to report the collector's state
+_COMMAND = """
+import gc, json, sys
+import cli.local
+seen = {}
+read = cli.local.LocalFront.targets
+def targets(self):
+    seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+    return read(self)
+cli.local.LocalFront.targets = targets
+import atexit, os
+import cli.main
+exit_now = cli.main._exit
+def _exit(code):
+    sys.stderr.write("SEEN " + json.dumps(seen) + "\\n")
+    exit_now(code)
+cli.main._exit = _exit
+sys.argv = ["volkeeper", "targets", "list", "--json"]
+cli.main.main()
+"""
+
+
+def _run(code: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
+    env["VOLKEEPER_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def test_a_one_shot_command_works_with_the_collector_on_and_its_start_frozen(
+        tmp_path: Path) -> None:
+    done = _run(_COMMAND, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["name"] == "local"
+    seen = json.loads(done.stderr.split("SEEN ", 1)[1].splitlines()[0])
+    assert seen["enabled"] is True
+    assert seen["frozen"] > 10_000  # the modules, the CLI and the database layer
+
+
+def test_resume_leaves_a_collector_it_did_not_pause_as_it_was(tmp_path: Path) -> None:
+    code = ("import gc; from cli import startup; "
+            "gc.disable(); startup.resume(); a = gc.isenabled(); "
+            "gc.enable(); startup.pause(); b = gc.isenabled(); startup.resume(); "
+            "c = gc.isenabled(); startup.resume(); print(a, b, c, gc.isenabled())")
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "True", "True"]
+
+
+def test_a_command_builds_only_the_request_and_output_models_it_uses(
+        tmp_path: Path) -> None:
+    """Building a pydantic model's validator costs ~1-3 ms: the request and output models
+    are built at their first use (``defer_build``), so a backup builds its request and the
+    job's view, not the thirty others."""
+    code = ("from pydantic import BaseModel; from common.jobs import inputs, views; "
+            "models = lambda m: [v for v in vars(m).values() if isinstance(v, type) and "
+            "issubclass(v, BaseModel) and v.__module__ == m.__name__]; "
+            "built = lambda: sorted(c.__name__ for m in (inputs, views) for c in models(m) "
+            "if c.__pydantic_complete__); before = built(); "
+            "inputs.parse(inputs.BackupIn, {'volume': 'data', 'format': 'repo'}); "
+            "print(before, built(), len(models(inputs)) + len(models(views)))")
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[] ['BackupIn'] "), done.stdout
+    assert int(done.stdout.split()[-1]) > 20
