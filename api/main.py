@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, FastAPI
@@ -50,6 +51,18 @@ log = logging.getLogger(__name__)
 Hook = Callable[[], None]
 
 
+def _quiet_deferred_models() -> None:
+    """The request and output models defer their build to their first use (the CLI's
+    start, ``common.jobs.inputs.Input``), so FastAPI's type adapter of a route's body is
+    built at the route's first request instead of when FastAPI declares it — outside the
+    ``catch_warnings`` in which FastAPI silences pydantic's warning about the body's
+    ``alias`` it adds itself (``fastapi._compat.v2.ModelField``). Silence it as FastAPI
+    does: nothing for the operator to fix."""
+    from pydantic.warnings import UnsupportedFieldAttributeWarning
+
+    warnings.filterwarnings("ignore", category=UnsupportedFieldAttributeWarning)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -74,6 +87,7 @@ def create_app(
     check is off. ``scheduler``: run the policy scheduler (one active across every
     process that runs it; ``common.jobs.policy_scheduler``) and the migration coordinator
     (``common.jobs.migration_flow``) — the served app does."""
+    _quiet_deferred_models()
     if settings.mode == "fleet" and settings.api_token is None:
         raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
                              "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
