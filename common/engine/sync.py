@@ -31,7 +31,10 @@ Semantics the migration job relies on:
   (``tree_compare.sync_record``): the files whose content it wrote — every blob verified
   as written, every chunk it kept hashed — with the stat they have now, the paths it
   removed dropped; a verify trusting the record then reads none of them again (not the
-  files it trusted by size and mtime: their content it never looked at);
+  files it trusted by size and mtime: their content it never looked at). The record also
+  spares the sync reading a changed file to find the chunks it still holds: where the
+  file's stat equals its record entry, they are known from the backup's parent snapshot
+  (what the destination was last restored or synced to: ``restore.sync_base``);
 - damaged data: everything else is synced, then ``IntegrityError`` names the files;
 - stopped part-way (an error, a cancelled job: the tracker's progress calls raise), the
   volume is a mix of what it held and the backup: run the sync again (its leftovers, the
@@ -115,7 +118,8 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
                      retry_for=LOCK_RETRY_SECONDS):
         stats = sync_snapshot(repo, snap, path, delete=delete, verify_content=verify_content,
                               tracker=tracker, in_place=in_place,
-                              devices=settings.restore_device_nodes or backup.kind == "safety")
+                              devices=settings.restore_device_nodes or backup.kind == "safety",
+                              record=record, base=snap.parent if record else None)
     out = SyncOutcome.of(volume, stats)
     if record is not None:
         out.files_recorded = sync_record(path, stats, record)

@@ -1,0 +1,85 @@
+"""Which chunks a changed file of a sync restore (``sync``) already holds, known without
+reading it: from a record of the destination and a *base* snapshot.
+
+A sync rewrites a file whose size or mtime differ from the snapshot's; to keep what the
+old file already holds it reads the whole old file and hashes every planned chunk
+(``sync_fs.match_chunks``). A migration knows more: its record of the destination
+(``common.engine.tree_compare.Seen``: path → inode, size, mtime, ctime and the digest of
+the chunk ids the file was compared with or written from) and the snapshot the
+destination was last restored or synced to (the final backup's parent). When a file's
+stat still equals its record entry (inode, size, mtime_ns, ctime_ns: the ctime nobody can
+set back, so nothing wrote into it since) and the base snapshot's node at the same path
+has the recorded chunk ids (``content_digest``), no holes and the file's size, the file
+holds exactly the base's chunks one after the other: a chunk of the new snapshot is kept
+where the base has the same chunk id at the same offsets. In any other case (no record
+entry, a stat that moved, another digest, a sparse base file, a hardlink, a base tree that
+cannot be read) the sync hashes the old file as before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from common.errors import IntegrityError, NotFound
+from common.repository.core.index import Index, IndexEntry
+from common.repository.core.tree import Node, content_digest
+from common.repository.restore.plan import Writes, chunk_writes
+from common.repository.restore.trees import Trees
+
+#: a record of the destination: path → (inode, size, mtime_ns, ctime_ns, chunk digest)
+Record = Mapping[str, tuple[int, int, int, int, str]]
+
+
+class BaseChunks:
+    """The kept chunks of a file known from ``record`` and the base tree ``root``."""
+
+    def __init__(self, trees: Trees, index: Index, record: Record, root: bytes) -> None:
+        self.trees = trees
+        self.index = index
+        self.record = record
+        self.root = root
+        self.dirs: dict[str, dict[str, Node] | None] = {}
+
+    def matches(self, rel: str, st: os.stat_result,
+                planned: list[tuple[IndexEntry, Writes]]) -> list[bool] | None:
+        """For each planned chunk of the snapshot's file ``rel``: does the destination's
+        file (``st``) hold it at those offsets — or None when that is not known (see the
+        module's docstring: then the file is read)."""
+        seen = self.record.get(rel)
+        if (seen is None or st.st_nlink != 1
+                or tuple(seen[:4]) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)):
+            return None
+        base = self.node(rel)
+        if (base is None or base.type != "file" or base.holes or base.size != st.st_size
+                or content_digest(base.content) != seen[4]):
+            return None
+        had, missing = chunk_writes(self.index, base)
+        if missing is not None:
+            return None
+        held = {(e.blob_id, tuple(ws)) for e, ws in had}
+        return [(e.blob_id, tuple(ws)) in held for e, ws in planned]
+
+    def node(self, rel: str) -> Node | None:
+        """The base snapshot's node at ``rel`` (None: none, or its tree unreadable)."""
+        head, _, name = rel.rpartition("/")
+        nodes = self.dir(head)
+        return None if nodes is None else nodes.get(name)
+
+    def dir(self, rel: str) -> dict[str, Node] | None:
+        if rel in self.dirs:
+            return self.dirs[rel]
+        tree_id: bytes | None = self.root
+        if rel:
+            head, _, name = rel.rpartition("/")
+            parent = self.dir(head)
+            node = None if parent is None else parent.get(name)
+            tree_id = node.subtree if node is not None and node.type == "dir" else None
+        nodes = None
+        if tree_id is not None:
+            try:
+                nodes = {n.name: n for n in self.trees.get(tree_id).nodes}
+            except (IntegrityError, NotFound):
+                nodes = None
+        self.dirs[rel] = nodes
+        return nodes
