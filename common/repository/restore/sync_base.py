@@ -11,15 +11,19 @@ stat still equals its record entry (inode, size, mtime_ns, ctime_ns: the ctime n
 set back, so nothing wrote into it since) and the base snapshot's node at the same path
 has the recorded chunk ids (``content_digest``), no holes and the file's size, the file
 holds exactly the base's chunks one after the other: a chunk of the new snapshot is kept
-where the base has the same chunk id at the same offsets. In any other case (no record
+where the base has the same chunk id at the same offsets, rewritten where the base has
+another chunk there, and only a chunk whose offsets no base chunk has exactly (where the
+chunk boundaries moved, around a change) is read and hashed. In any other case (no record
 entry, a stat that moved, another digest, a sparse base file, a hardlink, a base tree that
 cannot be read) the sync hashes the old file as before.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from common.errors import IntegrityError, NotFound
 from common.repository.core.index import Index, IndexEntry
@@ -39,13 +43,16 @@ class BaseChunks:
         self.index = index
         self.record = record
         self.root = root
-        self.dirs: dict[str, dict[str, Node] | None] = {}
+        self.dirs: dict[str, dict[str, dict[str, Any]] | None] = {}
 
     def matches(self, rel: str, st: os.stat_result,
-                planned: list[tuple[IndexEntry, Writes]]) -> list[bool] | None:
+                planned: list[tuple[IndexEntry, Writes]]) -> list[bool | None] | None:
         """For each planned chunk of the snapshot's file ``rel``: does the destination's
-        file (``st``) hold it at those offsets — or None when that is not known (see the
-        module's docstring: then the file is read)."""
+        file (``st``) hold it at those offsets — True, False, or None where the base has
+        no chunk at exactly those offsets (then that chunk is read and hashed) — or None
+        when the record does not vouch for the file (see the module's docstring: then the
+        whole file is read). A chunk id is a keyed hash of the chunk's bytes: the base's
+        chunk at the same offsets with another id holds other bytes."""
         seen = self.record.get(rel)
         if (seen is None or st.st_nlink != 1
                 or tuple(seen[:4]) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)):
@@ -57,29 +64,42 @@ class BaseChunks:
         had, missing = chunk_writes(self.index, base)
         if missing is not None:
             return None
-        held = {(e.blob_id, tuple(ws)) for e, ws in had}
-        return [(e.blob_id, tuple(ws)) in held for e, ws in planned]
+        at = {tuple(ws): e.blob_id for e, ws in had}
+        out: list[bool | None] = []
+        for e, ws in planned:
+            held = at.get(tuple(ws))
+            out.append(None if held is None else held == e.blob_id)
+        return out
 
     def node(self, rel: str) -> Node | None:
         """The base snapshot's node at ``rel`` (None: none, or its tree unreadable)."""
         head, _, name = rel.rpartition("/")
         nodes = self.dir(head)
-        return None if nodes is None else nodes.get(name)
+        d = None if nodes is None else nodes.get(name)
+        if d is None:
+            return None
+        try:
+            return Node.from_dict(d)
+        except (KeyError, TypeError, ValueError, IntegrityError):
+            return None
 
-    def dir(self, rel: str) -> dict[str, Node] | None:
+    def dir(self, rel: str) -> dict[str, dict[str, Any]] | None:
+        """The base's directory ``rel``: its nodes, not decoded, by name (None: none, or
+        its tree unreadable or malformed)."""
         if rel in self.dirs:
             return self.dirs[rel]
         tree_id: bytes | None = self.root
         if rel:
-            head, _, name = rel.rpartition("/")
-            parent = self.dir(head)
-            node = None if parent is None else parent.get(name)
+            node = self.node(rel)
             tree_id = node.subtree if node is not None and node.type == "dir" else None
         nodes = None
         if tree_id is not None:
             try:
-                nodes = {n.name: n for n in self.trees.get(tree_id).nodes}
-            except (IntegrityError, NotFound):
+                raw = json.loads(self.trees.plain(tree_id))["nodes"]
+                nodes = {d["name"]: d for d in raw}
+                if len(nodes) != len(raw):
+                    nodes = None  # a name twice: not trusted
+            except (IntegrityError, NotFound, KeyError, TypeError, ValueError):
                 nodes = None
         self.dirs[rel] = nodes
         return nodes

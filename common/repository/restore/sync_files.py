@@ -131,13 +131,7 @@ class FileSyncer(_Restorer):
             planned = self.plan(rel, node)
             if planned is None:
                 return  # a chunk the index lacks: the old file stays, the error names it
-            matches = None if self.base is None else self.base.matches(rel, st, planned)
-            if matches is None:
-                matches = match_chunks(fd, st.st_size,
-                                       [(e.blob_id, e.raw_length, w) for e, w in planned],
-                                       self.repo.codec.blob_id)
-            else:
-                self.stats.files_known += 1
+            matches = self.match(rel, fd, st, planned)
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
                 self.wrote(rel, node)  # its chunks hashed (or known): the snapshot's
@@ -145,6 +139,22 @@ class FileSyncer(_Restorer):
             self.rewrite(rel, node, fd, planned, matches, st.st_nlink == 1)
         finally:
             os.close(fd)
+
+    def match(self, rel: str, fd: int, st: os.stat_result,
+              planned: list[tuple[IndexEntry, Writes]]) -> list[bool]:
+        """Which planned chunks the old file ``fd`` holds at their offsets: those a record
+        and the base snapshot do not tell (``sync_base``) read and hashed."""
+        known = None if self.base is None else self.base.matches(rel, st, planned)
+        if known is not None:
+            self.stats.files_known += 1
+        todo = [(e.blob_id, e.raw_length, w)
+                for (e, w), k in zip(planned, known or [None] * len(planned), strict=True)
+                if k is None]
+        hashed = iter(match_chunks(fd, st.st_size, todo, self.repo.codec.blob_id)
+                      if todo else [])
+        if known is None:
+            return list(hashed)
+        return [next(hashed) if k is None else k for k in known]
 
     def meta_only(self, fd: int, rel: str, node: Node) -> None:
         self.kept(fix_fd(fd, rel, meta_of(node), self.stats.warnings))
