@@ -43,6 +43,19 @@ def cpu() -> float:
     return t.user + t.system
 
 
+def evict(root: Path) -> None:
+    """Drop the pages of the files below ``root`` (clean after ``os.sync``) from the cache."""
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            if os.path.isfile(p) and not os.path.islink(p):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="1G")
@@ -50,7 +63,11 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workdir", default="/var/tmp/vksyncfast")
     p.add_argument("--arms", default="plain,record")
-    p.add_argument("--profile", action="store_true")
+    p.add_argument("--profile", default="", help="an arm to profile once (cProfile)")
+    p.add_argument("--cold", action="store_true",
+                   help="the destination's pages dropped from the page cache before each "
+                   "sync (posix_fadvise DONTNEED on its files only), as after a long "
+                   "pre-copy")
     args = p.parse_args()
 
     from common.engine.tree_compare import Seen, compare_tree
@@ -85,7 +102,7 @@ def main() -> None:
     for i in range(args.repeat + (1 if args.profile else 0)):
         order = arms if i % 2 == 0 else arms[::-1]
         if args.profile and i == 0:
-            order = ["plain"]
+            order = [args.profile]
         for arm in order:
             Deleter.remove([d])
             Deleter.wait_quiet()
@@ -94,6 +111,8 @@ def main() -> None:
             seen: Seen = {}
             compare_tree(repo, s1, d, NullTracker(), seen=seen, written=True)
             os.sync()
+            if args.cold:
+                evict(d)
             kw = {} if arm == "plain" else {"record": seen, "base": s1}
             prof = cProfile.Profile() if args.profile and i == 0 else None
             t, c = time.monotonic(), cpu()

@@ -75,6 +75,8 @@ class SyncOutcome:
     deleted: int
     unchanged: int
     warnings: list[str]
+    #: changed files whose kept chunks the record and the backup's parent told (not read)
+    files_known: int = 0
     #: files recorded in ``record`` (``sync_volume``), None without one
     files_recorded: int | None = None
 
@@ -84,7 +86,7 @@ class SyncOutcome:
                    bytes_fetched=stats.bytes_fetched, bytes_reused=stats.bytes_reused,
                    entries_written=stats.entries_written, metadata_fixed=stats.metadata_fixed,
                    deleted=stats.deleted, unchanged=stats.unchanged,
-                   warnings=list(stats.warnings))
+                   warnings=list(stats.warnings), files_known=stats.files_known)
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
