@@ -96,7 +96,7 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     progress.set_phase("sync", snap.stats.bytes, snap.stats.files)
     stats = SyncStats()
     s = Syncer(repo, dest, progress, stats, devices, delete, verify_content, in_place)
-    if record and base is not None:
+    if record:
         s.base = _base(s, record, base)
     try:
         if not devices and s.trees.has_devices(snap.tree):
@@ -123,14 +123,15 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     return stats
 
 
-def _base(s: Syncer, record: Record, base: Snapshot | bytes) -> BaseChunks | None:
-    """What tells the kept chunks of a file without reading it (None: ``base`` cannot be
-    loaded — pruned, damaged: every changed file is hashed then)."""
+def _base(s: Syncer, record: Record, base: Snapshot | bytes | None) -> BaseChunks:
+    """What tells the kept chunks of a file without reading it (without ``base``, or when
+    it cannot be loaded — pruned, damaged —, only what the record alone tells)."""
     try:
-        snap = base if isinstance(base, Snapshot) else load_snapshot(s.repo, base)
+        snap = base if isinstance(base, Snapshot) or base is None else load_snapshot(
+            s.repo, base)
     except (IntegrityError, NotFound):
-        return None
-    return BaseChunks(s.trees, s.index, record, snap.tree)
+        snap = None
+    return BaseChunks(s.trees, s.index, record, None if snap is None else snap.tree)
 
 
 def _run(s: Syncer, snap: Snapshot, workers: int, processes: int | None) -> None:

@@ -15,7 +15,9 @@ where the base has the same chunk id at the same offsets, rewritten where the ba
 another chunk there, and only a chunk whose offsets no base chunk has exactly (where the
 chunk boundaries moved, around a change) is read and hashed. In any other case (no record
 entry, a stat that moved, another digest, a sparse base file, a hardlink, a base tree that
-cannot be read) the sync hashes the old file as before.
+cannot be read) the sync hashes the old file as before. Two cases need no base: a file
+with the recorded chunk ids (same size, no holes: only its metadata changed) holds every
+chunk; a one-chunk file of the recorded size with other chunk ids does not hold it.
 """
 
 from __future__ import annotations
@@ -38,14 +40,15 @@ Record = Mapping[str, tuple[int, int, int, int, str]]
 class BaseChunks:
     """The kept chunks of a file known from ``record`` and the base tree ``root``."""
 
-    def __init__(self, trees: Trees, index: Index, record: Record, root: bytes) -> None:
+    def __init__(self, trees: Trees, index: Index, record: Record,
+                 root: bytes | None) -> None:
         self.trees = trees
         self.index = index
         self.record = record
         self.root = root
         self.dirs: dict[str, dict[str, dict[str, Any]] | None] = {}
 
-    def matches(self, rel: str, st: os.stat_result,
+    def matches(self, rel: str, st: os.stat_result, node: Node,
                 planned: list[tuple[IndexEntry, Writes]]) -> list[bool | None] | None:
         """For each planned chunk of the snapshot's file ``rel``: does the destination's
         file (``st``) hold it at those offsets — True, False, or None where the base has
@@ -57,6 +60,11 @@ class BaseChunks:
         if (seen is None or st.st_nlink != 1
                 or tuple(seen[:4]) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)):
             return None
+        if not node.holes and node.size == st.st_size:
+            if content_digest(node.content) == seen[4]:
+                return [True] * len(planned)  # the very chunks: only its metadata moved
+            if len(planned) == 1:
+                return [False]  # one chunk, other content (a wrong False only refetches)
         base = self.node(rel)
         if (base is None or base.type != "file" or base.holes or base.size != st.st_size
                 or content_digest(base.content) != seen[4]):
@@ -88,7 +96,7 @@ class BaseChunks:
         its tree unreadable or malformed)."""
         if rel in self.dirs:
             return self.dirs[rel]
-        tree_id: bytes | None = self.root
+        tree_id = self.root
         if rel:
             node = self.node(rel)
             tree_id = node.subtree if node is not None and node.type == "dir" else None

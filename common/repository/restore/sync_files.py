@@ -131,7 +131,7 @@ class FileSyncer(_Restorer):
             planned = self.plan(rel, node)
             if planned is None:
                 return  # a chunk the index lacks: the old file stays, the error names it
-            matches = self.match(rel, fd, st, planned)
+            matches = self.match(rel, fd, st, node, planned)
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
                 self.wrote(rel, node)  # its chunks hashed (or known): the snapshot's
@@ -140,11 +140,11 @@ class FileSyncer(_Restorer):
         finally:
             os.close(fd)
 
-    def match(self, rel: str, fd: int, st: os.stat_result,
+    def match(self, rel: str, fd: int, st: os.stat_result, node: Node,
               planned: list[tuple[IndexEntry, Writes]]) -> list[bool]:
         """Which planned chunks the old file ``fd`` holds at their offsets: those a record
         and the base snapshot do not tell (``sync_base``) read and hashed."""
-        known = None if self.base is None else self.base.matches(rel, st, planned)
+        known = None if self.base is None else self.base.matches(rel, st, node, planned)
         if known is not None:
             self.stats.files_known += 1
         todo = [(e.blob_id, e.raw_length, w)

@@ -25,6 +25,7 @@ from tests.unit.repository.test_backup import make_volume, new_repo
 
 BIG = "random.bin"  # 2 MiB: one 4 KiB region changes between S1 and S2
 SMALL = "dir1/nested/small3.txt"  # rewritten whole
+TOUCHED = "text.log"  # the same content, another mtime
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,8 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory
         f.write(os.urandom(4096))
     small = src / SMALL  # new content, same size: the same offsets as S1's chunk
     small.write_bytes(os.urandom(small.stat().st_size))
+    st = os.stat(src / TOUCHED)
+    os.utime(src / TOUCHED, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))  # its mtime only
     s2 = backup_directory(repo, src, host="h", volume="v", parent=s1)
     assert s2.parent == s1.id
     yield repo, s1, s2, src
@@ -81,12 +84,12 @@ def test_kept_chunks_come_from_the_record_and_base_without_reading_the_file(
     hashed = _hashed(monkeypatch)
     stats = sync_snapshot(repo, s2, dest, in_place=in_place, record=seen, base=s1.id)
     assert compare_trees(src, dest) == []
-    assert stats.files_known == 2
+    assert stats.files_known == 3
     # only chunks whose offsets no chunk of S1 has (the boundaries moved) were read
     assert len(hashed) <= 1 and sum(hashed) < _chunks(repo, s2, BIG) // 2
     assert stats.bytes_reused > 1 << 20  # the big file's unchanged chunks kept
     assert stats.bytes_fetched < 256 << 10  # the changed chunks only
-    assert set(stats.wrote) == {BIG, SMALL}
+    assert set(stats.wrote) == {BIG, SMALL, TOUCHED}
     # and the verify (not trusting anything) agrees
     assert compare_tree(repo, s2, dest, NullTracker()).ok
 
@@ -106,7 +109,7 @@ def test_a_file_changed_behind_the_records_back_is_read_and_synced_correctly(
     hashed = _hashed(monkeypatch)
     stats = sync_snapshot(repo, s2, dest, in_place=True, record=seen, base=s1.id)
     assert compare_trees(src, dest) == []
-    assert stats.files_known == 1 and hashed == [_chunks(repo, s2, BIG)]  # SMALL known
+    assert stats.files_known == 2 and hashed == [_chunks(repo, s2, BIG)]  # BIG read
 
 
 @pytest.mark.parametrize("stale", ["digest", "inode", "base"])
@@ -126,5 +129,10 @@ def test_a_record_or_base_that_does_not_vouch_for_a_file_falls_back_to_hashing(
     hashed = _hashed(monkeypatch)
     stats = sync_snapshot(repo, s2, dest, in_place=True, record=seen, base=base)
     assert compare_trees(src, dest) == []
-    assert stats.files_known == 0 and sorted(hashed) == [1, _chunks(repo, s2, BIG)]
+    if stale == "inode":  # nothing vouched for
+        assert stats.files_known == 0
+        assert sorted(hashed) == [1, _chunks(repo, s2, TOUCHED), _chunks(repo, s2, BIG)]
+    else:  # the record alone: SMALL (one chunk, other content) rewritten without reading
+        assert stats.files_known == (2 if stale == "base" else 1)  # + TOUCHED: its chunks
+        assert _chunks(repo, s2, BIG) in hashed and 1 not in hashed
     assert stats.bytes_reused > 1 << 20
