@@ -31,7 +31,10 @@ Semantics the migration job relies on:
   (``tree_compare.sync_record``): the files whose content it wrote — every blob verified
   as written, every chunk it kept hashed — with the stat they have now, the paths it
   removed dropped; a verify trusting the record then reads none of them again (not the
-  files it trusted by size and mtime: their content it never looked at);
+  files it trusted by size and mtime: their content it never looked at). The record also
+  spares the sync reading a changed file to find the chunks it still holds: where the
+  file's stat equals its record entry, they are known from the backup's parent snapshot
+  (what the destination was last restored or synced to: ``restore.sync_base``);
 - damaged data: everything else is synced, then ``IntegrityError`` names the files;
 - stopped part-way (an error, a cancelled job: the tracker's progress calls raise), the
   volume is a mix of what it held and the backup: run the sync again (its leftovers, the
@@ -72,6 +75,8 @@ class SyncOutcome:
     deleted: int
     unchanged: int
     warnings: list[str]
+    #: changed files whose kept chunks the record and the backup's parent told (not read)
+    files_known: int = 0
     #: files recorded in ``record`` (``sync_volume``), None without one
     files_recorded: int | None = None
 
@@ -81,7 +86,7 @@ class SyncOutcome:
                    bytes_fetched=stats.bytes_fetched, bytes_reused=stats.bytes_reused,
                    entries_written=stats.entries_written, metadata_fixed=stats.metadata_fixed,
                    deleted=stats.deleted, unchanged=stats.unchanged,
-                   warnings=list(stats.warnings))
+                   warnings=list(stats.warnings), files_known=stats.files_known)
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +120,8 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
                      retry_for=LOCK_RETRY_SECONDS):
         stats = sync_snapshot(repo, snap, path, delete=delete, verify_content=verify_content,
                               tracker=tracker, in_place=in_place,
-                              devices=settings.restore_device_nodes or backup.kind == "safety")
+                              devices=settings.restore_device_nodes or backup.kind == "safety",
+                              record=record, base=snap.parent if record else None)
     out = SyncOutcome.of(volume, stats)
     if record is not None:
         out.files_recorded = sync_record(path, stats, record)

@@ -47,11 +47,12 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from common.errors import Conflict, IntegrityError
+from common.errors import Conflict, IntegrityError, NotFound
 from common.progress import NullTracker, ProgressTracker
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, load_snapshot
 from common.repository.restore.restorer import _HINT, READERS
+from common.repository.restore.sync_base import BaseChunks, Record
 from common.repository.restore.syncer import Syncer, SyncStats
 from common.repository.restore.trees import refused
 from common.repository.restore.workers import make_runner
@@ -65,7 +66,8 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
                   *, delete: bool = True, verify_content: bool = False,
                   tracker: ProgressTracker | None = None, workers: int = 4,
                   processes: int | None = 0, devices: bool = True,
-                  in_place: bool = False) -> SyncStats:
+                  in_place: bool = False, record: Record | None = None,
+                  base: Snapshot | bytes | None = None) -> SyncStats:
     """Make the existing directory ``dest_dir`` equal to ``snapshot`` (a ``Snapshot`` or
     its id), writing only what differs (see the module's docstring).
 
@@ -76,6 +78,10 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     a temporary name (see the module's docstring). ``workers``/``processes``: as for
     ``restore_snapshot`` (processes: 0 = threads only; None = automatic).
     ``devices=False`` refuses char/block device nodes (Refused, before anything changes).
+    ``record`` (a record of ``dest``: ``sync_base.Record``) and ``base`` (the snapshot
+    ``dest`` was last restored or synced to, or its id): the chunks a changed file still
+    holds are known from them without reading it, where its stat equals its record entry
+    (``sync_base``); elsewhere (or when ``base`` cannot be loaded) they are hashed.
     Raises Conflict when a directory of the destination is swapped while the sync runs
     (nothing is written outside it), IntegrityError naming the files it could not write
     after syncing everything else."""
@@ -90,6 +96,8 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     progress.set_phase("sync", snap.stats.bytes, snap.stats.files)
     stats = SyncStats()
     s = Syncer(repo, dest, progress, stats, devices, delete, verify_content, in_place)
+    if record:
+        s.base = _base(s, record, base)
     try:
         if not devices and s.trees.has_devices(snap.tree):
             for rel, node in s.trees.walk(snap.tree, [[]], set()):
@@ -113,6 +121,17 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
         raise IntegrityError(f"sync incomplete: {blobs}; files not synced ({kept}): "
                              f"{', '.join(sorted(s.broken))}", _HINT)
     return stats
+
+
+def _base(s: Syncer, record: Record, base: Snapshot | bytes | None) -> BaseChunks:
+    """What tells the kept chunks of a file without reading it (without ``base``, or when
+    it cannot be loaded — pruned, damaged —, only what the record alone tells)."""
+    try:
+        snap = base if isinstance(base, Snapshot) or base is None else load_snapshot(
+            s.repo, base)
+    except (IntegrityError, NotFound):
+        snap = None
+    return BaseChunks(s.trees, s.index, record, None if snap is None else snap.tree)
 
 
 def _run(s: Syncer, snap: Snapshot, workers: int, processes: int | None) -> None:

@@ -20,6 +20,7 @@ from common.repository.core.tree import Node, content_digest
 from common.repository.restore.batch import PART, PATCH, FileRecord
 from common.repository.restore.plan import Large, Writes, chunk_writes, meta_of
 from common.repository.restore.restorer import BATCH_BYTES, RestoreStats, _Restorer
+from common.repository.restore.sync_base import BaseChunks
 from common.repository.restore.sync_fs import (
     copy_range,
     fix_fd,
@@ -46,8 +47,11 @@ class SyncStats(RestoreStats):
     metadata_fixed: int = 0
     deleted: int = 0
     unchanged: int = 0
+    #: changed files whose kept chunks a record and a base snapshot told (``sync_base``)
+    files_known: int = 0
     #: the regular files whose content this sync wrote or compared (every blob it wrote
-    #: verified, every chunk it kept hashed), by final path: (size, ``content_digest``);
+    #: verified, every chunk it kept hashed or known from a record: ``sync_base``), by
+    #: final path: (size, ``content_digest``);
     #: not the files it trusted by size and mtime (``verify_content=False``)
     wrote: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
     #: the paths it removed (a directory with everything below it)
@@ -74,6 +78,7 @@ class FileSyncer(_Restorer):
         #: (rel, node, created | same | fixed: as found, before this sync wrote into it)
         self.sync_dirs: list[tuple[str, Node, str]] = []
         self.dir_set: set[str] = {""}
+        self.base: BaseChunks | None = None  # a record and a base snapshot (``sync_base``)
 
     def remove(self, parent: int, name: str, rel: str) -> None:
         """Remove the entry ``name`` (at ``rel``) of the directory ``parent``."""
@@ -126,16 +131,30 @@ class FileSyncer(_Restorer):
             planned = self.plan(rel, node)
             if planned is None:
                 return  # a chunk the index lacks: the old file stays, the error names it
-            matches = match_chunks(fd, st.st_size,
-                                   [(e.blob_id, e.raw_length, w) for e, w in planned],
-                                   self.repo.codec.blob_id)
+            matches = self.match(rel, fd, st, node, planned)
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
-                self.wrote(rel, node)  # its chunks hashed: the snapshot's
+                self.wrote(rel, node)  # its chunks hashed (or known): the snapshot's
                 return
             self.rewrite(rel, node, fd, planned, matches, st.st_nlink == 1)
         finally:
             os.close(fd)
+
+    def match(self, rel: str, fd: int, st: os.stat_result, node: Node,
+              planned: list[tuple[IndexEntry, Writes]]) -> list[bool]:
+        """Which planned chunks the old file ``fd`` holds at their offsets: those a record
+        and the base snapshot do not tell (``sync_base``) read and hashed."""
+        known = None if self.base is None else self.base.matches(rel, st, node, planned)
+        if known is not None:
+            self.stats.files_known += 1
+        todo = [(e.blob_id, e.raw_length, w)
+                for (e, w), k in zip(planned, known or [None] * len(planned), strict=True)
+                if k is None]
+        hashed = iter(match_chunks(fd, st.st_size, todo, self.repo.codec.blob_id)
+                      if todo else [])
+        if known is None:
+            return list(hashed)
+        return [next(hashed) if k is None else k for k in known]
 
     def meta_only(self, fd: int, rel: str, node: Node) -> None:
         self.kept(fix_fd(fd, rel, meta_of(node), self.stats.warnings))

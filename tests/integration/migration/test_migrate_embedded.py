@@ -251,6 +251,9 @@ def test_files_the_sync_wrote_are_trusted_by_the_verify_and_a_later_write_is_fou
         verified = jobs.get_job(s, steps["verify"]).result
     assert synced["method"] == "sync" and synced["files_written"] == 3
     assert synced["files_recorded"] == 3
+    # f1 and f5 changed: the chunks they kept known from the record and the pre-copy's
+    # snapshot (the final backup's parent), not read
+    assert synced["files_known"] == 2
     files = sum(1 for p in dst.rglob("*") if p.is_file() and not p.is_symlink())
     assert verified["ok"] and verified["files_trusted"] == files  # none read again
 

@@ -1,0 +1,113 @@
+"""Which chunks a changed file of a sync restore (``sync``) already holds, known without
+reading it: from a record of the destination and a *base* snapshot.
+
+A sync rewrites a file whose size or mtime differ from the snapshot's; to keep what the
+old file already holds it reads the whole old file and hashes every planned chunk
+(``sync_fs.match_chunks``). A migration knows more: its record of the destination
+(``common.engine.tree_compare.Seen``: path → inode, size, mtime, ctime and the digest of
+the chunk ids the file was compared with or written from) and the snapshot the
+destination was last restored or synced to (the final backup's parent). When a file's
+stat still equals its record entry (inode, size, mtime_ns, ctime_ns: the ctime nobody can
+set back, so nothing wrote into it since) and the base snapshot's node at the same path
+has the recorded chunk ids (``content_digest``), no holes and the file's size, the file
+holds exactly the base's chunks one after the other: a chunk of the new snapshot is kept
+where the base has the same chunk id at the same offsets, rewritten where the base has
+another chunk there, and only a chunk whose offsets no base chunk has exactly (where the
+chunk boundaries moved, around a change) is read and hashed. In any other case (no record
+entry, a stat that moved, another digest, a sparse base file, a hardlink, a base tree that
+cannot be read) the sync hashes the old file as before. Two cases need no base: a file
+with the recorded chunk ids (same size, no holes: only its metadata changed) holds every
+chunk; a one-chunk file of the recorded size with other chunk ids does not hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from common.errors import IntegrityError, NotFound
+from common.repository.core.index import Index, IndexEntry
+from common.repository.core.tree import Node, content_digest
+from common.repository.restore.plan import Writes, chunk_writes
+from common.repository.restore.trees import Trees
+
+#: a record of the destination: path → (inode, size, mtime_ns, ctime_ns, chunk digest)
+Record = Mapping[str, tuple[int, int, int, int, str]]
+
+
+class BaseChunks:
+    """The kept chunks of a file known from ``record`` and the base tree ``root``."""
+
+    def __init__(self, trees: Trees, index: Index, record: Record,
+                 root: bytes | None) -> None:
+        self.trees = trees
+        self.index = index
+        self.record = record
+        self.root = root
+        self.dirs: dict[str, dict[str, dict[str, Any]] | None] = {}
+
+    def matches(self, rel: str, st: os.stat_result, node: Node,
+                planned: list[tuple[IndexEntry, Writes]]) -> list[bool | None] | None:
+        """For each planned chunk of the snapshot's file ``rel``: does the destination's
+        file (``st``) hold it at those offsets — True, False, or None where the base has
+        no chunk at exactly those offsets (then that chunk is read and hashed) — or None
+        when the record does not vouch for the file (see the module's docstring: then the
+        whole file is read). A chunk id is a keyed hash of the chunk's bytes: the base's
+        chunk at the same offsets with another id holds other bytes."""
+        seen = self.record.get(rel)
+        if (seen is None or st.st_nlink != 1
+                or tuple(seen[:4]) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)):
+            return None
+        if not node.holes and node.size == st.st_size:
+            if content_digest(node.content) == seen[4]:
+                return [True] * len(planned)  # the very chunks: only its metadata moved
+            if len(planned) == 1:
+                return [False]  # one chunk, other content (a wrong False only refetches)
+        base = self.node(rel)
+        if (base is None or base.type != "file" or base.holes or base.size != st.st_size
+                or content_digest(base.content) != seen[4]):
+            return None
+        had, missing = chunk_writes(self.index, base)
+        if missing is not None:
+            return None
+        at = {tuple(ws): e.blob_id for e, ws in had}
+        out: list[bool | None] = []
+        for e, ws in planned:
+            held = at.get(tuple(ws))
+            out.append(None if held is None else held == e.blob_id)
+        return out
+
+    def node(self, rel: str) -> Node | None:
+        """The base snapshot's node at ``rel`` (None: none, or its tree unreadable)."""
+        head, _, name = rel.rpartition("/")
+        nodes = self.dir(head)
+        d = None if nodes is None else nodes.get(name)
+        if d is None:
+            return None
+        try:
+            return Node.from_dict(d)
+        except (KeyError, TypeError, ValueError, IntegrityError):
+            return None
+
+    def dir(self, rel: str) -> dict[str, dict[str, Any]] | None:
+        """The base's directory ``rel``: its nodes, not decoded, by name (None: none, or
+        its tree unreadable or malformed)."""
+        if rel in self.dirs:
+            return self.dirs[rel]
+        tree_id = self.root
+        if rel:
+            node = self.node(rel)
+            tree_id = node.subtree if node is not None and node.type == "dir" else None
+        nodes = None
+        if tree_id is not None:
+            try:
+                raw = json.loads(self.trees.plain(tree_id))["nodes"]
+                nodes = {d["name"]: d for d in raw}
+                if len(nodes) != len(raw):
+                    nodes = None  # a name twice: not trusted
+            except (IntegrityError, NotFound, KeyError, TypeError, ValueError):
+                nodes = None
+        self.dirs[rel] = nodes
+        return nodes
