@@ -141,7 +141,7 @@ function phasesTable(m, live) {
 }
 
 // The catch-up rounds: what each carried (or that it found nothing), then why no more ran.
-const catchupText = c => [...(c.rounds || []).map(x => `round ${x.round}: ${bytes(x.bytes_read || 0)} changed, `
+const catchupText = c => [...(c.rounds || []).map(x => `round ${x.round}: ${bytes(x.bytes_read || 0)} read, `
   + (x.apply ? `applied (${x.apply.files_written} files)` : "apply skipped")), c.ended]
   .filter(Boolean).join("; ") || "—";
 

@@ -159,12 +159,13 @@ def markdown(v: dict[str, Any]) -> str:
 
 
 def catchup_text(c: dict[str, Any]) -> str:
-    """The catch-up rounds in one line (the Markdown report, the CLI)."""
+    """The catch-up rounds in one line (the Markdown report): per round what its backup
+    read (the files whose stat changed, whole) and what its apply wrote."""
     parts = []
     for r in c.get("rounds") or []:
         done = r.get("apply")
         mib = int(r.get("bytes_read") or 0) / (1 << 20)
-        parts.append(f"round {r['round']}: {r['files_read']} files / {mib:.1f} MiB changed, "
+        parts.append(f"round {r['round']}: {r['files_read']} files / {mib:.1f} MiB read, "
                      + (f"applied ({done.get('files_written')} files, "
                         f"{int(done.get('bytes_fetched') or 0)} bytes fetched)" if done
                         else f"apply skipped ({r['apply_skipped']})" if "apply_skipped" in r

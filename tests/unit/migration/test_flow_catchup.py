@@ -93,7 +93,7 @@ def test_rounds_follow_the_pre_copy_while_the_delta_shrinks_and_is_large(
     assert phases["catch-up"]["bytes"] == 210 * MiB  # stored + fetched of each round
     md = migration_views.markdown(view)
     assert "| catch-up | succeeded |" in md
-    assert "- catch-up: round 1: 3 files / 200.0 MiB changed, applied" in md
+    assert "- catch-up: round 1: 3 files / 200.0 MiB read, applied" in md
 
 
 def test_an_unchanged_round_skips_its_apply(env: tuple[Database, Coordinator]) -> None:
