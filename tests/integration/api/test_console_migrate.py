@@ -61,6 +61,9 @@ def test_the_wizard_migrates_a_volume_to_a_new_name_and_reports_it(
     mid = report.get_attribute("data-report")
     assert page.inner_text("[data-fact='verify']") == "passed"
     assert page.get_attribute("tr[data-phase='verify']", "data-state") == "succeeded"
+    # no container used the source: no catch-up round, and the report says why
+    assert "no running container" in page.inner_text("[data-fact='catch-up']")
+    assert page.locator("tr[data-phase='catch-up']").count() == 0
     shot(page, "migrate-report")
     assert compare_trees(src, console.mountpoint(dest)) == []
 
