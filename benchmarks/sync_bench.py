@@ -41,9 +41,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from dataset import MiB, ensure, mutate, parse_size, revert  # noqa: E402
-from procs import Deleter, fresh_dir, machine  # noqa: E402
+from dataset import MiB, ensure, parse_size  # noqa: E402
+from procs import Deleter, machine  # noqa: E402
 from results import record  # noqa: E402
+from snapshot_pair import snapshot_pair  # noqa: E402
 
 PASSWORD = "vksync-bench"
 TARGET = 0.25
@@ -51,27 +52,11 @@ TARGET = 0.25
 
 def measure(data: Path, work: Path, fraction: float, repeat: int,
             verify_content: bool) -> dict[str, Any]:
-    from common.repository import init_repository, open_repository
-    from common.repository.backup.archiver import backup_directory
-    from common.repository.core.keys import KdfParams
     from common.repository.restore.restorer import restore_snapshot
     from common.repository.restore.sync import sync_snapshot
-    from common.storage.local import LocalBackend
     from tests.treecmp import compare_trees
 
-    store = fresh_dir(work / "repo")
-    init_repository(LocalBackend(str(store)), PASSWORD, kdf=KdfParams(2**14, 8, 1))
-    repo = open_repository(LocalBackend(str(store)), PASSWORD)
-    s1 = backup_directory(repo, data, host="bench", volume="vol")
-    save = work / "mutation"
-    Deleter.remove([save])
-    try:
-        changed = mutate(data, save, fraction)
-        s2 = backup_directory(repo, data, host="bench", volume="vol", parent=s1)
-    finally:
-        revert(data, save)
-    repo.load_index()
-    repo.index.flush()  # else the first timed step merges the backup's new entries
+    repo, s1, s2, changed = snapshot_pair(data, work, fraction, PASSWORD)
     steps = ("full", "sync", "sync-in-place")
     runs: dict[str, list[float]] = {k: [] for k in steps}
     facts: dict[str, Any] = {"changed_bytes": changed, "files": s2.stats.files,

@@ -46,8 +46,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from dataset import ensure, mutate, parse_size, revert  # noqa: E402
-from procs import Deleter, fresh_dir, machine  # noqa: E402
+from dataset import ensure, parse_size  # noqa: E402
+from procs import Deleter, machine  # noqa: E402
+from snapshot_pair import snapshot_pair  # noqa: E402
 
 PASSWORD = "vkwriteback-bench"
 
@@ -113,30 +114,14 @@ def main() -> None:
     from common.engine.flush import flushing
     from common.engine.tree_compare import Seen, compare_tree, sync_record
     from common.progress import NullTracker
-    from common.repository import init_repository, open_repository
-    from common.repository.backup.archiver import backup_directory
-    from common.repository.core.keys import KdfParams
     from common.repository.restore.restorer import restore_snapshot
     from common.repository.restore.sync import sync_snapshot
-    from common.storage.local import LocalBackend
 
     work = Path(args.workdir)
     info = ensure(work / f"data-{args.size}", parse_size(args.size))
     print(f"dataset: {info.describe()}; {machine()}", flush=True)
     data = Path(info.root)
-    store = fresh_dir(work / "repo")
-    init_repository(LocalBackend(str(store)), PASSWORD, kdf=KdfParams(2**14, 8, 1))
-    repo = open_repository(LocalBackend(str(store)), PASSWORD)
-    s1 = backup_directory(repo, data, host="bench", volume="vol")
-    save = work / "mutation"
-    Deleter.remove([save])
-    try:
-        mutate(data, save, args.fraction)
-        s2 = backup_directory(repo, data, host="bench", volume="vol", parent=s1)
-    finally:
-        revert(data, save)
-    repo.load_index()
-    repo.index.flush()
+    repo, s1, s2, _ = snapshot_pair(data, work, args.fraction, PASSWORD)
     runs: dict[str, list[tuple[float, float]]] = {}
     made: list[Path] = []
     n = 0
