@@ -155,6 +155,10 @@ def _show(m: dict[str, Any], as_json: bool) -> None:
                         highlight=False)
         out().print(f"  downtime {secs(m['downtime_seconds'])}, verify "
                     f"{m['verify_outcome'] or '-'}", highlight=False)
+        catchup = (m.get("report") or {}).get("catchup")
+        if catchup:
+            from common.jobs.migration_views import catchup_text
+            out().print(f"  catch-up {catchup_text(catchup)}", highlight=False)
         if m["reason"]:
             out().print(f"  reason: {m['reason']}", highlight=False)
         for step in m.get("next_steps") or []:

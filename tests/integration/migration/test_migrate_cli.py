@@ -48,6 +48,10 @@ def test_migrate_with_remove_source_then_rollback_puts_the_source_back(
         "not found" in missing.stderr, missing.stderr
     report = cli(embedded_env, "migration", done["id"], "--md").stdout
     assert f"# Migration {done['id']}: succeeded" in report and "| finish |" in report
+    text = cli(embedded_env, "migration", done["id"]).stdout
+    assert f"migration {done['id']}: succeeded" in text, text
+    # no container used the source: no catch-up round, and the text says why
+    assert "  catch-up skipped: no running container" in text, text
 
     back = json.loads(cli(embedded_env, "migration", "rollback", done["id"],
                           "--json", ok=False).stdout)
