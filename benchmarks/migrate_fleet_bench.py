@@ -1,6 +1,6 @@
 """Benchmark of a migration host to host in the fleet (issue 14, "Speed"), as users run it.
 
-    python benchmarks/migrate_fleet_bench.py [--size 1G] [--rounds 3] [--fraction 0.05] \
+    python benchmarks/migrate_fleet_bench.py [--size 1G] [--rounds 5] [--fraction 0.05] \
         [--workdir /var/tmp/vkmigfleet] [--no-results]
 
 Starts the real fleet (``fleetkit``: private PostgreSQL and Redis, two private dockerds
@@ -335,7 +335,9 @@ def write_results(section: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="1G", help="size of the mixed dataset")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds (each kind once per round, in a rotated order); the "
+                   "verdicts are medians over them: the cold copy swings 2-3x between rounds")
     p.add_argument("--fraction", type=float, default=0.05)
     p.add_argument("--workdir", default="/var/tmp/vkmigfleet")
     p.add_argument("--no-results", action="store_true", help="do not update RESULTS.md")
