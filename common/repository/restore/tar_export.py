@@ -35,6 +35,7 @@ from common.repository.core.snapshot import Snapshot
 from common.repository.core.tree import Node, check_link_path, check_name
 from common.repository.restore.blob_fetch import BlobFetcher
 from common.repository.restore.restorer import RestoreStats
+from common.repository.restore.trees import narrow
 from common.repository.system.sparse import data_ranges
 
 WINDOW = 16 << 20  # plaintext bytes fetched ahead (twice: the one written, the next)
@@ -88,14 +89,10 @@ class _Walk:
             if everything:
                 sub, sub_ids = [[]], [-1]
             else:
-                pairs = [(s[1:], i) for s, i in zip(selectors, sel_ids, strict=True)
-                         if s[0] == node.name]
-                if not pairs:
+                picked = narrow(selectors, sel_ids, node)
+                if picked is None:
                     continue
-                sub, sub_ids = [p[0] for p in pairs], [p[1] for p in pairs]
-                whole = [i for p, i in pairs if not p]
-                if not whole and node.type != "dir":
-                    continue
+                sub, sub_ids, _ = picked
             yield _Member(child, node, self._link_to(child, node))
             if node.type == "dir" and node.subtree is not None:
                 yield from self._walk(node.subtree, child, sub, sub_ids)

@@ -26,6 +26,22 @@ _SUBTREE = re.compile(rb'"subtree":"([0-9a-f]{64})"')
 _DEVICES = (b'"type":"char"', b'"type":"block"')
 
 
+
+def narrow(selectors: list[list[str]], sel_ids: list[int], node: Node
+           ) -> tuple[list[list[str]], list[int], list[int]] | None:
+    """A selective walk's step into ``node`` (``selectors``: path components, none of
+    them empty, numbered by ``sel_ids``): the selectors' remaining components below it,
+    their numbers, and the numbers of those that select it whole; None when it is not
+    selected (no selector names it, or only ones that go on below a non-directory)."""
+    pairs = [(s[1:], i) for s, i in zip(selectors, sel_ids, strict=True)
+             if s[0] == node.name]
+    if not pairs:
+        return None
+    whole = [i for p, i in pairs if not p]
+    if not whole and node.type != "dir":
+        return None
+    return [p[0] for p in pairs], [p[1] for p in pairs], whole
+
 class Trees:
     """Verified trees of one repository; ``keep`` caches up to ``budget`` stored bytes."""
 
@@ -77,14 +93,10 @@ class Trees:
             if everything:
                 sub, sub_ids = [[]], [-1]
             else:
-                pairs = [(s[1:], i) for s, i in zip(selectors, sel_ids, strict=True)
-                         if s[0] == node.name]
-                if not pairs:
+                picked = narrow(selectors, sel_ids, node)
+                if picked is None:
                     continue
-                sub, sub_ids = [p[0] for p in pairs], [p[1] for p in pairs]
-                whole = [i for p, i in pairs if not p]
-                if not whole and node.type != "dir":
-                    continue
+                sub, sub_ids, whole = picked
                 matched.update(whole)
             yield child_rel, node
             if node.type == "dir" and node.subtree is not None:
