@@ -50,6 +50,18 @@ def flush_filesystems(paths: Iterable[Path | None]) -> int:
     return len(done)
 
 
+def flush_behind(paths: Iterable[Path | None]) -> threading.Thread:
+    """Start flushing the file systems of ``paths`` in a thread and return at once (the
+    thread, for a caller or a test that wants to wait): the writeback is started now
+    instead of by the kernel's flusher threads up to 30 s later, and nobody waits for it.
+    In a process that exits first it just stops (a daemon thread): the kernel writes the
+    pages out as it would have."""
+    thread = threading.Thread(target=flush_filesystems, args=(list(paths),),
+                              name="flush-behind", daemon=True)
+    thread.start()
+    return thread
+
+
 @contextlib.contextmanager
 def flushing(paths: Iterable[Path | None]) -> Iterator[None]:
     """Flush the file systems of ``paths`` in a thread while the block runs; the block's

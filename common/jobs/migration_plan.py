@@ -86,7 +86,8 @@ FORWARD = (
         backup_id=report_of(m, "final_backup_id"), params={"create": create_options(m)})),
     Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
         ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
-        backup_id=report_of(m, "final_backup_id"), params={"baseline": True})),
+        backup_id=report_of(m, "final_backup_id"),
+        params={"baseline": True, "durable": m.remove_source})),
     Step("finish.capture", "finish",
          lambda m: _recreating(m) and m.dest_host != m.source_host,
          lambda ops, m: queue_step(

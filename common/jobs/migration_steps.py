@@ -14,6 +14,7 @@ created), ``migration-start`` (start the stopped containers again), ``migration-
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
 from common.engine.catchup import catchup_backup
-from common.engine.flush import flushing
+from common.engine.flush import flush_behind, flushing
 from common.engine.records import StoredBackup
 from common.engine.repo_verify import Seen
 from common.errors import Conflict, Damaged, NotFound
@@ -117,16 +118,23 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     pre-copy's restore recorded in this host's migration state (``record_restored``):
     every entry's metadata is compared, the content is read only of the files whose stat
     changed since, or not matched then (``compare_tree``). The destination's file system
-    is flushed beside the comparison."""
+    is flushed beside the comparison: with ``params.durable`` (``--remove-source``: the
+    finish removes the source) the job ends when it is on disk; otherwise the flush goes
+    on behind the job's end, outside the downtime (the source is kept, and a volume an
+    application can use needs no writeback first: as after any restore)."""
     b = ctx.job_backup(job)
     state = _state_file(ctx, str(job.params.get("migration")))
     trusted = _load(state) if job.params.get("baseline") else None
     seen: Seen = {}
     tracker.set_phase("comparing")
-    # meanwhile what the cut-over's sync wrote goes to disk: a verified destination is a
-    # durable one before the finish may remove the source (``engine.flush``)
+    dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
+    # meanwhile what the cut-over's sync wrote goes to disk (``engine.flush``); a job
+    # queued before ``durable`` existed waits for it, as then
+    durable = job.params.get("durable", True)
+    if not durable:
+        flush_behind(dest)
     with ctx.open_target(b.target) as backend, \
-            flushing([engine.volume_path(ctx.docker, job.volume, ctx.settings)]):
+            (flushing(dest) if durable else contextlib.nullcontext()):
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, trusted=trusted,
                                 seen=seen)

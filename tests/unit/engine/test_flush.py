@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+import pytest
 
 from common.engine.flush import flush_filesystems
 
@@ -26,3 +29,24 @@ def test_flushing_runs_beside_the_block_and_waits_for_the_flush(tmp_path: Path) 
     with flushing([tmp_path, None]):
         (tmp_path / "g").write_bytes(b"y" * 4096)
     assert (tmp_path / "g").read_bytes() == b"y" * 4096
+
+
+def test_a_flush_behind_returns_before_the_flush_is_done(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from common.engine import flush
+
+    started, release, flushed = threading.Event(), threading.Event(), []
+
+    def slow(paths: list[Path | None]) -> int:  # a writeback that takes its time
+        started.set()
+        release.wait(10)
+        flushed.extend(paths)
+        return 1
+
+    monkeypatch.setattr(flush, "flush_filesystems", slow)
+    thread = flush.flush_behind([tmp_path])
+    assert started.wait(10) and thread.is_alive() and flushed == []  # nobody waited
+    release.set()
+    thread.join(10)
+    assert flushed == [tmp_path] and thread.daemon

@@ -114,6 +114,9 @@ def test_the_forward_steps_run_in_order_on_their_hosts(env: tuple[Database, Coor
                  for step, jid in m.steps.items()}
         restore = s.get(Job, m.steps["precopy.restore"])
         assert restore is not None and restore.backup_id == "b1"
+        verify = s.get(Job, m.steps["verify"])
+        # the source is kept: the verify's flush goes on behind its end (not downtime)
+        assert verify is not None and verify.params["durable"] is False
         assert restore.params["create"]["labels"] == {"volkeeper.migration": "m1"}
         view = migration_views.view(s, m)
     assert hosts == {"precopy.backup": ("a", "backup"), "precopy.restore": ("b", "restore"),

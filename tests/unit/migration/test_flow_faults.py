@@ -42,6 +42,9 @@ def test_a_retire_killed_after_the_removal_restores_the_source_then_removes_the_
     db, c = env
     _migration(db, remove_source=True)
     _to_finish(db, c)
+    with db.session() as s:  # the source goes: the verify ends when the copy is on disk
+        verify = s.get(Job, _get(db).steps["verify"])
+        assert verify is not None and verify.params["durable"] is True
     _finish(db, "finish.retire", JobState.failed, error="the worker stopped reporting",
             safety_backup_id="s1")
     c.advance("m1")
