@@ -6,6 +6,13 @@ compares every entry — type, size, mode, owner, mtime (to the nanosecond), sym
 target, device numbers, xattrs, hardlinks, sparseness and content. Content is compared
 by cutting the restored file with the repository's chunker and keyed hash, exactly as a
 backup would, so no data is downloaded again: equal chunk ids mean equal bytes.
+
+Most entries of a volume are plain files (no xattrs, no holes): their tree nodes stay JSON
+objects (``tree.decode_some`` with ``_plain_file``, validated as ``Node.from_dict`` would)
+and are compared field by field with the ``lstat`` (``_Comparer.same_file``); any
+difference, or content that must be read, sends one through the full comparison of a
+``Node`` (``entry``), which words the problem — so a migration's verify and the pre-copy's
+record make no ``Node`` for the files that are as they should be.
 """
 
 from __future__ import annotations
