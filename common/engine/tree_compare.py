@@ -6,17 +6,25 @@ compares every entry — type, size, mode, owner, mtime (to the nanosecond), sym
 target, device numbers, xattrs, hardlinks, sparseness and content. Content is compared
 by cutting the restored file with the repository's chunker and keyed hash, exactly as a
 backup would, so no data is downloaded again: equal chunk ids mean equal bytes.
+
+Most entries of a volume are plain files (no xattrs, no holes): their tree nodes stay JSON
+objects (``tree.decode_some`` with ``_plain_file``, validated as ``Node.from_dict`` would)
+and are compared field by field with the ``lstat`` (``_Comparer.same_file``); any
+difference, or content that must be read, sends one through the full comparison of a
+``Node`` (``entry``), which words the problem — so a migration's verify and the pre-copy's
+record make no ``Node`` for the files that are as they should be.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.archive import VerifyReport
 from common.archive.reader import MAX_PROBLEMS
@@ -28,9 +36,10 @@ from common.progress import ProgressTracker
 from common.repository import Repository
 from common.repository.backup.read import xattrs_of
 from common.repository.core.chunker import Chunker
+from common.repository.core.ids import BlobType
 from common.repository.core.locks import backup_lock
 from common.repository.core.snapshot import Snapshot, load_snapshot
-from common.repository.core.tree import Node, content_digest
+from common.repository.core.tree import Node, content_digest, decode_some
 from common.repository.system.sparse import DataReader, data_ranges
 from common.storage.base import Backend
 
@@ -162,33 +171,75 @@ class _Comparer:
 
     def tree(self, tree_id: bytes, rel: str) -> None:
         try:
-            tree = self.repo.read_tree(tree_id)
+            nodes = decode_some(self.repo.read_blob(tree_id, BlobType.TREE),
+                                f"tree {tree_id.hex()}", _plain_file)
         except (IntegrityError, NotFound, StorageError) as e:
             self.problem(f"{rel or '/'}: cannot read the backup's tree: {e}")
             return
         here = os.path.join(self.root, rel)
         try:
-            present = {os.fsdecode(n) for n in os.listdir(os.fsencode(here))}
+            present = set(os.listdir(here))  # str: the names ``os.fsdecode``'d
         except OSError as e:
             self.problem(f"{rel or '/'}: cannot list the restored directory: {e.strerror}")
             return
-        for extra in sorted(present - {n.name for n in tree.nodes}):
+        names = {n["name"] if isinstance(n, dict) else n.name for n in nodes}
+        for extra in sorted(present - names):
             self.problem(f"{rel}/{extra}: in the volume but not in the backup")
         # progress once per directory (before its subdirectories): a migration's verify
         # walks tens of thousands of entries inside its downtime, and every ``add`` of a
         # job's tracker takes a lock and looks for a cancel
-        self.tracker.add(sum(n.size for n in tree.nodes if n.type == "file"),
-                         len(tree.nodes))
+        self.tracker.add(sum(n.get("size", 0) if isinstance(n, dict) else
+                             n.size if n.type == "file" else 0 for n in nodes), len(nodes))
         base = os.path.join(self.root, rel) if rel else self.root
+        base = base if base.endswith("/") else base + "/"
         prefix = f"{rel}/" if rel else ""
-        for node in tree.nodes:
+        same = self.same_file
+        for node in nodes:
+            if isinstance(node, dict):  # a plain file (``_plain_file``)
+                name = node["name"]
+                if name not in present:
+                    self.problem(f"{prefix}{name}: in the backup but not in the volume")
+                elif not same(prefix + name, base + name, node):
+                    self.entry(prefix + name, base + name, Node.from_dict(node))
+                continue
             child = prefix + node.name
             if node.name not in present:
                 self.problem(f"{child}: in the backup but not in the volume")
                 continue
-            self.entry(child, os.path.join(base, node.name), node)
+            self.entry(child, base + node.name, node)
             if node.type == "dir" and node.subtree is not None:
                 self.tree(node.subtree, child)
+
+    def same_file(self, rel: str, path: str, d: dict[str, Any]) -> bool:
+        """Whether the plain file node ``d`` (not decoded: ``_plain_file``) holds for the
+        volume's ``path`` with nothing to report: a regular file with its mode, owner,
+        mtime and size, no xattrs, and its content vouched for by ``trusted`` (or taken
+        as the snapshot's: ``written``); then it is counted and recorded in ``seen``. Any
+        other case (False) is compared by ``entry`` from a ``Node``, which words what
+        differs — most files of a migration's verify and record take only this path."""
+        try:
+            st = _lstat(path)
+        except OSError:
+            return False
+        g = d.get
+        if (st.st_mode != _REG | g("mode", 0) or st.st_size != g("size", 0)
+                or st.st_mtime_ns != g("mtime_ns", 0) or st.st_uid != g("uid", 0)
+                or st.st_gid != g("gid", 0)):
+            return False
+        try:
+            if _listxattr(path, follow_symlinks=False):
+                return False
+        except OSError:
+            pass  # none to be read: ``xattrs_of`` has {} then, as the node has
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, d[_DIGEST])
+        if not self.written:
+            had = self.trusted.get(rel)
+            if had is None or (had if type(had) is tuple else tuple(had)) != key:
+                return False
+        self.report.entries_checked += 1
+        if self.seen is not None:
+            self.seen[rel] = key
+        return True
 
     def entry(self, rel: str, path: str, node: Node) -> None:
         self.report.entries_checked += 1
@@ -283,6 +334,52 @@ class _Comparer:
             out.append(f"content: differs from the backup (from chunk {same} of "
                        f"{len(node.content)})")
         return out
+
+
+#: the fields a plain file's node may have (``_plain_file``)
+_FILE_KEYS = frozenset({"name", "type", "mode", "uid", "gid", "mtime_ns", "ctime_ns",
+                        "inode", "size", "content"})
+_REG = stat.S_IFREG
+_lstat, _listxattr, _sha256 = os.lstat, os.listxattr, hashlib.sha256
+#: where ``_plain_file`` leaves a plain file's ``content_digest`` in its JSON object (no
+#: key of a tree node: such a node has keys outside ``_FILE_KEYS``, so it is not plain)
+_DIGEST = " digest"
+_NO_CONTENT = content_digest([])
+
+
+def _plain_file(d: Any) -> bool:
+    """Whether the tree's JSON object ``d`` is a plain file that ``Node.from_dict`` would
+    parse exactly (``tree.decode_some``'s ``keep``): type ``file``, integer fields, a
+    permission mode, no xattrs, holes or other fields, its chunk ids 64 hex digits each;
+    its ``content_digest`` is then left in it (``_DIGEST``). Any other node is made a
+    ``Node`` (validated) and compared by ``_Comparer.entry``."""
+    if type(d) is not dict or not d.keys() <= _FILE_KEYS or d.get("type") != "file":
+        return False
+    g = d.get
+    mode, size = g("mode", 0), g("size", 0)
+    if not (type(g("name")) is str and type(mode) is int and 0 <= mode <= 0o7777
+            and type(size) is int and size >= 0 and type(g("uid", 0)) is int
+            and type(g("gid", 0)) is int and type(g("mtime_ns", 0)) is int
+            and type(g("ctime_ns", 0)) is int and type(g("inode", 0)) is int):
+        return False
+    content = g("content")
+    if not content:
+        d[_DIGEST] = _NO_CONTENT
+        return True
+    if type(content) is not list:
+        return False
+    n = len(content)
+    try:
+        ids = content[0] if n == 1 else "".join(content)
+        raw = bytes.fromhex(ids)
+        # 64 digits each (no whitespace, which ``bytes.fromhex`` skips)
+        if len(ids) != 64 * n or len(raw) != 32 * n or (
+                n > 1 and any(len(c) != 64 for c in content)):
+            return False
+    except (TypeError, ValueError):
+        return False
+    d[_DIGEST] = _sha256(raw).hexdigest()
+    return True
 
 
 def _zeros(fd: int, offset: int, length: int) -> bool:

@@ -186,16 +186,7 @@ class Tree:
     def decode(cls, data: bytes, what: str = "tree") -> Tree:
         """Parse a tree blob's plaintext; IntegrityError on damage, hostile or duplicate
         names."""
-        try:
-            doc = json.loads(data)
-            if doc["v"] != TREE_VERSION:
-                raise ValueError(f"tree format version {doc['v']} is not supported")
-            raw_nodes = doc["nodes"]
-            if not isinstance(raw_nodes, list):
-                raise TypeError("nodes is not a list")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"{what} is malformed: {exc}", _HINT) from None
-        nodes = [Node.from_dict(d) for d in raw_nodes]
+        nodes = [Node.from_dict(d) for d in _node_list(data, what)]
         names = [n.name for n in nodes]
         if len(set(names)) != len(names):
             raise IntegrityError(f"{what} lists a name twice", _HINT)
@@ -204,6 +195,41 @@ class Tree:
     def by_name(self) -> dict[str, Node]:
         """Nodes keyed by name."""
         return {n.name: n for n in self.nodes}
+
+
+def _node_list(data: bytes, what: str) -> list[Any]:
+    try:
+        doc = json.loads(data)
+        if doc["v"] != TREE_VERSION:
+            raise ValueError(f"tree format version {doc['v']} is not supported")
+        raw_nodes = doc["nodes"]
+        if not isinstance(raw_nodes, list):
+            raise TypeError("nodes is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{what} is malformed: {exc}", _HINT) from None
+    return raw_nodes
+
+
+def decode_some(data: bytes, what: str, keep: Callable[[Any], bool]
+                ) -> list[Node | dict[str, Any]]:
+    """``Tree.decode``'s nodes (the same checks, the same errors), except that each node
+    ``keep`` accepts stays its JSON object, only its name checked (``check_name``): for a
+    walk that compares most nodes field by field without making a ``Node`` of them.
+    ``keep`` must accept only a dict with a string ``name`` that ``Node.from_dict`` would
+    parse without error (but for the name's check)."""
+    nodes: list[Node | dict[str, Any]] = []
+    names = []
+    for d in _node_list(data, what):
+        if keep(d):
+            names.append(check_name(d["name"]))
+            nodes.append(d)
+        else:
+            node = Node.from_dict(d)
+            names.append(node.name)
+            nodes.append(node)
+    if len(set(names)) != len(names):
+        raise IntegrityError(f"{what} lists a name twice", _HINT)
+    return nodes
 
 
 # The canonical text of a tree: ``json.dumps({"v": 1, "nodes": [...]}, sort_keys=True,
