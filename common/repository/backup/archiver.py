@@ -260,6 +260,7 @@ class _Walker:
                     self._same(same)
                 child = f"{path}/{entry.name}"
                 child_rel = f"{rel}/{entry.name}" if rel else entry.name
+                wait: Future[Chunked] | Deferred | None
                 try:
                     if slot >= 0:  # few files to read: a hand-off each costs more
                         small = ahead.get(slot) if ahead is not None else read_small(
@@ -268,7 +269,7 @@ class _Walker:
                             raise small.error
                         node = self.node(entry.name, dir_fd, st, small.xattrs)
                         # read ahead: it is not its parent node (``_read_ahead``)
-                        self._file(node, dir_fd, child_rel, st, None, small)
+                        wait = self._file(node, dir_fd, child_rel, st, None, small)
                     else:
                         node = self.node(entry.name, dir_fd, st)
                         if i in nexts:
@@ -278,12 +279,12 @@ class _Walker:
                             raise listed_here
                         wait = self._fill(node, child, dir_fd, child_rel, st,
                                           _old_node(prev), listed_here)
-                        if wait is not None:
-                            waiting.append((len(texts), node, wait))
-                            texts.append("")
-                            continue
                 except FileNotFoundError:  # vanished while we walked
                     self.stats.skipped += 1
+                    continue
+                if wait is not None:  # its text once what it waits for is done
+                    waiting.append((len(texts), node, wait))
+                    texts.append("")
                     continue
                 texts.append(encode_node(node))
             if same[0]:
