@@ -43,6 +43,9 @@ class BackupOptions:
     processes: int | None = None  # worker processes for many small files (None: per CPU)
     # small files read before they start (0: from the first file on, waiting for them)
     process_after: int = backup_workers.PROCESS_AFTER
+    #: threads chunking large files beside the walk (0: the walk chunks them itself; one
+    #: keeps up with the walk of a changed re-backup, two only add GIL hand-offs)
+    chunkers: int = 1
 
 
 class Packer:
@@ -137,6 +140,8 @@ class Pipeline:
         self.seen: set[bytes] = set()
         self.slots = threading.Semaphore(options.in_flight)
         self.lock = threading.Lock()  # guards ``index``, which the packer adds to
+        #: guards ``seen`` and the batch: the walk and the chunking threads submit
+        self._submitting = threading.Lock()
         self.packer = Packer(repo, stats, options.index_every, self.slots, self._committed)
         self.pool = ThreadPoolExecutor(options.encoders, thread_name_prefix="repo-encode")
         self.batch_bytes = options.batch_bytes
@@ -161,10 +166,11 @@ class Pipeline:
     def want(self, blob_id: bytes) -> bool:
         """(walking thread) Whether a blob read by a worker process must be stored; it
         counts as queued from now on."""
-        if self.known(blob_id):
-            return False
-        self.seen.add(blob_id)
-        return True
+        with self._submitting:
+            if self.known(blob_id):
+                return False
+            self.seen.add(blob_id)
+            return True
 
     def deliver(self, batch: list[packmod.EncodedBlob]) -> None:
         """(a worker's receiver thread) Hand blobs sealed elsewhere to the packer, within
@@ -183,17 +189,23 @@ class Pipeline:
             self.seen.discard(e.blob_id)
 
     def submit(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
-        """Store a blob unless known."""
-        if self.known(blob_id):
-            return
-        self.seen.add(blob_id)
-        self._batch.append((blob_type, data, blob_id))
-        self._batch_size += len(data)
-        if self._batch_size >= self.batch_bytes or len(self._batch) >= self.batch_blobs:
-            self.flush()
+        """Store a blob unless known (from any thread: a blob two threads submit at once
+        is stored once)."""
+        with self._submitting:
+            if self.known(blob_id):
+                return
+            self.seen.add(blob_id)
+            self._batch.append((blob_type, data, blob_id))
+            self._batch_size += len(data)
+            if self._batch_size >= self.batch_bytes or len(self._batch) >= self.batch_blobs:
+                self._flush()
 
     def flush(self) -> None:
         """Hand the current batch to an encoder (waits while too much is in flight)."""
+        with self._submitting:
+            self._flush()
+
+    def _flush(self) -> None:
         if not self._batch:
             return
         batch, self._batch, self._batch_size = self._batch, [], 0

@@ -370,6 +370,7 @@ def test_a_small_file_removed_before_its_reader_gets_to_it_is_skipped(
         return real_read(dir_fd, name, size, blob_id)
 
     monkeypatch.setattr(backup_read, "read_small", vanishing)
+    monkeypatch.setattr(archiver, "READ_AHEAD_MIN", 8)  # a reader reads these 20
     gone = sorted(str(p.relative_to(src)) for p in src.rglob("small2.txt"))
     assert gone
     snap = backup_directory(repo, src, host="h", volume="v")
@@ -388,6 +389,7 @@ def test_reading_ahead_stays_within_its_window_however_deep_the_tree(
 ) -> None:
     monkeypatch.setattr(backup_read, "GROUP_FILES", 2)
     monkeypatch.setattr(backup_read, "WINDOW", 3)
+    monkeypatch.setattr(archiver, "READ_AHEAD_MIN", 8)  # the 8 files of each level
     src = tmp_path / "v"
     level, depth = src, 6
     for d in range(depth):  # at every level: small files before and after a subdirectory
