@@ -1,0 +1,35 @@
+"""Worker processes start lean: without ``site``, their packages found on this process's path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import common
+from common.repository.system.worker_pipe import worker_command, worker_env
+
+
+def test_a_worker_runs_without_site_and_still_finds_every_package_it_needs() -> None:
+    cmd = worker_command("common.repository.restore.workers")
+    assert cmd[:2] == [sys.executable, "-S"] and cmd[-2:] == ["-m",
+                                                              "common.repository.restore.workers"]
+    probe = ("import sys, blake3, zstandard, cryptography.hazmat.primitives.ciphers.aead\n"
+             "import common.repository.restore.workers, common.repository.backup.workers\n"
+             "print(sys.flags.no_site, 'site' in sys.modules)")
+    out = subprocess.run([*cmd[:-2], "-c", probe], env=worker_env(), capture_output=True,
+                         text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["1", "False"]
+
+
+def test_the_worker_path_is_this_checkout_then_this_process_path_in_order(monkeypatch) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # as from an editable install
+    env = worker_env()
+    paths = env["PYTHONPATH"].split(os.pathsep)
+    assert paths[0] == str(Path(common.__file__).resolve().parents[1])
+    mine = [p for p in sys.path if p and p != paths[0]]
+    assert paths[1:] == list(dict.fromkeys(mine))
+    out = subprocess.run([*worker_command("x")[:-2], "-c", "import common; print(common.__file__)"],
+                         env=env, cwd="/", capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == common.__file__
