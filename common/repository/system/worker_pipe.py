@@ -21,21 +21,25 @@ import contextlib
 import marshal
 import os
 import queue
-import signal
-import struct
 import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from common.repository.system.malloc import TRIM_THRESHOLD, keep_freed_memory
+# the worker's side lives in worker_serve (a worker imports only that); re-exported here
+from common.repository.system.worker_serve import (
+    read_exact,
+    read_frame,
+    serve,
+    write_all,
+    write_frame,
+)
 
-_FRAME = struct.Struct("<Q")
-_CHUNK = 1 << 20
+__all__ = ["WorkerFailed", "WorkerProcess", "read_exact", "read_frame", "serve",
+           "worker_command", "worker_env", "write_all", "write_frame"]
 
 
 def worker_env() -> dict[str, str]:
@@ -172,73 +176,3 @@ def _write_message(fd: int, message: list[bytes]) -> None:
     write_frame(fd, message[0])
     for span in message[1:]:
         write_all(fd, memoryview(span))
-
-
-def write_frame(fd: int, payload: bytes) -> None:
-    view = memoryview(_FRAME.pack(len(payload)) + payload) if len(payload) < _CHUNK \
-        else None
-    if view is None:
-        write_all(fd, memoryview(_FRAME.pack(len(payload))))
-        view = memoryview(payload)
-    write_all(fd, view)
-
-
-def write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view[:_CHUNK]) :]
-
-
-def read_frame(fd: int) -> Any:
-    """The next message on ``fd``; None at EOF."""
-    head = read_exact(fd, _FRAME.size)
-    if head is None:
-        return None
-    body = read_exact(fd, _FRAME.unpack(head)[0])
-    if body is None:
-        return None
-    return marshal.loads(body)
-
-
-def read_exact(fd: int, n: int) -> bytearray | None:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    pos = 0
-    while pos < n:
-        got = os.readv(fd, [view[pos : pos + _CHUNK]])
-        if not got:
-            return None
-        pos += got
-    return buf
-
-
-def serve(setup: Callable[[Any], Callable[[Any], Any]], trim: int = TRIM_THRESHOLD) -> None:
-    """The worker's side: ignore SIGINT, keep stdout for answers (a stray print goes to
-    stderr), build the message handler from the first message, then answer every message
-    with ``("ok", handle(message))`` (an OSError or other exception becomes the
-    ``oserror`` / ``error`` answer) until stdin ends or the parent is gone. ``handle`` may
-    read the raw spans that follow its head from fd 0 (``read_exact``) and raises EOFError
-    when they end early."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory(trim)
-    out = os.dup(1)
-    os.dup2(2, 1)
-    init = read_frame(0)
-    if init is None:
-        return
-    handle = setup(init)
-    del init  # key material: kept only inside the handler
-    while (head := read_frame(0)) is not None:
-        try:
-            answer: tuple[Any, ...] = ("ok", handle(head))
-        except EOFError:
-            return
-        except OSError as exc:
-            answer = ("oserror", exc.errno, exc.strerror, exc.filename)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        del head
-        try:
-            write_frame(out, marshal.dumps(answer))
-        except OSError:
-            return  # the parent is gone
-        del answer
