@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import common
+from common.repository.backup.workers import ProcessReaders
 from common.repository.restore.workers import WORKER_MODULE
 from common.repository.system.worker_pipe import worker_command, worker_env
 
@@ -16,18 +19,20 @@ def test_a_worker_runs_without_site_and_still_finds_every_package_it_needs() -> 
     cmd = worker_command(WORKER_MODULE)
     assert cmd == [sys.executable, "-S", "-m", "common.repository.restore.worker_main"]
     probe = ("import sys, blake3, zstandard, cryptography.hazmat.primitives.ciphers.aead\n"
-             "import common.repository.restore.worker_main, common.repository.backup.workers\n"
+             "import common.repository.restore.worker_main, common.repository.backup.worker_main\n"
              "print(sys.flags.no_site, 'site' in sys.modules)")
     out = subprocess.run([*cmd[:-2], "-c", probe], env=worker_env(), capture_output=True,
                          text=True, check=True, timeout=60)
     assert out.stdout.split() == ["1", "False"]
 
 
-def test_a_restore_worker_imports_none_of_the_restoring_side() -> None:
-    probe = ("import sys, common.repository.restore.worker_main\n"
-             "print(sorted(m for m in ('concurrent.futures', 'subprocess', 'logging',\n"
-             "    'common.repository.system.worker_pipe', 'common.repository.restore.workers')\n"
-             "    if m in sys.modules))")
+@pytest.mark.parametrize("module", [WORKER_MODULE, ProcessReaders.MODULE])
+def test_a_worker_imports_none_of_its_parent_side(module: str) -> None:
+    probe = (f"import sys, {module}\n"
+             "print(sorted(m for m in sys.modules if m in ('concurrent.futures', 'subprocess',\n"
+             "    'logging', 'common.repository.system.worker_pipe',\n"
+             "    'common.repository.restore.workers', 'common.repository.backup.workers',\n"
+             "    'common.repository.backup.read')))")
     out = subprocess.run([*worker_command("x")[:-2], "-c", probe], env=worker_env(),
                          capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
