@@ -74,14 +74,12 @@ class WorkerProcess:
     def __init__(self, module: str, what: str, init: tuple[Any, ...], env: dict[str, str],
                  n: int) -> None:
         self.what = what
-        # close_fds=False lets subprocess use posix_spawn (nothing leaks: Python opens
-        # every descriptor non-inheritable); with close_fds=True it vforks and runs its own
-        # child code until exec, for long enough that /proc shows the child with this
-        # process's whole RSS now and then (a process-tree sampler counted it twice: 45 of
-        # 8,117 samples of a 160 MiB parent's children vs 0 of 9,266 with posix_spawn)
+        # (a child shows this process's whole RSS in /proc until its exec, ~1 ms or more
+        # on a busy machine, vfork or posix_spawn alike: a process-tree sampler now and
+        # then counts it twice; nothing to do about it here)
         self.proc = subprocess.Popen(
             worker_command(module),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=False)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self.pending: deque[Future[Any]] = deque()
         self.failed: WorkerFailed | None = None  # set when the worker ended unexpectedly
         self._lock = threading.Lock()
