@@ -2,7 +2,7 @@
 
 The walk chunks files and skips what the parent snapshot or the index already holds;
 small files are read ahead on threads (``read``) or, in a large backup, in worker
-processes (``workers``: ``python -m common.repository.backup.workers``); new blobs go
+processes (``workers``; the process runs ``worker_main``); new blobs go
 through the ``pipeline`` — encoder threads, then the packer, which writes packs and index
 files. The snapshot is written last.
 """

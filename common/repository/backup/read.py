@@ -16,17 +16,26 @@ itself, in order.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from common.repository.system.dirfd import opath, proc_path
+# reading one file lives in ``small`` (backup worker processes import only that)
+from common.repository.backup.small import (
+    SmallFile,
+    open_directory,
+    open_nofollow,
+    read_small,
+    xattrs_at,
+    xattrs_of,
+)
 
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
+__all__ = ["GROUP_BYTES", "GROUP_FILES", "WINDOW", "Group", "ProcessReading", "ReadAhead",
+           "Readers", "SmallFile", "open_directory", "open_nofollow", "read_small",
+           "xattrs_at", "xattrs_of"]
 
 #: a group is read by one reader in one go and answered at once; larger groups cost the
 #: walking process fewer hand-offs (200,000 files of ~5 KiB, 100 per directory, one worker
@@ -34,90 +43,6 @@ _O_NOATIME = getattr(os, "O_NOATIME", 0)
 GROUP_FILES = 128
 GROUP_BYTES = 2 * 1024 * 1024
 WINDOW = 8  # groups read ahead of the walk, over all directories open in it (~16 MiB)
-
-
-def xattrs_of(path: str | int, follow: bool | None = None) -> dict[str, bytes]:
-    """The extended attributes of ``path`` itself (not of a symlink's target unless
-    ``follow``), or of an open file descriptor, by name."""
-    if follow is None:
-        follow = isinstance(path, int)  # an fd: the flag must be left at its default
-    try:
-        names = os.listxattr(path, follow_symlinks=follow)
-    except OSError:
-        return {}
-    out = {}
-    for name in sorted(names):
-        with contextlib.suppress(OSError):
-            out[name] = os.getxattr(path, name, follow_symlinks=follow)
-    return out
-
-
-def xattrs_at(dir_fd: int, name: str) -> dict[str, bytes]:
-    """The extended attributes of the entry ``name`` in the open directory ``dir_fd``
-    itself (a symlink is not followed, no path above it is resolved again)."""
-    try:
-        fd = opath(dir_fd, name)
-    except OSError:
-        return {}
-    try:
-        return xattrs_of(proc_path(fd), follow=True)  # /proc names exactly that entry
-    finally:
-        os.close(fd)
-
-
-def open_nofollow(path: str, dir_fd: int | None = None) -> int:
-    """Open for reading without following a symlink, without updating atime where allowed;
-    ``path`` relative to ``dir_fd`` when given."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        return os.open(path, flags | _O_NOATIME, dir_fd=dir_fd)
-    except PermissionError:
-        if not _O_NOATIME:
-            raise
-        return os.open(path, flags, dir_fd=dir_fd)
-
-
-def open_directory(path: str) -> int:
-    """A descriptor on the directory ``path`` (not through a symlink), for ``scandir`` and
-    for opening its entries relative to it."""
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                   | getattr(os, "O_CLOEXEC", 0))
-
-
-@dataclass(slots=True)
-class SmallFile:
-    """What a reader found: ``size`` bytes (-1: the file grew past its stat size, the walk
-    then chunks it) with their blob id (None when empty) and, from a reader thread, the
-    ``data`` itself (a worker process keeps it until told whether to store it); or the
-    error opening or reading it."""
-
-    xattrs: dict[str, bytes] = field(default_factory=dict)
-    size: int = -1
-    data: bytes | None = None
-    blob_id: bytes | None = None
-    error: OSError | None = None
-
-
-def read_small(dir_fd: int, name: str, size: int, blob_id: Callable[[bytes], bytes]
-               ) -> SmallFile:
-    """Read the small file ``name`` in the open directory ``dir_fd`` whole (one read: a
-    short read is its end), with its extended attributes. Everything goes through the
-    file's descriptor: no path is resolved again."""
-    out = SmallFile()
-    try:
-        fd = open_nofollow(name, dir_fd)
-        try:
-            out.xattrs = xattrs_of(fd)
-            data = os.read(fd, size + 1)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        out.error = exc
-        return out
-    if len(data) <= size:
-        out.data, out.size = data, len(data)
-        out.blob_id = blob_id(data) if data else None
-    return out
 
 
 _TAKEN = SmallFile()

@@ -3,7 +3,7 @@
 A backup of many small files is Python work per file that the GIL serialises (system
 calls, hashing, compression and sealing are short; the calls around them are not). Once a
 backup has read enough small files to be large (``PROCESS_AFTER``), its reads go to worker
-processes (``python -m common.repository.backup.workers``; ``worker_pipe``):
+processes (``python -S -m common.repository.backup.worker_main``; ``worker_pipe``):
 
 1. the walk sends a group ``("read", seq, dir_path, (dev, ino), names, sizes)``; the
    worker opens the directory (refusing one that is not the directory the walk stat'ed),
@@ -32,10 +32,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from common.repository.backup.read import Group, SmallFile, open_directory, read_small
+from common.repository.backup.read import Group, SmallFile
 from common.repository.core.ids import BlobType
 from common.repository.core.pack import EncodedBlob
-from common.repository.system.worker_pipe import WorkerProcess, serve, worker_env
+from common.repository.system.worker_pipe import WorkerProcess, worker_env
 
 #: small files read in threads before a backup starts worker processes (start-up costs
 #: ~0.3 s of CPU per process, competing with the walk: a backup reading fewer small files
@@ -49,7 +49,7 @@ MAX_PROCESSES = 4
 class ProcessReaders:
     """Worker processes reading groups of small files for one backup."""
 
-    MODULE = "common.repository.backup.workers"
+    MODULE = "common.repository.backup.worker_main"
 
     def __init__(self, processes: int, init: tuple[Any, ...],
                  want: Callable[[bytes], bool],
@@ -161,70 +161,6 @@ def _os_error(code: int, strerror: str | None, path: str) -> OSError:
     return OSError(code, strerror, path)
 
 
-def _read_group(codec: Any, dir_path: str, dir_id: tuple[int, int], names: list[str],
-                sizes: list[int]) -> tuple[list[tuple[Any, ...]], list[bytes | None],
-                                           list[bytes | None]]:
-    """Read a group: (answers, data, blob ids)."""
-    def failed(code: int, why: str | None) -> tuple[list[tuple[Any, ...]], list[bytes | None],
-                                                    list[bytes | None]]:
-        return [({}, -1, None, code, why)] * len(names), [], []
-
-    try:
-        dir_fd = open_directory(dir_path)
-    except OSError as exc:
-        return failed(exc.errno or errno.EIO, exc.strerror)
-    try:
-        st = os.fstat(dir_fd)
-        if (st.st_dev, st.st_ino) != tuple(dir_id):  # replaced since the walk opened it
-            return failed(errno.ENOENT, "directory replaced during the backup")
-        answers: list[tuple[Any, ...]] = []
-        data: list[bytes | None] = []
-        ids: list[bytes | None] = []
-        for name, size in zip(names, sizes, strict=True):
-            small = read_small(dir_fd, name, size, codec.blob_id)
-            err = small.error
-            answers.append((small.xattrs, small.size, small.blob_id,
-                            (err.errno or errno.EIO) if err is not None else 0,
-                            err.strerror if err is not None else None))
-            data.append(small.data)
-            ids.append(small.blob_id)
-        return answers, data, ids
-    finally:
-        os.close(dir_fd)
-
-
-def _setup(init: tuple[Any, ...]) -> Callable[[Any], Any]:
-    """(worker process) The message handler for the key in ``init``: reads of groups
-    keep their data until the walk says which of it to store."""
-    from common.repository.core.blob import BlobCodec
-    from common.repository.core.crypto import Key
-
-    key, encrypted, level = init
-    codec = BlobCodec(Key.from_bytes(key), encrypted, level)
-    held: dict[int, tuple[list[bytes | None], list[bytes | None]]] = {}
-
-    def handle(head: tuple[Any, ...]) -> Any:
-        if head[0] == "ping":
-            return None
-        if head[0] == "read":
-            _, seq, dir_path, dir_id, names, sizes = head
-            answers, data, ids = _read_group(codec, dir_path, dir_id, names, sizes)
-            held[seq] = (data, ids)
-            return answers
-        _, seq, store = head
-        data, ids = held.pop(seq, ([], []))
-        blobs = [codec.encode(BlobType.DATA, data[i], ids[i]) for i in store]
-        return ([b.blob_id for b in blobs], [b.data for b in blobs],
-                [b.raw_length for b in blobs], [b.compression for b in blobs])
-
-    return handle
-
-
-def main() -> None:
-    """The worker process: initialise from the first message, then answer messages."""
-    serve(_setup)
-
-
 def start(repo: Any, want: Callable[[bytes], bool],
           deliver: Callable[[list[EncodedBlob]], None], processes: int | None
           ) -> ProcessReaders | None:
@@ -245,7 +181,3 @@ def start(repo: Any, want: Callable[[bytes], bool],
         readers.close(abort=True)
         return None
     return readers
-
-
-if __name__ == "__main__":
-    main()

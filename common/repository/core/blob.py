@@ -33,7 +33,7 @@ class EncodedBlob:
 
     blob_id: bytes
     blob_type: BlobType
-    data: bytes
+    data: bytes | bytearray  # a bytearray: a large blob sealed in place (``seal_prefixed``)
     raw_length: int
     compression: int
 
@@ -82,7 +82,11 @@ class BlobCodec:
             packed = self._compressor().compress(plaintext)
             if len(packed) < len(plaintext):
                 compression, payload = COMPRESSION_ZSTD, packed
-        sealed = self.cipher.seal(bytes((compression,)) + payload, blob_aad(blob_type, blob_id))
+            del packed  # not kept while sealing when it did not help
+        # the compression byte leads the sealed plaintext; a large payload is not copied
+        # behind it (``seal_prefixed``): a chunk of up to 8 MiB in each encoder thread
+        sealed = self.cipher.seal_prefixed(bytes((compression,)), payload,
+                                           blob_aad(blob_type, blob_id))
         return EncodedBlob(blob_id, blob_type, sealed, len(plaintext), compression)
 
     def decode(

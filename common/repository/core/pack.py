@@ -86,7 +86,8 @@ class PackWriter:
             blob.raw_length,
             blob.compression,
         )
-        self._writer.write(blob.data)
+        data = blob.data
+        self._writer.write(data if isinstance(data, bytes) else memoryview(data))
         self._size += len(blob.data)
         self._entries.append(entry)
         return entry

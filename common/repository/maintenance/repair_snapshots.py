@@ -60,7 +60,8 @@ def find_broken(repo: Repository, salvage: dict[bytes, EncodedBlob] | None = Non
     def read(tree_id: bytes) -> Tree:
         blob = salvage.get(tree_id)
         if blob is not None:
-            plain = repo.codec.decode(BlobType.TREE, tree_id, blob.data, blob.raw_length)
+            plain = repo.codec.decode(BlobType.TREE, tree_id, memoryview(blob.data),
+                                     blob.raw_length)
             return Tree.decode(plain, f"tree {tree_id.hex()}")
         return repo.read_tree(tree_id)
 
@@ -112,7 +113,8 @@ def forget_broken(repo: Repository, broken: list[BrokenSnapshot], lost: set[byte
     rewritten: dict[str, str] = {}
     cache: dict[bytes, bytes | None] = {}
     with PackSink(repo, write_index=True) as sink:
-        new_trees: dict[bytes, bytes] = {}  # new tree id -> sealed, not yet committed
+        # new tree id -> sealed, not yet committed
+        new_trees: dict[bytes, bytes | bytearray] = {}
         plans = []
         for b in broken:
             snap = load_snapshot(repo, ids.parse_id(b.snapshot_id))
@@ -135,7 +137,7 @@ def forget_broken(repo: Repository, broken: list[BrokenSnapshot], lost: set[byte
 
 def _rewrite_tree(repo: Repository, tree_id: bytes, lost: set[bytes],
                   cache: dict[bytes, bytes | None], sink: PackSink,
-                  new_trees: dict[bytes, bytes]) -> bytes | None:
+                  new_trees: dict[bytes, bytes | bytearray]) -> bytes | None:
     """The id of ``tree_id`` without what needs lost data (None: unreadable)."""
     if tree_id in cache:
         return cache[tree_id]
@@ -164,8 +166,8 @@ def _rewrite_tree(repo: Repository, tree_id: bytes, lost: set[bytes],
     return new_id
 
 
-def _store(repo: Repository, tree: Tree, sink: PackSink, new_trees: dict[bytes, bytes]
-           ) -> bytes:
+def _store(repo: Repository, tree: Tree, sink: PackSink,
+           new_trees: dict[bytes, bytes | bytearray]) -> bytes:
     blob = repo.codec.encode(BlobType.TREE, tree.encode())
     if blob.blob_id not in new_trees and blob.blob_id not in repo.index:
         sink.add(blob)

@@ -63,11 +63,13 @@ from common.repository.system.malloc import RESTORE_TRIM_THRESHOLD, keep_freed_m
 
 _HINT = "run a repository check --read-data to see every damaged object"
 BATCH_FILES = 2048
-#: 2 MiB, was 8: every batch in flight holds its pack ranges (7 in flight with two worker
-#: processes and two threads); CLI restore of the mixed set, interleaved A/B on the busy
-#: VM: peak RSS of the process tree 158-162 MiB vs 217 (and 271 before blobs were decoded
-#: one at a time), CPU 6.5-6.8 s vs 7.2-7.7
-BATCH_BYTES = 2 << 20
+#: 1 MiB (was 8, then 2): every batch in flight holds its pack ranges (7 in flight with two
+#: worker processes and two threads: at 2 MiB 15.5 MiB of the restoring process's traced
+#: heap at its peak); CLI restore of the mixed set, 4 interleaved pairs on the busy VM: peak
+#: RSS of the process tree 141-143 MiB vs 151-155 at 2 MiB, CPU 2.25-2.29 s vs 2.24-2.35,
+#: wall alike; 40,000 small files in-process: the same wall and CPU. (At 2 vs 8 MiB: 158-162
+#: vs 217 MiB, CPU 6.5-6.8 s vs 7.2-7.7.) A sync's batches (``sync_files``) are as large.
+BATCH_BYTES = 1 << 20
 TREE_CACHE_BYTES = 32 << 20
 READERS = 4  # concurrent ranged reads of one batch
 

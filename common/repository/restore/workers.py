@@ -2,8 +2,8 @@
 
 Writing many small files is Python work per file (decode, open, write, metadata) that
 the GIL serialises, so large restores hand their batches to worker processes:
-``ProcessRunner`` starts ``python -m common.repository.restore.workers`` a few times
-(``worker_pipe.WorkerProcess``: a fresh interpreter, key material over its stdin
+``ProcessRunner`` starts ``python -S -m common.repository.restore.worker_main`` a few
+times (``worker_pipe.WorkerProcess``: a fresh interpreter, key material over its stdin
 pipe), then sends it batches; each answers with the batch's result. Storage stays in
 the restoring process (it reads the pack ranges a batch needs and sends the bytes along).
 
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import marshal
 import os
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from common.repository.restore.batch import Batch, BatchWriter, Result, current_umask
-from common.repository.system.malloc import RESTORE_TRIM_THRESHOLD
-from common.repository.system.worker_pipe import WorkerProcess, read_exact, serve, worker_env
+from common.repository.system.worker_pipe import WorkerProcess, worker_env
 
 if TYPE_CHECKING:
     from common.repository.core.repository import Repository
@@ -41,6 +39,7 @@ MIXED_MIN_FILES = 64
 #: pairs: as fast as 4 threads, peak RSS 151-170 MB instead of 193-209 MB)
 MIXED_THREADS = 2
 MAX_PROCESSES = 4
+WORKER_MODULE = "common.repository.restore.worker_main"
 
 
 class ThreadRunner:
@@ -70,7 +69,7 @@ class ProcessRunner:
         try:
             for n in range(processes):
                 self._workers.append(
-                    WorkerProcess("common.repository.restore.workers", "restore", init, env, n))
+                    WorkerProcess(WORKER_MODULE, "restore", init, env, n))
         except BaseException:
             self.close(abort=True)
             raise
@@ -136,36 +135,3 @@ def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: i
     if not mixed:
         return procs
     return MixedRunner(procs, ThreadRunner(writer, max(1, min(workers, MIXED_THREADS))))
-
-
-def _setup(init: tuple[Any, ...]) -> Callable[[Any], Result]:
-    """(worker process) The batch handler for the key and destination in ``init``."""
-    from common.repository.core.blob import BlobCodec
-    from common.repository.core.crypto import Key
-
-    os.umask(0)  # files are created with their final mode: no chmod needed (exact_modes)
-    key, encrypted, level, dest, owner, exact_modes = init
-    writer = BatchWriter(BlobCodec(Key.from_bytes(key), encrypted, level), dest,
-                         tuple(owner) if owner is not None else None,
-                         0 if exact_modes else None)
-
-    def handle(head: tuple[Any, ...]) -> Result:
-        blobs, files, lengths = head
-        spans: list[bytearray] = []
-        for n in lengths:
-            span = read_exact(0, n)
-            if span is None:
-                raise EOFError
-            spans.append(span)
-        return writer.run((spans, blobs, files))
-
-    return handle
-
-
-def main() -> None:
-    """The worker process: initialise from the first message, then answer batches."""
-    serve(_setup, RESTORE_TRIM_THRESHOLD)
-
-
-if __name__ == "__main__":
-    main()

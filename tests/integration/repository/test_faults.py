@@ -32,6 +32,7 @@ import pytest
 
 from common.repository import ids, open_repository
 from common.repository.backup.archiver import iter_nodes
+from common.repository.backup.workers import ProcessReaders
 from common.repository.check.checker import check_repository
 from common.repository.core.chunker import ChunkerParams
 from common.repository.core.index import decode_index
@@ -295,7 +296,7 @@ def _backup_workers_alive(bench: KillBench) -> list[int]:
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"common.repository.backup.workers" not in f.read():
+                if ProcessReaders.MODULE.encode() not in f.read():
                     continue
             with open(f"/proc/{pid}/environ", "rb") as f:
                 if mark in f.read() + b"\0":

@@ -37,6 +37,18 @@ def test_compressible_blobs_are_compressed_and_random_ones_are_not() -> None:
     enc = codec.encode(BlobType.DATA, noise)
     assert enc.compression == COMPRESSION_NONE
     assert len(enc.data) == len(noise) + 1 + codec.cipher.overhead
+    assert codec.decode(BlobType.DATA, enc.blob_id, enc.data, enc.raw_length) == noise
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=["encrypted", "unencrypted"])
+def test_large_blobs_compressed_or_not_decode_to_their_plaintext(codec) -> None:
+    half = os.urandom(300_000) + bytes(300_000)  # compresses to ~300 KB: sealed in place too
+    for plain, compression in ((os.urandom(3 << 20), COMPRESSION_NONE),
+                               (half, COMPRESSION_ZSTD)):
+        enc = codec.encode(BlobType.DATA, plain)
+        assert enc.compression == compression
+        assert codec.decode(BlobType.DATA, enc.blob_id, enc.data, enc.raw_length) == plain
+        assert codec.decode(BlobType.DATA, enc.blob_id, bytes(enc.data), len(plain)) == plain
 
 
 def test_ids_are_keyed_so_another_repository_names_the_same_chunk_differently() -> None:

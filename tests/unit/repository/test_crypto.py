@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.errors import IntegrityError
-from common.repository.core.crypto import AesGcmCipher, Key, NullCipher, cipher_for, open_, seal
+from common.repository.core.crypto import (
+    SEAL_INTO_MIN,
+    AesGcmCipher,
+    Key,
+    NullCipher,
+    cipher_for,
+    open_,
+    seal,
+)
 
 KEY = Key.new()
 CIPHERS = [AesGcmCipher(KEY.enc_key), NullCipher()]
@@ -20,6 +28,34 @@ def test_seal_then_open_returns_the_plaintext(cipher, plaintext: bytes, aad: byt
     sealed = cipher.seal(plaintext, aad)
     assert len(sealed) == len(plaintext) + cipher.overhead
     assert cipher.open_(sealed, aad) == plaintext
+
+
+@pytest.mark.parametrize("cipher", CIPHERS, ids=["aes-gcm", "null"])
+@pytest.mark.parametrize("size", [0, 1, SEAL_INTO_MIN - 1, SEAL_INTO_MIN, SEAL_INTO_MIN + 17,
+                                  (3 << 20) + 5])
+@pytest.mark.parametrize("prefix", [b"", b"\x01", b"head"])
+def test_seal_prefixed_is_a_seal_of_prefix_and_payload(cipher, size: int, prefix: bytes
+                                                       ) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    sealed = cipher.seal_prefixed(prefix, memoryview(payload) if size % 2 else payload, b"aad")
+    assert len(sealed) == len(prefix) + size + cipher.overhead
+    assert cipher.open_(bytes(sealed), b"aad") == prefix + payload
+    assert cipher.open_(sealed, b"aad") == prefix + payload  # a bytearray opens as well
+    with pytest.raises(IntegrityError):
+        cipher.open_(sealed, b"other aad")
+    damaged = bytearray(sealed)
+    damaged[len(damaged) // 2] ^= 0x10
+    with pytest.raises(IntegrityError):
+        cipher.open_(damaged, b"aad")
+
+
+def test_large_payloads_are_sealed_in_place_with_fresh_nonces() -> None:
+    cipher = CIPHERS[0]
+    payload = bytes(SEAL_INTO_MIN)
+    one, two = (cipher.seal_prefixed(b"\x00", payload, b"a") for _ in range(2))
+    assert isinstance(one, bytearray)  # the sealed object is the buffer it was encrypted into
+    assert one[1:13] != two[1:13] and one[13:] != two[13:]
+    assert payload[:64] not in one
 
 
 @pytest.mark.parametrize("cipher", CIPHERS, ids=["aes-gcm", "null"])
