@@ -37,6 +37,11 @@ FAST = KdfParams(n=2**10, r=8, p=1)
 SMALL = ChunkerParams(16 * 1024, 64 * 1024, 256 * 1024)
 
 
+
+def flip_last(data: bytes) -> bytes:
+    """``data`` with its last byte changed (always: a damage that cannot be a no-op)."""
+    return data[:-1] + bytes([data[-1] ^ 0xFF])
+
 def new_repo() -> Repository:
     """An encrypted repository with small chunks and packs, so tests make many of each."""
     return init_repository(MemoryBackend(), "pw", kdf=FAST, chunker=SMALL, pack_size=256 * 1024)

@@ -10,7 +10,7 @@ from common.repository.backup.archiver import backup_directory, iter_nodes
 from common.repository.check.checker import check_repository
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
-from tests.unit.repository.test_backup import make_volume, new_repo
+from tests.unit.repository.test_backup import flip_last, make_volume, new_repo
 
 
 def _backed_up(tmp_path: Path) -> tuple[Repository, Snapshot]:
@@ -102,7 +102,7 @@ def test_damaged_index_files_and_snapshots_are_named(tmp_path: Path) -> None:
     index_key = next(iter(repo.backend.list(ids.INDEX_PREFIX))).key
     repo.backend.put_bytes(index_key, b"\x01garbage" * 10)
     snap_key = ids.snapshot_key(snap.id)
-    repo.backend.put_bytes(snap_key, repo.backend.get_bytes(snap_key)[:-1] + b"!")
+    repo.backend.put_bytes(snap_key, flip_last(repo.backend.get_bytes(snap_key)))
     report = check_repository(repo)
     kinds = {p.kind: p for p in report.problems}
     assert kinds["index"].object_id == ids.id_from_key(index_key).hex()

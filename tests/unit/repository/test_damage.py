@@ -17,7 +17,7 @@ from common.repository.core.snapshot import Snapshot
 from common.repository.maintenance.prune import prune
 from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import compare_trees
-from tests.unit.repository.test_backup import make_volume, new_repo
+from tests.unit.repository.test_backup import flip_last, make_volume, new_repo
 
 
 def first_chunk(repo: Repository, snap: Snapshot, rel: str) -> tuple[bytes, bytes]:
@@ -120,7 +120,7 @@ def test_an_unreadable_damage_mark_is_reported_by_the_repository_check(
     mark = check_snapshot(repo, old, read_data=True).damage_mark
     assert mark is not None
     key = DAMAGED_PREFIX + mark
-    repo.backend.put_bytes(key, repo.backend.get_bytes(key)[:-1] + b"\0")
+    repo.backend.put_bytes(key, flip_last(repo.backend.get_bytes(key)))
     report = check_repository(repo)
     [problem] = [p for p in report.problems if p.object_id == mark]
     assert "damage mark" in problem.message and "check --read-data" in problem.message

@@ -25,7 +25,7 @@ from common.repository.restore.restorer import restore_snapshot
 from common.storage.base import ObjectInfo
 from common.storage.memory import MemoryBackend
 from tests.treecmp import compare_trees
-from tests.unit.repository.test_backup import make_volume, new_repo
+from tests.unit.repository.test_backup import flip_last, make_volume, new_repo
 
 
 def listing(repo: Repository) -> dict[str, int]:
@@ -149,7 +149,7 @@ def test_prune_refuses_when_a_snapshot_cannot_be_read(tmp_path: Path) -> None:
     repo, snap_a, snap_b, _, _ = two_volumes(tmp_path)
     forget_snapshots(repo, [snap_a.id])
     key = ids.snapshot_key(snap_b.id)
-    repo.backend.put_bytes(key, repo.backend.get_bytes(key)[:-1] + b"!")
+    repo.backend.put_bytes(key, flip_last(repo.backend.get_bytes(key)))
     before = listing(repo)
     with pytest.raises(IntegrityError, match=f"snapshot {snap_b.id.hex()} cannot be read"):
         prune(repo)
