@@ -18,6 +18,28 @@ entry, a stat that moved, another digest, a sparse base file, a hardlink, a base
 cannot be read) the sync hashes the old file as before. Two cases need no base: a file
 with the recorded chunk ids (same size, no holes: only its metadata changed) holds every
 chunk; a one-chunk file of the recorded size with other chunk ids does not hold it.
+
+*Trusting the base* (``sync_snapshot(trust_base=True)``, a migration's apply only): the
+caller vouches that the destination holds exactly the base snapshot — it was restored or
+synced to it without a difference or a warning, and nothing has written into it since
+(a migration's destination: new, used by no container until the migration ends; the
+verify that follows walks every entry and compares it with the snapshot, so a write the
+trust missed fails the migration, which rolls back). The walk (``syncer``) then pairs
+each directory it enters with the base's directory at the same path (``dir``): an entry
+whose node is the base's node — the same canonical JSON: type, content, metadata, xattrs
+and, for a directory, the subtree id, which covers everything below it — is kept without
+a look (no ``stat``, no ``listxattr``; a directory not entered); a directory whose own
+metadata changed but whose subtree is the base's gets that metadata fixed and is not
+entered; everything else is synced as without the trust. Entries are deleted as always
+(the names a directory lists that the snapshot lacks). Device nodes are looked for
+(``devices=False``) only in the trees the walk enters (``devices_beside``): the others
+are already there. Hardlinks: a link target in a skipped directory is a directory of the
+snapshot (``Syncer.in_dirs``); the files of skipped directories do not claim their inodes
+(``FileSyncer.sync_file``), so a walked regular file that shares its inode with another
+path and was not a regular file (a first path) in the base is rewritten — it was a link
+that the snapshot now separates. (A node repeats its inode's ctime, so a link can only
+stay unchanged while its first path changes in a snapshot taken while the source ran:
+the file is then rewritten and the verify names the stale link.)
 """
 
 from __future__ import annotations
@@ -31,7 +53,7 @@ from common.errors import IntegrityError, NotFound
 from common.repository.core.index import Index, IndexEntry
 from common.repository.core.tree import Node, content_digest
 from common.repository.restore.plan import Writes, chunk_writes
-from common.repository.restore.trees import Trees
+from common.repository.restore.trees import DEVICES, Trees
 
 #: a record of the destination: path → (inode, size, mtime_ns, ctime_ns, chunk digest)
 Record = Mapping[str, tuple[int, int, int, int, str]]
@@ -47,6 +69,31 @@ class BaseChunks:
         self.record = record
         self.root = root
         self.dirs: dict[str, dict[str, dict[str, Any]] | None] = {}
+
+    def devices_beside(self, tree_id: bytes, rel: str = "") -> bool:
+        """Whether a tree under ``tree_id`` (at ``rel``) that a trusting walk enters — not
+        a subtree of the base at the same path, see the module's docstring — lists a char
+        or block device; the trees read are kept for the walk."""
+        if not rel and tree_id == self.root:
+            return False
+        plain = self.trees.plain(tree_id, keep=True)
+        if any(marker in plain for marker in DEVICES):
+            return True
+        if b'"subtree"' not in plain:
+            return False
+        try:
+            subs = [(d["name"], bytes.fromhex(d["subtree"])) for d in json.loads(plain)["nodes"]
+                    if d.get("type") == "dir" and "subtree" in d]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return self.trees.has_devices(tree_id)  # malformed (the walk refuses it)
+        had = self.dir(rel) or {}
+        for name, sub in subs:
+            b = had.get(name)
+            if b is not None and b.get("type") == "dir" and b.get("subtree") == sub.hex():
+                continue
+            if self.devices_beside(sub, f"{rel}/{name}" if rel else name):
+                return True
+        return False
 
     def matches(self, rel: str, st: os.stat_result, node: Node,
                 planned: list[tuple[IndexEntry, Writes]]) -> list[bool | None] | None:
@@ -111,3 +158,4 @@ class BaseChunks:
                 nodes = None
         self.dirs[rel] = nodes
         return nodes
+

@@ -49,6 +49,10 @@ class SyncStats(RestoreStats):
     unchanged: int = 0
     #: changed files whose kept chunks a record and a base snapshot told (``sync_base``)
     files_known: int = 0
+    #: directories not entered: their subtree is the trusted base's (``sync_base``)
+    subtrees_skipped: int = 0
+    #: files whose node is the trusted base's: kept without a look (``sync_base``)
+    files_held: int = 0
     #: the regular files whose content this sync wrote or compared (every blob it wrote
     #: verified, every chunk it kept hashed or known from a record: ``sync_base``), by
     #: final path: (size, ``content_digest``);
@@ -79,6 +83,10 @@ class FileSyncer(_Restorer):
         self.sync_dirs: list[tuple[str, Node, str]] = []
         self.dir_set: set[str] = {""}
         self.base: BaseChunks | None = None  # a record and a base snapshot (``sync_base``)
+        #: the destination is trusted to hold the base (``sync_base``); the directories
+        #: not entered (their subtree is the base's)
+        self.trust = False
+        self.skipped: set[str] = set()
 
     def remove(self, parent: int, name: str, rel: str) -> None:
         """Remove the entry ``name`` (at ``rel``) of the directory ``parent``."""
@@ -113,7 +121,7 @@ class FileSyncer(_Restorer):
             self.write_new(self.temp(rel) if st is not None else rel, node)
             return
         inode = (st.st_dev, st.st_ino)
-        shared = st.st_nlink > 1 and inode in self.claimed
+        shared = st.st_nlink > 1 and (inode in self.claimed or self.unclaimed(rel))
         if st.st_nlink > 1:
             self.claimed.add(inode)
         parent, name = self.fds.parent(rel)
@@ -123,15 +131,28 @@ class FileSyncer(_Restorer):
             self.stats.unchanged += 1  # the common case: no open, one listxattr
             self.progress.add(node.size, 1)
             return
+        planned: list[tuple[IndexEntry, Writes]] = []
+        known: list[bool | None] | None = None
+        if not quick:
+            got = self.plan(rel, node)
+            if got is None:
+                return  # a chunk the index lacks: the old file stays, the error names it
+            planned = got
+            known = None if self.base is None else self.base.matches(rel, st, node, planned)
+            if known is not None:
+                self.stats.files_known += 1
+                told = [k is True for k in known]
+                if (None not in known and not node.holes and not (same_size and all(told))
+                        and (not any(told) or (self.in_place and st.st_nlink == 1))):
+                    # nothing of the old file to read or copy: no need to open it
+                    self.rewrite(rel, node, -1, planned, told, st.st_nlink == 1)
+                    return
         fd = os.open(name, _READ, dir_fd=parent)
         try:
             if quick:
                 self.meta_only(fd, rel, node)
                 return
-            planned = self.plan(rel, node)
-            if planned is None:
-                return  # a chunk the index lacks: the old file stays, the error names it
-            matches = self.match(rel, fd, st, node, planned)
+            matches = self.match(fd, st, planned, known)
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
                 self.wrote(rel, node)  # its chunks hashed (or known): the snapshot's
@@ -140,13 +161,19 @@ class FileSyncer(_Restorer):
         finally:
             os.close(fd)
 
-    def match(self, rel: str, fd: int, st: os.stat_result, node: Node,
-              planned: list[tuple[IndexEntry, Writes]]) -> list[bool]:
+    def unclaimed(self, rel: str) -> bool:
+        """Whether the hardlinked ``rel`` may share its inode with a file of a skipped
+        subtree that claimed it unseen: trusting the base, unless it was a regular file
+        (a first path) there (``sync_base``)."""
+        if not self.trust or self.base is None:
+            return False
+        was = self.base.node(rel)
+        return was is None or was.type != "file"
+
+    def match(self, fd: int, st: os.stat_result, planned: list[tuple[IndexEntry, Writes]],
+              known: list[bool | None] | None) -> list[bool]:
         """Which planned chunks the old file ``fd`` holds at their offsets: those a record
-        and the base snapshot do not tell (``sync_base``) read and hashed."""
-        known = None if self.base is None else self.base.matches(rel, st, node, planned)
-        if known is not None:
-            self.stats.files_known += 1
+        and the base snapshot do not tell (``known``, ``sync_base``) read and hashed."""
         todo = [(e.blob_id, e.raw_length, w)
                 for (e, w), k in zip(planned, known or [None] * len(planned), strict=True)
                 if k is None]
@@ -179,7 +206,8 @@ class FileSyncer(_Restorer):
         """Rebuild ``rel``: under a temporary name (the chunks the old file ``old`` holds
         are copied from it, the others fetched in batches; renamed when complete), or with
         ``in_place``, when ``rel`` is no hardlink (``single``) and has no data where the
-        snapshot has holes, by writing only the changed chunks into it."""
+        snapshot has holes, by writing only the changed chunks into it. (``old`` is -1,
+        not open, when no chunk is copied and the snapshot's file has no holes.)"""
         reused = 0
         self.wrote(rel, node)  # the chunks kept were hashed (``match_chunks``), the rest
         # is written from verified blobs

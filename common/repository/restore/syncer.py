@@ -52,21 +52,51 @@ class Syncer(FileSyncer):
     """Syncs one snapshot into ``dest`` (see ``sync``): the walk, hardlinks, directories."""
 
     # --- the walk --------------------------------------------------------------------
-    def sync_tree(self, tree_id: bytes, rel: str) -> None:
+    def sync_tree(self, tree_id: bytes, rel: str, paired: bool = False) -> None:
+        """Sync the directory ``rel`` to the tree ``tree_id``; ``paired``: the destination
+        is trusted to hold the base here (``sync_base``): a file or directory whose node
+        is the base's is kept as it is (not even its stat read), a directory whose
+        subtree is the base's is not entered."""
         nodes = raw_nodes(self.trees.plain(tree_id), tree_id)
+        had = self.base.dir(rel) if paired and self.base is not None else None
         fd = self.fds.dir(rel)
-        have = {name: os.stat(name, dir_fd=fd, follow_symlinks=False)
-                for name in os.listdir(fd)}
+        names = os.listdir(fd)
+        if had:
+            same = {d["name"] for d in nodes if had.get(d["name"]) == d
+                    and d.get("type") in ("file", "dir")}
+            have = {name: None if name in same else os.stat(name, dir_fd=fd,
+                                                             follow_symlinks=False)
+                    for name in names}
+        else:
+            same = set()
+            have = {name: os.stat(name, dir_fd=fd, follow_symlinks=False) for name in names}
         if self.delete:
             wanted = {d["name"] for d in nodes}
             for name in sorted(have.keys() - wanted):
                 self.remove(self.fds.dir(rel), name, join(rel, name))
         for d in nodes:
             name = d["name"]
+            if name in same and name in have:
+                self.held_entry(join(rel, name), d)
+                continue
             st = have.get(name)
             if st is not None and d.get("type") == "file" and self.same_file(d, st, rel, name):
                 continue
-            self.entry(join(rel, name), Node.from_dict(d), st)
+            self.entry(join(rel, name), Node.from_dict(d), st,
+                       None if had is None else had.get(name))
+
+    def held_entry(self, rel: str, d: dict[str, Any]) -> None:
+        """A file or directory whose node is the trusted base's: kept as it is."""
+        if d.get("type") == "dir":
+            self.dir_set.add(rel)
+            self.skipped.add(rel)
+            self.stats.subtrees_skipped += 1
+            return
+        size = d.get("size", 0)
+        self.stats.files += 1
+        self.stats.unchanged += 1
+        self.stats.files_held += 1
+        self.progress.add(size if isinstance(size, int) else 0, 1)
 
     def same_file(self, d: dict[str, Any], st: os.stat_result, rel: str, name: str) -> bool:
         """Whether the regular file ``name`` is what the (not yet decoded) node ``d`` says,
@@ -91,10 +121,12 @@ class Syncer(FileSyncer):
         self.progress.add(st.st_size, 1)
         return True
 
-    def entry(self, rel: str, node: Node, st: os.stat_result | None) -> None:
+    def entry(self, rel: str, node: Node, st: os.stat_result | None,
+              had: dict[str, Any] | None = None) -> None:
+        """Sync one entry of the snapshot; ``had``: the trusted base's node here."""
         t = node.type
         if t == "dir":
-            self.sync_dir(rel, node, st)
+            self.sync_dir(rel, node, st, had)
         elif t == "hardlink":
             self.links.append((rel, node))
             self.stats.files += 1
@@ -120,7 +152,8 @@ class Syncer(FileSyncer):
             else:
                 self.replace(rel, st, (NODE, rel, meta_of(node, (t, node.rdev)), 0, False, []))
 
-    def sync_dir(self, rel: str, node: Node, st: os.stat_result | None) -> None:
+    def sync_dir(self, rel: str, node: Node, st: os.stat_result | None,
+                 had: dict[str, Any] | None = None) -> None:
         parent, name = self.fds.parent(rel)
         if st is not None and not stat.S_ISDIR(st.st_mode):
             self.remove(parent, name, rel)
@@ -135,8 +168,13 @@ class Syncer(FileSyncer):
         self.stats.dirs += 1
         self.sync_dirs.append((rel, node, state))
         self.dir_set.add(rel)
+        paired = state != "created" and had is not None and had.get("type") == "dir"
         if node.subtree is not None:
-            self.sync_tree(node.subtree, rel)
+            if paired and had is not None and had.get("subtree") == node.subtree.hex():
+                self.skipped.add(rel)  # only its own metadata differs from the base's
+                self.stats.subtrees_skipped += 1
+                return
+            self.sync_tree(node.subtree, rel, paired)
 
     def replace(self, rel: str, st: os.stat_result | None, record: FileRecord) -> None:
         """Create a symlink or special file; an existing entry is replaced."""
@@ -209,10 +247,20 @@ class Syncer(FileSyncer):
             check_link_path(target)
         except IntegrityError:
             return None
-        if os.path.dirname(target) not in self.dir_set:
+        if not self.in_dirs(os.path.dirname(target)):
             return None
         st = self.lstat(target)
         return st if st is not None and stat.S_ISREG(st.st_mode) else None
+
+    def in_dirs(self, rel: str) -> bool:
+        """Whether ``rel`` is a directory of the snapshot this sync walked or skipped."""
+        if rel in self.dir_set:
+            return True
+        while rel and self.skipped:
+            rel = rel.rpartition("/")[0]
+            if rel in self.skipped:
+                return True
+        return False
 
     def finish_dirs(self, root: Node) -> None:
         for rel, node, state in reversed(self.sync_dirs):
