@@ -184,7 +184,10 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
     state = _state_file(ctx, str(job.params.get("record_for")))
     _held(state).unlink(missing_ok=True)
     _save(state, seen)
-    if report.ok:  # the destination is exactly the snapshot: the next sync trusts that
+    # the destination is the snapshot: the next sync trusts that (the root's own metadata,
+    # which a bind volume's directory may not keep, every sync sets again)
+    if report.problem_count == len(report.problems) and all(
+            p.startswith(_ROOT_META) for p in report.problems):
         _hold(state, b.snapshot_id or "")
     return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
@@ -198,6 +201,10 @@ def _save(path: Path, seen: Seen) -> None:
     part = path.with_name(path.name + ".part")
     part.write_text(json.dumps(seen))
     part.replace(path)
+
+
+#: differences of the root's own metadata (what a sync always sets again)
+_ROOT_META = tuple(f"/: {what}:" for what in ("mode", "uid", "gid", "mtime_ns", "xattrs"))
 
 
 def _held(state: Path) -> Path:

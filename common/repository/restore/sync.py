@@ -159,7 +159,7 @@ def _run(s: Syncer, snap: Snapshot, workers: int, processes: int | None) -> None
                 s.skipped.add("")  # the whole tree is the trusted base's (``sync_base``)
                 s.stats.subtrees_skipped += 1
             else:
-                s.sync_tree(snap.tree, "", s.trust)
+                s.sync_tree(snap.tree, "", s.base.root if s.trust and s.base else None)
             s.sync_links()
             s.drain()
     except BaseException:

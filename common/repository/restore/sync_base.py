@@ -51,7 +51,7 @@ from typing import Any
 
 from common.errors import IntegrityError, NotFound
 from common.repository.core.index import Index, IndexEntry
-from common.repository.core.tree import Node, content_digest
+from common.repository.core.tree import TREE_VERSION, Node, content_digest
 from common.repository.restore.plan import Writes, chunk_writes
 from common.repository.restore.trees import DEVICES, Trees
 
@@ -69,6 +69,19 @@ class BaseChunks:
         self.record = record
         self.root = root
         self.dirs: dict[str, dict[str, dict[str, Any]] | None] = {}
+
+    def plain(self, tree_id: bytes) -> bytes | None:
+        """A base tree's plaintext (None: it cannot be read)."""
+        try:
+            return self.trees.plain(tree_id)
+        except (IntegrityError, NotFound):
+            return None
+
+    def seed(self, rel: str, plain: bytes) -> dict[str, dict[str, Any]] | None:
+        """The base's directory ``rel`` from its tree's plaintext (as ``dir`` has it)."""
+        if rel not in self.dirs:
+            self.dirs[rel] = _by_name(plain)
+        return self.dirs[rel]
 
     def devices_beside(self, tree_id: bytes, rel: str = "") -> bool:
         """Whether a tree under ``tree_id`` (at ``rel``) that a trusting walk enters — not
@@ -147,15 +160,51 @@ class BaseChunks:
         if rel:
             node = self.node(rel)
             tree_id = node.subtree if node is not None and node.type == "dir" else None
-        nodes = None
-        if tree_id is not None:
-            try:
-                raw = json.loads(self.trees.plain(tree_id))["nodes"]
-                nodes = {d["name"]: d for d in raw}
-                if len(nodes) != len(raw):
-                    nodes = None  # a name twice: not trusted
-            except (IntegrityError, NotFound, KeyError, TypeError, ValueError):
-                nodes = None
+        plain = None if tree_id is None else self.plain(tree_id)
+        nodes = None if plain is None else _by_name(plain)
         self.dirs[rel] = nodes
         return nodes
+
+
+def _by_name(plain: bytes) -> dict[str, dict[str, Any]] | None:
+    """A tree's nodes, not decoded, by name (None: malformed, or a name twice)."""
+    try:
+        raw = json.loads(plain)["nodes"]
+        nodes = {d["name"]: d for d in raw}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return nodes if len(nodes) == len(raw) else None
+
+
+_HEAD, _TAIL = b'{"nodes":[{', f'}}],"v":{TREE_VERSION}}}'.encode()
+
+
+def held_names(plain: bytes, base: bytes, nodes: list[dict[str, Any]]) -> set[str]:
+    """The names of the files and directories of the tree ``plain`` (its nodes decoded:
+    ``nodes``) that the base's tree ``base`` (the same directory) lists with exactly the
+    same node — without decoding ``base``: both are canonical JSON (``core.tree``), so a
+    node's text is its inner text between structural ``},{`` separators. Where a name or
+    another string holds ``},{`` too, ``plain`` splits into more pieces than it has
+    nodes, and nothing is matched; in ``base`` such a piece cannot equal a whole node's
+    text: a piece starting inside a string starts with the string's closing quote and a
+    ``,:}]`` (a node's text with a quote and a key), and one ending inside a string would
+    parse, from its structural start, with that string still open (a node's text closes
+    all of its). Empty or not canonical: nothing."""
+    if not (nodes and plain.startswith(_HEAD) and plain.endswith(_TAIL)
+            and base.startswith(_HEAD) and base.endswith(_TAIL)):
+        return set()
+    pieces = plain[len(_HEAD):-len(_TAIL)].split(b"},{")
+    if len(pieces) != len(nodes):
+        return set()
+    had = set(base[len(_HEAD):-len(_TAIL)].split(b"},{"))
+    return {d["name"] for d, piece in zip(nodes, pieces, strict=True)
+            if piece in had and d.get("type") in ("file", "dir")}
+
+
+def hex_id(text: object) -> bytes | None:
+    """The id the hex string ``text`` names (None: not one)."""
+    try:
+        return bytes.fromhex(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 

@@ -17,6 +17,7 @@ from common.errors import IntegrityError
 from common.repository.core.tree import TREE_VERSION, Node, check_link_path, check_name
 from common.repository.restore.batch import NODE, SYMLINK, FileRecord
 from common.repository.restore.plan import meta_of
+from common.repository.restore.sync_base import held_names, hex_id
 from common.repository.restore.sync_files import FileSyncer, SyncStats, join
 from common.repository.restore.sync_fs import fix_at, fix_fd, same_meta, xattrs_in
 from common.repository.restore.trees import refused
@@ -52,51 +53,51 @@ class Syncer(FileSyncer):
     """Syncs one snapshot into ``dest`` (see ``sync``): the walk, hardlinks, directories."""
 
     # --- the walk --------------------------------------------------------------------
-    def sync_tree(self, tree_id: bytes, rel: str, paired: bool = False) -> None:
-        """Sync the directory ``rel`` to the tree ``tree_id``; ``paired``: the destination
-        is trusted to hold the base here (``sync_base``): a file or directory whose node
-        is the base's is kept as it is (not even its stat read), a directory whose
-        subtree is the base's is not entered."""
-        nodes = raw_nodes(self.trees.plain(tree_id), tree_id)
-        had = self.base.dir(rel) if paired and self.base is not None else None
+    def sync_tree(self, tree_id: bytes, rel: str, held: bytes | None = None) -> None:
+        """Sync the directory ``rel`` to the tree ``tree_id``; ``held``: the base's tree
+        here, when the destination is trusted to hold the base (``sync_base``): a file or
+        directory whose node is the base's is kept as it is (not even its stat read), a
+        directory whose subtree is the base's is not entered."""
+        plain = self.trees.plain(tree_id)
+        nodes = raw_nodes(plain, tree_id)
+        same: set[str] = set()
+        had = None  # the base's nodes by name, for the directories entered
+        base = None if held is None or self.base is None else self.base.plain(held)
+        if base is not None and self.base is not None:
+            same = held_names(plain, base, nodes)
+            if any(d.get("type") == "dir" and d["name"] not in same for d in nodes):
+                had = self.base.seed(rel, base)
         fd = self.fds.dir(rel)
-        names = os.listdir(fd)
-        if had:
-            same = {d["name"] for d in nodes if had.get(d["name"]) == d
-                    and d.get("type") in ("file", "dir")}
-            have = {name: None if name in same else os.stat(name, dir_fd=fd,
-                                                             follow_symlinks=False)
-                    for name in names}
-        else:
-            same = set()
-            have = {name: os.stat(name, dir_fd=fd, follow_symlinks=False) for name in names}
+        have = {name: None if name in same else os.stat(name, dir_fd=fd,
+                                                         follow_symlinks=False)
+                for name in os.listdir(fd)}
         if self.delete:
             wanted = {d["name"] for d in nodes}
             for name in sorted(have.keys() - wanted):
                 self.remove(self.fds.dir(rel), name, join(rel, name))
+        held_bytes = held_files = 0
         for d in nodes:
             name = d["name"]
-            if name in same and name in have:
-                self.held_entry(join(rel, name), d)
+            if name in same and name in have:  # the base's: kept as it is
+                if d.get("type") == "dir":
+                    self.dir_set.add(join(rel, name))
+                    self.skipped.add(join(rel, name))
+                    self.stats.subtrees_skipped += 1
+                else:
+                    size = d.get("size", 0)
+                    held_bytes += size if isinstance(size, int) else 0
+                    held_files += 1
                 continue
             st = have.get(name)
             if st is not None and d.get("type") == "file" and self.same_file(d, st, rel, name):
                 continue
             self.entry(join(rel, name), Node.from_dict(d), st,
                        None if had is None else had.get(name))
-
-    def held_entry(self, rel: str, d: dict[str, Any]) -> None:
-        """A file or directory whose node is the trusted base's: kept as it is."""
-        if d.get("type") == "dir":
-            self.dir_set.add(rel)
-            self.skipped.add(rel)
-            self.stats.subtrees_skipped += 1
-            return
-        size = d.get("size", 0)
-        self.stats.files += 1
-        self.stats.unchanged += 1
-        self.stats.files_held += 1
-        self.progress.add(size if isinstance(size, int) else 0, 1)
+        if held_files:
+            self.stats.files += held_files
+            self.stats.unchanged += held_files
+            self.stats.files_held += held_files
+            self.progress.add(held_bytes, held_files)
 
     def same_file(self, d: dict[str, Any], st: os.stat_result, rel: str, name: str) -> bool:
         """Whether the regular file ``name`` is what the (not yet decoded) node ``d`` says,
@@ -168,13 +169,15 @@ class Syncer(FileSyncer):
         self.stats.dirs += 1
         self.sync_dirs.append((rel, node, state))
         self.dir_set.add(rel)
-        paired = state != "created" and had is not None and had.get("type") == "dir"
+        held = None
+        if state != "created" and had is not None and had.get("type") == "dir":
+            held = hex_id(had.get("subtree"))
         if node.subtree is not None:
-            if paired and had is not None and had.get("subtree") == node.subtree.hex():
-                self.skipped.add(rel)  # only its own metadata differs from the base's
+            if held == node.subtree:  # only its own metadata differs from the base's
+                self.skipped.add(rel)
                 self.stats.subtrees_skipped += 1
                 return
-            self.sync_tree(node.subtree, rel, paired)
+            self.sync_tree(node.subtree, rel, held)
 
     def replace(self, rel: str, st: os.stat_result | None, record: FileRecord) -> None:
         """Create a symlink or special file; an existing entry is replaced."""

@@ -200,13 +200,13 @@ def test_a_file_the_base_had_as_a_link_is_separated_even_when_its_first_path_is_
     s2 = backup_directory(repo, src, host="h", volume="v", parent=s1)
     dest = tmp_path / "dest"
     seen = _precopy(repo, s1, dest)
-    real: Callable[[sync_base.BaseChunks, str], Any] = sync_base.BaseChunks.dir
-    x2 = _nodes(repo, s2, "x")
+    real: Callable[[sync_base.BaseChunks, bytes], Any] = sync_base.BaseChunks.plain
+    x1, x2 = _subtree(repo, s1, "x"), _subtree(repo, s2, "x")
 
-    def as_if_unchanged(self: sync_base.BaseChunks, rel: str) -> Any:
-        return x2 if rel == "x" else real(self, rel)  # the base's x/f as S2's: held
+    def as_if_unchanged(self: sync_base.BaseChunks, tree_id: bytes) -> Any:
+        return real(self, x2 if tree_id == x1 else tree_id)  # the base's x/f as S2's
 
-    monkeypatch.setattr(sync_base.BaseChunks, "dir", as_if_unchanged)
+    monkeypatch.setattr(sync_base.BaseChunks, "plain", as_if_unchanged)
     stats = sync_snapshot(repo, s2, dest, record=seen, base=s1.id, trust_base=True)
     monkeypatch.undo()
     assert stats.files_held == 1  # x/f
@@ -214,12 +214,10 @@ def test_a_file_the_base_had_as_a_link_is_separated_even_when_its_first_path_is_
     assert compare_trees(src, dest) == []
 
 
-def _nodes(repo: Repository, snap: Snapshot, rel: str) -> dict[str, dict[str, Any]]:
-    """The raw nodes of the directory ``rel`` (one level below the root) of ``snap``."""
+def _subtree(repo: Repository, snap: Snapshot, name: str) -> bytes:
+    """The tree id of the directory ``name`` (below the root) of ``snap``."""
     root = json.loads(repo.read_blob(snap.tree, BlobType.TREE))["nodes"]
-    sub = next(d["subtree"] for d in root if d["name"] == rel)
-    return {d["name"]: d for d in
-            json.loads(repo.read_blob(bytes.fromhex(sub), BlobType.TREE))["nodes"]}
+    return bytes.fromhex(next(d["subtree"] for d in root if d["name"] == name))
 
 
 def _mknod(path: Path) -> None:
