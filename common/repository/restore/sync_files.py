@@ -215,8 +215,9 @@ class FileSyncer(_Restorer):
             reused = sum(n for (_e, ws), ok in zip(planned, matches, strict=True) if ok
                          for _p, _s, n in ws)
             todo = [(e, ws) for (e, ws), ok in zip(planned, matches, strict=True) if not ok]
-            if sum(e.raw_length for e, _ws in todo) <= BATCH_BYTES:
-                self.patch(rel, node, todo, reused)
+            data = sum(e.raw_length for e, _ws in todo)
+            if data <= BATCH_BYTES:
+                self.patch(rel, node, todo, reused, data)
                 return
             temp = rel
             self.patched.add(rel)
@@ -263,10 +264,9 @@ class FileSyncer(_Restorer):
             self._finish_large(temp)
 
     def patch(self, rel: str, node: Node, todo: list[tuple[IndexEntry, Writes]],
-              reused: int) -> None:
-        """Rewrite the chunks ``todo`` of ``rel`` in place, in one batch (``PATCH``)."""
-        data = sum(e.raw_length for e, _ws in todo)
-        self.wrote(rel, node)
+              reused: int, data: int) -> None:
+        """Rewrite the chunks ``todo`` (``data`` bytes) of ``rel`` in place, in one batch
+        (``PATCH``)."""
         if self.batch.files and self.batch.nbytes + data > BATCH_BYTES:
             self.flush()
         b = self.batch
@@ -275,7 +275,8 @@ class FileSyncer(_Restorer):
         self.stats.files_written += 1
         self.stats.bytes_reused += reused
         self.stats.bytes_fetched += sum(w[3] for w in out)
-        self.progress.add(reused, 0)
+        if reused:
+            self.progress.add(reused, 0)
         self.add((PATCH, rel, meta_of(node), node.size, False, out), node.size - reused)
 
     # --- renames once written ----------------------------------------------------------

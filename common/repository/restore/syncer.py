@@ -15,7 +15,7 @@ from typing import Any
 
 from common.errors import IntegrityError
 from common.repository.core.tree import TREE_VERSION, Node, check_link_path, check_name
-from common.repository.restore.batch import NODE, SYMLINK, FileRecord
+from common.repository.restore.batch import NODE, SYMLINK, FileRecord, Meta
 from common.repository.restore.plan import meta_of
 from common.repository.restore.sync_base import held_names, hex_id
 from common.repository.restore.sync_files import FileSyncer, SyncStats, join
@@ -163,8 +163,10 @@ class Syncer(FileSyncer):
             os.mkdir(name, 0o700, dir_fd=parent)
             self.stats.entries_written += 1
             state = "created"
-        else:
-            same = same_meta(st, meta_of(node), xattrs_in(parent, name))
+        else:  # (for the counts: its metadata is applied last in any case)
+            was = _meta(had) if had is not None and had.get("type") == "dir" else None
+            same = (meta_of(node) == was if was is not None  # trusted to be the base's
+                    else same_meta(st, meta_of(node), xattrs_in(parent, name)))
             state = "same" if same else "fixed"
         self.stats.dirs += 1
         self.sync_dirs.append((rel, node, state))
@@ -271,3 +273,11 @@ class Syncer(FileSyncer):
             if state != "created":
                 self.kept(state == "fixed")
         self.kept(fix_fd(self.fds.root, ".", meta_of(root), self.stats.warnings))
+
+
+def _meta(d: dict[str, Any]) -> Meta | None:
+    """The metadata of a base's node (None: malformed)."""
+    try:
+        return meta_of(Node.from_dict(d))
+    except (KeyError, TypeError, ValueError, IntegrityError):
+        return None
