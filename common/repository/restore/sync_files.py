@@ -134,6 +134,8 @@ class FileSyncer(_Restorer):
         planned: list[tuple[IndexEntry, Writes]] = []
         known: list[bool | None] | None = None
         if not quick:
+            if self.in_place and st.st_nlink == 1 and self.whole(rel, node, st):
+                return
             got = self.plan(rel, node)
             if got is None:
                 return  # a chunk the index lacks: the old file stays, the error names it
@@ -160,6 +162,24 @@ class FileSyncer(_Restorer):
             self.rewrite(rel, node, fd, planned, matches, st.st_nlink == 1)
         finally:
             os.close(fd)
+
+    def whole(self, rel: str, node: Node, st: os.stat_result) -> bool:
+        """A changed small file (one chunk, no holes) that the record says holds other
+        content (``sync_base``): its chunk written over it in place without planning —
+        the common changed file of a cut-over; False (nothing done) for any other."""
+        if (self.base is None or node.holes or len(node.content) != 1
+                or node.size > BATCH_BYTES):
+            return False
+        entry = self.index.lookup(node.content[0])
+        if entry is None or entry.raw_length != node.size:
+            return False
+        todo = [(entry, [(0, 0, node.size)])]
+        if self.base.matches(rel, st, node, todo) != [False]:
+            return False
+        self.stats.files_known += 1
+        self.wrote(rel, node)
+        self.patch(rel, node, todo, 0, node.size)
+        return True
 
     def unclaimed(self, rel: str) -> bool:
         """Whether the hardlinked ``rel`` may share its inode with a file of a skipped
