@@ -92,9 +92,11 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     (``sync_base``); elsewhere (or when ``base`` cannot be loaded) they are hashed.
     ``trust_base`` (a migration's apply only; needs ``base``, not with ``verify_content``):
     the caller vouches that ``dest`` holds exactly ``base`` — restored or synced to it
-    cleanly, nothing written since —, so directories whose subtree is the base's are not
-    walked and unchanged files are not asked for xattrs the base does not have
-    (``sync_base``); the caller's independent verify must walk everything afterwards.
+    cleanly, nothing written since —, so entries whose node is the base's are kept
+    without a look and directories whose subtree is the base's are not entered
+    (``sync_base``; the progress counts the files looked at, ``SyncStats.files_held`` and
+    ``subtrees_skipped`` what was not); the caller's independent verify must walk
+    everything afterwards.
     Raises Conflict when a directory of the destination is swapped while the sync runs
     (nothing is written outside it), IntegrityError naming the files it could not write
     after syncing everything else."""
