@@ -11,7 +11,12 @@ up again (S2, incremental), then per repeat: S1 restored into a new directory an
 in-process: ``sync_snapshot(S2, in_place=True)`` with the arms, interleaved:
 
 - ``plain``: no record, no base (hashing every old chunk of a changed file);
-- ``record``: the record and the base snapshot S1 passed (the kept chunks known from it).
+- ``record``: the record and the base snapshot S1 passed (the kept chunks known from it);
+- ``trust``: the same with ``trust_base=True`` (a migration's apply since session 12:
+  directories and files whose node is S1's not looked at, subtrees not entered).
+
+``--fraction 0`` measures an apply with nothing changed; ``--no-devices`` syncs with
+``devices=False`` as a migration does (device nodes looked for before anything is written).
 
 Each synced tree is compared with S2 (``compare_tree``: it must be ok). Prints wall and
 CPU medians; ``--profile`` prints a cProfile of one ``plain`` sync.
@@ -65,6 +70,8 @@ def main() -> None:
     p.add_argument("--workdir", default="/var/tmp/vksyncfast")
     p.add_argument("--arms", default="plain,record")
     p.add_argument("--profile", default="", help="an arm to profile once (cProfile)")
+    p.add_argument("--no-devices", action="store_true",
+                   help="devices=False, as a migration's apply (a device scan first)")
     p.add_argument("--cold", action="store_true",
                    help="the destination's pages dropped from the page cache before each "
                    "sync (posix_fadvise DONTNEED on its files only), as after a long "
@@ -98,7 +105,11 @@ def main() -> None:
             os.sync()
             if args.cold:
                 evict(d)
-            kw = {} if arm == "plain" else {"record": seen, "base": s1}
+            kw: dict[str, object] = {} if arm == "plain" else {"record": seen, "base": s1}
+            if arm == "trust":
+                kw["trust_base"] = True
+            if args.no_devices:
+                kw["devices"] = False
             prof = cProfile.Profile() if args.profile and i == 0 else None
             t, c = time.monotonic(), cpu()
             if prof:
@@ -116,7 +127,9 @@ def main() -> None:
             runs[arm].append((wall, c))
             print(f"  {i} {arm}: {wall:.2f} s (cpu {c:.2f}); {stats.files_written} written, "
                   f"{stats.bytes_fetched >> 20} MiB fetched, {stats.bytes_reused >> 20} MiB "
-                  f"reused, {stats.files_known} files known (not hashed)", flush=True)
+                  f"reused, {stats.files_known} files known (not hashed), "
+                  f"{stats.subtrees_skipped} subtrees skipped, {stats.files_held} files held "
+                  "(not looked at)", flush=True)
     Deleter.remove([d])
     for arm, v in runs.items():
         if v:

@@ -267,15 +267,16 @@ def cutover_backup(docker: DockerHost, backend: Backend, *, host: str, volume: s
 def apply_final(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker, *, driver: str,
                 driver_opts: dict[str, str], labels: dict[str, str],
-                record: Seen | None = None) -> dict[str, Any]:
+                record: Seen | None = None, held: str | None = None) -> dict[str, Any]:
     """Make ``volume`` equal to ``backup`` (see the module doc); what was done. ``record``
     (the pre-copy's record of the destination): a sync adds the files it wrote
-    (``sync.sync_volume``); a full restore leaves it alone (its verify reads them)."""
+    (``sync.sync_volume``); a full restore leaves it alone (its verify reads them).
+    ``held``: the snapshot the destination is trusted to hold (``sync.sync_volume``)."""
     started = time.monotonic()
     path = volume_path(docker, volume, settings)
     if path is not None:
         out = sync_volume(docker, backend, backup, volume, settings, tracker, path=path,
-                          record=record)
+                          record=record, held=held)
         return out.as_result() | {"method": "sync",
                                   "seconds": round(time.monotonic() - started, 3)}
     tracker.set_phase("recreating the destination")

@@ -35,6 +35,13 @@ Semantics the migration job relies on:
   spares the sync reading a changed file to find the chunks it still holds: where the
   file's stat equals its record entry, they are known from the backup's parent snapshot
   (what the destination was last restored or synced to: ``restore.sync_base``);
+- ``held`` (a migration's own state: the id of the snapshot the volume was last restored
+  or synced to without a difference or a warning, nothing having written into it since)
+  makes the sync trust that it holds exactly that snapshot: entries whose node is that
+  snapshot's are not looked at, directories whose subtree is its are not entered
+  (``restore.sync_base``), so the cut-over's apply costs what changed since, not the
+  volume's size. The migration's verify, which walks and compares every entry, is what
+  catches a write the trust missed. Without ``held`` every entry is walked;
 - damaged data: everything else is synced, then ``IntegrityError`` names the files;
 - stopped part-way (an error, a cancelled job: the tracker's progress calls raise), the
   volume is a mix of what it held and the backup: run the sync again (its leftovers, the
@@ -57,6 +64,7 @@ from common.engine.tree_compare import Seen, sync_record
 from common.errors import DockerError, InvalidInput
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
+from common.repository.core import ids
 from common.repository.core.locks import backup_lock
 from common.repository.restore.sync import SyncStats, sync_snapshot
 from common.storage.base import Backend
@@ -79,6 +87,11 @@ class SyncOutcome:
     files_known: int = 0
     #: files recorded in ``record`` (``sync_volume``), None without one
     files_recorded: int | None = None
+    #: the volume was trusted to hold the snapshot ``held`` (``sync_volume``)
+    trusted: bool = False
+    #: directories not entered and files not looked at: they are ``held``'s
+    subtrees_skipped: int = 0
+    files_held: int = 0
 
     @classmethod
     def of(cls, volume: str, stats: SyncStats) -> SyncOutcome:
@@ -86,7 +99,8 @@ class SyncOutcome:
                    bytes_fetched=stats.bytes_fetched, bytes_reused=stats.bytes_reused,
                    entries_written=stats.entries_written, metadata_fixed=stats.metadata_fixed,
                    deleted=stats.deleted, unchanged=stats.unchanged,
-                   warnings=list(stats.warnings), files_known=stats.files_known)
+                   warnings=list(stats.warnings), files_known=stats.files_known,
+                   subtrees_skipped=stats.subtrees_skipped, files_held=stats.files_held)
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,11 +109,13 @@ class SyncOutcome:
 def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker, *, in_place: bool = True,
                 verify_content: bool = False, delete: bool = True,
-                path: Path | None = None, record: Seen | None = None) -> SyncOutcome:
+                path: Path | None = None, record: Seen | None = None,
+                held: str | None = None) -> SyncOutcome:
     """Make ``volume`` (on this worker's host) equal to the repo ``backup``, writing only
     what differs (see the module's docstring); ``path``: where its files are when that is
     not its mountpoint (the device directory of a ``local`` bind volume); ``record``:
-    updated with what the sync wrote (see the module's docstring). Raises
+    updated with what the sync wrote; ``held``: the id of the snapshot the volume is
+    trusted to hold (see the module's docstring). Raises
     InvalidInput for an archive backup, DockerError when the volume's mountpoint is not
     reachable, NotFound for a missing volume, Conflict, Refused and IntegrityError as
     ``sync_snapshot`` does."""
@@ -121,8 +137,14 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
         stats = sync_snapshot(repo, snap, path, delete=delete, verify_content=verify_content,
                               tracker=tracker, in_place=in_place,
                               devices=settings.restore_device_nodes or backup.kind == "safety",
-                              record=record, base=snap.parent if record else None)
+                              record=record, trust_base=held is not None,
+                              base=_held(held) or (snap.parent if record else None))
     out = SyncOutcome.of(volume, stats)
+    out.trusted = held is not None
     if record is not None:
         out.files_recorded = sync_record(path, stats, record)
     return out
+
+
+def _held(snapshot_id: str | None) -> bytes | None:
+    return None if snapshot_id is None else ids.parse_id(snapshot_id)

@@ -96,19 +96,28 @@ def catchup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """Apply the job's backup to the destination; what the sync writes goes into the
-    pre-copy's record here, if any (``sync_volume``'s ``record``): the verify trusts it."""
+    pre-copy's record here, if any (``sync_volume``'s ``record``): the verify trusts it.
+
+    The snapshot the destination holds (``_held``: written after the pre-copy's restore
+    and after each apply, when they left it exactly equal to their snapshot) lets the
+    sync skip what did not change since (``sync_volume``'s ``held``); it is forgotten
+    before the sync starts, so a sync that stops part-way is followed by a full walk."""
     b = ctx.job_backup(job)
+    backup = StoredBackup.from_row(b)
     create = job.params.get("create") or {}
     state = _state_file(ctx, str(job.params.get("migration")))
     trusted = _load(state) if state.is_file() else None
+    held = _take_held(state) if trusted is not None else None
     with ctx.open_target(b.target) as backend:
         out = engine.apply_final(
-            ctx.docker, backend, StoredBackup.from_row(b), job.volume,
+            ctx.docker, backend, backup, job.volume,
             ctx.settings_for(b.target), tracker, driver=create.get("driver") or "local",
             driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {},
-            record=trusted)
+            record=trusted, held=held)
     if trusted is not None and out.get("method") == "sync":
         _save(state, trusted)
+        if not out.get("warnings"):
+            _hold(state, backup.snapshot_id)
     return Outcome(out)
 
 
@@ -149,6 +158,7 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                       "destination, then migrate again")
     if trusted is not None:
         state.unlink(missing_ok=True)
+    _held(state).unlink(missing_ok=True)
     return Outcome(result)
 
 
@@ -171,7 +181,14 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, seen=seen,
                                 written=True)
-    _save(_state_file(ctx, str(job.params.get("record_for"))), seen)
+    state = _state_file(ctx, str(job.params.get("record_for")))
+    _held(state).unlink(missing_ok=True)
+    _save(state, seen)
+    # the destination is the snapshot: the next sync trusts that (the root's own metadata,
+    # which a bind volume's directory may not keep, every sync sets again)
+    if report.problem_count == len(report.problems) and all(
+            p.startswith(_ROOT_META) for p in report.problems):
+        _hold(state, b.snapshot_id or "")
     return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
 
@@ -184,6 +201,39 @@ def _save(path: Path, seen: Seen) -> None:
     part = path.with_name(path.name + ".part")
     part.write_text(json.dumps(seen))
     part.replace(path)
+
+
+#: differences of the root's own metadata (what a sync always sets again)
+_ROOT_META = tuple(f"/: {what}:" for what in ("mode", "uid", "gid", "mtime_ns", "xattrs"))
+
+
+def _held(state: Path) -> Path:
+    """Where the id of the snapshot the destination holds is kept, beside its record."""
+    return state.with_name(state.name.removesuffix(".verified.json") + ".held")
+
+
+def _hold(state: Path, snapshot_id: str) -> None:
+    """Remember that the destination holds exactly the snapshot ``snapshot_id``."""
+    if len(snapshot_id) != 64:
+        return
+    part = _held(state).with_name(_held(state).name + ".part")
+    part.write_text(snapshot_id)
+    part.replace(_held(state))
+
+
+def _take_held(state: Path) -> str | None:
+    """The snapshot the destination holds (None: unknown), forgotten here: the sync about
+    to run changes the destination."""
+    path = _held(state)
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    path.unlink(missing_ok=True)
+    try:
+        return text if len(bytes.fromhex(text)) == 32 else None
+    except ValueError:
+        return None
 
 
 def _load(path: Path) -> Seen:
@@ -235,6 +285,7 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                        f"{job.params.get('migration')}; it is left alone",
                        "remove it by hand if it is not needed")
     ctx.docker.remove_volume(job.volume)
+    _held(_state_file(ctx, str(job.params.get("migration")))).unlink(missing_ok=True)
     return Outcome({"removed": True})
 
 

@@ -33,6 +33,13 @@ each entry of the snapshot:
 - entries of the destination the snapshot does not have are deleted (``delete=True``;
   leftovers of an interrupted sync, ``.vksync-*``, are such entries).
 
+A migration's apply knows more (``trust_base=True`` with ``record`` and ``base``: the
+caller vouches that ``dest`` holds exactly ``base``, restored or synced to it cleanly and
+untouched since, and verifies everything afterwards): entries whose node is the base's
+are kept without a look and directories whose subtree is the base's are not entered, so
+an apply costs what changed, not what the volume holds (``sync_base``). A plain sync
+restore does not trust anything: it walks every entry as above.
+
 Directory metadata is applied last, deepest first (writing into a directory changes its
 mtime), then the root's. The destination must not be written by anyone else meanwhile
 (the containers using it are stopped); a directory swapped for a symlink is never
@@ -67,7 +74,8 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
                   tracker: ProgressTracker | None = None, workers: int = 4,
                   processes: int | None = 0, devices: bool = True,
                   in_place: bool = False, record: Record | None = None,
-                  base: Snapshot | bytes | None = None) -> SyncStats:
+                  base: Snapshot | bytes | None = None, trust_base: bool = False
+                  ) -> SyncStats:
     """Make the existing directory ``dest_dir`` equal to ``snapshot`` (a ``Snapshot`` or
     its id), writing only what differs (see the module's docstring).
 
@@ -82,6 +90,13 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     ``dest`` was last restored or synced to, or its id): the chunks a changed file still
     holds are known from them without reading it, where its stat equals its record entry
     (``sync_base``); elsewhere (or when ``base`` cannot be loaded) they are hashed.
+    ``trust_base`` (a migration's apply only; needs ``base``, not with ``verify_content``):
+    the caller vouches that ``dest`` holds exactly ``base`` — restored or synced to it
+    cleanly, nothing written since —, so entries whose node is the base's are kept
+    without a look and directories whose subtree is the base's are not entered
+    (``sync_base``; the progress counts the files looked at, ``SyncStats.files_held`` and
+    ``subtrees_skipped`` what was not); the caller's independent verify must walk
+    everything afterwards.
     Raises Conflict when a directory of the destination is swapped while the sync runs
     (nothing is written outside it), IntegrityError naming the files it could not write
     after syncing everything else."""
@@ -96,10 +111,12 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     progress.set_phase("sync", snap.stats.bytes, snap.stats.files)
     stats = SyncStats()
     s = Syncer(repo, dest, progress, stats, devices, delete, verify_content, in_place)
-    if record:
-        s.base = _base(s, record, base)
+    if record or (trust_base and base is not None):
+        s.base = _base(s, record or {}, base)
+        s.trust = trust_base and s.base.root is not None and not verify_content
     try:
-        if not devices and s.trees.has_devices(snap.tree):
+        if not devices and (s.base.devices_beside(snap.tree) if s.trust and s.base
+                            else s.trees.has_devices(snap.tree)):
             for rel, node in s.trees.walk(snap.tree, [[]], set()):
                 if node.type in ("char", "block"):
                     raise refused(rel, node)
@@ -140,7 +157,11 @@ def _run(s: Syncer, snap: Snapshot, workers: int, processes: int | None) -> None
     try:
         with ThreadPoolExecutor(READERS, thread_name_prefix="repo-sync-read") as readers:
             s.readers = readers
-            s.sync_tree(snap.tree, "")
+            if s.trust and s.base is not None and s.base.root == snap.tree:
+                s.skipped.add("")  # the whole tree is the trusted base's (``sync_base``)
+                s.stats.subtrees_skipped += 1
+            else:
+                s.sync_tree(snap.tree, "", s.base.root if s.trust and s.base else None)
             s.sync_links()
             s.drain()
     except BaseException:

@@ -18,6 +18,28 @@ entry, a stat that moved, another digest, a sparse base file, a hardlink, a base
 cannot be read) the sync hashes the old file as before. Two cases need no base: a file
 with the recorded chunk ids (same size, no holes: only its metadata changed) holds every
 chunk; a one-chunk file of the recorded size with other chunk ids does not hold it.
+
+*Trusting the base* (``sync_snapshot(trust_base=True)``, a migration's apply only): the
+caller vouches that the destination holds exactly the base snapshot — it was restored or
+synced to it without a difference or a warning, and nothing has written into it since
+(a migration's destination: new, used by no container until the migration ends; the
+verify that follows walks every entry and compares it with the snapshot, so a write the
+trust missed fails the migration, which rolls back). The walk (``syncer``) then pairs
+each directory it enters with the base's directory at the same path (``dir``): an entry
+whose node is the base's node — the same canonical JSON: type, content, metadata, xattrs
+and, for a directory, the subtree id, which covers everything below it — is kept without
+a look (no ``stat``, no ``listxattr``; a directory not entered); a directory whose own
+metadata changed but whose subtree is the base's gets that metadata fixed and is not
+entered; everything else is synced as without the trust. Entries are deleted as always
+(the names a directory lists that the snapshot lacks). Device nodes are looked for
+(``devices=False``) only in the trees the walk enters (``devices_beside``): the others
+are already there. Hardlinks: a link target in a skipped directory is a directory of the
+snapshot (``Syncer.in_dirs``); the files of skipped directories do not claim their inodes
+(``FileSyncer.sync_file``), so a walked regular file that shares its inode with another
+path and was not a regular file (a first path) in the base is rewritten — it was a link
+that the snapshot now separates. (A node repeats its inode's ctime, so a link can only
+stay unchanged while its first path changes in a snapshot taken while the source ran:
+the file is then rewritten and the verify names the stale link.)
 """
 
 from __future__ import annotations
@@ -29,9 +51,9 @@ from typing import Any
 
 from common.errors import IntegrityError, NotFound
 from common.repository.core.index import Index, IndexEntry
-from common.repository.core.tree import Node, content_digest
+from common.repository.core.tree import TREE_VERSION, Node, content_digest
 from common.repository.restore.plan import Writes, chunk_writes
-from common.repository.restore.trees import Trees
+from common.repository.restore.trees import DEVICES, Trees
 
 #: a record of the destination: path → (inode, size, mtime_ns, ctime_ns, chunk digest)
 Record = Mapping[str, tuple[int, int, int, int, str]]
@@ -47,6 +69,44 @@ class BaseChunks:
         self.record = record
         self.root = root
         self.dirs: dict[str, dict[str, dict[str, Any]] | None] = {}
+
+    def plain(self, tree_id: bytes) -> bytes | None:
+        """A base tree's plaintext (None: it cannot be read)."""
+        try:
+            return self.trees.plain(tree_id)
+        except (IntegrityError, NotFound):
+            return None
+
+    def seed(self, rel: str, plain: bytes) -> dict[str, dict[str, Any]] | None:
+        """The base's directory ``rel`` from its tree's plaintext (as ``dir`` has it)."""
+        if rel not in self.dirs:
+            self.dirs[rel] = _by_name(plain)
+        return self.dirs[rel]
+
+    def devices_beside(self, tree_id: bytes, rel: str = "") -> bool:
+        """Whether a tree under ``tree_id`` (at ``rel``) that a trusting walk enters — not
+        a subtree of the base at the same path, see the module's docstring — lists a char
+        or block device; the trees read are kept for the walk."""
+        if not rel and tree_id == self.root:
+            return False
+        plain = self.trees.plain(tree_id, keep=True)
+        if any(marker in plain for marker in DEVICES):
+            return True
+        if b'"subtree"' not in plain:
+            return False
+        try:
+            subs = [(d["name"], bytes.fromhex(d["subtree"])) for d in json.loads(plain)["nodes"]
+                    if d.get("type") == "dir" and "subtree" in d]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return self.trees.has_devices(tree_id)  # malformed (the walk refuses it)
+        had = self.dir(rel) or {}
+        for name, sub in subs:
+            b = had.get(name)
+            if b is not None and b.get("type") == "dir" and b.get("subtree") == sub.hex():
+                continue
+            if self.devices_beside(sub, f"{rel}/{name}" if rel else name):
+                return True
+        return False
 
     def matches(self, rel: str, st: os.stat_result, node: Node,
                 planned: list[tuple[IndexEntry, Writes]]) -> list[bool | None] | None:
@@ -100,14 +160,51 @@ class BaseChunks:
         if rel:
             node = self.node(rel)
             tree_id = node.subtree if node is not None and node.type == "dir" else None
-        nodes = None
-        if tree_id is not None:
-            try:
-                raw = json.loads(self.trees.plain(tree_id))["nodes"]
-                nodes = {d["name"]: d for d in raw}
-                if len(nodes) != len(raw):
-                    nodes = None  # a name twice: not trusted
-            except (IntegrityError, NotFound, KeyError, TypeError, ValueError):
-                nodes = None
+        plain = None if tree_id is None else self.plain(tree_id)
+        nodes = None if plain is None else _by_name(plain)
         self.dirs[rel] = nodes
         return nodes
+
+
+def _by_name(plain: bytes) -> dict[str, dict[str, Any]] | None:
+    """A tree's nodes, not decoded, by name (None: malformed, or a name twice)."""
+    try:
+        raw = json.loads(plain)["nodes"]
+        nodes = {d["name"]: d for d in raw}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return nodes if len(nodes) == len(raw) else None
+
+
+_HEAD, _TAIL = b'{"nodes":[{', f'}}],"v":{TREE_VERSION}}}'.encode()
+
+
+def held_names(plain: bytes, base: bytes, nodes: list[dict[str, Any]]) -> set[str]:
+    """The names of the files and directories of the tree ``plain`` (its nodes decoded:
+    ``nodes``) that the base's tree ``base`` (the same directory) lists with exactly the
+    same node — without decoding ``base``: both are canonical JSON (``core.tree``), so a
+    node's text is its inner text between structural ``},{`` separators. Where a name or
+    another string holds ``},{`` too, ``plain`` splits into more pieces than it has
+    nodes, and nothing is matched; in ``base`` such a piece cannot equal a whole node's
+    text: a piece starting inside a string starts with the string's closing quote and a
+    ``,:}]`` (a node's text with a quote and a key), and one ending inside a string would
+    parse, from its structural start, with that string still open (a node's text closes
+    all of its). Empty or not canonical: nothing."""
+    if not (nodes and plain.startswith(_HEAD) and plain.endswith(_TAIL)
+            and base.startswith(_HEAD) and base.endswith(_TAIL)):
+        return set()
+    pieces = plain[len(_HEAD):-len(_TAIL)].split(b"},{")
+    if len(pieces) != len(nodes):
+        return set()
+    had = set(base[len(_HEAD):-len(_TAIL)].split(b"},{"))
+    return {d["name"] for d, piece in zip(nodes, pieces, strict=True)
+            if piece in had and d.get("type") in ("file", "dir")}
+
+
+def hex_id(text: object) -> bytes | None:
+    """The id the hex string ``text`` names (None: not one)."""
+    try:
+        return bytes.fromhex(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+

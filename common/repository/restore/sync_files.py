@@ -49,6 +49,10 @@ class SyncStats(RestoreStats):
     unchanged: int = 0
     #: changed files whose kept chunks a record and a base snapshot told (``sync_base``)
     files_known: int = 0
+    #: directories not entered: their subtree is the trusted base's (``sync_base``)
+    subtrees_skipped: int = 0
+    #: files whose node is the trusted base's: kept without a look (``sync_base``)
+    files_held: int = 0
     #: the regular files whose content this sync wrote or compared (every blob it wrote
     #: verified, every chunk it kept hashed or known from a record: ``sync_base``), by
     #: final path: (size, ``content_digest``);
@@ -79,6 +83,10 @@ class FileSyncer(_Restorer):
         self.sync_dirs: list[tuple[str, Node, str]] = []
         self.dir_set: set[str] = {""}
         self.base: BaseChunks | None = None  # a record and a base snapshot (``sync_base``)
+        #: the destination is trusted to hold the base (``sync_base``); the directories
+        #: not entered (their subtree is the base's)
+        self.trust = False
+        self.skipped: set[str] = set()
 
     def remove(self, parent: int, name: str, rel: str) -> None:
         """Remove the entry ``name`` (at ``rel``) of the directory ``parent``."""
@@ -113,7 +121,7 @@ class FileSyncer(_Restorer):
             self.write_new(self.temp(rel) if st is not None else rel, node)
             return
         inode = (st.st_dev, st.st_ino)
-        shared = st.st_nlink > 1 and inode in self.claimed
+        shared = st.st_nlink > 1 and (inode in self.claimed or self.unclaimed(rel))
         if st.st_nlink > 1:
             self.claimed.add(inode)
         parent, name = self.fds.parent(rel)
@@ -123,15 +131,30 @@ class FileSyncer(_Restorer):
             self.stats.unchanged += 1  # the common case: no open, one listxattr
             self.progress.add(node.size, 1)
             return
+        planned: list[tuple[IndexEntry, Writes]] = []
+        known: list[bool | None] | None = None
+        if not quick:
+            if self.in_place and st.st_nlink == 1 and self.whole(rel, node, st):
+                return
+            got = self.plan(rel, node)
+            if got is None:
+                return  # a chunk the index lacks: the old file stays, the error names it
+            planned = got
+            known = None if self.base is None else self.base.matches(rel, st, node, planned)
+            if known is not None:
+                self.stats.files_known += 1
+                told = [k is True for k in known]
+                if (None not in known and not node.holes and not (same_size and all(told))
+                        and (not any(told) or (self.in_place and st.st_nlink == 1))):
+                    # nothing of the old file to read or copy: no need to open it
+                    self.rewrite(rel, node, -1, planned, told, st.st_nlink == 1)
+                    return
         fd = os.open(name, _READ, dir_fd=parent)
         try:
             if quick:
                 self.meta_only(fd, rel, node)
                 return
-            planned = self.plan(rel, node)
-            if planned is None:
-                return  # a chunk the index lacks: the old file stays, the error names it
-            matches = self.match(rel, fd, st, node, planned)
+            matches = self.match(fd, st, planned, known)
             if same_size and all(matches) and holes_intact(fd, node.holes):
                 self.meta_only(fd, rel, node)
                 self.wrote(rel, node)  # its chunks hashed (or known): the snapshot's
@@ -140,13 +163,37 @@ class FileSyncer(_Restorer):
         finally:
             os.close(fd)
 
-    def match(self, rel: str, fd: int, st: os.stat_result, node: Node,
-              planned: list[tuple[IndexEntry, Writes]]) -> list[bool]:
+    def whole(self, rel: str, node: Node, st: os.stat_result) -> bool:
+        """A changed small file (one chunk, no holes) that the record says holds other
+        content (``sync_base``): its chunk written over it in place without planning —
+        the common changed file of a cut-over; False (nothing done) for any other."""
+        if (self.base is None or node.holes or len(node.content) != 1
+                or node.size > BATCH_BYTES):
+            return False
+        entry = self.index.lookup(node.content[0])
+        if entry is None or entry.raw_length != node.size:
+            return False
+        todo = [(entry, [(0, 0, node.size)])]
+        if self.base.matches(rel, st, node, todo) != [False]:
+            return False
+        self.stats.files_known += 1
+        self.wrote(rel, node)
+        self.patch(rel, node, todo, 0, node.size)
+        return True
+
+    def unclaimed(self, rel: str) -> bool:
+        """Whether the hardlinked ``rel`` may share its inode with a file of a skipped
+        subtree that claimed it unseen: trusting the base, unless it was a regular file
+        (a first path) there (``sync_base``)."""
+        if not self.trust or self.base is None:
+            return False
+        was = self.base.node(rel)
+        return was is None or was.type != "file"
+
+    def match(self, fd: int, st: os.stat_result, planned: list[tuple[IndexEntry, Writes]],
+              known: list[bool | None] | None) -> list[bool]:
         """Which planned chunks the old file ``fd`` holds at their offsets: those a record
-        and the base snapshot do not tell (``sync_base``) read and hashed."""
-        known = None if self.base is None else self.base.matches(rel, st, node, planned)
-        if known is not None:
-            self.stats.files_known += 1
+        and the base snapshot do not tell (``known``, ``sync_base``) read and hashed."""
         todo = [(e.blob_id, e.raw_length, w)
                 for (e, w), k in zip(planned, known or [None] * len(planned), strict=True)
                 if k is None]
@@ -179,7 +226,8 @@ class FileSyncer(_Restorer):
         """Rebuild ``rel``: under a temporary name (the chunks the old file ``old`` holds
         are copied from it, the others fetched in batches; renamed when complete), or with
         ``in_place``, when ``rel`` is no hardlink (``single``) and has no data where the
-        snapshot has holes, by writing only the changed chunks into it."""
+        snapshot has holes, by writing only the changed chunks into it. (``old`` is -1,
+        not open, when no chunk is copied and the snapshot's file has no holes.)"""
         reused = 0
         self.wrote(rel, node)  # the chunks kept were hashed (``match_chunks``), the rest
         # is written from verified blobs
@@ -187,8 +235,9 @@ class FileSyncer(_Restorer):
             reused = sum(n for (_e, ws), ok in zip(planned, matches, strict=True) if ok
                          for _p, _s, n in ws)
             todo = [(e, ws) for (e, ws), ok in zip(planned, matches, strict=True) if not ok]
-            if sum(e.raw_length for e, _ws in todo) <= BATCH_BYTES:
-                self.patch(rel, node, todo, reused)
+            data = sum(e.raw_length for e, _ws in todo)
+            if data <= BATCH_BYTES:
+                self.patch(rel, node, todo, reused, data)
                 return
             temp = rel
             self.patched.add(rel)
@@ -235,10 +284,9 @@ class FileSyncer(_Restorer):
             self._finish_large(temp)
 
     def patch(self, rel: str, node: Node, todo: list[tuple[IndexEntry, Writes]],
-              reused: int) -> None:
-        """Rewrite the chunks ``todo`` of ``rel`` in place, in one batch (``PATCH``)."""
-        data = sum(e.raw_length for e, _ws in todo)
-        self.wrote(rel, node)
+              reused: int, data: int) -> None:
+        """Rewrite the chunks ``todo`` (``data`` bytes) of ``rel`` in place, in one batch
+        (``PATCH``)."""
         if self.batch.files and self.batch.nbytes + data > BATCH_BYTES:
             self.flush()
         b = self.batch
@@ -247,7 +295,8 @@ class FileSyncer(_Restorer):
         self.stats.files_written += 1
         self.stats.bytes_reused += reused
         self.stats.bytes_fetched += sum(w[3] for w in out)
-        self.progress.add(reused, 0)
+        if reused:
+            self.progress.add(reused, 0)
         self.add((PATCH, rel, meta_of(node), node.size, False, out), node.size - reused)
 
     # --- renames once written ----------------------------------------------------------

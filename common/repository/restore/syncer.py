@@ -15,8 +15,9 @@ from typing import Any
 
 from common.errors import IntegrityError
 from common.repository.core.tree import TREE_VERSION, Node, check_link_path, check_name
-from common.repository.restore.batch import NODE, SYMLINK, FileRecord
+from common.repository.restore.batch import NODE, SYMLINK, FileRecord, Meta
 from common.repository.restore.plan import meta_of
+from common.repository.restore.sync_base import held_names, hex_id
 from common.repository.restore.sync_files import FileSyncer, SyncStats, join
 from common.repository.restore.sync_fs import fix_at, fix_fd, same_meta, xattrs_in
 from common.repository.restore.trees import refused
@@ -52,21 +53,51 @@ class Syncer(FileSyncer):
     """Syncs one snapshot into ``dest`` (see ``sync``): the walk, hardlinks, directories."""
 
     # --- the walk --------------------------------------------------------------------
-    def sync_tree(self, tree_id: bytes, rel: str) -> None:
-        nodes = raw_nodes(self.trees.plain(tree_id), tree_id)
+    def sync_tree(self, tree_id: bytes, rel: str, held: bytes | None = None) -> None:
+        """Sync the directory ``rel`` to the tree ``tree_id``; ``held``: the base's tree
+        here, when the destination is trusted to hold the base (``sync_base``): a file or
+        directory whose node is the base's is kept as it is (not even its stat read), a
+        directory whose subtree is the base's is not entered."""
+        plain = self.trees.plain(tree_id)
+        nodes = raw_nodes(plain, tree_id)
+        same: set[str] = set()
+        had = None  # the base's nodes by name, for the directories entered
+        base = None if held is None or self.base is None else self.base.plain(held)
+        if base is not None and self.base is not None:
+            same = held_names(plain, base, nodes)
+            if any(d.get("type") == "dir" and d["name"] not in same for d in nodes):
+                had = self.base.seed(rel, base)
         fd = self.fds.dir(rel)
-        have = {name: os.stat(name, dir_fd=fd, follow_symlinks=False)
+        have = {name: None if name in same else os.stat(name, dir_fd=fd,
+                                                         follow_symlinks=False)
                 for name in os.listdir(fd)}
         if self.delete:
             wanted = {d["name"] for d in nodes}
             for name in sorted(have.keys() - wanted):
                 self.remove(self.fds.dir(rel), name, join(rel, name))
+        held_bytes = held_files = 0
         for d in nodes:
             name = d["name"]
+            if name in same and name in have:  # the base's: kept as it is
+                if d.get("type") == "dir":
+                    self.dir_set.add(join(rel, name))
+                    self.skipped.add(join(rel, name))
+                    self.stats.subtrees_skipped += 1
+                else:
+                    size = d.get("size", 0)
+                    held_bytes += size if isinstance(size, int) else 0
+                    held_files += 1
+                continue
             st = have.get(name)
             if st is not None and d.get("type") == "file" and self.same_file(d, st, rel, name):
                 continue
-            self.entry(join(rel, name), Node.from_dict(d), st)
+            self.entry(join(rel, name), Node.from_dict(d), st,
+                       None if had is None else had.get(name))
+        if held_files:
+            self.stats.files += held_files
+            self.stats.unchanged += held_files
+            self.stats.files_held += held_files
+            self.progress.add(held_bytes, held_files)
 
     def same_file(self, d: dict[str, Any], st: os.stat_result, rel: str, name: str) -> bool:
         """Whether the regular file ``name`` is what the (not yet decoded) node ``d`` says,
@@ -91,10 +122,12 @@ class Syncer(FileSyncer):
         self.progress.add(st.st_size, 1)
         return True
 
-    def entry(self, rel: str, node: Node, st: os.stat_result | None) -> None:
+    def entry(self, rel: str, node: Node, st: os.stat_result | None,
+              had: dict[str, Any] | None = None) -> None:
+        """Sync one entry of the snapshot; ``had``: the trusted base's node here."""
         t = node.type
         if t == "dir":
-            self.sync_dir(rel, node, st)
+            self.sync_dir(rel, node, st, had)
         elif t == "hardlink":
             self.links.append((rel, node))
             self.stats.files += 1
@@ -120,7 +153,8 @@ class Syncer(FileSyncer):
             else:
                 self.replace(rel, st, (NODE, rel, meta_of(node, (t, node.rdev)), 0, False, []))
 
-    def sync_dir(self, rel: str, node: Node, st: os.stat_result | None) -> None:
+    def sync_dir(self, rel: str, node: Node, st: os.stat_result | None,
+                 had: dict[str, Any] | None = None) -> None:
         parent, name = self.fds.parent(rel)
         if st is not None and not stat.S_ISDIR(st.st_mode):
             self.remove(parent, name, rel)
@@ -129,14 +163,23 @@ class Syncer(FileSyncer):
             os.mkdir(name, 0o700, dir_fd=parent)
             self.stats.entries_written += 1
             state = "created"
-        else:
-            same = same_meta(st, meta_of(node), xattrs_in(parent, name))
+        else:  # (for the counts: its metadata is applied last in any case)
+            was = _meta(had) if had is not None and had.get("type") == "dir" else None
+            same = (meta_of(node) == was if was is not None  # trusted to be the base's
+                    else same_meta(st, meta_of(node), xattrs_in(parent, name)))
             state = "same" if same else "fixed"
         self.stats.dirs += 1
         self.sync_dirs.append((rel, node, state))
         self.dir_set.add(rel)
+        held = None
+        if state != "created" and had is not None and had.get("type") == "dir":
+            held = hex_id(had.get("subtree"))
         if node.subtree is not None:
-            self.sync_tree(node.subtree, rel)
+            if held == node.subtree:  # only its own metadata differs from the base's
+                self.skipped.add(rel)
+                self.stats.subtrees_skipped += 1
+                return
+            self.sync_tree(node.subtree, rel, held)
 
     def replace(self, rel: str, st: os.stat_result | None, record: FileRecord) -> None:
         """Create a symlink or special file; an existing entry is replaced."""
@@ -209,10 +252,20 @@ class Syncer(FileSyncer):
             check_link_path(target)
         except IntegrityError:
             return None
-        if os.path.dirname(target) not in self.dir_set:
+        if not self.in_dirs(os.path.dirname(target)):
             return None
         st = self.lstat(target)
         return st if st is not None and stat.S_ISREG(st.st_mode) else None
+
+    def in_dirs(self, rel: str) -> bool:
+        """Whether ``rel`` is a directory of the snapshot this sync walked or skipped."""
+        if rel in self.dir_set:
+            return True
+        while rel and self.skipped:
+            rel = rel.rpartition("/")[0]
+            if rel in self.skipped:
+                return True
+        return False
 
     def finish_dirs(self, root: Node) -> None:
         for rel, node, state in reversed(self.sync_dirs):
@@ -220,3 +273,11 @@ class Syncer(FileSyncer):
             if state != "created":
                 self.kept(state == "fixed")
         self.kept(fix_fd(self.fds.root, ".", meta_of(root), self.stats.warnings))
+
+
+def _meta(d: dict[str, Any]) -> Meta | None:
+    """The metadata of a base's node (None: malformed)."""
+    try:
+        return meta_of(Node.from_dict(d))
+    except (KeyError, TypeError, ValueError, IntegrityError):
+        return None

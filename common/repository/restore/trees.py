@@ -23,7 +23,7 @@ from common.repository.core.tree import Node, Tree
 
 _HINT = "run a repository check to see what is damaged"
 _SUBTREE = re.compile(rb'"subtree":"([0-9a-f]{64})"')
-_DEVICES = (b'"type":"char"', b'"type":"block"')
+DEVICES = (b'"type":"char"', b'"type":"block"')
 
 
 
@@ -123,7 +123,7 @@ class Trees:
         todo, seen = [tree_id], {tree_id}
         while todo:
             plain = self.plain(todo.pop(), keep=True)
-            if any(marker in plain for marker in _DEVICES):
+            if any(marker in plain for marker in DEVICES):
                 return True
             for m in _SUBTREE.finditer(plain):
                 sub = bytes.fromhex(m.group(1).decode())

@@ -254,6 +254,10 @@ def test_files_the_sync_wrote_are_trusted_by_the_verify_and_a_later_write_is_fou
     # f1 and f5 changed: the chunks they kept known from the record and the pre-copy's
     # snapshot (the final backup's parent), not read
     assert synced["files_known"] == 2
+    # the destination held the pre-copy's snapshot (the final backup's parent): what did
+    # not change since was not looked at — sub/deep not entered, hard.bin, f3, f4 kept
+    assert synced["trusted"] and synced["subtrees_skipped"] == 1, synced
+    assert synced["files_held"] >= 3
     files = sum(1 for p in dst.rglob("*") if p.is_file() and not p.is_symlink())
     assert verified["ok"] and verified["files_trusted"] == files  # none read again
 

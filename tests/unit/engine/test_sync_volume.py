@@ -16,6 +16,7 @@ from common.docker import DockerHost
 from common.engine.records import StoredBackup
 from common.engine.repo import open_repo
 from common.engine.sync import sync_volume
+from common.engine.tree_compare import Seen, compare_tree
 from common.errors import DockerError, InvalidInput
 from common.progress import NullTracker
 from common.repository import ids
@@ -71,6 +72,34 @@ def test_a_volume_holding_a_restore_of_s1_is_synced_to_s2(tmp_path: Path) -> Non
     assert (out.files_written, out.deleted, out.unchanged, out.metadata_fixed) == (2, 1, 2, 1)
     assert out.as_result()["volume"] == "dest"
     assert list_locks(open_repo(backend, settings)) == []  # the shared lock is released
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["held", "not-held"])
+def test_a_volume_trusted_to_hold_s1_skips_what_s1_has(tmp_path: Path, held: bool) -> None:
+    """``held`` (a migration's own state: the volume holds exactly S1): keep/ is not
+    entered, same.txt not looked at; without it every entry is walked."""
+    src = tmp_path / "src"
+    (src / "keep").mkdir(parents=True)
+    (src / "keep" / "k.txt").write_text("kept")
+    (src / "same.txt").write_text("same")
+    (src / "changed.txt").write_text("before")
+    backend = LocalBackend(tmp_path / "target")
+    settings = _settings(tmp_path)
+    repo = open_repo(backend, settings, create=True)
+    s1 = backup_directory(repo, src, host="h", volume="v")
+    (src / "changed.txt").write_text("after, longer")
+    s2 = backup_directory(repo, src, host="h", volume="v", parent=s1)
+    vol = tmp_path / "volume"
+    restore_snapshot(repo, s1, vol)
+    record: Seen = {}
+    assert compare_tree(repo, s1, vol, NullTracker(), seen=record, written=True).ok
+    docker = cast(DockerHost, _Docker({"dest": vol}))
+    out = sync_volume(docker, backend, _stored(s2.id, "b2"), "dest", settings, NullTracker(),
+                      record=record, held=s1.id.hex() if held else None)
+    assert compare_trees(src, vol) == []
+    assert out.files_written == 1 and out.files_recorded == 1
+    assert (out.trusted, out.subtrees_skipped, out.files_held) == (
+        (True, 1, 1) if held else (False, 0, 0))
 
 
 def test_an_archive_backup_or_an_inaccessible_volume_is_refused_untouched(

@@ -319,11 +319,11 @@ def test_a_directory_swapped_for_a_symlink_during_the_sync_stops_it_with_nothing
     before = {p.name: p.read_bytes() for p in outside.iterdir()}
     original = Syncer.sync_tree
 
-    def swapping(self: Syncer, tree_id: bytes, rel: str) -> None:
+    def swapping(self: Syncer, tree_id: bytes, rel: str, held: bytes | None = None) -> None:
         if rel == "dir2/nested":  # a container swaps the directory as the sync enters it
             shutil.rmtree(dest / rel)
             os.symlink(outside, dest / rel)
-        original(self, tree_id, rel)
+        original(self, tree_id, rel, held)
 
     monkeypatch.setattr(Syncer, "sync_tree", swapping)
     with pytest.raises(Conflict, match="dir2/nested"):

@@ -131,7 +131,7 @@ def test_a_record_or_base_that_does_not_vouch_for_a_file_falls_back_to_hashing(
     assert compare_trees(src, dest) == []
     if stale == "inode":  # nothing vouched for
         assert stats.files_known == 0
-        assert sorted(hashed) == [1, _chunks(repo, s2, TOUCHED), _chunks(repo, s2, BIG)]
+        assert sorted(hashed) == sorted([1, _chunks(repo, s2, TOUCHED), _chunks(repo, s2, BIG)])
     else:  # the record alone: SMALL (one chunk, other content) rewritten without reading
         assert stats.files_known == (2 if stale == "base" else 1)  # + TOUCHED: its chunks
         assert _chunks(repo, s2, BIG) in hashed and 1 not in hashed
