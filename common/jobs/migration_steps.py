@@ -15,8 +15,6 @@ created), ``migration-start`` (start the stopped containers again), ``migration-
 from __future__ import annotations
 
 import contextlib
-import json
-from pathlib import Path
 from typing import Any
 
 from common.db import catalog, jobs
@@ -32,6 +30,15 @@ from common.errors import Conflict, Damaged, NotFound
 from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
+from common.jobs.migration_state import (
+    ROOT_META,
+    held_path,
+    hold,
+    load_record,
+    save_record,
+    state_file,
+    take_held,
+)
 from common.jobs.names import MIGRATION_LABEL
 from common.jobs.owners import worker_name
 from common.jobs.runner import Outcome
@@ -98,16 +105,16 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """Apply the job's backup to the destination; what the sync writes goes into the
     pre-copy's record here, if any (``sync_volume``'s ``record``): the verify trusts it.
 
-    The snapshot the destination holds (``_held``: written after the pre-copy's restore
+    The snapshot the destination holds (``migration_state``: written after the pre-copy's restore
     and after each apply, when they left it exactly equal to their snapshot) lets the
     sync skip what did not change since (``sync_volume``'s ``held``); it is forgotten
     before the sync starts, so a sync that stops part-way is followed by a full walk."""
     b = ctx.job_backup(job)
     backup = StoredBackup.from_row(b)
     create = job.params.get("create") or {}
-    state = _state_file(ctx, str(job.params.get("migration")))
-    trusted = _load(state) if state.is_file() else None
-    held = _take_held(state) if trusted is not None else None
+    state = state_file(ctx.settings.home, str(job.params.get("migration")))
+    trusted = load_record(state) if state.is_file() else None
+    held = take_held(state) if trusted is not None else None
     with ctx.open_target(b.target) as backend:
         out = engine.apply_final(
             ctx.docker, backend, backup, job.volume,
@@ -115,9 +122,9 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {},
             record=trusted, held=held)
     if trusted is not None and out.get("method") == "sync":
-        _save(state, trusted)
+        save_record(state, trusted)
         if not out.get("warnings"):
-            _hold(state, backup.snapshot_id)
+            hold(state, backup.snapshot_id)
     return Outcome(out)
 
 
@@ -132,8 +139,8 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     on behind the job's end, outside the downtime (the source is kept, and a volume an
     application can use needs no writeback first: as after any restore)."""
     b = ctx.job_backup(job)
-    state = _state_file(ctx, str(job.params.get("migration")))
-    trusted = _load(state) if job.params.get("baseline") else None
+    state = state_file(ctx.settings.home, str(job.params.get("migration")))
+    trusted = load_record(state) if job.params.get("baseline") else None
     seen: Seen = {}
     tracker.set_phase("comparing")
     dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
@@ -158,7 +165,7 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                       "destination, then migrate again")
     if trusted is not None:
         state.unlink(missing_ok=True)
-    _held(state).unlink(missing_ok=True)
+    held_path(state).unlink(missing_ok=True)
     return Outcome(result)
 
 
@@ -181,67 +188,15 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, seen=seen,
                                 written=True)
-    state = _state_file(ctx, str(job.params.get("record_for")))
-    _held(state).unlink(missing_ok=True)
-    _save(state, seen)
+    state = state_file(ctx.settings.home, str(job.params.get("record_for")))
+    held_path(state).unlink(missing_ok=True)
+    save_record(state, seen)
     # the destination is the snapshot: the next sync trusts that (the root's own metadata,
     # which a bind volume's directory may not keep, every sync sets again)
     if report.problem_count == len(report.problems) and all(
-            p.startswith(_ROOT_META) for p in report.problems):
-        _hold(state, b.snapshot_id or "")
+            p.startswith(ROOT_META) for p in report.problems):
+        hold(state, b.snapshot_id or "")
     return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
-
-
-def _state_file(ctx: JobContext, migration: str) -> Path:
-    return Path(ctx.settings.home) / "migrations" / f"{migration}.verified.json"
-
-
-def _save(path: Path, seen: Seen) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(seen))
-    part.replace(path)
-
-
-#: differences of the root's own metadata (what a sync always sets again)
-_ROOT_META = tuple(f"/: {what}:" for what in ("mode", "uid", "gid", "mtime_ns", "xattrs"))
-
-
-def _held(state: Path) -> Path:
-    """Where the id of the snapshot the destination holds is kept, beside its record."""
-    return state.with_name(state.name.removesuffix(".verified.json") + ".held")
-
-
-def _hold(state: Path, snapshot_id: str) -> None:
-    """Remember that the destination holds exactly the snapshot ``snapshot_id``."""
-    if len(snapshot_id) != 64:
-        return
-    part = _held(state).with_name(_held(state).name + ".part")
-    part.write_text(snapshot_id)
-    part.replace(_held(state))
-
-
-def _take_held(state: Path) -> str | None:
-    """The snapshot the destination holds (None: unknown), forgotten here: the sync about
-    to run changes the destination."""
-    path = _held(state)
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    path.unlink(missing_ok=True)
-    try:
-        return text if len(bytes.fromhex(text)) == 32 else None
-    except ValueError:
-        return None
-
-
-def _load(path: Path) -> Seen:
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # nothing recorded here: every file is read
-    return {k: tuple(v) for k, v in raw.items()}
 
 
 def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -285,7 +240,8 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                        f"{job.params.get('migration')}; it is left alone",
                        "remove it by hand if it is not needed")
     ctx.docker.remove_volume(job.volume)
-    _held(_state_file(ctx, str(job.params.get("migration")))).unlink(missing_ok=True)
+    state = state_file(ctx.settings.home, str(job.params.get("migration")))
+    held_path(state).unlink(missing_ok=True)
     return Outcome({"removed": True})
 
 
