@@ -9,6 +9,16 @@
   clean pre-copy record or apply, taken before each sync, removed by the verify and with
   the destination): an apply skips what did not change since (``sync_volume``'s
   ``held``).
+
+Both vouch for file content without reading it, yet nobody waits for the destination's
+writeback before writing them (``migration_steps.record_restored`` only starts it): while
+the host stays up the page cache is what a reader sees, but a crash before the writeback
+could leave a file with its recorded stat and without its data. So each file carries the
+kernel's boot id (``boot_id``) and counts only under the same one: after a reboot there is
+nothing recorded and nothing held (every file read, a full walk). A file without a boot id
+(written before it was kept) counts as nothing either. Where the boot id cannot be read,
+both files are written with none and trusted where it cannot be read either — and
+``record_restored`` waits for the writeback, as before.
 """
 
 from __future__ import annotations
@@ -18,6 +28,17 @@ from pathlib import Path
 
 from common.engine.repo_verify import Seen
 
+#: the kernel's id of this boot (a new random UUID each boot; the host's, in a container)
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str | None:
+    """This boot's id; None when it cannot be read (not Linux, no /proc)."""
+    try:
+        return BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
+
 
 def state_file(home: str | Path, migration: str) -> Path:
     """The record of a migration's destination on this host (``home``: the settings')."""
@@ -25,10 +46,11 @@ def state_file(home: str | Path, migration: str) -> Path:
 
 
 def save_record(path: Path, seen: Seen) -> None:
-    """Write the record (atomically: a reader sees the old one or this one)."""
+    """Write the record (atomically: a reader sees the old one or this one), valid until
+    the next boot."""
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(seen))
+    part.write_text(json.dumps({"boot_id": boot_id(), "seen": seen}))
     part.replace(path)
 
 
@@ -46,19 +68,24 @@ def hold(state: Path, snapshot_id: str) -> None:
     if len(snapshot_id) != 64:
         return
     part = held_path(state).with_name(held_path(state).name + ".part")
-    part.write_text(snapshot_id)
+    part.write_text(json.dumps({"boot_id": boot_id(), "snapshot": snapshot_id}))
     part.replace(held_path(state))
 
 
 def take_held(state: Path) -> str | None:
-    """The snapshot the destination holds (None: unknown), forgotten here: the sync about
-    to run changes the destination."""
+    """The snapshot the destination holds (None: unknown, or held before a reboot),
+    forgotten here: the sync about to run changes the destination."""
     path = held_path(state)
     try:
-        text = path.read_text().strip()
+        raw = json.loads(path.read_text())
     except OSError:
         return None
+    except ValueError:
+        raw = None
     path.unlink(missing_ok=True)
+    text = _this_boot(raw, "snapshot")
+    if not isinstance(text, str):
+        return None
     try:
         return text if len(bytes.fromhex(text)) == 32 else None
     except ValueError:
@@ -66,9 +93,22 @@ def take_held(state: Path) -> str | None:
 
 
 def load_record(path: Path) -> Seen:
-    """The record; empty when there is none or it cannot be read (every file is read)."""
+    """The record; empty when there is none, it cannot be read or it was written before
+    the last reboot (every file is read)."""
     try:
-        raw = json.loads(path.read_text())
+        seen = _this_boot(json.loads(path.read_text()), "seen")
     except (OSError, ValueError):
         return {}  # nothing recorded here: every file is read
-    return {k: tuple(v) for k, v in raw.items()}
+    if not isinstance(seen, dict):
+        return {}
+    try:
+        return {str(k): tuple(v) for k, v in seen.items()}
+    except TypeError:
+        return {}
+
+
+def _this_boot(raw: object, key: str) -> object:
+    """``raw[key]`` when ``raw`` was written in this boot (``boot_id``), else None."""
+    if not isinstance(raw, dict) or "boot_id" not in raw or raw["boot_id"] != boot_id():
+        return None
+    return raw.get(key)

@@ -32,6 +32,7 @@ from common.jobs import record
 from common.jobs.context import JobContext
 from common.jobs.migration_state import (
     ROOT_META,
+    boot_id,
     held_path,
     hold,
     load_record,
@@ -103,7 +104,8 @@ def catchup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """Apply the job's backup to the destination; what the sync writes goes into the
-    pre-copy's record here, if any (``sync_volume``'s ``record``): the verify trusts it.
+    pre-copy's record here, if any (``sync_volume``'s ``record``): the verify trusts it
+    (in this boot only: nothing waits for the writeback, ``migration_state``).
 
     The snapshot the destination holds (``migration_state``: written after the pre-copy's restore
     and after each apply, when they left it exactly equal to their snapshot) lets the
@@ -178,13 +180,21 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
     restore verified every blob as it wrote it, so the content is the snapshot's without
     reading it again; the metadata and sizes are compared here. What this cannot see: a
     write into the new volume while the restore itself runs (the volume is new, locked,
-    and no container uses it)."""
+    and no container uses it).
+
+    What the restore wrote is flushed from here on (the cut-over's stop then does not
+    wait for that writeback, ``engine.flush``), but the job does not wait for it: the
+    record and the held snapshot count only until the next reboot (``migration_state``),
+    so a crash before the writeback leaves nothing vouched for. Where the boot id cannot
+    be read the job waits for the flush, so that the pre-copy is on disk when it ends."""
     b = ctx.job_backup(job)
     seen: Seen = {}
-    # meanwhile what the restore wrote goes to disk: the pre-copy is durable when its job
-    # ends, and the cut-over's stop does not wait for that writeback (``engine.flush``)
+    dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
+    wait = boot_id() is None
+    if not wait:
+        flush_behind(dest)
     with ctx.open_target(b.target) as backend, \
-            flushing([engine.volume_path(ctx.docker, job.volume, ctx.settings)]):
+            (flushing(dest) if wait else contextlib.nullcontext()):
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, seen=seen,
                                 written=True)
