@@ -96,9 +96,6 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
             yield remote
         return
     from cli.local import LocalFront
-    from common.repository.system.malloc import limit_arenas
-
-    limit_arenas()  # before the embedded runtime starts its threads (see limit_arenas)
     with LocalFront(volume_sizes=volume_sizes, docker=docker) as local:
         startup.resume()
         yield local

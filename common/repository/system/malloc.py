@@ -59,10 +59,10 @@ def limit_arenas() -> bool:
     glibc gives a thread that first allocates while every arena is in use a new arena
     (up to 8 per core) and never frees one: ``M_ARENA_MAX`` caps only those made after
     it. The CLI's embedded front starts its job, progress and Docker event threads before
-    a backup or restore tunes the allocator (``keep_freed_memory``), so their arenas, each
-    keeping its freed memory, were already there; this caps them while the process is
-    still single-threaded. Whether it took effect; harmless where ``mallopt`` is
-    missing."""
+    a backup tunes the allocator (``keep_freed_memory``), so their arenas, each keeping
+    up to ``TRIM_THRESHOLD`` of freed memory, were already there; ``volkeeper backup``
+    calls this while still single-threaded (not restore: with two arenas its threads
+    took more CPU). Whether it took effect; harmless where ``mallopt`` is missing."""
     mallopt = _mallopt()
     return mallopt is not None and bool(mallopt(M_ARENA_MAX, arena_max()))
 

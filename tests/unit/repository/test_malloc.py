@@ -99,26 +99,30 @@ def test_limit_arenas_is_a_harmless_no_when_mallopt_is_missing(
     assert malloc.limit_arenas() is False
 
 
-def test_the_embedded_front_limits_arenas_before_its_runtime_starts(
+def test_the_backup_command_limits_arenas_before_its_front_opens(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import cli.local
-    from cli import front
+    import contextlib
+    from collections.abc import Iterator
+
+    from cli import cmds_jobs
     from common.repository.system import malloc
 
     calls: list[str] = []
     monkeypatch.setattr(malloc, "limit_arenas", lambda: calls.append("limit") or True)
 
-    class Fake:
-        def __init__(self, **_: object) -> None:
-            calls.append("front")
+    class Front:
+        def backup(self, body: dict[str, object]) -> dict[str, object]:
+            calls.append("backup")
+            return {}
 
-        def __enter__(self) -> Fake:
-            return self
+    @contextlib.contextmanager
+    def connect() -> Iterator[Front]:
+        calls.append("front")
+        yield Front()
 
-        def __exit__(self, *_: object) -> None:
-            pass
-
-    monkeypatch.setattr(cli.local, "LocalFront", Fake)
-    with front.open_front(None, None):
-        pass
-    assert calls == ["limit", "front"]
+    monkeypatch.setattr(cmds_jobs, "connect", connect)
+    monkeypatch.setattr(cmds_jobs, "after_submit", lambda *_: None)
+    cmds_jobs.backup("vol", host=None, target=None, fmt=None, snapshot=None,
+                     stop_containers=False, exclude=None, project=None, group=None,
+                     member=None, dump=None, dump_database=None)
+    assert calls == ["limit", "front", "backup"]
