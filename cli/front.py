@@ -96,6 +96,7 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
             yield remote
         return
     from cli.local import LocalFront
+
     with LocalFront(volume_sizes=volume_sizes, docker=docker) as local:
         startup.resume()
         yield local
