@@ -53,9 +53,28 @@ def keep_freed_memory(trim: int = TRIM_THRESHOLD) -> bool:
     return _trim == trim
 
 
+def limit_arenas() -> bool:
+    """Cap this process's malloc arenas at ``arena_max()``, before it starts threads.
+
+    glibc gives a thread that first allocates while every arena is in use a new arena
+    (up to 8 per core) and never frees one: ``M_ARENA_MAX`` caps only those made after
+    it. The CLI's embedded front starts its job, progress and Docker event threads before
+    a backup tunes the allocator (``keep_freed_memory``), so their arenas, each keeping
+    up to ``TRIM_THRESHOLD`` of freed memory, were already there; ``volkeeper backup``
+    calls this while still single-threaded (not restore: with two arenas its threads
+    took more CPU). Whether it took effect; harmless where ``mallopt`` is missing."""
+    mallopt = _mallopt()
+    return mallopt is not None and bool(mallopt(M_ARENA_MAX, arena_max()))
+
+
+def arena_max() -> int:
+    """One arena per core (at least two), not glibc's default of eight."""
+    return max(2, len(os.sched_getaffinity(0)))
+
+
 @functools.cache
-def _setup() -> Callable[[int, int], int] | None:
-    """``mallopt`` with the mmap threshold and arena count set, or None."""
+def _mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``, or None (not Linux, not glibc)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -64,9 +83,17 @@ def _setup() -> Callable[[int, int], int] | None:
         return None
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    if not mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD):
+    return mallopt
+
+
+@functools.cache
+def _setup() -> Callable[[int, int], int] | None:
+    """``mallopt`` with the mmap threshold and arena count set, or None."""
+    mallopt = _mallopt()
+    if mallopt is None or not mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD):
         return None
     # each arena keeps up to the trim threshold of freed memory: one arena per core, not
-    # glibc's default of eight (a 1 GiB backup's peak RSS: 252 -> 212 MiB here)
-    mallopt(M_ARENA_MAX, max(2, len(os.sched_getaffinity(0))))
+    # glibc's default of eight (a 1 GiB backup's peak RSS: 252 -> 212 MiB here); it
+    # caps only the arenas made after it (``limit_arenas``)
+    mallopt(M_ARENA_MAX, arena_max())
     return mallopt

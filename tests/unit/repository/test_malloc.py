@@ -46,3 +46,83 @@ def test_buffers_freed_and_allocated_again_fault_far_less_once_tuned() -> None:
     tuned, ok = _faults("tuned")
     assert ok == "True"
     assert tuned * 2 < untuned, (tuned, untuned)
+
+
+_ARENAS = """
+import ctypes, sys, threading
+from common.repository.system import malloc
+
+ok = malloc.limit_arenas() if sys.argv[1] == "limited" else None
+n = malloc.arena_max() + 4
+barrier = threading.Barrier(n + 1)
+
+def work():
+    held = [bytes(100_000) for _ in range(4)]  # malloc'd (not pymalloc), in this thread
+    barrier.wait()  # all threads alive at once: none can reuse a finished thread's arena
+    barrier.wait()
+    del held
+
+threads = [threading.Thread(target=work) for _ in range(n)]
+for t in threads:
+    t.start()
+barrier.wait()
+sys.stdout.flush()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per arena, on stderr
+barrier.wait()
+for t in threads:
+    t.join()
+print(ok, malloc.arena_max())
+"""
+
+
+def _arenas(mode: str) -> tuple[int, str, int]:
+    done = subprocess.run([sys.executable, "-c", _ARENAS, mode], capture_output=True,
+                          text=True, check=True)
+    ok, limit = done.stdout.split()
+    return done.stderr.count("Arena "), ok, int(limit)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_limit_arenas_before_threads_caps_the_arenas_they_get() -> None:
+    free, _, limit = _arenas("free")
+    limited, ok, _ = _arenas("limited")
+    assert ok == "True"
+    assert free > limit, free  # each thread alive at once got its own arena
+    assert 1 <= limited <= limit, limited
+
+
+def test_limit_arenas_is_a_harmless_no_when_mallopt_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.repository.system import malloc
+
+    monkeypatch.setattr(malloc, "_mallopt", lambda: None)
+    assert malloc.limit_arenas() is False
+
+
+def test_the_backup_command_limits_arenas_before_its_front_opens(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    from collections.abc import Iterator
+
+    from cli import cmds_jobs
+    from common.repository.system import malloc
+
+    calls: list[str] = []
+    monkeypatch.setattr(malloc, "limit_arenas", lambda: calls.append("limit") or True)
+
+    class Front:
+        def backup(self, body: dict[str, object]) -> dict[str, object]:
+            calls.append("backup")
+            return {}
+
+    @contextlib.contextmanager
+    def connect() -> Iterator[Front]:
+        calls.append("front")
+        yield Front()
+
+    monkeypatch.setattr(cmds_jobs, "connect", connect)
+    monkeypatch.setattr(cmds_jobs, "after_submit", lambda *_: None)
+    cmds_jobs.backup("vol", host=None, target=None, fmt=None, snapshot=None,
+                     stop_containers=False, exclude=None, project=None, group=None,
+                     member=None, dump=None, dump_database=None)
+    assert calls == ["limit", "front", "backup"]
