@@ -27,27 +27,49 @@ def flush_filesystems(paths: Iterable[Path | None]) -> int:
     """``syncfs`` the file system of each existing path (each file system once; ``None``
     and paths that cannot be opened are skipped). Never raises: a flush only saves time
     later. Returns how many file systems were flushed."""
+    return len(_flush(paths, []))
+
+
+def write_out(paths: Iterable[Path]) -> None:
+    """Make sure what was written into ``paths``' file systems is on disk: ``syncfs`` each
+    (``os.sync`` where there is no ``syncfs``). Raises OSError when a path cannot be opened
+    or its file system reports a write error (``syncfs`` returns the writeback's error)."""
+    errors: list[OSError] = []
+    _flush(paths, errors, strict=True)
+    if errors:
+        raise errors[0]
+
+
+def _flush(paths: Iterable[Path | None], errors: list[OSError], strict: bool = False
+           ) -> set[int]:
     try:
         syncfs = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):  # not Linux/glibc: nothing to gain here
-        return 0
+        if strict:
+            os.sync()
+        return set()
     done: set[int] = set()
     for path in paths:
         if path is None:
             continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
+        except OSError as e:
+            errors.append(e)
             continue
         try:
             dev = os.fstat(fd).st_dev
-            if dev not in done and syncfs(fd) == 0:
+            if dev not in done:
+                if syncfs(fd) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err), str(path))
                 done.add(dev)
         except OSError as e:
+            errors.append(e)
             log.debug("could not flush the file system of %s: %s", path, e)
         finally:
             os.close(fd)
-    return len(done)
+    return done
 
 
 def flush_behind(paths: Iterable[Path | None]) -> threading.Thread:

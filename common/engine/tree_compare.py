@@ -217,6 +217,8 @@ class _Comparer:
         as the snapshot's: ``written``); then it is counted and recorded in ``seen``. Any
         other case (False) is compared by ``entry`` from a ``Node``, which words what
         differs — most files of a migration's verify and record take only this path."""
+        if not self.written and rel not in self.trusted:
+            return False  # its content must be read: ``entry`` (no lstat made twice)
         try:
             st = _lstat(path)
         except OSError:

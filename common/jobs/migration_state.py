@@ -112,3 +112,11 @@ def _this_boot(raw: object, key: str) -> object:
     if not isinstance(raw, dict) or "boot_id" not in raw or raw["boot_id"] != boot_id():
         return None
     return raw.get(key)
+
+
+def forget(state: Path) -> None:
+    """Remove the record ``state``, its held snapshot and what a write of either left half
+    done (``.part``): the migration's destination is verified or removed."""
+    for path in (state, held_path(state)):
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".part").unlink(missing_ok=True)

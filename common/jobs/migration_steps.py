@@ -15,6 +15,8 @@ created), ``migration-start`` (start the stopped containers again), ``migration-
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 from common.db import catalog, jobs
@@ -23,16 +25,17 @@ from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
 from common.engine.catchup import catchup_backup
-from common.engine.flush import flush_behind, flushing
+from common.engine.flush import flush_behind, flushing, write_out
 from common.engine.records import StoredBackup
 from common.engine.repo_verify import Seen
-from common.errors import Conflict, Damaged, NotFound
+from common.errors import Conflict, Damaged, NotFound, StorageError
 from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
 from common.jobs.migration_state import (
     ROOT_META,
     boot_id,
+    forget,
     held_path,
     hold,
     load_record,
@@ -165,10 +168,28 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                       f"snapshot: {'; '.join(report.problems[:3])}", result,
                       "the migration is rolled back; look for what writes into the "
                       "destination, then migrate again")
-    if trusted is not None:
-        state.unlink(missing_ok=True)
-    held_path(state).unlink(missing_ok=True)
+    if durable:
+        _written_out(job.volume, dest)
+    forget(state)
     return Outcome(result)
+
+
+def _written_out(volume: str, dest: list[Path | None]) -> None:
+    """Make sure the verified destination is on disk before the finish may remove the
+    source: its file system synced (every file system where its path is not known), a
+    write error reported by the kernel failing the verify (and so the migration, which
+    rolls back and keeps the source)."""
+    try:
+        paths = [p for p in dest if p is not None]
+        if paths:
+            write_out(paths)
+        else:
+            os.sync()
+    except OSError as e:
+        raise StorageError(f"the destination volume {volume!r} could not be written out to "
+                           f"disk ({e.strerror or e}); the source is kept",
+                           "look at the destination host's disk (dmesg, free space), then "
+                           "migrate again") from None
 
 
 def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict[str, Any]:
@@ -239,8 +260,10 @@ def exists(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 
 def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    """Remove the destination volume — only one this migration created (its label)."""
+    """Remove the destination volume — only one this migration created (its label) — and
+    this host's state of the migration (its record and held snapshot: ``forget``)."""
     tracker.set_phase("removing the destination")
+    forget(state_file(ctx.settings.home, str(job.params.get("migration"))))
     try:
         info = ctx.docker.volume(job.volume)
     except NotFound:
@@ -250,8 +273,6 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                        f"{job.params.get('migration')}; it is left alone",
                        "remove it by hand if it is not needed")
     ctx.docker.remove_volume(job.volume)
-    state = state_file(ctx.settings.home, str(job.params.get("migration")))
-    held_path(state).unlink(missing_ok=True)
     return Outcome({"removed": True})
 
 

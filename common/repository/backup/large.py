@@ -135,7 +135,11 @@ class LargeFiles:
     def chunk(self, fd: int, st: os.stat_result) -> Future[Chunked]:
         """Chunk the open file ``fd`` (which is the pool's to close from now on); waits
         while ``in_flight`` files are being chunked."""
-        self._slots.acquire()
+        try:
+            self._slots.acquire()
+        except BaseException:  # interrupted while waiting: the descriptor is still ours
+            os.close(fd)
+            raise
         try:
             with self._lock:
                 self._unstarted.add(fd)

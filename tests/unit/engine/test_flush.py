@@ -50,3 +50,12 @@ def test_a_flush_behind_returns_before_the_flush_is_done(tmp_path: Path,
     release.set()
     thread.join(10)
     assert flushed == [tmp_path] and thread.daemon
+
+
+def test_write_out_syncs_and_reports_what_cannot_be_flushed(tmp_path: Path) -> None:
+    from common.engine.flush import write_out
+
+    (tmp_path / "f").write_bytes(b"z" * 4096)
+    write_out([tmp_path])  # on disk, no error
+    with pytest.raises(FileNotFoundError):
+        write_out([tmp_path, tmp_path / "gone"])  # a verify must not pass on a guess

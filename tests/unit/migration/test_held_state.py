@@ -26,3 +26,18 @@ def test_a_damaged_or_odd_held_file_is_no_trust(tmp_path: Path) -> None:
     assert take_held(state) is None and not held_path(state).exists()
     held_path(state).write_text("ab" * 16)
     assert take_held(state) is None
+
+
+def test_forget_removes_the_record_the_held_snapshot_and_half_written_copies(
+        tmp_path: Path) -> None:
+    from common.jobs.migration_state import forget, load_record, save_record
+
+    state = tmp_path / "m1.verified.json"
+    save_record(state, {"a": (1, 2, 3, 4, "d")})
+    hold(state, "ab" * 32)
+    (tmp_path / "m1.verified.json.part").write_text("{")
+    (tmp_path / "m1.held.part").write_text("ab")
+    assert load_record(state) == {"a": (1, 2, 3, 4, "d")}
+    forget(state)
+    assert sorted(tmp_path.iterdir()) == []
+    forget(state)  # nothing left: no error
