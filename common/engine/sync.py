@@ -140,7 +140,7 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
                               record=record, trust_base=held is not None,
                               base=_held(held) or (snap.parent if record else None))
     out = SyncOutcome.of(volume, stats)
-    out.trusted = held is not None
+    out.trusted = stats.trusted  # asked (``held``) and taken (its snapshot could be read)
     if record is not None:
         out.files_recorded = sync_record(path, stats, record)
     return out

@@ -114,6 +114,7 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
     if record or (trust_base and base is not None):
         s.base = _base(s, record or {}, base)
         s.trust = trust_base and s.base.root is not None and not verify_content
+    stats.trusted = s.trust
     try:
         if not devices and (s.base.devices_beside(snap.tree) if s.trust and s.base
                             else s.trees.has_devices(snap.tree)):

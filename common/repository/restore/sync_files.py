@@ -49,6 +49,9 @@ class SyncStats(RestoreStats):
     unchanged: int = 0
     #: changed files whose kept chunks a record and a base snapshot told (``sync_base``)
     files_known: int = 0
+    #: the destination was trusted to hold the base (``trust_base`` taken: the base could
+    #: be loaded, no ``verify_content``)
+    trusted: bool = False
     #: directories not entered: their subtree is the trusted base's (``sync_base``)
     subtrees_skipped: int = 0
     #: files whose node is the trusted base's: kept without a look (``sync_base``)

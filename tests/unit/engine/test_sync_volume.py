@@ -74,8 +74,9 @@ def test_a_volume_holding_a_restore_of_s1_is_synced_to_s2(tmp_path: Path) -> Non
     assert list_locks(open_repo(backend, settings)) == []  # the shared lock is released
 
 
-@pytest.mark.parametrize("held", [True, False], ids=["held", "not-held"])
-def test_a_volume_trusted_to_hold_s1_skips_what_s1_has(tmp_path: Path, held: bool) -> None:
+@pytest.mark.parametrize("held", [True, False, "gone"], ids=["held", "not-held", "gone"])
+def test_a_volume_trusted_to_hold_s1_skips_what_s1_has(tmp_path: Path,
+                                                       held: bool | str) -> None:
     """``held`` (a migration's own state: the volume holds exactly S1): keep/ is not
     entered, same.txt not looked at; without it every entry is walked."""
     src = tmp_path / "src"
@@ -95,11 +96,13 @@ def test_a_volume_trusted_to_hold_s1_skips_what_s1_has(tmp_path: Path, held: boo
     assert compare_tree(repo, s1, vol, NullTracker(), seen=record, written=True).ok
     docker = cast(DockerHost, _Docker({"dest": vol}))
     out = sync_volume(docker, backend, _stored(s2.id, "b2"), "dest", settings, NullTracker(),
-                      record=record, held=s1.id.hex() if held else None)
+                      record=record, held=("ee" * 32 if held == "gone" else
+                                           s1.id.hex() if held else None))
     assert compare_trees(src, vol) == []
     assert out.files_written == 1 and out.files_recorded == 1
+    # a held snapshot that cannot be read (pruned) is no trust: everything is walked
     assert (out.trusted, out.subtrees_skipped, out.files_held) == (
-        (True, 1, 1) if held else (False, 0, 0))
+        (True, 1, 1) if held is True else (False, 0, 0))
 
 
 def test_an_archive_backup_or_an_inaccessible_volume_is_refused_untouched(
