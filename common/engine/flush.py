@@ -72,14 +72,15 @@ def _flush(paths: Iterable[Path | None], errors: list[OSError], strict: bool = F
     return done
 
 
-def flush_behind(paths: Iterable[Path | None]) -> threading.Thread:
+def flush_behind(paths: Iterable[Path | None], name: str = "flush-behind"
+                 ) -> threading.Thread:
     """Start flushing the file systems of ``paths`` in a thread and return at once (the
     thread, for a caller or a test that wants to wait): the writeback is started now
     instead of by the kernel's flusher threads up to 30 s later, and nobody waits for it.
     In a process that exits first it just stops (a daemon thread): the kernel writes the
     pages out as it would have."""
-    thread = threading.Thread(target=flush_filesystems, args=(list(paths),),
-                              name="flush-behind", daemon=True)
+    thread = threading.Thread(target=flush_filesystems, args=(list(paths),), name=name,
+                              daemon=True)
     thread.start()
     return thread
 
@@ -88,9 +89,7 @@ def flush_behind(paths: Iterable[Path | None]) -> threading.Thread:
 def flushing(paths: Iterable[Path | None]) -> Iterator[None]:
     """Flush the file systems of ``paths`` in a thread while the block runs; the block's
     end waits for the flush."""
-    thread = threading.Thread(target=flush_filesystems, args=(list(paths),),
-                              name="flush", daemon=True)
-    thread.start()
+    thread = flush_behind(paths, "flush")
     try:
         yield
     finally:

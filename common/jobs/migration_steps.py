@@ -149,13 +149,10 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     seen: Seen = {}
     tracker.set_phase("comparing")
     dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
-    # meanwhile what the cut-over's sync wrote goes to disk (``engine.flush``); a job
-    # queued before ``durable`` existed waits for it, as then
-    durable = job.params.get("durable", True)
-    if not durable:
-        flush_behind(dest)
-    with ctx.open_target(b.target) as backend, \
-            (flushing(dest) if durable else contextlib.nullcontext()):
+    # meanwhile what the cut-over's sync wrote goes to disk (``engine.flush``); a durable
+    # verify (also a job queued before ``durable`` existed) waits for it at the end
+    flush_behind(dest)
+    with ctx.open_target(b.target) as backend:
         report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                                 ctx.settings_for(b.target), tracker, trusted=trusted,
                                 seen=seen)
@@ -168,7 +165,7 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                       f"snapshot: {'; '.join(report.problems[:3])}", result,
                       "the migration is rolled back; look for what writes into the "
                       "destination, then migrate again")
-    if durable:
+    if job.params.get("durable", True):
         _written_out(job.volume, dest)
     forget(state)
     return Outcome(result)
