@@ -96,6 +96,8 @@ def test_an_evacuation_is_checked_listed_and_shown(
         secret = api.post("/tokens", json={"name": f"evac-{batch[:6]}", "role": "viewer"}
                           ).json()["secret"]
     page, errors = open_console(browser, console, token=secret)
+    # the item is shown once the console has asked which features the server has
+    page.wait_for_selector("#nav a[data-feature='evacuations']", state="visible")
     assert "Evacuations" in page.inner_text("#nav")
     page.goto(f"{console.url}/#/hosts")
     page.wait_for_selector("main td:text-is('spare')")
