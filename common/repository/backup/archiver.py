@@ -135,7 +135,8 @@ class _Walker:
         self.readers = Readers(options.readers, self.blob_id,
                                None if processes == 0 else start, options.process_after)
         self.large = LargeFiles(repo.chunker, self.blob_id, pipe.known, pipe.submit,
-                                progress, options.chunkers) if options.chunkers > 0 else None
+                                progress, options.chunkers, lengths=pipe.layout
+                                ) if options.chunkers > 0 else None
 
     def node(self, name: str, dir_fd: int, st: os.stat_result,
              xattrs: dict[str, bytes] | None = None) -> Node:
@@ -395,16 +396,16 @@ class _Walker:
         elif self.large is not None and st.st_nlink == 1 and (
                 st.st_size >= self.small or st.st_blocks * 512 < st.st_size):
             # the chunking threads count it when done
-            return self.large.chunk(open_nofollow(node.name, dir_fd), st)
+            return self.large.chunk(open_nofollow(node.name, dir_fd), st, _old_chunks(old))
         else:
-            self._read(node, dir_fd, st)
+            self._read(node, dir_fd, st, old)
         self.stats.bytes += node.size
         self.progress.add(node.size, 1)
         if st.st_nlink > 1:
             self.links[(st.st_dev, st.st_ino)] = (rel, node)
         return None
 
-    def _read(self, node: Node, dir_fd: int, st: os.stat_result) -> None:
+    def _read(self, node: Node, dir_fd: int, st: os.stat_result, old: Node | None) -> None:
         fd = open_nofollow(node.name, dir_fd)
         try:
             if st.st_size < self.small and st.st_blocks * 512 >= st.st_size:
@@ -414,8 +415,9 @@ class _Walker:
                     self._small(node, len(data), self.blob_id(data) if data else None, data)
                     return
                 os.lseek(fd, 0, os.SEEK_SET)  # it grew: chunk it like any other file
+            ids = _old_chunks(old)
             out = chunk_fd(self.chunker, self.blob_id, self.pipe.known, self.pipe.submit, fd,
-                           st)
+                           st, old=self.pipe.layout(ids) if ids else None)
             node.content, node.holes, node.size = out.content, out.holes, out.size
             self.stats.files_read += 1
             self.stats.bytes_read += out.read
@@ -444,6 +446,14 @@ def _old_node(prev: _Old | None) -> Node | None:
         return Node.from_dict(prev[0])
     except IntegrityError:
         return None
+
+
+def _old_chunks(old: Node | None) -> list[bytes] | None:
+    """The chunk ids of a file's parent-snapshot node when its chunks can guide the
+    cutting of the file now (``large.chunk_resync``): a plain file, not sparse."""
+    if old is None or old.type != "file" or old.holes or not old.content:
+        return None
+    return old.content
 
 
 def _root_node(path: str) -> Node:

@@ -163,6 +163,18 @@ class Pipeline:
         with self.lock:
             return self.index.missing(rest)
 
+    def layout(self, blob_ids: list[bytes]) -> list[tuple[bytes, int]] | None:
+        """Each indexed blob with its plaintext length, in order; None if one is not
+        indexed (a file's parent-snapshot chunks, for ``large.chunk_resync``)."""
+        out = []
+        with self.lock:
+            for b in blob_ids:
+                entry = self.index.lookup(b)
+                if entry is None:
+                    return None
+                out.append((b, entry.raw_length))
+        return out
+
     def want(self, blob_id: bytes) -> bool:
         """(walking thread) Whether a blob read by a worker process must be stored; it
         counts as queued from now on."""
