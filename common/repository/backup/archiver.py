@@ -486,7 +486,7 @@ def backup_directory(
     progress = progress or NullTracker()
     keep_freed_memory()
     progress.set_phase("indexing")
-    repo.load_index()
+    repo.load_index(reuse=True)
     stats = SnapshotStats()
     progress.set_phase("backup")
     pipe = _Pipeline(repo, stats, options)
@@ -508,6 +508,7 @@ def backup_directory(
         pipe.abort()
         raise
     pipe.close()
+    repo.remember_index(pipe.packer.written)  # all committed and indexed
     snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats,
                     excludes=list(excludes.patterns))

@@ -64,6 +64,8 @@ class Packer:
         self._open: dict[BlobType, packmod.PackWriter] = {}
         self._unindexed: list[IndexEntry] = []
         self._since_index = 0
+        #: the index files written
+        self.written: list[bytes] = []
         self._thread = threading.Thread(target=self._run, name="repo-packer", daemon=True)
         self._thread.start()
 
@@ -114,7 +116,9 @@ class Packer:
             self._write_index()
 
     def _write_index(self) -> None:
-        if self.repo.write_index_file(self._unindexed) is not None:
+        index_id = self.repo.write_index_file(self._unindexed)
+        if index_id is not None:
+            self.written.append(index_id)
             self.stats.index_files += 1
         self._unindexed = []
         self._since_index = 0
