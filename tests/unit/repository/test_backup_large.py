@@ -153,13 +153,14 @@ def test_resync_cuts_exactly_where_the_stream_chunker_cuts(tmp_path: Path, seed:
     path = tmp_path / "f"
     for new in _changes(rnd, base):
         path.write_bytes(new)
-        expected = [blob_id(c) for c in chunker.chunk_stream(open(path, "rb"))]
+        with open(path, "rb") as f:
+            expected = [blob_id(c) for c in chunker.chunk_stream(f)]
         for old in (_ids(chunker, base), _ids(chunker, new), [(b"\0" * 32, 300)] * 9):
             fd = os.open(path, os.O_RDONLY)
+            stored: list[bytes] = []
             try:
-                stored: list[bytes] = []
                 out = large.chunk_resync(chunker, blob_id, lambda _b: False,
-                                         lambda _t, d, i: stored.append(d), fd, old)
+                                         lambda _t, d, _i, s=stored: s.append(d), fd, old)
             finally:
                 os.close(fd)
             assert out.content == expected, (seed, len(new))
