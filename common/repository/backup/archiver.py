@@ -26,6 +26,7 @@ list without being read.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import stat
@@ -36,6 +37,7 @@ from typing import Any
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.errors import IntegrityError, InvalidInput
 from common.progress import NullTracker, ProgressTracker
+from common.repository.backup import kept
 from common.repository.backup import workers as backup_workers
 from common.repository.backup.large import Chunked, Deferred, LargeFiles, Pending, chunk_fd
 from common.repository.backup.pipeline import BackupOptions
@@ -53,7 +55,7 @@ from common.repository.backup.read import (
 from common.repository.core.ids import BlobType
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
-from common.repository.core.tree import Node, encode_node, encode_nodes, split_tree
+from common.repository.core.tree import Node, encode_dict, encode_nodes, split_tree
 from common.repository.system.dirfd import open_dir_at
 from common.repository.system.malloc import keep_freed_memory
 
@@ -112,9 +114,15 @@ class _Walker:
 
     def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
                  progress: ProgressTracker, options: BackupOptions, root: str = "",
-                 excludes: Excludes = NO_EXCLUDES, left_out: list[str] | None = None
-                 ) -> None:
+                 excludes: Excludes = NO_EXCLUDES, left_out: list[str] | None = None,
+                 kept_trees: dict[bytes, kept.Pairs] | None = None) -> None:
         self.root = root
+        #: parent trees a backup in this process kept (``kept``), by id
+        self.kept = kept_trees or {}
+        #: the trees written, kept for the next backup (``options.keep_trees``)
+        self.keeping: dict[bytes, kept.Pairs] | None = (
+            {} if options.keep_trees or kept.wanted() else None)
+        self._kept_nodes = 0
         self.excludes = excludes
         #: the volume-relative paths ``excludes`` left out (a directory once)
         self.left_out = left_out if left_out is not None else []
@@ -154,23 +162,32 @@ class _Walker:
         the tree to complete once the files below it still being chunked are done."""
         listed = prepared if prepared is not None else self._list(path, parent_tree, at)
         try:
-            texts, pending = self._entries(listed, path, rel)
+            texts, dicts, pending = self._entries(listed, path, rel)
         finally:
             listed.close()
         self.stats.dirs += 1
-        tree = Deferred(texts, pending, lambda done: self.tree(done, parent_tree, listed),
-                        self.chunked)
+        tree = Deferred(texts, pending,
+                        lambda done: self.tree(done, parent_tree, listed, dicts), self.chunked)
         return tree.result() if tree.ready() else tree
 
-    def tree(self, texts: list[str], parent_tree: bytes | None, listed: _Listed) -> bytes:
-        """The id of the tree of ``texts``, stored unless known (the parent's tree when
-        nothing changed)."""
+    def tree(self, texts: list[str], parent_tree: bytes | None, listed: _Listed,
+             dicts: list[dict[str, Any] | None]) -> bytes:
+        """The id of the tree of ``texts`` (``dicts``: their JSON objects where known),
+        stored unless known (the parent's tree when nothing changed)."""
         if parent_tree is not None and listed.parent_ok \
                 and texts == [t for _d, t in listed.old.values()]:
-            return parent_tree  # nothing changed: the same bytes, hence the same tree id
-        data = encode_nodes(texts)
-        tree_id = self.repo.codec.blob_id(data)
-        self.pipe.submit(BlobType.TREE, data, tree_id)
+            tree_id = parent_tree  # nothing changed: the same bytes, hence the same tree id
+        else:
+            data = encode_nodes(texts)
+            tree_id = self.repo.codec.blob_id(data)
+            self.pipe.submit(BlobType.TREE, data, tree_id)
+        if self.keeping is not None:
+            self._kept_nodes += len(texts)
+            if self._kept_nodes > kept.MAX_NODES:
+                self.keeping = None  # too large to keep
+            else:
+                self.keeping[tree_id] = [(d if d is not None else json.loads(t), t)
+                                         for d, t in zip(dicts, texts, strict=True)]
         return tree_id
 
     def chunked(self, node: Node, out: Chunked) -> None:
@@ -187,7 +204,10 @@ class _Walker:
         the readers at once."""
         old: dict[str, _Old] = {}
         parent_ok = True
-        if parent_tree is not None:
+        pairs = self.kept.get(parent_tree) if parent_tree is not None else None
+        if pairs is not None and parent_tree is not None and self.pipe.known(parent_tree):
+            old = {d["name"]: (d, t) for d, t in pairs}  # made by this process: as read
+        elif parent_tree is not None:
             try:
                 with self.pipe.lock:  # the packer adds to the index meanwhile
                     data = self.repo.read_blob(parent_tree, BlobType.TREE)
@@ -238,11 +258,13 @@ class _Walker:
         return listed
 
     def _entries(self, listed: _Listed, path: str, rel: str
-                 ) -> tuple[list[str], list[Pending]]:
-        """The nodes (texts) of a directory's entries, in order, and those still pending
-        (their texts empty). Before going into a subdirectory the next one is listed, so
-        the readers have its files while the walk is busy."""
+                 ) -> tuple[list[str], list[dict[str, Any] | None], list[Pending]]:
+        """The nodes (texts, and their JSON objects) of a directory's entries, in order,
+        and those still pending (their texts empty, objects None). Before going into a
+        subdirectory the next one is listed, so the readers have its files while the walk
+        is busy."""
         texts: list[str] = []
+        dicts: list[dict[str, Any] | None] = []
         waiting: list[Pending] = []
         same = [0, 0]  # unchanged files in a row, their bytes: counted at once
         ahead, plan, dir_fd = listed.ahead, listed.plan, listed.dir_fd
@@ -256,6 +278,7 @@ class _Walker:
                     same[0] += 1
                     same[1] += prev[0].get("size", 0)
                     texts.append(prev[1])
+                    dicts.append(prev[0])
                     continue
                 if same[0]:
                     self._same(same)
@@ -286,15 +309,18 @@ class _Walker:
                 if wait is not None:  # its text once what it waits for is done
                     waiting.append((len(texts), node, wait))
                     texts.append("")
+                    dicts.append(None)
                     continue
-                texts.append(encode_node(node))
+                d = node.to_dict()
+                texts.append(encode_dict(d))
+                dicts.append(d)
             if same[0]:
                 self._same(same)
         finally:
             for other in pending.values():
                 if isinstance(other, _Listed):
                     other.close()
-        return texts, waiting
+        return texts, dicts, waiting
 
     def _same(self, same: list[int]) -> None:
         """Count a run of unchanged files (one progress call for them all)."""
@@ -493,8 +519,10 @@ def backup_directory(
     walker: _Walker | None = None
     try:
         root_node = _root_node(root)
-        walker = _Walker(repo, pipe, stats, progress, options, root, excludes, left_out)
-        tree = walker.directory(root, "", parent.tree if parent is not None else None)
+        parent_tree = parent.tree if parent is not None else None
+        walker = _Walker(repo, pipe, stats, progress, options, root, excludes, left_out,
+                         kept.take(repo.config.repository_id, parent_tree))
+        tree = walker.directory(root, "", parent_tree)
         tree_id = tree.result() if isinstance(tree, Deferred) else tree
         root_node.subtree = tree_id
         if walker.large is not None:
@@ -515,7 +543,10 @@ def backup_directory(
     progress.checkpoint()  # a cancelled job stops here: packs stay, no snapshot
     if before_commit is not None:  # e.g. the lock still holds: else no snapshot
         before_commit()
-    return save_snapshot(repo, snap)
+    saved = save_snapshot(repo, snap)
+    if walker.keeping is not None:
+        kept.keep(repo.config.repository_id, walker.keeping)
+    return saved
 
 
 def iter_nodes(repo: Repository, tree_id: bytes, prefix: str = ""

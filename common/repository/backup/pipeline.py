@@ -46,6 +46,9 @@ class BackupOptions:
     #: threads chunking large files beside the walk (0: the walk chunks them itself; one
     #: keeps up with the walk of a changed re-backup, two only add GIL hand-offs)
     chunkers: int = 1
+    #: keep the trees written in this process for the next backup of the volume (a
+    #: migration's catch-up, whose snapshot the cut-over's backup walks again: ``kept``)
+    keep_trees: bool = False
 
 
 class Packer:
