@@ -26,7 +26,6 @@ list without being read.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import stat
@@ -89,9 +88,14 @@ class _Listed:
     """A directory opened, listed and stat'ed: its entries with their parent-snapshot
     nodes and read-ahead slots, and the reads handed to the readers."""
 
-    def __init__(self, dir_fd: int, old: dict[str, _Old], parent_ok: bool = True) -> None:
+    def __init__(self, dir_fd: int, old: dict[str, _Old], parent_ok: bool = True,
+                 files: dict[str, tuple[kept.StatKey, list[bytes]]] | None = None) -> None:
         self.dir_fd: int | None = dir_fd
         self.old = old
+        #: the parent's plain files by name when the parent tree was kept (``kept``)
+        self.files = files
+        #: plan position -> chunk ids of the files found unchanged (for ``kept``)
+        self.ids: dict[int, list[bytes]] = {}
         #: False when the parent's tree could not be read (its id must not be reused)
         self.parent_ok = parent_ok
         self.plan: list[_PlanEntry] = []
@@ -115,12 +119,16 @@ class _Walker:
     def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
                  progress: ProgressTracker, options: BackupOptions, root: str = "",
                  excludes: Excludes = NO_EXCLUDES, left_out: list[str] | None = None,
-                 kept_trees: dict[bytes, kept.Pairs] | None = None) -> None:
+                 kept_trees: tuple[dict[bytes, kept.KeptTree], frozenset[bytes] | None]
+                 = ({}, None)) -> None:
         self.root = root
         #: parent trees a backup in this process kept (``kept``), by id
-        self.kept = kept_trees or {}
+        self.kept, stamp = kept_trees
+        #: every chunk the kept trees name is indexed: no lookup for an unchanged file
+        self.trusted = stamp is not None and repo.index_files is not None \
+            and stamp <= repo.index_files
         #: the trees written, kept for the next backup (``options.keep_trees``)
-        self.keeping: dict[bytes, kept.Pairs] | None = (
+        self.keeping: dict[bytes, kept.KeptTree] | None = (
             {} if options.keep_trees or kept.wanted() else None)
         self._kept_nodes = 0
         self.excludes = excludes
@@ -162,18 +170,21 @@ class _Walker:
         the tree to complete once the files below it still being chunked are done."""
         listed = prepared if prepared is not None else self._list(path, parent_tree, at)
         try:
-            texts, dicts, pending = self._entries(listed, path, rel)
+            texts, dicts, files, pending = self._entries(listed, path, rel)
         finally:
             listed.close()
         self.stats.dirs += 1
         tree = Deferred(texts, pending,
-                        lambda done: self.tree(done, parent_tree, listed, dicts), self.chunked)
+                        lambda done: self.tree(done, parent_tree, listed, dicts, files),
+                        self.chunked)
         return tree.result() if tree.ready() else tree
 
     def tree(self, texts: list[str], parent_tree: bytes | None, listed: _Listed,
-             dicts: list[dict[str, Any] | None]) -> bytes:
-        """The id of the tree of ``texts`` (``dicts``: their JSON objects where known),
-        stored unless known (the parent's tree when nothing changed)."""
+             dicts: list[dict[str, Any] | None],
+             files: dict[str, tuple[kept.StatKey, list[bytes]]]) -> bytes:
+        """The id of the tree of ``texts`` (``dicts``: their JSON objects where known;
+        ``files``: plain files' stat keys and chunks, when keeping trees), stored unless
+        known (the parent's tree when nothing changed)."""
         if parent_tree is not None and listed.parent_ok \
                 and texts == [t for _d, t in listed.old.values()]:
             tree_id = parent_tree  # nothing changed: the same bytes, hence the same tree id
@@ -186,8 +197,7 @@ class _Walker:
             if self._kept_nodes > kept.MAX_NODES:
                 self.keeping = None  # too large to keep
             else:
-                self.keeping[tree_id] = [(d if d is not None else json.loads(t), t)
-                                         for d, t in zip(dicts, texts, strict=True)]
+                self.keeping[tree_id] = kept.make_tree(texts, dicts, files)
         return tree_id
 
     def chunked(self, node: Node, out: Chunked) -> None:
@@ -204,9 +214,10 @@ class _Walker:
         the readers at once."""
         old: dict[str, _Old] = {}
         parent_ok = True
-        pairs = self.kept.get(parent_tree) if parent_tree is not None else None
-        if pairs is not None and parent_tree is not None and self.pipe.known(parent_tree):
-            old = {d["name"]: (d, t) for d, t in pairs}  # made by this process: as read
+        files = None
+        was = self.kept.get(parent_tree) if parent_tree is not None else None
+        if was is not None and parent_tree is not None and self.pipe.known(parent_tree):
+            old, files = was.old, was.files  # made by this process: as read
         elif parent_tree is not None:
             try:
                 with self.pipe.lock:  # the packer adds to the index meanwhile
@@ -217,7 +228,7 @@ class _Walker:
                 log.warning("parent tree of %s unreadable (%s); reading it in full", path, exc)
                 old, parent_ok = {}, False
         dir_fd = open_directory(path) if at is None else open_dir_at(*at, path)
-        listed = _Listed(dir_fd, old, parent_ok)
+        listed = _Listed(dir_fd, old, parent_ok, files)
         try:
             with os.scandir(dir_fd) as it:
                 entries = list(it)
@@ -228,6 +239,8 @@ class _Walker:
                 entries.sort(key=lambda e: os.fsencode(e.name))
             reads: list[tuple[str, int]] = []
             same: list[tuple[int, list[bytes]]] = []  # plan positions, their chunks
+            trusted: list[tuple[int, list[bytes]]] = []  # the same, known to be indexed
+            sure = trusted if self.trusted else same
             rel_dir = path[len(self.root) + 1:] if self.excludes else ""
             for entry in entries:
                 try:
@@ -242,14 +255,23 @@ class _Walker:
                         continue
                 prev = old.get(entry.name)
                 slot = -1
-                content = None if prev is None else self._same_file(prev[0], st)
-                if content is not None:
-                    same.append((len(listed.plan), content))
-                elif self._read_ahead(st, prev):
+                content = None
+                known = files.get(entry.name) if files is not None else None
+                if known is not None:  # a kept plain file: its stat key says it all
+                    if st.st_nlink == 1 and stat.S_ISREG(st.st_mode) and known[0] == (
+                            st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                            stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid):
+                        sure.append((len(listed.plan), known[1]))
+                        content = known[1]
+                elif prev is not None:
+                    content = self._same_file(prev[0], st)
+                    if content is not None:
+                        same.append((len(listed.plan), content))
+                if content is None and self._read_ahead(st, prev):
                     slot = len(reads)
                     reads.append((entry.name, st.st_size))
                 listed.plan.append((entry, st, prev, slot))
-            self._mark_unchanged(listed.plan, same)
+            self._mark_unchanged(listed, same, trusted)
             if len(reads) >= READ_AHEAD_MIN:  # else the walk reads them (_entries)
                 listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
         except BaseException:
@@ -258,13 +280,16 @@ class _Walker:
         return listed
 
     def _entries(self, listed: _Listed, path: str, rel: str
-                 ) -> tuple[list[str], list[dict[str, Any] | None], list[Pending]]:
+                 ) -> tuple[list[str], list[dict[str, Any] | None],
+                            dict[str, tuple[kept.StatKey, list[bytes]]], list[Pending]]:
         """The nodes (texts, and their JSON objects) of a directory's entries, in order,
-        and those still pending (their texts empty, objects None). Before going into a
-        subdirectory the next one is listed, so the readers have its files while the walk
-        is busy."""
+        the plain files' stat keys and chunks (when keeping trees), and the entries still
+        pending (their texts empty, objects None). Before going into a subdirectory the
+        next one is listed, so the readers have its files while the walk is busy."""
         texts: list[str] = []
         dicts: list[dict[str, Any] | None] = []
+        files: dict[str, tuple[kept.StatKey, list[bytes]]] = {}
+        keeping = self.keeping is not None
         waiting: list[Pending] = []
         same = [0, 0]  # unchanged files in a row, their bytes: counted at once
         ahead, plan, dir_fd = listed.ahead, listed.plan, listed.dir_fd
@@ -279,6 +304,10 @@ class _Walker:
                     same[1] += prev[0].get("size", 0)
                     texts.append(prev[1])
                     dicts.append(prev[0])
+                    if keeping:
+                        files[entry.name] = ((st.st_ino, st.st_size, st.st_mtime_ns,
+                                              st.st_ctime_ns, stat.S_IMODE(st.st_mode),
+                                              st.st_uid, st.st_gid), listed.ids[i])
                     continue
                 if same[0]:
                     self._same(same)
@@ -314,13 +343,16 @@ class _Walker:
                 d = node.to_dict()
                 texts.append(encode_dict(d))
                 dicts.append(d)
+                if keeping and node.type == "file" and st.st_nlink == 1:
+                    files[node.name] = ((node.inode, node.size, node.mtime_ns, node.ctime_ns,
+                                         node.mode, node.uid, node.gid), list(node.content))
             if same[0]:
                 self._same(same)
         finally:
             for other in pending.values():
                 if isinstance(other, _Listed):
                     other.close()
-        return texts, dicts, waiting
+        return texts, dicts, files, waiting
 
     def _same(self, same: list[int]) -> None:
         """Count a run of unchanged files (one progress call for them all)."""
@@ -372,17 +404,19 @@ class _Walker:
             return None
         return ids if all(len(b) == 32 for b in ids) else None
 
-    def _mark_unchanged(self, plan: list[_PlanEntry], same: list[tuple[int, list[bytes]]]
-                        ) -> None:
+    def _mark_unchanged(self, listed: _Listed, same: list[tuple[int, list[bytes]]],
+                        trusted: list[tuple[int, list[bytes]]]) -> None:
         """Mark the files that are their parent node by their stat and whose chunks are all
-        still indexed (one index query for the directory) to be reused as they are."""
-        if not same:
-            return
-        missing = self.pipe.unknown([b for _i, ids in same for b in ids])
-        for i, ids in same:
+        still indexed (one index query for the directory; none for ``trusted``) to be
+        reused as they are."""
+        plan = listed.plan
+        missing = self.pipe.unknown([b for _i, ids in same for b in ids]) if same else None
+        for i, ids in itertools.chain(trusted, same):
             if not missing or missing.isdisjoint(ids):
                 entry, st, prev, _slot = plan[i]
                 plan[i] = (entry, st, prev, _UNCHANGED)
+                if self.keeping is not None:
+                    listed.ids[i] = ids
 
     def _fill(self, node: Node, path: str, dir_fd: int, rel: str, st: os.stat_result,
               old: Node | None, listed: _Listed | None = None
@@ -536,7 +570,8 @@ def backup_directory(
         pipe.abort()
         raise
     pipe.close()
-    repo.remember_index(pipe.packer.written)  # all committed and indexed
+    if walker.keeping is not None:  # a backup follows: all committed and indexed
+        repo.remember_index(pipe.packer.written)
     snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats,
                     excludes=list(excludes.patterns))
@@ -545,7 +580,7 @@ def backup_directory(
         before_commit()
     saved = save_snapshot(repo, snap)
     if walker.keeping is not None:
-        kept.keep(repo.config.repository_id, walker.keeping)
+        kept.keep(repo.config.repository_id, walker.keeping, repo.index_files)
     return saved
 
 

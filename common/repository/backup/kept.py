@@ -5,11 +5,15 @@ volume on the same worker seconds later, and its parent is that catch-up's snaps
 walk would read, decrypt and parse every parent tree again (~0.08 s of the walking thread
 for 25,000 entries) although this process made them a moment ago. A backup asked to
 (``BackupOptions.keep_trees``) keeps every tree it wrote in the form the walk compares
-with (each node's JSON object and exact text, ``tree.split_tree``'s); the next backup in
+with (``KeptTree``: each node's JSON object and exact text, as ``tree.split_tree`` gives
+them, and each plain file's stat and chunk ids); the next backup in
 this process whose parent tree is among them takes them all (``take``). A migration's
 catch-up asks for it with ``keeping``. A tree id names
 the tree's bytes, so a kept tree is the parent's tree whichever backup made it; the walk
-still requires its id to be stored before reusing it.
+still requires its id to be stored before reusing it. Every chunk a kept tree names was
+indexed (or stored and indexed) by the backup that kept it: when the next backup's index
+is read from a superset of those index files with no damage mark (``Repository.
+index_files``), an unchanged file's chunks need no index lookup.
 
 Bounded: at most ``MAX_NODES`` nodes are kept (~1.3 KB each; a larger volume keeps
 nothing), one backup's at a time, for ``KEEP_SECONDS`` at most.
@@ -19,19 +23,53 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-#: a tree as the walk compares with it: each node's JSON object and exact text
-Pairs = list[tuple[dict[str, Any], str]]
+#: a file node's stat as the walk compares it with the file's (``archiver._same_file``):
+#: inode, size, mtime_ns, ctime_ns, mode, uid, gid
+StatKey = tuple[int, int, int, int, int, int, int]
+
+
+@dataclass(slots=True)
+class KeptTree:
+    """A tree as the walk compares with it: each node's JSON object and exact text by
+    name, in the tree's order, and for its plain file nodes (a file's fields only, one
+    link) their ``StatKey`` and chunk ids, so an unchanged file is one tuple comparison."""
+
+    old: dict[str, tuple[dict[str, Any], str]]
+    files: dict[str, tuple[StatKey, list[bytes]]]
+
+
+def make_tree(texts: list[str], dicts: list[dict[str, Any] | None],
+              files: dict[str, tuple[StatKey, list[bytes]]]) -> KeptTree:
+    """The kept form of a tree the walk wrote (``dicts``: the nodes' JSON objects where
+    it had them; the others are parsed from their texts, and are files' when they are
+    of type file: all the walk made of one with a single link)."""
+    old = {}
+    for d, t in zip(dicts, texts, strict=True):
+        if d is None:  # a node completed later (a large file, a deferred directory)
+            d = json.loads(t)
+            if d["type"] == "file":
+                get = d.get
+                files[d["name"]] = ((get("inode", 0), get("size", 0), get("mtime_ns", 0),
+                                     get("ctime_ns", 0), get("mode", 0), get("uid", 0),
+                                     get("gid", 0)),
+                                    [bytes.fromhex(c) for c in get("content", [])])
+        old[d["name"]] = (d, t)
+    return KeptTree(old, files)
+
 
 MAX_NODES = 100_000
 KEEP_SECONDS = 600.0
 
 _wanted: contextvars.ContextVar[bool] = contextvars.ContextVar("keep_trees", default=False)
 _lock = threading.Lock()
-_kept: tuple[bytes, dict[bytes, Pairs]] | None = None  # (repository id, tree id -> tree)
+#: (repository id, tree id -> tree, the index files that index every chunk they name)
+_kept: tuple[bytes, dict[bytes, KeptTree], frozenset[bytes] | None] | None = None
 _timer: threading.Timer | None = None
 
 
@@ -52,11 +90,14 @@ def wanted() -> bool:
     return _wanted.get()
 
 
-def keep(repository_id: bytes, trees: dict[bytes, Pairs]) -> None:
-    """Keep ``trees`` (a finished backup's) in place of what was kept before."""
+def keep(repository_id: bytes, trees: dict[bytes, KeptTree],
+         index_files: frozenset[bytes] | None) -> None:
+    """Keep ``trees`` (a finished backup's) in place of what was kept before;
+    ``index_files``: index files whose entries cover every chunk and tree they name (the
+    backup's load and the files it wrote), or None."""
     global _kept, _timer
     with _lock:
-        _kept = (repository_id, trees)
+        _kept = (repository_id, trees, index_files)
         if _timer is not None:
             _timer.cancel()
         _timer = threading.Timer(KEEP_SECONDS, drop)
@@ -64,17 +105,18 @@ def keep(repository_id: bytes, trees: dict[bytes, Pairs]) -> None:
         _timer.start()
 
 
-def take(repository_id: bytes, tree_id: bytes | None) -> dict[bytes, Pairs]:
-    """The kept trees if ``tree_id`` (a backup's parent tree) is one of them (they are
-    given up: at most one backup uses them), else none (they stay)."""
+def take(repository_id: bytes, tree_id: bytes | None
+         ) -> tuple[dict[bytes, KeptTree], frozenset[bytes] | None]:
+    """The kept trees and their index files if ``tree_id`` (a backup's parent tree) is one
+    of them (they are given up: at most one backup uses them), else none (they stay)."""
     global _kept
     with _lock:
         if _kept is None or tree_id is None or _kept[0] != repository_id \
                 or tree_id not in _kept[1]:
-            return {}
-        trees = _kept[1]
+            return {}, None
+        _id, trees, index_files = _kept
         _kept = None
-    return trees
+    return trees, index_files
 
 
 def drop() -> None:

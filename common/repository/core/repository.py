@@ -163,6 +163,12 @@ class Repository:
         self.damage = out.marks
         return out
 
+    @property
+    def index_files(self) -> frozenset[bytes] | None:
+        """The index files the index holds exactly, with no damage mark applied (a clean
+        ``load_index(reuse=True)``, plus what ``remember_index`` added), else None."""
+        return self._index_files
+
     def remember_index(self, added: list[bytes]) -> None:
         """(a backup, once every pack it stored is committed and indexed by the index
         files ``added``) The index in memory is now what reading the files it was loaded

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from common.repository.backup import kept
-from common.repository.backup.archiver import BackupOptions, backup_directory
+from common.repository.backup.archiver import BackupOptions, backup_directory, iter_nodes
+from common.repository.core.damage import Damage, write_damage
+from common.repository.core.index import Index
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot
 from common.repository.restore.restorer import restore_snapshot
@@ -103,8 +105,47 @@ def test_trees_are_kept_only_for_a_backup_of_that_parent_and_within_bounds(
     other = new_repo()
     backup_directory(other, src, host="h", volume="v")  # another parent: not taken
     assert kept._kept is not None and first.tree in kept._kept[1]
-    assert kept.take(other.config.repository_id, first.tree) == {}  # another repository
+    assert kept.take(other.config.repository_id, first.tree) == ({}, None)  # another repo
     monkeypatch.setattr(kept, "MAX_NODES", 5)
     kept.drop()
     backup_directory(repo, src, host="h", volume="v", options=BackupOptions(keep_trees=True))
     assert kept._kept is None  # too many nodes: nothing kept
+
+
+def test_a_damage_mark_since_the_kept_trees_means_index_lookups_again(tmp_path: Path) -> None:
+    """Kept trees spare unchanged files their index lookups only while the index is read
+    from the files the keeping backup knew, with no damage mark: a chunk marked damaged
+    since is not reused, its file is read again."""
+    src = make_volume(tmp_path / "v")
+    repo = new_repo()
+    first = backup_directory(repo, src, host="h", volume="v",
+                             options=BackupOptions(keep_trees=True))
+    nodes = dict(iter_nodes(repo, first.tree))
+    chunk = nodes["random.bin"].content[0]
+    entry = repo.load_index().index.lookup(chunk)
+    assert entry is not None
+    damage = Damage()
+    damage.add_blob(chunk, entry.pack_id)
+    write_damage(repo.backend, repo.cipher, damage, "test")
+    again = backup_directory(repo, src, host="h", volume="v", parent=first)
+    assert again.stats.files_read == 1  # random.bin, whose chunk is marked
+    index = repo.load_index().index
+    assert all(c in index for _p, n in iter_nodes(repo, again.tree) for c in n.content)
+    out = tmp_path / "restored"
+    restore_snapshot(repo, again, out)
+    assert compare_trees(src, out) == []
+
+
+def test_without_a_mark_the_kept_trees_reuse_every_unchanged_file_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_volume(tmp_path / "v")
+    repo = new_repo()
+    first = backup_directory(repo, src, host="h", volume="v",
+                             options=BackupOptions(keep_trees=True))
+    asked: list[int] = []
+    real = Index.missing
+    monkeypatch.setattr(Index, "missing",
+                        lambda self, ids: asked.append(len(list(ids))) or real(self, []))
+    again = backup_directory(repo, src, host="h", volume="v", parent=first)
+    assert again.tree == first.tree and again.stats.files_read == 0
+    assert sum(asked) == 0  # no chunk looked up
