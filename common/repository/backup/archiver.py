@@ -26,6 +26,7 @@ list without being read.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import stat
@@ -74,7 +75,7 @@ READ_AHEAD_MIN = 32
 
 #: a parent-snapshot node as the walk sees it: its JSON object and its exact text (copied
 #: into the new tree when the file is unchanged; ``Node.from_dict`` for anything else)
-_Old = tuple[dict[str, Any], str]
+_Old = tuple[dict[str, Any] | None, str]  # None: a kept file, parsed when needed
 #: a plan entry: the directory entry, its stat, its parent node, and its read-ahead slot,
 #: or -1 (the walk reads it) or ``_UNCHANGED`` (its parent node is reused as it is)
 _PlanEntry = tuple[os.DirEntry[str], os.stat_result, "_Old | None", int]
@@ -263,10 +264,12 @@ class _Walker:
                             stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid):
                         sure.append((len(listed.plan), known[1]))
                         content = known[1]
-                elif prev is not None:
+                elif prev is not None and prev[0] is not None:
                     content = self._same_file(prev[0], st)
                     if content is not None:
                         same.append((len(listed.plan), content))
+                if content is None and prev is not None and prev[0] is None:
+                    prev = (json.loads(prev[1]), prev[1])  # a changed kept file
                 if content is None and self._read_ahead(st, prev):
                     slot = len(reads)
                     reads.append((entry.name, st.st_size))
@@ -301,7 +304,7 @@ class _Walker:
             for i, (entry, st, prev, slot) in enumerate(plan):
                 if slot == _UNCHANGED and prev is not None:  # counted in a run (_same)
                     same[0] += 1
-                    same[1] += prev[0].get("size", 0)
+                    same[1] += st.st_size  # its node's size
                     texts.append(prev[1])
                     dicts.append(prev[0])
                     if keeping:
@@ -378,7 +381,7 @@ class _Walker:
         if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size < self.small
                 and st.st_blocks * 512 >= st.st_size):
             return False
-        if prev is None:
+        if prev is None or prev[0] is None:
             return True
         get = prev[0].get
         return (get("size", 0), get("mtime_ns", 0), get("ctime_ns", 0), get("inode", 0)) != (
@@ -503,7 +506,7 @@ def _old_node(prev: _Old | None) -> Node | None:
     if prev is None:
         return None
     try:
-        return Node.from_dict(prev[0])
+        return Node.from_dict(prev[0] if prev[0] is not None else json.loads(prev[1]))
     except IntegrityError:
         return None
 
