@@ -2,9 +2,10 @@
 
 Blobs travel in batches (up to 64 blobs or 1 MiB; a large chunk alone), so the cost of a
 thread hand-off is paid per batch, not per small file; a pool of encoder threads
-compresses and seals them (zstd and AES-GCM release the GIL); one packer thread appends
-sealed blobs to a data pack and a tree pack, commits a pack when the next blob would
-overflow it, and writes an index file every ``index_every`` packs. A semaphore caps the
+compresses and seals them (zstd releases the GIL; AES-GCM, ``cryptography``'s Rust
+backend, holds it while it runs); one packer thread appends sealed blobs to a data pack
+and a tree pack, commits a pack when the next blob would overflow it, and writes an index
+file every ``index_every`` packs. A semaphore caps the
 batches in flight, so memory is ~``in_flight`` x (1 MiB or one chunk). Blobs sealed by
 backup worker processes join at the packer (``Pipeline.deliver``). On an exception the
 packer still indexes the packs it committed.
