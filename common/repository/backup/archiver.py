@@ -242,16 +242,17 @@ class _Walker:
             same: list[tuple[int, list[bytes]]] = []  # plan positions, their chunks
             trusted: list[tuple[int, list[bytes]]] = []  # the same, known to be indexed
             sure = trusted if self.trusted else same
-            rel_dir = path[len(self.root) + 1:] if self.excludes else ""
+            excludes = self.excludes if self.excludes else None
+            rel_dir = path[len(self.root) + 1:] if excludes is not None else ""
             for entry in entries:
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # vanished while we walked
                     self.stats.skipped += 1
                     continue
-                if self.excludes:
+                if excludes is not None:
                     rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                    if self.excludes.matches(rel, stat.S_ISDIR(st.st_mode)):
+                    if excludes.matches(rel, stat.S_ISDIR(st.st_mode)):
                         self.left_out.append(rel)
                         continue
                 prev = old.get(entry.name)
@@ -268,11 +269,11 @@ class _Walker:
                     content = self._same_file(prev[0], st)
                     if content is not None:
                         same.append((len(listed.plan), content))
-                if content is None and prev is not None and prev[0] is None:
-                    prev = (json.loads(prev[1]), prev[1])  # a changed kept file
                 if content is None and self._read_ahead(st, prev):
-                    slot = len(reads)
+                    slot = len(reads)  # (a small file is read as new: no parent node)
                     reads.append((entry.name, st.st_size))
+                elif content is None and prev is not None and prev[0] is None:
+                    prev = (json.loads(prev[1]), prev[1])  # a changed kept file
                 listed.plan.append((entry, st, prev, slot))
             self._mark_unchanged(listed, same, trusted)
             if len(reads) >= READ_AHEAD_MIN:  # else the walk reads them (_entries)
@@ -381,7 +382,7 @@ class _Walker:
         if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size < self.small
                 and st.st_blocks * 512 >= st.st_size):
             return False
-        if prev is None or prev[0] is None:
+        if prev is None or prev[0] is None:  # None: a kept file its stat key said changed
             return True
         get = prev[0].get
         return (get("size", 0), get("mtime_ns", 0), get("ctime_ns", 0), get("inode", 0)) != (
