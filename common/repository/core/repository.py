@@ -48,9 +48,11 @@ from common.repository.core.tree import Tree
 from common.storage.base import Backend
 
 _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
-#: ``load_index(reuse=True)``: the last clean index this process loaded, by repository
-#: (backend, repository id): the index files it was read from, and a copy of it. One
-#: repository's, of at most ``REUSE_MAX_ENTRIES`` blobs (~50 bytes each)
+#: ``load_index(reuse=True)``: the index a backup kept (``remember_index``: one that another
+#: follows, a migration's catch-up), by repository (backend, repository id): the index
+#: files it holds exactly, and a copy of it. One repository's, of at most
+#: ``REUSE_MAX_ENTRIES`` blobs (~50 bytes each); nothing else keeps a copy (a one-shot
+#: command's peak memory is unchanged)
 _LOADED: dict[tuple[str, bytes], tuple[frozenset[bytes], Index]] = {}
 _LOADED_LOCK = threading.Lock()
 REUSE_MAX_ENTRIES = 1_000_000
@@ -118,12 +120,13 @@ class Repository:
         """(Re)read every index file into one ``Index``, which the repository then reads
         through; damaged files are listed, not fatal.
 
-        ``reuse`` (a backup): start from this process's last clean load of this
-        repository (``_LOADED``) when each of its index files is still listed, and read
-        only the files added since. Index files never change once written (a prune or a
-        repair writes new ones and deletes the old), so what was read from a file still
-        says the same; a file gone, any damage mark or an unreadable file means a full
-        read. Never for a check or a repair, which must read what storage holds now."""
+        ``reuse`` (a backup): start from the index a backup of this repository kept in
+        this process (``remember_index``, ``_LOADED``) when each of its index files is
+        still listed, and read only the files added since. Index files never change
+        once written (a prune or a repair writes new ones and deletes the old), so what
+        was read from a file still says the same; a file gone, any damage mark or an
+        unreadable file means a full read. Never for a check or a repair, which must
+        read what storage holds now."""
         self._index = None  # the old one goes before the new one is built (memory)
         self._index_files = None
         out = LoadedIndex(Index())
@@ -158,7 +161,6 @@ class Repository:
         self._index = out.index
         if clean and not out.damaged:
             self._index_files = frozenset(out.files)
-            self._keep_index()
         self.quarantined = {e.blob_id: e for e in out.quarantined}
         self.damage = out.marks
         return out

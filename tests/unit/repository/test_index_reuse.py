@@ -1,7 +1,7 @@
-"""A backup's index load reuses this process's last clean load of the repository
-(``Repository.load_index(reuse=True)``): only index files added since are read, and the
-result is what reading every file gives; a file gone, a damage mark or a plain load reads
-storage again."""
+"""A backup's index load reuses the index a backup of the repository kept in this process
+(``Repository.load_index(reuse=True)``, ``remember_index``: a migration's catch-up): only
+index files added since are read, and the result is what reading every file gives; a
+file gone, a damage mark or a plain load reads storage again."""
 
 from __future__ import annotations
 
@@ -85,9 +85,9 @@ def test_a_second_backup_reads_only_the_index_files_added_since(
 def test_an_index_file_gone_or_a_damage_mark_means_a_full_read(tmp_path: Path) -> None:
     src = make_volume(tmp_path / "v")
     repo = new_repo()
-    backup_directory(repo, src, host="h", volume="v")
-    files = repo.load_index(reuse=True).files
+    backup_directory(repo, src, host="h", volume="v", options=BackupOptions(keep_trees=True))
     assert repomod._LOADED
+    files = repo.load_index(reuse=True).files
     # a prune rewrote the index: one file gone (its entries with it)
     gone = files[0]
     repo.backend.delete(ids.index_key(gone))
@@ -104,14 +104,16 @@ def test_an_index_file_gone_or_a_damage_mark_means_a_full_read(tmp_path: Path) -
 def test_a_plain_load_reads_storage_even_after_a_reused_one(tmp_path: Path) -> None:
     src = make_volume(tmp_path / "v")
     repo = new_repo()
-    backup_directory(repo, src, host="h", volume="v")
+    backup_directory(repo, src, host="h", volume="v", options=BackupOptions(keep_trees=True))
     files = repo.load_index(reuse=True).files
     key = ids.index_key(files[0])
     data = bytearray(repo.backend.get_bytes(key))
     data[-1] ^= 1
     repo.backend.put_bytes(key, bytes(data))
     assert repo.load_index().damaged.keys() == {files[0]}  # a check sees the damage
-    # the damaged load is not kept: a reusing load reads storage too
+    # without a kept index a reusing load reads storage too, and keeps nothing
     repomod._LOADED.clear()
     assert repo.load_index(reuse=True).damaged.keys() == {files[0]}
+    assert repo.index_files is None
+    backup_directory(repo, src, host="h", volume="v", options=BackupOptions(keep_trees=True))
     assert not repomod._LOADED
