@@ -4,16 +4,16 @@ A migration's cut-over backup (in the downtime) follows the catch-up backup of t
 volume on the same worker seconds later, and its parent is that catch-up's snapshot: its
 walk would read, decrypt and parse every parent tree again (~0.08 s of the walking thread
 for 25,000 entries) although this process made them a moment ago. A backup asked to
-(``BackupOptions.keep_trees``) keeps every tree it wrote in the form the walk compares
-with (``KeptTree``: each node's JSON object and exact text, as ``tree.split_tree`` gives
-them, and each plain file's stat and chunk ids); the next backup in
-this process whose parent tree is among them takes them all (``take``). A migration's
-catch-up asks for it with ``keeping``. A tree id names
-the tree's bytes, so a kept tree is the parent's tree whichever backup made it; the walk
-still requires its id to be stored before reusing it. Every chunk a kept tree names was
-indexed (or stored and indexed) by the backup that kept it: when the next backup's index
-is read from a superset of those index files with no damage mark (``Repository.
-index_files``), an unchanged file's chunks need no index lookup.
+(``BackupOptions.keep_trees``; a migration's catch-up with ``keeping``) keeps every tree
+it wrote in the form the walk compares with (``KeptTree``: each node's exact text, its
+JSON object, and for a plain file its stat and chunk ids instead); the next backup in
+this process whose parent tree is among them takes them all (``take``).
+
+A tree id names the tree's bytes, so a kept tree is the parent's tree whichever backup
+made it; the walk still requires its id to be stored before reusing it. Every chunk a
+kept tree names was indexed (or stored and indexed) by the backup that kept it: when the
+next backup's index is read from a superset of those index files with no damage mark
+(``Repository.index_files``), an unchanged file's chunks need no index lookup.
 
 Bounded: at most ``MAX_NODES`` nodes are kept (~1 KB each: the mixed 1 GiB set's 25,000
 entries kept ~25 MiB; a larger volume keeps nothing), one backup's at a time, for
