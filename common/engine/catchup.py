@@ -25,6 +25,7 @@ from common.engine.repo import load_backup
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import ids
+from common.repository.backup import kept
 from common.repository.core.snapshot import load_snapshot
 from common.storage.base import Backend
 
@@ -52,8 +53,9 @@ def catchup_backup(docker: DockerHost, backend: Backend, *, host: str, volume: s
     """Back ``volume`` up (no stop) and compare the snapshot with ``since`` (the pre-copy's
     or the previous round's)."""
     began = time.monotonic()
-    out = backup_volume(docker, backend, host=host, volume=volume, fmt=REPO_FORMAT,
-                        job_id=job_id, tracker=tracker, settings=settings)
+    with kept.keeping():  # the cut-over's backup walks this snapshot's trees again
+        out = backup_volume(docker, backend, host=host, volume=volume, fmt=REPO_FORMAT,
+                            job_id=job_id, tracker=tracker, settings=settings)
     tracker.set_phase("comparing with the previous snapshot")
     repo, before = load_backup(backend, since, settings)
     now = load_snapshot(repo, ids.parse_id(out.snapshot_id))

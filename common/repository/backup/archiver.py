@@ -26,6 +26,7 @@ list without being read.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import stat
@@ -36,6 +37,7 @@ from typing import Any
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.errors import IntegrityError, InvalidInput
 from common.progress import NullTracker, ProgressTracker
+from common.repository.backup import kept
 from common.repository.backup import workers as backup_workers
 from common.repository.backup.large import Chunked, Deferred, LargeFiles, Pending, chunk_fd
 from common.repository.backup.pipeline import BackupOptions
@@ -53,7 +55,7 @@ from common.repository.backup.read import (
 from common.repository.core.ids import BlobType
 from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
-from common.repository.core.tree import Node, encode_node, encode_nodes, split_tree
+from common.repository.core.tree import Node, encode_dict, encode_nodes, split_tree
 from common.repository.system.dirfd import open_dir_at
 from common.repository.system.malloc import keep_freed_memory
 
@@ -73,7 +75,7 @@ READ_AHEAD_MIN = 32
 
 #: a parent-snapshot node as the walk sees it: its JSON object and its exact text (copied
 #: into the new tree when the file is unchanged; ``Node.from_dict`` for anything else)
-_Old = tuple[dict[str, Any], str]
+_Old = tuple[dict[str, Any] | None, str]  # None: a kept file, parsed when needed
 #: a plan entry: the directory entry, its stat, its parent node, and its read-ahead slot,
 #: or -1 (the walk reads it) or ``_UNCHANGED`` (its parent node is reused as it is)
 _PlanEntry = tuple[os.DirEntry[str], os.stat_result, "_Old | None", int]
@@ -87,9 +89,14 @@ class _Listed:
     """A directory opened, listed and stat'ed: its entries with their parent-snapshot
     nodes and read-ahead slots, and the reads handed to the readers."""
 
-    def __init__(self, dir_fd: int, old: dict[str, _Old], parent_ok: bool = True) -> None:
+    def __init__(self, dir_fd: int, old: dict[str, _Old], parent_ok: bool = True,
+                 files: dict[str, tuple[kept.StatKey, list[bytes]]] | None = None) -> None:
         self.dir_fd: int | None = dir_fd
         self.old = old
+        #: the parent's plain files by name when the parent tree was kept (``kept``)
+        self.files = files
+        #: plan position -> chunk ids of the files found unchanged (for ``kept``)
+        self.ids: dict[int, list[bytes]] = {}
         #: False when the parent's tree could not be read (its id must not be reused)
         self.parent_ok = parent_ok
         self.plan: list[_PlanEntry] = []
@@ -112,9 +119,19 @@ class _Walker:
 
     def __init__(self, repo: Repository, pipe: _Pipeline, stats: SnapshotStats,
                  progress: ProgressTracker, options: BackupOptions, root: str = "",
-                 excludes: Excludes = NO_EXCLUDES, left_out: list[str] | None = None
-                 ) -> None:
+                 excludes: Excludes = NO_EXCLUDES, left_out: list[str] | None = None,
+                 kept_trees: tuple[dict[bytes, kept.KeptTree], frozenset[bytes] | None]
+                 = ({}, None)) -> None:
         self.root = root
+        #: parent trees a backup in this process kept (``kept``), by id
+        self.kept, stamp = kept_trees
+        #: every chunk the kept trees name is indexed: no lookup for an unchanged file
+        self.trusted = stamp is not None and repo.index_files is not None \
+            and stamp <= repo.index_files
+        #: the trees written, kept for the next backup (``options.keep_trees``)
+        self.keeping: dict[bytes, kept.KeptTree] | None = (
+            {} if options.keep_trees or kept.wanted() else None)
+        self._kept_nodes = 0
         self.excludes = excludes
         #: the volume-relative paths ``excludes`` left out (a directory once)
         self.left_out = left_out if left_out is not None else []
@@ -135,7 +152,8 @@ class _Walker:
         self.readers = Readers(options.readers, self.blob_id,
                                None if processes == 0 else start, options.process_after)
         self.large = LargeFiles(repo.chunker, self.blob_id, pipe.known, pipe.submit,
-                                progress, options.chunkers) if options.chunkers > 0 else None
+                                progress, options.chunkers, lengths=pipe.layout
+                                ) if options.chunkers > 0 else None
 
     def node(self, name: str, dir_fd: int, st: os.stat_result,
              xattrs: dict[str, bytes] | None = None) -> Node:
@@ -153,23 +171,34 @@ class _Walker:
         the tree to complete once the files below it still being chunked are done."""
         listed = prepared if prepared is not None else self._list(path, parent_tree, at)
         try:
-            texts, pending = self._entries(listed, path, rel)
+            texts, dicts, files, pending = self._entries(listed, path, rel)
         finally:
             listed.close()
         self.stats.dirs += 1
-        tree = Deferred(texts, pending, lambda done: self.tree(done, parent_tree, listed),
+        tree = Deferred(texts, pending,
+                        lambda done: self.tree(done, parent_tree, listed, dicts, files),
                         self.chunked)
         return tree.result() if tree.ready() else tree
 
-    def tree(self, texts: list[str], parent_tree: bytes | None, listed: _Listed) -> bytes:
-        """The id of the tree of ``texts``, stored unless known (the parent's tree when
-        nothing changed)."""
+    def tree(self, texts: list[str], parent_tree: bytes | None, listed: _Listed,
+             dicts: list[dict[str, Any] | None],
+             files: dict[str, tuple[kept.StatKey, list[bytes]]]) -> bytes:
+        """The id of the tree of ``texts`` (``dicts``: their JSON objects where known;
+        ``files``: plain files' stat keys and chunks, when keeping trees), stored unless
+        known (the parent's tree when nothing changed)."""
         if parent_tree is not None and listed.parent_ok \
                 and texts == [t for _d, t in listed.old.values()]:
-            return parent_tree  # nothing changed: the same bytes, hence the same tree id
-        data = encode_nodes(texts)
-        tree_id = self.repo.codec.blob_id(data)
-        self.pipe.submit(BlobType.TREE, data, tree_id)
+            tree_id = parent_tree  # nothing changed: the same bytes, hence the same tree id
+        else:
+            data = encode_nodes(texts)
+            tree_id = self.repo.codec.blob_id(data)
+            self.pipe.submit(BlobType.TREE, data, tree_id)
+        if self.keeping is not None:
+            self._kept_nodes += len(texts)
+            if self._kept_nodes > kept.MAX_NODES:
+                self.keeping = None  # too large to keep
+            else:
+                self.keeping[tree_id] = kept.make_tree(texts, dicts, files)
         return tree_id
 
     def chunked(self, node: Node, out: Chunked) -> None:
@@ -186,7 +215,11 @@ class _Walker:
         the readers at once."""
         old: dict[str, _Old] = {}
         parent_ok = True
-        if parent_tree is not None:
+        files = None
+        was = self.kept.get(parent_tree) if parent_tree is not None else None
+        if was is not None and parent_tree is not None and self.pipe.known(parent_tree):
+            old, files = was.old, was.files  # made by this process: as read
+        elif parent_tree is not None:
             try:
                 with self.pipe.lock:  # the packer adds to the index meanwhile
                     data = self.repo.read_blob(parent_tree, BlobType.TREE)
@@ -196,7 +229,7 @@ class _Walker:
                 log.warning("parent tree of %s unreadable (%s); reading it in full", path, exc)
                 old, parent_ok = {}, False
         dir_fd = open_directory(path) if at is None else open_dir_at(*at, path)
-        listed = _Listed(dir_fd, old, parent_ok)
+        listed = _Listed(dir_fd, old, parent_ok, files)
         try:
             with os.scandir(dir_fd) as it:
                 entries = list(it)
@@ -207,28 +240,42 @@ class _Walker:
                 entries.sort(key=lambda e: os.fsencode(e.name))
             reads: list[tuple[str, int]] = []
             same: list[tuple[int, list[bytes]]] = []  # plan positions, their chunks
-            rel_dir = path[len(self.root) + 1:] if self.excludes else ""
+            trusted: list[tuple[int, list[bytes]]] = []  # the same, known to be indexed
+            sure = trusted if self.trusted else same
+            excludes = self.excludes if self.excludes else None
+            rel_dir = path[len(self.root) + 1:] if excludes is not None else ""
             for entry in entries:
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # vanished while we walked
                     self.stats.skipped += 1
                     continue
-                if self.excludes:
+                if excludes is not None:
                     rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                    if self.excludes.matches(rel, stat.S_ISDIR(st.st_mode)):
+                    if excludes.matches(rel, stat.S_ISDIR(st.st_mode)):
                         self.left_out.append(rel)
                         continue
                 prev = old.get(entry.name)
                 slot = -1
-                content = None if prev is None else self._same_file(prev[0], st)
-                if content is not None:
-                    same.append((len(listed.plan), content))
-                elif self._read_ahead(st, prev):
-                    slot = len(reads)
+                content = None
+                known = files.get(entry.name) if files is not None else None
+                if known is not None:  # a kept plain file: its stat key says it all
+                    if st.st_nlink == 1 and stat.S_ISREG(st.st_mode) and known[0] == (
+                            st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                            stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid):
+                        sure.append((len(listed.plan), known[1]))
+                        content = known[1]
+                elif prev is not None and prev[0] is not None:
+                    content = self._same_file(prev[0], st)
+                    if content is not None:
+                        same.append((len(listed.plan), content))
+                if content is None and self._read_ahead(st, prev):
+                    slot = len(reads)  # (a small file is read as new: no parent node)
                     reads.append((entry.name, st.st_size))
+                elif content is None and prev is not None and prev[0] is None:
+                    prev = (json.loads(prev[1]), prev[1])  # a changed kept file
                 listed.plan.append((entry, st, prev, slot))
-            self._mark_unchanged(listed.plan, same)
+            self._mark_unchanged(listed, same, trusted)
             if len(reads) >= READ_AHEAD_MIN:  # else the walk reads them (_entries)
                 listed.ahead = ReadAhead(self.readers, dir_fd, path, reads)
         except BaseException:
@@ -237,11 +284,16 @@ class _Walker:
         return listed
 
     def _entries(self, listed: _Listed, path: str, rel: str
-                 ) -> tuple[list[str], list[Pending]]:
-        """The nodes (texts) of a directory's entries, in order, and those still pending
-        (their texts empty). Before going into a subdirectory the next one is listed, so
-        the readers have its files while the walk is busy."""
+                 ) -> tuple[list[str], list[dict[str, Any] | None],
+                            dict[str, tuple[kept.StatKey, list[bytes]]], list[Pending]]:
+        """The nodes (texts, and their JSON objects) of a directory's entries, in order,
+        the plain files' stat keys and chunks (when keeping trees), and the entries still
+        pending (their texts empty, objects None). Before going into a subdirectory the
+        next one is listed, so the readers have its files while the walk is busy."""
         texts: list[str] = []
+        dicts: list[dict[str, Any] | None] = []
+        files: dict[str, tuple[kept.StatKey, list[bytes]]] = {}
+        keeping = self.keeping is not None
         waiting: list[Pending] = []
         same = [0, 0]  # unchanged files in a row, their bytes: counted at once
         ahead, plan, dir_fd = listed.ahead, listed.plan, listed.dir_fd
@@ -253,8 +305,13 @@ class _Walker:
             for i, (entry, st, prev, slot) in enumerate(plan):
                 if slot == _UNCHANGED and prev is not None:  # counted in a run (_same)
                     same[0] += 1
-                    same[1] += prev[0].get("size", 0)
+                    same[1] += st.st_size  # its node's size
                     texts.append(prev[1])
+                    dicts.append(prev[0])
+                    if keeping:
+                        files[entry.name] = ((st.st_ino, st.st_size, st.st_mtime_ns,
+                                              st.st_ctime_ns, stat.S_IMODE(st.st_mode),
+                                              st.st_uid, st.st_gid), listed.ids[i])
                     continue
                 if same[0]:
                     self._same(same)
@@ -285,15 +342,21 @@ class _Walker:
                 if wait is not None:  # its text once what it waits for is done
                     waiting.append((len(texts), node, wait))
                     texts.append("")
+                    dicts.append(None)
                     continue
-                texts.append(encode_node(node))
+                d = node.to_dict()
+                texts.append(encode_dict(d))
+                dicts.append(d)
+                if keeping and node.type == "file" and st.st_nlink == 1:
+                    files[node.name] = ((node.inode, node.size, node.mtime_ns, node.ctime_ns,
+                                         node.mode, node.uid, node.gid), list(node.content))
             if same[0]:
                 self._same(same)
         finally:
             for other in pending.values():
                 if isinstance(other, _Listed):
                     other.close()
-        return texts, waiting
+        return texts, dicts, files, waiting
 
     def _same(self, same: list[int]) -> None:
         """Count a run of unchanged files (one progress call for them all)."""
@@ -319,7 +382,7 @@ class _Walker:
         if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size < self.small
                 and st.st_blocks * 512 >= st.st_size):
             return False
-        if prev is None:
+        if prev is None or prev[0] is None:  # None: a kept file its stat key said changed
             return True
         get = prev[0].get
         return (get("size", 0), get("mtime_ns", 0), get("ctime_ns", 0), get("inode", 0)) != (
@@ -345,17 +408,19 @@ class _Walker:
             return None
         return ids if all(len(b) == 32 for b in ids) else None
 
-    def _mark_unchanged(self, plan: list[_PlanEntry], same: list[tuple[int, list[bytes]]]
-                        ) -> None:
+    def _mark_unchanged(self, listed: _Listed, same: list[tuple[int, list[bytes]]],
+                        trusted: list[tuple[int, list[bytes]]]) -> None:
         """Mark the files that are their parent node by their stat and whose chunks are all
-        still indexed (one index query for the directory) to be reused as they are."""
-        if not same:
-            return
-        missing = self.pipe.unknown([b for _i, ids in same for b in ids])
-        for i, ids in same:
+        still indexed (one index query for the directory; none for ``trusted``) to be
+        reused as they are."""
+        plan = listed.plan
+        missing = self.pipe.unknown([b for _i, ids in same for b in ids]) if same else None
+        for i, ids in itertools.chain(trusted, same):
             if not missing or missing.isdisjoint(ids):
                 entry, st, prev, _slot = plan[i]
                 plan[i] = (entry, st, prev, _UNCHANGED)
+                if self.keeping is not None:
+                    listed.ids[i] = ids
 
     def _fill(self, node: Node, path: str, dir_fd: int, rel: str, st: os.stat_result,
               old: Node | None, listed: _Listed | None = None
@@ -395,16 +460,16 @@ class _Walker:
         elif self.large is not None and st.st_nlink == 1 and (
                 st.st_size >= self.small or st.st_blocks * 512 < st.st_size):
             # the chunking threads count it when done
-            return self.large.chunk(open_nofollow(node.name, dir_fd), st)
+            return self.large.chunk(open_nofollow(node.name, dir_fd), st, _old_chunks(old))
         else:
-            self._read(node, dir_fd, st)
+            self._read(node, dir_fd, st, old)
         self.stats.bytes += node.size
         self.progress.add(node.size, 1)
         if st.st_nlink > 1:
             self.links[(st.st_dev, st.st_ino)] = (rel, node)
         return None
 
-    def _read(self, node: Node, dir_fd: int, st: os.stat_result) -> None:
+    def _read(self, node: Node, dir_fd: int, st: os.stat_result, old: Node | None) -> None:
         fd = open_nofollow(node.name, dir_fd)
         try:
             if st.st_size < self.small and st.st_blocks * 512 >= st.st_size:
@@ -414,8 +479,9 @@ class _Walker:
                     self._small(node, len(data), self.blob_id(data) if data else None, data)
                     return
                 os.lseek(fd, 0, os.SEEK_SET)  # it grew: chunk it like any other file
+            ids = _old_chunks(old)
             out = chunk_fd(self.chunker, self.blob_id, self.pipe.known, self.pipe.submit, fd,
-                           st)
+                           st, old=self.pipe.layout(ids) if ids else None)
             node.content, node.holes, node.size = out.content, out.holes, out.size
             self.stats.files_read += 1
             self.stats.bytes_read += out.read
@@ -441,9 +507,17 @@ def _old_node(prev: _Old | None) -> Node | None:
     if prev is None:
         return None
     try:
-        return Node.from_dict(prev[0])
+        return Node.from_dict(prev[0] if prev[0] is not None else json.loads(prev[1]))
     except IntegrityError:
         return None
+
+
+def _old_chunks(old: Node | None) -> list[bytes] | None:
+    """The chunk ids of a file's parent-snapshot node when its chunks can guide the
+    cutting of the file now (``large.chunk_resync``): a plain file, not sparse."""
+    if old is None or old.type != "file" or old.holes or not old.content:
+        return None
+    return old.content
 
 
 def _root_node(path: str) -> Node:
@@ -476,15 +550,17 @@ def backup_directory(
     progress = progress or NullTracker()
     keep_freed_memory()
     progress.set_phase("indexing")
-    repo.load_index()
+    repo.load_index(reuse=True)
     stats = SnapshotStats()
     progress.set_phase("backup")
     pipe = _Pipeline(repo, stats, options)
     walker: _Walker | None = None
     try:
         root_node = _root_node(root)
-        walker = _Walker(repo, pipe, stats, progress, options, root, excludes, left_out)
-        tree = walker.directory(root, "", parent.tree if parent is not None else None)
+        parent_tree = parent.tree if parent is not None else None
+        walker = _Walker(repo, pipe, stats, progress, options, root, excludes, left_out,
+                         kept.take(repo.config.repository_id, parent_tree))
+        tree = walker.directory(root, "", parent_tree)
         tree_id = tree.result() if isinstance(tree, Deferred) else tree
         root_node.subtree = tree_id
         if walker.large is not None:
@@ -498,13 +574,18 @@ def backup_directory(
         pipe.abort()
         raise
     pipe.close()
+    if walker.keeping is not None:  # a backup follows: all committed and indexed
+        repo.remember_index(pipe.packer.written)
     snap = Snapshot(tree=tree_id, root=root_node, host=host, volume=volume, tags=list(tags),
                     parent=parent.id if parent is not None else None, stats=stats,
                     excludes=list(excludes.patterns))
     progress.checkpoint()  # a cancelled job stops here: packs stay, no snapshot
     if before_commit is not None:  # e.g. the lock still holds: else no snapshot
         before_commit()
-    return save_snapshot(repo, snap)
+    saved = save_snapshot(repo, snap)
+    if walker.keeping is not None:
+        kept.keep(repo.config.repository_id, walker.keeping, repo.index_files)
+    return saved
 
 
 def iter_nodes(repo: Repository, tree_id: bytes, prefix: str = ""

@@ -2,9 +2,10 @@
 
 Blobs travel in batches (up to 64 blobs or 1 MiB; a large chunk alone), so the cost of a
 thread hand-off is paid per batch, not per small file; a pool of encoder threads
-compresses and seals them (zstd and AES-GCM release the GIL); one packer thread appends
-sealed blobs to a data pack and a tree pack, commits a pack when the next blob would
-overflow it, and writes an index file every ``index_every`` packs. A semaphore caps the
+compresses and seals them (zstd releases the GIL; AES-GCM, ``cryptography``'s Rust
+backend, holds it while it runs); one packer thread appends sealed blobs to a data pack
+and a tree pack, commits a pack when the next blob would overflow it, and writes an index
+file every ``index_every`` packs. A semaphore caps the
 batches in flight, so memory is ~``in_flight`` x (1 MiB or one chunk). Blobs sealed by
 backup worker processes join at the packer (``Pipeline.deliver``). On an exception the
 packer still indexes the packs it committed.
@@ -46,6 +47,9 @@ class BackupOptions:
     #: threads chunking large files beside the walk (0: the walk chunks them itself; one
     #: keeps up with the walk of a changed re-backup, two only add GIL hand-offs)
     chunkers: int = 1
+    #: keep the trees written in this process for the next backup of the volume (a
+    #: migration's catch-up, whose snapshot the cut-over's backup walks again: ``kept``)
+    keep_trees: bool = False
 
 
 class Packer:
@@ -64,6 +68,8 @@ class Packer:
         self._open: dict[BlobType, packmod.PackWriter] = {}
         self._unindexed: list[IndexEntry] = []
         self._since_index = 0
+        #: the index files written
+        self.written: list[bytes] = []
         self._thread = threading.Thread(target=self._run, name="repo-packer", daemon=True)
         self._thread.start()
 
@@ -114,7 +120,9 @@ class Packer:
             self._write_index()
 
     def _write_index(self) -> None:
-        if self.repo.write_index_file(self._unindexed) is not None:
+        index_id = self.repo.write_index_file(self._unindexed)
+        if index_id is not None:
+            self.written.append(index_id)
             self.stats.index_files += 1
         self._unindexed = []
         self._since_index = 0
@@ -162,6 +170,18 @@ class Pipeline:
         rest = [b for b in blob_ids if b not in seen]
         with self.lock:
             return self.index.missing(rest)
+
+    def layout(self, blob_ids: list[bytes]) -> list[tuple[bytes, int]] | None:
+        """Each indexed blob with its plaintext length, in order; None if one is not
+        indexed (a file's parent-snapshot chunks, for ``large.chunk_resync``)."""
+        out = []
+        with self.lock:
+            for b in blob_ids:
+                entry = self.index.lookup(b)
+                if entry is None:
+                    return None
+                out.append((b, entry.raw_length))
+        return out
 
     def want(self, blob_id: bytes) -> bool:
         """(walking thread) Whether a blob read by a worker process must be stored; it

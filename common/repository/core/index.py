@@ -224,6 +224,17 @@ class Index:
         self._pack_no: dict[bytes, int] = {}
         self._flush_every = flush_every
 
+    def copy(self) -> Index:
+        """An independent copy (the columns are immutable bytes, shared; the arrays and
+        lists copied): for a cache of loaded indexes that hands out copies."""
+        self.flush()
+        out = Index(self._flush_every)
+        out._prefix = [array("Q", p) for p in self._prefix]
+        out._rest, out._recs = list(self._rest), list(self._recs)
+        out._merged = self._merged
+        out._packs, out._pack_no = list(self._packs), dict(self._pack_no)
+        return out
+
     def __len__(self) -> int:
         """Entries indexed (a duplicate added in bulk counts until the next flush)."""
         return self._merged + len(self._pending) + self._n_staged

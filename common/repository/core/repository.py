@@ -18,6 +18,7 @@ target at once exactly one config lands; the loser removes its key file and gets
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,14 @@ from common.repository.core.tree import Tree
 from common.storage.base import Backend
 
 _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
+#: ``load_index(reuse=True)``: the index a backup kept (``remember_index``: one that another
+#: follows, a migration's catch-up), by repository (backend, repository id): the index
+#: files it holds exactly, and a copy of it. One repository's, of at most
+#: ``REUSE_MAX_ENTRIES`` blobs (~50 bytes each); nothing else keeps a copy (a one-shot
+#: command's peak memory is unchanged)
+_LOADED: dict[tuple[str, bytes], tuple[frozenset[bytes], Index]] = {}
+_LOADED_LOCK = threading.Lock()
+REUSE_MAX_ENTRIES = 1_000_000
 _HINT = "run a repository check to see what is damaged"
 
 
@@ -81,6 +90,10 @@ class Repository:
                                                  repr=False, compare=False)
     #: The damage marks the index was last loaded with.
     damage: Damage = field(default_factory=Damage, init=False, repr=False, compare=False)
+    #: The index files the index holds exactly (a clean ``load_index(reuse=True)``), else
+    #: None
+    _index_files: frozenset[bytes] | None = field(default=None, init=False, repr=False,
+                                                  compare=False)
 
     def __post_init__(self) -> None:
         self.cipher = cipher_for(self.key, self.config.encrypted)
@@ -101,38 +114,85 @@ class Repository:
     @index.setter
     def index(self, index: Index) -> None:
         self._index = index
+        self._index_files = None
 
-    def load_index(self) -> LoadedIndex:
+    def load_index(self, reuse: bool = False) -> LoadedIndex:
         """(Re)read every index file into one ``Index``, which the repository then reads
-        through; damaged files are listed, not fatal."""
+        through; damaged files are listed, not fatal.
+
+        ``reuse`` (a backup): start from the index a backup of this repository kept in
+        this process (``remember_index``, ``_LOADED``) when each of its index files is
+        still listed, and read only the files added since. Index files never change
+        once written (a prune or a repair writes new ones and deletes the old), so what
+        was read from a file still says the same; a file gone, any damage mark or an
+        unreadable file means a full read. Never for a check or a repair, which must
+        read what storage holds now."""
         self._index = None  # the old one goes before the new one is built (memory)
+        self._index_files = None
         out = LoadedIndex(Index())
         out.marks, out.damaged_marks = read_damage(self.backend, self.cipher)
         bad: dict[bytes, set[bytes] | None] = dict(out.marks.by_pack())
         bad.update(dict.fromkeys(out.marks.packs))
+        listed: list[tuple[bytes, str]] = []
         for info in self.backend.list(ids.INDEX_PREFIX):
             try:
-                index_id = ids.id_from_key(info.key)
+                listed.append((ids.id_from_key(info.key), info.key))
             except Exception:  # noqa: BLE001 - a stray object: report it
                 out.damaged[b""] = f"unexpected object {info.key}"
-                continue
+        clean = reuse and not bad and not out.damaged_marks
+        known: frozenset[bytes] = frozenset()
+        if clean:
+            cache = (self.backend.display, self.config.repository_id)
+            with _LOADED_LOCK:
+                hit = _LOADED.get(cache)
+            if hit is not None and hit[0] <= {i for i, _k in listed}:
+                known, out.index = hit[0], hit[1].copy()
+        for index_id, key in listed:
             out.files.append(index_id)
+            if index_id in known:
+                continue
             try:
-                data = self.backend.get_bytes(info.key)
+                data = self.backend.get_bytes(key)
                 load_index_file(self.cipher, index_id, data, out.index, bad,
                                 out.quarantined)
             except (IntegrityError, NotFound) as exc:
                 out.damaged[index_id] = str(exc)
         out.index.flush()
         self._index = out.index
+        if clean and not out.damaged:
+            self._index_files = frozenset(out.files)
         self.quarantined = {e.blob_id: e for e in out.quarantined}
         self.damage = out.marks
         return out
+
+    @property
+    def index_files(self) -> frozenset[bytes] | None:
+        """The index files the index holds exactly, with no damage mark applied (a clean
+        ``load_index(reuse=True)``, plus what ``remember_index`` added), else None."""
+        return self._index_files
+
+    def remember_index(self, added: list[bytes]) -> None:
+        """(a backup, once every pack it stored is committed and indexed by the index
+        files ``added``) The index in memory is now what reading the files it was loaded
+        from plus ``added`` gives: kept for the next ``load_index(reuse=True)``."""
+        if self._index_files is not None and self._index is not None:
+            self._index_files = self._index_files | set(added)
+            self._keep_index()
+
+    def _keep_index(self) -> None:
+        index, files = self._index, self._index_files
+        if index is None or files is None or len(index) > REUSE_MAX_ENTRIES:
+            return
+        kept = index.copy()
+        with _LOADED_LOCK:
+            _LOADED.clear()  # one repository's: a worker's memory stays bounded
+            _LOADED[(self.backend.display, self.config.repository_id)] = (files, kept)
 
     def forget_index(self) -> None:
         """Drop the loaded index (it no longer says what is stored); the next use of
         ``index`` reads it again."""
         self._index = None
+        self._index_files = None
 
     def write_index_file(self, entries: list[IndexEntry]) -> bytes | None:
         """Write one new index file listing ``entries``; returns its id (None when empty).

@@ -252,6 +252,8 @@ def _node_encoder() -> Callable[[dict[str, Any]], str]:
 
 
 _encode_dict = _node_encoder()
+#: a node's canonical JSON text from its JSON object (``Node.to_dict``)
+encode_dict = _encode_dict
 
 
 def encode_node(node: Node) -> str:

@@ -3,6 +3,7 @@ as the walk's own chunker, the same snapshot, and nothing left open after a fail
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -112,3 +113,56 @@ def test_a_failing_large_file_fails_the_backup_and_leaves_nothing_open(
     monkeypatch.undo()
     snap = backup_directory(repo, src, host="h", volume="v")
     assert [s.id for s in list_snapshots(repo)] == [snap.id]
+
+
+def _ids(chunker: Chunker, data: bytes) -> list[tuple[bytes, int]]:
+    return [(blob_id(c), len(c)) for c in chunker.chunk_bytes(data)]
+
+
+def blob_id(data: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def _changes(rnd: random.Random, data: bytes) -> list[bytes]:
+    """Versions of ``data``: regions rewritten, bytes inserted or removed, grown, cut."""
+    n = len(data)
+    at = rnd.randrange(n)
+    out = [data, rnd.randbytes(n), data + rnd.randbytes(700), data + b"x", data[:-1],
+           data[: n // 2], data[:at] + rnd.randbytes(3) + data[at + 3:],
+           data[:at] + b"ins" + data[at:], data[:at] + data[at + 40:],
+           rnd.randbytes(50) + data, data[40:], b"", data[:100]]
+    for _ in range(3):  # a few regions rewritten, like the benchmark's mutation
+        b = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            i = rnd.randrange(n)
+            b[i:i + 300] = rnd.randbytes(len(b[i:i + 300]))
+        out.append(bytes(b))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resync_cuts_exactly_where_the_stream_chunker_cuts(tmp_path: Path, seed: int) -> None:
+    """Cutting guided by the parent's chunks gives the chunks of a full cut, whatever
+    changed (and a stale or wrong layout only costs cutting)."""
+    rnd = random.Random(seed)
+    chunker = Chunker(TINY, seed=12345)
+    size = rnd.choice([1500, 5000, 20_000, 60_000])
+    kind = seed % 3
+    base = (rnd.randbytes(size) if kind == 0 else bytes(size) if kind == 1 else
+            b"".join(b"row %d text\n" % rnd.randrange(99) for _ in range(size // 8))[:size])
+    path = tmp_path / "f"
+    for new in _changes(rnd, base):
+        path.write_bytes(new)
+        with open(path, "rb") as f:
+            expected = [blob_id(c) for c in chunker.chunk_stream(f)]
+        for old in (_ids(chunker, base), _ids(chunker, new), [(b"\0" * 32, 300)] * 9):
+            fd = os.open(path, os.O_RDONLY)
+            stored: list[bytes] = []
+            try:
+                out = large.chunk_resync(chunker, blob_id, lambda _b: False,
+                                         lambda _t, d, _i, s=stored: s.append(d), fd, old)
+            finally:
+                os.close(fd)
+            assert out.content == expected, (seed, len(new))
+            assert out.size == out.read == len(new)
+            assert b"".join(stored) == new  # every chunk handed over (none known)

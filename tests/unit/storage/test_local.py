@@ -3,12 +3,13 @@ listing that never leaves the root."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from common.errors import NotFound
+from common.errors import NotFound, StorageError
 from common.storage.local import LocalBackend, is_partial_name
 
 
@@ -74,3 +75,21 @@ def test_a_directory_is_not_an_object(tmp_path: Path) -> None:
         backend.open_reader("dir")
     backend.delete("dir")  # not an object: nothing to delete
     assert backend.get_bytes("dir/file") == b"1"
+
+
+def test_a_writer_whose_buffered_bytes_cannot_be_written_reports_the_commit(
+        tmp_path: Path) -> None:
+    """Small writes wait in the writer's buffer; a failure writing them out at the commit
+    is the commit's error (naming the object), and nothing is left behind."""
+    backend = LocalBackend(str(tmp_path))
+    w = backend.open_writer("a/b")
+    w.write(b"x" * 1000)  # buffered: not in the file yet
+    assert os.path.getsize(w._partial) == 0  # type: ignore[attr-defined]
+    w._f.close()  # type: ignore[attr-defined]
+    w._f = open("/dev/full", "wb", buffering=1 << 20)  # type: ignore[attr-defined]  # noqa: SIM115
+    w._f.write(b"x" * 1000)  # type: ignore[attr-defined]
+    with pytest.raises(StorageError, match="no space left"):
+        w.commit()
+    w.abort()
+    assert os.listdir(tmp_path / "a") == []
+    assert not list(backend.list("a/"))
