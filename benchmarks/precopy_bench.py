@@ -11,8 +11,9 @@ repository (S1). Each repeat runs every arm in a new process (this checkout and
 - ``cold``: what a plain ``restore`` job does past Docker: the repository opened
   (``open_repo``), the snapshot loaded, the shared lock taken, ``restore_snapshot``;
 - ``precopy``: the same, then the pre-copy's record as the job makes it
-  (``migration_steps.record_restored`` past Docker: ``record_precopy`` when the checkout
-  has it).
+  (``migration_steps.record_restored`` past Docker; in a checkout with
+  ``PrecopyRecord`` walked inside the restore's lock, the flush started after the save);
+  ``precopy-beside``: that with the flush started before the walk, as main does.
 
 Before each arm an untimed ``os.sync()``, then ``--dirty`` MiB written into a file beside
 the repository and left dirty (the fleet's restore follows a backup that just wrote the
@@ -85,7 +86,7 @@ def run(state_path: Path, arm: str, out_dir: Path, dirty: int) -> None:
             for _ in range(dirty):
                 f.write(block)
     phases: dict[str, float] = {}
-    inside = arm == "precopy" and hasattr(steps, "PrecopyRecord")
+    inside = arm.startswith("precopy") and hasattr(steps, "PrecopyRecord")
     t0 = t = time.perf_counter()
     repo, snap = load_backup(backend, backup, settings)
     with backup_lock(repo, "restore"):
@@ -93,6 +94,10 @@ def run(state_path: Path, arm: str, out_dir: Path, dirty: int) -> None:
         phases["restore"] = time.perf_counter() - t
         if inside:  # this checkout walks the record inside the restore
             t = time.perf_counter()
+            if arm == "precopy-beside":  # the flush started before the walk (as main)
+                from common.engine.flush import flush_behind as beside
+
+                beside([out_dir])
             walk = steps.PrecopyRecord(NullTracker())
             walk.walk(repo, snap, out_dir)
             phases["walk"] = time.perf_counter() - t
@@ -103,10 +108,11 @@ def run(state_path: Path, arm: str, out_dir: Path, dirty: int) -> None:
         t = time.perf_counter()
         steps.keep_record(state_file(settings.home, "m1"), walk.report, walk.seen,
                           walk.snapshot_id)
-        flush_behind([out_dir])
+        if arm != "precopy-beside":
+            flush_behind([out_dir])
         phases["save"] = time.perf_counter() - t
         assert walk.report is not None and walk.report.ok, walk.report
-    elif arm == "precopy":
+    elif arm.startswith("precopy"):
         t = time.perf_counter()
         out = _main_record(backend, backup, out_dir, settings, phases)
         phases["record"] = time.perf_counter() - t
