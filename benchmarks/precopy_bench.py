@@ -99,7 +99,15 @@ def run(state_path: Path, arm: str, out_dir: Path, dirty: int) -> None:
 
                 beside([out_dir])
             walk = steps.PrecopyRecord(NullTracker())
-            walk.walk(repo, snap, out_dir)
+            if os.environ.get("PRECOPY_PROFILE"):  # the walk's profile on stderr
+                import cProfile
+                import pstats
+
+                prof = cProfile.Profile()
+                prof.runcall(walk.walk, repo, snap, out_dir)
+                pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(18)
+            else:
+                walk.walk(repo, snap, out_dir)
             phases["walk"] = time.perf_counter() - t
     if inside:
         from common.engine.flush import flush_behind
