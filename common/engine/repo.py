@@ -30,7 +30,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -290,17 +290,25 @@ def missing_paths(repo: Repository, snap: Snapshot, paths: list[str]) -> list[st
 
 def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, volume: str,
                  tracker: ProgressTracker, settings: Settings,
-                 paths: list[str] | None = None) -> RestoreStats:
+                 paths: list[str] | None = None,
+                 then: Callable[[Repository, Snapshot, Path], None] | None = None
+                 ) -> RestoreStats:
     """Restore the backup's snapshot (only ``paths`` when given) into the existing, empty
     ``volume``. Raises IntegrityError naming the files it could not restore, and Refused
     for device nodes unless ``VOLKEEPER_RESTORE_DEVICE_NODES`` is set or the backup is a
-    safety snapshot (the volume's own previous content)."""
+    safety snapshot (the volume's own previous content). ``then(repo, snapshot, path)``
+    runs right after a restore that wrote the volume's directory directly (not through
+    the Docker API), still under its lock, with the repository's index loaded (a
+    migration's pre-copy records what it wrote: ``migration_steps.PrecopyRecord``)."""
     path = _volume_dir(docker, volume, settings)
     repo, snap = load_backup(backend, backup, settings)
     what = f"backup {backup.id}" if backup.id else f"safety snapshot {backup.snapshot_id[:8]}"
     with backup_lock(repo, f"restore of {what}", retry_for=LOCK_RETRY_SECONDS):
-        return restore_content(docker, repo, snap, path, volume=volume, settings=settings,
-                               paths=paths, progress=tracker,
-                               devices=settings.restore_device_nodes
-                               or backup.kind == "safety")
+        stats = restore_content(docker, repo, snap, path, volume=volume, settings=settings,
+                                paths=paths, progress=tracker,
+                                devices=settings.restore_device_nodes
+                                or backup.kind == "safety")
+        if then is not None and path is not None:
+            then(repo, snap, path)
+        return stats
 

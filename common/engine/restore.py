@@ -64,11 +64,14 @@ def restore_backup(
     driver: str = "local",
     driver_opts: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
+    then: Callable[..., None] | None = None,
 ) -> RestoreOutcome:
     """Restore ``backup`` (only ``paths``, relative to the volume root, when given). A
     missing volume is created with ``driver``, ``driver_opts`` and ``labels``.
     ``on_writing(created)`` is called right before data is written into the volume, so the
-    caller can record what to undo should this process die mid-way."""
+    caller can record what to undo should this process die mid-way. ``then``: see
+    ``repo.restore_into`` (a repository snapshot restored into a directory this worker
+    reaches; not called otherwise); what it raises undoes the restore too."""
     tracker.set_phase("validating")
     check = validate_restore(docker, backend, backup, host=host, volume=volume,
                              settings=settings, paths=paths)
@@ -86,7 +89,8 @@ def restore_backup(
     started = time.monotonic()
     try:
         restored = format_of(backup).restore(docker, backend, backup, volume=volume,
-                                             tracker=tracker, settings=settings, paths=paths)
+                                             tracker=tracker, settings=settings, paths=paths,
+                                             then=then)
     except VolkeeperError as e:
         if not _undo(docker, volume, created, settings):
             raise type(e)(f"{e.message}; volume {volume!r} may hold part of the restored data",

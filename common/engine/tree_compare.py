@@ -110,7 +110,8 @@ def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings:
 
 def compare_tree(repo: Repository, snap: Snapshot, root: Path,
                  tracker: ProgressTracker, *, trusted: Seen | None = None,
-                 seen: Seen | None = None, written: bool = False) -> VerifyReport:
+                 seen: Seen | None = None, written: bool = False,
+                 load_index: bool = True) -> VerifyReport:
     """Compare every entry below ``root`` with the snapshot (never raises for differences:
     they are listed in the report, the first ``MAX_PROBLEMS`` of them). ``seen`` collects
     each file whose content matched; a file whose entry in ``trusted`` (what an earlier
@@ -120,9 +121,11 @@ def compare_tree(repo: Repository, snap: Snapshot, root: Path,
     ``written``: ``root`` was just restored from this snapshot by this process's caller
     (every blob verified as it was written): the metadata and sizes are compared, the
     content is not read but taken as the snapshot's and recorded in ``seen`` (with the
-    ctime it left, so a later write is noticed)."""
+    ctime it left, so a later write is noticed). ``load_index=False``: the caller
+    loaded the repository's index just before (the restore this records)."""
     tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
-    repo.load_index()
+    if load_index:
+        repo.load_index()
     cmp = _Comparer(repo, os.fspath(root), tracker, trusted or {}, seen, written)
     try:
         cmp.entry("/", os.fspath(root), snap.root)

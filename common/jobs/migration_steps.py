@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.db import catalog, jobs
 from common.db.models import Job
@@ -27,7 +28,7 @@ from common.engine.backup import backup_volume
 from common.engine.catchup import catchup_backup
 from common.engine.flush import flush_behind, flushing, write_out
 from common.engine.records import StoredBackup
-from common.engine.repo_verify import Seen
+from common.engine.repo_verify import Seen, compare_tree
 from common.errors import Conflict, Damaged, NotFound, StorageError
 from common.hooks import start_again
 from common.jobs import record
@@ -48,6 +49,11 @@ from common.jobs.owners import worker_name
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
 from common.secretbox import seal, unseal
+
+if TYPE_CHECKING:
+    from common.archive import VerifyReport
+    from common.repository import Repository
+    from common.repository.core.snapshot import Snapshot
 
 
 def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -189,7 +195,32 @@ def _written_out(volume: str, dest: list[Path | None]) -> None:
                            "migrate again") from None
 
 
-def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict[str, Any]:
+class PrecopyRecord:
+    """The pre-copy restore's record walked inside the restore (``restore_backup``'s
+    ``then``): right after its last file, under its lock, with the repository, snapshot
+    and index it restored from — no second opening, lock or index load. ``walk`` leaves
+    the report and what it saw here for ``record_restored``."""
+
+    def __init__(self, tracker: ProgressTracker) -> None:
+        self.tracker = tracker
+        self.seen: Seen = {}
+        self.report: VerifyReport | None = None
+        self.path: Path | None = None
+        self.snapshot_id = ""
+        self.seconds = 0.0
+
+    def walk(self, repo: Repository, snap: Snapshot, path: Path) -> None:
+        began = time.monotonic()
+        self.path, self.snapshot_id = path, snap.id.hex()
+        # no boot id to stamp the record with: the pre-copy must be on disk when it ends
+        with flushing([path]) if boot_id() is None else contextlib.nullcontext():
+            self.report = compare_tree(repo, snap, path, self.tracker, seen=self.seen,
+                                       written=True, load_index=False)
+        self.seconds = time.monotonic() - began
+
+
+def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker,
+                    walked: PrecopyRecord | None = None) -> dict[str, Any]:
     """Right after the pre-copy's restore (the same job, on the destination host): what it
     wrote, with the stat it left — the baseline of the verify after the cut-over, which
     reads only the files whose stat changed since (no separate check walks the volume
@@ -198,33 +229,48 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker) -> dict
     restore verified every blob as it wrote it, so the content is the snapshot's without
     reading it again; the metadata and sizes are compared here. What this cannot see: a
     write into the new volume while the restore itself runs (the volume is new, locked,
-    and no container uses it).
+    and no container uses it). ``walked``: the walk already made inside the restore
+    (``PrecopyRecord``); without one (the restore went through the Docker API, or the
+    backup is no repository snapshot) the volume is compared here.
 
-    What the restore wrote is flushed from here on (the cut-over's stop then does not
-    wait for that writeback, ``engine.flush``), but the job does not wait for it: the
-    record and the held snapshot count only until the next reboot (``migration_state``),
-    so a crash before the writeback leaves nothing vouched for. Where the boot id cannot
-    be read the job waits for the flush, so that the pre-copy is on disk when it ends."""
-    b = ctx.job_backup(job)
-    seen: Seen = {}
-    dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
+    What the restore wrote is flushed once the record is saved (the cut-over's stop then
+    does not wait for that writeback, ``engine.flush``; started after the walk and the
+    save, so neither waits on the journal behind it), but the job does not wait for it:
+    the record and the held snapshot count only until the next reboot
+    (``migration_state``), so a crash before the writeback leaves nothing vouched for.
+    Where the boot id cannot be read the job waits for the flush (beside the walk), so
+    that the pre-copy is on disk when it ends."""
     wait = boot_id() is None
+    if walked is not None and walked.report is not None:
+        report, seen, snapshot = walked.report, walked.seen, walked.snapshot_id
+        dest = [walked.path]
+    else:
+        b = ctx.job_backup(job)
+        seen = {}
+        snapshot = b.snapshot_id or ""
+        dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
+        with ctx.open_target(b.target) as backend, \
+                (flushing(dest) if wait else contextlib.nullcontext()):
+            report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b),
+                                    job.volume, ctx.settings_for(b.target), tracker,
+                                    seen=seen, written=True)
+    keep_record(state_file(ctx.settings.home, str(job.params.get("record_for"))), report,
+                seen, snapshot)
     if not wait:
         flush_behind(dest)
-    with ctx.open_target(b.target) as backend, \
-            (flushing(dest) if wait else contextlib.nullcontext()):
-        report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
-                                ctx.settings_for(b.target), tracker, seen=seen,
-                                written=True)
-    state = state_file(ctx.settings.home, str(job.params.get("record_for")))
+    return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
+
+
+def keep_record(state: Path, report: VerifyReport, seen: Seen, snapshot: str) -> None:
+    """Save the pre-copy's record ``seen`` as the migration's ``state``; when its
+    comparison found nothing (the root's own metadata aside, which a bind volume's
+    directory may not keep and every sync sets again) the destination holds ``snapshot``
+    exactly: the next sync trusts that (``migration_state.hold``)."""
     held_path(state).unlink(missing_ok=True)
     save_record(state, seen)
-    # the destination is the snapshot: the next sync trusts that (the root's own metadata,
-    # which a bind volume's directory may not keep, every sync sets again)
     if report.problem_count == len(report.problems) and all(
             p.startswith(ROOT_META) for p in report.problems):
-        hold(state, b.snapshot_id or "")
-    return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
+        hold(state, snapshot)
 
 
 def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

@@ -60,17 +60,24 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                 replace_database=bool(job.params.get("replace_database")), tracker=tracker,
                 settings=ctx.settings_for(b.target))
         return Outcome({"loaded": [x.as_result() for x in loaded]})
+    walk = None
+    if job.params.get("record_for"):  # a migration's pre-copy: its verify baseline,
+        from common.jobs.migration_steps import PrecopyRecord  # walked inside the restore
+
+        walk = PrecopyRecord(tracker)
     with ctx.open_target(b.target) as backend:
         out = restore_engine.restore_backup(
             ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
             tracker=tracker, settings=ctx.settings_for(b.target), host=job.host,
             paths=job.params.get("paths"),
             on_writing=lambda created: record.restore_writing(ctx, job.id, created),
+            then=walk.walk if walk is not None else None,
             **(job.params.get("create") or {}))
-    if job.params.get("record_for"):  # a migration's pre-copy: its verify baseline
+    if walk is not None:
         from common.jobs.migration_steps import record_restored
 
-        return Outcome(out.as_result() | record_restored(ctx, job, tracker))
+        return Outcome(out.as_result() | record_restored(ctx, job, tracker, walk)
+                       | {"record_seconds": round(walk.seconds, 3)})
     return Outcome(out.as_result())
 
 

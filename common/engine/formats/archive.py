@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
@@ -162,7 +162,8 @@ class ArchiveFormat:
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                 volume: str, tracker: ProgressTracker, settings: Settings,
-                paths: list[str] | None = None) -> Restored:
+                paths: list[str] | None = None,
+                then: Callable[..., None] | None = None) -> Restored:
         tracker.set_phase("restoring", bytes_total=backend.stat(backup.key).size)
         stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
                              fmt=backup.format, checksum=backup.checksum, paths=paths,

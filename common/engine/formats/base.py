@@ -7,7 +7,7 @@ depends on its kind. ``archive.ArchiveFormat`` (tar, tar.gz, tar.zst) and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, Protocol
 
 from common.archive import VerifyReport
@@ -70,9 +70,12 @@ class Format(Protocol):
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                 volume: str, tracker: ProgressTracker, settings: Settings,
-                paths: list[str] | None = None) -> Restored:
+                paths: list[str] | None = None,
+                then: Callable[..., None] | None = None) -> Restored:
         """Write the backup (only ``paths`` when given) into the existing, empty volume.
-        Raises IntegrityError for damaged data, Refused for what policy does not accept."""
+        Raises IntegrityError for damaged data, Refused for what policy does not accept.
+        ``then``: the repository's restore calls it right after the content is written
+        (``repo.restore_into``); other formats never do."""
         ...
 
     def verify(self, backend: Backend, backup: StoredBackup, tracker: ProgressTracker,

@@ -10,7 +10,7 @@ does without them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 from common.archive import VerifyReport
@@ -134,9 +134,10 @@ class RepositoryFormat:
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                 volume: str, tracker: ProgressTracker, settings: Settings,
-                paths: list[str] | None = None) -> Restored:
+                paths: list[str] | None = None,
+                then: Callable[..., None] | None = None) -> Restored:
         stats = repo.restore_into(docker, backend, backup, volume=volume, tracker=tracker,
-                                  settings=settings, paths=paths)
+                                  settings=settings, paths=paths, then=then)
         return Restored(bytes=stats.bytes, files=stats.files,
                         entries=stats.files + stats.dirs)
 
