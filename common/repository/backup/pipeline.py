@@ -5,15 +5,16 @@ thread hand-off is paid per batch, not per small file; a pool of encoder threads
 compresses and seals them (zstd releases the GIL; AES-GCM, ``cryptography``'s Rust
 backend, holds it while it runs); one packer thread appends sealed blobs to a data pack
 and a tree pack, commits a pack when the next blob would overflow it, and writes an index
-file every ``index_every`` packs. A semaphore caps the
-batches in flight, so memory is ~``in_flight`` x (1 MiB or one chunk). Blobs sealed by
-backup worker processes join at the packer (``Pipeline.deliver``). On an exception the
-packer still indexes the packs it committed.
+file every ``index_every`` packs. ``InFlight`` caps the batches in flight by number and by
+bytes, so memory is at most ~``in_flight_bytes`` (or one chunk, up to 8 MiB, alone)
+however large the chunks. Blobs sealed by backup worker processes join at the packer
+(``Pipeline.deliver``). On an exception the packer still indexes the packs it committed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Callable
@@ -37,6 +38,9 @@ class BackupOptions:
     #: mixed 1 GiB set peaked ~40 MiB lower, at the same CPU time; two encoders and the
     #: packer stay fed)
     in_flight: int = 4  # batches
+    #: and their bytes (as handed to the encoders or sealed by a worker): four batches of
+    #: small files or average chunks (~1 MiB each) fit, four 8 MiB chunks do not
+    in_flight_bytes: int = 8 << 20
     index_every: int = 8
     batch_bytes: int = 1 << 20
     batch_blobs: int = 64
@@ -52,18 +56,52 @@ class BackupOptions:
     keep_trees: bool = False
 
 
+class InFlight:
+    """Batches in flight, bounded by number and by bytes: ``acquire`` waits while
+    ``batches`` are in flight or while the batch would take their bytes over ``limit`` (a
+    batch always goes when nothing else is in flight, however large)."""
+
+    def __init__(self, batches: int, limit: int) -> None:
+        self.batches, self.limit = max(1, batches), limit
+        self._cond = threading.Condition()
+        self._count = 0
+        self._bytes = 0
+
+    def _room(self, nbytes: int) -> bool:
+        return self._count == 0 or (self._count < self.batches
+                                    and self._bytes + nbytes <= self.limit)
+
+    def acquire(self, nbytes: int, timeout: float) -> bool:
+        """Take room for a batch of ``nbytes`` (within ``timeout`` seconds); whether taken."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._room(nbytes), timeout):
+                return False
+            self._count += 1
+            self._bytes += nbytes
+            return True
+
+    def release(self, nbytes: int) -> None:
+        """Give back the room of a batch of ``nbytes`` (packed, or failed)."""
+        with self._cond:
+            self._count -= 1
+            self._bytes -= nbytes
+            self._cond.notify_all()
+
+
 class Packer:
     """Owns the open packs; runs in its own thread, fed sealed blobs through a queue."""
 
     def __init__(self, repo: Repository, stats: SnapshotStats, index_every: int,
-                 slots: threading.Semaphore, committed: Callable[[list[IndexEntry]], None]
+                 slots: InFlight, committed: Callable[[list[IndexEntry]], None]
                  ) -> None:
         self.repo = repo
         self.committed = committed
         self.stats = stats
         self.index_every = index_every
         self.slots = slots
-        self.queue: queue.SimpleQueue[list[packmod.EncodedBlob] | None] = queue.SimpleQueue()
+        #: sealed batches, each with the bytes it holds in ``slots``
+        self.queue: queue.SimpleQueue[tuple[list[packmod.EncodedBlob], int] | None] = (
+            queue.SimpleQueue())
         self.error: BaseException | None = None
         self._open: dict[BlobType, packmod.PackWriter] = {}
         self._unindexed: list[IndexEntry] = []
@@ -75,13 +113,15 @@ class Packer:
 
     def _run(self) -> None:
         try:
-            while (batch := self.queue.get()) is not None:
+            while (item := self.queue.get()) is not None:
+                batch, nbytes = item
                 try:
                     if self.error is None:
                         for blob in batch:
                             self._add(blob)
                 finally:
-                    self.slots.release()
+                    del batch, item
+                    self.slots.release(nbytes)
             if self.error is None:
                 for t in list(self._open):
                     self._finish(t)
@@ -146,7 +186,7 @@ class Pipeline:
         self.repo = repo
         self.index = repo.index  # what this run stores is added to it
         self.seen: set[bytes] = set()
-        self.slots = threading.Semaphore(options.in_flight)
+        self.slots = InFlight(options.in_flight, options.in_flight_bytes)
         self.lock = threading.Lock()  # guards ``index``, which the packer adds to
         #: guards ``seen`` and the batch: the walk and the chunking threads submit
         self._submitting = threading.Lock()
@@ -195,9 +235,10 @@ class Pipeline:
     def deliver(self, batch: list[packmod.EncodedBlob]) -> None:
         """(a worker's receiver thread) Hand blobs sealed elsewhere to the packer, within
         the bound on batches in flight."""
-        while not self.slots.acquire(timeout=0.2):
+        nbytes = sum(len(blob.data) for blob in batch)
+        while not self.slots.acquire(nbytes, timeout=0.2):
             self.raise_if_failed()
-        self.packer.queue.put(batch)
+        self.packer.queue.put((batch, nbytes))
 
     def _committed(self, entries: list[IndexEntry]) -> None:
         """(packer thread) Blobs of a committed pack move from ``seen`` into the compact
@@ -228,24 +269,25 @@ class Pipeline:
     def _flush(self) -> None:
         if not self._batch:
             return
-        batch, self._batch, self._batch_size = self._batch, [], 0
-        while not self.slots.acquire(timeout=0.2):
+        batch, nbytes = self._batch, self._batch_size
+        self._batch, self._batch_size = [], 0
+        while not self.slots.acquire(nbytes, timeout=0.2):
             self.raise_if_failed()
         self.raise_if_failed()
         fut = self.pool.submit(self._encode, batch)
-        fut.add_done_callback(self._encoded)
+        fut.add_done_callback(functools.partial(self._encoded, nbytes))
 
     def _encode(self, batch: list[tuple[BlobType, bytes, bytes]]) -> list[packmod.EncodedBlob]:
         encode = self.repo.codec.encode
         return [encode(t, data, blob_id) for t, data, blob_id in batch]
 
-    def _encoded(self, fut: Future[list[packmod.EncodedBlob]]) -> None:
+    def _encoded(self, nbytes: int, fut: Future[list[packmod.EncodedBlob]]) -> None:
         exc = fut.exception()
         if exc is not None:
             self.packer.error = self.packer.error or exc
-            self.slots.release()
+            self.slots.release(nbytes)
             return
-        self.packer.queue.put(fut.result())
+        self.packer.queue.put((fut.result(), nbytes))
 
     def raise_if_failed(self) -> None:
         """Re-raise an encoder or packer failure in the walking thread."""

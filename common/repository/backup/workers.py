@@ -44,6 +44,12 @@ from common.repository.system.worker_pipe import WorkerProcess, worker_env
 #: 200,000 small files is as fast starting after 8,000 files as after 4,000)
 PROCESS_AFTER = 8000
 MAX_PROCESSES = 4
+#: hosts with up to this many CPUs back up without worker processes: the walk and the
+#: encoder threads (zstd and AES-GCM release the GIL) keep both cores of a 2-CPU host
+#: busy, and a worker costs ~26 MiB (the CLI's first backup of the mixed 1 GiB set, 2 CPUs,
+#: busy VM: peak RSS of the process tree 131-144 MiB instead of 157-167, wall ~10-20 %
+#: longer, the same CPU; benchmarks/RESULTS.md, session 13)
+NO_PROCESSES_UP_TO = 2
 
 
 class ProcessReaders:
@@ -165,11 +171,12 @@ def start(repo: Any, want: Callable[[bytes], bool],
           deliver: Callable[[list[EncodedBlob]], None], processes: int | None
           ) -> ProcessReaders | None:
     """Worker processes for this backup (``processes`` None: one per CPU beyond the first,
-    which the walk keeps busy, at most ``MAX_PROCESSES``; none on one CPU), or None when
-    there should be none. Measured on 2 CPUs: one worker 7.9-8.1 s, two 8.1-8.6 s."""
+    which the walk keeps busy, at most ``MAX_PROCESSES``; none on up to
+    ``NO_PROCESSES_UP_TO`` CPUs), or None when there should be none. Measured on 2 CPUs:
+    one worker 7.9-8.1 s, two 8.1-8.6 s."""
     if processes is None:
         cpus = len(os.sched_getaffinity(0))
-        processes = min(cpus - 1, MAX_PROCESSES)
+        processes = min(cpus - 1, MAX_PROCESSES) if cpus > NO_PROCESSES_UP_TO else 0
     if processes <= 0:
         return None
     init = (repo.key.to_bytes(), repo.config.encrypted, repo.config.zstd_level)

@@ -39,6 +39,12 @@ MIXED_MIN_FILES = 64
 #: pairs: as fast as 4 threads, peak RSS 151-170 MB instead of 193-209 MB)
 MIXED_THREADS = 2
 MAX_PROCESSES = 4
+#: a mixed restore (``MixedRunner``) on up to this many CPUs has one worker process: its
+#: threads of large files (decrypt, decompress, hash and write release the GIL) keep the
+#: other CPU busy. On 2 CPUs, the CLI's restore of the mixed 1 GiB set (busy VM): peak RSS
+#: of the process tree 117-126 MiB instead of 143-154, the same CPU (benchmarks/
+#: RESULTS.md, session 13)
+MIXED_ONE_PROCESS_UP_TO = 2
 WORKER_MODULE = "common.repository.restore.worker_main"
 
 
@@ -110,8 +116,9 @@ class MixedRunner:
 def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: int,
                 processes: int | None) -> ThreadRunner | ProcessRunner | MixedRunner:
     """Worker processes for large restores of small files (``processes=None``:
-    automatic), processes and threads for large restores of small and large files (see
-    ``MixedRunner``), else threads. Entries are created with their final mode (no
+    automatic, one per CPU), processes and threads for large restores of small and large
+    files (see ``MixedRunner``; one process on up to ``MIXED_ONE_PROCESS_UP_TO`` CPUs),
+    else threads. Entries are created with their final mode (no
     ``chmod``) when the umask is known and no default ACL of ``dest`` would change it, and
     without ``chown`` when they get the wanted owner anyway (the restoring user and group;
     ``dest``'s group is theirs)."""
@@ -121,6 +128,8 @@ def make_runner(repo: Repository, dest: str, files: int, nbytes: int, workers: i
         many = files >= PROCESS_MIN_FILES and cpus > 1
         mixed = many and nbytes > files * PROCESS_MAX_AVERAGE
         processes = min(cpus, MAX_PROCESSES) if many else 0
+        if mixed and cpus <= MIXED_ONE_PROCESS_UP_TO:
+            processes = 1
     try:
         acl = "system.posix_acl_default" in os.listxattr(dest)
     except OSError:
