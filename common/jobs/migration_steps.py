@@ -132,6 +132,7 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     held = take_held(state) if trusted is not None else None
     then = job.params.get("verify")
     settings = ctx.settings_for(b.target)
+    where = engine.volume_path(ctx.docker, job.volume, ctx.settings)
     with ctx.open_target(b.target) as backend:
         opened = load_backup(backend, backup, settings) \
             if backup.format == REPO_FORMAT else None
@@ -139,10 +140,11 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
             ctx.docker, backend, backup, job.volume, settings, tracker,
             driver=create.get("driver") or "local",
             driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {},
-            record=trusted, held=held, opened=opened)
-        if isinstance(then, dict):
+            record=trusted, held=held, opened=opened, path=where)
+        if isinstance(then, dict):  # (a full restore recreated the volume: looked up again)
             return _then_verify(ctx, job, tracker, backend, b, out, then, opened,
-                                trusted if then.get("baseline") else None)
+                                trusted if then.get("baseline") else None,
+                                where if out.get("method") == "sync" else None)
     if trusted is not None and out.get("method") == "sync":
         save_record(state, trusted)
         if not out.get("warnings"):
@@ -152,8 +154,8 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def _then_verify(ctx: JobContext, job: Job, tracker: ProgressTracker, backend: Backend,
                  b: Backup, applied: dict[str, Any], params: dict[str, Any],
-                 opened: tuple[Repository, Snapshot] | None, trusted: Seen | None
-                 ) -> Outcome:
+                 opened: tuple[Repository, Snapshot] | None, trusted: Seen | None,
+                 where: Path | None) -> Outcome:
     """The verify right after the apply, in its job: the record the apply just updated
     is trusted as it is in memory (not written out and read back: only this job used it
     after the apply), the repository opened once. The apply's result is kept in the job
@@ -168,7 +170,7 @@ def _then_verify(ctx: JobContext, job: Job, tracker: ProgressTracker, backend: B
                            worker=worker_name(ctx.host))
     try:
         done = _verify(ctx, job, tracker, backend, b, trusted, opened,
-                       durable=bool(params.get("durable", True)))
+                       durable=bool(params.get("durable", True)), where=where)
     except Damaged as e:
         raise Damaged(e.message, applied | {"verify": started | e.result | {
             "seconds": round(time.monotonic() - began, 3)}}, e.hint) from None
@@ -198,18 +200,19 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def _verify(ctx: JobContext, job: Job, tracker: ProgressTracker, backend: Backend,
             b: Backup, trusted: Seen | None, opened: tuple[Repository, Snapshot] | None,
-            *, durable: bool) -> dict[str, Any]:
-    """``verify``'s comparison (and ``sync``'s after its apply): its result, or Damaged."""
+            *, durable: bool, where: Path | None = None) -> dict[str, Any]:
+    """``verify``'s comparison (and ``sync``'s after its apply): its result, or Damaged.
+    ``where``: the volume's path, when the caller has looked it up."""
     state = state_file(ctx.settings.home, str(job.params.get("migration")))
     seen: Seen = {}
     tracker.set_phase("comparing")
-    dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
+    dest = [where or engine.volume_path(ctx.docker, job.volume, ctx.settings)]
     # meanwhile what the cut-over's sync wrote goes to disk (``engine.flush``); a durable
     # verify (also a job queued before ``durable`` existed) waits for it at the end
     flush_behind(dest)
     report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
                             ctx.settings_for(b.target), tracker, trusted=trusted,
-                            seen=seen, opened=opened)
+                            seen=seen, opened=opened, path=dest[0])
     result = {"ok": report.ok, "entries_checked": report.entries_checked,
               "files_trusted": sum(1 for k, v in seen.items()
                                    if trusted and tuple(trusted.get(k) or ()) == v),
