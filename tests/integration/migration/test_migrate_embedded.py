@@ -106,8 +106,14 @@ def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
         with runtime.db.session() as s:
             result = step_result("verify", jobs.get_job(s, steps["verify"]))
             restored = jobs.get_job(s, steps["precopy.restore"]).result
-        # the cut-over's apply and the verify: one job on the destination
+        # the cut-over's apply and the verify: one job on the destination, each step
+        # with its own span (split where the verify began)
         assert steps["verify"] == steps["cutover.apply"]
+        spans = {j["step"]: j for p in done["phases"] for j in p["jobs"]}
+        assert spans["cutover.apply"]["finished_at"] == spans["verify"]["started_at"]
+        assert spans["verify"]["started_at"][:19] == result["started_at"][:19]
+        assert spans["verify"]["state"] == spans["cutover.apply"]["state"] == "succeeded"
+        assert result["seconds"] >= 0
         assert "precopy.verify" not in steps  # the restore's record is the baseline
         assert restored["files_recorded"] >= 20  # what the pre-copy's restore wrote
         # (a bind volume's root mtime may differ in its last digits: the sync sets it)
