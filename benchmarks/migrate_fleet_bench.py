@@ -139,7 +139,8 @@ def migrate(fleet: Fleet, work: Path, i: int, kind: str, fraction: float,
             cpu = cpu_seconds(fleet) - cpu
             rows = {j["step"]: c.get(f"/jobs/{j['job_id']}").json()
                     for p in m["phases"] for j in p["jobs"]}
-            jobs = {step: _times(row) for step, row in rows.items()}
+            jobs = {j["step"]: _step_times(j, rows[j["step"]])
+                    for p in m["phases"] for j in p["jobs"]}
             # the cut-over job's own split: flush (before the stop), stop, final backup
             split = dict((rows["cutover.backup"].get("result") or {}).get("seconds") or {})
         finally:
@@ -194,6 +195,18 @@ def _ts(text: str) -> float:
 def _times(job: dict[str, Any]) -> dict[str, float]:
     return {"created": _ts(job["created_at"]), "started": _ts(job["started_at"]),
             "finished": _ts(job["finished_at"])}
+
+
+def _step_times(step: dict[str, Any], job: dict[str, Any]) -> dict[str, float]:
+    """A step's times: its job's, or where one job ran two steps (the cut-over's apply and
+    the verify, since session 13) the step's own span from the migration's view — the
+    second one neither waited for the coordinator nor in a queue."""
+    out = _times(job)
+    if step.get("started_at") and step.get("finished_at"):
+        out["started"], out["finished"] = _ts(step["started_at"]), _ts(step["finished_at"])
+        if step["step"] == "verify" and job.get("kind") == "migration-sync":
+            out["created"] = out["started"]
+    return out
 
 
 def cleanup(fleet: Fleet, work: Path, i: int) -> None:

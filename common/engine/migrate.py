@@ -42,6 +42,8 @@ from common.errors import NotFound, VolkeeperError
 from common.formats import REPO_FORMAT
 from common.hooks import StopWindow
 from common.progress import ProgressTracker
+from common.repository import Repository
+from common.repository.core.snapshot import Snapshot
 from common.storage.base import Backend
 
 #: the options the ``local`` driver understands (``docker volume create -o``)
@@ -267,16 +269,20 @@ def cutover_backup(docker: DockerHost, backend: Backend, *, host: str, volume: s
 def apply_final(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
                 settings: Settings, tracker: ProgressTracker, *, driver: str,
                 driver_opts: dict[str, str], labels: dict[str, str],
-                record: Seen | None = None, held: str | None = None) -> dict[str, Any]:
+                record: Seen | None = None, held: str | None = None,
+                opened: tuple[Repository, Snapshot] | None = None,
+                path: Path | None = None) -> dict[str, Any]:
     """Make ``volume`` equal to ``backup`` (see the module doc); what was done. ``record``
     (the pre-copy's record of the destination): a sync adds the files it wrote
     (``sync.sync_volume``); a full restore leaves it alone (its verify reads them).
-    ``held``: the snapshot the destination is trusted to hold (``sync.sync_volume``)."""
+    ``held``: the snapshot the destination is trusted to hold, ``opened``: the repository
+    and the backup's snapshot already loaded (``sync.sync_volume``); ``path``: the
+    volume's ``volume_path`` when the caller has it (else looked up here)."""
     started = time.monotonic()
-    path = volume_path(docker, volume, settings)
+    path = path or volume_path(docker, volume, settings)
     if path is not None:
         out = sync_volume(docker, backend, backup, volume, settings, tracker, path=path,
-                          record=record, held=held)
+                          record=record, held=held, opened=opened)
         return out.as_result() | {"method": "sync",
                                   "seconds": round(time.monotonic() - started, 3)}
     tracker.set_phase("recreating the destination")
@@ -307,12 +313,15 @@ def volume_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
 
 def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
             settings: Settings, tracker: ProgressTracker, *, trusted: Seen | None = None,
-            seen: Seen | None = None, written: bool = False) -> VerifyReport:
+            seen: Seen | None = None, written: bool = False,
+            opened: tuple[Repository, Snapshot] | None = None,
+            path: Path | None = None) -> VerifyReport:
     """The drill's comparison of ``volume`` with ``backup``, also for a bind volume;
     ``trusted``/``seen``/``written`` as for ``repo_verify.compare_tree`` (a repo backup's
-    files)."""
-    path = volume_path(docker, volume, settings)
+    files); ``opened`` as for ``repo_verify.compare_backup``; ``path`` as for
+    ``apply_final``."""
+    path = path or volume_path(docker, volume, settings)
     if path is not None and backup.format == REPO_FORMAT:
         return compare_backup(backend, backup, path, settings, tracker, trusted=trusted,
-                              seen=seen, written=written)
+                              seen=seen, written=written, opened=opened)
     return compare_volume(docker, backend, backup, volume, settings, tracker)

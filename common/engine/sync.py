@@ -64,8 +64,10 @@ from common.engine.tree_compare import Seen, sync_record
 from common.errors import DockerError, InvalidInput
 from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
+from common.repository import Repository
 from common.repository.core import ids
 from common.repository.core.locks import backup_lock
+from common.repository.core.snapshot import Snapshot
 from common.repository.restore.sync import SyncStats, sync_snapshot
 from common.storage.base import Backend
 
@@ -110,12 +112,14 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
                 settings: Settings, tracker: ProgressTracker, *, in_place: bool = True,
                 verify_content: bool = False, delete: bool = True,
                 path: Path | None = None, record: Seen | None = None,
-                held: str | None = None) -> SyncOutcome:
+                held: str | None = None,
+                opened: tuple[Repository, Snapshot] | None = None) -> SyncOutcome:
     """Make ``volume`` (on this worker's host) equal to the repo ``backup``, writing only
     what differs (see the module's docstring); ``path``: where its files are when that is
     not its mountpoint (the device directory of a ``local`` bind volume); ``record``:
     updated with what the sync wrote; ``held``: the id of the snapshot the volume is
-    trusted to hold (see the module's docstring). Raises
+    trusted to hold (see the module's docstring); ``opened``: the repository and the
+    backup's snapshot, loaded by the caller (``load_backup``). Raises
     InvalidInput for an archive backup, DockerError when the volume's mountpoint is not
     reachable, NotFound for a missing volume, Conflict, Refused and IntegrityError as
     ``sync_snapshot`` does."""
@@ -130,7 +134,7 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
                           "run the worker on the host as root (or bind-mount "
                           "/var/lib/docker/volumes), or restore into a new volume in full")
     tracker.set_phase("opening repository")
-    repo, snap = load_backup(backend, backup, settings)
+    repo, snap = opened or load_backup(backend, backup, settings)
     what = f"backup {backup.id}" if backup.id else f"snapshot {backup.snapshot_id[:8]}"
     with backup_lock(repo, f"sync of {what} into volume {volume}",
                      retry_for=LOCK_RETRY_SECONDS):

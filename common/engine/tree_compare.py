@@ -97,15 +97,21 @@ def _under(rel: str, gone: set[str]) -> bool:
 
 def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings: Settings,
                    tracker: ProgressTracker, *, trusted: Seen | None = None,
-                   seen: Seen | None = None, written: bool = False) -> VerifyReport:
+                   seen: Seen | None = None, written: bool = False,
+                   opened: tuple[Repository, Snapshot] | None = None) -> VerifyReport:
     """Compare the directory ``root`` (a restored volume) with the backup's snapshot
-    (``trusted``/``seen``/``written``: see ``compare_tree``)."""
-    repo = open_repo(backend, settings)
-    snap = load_snapshot(repo, snapshot_id(backup))
+    (``trusted``/``seen``/``written``: see ``compare_tree``). ``opened``: the repository
+    and the backup's snapshot as a step before in the same job loaded them, its index
+    read (a migration's apply then verify: not read again)."""
+    if opened is None:
+        repo = open_repo(backend, settings)
+        snap = load_snapshot(repo, snapshot_id(backup))
+    else:
+        repo, snap = opened
     with backup_lock(repo, f"comparison with backup {backup.id}",
                      retry_for=LOCK_RETRY_SECONDS):
         return compare_tree(repo, snap, root, tracker, trusted=trusted, seen=seen,
-                            written=written)
+                            written=written, load_index=opened is None)
 
 
 def compare_tree(repo: Repository, snap: Snapshot, root: Path,
@@ -121,8 +127,9 @@ def compare_tree(repo: Repository, snap: Snapshot, root: Path,
     ``written``: ``root`` was just restored from this snapshot by this process's caller
     (every blob verified as it was written): the metadata and sizes are compared, the
     content is not read but taken as the snapshot's and recorded in ``seen`` (with the
-    ctime it left, so a later write is noticed). ``load_index=False``: the caller
-    loaded the repository's index just before (the restore this records)."""
+    ctime it left, so a later write is noticed). ``load_index=False``: the caller loaded
+    the repository's index just before (the restore this records, or the apply this
+    verifies: nothing was stored since)."""
     tracker.set_phase("comparing", bytes_total=snap.stats.bytes, files_total=snap.stats.files)
     if load_index:
         repo.load_index()

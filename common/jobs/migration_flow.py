@@ -47,6 +47,7 @@ from common.jobs.migration_plan import (
     Step,
     absorb,
     actor,
+    carried,
     report_of,
     rolling_back,
 )
@@ -148,7 +149,8 @@ class Coordinator:
                 continue
             job_id = (m.steps or {}).get(step.name)
             if job_id is None:
-                self._submit(m, step, back)
+                if self._submit(m, step, back):  # a job that ran it already (``carried``)
+                    self._step(self._load(m.id))
                 return
             with self.db.session() as s:
                 job = jobs.get_job(s, job_id)
@@ -157,9 +159,14 @@ class Coordinator:
             if job.state != JobState.succeeded:
                 if back:
                     self._rollback_failed(m, step, job)
-                else:
-                    self._fail(m, step.name, job.error or str(job.state), job)
-                    self._step(self._load(m.id))
+                    return
+                failed = carried(step.name, job)
+                if failed is not None:  # its job failed in the next step it ran
+                    self._absorb(m, step, job)
+                    self._update(m.id, steps=dict(m.steps or {}) | {failed: job.id})
+                    m = self._load(m.id)
+                self._fail(m, failed or step.name, job.error or str(job.state), job)
+                self._step(self._load(m.id))
                 return
             if step.name not in (m.report or {}).get("absorbed", []):
                 self._absorb(m, step, job)
@@ -170,7 +177,9 @@ class Coordinator:
                     return
         self._finish(m, back)
 
-    def _submit(self, m: Migration, step: Step, back: bool) -> None:
+    def _submit(self, m: Migration, step: Step, back: bool) -> bool:
+        """Queue ``step``'s job and name it in the migration's steps; True when that job
+        has already finished (the step was run by an earlier step's job)."""
         if self.observer is not None:
             self.observer(step.name, m)
         try:
@@ -179,14 +188,14 @@ class Coordinator:
             orphan = self._orphan(m)
             if orphan is not None:  # queued by a process that died before recording it
                 self._update(m.id, steps=dict(m.steps or {}) | {step.name: orphan})
-                return
+                return False
             waits = dict(report_of(m, "waiting") or {})
             since = waits.setdefault(step.name, time.time())
             if back or time.time() - since < WAIT_SECONDS:
                 self._patch_report(m, {"waiting": waits})
-                return
+                return False
             self._fail(m, step.name, f"could not queue it: {e.message}")
-            return
+            return False
         except VolkeeperError as e:
             if back:
                 self._patch_report(m, {"rollback_errors": [f"{step.name}: {e.message}"]})
@@ -195,10 +204,11 @@ class Coordinator:
                              f"queued: {e.message}")
             else:
                 self._fail(m, step.name, e.message)
-            return
+            return False
         steps = dict(m.steps or {}) | {step.name: job.id}
         self._update(m.id, steps=steps)
         log.info("migration %s: %s is job %s", m.id, step.name, job.id)
+        return job.state.finished
 
     def _active_child(self, m: Migration) -> bool:
         with self.db.session() as s:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from common.db import Job, jobs
@@ -81,13 +82,15 @@ FORWARD = (
     Step("cutover.backup", "cut-over", lambda m: True, lambda ops, m: queue_step(
         ops, m, "cutover", host=m.source_host, volume=m.source_volume, target=m.via,
         params={"stop": m.cutover == "stop"})),
+    # one job on the destination applies and then verifies (``migration_steps.sync``'s
+    # ``params.verify``): the verify step names that job once it has begun its verify
     Step("cutover.apply", "cut-over", lambda m: True, lambda ops, m: queue_step(
         ops, m, "migration-sync", host=m.dest_host, volume=m.dest_volume,
-        backup_id=report_of(m, "final_backup_id"), params={"create": create_options(m)})),
-    Step("verify", "verify", lambda m: True, lambda ops, m: queue_step(
-        ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
         backup_id=report_of(m, "final_backup_id"),
-        params={"baseline": True, "durable": m.remove_source})),
+        params={"create": create_options(m), "verify": _verify_params(m)})),
+    Step("verify", "verify", lambda m: True, lambda ops, m: _carried_verify(ops, m) or
+         queue_step(ops, m, "migration-verify", host=m.dest_host, volume=m.dest_volume,
+                    backup_id=report_of(m, "final_backup_id"), params=_verify_params(m))),
     Step("finish.capture", "finish",
          lambda m: _recreating(m) and m.dest_host != m.source_host,
          lambda ops, m: queue_step(
@@ -132,6 +135,65 @@ ROLLBACK = (  # the source's side first: its containers run again while the
          lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
                                    volume=m.dest_volume)),
 )
+
+
+def _verify_params(m: Migration) -> dict[str, Any]:
+    return {"baseline": True, "durable": m.remove_source}
+
+
+def carried(step: str, job: Job) -> str | None:
+    """The later step that ``step``'s job went on to run itself: "verify" for a
+    cut-over's apply that began its verify (its result's ``verify``: an apply queued
+    before the two were one job never has it); else None."""
+    if step == "cutover.apply" and isinstance((job.result or {}).get("verify"), dict):
+        return "verify"
+    return None
+
+
+def step_result(step: str, job: Job) -> dict[str, Any]:
+    """What ``step`` itself did, from its job's result: where one job ran two steps
+    (``carried``) the verify's is the result's ``verify``, the apply's the rest."""
+    r = dict(job.result or {})
+    if job.kind == "migration-sync" and carried("cutover.apply", job):
+        v = r.pop("verify")
+        return dict(v) if step == "verify" else r
+    return r
+
+
+def _carried_verify(ops: OperationsService, m: Migration) -> Job | None:
+    """The cut-over's apply job when it ran the verify too (else the verify is queued as
+    a job of its own: an apply queued before)."""
+    job_id = (m.steps or {}).get("cutover.apply")
+    if job_id is None:
+        return None
+    with ops.db.session() as s:
+        job = jobs.get_job(s, job_id)
+        s.expunge(job)
+    return job if carried("cutover.apply", job) else None
+
+
+def span(step: str, job: Job) -> tuple[str, datetime | None, datetime | None]:
+    """A step's own state, start and end: its job's, except where one job ran two steps
+    (``carried``): the first ends, succeeded, where the second began (``verify.started_at``
+    in the job's result)."""
+    began = job.started_at or job.created_at
+    state, end = str(job.state), job.finished_at
+    if job.kind != "migration-sync" or not carried("cutover.apply", job):
+        return state, began, end
+    mid = _when((job.result or {})["verify"].get("started_at"), began)
+    if step == "cutover.apply":
+        return "succeeded", began, mid or end
+    return state, mid or began, end
+
+
+def _when(text: object, like: datetime) -> datetime | None:
+    """The ISO time ``text`` as aware or naive (UTC) as ``like`` (the database's)."""
+    try:
+        t = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    return t if like.tzinfo else t.astimezone(UTC).replace(tzinfo=None)
 
 
 def _safety_backup(m: Migration) -> str:

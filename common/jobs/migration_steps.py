@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.db import catalog, jobs
-from common.db.models import Job
+from common.db.models import Backup, Job, utcnow
 from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
 from common.engine.catchup import catchup_backup
 from common.engine.flush import flush_behind, flushing, write_out
 from common.engine.records import StoredBackup
+from common.engine.repo import load_backup
 from common.engine.repo_verify import Seen, compare_tree
 from common.errors import Conflict, Damaged, NotFound, StorageError
+from common.formats import REPO_FORMAT
 from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
@@ -48,12 +50,13 @@ from common.jobs.names import MIGRATION_LABEL
 from common.jobs.owners import worker_name
 from common.jobs.runner import Outcome
 from common.progress import ProgressTracker
+from common.repository import Repository
+from common.repository.core.snapshot import Snapshot
 from common.secretbox import seal, unseal
+from common.storage.base import Backend
 
 if TYPE_CHECKING:
     from common.archive import VerifyReport
-    from common.repository import Repository
-    from common.repository.core.snapshot import Snapshot
 
 
 def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -119,24 +122,63 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     The snapshot the destination holds (``migration_state``: written after the pre-copy's restore
     and after each apply, when they left it exactly equal to their snapshot) lets the
     sync skip what did not change since (``sync_volume``'s ``held``); it is forgotten
-    before the sync starts, so a sync that stops part-way is followed by a full walk."""
+    before the sync starts, so a sync that stops part-way is followed by a full walk.
+
+    With ``params.verify`` (the cut-over's apply: ``verify``'s params) the same job then
+    verifies the destination (``_then_verify``): one job on the destination for the
+    cut-over's two steps, the repository, its index and the record loaded once."""
     b = ctx.job_backup(job)
     backup = StoredBackup.from_row(b)
     create = job.params.get("create") or {}
     state = state_file(ctx.settings.home, str(job.params.get("migration")))
     trusted = load_record(state) if state.is_file() else None
     held = take_held(state) if trusted is not None else None
+    then = job.params.get("verify")
+    settings = ctx.settings_for(b.target)
+    where = engine.volume_path(ctx.docker, job.volume, ctx.settings)
     with ctx.open_target(b.target) as backend:
+        opened = load_backup(backend, backup, settings) \
+            if backup.format == REPO_FORMAT else None
         out = engine.apply_final(
-            ctx.docker, backend, backup, job.volume,
-            ctx.settings_for(b.target), tracker, driver=create.get("driver") or "local",
+            ctx.docker, backend, backup, job.volume, settings, tracker,
+            driver=create.get("driver") or "local",
             driver_opts=create.get("driver_opts") or {}, labels=create.get("labels") or {},
-            record=trusted, held=held)
+            record=trusted, held=held, opened=opened, path=where)
+        if isinstance(then, dict):  # (a full restore recreated the volume: looked up again)
+            return _then_verify(ctx, job, tracker, backend, b, out, then, opened,
+                                trusted if then.get("baseline") else None,
+                                where if out.get("method") == "sync" else None)
     if trusted is not None and out.get("method") == "sync":
         save_record(state, trusted)
         if not out.get("warnings"):
             hold(state, backup.snapshot_id)
     return Outcome(out)
+
+
+def _then_verify(ctx: JobContext, job: Job, tracker: ProgressTracker, backend: Backend,
+                 b: Backup, applied: dict[str, Any], params: dict[str, Any],
+                 opened: tuple[Repository, Snapshot] | None, trusted: Seen | None,
+                 where: Path | None) -> Outcome:
+    """The verify right after the apply, in its job: the record the apply just updated
+    is trusted as it is in memory (not written out and read back: only this job used it
+    after the apply), the repository opened once. The apply's result is kept in the job
+    (``verify.started_at`` marks where the verify began) before the verify starts, so
+    the migration tells a failure of either step (``migration_plan.carried``); the
+    verify's own result is ``result.verify``. A difference fails the job as a verify
+    job's would, with both results."""
+    began = time.monotonic()
+    started = {"started_at": utcnow().isoformat()}
+    with ctx.db.session() as s:
+        jobs.update_result(s, job.id, applied | {"verify": started},
+                           worker=worker_name(ctx.host))
+    try:
+        done = _verify(ctx, job, tracker, backend, b, trusted, opened,
+                       durable=bool(params.get("durable", True)), where=where)
+    except Damaged as e:
+        raise Damaged(e.message, applied | {"verify": started | e.result | {
+            "seconds": round(time.monotonic() - began, 3)}}, e.hint) from None
+    return Outcome(applied | {"verify": started | done | {
+        "seconds": round(time.monotonic() - began, 3)}})
 
 
 def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
@@ -148,20 +190,32 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     is flushed beside the comparison: with ``params.durable`` (``--remove-source``: the
     finish removes the source) the job ends when it is on disk; otherwise the flush goes
     on behind the job's end, outside the downtime (the source is kept, and a volume an
-    application can use needs no writeback first: as after any restore)."""
+    application can use needs no writeback first: as after any restore). A cut-over's
+    apply queued since session 13 runs this itself (``sync``'s ``params.verify``); this
+    job is what an apply queued before runs after it."""
     b = ctx.job_backup(job)
     state = state_file(ctx.settings.home, str(job.params.get("migration")))
     trusted = load_record(state) if job.params.get("baseline") else None
+    with ctx.open_target(b.target) as backend:
+        return Outcome(_verify(ctx, job, tracker, backend, b, trusted, None,
+                               durable=bool(job.params.get("durable", True))))
+
+
+def _verify(ctx: JobContext, job: Job, tracker: ProgressTracker, backend: Backend,
+            b: Backup, trusted: Seen | None, opened: tuple[Repository, Snapshot] | None,
+            *, durable: bool, where: Path | None = None) -> dict[str, Any]:
+    """``verify``'s comparison (and ``sync``'s after its apply): its result, or Damaged.
+    ``where``: the volume's path, when the caller has looked it up."""
+    state = state_file(ctx.settings.home, str(job.params.get("migration")))
     seen: Seen = {}
     tracker.set_phase("comparing")
-    dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
+    dest = [where or engine.volume_path(ctx.docker, job.volume, ctx.settings)]
     # meanwhile what the cut-over's sync wrote goes to disk (``engine.flush``); a durable
     # verify (also a job queued before ``durable`` existed) waits for it at the end
     flush_behind(dest)
-    with ctx.open_target(b.target) as backend:
-        report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
-                                ctx.settings_for(b.target), tracker, trusted=trusted,
-                                seen=seen)
+    report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b), job.volume,
+                            ctx.settings_for(b.target), tracker, trusted=trusted,
+                            seen=seen, opened=opened, path=dest[0])
     result = {"ok": report.ok, "entries_checked": report.entries_checked,
               "files_trusted": sum(1 for k, v in seen.items()
                                    if trusted and tuple(trusted.get(k) or ()) == v),
@@ -171,10 +225,10 @@ def verify(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                       f"snapshot: {'; '.join(report.problems[:3])}", result,
                       "the migration is rolled back; look for what writes into the "
                       "destination, then migrate again")
-    if job.params.get("durable", True):
+    if durable:
         _written_out(job.volume, dest)
     forget(state)
-    return Outcome(result)
+    return result
 
 
 def _written_out(volume: str, dest: list[Path | None]) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from common.db import Job
 from common.db.migration_rows import Migration
 from common.jobs import migration_catchup
-from common.jobs.migration_plan import FORWARD, ROLLBACK
+from common.jobs.migration_plan import FORWARD, ROLLBACK, carried, span
 
 if TYPE_CHECKING:
     from common.jobs.migration_inputs import MigrationIn
@@ -47,32 +47,48 @@ def _job_bytes(job: Job) -> int:
     return next((int(r[k]) for k in _BYTES if isinstance(r.get(k), int)), 0)
 
 
+def _rows(s: Session, m: Migration) -> list[tuple[str, Job]]:
+    """Each step with its job; the verify also while the cut-over's apply job runs it
+    (``migration_plan.carried``: the coordinator names it once that job has ended)."""
+    rows = [(step, j) for step, jid in (m.steps or {}).items()
+            if (j := s.get(Job, jid)) is not None]
+    named = {step for step, _ in rows}
+    for step, j in list(rows):
+        later = carried(step, j)
+        if later is not None and later not in named:
+            rows.append((later, j))
+    return rows
+
+
 def phases(s: Session, m: Migration) -> list[dict[str, Any]]:
     rep = m.report or {}
     out: list[dict[str, Any]] = [{
         "name": "validate", "state": "succeeded", "started_at": _iso(m.created_at),
         "finished_at": rep.get("validated_at"), "bytes": 0, "jobs": []}]
+    rows = _rows(s, m)
     for phase in PHASES:
-        rows = [(step, s.get(Job, jid)) for step, jid in (m.steps or {}).items()
-                if STEP_PHASE.get(step, "rollback") == phase]
-        found = [(step, j) for step, j in rows if j is not None]
+        found = [(step, j, span(step, j)) for step, j in rows
+                 if STEP_PHASE.get(step, "rollback") == phase]
         if not found:
             continue
-        states = [str(j.state) for _, j in found]
+        states = [st for _, _, (st, _, _) in found]
         state = ("running" if any(x in ("queued", "running") for x in states) else
                  "failed" if any(x == "failed" for x in states) else
                  "cancelled" if any(x == "cancelled" for x in states) else "succeeded")
-        starts = [j.started_at or j.created_at for _, j in found]
-        ends = [j.finished_at for _, j in found if j.finished_at is not None]
+        starts = [began for _, _, (_, began, _) in found if began is not None]
+        ends = [end for _, _, (_, _, end) in found if end is not None]
         out.append({
-            "name": phase, "state": state, "started_at": _iso(min(starts)),
+            "name": phase, "state": state, "started_at": _iso(min(starts)) if starts else None,
             "finished_at": _iso(max(ends)) if state != "running" and ends else None,
-            "bytes": sum(_job_bytes(j) for _, j in found),
+            # a job that ran two steps counts its bytes in the first
+            "bytes": sum(_job_bytes(j) for step, j, _ in found
+                         if (step, j.kind) != ("verify", "migration-sync")),
             "jobs": [{"step": step, "job_id": j.id, "kind": j.kind, "host": j.host,
-                      "state": str(j.state), "error": j.error,
+                      "state": st, "error": j.error if st == str(j.state) else None,
+                      "started_at": _iso(began), "finished_at": _iso(end),
                       # the running one's last progress (live: GET /jobs/{id}/events)
-                      **({"progress": j.progress} if not j.state.finished else {})}
-                     for step, j in found]})
+                      **({"progress": j.progress} if st in ("queued", "running") else {})}
+                     for step, j, (st, began, end) in found]})
     return out
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from common.db import catalog, jobs
 from common.jobs.embedded import EmbeddedRuntime
+from common.jobs.migration_plan import step_result
 from common.jobs.migrations import MigrationService
 from tests.fixtures.dockerd import busybox_image
 from tests.integration.migration.test_migrate_embedded import _migrate, _volume, runtime
@@ -46,7 +47,7 @@ def _write_during_the_pre_copy(src: Path) -> Any:
 def _results(rt: EmbeddedRuntime, done: dict[str, Any]) -> dict[str, dict[str, Any]]:
     steps = {j["step"]: j["job_id"] for p in done["phases"] for j in p["jobs"]}
     with rt.db.session() as s:
-        return {step: dict(jobs.get_job(s, jid).result or {}) for step, jid in steps.items()}
+        return {step: step_result(step, jobs.get_job(s, jid)) for step, jid in steps.items()}
 
 
 def test_what_the_application_wrote_during_the_pre_copy_is_carried_before_the_stop(

@@ -17,9 +17,10 @@ from pydantic import SecretStr
 
 from common.config import Settings
 from common.db import jobs
-from common.jobs import host
+from common.jobs import host, migration_steps
 from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.migration_flow import Coordinator
+from common.jobs.migration_plan import step_result
 from common.jobs.migrations import MigrationService
 from tests.fixtures.dockerd import busybox_image
 from tests.treecmp import compare_trees
@@ -58,6 +59,19 @@ def _writer(docker_host: Any, name: str, volume: str) -> Any:
         volumes={volume: {"bind": "/data", "mode": "rw"}})
 
 
+def _before_the_verify(monkeypatch: pytest.MonkeyPatch, then: Any) -> None:
+    """Call ``then()`` in the cut-over's apply job once its apply is done, right before
+    its verify (the two are one job on the destination: no step of the coordinator
+    between them)."""
+    verify = migration_steps._then_verify
+
+    def hooked(*args: Any, **kw: Any) -> Any:
+        then()
+        return verify(*args, **kw)
+
+    monkeypatch.setattr(migration_steps, "_then_verify", hooked)
+
+
 def _migrate(rt: EmbeddedRuntime, observer: Any = None, **request: Any) -> dict[str, Any]:
     host.refresh_inventory(rt.ctx)  # as a command's start-up or the inventory loop does
     service = MigrationService(rt.service)
@@ -90,8 +104,16 @@ def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
         assert (device / "log.txt").read_text() == (src / "log.txt").read_text()
         steps = {j["step"]: j["job_id"] for p in done["phases"] for j in p["jobs"]}
         with runtime.db.session() as s:
-            result = jobs.get_job(s, steps["verify"]).result
+            result = step_result("verify", jobs.get_job(s, steps["verify"]))
             restored = jobs.get_job(s, steps["precopy.restore"]).result
+        # the cut-over's apply and the verify: one job on the destination, each step
+        # with its own span (split where the verify began)
+        assert steps["verify"] == steps["cutover.apply"]
+        spans = {j["step"]: j for p in done["phases"] for j in p["jobs"]}
+        assert spans["cutover.apply"]["finished_at"] == spans["verify"]["started_at"]
+        assert spans["verify"]["started_at"][:19] == result["started_at"][:19]
+        assert spans["verify"]["state"] == spans["cutover.apply"]["state"] == "succeeded"
+        assert result["seconds"] >= 0
         assert "precopy.verify" not in steps  # the restore's record is the baseline
         assert restored["files_recorded"] >= 20  # what the pre-copy's restore wrote
         # (a bind volume's root mtime may differ in its last digits: the sync sets it)
@@ -102,18 +124,19 @@ def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
 
 
 def test_a_verify_difference_rolls_back_and_the_source_keeps_running(
-        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+        runtime: EmbeddedRuntime, docker_host_a: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = _volume(docker_host_a, "mig-bad", files=5)
     writer = _writer(docker_host_a, "mig-bad-writer", "mig-bad")
     before = sorted(p.name for p in (src / "sub").iterdir())
 
-    def inject(step: str, m: Any) -> None:
-        if step == "verify":  # someone writes into the destination before the verify
-            dst = docker_host_a.client().volumes.get("mig-bad-copy").attrs["Mountpoint"]
-            Path(dst, "intruder.txt").write_text("not from the source")
+    def inject() -> None:  # someone writes into the destination before the verify
+        dst = docker_host_a.client().volumes.get("mig-bad-copy").attrs["Mountpoint"]
+        Path(dst, "intruder.txt").write_text("not from the source")
 
+    _before_the_verify(monkeypatch, inject)
     try:
-        done = _migrate(runtime, observer=inject, volume="mig-bad", to_host="laptop",
+        done = _migrate(runtime, volume="mig-bad", to_host="laptop",
                         to_volume="mig-bad-copy")
         assert done["state"] == "rolled_back", done
         assert done["verify_outcome"] == "failed"
@@ -210,7 +233,8 @@ def test_a_destination_file_changed_behind_the_sync_s_back_is_found_by_the_verif
 
 @pytest.mark.parametrize("tamper", [False, True])
 def test_files_the_sync_wrote_are_trusted_by_the_verify_and_a_later_write_is_found(
-        runtime: EmbeddedRuntime, docker_host_a: Any, tamper: bool) -> None:
+        runtime: EmbeddedRuntime, docker_host_a: Any, tamper: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The source changes between the pre-copy and the cut-over: the cut-over's sync
     writes those files and records them, and the verify trusts them (reads none again);
     a byte written into one of them after the sync (same size and mtime) is still found
@@ -226,16 +250,18 @@ def test_files_the_sync_wrote_are_trusted_by_the_verify_and_a_later_write_is_fou
                 f.write(b"changed")
             (src / "new.txt").write_text("new before the cut-over")
             (src / "sub" / "f0.bin").unlink()
-        elif step == "verify" and tamper:  # after the sync
-            dst = Path(docker_host_a.client().volumes.get(f"{name}-copy")
-                       .attrs["Mountpoint"])
-            f = dst / "sub" / "f5.bin"
-            st = f.stat()
-            with open(f, "r+b") as out:
-                out.seek(10)
-                out.write(b"CHANGED")
-            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
 
+    def write_after_the_sync() -> None:
+        dst = Path(docker_host_a.client().volumes.get(f"{name}-copy").attrs["Mountpoint"])
+        f = dst / "sub" / "f5.bin"
+        st = f.stat()
+        with open(f, "r+b") as out:
+            out.seek(10)
+            out.write(b"CHANGED")
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    if tamper:
+        _before_the_verify(monkeypatch, write_after_the_sync)
     done = _migrate(runtime, observer=observe, volume=name, to_host="laptop",
                     to_volume=f"{name}-copy")
     if tamper:
@@ -247,8 +273,8 @@ def test_files_the_sync_wrote_are_trusted_by_the_verify_and_a_later_write_is_fou
     assert compare_trees(src, dst, check_root=False) == []
     steps = {j["step"]: j["job_id"] for p in done["phases"] for j in p["jobs"]}
     with runtime.db.session() as s:
-        synced = jobs.get_job(s, steps["cutover.apply"]).result
-        verified = jobs.get_job(s, steps["verify"]).result
+        synced = step_result("cutover.apply", jobs.get_job(s, steps["cutover.apply"]))
+        verified = step_result("verify", jobs.get_job(s, steps["verify"]))
     assert synced["method"] == "sync" and synced["files_written"] == 3
     assert synced["files_recorded"] == 3
     # f1 and f5 changed: the chunks they kept known from the record and the pre-copy's
