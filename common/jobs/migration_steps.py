@@ -266,7 +266,11 @@ class PrecopyRecord:
     def walk(self, repo: Repository, snap: Snapshot, path: Path) -> None:
         began = time.monotonic()
         self.path, self.snapshot_id = path, snap.id.hex()
-        # no boot id to stamp the record with: the pre-copy must be on disk when it ends
+        # what the restore wrote goes to disk beside the walk (not waited for: the record
+        # counts until the next boot); without a boot id to stamp the record with, the
+        # pre-copy must be on disk when it ends: waited for
+        if boot_id() is not None:
+            flush_behind([path])
         with flushing([path]) if boot_id() is None else contextlib.nullcontext():
             self.report = compare_tree(repo, snap, path, self.tracker, seen=self.seen,
                                        written=True, load_index=False)
@@ -287,9 +291,11 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker,
     (``PrecopyRecord``); without one (the restore went through the Docker API, or the
     backup is no repository snapshot) the volume is compared here.
 
-    What the restore wrote is flushed once the record is saved (the cut-over's stop then
-    does not wait for that writeback, ``engine.flush``; started after the walk and the
-    save, so neither waits on the journal behind it), but the job does not wait for it:
+    What the restore wrote is flushed from the start of the walk inside the restore (or,
+    with a separate comparison, once the record is saved), so the cut-over's stop does
+    not wait for that writeback (``engine.flush``) and little of it is left when the
+    catch-up's backup starts (beside it on a host that is both source and destination);
+    the job does not wait for it:
     the record and the held snapshot count only until the next reboot
     (``migration_state``), so a crash before the writeback leaves nothing vouched for.
     Where the boot id cannot be read the job waits for the flush (beside the walk), so
@@ -310,7 +316,7 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker,
                                     seen=seen, written=True)
     keep_record(state_file(ctx.settings.home, str(job.params.get("record_for"))), report,
                 seen, snapshot)
-    if not wait:
+    if not wait and (walked is None or walked.report is None):  # else flushing already
         flush_behind(dest)
     return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
