@@ -149,3 +149,21 @@ def test_without_a_mark_the_kept_trees_reuse_every_unchanged_file_unread(
     again = backup_directory(repo, src, host="h", volume="v", parent=first)
     assert again.tree == first.tree and again.stats.files_read == 0
     assert sum(asked) == 0  # no chunk looked up
+
+
+def test_keeping_pauses_the_cyclic_collector_and_gives_it_back() -> None:
+    import gc
+
+    from common.repository.backup import kept
+
+    assert gc.isenabled()
+    with kept.keeping():
+        assert not gc.isenabled() and kept.wanted()
+    assert gc.isenabled() and not kept.wanted()
+    gc.disable()  # a caller that had it off gets it back off
+    try:
+        with kept.keeping():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
