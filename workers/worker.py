@@ -6,8 +6,11 @@ NAME`` or through ``volkeeper worker``."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
+
+from celery.signals import worker_ready
 
 from common.config import Settings, get_settings
 from common.db.migrate import upgrade
@@ -28,6 +31,7 @@ def run_worker(host: str, *, concurrency: int = 2, quick_only: bool = False) -> 
     if not settings.redis_url or not settings.database_url:
         raise VolkeeperError("a worker needs VOLKEEPER_REDIS_URL and VOLKEEPER_DATABASE_URL",
                              "set both to the control plane's Redis and PostgreSQL")
+    worker_ready.connect(freeze_start, weak=False)
     celery_args = ["--pool", "threads", "--loglevel", settings.log_level, "-E",
                    "--without-gossip", "--without-mingle"]
     if quick_only:
@@ -50,6 +54,18 @@ def run_worker(host: str, *, concurrency: int = 2, quick_only: bool = False) -> 
     finally:
         lane.stop()
         loops.stop()
+
+
+def freeze_start(**_: object) -> None:
+    """(Celery's ``worker_ready``) Move every object the worker's start left alive — the
+    Celery app, its pool, consumer and connections, a few hundred thousand objects that
+    live as long as the worker — into the permanent generation (``gc.freeze``), so the
+    collections a job's allocations start no longer traverse them: a migration's steps
+    build records of ~25,000 entries each, and every older collection they started walked
+    the whole worker's heap again (``kept.keeping`` measured 0.19 s of it in a 0.3 s
+    backup). ``volkeeper worker`` froze what existed before Celery started
+    (``cli.startup.resume``)."""
+    gc.freeze()
 
 
 def configure_logging(settings: Settings) -> None:
