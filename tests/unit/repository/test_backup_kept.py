@@ -71,6 +71,14 @@ class _null:
         return None
 
 
+
+def kept_backup(tmp_path: Path) -> tuple[Path, Repository, Snapshot]:
+    """A volume, a repository and that volume's first backup, which kept its trees."""
+    src = make_volume(tmp_path / "v")
+    repo = new_repo()
+    return src, repo, backup_directory(repo, src, host="h", volume="v",
+                                       options=BackupOptions(keep_trees=True))
+
 def test_the_next_backup_compares_with_the_kept_trees_and_writes_the_same_snapshot(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _r1, plain, plain_reads = _backups(tmp_path, monkeypatch, keep=False)
@@ -86,10 +94,7 @@ def test_the_next_backup_compares_with_the_kept_trees_and_writes_the_same_snapsh
 
 
 def test_kept_trees_give_the_same_tree_ids_as_reading_them(tmp_path: Path) -> None:
-    src = make_volume(tmp_path / "v")
-    repo = new_repo()
-    first = backup_directory(repo, src, host="h", volume="v",
-                             options=BackupOptions(keep_trees=True))
+    src, repo, first = kept_backup(tmp_path)
     _change(src, 2)
     with_kept = backup_directory(repo, src, host="h", volume="v", parent=first)
     read = backup_directory(repo, src, host="h", volume="v", parent=first)  # nothing kept
@@ -98,10 +103,7 @@ def test_kept_trees_give_the_same_tree_ids_as_reading_them(tmp_path: Path) -> No
 
 def test_trees_are_kept_only_for_a_backup_of_that_parent_and_within_bounds(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = make_volume(tmp_path / "v")
-    repo = new_repo()
-    first = backup_directory(repo, src, host="h", volume="v",
-                             options=BackupOptions(keep_trees=True))
+    src, repo, first = kept_backup(tmp_path)
     other = new_repo()
     backup_directory(other, src, host="h", volume="v")  # another parent: not taken
     assert kept._kept is not None and first.tree in kept._kept[1]
@@ -116,10 +118,7 @@ def test_a_damage_mark_since_the_kept_trees_means_index_lookups_again(tmp_path: 
     """Kept trees spare unchanged files their index lookups only while the index is read
     from the files the keeping backup knew, with no damage mark: a chunk marked damaged
     since is not reused, its file is read again."""
-    src = make_volume(tmp_path / "v")
-    repo = new_repo()
-    first = backup_directory(repo, src, host="h", volume="v",
-                             options=BackupOptions(keep_trees=True))
+    src, repo, first = kept_backup(tmp_path)
     nodes = dict(iter_nodes(repo, first.tree))
     chunk = nodes["random.bin"].content[0]
     entry = repo.load_index().index.lookup(chunk)
@@ -138,10 +137,7 @@ def test_a_damage_mark_since_the_kept_trees_means_index_lookups_again(tmp_path: 
 
 def test_without_a_mark_the_kept_trees_reuse_every_unchanged_file_unread(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = make_volume(tmp_path / "v")
-    repo = new_repo()
-    first = backup_directory(repo, src, host="h", volume="v",
-                             options=BackupOptions(keep_trees=True))
+    src, repo, first = kept_backup(tmp_path)
     asked: list[int] = []
     real = Index.missing
     monkeypatch.setattr(Index, "missing",

@@ -19,6 +19,7 @@ from common.repository.core.repository import Repository, open_repository
 from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import compare_trees
 from tests.unit.repository.test_backup import make_volume, new_repo
+from tests.unit.repository.test_backup_kept import kept_backup
 
 
 def _entries(index: Index, repo: Repository) -> dict[bytes, object]:
@@ -44,11 +45,8 @@ def _empty_cache() -> None:
 
 def test_a_second_backup_reads_only_the_index_files_added_since(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = make_volume(tmp_path / "v")
-    repo = new_repo()
     # a backup that another follows (a migration's catch-up) keeps its index
-    first = backup_directory(repo, src, host="h", volume="v",
-                             options=BackupOptions(keep_trees=True))
+    src, repo, first = kept_backup(tmp_path)
     (src / "text.log").write_bytes(b"changed\n" * 50_000)
     (src / "new.bin").write_bytes(b"n" * 300_000)
     reads: list[str] = []
