@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -249,6 +250,21 @@ def _written_out(volume: str, dest: list[Path | None]) -> None:
                            "migrate again") from None
 
 
+@contextlib.contextmanager
+def _written_back(paths: list[Path | None]) -> Iterator[None]:
+    """What was written into ``paths`` goes to disk beside the block. Not waited for:
+    the record and the held snapshot count only until the next reboot
+    (``migration_state``), so a crash before the writeback leaves nothing vouched for;
+    where the boot id cannot be read the block's end waits for it, so that the pre-copy
+    is on disk when its job ends."""
+    if boot_id() is None:
+        with flushing(paths):
+            yield
+    else:
+        flush_behind(paths)
+        yield
+
+
 class PrecopyRecord:
     """The pre-copy restore's record walked inside the restore (``restore_backup``'s
     ``then``): right after its last file, under its lock, with the repository, snapshot
@@ -266,12 +282,7 @@ class PrecopyRecord:
     def walk(self, repo: Repository, snap: Snapshot, path: Path) -> None:
         began = time.monotonic()
         self.path, self.snapshot_id = path, snap.id.hex()
-        # what the restore wrote goes to disk beside the walk (not waited for: the record
-        # counts until the next boot); without a boot id to stamp the record with, the
-        # pre-copy must be on disk when it ends: waited for
-        if boot_id() is not None:
-            flush_behind([path])
-        with flushing([path]) if boot_id() is None else contextlib.nullcontext():
+        with _written_back([path]):
             self.report = compare_tree(repo, snap, path, self.tracker, seen=self.seen,
                                        written=True, load_index=False)
         self.seconds = time.monotonic() - began
@@ -291,33 +302,23 @@ def record_restored(ctx: JobContext, job: Job, tracker: ProgressTracker,
     (``PrecopyRecord``); without one (the restore went through the Docker API, or the
     backup is no repository snapshot) the volume is compared here.
 
-    What the restore wrote is flushed from the start of the walk inside the restore (or,
-    with a separate comparison, once the record is saved), so the cut-over's stop does
-    not wait for that writeback (``engine.flush``) and little of it is left when the
-    catch-up's backup starts (beside it on a host that is both source and destination);
-    the job does not wait for it:
-    the record and the held snapshot count only until the next reboot
-    (``migration_state``), so a crash before the writeback leaves nothing vouched for.
-    Where the boot id cannot be read the job waits for the flush (beside the walk), so
-    that the pre-copy is on disk when it ends."""
-    wait = boot_id() is None
+    What the restore wrote is flushed beside the walk (``_written_back``), so the
+    cut-over's stop does not wait for that writeback (``engine.flush``) and little of it
+    is left when the catch-up's backup starts (beside it on a host that is both source
+    and destination)."""
     if walked is not None and walked.report is not None:
         report, seen, snapshot = walked.report, walked.seen, walked.snapshot_id
-        dest = [walked.path]
     else:
         b = ctx.job_backup(job)
         seen = {}
         snapshot = b.snapshot_id or ""
-        dest = [engine.volume_path(ctx.docker, job.volume, ctx.settings)]
         with ctx.open_target(b.target) as backend, \
-                (flushing(dest) if wait else contextlib.nullcontext()):
+                _written_back([engine.volume_path(ctx.docker, job.volume, ctx.settings)]):
             report = engine.compare(ctx.docker, backend, StoredBackup.from_row(b),
                                     job.volume, ctx.settings_for(b.target), tracker,
                                     seen=seen, written=True)
     keep_record(state_file(ctx.settings.home, str(job.params.get("record_for"))), report,
                 seen, snapshot)
-    if not wait and (walked is None or walked.report is None):  # else flushing already
-        flush_behind(dest)
     return {"files_recorded": len(seen), "record_problems": report.problems[:10]}
 
 
