@@ -260,9 +260,8 @@ class _Walker:
                 content = None
                 known = files.get(entry.name) if files is not None else None
                 if known is not None:  # a kept plain file: its stat key says it all
-                    if st.st_nlink == 1 and stat.S_ISREG(st.st_mode) and known[0] == (
-                            st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                            stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid):
+                    if st.st_nlink == 1 and stat.S_ISREG(st.st_mode) \
+                            and known[0] == kept.stat_key(st):
                         sure.append((len(listed.plan), known[1]))
                         content = known[1]
                 elif prev is not None and prev[0] is not None:
@@ -309,9 +308,7 @@ class _Walker:
                     texts.append(prev[1])
                     dicts.append(prev[0])
                     if keeping:
-                        files[entry.name] = ((st.st_ino, st.st_size, st.st_mtime_ns,
-                                              st.st_ctime_ns, stat.S_IMODE(st.st_mode),
-                                              st.st_uid, st.st_gid), listed.ids[i])
+                        files[entry.name] = (kept.stat_key(st), listed.ids[i])
                     continue
                 if same[0]:
                     self._same(same)

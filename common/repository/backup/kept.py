@@ -26,6 +26,8 @@ import contextlib
 import contextvars
 import gc
 import json
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +36,12 @@ from typing import Any
 #: a file node's stat as the walk compares it with the file's (``archiver._same_file``):
 #: inode, size, mtime_ns, ctime_ns, mode, uid, gid
 StatKey = tuple[int, int, int, int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    """A file's ``StatKey`` from its ``lstat``."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, stat.S_IMODE(st.st_mode),
+            st.st_uid, st.st_gid)
 
 
 @dataclass(slots=True)
