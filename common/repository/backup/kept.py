@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from common.repository.core.repository import forget_kept_index
+
 #: a file node's stat as the walk compares it with the file's (``archiver._same_file``):
 #: inode, size, mtime_ns, ctime_ns, mode, uid, gid
 StatKey = tuple[int, int, int, int, int, int, int]
@@ -143,7 +145,8 @@ def take(repository_id: bytes, tree_id: bytes | None
 
 
 def drop() -> None:
-    """Forget the kept trees."""
+    """Forget the kept trees, and the index kept with them (``forget_kept_index``)."""
     global _kept
     with _lock:
         _kept = None
+    forget_kept_index()

@@ -56,6 +56,13 @@ _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
 _LOADED: dict[tuple[str, bytes], tuple[frozenset[bytes], Index]] = {}
 _LOADED_LOCK = threading.Lock()
 REUSE_MAX_ENTRIES = 1_000_000
+
+
+def forget_kept_index() -> None:
+    """Drop the index a backup kept (``remember_index``): with the trees it kept
+    (``backup.kept.drop``), so a worker holds neither once no backup follows."""
+    with _LOADED_LOCK:
+        _LOADED.clear()
 _HINT = "run a repository check to see what is damaged"
 
 

@@ -115,3 +115,10 @@ def test_a_plain_load_reads_storage_even_after_a_reused_one(tmp_path: Path) -> N
     assert repo.index_files is None
     backup_directory(repo, src, host="h", volume="v", options=BackupOptions(keep_trees=True))
     assert not repomod._LOADED
+
+
+def test_the_kept_index_goes_with_the_kept_trees(tmp_path: Path) -> None:
+    _src, _repo, _first = kept_backup(tmp_path)
+    assert repomod._LOADED and kept._kept is not None
+    kept.drop()  # what the timer does once no backup followed in time
+    assert not repomod._LOADED and kept._kept is None
