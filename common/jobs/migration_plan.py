@@ -73,7 +73,7 @@ def _catchup_round(n: int) -> tuple[Step, Step]:
 FORWARD = (
     Step("precopy.backup", "pre-copy", lambda m: True, lambda ops, m: ops.submit_backup(
         volume=m.source_volume, host=m.source_host, target=m.via, fmt="repo",
-        requested_by=actor(m))),
+        requested_by=actor(m), keep_trees=True)),
     Step("precopy.restore", "pre-copy", lambda m: True, lambda ops, m: ops._queue_restore(
         backup_id=report_of(m, "precopy_backup_id"), into=m.dest_volume, host=m.dest_host,
         requested_by=actor(m), mode="new", stop_containers=False,

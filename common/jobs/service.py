@@ -77,15 +77,22 @@ class JobService:
         snapshot: str | None = None,
         dump: str | None = None,
         dump_databases: list[str] | None = None,
+        keep_trees: bool = False,
     ) -> Job:
+        """Queue a backup of ``volume`` after every check (``backup_spec``).
+        ``keep_trees``: a migration's pre-copy, whose first catch-up round follows on the
+        same worker (``common.engine.catchup.precopy_keeping``)."""
         host = host or self.settings.host_name
         target = target or self.settings.default_target
         with self.db.session() as s:
-            job = jobs.create_job(s, **backup_spec(
+            spec = backup_spec(
                 s, self.settings, volume=volume, host=host, target=target,
                 fmt=fmt or self.settings.default_format, requested_by=requested_by,
                 stop_containers=stop_containers, excludes=excludes,
-                snapshot=snapshot, dump=dump, dump_databases=dump_databases))
+                snapshot=snapshot, dump=dump, dump_databases=dump_databases)
+            if keep_trees:
+                spec["params"]["keep_trees"] = True
+            job = jobs.create_job(s, **spec)
         return self._dispatch(job, TASK_BACKUP)
 
     def dispatch_queued(self, queued: list[Job], task: str) -> list[Job]:

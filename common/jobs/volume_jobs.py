@@ -6,6 +6,8 @@ hands the engine's outcome to ``record``; what it returns goes on the job row.""
 
 from __future__ import annotations
 
+import contextlib
+
 from common.db import Backup
 from common.db.models import Job
 from common.engine import backup as backup_engine
@@ -22,7 +24,12 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     labelled: what is about to be stopped is recorded on the job first (``host``'s
     recovery starts it again after a crash)."""
     assert job.target is not None
-    with ctx.open_target(job.target) as backend:
+    keeping: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if job.params.get("keep_trees"):  # a migration's pre-copy: its catch-up follows here
+        from common.engine.catchup import precopy_keeping
+
+        keeping = precopy_keeping()
+    with ctx.open_target(job.target) as backend, keeping:
         done = backup_engine.consistent_backup(
             ctx.docker, backend, host=job.host, volume=job.volume,
             fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,

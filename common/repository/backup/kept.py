@@ -7,7 +7,9 @@ for 25,000 entries) although this process made them a moment ago. A backup asked
 (``BackupOptions.keep_trees``; a migration's catch-up with ``keeping``) keeps every tree
 it wrote in the form the walk compares with (``KeptTree``: each node's exact text, its
 JSON object, and for a plain file its stat and chunk ids instead); the next backup in
-this process whose parent tree is among them takes them all (``take``).
+this process whose parent tree is among them takes them all (``take``). The pre-copy's
+backup keeps its trees (and index) the same way for the first catch-up round, whose
+parent it is: that round reads neither the whole index nor a parent tree again.
 
 A tree id names the tree's bytes, so a kept tree is the parent's tree whichever backup
 made it; the walk still requires its id to be stored before reusing it. Every chunk a
@@ -89,19 +91,22 @@ _timer: threading.Timer | None = None
 
 
 @contextlib.contextmanager
-def keeping() -> Iterator[None]:
+def keeping(pause_gc: bool = True) -> Iterator[None]:
     """Backups in this block (in this thread) keep their trees: as
     ``BackupOptions.keep_trees``, for a caller that does not build the options (a
-    migration's catch-up goes through the volume backup of every format).
+    migration's pre-copy and catch-up go through the volume backup of every format).
 
-    The cyclic garbage collector is paused meanwhile: keeping adds ~25,000 long-lived
-    objects (none in a cycle), and each allocation threshold they cross started a
-    collection that traversed every object of the process — in a Celery worker's heap,
-    0.19 s of collections in a 0.3 s backup (measured with a million live objects beside;
-    0.03 s without). What the backup leaves in cycles is collected after it."""
+    With ``pause_gc`` (a catch-up: an incremental backup of seconds) the cyclic garbage
+    collector is paused meanwhile: keeping adds ~25,000 long-lived objects (none in a
+    cycle), and each allocation threshold they cross started a collection that
+    traversed every object of the process — in a Celery worker's heap, 0.19 s of
+    collections in a 0.3 s backup (measured with a million live objects beside; 0.03 s
+    without). What the backup leaves in cycles is collected after it. A pre-copy (a
+    first backup, of any length) leaves the collector alone."""
     token = _wanted.set(True)
-    paused = gc.isenabled()
-    gc.disable()
+    paused = pause_gc and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
         yield
     finally:

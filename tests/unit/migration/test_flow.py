@@ -37,9 +37,10 @@ class Ops:
             return job
 
     def submit_backup(self, *, volume: str, host: str, target: str, fmt: str,
-                      requested_by: str) -> Job:
+                      requested_by: str, keep_trees: bool = False) -> Job:
         return self._job(kind="backup", host=host, volume=volume, target=target,
-                         params={"format": fmt}, requested_by=requested_by)
+                         params={"format": fmt, "keep_trees": keep_trees},
+                         requested_by=requested_by)
 
     def _queue_restore(self, *, backup_id: str, into: str, host: str, requested_by: str,
                        mode: str, stop_containers: bool, create: Any = None,
@@ -114,6 +115,9 @@ def test_the_forward_steps_run_in_order_on_their_hosts(env: tuple[Database, Coor
                  for step, jid in m.steps.items()}
         restore = s.get(Job, m.steps["precopy.restore"])
         assert restore is not None and restore.backup_id == "b1"
+        # the pre-copy keeps its trees for the catch-up round on the same worker
+        precopy = s.get(Job, m.steps["precopy.backup"])
+        assert precopy is not None and precopy.params["keep_trees"] is True
         verify = s.get(Job, m.steps["verify"])
         # the source is kept: the verify's flush goes on behind its end (not downtime)
         assert verify is not None and verify.params["durable"] is False

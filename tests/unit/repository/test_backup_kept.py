@@ -163,3 +163,39 @@ def test_keeping_pauses_the_cyclic_collector_and_gives_it_back() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_first_backup_kept_serves_the_next_without_reading_trees_or_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a migration's pre-copy keeps its trees and index, collector left on: its first
+    # catch-up round (the next backup of the volume here) reads neither
+    import gc
+
+    from common.repository import ids
+    from common.repository.core import repository as repomod
+
+    repomod._LOADED.clear()
+    for keep in (False, True):
+        src = make_volume(tmp_path / f"v-{keep}")
+        repo = new_repo()
+        with kept.keeping(pause_gc=False) if keep else _null():
+            assert gc.isenabled()
+            first = backup_directory(repo, src, host="h", volume="v")
+        index_reads: list[str] = []
+        real = repo.backend.get_bytes
+
+        def counting(key: str, real=real, index_reads=index_reads) -> bytes:
+            if key.startswith(ids.INDEX_PREFIX):
+                index_reads.append(key)
+            return real(key)
+
+        monkeypatch.setattr(repo.backend, "get_bytes", counting)
+        trees = _tree_reads(repo, monkeypatch)
+        again = backup_directory(repo, src, host="h", volume="v", parent=first)
+        monkeypatch.undo()
+        assert again.tree == first.tree and again.stats.files_read == 0
+        if keep:
+            assert trees == [] and index_reads == []
+        else:  # what keeping saves: the parent's trees and the whole index read again
+            assert trees and index_reads
+        kept.drop()
