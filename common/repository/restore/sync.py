@@ -116,7 +116,9 @@ def sync_snapshot(repo: Repository, snapshot: Snapshot | bytes, dest_dir: str | 
         s.trust = trust_base and s.base.root is not None and not verify_content
     stats.trusted = s.trust
     try:
-        if not devices and (s.base.devices_beside(snap.tree) if s.trust and s.base
+        # trusting: the trees the walk enters read before anything is written
+        beside = s.base.prefetch(snap.tree, not devices) if s.trust and s.base else None
+        if not devices and (beside if beside is not None
                             else s.trees.has_devices(snap.tree)):
             for rel, node in s.trees.walk(snap.tree, [[]], set()):
                 if node.type in ("char", "block"):

@@ -32,8 +32,10 @@ a look (no ``stat``, no ``listxattr``; a directory not entered); a directory who
 metadata changed but whose subtree is the base's gets that metadata fixed and is not
 entered; everything else is synced as without the trust. Entries are deleted as always
 (the names a directory lists that the snapshot lacks). Device nodes are looked for
-(``devices=False``) only in the trees the walk enters (``devices_beside``): the others
-are already there. Hardlinks: a link target in a skipped directory is a directory of the
+(``devices=False``) only in the trees the walk enters (``prefetch``: the pass that reads
+those trees and the base's at the same paths before anything is written, so the walk
+neither reads nor decodes a tree while the write threads run): the others are already
+there. Hardlinks: a link target in a skipped directory is a directory of the
 snapshot (``Syncer.in_dirs``); the files of skipped directories do not claim their inodes
 (``FileSyncer.sync_file``), so a walked regular file that shares its inode with another
 path and was not a regular file (a first path) in the base is rewritten — it was a link
@@ -83,30 +85,54 @@ class BaseChunks:
             self.dirs[rel] = _by_name(plain)
         return self.dirs[rel]
 
-    def devices_beside(self, tree_id: bytes, rel: str = "") -> bool:
-        """Whether a tree under ``tree_id`` (at ``rel``) that a trusting walk enters — not
-        a subtree of the base at the same path, see the module's docstring — lists a char
-        or block device; the trees read are kept for the walk."""
-        if not rel and tree_id == self.root:
-            return False
-        plain = self.trees.plain(tree_id, keep=True)
-        if any(marker in plain for marker in DEVICES):
-            return True
-        if b'"subtree"' not in plain:
-            return False
-        try:
-            subs = [(d["name"], bytes.fromhex(d["subtree"])) for d in json.loads(plain)["nodes"]
-                    if d.get("type") == "dir" and "subtree" in d]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return self.trees.has_devices(tree_id)  # malformed (the walk refuses it)
-        had = self.dir(rel) or {}
-        for name, sub in subs:
-            b = had.get(name)
-            if b is not None and b.get("type") == "dir" and b.get("subtree") == sub.hex():
-                continue
-            if self.devices_beside(sub, f"{rel}/{name}" if rel else name):
-                return True
+    def prefetch(self, tree_id: bytes, devices: bool) -> bool:
+        """Read the trees a trusting walk from ``tree_id`` enters — not a subtree of the
+        base at the same path, see the module's docstring — and the base's trees at the
+        same paths, a level at a time (``Trees.fetch``: those of a pack read together),
+        and keep them for the walk (within the cache's budget); the base's directories
+        that have subdirectories are parsed (``dir``). Returns whether one of the walk's
+        trees lists a char or block device (looked for only when ``devices``: then the
+        pass stops at the first)."""
+        level = [] if tree_id == self.root else [("", tree_id, self.root)]
+        while level:
+            self.trees.fetch([t for _r, t, _b in level] + [b for _r, _t, b in level if b])
+            below: list[tuple[str, bytes, bytes | None]] = []
+            for rel, tid, held in level:
+                plain = self.trees.plain(tid, keep=True)
+                if devices and any(marker in plain for marker in DEVICES):
+                    return True
+                if b'"subtree"' not in plain:
+                    continue
+                try:
+                    subs = [(d["name"], bytes.fromhex(d["subtree"]))
+                            for d in json.loads(plain)["nodes"]
+                            if d.get("type") == "dir" and "subtree" in d]
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    # malformed (the walk refuses it)
+                    if devices and self.trees.has_devices(tid):
+                        return True
+                    continue
+                had: dict[str, dict[str, Any]] = {}
+                if held is not None:
+                    if rel not in self.dirs:  # (as ``dir`` finds it)
+                        base = self.plain_kept(held)
+                        self.dirs[rel] = None if base is None else _by_name(base)
+                    had = self.dirs[rel] or {}
+                for name, sub in subs:
+                    b = had.get(name)
+                    sub_held = hex_id(b.get("subtree")) if b is not None and b.get(
+                        "type") == "dir" else None
+                    if sub_held != sub:
+                        below.append((f"{rel}/{name}" if rel else name, sub, sub_held))
+            level = below
         return False
+
+    def plain_kept(self, tree_id: bytes) -> bytes | None:
+        """``plain``, the tree kept for the walk."""
+        try:
+            return self.trees.plain(tree_id, keep=True)
+        except (IntegrityError, NotFound):
+            return None
 
     def matches(self, rel: str, st: os.stat_result, node: Node,
                 planned: list[tuple[IndexEntry, Writes]]) -> list[bool | None] | None:

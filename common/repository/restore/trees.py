@@ -2,26 +2,35 @@
 
 ``Trees`` reads and verifies tree blobs; what a pre-scan read is kept (as stored, up to
 a byte budget) for the restore's walk, so a tree is fetched from storage once (one GET
-per directory on S3). ``walk`` yields the selected entries of a snapshot in tree order
-(pre-order: a directory before its content; every name checked). ``has_devices`` tells
-whether any tree of a snapshot holds a char or block device node without decoding its
-nodes: tree plaintext is canonical JSON in which a quote inside a string is always
-escaped, so ``"type":"char"`` and ``"subtree":"<hex>"`` can only be real fields.
+per directory on S3). ``fetch`` reads many trees at once (a sync's pre-pass, before any
+write thread runs): the trees of one pack in few range reads (neighbours read together,
+gaps of up to ``SPAN_GAP`` read and dropped) and kept verified, as plaintext, within the
+same budget, so the walk that follows neither reads nor decodes them again. ``walk``
+yields the selected entries of a snapshot in tree order (pre-order: a directory before
+its content; every name checked). ``has_devices`` tells whether any tree of a snapshot
+holds a char or block device node without decoding its nodes: tree plaintext is
+canonical JSON in which a quote inside a string is always escaped, so ``"type":"char"``
+and ``"subtree":"<hex>"`` can only be real fields.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from common.errors import IntegrityError, NotFound, Refused
 from common.repository.core import ids
 from common.repository.core.ids import BlobType
+from common.repository.core.index import IndexEntry
 from common.repository.core.pack import read_range
 from common.repository.core.repository import Repository
 from common.repository.core.tree import Node, Tree
 
 _HINT = "run a repository check to see what is damaged"
+#: ``fetch``: two trees of a pack at most this far apart are read in one range read
+SPAN_GAP = 256 << 10
+#: ``fetch``: the most one range read spans
+SPAN_MAX = 16 << 20
 _SUBTREE = re.compile(rb'"subtree":"([0-9a-f]{64})"')
 DEVICES = (b'"type":"char"', b'"type":"block"')
 
@@ -43,17 +52,26 @@ def narrow(selectors: list[list[str]], sel_ids: list[int], node: Node
     return [p[0] for p in pairs], [p[1] for p in pairs], whole
 
 class Trees:
-    """Verified trees of one repository; ``keep`` caches up to ``budget`` stored bytes."""
+    """Verified trees of one repository; ``keep`` caches up to ``budget`` stored bytes
+    (``fetch``: plaintext, within the same budget)."""
 
     def __init__(self, repo: Repository, budget: int) -> None:
         self.repo = repo
         self.index = repo.index
         self.budget = budget
         self._kept: dict[bytes, bytes] = {}
+        self._plain: dict[bytes, bytes] = {}  # verified plaintext (``fetch``)
         self._kept_bytes = 0
 
     def plain(self, tree_id: bytes, keep: bool = False) -> bytes:
-        """The verified plaintext of a tree; a cached copy is used (and dropped)."""
+        """The verified plaintext of a tree; a cached copy is used (and dropped, unless
+        ``keep``)."""
+        plain = self._plain.get(tree_id)
+        if plain is not None:
+            if not keep:
+                del self._plain[tree_id]
+                self._kept_bytes -= len(plain)
+            return plain
         entry = self.index.lookup(tree_id)
         if entry is None or entry.blob_type != BlobType.TREE:
             raise IntegrityError(self.repo.unindexed(tree_id, "tree blob"), _HINT)
@@ -72,6 +90,44 @@ class Trees:
             self._kept[tree_id] = stored
             self._kept_bytes += len(stored)
         return plain
+
+    def fetch(self, tree_ids: Iterable[bytes]) -> None:
+        """Read and verify the trees ``tree_ids`` not kept yet, and keep their plaintext
+        (as far as the budget goes, in the order given) for ``plain``. The trees of one
+        pack are read together (runs of neighbours: ``SPAN_GAP``, ``SPAN_MAX``). Nothing
+        is raised: a tree that is not indexed, not found or damaged is not kept (``plain``
+        then reads it and says what is wrong)."""
+        by_pack: dict[bytes, list[tuple[bytes, IndexEntry]]] = {}
+        room = self.budget - self._kept_bytes
+        for tree_id in dict.fromkeys(tree_ids):
+            entry = self.index.lookup(tree_id)
+            if (tree_id in self._plain or tree_id in self._kept or entry is None
+                    or entry.blob_type != BlobType.TREE):
+                continue
+            room -= entry.raw_length
+            if room < 0:
+                break
+            by_pack.setdefault(entry.pack_id, []).append((tree_id, entry))
+        for pack_id, wanted in by_pack.items():
+            wanted.sort(key=lambda w: w[1].offset)
+            for run in _runs(wanted):
+                start = run[0][1].offset
+                try:
+                    data = read_range(self.repo.backend, ids.pack_key(pack_id), start,
+                                      run[-1][1].offset + run[-1][1].length - start)
+                except (IntegrityError, NotFound):
+                    continue
+                view = memoryview(data)
+                for tree_id, e in run:
+                    try:
+                        plain = self.repo.codec.decode(
+                            BlobType.TREE, tree_id,
+                            view[e.offset - start:e.offset - start + e.length], e.raw_length)
+                    except IntegrityError:
+                        continue
+                    if self._kept_bytes + len(plain) <= self.budget:
+                        self._plain[tree_id] = plain
+                        self._kept_bytes += len(plain)
 
     def get(self, tree_id: bytes, keep: bool = False) -> Tree:
         """The decoded tree (hostile names refused)."""
@@ -131,6 +187,21 @@ class Trees:
                     seen.add(sub)
                     todo.append(sub)
         return False
+
+
+def _runs(wanted: list[tuple[bytes, IndexEntry]]) -> list[list[tuple[bytes, IndexEntry]]]:
+    """The blobs of one pack (by offset) in runs that one range read each covers."""
+    runs: list[list[tuple[bytes, IndexEntry]]] = []
+    for w in wanted:
+        e = w[1]
+        if runs:
+            first, last = runs[-1][0][1], runs[-1][-1][1]
+            if (e.offset - (last.offset + last.length) <= SPAN_GAP
+                    and e.offset + e.length - first.offset <= SPAN_MAX):
+                runs[-1].append(w)
+                continue
+        runs.append([w])
+    return runs
 
 
 def refused(rel: str, node: Node) -> Refused:
