@@ -22,11 +22,11 @@ chunk, its compressed and sealed copies, the chunk window) freed by one thread a
 allocated by another leave holes the next size does not fit (session 14: glibc held 20-45
 MiB free at the peak of the CLI's first backup of the 1 GiB mixed set; peak RSS 139-145 ->
 126-130 MiB at 1 MiB, 121-126 at 512 KiB; 137-140 at 2 MiB, no gain at 4 MiB, nor from a
-lower trim threshold or a periodic ``malloc_trim``; the cost: ~4x the minor faults, 60k ->
-260k, +0.2-0.3 s of system time). ``keep_freed_memory`` sets the thresholds of its last
-call (a process that backs up and restores in turn gets each one's), is cheap to repeat
-and does nothing where ``mallopt`` is unavailable (not glibc, not Linux); under musl it is
-a harmless no-op.
+lower trim threshold or a periodic ``malloc_trim``; the cost: minor faults 38k -> 270k,
++0.3 s of system time, ~5 % more wall time; ``benchmarks/RESULTS.md``, session 14).
+``keep_freed_memory`` sets the thresholds of its last call (a process that backs up and
+restores in turn gets each one's), is cheap to repeat and does nothing where ``mallopt``
+is unavailable (not glibc, not Linux); under musl it is a harmless no-op.
 """
 
 from __future__ import annotations
