@@ -15,10 +15,18 @@ faults 20k / 20k / 44k / 170k at 64 / 32 / 16 / 4 MiB, the same system time; buf
 1 MiB and more mapped afresh instead: 94 MiB, 750k faults, +1.2 s of system time).
 
 A restore keeps less (``RESTORE_TRIM_THRESHOLD``, 4 MiB): its pack ranges are at most 4
-MiB since its batches are 2 MiB. ``keep_freed_memory`` sets the threshold of its last
-call (a process that backs up and restores in turn gets each one's), is cheap to repeat
-and does nothing where ``mallopt`` is unavailable (not glibc, not Linux); under musl it is
-a harmless no-op.
+MiB since its batches are 2 MiB. A backup maps its buffers of 1 MiB and more afresh
+(``BACKUP_MMAP_THRESHOLD``): since its buffers in flight were bounded (8 MiB), the heap
+kept by its threads' arenas, not the buffers, made its peak — buffers of 0.5-16 MiB (a
+chunk, its compressed and sealed copies, the chunk window) freed by one thread and
+allocated by another leave holes the next size does not fit (session 14: glibc held 20-45
+MiB free at the peak of the CLI's first backup of the 1 GiB mixed set; peak RSS 139-145 ->
+126-130 MiB at 1 MiB, 121-126 at 512 KiB; 137-140 at 2 MiB, no gain at 4 MiB, nor from a
+lower trim threshold or a periodic ``malloc_trim``; the cost: minor faults 38k -> 270k,
++0.3 s of system time, ~5 % more wall time; ``benchmarks/RESULTS.md``, session 14).
+``keep_freed_memory`` sets the thresholds of its last call (a process that backs up and
+restores in turn gets each one's), is cheap to repeat and does nothing where ``mallopt``
+is unavailable (not glibc, not Linux); under musl it is a harmless no-op.
 """
 
 from __future__ import annotations
@@ -37,20 +45,27 @@ TRIM_THRESHOLD = 16 * 1024 * 1024
 #: for a restore, whose buffers are a batch's pack ranges (at most 4 MiB) and one blob:
 #: the CLI restore of the mixed set peaked ~10 MiB lower than at 16 MiB, at the same CPU
 RESTORE_TRIM_THRESHOLD = 4 * 1024 * 1024
+#: a backup's buffers from this size on are mapped afresh and unmapped when freed
+BACKUP_MMAP_THRESHOLD = 1024 * 1024
 
 _trim = 0
+_mmap = MMAP_THRESHOLD
 
 
-def keep_freed_memory(trim: int = TRIM_THRESHOLD) -> bool:
+def keep_freed_memory(trim: int = TRIM_THRESHOLD, mmap_threshold: int = MMAP_THRESHOLD
+                      ) -> bool:
     """Tune this process's allocator, keeping up to ``trim`` bytes of freed memory per
-    arena (the last call's ``trim`` holds); whether it took effect."""
-    global _trim
+    arena and serving allocations below ``mmap_threshold`` from the heap (the last call's
+    values hold); whether both took effect."""
+    global _trim, _mmap
     mallopt = _setup()
     if mallopt is None:
         return False
     if trim != _trim:
         _trim = trim if mallopt(M_TRIM_THRESHOLD, trim) else 0
-    return _trim == trim
+    if mmap_threshold != _mmap:
+        _mmap = mmap_threshold if mallopt(M_MMAP_THRESHOLD, mmap_threshold) else 0
+    return _trim == trim and _mmap == mmap_threshold
 
 
 def limit_arenas() -> bool:

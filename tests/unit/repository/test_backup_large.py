@@ -35,7 +35,7 @@ def _cut_both(tmp_path: Path, data: bytes, window: int) -> tuple[list[bytes], li
     return serial, views
 
 
-@pytest.mark.parametrize("window", [0, 2048, 2049, 3000, 8192])
+@pytest.mark.parametrize("window", [0, 1, 1025, 1100, 2048, 2049, 3000, 8192])
 def test_chunk_views_cut_exactly_where_the_stream_chunker_cuts(tmp_path: Path,
                                                                window: int) -> None:
     rnd = random.Random(window)

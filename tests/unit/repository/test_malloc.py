@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,56 @@ def test_the_backup_command_limits_arenas_before_its_front_opens(
                      stop_containers=False, exclude=None, project=None, group=None,
                      member=None, dump=None, dump_database=None)
     assert calls == ["limit", "front", "backup"]
+
+
+_MAPPED = """
+import resource, sys
+from common.repository.system import malloc
+
+def faults_of_buffers():
+    # buffers of 1-3 MiB, each filled and freed: from the heap they are faulted in once,
+    # mapped afresh every one faults in again
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for n in range(40):
+        buf = bytearray((1 << 20) + (n % 3) * (1 << 20))
+        buf[::4096] = b"x" * len(buf[::4096])
+        del buf
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+ok = [malloc.keep_freed_memory(mmap_threshold=malloc.BACKUP_MMAP_THRESHOLD)]
+mapped = faults_of_buffers()
+ok.append(malloc.keep_freed_memory())  # a restore or check after it: the heap again
+faults_of_buffers()  # the heap grows to hold them once
+heap = faults_of_buffers()
+print(mapped, heap, all(ok))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_backup_maps_its_large_buffers_and_the_next_call_serves_them_from_the_heap(
+        ) -> None:
+    out = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True,
+                         check=True).stdout.split()
+    mapped, heap, ok = int(out[0]), int(out[1]), out[2]
+    assert ok == "True"
+    # 40 buffers of 1-3 MiB (~20k pages) mapped afresh vs reused from the heap
+    assert mapped > 10_000, mapped
+    assert heap * 4 < mapped, (heap, mapped)
+
+
+def test_the_backup_asks_for_its_mmap_threshold(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    from common.repository.backup import archiver
+    from common.repository.system import malloc
+
+    calls: list[dict[str, int]] = []
+
+    def keep(**kw: int) -> bool:
+        calls.append(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(archiver, "keep_freed_memory", keep)
+    with pytest.raises(RuntimeError, match="stop here"):
+        archiver.backup_directory(None, str(tmp_path), host="h",  # type: ignore[arg-type]
+                                  volume="v")
+    assert calls == [{"mmap_threshold": malloc.BACKUP_MMAP_THRESHOLD}]
