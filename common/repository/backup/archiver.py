@@ -306,9 +306,14 @@ class _Walker:
                     same[0] += 1
                     same[1] += st.st_size  # its node's size
                     texts.append(prev[1])
-                    dicts.append(prev[0])
                     if keeping:
                         files[entry.name] = (kept.stat_key(st), listed.ids[i])
+                        # a kept parent's file has no object (``KeptTree``): its name
+                        # alone, so that ``make_tree`` does not parse its text again
+                        dicts.append(prev[0] if prev[0] is not None else
+                                     {"name": entry.name})
+                    else:
+                        dicts.append(prev[0])
                     continue
                 if same[0]:
                     self._same(same)

@@ -63,8 +63,9 @@ class KeptTree:
 def make_tree(texts: list[str], dicts: list[dict[str, Any] | None],
               files: dict[str, tuple[StatKey, list[bytes]]]) -> KeptTree:
     """The kept form of a tree the walk wrote (``dicts``: the nodes' JSON objects where
-    it had them; the others are parsed from their texts, and are files' when they are
-    of type file: all the walk made of one with a single link)."""
+    it had them — for a file already in ``files``, unchanged from a kept parent, an
+    object with its name alone —; the others are parsed from their texts, and are
+    files' when they are of type file: all the walk made of one with a single link)."""
     old: dict[str, tuple[dict[str, Any] | None, str]] = {}
     for d, t in zip(dicts, texts, strict=True):
         if d is None:  # a node completed later (a large file, a deferred directory)
