@@ -199,3 +199,39 @@ def test_a_first_backup_kept_serves_the_next_without_reading_trees_or_index(
         else:  # what keeping saves: the parent's trees and the whole index read again
             assert trees and index_reads
         kept.drop()
+
+
+def test_trees_kept_from_a_kept_parent_serve_the_next_backup_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pre-copy (kept) -> catch-up (kept, from the pre-copy's) -> cut-over: the catch-up's
+    # kept trees hold every plain file with its stat and chunks, so the cut-over reads
+    # only what changed and no parent tree, and restores to the volume
+    src = make_volume(tmp_path / "v")
+    plain = sum(1 for p in src.rglob("*") if p.is_file() and not p.is_symlink()
+                and p.stat().st_nlink == 1)
+    repo = new_repo()
+    with kept.keeping(pause_gc=False):
+        first = backup_directory(repo, src, host="h", volume="v")
+    parsed: list[str] = []
+    real_loads = kept.json.loads
+    monkeypatch.setattr(kept.json, "loads", lambda t: parsed.append(t) or real_loads(t))
+    with kept.keeping():
+        second = backup_directory(repo, src, host="h", volume="v", parent=first)
+    monkeypatch.undo()
+    assert second.tree == first.tree and second.stats.files_read == 0
+    assert not any('"type":"file"' in t for t in parsed)  # no unchanged file parsed again
+    rid = repo.config.repository_id
+    trees, files = kept.take(rid, second.tree)
+    assert sum(len(t.files) for t in trees.values()) == plain
+    assert all(d is None for t in trees.values() for n, (d, _t) in t.old.items()
+               if n in t.files)  # a file's object is not kept, its stat key is
+    kept.keep(rid, trees, files)
+    _change(src, 3)
+    reads = _tree_reads(repo, monkeypatch)
+    third = backup_directory(repo, src, host="h", volume="v", parent=second)
+    reads = list(reads)
+    monkeypatch.undo()
+    assert reads == [] and third.stats.files_read == 3  # f3, added.txt, text.log
+    out = tmp_path / "restored"
+    restore_snapshot(repo, third, out)
+    assert compare_trees(src, out) == []
