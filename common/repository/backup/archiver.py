@@ -57,7 +57,7 @@ from common.repository.core.repository import Repository
 from common.repository.core.snapshot import Snapshot, SnapshotStats, save_snapshot
 from common.repository.core.tree import Node, encode_dict, encode_nodes, split_tree
 from common.repository.system.dirfd import open_dir_at
-from common.repository.system.malloc import BACKUP_MMAP_THRESHOLD, keep_freed_memory
+from common.repository.system.malloc import backup_mmap_threshold, keep_freed_memory
 
 _TYPES = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
           stat.S_IFSOCK: "socket", stat.S_IFLNK: "symlink", stat.S_IFDIR: "dir",
@@ -550,7 +550,7 @@ def backup_directory(
     if not os.path.isdir(root) or os.path.islink(root):
         raise InvalidInput(f"{root!r} is not a directory", "back up an existing directory")
     progress = progress or NullTracker()
-    keep_freed_memory(mmap_threshold=BACKUP_MMAP_THRESHOLD)
+    keep_freed_memory(mmap_threshold=backup_mmap_threshold())
     progress.set_phase("indexing")
     repo.load_index(reuse=True)
     stats = SnapshotStats()

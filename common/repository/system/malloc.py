@@ -15,8 +15,9 @@ faults 20k / 20k / 44k / 170k at 64 / 32 / 16 / 4 MiB, the same system time; buf
 1 MiB and more mapped afresh instead: 94 MiB, 750k faults, +1.2 s of system time).
 
 A restore keeps less (``RESTORE_TRIM_THRESHOLD``, 4 MiB): its pack ranges are at most 4
-MiB since its batches are 2 MiB. A backup maps its buffers of 1 MiB and more afresh
-(``BACKUP_MMAP_THRESHOLD``): since its buffers in flight were bounded (8 MiB), the heap
+MiB since its batches are 2 MiB. A one-shot ``volkeeper backup`` maps its buffers of 1
+MiB and more afresh (``BACKUP_MMAP_THRESHOLD``, ``map_backup_buffers``; a worker does
+not: its backups keep the heap's speed): since its buffers in flight were bounded (8 MiB), the heap
 kept by its threads' arenas, not the buffers, made its peak — buffers of 0.5-16 MiB (a
 chunk, its compressed and sealed copies, the chunk window) freed by one thread and
 allocated by another leave holes the next size does not fit (session 14: glibc held 20-45
@@ -45,8 +46,11 @@ TRIM_THRESHOLD = 16 * 1024 * 1024
 #: for a restore, whose buffers are a batch's pack ranges (at most 4 MiB) and one blob:
 #: the CLI restore of the mixed set peaked ~10 MiB lower than at 16 MiB, at the same CPU
 RESTORE_TRIM_THRESHOLD = 4 * 1024 * 1024
-#: a backup's buffers from this size on are mapped afresh and unmapped when freed
+#: a one-shot backup's buffers from this size on are mapped afresh and unmapped when
+#: freed (``map_backup_buffers``)
 BACKUP_MMAP_THRESHOLD = 1024 * 1024
+#: the mmap threshold a backup asks for (``backup_mmap_threshold``)
+_backup_mmap = MMAP_THRESHOLD
 
 _trim = 0
 _mmap = MMAP_THRESHOLD
@@ -66,6 +70,21 @@ def keep_freed_memory(trim: int = TRIM_THRESHOLD, mmap_threshold: int = MMAP_THR
     if mmap_threshold != _mmap:
         _mmap = mmap_threshold if mallopt(M_MMAP_THRESHOLD, mmap_threshold) else 0
     return _trim == trim and _mmap == mmap_threshold
+
+
+def map_backup_buffers() -> None:
+    """Backups in this process map their buffers of ``BACKUP_MMAP_THRESHOLD`` and more
+    afresh: ``volkeeper backup``, a one-shot process whose peak memory is the user's
+    (about 12 MiB lower for ~5 % more time). A long-lived worker does not call it: its
+    backups keep serving buffers from the heap (a migration's cut-over is downtime)."""
+    global _backup_mmap
+    _backup_mmap = BACKUP_MMAP_THRESHOLD
+
+
+def backup_mmap_threshold() -> int:
+    """The mmap threshold a backup sets (``keep_freed_memory``): glibc's maximum, or
+    ``BACKUP_MMAP_THRESHOLD`` after ``map_backup_buffers``."""
+    return _backup_mmap
 
 
 def limit_arenas() -> bool:

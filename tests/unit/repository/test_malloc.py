@@ -110,6 +110,7 @@ def test_the_backup_command_limits_arenas_before_its_front_opens(
 
     calls: list[str] = []
     monkeypatch.setattr(malloc, "limit_arenas", lambda: calls.append("limit") or True)
+    monkeypatch.setattr(malloc, "map_backup_buffers", lambda: calls.append("map"))
 
     class Front:
         def backup(self, body: dict[str, object]) -> dict[str, object]:
@@ -126,7 +127,7 @@ def test_the_backup_command_limits_arenas_before_its_front_opens(
     cmds_jobs.backup("vol", host=None, target=None, fmt=None, snapshot=None,
                      stop_containers=False, exclude=None, project=None, group=None,
                      member=None, dump=None, dump_database=None)
-    assert calls == ["limit", "front", "backup"]
+    assert calls == ["limit", "map", "front", "backup"]
 
 
 _MAPPED = """
@@ -176,7 +177,13 @@ def test_the_backup_asks_for_its_mmap_threshold(monkeypatch: pytest.MonkeyPatch,
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(archiver, "keep_freed_memory", keep)
-    with pytest.raises(RuntimeError, match="stop here"):
-        archiver.backup_directory(None, str(tmp_path), host="h",  # type: ignore[arg-type]
-                                  volume="v")
-    assert calls == [{"mmap_threshold": malloc.BACKUP_MMAP_THRESHOLD}]
+    for want in (malloc.MMAP_THRESHOLD, malloc.BACKUP_MMAP_THRESHOLD):
+        # a worker's backup keeps the heap; after ``map_backup_buffers`` (the one-shot
+        # ``volkeeper backup``) its large buffers are mapped afresh
+        if want == malloc.BACKUP_MMAP_THRESHOLD:
+            monkeypatch.setattr(malloc, "_backup_mmap", malloc.MMAP_THRESHOLD)
+            malloc.map_backup_buffers()
+        with pytest.raises(RuntimeError, match="stop here"):
+            archiver.backup_directory(None, str(tmp_path), host="h",  # type: ignore[arg-type]
+                                      volume="v")
+        assert calls.pop() == {"mmap_threshold": want}
