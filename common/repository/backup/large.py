@@ -95,9 +95,9 @@ def chunk_views(chunker: Chunker, fd: int, window: int = 0) -> Iterator[memoryvi
     (at most ``max_size``, about ``avg_size`` on average, read twice, by the kernel: no
     copy under the GIL, and no copy of a chunk already stored). The default was twice
     ``max_size`` (16 MiB): 9 MiB took the CLI's first backup of the 1 GiB mixed set from
-    128-132 to 122-126 MiB peak RSS at the same CPU time (session 14; its buffers are
-    mapped afresh, ``malloc.BACKUP_MMAP_THRESHOLD``, so the window is resident only while
-    a file is chunked)."""
+    128-132 to 122-126 MiB peak RSS at the same CPU time (session 14; there its buffers
+    are mapped afresh, ``malloc.map_backup_buffers``, so the window is resident only
+    while a file is chunked)."""
     params = chunker.params
     window = max(window or params.max_size + params.avg_size, params.max_size + 1)
     view = memoryview(bytearray(window))
