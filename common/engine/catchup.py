@@ -27,6 +27,7 @@ from common.formats import REPO_FORMAT
 from common.progress import ProgressTracker
 from common.repository import ids
 from common.repository.backup import kept
+from common.repository.core.repository import forget_kept_index, reusing_index
 from common.repository.core.snapshot import load_snapshot
 from common.storage.base import Backend
 
@@ -55,6 +56,19 @@ def precopy_keeping() -> contextlib.AbstractContextManager[None]:
     since and no parent tree (in the fleet benchmark, the index alone was 0.2-0.4 s of a
     ~0.55 s unchanged round). The collector is not paused: a pre-copy can be long."""
     return kept.keeping(pause_gc=False)
+
+
+def destination_index() -> contextlib.AbstractContextManager[None]:
+    """Around a migration's jobs on the destination (the pre-copy's restore, each
+    ``migration-sync``): their index loads reuse and keep the index in this worker
+    (``reusing_index``), so the cut-over's apply reads only the index files the catch-up
+    and the final backup added. ``forget_index`` drops it when the migration is verified."""
+    return reusing_index()
+
+
+def forget_index() -> None:
+    """Drop the index a migration's jobs kept in this worker (``destination_index``)."""
+    forget_kept_index()
 
 
 def catchup_backup(docker: DockerHost, backend: Backend, *, host: str, volume: str,

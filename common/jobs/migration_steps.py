@@ -26,7 +26,7 @@ from common.db.models import Backup, Job, utcnow
 from common.docker import recreate as containers
 from common.engine import migrate as engine
 from common.engine.backup import backup_volume
-from common.engine.catchup import catchup_backup
+from common.engine.catchup import catchup_backup, destination_index, forget_index
 from common.engine.flush import flush_behind, flushing, write_out
 from common.engine.records import StoredBackup
 from common.engine.repo import load_backup
@@ -137,7 +137,7 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     then = job.params.get("verify")
     settings = ctx.settings_for(b.target)
     where = engine.volume_path(ctx.docker, job.volume, ctx.settings)
-    with ctx.open_target(b.target) as backend:
+    with ctx.open_target(b.target) as backend, destination_index():
         opened = load_backup(backend, backup, settings) \
             if backup.format == REPO_FORMAT else None
         out = engine.apply_final(
@@ -229,6 +229,7 @@ def _verify(ctx: JobContext, job: Job, tracker: ProgressTracker, backend: Backen
     if durable:
         _written_out(job.volume, dest)
     forget(state)
+    forget_index()  # the migration's index kept on this worker (``destination_index``)
     return result
 
 

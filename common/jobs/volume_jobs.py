@@ -68,11 +68,14 @@ def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                 settings=ctx.settings_for(b.target))
         return Outcome({"loaded": [x.as_result() for x in loaded]})
     walk = None
+    index: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if job.params.get("record_for"):  # a migration's pre-copy: its verify baseline,
+        from common.engine.catchup import destination_index
         from common.jobs.migration_steps import PrecopyRecord  # walked inside the restore
 
         walk = PrecopyRecord(tracker)
-    with ctx.open_target(b.target) as backend:
+        index = destination_index()  # kept for the migration's syncs on this worker
+    with ctx.open_target(b.target) as backend, index:
         out = restore_engine.restore_backup(
             ctx.docker, backend, StoredBackup.from_row(b), volume=job.volume,
             tracker=tracker, settings=ctx.settings_for(b.target), host=job.host,

@@ -18,7 +18,9 @@ target at once exactly one config lands; the loser removes its key file and gets
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,24 @@ _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
 _LOADED: dict[tuple[str, bytes], tuple[frozenset[bytes], Index]] = {}
 _LOADED_LOCK = threading.Lock()
 REUSE_MAX_ENTRIES = 1_000_000
+
+
+_reusing: contextvars.ContextVar[bool] = contextvars.ContextVar("reuse_index", default=False)
+
+
+@contextlib.contextmanager
+def reusing_index() -> Iterator[None]:
+    """Index loads in this block (this thread) reuse the index kept in this process and
+    keep what they load (``load_index(reuse=True)``; a clean load is kept as
+    ``remember_index`` keeps a backup's): a migration's destination, whose pre-copy
+    restore and syncs of one repository follow each other on one worker — the cut-over's
+    apply, inside the downtime, then reads only the index files added since (the catch-up's
+    and the final backup's) instead of every one (~0.06 s for the 1 GiB mixed set)."""
+    token = _reusing.set(True)
+    try:
+        yield
+    finally:
+        _reusing.reset(token)
 
 
 def forget_kept_index() -> None:
@@ -133,7 +153,8 @@ class Repository:
         once written (a prune or a repair writes new ones and deletes the old), so what
         was read from a file still says the same; a file gone, any damage mark or an
         unreadable file means a full read. Never for a check or a repair, which must
-        read what storage holds now."""
+        read what storage holds now. Inside ``reusing_index`` every load reuses, and a
+        clean one is kept for the next."""
         self._index = None  # the old one goes before the new one is built (memory)
         self._index_files = None
         out = LoadedIndex(Index())
@@ -146,6 +167,8 @@ class Repository:
                 listed.append((ids.id_from_key(info.key), info.key))
             except Exception:  # noqa: BLE001 - a stray object: report it
                 out.damaged[b""] = f"unexpected object {info.key}"
+        keep = _reusing.get()
+        reuse = reuse or keep
         clean = reuse and not bad and not out.damaged_marks
         known: frozenset[bytes] = frozenset()
         if clean:
@@ -168,6 +191,8 @@ class Repository:
         self._index = out.index
         if clean and not out.damaged:
             self._index_files = frozenset(out.files)
+            if keep and self._index_files != known:  # (kept already when nothing was new)
+                self._keep_index()
         self.quarantined = {e.blob_id: e for e in out.quarantined}
         self.damage = out.marks
         return out

@@ -90,3 +90,29 @@ def test_the_boot_id_is_this_kernels(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         assert real and len(real) == 36 and real == migration_state.boot_id()
     monkeypatch.setattr(migration_state, "BOOT_ID", tmp_path / "missing")
     assert migration_state.boot_id() is None
+
+
+def test_the_record_this_process_saved_is_taken_as_a_copy_until_its_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the cut-over's apply loads the record the catch-up's apply (or the pre-copy) saved
+    # on this worker a moment before: a copy of it, not its JSON parsed again
+    _boot(monkeypatch, "boot-1")
+    state = tmp_path / "m1.verified.json"
+    save_record(state, dict(SEEN))
+    monkeypatch.setattr(migration_state.json, "loads", lambda _t: pytest.fail("parsed"))
+    got = load_record(state)
+    assert got == SEEN
+    got["a.txt"] = (0, 0, 0, 0, "")  # the caller's copy: the next load is unchanged
+    assert load_record(state) == SEEN
+    monkeypatch.undo()
+    _boot(monkeypatch, "boot-1")
+    # written by anyone else (a new file): read from the file
+    other = {"c": (1, 2, 3, 4, "")}
+    part = state.with_name("x.part")
+    part.write_text(json.dumps({"boot_id": "boot-1", "seen": other}))
+    part.replace(state)
+    assert load_record(state) == other
+    # forgotten with the record
+    save_record(state, dict(SEEN))
+    migration_state.forget(state)
+    assert load_record(state) == {} and migration_state._cached is None

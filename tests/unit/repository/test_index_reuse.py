@@ -122,3 +122,43 @@ def test_the_kept_index_goes_with_the_kept_trees(tmp_path: Path) -> None:
     assert repomod._LOADED and kept._kept is not None
     kept.drop()  # what the timer does once no backup followed in time
     assert not repomod._LOADED and kept._kept is None
+
+
+def test_a_destination_reusing_its_index_reads_only_the_files_added_since(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a migration's destination (``reusing_index``): the pre-copy's restore keeps the
+    # index it loaded; the cut-over's sync reads only the index files added since, and
+    # syncs exactly; outside the block every load reads every file
+    from common.repository.core.repository import reusing_index
+    from common.repository.restore.sync import sync_snapshot
+
+    src = make_volume(tmp_path / "v")
+    source = new_repo()
+    first = backup_directory(source, src, host="h", volume="v")
+    dest = open_repository(source.backend, "pw")  # another worker: its own object
+    out = tmp_path / "dest"
+    with reusing_index():
+        restore_snapshot(dest, first, out)
+    assert repomod._LOADED
+    (src / "text.log").write_bytes(b"changed\n" * 40_000)
+    (src / "new.bin").write_bytes(b"n" * 300_000)
+    final = backup_directory(source, src, host="h", volume="v", parent=first)
+    reads: list[str] = []
+    real = dest.backend.get_bytes
+
+    def counting(key: str) -> bytes:
+        if key.startswith(ids.INDEX_PREFIX):
+            reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(dest.backend, "get_bytes", counting)
+    with reusing_index():
+        sync_snapshot(dest, final, out)
+    listed = {ids.id_from_key(i.key) for i in dest.backend.list(ids.INDEX_PREFIX)}
+    known = {ids.id_from_key(k) for k in reads}
+    assert reads and known < listed  # only the final backup's index files were read
+    assert compare_trees(src, out) == []
+    assert _entries(dest.index, dest) == _entries(_full(dest), dest)
+    reads.clear()
+    dest.load_index()  # a plain load (a check, a restore elsewhere): every file
+    assert {ids.id_from_key(k) for k in reads} == listed
