@@ -44,6 +44,22 @@ def _tree_reads(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> list[bytes
     return reads
 
 
+def index_reads(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the index files ``repo`` reads from now on, in order."""
+    from common.repository import ids
+
+    reads: list[str] = []
+    real = repo.backend.get_bytes
+
+    def counting(key: str) -> bytes:
+        if key.startswith(ids.INDEX_PREFIX):
+            reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(repo.backend, "get_bytes", counting)
+    return reads
+
+
 def _backups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: bool
              ) -> tuple[Repository, Snapshot, list[bytes]]:
     src = tmp_path / ("kept" if keep else "plain")
@@ -171,7 +187,6 @@ def test_a_first_backup_kept_serves_the_next_without_reading_trees_or_index(
     # catch-up round (the next backup of the volume here) reads neither
     import gc
 
-    from common.repository import ids
     from common.repository.core import repository as repomod
 
     repomod._LOADED.clear()
@@ -181,23 +196,15 @@ def test_a_first_backup_kept_serves_the_next_without_reading_trees_or_index(
         with kept.keeping(pause_gc=False) if keep else _null():
             assert gc.isenabled()
             first = backup_directory(repo, src, host="h", volume="v")
-        index_reads: list[str] = []
-        real = repo.backend.get_bytes
-
-        def counting(key: str, real=real, index_reads=index_reads) -> bytes:
-            if key.startswith(ids.INDEX_PREFIX):
-                index_reads.append(key)
-            return real(key)
-
-        monkeypatch.setattr(repo.backend, "get_bytes", counting)
+        indexes = index_reads(repo, monkeypatch)
         trees = _tree_reads(repo, monkeypatch)
         again = backup_directory(repo, src, host="h", volume="v", parent=first)
         monkeypatch.undo()
         assert again.tree == first.tree and again.stats.files_read == 0
         if keep:
-            assert trees == [] and index_reads == []
+            assert trees == [] and indexes == []
         else:  # what keeping saves: the parent's trees and the whole index read again
-            assert trees and index_reads
+            assert trees and indexes
         kept.drop()
 
 

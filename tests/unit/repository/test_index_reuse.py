@@ -19,7 +19,7 @@ from common.repository.core.repository import Repository, open_repository
 from common.repository.restore.restorer import restore_snapshot
 from tests.treecmp import compare_trees
 from tests.unit.repository.test_backup import make_volume, new_repo
-from tests.unit.repository.test_backup_kept import kept_backup
+from tests.unit.repository.test_backup_kept import index_reads, kept_backup
 
 
 def _entries(index: Index, repo: Repository) -> dict[bytes, object]:
@@ -49,15 +49,7 @@ def test_a_second_backup_reads_only_the_index_files_added_since(
     src, repo, first = kept_backup(tmp_path)
     (src / "text.log").write_bytes(b"changed\n" * 50_000)
     (src / "new.bin").write_bytes(b"n" * 300_000)
-    reads: list[str] = []
-    real = repo.backend.get_bytes
-
-    def counting(key: str) -> bytes:
-        if key.startswith(ids.INDEX_PREFIX):
-            reads.append(key)
-        return real(key)
-
-    monkeypatch.setattr(repo.backend, "get_bytes", counting)
+    reads = index_reads(repo, monkeypatch)
     second = backup_directory(repo, src, host="h", volume="v", parent=first)
     assert reads == []  # the first backup's load plus the files it wrote: nothing to read
     out = tmp_path / "restored"
@@ -143,15 +135,7 @@ def test_a_destination_reusing_its_index_reads_only_the_files_added_since(
     (src / "text.log").write_bytes(b"changed\n" * 40_000)
     (src / "new.bin").write_bytes(b"n" * 300_000)
     final = backup_directory(source, src, host="h", volume="v", parent=first)
-    reads: list[str] = []
-    real = dest.backend.get_bytes
-
-    def counting(key: str) -> bytes:
-        if key.startswith(ids.INDEX_PREFIX):
-            reads.append(key)
-        return real(key)
-
-    monkeypatch.setattr(dest.backend, "get_bytes", counting)
+    reads = index_reads(dest, monkeypatch)
     with reusing_index():
         sync_snapshot(dest, final, out)
     listed = {ids.id_from_key(i.key) for i in dest.backend.list(ids.INDEX_PREFIX)}
