@@ -366,9 +366,11 @@ def exists(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """Remove the destination volume — only one this migration created (its label) — and
-    this host's state of the migration (its record and held snapshot: ``forget``)."""
+    this host's state of the migration (its record and held snapshot: ``forget``; the
+    index its jobs kept in this worker: ``forget_index``)."""
     tracker.set_phase("removing the destination")
     forget(state_file(ctx.settings.home, str(job.params.get("migration"))))
+    forget_index()
     try:
         info = ctx.docker.volume(job.volume)
     except NotFound:
