@@ -9,7 +9,11 @@ snapshots: the same root tree id and root directory entry mean nothing changed (
 id covers every entry's metadata and content below it, ``repository.core.tree``), so the
 round's apply can be skipped. ``bytes_read``/``files_read`` (the snapshot's counters of
 what the walk had to read) are the size of the round's delta: what the cut-over would
-otherwise have to read while the application is stopped."""
+otherwise have to read while the application is stopped.
+
+What a migration's jobs keep in a worker for the next one: the pre-copy's trees and index
+for the first round on the source (``precopy_keeping``), the index on the destination for
+its syncs (``destination_index``, dropped by ``forget_index``)."""
 
 from __future__ import annotations
 
@@ -62,7 +66,8 @@ def destination_index() -> contextlib.AbstractContextManager[None]:
     """Around a migration's jobs on the destination (the pre-copy's restore, each
     ``migration-sync``): their index loads reuse and keep the index in this worker
     (``reusing_index``), so the cut-over's apply reads only the index files the catch-up
-    and the final backup added. ``forget_index`` drops it when the migration is verified."""
+    and the final backup added. ``forget_index`` drops it when the migration is verified
+    or its destination removed."""
     return reusing_index()
 
 
