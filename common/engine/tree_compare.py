@@ -30,7 +30,7 @@ from common.archive import VerifyReport
 from common.archive.reader import MAX_PROBLEMS
 from common.config import Settings
 from common.engine.records import StoredBackup
-from common.engine.repo import LOCK_RETRY_SECONDS, open_repo, snapshot_id
+from common.engine.repo import LOCK_RETRY_SECONDS, load_backup
 from common.errors import IntegrityError, NotFound, StorageError
 from common.progress import ProgressTracker
 from common.repository import Repository
@@ -38,7 +38,7 @@ from common.repository.backup.read import xattrs_of
 from common.repository.core.chunker import Chunker
 from common.repository.core.ids import BlobType
 from common.repository.core.locks import backup_lock
-from common.repository.core.snapshot import Snapshot, load_snapshot
+from common.repository.core.snapshot import Snapshot
 from common.repository.core.tree import Node, content_digest, decode_some
 from common.repository.system.sparse import DataReader, data_ranges
 from common.storage.base import Backend
@@ -103,11 +103,7 @@ def compare_backup(backend: Backend, backup: StoredBackup, root: Path, settings:
     (``trusted``/``seen``/``written``: see ``compare_tree``). ``opened``: the repository
     and the backup's snapshot as a step before in the same job loaded them, its index
     read (a migration's apply then verify: not read again)."""
-    if opened is None:
-        repo = open_repo(backend, settings)
-        snap = load_snapshot(repo, snapshot_id(backup))
-    else:
-        repo, snap = opened
+    repo, snap = opened or load_backup(backend, backup, settings)
     with backup_lock(repo, f"comparison with backup {backup.id}",
                      retry_for=LOCK_RETRY_SECONDS):
         return compare_tree(repo, snap, root, tracker, trusted=trusted, seen=seen,
