@@ -50,11 +50,13 @@ from common.repository.core.tree import Tree
 from common.storage.base import Backend
 
 _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
+_HINT = "run a repository check to see what is damaged"
 #: ``load_index(reuse=True)``: the index a backup kept (``remember_index``: one that another
-#: follows, a migration's catch-up), by repository (backend, repository id): the index
-#: files it holds exactly, and a copy of it. One repository's, of at most
-#: ``REUSE_MAX_ENTRIES`` blobs (~50 bytes each); nothing else keeps a copy (a one-shot
-#: command's peak memory is unchanged)
+#: follows, a migration's catch-up) or a load inside ``reusing_index`` (a migration's
+#: destination), by repository (backend, repository id): the index files it holds
+#: exactly, and a copy of it. One repository's, of at most ``REUSE_MAX_ENTRIES`` blobs
+#: (~50 bytes each); nothing else keeps a copy (a one-shot command's peak memory is
+#: unchanged)
 _LOADED: dict[tuple[str, bytes], tuple[frozenset[bytes], Index]] = {}
 _LOADED_LOCK = threading.Lock()
 REUSE_MAX_ENTRIES = 1_000_000
@@ -83,7 +85,6 @@ def forget_kept_index() -> None:
     (``backup.kept.drop``), so a worker holds neither once no backup follows."""
     with _LOADED_LOCK:
         _LOADED.clear()
-_HINT = "run a repository check to see what is damaged"
 
 
 @dataclass
