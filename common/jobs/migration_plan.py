@@ -150,11 +150,16 @@ def carried(step: str, job: Job) -> str | None:
     return None
 
 
+def ran_two(job: Job) -> bool:
+    """Whether ``job`` is a cut-over's apply that also ran the verify (``carried``)."""
+    return job.kind == "migration-sync" and carried("cutover.apply", job) is not None
+
+
 def step_result(step: str, job: Job) -> dict[str, Any]:
     """What ``step`` itself did, from its job's result: where one job ran two steps
-    (``carried``) the verify's is the result's ``verify``, the apply's the rest."""
+    (``ran_two``) the verify's is the result's ``verify``, the apply's the rest."""
     r = dict(job.result or {})
-    if job.kind == "migration-sync" and carried("cutover.apply", job):
+    if ran_two(job):
         v = r.pop("verify")
         return dict(v) if step == "verify" else r
     return r
@@ -178,7 +183,7 @@ def span(step: str, job: Job) -> tuple[str, datetime | None, datetime | None]:
     in the job's result)."""
     began = job.started_at or job.created_at
     state, end = str(job.state), job.finished_at
-    if job.kind != "migration-sync" or not carried("cutover.apply", job):
+    if not ran_two(job):
         return state, began, end
     mid = _when((job.result or {})["verify"].get("started_at"), began)
     if step == "cutover.apply":

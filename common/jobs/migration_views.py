@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from common.db import Job
 from common.db.migration_rows import Migration
 from common.jobs import migration_catchup
-from common.jobs.migration_plan import FORWARD, ROLLBACK, carried, span
+from common.jobs.migration_plan import FORWARD, ROLLBACK, carried, ran_two, span
 
 if TYPE_CHECKING:
     from common.jobs.migration_inputs import MigrationIn
@@ -82,7 +82,7 @@ def phases(s: Session, m: Migration) -> list[dict[str, Any]]:
             "finished_at": _iso(max(ends)) if state != "running" and ends else None,
             # a job that ran two steps counts its bytes in the first
             "bytes": sum(_job_bytes(j) for step, j, _ in found
-                         if (step, j.kind) != ("verify", "migration-sync")),
+                         if not (step == "verify" and ran_two(j))),
             "jobs": [{"step": step, "job_id": j.id, "kind": j.kind, "host": j.host,
                       "state": st, "error": j.error if st == str(j.state) else None,
                       "started_at": _iso(began), "finished_at": _iso(end),
