@@ -145,7 +145,9 @@ def test_back_up_now_shows_a_live_bar_reaching_100_percent(browser: Any, console
 def test_the_overview_follows_a_running_job_to_its_end(browser: Any, console: Console
                                                        ) -> None:
     name, path = console.volume("vkc-big")
-    for i in range(12):
+    # 80 MiB at the fixture's 8 MiB/s: ~10 s, so the job still runs when the overview
+    # reads the running jobs, even on a loaded machine (at 24 MiB a CI run missed it)
+    for i in range(40):
         (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
     page, errors = open_console(browser, console)
     page.wait_for_selector(".card .value")
@@ -163,7 +165,7 @@ def test_the_overview_follows_a_running_job_to_its_end(browser: Any, console: Co
 
 def test_a_running_job_is_cancelled_from_its_page(browser: Any, console: Console) -> None:
     name, path = console.volume("vkc-stop")
-    for i in range(16):
+    for i in range(48):  # ~12 s at 8 MiB/s; cancelled long before it ends
         (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
     page, errors = open_console(browser, console)
     with console.api() as api:

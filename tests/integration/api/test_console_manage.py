@@ -82,7 +82,7 @@ def test_the_jobs_list_offers_cancel_only_for_queued_and_running_jobs(
     (path / "f").write_text("x")
     done = console.job("/backups", {"volume": small, "format": "tar"})
     name, path = console.volume("vkc-long")
-    for i in range(24):  # 48 MiB at 8 MiB/s: running for seconds
+    for i in range(48):  # 96 MiB at 8 MiB/s: ~12 s, cancelled long before it ends
         (path / f"blob{i}").write_bytes(os.urandom(2 << 20))
     page, errors = open_console(browser, console)
     with console.api() as api:
