@@ -95,6 +95,7 @@ def open_front(server: str | None, token: str | None, *, volume_sizes: bool = Fa
             startup.resume()
             yield remote
         return
+    startup.defer_imports()  # before the embedded front imports SQLAlchemy (cli.startup)
     from cli.local import LocalFront
 
     with LocalFront(volume_sizes=volume_sizes, docker=docker) as local:

@@ -76,3 +76,83 @@ def test_a_command_builds_only_the_request_and_output_models_it_uses(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[] ['BackupIn'] "), done.stdout
     assert int(done.stdout.split()[-1]) > 20
+
+
+def test_an_embedded_command_leaves_asyncio_and_ssl_unloaded(tmp_path: Path) -> None:
+    """The embedded front imports SQLAlchemy, which imports asyncio (and it ssl): with
+    ``defer_imports`` neither module's code runs in a command that does not use them.
+    (The first command of a new home creates the database: SQLAlchemy's handling of the
+    "no such table" it meets on the way reads asyncio's exceptions, so asyncio loads.)"""
+    code = """
+import json, sys
+import cli.main
+exit_now = cli.main._exit
+def _exit(code):
+    loaded = [m for m in ("asyncio", "ssl", "sqlalchemy")
+              if type(sys.modules.get(m)).__name__ == "module"]
+    sys.stderr.write("LOADED " + json.dumps(loaded) + "\\n")
+    exit_now(code)
+cli.main._exit = _exit
+sys.argv = ["volkeeper", "targets", "list", "--json"]
+cli.main.main()
+"""
+    first = _run(code, tmp_path)
+    assert first.returncode == 0, first.stderr
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["name"] == "local"
+    assert json.loads(done.stderr.split("LOADED ", 1)[1].splitlines()[0]) == ["sqlalchemy"]
+
+
+def test_a_deferred_module_loads_at_its_first_use_and_works_as_imported(
+        tmp_path: Path) -> None:
+    code = """
+import sys, threading
+from cli import startup
+startup.defer_imports(("asyncio", "ssl", "xmlrpc", "no_such_module_here"))
+import asyncio, ssl, sqlalchemy  # sqlalchemy reads asyncio.iscoroutine as it loads
+states = [type(sys.modules[m]).__name__ for m in ("asyncio", "ssl", "xmlrpc")]
+assert "no_such_module_here" not in sys.modules
+async def answer():
+    await asyncio.sleep(0)
+    return 42
+results = []
+def use():  # several threads at once: each waits for the one loading it
+    results.append((asyncio.run(answer()), ssl.PROTOCOL_TLS_CLIENT.name))
+threads = [threading.Thread(target=use) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+from asyncio import events  # a submodule, as the loaded package has it
+import xmlrpc.client  # a submodule of a deferred package that was never used
+print(states, [type(sys.modules[m]).__name__ for m in ("asyncio", "ssl")], results,
+      events is sys.modules["asyncio.events"], xmlrpc.client.Fault(1, "x").faultCode,
+      asyncio.iscoroutine is asyncio.coroutines.iscoroutine)
+"""
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("] [", 1)[0] == "['_Deferred', '_Deferred', '_Deferred'"
+    assert "['module', 'module']" in done.stdout  # each ran once used
+    assert done.stdout.count("(42, 'PROTOCOL_TLS_CLIENT')") == 4
+    assert done.stdout.rstrip().endswith("True 1 True"), done.stdout
+
+
+def test_a_deferred_module_that_fails_to_load_fails_like_an_import(tmp_path: Path) -> None:
+    (tmp_path / "broken_on_load.py").write_text("VALUE = 1\nraise RuntimeError('boom')\n")
+    code = f"""
+import sys
+sys.path.insert(0, {str(tmp_path)!r})
+from cli import startup
+startup.defer_imports(("broken_on_load",))
+import broken_on_load
+try:
+    broken_on_load.VALUE
+except RuntimeError as e:
+    print("raised", e, "broken_on_load" in sys.modules)
+try:
+    import broken_on_load
+except RuntimeError as e:
+    print("again", e)
+"""
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["raised boom False", "again boom"]
