@@ -66,9 +66,13 @@ repo_cmds.register(app)
 
 
 class _Quiet(logging.Handler):
-    """One-shot commands: a library's warning is one plain line on stderr, no traceback."""
+    """One-shot commands: a library's warning is one plain line on stderr, no traceback.
+    The warning of an embedded job that failed is left out: the command prints the job's
+    error itself (``common.jobs.runner.OUTCOME``)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "job_outcome", False):
+            return
         sys.stderr.write(f"volkeeper: {record.getMessage()}\n")
 
 

@@ -32,6 +32,11 @@ from common.progress import ProgressBus, ProgressTracker, Snapshot
 
 log = logging.getLogger(__name__)
 
+#: set (``extra``) on the log record of a job that failed as expected: the job's row holds
+#: the error, and a front that ran the job in its own process and shows the outcome itself
+#: (the one-shot CLI, ``cli.main``) leaves the line out instead of printing it twice
+OUTCOME = "job_outcome"
+
 worker_name = owners.worker_name
 
 __all__ = ["Fenced", "FencedTracker", "JobBody", "Outcome", "fail_job", "run_job",
@@ -231,7 +236,7 @@ def _run(ctx: JobContext, job_id: str, body: JobBody) -> bool:
             _cancelled(ctx, job_id, tracker, e, me)
             return False
         if isinstance(e, VolkeeperError):
-            log.warning("job %s failed: %s", job_id, e)
+            log.warning("job %s failed: %s", job_id, e, extra={OUTCOME: True})
             fail_job(ctx, job_id, str(e), tracker.snapshot() | {"phase": "failed"},
                      result=getattr(e, "result", None), worker=me)
         else:

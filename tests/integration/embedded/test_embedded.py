@@ -201,6 +201,8 @@ def test_verify_passes_an_intact_backup_and_names_the_damage_in_a_corrupted_one(
     assert p.returncode == 1
     assert "damaged" in p.stderr and job["result"]["key"] in p.stderr
     assert "Traceback" not in p.stderr
+    # said once: the error line, not also the in-process worker's log line of the job
+    assert p.stderr.count(f"backup {backup_id} is damaged") == 1, p.stderr
     [listed] = json.loads(cli(embedded_env, "backups", "--volume", "emb-verify",
                               "--json").stdout)
     assert listed["verify_status"] == "damaged"

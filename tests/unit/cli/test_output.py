@@ -37,3 +37,24 @@ def test_a_bad_request_names_each_field_and_its_problem_like_the_api() -> None:
     assert fields == {"backup_id", "paths", "extra"}
     assert e.value.message.startswith("invalid request: ")
     assert "invalid path '../etc'" in (e.value.hint or "")
+
+
+def test_a_failed_embedded_job_is_not_also_printed_as_a_warning(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The one-shot CLI prints a library's warning as one line, but not the in-process
+    runner's warning of a job that failed: the command prints that job's error itself."""
+    import logging
+
+    from cli.main import _Quiet
+    from common.jobs import runner
+
+    logger = logging.getLogger("test.quiet")
+    handler = _Quiet(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        logger.warning("job %s failed: %s", "j1", "the disk is full",
+                       extra={runner.OUTCOME: True})
+        logger.warning("target %s answers slowly", "s3")
+    finally:
+        logger.removeHandler(handler)
+    assert capsys.readouterr().err == "volkeeper: target s3 answers slowly\n"
