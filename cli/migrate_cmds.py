@@ -121,7 +121,7 @@ def migration(
         if follow and m["state"] not in FINAL:
             m = _follow(c, mid, as_json)
         if md:
-            out().print(c.migration_report(mid), markup=False, highlight=False)
+            out().print(c.migration_report(mid), markup=False, highlight=False, soft_wrap=True)
             return
     _show(m, as_json)
 
