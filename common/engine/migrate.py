@@ -97,7 +97,7 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
                             f"volume {volume!r} already exists on this host — choose "
                             "another name (--to-volume) or remove it first"))
     except NotFound:
-        checks.append(Check("destination volume", True, f"volume {volume!r} is free"))
+        checks.append(_check_device_empty(volume, driver, opts))
     usable = [_check_driver(docker, driver, opts), _check_kept("destination", driver, opts),
               _check_reach(docker, driver, opts)]
     checks += usable
@@ -108,6 +108,25 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
     if images:
         checks.append(_check_images(docker, images))
     return {"checks": _checks(*checks), "free_bytes": free, "free_at": where}
+
+
+def _check_device_empty(volume: str, driver: str, opts: dict[str, str]) -> Check:
+    """The name is free; a ``local`` bind destination's device directory must hold
+    nothing either: the restore would overwrite its files and the cut-over's sync delete
+    the others."""
+    device = opts.get("device")
+    if driver == "local" and device and "bind" in opts.get("o", "").split(","):
+        try:
+            with os.scandir(device) as entries:
+                first = next(entries, None)
+        except OSError:
+            first = None  # missing or not visible here: "file access" and the probe say
+        if first is not None:
+            return Check("destination volume", False, f"the device directory {device} of "
+                         f"volume {volume!r} is not empty (it holds {first.name!r}): the "
+                         "migration would overwrite and delete its files — choose an empty "
+                         "directory (--driver-opt device=…) or empty it first")
+    return Check("destination volume", True, f"volume {volume!r} is free")
 
 
 def _check_images(docker: DockerHost, images: list[str]) -> Check:
