@@ -123,7 +123,8 @@ def migration(
         if md:
             out().print(c.migration_report(mid), markup=False, highlight=False, soft_wrap=True)
             return
-    _show(m, as_json)
+    # a rollback that rolled back (a cancel that cancelled) did what was asked: exit 0
+    _show(m, as_json, {"rollback": "rolled_back", "cancel": "cancelled"}.get(action))
 
 
 def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
         c.wait_migration()
 
 
-def _show(m: dict[str, Any], as_json: bool) -> None:
+def _show(m: dict[str, Any], as_json: bool, asked: str | None = None) -> None:
     if as_json:
         emit_json(m)
     else:
@@ -163,7 +164,7 @@ def _show(m: dict[str, Any], as_json: bool) -> None:
             out().print(f"  reason: {m['reason']}", highlight=False)
         for step in m.get("next_steps") or []:
             out().print(f"  next: {step}", highlight=False)
-    if m["state"] in ("rolled_back", "failed", "cancelled"):
+    if m["state"] in ("rolled_back", "failed", "cancelled") and m["state"] != asked:
         raise typer.Exit(1)
 
 
