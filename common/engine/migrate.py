@@ -29,7 +29,7 @@ from typing import Any
 from common.archive import VerifyReport
 from common.config import Settings
 from common.docker import ContainerRef, DockerHost
-from common.engine.access import direct_path
+from common.engine.access import bound_dir, direct_path
 from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
 from common.engine.flush import flush_filesystems
@@ -317,17 +317,7 @@ def volume_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
     """Where this worker reaches the volume's files: its mountpoint (``direct_path``) or,
     for a ``local`` volume bound to a directory (``o=bind``, ``device=DIR``), that
     directory when it is visible here; None otherwise."""
-    path = direct_path(docker, volume, settings)
-    if path is not None:
-        return path
-    info = docker.volume(volume)
-    opts = info.options or {}
-    device = opts.get("device")
-    if info.driver == "local" and device and "bind" in opts.get("o", "").split(","):
-        where = Path(device)
-        if where.is_dir() and os.access(where, os.R_OK | os.W_OK | os.X_OK):
-            return where
-    return None
+    return direct_path(docker, volume, settings) or bound_dir(docker, volume)
 
 
 def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,
