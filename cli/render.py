@@ -187,6 +187,12 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
         err().print(f"restore it together with: volkeeper restore --group {r.get('group_id')}",
                     highlight=False)
         _around(r)
+    elif job["kind"] == "restore" and "loaded" in r:  # --dump-into: no volume written
+        for d in r["loaded"]:
+            where = f", database {d['database']}" if d.get("database") else ""
+            out().print(f"[green]loaded {d['path']}[/] ({d['kind']}) into container "
+                        f"{d['container']}{where} on {job['host']}: {size(d.get('bytes'))}",
+                        soft_wrap=True, highlight=False)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
