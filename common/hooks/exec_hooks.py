@@ -112,8 +112,10 @@ def run_hooks(docker: DockerHost, containers: Sequence[ContainerRef], when: str,
         if run.ok:
             continue
         if run.on_error != "fail" or not raise_on_fail:
-            log.warning("%s", run.describe())  # else the job's error says it (once)
-            continue
+            # the job's result keeps it (``hook_warnings``), which a front running the job
+            # in its own process prints itself: marked as ``common.jobs.runner.OUTCOME``
+            log.warning("%s", run.describe(), extra={"job_outcome": True})
+            continue  # (else the job's error says it, once)
         after = {("pre", "backup"): "; the backup was not taken",
                  ("pre", "restore"): "; the restore did not start"}.get((when, what), "")
         raise HookFailed(
