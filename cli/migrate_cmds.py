@@ -106,10 +106,11 @@ def migration(
 ) -> None:
     """Show migration ID (with --follow until it ends), or `rollback ID` (undo a
     succeeded one) or `cancel ID` (stop a running one; it rolls back)."""
-    action = what if what in ("rollback", "cancel") and migration_id else "show"
+    action = what if what in ("rollback", "cancel") else "show"
     mid = migration_id if action != "show" else what
     if mid is None:
-        raise CliError("no migration id given", "volkeeper migrations lists them")
+        raise CliError(f"no migration id given: volkeeper migration {action} ID",
+                       "volkeeper migrations lists them")
     with connect(docker=action != "show" or follow) as c:
         if action == "rollback":
             m = c.rollback_migration(mid)

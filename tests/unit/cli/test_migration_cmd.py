@@ -1,5 +1,5 @@
-"""`volkeeper migration ID --md` prints Markdown a file can keep: its lines are not wrapped
-at the terminal's width (a wrapped table row is no row any more)."""
+"""`volkeeper migration`: the --md report a file can keep (its lines are not wrapped at
+the terminal's width: a wrapped table row is no row any more); a missing id said so."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ def test_the_markdown_report_is_printed_unwrapped(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.rstrip("\n") == expected.rstrip("\n")
     assert any(len(line) > 120 for line in p.stdout.splitlines())
+
+
+def test_rollback_or_cancel_without_an_id_says_the_id_is_missing(tmp_path: Path) -> None:
+    for action in ("rollback", "cancel"):
+        p = _cli(tmp_path, "migration", action)
+        assert p.returncode == 1, p.stderr
+        assert f"no migration id given: volkeeper migration {action} ID" in p.stderr
+        assert "not found" not in p.stderr and "Traceback" not in p.stderr
