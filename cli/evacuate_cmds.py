@@ -105,6 +105,6 @@ def _show(e: dict[str, Any], as_json: bool) -> None:
     else:
         from common.jobs.evacuations import markdown
 
-        out().print(markdown(e), markup=False, highlight=False)
+        out().print(markdown(e), markup=False, highlight=False, soft_wrap=True)
     if e["state"] not in ("succeeded", "running"):
         raise typer.Exit(1)

@@ -106,10 +106,11 @@ def migration(
 ) -> None:
     """Show migration ID (with --follow until it ends), or `rollback ID` (undo a
     succeeded one) or `cancel ID` (stop a running one; it rolls back)."""
-    action = what if what in ("rollback", "cancel") and migration_id else "show"
+    action = what if what in ("rollback", "cancel") else "show"
     mid = migration_id if action != "show" else what
     if mid is None:
-        raise CliError("no migration id given", "volkeeper migrations lists them")
+        raise CliError(f"no migration id given: volkeeper migration {action} ID",
+                       "volkeeper migrations lists them")
     with connect(docker=action != "show" or follow) as c:
         if action == "rollback":
             m = c.rollback_migration(mid)
@@ -121,9 +122,10 @@ def migration(
         if follow and m["state"] not in FINAL:
             m = _follow(c, mid, as_json)
         if md:
-            out().print(c.migration_report(mid), markup=False, highlight=False)
+            out().print(c.migration_report(mid), markup=False, highlight=False, soft_wrap=True)
             return
-    _show(m, as_json)
+    # a rollback that rolled back (a cancel that cancelled) did what was asked: exit 0
+    _show(m, as_json, {"rollback": "rolled_back", "cancel": "cancelled"}.get(action))
 
 
 def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
@@ -142,7 +144,7 @@ def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
         c.wait_migration()
 
 
-def _show(m: dict[str, Any], as_json: bool) -> None:
+def _show(m: dict[str, Any], as_json: bool, asked: str | None = None) -> None:
     if as_json:
         emit_json(m)
     else:
@@ -163,7 +165,7 @@ def _show(m: dict[str, Any], as_json: bool) -> None:
             out().print(f"  reason: {m['reason']}", highlight=False)
         for step in m.get("next_steps") or []:
             out().print(f"  next: {step}", highlight=False)
-    if m["state"] in ("rolled_back", "failed", "cancelled"):
+    if m["state"] in ("rolled_back", "failed", "cancelled") and m["state"] != asked:
         raise typer.Exit(1)
 
 

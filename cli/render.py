@@ -170,6 +170,10 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(job)
     if job["state"] in ("failed", "cancelled"):
+        for warning in (job.get("result") or {}).get("hook_warnings") or []:
+            if warning not in (job.get("error") or ""):  # (a failing pre hook is the error)
+                err().print(f"[yellow]warning:[/] {warning}", highlight=False,
+                            soft_wrap=True)
         raise CliError(f"job {job['id']} {job['state']}: {job.get('error')}")
     if as_json:
         return
@@ -187,10 +191,17 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
         err().print(f"restore it together with: volkeeper restore --group {r.get('group_id')}",
                     highlight=False)
         _around(r)
+    elif job["kind"] == "restore" and "loaded" in r:  # --dump-into: no volume written
+        for d in r["loaded"]:
+            where = f", database {d['database']}" if d.get("database") else ""
+            out().print(f"[green]loaded {d['path']}[/] ({d['kind']}) into container "
+                        f"{d['container']}{where} on {job['host']}: {size(d.get('bytes'))}",
+                        soft_wrap=True, highlight=False)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
                     soft_wrap=True, highlight=False)
+        _around(r)
         if r.get("safety_backup_id"):
             err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
                         f"undo with: volkeeper rollback {job['id']}")

@@ -35,6 +35,20 @@ def direct_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
     return path
 
 
+def bound_dir(docker: DockerHost, volume: str) -> Path | None:
+    """For a ``local`` volume bound to a directory (``o=bind``, ``device=DIR``): that
+    directory when this process can read and write it (the volume's files are there even
+    while nothing mounts it); None otherwise."""
+    info = docker.volume(volume)
+    opts = info.options or {}
+    device = opts.get("device")
+    if info.driver == "local" and device and "bind" in opts.get("o", "").split(","):
+        where = Path(device)
+        if where.is_dir() and os.access(where, os.R_OK | os.W_OK | os.X_OK):
+            return where
+    return None
+
+
 @contextlib.contextmanager
 def tar_source(docker: DockerHost, volume: str, settings: Settings,
                exclude: Sequence[str] = ()) -> Iterator[BinaryIO]:

@@ -29,7 +29,7 @@ from typing import Any
 from common.archive import VerifyReport
 from common.config import Settings
 from common.docker import ContainerRef, DockerHost
-from common.engine.access import direct_path
+from common.engine.access import bound_dir, direct_path
 from common.engine.backup import backup_volume
 from common.engine.compare import compare_volume
 from common.engine.flush import flush_filesystems
@@ -97,7 +97,7 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
                             f"volume {volume!r} already exists on this host — choose "
                             "another name (--to-volume) or remove it first"))
     except NotFound:
-        checks.append(Check("destination volume", True, f"volume {volume!r} is free"))
+        checks.append(_check_device_empty(volume, driver, opts))
     usable = [_check_driver(docker, driver, opts), _check_kept("destination", driver, opts),
               _check_reach(docker, driver, opts)]
     checks += usable
@@ -108,6 +108,25 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
     if images:
         checks.append(_check_images(docker, images))
     return {"checks": _checks(*checks), "free_bytes": free, "free_at": where}
+
+
+def _check_device_empty(volume: str, driver: str, opts: dict[str, str]) -> Check:
+    """The name is free; a ``local`` bind destination's device directory must hold
+    nothing either: the restore would overwrite its files and the cut-over's sync delete
+    the others."""
+    device = opts.get("device")
+    if driver == "local" and device and "bind" in opts.get("o", "").split(","):
+        try:
+            with os.scandir(device) as entries:
+                first = next(entries, None)
+        except OSError:
+            first = None  # missing or not visible here: "file access" and the probe say
+        if first is not None:
+            return Check("destination volume", False, f"the device directory {device} of "
+                         f"volume {volume!r} is not empty (it holds {first.name!r}): the "
+                         "migration would overwrite and delete its files — choose an empty "
+                         "directory (--driver-opt device=…) or empty it first")
+    return Check("destination volume", True, f"volume {volume!r} is free")
 
 
 def _check_images(docker: DockerHost, images: list[str]) -> Check:
@@ -298,17 +317,7 @@ def volume_path(docker: DockerHost, volume: str, settings: Settings) -> Path | N
     """Where this worker reaches the volume's files: its mountpoint (``direct_path``) or,
     for a ``local`` volume bound to a directory (``o=bind``, ``device=DIR``), that
     directory when it is visible here; None otherwise."""
-    path = direct_path(docker, volume, settings)
-    if path is not None:
-        return path
-    info = docker.volume(volume)
-    opts = info.options or {}
-    device = opts.get("device")
-    if info.driver == "local" and device and "bind" in opts.get("o", "").split(","):
-        where = Path(device)
-        if where.is_dir() and os.access(where, os.R_OK | os.W_OK | os.X_OK):
-            return where
-    return None
+    return direct_path(docker, volume, settings) or bound_dir(docker, volume)
 
 
 def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: str,

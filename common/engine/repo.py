@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine.access import direct_path
+from common.engine.access import bound_dir, direct_path
 from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.repo_access import backup_content, restore_content
 from common.engine.sizing import scanning
@@ -301,6 +301,10 @@ def restore_into(docker: DockerHost, backend: Backend, backup: StoredBackup, *, 
     the Docker API), still under its lock, with the repository's index loaded (a
     migration's pre-copy records what it wrote: ``migration_steps.PrecopyRecord``)."""
     path = _volume_dir(docker, volume, settings)
+    if path is None and settings.volume_access != "docker-api":
+        # a bind volume's directory: full fidelity (holes, xattrs, ns times), which the
+        # archive API loses, and a migration's pre-copy records what it wrote (``then``)
+        path = bound_dir(docker, volume)
     repo, snap = load_backup(backend, backup, settings)
     what = f"backup {backup.id}" if backup.id else f"safety snapshot {backup.snapshot_id[:8]}"
     with backup_lock(repo, f"restore of {what}", retry_for=LOCK_RETRY_SECONDS):

@@ -111,11 +111,14 @@ def run_hooks(docker: DockerHost, containers: Sequence[ContainerRef], when: str,
         runs.append(run)
         if run.ok:
             continue
-        log.warning("%s", run.describe())
-        if run.on_error == "fail" and raise_on_fail:
-            after = {("pre", "backup"): "; the backup was not taken",
-                     ("pre", "restore"): "; the restore did not start"}.get((when, what), "")
-            raise HookFailed(
-                run.describe() + after,
-                "fix the command in the container's label (or run it by hand with docker "
-                f"exec {c.name} sh -c …), or set volkeeper.hook-on-error=warn")
+        if run.on_error != "fail" or not raise_on_fail:
+            # the job's result keeps it (``hook_warnings``), which a front running the job
+            # in its own process prints itself: marked as ``common.jobs.runner.OUTCOME``
+            log.warning("%s", run.describe(), extra={"job_outcome": True})
+            continue  # (else the job's error says it, once)
+        after = {("pre", "backup"): "; the backup was not taken",
+                 ("pre", "restore"): "; the restore did not start"}.get((when, what), "")
+        raise HookFailed(
+            run.describe() + after,
+            "fix the command in the container's label (or run it by hand with docker "
+            f"exec {c.name} sh -c …), or set volkeeper.hook-on-error=warn")

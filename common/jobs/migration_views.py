@@ -125,7 +125,7 @@ def next_steps(m: Migration) -> list[str]:
     else:
         out.append(f"point the application at volume {m.dest_volume!r} (in a Compose "
                    f"file: `volumes: {{{m.source_volume}: {{name: {m.dest_volume}, "
-                   "external: true}}}`)")
+                   "external: true}}`)")
     recreated = [c.get("name", "?") for c in (m.report or {}).get("containers_recreated")
                  or []]
     kept = (f"as NAME-pre-migration-{m.id}" if m.dest_host == m.source_host

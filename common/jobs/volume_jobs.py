@@ -29,6 +29,15 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
         from common.engine.catchup import precopy_keeping
 
         keeping = precopy_keeping()
+        # a live copy of every file, as the catch-up's and the cut-over's backups: the
+        # volume's backup labels (stop-during-backup, hooks, excludes, dump) are not the
+        # migration's — its cut-over is the one stop, and the destination gets all files
+        with ctx.open_target(job.target) as backend, keeping:
+            out = backup_engine.backup_volume(
+                ctx.docker, backend, host=job.host, volume=job.volume, fmt="repo",
+                job_id=job.id, tracker=tracker, settings=ctx.settings_for(job.target))
+        backup_id = record.backup(ctx, job, out)
+        return Outcome(out.as_result() | {"backup_id": backup_id}, backup_id)
     with ctx.open_target(job.target) as backend, keeping:
         done = backup_engine.consistent_backup(
             ctx.docker, backend, host=job.host, volume=job.volume,

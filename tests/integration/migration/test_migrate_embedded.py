@@ -83,6 +83,13 @@ def _migrate(rt: EmbeddedRuntime, observer: Any = None, **request: Any) -> dict[
 def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
         runtime: EmbeddedRuntime, docker_host_a: Any, tmp_path: Path) -> None:
     src = _volume(docker_host_a, "mig-src")
+    # what the archive API loses (a pre-copy through it left the file allocated, which
+    # the verify trusted): the restore writes into the bound directory itself
+    with open(src / "sparse.img", "wb") as f:
+        f.truncate(4 << 20)
+        f.seek(1 << 20)
+        f.write(b"x" * 4096)
+    os.setxattr(src / "sub" / "f5.bin", "user.tag", b"kept")
     writer = _writer(docker_host_a, "mig-writer", "mig-src")
     device = tmp_path / "bind-dest"
     device.mkdir()
@@ -101,6 +108,8 @@ def test_a_volume_moves_to_a_bind_volume_while_its_container_writes(
         vol = docker_host_a.client().volumes.get("mig-dst")
         assert vol.attrs["Driver"] == "local" and vol.attrs["Options"]["o"] == "bind"
         assert compare_trees(src, device, check_root=False, mtime_tolerance_ns=10**9) == []
+        assert (device / "sparse.img").stat().st_blocks * 512 < 1 << 20
+        assert os.getxattr(device / "sub" / "f5.bin", "user.tag") == b"kept"
         assert (device / "log.txt").read_text() == (src / "log.txt").read_text()
         steps = {j["step"]: j["job_id"] for p in done["phases"] for j in p["jobs"]}
         with runtime.db.session() as s:
@@ -351,3 +360,39 @@ def test_recreate_containers_is_refused_with_remove_source(runtime: EmbeddedRunt
         "recreate_containers": True, "remove_source": True, "dry_run": True})
     bad = [c["detail"] for c in out["checks"] if not c["ok"]]
     assert any("--recreate-containers needs" in d for d in bad), out["checks"]
+
+
+def test_the_pre_copy_ignores_the_volumes_backup_labels_and_stops_nothing(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    """The pre-copy runs while the application runs (docs/migration.md): the volume's
+    stop-during-backup label, its containers' backup hooks and its excludes are for its
+    backups, not for a migration, which copies every file and stops only at a cut-over
+    (none here)."""
+    client = docker_host_a.client()
+    client.volumes.create("mig-lab", labels={"volkeeper.stop-during-backup": "true",
+                                             "volkeeper.exclude": "*.tmp"})
+    src = Path(client.volumes.get("mig-lab").attrs["Mountpoint"])
+    (src / "data.txt").write_text("kept")
+    (src / "scratch.tmp").write_text("also moves")
+    app = client.containers.run(
+        busybox_image(docker_host_a), ["sh", "-c", "trap 'exit 0' TERM; sleep 100000"],
+        name="mig-lab-app", detach=True, volumes={"mig-lab": {"bind": "/data", "mode": "rw"}},
+        labels={"volkeeper.pre-backup": "echo ran >> /data/hook.mark",
+                "volkeeper.stop-timeout": "2"})
+    try:
+        started = client.api.inspect_container(app.id)["State"]["StartedAt"]
+        done = _migrate(runtime, volume="mig-lab", to_host="laptop", to_volume="mig-lab-dst",
+                        cutover="none")
+        assert done["state"] == "succeeded", done
+        app.reload()
+        assert app.status == "running"
+        assert client.api.inspect_container(app.id)["State"]["StartedAt"] == started
+        assert not (src / "hook.mark").exists()
+        dst = Path(client.volumes.get("mig-lab-dst").attrs["Mountpoint"])
+        assert compare_trees(src, dst, check_root=False) == []
+        steps = {j["step"]: j["job_id"] for p in done["phases"] for j in p["jobs"]}
+        with runtime.db.session() as s:
+            precopy = jobs.get_job(s, steps["precopy.backup"]).result
+        assert not precopy.get("stop_windows") and not precopy.get("hooks"), precopy
+    finally:
+        app.remove(force=True)

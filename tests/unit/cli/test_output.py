@@ -58,3 +58,33 @@ def test_a_failed_embedded_job_is_not_also_printed_as_a_warning(
     finally:
         logger.removeHandler(handler)
     assert capsys.readouterr().err == "volkeeper: target s3 answers slowly\n"
+
+
+def test_a_dump_loaded_into_a_container_says_so_not_a_volume_restore(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.render import finish
+
+    finish({"id": "j1", "kind": "restore", "state": "succeeded", "volume": "pgdata",
+            "host": "laptop", "result": {"loaded": [
+                {"container": "shop-db", "kind": "sqlite", "bytes": 2048, "seconds": 0.1,
+                 "path": ".volkeeper-dumps/sqlite-shop-db.sql", "output": "",
+                 "database": "/data/copy.db"}]}}, as_json=False)
+    printed = capsys.readouterr().out
+    assert "restored into volume" not in printed and "None" not in printed
+    assert ("loaded .volkeeper-dumps/sqlite-shop-db.sql (sqlite) into container shop-db, "
+            "database /data/copy.db on laptop: 2.0 KiB") in printed
+
+
+def test_a_failed_job_shows_its_post_hook_warnings_once_beside_its_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.errors import CliError
+    from cli.render import finish
+
+    pre = "hook pre-backup in container app ('exit 3') exited with code 3"
+    post = "hook post-backup in container app ('exit 5') exited with code 5: oops"
+    with pytest.raises(CliError):
+        finish({"id": "j1", "kind": "backup", "state": "failed", "volume": "v",
+                "host": "laptop", "error": pre + "; the backup was not taken",
+                "result": {"hook_warnings": [pre, post]}}, as_json=False)
+    printed = capsys.readouterr().err
+    assert printed.count("exited with code") == 1 and "code 5: oops" in printed

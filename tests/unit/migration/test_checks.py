@@ -123,6 +123,22 @@ def test_a_plain_or_bound_local_destination_passes(tmp_path: Path) -> None:
         assert _failed(out) == {}, out
 
 
+def test_a_bound_destination_whose_directory_holds_files_is_refused(tmp_path: Path
+                                                                     ) -> None:
+    """The restore would overwrite the directory's files and the cut-over's sync delete
+    the rest: the user's files there are refused, not migrated over."""
+    device = tmp_path / "dir"
+    device.mkdir()
+    (device / "mine.txt").write_text("precious")
+    opts = {"type": "none", "o": "bind", "device": str(device)}
+    bad = _failed(check_destination(_host(tmp_path), "new", "local",  # type: ignore[arg-type]
+                                    opts, 10, _settings(tmp_path)))
+    assert list(bad) == ["destination volume"]
+    assert f"device directory {device}" in bad["destination volume"]
+    assert "'mine.txt'" in bad["destination volume"] and "not empty" in bad["destination volume"]
+    assert (device / "mine.txt").read_text() == "precious"
+
+
 def test_containers_to_recreate_need_their_images_on_the_destination(tmp_path: Path
                                                                      ) -> None:
     host = _host(tmp_path)
