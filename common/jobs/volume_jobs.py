@@ -24,21 +24,9 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     labelled: what is about to be stopped is recorded on the job first (``host``'s
     recovery starts it again after a crash)."""
     assert job.target is not None
-    keeping: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if job.params.get("keep_trees"):  # a migration's pre-copy: its catch-up follows here
-        from common.engine.catchup import precopy_keeping
-
-        keeping = precopy_keeping()
-        # a live copy of every file, as the catch-up's and the cut-over's backups: the
-        # volume's backup labels (stop-during-backup, hooks, excludes, dump) are not the
-        # migration's — its cut-over is the one stop, and the destination gets all files
-        with ctx.open_target(job.target) as backend, keeping:
-            out = backup_engine.backup_volume(
-                ctx.docker, backend, host=job.host, volume=job.volume, fmt="repo",
-                job_id=job.id, tracker=tracker, settings=ctx.settings_for(job.target))
-        backup_id = record.backup(ctx, job, out)
-        return Outcome(out.as_result() | {"backup_id": backup_id}, backup_id)
-    with ctx.open_target(job.target) as backend, keeping:
+        return _precopy(ctx, job, tracker)
+    with ctx.open_target(job.target) as backend:
         done = backup_engine.consistent_backup(
             ctx.docker, backend, host=job.host, volume=job.volume,
             fmt=job.params.get("format", ctx.settings.default_format), job_id=job.id,
@@ -53,6 +41,22 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     backup_id = record.backup(ctx, job, done.outcome,
                               done.dumps.as_result() if done.dumps else None)
     return Outcome(done.as_result() | {"backup_id": backup_id}, backup_id)
+
+
+def _precopy(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """A migration's pre-copy: a live copy of every file, as the catch-up's and the
+    cut-over's backups (the volume's backup labels — stop-during-backup, hooks, excludes,
+    dump — are not the migration's: its cut-over is the one stop, and the destination gets
+    all files), keeping its trees and index for the catch-up (``engine.catchup``)."""
+    from common.engine.catchup import precopy_keeping
+
+    assert job.target is not None
+    with ctx.open_target(job.target) as backend, precopy_keeping():
+        out = backup_engine.backup_volume(
+            ctx.docker, backend, host=job.host, volume=job.volume, fmt="repo",
+            job_id=job.id, tracker=tracker, settings=ctx.settings_for(job.target))
+    backup_id = record.backup(ctx, job, out)
+    return Outcome(out.as_result() | {"backup_id": backup_id}, backup_id)
 
 
 # The restore side (restore, replace, validate, drill) loads with its first job: a one-shot
