@@ -1,0 +1,51 @@
+"""What a client is told about the body of its request: malformed JSON, no body, no JSON
+object; and the repository jobs whose body has only defaults, which may be left out."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.api.test_api import Env, env, error  # noqa: F401 - env is a fixture
+
+
+def test_malformed_json_is_422_saying_the_body_is_not_json(env: Env) -> None:  # noqa: F811
+    r = env.client.post("/api/v1/backups", content=b'{"volume": ',
+                        headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    [field] = error(r)["fields"]
+    # not pydantic's location (a character offset) posing as a field name
+    assert field["field"] == "body", field
+    assert field["problem"].startswith("not valid JSON (") and "character" in field["problem"]
+
+
+def test_a_missing_body_is_422_saying_a_json_object_is_needed(env: Env) -> None:  # noqa: F811
+    r = env.client.post("/api/v1/backups")
+    assert r.status_code == 422
+    [field] = error(r)["fields"]
+    assert field["field"] == "body"
+    assert "needs a JSON object" in field["problem"] and "application/json" in field["problem"]
+
+
+@pytest.mark.parametrize(("body", "ctype"), [
+    (b"[]", "application/json"),
+    (b"volume=data", "application/x-www-form-urlencoded"),  # curl -d without -H
+])
+def test_a_body_that_is_no_object_is_422_saying_so(
+        env: Env, body: bytes, ctype: str) -> None:  # noqa: F811
+    r = env.client.post("/api/v1/backups", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 422
+    assert error(r)["fields"] == [{"field": "body", "problem": "the body must be a JSON "
+                                   "object (Content-Type: application/json)"}]
+
+
+@pytest.mark.parametrize("action", ["stats", "snapshots", "keys/list", "unlock", "prune",
+                                    "repair"])
+def test_repository_jobs_need_no_body_when_every_field_has_a_default(
+        env: Env, action: str) -> None:  # noqa: F811
+    r = env.client.post(f"/api/v1/targets/local/{action}")
+    assert r.status_code == 202, r.text
+    assert r.json()["target"] == "local"
+    # an empty object still works, and a bad field is still refused
+    assert env.client.post(f"/api/v1/targets/local/{action}", json={}).status_code in (202, 409)
+    r = env.client.post(f"/api/v1/targets/local/{action}", json={"bogus": 1})
+    assert r.status_code == 422 and error(r)["fields"][0]["field"] == "bogus"
