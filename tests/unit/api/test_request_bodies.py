@@ -3,9 +3,12 @@ object; and the repository jobs whose body has only defaults, which may be left 
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from tests.unit.api.test_api import Env, env, error  # noqa: F401 - env is a fixture
+import pytest
+from pydantic import SecretStr
+
+from tests.unit.api.test_api import Env, _make, env, error  # noqa: F401 - env is a fixture
 
 
 def test_malformed_json_is_422_saying_the_body_is_not_json(env: Env) -> None:  # noqa: F811
@@ -49,3 +52,25 @@ def test_repository_jobs_need_no_body_when_every_field_has_a_default(
     assert env.client.post(f"/api/v1/targets/local/{action}", json={}).status_code in (202, 409)
     r = env.client.post(f"/api/v1/targets/local/{action}", json={"bogus": 1})
     assert r.status_code == 422 and error(r)["fields"][0]["field"] == "bogus"
+
+
+def test_a_fleet_backup_naming_no_host_says_to_name_one(tmp_path: Path) -> None:
+    """In the fleet the default host is the API server's own name: no Docker host unless
+    a worker runs there. The request is refused saying to name the host, not told to
+    start a worker on the API server."""
+    db_url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    auth = {"Authorization": "Bearer t0ken"}
+    for e in _make(tmp_path, database_url=db_url, api_token=SecretStr("t0ken"),
+                   host_name="control"):
+        e.client.post("/api/v1/targets", headers=auth,
+                      json={"name": "local", "url": "file:///srv/backups"})
+        for path, body in (("/api/v1/backups", {"volume": "data"}),
+                           ("/api/v1/groups", {"name": "set", "volumes": ["data"]})):
+            r = e.client.post(path, headers=auth, json=body)
+            assert r.status_code == 422, r.text
+            assert error(r)["message"] == ("no host given, and this API server's own name "
+                                           "'control' is not a host of the fleet")
+            assert "--host NAME" in error(r)["hint"] and "volkeeper worker" not in r.text
+        # naming the host works
+        r = e.client.post("/api/v1/backups", headers=auth, json={"volume": "data", "host": "h1"})
+        assert r.status_code == 202, r.text
