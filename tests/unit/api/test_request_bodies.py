@@ -74,3 +74,26 @@ def test_a_fleet_backup_naming_no_host_says_to_name_one(tmp_path: Path) -> None:
         # naming the host works
         r = e.client.post("/api/v1/backups", headers=auth, json={"volume": "data", "host": "h1"})
         assert r.status_code == 202, r.text
+
+
+def test_a_database_outage_is_503_unavailable_not_an_internal_error(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    @contextmanager
+    def down() -> Iterator[None]:
+        raise OperationalError("SELECT 1", {}, Exception(
+            'connection to server at "10.0.0.5", port 5432 failed: Connection refused'))
+        yield
+
+    monkeypatch.setattr(env.db, "session", down)
+    for path in ("/api/v1/volumes", "/api/v1/jobs", "/api/v1/backups"):
+        r = env.client.get(path)
+        assert r.status_code == 503, (path, r.text)
+        assert error(r)["code"] == "unavailable"
+        assert error(r)["message"] == "the database is unavailable"
+        assert "10.0.0.5" not in r.text and "SELECT" not in r.text
+        assert r.headers["Retry-After"] == "5"
