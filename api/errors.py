@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import VolkeeperError
@@ -30,6 +31,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": {"code": "http_error", "message": str(exc.detail)}},
                             exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    async def _database(_req: Request, exc: OperationalError) -> JSONResponse:
+        # the database is down or unreachable (or refused the connection): the caller can
+        # only wait; not a bug of ours. Its text (addresses, SQL) stays in the log.
+        log.warning("database unavailable: %s",
+                    (str(exc.orig or exc).strip().splitlines() or [""])[0])
+        return JSONResponse({"error": {
+            "code": "unavailable", "message": "the database is unavailable",
+            "hint": "retry shortly; if it persists, check that the database server runs "
+                    "and VOLKEEPER_DATABASE_URL (GET /api/v1/health shows it)"}}, 503,
+            headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _internal(_req: Request, exc: Exception) -> JSONResponse:

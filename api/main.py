@@ -88,9 +88,13 @@ def create_app(
     process that runs it; ``common.jobs.policy_scheduler``) and the migration coordinator
     (``common.jobs.migration_flow``) — the served app does."""
     _quiet_deferred_models()
-    if settings.mode == "fleet" and settings.api_token is None:
-        raise VolkeeperError("VOLKEEPER_API_TOKEN is not set",
-                             "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN")
+    if settings.mode == "fleet" and not (settings.api_token is not None
+                                         and settings.api_token.get_secret_value().strip()):
+        # empty (``VOLKEEPER_API_TOKEN=$(cat missing-file)``) is not set either: the API
+        # would run with no admin at all, refusing every request with "unknown token"
+        raise VolkeeperError("VOLKEEPER_API_TOKEN is not set (or empty)",
+                             "the fleet API requires a bearer token; set VOLKEEPER_API_TOKEN "
+                             "(e.g. `openssl rand -hex 32`)")
     runtime: EmbeddedRuntime | None = None
     if dispatcher is None and settings.mode == "embedded":
         runtime = EmbeddedRuntime(settings, background=True)

@@ -130,7 +130,7 @@ def job(
     as_json: Json = False,
 ) -> None:
     """Show one job (with --follow: until it finishes; --release: release its lock)."""
-    from cli.render import wait_for_job
+    from cli.render import progress_line, wait_for_job
 
     with connect(docker=False) as c:
         if release:
@@ -148,7 +148,8 @@ def job(
                 out().print(f"[bold]{k.removesuffix('_at'):>10}[/]: {local_time(data[k])}",
                             highlight=False)
         if data.get("progress"):
-            out().print(f"[bold]{'progress':>10}[/]: {data['progress']}", highlight=False)
+            out().print(f"[bold]{'progress':>10}[/]: {progress_line(data)}", highlight=False,
+                        soft_wrap=True)
     if data["state"] in ("failed", "cancelled") and not release:
         raise typer.Exit(1)
 

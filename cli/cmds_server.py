@@ -50,6 +50,8 @@ def serve(
                        "run the fleet (VOLKEEPER_DATABASE_URL, VOLKEEPER_REDIS_URL, "
                        "VOLKEEPER_API_TOKEN) to serve other machines")
     _logging(settings.log_level)
+    if settings.mode == "fleet":
+        _database_ready(settings)
     # uvicorn's own start-up and request lines stay quiet (its warnings and errors show);
     # ours says where it listens. VOLKEEPER_LOG_LEVEL=DEBUG brings them back.
     debug = settings.log_level.upper() == "DEBUG"
@@ -59,6 +61,20 @@ def serve(
         _print_login(settings, f"http://{'[::1]' if bind == '::1' else bind}:{port}")
     uvicorn.run("api.main:app_from_env", factory=True, host=bind, port=port,
                 log_level="debug" if debug else "warning", access_log=debug, log_config=None)
+
+
+def _database_ready(settings: Settings) -> None:
+    """The fleet's database reached and migrated before uvicorn starts: a database that
+    is down is one clear error (``common.db.migrate``), not a traceback of the app's
+    start-up (whose own upgrade then finds the schema current)."""
+    from common.db import Database
+    from common.db.migrate import upgrade
+
+    db = Database(settings.effective_database_url)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
 
 
 def _print_login(settings: Settings, base_url: str) -> None:

@@ -132,6 +132,13 @@ def _progress_text(job: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def progress_line(job: dict[str, Any]) -> str:
+    """A job's last progress as ``volkeeper job ID`` shows it: its phase, then what
+    ``_progress_text`` tells (sizes and rates human, as everywhere)."""
+    phase = (job.get("progress") or {}).get("phase")
+    return f"{phase}: {_progress_text(job)}" if phase else _progress_text(job)
+
+
 #: the states a job ends in
 FINISHED = ("succeeded", "failed", "cancelled")
 

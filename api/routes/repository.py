@@ -1,6 +1,6 @@
 """Jobs on a target's native repository: prune, stats, snapshots, keys, unlock; and the
 move of a target's backups (any format) to another target. Each returns the queued job;
-its result holds the report."""
+its result holds the report. A body whose fields all have defaults may be left out."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ router = APIRouter(prefix="/targets/{name}", tags=["repository"])
 
 
 @router.post("/prune", response_model=JobOut, status_code=202)
-def prune(name: str, body: PruneIn, state: State, user: Admin) -> JobOut:
+def prune(name: str, state: State, user: Admin, body: PruneIn | None = None) -> JobOut:
     """Reclaim the space of data no snapshot references any more. Takes the repository's
     exclusive lock: refused (the job fails, naming the lock) while a backup writes."""
-    return job_out(target_requests.queue(state.service, "prune", name, body, user.name), state)
+    return job_out(target_requests.queue(state.service, "prune", name, body or PruneIn(),
+                                         user.name), state)
 
 
 @router.post("/migrate", response_model=JobOut, status_code=202)
@@ -41,26 +42,30 @@ def migrate(name: str, body: TargetMigrateIn, state: State, user: Admin) -> JobO
 
 
 @router.post("/repair", response_model=JobOut, status_code=202)
-def repair(name: str, body: RepairIn, state: State, user: Admin) -> JobOut:
+def repair(name: str, state: State, user: Admin, body: RepairIn | None = None) -> JobOut:
     """Rewrite the readable blobs of the packs checks found damaged (``read_data``: every
     pack is read first), then delete those packs; ``result.report`` names lost blobs and
     the snapshots and files needing them (``forget_broken``: rewritten without them).
     Takes the repository's exclusive lock."""
-    return job_out(target_requests.queue(state.service, "repair", name, body, user.name), state)
+    return job_out(target_requests.queue(state.service, "repair", name, body or RepairIn(),
+                                         user.name), state)
 
 
 @router.post("/stats", response_model=JobOut, status_code=202)
-def stats(name: str, body: TargetJobIn, state: State, user: Operator) -> JobOut:
+def stats(name: str, state: State, user: Operator, body: TargetJobIn | None = None) -> JobOut:
     """Logical and stored size, deduplication and compression ratios (``result.stats``)."""
-    return job_out(target_requests.queue(state.service, "stats", name, body, user.name), state)
+    return job_out(target_requests.queue(state.service, "stats", name, body or TargetJobIn(),
+                                         user.name), state)
 
 
 @router.post("/snapshots", response_model=JobOut, status_code=202)
-def snapshots(name: str, body: SnapshotsIn, state: State, user: Operator) -> JobOut:
+def snapshots(name: str, state: State, user: Operator,
+              body: SnapshotsIn | None = None) -> JobOut:
     """Every snapshot the repository holds (host, volume, time, tags, pin) and the backup
     id the catalog knows it by (null: unknown to this database). With ``adopt`` the
     unknown ones become backups in the catalog (restorable again after losing the
     database); adopting needs the admin role."""
+    body = body or SnapshotsIn()
     if body.adopt:
         require_role(user, "admin", "adopting snapshots into the catalog", state)
     return job_out(target_requests.queue(state.service, "snapshots", name, body, user.name),
@@ -68,15 +73,18 @@ def snapshots(name: str, body: SnapshotsIn, state: State, user: Operator) -> Job
 
 
 @router.post("/unlock", response_model=JobOut, status_code=202)
-def unlock(name: str, body: TargetJobIn, state: State, user: Admin) -> JobOut:
+def unlock(name: str, state: State, user: Admin, body: TargetJobIn | None = None) -> JobOut:
     """Remove stale repository locks (left by workers that died)."""
-    return job_out(target_requests.queue(state.service, "unlock", name, body, user.name), state)
+    return job_out(target_requests.queue(state.service, "unlock", name, body or TargetJobIn(),
+                                         user.name), state)
 
 
 @router.post("/keys/list", response_model=JobOut, status_code=202)
-def list_keys(name: str, body: TargetJobIn, state: State, user: Operator) -> JobOut:
+def list_keys(name: str, state: State, user: Operator,
+              body: TargetJobIn | None = None) -> JobOut:
     """The repository's key files (``result.keys``)."""
-    return job_out(target_requests.queue(state.service, "keys/list", name, body, user.name),
+    return job_out(target_requests.queue(state.service, "keys/list", name,
+                                         body or TargetJobIn(), user.name),
                    state)
 
 

@@ -17,11 +17,12 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from common.db.revision import head_revision, migrations_dir
 from common.db.session import Database
+from common.errors import Unavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -89,7 +90,7 @@ def _upgrade(db: Database, revision: str, quiet: bool) -> None:
     if quiet:
         alembic_log.setLevel(logging.WARNING)
     try:
-        with db.engine.connect() as conn:
+        with _connect(db) as conn:
             postgres = conn.dialect.name == "postgresql"
             if postgres:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ID})
@@ -103,6 +104,20 @@ def _upgrade(db: Database, revision: str, quiet: bool) -> None:
                     conn.commit()
     finally:
         alembic_log.setLevel(level)
+
+
+def _connect(db: Database) -> Connection:
+    """A connection for the upgrade; a database that cannot be reached (down, wrong
+    address or credentials) is Unavailable, saying which (without the password) and
+    what to check — the first thing ``serve``, ``worker`` and ``db upgrade`` do."""
+    try:
+        return db.engine.connect()
+    except OperationalError as e:
+        reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
+        where = db.engine.url.render_as_string(hide_password=True)
+        raise Unavailable(f"cannot reach the database {where}: {reason}",
+                          "check VOLKEEPER_DATABASE_URL and that the database server runs "
+                          "and accepts connections from this host") from None
 
 
 def current_revision(db: Database) -> str | None:

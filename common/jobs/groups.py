@@ -125,7 +125,7 @@ class GroupJobs:
         """Queue one ``group-backup`` job for the group's volumes; Conflict when one of
         them has an active job."""
         settings = self.service.settings
-        host = g.host or settings.host_name
+        host = g.host or self.service.default_host()
         target = g.target or settings.default_target
         fmt = g.format or settings.default_format
         if fmt not in FORMATS:

@@ -307,8 +307,26 @@ def problems(errors: list[Any]) -> list[dict[str, str]]:
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         problem = str(err.get("msg", "")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":  # loc: ("body", character offset)
+            detail = (err.get("ctx") or {}).get("error") or "JSON decode error"
+            fields.append({"field": "body", "problem": f"not valid JSON ({detail} at "
+                           f"character {loc[0] if loc else 0})"})
+            continue
+        if tuple(err.get("loc", ())) == ("body",):
+            problem = (_BODY_PROBLEMS.get(str(err.get("type"))) or problem)
         fields.append({"field": ".".join(loc) or "body", "problem": problem})
     return fields
+
+
+#: what a request whose body is missing or no JSON object is told (pydantic's words name
+#: dictionaries and "fields to extract")
+_BODY_PROBLEMS = {
+    "missing": "this request needs a JSON object as its body "
+               "(Content-Type: application/json); its fields: /api/docs",
+    "model_attributes_type": "the body must be a JSON object "
+                             "(Content-Type: application/json)",
+    "dict_type": "the body must be a JSON object (Content-Type: application/json)",
+}
 
 
 class InvalidRequest(InvalidInput):

@@ -10,7 +10,7 @@ from typing import Any
 
 from common.audit import LOCAL_ACTOR, audited, record
 from common.config import Settings
-from common.db import Backup, Database, Job, JobState, catalog, hosts, jobs
+from common.db import Backup, Database, Host, Job, JobState, catalog, hosts, jobs
 from common.db.models import utcnow
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable, VolkeeperError
 from common.formats import traits_of
@@ -63,6 +63,22 @@ class JobService:
         with self.db.session() as s:
             check_host_online(s, name, self.settings)
 
+    def default_host(self) -> str:
+        """The host a request that names none goes to: this machine (``host_name``). In
+        the fleet that is the API server's own name, which is no Docker host unless a
+        worker runs there: then say the request must name one, not "start a worker"."""
+        name = self.settings.host_name
+        if self.settings.mode == "fleet":
+            with self.db.session() as s:
+                known = s.get(Host, name) is not None
+            if not known:
+                raise InvalidInput(
+                    f"no host given, and this API server's own name {name!r} is not a "
+                    "host of the fleet",
+                    "name the Docker host that holds the volume: --host NAME (REST: "
+                    "\"host\"); `volkeeper hosts` lists them")
+        return name
+
     @audited("backup", lambda a: f"{a.get('host') or ''}/{a['volume']}".lstrip("/"))
     def submit_backup(
         self,
@@ -82,7 +98,7 @@ class JobService:
         """Queue a backup of ``volume`` after every check (``backup_spec``).
         ``keep_trees``: a migration's pre-copy, whose first catch-up round follows on the
         same worker (``common.engine.catchup.precopy_keeping``)."""
-        host = host or self.settings.host_name
+        host = host or self.default_host()
         target = target or self.settings.default_target
         with self.db.session() as s:
             spec = backup_spec(

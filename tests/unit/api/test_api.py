@@ -54,8 +54,8 @@ def _make(tmp_path: Path, *, in_process: bool = False, **overrides: Any) -> Iter
     """The API as ``volkeeper serve`` runs it (not in-process: tokens and the Host check
     apply); embedded, the client sends the admin token of ``<home>/api.token``."""
     overrides = {"allowed_s3_endpoints": "127.0.0.1", "allowed_target_roots": "/srv",
-                 "password_file_dir": "/etc"} | overrides
-    settings = Settings(home=tmp_path, host_name="h1", **overrides)
+                 "password_file_dir": "/etc", "host_name": "h1"} | overrides
+    settings = Settings(home=tmp_path, **overrides)
     db = Database(settings.effective_database_url)
     dispatcher, bus = RecordingDispatcher(), MemoryProgressBus()
     app = create_app(settings, dispatcher=dispatcher, bus=bus, db=db, sweep_every=3600,
