@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from cli.front import connect, connect_reads
 from cli.options import Json
@@ -148,9 +149,32 @@ def job(
                 out().print(f"[bold]{k.removesuffix('_at'):>10}[/]: {local_time(data[k])}",
                             highlight=False)
         if data.get("progress"):
-            out().print(f"[bold]{'progress':>10}[/]: {data['progress']}", highlight=False)
+            out().print(f"[bold]{'progress':>10}[/]: {_progress_line(data)}", highlight=False)
+        if items := _result_items(data.get("result")):
+            out().print(f"[bold]{'result':>10}[/]: "
+                        + escape(", ".join(f"{k}={v}" for k, v in items)), highlight=False)
     if data["state"] in ("failed", "cancelled") and not release:
         raise typer.Exit(1)
+
+
+def _progress_line(job: dict[str, Any]) -> str:
+    """``done: 3.0 MiB of 3.0 MiB (100%), 11 of 11 files`` (not the raw progress record)."""
+    from cli.render import FINISHED, _progress_text
+
+    progress = dict(job.get("progress") or {})
+    if job["state"] in FINISHED:  # no ETA for what has ended
+        progress.pop("eta_seconds", None)
+    phase = progress.get("phase") or job["state"]
+    return escape(f"{phase}: {_progress_text(job | {'progress': progress})}")
+
+
+def _result_items(result: Any) -> list[tuple[str, str]]:
+    """The result's plain values worth a line each (ids, counts, keys), in its order;
+    lists and records are in ``--json``."""
+    if not isinstance(result, dict):
+        return []
+    return [(k, str(v)) for k, v in result.items()
+            if isinstance(v, str | int | float) and not isinstance(v, bool) and v != ""]
 
 
 def cancel(
