@@ -64,6 +64,12 @@ def backup(
     if grouped == bool(volume):
         raise CliError("name one VOLUME, or a group: --project NAME, or --group NAME "
                        "with --volume A --volume B")
+    if project and (group or member):  # (the API's words name its body's fields)
+        raise CliError("--project backs up the project's volumes: give no --group or "
+                       "--volume with it")
+    if bool(group) != bool(member):
+        raise CliError("a named group needs both --group NAME and its volumes: --volume A "
+                       "--volume B")
     if dump:
         if grouped:
             raise CliError("--dump backs up one volume's database: name one VOLUME (in a "
