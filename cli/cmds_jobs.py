@@ -146,6 +146,9 @@ def restore(
                            "restores into its volumes' names (or with --suffix)")
         return _restore_group(group, {"host": host, "mode": mode, "suffix": suffix,
                                       "stop_containers": stop_containers}, wait, as_json)
+    if suffix:  # not silently dropped: the user meant another name
+        raise CliError("--suffix names the volumes of a --group restore; for one backup "
+                       "give the volume's name with --into NAME")
     body: dict[str, Any] = {k: v for k, v in {"backup_id": backup_id, "into": into,
                                               "host": host}.items() if v is not None}
     body |= {"mode": mode, "stop_containers": stop_containers}

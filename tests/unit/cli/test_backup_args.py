@@ -23,3 +23,10 @@ def test_wrong_group_options_are_named_as_options(tmp_path: Path, args: list[str
     assert p.returncode == 1
     assert says in p.stderr and "body" not in p.stderr
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_a_suffix_without_a_group_is_refused_not_ignored(tmp_path: Path) -> None:
+    p = _cli(tmp_path, "restore", "0123456789abcdef", "--suffix", "-copy")
+    assert p.returncode == 1
+    assert "--suffix names the volumes of a --group restore" in p.stderr
+    assert "--into NAME" in p.stderr and "Traceback" not in p.stderr
