@@ -261,8 +261,10 @@ def targets_add(
 
 
 @targets_app.command("remove")
-def targets_remove(name: str) -> None:
+def targets_remove(name: str, as_json: Json = False) -> None:
     """Remove a target that holds no backups."""
     with connect(docker=False) as c:
         c.remove_target(name)
+    if as_json:  # (the API answers 204: nothing more to say)
+        return emit_json({"name": name, "removed": True})
     err().print(f"target {name} removed", highlight=False)
