@@ -207,7 +207,8 @@ class JobService:
                 safety = catalog.get_backup(s, safety_id)
             except NotFound:
                 raise Conflict(f"the safety snapshot of job {restore_job_id} is gone",
-                               "it expired (VOLKEEPER_SAFETY_SNAPSHOT_HOURS)") from None
+                               "it expired (VOLKEEPER_SAFETY_SNAPSHOT_HOURS) or was "
+                               "forgotten (volkeeper forget)") from None
             if safety.expires_at is not None and safety.expires_at < utcnow():
                 raise Conflict(f"the safety snapshot of job {restore_job_id} expired at "
                                f"{safety.expires_at.isoformat(timespec='seconds')}")
