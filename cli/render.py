@@ -185,15 +185,17 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
             f"{m['volume']} → backup {m.get('backup_id')}" for m in r.get("members") or []),
             soft_wrap=True, highlight=False)
         err().print(f"restore it together with: volkeeper restore --group {r.get('group_id')}",
-                    highlight=False)
+                    highlight=False, soft_wrap=True)
         _around(r)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
                     soft_wrap=True, highlight=False)
         if r.get("safety_backup_id"):
+            # soft-wrapped: the command to copy stays on one line at 80 columns
             err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
-                        f"undo with: volkeeper rollback {job['id']}")
+                        f"undo with: volkeeper rollback {job['id']}", soft_wrap=True,
+                        highlight=False)
 
 
 def _around(r: dict[str, Any]) -> None:

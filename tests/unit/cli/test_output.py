@@ -58,3 +58,19 @@ def test_a_failed_embedded_job_is_not_also_printed_as_a_warning(
     finally:
         logger.removeHandler(handler)
     assert capsys.readouterr().err == "volkeeper: target s3 answers slowly\n"
+
+
+def test_the_rollback_command_of_a_replace_stays_on_one_line_at_80_columns(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import render
+
+    monkeypatch.setenv("COLUMNS", "80")
+    render.err.cache_clear()
+    try:
+        render.finish({"id": "b60b343281174f3b", "kind": "restore", "state": "succeeded",
+                       "volume": "pgdata", "host": "vm",
+                       "result": {"files_restored": 5, "bytes_restored": 10,
+                                  "safety_backup_id": "102f2309a3e04ab6"}}, False)
+    finally:
+        render.err.cache_clear()
+    assert "undo with: volkeeper rollback b60b343281174f3b\n" in capsys.readouterr().err
