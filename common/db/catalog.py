@@ -159,13 +159,18 @@ def delete_backup(session: Session, backup_id: str) -> None:
 
 
 def find_stored_backup(session: Session, target: str, *, checksum: str = "",
-                       snapshot_id: str = "") -> Backup | None:
+                       snapshot_id: str = "", key: str = "") -> Backup | None:
     """The catalog row of ``target`` naming this repository snapshot, else (no
-    ``snapshot_id``) this archive sha256; None when there is none (or neither is given)."""
+    ``snapshot_id``) this archive sha256 — stored under ``key`` when given: two backups of
+    a volume that did not change in between are archives with the same sha256 but keys
+    (times, jobs) of their own, and a copy keeps its source's key; None when there is none
+    (or neither is given)."""
     if snapshot_id:
         where = Backup.snapshot_id == snapshot_id
     elif checksum:
         where = Backup.checksum == checksum
+        if key:
+            where = where & (Backup.key == key)
     else:
         return None
     return session.scalar(select(Backup).where(Backup.target == target, where).limit(1))

@@ -125,7 +125,7 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
     with ctx.db.session() as s:
         _ours(s, job)
         known = catalog.find_stored_backup(s, destination, checksum=out.checksum,
-                                           snapshot_id=out.snapshot_id)
+                                           snapshot_id=out.snapshot_id, key=out.key)
         if known is not None:
             return known.id, True
         row = catalog.add_backup(
