@@ -325,7 +325,10 @@ class JobService:
             else:
                 self.dispatcher.send(task, job.host, {"job_id": job.id})
         except Exception as e:
-            log.warning("could not queue job %s: %s", job.id, e)
+            from common.jobs.runner import OUTCOME
+
+            # the caller gets the error (the one-shot CLI prints it): not a second time
+            log.warning("could not queue job %s: %s", job.id, e, extra={OUTCOME: True})
             with self.db.session() as s:
                 jobs.finish_job(s, job.id, JobState.failed,
                                 error=f"could not queue the job: {e}")
