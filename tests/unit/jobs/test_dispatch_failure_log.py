@@ -37,3 +37,20 @@ def test_a_job_that_cannot_be_queued_is_logged_as_its_outcome(
     with db.session() as s:
         assert jobs.get_job(s, job.id).state == JobState.failed
     db.dispose()
+
+
+def test_embedded_names_this_host_for_a_job_of_another(tmp_path: Path) -> None:
+    """A backup made under another host name (VOLKEEPER_HOST_NAME changed, or a copied
+    home) restores by naming this host: the hint says so, not only "use the fleet"."""
+    from common.jobs.context import JobContext
+    from common.jobs.inprocess import InProcessDispatcher
+
+    ctx = JobContext(Settings(home=tmp_path, host_name="laptop"))
+    dispatcher = InProcessDispatcher(ctx)
+    try:
+        with pytest.raises(Unavailable) as e:
+            dispatcher.send("volkeeper.restore", "vm", {"job_id": "j"})
+        assert "--host laptop" in (e.value.hint or "")
+    finally:
+        dispatcher.pool.shutdown()
+        dispatcher.quick_pool.shutdown()
