@@ -50,10 +50,15 @@ def list_targets(session: Session) -> list[Target]:
 
 def remove_target(session: Session, name: str) -> None:
     target = get_target(session, name)
-    used = session.scalar(select(Backup.id).where(Backup.target == name).limit(1))
-    if used is not None:
-        raise Conflict(f"target {name!r} still holds backups known to volkeeper",
-                       "delete those backups first")
+    used = list(session.execute(select(Backup.id, Backup.kind).where(Backup.target == name)
+                                .order_by(Backup.created_at).limit(6)))
+    if used:
+        # named: a replace's safety snapshot is not in `volkeeper backups`
+        held = ", ".join(f"{bid} ({kind})" if kind != "backup" else str(bid)
+                         for bid, kind in used[:5]) + (", …" if len(used) > 5 else "")
+        raise Conflict(f"target {name!r} still holds backups known to volkeeper: {held}",
+                       "forget them first (volkeeper forget ID); a safety snapshot also "
+                       "expires on its own (VOLKEEPER_SAFETY_SNAPSHOT_HOURS)")
     session.delete(target)
 
 
