@@ -74,7 +74,8 @@ def backups(
     if as_json:
         return emit_json(rows)
     by_host, by_target = optional(rows, "host"), optional(rows, "target")
-    by_group = any(b.get("group_id") for b in rows)
+    # not with --group: every row has that id (and the table needs the room at 80 columns)
+    by_group = group is None and any(b.get("group_id") for b in rows)
     table("Backups", ["id"] + ["host"] * by_host + ["volume"] + ["target"] * by_target
           + ["format", "size", "stored", "created", "verified", "tags"] + ["group"] * by_group,
           [[b["id"]] + [b["host"]] * by_host + [b["volume"]] + [b["target"]] * by_target
