@@ -76,9 +76,12 @@ def backups(
     by_host, by_target = optional(rows, "host"), optional(rows, "target")
     # not with --group: every row has that id (and the table needs the room at 80 columns)
     by_group = group is None and any(b.get("group_id") for b in rows)
-    table("Backups", ["id"] + ["host"] * by_host + ["volume"] + ["target"] * by_target
+    by_volume = volume is None  # --volume: in the title instead
+    table("Backups" + (f" of {volume}" if volume else ""),
+          ["id"] + ["host"] * by_host + ["volume"] * by_volume + ["target"] * by_target
           + ["format", "size", "stored", "created", "verified", "tags"] + ["group"] * by_group,
-          [[b["id"]] + [b["host"]] * by_host + [b["volume"]] + [b["target"]] * by_target
+          [[b["id"]] + [b["host"]] * by_host + [b["volume"]] * by_volume
+           + [b["target"]] * by_target
            + [b["format"], size(b["logical_bytes"]), size(b["stored_bytes"]),
               when(b["created_at"]), _verified(b),
               ("pinned " if b.get("pinned") else "") + ",".join(b.get("tags") or [])]

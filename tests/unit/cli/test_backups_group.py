@@ -38,3 +38,14 @@ def test_the_group_column_is_left_out_when_listing_one_group(
     assert "group" not in one.stdout.splitlines()[1] and GROUP not in one.stdout
     every = _cli(tmp_path, "backups")
     assert "group" in every.stdout.splitlines()[1] and GROUP in every.stdout
+
+
+def test_one_volume_s_backups_name_it_in_the_title_not_in_a_column(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    _rows(tmp_path)
+    p = _cli(tmp_path, "backups", "--volume", "shopdb")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].strip() == "Backups of shopdb"
+    assert "volume" not in lines[1] and "shopfiles" not in p.stdout
