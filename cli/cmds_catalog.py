@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from cli.front import connect, connect_reads
 from cli.options import Json
@@ -73,10 +74,14 @@ def backups(
     if as_json:
         return emit_json(rows)
     by_host, by_target = optional(rows, "host"), optional(rows, "target")
-    by_group = any(b.get("group_id") for b in rows)
-    table("Backups", ["id"] + ["host"] * by_host + ["volume"] + ["target"] * by_target
+    # not with --group: every row has that id (and the table needs the room at 80 columns)
+    by_group = group is None and any(b.get("group_id") for b in rows)
+    by_volume = volume is None  # --volume: in the title instead
+    table("Backups" + (f" of {volume}" if volume else ""),
+          ["id"] + ["host"] * by_host + ["volume"] * by_volume + ["target"] * by_target
           + ["format", "size", "stored", "created", "verified", "tags"] + ["group"] * by_group,
-          [[b["id"]] + [b["host"]] * by_host + [b["volume"]] + [b["target"]] * by_target
+          [[b["id"]] + [b["host"]] * by_host + [b["volume"]] * by_volume
+           + [b["target"]] * by_target
            + [b["format"], size(b["logical_bytes"]), size(b["stored_bytes"]),
               when(b["created_at"]), _verified(b),
               ("pinned " if b.get("pinned") else "") + ",".join(b.get("tags") or [])]
@@ -148,10 +153,22 @@ def job(
                 out().print(f"[bold]{k.removesuffix('_at'):>10}[/]: {local_time(data[k])}",
                             highlight=False)
         if data.get("progress"):
-            out().print(f"[bold]{'progress':>10}[/]: {progress_line(data)}", highlight=False,
-                        soft_wrap=True)
+            out().print(f"[bold]{'progress':>10}[/]: {escape(progress_line(data))}",
+                        highlight=False, soft_wrap=True)
+        if items := _result_items(data.get("result")):
+            out().print(f"[bold]{'result':>10}[/]: "
+                        + escape(", ".join(f"{k}={v}" for k, v in items)), highlight=False)
     if data["state"] in ("failed", "cancelled") and not release:
         raise typer.Exit(1)
+
+
+def _result_items(result: Any) -> list[tuple[str, str]]:
+    """The result's plain values worth a line each (ids, counts, keys), in its order;
+    lists and records are in ``--json``."""
+    if not isinstance(result, dict):
+        return []
+    return [(k, str(v)) for k, v in result.items()
+            if isinstance(v, str | int | float) and not isinstance(v, bool) and v != ""]
 
 
 def cancel(
@@ -238,8 +255,10 @@ def targets_add(
 
 
 @targets_app.command("remove")
-def targets_remove(name: str) -> None:
+def targets_remove(name: str, as_json: Json = False) -> None:
     """Remove a target that holds no backups."""
     with connect(docker=False) as c:
         c.remove_target(name)
+    if as_json:  # (the API answers 204: nothing more to say)
+        return emit_json({"name": name, "removed": True})
     err().print(f"target {name} removed", highlight=False)

@@ -64,6 +64,12 @@ def backup(
     if grouped == bool(volume):
         raise CliError("name one VOLUME, or a group: --project NAME, or --group NAME "
                        "with --volume A --volume B")
+    if project and (group or member):  # (the API's words name its body's fields)
+        raise CliError("--project backs up the project's volumes: give no --group or "
+                       "--volume with it")
+    if bool(group) != bool(member):
+        raise CliError("a named group needs both --group NAME and its volumes: --volume A "
+                       "--volume B")
     if dump:
         if grouped:
             raise CliError("--dump backs up one volume's database: name one VOLUME (in a "
@@ -140,6 +146,9 @@ def restore(
                            "restores into its volumes' names (or with --suffix)")
         return _restore_group(group, {"host": host, "mode": mode, "suffix": suffix,
                                       "stop_containers": stop_containers}, wait, as_json)
+    if suffix:  # not silently dropped: the user meant another name
+        raise CliError("--suffix names the volumes of a --group restore; for one backup "
+                       "give the volume's name with --into NAME")
     body: dict[str, Any] = {k: v for k, v in {"backup_id": backup_id, "into": into,
                                               "host": host}.items() if v is not None}
     body |= {"mode": mode, "stop_containers": stop_containers}

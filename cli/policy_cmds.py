@@ -58,10 +58,12 @@ def update(name: str, given: dict[str, Any], as_json: bool) -> None:
 
 
 @policy_app.command("delete")
-def delete(name: str) -> None:
+def delete(name: str, as_json: Json = False) -> None:
     """Delete policy NAME (its backups stay)."""
     with connect(docker=False) as c:
         c.delete_policy(name)
+    if as_json:  # (the API answers 204: nothing more to say)
+        return emit_json({"name": name, "deleted": True})
     err().print(f"policy {name} deleted", highlight=False)
 
 

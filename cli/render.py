@@ -133,10 +133,15 @@ def _progress_text(job: dict[str, Any]) -> str:
 
 
 def progress_line(job: dict[str, Any]) -> str:
-    """A job's last progress as ``volkeeper job ID`` shows it: its phase, then what
-    ``_progress_text`` tells (sizes and rates human, as everywhere)."""
-    phase = (job.get("progress") or {}).get("phase")
-    return f"{phase}: {_progress_text(job)}" if phase else _progress_text(job)
+    """A job's last progress as ``volkeeper job ID`` shows it: its phase (else its state),
+    then what ``_progress_text`` tells (sizes and rates human, as everywhere; no ETA for a
+    job that ended)."""
+    progress = dict(job.get("progress") or {})
+    if job.get("state") in FINISHED:
+        progress.pop("eta_seconds", None)
+    phase = progress.get("phase") or job.get("state")
+    text = _progress_text(job | {"progress": progress})
+    return f"{phase}: {text}" if phase else text
 
 
 #: the states a job ends in
@@ -196,7 +201,7 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
             f"{m['volume']} → backup {m.get('backup_id')}" for m in r.get("members") or []),
             soft_wrap=True, highlight=False)
         err().print(f"restore it together with: volkeeper restore --group {r.get('group_id')}",
-                    highlight=False)
+                    highlight=False, soft_wrap=True)
         _around(r)
     elif job["kind"] == "restore" and "loaded" in r:  # --dump-into: no volume written
         for d in r["loaded"]:
@@ -210,8 +215,10 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
                     soft_wrap=True, highlight=False)
         _around(r)
         if r.get("safety_backup_id"):
+            # soft-wrapped: the command to copy stays on one line at 80 columns
             err().print(f"previous content kept as safety snapshot {r['safety_backup_id']}; "
-                        f"undo with: volkeeper rollback {job['id']}")
+                        f"undo with: volkeeper rollback {job['id']}", soft_wrap=True,
+                        highlight=False)
 
 
 def _around(r: dict[str, Any]) -> None:

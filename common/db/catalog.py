@@ -50,10 +50,15 @@ def list_targets(session: Session) -> list[Target]:
 
 def remove_target(session: Session, name: str) -> None:
     target = get_target(session, name)
-    used = session.scalar(select(Backup.id).where(Backup.target == name).limit(1))
-    if used is not None:
-        raise Conflict(f"target {name!r} still holds backups known to volkeeper",
-                       "delete those backups first")
+    used = list(session.execute(select(Backup.id, Backup.kind).where(Backup.target == name)
+                                .order_by(Backup.created_at).limit(6)))
+    if used:
+        # named: a replace's safety snapshot is not in `volkeeper backups`
+        held = ", ".join(f"{bid} ({kind})" if kind != "backup" else str(bid)
+                         for bid, kind in used[:5]) + (", …" if len(used) > 5 else "")
+        raise Conflict(f"target {name!r} still holds backups known to volkeeper: {held}",
+                       "forget them first (volkeeper forget ID); a safety snapshot also "
+                       "expires on its own (VOLKEEPER_SAFETY_SNAPSHOT_HOURS)")
     session.delete(target)
 
 
@@ -159,13 +164,18 @@ def delete_backup(session: Session, backup_id: str) -> None:
 
 
 def find_stored_backup(session: Session, target: str, *, checksum: str = "",
-                       snapshot_id: str = "") -> Backup | None:
+                       snapshot_id: str = "", key: str = "") -> Backup | None:
     """The catalog row of ``target`` naming this repository snapshot, else (no
-    ``snapshot_id``) this archive sha256; None when there is none (or neither is given)."""
+    ``snapshot_id``) this archive sha256 — stored under ``key`` when given: two backups of
+    a volume that did not change in between are archives with the same sha256 but keys
+    (times, jobs) of their own, and a copy keeps its source's key; None when there is none
+    (or neither is given)."""
     if snapshot_id:
         where = Backup.snapshot_id == snapshot_id
     elif checksum:
         where = Backup.checksum == checksum
+        if key:
+            where = where & (Backup.key == key)
     else:
         return None
     return session.scalar(select(Backup).where(Backup.target == target, where).limit(1))

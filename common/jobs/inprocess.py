@@ -36,8 +36,10 @@ class InProcessDispatcher:
              secrets: dict[str, Any] | None = None) -> None:
         if host != self.host:
             raise Unavailable(f"embedded mode has one host, {self.host!r}; {host!r} is not it",
-                              "use the fleet (volkeeper serve with VOLKEEPER_DATABASE_URL and "
-                              "VOLKEEPER_REDIS_URL) for several hosts")
+                              f"run it on this host (--host {self.host}; a backup of {host!r} "
+                              "restores here through its target), or use the fleet (volkeeper "
+                              "serve with VOLKEEPER_DATABASE_URL and VOLKEEPER_REDIS_URL) for "
+                              "several hosts")
         from common.jobs.tasks import TASKS  # the engine is loaded with the first job
 
         if task not in TASKS:

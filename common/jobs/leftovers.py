@@ -57,8 +57,7 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
         try:
             keys = _remove(ctx, job_id, target, prefixes, exact)
         except VolkeeperError as e:
-            log.warning("job %s: could not look for objects it left in %s: %s",
-                        job_id, target, e)
+            _could_not_look(ctx, job_id, target, e)
             continue
         with ctx.db.session() as s:
             row = s.get(Job, job_id)
@@ -69,6 +68,20 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
                         "worker died in between)", job_id, key, target)
         removed += keys
     return removed
+
+
+def _could_not_look(ctx: JobContext, job_id: str, target: str, e: VolkeeperError) -> None:
+    """Say so once per job and problem: the look is tried again at every start (each
+    embedded command), which must not repeat the same warning for two days; the problem
+    is noted on the job (``result["leftovers_error"]``)."""
+    problem = str(e)
+    with ctx.db.session() as s:
+        row = s.get(Job, job_id)
+        said = (row.result or {}).get("leftovers_error") if row is not None else None
+        if row is not None and said != problem:
+            row.result = {**(row.result or {}), "leftovers_error": problem}
+    (log.info if said == problem else log.warning)(
+        "job %s: could not look for objects it left in %s: %s", job_id, target, problem)
 
 
 def _remove(ctx: JobContext, job_id: str, target: str, prefixes: list[str],

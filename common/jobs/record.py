@@ -22,6 +22,7 @@ from common.jobs.dump_records import held_dumps
 from common.jobs.names import REPO_FORMAT
 from common.jobs.owners import worker_name
 from common.repository import ids
+from common.repository.maintenance.repair_snapshots import REPAIRED_TAG
 
 
 def _ours(s: Session, job: Job) -> None:
@@ -124,7 +125,7 @@ def copy(ctx: JobContext, job: Job, source: Backup, destination: str,
     with ctx.db.session() as s:
         _ours(s, job)
         known = catalog.find_stored_backup(s, destination, checksum=out.checksum,
-                                           snapshot_id=out.snapshot_id)
+                                           snapshot_id=out.snapshot_id, key=out.key)
         if known is not None:
             return known.id, True
         row = catalog.add_backup(
@@ -185,7 +186,8 @@ def adopted_snapshots(ctx: JobContext, job: Job, snapshots: Sequence[dict[str, A
 
 def repaired_snapshots(ctx: JobContext, job: Job, rewritten: dict[str, str]) -> int:
     """Point the catalog's backups of snapshots a repair rewrote (old id -> new id, hex)
-    at the new snapshots; returns how many rows changed."""
+    at the new snapshots, tagged ``repaired`` as those are (so ``volkeeper backups`` shows
+    that they lack the broken files); returns how many rows changed."""
     assert job.target is not None
     changed = 0
     with ctx.db.session() as s:
@@ -195,6 +197,7 @@ def repaired_snapshots(ctx: JobContext, job: Job, rewritten: dict[str, str]) -> 
                                               Backup.snapshot_id == old):
                 row.snapshot_id = new
                 row.key = ids.snapshot_key(bytes.fromhex(new))
+                row.tags = sorted(set(row.tags or []) | {REPAIRED_TAG})
                 changed += 1
     return changed
 

@@ -268,7 +268,8 @@ def _cancelled(ctx: JobContext, job_id: str, tracker: FencedTracker, e: Exceptio
     failure): state ``cancelled``, with what the clean-up said when there is more to say
     than the cancellation itself."""
     why = f"cancelled by {tracker.cancelled}" + _aftermath(e)
-    log.warning("job %s %s", job_id, why)
+    # the outcome, as for a failure: the one-shot CLI prints the job's error itself
+    log.warning("job %s %s", job_id, why, extra={OUTCOME: True})
     progress = tracker.snapshot() | {"phase": "cancelled"}
     try:
         with ctx.db.session() as s:

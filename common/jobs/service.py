@@ -223,7 +223,8 @@ class JobService:
                 safety = catalog.get_backup(s, safety_id)
             except NotFound:
                 raise Conflict(f"the safety snapshot of job {restore_job_id} is gone",
-                               "it expired (VOLKEEPER_SAFETY_SNAPSHOT_HOURS)") from None
+                               "it expired (VOLKEEPER_SAFETY_SNAPSHOT_HOURS) or was "
+                               "forgotten (volkeeper forget)") from None
             if safety.expires_at is not None and safety.expires_at < utcnow():
                 raise Conflict(f"the safety snapshot of job {restore_job_id} expired at "
                                f"{safety.expires_at.isoformat(timespec='seconds')}")
@@ -340,7 +341,10 @@ class JobService:
             else:
                 self.dispatcher.send(task, job.host, {"job_id": job.id})
         except Exception as e:
-            log.warning("could not queue job %s: %s", job.id, e)
+            from common.jobs.runner import OUTCOME
+
+            # the caller gets the error (the one-shot CLI prints it): not a second time
+            log.warning("could not queue job %s: %s", job.id, e, extra={OUTCOME: True})
             with self.db.session() as s:
                 jobs.finish_job(s, job.id, JobState.failed,
                                 error=f"could not queue the job: {e}")

@@ -91,9 +91,9 @@ def migrate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 
 def _copy_on(s: Session, b: Backup, target: str) -> Backup | None:
     """The catalog row of ``b``'s copy on ``target``, None when there is none yet: an
-    archive with the same sha256, a snapshot of the same host, volume and time."""
+    archive with the same sha256 and key, a snapshot of the same host, volume and time."""
     if traits_of(b.format).archive:
-        return catalog.find_stored_backup(s, target, checksum=b.checksum)
+        return catalog.find_stored_backup(s, target, checksum=b.checksum, key=b.key)
     return s.scalar(select(Backup).where(
         Backup.target == target, Backup.host == b.host, Backup.volume == b.volume,
         Backup.format == b.format, Backup.created_at == b.created_at).limit(1))

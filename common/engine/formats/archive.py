@@ -168,8 +168,9 @@ class ArchiveFormat:
         stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
                              fmt=backup.format, checksum=backup.checksum, paths=paths,
                              policy=restore_policy(backup, settings))
-        return Restored(bytes=backup.logical_bytes, files=backup.file_count,
-                        entries=stats.entries)
+        files, size = ((backup.file_count, backup.logical_bytes) if not paths
+                       else archive_objects.selected_totals(backend, backup, paths))
+        return Restored(bytes=size, files=files, entries=stats.entries)
 
     def verify(self, backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
                settings: Settings, *, read_data: bool = False,

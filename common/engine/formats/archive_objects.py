@@ -4,11 +4,12 @@ are there before a restore, deleting them, copying them to another target."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from common.archive import read_manifest
 from common.archive.checksum import ObjectHash, same
+from common.archive.tarmember import TarEntry
 from common.engine.records import Check, CopyOutcome, StoredBackup
 from common.errors import Conflict, IntegrityError, NotFound, StorageError
 from common.progress import ProgressTracker
@@ -39,22 +40,59 @@ def check_stored(backend: Backend, backup: StoredBackup,
 
 
 def _check_paths(backend: Backend, backup: StoredBackup, paths: Sequence[str]) -> Check:
-    wanted = {"./" + p.strip("/"): False for p in paths}
+    wanted = {_member(p): False for p in paths}
+    unlinked: list[str] = []  # selected hard links whose target is not selected
     try:
-        with backend.open_reader(backup.manifest_key) as raw, \
-                io.TextIOWrapper(raw, encoding="utf-8") as text:
-            for entry in read_manifest(text).entries():
-                name = entry.path if entry.path.startswith("./") else "./" + entry.path
-                for p in wanted:
-                    if name == p or name.startswith(p + "/"):
-                        wanted[p] = True
+        for entry in _entries(backend, backup):
+            name = _member(entry.path)
+            hits = [p for p in wanted if _under(name, p)]
+            for p in hits:
+                wanted[p] = True
+            # tar extracts a hard link by linking to its target, restored earlier from the
+            # same archive: a target left out fails the whole extraction
+            if hits and entry.type == "hardlink" and entry.link:
+                target = _member(entry.link)
+                if not any(_under(target, p) for p in wanted):
+                    unlinked.append(f"{name[2:]} (a hard link to {target[2:]})")
     except (NotFound, StorageError, IntegrityError) as e:
         return Check("selected paths", False,
                      f"cannot read the manifest to check the paths: {e}")
     missing = [p[2:] for p, found in wanted.items() if not found]
     if missing:
         return Check("selected paths", False, f"not in the backup: {', '.join(missing[:10])}")
+    if unlinked:
+        return Check("selected paths", False,
+                     "hard links to files not selected: " + ", ".join(unlinked[:10])
+                     + "; select their targets too (--path TARGET)")
     return Check("selected paths", True, f"{len(wanted)} path(s) found in the backup")
+
+
+def selected_totals(backend: Backend, backup: StoredBackup,
+                    paths: Sequence[str]) -> tuple[int, int]:
+    """The regular files below ``paths`` and their bytes (what a selective restore wrote),
+    counted as the manifest's summary counts the whole backup."""
+    wanted = [_member(p) for p in paths]
+    files = size = 0
+    for entry in _entries(backend, backup):
+        if entry.type == "file" and any(_under(_member(entry.path), p) for p in wanted):
+            files, size = files + 1, size + entry.size
+    return files, size
+
+
+def _entries(backend: Backend, backup: StoredBackup) -> Iterator[TarEntry]:
+    with backend.open_reader(backup.manifest_key) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8") as text:
+        yield from read_manifest(text).entries()
+
+
+def _member(path: str) -> str:
+    """``./a/b`` of a member name or volume-relative path (``a/b``, ``./a/b``, ``/a/b/``)."""
+    path = path.removeprefix("./").strip("/")
+    return "./" + path if path else "."
+
+
+def _under(name: str, selected: str) -> bool:
+    return name == selected or name.startswith(selected + "/")
 
 
 def forget(backend: Backend, backup: StoredBackup) -> dict[str, Any]:

@@ -113,4 +113,20 @@ def test_a_jobs_progress_is_shown_human_not_as_a_python_dict(tmp_path: Path) -> 
     [line] = [ln for ln in p.stdout.splitlines() if "progress:" in ln]
     assert "{" not in p.stdout and "None" not in p.stdout and "False" not in p.stdout
     assert line.split("progress: ", 1)[1] == (
-        "done: 287.0 MiB of 287.0 MiB (100%), 4 of 4 files, 63.4 MiB/s, ETA 0s")
+        "done: 287.0 MiB of 287.0 MiB (100%), 4 of 4 files, 63.4 MiB/s")  # no ETA: it ended
+
+
+def test_the_rollback_command_of_a_replace_stays_on_one_line_at_80_columns(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import render
+
+    monkeypatch.setenv("COLUMNS", "80")
+    render.err.cache_clear()
+    try:
+        render.finish({"id": "b60b343281174f3b", "kind": "restore", "state": "succeeded",
+                       "volume": "pgdata", "host": "vm",
+                       "result": {"files_restored": 5, "bytes_restored": 10,
+                                  "safety_backup_id": "102f2309a3e04ab6"}}, False)
+    finally:
+        render.err.cache_clear()
+    assert "undo with: volkeeper rollback b60b343281174f3b\n" in capsys.readouterr().err

@@ -145,3 +145,27 @@ def test_a_cancelled_job_whose_worker_died_before_it_stopped_ends_cancelled(
     job = _get(ctx, job_id)
     assert job.state == JobState.cancelled and job.active_lock is None
     assert job.error.startswith("cancelled by alice; worker h1@gone:1 stopped reporting")
+
+
+def test_the_cancelled_outcome_is_logged_as_the_job_outcome(
+        ctx: JobContext, caplog: pytest.LogCaptureFixture) -> None:
+    """The embedded CLI prints a cancelled job's error itself; the runner's warning of the
+    same outcome is marked so the one-shot handler leaves it out (not printed twice)."""
+    job_id = _job(ctx)
+    running = threading.Event()
+
+    def body(c: JobContext, job: Any, tracker: ProgressTracker) -> runner.Outcome:
+        running.set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            tracker.add(1)
+            time.sleep(0.01)
+        return runner.Outcome({})
+
+    with caplog.at_level("WARNING", logger=runner.log.name):
+        t = _run(ctx, job_id, body)
+        assert running.wait(10)
+        cancel_job(ctx.db, job_id, by="alice")
+        t.join(15)
+    outcome = [r for r in caplog.records if r.getMessage() == f"job {job_id} cancelled by alice"]
+    assert len(outcome) == 1 and getattr(outcome[0], runner.OUTCOME, False)

@@ -9,6 +9,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from common.config import Settings
 from common.db import JobState, catalog, jobs
 from common.db.migrate import upgrade
@@ -103,3 +105,34 @@ def test_a_killed_group_backup_s_member_archives_are_removed_under_each_member(
     assert {o.key for o in store.list("volkeeper/")} == {outsider}
     with ctx.db.session() as s:
         assert sorted(jobs.get_job(s, group).result["leftovers"]) == sorted([*first, second])
+
+
+def test_a_target_that_cannot_be_opened_is_warned_about_once_per_job_and_problem(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every embedded command looks again (for two days): a target this worker refuses
+    (outside the allowed roots) or cannot reach is warned about once, not at each one."""
+    ctx = JobContext(Settings(home=tmp_path, host_name="h1",
+                              allowed_target_roots=str(tmp_path / "roots")))
+    upgrade(ctx.db)
+    with ctx.db.session() as s:
+        catalog.ensure_target(s, "away", (tmp_path / "away").as_uri())
+    with ctx.db.session() as s:
+        job_id = jobs.create_job(s, kind="backup", host="h1", volume="vol", target="away",
+                                 params={"format": "tar.zst"}).id
+    with ctx.db.session() as s:
+        jobs.start_job(s, job_id, DEAD)
+    with ctx.db.session() as s:
+        jobs.finish_job(s, job_id, JobState.failed, worker=DEAD, error="refused")
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.levelname == "WARNING" and "could not look" in r.getMessage()]
+
+    with caplog.at_level("INFO", logger="common.jobs.leftovers"):
+        for _ in range(3):
+            assert remove_leftovers(ctx) == []
+    assert len(warnings()) == 1 and "outside the allowed roots" in warnings()[0]
+    with ctx.db.session() as s:
+        result = jobs.get_job(s, job_id).result or {}
+    assert "outside the allowed roots" in result["leftovers_error"]
+    assert "leftovers" not in result  # still looked for: the target may come back

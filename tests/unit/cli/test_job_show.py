@@ -1,0 +1,44 @@
+"""`volkeeper job ID` shows a job in words: its progress as a line (not the raw record,
+Python's ``None``/``False`` and all) and its result's values (the backup id of a backup,
+the counts of a restore), run as a whole embedded command (no Docker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.config import Settings
+from common.db import Database, jobs
+from common.db.migrate import upgrade
+from common.db.models import JobState
+from tests.unit.cli.test_release import _cli
+
+
+def _finished_backup(home: Path) -> str:
+    db = Database(Settings(home=home).effective_database_url)
+    upgrade(db, quiet=True)
+    with db.session() as s:
+        job = jobs.create_job(s, kind="backup", host="laptop", volume="pgdata")
+        jobs.start_job(s, job.id, "laptop@here:1")
+        jobs.heartbeat(s, job.id, {"phase": "done", "bytes_done": 3 << 20,
+                                   "bytes_total": 3 << 20, "files_done": 11,
+                                   "files_total": 11, "percent": 100.0,
+                                   "estimated": False, "eta_seconds": 0.0,
+                                   "message": None})
+        jobs.finish_job(s, job.id, JobState.succeeded,
+                        result={"backup_id": "b0b0b0b0b0b0b0b0", "file_count": 11,
+                                "excludes": [], "checksum": "", "dry_run": False})
+        job_id = job.id
+    db.dispose()
+    return job_id
+
+
+def test_a_job_is_shown_in_words(tmp_path: Path) -> None:
+    job_id = _finished_backup(tmp_path)
+    p = _cli(tmp_path, "job", job_id)
+    assert p.returncode == 0, p.stderr
+    text = " ".join(p.stdout.split())
+    assert "progress: done: 3.0 MiB of 3.0 MiB (100%), 11 of 11 files" in text
+    assert "ETA" not in text
+    assert "result: backup_id=b0b0b0b0b0b0b0b0, file_count=11" in text
+    for raw in ("{'phase'", "None", "False", "excludes", "checksum"):
+        assert raw not in text
