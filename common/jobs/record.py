@@ -22,7 +22,6 @@ from common.jobs.dump_records import held_dumps
 from common.jobs.names import REPO_FORMAT
 from common.jobs.owners import worker_name
 from common.repository import ids
-from common.repository.maintenance.repair_snapshots import REPAIRED_TAG
 
 
 def _ours(s: Session, job: Job) -> None:
@@ -188,6 +187,8 @@ def repaired_snapshots(ctx: JobContext, job: Job, rewritten: dict[str, str]) -> 
     """Point the catalog's backups of snapshots a repair rewrote (old id -> new id, hex)
     at the new snapshots, tagged ``repaired`` as those are (so ``volkeeper backups`` shows
     that they lack the broken files); returns how many rows changed."""
+    from common.repository.maintenance.repair_snapshots import REPAIRED_TAG  # repair's
+
     assert job.target is not None
     changed = 0
     with ctx.db.session() as s:
