@@ -6,17 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.config import Settings
-from common.db import Database, jobs
-from common.db.migrate import upgrade
+from common.db import jobs
 from common.db.models import JobState
-from tests.unit.cli.test_release import _cli
+from tests.unit.cli.test_release import _cli, catalog
 
 
 def _finished_backup(home: Path) -> str:
-    db = Database(Settings(home=home).effective_database_url)
-    upgrade(db, quiet=True)
-    with db.session() as s:
+    with catalog(home) as s:
         job = jobs.create_job(s, kind="backup", host="laptop", volume="pgdata")
         jobs.start_job(s, job.id, "laptop@here:1")
         jobs.heartbeat(s, job.id, {"phase": "done", "bytes_done": 3 << 20,
@@ -27,9 +23,7 @@ def _finished_backup(home: Path) -> str:
         jobs.finish_job(s, job.id, JobState.succeeded,
                         result={"backup_id": "b0b0b0b0b0b0b0b0", "file_count": 11,
                                 "excludes": [], "checksum": "", "dry_run": False})
-        job_id = job.id
-    db.dispose()
-    return job_id
+        return job.id
 
 
 def test_a_job_is_shown_in_words(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -89,31 +88,6 @@ def test_a_failed_job_shows_its_post_hook_warnings_once_beside_its_error(
                 "result": {"hook_warnings": [pre, post]}}, as_json=False)
     printed = capsys.readouterr().err
     assert printed.count("exited with code") == 1 and "code 5: oops" in printed
-
-
-def test_a_jobs_progress_is_shown_human_not_as_a_python_dict(tmp_path: Path) -> None:
-    """`volkeeper job ID` (and --follow) prints the last progress in words and sizes."""
-    from common.config import Settings
-    from common.db import Database, JobState, jobs
-    from common.db.migrate import upgrade
-    from tests.unit.cli.test_release import _cli
-
-    db = Database(Settings(home=tmp_path).effective_database_url)
-    upgrade(db, quiet=True)
-    progress = {"phase": "done", "bytes_done": 300941312, "bytes_total": 300941312,
-                "files_done": 4, "files_total": 4, "percent": 100.0, "estimated": False,
-                "rate_bytes_per_s": 66524379.0, "eta_seconds": 0.0, "message": None}
-    with db.session() as s:
-        job_id = jobs.create_job(s, kind="backup", host="laptop", volume="pgdata").id
-        jobs.start_job(s, job_id, "laptop@elsewhere:4242")
-        jobs.finish_job(s, job_id, JobState.succeeded, progress=progress)
-    db.dispose()
-    p = _cli(tmp_path, "job", job_id)
-    assert p.returncode == 0, p.stderr
-    [line] = [ln for ln in p.stdout.splitlines() if "progress:" in ln]
-    assert "{" not in p.stdout and "None" not in p.stdout and "False" not in p.stdout
-    assert line.split("progress: ", 1)[1] == (
-        "done: 287.0 MiB of 287.0 MiB (100%), 4 of 4 files, 63.4 MiB/s")  # no ETA: it ended
 
 
 def test_the_rollback_command_of_a_replace_stays_on_one_line_at_80_columns(

@@ -4,11 +4,15 @@ Catalog commands never ask Docker, so this needs no engine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from common.config import Settings
 from common.db import Database, jobs
@@ -25,15 +29,23 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def _stuck_job(home: Path) -> str:
+@contextlib.contextmanager
+def catalog(home: Path) -> Iterator[Session]:
+    """The embedded catalog of ``home`` (created at the current schema), one session."""
     db = Database(Settings(home=home).effective_database_url)
     upgrade(db, quiet=True)
-    with db.session() as s:
+    try:
+        with db.session() as s:
+            yield s
+    finally:
+        db.dispose()
+
+
+def _stuck_job(home: Path) -> str:
+    with catalog(home) as s:
         job = jobs.create_job(s, kind="restore", host="laptop", volume="pgdata")
         jobs.start_job(s, job.id, "laptop@elsewhere:4242")
-        job_id = job.id
-    db.dispose()
-    return job_id
+        return job.id
 
 
 def test_release_fails_the_stuck_job_and_frees_its_volume(tmp_path: Path) -> None:
