@@ -11,9 +11,14 @@ from cli.front import connect, connect_reads
 from cli.options import Json
 from cli.render import clip, emit_json, err, local_time, optional, out, size, table, when
 
+hosts_app = typer.Typer(help="Docker hosts: without a subcommand, list them.")
 
-def hosts(as_json: Json = False) -> None:
-    """List Docker hosts and whether their worker is online."""
+
+@hosts_app.callback(invoke_without_command=True)
+def hosts(ctx: typer.Context, as_json: Json = False) -> None:
+    """List Docker hosts and whether their worker is online (`remove NAME`: forget one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with connect() as c:
         rows = c.hosts()
     if as_json:
@@ -21,6 +26,22 @@ def hosts(as_json: Json = False) -> None:
     table("Hosts", ["host", "status", "docker", "volumes", "last seen"],
           [[h["name"], "online" if h["online"] else "[red]OFFLINE[/]", h["docker_version"],
             h["volume_count"], when(h["last_seen_at"])] for h in rows], flexible=("host",))
+
+
+@hosts_app.command("remove")
+def hosts_remove(name: str, as_json: Json = False) -> None:
+    """Forget host NAME whose worker is gone (admin): its volume inventory goes, its
+    backups stay in the catalog. Refused while it is online, has an unfinished job or
+    migration, or (embedded) is this machine; a host that comes back registers again."""
+    with connect(docker=False) as c:
+        r = c.remove_host(name)
+    if as_json:
+        return emit_json(r)
+    err().print(f"host {r['name']} removed ({r['volumes']} volume(s) forgotten; "
+                f"{r['backups_kept']} backup(s) kept: volkeeper backups --host {r['name']})",
+                highlight=False)
+    if r["policies"]:
+        err().print(f"policies still naming it: {', '.join(r['policies'])}", highlight=False)
 
 
 def volumes(

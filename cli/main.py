@@ -44,9 +44,9 @@ def _global(
     Options.server, Options.token = server, token
 
 
-for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.hosts,
-                cmds_catalog.volumes, cmds_jobs.backup, cmds_jobs.restore, cmds_jobs.verify,
-                cmds_jobs.drill, cmds_jobs.rollback, cmds_catalog.backups, cmds_catalog.jobs,
+for command in (cmds_server.serve, cmds_server.worker, cmds_catalog.volumes, cmds_jobs.backup,
+                cmds_jobs.restore, cmds_jobs.verify, cmds_jobs.drill, cmds_jobs.rollback,
+                cmds_catalog.backups, cmds_catalog.jobs,
                 cmds_catalog.job, cmds_catalog.cancel, cmds_security.audit, repair_cmd.repair):
     app.command()(command)
 app.command()(policy_cmds.apply)
@@ -61,6 +61,7 @@ app.add_typer(policy_cmds.policy_app, name="policy")
 app.add_typer(policy_cmds.retention_app, name="retention")
 app.add_typer(cmds_security.tokens_app, name="tokens")
 app.add_typer(cmds_catalog.targets_app, name="targets")
+app.add_typer(cmds_catalog.hosts_app, name="hosts")
 app.add_typer(cmds_server.db_app, name="db")
 repo_cmds.register(app)
 

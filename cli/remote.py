@@ -92,6 +92,9 @@ class RemoteFront(RemotePolicies, RemoteMigrations):
     def remove_target(self, name: str) -> None:
         self._call("DELETE", f"/targets/{name}")
 
+    def remove_host(self, name: str) -> Json:
+        return self._call("DELETE", f"/hosts/{name}")
+
     # --- jobs ----------------------------------------------------------------------
     def backup(self, body: Json) -> Json:
         return self._call("POST", "/backups", body=body)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import DbSession, Operator, State, Viewer
+from api.deps import Admin, DbSession, Operator, State, Viewer
 from api.schemas import HostOut, VolumeOut
 from common.jobs import views
+from common.jobs.host_removal import HostRemovedOut
 
 router = APIRouter(tags=["hosts"])
 
@@ -21,6 +22,14 @@ def refresh_host(host: str, state: State, user: Operator) -> dict[str, str]:
     """Ask the host's worker to take a fresh volume inventory now."""
     state.service.refresh_host(host=host, requested_by=user.name)
     return {"status": "queued", "host": host}
+
+
+@router.delete("/hosts/{host}", response_model=HostRemovedOut)
+def remove_host(host: str, state: State, user: Admin) -> HostRemovedOut:
+    """Forget a host whose worker is gone (admin): its row and volume inventory go, its
+    backups stay in the catalog. 409 while it is online, has a queued or running job or
+    is part of an unfinished migration; a host that comes back registers again."""
+    return state.service.remove_host(host=host, requested_by=user.name)
 
 
 @router.get("/volumes", response_model=list[VolumeOut])

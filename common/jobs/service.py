@@ -6,7 +6,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.audit import LOCAL_ACTOR, audited, record
 from common.config import Settings
@@ -24,6 +24,9 @@ from common.jobs.names import (
     TASK_VALIDATE,
     TASK_VERIFY,
 )
+
+if TYPE_CHECKING:
+    from common.jobs.host_removal import HostRemovedOut
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,15 @@ class JobService:
         with self.db.session() as s:
             hosts.get_host(s, host)
         self.dispatcher.send(TASK_INVENTORY, host, {})
+
+    @audited("host.remove", lambda a: str(a["host"]))
+    def remove_host(self, *, host: str, requested_by: str | None = None) -> HostRemovedOut:
+        """Forget a host whose worker is gone, with its inventory; its backups stay
+        (``common.jobs.host_removal``)."""
+        from common.jobs.host_removal import remove_host
+
+        with self.db.session() as s:
+            return remove_host(s, self.settings, host)
 
     def _check_host_online(self, name: str) -> None:
         with self.db.session() as s:
