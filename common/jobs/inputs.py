@@ -294,6 +294,13 @@ class VerifyIn(Input):
                              description="seed of the subset's random choice (reported "
                              "in the result; random when not given)")
 
+    @model_validator(mode="after")
+    def _seed_needs_subset(self) -> VerifyIn:
+        if self.seed is not None and self.subset is None:
+            raise ValueError("seed only seeds a subset's random choice: give subset "
+                             "too (e.g. \"5%\"), or leave seed out")
+        return self
+
 
 class DrillIn(Input):
     backup_id: str = Field(min_length=1, max_length=32)
