@@ -151,9 +151,14 @@ def dump_database_names(names: list[str]) -> list[str]:
 
 
 def exclude_patterns(patterns: list[str]) -> list[str]:
-    """Exclude glob patterns as stored; ValueError saying which one is bad."""
+    """Exclude glob patterns as stored; ValueError saying which one is bad (an empty one
+    too: it would be dropped, silently — a label's or .volkeeperignore's empty item is
+    skipped instead)."""
     from common.archive.excludes import Excludes
 
+    if any(not p.strip() for p in patterns):
+        raise ValueError("an exclude pattern is empty: give a glob such as '*.tmp' or "
+                         "'cache/**', or leave the exclude out")
     try:
         return list(Excludes.of(patterns).patterns)
     except InvalidInput as e:
