@@ -181,7 +181,8 @@ class MigrationService:
                 **dest_params, "need_bytes": source.get("bytes"), "images": images}))
         else:
             dest = _with_need(self._wait_check(*dest_job), source.get("bytes"))
-        checks += dest.get("checks", [])
+        # on one host both sides check the target alike: its line once
+        checks += [c for c in dest.get("checks", []) if c not in checks]
         return checks, source
 
     def _host_check(self, what: str, name: str) -> dict[str, Any]:
