@@ -1,6 +1,7 @@
 """List filters a user sends are honoured or refused, never silently ignored: GET /jobs
 takes ``state`` (and its older name ``job_state``, which the console sends); an unknown
-job or backup kind is 422 naming the known ones, in the API and in ``volkeeper jobs``."""
+job or backup kind, or migration state, is 422 naming the known ones, in the API and in
+``volkeeper jobs``."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def test_unknown_kinds_are_refused_naming_the_known_ones(env: Env) -> None:
     r = env.client.get("/api/v1/backups", params={"kind": "bogus"})
     assert r.status_code == 422 and "safety" in r.text, r.text
     assert env.client.get("/api/v1/backups", params={"kind": "all"}).status_code == 200
+    r = env.client.get("/api/v1/migrations", params={"state": "bogus"})
+    assert r.status_code == 422 and "rolled_back" in r.text, r.text
+    assert env.client.get("/api/v1/migrations", params={"state": "failed"}).json() == []
 
 
 def test_the_cli_refuses_an_unknown_job_kind(env: Env, tmp_path: Path) -> None:
