@@ -9,7 +9,19 @@ from rich.markup import escape
 
 from cli.front import connect, connect_reads
 from cli.options import Json
-from cli.render import clip, emit_json, err, local_time, optional, out, size, table, when
+from cli.render import (
+    clip,
+    emit_json,
+    err,
+    fit,
+    local_time,
+    optional,
+    out,
+    size,
+    table,
+    too_wide,
+    when,
+)
 
 hosts_app = typer.Typer(help="Docker hosts: without a subcommand, list them.")
 
@@ -98,24 +110,33 @@ def backups(
     # not with --group: every row has that id (and the table needs the room at 80 columns)
     by_group = group is None and any(b.get("group_id") for b in rows)
     by_volume = volume is None  # --volume: in the title instead
-    table("Backups" + (f" of {volume}" if volume else ""),
-          ["id"] + ["host"] * by_host + ["volume"] * by_volume + ["target"] * by_target
-          + ["format", "size", "stored", "created", "verified", "tags"] + ["group"] * by_group,
-          [[b["id"]] + [b["host"]] * by_host + [b["volume"]] * by_volume
-           + [b["target"]] * by_target
-           + [b["format"], size(b["logical_bytes"]), size(b["stored_bytes"]),
-              when(b["created_at"]), _verified(b),
-              ("pinned " if b.get("pinned") else "") + ",".join(b.get("tags") or [])]
-           + [b.get("group_id") or ""] * by_group
-           for b in rows], flexible=("host", "volume", "target", "verified", "tags"))
+    columns = (["id"] + ["host"] * by_host + ["volume"] * by_volume + ["target"] * by_target
+               + ["format", "size", "stored", "created", "verified", "tags"]
+               + ["group"] * by_group)
+
+    def cells(short: bool) -> list[list[Any]]:
+        return [[b["id"]] + [b["host"]] * by_host + [b["volume"]] * by_volume
+                + [b["target"]] * by_target
+                + [b["format"], size(b["logical_bytes"]), size(b["stored_bytes"]),
+                   when(b["created_at"]), _verified(b, short),
+                   ("pinned " if b.get("pinned") else "") + ",".join(b.get("tags") or [])]
+                + [b.get("group_id") or ""] * by_group for b in rows]
+
+    # narrow terminals (80 columns): the verified status without its age, then without
+    # the columns `backup ID` and --json show best (format, stored size, group id, tags)
+    cols, data = columns, cells(False)
+    if too_wide(cols, data):
+        cols, data = fit(columns, cells(True), ("format", "stored", "group", "tags"))
+    table("Backups" + (f" of {volume}" if volume else ""), cols, data,
+          flexible=("host", "volume", "target", "verified", "tags"))
 
 
-def _verified(b: dict[str, Any]) -> str:
+def _verified(b: dict[str, Any], short: bool = False) -> str:
     status = b.get("verify_status")
     if not status:
         return "never"
     colour = "red" if status == "damaged" else "green"
-    return f"[{colour}]{status}[/] {when(b['verified_at'])}"
+    return f"[{colour}]{status}[/]" + ("" if short else f" {when(b['verified_at'])}")
 
 
 def jobs(

@@ -243,6 +243,9 @@ def verify(
     """Verify BACKUP. Archives: checksum, full read-back, every file against the manifest.
     Repo snapshots: a structure check, --read-data for all data, --subset PCT for a share.
     Exits 1 when anything is damaged, naming the damaged objects and files."""
+    if seed is not None and subset is None:
+        raise CliError("--seed only seeds --subset's random choice: give --subset too "
+                       "(e.g. --subset 5%), or leave --seed out")
     body: dict[str, Any] = {"read_data": read_data}
     if subset is not None:
         body["subset"] = subset

@@ -102,6 +102,30 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
     out().print(t)
 
 
+def too_wide(columns: list[str], rows: list[list[Any]]) -> bool:
+    """Whether the table's cells, each whole, would not fit the terminal's width."""
+    from rich.text import Text
+
+    widths = [max([len(c)] + [Text.from_markup("" if r[i] is None else str(r[i])).cell_len
+                              for r in rows]) for i, c in enumerate(columns)]
+    return sum(widths) + 2 * (len(widths) - 1) > out().width
+
+
+def fit(columns: list[str], rows: list[list[Any]], drop: tuple[str, ...]
+        ) -> tuple[list[str], list[list[Any]]]:
+    """The table without those of the columns ``drop`` names (in that order) it must
+    leave out to fit the terminal: a narrow one would otherwise squeeze its flexible
+    columns (host, volume …) down to nothing. ``--json`` has them all."""
+    for name in drop:
+        if not too_wide(columns, rows):
+            break
+        if name in columns:
+            i = columns.index(name)
+            columns = columns[:i] + columns[i + 1:]
+            rows = [r[:i] + r[i + 1:] for r in rows]
+    return columns, rows
+
+
 def clip(text: str, n: int) -> str:
     """``text`` cut to ``n`` characters (with …): details are in ``job ID``."""
     return text if len(text) <= n else text[: n - 1] + "…"

@@ -9,7 +9,9 @@ import argparse
 import gc
 import logging
 import os
+import warnings
 
+from celery.exceptions import SecurityWarning
 from celery.signals import worker_ready
 
 from common.config import Settings, get_settings
@@ -25,6 +27,7 @@ from workers.quick import PARENT_ENV, QuickLane, die_with_parent
 def run_worker(host: str, *, concurrency: int = 2, quick_only: bool = False) -> None:
     """Consume ``host.<host>`` with ``concurrency`` slots until stopped (``quick_only``:
     the quick lane's child, consuming ``host.<host>.quick`` with two slots)."""
+    quiet_root_warning()
     os.environ["VOLKEEPER_HOST_NAME"] = host
     get_settings.cache_clear()
     settings = get_settings()
@@ -54,6 +57,15 @@ def run_worker(host: str, *, concurrency: int = 2, quick_only: bool = False) -> 
     finally:
         lane.stop()
         loops.stop()
+
+
+def quiet_root_warning() -> None:
+    """Silence Celery's "running the worker with superuser privileges … absolutely not
+    recommended" warning, and only it: the agent runs as root by design (it reads and
+    writes every volume's files; deploy/README.md), and accepts JSON only — no pickle, the
+    reason for Celery's warning."""
+    warnings.filterwarnings("ignore", message=r"\s*You're running the worker with "
+                            "superuser privileges", category=SecurityWarning)
 
 
 def freeze_start(**_: object) -> None:

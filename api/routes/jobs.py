@@ -6,14 +6,16 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from api.deps import Admin, AppState, DbSession, Operator, State, Viewer
 from api.schemas import Input, JobOut
 from common.db import Job, JobState, jobs
+from common.errors import InvalidInput
 from common.jobs import views
 from common.jobs.release import cancel_job, release_job
 
@@ -26,12 +28,19 @@ def job_out(job: Job, state: AppState) -> JobOut:
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(session: DbSession, state: State, _user: Viewer, host: str | None = None,
-              volume: str | None = None, job_state: JobState | None = None,
+              volume: str | None = None,
+              only: Annotated[JobState | None, Query(alias="state")] = None,
+              job_state: JobState | None = None,
               kind: str | None = None, limit: int = 100, offset: int = 0) -> list[JobOut]:
-    """Jobs, newest first: ``limit`` rows (at most 1000) after skipping ``offset``.
-    Quick helper jobs (``browse``: a backup's directory listed) are left out unless
-    ``kind`` asks for them."""
-    return views.list_jobs(session, state.bus, host=host, volume=volume, state=job_state,
+    """Jobs, newest first: ``limit`` rows (at most 1000) after skipping ``offset``;
+    ``state`` (or its older name ``job_state``) only those in that state, ``kind`` only
+    those of that kind (an unknown one is 422 naming the known kinds). Quick helper jobs
+    (``browse``: a backup's directory listed) are left out unless ``kind`` asks for them."""
+    if only and job_state and only != job_state:
+        raise InvalidInput(f"state={only} and job_state={job_state} disagree",
+                           "send one of them")
+    return views.list_jobs(session, state.bus, host=host, volume=volume,
+                           state=only or job_state,
                            kind=kind, limit=limit, offset=offset)
 
 

@@ -151,9 +151,14 @@ def dump_database_names(names: list[str]) -> list[str]:
 
 
 def exclude_patterns(patterns: list[str]) -> list[str]:
-    """Exclude glob patterns as stored; ValueError saying which one is bad."""
+    """Exclude glob patterns as stored; ValueError saying which one is bad (an empty one
+    too: it would be dropped, silently — a label's or .volkeeperignore's empty item is
+    skipped instead)."""
     from common.archive.excludes import Excludes
 
+    if any(not p.strip() for p in patterns):
+        raise ValueError("an exclude pattern is empty: give a glob such as '*.tmp' or "
+                         "'cache/**', or leave the exclude out")
     try:
         return list(Excludes.of(patterns).patterns)
     except InvalidInput as e:
@@ -293,6 +298,13 @@ class VerifyIn(Input):
     seed: int | None = Field(default=None, ge=0, lt=2**32,
                              description="seed of the subset's random choice (reported "
                              "in the result; random when not given)")
+
+    @model_validator(mode="after")
+    def _seed_needs_subset(self) -> VerifyIn:
+        if self.seed is not None and self.subset is None:
+            raise ValueError("seed only seeds a subset's random choice: give subset "
+                             "too (e.g. \"5%\"), or leave seed out")
+        return self
 
 
 class DrillIn(Input):

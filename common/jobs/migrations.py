@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from common.audit import audited
 from common.db import Job, catalog, jobs
-from common.db.migration_rows import FINAL_STATES, Migration
+from common.db.kinds import known_kind
+from common.db.migration_rows import FINAL_STATES, MIGRATION_STATES, Migration
 from common.db.models import utcnow
 from common.db.paging import page_limit
 from common.engine.records import space_check
@@ -181,7 +182,8 @@ class MigrationService:
                 **dest_params, "need_bytes": source.get("bytes"), "images": images}))
         else:
             dest = _with_need(self._wait_check(*dest_job), source.get("bytes"))
-        checks += dest.get("checks", [])
+        # on one host both sides check the target alike: its line once
+        checks += [c for c in dest.get("checks", []) if c not in checks]
         return checks, source
 
     def _host_check(self, what: str, name: str) -> dict[str, Any]:
@@ -234,6 +236,7 @@ class MigrationService:
 
     # --- reads -------------------------------------------------------------------------
     def list(self, limit: int = 50, state: str | None = None) -> list[dict[str, Any]]:
+        known_kind(state, MIGRATION_STATES, "migration state")
         with self.db.session() as s:
             q = select(Migration).order_by(Migration.created_at.desc()).limit(
                 page_limit(limit))

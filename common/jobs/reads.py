@@ -13,7 +13,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from common.db.kinds import QUIET_KINDS
+from common.db.kinds import QUIET_KINDS, known_kind
 from common.db.paging import page_limit, page_offset
 from common.db.rows import Row, Rows, doc, flag, iso, when
 from common.errors import NotFound
@@ -117,7 +117,8 @@ def list_backups(db: Rows, *, host: str | None = None, volume: str | None = None
 def list_jobs(db: Rows, bus: ProgressBus | None, *, host: str | None = None,
               volume: str | None = None, state: str | None = None, kind: str | None = None,
               limit: int = 100, offset: int = 0) -> list[View]:
-    """Newest first."""
+    """Newest first. An unknown ``kind`` is InvalidInput naming the known ones."""
+    known_kind(kind)
     limit, offset = page_limit(limit), page_offset(offset)
     where, params = _filters(host=host, volume=volume,
                              state=str(state) if state else None, kind=kind)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from common.config import Settings
 from common.db import Backup, Job, JobState, Target, catalog, hosts, jobs
+from common.db.kinds import BACKUP_KINDS, known_kind
 from common.db.models import Volume
 from common.db.rows import SessionRows
 from common.errors import VolkeeperError
@@ -259,6 +260,7 @@ def list_backups(session: Session, *, host: str | None = None, volume: str | Non
                  pinned: bool | None = None, limit: int = 200, offset: int = 0,
                  group: str | None = None) -> list[BackupOut]:
     """Newest first. ``kind``: backup, safety, or all; ``group``: one group's backups."""
+    known_kind(kind, BACKUP_KINDS, "backup kind")
     return [BackupOut.model_validate(b) for b in reads.list_backups(
         SessionRows(session), host=host, volume=volume, target=target, limit=limit,
         kind=None if kind == "all" else kind, tag=tag, pinned=pinned, offset=offset,
