@@ -27,7 +27,6 @@ JOB_KINDS = frozenset({
 BACKUP_KINDS = ("backup", "safety", "all")
 
 
-
 def known_kind(kind: str | None, known: Collection[str] = JOB_KINDS,
                what: str = "job kind") -> str | None:
     """``kind`` when it is one of ``known`` (or None); else InvalidInput naming them."""
