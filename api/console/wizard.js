@@ -120,7 +120,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     async () => {
       const b = backup();
       const others = hosts.filter(x => x.name !== b.host && x.online);
-      const into = h("input", { type: "text", name: "into", value: st.into, required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.-]*" });
+      const into = h("input", { type: "text", name: "into", value: st.into, required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]*" });
       const otherInto = h("input", { type: "text", name: "other-into", value: st.otherInto || st.volume });
       const otherHost = select(others.map(x => x.name), st.otherHost || (others[0] && others[0].name), { name: "other-host" });
       const stopBox = h("input", { type: "checkbox", name: "stop", checked: st.stop });
