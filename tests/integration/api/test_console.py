@@ -89,6 +89,34 @@ def test_the_wizard_restores_a_version_into_a_new_volume(browser: Any, console: 
     close(page, errors)
 
 
+def test_the_restore_wizard_refuses_a_bad_name_and_fits_a_phone(browser: Any, console: Console
+                                                                ) -> None:
+    name, src = console.volume("vkc-phone")
+    (src / "a.txt").write_text("phone")
+    job = console.job("/backups", {"volume": name})  # repo: its check names a long key
+    assert job["state"] == "succeeded", job["error"]
+    page, errors = open_console(browser, console, viewport={"width": 375, "height": 812})
+    logged: list[str] = []
+    page.on("console", lambda m: logged.append(m.text) if m.type == "error" else None)
+    page.goto(f"{console.url}/#/restore?host=laptop&volume={name}")
+    wizard_heading(page, f"Which version of laptop/{name}?")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "Where to?")
+    page.fill("input[name=into]", "not a name")
+    page.click("role=button[name='Next']")  # the browser refuses it (the field's pattern)
+    assert page.eval_on_selector("input[name=into]", "e => e.validity.patternMismatch")
+    wizard_heading(page, "Where to?")
+    console.volumes.append(f"{name}-ok")
+    page.fill("input[name=into]", f"{name}-ok")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "What to restore?")
+    page.click("role=button[name='Check']")
+    wizard_heading(page, "All checks passed")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert logged == []  # an invalid pattern is a console error (and no check at all)
+    close(page, errors)
+
+
 def test_a_replace_is_confirmed_then_rolled_back(browser: Any, console: Console) -> None:
     name, path = console.volume("vkc-db")
     (path / "data.txt").write_text("version one")
@@ -200,6 +228,9 @@ def test_backups_are_tagged_pinned_and_forgotten_with_the_loss_named(
     page.fill("input[name=volume]", name)
     page.click("role=button[name='Filter']")
     row = f"[data-backup='{backup}']"
+    # size is the volume data (as `volkeeper backups`), stored the archive on the target
+    assert page.inner_text(f"{row} td:nth-child(6)") == "7 B"
+    assert page.inner_text(f"{row} td:nth-child(7)") not in ("", "7 B")
     page.click(f"{row} >> role=button[name='Tags of backup {backup}']")
     page.fill("dialog input[name=add]", "before-upgrade, keep")
     page.press("dialog input[name=add]", "Enter")  # Enter saves (Cancel is not the default)
