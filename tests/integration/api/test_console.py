@@ -52,6 +52,19 @@ def test_login_trades_the_link_for_a_session_cookie(browser: Any, console: Conso
     close(page, errors)
 
 
+def test_skip_to_content_stays_on_the_page(browser: Any, console: Console) -> None:
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups")
+    page.wait_for_selector("main[data-ready='backups']")
+    page.focus("a.skip")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert page.evaluate("location.hash") == "#/backups"
+    assert page.inner_text("main h1") == "Backups"
+    assert page.evaluate("document.activeElement.id") == "main"
+    close(page, errors)
+
+
 def test_the_wizard_restores_a_version_into_a_new_volume(browser: Any, console: Console
                                                          ) -> None:
     name, src = console.volume("vkc-app")
