@@ -126,6 +126,10 @@ def test_the_restore_wizard_refuses_a_bad_name_and_fits_a_phone(browser: Any, co
     page.click("role=button[name='Check']")
     wizard_heading(page, "All checks passed")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.click("role=button[name='Continue']")
+    wizard_heading(page, "Confirm")
+    facts = page.inner_text(".facts")
+    assert "5 B, 1 file" in facts and "1 files" not in facts
     assert logged == []  # an invalid pattern is a console error (and no check at all)
     close(page, errors)
 
