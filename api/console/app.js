@@ -112,6 +112,11 @@ async function start() {
   for (const a of document.querySelectorAll("#nav [data-role]")) {
     if (!ctx.can(a.dataset.role)) a.parentElement.remove();
   }
+  // "Skip to content" moves the focus only: its #main would be a route (Not found)
+  document.querySelector("a.skip").addEventListener("click", ev => {
+    ev.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", render);
   const first = render();
   // optional APIs (landing on other branches): their links stay hidden unless present

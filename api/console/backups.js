@@ -120,7 +120,10 @@ export function timeline(rows, ctx, refresh, { withVolume = false } = {}) {
     ["id", b => h("code", {}, b.id), { class: "wide" }],
     ["format", b => b.format],
     ["target", b => b.target, { class: "wide" }],
-    ["size", b => h("span", { title: `${bytes(b.logical_bytes)} of volume data` }, bytes(b.stored_bytes))],
+    // as `volkeeper backups`: size is the volume data, stored what the backup added to the
+    // target (0 B for an unchanged repo backup, its data already there)
+    ["size", b => bytes(b.logical_bytes)],
+    ["stored", b => bytes(b.stored_bytes), { class: "wide" }],
     ["files", b => b.file_count, { class: "wide" }],
     ["tags", tags],
     ["verified", verifyState],

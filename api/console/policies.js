@@ -131,7 +131,7 @@ export async function policyForm(main, params, ctx) {
     stop_containers: false, excludes: [], snapshot: null, dump: null };
   const text = (name, value, attrs = {}) => h("input", { type: "text", name, value: value || "", ...attrs });
   const f = {
-    name: text("name", editing || "", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.-]*", readonly: !!editing }),
+    name: text("name", editing || "", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]*", readonly: !!editing }),
     volumes: text("volumes", v.volumes.join(", "), { placeholder: "pgdata, uploads" }),
     hosts: text("hosts", v.hosts.join(", ")),
     selector: text("selector", v.selector, { placeholder: "volkeeper.policy=nightly" }),

@@ -160,10 +160,13 @@ export function progressView(label) {
 // A modal dialog; resolves with the value of the button pressed (or "" on Escape).
 export function dialog(title, body, buttons = [["Cancel", ""], ["OK", "ok"]]) {
   return new Promise(resolve => {
+    // a button without a value (Cancel, Keep it) only closes: Enter in a field submits
+    // the dialog's action, not the first button in the form
     const form = h("form", { method: "dialog" },
       h("h2", {}, title), body,
-      h("div", { class: "actions" }, buttons.map(([text, value, cls]) =>
-        h("button", { value, class: cls || (value ? "primary" : "") }, text))));
+      h("div", { class: "actions" }, buttons.map(([text, value, cls]) => value
+        ? h("button", { value, class: cls || "primary" }, text)
+        : h("button", { type: "button", onclick: () => dlg.close("") }, text))));
     const dlg = h("dialog", { "aria-label": title }, form);
     document.body.append(dlg);
     dlg.addEventListener("close", () => { resolve(dlg.returnValue); dlg.remove(); });

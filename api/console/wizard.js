@@ -120,7 +120,7 @@ export async function restoreWizard(main, _params, ctx, query) {
     async () => {
       const b = backup();
       const others = hosts.filter(x => x.name !== b.host && x.online);
-      const into = h("input", { type: "text", name: "into", value: st.into, required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.-]*" });
+      const into = h("input", { type: "text", name: "into", value: st.into, required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]*" });
       const otherInto = h("input", { type: "text", name: "other-into", value: st.otherInto || st.volume });
       const otherHost = select(others.map(x => x.name), st.otherHost || (others[0] && others[0].name), { name: "other-host" });
       const stopBox = h("input", { type: "checkbox", name: "stop", checked: st.stop });
@@ -209,7 +209,7 @@ export async function restoreWizard(main, _params, ctx, query) {
           h("dt", {}, "backup"), h("dd", {}, `${b.id}, ${b.host}/${b.volume}, ${when(b.created_at)}`),
           h("dt", {}, "restore"), h("dd", {}, whereText()),
           h("dt", {}, "what"), h("dd", {}, body().paths ? body().paths.join(", ") : "the whole volume"),
-          h("dt", {}, "size"), h("dd", {}, `${bytes(b.logical_bytes)}, ${b.file_count} files`),
+          h("dt", {}, "size"), h("dd", {}, `${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
           st.validation.stopping.length ? [h("dt", {}, "stops"), h("dd", {}, st.validation.stopping.join(", "))] : null),
         replace ? h("label", { class: "check warn" }, ack, ` I understand that ${b.volume}'s current content is replaced (a safety snapshot keeps it for rollback)`) : null,
         nav(() => go(4), true, replace ? "Replace now" : "Start restore", { class: replace ? "danger" : "primary" })), async () => {

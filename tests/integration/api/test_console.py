@@ -32,15 +32,36 @@ pytestmark = pytest.mark.integration
 
 def test_login_trades_the_link_for_a_session_cookie(browser: Any, console: Console) -> None:
     page = browser.new_page()
+    failed: list[str] = []  # no request of the login page or the console fails (a favicon)
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
     page.goto(console.url + "/")  # not logged in: the login page
     page.wait_for_selector("text=Log in", timeout=15_000)
+    page.wait_for_timeout(300)
     page.close()
     page, errors = open_console(browser, console)
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
     assert "token=" not in page.url
     assert page.inner_text("#who") == "admin (admin)"
     session = {c["name"]: c for c in page.context.cookies()}["volkeeper_session"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
     page.wait_for_selector(".card .value")  # the overview drew
+    page.reload()
+    page.wait_for_selector(".card .value")
+    page.wait_for_timeout(300)
+    assert failed == []
+    close(page, errors)
+
+
+def test_skip_to_content_stays_on_the_page(browser: Any, console: Console) -> None:
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups")
+    page.wait_for_selector("main[data-ready='backups']")
+    page.focus("a.skip")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert page.evaluate("location.hash") == "#/backups"
+    assert page.inner_text("main h1") == "Backups"
+    assert page.evaluate("document.activeElement.id") == "main"
     close(page, errors)
 
 
@@ -78,6 +99,38 @@ def test_the_wizard_restores_a_version_into_a_new_volume(browser: Any, console: 
     assert page.eval_on_selector(".wizard progress", "p => p.value") == 100
     shot(page, "restore-done")
     assert compare_trees(src, console.mountpoint(into)) == []
+    close(page, errors)
+
+
+def test_the_restore_wizard_refuses_a_bad_name_and_fits_a_phone(browser: Any, console: Console
+                                                                ) -> None:
+    name, src = console.volume("vkc-phone")
+    (src / "a.txt").write_text("phone")
+    job = console.job("/backups", {"volume": name})  # repo: its check names a long key
+    assert job["state"] == "succeeded", job["error"]
+    page, errors = open_console(browser, console, viewport={"width": 375, "height": 812})
+    logged: list[str] = []
+    page.on("console", lambda m: logged.append(m.text) if m.type == "error" else None)
+    page.goto(f"{console.url}/#/restore?host=laptop&volume={name}")
+    wizard_heading(page, f"Which version of laptop/{name}?")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "Where to?")
+    page.fill("input[name=into]", "not a name")
+    page.click("role=button[name='Next']")  # the browser refuses it (the field's pattern)
+    assert page.eval_on_selector("input[name=into]", "e => e.validity.patternMismatch")
+    wizard_heading(page, "Where to?")
+    console.volumes.append(f"{name}-ok")
+    page.fill("input[name=into]", f"{name}-ok")
+    page.click("role=button[name='Next']")
+    wizard_heading(page, "What to restore?")
+    page.click("role=button[name='Check']")
+    wizard_heading(page, "All checks passed")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.click("role=button[name='Continue']")
+    wizard_heading(page, "Confirm")
+    facts = page.inner_text(".facts")
+    assert "5 B, 1 file" in facts and "1 files" not in facts
+    assert logged == []  # an invalid pattern is a console error (and no check at all)
     close(page, errors)
 
 
@@ -192,9 +245,12 @@ def test_backups_are_tagged_pinned_and_forgotten_with_the_loss_named(
     page.fill("input[name=volume]", name)
     page.click("role=button[name='Filter']")
     row = f"[data-backup='{backup}']"
+    # size is the volume data (as `volkeeper backups`), stored the archive on the target
+    assert page.inner_text(f"{row} td:nth-child(6)") == "7 B"
+    assert page.inner_text(f"{row} td:nth-child(7)") not in ("", "7 B")
     page.click(f"{row} >> role=button[name='Tags of backup {backup}']")
     page.fill("dialog input[name=add]", "before-upgrade, keep")
-    page.click("dialog >> role=button[name='Save tags']")
+    page.press("dialog input[name=add]", "Enter")  # Enter saves (Cancel is not the default)
     page.wait_for_selector(f"{row} .tag:text-is('before-upgrade')")
     page.click(f"{row} >> role=button[name='Pin backup {backup}']")
     page.wait_for_selector(f"{row} .tag:text-is('pinned')")
@@ -305,8 +361,7 @@ def test_every_page_draws_on_a_desktop_and_a_phone(browser: Any, console: Consol
             assert unlabelled == [], (route, unlabelled)  # every control has a name
             if not suffix or shot_name in ("overview", "volumes"):
                 shot(page, shot_name + suffix)
-        # nothing wider than the phone's screen but the tables' own scroll boxes
-        if suffix:
+            # nothing wider than the screen but the tables' own scroll boxes, on every page
             width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= viewport["width"], width
+            assert width <= viewport["width"], (route, width)
         close(page, errors)

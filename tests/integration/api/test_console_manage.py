@@ -181,3 +181,20 @@ def test_chosen_paths_from_the_backups_tree_are_restored_into_a_new_volume(
     page.select_option("select[name=kind]", "browse")
     page.wait_for_selector("main td:text-is('browse')")
     close(page, errors)
+
+
+def test_the_retention_preview_fits_a_phone(browser: Any, console: Console) -> None:
+    """The preview's table once widened its fieldset (min-content) past the screen."""
+    name, path = console.volume("vkc-polphone")
+    (path / "a.txt").write_text("phone")
+    assert console.job("/backups", {"volume": name})["state"] == "succeeded"
+    page, errors = open_console(browser, console, viewport={"width": 375, "height": 812})
+    page.goto(f"{console.url}/#/policies/new")
+    page.wait_for_selector("h1:text-is('New policy')")
+    page.fill("input[name=volumes]", name)
+    for box in page.locator("input[name=targets]").all():  # other tests add targets
+        box.set_checked(box.get_attribute("value") == "local")
+    page.click("role=button[name='Preview retention']")
+    page.wait_for_selector(f"[data-preview='laptop/{name}/local']")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    close(page, errors)

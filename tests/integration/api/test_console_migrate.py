@@ -105,3 +105,16 @@ def _roles_see_what_they_may_do(browser: Any, console: Console, mid: str, name: 
         page.wait_for_selector("main[data-ready='volume']")
         assert page.locator("text=Migrate…").count() == (1 if role == "operator" else 0)
         close(page, errors)
+
+
+def test_the_wizards_destination_step_fits_a_phone(browser: Any, console: Console) -> None:
+    """The cut-over select's long option once made the form wider than the screen."""
+    name, _ = console.volume("vkc-migphone")
+    page, errors = open_console(browser, console, viewport={"width": 375, "height": 812})
+    page.goto(f"{console.url}/#/migrate?host=laptop&volume={name}")
+    wizard_heading(page, f"Where should laptop/{name} go?")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    right = page.evaluate("document.querySelector('select[name=cutover]')"
+                          ".getBoundingClientRect().right")
+    assert right <= 375, right
+    close(page, errors)
