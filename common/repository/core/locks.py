@@ -164,7 +164,17 @@ def holder_gone(info: LockInfo) -> bool:
         return True
     except OSError:  # PermissionError: it exists (another user's)
         return False
-    return False
+    return _zombie(info.pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed, not yet reaped by its parent (Linux ``/proc``; False where unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 def remove_stale_locks(

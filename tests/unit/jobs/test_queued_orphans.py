@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from common.config import Settings
 from common.db import jobs
 from common.db.migrate import upgrade
+from common.jobs import owners
 from common.jobs.context import JobContext
 from common.jobs.inprocess import InProcessDispatcher
 from common.jobs.names import TASK_BACKUP
@@ -59,3 +62,19 @@ def test_an_unclaimed_queued_job_is_left_to_the_queued_job_timeout(tmp_path: Pat
     with ctx.db.session() as s:
         assert jobs.sweep_orphaned(s, "h1", socket.gethostname(), lambda pid: False) == []
         assert jobs.get_job(s, job_id).state == "queued"
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_dead() -> None:
+    """kill -9 of a CLI whose parent does not reap it (a container's pid 1): a zombie runs
+    nothing, so its jobs and locks are not kept as if it were alive."""
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        assert owners.pid_alive(proc.pid)
+        proc.kill()
+        deadline = time.monotonic() + 5
+        while not owners.is_zombie(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not owners.pid_alive(proc.pid)  # a zombie until reaped below
+    finally:
+        proc.wait()
+    assert not owners.pid_alive(proc.pid)
