@@ -50,7 +50,7 @@ from common.repository.core.tree import Tree
 from common.storage.base import Backend
 
 _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
-_HINT = "run a repository check to see what is damaged"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows what is damaged"
 #: ``load_index(reuse=True)``: the index a backup kept (``remember_index``: one that another
 #: follows, a migration's catch-up) or a load inside ``reusing_index`` (a migration's
 #: destination), by repository (backend, repository id): the index files it holds

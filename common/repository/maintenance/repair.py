@@ -153,7 +153,7 @@ def _reindex(repo: Repository, report: RepairReport,
              by_pack: dict[bytes, dict[bytes, IndexEntry]], damage: Damage,
              fault: FaultHook) -> list[IndexEntry]:
     """Index the stored packs no index file names (an index file was lost or deleted) from
-    their sealed headers, like restic's ``repair index``: only the blobs not indexed
+    their sealed headers, like restic's index repair: only the blobs not indexed
     elsewhere, never a pack a damage mark names or whose header does not authenticate.
     Added to ``by_pack`` (and, unless a dry run, written as one new index file) so the rest
     of the repair sees them. Runs under the exclusive lock: no backup is writing packs."""
