@@ -5,6 +5,7 @@ progress and notes to stderr. rich is imported only when something is drawn."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -173,7 +174,22 @@ FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def wait_for_job(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
-    """Poll the job until it finishes, with a progress bar on stderr unless ``quiet``."""
+    """Poll the job until it finishes, with a progress bar on stderr unless ``quiet``.
+    Embedded, Ctrl-C cancels the job (this process runs it: it cannot be left running)
+    and waits for it to stop; a second Ctrl-C stops waiting."""
+    try:
+        return _wait(front, job_id, quiet)
+    except KeyboardInterrupt:
+        if not front.embedded:
+            raise
+    err().print(f"interrupted: cancelling job {job_id} and waiting for it to stop "
+                "(Ctrl-C again to stop waiting)", highlight=False, soft_wrap=True)
+    with contextlib.suppress(CliError):  # it finished meanwhile
+        front.cancel_job(job_id)
+    return _wait(front, job_id, True)
+
+
+def _wait(front: Front, job_id: str, quiet: bool) -> dict[str, Any]:
     if quiet or not err().is_terminal:
         while True:
             job = front.job(job_id)

@@ -188,6 +188,12 @@ def snapshot_backup_ids(session: Session, target: str) -> dict[str, str]:
     return {str(sid): str(bid) for sid, bid in session.execute(q)}
 
 
+def holds_repository(session: Session, target: str) -> bool:
+    """Whether the catalog lists a repository backup stored on ``target``."""
+    q = select(Backup.id).where(Backup.target == target, Backup.snapshot_id != "").limit(1)
+    return session.execute(q).first() is not None
+
+
 def backed_up_volumes(session: Session) -> list[tuple[str, str, int, datetime]]:
     """(host, volume, backups, newest) of every volume with a regular backup, in one
     grouped query (volumes removed from their host since included)."""

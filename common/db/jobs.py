@@ -373,22 +373,39 @@ def waiting_jobs(session: Session, *, older_than: timedelta) -> list[Job]:
 
 def sweep_orphaned(session: Session, host: str, machine: str,
                    alive: Callable[[int], bool]) -> list[str]:
-    """Fail running jobs of ``host`` whose worker process ran on ``machine`` (this machine)
+    """Fail running jobs — and queued jobs claimed by an in-process dispatcher
+    (``claim_queued``) — of ``host`` whose worker process ran on ``machine`` (this machine)
     and no longer exists — a killed CLI or worker cannot be running anything, so its jobs
     need not wait for their heartbeat to go stale. ``alive(pid)`` says whether a process
     exists. Returns the ids of the jobs it failed."""
     prefix = f"{host}@{machine}:"
     failed: list[str] = []
     now = db_time(session)
-    running = select(Job).where(Job.host == host, Job.state == JobState.running)
-    for job in session.scalars(running.with_for_update(skip_locked=True)):
+    active = select(Job).where(Job.host == host,
+                               Job.state.in_((JobState.running, JobState.queued)))
+    for job in session.scalars(active.with_for_update(skip_locked=True)):
         worker = job.worker or ""
         pid = worker[len(prefix):] if worker.startswith(prefix) else ""
         if not pid.isdigit() or alive(int(pid)):
             continue
-        _fail_lost(job, f"worker {job.worker} is gone (its process no longer exists)", now)
+        if job.state == JobState.queued:  # claimed (``claim_queued``), never started
+            _finish(job, JobState.failed, now, error=(
+                f"the volkeeper process that was to run it ({job.worker}) is gone: it was "
+                "killed before the job started; nothing was done, submit the job again"))
+        else:
+            _fail_lost(job, f"worker {job.worker} is gone (its process no longer exists)",
+                       now)
         failed.append(job.id)
     return failed
+
+
+def claim_queued(session: Session, job_id: str, worker: str) -> None:
+    """Name ``worker`` (an in-process dispatcher: the process that will run it) on a queued
+    job nobody claimed, so that ``sweep_orphaned`` fails it should that process be killed
+    before the job starts (it would otherwise hold its volume's lock until the queued-job
+    timeout)."""
+    session.execute(update(Job).where(Job.id == job_id, Job.state == JobState.queued,
+                                      Job.worker.is_(None)).values(worker=worker))
 
 
 _RELEASE = (" (if it never comes back, release the volume's lock: "

@@ -38,10 +38,11 @@ from common.archive.excludes import NO_EXCLUDES, Excludes
 from common.config import Settings
 from common.docker import DockerHost
 from common.engine.access import bound_dir, direct_path
+from common.engine.expected import is_expected
 from common.engine.records import BackupOutcome, StoredBackup
 from common.engine.repo_access import backup_content, restore_content
 from common.engine.sizing import scanning
-from common.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from common.errors import Conflict, IntegrityError, InvalidInput, NotFound, StorageError
 from common.formats import REPO_FORMAT
 from common.hooks.dump_kinds import DIRECTORY as DUMPS_DIRECTORY
 from common.hooks.dumps import DumpSet
@@ -160,6 +161,12 @@ def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
     except NotFound:
         if not create:
             raise
+        if is_expected(backend.display):
+            raise StorageError(
+                f"the repository in {backend.display} is missing, yet the catalog lists "
+                "backups stored in it", "check that the target is mounted and reachable "
+                "(a new repository is not created in its place); if it is lost for good, "
+                "forget its backups (volkeeper forget ID) and back up again") from None
     with _init_lock:  # concurrent first backups in this process: one creates, others open
         try:
             return open_repository(backend, secret)

@@ -122,7 +122,8 @@ def drop_key(backend: Backend, settings: Settings, key_id: str,
 
 
 def unlock(backend: Backend, settings: Settings) -> dict[str, Any]:
-    """Remove stale locks (of workers that died); live locks stay and are listed."""
+    """Remove stale locks and the locks of processes on this machine that are gone (killed
+    workers or commands); live locks stay and are listed."""
     repo = repo_engine.open_repo(backend, settings)
-    removed = remove_stale_locks(repo)
+    removed = remove_stale_locks(repo, dead_holders=True)
     return {"removed": removed, "remaining": [lk.to_dict() for lk in list_locks(repo)]}

@@ -75,11 +75,18 @@ class JobContext:
 
     @contextlib.contextmanager
     def open_target(self, target_name: str) -> Iterator[Backend]:
-        """The target's backend, closed afterwards; storage errors name the target."""
+        """The target's backend, closed afterwards; storage errors name the target. When
+        the catalog lists repo backups on it, its repository must exist (not be created
+        anew: ``common.engine.expected``)."""
+        from common.engine.expected import repository_expected
+
         with target_errors(target_name):
             backend = self.backend(target_name)
+            with self.db.session() as s:
+                known = catalog.holds_repository(s, target_name)
             try:
-                yield backend
+                with repository_expected(backend.display) if known else contextlib.nullcontext():
+                    yield backend
             finally:
                 backend.close()
 

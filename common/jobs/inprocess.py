@@ -9,8 +9,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from common.db import jobs
 from common.errors import InvalidInput, Unavailable
-from common.jobs import context
+from common.jobs import context, owners
 from common.jobs.context import JobContext
 from common.jobs.names import QUICK_TASKS
 from common.jobs.runner import fail_job
@@ -45,6 +46,10 @@ class InProcessDispatcher:
         if task not in TASKS:
             raise InvalidInput(f"unknown task {task!r}",
                                "this volkeeper does not know that job; upgrade it")
+        job_id = kwargs.get("job_id")
+        if job_id:  # this process runs it: a kill before it starts must not strand it
+            with self.ctx.db.session() as s:
+                jobs.claim_queued(s, job_id, owners.worker_name(self.host))
         pool = self.quick_pool if task in QUICK_TASKS else self.pool
         pool.submit(self._run, task, kwargs, secrets or {})
 

@@ -166,7 +166,14 @@ class RepositoryFormat:
         """A pinned snapshot is refused (Conflict): the repository's own pin wins."""
         from common.repository.maintenance.prune import forget_snapshots
 
-        repository = repo.open_repo(backend, settings)
+        try:
+            repository = repo.open_repo(backend, settings)
+        except NotFound:  # no config: with no object of a repository at all (lost, or the
+            # target not mounted) nothing is to delete and the catalog entry goes (a
+            # repository found again still holds the snapshot: nothing was deleted)
+            if next(iter(backend.list(ids.PREFIX)), None) is not None:
+                raise
+            return {"deleted_objects": [], "repository_missing": True}
         sid = repo.snapshot_id(backup)
         try:
             gone = forget_snapshots(repository, [sid],

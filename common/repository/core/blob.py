@@ -24,7 +24,8 @@ COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
 DEFAULT_ZSTD_LEVEL = 3
 _AAD_KIND = b"VKB"
-_HINT = "run a repository check with --read-data; the pack holding it may be damaged"
+_HINT = ("`volkeeper repair TARGET --read-data` finds and repairs it; the pack holding it "
+         "may be damaged")
 
 
 @dataclass(frozen=True)

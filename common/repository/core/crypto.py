@@ -35,7 +35,8 @@ KEY_SIZE = 32
 #: objects of its size alive at once instead of five, 0.8 ms instead of 2.7); smaller ones
 #: take the one-shot AEAD call, whose set-up is cheaper (1 us vs 10 us for 1 KB)
 SEAL_INTO_MIN = 64 * 1024
-_CHECK_HINT = "run a repository check; restore the damaged object from another copy if any"
+_CHECK_HINT = ("check it with `volkeeper repair TARGET --read-data --dry-run`; restore the "
+               "damaged object from another copy if any")
 
 
 @dataclass(frozen=True, repr=False)

@@ -50,7 +50,7 @@ _FILE_HEAD = struct.Struct("<4sBIII")  # magic, version, n supersedes, n packs, 
 _PACK_HEAD = struct.Struct("<32sI")  # pack id, n entries
 _MAGIC = b"VKIX"
 _AAD_KIND = b"VKI"
-_HINT = "run a repository check; `repair index` can rebuild index files from pack headers"
+_HINT = "`volkeeper repair TARGET` re-indexes the packs from their headers"
 
 
 @dataclass(frozen=True)

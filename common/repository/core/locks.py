@@ -151,12 +151,42 @@ def list_locks(repo: Repository) -> list[LockInfo]:
     return sorted(out, key=lambda i: (i.created, i.id))
 
 
+def holder_gone(info: LockInfo) -> bool:
+    """Whether the process holding ``info`` ran on this machine (its hostname) and no
+    longer exists — a killed ``volkeeper backup``: its lock is dead before it goes stale."""
+    if info.damaged is not None or info.host != socket.gethostname():
+        return False
+    if info.pid <= 0 or info.pid == os.getpid():
+        return False
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists (another user's)
+        return False
+    return _zombie(info.pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed, not yet reaped by its parent (Linux ``/proc``; False where unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+
+
 def remove_stale_locks(
-    repo: Repository, *, stale_after: float = DEFAULT_STALE_AFTER, clock: Clock = time.time
+    repo: Repository, *, stale_after: float = DEFAULT_STALE_AFTER, clock: Clock = time.time,
+    dead_holders: bool = False,
 ) -> int:
-    """Delete every lock not refreshed within ``stale_after`` seconds; returns how many."""
+    """Delete every lock not refreshed within ``stale_after`` seconds — with
+    ``dead_holders`` (``volkeeper unlock``) also every lock whose process on this machine is
+    gone (``holder_gone``); returns how many."""
     now = clock()
-    stale = [i for i in list_locks(repo) if i.is_stale(stale_after, now)]
+    stale = [i for i in list_locks(repo)
+             if i.is_stale(stale_after, now) or (dead_holders and holder_gone(i))]
     for info in stale:
         repo.backend.delete(ids.lock_key(info.id))
     return len(stale)
@@ -279,8 +309,9 @@ def _refused(repo: Repository, exclusive: bool, blocking: list[LockInfo], now: f
     more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
     return Conflict(
         f"repository {repo.backend.display} is locked, cannot take {want}: {held}{more}",
-        "wait for that operation to finish; if its process is gone, `unlock` removes stale "
-        f"locks (not refreshed for {int(stale_after // 60)} min) or a given lock",
+        "wait for that operation to finish; if its process is gone, `volkeeper unlock "
+        "TARGET` on that machine removes its lock (any machine: once not refreshed for "
+        f"{int(stale_after // 60)} min)",
     )
 
 

@@ -28,7 +28,8 @@ MAX_PACK_SIZE = 2**32 - 1
 _MAGIC = b"VKPH\x01"
 _AAD_KIND = b"VKP"
 _TAIL = struct.Struct("<I")
-_HINT = "run a repository check; a damaged pack must be rebuilt from a good copy or pruned"
+_HINT = ("check it with `volkeeper repair TARGET --read-data --dry-run`; a damaged pack must "
+         "be rebuilt from a good copy or pruned")
 _TYPES = frozenset(int(t) for t in BlobType)
 
 

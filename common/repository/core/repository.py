@@ -50,7 +50,7 @@ from common.repository.core.tree import Tree
 from common.storage.base import Backend
 
 _PASS_HINT = "set VOLKEEPER_REPOSITORY_PASSWORD or the target's key file"
-_HINT = "run a repository check to see what is damaged"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows what is damaged"
 #: ``load_index(reuse=True)``: the index a backup kept (``remember_index``: one that another
 #: follows, a migration's catch-up) or a load inside ``reusing_index`` (a migration's
 #: destination), by repository (backend, repository id): the index files it holds
@@ -380,7 +380,8 @@ def open_repository(backend: Backend, passphrase: str | None) -> Repository:
         raise InvalidInput(
             f"repository {where} is encrypted and no passphrase was given", _PASS_HINT
         )
-    opened = False
+    opened = wrong = False
+    malformed: list[IntegrityError] = []
     for key_file_id in keys.list_key_files(backend):
         try:
             blob = backend.get_bytes(ids.key_file_key(key_file_id))
@@ -388,12 +389,27 @@ def open_repository(backend: Backend, passphrase: str | None) -> Repository:
             continue  # removed since we listed (e.g. by an initialisation that lost)
         try:
             key = keys.unwrap_key(blob, passphrase, key_file_id, where)
-        except (keys.WrongPassphrase, IntegrityError):
+        except keys.WrongPassphrase:
+            wrong = True
+            continue
+        except IntegrityError as exc:
+            malformed.append(exc)
             continue
         opened = True
         if authentic(config, doc, key):
             return Repository(backend, config, key, key_file_id)
     if opened:
         check_authentic(config, doc, None, where)
+    if not wrong:  # no key file a passphrase could be tried on: not the passphrase's fault
+        if malformed:
+            raise IntegrityError(
+                f"{malformed[0].message}" + (f" (and {len(malformed) - 1} more key files)"
+                                             if len(malformed) > 1 else ""),
+                f"restore {ids.KEYS_PREFIX} from a copy of the repository; no passphrase "
+                "opens it without a readable key file") from None
+        raise IntegrityError(
+            f"repository {where} has no key file ({ids.KEYS_PREFIX} is empty)",
+            f"restore {ids.KEYS_PREFIX} from a copy of the repository; no passphrase opens "
+            "it without a key file")
     raise keys.WrongPassphrase(f"wrong passphrase for repository {where}", _PASS_HINT)
 

@@ -22,7 +22,8 @@ from common.repository.core.tree import Node
 
 SNAPSHOT_VERSION = 1
 _AAD_KIND = b"VKS"
-_HINT = "run a repository check; a damaged snapshot can only be forgotten"
+_HINT = ("check it with `volkeeper repair TARGET --read-data --dry-run`; a damaged snapshot "
+         "can only be forgotten")
 
 
 def program_version() -> str:

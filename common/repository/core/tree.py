@@ -33,7 +33,8 @@ from common.errors import IntegrityError
 
 TREE_VERSION = 1
 NODE_TYPES = frozenset({"file", "dir", "symlink", "hardlink", "fifo", "char", "block", "socket"})
-_HINT = "the snapshot's tree is damaged or hostile; run a repository check"
+_HINT = ("the snapshot's tree is damaged or hostile; check it with `volkeeper repair TARGET "
+         "--read-data --dry-run`")
 
 
 @dataclass

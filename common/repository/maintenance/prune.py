@@ -44,7 +44,7 @@ from common.repository.maintenance.prune_plan import Plan, plan_prune
 DEFAULT_MAX_REPACK_RATIO = 0.5
 DEFAULT_UNINDEXED_GRACE = 3600.0
 _INDEX_FILE_ENTRIES = 65536
-_HINT = "run a repository check to see what is damaged"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows what is damaged"
 
 __all__ = [
     "DEFAULT_MAX_REPACK_RATIO",
@@ -168,7 +168,8 @@ def _load_index_files(repo: Repository, what: str = "prune") -> dict[bytes, Inde
             raise IntegrityError(
                 f"{what} refused: index file {obj.key} cannot be read ({exc}); the packs it "
                 "lists could hold data that snapshots need",
-                f"run a repository check and rebuild the index before the {what}",
+                "run `volkeeper repair TARGET` (it re-indexes packs from their headers) "
+                f"before the {what}",
             ) from None
     return files
 

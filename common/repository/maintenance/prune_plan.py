@@ -16,7 +16,7 @@ from common.repository.core.snapshot import load_snapshot, snapshot_ids
 
 _REFUSED_HINT = ("run `volkeeper repair` (it rewrites what is still readable and lists the "
                  "snapshots that need lost data), or forget the damaged snapshot, "
-                 "then run a repository check before pruning")
+                 "then `volkeeper repair TARGET --read-data --dry-run` before pruning")
 
 
 @dataclass

@@ -38,6 +38,7 @@ from common.repository.core.blob import EncodedBlob
 from common.repository.core.damage import Damage, read_damage, remove_marks, write_damage
 from common.repository.core.index import IndexEntry, IndexFile, encode_index, pack_entry
 from common.repository.core.locks import DEFAULT_STALE_AFTER, acquire_lock
+from common.repository.core.pack import read_pack_header
 from common.repository.core.repository import Repository
 from common.repository.maintenance.packer import PackSink
 from common.repository.maintenance.prune import _load_index_files
@@ -65,6 +66,7 @@ class RepairReport:
     index_files_written: int = 0
     index_files_deleted: int = 0
     marks_removed: int = 0
+    packs_reindexed: list[str] = field(default_factory=list)
     broken: list[BrokenSnapshot] = field(default_factory=list)
     snapshots_rewritten: dict[str, str] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
@@ -77,7 +79,7 @@ class RepairReport:
             "packs_written": self.packs_written, "packs_deleted": self.packs_deleted,
             "index_files_written": self.index_files_written,
             "index_files_deleted": self.index_files_deleted,
-            "marks_removed": self.marks_removed,
+            "marks_removed": self.marks_removed, "packs_reindexed": self.packs_reindexed,
             "broken_snapshots": [b.to_dict() for b in self.broken],
             "snapshots_rewritten": self.snapshots_rewritten, "actions": self.actions,
         }
@@ -110,6 +112,7 @@ def repair(
                 for e in f.entries:
                     by_pack.setdefault(e.pack_id, {}).setdefault(e.blob_id, e)
             damage, _ = read_damage(repo.backend, repo.cipher)
+            reindexed = _reindex(repo, report, by_pack, damage, fault)
             if read_data:
                 found = _read_all(repo, by_pack, progress).without(damage)
                 if found and not dry_run:
@@ -123,7 +126,10 @@ def repair(
             healthy = {b for p, es in by_pack.items() if p not in gone for b in es}
             salvage, lost = _salvageable(repo, bad, by_pack, healthy, progress)
             report.blobs_salvaged = len(salvage)
-            repo.load_index()  # the healthy view (marks applied) names broken files
+            # the healthy view (marks applied) names broken files; a dry run's re-indexed
+            # packs are in it only in memory
+            repo.load_index().index.add_all(reindexed)
+            repo.index.flush()
             report.broken, needed = find_broken(repo, salvage)
             lost |= needed
             report.blobs_lost = sorted(b.hex() for b in lost)
@@ -141,6 +147,46 @@ def repair(
         finally:
             repo.forget_index()
     return report
+
+
+def _reindex(repo: Repository, report: RepairReport,
+             by_pack: dict[bytes, dict[bytes, IndexEntry]], damage: Damage,
+             fault: FaultHook) -> list[IndexEntry]:
+    """Index the stored packs no index file names (an index file was lost or deleted) from
+    their sealed headers, like restic's index repair: only the blobs not indexed
+    elsewhere, never a pack a damage mark names or whose header does not authenticate.
+    Added to ``by_pack`` (and, unless a dry run, written as one new index file) so the rest
+    of the repair sees them. Runs under the exclusive lock: no backup is writing packs."""
+    indexed = {b for es in by_pack.values() for b in es}
+    skip = damage.affected_packs()
+    found: list[IndexEntry] = []
+    for obj in repo.backend.list(ids.PACKS_PREFIX):
+        try:
+            pack_id = ids.id_from_key(obj.key)
+        except Exception:  # noqa: BLE001 - not a pack name; not ours
+            continue
+        if pack_id in by_pack or pack_id in skip:
+            continue
+        try:
+            entries = read_pack_header(repo.backend, obj.key, repo.cipher)
+        except (IntegrityError, NotFound):
+            continue  # unreadable header (or a pack deleted while we listed): not used
+        new = [e for e in entries if e.blob_id not in indexed]
+        if not new:
+            continue
+        indexed.update(e.blob_id for e in new)
+        by_pack[pack_id] = {e.blob_id: e for e in new}
+        found.extend(new)
+        report.packs_reindexed.append(pack_id.hex())
+        report.actions.append(f"index pack {pack_id.hex()} ({len(new)} blob(s) no index "
+                              "file lists)")
+    if found and not report.dry_run:
+        fault("write index")
+        index_id = ids.random_id()
+        repo.backend.put_bytes(ids.index_key(index_id),
+                               encode_index(repo.cipher, index_id, IndexFile(found)))
+        report.index_files_written += 1
+    return found
 
 
 def _read_all(repo: Repository, by_pack: dict[bytes, dict[bytes, IndexEntry]],

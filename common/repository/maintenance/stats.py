@@ -97,7 +97,7 @@ def repository_stats(repo: Repository, snapshots: list[Snapshot] | None = None) 
         entry = index.lookup(blob_id)
         if entry is None:
             raise IntegrityError(f"data blob {blob_id.hex()} is referenced but not indexed",
-                                 "run a repository check")
+                                 "check it with `volkeeper repair TARGET --read-data --dry-run`")
         out.data_blobs += 1
         out.unique_bytes += entry.raw_length
         out.stored_bytes += entry.length

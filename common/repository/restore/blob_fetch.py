@@ -23,7 +23,7 @@ from common.repository.core.repository import Repository
 from common.repository.restore.restorer import RestoreStats
 
 GAP = 1 << 20  # blobs closer than this in a pack are read with one request
-_HINT = "run a repository check --read-data to see every damaged object"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows every damaged object"
 
 
 class BlobFetcher:

@@ -61,7 +61,7 @@ from common.repository.restore.workers import MixedRunner, ProcessRunner, Thread
 from common.repository.system.dirfd import SWAPPED, DirFds, open_root
 from common.repository.system.malloc import RESTORE_TRIM_THRESHOLD, keep_freed_memory
 
-_HINT = "run a repository check --read-data to see every damaged object"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows every damaged object"
 BATCH_FILES = 2048
 #: 1 MiB (was 8, then 2): every batch in flight holds its pack ranges (7 in flight with two
 #: worker processes and two threads: at 2 MiB 15.5 MiB of the restoring process's traced

@@ -40,12 +40,13 @@ def raw_nodes(plain: bytes, tree_id: bytes) -> list[dict[str, Any]]:
             raise TypeError("a name is not a string")
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"tree {tree_id.hex()} is malformed: {exc}",
-                             "run a repository check") from None
+                             "check it with `volkeeper repair TARGET --read-data "
+                             "--dry-run`") from None
     for n in names:
         check_name(n)
     if len(set(names)) != len(names):
         raise IntegrityError(f"tree {tree_id.hex()} lists a name twice",
-                             "run a repository check")
+                             "check it with `volkeeper repair TARGET --read-data --dry-run`")
     return nodes
 
 

@@ -41,7 +41,7 @@ from common.repository.system.sparse import data_ranges
 WINDOW = 16 << 20  # plaintext bytes fetched ahead (twice: the one written, the next)
 _BLOCK = 512
 _ZEROS = bytes(1 << 20)
-_HINT = "run a repository check --read-data to see every damaged object"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows every damaged object"
 _TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
           "hardlink": tarfile.REGTYPE, "fifo": tarfile.FIFOTYPE, "char": tarfile.CHRTYPE,
           "block": tarfile.BLKTYPE}

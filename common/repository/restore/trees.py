@@ -26,7 +26,7 @@ from common.repository.core.pack import read_range
 from common.repository.core.repository import Repository
 from common.repository.core.tree import Node, Tree
 
-_HINT = "run a repository check to see what is damaged"
+_HINT = "`volkeeper repair TARGET --read-data --dry-run` shows what is damaged"
 #: ``fetch``: two trees of a pack at most this far apart are read in one range read
 SPAN_GAP = 256 << 10
 #: ``fetch``: the most one range read spans

@@ -92,6 +92,26 @@ def test_hostile_scrypt_parameters_in_a_key_file_are_refused() -> None:
         keys.open_repository_key(backend, "pw")
 
 
+def test_a_damaged_or_missing_key_file_is_not_reported_as_a_wrong_passphrase() -> None:
+    backend = MemoryBackend()
+    init_repository(backend, "pw", kdf=FAST)
+    (kid,) = keys.list_key_files(backend)
+    key = ids.key_file_key(kid)
+    good = backend.get_bytes(key)
+    backend.put_bytes(key, good[:20])  # truncated
+    with pytest.raises(IntegrityError, match="malformed") as exc:
+        open_repository(backend, "pw")
+    assert not isinstance(exc.value, WrongPassphrase) and "keys/" in (exc.value.hint or "")
+    backend.delete(key)
+    with pytest.raises(IntegrityError, match="has no key file") as exc:
+        open_repository(backend, "pw")
+    assert not isinstance(exc.value, WrongPassphrase)
+    backend.put_bytes(key, good)
+    assert open_repository(backend, "pw").key_file_id == kid
+    with pytest.raises(WrongPassphrase):
+        open_repository(backend, "wrong")
+
+
 def test_an_encrypted_repository_round_trips_its_config() -> None:
     backend = MemoryBackend()
     repo = init_repository(backend, "pw", kdf=FAST, pack_size=8 << 20, zstd_level=5)

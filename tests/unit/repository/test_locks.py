@@ -4,6 +4,7 @@ races back off, and a held lock is kept fresh until it is released."""
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from common.errors import Conflict, NotFound
 from common.repository import ids
+from common.repository.core import locks
 from common.repository.core.locks import (
     acquire_lock,
     backup_lock,
@@ -213,3 +215,31 @@ def test_retry_for_waits_for_a_lock_to_be_released() -> None:
     finally:
         timer.cancel()
     assert list_locks(repo) == []
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_unlock_removes_the_fresh_lock_of_a_killed_process_on_this_machine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``volkeeper backup`` killed with -9 leaves a fresh lock that would block prune for
+    30 min: its process on this machine is gone, so ``dead_holders`` removes it — but not
+    a live process's lock, nor a lock of another machine's process."""
+    repo = new_repo()
+    pid = _dead_pid()
+    with monkeypatch.context() as m:
+        m.setattr(locks.os, "getpid", lambda: pid)
+        killed = backup_lock(repo, "backup job 9", refresh_every=0)
+        m.setattr(locks.socket, "gethostname", lambda: "another-machine")
+        elsewhere = backup_lock(repo, "backup job 10", refresh_every=0)
+    live = backup_lock(repo, "backup job 11", refresh_every=0)
+    with pytest.raises(Conflict, match="volkeeper unlock TARGET"):
+        acquire_lock(repo, exclusive=True, owner="prune")
+    assert remove_stale_locks(repo) == 0  # fresh: not stale
+    assert remove_stale_locks(repo, dead_holders=True) == 1
+    assert {i.id for i in list_locks(repo)} == {elsewhere.id, live.id}
+    assert killed.id not in {i.id for i in list_locks(repo)}
+    live.release()
