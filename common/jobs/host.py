@@ -20,6 +20,7 @@ import os
 import socket
 from typing import Any
 
+from common import procs
 from common.db import catalog, hosts, jobs
 from common.db.models import utcnow
 from common.errors import VolkeeperError
@@ -97,7 +98,7 @@ def fail_orphaned(ctx: JobContext) -> list[str]:
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True  # this process may be running it (or reuses a dead worker's pid)
-    return owners.pid_alive(pid)
+    return procs.pid_alive(pid)
 
 
 def recover_interrupted(ctx: JobContext, only: str | None = None) -> list[str]:

@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from common.db.models import Host, Job
+from common.procs import pid_alive
 
 _lock = threading.Lock()
 _running: set[str] = set()
@@ -65,28 +66,6 @@ def parse(worker: str | None) -> tuple[str, str, int] | None:
     host, _, rest = worker.partition("@")
     machine, _, pid = rest.rpartition(":")
     return (host, machine, int(pid)) if machine and pid.isdigit() else None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (a killed process its parent has
-    not reaped yet — say under a container's pid 1 that reaps nothing — runs nothing)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not is_zombie(pid)
-
-
-def is_zombie(pid: int) -> bool:
-    """Whether ``pid`` is a zombie (Linux ``/proc``; False where that cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 def is_dead(session: Session, job: Job) -> bool:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from common.errors import Conflict, IntegrityError, NotFound, StorageError
+from common.procs import pid_alive
 from common.repository.core import ids
 from common.repository.core.repository import Repository
 
@@ -158,23 +159,7 @@ def holder_gone(info: LockInfo) -> bool:
         return False
     if info.pid <= 0 or info.pid == os.getpid():
         return False
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # PermissionError: it exists (another user's)
-        return False
-    return _zombie(info.pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Killed, not yet reaped by its parent (Linux ``/proc``; False where unreadable)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+    return not pid_alive(info.pid)
 
 
 def remove_stale_locks(

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from common import procs
 from common.config import Settings
 from common.db import jobs
 from common.db.migrate import upgrade
-from common.jobs import owners
 from common.jobs.context import JobContext
 from common.jobs.inprocess import InProcessDispatcher
 from common.jobs.names import TASK_BACKUP
@@ -69,12 +69,12 @@ def test_a_killed_process_not_yet_reaped_counts_as_dead() -> None:
     nothing, so its jobs and locks are not kept as if it were alive."""
     proc = subprocess.Popen(["sleep", "30"])
     try:
-        assert owners.pid_alive(proc.pid)
+        assert procs.pid_alive(proc.pid)
         proc.kill()
         deadline = time.monotonic() + 5
-        while not owners.is_zombie(proc.pid) and time.monotonic() < deadline:
+        while not procs.is_zombie(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not owners.pid_alive(proc.pid)  # a zombie until reaped below
+        assert not procs.pid_alive(proc.pid)  # a zombie until reaped below
     finally:
         proc.wait()
-    assert not owners.pid_alive(proc.pid)
+    assert not procs.pid_alive(proc.pid)
