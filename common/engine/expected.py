@@ -4,24 +4,29 @@ A first ``--format repo`` backup creates the target's repository. When the catal
 holds backups in it, a missing repository is not a first backup but a target that is not
 mounted (a file:// directory whose filesystem is absent) or was wiped: creating a fresh
 repository there would write backups, under a new key, where nobody looks for them — and
-leave every catalogued backup pointing at nothing. ``common.jobs`` marks such a target
-around its work (``repository_expected``) and ``repo.open_repo`` refuses to create one.
+leave every catalogued backup pointing at nothing. ``common.jobs`` marks the targets it
+opens (``repository_expected``) with a check of its catalog; ``repo.open_repo`` asks it
+only when it is about to create a repository, and refuses when it says yes (a job that
+opens a target pays no query for it).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from types import MappingProxyType
 
-_EXPECTED: ContextVar[frozenset[str]] = ContextVar("volkeeper_repository_expected",
-                                                   default=frozenset())
+_EXPECTED: ContextVar[Mapping[str, Callable[[], bool]]] = ContextVar(
+    "volkeeper_repository_expected", default=MappingProxyType({}))
 
 
 @contextlib.contextmanager
-def repository_expected(display: str) -> Iterator[None]:
-    """Inside, the repository of the backend shown as ``display`` must exist already."""
-    token = _EXPECTED.set(_EXPECTED.get() | {display})
+def repository_expected(display: str, known: Callable[[], bool] = lambda: True
+                        ) -> Iterator[None]:
+    """Inside, the repository of the backend shown as ``display`` must exist already when
+    ``known()`` says so (asked only by ``is_expected``)."""
+    token = _EXPECTED.set({**_EXPECTED.get(), display: known})
     try:
         yield
     finally:
@@ -29,4 +34,6 @@ def repository_expected(display: str) -> Iterator[None]:
 
 
 def is_expected(display: str) -> bool:
-    return display in _EXPECTED.get()
+    """Whether a missing repository of ``display`` must not be created."""
+    known = _EXPECTED.get().get(display)
+    return known is not None and known()

@@ -80,12 +80,14 @@ class JobContext:
         anew: ``common.engine.expected``)."""
         from common.engine.expected import repository_expected
 
+        def known() -> bool:  # asked only before a repository would be created
+            with self.db.session() as s:
+                return catalog.holds_repository(s, target_name)
+
         with target_errors(target_name):
             backend = self.backend(target_name)
-            with self.db.session() as s:
-                known = catalog.holds_repository(s, target_name)
             try:
-                with repository_expected(backend.display) if known else contextlib.nullcontext():
+                with repository_expected(backend.display, known):
                     yield backend
             finally:
                 backend.close()
