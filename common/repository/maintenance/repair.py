@@ -30,7 +30,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from common.errors import IntegrityError, NotFound, StorageError
+from common.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from common.progress import NullTracker, ProgressTracker
 from common.repository.check.pack_verify import verify_pack
 from common.repository.core import ids
@@ -163,7 +163,7 @@ def _reindex(repo: Repository, report: RepairReport,
     for obj in repo.backend.list(ids.PACKS_PREFIX):
         try:
             pack_id = ids.id_from_key(obj.key)
-        except Exception:  # noqa: BLE001 - not a pack name; not ours
+        except InvalidInput:  # not a pack name: not ours
             continue
         if pack_id in by_pack or pack_id in skip:
             continue
