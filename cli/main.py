@@ -69,10 +69,12 @@ repo_cmds.register(app)
 class _Quiet(logging.Handler):
     """One-shot commands: a library's warning is one plain line on stderr, no traceback.
     The warning of an embedded job that failed is left out: the command prints the job's
-    error itself (``common.jobs.runner.OUTCOME``)."""
+    error itself (``common.errors.OUTCOME``)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "job_outcome", False):
+        from common.errors import OUTCOME  # (loaded by whatever logged)
+
+        if getattr(record, OUTCOME, False):
             return
         sys.stderr.write(f"volkeeper: {record.getMessage()}\n")
 

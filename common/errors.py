@@ -3,6 +3,12 @@ saying what to do about it; neither ever contains a secret."""
 
 from __future__ import annotations
 
+#: set (``extra={OUTCOME: True}``) on the log record of an error a job's outcome already
+#: carries (its row's error, its result's warnings): a front that ran the job in its own
+#: process and shows that outcome itself (the one-shot CLI, ``cli.main``) leaves the line
+#: out instead of printing it twice
+OUTCOME = "job_outcome"
+
 
 class VolkeeperError(Exception):
     """Base of every error volkeeper reports to a user."""

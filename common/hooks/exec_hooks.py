@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from common.docker import ContainerRef, DockerHost
-from common.errors import VolkeeperError
+from common.errors import OUTCOME, VolkeeperError
 from common.hooks.labels import hook_of
 from common.label_secrets import redact_command
 from common.progress import ProgressTracker
@@ -113,8 +113,8 @@ def run_hooks(docker: DockerHost, containers: Sequence[ContainerRef], when: str,
             continue
         if run.on_error != "fail" or not raise_on_fail:
             # the job's result keeps it (``hook_warnings``), which a front running the job
-            # in its own process prints itself: marked as ``common.jobs.runner.OUTCOME``
-            log.warning("%s", run.describe(), extra={"job_outcome": True})
+            # in its own process prints itself
+            log.warning("%s", run.describe(), extra={OUTCOME: True})
             continue  # (else the job's error says it, once)
         after = {("pre", "backup"): "; the backup was not taken",
                  ("pre", "restore"): "; the restore did not start"}.get((when, what), "")

@@ -25,17 +25,12 @@ from typing import Any, NamedTuple
 from common.db import JobState, jobs
 from common.db.jobs import Fenced
 from common.db.models import Job
-from common.errors import JobCancelled, RolledBack, VolkeeperError
+from common.errors import OUTCOME, JobCancelled, RolledBack, VolkeeperError
 from common.jobs import owners
 from common.jobs.context import JobContext
 from common.progress import ProgressBus, ProgressTracker, Snapshot
 
 log = logging.getLogger(__name__)
-
-#: set (``extra``) on the log record of a job that failed as expected: the job's row holds
-#: the error, and a front that ran the job in its own process and shows the outcome itself
-#: (the one-shot CLI, ``cli.main``) leaves the line out instead of printing it twice
-OUTCOME = "job_outcome"
 
 worker_name = owners.worker_name
 

@@ -12,7 +12,14 @@ from common.audit import LOCAL_ACTOR, audited, record
 from common.config import Settings
 from common.db import Backup, Database, Host, Job, JobState, catalog, hosts, jobs
 from common.db.models import utcnow
-from common.errors import Conflict, InvalidInput, NotFound, Unavailable, VolkeeperError
+from common.errors import (
+    OUTCOME,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    VolkeeperError,
+)
 from common.formats import traits_of
 from common.jobs.backup_checks import backup_spec, check_host_online
 from common.jobs.dispatch import Dispatcher
@@ -353,8 +360,6 @@ class JobService:
             else:
                 self.dispatcher.send(task, job.host, {"job_id": job.id})
         except Exception as e:
-            from common.jobs.runner import OUTCOME
-
             # the caller gets the error (the one-shot CLI prints it): not a second time
             log.warning("could not queue job %s: %s", job.id, e, extra={OUTCOME: True})
             with self.db.session() as s:
