@@ -105,11 +105,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
 
 def too_wide(columns: list[str], rows: list[list[Any]]) -> bool:
     """Whether the table's cells, each whole, would not fit the terminal's width."""
-    from rich.text import Text
-
-    widths = [max([len(c)] + [Text.from_markup("" if r[i] is None else str(r[i])).cell_len
-                              for r in rows]) for i, c in enumerate(columns)]
-    return sum(widths) + 2 * (len(widths) - 1) > out().width
+    return not _fits(_widths(columns, rows))
 
 
 def fit(columns: list[str], rows: list[list[Any]], drop: tuple[str, ...]
@@ -117,14 +113,26 @@ def fit(columns: list[str], rows: list[list[Any]], drop: tuple[str, ...]
     """The table without those of the columns ``drop`` names (in that order) it must
     leave out to fit the terminal: a narrow one would otherwise squeeze its flexible
     columns (host, volume …) down to nothing. ``--json`` has them all."""
+    widths = _widths(columns, rows)  # measured once: leaving a column out drops its width
+    keep = list(range(len(columns)))
     for name in drop:
-        if not too_wide(columns, rows):
+        if _fits([widths[i] for i in keep]):
             break
         if name in columns:
-            i = columns.index(name)
-            columns = columns[:i] + columns[i + 1:]
-            rows = [r[:i] + r[i + 1:] for r in rows]
-    return columns, rows
+            keep.remove(columns.index(name))
+    return [columns[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
+def _widths(columns: list[str], rows: list[list[Any]]) -> list[int]:
+    """Each column's width with its cells whole (markup not counted)."""
+    from rich.text import Text
+
+    return [max([len(c)] + [Text.from_markup("" if r[i] is None else str(r[i])).cell_len
+                            for r in rows]) for i, c in enumerate(columns)]
+
+
+def _fits(widths: list[int]) -> bool:
+    return sum(widths) + 2 * (len(widths) - 1) <= out().width
 
 
 def clip(text: str, n: int) -> str:
