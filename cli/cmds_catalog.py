@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from cli.front import connect, connect_reads
 from cli.options import Json
@@ -187,9 +186,11 @@ def job(
     if as_json:
         emit_json(data)
     else:
+        from rich.markup import escape  # not at start-up: rich costs ~1.6 MiB per command
+
         for k in ("id", "kind", "state", "host", "volume", "target", "backup_id", "error"):
             if data.get(k) is not None:
-                out().print(f"[bold]{k:>10}[/]: {data[k]}", highlight=False)
+                out().print(f"[bold]{k:>10}[/]: {escape(str(data[k]))}", highlight=False)
         for k in ("created_at", "started_at", "finished_at"):
             if data.get(k):
                 out().print(f"[bold]{k.removesuffix('_at'):>10}[/]: {local_time(data[k])}",

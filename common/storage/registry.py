@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from common.config import Settings
 from common.errors import InvalidInput
+from common.hashes import use_openssl
 from common.storage.base import Backend
 from common.storage.local import LocalBackend
 from common.storage.memory import MemoryBackend
@@ -74,17 +76,27 @@ def _parse_bool(name: str, value: Any) -> bool:
     raise InvalidInput(f"option {name!r} must be true or false, not {value!r}")
 
 
+def _s3() -> ModuleType:
+    """``common.storage.s3`` (boto3), imported once an S3 target is named; OpenSSL's hashes
+    first where a one-shot command left them out (``common.hashes``): botocore signs every
+    payload with SHA-256 over plain HTTP."""
+    use_openssl()
+    from common.storage import s3
+
+    return s3
+
+
 def _parse_part_size(value: Any) -> int:
-    from common.storage.s3 import MIN_PART_SIZE  # boto3 only once an S3 target is named
+    min_size = _s3().MIN_PART_SIZE  # boto3 only once an S3 target is named
 
     try:
         size = int(value)
     except (TypeError, ValueError):
         raise InvalidInput(f"option 'part_size' must be a number of bytes, not {value!r}") from None
-    if isinstance(value, bool) or not MIN_PART_SIZE <= size <= MAX_PART_SIZE:
+    if isinstance(value, bool) or not min_size <= size <= MAX_PART_SIZE:
         raise InvalidInput(
             f"option 'part_size' is {value!r}",
-            f"S3 parts must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB) bytes",
+            f"S3 parts must be between {min_size} (5 MiB) and {MAX_PART_SIZE} (5 GiB) bytes",
         )
     return size
 
@@ -193,9 +205,7 @@ def open_backend(
     elif scheme == "memory":
         backend = memory_backend(parts.netloc + parts.path.rstrip("/"))
     else:
-        from common.storage.s3 import S3Backend
-
-        backend = S3Backend(
+        backend = _s3().S3Backend(
             bucket=parts.netloc,
             prefix=unquote(parts.path).strip("/"),
             endpoint_url=options.get("endpoint_url"),

@@ -36,3 +36,16 @@ def test_a_job_is_shown_in_words(tmp_path: Path) -> None:
     assert "result: backup_id=b0b0b0b0b0b0b0b0, file_count=11" in text
     for raw in ("{'phase'", "None", "False", "excludes", "checksum"):
         assert raw not in text
+
+
+def test_brackets_in_an_error_are_shown_as_written(tmp_path: Path) -> None:
+    """The job's fields are text, not rich markup: ``[bold]`` or ``[abc]`` in an error
+    (a glob the user gave, a path) stays in the line."""
+    with catalog(tmp_path) as s:
+        job = jobs.create_job(s, kind="backup", host="laptop", volume="pgdata")
+        jobs.start_job(s, job.id, "laptop@here:1")
+        jobs.finish_job(s, job.id, JobState.failed,
+                        error="exclude pattern 'logs/[abc' is bad: [bold]x[/bold]")
+    p = _cli(tmp_path, "job", job.id)
+    assert p.returncode == 1, p.stderr
+    assert "exclude pattern 'logs/[abc' is bad: [bold]x[/bold]" in " ".join(p.stdout.split())
