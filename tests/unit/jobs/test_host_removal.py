@@ -96,6 +96,30 @@ def test_an_offline_host_goes_with_its_inventory_and_its_backups_stay(
     assert (entry["actor"], entry["object"], entry["outcome"]) == ("alice", "old", "ok")
 
 
+def _backup_series(svc: OperationsService) -> set[tuple[str, str, str]]:
+    """(family, host, volume) of every per-volume series computed from backup rows."""
+    return {(m.name, s.labels["host"], s.labels["volume"])
+            for m in CatalogCollector(svc.db, svc.settings).collect()
+            for s in m.samples if m.name.startswith("volkeeper_volume_")}
+
+
+def test_a_removed_hosts_backup_series_leave_the_metrics_its_backups_stay(
+        service: OperationsService) -> None:
+    before = _backup_series(service)
+    for family in ("volkeeper_volume_last_good_backup_timestamp_seconds",
+                   "volkeeper_volume_last_good_backup_logical_bytes",
+                   "volkeeper_volume_last_good_backup_stored_bytes"):
+        assert {(family, "old", "data"), (family, "old", "logs"),
+                (family, "other", "data")} <= before
+    _silent(service, "old")
+    service.remove_host(host="old")
+    after = _backup_series(service)
+    assert {h for _, h, _ in after} == {"other"}
+    assert ("volkeeper_volume_last_good_backup_timestamp_seconds", "other", "data") in after
+    with service.db.session() as s:  # the rows the series came from stay
+        assert len(reads.list_backups(SessionRows(s), host="old")) == 3
+
+
 def test_an_online_host_is_refused_with_how_to_make_it_removable(
         service: OperationsService) -> None:
     with pytest.raises(Conflict) as e:
