@@ -40,19 +40,34 @@ def hosts(ctx: typer.Context, as_json: Json = False) -> None:
 
 
 @hosts_app.command("remove")
-def hosts_remove(name: str, as_json: Json = False) -> None:
+def hosts_remove(
+    name: str,
+    update_policies: Annotated[bool, typer.Option(
+        "--update-policies", help="Also take it out of the policies naming it (one naming "
+        "only it is disabled, its selection kept); without it they refuse the removal."
+    )] = False,
+    as_json: Json = False,
+) -> None:
     """Forget host NAME whose worker is gone (admin): its volume inventory goes, its
     backups stay in the catalog. Refused while it is online, has an unfinished job or
-    migration, or (embedded) is this machine; a host that comes back registers again."""
+    migration, is named by policies (see --update-policies) or (embedded) is this
+    machine; a host that comes back registers again."""
     with connect(docker=False) as c:
-        r = c.remove_host(name)
+        r = c.remove_host(name, update_policies)
     if as_json:
         return emit_json(r)
     err().print(f"host {r['name']} removed ({r['volumes']} volume(s) forgotten; "
                 f"{r['backups_kept']} backup(s) kept: volkeeper backups --host {r['name']})",
                 highlight=False)
+    for p in r.get("policies_changed") or []:
+        if p["change"] == "disabled":
+            said = "disabled (it named only this host; its selection is kept)"
+        else:
+            said = f"host taken out (hosts now: {', '.join(p['hosts'])})"
+        err().print(f"policy {p['name']}: {said}", highlight=False)
     if r["policies"]:
-        err().print(f"policies still naming it: {', '.join(r['policies'])}", highlight=False)
+        err().print(f"disabled policies still naming it: {', '.join(r['policies'])}",
+                    highlight=False)
 
 
 def volumes(

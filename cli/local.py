@@ -160,8 +160,9 @@ class LocalFront(LocalPolicies, LocalMigrations):
         with self.runtime.db.session() as s:
             remove_target(s, name)
 
-    def remove_host(self, name: str) -> Json:
-        return views.dump(self.service.remove_host(host=name, requested_by=USER))
+    def remove_host(self, name: str, update_policies: bool = False) -> Json:
+        return views.dump(self.service.remove_host(host=name, update_policies=update_policies,
+                                                   requested_by=USER))
 
     # --- jobs ----------------------------------------------------------------------
     def backup(self, body: Json) -> Json:

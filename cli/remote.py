@@ -92,8 +92,9 @@ class RemoteFront(RemotePolicies, RemoteMigrations):
     def remove_target(self, name: str) -> None:
         self._call("DELETE", f"/targets/{name}")
 
-    def remove_host(self, name: str) -> Json:
-        return self._call("DELETE", f"/hosts/{name}")
+    def remove_host(self, name: str, update_policies: bool = False) -> Json:
+        return self._call("DELETE", f"/hosts/{name}",
+                          params={"update_policies": True if update_policies else None})
 
     # --- jobs ----------------------------------------------------------------------
     def backup(self, body: Json) -> Json:

@@ -9,7 +9,11 @@ reports exactly what it has. Families (all names start ``volkeeper_``):
   (a regular backup, not a safety snapshot, not found damaged) was taken;
   ``volume_last_good_backup_logical_bytes`` / ``…_stored_bytes`` its size (data, and what
   it added to its target), ``volume_last_good_backup_duration_seconds`` how long its job
-  ran.
+  ran. Only for a volume that still exists: its host is known (not removed) and the
+  volume is in its inventory — or was backed up after the host's last inventory (a new
+  volume the inventory has not seen yet). The backups of a removed host or a deleted
+  volume stay in the catalog, their series go (an alert on an old backup would fire for
+  ever), as ``volume_overdue`` and ``volume_rpo_seconds`` go.
 - ``jobs_total{kind,outcome}``: finished jobs (outcome succeeded | failed | cancelled);
   ``job_duration_seconds{kind,outcome}``: their run time (a summary: ``_sum``, ``_count``).
 - ``queue_depth{host}``: queued jobs; ``jobs_running{host}``: running jobs.
@@ -35,13 +39,13 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import Float, and_, cast, func, select
+from sqlalchemy import Float, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from common.config import Settings
 from common.db import Backup, Database, Job, JobState, Lease, catalog, hosts, leases
 from common.db.clock import now as db_time
-from common.db.models import FINISHED_STATES
+from common.db.models import FINISHED_STATES, Host, Volume
 
 #: more metric families: ``source(session)`` yields them (e.g. the policies' RPO state)
 Source = Callable[[Session], Iterable[Metric]]
@@ -106,8 +110,11 @@ def _volumes(s: Session) -> Iterator[Metric]:
                Backup.stored_bytes, cast(_seconds(s, Job.started_at, Job.finished_at), Float))
         .join(newest, and_(Backup.host == newest.c.host, Backup.volume == newest.c.volume,
                            Backup.created_at == newest.c.at))
+        .join(Host, Host.name == Backup.host)  # a removed host's volumes: no series
+        .outerjoin(Volume, and_(Volume.host == Backup.host, Volume.name == Backup.volume))
         .outerjoin(Job, Job.id == Backup.job_id)
-        .where(good))
+        .where(good, or_(Volume.name.is_not(None), Host.inventory_at.is_(None),
+                         Backup.created_at > Host.inventory_at)))
     labels = ["host", "volume"]
     at = GaugeMetricFamily("volkeeper_volume_last_good_backup_timestamp_seconds",
                            "When the newest good backup of the volume was taken (Unix time)",

@@ -13,7 +13,7 @@ dialogs, the ``volkeeper:<page>`` performance marks), ``live.js`` (what pages sh
 jobs: errors with hints, Cancel, live bars), ``overview.js``, ``volumes.js`` (list and one
 volume with Back up now), ``backups.js``, ``jobs.js`` (list and one job), ``policies.js``
 and ``policy-preview.js`` (list, form with the cron helper, retention preview),
-``keys.js`` (API tokens, repository keys), ``pages.js`` (targets, hosts, audit),
+``keys.js`` (API tokens, repository keys), ``pages.js`` (targets, hosts and their removal, audit),
 ``wizard.js`` and ``tree.js`` (the restore wizard and its browsable tree of a backup),
 ``evacuations.js`` (evacuations of a host: list, one with its migrations, the start form).
 

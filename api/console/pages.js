@@ -1,12 +1,13 @@
 // The fleet's pages: targets (admins add and remove them, credentials go in and never come
-// out), hosts (with their workers; operators refresh an inventory) and the audit log
+// out), hosts (with their workers; operators refresh an inventory, admins remove an
+// offline host) and the audit log
 // (admins). Overview, volumes, jobs, backups, policies, keys and the restore wizard have
 // modules of their own.
 
 import { api, hasFeature } from "./api.js";
 import { heading } from "./live.js";
-import { badge, bytes, dialog, errorBox, field, fill, h, link, mark, table, timeEl, toast, when }
-  from "./ui.js";
+import { badge, bytes, dialog, errorBox, field, fill, h, link, mark, plural, table, timeEl, toast,
+  when } from "./ui.js";
 
 const complain = e => toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true);
 
@@ -63,30 +64,84 @@ export async function targets(main, _params, ctx) {
   mark("targets");
 }
 
+// What removing host `name` does to each policy naming it (as the API decides it): taken
+// out of one naming other hosts too, a policy naming only it disabled (unless it is).
+function policyPlan(policies, name) {
+  return policies.filter(p => (p.hosts || []).includes(name)).flatMap(p => {
+    const rest = p.hosts.filter(x => x !== name);
+    if (rest.length) return [{ name: p.name, text: `the host is taken out (hosts then: ${rest.join(", ")})` }];
+    return p.enabled ? [{ name: p.name, text: "disabled: it names only this host (its selection is kept)" }] : [];
+  });
+}
+
+function removedReport(r) {
+  const changes = (r.policies_changed || []).map(p => h("li", { "data-policy-change": p.name },
+    link(`#/policies/${encodeURIComponent(p.name)}`, `Policy ${p.name}`), ": ",
+    p.change === "disabled" ? "disabled (it named only this host; its selection is kept)"
+      : `host taken out (hosts now: ${p.hosts.join(", ")})`));
+  return h("div", { class: "panel", role: "status", "data-removed-host": r.name },
+    h("p", {}, h("strong", {}, `Host ${r.name} removed`), `: ${plural(r.volumes, "volume")} forgotten, `,
+      link(`#/backups?host=${encodeURIComponent(r.name)}`, `${plural(r.backups_kept, "backup")} kept`),
+      " (restorable onto another host)."),
+    changes.length ? h("ul", {}, changes) : null,
+    r.policies && r.policies.length
+      ? h("p", { class: "muted" }, `Disabled policies still naming it: ${r.policies.join(", ")}`) : null);
+}
+
+// Admins remove an offline host: the dialog says what goes, what stays and what changes
+// in the policies naming it; the answer (or the refusal with its hint) stays on the page.
+async function removeHost(x, status, reload) {
+  let plan;
+  try { plan = policyPlan(await api("/policies"), x.name); } catch (e) { fill(status, errorBox(e, { title: "Not removed" })); return; }
+  const button = plan.length ? `Remove host and update ${plan.length === 1 ? "1 policy" : `${plan.length} policies`}` : "Remove host";
+  const answer = await dialog(`Remove host ${x.name}?`,
+    h("div", {}, h("p", {}, `Its volume inventory (${plural(x.volume_count, "volume")}) is forgotten; its backups stay in the catalog, restorable onto another host. A worker that starts again registers it again.`),
+      plan.length ? [h("p", {}, "Policies naming it are changed:"),
+        h("ul", { class: "policy-plan" }, plan.map(p => h("li", {}, h("strong", {}, p.name), ": ", p.text)))] : null),
+    [["Keep it", ""], [button, "remove", "danger"]]);
+  if (answer !== "remove") return;
+  try {
+    // only the changes shown are asked for: a policy naming it since makes the API refuse
+    const r = await api(`/hosts/${encodeURIComponent(x.name)}`, { method: "DELETE",
+      query: plan.length ? { update_policies: true } : undefined });
+    fill(status, removedReport(r));
+    toast(`Host ${x.name} removed`);
+  } catch (e) { fill(status, errorBox(e, { title: `Host ${x.name} not removed` })); }
+  await reload();
+}
+
 export async function hosts(main, _params, ctx) {
-  const [rows, health] = await Promise.all([api("/hosts"), api("/health")]);
-  const workers = health.workers || {};
-  const cols = [
-    ["host", x => x.name], ["state", x => badge(x.online ? "online" : "offline")],
-    ["worker", x => badge(workers[x.name] || "unknown")],
-    ["docker", x => x.docker_version || "?"], ["version", x => x.worker_version || "?"],
-    ["volumes", x => link(`#/volumes`, String(x.volume_count))],
-    ["last seen", x => timeEl(x.last_seen_at)], ["inventory", x => timeEl(x.inventory_at)]];
-  // evacuating needs somewhere to go: offered with a second host
-  const evacuate = ctx.can("operator") && rows.length > 1 && await hasFeature("evacuations");
-  if (ctx.can("operator")) {
-    cols.push(["", x => [h("button", { type: "button", class: "small", "aria-label": `Refresh the inventory of ${x.name}`,
-      onclick: async () => {
-        try { await api(`/hosts/${encodeURIComponent(x.name)}/refresh`, { method: "POST" }); toast(`Inventory of ${x.name} requested`); } catch (e) { complain(e); }
-      } }, "Refresh inventory"),
-    evacuate ? [" ", link(`#/evacuate?host=${encodeURIComponent(x.name)}`, "Evacuate…",
-      { class: "button small", "aria-label": `Evacuate ${x.name}` })] : null]]);
-  }
-  const checks = health.checks || {};
-  fill(main, heading("Hosts"),
-    h("p", {}, "Status ", badge(health.status || "?"), " · database ", checks.database || "?",
+  const out = h("div", {});
+  const status = h("div", { "aria-live": "polite" });
+  const load = async () => {
+    const [rows, health] = await Promise.all([api("/hosts"), api("/health")]);
+    const workers = health.workers || {};
+    const cols = [
+      ["host", x => x.name], ["state", x => badge(x.online ? "online" : "offline")],
+      ["worker", x => badge(workers[x.name] || "unknown")],
+      ["docker", x => x.docker_version || "?"], ["version", x => x.worker_version || "?"],
+      ["volumes", x => link(`#/volumes`, String(x.volume_count))],
+      ["last seen", x => timeEl(x.last_seen_at)], ["inventory", x => timeEl(x.inventory_at)]];
+    // evacuating needs somewhere to go: offered with a second host
+    const evacuate = ctx.can("operator") && rows.length > 1 && await hasFeature("evacuations");
+    if (ctx.can("operator")) {
+      cols.push(["", x => [h("button", { type: "button", class: "small", "aria-label": `Refresh the inventory of ${x.name}`,
+        onclick: async () => {
+          try { await api(`/hosts/${encodeURIComponent(x.name)}/refresh`, { method: "POST" }); toast(`Inventory of ${x.name} requested`); } catch (e) { complain(e); }
+        } }, "Refresh inventory"),
+      evacuate ? [" ", link(`#/evacuate?host=${encodeURIComponent(x.name)}`, "Evacuate…",
+        { class: "button small", "aria-label": `Evacuate ${x.name}` })] : null,
+      // an online host is refused (its worker runs): offered once it is offline
+      ctx.can("admin") && !x.online ? [" ", h("button", { type: "button", class: "small danger",
+        "aria-label": `Remove host ${x.name}`, onclick: () => removeHost(x, status, load) }, "Remove…")] : null]]);
+    }
+    const checks = health.checks || {};
+    fill(out, h("p", {}, "Status ", badge(health.status || "?"), " · database ", checks.database || "?",
       " · Redis ", checks.redis || "?", " · scheduler ", checks.scheduler || "?", " · mode ", health.mode || "?"),
-    table(cols, rows, { empty: "no hosts have registered" }));
+    table(cols, rows, { empty: "no hosts have registered", rowAttrs: x => ({ "data-host": x.name }) }));
+  };
+  fill(main, heading("Hosts"), status, out);
+  await load();
   mark("hosts");
 }
 

@@ -25,11 +25,16 @@ def refresh_host(host: str, state: State, user: Operator) -> dict[str, str]:
 
 
 @router.delete("/hosts/{host}", response_model=HostRemovedOut)
-def remove_host(host: str, state: State, user: Admin) -> HostRemovedOut:
+def remove_host(host: str, state: State, user: Admin,
+                update_policies: bool = False) -> HostRemovedOut:
     """Forget a host whose worker is gone (admin): its row and volume inventory go, its
     backups stay in the catalog. 409 while it is online, has a queued or running job or
-    is part of an unfinished migration; a host that comes back registers again."""
-    return state.service.remove_host(host=host, requested_by=user.name)
+    is part of an unfinished migration, or while policies name it unless
+    ``update_policies=true``: then it is taken out of their hosts (a policy naming only
+    it is disabled), each change listed in ``policies_changed``. A host that comes back
+    registers again."""
+    return state.service.remove_host(host=host, update_policies=update_policies,
+                                     requested_by=user.name)
 
 
 @router.get("/volumes", response_model=list[VolumeOut])

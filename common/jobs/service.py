@@ -70,13 +70,16 @@ class JobService:
         self.dispatcher.send(TASK_INVENTORY, host, {})
 
     @audited("host.remove", lambda a: str(a["host"]))
-    def remove_host(self, *, host: str, requested_by: str | None = None) -> HostRemovedOut:
+    def remove_host(self, *, host: str, update_policies: bool = False,
+                    requested_by: str | None = None) -> HostRemovedOut:
         """Forget a host whose worker is gone, with its inventory; its backups stay
-        (``common.jobs.host_removal``)."""
+        (``common.jobs.host_removal``). ``update_policies``: also take it out of the
+        policies naming it (disabling those naming only it), else they refuse it."""
         from common.jobs.host_removal import remove_host
 
         with self.db.session() as s:
-            return remove_host(s, self.settings, host)
+            return remove_host(s, self.settings, host, update_policies=update_policies,
+                               actor=requested_by or LOCAL_ACTOR)
 
     def _check_host_online(self, name: str) -> None:
         with self.db.session() as s:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from common.db import catalog, hosts
-from common.db.models import Host, utcnow
+from common.db.models import Host, Policy, utcnow
 from tests.unit.api.test_api import Env, _make, error
 from tests.unit.api.test_auth import bare, bearer, new_token
 
@@ -44,7 +44,8 @@ def test_only_an_admin_removes_a_host(env: Env) -> None:
     assert "old" in {h["name"] for h in env.client.get("/api/v1/hosts").json()}
     r = env.client.delete("/api/v1/hosts/old")
     assert r.status_code == 200, r.text
-    assert r.json() == {"name": "old", "volumes": 1, "backups_kept": 1, "policies": []}
+    assert r.json() == {"name": "old", "volumes": 1, "backups_kept": 1, "policies": [],
+                        "policies_changed": []}
     assert [h["name"] for h in env.client.get("/api/v1/hosts").json()] == ["h1"]
     assert {v["host"] for v in env.client.get("/api/v1/volumes").json()} == {"h1"}
     assert list(env.client.get("/api/v1/health").json()["workers"]) == ["h1"]
@@ -68,3 +69,31 @@ def test_unknown_online_and_this_machine_are_refused(env: Env) -> None:
     r = env.client.delete("/api/v1/hosts/h1")  # the embedded server's own host
     assert r.status_code == 409 and "this machine" in error(r)["message"]
     assert {h["name"] for h in env.client.get("/api/v1/hosts").json()} == {"h1", "old"}
+
+
+def test_policies_naming_it_refuse_it_unless_update_policies_which_lists_the_changes(
+        env: Env) -> None:
+    _old_host(env)
+    with env.db.session() as s:
+        s.add(Policy(name="nightly", selection={"hosts": ["old", "h1"]}, schedule="@daily",
+                     targets=["local"]))
+        s.add(Policy(name="solo", selection={"hosts": ["old"]}, schedule="@daily",
+                     targets=["local"]))
+    r = env.client.delete("/api/v1/hosts/old")
+    assert r.status_code == 409
+    assert "named by policies: nightly (" in error(r)["message"]
+    assert "update_policies=true" in error(r)["hint"]
+    assert "old" in {h["name"] for h in env.client.get("/api/v1/hosts").json()}
+    r = env.client.delete("/api/v1/hosts/old", params={"update_policies": "true"})
+    assert r.status_code == 200, r.text
+    assert r.json()["policies_changed"] == [
+        {"name": "nightly", "change": "host_dropped", "hosts": ["h1"]},
+        {"name": "solo", "change": "disabled", "hosts": ["old"]}]
+    assert r.json()["policies"] == ["solo"]
+    nightly = env.client.get("/api/v1/policies/nightly").json()
+    solo = env.client.get("/api/v1/policies/solo").json()
+    assert (nightly["hosts"], nightly["enabled"]) == (["h1"], True)
+    assert (solo["hosts"], solo["enabled"]) == (["old"], False)
+    audit = env.client.get("/api/v1/audit", params={"action": "policy.update"}).json()
+    assert sorted((e["actor"], e["object"]) for e in audit) == [
+        ("admin", "nightly"), ("admin", "solo")]

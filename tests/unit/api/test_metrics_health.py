@@ -84,6 +84,27 @@ def _queued(env: Env) -> str:
         return jobs.create_job(s, kind="backup", host="h1", volume="other").id
 
 
+def test_a_deleted_volumes_backup_series_go_a_volume_not_inventoried_yet_keeps_them(
+        env: Env) -> None:
+    """A volume gone from its host's inventory has no last-good-backup series (its backups
+    stay listed); one backed up after the last inventory (new, not seen yet) has them."""
+    def backup(volume: str, age: timedelta) -> None:
+        with env.db.session() as s:
+            catalog.add_backup(s, host="h1", volume=volume, target="local", format="tar",
+                               key=f"k/{volume}", manifest_key="m", checksum="0" * 64,
+                               created_at=utcnow() - age)
+
+    backup("data", timedelta(hours=2))
+    backup("dropped", timedelta(hours=1))  # deleted since: the inventory is newer
+    backup("fresh", timedelta(hours=-1))  # taken after the inventory
+    family = "volkeeper_volume_last_good_backup_timestamp_seconds"
+    m = samples(env.client.get("/metrics").text)
+    got = {dict(k[1])["volume"] for k in m if k[0] == family}
+    assert got == {"data", "fresh"}
+    listed = {b["volume"] for b in env.client.get("/api/v1/backups").json()}
+    assert listed == {"data", "dropped", "fresh"}
+
+
 def test_metrics_need_a_token_unless_public(env: Env, tmp_path: Path) -> None:
     with bare(env) as c:
         r = c.get("/metrics")

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from common.db import catalog as db_catalog
 from common.db import hosts
-from common.db.models import Host, utcnow
+from common.db.models import Host, Policy, utcnow
 from tests.unit.cli.test_release import _cli, catalog
 
 
@@ -60,3 +60,25 @@ def test_this_machine_and_an_unknown_name_are_refused_with_a_hint(tmp_path: Path
     assert p.returncode == 1 and "host 'typo' not found" in p.stderr
     with catalog(tmp_path) as s:
         assert "oldname" in {h.name for h in hosts.list_hosts(s)}  # nothing was removed
+
+
+def test_policies_naming_it_refuse_it_and_update_policies_says_what_it_changed(
+        tmp_path: Path) -> None:
+    _renamed(tmp_path)
+    with catalog(tmp_path) as s:
+        s.add(Policy(name="both", selection={"hosts": ["oldname", "laptop"]},
+                     schedule="@daily", targets=["local"]))
+        s.add(Policy(name="pg", selection={"hosts": ["oldname"], "volumes": ["pgdata"]},
+                     schedule="@daily", targets=["local"]))
+    p = _cli(tmp_path, "hosts", "remove", "oldname")
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "named by policies: both (" in p.stderr and "pg (names only this host" in p.stderr
+    assert "--update-policies" in p.stderr
+    p = _cli(tmp_path, "hosts", "remove", "oldname", "--update-policies")
+    assert p.returncode == 0, p.stderr
+    assert "policy both: host taken out (hosts now: laptop)" in p.stderr
+    assert "policy pg: disabled (it named only this host; its selection is kept)" in p.stderr
+    assert "disabled policies still naming it: pg" in p.stderr
+    shown = json.loads(_cli(tmp_path, "policy", "show", "pg", "--json").stdout)
+    assert (shown["hosts"], shown["volumes"], shown["enabled"]) == (
+        ["oldname"], ["pgdata"], False)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from common import health
 from common.audit import list_entries
@@ -69,13 +69,11 @@ def test_an_offline_host_goes_with_its_inventory_and_its_backups_stay(
     _silent(service, "other")
     assert health.check(service.db, service.settings)["workers"]["old"] == "down"
     with service.db.session() as s:
-        s.add(Policy(name="nightly", selection={"hosts": ["old", "other"]}, schedule="@daily",
-                     targets=["local"]))
         s.add(Policy(name="here-only", selection={"hosts": ["here"]}, schedule="@daily",
                      targets=["local"]))
     got = service.remove_host(host="old", requested_by="alice")
-    assert (got.name, got.volumes, got.backups_kept, got.policies) == (
-        "old", 2, 3, ["nightly"])
+    assert (got.name, got.volumes, got.backups_kept, got.policies, got.policies_changed) == (
+        "old", 2, 3, [], [])
     assert _hosts(service) == ["here", "other"]
     with service.db.session() as s:
         assert hosts.list_volumes(s, "old") == []
@@ -94,6 +92,30 @@ def test_an_offline_host_goes_with_its_inventory_and_its_backups_stay(
     assert ("volkeeper_host_up", (("host", "other"),)) in names
     [entry] = list_entries(service.db, action="host.")
     assert (entry["actor"], entry["object"], entry["outcome"]) == ("alice", "old", "ok")
+
+
+def _backup_series(svc: OperationsService) -> set[tuple[str, str, str]]:
+    """(family, host, volume) of every per-volume series computed from backup rows."""
+    return {(m.name, s.labels["host"], s.labels["volume"])
+            for m in CatalogCollector(svc.db, svc.settings).collect()
+            for s in m.samples if m.name.startswith("volkeeper_volume_")}
+
+
+def test_a_removed_hosts_backup_series_leave_the_metrics_its_backups_stay(
+        service: OperationsService) -> None:
+    before = _backup_series(service)
+    for family in ("volkeeper_volume_last_good_backup_timestamp_seconds",
+                   "volkeeper_volume_last_good_backup_logical_bytes",
+                   "volkeeper_volume_last_good_backup_stored_bytes"):
+        assert {(family, "old", "data"), (family, "old", "logs"),
+                (family, "other", "data")} <= before
+    _silent(service, "old")
+    service.remove_host(host="old")
+    after = _backup_series(service)
+    assert {h for _, h, _ in after} == {"other"}
+    assert ("volkeeper_volume_last_good_backup_timestamp_seconds", "other", "data") in after
+    with service.db.session() as s:  # the rows the series came from stay
+        assert len(reads.list_backups(SessionRows(s), host="old")) == 3
 
 
 def test_an_online_host_is_refused_with_how_to_make_it_removable(
@@ -188,3 +210,85 @@ def test_a_host_that_comes_back_registers_again(service: OperationsService) -> N
     with service.db.session() as s:
         assert [v.name for v in hosts.list_volumes(s, "old")] == ["data"]
         assert len(reads.list_backups(SessionRows(s), host="old")) == 3
+
+
+def _policies(svc: OperationsService) -> dict[str, tuple[list[str], bool, dict[str, object]]]:
+    with svc.db.session() as s:
+        return {p.name: (list(p.selection.get("hosts") or []), p.enabled, dict(p.selection))
+                for p in s.scalars(select(Policy))}
+
+
+@pytest.fixture
+def named(service: OperationsService) -> OperationsService:
+    """Policies naming ``old``: with another host, only it (with a volume: dropping the
+    host would widen it to ``data`` everywhere), only it but disabled; and one that
+    does not name it."""
+    _silent(service, "old")
+    with service.db.session() as s:
+        for name, selection, enabled in (
+                ("nightly", {"hosts": ["old", "other"]}, True),
+                ("old-data", {"hosts": ["old"], "volumes": ["data"]}, True),
+                ("retired", {"hosts": ["old"]}, False),
+                ("here-only", {"hosts": ["here"]}, True)):
+            s.add(Policy(name=name, selection=selection, schedule="@daily",
+                         targets=["local"], enabled=enabled))
+    return service
+
+
+def test_policies_naming_the_host_refuse_the_removal_saying_what_would_change(
+        named: OperationsService) -> None:
+    before = _policies(named)
+    with pytest.raises(Conflict) as e:
+        named.remove_host(host="old")
+    msg = e.value.message
+    assert "nightly (names other hosts too: it would be taken out of its hosts)" in msg
+    assert "old-data (names only this host: it would be disabled)" in msg
+    assert "retired" not in msg and "here-only" not in msg  # nothing to change there
+    assert "--update-policies" in (e.value.hint or "")
+    assert "update_policies=true" in (e.value.hint or "")
+    assert _hosts(named) == ["here", "old", "other"] and _policies(named) == before
+
+
+def test_update_policies_takes_the_host_out_disables_those_naming_only_it_and_says_so(
+        named: OperationsService) -> None:
+    got = named.remove_host(host="old", update_policies=True, requested_by="alice")
+    assert [(c.name, c.change, c.hosts) for c in got.policies_changed] == [
+        ("nightly", "host_dropped", ["other"]), ("old-data", "disabled", ["old"])]
+    assert got.policies == ["old-data", "retired"]  # still name it, disabled
+    after = _policies(named)
+    assert after["nightly"][:2] == (["other"], True)
+    # disabled, not widened: its selection (host and volume) is as it was
+    assert after["old-data"] == (["old"], False, {"hosts": ["old"], "volumes": ["data"]})
+    assert after["retired"][:2] == (["old"], False)
+    assert after["here-only"][:2] == (["here"], True)
+    assert _hosts(named) == ["here", "other"]
+    entries = list_entries(named.db, action="policy.update")
+    assert sorted((e["actor"], e["object"], e["outcome"]) for e in entries) == [
+        ("alice", "nightly", "ok"), ("alice", "old-data", "ok")]
+    assert all(e["details"]["reason"] == "host old removed" for e in entries)
+    [removal] = list_entries(named.db, action="host.remove")
+    assert removal["details"]["update_policies"] is True
+
+
+def test_a_refused_removal_changes_no_policy_even_with_update_policies(
+        named: OperationsService) -> None:
+    before = _policies(named)
+    with named.db.session() as s:
+        jobs.create_job(s, kind="backup", host="old", volume="data")
+    with pytest.raises(Conflict):
+        named.remove_host(host="old", update_policies=True)
+    assert _policies(named) == before and "old" in _hosts(named)
+    assert list_entries(named.db, action="policy.update") == []
+
+
+def test_policy_changes_roll_back_when_the_host_comes_online_during_the_removal(
+        named: OperationsService, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _policies(named)
+    with named.db.session() as s:
+        hosts.touch_host(s, "old")  # its heartbeat lands after the online check
+    monkeypatch.setattr(hosts, "is_online", lambda *a, **k: False)
+    with pytest.raises(Conflict) as e:
+        named.remove_host(host="old", update_policies=True)
+    assert "came online" in e.value.message
+    assert _policies(named) == before and "old" in _hosts(named)
+    assert list_entries(named.db, action="policy.update") == []
