@@ -10,7 +10,6 @@ import typer
 from cli.front import CliError, Front, Options, connect
 from cli.options import BackupArg, Json, Wait
 from cli.render import emit_json, err, finish, out, size, table, wait_for_job
-from cli.settings import settings
 
 
 def backup(
@@ -80,8 +79,13 @@ def backup(
         if grouped:
             raise CliError("--dump-database dumps one volume's database: name one VOLUME")
         body["dump_databases"] = dump_database
-    if not Options.server and not grouped and not dump and not dump_database:
-        _lean_hashes(fmt)
+    if not Options.server:
+        from common.hashes import builtin_only
+
+        # hashlib without OpenSSL's libcrypto: ~3.4 MiB less peak RSS. A backup hashes its
+        # data with BLAKE3 (ids, manifest digests); SHA-256 names only small things
+        # (common.hashes; an S3 target brings OpenSSL's back before botocore loads)
+        builtin_only()
     from common.repository.system.malloc import limit_arenas, map_backup_buffers
 
     # before the embedded front starts its threads: the backup's peak RSS 172 vs 185-261
@@ -96,18 +100,6 @@ def backup(
             job = c.backup({k: v for k, v in (body | {"volume": volume}).items()
                             if v is not None})
         after_submit(c, job, wait, as_json)
-
-
-def _lean_hashes(fmt: str | None) -> None:
-    """An embedded backup into a repository hashes no bulk data with SHA-2 (its ids are
-    BLAKE3): hashlib without OpenSSL's libcrypto, ~3.4 MiB less peak RSS
-    (``common.hashes``; an S3 target brings OpenSSL's back before botocore loads)."""
-    from common.formats import REPO_FORMAT
-
-    if (fmt or settings().default_format) == REPO_FORMAT:
-        from common.hashes import builtin_only
-
-        builtin_only()
 
 
 def restore(

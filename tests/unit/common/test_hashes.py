@@ -58,15 +58,21 @@ def test_an_s3_target_gets_openssl_before_botocore() -> None:
     assert out[0] == "HASH"
 
 
-def test_the_embedded_backup_command_decides_by_format() -> None:
-    """``volkeeper backup`` (embedded) keeps OpenSSL out for a repository backup only: an
-    archive's manifest hashes every file with SHA-256."""
-    env_fmt = "import os; os.environ.pop('VOLKEEPER_DEFAULT_FORMAT', None)\n"
-    repo = _run(env_fmt + "from cli.cmds_jobs import _lean_hashes; _lean_hashes('repo')\n")
-    default = _run(env_fmt + "from cli.cmds_jobs import _lean_hashes; _lean_hashes(None)\n")
-    archive = _run(env_fmt + "from cli.cmds_jobs import _lean_hashes; _lean_hashes('tar.zst')\n")
-    assert repo[0] == "sha256" and archive[0] == "HASH"
-    from common.config import Settings
-
-    built_in = Settings.model_fields["default_format"].default == "repo"
-    assert default[0] == ("sha256" if built_in else "HASH")
+def test_an_embedded_backup_command_runs_without_openssl_hashes() -> None:
+    """``volkeeper backup`` (embedded) keeps OpenSSL out before it opens its front (its
+    data is hashed with BLAKE3: repository ids, version 2 manifests); with ``--server``
+    the command leaves hashlib alone."""
+    run = ("import cli.front, cli.main, sys\n"
+           "def stop(*a, **k):\n"
+           "    raise SystemExit(0)\n"
+           "cli.front.open_front = stop\n"
+           "import cli.cmds_jobs\n"
+           "cli.cmds_jobs.connect = stop\n"
+           "try:\n"
+           "    cli.main.app(ARGS, standalone_mode=False)\n"
+           "except SystemExit:\n"
+           "    pass\n")
+    embedded = _run(run.replace("ARGS", "['backup', 'vol1', '--format', 'tar.zst']"))
+    remote = _run(run.replace("ARGS", "['--server', 'http://127.0.0.1:9', 'backup', 'vol1']"))
+    assert embedded[0] == "sha256" and embedded[3] == "False"
+    assert remote[0] == "HASH"
