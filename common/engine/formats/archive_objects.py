@@ -105,30 +105,72 @@ def forget(backend: Backend, backup: StoredBackup) -> dict[str, Any]:
 
 def copy(src: Backend, dst: Backend, backup: StoredBackup,
          tracker: ProgressTracker) -> CopyOutcome:
-    """Copy the archive (its sha256 checked on the way) and then its manifest; refuses
-    to overwrite either at ``dst``."""
-    for k in (backup.key, backup.manifest_key):
-        try:
-            dst.stat(k)
-        except NotFound:
-            continue
-        raise Conflict(f"{dst.display} already holds {k}",
-                       "that backup was copied there before; list the destination's backups")
-    tracker.set_phase("copying archive", bytes_total=src.stat(backup.key).size)
-    sha = _copy_object(src, dst, backup.key, tracker, ObjectHash.for_checksum(backup.checksum))
-    if not same(sha, backup.checksum):
-        dst.delete(backup.key)
-        raise IntegrityError(
-            f"archive {backup.key} read from {src.display} does not match its checksum "
-            f"({sha}, catalog {backup.checksum}); nothing was copied",
-            f"verify the backup: volkeeper verify {backup.id}")
+    """Copy the archive (its checksum checked on the way) and then its manifest. Copying
+    again is no error: an object ``dst`` already holds under the same key is read back
+    and kept when it is the same (the archive: its recorded checksum; the manifest: the
+    source's bytes), so an earlier or interrupted copy is completed, not refused. Another
+    object under either key is never overwritten (Conflict, nothing written)."""
+    had_manifest = _held(dst, src, backup.manifest_key, backup)
     try:
-        _copy_object(src, dst, backup.manifest_key, None, ObjectHash())
-    except BaseException:
-        dst.delete(backup.key)
-        raise
+        there = dst.stat(backup.key).size
+    except NotFound:
+        there = None
+    if there is None:
+        tracker.set_phase("copying archive", bytes_total=src.stat(backup.key).size)
+        sha = _copy_object(src, dst, backup.key, tracker,
+                           ObjectHash.for_checksum(backup.checksum))
+        if not same(sha, backup.checksum):
+            dst.delete(backup.key)
+            raise IntegrityError(
+                f"archive {backup.key} read from {src.display} does not match its checksum "
+                f"({sha}, catalog {backup.checksum}); nothing was copied",
+                f"verify the backup: volkeeper verify {backup.id}")
+    else:
+        tracker.set_phase("checking the archive already there", bytes_total=there)
+        sha = _hash_object(dst, backup.key, tracker, ObjectHash.for_checksum(backup.checksum))
+        if not same(sha, backup.checksum):
+            raise _other_object(dst, backup.key, backup)
+    if not had_manifest:
+        try:
+            _copy_object(src, dst, backup.manifest_key, None, ObjectHash())
+        except BaseException:
+            if there is None:  # only what this copy wrote
+                dst.delete(backup.key)
+            raise
     return CopyOutcome(key=backup.key, manifest_key=backup.manifest_key, checksum=sha,
                        stored_bytes=dst.stat(backup.key).size)
+
+
+def _held(dst: Backend, src: Backend, key: str, backup: StoredBackup) -> bool:
+    """Whether ``dst`` holds ``src``'s object ``key`` already (False: absent); Conflict
+    when it holds another one there."""
+    try:
+        dst.stat(key)
+    except NotFound:
+        return False
+    if _hash_object(dst, key, None, ObjectHash()) != _hash_object(src, key, None, ObjectHash()):
+        raise _other_object(dst, key, backup)
+    return True
+
+
+def _other_object(dst: Backend, key: str, backup: StoredBackup) -> Conflict:
+    return Conflict(f"{dst.display} already holds a different object under {key}; it was "
+                    "not overwritten and nothing was copied",
+                    f"it is not backup {backup.id}'s, maybe a damaged earlier copy: if "
+                    "the destination's catalog lists it (volkeeper backups --target NAME), "
+                    "verify or forget that backup; otherwise move the object away, then "
+                    "copy again")
+
+
+def _hash_object(backend: Backend, key: str, tracker: ProgressTracker | None,
+                 digest: ObjectHash) -> str:
+    """Read one object whole; returns its checksum as ``digest`` makes it."""
+    with backend.open_reader(key) as reader:
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+            if tracker is not None:
+                tracker.add(len(chunk))
+    return digest.checksum()
 
 
 def _copy_object(src: Backend, dst: Backend, key: str, tracker: ProgressTracker | None,
