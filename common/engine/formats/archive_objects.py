@@ -82,8 +82,8 @@ def _not_this_archive(header: dict[str, Any], summary: Any,
         return (f"it describes an archive with checksum {summary.archive_sha256}, not "
                 f"{backup.checksum}")
     if (summary.files, summary.bytes) != (backup.file_count, backup.logical_bytes):
-        return (f"it counts {summary.files} files of {summary.bytes} bytes, the catalog "
-                f"{backup.file_count} of {backup.logical_bytes}")
+        return (f"it counts {summary.files} files of {size(summary.bytes)}, the catalog "
+                f"{backup.file_count} of {size(backup.logical_bytes)}")
     return None
 
 
