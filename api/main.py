@@ -139,7 +139,7 @@ def create_app(
             runtime.start()
         else:
             upgrade(db)
-            if settings.mode == "embedded":
+            if settings.mode == "embedded" and settings.creates_default_target:
                 with db.session() as s:
                     catalog.ensure_target(s, settings.default_target,
                                           settings.default_target_url)

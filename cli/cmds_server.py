@@ -4,10 +4,13 @@ worker side by name (the one place the CLI reaches ``workers``, lazily)."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
-from typing import TYPE_CHECKING, Annotated
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -50,29 +53,103 @@ def serve(
                        "run the fleet (VOLKEEPER_DATABASE_URL, VOLKEEPER_REDIS_URL, "
                        "VOLKEEPER_API_TOKEN) to serve other machines")
     _logging(settings.log_level)
-    if settings.mode == "fleet":
-        _database_ready(settings)
+    _database_ready(settings)
     # uvicorn's own start-up and request lines stay quiet (its warnings and errors show);
-    # ours says where it listens. VOLKEEPER_LOG_LEVEL=DEBUG brings them back.
+    # ours says where it listens, once it does. VOLKEEPER_LOG_LEVEL=DEBUG brings them back.
     debug = settings.log_level.upper() == "DEBUG"
-    err().print(f"volkeeper ({settings.mode}) listening on http://{bind}:{port}",
-                highlight=False)
+    sockets = _listen(bind, port)  # a port in use is one clear error, before the app starts
+    base_url = f"http://{'[::1]' if bind == '::1' else bind}:{port}"
     if settings.mode == "embedded":
-        _print_login(settings, f"http://{'[::1]' if bind == '::1' else bind}:{port}")
-    uvicorn.run("api.main:app_from_env", factory=True, host=bind, port=port,
-                log_level="debug" if debug else "warning", access_log=debug, log_config=None)
+        from common.auth import ensure_token_file
+
+        ensure_token_file(settings)
+
+    def started() -> None:
+        err().print(f"volkeeper ({settings.mode}) listening on http://{bind}:{port}",
+                    highlight=False)
+        if settings.mode == "embedded":
+            _print_login(settings, base_url)
+
+    config = uvicorn.Config("api.main:app_from_env", factory=True,
+                            log_level="debug" if debug else "warning", access_log=debug,
+                            log_config=None)
+    server = _announcing_server(uvicorn.Server, started)(config)
+    try:
+        server.run(sockets=sockets)
+    except SystemExit as e:
+        if server.started:
+            raise
+        raise CliError("volkeeper serve did not start: the application's start-up failed "
+                       "(the error is above)", "fix what it names and start it again; "
+                       "VOLKEEPER_LOG_LEVEL=DEBUG shows more") from e
+    finally:
+        for sock in sockets:
+            sock.close()
+    if not server.started:
+        raise CliError("volkeeper serve did not start (the error is above)",
+                       "VOLKEEPER_LOG_LEVEL=DEBUG shows more")
+
+
+def _listen(bind: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address ``bind`` names (as uvicorn binds them); a port in
+    use or an address this machine does not have is a CliError saying which."""
+    try:
+        infos = socket.getaddrinfo(bind, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise CliError(f"cannot listen on {bind}: {e.strerror}",
+                       "give an address of this machine with --bind or VOLKEEPER_BIND"
+                       ) from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in infos:
+            if any(s.family == family and s.getsockname()[:2] == address[:2]
+                   for s in sockets):
+                continue  # the same address twice (getaddrinfo lists duplicates)
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(2048)
+    except OSError as e:
+        for sock in sockets:
+            sock.close()
+        hint = ("another process listens there (another volkeeper serve?): stop it, or "
+                "choose another port with --port or VOLKEEPER_PORT"
+                if e.errno == errno.EADDRINUSE else
+                "give an address and port this user may listen on (--bind/--port or "
+                "VOLKEEPER_BIND/VOLKEEPER_PORT)")
+        raise CliError(f"cannot listen on {bind}:{port}: {e.strerror}", hint) from None
+    return sockets
+
+
+def _announcing_server(base: type[Any], started: Callable[[], None]) -> type[Any]:
+    """``base`` (``uvicorn.Server``) calling ``started`` once its start-up has succeeded
+    (the application's start-up done, its sockets serving) — never before, never when
+    it fails."""
+
+    class AnnouncingServer(base):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:
+                started()
+
+    return AnnouncingServer
 
 
 def _database_ready(settings: Settings) -> None:
-    """The fleet's database reached and migrated before uvicorn starts: a database that
-    is down is one clear error (``common.db.migrate``), not a traceback of the app's
-    start-up (whose own upgrade then finds the schema current)."""
+    """The database (the fleet's, or embedded SQLite) reached and migrated before uvicorn
+    starts: a database that is down or cannot be opened is one clear error
+    (``common.db.migrate``), not a traceback of the app's start-up (whose own upgrade
+    then finds the schema current)."""
     from common.db import Database
     from common.db.migrate import upgrade
 
     db = Database(settings.effective_database_url)
     try:
-        upgrade(db)
+        upgrade(db, quiet=settings.mode == "embedded")
     finally:
         db.dispose()
 

@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from cli.front import CliError, Front
+from common.units import size
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,18 +35,6 @@ def err() -> Console:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def size(n: int | float | None) -> str:
-    """``1.5 GiB``; ``-`` when unknown."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
 
 
 def _parse(ts: str | None) -> datetime | None:

@@ -128,8 +128,12 @@ def register(app: typer.Typer) -> None:
             done = _run(c, c.copy(backup_id, body), wait, as_json)
         if done and not as_json:
             r = done["result"]
-            out().print(f"[green]copied {backup_id} to {to}[/] as backup "
-                        f"{r['copy_backup_id']} ({size(r.get('stored_bytes'))} stored)")
+            if r.get("already_there"):
+                out().print(f"[green]{to} holds {backup_id} already[/] as backup "
+                            f"{r['copy_backup_id']}: nothing copied")
+            else:
+                out().print(f"[green]copied {backup_id} to {to}[/] as backup "
+                            f"{r['copy_backup_id']} ({size(r.get('stored_bytes'))} stored)")
 
     @app.command()
     def prune(target: TargetArg,

@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from common.formats import BackupFormat
 
+#: the target embedded mode creates at ``$VOLKEEPER_HOME/backups`` on its first run, and
+#: the default of VOLKEEPER_DEFAULT_TARGET; another default must be a registered target
+BUILTIN_TARGET = "local"
+
 ENV_PREFIX = "VOLKEEPER_"
 
 
@@ -79,7 +83,9 @@ class Settings(BaseModel):
         default="repo", description="Format of a backup when none is asked for: repo (the "
         "native repository: deduplicated, incremental, encrypted) or tar, tar.gz, tar.zst "
         "(portable archives that restore with plain tar).")
-    default_target: str = Field(default="local", description="Target used when none is named.")
+    default_target: str = Field(
+        default=BUILTIN_TARGET, description="Target used when none is named: a registered "
+        "target (embedded mode creates `local` at VOLKEEPER_HOME/backups by itself).")
     heartbeat_seconds: float = Field(default=10.0, description="Worker heartbeat period.")
     host_offline_after_seconds: float = Field(
         default=45.0, description="A host without heartbeat for this long is offline."
@@ -240,6 +246,13 @@ class Settings(BaseModel):
     @property
     def default_target_url(self) -> str:
         return (self.home / "backups").resolve().as_uri()
+
+    @property
+    def creates_default_target(self) -> bool:
+        """Whether embedded mode creates the default target itself (the built-in
+        ``local``): any other name must be registered (a typo is an error, not a second
+        name for ``$VOLKEEPER_HOME/backups``)."""
+        return self.default_target == BUILTIN_TARGET
 
 
 def _build_settings_model() -> None:

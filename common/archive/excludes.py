@@ -91,11 +91,13 @@ class Excludes:
 
     @classmethod
     def of(cls, patterns: Iterable[str]) -> Excludes:
-        """Patterns cleaned, deduplicated (first one wins), validated (InvalidInput)."""
+        """Patterns cleaned, deduplicated (first one wins), validated (InvalidInput). A
+        pattern starting with ``#`` is a pattern like any other (``#*#``: editors' autosave
+        files): only a ``.volkeeperignore`` has comment lines (``parse_ignore_file``)."""
         seen: dict[str, None] = {}
         for p in patterns:
             text = p.strip()
-            if text and not text.startswith("#"):
+            if text:
                 seen.setdefault(text, None)
         if len(seen) > MAX_PATTERNS:
             raise InvalidInput(f"{len(seen)} exclude patterns", f"use at most {MAX_PATTERNS}")
@@ -115,9 +117,14 @@ NO_EXCLUDES = Excludes()
 
 
 def parse_ignore_file(text: str) -> list[str]:
-    """The patterns of a ``.volkeeperignore``: one a line, ``#`` starts a comment line."""
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    """The patterns of a ``.volkeeperignore``: one a line, ``#`` starts a comment line;
+    ``\\#`` starts a pattern beginning with ``#`` (as in ``.gitignore``)."""
+    out = []
+    for line in text.splitlines():
+        pattern = line.strip()
+        if pattern and not pattern.startswith("#"):
+            out.append(pattern[1:] if pattern.startswith("\\#") else pattern)
+    return out
 
 
 def excluded_paths(root: str | os.PathLike[str], excludes: Excludes) -> Iterator[str]:

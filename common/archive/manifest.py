@@ -27,7 +27,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -123,6 +124,19 @@ class ManifestSummary:
 
 _SUMMARY_KEYS = frozenset(("kind", "entries", "files", "bytes", "archive_sha256",
                            "archive_size"))
+#: how the entry lines ``ManifestWriter`` writes start (compact JSON, the path first)
+_ENTRY_PREFIX = '{"path":'
+
+
+def _json_line(line: str) -> object:
+    """A manifest line parsed (None: blank); IntegrityError when it is not JSON."""
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except ValueError as e:
+        raise IntegrityError(f"manifest line is not valid JSON: {e}",
+                             "the manifest object is damaged") from None
 
 
 def _summary_from_dict(obj: dict[str, Any]) -> ManifestSummary:
@@ -265,6 +279,37 @@ class Manifest:
         raise IntegrityError("manifest has no summary line (truncated)",
                              "the manifest object is incomplete; the backup may be unfinished")
 
+    def checked_summary(self) -> ManifestSummary | None:
+        """Instead of ``entries()``: read the rest hashing each line, without parsing the
+        entries (several times cheaper), and return the summary once its
+        ``lines_sha256`` matches. None for a manifest without ``lines_sha256`` (written by
+        older versions: read its ``entries()`` from a new reader instead). Raises
+        IntegrityError on damage."""
+        if self._consumed:
+            raise RuntimeError("manifest entries can only be read once")
+        self._consumed = True
+        digest = self._hash
+        digest.update(self._last.encode())
+        for line in self._lines:
+            obj = None if line.startswith(_ENTRY_PREFIX) else _json_line(line)
+            if not isinstance(obj, dict) or obj.get("kind") != "summary":
+                digest.update(line.encode())  # an entry: the summary's sha256 covers it
+                continue
+            try:
+                summary = _summary_from_dict(obj)
+            except (KeyError, TypeError, ValueError) as e:
+                raise IntegrityError(f"manifest summary is malformed ({e})",
+                                     "the manifest object is damaged") from None
+            if summary.lines_sha256 is None:
+                return None
+            if summary.lines_sha256 != digest.hexdigest():
+                raise IntegrityError("manifest lines do not match the sha256 in its "
+                                     "summary", "the manifest object is damaged")
+            self._summary = summary
+            return summary
+        raise IntegrityError("manifest has no summary line (truncated)",
+                             "the manifest object is incomplete; the backup may be unfinished")
+
     @property
     def read_to_end(self) -> bool:
         """True once ``entries()`` reached a valid summary line."""
@@ -279,6 +324,21 @@ class Manifest:
         if self._summary is None:
             raise RuntimeError("read manifest entries to the end before asking for the summary")
         return self._summary
+
+
+def check_manifest(open_lines: Callable[[], AbstractContextManager[Iterable[str]]]
+                   ) -> tuple[dict[str, Any], ManifestSummary]:
+    """A manifest checked whole: its header, and its summary (``Manifest.checked_summary``:
+    the lines hashed, not parsed one by one; a manifest written before ``lines_sha256`` is
+    read again, entry by entry, from a second ``open_lines()``). Returns the header and
+    the summary; raises IntegrityError naming the damage."""
+    with open_lines() as lines:
+        manifest = Manifest(lines)
+        summary = manifest.checked_summary()
+    if summary is None:
+        with open_lines() as lines:
+            summary = Manifest(lines).summary
+    return manifest.header, summary
 
 
 def read_manifest(lines: Iterable[str]) -> Manifest:

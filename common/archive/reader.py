@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
@@ -22,6 +22,7 @@ import zstandard
 
 from common.archive.checksum import Algorithm, ObjectHash, algorithm_of, same
 from common.archive.codec import Format, check_format, open_decompressed
+from common.archive.counting import ContentProgress
 from common.archive.manifest import Manifest
 from common.archive.tarscan import Digest, TarAmbiguityError, TarEntry, TarScanner
 from common.errors import IntegrityError, Refused
@@ -196,10 +197,12 @@ def _stream_tar(
     reader: BinaryIO, fmt: Format, name: str, scanner: TarScanner,
     sink: Writable | None, tracker: ProgressTracker, expected_sha256: str | None,
     force_hash: bool = False, budget: _PolicyCheck | None = None,
-    algorithm: Algorithm = "sha256",
+    algorithm: Algorithm = "sha256", tar_bytes_progress: bool = True,
 ) -> ExtractStats:
     """Decompress ``reader`` through ``scanner`` (and into ``sink``); check the checksum
-    (hashed with ``expected_sha256``'s algorithm, else with ``algorithm``)."""
+    (hashed with ``expected_sha256``'s algorithm, else with ``algorithm``).
+    ``tar_bytes_progress``: ``tracker`` counts the tar stream's bytes (False: the
+    scanner's hooks count what they count)."""
     started = time.monotonic()
     pre = _HashingPrefetcher(reader, hashing=expected_sha256 is not None or force_hash,
                              algorithm=algorithm_of(expected_sha256) if expected_sha256
@@ -235,7 +238,8 @@ def _stream_tar(
             if sink is not None:
                 sink.write(data)
             tar_bytes += len(data)
-            tracker.add(len(data), 0)
+            if tar_bytes_progress:
+                tracker.add(len(data), 0)
         pre.drain()
     finally:
         pre.close()
@@ -265,6 +269,7 @@ def extract_archive(
     expected_sha256: str | None = None,
     name: str = "archive",
     policy: ExtractPolicy | None = None,
+    paths: Sequence[str] | None = None,
 ) -> ExtractStats:
     """Stream the tar inside a stored archive into ``sink`` (``gnutar.extract_stream``'s
     pipe, Docker's put_archive …).
@@ -273,16 +278,18 @@ def extract_archive(
     ``expected_sha256``, cannot be decompressed, or hold an incomplete tar archive.
     Without ``expected_sha256`` no sha256 is computed (about 15% faster; zstd and gzip
     still check their own frame checksums) and ``archive_sha256`` is None.
-    ``tracker`` counts tar stream bytes and members. ``policy`` refuses device nodes and
-    bounds what may be written (raising ``Refused`` before the offending member's bytes
-    reach ``sink``).
+    ``tracker`` counts regular files and their content bytes (``counting``; only those
+    below ``paths``, member names, when given: what the sink extracts). ``policy``
+    refuses device nodes and bounds what may be written (raising ``Refused`` before the
+    offending member's bytes reach ``sink``).
     """
     fmt = check_format(fmt)
     check = policy.start(name) if policy is not None else None
-    scanner = TarScanner(lambda _e: tracker.add(0, 1), hash_content=False,
-                         on_start=check.header if check is not None else None)
+    counts = ContentProgress(tracker, paths=paths,
+                             then_start=check.header if check is not None else None)
+    scanner = TarScanner(counts.on_entry, hash_content=False, on_start=counts.on_start)
     return _stream_tar(reader, fmt, name, scanner, sink, tracker, expected_sha256,
-                       budget=check)
+                       budget=check, tar_bytes_progress=False)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from common.archive.checksum import Algorithm, ObjectHash
 from common.archive.codec import Format, check_format, open_compressor
+from common.archive.counting import ContentProgress
 from common.archive.manifest import ManifestSummary, ManifestWriter
 from common.archive.tarscan import BLOCK, TarEntry, TarScanner
 from common.errors import IntegrityError
@@ -157,20 +158,24 @@ def write_archive(
     """Compress ``tar_stream`` into ``writer`` and describe every member in ``manifest``.
 
     The writer is neither committed nor aborted: the caller commits it when this returns
-    (and then uploads the manifest) or aborts it when this raises. ``tracker`` counts tar
-    stream bytes and members. ``level`` is the zstd (default 3) or gzip (default 6) level.
+    (and then uploads the manifest) or aborts it when this raises. ``tracker`` counts
+    regular files and their content bytes (``counting``). ``level`` is the zstd
+    (default 3) or gzip (default 6) level.
     Raises TarFormatError (an IntegrityError) if the stream is not a complete tar archive.
     """
     fmt = check_format(fmt)
     started = time.monotonic()
     label = name or writer.key
 
+    counts = ContentProgress(tracker)
+
     def on_entry(entry: TarEntry) -> None:
         if manifest is not None:
             manifest.entry(entry)
-        tracker.add(0, 1)
+        counts.on_entry(entry)
 
     scanner = TarScanner(on_entry, hash_content=manifest is not None,
+                         on_start=counts.on_start,
                          digest=manifest.digest if manifest is not None else "blake3")
     scan = _ScanThread(scanner)
     # a version 1 (sha256) manifest keeps a sha256 of the archive beside it
@@ -190,7 +195,6 @@ def write_archive(
                 compressor.write(held[1])  # copies what it keeps (zstd, gzip) or writes it
                 scan.put(*held)
                 tar_bytes += len(held[1])
-                tracker.add(len(held[1]), 0)
             if not chunk:
                 break
             held = (buf, chunk)
@@ -205,7 +209,6 @@ def write_archive(
             last = held[1][: max(0, _stored_end(scanner, tar_bytes + len(held[1])) - tar_bytes)]
             compressor.write(last)
             tar_bytes += len(last)
-            tracker.add(len(held[1]), 0)
         compressor.finish()
     except BaseException:
         scan.abandon()

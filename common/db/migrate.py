@@ -115,9 +115,11 @@ def _connect(db: Database) -> Connection:
     except OperationalError as e:
         reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
         where = db.engine.url.render_as_string(hide_password=True)
-        raise Unavailable(f"cannot reach the database {where}: {reason}",
-                          "check VOLKEEPER_DATABASE_URL and that the database server runs "
-                          "and accepts connections from this host") from None
+        hint = ("check that VOLKEEPER_HOME is a directory this user can write and that "
+                "its volkeeper.db is a file" if db.engine.url.get_backend_name() == "sqlite"
+                else "check VOLKEEPER_DATABASE_URL and that the database server runs and "
+                "accepts connections from this host")
+        raise Unavailable(f"cannot reach the database {where}: {reason}", hint) from None
 
 
 def current_revision(db: Database) -> str | None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from common.errors import InvalidInput
 
 
 class Database:
@@ -24,7 +28,13 @@ class Database:
             if path and path != ":memory:":
                 _private_file(Path(path))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except ArgumentError as e:  # not a URL, or a driver that is not installed
+            raise InvalidInput(
+                f"the database URL {_hide_password(url)} cannot be used: {e}",
+                "set VOLKEEPER_DATABASE_URL to postgresql+psycopg2://USER:PASSWORD@HOST/DB "
+                "(the fleet), or unset it (embedded: SQLite under VOLKEEPER_HOME)") from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
@@ -37,6 +47,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _private_file(path: Path) -> None:

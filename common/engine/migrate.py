@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import units
 from common.archive import VerifyReport
 from common.config import Settings
 from common.docker import ContainerRef, DockerHost
@@ -74,7 +75,7 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
     nbytes = size.bytes if size is not None else info.size_bytes
     running = [c.name for c in info.containers if c.state == "running"]
     checks = [Check("source volume", True, f"volume {volume!r} ({info.driver}"
-                    + (f", {nbytes} bytes" if nbytes is not None else "") + ")"),
+                    + (f", {units.size(nbytes)}" if nbytes is not None else "") + ")"),
               Check("containers", True,
                     f"running containers using it: {', '.join(running)}" if running
                     else "no running container uses it")]

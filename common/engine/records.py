@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common.units import size
+
 
 @dataclass(frozen=True)
 class StoredBackup:
@@ -108,10 +110,10 @@ def space_check(free: int, where: str, need: int | None) -> Check:
     """A migration's free-space check: ``free`` bytes at ``where`` on the destination
     against the ``need`` of the source (None: not known, so only reported)."""
     if need is not None and free < need:
-        return Check("free space", False, f"{free} bytes free at {where}, the volume needs "
-                     f"{need} — free space there or migrate elsewhere")
-    return Check("free space", True, f"{free} bytes free at {where}"
-                 + (f", {need} needed" if need is not None else ""))
+        return Check("free space", False, f"{size(free)} free at {where}, the volume needs "
+                     f"{size(need)} — free space there or migrate elsewhere")
+    return Check("free space", True, f"{size(free)} free at {where}"
+                 + (f", {size(need)} needed" if need is not None else ""))
 
 
 @dataclass

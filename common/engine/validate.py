@@ -22,6 +22,7 @@ from common.engine.formats import format_of
 from common.engine.records import Check, StoredBackup
 from common.errors import NotFound
 from common.storage.base import Backend
+from common.units import size
 
 __all__ = ["Check", "Validation", "validate_restore"]
 
@@ -151,10 +152,10 @@ def _check_space(v: Validation, docker: DockerHost, volume: str, settings: Setti
         return
     v.free_bytes = shutil.disk_usage(where).free
     if v.free_bytes < v.restore_bytes:
-        v.add("free space", False, f"{v.free_bytes} bytes free at {where}, the restore needs "
-              f"{v.restore_bytes} — free space on the host or restore elsewhere (--host)")
+        v.add("free space", False, f"{size(v.free_bytes)} free at {where}, the restore needs "
+              f"{size(v.restore_bytes)} — free space on the host or restore elsewhere (--host)")
     else:
-        v.add("free space", True, f"{v.free_bytes} bytes free, {v.restore_bytes} needed")
+        v.add("free space", True, f"{size(v.free_bytes)} free, {size(v.restore_bytes)} needed")
 
 
 def _space_probe(docker: DockerHost, volume: str, settings: Settings) -> Path | None:

@@ -44,16 +44,29 @@ def check_host_online(s: Session, name: str, settings: Settings,
             f"start its worker: volkeeper worker --host {name}")
 
 
-def require_target(session: Session, name: str) -> None:
+def require_target(session: Session, name: str, default: str | None = None) -> None:
     """The target a backup writes to must be registered: say how to register it (in a
-    fleet set up by hand there is none yet, not even the default ``local``)."""
+    fleet set up by hand there is none yet, not even the default ``local``) and which
+    ones are. ``default``: the VOLKEEPER_DEFAULT_TARGET setting; when ``name`` came from
+    it the error says so (a typo there is the likely cause)."""
     try:
         catalog.get_target(session, name)
     except NotFound:
-        raise NotFound("target", name,
-                       f"register it first: volkeeper targets add {name} URL (a "
-                       "file:///path every worker host mounts, or s3://bucket/prefix); "
-                       "`volkeeper targets list` shows the registered ones") from None
+        raise missing_target(session, name, default) from None
+
+
+def missing_target(session: Session, name: str, default: str | None = None) -> NotFound:
+    """The one-line error of a target ``name`` that is not registered."""
+    names = ", ".join(t.name for t in catalog.list_targets(session)) or "none yet"
+    add = (f"volkeeper targets add {name} URL (a file:///path every worker host mounts, "
+           "or s3://bucket/prefix)")
+    if name == default:
+        return NotFound("target", name,
+                        f"VOLKEEPER_DEFAULT_TARGET names it, but the registered targets "
+                        f"are: {names}; set it to one of them (unset: `local`), name one "
+                        f"with --target, or register it: {add}")
+    return NotFound("target", name, f"the registered targets are: {names}. Name one of "
+                    f"them or register it first: {add}")
 
 
 def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, target: str,
@@ -70,7 +83,8 @@ def backup_spec(s: Session, settings: Settings, *, volume: str, host: str, targe
     check_format(fmt)
     _once(memo, f"host/{host}", lambda: check_host_online(s, host, settings, now))
     hosts.get_volume(s, host, volume)
-    _once(memo, f"target/{target}", lambda: require_target(s, target))
+    _once(memo, f"target/{target}",
+          lambda: require_target(s, target, settings.default_target))
     return {"kind": "backup", "host": host, "volume": volume, "target": target,
             "params": {"format": fmt, **({"policy": policy} if policy else {}),
                        **({"stop_containers": True} if stop_containers

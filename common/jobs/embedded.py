@@ -62,9 +62,10 @@ class EmbeddedRuntime:
             return
         self._started = True
         upgrade(self.db, quiet=True)
-        with self.db.session() as s:
-            catalog.ensure_target(s, self.settings.default_target,
-                                  self.settings.default_target_url)
+        if self.settings.creates_default_target:
+            with self.db.session() as s:
+                catalog.ensure_target(s, self.settings.default_target,
+                                      self.settings.default_target_url)
         context.install(self.ctx)
         keycache.install(self.settings)
         if self._loops is not None:

@@ -89,8 +89,8 @@ def _why_full(rows: SqliteRows, settings: Settings) -> str | None:
     stored = rows.all("SELECT version_num FROM alembic_version")
     if head is None or [r["version_num"] for r in stored] != [head]:
         return "the schema is not at the newest revision"
-    if not rows.all("SELECT name FROM targets WHERE name = :name",
-                    name=settings.default_target):
+    if settings.creates_default_target and not rows.all(
+            "SELECT name FROM targets WHERE name = :name", name=settings.default_target):
         return "no default target yet"
     return pending_cleanup(rows, settings.host_name, _db_now(rows))
 

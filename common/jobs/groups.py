@@ -134,7 +134,7 @@ class GroupJobs:
         volumes = self.members(host, g)
         label = f"project:{g.project}" if g.project else f"group:{g.name}"
         with self.db.session() as s:
-            require_target(s, target)
+            require_target(s, target, settings.default_target)
             busy_members(s, host, volumes)
             job = jobs.create_job(
                 s, kind=KIND, host=host, volume=label, target=target,

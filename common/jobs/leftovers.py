@@ -4,15 +4,17 @@ An archive backup — and the ``tar.zst`` safety snapshot a replace-restore take
 an archive copied to another target — is stored before it is cataloged. A worker killed
 between the two leaves the archive and its manifest behind with no catalog row: nothing
 lists, expires or forgets them (a safety snapshot is a whole copy of the volume's previous
-content), found by the kill drill (``benchmarks/kill_drill.py``); a copy's would even
-refuse the next copy ("already holds"). A backup's or a safety snapshot's keys end in
-``-<job id><ext>`` (``formats.archive.archive_key``), a copy's are its source's; so once
-such a job has failed and the process that ran it is known dead (``owners.is_dead``: it
-can no longer upload or catalog anything), the host's worker removes those of its keys the
-catalog does not know on that target, and notes them on the job (``result["leftovers"]``,
-which also marks it as done). A group backup (``group-backup``) stores its members one
-after the other and catalogs them together at the end: a killed one leaves the archives of
-the members stored so far, under each member volume's prefix, removed the same way.
+content), found by the kill drill (``benchmarks/kill_drill.py``). (The next copy of the
+same backup keeps a copy's leftovers when they are the same objects, so they are left alone
+while a copy to that target is queued or running.) A backup's or a safety snapshot's keys
+end in ``-<job id><ext>`` (``formats.archive.archive_key``), a copy's are its source's; so
+once such a job has failed and the process that ran it is known dead (``owners.is_dead``:
+it can no longer upload or catalog anything), the host's worker removes those of its keys
+the catalog does not know on that target, and notes them on the job
+(``result["leftovers"]``, which also marks it as done). A group backup (``group-backup``)
+stores its members one after the other and catalogs them together at the end: a killed one
+leaves the archives of the members stored so far, under each member volume's prefix,
+removed the same way.
 Repository backups need nothing of this: a killed backup's packs are indexed and re-used, and a
 snapshot without a catalog row is adopted with ``volkeeper snapshots --adopt``.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from common.db import Backup, Job, JobState
 from common.db.clock import now as db_time
@@ -50,7 +53,8 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
                 continue
             source = s.get(Backup, job.backup_id) if job.backup_id else None
             plan = leftover_plan(job, source)
-            if plan is not None and owners.is_dead(s, job):
+            if plan is not None and owners.is_dead(s, job) \
+                    and not (job.kind == "copy" and _copying(s, job, plan[0])):
                 todo.append((job.id, *plan))
     removed: list[str] = []
     for job_id, target, prefixes, exact in todo:
@@ -68,6 +72,18 @@ def remove_leftovers(ctx: JobContext) -> list[str]:
                         "worker died in between)", job_id, key, target)
         removed += keys
     return removed
+
+
+def _copying(s: Session, job: Job, target: str) -> bool:
+    """Whether another copy of ``job``'s backup to ``target`` is queued or running: a
+    copy's keys are its source's, and the next copy keeps what an earlier one left when
+    it is the same (``archive_objects.copy``), so they are not removed under it (looked
+    at again by a later pass)."""
+    active = s.scalars(select(Job).where(
+        Job.state.in_((JobState.queued, JobState.running)),
+        Job.kind.in_(("copy", "migrate-target"))))
+    return any((j.params or {}).get("destination") == target
+               and (j.kind != "copy" or j.backup_id == job.backup_id) for j in active)
 
 
 def _could_not_look(ctx: JobContext, job_id: str, target: str, e: VolkeeperError) -> None:

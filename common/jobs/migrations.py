@@ -23,6 +23,7 @@ from common.db.paging import page_limit
 from common.engine.records import space_check
 from common.errors import Conflict, InvalidInput, NotFound, VolkeeperError
 from common.jobs import migration_views
+from common.jobs.backup_checks import missing_target
 from common.jobs.migration_inputs import MigrationIn
 from common.jobs.names import TASK_MIGRATION_CHECK
 from common.jobs.operations import OperationsService
@@ -133,10 +134,13 @@ class MigrationService:
             return migration_views.view(s, m)
 
     def _default_via(self) -> str:
+        default = self.settings.default_target
         with self.db.session() as s:
             names = [t.name for t in catalog.list_targets(s)]
-        if self.settings.default_target in names:
-            return self.settings.default_target
+            if default not in names and not self.settings.creates_default_target:
+                raise missing_target(s, default, default)  # a typo: not another target
+        if default in names:
+            return default
         if not names:
             raise NotFound("target", "(any)", "register a target first: volkeeper targets "
                            "add NAME URL; a migration carries the data through it (--via)")

@@ -14,9 +14,10 @@ always of the whole archive (checksum, decompression, every member against the m
 an archive is one compressed stream, and a sample of it proves nothing about the rest.
 Checking the stored objects, forgetting and copying are in ``archive_objects``.
 
-Progress: a backup counts tar stream bytes and members against a scan of the volume run
-beside it (``sizing``); restores and verifications count the stored bytes they read against
-the stored object's size.
+Progress: a backup and a restore count regular files and their content, as a repository
+backup does and as their results report them (``common.archive.counting``): a backup
+against a scan of the volume run beside it (``sizing``), a restore against the catalog's
+totals. A verification counts the stored bytes it reads against the stored object's size.
 """
 
 from __future__ import annotations
@@ -108,13 +109,14 @@ class ArchiveFormat:
             header["excludes"] = list(excludes.patterns)
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
             manifest = ManifestWriter(spool, header)
-            # tar stream bytes and members, against a scan beside it (or Docker's measure)
+            # regular files and their content, as a repository backup counts them
+            # (``common.archive.counting``), against a scan beside it (or Docker's measure)
             tracker.set_phase(BACKUP_PHASE, bytes_total=info.size_bytes, estimated=True)
             writer = backend.open_writer(key)
             filtered: FilteredTar | None = None
             try:
                 with scanning(path, lambda size: tracker.expect(
-                        BACKUP_PHASE, size.tar_bytes, size.entries)), \
+                        BACKUP_PHASE, size.bytes, size.files)), \
                         (dumps.tar_stream() if dumps else
                          tar_source(docker, volume, settings, left_out)) as raw:
                     if excludes and path is None:
@@ -164,12 +166,13 @@ class ArchiveFormat:
                 volume: str, tracker: ProgressTracker, settings: Settings,
                 paths: list[str] | None = None,
                 then: Callable[..., None] | None = None) -> Restored:
-        tracker.set_phase("restoring", bytes_total=backend.stat(backup.key).size)
+        # the regular files it writes and their content, as the result counts them
+        files, size = ((backup.file_count, backup.logical_bytes) if not paths
+                       else archive_objects.selected_totals(backend, backup, paths))
+        tracker.set_phase("restoring", bytes_total=size, files_total=files)
         stats = extract_into(docker, backend, volume, settings, tracker, key=backup.key,
                              fmt=backup.format, checksum=backup.checksum, paths=paths,
                              policy=restore_policy(backup, settings))
-        files, size = ((backup.file_count, backup.logical_bytes) if not paths
-                       else archive_objects.selected_totals(backend, backup, paths))
         return Restored(bytes=size, files=files, entries=stats.entries)
 
     def verify(self, backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
@@ -258,12 +261,13 @@ def extract_into(docker: DockerHost, backend: Backend, volume: str, settings: Se
     """Stream the archive ``key`` into the volume (only ``paths`` when given), checking its
     sha256; raises IntegrityError when it does not match or the archive is damaged, and
     ``Refused`` (an IntegrityError) for what ``policy`` does not accept. Progress counts
-    the stored bytes read, and members."""
+    the regular files written and their content (``common.archive.counting``)."""
+    names = member_names(paths)
     with backend.open_reader(key) as reader, \
-            tar_sink(docker, volume, settings, member_names(paths)) as sink:
-        return extract_archive(counted(reader, tracker), check_format(fmt), sink,
-                               FilesOnly(tracker), expected_sha256=checksum, name=key,
-                               policy=policy)
+            tar_sink(docker, volume, settings, names) as sink:
+        return extract_archive(reader, check_format(fmt), sink, tracker,
+                               expected_sha256=checksum, name=key, policy=policy,
+                               paths=names)
 
 
 def member_names(paths: list[str] | None) -> list[str] | None:

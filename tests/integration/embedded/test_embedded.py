@@ -4,6 +4,7 @@ and the stored archive restored with plain `tar` when volkeeper is gone."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -244,7 +245,8 @@ def test_dry_run_reports_every_check_and_changes_nothing(
                          "--dry-run", "--json").stdout)
     assert new["ok"] and new["volume_state"] == "missing" and "create volume" in new["plan"]
     assert {c["name"] for c in new["checks"]} == {
-        "archive present", "manifest present", "target volume", "free space"}
+        "archive present", "manifest present", "manifest intact", "target volume",
+        "free space"}
     assert new["free_bytes"] and new["free_bytes"] > new["restore_bytes"] > 0
     names = {v.name for v in docker_host_a.client().volumes.list()}
     assert "emb-dry-new" not in names  # a dry run creates nothing
@@ -262,6 +264,22 @@ def test_dry_run_reports_every_check_and_changes_nothing(
     assert empty["ok"] and empty["volume_state"] == "empty"
 
     archive = Path(embedded_env["VOLKEEPER_HOME"]) / "backups" / job["result"]["key"]
+    # a damaged (not missing) manifest: the archive's checksum still passes, but the
+    # backup's record of what it holds is gone; the restore is refused, saying what to do
+    manifest = Path(str(archive) + ".manifest.jsonl")
+    intact = manifest.read_bytes()
+    manifest.write_bytes(intact.replace(b'"./a.txt"', b'"./b.txt"'))
+    damaged = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new",
+                             "--dry-run", "--json", ok=False).stdout)
+    assert [c["name"] for c in damaged["checks"] if not c["ok"]] == ["manifest intact"]
+    real = cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new", ok=False)
+    assert real.returncode == 1 and "cannot be trusted" in real.stderr
+    assert f"volkeeper verify {backup_id}" in real.stderr and "Traceback" not in real.stderr
+    assert "emb-dry-new" not in {v.name for v in docker_host_a.client().volumes.list()}
+    manifest.write_bytes(intact)
+    assert json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new",
+                          "--dry-run", "--json").stdout)["ok"]
+
     Path(str(archive) + ".manifest.jsonl").unlink()
     gone = json.loads(cli(embedded_env, "restore", backup_id, "--into", "emb-dry-new",
                           "--dry-run", "--json", ok=False).stdout)
@@ -295,6 +313,12 @@ def test_a_drill_restores_compares_measures_and_cleans_up(
     entry = json.loads(lines[i])
     entry["blake3"] = "0" * 64  # the content digest of a version 2 manifest
     lines[i] = json.dumps(entry)
+    # re-sealed (its lines' sha256 in the summary), so the restore goes on and only the
+    # comparison can tell (an unsealed change is refused before: test_dry_run_reports…)
+    summary = json.loads(lines[-1])
+    summary["lines_sha256"] = hashlib.sha256("".join(
+        line + "\n" for line in lines[:-1]).encode()).hexdigest()
+    lines[-1] = json.dumps(summary)
     manifest.write_text("\n".join(lines) + "\n")
     failed = json.loads(cli(embedded_env, "drill", job["backup_id"], "--json",
                             ok=False).stdout)

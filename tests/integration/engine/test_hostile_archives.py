@@ -1,10 +1,11 @@
 """Hostile archives: a restore never writes outside the target volume.
 
-The archives are crafted here and recorded in the catalog *with their true checksum* — the
-worst case, as if whoever planted them could also write the catalog. GNU tar (which does the
-extraction) refuses ``..`` members and ``..`` hard-link targets, strips leading ``/``, and
-never writes through a symlink the same archive just created; each refusal fails the restore,
-which then removes the volume it created.
+The archives are crafted here and recorded in the catalog *with their true checksum*,
+beside a manifest forged to match — the worst case, as if whoever planted them could also
+write the catalog (a manifest that does not match refuses the restore before tar runs at
+all). GNU tar (which does the extraction) refuses ``..`` members and ``..`` hard-link
+targets, strips leading ``/``, and never writes through a symlink the same archive just
+created; each refusal fails the restore, which then removes the volume it created.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -49,10 +51,22 @@ def plant(backend: LocalBackend, members: list[tuple[tarfile.TarInfo, bytes]]) -
             t.addfile(info, io.BytesIO(data) if info.type == tarfile.REGTYPE else None)
     raw = buf.getvalue()
     backend.put_bytes("evil.tar", raw)
-    backend.put_bytes("evil.tar.manifest.jsonl", b'{"kind":"volkeeper-manifest","version":1}\n')
-    return StoredBackup(id="evil", key="evil.tar", manifest_key="evil.tar.manifest.jsonl",
-                        format="tar", checksum=hashlib.sha256(raw).hexdigest(),
-                        logical_bytes=len(raw), file_count=len(members), volume="v", host="h")
+    return forge_manifest(backend, StoredBackup(
+        id="evil", key="evil.tar", manifest_key="evil.tar.manifest.jsonl", format="tar",
+        checksum=hashlib.sha256(raw).hexdigest(), logical_bytes=len(raw),
+        file_count=len(members), volume="v", host="h"))
+
+
+def forge_manifest(backend: LocalBackend, backup: StoredBackup) -> StoredBackup:
+    """A manifest that passes the restore's check of it (intact, this archive's)."""
+    header = json.dumps({"kind": "volkeeper-manifest", "version": 1, "archive_key": backup.key,
+                         "format": backup.format}, separators=(",", ":")) + "\n"
+    summary = {"kind": "summary", "entries": backup.file_count, "files": backup.file_count,
+               "bytes": backup.logical_bytes, "archive_sha256": backup.checksum,
+               "archive_size": 0, "lines_sha256": hashlib.sha256(header.encode()).hexdigest()}
+    backend.put_bytes(backup.manifest_key,
+                      (header + json.dumps(summary, separators=(",", ":")) + "\n").encode())
+    return backup
 
 
 @pytest.fixture
@@ -125,10 +139,10 @@ def test_a_member_claiming_more_data_than_the_archive_holds_fails_cleanly(setup:
     buf.write(b"only this")
     raw = buf.getvalue()
     backend.put_bytes("evil.tar", raw)
-    backend.put_bytes("evil.tar.manifest.jsonl", b"{}\n")
     backup = StoredBackup(id="evil", key="evil.tar", manifest_key="evil.tar.manifest.jsonl",
                           format="tar", checksum=hashlib.sha256(raw).hexdigest(),
                           logical_bytes=len(raw), file_count=1, volume="v", host="h")
+    forge_manifest(backend, backup)
     with pytest.raises(VolkeeperError):
         restore_backup(docker, backend, backup, volume=name, tracker=NullTracker(),
                        settings=settings)
@@ -170,7 +184,8 @@ def _oversized(backend: LocalBackend) -> StoredBackup:
     """An archive whose files hold 12 MiB while its catalog entry records 1 MiB."""
     planted = plant(backend, [member("small", os.urandom(1 << 20)),
                               member("large", os.urandom(11 << 20))])
-    return dataclasses.replace(planted, logical_bytes=1 << 20, file_count=1)
+    return forge_manifest(backend, dataclasses.replace(planted, logical_bytes=1 << 20,
+                                                       file_count=1))
 
 
 def test_an_archive_holding_more_than_its_catalog_size_fails_early_and_leaves_nothing(
@@ -214,10 +229,10 @@ def test_a_device_hidden_in_a_members_ignored_data_is_refused_and_nothing_is_cre
                                                        link="ok.txt")
            + raw_member("after.txt", data=b"more") + END)
     backend.put_bytes("evil.tar", raw)
-    backend.put_bytes("evil.tar.manifest.jsonl", b"{}\n")
     backup = StoredBackup(id="evil", key="evil.tar", manifest_key="evil.tar.manifest.jsonl",
                           format="tar", checksum=hashlib.sha256(raw).hexdigest(),
                           logical_bytes=len(raw), file_count=2, volume="v", host="h")
+    forge_manifest(backend, backup)
     with pytest.raises(Refused) as err:
         restore_backup(docker, backend, backup, volume=name, tracker=NullTracker(),
                        settings=settings)

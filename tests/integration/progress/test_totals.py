@@ -75,6 +75,10 @@ def test_snapshots_during_a_backup_carry_totals(
     assert final["phase"] == "done" and final["bytes_done"] == final["bytes_total"] > 0
     assert final["files_done"] == final["files_total"] > 0
     assert out.file_count == 300
+    # what a user counts, in both formats: the files and their content, the same totals
+    # as the result (not the directories, not the root, not tar headers)
+    assert (final["files_total"], final["bytes_total"]) == (300, out.logical_bytes)
+    assert all((s["files_total"] or 0) <= 300 for s in working), working
 
 
 def test_an_incremental_repo_backup_estimates_from_its_parent_without_a_scan(
@@ -138,3 +142,5 @@ def test_finished_backup_restore_and_verify_jobs_keep_their_totals_done(
         assert p["phase"] == "done", what
         assert p["bytes_done"] == p["bytes_total"] > 0, (what, p)
         assert p["files_done"] == p["files_total"] > 0, (what, p)
+        if what != "verify":  # the files and their content, as the result counts them
+            assert (p["files_total"], p["bytes_total"]) == (40, 40 * (16 << 10)), (what, p)

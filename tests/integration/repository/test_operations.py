@@ -196,8 +196,10 @@ def test_an_archive_copies_to_s3_and_restores_from_there(
                      "ops-copy-tar-r")
     assert restored["state"] == "succeeded", restored["error"]
     assert compare_trees(src, _mountpoint(docker_host_a, "ops-copy-tar-r")) == []
-    p = cli(s3_env, "copy", job["backup_id"], "--to", "bucket", ok=False)
-    assert p.returncode == 1 and "already holds" in p.stderr
+    again = _json(s3_env, "copy", job["backup_id"], "--to", "bucket")  # idempotent
+    assert again["state"] == "succeeded", again["error"]
+    assert again["result"]["already_there"] is True
+    assert again["result"]["copy_backup_id"] == done["result"]["copy_backup_id"]
 
 
 def test_a_copy_to_an_unreachable_target_fails_naming_it_and_adds_nothing(

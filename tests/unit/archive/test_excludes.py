@@ -8,6 +8,7 @@ import pytest
 
 from common.archive.excludes import Excludes, excluded_paths, parse_ignore_file
 from common.errors import InvalidInput
+from common.jobs.inputs import exclude_patterns
 
 
 @pytest.mark.parametrize(("pattern", "path", "is_dir", "hit"), [
@@ -44,10 +45,19 @@ def test_patterns_that_leave_the_volume_are_refused(bad: str) -> None:
 
 
 def test_an_ignore_file_has_one_pattern_a_line_and_comment_lines() -> None:
-    text = "# caches\ncache/**\n\n  *.tmp  \n#*.log\n"
-    assert parse_ignore_file(text) == ["cache/**", "*.tmp"]
-    assert Excludes.of(["a", "#c", " a ", ""]).patterns == ("a",)
+    text = "# caches\ncache/**\n\n  *.tmp  \n#*.log\n\\#*#\n"
+    assert parse_ignore_file(text) == ["cache/**", "*.tmp", "#*#"]
+    assert Excludes.of(["a", " a ", ""]).patterns == ("a",)
     assert not Excludes.of([])
+
+
+def test_a_pattern_starting_with_a_hash_is_a_pattern_not_a_comment() -> None:
+    """``--exclude '#*#'`` (editors' autosave files) was dropped without a word."""
+    excludes = Excludes.of(["#*#", "a"])
+    assert excludes.patterns == ("#*#", "a")
+    assert excludes.matches("d/#notes.txt#", is_dir=False)
+    assert not excludes.matches("d/notes.txt", is_dir=False)
+    assert exclude_patterns(["#scratch"]) == ["#scratch"]
 
 
 def test_a_walk_names_an_excluded_directory_once_and_not_what_is_below(tmp_path: Path

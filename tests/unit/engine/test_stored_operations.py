@@ -1,6 +1,7 @@
 """The engine's operations on one stored backup (common.engine.stored) against local
 directories: labels reach the snapshot, forget refuses a pinned snapshot and deletes what
-it should, an archive copy checks the archive's sha256 and never overwrites."""
+it should, an archive copy checks the archive's checksum, is idempotent and never
+overwrites another object."""
 
 from __future__ import annotations
 
@@ -96,8 +97,6 @@ def test_an_archive_copy_checks_its_checksum_and_never_overwrites(
     out = stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s, tracker=NullTracker())
     assert out.checksum == b.checksum and dst.get_bytes(KEY) == src.get_bytes(KEY)
     assert dst.get_bytes(b.manifest_key) == src.get_bytes(b.manifest_key)
-    with pytest.raises(Conflict, match="already holds"):
-        stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s, tracker=NullTracker())
 
     tampered = LocalBackend(tmp_path / "other")
     _archive(tampered, b"archive bytes" * 999 + b"X")
@@ -105,6 +104,37 @@ def test_an_archive_copy_checks_its_checksum_and_never_overwrites(
         stored.copy_backup(tampered, LocalBackend(tmp_path / "dst2"), b, src_settings=s,
                            dst_settings=s, tracker=NullTracker())
     assert list(LocalBackend(tmp_path / "dst2").list("")) == []
+
+
+def test_copying_an_archive_again_keeps_the_identical_objects_already_there(
+        tmp_path: Path) -> None:
+    src, dst = LocalBackend(tmp_path / "src"), LocalBackend(tmp_path / "dst")
+    b = _archive(src, algorithm="blake3")
+    s = _settings(tmp_path)
+    first = stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s,
+                               tracker=NullTracker())
+    again = stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s,
+                               tracker=NullTracker())
+    assert again == first
+    dst.delete(b.manifest_key)  # an interrupted copy: the archive only
+    assert stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s,
+                              tracker=NullTracker()) == first
+    assert dst.get_bytes(b.manifest_key) == src.get_bytes(b.manifest_key)
+
+
+@pytest.mark.parametrize("which", ["archive", "manifest"])
+def test_an_archive_copy_never_overwrites_a_different_object_under_the_same_key(
+        tmp_path: Path, which: str) -> None:
+    src, dst = LocalBackend(tmp_path / "src"), LocalBackend(tmp_path / "dst")
+    b = _archive(src)
+    s = _settings(tmp_path)
+    key = KEY if which == "archive" else b.manifest_key
+    dst.put_bytes(key, b"someone else's object")
+    with pytest.raises(Conflict, match="different object") as e:
+        stored.copy_backup(src, dst, b, src_settings=s, dst_settings=s, tracker=NullTracker())
+    assert "not overwritten" in e.value.message
+    assert dst.get_bytes(key) == b"someone else's object"
+    assert [o.key for o in dst.list("")] == [key]  # nothing else written either
 
 
 def test_a_repo_copy_needs_a_passphrase_for_the_destination(tmp_path: Path) -> None:

@@ -85,6 +85,35 @@ def test_uncataloged_archives_of_dead_failed_jobs_are_removed_and_nothing_else(
     assert remove_leftovers(ctx) == []  # each job is looked at once
 
 
+def test_a_killed_copy_s_objects_stay_while_another_copy_to_that_target_runs(
+        tmp_path: Path) -> None:
+    """The next copy keeps the same objects a killed one left (an archive copy is
+    idempotent): they are not removed under it, only once no copy there is active."""
+    ctx = JobContext(Settings(home=tmp_path, host_name="h1",
+                              allowed_target_roots=str(tmp_path)))
+    upgrade(ctx.db)
+    with ctx.db.session() as s:
+        catalog.ensure_target(s, "local", (tmp_path / "store").as_uri())
+        catalog.ensure_target(s, "other", (tmp_path / "other").as_uri())
+        source = catalog.add_backup(s, host="h1", volume="vol", target="local",
+                                    format="tar.gz", key="k", manifest_key="k.m",
+                                    checksum="0" * 64).id
+    other = LocalBackend(tmp_path / "other")
+    _failed_job(ctx, "copy", DEAD, backup_id=source,
+                params={"destination": "other", "format": "tar.gz"})
+    other.put_bytes("k", b"archive")
+    other.put_bytes("k.m", b"manifest")
+    with ctx.db.session() as s:
+        running = jobs.create_job(s, kind="copy", host="h1", volume="vol", target="local",
+                                  backup_id=source, lock=f"copy/{source}/other",
+                                  params={"destination": "other", "format": "tar.gz"}).id
+    assert remove_leftovers(ctx) == []
+    assert {o.key for o in other.list("")} == {"k", "k.m"}
+    with ctx.db.session() as s:
+        jobs.finish_job(s, running, JobState.failed, error="stopped")
+    assert sorted(remove_leftovers(ctx)) == ["k", "k.m"]
+
+
 def test_a_killed_group_backup_s_member_archives_are_removed_under_each_member(
         tmp_path: Path) -> None:
     ctx = JobContext(Settings(home=tmp_path, host_name="h1",

@@ -8,15 +8,16 @@ from common.engine.records import space_check
 from common.jobs.migrations import _with_need
 
 DEST = {"checks": [{"name": "destination volume", "ok": True, "detail": "free"},
-                   {"name": "free space", "ok": True, "detail": "1000 bytes free at /v"}],
-        "free_bytes": 1000, "free_at": "/v"}
+                   {"name": "free space", "ok": True, "detail": "2.0 GiB free at /v"}],
+        "free_bytes": 2 << 30, "free_at": "/v"}
 
 
 def test_a_source_larger_than_the_free_space_fails_the_check_naming_both() -> None:
-    out = _with_need(DEST, 5000)
+    out = _with_need(DEST, 5 << 30)
     space = next(c for c in out["checks"] if c["name"] == "free space")
     assert not space["ok"]
-    assert space["detail"] == ("1000 bytes free at /v, the volume needs 5000 — free space "
+    # sizes human, as everywhere in the CLI (the numbers themselves: free_bytes, bytes)
+    assert space["detail"] == ("2.0 GiB free at /v, the volume needs 5.0 GiB — free space "
                                "there or migrate elsewhere")
     assert out["checks"][0] == DEST["checks"][0]
     assert DEST["checks"][1]["ok"]  # the worker's answer itself is left alone
@@ -25,9 +26,9 @@ def test_a_source_larger_than_the_free_space_fails_the_check_naming_both() -> No
 def test_enough_space_says_what_is_needed_and_unknowns_leave_it_as_measured() -> None:
     space = next(c for c in _with_need(DEST, 800)["checks"] if c["name"] == "free space")
     assert space == {"name": "free space", "ok": True,
-                     "detail": "1000 bytes free at /v, 800 needed"}
+                     "detail": "2.0 GiB free at /v, 800 B needed"}
     assert _with_need(DEST, None) is DEST
     unseen = {"checks": [{"name": "free space", "ok": True, "detail": "not checked"}],
               "free_bytes": None, "free_at": ""}
-    assert _with_need(unseen, 5000) is unseen
+    assert _with_need(unseen, 5 << 30) is unseen
     assert space_check(10, "/x", 10).ok and not space_check(9, "/x", 10).ok
