@@ -104,6 +104,23 @@ def _create_failure(src: str, rc: int, err: IO[bytes]) -> TarError:
 
 
 @contextlib.contextmanager
+def _exclude_list(names: Sequence[str]) -> Iterator[int]:
+    """A file descriptor of the list of ``names`` (``./NAME`` a line) for tar's
+    ``--exclude-from``: an anonymous file, gone with its last descriptor, so a process
+    killed during its backup leaves no list behind (a named temporary file did)."""
+    fd = os.memfd_create("volkeeper-exclude", os.MFD_CLOEXEC)
+    try:
+        data = "".join(f"./{p}\n" for p in names).encode("utf-8", "surrogateescape")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def create_stream(src_dir: str | os.PathLike[str],
                   exclude: Sequence[str] = ()) -> Iterator[BinaryIO]:
     """Yield the tar stream of ``src_dir`` (members named ``./…``); read it to the end.
@@ -116,16 +133,14 @@ def create_stream(src_dir: str | os.PathLike[str],
     src = os.fspath(src_dir)
     if not os.path.isdir(src):
         raise NotFound("directory", src, "check the volume's mountpoint")
-    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", errors="surrogateescape", suffix=".exclude") as listed:
-        names = [p for p in exclude if "\n" not in p]  # tar reads one name a line
-        listed.write("".join(f"./{p}\n" for p in names))
-        listed.flush()
-        skip = (["--anchored", "--no-wildcards", f"--exclude-from={listed.name}"]
+    names = [p for p in exclude if "\n" not in p]  # tar reads one name a line
+    with tempfile.TemporaryFile() as err, _exclude_list(names) as listed:
+        skip = (["--anchored", "--no-wildcards", f"--exclude-from=/dev/fd/{listed}"]
                 if names else [])
         proc = subprocess.Popen(
             [tar_binary(), *CREATE_ARGS, *skip, f"--directory={src}", "."],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, bufsize=0,
+            pass_fds=(listed,) if names else (),
         )
         _grow_pipe(proc.stdout)
         assert proc.stdout is not None
