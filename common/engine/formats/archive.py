@@ -45,9 +45,8 @@ from common.archive.excludes import NO_EXCLUDES, Excludes, excluded_paths
 from common.archive.tarfilter import FilteredTar, filter_tar
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import browse
 from common.engine.access import direct_path, tar_sink, tar_source
-from common.engine.formats import archive_objects, members
+from common.engine.formats import archive_objects
 from common.engine.records import (
     BackupOutcome,
     Check,
@@ -158,6 +157,8 @@ class ArchiveFormat:
 
     def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
                    directory: str) -> Iterator[tuple[str, BinaryIO]]:
+        from common.engine.formats import members  # (it reads repository snapshots too)
+
         return members.archive_files(backend, backup, directory)
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
@@ -207,6 +208,8 @@ class ArchiveFormat:
 
     def list_dir(self, backend: Backend, backup: StoredBackup, settings: Settings,
                  path: str) -> dict[str, Any]:
+        from common.engine import browse  # (it lists repository snapshots too)
+
         return browse.archive_listing(backend, backup, path)
 
 
