@@ -26,7 +26,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from common.archive import (
     EXTENSIONS,
@@ -58,9 +58,11 @@ from common.engine.records import (
 from common.engine.sizing import scanning
 from common.errors import IntegrityError, InvalidInput, NotFound
 from common.formats import SAFETY_FORMAT, Traits, traits_of
-from common.hooks.dumps import DumpSet
 from common.progress import FilesOnly, ProgressTracker
 from common.storage.base import Backend
+
+if TYPE_CHECKING:  # (the hooks load with a backup's dumps: a restore does without them)
+    from common.hooks.dumps import DumpSet
 
 SAFETY_AREA = "volkeeper/safety/"
 BACKUP_PHASE = "backing up"

@@ -48,7 +48,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def engine(tmp_path: Path) -> Iterator[_Engine]:
     server = _Engine(str(tmp_path / "docker.sock"), _Handler)
     server.asked = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
