@@ -82,6 +82,7 @@ class _Quiet(logging.Handler):
 def main() -> None:
     """The console script: run the command, then end the process at once (see _exit)."""
     startup.pause()  # until the command's front is open (cli.startup)
+    startup.no_plugins()
     try:
         _run()
     except SystemExit as e:

@@ -19,6 +19,13 @@ as it loads (for its asyncio extension only), and ``asyncio`` and ``http.client`
 ``ssl``. Unloaded they leave ~3 MiB of a command's peak RSS out (the unchanged re-backup of
 ``benchmarks/cli_bench.py``: 77 → 74 MiB). The stand-in runs the module's code the first
 time an attribute it lacks is asked for, so code that does use them works as always.
+
+``no_plugins`` (the console script, first thing) tells pydantic to look for no plugins:
+the first model built with plugins allowed (a request or output model of
+``common.jobs.inputs`` / ``views``, built at its first use; the settings and Typer's
+parameters are built with them off already) would otherwise read the entry points of every
+installed distribution (~5-8 ms with ~170 installed) for plugins volkeeper does not use.
+A ``PYDANTIC_DISABLE_PLUGINS`` already set (even empty: every plugin) wins.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -54,6 +62,11 @@ def resume() -> None:
         _paused = False
         gc.freeze()
         gc.enable()
+
+
+def no_plugins() -> None:
+    """No pydantic plugins in this process unless the environment asks for them."""
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 def defer_imports(names: tuple[str, ...] = DEFERRED) -> None:

@@ -244,6 +244,12 @@ class Settings(BaseModel):
         return [a.strip() for a in self.notify_smtp_to.split(",") if a.strip()]
 
     @property
+    def notifications_on(self) -> bool:
+        """Whether any notification channel is configured (else nothing is observed or
+        sent: ``common.notify`` need not load)."""
+        return bool(self.notify_url_list) or bool(self.notify_smtp_host and self.smtp_recipients)
+
+    @property
     def default_target_url(self) -> str:
         return (self.home / "backups").resolve().as_uri()
 

@@ -125,7 +125,18 @@ class DockerHost:
                 raise unreachable(self.base_url, "no OK answer to /_ping")
 
     def version(self) -> str:
-        """The engine's server version string, e.g. ``20.10.24+dfsg1``."""
+        """The engine's server version string, e.g. ``20.10.24+dfsg1`` (on a unix socket
+        from the ``Server`` header of ``/_ping`` when it is Docker Engine's)."""
+        path = engine_http.socket_path(self.base_url)
+        if path is not None:
+            try:
+                told = engine_http.server_version(path, self.timeout)
+            except engine_http.EngineError as e:
+                raise engine_error(self.base_url, e.status, e.message) from e
+            except OSError as e:
+                raise unreachable(self.base_url, e) from e
+            if told is not None:
+                return told
         return str(self._get("/version")["Version"])
 
     def _get(self, endpoint: str, volume: str | None = None, **params: Any) -> Any:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 from typing import Any
 from urllib.parse import urlencode
 
 UNIX_PREFIX = "unix://"
+#: the ``Server`` header Docker Engine sends with every answer: ``Docker/<version> (<os>)``
+_SERVER = re.compile(r"Docker/(\S+) \(")
 
 
 class EngineError(Exception):
@@ -87,3 +90,23 @@ def request_json(path: str, method: str, endpoint: str, timeout: float,
             message = raw[:200].decode(errors="replace")
         raise EngineError(response.status, message or response.reason)
     return json.loads(raw) if raw else None
+
+
+def server_version(path: str, timeout: float) -> str | None:
+    """The engine's version as its ``Server`` header tells it, from ``GET /_ping`` (a
+    fraction of a millisecond; ``/version`` asks containerd and runc too: ~4 ms). None
+    when the header is not Docker Engine's (another engine, a proxy): ask ``/version``.
+    Raises like ``get_json``."""
+    conn = _UnixConnection(path, timeout)
+    try:
+        conn.request("GET", "/_ping", headers={"Host": "docker"})
+        response = conn.getresponse()
+        response.read()
+    except http.client.HTTPException as e:
+        raise ConnectionError(f"bad answer from the engine: {e}") from e
+    finally:
+        conn.close()
+    if response.status >= 400:
+        raise EngineError(response.status, response.reason)
+    found = _SERVER.match(response.getheader("Server") or "")
+    return found.group(1) if found else None

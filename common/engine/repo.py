@@ -131,15 +131,6 @@ def _generate_auto_key(path: Path, where: str) -> str:
     return secret
 
 
-def target_settings(settings: Settings, options: dict[str, object]) -> Settings:
-    """The settings a worker uses for one target: its ``password_file`` option (a path on
-    the worker hosts) replaces the process-wide passphrase for that target."""
-    path = options.get("password_file")
-    if not path:
-        return settings
-    return settings.model_copy(update={"repository_password_file": Path(str(path))})
-
-
 def open_repo(backend: Backend, settings: Settings, *, create: bool = False,
               chunking_from: Repository | None = None) -> Repository:
     """Open the target's repository; with ``create``, initialise it when there is none

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.config import Settings, get_settings
@@ -62,7 +63,6 @@ class JobContext:
 
     def backend(self, target_name: str) -> Backend:
         """Open the storage backend of a registered target (credentials from the DB)."""
-        from common.secretbox import unseal
         from common.storage.allowlist import check_target_allowed
         from common.storage.registry import open_backend
 
@@ -70,8 +70,11 @@ class JobContext:
             t = catalog.get_target(s, target_name)
             url, options, secrets = t.url, dict(t.options), dict(t.secrets)
         check_target_allowed(url, options, self.settings, resolve=True)
-        return open_backend(url, options, unseal(secrets, self.settings, target_name),
-                            self.settings)
+        if secrets:  # (cryptography loads for credentials only: a local target has none)
+            from common.secretbox import unseal
+
+            secrets = unseal(secrets, self.settings, target_name)
+        return open_backend(url, options, secrets, self.settings)
 
     @contextlib.contextmanager
     def open_target(self, target_name: str) -> Iterator[Backend]:
@@ -102,7 +105,6 @@ class JobContext:
 
     def settings_for(self, target_name: str) -> Settings:
         """The settings for work on one target (its ``password_file`` option applied)."""
-        from common.engine.repo import target_settings
         from common.storage.allowlist import check_target_allowed
 
         with self.db.session() as s:
@@ -110,6 +112,15 @@ class JobContext:
             url, options = t.url, dict(t.options)
         check_target_allowed(url, options, self.settings, resolve=True)
         return target_settings(self.settings, options)
+
+
+def target_settings(settings: Settings, options: dict[str, object]) -> Settings:
+    """The settings a worker uses for one target: its ``password_file`` option (a path on
+    the worker hosts) replaces the process-wide passphrase for that target."""
+    path = options.get("password_file")
+    if not path:
+        return settings
+    return settings.model_copy(update={"repository_password_file": Path(str(path))})
 
 
 @contextlib.contextmanager

@@ -185,7 +185,9 @@ def run_job(ctx: JobContext, job_id: str, body: JobBody) -> None:
             log.info("job %s already runs in this process; duplicate message dropped", job_id)
             return
         fenced = _run(ctx, job_id, body)
-    if not fenced:  # its outcome is recorded: tell people if that changes a state
+    # its outcome is recorded: tell people if that changes a state (no channel: nothing
+    # is observed, and the notifier with its mail and webhook code does not load)
+    if not fenced and ctx.settings.notifications_on:
         from common import notify
 
         notify.job_finished(ctx.db, ctx.settings, job_id)

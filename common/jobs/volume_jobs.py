@@ -10,7 +10,6 @@ import contextlib
 
 from common.db import Backup
 from common.db.models import Job
-from common.engine import backup as backup_engine
 from common.engine.records import BackupOutcome, StoredBackup
 from common.errors import Damaged, RolledBack, VolkeeperError
 from common.jobs import record
@@ -23,6 +22,8 @@ def backup(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """Back up the volume between its hooks, its containers stopped when asked or
     labelled: what is about to be stopped is recorded on the job first (``host``'s
     recovery starts it again after a crash)."""
+    from common.engine import backup as backup_engine
+
     assert job.target is not None
     if job.params.get("keep_trees"):  # a migration's pre-copy: its catch-up follows here
         return _precopy(ctx, job, tracker)
@@ -48,6 +49,7 @@ def _precopy(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     cut-over's backups (the volume's backup labels — stop-during-backup, hooks, excludes,
     dump — are not the migration's: its cut-over is the one stop, and the destination gets
     all files), keeping its trees and index for the catch-up (``engine.catchup``)."""
+    from common.engine import backup as backup_engine
     from common.engine.catchup import precopy_keeping
 
     assert job.target is not None
@@ -59,8 +61,9 @@ def _precopy(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     return Outcome(out.as_result() | {"backup_id": backup_id}, backup_id)
 
 
-# The restore side (restore, replace, validate, drill) loads with its first job: a one-shot
-# backup does without it.
+# The backup side (the engine's backup with its hooks) and the restore side (restore,
+# replace, validate, drill) load with their first job: a one-shot command does without
+# the other.
 
 
 def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

@@ -112,8 +112,7 @@ _warned: list[bool] = []  # the missing-apprise warning, once per process
 
 def configured(settings: Settings) -> bool:
     """Whether any channel is configured (else nothing is observed or sent)."""
-    return bool(settings.notify_url_list) or bool(
-        settings.notify_smtp_host and settings.smtp_recipients)
+    return settings.notifications_on
 
 
 def from_settings(settings: Settings) -> list[Channel]:

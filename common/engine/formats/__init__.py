@@ -7,22 +7,42 @@ format names and their traits are in ``common.formats``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from common.engine.formats.archive import ArchiveFormat
 from common.engine.formats.base import Format
-from common.engine.formats.repository import RepositoryFormat
 from common.engine.records import StoredBackup
 from common.formats import ARCHIVE_FORMATS, REPO_FORMAT, traits_of
 
-_FORMATS: dict[str, Format] = {
-    **{name: ArchiveFormat(name) for name in ARCHIVE_FORMATS},
-    REPO_FORMAT: RepositoryFormat(),
-}
+if TYPE_CHECKING:
+    from common.engine.formats.repository import RepositoryFormat
+
+# The repository format (and with it ``common.repository``: ~60 modules, cryptography,
+# the chunker) loads with the first use of a ``repo`` backup: an archive's backup or
+# restore does without it.
+_FORMATS: dict[str, Format] = {name: ArchiveFormat(name) for name in ARCHIVE_FORMATS}
 
 
 def format_for(name: str) -> Format:
     """The format called ``name``; InvalidInput names the known ones."""
     traits_of(name)  # raises for an unknown name
+    if name == REPO_FORMAT and name not in _FORMATS:
+        _FORMATS[name] = _repository_format()
     return _FORMATS[name]
+
+
+def _repository_format() -> Format:
+    from common.engine.formats.repository import RepositoryFormat
+
+    return RepositoryFormat()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RepositoryFormat":
+        from common.engine.formats.repository import RepositoryFormat
+
+        return RepositoryFormat
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def format_of(backup: StoredBackup) -> Format:

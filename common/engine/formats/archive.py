@@ -27,7 +27,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from common.archive import (
     EXTENSIONS,
@@ -46,9 +46,8 @@ from common.archive.excludes import NO_EXCLUDES, Excludes, excluded_paths
 from common.archive.tarfilter import FilteredTar, filter_tar
 from common.config import Settings
 from common.docker import DockerHost
-from common.engine import browse
 from common.engine.access import direct_path, tar_sink, tar_source
-from common.engine.formats import archive_objects, members
+from common.engine.formats import archive_objects
 from common.engine.records import (
     BackupOutcome,
     Check,
@@ -60,9 +59,11 @@ from common.engine.records import (
 from common.engine.sizing import scanning
 from common.errors import IntegrityError, InvalidInput, NotFound
 from common.formats import SAFETY_FORMAT, Traits, traits_of
-from common.hooks.dumps import DumpSet
 from common.progress import FilesOnly, ProgressTracker
 from common.storage.base import Backend
+
+if TYPE_CHECKING:  # (the hooks load with a backup's dumps: a restore does without them)
+    from common.hooks.dumps import DumpSet
 
 SAFETY_AREA = "volkeeper/safety/"
 BACKUP_PHASE = "backing up"
@@ -160,6 +161,8 @@ class ArchiveFormat:
 
     def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
                    directory: str) -> Iterator[tuple[str, BinaryIO]]:
+        from common.engine.formats import members  # (it reads repository snapshots too)
+
         return members.archive_files(backend, backup, directory)
 
     def restore(self, docker: DockerHost, backend: Backend, backup: StoredBackup, *,
@@ -210,6 +213,8 @@ class ArchiveFormat:
 
     def list_dir(self, backend: Backend, backup: StoredBackup, settings: Settings,
                  path: str) -> dict[str, Any]:
+        from common.engine import browse  # (it lists repository snapshots too)
+
         return browse.archive_listing(backend, backup, path)
 
 

@@ -8,7 +8,7 @@ depends on its kind. ``archive.ArchiveFormat`` (tar, tar.gz, tar.zst) and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from common.archive import VerifyReport
 from common.archive.excludes import NO_EXCLUDES, Excludes
@@ -23,9 +23,11 @@ from common.engine.records import (
     VerifyOutcome,
 )
 from common.formats import Traits
-from common.hooks.dumps import DumpSet
 from common.progress import ProgressTracker
 from common.storage.base import Backend
+
+if TYPE_CHECKING:
+    from common.hooks.dumps import DumpSet
 
 
 class Format(Protocol):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 
 # the embedded ``targets list``, its front's read wrapped to report the collector's state
@@ -156,3 +158,31 @@ except RuntimeError as e:
     done = _run(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["raised boom False", "again boom"]
+
+
+def test_a_command_looks_for_no_pydantic_plugins_unless_the_environment_asks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console script tells pydantic to skip its plugin search (the entry points of
+    every installed distribution); ``PYDANTIC_DISABLE_PLUGINS`` set before, even empty,
+    is left as it is."""
+    code = """
+import os, sys
+import cli.main
+exit_now = cli.main._exit
+def _exit(code):
+    from pydantic.plugin import _loader
+    sys.stderr.write("PLUGINS %r %r\\n" % (os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+                                           _loader._plugins))
+    exit_now(code)
+cli.main._exit = _exit
+sys.argv = ["volkeeper", "targets", "list", "--json"]
+cli.main.main()
+"""
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "PLUGINS '__all__' None" in done.stderr  # never searched
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "")
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "PLUGINS '' {}" in done.stderr  # searched (none installed here)

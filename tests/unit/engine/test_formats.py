@@ -55,3 +55,24 @@ def test_no_code_outside_the_seam_branches_on_a_format_name() -> None:
                 if BRANCH.search(line):
                     found.append(f"{rel}:{no}: {line.strip()}")
     assert found == [], "decide through common.engine.formats or common.formats traits"
+
+
+def test_an_archive_format_loads_no_repository_code() -> None:
+    """A ``tar.zst`` backup or restore does without ``common.repository`` (~60 modules,
+    cryptography, the chunker): the repository format loads with the first ``repo``
+    backup, and the archive format's browse and read-files helpers with their first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from common.engine.formats import format_for; "
+            "from common.engine import restore; from common.jobs import volume_jobs; "
+            "from common.jobs.context import target_settings; "
+            "heavy = lambda: sorted(m for m in sys.modules if m.startswith(("
+            "'common.repository.core.keys', 'common.engine.repo', 'cryptography', "
+            "'common.engine.browse', 'common.engine.formats.repository'))); "
+            "format_for('tar.zst'); before = heavy(); format_for('repo'); "
+            "print(before, 'common.engine.formats.repository' in heavy())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT.parent, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "True"]
