@@ -54,6 +54,13 @@ _TRAITS: dict[str, Traits] = {**{name: Traits(name, archive=True, subset_verify=
                                labels_in_storage=True)}
 
 
+def is_archive(name: str | None) -> bool:
+    """Whether ``name`` names an archive format (False for ``repo``, None or an unknown
+    name: a job's parameters that name none)."""
+    traits = _TRAITS.get(name) if name else None
+    return traits is not None and traits.archive
+
+
 def traits_of(name: str) -> Traits:
     """The traits of format ``name``; InvalidInput names the known ones."""
     try:

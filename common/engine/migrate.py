@@ -40,7 +40,7 @@ from common.engine.restore import restore_backup
 from common.engine.sizing import scan_tree
 from common.engine.sync import sync_volume
 from common.errors import NotFound, VolkeeperError
-from common.formats import REPO_FORMAT
+from common.formats import REPO_FORMAT, traits_of
 from common.hooks import StopWindow
 from common.progress import ProgressTracker
 from common.repository import Repository
@@ -331,7 +331,7 @@ def compare(docker: DockerHost, backend: Backend, backup: StoredBackup, volume: 
     files); ``opened`` as for ``repo_verify.compare_backup``; ``path`` as for
     ``apply_final``."""
     path = path or volume_path(docker, volume, settings)
-    if path is not None and backup.format == REPO_FORMAT:
+    if path is not None and not traits_of(backup.format).archive:
         return compare_backup(backend, backup, path, settings, tracker, trusted=trusted,
                               seen=seen, written=written, opened=opened)
     return compare_volume(docker, backend, backup, volume, settings, tracker)

@@ -62,7 +62,7 @@ from common.engine.records import StoredBackup
 from common.engine.repo import LOCK_RETRY_SECONDS, load_backup
 from common.engine.tree_compare import Seen, sync_record
 from common.errors import DockerError, InvalidInput
-from common.formats import REPO_FORMAT
+from common.formats import traits_of
 from common.progress import ProgressTracker
 from common.repository import Repository
 from common.repository.core import ids
@@ -123,7 +123,7 @@ def sync_volume(docker: DockerHost, backend: Backend, backup: StoredBackup, volu
     InvalidInput for an archive backup, DockerError when the volume's mountpoint is not
     reachable, NotFound for a missing volume, Conflict, Refused and IntegrityError as
     ``sync_snapshot`` does."""
-    if backup.format != REPO_FORMAT:
+    if traits_of(backup.format).archive:
         raise InvalidInput(f"backup {backup.id} is a {backup.format} archive: only repository "
                            "snapshots can be synced into a volume",
                            "back the volume up with --format repo, or restore in full")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.db.kinds import GROUP_KIND
 from common.db.rows import Rows, doc
-from common.formats import ARCHIVE_FORMATS
+from common.formats import is_archive
 from common.label_secrets import redact_labels
 
 if TYPE_CHECKING:
@@ -48,13 +48,13 @@ def leftover_plan(job: Any, source: Any | None) -> tuple[str, list[str], list[st
     read, if any): (target, prefixes whose keys naming the job are its, exact keys), or
     None (nothing to look for). A group backup's members are under each member's prefix."""
     where = f"{job.host}/{job.volume}/"
-    archived = job.params.get("format") in ARCHIVE_FORMATS
+    archived = is_archive(job.params.get("format"))
     if job.kind == "backup" and archived and job.target:
         return job.target, [f"volkeeper/archives/{where}"], []
     if job.kind == GROUP_KIND and archived and job.target:
         return job.target, [f"volkeeper/archives/{job.host}/{v}/"
                             for v in job.params.get("volumes") or []], []
-    if source is None or source.format not in ARCHIVE_FORMATS:
+    if source is None or not is_archive(source.format):
         return None
     if job.kind == "restore" and job.params.get("mode") == "replace" and job.target:
         return job.target, [f"volkeeper/safety/{where}"], []

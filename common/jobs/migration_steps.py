@@ -32,7 +32,7 @@ from common.engine.records import StoredBackup
 from common.engine.repo import load_backup
 from common.engine.repo_verify import Seen, compare_tree
 from common.errors import Conflict, Damaged, NotFound, StorageError
-from common.formats import REPO_FORMAT
+from common.formats import traits_of
 from common.hooks import start_again
 from common.jobs import record
 from common.jobs.context import JobContext
@@ -139,7 +139,7 @@ def sync(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     where = engine.volume_path(ctx.docker, job.volume, ctx.settings)
     with ctx.open_target(b.target) as backend, destination_index():
         opened = load_backup(backend, backup, settings) \
-            if backup.format == REPO_FORMAT else None
+            if not traits_of(backup.format).archive else None
         out = engine.apply_final(
             ctx.docker, backend, backup, job.volume, settings, tracker,
             driver=create.get("driver") or "local",

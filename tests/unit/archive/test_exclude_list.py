@@ -29,7 +29,8 @@ def test_excluded_names_are_left_out_and_no_list_file_exists(
     with gnutar.create_stream(src, exclude=["cache", "b c/d", odd, "top"]) as stream:
         assert [p.name for p in scratch.iterdir()] == []  # no named list beside tar
         data = stream.read()
-    names = {m.name for m in tarfile.open(fileobj=io.BytesIO(data))}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = set(tar.getnames())
     assert "./keep/a" in names and "./b c" in names
     for gone in ("./cache", "./cache/junk", "./b c/d", f"./{odd}", "./top"):
         assert gone not in names

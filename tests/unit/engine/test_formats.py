@@ -15,11 +15,11 @@ from common.errors import InvalidInput
 from common.formats import ARCHIVE_FORMATS, FORMATS, REPO_FORMAT, traits_of
 from common.jobs import names
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository (tests/unit/engine/…)
 #: the seam itself, and where the names are defined
 ALLOWED = {"common/formats.py", "common/engine/formats/__init__.py"}
 BRANCH = re.compile(r"""(==|!=|\bin)\s*(REPO_FORMAT|ARCHIVE_FORMATS|["']repo["'])|"""
-                    r"""\.format\s*(==|!=)""")
+                    r"""\.format\s*(==|!=)(?!\s*\w+\.format\b)""")  # a column = a column: no branch
 
 
 def test_every_format_name_has_its_format_and_traits() -> None:
@@ -72,7 +72,21 @@ def test_an_archive_format_loads_no_repository_code() -> None:
             "'common.engine.browse', 'common.engine.formats.repository'))); "
             "format_for('tar.zst'); before = heavy(); format_for('repo'); "
             "print(before, 'common.engine.formats.repository' in heavy())")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT.parent, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "True"]
+
+
+def test_the_guard_reads_the_product() -> None:
+    """The scan above looks at the product's files (it once looked under tests/ and
+    passed whatever the code did)."""
+    assert (ROOT / "common" / "formats.py").is_file()
+    assert sum(1 for _ in (ROOT / "common").rglob("*.py")) > 100
+
+
+def test_is_archive() -> None:
+    from common.formats import is_archive
+
+    assert [is_archive(n) for n in (*ARCHIVE_FORMATS, REPO_FORMAT)] == [True] * 3 + [False]
+    assert not is_archive(None) and not is_archive("zip") and not is_archive("")
