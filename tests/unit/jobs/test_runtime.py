@@ -19,7 +19,7 @@ from common.jobs import context, names
 from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.tasks import TASKS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NO_DOCKER = "unix:///nonexistent/docker.sock"
 
 
