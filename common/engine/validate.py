@@ -102,7 +102,9 @@ def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Sett
         v.volume_state = "not-empty"
         v.add("target volume", False,
               f"volume {volume!r} is not empty; restoring would mix or overwrite its content "
-              "— restore into a new volume (--into NEW_NAME) or empty this one first")
+              "— restore into a new volume (--into NEW_NAME), or replace its content with "
+              "--mode replace (a safety snapshot is taken first; `volkeeper rollback` undoes "
+              "it)")
 
 
 def running_users(volume: str, running: list[str]) -> str:

@@ -102,7 +102,7 @@ def test_cli_refuses_a_non_empty_volume_with_a_clear_error(
     job = json.loads(cli(embedded_env, "backup", "emb-busy", "--format", "tar", "--json").stdout)
     p = cli(embedded_env, "restore", job["backup_id"], ok=False)
     assert p.returncode == 1
-    assert "not empty" in p.stderr and "--into" in p.stderr
+    assert "not empty" in p.stderr and "--into" in p.stderr and "--mode replace" in p.stderr
     assert "Traceback" not in p.stderr
     assert (src / "data.txt").read_text() == "precious"
     p = cli(embedded_env, "backup", "no-such-volume", ok=False)
