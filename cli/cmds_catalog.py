@@ -165,13 +165,15 @@ def jobs(
         rows = c.jobs(limit, kind)
     if as_json:
         return emit_json(rows)
+    from rich.markup import escape
+
     by_host = optional(rows, "host")
     table("Jobs", ["id", "kind"] + ["host"] * by_host + ["volume", "state", "created",
                                                         "error"],
           [[j["id"], j["kind"]] + [j["host"]] * by_host
            + [j["volume"] or j["target"] or "", _state(j["state"]), when(j["created_at"]),
-              clip(j["error"] or "", 60)] for j in rows],
-          flexible=("host", "volume", "error"))
+              escape(clip(j["error"] or "", 60))] for j in rows],
+          flexible=("host", "volume"), one_line=("error",))
 
 
 def _state(state: str) -> str:

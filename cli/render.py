@@ -68,9 +68,11 @@ def local_time(ts: str | None) -> str:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]], *,
-          flexible: tuple[str, ...] = ()) -> None:
+          flexible: tuple[str, ...] = (), one_line: tuple[str, ...] = ()) -> None:
     """A compact table on stdout. Columns in ``flexible`` wrap or shrink (with …) when the
-    terminal is narrow; the others keep their width (ids stay whole)."""
+    terminal is narrow, those in ``one_line`` too but never wrap (a long error ends in …
+    and its row stays one line: the whole text is one command away); the others keep
+    their width (ids stay whole)."""
     if not rows:
         err().print(f"no {title.split()[0].lower()} yet")
         return
@@ -79,10 +81,14 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
     from rich.text import Text
 
     cells = [["" if v is None else str(v) for v in r] for r in rows]
+    if one_line:
+        cells = _clip_to_room(columns, cells, one_line)
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
               collapse_padding=True, show_edge=False)
     for i, c in enumerate(columns):
-        if c in flexible:
+        if c in one_line:
+            t.add_column(c, no_wrap=True)
+        elif c in flexible:
             t.add_column(c, overflow="fold")
         else:  # never squeezed: ids, sizes, ages stay whole
             width = max([len(c)] + [Text.from_markup(r[i]).cell_len for r in cells])
@@ -90,6 +96,19 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *,
     for r in cells:
         t.add_row(*r)
     out().print(t)
+
+
+def _clip_to_room(columns: list[str], cells: list[list[str]], one_line: tuple[str, ...]
+                  ) -> list[list[str]]:
+    """The cells of the ``one_line`` columns cut (with …) to the room the other columns,
+    whole, leave them (at least 12 characters each): rich would otherwise squeeze the
+    flexible columns beside them to nothing. Their text is plain (no markup)."""
+    widths = _widths(columns, cells)
+    idx = [i for i, c in enumerate(columns) if c in one_line]
+    rest = sum(w for i, w in enumerate(widths) if i not in idx) + 2 * (len(columns) - 1)
+    room = max(12, (out().width - rest) // max(1, len(idx)))
+    return [[clip(v, max(room, len(columns[i]))) if i in idx else v for i, v in enumerate(r)]
+            for r in cells]
 
 
 def too_wide(columns: list[str], rows: list[list[Any]]) -> bool:
