@@ -163,8 +163,8 @@ def register(app: typer.Typer) -> None:
             done = _run(c, c.target_job("stats", target, _host(host)), True, as_json)
         if done and not as_json:
             st = done["result"].get("stats") or {}
-            table(f"Repository of {target}", ["what", "value"],
-                  [[k, size(v) if k.endswith("bytes") and isinstance(v, int) else v]
+            table(f"Repository of {target}", ["", "value"],
+                  [[k.replace("_", " "), _stat_value(k, v)]
                    for k, v in st.items() if not isinstance(v, list | dict)])
 
     @app.command()
@@ -254,3 +254,15 @@ def _read_new_password(path: Path | None) -> str:
     if not first:
         raise CliError("the passphrase is empty")
     return str(first)
+
+
+def _stat_value(key: str, value: Any) -> str:
+    """A repository statistic for people: sizes in units, ratios as 1.7x, counts grouped
+    (``--json`` keeps the numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if key.endswith("bytes"):
+        return size(int(value))
+    if key.endswith("ratio"):
+        return f"{value:.1f}x"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
