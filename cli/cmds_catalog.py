@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.front import connect, connect_reads
+from cli.front import CliError, connect, connect_reads
 from cli.options import Json
 from cli.render import (
     clip,
@@ -103,6 +103,8 @@ def _policy(v: dict[str, Any]) -> str:
 
 
 def backups(
+    backup_id: Annotated[str | None, typer.Argument(
+        metavar="BACKUP", help="Show this backup in full instead of the list.")] = None,
     volume: Annotated[str | None, typer.Option(help="Only this volume.")] = None,
     host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
     target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
@@ -112,14 +114,25 @@ def backups(
         show_default=False)] = None,
     group: Annotated[str | None, typer.Option(
         help="Only the backups of this group (GROUP_ID of a group backup).")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1)] = 200,
     as_json: Json = False,
 ) -> None:
-    """List backups, newest first."""
+    """List backups, newest first; with BACKUP, show that one in full."""
+    if backup_id is not None:
+        if any(v is not None for v in (volume, host, target, tag, pinned, group)):
+            raise CliError("BACKUP shows one backup: leave out the list's filters",
+                           f"volkeeper backups {backup_id}")
+        with connect_reads() as c:
+            one = c.backup_info(backup_id)
+        return emit_json(one) if as_json else _show_backup(one)
     with connect_reads() as c:
         rows = c.backups(volume=volume, host=host, target=target, tag=tag, pinned=pinned,
-                         group=group)
+                         group=group, limit=limit)
     if as_json:
         return emit_json(rows)
+    if len(rows) >= limit:
+        err().print(f"the newest {len(rows)} backups: --limit N shows more",
+                    highlight=False)
     by_host, by_target = optional(rows, "host"), optional(rows, "target")
     # not with --group: every row has that id (and the table needs the room at 80 columns)
     by_group = group is None and any(b.get("group_id") for b in rows)
@@ -151,6 +164,38 @@ def _verified(b: dict[str, Any], short: bool = False) -> str:
         return "never"
     colour = "red" if status == "damaged" else "green"
     return f"[{colour}]{status}[/]" + ("" if short else f" {when(b['verified_at'])}")
+
+
+def _show_backup(b: dict[str, Any]) -> None:
+    """One backup in words (``volkeeper backups ID``): what the 80-column list leaves out
+    too (format, stored size, checksum or snapshot, group, tags, dumps)."""
+    from rich.markup import escape
+
+    files = f"{b['file_count']:,} file" + ("" if b["file_count"] == 1 else "s")
+    lines = [("id", b["id"]), ("volume", f"{b['volume']} on host {b['host']}"),
+             ("target", b["target"]), ("format", b["format"]),
+             ("created", local_time(b["created_at"])),
+             ("size", f"{size(b['logical_bytes'])} in {files}, "
+                      f"{size(b['stored_bytes'])} stored")]
+    if b.get("kind") == "safety":
+        lines.append(("kind", "safety snapshot of a replace-restore, expires "
+                      + local_time(b.get("expires_at"))))
+    lines.append(("verified", escape(_verified(b)) if b.get("verify_status") is None
+                  else _verified(b) + f" (job {b.get('verify_job_id') or '-'})"))
+    tags = (["pinned"] if b.get("pinned") else []) + list(b.get("tags") or [])
+    lines += [("tags", ", ".join(tags) or "-")] + \
+        [("group", b["group_id"])] * bool(b.get("group_id"))
+    if b.get("snapshot_id"):
+        lines.append(("snapshot", b["snapshot_id"]))
+    if b.get("checksum"):
+        lines.append(("checksum", b["checksum"]))
+    lines += [("key", b["key"])] + [("manifest", b["manifest_key"])] * bool(b["manifest_key"])
+    for d in b.get("dumps") or []:
+        lines.append(("dump", ", ".join(f"{k}={v}" for k, v in d.items() if v not in (None, ""))))
+    lines.append(("job", b.get("job_id") or "-"))
+    for k, v in lines:
+        out().print(f"[bold]{k:>10}[/]: " + (v if k == "verified" else escape(str(v))),
+                    highlight=False, soft_wrap=True)
 
 
 def jobs(

@@ -30,6 +30,7 @@ class Reads(Protocol):
 
     def volumes(self, host: str | None) -> list[Json]: ...
     def backups(self, **filters: Any) -> list[Json]: ...
+    def backup_info(self, backup_id: str) -> Json: ...
     def jobs(self, limit: int, kind: str | None = None) -> list[Json]: ...
 
 
@@ -145,6 +146,11 @@ class _JsonReads:
 
         return jsonable(self.reader.backups(
             **{k: v for k, v in filters.items() if v is not None}))
+
+    def backup_info(self, backup_id: str) -> Json:
+        from common.jobs.reads import jsonable
+
+        return jsonable(self.reader.backup_info(backup_id))
 
     def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
         from common.jobs.reads import jsonable

@@ -91,6 +91,10 @@ class LocalFront(LocalPolicies, LocalMigrations):
             return reads.jsonable(reads.list_backups(
                 SessionRows(s), **{k: v for k, v in filters.items() if v is not None}))
 
+    def backup_info(self, backup_id: str) -> Json:
+        with self.runtime.db.session() as s:
+            return reads.jsonable(reads.get_backup(SessionRows(s), backup_id))
+
     def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
         with self.runtime.db.session() as s:
             return reads.jsonable(reads.list_jobs(

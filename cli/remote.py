@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -53,6 +54,9 @@ class RemoteFront(RemotePolicies, RemoteMigrations):
         if filters.get("pinned") is not None:
             filters["pinned"] = str(filters["pinned"]).lower()
         return self._call("GET", "/backups", params=filters)
+
+    def backup_info(self, backup_id: str) -> Json:
+        return self._call("GET", f"/backups/{quote(backup_id, safe='')}")
 
     def jobs(self, limit: int, kind: str | None = None) -> list[Json]:
         return self._call("GET", "/jobs", params={"limit": limit, "kind": kind})

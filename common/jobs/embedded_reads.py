@@ -51,6 +51,9 @@ class CatalogReader:
     def backups(self, **filters: Any) -> list[View]:
         return reads.list_backups(self.rows, **filters)
 
+    def backup_info(self, backup_id: str) -> View:
+        return reads.get_backup(self.rows, backup_id)
+
     def jobs(self, limit: int, kind: str | None = None) -> list[View]:
         # no job runs (``pending_cleanup``): no live progress to merge
         return reads.list_jobs(self.rows, None, limit=limit, kind=kind)

@@ -114,6 +114,14 @@ def list_backups(db: Rows, *, host: str | None = None, volume: str | None = None
     return [backup_view(b) for b in tagged[offset:offset + limit]]
 
 
+def get_backup(db: Rows, backup_id: str) -> View:
+    """One backup (of any kind); NotFound names it."""
+    rows = db.all("SELECT * FROM backups WHERE id = :id", id=backup_id)
+    if not rows:
+        raise NotFound("backup", backup_id, "list backups with `volkeeper backups`")
+    return backup_view(rows[0])
+
+
 def list_jobs(db: Rows, bus: ProgressBus | None, *, host: str | None = None,
               volume: str | None = None, state: str | None = None, kind: str | None = None,
               limit: int = 100, offset: int = 0) -> list[View]:
