@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from common.audit import audited
 from common.db import Backup, Job, JobState, catalog, hosts, jobs
@@ -151,6 +152,7 @@ class OperationsService(JobService):
                                "name another target with --to")
         with self.db.session() as s:
             catalog.get_target(s, target)
+            _refuse_same_storage(s, backup.target, target)
         host = host or backup.host
         self._check_host_online(host)
         with self.db.session() as s:
@@ -203,6 +205,7 @@ class OperationsService(JobService):
         with self.db.session() as s:
             catalog.get_target(s, source)
             catalog.get_target(s, destination)
+            _refuse_same_storage(s, source, destination)
             known = set(s.scalars(select(Backup.volume).where(
                 Backup.target == source, Backup.kind == "backup").distinct()))
         missing = [v for v in wanted if v not in known]
@@ -264,3 +267,16 @@ class OperationsService(JobService):
                     continue
         raise Unavailable(f"no online host is known to reach target {target!r}",
                           "name a host whose worker can reach it: --host NAME")
+
+
+def _refuse_same_storage(session: Session, source: str, destination: str) -> None:
+    """A copy or move onto the storage it comes from would catalogue the backup twice;
+    forgetting one (a move forgets the source) deletes the data of both."""
+    from common.jobs.targets import same_storage
+
+    if same_storage(session, source, destination):
+        raise InvalidInput(
+            f"targets {source!r} and {destination!r} use the same storage: a copy there "
+            "would be the same data, and forgetting either backup would delete both",
+            "name a target with a location of its own (another directory or bucket "
+            "prefix); GET /api/v1/targets shows each target's URL")
