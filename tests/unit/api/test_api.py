@@ -436,3 +436,18 @@ def test_an_operator_releases_a_stuck_lock_and_the_release_is_kept_on_the_job(
     again = env.client.post(f"/api/v1/jobs/{job['id']}/release")
     assert again.status_code == 409 and "holds no lock" in error(again)["message"]
     assert env.client.post("/api/v1/jobs/nope/release").status_code == 404
+
+
+def test_event_stream_refuses_an_interval_that_is_not_a_number(env: Env) -> None:
+    # interval=nan passed the clamp to 0.05..5 and made the stream read the database
+    # without pausing for as long as the job ran
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w")
+        jobs.finish_job(s, job["id"], JobState.succeeded, progress={"phase": "done"})
+    for bad in ("nan", "NaN", "inf", "-inf"):
+        r = env.client.get(f"/api/v1/jobs/{job['id']}/events", params={"interval": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert "interval" in error(r)["message"]
+    ok = env.client.get(f"/api/v1/jobs/{job['id']}/events", params={"interval": "100"})
+    assert ok.status_code == 200 and "event: end" in ok.text  # clamped, as documented
