@@ -35,6 +35,8 @@ PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * 
            "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
            "@annually": "0 0 1 1 *"}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+#: the longest duration (100 years): a schedule, an RPO or keep_within beyond it is a typo
+MAX_DURATION = 100 * _UNITS["y"]
 _DURATION = re.compile(r"(\d+)\s*([smhdwy])")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: how far a wall-clock time can be from UTC-offset-naive arithmetic (largest DST shift)
@@ -61,6 +63,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: it must be longer than 0s")
+    if seconds > MAX_DURATION:  # beyond, timedelta or the dates added to it overflow
+        raise ValueError(f"invalid duration {text[:40]!r}: it must be at most 100y")
     return timedelta(seconds=seconds)
 
 

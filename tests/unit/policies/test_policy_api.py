@@ -80,6 +80,11 @@ def test_the_issue_example_is_created_and_shown_with_the_volumes_it_selects(env:
     ({"selector": "no-equals"}, "selector", "invalid selector"),
     ({"targets": []}, "targets", ""),
     ({"selector": None}, "selection", "selects no volume"),
+    # durations past what a date can hold were a 500 (OverflowError)
+    ({"rpo": "999999999999d"}, "rpo", "at most 100y"),
+    ({"schedule": "@every 99999999999h"}, "schedule", "at most 100y"),
+    ({"retention": {"keep_within": "99999999999d"}}, "retention", "at most 100y"),
+    ({"verify_schedule": "@every 999999999999w"}, "verify_schedule", "at most 100y"),
 ])
 def test_bad_input_is_422_naming_the_field(env: Env, change: dict[str, Any], field: str,
                                            words: str) -> None:
