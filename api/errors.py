@@ -28,9 +28,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": err.to_dict() | {"fields": err.fields}}, 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": {"code": "http_error", "message": str(exc.detail)}},
-                            exc.status_code)
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # no route: say so, and where the routes are (was "http_error" without a hint)
+        headers = dict(exc.headers or {})
+        error = {"code": "http_error", "message": str(exc.detail),
+                 "hint": "see the API's paths and methods at /api/docs"}
+        if exc.status_code == 404:
+            error |= {"code": "not_found", "message": f"no such path: {req.url.path[:200]}"}
+        elif exc.status_code == 405:
+            allowed = ", ".join(_methods(req)) or headers.get("allow", "")
+            headers["allow"] = allowed
+            error |= {"code": "method_not_allowed",
+                      "message": f"{req.method} is not allowed on {req.url.path[:200]}",
+                      "hint": f"allowed: {allowed}" if allowed else error["hint"]}
+        return JSONResponse({"error": error}, exc.status_code, headers=headers or None)
 
     @app.exception_handler(OperationalError)
     async def _database(_req: Request, exc: OperationalError) -> JSONResponse:
@@ -50,3 +61,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": {"code": "internal_error",
                                        "message": f"internal error ({type(exc).__name__})",
                                        "hint": "see the server log"}}, 500)
+
+
+def _methods(req: Request) -> list[str]:
+    """The methods the API documents at this path (Starlette's Allow header names the
+    first matching route's only: ``POST`` for ``/backups``, which GET lists too)."""
+    given = req.url.path.split("/")
+    found: set[str] = set()
+    for template, ops in req.app.openapi().get("paths", {}).items():
+        parts = template.split("/")
+        if len(parts) == len(given) and all(
+                p == g or (p.startswith("{") and g) for p, g in zip(parts, given, strict=True)):
+            found.update(m.upper() for m in ops)
+    return sorted(found)

@@ -451,3 +451,15 @@ def test_event_stream_refuses_an_interval_that_is_not_a_number(env: Env) -> None
         assert "interval" in error(r)["message"]
     ok = env.client.get(f"/api/v1/jobs/{job['id']}/events", params={"interval": "100"})
     assert ok.status_code == 200 and "event: end" in ok.text  # clamped, as documented
+
+
+def test_an_unknown_path_or_method_says_so_and_where_the_paths_are(env: Env) -> None:
+    # both were {"code": "http_error", "message": "Not Found"} without a hint
+    r = env.client.get("/api/v1/backup")
+    assert r.status_code == 404
+    assert error(r) == {"code": "not_found", "message": "no such path: /api/v1/backup",
+                        "hint": "see the API's paths and methods at /api/docs"}
+    r = env.client.put("/api/v1/backups", json={})
+    assert r.status_code == 405 and error(r)["code"] == "method_not_allowed"
+    assert "PUT" in error(r)["message"] and "GET" in error(r)["hint"]
+    assert "POST" in r.headers["allow"]
