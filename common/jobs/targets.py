@@ -44,7 +44,8 @@ def add_target(session: Session, settings: Settings, body: TargetIn, *,
                       f"error: {e.code}: {e.message}")
         raise
     record_beside(session, actor, "target.add", body.name, details, "ok", same=True)
-    return target_out(t)
+    # a replaced target keeps its backups: say so, as GET /targets/{name} does
+    return target_out(t, catalog.target_usage(session).get(t.name, (0, 0)))
 
 
 def refuse_shared_storage(session: Session, name: str, url: str,

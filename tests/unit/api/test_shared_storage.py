@@ -74,3 +74,14 @@ def test_storage_locations() -> None:
     assert not same("file:///a/b", "s3://a/b")
     assert not same("memory://a", "memory://b")
     assert same("s3://bkt/p", "s3://bkt/p/volkeeper/q")
+
+
+def test_replacing_a_target_answers_with_the_backups_it_still_holds(env: Env) -> None:
+    # the answer said backup_count 0 while GET /targets/{name} said 1
+    assert _add(env, "nas", "file:///srv/nas")[0] == 201
+    _backup(env, target="nas")
+    r = env.client.post("/api/v1/targets", json={"name": "nas", "url": "file:///srv/nas2",
+                                                 "replace": True})
+    assert r.status_code == 201, r.text
+    assert r.json()["backup_count"] == 1 and r.json()["stored_bytes"] == 100
+    assert env.client.get("/api/v1/targets/nas").json()["backup_count"] == 1
