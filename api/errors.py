@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +21,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VolkeeperError)
     async def _volkeeper(_req: Request, exc: VolkeeperError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse({"error": exc.to_dict()}, exc.status_code, headers=headers)
+        error: dict[str, Any] = exc.to_dict()
+        fields = getattr(exc, "fields", None)  # a body a service checked (InvalidRequest)
+        if fields:
+            error["fields"] = fields
+        return JSONResponse({"error": error}, exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

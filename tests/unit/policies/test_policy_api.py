@@ -359,3 +359,14 @@ def test_metrics_health_and_the_rpo_check_see_policies(
     assert sorted(told) == [("pg", True), ("redis", False)]
     check("s1", 1, utcnow())  # at most once a minute
     assert len(told) == 2
+
+
+def test_a_bad_field_a_service_finds_is_listed_in_fields_as_the_models_are(env: Env) -> None:
+    # a 422 raised past the route's model (PATCH merges, then checks) had no "fields"
+    assert create(env, NIGHTLY).status_code == 201
+    for change, field in (({"schedule": None}, "schedule"), ({"targets": ["nas"]}, "targets")):
+        r = env.client.patch("/api/v1/policies/nightly", json=change)
+        assert r.status_code == 422, r.text
+        assert [f["field"] for f in error(r)["fields"]] == [field], r.text
+    r = create(env, NIGHTLY | {"name": "x", "tz": "Mars/Olympus"})
+    assert [f["field"] for f in error(r)["fields"]] == ["tz"]
