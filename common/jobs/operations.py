@@ -235,6 +235,10 @@ class OperationsService(JobService):
         ``exclusive`` says otherwise: a snapshot listing that adopts writes the catalog)."""
         task, default_exclusive = TARGET_JOBS[kind]
         exclusive = default_exclusive if exclusive is None else exclusive
+        if secrets and "new_password" in secrets:  # 422 now, not a failed job later
+            from common.repository.core.keys import check_new_passphrase
+
+            check_new_passphrase(str(secrets["new_password"]))
         with self.db.session() as s:
             catalog.get_target(s, target)
         host = self._host_for_target(target, host)
