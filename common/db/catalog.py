@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,8 +29,15 @@ def add_target(
         raise Conflict(f"target {name!r} already exists",
                        "remove it first or choose another name")
     if existing is None:
-        existing = Target(name=name)
-        session.add(existing)
+        try:  # two requests adding one name at once: the second is refused, not a 500
+            with session.begin_nested():
+                existing = Target(name=name, url=url, options=options, secrets=secrets)
+                session.add(existing)
+                session.flush()
+        except sa_exc.IntegrityError:
+            raise Conflict(f"target {name!r} already exists (added by another request "
+                           "just now)", "remove it first or choose another name") from None
+        return existing
     existing.url = url
     existing.options = options
     existing.secrets = secrets

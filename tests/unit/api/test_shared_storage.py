@@ -85,3 +85,21 @@ def test_replacing_a_target_answers_with_the_backups_it_still_holds(env: Env) ->
     assert r.status_code == 201, r.text
     assert r.json()["backup_count"] == 1 and r.json()["stored_bytes"] == 100
     assert env.client.get("/api/v1/targets/nas").json()["backup_count"] == 1
+
+
+def test_a_target_added_by_another_request_meanwhile_is_a_conflict(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two POST /targets of one name at once: the later INSERT failed with a 500
+    from sqlalchemy.orm import Session
+
+    from common.errors import Conflict
+
+    with env.db.session() as s:
+        catalog.add_target(s, "nas", "file:///srv/nas", {}, {})
+    with env.db.session() as s:
+        monkeypatch.setattr(Session, "get", lambda *_a, **_k: None)  # it looked before
+        with pytest.raises(Conflict, match="another request"):
+            catalog.add_target(s, "nas", "file:///srv/other", {}, {})
+        monkeypatch.undo()
+        # the session goes on (the savepoint was rolled back), the first one stays
+        assert catalog.get_target(s, "nas").url == "file:///srv/nas"
