@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.db.models import Backup, Target
@@ -147,8 +147,13 @@ def list_backups(
 
 def label_backup(session: Session, backup_id: str, *, add: Sequence[str] = (),
                  remove: Sequence[str] = (), pinned: bool | None = None) -> Backup:
-    """Add and remove tags and set the pin of a catalog row."""
-    backup = get_backup(session, backup_id)
+    """Add and remove tags and set the pin of a catalog row. The row is locked before it
+    is read (an UPDATE first: PostgreSQL's row lock, SQLite's write lock), so two requests
+    at once each add their tags; read first, the later write dropped the other's."""
+    session.execute(update(Backup).where(Backup.id == backup_id)
+                    .values(pinned=Backup.pinned))
+    backup = session.get(Backup, backup_id, populate_existing=True) or get_backup(
+        session, backup_id)
     backup.tags = sorted((set(backup.tags or []) | set(add)) - set(remove))
     if pinned is not None:
         backup.pinned = pinned
