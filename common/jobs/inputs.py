@@ -298,6 +298,9 @@ class VerifyIn(Input):
     seed: int | None = Field(default=None, ge=0, lt=2**32,
                              description="seed of the subset's random choice (reported "
                              "in the result; random when not given)")
+    host: str | None = Field(default=None, max_length=200,
+                             description="host whose worker verifies (default: the "
+                             "backup's); also accepted as the query parameter ?host=")
 
     @model_validator(mode="after")
     def _seed_needs_subset(self) -> VerifyIn:

@@ -463,3 +463,24 @@ def test_an_unknown_path_or_method_says_so_and_where_the_paths_are(env: Env) -> 
     assert r.status_code == 405 and error(r)["code"] == "method_not_allowed"
     assert "PUT" in error(r)["message"] and "GET" in error(r)["hint"]
     assert "POST" in r.headers["allow"]
+
+
+def test_verify_takes_its_host_in_the_body_as_copy_and_drills_do(env: Env) -> None:
+    # only ?host= worked; {"host": …} in the body was "Extra inputs are not permitted"
+    with env.db.session() as s:
+        from common.db import catalog, hosts
+
+        hosts.register_host(s, "h2", docker_version="28.2", worker_version="t")
+        backup_id = catalog.add_backup(s, host="h1", volume="data", target="local",
+                                       format="tar", key="k", manifest_key="k.m",
+                                       checksum="0" * 64).id
+    r = env.client.post(f"/api/v1/backups/{backup_id}/verify", json={"host": "h2"})
+    assert r.status_code == 202, r.text
+    assert r.json()["host"] == "h2"
+    with env.db.session() as s:
+        jobs.finish_job(s, r.json()["id"], JobState.succeeded)
+    both = env.client.post(f"/api/v1/backups/{backup_id}/verify", params={"host": "h1"},
+                           json={"host": "h2"})
+    assert both.status_code == 422 and "name the host once" in error(both)["hint"]
+    ghost = env.client.post(f"/api/v1/backups/{backup_id}/verify", json={"host": "ghost"})
+    assert ghost.status_code == 404
