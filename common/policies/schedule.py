@@ -199,7 +199,22 @@ def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
                          "(minute hour day month weekday, e.g. '0 2 * * *'), a preset "
                          f"({', '.join(p for p in PRESETS if p not in ('@midnight', '@annually'))}"
                          ") or '@every 6h'")
+    if text.lower() not in PRESETS:
+        _check_fires(expr, cron)
     return Schedule(expr=text, tz=zone, cron=cron)
+
+
+def _check_fires(expr: str, cron: str) -> None:
+    """ValueError for a cron expression that names no date (``0 0 31 2 *``: croniter
+    accepts it, then finds no slot: every scheduler tick failed on it, for every
+    policy)."""
+    from croniter import CroniterBadDateError
+
+    try:
+        _croniter()(cron, _REFERENCE).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"invalid schedule {expr!r}: it names no date that exists (such "
+                         "as 31 February), so it would never run") from None
 
 
 #: ``_cron_interval`` of the presets' expressions, known without croniter (a read command

@@ -85,6 +85,9 @@ def test_the_issue_example_is_created_and_shown_with_the_volumes_it_selects(env:
     ({"schedule": "@every 99999999999h"}, "schedule", "at most 100y"),
     ({"retention": {"keep_within": "99999999999d"}}, "retention", "at most 100y"),
     ({"verify_schedule": "@every 999999999999w"}, "verify_schedule", "at most 100y"),
+    # a cron naming no date was saved with a 500, then broke every scheduler tick
+    ({"schedule": "0 0 31 2 *"}, "schedule", "never run"),
+    ({"drill_schedule": "0 3 31 4 *"}, "drill_schedule", "never run"),
 ])
 def test_bad_input_is_422_naming_the_field(env: Env, change: dict[str, Any], field: str,
                                            words: str) -> None:
@@ -370,3 +373,24 @@ def test_a_bad_field_a_service_finds_is_listed_in_fields_as_the_models_are(env: 
         assert [f["field"] for f in error(r)["fields"]] == [field], r.text
     r = create(env, NIGHTLY | {"name": "x", "tz": "Mars/Olympus"})
     assert [f["field"] for f in error(r)["fields"]] == ["tz"]
+
+
+def test_a_policy_saved_with_a_cron_naming_no_date_breaks_neither_lists_nor_the_scheduler(
+        env: Env) -> None:
+    # rows written before such schedules were refused: GET /policies was a 500 and every
+    # scheduler tick failed (no policy's backups ran)
+    from common.jobs.policy_scheduler import policy_scheduler
+
+    assert create(env, NIGHTLY).status_code == 201
+    assert create(env, NIGHTLY | {"name": "feb31", "selector": "x=y"}).status_code == 201
+    with env.db.session() as s:
+        s.scalars(select(Policy).where(Policy.name == "feb31")).one().schedule = "0 0 31 2 *"
+    listed = env.client.get("/api/v1/policies")
+    assert listed.status_code == 200, listed.text
+    by_name = {p["name"]: p for p in listed.json()}
+    assert by_name["feb31"]["next_run_at"] is None and by_name["nightly"]["next_run_at"]
+    assert env.client.get("/api/v1/policies/feb31").status_code == 200
+    assert env.client.get("/api/v1/volumes").status_code == 200
+    scheduler = policy_scheduler(env.state.service)
+    scheduler.tick(utcnow())  # raised CroniterBadDateError
+    assert {e.name for e in scheduler._entries.values()} == {"nightly"}
