@@ -382,7 +382,8 @@ def test_a_policy_saved_with_a_cron_naming_no_date_breaks_neither_lists_nor_the_
     from common.jobs.policy_scheduler import policy_scheduler
 
     assert create(env, NIGHTLY).status_code == 201
-    assert create(env, NIGHTLY | {"name": "feb31", "selector": "x=y"}).status_code == 201
+    own = {k: v for k, v in NIGHTLY.items() if k not in ("selector", "rpo")}  # default RPO
+    assert create(env, own | {"name": "feb31", "volumes": ["data"]}).status_code == 201
     with env.db.session() as s:
         s.scalars(select(Policy).where(Policy.name == "feb31")).one().schedule = "0 0 31 2 *"
     listed = env.client.get("/api/v1/policies")
@@ -390,7 +391,12 @@ def test_a_policy_saved_with_a_cron_naming_no_date_breaks_neither_lists_nor_the_
     by_name = {p["name"]: p for p in listed.json()}
     assert by_name["feb31"]["next_run_at"] is None and by_name["nightly"]["next_run_at"]
     assert env.client.get("/api/v1/policies/feb31").status_code == 200
-    assert env.client.get("/api/v1/volumes").status_code == 200
+    volumes = env.client.get("/api/v1/volumes")
+    assert volumes.status_code == 200, volumes.text
+    [data] = [v for v in volumes.json() if v["name"] == "data"]
+    assert (data["policy"], data["rpo_seconds"]) == ("feb31", 2 * 86400)
+    preview = env.client.get("/api/v1/policies/feb31/retention-preview")
+    assert preview.status_code == 200, preview.text
     scheduler = policy_scheduler(env.state.service)
     scheduler.tick(utcnow())  # raised CroniterBadDateError
     assert {e.name for e in scheduler._entries.values()} == {"nightly"}
