@@ -83,7 +83,7 @@ def parse_tz(name: str) -> ZoneInfo:
         if not name or name != name.strip() or ".." in name or name.startswith("/"):
             raise ValueError
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
         raise ValueError(f"unknown time zone {name!r}: use an IANA name such as UTC, "
                          "Europe/Berlin or America/New_York") from None
 

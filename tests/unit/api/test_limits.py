@@ -77,3 +77,12 @@ def test_the_audit_log_pages_like_the_other_lists(env: Env) -> None:
     assert [e["id"] for e in page.json()] == ids[1:2]
     r = env.client.get("/api/v1/audit", params={"offset": -1})
     assert r.status_code == 422 and error(r)["message"].startswith("offset must be")
+
+
+def test_an_offset_past_a_database_integer_is_422(env: Env) -> None:
+    # 10**20 reached the database driver: OverflowError, a 500
+    for path in ("/api/v1/jobs", "/api/v1/backups", "/api/v1/audit"):
+        r = env.client.get(path, params={"offset": 10**20})
+        assert r.status_code == 422, (path, r.text)
+        assert error(r)["message"].startswith("offset must be at most")
+        assert env.client.get(path, params={"offset": 10**12}).json() == []

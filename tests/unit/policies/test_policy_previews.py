@@ -75,7 +75,9 @@ def test_a_cron_naming_no_date_or_a_huge_jitter_is_422_not_500(env: Env) -> None
             ({"schedule": "0 0 31 2 *"}, "schedule", "never run"),
             ({"schedule": "0 0 30 2 *", "tz": "Europe/Berlin"}, "schedule", "31 February"),
             ({"schedule": "@daily", "jitter_seconds": 10**20}, "jitter_seconds", "0 to 86400"),
-            ({"schedule": "@daily", "jitter_seconds": -1}, "jitter_seconds", "0 to 86400")):
+            ({"schedule": "@daily", "jitter_seconds": -1}, "jitter_seconds", "0 to 86400"),
+            # a name longer than a file name: OSError from zoneinfo, a 500
+            ({"schedule": "@daily", "tz": "a" * 3000}, "tz", "unknown time zone")):
         r = env.client.get(URL, params=params)
         assert r.status_code == 422, (params, r.text)
         assert field in error(r)["message"] and words in error(r)["hint"], r.text
