@@ -115,6 +115,22 @@ def test_fleet_docs_and_openapi_need_the_token(tmp_path: Path) -> None:
         assert "VOLKEEPER_API_TOKEN" in error(e.client.get("/api/v1/jobs"))["hint"]
 
 
+def test_the_docs_page_runs_only_the_pinned_swagger_ui_it_holds_hashes_of(env: Env) -> None:
+    # it loaded swagger-ui-dist@5 (whatever 5.x is newest) from a CDN without integrity
+    # on the API's origin, where the console's session cookie works; and a third site's
+    # favicon
+    import re
+
+    page = env.client.get("/api/docs")
+    assert page.status_code == 200
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', page.text)
+    assert len(external) == 2 and all("swagger-ui-dist@5.36.0/" in u for u in external)
+    tags = re.findall(r"<(?:script|link)[^>]*https?://[^>]*>", page.text)
+    assert len(tags) == 2
+    assert all('integrity="sha384-' in t and 'crossorigin="anonymous"' in t for t in tags)
+    assert "/api/v1/openapi.json" in page.text
+
+
 def test_no_cors_headers_are_sent(env: Env) -> None:
     r = env.client.options("/api/v1/backups", headers={
         "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
