@@ -48,7 +48,7 @@ DOCS_PAGE = f"""<!DOCTYPE html>
 <script>
 SwaggerUIBundle({{url: "/api/v1/openapi.json", dom_id: "#swagger-ui", layout: "BaseLayout",
   deepLinking: true, showExtensions: true, showCommonExtensions: true,
-  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]}});
+  presets: [SwaggerUIBundle.presets.apis]}});
 </script>
 </body>
 </html>
