@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.db.models import Backup, Target
+from common.db.models import Backup, Job, JobState, Target
 from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound
 
@@ -58,6 +58,16 @@ def list_targets(session: Session) -> list[Target]:
 
 def remove_target(session: Session, name: str) -> None:
     target = get_target(session, name)
+    # a job writing to it would catalogue a backup on a target that is gone
+    busy = [j for j in session.scalars(select(Job).where(
+                Job.state.in_((JobState.queued, JobState.running))).order_by(Job.created_at))
+            if name in (j.target, (j.params or {}).get("destination"),
+                        (j.params or {}).get("via"))]
+    if busy:
+        raise Conflict(f"target {name!r} is in use by job {busy[0].id} ({busy[0].kind}, "
+                       f"{busy[0].state})" + (f" and {len(busy) - 1} more" if busy[1:]
+                                                else ""),
+                       "wait for the job to finish (or cancel it), then remove the target")
     used = list(session.execute(select(Backup.id, Backup.kind).where(Backup.target == name)
                                 .order_by(Backup.created_at).limit(6)))
     if used:

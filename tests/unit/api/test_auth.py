@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from common.auth import hash_secret, read_token_file
 from common.config import Settings
-from common.db import ApiToken, AuditEntry, jobs
+from common.db import ApiToken, AuditEntry, JobState, jobs
 from tests.unit.api.test_api import Env, _make, error
 
 
@@ -190,7 +190,9 @@ def test_every_change_is_audited_without_secrets_and_refusals_too(env: Env) -> N
         "name": "s3", "url": "s3://bucket/p", "options": {"endpoint_url": "http://127.0.0.1:9"},
         "credentials": {"access_key_id": "AKIA1", "secret_access_key": "very-secret-1"}})
     env.client.post("/api/v1/backups", json={"volume": "data"})
-    env.client.post("/api/v1/targets/s3/keys", json={"new_password": "passphrase-42"})
+    keys = env.client.post("/api/v1/targets/s3/keys", json={"new_password": "passphrase-42"})
+    with env.db.session() as s:  # a target a job still uses is not removed
+        jobs.finish_job(s, keys.json()["id"], JobState.succeeded)
     env.client.delete("/api/v1/targets/s3")
     env.client.post("/api/v1/targets", json={"name": "etc", "url": "file:///etc"})
     with bare(env) as c:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from common.db import catalog
 from common.storage.registry import shares_storage, storage_location
@@ -103,3 +104,24 @@ def test_a_target_added_by_another_request_meanwhile_is_a_conflict(
         monkeypatch.undo()
         # the session goes on (the savepoint was rolled back), the first one stays
         assert catalog.get_target(s, "nas").url == "file:///srv/nas"
+
+
+def test_a_target_a_job_writes_to_cannot_be_removed_meanwhile(env: Env) -> None:
+    # removed under a running backup, the backup was catalogued on a target that was gone
+    assert _add(env, "nas", "file:///srv/nas")[0] == 201
+    assert _add(env, "far", "file:///srv/far")[0] == 201
+    job = env.client.post("/api/v1/backups", json={"volume": "data", "target": "nas"})
+    assert job.status_code == 202, job.text
+    r = env.client.delete("/api/v1/targets/nas")
+    assert r.status_code == 409, r.text
+    assert job.json()["id"] in error(r)["message"] and "wait" in error(r)["hint"]
+    copy_id = _backup(env)  # on local; a copy to "far" queued
+    assert env.client.post(f"/api/v1/backups/{copy_id}/copy",
+                           json={"target": "far"}).status_code == 202
+    assert env.client.delete("/api/v1/targets/far").status_code == 409
+    with env.db.session() as s:
+        from common.db import Job, JobState, jobs
+
+        for j in s.scalars(select(Job)):
+            jobs.finish_job(s, j.id, JobState.succeeded)
+    assert env.client.delete("/api/v1/targets/far").status_code == 204
