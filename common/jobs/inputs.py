@@ -230,7 +230,10 @@ class RestoreIn(Input):
                 raise ValueError(f"invalid path {p!r}: use a path inside the volume such as "
                                  "'db/base' (no '..', no empty segments)")
             out.append(clean)
-        return out
+        # once each, and none inside another one given (its directory brings it): GNU tar
+        # fails a name no member was extracted for ("db/base: Not found in archive")
+        return [c for i, c in enumerate(out) if c not in out[:i]
+                and not any(c.startswith(k + "/") for k in out)]
 
 
 class BackupPatch(Input):
