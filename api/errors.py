@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -15,6 +16,34 @@ from common.errors import VolkeeperError
 from common.jobs.inputs import invalid_request
 
 log = logging.getLogger(__name__)
+
+
+class FieldProblem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="not_found, conflict, invalid_input, forbidden …")
+    message: str
+    hint: str | None = Field(default=None, description="what to do about it")
+    fields: list[FieldProblem] | None = Field(
+        default=None, description="422 for a request that fails its checks: each bad field")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"code", "message", "hint", "fields"}}``."""
+
+    error: ErrorDetail
+
+
+#: the error answers every route documents (FastAPI's own 422 schema, ``{"detail": …}``,
+#: is not what this API sends)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "invalid request: error.fields names each field"},
+    "4XX": {"model": ErrorBody, "description": "refused: error.message and error.hint say "
+            "why and what to do"},
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

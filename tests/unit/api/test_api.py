@@ -484,3 +484,17 @@ def test_verify_takes_its_host_in_the_body_as_copy_and_drills_do(env: Env) -> No
     assert both.status_code == 422 and "name the host once" in error(both)["hint"]
     ghost = env.client.post(f"/api/v1/backups/{backup_id}/verify", json={"host": "ghost"})
     assert ghost.status_code == 404
+
+
+def test_the_openapi_schema_documents_the_error_body_the_api_sends(env: Env) -> None:
+    # it documented FastAPI's {"detail": [...]} for 422, which this API never sends
+    spec = env.client.get("/api/v1/openapi.json").json()
+    responses = spec["paths"]["/api/v1/backups"]["post"]["responses"]
+    for status in ("422", "4XX"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"}, responses
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    detail = spec["components"]["schemas"]["ErrorDetail"]["properties"]
+    assert {"code", "message", "hint", "fields"} <= set(detail)
+    body = env.client.post("/api/v1/backups", json={}).json()
+    assert set(body) == {"error"} and set(body["error"]) <= set(detail)
