@@ -22,6 +22,11 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 
 def test_a_label_change_waits_for_one_in_flight_and_keeps_its_tags(env: Env) -> None:
+    assert_label_changes_add_up(env)
+
+
+def assert_label_changes_add_up(env: Env, headers: dict[str, str] | None = None) -> None:
+    """What every database must do (shared with the PostgreSQL integration test)."""
     backup_id = _backup(env)  # an archive: its tags live in the catalog only
 
     def other() -> None:
@@ -35,7 +40,7 @@ def test_a_label_change_waits_for_one_in_flight_and_keeps_its_tags(env: Env) -> 
         time.sleep(0.5)  # it has read the row (before the fix) and waits to write
     late.join(10)
     assert not late.is_alive()
-    got = env.client.get(f"/api/v1/backups/{backup_id}").json()
+    got = env.client.get(f"/api/v1/backups/{backup_id}", headers=headers).json()
     assert (got["tags"], got["pinned"]) == (["a", "b"], True)
 
 
