@@ -59,7 +59,9 @@ def check_tags(tags: Sequence[str]) -> list[str]:
     for t in tags:
         if (not t or len(t) > MAX_TAG_LENGTH or not t.isprintable() or "," in t
                 or any(c.isspace() for c in t)):
-            raise InvalidInput(f"invalid tag {t!r}",
+            shown = repr(t[:MAX_TAG_LENGTH]) + (f" … ({len(t)} characters)"
+                                                if len(t) > MAX_TAG_LENGTH else "")
+            raise InvalidInput(f"invalid tag {shown}",
                                f"a tag is 1-{MAX_TAG_LENGTH} printable characters without "
                                "spaces or commas")
         out.append(t)

@@ -241,3 +241,11 @@ def test_repair_is_queued_with_its_options_in_the_targets_maintenance_slot(env: 
     assert env.client.post("/api/v1/targets/local/prune", json={}).status_code == 409
     assert env.client.post("/api/v1/targets/local/repair",
                            json={"bogus": 1}).status_code == 422
+
+
+def test_a_too_long_tag_is_named_without_echoing_all_of_it(env: Env) -> None:
+    # the 422 repeated every character of a 3000-character tag
+    backup_id = _backup(env)
+    r = env.client.patch(f"/api/v1/backups/{backup_id}", json={"add_tags": ["x" * 3000]})
+    assert r.status_code == 422
+    assert len(error(r)["message"]) < 200 and "3000 characters" in error(r)["message"]
