@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from api.console import router as console_router
 from api.deps import AppState
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.routes import (
     backup_ops,
     backups,
@@ -173,7 +173,7 @@ def create_app(
     install_text_check(app)
     if not in_process:
         install_host_check(app, settings)
-    v1 = APIRouter(prefix="/api/v1")
+    v1 = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     install_openapi(app, v1)
     for r in (health.router, hosts.router, targets.router, repository.router, backups.router,
               backup_ops.router, restores.router, drills.router, jobs.router,

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.deps import Viewer
@@ -23,6 +22,37 @@ from common.config import Settings
 from common.jobs.inputs import text_problem
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+#: Swagger UI for ``/api/docs``, from the CDN FastAPI names, but one exact version held
+#: to its files' hashes (subresource integrity): the page runs on the API's origin, where
+#: the console's session cookie works, so a changed or unpinned script (FastAPI's default:
+#: ``swagger-ui-dist@5``, whatever 5.x is newest) must not run. The hashes are those of
+#: the files in the npm package swagger-ui-dist 5.36.0, which the CDN serves as they are.
+#: No favicon from a third site. Air-gapped, the page stays empty: read
+#: ``/api/v1/openapi.json`` instead.
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.36.0"
+SWAGGER_JS_SRI = "sha384-fUpRgC19yPykTqzdrUbdAg8NTiu16NEKf9U12J+IJWCg8/1mEI8f2+PEIz60Wyd+"
+SWAGGER_CSS_SRI = "sha384-z/AtSaOHGn5MJ5auAHXUypohywlIWLBZo1jeGmhdpVIbCnFhxAH92cwdV41oyINc"
+DOCS_PAGE = f"""<!DOCTYPE html>
+<html>
+<head>
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css" integrity="{SWAGGER_CSS_SRI}"
+ crossorigin="anonymous">
+<title>volkeeper API</title>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js" integrity="{SWAGGER_JS_SRI}"
+ crossorigin="anonymous"></script>
+<script>
+SwaggerUIBundle({{url: "/api/v1/openapi.json", dom_id: "#swagger-ui", layout: "BaseLayout",
+  deepLinking: true, showExtensions: true, showCommonExtensions: true,
+  presets: [SwaggerUIBundle.presets.apis]}});
+</script>
+</body>
+</html>
+"""
 
 
 def host_name(header: str) -> str:
@@ -74,7 +104,8 @@ def install_openapi(app: FastAPI, v1: APIRouter) -> None:
 
     @app.get("/api/docs", include_in_schema=False)
     def docs(_user: Viewer) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="volkeeper API")
+        return HTMLResponse(DOCS_PAGE, headers={"Cache-Control": "no-cache",
+                                                "Referrer-Policy": "no-referrer"})
 
 
 def install_text_check(app: FastAPI) -> None:

@@ -130,9 +130,14 @@ def audited(action: str | Callable[[dict[str, Any]], str],
 
 
 def list_entries(db: Database, *, actor: str | None = None, action: str | None = None,
-                 since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Entries, newest first; ``action`` matches a prefix (``target.`` → every target one)."""
-    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(min(max(limit, 1), 1000))
+                 since: datetime | None = None, limit: int = 200, offset: int = 0
+                 ) -> list[dict[str, Any]]:
+    """Entries, newest first; ``action`` matches a prefix (``target.`` → every target one).
+    ``limit`` (1 to 1000; below 1 is InvalidInput, as for every list) after ``offset``."""
+    from common.db.paging import page_limit, page_offset
+
+    q = (select(AuditEntry).order_by(AuditEntry.id.desc())
+         .limit(page_limit(limit)).offset(page_offset(offset)))
     if actor:
         q = q.where(AuditEntry.actor == actor)
     if action:

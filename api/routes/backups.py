@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.deps import DbSession, Operator, State, Viewer
 from api.routes.jobs import job_out
 from api.schemas import BackupIn, BackupOut, JobOut, VerifyIn
+from common.errors import InvalidInput
 from common.jobs import views
 from common.jobs.views import BackedUpVolumeOut
 
@@ -56,7 +57,11 @@ def verify_backup(backup_id: str, state: State, user: Operator,
     each damaged object and file) on damage; the outcome is also kept on the backup
     (``verify_status``, ``verified_at``)."""
     body = body or VerifyIn()
-    job = state.service.submit_verify(backup_id=backup_id, host=host, requested_by=user.name,
+    if host and body.host and host != body.host:
+        raise InvalidInput(f"two hosts named: ?host={host} and body host {body.host!r}",
+                           "name the host once (in the body, as the other operations do)")
+    job = state.service.submit_verify(backup_id=backup_id, host=host or body.host,
+                                      requested_by=user.name,
                                       read_data=body.read_data, subset=body.subset,
                                       seed=body.seed)
     return job_out(job, state)

@@ -8,6 +8,9 @@ from fastapi import APIRouter
 from api.deps import DbSession, Operator, State, Viewer, require_role
 from api.routes.jobs import job_out
 from api.schemas import BackupOut, JobOut
+from common.db import Job
+from common.db.kinds import GROUP_KIND
+from common.errors import NotFound
 from common.jobs import views
 from common.jobs.groups import GroupBackupIn, GroupJobs, GroupRestoreIn
 
@@ -27,8 +30,14 @@ def start_group_backup(body: GroupBackupIn, state: State, user: Operator) -> Job
 
 @router.get("/{group_id}", response_model=list[BackupOut])
 def get_group(group_id: str, session: DbSession, _user: Viewer) -> list[BackupOut]:
-    """The backups of a group (one per volume)."""
-    return views.list_backups(session, group=group_id)
+    """The backups of a group (one per volume); 404 for an id no group job has (a group
+    job that failed has none: an empty list)."""
+    made = views.list_backups(session, group=group_id)
+    job = session.get(Job, group_id)
+    if not made and (job is None or job.kind != GROUP_KIND):
+        raise NotFound("group", group_id, "a group's id is the id of the job that backed it "
+                       "up (`volkeeper backups`, column group; GET /api/v1/backups)")
+    return made
 
 
 @router.post("/{group_id}/restore", response_model=list[JobOut], status_code=202)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -85,6 +86,9 @@ def job_events(job_id: str, state: State, _user: Viewer,
     (pushed through the progress bus as the worker publishes it), then one ``end`` event
     with the final job when it has finished. The job's state itself is read from the
     database every ``interval`` seconds (0.05 to 5)."""
+    if not math.isfinite(interval):  # nan passed the clamp below: a stream without pauses
+        raise InvalidInput(f"interval must be a number of seconds (got {interval!r})",
+                           "give 0.05 to 5, e.g. interval=1")
     with state.db.session() as s:
         jobs.get_job(s, job_id)  # 404 before the stream starts
     interval = min(max(interval, 0.05), 5.0)

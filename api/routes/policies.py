@@ -44,8 +44,8 @@ def preview_schedule(_user: Viewer, schedule: str, tz: str = "UTC", count: int =
                      jitter_seconds: int = 0, policy: str = "") -> SchedulePreviewOut:
     """The next ``count`` (1 to 50) runs of a schedule in a time zone, as the scheduler
     would start them (with ``policy`` and ``jitter_seconds``: that policy's jitter). 422
-    names ``schedule``, ``tz`` or ``count``."""
-    return schedule_preview(schedule, tz, count, jitter_seconds=max(0, jitter_seconds),
+    names ``schedule``, ``tz``, ``count`` or ``jitter_seconds`` (0 to 86400)."""
+    return schedule_preview(schedule, tz, count, jitter_seconds=jitter_seconds,
                             policy=policy)
 
 

@@ -77,8 +77,10 @@ def revoke_token(name: str, state: State, user: Admin) -> TokenOut:
 
 @router.get("/audit", response_model=list[AuditOut])
 def audit(state: State, _user: Admin, actor: str | None = None, action: str | None = None,
-          since: datetime | None = None, limit: int = 200) -> list[AuditOut]:
+          since: datetime | None = None, limit: int = 200, offset: int = 0
+          ) -> list[AuditOut]:
     """Every state-changing request, newest first. ``action`` matches a prefix
-    (``target.`` → every target change); ``since`` an ISO time."""
+    (``target.`` → every target change); ``since`` an ISO time. ``limit`` rows (at most
+    1000) after skipping ``offset``."""
     return [AuditOut(**e) for e in list_entries(state.db, actor=actor, action=action,
-                                                 since=since, limit=limit)]
+                                                 since=since, limit=limit, offset=offset)]

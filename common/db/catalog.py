@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.db.models import Backup, Target
+from common.db.models import Backup, Job, JobState, Target
 from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound
 
@@ -28,8 +29,15 @@ def add_target(
         raise Conflict(f"target {name!r} already exists",
                        "remove it first or choose another name")
     if existing is None:
-        existing = Target(name=name)
-        session.add(existing)
+        try:  # two requests adding one name at once: the second is refused, not a 500
+            with session.begin_nested():
+                existing = Target(name=name, url=url, options=options, secrets=secrets)
+                session.add(existing)
+                session.flush()
+        except sa_exc.IntegrityError:
+            raise Conflict(f"target {name!r} already exists (added by another request "
+                           "just now)", "remove it first or choose another name") from None
+        return existing
     existing.url = url
     existing.options = options
     existing.secrets = secrets
@@ -50,6 +58,16 @@ def list_targets(session: Session) -> list[Target]:
 
 def remove_target(session: Session, name: str) -> None:
     target = get_target(session, name)
+    # a job writing to it would catalogue a backup on a target that is gone
+    busy = [j for j in session.scalars(select(Job).where(
+                Job.state.in_((JobState.queued, JobState.running))).order_by(Job.created_at))
+            if name in (j.target, (j.params or {}).get("destination"),
+                        (j.params or {}).get("via"))]
+    if busy:
+        raise Conflict(f"target {name!r} is in use by job {busy[0].id} ({busy[0].kind}, "
+                       f"{busy[0].state})" + (f" and {len(busy) - 1} more" if busy[1:]
+                                                else ""),
+                       "wait for the job to finish (or cancel it), then remove the target")
     used = list(session.execute(select(Backup.id, Backup.kind).where(Backup.target == name)
                                 .order_by(Backup.created_at).limit(6)))
     if used:
@@ -139,8 +157,13 @@ def list_backups(
 
 def label_backup(session: Session, backup_id: str, *, add: Sequence[str] = (),
                  remove: Sequence[str] = (), pinned: bool | None = None) -> Backup:
-    """Add and remove tags and set the pin of a catalog row."""
-    backup = get_backup(session, backup_id)
+    """Add and remove tags and set the pin of a catalog row. The row is locked before it
+    is read (an UPDATE first: PostgreSQL's row lock, SQLite's write lock), so two requests
+    at once each add their tags; read first, the later write dropped the other's."""
+    session.execute(update(Backup).where(Backup.id == backup_id)
+                    .values(pinned=Backup.pinned))
+    backup = session.get(Backup, backup_id, populate_existing=True) or get_backup(
+        session, backup_id)
     backup.tags = sorted((set(backup.tags or []) | set(add)) - set(remove))
     if pinned is not None:
         backup.pinned = pinned

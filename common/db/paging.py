@@ -10,6 +10,8 @@ from __future__ import annotations
 from common.errors import InvalidInput
 
 MAX_ROWS = 1000
+#: the largest offset: any list is far shorter, and a larger one overflows SQL's BIGINT
+MAX_OFFSET = 10**12
 
 
 def page_limit(limit: int, field: str = "limit") -> int:
@@ -25,4 +27,7 @@ def page_offset(offset: int, field: str = "offset") -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInput(f"{field} must be a whole number of at least 0 (got {offset!r})",
                            f"skip 0 or more rows, e.g. {field}=100")
+    if offset > MAX_OFFSET:  # past a 64-bit integer the database driver fails (a 500)
+        raise InvalidInput(f"{field} must be at most {MAX_OFFSET} (got {offset!r})",
+                           f"skip fewer rows, e.g. {field}=100")
     return offset

@@ -230,7 +230,10 @@ class RestoreIn(Input):
                 raise ValueError(f"invalid path {p!r}: use a path inside the volume such as "
                                  "'db/base' (no '..', no empty segments)")
             out.append(clean)
-        return out
+        # once each, and none inside another one given (its directory brings it): GNU tar
+        # fails a name no member was extracted for ("db/base: Not found in archive")
+        return [c for i, c in enumerate(out) if c not in out[:i]
+                and not any(c.startswith(k + "/") for k in out)]
 
 
 class BackupPatch(Input):
@@ -298,6 +301,9 @@ class VerifyIn(Input):
     seed: int | None = Field(default=None, ge=0, lt=2**32,
                              description="seed of the subset's random choice (reported "
                              "in the result; random when not given)")
+    host: str | None = Field(default=None, max_length=200,
+                             description="host whose worker verifies (default: the "
+                             "backup's); also accepted as the query parameter ?host=")
 
     @model_validator(mode="after")
     def _seed_needs_subset(self) -> VerifyIn:

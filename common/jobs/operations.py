@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from common.audit import audited
 from common.db import Backup, Job, JobState, catalog, hosts, jobs
@@ -58,7 +59,9 @@ def check_tags(tags: Sequence[str]) -> list[str]:
     for t in tags:
         if (not t or len(t) > MAX_TAG_LENGTH or not t.isprintable() or "," in t
                 or any(c.isspace() for c in t)):
-            raise InvalidInput(f"invalid tag {t!r}",
+            shown = repr(t[:MAX_TAG_LENGTH]) + (f" … ({len(t)} characters)"
+                                                if len(t) > MAX_TAG_LENGTH else "")
+            raise InvalidInput(f"invalid tag {shown}",
                                f"a tag is 1-{MAX_TAG_LENGTH} printable characters without "
                                "spaces or commas")
         out.append(t)
@@ -151,6 +154,7 @@ class OperationsService(JobService):
                                "name another target with --to")
         with self.db.session() as s:
             catalog.get_target(s, target)
+            _refuse_same_storage(s, backup.target, target)
         host = host or backup.host
         self._check_host_online(host)
         with self.db.session() as s:
@@ -203,6 +207,7 @@ class OperationsService(JobService):
         with self.db.session() as s:
             catalog.get_target(s, source)
             catalog.get_target(s, destination)
+            _refuse_same_storage(s, source, destination)
             known = set(s.scalars(select(Backup.volume).where(
                 Backup.target == source, Backup.kind == "backup").distinct()))
         missing = [v for v in wanted if v not in known]
@@ -232,6 +237,10 @@ class OperationsService(JobService):
         ``exclusive`` says otherwise: a snapshot listing that adopts writes the catalog)."""
         task, default_exclusive = TARGET_JOBS[kind]
         exclusive = default_exclusive if exclusive is None else exclusive
+        if secrets and "new_password" in secrets:  # 422 now, not a failed job later
+            from common.repository.core.keys import check_new_passphrase
+
+            check_new_passphrase(str(secrets["new_password"]))
         with self.db.session() as s:
             catalog.get_target(s, target)
         host = self._host_for_target(target, host)
@@ -264,3 +273,16 @@ class OperationsService(JobService):
                     continue
         raise Unavailable(f"no online host is known to reach target {target!r}",
                           "name a host whose worker can reach it: --host NAME")
+
+
+def _refuse_same_storage(session: Session, source: str, destination: str) -> None:
+    """A copy or move onto the storage it comes from would catalogue the backup twice;
+    forgetting one (a move forgets the source) deletes the data of both."""
+    from common.jobs.targets import same_storage
+
+    if same_storage(session, source, destination):
+        raise InvalidInput(
+            f"targets {source!r} and {destination!r} use the same storage: a copy there "
+            "would be the same data, and forgetting either backup would delete both",
+            "name a target with a location of its own (another directory or bucket "
+            "prefix); GET /api/v1/targets shows each target's URL")

@@ -26,7 +26,7 @@ from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
 from common.jobs.policy_previews import backups_on, retention_groups
 from common.jobs.policy_runs import RunResult, not_found, requested_by, run_policies
-from common.jobs.policy_state import InventoryView, schedule_of, selection_of
+from common.jobs.policy_state import InventoryView, selection_of
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
@@ -36,6 +36,7 @@ from common.jobs.policy_views import (
     policy_out,
 )
 from common.policies.retention import decide, items_from_rows
+from common.policies.rules import tz_of
 from common.policies.schedule import parse_tz
 from common.policies.selection import Selection, check_selection
 
@@ -147,7 +148,7 @@ class PolicyService:
         with self.db.session() as s:
             p = _get(s, name)
             return retention_groups(s, selection_of(p), p.targets, p.retention,
-                                    schedule_of(p).tz)
+                                    tz_of(p))
 
     def draft_retention_preview(self, body: PolicyBody) -> list[PreviewOut]:
         """``retention_preview`` of a policy not saved yet (the console's form)."""
@@ -170,7 +171,7 @@ class PolicyService:
             if not p.retention:
                 return []
             decisions = decide(items_from_rows(backups_on(s, host, volume, target)),
-                               p.retention, schedule_of(p).tz)
+                               p.retention, tz_of(p))
         jobs: list[Job] = []
         for d in reversed(decisions):
             if d.keep or (limit is not None and len(jobs) >= limit):

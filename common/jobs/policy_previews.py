@@ -27,6 +27,8 @@ from common.policies.selection import select as select_volumes
 
 #: how many runs a schedule preview shows at most
 MAX_RUNS = 50
+#: the largest jitter a policy may have (``PolicyBody.jitter_seconds``)
+MAX_JITTER = 86400
 
 
 class SchedulePreviewOut(BaseModel):
@@ -42,11 +44,15 @@ def schedule_preview(schedule: str, tz: str = "UTC", count: int = 5, *,
                      jitter_seconds: int = 0, policy: str = "",
                      now: datetime | None = None) -> SchedulePreviewOut:
     """The next ``count`` runs of ``schedule`` in ``tz`` (with the jitter a policy named
-    ``policy`` would get). InvalidRequest names ``schedule``, ``tz`` or ``count``."""
+    ``policy`` would get). InvalidRequest names ``schedule``, ``tz``, ``count`` or
+    ``jitter_seconds``."""
     problems = []
     if isinstance(count, bool) or not 1 <= count <= MAX_RUNS:
         problems.append({"field": "count", "problem": f"ask for 1 to {MAX_RUNS} runs "
                          f"(got {count!r})"})
+    if isinstance(jitter_seconds, bool) or not 0 <= jitter_seconds <= MAX_JITTER:
+        problems.append({"field": "jitter_seconds", "problem": f"give 0 to {MAX_JITTER} "
+                         f"seconds, as a policy's (got {jitter_seconds!r})"})
     zone: ZoneInfo | None = None
     try:
         zone = parse_tz(tz)

@@ -38,7 +38,10 @@ def next_run(p: Policy, now: datetime, kind: str = "backup") -> datetime | None:
     expr = getattr(p, KINDS[kind][0].key)
     if not p.enabled or not expr:
         return None
-    slot = parse_schedule(expr, p.tz).next_after(now)
+    try:
+        slot = parse_schedule(expr, p.tz).next_after(now)
+    except ValueError:  # a row saved before its schedule was refused: never scheduled
+        return None
     return slot + jitter_for(jitter_key(p.name, kind), slot, p.jitter_seconds)
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from common.policies.rpo import default_rpo
-from common.policies.schedule import Schedule, parse_schedule
+from common.policies.schedule import Schedule, parse_schedule, parse_tz
 from common.policies.selection import Selection, check_selection
 
 
@@ -37,7 +38,21 @@ def schedule_of(p: PolicyColumns) -> Schedule:
     return parse_schedule(p.schedule, p.tz)
 
 
+#: the RPO of a policy without its own whose schedule is unusable (a row saved before
+#: such schedules were refused): a daily policy's, so its volumes turn overdue and say so
+UNUSABLE_SCHEDULE_RPO = timedelta(days=2)
+
+
 def rpo_of(p: PolicyColumns) -> timedelta:
     if p.rpo_seconds:
         return timedelta(seconds=p.rpo_seconds)
-    return default_rpo(schedule_of(p))
+    try:
+        return default_rpo(schedule_of(p))
+    except ValueError:
+        return UNUSABLE_SCHEDULE_RPO
+
+
+def tz_of(p: PolicyColumns) -> ZoneInfo:
+    """The policy's time zone (retention's days and weeks), also when its schedule is
+    unusable."""
+    return parse_tz(p.tz)

@@ -35,6 +35,8 @@ PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * 
            "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
            "@annually": "0 0 1 1 *"}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+#: the longest duration (100 years): a schedule, an RPO or keep_within beyond it is a typo
+MAX_DURATION = 100 * _UNITS["y"]
 _DURATION = re.compile(r"(\d+)\s*([smhdwy])")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: how far a wall-clock time can be from UTC-offset-naive arithmetic (largest DST shift)
@@ -61,6 +63,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: it must be longer than 0s")
+    if seconds > MAX_DURATION:  # beyond, timedelta or the dates added to it overflow
+        raise ValueError(f"invalid duration {text[:40]!r}: it must be at most 100y")
     return timedelta(seconds=seconds)
 
 
@@ -79,7 +83,7 @@ def parse_tz(name: str) -> ZoneInfo:
         if not name or name != name.strip() or ".." in name or name.startswith("/"):
             raise ValueError
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
         raise ValueError(f"unknown time zone {name!r}: use an IANA name such as UTC, "
                          "Europe/Berlin or America/New_York") from None
 
@@ -195,7 +199,22 @@ def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
                          "(minute hour day month weekday, e.g. '0 2 * * *'), a preset "
                          f"({', '.join(p for p in PRESETS if p not in ('@midnight', '@annually'))}"
                          ") or '@every 6h'")
+    if text.lower() not in PRESETS:
+        _check_fires(expr, cron)
     return Schedule(expr=text, tz=zone, cron=cron)
+
+
+def _check_fires(expr: str, cron: str) -> None:
+    """ValueError for a cron expression that names no date (``0 0 31 2 *``: croniter
+    accepts it, then finds no slot: every scheduler tick failed on it, for every
+    policy)."""
+    from croniter import CroniterBadDateError
+
+    try:
+        _croniter()(cron, _REFERENCE).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"invalid schedule {expr!r}: it names no date that exists (such "
+                         "as 31 February), so it would never run") from None
 
 
 #: ``_cron_interval`` of the presets' expressions, known without croniter (a read command

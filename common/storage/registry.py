@@ -9,6 +9,7 @@ goes through the limiter again, as its bytes do cross the wire again.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -173,6 +174,47 @@ def validate_target_url(url: str, options: dict[str, Any] | None = None) -> None
                     "option 'endpoint_url' contains credentials",
                     "put access keys in the target's secrets",
                 )
+
+
+def storage_location(url: str, options: dict[str, Any] | None = None
+                     ) -> tuple[str, tuple[str, ...]]:
+    """Where a target's objects live, for comparing targets: the store (a file system, an
+    S3 endpoint and bucket, a memory backend) and the path inside it as components."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    path = unquote(parts.path)
+    if scheme == "file":
+        store = "file"
+        path = os.path.normpath(path)
+    elif scheme == "s3":
+        endpoint = (options or {}).get("endpoint_url")
+        where = "aws"
+        if endpoint:
+            ep = urlsplit(str(endpoint))
+            try:
+                port = ep.port
+            except ValueError:
+                port = None
+            port = port or (443 if ep.scheme == "https" else 80)
+            where = f"{(ep.hostname or '').lower()}:{port}"
+        store = f"s3:{where}:{parts.netloc}"
+    else:
+        store, path = f"{scheme}:{parts.netloc}", path
+    return store, tuple(p for p in path.split("/") if p)
+
+
+def shares_storage(a: tuple[str, tuple[str, ...]], b: tuple[str, tuple[str, ...]]) -> bool:
+    """Whether two targets' objects (each under its ``volkeeper/`` prefix) can meet: the
+    same location, or one inside the other's ``volkeeper/``. Each would then list, prune,
+    repair, forget or migrate the other's data as its own."""
+    (store_a, path_a), (store_b, path_b) = a, b
+    if store_a != store_b:
+        return False
+    if path_a == path_b:
+        return True
+    inner, outer = (path_a, path_b) if len(path_a) > len(path_b) else (path_b, path_a)
+    data = (*outer, "volkeeper")
+    return inner[:len(data)] == data
 
 
 def _validate_secrets(scheme: str, secrets: dict[str, Any]) -> None:

@@ -436,3 +436,65 @@ def test_an_operator_releases_a_stuck_lock_and_the_release_is_kept_on_the_job(
     again = env.client.post(f"/api/v1/jobs/{job['id']}/release")
     assert again.status_code == 409 and "holds no lock" in error(again)["message"]
     assert env.client.post("/api/v1/jobs/nope/release").status_code == 404
+
+
+def test_event_stream_refuses_an_interval_that_is_not_a_number(env: Env) -> None:
+    # interval=nan passed the clamp to 0.05..5 and made the stream read the database
+    # without pausing for as long as the job ran
+    job = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    with env.db.session() as s:
+        jobs.start_job(s, job["id"], "w")
+        jobs.finish_job(s, job["id"], JobState.succeeded, progress={"phase": "done"})
+    for bad in ("nan", "NaN", "inf", "-inf"):
+        r = env.client.get(f"/api/v1/jobs/{job['id']}/events", params={"interval": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert "interval" in error(r)["message"]
+    ok = env.client.get(f"/api/v1/jobs/{job['id']}/events", params={"interval": "100"})
+    assert ok.status_code == 200 and "event: end" in ok.text  # clamped, as documented
+
+
+def test_an_unknown_path_or_method_says_so_and_where_the_paths_are(env: Env) -> None:
+    # both were {"code": "http_error", "message": "Not Found"} without a hint
+    r = env.client.get("/api/v1/backup")
+    assert r.status_code == 404
+    assert error(r) == {"code": "not_found", "message": "no such path: /api/v1/backup",
+                        "hint": "see the API's paths and methods at /api/docs"}
+    r = env.client.put("/api/v1/backups", json={})
+    assert r.status_code == 405 and error(r)["code"] == "method_not_allowed"
+    assert "PUT" in error(r)["message"] and "GET" in error(r)["hint"]
+    assert "POST" in r.headers["allow"]
+
+
+def test_verify_takes_its_host_in_the_body_as_copy_and_drills_do(env: Env) -> None:
+    # only ?host= worked; {"host": …} in the body was "Extra inputs are not permitted"
+    with env.db.session() as s:
+        from common.db import catalog, hosts
+
+        hosts.register_host(s, "h2", docker_version="28.2", worker_version="t")
+        backup_id = catalog.add_backup(s, host="h1", volume="data", target="local",
+                                       format="tar", key="k", manifest_key="k.m",
+                                       checksum="0" * 64).id
+    r = env.client.post(f"/api/v1/backups/{backup_id}/verify", json={"host": "h2"})
+    assert r.status_code == 202, r.text
+    assert r.json()["host"] == "h2"
+    with env.db.session() as s:
+        jobs.finish_job(s, r.json()["id"], JobState.succeeded)
+    both = env.client.post(f"/api/v1/backups/{backup_id}/verify", params={"host": "h1"},
+                           json={"host": "h2"})
+    assert both.status_code == 422 and "name the host once" in error(both)["hint"]
+    ghost = env.client.post(f"/api/v1/backups/{backup_id}/verify", json={"host": "ghost"})
+    assert ghost.status_code == 404
+
+
+def test_the_openapi_schema_documents_the_error_body_the_api_sends(env: Env) -> None:
+    # it documented FastAPI's {"detail": [...]} for 422, which this API never sends
+    spec = env.client.get("/api/v1/openapi.json").json()
+    responses = spec["paths"]["/api/v1/backups"]["post"]["responses"]
+    for status in ("422", "4XX"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"}, responses
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    detail = spec["components"]["schemas"]["ErrorDetail"]["properties"]
+    assert {"code", "message", "hint", "fields"} <= set(detail)
+    body = env.client.post("/api/v1/backups", json={}).json()
+    assert set(body) == {"error"} and set(body["error"]) <= set(detail)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from common.auth import hash_secret, read_token_file
 from common.config import Settings
-from common.db import ApiToken, AuditEntry, jobs
+from common.db import ApiToken, AuditEntry, JobState, jobs
 from tests.unit.api.test_api import Env, _make, error
 
 
@@ -115,6 +115,22 @@ def test_fleet_docs_and_openapi_need_the_token(tmp_path: Path) -> None:
         assert "VOLKEEPER_API_TOKEN" in error(e.client.get("/api/v1/jobs"))["hint"]
 
 
+def test_the_docs_page_runs_only_the_pinned_swagger_ui_it_holds_hashes_of(env: Env) -> None:
+    # it loaded swagger-ui-dist@5 (whatever 5.x is newest) from a CDN without integrity
+    # on the API's origin, where the console's session cookie works; and a third site's
+    # favicon
+    import re
+
+    page = env.client.get("/api/docs")
+    assert page.status_code == 200
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', page.text)
+    assert len(external) == 2 and all("swagger-ui-dist@5.36.0/" in u for u in external)
+    tags = re.findall(r"<(?:script|link)[^>]*https?://[^>]*>", page.text)
+    assert len(tags) == 2
+    assert all('integrity="sha384-' in t and 'crossorigin="anonymous"' in t for t in tags)
+    assert "/api/v1/openapi.json" in page.text
+
+
 def test_no_cors_headers_are_sent(env: Env) -> None:
     r = env.client.options("/api/v1/backups", headers={
         "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
@@ -174,7 +190,9 @@ def test_every_change_is_audited_without_secrets_and_refusals_too(env: Env) -> N
         "name": "s3", "url": "s3://bucket/p", "options": {"endpoint_url": "http://127.0.0.1:9"},
         "credentials": {"access_key_id": "AKIA1", "secret_access_key": "very-secret-1"}})
     env.client.post("/api/v1/backups", json={"volume": "data"})
-    env.client.post("/api/v1/targets/s3/keys", json={"new_password": "passphrase-42"})
+    keys = env.client.post("/api/v1/targets/s3/keys", json={"new_password": "passphrase-42"})
+    with env.db.session() as s:  # a target a job still uses is not removed
+        jobs.finish_job(s, keys.json()["id"], JobState.succeeded)
     env.client.delete("/api/v1/targets/s3")
     env.client.post("/api/v1/targets", json={"name": "etc", "url": "file:///etc"})
     with bare(env) as c:

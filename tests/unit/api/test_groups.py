@@ -89,3 +89,17 @@ def test_a_groups_backups_are_listed_and_restored_together(env: Env) -> None:  #
     assert missing.status_code == 404
     bad = env.client.post("/api/v1/groups/g1/restore", json={"suffix": "/x"})
     assert bad.status_code == 422
+
+
+def test_an_unknown_group_is_404_and_a_group_without_backups_an_empty_list(
+        env: Env) -> None:  # noqa: F811
+    # GET /groups/{id} answered 200 [] for any id, also a mistyped one
+    _inventory(env)
+    ghost = env.client.get("/api/v1/groups/nope")
+    assert ghost.status_code == 404, ghost.text
+    assert "'nope'" in error(ghost)["message"] and "group" in error(ghost)["hint"]
+    job = env.client.post("/api/v1/groups", json={"project": "shop"}).json()
+    made = env.client.get(f"/api/v1/groups/{job['id']}")  # queued (or failed): no backups
+    assert made.status_code == 200 and made.json() == []
+    backup = env.client.post("/api/v1/backups", json={"volume": "data"}).json()
+    assert env.client.get(f"/api/v1/groups/{backup['id']}").status_code == 404

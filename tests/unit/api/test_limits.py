@@ -16,7 +16,7 @@ from common.db.paging import MAX_ROWS, page_limit
 from common.errors import InvalidInput
 from tests.unit.api.test_api import Env, _make, error
 
-LISTS = ("/api/v1/jobs", "/api/v1/backups", "/api/v1/drills")
+LISTS = ("/api/v1/jobs", "/api/v1/backups", "/api/v1/drills", "/api/v1/audit")
 
 
 @pytest.fixture
@@ -64,3 +64,25 @@ def test_pages_after_the_first_come_with_offset_and_a_negative_one_is_422(env: E
     for path in ("/api/v1/backups", "/api/v1/jobs"):
         r = env.client.get(path, params={"offset": -1})
         assert r.status_code == 422 and error(r)["message"].startswith("offset must be")
+
+
+def test_the_audit_log_pages_like_the_other_lists(env: Env) -> None:
+    # its limit was clamped silently (-1 gave one row) and it had no offset: entries
+    # older than the newest 1000 could not be read
+    for _ in range(3):
+        env.client.post("/api/v1/backups", json={"volume": "data"})
+    ids = [e["id"] for e in env.client.get("/api/v1/audit").json()]
+    assert len(ids) >= 3
+    page = env.client.get("/api/v1/audit", params={"limit": 1, "offset": 1})
+    assert [e["id"] for e in page.json()] == ids[1:2]
+    r = env.client.get("/api/v1/audit", params={"offset": -1})
+    assert r.status_code == 422 and error(r)["message"].startswith("offset must be")
+
+
+def test_an_offset_past_a_database_integer_is_422(env: Env) -> None:
+    # 10**20 reached the database driver: OverflowError, a 500
+    for path in ("/api/v1/jobs", "/api/v1/backups", "/api/v1/audit"):
+        r = env.client.get(path, params={"offset": 10**20})
+        assert r.status_code == 422, (path, r.text)
+        assert error(r)["message"].startswith("offset must be at most")
+        assert env.client.get(path, params={"offset": 10**12}).json() == []

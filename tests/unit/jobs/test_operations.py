@@ -171,6 +171,15 @@ def test_a_new_key_passphrase_travels_only_in_the_task_message(env: Env) -> None
     assert secret not in json.dumps([j.params for j in _job_rows(env)])
 
 
+def test_a_too_short_new_key_passphrase_is_422_before_any_job(env: Env) -> None:
+    # it was a 202 and a job that failed on the worker
+    r = env.client.post("/api/v1/targets/local/keys", json={"new_password": "second pass"})
+    assert r.status_code == 422, r.text
+    assert "too short" in error(r)["message"] and "11" in error(r)["message"]
+    assert "second pass" not in r.text and _job_rows(env) == []  # never echoed
+    assert env.dispatcher.sent == []
+
+
 def test_targets_show_catalog_usage_and_accept_an_absolute_password_file(env: Env) -> None:
     _backup(env)
     _backup(env)
@@ -232,3 +241,11 @@ def test_repair_is_queued_with_its_options_in_the_targets_maintenance_slot(env: 
     assert env.client.post("/api/v1/targets/local/prune", json={}).status_code == 409
     assert env.client.post("/api/v1/targets/local/repair",
                            json={"bogus": 1}).status_code == 422
+
+
+def test_a_too_long_tag_is_named_without_echoing_all_of_it(env: Env) -> None:
+    # the 422 repeated every character of a 3000-character tag
+    backup_id = _backup(env)
+    r = env.client.patch(f"/api/v1/backups/{backup_id}", json={"add_tags": ["x" * 3000]})
+    assert r.status_code == 422
+    assert len(error(r)["message"]) < 200 and "3000 characters" in error(r)["message"]

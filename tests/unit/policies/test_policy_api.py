@@ -80,6 +80,14 @@ def test_the_issue_example_is_created_and_shown_with_the_volumes_it_selects(env:
     ({"selector": "no-equals"}, "selector", "invalid selector"),
     ({"targets": []}, "targets", ""),
     ({"selector": None}, "selection", "selects no volume"),
+    # durations past what a date can hold were a 500 (OverflowError)
+    ({"rpo": "999999999999d"}, "rpo", "at most 100y"),
+    ({"schedule": "@every 99999999999h"}, "schedule", "at most 100y"),
+    ({"retention": {"keep_within": "99999999999d"}}, "retention", "at most 100y"),
+    ({"verify_schedule": "@every 999999999999w"}, "verify_schedule", "at most 100y"),
+    # a cron naming no date was saved with a 500, then broke every scheduler tick
+    ({"schedule": "0 0 31 2 *"}, "schedule", "never run"),
+    ({"drill_schedule": "0 3 31 4 *"}, "drill_schedule", "never run"),
 ])
 def test_bad_input_is_422_naming_the_field(env: Env, change: dict[str, Any], field: str,
                                            words: str) -> None:
@@ -354,3 +362,41 @@ def test_metrics_health_and_the_rpo_check_see_policies(
     assert sorted(told) == [("pg", True), ("redis", False)]
     check("s1", 1, utcnow())  # at most once a minute
     assert len(told) == 2
+
+
+def test_a_bad_field_a_service_finds_is_listed_in_fields_as_the_models_are(env: Env) -> None:
+    # a 422 raised past the route's model (PATCH merges, then checks) had no "fields"
+    assert create(env, NIGHTLY).status_code == 201
+    for change, field in (({"schedule": None}, "schedule"), ({"targets": ["nas"]}, "targets")):
+        r = env.client.patch("/api/v1/policies/nightly", json=change)
+        assert r.status_code == 422, r.text
+        assert [f["field"] for f in error(r)["fields"]] == [field], r.text
+    r = create(env, NIGHTLY | {"name": "x", "tz": "Mars/Olympus"})
+    assert [f["field"] for f in error(r)["fields"]] == ["tz"]
+
+
+def test_a_policy_saved_with_a_cron_naming_no_date_breaks_neither_lists_nor_the_scheduler(
+        env: Env) -> None:
+    # rows written before such schedules were refused: GET /policies was a 500 and every
+    # scheduler tick failed (no policy's backups ran)
+    from common.jobs.policy_scheduler import policy_scheduler
+
+    assert create(env, NIGHTLY).status_code == 201
+    own = {k: v for k, v in NIGHTLY.items() if k not in ("selector", "rpo")}  # default RPO
+    assert create(env, own | {"name": "feb31", "volumes": ["data"]}).status_code == 201
+    with env.db.session() as s:
+        s.scalars(select(Policy).where(Policy.name == "feb31")).one().schedule = "0 0 31 2 *"
+    listed = env.client.get("/api/v1/policies")
+    assert listed.status_code == 200, listed.text
+    by_name = {p["name"]: p for p in listed.json()}
+    assert by_name["feb31"]["next_run_at"] is None and by_name["nightly"]["next_run_at"]
+    assert env.client.get("/api/v1/policies/feb31").status_code == 200
+    volumes = env.client.get("/api/v1/volumes")
+    assert volumes.status_code == 200, volumes.text
+    [data] = [v for v in volumes.json() if v["name"] == "data"]
+    assert (data["policy"], data["rpo_seconds"]) == ("feb31", 2 * 86400)
+    preview = env.client.get("/api/v1/policies/feb31/retention-preview")
+    assert preview.status_code == 200, preview.text
+    scheduler = policy_scheduler(env.state.service)
+    scheduler.tick(utcnow())  # raised CroniterBadDateError
+    assert {e.name for e in scheduler._entries.values()} == {"nightly"}

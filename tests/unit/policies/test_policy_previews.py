@@ -66,3 +66,21 @@ def test_a_policy_cannot_take_a_name_the_preview_routes_use(env: Env) -> None:  
     assert "preview-" in error(r)["message"] + error(r).get("hint", "")
     assert env.client.get("/api/v1/policies/preview-schedule",
                           params={"schedule": "@daily"}).status_code == 200
+
+
+def test_a_cron_naming_no_date_or_a_huge_jitter_is_422_not_500(env: Env) -> None:  # noqa: F811
+    # croniter accepts 31 February and then finds no slot (CroniterBadDateError: a 500);
+    # a jitter past a timedelta was an OverflowError
+    for params, field, words in (
+            ({"schedule": "0 0 31 2 *"}, "schedule", "never run"),
+            ({"schedule": "0 0 30 2 *", "tz": "Europe/Berlin"}, "schedule", "31 February"),
+            ({"schedule": "@daily", "jitter_seconds": 10**20}, "jitter_seconds", "0 to 86400"),
+            ({"schedule": "@daily", "jitter_seconds": -1}, "jitter_seconds", "0 to 86400"),
+            # a name longer than a file name: OSError from zoneinfo, a 500
+            ({"schedule": "@daily", "tz": "a" * 3000}, "tz", "unknown time zone")):
+        r = env.client.get(URL, params=params)
+        assert r.status_code == 422, (params, r.text)
+        assert field in error(r)["message"] and words in error(r)["hint"], r.text
+    leap = env.client.get(URL, params={"schedule": "0 0 29 2 *", "count": 2})
+    assert leap.status_code == 200, leap.text  # every leap year: a date that exists
+    assert [t[5:10] for t in leap.json()["runs"]] == ["02-29", "02-29"]
