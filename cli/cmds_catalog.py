@@ -150,7 +150,7 @@ def backups(
                 + [b.get("group_id") or ""] * by_group for b in rows]
 
     # narrow terminals (80 columns): the verified status without its age, then without
-    # the columns `backup ID` and --json show best (format, stored size, group id, tags)
+    # the columns `backups ID` and --json show best (format, stored size, group id, tags)
     cols, data = columns, cells(False)
     if too_wide(cols, data):
         cols, data = fit(columns, cells(True), ("format", "stored", "group", "tags"))

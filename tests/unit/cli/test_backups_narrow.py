@@ -1,5 +1,5 @@
 """`volkeeper backups` at 80 columns with every optional column (hosts, targets, group,
-verified, tags): the table fits by leaving out what `backup ID` and --json show (the
+verified, tags): the table fits by leaving out what `backups ID` and --json show (the
 verified age, format, stored size, group id, tags) instead of squeezing the host and
 volume columns to nothing; a wide terminal shows everything, --json is unchanged."""
 
