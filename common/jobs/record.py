@@ -6,6 +6,7 @@ only after the storage side succeeded, and only while the job still runs under i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from common.jobs.dump_records import held_dumps
 from common.jobs.names import REPO_FORMAT
 from common.jobs.owners import worker_name
 from common.repository import ids
+
+log = logging.getLogger(__name__)
 
 
 def _ours(s: Session, job: Job) -> None:
@@ -115,6 +118,19 @@ def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) 
     with ctx.db.session() as s:
         _ours(s, job)
         catalog.record_verification(s, backup_id, status=status, job_id=job.id, at=utcnow())
+
+
+def damage_found(ctx: JobContext, job: Job, backup_id: str) -> None:
+    """A restore or drill found ``backup_id``'s stored data damaged: kept on the backup as a
+    failed verification's outcome is (best effort: the job's own error comes first)."""
+    try:
+        with ctx.db.session() as s:
+            _ours(s, job)
+            catalog.record_verification(s, backup_id, status="damaged", job_id=job.id,
+                                        at=utcnow())
+    except Exception:  # the job fails with its own error either way
+        log.warning("could not mark backup %s damaged after job %s", backup_id, job.id,
+                    exc_info=True)
 
 
 def copy(ctx: JobContext, job: Job, source: Backup, destination: str,

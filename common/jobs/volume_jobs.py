@@ -7,11 +7,13 @@ hands the engine's outcome to ``record``; what it returns goes on the job row.""
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 
 from common.db import Backup
 from common.db.models import Job
 from common.engine.records import BackupOutcome, StoredBackup
-from common.errors import Damaged, RolledBack, VolkeeperError
+from common.errors import Damaged, IntegrityError, Refused, RolledBack, VolkeeperError
 from common.jobs import record
 from common.jobs.context import JobContext
 from common.jobs.runner import Outcome
@@ -66,6 +68,30 @@ def _precopy(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 # the other.
 
 
+Body = Callable[[JobContext, Job, ProgressTracker], Outcome]
+
+
+def _marks_damage(body: Body) -> Body:
+    """A restore or drill that finds its backup's stored data damaged (IntegrityError: an
+    archive's checksum, an authentication tag, a manifest) marks the backup damaged as a
+    verification would: retention and the RPO stop counting it as a good backup and
+    ``volkeeper backups`` shows it. Not a policy refusal (``Refused``: a device node, a
+    hostile member) nor a drill's own comparison (the scratch volume's filesystem may be
+    what differs): those say nothing of the stored bytes."""
+
+    @functools.wraps(body)
+    def run(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+        try:
+            return body(ctx, job, tracker)
+        except IntegrityError as e:
+            if job.backup_id is not None and not isinstance(e, Refused | Damaged):
+                record.damage_found(ctx, job, job.backup_id)
+            raise
+
+    return run
+
+
+@_marks_damage
 def restore(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     from common.engine import restore as restore_engine
 
@@ -152,6 +178,7 @@ def validate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     return Outcome(v.as_result())
 
 
+@_marks_damage
 def drill(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     from common.engine import drill as drill_engine
 

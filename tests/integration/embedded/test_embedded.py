@@ -344,6 +344,9 @@ def test_a_drill_of_a_corrupted_archive_fails_and_leaves_no_scratch_volume(
     p = cli(embedded_env, "drill", job["backup_id"], ok=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert {v.name for v in docker_host_a.client().volumes.list()} == before
+    # the damage is kept on the backup, as verify keeps it: no longer a good backup
+    shown = json.loads(cli(embedded_env, "backups", job["backup_id"], "--json").stdout)
+    assert shown["verify_status"] == "damaged" and shown["verified_at"]
 
 
 def test_selected_paths_restore_only_those_paths(
