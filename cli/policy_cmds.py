@@ -10,7 +10,7 @@ import typer
 
 from cli.front import CliError, Front, connect
 from cli.options import Json
-from cli.policy_options import body, policy_options, retention
+from cli.policy_options import body, copies, policy_options, retention
 from cli.render import emit_json, err, out, table, when
 
 policy_app = typer.Typer(help="Policies: what is backed up, when, where, how long it is "
@@ -27,7 +27,7 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
     if not given["schedule"]:
         raise CliError("--schedule is required", "e.g. --schedule '0 2 * * *' or @daily")
     changes = body(given) | {
-        "name": name, "targets": [given["target"] or "local", *(given["copy_to"] or [])],
+        "name": name, "targets": [given["target"] or "local", *copies(given["copy_to"])],
         "retention": retention(given)}
     with connect(docker=False) as c:
         p = c.create_policy(changes)
@@ -49,7 +49,7 @@ def update(name: str, given: dict[str, Any], as_json: bool) -> None:
                 changes["retention"] = current["retention"] | keep
             if target or copy_to is not None:
                 changes["targets"] = [target or current["targets"][0],
-                                      *(copy_to if copy_to is not None
+                                      *(copies(copy_to) if copy_to is not None
                                         else current["targets"][1:])]
         if not changes:
             raise CliError("nothing to change", "give the options to change, e.g. --schedule")
