@@ -11,7 +11,7 @@ import typer
 from cli.front import CliError, Front, connect
 from cli.options import Json
 from cli.policy_options import body, copies, policy_options, retention
-from cli.render import emit_json, err, out, table, when
+from cli.render import emit_json, err, out, table, upcoming, when
 
 policy_app = typer.Typer(help="Policies: what is backed up, when, where, how long it is "
                          "kept and how fresh it must be.", no_args_is_help=True)
@@ -31,7 +31,8 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
         "retention": retention(given)}
     with connect(docker=False) as c:
         p = c.create_policy(changes)
-    _done(p, "created", as_json)
+        _done(p, "created", as_json)
+        _selects_nothing(c, p, as_json)
 
 
 @policy_app.command("update")
@@ -54,7 +55,8 @@ def update(name: str, given: dict[str, Any], as_json: bool) -> None:
         if not changes:
             raise CliError("nothing to change", "give the options to change, e.g. --schedule")
         p = c.update_policy(name, changes)
-    _done(p, "updated", as_json)
+        _done(p, "updated", as_json)
+        _selects_nothing(c, p, as_json)
 
 
 @policy_app.command("delete")
@@ -76,7 +78,7 @@ def list_(as_json: Json = False) -> None:
         return emit_json(rows)
     table("Policies", ["name", "selects", "schedule", "targets", "rpo", "next run"],
           [[p["name"], _selects(p), _schedule(p), ", ".join(p["targets"]), p["rpo"],
-            "disabled" if not p["enabled"] else when(p["next_run_at"])] for p in rows],
+            "disabled" if not p["enabled"] else upcoming(p["next_run_at"])] for p in rows],
           flexible=("name", "selects", "schedule", "targets"))
 
 
@@ -91,21 +93,32 @@ def show(name: str, as_json: Json = False) -> None:
              ("targets", " → copies: ".join([p["targets"][0], ", ".join(p["targets"][1:])])
               if len(p["targets"]) > 1 else p["targets"][0]),
              ("format", p["format"] or "default"),
-             ("retention", ", ".join(f"{k.removeprefix('keep_')} {v}"
-                                     for k, v in p["retention"].items()) or "keep all"),
+             ("retention", _retention(p["retention"])),
              ("rpo", p["rpo"] + (" (2x the interval)" if p["rpo_default"] else "")),
              ("enabled", "yes" if p["enabled"] else "no"),
-             ("next run", when(p["next_run_at"]) if p["next_run_at"] else "-"),
+             ("next run", upcoming(p["next_run_at"])),
+             ("last run", when(p["last_run_at"])),
              ("verify", _cadence(p, "verify")), ("drill", _cadence(p, "drill")),
              ("consistent", _consistency(p))]
     for k, v in lines:
         out().print(f"[bold]{k:>10}[/]: {v}", highlight=False, soft_wrap=True)
-    for m in p.get("matches") or []:
+    for n, m in enumerate(p.get("matches") or []):
         note = (f"  [yellow]conflict: {', '.join(m['conflict'])} (owner {m['owner']})[/]"
                 if m["conflict"] else "")
-        out().print(f"{'':>12}{m['host']}/{m['volume']}{note}", highlight=False)
+        label = f"[bold]{'volumes':>10}[/]: " if n == 0 else " " * 12
+        out().print(f"{label}{m['host']}/{m['volume']}{note}", highlight=False)
     if not p.get("matches"):
-        out().print(f"{'':>12}(no volume matches now)", highlight=False)
+        out().print(f"[bold]{'volumes':>10}[/]: none match now", highlight=False)
+
+
+def _retention(rules: dict[str, Any]) -> str:
+    """``last 7, daily unlimited, within 2d, tag release or a,b`` (no Python lists)."""
+    parts = []
+    for k, v in rules.items():
+        if isinstance(v, list):
+            v = " or ".join(map(str, v))
+        parts.append(f"{k.removeprefix('keep_')} {'unlimited' if v == -1 else v}")
+    return ", ".join(parts) or "keep all"
 
 
 def _consistency(p: dict[str, Any]) -> str:
@@ -128,7 +141,7 @@ def _cadence(p: dict[str, Any], kind: str) -> str:
         what += (f", {p['verify_subset']:g}% read back (repository backups)"
                  if p.get("verify_subset") else ", structure check")
     nxt = p.get(f"next_{kind}_at")
-    return f"{what} — next {when(nxt)}" if nxt else f"{what} (disabled)"
+    return f"{what} — next {upcoming(nxt)}" if nxt else f"{what} (disabled)"
 
 
 @policy_app.command("run")
@@ -274,6 +287,16 @@ def _selects(p: dict[str, Any]) -> str:
 
 def _schedule(p: dict[str, Any]) -> str:
     return p["schedule"] + ("" if p["tz"] == "UTC" else f" {p['tz']}")
+
+
+def _selects_nothing(c: Front, p: dict[str, Any], as_json: bool) -> None:
+    """A note when the policy selects no volume now (a mistyped name, label or host made
+    a policy that never backs anything up, and nothing said so)."""
+    if as_json or not p["enabled"] or c.policy(p["name"]).get("matches"):
+        return
+    err().print(f"note: policy {p['name']} selects no volume now (as far as the last "
+                "inventory knows): check the names with `volkeeper volumes`",
+                highlight=False, soft_wrap=True)
 
 
 def _done(p: dict[str, Any], what: str, as_json: bool) -> None:
