@@ -226,7 +226,13 @@ def preview(name: str, as_json: Json = False) -> None:
     if as_json:
         return emit_json(groups)
     for g in groups:
-        table(f"{g['host']}/{g['volume']} on {g['target']}: keep {g['keep']}, "
+        owner = (f" (policy {g['owner']} backs it up: its retention applies, not "
+                 f"{name}'s)" if g.get("owner") else "")
+        if not g["backups"]:
+            out().print(f"{g['host']}/{g['volume']} on {g['target']}{owner}: no backups "
+                        "there yet", highlight=False, soft_wrap=True)
+            continue
+        table(f"{g['host']}/{g['volume']} on {g['target']}{owner}: keep {g['keep']}, "
               f"forget {g['forget']}", ["backup", "created", "decision", "why"],
               [[b["id"], when(b["created_at"]), "keep" if b["keep"] else "[red]forget[/]",
                 "; ".join(b["reasons"])] for b in g["backups"]], flexible=("why",))

@@ -26,7 +26,7 @@ from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
 from common.jobs.policy_previews import backups_on, retention_groups
 from common.jobs.policy_runs import RunResult, not_found, requested_by, run_policies
-from common.jobs.policy_state import InventoryView, schedule_of, selection_of
+from common.jobs.policy_state import InventoryView, schedule_of, selected, selection_of
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
@@ -146,8 +146,12 @@ class PolicyService:
         everything."""
         with self.db.session() as s:
             p = _get(s, name)
+            mine, claimed = selected(s, p)
+            owners = {v.key: claimed.get(v.key, [name])[0] for v in mine}
+            others = {o: _get(s, o) for o in set(owners.values()) - {name}}
             return retention_groups(s, selection_of(p), p.targets, p.retention,
-                                    schedule_of(p).tz)
+                                    schedule_of(p).tz, owners={
+                                        k: others[o] for k, o in owners.items() if o != name})
 
     def draft_retention_preview(self, body: PolicyBody) -> list[PreviewOut]:
         """``retention_preview`` of a policy not saved yet (the console's form)."""

@@ -114,6 +114,10 @@ class PreviewOut(BaseModel):
     keep: int
     forget: int
     backups: list[DecisionOut]
+    owner: str | None = Field(default=None, description="set when another policy backs "
+                              "the volume up (a conflict: the first by name): the "
+                              "decisions are that policy's retention on its targets, the "
+                              "one that applies")
 
 
 class ChangeOut(BaseModel):
