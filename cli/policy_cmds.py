@@ -259,9 +259,25 @@ def apply(
         out().print(f"{marks.get(ch['action'], ' ')} {ch['name']}: {ch['action']}",
                     highlight=False, soft_wrap=True)
         for k, (old, new) in ch["changes"].items():
-            out().print(f"      {k}: {old!r} → {new!r}", highlight=False, soft_wrap=True)
+            out().print(f"      {k}: {_flow(old)} → {_flow(new)}", highlight=False,
+                        soft_wrap=True)
+        if ch.get("forgets"):
+            n = ch["forgets"]
+            out().print(f"      [yellow]! its retention would forget up to {n} "
+                        f"backup{'' if n == 1 else 's'} there now[/] after its next backup "
+                        "(made by hand too; pin what you keep)", highlight=False,
+                        soft_wrap=True)
     if dry_run:
         err().print("dry run: nothing changed", highlight=False)
+
+
+def _flow(value: Any) -> str:
+    """A field's value as the file spells it (YAML flow: ``{keep_last: 2}``, ``[a, b]``,
+    ``null``), not Python's repr."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else (
+        json.dumps(value, ensure_ascii=False).replace('"', ""))
 
 
 def load_policies(file: Path) -> list[dict[str, Any]]:

@@ -40,6 +40,10 @@ from common.policies.schedule import parse_tz
 from common.policies.selection import Selection, check_selection
 
 
+#: the fields whose change changes what a policy's retention forgets
+_RETAINS = {"retention", "targets", "volumes", "hosts", "selector", "project", "tz"}
+
+
 class PolicyService:
     """Policies over the job services of ``ops`` (its database, settings, dispatcher)."""
 
@@ -100,14 +104,17 @@ class PolicyService:
             for want in body.policies:
                 have = current.get(want.name)
                 if have is None:
-                    plan.append(ChangeOut(name=want.name, action="create"))
+                    plan.append(ChangeOut(name=want.name, action="create",
+                                          forgets=self._forgets(s, want)))
                     continue
                 old = body_of(have)
                 new = PolicyBody(**want.model_dump(exclude={"name"})).model_dump(mode="json")
                 diff = {k: [old.get(k), new.get(k)] for k in POLICY_FIELDS
                         if old.get(k) != new.get(k)}
                 plan.append(ChangeOut(name=want.name, action="update" if diff else "unchanged",
-                                      changes=diff))
+                                      changes=diff,
+                                      forgets=self._forgets(s, want) if _RETAINS & set(diff)
+                                      else None))
             listed = {p.name for p in body.policies}
             for name in sorted(set(current) - listed):
                 plan.append(ChangeOut(name=name, action="delete" if body.prune else
@@ -198,6 +205,17 @@ class PolicyService:
         s.add(p)
         s.flush()
         return p
+
+    def _forgets(self, s: Session, body: PolicyBody) -> int | None:
+        """How many backups there now ``body``'s retention forgets (None: it has none, or
+        its targets are unknown — the apply is refused for that anyway)."""
+        if not body.retention:
+            return None
+        known = {t.name for t in catalog.list_targets(s)}
+        if not set(body.targets) <= known:
+            return None
+        return sum(g.forget for g in retention_groups(
+            s, selection_of_body(body), body.targets, body.retention, parse_tz(body.tz)))
 
     @staticmethod
     def _check_targets(s: Session, names: list[str], where: str) -> None:
