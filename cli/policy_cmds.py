@@ -32,7 +32,7 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
     with connect(docker=False) as c:
         p = c.create_policy(changes)
         _done(p, "created", as_json)
-        _selects_nothing(c, p, as_json)
+        _notes(c, p, as_json, retains=True)
 
 
 @policy_app.command("update")
@@ -56,7 +56,7 @@ def update(name: str, given: dict[str, Any], as_json: bool) -> None:
             raise CliError("nothing to change", "give the options to change, e.g. --schedule")
         p = c.update_policy(name, changes)
         _done(p, "updated", as_json)
-        _selects_nothing(c, p, as_json)
+        _notes(c, p, as_json, retains=bool(_RETAINS & set(changes)))
 
 
 @policy_app.command("delete")
@@ -311,14 +311,29 @@ def _schedule(p: dict[str, Any]) -> str:
     return p["schedule"] + ("" if p["tz"] == "UTC" else f" {p['tz']}")
 
 
-def _selects_nothing(c: Front, p: dict[str, Any], as_json: bool) -> None:
+#: the fields whose change changes what a policy's retention forgets
+_RETAINS = {"retention", "targets", "volumes", "hosts", "selector", "project", "tz"}
+
+
+def _notes(c: Front, p: dict[str, Any], as_json: bool, *, retains: bool) -> None:
     """A note when the policy selects no volume now (a mistyped name, label or host made
-    a policy that never backs anything up, and nothing said so)."""
-    if as_json or not p["enabled"] or c.policy(p["name"]).get("matches"):
+    a policy that never backs anything up, and nothing said so) and (``retains``: new, or
+    its retention, targets or selection changed) when its retention would forget backups
+    there now — made by hand too — after its next backup."""
+    if as_json or not p["enabled"]:
         return
-    err().print(f"note: policy {p['name']} selects no volume now (as far as the last "
-                "inventory knows): check the names with `volkeeper volumes`",
-                highlight=False, soft_wrap=True)
+    if not c.policy(p["name"]).get("matches"):
+        err().print(f"note: policy {p['name']} selects no volume now (as far as the last "
+                    "inventory knows): check the names with `volkeeper volumes`",
+                    highlight=False, soft_wrap=True)
+        return
+    n = sum(g["forget"] for g in c.retention_preview(p["name"])) if (
+        retains and p["retention"]) else 0
+    if n:
+        err().print(f"note: its retention would forget {n} backup{'' if n == 1 else 's'} "
+                    "there now after its next backup (made by hand too; pin what you keep): "
+                    f"volkeeper retention preview {p['name']}", highlight=False,
+                    soft_wrap=True)
 
 
 def _done(p: dict[str, Any], what: str, as_json: bool) -> None:

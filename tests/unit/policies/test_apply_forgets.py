@@ -63,3 +63,9 @@ def test_the_cli_plan_says_it_and_spells_values_as_yaml(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "retention: {keep_last: 2} → {keep_last: 1}" in p.stdout, p.stdout
     assert "! its retention would forget up to 2 backups there now" in p.stdout, p.stdout
+    # the same note from `policy update` (and create), on stderr; not for other changes
+    tighter = _cli(tmp_path, "policy", "update", "app", "--keep-last", "1")
+    assert tighter.returncode == 0, tighter.stderr
+    assert "note: its retention would forget 2 backups there now" in tighter.stderr
+    other = _cli(tmp_path, "policy", "update", "app", "--rpo", "3d")
+    assert other.returncode == 0 and "note:" not in other.stderr, other.stderr
