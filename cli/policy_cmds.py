@@ -40,6 +40,8 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
 def update(name: str, given: dict[str, Any], as_json: bool) -> None:
     """Change the options given of policy NAME (a --keep-* option changes that rule only;
     0 removes it)."""
+    from common.policies.retention import RETAINS
+
     changes = body(given)
     keep = retention(given)
     target, copy_to = given["target"], given["copy_to"]
@@ -56,7 +58,7 @@ def update(name: str, given: dict[str, Any], as_json: bool) -> None:
             raise CliError("nothing to change", "give the options to change, e.g. --schedule")
         p = c.update_policy(name, changes)
         _done(p, "updated", as_json)
-        _notes(c, p, as_json, retains=bool(_RETAINS & set(changes)))
+        _notes(c, p, as_json, retains=bool(RETAINS & set(changes)))
 
 
 @policy_app.command("delete")
@@ -309,10 +311,6 @@ def _selects(p: dict[str, Any]) -> str:
 
 def _schedule(p: dict[str, Any]) -> str:
     return p["schedule"] + ("" if p["tz"] == "UTC" else f" {p['tz']}")
-
-
-#: the fields whose change changes what a policy's retention forgets
-_RETAINS = {"retention", "targets", "volumes", "hosts", "selector", "project", "tz"}
 
 
 def _notes(c: Front, p: dict[str, Any], as_json: bool, *, retains: bool) -> None:

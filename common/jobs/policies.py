@@ -35,13 +35,9 @@ from common.jobs.policy_views import (
     matches_of,
     policy_out,
 )
-from common.policies.retention import decide, items_from_rows
+from common.policies.retention import RETAINS, decide, items_from_rows
 from common.policies.schedule import parse_tz
 from common.policies.selection import Selection, check_selection
-
-
-#: the fields whose change changes what a policy's retention forgets
-_RETAINS = {"retention", "targets", "volumes", "hosts", "selector", "project", "tz"}
 
 
 class PolicyService:
@@ -113,7 +109,7 @@ class PolicyService:
                         if old.get(k) != new.get(k)}
                 plan.append(ChangeOut(name=want.name, action="update" if diff else "unchanged",
                                       changes=diff,
-                                      forgets=self._forgets(s, want) if _RETAINS & set(diff)
+                                      forgets=self._forgets(s, want) if RETAINS & set(diff)
                                       else None))
             listed = {p.name for p in body.policies}
             for name in sorted(set(current) - listed):

@@ -10,7 +10,8 @@ from pathlib import Path
 from common.db import catalog, hosts
 from common.db.models import utcnow
 from tests.unit.api.test_api import Env
-from tests.unit.cli.test_release import _cli, catalog as embedded
+from tests.unit.cli.test_release import _cli
+from tests.unit.cli.test_release import catalog as embedded
 from tests.unit.policies.test_policy_api import (  # noqa: F401
     NIGHTLY,
     _backup,
@@ -22,7 +23,8 @@ from tests.unit.policies.test_policy_api import (  # noqa: F401
 URL = "/api/v1/policies/apply"
 
 
-def plan(env: Env, *policies: dict[str, object]) -> dict[str, dict[str, object]]:
+def plan(env: Env, *policies: dict[str, object]  # noqa: F811
+         ) -> dict[str, dict[str, object]]:
     r = env.client.post(URL, json={"policies": list(policies), "dry_run": True})
     assert r.status_code == 200, r.text
     return {c["name"]: c for c in r.json()["changes"]}
