@@ -10,6 +10,7 @@ up by its owner only (the first by name) and reported by the others.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.audit import LOCAL_ACTOR, record, record_beside
-from common.db import Job, Policy, catalog
+from common.db import Job, Policy, Volume, catalog
 from common.db.models import utcnow
 from common.errors import Conflict, NotFound, VolkeeperError
 from common.jobs.inputs import InvalidRequest, parse
@@ -26,7 +27,14 @@ from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
 from common.jobs.policy_previews import backups_on, retention_groups
 from common.jobs.policy_runs import RunResult, not_found, requested_by, run_policies
-from common.jobs.policy_state import InventoryView, schedule_of, selected, selection_of
+from common.jobs.policy_state import (
+    InventoryView,
+    refs_of,
+    schedule_of,
+    selected,
+    selection_of,
+    volume_claims,
+)
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
@@ -38,6 +46,8 @@ from common.jobs.policy_views import (
 from common.policies.retention import RETAINS, decide, items_from_rows
 from common.policies.schedule import parse_tz
 from common.policies.selection import Selection, check_selection
+
+log = logging.getLogger(__name__)
 
 
 class PolicyService:
@@ -176,6 +186,11 @@ class PolicyService:
             p = _get(s, name)
             if not p.retention:
                 return []
+            owner = _owner(s, p, host, volume)
+            if owner != name:  # its rules are not the volume's (now): the owner's apply
+                log.info("policy %s: retention of %s/%s on %s left to policy %s, which "
+                         "backs it up", name, host, volume, target, owner)
+                return []
             decisions = decide(items_from_rows(backups_on(s, host, volume, target)),
                                p.retention, schedule_of(p).tz)
         jobs: list[Job] = []
@@ -248,6 +263,14 @@ def body_of(p: Policy) -> dict[str, Any]:
     out = policy_out(p).model_dump(mode="json")
     out["rpo"] = None if out.pop("rpo_default") else out["rpo"]
     return {k: out[k] for k in POLICY_FIELDS}
+
+
+def _owner(s: Session, p: Policy, host: str, volume: str) -> str:
+    """The policy whose retention applies to ``host``/``volume`` now: the first enabled
+    one matching it, else ``p`` (also when the inventory no longer lists the volume)."""
+    refs = refs_of(s.scalars(select(Volume).where(Volume.host == host,
+                                                 Volume.name == volume)))
+    return (volume_claims(s, refs, also=p).get((host, volume)) or [p.name])[0]
 
 
 def selection_of_body(body: PolicyBody) -> Selection:
