@@ -243,14 +243,21 @@ def preview(name: str, as_json: Json = False) -> None:
 
 
 def apply(
-    file: Annotated[Path, Opt("-f", "--file", help="YAML file with a `policies:` list.")],
+    path: Annotated[Path | None, typer.Argument(
+        metavar="FILE", show_default=False, help="The file (or -f FILE).")] = None,
+    file: Annotated[Path | None, Opt("-f", "--file", show_default=False,
+                                     help="YAML file with a `policies:` list.")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Only show the plan.")] = False,
     prune: Annotated[bool, Opt(help="Delete the policies the file does not list.")] = False,
     as_json: Json = False,
 ) -> None:
     """Make the policies what FILE declares: shows the plan, then creates, updates (and
     with --prune deletes); nothing changes when any policy in it is invalid."""
-    policies = load_policies(file)
+    chosen = file or path
+    if chosen is None or (file is not None and path is not None):
+        raise CliError("name one file: volkeeper apply -f FILE (or apply FILE)"
+                       if chosen is None else "name the file once: -f FILE or FILE")
+    policies = load_policies(chosen)
     with connect(docker=False) as c:
         res = c.apply_policies({"policies": policies, "dry_run": dry_run, "prune": prune})
     if as_json:

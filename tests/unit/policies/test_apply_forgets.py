@@ -71,3 +71,14 @@ def test_the_cli_plan_says_it_and_spells_values_as_yaml(tmp_path: Path) -> None:
     assert "note: its retention would forget 2 backups there now" in tighter.stderr
     other = _cli(tmp_path, "policy", "update", "app", "--rpo", "3d")
     assert other.returncode == 0 and "note:" not in other.stderr, other.stderr
+
+
+def test_the_file_may_be_named_without_f(tmp_path: Path) -> None:
+    """`volkeeper apply FILE` said "Missing option '-f'"."""
+    spec = tmp_path / "p.yaml"
+    spec.write_text("policies:\n  - name: app\n    volumes: [app]\n    schedule: '@daily'\n"
+                    "    targets: [local]\n")
+    p = _cli(tmp_path, "apply", str(spec), "--dry-run")
+    assert p.returncode == 0 and "+ app: create" in p.stdout, p.stderr
+    none = _cli(tmp_path, "apply")
+    assert none.returncode == 1 and "name one file" in none.stderr, none.stderr
