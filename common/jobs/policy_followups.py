@@ -148,9 +148,12 @@ class FollowUps:
     def _retry_deferred(self) -> list[Job]:
         """The held-back retention of each target that is free now."""
         queued: list[Job] = []
+        busy: dict[str, bool] = {}  # one query per target, however many wait for it
         for key, since in list(self._deferred.items()):
             name, host, volume, target = key
-            if time.monotonic() - since < DEFER_AT_MOST and self._busy(target):
+            if target not in busy:
+                busy[target] = self._busy(target)
+            if time.monotonic() - since < DEFER_AT_MOST and busy[target]:
                 continue
             del self._deferred[key]
             try:

@@ -222,7 +222,7 @@ class ApplyIn(BaseModel):
 
 
 def _jitter_problem(body: PolicyBody) -> tuple[str, str] | None:
-    """A jitter as long as a schedule's interval is refused naming ``jitter_seconds``: a
+    """A jitter longer than a schedule's interval is refused naming ``jitter_seconds``: a
     run delayed past its next slot is skipped (``@every 30s`` with 5m ran about one slot
     in six, silently, and its RPO alerts followed)."""
     if not body.jitter_seconds:
@@ -232,9 +232,9 @@ def _jitter_problem(body: PolicyBody) -> tuple[str, str] | None:
         if not expr:
             continue
         interval = parse_schedule(expr, body.tz).interval()
-        if body.jitter_seconds >= interval.total_seconds():
+        if body.jitter_seconds > interval.total_seconds():
             return "jitter_seconds", (
                 f"a jitter of {format_duration(timedelta(seconds=body.jitter_seconds))} "
-                f"is not shorter than the interval of {name} {expr!r} "
-                f"({format_duration(interval)}): runs would be skipped; use a shorter one")
+                f"is longer than the interval of {name} {expr!r} "
+                f"({format_duration(interval)}): runs would be skipped; use at most that")
     return None
