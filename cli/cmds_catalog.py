@@ -361,7 +361,7 @@ def targets_add(
 
 @targets_app.command("remove")
 def targets_remove(name: str, as_json: Json = False) -> None:
-    """Remove a target that holds no backups."""
+    """Remove a target that holds no backups and that no policy names."""
     with connect(docker=False) as c:
         c.remove_target(name)
     if as_json:  # (the API answers 204: nothing more to say)

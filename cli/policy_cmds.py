@@ -10,8 +10,8 @@ import typer
 
 from cli.front import CliError, Front, connect
 from cli.options import Json
-from cli.policy_options import body, policy_options, retention
-from cli.render import emit_json, err, out, table, when
+from cli.policy_options import body, copies, policy_options, retention
+from cli.render import emit_json, err, out, table, upcoming, when
 
 policy_app = typer.Typer(help="Policies: what is backed up, when, where, how long it is "
                          "kept and how fresh it must be.", no_args_is_help=True)
@@ -27,11 +27,12 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
     if not given["schedule"]:
         raise CliError("--schedule is required", "e.g. --schedule '0 2 * * *' or @daily")
     changes = body(given) | {
-        "name": name, "targets": [given["target"] or "local", *(given["copy_to"] or [])],
+        "name": name, "targets": [given["target"] or "local", *copies(given["copy_to"])],
         "retention": retention(given)}
     with connect(docker=False) as c:
         p = c.create_policy(changes)
-    _done(p, "created", as_json)
+        _done(p, "created", as_json)
+        _notes(c, p, as_json, retains=True)
 
 
 @policy_app.command("update")
@@ -39,6 +40,8 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
 def update(name: str, given: dict[str, Any], as_json: bool) -> None:
     """Change the options given of policy NAME (a --keep-* option changes that rule only;
     0 removes it)."""
+    from common.policies.retention import RETAINS
+
     changes = body(given)
     keep = retention(given)
     target, copy_to = given["target"], given["copy_to"]
@@ -49,12 +52,13 @@ def update(name: str, given: dict[str, Any], as_json: bool) -> None:
                 changes["retention"] = current["retention"] | keep
             if target or copy_to is not None:
                 changes["targets"] = [target or current["targets"][0],
-                                      *(copy_to if copy_to is not None
+                                      *(copies(copy_to) if copy_to is not None
                                         else current["targets"][1:])]
         if not changes:
             raise CliError("nothing to change", "give the options to change, e.g. --schedule")
         p = c.update_policy(name, changes)
-    _done(p, "updated", as_json)
+        _done(p, "updated", as_json)
+        _notes(c, p, as_json, retains=bool(RETAINS & set(changes)))
 
 
 @policy_app.command("delete")
@@ -76,7 +80,7 @@ def list_(as_json: Json = False) -> None:
         return emit_json(rows)
     table("Policies", ["name", "selects", "schedule", "targets", "rpo", "next run"],
           [[p["name"], _selects(p), _schedule(p), ", ".join(p["targets"]), p["rpo"],
-            "disabled" if not p["enabled"] else when(p["next_run_at"])] for p in rows],
+            "disabled" if not p["enabled"] else upcoming(p["next_run_at"])] for p in rows],
           flexible=("name", "selects", "schedule", "targets"))
 
 
@@ -91,21 +95,32 @@ def show(name: str, as_json: Json = False) -> None:
              ("targets", " → copies: ".join([p["targets"][0], ", ".join(p["targets"][1:])])
               if len(p["targets"]) > 1 else p["targets"][0]),
              ("format", p["format"] or "default"),
-             ("retention", ", ".join(f"{k.removeprefix('keep_')} {v}"
-                                     for k, v in p["retention"].items()) or "keep all"),
+             ("retention", _retention(p["retention"])),
              ("rpo", p["rpo"] + (" (2x the interval)" if p["rpo_default"] else "")),
              ("enabled", "yes" if p["enabled"] else "no"),
-             ("next run", when(p["next_run_at"]) if p["next_run_at"] else "-"),
+             ("next run", upcoming(p["next_run_at"])),
+             ("last run", when(p["last_run_at"])),
              ("verify", _cadence(p, "verify")), ("drill", _cadence(p, "drill")),
              ("consistent", _consistency(p))]
     for k, v in lines:
         out().print(f"[bold]{k:>10}[/]: {v}", highlight=False, soft_wrap=True)
-    for m in p.get("matches") or []:
+    for n, m in enumerate(p.get("matches") or []):
         note = (f"  [yellow]conflict: {', '.join(m['conflict'])} (owner {m['owner']})[/]"
                 if m["conflict"] else "")
-        out().print(f"{'':>12}{m['host']}/{m['volume']}{note}", highlight=False)
+        label = f"[bold]{'volumes':>10}[/]: " if n == 0 else " " * 12
+        out().print(f"{label}{m['host']}/{m['volume']}{note}", highlight=False)
     if not p.get("matches"):
-        out().print(f"{'':>12}(no volume matches now)", highlight=False)
+        out().print(f"[bold]{'volumes':>10}[/]: none match now", highlight=False)
+
+
+def _retention(rules: dict[str, Any]) -> str:
+    """``last 7, daily unlimited, within 2d, tag release or a,b`` (no Python lists)."""
+    parts = []
+    for k, v in rules.items():
+        if isinstance(v, list):
+            v = " or ".join(map(str, v))
+        parts.append(f"{k.removeprefix('keep_')} {'unlimited' if v == -1 else v}")
+    return ", ".join(parts) or "keep all"
 
 
 def _consistency(p: dict[str, Any]) -> str:
@@ -128,7 +143,7 @@ def _cadence(p: dict[str, Any], kind: str) -> str:
         what += (f", {p['verify_subset']:g}% read back (repository backups)"
                  if p.get("verify_subset") else ", structure check")
     nxt = p.get(f"next_{kind}_at")
-    return f"{what} — next {when(nxt)}" if nxt else f"{what} (disabled)"
+    return f"{what} — next {upcoming(nxt)}" if nxt else f"{what} (disabled)"
 
 
 @policy_app.command("run")
@@ -213,7 +228,13 @@ def preview(name: str, as_json: Json = False) -> None:
     if as_json:
         return emit_json(groups)
     for g in groups:
-        table(f"{g['host']}/{g['volume']} on {g['target']}: keep {g['keep']}, "
+        owner = (f" (policy {g['owner']} backs it up: its retention applies, not "
+                 f"{name}'s)" if g.get("owner") else "")
+        if not g["backups"]:
+            out().print(f"{g['host']}/{g['volume']} on {g['target']}{owner}: no backups "
+                        "there yet", highlight=False, soft_wrap=True)
+            continue
+        table(f"{g['host']}/{g['volume']} on {g['target']}{owner}: keep {g['keep']}, "
               f"forget {g['forget']}", ["backup", "created", "decision", "why"],
               [[b["id"], when(b["created_at"]), "keep" if b["keep"] else "[red]forget[/]",
                 "; ".join(b["reasons"])] for b in g["backups"]], flexible=("why",))
@@ -222,14 +243,21 @@ def preview(name: str, as_json: Json = False) -> None:
 
 
 def apply(
-    file: Annotated[Path, Opt("-f", "--file", help="YAML file with a `policies:` list.")],
+    path: Annotated[Path | None, typer.Argument(
+        metavar="FILE", show_default=False, help="The file (or -f FILE).")] = None,
+    file: Annotated[Path | None, Opt("-f", "--file", show_default=False,
+                                     help="YAML file with a `policies:` list.")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Only show the plan.")] = False,
     prune: Annotated[bool, Opt(help="Delete the policies the file does not list.")] = False,
     as_json: Json = False,
 ) -> None:
     """Make the policies what FILE declares: shows the plan, then creates, updates (and
     with --prune deletes); nothing changes when any policy in it is invalid."""
-    policies = load_policies(file)
+    chosen = file or path
+    if chosen is None or (file is not None and path is not None):
+        raise CliError("name one file: volkeeper apply -f FILE (or apply FILE)"
+                       if chosen is None else "name the file once: -f FILE or FILE")
+    policies = load_policies(chosen)
     with connect(docker=False) as c:
         res = c.apply_policies({"policies": policies, "dry_run": dry_run, "prune": prune})
     if as_json:
@@ -240,9 +268,25 @@ def apply(
         out().print(f"{marks.get(ch['action'], ' ')} {ch['name']}: {ch['action']}",
                     highlight=False, soft_wrap=True)
         for k, (old, new) in ch["changes"].items():
-            out().print(f"      {k}: {old!r} → {new!r}", highlight=False, soft_wrap=True)
+            out().print(f"      {k}: {_flow(old)} → {_flow(new)}", highlight=False,
+                        soft_wrap=True)
+        if ch.get("forgets"):
+            n = ch["forgets"]
+            out().print(f"      [yellow]! its retention would forget up to {n} "
+                        f"backup{'' if n == 1 else 's'} there now[/] after its next backup "
+                        "(made by hand too; pin what you keep)", highlight=False,
+                        soft_wrap=True)
     if dry_run:
         err().print("dry run: nothing changed", highlight=False)
+
+
+def _flow(value: Any) -> str:
+    """A field's value as the file spells it (YAML flow: ``{keep_last: 2}``, ``[a, b]``,
+    ``null``), not Python's repr."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else (
+        json.dumps(value, ensure_ascii=False).replace('"', ""))
 
 
 def load_policies(file: Path) -> list[dict[str, Any]]:
@@ -274,6 +318,27 @@ def _selects(p: dict[str, Any]) -> str:
 
 def _schedule(p: dict[str, Any]) -> str:
     return p["schedule"] + ("" if p["tz"] == "UTC" else f" {p['tz']}")
+
+
+def _notes(c: Front, p: dict[str, Any], as_json: bool, *, retains: bool) -> None:
+    """A note when the policy selects no volume now (a mistyped name, label or host made
+    a policy that never backs anything up, and nothing said so) and (``retains``: new, or
+    its retention, targets or selection changed) when its retention would forget backups
+    there now — made by hand too — after its next backup."""
+    if as_json or not p["enabled"]:
+        return
+    if not c.policy(p["name"]).get("matches"):
+        err().print(f"note: policy {p['name']} selects no volume now (as far as the last "
+                    "inventory knows): check the names with `volkeeper volumes`",
+                    highlight=False, soft_wrap=True)
+        return
+    n = sum(g["forget"] for g in c.retention_preview(p["name"])) if (
+        retains and p["retention"]) else 0
+    if n:
+        err().print(f"note: its retention would forget {n} backup{'' if n == 1 else 's'} "
+                    "there now after its next backup (made by hand too; pin what you keep): "
+                    f"volkeeper retention preview {p['name']}", highlight=False,
+                    soft_wrap=True)
 
 
 def _done(p: dict[str, Any], what: str, as_json: bool) -> None:

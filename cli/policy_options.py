@@ -28,12 +28,13 @@ Tz = Annotated[str | None, Opt("--tz", help="IANA time zone of the schedule (def
 Jitter = Annotated[str | None, Opt(help="Delay each run by up to this long (e.g. 5m).")]
 Target = Annotated[str | None, Opt(help="Target of the backups (default: local).")]
 CopyTo = Annotated[list[str] | None, Opt("--copy-to", help="Also copy each backup to this "
-                                         "target (repeatable).")]
+                                         "target (repeatable; replaces the policy's copy "
+                                         "targets; --copy-to '' removes them).")]
 Fmt = Annotated[str | None, Opt("--format", help="tar, tar.gz, tar.zst or repo.")]
 Count = Annotated[int | None, Opt(show_default=False, help="Count (-1: unlimited).")]
 Within = Annotated[str | None, Opt(help="Keep every backup this young (e.g. 30d).")]
 KeepTag = Annotated[list[str] | None, Opt("--keep-tag", help="Keep backups with this tag "
-                                          "(repeatable).")]
+                                          "(repeatable; --keep-tag '' removes the rule).")]
 Rpo = Annotated[str | None, Opt(help="How old the newest good backup may be (e.g. 26h; "
                                 "default: twice the schedule's interval).")]
 Subset = Annotated[float | None, Opt(help="Percent (0-100] of a repository backup's data "
@@ -112,8 +113,17 @@ def body(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def retention(given: dict[str, Any]) -> dict[str, Any]:
-    """The retention rules given (``--keep-*``)."""
-    return {k: given[k] for k in KEEP if given[k] not in (None, [])}
+    """The retention rules given (``--keep-*``); ``--keep-tag ''`` gives ``keep_tag: []``
+    (on update: the rule removed, as ``--keep-within ''`` and a count of 0 do)."""
+    out = {k: given[k] for k in KEEP if given[k] not in (None, [])}
+    if "keep_tag" in out:
+        out["keep_tag"] = [t for t in out["keep_tag"] if t]
+    return out
+
+
+def copies(copy_to: list[str] | None) -> list[str]:
+    """The copy targets given (``--copy-to ''`` gives none, as ``--exclude ''`` does)."""
+    return [t for t in copy_to or [] if t]
 
 
 def _jitter(text: str | None) -> int | None:

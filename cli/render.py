@@ -62,6 +62,25 @@ def when(ts: str | None, never: str = "never") -> str:
     return t.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
+def upcoming(ts: str | None, never: str = "-") -> str:
+    """A time that is usually ahead (a policy's next run): ``in 45s``, ``in 3m``, ``in
+    5h`` within a day, else the local ``2026-12-06 14:02``; a past one as ``when``
+    (which reads every time as past: a run 40 s ahead showed as "0s ago")."""
+    t = _parse(ts)
+    if t is None:
+        return never
+    ahead = (t - datetime.now(UTC)).total_seconds()
+    if ahead <= 0:
+        return when(ts, never)
+    if ahead < 60:
+        return f"in {-int(-ahead // 1)}s"
+    if ahead < 3600:
+        return f"in {int(ahead // 60)}m"
+    if ahead < 86400:
+        return f"in {int(ahead // 3600)}h"
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def local_time(ts: str | None) -> str:
     t = _parse(ts)
     return "-" if t is None else t.astimezone().strftime("%Y-%m-%d %H:%M:%S")

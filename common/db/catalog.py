@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.db.models import Backup, Job, JobState, Target
+from common.db.models import Backup, Job, JobState, Policy, Target
 from common.db.paging import page_limit, page_offset
 from common.errors import Conflict, NotFound
 
@@ -77,6 +77,17 @@ def remove_target(session: Session, name: str) -> None:
         raise Conflict(f"target {name!r} still holds backups known to volkeeper: {held}",
                        "forget them first (volkeeper forget ID); a safety snapshot also "
                        "expires on its own (VOLKEEPER_SAFETY_SNAPSHOT_HOURS)")
+    # a policy naming it would back up or copy to nowhere (its runs only logged a warning)
+    # and could no longer be changed, not even disabled (every change checks its targets)
+    naming = [n for n, targets in session.execute(select(Policy.name, Policy.targets)
+                                                  .order_by(Policy.name))
+              if name in (targets or [])]
+    if naming:
+        raise Conflict(f"target {name!r} is named by "
+                       f"{'policy' if len(naming) == 1 else 'policies'} "
+                       f"{', '.join(map(repr, naming))}",
+                       "take it out of those policies first (volkeeper policy update NAME "
+                       "--target OTHER / --copy-to '', or volkeeper policy delete NAME)")
     session.delete(target)
 
 

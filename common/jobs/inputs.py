@@ -332,6 +332,10 @@ def problems(errors: list[Any]) -> list[dict[str, str]]:
             continue
         if tuple(err.get("loc", ())) == ("body",):
             problem = (_BODY_PROBLEMS.get(str(err.get("type"))) or problem)
+        if err.get("type") == "string_pattern_mismatch" and (
+                err.get("ctx") or {}).get("pattern") == NAME:  # not the regex itself
+            problem = (f"{err.get('input')!r} is not a name: use letters, digits, '_', '.' "
+                       "and '-', starting with a letter or digit")
         fields.append({"field": ".".join(loc) or "body", "problem": problem})
     return fields
 

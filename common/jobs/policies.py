@@ -10,6 +10,7 @@ up by its owner only (the first by name) and reported by the others.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.audit import LOCAL_ACTOR, record, record_beside
-from common.db import Job, Policy, catalog
+from common.db import Job, Policy, Volume, catalog
 from common.db.models import utcnow
 from common.errors import Conflict, NotFound, VolkeeperError
 from common.jobs.inputs import InvalidRequest, parse
@@ -26,7 +27,13 @@ from common.jobs.operations import OperationsService
 from common.jobs.policy_inputs import POLICY_FIELDS, ApplyIn, PolicyBody, PolicyIn, PolicyPatch
 from common.jobs.policy_previews import backups_on, retention_groups
 from common.jobs.policy_runs import RunResult, not_found, requested_by, run_policies
-from common.jobs.policy_state import InventoryView, selection_of
+from common.jobs.policy_state import (
+    InventoryView,
+    refs_of,
+    selected,
+    selection_of,
+    volume_claims,
+)
 from common.jobs.policy_views import (
     ApplyOut,
     ChangeOut,
@@ -35,10 +42,12 @@ from common.jobs.policy_views import (
     matches_of,
     policy_out,
 )
-from common.policies.retention import decide, items_from_rows
+from common.policies.retention import RETAINS, decide, items_from_rows
 from common.policies.rules import tz_of
 from common.policies.schedule import parse_tz
 from common.policies.selection import Selection, check_selection
+
+log = logging.getLogger(__name__)
 
 
 class PolicyService:
@@ -101,14 +110,17 @@ class PolicyService:
             for want in body.policies:
                 have = current.get(want.name)
                 if have is None:
-                    plan.append(ChangeOut(name=want.name, action="create"))
+                    plan.append(ChangeOut(name=want.name, action="create",
+                                          forgets=self._forgets(s, want)))
                     continue
                 old = body_of(have)
                 new = PolicyBody(**want.model_dump(exclude={"name"})).model_dump(mode="json")
                 diff = {k: [old.get(k), new.get(k)] for k in POLICY_FIELDS
                         if old.get(k) != new.get(k)}
                 plan.append(ChangeOut(name=want.name, action="update" if diff else "unchanged",
-                                      changes=diff))
+                                      changes=diff,
+                                      forgets=self._forgets(s, want) if RETAINS & set(diff)
+                                      else None))
             listed = {p.name for p in body.policies}
             for name in sorted(set(current) - listed):
                 plan.append(ChangeOut(name=name, action="delete" if body.prune else
@@ -147,8 +159,12 @@ class PolicyService:
         everything."""
         with self.db.session() as s:
             p = _get(s, name)
+            mine, claimed = selected(s, p)
+            owners = {v.key: claimed.get(v.key, [name])[0] for v in mine}
+            others = {o: _get(s, o) for o in set(owners.values()) - {name}}
             return retention_groups(s, selection_of(p), p.targets, p.retention,
-                                    tz_of(p))
+                                    tz_of(p), owners={
+                                        k: others[o] for k, o in owners.items() if o != name})
 
     def draft_retention_preview(self, body: PolicyBody) -> list[PreviewOut]:
         """``retention_preview`` of a policy not saved yet (the console's form)."""
@@ -169,6 +185,11 @@ class PolicyService:
         with self.db.session() as s:
             p = _get(s, name)
             if not p.retention:
+                return []
+            owner = _owner(s, p, host, volume)
+            if owner != name:  # its rules are not the volume's (now): the owner's apply
+                log.info("policy %s: retention of %s/%s on %s left to policy %s, which "
+                         "backs it up", name, host, volume, target, owner)
                 return []
             decisions = decide(items_from_rows(backups_on(s, host, volume, target)),
                                p.retention, tz_of(p))
@@ -195,6 +216,17 @@ class PolicyService:
         s.add(p)
         s.flush()
         return p
+
+    def _forgets(self, s: Session, body: PolicyBody) -> int | None:
+        """How many backups there now ``body``'s retention forgets (None: it has none, or
+        its targets are unknown — the apply is refused for that anyway)."""
+        if not body.retention:
+            return None
+        known = {t.name for t in catalog.list_targets(s)}
+        if not set(body.targets) <= known:
+            return None
+        return sum(g.forget for g in retention_groups(
+            s, selection_of_body(body), body.targets, body.retention, parse_tz(body.tz)))
 
     @staticmethod
     def _check_targets(s: Session, names: list[str], where: str) -> None:
@@ -231,6 +263,14 @@ def body_of(p: Policy) -> dict[str, Any]:
     out = policy_out(p).model_dump(mode="json")
     out["rpo"] = None if out.pop("rpo_default") else out["rpo"]
     return {k: out[k] for k in POLICY_FIELDS}
+
+
+def _owner(s: Session, p: Policy, host: str, volume: str) -> str:
+    """The policy whose retention applies to ``host``/``volume`` now: the first enabled
+    one matching it, else ``p`` (also when the inventory no longer lists the volume)."""
+    refs = refs_of(s.scalars(select(Volume).where(Volume.host == host,
+                                                 Volume.name == volume)))
+    return (volume_claims(s, refs, also=p).get((host, volume)) or [p.name])[0]
 
 
 def selection_of_body(body: PolicyBody) -> Selection:

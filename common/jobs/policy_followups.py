@@ -2,7 +2,10 @@
 of the policy's other targets (3-2-1; each copy a job with its own history), then the
 policy's retention — after the copies (a repository forget takes the target's exclusive
 lock, a copy reads it under a shared one): a copy's end applies it on its source and
-destination, and each forget's end queues the next forget there. Each finished job is
+destination, and each forget's end queues the next forget there — each once no other
+job is queued or running on that target (a verify, drill, restore or backup holds the
+repository's shared lock, and the forget's exclusive one was refused: a failed job and a
+failure notified; at most ``DEFER_AT_MOST`` later it is queued anyway). Each finished job is
 followed up once: a marker in its ``result``
 (``policy_followup``) is written first, fenced by the scheduler's lease (only its holder
 writes it), so neither two schedulers nor a restart repeat a follow-up (a scheduler
@@ -32,6 +35,8 @@ LOOKBACK = timedelta(days=1)
 #: jobs are re-read this far behind the newest one handled: a job whose end committed after
 #: a later-finishing one's is still seen (the marker keeps it from being done twice)
 OVERLAP = timedelta(seconds=60)
+#: how long a policy's retention waits for its target to be free of other jobs (seconds)
+DEFER_AT_MOST = 900.0
 
 
 class FollowUps:
@@ -47,6 +52,11 @@ class FollowUps:
         self.wait = wait
         self.db: Database = service.db
         self._since: datetime | None = None
+        #: retention held back while other jobs use its target: (policy, host, volume,
+        #: target) → since when; tried again each call until the target is free (at most
+        #: DEFER_AT_MOST, then queued anyway); lost with the process (the next backup's
+        #: follow-up applies it then)
+        self._deferred: dict[tuple[str, str, str, str], float] = {}
 
     def __call__(self, holder: str, token: int, now: datetime,
                  only: Collection[str] | None = None) -> list[Job]:
@@ -64,7 +74,7 @@ class FollowUps:
             # only the policies of finished jobs (an idle tick reads none of them)
             policies = {p.name: p for p in s.scalars(
                 select(Policy).where(Policy.name.in_(names)))} if names else {}
-        queued: list[Job] = []
+        queued: list[Job] = self._retry_deferred()
         for job in rows:
             name = (job.requested_by or "").removeprefix("policy:")
             p = policies.get(name)
@@ -87,6 +97,13 @@ class FollowUps:
         queued: list[Job] = []
 
         def retention(target: str) -> None:
+            if self.wait is None and self._busy(target):
+                # a forget's exclusive repository lock would be refused (the job failed,
+                # and a failure was notified) while a verify, drill, restore or backup
+                # reads or writes the target: wait until it is free
+                self._deferred.setdefault((name, job.host, job.volume, target),
+                                           time.monotonic())
+                return
             queued.extend(self.service.apply_retention(
                 name, job.host, job.volume, target, wait=self.wait,
                 limit=None if self.wait else 1))
@@ -119,6 +136,31 @@ class FollowUps:
                 retention(target)
         elif not copies:  # otherwise each copy's follow-up applies it, after the copy
             retention(job.target or targets[0])
+        return queued
+
+    def _busy(self, target: str) -> bool:
+        """Whether a job other than a forget is queued or running on ``target``."""
+        with self.db.session() as s:
+            return s.scalar(select(Job.id).where(
+                Job.target == target, Job.kind != "forget",
+                Job.state.in_((JobState.queued, JobState.running))).limit(1)) is not None
+
+    def _retry_deferred(self) -> list[Job]:
+        """The held-back retention of each target that is free now."""
+        queued: list[Job] = []
+        busy: dict[str, bool] = {}  # one query per target, however many wait for it
+        for key, since in list(self._deferred.items()):
+            name, host, volume, target = key
+            if target not in busy:
+                busy[target] = self._busy(target)
+            if time.monotonic() - since < DEFER_AT_MOST and busy[target]:
+                continue
+            del self._deferred[key]
+            try:
+                queued += self.service.apply_retention(name, host, volume, target, limit=1)
+            except VolkeeperError as e:
+                log.warning("policy %s: retention of %s/%s on %s: %s", name, host, volume,
+                            target, e)
         return queued
 
     def _mark(self, job: Job, holder: str, token: int, now: datetime) -> bool:

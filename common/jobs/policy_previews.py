@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.db import Backup
+from common.db import Backup, Policy
 from common.db.models import utcnow
 from common.jobs.inputs import InvalidRequest
-from common.jobs.policy_state import inventory
+from common.jobs.policy_state import inventory, schedule_of
 from common.jobs.policy_views import DecisionOut, PreviewOut
 from common.policies.retention import decide, items_from_rows
 from common.policies.rpo import default_rpo
@@ -73,23 +73,31 @@ def schedule_preview(schedule: str, tz: str = "UTC", count: int = 5, *,
 
 
 def retention_groups(session: Session, selection: Selection, targets: Sequence[str],
-                     retention: dict[str, Any] | None, tz: ZoneInfo) -> list[PreviewOut]:
+                     retention: dict[str, Any] | None, tz: ZoneInfo, *,
+                     owners: dict[tuple[str, str], Policy] | None = None
+                     ) -> list[PreviewOut]:
     """For each volume ``selection`` picks now and each target: every backup there, kept
-    or forgotten by ``retention`` (none: every backup is kept), and why."""
+    or forgotten by ``retention`` (none: every backup is kept), and why. ``owners``: the
+    volumes another policy backs up, with it — their groups show that policy's retention
+    on its targets (the one applied; this one's never is)."""
     out = []
-    rules = retention or {"keep_last": -1}
     for v in select_volumes(selection, inventory(session)):
-        for target in targets:
+        owner = (owners or {}).get(v.key)
+        for target in owner.targets if owner is not None else targets:
+            rules = (owner.retention if owner is not None else retention) or {
+                "keep_last": -1}
             rows = backups_on(session, v.host, v.name, target)
             by_id = {b.id: b for b in rows}
-            decisions = decide(items_from_rows(rows), rules, tz)
+            decisions = decide(items_from_rows(rows), rules,
+                               tz if owner is None else schedule_of(owner).tz)
             backups = [DecisionOut(id=d.id, created_at=by_id[d.id].created_at,
                                    kind=by_id[d.id].kind, tags=list(by_id[d.id].tags or []),
                                    pinned=by_id[d.id].pinned, keep=d.keep, reasons=d.reasons)
                        for d in decisions]
             kept = sum(d.keep for d in decisions)
             out.append(PreviewOut(host=v.host, volume=v.name, target=target, keep=kept,
-                                  forget=len(decisions) - kept, backups=backups))
+                                  forget=len(decisions) - kept, backups=backups,
+                                  owner=owner.name if owner is not None else None))
     return out
 
 

@@ -76,12 +76,18 @@ def enabled_selections(session: Session) -> dict[str, Selection]:
 
 def volume_claims(session: Session, refs: list[VolumeRef] | Inventory, *,
                   also: Policy | None = None) -> dict[tuple[str, str], list[str]]:
-    """(host, volume) → the enabled policies matching it (``also``: one more, say a
-    disabled policy being shown), first by name first."""
+    """(host, volume) → the enabled policies matching it, first by name first (the first
+    owns it). ``also``: one more, say a disabled policy being shown or run by hand — after
+    the enabled ones, which own what they match (its run by hand backed up, and its
+    retention forgot, a volume an enabled policy keeps by its own rules)."""
     selections = enabled_selections(session)
-    if also is not None:
+    if also is not None and also.enabled:
         selections[also.name] = selection_of(also)
-    return claims(selections, refs)
+    out = claims(selections, refs)
+    if also is not None and not also.enabled:
+        for key in claims({also.name: selection_of(also)}, refs):
+            out.setdefault(key, []).append(also.name)
+    return out
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,10 @@ class PreviewOut(BaseModel):
     keep: int
     forget: int
     backups: list[DecisionOut]
+    owner: str | None = Field(default=None, description="set when another policy backs "
+                              "the volume up (a conflict: the first by name): the "
+                              "decisions are that policy's retention on its targets, the "
+                              "one that applies")
 
 
 class ChangeOut(BaseModel):
@@ -122,6 +126,11 @@ class ChangeOut(BaseModel):
                         "the file; --prune deletes it)")
     changes: dict[str, list[Any]] = Field(default_factory=dict,
                                           description="field → [old, new]")
+    forgets: int | None = Field(default=None, description="created, or its retention, "
+                                "targets or selection changed: how many backups there "
+                                "now its retention would forget after its next backup "
+                                "(also those made by hand; pinned ones are kept; at most: "
+                                "a volume another policy backs up is counted too)")
 
 
 class ApplyOut(BaseModel):

@@ -5,7 +5,7 @@ limit held back). None of them raises: notification trouble is logged, never a j
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.config import Settings
@@ -13,6 +13,7 @@ from common.db import Database, Job, JobState, jobs
 from common.notify import channels as channels_mod
 from common.notify import state as st
 from common.notify.message import Message
+from common.policies.schedule import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,7 @@ def _message(d: st.Due) -> Message:
     bad = d.state == st.BAD
     if d.kind == RPO:
         event = "overdue" if bad else "recovered"
-        summary = (f"volume {d.subject} is overdue: its newest good backup is from "
-                   f"{e.get('newest_good_backup_at') or 'never'}" if bad else
+        summary = (_overdue(d.subject, e) if bad else
                    f"volume {d.subject} is backed up in time again")
     else:
         event = "failed" if bad else "recovered"
@@ -142,3 +142,20 @@ def _message(d: st.Due) -> Message:
                    if bad else f"{what} of {d.subject} succeeds again")
     return Message(event=event, kind=d.kind, subject=d.subject, state=d.state,
                    previous=d.told, summary=summary, details=e)
+
+
+def _overdue(subject: str, e: dict[str, Any]) -> str:
+    """``volume h/v is overdue: its newest good backup (2026-12-07 19:19 UTC) is older
+    than its RPO of 1m`` — or ``… has no good backup yet`` (it read "is from never")."""
+    rpo = e.get("rpo_seconds")
+    of = f" of {format_duration(timedelta(seconds=rpo))}" if rpo else ""
+    newest = e.get("newest_good_backup_at")
+    if not newest:
+        return (f"volume {subject} is overdue: it has no good backup yet, and its policy "
+                f"is older than its RPO{of}")
+    try:
+        t = datetime.fromisoformat(newest)
+        at = (t.astimezone(UTC) if t.tzinfo else t).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        at = str(newest)
+    return f"volume {subject} is overdue: its newest good backup ({at}) is older than its RPO{of}"

@@ -38,6 +38,10 @@ from common.policies.schedule import format_duration, parse_duration
 PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
 COUNT_FIELDS = ("keep_last", *(f"keep_{p}" for p in PERIODS))
 FIELDS = (*COUNT_FIELDS, "keep_within", "keep_tag")
+#: a policy's fields whose change changes what its retention forgets (the plan of
+#: ``volkeeper apply`` and ``policy update`` count it again)
+RETAINS = frozenset({"retention", "targets", "volumes", "hosts", "selector", "project",
+                     "tz"})
 _PERIOD_NAMES = {"hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month",
                  "yearly": "year"}
 

@@ -104,3 +104,20 @@ def test_the_rollback_command_of_a_replace_stays_on_one_line_at_80_columns(
     finally:
         render.err.cache_clear()
     assert "undo with: volkeeper rollback b60b343281174f3b\n" in capsys.readouterr().err
+
+
+def _ahead(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+
+
+def test_times_ahead_read_as_in_so_long_not_as_ages() -> None:
+    """A policy's next run 40 s ahead showed as "0s ago", 2 h ahead as a date."""
+    from cli.render import upcoming
+
+    assert upcoming(_ahead(seconds=40)) in ("in 40s", "in 39s")
+    assert upcoming(_ahead(minutes=3, seconds=5)) == "in 3m"
+    assert upcoming(_ahead(hours=5, minutes=1)) == "in 5h"
+    later = upcoming(_ahead(days=3))
+    assert len(later) == len("2026-12-06 14:02") and later[4] == "-" and later[13] == ":"
+    assert upcoming(_ago(minutes=3, seconds=5)) == "3m ago"
+    assert upcoming(None) == "-"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,19 @@ def test_without_a_channel_nothing_is_observed(db: Database, rec: Recorder) -> N
     assert rec.sent == []
     notifier.job_finished(db, settings(), finish(db, JobState.failed, error="y"))
     assert [m.event for m in rec.sent] == ["failed"]
+
+
+def test_the_overdue_summary_names_the_rpo_and_a_volume_never_backed_up(
+        db: Database, rec: Recorder) -> None:
+    """It read "its newest good backup is from never" for a volume never backed up, and
+    named no RPO."""
+    s = settings()
+    notifier.report_freshness(db, s, host="h1", volume="new", overdue=True, rpo_seconds=40)
+    notifier.report_freshness(
+        db, s, host="h1", volume="old", overdue=True, rpo_seconds=93600,
+        newest_good_at=datetime(2026, 12, 7, 19, 19, 30, tzinfo=UTC))
+    assert [m.summary for m in rec.sent] == [
+        "volume h1/new is overdue: it has no good backup yet, and its policy is older than "
+        "its RPO of 40s",
+        "volume h1/old is overdue: its newest good backup (2026-12-07 19:19 UTC) is older "
+        "than its RPO of 26h"]
