@@ -324,6 +324,7 @@ def verify_archive(
     expected_sha256: str | None = None,
     name: str = "archive",
     digest: Digest | None = None,
+    content_progress: bool = False,
 ) -> VerifyReport:
     """Decompress and parse an archive and compare every member with the manifest
     (``None``: no manifest to compare with — a damaged one —, the archive is only
@@ -334,8 +335,13 @@ def verify_archive(
     When ``manifest`` is a ``Manifest`` its summary checksum is checked too, and file
     contents are hashed with its digest; otherwise with ``digest`` (default sha256, what
     version 1 manifests carry).
+
+    ``tracker`` counts every member and the stream's bytes (a stored archive's, against
+    its object size); with ``content_progress`` regular files and their content instead
+    (``counting``: a volume's fresh tar compared with the manifest, as a restore counts).
     """
     fmt = check_format(fmt)
+    counts = ContentProgress(tracker) if content_progress else None
     report = VerifyReport(ok=True, entries_checked=0, archive_sha256=None)
     def expected_entries() -> Iterator[TarEntry]:
         try:
@@ -369,7 +375,10 @@ def verify_archive(
     files = [0, 0]  # regular files, their bytes: what the manifest's summary counts
 
     def on_entry(entry: TarEntry) -> None:
-        tracker.add(0, 1)
+        if counts is not None:
+            counts.on_entry(entry)
+        else:
+            tracker.add(0, 1)
         report.entries_checked += 1
         if entry.type == "file":
             files[0] += 1
@@ -385,11 +394,12 @@ def verify_archive(
 
     if digest is None:
         digest = manifest.digest if isinstance(manifest, Manifest) else "sha256"
-    scanner = TarScanner(on_entry, hash_content=True, digest=digest)
+    scanner = TarScanner(on_entry, hash_content=True, digest=digest,
+                         on_start=counts.on_start if counts is not None else None)
     try:  # without an expected checksum: hashed as the manifest's era did (v1: sha256)
         stats = _stream_tar(reader, fmt, name, scanner, None, tracker, expected_sha256,
                             force_hash=True, algorithm="blake3" if digest == "blake3"
-                            else "sha256")
+                            else "sha256", tar_bytes_progress=counts is None)
         report.archive_sha256 = stats.archive_sha256
     except IntegrityError as e:
         problem(str(e))

@@ -187,8 +187,9 @@ class ArchiveFormat:
 
     def compare(self, docker: DockerHost, backend: Backend, backup: StoredBackup,
                 volume: str, settings: Settings, tracker: ProgressTracker) -> VerifyReport:
-        # the volume's tar stream, against the content size (headers make it a bit more)
-        tracker.set_phase("comparing", bytes_total=backup.logical_bytes, estimated=True)
+        # the volume's regular files and their content, as the backup counted them
+        tracker.set_phase("comparing", bytes_total=backup.logical_bytes,
+                          files_total=backup.file_count)
         with backend.open_reader(backup.manifest_key) as raw, \
                 io.TextIOWrapper(raw, encoding="utf-8") as text, \
                 tar_source(docker, volume, settings) as stream:
@@ -196,7 +197,8 @@ class ArchiveFormat:
             # to this fresh tar of the volume
             manifest = read_manifest(text)
             return verify_archive(stream, "tar", manifest.entries(), tracker,
-                                  name=f"volume {volume}", digest=manifest.digest)
+                                  name=f"volume {volume}", digest=manifest.digest,
+                                  content_progress=True)
 
     def forget(self, backend: Backend, backup: StoredBackup,
                settings: Settings) -> dict[str, Any]:

@@ -90,3 +90,33 @@ def test_an_empty_volume_has_no_files(tmp_path: Path) -> None:
     assert (tracker.files_done, tracker.bytes_done) == (0, 0)
     restored = _restore(data, stats, "tar", tmp_path / "restored")
     assert (restored.files_done, restored.bytes_done) == (0, 0)
+
+
+def test_a_drills_comparison_counts_as_the_backup_did(tmp_path: Path) -> None:
+    """A drill compares a fresh tar of the restored volume with the manifest: its progress
+    counts regular files and their content (it read "1.0 MiB of 1.0 MiB, 2 of 2 files" for
+    a 1-file, 1-byte volume), while a stored archive's verify counts members and bytes."""
+    from common.archive import read_manifest, verify_archive
+
+    root = tmp_path / "volume"
+    root.mkdir()
+    _volume(root)
+    content = 3 + 2 + STREAMED + 12345
+    backend = MemoryBackend()
+    text = io.StringIO()
+    manifest = ManifestWriter(text, {"volume": "vol", "format": "tar"}, digest="blake3")
+    with backend.open_writer("k") as writer, gnutar.create_stream(root) as stream:
+        write_archive(stream, writer, "tar", NullTracker(), manifest=manifest)
+        writer.commit()
+    for content_progress, want in ((True, (3, content)), (False, None)):
+        tracker = Counting()
+        with gnutar.create_stream(root) as stream:
+            m = read_manifest(io.StringIO(text.getvalue()))
+            report = verify_archive(stream, "tar", m.entries(), tracker, name="volume vol",
+                                    digest=m.digest, content_progress=content_progress)
+        assert report.ok, report.problems
+        if want is not None:
+            assert (tracker.files_done, tracker.bytes_done) == want
+        else:  # every member (root, dirs, link …) and the stream's bytes
+            assert tracker.files_done == report.entries_checked > 3
+            assert tracker.bytes_done > content
