@@ -12,6 +12,7 @@ from cli.front import CliError, Front, connect
 from cli.options import Json
 from cli.policy_options import body, copies, policy_options, retention
 from cli.render import emit_json, err, out, table, upcoming, when
+from cli.settings import settings
 
 policy_app = typer.Typer(help="Policies: what is backed up, when, where, how long it is "
                          "kept and how fresh it must be.", no_args_is_help=True)
@@ -27,7 +28,8 @@ def create(name: str, given: dict[str, Any], as_json: bool) -> None:
     if not given["schedule"]:
         raise CliError("--schedule is required", "e.g. --schedule '0 2 * * *' or @daily")
     changes = body(given) | {
-        "name": name, "targets": [given["target"] or "local", *copies(given["copy_to"])],
+        "name": name, "targets": [given["target"] or settings().default_target,
+                                   *copies(given["copy_to"])],
         "retention": retention(given)}
     with connect(docker=False) as c:
         p = c.create_policy(changes)

@@ -26,7 +26,8 @@ Schedule = Annotated[str | None, Opt(help="Cron expression ('0 2 * * *'), @hourl
                                      "@weekly, @monthly, or '@every 6h'.")]
 Tz = Annotated[str | None, Opt("--tz", help="IANA time zone of the schedule (default UTC).")]
 Jitter = Annotated[str | None, Opt(help="Delay each run by up to this long (e.g. 5m).")]
-Target = Annotated[str | None, Opt(help="Target of the backups (default: local).")]
+Target = Annotated[str | None, Opt(help="Target of the backups (default: "
+                                        "VOLKEEPER_DEFAULT_TARGET, local).")]
 CopyTo = Annotated[list[str] | None, Opt("--copy-to", help="Also copy each backup to this "
                                          "target (repeatable; replaces the policy's copy "
                                          "targets; --copy-to '' removes them).")]

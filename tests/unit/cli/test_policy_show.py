@@ -38,3 +38,28 @@ def test_show_and_list_read_as_sentences_and_an_empty_selection_is_noted(
     row = next(line for line in listed.stdout.splitlines() if line.startswith("app "))
     assert re.search(r"in \d+s\s*$", row), row
     assert "ago" not in listed.stdout
+
+
+
+def test_a_new_policy_backs_up_to_the_configured_default_target(tmp_path: Path) -> None:
+    """Without --target a policy uses VOLKEEPER_DEFAULT_TARGET, as `volkeeper backup` does
+    (it always said local)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from common.db import catalog as cat
+    from tests.unit.cli.test_release import REPO, catalog
+
+    with catalog(tmp_path) as s:
+        cat.ensure_target(s, "offsite", (tmp_path / "offsite").as_uri())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLKEEPER_")}
+    env |= {"VOLKEEPER_HOME": str(tmp_path), "VOLKEEPER_HOST_NAME": "laptop",
+            "VOLKEEPER_DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
+            "VOLKEEPER_DEFAULT_TARGET": "offsite"}
+    made = subprocess.run([sys.executable, "-m", "cli.main", "policy", "create", "nightly",
+                           "--volume", "db", "--schedule", "@daily", "--json"], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["targets"] == ["offsite"]
