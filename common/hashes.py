@@ -2,11 +2,12 @@
 
 hashlib loads OpenSSL's libcrypto (``_hashlib``) when it is first imported: ~3.4 MiB of
 resident memory in a process that already holds cryptography's own OpenSSL (the
-repository's ciphers). A one-shot ``volkeeper backup`` into a repository hashes nothing
-large with hashlib — chunk, tree and pack ids are keyed BLAKE3; SHA-256 only names small
-things (API tokens, key-cache entries, a file's chunk list) — and its peak RSS is what the
-user compares with restic's (issue 10; the unchanged re-backup of the mixed 1 GiB set:
-76 → 73 MiB with this alone).
+repository's ciphers). A one-shot ``volkeeper backup`` hashes nothing large with hashlib —
+a repository's chunk, tree and pack ids are keyed BLAKE3, an archive's manifest (version 2)
+digests each file with BLAKE3; SHA-256 only names small things (API tokens, key-cache
+entries, a file's chunk list, a manifest's lines) — and its peak RSS is what the user
+compares with restic's (issue 10; the unchanged re-backup of the mixed 1 GiB set: 76 → 73
+MiB with this alone).
 
 ``builtin_only`` (before hashlib is first imported) makes hashlib use CPython's built-in
 MD5, SHA-1, SHA-2, SHA-3 and BLAKE2, which are ~5x slower per byte than OpenSSL's on a CPU
