@@ -144,7 +144,7 @@ def next_steps(m: Migration) -> list[str]:
     if not recreated and stopped:
         out.append(f"containers {', '.join(stopped)} were stopped for the cut-over and are "
                    "still stopped on the source; recreate them on the new volume (or "
-                   "`volkeeper migration rollback ID` to go back)")
+                   f"`volkeeper migration rollback {m.id}` to go back)")
     return out
 
 

@@ -1,0 +1,84 @@
+"""`volkeeper migrations` and `volkeeper migration ID` at 80 columns: no column cut off
+(CREATED was cut to "CR"), no job id broken by the wrap, wrapped lines indented under
+their first; the next step names the migration's own id, not "ID"."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cli import migrate_cmds
+
+ID = "f3d39a4f95794a85"
+
+
+def _migration(state: str = "succeeded") -> dict[str, Any]:
+    return {
+        "id": ID, "state": state, "source": {"host": "laptop", "volume": "pgdata"},
+        "destination": {"host": "laptop", "volume": "pgdata2", "driver": "local"},
+        "downtime_seconds": 0.27, "verify_outcome": "passed",
+        "created_at": "2026-12-07T19:00:00+00:00", "reason": None,
+        "phases": [{"name": "validate", "state": "succeeded", "bytes": 0, "jobs": []},
+                   {"name": "pre-copy", "state": "succeeded", "bytes": 401561,
+                    "jobs": [{"step": "precopy.backup", "job_id": "f2da04c61cf44bcb"},
+                             {"step": "precopy.restore", "job_id": "78146f33a3fe48b4"}]},
+                   {"name": "verify", "state": "succeeded", "bytes": 0,
+                    "jobs": [{"step": "verify", "job_id": "b11ff6d068274b2b"}]}],
+        "report": {}, "next_steps": [
+            "containers pgdata-app were stopped for the cut-over and are still stopped "
+            f"on the source; recreate them on the new volume (or `volkeeper migration "
+            f"rollback {ID}` to go back)"]}
+
+
+class _Front:
+    embedded = False
+
+    def migrations(self, limit: int) -> list[dict[str, Any]]:
+        return [_migration(), _migration("rolled_back") | {"id": "0123456789abcdef"}]
+
+    def migration(self, mid: str) -> dict[str, Any]:
+        return _migration()
+
+
+@pytest.fixture
+def narrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+
+    @contextlib.contextmanager
+    def connect(**_: Any) -> Iterator[_Front]:
+        yield _Front()
+
+    monkeypatch.setattr(migrate_cmds, "connect", connect)
+
+
+def test_the_list_keeps_every_name_and_the_ids_whole(narrow: None,
+                                                    capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    migrate_cmds.migrations(limit=50, as_json=False)
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines), text
+    header = next(line for line in lines if line.startswith("ID"))
+    assert header.split() == ["ID", "STATE", "SOURCE", "DESTINATION", "DOWNTIME",
+                              "CREATED"], text
+    rows = [line for line in lines if line.startswith(("f3d3", "0123"))]
+    assert len(rows) == 2 and all("laptop/pgdata2" in r for r in rows), text
+
+
+def test_one_migration_reads_at_80_columns(narrow: None,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    migrate_cmds.migration(what=ID, migration_id=None, follow=False, md=False,
+                           as_json=False)
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines), text
+    for job in ("precopy.backup=f2da04c61cf44bcb", "precopy.restore=78146f33a3fe48b4",
+                "verify=b11ff6d068274b2b"):
+        assert any(job in line for line in lines), text
+    assert "392.1 KiB" in text  # a size, not a count of bytes
+    # a wrapped next step goes on indented, never at the left edge
+    assert all(line.startswith(("migration ", "  ")) for line in lines if line), text
+    assert f"rollback {ID}" in " ".join(line.strip() for line in lines)
