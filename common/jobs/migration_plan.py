@@ -243,8 +243,10 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
         return {"source_removal_unknown": False, "source_removed": not r.get("exists")}
     if step == "rollback.restore_source":
         return {"source_removed": False, "source_restored": True}
-    if step == "rollback.remove_destination" and r.get("backup_id"):
-        return {"destination_backup_id": r["backup_id"]}
+    if step == "rollback.remove_destination":
+        return {k: r[f] for k, f in (("destination_backup_id", "backup_id"),
+                                     ("destination_files_left_in", "files_left_in"))
+                if r.get(f)}
     if step == "rollback.start_containers":
         return {"containers_started": r.get("started") or []}
     return {}

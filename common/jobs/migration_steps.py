@@ -25,6 +25,7 @@ from common.db import catalog, jobs
 from common.db.models import Backup, Job, utcnow
 from common.docker import recreate as containers
 from common.engine import migrate as engine
+from common.engine.access import bound_dir
 from common.engine.backup import backup_volume
 from common.engine.catchup import catchup_backup, destination_index, forget_index
 from common.engine.flush import flush_behind, flushing, write_out
@@ -389,14 +390,20 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
         raise Conflict(f"volume {job.volume!r} was not created by migration "
                        f"{job.params.get('migration')}; it is left alone",
                        "remove it by hand if it is not needed")
-    if job.target is None:
-        ctx.docker.remove_volume(job.volume)
-        return Outcome({"removed": True})
-    tracker.set_phase("backing up the destination")
-    backup_id = _pinned_backup(ctx, job, tracker, "migration-rollback", "backup_id")
-    tracker.set_phase("removing the destination")
+    # a bind volume's files stay in its device directory when the volume goes: never
+    # deleted here (they may be someone's), named in the report instead
+    bound = bound_dir(ctx.docker, job.volume)
+    result: dict[str, Any] = {"removed": True}
+    backup_id = None
+    if job.target is not None:
+        tracker.set_phase("backing up the destination")
+        backup_id = _pinned_backup(ctx, job, tracker, "migration-rollback", "backup_id")
+        result["backup_id"] = backup_id
+        tracker.set_phase("removing the destination")
     ctx.docker.remove_volume(job.volume)
-    return Outcome({"removed": True, "backup_id": backup_id}, backup_id)
+    if bound is not None and any(bound.iterdir()):
+        result["files_left_in"] = str(bound)
+    return Outcome(result, backup_id)
 
 
 def recreate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

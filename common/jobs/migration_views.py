@@ -116,11 +116,15 @@ def next_steps(m: Migration) -> list[str]:
     """What the user changes so the application uses the new volume (or, rolled back on
     request, where what the destination held is kept)."""
     kept_in = (m.report or {}).get("destination_backup_id")
+    left_in = (m.report or {}).get("destination_files_left_in")
     if m.state != "succeeded":
-        return [f"the destination {m.dest_host}/{m.dest_volume} as it was before the "
-                f"rollback is kept in pinned backup {kept_in} (tag migration-rollback): "
-                f"`volkeeper restore {kept_in} --into NAME` to get back what was written "
-                "there"] if kept_in else []
+        return ([f"the destination {m.dest_host}/{m.dest_volume} as it was before the "
+                 f"rollback is kept in pinned backup {kept_in} (tag migration-rollback): "
+                 f"`volkeeper restore {kept_in} --into NAME` to get back what was written "
+                 "there"] if kept_in else []) + \
+            ([f"the destination volume was removed but its device directory {left_in} on "
+              f"host {m.dest_host} still holds the copied files: empty it before "
+              "migrating there again"] if left_in else [])
     out = []
     stopped = [c.get("name", "?") for c in (m.report or {}).get("containers_stopped") or []]
     if m.dest_host != m.source_host:

@@ -434,3 +434,27 @@ def test_a_rollback_on_request_keeps_what_was_written_into_the_destination(
     assert state == "succeeded"
     back_dir = Path(client.volumes.get("mig-rb-back").attrs["Mountpoint"])
     assert (back_dir / "written-after.txt").read_text() == "the application's new data"
+
+
+def test_a_rolled_back_bind_destination_names_the_files_left_in_its_directory(
+        runtime: EmbeddedRuntime, docker_host_a: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing a ``local`` bind volume leaves its device directory's files: the rollback
+    does not delete them (they could be someone's) but says so, since a migration there
+    again is refused until the directory is empty."""
+    _volume(docker_host_a, "mig-bl", files=5)
+    device = tmp_path / "bind-left"
+    device.mkdir()
+
+    def inject() -> None:
+        (device / "intruder.txt").write_text("not from the source")
+
+    _before_the_verify(monkeypatch, inject)
+    done = _migrate(runtime, volume="mig-bl", to_host="laptop", to_volume="mig-bl-dst",
+                    driver="local", driver_opts={"type": "none", "o": "bind",
+                                                 "device": str(device)})
+    assert done["state"] == "rolled_back", done
+    assert "mig-bl-dst" not in [v.name for v in docker_host_a.client().volumes.list()]
+    assert (device / "sub" / "f1.bin").exists()  # left, not deleted
+    assert done["report"]["destination_files_left_in"] == str(device)
+    assert any(str(device) in s and "empty it" in s for s in done["next_steps"]), done
