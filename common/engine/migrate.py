@@ -86,17 +86,21 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
 
 def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[str, str],
                       need_bytes: int | None, settings: Settings,
-                      images: list[str] | None = None) -> dict[str, Any]:
+                      images: list[str] | None = None, host: str | None = None
+                      ) -> dict[str, Any]:
     """The destination side: the name free, the driver and its options, free space
     (against ``need_bytes``, or only measured when that is None: ``free_bytes`` and
     ``free_at`` say what was found, for a caller that learns the need later); with
-    ``images`` (containers to recreate here) that this host has them."""
+    ``images`` (containers to recreate here) that this host has them. ``host`` names
+    this host in the details (read where the migration was asked for, not here)."""
     checks: list[Check] = []
     try:
         docker.volume(volume)
+        where = f"host {host}" if host else "this host"
         checks.append(Check("destination volume", False,
-                            f"volume {volume!r} already exists on this host — choose "
-                            "another name (--to-volume) or remove it first"))
+                            f"volume {volume!r} already exists on {where} — it is never "
+                            "overwritten: choose another name (--to-volume) or remove it "
+                            "first"))
     except NotFound:
         checks.append(_check_device_empty(volume, driver, opts))
     usable = [_check_driver(docker, driver, opts), _check_kept("destination", driver, opts),

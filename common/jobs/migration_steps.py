@@ -70,7 +70,7 @@ def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     else:
         out = engine.check_destination(ctx.docker, job.volume, p.get("driver") or "local",
                                        p.get("driver_opts") or {}, p.get("need_bytes"),
-                                       ctx.settings, images=p.get("images"))
+                                       ctx.settings, images=p.get("images"), host=job.host)
     out["checks"].append(_target_check(ctx, job.target))
     return Outcome(out)
 

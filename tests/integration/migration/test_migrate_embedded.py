@@ -176,8 +176,9 @@ def test_the_dry_run_names_each_bad_input(runtime: EmbeddedRuntime,
     assert ok["ok"] is True, ok["checks"]
     assert "mig-free" in ok["plan"]
     assert any("unknown" in p or "not" in p for p in problems(to_host="elsewhere"))
-    assert any("already exists" in p for p in problems(to_host="laptop",
-                                                        to_volume="mig-taken"))
+    # named where the user reads it (not "this host": the check runs on the destination)
+    assert any("already exists on host laptop" in p
+               for p in problems(to_host="laptop", to_volume="mig-taken"))
     bad_driver = problems(to_host="laptop", to_volume="mig-x", driver="nosuchdriver")
     assert any("'nosuchdriver' is not available" in p for p in bad_driver)
     bad_opt = problems(to_host="laptop", to_volume="mig-x", driver_opts={"colour": "red"})
