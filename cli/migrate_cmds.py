@@ -177,6 +177,10 @@ def _show(m: dict[str, Any], as_json: bool, asked: str | None = None) -> None:
             _para(f"  reason: {m['reason']}")
         for step in m.get("next_steps") or []:
             _para(f"  next: {step}")
+        if asked and m["state"] not in FINAL:  # the server's coordinator goes on with it
+            doing = "rolling back" if asked == "rolled_back" else "being cancelled"
+            _para(f"  {doing}: `volkeeper migration {m['id']} --follow` follows it to "
+                  "its end")
     if m["state"] in ("rolled_back", "failed", "cancelled") and m["state"] != asked:
         raise typer.Exit(1)
 

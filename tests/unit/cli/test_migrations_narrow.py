@@ -82,3 +82,45 @@ def test_one_migration_reads_at_80_columns(narrow: None,
     # a wrapped next step goes on indented, never at the left edge
     assert all(line.startswith(("migration ", "  ")) for line in lines if line), text
     assert f"rollback {ID}" in " ".join(line.strip() for line in lines)
+
+
+def test_the_evacuations_list_keeps_its_counts_whole(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    from cli import evacuate_cmds
+    from common.jobs.evacuations import markdown
+
+    row = {"id": "0314eea345f04a27", "state": "succeeded", "host": "host-a",
+           "to_host": "host-b", "volumes": 3, "counts": {"succeeded": 3},
+           "bytes": 1204402, "downtime_max_seconds": 0.66,
+           "created_at": "2026-12-07T19:00:00+00:00", "migrations": []}
+
+    class Front:
+        def evacuations(self, limit: int) -> list[dict[str, Any]]:
+            return [row]
+
+    @contextlib.contextmanager
+    def connect(**_: Any) -> Iterator[Front]:
+        yield Front()
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(evacuate_cmds, "connect", connect)
+    evacuate_cmds.evacuations(limit=50, as_json=False)
+    text = capsys.readouterr().out
+    assert all(len(line.rstrip()) <= 80 for line in text.splitlines()), text
+    line = next(x for x in text.splitlines() if x.startswith("0314"))
+    assert "3 succeeded" in line and "host-a" in line and "host-b" in line, text
+    assert "moved: 1.1 MiB" in markdown(row)  # a size first, not only a byte count
+
+
+def test_a_rollback_asked_of_a_server_says_it_goes_on_there(
+        narrow: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Remotely the command returns while the rollback runs: the migration is still
+    shown as it was (no rollback phase yet), so the text says what is happening."""
+    monkeypatch.setattr(_Front, "rollback_migration",
+                        lambda self, mid: _migration("running"), raising=False)
+    migrate_cmds.migration(what="rollback", migration_id=ID, follow=False, md=False,
+                           as_json=False)
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"rolling back: `volkeeper migration {ID} --follow`" in text, text
