@@ -126,11 +126,18 @@ def migration(
             m = c.migration(mid)
         if follow and m["state"] not in FINAL:
             m = _follow(c, mid, as_json)
+        # embedded, nothing drives a migration between commands: one whose `migrate`
+        # was killed stays "running" (its failed step not rolled back) until resumed
+        idle = c.embedded and m["state"] not in FINAL and not as_json
         if md:
             out().print(c.migration_report(mid), markup=False, highlight=False, soft_wrap=True)
             return
     # a rollback that rolled back (a cancel that cancelled) did what was asked: exit 0
     _show(m, as_json, {"rollback": "rolled_back", "cancel": "cancelled"}.get(action))
+    if idle:
+        _para(f"  embedded, it moves on only while a volkeeper command drives it "
+              f"(`volkeeper migrate`, `--follow`, `volkeeper serve`); if none does (its "
+              f"`volkeeper migrate` was stopped): `volkeeper migration {mid} --follow`")
 
 
 def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:

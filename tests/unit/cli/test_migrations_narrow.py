@@ -124,3 +124,20 @@ def test_a_rollback_asked_of_a_server_says_it_goes_on_there(
                            as_json=False)
     text = " ".join(capsys.readouterr().out.split())
     assert f"rolling back: `volkeeper migration {ID} --follow`" in text, text
+
+
+def test_an_embedded_migration_nobody_drives_says_how_to_go_on(
+        narrow: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Embedded, a migration whose `volkeeper migrate` was killed stays "running" with
+    its step failed until a command drives it again: `migration ID` says which."""
+    monkeypatch.setattr(_Front, "embedded", True)
+    monkeypatch.setattr(_Front, "migration", lambda self, mid: _migration("running"))
+    migrate_cmds.migration(what=ID, migration_id=None, follow=False, md=False,
+                           as_json=False)
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"`volkeeper migration {ID} --follow`" in text, text
+    monkeypatch.setattr(_Front, "migration", lambda self, mid: _migration())
+    migrate_cmds.migration(what=ID, migration_id=None, follow=False, md=False,
+                           as_json=False)
+    assert "--follow" not in capsys.readouterr().out  # a finished one: nothing to drive
