@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.front import Front, connect
-from cli.migrate_cmds import secs
+from cli.migrate_cmds import check_line, secs
 from cli.options import Json
 from cli.render import emit_json, err, fit, out, size, table, too_wide, when
 
@@ -88,10 +88,9 @@ def _dry_run(e: dict[str, Any], as_json: bool) -> None:
         for v in e["volumes"]:
             for x in v["checks"]:
                 if not x["ok"]:
-                    out().print(f"[red]FAILED[/] {v['volume']}: {x['name']}: "
-                                f"{x['detail']}", highlight=False)
+                    check_line(False, f"{v['volume']}: {x['name']}: {x['detail']}")
             if v["ok"]:
-                out().print(f"[green]ok[/] {v['volume']}: {v['plan']}", highlight=False)
+                check_line(True, f"{v['volume']}: {v['plan']}")
     if not e["ok"]:
         raise typer.Exit(1)
 

@@ -72,9 +72,8 @@ def _dry_run(result: dict[str, Any], as_json: bool) -> None:
         emit_json(result)
     else:
         for c in result["checks"]:
-            mark = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
-            out().print(f"{mark} {c['name']}: {c['detail']}", highlight=False)
-        out().print(f"plan: {result['plan']}", highlight=False)
+            check_line(c["ok"], f"{c['name']}: {c['detail']}")
+        _para(f"plan: {result['plan']}")
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -199,6 +198,22 @@ def _para(text: str, indent: str = "    ") -> None:
     out().print("\n".join(textwrap.wrap(text, out().width, subsequent_indent=indent,
                                          break_on_hyphens=False, break_long_words=False))
                 or text, highlight=False, markup=False, soft_wrap=True)
+
+
+def check_line(ok: bool, text: str) -> None:
+    """A check as "ok …" (green) or "FAILED …" (red), wrapped to the terminal with its
+    further lines indented (the details are plain text, never markup)."""
+    import textwrap
+
+    from rich.markup import escape
+
+    mark = "ok" if ok else "FAILED"
+    lines = textwrap.wrap(f"{mark} {text}", out().width, subsequent_indent="    ",
+                          break_on_hyphens=False, break_long_words=False) or [mark]
+    colour = "green" if ok else "red"
+    first = f"[{colour}]{mark}[/]{escape(lines[0][len(mark):])}"
+    out().print("\n".join([first, *(escape(x) for x in lines[1:])]), highlight=False,
+                soft_wrap=True)
 
 
 def secs(x: float | None) -> str:

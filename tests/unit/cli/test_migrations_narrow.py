@@ -141,3 +141,25 @@ def test_an_embedded_migration_nobody_drives_says_how_to_go_on(
     migrate_cmds.migration(what=ID, migration_id=None, follow=False, md=False,
                            as_json=False)
     assert "--follow" not in capsys.readouterr().out  # a finished one: nothing to drive
+
+
+def test_the_dry_run_wraps_each_check_under_itself(
+        narrow: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    detail = ("the device directory /srv/[old]/pg of volume 'pgb' is not empty (it holds "
+              "'mine.txt'): the migration would overwrite and delete its files — choose "
+              "an empty directory (--driver-opt device=…) or empty it first")
+    result = {"dry_run": True, "ok": False, "plan": "copy laptop/pgdata to laptop/pgb",
+              "checks": [{"name": "destination volume", "ok": False, "detail": detail},
+                         {"name": "driver", "ok": True, "detail": "driver 'local'"}]}
+    monkeypatch.setattr(_Front, "migrate", lambda self, body: result, raising=False)
+    with pytest.raises(migrate_cmds.typer.Exit):
+        migrate_cmds.migrate(volume="pgdata", to_host="laptop", to_volume="pgb",
+                             dry_run=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(x) <= 80 for x in lines), lines
+    assert lines[0].startswith("FAILED destination volume: ")
+    failed = [x for x in lines if not x.startswith(("ok ", "plan: "))]
+    assert all(x.startswith("    ") for x in failed[1:]), lines  # under their check
+    assert "/srv/[old]/pg" in " ".join(lines)  # plain text, not taken for markup
+    assert "ok driver: driver 'local'" in lines
