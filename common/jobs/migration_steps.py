@@ -401,8 +401,9 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
         result["backup_id"] = backup_id
         tracker.set_phase("removing the destination")
     ctx.docker.remove_volume(job.volume)
-    if bound is not None and any(bound.iterdir()):
-        result["files_left_in"] = str(bound)
+    with contextlib.suppress(OSError):  # (the directory gone too: nothing left)
+        if bound is not None and any(bound.iterdir()):
+            result["files_left_in"] = str(bound)
     return Outcome(result, backup_id)
 
 
