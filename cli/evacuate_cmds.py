@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from cli.front import Front, connect
-from cli.migrate_cmds import secs
+from cli.migrate_cmds import check_line, secs
 from cli.options import Json
-from cli.render import emit_json, err, out, size, table, when
+from cli.render import emit_json, err, fit, out, size, table, too_wide, when
 
 
 def evacuate(
@@ -54,12 +54,16 @@ def evacuations(
     if as_json:
         emit_json(rows)
         return
-    table("Evacuations", ["ID", "STATE", "FROM", "TO", "VOLUMES", "MOVED", "DOWNTIME",
-                          "CREATED"],
-          [[e["id"], e["state"], e["host"], e["to_host"],
-            " ".join(f"{n} {k}" for k, n in e["counts"].items()) or str(e["volumes"]),
-            size(e["bytes"]), secs(e["downtime_max_seconds"]), when(e["created_at"])]
-           for e in rows], flexible=("VOLUMES",))
+    columns = ["ID", "STATE", "FROM", "TO", "VOLUMES", "MOVED", "DOWNTIME", "CREATED"]
+    cells = [[e["id"], e["state"], e["host"], e["to_host"],
+              " ".join(f"{n} {k}" for k, n in e["counts"].items()) or str(e["volumes"]),
+              size(e["bytes"]), secs(e["downtime_max_seconds"]), when(e["created_at"])]
+             for e in rows]
+    # narrow terminals (80 columns): the age, then the bytes, rather than folding the
+    # counts per state into fragments ("succeed" / "ed"); `evacuation ID` has them all
+    if too_wide(columns, cells):
+        columns, cells = fit(columns, cells, ("CREATED", "MOVED"))
+    table("Evacuations", columns, cells, flexible=("VOLUMES", "FROM", "TO"))
 
 
 def evacuation(
@@ -84,10 +88,9 @@ def _dry_run(e: dict[str, Any], as_json: bool) -> None:
         for v in e["volumes"]:
             for x in v["checks"]:
                 if not x["ok"]:
-                    out().print(f"[red]FAILED[/] {v['volume']}: {x['name']}: "
-                                f"{x['detail']}", highlight=False)
+                    check_line(False, f"{v['volume']}: {x['name']}: {x['detail']}")
             if v["ok"]:
-                out().print(f"[green]ok[/] {v['volume']}: {v['plan']}", highlight=False)
+                check_line(True, f"{v['volume']}: {v['plan']}")
     if not e["ok"]:
         raise typer.Exit(1)
 

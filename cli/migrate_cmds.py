@@ -12,7 +12,8 @@ import typer
 
 from cli.front import CliError, Front, connect
 from cli.options import Json
-from cli.render import emit_json, err, out, table, when
+from cli.render import emit_json, err, fit, out, table, too_wide, when
+from common.units import size
 
 FINAL = ("succeeded", "rolled_back", "failed", "cancelled")
 
@@ -71,9 +72,8 @@ def _dry_run(result: dict[str, Any], as_json: bool) -> None:
         emit_json(result)
     else:
         for c in result["checks"]:
-            mark = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
-            out().print(f"{mark} {c['name']}: {c['detail']}", highlight=False)
-        out().print(f"plan: {result['plan']}", highlight=False)
+            check_line(c["ok"], f"{c['name']}: {c['detail']}")
+        _para(f"plan: {result['plan']}")
     if not result["ok"]:
         raise typer.Exit(1)
 
@@ -88,12 +88,16 @@ def migrations(
     if as_json:
         emit_json(rows)
         return
-    table("Migrations", ["ID", "STATE", "SOURCE", "DESTINATION", "DOWNTIME", "VERIFY",
-                         "CREATED"],
-          [[m["id"], m["state"], f"{m['source']['host']}/{m['source']['volume']}",
-            f"{m['destination']['host']}/{m['destination']['volume']}",
-            secs(m["downtime_seconds"]), m["verify_outcome"] or "-",
-            when(m["created_at"])] for m in rows])
+    columns = ["ID", "STATE", "SOURCE", "DESTINATION", "DOWNTIME", "VERIFY", "CREATED"]
+    cells = [[m["id"], m["state"], f"{m['source']['host']}/{m['source']['volume']}",
+              f"{m['destination']['host']}/{m['destination']['volume']}",
+              secs(m["downtime_seconds"]), m["verify_outcome"] or "-",
+              when(m["created_at"])] for m in rows]
+    # narrow terminals (80 columns): rather than cutting the volumes' names, leave out
+    # what `migration ID` and --json show (the verify, then the age, then the downtime)
+    if too_wide(columns, cells):
+        columns, cells = fit(columns, cells, ("VERIFY", "CREATED", "DOWNTIME"))
+    table("Migrations", columns, cells, flexible=("SOURCE", "DESTINATION"))
 
 
 def migration(
@@ -121,11 +125,18 @@ def migration(
             m = c.migration(mid)
         if follow and m["state"] not in FINAL:
             m = _follow(c, mid, as_json)
+        # embedded, nothing drives a migration between commands: one whose `migrate`
+        # was killed stays "running" (its failed step not rolled back) until resumed
+        idle = c.embedded and m["state"] not in FINAL and not as_json
         if md:
             out().print(c.migration_report(mid), markup=False, highlight=False, soft_wrap=True)
             return
     # a rollback that rolled back (a cancel that cancelled) did what was asked: exit 0
     _show(m, as_json, {"rollback": "rolled_back", "cancel": "cancelled"}.get(action))
+    if idle:
+        _para(f"  embedded, it moves on only while a volkeeper command drives it "
+              f"(`volkeeper migrate`, `--follow`, `volkeeper serve`); if none does (its "
+              f"`volkeeper migrate` was stopped): `volkeeper migration {mid} --follow`")
 
 
 def _follow(c: Front, mid: str, as_json: bool) -> dict[str, Any]:
@@ -149,24 +160,60 @@ def _show(m: dict[str, Any], as_json: bool, asked: str | None = None) -> None:
         emit_json(m)
     else:
         src, dst = m["source"], m["destination"]
-        out().print(f"migration {m['id']}: {m['state']} — {src['host']}/{src['volume']} → "
-                    f"{dst['host']}/{dst['volume']} ({dst['driver']})", highlight=False)
+        _para(f"migration {m['id']}: {m['state']} — {src['host']}/{src['volume']} → "
+              f"{dst['host']}/{dst['volume']} ({dst['driver']})", "")
+        width = out().width
         for p in m["phases"]:
-            out().print(f"  {p['name']:<9} {p['state']:<10} {p['bytes']:>12} B "
-                        + ", ".join(f"{j['step']}={j['job_id']}" for j in p["jobs"]),
-                        highlight=False)
-        out().print(f"  downtime {secs(m['downtime_seconds'])}, verify "
-                    f"{m['verify_outcome'] or '-'}", highlight=False)
+            head = f"  {p['name']:<9} {p['state']:<11} {size(p['bytes']):>10}"
+            steps = [f"{j['step']}={j['job_id']}" for j in p["jobs"]]
+            if len(head) + sum(len(x) + 2 for x in steps) <= width:
+                out().print(" ".join([head, ", ".join(steps)]).rstrip(), highlight=False,
+                            markup=False)
+            else:  # each job id on a line of its own rather than cut by the wrap
+                out().print(head, highlight=False, markup=False)
+                for x in steps:
+                    out().print(f"      {x}", highlight=False, markup=False)
+        _para(f"  downtime {secs(m['downtime_seconds'])}, verify "
+              f"{m['verify_outcome'] or '-'}")
         catchup = (m.get("report") or {}).get("catchup")
         if catchup:
             from common.jobs.migration_views import catchup_text
-            out().print(f"  catch-up {catchup_text(catchup)}", highlight=False)
+            _para(f"  catch-up {catchup_text(catchup)}")
         if m["reason"]:
-            out().print(f"  reason: {m['reason']}", highlight=False)
+            _para(f"  reason: {m['reason']}")
         for step in m.get("next_steps") or []:
-            out().print(f"  next: {step}", highlight=False)
+            _para(f"  next: {step}")
+        if asked and m["state"] not in FINAL:  # the server's coordinator goes on with it
+            doing = "rolling back" if asked == "rolled_back" else "being cancelled"
+            _para(f"  {doing}: `volkeeper migration {m['id']} --follow` follows it to "
+                  "its end")
     if m["state"] in ("rolled_back", "failed", "cancelled") and m["state"] != asked:
         raise typer.Exit(1)
+
+
+def _para(text: str, indent: str = "    ") -> None:
+    """``text`` wrapped to the terminal, its further lines indented under the first."""
+    import textwrap
+
+    out().print("\n".join(textwrap.wrap(text, out().width, subsequent_indent=indent,
+                                         break_on_hyphens=False, break_long_words=False))
+                or text, highlight=False, markup=False, soft_wrap=True)
+
+
+def check_line(ok: bool, text: str) -> None:
+    """A check as "ok …" (green) or "FAILED …" (red), wrapped to the terminal with its
+    further lines indented (the details are plain text, never markup)."""
+    import textwrap
+
+    from rich.markup import escape
+
+    mark = "ok" if ok else "FAILED"
+    lines = textwrap.wrap(f"{mark} {text}", out().width, subsequent_indent="    ",
+                          break_on_hyphens=False, break_long_words=False) or [mark]
+    colour = "green" if ok else "red"
+    first = f"[{colour}]{mark}[/]{escape(lines[0][len(mark):])}"
+    out().print("\n".join([first, *(escape(x) for x in lines[1:])]), highlight=False,
+                soft_wrap=True)
 
 
 def secs(x: float | None) -> str:

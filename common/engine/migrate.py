@@ -86,19 +86,24 @@ def check_source(docker: DockerHost, volume: str, settings: Settings) -> dict[st
 
 def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[str, str],
                       need_bytes: int | None, settings: Settings,
-                      images: list[str] | None = None) -> dict[str, Any]:
+                      images: list[str] | None = None, host: str | None = None
+                      ) -> dict[str, Any]:
     """The destination side: the name free, the driver and its options, free space
     (against ``need_bytes``, or only measured when that is None: ``free_bytes`` and
     ``free_at`` say what was found, for a caller that learns the need later); with
-    ``images`` (containers to recreate here) that this host has them."""
+    ``images`` (containers to recreate here) that this host has them. ``host`` names
+    this host in the details (read where the migration was asked for, not here)."""
     checks: list[Check] = []
     try:
         docker.volume(volume)
+        on = f"host {host}" if host else "this host"
         checks.append(Check("destination volume", False,
-                            f"volume {volume!r} already exists on this host — choose "
-                            "another name (--to-volume) or remove it first"))
+                            f"volume {volume!r} already exists on {on} — it is never "
+                            "overwritten: choose another name (--to-volume) or remove it "
+                            "first"))
     except NotFound:
-        checks.append(_check_device_empty(volume, driver, opts))
+        checks.append(_check_device_inside(docker, volume, driver, opts)
+                      or _check_device_empty(volume, driver, opts))
     usable = [_check_driver(docker, driver, opts), _check_kept("destination", driver, opts),
               _check_reach(docker, driver, opts)]
     checks += usable
@@ -109,6 +114,26 @@ def check_destination(docker: DockerHost, volume: str, driver: str, opts: dict[s
     if images:
         checks.append(_check_images(docker, images))
     return {"checks": _checks(*checks), "free_bytes": free, "free_at": where}
+
+
+def _check_device_inside(docker: DockerHost, volume: str, driver: str,
+                         opts: dict[str, str]) -> Check | None:
+    """A ``local`` bind destination's device directory inside Docker's volumes directory
+    (in the source's or another volume's files, even an empty directory there): the
+    migration would write into that volume — the source, which it must only read — and
+    a removal of that volume would delete the destination's files. None when it is not."""
+    device = opts.get("device")
+    root = docker.root_dir()
+    if not (driver == "local" and device and "bind" in opts.get("o", "").split(",")
+            and root is not None):
+        return None
+    volumes = (root / "volumes").resolve()
+    if not Path(device).resolve().is_relative_to(volumes):
+        return None
+    return Check("destination volume", False, f"the device directory {device} of volume "
+                 f"{volume!r} is inside Docker's volumes directory {volumes} (another "
+                 "volume's files, maybe the source's) — choose a directory outside it "
+                 "(--driver-opt device=…)")
 
 
 def _check_device_empty(volume: str, driver: str, opts: dict[str, str]) -> Check:

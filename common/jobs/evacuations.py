@@ -19,6 +19,7 @@ from common.db.paging import page_limit
 from common.errors import InvalidInput, NotFound
 from common.jobs import migration_views
 from common.jobs.migrations import MigrationService
+from common.units import size
 
 #: volumes of volkeeper's own (scratch drills, probes) are never evacuated
 OWN_PREFIX = "volkeeper-"
@@ -117,7 +118,7 @@ def markdown(e: dict[str, Any]) -> str:
     lines = [f"# Evacuation {e['id']}: {e['state']}", "",
              f"- from `{e['host']}` to `{e['to_host']}`: {len(e['migrations'])} volumes, "
              + ", ".join(f"{n} {k}" for k, n in e["counts"].items()),
-             f"- bytes moved: {e['bytes']}, longest downtime: "
+             f"- moved: {size(e['bytes'])} ({e['bytes']} bytes), longest downtime: "
              + ("-" if e["downtime_max_seconds"] is None
                 else f"{e['downtime_max_seconds']:.2f} s"),
              "", "| volume | migration | state | downtime | verify | containers recreated "

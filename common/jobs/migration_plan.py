@@ -132,8 +132,11 @@ ROLLBACK = (  # the source's side first: its containers run again while the
                                    params={"containers": report_of(m, "containers_stopped")})),
     Step("rollback.remove_destination", "rollback",
          lambda m: "precopy.restore" in (m.steps or {}),
+         # a succeeded one rolled back on request: the destination may hold what the
+         # application wrote since; backed up (pinned) before it is removed
          lambda ops, m: queue_step(ops, m, "migration-remove", host=m.dest_host,
-                                   volume=m.dest_volume)),
+                                   volume=m.dest_volume,
+                                   target=m.via if m.rollback_requested_by else None)),
 )
 
 
@@ -240,6 +243,10 @@ def absorb(m: Migration, step: str, job: Job) -> dict[str, Any]:
         return {"source_removal_unknown": False, "source_removed": not r.get("exists")}
     if step == "rollback.restore_source":
         return {"source_removed": False, "source_restored": True}
+    if step == "rollback.remove_destination":
+        return {k: r[f] for k, f in (("destination_backup_id", "backup_id"),
+                                     ("destination_files_left_in", "files_left_in"))
+                if r.get(f)}
     if step == "rollback.start_containers":
         return {"containers_started": r.get("started") or []}
     return {}

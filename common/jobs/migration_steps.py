@@ -25,6 +25,7 @@ from common.db import catalog, jobs
 from common.db.models import Backup, Job, utcnow
 from common.docker import recreate as containers
 from common.engine import migrate as engine
+from common.engine.access import bound_dir
 from common.engine.backup import backup_volume
 from common.engine.catchup import catchup_backup, destination_index, forget_index
 from common.engine.flush import flush_behind, flushing, write_out
@@ -69,7 +70,7 @@ def check(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     else:
         out = engine.check_destination(ctx.docker, job.volume, p.get("driver") or "local",
                                        p.get("driver_opts") or {}, p.get("need_bytes"),
-                                       ctx.settings, images=p.get("images"))
+                                       ctx.settings, images=p.get("images"), host=job.host)
     out["checks"].append(_target_check(ctx, job.target))
     return Outcome(out)
 
@@ -335,8 +336,10 @@ def keep_record(state: Path, report: VerifyReport, seen: Seen, snapshot: str) ->
         hold(state, snapshot)
 
 
-def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
-    """A last backup of the source, pinned (retention keeps it), then the source removed."""
+def _pinned_backup(ctx: JobContext, job: Job, tracker: ProgressTracker, tag: str,
+                   key: str) -> str:
+    """A backup of ``job.volume`` to ``job.target``, pinned (retention keeps it) and
+    tagged ``tag``; its id noted on the job's result as ``key`` before anything else."""
     assert job.target is not None
     with ctx.open_target(job.target) as backend:
         out = backup_volume(ctx.docker, backend, host=job.host, volume=job.volume,
@@ -344,11 +347,16 @@ def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
                             settings=ctx.settings_for(job.target))
     backup_id = record.backup(ctx, job, out)
     with ctx.db.session() as s:
-        catalog.label_backup(s, backup_id, add=["migration-safety"], pinned=True)
-        # before the removal: a kill from here on leaves the source maybe removed, and
-        # the rollback restores it from this backup if it is gone (``exists``)
-        jobs.update_result(s, job.id, {"safety_backup_id": backup_id},
-                           worker=worker_name(ctx.host))
+        catalog.label_backup(s, backup_id, add=[tag], pinned=True)
+        jobs.update_result(s, job.id, {key: backup_id}, worker=worker_name(ctx.host))
+    return backup_id
+
+
+def retire(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
+    """A last backup of the source, pinned (retention keeps it), then the source removed."""
+    # noted before the removal: a kill from here on leaves the source maybe removed, and
+    # the rollback restores it from this backup if it is gone (``exists``)
+    backup_id = _pinned_backup(ctx, job, tracker, "migration-safety", "safety_backup_id")
     tracker.set_phase("removing the source")
     ctx.docker.remove_volume(job.volume)
     return Outcome({"safety_backup_id": backup_id, "removed": job.volume}, backup_id)
@@ -367,7 +375,10 @@ def exists(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
 def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
     """Remove the destination volume — only one this migration created (its label) — and
     this host's state of the migration (its record and held snapshot: ``forget``; the
-    index its jobs kept in this worker: ``forget_index``)."""
+    index its jobs kept in this worker: ``forget_index``). With a target (the rollback of
+    a succeeded migration: the application may have written into the destination since)
+    a pinned backup of it (tag ``migration-rollback``) is taken first, so nothing written
+    there is lost."""
     tracker.set_phase("removing the destination")
     forget(state_file(ctx.settings.home, str(job.params.get("migration"))))
     forget_index()
@@ -379,8 +390,21 @@ def remove(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:
         raise Conflict(f"volume {job.volume!r} was not created by migration "
                        f"{job.params.get('migration')}; it is left alone",
                        "remove it by hand if it is not needed")
+    # a bind volume's files stay in its device directory when the volume goes: never
+    # deleted here (they may be someone's), named in the report instead
+    bound = bound_dir(ctx.docker, job.volume)
+    result: dict[str, Any] = {"removed": True}
+    backup_id = None
+    if job.target is not None:
+        tracker.set_phase("backing up the destination")
+        backup_id = _pinned_backup(ctx, job, tracker, "migration-rollback", "backup_id")
+        result["backup_id"] = backup_id
+        tracker.set_phase("removing the destination")
     ctx.docker.remove_volume(job.volume)
-    return Outcome({"removed": True})
+    with contextlib.suppress(OSError):  # (the directory gone too: nothing left)
+        if bound is not None and any(bound.iterdir()):
+            result["files_left_in"] = str(bound)
+    return Outcome(result, backup_id)
 
 
 def recreate(ctx: JobContext, job: Job, tracker: ProgressTracker) -> Outcome:

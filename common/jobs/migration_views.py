@@ -113,9 +113,18 @@ def view(s: Session, m: Migration) -> dict[str, Any]:
 
 
 def next_steps(m: Migration) -> list[str]:
-    """What the user changes so the application uses the new volume."""
+    """What the user changes so the application uses the new volume (or, rolled back on
+    request, where what the destination held is kept)."""
+    kept_in = (m.report or {}).get("destination_backup_id")
+    left_in = (m.report or {}).get("destination_files_left_in")
     if m.state != "succeeded":
-        return []
+        return ([f"the destination {m.dest_host}/{m.dest_volume} as it was before the "
+                 f"rollback is kept in pinned backup {kept_in} (tag migration-rollback): "
+                 f"`volkeeper restore {kept_in} --into NAME` to get back what was written "
+                 "there"] if kept_in else []) + \
+            ([f"the destination volume was removed but its device directory {left_in} on "
+              f"host {m.dest_host} still holds the copied files: empty it before "
+              "migrating there again"] if left_in else [])
     out = []
     stopped = [c.get("name", "?") for c in (m.report or {}).get("containers_stopped") or []]
     if m.dest_host != m.source_host:
@@ -139,7 +148,7 @@ def next_steps(m: Migration) -> list[str]:
     if not recreated and stopped:
         out.append(f"containers {', '.join(stopped)} were stopped for the cut-over and are "
                    "still stopped on the source; recreate them on the new volume (or "
-                   "`volkeeper migration rollback ID` to go back)")
+                   f"`volkeeper migration rollback {m.id}` to go back)")
     return out
 
 

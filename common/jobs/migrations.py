@@ -207,7 +207,7 @@ class MigrationService:
         if other is not None:
             return _check("no other migration", False, f"migration {other.id} of "
                           f"{other.source_host}/{other.source_volume} is still {other.state}"
-                          " — wait for it (volkeeper migration ID --follow)")
+                          f" — wait for it (volkeeper migration {other.id} --follow)")
         return _check("no other migration", True, "no other migration uses these volumes")
 
     def _start_check(self, host: str, volume: str, via: str, params: dict[str, Any]
@@ -261,8 +261,7 @@ class MigrationService:
             m = get_migration(s, migration_id)
             if m.state in FINAL_STATES:
                 raise Conflict(f"migration {migration_id} has already finished: {m.state}",
-                               "a finished migration is undone with `volkeeper migration "
-                               "rollback ID`")
+                               _finished_hint(migration_id, m.state))
             if m.rollback_requested_by or (m.report or {}).get("failure"):
                 raise Conflict(f"migration {migration_id} is rolling back already",
                                "wait for it to finish")
@@ -292,6 +291,16 @@ class MigrationService:
         if self.wake is not None:
             self.wake()
         return self.get(migration_id)
+
+
+def _finished_hint(migration_id: str, state: str) -> str:
+    if state == "succeeded":
+        return f"a succeeded migration is undone with `volkeeper migration rollback " \
+            f"{migration_id}`"
+    if state == "failed":
+        return f"its reason names what is left to do by hand: `volkeeper migration " \
+            f"{migration_id}`"
+    return "it was rolled back already: the source is as it was"
 
 
 def _recreate_checks(body: MigrationIn, host: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from common.config import Settings
 from common.db import jobs
+from common.db.models import Backup
 from common.jobs import host, migration_steps
 from common.jobs.embedded import EmbeddedRuntime
 from common.jobs.migration_flow import Coordinator
@@ -175,8 +176,9 @@ def test_the_dry_run_names_each_bad_input(runtime: EmbeddedRuntime,
     assert ok["ok"] is True, ok["checks"]
     assert "mig-free" in ok["plan"]
     assert any("unknown" in p or "not" in p for p in problems(to_host="elsewhere"))
-    assert any("already exists" in p for p in problems(to_host="laptop",
-                                                        to_volume="mig-taken"))
+    # named where the user reads it (not "this host": the check runs on the destination)
+    assert any("already exists on host laptop" in p
+               for p in problems(to_host="laptop", to_volume="mig-taken"))
     bad_driver = problems(to_host="laptop", to_volume="mig-x", driver="nosuchdriver")
     assert any("'nosuchdriver' is not available" in p for p in bad_driver)
     bad_opt = problems(to_host="laptop", to_volume="mig-x", driver_opts={"colour": "red"})
@@ -396,3 +398,64 @@ def test_the_pre_copy_ignores_the_volumes_backup_labels_and_stops_nothing(
         assert not precopy.get("stop_windows") and not precopy.get("hooks"), precopy
     finally:
         app.remove(force=True)
+
+
+def test_a_rollback_on_request_keeps_what_was_written_into_the_destination(
+        runtime: EmbeddedRuntime, docker_host_a: Any) -> None:
+    """A succeeded migration's destination is where the application runs next: a
+    rollback asked for later removes it only after a pinned backup of it, named by the
+    report, so what was written there since is not lost."""
+    _volume(docker_host_a, "mig-rb", files=5)
+    done = _migrate(runtime, volume="mig-rb", to_host="laptop", to_volume="mig-rb-new")
+    assert done["state"] == "succeeded", done
+    client = docker_host_a.client()
+    dst = Path(client.volumes.get("mig-rb-new").attrs["Mountpoint"])
+    (dst / "written-after.txt").write_text("the application's new data")
+
+    service = MigrationService(runtime.service)
+    service.rollback(migration_id=done["id"], requested_by="tester")
+    Coordinator(runtime.service).run(done["id"], timeout=120)
+    back = service.get(done["id"])
+    assert back["state"] == "rolled_back", back
+    assert "mig-rb-new" not in [v.name for v in client.volumes.list()]
+    kept = back["report"]["destination_backup_id"]
+    assert any(kept in s and "volkeeper restore" in s for s in back["next_steps"]), back
+    with runtime.db.session() as s:
+        row = s.get(Backup, kept)
+        assert row is not None and row.pinned and row.volume == "mig-rb-new"
+        assert "migration-rollback" in (row.tags or [])
+    job_id = runtime.service.submit_restore(backup_id=kept, into="mig-rb-back").id
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with runtime.db.session() as s:
+            state = jobs.get_job(s, job_id).state
+        if state in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert state == "succeeded"
+    back_dir = Path(client.volumes.get("mig-rb-back").attrs["Mountpoint"])
+    assert (back_dir / "written-after.txt").read_text() == "the application's new data"
+
+
+def test_a_rolled_back_bind_destination_names_the_files_left_in_its_directory(
+        runtime: EmbeddedRuntime, docker_host_a: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing a ``local`` bind volume leaves its device directory's files: the rollback
+    does not delete them (they could be someone's) but says so, since a migration there
+    again is refused until the directory is empty."""
+    _volume(docker_host_a, "mig-bl", files=5)
+    device = tmp_path / "bind-left"
+    device.mkdir()
+
+    def inject() -> None:
+        (device / "intruder.txt").write_text("not from the source")
+
+    _before_the_verify(monkeypatch, inject)
+    done = _migrate(runtime, volume="mig-bl", to_host="laptop", to_volume="mig-bl-dst",
+                    driver="local", driver_opts={"type": "none", "o": "bind",
+                                                 "device": str(device)})
+    assert done["state"] == "rolled_back", done
+    assert "mig-bl-dst" not in [v.name for v in docker_host_a.client().volumes.list()]
+    assert (device / "sub" / "f1.bin").exists()  # left, not deleted
+    assert done["report"]["destination_files_left_in"] == str(device)
+    assert any(str(device) in s and "empty it" in s for s in done["next_steps"]), done

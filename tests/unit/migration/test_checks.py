@@ -149,3 +149,19 @@ def test_containers_to_recreate_need_their_images_on_the_destination(tmp_path: P
                                     _settings(tmp_path), images=["app:1", "db:2"]))
     assert list(bad) == ["images"] and "db:2" in bad["images"]
     assert "app:1" not in bad["images"] and "pull or load" in bad["images"]
+
+
+def test_a_bound_destination_inside_docker_s_volumes_is_refused(tmp_path: Path) -> None:
+    """An empty directory in the source volume's own files passed the "empty" check:
+    the migration then wrote its copy into the source (which it must only read)."""
+    inner = tmp_path / "volumes" / "pgdata" / "_data" / "new"
+    inner.mkdir(parents=True)
+    opts = {"type": "none", "o": "bind", "device": str(inner)}
+    bad = _failed(check_destination(_host(tmp_path), "new", "local",  # type: ignore[arg-type]
+                                    opts, 10, _settings(tmp_path)))
+    assert "inside Docker's volumes directory" in bad["destination volume"], bad
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    ok = check_destination(_host(tmp_path), "new", "local",  # type: ignore[arg-type]
+                           {**opts, "device": str(outside)}, 10, _settings(tmp_path))
+    assert "destination volume" not in _failed(ok), ok

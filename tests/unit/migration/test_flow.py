@@ -83,6 +83,15 @@ def _finish(db: Database, step: str, state: JobState = JobState.succeeded,
         return job
 
 
+def _step_job(db: Database, step: str) -> Job:
+    with db.session() as s:
+        m = s.get(Migration, "m1")
+        assert m is not None
+        job = jobs.get_job(s, m.steps[step])
+        s.expunge(job)
+        return job
+
+
 def _get(db: Database) -> Migration:
     with db.session() as s:
         m = s.get(Migration, "m1")
@@ -140,10 +149,15 @@ def test_the_forward_steps_run_in_order_on_their_hosts(env: tuple[Database, Coor
     c.advance("m1")
     _finish(db, "rollback.start_containers", started=["app"])
     c.advance("m1")
-    _finish(db, "rollback.remove_destination", removed=True)
+    # the destination may hold what the application wrote since the success: the
+    # removal backs it up first (to the via target) and the report names that backup
+    assert _step_job(db, "rollback.remove_destination").target == "s3"
+    _finish(db, "rollback.remove_destination", removed=True, backup_id="kept1")
     m = c.advance("m1")
     assert m.state == "rolled_back" and m.reason == "rolled back by alice"
     assert "rollback.restore_source" not in m.steps  # the source was kept
+    assert m.report["destination_backup_id"] == "kept1"
+    assert any("kept1" in s for s in migration_views.next_steps(m))
 
 
 def test_a_failed_verify_rolls_back(env: tuple[Database, Coordinator]) -> None:
@@ -163,6 +177,7 @@ def test_a_failed_verify_rolls_back(env: tuple[Database, Coordinator]) -> None:
     assert m.reason == "verify failed: the destination differs: ./a"
     _finish(db, "rollback.start_containers", started=["x"])
     c.advance("m1")
+    assert _step_job(db, "rollback.remove_destination").target is None  # never used
     _finish(db, "rollback.remove_destination")
     m = c.advance("m1")
     assert m.state == "rolled_back" and m.report["containers_started"] == ["x"]
@@ -210,3 +225,24 @@ def test_an_evacuation_moves_at_most_its_concurrency_at_once(
     with db.session() as s:
         states = {m.id: m.state for m in s.query(Migration)}
     assert sorted(states.values()) == ["queued", "running", "running"]
+
+
+@pytest.mark.parametrize(("state", "hint"), [
+    ("succeeded", "`volkeeper migration rollback m1`"),
+    ("rolled_back", "rolled back already"),
+    ("failed", "left to do by hand: `volkeeper migration m1`")])
+def test_a_cancel_of_a_finished_migration_says_what_applies_to_it(
+        env: tuple[Database, Coordinator], state: str, hint: str) -> None:
+    """A rollback applies to a succeeded migration only: the hint named it (with "ID")
+    for every finished one."""
+    from types import SimpleNamespace
+
+    from common.errors import Conflict
+    from common.jobs.migrations import MigrationService
+
+    db, _ = env
+    _migration(db, state=state)
+    svc = MigrationService(SimpleNamespace(db=db, settings=None))  # type: ignore[arg-type]
+    with pytest.raises(Conflict) as e:
+        svc.cancel(migration_id="m1", requested_by="bob")
+    assert hint in (e.value.hint or ""), e.value.hint
