@@ -301,7 +301,9 @@ def _around(r: dict[str, Any]) -> None:
     windows = r.get("stop_windows") or []
     if windows:
         err().print("containers stopped: " + ", ".join(
-            f"{w['name']} {w['seconds_down'] or 0:.1f}s" for w in windows), highlight=False)
+            f"{w['name']} {w['seconds_down']:.1f}s" if w.get("restarted", True)
+            and w.get("seconds_down") is not None else f"{w['name']} NOT started again"
+            for w in windows), highlight=False)
     snap = r.get("snapshot")
     if snap:
         err().print(f"read from a {snap['kind']} snapshot (taken in "

@@ -30,7 +30,12 @@ class HooksReport:
     window: StopWindow | None = None
 
     def warnings(self) -> list[str]:
-        return [h.describe() for h in self.hooks if not h.ok]
+        """The failed hooks, and the containers stopped that could not be started again
+        (the work itself may have succeeded: nothing else would say they are down)."""
+        down = [w for w in (self.window.windows if self.window else []) if w.start_error]
+        return [h.describe() for h in self.hooks if not h.ok] + [
+            f"container {w.name} was stopped and could not be started again: "
+            f"{w.start_error} (it is still down: docker start {w.name})" for w in down]
 
     def as_result(self) -> dict[str, Any]:
         w = self.window
