@@ -27,6 +27,7 @@ from common.hooks import (
     HooksReport,
     consistent,
     excludes_for,
+    label_notes,
     read_ignore_file,
     should_stop,
 )
@@ -133,7 +134,7 @@ def consistent_backup(
         rules = excludes_for(info, [*excludes, *(snap.plan.excludes if snap.plan else [])],
                              ignore)
     dumping = {s.container.id for s in dumps.sources}
-    report = HooksReport()
+    report = HooksReport(notes=label_notes(info))
     stored: BackupOutcome | None = None
     try:
         with consistent(docker, [c for c in info.containers if c.id not in dumping],

@@ -69,6 +69,46 @@ def hook_of(labels: Mapping[str, str], when: str, what: str) -> HookSpec | None:
                     on_error=on_error)
 
 
+#: every ``volkeeper.*`` label volkeeper reads on volumes and containers (the dump labels
+#: are ``common.hooks.dumps``'); a label one or two typing slips from one of these is
+#: reported (``misspelt``), any other ``volkeeper.*`` label may be a policy selector
+KNOWN = frozenset({
+    STOP, EXCLUDE, HOOK_TIMEOUT, HOOK_USER, HOOK_ON_ERROR, STOP_TIMEOUT, SNAPSHOT,
+    *(f"volkeeper.{when}-{what}" for when in HOOK_WHEN for what in HOOK_WHAT),
+    "volkeeper.dump", "volkeeper.dump-database", "volkeeper.dump-user",
+    "volkeeper.dump-path", "volkeeper.policy", "volkeeper.restored-from",
+    "volkeeper.migration"})
+
+
+def _slips(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b``: a character added, dropped, changed, or two neighbours
+    swapped (each one)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            d = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                d = min(d, prev2[j - 2] + 1)
+            row.append(d)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def misspelt(found: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The labels of ``found`` that volkeeper does not read but are one or two slips from
+    one it does (``volkeeper.dupm``: ``volkeeper.dump``), with that one."""
+    out = []
+    for name in sorted(found):
+        if name in KNOWN or not name.startswith("vol"):
+            continue
+        near = min(KNOWN, key=lambda k: (_slips(name, k), k))
+        if _slips(name, near) <= (1 if len(near) < 16 else 2):
+            out.append((name, near))
+    return out
+
+
 def depends_on(labels: Mapping[str, str]) -> set[str]:
     """The Compose services a container depends on (``db:service_started:false,…``)."""
     raw = labels.get(COMPOSE_DEPENDS_ON) or ""
