@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import tarfile
 import tempfile
 import time
@@ -197,6 +198,8 @@ class DumpStream(io.RawIOBase):
         if r.exit_code != 0:
             tail = " | ".join(r.stderr.strip().splitlines()[-3:])[-600:]
             program = self.source.command.rpartition("exec ")[2]
+            for name, value in self.source.env.items():  # a command to run by hand
+                program = program.replace(f'"${name}"', shlex.quote(value))
             user = f"-u {self.source.user} " if self.source.user else ""
             raise DumpFailed(
                 f"the {r.kind} dump in container {r.container} ({program}) exited with "

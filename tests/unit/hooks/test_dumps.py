@@ -204,3 +204,17 @@ def test_the_sqlite_dump_and_load_scripts_on_the_real_sqlite3(tmp_path: Path) ->
     assert bad.returncode != 0
     assert subprocess.run(["sqlite3", str(dst), "SELECT count(*) FROM t"], capture_output=True,
                           text=True).stdout.strip() == "2"  # a failed load changes nothing
+
+
+def test_a_failing_dump_of_one_database_names_it_in_the_command_to_run_by_hand() -> None:
+    """The hint's command is one to paste: the database is in it, not ``"$VK_DATABASE"``
+    (the script's variable, empty in the user's shell)."""
+    db = ctr("db", **{"volkeeper_dump": "mariadb"})
+    bad = DumpSet(FakeDocker({db.id: FakeReader(b"", 2, "Unknown database 'shpo'\n")}),  # type: ignore[arg-type]
+                  dumps_for(vol(db), None, ["shpo"]))
+    with pytest.raises(DumpFailed) as e:
+        for _, stream in bad.streams():
+            stream.read()
+    assert "$VK_DATABASE" not in str(e.value) + (e.value.hint or "")
+    assert ("run it by hand to see why: docker exec db mariadb-dump -uroot --single-transaction"
+            " --routines --events --triggers shpo") in (e.value.hint or "")
