@@ -55,12 +55,15 @@ class HooksReport:
 def label_notes(volume: VolumeInfo) -> list[str]:
     """A warning per label of ``volume`` or of a container using it that volkeeper does
     not read but that is a slip from one it does (it is ignored, so what it asks for —
-    a stop, a hook, a dump — silently does not happen)."""
+    a stop, a hook, a dump — silently does not happen), and per value it reads as the
+    default instead (``stop-during-backup=ture``, ``hook-timeout=5m``)."""
     sources = [(f"volume {volume.name}", volume.labels),
                *((f"container {c.name}", c.labels) for c in volume.containers)]
     return [f"label {name} on {where} is not a volkeeper label and was ignored: did you "
             f"mean {near}?" for where, found in sources
-            for name, near in labels.misspelt(found)]
+            for name, near in labels.misspelt(found)] + [
+        f"label {bad} (on {where})" for where, found in sources
+        for bad in labels.bad_values(found)]
 
 
 @contextlib.contextmanager

@@ -138,3 +138,19 @@ def test_a_label_a_slip_from_a_volkeeper_label_is_reported_and_others_are_not() 
         "did you mean volkeeper.exclude?",
         "label volkeeper.dupm on container db is not a volkeeper label and was ignored: "
         "did you mean volkeeper.dump?"]
+
+
+def test_a_value_read_as_its_default_is_reported() -> None:
+    from common.hooks.labels import bad_values
+
+    assert bad_values({"volkeeper.stop-during-backup": "ture", "volkeeper.hook-timeout": "5m",
+                       "volkeeper.hook-on-error": "fial", "volkeeper.stop-timeout": "abc"}) == [
+        "volkeeper.stop-during-backup='ture' is neither true nor false: read as false "
+        "(it stops nothing)",
+        "volkeeper.hook-timeout='5m' is not a number of seconds: read as 300",
+        "volkeeper.hook-on-error='fial' is neither fail nor warn: read as the default "
+        "(fail for pre hooks, warn for post hooks)",
+        "volkeeper.stop-timeout='abc' is not a number of seconds from 0 to 3600: read as "
+        "the default"]
+    assert bad_values({"volkeeper.stop-during-backup": "False", "volkeeper.hook-timeout": "90",
+                       "volkeeper.hook-on-error": "Warn", "volkeeper.stop-timeout": "0"}) == []
