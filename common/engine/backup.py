@@ -30,6 +30,7 @@ from common.hooks import (
     label_notes,
     read_ignore_file,
     should_stop,
+    unhooked_notes,
 )
 from common.hooks.dumps import DumpSet, dumps_for
 from common.hooks.precedence import policy_options
@@ -134,7 +135,8 @@ def consistent_backup(
         rules = excludes_for(info, [*excludes, *(snap.plan.excludes if snap.plan else [])],
                              ignore)
     dumping = {s.container.id for s in dumps.sources}
-    report = HooksReport(notes=label_notes(info))
+    report = HooksReport(notes=label_notes(info) + unhooked_notes(
+        [s.container for s in dumps.sources]))
     stored: BackupOutcome | None = None
     try:
         with consistent(docker, [c for c in info.containers if c.id not in dumping],

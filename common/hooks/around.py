@@ -66,6 +66,15 @@ def label_notes(volume: VolumeInfo) -> list[str]:
         for bad in labels.bad_values(found)]
 
 
+def unhooked_notes(dumping: list[ContainerRef]) -> list[str]:
+    """A warning per backup hook of a container whose database is dumped: a dumping
+    container is neither stopped nor hooked (its dump is the consistent copy)."""
+    return [f"label volkeeper.{when}-backup on container {c.name} did not run: a container "
+            f"whose database is dumped (volkeeper.dump) is not hooked"
+            for c in {c.id: c for c in dumping}.values() for when in labels.HOOK_WHEN
+            if labels.hook_of(c.labels, when, "backup") is not None]
+
+
 @contextlib.contextmanager
 def consistent(docker: DockerHost, containers: list[ContainerRef], what: str,
                report: HooksReport, *, stop: bool, tracker: ProgressTracker | None = None,

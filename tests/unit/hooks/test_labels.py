@@ -154,3 +154,12 @@ def test_a_value_read_as_its_default_is_reported() -> None:
         "the default"]
     assert bad_values({"volkeeper.stop-during-backup": "False", "volkeeper.hook-timeout": "90",
                        "volkeeper.hook-on-error": "Warn", "volkeeper.stop-timeout": "0"}) == []
+
+
+def test_the_backup_hooks_of_a_dumping_container_are_said_not_to_run() -> None:
+    from common.hooks.around import unhooked_notes
+
+    db = ref("db", **{"volkeeper.dump": "postgres", "volkeeper.pre-backup": "echo hi"})
+    assert unhooked_notes([db, db, ref("cache")]) == [
+        "label volkeeper.pre-backup on container db did not run: a container whose database "
+        "is dumped (volkeeper.dump) is not hooked"]
