@@ -218,3 +218,25 @@ def test_a_failing_dump_of_one_database_names_it_in_the_command_to_run_by_hand()
     assert "$VK_DATABASE" not in str(e.value) + (e.value.hint or "")
     assert ("run it by hand to see why: docker exec db mariadb-dump -uroot --single-transaction"
             " --routines --events --triggers shpo") in (e.value.hint or "")
+
+
+def test_the_redis_load_writes_nothing_when_the_server_does_not_say_where_its_file_is(
+        tmp_path: Path) -> None:
+    """A wrong ``REDIS_PASSWORD``: every ``redis-cli`` call fails AUTH and prints nothing.
+    The RDB was written to ``$dir/$file.volkeeper-restore`` with both empty (the
+    container's ``/``) and the error was mv's; now nothing is written and it says why."""
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    cli = bin_dir / "redis-cli"
+    # the directory answers (it is the test's), the file name does not
+    cli.write_text(f'#!/bin/sh\necho "AUTH failed: WRONGPASS" >&2\n'
+                   f'if [ "$3" = dir ]; then printf "dir\\n{tmp_path}\\n"; fi\n')
+    cli.chmod(0o755)
+    p = subprocess.run(["sh", "-c", KINDS["redis"].load], input=b"REDIS0011" * 1000,
+                       capture_output=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin",
+                                                 "REDIS_PASSWORD": "wrong"})
+    assert p.returncode == 4, p.stderr
+    assert b"is REDIS_PASSWORD in the container the server's password?" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["bin"]
