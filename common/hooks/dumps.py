@@ -119,6 +119,17 @@ def source_of(c: ContainerRef, kind_name: str, database: str | None = None,
     return DumpSource(c, kind, user, env, database)
 
 
+def _labelled_kind(c: ContainerRef) -> str:
+    """The kind of the container's ``volkeeper.dump`` label; InvalidInput naming the
+    container and its label when it is not one."""
+    value = c.labels[DUMP]
+    try:
+        return kind_of(value).name
+    except InvalidInput as e:
+        raise InvalidInput(f"container {c.name} is labelled {DUMP}={value.strip()!r}, which is "
+                           "not a dump kind", e.hint) from None
+
+
 def dumps_for(info: VolumeInfo, requested: str | None = None,
               databases: list[str] | None = None, policy: str | None = None
               ) -> list[DumpSource]:
@@ -150,7 +161,7 @@ def dumps_for(info: VolumeInfo, requested: str | None = None,
             chosen = running
         pairs = [(c, kind) for c in chosen]
     else:
-        pairs = [(c, c.labels[DUMP]) for c in labelled]
+        pairs = [(c, _labelled_kind(c)) for c in labelled]
     out = []
     for c, kind_name in pairs:
         if c.state != "running":

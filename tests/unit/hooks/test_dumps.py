@@ -240,3 +240,12 @@ def test_the_redis_load_writes_nothing_when_the_server_does_not_say_where_its_fi
     assert p.returncode == 4, p.stderr
     assert b"is REDIS_PASSWORD in the container the server's password?" in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["bin"]
+
+
+def test_a_dump_label_of_an_unknown_kind_names_its_container() -> None:
+    with pytest.raises(InvalidInput, match=r"container db is labelled volkeeper.dump="
+                                           r"'postgress', which is not a dump kind") as e:
+        dumps_for(vol(ctr("db", **{"volkeeper_dump": "postgress"})))
+    assert "use one of mariadb, mongodb, mysql, postgres, redis, sqlite" in (e.value.hint or "")
+    [source] = dumps_for(vol(ctr("db", **{"volkeeper_dump": "PostgreSQL"})))
+    assert source.kind.name == "postgres"
