@@ -137,6 +137,9 @@ def consistent_backup(
     dumping = {s.container.id for s in dumps.sources}
     report = HooksReport(notes=label_notes(info) + unhooked_notes(
         [s.container for s in dumps.sources]))
+    if dumps and excludes:
+        report.notes.append(f"the excludes ({', '.join(excludes)}) do not apply to a dump "
+                            "backup: the dump is the database's content, not its files")
     stored: BackupOutcome | None = None
     try:
         with consistent(docker, [c for c in info.containers if c.id not in dumping],
