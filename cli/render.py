@@ -302,7 +302,8 @@ def _around(r: dict[str, Any]) -> None:
     if windows:
         err().print("containers stopped: " + ", ".join(
             f"{w['name']} {w['seconds_down']:.1f}s" if w.get("restarted", True)
-            and w.get("seconds_down") is not None else f"{w['name']} NOT started again"
+            and w.get("seconds_down") is not None else f"{w['name']} (removed meanwhile)"
+            if w.get("removed") else f"{w['name']} NOT started again"
             for w in windows), highlight=False)
     snap = r.get("snapshot")
     if snap:

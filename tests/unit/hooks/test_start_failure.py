@@ -26,6 +26,33 @@ class Docker:
             raise DockerError("bind source path does not exist: /srv/app")
         self.started.append(cid)
 
+    def container_state(self, cid: str) -> str | None:
+        return "exited"
+
+
+class Recreated(Docker):
+    """``old`` is removed before it is stopped, ``web`` while it is down (a Compose
+    ``up`` recreating them during the backup)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone: set[str] = set()
+
+    def stop_container(self, cid: str, timeout: int) -> None:
+        if cid == "c-old":
+            self.gone.add(cid)
+            raise DockerError("Docker object not found: No such container: c-old")
+        if cid == "c-web":
+            self.gone.add(cid)
+
+    def start_container(self, cid: str) -> None:
+        if cid in self.gone:
+            raise DockerError(f"Docker object not found: No such container: {cid}")
+        self.started.append(cid)
+
+    def container_state(self, cid: str) -> str | None:
+        return None if cid in self.gone else "exited"
+
 
 def test_a_container_that_does_not_start_again_is_a_warning_of_the_backup() -> None:
     docker: Any = Docker()
@@ -58,3 +85,20 @@ def test_the_cli_says_a_container_is_still_down_not_that_it_was_down_0s(
     printed = capsys.readouterr().err
     assert "containers stopped: app NOT started again, db 1.2s" in printed
     assert "warning: container app was stopped and could not be started again" in printed
+
+
+def test_a_container_removed_during_the_backup_is_neither_an_error_nor_said_to_be_down(
+        ) -> None:
+    docker: Any = Recreated()
+    refs = [ContainerRef(f"c-{n}", n, "running") for n in ("old", "web", "db")]
+    report = HooksReport()
+    started: list[bool] = []
+    with consistent(docker, refs, "backup", report, stop=True,
+                    on_started=lambda: started.append(True)):
+        pass
+    assert docker.started == ["c-db"]
+    assert report.warnings() == []
+    assert started == [True]  # nothing is left for a recovery to start
+    windows = {w["name"]: w for w in report.as_result()["stop_windows"]}
+    assert windows["old"]["removed"] and windows["web"]["removed"]
+    assert "removed" not in windows["db"] and windows["db"]["restarted"]
