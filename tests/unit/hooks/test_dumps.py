@@ -238,7 +238,8 @@ def test_the_redis_load_writes_nothing_when_the_server_does_not_say_where_its_fi
                        capture_output=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin",
                                                  "REDIS_PASSWORD": "wrong"})
     assert p.returncode == 4, p.stderr
-    assert b"is REDIS_PASSWORD in the container the server's password?" in p.stderr
+    assert b"does a Redis server run in this container, and is REDIS_PASSWORD its password?" \
+        in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["bin"]
 
 
