@@ -284,6 +284,9 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
             out().print(f"[green]loaded {d['path']}[/] ({d['kind']}) into container "
                         f"{d['container']}{where} on {job['host']}: {size(d.get('bytes'))}",
                         soft_wrap=True, highlight=False)
+            for e in d.get("errors") or []:  # psql went on after them: check what is missing
+                err().print(f"[yellow]warning:[/] the load reported {e}", highlight=False,
+                            soft_wrap=True)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",

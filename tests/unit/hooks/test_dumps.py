@@ -250,3 +250,25 @@ def test_a_dump_label_of_an_unknown_kind_names_its_container() -> None:
     assert "use one of mariadb, mongodb, mysql, postgres, redis, sqlite" in (e.value.hint or "")
     [source] = dumps_for(vol(ctr("db", **{"volkeeper_dump": "PostgreSQL"})))
     assert source.kind.name == "postgres"
+
+
+def test_errors_psql_went_on_after_are_said_but_not_those_about_its_own_role(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``psql`` loads a whole PostgreSQL dump with ON_ERROR_STOP=0 (its own role cannot be
+    dropped and exists already); any other error was only in the result's output: a
+    table space missing in the target, and the load read as a plain success."""
+    from cli.render import finish
+    from common.engine.dump_restore import load_errors
+
+    output = ('ERROR:  current user cannot be dropped\nERROR:  role "postgres" already '
+              'exists\n set_config \nERROR:  directory "/srv/ts" does not exist\n')
+    assert load_errors("postgres", output) == ['ERROR:  directory "/srv/ts" does not exist']
+    assert load_errors("mariadb", output) == []
+    finish({"id": "j1", "kind": "restore", "state": "succeeded", "volume": "pgdata",
+            "host": "laptop", "result": {"loaded": [
+                {"container": "db2", "kind": "postgres", "bytes": 2048, "seconds": 0.1,
+                 "path": ".volkeeper-dumps/postgres-db.sql", "output": output,
+                 "database": None, "errors": load_errors("postgres", output)}]}},
+           as_json=False)
+    assert ('warning: the load reported ERROR:  directory "/srv/ts" does not exist'
+            in capsys.readouterr().err)
