@@ -263,6 +263,10 @@ def job(
         if items := _result_items(data.get("result")):
             out().print(f"[bold]{'result':>10}[/]: "
                         + escape(", ".join(f"{k}={v}" for k, v in items)), highlight=False)
+        for warning in (data.get("result") or {}).get("hook_warnings") or []:
+            if warning not in (data.get("error") or ""):  # (a failing pre hook is the error)
+                out().print(f"[bold]{'warning':>10}[/]: {escape(warning)}", highlight=False,
+                            soft_wrap=True)
     if data["state"] in ("failed", "cancelled") and not release:
         raise typer.Exit(1)
 

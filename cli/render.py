@@ -284,6 +284,9 @@ def finish(job: dict[str, Any], as_json: bool) -> None:
             out().print(f"[green]loaded {d['path']}[/] ({d['kind']}) into container "
                         f"{d['container']}{where} on {job['host']}: {size(d.get('bytes'))}",
                         soft_wrap=True, highlight=False)
+            for e in d.get("errors") or []:  # psql went on after them: check what is missing
+                err().print(f"[yellow]warning:[/] the load reported {e}", highlight=False,
+                            soft_wrap=True)
     elif job["kind"] == "restore":
         out().print(f"[green]restored into volume {job['volume']}[/] on {job['host']}: "
                     f"{r.get('files_restored')} files, {size(r.get('bytes_restored'))}",
@@ -301,7 +304,10 @@ def _around(r: dict[str, Any]) -> None:
     windows = r.get("stop_windows") or []
     if windows:
         err().print("containers stopped: " + ", ".join(
-            f"{w['name']} {w['seconds_down'] or 0:.1f}s" for w in windows), highlight=False)
+            f"{w['name']} {w['seconds_down']:.1f}s" if w.get("restarted", True)
+            and w.get("seconds_down") is not None else f"{w['name']} (removed meanwhile)"
+            if w.get("removed") else f"{w['name']} NOT started again"
+            for w in windows), highlight=False)
     snap = r.get("snapshot")
     if snap:
         err().print(f"read from a {snap['kind']} snapshot (taken in "

@@ -7,13 +7,17 @@ multiplexes the command's output on it in frames (8-byte header: stream 1 = stdo
 plain readable stream and keeps the end of stderr; at the end of the stream it learns the
 exit code from ``exec_inspect``. ``feed_stdin`` writes a stream to a command's stdin,
 half-closes the connection (dockerd closes the command's stdin then) and waits for the
-command to end, keeping the end of its output.
+command to end, keeping the end of its output. A command that ends before it read all its
+input (a loader refusing an existing database) ends its output stream but not the
+connection, which dockerd then stops reading: the writer stops when the output ended
+instead of blocking until the socket's timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import select
 import socket
 import struct
 import threading
@@ -114,6 +118,23 @@ class ExecReader(io.RawIOBase):
         super().close()
 
 
+def _send(raw: Any, data: bytes, ended: threading.Event) -> bool:
+    """Write ``data`` to the command's stdin; False when the command ended first (the
+    rest is not read by anyone). Waits for room in the socket in short steps, so a
+    command that ended is noticed (``sendall`` would block until the socket's timeout)."""
+    if not isinstance(raw, socket.socket):  # not a plain socket: no select
+        raw.sendall(data)
+        return True
+    view = memoryview(data)
+    while view:
+        if ended.is_set():
+            return False
+        _, writable, _ = select.select([], [raw], [], 0.5)
+        if writable:
+            view = view[raw.send(view):]
+    return True
+
+
 def feed_stdin(api: Any, container_id: str, cmd: list[str], source: BinaryIO, *,
                user: str | None = None, env: Mapping[str, str] | None = None,
                keep: int = KEEP_BYTES) -> ExecResult:
@@ -124,18 +145,20 @@ def feed_stdin(api: Any, container_id: str, cmd: list[str], source: BinaryIO, *,
     exec_id, sock = _open(api, container_id, cmd, user=user, env=env, stdin=True)
     raw = _raw_socket(sock)
     tail = _Tail(keep)
+    ended = threading.Event()  # the output stream's end: the command has ended
 
     def drain() -> None:
         frames = io.BufferedReader(socket.SocketIO(raw, "rb"), READ_SIZE)
         with contextlib.suppress(OSError):
             while len(head := frames.read(8)) == 8:
                 tail.add(frames.read(struct.unpack(">I", head[4:8])[0]))
+            ended.set()
 
     reader = threading.Thread(target=drain, name=f"exec-in-{container_id[:12]}", daemon=True)
     reader.start()
     try:
-        while data := source.read(READ_SIZE):
-            raw.sendall(data)
+        while (data := source.read(READ_SIZE)) and _send(raw, data, ended):
+            pass
     except (BrokenPipeError, ConnectionResetError):
         pass  # the command ended early: its exit code says why
     finally:

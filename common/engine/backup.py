@@ -27,8 +27,10 @@ from common.hooks import (
     HooksReport,
     consistent,
     excludes_for,
+    label_notes,
     read_ignore_file,
     should_stop,
+    unhooked_notes,
 )
 from common.hooks.dumps import DumpSet, dumps_for
 from common.hooks.precedence import policy_options
@@ -133,7 +135,11 @@ def consistent_backup(
         rules = excludes_for(info, [*excludes, *(snap.plan.excludes if snap.plan else [])],
                              ignore)
     dumping = {s.container.id for s in dumps.sources}
-    report = HooksReport()
+    report = HooksReport(notes=label_notes(info) + unhooked_notes(
+        [s.container for s in dumps.sources]))
+    if dumps and excludes:
+        report.notes.append(f"the excludes ({', '.join(excludes)}) do not apply to a dump "
+                            "backup: the dump is the database's content, not its files")
     stored: BackupOutcome | None = None
     try:
         with consistent(docker, [c for c in info.containers if c.id not in dumping],

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.config import Settings
@@ -50,6 +50,9 @@ class Loaded:
     output: str
     #: the database (SQLite: the file) it was loaded into; None: as the dump says
     database: str | None = None
+    #: errors a loader that goes on after one (``psql`` of a whole PostgreSQL dump)
+    #: reported besides the expected ones, from the end of its output (``load_errors``)
+    errors: list[str] = field(default_factory=list)
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,7 +119,8 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
         if kind.restart_with is not None:
             _restart(docker, container, kind.restart_with)
         loaded.append(Loaded(container, kind.name, f"{DIRECTORY}/{name}", counted.bytes,
-                             r.seconds, r.output[-2000:], into_db))
+                             r.seconds, r.output[-2000:], into_db,
+                             load_errors(kind.name, r.output)))
         break
     if not loaded and found:
         raise InvalidInput(f"backup {backup.id} holds no dump of {source!r}: it holds "
@@ -126,6 +130,17 @@ def load_dump(docker: DockerHost, backend: Backend, backup: StoredBackup, *,
                            "--dump-into needs a backup taken with --dump KIND (or the "
                            "volkeeper.dump label); restore this one into a volume instead")
     return loaded
+
+
+def load_errors(kind: str, output: str) -> list[str]:
+    """The ``ERROR:`` lines of a PostgreSQL whole-dump load's output (``psql`` goes on
+    after an error) but those about its own role (``EXPECTED_ERRORS``: ``role … already
+    exists``); [] for the other kinds, whose loaders stop at the first error."""
+    if kind != "postgres":
+        return []
+    return [line.strip() for line in output.splitlines() if "ERROR:" in line and not (
+        "current user cannot be dropped" in line
+        or ("role " in line and "already exists" in line))][-10:]
 
 
 def matches(name: str, dump: DumpFile, source: str | None) -> bool:

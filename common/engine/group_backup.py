@@ -32,7 +32,7 @@ from common.engine.backup import _forget, backup_volume
 from common.engine.group_members import Member, group_members
 from common.engine.records import BackupOutcome
 from common.errors import VolkeeperError
-from common.hooks import HooksReport, consistent, should_stop
+from common.hooks import HooksReport, consistent, label_notes, should_stop, unhooked_notes
 from common.hooks.snapshot_source import snapshot_source
 from common.progress import ProgressTracker
 from common.storage.base import Backend
@@ -93,7 +93,9 @@ def group_backup(
                             settings=settings, excludes=excludes, snapshot=snapshot)
     dumping = {c.id for m in members for c in m.dump_containers()}
     stop = any(should_stop(m.info, stop_containers) for m in members if m.live)
-    report = HooksReport()
+    report = HooksReport(notes=list(dict.fromkeys(
+        [n for m in members for n in label_notes(m.info)]
+        + unhooked_notes([c for m in members for c in m.dump_containers()]))))
     stored: list[tuple[str, BackupOutcome]] = []
     pending: dict[str, dict[str, Any]] = {}
 

@@ -37,11 +37,17 @@ Labels and their parsing are in ``labels``. Nothing here knows about jobs or the
 the caller passes callbacks that record what must survive a crash.
 """
 
-from common.hooks.around import HooksReport, consistent, should_stop
+from common.hooks.around import (
+    HooksReport,
+    consistent,
+    label_notes,
+    should_stop,
+    unhooked_notes,
+)
 from common.hooks.excludes import excludes_for, read_ignore_file
 from common.hooks.exec_hooks import HookFailed, HookRun, run_hooks
 from common.hooks.stopping import StopWindow, start_again, stop_order
 
 __all__ = ["HookFailed", "HookRun", "HooksReport", "StopWindow", "consistent",
-           "excludes_for", "read_ignore_file", "run_hooks", "should_stop", "start_again",
-           "stop_order"]
+           "excludes_for", "label_notes", "read_ignore_file", "run_hooks", "should_stop",
+           "start_again", "stop_order", "unhooked_notes"]

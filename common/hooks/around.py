@@ -28,9 +28,18 @@ class HooksReport:
 
     hooks: list[HookRun] = field(default_factory=list)
     window: StopWindow | None = None
+    #: labels that look like a misspelt volkeeper label (``label_notes``)
+    notes: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
-        return [h.describe() for h in self.hooks if not h.ok]
+        """The failed hooks, the containers stopped that could not be started again (the
+        work itself may have succeeded: nothing else would say they are down) and the
+        misspelt labels."""
+        down = [w for w in (self.window.windows if self.window else []) if w.start_error]
+        return [h.describe() for h in self.hooks if not h.ok] + [
+            f"container {w.name} was stopped and could not be started again: "
+            f"{w.start_error} (it is still down: docker start {w.name})" for w in down
+        ] + self.notes
 
     def as_result(self) -> dict[str, Any]:
         w = self.window
@@ -41,6 +50,29 @@ class HooksReport:
             "hooks": [h.as_result() for h in self.hooks],
             "hook_warnings": self.warnings(),
         }
+
+
+def label_notes(volume: VolumeInfo) -> list[str]:
+    """A warning per label of ``volume`` or of a container using it that volkeeper does
+    not read but that is a slip from one it does (it is ignored, so what it asks for —
+    a stop, a hook, a dump — silently does not happen), and per value it reads as the
+    default instead (``stop-during-backup=ture``, ``hook-timeout=5m``)."""
+    sources = [(f"volume {volume.name}", volume.labels),
+               *((f"container {c.name}", c.labels) for c in volume.containers)]
+    return [f"label {name} on {where} is not a volkeeper label and was ignored: did you "
+            f"mean {near}?" for where, found in sources
+            for name, near in labels.misspelt(found)] + [
+        f"label {bad} (on {where})" for where, found in sources
+        for bad in labels.bad_values(found)]
+
+
+def unhooked_notes(dumping: list[ContainerRef]) -> list[str]:
+    """A warning per backup hook of a container whose database is dumped: a dumping
+    container is neither stopped nor hooked (its dump is the consistent copy)."""
+    return [f"label volkeeper.{when}-backup on container {c.name} did not run: a container "
+            f"whose database is dumped (volkeeper.dump) is not hooked"
+            for c in {c.id: c for c in dumping}.values() for when in labels.HOOK_WHEN
+            if labels.hook_of(c.labels, when, "backup") is not None]
 
 
 @contextlib.contextmanager

@@ -88,11 +88,16 @@ class DumpKind:
 
 
 #: the loader of an RDB (on stdin): written beside the server's file and renamed over
-#: it; then the server is shut down without saving (``restart_with``) and the container
-#: started again, which loads it
+#: it (refused when the server does not say where that is: a wrong password wrote it as
+#: ``/.volkeeper-restore`` in the container's root); then the server is shut down without
+#: saving (``restart_with``) and the container started again, which loads it
 REDIS_REPLACE = (_REDIS_AUTH +
                  'dir=$(redis-cli CONFIG GET dir | sed -n 2p); '
                  'file=$(redis-cli CONFIG GET dbfilename | sed -n 2p); '
+                 'if [ -z "$dir" ] || [ -z "$file" ]; then echo "the server did not say '
+                 'where its RDB file is (redis-cli CONFIG GET dir, dbfilename): does a '
+                 'Redis server run in this container, and is REDIS_PASSWORD its password?" '
+                 '>&2; exit 4; fi; '
                  'aof=$(redis-cli CONFIG GET appendonly | sed -n 2p); '
                  'if [ "$aof" = yes ]; then echo "the server runs with appendonly yes: an '
                  'RDB would not be loaded; turn AOF off to restore a dump" >&2; exit 3; fi; '

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import tarfile
 import tempfile
 import time
@@ -118,6 +119,17 @@ def source_of(c: ContainerRef, kind_name: str, database: str | None = None,
     return DumpSource(c, kind, user, env, database)
 
 
+def _labelled_kind(c: ContainerRef) -> str:
+    """The kind of the container's ``volkeeper.dump`` label; InvalidInput naming the
+    container and its label when it is not one."""
+    value = c.labels[DUMP]
+    try:
+        return kind_of(value).name
+    except InvalidInput as e:
+        raise InvalidInput(f"container {c.name} is labelled {DUMP}={value.strip()!r}, which is "
+                           "not a dump kind", e.hint) from None
+
+
 def dumps_for(info: VolumeInfo, requested: str | None = None,
               databases: list[str] | None = None, policy: str | None = None
               ) -> list[DumpSource]:
@@ -149,7 +161,7 @@ def dumps_for(info: VolumeInfo, requested: str | None = None,
             chosen = running
         pairs = [(c, kind) for c in chosen]
     else:
-        pairs = [(c, c.labels[DUMP]) for c in labelled]
+        pairs = [(c, _labelled_kind(c)) for c in labelled]
     out = []
     for c, kind_name in pairs:
         if c.state != "running":
@@ -197,6 +209,8 @@ class DumpStream(io.RawIOBase):
         if r.exit_code != 0:
             tail = " | ".join(r.stderr.strip().splitlines()[-3:])[-600:]
             program = self.source.command.rpartition("exec ")[2]
+            for name, value in self.source.env.items():  # a command to run by hand
+                program = program.replace(f'"${name}"', shlex.quote(value))
             user = f"-u {self.source.user} " if self.source.user else ""
             raise DumpFailed(
                 f"the {r.kind} dump in container {r.container} ({program}) exited with "

@@ -63,9 +63,12 @@ class HookRun:
             why = f"could not run ({self.error})"
         else:
             why = f"exited with code {self.exit_code}"
-        tail = self.output.strip().splitlines()[-1:] if self.output.strip() else []
+        # the last lines: a command's stdout and stderr reach Docker through two pipes, so
+        # its error message is not always the very last line
+        lines = [ln.strip() for ln in self.output.splitlines() if ln.strip()][-3:]
+        tail = " | ".join(ln[:300] for ln in lines)[-600:]
         return (f"hook {self.hook} in container {self.container} ({self.command!r}) {why}"
-                + (f": {tail[0][:300]}" if tail else ""))
+                + (f": {tail}" if tail else ""))
 
     def as_result(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,7 +120,10 @@ def run_hooks(docker: DockerHost, containers: Sequence[ContainerRef], when: str,
             log.warning("%s", run.describe(), extra={OUTCOME: True})
             continue  # (else the job's error says it, once)
         after = {("pre", "backup"): "; the backup was not taken",
-                 ("pre", "restore"): "; the restore did not start"}.get((when, what), "")
+                 ("pre", "restore"): "; the restore did not start",
+                 # (raised only after a backup that was stored: the caller forgets it)
+                 ("post", "backup"): "; the backup it followed was stored and is "
+                                     "forgotten again"}.get((when, what), "")
         raise HookFailed(
             run.describe() + after,
             "fix the command in the container's label (or run it by hand with docker "

@@ -49,8 +49,8 @@ class HookSpec:
 
 def hook_of(labels: Mapping[str, str], when: str, what: str) -> HookSpec | None:
     """The ``volkeeper.<when>-<what>`` hook of a container's labels, None without one.
-    A bad timeout or on-error value falls back to the default (and says so in the
-    label's name, not silently: ``hook-timeout=abc`` runs with 300 s)."""
+    A bad timeout or on-error value falls back to the default (``hook-timeout=abc`` runs
+    with 300 s; the backup warns about it: ``bad_values``)."""
     label = f"volkeeper.{when}-{what}"
     command = (labels.get(label) or "").strip()
     if not command:
@@ -67,6 +67,75 @@ def hook_of(labels: Mapping[str, str], when: str, what: str) -> HookSpec | None:
     user = (labels.get(HOOK_USER) or "").strip() or None
     return HookSpec(label=label, command=command, timeout=timeout, user=user,
                     on_error=on_error)
+
+
+#: every ``volkeeper.*`` label volkeeper reads on volumes and containers (the dump labels
+#: are ``common.hooks.dumps``'); a label one or two typing slips from one of these is
+#: reported (``misspelt``), any other ``volkeeper.*`` label may be a policy selector
+KNOWN = frozenset({
+    STOP, EXCLUDE, HOOK_TIMEOUT, HOOK_USER, HOOK_ON_ERROR, STOP_TIMEOUT, SNAPSHOT,
+    *(f"volkeeper.{when}-{what}" for when in HOOK_WHEN for what in HOOK_WHAT),
+    "volkeeper.dump", "volkeeper.dump-database", "volkeeper.dump-user",
+    "volkeeper.dump-path", "volkeeper.policy", "volkeeper.restored-from",
+    "volkeeper.migration"})
+
+
+def _slips(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b``: a character added, dropped, changed, or two neighbours
+    swapped (each one)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            d = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                d = min(d, prev2[j - 2] + 1)
+            row.append(d)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def misspelt(found: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The labels of ``found`` that volkeeper does not read but are one or two slips from
+    one it does (``volkeeper.dupm``: ``volkeeper.dump``), with that one."""
+    out = []
+    for name in sorted(found):
+        if name in KNOWN or not name.startswith("vol"):
+            continue
+        near = min(KNOWN, key=lambda k: (_slips(name, k), k))
+        if _slips(name, near) <= (1 if len(near) < 16 else 2):
+            out.append((name, near))
+    return out
+
+
+def bad_values(found: Mapping[str, str]) -> list[str]:
+    """What is wrong with the values of the labels of ``found`` that take a boolean or a
+    number (each read as its default then: ``stop-during-backup=ture`` does not stop)."""
+    out = []
+    stop = found.get(STOP)
+    if stop is not None and stop.strip().lower() not in (
+            "1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        out.append(f"{STOP}={stop!r} is neither true nor false: read as false (it stops "
+                   "nothing)")
+    timeout = found.get(HOOK_TIMEOUT)
+    if timeout is not None:
+        try:
+            ok = float(timeout) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            out.append(f"{HOOK_TIMEOUT}={timeout!r} is not a number of seconds: read as "
+                       f"{DEFAULT_TIMEOUT:.0f}")
+    on_error = found.get(HOOK_ON_ERROR)
+    if on_error is not None and on_error.strip().lower() not in ("fail", "warn"):
+        out.append(f"{HOOK_ON_ERROR}={on_error!r} is neither fail nor warn: read as the "
+                   "default (fail for pre hooks, warn for post hooks)")
+    stop_after = found.get(STOP_TIMEOUT)
+    if stop_after is not None and stop_timeout({STOP_TIMEOUT: stop_after}, -1) == -1:
+        out.append(f"{STOP_TIMEOUT}={stop_after!r} is not a number of seconds from 0 to 3600: "
+                   "read as the default")
+    return out
 
 
 def depends_on(labels: Mapping[str, str]) -> set[str]:

@@ -63,12 +63,16 @@ class Window:
     stopped_at: float = 0.0
     started_at: float | None = None
     start_error: str | None = None
+    #: the container was removed while it was down (a Compose ``up`` recreating it …):
+    #: nothing to start
+    removed: bool = False
 
     def as_result(self) -> dict[str, Any]:
         down = None if self.started_at is None else round(self.started_at - self.stopped_at, 3)
         return {"id": self.id, "name": self.name, "seconds_down": down,
                 "restarted": self.started_at is not None,
-                **({"start_error": self.start_error} if self.start_error else {})}
+                **({"start_error": self.start_error} if self.start_error else {}),
+                **({"removed": True} if self.removed else {})}
 
 
 class StopWindow:
@@ -106,8 +110,13 @@ class StopWindow:
                     self.tracker.note(f"stopping container {c.name}")
                 w = Window(c.id, c.name, stopped_at=time.monotonic())
                 self.windows.append(w)  # before the call: a half-stopped one is started
-                self.docker.stop_container(
-                    c.id, timeout=labels.stop_timeout(c.labels, self.timeout))
+                try:
+                    self.docker.stop_container(
+                        c.id, timeout=labels.stop_timeout(c.labels, self.timeout))
+                except DockerError:
+                    if not self._gone(c.id):
+                        raise
+                    w.removed = True  # removed since the backup began: nothing to stop
         except BaseException:
             self.start()
             raise
@@ -120,20 +129,32 @@ class StopWindow:
         """Start again, in reverse order, every container stopped (once each); never
         raises: a container that does not start is logged and reported."""
         for w in reversed(self.windows):
-            if w.started_at is not None:
+            if w.started_at is not None or w.removed:
                 continue
             try:
                 self.docker.start_container(w.id)
                 w.started_at, w.start_error = time.monotonic(), None
             except (DockerError, OSError) as e:
+                if isinstance(e, DockerError) and self._gone(w.id):
+                    w.removed, w.start_error = True, None  # removed while it was down
+                    log.warning("container %s was removed while it was stopped for the "
+                                "backup: not started again", w.name)
+                    continue
                 w.start_error = str(e)
                 log.error("could not start container %s again: %s", w.name, e)
         if self.on_started is not None and self.windows and all(
-                w.started_at is not None for w in self.windows):
+                w.started_at is not None or w.removed for w in self.windows):
             try:
                 self.on_started()
             except Exception:
                 log.exception("could not record that the containers run again")
+
+    def _gone(self, container_id: str) -> bool:
+        """Whether the container no longer exists (False when that cannot be learned)."""
+        try:
+            return self.docker.container_state(container_id) is None
+        except (DockerError, OSError):
+            return False
 
     def as_result(self) -> list[dict[str, Any]]:
         return [w.as_result() for w in self.windows]

@@ -459,3 +459,29 @@ def test_two_private_daemons_are_separate(
     assert fresh_volume_name not in {v.name for v in host_b.list_volumes()}
     with pytest.raises(NotFound):
         host_b.volume(fresh_volume_name)
+
+
+def test_a_stream_fed_to_a_command_that_ends_early_gives_its_exit_code_at_once(
+    docker_host_a: PrivateDockerd,
+) -> None:
+    """A loader that refuses before reading its input (a database that exists) ends; the
+    rest of a large stream is not written into a connection nobody reads (it blocked
+    until the client's timeout: an internal error instead of the loader's refusal). A
+    command that reads it all still gets every byte."""
+    from tests.fixtures.dockerd import busybox_image
+
+    client = docker_host_a.client()
+    ctr = client.containers.run(busybox_image(docker_host_a), ["sh", "-c", "sleep 3600"],
+                                detach=True, network_mode="none")
+    host = DockerHost(docker_host_a.url, timeout=10)
+    try:
+        started = time.monotonic()
+        r = host.exec_feed(ctr.id, ["sh", "-c", "echo refused >&2; exit 17"],
+                           io.BytesIO(b"x" * 8_000_000))
+        assert (r.exit_code, r.output) == (17, "refused\n")
+        assert time.monotonic() - started < 5
+        r = host.exec_feed(ctr.id, ["sh", "-c", "wc -c"], io.BytesIO(b"y" * 8_000_000))
+        assert (r.exit_code, r.output.strip()) == (0, "8000000")
+    finally:
+        host.close()
+        ctr.remove(force=True)

@@ -151,6 +151,8 @@ def test_a_dump_backup_of_a_live_database_restores_into_a_fresh_server(
         restored = run(embedded_env, "restore", job["backup_id"], "--dump-into", fresh.name)
         assert restored["state"] == "succeeded", restored["error"]
         assert restored["result"]["loaded"][0]["container"] == fresh.name
+        # psql's errors about its own role are expected, and none other came
+        assert restored["result"]["loaded"][0]["errors"] == []
 
         upto = int(pg.sql("SELECT max(id) FROM orders", ctr=fresh))
         assert upto >= committed  # every row committed before the dump started
@@ -181,6 +183,17 @@ def test_a_failing_dump_fails_the_backup_stores_nothing_and_the_database_runs_on
     # a kind volkeeper does not know is refused before anything runs
     bad = cli(embedded_env, "backup", pg.volume, "--dump", "oracle", ok=False)
     assert bad.returncode != 0 and "unknown dump kind 'oracle'" in bad.stdout + bad.stderr
+
+
+def test_excludes_asked_of_a_dump_backup_are_said_not_to_apply(
+        pg: Pg, embedded_env: dict[str, str]) -> None:
+    """A dump is the database's content, not its files: ``--exclude`` has nothing to leave
+    out; the backup says so instead of taking it silently."""
+    job = run(embedded_env, "backup", pg.volume, "--dump", "postgres", "--exclude", "*.tmp")
+    assert job["state"] == "succeeded", job["error"]
+    assert job["result"]["hook_warnings"] == [
+        "the excludes (*.tmp) do not apply to a dump backup: the dump is the database's "
+        "content, not its files"]
 
 
 def test_a_stop_mode_backup_of_the_data_directory_starts_and_passes_amcheck(

@@ -49,3 +49,18 @@ def test_brackets_in_an_error_are_shown_as_written(tmp_path: Path) -> None:
     p = _cli(tmp_path, "job", job.id)
     assert p.returncode == 1, p.stderr
     assert "exclude pattern 'logs/[abc' is bad: [bold]x[/bold]" in " ".join(p.stdout.split())
+
+
+def test_the_warnings_of_a_job_are_shown_not_only_in_json(tmp_path: Path) -> None:
+    """A failed post hook, a container not started again, a misspelt label: the one-shot
+    `backup` printed them, `job ID` (a fleet's backup, looked at later) did not."""
+    warning = ("container app was stopped and could not be started again: [gone] (it is "
+               "still down: docker start app)")
+    with catalog(tmp_path) as s:
+        job = jobs.create_job(s, kind="backup", host="laptop", volume="pgdata")
+        jobs.start_job(s, job.id, "laptop@here:1")
+        jobs.finish_job(s, job.id, JobState.succeeded,
+                        result={"backup_id": "b0b0b0b0b0b0b0b0", "hook_warnings": [warning]})
+    p = _cli(tmp_path, "job", job.id)
+    assert p.returncode == 0, p.stderr
+    assert f"warning: {warning}" in " ".join(p.stdout.split())

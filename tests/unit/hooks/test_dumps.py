@@ -204,3 +204,71 @@ def test_the_sqlite_dump_and_load_scripts_on_the_real_sqlite3(tmp_path: Path) ->
     assert bad.returncode != 0
     assert subprocess.run(["sqlite3", str(dst), "SELECT count(*) FROM t"], capture_output=True,
                           text=True).stdout.strip() == "2"  # a failed load changes nothing
+
+
+def test_a_failing_dump_of_one_database_names_it_in_the_command_to_run_by_hand() -> None:
+    """The hint's command is one to paste: the database is in it, not ``"$VK_DATABASE"``
+    (the script's variable, empty in the user's shell)."""
+    db = ctr("db", **{"volkeeper_dump": "mariadb"})
+    bad = DumpSet(FakeDocker({db.id: FakeReader(b"", 2, "Unknown database 'shpo'\n")}),  # type: ignore[arg-type]
+                  dumps_for(vol(db), None, ["shpo"]))
+    with pytest.raises(DumpFailed) as e:
+        for _, stream in bad.streams():
+            stream.read()
+    assert "$VK_DATABASE" not in str(e.value) + (e.value.hint or "")
+    assert ("run it by hand to see why: docker exec db mariadb-dump -uroot --single-transaction"
+            " --routines --events --triggers shpo") in (e.value.hint or "")
+
+
+def test_the_redis_load_writes_nothing_when_the_server_does_not_say_where_its_file_is(
+        tmp_path: Path) -> None:
+    """A wrong ``REDIS_PASSWORD``: every ``redis-cli`` call fails AUTH and prints nothing.
+    The RDB was written to ``$dir/$file.volkeeper-restore`` with both empty (the
+    container's ``/``) and the error was mv's; now nothing is written and it says why."""
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    cli = bin_dir / "redis-cli"
+    # the directory answers (it is the test's), the file name does not
+    cli.write_text(f'#!/bin/sh\necho "AUTH failed: WRONGPASS" >&2\n'
+                   f'if [ "$3" = dir ]; then printf "dir\\n{tmp_path}\\n"; fi\n')
+    cli.chmod(0o755)
+    p = subprocess.run(["sh", "-c", KINDS["redis"].load], input=b"REDIS0011" * 1000,
+                       capture_output=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin",
+                                                 "REDIS_PASSWORD": "wrong"})
+    assert p.returncode == 4, p.stderr
+    assert b"does a Redis server run in this container, and is REDIS_PASSWORD its password?" \
+        in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["bin"]
+
+
+def test_a_dump_label_of_an_unknown_kind_names_its_container() -> None:
+    with pytest.raises(InvalidInput, match=r"container db is labelled volkeeper.dump="
+                                           r"'postgress', which is not a dump kind") as e:
+        dumps_for(vol(ctr("db", **{"volkeeper_dump": "postgress"})))
+    assert "use one of mariadb, mongodb, mysql, postgres, redis, sqlite" in (e.value.hint or "")
+    [source] = dumps_for(vol(ctr("db", **{"volkeeper_dump": "PostgreSQL"})))
+    assert source.kind.name == "postgres"
+
+
+def test_errors_psql_went_on_after_are_said_but_not_those_about_its_own_role(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``psql`` loads a whole PostgreSQL dump with ON_ERROR_STOP=0 (its own role cannot be
+    dropped and exists already); any other error was only in the result's output: a
+    table space missing in the target, and the load read as a plain success."""
+    from cli.render import finish
+    from common.engine.dump_restore import load_errors
+
+    output = ('ERROR:  current user cannot be dropped\nERROR:  role "postgres" already '
+              'exists\n set_config \nERROR:  directory "/srv/ts" does not exist\n')
+    assert load_errors("postgres", output) == ['ERROR:  directory "/srv/ts" does not exist']
+    assert load_errors("mariadb", output) == []
+    finish({"id": "j1", "kind": "restore", "state": "succeeded", "volume": "pgdata",
+            "host": "laptop", "result": {"loaded": [
+                {"container": "db2", "kind": "postgres", "bytes": 2048, "seconds": 0.1,
+                 "path": ".volkeeper-dumps/postgres-db.sql", "output": output,
+                 "database": None, "errors": load_errors("postgres", output)}]}},
+           as_json=False)
+    assert ('warning: the load reported ERROR:  directory "/srv/ts" does not exist'
+            in capsys.readouterr().err)

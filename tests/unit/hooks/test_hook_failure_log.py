@@ -46,3 +46,23 @@ def test_a_failing_hook_that_does_not_fail_the_job_is_a_warning(
         "hook pre-backup in container app ('exit 3') exited with code 3: oops"]
     # a worker logs it; the one-shot CLI prints the job's hook_warnings instead (once)
     assert getattr(logged[0], OUTCOME) is True
+
+
+def test_a_failing_hook_says_the_end_of_its_output_not_only_its_last_line() -> None:
+    """Docker reads stdout and stderr through two pipes: ``echo starting; echo FATAL >&2;
+    exit 3`` may come back as ``FATAL…\\nstarting\\n``; the error keeps both."""
+    run = HookRun("db", "pre-backup", "…", 3, 0.1, "FATAL: cannot checkpoint\nstarting\n",
+                  ok=False)
+    assert run.describe().endswith("exited with code 3: FATAL: cannot checkpoint | starting")
+    many = HookRun("db", "pre-backup", "…", 1, 0.1, "".join(f"line {i}\n" for i in range(9)),
+                   ok=False)
+    assert many.describe().endswith("code 1: line 6 | line 7 | line 8")
+
+
+def test_a_post_hook_failing_the_job_says_the_stored_backup_is_forgotten(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exec_hooks, "run_hook", _failing("fail"))
+    post = ContainerRef("c1", "app", "running", {"volkeeper.post-backup": "exit 3"})
+    with pytest.raises(HookFailed, match="code 3: oops; the backup it followed was stored "
+                                         "and is forgotten again"):
+        run_hooks(None, [post], "post", "backup", [])  # type: ignore[arg-type]

@@ -110,3 +110,56 @@ def test_a_snapshot_keeps_its_excludes_and_one_without_is_written_as_before() ->
     assert d["excludes"] == ["cache/**", "*.tmp"]
     assert Snapshot.from_dict(d, b"\x02" * 32).excludes == ["cache/**", "*.tmp"]
     assert Snapshot.from_dict(plain.to_dict(), b"\x02" * 32).excludes == []
+
+
+def test_a_label_a_slip_from_a_volkeeper_label_is_reported_and_others_are_not() -> None:
+    from common.docker.models import VolumeInfo
+    from common.hooks.around import label_notes
+    from common.hooks.labels import misspelt
+
+    found = {name: "x" for name in (
+        "volkeeper.dupm", "volkeeper.pre-bakup", "volkeeper.stop-during-backups",
+        "volkeeper.hook_user", "volkeeper.dump-databases", "volkeper.exclude",
+        # read ones, and a policy's selector labels: not reported
+        "volkeeper.dump", "volkeeper.pre-backup", "volkeeper.policy", "volkeeper.tier",
+        "volkeeper.backup", "volkeeper.team", "com.docker.compose.service")}
+    assert misspelt(found) == [
+        ("volkeeper.dump-databases", "volkeeper.dump-database"),
+        ("volkeeper.dupm", "volkeeper.dump"),
+        ("volkeeper.hook_user", "volkeeper.hook-user"),
+        ("volkeeper.pre-bakup", "volkeeper.pre-backup"),
+        ("volkeeper.stop-during-backups", "volkeeper.stop-during-backup"),
+        ("volkeper.exclude", "volkeeper.exclude")]
+    info = VolumeInfo(name="pgdata", driver="local", mountpoint=None,
+                      labels={"volkeeper.exlude": "*.tmp"}, created_at=None, size_bytes=None,
+                      containers=(ref("db", **{"volkeeper.dupm": "postgres"}),))
+    assert label_notes(info) == [
+        "label volkeeper.exlude on volume pgdata is not a volkeeper label and was ignored: "
+        "did you mean volkeeper.exclude?",
+        "label volkeeper.dupm on container db is not a volkeeper label and was ignored: "
+        "did you mean volkeeper.dump?"]
+
+
+def test_a_value_read_as_its_default_is_reported() -> None:
+    from common.hooks.labels import bad_values
+
+    assert bad_values({"volkeeper.stop-during-backup": "ture", "volkeeper.hook-timeout": "5m",
+                       "volkeeper.hook-on-error": "fial", "volkeeper.stop-timeout": "abc"}) == [
+        "volkeeper.stop-during-backup='ture' is neither true nor false: read as false "
+        "(it stops nothing)",
+        "volkeeper.hook-timeout='5m' is not a number of seconds: read as 300",
+        "volkeeper.hook-on-error='fial' is neither fail nor warn: read as the default "
+        "(fail for pre hooks, warn for post hooks)",
+        "volkeeper.stop-timeout='abc' is not a number of seconds from 0 to 3600: read as "
+        "the default"]
+    assert bad_values({"volkeeper.stop-during-backup": "False", "volkeeper.hook-timeout": "90",
+                       "volkeeper.hook-on-error": "Warn", "volkeeper.stop-timeout": "0"}) == []
+
+
+def test_the_backup_hooks_of_a_dumping_container_are_said_not_to_run() -> None:
+    from common.hooks.around import unhooked_notes
+
+    db = ref("db", **{"volkeeper.dump": "postgres", "volkeeper.pre-backup": "echo hi"})
+    assert unhooked_notes([db, db, ref("cache")]) == [
+        "label volkeeper.pre-backup on container db did not run: a container whose database "
+        "is dumped (volkeeper.dump) is not hooked"]
