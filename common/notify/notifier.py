@@ -22,6 +22,8 @@ WATCHED_KINDS = frozenset({"backup", "restore", "verify", "drill", "copy", "forg
                            "prune", "repair", "migrate-target"})
 #: the kind under which a volume's freshness (RPO) is watched
 RPO = "rpo"
+#: the kind under which the containers a backup stopped are watched: started again or not
+CONTAINERS = "containers"
 
 
 def job_finished(db: Database, settings: Settings, job_id: str) -> list[Message]:
@@ -33,11 +35,11 @@ def job_finished(db: Database, settings: Settings, job_id: str) -> list[Message]
     try:
         with db.session() as s:
             job = jobs.get_job(s, job_id)
-            observed = _observation(job)
-            if observed is None:
+            observed = [o for o in (_observation(job), _restarts(job)) if o is not None]
+            if not observed:
                 return []
-            subject, kind, state, event = observed
-            st.observe(s, subject, kind, state, event)
+            for subject, kind, state, event in observed:
+                st.observe(s, subject, kind, state, event)
         return _flush(db, settings)
     except Exception:
         log.exception("notifications: could not handle the end of job %s", job_id)
@@ -93,6 +95,26 @@ def _observation(job: Job) -> tuple[str, str, str, dict[str, Any]] | None:
     return subject, job.kind, st.GOOD if job.state == JobState.succeeded else st.BAD, event
 
 
+def _restarts(job: Job) -> tuple[str, str, str, dict[str, Any]] | None:
+    """A backup that stopped containers: were they all started again? One Docker could
+    not start is an outage the backup's success hides (its job succeeds: the backup is
+    good), so it is told as a failure of its own; the next backup that starts them all
+    again tells the recovery. A container removed meanwhile (Compose recreated it) is
+    not one left down."""
+    if job.kind != "backup" or job.state not in (JobState.succeeded, JobState.failed):
+        return None
+    windows = (job.result or {}).get("stop_windows") or []
+    if not windows:
+        return None
+    down = [w for w in windows if not w.get("restarted", True) and not w.get("removed")]
+    event = {"job_id": job.id, "job_kind": job.kind, "host": job.host, "volume": job.volume,
+             "containers": [w.get("name") for w in down],
+             "error": "; ".join(f"{w.get('name')}: {w.get('start_error') or 'not started'}"
+                                for w in down) or None,
+             "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+    return f"{job.host}/{job.volume}", CONTAINERS, st.BAD if down else st.GOOD, event
+
+
 def _flush(db: Database, settings: Settings, *, subject: str | None = None,
            kind: str | None = None) -> list[Message]:
     chans = channels_mod.from_settings(settings)
@@ -135,6 +157,12 @@ def _message(d: st.Due) -> Message:
         event = "overdue" if bad else "recovered"
         summary = (_overdue(d.subject, e) if bad else
                    f"volume {d.subject} is backed up in time again")
+    elif d.kind == CONTAINERS:
+        event = "failed" if bad else "recovered"
+        names = ", ".join(e.get("containers") or [])
+        summary = (f"containers stopped to back up {d.subject} were not started again: "
+                   f"{e.get('error')} (start them: docker start {names})" if bad else
+                   f"containers stopped to back up {d.subject} are started again")
     else:
         event = "failed" if bad else "recovered"
         what = {"verify": "verification", "drill": "restore drill"}.get(d.kind, d.kind)

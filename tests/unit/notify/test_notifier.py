@@ -180,3 +180,35 @@ def test_the_overdue_summary_names_the_rpo_and_a_volume_never_backed_up(
         "its RPO of 40s",
         "volume h1/old is overdue: its newest good backup (2026-12-07 19:19 UTC) is older "
         "than its RPO of 26h"]
+
+
+def _stop_mode_backup(db: Database, *, restarted: bool, removed: bool = False) -> str:
+    with db.session() as s:
+        job_id = jobs.create_job(s, kind="backup", host="h1", volume="pg", target="local").id
+    window = {"id": "c1", "name": "shop-db", "seconds_down": 1.2 if restarted else None,
+              "restarted": restarted}
+    if not restarted and not removed:
+        window["start_error"] = "driver failed programming external connectivity"
+    if removed:
+        window["removed"] = True
+    with db.session() as s:
+        jobs.finish_job(s, job_id, JobState.succeeded, result={"stop_windows": [window]})
+    return job_id
+
+
+def test_a_container_left_down_after_a_good_backup_is_told_and_so_is_its_recovery(
+        db: Database, rec: Recorder) -> None:
+    """The backup succeeded (its data is good), but Docker could not start the database
+    again: an outage nobody would hear of, as notifications only watched job states."""
+    s = settings()
+    notifier.job_finished(db, s, _stop_mode_backup(db, restarted=True))
+    assert rec.sent == []
+    notifier.job_finished(db, s, _stop_mode_backup(db, restarted=False))
+    notifier.job_finished(db, s, _stop_mode_backup(db, restarted=False))  # told once
+    notifier.job_finished(db, s, _stop_mode_backup(db, restarted=False, removed=True))
+    assert [(m.event, m.kind, m.subject) for m in rec.sent] == [
+        ("failed", "containers", "h1/pg"), ("recovered", "containers", "h1/pg")]
+    assert "shop-db" in rec.sent[0].summary and "docker start shop-db" in rec.sent[0].summary
+    assert "external connectivity" in rec.sent[0].summary
+    # the backup's own state never went bad: no "backup failed" message
+    assert all(m.kind != "backup" for m in rec.sent)
