@@ -40,14 +40,20 @@ def _archive(store: LocalBackend, area: str, job_id: str) -> list[str]:
     return [key, key + ".manifest.jsonl"]
 
 
-def test_uncataloged_archives_of_dead_failed_jobs_are_removed_and_nothing_else(
-        tmp_path: Path) -> None:
+def _context(tmp_path: Path) -> JobContext:
+    """A host h1 with two local targets, ``local`` (store/) and ``other`` (other/)."""
     ctx = JobContext(Settings(home=tmp_path, host_name="h1",
                               allowed_target_roots=str(tmp_path)))
     upgrade(ctx.db)
     with ctx.db.session() as s:
         catalog.ensure_target(s, "local", (tmp_path / "store").as_uri())
         catalog.ensure_target(s, "other", (tmp_path / "other").as_uri())
+    return ctx
+
+
+def test_uncataloged_archives_of_dead_failed_jobs_are_removed_and_nothing_else(
+        tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
     store, other = LocalBackend(tmp_path / "store"), LocalBackend(tmp_path / "other")
     killed_backup = _failed_job(ctx, "backup", DEAD, params={"format": "tar.zst"})
     stray_backup = _archive(store, "archives", killed_backup)
@@ -89,12 +95,8 @@ def test_a_killed_copy_s_objects_stay_while_another_copy_to_that_target_runs(
         tmp_path: Path) -> None:
     """The next copy keeps the same objects a killed one left (an archive copy is
     idempotent): they are not removed under it, only once no copy there is active."""
-    ctx = JobContext(Settings(home=tmp_path, host_name="h1",
-                              allowed_target_roots=str(tmp_path)))
-    upgrade(ctx.db)
+    ctx = _context(tmp_path)
     with ctx.db.session() as s:
-        catalog.ensure_target(s, "local", (tmp_path / "store").as_uri())
-        catalog.ensure_target(s, "other", (tmp_path / "other").as_uri())
         source = catalog.add_backup(s, host="h1", volume="vol", target="local",
                                     format="tar.gz", key="k", manifest_key="k.m",
                                     checksum="0" * 64).id
