@@ -1,7 +1,8 @@
 """The console's management pages in a real browser, on the server and chromium the
 console tests share (``conftest.py``): a policy created with its next runs shown and its
 retention previewed, then listed and served by the API, then edited into a dump of named
-databases; the jobs list offering Cancel for
+databases; a policy edited without losing what the form left alone (its verify
+read-back); the jobs list offering Cancel for
 running jobs only; a backup copied and drilled from the backups page."""
 
 from __future__ import annotations
@@ -197,4 +198,26 @@ def test_the_retention_preview_fits_a_phone(browser: Any, console: Console) -> N
     page.click("role=button[name='Preview retention']")
     page.wait_for_selector(f"[data-preview='laptop/{name}/local']")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    close(page, errors)
+
+
+def test_editing_a_policy_keeps_what_the_form_does_not_change(browser: Any, console: Console
+                                                               ) -> None:
+    name, _ = console.volume("vkc-keep")
+    with console.api() as api:
+        resp = api.post("/policies", json={
+            "name": "console-subset", "volumes": [name], "schedule": "0 3 * * *",
+            "targets": ["local"], "verify_schedule": "@weekly", "verify_subset": 10})
+        assert resp.status_code == 201, resp.text
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/policies/console-subset")
+    page.wait_for_selector("h1:text-is('Policy console-subset')")
+    assert page.input_value("input[name=verify_subset]") == "10"
+    page.fill("input[name=jitter_seconds]", "60")
+    page.click("role=button[name='Save policy']")
+    page.wait_for_selector("[data-policy='console-subset']")
+    with console.api() as api:
+        p = api.get("/policies/console-subset").json()
+        api.delete("/policies/console-subset")
+    assert (p["jitter_seconds"], p["verify_subset"]) == (60, 10)  # it was dropped (None)
     close(page, errors)
