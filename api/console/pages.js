@@ -29,6 +29,9 @@ function addTargetForm(reload) {
       try {
         await api("/targets", { method: "POST", body: { name: f.name.value.trim(), url: f.url.value.trim(), options, credentials } });
         toast(`Target ${f.name.value} added`);
+        // an empty form again: the secret does not linger, a second press adds nothing twice
+        ev.target.reset();
+        ev.target.closest("details").open = false;
         await reload();
       } catch (e) { fill(status, errorBox(e, { title: "Not added" })); }
     } },

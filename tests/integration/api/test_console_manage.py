@@ -3,7 +3,8 @@ console tests share (``conftest.py``): a policy created with its next runs shown
 retention previewed, then listed and served by the API, then edited into a dump of named
 databases; a policy edited without losing what the form left alone (its verify
 read-back); the jobs list offering Cancel for
-running jobs only; a backup copied and drilled from the backups page."""
+running jobs only; a backup copied and drilled from the backups page; an added target
+leaving an empty form; evacuating the only host explained rather than offered."""
 
 from __future__ import annotations
 
@@ -220,4 +221,38 @@ def test_editing_a_policy_keeps_what_the_form_does_not_change(browser: Any, cons
         p = api.get("/policies/console-subset").json()
         api.delete("/policies/console-subset")
     assert (p["jitter_seconds"], p["verify_subset"]) == (60, 10)  # it was dropped (None)
+    close(page, errors)
+
+
+def test_an_added_target_leaves_no_credentials_in_the_form(browser: Any, console: Console
+                                                           ) -> None:
+    name = f"vkc-tgt-{os.urandom(3).hex()}"
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/targets")
+    page.wait_for_selector("#main[data-ready='targets']")
+    page.click("summary:text('Add a target')")
+    page.fill("input[name=target-name]", name)
+    page.fill("input[name=target-url]", f"file://{console.root}/{name}")
+    page.fill("input[name=access_key_id]", "AKIAEXAMPLE")
+    page.fill("input[name=secret_access_key]", "not-to-be-left-behind")
+    page.click("role=button[name='Add target']")
+    page.wait_for_selector(f"role=button[name='Remove target {name}']")
+    # the secret stayed in the form, and a second press added the same target again
+    assert [page.input_value(f"input[name={n}]") for n in
+            ("target-name", "target-url", "access_key_id", "secret_access_key")] == [""] * 4
+    page.click(f"role=button[name='Remove target {name}']")
+    page.click("dialog[open] >> role=button[name='Remove target']")
+    page.wait_for_selector(f"role=button[name='Remove target {name}']", state="detached")
+    close(page, errors)
+
+
+def test_evacuating_the_only_host_says_a_second_one_is_needed(browser: Any, console: Console
+                                                               ) -> None:
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/evacuations")
+    page.click("role=link[name='Evacuate a host…']")
+    page.wait_for_selector("#main[data-ready='evacuate']")
+    # it offered a form whose Check did nothing (no host to choose)
+    assert page.locator("role=button[name='Check']").count() == 0
+    assert "needs a second host" in page.inner_text("main")
     close(page, errors)
