@@ -128,6 +128,12 @@ def test_a_backup_is_copied_and_drilled_from_the_backups_page(browser: Any, cons
     assert drill["result"]["passed"], drill
     page.goto(f"{console.url}/#/")
     page.wait_for_selector(f"section td a:text-is('{drill['id']}')")  # drills of the last 24 h
+    page.click(f"section td a:text-is('{drill['id']}')")
+    # its page says what the drill found (it was JSON folded under "Result", below a bar
+    # counting the comparison's tar stream: "1.0 MiB of 1.0 MiB · 3 of 3 files")
+    facts = page.inner_text("[data-result='drill']")
+    assert "passed" in facts and "18 B, 1 file" in facts and "no differences" in facts, facts
+    assert page.locator("main progress").count() == 0
     close(page, errors)
 
 
