@@ -4,7 +4,8 @@ retention previewed, then listed and served by the API, then edited into a dump 
 databases; a policy edited without losing what the form left alone (its verify
 read-back); the jobs list offering Cancel for
 running jobs only; a backup copied and drilled from the backups page; an added target
-leaving an empty form; evacuating the only host explained rather than offered."""
+leaving an empty form; evacuating the only host explained rather than offered; the forget
+dialog fitting a phone."""
 
 from __future__ import annotations
 
@@ -263,4 +264,18 @@ def test_evacuating_the_only_host_says_a_second_one_is_needed(browser: Any, cons
     # it offered a form whose Check did nothing (no host to choose)
     assert page.locator("role=button[name='Check']").count() == 0
     assert "needs a second host" in page.inner_text("main")
+    close(page, errors)
+
+
+def test_the_forget_dialog_fits_a_phone(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-forget-phone")
+    (path / "a.txt").write_text("forget me")
+    backup = console.job("/backups", {"volume": name})["backup_id"]  # repo: a long snapshot id
+    page, errors = open_console(browser, console, viewport={"width": 375, "height": 812})
+    page.goto(f"{console.url}/#/backups?volume={name}")
+    page.click(f"role=button[name='Forget backup {backup}']")
+    page.wait_for_selector("dialog[open] ul.lost")
+    # the snapshot id ran out of the dialog, behind a scrollbar of its own
+    assert page.eval_on_selector("dialog[open]", "d => d.scrollWidth <= d.clientWidth")
+    page.keyboard.press("Escape")
     close(page, errors)
