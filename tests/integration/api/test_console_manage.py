@@ -5,7 +5,7 @@ databases; a policy edited without losing what the form left alone (its verify
 read-back); the jobs list offering Cancel for
 running jobs only; a backup copied and drilled from the backups page; an added target
 leaving an empty form; evacuating the only host explained rather than offered; the forget
-dialog fitting a phone."""
+dialog fitting a phone; a backups filter matching nothing saying so."""
 
 from __future__ import annotations
 
@@ -278,4 +278,15 @@ def test_the_forget_dialog_fits_a_phone(browser: Any, console: Console) -> None:
     # the snapshot id ran out of the dialog, behind a scrollbar of its own
     assert page.eval_on_selector("dialog[open]", "d => d.scrollWidth <= d.clientWidth")
     page.keyboard.press("Escape")
+    close(page, errors)
+
+
+def test_a_filter_matching_no_backup_says_so(browser: Any, console: Console) -> None:
+    name, _ = console.volume("vkc-filter")
+    assert console.job("/backups", {"volume": name})["state"] == "succeeded"
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups?volume={name[:-3]}")  # a part of the name
+    page.wait_for_selector("main table td.muted")
+    # it read "no backups yet", as if nothing had been backed up
+    assert "no backup matches these filters" in page.inner_text("main table")
     close(page, errors)
