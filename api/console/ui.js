@@ -94,7 +94,7 @@ export function errorBox(err, { title = "Error" } = {}) {
 }
 
 export function badge(state) {
-  const cls = { succeeded: "ok", ok: "ok", online: "ok", failed: "bad", damaged: "bad",
+  const cls = { succeeded: "ok", ok: "ok", passed: "ok", online: "ok", failed: "bad", damaged: "bad",
                 offline: "bad", running: "run", queued: "run" }[String(state).split(" ")[0]] || "";
   return h("span", { class: "badge " + cls }, state);
 }

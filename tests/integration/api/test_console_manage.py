@@ -135,6 +135,7 @@ def test_a_backup_is_copied_and_drilled_from_the_backups_page(browser: Any, cons
     facts = page.inner_text("[data-result='drill']")
     assert "passed" in facts and "18 B, 1 file" in facts and "no differences" in facts, facts
     assert page.locator("main progress").count() == 0
+    assert page.locator("[data-result='drill'] .badge.ok:text-is('passed')").count() == 1
     close(page, errors)
 
 
