@@ -6,7 +6,7 @@
 import { FINISHED, api, followJob, hasFeature } from "./api.js";
 import { CANCELLABLE, WIDE, cancelButton, errorCell, heading, jobHref, liveBars, subject,
   volHref, watchActive } from "./live.js";
-import { badge, bytes, duration, errorBox, field, fill, h, link, mark, pager, plural, progressView,
+import { badge, bytes, confirmRollback, duration, errorBox, field, fill, h, link, mark, pager, plural, progressView,
   select, timeEl, toast, when, table } from "./ui.js";
 
 const PAGE = 100;
@@ -127,6 +127,7 @@ export async function job(main, [id], ctx) {
     const rollback = j.kind === "restore" && j.params.mode === "replace" && j.state === "succeeded"
       && j.result && j.result.safety_backup_id && ctx.can("admin")
       ? h("button", { type: "button", class: "danger", onclick: async () => {
+        if (!await confirmRollback(j)) return;
         try {
           const rb = await api(`/restores/${j.id}/rollback`, { method: "POST" });
           location.hash = jobHref(rb);

@@ -223,3 +223,11 @@ export function mark(page) {
   main.dataset.ready = page;
   performance.mark(`volkeeper:${page}`);
 }
+
+// Before a replace-restore is rolled back: what comes back and what is lost.
+export async function confirmRollback(j) {
+  const answer = await dialog(`Roll back the replace of ${j.host}/${j.volume}?`,
+    h("p", {}, `The volume gets its content from before the replace back (its safety snapshot); anything written to it since the restore is lost.`),
+    [["Keep it", ""], ["Roll back", "rollback", "danger"]]);
+  return answer === "rollback";
+}

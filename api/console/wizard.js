@@ -8,7 +8,7 @@ import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
 import { resultView } from "./jobs.js";
 import { pathTree } from "./tree.js";
-import { badge, bytes, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
+import { badge, bytes, confirmRollback, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
   from "./ui.js";
 
 const STEPS = ["Volume", "Version", "Where", "What", "Check", "Confirm", "Restore"];
@@ -243,7 +243,9 @@ export async function restoreWizard(main, _params, ctx, query) {
     const rollbackBox = h("div", { "aria-live": "polite" });
     const rollback = ok && j.params.mode === "replace" && j.result.safety_backup_id && ctx.can("admin")
       ? h("button", { type: "button", class: "danger", onclick: async ev => {
-        ev.target.disabled = true;
+        const button = ev.target;
+        if (!await confirmRollback(j)) return;
+        button.disabled = true;
         try {
           const rb = await api(`/restores/${j.id}/rollback`, { method: "POST" });
           const view = progressView("rollback progress");
@@ -260,7 +262,7 @@ export async function restoreWizard(main, _params, ctx, query) {
             },
           });
         } catch (e) {
-          ev.target.disabled = false;
+          button.disabled = false;
           fill(rollbackBox, errorBox(e));
         }
       } }, "Roll back") : null;

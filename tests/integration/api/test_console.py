@@ -161,6 +161,12 @@ def test_a_replace_is_confirmed_then_rolled_back(browser: Any, console: Console)
     assert not (path / "new.txt").exists()
 
     page.click("role=button[name='Roll back']")
+    # confirmed first: it threw away what was written since the restore at one click
+    assert "is lost" in page.inner_text("dialog[open]")
+    page.click("dialog[open] >> role=button[name='Keep it']")
+    assert (path / "data.txt").read_text() == "version one"
+    page.click("role=button[name='Roll back']")
+    page.click("dialog[open] >> role=button[name='Roll back']")
     page.wait_for_selector("text=Rolled back: the volume holds its content")
     assert (path / "data.txt").read_text() == "version two"
     assert (path / "new.txt").read_text() == "only after the backup"
