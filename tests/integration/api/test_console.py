@@ -273,7 +273,7 @@ def test_backups_are_tagged_pinned_and_forgotten_with_the_loss_named(
         wait_for(lambda: api.get(f"/backups/{backup}").status_code == 404, 30,
                  "the backup forgotten")
     page.click("role=button[name='Filter']")
-    page.wait_for_selector("td:text-is('no backups yet')")
+    page.wait_for_selector("td:has-text('no backup matches these filters')")
     close(page, errors)
 
 
