@@ -113,7 +113,7 @@ export function actions(b, ctx, refresh) {
       class: "small danger", "aria-label": `Forget backup ${b.id}` }) : null);
 }
 
-export function timeline(rows, ctx, refresh, { withVolume = false } = {}) {
+export function timeline(rows, ctx, refresh, { withVolume = false, empty = "no backups yet" } = {}) {
   const cols = [
     ["taken", b => h("span", {}, when(b.created_at), " ", h("small", { class: "muted" }, "(", timeEl(b.created_at), ")"))],
     ...(withVolume ? [["volume", b => link(volumeHref(b), `${b.host}/${b.volume}`)]] : []),
@@ -129,7 +129,7 @@ export function timeline(rows, ctx, refresh, { withVolume = false } = {}) {
     ["verified", verifyState],
   ];
   if (ctx.can("operator")) cols.push(["actions", b => actions(b, ctx, refresh)]);
-  return table(cols, rows, { empty: "no backups yet", rowAttrs: b => ({ "data-backup": b.id }) });
+  return table(cols, rows, { empty, rowAttrs: b => ({ "data-backup": b.id }) });
 }
 
 export async function backupsPage(main, _params, ctx, query) {
@@ -142,10 +142,13 @@ export async function backupsPage(main, _params, ctx, query) {
     kind: select([["backup", "backups"], ["safety", "safety snapshots"], ["all", "all"]], query.get("kind") || "backup", { name: "kind" }),
   };
   const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  // a filter matching nothing is not "no backups yet"; its names are exact, not parts
+  const emptyText = () => (["host", "volume", "target", "tag", "pinned"].some(k => f[k].value) || f.kind.value !== "backup"
+    ? "no backup matches these filters (host, volume, target and tag are whole names)" : "no backups yet");
   const pages = pager(PAGE, (offset, limit) => {
     const q = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value]));
     return api("/backups", { query: { ...q, limit, offset } });
-  }, rows => fill(out, timeline(rows, ctx, () => pages.reload(), { withVolume: true })), "backups");
+  }, rows => fill(out, timeline(rows, ctx, () => pages.reload(), { withVolume: true, empty: emptyText() })), "backups");
   const load = () => pages.first().catch(e => fill(out, errorBox(e)));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter backups",
     onsubmit: ev => { ev.preventDefault(); load(); } },

@@ -84,6 +84,13 @@ export async function evacuate(main, _params, ctx, query) {
   }
   const [hosts, targets] = await Promise.all([api("/hosts"), api("/targets")]);
   const names = hosts.map(x => x.name);
+  if (names.length < 2) {  // nowhere to move to: a form whose Check could do nothing
+    fill(main, heading("Evacuate a host"), h("p", {}, "Evacuating needs a second host to move the volumes to: ",
+      "a host registers when its worker starts (", h("code", {}, "volkeeper worker"), " on it). ",
+      link("#/hosts", "Hosts")));
+    mark("evacuate");
+    return;
+  }
   const from = query.get("host") || names[0] || "";
   const f = {
     host: select(names, from, { name: "host" }),

@@ -6,8 +6,8 @@
 import { FINISHED, api, followJob, hasFeature } from "./api.js";
 import { CANCELLABLE, WIDE, cancelButton, errorCell, heading, jobHref, liveBars, subject,
   volHref, watchActive } from "./live.js";
-import { badge, errorBox, field, fill, h, link, mark, pager, progressView, select, timeEl,
-  toast, when, table } from "./ui.js";
+import { badge, bytes, confirmRollback, duration, errorBox, field, fill, h, link, mark, pager, plural, progressView,
+  select, timeEl, toast, when, table } from "./ui.js";
 
 const PAGE = 100;
 const KINDS = ["backup", "restore", "verify", "validate", "drill", "forget", "copy", "label",
@@ -87,7 +87,35 @@ export function resultView(j) {
       h("span", { class: "sr-only" }, c.ok ? " (passed)" : " (failed)"))));
   }
   if (!Object.keys(r).length) return null;
-  return h("details", {}, h("summary", {}, "Result"), h("pre", {}, JSON.stringify(r, null, 2)));
+  return [outcome(j.kind, r), h("details", {}, h("summary", {}, "Result"), h("pre", {}, JSON.stringify(r, null, 2)))];
+}
+
+const entries = n => `${n} ${n === 1 ? "entry" : "entries"}`;
+const secs = s => (s < 10 ? `${Number(s).toFixed(2)} s` : duration(s));
+const found = r => (r.problem_count
+  ? h("ul", { class: "checks" }, r.problems.map(p => h("li", { class: "bad" }, p)),
+    r.problem_count > r.problems.length ? h("li", {}, `… ${r.problem_count - r.problems.length} more`) : null)
+  : "no differences");
+
+// What a drill or a verify found, in words (the raw result stays below it).
+function outcome(kind, r) {
+  const facts = (...pairs) => h("dl", { class: "facts", "data-result": kind },
+    pairs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  if (kind === "drill" && r.passed !== undefined) {
+    return facts(["outcome", badge(r.passed ? "passed" : "failed")],
+      ["restored", `${bytes(r.bytes_restored)}, ${plural(r.files_restored, "file")} into ${r.scratch_volume} (removed) in ${secs(r.restore_seconds)}, ${bytes(r.throughput_bytes_per_s)}/s`],
+      ["compared", `${entries(r.entries_checked)} in ${secs(r.compare_seconds)}`],
+      ["found", found(r)]);
+  }
+  if (kind === "verify" && r.ok !== undefined) {
+    const scope = { full: "the whole archive read and checked", "read-data": "all the data read back",
+      subset: `${r.subset_percent} % of the data read back`,
+      structure: "the structure (snapshot, trees, index); no data read" }[r.scope] || r.scope;
+    return facts(["outcome", badge(r.ok ? "ok" : "damaged")], ["scope", scope],
+      ["checked", `${entries(r.entries_checked || 0)}${r.bytes_read ? `, ${bytes(r.bytes_read)} read` : ""}`],
+      ["found", found(r)]);
+  }
+  return null;
 }
 
 export async function job(main, [id], ctx) {
@@ -99,6 +127,7 @@ export async function job(main, [id], ctx) {
     const rollback = j.kind === "restore" && j.params.mode === "replace" && j.state === "succeeded"
       && j.result && j.result.safety_backup_id && ctx.can("admin")
       ? h("button", { type: "button", class: "danger", onclick: async () => {
+        if (!await confirmRollback(j)) return;
         try {
           const rb = await api(`/restores/${j.id}/rollback`, { method: "POST" });
           location.hash = jobHref(rb);
@@ -107,7 +136,9 @@ export async function job(main, [id], ctx) {
     view.set(j.progress, j.state);
     fill(main, heading(`${j.kind} job `, h("code", {}, j.id)),
       h("p", {}, badge(j.state), " ", j.volume ? link(volHref(j.host, j.volume), subject(j)) : subject(j)),
-      !FINISHED.has(j.state) || (j.state === "succeeded" && j.progress.bytes_total) ? view.el : null,
+      // a finished drill's last progress is its comparison's: its result says what it restored
+      !FINISHED.has(j.state) || (j.state === "succeeded" && j.progress.bytes_total && j.kind !== "drill")
+        ? view.el : null,
       j.error ? errorBox(j.error, { title: "The job failed" }) : null,
       h("div", { class: "page-actions" }, cancel, rollback),
       h("dl", { class: "facts" },

@@ -5,8 +5,8 @@
 
 import { api, followJob } from "./api.js";
 import { errorCell, heading, jobHref, volHref } from "./live.js";
-import { badge, bytes, duration, errorBox, fill, h, link, mark, parseTime, progressView, table,
-  timeEl, toast, when } from "./ui.js";
+import { badge, bytes, dialog, duration, errorBox, fill, h, link, mark, parseTime, progressView,
+  table, timeEl, toast, when } from "./ui.js";
 
 export const ACTIVE = new Set(["queued", "running"]);
 export const migHref = id => `#/migrations/${encodeURIComponent(id)}`;
@@ -169,12 +169,18 @@ export function reportView(m, ctx, onRollback) {
   const rollbackBox = h("div", { "aria-live": "polite" });
   const rollback = ok && ctx.can("admin")
     ? h("button", { type: "button", class: "danger", onclick: async ev => {
-      ev.target.disabled = true;
+      const button = ev.target;
+      const answer = await dialog(`Roll back migration ${m.id}?`, h("p", {},
+        `The destination ${endpoint(m.destination)} is removed, with anything written to it since the cut-over; `
+        + (r.source_removed ? `${endpoint(m.source)} is restored from its safety backup.` : `the source ${endpoint(m.source)} was kept.`)),
+      [["Keep it", ""], ["Roll back", "rollback", "danger"]]);
+      if (answer !== "rollback") return;
+      button.disabled = true;
       try {
         await api(`/migrations/${encodeURIComponent(m.id)}/rollback`, { method: "POST" });
         toast(`Rollback of migration ${m.id} started`);
         if (onRollback) onRollback();
-      } catch (e) { ev.target.disabled = false; fill(rollbackBox, errorBox(e)); }
+      } catch (e) { button.disabled = false; fill(rollbackBox, errorBox(e)); }
     } }, "Roll back migration") : null;
   return h("section", { class: "report", "aria-labelledby": "report-h", "data-report": m.id },
     h("h2", { id: "report-h" }, `Report: ${ok ? "migrated" : m.state.replace("_", " ")}`),

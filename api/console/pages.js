@@ -29,6 +29,9 @@ function addTargetForm(reload) {
       try {
         await api("/targets", { method: "POST", body: { name: f.name.value.trim(), url: f.url.value.trim(), options, credentials } });
         toast(`Target ${f.name.value} added`);
+        // an empty form again: the secret does not linger, a second press adds nothing twice
+        ev.target.reset();
+        ev.target.closest("details").open = false;
         await reload();
       } catch (e) { fill(status, errorBox(e, { title: "Not added" })); }
     } },
@@ -110,6 +113,20 @@ async function removeHost(x, status, reload) {
   await reload();
 }
 
+// After a refresh was asked for: the page again once the host's worker has sent its new
+// inventory (its time and volume count), for up to 20 s.
+async function refreshed(x, reload) {
+  for (let i = 0; i < 40; i += 1) {
+    await new Promise(resolve => setTimeout(resolve, 500));
+    const now = (await api("/hosts").catch(() => [])).find(y => y.name === x.name);
+    if (now && now.inventory_at !== x.inventory_at) {
+      toast(`Inventory of ${x.name} refreshed: ${plural(now.volume_count, "volume")}`);
+      await reload();
+      return;
+    }
+  }
+}
+
 export async function hosts(main, _params, ctx) {
   const out = h("div", {});
   const status = h("div", { "aria-live": "polite" });
@@ -127,7 +144,8 @@ export async function hosts(main, _params, ctx) {
     if (ctx.can("operator")) {
       cols.push(["", x => [h("button", { type: "button", class: "small", "aria-label": `Refresh the inventory of ${x.name}`,
         onclick: async () => {
-          try { await api(`/hosts/${encodeURIComponent(x.name)}/refresh`, { method: "POST" }); toast(`Inventory of ${x.name} requested`); } catch (e) { complain(e); }
+          try { await api(`/hosts/${encodeURIComponent(x.name)}/refresh`, { method: "POST" }); toast(`Inventory of ${x.name} requested`); } catch (e) { complain(e); return; }
+          await refreshed(x, load);
         } }, "Refresh inventory"),
       evacuate ? [" ", link(`#/evacuate?host=${encodeURIComponent(x.name)}`, "Evacuate…",
         { class: "button small", "aria-label": `Evacuate ${x.name}` })] : null,

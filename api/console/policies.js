@@ -127,7 +127,7 @@ export async function policyForm(main, params, ctx) {
   const v = p || { volumes: [], hosts: [], selector: "", project: "", schedule: "0 2 * * *",
     tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC", jitter_seconds: 0,
     targets: targets.length ? [targets[0].name] : [], format: null, retention: { keep_daily: 7, keep_weekly: 4 },
-    rpo: "", rpo_default: true, verify_schedule: "", drill_schedule: "", enabled: true,
+    rpo: "", rpo_default: true, verify_subset: null, verify_schedule: "", drill_schedule: "", enabled: true,
     stop_containers: false, excludes: [], snapshot: null, dump: null };
   const text = (name, value, attrs = {}) => h("input", { type: "text", name, value: value || "", ...attrs });
   const f = {
@@ -142,6 +142,9 @@ export async function policyForm(main, params, ctx) {
     format: select([["", "server default"], "repo", "tar", "tar.gz", "tar.zst"], v.format || "", { name: "format" }),
     rpo: text("rpo", v.rpo_default ? "" : v.rpo, { placeholder: "default: twice the interval" }),
     verify: text("verify_schedule", v.verify_schedule, { placeholder: "e.g. @weekly" }),
+    // a PUT replaces the whole policy: every field the API has is in the form
+    subset: h("input", { type: "number", name: "verify_subset", min: 0.01, max: 100, step: "any",
+      value: v.verify_subset ?? "", placeholder: "structure check" }),
     drill: text("drill_schedule", v.drill_schedule, { placeholder: "e.g. 0 5 1 * *" }),
     within: text("keep_within", v.retention.keep_within, { placeholder: "e.g. 30d" }),
     keepTag: text("keep_tag", (v.retention.keep_tag || []).join(", ")),
@@ -179,6 +182,7 @@ export async function policyForm(main, params, ctx) {
       jitter_seconds: Number(f.jitter.value || 0),
       targets: targetBoxes.map(l => l.querySelector("input")).filter(i => i.checked).map(i => i.value),
       format: f.format.value || null, retention, rpo: f.rpo.value.trim() || null,
+      verify_subset: num(f.subset) ?? null,
       verify_schedule: f.verify.value.trim() || null, drill_schedule: f.drill.value.trim() || null,
       enabled: f.enabled.checked, stop_containers: f.stop.checked, excludes: list(f.excludes.value),
       snapshot: f.snapshot.value || null, dump: f.dump.value || null,
@@ -218,7 +222,8 @@ export async function policyForm(main, params, ctx) {
         h("button", { type: "button", onclick: () => retentionPreview(previewBox, body()) }, "Preview retention"),
         previewBox),
       fieldset("How fresh and how checked",
-        h("div", { class: "row" }, field("RPO", f.rpo), field("Verify schedule", f.verify), field("Drill schedule", f.drill))),
+        h("div", { class: "row" }, field("RPO", f.rpo), field("Verify schedule", f.verify),
+          field("Verify reads back (%)", f.subset), field("Drill schedule", f.drill))),
       fieldset("How consistent (a label on a container or the volume wins)",
         h("div", { class: "row" }, h("label", { class: "check" }, f.stop, " stop the containers"),
           field("Exclude (globs, comma separated)", f.excludes), field("Snapshot", f.snapshot),

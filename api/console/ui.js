@@ -94,7 +94,7 @@ export function errorBox(err, { title = "Error" } = {}) {
 }
 
 export function badge(state) {
-  const cls = { succeeded: "ok", ok: "ok", online: "ok", failed: "bad", damaged: "bad",
+  const cls = { succeeded: "ok", ok: "ok", passed: "ok", online: "ok", failed: "bad", damaged: "bad",
                 offline: "bad", running: "run", queued: "run" }[String(state).split(" ")[0]] || "";
   return h("span", { class: "badge " + cls }, state);
 }
@@ -222,4 +222,12 @@ export function mark(page) {
   if (main.dataset.ready === page) return;
   main.dataset.ready = page;
   performance.mark(`volkeeper:${page}`);
+}
+
+// Before a replace-restore is rolled back: what comes back and what is lost.
+export async function confirmRollback(j) {
+  const answer = await dialog(`Roll back the replace of ${j.host}/${j.volume}?`,
+    h("p", {}, `The volume gets its content from before the replace back (its safety snapshot); anything written to it since the restore is lost.`),
+    [["Keep it", ""], ["Roll back", "rollback", "danger"]]);
+  return answer === "rollback";
 }

@@ -8,7 +8,7 @@ import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
 import { resultView } from "./jobs.js";
 import { pathTree } from "./tree.js";
-import { badge, bytes, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
+import { badge, bytes, confirmRollback, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
   from "./ui.js";
 
 const STEPS = ["Volume", "Version", "Where", "What", "Check", "Confirm", "Restore"];
@@ -209,7 +209,7 @@ export async function restoreWizard(main, _params, ctx, query) {
           h("dt", {}, "backup"), h("dd", {}, `${b.id}, ${b.host}/${b.volume}, ${when(b.created_at)}`),
           h("dt", {}, "restore"), h("dd", {}, whereText()),
           h("dt", {}, "what"), h("dd", {}, body().paths ? body().paths.join(", ") : "the whole volume"),
-          h("dt", {}, "size"), h("dd", {}, `${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
+          h("dt", {}, "size"), h("dd", {}, `${body().paths ? "the chosen paths of the backup's " : ""}${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
           st.validation.stopping.length ? [h("dt", {}, "stops"), h("dd", {}, st.validation.stopping.join(", "))] : null),
         replace ? h("label", { class: "check warn" }, ack, ` I understand that ${b.volume}'s current content is replaced (a safety snapshot keeps it for rollback)`) : null,
         nav(() => go(4), true, replace ? "Replace now" : "Start restore", { class: replace ? "danger" : "primary" })), async () => {
@@ -243,7 +243,9 @@ export async function restoreWizard(main, _params, ctx, query) {
     const rollbackBox = h("div", { "aria-live": "polite" });
     const rollback = ok && j.params.mode === "replace" && j.result.safety_backup_id && ctx.can("admin")
       ? h("button", { type: "button", class: "danger", onclick: async ev => {
-        ev.target.disabled = true;
+        const button = ev.target;
+        if (!await confirmRollback(j)) return;
+        button.disabled = true;
         try {
           const rb = await api(`/restores/${j.id}/rollback`, { method: "POST" });
           const view = progressView("rollback progress");
@@ -260,7 +262,7 @@ export async function restoreWizard(main, _params, ctx, query) {
             },
           });
         } catch (e) {
-          ev.target.disabled = false;
+          button.disabled = false;
           fill(rollbackBox, errorBox(e));
         }
       } }, "Roll back") : null;

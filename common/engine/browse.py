@@ -60,8 +60,8 @@ def archive_listing(backend: Backend, backup: StoredBackup, path: str) -> dict[s
     with backend.open_reader(backup.manifest_key) as raw, \
             io.TextIOWrapper(raw, encoding="utf-8") as text:
         for entry in read_manifest(text).entries():
-            name = entry.path if entry.path.startswith("./") else "./" + entry.path
-            name = name.rstrip("/")
+            # "./a", "a" and the root as "." (how backups write it), "./" or ""
+            name = ("./" + entry.path.removeprefix("./")).rstrip("/").removesuffix("/.")
             if name == prefix.rstrip("/"):
                 found = True
                 if entry.type != "dir":

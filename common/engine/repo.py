@@ -70,6 +70,9 @@ _init_lock = threading.Lock()
 SAFETY_TAG = "safety"
 #: How long a backup, restore or verify waits for a prune's exclusive lock to go away.
 LOCK_RETRY_SECONDS = 10.0
+#: How long a forget waits for the exclusive lock: a policy's retention forgets the old
+#: backups of many volumes at once (a job each), and a forget holds the lock briefly.
+FORGET_LOCK_RETRY_SECONDS = 60.0
 
 
 def passphrase(settings: Settings) -> str | None:

@@ -177,7 +177,8 @@ class RepositoryFormat:
         sid = repo.snapshot_id(backup)
         try:
             gone = forget_snapshots(repository, [sid],
-                                    owner=f"forget of backup {backup.id or backup.key}")
+                                    owner=f"forget of backup {backup.id or backup.key}",
+                                    retry_for=repo.FORGET_LOCK_RETRY_SECONDS)
         except NotFound:
             gone = []  # already deleted (an earlier forget stopped before the catalog)
         except InvalidInput as e:  # pinned in the repository

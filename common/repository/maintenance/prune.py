@@ -94,15 +94,18 @@ def forget_snapshots(
     force_pinned: bool = False,
     owner: str = "forget",
     stale_after: float = DEFAULT_STALE_AFTER,
+    retry_for: float = 0.0,
 ) -> list[bytes]:
-    """Delete the snapshot objects ``snapshot_ids`` under the exclusive lock; returns them.
+    """Delete the snapshot objects ``snapshot_ids`` under the exclusive lock (waiting up to
+    ``retry_for`` seconds for it); returns them.
 
     All are checked first and nothing is deleted if one is missing (NotFound) or pinned
     (InvalidInput, unless ``force_pinned``). A snapshot too damaged to read can always be
     forgotten. Their data stays until ``prune``.
     """
     wanted = list(dict.fromkeys(snapshot_ids))
-    with acquire_lock(repo, exclusive=True, owner=owner, stale_after=stale_after) as lock:
+    with acquire_lock(repo, exclusive=True, owner=owner, stale_after=stale_after,
+                      retry_for=retry_for) as lock:
         pinned = []
         for sid in wanted:
             try:

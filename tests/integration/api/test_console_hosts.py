@@ -5,7 +5,7 @@ offline host only, the dialog says what goes, what stays and how each policy nam
 changes; kept, nothing changes; confirmed, the page shows what was removed, kept and
 changed (the API agrees); a policy naming a host after its dialog opened makes the API
 refuse, and the refusal is shown with its hint, nothing removed; an operator is offered
-no removal."""
+no removal. A refreshed inventory shows on the page once the worker has sent it."""
 
 from __future__ import annotations
 
@@ -135,4 +135,21 @@ def test_a_policy_naming_the_host_since_the_dialog_opened_is_refused_and_shown(
     page.wait_for_selector(f"[data-host='{LATE}'] >> role=button[name='Refresh the "
                            f"inventory of {LATE}']")
     assert page.locator("role=button[name^='Remove host']").count() == 0
+    close(page, errors)
+
+
+def test_a_refreshed_inventory_shows_on_the_hosts_page(browser: Any, console: Console) -> None:
+    name, _ = console.volume("vkc-inv")
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/hosts")
+    cell = "tr[data-host='laptop'] td:nth-child(8) time"
+    before = page.get_attribute(cell, "datetime")
+    count = page.inner_text("tr[data-host='laptop'] td:nth-child(6)")
+    console.docker.client().volumes.create(f"{name}-new")
+    console.volumes.append(f"{name}-new")
+    page.click("role=button[name='Refresh the inventory of laptop']")
+    # the page kept the old time and count until reloaded by hand
+    page.wait_for_function(f"""() => document.querySelector("{cell}")
+        .getAttribute("datetime") !== {before!r}""", timeout=15_000)
+    assert int(page.inner_text("tr[data-host='laptop'] td:nth-child(6)")) == int(count) + 1
     close(page, errors)

@@ -1,8 +1,11 @@
 """The console's management pages in a real browser, on the server and chromium the
 console tests share (``conftest.py``): a policy created with its next runs shown and its
 retention previewed, then listed and served by the API, then edited into a dump of named
-databases; the jobs list offering Cancel for
-running jobs only; a backup copied and drilled from the backups page."""
+databases; a policy edited without losing what the form left alone (its verify
+read-back); the jobs list offering Cancel for
+running jobs only; a backup copied and drilled from the backups page; an added target
+leaving an empty form; evacuating the only host explained rather than offered; the forget
+dialog fitting a phone; a backups filter matching nothing saying so."""
 
 from __future__ import annotations
 
@@ -126,6 +129,13 @@ def test_a_backup_is_copied_and_drilled_from_the_backups_page(browser: Any, cons
     assert drill["result"]["passed"], drill
     page.goto(f"{console.url}/#/")
     page.wait_for_selector(f"section td a:text-is('{drill['id']}')")  # drills of the last 24 h
+    page.click(f"section td a:text-is('{drill['id']}')")
+    # its page says what the drill found (it was JSON folded under "Result", below a bar
+    # counting the comparison's tar stream: "1.0 MiB of 1.0 MiB · 3 of 3 files")
+    facts = page.inner_text("[data-result='drill']")
+    assert "passed" in facts and "18 B, 1 file" in facts and "no differences" in facts, facts
+    assert page.locator("main progress").count() == 0
+    assert page.locator("[data-result='drill'] .badge.ok:text-is('passed')").count() == 1
     close(page, errors)
 
 
@@ -159,7 +169,9 @@ def test_chosen_paths_from_the_backups_tree_are_restored_into_a_new_volume(
     page.wait_for_selector("#wizard-h:text-is('All checks passed')")
     assert "selected paths" in page.inner_text(".checks")
     page.click("role=button[name='Continue']")
-    assert "keep/sub, top.txt" in page.inner_text(".facts")
+    facts = page.inner_text(".facts")
+    # the size was the whole backup's, as if all of it were restored
+    assert "keep/sub, top.txt" in facts and "the chosen paths of the backup's" in facts, facts
     page.click("role=button[name='Start restore']")
     page.wait_for_selector("#wizard-h:text-is('Restored')")
     dst = console.mountpoint(into)
@@ -197,4 +209,85 @@ def test_the_retention_preview_fits_a_phone(browser: Any, console: Console) -> N
     page.click("role=button[name='Preview retention']")
     page.wait_for_selector(f"[data-preview='laptop/{name}/local']")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    close(page, errors)
+
+
+def test_editing_a_policy_keeps_what_the_form_does_not_change(browser: Any, console: Console
+                                                               ) -> None:
+    name, _ = console.volume("vkc-keep")
+    with console.api() as api:
+        resp = api.post("/policies", json={
+            "name": "console-subset", "volumes": [name], "schedule": "0 3 * * *",
+            "targets": ["local"], "verify_schedule": "@weekly", "verify_subset": 10})
+        assert resp.status_code == 201, resp.text
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/policies/console-subset")
+    page.wait_for_selector("h1:text-is('Policy console-subset')")
+    assert page.input_value("input[name=verify_subset]") == "10"
+    page.fill("input[name=jitter_seconds]", "60")
+    page.click("role=button[name='Save policy']")
+    page.wait_for_selector("[data-policy='console-subset']")
+    with console.api() as api:
+        p = api.get("/policies/console-subset").json()
+        api.delete("/policies/console-subset")
+    assert (p["jitter_seconds"], p["verify_subset"]) == (60, 10)  # it was dropped (None)
+    close(page, errors)
+
+
+def test_an_added_target_leaves_no_credentials_in_the_form(browser: Any, console: Console
+                                                           ) -> None:
+    name = f"vkc-tgt-{os.urandom(3).hex()}"
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/targets")
+    page.wait_for_selector("#main[data-ready='targets']")
+    page.click("summary:text('Add a target')")
+    page.fill("input[name=target-name]", name)
+    page.fill("input[name=target-url]", f"file://{console.root}/{name}")
+    page.fill("input[name=access_key_id]", "AKIAEXAMPLE")
+    page.fill("input[name=secret_access_key]", "not-to-be-left-behind")
+    page.click("role=button[name='Add target']")
+    page.wait_for_selector(f"role=button[name='Remove target {name}']")
+    # the secret stayed in the form, and a second press added the same target again
+    assert [page.input_value(f"input[name={n}]") for n in
+            ("target-name", "target-url", "access_key_id", "secret_access_key")] == [""] * 4
+    page.click(f"role=button[name='Remove target {name}']")
+    page.click("dialog[open] >> role=button[name='Remove target']")
+    page.wait_for_selector(f"role=button[name='Remove target {name}']", state="detached")
+    close(page, errors)
+
+
+def test_evacuating_the_only_host_says_a_second_one_is_needed(browser: Any, console: Console
+                                                               ) -> None:
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/evacuations")
+    page.click("role=link[name='Evacuate a host…']")
+    page.wait_for_selector("#main[data-ready='evacuate']")
+    # it offered a form whose Check did nothing (no host to choose)
+    assert page.locator("role=button[name='Check']").count() == 0
+    assert "needs a second host" in page.inner_text("main")
+    close(page, errors)
+
+
+def test_the_forget_dialog_fits_a_phone(browser: Any, console: Console) -> None:
+    name, path = console.volume("vkc-forget-phone")
+    (path / "a.txt").write_text("forget me")
+    backup = console.job("/backups", {"volume": name})["backup_id"]  # repo: a long snapshot id
+    page, errors = open_console(browser, console, viewport={"width": 375, "height": 812})
+    page.goto(f"{console.url}/#/backups?volume={name}")
+    page.click(f"role=button[name='Forget backup {backup}']")
+    page.wait_for_selector("dialog[open] ul.lost")
+    # the snapshot id ran out of the dialog, behind a scrollbar of its own
+    assert page.eval_on_selector("dialog[open]", "d => d.scrollWidth <= d.clientWidth")
+    page.keyboard.press("Escape")
+    close(page, errors)
+
+
+def test_a_filter_matching_no_backup_says_so(browser: Any, console: Console) -> None:
+    name, _ = console.volume("vkc-filter")
+    assert console.job("/backups", {"volume": name})["state"] == "succeeded"
+    page, errors = open_console(browser, console)
+    page.goto(f"{console.url}/#/backups?volume={name[:-3]}")  # a part of the name
+    page.wait_for_selector("main table td.muted")
+    # it read "no backups yet", as if nothing had been backed up
+    assert "no backup matches these filters" in page.inner_text("main table")
     close(page, errors)

@@ -81,6 +81,9 @@ def test_the_wizard_migrates_a_volume_to_a_new_name_and_reports_it(
 
     page.click(f"{row} >> role=link[name='{mid}']")
     page.click("role=button[name='Roll back migration']")
+    # confirmed first (it removes the destination, and what was written to it)
+    assert f"laptop/{dest} is removed" in page.inner_text("dialog[open]")
+    page.click("dialog[open] >> role=button[name='Roll back']")
     page.wait_for_selector(".migration-live[data-state='rolled_back']")
     client = console.docker.client()
     wait_for(lambda: dest not in {v.name for v in client.volumes.list()}, 30,

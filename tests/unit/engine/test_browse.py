@@ -1,7 +1,8 @@
 """One directory level of a stored backup (common.engine.browse, the restore wizard's
 tree): an archive from its manifest, a repository snapshot from its trees — directories
 first, subdirectories that only deeper members reveal, a missing path NotFound, a file or
-``..`` refused."""
+``..`` refused; the root itself (``.`` as backups write it) is
+not one of its own entries."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ MEMBERS = [("./", "dir", 0), ("./top.txt", "file", 3), ("./a/b/c.txt", "file", 5
            ("./a/link", "symlink", 0), ("./a", "dir", 0)]
 
 
-def _archive(backend: LocalBackend) -> StoredBackup:
+def _archive(backend: LocalBackend, root: str = "./") -> StoredBackup:
     text = io.StringIO()
     writer = ManifestWriter(text, {"volume": "v"})
-    for path, kind, size in MEMBERS:
+    for path, kind, size in [(root, "dir", 0), *MEMBERS[1:]]:
         writer.entry(TarEntry(path=path, type=kind, size=size, mode=0o644, uid=0, gid=0,
                               mtime=1700000000.0, link="top.txt" if kind == "symlink" else None))
     writer.summary("0" * 64, 1)
@@ -72,3 +73,11 @@ def test_a_backup_is_listed_one_directory_at_a_time(tmp_path: Path, kind: str) -
         stored.list_dir(backend, b, settings, "top.txt")
     with pytest.raises(InvalidInput, match=r"'\.\.'"):
         stored.list_dir(backend, b, settings, "a/../..")
+
+
+@pytest.mark.parametrize("root", ["./", ".", ""])
+def test_an_archives_root_member_is_not_listed_as_an_entry(tmp_path: Path, root: str) -> None:
+    backend = LocalBackend(tmp_path / "t")
+    b = _archive(backend, root)
+    names = [e["name"] for e in stored.list_dir(backend, b, _settings(tmp_path), "")["entries"]]
+    assert names == ["a", "top.txt"]  # "." was listed: the wizard offered "./", refused
