@@ -336,9 +336,10 @@ def verify_archive(
     contents are hashed with its digest; otherwise with ``digest`` (default sha256, what
     version 1 manifests carry).
 
-    ``tracker`` counts every member and the stream's bytes (a stored archive's, against
-    its object size); with ``content_progress`` regular files and their content instead
-    (``counting``: a volume's fresh tar compared with the manifest, as a restore counts).
+    ``tracker`` counts the regular files and the stream's bytes (a stored archive's,
+    against its object size); with ``content_progress`` the files' content instead of the
+    stream's bytes (``counting``: a volume's fresh tar compared with the manifest, as a
+    restore counts).
     """
     fmt = check_format(fmt)
     counts = ContentProgress(tracker) if content_progress else None
@@ -377,7 +378,7 @@ def verify_archive(
     def on_entry(entry: TarEntry) -> None:
         if counts is not None:
             counts.on_entry(entry)
-        else:
+        elif entry.type == "file":  # what a user counts: not the root or other entries
             tracker.add(0, 1)
         report.entries_checked += 1
         if entry.type == "file":

@@ -309,7 +309,7 @@ def _verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
         manifest_text = None
     if size is None:
         return out
-    tracker.set_phase("verifying", bytes_total=size, files_total=_entries(manifest_text))
+    tracker.set_phase("verifying", bytes_total=size, files_total=_files(manifest_text))
     entries: Any = None  # a damaged manifest: the archive is checked against its sha256
     if manifest_text is not None:
         try:  # read through once (it is in memory), so its damage is blamed on it
@@ -339,14 +339,14 @@ def _verify(backend: Backend, backup: StoredBackup, tracker: ProgressTracker,
     return out
 
 
-def _entries(manifest_text: str | None) -> int | None:
-    """The member count in a manifest's summary line (None when it has none)."""
+def _files(manifest_text: str | None) -> int | None:
+    """The regular files a manifest's summary line counts (None when it has none)."""
     if not manifest_text:
         return None
     try:
         last = json.loads(manifest_text.rstrip("\n").rsplit("\n", 1)[-1])
     except ValueError:
         return None
-    n = last.get("entries") if isinstance(last, dict) and last.get("kind") == "summary" \
+    n = last.get("files") if isinstance(last, dict) and last.get("kind") == "summary" \
         else None
     return n if isinstance(n, int) else None
