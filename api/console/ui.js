@@ -231,3 +231,13 @@ export async function confirmRollback(j) {
     [["Keep it", ""], ["Roll back", "rollback", "danger"]]);
   return answer === "rollback";
 }
+
+// Before a job is cancelled: a queued one never starts, a running one stops part-way.
+export async function confirmCancel(j, what = `${j.kind} job ${j.id}`) {
+  const answer = await dialog(`Cancel ${what}?`,
+    h("p", {}, j.state === "queued"
+      ? "It is taken off the queue and does not run; start it again to run it later."
+      : "It stops at its next safe point, within a few seconds, and ends cancelled: it does not finish its work, and it is not resumed — start it again to redo it."),
+    [["Keep it", ""], ["Cancel job", "cancel", "danger"]]);
+  return answer === "cancel";
+}

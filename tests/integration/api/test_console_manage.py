@@ -97,6 +97,7 @@ def test_the_jobs_list_offers_cancel_only_for_queued_and_running_jobs(
     assert page.locator(f"[data-job='{done['id']}'] button").count() == 0
     shot(page, "jobs-running")
     page.click(cancel)
+    page.click("dialog[open] >> role=button[name='Cancel job']")
     page.wait_for_selector(f"{row}[data-state='cancelled']")
     assert page.locator(f"{row} button").count() == 0
     with console.api() as api:
