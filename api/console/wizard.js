@@ -210,7 +210,9 @@ export async function restoreWizard(main, _params, ctx, query) {
           h("dt", {}, "backup"), h("dd", {}, `${b.id}, ${b.host}/${b.volume}, ${when(b.created_at)}`),
           h("dt", {}, "restore"), h("dd", {}, whereText()),
           h("dt", {}, "what"), h("dd", {}, body().paths ? body().paths.join(", ") : "the whole volume"),
-          h("dt", {}, "size"), h("dd", {}, `${body().paths ? "the chosen paths of the backup's " : ""}${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
+          h("dt", {}, "size"), h("dd", {}, body().paths
+            ? `${bytes(st.validation.restore_bytes)} in the chosen paths (the whole backup: ${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")})`
+            : `${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
           st.validation.stopping.length ? [h("dt", {}, "stops"), h("dd", {}, st.validation.stopping.join(", "))] : null),
         replace ? h("label", { class: "check warn" }, ack, ` I understand that ${b.volume}'s current content is replaced (a safety snapshot keeps it for rollback)`) : null,
         nav(() => go(4), true, replace ? "Replace now" : "Start restore", { class: replace ? "danger" : "primary" })), async () => {
