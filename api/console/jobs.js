@@ -6,7 +6,7 @@
 import { FINISHED, api, followJob, hasFeature } from "./api.js";
 import { CANCELLABLE, WIDE, cancelButton, errorCell, heading, jobHref, liveBars, subject,
   volHref, watchActive } from "./live.js";
-import { badge, bytes, confirmRollback, duration, errorBox, field, fill, h, link, mark, pager, plural, progressView,
+import { badge, bytes, confirmRollback, duration, errorBox, field, fill, h, link, mark, pager, plainCheck, plural, progressView,
   select, timeEl, toast, when, table } from "./ui.js";
 
 const PAGE = 100;
@@ -83,7 +83,7 @@ export function resultView(j) {
   const r = j.result || {};
   if (Array.isArray(r.checks)) {
     return h("ul", { class: "checks" }, r.checks.map(c => h("li", { class: c.ok ? "ok" : "bad" },
-      h("span", { "aria-hidden": "true" }, c.ok ? "✓ " : "✗ "), h("strong", {}, c.name), ": ", c.detail,
+      h("span", { "aria-hidden": "true" }, c.ok ? "✓ " : "✗ "), h("strong", {}, c.name), ": ", plainCheck(c.detail),
       h("span", { class: "sr-only" }, c.ok ? " (passed)" : " (failed)"))));
   }
   if (!Object.keys(r).length) return null;

@@ -66,8 +66,10 @@ function repoKeysSection(box, targets, ctx) {
           const answer = await dialog("Remove this key file?", h("p", {}, `The passphrase of key ${k.id} stops opening the repository on ${target.value}.`),
             [["Keep it", ""], ["Remove key", "remove", "danger"]]);
           if (answer !== "remove") return;
-          const done = await keyJob(`${base()}/keys/${encodeURIComponent(k.id)}`, { method: "DELETE" });
-          if (done.state !== "succeeded") complain({ message: done.error || done.state });
+          const done = await keyJob(`${base()}/keys/${encodeURIComponent(k.id)}`, { method: "DELETE" })
+            .catch(e => { complain(e); return null; });
+          if (done && done.state !== "succeeded") complain({ message: done.error || done.state });
+          else if (done) toast(`Key ${k.id} removed`);
           await list();
         } }, "Remove…"))]);
     }

@@ -3,7 +3,7 @@
 // running jobs with live bars.
 
 import { api, followJob } from "./api.js";
-import { badge, h, link, progressView, splitError, toast } from "./ui.js";
+import { badge, confirmCancel, h, link, progressView, splitError, toast } from "./ui.js";
 
 export const jobHref = j => `#/jobs/${encodeURIComponent(j.id)}`;
 export const volHref = (host, name) => `#/volumes/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
@@ -38,13 +38,15 @@ const LINGER_MS = 4000;
 export function cancelButton(j, onDone) {
   return h("button", { type: "button", class: "small danger", "aria-label": `Cancel job ${j.id}`,
     onclick: async ev => {
-      ev.target.disabled = true;
+      const button = ev.currentTarget;
+      if (!await confirmCancel(j)) return;
+      button.disabled = true;
       try {
         await api(`/jobs/${j.id}/cancel`, { method: "POST" });
         toast(`Cancel of job ${j.id} requested`);
         if (onDone) onDone();
       } catch (e) {
-        ev.target.disabled = false;
+        button.disabled = false;
         toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true);
       }
     } }, "Cancel");

@@ -93,11 +93,13 @@ export function followMigration(box, id, ctx, { onEnd } = {}) {
     fill(actions, ACTIVE.has(m.state) && ctx.can("operator") && !m.cancel_requested_by
       && !m.rollback_requested_by
       ? h("button", { type: "button", class: "danger", onclick: async ev => {
-        ev.target.disabled = true;
+        const button = ev.currentTarget;
+        if (!await confirmMigrationCancel(m)) return;
+        button.disabled = true;
         try {
           await api(`/migrations/${encodeURIComponent(id)}/cancel`, { method: "POST" });
           toast(`Cancel of migration ${id} requested: it rolls back`);
-        } catch (e) { ev.target.disabled = false; toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true); }
+        } catch (e) { button.disabled = false; toast(`${e.message}${e.hint ? " — " + e.hint : ""}`, true); }
       } }, "Cancel migration") : null);
     if (!ACTIVE.has(m.state)) fill(report, reportView(m, ctx, () => poll()));
     else fill(report);
@@ -121,6 +123,14 @@ export function followMigration(box, id, ctx, { onEnd } = {}) {
   };
   poll();
   return () => { stopped = true; clearTimeout(timer); if (following) following[1](); };
+}
+
+// Before a migration is cancelled: its current step stops and it rolls back.
+async function confirmMigrationCancel(m) {
+  const answer = await dialog(`Cancel migration ${m.id}?`,
+    h("p", {}, `Its current step is stopped and the migration rolls back: the destination ${endpoint(m.destination)} is removed, the source ${endpoint(m.source)} is kept and its stopped containers are started again. It ends cancelled.`),
+    [["Keep it", ""], ["Cancel migration", "cancel", "danger"]]);
+  return answer === "cancel";
 }
 
 function phasesTable(m, live) {

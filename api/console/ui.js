@@ -231,3 +231,35 @@ export async function confirmRollback(j) {
     [["Keep it", ""], ["Roll back", "rollback", "danger"]]);
   return answer === "rollback";
 }
+
+// Before a job is cancelled: a queued one never starts, a running one stops part-way.
+export async function confirmCancel(j, what = `${j.kind} job ${j.id}`) {
+  const answer = await dialog(`Cancel ${what}?`,
+    h("p", {}, j.state === "queued"
+      ? "It is taken off the queue and does not run; start it again to run it later."
+      : "It stops at its next safe point, within a few seconds, and ends cancelled: it does not finish its work, and it is not resumed — start it again to redo it."),
+    [["Keep it", ""], ["Cancel job", "cancel", "danger"]]);
+  return answer === "cancel";
+}
+
+// A restore check's text in the console's words: the engine words its hints for the CLI
+// (`--into NEW_NAME`, `--mode replace`, `--stop-containers`, `--host`); the wizard's
+// choices are "A new volume", "Replace …'s content" and "stop the containers using it".
+const CLI_HINTS = [
+  [", or replace the volume with --mode replace --stop-containers, which stops and restarts them",
+    ", or replace its content and stop the containers using it (they are restarted afterwards)"],
+  ["pass --stop-containers to stop them during the restore", "choose to stop the containers using it during the restore"],
+  ["restore without --mode replace to create it", "restore into it as a new volume instead (it is created)"],
+  ["or restore elsewhere (--host)", "or restore to another host"],
+  [" (--into NEW_NAME)", ""],
+  [" with --mode replace (", " ("],
+  ["; `volkeeper rollback` undoes it", "; it can be rolled back afterwards"],
+];
+export function plainCheck(detail) {
+  return CLI_HINTS.reduce((text, [cli, plain]) => text.split(cli).join(plain), String(detail ?? ""));
+}
+
+// A restore's target volume state (the API's words) as the console says it.
+const VOLUME_STATES = { missing: "does not exist yet (it is created)", empty: "is empty",
+  "not-empty": "is not empty", unknown: "was not checked" };
+export const volumeState = state => VOLUME_STATES[state] || state;

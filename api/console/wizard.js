@@ -8,7 +8,8 @@ import { api, followJob } from "./api.js";
 import { tags, verifyState } from "./backups.js";
 import { resultView } from "./jobs.js";
 import { pathTree } from "./tree.js";
-import { badge, bytes, confirmRollback, errorBox, field, fill, h, link, mark, plural, progressView, select, when }
+import { badge, bytes, confirmRollback, errorBox, field, fill, h, link, mark, plainCheck, plural, progressView, select,
+  volumeState, when }
   from "./ui.js";
 
 const STEPS = ["Volume", "Version", "Where", "What", "Check", "Confirm", "Restore"];
@@ -191,11 +192,11 @@ export async function restoreWizard(main, _params, ctx, query) {
       }
       st.validation = v;
       show(v.ok ? "All checks passed" : "Some checks failed", h("div", {},
-        h("p", {}, v.plan),
+        h("p", {}, plainCheck(v.plan)),
         h("ul", { class: "checks", "aria-label": "Checks" }, v.checks.map(c => h("li", { class: c.ok ? "ok" : "bad" },
-          h("span", { "aria-hidden": "true" }, c.ok ? "✓ " : "✗ "), h("strong", {}, c.name), ": ", c.detail,
+          h("span", { "aria-hidden": "true" }, c.ok ? "✓ " : "✗ "), h("strong", {}, c.name), ": ", plainCheck(c.detail),
           h("span", { class: "sr-only" }, c.ok ? " (passed)" : " (failed)")))),
-        h("p", { class: "muted" }, `${bytes(v.restore_bytes)} to write; ${v.free_bytes == null ? "free space unknown" : bytes(v.free_bytes) + " free"}; target volume ${v.volume_state}`),
+        h("p", { class: "muted" }, `${bytes(v.restore_bytes)} to write; ${v.free_bytes == null ? "free space unknown" : bytes(v.free_bytes) + " free"}; target volume ${volumeState(v.volume_state)}`),
         v.ok ? null : h("p", { class: "bad" }, "Go back and choose another place, or fix what failed and check again."),
         nav(() => go(back()), v.ok, "Continue")), () => go(5));
     },
@@ -209,7 +210,9 @@ export async function restoreWizard(main, _params, ctx, query) {
           h("dt", {}, "backup"), h("dd", {}, `${b.id}, ${b.host}/${b.volume}, ${when(b.created_at)}`),
           h("dt", {}, "restore"), h("dd", {}, whereText()),
           h("dt", {}, "what"), h("dd", {}, body().paths ? body().paths.join(", ") : "the whole volume"),
-          h("dt", {}, "size"), h("dd", {}, `${body().paths ? "the chosen paths of the backup's " : ""}${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
+          h("dt", {}, "size"), h("dd", {}, body().paths
+            ? `${bytes(st.validation.restore_bytes)} in the chosen paths (the whole backup: ${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")})`
+            : `${bytes(b.logical_bytes)}, ${plural(b.file_count, "file")}`),
           st.validation.stopping.length ? [h("dt", {}, "stops"), h("dd", {}, st.validation.stopping.join(", "))] : null),
         replace ? h("label", { class: "check warn" }, ack, ` I understand that ${b.volume}'s current content is replaced (a safety snapshot keeps it for rollback)`) : null,
         nav(() => go(4), true, replace ? "Replace now" : "Start restore", { class: replace ? "danger" : "primary" })), async () => {

@@ -20,7 +20,7 @@ from common.docker import DockerHost
 from common.engine.access import direct_path
 from common.engine.formats import format_of
 from common.engine.records import Check, StoredBackup
-from common.errors import NotFound
+from common.errors import NotFound, VolkeeperError
 from common.storage.base import Backend
 from common.units import size
 
@@ -61,8 +61,9 @@ def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup,
                      paths: list[str] | None = None) -> Validation:
     """``mode`` "new": into a missing or empty volume; "replace": over a volume's content
     (a safety snapshot is taken first; running users must be stopped)."""
-    v = Validation(backup_id=backup.id, host=host, volume=volume,
-                   restore_bytes=backup.logical_bytes, mode=mode)
+    files, v_bytes = _restore_totals(backend, backup, settings, paths)
+    v = Validation(backup_id=backup.id, host=host, volume=volume, restore_bytes=v_bytes,
+                   mode=mode)
     v.checks.extend(format_of(backup).check_stored(backend, backup, settings, paths))
     if mode == "replace":
         _check_replace(v, docker, volume, settings, stop_containers)
@@ -72,16 +73,29 @@ def validate_restore(docker: DockerHost, backend: Backend, backup: StoredBackup,
     if v.ok and mode == "replace":
         stop = " after stopping " + ", ".join(v.stopping) if v.stopping else ""
         v.plan = (f"snapshot the current content of {volume!r} on {host}{stop}, then replace "
-                  f"it with {backup.file_count} files from backup {backup.id}; roll back "
+                  f"it with {files} files from backup {backup.id}; roll back "
                   "automatically on failure")
     elif v.ok:
-        v.plan = (f"create volume {volume!r} on {host} and restore {backup.file_count} files "
+        v.plan = (f"create volume {volume!r} on {host} and restore {files} files "
                   f"into it" if v.volume_state == "missing" else
-                  f"restore {backup.file_count} files into the empty volume {volume!r} on {host}")
+                  f"restore {files} files into the empty volume {volume!r} on {host}")
     else:
         problem = v.first_problem()
         v.plan = f"refused: {problem.detail}" if problem else "refused"
     return v
+
+
+def _restore_totals(backend: Backend, backup: StoredBackup, settings: Settings,
+                    paths: list[str] | None) -> tuple[int, int]:
+    """The files and bytes the restore writes: only the selected ``paths`` when given
+    (the whole backup's, the safe side, when the selection cannot be sized)."""
+    whole = (backup.file_count, backup.logical_bytes)
+    if not paths:
+        return whole
+    try:
+        return format_of(backup).selected_totals(backend, backup, settings, paths)
+    except VolkeeperError:  # the checks name what is unreadable or missing
+        return whole
 
 
 def _check_volume(v: Validation, docker: DockerHost, volume: str, settings: Settings) -> None:

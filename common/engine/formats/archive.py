@@ -159,6 +159,10 @@ class ArchiveFormat:
                      paths: Sequence[str] | None) -> list[Check]:
         return archive_objects.check_stored(backend, backup, paths)
 
+    def selected_totals(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                        paths: Sequence[str]) -> tuple[int, int]:
+        return archive_objects.selected_totals(backend, backup, paths)
+
     def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
                    directory: str) -> Iterator[tuple[str, BinaryIO]]:
         from common.engine.formats import members  # (it reads repository snapshots too)

@@ -63,6 +63,13 @@ class Format(Protocol):
         (and every selected path is in it). Failures are checks, not exceptions."""
         ...
 
+    def selected_totals(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                        paths: Sequence[str]) -> tuple[int, int]:
+        """The regular files below ``paths`` and their bytes (what a restore of those
+        paths writes), as the backup's totals count the whole backup. Raises
+        VolkeeperError when the stored side cannot be read."""
+        ...
+
     def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
                    directory: str) -> Iterator[tuple[str, BinaryIO]]:
         """(name, readable) of each regular file directly in ``directory`` of the backup,

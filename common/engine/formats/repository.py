@@ -128,6 +128,18 @@ class RepositoryFormat:
                             "backup"))
         return checks
 
+    def selected_totals(self, backend: Backend, backup: StoredBackup, settings: Settings,
+                        paths: Sequence[str]) -> tuple[int, int]:
+        """Walks the selected parts of the snapshot's trees (file nodes carry sizes)."""
+        from common.repository.restore.trees import Trees
+
+        repository, snap = repo.load_backup(backend, backup, settings)
+        repository.load_index()
+        selectors = [[x for x in p.strip().strip("/").split("/") if x not in ("", ".")]
+                     for p in paths]
+        files, nbytes, _ = Trees(repository, 0).scan(snap.tree, selectors, devices=True)
+        return files, nbytes
+
     def read_files(self, backend: Backend, backup: StoredBackup, settings: Settings,
                    directory: str) -> Iterator[tuple[str, BinaryIO]]:
         return members.repo_files(backend, backup, settings, directory)

@@ -232,6 +232,12 @@ def test_a_running_job_is_cancelled_from_its_page(browser: Any, console: Console
     page.goto(f"{console.url}/#/jobs/{job['id']}")
     cancel = f"role=button[name='Cancel job {job['id']}']"
     page.click(cancel)
+    page.click("dialog[open] >> role=button[name='Keep it']")  # asked first: nothing sent
+    assert page.locator("dialog[open]").count() == 0
+    with console.api() as api:
+        assert api.get(f"/jobs/{job['id']}").json()["state"] in ("queued", "running")
+    page.click(cancel)
+    page.click("dialog[open] >> role=button[name='Cancel job']")
     page.wait_for_selector("main .badge:text-is('cancelled')")
     assert page.locator(cancel).count() == 0
     with console.api() as api:

@@ -97,6 +97,7 @@ def test_the_jobs_list_offers_cancel_only_for_queued_and_running_jobs(
     assert page.locator(f"[data-job='{done['id']}'] button").count() == 0
     shot(page, "jobs-running")
     page.click(cancel)
+    page.click("dialog[open] >> role=button[name='Cancel job']")
     page.wait_for_selector(f"{row}[data-state='cancelled']")
     assert page.locator(f"{row} button").count() == 0
     with console.api() as api:
@@ -168,10 +169,12 @@ def test_chosen_paths_from_the_backups_tree_are_restored_into_a_new_volume(
     page.click("role=button[name='Check']")
     page.wait_for_selector("#wizard-h:text-is('All checks passed')")
     assert "selected paths" in page.inner_text(".checks")
+    # the dry run counts the selection (b.bin and top.txt), not the backup's 4 files
+    assert "restore 2 files" in page.inner_text("main"), page.inner_text("main")
     page.click("role=button[name='Continue']")
     facts = page.inner_text(".facts")
-    # the size was the whole backup's, as if all of it were restored
-    assert "keep/sub, top.txt" in facts and "the chosen paths of the backup's" in facts, facts
+    assert "keep/sub, top.txt" in facts and "293 KiB in the chosen paths (the whole backup: " \
+        "293 KiB, 4 files)" in facts, facts
     page.click("role=button[name='Start restore']")
     page.wait_for_selector("#wizard-h:text-is('Restored')")
     dst = console.mountpoint(into)
