@@ -113,8 +113,11 @@ def snapshots_taking(ctx: JobContext, job_id: str, records: Sequence[dict[str, A
 def verification(ctx: JobContext, job: Job, backup_id: str, out: VerifyOutcome) -> None:
     """Keep a verification's outcome on the backup; a partial check does not read as a
     full one in listings."""
-    status = ("damaged" if not out.ok else
-              "ok" if out.scope in ("full", "read-data") else f"ok ({out.scope})")
+    _verify_status(ctx, job, backup_id, "damaged" if not out.ok else
+                   "ok" if out.scope in ("full", "read-data") else f"ok ({out.scope})")
+
+
+def _verify_status(ctx: JobContext, job: Job, backup_id: str, status: str) -> None:
     with ctx.db.session() as s:
         _ours(s, job)
         catalog.record_verification(s, backup_id, status=status, job_id=job.id, at=utcnow())
@@ -124,10 +127,7 @@ def damage_found(ctx: JobContext, job: Job, backup_id: str) -> None:
     """A restore or drill found ``backup_id``'s stored data damaged: kept on the backup as a
     failed verification's outcome is (best effort: the job's own error comes first)."""
     try:
-        with ctx.db.session() as s:
-            _ours(s, job)
-            catalog.record_verification(s, backup_id, status="damaged", job_id=job.id,
-                                        at=utcnow())
+        _verify_status(ctx, job, backup_id, "damaged")
     except Exception:  # the job fails with its own error either way
         log.warning("could not mark backup %s damaged after job %s", backup_id, job.id,
                     exc_info=True)
