@@ -25,9 +25,13 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_DEPENDS_ON = "com.docker.compose.depends_on"
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
 def truthy(value: str | None) -> bool:
     """``true``, ``1``, ``yes``, ``on`` (any case) are true; anything else is not."""
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+    return (value or "").strip().lower() in _TRUE
 
 
 def patterns(value: str | None) -> list[str]:
@@ -114,8 +118,7 @@ def bad_values(found: Mapping[str, str]) -> list[str]:
     number (each read as its default then: ``stop-during-backup=ture`` does not stop)."""
     out = []
     stop = found.get(STOP)
-    if stop is not None and stop.strip().lower() not in (
-            "1", "true", "yes", "on", "0", "false", "no", "off", ""):
+    if stop is not None and stop.strip().lower() not in _TRUE + _FALSE:
         out.append(f"{STOP}={stop!r} is neither true nor false: read as false (it stops "
                    "nothing)")
     timeout = found.get(HOOK_TIMEOUT)
