@@ -180,8 +180,8 @@ def _show_backup(b: dict[str, Any]) -> None:
     if b.get("kind") == "safety":
         lines.append(("kind", "safety snapshot of a replace-restore, expires "
                       + local_time(b.get("expires_at"))))
-    lines.append(("verified", escape(_verified(b)) if b.get("verify_status") is None
-                  else _verified(b) + f" (job {b.get('verify_job_id') or '-'})"))
+    lines.append(("verified", _verified(b) + (f" (job {b.get('verify_job_id') or '-'})"
+                                              if b.get("verify_status") else "")))
     tags = (["pinned"] if b.get("pinned") else []) + list(b.get("tags") or [])
     lines += [("tags", ", ".join(tags) or "-")] + \
         [("group", b["group_id"])] * bool(b.get("group_id"))
